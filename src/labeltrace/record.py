@@ -363,11 +363,17 @@ class Recorder:
         q, p = _batch_quantities(z, lab_t)
         q_np = q.cpu().numpy().astype(np.float64)
         self.labels[ids_np] = lab_np
-        # np.add.at handles a sample repeated within the batch.
-        np.add.at(self._acc.T, ids_np, q_np)
-        np.add.at(self._cnt, ids_np, 1)
-        if self.keep_probs:
-            np.add.at(self._pacc, ids_np, p.cpu().numpy().astype(np.float64))
+        p_np = p.cpu().numpy() if self.keep_probs else None
+        if np.unique(ids_np).size == B:  # the common case: plain fancy-index adds
+            self._acc[:, ids_np] += q_np.T
+            self._cnt[ids_np] += 1
+            if p_np is not None:
+                self._pacc[ids_np] += p_np
+        else:  # a sample repeated within the batch: unbuffered adds
+            np.add.at(self._acc.T, ids_np, q_np)
+            np.add.at(self._cnt, ids_np, 1)
+            if p_np is not None:
+                np.add.at(self._pacc, ids_np, p_np.astype(np.float64))
 
     def end_epoch(self) -> None:
         """Close the current epoch: average repeated updates, mark unseen samples as missing."""

@@ -1,0 +1,135 @@
+"""Detectors: a per-sample score plus its own decision rule, from one or two recorded runs.
+
+A *run* is one training of the model on the given labels, optionally with an auxiliary set of
+samples relabeled to a pseudo-class ``K`` (the extra, last logit). Scores of a sample come only
+from the runs in which it kept its label (:func:`labeltrace.threshold.combine_two_runs`).
+
+Each detector returns a :class:`Detection` (score, cutoff, rule); ``flag = score < cutoff``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labeltrace import scores, threshold
+from labeltrace.record import Dynamics
+
+__all__ = ["Detection", "RecordedRun", "available", "combined_score", "detect", "posterior"]
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """One training run: its dynamics and which samples were auxiliary (relabeled to class K)."""
+
+    dynamics: Dynamics
+    is_auxiliary: np.ndarray  # (N,) bool; all False when the run had no auxiliary class
+    num_classes: int  # real classes K (the dynamics have K + 1 logits when auxiliary)
+
+    @property
+    def has_auxiliary(self) -> bool:
+        return bool(self.is_auxiliary.any())
+
+
+@dataclass(frozen=True)
+class Detection:
+    name: str
+    score: np.ndarray  # (N,), lower = more suspect
+    cutoff: float
+    rule: str
+
+    @property
+    def flagged(self) -> np.ndarray:
+        return threshold.flag(self.score, self.cutoff)
+
+
+def combined_score(name: str, runs: Sequence[RecordedRun], **kw: Any) -> np.ndarray:
+    """A registered trajectory score, each sample scored by the runs where it kept its label."""
+    per_run = [scores.compute(name, r.dynamics, **kw) for r in runs]
+    if len(runs) == 1:
+        out = per_run[0].copy()
+        out[runs[0].is_auxiliary] = np.nan
+        return out
+    if len(runs) == 2:
+        return threshold.combine_two_runs(per_run[0], per_run[1], runs[0].is_auxiliary, runs[1].is_auxiliary)
+    raise ValueError(f"expected 1 or 2 runs, got {len(runs)}")
+
+
+def _aux_cutoff(name: str, runs: Sequence[RecordedRun], rule: str, q: float = 99.0, **kw: Any) -> float:
+    """Pooled cutoff over the auxiliary samples of all runs (their scores in the run where they were aux)."""
+    vals = [scores.compute(name, r.dynamics, **kw)[r.is_auxiliary] for r in runs if r.has_auxiliary]
+    pooled = np.concatenate(vals)
+    return threshold.auxiliary_cutoff(pooled, np.ones(pooled.size, bool), rule=rule, q=q)  # type: ignore[arg-type]
+
+
+def posterior(runs: Sequence[RecordedRun], *, last: int | None = None) -> np.ndarray:
+    """(N, K) mean softmax over the last epochs, over the real classes only (auxiliary column
+    dropped and rows renormalised), averaged over the runs where the sample kept its label."""
+    K = runs[0].num_classes
+    acc = np.zeros((runs[0].dynamics.num_samples, K))
+    w = np.zeros(runs[0].dynamics.num_samples)
+    fallback = None
+    for r in runs:
+        p = r.dynamics.posterior(last=last)[:, :K]
+        p = p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
+        keep = ~r.is_auxiliary
+        acc[keep] += p[keep]
+        w[keep] += 1
+        fallback = p if fallback is None else fallback
+    out = acc / np.maximum(w, 1)[:, None]
+    none = w == 0  # auxiliary in the only run: use its real-class posterior
+    out[none] = fallback[none]  # type: ignore[index]
+    return out
+
+
+DetectorFn = Callable[[Sequence[RecordedRun]], Detection]
+_DETECTORS: dict[str, DetectorFn] = {}
+
+
+def _register(name: str) -> Callable[[DetectorFn], DetectorFn]:
+    def deco(fn: DetectorFn) -> DetectorFn:
+        _DETECTORS[name] = fn
+        return fn
+
+    return deco
+
+
+def available() -> list[str]:
+    return sorted(_DETECTORS)
+
+
+def detect(name: str, runs: Sequence[RecordedRun]) -> Detection:
+    """Run detector ``name`` on the recorded runs."""
+    try:
+        fn = _DETECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; available: {', '.join(available())}") from None
+    return fn(runs)
+
+
+def _trajectory_detector(score_name: str, aux_rule: str, **kw: Any) -> DetectorFn:
+    def fn(runs: Sequence[RecordedRun]) -> Detection:
+        s = combined_score(score_name, runs, **kw)
+        if any(r.has_auxiliary for r in runs):
+            cut = _aux_cutoff(score_name, runs, aux_rule, **kw)
+            rule = f"auxiliary-{aux_rule}"
+        else:
+            cut = threshold.gmm_cutoff(s[np.isfinite(s)])
+            rule = "gmm"
+        return Detection(score_name, s, cut, rule)
+
+    return fn
+
+
+for _name, _rule in [("sei", "mean"), ("ei", "mean"), ("aum", "percentile"), ("confidence", "mean")]:
+    _register(_name)(_trajectory_detector(_name, _rule))
+_register("se_last")(_trajectory_detector("se_at", "mean", epoch=-1))
+
+
+@_register("loss")
+def _loss(runs: Sequence[RecordedRun]) -> Detection:
+    s = combined_score("loss", runs)
+    return Detection("loss", s, threshold.gmm_cutoff(s[np.isfinite(s)]), "gmm")

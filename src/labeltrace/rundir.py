@@ -1,0 +1,231 @@
+"""The run directory: the one place that knows its file names and formats.
+
+A scan writes, and the report, review app, exports and ``labeltrace score`` read::
+
+    RUN_DIR/
+      run.json             config, seed, versions, timings, detector + cutoff, counts, metrics
+      samples.parquet      one row per sample (see SAMPLE_COLUMNS), sorted by id
+      samples.csv          the same table, when asked for
+      dynamics/run0.npz    saved Recorder state of each training run (Recorder.load)
+      dynamics/run1.npz
+      images.npy           uint8 (N, H, W, C) images, only for datasets that came as arrays
+      checkpoints/         resume state while a scan is running
+      reviews.db           the review app's decisions (SQLite)
+
+Every write is atomic (temporary file in the same folder, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from labeltrace.record import Dynamics, Recorder
+
+__all__ = [
+    "FORMAT",
+    "SAMPLE_COLUMNS",
+    "Run",
+    "atomic_write",
+    "dynamics_path",
+    "open_run",
+    "write_json",
+    "write_table",
+]
+
+FORMAT = "labeltrace.run/1"
+RUN_JSON = "run.json"
+SAMPLES = "samples.parquet"
+SAMPLES_CSV = "samples.csv"
+IMAGES = "images.npy"
+REVIEWS_DB = "reviews.db"
+CHECKPOINTS = "checkpoints"
+
+#: Columns every samples table has (scores add one float column each, e.g. ``sei``, ``aum``).
+SAMPLE_COLUMNS: dict[str, str] = {
+    "id": "int64: sample id 0..N-1 (row order)",
+    "external_id": "string: the dataset's own id (manifest id column or relative path)",
+    "path": "string: image file (relative to data_root) or 'array:<i>' for array datasets",
+    "given_label": "string: the label the dataset gave",
+    "given_label_id": "int64",
+    "suggested_label": "string: argmax of the posterior averaged over the last epochs",
+    "suggested_label_id": "int64",
+    "suggested_prob": "float64: that posterior probability",
+    "score": "float64: the default detector's score (lower = more suspect)",
+    "is_suspect": "bool: flagged by the detector's cutoff",
+    "rank": "int64: 1 = most suspect (ascending score, ties by id)",
+}
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(fh)`` on a temporary file next to ``path``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Atomically write ``obj`` as indented JSON (NaN written as null)."""
+
+    def clean(o: Any) -> Any:
+        if isinstance(o, float) and not np.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {str(k): clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if isinstance(o, np.floating):
+            return clean(float(o))
+        return o
+
+    data = json.dumps(clean(obj), indent=2, default=_json_default).encode()
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def write_table(path: str | os.PathLike[str], table: pa.Table) -> Path:
+    """Atomically write a table as Parquet (``.parquet``) or CSV (``.csv``)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return atomic_write(path, lambda fh: pq.write_table(table, fh))
+    if path.suffix == ".csv":
+        return atomic_write(path, lambda fh: pacsv.write_csv(table, fh))
+    raise ValueError(f"unsupported table format {path.suffix!r} (use .parquet or .csv)")
+
+
+def dynamics_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
+    """Where the saved Recorder of training run ``run_index`` lives."""
+    return Path(run_dir) / "dynamics" / f"run{int(run_index)}.npz"
+
+
+@dataclass
+class Run:
+    """A finished scan, read back from its directory."""
+
+    path: Path
+    meta: dict[str, Any]
+    samples: pa.Table
+    _images: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["data"]["classes"])
+
+    @property
+    def num_samples(self) -> int:
+        return self.samples.num_rows
+
+    @property
+    def data_root(self) -> Path | None:
+        root = self.meta["data"].get("root")
+        return Path(root) if root else None
+
+    @property
+    def num_runs(self) -> int:
+        return int(self.meta.get("runs", 1))
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of the samples table as a numpy array."""
+        if name not in self.samples.column_names:
+            raise ValueError(f"samples table has no column {name!r}; columns: {self.samples.column_names}")
+        return self.samples.column(name).to_numpy(zero_copy_only=False)
+
+    def score_columns(self) -> list[str]:
+        """Names of the per-sample score columns stored in the table."""
+        return list(self.meta.get("scores", []))
+
+    def recorder(self, run_index: int = 0) -> Recorder:
+        p = dynamics_path(self.path, run_index)
+        if not p.exists():
+            raise ValueError(f"run {self.path} has no saved dynamics for training run {run_index} ({p})")
+        return Recorder.load(p)
+
+    def dynamics(self, run_index: int = 0) -> Dynamics:
+        """The recorded dynamics of training run ``run_index``."""
+        return self.recorder(run_index).dynamics()
+
+    def is_auxiliary(self, run_index: int = 0) -> np.ndarray:
+        """(N,) bool: samples relabeled to the auxiliary class in training run ``run_index``."""
+        name = f"aux_run{run_index}"
+        if name not in self.samples.column_names:
+            return np.zeros(self.num_samples, dtype=bool)
+        return self.column(name).astype(bool)
+
+    def image_file(self, sample_id: int) -> Path | None:
+        """The image file of a sample, resolved and checked to lie inside the data root."""
+        src = str(self.samples.column("path")[int(sample_id)].as_py())
+        if src.startswith("array:"):
+            return None
+        p = Path(src)
+        root = self.data_root
+        if not p.is_absolute():
+            if root is None:
+                raise ValueError(f"sample {sample_id}: relative path {src!r} but the run has no data root")
+            p = root / p
+        p = p.resolve()
+        if root is not None and not p.is_relative_to(root.resolve()):
+            raise ValueError(f"sample {sample_id}: image path {src!r} escapes the data root {root}")
+        return p
+
+    def image(self, sample_id: int) -> np.ndarray:
+        """A sample's image as (H, W, C) uint8 (C = 1 or 3)."""
+        i = int(sample_id)
+        if not 0 <= i < self.num_samples:
+            raise ValueError(f"sample id {sample_id} out of range [0, {self.num_samples})")
+        f = self.image_file(i)
+        if f is None:
+            if self._images is None:
+                p = self.path / IMAGES
+                if not p.exists():
+                    raise ValueError(f"run {self.path} stores no images ({IMAGES} missing)")
+                self._images = np.load(p, mmap_mode="r", allow_pickle=False)
+            img = np.asarray(self._images[i])
+            return img if img.ndim == 3 else img[:, :, None]
+        from labeltrace.data import decode  # lazy: decoding lives at the data edge
+
+        arr = decode.load_image(f)
+        return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+
+
+def open_run(path: str | os.PathLike[str]) -> Run:
+    """Read a run directory written by ``labeltrace scan``."""
+    path = Path(path)
+    meta_p = path / RUN_JSON
+    if not meta_p.exists():
+        raise ValueError(f"{path} is not a labeltrace run directory ({RUN_JSON} missing)")
+    meta = json.loads(meta_p.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{meta_p}: unsupported run format {meta.get('format')!r} (expected {FORMAT!r})")
+    sp = path / SAMPLES
+    if not sp.exists():
+        raise ValueError(f"{path}: {SAMPLES} missing — the scan did not finish")
+    return Run(path=path, meta=meta, samples=pq.read_table(sp))

@@ -1,0 +1,46 @@
+"""The one-screen terminal summary of a run (reads the run directory only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labeltrace import rundir
+
+
+def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
+    run = rundir.open_run(run_dir)
+    m = run.meta
+    n = run.num_samples
+    det = m["detector"]
+    flagged = m["counts"]["flagged"]
+    lines = [
+        f"labeltrace scan — {n:,} samples, {len(run.classes)} classes, model {m['model']}, "
+        f"{m['train']['epochs']} epochs x {m['runs']} run(s)"
+        + (f", {elapsed:.1f} s" if elapsed is not None else ""),
+        f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']} < {det['cutoff']:.4g} ({det['rule']}); "
+        f"estimated noise rate {m['noise_rate_estimate']:.1%}",
+    ]
+    met = m.get("metrics")
+    if met:
+        lines.append(
+            f"against the true labels ({m['noise']['spec']}, realised {m['noise']['realised_rate']:.1%}): "
+            f"precision {met['precision']:.3f}  recall {met['recall']:.3f}  F1 {met['f1']:.3f}  "
+            f"AUROC {met['auroc']:.3f}  AP {met['average_precision']:.3f}"
+        )
+    order = run.column("rank").argsort()[:top]
+    if len(order):
+        lines.append(f"top {len(order)} suspects:")
+        lines.append(f"  {'rank':>5} {'id':>7}  {'sample':<28} {'given':>12} -> {'suggested':<12} {'p':>5} {'score':>8}")
+        ext, given, sugg = run.column("external_id"), run.column("given_label"), run.column("suggested_label")
+        prob, score, rank = run.column("suggested_prob"), run.column("score"), run.column("rank")
+        for i in order:
+            name = str(ext[i])
+            name = name if len(name) <= 28 else "…" + name[-27:]
+            lines.append(f"  {rank[i]:>5} {i:>7}  {name:<28} {given[i]!s:>12} -> "
+                         f"{sugg[i]!s:<12} {prob[i]:5.2f} {score[i]:8.4f}")  # fmt: skip
+    lines.append(f"files: {Path(run.path) / rundir.SAMPLES}  {Path(run.path) / rundir.RUN_JSON}")
+    return "\n".join(lines)
+
+
+def print_summary(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> None:
+    print(summary_text(run_dir, top=top, elapsed=elapsed))

@@ -1,0 +1,242 @@
+"""The training loop with a :class:`~labeltrace.record.Recorder` beside it, with resume.
+
+Inputs live in memory as one tensor (images ``(N, C, H, W)`` or cached features ``(N, D)``);
+every epoch visits all samples once in a seeded order, and the recorder sees the logits of the
+training forward pass (the quantities the scores integrate). The loop knows nothing of how scores
+are computed.
+
+Resume: with ``checkpoint_dir`` set, the model, optimizer, recorder and RNG state are written
+atomically after every epoch; calling :func:`train_recorded` again with the same arguments
+continues after the last finished epoch and recomputes nothing. The batch order and augmentation
+of epoch ``e`` depend only on ``(seed, e)``, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from labeltrace.record import Recorder
+from labeltrace.rundir import atomic_write
+
+__all__ = ["TrainConfig", "TrainResult", "augment_batch", "lr_at", "resolve_device", "train_recorded"]
+
+Schedule = Literal["cosine", "step", "constant"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (SGD with momentum, the SEI paper's optimiser)."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: Schedule = "cosine"
+    augment: bool = False  # random crop (pad 1/8) + horizontal flip, images only
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in ("cosine", "step", "constant"):
+            raise ValueError(f"schedule must be cosine, step or constant, got {self.schedule!r}")
+
+
+@dataclass
+class TrainResult:
+    recorder: Recorder
+    model: nn.Module
+    epoch_seconds: list[float] = field(default_factory=list)
+    resumed_from: int = 0
+    final_train_accuracy: float = float("nan")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def lr_at(config: TrainConfig, epoch: int) -> float:
+    """Learning rate for a (0-based) epoch: cosine to 0, step ×0.1 at 50 % and 75 %, or constant."""
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
+    if config.schedule == "step":
+        return config.lr * (0.1 ** ((epoch >= config.epochs // 2) + (epoch >= (3 * config.epochs) // 4)))
+    return config.lr
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random crop with zero padding of 1/8 of the side and a random horizontal flip (per image)."""
+    if x.ndim != 4:
+        return x
+    B, _, H, W = x.shape
+    pad = max(1, H // 8)
+    xp = nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
+    rows = (dy[:, None] + torch.arange(H)[None, :]).to(x.device)  # (B, H)
+    cols = (dx[:, None] + torch.arange(W)[None, :]).to(x.device)  # (B, W)
+    bidx = torch.arange(B, device=x.device)[:, None, None]
+    out = xp.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    flip = (torch.rand(B, generator=gen) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+
+
+def _config_key(config: TrainConfig, n: int, num_classes: int) -> str:
+    d = asdict(config)
+    d.pop("device")
+    return json.dumps({"config": d, "n": n, "num_classes": num_classes}, sort_keys=True)
+
+
+def _save_checkpoint(ckpt: Path, epoch: int, model: nn.Module, opt: torch.optim.Optimizer,
+                     rec: Recorder, key: str) -> None:  # fmt: skip
+    rec_name = f"recorder-{epoch:05d}.npz"
+    rec.save(ckpt / rec_name)
+    state = {
+        "epoch": epoch,
+        "key": key,
+        "recorder": rec_name,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    atomic_write(ckpt / "state.pt", lambda fh: torch.save(state, fh))
+    for old in ckpt.glob("recorder-*.npz"):
+        if old.name != rec_name:
+            old.unlink(missing_ok=True)
+
+
+def _load_checkpoint(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, key: str,
+                     device: torch.device) -> tuple[int, Recorder] | None:  # fmt: skip
+    p = ckpt / "state.pt"
+    if not p.exists():
+        return None
+    state = torch.load(p, map_location=device, weights_only=True)
+    if state["key"] != key:
+        raise ValueError(
+            f"checkpoint {p} was written by a different training configuration; "
+            "use another output directory or delete the checkpoint to start over"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    return int(state["epoch"]), Recorder.load(ckpt / state["recorder"])
+
+
+def train_recorded(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: np.ndarray,
+    *,
+    num_classes: int,
+    config: TrainConfig,
+    checkpoint_dir: str | Path | None = None,
+    recorder_mode: Literal["full", "streaming"] = "full",
+    keep_probs: int = 5,
+    progress: bool = True,
+    desc: str = "train",
+    on_epoch: Callable[[int, Recorder], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``inputs`` with the given (noisy) ``labels`` and record its dynamics.
+
+    Parameters
+    ----------
+    model:
+        Any module mapping a batch of ``inputs`` to ``(B, num_classes)`` logits. Build it (and seed
+        its initialisation) before calling.
+    inputs:
+        ``(N, ...)`` float tensor on the CPU; batches are moved to the training device.
+    labels:
+        ``(N,)`` ints in ``[0, num_classes)`` — the labels trained on (auxiliary class included).
+    checkpoint_dir:
+        Enables per-epoch checkpoints and resume.
+    """
+    labels = np.asarray(labels)
+    n = int(inputs.shape[0])
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))[:10]
+        raise ValueError(f"labels out of range [0, {num_classes}) for sample ids {bad.tolist()}")
+    device = resolve_device(config.device)
+    model.to(device)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    y_all = torch.as_tensor(labels, dtype=torch.long)
+    key = _config_key(config, n, num_classes)
+    rec = Recorder(n, num_classes, mode=recorder_mode, keep_probs=keep_probs)
+    start = 0
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None:
+        ckpt.mkdir(parents=True, exist_ok=True)
+        loaded = _load_checkpoint(ckpt, model, opt, key, device)
+        if loaded is not None:
+            start, rec = loaded
+    result = TrainResult(recorder=rec, model=model, resumed_from=start)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.epochs, initial=start, desc=desc, unit="epoch", leave=False)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(start, config.epochs):
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(config, epoch)
+        gen = _epoch_generator(config.seed, epoch)
+        order = torch.randperm(n, generator=gen)
+        model.train()
+        correct = 0
+        total_loss = 0.0
+        for b in range(0, n, config.batch_size):
+            ids = order[b : b + config.batch_size]
+            x = inputs.index_select(0, ids)
+            if config.augment:
+                x = augment_batch(x, gen)
+            x = x.to(device, non_blocking=True)
+            y = y_all.index_select(0, ids).to(device, non_blocking=True)
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            rec.update(ids, logits, y)
+            correct += int((logits.detach().argmax(1) == y).sum())
+            total_loss += float(loss.detach()) * len(ids)
+        rec.end_epoch()
+        result.final_train_accuracy = correct / n
+        if ckpt is not None:
+            _save_checkpoint(ckpt, epoch + 1, model, opt, rec, key)
+        result.epoch_seconds.append(time.perf_counter() - t0)
+        if bar is not None:
+            bar.set_postfix(loss=f"{total_loss / n:.3f}", acc=f"{correct / n:.3f}")
+            bar.update(1)
+        if on_epoch is not None:
+            on_epoch(epoch, rec)
+    if bar is not None:
+        bar.close()
+    result.recorder = rec
+    return result

@@ -1,0 +1,123 @@
+"""The recorded training loop: learning, determinism, resume after a kill, augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from labeltrace import scores
+from labeltrace.record import FIELDS
+from labeltrace.train import TrainConfig, augment_batch, lr_at, train_recorded
+
+torch.set_num_threads(1)
+
+
+def toy(n=120, d=6, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    centers = rng.normal(0, 3, (k, d))
+    x = centers[y] + rng.normal(0, 1, (n, d))
+    return torch.tensor(x, dtype=torch.float32), y
+
+
+def mlp(d=6, k=3, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Linear(16, k))
+
+
+def test_learns_and_records_every_sample_each_epoch():
+    x, y = toy()
+    res = train_recorded(mlp(), x, y, num_classes=3, config=TrainConfig(epochs=8, batch_size=32, lr=0.1),
+                         progress=False)  # fmt: skip
+    d = res.recorder.dynamics()
+    assert d.num_epochs == 8 and np.all(d.n_seen == 8)
+    assert res.final_train_accuracy > 0.9
+    # the loss recorded in the last epoch is lower than in the first
+    assert d.at("loss", -1).mean() < d.at("loss", 0).mean()
+
+
+def test_deterministic_for_a_seed():
+    x, y = toy()
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05, seed=5)
+    a = train_recorded(mlp(), x, y, num_classes=3, config=cfg, progress=False).recorder.dynamics()
+    b = train_recorded(mlp(), x, y, num_classes=3, config=cfg, progress=False).recorder.dynamics()
+    np.testing.assert_array_equal(a.epochs("signed_entropy"), b.epochs("signed_entropy"))
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_resume_after_kill_equals_uninterrupted(tmp_path, augment):
+    n, k = 64, 3
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, k, n)
+    x = torch.tensor(rng.normal(size=(n, 1, 8, 8)), dtype=torch.float32)
+
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Dropout(0.2), nn.Flatten(),
+                             nn.Linear(256, k))  # fmt: skip
+
+    cfg = TrainConfig(epochs=5, batch_size=16, lr=0.05, seed=3, augment=augment)
+    full = train_recorded(model(), x, y, num_classes=k, config=cfg, progress=False)
+
+    def die(epoch, rec):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_recorded(model(), x, y, num_classes=k, config=cfg, checkpoint_dir=tmp_path, progress=False,
+                       on_epoch=die)  # fmt: skip
+    seen_epochs = []
+    resumed = train_recorded(model(), x, y, num_classes=k, config=cfg, checkpoint_dir=tmp_path, progress=False,
+                             on_epoch=lambda e, r: seen_epochs.append(e))  # fmt: skip
+    assert resumed.resumed_from == 3 and seen_epochs == [3, 4]  # nothing recomputed
+    a, b = full.recorder.dynamics(), resumed.recorder.dynamics()
+    for f in FIELDS:
+        np.testing.assert_allclose(a.epochs(f), b.epochs(f), rtol=1e-5, atol=1e-6, err_msg=f)
+    for pa_, pb in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(pa_, pb)
+    np.testing.assert_allclose(scores.compute("sei", a), scores.compute("sei", b), rtol=1e-5)
+    # a finished run restarted does no work
+    again = train_recorded(model(), x, y, num_classes=k, config=cfg, checkpoint_dir=tmp_path, progress=False)
+    assert again.resumed_from == 5 and again.epoch_seconds == []
+
+
+def test_checkpoint_of_other_config_is_refused(tmp_path):
+    x, y = toy(n=20)
+    train_recorded(mlp(), x, y, num_classes=3, config=TrainConfig(epochs=1), checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different training configuration"):
+        train_recorded(mlp(), x, y, num_classes=3, config=TrainConfig(epochs=2), checkpoint_dir=tmp_path,
+                       progress=False)  # fmt: skip
+
+
+def test_bad_labels_named():
+    x, y = toy(n=10)
+    y[4] = 7
+    with pytest.raises(ValueError, match=r"sample ids \[4\]"):
+        train_recorded(mlp(), x, y, num_classes=3, config=TrainConfig(epochs=1), progress=False)
+
+
+def test_augment_shapes_and_content():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    out = augment_batch(x, gen)
+    assert out.shape == x.shape
+    # every output pixel is either padding (0) or a pixel of the same image and channel
+    for b in range(2):
+        for c in range(3):
+            vals = set(out[b, c].flatten().tolist()) - {0.0}
+            assert vals <= set(x[b, c].flatten().tolist())
+
+
+def test_lr_schedules():
+    cfg = TrainConfig(epochs=10, lr=1.0)
+    assert lr_at(cfg, 0) == pytest.approx(1.0) and lr_at(cfg, 5) == pytest.approx(0.5)
+    step = TrainConfig(epochs=8, lr=1.0, schedule="step")
+    assert [round(lr_at(step, e), 6) for e in (0, 3, 4, 6)] == [1.0, 1.0, 0.1, 0.01]
+    with pytest.raises(ValueError):
+        TrainConfig(epochs=0)

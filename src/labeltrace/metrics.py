@@ -1,0 +1,204 @@
+"""Detection metrics for mislabel detectors evaluated against known (injected) noise.
+
+Score convention: lower score = more likely mislabeled. Ranking metrics (AUROC, average
+precision) therefore use ``-scores`` as the score of the positive class "is noisy".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+__all__ = ["detection_report", "flag_top_k", "report_at_true_rate"]
+
+NanPolicy = Literal["raise", "omit"]
+
+
+def _describe_ids(mask: np.ndarray, limit: int = 10) -> str:
+    ids = np.flatnonzero(mask)
+    shown = ", ".join(str(int(i)) for i in ids[:limit])
+    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
+    return f"sample ids [{shown}]{more}"
+
+
+def _as_bool_mask(x: np.ndarray, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype == bool:
+        return arr
+    if np.issubdtype(arr.dtype, np.integer):
+        bad = (arr != 0) & (arr != 1)
+        if bad.any():
+            raise ValueError(f"{name} must be boolean or 0/1; {_describe_ids(bad)} are not")
+        return arr.astype(bool)
+    raise ValueError(f"{name} must be a boolean (or 0/1 integer) array, got dtype {arr.dtype}")
+
+
+def _as_scores(scores: np.ndarray, n: int, nan_policy: NanPolicy) -> tuple[np.ndarray, np.ndarray]:
+    """Return (scores as float64, mask of scored samples); raise on NaN unless omitted."""
+    if nan_policy not in ("raise", "omit"):
+        raise ValueError(f"nan_policy must be 'raise' or 'omit', got {nan_policy!r}")
+    s = np.asarray(scores)
+    if s.ndim != 1:
+        raise ValueError(f"scores must be 1-D, got shape {s.shape}")
+    if s.shape[0] != n:
+        raise ValueError(f"scores has {s.shape[0]} entries, expected {n}")
+    if not np.issubdtype(s.dtype, np.number) or s.dtype == bool:
+        raise ValueError(f"scores must be numeric, got dtype {s.dtype}")
+    s = s.astype(np.float64, copy=False)
+    nan = np.isnan(s)
+    if nan.any() and nan_policy == "raise":
+        raise ValueError(
+            f"scores contain {int(nan.sum())} NaN (unscored) values at {_describe_ids(nan)}; "
+            "pass nan_policy='omit' to leave them out"
+        )
+    return s, ~nan
+
+
+def flag_top_k(scores: np.ndarray, k: int, *, nan_policy: NanPolicy = "raise") -> np.ndarray:
+    """Flag the ``k`` samples with the lowest scores.
+
+    Ties are broken by sample id (lower id flagged first; stable sort), so exactly ``k``
+    samples are flagged.
+
+    Parameters
+    ----------
+    scores : np.ndarray
+        (N,) scores, lower = more suspect.
+    k : int
+        Number of samples to flag, ``0 <= k <= number of scored samples``.
+    nan_policy : {"raise", "omit"}, default "raise"
+        NaN marks an unscored sample: "raise" rejects it, "omit" never flags it.
+
+    Returns
+    -------
+    np.ndarray
+        (N,) bool mask with exactly ``k`` True entries.
+    """
+    s = np.asarray(scores)
+    n = s.shape[0] if s.ndim >= 1 else -1
+    s, scored = _as_scores(s, n, nan_policy)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ValueError(f"k must be an int, got {type(k).__name__}")
+    n_scored = int(scored.sum())
+    if not 0 <= k <= n_scored:
+        raise ValueError(f"k must be in [0, {n_scored}] (number of scored samples), got {k}")
+    ids = np.flatnonzero(scored)
+    order = ids[np.argsort(s[ids], kind="stable")]
+    mask = np.zeros(n, dtype=bool)
+    mask[order[:k]] = True
+    return mask
+
+
+def detection_report(
+    is_noisy_true: np.ndarray,
+    flagged: np.ndarray,
+    scores: np.ndarray | None = None,
+    *,
+    nan_policy: NanPolicy = "raise",
+) -> dict[str, Any]:
+    """Precision/recall of a set of flags and, given scores, ranking quality.
+
+    Edge cases are defined, not warned about: with no flags ``precision = 0.0``; with no truly
+    noisy samples ``recall = nan``; ``f1 = 0.0`` when precision + recall == 0 and ``nan``
+    when recall is ``nan``; AUROC is ``nan`` when the (scored) truth holds only one class and
+    average precision is ``nan`` when it holds no noisy sample. AUROC and average precision
+    (``sklearn.metrics``) use ``-scores`` as the positive-class score because lower scores mean
+    more suspect.
+
+    Parameters
+    ----------
+    is_noisy_true : np.ndarray
+        (N,) bool (or 0/1) ground truth, True = label is wrong.
+    flagged : np.ndarray
+        (N,) bool (or 0/1) detector output, True = flagged as mislabeled.
+    scores : np.ndarray, optional
+        (N,) scores, lower = more suspect. NaN = unscored.
+    nan_policy : {"raise", "omit"}, default "raise"
+        With "omit", unscored samples are left out of AUROC/AP only (flags still count).
+
+    Returns
+    -------
+    dict
+        precision, recall, f1, auroc, average_precision (floats, nan when undefined or no
+        scores), n_flagged, n_noisy, n (ints), noise_rate (true rate, float), n_scored (int,
+        number of samples entering AUROC/AP, 0 without scores).
+    """
+    truth = _as_bool_mask(is_noisy_true, "is_noisy_true")
+    flags = _as_bool_mask(flagged, "flagged")
+    if flags.shape != truth.shape:
+        raise ValueError(
+            f"flagged has shape {flags.shape} but is_noisy_true has shape {truth.shape}"
+        )
+    n = int(truth.size)
+    n_noisy = int(truth.sum())
+    n_flagged = int(flags.sum())
+    tp = int((truth & flags).sum())
+
+    precision = tp / n_flagged if n_flagged else 0.0
+    recall = tp / n_noisy if n_noisy else float("nan")
+    if np.isnan(recall):
+        f1 = float("nan")
+    elif precision + recall == 0:
+        f1 = 0.0
+    else:
+        f1 = 2 * precision * recall / (precision + recall)
+
+    auroc = float("nan")
+    ap = float("nan")
+    n_scored = 0
+    if scores is not None:
+        s, scored = _as_scores(scores, n, nan_policy)
+        n_scored = int(scored.sum())
+        t, neg_s = truth[scored], -s[scored]
+        n_pos = int(t.sum())
+        if 0 < n_pos < t.size:
+            auroc = float(roc_auc_score(t, neg_s))
+        if n_pos > 0:
+            ap = float(average_precision_score(t, neg_s))
+
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "auroc": auroc,
+        "average_precision": ap,
+        "n_flagged": n_flagged,
+        "n_noisy": n_noisy,
+        "noise_rate": n_noisy / n if n else float("nan"),
+        "n": n,
+        "n_scored": n_scored,
+    }
+
+
+def report_at_true_rate(
+    is_noisy_true: np.ndarray, scores: np.ndarray, *, nan_policy: NanPolicy = "raise"
+) -> dict[str, Any]:
+    """:func:`detection_report` after flagging exactly as many samples as are truly noisy.
+
+    The ``n_noisy`` lowest-scored samples are flagged (:func:`flag_top_k`), which makes
+    precision == recall == f1 and compares detectors without choosing a threshold. With
+    ``nan_policy="omit"`` the count is capped at the number of scored samples.
+
+    Parameters
+    ----------
+    is_noisy_true : np.ndarray
+        (N,) bool (or 0/1) ground truth.
+    scores : np.ndarray
+        (N,) scores, lower = more suspect.
+    nan_policy : {"raise", "omit"}, default "raise"
+        How NaN (unscored) scores are handled.
+
+    Returns
+    -------
+    dict
+        As :func:`detection_report`.
+    """
+    truth = _as_bool_mask(is_noisy_true, "is_noisy_true")
+    s, scored = _as_scores(scores, truth.size, nan_policy)
+    k = min(int(truth.sum()), int(scored.sum()))
+    flags = flag_top_k(s, k, nan_policy=nan_policy)
+    return detection_report(truth, flags, s, nan_policy=nan_policy)

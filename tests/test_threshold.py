@@ -1,0 +1,261 @@
+"""Tests for labeltrace.threshold: auxiliary samples, cutoff rules, run combination, flagging."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.mixture import GaussianMixture
+
+from labeltrace import threshold as th
+
+# --------------------------------------------------------------------------- assign_auxiliary
+
+
+def test_default_count_and_balanced_stratification() -> None:
+    y = np.repeat(np.arange(4), 25)  # N=100, K=4 -> 100 // 5 = 20 auxiliary samples
+    aux = th.assign_auxiliary(y, 4, seed=0)
+    assert aux.dtype == bool and aux.sum() == 20
+    np.testing.assert_array_equal(np.bincount(y[aux], minlength=4), [5, 5, 5, 5])
+
+
+def test_imbalanced_stratification_largest_remainder() -> None:
+    # sizes 60/30/10, K=3 -> M = 25, ideal 15 / 7.5 / 2.5 -> floors 15/7/2, the spare unit
+    # goes to the tied shortfall with the lower class id (class 1).
+    y = np.repeat(np.arange(3), [60, 30, 10])
+    aux = th.assign_auxiliary(y, 3, seed=1)
+    np.testing.assert_array_equal(np.bincount(y[aux], minlength=3), [15, 8, 2])
+
+
+def test_fraction_and_every_class_keeps_a_sample() -> None:
+    y = np.array([0] + [1] * 9)  # class 0 has one sample: it can never be auxiliary
+    aux = th.assign_auxiliary(y, 2, fraction=0.5, seed=0)
+    assert aux.sum() == 5
+    assert not aux[0]
+    with pytest.raises(ValueError, match="not enough samples"):
+        th.assign_auxiliary(y, 2, fraction=0.95, seed=0)  # needs 10 but only 8 can go
+
+
+def test_second_and_third_runs_are_disjoint_then_exhausted() -> None:
+    y = np.repeat(np.arange(2), 15)  # N=30, K=2 -> 10 per run
+    a = th.assign_auxiliary(y, 2, seed=0)
+    b = th.assign_auxiliary(y, 2, seed=0, exclude=a)
+    assert a.sum() == b.sum() == 10
+    assert not (a & b).any()
+    np.testing.assert_array_equal(np.bincount(y[b], minlength=2), [5, 5])
+    c = th.assign_auxiliary(y, 2, seed=0, exclude=a | b)
+    assert not (c & (a | b)).any() and c.sum() == 10
+    with pytest.raises(ValueError, match=r"only 0 can be picked \(30 excluded"):
+        th.assign_auxiliary(y, 2, seed=0, exclude=a | b | c)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(2, 6),
+    n=st.integers(20, 200),
+    data_seed=st.integers(0, 10_000),
+    seed=st.integers(0, 10_000),
+)
+def test_assign_auxiliary_properties(k: int, n: int, data_seed: int, seed: int) -> None:
+    y = np.random.default_rng(data_seed).integers(0, k, size=n)
+    counts = np.bincount(y, minlength=k)
+    a = th.assign_auxiliary(y, k, seed=seed)
+    assert a.sum() == n // (k + 1)
+    per_class = np.bincount(y[a], minlength=k)
+    assert (per_class <= np.maximum(counts - 1, 0)).all()  # every present class keeps samples
+    # stratified: each class within one of its proportional share when nothing is capped
+    if (counts >= 2).all():
+        assert (np.abs(per_class - a.sum() * counts / n) < 1 + 1e-9).all()
+    np.testing.assert_array_equal(a, th.assign_auxiliary(y, k, seed=seed))  # deterministic
+    b = th.assign_auxiliary(y, k, seed=seed + 1, exclude=a)
+    assert not (a & b).any() and b.sum() == a.sum()
+
+
+def test_assign_auxiliary_different_seeds_differ() -> None:
+    y = np.repeat(np.arange(5), 40)
+    assert not np.array_equal(
+        th.assign_auxiliary(y, 5, seed=0), th.assign_auxiliary(y, 5, seed=1)
+    )
+
+
+def test_assign_auxiliary_validation() -> None:
+    y = np.array([0, 1, 1, 0, 1, 0])
+    with pytest.raises(ValueError, match=r"sample ids \[2\]"):
+        th.assign_auxiliary(np.array([0, 1, 2]), 2, seed=0)
+    with pytest.raises(ValueError, match="exclude must be a boolean"):
+        th.assign_auxiliary(y, 2, seed=0, exclude=np.zeros(6, dtype=int))
+    with pytest.raises(ValueError, match=r"shape \(6,\)"):
+        th.assign_auxiliary(y, 2, seed=0, exclude=np.zeros(5, dtype=bool))
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        th.assign_auxiliary(y, 2, seed=0, fraction=1.0)
+
+
+def test_auxiliary_labels() -> None:
+    y = np.array([0, 1, 2, 1])
+    aux = np.array([False, True, False, True])
+    out = th.auxiliary_labels(y, aux, 3)
+    np.testing.assert_array_equal(out, [0, 3, 2, 3])
+    np.testing.assert_array_equal(y, [0, 1, 2, 1])  # original untouched
+    with pytest.raises(ValueError, match="is_aux"):
+        th.auxiliary_labels(y, aux[:3], 3)
+
+
+# --------------------------------------------------------------------------- cutoffs
+
+
+def test_auxiliary_cutoff_mean() -> None:
+    s = np.array([5.0, -1.0, 3.0, -3.0, np.nan])  # NaN outside the auxiliary set is fine
+    aux = np.array([False, True, False, True, False])
+    assert th.auxiliary_cutoff(s, aux) == -2.0
+
+
+def test_auxiliary_cutoff_percentile_matches_aum_reference_rule() -> None:
+    # AUM reference code: flag a sample when more than 1% of threshold samples score strictly
+    # higher. With 101 auxiliary scores 0..100 the 99th percentile is exactly 99.0 and the two
+    # rules coincide on every sample, ties included.
+    aux_scores = np.arange(101, dtype=float)
+    others = np.random.default_rng(0).integers(-5, 106, size=500).astype(float)
+    others[:5] = [98.0, 98.5, 99.0, 99.5, 100.0]
+    s = np.concatenate([aux_scores, others])
+    is_aux = np.zeros(s.size, dtype=bool)
+    is_aux[:101] = True
+    cutoff = th.auxiliary_cutoff(s, is_aux, rule="percentile")
+    assert cutoff == 99.0
+    reference = (aux_scores[None, :] > s[:, None]).mean(axis=1) > 0.01
+    np.testing.assert_array_equal(th.flag(s, cutoff), reference)
+    assert th.auxiliary_cutoff(s, is_aux, rule="percentile", q=50) == 50.0
+
+
+def test_auxiliary_cutoff_validation() -> None:
+    s = np.array([1.0, np.nan, 2.0])
+    with pytest.raises(ValueError, match=r"1 NaN values at sample ids \[1\]"):
+        th.auxiliary_cutoff(s, np.array([True, True, False]))
+    with pytest.raises(ValueError, match="no samples"):
+        th.auxiliary_cutoff(s, np.zeros(3, dtype=bool))
+    with pytest.raises(ValueError, match="rule"):
+        th.auxiliary_cutoff(
+            s, np.array([True, False, False]), rule="median"  # type: ignore[arg-type]
+        )
+    with pytest.raises(ValueError, match=r"q must be in \[0, 100\]"):
+        th.auxiliary_cutoff(s, np.array([True, False, False]), rule="percentile", q=120)
+
+
+def test_combine_two_runs_hand_checked() -> None:
+    a = np.array([1.0, 2.0, 3.0, 4.0])
+    b = np.array([10.0, 20.0, 30.0, 40.0])
+    aux_a = np.array([True, False, False, False])
+    aux_b = np.array([False, True, False, False])
+    out = th.combine_two_runs(a, b, aux_a, aux_b)
+    np.testing.assert_allclose(out, [10.0, 2.0, 16.5, 22.0])
+    with pytest.raises(ValueError, match=r"auxiliary in both runs .*sample ids \[0\]"):
+        th.combine_two_runs(a, b, aux_a, aux_a)
+    nan_a = a.copy()
+    nan_a[2] = np.nan
+    assert np.isnan(th.combine_two_runs(nan_a, b, aux_a, aux_b)[2])  # NaN propagates
+
+
+def test_combine_cutoffs_and_pooled() -> None:
+    assert th.combine_cutoffs(-1.0, 3.0) == 1.0
+    with pytest.raises(ValueError, match="finite"):
+        th.combine_cutoffs(np.nan, 1.0)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    aux_a = th.assign_auxiliary(y, 3, seed=0)
+    aux_b = th.assign_auxiliary(y, 3, seed=1, exclude=aux_a)
+    sa, sb = rng.normal(size=60), rng.normal(size=60)
+    pooled = th.pooled_auxiliary_cutoff(sa, sb, aux_a, aux_b)
+    assert pooled == pytest.approx(
+        th.combine_cutoffs(th.auxiliary_cutoff(sa, aux_a), th.auxiliary_cutoff(sb, aux_b))
+    )
+    p99 = th.pooled_auxiliary_cutoff(sa, sb, aux_a, aux_b, rule="percentile")
+    assert p99 == pytest.approx(np.percentile(np.r_[sa[aux_a], sb[aux_b]], 99))
+
+
+def _bimodal(seed: int, n_lo: int = 150, n_hi: int = 450) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(-3.0, 0.6, n_lo), rng.normal(2.0, 1.0, n_hi)])
+
+
+def test_gmm_cutoff_between_modes_and_posterior_half() -> None:
+    s = _bimodal(0)
+    c = th.gmm_cutoff(s, seed=0)
+    assert -3.0 < c < 2.0
+    # independent check: refit the documented model and read its posterior at the cutoff
+    mu, sd = s.mean(), s.std()
+    gmm = GaussianMixture(n_components=2, random_state=0).fit(((s - mu) / sd).reshape(-1, 1))
+    lo = int(np.argmin(gmm.means_.ravel()))
+    post = gmm.predict_proba(np.array([[(c - mu) / sd]]))[0, lo]
+    assert post == pytest.approx(0.5, abs=1e-8)
+    # and it separates the clusters almost perfectly
+    truth = np.r_[np.ones(150, bool), np.zeros(450, bool)]
+    assert (th.flag(s, c) == truth).mean() > 0.99
+
+
+def test_gmm_cutoff_symmetric_mixture_near_midpoint() -> None:
+    rng = np.random.default_rng(1)
+    s = np.concatenate([rng.normal(-4, 1, 2000), rng.normal(4, 1, 2000)])
+    assert th.gmm_cutoff(s) == pytest.approx(0.0, abs=0.15)
+
+
+def test_gmm_cutoff_scale_invariant() -> None:
+    s = _bimodal(2)
+    c = th.gmm_cutoff(s)
+    assert th.gmm_cutoff(s * 1e-4 + 7.0) == pytest.approx(c * 1e-4 + 7.0, rel=1e-6)
+
+
+def test_gmm_cutoff_validation() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        th.gmm_cutoff(np.ones(10))
+    with pytest.raises(ValueError, match=r"NaN values at sample ids \[3\]"):
+        th.gmm_cutoff(np.array([0.0, 1.0, 2.0, np.nan]))
+    with pytest.raises(ValueError, match="finite"):
+        th.gmm_cutoff(np.array([0.0, 1.0, np.inf]))
+
+
+def test_top_fraction_hand_checked() -> None:
+    s = np.array([5.0, 1.0, 3.0, 2.0, 4.0])
+    c = th.top_fraction(s, 0.4)  # k = 2 -> flags the scores 1 and 2
+    np.testing.assert_array_equal(th.flag(s, c), [False, True, False, True, False])
+    assert not th.flag(s, th.top_fraction(s, 0.0)).any()
+    assert th.flag(s, th.top_fraction(s, 1.0)).all()
+    assert th.flag(s, th.top_fraction(s, 0.5)).sum() == 3  # 2.5 rounds half up
+    ties = np.array([0.0, 1.0, 1.0, 2.0])
+    assert th.flag(ties, th.top_fraction(ties, 0.5)).sum() == 3  # tie at the k-th score
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        th.top_fraction(s, 1.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    scores=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60, unique=True),
+    rate=st.floats(0, 1),
+)
+def test_top_fraction_flags_expected_count(scores: list[float], rate: float) -> None:
+    s = np.array(scores)
+    k = int(np.floor(rate * s.size + 0.5))
+    flagged = th.flag(s, th.top_fraction(s, rate))
+    assert flagged.sum() == k
+    if 0 < k < s.size:
+        assert s[flagged].max() < s[~flagged].min()
+
+
+def test_flag_strict_and_nan() -> None:
+    s = np.array([0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(th.flag(s, 1.0), [True, False, False])
+    with pytest.raises(ValueError, match=r"1 NaN values at sample ids \[1\]"):
+        th.flag(np.array([0.0, np.nan]), 1.0)
+    with pytest.raises(ValueError, match="cutoff is NaN"):
+        th.flag(s, float("nan"))
+
+
+def test_estimate_noise_rate_delegates() -> None:
+    probs_mod = pytest.importorskip("labeltrace.probs")
+    if not hasattr(probs_mod, "estimate_noise_rate"):
+        pytest.skip("labeltrace.probs.estimate_noise_rate not available yet")
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    probs = rng.dirichlet(np.ones(3), size=90)
+    probs[np.arange(90), y] += 2.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert th.estimate_noise_rate(probs, y) == probs_mod.estimate_noise_rate(probs, y)

@@ -183,7 +183,7 @@ class Run:
     def image_file(self, sample_id: int) -> Path | None:
         """The image file of a sample, resolved and checked to lie inside the data root."""
         src = str(self.samples.column("path")[int(sample_id)].as_py())
-        if src.startswith("array:"):
+        if src.startswith(("array:", "hf:")):
             return None
         p = Path(src)
         root = self.data_root
@@ -212,7 +212,7 @@ class Run:
             return img if img.ndim == 3 else img[:, :, None]
         from labeltrace.data import decode  # lazy: decoding lives at the data edge
 
-        arr = decode.load_image(f)
+        arr = decode.decode_image(f)
         return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
 
 

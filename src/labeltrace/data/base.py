@@ -1,0 +1,439 @@
+"""The one in-memory dataset representation every adapter produces, and its image sources.
+
+An :class:`ImageDataset` holds labels and per-sample metadata; the pixels stay with an
+:class:`ImageSource` (files, an in-memory array, a Hugging Face dataset) and are decoded on
+demand, or all at once by :meth:`ImageDataset.materialize`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "ArraySource",
+    "DataError",
+    "FileSource",
+    "ImageDataset",
+    "ImageSource",
+    "MissingDependencyError",
+    "check_class_counts",
+    "listing",
+]
+
+
+class DataError(ValueError):
+    """Bad input data: unreadable image, missing file, unknown label, duplicate id, ..."""
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency needed for this input (e.g. ``pydicom``) is not installed."""
+
+
+def listing(items: Iterable[object], limit: int = 10) -> str:
+    """Join ``items`` for an error message: the first ``limit``, then ``and N more``."""
+    items = [str(x) for x in items]
+    head = ", ".join(items[:limit])
+    return head + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def default_workers() -> int:
+    """Thread count for decoding: the CPU count, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def parallel_map(fn: Callable[[int], object], idx: Sequence[int], workers: int | None) -> list:
+    """``[fn(i) for i in idx]``, in order, on a thread pool (Pillow releases the GIL).
+
+    The ids are split into a few chunks per thread, so per-task overhead stays small.
+    """
+    workers = default_workers() if workers is None else int(workers)
+    idx = [int(i) for i in idx]
+    if workers <= 1 or len(idx) <= 1:
+        return [fn(i) for i in idx]
+    chunks = [c.tolist() for c in np.array_split(np.asarray(idx), min(len(idx), 4 * workers))]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(lambda c: [fn(i) for i in c], chunks))
+    return [r for part in parts for r in part]
+
+
+@runtime_checkable
+class ImageSource(Protocol):
+    """Where pixels come from: ``load(i)`` decodes sample ``i`` to ``(H, W, C)`` float32."""
+
+    def __len__(self) -> int: ...
+
+    def load(self, i: int) -> np.ndarray: ...
+
+    def take(self, idx: np.ndarray) -> ImageSource: ...
+
+    def path(self, i: int) -> Path | None: ...
+
+
+@dataclass(frozen=True, eq=False)
+class FileSource:
+    """Images in files, decoded with :func:`labeltrace.data.decode.decode_image`.
+
+    Parameters
+    ----------
+    paths : tuple of Path
+        Absolute file paths, one per sample.
+    """
+
+    paths: tuple[Path, ...]
+    kind: ClassVar[str] = "files"
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, i: int) -> np.ndarray:
+        from labeltrace.data.decode import decode_image
+
+        return decode_image(self.paths[i])
+
+    def take(self, idx: np.ndarray) -> FileSource:
+        return FileSource(tuple(self.paths[int(i)] for i in idx))
+
+    def path(self, i: int) -> Path | None:
+        return self.paths[i]
+
+
+@dataclass(frozen=True, eq=False)
+class ArraySource:
+    """Images in one in-memory array ``(M, H, W)`` or ``(M, H, W, C)``, ``C`` in {1, 3}.
+
+    ``uint8`` is scaled by 1/255, ``uint16`` by 1/65535, floats must lie in [0, 1] (see
+    :func:`labeltrace.data.decode.array_to_float`). ``rows`` maps sample ``i`` to
+    ``images[rows[i]]`` (default: identity); the array is never copied.
+    """
+
+    images: np.ndarray
+    rows: np.ndarray | None = None
+    kind: ClassVar[str] = "arrays"
+
+    def __post_init__(self) -> None:
+        shape = self.images.shape
+        if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] not in (1, 3)):
+            raise DataError(f"images must be (N, H, W) or (N, H, W, C), C in {{1, 3}}; got {shape}")
+        rows = np.arange(shape[0]) if self.rows is None else np.asarray(self.rows, dtype=np.int64)
+        object.__setattr__(self, "rows", rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def load(self, i: int) -> np.ndarray:
+        from labeltrace.data.decode import array_to_float
+
+        return array_to_float(self.images[self.rows[i]])
+
+    def take(self, idx: np.ndarray) -> ArraySource:
+        return ArraySource(self.images, self.rows[np.asarray(idx, dtype=np.int64)])
+
+    def path(self, i: int) -> Path | None:
+        return None
+
+
+def _duplicates(values: Sequence[str]) -> dict[str, list[int]]:
+    seen: dict[str, list[int]] = {}
+    for k, v in enumerate(values):
+        seen.setdefault(v, []).append(k)
+    return {v: ks for v, ks in seen.items() if len(ks) > 1}
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ImageDataset:
+    """A labeled image dataset: class names, given labels, per-sample metadata, pixels on demand.
+
+    Sample ids are the positions ``0..N-1``; ``ids`` keeps the external ids (a manifest's id
+    column, a relative path, ...). Build one with an adapter (``from_folder``,
+    ``from_manifest``, ``from_npz``, ``from_arrays``, ``from_hf``, ``example``).
+
+    Attributes
+    ----------
+    classes : tuple of str
+        Class names in id order.
+    labels : ndarray of int64, shape (N,)
+        Given (possibly wrong) labels, read-only.
+    sources : tuple of str
+        Per sample: file path (relative to ``root`` when inside it, else absolute),
+        ``"array:<row>"`` or ``"hf:<row>"``.
+    ids : tuple of str
+        External ids, unique.
+    source : ImageSource
+        Decodes the pixels.
+    root : Path or None
+        Folder relative paths are resolved against.
+    skipped : tuple of (str, str)
+        ``(source, reason)`` of images left out under ``on_bad_image="skip"``.
+    shapes : ndarray of int64, shape (N, 3), or None
+        ``(H, W, C)`` per sample when known (arrays, or files after up-front verification).
+    """
+
+    classes: tuple[str, ...]
+    labels: np.ndarray
+    sources: tuple[str, ...]
+    ids: tuple[str, ...]
+    source: ImageSource
+    root: Path | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+    shapes: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        classes = tuple(str(c) for c in self.classes)
+        labels = np.array(self.labels, copy=True)
+        if labels.ndim != 1 or not (labels.dtype.kind in "iu" or labels.size == 0):
+            raise DataError(
+                f"labels must be a 1-d integer array; got {labels.dtype} {labels.shape}"
+            )
+        labels = labels.astype(np.int64)
+        labels.setflags(write=False)
+        n = len(labels)
+        if n == 0:
+            raise DataError("the dataset is empty")
+        for name, seq in (("sources", self.sources), ("ids", self.ids)):
+            if len(seq) != n:
+                raise DataError(f"{name} has {len(seq)} entries for {n} labels")
+        if len(self.source) != n:
+            raise DataError(f"image source has {len(self.source)} images for {n} labels")
+        if not classes or any(not c for c in classes):
+            raise DataError(f"class names must be non-empty strings; got {list(classes)}")
+        dup_cls = _duplicates(classes)
+        if dup_cls:
+            raise DataError(f"duplicate class names: {listing(repr(c) for c in dup_cls)}")
+        bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
+        if bad.size:
+            raise DataError(
+                f"labels outside 0..{len(classes) - 1} at samples {listing(bad.tolist())}"
+            )
+        ids = tuple(str(x) for x in self.ids)
+        dup = _duplicates(ids)
+        if dup:
+            raise DataError(
+                f"duplicate ids: {listing(f'{v!r} (samples {ks})' for v, ks in dup.items())}"
+            )
+        shapes = self.shapes
+        if shapes is not None:
+            shapes = np.array(shapes, dtype=np.int64, copy=True).reshape(n, 3)
+            shapes.setflags(write=False)
+        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "sources", tuple(str(s) for s in self.sources))
+        object.__setattr__(self, "ids", ids)
+        object.__setattr__(self, "skipped", tuple((str(a), str(b)) for a, b in self.skipped))
+        object.__setattr__(self, "shapes", shapes)
+        object.__setattr__(self, "root", None if self.root is None else Path(self.root))
+
+    # ----------------------------------------------------------------- metadata
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        shape = self.image_shape
+        return (
+            f"ImageDataset(n={len(self)}, classes={len(self.classes)}, "
+            f"image_shape={shape if shape is not None else 'mixed/unknown'}, "
+            f"root={str(self.root) if self.root else None!r}, skipped={len(self.skipped)})"
+        )
+
+    @property
+    def kind(self) -> str:
+        """Where the pixels live: the source's ``kind`` (``"files"``, ``"arrays"``, ``"hf"``)."""
+        return str(getattr(self.source, "kind", "custom"))
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes ``K``."""
+        return len(self.classes)
+
+    def class_counts(self) -> np.ndarray:
+        """Samples per class, shape ``(K,)``."""
+        return np.bincount(self.labels, minlength=self.n_classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """``(H, W, C)`` shared by all images, or None if they differ or are not known."""
+        if self.shapes is None or not np.all(self.shapes == self.shapes[0]):
+            return None
+        return tuple(int(v) for v in self.shapes[0])  # type: ignore[return-value]
+
+    @cached_property
+    def _id_index(self) -> dict[str, int]:
+        return {v: k for k, v in enumerate(self.ids)}
+
+    def index_of(self, external_id: str) -> int:
+        """Sample id (position) of an external id; ``KeyError`` if unknown."""
+        return self._id_index[str(external_id)]
+
+    def path(self, i: int) -> Path | None:
+        """Absolute file of sample ``i`` (None for in-memory images).
+
+        Only files listed by the dataset are ever returned, so a server that maps requests
+        to sample ids cannot be made to read other files.
+        """
+        return self.source.path(self._check_index(i))
+
+    # ----------------------------------------------------------------- pixels
+    def _check_index(self, i: int) -> int:
+        i = int(i)
+        if not 0 <= i < len(self):
+            raise IndexError(f"sample id {i} outside 0..{len(self) - 1}")
+        return i
+
+    def load(self, i: int) -> np.ndarray:
+        """Decode sample ``i`` to an ``(H, W, C)`` float32 array in [0, 1], ``C`` in {1, 3}."""
+        i = self._check_index(i)
+        try:
+            return self.source.load(i)
+        except DataError as exc:
+            p = self.source.path(i)
+            if self.sources[i] in str(exc) or (p is not None and str(p) in str(exc)):
+                raise
+            raise DataError(f"{self.sources[i]}: {exc}") from exc
+
+    def _target(
+        self, size: int | tuple[int, int] | None, channels: int | None,
+    ) -> tuple[tuple[int, int] | None, int | None]:
+        """Output ``(h, w)`` and channel count, from the arguments or the known shapes."""
+        if channels is not None and channels not in (1, 3):
+            raise ValueError(f"channels must be 1, 3 or None; got {channels}")
+        if size is not None:
+            hw = (size, size) if isinstance(size, int) else tuple(size)
+            if len(hw) != 2 or min(hw) < 1:
+                raise ValueError(f"size must be a positive int or (h, w); got {size}")
+            size = (int(hw[0]), int(hw[1]))
+        if self.shapes is not None:
+            if channels is None:
+                channels = int(self.shapes[:, 2].max())
+            if size is None:
+                hw_all = np.unique(self.shapes[:, :2], axis=0)
+                if len(hw_all) > 1:
+                    raise DataError(
+                        "images have different sizes "
+                        f"({listing(f'{h}x{w}' for h, w in hw_all)}); pass size="
+                    )
+                size = (int(hw_all[0, 0]), int(hw_all[0, 1]))
+        return size, channels
+
+    def _load_fixed(self, i: int, size: tuple[int, int] | None, channels: int | None) -> np.ndarray:
+        from labeltrace.data.decode import convert_channels, resize_image
+
+        img = self.load(i)
+        if channels is not None:
+            img = convert_channels(img, channels)
+        if size is not None:
+            img = resize_image(img, size)
+        return img
+
+    @staticmethod
+    def _stack(imgs: list[np.ndarray], idx: np.ndarray, sources: Sequence[str]) -> np.ndarray:
+        shapes = {im.shape for im in imgs}
+        if len(shapes) > 1:
+            raise DataError(
+                f"images in the batch differ in shape ({listing(sorted(shapes))}), e.g. "
+                f"{sources[int(idx[0])]}; pass size= and/or channels="
+            )
+        return np.stack(imgs).transpose(0, 3, 1, 2)
+
+    def load_batch(
+        self, idx: Sequence[int] | np.ndarray, *, size: int | tuple[int, int] | None = None,
+        channels: int | None = None, workers: int | None = None,
+    ) -> np.ndarray:
+        """Decode samples ``idx`` into a ``(B, C, H, W)`` float32 array (torch layout).
+
+        Parameters
+        ----------
+        idx : sequence of int
+            Sample ids.
+        size : int or (h, w), optional
+            Resize every image (bilinear, aspect ratio not kept). Required when image sizes differ.
+        channels : {1, 3}, optional
+            Convert channels (gray to RGB repeats; RGB to gray uses BT.601 luma). Default:
+            3 if any image of the dataset is RGB when shapes are known, else the batch must agree.
+        workers : int, optional
+            Decoding threads (default: CPU count, at most 8).
+        """
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        for i in idx:
+            self._check_index(int(i))
+        hw, c = self._target(size, channels)
+        if idx.size == 0:
+            if hw is None or c is None:
+                raise ValueError("an empty batch needs size= and channels= when shapes are unknown")
+            return np.zeros((0, c, hw[0], hw[1]), dtype=np.float32)
+        imgs = parallel_map(lambda i: self._load_fixed(i, hw, c), idx, workers)
+        return self._stack(imgs, idx, self.sources)
+
+    def materialize(
+        self, *, size: int | tuple[int, int] | None = None, channels: int | None = None,
+        dtype: type | np.dtype = np.float32, workers: int | None = None,
+    ) -> np.ndarray:
+        """Decode every image once into an ``(N, C, H, W)`` array (for small datasets).
+
+        ``dtype`` float32 keeps values in [0, 1] exactly as decoded; ``uint8`` stores
+        ``round(255 * x)`` (4x less memory; 16-bit images lose precision). Other options as
+        in :meth:`load_batch`.
+        """
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.uint8)):
+            raise ValueError(f"dtype must be float32 or uint8; got {dtype}")
+        idx = np.arange(len(self))
+        hw, c = self._target(size, channels)
+        if hw is None or c is None:
+            first = self._load_fixed(0, hw, c)
+            hw, c = hw or first.shape[:2], c or first.shape[2]
+        out = np.empty((len(self), c, hw[0], hw[1]), dtype=dtype)
+
+        def fill(i: int) -> None:
+            img = self._load_fixed(i, hw, c)
+            if img.shape != (hw[0], hw[1], c):
+                raise DataError(
+                    f"{self.sources[i]}: shape {img.shape} differs from {(hw[0], hw[1], c)}; "
+                    "pass size= and/or channels="
+                )
+            chw = img.transpose(2, 0, 1)
+            out[i] = np.round(chw * 255.0) if dtype == np.uint8 else chw
+
+        parallel_map(fill, idx, workers)
+        return out
+
+    # ----------------------------------------------------------------- derived datasets
+    def with_labels(self, labels: np.ndarray) -> ImageDataset:
+        """Same images with other labels (e.g. injected noise or corrections), shape ``(N,)``."""
+        labels = np.asarray(labels)
+        if labels.shape != self.labels.shape:
+            raise DataError(f"labels must have shape {self.labels.shape}; got {labels.shape}")
+        return ImageDataset(self.classes, labels, self.sources, self.ids, self.source,
+                            self.root, self.skipped, self.shapes)
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> ImageDataset:
+        """Samples ``idx`` as a new dataset (renumbered 0..len(idx)-1, external ids kept)."""
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        for i in idx:
+            self._check_index(int(i))
+        return ImageDataset(
+            self.classes, self.labels[idx], tuple(self.sources[i] for i in idx),
+            tuple(self.ids[i] for i in idx), self.source.take(idx), self.root, self.skipped,
+            None if self.shapes is None else self.shapes[idx],
+        )
+
+
+def check_class_counts(ds: ImageDataset, *, min_count: int = 2) -> None:
+    """Raise :class:`DataError` naming every class with fewer than ``min_count`` samples.
+
+    A class with one sample (or none) has no peers to be compared with, so its labels cannot
+    be checked; adapters call this on every dataset they build.
+    """
+    counts = ds.class_counts()
+    small = np.flatnonzero(counts < min_count)
+    if small.size:
+        raise DataError(
+            f"classes with fewer than {min_count} samples: "
+            f"{listing(f'{ds.classes[k]!r} ({counts[k]})' for k in small)}"
+        )

@@ -1,0 +1,266 @@
+"""Image decoding to float32 arrays in [0, 1], and small array transforms.
+
+Every decoded image is an ``(H, W, C)`` float32 array with ``C`` in ``{1, 3}`` and values in
+``[0, 1]``. Conversion rules (by Pillow mode):
+
+- ``1``, ``L``: grayscale, divided by the format's maximum (1 or 255).
+- ``I;16*`` (16-bit PNG / TIFF): divided by 65535 -- the full 16-bit range is kept, never
+  reduced to 8 bits. ``I`` (32-bit int) is accepted when its values lie in 0..65535 and then
+  scaled the same way; other ranges are refused.
+- ``F`` (32-bit float): accepted when all values are finite and inside [0, 1].
+- ``LA``, ``RGBA``, ``PA`` and palette images with transparency: **composited on black**, i.e.
+  colour is multiplied by alpha; the alpha channel is then dropped.
+- ``P`` and every other colour mode (``RGB``, ``CMYK``, ``YCbCr``, ...): converted to RGB.
+  Pillow reads 16-bit-per-channel RGB PNGs as 8-bit RGB; that precision loss is Pillow's.
+- Multi-frame files (GIF, TIFF stacks, multi-frame DICOM) use their first frame.
+- The EXIF orientation tag is applied (the image is shown the way viewers show it).
+- DICOM (``.dcm``/``.dicom`` or the ``DICM`` magic), through the optional ``pydicom``:
+  ``RescaleSlope`` / ``RescaleIntercept`` are applied, ``MONOCHROME1`` is inverted so that
+  high values are bright, and grayscale pixels are min-max scaled per image to [0, 1] (a
+  constant image becomes all zeros). Colour DICOM is divided by ``2**BitsStored - 1``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from labeltrace.data.base import DataError, MissingDependencyError
+
+__all__ = [
+    "DICOM_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "array_to_float",
+    "convert_channels",
+    "decode_image",
+    "pil_to_array",
+    "resize_image",
+    "to_uint8_thumbnail",
+]
+
+IMAGE_SUFFIXES: tuple[str, ...] = (
+    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+)
+DICOM_SUFFIXES: tuple[str, ...] = (".dcm", ".dicom")
+
+# ITU-R BT.601 luma weights, the same ones Pillow uses for RGB -> L.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _is_dicom(path: Path) -> bool:
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def pil_to_array(img: Image.Image) -> np.ndarray:
+    """Convert a Pillow image to an ``(H, W, C)`` float32 array in [0, 1] (see module doc).
+
+    Raises
+    ------
+    DataError
+        For integer or float images whose values cannot be mapped to [0, 1] without guessing.
+    """
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation
+        img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode == "1":
+        return np.asarray(img, dtype=np.float32)[..., None]
+    if mode == "I" or mode.startswith("I;16"):
+        a = np.asarray(img)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise DataError(
+                f"integer image (mode {mode}) with values {a.min()}..{a.max()} outside "
+                "0..65535; convert it to unsigned 8 or 16 bit first"
+            )
+        return (a.astype(np.float32) / 65535.0)[..., None]
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float32)
+        if not np.all(np.isfinite(a)) or (a.size and (a.min() < 0.0 or a.max() > 1.0)):
+            raise DataError("float image with values outside [0, 1] or not finite")
+        return a[..., None].copy()
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("LA", "PA", "La"):
+        img = img.convert("LA")
+        a = np.asarray(img, dtype=np.float32) / 255.0
+        return (a[..., :1] * a[..., 1:2]).astype(np.float32)
+    if mode == "L":
+        return (np.asarray(img, dtype=np.float32) / 255.0)[..., None]
+    if mode in ("RGBA", "RGBa"):
+        img = img.convert("RGBA")
+        a = np.asarray(img, dtype=np.float32) / 255.0
+        return (a[..., :3] * a[..., 3:4]).astype(np.float32)
+    if mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def _decode_dicom(path: Path) -> np.ndarray:
+    try:
+        import pydicom
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(
+            f"{path} is a DICOM file; reading it needs pydicom (pip install 'labeltrace[dicom]')"
+        ) from exc
+    ds = pydicom.dcmread(path)
+    px = np.asarray(ds.pixel_array)
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    if frames > 1:
+        px = px[0]
+    if spp == 3:
+        bits = int(getattr(ds, "BitsStored", 8) or 8)
+        return (px.astype(np.float32) / float(2**bits - 1)).clip(0.0, 1.0)
+    if spp != 1 or px.ndim != 2:
+        raise DataError(f"unsupported DICOM pixel layout {px.shape} (SamplesPerPixel={spp})")
+    a = px.astype(np.float64) * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
+        getattr(ds, "RescaleIntercept", 0) or 0
+    )
+    if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        a = -a
+    lo, hi = float(a.min()), float(a.max())
+    out = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return out.astype(np.float32)[..., None]
+
+
+def decode_image(path: str | Path) -> np.ndarray:
+    """Decode one image file to an ``(H, W, C)`` float32 array in [0, 1].
+
+    Parameters
+    ----------
+    path : str or Path
+        Image file (any format Pillow reads) or DICOM file.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, unreadable, truncated or has unsupported values; the message
+        names the file.
+    MissingDependencyError
+        For DICOM files when ``pydicom`` is not installed.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in DICOM_SUFFIXES:
+            return _decode_dicom(path)
+        try:
+            with Image.open(path) as img:
+                img.load()
+                return pil_to_array(img)
+        except UnidentifiedImageError:
+            if _is_dicom(path):
+                return _decode_dicom(path)
+            raise
+    except MissingDependencyError:
+        raise
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: file not found") from exc
+    except Exception as exc:  # Pillow / pydicom raise many types for corrupt data
+        raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+
+
+def array_to_float(a: np.ndarray) -> np.ndarray:
+    """Scale one in-memory image to float32 in [0, 1], shaped ``(H, W, C)``.
+
+    ``uint8`` is divided by 255, ``uint16`` by 65535, ``bool`` maps to {0, 1}; floats must
+    already be finite and inside [0, 1]. ``(H, W)`` gains a channel axis.
+
+    Raises
+    ------
+    DataError
+        For other dtypes, out-of-range floats, or channel counts other than 1 or 3.
+    """
+    a = np.asarray(a)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3):
+        raise DataError(f"image must be (H, W), (H, W, 1) or (H, W, 3); got shape {a.shape}")
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535.0
+    if a.dtype == np.bool_:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.floating):
+        f = a.astype(np.float32)
+        if not np.all(np.isfinite(f)) or (f.size and (f.min() < 0.0 or f.max() > 1.0)):
+            raise DataError("float image with values outside [0, 1] or not finite")
+        return f
+    raise DataError(
+        f"unsupported image dtype {a.dtype}; use uint8, uint16, bool or float in [0, 1]"
+    )
+
+
+def convert_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    """Return ``img`` (``(H, W, C)``) with ``channels`` channels.
+
+    Grayscale to RGB repeats the channel; RGB to grayscale uses BT.601 luma weights.
+    """
+    c = img.shape[-1]
+    if channels == c:
+        return img
+    if channels == 3 and c == 1:
+        return np.repeat(img, 3, axis=-1)
+    if channels == 1 and c == 3:
+        return (img @ _LUMA)[..., None].astype(np.float32)
+    raise ValueError(f"cannot convert {c} channels to {channels}; channels must be 1 or 3")
+
+
+def resize_image(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize an ``(H, W, C)`` float image to ``size`` (``s`` or ``(h, w)``), bilinear.
+
+    The aspect ratio is not kept. Pillow's resampling antialiases when shrinking; it works
+    in float per channel, so no precision is lost to 8 bits.
+    """
+    h, w = (size, size) if isinstance(size, int) else size
+    if img.shape[:2] == (h, w):
+        return img
+    chans = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(img[..., k], dtype=np.float32)).resize(
+                (w, h), Image.Resampling.BILINEAR
+            )
+        )
+        for k in range(img.shape[-1])
+    ]
+    return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def to_uint8_thumbnail(img: np.ndarray, size: int) -> np.ndarray:
+    """Make an ``(h, w, 3)`` uint8 RGB thumbnail whose longer side is ``size`` pixels.
+
+    ``img`` is ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` float in [0, 1] (``C`` in {1, 3}).
+    The aspect ratio is kept; small images are enlarged with nearest-neighbour (crisp
+    pixels), large ones shrunk with Lanczos.
+    """
+    a = np.asarray(img, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim != 3 or a.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"expected (H, W), (H, W, C) or (C, H, W) with C in {{1, 3}}; got {a.shape}"
+        )
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    u8 = np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    pil = Image.fromarray(np.repeat(u8, 3, axis=-1) if u8.shape[-1] == 1 else u8)
+    h, w = a.shape[:2]
+    scale = size / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    method = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
+    return np.asarray(pil.resize(new, method))

@@ -1,0 +1,224 @@
+"""Decoding: exact values per Pillow mode, 16-bit, alpha, DICOM, corrupt files, thumbnails."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from labeltrace.data import (
+    DataError,
+    array_to_float,
+    convert_channels,
+    decode_image,
+    resize_image,
+    to_uint8_thumbnail,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def _save(img: Image.Image, path: Path) -> Path:
+    img.save(path)
+    return path
+
+
+def test_grayscale_png_exact(tmp_path: Path) -> None:
+    a = RNG.integers(0, 256, size=(5, 7), dtype=np.uint8)
+    out = decode_image(_save(Image.fromarray(a), tmp_path / "g.png"))
+    assert out.shape == (5, 7, 1) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[..., 0], a.astype(np.float32) / np.float32(255))
+
+
+def test_rgb_png_exact(tmp_path: Path) -> None:
+    a = RNG.integers(0, 256, size=(4, 6, 3), dtype=np.uint8)
+    out = decode_image(_save(Image.fromarray(a), tmp_path / "c.png"))
+    assert out.shape == (4, 6, 3)
+    np.testing.assert_array_equal(out, a.astype(np.float32) / np.float32(255))
+
+
+def test_rgba_composited_on_black(tmp_path: Path) -> None:
+    a = RNG.integers(0, 256, size=(3, 3, 4), dtype=np.uint8)
+    a[0, 0, 3] = 0  # fully transparent -> black
+    a[0, 1, 3] = 255  # opaque -> colour unchanged
+    out = decode_image(_save(Image.fromarray(a, "RGBA"), tmp_path / "a.png"))
+    expected = (a[..., :3] / 255.0) * (a[..., 3:] / 255.0)
+    assert out.shape == (3, 3, 3)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    np.testing.assert_array_equal(out[0, 0], 0.0)
+    np.testing.assert_allclose(out[0, 1], a[0, 1, :3] / 255.0, atol=1e-7)
+
+
+def test_la_composited_on_black(tmp_path: Path) -> None:
+    a = np.array([[[200, 255], [200, 0], [100, 51]]], dtype=np.uint8)
+    out = decode_image(_save(Image.fromarray(a, "LA"), tmp_path / "la.png"))
+    np.testing.assert_allclose(out[0, :, 0], [200 / 255, 0.0, 100 / 255 * 51 / 255], atol=1e-6)
+
+
+def test_palette_png_to_rgb(tmp_path: Path) -> None:
+    img = Image.new("P", (2, 1))
+    img.putpalette([255, 0, 0, 0, 128, 255] + [0] * (256 * 3 - 6))
+    img.putpixel((0, 0), 0)
+    img.putpixel((1, 0), 1)
+    out = decode_image(_save(img, tmp_path / "p.png"))
+    np.testing.assert_allclose(out[0], [[1, 0, 0], [0, 128 / 255, 1]], atol=1e-7)
+
+
+def test_16bit_png_full_range(tmp_path: Path) -> None:
+    a = np.array([[0, 1, 32768, 65535]], dtype=np.uint16)
+    out = decode_image(_save(Image.fromarray(a), tmp_path / "d.png"))
+    assert out.shape == (1, 4, 1)
+    assert out[0, 3, 0] == 1.0
+    assert out[0, 0, 0] == 0.0
+    assert abs(out[0, 2, 0] - 0.5) < 1e-4
+    assert out[0, 1, 0] == pytest.approx(1 / 65535)  # not quantized to 8 bits
+
+
+def test_exif_orientation_applied(tmp_path: Path) -> None:
+    a = np.arange(6, dtype=np.uint8).reshape(2, 3) * 40
+    exif = Image.Exif()
+    exif[0x0112] = 3  # rotated 180 degrees
+    Image.fromarray(a).save(tmp_path / "o.png", exif=exif)
+    out = decode_image(tmp_path / "o.png")
+    np.testing.assert_array_equal(out[..., 0], np.rot90(a, 2) / np.float32(255))
+
+
+def test_1bit_image(tmp_path: Path) -> None:
+    img = Image.new("1", (2, 1))
+    img.putpixel((1, 0), 1)
+    out = decode_image(_save(img, tmp_path / "b.png"))
+    np.testing.assert_array_equal(out[0, :, 0], [0.0, 1.0])
+
+
+def test_jpeg_decodes_close(tmp_path: Path) -> None:
+    a = np.full((16, 16, 3), 128, dtype=np.uint8)
+    out = decode_image(_save(Image.fromarray(a), tmp_path / "j.jpg"))
+    assert out.shape == (16, 16, 3)
+    np.testing.assert_allclose(out, 128 / 255, atol=3 / 255)
+
+
+def _truncated_jpeg(path: Path) -> Path:
+    a = RNG.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    Image.fromarray(a).save(path, quality=95)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_truncated_jpeg_raises_naming_file(tmp_path: Path) -> None:
+    p = _truncated_jpeg(tmp_path / "broken.jpg")
+    with pytest.raises(DataError, match="broken.jpg"):
+        decode_image(p)
+
+
+def test_missing_and_garbage_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="nope.png.*not found"):
+        decode_image(tmp_path / "nope.png")
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(DataError, match="text.png"):
+        decode_image(tmp_path / "text.png")
+
+
+def test_array_to_float_dtypes() -> None:
+    np.testing.assert_array_equal(array_to_float(np.array([[0, 255]], np.uint8))[..., 0], [[0, 1]])
+    u16 = np.array([[0, 65535]], np.uint16)
+    np.testing.assert_array_equal(array_to_float(u16)[..., 0], [[0, 1]])
+    with pytest.raises(DataError):
+        array_to_float(np.array([[0.0, 1.5]]))
+    with pytest.raises(DataError):
+        array_to_float(np.array([[0, 3]], np.int64))
+
+
+def test_convert_channels() -> None:
+    rgb = np.array([[[1.0, 0.5, 0.25]]], dtype=np.float32)
+    gray = convert_channels(rgb, 1)
+    assert gray.shape == (1, 1, 1)
+    assert gray[0, 0, 0] == pytest.approx(0.299 + 0.587 * 0.5 + 0.114 * 0.25, abs=1e-6)
+    np.testing.assert_array_equal(convert_channels(gray, 3), np.repeat(gray, 3, axis=-1))
+
+
+def test_resize_keeps_precision() -> None:
+    img = np.full((6, 10, 1), 1 / 65535, dtype=np.float32)
+    out = resize_image(img, (3, 4))
+    assert out.shape == (3, 4, 1)
+    np.testing.assert_allclose(out, 1 / 65535, rtol=1e-4)
+    # independent reference: torch's antialiased bilinear resize, built to match Pillow's
+    torch = pytest.importorskip("torch")
+    img = RNG.random((12, 9, 3)).astype(np.float32)
+    for hw in [(5, 4), (24, 20), (7, 13)]:
+        ref = torch.nn.functional.interpolate(
+            torch.from_numpy(img).permute(2, 0, 1)[None], size=hw, mode="bilinear",
+            align_corners=False, antialias=True,
+        )[0].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(resize_image(img, hw), ref, atol=2e-3)
+
+
+def test_thumbnail_nearest_upscale_and_aspect() -> None:
+    img = RNG.random((8, 8, 1)).astype(np.float32)
+    th = to_uint8_thumbnail(img, 32)
+    assert th.shape == (32, 32, 3) and th.dtype == np.uint8
+    expected = np.kron(np.round(img[..., 0] * 255), np.ones((4, 4))).astype(np.uint8)
+    np.testing.assert_array_equal(th[..., 0], expected)
+    assert to_uint8_thumbnail(np.zeros((3, 50, 100), np.float32), 20).shape == (10, 20, 3)
+
+
+# ---------------------------------------------------------------- DICOM (optional pydicom)
+needs_pydicom = pytest.mark.skipif(
+    importlib.util.find_spec("pydicom") is None, reason="pydicom not installed")
+
+
+def _write_dicom(
+    path: Path, px: np.ndarray, *, slope: float, intercept: float, photometric: str,
+) -> Path:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = px.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.PixelData = px.astype("<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@needs_pydicom
+def test_dicom_rescale_minmax(tmp_path: Path) -> None:
+    px = np.array([[0, 100], [400, 4095]], dtype=np.uint16)
+    p = _write_dicom(tmp_path / "a.dcm", px, slope=2.0, intercept=-100.0, photometric="MONOCHROME2")
+    out = decode_image(p)
+    hu = px * 2.0 - 100.0
+    np.testing.assert_allclose(out[..., 0], (hu - hu.min()) / (hu.max() - hu.min()), atol=1e-6)
+
+
+@needs_pydicom
+def test_dicom_monochrome1_inverted_and_magic_detection(tmp_path: Path) -> None:
+    px = np.array([[0, 10], [20, 40]], dtype=np.uint16)
+    p = _write_dicom(tmp_path / "scan_without_suffix", px, slope=1.0, intercept=0.0,
+                     photometric="MONOCHROME1")
+    out = decode_image(p)
+    np.testing.assert_allclose(out[..., 0], 1.0 - px / 40.0, atol=1e-6)
+
+
+@needs_pydicom
+def test_dicom_example_ct_matches_pydicom() -> None:
+    import pydicom
+    from pydicom import examples
+
+    path = examples.get_path("ct")
+    ds = pydicom.dcmread(path)
+    hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    out = decode_image(path)
+    np.testing.assert_allclose(out[..., 0], (hu - hu.min()) / (hu.max() - hu.min()), atol=1e-6)

@@ -51,6 +51,7 @@ class ScanConfig:
     schedule: str = "cosine"
     augment: bool | None = None
     image_size: int | None = None  # small-cnn input side (default: native if <= 64, else 64)
+    width: int | None = None  # small-cnn base width (default: 16 for images <= 16 px, else 32)
     head: str = "mlp"  # effnet-lite0: linear | mlp
     resolution: int = 96  # effnet-lite0 feature resolution
     aux_fraction: float | None = None  # default 1 / (K + 1)
@@ -177,8 +178,10 @@ def _build(model_name: str, config: ScanConfig, inputs: torch.Tensor, n_out: int
     from labeltrace.models import build_model
 
     if model_name == "small-cnn":
+        side = int(inputs.shape[-1])
+        width = config.width or (16 if side <= 16 else 32)
         return build_model("small-cnn", num_classes=n_out, in_channels=int(inputs.shape[1]),
-                           image_size=int(inputs.shape[-1]))  # fmt: skip
+                           image_size=side, width=width)  # fmt: skip
     return build_model(config.head, num_classes=n_out, in_dim=int(inputs.shape[1]))
 
 

@@ -1,0 +1,145 @@
+"""The main job end to end: scan on real digits, the CLI, resume after a kill, `score`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from labeltrace import rundir
+from labeltrace.cli import main
+from labeltrace.data import from_arrays
+from labeltrace.scan import ScanConfig, parse_noise, scan
+
+torch.set_num_threads(1)
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def digits_subset(n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    d = load_digits()
+    return (d.images[:n] / 16.0).astype(np.float32), d.target[:n]
+
+
+@pytest.fixture(scope="module")
+def small_scan(tmp_path_factory):
+    x, y = digits_subset()
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    out = tmp_path_factory.mktemp("scan") / "run"
+    res = scan(ds, out, ScanConfig(epochs=8, batch_size=32, noise="symmetric:0.2", seed=1, csv=True), progress=False,
+               log=lambda s: None)  # fmt: skip
+    return res
+
+
+def test_scan_writes_a_complete_run(small_scan):
+    res = small_scan
+    run = rundir.open_run(res.run_dir)
+    n = run.num_samples
+    assert n == 300
+    for col in rundir.SAMPLE_COLUMNS:
+        assert col in run.samples.column_names, col
+    for col in ("sei", "aum", "loss", "forgetting", "knn_vote", "is_noisy", "true_label", "aux_run0", "aux_run1"):
+        assert col in run.samples.column_names, col
+    rank = run.column("rank")
+    assert sorted(rank.tolist()) == list(range(1, n + 1))
+    score = run.column("score")
+    # rank 1 is the lowest score; suspects are exactly the samples below the cutoff
+    assert score[rank == 1][0] == np.nanmin(score)
+    np.testing.assert_array_equal(run.column("is_suspect"), score < run.meta["detector"]["cutoff"])
+    # every sample has a score: the two auxiliary sets are disjoint
+    assert np.isfinite(run.column("sei")).all()
+    assert not (run.is_auxiliary(0) & run.is_auxiliary(1)).any()
+    # suggested label is a real class with its probability
+    assert set(run.column("suggested_label")) <= set(run.classes)
+    assert ((run.column("suggested_prob") > 0) & (run.column("suggested_prob") <= 1)).all()
+    # noise was injected where the given label differs from the true label
+    np.testing.assert_array_equal(run.column("is_noisy"), run.column("given_label") != run.column("true_label"))
+    assert run.meta["noise"]["realised_rate"] == pytest.approx(0.2, abs=0.01)
+    assert (res.run_dir / "samples.csv").exists() and (res.run_dir / "images.npy").exists()
+    assert run.dynamics(0).num_epochs == 8 and run.dynamics(1).num_epochs == 8
+    assert run.image(0).shape == (8, 8, 1)
+    meta = json.loads((res.run_dir / "run.json").read_text())
+    for key in ("config", "seed", "versions", "timings", "detector", "counts"):
+        assert key in meta
+
+
+def test_scan_detects_better_than_chance(small_scan):
+    m = small_scan.meta["metrics"]
+    assert m["auroc"] > 0.75  # 8 short epochs on 300 digits: far from perfect, far from chance
+
+
+def test_rerun_resumes_without_training(small_scan, tmp_path):
+    x, y = digits_subset()
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    res2 = scan(ds, small_scan.run_dir, ScanConfig(epochs=8, batch_size=32, noise="symmetric:0.2", seed=1, csv=True),
+                progress=False, log=lambda s: None)  # fmt: skip
+    assert res2.timings["train"] < 0.5 * small_scan.timings["train"] + 0.5
+    np.testing.assert_array_equal(res2.table.column("score").to_numpy(), small_scan.table.column("score").to_numpy())
+
+
+def test_parse_noise():
+    assert parse_noise("pair:0.3") == ("pair", 0.3)
+    for bad in ("symmetric", "gauss:0.2", "pair:x", "pair:1.5"):
+        with pytest.raises(ValueError):
+            parse_noise(bad)
+
+
+def test_cli_scan_digits_and_score(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["scan", "--example", "digits", "--out", str(out), "--epochs", "2", "--noise", "pair:0.2",
+               "--quiet", "--top", "3"])  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "F1" in text and "top 3 suspects" in text
+    assert pq.read_table(out / "samples.parquet").num_rows == 1797
+    rc = main(["score", str(out), "--method", "aum", "--out", str(tmp_path / "aum.csv")])
+    assert rc == 0
+    lines = (tmp_path / "aum.csv").read_text().splitlines()
+    assert lines[0].replace('"', "").split(",")[:3] == ["id", "external_id", "aum"] and len(lines) == 1798
+
+
+def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "m.csv").write_text("path,label\nmissing.png,cat\nalso.png,dog\n")
+    rc = main(["scan", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "missing.png" in err
+
+
+def test_scan_killed_then_resumed_equals_uninterrupted(tmp_path):
+    x, y = digits_subset(200)
+    npz = tmp_path / "d.npz"
+    np.savez(npz, train_images=(x * 255).astype(np.uint8), train_labels=y[:, None])
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "labeltrace.cli", "scan", str(npz), "--epochs", "6", "--seed", "3", "--quiet"]
+    ref = subprocess.run([*base, "--out", str(tmp_path / "ref")], env=env, capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*base, "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = out / "checkpoints" / "run0" / "state.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and torch.load(state, weights_only=True)["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "samples.parquet").exists()
+    done = subprocess.run([*base, "--out", str(out)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    a = pq.read_table(tmp_path / "ref" / "samples.parquet")
+    b = pq.read_table(out / "samples.parquet")
+    for col in ("sei", "aum", "rank", "is_suspect", "suggested_label"):
+        np.testing.assert_allclose(np.asarray(a.column(col).to_numpy(zero_copy_only=False), dtype=float) if col != "suggested_label" else 0,
+                                   np.asarray(b.column(col).to_numpy(zero_copy_only=False), dtype=float) if col != "suggested_label" else 0,
+                                   rtol=1e-5, atol=1e-6, err_msg=col)  # fmt: skip
+    assert a.column("suggested_label").to_pylist() == b.column("suggested_label").to_pylist()

@@ -303,3 +303,17 @@ def test_bad_constructor_and_state():
         Recorder(4, 2).load_state_dict(rec.state_dict())
     with pytest.raises(ValueError, match="not a labeltrace recorder state"):
         rec.load_state_dict({})
+
+
+@pytest.mark.parametrize("mode", ["full", "streaming"])
+def test_mean_posterior_over_all_epochs(mode):
+    rec = Recorder(2, 2, keep_probs=1, mode=mode)
+    zs = ([[5.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], [[0.0, 5.0], [0.0, 0.0]])
+    for t, z in enumerate(zs):
+        ids = [0, 1] if t != 1 else [0]  # sample 1 unseen in epoch 1
+        rec.update(ids, np.array(z, np.float32)[ids], [0] * len(ids))
+        rec.end_epoch()
+    p = np.exp(5) / (1 + np.exp(5))
+    mp = rec.dynamics().mean_posterior()
+    np.testing.assert_allclose(mp[0], [(p + 0.5 + 1 - p) / 3, (1 - p + 0.5 + p) / 3], rtol=1e-6)
+    np.testing.assert_allclose(mp[1], [0.5, 0.5], rtol=1e-6)

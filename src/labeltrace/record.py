@@ -111,6 +111,7 @@ class Dynamics:
         ever_correct: np.ndarray,
         probs: np.ndarray,
         probs_seen: np.ndarray,
+        probs_sum: np.ndarray,
         num_epochs: int,
     ) -> None:
         self.num_classes = int(num_classes)
@@ -129,6 +130,7 @@ class Dynamics:
         self._ever_correct = ever_correct
         self._probs = probs  # (W, N, K) float32, 0 where unseen
         self._probs_seen = probs_seen  # (W, N) bool
+        self._probs_sum = probs_sum  # (N, K) float64 sum of per-epoch mean softmax over all epochs
 
     FIELDS = FIELDS
 
@@ -259,6 +261,21 @@ class Dynamics:
         return out
 
 
+    def mean_posterior(self) -> np.ndarray:
+        """(N, K) mean softmax over *all* epochs in which each sample was seen (NaN if never).
+
+        Early epochs, before the model memorises noisy labels, weigh as much as late ones: a
+        trajectory-averaged posterior (available in both modes).
+        """
+        if self._probs_sum.shape != (self.num_samples, self.num_classes):
+            raise ValueError("no softmax was kept (Recorder(keep_probs=0))")
+        n = self._n_seen
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = self._probs_sum / n[:, None]
+        out[n == 0] = np.nan
+        return out
+
+
 class Recorder:
     """Records per-sample training dynamics from the logits of any PyTorch loop.
 
@@ -313,6 +330,7 @@ class Recorder:
         self._forget = np.zeros(N, dtype=np.int64)
         self._ever_correct = np.zeros(N, dtype=bool)
         self._probs: list[np.ndarray] = []  # ring of (N, K) float32
+        self._psum = np.zeros((N, K), dtype=np.float64) if self.keep_probs else np.zeros((0, 0))
         self._probs_seen: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ recording
@@ -401,6 +419,7 @@ class Recorder:
             probs = np.zeros_like(self._pacc, dtype=np.float32)
             np.divide(self._pacc, cnt[:, None], out=probs, where=seen[:, None], casting="unsafe")
             self._probs.append(probs)
+            self._psum += probs
             self._probs_seen.append(seen.copy())
             if len(self._probs) > self.keep_probs:
                 del self._probs[0], self._probs_seen[0]
@@ -466,6 +485,7 @@ class Recorder:
             ever_correct=self._ever_correct.copy(),
             probs=probs,
             probs_seen=probs_seen,
+            probs_sum=self._psum.copy(),
             num_epochs=self.num_epochs,
         )
 
@@ -488,6 +508,7 @@ class Recorder:
             "acc": self._acc,
             "cnt": self._cnt,
             "pacc": self._pacc,
+            "psum": self._psum,
             "sums": self._sums,
             "sumsq": self._sumsq,
             "n_seen": self._n_seen,
@@ -535,6 +556,7 @@ class Recorder:
         self._acc = np.array(state["acc"], dtype=np.float64)
         self._cnt = np.array(state["cnt"], dtype=np.int64)
         self._pacc = np.array(state["pacc"], dtype=np.float64) if self.keep_probs else np.zeros((0, 0))
+        self._psum = np.array(state["psum"], dtype=np.float64) if self.keep_probs else np.zeros((0, 0))
         self._sums = np.array(state["sums"], dtype=np.float64)
         self._sumsq = np.array(state["sumsq"], dtype=np.float64)
         self._n_seen = np.array(state["n_seen"], dtype=np.int64)

@@ -1,0 +1,178 @@
+"""Out-of-fold predicted probabilities from features: cleanlab's recipe.
+
+:func:`crossval_probs` fits one model per fold of a stratified K-fold split and predicts the
+held-out fold, so every sample's probabilities come from a model that never saw it. Feed the
+result to :mod:`labeltrace.probs` (confident learning, self-confidence, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+
+__all__ = ["crossval_probs", "fold_ids"]
+
+
+class ProbaEstimator(Protocol):
+    """What ``estimator_factory()`` must return (any scikit-learn classifier fits)."""
+
+    classes_: np.ndarray
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Any: ...
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+
+def _describe_ids(ids: np.ndarray, limit: int = 10) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:limit])
+    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
+    return f"[{shown}]{more}"
+
+
+def _validate(
+    features: Any, labels: Any, num_classes: int | None, n_folds: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    x = np.asarray(features)
+    if x.ndim != 2:
+        raise ValueError(f"features must be 2-D (N, D), got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise ValueError(f"features must be numeric, got dtype {x.dtype}")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"features contain NaN/inf in sample ids {_describe_ids(np.flatnonzero(bad))}"
+        )
+    n = x.shape[0]
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},), got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+    y = y.astype(np.int64, copy=False)
+    if n and y.min() < 0:
+        raise ValueError(
+            f"labels must be >= 0; sample ids {_describe_ids(np.flatnonzero(y < 0))} are not"
+        )
+    k = int(y.max()) + 1 if num_classes is None else num_classes
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {k!r}")
+    bad = y >= k
+    if bad.any():
+        raise ValueError(
+            f"labels must lie in [0, {k}); sample ids {_describe_ids(np.flatnonzero(bad))} do not"
+        )
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")
+    if n_folds > n:
+        raise ValueError(f"n_folds ({n_folds}) cannot exceed the number of samples ({n})")
+    if np.unique(y).size < 2:
+        raise ValueError("labels must contain at least 2 distinct classes")
+    return x, y, int(k)
+
+
+def fold_ids(labels: Any, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold index of each sample, ``(N,)`` int64, as used by :func:`crossval_probs`.
+
+    ``StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)`` (cleanlab's split).
+    A class with fewer than ``n_folds`` samples is spread over fewer folds (scikit-learn warns).
+    """
+    y = np.asarray(labels)
+    folds = np.empty(y.shape[0], dtype=np.int64)
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for f, (_, test) in enumerate(skf.split(np.zeros((y.shape[0], 1)), y)):
+        folds[test] = f
+    return folds
+
+
+def crossval_probs(
+    features: Any,
+    labels: Any,
+    *,
+    n_folds: int = 5,
+    C: float = 0.05,
+    seed: int = 0,
+    standardize: bool = True,
+    max_iter: int = 1000,
+    num_classes: int | None = None,
+    estimator_factory: Callable[[], ProbaEstimator] | None = None,
+) -> np.ndarray:
+    """Out-of-fold predicted probabilities, float64 ``(N, K)``.
+
+    Parameters
+    ----------
+    features : array_like
+        ``(N, D)`` finite features.
+    labels : array_like
+        ``(N,)`` integer labels in ``[0, K)``; at least 2 distinct classes.
+    n_folds : int
+        Folds of ``StratifiedKFold(shuffle=True, random_state=seed)`` (see :func:`fold_ids`).
+    C, max_iter : float, int
+        Inverse L2 strength and iteration cap of the default model,
+        ``LogisticRegression(solver="lbfgs")`` (multinomial for K > 2). Ignored with
+        ``estimator_factory``.
+    seed : int
+        Fold shuffling seed (also the default model's ``random_state``).
+    standardize : bool
+        Scale features to zero mean / unit variance, fitted on each training fold only.
+    num_classes : int, optional
+        K; default ``max(labels) + 1``.
+    estimator_factory : callable, optional
+        Returns a fresh unfitted classifier with ``fit``, ``predict_proba`` and ``classes_``
+        (e.g. ``lambda: sklearn.ensemble.RandomForestClassifier(random_state=0)``).
+
+    Returns
+    -------
+    np.ndarray
+        Row i is predicted by the model of the fold holding out sample i. A class absent from
+        a training fold gets probability 0 in that fold's rows (all K columns are always
+        present); rows sum to 1. (cleanlab's ``estimate_cv_predicted_probabilities`` instead
+        copies one held-out sample of the missing class into training and sets its row to
+        one-hot on its given label; we never train on a held-out sample.) When every training
+        fold holds every class, the default model with ``standardize=False`` reproduces
+        cleanlab's probabilities for the same ``seed``.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes or values, or a training fold containing a single class.
+    """
+    x, y, k = _validate(features, labels, num_classes, n_folds)
+    if estimator_factory is None:
+        if not C > 0:
+            raise ValueError(f"C must be > 0, got {C}")
+
+        def estimator_factory() -> ProbaEstimator:
+            return LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs", random_state=seed)
+
+    x = x.astype(np.float64)
+    folds = fold_ids(y, n_folds=n_folds, seed=seed)
+    out = np.zeros((y.size, k), dtype=np.float64)
+    for f in range(n_folds):
+        test = folds == f
+        train = ~test
+        present = np.unique(y[train])
+        if present.size < 2:
+            raise ValueError(
+                f"training fold {f} holds only class {int(present[0])}; "
+                "use fewer folds or more data"
+            )
+        x_train, x_test = x[train], x[test]
+        if standardize:
+            scaler = StandardScaler().fit(x_train)
+            x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
+        model = estimator_factory()
+        model.fit(x_train, y[train])
+        cols = np.asarray(model.classes_).astype(np.int64)
+        proba = np.asarray(model.predict_proba(x_test), dtype=np.float64)
+        if proba.shape != (int(test.sum()), cols.size):
+            raise ValueError(
+                f"estimator returned probabilities of shape {proba.shape} for fold {f}, "
+                f"expected {(int(test.sum()), cols.size)}"
+            )
+        out[np.ix_(np.flatnonzero(test), cols)] = proba
+    return out

@@ -1,0 +1,284 @@
+"""k-nearest-neighbour label agreement in feature space.
+
+:func:`knn_vote` scores each sample by the fraction of its k nearest neighbours (itself
+excluded) that carry the same given label: a sample labeled ``cat`` deep inside a cluster of
+``dog`` images gets a vote near 0 (lower = more suspect).
+
+Neighbours are exact (brute force), found without ever holding an ``N x N`` matrix:
+
+1. **Candidates.** Similarities are computed in float32 tile by tile (``batch_size`` x
+   ``batch_size`` matrix products) and the ``min(N - 1, k + 16)`` best per sample are kept.
+2. **Exact ranking.** Those candidates are re-scored in float64, pair by pair (the same
+   arithmetic for a pair whatever the batch), and the k best kept. Cosine similarities are
+   rounded to 12 decimals here, so that mathematically equal similarities computed from
+   different vectors (e.g. ``(1, 0)`` and ``(0, 1)`` seen from ``(1, 1)``) tie.
+
+Ordering is by decreasing similarity; **ties are broken by the lower sample index**, in both
+stages. Only index ``i`` itself is excluded from sample ``i``'s neighbours: an exact duplicate
+of ``i`` is a neighbour (at similarity 1 for cosine). The result can differ from a
+pure-float64 search only if more than 16 extra samples fall within float32 rounding (~1e-6)
+of the k-th neighbour's similarity; ``batch_size`` only moves float32 rounding in stage 1, so
+it can change the result in that case only.
+
+Metrics: ``"cosine"`` (rows scaled to unit norm; all-zero rows are refused) and
+``"euclidean"`` (similarity = minus the squared distance; features are centred first for
+float32 accuracy, which leaves distances unchanged).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["knn_indices", "knn_probs", "knn_vote"]
+
+Metric = Literal["cosine", "euclidean"]
+_METRICS = ("cosine", "euclidean")
+_EXTRA_CANDIDATES = 16
+_RERANK_BUDGET = 8_000_000  # float64 elements per re-ranking chunk (~64 MB)
+_LOW32 = np.int64(0xFFFFFFFF)
+_SENTINEL = np.iinfo(np.int64).min
+_COSINE_DECIMALS = 12  # exact-stage cosine similarities equal to 12 decimals are ties
+
+
+def _describe_ids(ids: np.ndarray, limit: int = 10) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:limit])
+    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
+    return f"[{shown}]{more}"
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < low or (high is not None and value > high):
+        upper = "" if high is None else f" and <= {high}"
+        raise ValueError(f"{name} must be >= {low}{upper}, got {value}")
+    return int(value)
+
+
+def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Validate features; return (values, float64 row norms for cosine, float32 search matrix).
+
+    ``values`` are the input as float32/float64 (other dtypes cast to float64), not copied.
+    The float32 search matrix holds unit rows (cosine) or centred rows (euclidean, for float32
+    accuracy; distances are unchanged). It is built in chunks, never as a float64 copy.
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    x = np.asarray(features)
+    if x.ndim != 2:
+        raise ValueError(f"features must be 2-D (N, D), got shape {x.shape}")
+    if x.dtype not in (np.float32, np.float64):
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise ValueError(f"features must be numeric, got dtype {x.dtype}")
+        x = x.astype(np.float64)
+    n, d = x.shape
+    if d == 0:
+        raise ValueError("features have no columns (D = 0)")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"features contain NaN/inf in sample ids {_describe_ids(np.flatnonzero(bad))}"
+        )
+    step = max(1, _RERANK_BUDGET // d)
+    x32 = np.empty((n, d), dtype=np.float32)
+    if metric == "cosine":
+        norm = np.empty(n, dtype=np.float64)
+        for a in range(0, n, step):
+            chunk = x[a : a + step].astype(np.float64)
+            norm[a : a + step] = np.sqrt((chunk * chunk).sum(axis=1))
+        zero = np.flatnonzero(norm == 0)
+        if zero.size:
+            raise ValueError(
+                "cosine similarity is undefined for all-zero feature rows: sample ids "
+                f"{_describe_ids(zero)} (use metric='euclidean' or fix them)"
+            )
+        for a in range(0, n, step):
+            x32[a : a + step] = x[a : a + step].astype(np.float64) / norm[a : a + step, None]
+        return x, norm, x32
+    mean = x.mean(axis=0, dtype=np.float64)
+    for a in range(0, n, step):
+        x32[a : a + step] = x[a : a + step] - mean
+    if not np.isfinite(np.einsum("nd,nd->n", x32, x32)).all():
+        raise ValueError("features are too large for float32 distances; rescale them")
+    return x, None, x32
+
+
+def _exact_similarity(
+    x: np.ndarray, norm: np.ndarray | None, rows: slice, cand: np.ndarray
+) -> np.ndarray:
+    """float64 similarity of samples ``rows`` to their candidates ``cand`` (``(r, c)``).
+
+    Elementwise products summed along D per pair (``add.reduce``), so a pair's value does not
+    depend on the batch, and exact duplicates get identical values.
+    """
+    q = x[rows].astype(np.float64)[:, None, :]
+    r = x[cand]
+    if norm is None:
+        diff = np.subtract(q, r, dtype=np.float64)
+        diff *= diff
+        return -diff.sum(axis=-1)
+    prod = np.multiply(q, r, dtype=np.float64)
+    dot = prod.sum(axis=-1)
+    return np.round(dot / norm[rows, None] / norm[cand], _COSINE_DECIMALS)
+
+
+def _candidates(x32: np.ndarray, euclidean: bool, c: int, batch_size: int) -> np.ndarray:
+    """``(N, c)`` candidate neighbour ids from float32 tiles (self excluded).
+
+    Each tile's similarities become int64 keys ``(monotone int32 image of the float) << 32 |
+    (2**32 - 1 - j)``: unique, ordered by (similarity desc, index asc), and carrying the index,
+    so the best ``c`` per row are found with in-place ``np.partition``. Tile buffers are
+    allocated once.
+    """
+    n = x32.shape[0]
+    sq = np.einsum("nd,nd->n", x32, x32) if euclidean else None
+    low = _LOW32 - np.arange(n, dtype=np.int64)  # larger for lower index
+    b = min(batch_size, n)
+    s_buf = np.empty(b * b, dtype=np.float32)
+    flip_buf = np.empty(b * b, dtype=np.int32)
+    key_buf = np.empty(b * b, dtype=np.int64)
+    out = np.empty((n, c), dtype=np.int64)
+    for a in range(0, n, b):
+        rows = slice(a, min(a + b, n))
+        r = rows.stop - a
+        best = np.full((r, c), _SENTINEL, dtype=np.int64)
+        for u in range(0, n, b):
+            cols = slice(u, min(u + b, n))
+            w = cols.stop - u
+            s = s_buf[: r * w].reshape(r, w)
+            np.matmul(x32[rows], x32[cols].T, out=s)
+            if sq is not None:  # -|q - r|^2 + |q|^2 (|q|^2 is constant per row)
+                s *= np.float32(2.0)
+                s -= sq[None, cols]
+            s += np.float32(0.0)  # -0.0 -> +0.0: equal similarities get equal bits
+            bits = s.view(np.int32)
+            flip = flip_buf[: r * w].reshape(r, w)
+            np.right_shift(bits, 31, out=flip)  # -1 for negative floats, else 0
+            flip &= 0x7FFFFFFF
+            bits ^= flip  # now monotone in the float value, as a signed int32
+            key = key_buf[: r * w].reshape(r, w)
+            np.copyto(key, bits)
+            key <<= 32
+            key |= low[None, cols]
+            lo, hi = max(a, u), min(rows.stop, cols.stop)
+            if lo < hi:  # exclude self
+                ids = np.arange(lo, hi)
+                key[ids - a, ids - u] = _SENTINEL
+            if w > c:
+                key.partition(w - c, axis=1)
+                key = key[:, w - c :]
+            merged = np.concatenate([best, key], axis=1)
+            merged.partition(merged.shape[1] - c, axis=1)
+            best = merged[:, merged.shape[1] - c :]
+        out[rows] = _LOW32 - (best & _LOW32)
+    return out
+
+
+def knn_indices(
+    features: Any,
+    *,
+    k: int = 10,
+    metric: Metric = "cosine",
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """Ids of each sample's k nearest neighbours, ``(N, k)`` int64, nearest first.
+
+    Parameters
+    ----------
+    features : array_like
+        ``(N, D)`` finite features.
+    k : int
+        Neighbours per sample, ``1 <= k < N``.
+    metric : {"cosine", "euclidean"}
+        Similarity (see the module docstring).
+    batch_size : int
+        Tile side of the float32 similarity products. Memory: about ``16 * batch_size**2``
+        bytes of tile buffers plus a float32 copy of the features. Does not change the
+        result (barring the near-tie case of the module docstring).
+
+    Returns
+    -------
+    np.ndarray
+        Row i lists neighbours by decreasing similarity, ties by lower id; never contains i.
+    """
+    x, norm, x32 = _prepare(features, metric)
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError(f"need at least 2 samples for neighbours, got {n}")
+    k = _check_int("k", k, 1, n - 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    c = min(n - 1, k + _EXTRA_CANDIDATES)
+    cand = _candidates(x32, norm is None, c, batch_size)
+    del x32
+
+    out = np.empty((n, k), dtype=np.int64)
+    step = max(1, _RERANK_BUDGET // (c * x.shape[1]))
+    for a in range(0, n, step):
+        rows = slice(a, min(a + step, n))
+        sim = _exact_similarity(x, norm, rows, cand[rows])
+        order = np.lexsort((cand[rows], -sim), axis=-1)[:, :k]
+        out[rows] = np.take_along_axis(cand[rows], order, axis=1)
+    return out
+
+
+def _check_labels(labels: Any, features: np.ndarray) -> np.ndarray:
+    if features.ndim != 2:
+        raise ValueError(f"features must be 2-D (N, D), got shape {features.shape}")
+    n = features.shape[0]
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},), got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+    return y.astype(np.int64, copy=False)
+
+
+def knn_vote(
+    features: Any,
+    labels: Any,
+    *,
+    k: int = 10,
+    metric: Metric = "cosine",
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """Fraction of the k nearest neighbours sharing the sample's given label; float64 ``(N,)``.
+
+    Values are multiples of ``1 / k`` in [0, 1]; lower = more suspect. Labels may be any
+    integers (they are only compared for equality). See :func:`knn_indices` for the
+    neighbour definition, tie-breaking and parameters.
+    """
+    x = np.asarray(features)
+    y = _check_labels(labels, x)
+    nbrs = knn_indices(x, k=k, metric=metric, batch_size=batch_size)
+    return (y[nbrs] == y[:, None]).mean(axis=1)
+
+
+def knn_probs(
+    features: Any,
+    labels: Any,
+    *,
+    num_classes: int | None = None,
+    k: int = 10,
+    metric: Metric = "cosine",
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """Label distribution of each sample's k nearest neighbours, float64 ``(N, K)``.
+
+    Rows sum to 1; ``probs[i, labels[i]]`` equals :func:`knn_vote`. Labels must lie in
+    ``[0, K)`` with ``K = num_classes`` (default ``max(labels) + 1``). Usable as a
+    ``probs`` matrix for :mod:`labeltrace.probs`.
+    """
+    x = np.asarray(features)
+    y = _check_labels(labels, x)
+    kk = int(y.max()) + 1 if num_classes is None else _check_int("num_classes", num_classes, 1)
+    bad = (y < 0) | (y >= kk)
+    if bad.any():
+        raise ValueError(
+            f"labels must lie in [0, {kk}); sample ids {_describe_ids(np.flatnonzero(bad))} do not"
+        )
+    nbrs = knn_indices(x, k=k, metric=metric, batch_size=batch_size)
+    rows = np.repeat(np.arange(y.size, dtype=np.int64), nbrs.shape[1])
+    counts = np.bincount(rows * kk + y[nbrs].ravel(), minlength=y.size * kk)
+    return counts.reshape(y.size, kk) / nbrs.shape[1]

@@ -1,0 +1,469 @@
+"""Label-quality scores and label-issue filters from an ``(N, K)`` predicted-probability matrix.
+
+Confident learning (Northcutt, Jiang & Chuang 2021, "Confident Learning: Estimating Uncertainty
+in Dataset Labels", JAIR 70) re-implemented in plain numpy so that, for valid inputs, every
+function here returns **exactly** what cleanlab 2.9.0 returns with its default arguments:
+
+=============================== ==========================================================
+here                            cleanlab 2.9.0
+=============================== ==========================================================
+:func:`self_confidence`         ``rank.get_label_quality_scores(method="self_confidence")``
+:func:`normalized_margin`       ``rank.get_label_quality_scores(method="normalized_margin")``
+:func:`confident_thresholds`    ``count.get_confident_thresholds``
+:func:`confident_joint`         ``count.compute_confident_joint`` (``calibrate=True``)
+:func:`find_label_issues`       ``filter.find_label_issues(filter_by=...)`` (mask output)
+=============================== ==========================================================
+
+Exactness means the same floating-point operations in the same dtype and order: float32 and
+float64 inputs are computed in their own dtype (other dtypes are cast to float64), and where
+cleanlab ranks with ``np.argsort`` (default kind) we call ``np.argsort`` on an array holding the
+same values in the same order, so **ties are broken exactly as cleanlab breaks them** (numpy's
+default sort; not documented as stable).
+
+``normalized_margin`` follows cleanlab and is **rescaled to [0, 1]**:
+``(p[i, y_i] - max_{k != y_i} p[i, k] + 1) / 2`` (0.5 = given label tied with the best other).
+
+Scores have shape ``(N,)``, lower = more likely mislabeled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "CL_CUTOFF",
+    "FILTER_BY",
+    "available_from_probs",
+    "confident_joint",
+    "confident_learning",
+    "confident_learning_flags",
+    "confident_thresholds",
+    "estimate_noise_rate",
+    "find_label_issues",
+    "from_probs",
+    "normalized_margin",
+    "self_confidence",
+    "validate_probs",
+]
+
+FilterBy = Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_learning"]
+FILTER_BY: tuple[str, ...] = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning")
+
+#: ``confident_learning(...) < CL_CUTOFF`` is exactly the flagged set (see
+#: :func:`confident_learning`).
+CL_CUTOFF: float = -1.0
+
+_ROW_SUM_TOL = 1e-3
+# cleanlab's constants (cleanlab.internal.constants), reproduced for exact agreement.
+_FUZZ = 1e-6  # FLOATING_POINT_COMPARISON: threshold slack and given-label bump
+_THRESHOLD_FLOOR = 2e-6  # CONFIDENT_THRESHOLDS_LOWER_BOUND
+_TINY = 1e-100  # TINY_VALUE
+
+
+# --------------------------------------------------------------------------- validation
+def _describe_ids(ids: np.ndarray, limit: int = 10) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:limit])
+    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
+    return f"[{shown}]{more}"
+
+
+def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Check a probability matrix and its labels; return them as arrays.
+
+    Parameters
+    ----------
+    probs : array_like
+        ``(N, K)`` predicted probabilities, ``K >= 2``: finite, non-negative, each row summing
+        to 1 within 1e-3.
+    labels : array_like
+        ``(N,)`` integer labels in ``[0, K)``; every class must occur at least once.
+
+    Returns
+    -------
+    probs : np.ndarray
+        float32 or float64 input kept as is (no copy); any other dtype cast to float64.
+    labels : np.ndarray
+        int64 labels.
+
+    Raises
+    ------
+    ValueError
+        Naming the offending sample ids (first 10) or the missing classes.
+    """
+    p = np.asarray(probs)
+    if p.dtype not in (np.float32, np.float64):
+        if not (np.issubdtype(p.dtype, np.number) or p.dtype == np.bool_):
+            raise ValueError(f"probs must be numeric, got dtype {p.dtype}")
+        p = p.astype(np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"probs must be 2-D (N, K), got shape {p.shape}")
+    n, k = p.shape
+    if n == 0:
+        raise ValueError("probs has no rows (N = 0)")
+    if k < 2:
+        raise ValueError(f"probs must have at least 2 columns (classes), got {k}")
+    bad = ~np.isfinite(p).all(axis=1)
+    if bad.any():
+        raise ValueError(f"probs has NaN/inf in sample ids {_describe_ids(np.flatnonzero(bad))}")
+    bad = (p < 0).any(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"probs has negative entries in sample ids {_describe_ids(np.flatnonzero(bad))}"
+        )
+    bad = np.abs(p.sum(axis=1, dtype=np.float64) - 1.0) > _ROW_SUM_TOL
+    if bad.any():
+        raise ValueError(
+            f"probs rows must sum to 1 (tolerance {_ROW_SUM_TOL}); sample ids "
+            f"{_describe_ids(np.flatnonzero(bad))} do not"
+        )
+
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {y.shape}")
+    if y.shape[0] != n:
+        raise ValueError(f"labels has {y.shape[0]} entries but probs has {n} rows")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+    y = y.astype(np.int64, copy=False)
+    bad = (y < 0) | (y >= k)
+    if bad.any():
+        ids = np.flatnonzero(bad)
+        raise ValueError(
+            f"labels must lie in [0, {k}); sample ids {_describe_ids(ids)} have "
+            f"labels {_describe_ids(y[ids])}"
+        )
+    missing = np.flatnonzero(np.bincount(y, minlength=k) == 0)
+    if missing.size:
+        raise ValueError(
+            f"every class must occur in labels; class(es) {_describe_ids(missing)} of {k} never do"
+        )
+    return p, y
+
+
+# --------------------------------------------------------------------------- simple scores
+def self_confidence(probs: Any, labels: Any) -> np.ndarray:
+    """Self-confidence ``p[i, y_i]`` as float64, shape ``(N,)`` (lower = more suspect)."""
+    p, y = validate_probs(probs, labels)
+    return p[np.arange(y.size), y].astype(np.float64)
+
+
+def _normalized_margin(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    rows = np.arange(y.size)
+    given = p[rows, y]
+    others = p.copy()
+    others[rows, y] = -np.inf
+    # Computed in the input dtype, like cleanlab, then widened.
+    return ((given - others.max(axis=1) + 1) / 2).astype(np.float64)
+
+
+def normalized_margin(probs: Any, labels: Any) -> np.ndarray:
+    """Normalized margin ``(p[i, y_i] - max_{k != y_i} p[i, k] + 1) / 2`` in [0, 1], float64.
+
+    The ``(+1) / 2`` rescaling is cleanlab's; it keeps the ranking of the raw margin.
+    """
+    p, y = validate_probs(probs, labels)
+    return _normalized_margin(p, y)
+
+
+# --------------------------------------------------------------------------- confident joint
+def _class_groups(y: np.ndarray, k: int) -> list[np.ndarray]:
+    """Indices of each class's samples, ascending (the order ``labels == c`` selects them in)."""
+    order = np.argsort(y, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(y, minlength=k))))
+    return [order[bounds[c] : bounds[c + 1]] for c in range(k)]
+
+
+def _thresholds(p: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    # np.mean over the same contiguous values in the same order as cleanlab -> identical floats.
+    t = np.array([np.mean(p[g, c]) for c, g in enumerate(groups)])
+    return np.clip(t, _THRESHOLD_FLOOR, None)
+
+
+def confident_thresholds(probs: Any, labels: Any) -> np.ndarray:
+    """Per-class thresholds ``t_c = mean(p[i, c] for i with y_i == c)``, shape ``(K,)``.
+
+    Floored at 2e-6 and returned in the dtype of ``probs`` (float32 or float64).
+    """
+    p, y = validate_probs(probs, labels)
+    return _thresholds(p, _class_groups(y, p.shape[1]))
+
+
+def _confident_guess(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(confident mask, guessed true class) for every sample.
+
+    A sample is confident for class c when ``p[i, c] >= t_c - 1e-6``. With one confident class
+    that class is the guess; with several, the overall argmax of ``p[i]`` (as in cleanlab, even
+    if that argmax is not itself above its threshold). Samples confident for no class are not
+    counted (mask False).
+    """
+    above = p >= t - _FUZZ
+    n_above = above.sum(axis=1)
+    guess = np.where(n_above > 1, p.argmax(axis=1), above.argmax(axis=1))
+    return n_above > 0, guess
+
+
+def _round_preserving_sum(x: np.ndarray) -> np.ndarray:
+    """Round to integers keeping ``round(sum(x))``: adjust the entries with the largest rounding
+    loss (cleanlab's ``round_preserving_sum``, same tie order via default ``np.argsort``)."""
+    ints = np.round(x)
+    target = np.round(np.sum(x))
+    total = np.round(np.sum(ints))
+    while abs(total - target) > _FUZZ:
+        diff = np.round(target - total)
+        step = -1 if diff < 0 else 1
+        n_change = min(int(abs(diff)), x.size)
+        order = np.argsort(x - ints)
+        pick = order[::-1][:n_change] if step == 1 else order[:n_change]
+        ints[pick] += step
+        total = np.round(np.sum(ints))
+    return ints.astype(np.int64)
+
+
+def _calibrate(cj: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Rescale rows to the given-label counts, the total to N, and round keeping row totals.
+
+    The expression (including the transposes) mirrors cleanlab's ``calibrate_confident_joint``:
+    the memory layout decides the summation order of the grand total, hence the last float bit.
+    """
+    row_sums = np.clip(cj.sum(axis=1), _TINY, None)
+    cal = (cj.T / row_sums * counts).T
+    cal = cal / np.clip(np.sum(cal), _TINY, None) * counts.sum()
+    out = np.empty(cal.shape, dtype=np.int64)
+    for r in range(cal.shape[0]):
+        out[r] = _round_preserving_sum(cal[r])
+    return out
+
+
+def _confident_joint(
+    p: np.ndarray, y: np.ndarray, groups: list[np.ndarray], *, calibrate: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(confident joint (K, K) int64, bool mask of confidently off-diagonal samples)."""
+    k = p.shape[1]
+    confident, guess = _confident_guess(p, _thresholds(p, groups))
+    # Counts as a (true, given) matrix, transposed: the resulting Fortran layout is the one
+    # cleanlab's ``confusion_matrix(...).T`` has, which fixes the calibration's float sums.
+    cj = np.bincount(guess[confident] * k + y[confident], minlength=k * k).reshape(k, k).T
+    np.fill_diagonal(cj, np.maximum(cj.diagonal(), 1))
+    if calibrate:
+        cj = _calibrate(cj, np.bincount(y, minlength=k))
+    return cj.astype(np.int64), confident & (guess != y)
+
+
+def confident_joint(probs: Any, labels: Any, *, calibrate: bool = True) -> np.ndarray:
+    """Confident joint ``C[given, true]``: ``(K, K)`` int64 counts.
+
+    Sample i is counted in ``C[y_i, c]`` where c is its confident guess (see thresholds:
+    ``p[i, c] >= t_c - 1e-6``; several confident classes -> argmax of ``p[i]``; none -> not
+    counted). Each diagonal entry is then raised to at least 1. With ``calibrate=True`` rows are
+    rescaled to the given-label counts, the total to N, and rounded preserving row totals.
+    """
+    p, y = validate_probs(probs, labels)
+    return _confident_joint(p, y, _class_groups(y, p.shape[1]), calibrate=calibrate)[0]
+
+
+def estimate_noise_rate(probs: Any, labels: Any) -> float:
+    """Estimated fraction of mislabeled samples: off-diagonal mass of the calibrated joint."""
+    cj = confident_joint(probs, labels, calibrate=True)
+    return float((cj.sum() - np.trace(cj)) / cj.sum())
+
+
+# --------------------------------------------------------------------------- find_label_issues
+def _prune_counts(cj: np.ndarray, min_per_class: int, frac_noise: float) -> np.ndarray:
+    """Number to prune per (true, given) cell; ``(K, K)`` int, transposed w.r.t. ``cj``.
+
+    Raise each diagonal to ``min_per_class``, taking the increase evenly from that column's
+    non-zero off-diagonal cells (floored at 0); scale off-diagonals by ``frac_noise`` (the
+    removed mass goes to the diagonal); truncate to int (cleanlab's ``astype(int)``).
+    """
+    m = cj.T
+    diag = m.diagonal()
+    new_diag = np.maximum(diag, min_per_class)
+    n_nonzero = np.maximum(np.count_nonzero(m, axis=0) - 1.0, 1.0)
+    out = m - (new_diag - diag) / n_nonzero
+    out[out < 0] = 0
+    np.fill_diagonal(out, new_diag)
+    scaled = out * frac_noise
+    np.fill_diagonal(scaled, out.diagonal())
+    np.fill_diagonal(scaled, out.diagonal() + np.sum(out - scaled, axis=0))
+    return scaled.astype(np.int64)
+
+
+def _prune_by_class(
+    p: np.ndarray, groups: list[np.ndarray], prune: np.ndarray, min_per_class: int
+) -> np.ndarray:
+    mask = np.zeros(p.shape[0], dtype=bool)
+    for c, g in enumerate(groups):
+        # cleanlab never writes back the mask of a class with a single sample (len(mask) > 1).
+        if g.size <= max(min_per_class, 1):
+            continue
+        n_issues = g.size - prune[c, c]
+        if n_issues >= 1:
+            mask[g[np.argsort(p[g, c])[:n_issues]]] = True
+    return mask
+
+
+def _prune_by_noise_rate(
+    p: np.ndarray, groups: list[np.ndarray], prune: np.ndarray, min_per_class: int
+) -> np.ndarray:
+    mask = np.zeros(p.shape[0], dtype=bool)
+    for c, g in enumerate(groups):
+        if g.size <= max(min_per_class, 1):
+            continue
+        pg = p[g]
+        for j in range(p.shape[1]):
+            n_prune = prune[j, c]
+            if j != c and n_prune > 0:
+                # the n_prune given-c samples with the largest p_j - p_c
+                margin = pg[:, j] - pg[:, c]
+                mask[g[np.argsort(-margin)[:n_prune]]] = True
+    return mask
+
+
+def _find_label_issues(
+    p: np.ndarray,
+    y: np.ndarray,
+    *,
+    filter_by: str,
+    frac_noise: float,
+    min_examples_per_class: int,
+) -> np.ndarray:
+    groups = _class_groups(y, p.shape[1])
+    cj, off_diagonal = _confident_joint(p, y, groups, calibrate=True)
+    if filter_by == "confident_learning":
+        mask = off_diagonal
+    else:
+        prune = _prune_counts(cj, min_examples_per_class, frac_noise)
+        if filter_by == "prune_by_class":
+            mask = _prune_by_class(p, groups, prune, min_examples_per_class)
+        elif filter_by == "prune_by_noise_rate":
+            mask = _prune_by_noise_rate(p, groups, prune, min_examples_per_class)
+        else:  # both
+            mask = _prune_by_class(p, groups, prune, min_examples_per_class) & _prune_by_noise_rate(
+                p, groups, prune, min_examples_per_class
+            )
+    # Never flag a sample whose given label (bumped by 1e-6) is the argmax.
+    bumped = p.copy()
+    rows = np.arange(y.size)
+    bumped[rows, y] += _FUZZ
+    return mask & (bumped.argmax(axis=1) != y)
+
+
+def find_label_issues(
+    probs: Any,
+    labels: Any,
+    *,
+    filter_by: FilterBy = "prune_by_noise_rate",
+    frac_noise: float = 1.0,
+    min_examples_per_class: int = 1,
+) -> np.ndarray:
+    """Boolean ``(N,)`` mask of likely label issues, identical to cleanlab's ``find_label_issues``.
+
+    Parameters
+    ----------
+    probs, labels
+        See :func:`validate_probs` (ideally out-of-sample probabilities).
+    filter_by : {"prune_by_noise_rate", "prune_by_class", "both", "confident_learning"}
+        - ``prune_by_noise_rate``: for each off-diagonal cell (given c, true j) of the calibrated
+          confident joint, flag that many given-c samples with the largest ``p_j - p_c``.
+        - ``prune_by_class``: in each class c flag the ``n_c - C[c, c]`` samples with the
+          smallest ``p_c``.
+        - ``both``: flagged by both of the above.
+        - ``confident_learning``: the samples counted off-diagonal in the confident joint.
+    frac_noise : float
+        In (0, 1]; keep only about this fraction of the off-diagonal counts (prune_* and both).
+    min_examples_per_class : int
+        Classes with at most this many samples (and every single-sample class) are never
+        flagged by the prune_* methods; pruning never leaves fewer than this many samples
+        counted on a class's diagonal. Unused by ``confident_learning``.
+
+    Returns
+    -------
+    np.ndarray
+        bool ``(N,)``. Whatever the method, a sample is never flagged when its given label,
+        bumped by 1e-6, is the argmax of its row.
+
+    Notes
+    -----
+    Rankings use numpy's default ``argsort`` on per-class arrays, exactly as cleanlab does, so
+    ties resolve identically.
+    """
+    p, y = validate_probs(probs, labels)
+    if filter_by not in FILTER_BY:
+        raise ValueError(f"filter_by must be one of {FILTER_BY}, got {filter_by!r}")
+    if not 0.0 < frac_noise <= 1.0:
+        raise ValueError(f"frac_noise must be in (0, 1], got {frac_noise}")
+    if filter_by == "confident_learning" and frac_noise != 1.0:
+        raise ValueError("frac_noise applies to the prune_* and 'both' methods only")
+    if isinstance(min_examples_per_class, bool) or not isinstance(
+        min_examples_per_class, (int, np.integer)
+    ):
+        raise ValueError(f"min_examples_per_class must be an int, got {min_examples_per_class!r}")
+    if min_examples_per_class < 0:
+        raise ValueError(f"min_examples_per_class must be >= 0, got {min_examples_per_class}")
+    return _find_label_issues(
+        p,
+        y,
+        filter_by=filter_by,
+        frac_noise=float(frac_noise),
+        min_examples_per_class=int(min_examples_per_class),
+    )
+
+
+# --------------------------------------------------------------------------- CL as a score
+def confident_learning(
+    probs: Any,
+    labels: Any,
+    *,
+    filter_by: FilterBy = "prune_by_noise_rate",
+    frac_noise: float = 1.0,
+    min_examples_per_class: int = 1,
+) -> np.ndarray:
+    """Confident-learning label-quality score, float64 ``(N,)``, lower = more suspect.
+
+    ``normalized_margin - 2 * flagged`` where ``flagged = find_label_issues(...)``. Unflagged
+    samples score in [0, 1]; flagged ones in [-2, -1.5) (a flagged sample's given label is not
+    its argmax, so its normalized margin is below 0.5). Hence ``score < CL_CUTOFF`` (= -1)
+    reproduces the flagged set exactly (:func:`confident_learning_flags`), every flagged sample
+    ranks below every unflagged one, and within each group the order is the normalized margin.
+    """
+    p, y = validate_probs(probs, labels)
+    flagged = find_label_issues(
+        p,
+        y,
+        filter_by=filter_by,
+        frac_noise=frac_noise,
+        min_examples_per_class=min_examples_per_class,
+    )
+    return _normalized_margin(p, y) - 2.0 * flagged
+
+
+def confident_learning_flags(scores: np.ndarray) -> np.ndarray:
+    """The flagged set of a :func:`confident_learning` score: ``scores < CL_CUTOFF``."""
+    return np.asarray(scores) < CL_CUTOFF
+
+
+# --------------------------------------------------------------------------- registry
+_FROM_PROBS: dict[str, Callable[..., np.ndarray]] = {
+    "self_confidence": self_confidence,
+    "normalized_margin": normalized_margin,
+    "confident_learning": confident_learning,
+}
+
+
+def available_from_probs() -> list[str]:
+    """Names accepted by :func:`from_probs`."""
+    return sorted(_FROM_PROBS)
+
+
+def from_probs(name: str, probs: Any, labels: Any, **kw: Any) -> np.ndarray:
+    """Score ``name`` (see :func:`available_from_probs`): float64 ``(N,)``, lower = more suspect."""
+    try:
+        fn = _FROM_PROBS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown probability score {name!r}; available: {', '.join(available_from_probs())}"
+        ) from None
+    return fn(probs, labels, **kw)

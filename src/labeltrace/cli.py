@@ -11,29 +11,32 @@ from pathlib import Path
 __all__ = ["main"]
 
 
-def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - ImageDataset, imported lazily
+def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, origin), imported lazily
+    """The dataset named on the command line and a description of where it came from."""
     from labeltrace import data
+
+    man_cols = {"path_column": args.path_column, "label_column": args.label_column, "id_column": args.id_column}
 
     if args.example:
         if args.data or args.labels:
             raise SystemExit("error: give either DATA/--labels or --example, not both")
-        return data.example(args.example)
+        return data.example(args.example), {"kind": "example", "source": args.example}
     common = {"on_bad_image": args.on_bad_image}
     if args.labels:
         man = Path(args.labels)
         root = Path(args.data) if args.data else None
-        return data.from_manifest(man, path_column=args.path_column, label_column=args.label_column,
-                                  id_column=args.id_column, root=root, **common)  # fmt: skip
+        ds = data.from_manifest(man, root=root, **man_cols, **common)
+        return ds, {"kind": "manifest", "source": str(man.resolve()), **man_cols}
     if not args.data:
         raise SystemExit("error: give DATA (a folder, manifest or .npz), --labels FILE, or --example digits")
     p = Path(args.data)
     if p.is_dir():
-        return data.from_folder(p, **common)
+        return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve())}
     if p.suffix.lower() in (".csv", ".tsv", ".parquet"):
-        return data.from_manifest(p, path_column=args.path_column, label_column=args.label_column,
-                                  id_column=args.id_column, **common)  # fmt: skip
+        ds = data.from_manifest(p, **man_cols, **common)
+        return ds, {"kind": "manifest", "source": str(p.resolve()), **man_cols}
     if p.suffix.lower() == ".npz":
-        return data.from_npz(p, split=args.split)
+        return data.from_npz(p, split=args.split), {"kind": "npz", "source": str(p.resolve()), "split": args.split}
     raise SystemExit(f"error: cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
 
 
@@ -41,7 +44,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     from labeltrace.scan import ScanConfig, scan
     from labeltrace.summary import print_summary
 
-    ds = _load_dataset(args)
+    ds, origin = _load_dataset(args)
     cfg = ScanConfig(
         model=args.model, epochs=args.epochs, runs=args.runs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
@@ -55,7 +58,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             log(f"  {src}: {why}")
     log(f"{len(ds)} samples, {ds.n_classes} classes → {args.out}")
     t0 = time.perf_counter()
-    res = scan(ds, args.out, cfg, progress=not args.quiet, log=log, command=sys.argv)
+    res = scan(ds, args.out, cfg, progress=not args.quiet, log=log, command=sys.argv, origin=origin)
     print_summary(res.run_dir, top=args.top, elapsed=time.perf_counter() - t0)
     return 0
 
@@ -84,6 +87,103 @@ def _cmd_score(args: argparse.Namespace) -> int:
     else:
         for row in table.slice(0, args.top).to_pylist():
             print(f"{row['rank']:>6}  id {row['id']:>7}  {row['external_id']:<30}  {args.method} {row[args.method]: .4f}")
+    return 0
+
+
+def _cmd_queue(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pyarrow as pa
+
+    from labeltrace import detect, queue, rundir
+
+    run = rundir.open_run(args.run_dir)
+    runs = [detect.RecordedRun(run.dynamics(r), run.is_auxiliary(r), len(run.classes)) for r in range(run.num_runs)]
+    if args.posterior == "mean":
+        post = detect.posterior(runs, last=None)
+    else:  # the last 5 epochs, or as many as the recorder kept (keep_probs) when fewer
+        for last in range(5, 0, -1):
+            try:
+                post = detect.posterior(runs, last=last)
+                break
+            except ValueError:
+                if last == 1:
+                    raise
+        if last < 5:
+            print(f"note: the run kept the softmax of {last} epochs only; posterior over those", file=sys.stderr)
+    given = run.column("given_label_id").astype(np.int64)
+    counts = np.eye(len(run.classes))[given]  # one vote: the given label
+    sei = run.column("sei").astype(np.float64) if args.method in ("sei", "sei_joint") else None
+    pr = queue.priority(args.method, posterior=post, label_counts=counts, sei=sei, gamma=args.gamma, seed=args.seed)
+    q = queue.build_queue(pr, post, classes=run.classes, labels=given)
+    ids = pa.array(q["id"])
+    table = pa.table({"id": q["id"], "external_id": run.samples.column("external_id").take(ids),
+                      "path": run.samples.column("path").take(ids), "given_label": q["label_class"].astype(str),
+                      "given_label_id": q["label"], "suggested_label": q["suggested_class"].astype(str),
+                      "suggested_label_id": q["suggested_label"], "suggested_confidence": q["suggested_confidence"],
+                      "priority": q["priority"], "rank": q["rank"]})  # fmt: skip
+    rundir.write_table(Path(args.out), table)
+    rundir.write_table(run.path / "queue.parquet", table.select(["id", "priority", "rank"]))
+    print(f"wrote {args.out} and {run.path / 'queue.parquet'}: {table.num_rows} samples by {args.method} priority")
+    for row in table.slice(0, args.top).to_pylist():
+        print(f"{row['rank']:>6}  id {row['id']:>7}  {row['external_id']:<30}  {row['given_label']} -> "
+              f"{row['suggested_label']} ({row['suggested_confidence']:.2f})  priority {row['priority']: .4f}")  # fmt: skip
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from labeltrace import campaign
+
+    votes, _ = campaign.load_votes(args.votes)
+    selectors = [s.strip() for s in args.selectors.split(",") if s.strip()]
+    need = sorted(set(selectors) & campaign.MODEL_SELECTORS)
+    if need and not args.features:
+        raise ValueError(f"selectors {need} need a model posterior/SEI: give --features FILE.npy (an (N, D) "
+                         "matrix aligned with the vote rows), or use only --selectors random,oracle")  # fmt: skip
+    feats = campaign.load_features(args.features, n=votes.shape[0]) if args.features else None
+    head = campaign.HeadConfig(model=args.head, hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
+                               lr=args.lr, posterior=args.posterior)  # fmt: skip
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    sim = campaign.run_simulation(votes, features=feats, selectors=selectors, seeds=range(args.seeds),
+                                  noise_rate=args.noise_rate, budget_factor=args.budget_factor, budget=args.budget,
+                                  head=head, active_every=args.active_every, gamma=args.gamma, log=log)  # fmt: skip
+    paths = campaign.write_simulation(sim, args.out, title=args.title, every=args.curve_every,
+                                      meta={"votes": str(args.votes), "features": args.features, "command": sys.argv})  # fmt: skip
+    print(campaign.format_summary(sim))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from labeltrace.report import write_report
+
+    out = write_report(args.run_dir, args.out, format=args.format, top=args.top)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from labeltrace import review
+
+    if args.export:
+        out = review.export_labels(args.run_dir, args.export)
+        print(f"wrote {out}")
+        return 0
+    review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from labeltrace import export
+
+    if args.from_labelstudio:
+        n = export.import_labelstudio(args.run_dir, args.from_labelstudio)
+        print(f"imported {n} decisions into {Path(args.run_dir) / 'reviews.db'}")
+        return 0
+    if not args.to:
+        raise SystemExit("error: give --to labelstudio|fiftyone|csv|parquet or --from-labelstudio EXPORT.json")
+    out = export.export_run(args.run_dir, args.to, args.out, images=args.images, document_root=args.document_root,
+                            only_suspects=args.only_suspects)  # fmt: skip
+    print(f"wrote {out}")
     return 0
 
 
@@ -146,6 +246,73 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--out", help="write the ranked table (.parquet or .csv)")
     sc.add_argument("--top", type=int, default=20)
     sc.set_defaults(func=_cmd_score)
+
+    qu = sub.add_parser("queue", help="order a run's samples for relabeling (active label cleaning)",
+                        description="Write the review queue of a scan run: id, external_id, path, given and suggested "
+                        "label, priority, rank; also RUN_DIR/queue.parquet, the order the review app serves.")  # fmt: skip
+    qu.add_argument("run_dir")
+    qu.add_argument("--method", default="joint", choices=["joint", "cross_entropy", "sei", "sei_joint", "random"],
+                    help="relabel priority (default joint: Bernhardt et al. 2022)")  # fmt: skip
+    qu.add_argument("--out", required=True, help="queue file to write (.csv or .parquet)")
+    qu.add_argument("--gamma", type=float, default=0.3, help="ambiguity threshold of joint / sei_joint")
+    qu.add_argument("--posterior", default="last", choices=["last", "mean"],
+                    help="mean softmax over the last 5 epochs (default) or over all epochs")  # fmt: skip
+    qu.add_argument("--seed", type=int, default=0, help="seed of --method random")
+    qu.add_argument("--top", type=int, default=10, help="queue items shown")
+    qu.set_defaults(func=_cmd_queue)
+
+    si = sub.add_parser("simulate", help="simulate relabeling campaigns on real annotator votes",
+                        description="Draw noisy labels from real vote counts, train a head on FEATURES, and "
+                        "compare relabel selectors by how fast a simulated annotator fixes the labels.")  # fmt: skip
+    si.add_argument("--votes", required=True,
+                    help="CSV with votes_<class> count columns (CIFAR-10H layout) or an (N, K) .npy")  # fmt: skip
+    si.add_argument("--features", help="(N, D) .npy features, rows aligned with the votes (needed by model selectors)")
+    si.add_argument("--selectors", default="random,cross_entropy,joint,sei,sei_joint,oracle")
+    si.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
+    si.add_argument("--noise-rate", type=float, default=0.15, help="initial label noise rate")
+    si.add_argument("--budget-factor", type=float, default=3.0, help="budget = factor x noisy labels")
+    si.add_argument("--budget", type=int, help="budget in relabels (overrides --budget-factor)")
+    si.add_argument("--out", required=True, help="output folder (curves.csv, summary.csv, campaign.png)")
+    si.add_argument("--epochs", type=int, default=20)
+    si.add_argument("--head", default="mlp", choices=["mlp", "linear"])
+    si.add_argument("--hidden", type=int, default=256)
+    si.add_argument("--batch-size", type=int, default=256)
+    si.add_argument("--lr", type=float, default=0.05)
+    si.add_argument("--posterior", default="mean", choices=["mean", "last"],
+                    help="trajectory-mean softmax (default) or mean over the last 5 epochs")  # fmt: skip
+    si.add_argument("--gamma", type=float, default=0.3)
+    si.add_argument("--active-every", type=int, help="retrain the head on the current labels every M relabels")
+    si.add_argument("--curve-every", type=int, default=1, help="write every n-th point of the curves")
+    si.add_argument("--title", help="plot title")
+    si.add_argument("--quiet", action="store_true")
+    si.set_defaults(func=_cmd_simulate)
+
+    rp = sub.add_parser("report", help="self-contained HTML report (or PNG figures) of a run")
+    rp.add_argument("run_dir")
+    rp.add_argument("--out", help="output file (html) or folder (png); default inside RUN_DIR")
+    rp.add_argument("--format", default="html", choices=["html", "png"])
+    rp.add_argument("--top", type=int, default=48, help="suspects shown")
+    rp.set_defaults(func=_cmd_report)
+
+    rv = sub.add_parser("review", help="browser review page for the expert (decisions saved to RUN_DIR/reviews.db)")
+    rv.add_argument("run_dir")
+    rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
+    rv.add_argument("--port", type=int, default=8765)
+    rv.add_argument("--token", help="access token (generated and printed when binding beyond loopback)")
+    rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
+    rv.add_argument("--export", metavar="FILE", help="write the cleaned label file instead of serving")
+    rv.set_defaults(func=_cmd_review)
+
+    ex = sub.add_parser("export", help="export a run to Label Studio / FiftyOne / CSV / Parquet, or import relabels")
+    ex.add_argument("run_dir")
+    ex.add_argument("--to", choices=["labelstudio", "fiftyone", "csv", "parquet"])
+    ex.add_argument("--out", help="output file")
+    ex.add_argument("--images", default="data-uri", choices=["data-uri", "local-files"],
+                    help="Label Studio: embed images or reference them through local-files storage")
+    ex.add_argument("--document-root", help="Label Studio local-files document root")
+    ex.add_argument("--only-suspects", action="store_true")
+    ex.add_argument("--from-labelstudio", metavar="EXPORT_JSON", help="read relabels back from a Label Studio export")
+    ex.set_defaults(func=_cmd_export)
     return p
 
 

@@ -66,14 +66,15 @@ def _aux_cutoff(name: str, runs: Sequence[RecordedRun], rule: str, q: float = 99
 
 
 def posterior(runs: Sequence[RecordedRun], *, last: int | None = None) -> np.ndarray:
-    """(N, K) mean softmax over the last epochs, over the real classes only (auxiliary column
-    dropped and rows renormalised), averaged over the runs where the sample kept its label."""
+    """(N, K) mean softmax over the last ``last`` epochs (all epochs when None), over the real
+    classes only (auxiliary column dropped, rows renormalised), averaged over the runs where the
+    sample kept its label."""
     K = runs[0].num_classes
     acc = np.zeros((runs[0].dynamics.num_samples, K))
     w = np.zeros(runs[0].dynamics.num_samples)
     fallback = None
     for r in runs:
-        p = r.dynamics.posterior(last=last)[:, :K]
+        p = (r.dynamics.mean_posterior() if last is None else r.dynamics.posterior(last=last))[:, :K]
         p = p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
         keep = ~r.is_auxiliary
         acc[keep] += p[keep]

@@ -10,17 +10,11 @@ from typing import Any, Literal
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
+from labeltrace._checks import describe_ids as _describe_ids
 
 __all__ = ["detection_report", "flag_top_k", "report_at_true_rate"]
 
 NanPolicy = Literal["raise", "omit"]
-
-
-def _describe_ids(mask: np.ndarray, limit: int = 10) -> str:
-    ids = np.flatnonzero(mask)
-    shown = ", ".join(str(int(i)) for i in ids[:limit])
-    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
-    return f"sample ids [{shown}]{more}"
 
 
 def _as_bool_mask(x: np.ndarray, name: str) -> np.ndarray:

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from labeltrace._checks import check_labels as _check_labels
+from labeltrace._checks import check_num_classes as _check_num_classes
+from labeltrace._checks import describe_ids as _describe_ids
 
 __all__ = [
     "NoisyLabels",
@@ -48,36 +51,6 @@ class NoisyLabels:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _describe_ids(mask: np.ndarray, limit: int = 10) -> str:
-    ids = np.flatnonzero(mask)
-    shown = ", ".join(str(int(i)) for i in ids[:limit])
-    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
-    return f"sample ids [{shown}]{more}"
-
-
-def _check_num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer):
-        raise ValueError(f"num_classes must be an int, got {type(num_classes).__name__}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    return int(num_classes)
-
-
-def _check_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {arr.shape}")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"labels must have an integer dtype, got {arr.dtype}")
-    bad = (arr < 0) | (arr >= num_classes)
-    if bad.any():
-        raise ValueError(
-            f"labels must lie in [0, {num_classes}); {int(bad.sum())} do not: {_describe_ids(bad)}"
-            f" have labels {arr[bad][:10].tolist()}"
-        )
-    return arr.astype(np.int64, copy=True)
 
 
 def _check_rate(rate: float) -> float:

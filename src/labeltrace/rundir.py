@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from labeltrace._io import atomic_write
 from labeltrace.record import Dynamics, Recorder
 
 __all__ = [
@@ -65,23 +66,6 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "is_suspect": "bool: flagged by the detector's cutoff",
     "rank": "int64: 1 = most suspect (ascending score, ties by id)",
 }
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(fh)`` on a temporary file next to ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _json_default(o: Any) -> Any:

@@ -193,11 +193,14 @@ def scan(
     progress: bool = True,
     log: Callable[[str], None] = print,
     command: list[str] | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> ScanResult:
     """Score every sample of ``ds`` and write the run directory ``out``.
 
     A killed scan restarted with the same ``out`` and config resumes from the last finished
-    epoch of each training run (checkpoints under ``out/checkpoints``).
+    epoch of each training run (checkpoints under ``out/checkpoints``). ``origin`` describes where
+    the dataset came from (``kind``: folder | manifest | npz | example | arrays, ``source``, and
+    for manifests the column names) so that cleaned labels can be written back in that format.
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -337,7 +340,8 @@ def scan(
         "inputs": input_desc,
         "runs": len(aux_masks),
         "data": {
-            "kind": getattr(ds, "kind", None) or ("arrays" if ds.root is None else "files"),
+            "kind": ds.kind,
+            **(origin or {}),
             "root": str(ds.root) if ds.root else None,
             "num_samples": N,
             "classes": classes,

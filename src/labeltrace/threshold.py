@@ -22,6 +22,9 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import brentq
 from sklearn.mixture import GaussianMixture
+from labeltrace._checks import check_labels as _check_labels
+from labeltrace._checks import check_num_classes as _check_num_classes
+from labeltrace._checks import describe_ids as _describe_ids
 
 __all__ = [
     "assign_auxiliary",
@@ -40,35 +43,6 @@ Seed = int | np.random.Generator
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _describe_ids(mask: np.ndarray, limit: int = 10) -> str:
-    ids = np.flatnonzero(mask)
-    shown = ", ".join(str(int(i)) for i in ids[:limit])
-    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
-    return f"sample ids [{shown}]{more}"
-
-
-def _check_num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer):
-        raise ValueError(f"num_classes must be an int, got {type(num_classes).__name__}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    return int(num_classes)
-
-
-def _check_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {arr.shape}")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"labels must have an integer dtype, got {arr.dtype}")
-    bad = (arr < 0) | (arr >= num_classes)
-    if bad.any():
-        raise ValueError(
-            f"labels must lie in [0, {num_classes}); {int(bad.sum())} do not: {_describe_ids(bad)}"
-        )
-    return arr.astype(np.int64, copy=False)
 
 
 def _check_mask(mask: np.ndarray, n: int, name: str) -> np.ndarray:

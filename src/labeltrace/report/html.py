@@ -1,0 +1,412 @@
+"""``write_report``: one self-contained HTML page (or a folder of PNG figures) for a run."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from labeltrace.report import plots, stats
+from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
+from labeltrace.rundir import Run, atomic_write, open_run
+
+__all__ = ["write_report"]
+
+ReportFormat = Literal["html", "png"]
+
+
+def _e(x: object) -> str:
+    """HTML-escape any value (class names, paths and config values come from users)."""
+    return html.escape(str(x), quote=True)
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(v):
+        return "—"
+    return f"{v:.{digits}g}"
+
+
+def _pct(x: float) -> str:
+    return "—" if not math.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def _describe(v: Any) -> str:
+    """A short plain-text rendering of a config value (str, number, dict with a name)."""
+    if v is None:
+        return "—"
+    if isinstance(v, dict):
+        name = v.get("name") or v.get("model") or v.get("backbone")
+        return str(name) if name else ", ".join(f"{k}={w}" for k, w in v.items())
+    return str(v)
+
+
+@dataclass
+class _Data:
+    """Everything the report shows, read from the run once."""
+
+    run: Run
+    classes: list[str]
+    given: np.ndarray
+    suggested: np.ndarray
+    suggested_prob: np.ndarray
+    score: np.ndarray
+    score_name: str
+    sei: np.ndarray | None
+    flagged: np.ndarray
+    rank: np.ndarray
+    cutoff: float | None
+    noisy: np.ndarray | None
+    true_label: np.ndarray | None
+    signed_entropy: np.ndarray | None
+    traj_note: str | None
+    aux_all: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.given.size)
+
+
+def _read(run: Run) -> _Data:
+    cols = set(run.samples.column_names)
+    det = run.meta.get("detector") or {}
+    score_col = det.get("score_column") or "score"
+    if score_col not in cols:
+        score_col = "score"
+    cutoff = det.get("cutoff")
+    cutoff = float(cutoff) if cutoff is not None and math.isfinite(float(cutoff)) else None
+    noisy = run.column("is_noisy").astype(bool) if "is_noisy" in cols else None
+    true_label = run.column("true_label") if "true_label" in cols else None
+    aux = np.stack([run.is_auxiliary(r) for r in range(run.num_runs)])
+    se: np.ndarray | None = None
+    note: str | None = None
+    try:
+        se = run.dynamics(0).epochs("signed_entropy").astype(np.float64)
+        # a sample relabeled to the auxiliary class in run 0 is shown with its trajectory from
+        # the first run in which it kept its label
+        for r in range(1, run.num_runs):
+            need = aux[:r].all(axis=0) & ~aux[r]
+            if need.any():
+                se_r = run.dynamics(r).epochs("signed_entropy")
+                if se_r.shape != se.shape:
+                    break
+                se[:, need] = se_r[:, need]
+    except ValueError as exc:
+        se, note = None, str(exc)
+    return _Data(
+        run=run,
+        classes=run.classes,
+        given=run.column("given_label_id").astype(np.int64),
+        suggested=run.column("suggested_label_id").astype(np.int64),
+        suggested_prob=run.column("suggested_prob").astype(np.float64),
+        score=run.column(score_col).astype(np.float64),
+        score_name=str(det.get("name") or score_col),
+        sei=run.column("sei").astype(np.float64) if "sei" in cols else None,
+        flagged=run.column("is_suspect").astype(bool),
+        rank=run.column("rank").astype(np.int64),
+        cutoff=cutoff,
+        noisy=noisy,
+        true_label=true_label,
+        signed_entropy=se,
+        traj_note=note,
+        aux_all=aux.all(axis=0),
+    )
+
+
+def _top_ids(d: _Data, top: int) -> np.ndarray:
+    order = np.lexsort((np.arange(d.n), d.rank))
+    return order[: max(0, int(top))]
+
+
+def _thumb(run: Run, i: int, size: int) -> tuple[np.ndarray | None, str | None]:
+    try:
+        return display_image(load_rgb(run, i), size=size), None
+    except (ValueError, OSError) as exc:
+        return None, str(exc)
+
+
+# --------------------------------------------------------------------------- figures
+def _figures(d: _Data, *, seed: int) -> dict[str, tuple[str, bytes]]:
+    """name -> (caption, PNG bytes)."""
+    figs: dict[str, tuple[str, bytes]] = {}
+    figs["score_histogram"] = (
+        f"Distribution of the detector's score ({d.score_name}); "
+        "samples left of the cutoff are flagged.",
+        plots.figure_png(
+            plots.score_histogram(d.score, d.cutoff, noisy=d.noisy, score_name=d.score_name)
+        ),
+    )
+    if d.signed_entropy is not None:
+        sei = d.sei if d.sei is not None else d.score
+        groups = stats.trajectory_groups(sei, d.flagged, noisy=d.noisy, exclude=d.aux_all)
+        known = d.noisy is not None
+        figs["signed_entropy_trajectories"] = (
+            "Signed entropy over training (+H(p) when the model agrees with the given label, −H(p) "
+            "otherwise): mean ± one standard deviation per group and three individual samples. "
+            + (
+                "Groups use the known true labels: easy / hard = top / bottom quarter of SEI "
+                "among clean samples, suspect = known mislabeled."
+                if known
+                else "Easy / hard = top / bottom quarter of SEI among unflagged samples, "
+                "suspect = flagged."
+            ),
+            plots.figure_png(
+                plots.trajectory_figure(
+                    d.signed_entropy,
+                    groups,
+                    seed=seed,
+                    suspect_title="mislabeled (known)" if known else "flagged",
+                )
+            ),
+        )
+    if d.noisy is not None:
+        p, r = stats.precision_recall(d.score, d.noisy)
+        m = stats.flagged_metrics(d.flagged, d.noisy)
+        figs["precision_recall"] = (
+            "Precision–recall of ranking by the score against the known noisy labels; "
+            "the dot is the flagged set.",
+            plots.figure_png(plots.pr_figure(p, r, point=(m["recall"], m["precision"]))),
+        )
+    return figs
+
+
+# --------------------------------------------------------------------------- HTML
+@lru_cache(maxsize=1)
+def _css() -> str:
+    return (resources.files("labeltrace.report") / "report.css").read_text(encoding="utf-8")
+
+
+def _card(k: str, v: str, s: str = "") -> str:
+    return f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{_e(v)}</div>' + (
+        f'<div class="s">{_e(s)}</div></div>' if s else "</div>"
+    )
+
+
+def _summary_html(d: _Data) -> str:
+    meta = d.run.meta
+    data = meta.get("data") or {}
+    cfg = meta.get("config") or {}
+    det = meta.get("detector") or {}
+    counts = meta.get("counts") or {}
+    nflag = int(d.flagged.sum())
+    est = meta.get("noise_rate_estimate", counts.get("noise_rate_estimate"))
+    epochs = cfg.get("epochs")
+    if epochs is None and d.signed_entropy is not None:
+        epochs = d.signed_entropy.shape[0]
+    src = data.get("source") or data.get("root") or "in-memory arrays"
+    cards = [
+        _card("Samples", f"{d.n:,}", f"{len(d.classes)} classes · {data.get('kind', '?')}"),
+        _card(
+            "Model",
+            _describe(meta.get("model") or cfg.get("model")),
+            f"{_describe(epochs)} epochs × {d.run.num_runs} runs",
+        ),
+        _card(
+            "Noise-rate estimate",
+            _pct(float(est)) if est is not None else "—",
+            f"known: {_pct(float(d.noisy.mean()))}" if d.noisy is not None else "",
+        ),
+        _card(
+            "Detector",
+            _describe(det.get("name")),
+            f"cutoff {_num(d.cutoff)}" + (f" · rule {det['rule']}" if det.get("rule") else ""),
+        ),
+        _card(
+            "Flagged", f"{nflag:,}", f"{_pct(nflag / d.n if d.n else float('nan'))} of the samples"
+        ),
+    ]
+    out = f'<section><h2>Summary</h2><div class="cards">{"".join(cards)}</div>'
+    if d.noisy is not None:
+        m = stats.flagged_metrics(d.flagged, d.noisy)
+        out += (
+            '<div class="quality" id="quality">Against the known true labels, the flagged set has '
+            f"<b>precision {_num(m['precision'])}</b>, <b>recall {_num(m['recall'])}</b>, "
+            f"<b>F1 {_num(m['f1'])}</b> ({m['tp']} of {int(d.noisy.sum())} mislabeled samples "
+            f"found, {m['fp']} clean samples flagged).</div>"
+        )
+    out += f'<p class="note">Data: {_e(src)}</p></section>'
+    return out
+
+
+def _suspect_card(d: _Data, i: int, img: np.ndarray | None, err: str | None) -> str:
+    g, s = d.classes[d.given[i]], d.classes[d.suggested[i]]
+    if img is not None:
+        pic = f'<img alt="sample {i}" src="{png_data_uri(png_bytes(img))}">'
+    else:
+        pic = f'<div class="missing" title="{_e(err)}">image unavailable</div>'
+    if g != s:
+        labels = f'<span class="given">{_e(g)}</span> → <span class="sugg">{_e(s)}</span>'
+    else:
+        labels = f'<span class="same">{_e(g)}</span> <span class="meta">(model agrees)</span>'
+    badge = ""
+    if d.noisy is not None and d.noisy[i]:
+        truth = _e(d.true_label[i]) if d.true_label is not None else "?"
+        badge = f'<span class="badge noisy" title="true label: {truth}">mislabeled</span>'
+    elif d.noisy is not None:
+        badge = '<span class="badge clean">clean</span>'
+    sei = ""
+    if d.sei is not None and d.score_name.lower() != "sei":
+        sei = f" · SEI {_num(d.sei[i])}"
+    state = "flagged" if d.flagged[i] else "unflagged"
+    return (
+        f'<div class="sus {state}" data-id="{i}">{pic}'
+        f'<div class="lab"><span class="rk">#{int(d.rank[i])}</span> '
+        f'<span class="meta">id {i}</span>{badge}</div>'
+        f'<div class="lab">{labels}</div>'
+        f'<div class="meta">{_e(d.score_name)} {_num(d.score[i])}{sei} · '
+        f"p {_num(d.suggested_prob[i], 2)}</div></div>"
+    )
+
+
+def _suspects_html(
+    d: _Data, ids: np.ndarray, thumbs: list[tuple[np.ndarray | None, str | None]]
+) -> str:
+    cards = "".join(
+        _suspect_card(d, int(i), img, err) for i, (img, err) in zip(ids, thumbs, strict=True)
+    )
+    nflag = int(d.flagged[ids].sum())
+    return (
+        f"<section><h2>Top {len(ids)} suspects</h2>"
+        "<p class='note'>Ranked by the detector's score (rank 1 = most suspect); "
+        f"{nflag} of them flagged (red top edge). Given label struck through, the model's "
+        "suggestion in green.</p>"
+        f"<div class='grid'>{cards}</div></section>"
+    )
+
+
+def _classes_html(d: _Data) -> str:
+    rows = []
+    for r in stats.class_table(d.given, d.suggested, d.flagged, d.classes):
+        share = _pct(r.flagged / r.samples if r.samples else float("nan"))
+        relabel = f"{_e(r.relabel_to)} ({r.relabel_count})" if r.relabel_to else "—"
+        rows.append(
+            f"<tr><td>{_e(r.name)}</td><td class='n'>{r.samples:,}</td>"
+            f"<td class='n'>{r.flagged:,}</td><td class='n'>{share}</td><td>{relabel}</td></tr>"
+        )
+    head = (
+        "<tr><th>given class</th><th class='n'>samples</th><th class='n'>flagged</th>"
+        "<th class='n'>flagged %</th><th>most common suggested relabel (flagged)</th></tr>"
+    )
+    return (
+        "<section><h2>Per class</h2><table id='classes'>"
+        f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def _figures_html(d: _Data, figs: dict[str, tuple[str, bytes]]) -> str:
+    parts = "".join(
+        f'<figure id="{name}"><img alt="{_e(name)}" src="{png_data_uri(png)}">'
+        f"<figcaption>{_e(cap)}</figcaption></figure>"
+        for name, (cap, png) in figs.items()
+    )
+    note = ""
+    if d.traj_note:
+        note = f'<p class="note">Signed-entropy trajectories unavailable: {_e(d.traj_note)}</p>'
+    return (
+        "<section><h2>Scores and training dynamics</h2>"
+        f'<div class="figs">{parts}</div>{note}</section>'
+    )
+
+
+def _html(d: _Data, figs: dict[str, tuple[str, bytes]], top: int, thumb: int) -> str:
+    from labeltrace import __version__
+
+    ids = _top_ids(d, top)
+    thumbs = [_thumb(d.run, int(i), thumb) for i in ids]
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    title = f"labeltrace report — {d.run.path.resolve().name}"
+    body = (
+        _summary_html(d)
+        + _figures_html(d, figs)
+        + _classes_html(d)
+        + _suspects_html(d, ids, thumbs)
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{_e(title)}</title><style>{_css()}</style></head><body>"
+        f"<header><h1>{_e(title)}</h1>"
+        f"<div class='sub'>{_e(d.run.path.resolve())} · generated {_e(now)}</div></header>"
+        f"<main>{body}<footer>labeltrace {_e(__version__)}</footer></main></body></html>"
+    )
+
+
+# --------------------------------------------------------------------------- entry point
+def write_report(
+    run_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    format: ReportFormat = "html",  # noqa: A002 - the CLI's option name
+    top: int = 48,
+    thumb_size: int = 128,
+    seed: int = 0,
+) -> Path:
+    """Write the report of a finished run.
+
+    Parameters
+    ----------
+    run_dir : path
+        Run directory written by ``labeltrace scan``.
+    out : path, optional
+        ``format="html"``: the HTML file (default ``RUN_DIR/report.html``).
+        ``format="png"``: a folder for the figures (default ``RUN_DIR/report/``).
+    format : {"html", "png"}
+        One self-contained HTML page (images embedded as base64 PNG, no external files), or the
+        figures alone as PNG files (``score_histogram.png``, ``signed_entropy_trajectories.png``,
+        ``precision_recall.png`` when true labels are known, ``top_suspects.png``).
+    top : int
+        Number of top suspects shown.
+    thumb_size : int
+        Longer side of the thumbnails in pixels (small images are enlarged by an integer factor
+        with nearest neighbour).
+    seed : int
+        Chooses the individual trajectories drawn.
+
+    Returns
+    -------
+    Path
+        The HTML file or the figure folder.
+    """
+    if format not in ("html", "png"):
+        raise ValueError(f"format must be 'html' or 'png', got {format!r}")
+    if int(top) < 0:
+        raise ValueError(f"top must be >= 0, got {top}")
+    run = open_run(run_dir)
+    d = _read(run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # matplotlib layout warnings on tiny data
+        figs = _figures(d, seed=seed)
+        if format == "html":
+            path = Path(out) if out is not None else run.path / "report.html"
+            page = _html(d, figs, int(top), int(thumb_size)).encode("utf-8")
+            return atomic_write(path, lambda fh: fh.write(page))
+        folder = Path(out) if out is not None else run.path / "report"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, (_, png) in figs.items():
+            (folder / f"{name}.png").write_bytes(png)
+        ids = _top_ids(d, top)
+        if ids.size:
+            thumbs = [_thumb(run, int(i), 64)[0] for i in ids]
+            imgs = [t if t is not None else np.full((64, 64, 3), 230, np.uint8) for t in thumbs]
+            caps = [
+                f"#{int(d.rank[i])} {d.classes[d.given[i]]}→{d.classes[d.suggested[i]]}"
+                for i in ids
+            ]
+            (folder / "top_suspects.png").write_bytes(
+                plots.figure_png(plots.suspect_grid(imgs, caps))
+            )
+        return folder

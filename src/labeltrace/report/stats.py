@@ -1,0 +1,133 @@
+"""Numbers behind the report: flagged-set quality, per-class table, trajectory groups, PR curve.
+
+Pure array functions; score convention: lower = more suspect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ClassRow",
+    "class_table",
+    "flagged_metrics",
+    "precision_recall",
+    "trajectory_groups",
+]
+
+
+def flagged_metrics(flagged: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
+    """Precision, recall and F1 of a flagged set against known noisy labels.
+
+    Returns ``tp, fp, fn`` (counts) and ``precision, recall, f1`` (NaN when undefined).
+    """
+    f = np.asarray(flagged, dtype=bool)
+    y = np.asarray(noisy, dtype=bool)
+    if f.shape != y.shape or f.ndim != 1:
+        raise ValueError(
+            f"flagged and noisy must be 1-D of equal length, got {f.shape} and {y.shape}"
+        )
+    tp = int(np.sum(f & y))
+    fp = int(np.sum(f & ~y))
+    fn = int(np.sum(~f & y))
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    """One row of the per-class table."""
+
+    name: str
+    samples: int
+    flagged: int
+    relabel_to: str | None  # most common suggested label among flagged samples that differs
+    relabel_count: int
+
+
+def class_table(
+    given: np.ndarray, suggested: np.ndarray, flagged: np.ndarray, classes: list[str]
+) -> list[ClassRow]:
+    """Per given class: samples, flagged, and the most common suggested relabel of the flagged.
+
+    ``given`` and ``suggested`` are class ids in ``[0, K)``; ties in the relabel go to the
+    lowest class id.
+    """
+    k = len(classes)
+    g = np.asarray(given, dtype=np.int64)
+    s = np.asarray(suggested, dtype=np.int64)
+    f = np.asarray(flagged, dtype=bool)
+    for name, a in (("given", g), ("suggested", s)):
+        bad = np.flatnonzero((a < 0) | (a >= k))
+        if bad.size:
+            raise ValueError(
+                f"{name} label ids out of range [0, {k}) for sample ids {bad[:10].tolist()}"
+            )
+    samples = np.bincount(g, minlength=k)
+    nflag = np.bincount(g[f], minlength=k)
+    moved = f & (s != g)
+    conf = np.bincount(g[moved] * k + s[moved], minlength=k * k).reshape(k, k)
+    best = conf.argmax(axis=1)
+    cnt = conf[np.arange(k), best]
+    return [
+        ClassRow(
+            classes[j],
+            int(samples[j]),
+            int(nflag[j]),
+            classes[best[j]] if cnt[j] else None,
+            int(cnt[j]),
+        )
+        for j in range(k)
+    ]
+
+
+def trajectory_groups(
+    score: np.ndarray,
+    flagged: np.ndarray,
+    *,
+    noisy: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
+    quantile: float = 0.25,
+) -> dict[str, np.ndarray]:
+    """Sample ids of the three groups of the SEI figure: easy, hard-but-clean, suspect.
+
+    The clean pool is the samples not known to be noisy (``noisy`` given) or not flagged.
+    *easy* = clean samples with a score at or above the pool's ``1 - quantile`` quantile,
+    *hard* = clean samples at or below its ``quantile`` quantile, *suspect* = the noisy
+    (or flagged) samples. Samples in ``exclude`` (e.g. auxiliary ones) and NaN scores are
+    left out.
+    """
+    s = np.asarray(score, dtype=np.float64)
+    ok = np.isfinite(s)
+    if exclude is not None:
+        ok &= ~np.asarray(exclude, dtype=bool)
+    bad = np.asarray(noisy, dtype=bool) if noisy is not None else np.asarray(flagged, dtype=bool)
+    clean = ok & ~bad
+    out = {"easy": np.array([], np.int64), "hard": np.array([], np.int64)}
+    if clean.any():
+        lo, hi = np.quantile(s[clean], [quantile, 1.0 - quantile])
+        out["easy"] = np.flatnonzero(clean & (s >= hi))
+        out["hard"] = np.flatnonzero(clean & (s <= lo))
+    out["suspect"] = np.flatnonzero(ok & bad)
+    return out
+
+
+def precision_recall(score: np.ndarray, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall of flagging the ``k`` lowest scores, for every ``k = 1..n``.
+
+    NaN scores are left out. Ties are broken by sample id (stable sort), like the ``rank``
+    column.
+    """
+    s = np.asarray(score, dtype=np.float64)
+    y = np.asarray(noisy, dtype=bool)
+    ok = np.isfinite(s)
+    s, y = s[ok], y[ok]
+    order = np.argsort(s, kind="stable")
+    tp = np.cumsum(y[order])
+    k = np.arange(1, s.size + 1)
+    npos = max(int(y.sum()), 1)
+    return tp / k, tp / npos

@@ -1,0 +1,215 @@
+"""The cleaned label file: the dataset's labels with the expert's accepted relabels.
+
+Written in the format the dataset came in:
+
+* **manifest** (``run.json`` ``data.kind == "manifest"``): the manifest again (CSV/TSV or
+  Parquet), every row and column as they were, with the label column changed where a class was
+  decided (written as a class name or a class id, whichever that row used) and a new column
+  ``review_decision``;
+* **folder**: a CSV with columns ``path, label, review_decision`` (paths relative to the data
+  root, labels as class names);
+* anything else (arrays): a ``.npy`` of int64 label ids plus a CSV beside it with
+  ``id, label_id, label, review_decision`` (or that CSV alone when ``out`` ends in ``.csv``).
+
+``review_decision`` is the current decision (a class name, ``unsure`` or ``skip``) or empty;
+unsure / skip / undecided samples keep their original label.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from labeltrace.review.store import KINDS, ReviewStore
+from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
+
+__all__ = ["DECISION_COLUMN", "current_decisions", "export_labels", "final_labels"]
+
+DECISION_COLUMN = "review_decision"
+
+
+def current_decisions(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """``(kind_code, label_id)`` per sample from ``reviews.db`` (all -1 when there is none).
+
+    See :meth:`ReviewStore.current_arrays`.
+    """
+    if not (run.path / REVIEWS_DB).exists():
+        n = run.num_samples
+        return np.full(n, -1, np.int8), np.full(n, -1, np.int64)
+    store = ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples)
+    return store.current_arrays()
+
+
+def final_labels(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """``(label_id, review_decision)``: labels after accepted relabels, and the decision text.
+
+    ``review_decision`` is an object array of ``""`` (no decision), a class name, ``"unsure"``
+    or ``"skip"``.
+    """
+    code, lab = current_decisions(run)
+    given = run.column("given_label_id").astype(np.int64)
+    is_label = code == KINDS.index("label")
+    final = np.where(is_label, lab, given)
+    names = np.asarray(run.classes + ["", "unsure", "skip"], dtype=object)
+    k = len(run.classes)
+    idx = np.where(is_label, lab, np.where(code == 1, k + 1, np.where(code == 2, k + 2, k)))
+    return final, names[idx]
+
+
+def _check_out(out: Path, allowed: tuple[str, ...], what: str) -> None:
+    if out.suffix.lower() not in allowed:
+        raise ValueError(
+            f"{out}: the cleaned labels of {what} are written as {' or '.join(allowed)}"
+        )
+
+
+def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarray) -> Path:
+    data = run.meta["data"]
+    src = Path(data["source"])
+    label_col = data.get("label_column", "label")
+    path_col = data.get("path_column", "path")
+    id_col = data.get("id_column")
+    suffix = src.suffix.lower()
+    out = out if out is not None else run.path / f"labels_cleaned{src.suffix}"
+    _check_out(out, (suffix,), f"a {suffix} manifest")
+    if out.resolve() == src.resolve():
+        raise ValueError(f"{out} is the original manifest; write the cleaned labels elsewhere")
+    if not src.is_file():
+        raise ValueError(f"the run's manifest {src} is missing")
+    ext = [str(v) for v in run.column("external_id")]
+    sample_of = {e: i for i, e in enumerate(ext)}
+    classes = run.classes
+    given = run.column("given_label_id").astype(np.int64)
+
+    def key(row_id: object, row_path: object) -> str:
+        return str(row_id).strip() if id_col else Path(str(row_path).strip()).as_posix()
+
+    def relabel(k: int, value: object, i: int) -> object:
+        """The new label of manifest row ``k`` (sample ``i``) in that row's own representation."""
+        v = value.strip() if isinstance(value, str) else value
+        if isinstance(v, str) and v == classes[given[i]]:
+            return classes[final[i]]
+        try:
+            as_id = int(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            as_id = None
+        if as_id is not None and as_id == given[i]:
+            return int(final[i]) if not isinstance(value, str) else str(int(final[i]))
+        raise ValueError(
+            f"{src}: row {k + 1} label {value!r} does not match sample {i}'s given label "
+            f"{classes[given[i]]!r} (id {given[i]}); the manifest changed since the scan"
+        )
+
+    if suffix in (".parquet", ".pq"):
+        t = pq.read_table(src)
+        if DECISION_COLUMN in t.column_names:
+            raise ValueError(f"{src} already has a column {DECISION_COLUMN!r}")
+        labels = t.column(label_col).to_pylist()
+        ids = t.column(id_col).to_pylist() if id_col else [None] * t.num_rows
+        paths = t.column(path_col).to_pylist()
+        dec: list[str | None] = [None] * t.num_rows
+        for k in range(t.num_rows):
+            i = sample_of.get(key(ids[k], paths[k]))
+            if i is not None and decision[i]:
+                labels[k] = relabel(k, labels[k], i)
+                dec[k] = str(decision[i])
+        col = pa.array(labels, type=t.schema.field(label_col).type)
+        t = t.set_column(t.column_names.index(label_col), t.schema.field(label_col), col)
+        t = t.append_column(DECISION_COLUMN, pa.array(dec, pa.string()))
+        return atomic_write(out, lambda fh: pq.write_table(t, fh))
+
+    raw = src.read_bytes()
+    bom = raw.startswith(b"\xef\xbb\xbf")
+    text = raw.decode("utf-8-sig")
+    delim = "\t" if suffix == ".tsv" else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    rows = list(reader)
+    if not rows:
+        raise ValueError(f"{src} is empty")
+    header = rows[0]
+    if DECISION_COLUMN in header:
+        raise ValueError(f"{src} already has a column {DECISION_COLUMN!r}")
+    for c in (label_col, path_col) + ((id_col,) if id_col else ()):
+        if c not in header:
+            raise ValueError(f"{src}: missing column {c!r}; columns are {header}")
+    li, pi = header.index(label_col), header.index(path_col)
+    ii = header.index(id_col) if id_col else None
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, delimiter=delim, lineterminator="\r\n" if "\r\n" in text else "\n")
+    w.writerow(header + [DECISION_COLUMN])
+    for k, row in enumerate(rows[1:]):
+        if not any(cell.strip() for cell in row):
+            w.writerow(row)
+            continue
+        row = row + [""] * (len(header) - len(row))
+        i = sample_of.get(key(row[ii] if ii is not None else None, row[pi]))
+        d = ""
+        if i is not None and decision[i]:
+            row[li] = str(relabel(k, row[li], i))
+            d = str(decision[i])
+        w.writerow(row + [d])
+    payload = (b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode("utf-8")
+    return atomic_write(out, lambda fh: fh.write(payload))
+
+
+def _csv_table(table: pa.Table, out: Path) -> Path:
+    import pyarrow.csv as pacsv
+
+    return atomic_write(out, lambda fh: pacsv.write_csv(table, fh))
+
+
+def export_labels(
+    run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write the cleaned label file of a reviewed run; returns its path.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run directory (its ``reviews.db`` holds the decisions; none means no change).
+    out : path, optional
+        Output file (default ``RUN_DIR/labels_cleaned.<ext>``, ``<ext>`` as described in the
+        module docstring). The original manifest is never overwritten.
+    """
+    run = open_run(run_dir)
+    final, decision = final_labels(run)
+    kind = run.meta["data"].get("kind")
+    outp = Path(out) if out is not None else None
+    if kind == "manifest" and run.meta["data"].get("source"):
+        return _manifest(run, outp, final, decision)
+    names = np.asarray(run.classes, dtype=object)[final]
+    dec_col = pa.array(decision.tolist(), pa.string())
+    if kind == "folder" or (
+        run.data_root is not None and not str(run.column("path")[0]).startswith("array:")
+    ):
+        outp = outp or run.path / "labels_cleaned.csv"
+        _check_out(outp, (".csv",), "a folder dataset")
+        t = pa.table(
+            {
+                "path": run.samples.column("path"),
+                "label": pa.array(names.tolist(), pa.string()),
+                DECISION_COLUMN: dec_col,
+            }
+        )
+        return _csv_table(t, outp)
+    outp = outp or run.path / "labels_cleaned.npy"
+    _check_out(outp, (".npy", ".csv"), "an array dataset")
+    t = pa.table(
+        {
+            "id": pa.array(np.arange(run.num_samples, dtype=np.int64)),
+            "label_id": pa.array(final.astype(np.int64)),
+            "label": pa.array(names.tolist(), pa.string()),
+            DECISION_COLUMN: dec_col,
+        }
+    )
+    if outp.suffix.lower() == ".csv":
+        return _csv_table(t, outp)
+    _csv_table(t, outp.with_suffix(".csv"))
+    arr = final.astype(np.int64)
+    return atomic_write(outp, lambda fh: np.save(fh, arr, allow_pickle=False))

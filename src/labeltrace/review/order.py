@@ -1,0 +1,52 @@
+"""The order in which samples are reviewed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from labeltrace.rundir import Run
+
+__all__ = ["QUEUE", "review_order"]
+
+#: Optional file in the run directory with columns ``id, priority, rank`` (rank 1 = first).
+QUEUE = "queue.parquet"
+
+
+def _ids_text(ids: np.ndarray) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:10])
+    return f"[{shown}{', …' if ids.size > 10 else ''}]"
+
+
+def review_order(run: Run) -> np.ndarray:
+    """Sample ids in review order, int64.
+
+    ``RUN_DIR/queue.parquet`` (columns ``id, priority, rank``) when present, ordered by its
+    ``rank`` (ties by id) — it may hold a subset of the samples; else every sample ordered by
+    the samples table's ``rank`` column (ties by id).
+
+    Raises
+    ------
+    ValueError
+        A queue file with missing columns, ids outside ``[0, N)`` or repeated ids.
+    """
+    qp = run.path / QUEUE
+    if qp.exists():
+        t = pq.read_table(qp)
+        missing = {"id", "priority", "rank"} - set(t.column_names)
+        if missing:
+            raise ValueError(
+                f"{qp}: missing columns {sorted(missing)}; columns are {t.column_names}"
+            )
+        ids = t.column("id").to_numpy(zero_copy_only=False).astype(np.int64)
+        rank = t.column("rank").to_numpy(zero_copy_only=False).astype(np.float64)
+        bad = ids[(ids < 0) | (ids >= run.num_samples)]
+        if bad.size:
+            raise ValueError(f"{qp}: sample ids outside [0, {run.num_samples}): {_ids_text(bad)}")
+        u, c = np.unique(ids, return_counts=True)
+        if (c > 1).any():
+            raise ValueError(f"{qp}: repeated sample ids {_ids_text(u[c > 1])}")
+        return ids[np.lexsort((ids, rank))]
+    rank = run.column("rank").astype(np.float64)
+    ids = np.arange(run.num_samples, dtype=np.int64)
+    return ids[np.lexsort((ids, rank))]

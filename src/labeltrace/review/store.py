@@ -1,0 +1,268 @@
+"""The review decisions: an append-only SQLite table in ``RUN_DIR/reviews.db``.
+
+Every decision is one row, committed in its own transaction (WAL journal, ``synchronous=FULL``:
+a decision acknowledged to the browser survives a crash or a ``kill -9``). Nothing is ever
+updated or deleted: a changed mind is a new row, and the *current* decision of a sample is its
+latest row (highest ``seq``). Several processes and threads may write at once; each write is a
+single ``INSERT``, so no write can lose another.
+
+Schema (``labeltrace.reviews/1``)::
+
+    decisions(seq INTEGER PRIMARY KEY AUTOINCREMENT, sample_id INTEGER, kind TEXT,
+              decision TEXT, reviewer TEXT, decided_at TEXT, source TEXT)
+    meta(key TEXT PRIMARY KEY, value TEXT)
+
+``kind`` is ``"label"`` (``decision`` = a class name), ``"unsure"`` or ``"skip"`` (``decision``
+repeats the kind); ``decided_at`` is ISO 8601 UTC; ``source`` is ``"app"`` or ``"labelstudio"``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
+
+FORMAT = "labeltrace.reviews/1"
+KINDS: tuple[str, ...] = ("label", "unsure", "skip")
+Kind = Literal["label", "unsure", "skip"]
+MAX_REVIEWER = 100
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    sample_id  INTEGER NOT NULL CHECK (sample_id >= 0),
+    kind       TEXT    NOT NULL CHECK (kind IN ('label', 'unsure', 'skip')),
+    decision   TEXT    NOT NULL,
+    reviewer   TEXT    NOT NULL,
+    decided_at TEXT    NOT NULL,
+    source     TEXT    NOT NULL DEFAULT 'app'
+);
+CREATE INDEX IF NOT EXISTS decisions_by_sample ON decisions (sample_id, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_COLS = "sample_id, kind, decision, reviewer, decided_at, source"
+_COLS_D = "d.seq, d.sample_id, d.kind, d.decision, d.reviewer, d.decided_at, d.source"
+_INSERT = f"INSERT INTO decisions ({_COLS}) VALUES (?, ?, ?, ?, ?, ?)"
+_DUPLICATE = (
+    "SELECT 1 FROM decisions WHERE sample_id=? AND kind=? AND decision=? AND reviewer=? "
+    "AND decided_at=? AND source=? LIMIT 1"
+)
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One stored decision row."""
+
+    seq: int
+    sample_id: int
+    kind: str
+    decision: str
+    reviewer: str
+    decided_at: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ReviewStore:
+    """Append-only decision log of one run.
+
+    Parameters
+    ----------
+    path : path
+        The SQLite file (created if missing).
+    classes : sequence of str
+        The run's class names; the store remembers them and refuses to open with others.
+    num_samples : int
+        N; sample ids must lie in ``[0, N)``.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, classes: Sequence[str], num_samples: int
+    ) -> None:
+        self.path = Path(path)
+        self.classes = [str(c) for c in classes]
+        self._class_set = set(self.classes)
+        self.num_samples = int(num_samples)
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(_SCHEMA)
+            con.execute("BEGIN IMMEDIATE")
+            rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            if not rows:
+                con.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [
+                        ("format", FORMAT),
+                        ("classes", json.dumps(self.classes)),
+                        ("num_samples", str(self.num_samples)),
+                    ],
+                )
+            con.execute("COMMIT")
+        if rows:
+            if rows.get("format") != FORMAT:
+                raise ValueError(f"{self.path}: unsupported reviews format {rows.get('format')!r}")
+            stored = json.loads(rows.get("classes", "[]"))
+            if stored != self.classes or int(rows.get("num_samples", -1)) != self.num_samples:
+                raise ValueError(
+                    f"{self.path} was written for {rows.get('num_samples')} samples and classes "
+                    f"{stored}, but the run has {self.num_samples} samples and classes "
+                    f"{self.classes}"
+                )
+
+    # ------------------------------------------------------------------ connection
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA busy_timeout=30000")
+            yield con
+        finally:
+            con.close()
+
+    # ------------------------------------------------------------------ validation
+    def validate(
+        self, sample_id: Any, decision: Any, kind: Any = None, reviewer: Any = ""
+    ) -> tuple[int, str, str, str]:
+        """Check one decision; returns ``(sample_id, kind, decision, reviewer)``.
+
+        ``kind`` may be omitted when ``decision`` is unambiguous (a class name, or ``"unsure"`` /
+        ``"skip"`` when no class has that name).
+
+        Raises
+        ------
+        IndexError
+            ``sample_id`` outside ``[0, N)``.
+        ValueError
+            Unknown class, unknown kind, ambiguous decision or bad reviewer name.
+        """
+        if isinstance(sample_id, bool) or not isinstance(sample_id, (int, np.integer)):
+            raise ValueError(f"sample_id must be an integer, got {sample_id!r}")
+        i = int(sample_id)
+        if not 0 <= i < self.num_samples:
+            raise IndexError(f"unknown sample id {i}: ids lie in [0, {self.num_samples})")
+        if not isinstance(decision, str):
+            raise ValueError(f"sample {i}: decision must be a string, got {decision!r}")
+        if kind is None:
+            if decision in ("unsure", "skip") and decision in self._class_set:
+                raise ValueError(
+                    f"sample {i}: decision {decision!r} is both a class name and a review action; "
+                    "pass kind"
+                )
+            kind = decision if decision in ("unsure", "skip") else "label"
+        if kind not in KINDS:
+            raise ValueError(f"sample {i}: kind must be one of {KINDS}, got {kind!r}")
+        if kind == "label":
+            if decision not in self._class_set:
+                raise ValueError(
+                    f"sample {i}: unknown class {decision!r}; classes are {self.classes}"
+                )
+        else:
+            decision = kind
+        if not isinstance(reviewer, str):
+            raise ValueError(f"sample {i}: reviewer must be a string")
+        reviewer = " ".join(reviewer.split())
+        if len(reviewer) > MAX_REVIEWER:
+            raise ValueError(f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters")
+        return i, kind, decision, reviewer or "anonymous"
+
+    # ------------------------------------------------------------------ writes
+    def add(
+        self,
+        sample_id: int,
+        decision: str,
+        *,
+        kind: str | None = None,
+        reviewer: str = "",
+        source: str = "app",
+        decided_at: str | None = None,
+    ) -> Decision:
+        """Validate and commit one decision (its own transaction); returns the stored row."""
+        i, k, dec, who = self.validate(sample_id, decision, kind, reviewer)
+        at = decided_at or now_iso()
+        with self._connect() as con:
+            cur = con.execute(_INSERT, (i, k, dec, who, at, source))
+            seq = int(cur.lastrowid or 0)
+        return Decision(seq, i, k, dec, who, at, source)
+
+    def add_many(
+        self, rows: Iterable[dict[str, Any]], *, source: str, skip_duplicates: bool = True
+    ) -> int:
+        """Validate all rows first, then commit them in one transaction; returns rows written.
+
+        Each row has ``sample_id, decision`` and optionally ``kind, reviewer, decided_at``. With
+        ``skip_duplicates`` a row identical to a stored one (same sample, kind, decision,
+        reviewer, time and source) is not written again, so re-importing a file is harmless.
+        """
+        checked = []
+        for r in rows:
+            i, k, dec, who = self.validate(
+                r["sample_id"], r["decision"], r.get("kind"), r.get("reviewer", "")
+            )
+            checked.append((i, k, dec, who, r.get("decided_at") or now_iso(), source))
+        n = 0
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for row in checked:
+                    if skip_duplicates and con.execute(_DUPLICATE, row).fetchone():
+                        continue
+                    con.execute(_INSERT, row)
+                    n += 1
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return n
+
+    # ------------------------------------------------------------------ reads
+    def history(self, sample_id: int | None = None) -> list[Decision]:
+        """All rows (of one sample, or of all), oldest first."""
+        q = f"SELECT seq, {_COLS} FROM decisions"
+        args: tuple[Any, ...] = ()
+        if sample_id is not None:
+            q += " WHERE sample_id = ?"
+            args = (int(sample_id),)
+        with self._connect() as con:
+            return [Decision(*r) for r in con.execute(q + " ORDER BY seq", args).fetchall()]
+
+    def current(self) -> dict[int, Decision]:
+        """The current (latest) decision of every sample that has one."""
+        with self._connect() as con:
+            rows = con.execute(
+                f"SELECT {_COLS_D} FROM decisions d "
+                "JOIN (SELECT MAX(seq) AS seq FROM decisions GROUP BY sample_id) m ON d.seq = m.seq"
+            ).fetchall()
+        return {int(r[1]): Decision(*r) for r in rows}
+
+    def current_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(kind_code, label_id)`` per sample, shape (N,) each.
+
+        ``kind_code``: -1 no decision, 0 label, 1 unsure, 2 skip; ``label_id``: the decided
+        class id for ``label`` rows, else -1.
+        """
+        code = np.full(self.num_samples, -1, dtype=np.int8)
+        lab = np.full(self.num_samples, -1, dtype=np.int64)
+        index = {c: j for j, c in enumerate(self.classes)}
+        for i, d in self.current().items():
+            code[i] = KINDS.index(d.kind)
+            if d.kind == "label":
+                lab[i] = index[d.decision]
+        return code, lab

@@ -1,0 +1,296 @@
+"""Exports: Label Studio tasks + config, Label Studio results read back, CSV/Parquet, FiftyOne."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import sqlite3
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from runfactory import csv_rows, make_run
+
+from labeltrace.data.base import MissingDependencyError
+from labeltrace.export import export_run, import_labelstudio, labelstudio_config
+from labeltrace.review import export_labels
+from labeltrace.rundir import open_run, write_table
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run(tmp_path_factory.mktemp("exp"), n=24, k=3, seed=2)
+
+
+def _decode(uri: str) -> np.ndarray:
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+
+
+def test_labelstudio_tasks(run_dir: Path, tmp_path: Path) -> None:
+    out = export_run(run_dir, "labelstudio", tmp_path / "tasks.json")
+    tasks = json.loads(Path(out).read_text())
+    run = open_run(run_dir)
+    rank = run.column("rank")
+    assert [t["data"]["labeltrace_id"] for t in tasks] == np.argsort(rank, kind="stable").tolist()
+    t0 = tasks[0]
+    i = t0["data"]["labeltrace_id"]
+    assert t0["data"]["given_label"] == run.column("given_label")[i]
+    assert t0["data"]["rank"] == 1
+    given_pred, sugg_pred = t0["predictions"]
+    assert given_pred["model_version"] == "given-label"
+    assert given_pred["result"] == [
+        {
+            "from_name": "label",
+            "to_name": "image",
+            "type": "choices",
+            "value": {"choices": [run.column("given_label")[i]]},
+        }
+    ]
+    assert sugg_pred["result"][0]["value"]["choices"] == [run.column("suggested_label")[i]]
+    assert sugg_pred["score"] == pytest.approx(run.column("suggested_prob")[i])
+    img = _decode(t0["data"]["image"])
+    orig = np.asarray(Image.open(run.data_root / run.column("path")[i]).convert("RGB"))
+    assert img.shape == (256, 256, 3) and np.array_equal(img[::32, ::32], orig)
+    cfg = ET.fromstring(Path(out).with_name("tasks.config.xml").read_text())
+    label = cfg.find("Choices[@name='label']")
+    assert [c.get("value") for c in label.findall("Choice")] == run.classes
+    assert label.get("toName") == cfg.find("Image").get("name") == "image"
+
+
+def test_labelstudio_local_files_and_subset(run_dir: Path, tmp_path: Path) -> None:
+    run = open_run(run_dir)
+    out = export_run(
+        run_dir, "labelstudio", tmp_path / "t.json", images="local-files", only_suspects=True
+    )
+    tasks = json.loads(Path(out).read_text())
+    assert len(tasks) == int(run.column("is_suspect").sum())
+    for t in tasks:
+        u = urlparse(t["data"]["image"])
+        assert u.path == "/data/local-files/"
+        assert parse_qs(u.query)["d"] == [run.column("path")[t["data"]["labeltrace_id"]]]
+    out = export_run(
+        run_dir,
+        "labelstudio",
+        tmp_path / "t2.json",
+        images="local-files",
+        document_root=run.data_root.parent,
+    )
+    t = json.loads(Path(out).read_text())[0]
+    assert parse_qs(urlparse(t["data"]["image"]).query)["d"] == [
+        "data/" + run.column("path")[t["data"]["labeltrace_id"]]
+    ]
+    with pytest.raises(ValueError, match="outside the Label Studio document root"):
+        export_run(
+            run_dir,
+            "labelstudio",
+            tmp_path / "t3.json",
+            images="local-files",
+            document_root=tmp_path,
+        )
+
+
+def test_local_files_need_files(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=20, k=3, with_files=False)
+    with pytest.raises(ValueError, match="data-uri"):
+        export_run(rd, "labelstudio", images="local-files")
+    tasks = json.loads(Path(export_run(rd, "labelstudio")).read_text())
+    i = tasks[0]["data"]["labeltrace_id"]
+    assert np.array_equal(
+        _decode(tasks[0]["data"]["image"])[::32, ::32], np.load(rd / "images.npy")[i]
+    )
+
+
+def test_config_escapes_class_names() -> None:
+    names = ["a<b", 'say "hi"', "x&y"]
+    cfg = ET.fromstring(labelstudio_config(names))
+    assert [c.get("value") for c in cfg.find("Choices[@name='label']").findall("Choice")] == names
+
+
+def _annotation(
+    choice: str | None, *, at: str, unsure: bool = False, cancelled: bool = False
+) -> dict:
+    result = []
+    if choice is not None:
+        result.append(
+            {
+                "id": "x1",
+                "from_name": "label",
+                "to_name": "image",
+                "type": "choices",
+                "value": {"choices": [choice]},
+                "origin": "manual",
+            }
+        )
+    if unsure:
+        result.append(
+            {
+                "id": "x2",
+                "from_name": "review",
+                "to_name": "image",
+                "type": "choices",
+                "value": {"choices": ["unsure"]},
+            }
+        )
+    return {
+        "id": 100,
+        "completed_by": 1,
+        "result": result,
+        "was_cancelled": cancelled,
+        "ground_truth": False,
+        "created_at": at,
+        "updated_at": at,
+        "lead_time": 3.2,
+    }
+
+
+def test_import_labelstudio_round_trip(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=24, k=3, seed=4)
+    tasks = json.loads(Path(export_run(rd, "labelstudio")).read_text())
+    by_id = {t["data"]["labeltrace_id"]: t for t in tasks}
+    given = open_run(rd).column("given_label")
+    export = []
+    for k, (sid, anns) in enumerate(
+        {
+            0: [_annotation("bird", at="2024-05-01T10:00:00.000000Z")],
+            1: [
+                _annotation("cat", at="2024-05-01T10:00:00Z"),
+                _annotation("airplane", at="2024-05-02T09:00:00Z"),
+            ],
+            2: [_annotation(None, at="2024-05-01T10:00:00Z", unsure=True)],
+            3: [_annotation(None, at="2024-05-01T10:00:00Z", cancelled=True)],
+            4: [],
+            5: [_annotation(str(given[5]), at="2024-05-03T08:00:00+02:00")],
+        }.items()
+    ):
+        task = dict(by_id[sid], id=500 + k, annotations=anns, project=1)
+        export.append(task)
+    f = tmp_path / "ls_export.json"
+    f.write_text(json.dumps(export))
+    assert import_labelstudio(rd, f) == 5
+    con = sqlite3.connect(rd / "reviews.db")
+    rows = con.execute(
+        "SELECT sample_id, kind, decision, reviewer, decided_at, source FROM decisions ORDER BY seq"
+    ).fetchall()
+    con.close()
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (0, "label", "bird"),
+        (1, "label", "airplane"),
+        (2, "unsure", "unsure"),
+        (3, "skip", "skip"),
+        (5, "label", str(given[5])),
+    ]
+    assert {r[3] for r in rows} == {"labelstudio"} and {r[5] for r in rows} == {"labelstudio"}
+    assert rows[4][4] == "2024-05-03T06:00:00.000+00:00"
+    assert import_labelstudio(rd, f) == 0  # idempotent
+    out = export_labels(rd)
+    labels = [r["label"] for r in csv_rows(out)]
+    want = list(given)
+    want[0], want[1] = "bird", "airplane"
+    assert labels == want
+
+
+def test_import_labelstudio_min_and_errors(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=24, k=3)
+    ext = open_run(rd).column("external_id")
+    f = tmp_path / "min.json"
+    f.write_text(
+        json.dumps(
+            [
+                {"image": "x", "labeltrace_id": 7, "label": "cat", "id": 1},
+                {"image": "x", "external_id": str(ext[8]), "review": "unsure", "id": 2},
+                {"image": "x", "labeltrace_id": 9, "id": 3},
+            ]
+        )
+    )
+    assert import_labelstudio(rd, f) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            [
+                {
+                    "data": {"labeltrace_id": 1},
+                    "annotations": [_annotation("bird", at="2024-01-01T00:00:00Z")],
+                },
+                {
+                    "data": {"labeltrace_id": 2},
+                    "annotations": [_annotation("zebra", at="2024-01-01T00:00:00Z")],
+                },
+            ]
+        )
+    )
+    with pytest.raises(ValueError, match="zebra"):
+        import_labelstudio(rd, bad)
+    bad.write_text(json.dumps([{"data": {"labeltrace_id": 99}, "annotations": []}]))
+    with pytest.raises(ValueError, match="no sample matches"):
+        import_labelstudio(rd, bad)
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read"):
+        import_labelstudio(rd, bad)
+    con = sqlite3.connect(rd / "reviews.db")
+    assert (
+        con.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 2
+    )  # failed imports wrote nothing
+    con.close()
+
+
+def test_csv_and_parquet(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=24, k=3)
+    write_table(
+        rd / "queue.parquet",
+        pa.table(
+            {
+                "id": np.array([5, 2, 9], np.int64),
+                "priority": [1.0, 2.0, 3.0],
+                "rank": np.array([2, 1, 3], np.int64),
+            }
+        ),
+    )
+    f = tmp_path / "d.json"
+    f.write_text(json.dumps([{"labeltrace_id": 2, "label": "bird"}]))
+    import_labelstudio(rd, f)
+    t = pq.read_table(export_run(rd, "parquet"))
+    assert t.column("id").to_pylist() == [2, 5, 9]
+    assert t.column("queue_position").to_pylist() == [0, 1, 2]
+    assert t.column("review_decision").to_pylist() == ["bird", None, None]
+    assert t.column("reviewer").to_pylist()[0] == "labelstudio"
+    given = open_run(rd).column("given_label")
+    assert t.column("final_label").to_pylist() == ["bird", given[5], given[9]]
+    rows = csv_rows(export_run(rd, "csv", tmp_path / "e.csv"))
+    assert [r["id"] for r in rows] == ["2", "5", "9"]
+    with pytest.raises(ValueError, match=r"\.csv"):
+        export_run(rd, "csv", tmp_path / "e.txt")
+    with pytest.raises(ValueError, match="unknown export target"):
+        export_run(rd, "cvat")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("fiftyone") is not None,
+    reason="fiftyone installed: not exercised here",
+)
+def test_fiftyone_missing_names_the_extra(run_dir: Path) -> None:
+    with pytest.raises(MissingDependencyError, match=r"labeltrace\[fiftyone\]"):
+        export_run(run_dir, "fiftyone")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("fiftyone") is None, reason="fiftyone (optional extra) not installed"
+)
+def test_fiftyone_dataset(run_dir: Path) -> None:  # pragma: no cover - needs the optional extra
+    import fiftyone as fo
+
+    name = export_run(run_dir, "fiftyone", "labeltrace-test")
+    ds = fo.load_dataset(name)
+    try:
+        assert len(ds) == open_run(run_dir).num_samples
+        s = ds.first()
+        assert s["given"].label in open_run(run_dir).classes and isinstance(s["is_suspect"], bool)
+    finally:
+        ds.delete()

@@ -1,0 +1,261 @@
+"""HTML / PNG report: self-contained, escaped, numbers checked against independent computations."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from runfactory import make_run
+from sklearn.metrics import f1_score, precision_score, recall_score
+
+from labeltrace.report import stats, write_report
+from labeltrace.report.images import display_image
+from labeltrace.rundir import open_run, write_table
+
+IMG_RE = re.compile(r'<img[^>]*\bsrc="([^"]*)"')
+
+
+def _png(uri: str) -> np.ndarray:
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run(tmp_path_factory.mktemp("rep"), n=90, k=4, seed=3)
+
+
+@pytest.fixture(scope="module")
+def page(run_dir: Path) -> str:
+    return write_report(run_dir, top=12).read_text(encoding="utf-8")
+
+
+def test_self_contained(page: str, run_dir: Path) -> None:
+    assert (run_dir / "report.html").exists()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
+    assert "<link" not in page and "<script" not in page and "@import" not in page
+    srcs = IMG_RE.findall(page)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    for s in srcs:
+        assert _png(s).ndim == 3
+
+
+def test_summary_numbers(page: str, run_dir: Path) -> None:
+    t = pq.read_table(run_dir / "samples.parquet").to_pydict()
+    flagged = np.array(t["is_suspect"])
+    noisy = np.array(t["is_noisy"])
+    assert f">{int(flagged.sum())}<" in page  # the "Flagged" card
+    p = precision_score(noisy, flagged)
+    r = recall_score(noisy, flagged)
+    f = f1_score(noisy, flagged)
+    quality = re.search(r'id="quality">(.*?)</div>', page).group(1)
+    assert (
+        f"precision {p:.3g}" in quality
+        and f"recall {r:.3g}" in quality
+        and f"F1 {f:.3g}" in quality
+    )
+    for name in ("score_histogram", "signed_entropy_trajectories", "precision_recall"):
+        assert f'id="{name}"' in page
+    assert "small_cnn" in page and "8 epochs × 2 runs" in page
+
+
+def test_top_suspects_in_rank_order_with_nearest_thumbnails(page: str, run_dir: Path) -> None:
+    t = pq.read_table(run_dir / "samples.parquet").to_pydict()
+    rank = np.array(t["rank"])
+    ids = [int(x) for x in re.findall(r'<div class="sus (?:un)?flagged" data-id="(\d+)">', page)]
+    assert ids == np.argsort(rank, kind="stable")[:12].tolist()
+    flagged = re.findall(r'<div class="sus (flagged|unflagged)" data-id', page)
+    assert flagged == ["flagged" if t["is_suspect"][i] else "unflagged" for i in ids]
+    first = re.search(
+        rf'<div class="sus flagged" data-id="{ids[0]}"><img alt="[^"]*" src="([^"]*)"', page
+    ).group(1)
+    thumb = _png(first)
+    assert thumb.shape == (128, 128, 3)  # 8x8 enlarged by 16
+    orig = np.asarray(Image.open(run_dir.parent / "data" / t["path"][ids[0]]).convert("RGB"))
+    assert np.array_equal(thumb[::16, ::16], orig)  # every source pixel is a 16x16 block
+    assert np.array_equal(thumb, np.kron(orig, np.ones((16, 16, 1), dtype=np.uint8)))
+
+
+def test_class_table(page: str, run_dir: Path) -> None:
+    t = pq.read_table(run_dir / "samples.parquet").to_pydict()
+    table = re.search(r"<table id='classes'>(.*?)</table>", page, re.S).group(1)
+    rows = re.findall(
+        r"<tr><td>([^<]*)</td><td class='n'>([\d,]+)</td><td class='n'>([\d,]+)</td>"
+        r"<td class='n'>[^<]*</td><td>([^<]*)</td></tr>",
+        table,
+    )
+    classes = open_run(run_dir).classes
+    assert [r[0] for r in rows] == classes
+    for name, n, f, relabel in rows:
+        mine = [k for k in range(len(t["id"])) if t["given_label"][k] == name]
+        assert int(n) == len(mine)
+        assert int(f) == sum(t["is_suspect"][k] for k in mine)
+        moved = Counter(
+            t["suggested_label"][k]
+            for k in mine
+            if t["is_suspect"][k] and t["suggested_label"][k] != name
+        )
+        if moved:
+            top = max(moved.values())
+            best = min((c for c in moved if moved[c] == top), key=classes.index)
+            assert relabel == f"{best} ({top})"
+        else:
+            assert relabel == "—"
+
+
+def test_escapes_user_strings(tmp_path: Path) -> None:
+    evil = ["<script>alert(1)</script>", 'a&b "q"', "<b>bold</b>"]
+    rd = make_run(tmp_path, n=30, k=3, classes=evil, seed=1)
+    page = write_report(rd).read_text(encoding="utf-8")
+    for c in evil:
+        assert c not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "a&amp;b &quot;q&quot;" in page
+    assert "<script" not in page
+
+
+def test_without_truth_arrays_and_png(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=40, k=3, with_files=False, with_truth=False)
+    page = write_report(rd, tmp_path / "r.html", top=5).read_text(encoding="utf-8")
+    assert 'id="quality"' not in page and 'id="precision_recall"' not in page
+    assert 'id="signed_entropy_trajectories"' in page
+    assert len(re.findall(r'<div class="sus ', page)) == 5
+    folder = write_report(rd, tmp_path / "figs", format="png")
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["score_histogram.png", "signed_entropy_trajectories.png", "top_suspects.png"]
+    for p in folder.iterdir():
+        with Image.open(p) as im:
+            assert im.format == "PNG"
+    rd2 = make_run(tmp_path / "t", n=40, k=3)
+    assert (write_report(rd2, format="png") / "precision_recall.png").exists()
+
+
+def test_missing_dynamics_and_image_still_report(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=30, k=3)
+    for p in (rd / "dynamics").iterdir():
+        p.unlink()
+    run = open_run(rd)
+    first = int(np.argmin(run.column("rank")))
+    (run.data_root / str(run.column("path")[first])).unlink()
+    page = write_report(rd, top=3).read_text(encoding="utf-8")
+    assert "Signed-entropy trajectories unavailable" in page
+    assert "image unavailable" in page
+    assert 'id="score_histogram"' in page
+
+
+def test_bad_arguments(run_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="format"):
+        write_report(run_dir, format="pdf")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="top"):
+        write_report(run_dir, top=-1)
+    with pytest.raises(ValueError, match="not a labeltrace run"):
+        write_report(tmp_path)
+
+
+def test_image_escaping_root_is_not_embedded(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=30, k=3)
+    secret = tmp_path / "secret.png"
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(secret)
+    t = pq.read_table(rd / "samples.parquet")
+    paths = t.column("path").to_pylist()
+    first = int(np.argmin(t.column("rank").to_numpy()))
+    paths[first] = "../secret.png"
+    import pyarrow as pa
+
+    write_table(
+        rd / "samples.parquet", t.set_column(t.column_names.index("path"), "path", pa.array(paths))
+    )
+    page = write_report(rd, top=1).read_text(encoding="utf-8")
+    assert "image unavailable" in page and "escapes the data root" in page
+
+
+# --------------------------------------------------------------------------- stats
+def test_flagged_metrics_by_hand() -> None:
+    f = np.array([1, 1, 1, 0, 0, 0], bool)
+    y = np.array([1, 0, 1, 1, 0, 0], bool)
+    m = stats.flagged_metrics(f, y)
+    assert (m["tp"], m["fp"], m["fn"]) == (2, 1, 1)
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 / 3)
+    assert np.isnan(stats.flagged_metrics(np.zeros(3, bool), np.zeros(3, bool))["precision"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(-5, 5), st.booleans()), min_size=1, max_size=40))
+def test_precision_recall_matches_brute_force(rows: list[tuple[float, bool]]) -> None:
+    s = np.array([r[0] for r in rows])
+    y = np.array([r[1] for r in rows])
+    p, r = stats.precision_recall(s, y)
+    order = sorted(range(len(s)), key=lambda i: (s[i], i))
+    for k in range(1, len(s) + 1):
+        top = order[:k]
+        tp = sum(y[i] for i in top)
+        assert p[k - 1] == pytest.approx(tp / k)
+        assert r[k - 1] == pytest.approx(tp / max(y.sum(), 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(2, 5).flatmap(
+        lambda k: st.tuples(
+            st.just(k),
+            st.lists(
+                st.tuples(st.integers(0, k - 1), st.integers(0, k - 1), st.booleans()),
+                min_size=1,
+                max_size=50,
+            ),
+        )
+    )
+)
+def test_class_table_matches_counter(arg: tuple[int, list[tuple[int, int, bool]]]) -> None:
+    k, rows = arg
+    g = np.array([r[0] for r in rows])
+    s = np.array([r[1] for r in rows])
+    f = np.array([r[2] for r in rows])
+    names = [f"c{j}" for j in range(k)]
+    out = stats.class_table(g, s, f, names)
+    for j, row in enumerate(out):
+        assert row.samples == int((g == j).sum()) and row.flagged == int(((g == j) & f).sum())
+        c = Counter(int(b) for a, b, fl in rows if a == j and fl and b != j)
+        if c:
+            top = max(c.values())
+            assert (
+                row.relabel_count == top
+                and row.relabel_to == names[min(x for x in c if c[x] == top)]
+            )
+        else:
+            assert row.relabel_to is None and row.relabel_count == 0
+
+
+def test_trajectory_groups() -> None:
+    s = np.arange(20, dtype=float)
+    noisy = np.zeros(20, bool)
+    noisy[[0, 1, 2]] = True
+    excl = np.zeros(20, bool)
+    excl[19] = True
+    g = stats.trajectory_groups(s, np.zeros(20, bool), noisy=noisy, exclude=excl)
+    assert g["suspect"].tolist() == [0, 1, 2]
+    clean = np.arange(3, 19)  # 16 clean, not excluded
+    lo, hi = np.quantile(s[clean], [0.25, 0.75])
+    assert g["hard"].tolist() == clean[s[clean] <= lo].tolist()
+    assert g["easy"].tolist() == clean[s[clean] >= hi].tolist()
+    g2 = stats.trajectory_groups(s, s < 4)  # no truth: flagged are the suspects
+    assert g2["suspect"].tolist() == [0, 1, 2, 3]
+
+
+def test_display_image_scaling() -> None:
+    img = np.arange(8 * 6 * 3, dtype=np.uint8).reshape(8, 6, 3)
+    big = display_image(img, size=128)
+    assert big.shape == (128, 96, 3) and np.array_equal(big[::16, ::16], img)
+    large = np.zeros((1000, 500, 3), np.uint8)
+    assert display_image(large, size=256).shape == (256, 128, 3)
+    assert display_image(img, size=8) is img

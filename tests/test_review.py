@@ -1,0 +1,481 @@
+"""Review app: persistence, history, resume, token, traversal, validation, concurrency, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+from runfactory import csv_rows, make_run
+
+from labeltrace.review import ReviewStore, create_app, export_labels, review_order
+from labeltrace.review.app import is_loopback
+from labeltrace.rundir import open_run, write_json, write_table
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+LOCAL = "http://127.0.0.1"
+
+
+def client(run_dir: Path, **kw: object) -> TestClient:
+    return TestClient(create_app(run_dir, **kw), base_url=LOCAL)  # type: ignore[arg-type]
+
+
+def db_rows(run_dir: Path) -> list[tuple]:
+    con = sqlite3.connect(run_dir / "reviews.db")
+    try:
+        return con.execute(
+            "SELECT sample_id, kind, decision, reviewer FROM decisions ORDER BY seq"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture()
+def run_dir(tmp_path: Path) -> Path:
+    return make_run(tmp_path, n=30, k=3, seed=5)
+
+
+def test_decision_committed_and_history_kept(run_dir: Path) -> None:
+    c = client(run_dir)
+    run = open_run(run_dir)
+    first = int(np.argmin(run.column("rank")))
+    item = c.get("/api/item/0").json()
+    assert item["id"] == first and item["decision"] is None
+    assert item["given_label"] == run.column("given_label")[first]
+    r = c.post("/api/decision", json={"sample_id": first, "decision": "bird", "reviewer": "ada"})
+    assert r.status_code == 200 and r.json()["saved"] is True
+    assert db_rows(run_dir) == [(first, "label", "bird", "ada")]  # on disk as soon as answered
+    c.post("/api/decision", json={"sample_id": first, "decision": "cat", "reviewer": "bob"})
+    c.post("/api/decision", json={"sample_id": first, "decision": "unsure", "reviewer": "ada"})
+    assert db_rows(run_dir) == [
+        (first, "label", "bird", "ada"),
+        (first, "label", "cat", "bob"),
+        (first, "unsure", "unsure", "ada"),
+    ]
+    hist = c.get(f"/api/history/{first}").json()
+    assert [h["decision"] for h in hist] == ["bird", "cat", "unsure"]
+    item = c.get("/api/item/0").json()
+    assert item["decision"]["kind"] == "unsure" and item["history"] == 3
+    con = sqlite3.connect(run_dir / "reviews.db")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+
+
+def test_progress_changed_and_resume(run_dir: Path) -> None:
+    c = client(run_dir, reviewer="default-name")
+    run = open_run(run_dir)
+    order = review_order(run)
+    given = run.column("given_label")
+    other = {g: next(x for x in run.classes if x != g) for g in run.classes}
+    c.post(
+        "/api/decision", json={"sample_id": int(order[0]), "decision": str(given[order[0]])}
+    )  # confirm
+    c.post(
+        "/api/decision", json={"sample_id": int(order[1]), "decision": other[given[order[1]]]}
+    )  # change
+    c.post("/api/decision", json={"sample_id": int(order[2]), "decision": "skip"})
+    c.post("/api/decision", json={"sample_id": int(order[3]), "decision": "unsure"})
+    s = c.get("/api/state").json()
+    assert (s["reviewed"], s["changed"], s["skipped"], s["total"]) == (3, 1, 1, 30)
+    assert s["resume"] == 2  # skipped items stay pending
+    c.post("/api/decision", json={"sample_id": int(order[2]), "decision": run.classes[0]})
+    assert client(run_dir).get("/api/state").json()["resume"] == 4  # a new app resumes from the db
+    assert db_rows(run_dir)[0][3] == "default-name"
+
+
+def test_queue_parquet_order(run_dir: Path) -> None:
+    ids = np.array([7, 3, 11, 0], dtype=np.int64)
+    write_table(
+        run_dir / "queue.parquet",
+        pa.table(
+            {
+                "id": ids,
+                "priority": [0.1, 0.9, 0.5, 0.7],
+                "rank": np.array([4, 1, 3, 2], dtype=np.int64),
+            }
+        ),
+    )
+    c = client(run_dir)
+    assert c.get("/api/state").json()["total"] == 4
+    assert [c.get(f"/api/item/{p}").json()["id"] for p in range(4)] == [3, 0, 11, 7]
+    assert c.get("/api/item/4").status_code == 404
+    write_table(
+        run_dir / "queue.parquet", pa.table({"id": [1, 1], "priority": [0.0, 0.0], "rank": [1, 2]})
+    )
+    with pytest.raises(ValueError, match=r"repeated sample ids \[1\]"):
+        create_app(run_dir)
+
+
+def test_validation(run_dir: Path) -> None:
+    c = client(run_dir)
+    r = c.post("/api/decision", json={"sample_id": 0, "decision": "zebra"})
+    assert r.status_code == 400 and "zebra" in r.json()["detail"]
+    assert c.post("/api/decision", json={"sample_id": 30, "decision": "cat"}).status_code == 404
+    assert c.post("/api/decision", json={"sample_id": -1, "decision": "cat"}).status_code == 404
+    assert (
+        c.post(
+            "/api/decision", json={"sample_id": 0, "decision": "cat", "kind": "maybe"}
+        ).status_code
+        == 400
+    )
+    assert (
+        c.post(
+            "/api/decision", json={"sample_id": 0, "decision": "cat", "reviewer": "x" * 101}
+        ).status_code
+        == 400
+    )
+    assert c.post("/api/decision", json={"sample_id": "abc", "decision": "cat"}).status_code == 422
+    # a cross-site "simple" form post (text/plain) is not accepted as a decision
+    r = c.post(
+        "/api/decision",
+        content='{"sample_id": 0, "decision": "cat"}',
+        headers={"Content-Type": "text/plain"},
+    )
+    assert r.status_code >= 400
+    assert c.get("/api/image/30").status_code == 404
+    assert c.get("/api/history/99").status_code == 404
+    assert not (run_dir / "reviews.db").exists() or db_rows(run_dir) == []
+
+
+def test_class_named_like_an_action_needs_kind(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=20, k=3, classes=["skip", "cat", "dog"])
+    c = client(rd)
+    assert c.post("/api/decision", json={"sample_id": 0, "decision": "skip"}).status_code == 400
+    assert (
+        c.post(
+            "/api/decision", json={"sample_id": 0, "decision": "skip", "kind": "label"}
+        ).status_code
+        == 200
+    )
+    assert (
+        c.post(
+            "/api/decision", json={"sample_id": 1, "decision": "skip", "kind": "skip"}
+        ).status_code
+        == 200
+    )
+    assert db_rows(rd) == [(0, "label", "skip", "anonymous"), (1, "skip", "skip", "anonymous")]
+
+
+def test_token_required_when_set(run_dir: Path) -> None:
+    app = create_app(run_dir, token="s3cret")
+    c = TestClient(app, base_url="http://192.0.2.10:8765")  # any host once a token is set
+    for path in ("/", "/api/state", "/api/item/0", "/api/image/0", "/api/history/0"):
+        assert c.get(path).status_code == 401, path
+    assert c.get("/api/state", headers={"X-Labeltrace-Token": "wrong"}).status_code == 401
+    assert c.post("/api/decision", json={"sample_id": 0, "decision": "cat"}).status_code == 401
+    assert not (run_dir / "reviews.db").exists() or db_rows(run_dir) == []
+    assert c.get("/api/state", headers={"X-Labeltrace-Token": "s3cret"}).status_code == 200
+    assert c.get("/?token=s3cret").status_code == 200
+    r = c.get("/api/image/0?token=s3cret")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    r = c.post(
+        "/api/decision",
+        json={"sample_id": 0, "decision": "cat"},
+        headers={"X-Labeltrace-Token": "s3cret"},
+    )
+    assert r.status_code == 200
+
+
+def test_without_token_only_loopback_hosts(run_dir: Path) -> None:
+    app = create_app(run_dir)
+    assert TestClient(app, base_url="http://127.0.0.1:8765").get("/api/state").status_code == 200
+    assert TestClient(app, base_url="http://localhost:8765").get("/api/state").status_code == 200
+    assert TestClient(app, base_url="http://evil.example:8765").get("/api/state").status_code == 403
+    assert TestClient(app, base_url="http://10.0.0.5").get("/").status_code == 403
+    assert (
+        is_loopback("127.0.0.1")
+        and is_loopback("::1")
+        and is_loopback("[::1]")
+        and is_loopback("localhost")
+    )
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
+
+
+def test_page_served(run_dir: Path) -> None:
+    r = client(run_dir).get("/")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert "__JS__" not in r.text and "decide(" in r.text and "X-Labeltrace-Token" in r.text
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_traversal_blocked(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=20, k=3)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes((rd.parent / "data" / open_run(rd).column("path")[0]).read_bytes())
+    root = open_run(rd).data_root
+    (root / "link.png").symlink_to(secret)
+    t = pq.read_table(rd / "samples.parquet")
+    paths = t.column("path").to_pylist()
+    paths[1] = "../secret.png"
+    paths[2] = "../../../../../../etc/passwd"
+    paths[3] = "/etc/passwd"
+    paths[4] = "link.png"
+    paths[5] = "%2e%2e/secret.png"
+    write_table(
+        rd / "samples.parquet", t.set_column(t.column_names.index("path"), "path", pa.array(paths))
+    )
+    c = client(rd)
+    assert c.get("/api/image/0").status_code == 200
+    for i in (1, 2, 3, 4):
+        r = c.get(f"/api/image/{i}")
+        assert r.status_code == 403 and "escapes the data root" in r.json()["detail"], i
+    assert (
+        c.get("/api/image/5").status_code == 404
+    )  # a literal '%2e%2e' folder does not exist: no decoding
+    for crafted in (
+        "/api/image/..%2F..%2Fetc%2Fpasswd",
+        "/api/image/%2e%2e",
+        "/api/image/%2e%2e%2fsecret.png",
+        "/api/image/../../etc/passwd",
+        "/api/image/0%2F..%2F..%2Fsecret.png",
+        "/api/image/1.5",
+    ):
+        r = c.get(crafted)
+        assert r.status_code in (404, 422), crafted
+        assert b"root:" not in r.content and r.headers["content-type"] != "image/png"
+
+
+def test_concurrent_clients_lose_nothing(run_dir: Path) -> None:
+    app = create_app(run_dir)
+    clients = [TestClient(app, base_url=LOCAL), TestClient(create_app(run_dir), base_url=LOCAL)]
+    classes = open_run(run_dir).classes
+    errors: list[str] = []
+
+    def work(w: int) -> None:
+        for j in range(15):
+            sid = (2 * j + w) % 30
+            r = clients[w].post(
+                "/api/decision",
+                json={"sample_id": sid, "decision": classes[j % 3], "reviewer": f"tab{w}"},
+            )
+            if r.status_code != 200:
+                errors.append(r.text)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    rows = db_rows(run_dir)
+    assert len(rows) == 30
+    want = {((2 * j + w) % 30, classes[j % 3], f"tab{w}") for w in range(2) for j in range(15)}
+    assert {(r[0], r[2], r[3]) for r in rows} == want
+    assert clients[0].get("/api/state").json()["reviewed"] == 30
+
+
+def test_store_refuses_other_classes(run_dir: Path) -> None:
+    ReviewStore(run_dir / "reviews.db", classes=["a", "b"], num_samples=30)
+    with pytest.raises(ValueError, match="classes"):
+        ReviewStore(run_dir / "reviews.db", classes=["a", "c"], num_samples=30)
+
+
+# --------------------------------------------------------------------------- export_labels
+def _decide(run_dir: Path, decisions: dict[int, str]) -> None:
+    c = client(run_dir)
+    for sid, d in decisions.items():
+        assert c.post("/api/decision", json={"sample_id": sid, "decision": d}).status_code == 200
+
+
+def test_export_labels_folder(run_dir: Path) -> None:
+    run = open_run(run_dir)
+    given = list(run.column("given_label"))
+    new = next(c for c in run.classes if c != given[4])
+    _decide(run_dir, {4: given[4], 2: "bird", 6: "unsure", 8: "skip"})
+    _decide(run_dir, {4: new})  # a changed mind: the latest decision counts
+    out = export_labels(run_dir)
+    assert out == run_dir / "labels_cleaned.csv"
+    rows = csv_rows(out)
+    assert [r["path"] for r in rows] == list(run.column("path"))
+    want = list(given)
+    want[2], want[4] = "bird", new
+    assert [r["label"] for r in rows] == want
+    dec = {i: r["review_decision"] for i, r in enumerate(rows) if r["review_decision"]}
+    assert dec == {2: "bird", 4: new, 6: "unsure", 8: "skip"}
+
+
+@pytest.mark.parametrize("label_ints", [False, True])
+def test_export_labels_manifest_csv(tmp_path: Path, label_ints: bool) -> None:
+    rd = make_run(tmp_path, n=24, k=3, kind="manifest", label_ints=label_ints)
+    src = Path(open_run(rd).meta["data"]["source"])
+    before = src.read_bytes()
+    _decide(rd, {0: "cat", 5: "unsure", 9: "airplane"})
+    out = export_labels(rd)
+    assert src.read_bytes() == before  # the original is never touched
+    orig = csv_rows(src)
+    rows = csv_rows(out)
+    assert list(rows[0].keys()) == ["path", "label", "site", "review_decision"]
+    assert len(rows) == len(orig)
+    for k, (o, r) in enumerate(zip(orig, rows, strict=True)):
+        assert (r["path"], r["site"]) == (o["path"], o["site"])
+        if k == 0:
+            assert r["label"] == ("2" if label_ints else "cat") and r["review_decision"] == "cat"
+        elif k == 9:
+            assert (
+                r["label"] == ("0" if label_ints else "airplane")
+                and r["review_decision"] == "airplane"
+            )
+        else:
+            assert r["label"] == o["label"]
+            assert r["review_decision"] == ("unsure" if k == 5 else "")
+    with pytest.raises(ValueError, match="original manifest"):
+        export_labels(rd, src)
+    with pytest.raises(ValueError, match=r"\.csv"):
+        export_labels(rd, tmp_path / "x.parquet")
+
+
+def test_export_labels_manifest_parquet(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=24, k=3, kind="manifest", label_ints=True)
+    meta = json.loads((rd / "run.json").read_text())
+    src = Path(meta["data"]["source"])
+    pq_path = src.with_suffix(".parquet")
+    t = pacsv.read_csv(src)
+    pq.write_table(t, pq_path)
+    meta["data"]["source"] = str(pq_path)
+    write_json(rd / "run.json", meta)
+    _decide(rd, {3: "bird", 4: "skip"})
+    out = export_labels(rd)
+    assert out.suffix == ".parquet"
+    got = pq.read_table(out)
+    assert got.column_names == t.column_names + ["review_decision"]
+    assert got.schema.field("label").type == t.schema.field("label").type
+    labels = t.column("label").to_pylist()
+    labels[3] = 1
+    assert got.column("label").to_pylist() == labels
+    dec = got.column("review_decision").to_pylist()
+    assert dec[3] == "bird" and dec[4] == "skip" and dec.count(None) == 22
+
+
+def test_export_labels_arrays(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=20, k=3, with_files=False)
+    given = open_run(rd).column("given_label_id")
+    _decide(rd, {1: "cat", 2: "unsure"})
+    out = export_labels(rd)
+    arr = np.load(out)
+    want = given.copy()
+    want[1] = 2
+    assert arr.dtype == np.int64 and np.array_equal(arr, want)
+    side = csv_rows(out.with_suffix(".csv"))
+    assert side[1]["review_decision"] == "cat" and side[2]["review_decision"] == "unsure"
+    assert side[2]["label_id"] == str(given[2])
+    assert np.array_equal(
+        np.load(export_labels(make_run(tmp_path / "b", n=20, k=3, with_files=False))),
+        open_run(tmp_path / "b" / "run").column("given_label_id"),
+    )
+
+
+# --------------------------------------------------------------------------- kill -9
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(run_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    code = f"from labeltrace.review import serve; serve({str(run_dir)!r}, port={port})"
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    log = run_dir.parent / f"server-{port}.log"
+    with open(log, "wb") as fh:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=fh, stderr=fh)
+    deadline = time.monotonic() + 60  # a loaded 2-core CI machine imports torch slowly
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def _post(port: int, body: dict) -> dict:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/decision",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+        return json.loads(r.read())
+
+
+def test_kill_9_keeps_every_acknowledged_decision(run_dir: Path) -> None:
+    port = _free_port()
+    proc = _start(run_dir, port)
+    acked = []
+    try:
+        for j in range(12):
+            acked.append(
+                _post(
+                    port,
+                    {
+                        "sample_id": j,
+                        "decision": ["airplane", "bird", "cat", "unsure"][j % 4],
+                        "reviewer": "kill9",
+                    },
+                )["decision"]
+            )
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    proc = _start(run_dir, port)  # restart on the same run: every acknowledged decision is there
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=5) as r:
+            state = json.loads(r.read())
+        assert state["reviewed"] == 12
+        for d in acked:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/api/history/{d['sample_id']}", timeout=5
+            ) as r:
+                assert json.loads(r.read()) == [d]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert [(r[0], r[2]) for r in db_rows(run_dir)] == [
+        (d["sample_id"], d["decision"]) for d in acked
+    ]
+
+
+def test_serve_generates_a_token_off_loopback(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    from labeltrace.review import serve
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    serve(run_dir, host="0.0.0.0", port=9999)
+    out = capsys.readouterr().out
+    token = out.split("token: ")[1].split()[0]
+    assert len(token) >= 24 and f"?token={token}" in out
+    assert (seen["host"], seen["port"]) == ("0.0.0.0", 9999)
+    c = TestClient(seen["app"], base_url="http://192.0.2.1:9999")  # type: ignore[arg-type]
+    assert c.get("/api/state").status_code == 401
+    assert c.get("/api/state", headers={"X-Labeltrace-Token": token}).status_code == 200
+    serve(run_dir)  # loopback: no token
+    assert "?token=" not in capsys.readouterr().out
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8765

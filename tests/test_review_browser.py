@@ -1,0 +1,224 @@
+"""The review page in a real browser (Playwright + Debian's Chromium, headless).
+
+Needs ``pip install playwright`` (the Python package only; no ``playwright install``) and
+``apt-get install -y chromium`` (``/usr/bin/chromium``); skipped otherwise. With
+``LABELTRACE_SCREENSHOTS=1`` it also writes ``docs/report.png`` and ``docs/review.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from runfactory import SHAPES, make_run
+
+from labeltrace.report import write_report
+from labeltrace.review import create_app, review_order
+from labeltrace.rundir import open_run
+
+CHROMIUM = os.environ.get("LABELTRACE_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--disable-component-update",
+    "--no-first-run",
+]
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+TOKEN = "browser-test-token"
+N = 120
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright not installed (pip install playwright)"
+)
+expect = sync_api.expect
+if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+    pytest.skip(
+        f"chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run(
+        tmp_path_factory.mktemp("browser"),
+        n=N,
+        k=4,
+        size=24,
+        style="shapes",
+        classes=list(SHAPES[:4]),
+        name="shapes-demo",
+        seed=7,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(run_dir: Path) -> Iterator[str]:
+    import uvicorn
+
+    port = _free_port()
+    app = create_app(run_dir, token=TOKEN)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not th.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    th.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip, not a failure
+            pytest.skip(f"chromium does not start under playwright: {exc}")
+        yield b
+        b.close()
+
+
+def _rows(run_dir: Path) -> list[tuple]:
+    con = sqlite3.connect(run_dir / "reviews.db")
+    try:
+        return con.execute(
+            "SELECT sample_id, kind, decision, reviewer FROM decisions ORDER BY seq"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def _image_loaded(page: object) -> None:
+    """Wait until the review image is decoded (polled: the page's CSP forbids string eval)."""
+    deadline = time.monotonic() + 10
+    js = (
+        "() => { const i = document.getElementById('image'); return i.complete && i.naturalWidth; }"
+    )
+    while not page.evaluate(js):  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "review image did not load"
+        time.sleep(0.05)
+
+
+def _saved(page: object, n_rows: int, run_dir: Path) -> None:
+    page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+    assert len(_rows(run_dir)) == n_rows  # "saved" shows only after the row is committed
+
+
+def test_review_in_browser(run_dir: Path, server: str, browser: object) -> None:
+    run = open_run(run_dir)
+    order = review_order(run).tolist()
+    given = list(run.column("given_label"))
+    classes = run.classes
+    page = browser.new_page(viewport={"width": 1280, "height": 760})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/?token={TOKEN}&reviewer=Dr.%20Ada")
+    expect(page.locator("#position")).to_have_text(f"1 / {N}")
+    _image_loaded(page)
+    assert page.locator("#given").inner_text() == given[order[0]]
+    assert page.locator("#progress-text").inner_text().startswith(f"0 / {N} reviewed")
+
+    # a click on a class button
+    page.locator(".cls", has_text=classes[1]).click()
+    _saved(page, 1, run_dir)
+    assert _rows(run_dir)[-1] == (order[0], "label", classes[1], "Dr. Ada")
+    expect(page.locator("#position")).to_have_text(f"2 / {N}")
+    # keyboard: 3 = third class, u = unsure, s = skip
+    page.keyboard.press("3")
+    expect(page.locator("#position")).to_have_text(f"3 / {N}")
+    assert _rows(run_dir)[-1] == (order[1], "label", classes[2], "Dr. Ada")
+    page.keyboard.press("u")
+    expect(page.locator("#position")).to_have_text(f"4 / {N}")
+    page.keyboard.press("s")
+    expect(page.locator("#position")).to_have_text(f"5 / {N}")
+    assert _rows(run_dir)[-2:] == [
+        (order[2], "unsure", "unsure", "Dr. Ada"),
+        (order[3], "skip", "skip", "Dr. Ada"),
+    ]
+    changed = sum(c != given[o] for o, c in ((order[0], classes[1]), (order[1], classes[2])))
+    text = page.locator("#progress-text").inner_text()
+    assert text.startswith(f"3 / {N} reviewed · {changed} label") and "1 skipped" in text
+
+    # arrows move without deciding
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#position")).to_have_text(f"4 / {N}")
+    assert "Current decision: skip" in page.locator("#current").inner_text()
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#position")).to_have_text(f"3 / {N}")
+    assert "Current decision: unsure" in page.locator("#current").inner_text()
+    assert page.locator("#unsure.chosen").count() == 1
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#position")).to_have_text(f"5 / {N}")
+    assert len(_rows(run_dir)) == 4
+
+    # typing a name does not trigger shortcuts; the name is stored with the next decision
+    page.fill("#reviewer", "Grace 1 u s")
+    page.keyboard.press("Enter")
+    assert len(_rows(run_dir)) == 4
+    page.keyboard.press("1")
+    expect(page.locator("#position")).to_have_text(f"6 / {N}")
+    assert _rows(run_dir)[-1] == (order[4], "label", classes[0], "Grace 1 u s")
+
+    # reload: resumes at the first undecided item (the skipped one, position 4)
+    page.goto(f"{server}/?token={TOKEN}")
+    expect(page.locator("#position")).to_have_text(f"4 / {N}")
+    assert page.locator("#reviewer").input_value() == "Grace 1 u s"  # kept in localStorage
+    assert page.locator("#progress-text").inner_text().startswith(f"4 / {N} reviewed")
+    assert not errors
+
+    # without the token nothing loads and nothing can be saved
+    bare = browser.new_page()  # type: ignore[attr-defined]
+    r = bare.goto(f"{server}/")
+    assert r is not None and r.status == 401
+    bare.close()
+
+    if os.environ.get("LABELTRACE_SCREENSHOTS") == "1":  # the typical view: a decision just saved
+        page.goto(f"{server}/?token={TOKEN}&reviewer=Dr.%20Ada&pos=6")
+        expect(page.locator("#position")).to_have_text(f"7 / {N}")
+        page.locator(".cls.is-suggested").click()
+        expect(page.locator("#position")).to_have_text(f"8 / {N}")
+        _image_loaded(page)
+        page.mouse.move(0, 0)
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / "review.png"))
+    page.close()
+
+
+def test_report_renders_in_browser(run_dir: Path, browser: object, tmp_path: Path) -> None:
+    html = write_report(run_dir, tmp_path / "report.html", top=16)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(html.as_uri())
+    page.wait_for_load_state("load")
+    # every image decoded, nothing fetched from anywhere but the file itself and data: URIs
+    broken = page.evaluate(
+        "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length"
+    )
+    assert broken == 0
+    assert page.evaluate("document.images.length") == 16 + 3
+    assert all(u.startswith(("file:", "data:")) for u in requests)
+    assert re.match(r"labeltrace report", page.title())
+    if os.environ.get("LABELTRACE_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / "report.png"), full_page=True)
+    page.close()

@@ -318,9 +318,18 @@ def scan(
         table_cols["true_label_id"] = true_labels.astype(np.int64)
         table_cols["is_noisy"] = is_noisy
         report = metrics.detection_report(is_noisy, flagged, score)
-        noise_info["per_score_auroc"] = {
-            c: metrics.detection_report(is_noisy, flagged, v, nan_policy="omit")["auroc"] for c, v in cols.items()
+        # every score's ranking (AUROC, F1 when flagging exactly the true number) and every
+        # detector with its own decision rule, side by side
+        noise_info["per_score"] = {
+            c: {k: metrics.report_at_true_rate(is_noisy, v, nan_policy="omit")[k] for k in ("auroc", "f1")}
+            for c, v in cols.items()
         }
+        per_det = {}
+        for name in detect.available():
+            d_ = det if name == det.name else detect.detect(name, runs)
+            r_ = metrics.detection_report(is_noisy, d_.flagged, d_.score, nan_policy="omit")
+            per_det[name] = {"rule": d_.rule, **{k: r_[k] for k in ("precision", "recall", "f1", "auroc")}}
+        noise_info["per_detector"] = per_det
     table = pa.table(table_cols)
     rd.write_table(out / rd.SAMPLES, table)
     if config.csv:

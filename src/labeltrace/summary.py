@@ -27,6 +27,17 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
             f"precision {met['precision']:.3f}  recall {met['recall']:.3f}  F1 {met['f1']:.3f}  "
             f"AUROC {met['auroc']:.3f}  AP {met['average_precision']:.3f}"
         )
+    per_det = (m.get("noise") or {}).get("per_detector")
+    if per_det:
+        lines.append("every detector with its own cutoff (and its ranking: F1 at the true rate, AUROC):")
+        per_score = m["noise"].get("per_score", {})
+        for name, r in sorted(per_det.items(), key=lambda kv: -(kv[1]["f1"] or 0)):
+            col = {"se_last": "se_last"}.get(name, name)
+            rank_f1 = per_score.get(col, {}).get("f1")
+            lines.append(
+                f"  {name:<12} {r['rule']:<20} P {r['precision']:.3f}  R {r['recall']:.3f}  F1 {r['f1']:.3f}"
+                f"   | ranking F1 {rank_f1 if rank_f1 is None else f'{rank_f1:.3f}'}  AUROC {r['auroc']:.3f}"
+            )
     order = run.column("rank").argsort()[:top]
     if len(order):
         lines.append(f"top {len(order)} suspects:")

@@ -28,7 +28,17 @@ from torch import nn
 from labeltrace.record import Recorder
 from labeltrace.rundir import atomic_write
 
-__all__ = ["TrainConfig", "TrainResult", "augment_batch", "lr_at", "resolve_device", "train_recorded"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "augment_batch",
+    "lr_at",
+    "make_optimizer",
+    "predict_logits",
+    "resolve_device",
+    "run_epoch",
+    "train_recorded",
+]
 
 Schedule = Literal["cosine", "step", "constant"]
 
@@ -98,6 +108,64 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     out = xp.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     flip = (torch.rand(B, generator=gen) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum and weight decay over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def run_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    config: TrainConfig,
+    epoch: int,
+    device: torch.device,
+    subset: torch.Tensor | None = None,
+    on_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+) -> tuple[int, float]:
+    """One epoch of SGD over ``subset`` (all samples if None) in the seeded order of ``(seed, epoch)``.
+
+    ``on_batch(ids, logits, labels)`` sees every training batch (the recorder's hook). Returns
+    (number correct, summed loss) over the epoch.
+    """
+    for g in opt.param_groups:
+        g["lr"] = lr_at(config, epoch)
+    gen = _epoch_generator(config.seed, epoch)
+    pool = torch.arange(int(inputs.shape[0])) if subset is None else subset
+    order = pool[torch.randperm(len(pool), generator=gen)]
+    model.train()
+    correct, total_loss = 0, 0.0
+    for b in range(0, len(order), config.batch_size):
+        ids = order[b : b + config.batch_size]
+        x = inputs.index_select(0, ids)
+        if config.augment:
+            x = augment_batch(x, gen)
+        x = x.to(device, non_blocking=True)
+        y = labels.index_select(0, ids).to(device, non_blocking=True)
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if on_batch is not None:
+            on_batch(ids, logits, y)
+        correct += int((logits.detach().argmax(1) == y).sum())
+        total_loss += float(loss.detach()) * len(ids)
+    return correct, total_loss
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, inputs: torch.Tensor, ids: torch.Tensor, *, device: torch.device,
+                   batch_size: int = 1024) -> torch.Tensor:  # fmt: skip
+    """Eval-mode logits of ``inputs[ids]`` (on the training device)."""
+    model.eval()
+    out = [model(inputs.index_select(0, ids[b : b + batch_size]).to(device)) for b in range(0, len(ids), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0)
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -182,9 +250,7 @@ def train_recorded(
         raise ValueError(f"labels out of range [0, {num_classes}) for sample ids {bad.tolist()}")
     device = resolve_device(config.device)
     model.to(device)
-    opt = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    opt = make_optimizer(model, config)
     y_all = torch.as_tensor(labels, dtype=torch.long)
     key = _config_key(config, n, num_classes)
     rec = Recorder(n, num_classes, mode=recorder_mode, keep_probs=keep_probs)
@@ -201,31 +267,10 @@ def train_recorded(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.epochs, initial=start, desc=desc, unit="epoch", leave=False)
-    loss_fn = nn.CrossEntropyLoss()
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(config, epoch)
-        gen = _epoch_generator(config.seed, epoch)
-        order = torch.randperm(n, generator=gen)
-        model.train()
-        correct = 0
-        total_loss = 0.0
-        for b in range(0, n, config.batch_size):
-            ids = order[b : b + config.batch_size]
-            x = inputs.index_select(0, ids)
-            if config.augment:
-                x = augment_batch(x, gen)
-            x = x.to(device, non_blocking=True)
-            y = y_all.index_select(0, ids).to(device, non_blocking=True)
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            rec.update(ids, logits, y)
-            correct += int((logits.detach().argmax(1) == y).sum())
-            total_loss += float(loss.detach()) * len(ids)
+        correct, total_loss = run_epoch(model, opt, inputs, y_all, config=config, epoch=epoch, device=device,
+                                        on_batch=rec.update)  # fmt: skip
         rec.end_epoch()
         result.final_train_accuracy = correct / n
         if ckpt is not None:

@@ -50,6 +50,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
         image_size=args.image_size, head=args.head, resolution=args.resolution, detector=args.detector,
         noise=args.noise, seed=args.seed, device=args.device, cache_dir=args.cache_dir, csv=args.csv,
+        clip_model=args.clip_model, clip_template=args.clip_template, aux_prompt=args.aux_prompt,
     )  # fmt: skip
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     if ds.skipped:
@@ -133,6 +134,8 @@ def _cmd_queue(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from labeltrace import campaign
 
+    if args.curve_every < 1:
+        raise ValueError(f"--curve-every must be >= 1, got {args.curve_every}")
     votes, _ = campaign.load_votes(args.votes)
     selectors = [s.strip() for s in args.selectors.split(",") if s.strip()]
     need = sorted(set(selectors) & campaign.MODEL_SELECTORS)
@@ -187,6 +190,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from labeltrace.bench import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from labeltrace import __version__
     from labeltrace.scores import available
@@ -208,8 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", help="manifest (path,label[,id]); paths relative to DATA if given, else to the manifest")
     s.add_argument("--example", choices=["digits"], help="built-in dataset that needs no download")
     s.add_argument("--out", required=True, help="run directory to write")
-    s.add_argument("--model", default="auto", choices=["auto", "small-cnn", "effnet-lite0"],
-                   help="auto: small-cnn for images <= 64 px, else effnet-lite0 when installed")
+    s.add_argument("--model", default="auto", choices=["auto", "small-cnn", "effnet-lite0", "clip"],
+                   help="auto: small-cnn for images <= 64 px, else effnet-lite0 when installed; "
+                   "clip: CLIP image encoder + text prompts (needs --clip-model)")
+    s.add_argument("--clip-model", help="clip: local directory (save_pretrained) or a hub name already cached")
+    s.add_argument("--clip-template", default="a photo of a {}", help="clip: class prompt template")
+    s.add_argument("--aux-prompt", default="a photo of something else",
+                   help="clip: prompt of the auxiliary class, e.g. 'a dermoscopic image showing other lesions'")
     s.add_argument("--head", default="mlp", choices=["mlp", "linear"], help="head on frozen effnet features")
     s.add_argument("--epochs", type=int, help="training epochs per run (default depends on the model)")
     s.add_argument("--runs", type=int, default=2, choices=[1, 2],
@@ -277,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--head", default="mlp", choices=["mlp", "linear"])
     si.add_argument("--hidden", type=int, default=256)
     si.add_argument("--batch-size", type=int, default=256)
-    si.add_argument("--lr", type=float, default=0.05)
+    si.add_argument("--lr", type=float, default=0.01)
     si.add_argument("--posterior", default="mean", choices=["mean", "last"],
                     help="trajectory-mean softmax (default) or mean over the last 5 epochs")  # fmt: skip
     si.add_argument("--gamma", type=float, default=0.3)
@@ -313,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--only-suspects", action="store_true")
     ex.add_argument("--from-labelstudio", metavar="EXPORT_JSON", help="read relabels back from a Label Studio export")
     ex.set_defaults(func=_cmd_export)
+
+    from labeltrace.bench import add_arguments as _bench_arguments
+
+    be = sub.add_parser("bench", help="benchmark every detector on a grid of datasets, noise, models, seeds",
+                        description="Run a TOML grid of datasets x label noise x models x detectors x seeds "
+                        "(cached, resumable); write <out>/<name>.csv, .md and plots.")  # fmt: skip
+    _bench_arguments(be)
+    be.set_defaults(func=_cmd_bench)
     return p
 
 

@@ -63,6 +63,9 @@ class ScanConfig:
     cache_dir: str | None = None
     csv: bool = False
     knn_k: int = 10
+    clip_model: str | None = None  # clip: local directory (save_pretrained) or cached hub name
+    clip_template: str = "a photo of a {}"
+    aux_prompt: str = "a photo of something else"  # clip: the auxiliary class's prompt
 
 
 @dataclass
@@ -165,7 +168,12 @@ def prepare_inputs(
         f = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
         return torch.from_numpy(f.astype(np.float32)), {"kind": "features", "dim": int(f.shape[1]),
                                                         "resolution": res, "cache_dir": str(cache)}, f
-    raise ValueError(f"model {model_name!r} is not supported by scan yet")
+    if model_name == "clip":
+        shape = ds.image_shape
+        size = config.image_size or (None if shape is not None else 224)
+        x = ds.materialize(size=size, channels=3)  # the classifier resizes, crops and normalises
+        return torch.from_numpy(x), {"kind": "images", "shape": list(x.shape[1:])}, None
+    raise ValueError(f"model {model_name!r} is not supported by scan")
 
 
 def _device(config: ScanConfig) -> torch.device:
@@ -174,8 +182,16 @@ def _device(config: ScanConfig) -> torch.device:
     return resolve_device(config.device)
 
 
-def _build(model_name: str, config: ScanConfig, inputs: torch.Tensor, n_out: int) -> torch.nn.Module:
+def _build(model_name: str, config: ScanConfig, inputs: torch.Tensor, n_out: int,
+           classes: list[str]) -> torch.nn.Module:  # fmt: skip
     from labeltrace.models import build_model
+
+    if model_name == "clip":
+        if not config.clip_model:
+            raise ValueError("--model clip needs --clip-model: a local CLIP directory or a cached hub name")
+        return build_model("clip", num_classes=n_out, in_channels=int(inputs.shape[1]), class_names=classes,
+                           model_name_or_path=config.clip_model, template=config.clip_template,
+                           aux_prompt=config.aux_prompt if n_out > len(classes) else None)  # fmt: skip
 
     if model_name == "small-cnn":
         side = int(inputs.shape[-1])
@@ -247,7 +263,7 @@ def scan(
         n_out = K + 1 if aux.any() else K
         y = threshold.auxiliary_labels(given, aux, K) if aux.any() else given
         torch.manual_seed(config.seed * 7919 + r)
-        model = _build(model_name, config, inputs, n_out)
+        model = _build(model_name, config, inputs, n_out, list(ds.classes))
         res = train_recorded(
             model, inputs, y, num_classes=n_out, config=replace(tcfg, seed=config.seed * 7919 + r),
             checkpoint_dir=out / rd.CHECKPOINTS / f"run{r}", keep_probs=config.suggest_last,

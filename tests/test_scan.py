@@ -143,3 +143,28 @@ def test_scan_killed_then_resumed_equals_uninterrupted(tmp_path):
                                    np.asarray(b.column(col).to_numpy(zero_copy_only=False), dtype=float) if col != "suggested_label" else 0,
                                    rtol=1e-5, atol=1e-6, err_msg=col)  # fmt: skip
     assert a.column("suggested_label").to_pylist() == b.column("suggested_label").to_pylist()
+
+
+def test_cli_manifest_with_truth_column_and_single_run(tmp_path, capsys):
+    from PIL import Image
+
+    x, y = digits_subset(120)
+    rng = np.random.default_rng(0)
+    given = y.copy()
+    flip = rng.choice(120, 20, replace=False)
+    given[flip] = (given[flip] + 1) % 10
+    rows = ["path,label,clean"]
+    for i in range(120):
+        Image.fromarray((x[i] * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{given[i]},{y[i]}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    rc = main(["scan", str(tmp_path / "m.csv"), "--truth-column", "clean", "--runs", "1", "--epochs", "3",
+               "--out", str(out), "--quiet"])  # fmt: skip
+    assert rc == 0
+    run = rundir.open_run(out)
+    assert run.meta["noise"]["n_flipped"] == 20 and run.meta["data"]["kind"] == "manifest"
+    np.testing.assert_array_equal(np.flatnonzero(run.column("is_noisy")), np.sort(flip))
+    assert run.num_runs == 1 and "aux_run0" not in run.samples.column_names
+    assert run.meta["detector"]["rule"] in ("gmm", "robust-z3")
+    assert "F1" in capsys.readouterr().out

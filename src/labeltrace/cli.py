@@ -40,6 +40,22 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     raise SystemExit(f"error: cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
 
 
+def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, ANN202
+    """Known true labels from a manifest column (names or ids), aligned with the dataset's samples."""
+    import numpy as np
+
+    from labeltrace.data import parse_labels
+    from labeltrace.data.adapters import read_columns
+
+    if origin.get("kind") != "manifest":
+        raise SystemExit("error: --truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
+    id_col = origin.get("id_column") or origin["path_column"]
+    table = read_columns(Path(origin["source"]), list(dict.fromkeys([id_col, args.truth_column])))
+    truth, _ = parse_labels(table[args.truth_column], ds.classes, row_name=lambda k: f"row {k + 1}")
+    pos = {str(v).strip(): i for i, v in enumerate(table[id_col])}
+    return np.array([truth[pos[i]] for i in ds.ids], dtype=np.int64)
+
+
 def _cmd_scan(args: argparse.Namespace) -> int:
     from labeltrace.scan import ScanConfig, scan
     from labeltrace.summary import print_summary
@@ -58,8 +74,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         for src, why in ds.skipped[:10]:
             log(f"  {src}: {why}")
     log(f"{len(ds)} samples, {ds.n_classes} classes → {args.out}")
+    truth = _truth_labels(args, ds, origin) if args.truth_column else None
     t0 = time.perf_counter()
-    res = scan(ds, args.out, cfg, progress=not args.quiet, log=log, command=sys.argv, origin=origin)
+    res = scan(ds, args.out, cfg, progress=not args.quiet, log=log, command=sys.argv, origin=origin,
+               true_labels=truth)  # fmt: skip
     print_summary(res.run_dir, top=args.top, elapsed=time.perf_counter() - t0)
     return 0
 
@@ -231,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detector", default="sei", help="which score and cutoff flag suspects (default: sei)")
     s.add_argument("--noise", help="inject synthetic noise first and report detection metrics: "
                    "symmetric:0.2 | pair:0.2 | confusion:0.3 | instance:0.2")
+    s.add_argument("--truth-column", help="manifest column with known true labels: report detection metrics "
+                   "against them (benchmarks on real noise such as CIFAR-10N)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--lr", type=float, help="learning rate (default depends on the model)")

@@ -18,7 +18,7 @@ import numpy as np
 from labeltrace import scores, threshold
 from labeltrace.record import Dynamics
 
-__all__ = ["Detection", "RecordedRun", "available", "combined_score", "detect", "posterior"]
+__all__ = ["Detection", "RecordedRun", "available", "combined_score", "detect", "posterior", "unsupervised_cutoff"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,18 @@ def posterior(runs: Sequence[RecordedRun], *, last: int | None = None) -> np.nda
     return out
 
 
+def unsupervised_cutoff(score: np.ndarray) -> tuple[float, str]:
+    """A cutoff without auxiliary samples: the two-component GMM split when the scores are
+    bimodal, else a robust outlier rule (median − 3 × 1.4826 × MAD). Returns (cutoff, rule)."""
+    s = score[np.isfinite(score)]
+    try:
+        return threshold.gmm_cutoff(s), "gmm"
+    except ValueError:
+        med = float(np.median(s))
+        mad = float(np.median(np.abs(s - med)))
+        return med - 3.0 * 1.4826 * mad, "robust-z3"
+
+
 DetectorFn = Callable[[Sequence[RecordedRun]], Detection]
 _DETECTORS: dict[str, DetectorFn] = {}
 
@@ -118,8 +130,7 @@ def _trajectory_detector(score_name: str, aux_rule: str, **kw: Any) -> DetectorF
             cut = _aux_cutoff(score_name, runs, aux_rule, **kw)
             rule = f"auxiliary-{aux_rule}"
         else:
-            cut = threshold.gmm_cutoff(s[np.isfinite(s)])
-            rule = "gmm"
+            cut, rule = unsupervised_cutoff(s)
         return Detection(score_name, s, cut, rule)
 
     return fn
@@ -133,4 +144,4 @@ _register("se_last")(_trajectory_detector("se_at", "mean", epoch=-1))
 @_register("loss")
 def _loss(runs: Sequence[RecordedRun]) -> Detection:
     s = combined_score("loss", runs)
-    return Detection("loss", s, threshold.gmm_cutoff(s[np.isfinite(s)]), "gmm")
+    return Detection("loss", s, *unsupervised_cutoff(s))

@@ -210,6 +210,7 @@ def scan(
     log: Callable[[str], None] = print,
     command: list[str] | None = None,
     origin: dict[str, Any] | None = None,
+    true_labels: np.ndarray | None = None,
 ) -> ScanResult:
     """Score every sample of ``ds`` and write the run directory ``out``.
 
@@ -217,6 +218,8 @@ def scan(
     epoch of each training run (checkpoints under ``out/checkpoints``). ``origin`` describes where
     the dataset came from (``kind``: folder | manifest | npz | example | arrays, ``source``, and
     for manifests the column names) so that cleaned labels can be written back in that format.
+    ``true_labels`` (known clean labels, e.g. CIFAR-10N's ``clean``) turns on the detection
+    metrics against real noise, exactly as ``config.noise`` does for injected noise.
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -237,9 +240,18 @@ def scan(
     inputs, input_desc, feats = prepare_inputs(ds, model_name, config, progress=progress)
     timings["prepare_inputs"] = time.perf_counter() - t0
 
-    true_labels = ds.labels.copy()
-    given = true_labels
+    given = ds.labels.copy()
     noise_info: dict[str, Any] | None = None
+    if true_labels is not None:
+        if config.noise:
+            raise ValueError("give either known true labels or --noise, not both")
+        true_labels = np.asarray(true_labels, dtype=np.int64)
+        if true_labels.shape != given.shape:
+            raise ValueError(f"true labels have shape {true_labels.shape}, the dataset {given.shape}")
+        noise_info = {"spec": "known true labels", "realised_rate": float((true_labels != given).mean()),
+                      "n_flipped": int((true_labels != given).sum())}  # fmt: skip
+    else:
+        true_labels = given.copy()
     if config.noise:
         nf = feats if feats is not None else _flat_features(inputs.numpy())
         nl = _inject_noise(config.noise, true_labels, K, nf, config.seed)

@@ -228,7 +228,8 @@ def from_folder(
 
 
 # --------------------------------------------------------------------------- manifest
-def _read_table(path: Path, columns: list[str]) -> dict[str, list[Any]]:
+def read_columns(path: Path, columns: list[str]) -> dict[str, list[Any]]:
+    """Columns of a CSV/TSV or Parquet table as lists (missing columns named in a DataError)."""
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
@@ -283,7 +284,7 @@ def from_manifest(
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
     cols = [path_column, label_column] + ([id_column] if id_column else [])
-    table = _read_table(path, list(dict.fromkeys(cols)))
+    table = read_columns(path, list(dict.fromkeys(cols)))
     for c in dict.fromkeys(cols):
         empty = [k for k, v in enumerate(table[c]) if _is_empty(v)]
         if empty:

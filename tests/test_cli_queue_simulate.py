@@ -1,0 +1,180 @@
+"""`labeltrace queue` on a small run directory and `labeltrace simulate` on a tiny vote table."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import torch
+from runfactory import make_run
+
+from labeltrace import detect, rundir
+from labeltrace.cli import main
+from labeltrace.review.order import review_order
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run(tmp_path_factory.mktemp("q"), n=60, k=3, epochs=8, noise=0.2)
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    t = pq.read_table(path) if path.suffix == ".parquet" else pacsv.read_csv(path)
+    return {c: t.column(c).to_numpy(zero_copy_only=False) for c in t.column_names}
+
+
+def _posterior(run_dir: Path, last: int | None) -> np.ndarray:
+    run = rundir.open_run(run_dir)
+    runs = [
+        detect.RecordedRun(run.dynamics(r), run.is_auxiliary(r), len(run.classes))
+        for r in range(run.num_runs)
+    ]
+    return detect.posterior(runs, last=last)
+
+
+@pytest.mark.parametrize("method", ["joint", "cross_entropy", "sei", "sei_joint", "random"])
+def test_queue_order_and_files(run_dir: Path, tmp_path: Path, method: str) -> None:
+    out = tmp_path / f"q_{method}.csv"
+    assert (
+        main(["queue", str(run_dir), "--method", method, "--out", str(out), "--posterior", "mean"])
+        == 0
+    )
+    q = _read(out)
+    run = rundir.open_run(run_dir)
+    n = run.num_samples
+    assert sorted(q["id"].tolist()) == list(range(n))
+    np.testing.assert_array_equal(q["rank"], np.arange(1, n + 1))
+    assert np.all(np.diff(q["priority"]) <= 0)  # queue order = priority order, highest first
+    ids = q["id"]
+    given = run.column("given_label_id")
+    np.testing.assert_array_equal(q["given_label_id"], given[ids])
+    np.testing.assert_array_equal(q["given_label"], run.column("given_label")[ids])
+    np.testing.assert_array_equal(q["external_id"], run.column("external_id")[ids])
+    np.testing.assert_array_equal(q["path"], run.column("path")[ids])
+    # priorities recomputed by hand from the trajectory-mean posterior and the given labels
+    p = _posterior(run_dir, None)[ids]
+    k = p.shape[1]
+    ce = -np.log(np.clip(p[np.arange(n), given[ids]], 1e-12, 1)) / math.log(k)
+    h = -(p * np.log(np.clip(p, 1e-12, 1))).sum(1) / math.log(k)
+    pen = np.maximum(h - 0.3, 0)
+    sei = run.column("sei")[ids]
+    if method == "joint":
+        np.testing.assert_allclose(q["priority"], ce - pen, atol=1e-9)
+    elif method == "cross_entropy":
+        np.testing.assert_allclose(q["priority"], ce, atol=1e-9)
+    elif method == "sei":
+        np.testing.assert_allclose(q["priority"], -sei, atol=1e-12)
+    elif method == "sei_joint":
+        rank01 = np.argsort(np.argsort(-sei)) / (n - 1)  # no ties in continuous SEI
+        np.testing.assert_allclose(q["priority"], rank01 - pen, atol=1e-9)
+    names = np.array(run.classes)
+    np.testing.assert_array_equal(q["suggested_label"], names[p.argmax(1)])
+    np.testing.assert_allclose(q["suggested_confidence"], p.max(1), atol=1e-9)
+    # the review app serves the same order
+    side = pq.read_table(run_dir / "queue.parquet")
+    assert {"id", "priority", "rank"} <= set(side.column_names)
+    np.testing.assert_array_equal(review_order(rundir.open_run(run_dir)), ids)
+
+
+def test_queue_parquet_and_last_window(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "q.parquet"
+    assert main(["queue", str(run_dir), "--method", "joint", "--out", str(out)]) == 0
+    q = _read(out)
+    # make_run keeps the softmax of 3 epochs: --posterior last uses those 3 and says so
+    assert "3 epochs" in capsys.readouterr().err
+    p = _posterior(run_dir, 3)[q["id"]]
+    np.testing.assert_allclose(q["suggested_confidence"], p.max(1), atol=1e-9)
+    assert main(["queue", str(run_dir), "--method", "joint", "--out", str(tmp_path / "q.txt")]) == 2
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+def _votes_csv(path: Path, n: int = 120, k: int = 3, seed: int = 0) -> tuple[Path, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    truth = np.arange(n) % k
+    conc = np.full((n, k), 0.5)
+    conc[np.arange(n), truth] = np.where(rng.random(n) < 0.3, 2.0, 10.0)
+    votes = np.stack([rng.multinomial(15, rng.dirichlet(c)) for c in conc])
+    votes[np.arange(n), truth] += 1
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "file", "original_label"] + [f"votes_c{j}" for j in range(k)])
+        for i in range(n):
+            w.writerow([i, f"test/{i:05d}.jpg", truth[i], *votes[i].tolist()])
+    return path, votes
+
+
+def _check_outputs(
+    out: Path, selectors: list[str], seeds: int, budget: int, *, n: int, noisy: int
+) -> None:
+    with open(out / "curves.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    got = {(r["selector"], int(r["seed"])) for r in rows}
+    assert got == {(s, i) for s in selectors for i in range(seeds)}
+    rel = np.array([int(r["relabels"]) for r in rows])
+    assert rel.min() == 0 and rel.max() == budget  # the budget is respected, and spent
+    acc0 = [float(r["accuracy"]) for r in rows if r["relabels"] == "0"]
+    assert np.allclose(acc0, 1 - noisy / n)  # every campaign starts at the target noise rate
+    with open(out / "summary.csv") as fh:
+        summ = list(csv.DictReader(fh))
+    assert {r["selector"] for r in summ} == set(selectors)
+    used = {r["selector"]: float(r["mean"]) for r in summ if r["metric"] == "relabels_used"}
+    assert all(u <= budget for u in used.values())
+    assert (out / "campaign.png").stat().st_size > 1000
+
+
+def test_simulate_without_features(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    votes_path, votes = _votes_csv(tmp_path / "labels.csv")
+    out = tmp_path / "sim"
+    rc = main(["simulate", "--votes", str(votes_path), "--selectors", "random,oracle", "--seeds", "2",
+               "--noise-rate", "0.2", "--budget-factor", "2", "--out", str(out), "--quiet"])  # fmt: skip
+    assert rc == 0
+    budget = round(2 * round(0.2 * len(votes)))
+    _check_outputs(out, ["random", "oracle"], 2, budget, n=len(votes), noisy=24)
+    text = capsys.readouterr().out
+    assert "oracle" in text and f"budget {budget}" in text
+    # model-based selectors without --features: a clear error, no output
+    rc = main(
+        [
+            "simulate",
+            "--votes",
+            str(votes_path),
+            "--selectors",
+            "random,joint",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
+    assert rc == 2
+    assert "--features" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_simulate_with_features_npy_votes(tmp_path: Path) -> None:
+    _, votes = _votes_csv(tmp_path / "labels.csv")
+    np.save(tmp_path / "votes.npy", votes)
+    rng = np.random.default_rng(1)
+    truth = votes.argmax(1)
+    feats = (rng.normal(0, 3, (3, 5))[truth] + rng.normal(0, 1, (len(votes), 5))).astype(np.float32)
+    np.save(tmp_path / "f.npy", feats)
+    out = tmp_path / "sim"
+    sel = ["random", "joint", "sei", "oracle"]
+    rc = main(["simulate", "--votes", str(tmp_path / "votes.npy"), "--features", str(tmp_path / "f.npy"),
+               "--selectors", ",".join(sel), "--seeds", "2", "--noise-rate", "0.2", "--budget", "50",
+               "--epochs", "3", "--head", "linear", "--active-every", "20", "--out", str(out), "--quiet"])  # fmt: skip
+    assert rc == 0
+    _check_outputs(out, sel, 2, 50, n=len(votes), noisy=24)
+    np.save(tmp_path / "short.npy", feats[:10])
+    rc = main(["simulate", "--votes", str(tmp_path / "votes.npy"), "--features", str(tmp_path / "short.npy"),
+               "--selectors", "joint", "--out", str(tmp_path / "y")])  # fmt: skip
+    assert rc == 2

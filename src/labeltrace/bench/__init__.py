@@ -1,0 +1,197 @@
+"""``labeltrace bench``: every detector on a grid of datasets x label noise x models x seeds.
+
+Run ``labeltrace bench --config benchmarks/configs/default.toml`` (or ``python -m
+labeltrace.bench ...``). Trainings and cross-validated probabilities are cached (default
+``~/.cache/labeltrace/bench``), so a re-run resumes and recomputes nothing already done.
+Writes ``<out>/<name>.csv`` (one row per cell x detector x seed), ``<name>.md`` (mean ± std
+over seeds, best in bold, cost, machine), ``<name>_sei_epochs.csv`` and plots.
+
+Detectors: every :func:`labeltrace.detect.available` detector (picked up automatically) plus
+SE at the middle epoch, forgetting, kNN vote, confident learning (ours) and the ``cleanlab``
+package on the same cross-validated probabilities (see :mod:`labeltrace.bench.config`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from labeltrace.bench.config import (
+    BenchConfig,
+    apply_quick,
+    load_config,
+    parse_config,
+    resolve_detectors,
+)
+
+__all__ = ["BenchResult", "add_arguments", "apply_quick", "load_config", "parse_config", "run_bench",
+           "run_from_args"]  # fmt: skip
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class BenchResult:
+    rows: list[dict[str, Any]]
+    curve: list[dict[str, Any]]
+    files: dict[str, Path] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def run_bench(
+    cfg: BenchConfig,
+    *,
+    out_dir: str | Path = "benchmarks/results",
+    recompute_scores: bool = False,
+    progress: bool = False,
+    plots: bool = True,
+    log: Log = print,
+    command: str = "",
+) -> BenchResult:
+    """Run (or resume) the grid of ``cfg`` and write its outputs under ``out_dir``.
+
+    A cell that fails (missing data, a training error) is logged, listed under *Failures* in
+    the markdown and skipped; the other cells still run.
+    """
+    import torch
+
+    from labeltrace.bench import report
+    from labeltrace.bench.cells import run_cell
+    from labeltrace.bench.grid import expand, load_dataset
+
+    t_start = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    detectors = resolve_detectors(cfg.detectors)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "csv": out / f"{cfg.name}.csv",
+        "md": out / f"{cfg.name}.md",
+        "sei_epochs_csv": out / f"{cfg.name}_sei_epochs.csv",
+    }
+    cells = expand(cfg)
+    log(f"bench {cfg.name}: {len(cells)} cells x {len(detectors)} detectors ({', '.join(detectors)}); "
+        f"cache {cfg.cache_path}")  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    curve: list[dict[str, Any]] = []
+    failures: list[str] = []
+    loaded: dict[str, Any] = {}
+    for i, cell in enumerate(cells, 1):
+        t0 = time.perf_counter()
+        log(f"[{i}/{len(cells)}] {cell}")
+        try:
+            name = cell.dataset.name
+            if name not in loaded:
+                loaded = {name: load_dataset(cell.dataset, cfg.cache_path, progress=progress, log=log)}
+            r, c = run_cell(cell, loaded[name], cfg, detectors, recompute_scores=recompute_scores,
+                            progress=progress, log=log)  # fmt: skip
+        except (ValueError, OSError, RuntimeError) as e:
+            msg = f"{cell}: {type(e).__name__}: {e}"
+            log(f"  FAILED {msg}")
+            failures.append(msg)
+            continue
+        rows += r
+        curve += c
+        report.write_csv(files["csv"], rows)
+        log(f"  done in {time.perf_counter() - t0:.1f}s: " + ", ".join(
+            f"{x['detector']} {x['f1']:.3f}" for x in r if x["f1"] == x["f1"]))  # fmt: skip
+    report.write_csv(files["csv"], rows)
+    if curve:
+        report.write_csv(files["sei_epochs_csv"], curve, columns=report.CURVE_CSV_COLUMNS)
+    plot_names: list[str] = []
+    if plots and rows:
+        p = out / f"{cfg.name}_f1_vs_rate.png"
+        if report.plot_f1_vs_rate(rows, p):
+            files["f1_vs_rate_png"] = p
+            plot_names.append(p.name)
+        p = out / f"{cfg.name}_sei_epochs.png"
+        if report.plot_sei_epochs(curve, p):
+            files["sei_epochs_png"] = p
+            plot_names.append(p.name)
+    md = report.markdown_report(rows, name=cfg.name, command=command, seeds=cfg.seeds,
+                                elapsed=time.perf_counter() - t_start, plots=plot_names,
+                                failures=failures)  # fmt: skip
+    files["md"].write_text(md)
+    if rows:
+        log("")
+        log(report.text_table(rows, "f1"))
+        log("")
+        log(report.text_table(rows, "f1_at_true_rate"))
+    log("")
+    log("wrote " + ", ".join(str(p) for p in files.values() if p.exists()))
+    return BenchResult(rows, curve, files, failures)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``bench`` options (shared by ``labeltrace bench`` and ``python -m labeltrace.bench``)."""
+    p.add_argument("--config", default="benchmarks/configs/default.toml", help="TOML grid (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="the config's tiny [quick] grid (CI smoke test)")
+    p.add_argument("--out", default="benchmarks/results", help="results folder (default: %(default)s)")
+    p.add_argument("--name", help="output file stem (default: the config's name)")
+    p.add_argument("--cache-dir", help="trainings cache (default: the config's, ~/.cache/labeltrace/bench)")
+    p.add_argument("--only", help="comma-separated dataset names to run")
+    p.add_argument("--seeds", help="comma-separated seeds, overriding the config")
+    p.add_argument("--detectors", help="comma-separated detectors ('*' = all), overriding the config")
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--device", help="training device (cpu, cuda, auto)")
+    p.add_argument("--recompute-scores", action="store_true",
+                   help="recompute the detectors' rows from cached trainings (after a detector changed)")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--progress", action="store_true", help="progress bars while training")
+
+
+def _csv_list(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def _command() -> str:
+    argv = sys.argv[1:]
+    prefix = ["labeltrace"] if argv[:1] == ["bench"] else ["python", "-m", "labeltrace.bench"]
+    return shlex.join(prefix + argv)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run ``bench`` from parsed :func:`add_arguments` options; 1 when every cell failed."""
+    cfg = load_config(args.config, quick=args.quick)
+    if args.only:
+        keep = set(_csv_list(args.only))
+        unknown = keep - {d.name for d in cfg.datasets}
+        if unknown:
+            raise ValueError(f"--only: datasets {sorted(unknown)} are not in {args.config}")
+        cfg = replace(cfg, datasets=tuple(d for d in cfg.datasets if d.name in keep))
+    if args.seeds:
+        try:
+            cfg = replace(cfg, seeds=tuple(int(s) for s in _csv_list(args.seeds)))
+        except ValueError:
+            raise ValueError(f"--seeds must be comma-separated ints, got {args.seeds!r}") from None
+    if args.detectors:
+        cfg = replace(cfg, detectors=tuple(_csv_list(args.detectors)))
+    for attr, val in (("name", args.name), ("cache_dir", args.cache_dir), ("threads", args.threads),
+                      ("device", args.device)):  # fmt: skip
+        if val is not None:
+            cfg = replace(cfg, **{attr: val})
+
+    def log(s: str) -> None:
+        print(s, file=sys.stderr, flush=True)
+
+    res = run_bench(cfg, out_dir=args.out, recompute_scores=args.recompute_scores, progress=args.progress,
+                    plots=not args.no_plots, log=log, command=_command())  # fmt: skip
+    return 1 if res.failures and not res.rows else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m labeltrace.bench", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,391 @@
+"""Benchmark configuration: a TOML file naming datasets x labels x models x detectors x seeds.
+
+Example (see ``benchmarks/configs/default.toml``)::
+
+    name = "default"
+    seeds = [0, 1, 2]
+    detectors = ["*"]                 # every detector (see below), or a list of names
+
+    [models.small-cnn]                # a model: architecture + training settings
+    kind = "small-cnn"                # small-cnn (images) | mlp | linear (frozen EfficientNet features)
+    epochs = 20
+    lr = 0.05
+    cv = "same"                       # cross-validated probabilities: same model, or "logreg"
+
+    [[datasets]]
+    name = "digits"
+    source = "digits"                 # digits | npz | cifar10n
+    labels = ["symmetric:0.2", "confusion:0.4"]
+    models = ["small-cnn"]
+
+    [quick]                           # applied by --quick
+    seeds = [0]
+    epochs = 4
+    subset = 300
+    datasets = ["digits"]
+
+Detector names: every name in :func:`labeltrace.detect.available` (two runs with disjoint
+auxiliary sets), plus the extras in :data:`EXTRA_DETECTORS`. ``"*"`` selects all of them, so a
+detector added to :mod:`labeltrace.detect` later is benchmarked without any change here.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "EXTRA_DETECTORS",
+    "QUICK_DEFAULTS",
+    "BenchConfig",
+    "DatasetSpec",
+    "ModelSpec",
+    "apply_quick",
+    "load_config",
+    "parse_config",
+    "resolve_detectors",
+]
+
+#: Detectors the harness adds beside :func:`labeltrace.detect.available` (skipped when
+#: ``detect`` already registers the same name).
+EXTRA_DETECTORS: dict[str, str] = {
+    "se_mid": "signed entropy at the middle epoch, auxiliary-mean cutoff (two recorded runs)",
+    "forgetting": "negated forgetting-event count, top-k at the confident-joint noise-rate estimate",
+    "knn_vote": "kNN label agreement on features, flag vote < 0.5",
+    "cl": "labeltrace.probs.find_label_issues (prune_by_noise_rate) on K-fold probabilities",
+    "cleanlab": "cleanlab.filter.find_label_issues (prune_by_noise_rate) on the same probabilities",
+}
+
+MODEL_KINDS = ("small-cnn", "mlp", "linear")
+SOURCES = ("digits", "npz", "cifar10n")
+CV_KINDS = ("same", "logreg")
+CIFAR10N_LABELS = ("aggre", "random1", "random2", "random3", "worse")
+
+#: ``--quick`` overrides used when a config has no ``[quick]`` table.
+QUICK_DEFAULTS: dict[str, Any] = {
+    "seeds": [0],
+    "epochs": 4,
+    "subset": 300,
+    "datasets": ["digits"],
+    "labels": ["symmetric:0.2", "confusion:0.4"],
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to train with the recorder, and how its cross-validated probabilities are made."""
+
+    name: str
+    kind: str = "small-cnn"
+    epochs: int = 20
+    lr: float = 0.05
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    augment: bool = False
+    width: int | None = None  # small-cnn base width (default: 16 for images <= 16 px, else 32)
+    image_size: int | None = None  # small-cnn input side (default: native if <= 64, else 64)
+    hidden: int = 512  # mlp hidden units
+    cv: str = "same"  # "same": K trainings of this model; "logreg": cleanlab's logistic regression
+    cv_C: float = 0.05
+    cv_max_iter: int = 1000
+
+    @property
+    def on_features(self) -> bool:
+        """True for heads trained on frozen EfficientNet-Lite0 features."""
+        return self.kind in ("mlp", "linear")
+
+    def key(self) -> dict[str, Any]:
+        """Everything that changes what is trained (the cache key part)."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "name"}
+        return d
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset and the label sets (noise) to benchmark on it."""
+
+    name: str
+    source: str
+    labels: tuple[str, ...]
+    models: tuple[str, ...]
+    path: str | None = None  # npz file, or the cifar10n zip
+    split: str = "train"
+    features: str | None = None  # precomputed (N, 1280) EfficientNet-Lite0 features (.npy)
+    resolution: int = 96  # feature resolution when computing them
+    subset: int | None = None  # stratified subset size (fixed, seed 0)
+    noise_features: str = "pixels"  # what the confusion noise's model sees: pixels | backbone
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "source": self.source, "path": self.path, "split": self.split,
+            "resolution": self.resolution, "subset": self.subset, "noise_features": self.noise_features,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    name: str
+    seeds: tuple[int, ...]
+    detectors: tuple[str, ...]
+    models: dict[str, ModelSpec]
+    datasets: tuple[DatasetSpec, ...]
+    cache_dir: str = "~/.cache/labeltrace/bench"
+    n_folds: int = 5
+    knn_k: int = 10
+    aux_fraction: float | None = None
+    sei_curve: bool = True
+    device: str = "cpu"
+    threads: int | None = None
+    quick: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir).expanduser()
+
+
+# ----------------------------------------------------------------------------- parsing
+def _err(where: str, msg: str) -> ValueError:
+    return ValueError(f"bench config {where}: {msg}")
+
+
+def _check_keys(d: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise _err(where, f"unknown keys {unknown}; allowed: {sorted(allowed)}")
+
+
+def _typed(d: Mapping[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
+    v = d[key]
+    if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise _err(where, f"{key!r} must be {types}, got {v!r}")
+    if not isinstance(v, types):
+        raise _err(where, f"{key!r} must be {types}, got {v!r}")
+    return v
+
+
+def _parse_label_spec(spec: str, source: str, where: str) -> None:
+    from labeltrace.scan import parse_noise
+
+    if source == "cifar10n":
+        if spec not in CIFAR10N_LABELS:
+            raise _err(where, f"CIFAR-10N label set {spec!r} unknown; choose from {CIFAR10N_LABELS}")
+        return
+    if spec == "clean":
+        return
+    try:
+        parse_noise(spec)
+    except ValueError as e:
+        raise _err(where, str(e)) from None
+
+
+def _parse_model(name: str, d: Mapping[str, Any]) -> ModelSpec:
+    where = f"[models.{name}]"
+    if not isinstance(d, Mapping):
+        raise _err(where, "must be a table")
+    allowed = set(ModelSpec.__dataclass_fields__) - {"name"}
+    _check_keys(d, allowed, where)
+    kw: dict[str, Any] = {}
+    ints = {"epochs", "batch_size", "width", "image_size", "hidden", "cv_max_iter"}
+    floats = {"lr", "momentum", "weight_decay", "cv_C"}
+    for k in d:
+        if k in ints:
+            kw[k] = _typed(d, k, int, where)
+            if kw[k] < 1:
+                raise _err(where, f"{k!r} must be >= 1, got {kw[k]}")
+        elif k in floats:
+            kw[k] = float(_typed(d, k, (int, float), where))
+        elif k == "augment":
+            kw[k] = _typed(d, k, bool, where)
+        else:
+            kw[k] = _typed(d, k, str, where)
+    spec = ModelSpec(name=name, **kw)
+    if spec.kind not in MODEL_KINDS:
+        raise _err(where, f"kind must be one of {MODEL_KINDS}, got {spec.kind!r}")
+    if spec.cv not in CV_KINDS:
+        raise _err(where, f"cv must be one of {CV_KINDS}, got {spec.cv!r}")
+    if spec.schedule not in ("cosine", "step", "constant"):
+        raise _err(where, f"schedule must be cosine, step or constant, got {spec.schedule!r}")
+    if spec.lr <= 0 or spec.cv_C <= 0:
+        raise _err(where, "lr and cv_C must be > 0")
+    return spec
+
+
+def _str_list(d: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    v = d[key]
+    if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):
+        raise _err(where, f"{key!r} must be a non-empty list of strings, got {v!r}")
+    return tuple(v)
+
+
+def _parse_dataset(i: int, d: Mapping[str, Any], models: Mapping[str, ModelSpec]) -> DatasetSpec:
+    where = f"[[datasets]] #{i + 1}"
+    if not isinstance(d, Mapping):
+        raise _err(where, "must be a table")
+    allowed = set(DatasetSpec.__dataclass_fields__)
+    _check_keys(d, allowed, where)
+    for req in ("name", "source", "labels", "models"):
+        if req not in d:
+            raise _err(where, f"missing key {req!r}")
+    name = _typed(d, "name", str, where)
+    where = f"dataset {name!r}"
+    source = _typed(d, "source", str, where)
+    if source not in SOURCES:
+        raise _err(where, f"source must be one of {SOURCES}, got {source!r}")
+    labels = _str_list(d, "labels", where)
+    for spec in labels:
+        _parse_label_spec(spec, source, where)
+    mnames = _str_list(d, "models", where)
+    missing = [m for m in mnames if m not in models]
+    if missing:
+        raise _err(where, f"models {missing} are not defined in [models.*] ({sorted(models)})")
+    kw: dict[str, Any] = {}
+    for k in ("path", "split", "features", "noise_features"):
+        if k in d:
+            kw[k] = _typed(d, k, str, where)
+    for k in ("resolution", "subset"):
+        if k in d:
+            kw[k] = _typed(d, k, int, where)
+            if kw[k] < 2:
+                raise _err(where, f"{k!r} must be >= 2, got {kw[k]}")
+    if source in ("npz", "cifar10n") and "path" not in kw:
+        raise _err(where, f"source {source!r} needs 'path'")
+    if kw.get("noise_features", "pixels") not in ("pixels", "backbone"):
+        raise _err(where, f"noise_features must be 'pixels' or 'backbone', got {kw['noise_features']!r}")
+    return DatasetSpec(name=name, source=source, labels=labels, models=mnames, **kw)
+
+
+_TOP_KEYS = {
+    "name", "seeds", "detectors", "models", "datasets", "cache_dir", "n_folds", "knn_k",
+    "aux_fraction", "sei_curve", "device", "threads", "quick",
+}  # fmt: skip
+_QUICK_KEYS = {"seeds", "epochs", "subset", "datasets", "labels", "detectors", "models"}
+
+
+def parse_config(raw: Mapping[str, Any]) -> BenchConfig:
+    """Validate a parsed TOML mapping into a :class:`BenchConfig` (``ValueError`` on problems)."""
+    _check_keys(raw, _TOP_KEYS, "(top level)")
+    for req in ("models", "datasets"):
+        if req not in raw:
+            raise _err("(top level)", f"missing {req!r}")
+    if not isinstance(raw["models"], Mapping) or not raw["models"]:
+        raise _err("[models]", "define at least one model table [models.NAME]")
+    models = {n: _parse_model(n, m) for n, m in raw["models"].items()}
+    if not isinstance(raw["datasets"], list) or not raw["datasets"]:
+        raise _err("[[datasets]]", "define at least one [[datasets]] table")
+    datasets = tuple(_parse_dataset(i, d, models) for i, d in enumerate(raw["datasets"]))
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise _err("[[datasets]]", f"dataset names must be unique, got {names}")
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
+        raise _err("(top level)", f"'seeds' must be a non-empty list of ints >= 0, got {seeds!r}")
+    detectors = _str_list(raw, "detectors", "(top level)") if "detectors" in raw else ("*",)
+    kw: dict[str, Any] = {}
+    for k, typ in (("name", str), ("cache_dir", str), ("device", str), ("n_folds", int),
+                   ("knn_k", int), ("sei_curve", bool), ("threads", int)):  # fmt: skip
+        if k in raw:
+            kw[k] = _typed(raw, k, typ, "(top level)")
+    if "aux_fraction" in raw:
+        f = float(_typed(raw, "aux_fraction", (int, float), "(top level)"))
+        if not 0 < f < 1:
+            raise _err("(top level)", f"aux_fraction must be in (0, 1), got {f}")
+        kw["aux_fraction"] = f
+    if kw.get("n_folds", 5) < 2:
+        raise _err("(top level)", "n_folds must be >= 2")
+    if kw.get("knn_k", 10) < 1:
+        raise _err("(top level)", "knn_k must be >= 1")
+    quick = raw.get("quick", {})
+    if not isinstance(quick, Mapping):
+        raise _err("[quick]", "must be a table")
+    _check_keys(quick, _QUICK_KEYS, "[quick]")
+    kw.setdefault("name", "bench")
+    return BenchConfig(seeds=tuple(seeds), detectors=detectors, models=models, datasets=datasets,
+                       quick=dict(quick), **kw)  # fmt: skip
+
+
+def load_config(path: str | Path, *, quick: bool = False) -> BenchConfig:
+    """Read and validate a TOML config; with ``quick`` apply its ``[quick]`` overrides.
+
+    Relative dataset ``path`` / ``features`` are taken relative to the config file's folder.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValueError(f"bench config {p} not found")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"bench config {p}: not valid TOML: {e}") from None
+    cfg = parse_config(raw)
+    cfg = replace(cfg, datasets=tuple(_resolve_paths(d, p.parent) for d in cfg.datasets))
+    return apply_quick(cfg) if quick else cfg
+
+
+def _resolve_paths(d: DatasetSpec, base: Path) -> DatasetSpec:
+    """``path`` and ``features`` relative to the config file's folder (``~`` expanded)."""
+    out = {}
+    for k in ("path", "features"):
+        v = getattr(d, k)
+        if v is not None:
+            q = Path(v).expanduser()
+            out[k] = str(q if q.is_absolute() else (base / q).resolve())
+    return replace(d, **out)
+
+
+def apply_quick(cfg: BenchConfig) -> BenchConfig:
+    """The config shrunk by its ``[quick]`` table (or :data:`QUICK_DEFAULTS`): fewer seeds,
+    datasets, label sets and epochs, and a subset of each dataset."""
+    q = dict(cfg.quick) or dict(QUICK_DEFAULTS)
+    datasets = list(cfg.datasets)
+    if "datasets" in q:
+        keep = set(q["datasets"])
+        unknown = keep - {d.name for d in datasets}
+        if unknown:
+            raise _err("[quick]", f"datasets {sorted(unknown)} are not in the config")
+        datasets = [d for d in datasets if d.name in keep]
+    out = []
+    for d in datasets:
+        labels = d.labels
+        if "labels" in q:
+            labels = tuple(s for s in d.labels if s in q["labels"]) or d.labels[:1]
+        models = d.models
+        if "models" in q:
+            models = tuple(m for m in d.models if m in q["models"]) or d.models[:1]
+        subset = d.subset
+        if "subset" in q:
+            subset = int(q["subset"]) if subset is None else min(subset, int(q["subset"]))
+        out.append(replace(d, labels=labels, models=models, subset=subset))
+    model_specs = dict(cfg.models)
+    if "epochs" in q:
+        model_specs = {n: replace(m, epochs=min(m.epochs, int(q["epochs"]))) for n, m in model_specs.items()}
+    return replace(
+        cfg, name=f"{cfg.name}-quick" if not cfg.name.endswith("quick") else cfg.name,
+        seeds=tuple(q.get("seeds", cfg.seeds)), datasets=tuple(out), models=model_specs,
+        detectors=tuple(q.get("detectors", cfg.detectors)),
+    )  # fmt: skip
+
+
+def resolve_detectors(requested: tuple[str, ...] | list[str]) -> list[str]:
+    """Expand ``"*"`` to every detector and check the names (``ValueError`` names unknown ones).
+
+    Order: :func:`labeltrace.detect.available` first, then the extras not already registered.
+    """
+    from labeltrace import detect
+
+    registered = detect.available()
+    everything = registered + [n for n in EXTRA_DETECTORS if n not in registered]
+    out: list[str] = []
+    for name in requested:
+        names = everything if name == "*" else [name]
+        for n in names:
+            if n not in everything:
+                raise ValueError(f"unknown detector {n!r}; available: {', '.join(everything)}")
+            if n not in out:
+                out.append(n)
+    return out

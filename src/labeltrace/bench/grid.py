@@ -1,0 +1,267 @@
+"""The benchmark grid: cells (dataset x labels x model x seed), their data, and cache keys.
+
+Data come from the library (:mod:`labeltrace.data`, :func:`labeltrace.scan.prepare_inputs`,
+the noise injection of ``labeltrace scan --noise``); nothing here trains or scores.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from labeltrace.bench.config import BenchConfig, DatasetSpec, ModelSpec
+
+__all__ = ["Cell", "DatasetData", "digest", "expand", "extract_zip", "load_dataset"]
+
+Log = Callable[[str], None]
+
+
+def digest(obj: Any) -> str:
+    """sha256 (hex, 24 chars) of a JSON-serialisable object or of an array's bytes."""
+    h = hashlib.sha256()
+    if isinstance(obj, np.ndarray):
+        h.update(repr((obj.shape, obj.dtype.str)).encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    else:
+        h.update(json.dumps(obj, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One benchmark cell: a dataset with one label set, one model, one seed."""
+
+    dataset: DatasetSpec
+    labels: str  # "symmetric:0.2", "confusion:0.4", "clean", or a CIFAR-10N set ("aggre", ...)
+    model: ModelSpec
+    seed: int
+
+    @property
+    def noise_kind(self) -> str:
+        if self.dataset.source == "cifar10n":
+            return "clean" if self.labels == "clean" else "real"
+        return self.labels.partition(":")[0]
+
+    @property
+    def nominal_rate(self) -> float | None:
+        """The configured noise rate (None for real noise)."""
+        _, sep, rate = self.labels.partition(":")
+        return float(rate) if sep else (0.0 if self.labels == "clean" else None)
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} | {self.labels} | {self.model.name} | seed {self.seed}"
+
+
+def expand(cfg: BenchConfig) -> list[Cell]:
+    """Every cell of the grid, in config order (dataset, labels, model, seed)."""
+    return [
+        Cell(d, lab, cfg.models[m], s)
+        for d in cfg.datasets
+        for lab in d.labels
+        for m in d.models
+        for s in cfg.seeds
+    ]
+
+
+# ----------------------------------------------------------------------------- data
+def extract_zip(zip_path: str | os.PathLike[str], dest: Path, *, marker: str = "labels.csv") -> Path:
+    """Extract ``zip_path`` into ``dest`` once (skipped when ``dest/marker`` exists).
+
+    Extraction goes to a sibling temporary folder renamed into place, so an interrupted
+    extraction is never mistaken for a finished one.
+    """
+    if (dest / marker).is_file():
+        return dest
+    zp = Path(zip_path).expanduser()
+    if not zp.is_file():
+        raise ValueError(f"dataset archive {zp} not found")
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with zipfile.ZipFile(zp) as z:
+        bad = [n for n in z.namelist() if n.startswith("/") or ".." in Path(n).parts]
+        if bad:
+            raise ValueError(f"{zp}: refusing unsafe member paths {bad[:10]}")
+        z.extractall(tmp)
+    if not (tmp / marker).is_file():
+        raise ValueError(f"{zp}: no {marker} at the archive root")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def _standardize(f: np.ndarray) -> np.ndarray:
+    """Per-dimension standardisation, exactly as :func:`labeltrace.scan.prepare_inputs` does."""
+    return ((f - f.mean(0)) / (f.std(0) + 1e-6)).astype(np.float32)
+
+
+@dataclass
+class DatasetData:
+    """One dataset, loaded lazily: clean labels, model inputs, features and noisy label sets."""
+
+    spec: DatasetSpec
+    cache_dir: Path
+    clean: np.ndarray
+    num_classes: int
+    n_full: int  # samples before any subset
+    _dataset: Callable[[], Any]
+    real_labels: dict[str, np.ndarray] = field(default_factory=dict)
+    subset_idx: np.ndarray | None = None
+    progress: bool = False
+    log: Log = print
+    _inputs: dict[str, tuple[torch.Tensor, str]] = field(default_factory=dict)
+    _given: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    _ds: Any = None
+
+    @property
+    def n(self) -> int:
+        return int(self.clean.size)
+
+    def dataset(self) -> Any:
+        """The :class:`~labeltrace.data.ImageDataset` (clean labels, subset applied)."""
+        if self._ds is None:
+            ds = self._dataset()
+            if self.subset_idx is not None:
+                ds = ds.subset(self.subset_idx)
+            self._ds = ds
+        return self._ds
+
+    def features(self) -> tuple[torch.Tensor, str]:
+        """Standardised frozen EfficientNet-Lite0 features ``(N, 1280)`` and their fingerprint.
+
+        From ``spec.features`` (a precomputed ``.npy`` in dataset order) when that file exists,
+        else computed through :func:`labeltrace.scan.prepare_inputs` (feature cache under
+        ``cache_dir/features``).
+        """
+        if "features" not in self._inputs:
+            from labeltrace.models.backbone import fingerprint_array
+
+            pre = Path(self.spec.features).expanduser() if self.spec.features else None
+            if pre is not None and pre.is_file():
+                f = np.load(pre, allow_pickle=False)
+                if f.ndim != 2 or f.shape[0] != self.n_full:
+                    raise ValueError(f"{pre}: features of shape {f.shape} do not match {self.n_full} samples")
+                if self.subset_idx is not None:
+                    f = f[self.subset_idx]
+                self.log(f"{self.spec.name}: features from {pre}")
+                x = torch.from_numpy(_standardize(f.astype(np.float32)))
+            else:
+                from labeltrace.scan import ScanConfig, prepare_inputs
+
+                self.log(f"{self.spec.name}: computing EfficientNet-Lite0 features ({self.n} images)")
+                cfg = ScanConfig(resolution=self.spec.resolution, cache_dir=str(self.cache_dir / "features"),
+                                 device="cpu")  # fmt: skip
+                x, _, _ = prepare_inputs(self.dataset(), "effnet-lite0", cfg, progress=self.progress)
+            self._inputs["features"] = (x, fingerprint_array(x.numpy()))
+        return self._inputs["features"]
+
+    def images(self, image_size: int | None = None) -> tuple[torch.Tensor, str]:
+        """Normalised images for the small CNN (:func:`labeltrace.scan.prepare_inputs`)."""
+        key = f"images:{image_size}"
+        if key not in self._inputs:
+            from labeltrace.models.backbone import fingerprint_array
+            from labeltrace.scan import ScanConfig, prepare_inputs
+
+            x, _, _ = prepare_inputs(self.dataset(), "small-cnn", ScanConfig(image_size=image_size),
+                                     progress=False)  # fmt: skip
+            self._inputs[key] = (x, fingerprint_array(x.numpy()))
+        return self._inputs[key]
+
+    def inputs(self, model: ModelSpec) -> tuple[torch.Tensor, str]:
+        """What ``model`` trains on, and its fingerprint (for cache keys)."""
+        return self.features() if model.on_features else self.images(model.image_size)
+
+    def given_labels(self, labels: str, seed: int) -> np.ndarray:
+        """The labels trained on: a CIFAR-10N set, the clean labels, or injected noise.
+
+        Synthetic noise is drawn exactly as ``labeltrace scan --noise SPEC --seed SEED`` draws
+        it; its confusion matrix comes from pixels or backbone features (``noise_features``).
+        """
+        if labels == "clean":
+            return self.clean.copy()
+        if labels in self.real_labels:
+            return self.real_labels[labels].copy()
+        k = (labels, seed)
+        if k not in self._given:
+            from labeltrace.scan import _flat_features, _inject_noise
+
+            if self.spec.noise_features == "backbone":
+                nf = self.features()[0].numpy()
+            else:
+                nf = _flat_features(self.images()[0].numpy())
+            self._given[k] = _inject_noise(labels, self.clean, self.num_classes, nf, seed).labels
+        return self._given[k].copy()
+
+
+def _stratified_subset(labels: np.ndarray, size: int) -> np.ndarray | None:
+    """Sorted ids of a stratified random subset of ``size`` samples (seed 0), or None if all."""
+    if size >= labels.size:
+        return None
+    from sklearn.model_selection import train_test_split
+
+    idx, _ = train_test_split(np.arange(labels.size), train_size=size, stratify=labels, random_state=0)
+    return np.sort(idx)
+
+
+def _read_cifar10n(root: Path) -> dict[str, np.ndarray]:
+    """The label columns of CIFAR-10N's ``labels.csv`` (clean and the human label sets)."""
+    with open(root / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cols = ("clean", "aggre", "random1", "random2", "random3", "worse")
+    missing = [c for c in ("file", *cols) if rows and c not in rows[0]]
+    if missing:
+        raise ValueError(f"{root / 'labels.csv'}: missing columns {missing}")
+    return {c: np.array([int(r[c]) for r in rows], dtype=np.int64) for c in cols}
+
+
+def load_dataset(spec: DatasetSpec, cache_dir: Path, *, progress: bool = False, log: Log = print) -> DatasetData:
+    """Load a dataset's clean labels (pixels and features are loaded on first use)."""
+    from labeltrace import data
+
+    real: dict[str, np.ndarray] = {}
+    if spec.source == "digits":
+        ds0 = data.example("digits")
+        clean, k = ds0.labels.copy(), ds0.n_classes
+
+        def make() -> Any:
+            return ds0
+    elif spec.source == "npz":
+        path = Path(spec.path or "").expanduser()
+        if not path.is_file():
+            raise ValueError(f"dataset {spec.name!r}: {path} not found")
+        ds0 = data.from_npz(path, split=spec.split)
+        clean, k = ds0.labels.copy(), ds0.n_classes
+
+        def make() -> Any:
+            return ds0
+    elif spec.source == "cifar10n":
+        root = extract_zip(spec.path or "", cache_dir / "data" / spec.name)
+        sets = _read_cifar10n(root)
+        clean, k = sets.pop("clean"), 10
+        real = sets
+        classes = (root / "classes.txt").read_text().split("\n") if (root / "classes.txt").is_file() else None
+        classes = [c for c in classes if c.strip()] if classes else [str(i) for i in range(k)]
+
+        def make() -> Any:
+            return data.from_manifest(root / "labels.csv", path_column="file", label_column="clean",
+                                      classes=classes, root=root, verify=False)  # fmt: skip
+    else:  # validated by the config parser
+        raise ValueError(f"unknown source {spec.source!r}")
+    n_full = int(clean.size)
+    sub = _stratified_subset(clean, spec.subset) if spec.subset else None
+    if sub is not None:
+        clean = clean[sub]
+        real = {c: v[sub] for c, v in real.items()}
+    return DatasetData(spec=spec, cache_dir=cache_dir, clean=clean, num_classes=int(k), n_full=n_full, _dataset=make,
+                       real_labels=real, subset_idx=sub, progress=progress, log=log)  # fmt: skip

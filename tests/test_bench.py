@@ -1,0 +1,242 @@
+"""labeltrace bench: the quick grid end to end (CSV / markdown / plots), resume without
+retraining, automatic pick-up of new detectors, config validation and the report tables."""
+
+from __future__ import annotations
+
+import csv
+import math
+import platform
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labeltrace import detect
+from labeltrace.bench import cells as bench_cells
+from labeltrace.bench import parse_config, run_bench
+from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS, CellRunner
+from labeltrace.bench.config import EXTRA_DETECTORS, apply_quick, load_config, resolve_detectors
+from labeltrace.bench.grid import expand, load_dataset
+from labeltrace.bench.report import markdown_report, plot_f1_vs_rate, summarize, text_table
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = REPO / "benchmarks" / "configs" / "quick.toml"
+METRICS = ("precision", "recall", "f1", "auroc", "ap", "f1_at_true_rate")
+
+
+def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as fh:
+        r = csv.DictReader(fh)
+        return list(r.fieldnames or []), list(r)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory):
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("bench")
+    cfg = replace(load_config(QUICK), cache_dir=str(tmp / "cache"), threads=1)
+    res = run_bench(cfg, out_dir=tmp / "out", log=lambda s: None, command="pytest")
+    return cfg, res, tmp
+
+
+def test_quick_grid_writes_csv_markdown_and_plots(quick) -> None:
+    cfg, res, tmp = quick
+    assert not res.failures
+    cols, rows = _read(tmp / "out" / "quick.csv")
+    assert cols == list(CSV_COLUMNS)
+    dets = resolve_detectors(["*"])
+    assert set(dets) >= set(detect.available()) | set(EXTRA_DETECTORS)
+    cells = expand(cfg)
+    assert len(cells) == 2  # digits x {symmetric:0.2, confusion:0.4} x 1 seed x small-cnn
+    assert len(rows) == len(cells) * len(dets)
+    assert {(r["labels"], r["detector"]) for r in rows} == {(c.labels, d) for c in cells for d in dets}
+    for r in rows:
+        assert r["dataset"] == "digits" and r["model"] == "small-cnn" and r["seed"] == "0"
+        assert r["note"] == "" or r["note"].startswith("failed")
+        if r["note"]:
+            continue
+        for m in METRICS:
+            v = float(r[m])
+            assert 0.0 <= v <= 1.0, (r["detector"], m, v)
+        p, rc, f1 = (float(r[k]) for k in ("precision", "recall", "f1"))
+        assert f1 == pytest.approx(0.0 if p + rc == 0 else 2 * p * rc / (p + rc), abs=1e-5)
+        assert int(r["n"]) == 300 and 0 <= int(r["n_flagged"]) <= 300
+        assert int(r["n_noisy"]) == round(float(r["true_rate"]) * 300)
+        assert float(r["wall_seconds"]) > 0
+        expect_fits = {"cl": 5, "cleanlab": 5, "knn_vote": 1}.get(r["detector"], 2)
+        assert int(r["n_trainings"]) == expect_fits
+    # noise is injected at the configured rate, exactly
+    for r in rows:
+        assert float(r["true_rate"]) == pytest.approx(float(r["rate"]), abs=1 / 300)
+    # our confident learning and the cleanlab package flag the same samples
+    by = {(r["labels"], r["detector"]): r for r in rows}
+    for c in cells:
+        assert by[(c.labels, "cl")]["n_flagged"] == by[(c.labels, "cleanlab")]["n_flagged"]
+        assert by[(c.labels, "cl")]["precision"] == by[(c.labels, "cleanlab")]["precision"]
+
+    ccols, curve = _read(tmp / "out" / "quick_sei_epochs.csv")
+    assert ccols == list(CURVE_COLUMNS)
+    assert len(curve) == len(cells) * cfg.models["small-cnn"].epochs
+    assert all(0 <= float(r["f1_at_true_rate"]) <= 1 for r in curve)
+
+    md = (tmp / "out" / "quick.md").read_text()
+    for needle in ("## F1 (own decision rule)", "## F1 at the true noise rate", "## AUROC", "## Cost",
+                   "machine: Linux" if platform.system() == "Linux" else "machine:", "torch", "cores", "**"):  # fmt: skip
+        assert needle in md
+    for d in dets:
+        assert f" {d} |" in md
+    # F1-vs-rate needs two rates of one noise kind; the quick grid has one of each
+    assert not (tmp / "out" / "quick_f1_vs_rate.png").exists()
+    assert (tmp / "out" / "quick_sei_epochs.png").stat().st_size > 1000
+
+
+def test_sei_row_matches_an_independent_computation(quick) -> None:
+    """Recompute SEI (two runs, auxiliary-mean cutoff) from the raw per-epoch signed entropy."""
+    cfg, res, _ = quick
+    cell = expand(cfg)[0]
+    runner = CellRunner(cell, load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None), cfg,
+                        log=lambda s: None)  # fmt: skip
+    runs = runner.trained().runs
+    per = [np.nanmean(r.dynamics.epochs("signed_entropy"), axis=0) for r in runs]
+    a, b = runs[0].is_auxiliary, runs[1].is_auxiliary
+    sei = np.where(a, per[1], np.where(b, per[0], (per[0] + per[1]) / 2))
+    cutoff = np.concatenate([per[0][a], per[1][b]]).mean()
+    flagged = sei < cutoff
+    truth = runner.truth
+    row = next(r for r in res.rows if r["detector"] == "sei" and r["labels"] == cell.labels)
+    assert row["n_flagged"] == int(flagged.sum())
+    assert row["precision"] == pytest.approx((flagged & truth).sum() / flagged.sum())
+    assert row["recall"] == pytest.approx((flagged & truth).sum() / truth.sum())
+    assert row["cutoff"] == pytest.approx(cutoff, rel=1e-5)
+    # threshold-free: the n_noisy lowest SEI
+    k = int(truth.sum())
+    lowest = np.argsort(sei, kind="stable")[:k]
+    assert row["f1_at_true_rate"] == pytest.approx(truth[lowest].mean())
+    # the epochs curve ends at the full integral
+    last = [c for c in res.curve if c["labels"] == cell.labels][-1]
+    assert last["epochs"] == runs[0].dynamics.num_epochs
+    assert last["f1"] == pytest.approx(row["f1"])
+
+
+def test_rerun_trains_nothing_and_picks_up_new_detectors(quick, monkeypatch) -> None:
+    cfg, res, tmp = quick
+
+    def no_training(*a, **k):
+        raise AssertionError("a cached training was recomputed")
+
+    monkeypatch.setattr(bench_cells, "train_recorded", no_training)
+    # a detector the lead registers later under "default" appears without harness changes
+    monkeypatch.setitem(detect._DETECTORS, "default", detect._DETECTORS["sei"])
+    res2 = run_bench(cfg, out_dir=tmp / "out2", log=lambda s: None, plots=False)
+    assert not res2.failures
+    new = [r for r in res2.rows if r["detector"] == "default"]
+    assert len(new) == 2
+    old = {(r["labels"], r["detector"]): r for r in res.rows}
+    for r in new:
+        assert r["f1"] == old[(r["labels"], "sei")]["f1"]
+    for r in res2.rows:
+        if r["detector"] != "default":
+            o = old[(r["labels"], r["detector"])]
+            assert r.keys() == o.keys()
+            assert all(r[k] == o[k] or (r[k] != r[k] and o[k] != o[k]) for k in r)  # NaN == NaN
+
+
+def _raw() -> dict:
+    return {
+        "name": "t",
+        "models": {"m": {"kind": "small-cnn", "epochs": 2}},
+        "datasets": [{"name": "digits", "source": "digits", "labels": ["symmetric:0.2"], "models": ["m"]}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (lambda r: r.update(bogus=1), "unknown keys ['bogus']"),
+        (lambda r: r["datasets"][0].update(models=["nope"]), "models ['nope'] are not defined"),
+        (lambda r: r["datasets"][0].update(labels=["gaussian:0.2"]), "--noise must look like"),
+        (lambda r: r["datasets"][0].update(source="web"), "source must be one of"),
+        (lambda r: r["models"]["m"].update(kind="vit"), "kind must be one of"),
+        (lambda r: r["models"]["m"].update(epochs=0), "'epochs' must be >= 1"),
+        (lambda r: r.update(seeds=[]), "'seeds' must be a non-empty list"),
+        (lambda r: r["datasets"].append(dict(r["datasets"][0])), "dataset names must be unique"),
+        (lambda r: r["datasets"][0].update(source="cifar10n", labels=["aggre"]), "needs 'path'"),
+        (lambda r: r["datasets"][0].update(source="cifar10n", path="x.zip", labels=["sym"]),
+         "CIFAR-10N label set 'sym' unknown"),
+    ],
+)
+def test_config_errors_name_the_problem(patch, message: str) -> None:
+    raw = _raw()
+    patch(raw)
+    with pytest.raises(ValueError, match=_re(message)):
+        parse_config(raw)
+
+
+def _re(s: str) -> str:
+    import re
+
+    return re.escape(s)
+
+
+def test_unknown_detector_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown detector 'magic'"):
+        resolve_detectors(["sei", "magic"])
+    assert resolve_detectors(["cl", "*", "cl"]).count("cl") == 1
+
+
+def test_quick_overrides_and_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(
+        'name = "x"\nseeds = [0, 1, 2]\n[models.m]\nkind = "small-cnn"\nepochs = 20\n'
+        '[[datasets]]\nname = "digits"\nsource = "digits"\nlabels = ["symmetric:0.2", "symmetric:0.4"]\n'
+        'models = ["m"]\n'
+        '[[datasets]]\nname = "b"\nsource = "npz"\npath = "data/b.npz"\nlabels = ["clean"]\nmodels = ["m"]\n'
+        '[quick]\nseeds = [1]\nepochs = 3\nsubset = 100\ndatasets = ["digits"]\nlabels = ["symmetric:0.4"]\n'
+    )
+    full = load_config(tmp_path / "c.toml")
+    assert full.datasets[1].path == str((tmp_path / "data" / "b.npz").resolve())
+    assert len(expand(full)) == 2 * 3 + 1 * 3
+    q = load_config(tmp_path / "c.toml", quick=True)
+    assert q.name == "x-quick" and q.seeds == (1,)
+    assert [d.name for d in q.datasets] == ["digits"]
+    assert q.datasets[0].labels == ("symmetric:0.4",) and q.datasets[0].subset == 100
+    assert q.models["m"].epochs == 3
+    assert apply_quick(replace(full, quick={})).seeds == (0,)  # built-in defaults
+
+
+def test_summary_tables_mean_std_and_best() -> None:
+    rows = [
+        {"dataset": "d", "labels": "l", "model": "m", "detector": det, "seed": s, "f1": v}
+        for det, vals in (("sei", [0.5, 0.7]), ("cl", [0.8, 0.8]), ("bad", [float("nan"), 0.1]))
+        for s, v in enumerate(vals)
+    ]
+    cells, dets, stats = summarize(rows, "f1")
+    assert cells == [("d", "l", "m")] and dets == ["sei", "cl", "bad"]
+    assert stats[(cells[0], "sei")] == pytest.approx((0.6, 0.1, 2))
+    assert stats[(cells[0], "bad")] == pytest.approx((0.1, 0.0, 1))  # NaN left out
+    md = markdown_report(rows, name="n", command="c", seeds=[0, 1])
+    assert "| d | l | m | 0.600 ± 0.100 | **0.800 ± 0.000** | 0.100 |" in md
+    assert "| d | l | m | 0.600 | cl | 0.800 | -0.200 |" in md  # SEI minus best other
+    txt = text_table(rows)
+    assert "0.800*" in txt and "0.600 " in txt
+    assert not math.isnan(stats[(cells[0], "cl")][0])
+
+
+def test_cli_parses_bench() -> None:
+    from labeltrace.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--config", str(QUICK), "--quick", "--seeds", "0,1"])
+    assert args.quick and args.seeds == "0,1" and args.func.__name__ == "_cmd_bench"
+
+
+def test_f1_vs_rate_plot(tmp_path: Path) -> None:
+    rows = [
+        {"dataset": "d", "labels": f"symmetric:{r}", "noise": "symmetric", "rate": r, "model": "m",
+         "detector": det, "seed": 0, "f1": 1 - r}
+        for r in (0.1, 0.2) for det in ("sei", "cl")
+    ]  # fmt: skip
+    assert plot_f1_vs_rate(rows, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    assert not plot_f1_vs_rate(rows[:2], tmp_path / "q.png")  # one rate: nothing to draw
+    assert not (tmp_path / "q.png").exists()

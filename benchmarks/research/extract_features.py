@@ -1,0 +1,80 @@
+"""Extract frozen EfficientNet-Lite0 features (96 px, GAP) for the research data sets.
+
+Writes /work/cache/features/{cifar10n,cifar10h}_effl0_96.npy and medmnist_<set>_<split>_effl0_96.npy
+(float32, (N, 1280), in file/index order) through labeltrace.models.backbone.cached_features.
+Run:  nohup python benchmarks/research/extract_features.py > /work/cache/extract.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from labeltrace.models.backbone import (
+    MODEL_NAME,
+    cached_features,
+    extract_features,
+    fingerprint_array,
+    fingerprint_files,
+    load_efficientnet_lite0,
+)
+
+CACHE = Path("/work/cache")
+OUT = CACHE / "features"
+RES = 96
+
+
+def load_jpegs(root: Path, csv_name: str = "labels.csv") -> tuple[list[Path], np.ndarray]:
+    with open(root / csv_name) as fh:
+        rows = list(csv.DictReader(fh))
+    paths = [root / r["file"] for r in rows]
+    imgs = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])  # (N,H,W,3) uint8
+    return paths, np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
+
+
+def run(name: str, key: dict, load) -> None:
+    target = OUT / f"{name}_effl0_{RES}.npy"
+    t0 = time.time()
+    imgs = load()
+    t_load = time.time() - t0
+
+    def compute() -> np.ndarray:
+        return extract_features(imgs, model=MODEL, resolution=RES, batch_size=250, progress=False)
+
+    t1 = time.time()
+    feats = cached_features({**key, "model": MODEL_NAME, "resolution": RES, "normalize": "imagenet"},
+                            compute, cache_dir=OUT / "store")
+    t_feat = time.time() - t1
+    tmp = target.with_suffix(".tmp.npy")
+    np.save(tmp, feats, allow_pickle=False)
+    os.replace(tmp, target)
+    print(f"{name}: {feats.shape} load {t_load:.1f}s features {t_feat:.1f}s -> {target}", flush=True)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    MODEL = load_efficientnet_lite0(pretrained=True)
+    which = sys.argv[1:] or ["cifar10n", "cifar10h", "medmnist"]
+    if "cifar10n" in which:
+        root = CACHE / "cifar10n"
+        paths = [root / f"train/{i:05d}.jpg" for i in range(50000)]
+        run("cifar10n", {"data": fingerprint_files(paths)}, lambda: load_jpegs(root)[1])
+    if "cifar10h" in which:
+        root = CACHE / "cifar10h"
+        paths = [root / f"test/{i:05d}.jpg" for i in range(10000)]
+        run("cifar10h", {"data": fingerprint_files(paths)}, lambda: load_jpegs(root)[1])
+    if "medmnist" in which:
+        for f in sorted(Path("/work/shared/data/medmnist").glob("*.npz")):
+            z = np.load(f, allow_pickle=False)
+            for split in ("train", "val", "test"):
+                x = z[f"{split}_images"]
+                x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+                run(f"medmnist_{f.stem}_{split}", {"data": fingerprint_array(x, full=True)},
+                    lambda x=x: np.ascontiguousarray(x))

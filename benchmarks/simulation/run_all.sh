@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Regenerate every simulation in benchmarks/simulation/results/ (see RESULTS.md).
+# Needs the frozen EfficientNet-Lite0 features (benchmarks/research/extract_features.py) in
+# /work/cache/features/. One thread: the runs share a small machine.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [ -f .venv/bin/activate ]; then source .venv/bin/activate; fi
+export PYTHONPATH=src OMP_NUM_THREADS=1
+R=benchmarks/simulation/results
+SIM="python -m labeltrace.cli simulate --seeds 5 --budget-factor 3 --epochs 20 --curve-every 25 --quiet"
+H="--votes /work/cache/simulation/cifar10h_votes.csv --features /work/cache/features/cifar10h_effl0_96.npy"
+N="--votes /work/cache/simulation/cifar10n_votes_10k.csv --features /work/cache/simulation/cifar10n_effl0_96_10k.npy"
+
+python benchmarks/simulation/prepare_data.py
+
+# CIFAR-10H: static model (trained once on the initial noisy labels), 15 % and 30 % noise
+$SIM $H --noise-rate 0.15 --out $R/cifar10h_n15 --title "CIFAR-10H, 15% noise, static MLP"
+$SIM $H --noise-rate 0.30 --out $R/cifar10h_n30 --title "CIFAR-10H, 30% noise, static MLP"
+# active loop: the head is retrained on the current labels every 500 relabels
+$SIM $H --noise-rate 0.15 --active-every 500 --out $R/cifar10h_n15_active --title "CIFAR-10H, 15% noise, MLP retrained every 500"
+$SIM $H --noise-rate 0.30 --active-every 1000 --out $R/cifar10h_n30_active --title "CIFAR-10H, 30% noise, MLP retrained every 1000"
+# ablations (static): posterior over the last 5 epochs; a memorising head (lr 0.05)
+$SIM $H --noise-rate 0.15 --posterior last --out $R/cifar10h_n15_last --title "CIFAR-10H, 15% noise, last-5-epoch posterior"
+$SIM $H --noise-rate 0.15 --lr 0.05 --out $R/cifar10h_n15_lr005 --title "CIFAR-10H, 15% noise, lr 0.05"
+
+# CIFAR-10N (3 annotations per image; seeded 10,000-image subset): 30 % is out of reach
+$SIM $N --noise-rate 0.15 --out $R/cifar10n_n15 --title "CIFAR-10N (10k), 15% noise, static MLP"
+$SIM $N --noise-rate 0.15 --active-every 500 --out $R/cifar10n_n15_active --title "CIFAR-10N (10k), 15% noise, MLP retrained every 500"
+$SIM $N --noise-rate 0.15 --lr 0.05 --out $R/cifar10n_n15_lr005 --title "CIFAR-10N (10k), 15% noise, lr 0.05"
+
+# what each selector spends its first 10 % of the budget on (seed 0, static head)
+python benchmarks/simulation/analyze_picks.py $H --noise-rate 0.15 > $R/picks_cifar10h_n15.md
+python benchmarks/simulation/analyze_picks.py $H --noise-rate 0.30 > $R/picks_cifar10h_n30.md
+python benchmarks/simulation/analyze_picks.py $N --noise-rate 0.15 > $R/picks_cifar10n_n15.md
+
+python benchmarks/simulation/tables.py $R > benchmarks/simulation/tables.md

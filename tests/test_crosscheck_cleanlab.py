@@ -152,6 +152,7 @@ def prob_cases(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
 def test_find_label_issues_matches_cleanlab_property(case: tuple[np.ndarray, np.ndarray]) -> None:
     p, y = case
     assert np.array_equal(P.confident_joint(p, y), cl_count.compute_confident_joint(y, p))
+    assert P.num_label_issues(p, y) == int(cl_count.num_label_issues(y, p))
     for filter_by in P.FILTER_BY:
         assert np.array_equal(
             P.find_label_issues(p, y, filter_by=filter_by), _cl_issues(p, y, filter_by=filter_by)
@@ -167,3 +168,11 @@ def test_confident_learning_score_cutoff_reproduces_cleanlab(
     theirs = _cl_issues(p, y, filter_by="prune_by_noise_rate")
     assert np.array_equal(scores < P.CL_CUTOFF, theirs)
     assert np.array_equal(P.confident_learning_flags(scores), theirs)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("kind", "n", "k", "seed"), CASES)
+def test_num_label_issues_matches_cleanlab(kind: str, n: int, k: int, seed: int, dtype: type) -> None:
+    p, y = make_case(kind, n, k, seed)
+    p = p.astype(dtype)
+    assert P.num_label_issues(p, y) == int(cl_count.num_label_issues(y, p))

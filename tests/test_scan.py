@@ -35,7 +35,7 @@ def small_scan(tmp_path_factory):
     x, y = digits_subset()
     ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
     out = tmp_path_factory.mktemp("scan") / "run"
-    res = scan(ds, out, ScanConfig(epochs=8, batch_size=32, noise="symmetric:0.2", seed=1, csv=True), progress=False,
+    res = scan(ds, out, ScanConfig(epochs=8, batch_size=32, noise="symmetric:0.2", seed=1, csv=True, detector="sei"), progress=False,
                log=lambda s: None)  # fmt: skip
     return res
 
@@ -80,7 +80,7 @@ def test_scan_detects_better_than_chance(small_scan):
 def test_rerun_resumes_without_training(small_scan, tmp_path):
     x, y = digits_subset()
     ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
-    res2 = scan(ds, small_scan.run_dir, ScanConfig(epochs=8, batch_size=32, noise="symmetric:0.2", seed=1, csv=True),
+    res2 = scan(ds, small_scan.run_dir, ScanConfig(epochs=8, batch_size=32, noise="symmetric:0.2", seed=1, csv=True, detector="sei"),
                 progress=False, log=lambda s: None)  # fmt: skip
     assert res2.timings["train"] < 0.5 * small_scan.timings["train"] + 0.5
     np.testing.assert_array_equal(res2.table.column("score").to_numpy(), small_scan.table.column("score").to_numpy())
@@ -96,7 +96,7 @@ def test_parse_noise():
 def test_cli_scan_digits_and_score(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["scan", "--example", "digits", "--out", str(out), "--epochs", "2", "--noise", "pair:0.2",
-               "--quiet", "--top", "3"])  # fmt: skip
+               "--quiet", "--top", "3", "--detector", "sei"])  # fmt: skip
     assert rc == 0
     text = capsys.readouterr().out
     assert "F1" in text and "top 3 suspects" in text
@@ -120,7 +120,8 @@ def test_scan_killed_then_resumed_equals_uninterrupted(tmp_path):
     npz = tmp_path / "d.npz"
     np.savez(npz, train_images=(x * 255).astype(np.uint8), train_labels=y[:, None])
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    base = [sys.executable, "-m", "labeltrace.cli", "scan", str(npz), "--epochs", "6", "--seed", "3", "--quiet"]
+    base = [sys.executable, "-m", "labeltrace.cli", "scan", str(npz), "--epochs", "6", "--seed", "3", "--quiet",
+            "--detector", "sei"]
     ref = subprocess.run([*base, "--out", str(tmp_path / "ref")], env=env, capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
@@ -159,7 +160,7 @@ def test_cli_manifest_with_truth_column_and_single_run(tmp_path, capsys):
         rows.append(f"{i}.png,{given[i]},{y[i]}")
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "run"
-    rc = main(["scan", str(tmp_path / "m.csv"), "--truth-column", "clean", "--runs", "1", "--epochs", "3",
+    rc = main(["scan", str(tmp_path / "m.csv"), "--truth-column", "clean", "--detector", "sei", "--runs", "1", "--epochs", "3",
                "--out", str(out), "--quiet"])  # fmt: skip
     assert rc == 0
     run = rundir.open_run(out)
@@ -168,3 +169,36 @@ def test_cli_manifest_with_truth_column_and_single_run(tmp_path, capsys):
     assert run.num_runs == 1 and "aux_run0" not in run.samples.column_names
     assert run.meta["detector"]["rule"] in ("gmm", "robust-z3")
     assert "F1" in capsys.readouterr().out
+
+
+def test_default_scan_is_cross_fitted_and_held_out(tmp_path, capsys):
+    """The default detector: every sample recorded each epoch by the fold model that never saw it."""
+    x, y = digits_subset(200)
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    cfg = ScanConfig(epochs=4, batch_size=32, folds=4, noise="symmetric:0.2", seed=2)
+    assert cfg.detector == "crossfit"
+    res = scan(ds, tmp_path / "run", cfg, progress=False, log=lambda s: None)
+    run = rundir.open_run(res.run_dir)
+    assert run.meta["protocol"] == {"kind": "crossfit", "folds": 4, "dynamics": "held-out"} and run.held_out
+    assert run.num_runs == 1 and "aux_run0" not in run.samples.column_names
+    folds = run.column("fold")
+    assert sorted(np.unique(folds).tolist()) == [0, 1, 2, 3]
+    dyn = run.dynamics(0)
+    assert dyn.num_classes == 10 and dyn.num_epochs == 4 and (dyn.n_seen == 4).all()  # once per epoch
+    # the flagged set is the confident-learning count of the held-out posterior, lowest scores first
+    assert run.meta["detector"]["name"] == "crossfit"
+    assert run.column("is_suspect").sum() == int(run.meta["detector"]["rule"].split()[-1])
+    assert run.meta["metrics"]["auroc"] > 0.7
+    assert "crossfit" in run.meta["noise"]["per_detector"]
+    # the score command reads held-out runs too
+    assert main(["score", str(res.run_dir), "--method", "sei", "--top", "2"]) == 0
+    assert "sei" in capsys.readouterr().out
+
+
+def test_scan_rejects_bad_folds_and_detector(tmp_path):
+    x, y = digits_subset(40)
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    with pytest.raises(ValueError, match="folds"):
+        scan(ds, tmp_path / "a", ScanConfig(epochs=1, folds=1), progress=False, log=lambda s: None)
+    with pytest.raises(ValueError, match="unknown detector"):
+        scan(ds, tmp_path / "b", ScanConfig(epochs=1, detector="nope"), progress=False, log=lambda s: None)

@@ -52,7 +52,7 @@ def test_scan_with_clip_prompts_and_auxiliary_prompt(tiny_clip_dir, tmp_path):
     x = np.clip(rng.normal(0.5, 0.1, (n, 32, 32, 3)) + (y[:, None, None, None] == np.arange(3)) * 0.3, 0, 1)
     ds = from_arrays(x.astype(np.float32), y, classes=classes)
     cfg = ScanConfig(model="clip", clip_model=str(tiny_clip_dir), epochs=2, batch_size=16, noise="symmetric:0.25",
-                     aux_prompt="a photo of something else")  # fmt: skip
+                     aux_prompt="a photo of something else", detector="sei")  # fmt: skip
     res = scan(ds, tmp_path / "run", cfg, progress=False, log=lambda s: None)
     run = rundir.open_run(res.run_dir)
     assert run.meta["model"] == "clip" and run.meta["config"]["aux_prompt"] == "a photo of something else"

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -62,7 +63,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     ds, origin = _load_dataset(args)
     cfg = ScanConfig(
-        model=args.model, epochs=args.epochs, runs=args.runs, batch_size=args.batch_size, lr=args.lr,
+        model=args.model, epochs=args.epochs, runs=args.runs, folds=args.folds, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
         image_size=args.image_size, head=args.head, resolution=args.resolution, detector=args.detector,
         noise=args.noise, seed=args.seed, device=args.device, cache_dir=args.cache_dir, csv=args.csv,
@@ -82,6 +83,13 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recorded_runs(run: Any) -> list[Any]:
+    from labeltrace import detect
+
+    return [detect.RecordedRun(run.dynamics(r), run.is_auxiliary(r), len(run.classes), held_out=run.held_out)
+            for r in range(run.num_runs)]
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     import numpy as np
     import pyarrow as pa
@@ -89,7 +97,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from labeltrace import detect, rundir
 
     run = rundir.open_run(args.run_dir)
-    runs = [detect.RecordedRun(run.dynamics(r), run.is_auxiliary(r), len(run.classes)) for r in range(run.num_runs)]
+    runs = _recorded_runs(run)
     kw: dict = {}
     if args.epoch is not None:
         kw["epoch"] = args.epoch
@@ -116,7 +124,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     from labeltrace import detect, queue, rundir
 
     run = rundir.open_run(args.run_dir)
-    runs = [detect.RecordedRun(run.dynamics(r), run.is_auxiliary(r), len(run.classes)) for r in range(run.num_runs)]
+    runs = _recorded_runs(run)
     if args.posterior == "mean":
         post = detect.posterior(runs, last=None)
     else:  # the last 5 epochs, or as many as the recorder kept (keep_probs) when fewer
@@ -216,7 +224,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from labeltrace import __version__
+    from labeltrace.detect import available as available_detectors
     from labeltrace.scores import available
+
+    detectors = available_detectors()
 
     p = argparse.ArgumentParser(
         prog="labeltrace",
@@ -244,9 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clip: prompt of the auxiliary class, e.g. 'a dermoscopic image showing other lesions'")
     s.add_argument("--head", default="mlp", choices=["mlp", "linear"], help="head on frozen effnet features")
     s.add_argument("--epochs", type=int, help="training epochs per run (default depends on the model)")
+    s.add_argument("--detector", default="crossfit", choices=detectors,
+                   help="score and cutoff that flag suspects. crossfit (default): FOLDS models trained in "
+                        "lockstep, each sample's held-out softmax averaged over epochs, flagged below confident "
+                        "learning's issue count. sei, ei, aum, ...: in-sample dynamics of RUNS trainings, cut at "
+                        "the auxiliary-class samples' score (see benchmarks/RESULTS.md for which wins where)")
+    s.add_argument("--folds", type=int, default=5, help="crossfit: number of folds = models trained (default 5)")
     s.add_argument("--runs", type=int, default=2, choices=[1, 2],
-                   help="2: two runs with disjoint auxiliary sets (default); 1: one run without auxiliary class")
-    s.add_argument("--detector", default="sei", help="which score and cutoff flag suspects (default: sei)")
+                   help="in-sample detectors: 2 runs with disjoint auxiliary sets (default); 1: one run, no "
+                        "auxiliary class")
     s.add_argument("--noise", help="inject synthetic noise first and report detection metrics: "
                    "symmetric:0.2 | pair:0.2 | confusion:0.3 | instance:0.2")
     s.add_argument("--truth-column", help="manifest column with known true labels: report detection metrics "

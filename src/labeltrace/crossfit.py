@@ -85,7 +85,7 @@ def crossfit_recorded(
     opts = [make_optimizer(m, config) for m in models]
     train_ids = [torch.as_tensor(np.flatnonzero(folds != k)) for k in range(n_folds)]
     held_ids = [torch.as_tensor(np.flatnonzero(folds == k)) for k in range(n_folds)]
-    y_all = torch.as_tensor(labels, dtype=torch.long)
+    y_all = torch.tensor(labels, dtype=torch.long)  # a copy: labels may be a read-only array
     rec = Recorder(n, num_classes, keep_probs=keep_probs)
     key = _config_key(config, n, num_classes) + f"|crossfit:{n_folds}"
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None

@@ -12,6 +12,7 @@ here                            cleanlab 2.9.0
 :func:`confident_thresholds`    ``count.get_confident_thresholds``
 :func:`confident_joint`         ``count.compute_confident_joint`` (``calibrate=True``)
 :func:`find_label_issues`       ``filter.find_label_issues(filter_by=...)`` (mask output)
+:func:`num_label_issues`        ``count.num_label_issues`` (``estimation_method="off_diagonal"``)
 =============================== ==========================================================
 
 Exactness means the same floating-point operations in the same dtype and order: float32 and
@@ -45,6 +46,7 @@ __all__ = [
     "find_label_issues",
     "from_probs",
     "normalized_margin",
+    "num_label_issues",
     "self_confidence",
     "validate_probs",
 ]
@@ -262,6 +264,20 @@ def confident_joint(probs: Any, labels: Any, *, calibrate: bool = True) -> np.nd
     """
     p, y = validate_probs(probs, labels)
     return _confident_joint(p, y, _class_groups(y, p.shape[1]), calibrate=calibrate)[0]
+
+
+def num_label_issues(probs: Any, labels: Any) -> int:
+    """Estimated number of label issues: cleanlab's ``count.num_label_issues`` (its default
+    ``estimation_method="off_diagonal"``).
+
+    The samples counted off the diagonal of the *uncalibrated* confident joint (confidently
+    another class), less those whose given label is still the argmax (within 1e-6).
+    """
+    p, y = validate_probs(probs, labels)
+    _, off = _confident_joint(p, y, _class_groups(y, p.shape[1]), calibrate=False)
+    q = p.copy()
+    q[np.arange(len(y)), y] += _FUZZ
+    return int((off & (q.argmax(axis=1) != y)).sum())
 
 
 def estimate_noise_rate(probs: Any, labels: Any) -> float:

@@ -137,6 +137,11 @@ class Run:
     def num_runs(self) -> int:
         return int(self.meta.get("runs", 1))
 
+    @property
+    def held_out(self) -> bool:
+        """True when the dynamics were recorded out-of-fold (a cross-fitted scan)."""
+        return (self.meta.get("protocol") or {}).get("dynamics") == "held-out"
+
     def column(self, name: str) -> np.ndarray:
         """One column of the samples table as a numpy array."""
         if name not in self.samples.column_names:

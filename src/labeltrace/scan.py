@@ -43,7 +43,8 @@ class ScanConfig:
 
     model: str = "auto"  # small-cnn | effnet-lite0 | clip | auto
     epochs: int | None = None  # None: the model's default
-    runs: int = 2  # 2: two runs with disjoint auxiliary sets; 1: one run, no auxiliary class
+    runs: int = 2  # in-sample detectors: 2 runs with disjoint auxiliary sets; 1: one run, no auxiliary class
+    folds: int = 5  # held-out detectors (crossfit): models trained in lockstep, each on all folds but one
     batch_size: int = 128
     lr: float | None = None
     momentum: float = 0.9
@@ -55,7 +56,7 @@ class ScanConfig:
     head: str = "mlp"  # effnet-lite0: linear | mlp
     resolution: int = 96  # effnet-lite0 feature resolution
     aux_fraction: float | None = None  # default 1 / (K + 1)
-    detector: str = "sei"
+    detector: str = "crossfit"  # see labeltrace.detect; crossfit is cross-fitted, the others in-sample
     suggest_last: int = 5  # epochs averaged for the suggested label
     noise: str | None = None  # e.g. "symmetric:0.2"
     seed: int = 0
@@ -201,6 +202,68 @@ def _build(model_name: str, config: ScanConfig, inputs: torch.Tensor, n_out: int
     return build_model(config.head, num_classes=n_out, in_dim=int(inputs.shape[1]))
 
 
+def _aux_masks(config: ScanConfig, given: np.ndarray, k: int) -> list[np.ndarray]:
+    """Two disjoint auxiliary sets (``runs=2``) or none (``runs=1``)."""
+    if config.runs == 1:
+        return [np.zeros(len(given), dtype=bool)]
+    a = threshold.assign_auxiliary(given, k, fraction=config.aux_fraction, seed=config.seed)
+    b = threshold.assign_auxiliary(given, k, fraction=config.aux_fraction, seed=config.seed + 1, exclude=a)
+    return [a, b]
+
+
+def _record_in_sample(
+    model_name: str, config: ScanConfig, tcfg: TrainConfig, inputs: torch.Tensor, given: np.ndarray,
+    ds: ImageDataset, out: Path, aux_masks: list[np.ndarray], *, progress: bool,
+) -> tuple[list[detect.RecordedRun], list[float], torch.nn.Module]:  # fmt: skip
+    """One recorded training per auxiliary mask, each on every sample (the SEI paper's protocol)."""
+    K = ds.n_classes
+    runs: list[detect.RecordedRun] = []
+    train_acc: list[float] = []
+    model: torch.nn.Module | None = None
+    for r, aux in enumerate(aux_masks):
+        n_out = K + 1 if aux.any() else K
+        y = threshold.auxiliary_labels(given, aux, K) if aux.any() else given
+        torch.manual_seed(config.seed * 7919 + r)
+        model = _build(model_name, config, inputs, n_out, list(ds.classes))
+        res = train_recorded(
+            model, inputs, y, num_classes=n_out, config=replace(tcfg, seed=config.seed * 7919 + r),
+            checkpoint_dir=out / rd.CHECKPOINTS / f"run{r}", keep_probs=config.suggest_last,
+            progress=progress, desc=f"run {r + 1}/{len(aux_masks)}",
+        )  # fmt: skip
+        res.recorder.save(rd.dynamics_path(out, r))
+        runs.append(detect.RecordedRun(res.recorder.dynamics(), aux, K))
+        train_acc.append(res.final_train_accuracy)
+    assert model is not None
+    return runs, train_acc, model
+
+
+def _record_crossfit(
+    model_name: str, config: ScanConfig, tcfg: TrainConfig, inputs: torch.Tensor, given: np.ndarray,
+    ds: ImageDataset, out: Path, *, progress: bool,
+) -> tuple[detect.RecordedRun, np.ndarray, list[float], torch.nn.Module]:  # fmt: skip
+    """``config.folds`` models in lockstep, every sample recorded each epoch by the model that
+    never trained on it (:func:`labeltrace.crossfit.crossfit_recorded`)."""
+    from labeltrace.crossfit import crossfit_recorded
+
+    K = ds.n_classes
+    built: list[torch.nn.Module] = []
+
+    def build(fold: int) -> torch.nn.Module:
+        torch.manual_seed(config.seed * 7919 + 101 * fold)
+        built.append(_build(model_name, config, inputs, K, list(ds.classes)))
+        return built[-1]
+
+    rec, folds = crossfit_recorded(
+        build, inputs, given, num_classes=K, config=replace(tcfg, seed=config.seed * 7919), n_folds=config.folds,
+        checkpoint_dir=out / rd.CHECKPOINTS / "crossfit", keep_probs=config.suggest_last, progress=progress,
+        desc=f"cross-fit ({config.folds} folds)",
+    )  # fmt: skip
+    rec.save(rd.dynamics_path(out, 0))
+    dyn = rec.dynamics()
+    held_out_acc = float(np.nanmean(dyn.mean("correct")))
+    return detect.RecordedRun(dyn, np.zeros(len(given), dtype=bool), K, held_out=True), folds, [held_out_acc], built[0]
+
+
 def scan(
     ds: ImageDataset,
     out: str | os.PathLike[str],
@@ -228,6 +291,10 @@ def scan(
     K, N = ds.n_classes, len(ds)
     if config.runs not in (1, 2):
         raise ValueError(f"runs must be 1 or 2, got {config.runs}")
+    if config.detector not in detect.available():
+        raise ValueError(f"unknown detector {config.detector!r}; available: {', '.join(detect.available())}")
+    if detect.needs_held_out(config.detector) and not 2 <= config.folds <= N // 2:
+        raise ValueError(f"folds must be in [2, N/2 = {N // 2}], got {config.folds}")
     model_name = resolve_model(config, ds)
     d = MODEL_DEFAULTS[model_name]
     tcfg = TrainConfig(
@@ -259,32 +326,18 @@ def scan(
         noise_info = {"spec": config.noise, "realised_rate": nl.rate, "n_flipped": int(nl.flipped.sum())}
         log(f"injected {config.noise} noise: {int(nl.flipped.sum())} of {N} labels flipped ({nl.rate:.1%})")
 
-    # ---- training runs
-    aux_masks: list[np.ndarray] = []
-    if config.runs == 2:
-        a = threshold.assign_auxiliary(given, K, fraction=config.aux_fraction, seed=config.seed)
-        b = threshold.assign_auxiliary(given, K, fraction=config.aux_fraction, seed=config.seed + 1, exclude=a)
-        aux_masks = [a, b]
-    else:
-        aux_masks = [np.zeros(N, dtype=bool)]
-    runs: list[detect.RecordedRun] = []
-    train_acc: list[float] = []
+    # ---- training runs: cross-fitted (held-out) for detectors that need it, else in-sample
     t0 = time.perf_counter()
-    last_model = None
-    for r, aux in enumerate(aux_masks):
-        n_out = K + 1 if aux.any() else K
-        y = threshold.auxiliary_labels(given, aux, K) if aux.any() else given
-        torch.manual_seed(config.seed * 7919 + r)
-        model = _build(model_name, config, inputs, n_out, list(ds.classes))
-        res = train_recorded(
-            model, inputs, y, num_classes=n_out, config=replace(tcfg, seed=config.seed * 7919 + r),
-            checkpoint_dir=out / rd.CHECKPOINTS / f"run{r}", keep_probs=config.suggest_last,
-            progress=progress, desc=f"run {r + 1}/{len(aux_masks)}",
-        )  # fmt: skip
-        res.recorder.save(rd.dynamics_path(out, r))
-        runs.append(detect.RecordedRun(res.recorder.dynamics(), aux, K))
-        train_acc.append(res.final_train_accuracy)
-        last_model = res.model
+    folds: np.ndarray | None = None
+    if detect.needs_held_out(config.detector):
+        aux_masks = [np.zeros(N, dtype=bool)]
+        run, folds, train_acc, last_model = _record_crossfit(model_name, config, tcfg, inputs, given, ds, out,
+                                                             progress=progress)  # fmt: skip
+        runs = [run]
+    else:
+        aux_masks = _aux_masks(config, given, K)
+        runs, train_acc, last_model = _record_in_sample(model_name, config, tcfg, inputs, given, ds, out, aux_masks,
+                                                        progress=progress)  # fmt: skip
     timings["train"] = time.perf_counter() - t0
 
     # ---- scores and detection
@@ -294,7 +347,9 @@ def scan(
     for c in TRAJECTORY_COLUMNS:
         name, kw = {"se_last": ("se_at", {"epoch": -1}), "se_mid": ("se_at", {"epoch": T // 2})}.get(c, (c, {}))
         cols[c] = detect.combined_score(name, runs, **kw)
-    post = detect.posterior(runs, last=min(config.suggest_last, T))
+    # suggested labels: held-out runs average the whole trajectory (an ensemble of honest
+    # predictions); in-sample runs the last epochs (the early ones are still underfit)
+    post = detect.posterior(runs, last=None if runs[0].held_out else min(config.suggest_last, T))
     from labeltrace import probs as probs_mod
 
     cols["self_confidence"] = probs_mod.self_confidence(post, given)
@@ -339,6 +394,8 @@ def scan(
     for r, aux in enumerate(aux_masks):
         if aux.any():
             table_cols[f"aux_run{r}"] = aux
+    if folds is not None:
+        table_cols["fold"] = folds.astype(np.int64)
     report = None
     if noise_info is not None:
         is_noisy = given != true_labels
@@ -354,9 +411,12 @@ def scan(
         }
         per_det = {}
         for name in detect.available():
+            if not detect.applicable(name, runs):
+                continue
             d_ = det if name == det.name else detect.detect(name, runs)
             r_ = metrics.detection_report(is_noisy, d_.flagged, d_.score, nan_policy="omit")
-            per_det[name] = {"rule": d_.rule, **{k: r_[k] for k in ("precision", "recall", "f1", "auroc")}}
+            per_det[name] = {"rule": d_.rule, **{k: r_[k] for k in ("precision", "recall", "f1", "auroc")},
+                             "f1_at_true_rate": metrics.report_at_true_rate(is_noisy, d_.score, nan_policy="omit")["f1"]}
         noise_info["per_detector"] = per_det
     table = pa.table(table_cols)
     rd.write_table(out / rd.SAMPLES, table)
@@ -373,9 +433,12 @@ def scan(
         "command": command,
         "config": asdict(config),
         "model": model_name,
-        "train": asdict(tcfg) | {"final_train_accuracy": train_acc},
+        "train": asdict(tcfg) | ({"held_out_accuracy": train_acc} if folds is not None
+                                 else {"final_train_accuracy": train_acc}),
         "inputs": input_desc,
         "runs": len(aux_masks),
+        "protocol": ({"kind": "crossfit", "folds": config.folds, "dynamics": "held-out"} if folds is not None
+                     else {"kind": "in-sample", "runs": len(aux_masks), "dynamics": "in-sample"}),
         "data": {
             "kind": ds.kind,
             **(origin or {}),

@@ -15,7 +15,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     flagged = m["counts"]["flagged"]
     lines = [
         f"labeltrace scan — {n:,} samples, {len(run.classes)} classes, model {m['model']}, "
-        f"{m['train']['epochs']} epochs x {m['runs']} run(s)"
+        + (f"{m['train']['epochs']} epochs x {m['protocol']['folds']} cross-fitted folds"
+           if (m.get("protocol") or {}).get("kind") == "crossfit" else f"{m['train']['epochs']} epochs x {m['runs']} run(s)")
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']} < {det['cutoff']:.4g} ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%}",
@@ -32,8 +33,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         lines.append("every detector with its own cutoff (and its ranking: F1 at the true rate, AUROC):")
         per_score = m["noise"].get("per_score", {})
         for name, r in sorted(per_det.items(), key=lambda kv: -(kv[1]["f1"] or 0)):
-            col = {"se_last": "se_last"}.get(name, name)
-            rank_f1 = per_score.get(col, {}).get("f1")
+            rank_f1 = r.get("f1_at_true_rate", per_score.get(name, {}).get("f1"))
             lines.append(
                 f"  {name:<12} {r['rule']:<20} P {r['precision']:.3f}  R {r['recall']:.3f}  F1 {r['f1']:.3f}"
                 f"   | ranking F1 {rank_f1 if rank_f1 is None else f'{rank_f1:.3f}'}  AUROC {r['auroc']:.3f}"

@@ -11,10 +11,12 @@ Cache layout under ``cache_dir`` (a killed benchmark resumes where it stopped)::
 
     runs/<key>/dynamics.npz, meta.json[, embedding.npy]   one recorded training run
     runs/<key>/ckpt/                                      per-epoch checkpoint while training
+    crossfit/<key>/dynamics.npz, meta.json                the cross-fitted (held-out) recording
     cv/<key>.npz                                          K-fold out-of-fold probabilities
     results/<cell key>/<detector>.json, sei_curve.json    computed rows
 
 Cost accounting per detector: ``n_trainings`` model fits it needs (2 for the two recorded runs,
+``n_folds`` for the cross-fitted recording of ``crossfit``,
 ``n_folds`` for confident learning, 0 for kNN on frozen features) and ``wall_seconds`` = the
 measured training time of those fits (taken when they were computed, kept in the cache) plus
 the detector's own compute time. Feature extraction, shared by every method, is not counted.
@@ -57,6 +59,7 @@ CURVE_COLUMNS: tuple[str, ...] = (
 _CACHE_VERSION = 1
 _RUN_SEED_STRIDE = 7919  # as labeltrace.scan: run r of seed s trains with seed s * 7919 + r
 _CV_SEED_OFFSET = 1000  # fold f of the "same"-model cross-validation: seed s * 7919 + 1000 + f
+_CROSSFIT_SEED_OFFSET = 2000  # the cross-fitted recording (fold f initialised with + 101 f)
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -224,6 +227,36 @@ class CellRunner:
                 emb_arr = z["embedding"]
         return detect.RecordedRun(dyn, aux, self.k), float(meta["seconds"]), emb_arr
 
+    # ------------------------------------------------------------------ cross-fitted (held-out) recording
+    def held_out(self) -> tuple[detect.RecordedRun, float]:
+        """The cross-fitted recording: ``n_folds`` models in lockstep, each sample recorded every
+        epoch by the model that never trained on it (as ``labeltrace scan`` records it), and the
+        seconds it took."""
+        from labeltrace.crossfit import crossfit_recorded
+
+        m, seed = self.cell.model, self.cell.seed * _RUN_SEED_STRIDE + _CROSSFIT_SEED_OFFSET
+        key = digest({"v": _CACHE_VERSION, "kind": "crossfit", "inputs": self.input_fp, "given": digest(self.given),
+                      "model": m.key(), "seed": seed, "n_folds": self.cfg.n_folds})  # fmt: skip
+        d = self.cache / "crossfit" / key
+        meta_p = d / "meta.json"
+        if not meta_p.is_file():
+            self.log(f"  cross-fit {self.cfg.n_folds} folds ({m.name}, {m.epochs} epochs, N={len(self.given)})")
+            t0 = time.perf_counter()
+
+            def build(fold: int) -> torch.nn.Module:
+                torch.manual_seed(seed + 101 * fold)
+                return build_network(m, self.x, self.k)
+
+            rec, _ = crossfit_recorded(build, self.x, self.given, num_classes=self.k,
+                                       config=_train_config(m, seed, self.cfg.device), n_folds=self.cfg.n_folds,
+                                       checkpoint_dir=d / "ckpt", progress=self.progress)  # fmt: skip
+            rec.save(d / "dynamics.npz")
+            _write_json(meta_p, {"seconds": time.perf_counter() - t0, "seed": seed, "cell": str(self.cell)})
+            shutil.rmtree(d / "ckpt", ignore_errors=True)
+        meta = json.loads(meta_p.read_text())
+        dyn = Recorder.load(d / "dynamics.npz").dynamics()
+        return detect.RecordedRun(dyn, np.zeros(len(self.given), bool), self.k, held_out=True), float(meta["seconds"])
+
     # ------------------------------------------------------------------ cross-validated probabilities
     def cv_probs(self) -> tuple[np.ndarray, float]:
         """Out-of-fold probabilities (N, K) and the seconds they took (``n_folds`` fits)."""
@@ -262,6 +295,11 @@ class CellRunner:
     def detector(self, name: str) -> dict[str, Any]:
         """Score, flags and cost of one detector: keys score, flagged, rule, cutoff, n_trainings,
         wall_seconds."""
+        if name in detect.available() and detect.needs_held_out(name):
+            run, sec = self.held_out()
+            t0 = time.perf_counter()
+            det = detect.detect(name, [run])
+            return self._out(det.score, det.flagged, det.rule, det.cutoff, self.cfg.n_folds, sec, t0)
         if name in detect.available():
             tr = self.trained()
             t0 = time.perf_counter()

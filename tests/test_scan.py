@@ -202,3 +202,21 @@ def test_scan_rejects_bad_folds_and_detector(tmp_path):
         scan(ds, tmp_path / "a", ScanConfig(epochs=1, folds=1), progress=False, log=lambda s: None)
     with pytest.raises(ValueError, match="unknown detector"):
         scan(ds, tmp_path / "b", ScanConfig(epochs=1, detector="nope"), progress=False, log=lambda s: None)
+
+
+def test_scan_finetune_trains_the_whole_effnet(tmp_path):
+    """--finetune: the pretrained EfficientNet-Lite0 itself trains (images in, not cached features)."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 12)
+    x = np.clip(rng.normal(0.4, 0.1, (24, 16, 16, 3)) + y[:, None, None, None] * 0.3, 0, 1).astype(np.float32)
+    ds = from_arrays(x, y, classes=["a", "b"])
+    cfg = ScanConfig(model="effnet-lite0", finetune=True, epochs=1, folds=2, batch_size=8, resolution=32)
+    res = scan(ds, tmp_path / "run", cfg, progress=False, log=lambda s: None)
+    run = rundir.open_run(res.run_dir)
+    assert run.meta["inputs"]["kind"] == "images" and run.meta["config"]["finetune"]
+    assert run.meta["train"]["lr"] == 1e-3  # the fine-tuning default
+    assert run.dynamics(0).num_classes == 2 and np.isfinite(run.column("score")).all()
+    with pytest.raises(ValueError, match="finetune"):
+        scan(ds, tmp_path / "bad", ScanConfig(model="small-cnn", finetune=True, epochs=1), progress=False,
+             log=lambda s: None)  # fmt: skip

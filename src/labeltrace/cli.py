@@ -65,7 +65,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     cfg = ScanConfig(
         model=args.model, epochs=args.epochs, runs=args.runs, folds=args.folds, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
-        image_size=args.image_size, head=args.head, hidden=args.hidden, resolution=args.resolution, detector=args.detector,
+        image_size=args.image_size, head=args.head, hidden=args.hidden, finetune=args.finetune, resolution=args.resolution, detector=args.detector,
         noise=args.noise, seed=args.seed, device=args.device, cache_dir=args.cache_dir, csv=args.csv,
         clip_model=args.clip_model, clip_template=args.clip_template, aux_prompt=args.aux_prompt,
     )  # fmt: skip
@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clip: prompt of the auxiliary class, e.g. 'a dermoscopic image showing other lesions'")
     s.add_argument("--head", default="mlp", choices=["mlp", "linear"], help="head on frozen effnet features")
     s.add_argument("--hidden", type=int, help="effnet-lite0 mlp head width (default 256)")
+    s.add_argument("--finetune", action="store_true",
+                   help="effnet-lite0: train the whole network on the images (lr 1e-3; meant for a GPU) "
+                        "instead of a head on cached frozen features")
     s.add_argument("--epochs", type=int, help="training epochs per run (default depends on the model)")
     s.add_argument("--detector", default="crossfit", choices=detectors,
                    help="score and cutoff that flag suspects. crossfit (default): FOLDS models trained in "

@@ -36,6 +36,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
                      "hidden": 256},
     "clip": {"epochs": 10, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 128, "augment": False},
 }
+#: effnet-lite0 with ``finetune=True``: the whole network trains on the images (a GPU job), at the
+#: paper's fine-tuning learning rate.
+FINETUNE_DEFAULTS: dict[str, Any] = {"lr": 1e-3, "batch_size": 128, "weight_decay": 1e-4}
 
 TRAJECTORY_COLUMNS = ("sei", "ei", "se_last", "se_mid", "aum", "loss", "forgetting", "confidence", "variability")
 
@@ -59,6 +62,7 @@ class ScanConfig:
     head: str = "mlp"  # effnet-lite0: linear | mlp
     hidden: int | None = None  # effnet-lite0 mlp head width (None: the model's default)
     resolution: int = 96  # effnet-lite0 feature resolution
+    finetune: bool = False  # effnet-lite0: train the whole network on the images, not a head on cached features
     aux_fraction: float | None = None  # default 1 / (K + 1)
     detector: str = "crossfit"  # see labeltrace.detect; crossfit is cross-fitted, the others in-sample
     suggest_last: int = 5  # epochs averaged for the suggested label
@@ -149,6 +153,11 @@ def prepare_inputs(
         std = x.std(axis=(0, 2, 3), keepdims=True) + 1e-6
         xt = torch.from_numpy(((x - mean) / std).astype(np.float32))
         return xt, {"kind": "images", "shape": list(x.shape[1:])}, None
+    if model_name == "clip" or (model_name == "effnet-lite0" and config.finetune):
+        shape = ds.image_shape
+        size = config.image_size or (None if shape is not None else 224)
+        x = ds.materialize(size=size, channels=3)  # the classifier resizes, crops and normalises
+        return torch.from_numpy(x), {"kind": "images", "shape": list(x.shape[1:])}, None
     if model_name == "effnet-lite0":
         from labeltrace.models import backbone
 
@@ -173,11 +182,6 @@ def prepare_inputs(
         f = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
         return torch.from_numpy(f.astype(np.float32)), {"kind": "features", "dim": int(f.shape[1]),
                                                         "resolution": res, "cache_dir": str(cache)}, f
-    if model_name == "clip":
-        shape = ds.image_shape
-        size = config.image_size or (None if shape is not None else 224)
-        x = ds.materialize(size=size, channels=3)  # the classifier resizes, crops and normalises
-        return torch.from_numpy(x), {"kind": "images", "shape": list(x.shape[1:])}, None
     raise ValueError(f"model {model_name!r} is not supported by scan")
 
 
@@ -203,9 +207,14 @@ def _build(model_name: str, config: ScanConfig, inputs: torch.Tensor, n_out: int
         width = config.width or (16 if side <= 16 else 32)
         return build_model("small-cnn", num_classes=n_out, in_channels=int(inputs.shape[1]),
                            image_size=side, width=width)  # fmt: skip
+    hidden = config.hidden or MODEL_DEFAULTS["effnet-lite0"]["hidden"]
+    if config.finetune:  # the whole network; images in, resized and normalised inside
+        head_kw = {"hidden": hidden} if config.head == "mlp" else {}
+        return build_model("effnet-lite0", num_classes=n_out, in_channels=3, head=config.head, finetune=True,
+                           resolution=config.resolution, **head_kw)  # fmt: skip
     if config.head == "mlp":
         return build_model("mlp", num_classes=n_out, in_dim=int(inputs.shape[1]),
-                           hidden=config.hidden or MODEL_DEFAULTS["effnet-lite0"]["hidden"])  # fmt: skip
+                           hidden=hidden)  # fmt: skip
     return build_model(config.head, num_classes=n_out, in_dim=int(inputs.shape[1]))
 
 
@@ -303,7 +312,9 @@ def scan(
     if detect.needs_held_out(config.detector) and not 2 <= config.folds <= N // 2:
         raise ValueError(f"folds must be in [2, N/2 = {N // 2}], got {config.folds}")
     model_name = resolve_model(config, ds)
-    d = MODEL_DEFAULTS[model_name]
+    if config.finetune and model_name != "effnet-lite0":
+        raise ValueError(f"--finetune applies to effnet-lite0, not {model_name}")
+    d = MODEL_DEFAULTS[model_name] | (FINETUNE_DEFAULTS if config.finetune else {})
     tcfg = TrainConfig(
         epochs=config.epochs or d["epochs"], batch_size=config.batch_size or d["batch_size"], lr=config.lr or d["lr"],
         momentum=config.momentum,

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from labeltrace.crossfit import crossfit_recorded, stratified_folds
+from labeltrace.record import Recorder
 from labeltrace.train import TrainConfig
 
 torch.set_num_threads(1)
@@ -68,3 +69,28 @@ def test_crossfit_learns_and_resumes(tmp_path):
                                  checkpoint_dir=tmp_path)  # fmt: skip
     np.testing.assert_allclose(again.dynamics().mean("signed_entropy"), full.dynamics().mean("signed_entropy"),
                                rtol=1e-5)  # fmt: skip
+
+
+def test_in_sample_companion_records_the_training_side_and_resumes(tmp_path):
+    n, k = 40, 2
+    y = np.arange(n) % k
+    x = torch.arange(n, dtype=torch.float32)[:, None]
+    cfg = TrainConfig(epochs=3, batch_size=8, lr=5.0, momentum=0.0, weight_decay=0.0)
+    ins = Recorder(n, k, keep_probs=1)
+    rec, _ = crossfit_recorded(lambda f: Memorizer(n, k), x, y, num_classes=k, config=cfg, n_folds=4,
+                               progress=False, in_sample=ins, checkpoint_dir=tmp_path)  # fmt: skip
+    d = ins.dynamics()
+    assert np.all(d.n_seen == 3)  # every epoch, the 3 models training on it (averaged within the epoch)
+    # the memorisers learn their training samples: in-sample p(given) rises, held-out stays 1/2
+    # (recorded in the forward pass, before each step)
+    assert d.at("p_given", 0).max() <= 0.5 + 1e-6 and d.at("p_given", -1).min() > 0.7
+    np.testing.assert_allclose(rec.dynamics().mean("p_given"), 0.5, atol=1e-6)
+    again = Recorder(n, k, keep_probs=1)  # a restart finds every epoch done and restores both recorders
+    crossfit_recorded(lambda f: Memorizer(n, k), x, y, num_classes=k, config=cfg, n_folds=4, progress=False,
+                      in_sample=again, checkpoint_dir=tmp_path)  # fmt: skip
+    np.testing.assert_allclose(again.dynamics().mean("p_given"), d.mean("p_given"))
+    with pytest.raises(ValueError, match="in-sample"):  # a checkpoint written without it cannot supply it
+        crossfit_recorded(lambda f: Memorizer(n, k), x, y, num_classes=k, config=cfg, n_folds=4, progress=False,
+                          checkpoint_dir=tmp_path / "plain")  # fmt: skip
+        crossfit_recorded(lambda f: Memorizer(n, k), x, y, num_classes=k, config=cfg, n_folds=4, progress=False,
+                          in_sample=Recorder(n, k, keep_probs=1), checkpoint_dir=tmp_path / "plain")  # fmt: skip

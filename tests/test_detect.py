@@ -57,3 +57,15 @@ def test_crossfit_rejects_a_sample_never_recorded() -> None:
     run = detect.RecordedRun(rec.dynamics(), np.zeros(n, bool), k, held_out=True)
     with pytest.raises(ValueError, match="every sample"):
         detect.detect("crossfit", [run])
+
+
+def test_crossfit_averages_the_in_sample_companion_but_counts_on_held_out() -> None:
+    run, given, flip = _held_out_run(seed=3)
+    comp, _, _ = _held_out_run(seed=4)  # another recording of the same labels
+    both = detect.RecordedRun(run.dynamics, run.is_auxiliary, run.num_classes, held_out=True,
+                              in_sample=comp.dynamics)  # fmt: skip
+    det = detect.detect("crossfit", [both])
+    h, i = run.dynamics.mean_posterior(), comp.dynamics.mean_posterior()
+    h, i = h / h.sum(1, keepdims=True), i / i.sum(1, keepdims=True)
+    np.testing.assert_allclose(det.score, probs.self_confidence((h + i) / 2, given))
+    assert det.flagged.sum() == probs.num_label_issues(h, given)  # the count comes from held-out alone

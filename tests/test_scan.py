@@ -185,6 +185,8 @@ def test_default_scan_is_cross_fitted_and_held_out(tmp_path, capsys):
     assert sorted(np.unique(folds).tolist()) == [0, 1, 2, 3]
     dyn = run.dynamics(0)
     assert dyn.num_classes == 10 and dyn.num_epochs == 4 and (dyn.n_seen == 4).all()  # once per epoch
+    ins = run.in_sample_dynamics(0)  # the fold models' training batches: every sample, every epoch
+    assert ins is not None and ins.num_epochs == 4 and (ins.n_seen == 4).all()
     # the flagged set is the confident-learning count of the held-out posterior, lowest scores first
     assert run.meta["detector"]["name"] == "crossfit"
     assert run.column("is_suspect").sum() == int(run.meta["detector"]["rule"].split()[-1])

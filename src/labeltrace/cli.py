@@ -86,7 +86,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 def _recorded_runs(run: Any) -> list[Any]:
     from labeltrace import detect
 
-    return [detect.RecordedRun(run.dynamics(r), run.is_auxiliary(r), len(run.classes), held_out=run.held_out)
+    return [detect.RecordedRun(run.dynamics(r), run.is_auxiliary(r), len(run.classes), held_out=run.held_out,
+                               in_sample=run.in_sample_dynamics(r) if run.held_out else None)
             for r in range(run.num_runs)]
 
 

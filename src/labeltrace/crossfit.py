@@ -55,6 +55,7 @@ def crossfit_recorded(
     keep_probs: int = 5,
     progress: bool = True,
     desc: str = "cross-fit",
+    in_sample: Recorder | None = None,
 ) -> tuple[Recorder, np.ndarray]:
     """Train ``n_folds`` models in lockstep and record every sample's held-out predictions.
 
@@ -65,6 +66,12 @@ def crossfit_recorded(
         reproducible per fold).
     inputs, labels, num_classes, config:
         As in :func:`labeltrace.train.train_recorded`.
+
+    in_sample:
+        Optional second recorder (``Recorder(N, num_classes)``) that also records every training
+        batch of every fold model: each sample's *in-sample* logits from the ``n_folds - 1``
+        models that train on it (averaged within the epoch), at no extra training cost.
+        Checkpointed and resumed with the rest.
 
     Returns
     -------
@@ -99,6 +106,10 @@ def crossfit_recorded(
             o.load_state_dict(os_)
         torch.set_rng_state(state["torch_rng"].cpu())
         rec = Recorder.load(ckpt / state["recorder"])
+        if in_sample is not None:
+            if "in_sample" not in state:
+                raise ValueError(f"checkpoint {ckpt} has no in-sample recording; use another directory")
+            in_sample.load_state_dict(Recorder.load(ckpt / state["in_sample"]).state_dict())
         start = int(state["epoch"])
     bar = None
     if progress:
@@ -109,19 +120,27 @@ def crossfit_recorded(
         for k in range(n_folds):
             cfg_k = replace(config, seed=config.seed * 1009 + k)
             run_epoch(models[k], opts[k], inputs, y_all, config=cfg_k, epoch=epoch, device=device,
-                      subset=train_ids[k])  # fmt: skip
+                      subset=train_ids[k], on_batch=None if in_sample is None else in_sample.update)  # fmt: skip
             logits = predict_logits(models[k], inputs, held_ids[k], device=device)
             rec.update(held_ids[k], logits, y_all.index_select(0, held_ids[k]))
         rec.end_epoch()
+        if in_sample is not None:
+            in_sample.end_epoch()
         if ckpt is not None:
             name = f"recorder-{epoch + 1:05d}.npz"
             rec.save(ckpt / name)
             state = {"epoch": epoch + 1, "key": key, "recorder": name, "torch_rng": torch.get_rng_state(),
                      "models": [m.state_dict() for m in models], "optimizers": [o.state_dict() for o in opts]}  # fmt: skip
+            keep = {name}
+            if in_sample is not None:
+                state["in_sample"] = f"in-sample-{epoch + 1:05d}.npz"
+                in_sample.save(ckpt / state["in_sample"])
+                keep.add(state["in_sample"])
             atomic_write(ckpt / "state.pt", lambda fh: torch.save(state, fh))
-            for old in ckpt.glob("recorder-*.npz"):
-                if old.name != name:
-                    old.unlink(missing_ok=True)
+            for pattern in ("recorder-*.npz", "in-sample-*.npz"):
+                for old in ckpt.glob(pattern):
+                    if old.name not in keep:
+                        old.unlink(missing_ok=True)
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -111,6 +111,11 @@ def dynamics_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
     return Path(run_dir) / "dynamics" / f"run{int(run_index)}.npz"
 
 
+def in_sample_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
+    """Where a cross-fitted run's in-sample companion recording lives (see ``crossfit``)."""
+    return Path(run_dir) / "dynamics" / f"run{int(run_index)}_in_sample.npz"
+
+
 @dataclass
 class Run:
     """A finished scan, read back from its directory."""
@@ -161,6 +166,11 @@ class Run:
     def dynamics(self, run_index: int = 0) -> Dynamics:
         """The recorded dynamics of training run ``run_index``."""
         return self.recorder(run_index).dynamics()
+
+    def in_sample_dynamics(self, run_index: int = 0) -> Dynamics | None:
+        """A cross-fitted run's in-sample companion dynamics, or None when it has none."""
+        p = in_sample_path(self.path, run_index)
+        return Recorder.load(p).dynamics() if p.exists() else None
 
     def is_auxiliary(self, run_index: int = 0) -> np.ndarray:
         """(N,) bool: samples relabeled to the auxiliary class in training run ``run_index``."""

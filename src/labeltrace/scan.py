@@ -23,6 +23,7 @@ import torch
 from labeltrace import __version__, detect, metrics, noise, scores, threshold
 from labeltrace import rundir as rd
 from labeltrace.data import ImageDataset
+from labeltrace.record import Recorder
 from labeltrace.train import TrainConfig, train_recorded
 
 __all__ = ["MODEL_DEFAULTS", "ScanConfig", "ScanResult", "parse_noise", "prepare_inputs", "scan"]
@@ -269,15 +270,18 @@ def _record_crossfit(
         built.append(_build(model_name, config, inputs, K, list(ds.classes)))
         return built[-1]
 
+    in_sample = Recorder(len(given), K, keep_probs=1)  # keep_probs > 0 keeps the softmax sums
     rec, folds = crossfit_recorded(
         build, inputs, given, num_classes=K, config=replace(tcfg, seed=config.seed * 7919), n_folds=config.folds,
         checkpoint_dir=out / rd.CHECKPOINTS / "crossfit", keep_probs=config.suggest_last, progress=progress,
-        desc=f"cross-fit ({config.folds} folds)",
+        desc=f"cross-fit ({config.folds} folds)", in_sample=in_sample,
     )  # fmt: skip
     rec.save(rd.dynamics_path(out, 0))
+    in_sample.save(rd.in_sample_path(out, 0))
     dyn = rec.dynamics()
     held_out_acc = float(np.nanmean(dyn.mean("correct")))
-    return detect.RecordedRun(dyn, np.zeros(len(given), dtype=bool), K, held_out=True), folds, [held_out_acc], built[0]
+    run = detect.RecordedRun(dyn, np.zeros(len(given), dtype=bool), K, held_out=True, in_sample=in_sample.dynamics())
+    return run, folds, [held_out_acc], built[0]
 
 
 def scan(

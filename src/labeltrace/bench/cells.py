@@ -11,7 +11,7 @@ Cache layout under ``cache_dir`` (a killed benchmark resumes where it stopped)::
 
     runs/<key>/dynamics.npz, meta.json[, embedding.npy]   one recorded training run
     runs/<key>/ckpt/                                      per-epoch checkpoint while training
-    crossfit/<key>/dynamics.npz, meta.json                the cross-fitted (held-out) recording
+    crossfit/<key>/dynamics.npz, in_sample.npz, meta.json the cross-fitted recording (held-out + in-sample)
     cv/<key>.npz                                          K-fold out-of-fold probabilities
     results/<cell key>/<detector>.json, sei_curve.json    computed rows
 
@@ -236,7 +236,7 @@ class CellRunner:
 
         m, seed = self.cell.model, self.cell.seed * _RUN_SEED_STRIDE + _CROSSFIT_SEED_OFFSET
         key = digest({"v": _CACHE_VERSION, "kind": "crossfit", "inputs": self.input_fp, "given": digest(self.given),
-                      "model": m.key(), "seed": seed, "n_folds": self.cfg.n_folds})  # fmt: skip
+                      "model": m.key(), "seed": seed, "n_folds": self.cfg.n_folds, "in_sample": True})  # fmt: skip
         d = self.cache / "crossfit" / key
         meta_p = d / "meta.json"
         if not meta_p.is_file():
@@ -247,15 +247,19 @@ class CellRunner:
                 torch.manual_seed(seed + 101 * fold)
                 return build_network(m, self.x, self.k)
 
+            in_sample = Recorder(len(self.given), self.k, keep_probs=1)
             rec, _ = crossfit_recorded(build, self.x, self.given, num_classes=self.k,
                                        config=_train_config(m, seed, self.cfg.device), n_folds=self.cfg.n_folds,
-                                       checkpoint_dir=d / "ckpt", progress=self.progress)  # fmt: skip
+                                       checkpoint_dir=d / "ckpt", progress=self.progress, in_sample=in_sample)  # fmt: skip
             rec.save(d / "dynamics.npz")
+            in_sample.save(d / "in_sample.npz")
             _write_json(meta_p, {"seconds": time.perf_counter() - t0, "seed": seed, "cell": str(self.cell)})
             shutil.rmtree(d / "ckpt", ignore_errors=True)
         meta = json.loads(meta_p.read_text())
         dyn = Recorder.load(d / "dynamics.npz").dynamics()
-        return detect.RecordedRun(dyn, np.zeros(len(self.given), bool), self.k, held_out=True), float(meta["seconds"])
+        ins = Recorder.load(d / "in_sample.npz").dynamics()
+        return (detect.RecordedRun(dyn, np.zeros(len(self.given), bool), self.k, held_out=True, in_sample=ins),
+                float(meta["seconds"]))  # fmt: skip
 
     # ------------------------------------------------------------------ cross-validated probabilities
     def cv_probs(self) -> tuple[np.ndarray, float]:

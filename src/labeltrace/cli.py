@@ -262,9 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, help="training epochs per run (default depends on the model)")
     s.add_argument("--detector", default="crossfit", choices=detectors,
                    help="score and cutoff that flag suspects. crossfit (default): FOLDS models trained in "
-                        "lockstep, each sample's held-out softmax averaged over epochs, flagged below confident "
-                        "learning's issue count. sei, ei, aum, ...: in-sample dynamics of RUNS trainings, cut at "
-                        "the auxiliary-class samples' score (see benchmarks/RESULTS.md for which wins where)")
+                        "lockstep; p(given label) under the mean of their held-out and in-sample softmax, "
+                        "averaged over epochs; the lowest flagged, as many as confident learning counts on the "
+                        "held-out softmax. sei, ei, aum, ...: in-sample dynamics of RUNS trainings, cut at the "
+                        "auxiliary-class samples' score (see benchmarks/RESULTS.md for which wins where)")
     s.add_argument("--folds", type=int, default=5, help="crossfit: number of folds = models trained (default 5)")
     s.add_argument("--runs", type=int, default=2, choices=[1, 2],
                    help="in-sample detectors: 2 runs with disjoint auxiliary sets (default); 1: one run, no "

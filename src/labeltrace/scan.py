@@ -196,9 +196,7 @@ def _build(model_name: str, config: ScanConfig, inputs: torch.Tensor, n_out: int
            classes: list[str]) -> torch.nn.Module:  # fmt: skip
     from labeltrace.models import build_model
 
-    if model_name == "clip":
-        if not config.clip_model:
-            raise ValueError("--model clip needs --clip-model: a local CLIP directory or a cached hub name")
+    if model_name == "clip":  # (scan checked that config.clip_model is set)
         return build_model("clip", num_classes=n_out, in_channels=int(inputs.shape[1]), class_names=classes,
                            model_name_or_path=config.clip_model, template=config.clip_template,
                            aux_prompt=config.aux_prompt if n_out > len(classes) else None)  # fmt: skip
@@ -313,9 +311,11 @@ def scan(
         raise ValueError(f"runs must be 1 or 2, got {config.runs}")
     if config.detector not in detect.available():
         raise ValueError(f"unknown detector {config.detector!r}; available: {', '.join(detect.available())}")
+    model_name = resolve_model(config, ds)
+    if model_name == "clip" and not config.clip_model:
+        raise ValueError("--model clip needs --clip-model: a local CLIP directory or a cached hub name")
     if detect.needs_held_out(config.detector) and not 2 <= config.folds <= N // 2:
         raise ValueError(f"folds must be in [2, N/2 = {N // 2}], got {config.folds}")
-    model_name = resolve_model(config, ds)
     if config.finetune and model_name != "effnet-lite0":
         raise ValueError(f"--finetune applies to effnet-lite0, not {model_name}")
     d = MODEL_DEFAULTS[model_name] | (FINETUNE_DEFAULTS if config.finetune else {})

@@ -259,3 +259,12 @@ def test_estimate_noise_rate_delegates() -> None:
     probs[np.arange(90), y] += 2.0
     probs /= probs.sum(axis=1, keepdims=True)
     assert th.estimate_noise_rate(probs, y) == probs_mod.estimate_noise_rate(probs, y)
+
+
+def test_assign_auxiliary_pair_is_the_two_run_draw():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 4, 200)
+    a, b = th.assign_auxiliary_pair(y, 4, seed=7)
+    np.testing.assert_array_equal(a, th.assign_auxiliary(y, 4, seed=7))
+    np.testing.assert_array_equal(b, th.assign_auxiliary(y, 4, seed=8, exclude=a))
+    assert not (a & b).any() and a.sum() == b.sum() == 200 // 5

@@ -145,6 +145,14 @@ class Run:
         """True when the dynamics were recorded out-of-fold (a cross-fitted scan)."""
         return (self.meta.get("protocol") or {}).get("dynamics") == "held-out"
 
+    @property
+    def recordings(self) -> str:
+        """What was trained: ``"5 cross-fitted folds (held-out)"``, ``"2 runs"`` or ``"1 run"``."""
+        proto = self.meta.get("protocol") or {}
+        if proto.get("kind") == "crossfit":
+            return f"{proto['folds']} cross-fitted folds (held-out)"
+        return f"{self.num_runs} run{'s' if self.num_runs != 1 else ''}"
+
     def column(self, name: str) -> np.ndarray:
         """One column of the samples table as a numpy array."""
         if name not in self.samples.column_names:

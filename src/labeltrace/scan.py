@@ -221,9 +221,7 @@ def _aux_masks(config: ScanConfig, given: np.ndarray, k: int) -> list[np.ndarray
     """Two disjoint auxiliary sets (``runs=2``) or none (``runs=1``)."""
     if config.runs == 1:
         return [np.zeros(len(given), dtype=bool)]
-    a = threshold.assign_auxiliary(given, k, fraction=config.aux_fraction, seed=config.seed)
-    b = threshold.assign_auxiliary(given, k, fraction=config.aux_fraction, seed=config.seed + 1, exclude=a)
-    return [a, b]
+    return threshold.assign_auxiliary_pair(given, k, fraction=config.aux_fraction, seed=config.seed)
 
 
 def _record_in_sample(

@@ -15,8 +15,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     flagged = m["counts"]["flagged"]
     lines = [
         f"labeltrace scan — {n:,} samples, {len(run.classes)} classes, model {m['model']}, "
-        + (f"{m['train']['epochs']} epochs x {m['protocol']['folds']} cross-fitted folds"
-           if (m.get("protocol") or {}).get("kind") == "crossfit" else f"{m['train']['epochs']} epochs x {m['runs']} run(s)")
+        + f"{m['train']['epochs']} epochs x {run.recordings}"
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']} < {det['cutoff']:.4g} ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%}",

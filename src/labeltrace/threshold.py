@@ -28,6 +28,7 @@ from labeltrace._checks import describe_ids as _describe_ids
 
 __all__ = [
     "assign_auxiliary",
+    "assign_auxiliary_pair",
     "auxiliary_cutoff",
     "auxiliary_labels",
     "combine_cutoffs",
@@ -173,6 +174,17 @@ def assign_auxiliary(
     is_aux = np.zeros(n, dtype=bool)
     is_aux[order[rank < quota[y_sorted]]] = True
     return is_aux
+
+
+def assign_auxiliary_pair(
+    labels: np.ndarray, num_classes: int, *, fraction: float | None = None, seed: int
+) -> list[np.ndarray]:
+    """The two disjoint auxiliary sets of the two-run protocol: :func:`assign_auxiliary` with
+    ``seed``, then with ``seed + 1`` excluding the first set (the draw ``labeltrace scan`` and
+    ``labeltrace bench`` share)."""
+    a = assign_auxiliary(labels, num_classes, fraction=fraction, seed=seed)
+    b = assign_auxiliary(labels, num_classes, fraction=fraction, seed=seed + 1, exclude=a)
+    return [a, b]
 
 
 def auxiliary_labels(labels: np.ndarray, is_aux: np.ndarray, num_classes: int) -> np.ndarray:

@@ -174,10 +174,7 @@ class CellRunner:
     # ------------------------------------------------------------------ recorded runs
     def aux_masks(self) -> list[np.ndarray]:
         """Two disjoint auxiliary sets, drawn as ``labeltrace scan`` draws them."""
-        s, f = self.cell.seed, self.cfg.aux_fraction
-        a = threshold.assign_auxiliary(self.given, self.k, fraction=f, seed=s)
-        b = threshold.assign_auxiliary(self.given, self.k, fraction=f, seed=s + 1, exclude=a)
-        return [a, b]
+        return threshold.assign_auxiliary_pair(self.given, self.k, fraction=self.cfg.aux_fraction, seed=self.cell.seed)
 
     def trained(self) -> _Trained:
         if self._trained is None:

@@ -213,9 +213,7 @@ def _summary_html(d: _Data) -> str:
         _card(
             "Model",
             _describe(meta.get("model") or cfg.get("model")),
-            f"{_describe(epochs)} epochs × {proto['folds']} cross-fitted folds (held-out)"
-            if (proto := meta.get("protocol") or {}).get("kind") == "crossfit"
-            else f"{_describe(epochs)} epochs × {d.run.num_runs} runs",
+            f"{_describe(epochs)} epochs × {d.run.recordings}",
         ),
         _card(
             "Noise-rate estimate",

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from labeltrace import Recorder, scores
+from labeltrace import Recorder
+from labeltrace.score import trajectory as scores
 
 
 def time_scoring(n: int, T: int, k: int, seed: int) -> None:

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from labeltrace import detect
 from labeltrace.bench import cells as bench_cells
 from labeltrace.bench import parse_config, run_bench
 from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS, CellRunner
 from labeltrace.bench.config import EXTRA_DETECTORS, apply_quick, load_config, resolve_detectors
 from labeltrace.bench.grid import expand, load_dataset
 from labeltrace.bench.report import markdown_report, plot_f1_vs_rate, summarize, text_table
+from labeltrace.decide import detectors as detect
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "benchmarks" / "configs" / "quick.toml"

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from labeltrace import campaign as C
-from labeltrace import simulate as S
+from labeltrace.relabel import campaign as C
+from labeltrace.relabel import simulate as S
 
 torch.set_num_threads(1)
 

@@ -13,9 +13,10 @@ import pytest
 import torch
 from runfactory import make_run
 
-from labeltrace import detect, rundir
+from labeltrace import rundir
 from labeltrace.cli import main
-from labeltrace.review.order import review_order
+from labeltrace.decide import detectors as detect
+from labeltrace.relabel.order import review_order
 
 torch.set_num_threads(1)
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from labeltrace import Recorder, scores
+from labeltrace import Recorder
+from labeltrace.score import trajectory as scores
 
 aum = pytest.importorskip("aum")
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labeltrace import probs as P
+from labeltrace.score import probs as P
 
 cl_count = pytest.importorskip("cleanlab.count")
 cl_filter = pytest.importorskip("cleanlab.filter")

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from labeltrace.crossfit import crossfit_recorded, stratified_folds
 from labeltrace.record import Recorder
 from labeltrace.train import TrainConfig
+from labeltrace.train.crossfit import crossfit_recorded, stratified_folds
 
 torch.set_num_threads(1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labeltrace.crossval import crossval_probs, fold_ids
+from labeltrace.train.crossval import crossval_probs, fold_ids
 
 
 class Memorizer:

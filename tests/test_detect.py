@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labeltrace import detect, probs
+from labeltrace.decide import detectors as detect
 from labeltrace.record import Recorder
+from labeltrace.score import probs
 
 
 def _held_out_run(seed: int = 0, n: int = 300, k: int = 4, epochs: int = 6, rate: float = 0.2):

@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 from runfactory import csv_rows, make_run
 
-from labeltrace.data.base import MissingDependencyError
+from labeltrace.data.errors import MissingDependencyError
 from labeltrace.export import export_run, import_labelstudio, labelstudio_config
-from labeltrace.review import export_labels
+from labeltrace.export.cleaned import export_labels
 from labeltrace.rundir import open_run, write_table
 
 

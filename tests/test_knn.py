@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeltrace.knn import knn_indices, knn_probs, knn_vote
+from labeltrace.score.knn import knn_indices, knn_probs, knn_vote
 
 
 def brute_force(x: np.ndarray, k: int, metric: str) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeltrace import metrics
+from labeltrace.evaluate import metrics
 
 
 def _auroc_brute(truth: np.ndarray, scores: np.ndarray) -> float:

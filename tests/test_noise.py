@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from labeltrace import noise
+from labeltrace.evaluate import noise
 
 # --------------------------------------------------------------------------- strategies
 

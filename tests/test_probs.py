@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeltrace import probs as P
+from labeltrace.score import probs as P
 
 # Six samples, three classes. Hand computation (comments) of every step.
 #   thresholds t = mean self-confidence per class:

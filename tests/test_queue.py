@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from labeltrace import queue as lq
+from labeltrace.relabel import priority as lq
 
 
 def _h(p: list[float]) -> float:

@@ -268,14 +268,14 @@ def test_accepts_grad_tensors_and_keeps_no_graph():
     [
         ([0, 5], np.zeros((2, 3)), [0, 0], r"ids out of range.*5"),
         ([-1, 0], np.zeros((2, 3)), [0, 0], r"ids out of range.*-1"),
-        ([0, 1], np.zeros((2, 3)), [0, 3], r"labels out of range.*sample ids 1"),
+        ([0, 1], np.zeros((2, 3)), [0, 3], r"labels out of range.*sample ids \[1\]"),
         ([0, 1], np.zeros((2, 4)), [0, 0], r"shape"),
         ([0, 1], np.zeros((3, 3)), [0, 0], r"shape"),
         ([0, 1], np.zeros((2, 3)), [0], r"labels has 1"),
         ([[0, 1]], np.zeros((2, 3)), [0, 0], r"1-D"),
         ([0.5, 1], np.zeros((2, 3)), [0, 0], r"integers"),
-        ([0, 1], np.array([[0, np.nan, 0], [0, 0, 0]]), [0, 0], r"NaN or Inf logits for sample ids 0"),
-        ([3, 1], np.array([[0, 0, 0], [np.inf, 0, 0]]), [0, 0], r"NaN or Inf logits for sample ids 1"),
+        ([0, 1], np.array([[0, np.nan, 0], [0, 0, 0]]), [0, 0], r"NaN or Inf logits for sample ids \[0\]"),
+        ([3, 1], np.array([[0, 0, 0], [np.inf, 0, 0]]), [0, 0], r"NaN or Inf logits for sample ids \[1\]"),
     ],
 )
 def test_bad_input_raises(ids, logits, labels, match):

@@ -23,7 +23,10 @@ import pytest
 from fastapi.testclient import TestClient
 from runfactory import csv_rows, make_run
 
-from labeltrace.review import ReviewStore, create_app, export_labels, review_order
+from labeltrace.export.cleaned import export_labels
+from labeltrace.relabel.decisions import ReviewStore
+from labeltrace.relabel.order import review_order
+from labeltrace.review import create_app
 from labeltrace.review.app import is_loopback
 from labeltrace.rundir import open_run, write_json, write_table
 

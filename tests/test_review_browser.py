@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from runfactory import SHAPES, make_run
 
+from labeltrace.relabel.order import review_order
 from labeltrace.report import write_report
-from labeltrace.review import create_app, review_order
+from labeltrace.review import create_app
 from labeltrace.rundir import open_run
 
 CHROMIUM = os.environ.get("LABELTRACE_CHROMIUM", "/usr/bin/chromium")

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeltrace import Recorder, scores
+from labeltrace import Recorder
+from labeltrace.score import trajectory as scores
 
 H = lambda p: -(p * np.log(p)).sum()  # noqa: E731
 

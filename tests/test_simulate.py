@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from labeltrace import queue as lq
-from labeltrace import simulate as sim
+from labeltrace.relabel import priority as lq
+from labeltrace.relabel import simulate as sim
 
 
 def _script(seq: list[int]) -> tuple[list[int], object]:

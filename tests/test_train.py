@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from labeltrace import scores
 from labeltrace.record import FIELDS
+from labeltrace.score import trajectory as scores
 from labeltrace.train import TrainConfig, augment_batch, lr_at, train_recorded
 
 torch.set_num_threads(1)

@@ -5,11 +5,12 @@ Run: python benchmarks/research/both_sides.py aggre worse  (needs the cached fea
 import csv, sys, time
 import numpy as np, torch
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2] / "src"))
-from labeltrace.crossfit import stratified_folds
+from labeltrace.train.crossfit import stratified_folds
 from labeltrace.train import TrainConfig, make_optimizer, run_epoch, predict_logits
 from labeltrace.record import Recorder
 from labeltrace.models import build_model
-from labeltrace import probs, threshold
+from labeltrace.score import probs
+from labeltrace.decide import cutoffs as threshold
 from sklearn.metrics import roc_auc_score
 torch.set_num_threads(2)
 x = np.load("/work/cache/features/cifar10n_effl0_96.npy").astype(np.float32)

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from labeltrace import detect, probs, threshold
+from labeltrace.decide import detectors as detect
+from labeltrace.score import probs
+from labeltrace.decide import cutoffs as threshold
 from labeltrace.record import Recorder
 
 LABELS = Path("/work/cache/cifar10n/labels.csv")

@@ -17,9 +17,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from labeltrace import campaign as C
-from labeltrace import simulate as S
-from labeltrace.queue import normalized_entropy
+from labeltrace.relabel import campaign as C
+from labeltrace.relabel import simulate as S
+from labeltrace.relabel.priority import normalized_entropy
 
 
 def main() -> None:

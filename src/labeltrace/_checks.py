@@ -1,18 +1,35 @@
-"""Input checks shared by the array modules: clear ``ValueError`` messages that name sample ids."""
+"""Input checks shared by the array modules, and the one helper that lists ids and items in
+error messages (``sample ids [3, 7] (and 5 more)``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_labels", "check_num_classes", "describe_ids"]
+__all__ = ["check_labels", "check_num_classes", "describe_ids", "id_list", "listing"]
+
+from collections.abc import Iterable
+from typing import Any
 
 
-def describe_ids(mask: np.ndarray, limit: int = 10) -> str:
-    """``"sample ids [3, 7] (and 5 more)"`` for a boolean mask."""
-    ids = np.flatnonzero(mask)
-    shown = ", ".join(str(int(i)) for i in ids[:limit])
-    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
-    return f"sample ids [{shown}]{more}"
+def listing(items: Iterable[object], limit: int = 10) -> str:
+    """``"a, b, c (and 5 more)"``: the first ``limit`` items of an error message's list."""
+    items = [str(x) for x in items]
+    more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def id_list(ids: Any, limit: int = 10) -> str:
+    """``"[3, 7] (and 5 more)"`` for integer ids or a boolean mask (its true positions)."""
+    arr = np.asarray(ids)
+    arr = np.flatnonzero(arr) if arr.dtype == bool else arr.ravel()
+    shown = ", ".join(str(int(i)) for i in arr[:limit])
+    more = f" (and {arr.size - limit} more)" if arr.size > limit else ""
+    return f"[{shown}]{more}"
+
+
+def describe_ids(ids: Any, limit: int = 10) -> str:
+    """``"sample ids [3, 7] (and 5 more)"`` for integer ids or a boolean mask."""
+    return f"sample ids {id_list(ids, limit)}"
 
 
 def check_num_classes(num_classes: int) -> int:

@@ -58,8 +58,8 @@ def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, 
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
+    from labeltrace.report.summary import print_summary
     from labeltrace.scan import ScanConfig, scan
-    from labeltrace.summary import print_summary
 
     ds, origin = _load_dataset(args)
     cfg = ScanConfig(
@@ -84,7 +84,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _recorded_runs(run: Any) -> list[Any]:
-    from labeltrace import detect
+    from labeltrace.decide import detectors as detect
 
     return [detect.RecordedRun(run.dynamics(r), run.is_auxiliary(r), len(run.classes), held_out=run.held_out,
                                in_sample=run.in_sample_dynamics(r) if run.held_out else None)
@@ -95,7 +95,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     import numpy as np
     import pyarrow as pa
 
-    from labeltrace import detect, rundir
+    from labeltrace import rundir
+    from labeltrace.decide import detectors as detect
 
     run = rundir.open_run(args.run_dir)
     runs = _recorded_runs(run)
@@ -122,7 +123,9 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     import numpy as np
     import pyarrow as pa
 
-    from labeltrace import detect, queue, rundir
+    from labeltrace import rundir
+    from labeltrace.decide import detectors as detect
+    from labeltrace.relabel import priority as queue
 
     run = rundir.open_run(args.run_dir)
     runs = _recorded_runs(run)
@@ -150,8 +153,8 @@ def _cmd_queue(args: argparse.Namespace) -> int:
                       "suggested_label_id": q["suggested_label"], "suggested_confidence": q["suggested_confidence"],
                       "priority": q["priority"], "rank": q["rank"]})  # fmt: skip
     rundir.write_table(Path(args.out), table)
-    rundir.write_table(run.path / "queue.parquet", table.select(["id", "priority", "rank"]))
-    print(f"wrote {args.out} and {run.path / 'queue.parquet'}: {table.num_rows} samples by {args.method} priority")
+    rundir.write_table(run.path / rundir.QUEUE, table.select(["id", "priority", "rank"]))
+    print(f"wrote {args.out} and {run.path / rundir.QUEUE}: {table.num_rows} samples by {args.method} priority")
     for row in table.slice(0, args.top).to_pylist():
         print(f"{row['rank']:>6}  id {row['id']:>7}  {row['external_id']:<30}  {row['given_label']} -> "
               f"{row['suggested_label']} ({row['suggested_confidence']:.2f})  priority {row['priority']: .4f}")  # fmt: skip
@@ -159,7 +162,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from labeltrace import campaign
+    from labeltrace.relabel import campaign
 
     if args.curve_every < 1:
         raise ValueError(f"--curve-every must be >= 1, got {args.curve_every}")
@@ -195,7 +198,9 @@ def _cmd_review(args: argparse.Namespace) -> int:
     from labeltrace import review
 
     if args.export:
-        out = review.export_labels(args.run_dir, args.export)
+        from labeltrace.export.cleaned import export_labels
+
+        out = export_labels(args.run_dir, args.export)
         print(f"wrote {out}")
         return 0
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer)
@@ -225,8 +230,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from labeltrace import __version__
-    from labeltrace.detect import available as available_detectors
-    from labeltrace.scores import available
+    from labeltrace.decide.detectors import available as available_detectors
+    from labeltrace.score.trajectory import available
 
     detectors = available_detectors()
 

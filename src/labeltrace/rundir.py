@@ -10,6 +10,7 @@ A scan writes, and the report, review app, exports and ``labeltrace score`` read
       dynamics/run1.npz
       images.npy           uint8 (N, H, W, C) images, only for datasets that came as arrays
       checkpoints/         resume state while a scan is running
+      queue.parquet        the relabel order the review app serves (labeltrace queue)
       reviews.db           the review app's decisions (SQLite)
 
 Every write is atomic (temporary file in the same folder, then rename).
@@ -48,6 +49,8 @@ SAMPLES = "samples.parquet"
 SAMPLES_CSV = "samples.csv"
 IMAGES = "images.npy"
 REVIEWS_DB = "reviews.db"
+#: the relabel queue the review app serves (columns ``id, priority, rank``; rank 1 = first)
+QUEUE = "queue.parquet"
 CHECKPOINTS = "checkpoints"
 
 #: Columns every samples table has (scores add one float column each, e.g. ``sei``, ``aum``).

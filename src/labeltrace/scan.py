@@ -20,10 +20,14 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from labeltrace import __version__, detect, metrics, noise, scores, threshold
+from labeltrace import __version__
 from labeltrace import rundir as rd
 from labeltrace.data import ImageDataset
+from labeltrace.decide import cutoffs as threshold
+from labeltrace.decide import detectors as detect
+from labeltrace.evaluate import metrics, noise
 from labeltrace.record import Recorder
+from labeltrace.score import trajectory as scores
 from labeltrace.train import TrainConfig, train_recorded
 
 __all__ = ["MODEL_DEFAULTS", "ScanConfig", "ScanResult", "parse_noise", "prepare_inputs", "scan"]
@@ -117,7 +121,7 @@ def _inject_noise(spec: str, labels: np.ndarray, k: int, feats: np.ndarray, seed
     if kind == "instance":
         return noise.instance_dependent(feats, labels, rate, k, seed=seed)
     # confusion: flips follow a model's confusion matrix, from 3-fold logistic regression on clean labels
-    from labeltrace.crossval import crossval_probs
+    from labeltrace.train.crossval import crossval_probs
 
     p = crossval_probs(feats, labels, n_folds=3, C=1.0, seed=seed)
     cm = np.zeros((k, k))
@@ -256,7 +260,7 @@ def _record_crossfit(
 ) -> tuple[detect.RecordedRun, np.ndarray, list[float], torch.nn.Module]:  # fmt: skip
     """``config.folds`` models in lockstep, every sample recorded each epoch by the model that
     never trained on it (:func:`labeltrace.crossfit.crossfit_recorded`)."""
-    from labeltrace.crossfit import crossfit_recorded
+    from labeltrace.train.crossfit import crossfit_recorded
 
     K = ds.n_classes
     built: list[torch.nn.Module] = []
@@ -372,7 +376,7 @@ def scan(
     # suggested labels: held-out runs average the whole trajectory (an ensemble of honest
     # predictions); in-sample runs the last epochs (the early ones are still underfit)
     post = detect.posterior(runs, last=None if runs[0].held_out else min(config.suggest_last, T))
-    from labeltrace import probs as probs_mod
+    from labeltrace.score import probs as probs_mod
 
     cols["self_confidence"] = probs_mod.self_confidence(post, given)
     cols["normalized_margin"] = probs_mod.normalized_margin(post, given)
@@ -385,7 +389,7 @@ def scan(
     else:
         emb = feats
     if emb is not None and N > config.knn_k + 1:
-        from labeltrace.knn import knn_vote
+        from labeltrace.score.knn import knn_vote
 
         cols["knn_vote"] = knn_vote(emb, given, k=config.knn_k)
     det = detect.detect(config.detector, runs)

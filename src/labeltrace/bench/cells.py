@@ -37,10 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from labeltrace import __version__, detect, metrics, scores, threshold
+from labeltrace import __version__
 from labeltrace.bench.config import BenchConfig, ModelSpec
 from labeltrace.bench.grid import Cell, DatasetData, digest
+from labeltrace.decide import cutoffs as threshold
+from labeltrace.decide import detectors as detect
+from labeltrace.evaluate import metrics
 from labeltrace.record import Recorder
+from labeltrace.score import trajectory as scores
 from labeltrace.train import TrainConfig, train_recorded
 
 __all__ = ["CSV_COLUMNS", "CURVE_COLUMNS", "CellRunner", "run_cell"]
@@ -229,7 +233,7 @@ class CellRunner:
         """The cross-fitted recording: ``n_folds`` models in lockstep, each sample recorded every
         epoch by the model that never trained on it (as ``labeltrace scan`` records it), and the
         seconds it took."""
-        from labeltrace.crossfit import crossfit_recorded
+        from labeltrace.train.crossfit import crossfit_recorded
 
         m, seed = self.cell.model, self.cell.seed * _RUN_SEED_STRIDE + _CROSSFIT_SEED_OFFSET
         key = digest({"v": _CACHE_VERSION, "kind": "crossfit", "inputs": self.input_fp, "given": digest(self.given),
@@ -269,7 +273,7 @@ class CellRunner:
                           **cv_key})  # fmt: skip
             p = self.cache / "cv" / f"{key}.npz"
             if not p.is_file():
-                from labeltrace.crossval import crossval_probs
+                from labeltrace.train.crossval import crossval_probs
 
                 self.log(f"  {self.cfg.n_folds}-fold cross-validated probabilities ({m.cv})")
                 t0 = time.perf_counter()
@@ -317,7 +321,7 @@ class CellRunner:
                                                     tr.runs[1].is_auxiliary, rule="mean")  # fmt: skip
             return self._out(s, threshold.flag(s, cut), f"auxiliary-mean (epoch {mid})", cut, 2, sum(tr.seconds), t0)
         if name == "forgetting":
-            from labeltrace.probs import estimate_noise_rate
+            from labeltrace.score.probs import estimate_noise_rate
 
             tr = self.trained()
             t0 = time.perf_counter()
@@ -327,7 +331,7 @@ class CellRunner:
             return self._out(s, threshold.flag(s, cut), f"top-k at estimated rate {rate:.3f}", cut, 2,
                              sum(tr.seconds), t0)  # fmt: skip
         if name == "knn_vote":
-            from labeltrace.knn import knn_vote
+            from labeltrace.score.knn import knn_vote
 
             if self.cell.model.on_features:
                 feats, n_fit, sec = self.x.numpy(), 0, 0.0
@@ -338,7 +342,7 @@ class CellRunner:
             s = knn_vote(feats, self.given, k=self.cfg.knn_k)
             return self._out(s, s < 0.5, "vote < 0.5", 0.5, n_fit, sec, t0)
         if name == "cl":
-            from labeltrace import probs as P
+            from labeltrace.score import probs as P
 
             p, sec = self.cv_probs()
             t0 = time.perf_counter()

@@ -376,7 +376,7 @@ def resolve_detectors(requested: tuple[str, ...] | list[str]) -> list[str]:
 
     Order: :func:`labeltrace.detect.available` first, then the extras not already registered.
     """
-    from labeltrace import detect
+    from labeltrace.decide import detectors as detect
 
     registered = detect.available()
     everything = registered + [n for n in EXTRA_DETECTORS if n not in registered]

@@ -21,11 +21,9 @@ from labeltrace.data.adapters import (
 )
 from labeltrace.data.base import (
     ArraySource,
-    DataError,
     FileSource,
     ImageDataset,
     ImageSource,
-    MissingDependencyError,
     check_class_counts,
 )
 from labeltrace.data.decode import (
@@ -36,6 +34,7 @@ from labeltrace.data.decode import (
     resize_image,
     to_uint8_thumbnail,
 )
+from labeltrace.data.errors import DataError, MissingDependencyError
 from labeltrace.data.examples import available_examples, example
 
 _LOADER_NAMES = ("Augment", "TensorLoader", "augment_batch", "channel_stats")

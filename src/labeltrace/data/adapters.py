@@ -19,18 +19,18 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from labeltrace._checks import listing
 from labeltrace.data.base import (
     ArraySource,
-    DataError,
     FileSource,
     ImageDataset,
     ImageSource,
     _duplicates,
     check_class_counts,
-    listing,
     parallel_map,
 )
 from labeltrace.data.decode import DICOM_SUFFIXES, IMAGE_SUFFIXES, array_to_float, pil_to_array
+from labeltrace.data.errors import DataError
 
 __all__ = ["HFSource", "from_arrays", "from_folder", "from_hf", "from_manifest", "from_npz"]
 

@@ -8,7 +8,7 @@ demand, or all at once by :meth:`ImageDataset.materialize`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,31 +17,17 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from labeltrace._checks import listing
+from labeltrace.data.decode import array_to_float, convert_channels, decode_image, resize_image
+from labeltrace.data.errors import DataError
+
 __all__ = [
     "ArraySource",
-    "DataError",
     "FileSource",
     "ImageDataset",
     "ImageSource",
-    "MissingDependencyError",
     "check_class_counts",
-    "listing",
 ]
-
-
-class DataError(ValueError):
-    """Bad input data: unreadable image, missing file, unknown label, duplicate id, ..."""
-
-
-class MissingDependencyError(ImportError):
-    """An optional dependency needed for this input (e.g. ``pydicom``) is not installed."""
-
-
-def listing(items: Iterable[object], limit: int = 10) -> str:
-    """Join ``items`` for an error message: the first ``limit``, then ``and N more``."""
-    items = [str(x) for x in items]
-    head = ", ".join(items[:limit])
-    return head + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def default_workers() -> int:
@@ -94,8 +80,6 @@ class FileSource:
         return len(self.paths)
 
     def load(self, i: int) -> np.ndarray:
-        from labeltrace.data.decode import decode_image
-
         return decode_image(self.paths[i])
 
     def take(self, idx: np.ndarray) -> FileSource:
@@ -129,8 +113,6 @@ class ArraySource:
         return len(self.rows)
 
     def load(self, i: int) -> np.ndarray:
-        from labeltrace.data.decode import array_to_float
-
         return array_to_float(self.images[self.rows[i]])
 
     def take(self, idx: np.ndarray) -> ArraySource:
@@ -322,8 +304,6 @@ class ImageDataset:
         return size, channels
 
     def _load_fixed(self, i: int, size: tuple[int, int] | None, channels: int | None) -> np.ndarray:
-        from labeltrace.data.decode import convert_channels, resize_image
-
         img = self.load(i)
         if channels is not None:
             img = convert_channels(img, channels)

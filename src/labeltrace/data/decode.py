@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from labeltrace.data.base import DataError, MissingDependencyError
+from labeltrace.data.errors import DataError, MissingDependencyError
 
 __all__ = [
     "DICOM_SUFFIXES",

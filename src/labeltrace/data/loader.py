@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from labeltrace.data.base import DataError, ImageDataset
+from labeltrace.data.base import ImageDataset
+from labeltrace.data.errors import DataError
 
 __all__ = ["Augment", "TensorLoader", "augment_batch", "channel_stats"]
 

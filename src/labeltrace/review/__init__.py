@@ -1,21 +1,18 @@
 """Review app for the expert: a queue of suspects, one decision per click, saved at once.
 
 ``create_app`` / ``serve`` need the ``review`` extra (FastAPI, uvicorn) and are imported on
-first use, so the store, the review order and :func:`export_labels` work without it.
+first use. The decisions store and the review order live in :mod:`labeltrace.relabel`
+(they work without the web extra); the cleaned label file in :mod:`labeltrace.export`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from labeltrace.review.labels import export_labels
-from labeltrace.review.order import review_order
-from labeltrace.review.store import Decision, ReviewStore
-
 if TYPE_CHECKING:
     from labeltrace.review.app import create_app, serve
 
-__all__ = ["Decision", "ReviewStore", "create_app", "export_labels", "review_order", "serve"]
+__all__ = ["create_app", "serve"]
 
 
 def __getattr__(name: str) -> Any:

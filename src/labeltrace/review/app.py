@@ -30,9 +30,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
+from labeltrace.relabel.decisions import KINDS, ReviewStore
+from labeltrace.relabel.order import review_order
 from labeltrace.report.images import display_image, load_rgb, png_bytes
-from labeltrace.review.order import review_order
-from labeltrace.review.store import KINDS, ReviewStore
 from labeltrace.rundir import REVIEWS_DB, Run, open_run
 
 __all__ = ["TOKEN_HEADER", "create_app", "is_loopback", "serve"]

@@ -88,7 +88,7 @@ def compute(name: str, dyn: Dynamics, **kw: Any) -> np.ndarray:
 
 def from_probs(name: str, probs: np.ndarray, labels: np.ndarray, **kw: Any) -> np.ndarray:
     """Scores from an ``(N, K)`` predicted-probability matrix (see :mod:`labeltrace.probs`)."""
-    from labeltrace import probs as _probs
+    from labeltrace.score import probs as _probs
 
     return _probs.from_probs(name, probs, labels, **kw)
 

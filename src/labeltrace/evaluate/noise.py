@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
 from labeltrace._checks import check_labels as _check_labels
 from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import describe_ids as _describe_ids

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import brentq
 from sklearn.mixture import GaussianMixture
+
 from labeltrace._checks import check_labels as _check_labels
 from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import describe_ids as _describe_ids
@@ -469,6 +470,6 @@ def estimate_noise_rate(probs: np.ndarray, labels: np.ndarray) -> float:
     Imported lazily so this module does not depend on :mod:`labeltrace.probs` at import time.
     Feed the result to :func:`top_fraction`.
     """
-    from labeltrace.probs import estimate_noise_rate as _estimate
+    from labeltrace.score.probs import estimate_noise_rate as _estimate
 
     return float(_estimate(probs, labels))

@@ -49,8 +49,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from labeltrace import queue as _q
-from labeltrace.queue import _ids_text, _normalize_counts, normalized_entropy
+from labeltrace._checks import describe_ids
+from labeltrace.relabel import priority as _q
+from labeltrace.relabel.priority import _normalize_counts, normalized_entropy
 
 __all__ = [
     "Aggregate",
@@ -345,7 +346,7 @@ def _check_labels(labels: Any, n: int, k: int, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be integers, got dtype {lab.dtype}")
     bad = np.flatnonzero((lab < 0) | (lab >= k))
     if bad.size:
-        raise ValueError(f"{name} outside 0..{k - 1} at {_ids_text(bad)}")
+        raise ValueError(f"{name} outside 0..{k - 1} at {describe_ids(bad)}")
     return lab.astype(np.int64)
 
 
@@ -466,7 +467,7 @@ def run_campaign(
             bad = np.flatnonzero(~np.isfinite(pr))
             if bad.size:
                 raise ValueError(
-                    f"selector returned NaN or infinite priorities at {_ids_text(bad)}"
+                    f"selector returned NaN or infinite priorities at {describe_ids(bad)}"
                 )
             return pr
         return _q.priority(

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace import scores, threshold
+from labeltrace.decide import cutoffs as threshold
 from labeltrace.record import Dynamics
+from labeltrace.score import trajectory as scores
 
 __all__ = ["Detection", "RecordedRun", "available", "combined_score", "detect", "posterior", "unsupervised_cutoff"]
 
@@ -181,7 +182,7 @@ def _crossfit(runs: Sequence[RecordedRun]) -> Detection:
     honestly. Measured on CIFAR-10N (real human noise, frozen EfficientNet-Lite0 features) this
     beats cleanlab's recipe in F1 and AUROC (``benchmarks/RESULTS.md``).
     """
-    from labeltrace import probs as P
+    from labeltrace.score import probs as P
 
     run = next(r for r in runs if r.held_out)
     given = run.dynamics.labels

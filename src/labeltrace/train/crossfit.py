@@ -24,7 +24,14 @@ from torch import nn
 
 from labeltrace._io import atomic_write
 from labeltrace.record import Recorder
-from labeltrace.train import TrainConfig, _config_key, make_optimizer, predict_logits, resolve_device, run_epoch
+from labeltrace.train.loop import (
+    TrainConfig,
+    _config_key,
+    make_optimizer,
+    predict_logits,
+    resolve_device,
+    run_epoch,
+)
 
 __all__ = ["crossfit_recorded", "stratified_folds"]
 

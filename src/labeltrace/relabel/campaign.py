@@ -33,9 +33,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from labeltrace import simulate as _sim
-from labeltrace.queue import _ids_text
-from labeltrace.simulate import Aggregate, CampaignResult
+from labeltrace._checks import describe_ids
+from labeltrace.relabel import simulate as _sim
+from labeltrace.relabel.simulate import Aggregate, CampaignResult
 
 __all__ = [
     "MODEL_SELECTORS",
@@ -153,10 +153,10 @@ def load_votes(path: str | Path) -> tuple[np.ndarray, list[str]]:
         raise ValueError(f"{path}: need at least 2 classes, got {votes.shape[1]}")
     bad_ids = np.flatnonzero(~np.isfinite(votes).all(axis=1) | (votes < 0).any(axis=1))
     if bad_ids.size:
-        raise ValueError(f"{path}: negative or non-finite vote counts at {_ids_text(bad_ids)}")
+        raise ValueError(f"{path}: negative or non-finite vote counts at {describe_ids(bad_ids)}")
     empty = np.flatnonzero(votes.sum(axis=1) <= 0)
     if empty.size:
-        raise ValueError(f"{path}: images without any vote at {_ids_text(empty)}")
+        raise ValueError(f"{path}: images without any vote at {describe_ids(empty)}")
     return votes, classes
 
 
@@ -186,7 +186,7 @@ def standardize(features: np.ndarray) -> np.ndarray:
         raise ValueError(f"features must be a non-empty (N, D) array, got shape {x.shape}")
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
-        raise ValueError(f"features have NaN or infinite values at {_ids_text(bad)}")
+        raise ValueError(f"features have NaN or infinite values at {describe_ids(bad)}")
     sd = x.std(axis=0)
     const = sd <= 1e-9 * np.abs(x).max(axis=0)  # rounding noise of a constant column
     return ((x - x.mean(axis=0)) / np.where(const, 1.0, sd)).astype(np.float32)
@@ -275,8 +275,8 @@ def train_head(
     on the inputs and ``config.seed``: the initialisation runs in a forked torch RNG seeded with
     it, and :func:`labeltrace.train.train_recorded` orders batches by ``(seed, epoch)``.
     """
-    from labeltrace import scores
     from labeltrace.models import build_model
+    from labeltrace.score import trajectory as scores
     from labeltrace.train import TrainConfig, train_recorded
 
     x = _as_tensor(features)
@@ -455,7 +455,7 @@ def run_simulation(
     sel = list(selectors)
     if not sel:
         raise ValueError("no selectors given")
-    from labeltrace import queue as _q
+    from labeltrace.relabel import priority as _q
 
     unknown = [s for s in sel if s not in _q.available()]
     if unknown:

@@ -15,6 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
+from labeltrace._checks import id_list
+
 __all__ = ["crossval_probs", "fold_ids"]
 
 
@@ -28,12 +30,6 @@ class ProbaEstimator(Protocol):
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
 
 
-def _describe_ids(ids: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(str(int(i)) for i in ids[:limit])
-    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
-    return f"[{shown}]{more}"
-
-
 def _validate(
     features: Any, labels: Any, num_classes: int | None, n_folds: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -45,7 +41,7 @@ def _validate(
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         raise ValueError(
-            f"features contain NaN/inf in sample ids {_describe_ids(np.flatnonzero(bad))}"
+            f"features contain NaN/inf in sample ids {id_list(np.flatnonzero(bad))}"
         )
     n = x.shape[0]
     y = np.asarray(labels)
@@ -56,7 +52,7 @@ def _validate(
     y = y.astype(np.int64, copy=False)
     if n and y.min() < 0:
         raise ValueError(
-            f"labels must be >= 0; sample ids {_describe_ids(np.flatnonzero(y < 0))} are not"
+            f"labels must be >= 0; sample ids {id_list(np.flatnonzero(y < 0))} are not"
         )
     k = int(y.max()) + 1 if num_classes is None else num_classes
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
@@ -64,7 +60,7 @@ def _validate(
     bad = y >= k
     if bad.any():
         raise ValueError(
-            f"labels must lie in [0, {k}); sample ids {_describe_ids(np.flatnonzero(bad))} do not"
+            f"labels must lie in [0, {k}); sample ids {id_list(np.flatnonzero(bad))} do not"
         )
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
         raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")

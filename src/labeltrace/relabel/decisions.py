@@ -30,7 +30,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
+from labeltrace.rundir import REVIEWS_DB, Run
+
+__all__ = ["KINDS", "Decision", "ReviewStore", "current_decisions", "final_labels", "now_iso"]
 
 FORMAT = "labeltrace.reviews/1"
 KINDS: tuple[str, ...] = ("label", "unsure", "skip")
@@ -266,3 +268,31 @@ class ReviewStore:
             if d.kind == "label":
                 lab[i] = index[d.decision]
         return code, lab
+
+
+def current_decisions(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """``(kind_code, label_id)`` per sample from ``reviews.db`` (all -1 when there is none).
+
+    See :meth:`ReviewStore.current_arrays`.
+    """
+    if not (run.path / REVIEWS_DB).exists():
+        n = run.num_samples
+        return np.full(n, -1, np.int8), np.full(n, -1, np.int64)
+    store = ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples)
+    return store.current_arrays()
+
+
+def final_labels(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """``(label_id, review_decision)``: labels after accepted relabels, and the decision text.
+
+    ``review_decision`` is an object array of ``""`` (no decision), a class name, ``"unsure"``
+    or ``"skip"``.
+    """
+    code, lab = current_decisions(run)
+    given = run.column("given_label_id").astype(np.int64)
+    is_label = code == KINDS.index("label")
+    final = np.where(is_label, lab, given)
+    names = np.asarray(run.classes + ["", "unsure", "skip"], dtype=object)
+    k = len(run.classes)
+    idx = np.where(is_label, lab, np.where(code == 1, k + 1, np.where(code == 2, k + 2, k)))
+    return final, names[idx]

@@ -41,6 +41,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from labeltrace._checks import describe_ids, id_list
 from labeltrace._io import atomic_write
 
 __all__ = ["FIELDS", "Dynamics", "Recorder"]
@@ -63,11 +64,6 @@ def _as_index_array(x: Any, name: str) -> np.ndarray:
         else:
             raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
     return a.astype(np.int64, copy=False)
-
-
-def _first_ids(ids: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(str(int(i)) for i in ids[:limit])
-    return shown + (f" and {ids.size - limit} more" if ids.size > limit else "")
 
 
 def _batch_quantities(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -359,25 +355,25 @@ class Recorder:
         bad = (ids_np < 0) | (ids_np >= self.num_samples)
         if bad.any():
             raise ValueError(
-                f"sample ids out of range [0, {self.num_samples}): {_first_ids(ids_np[bad])}"
+                f"sample ids out of range [0, {self.num_samples}): {id_list(ids_np[bad])}"
             )
         bad = (lab_np < 0) | (lab_np >= self.num_classes)
         if bad.any():
             raise ValueError(
-                f"labels out of range [0, {self.num_classes}) for sample ids {_first_ids(ids_np[bad])}"
-                f" (labels {_first_ids(lab_np[bad])})"
+                f"labels out of range [0, {self.num_classes}) for {describe_ids(ids_np[bad])}"
+                f" (labels {id_list(lab_np[bad])})"
             )
         known = self.labels[ids_np]
         changed = (known >= 0) & (known != lab_np)
         if changed.any():
             raise ValueError(
                 "the given label of a sample changed during recording for sample ids "
-                f"{_first_ids(ids_np[changed])}; start a new Recorder when labels change"
+                f"{id_list(ids_np[changed])}; start a new Recorder when labels change"
             )
         finite = torch.isfinite(z).all(dim=1)
         if not bool(finite.all()):
             badrows = (~finite).cpu().numpy()
-            raise ValueError(f"NaN or Inf logits for sample ids {_first_ids(ids_np[badrows])}")
+            raise ValueError(f"NaN or Inf logits for {describe_ids(ids_np[badrows])}")
         lab_t = torch.as_tensor(lab_np, device=z.device)
         q, p = _batch_quantities(z, lab_t)
         q_np = q.cpu().numpy().astype(np.float64)
@@ -450,7 +446,7 @@ class Recorder:
                 raise ValueError("recorders to merge must share num_samples, num_classes and epochs")
             both = (self.labels >= 0) & (o.labels >= 0) & (self.labels != o.labels)
             if both.any():
-                raise ValueError(f"conflicting labels across recorders for sample ids {_first_ids(np.flatnonzero(both))}")
+                raise ValueError(f"conflicting labels across recorders for {describe_ids(np.flatnonzero(both))}")
             self.labels = np.where(self.labels >= 0, self.labels, o.labels)
             self._acc += o._acc
             self._cnt += o._cnt

@@ -5,17 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 
-from labeltrace.rundir import Run
+from labeltrace._checks import id_list
+from labeltrace.rundir import QUEUE, Run
 
-__all__ = ["QUEUE", "review_order"]
-
-#: Optional file in the run directory with columns ``id, priority, rank`` (rank 1 = first).
-QUEUE = "queue.parquet"
-
-
-def _ids_text(ids: np.ndarray) -> str:
-    shown = ", ".join(str(int(i)) for i in ids[:10])
-    return f"[{shown}{', …' if ids.size > 10 else ''}]"
+__all__ = ["review_order"]
 
 
 def review_order(run: Run) -> np.ndarray:
@@ -42,10 +35,10 @@ def review_order(run: Run) -> np.ndarray:
         rank = t.column("rank").to_numpy(zero_copy_only=False).astype(np.float64)
         bad = ids[(ids < 0) | (ids >= run.num_samples)]
         if bad.size:
-            raise ValueError(f"{qp}: sample ids outside [0, {run.num_samples}): {_ids_text(bad)}")
+            raise ValueError(f"{qp}: sample ids outside [0, {run.num_samples}): {id_list(bad)}")
         u, c = np.unique(ids, return_counts=True)
         if (c > 1).any():
-            raise ValueError(f"{qp}: repeated sample ids {_ids_text(u[c > 1])}")
+            raise ValueError(f"{qp}: repeated sample ids {id_list(u[c > 1])}")
         return ids[np.lexsort((ids, rank))]
     rank = run.column("rank").astype(np.float64)
     ids = np.arange(run.num_samples, dtype=np.int64)

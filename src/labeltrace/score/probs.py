@@ -34,6 +34,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labeltrace._checks import id_list
+
 __all__ = [
     "CL_CUTOFF",
     "FILTER_BY",
@@ -66,12 +68,6 @@ _TINY = 1e-100  # TINY_VALUE
 
 
 # --------------------------------------------------------------------------- validation
-def _describe_ids(ids: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(str(int(i)) for i in ids[:limit])
-    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
-    return f"[{shown}]{more}"
-
-
 def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     """Check a probability matrix and its labels; return them as arrays.
 
@@ -109,17 +105,17 @@ def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"probs must have at least 2 columns (classes), got {k}")
     bad = ~np.isfinite(p).all(axis=1)
     if bad.any():
-        raise ValueError(f"probs has NaN/inf in sample ids {_describe_ids(np.flatnonzero(bad))}")
+        raise ValueError(f"probs has NaN/inf in sample ids {id_list(np.flatnonzero(bad))}")
     bad = (p < 0).any(axis=1)
     if bad.any():
         raise ValueError(
-            f"probs has negative entries in sample ids {_describe_ids(np.flatnonzero(bad))}"
+            f"probs has negative entries in sample ids {id_list(np.flatnonzero(bad))}"
         )
     bad = np.abs(p.sum(axis=1, dtype=np.float64) - 1.0) > _ROW_SUM_TOL
     if bad.any():
         raise ValueError(
             f"probs rows must sum to 1 (tolerance {_ROW_SUM_TOL}); sample ids "
-            f"{_describe_ids(np.flatnonzero(bad))} do not"
+            f"{id_list(np.flatnonzero(bad))} do not"
         )
 
     y = np.asarray(labels)
@@ -134,13 +130,13 @@ def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     if bad.any():
         ids = np.flatnonzero(bad)
         raise ValueError(
-            f"labels must lie in [0, {k}); sample ids {_describe_ids(ids)} have "
-            f"labels {_describe_ids(y[ids])}"
+            f"labels must lie in [0, {k}); sample ids {id_list(ids)} have "
+            f"labels {id_list(y[ids])}"
         )
     missing = np.flatnonzero(np.bincount(y, minlength=k) == 0)
     if missing.size:
         raise ValueError(
-            f"every class must occur in labels; class(es) {_describe_ids(missing)} of {k} never do"
+            f"every class must occur in labels; class(es) {id_list(missing)} of {k} never do"
         )
     return p, y
 

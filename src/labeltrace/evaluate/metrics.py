@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
+
 from labeltrace._checks import describe_ids as _describe_ids
 
 __all__ = ["detection_report", "flag_top_k", "report_at_true_rate"]

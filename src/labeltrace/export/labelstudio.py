@@ -1,37 +1,5 @@
-"""Exports of a run to labeling tools, and Label Studio results back into the review log.
-
-``export_run(run_dir, to, out)`` with ``to`` one of:
-
-* ``"labelstudio"`` — a Label Studio tasks JSON (import it in a project whose labeling config
-  is the ``<out stem>.config.xml`` written beside it). One task per sample, in review-queue
-  order, with
-
-  - ``data.image``: the image as a ``data:image/png;base64`` URI (``images="data-uri"``,
-    self-contained; tiny images enlarged by an integer factor with nearest neighbour), or a
-    Label Studio local-files URL ``/data/local-files/?d=<path relative to document_root>``
-    (``images="local-files"``; start Label Studio with
-    ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
-    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document_root>``);
-  - ``data.labeltrace_id`` (the sample id, used to read results back), ``external_id``,
-    ``given_label``, ``suggested_label``, ``score``, ``rank``, ``is_suspect`` and ``info`` (a
-    one-line summary shown as the task's header);
-  - two ``predictions`` (Label Studio's pre-annotations): the given label
-    (``model_version="given-label"``) first, then the suggested label with its posterior
-    probability as ``score`` (``model_version="labeltrace"``).
-
-  The config has a single-choice ``label`` control with one choice per class and a
-  ``review`` control with the choice ``unsure``; a skipped (cancelled) annotation reads back
-  as ``skip``.
-* ``"csv"`` / ``"parquet"`` — the samples table in queue order with ``queue_position`` and the
-  current review (``review_decision``, ``reviewer``, ``reviewed_at``, ``final_label``).
-* ``"fiftyone"`` — a persistent FiftyOne dataset (optional extra; ``out`` is its name) with
-  fields ``given``, ``suggested`` (classifications), ``sei``, ``score``, ``rank``,
-  ``is_suspect`` (and ``ground_truth`` when known).
-
-:func:`import_labelstudio` reads a Label Studio JSON (or JSON-MIN) export back and writes its
-decisions into ``reviews.db`` with reviewer ``"labelstudio"``, so
-:func:`labeltrace.review.export_labels` produces the cleaned label file from them.
-"""
+"""Label Studio: the labeling config, one task per sample (in review order), and the results read
+back into the decisions store (see :mod:`labeltrace.export` for the task fields)."""
 
 from __future__ import annotations
 
@@ -44,24 +12,14 @@ from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-import pyarrow as pa
 
+from labeltrace.relabel.decisions import ReviewStore
+from labeltrace.relabel.order import review_order
 from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
-from labeltrace.review.labels import final_labels
-from labeltrace.review.order import review_order
-from labeltrace.review.store import ReviewStore
-from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run, write_json, write_table
+from labeltrace.rundir import REVIEWS_DB, Run, open_run
 
-__all__ = [
-    "TARGETS",
-    "export_run",
-    "import_labelstudio",
-    "labelstudio_config",
-    "labelstudio_tasks",
-]
+__all__ = ["LS_REVIEWER", "ImageMode", "import_labelstudio", "labelstudio_config", "labelstudio_tasks"]
 
-Target = Literal["labelstudio", "csv", "parquet", "fiftyone"]
-TARGETS: tuple[str, ...] = ("labelstudio", "csv", "parquet", "fiftyone")
 ImageMode = Literal["data-uri", "local-files"]
 LS_LABEL = "label"  # from_name of the class choice
 LS_REVIEW = "review"  # from_name of the "unsure" choice
@@ -306,134 +264,3 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
         )
     store = ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples)
     return store.add_many(rows, source=LS_REVIEWER)
-
-
-# --------------------------------------------------------------------------- tables
-def _review_table(run: Run) -> pa.Table:
-    """The samples table in queue order with the queue position and the current review."""
-    order = review_order(run)
-    final, decision = final_labels(run)
-    reviewer = np.full(run.num_samples, None, dtype=object)
-    at = np.full(run.num_samples, None, dtype=object)
-    if (run.path / REVIEWS_DB).exists():
-        store = ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples)
-        cur = store.current()
-        if cur:
-            ids = np.fromiter(cur.keys(), dtype=np.int64, count=len(cur))
-            reviewer[ids] = [d.reviewer for d in cur.values()]
-            at[ids] = [d.decided_at for d in cur.values()]
-    t = run.samples.take(pa.array(order))
-    dec = np.where(decision == "", None, decision)
-    return (
-        t.append_column("queue_position", pa.array(np.arange(order.size, dtype=np.int64)))
-        .append_column("review_decision", pa.array(dec[order].tolist(), pa.string()))
-        .append_column("reviewer", pa.array(reviewer[order].tolist(), pa.string()))
-        .append_column("reviewed_at", pa.array(at[order].tolist(), pa.string()))
-        .append_column(
-            "final_label",
-            pa.array(np.asarray(run.classes, dtype=object)[final[order]].tolist(), pa.string()),
-        )
-    )
-
-
-# --------------------------------------------------------------------------- FiftyOne
-def _fiftyone(run: Run, name: str | None) -> str:
-    try:
-        import fiftyone as fo
-    except ImportError as exc:
-        from labeltrace.data.base import MissingDependencyError
-
-        raise MissingDependencyError(
-            "export --to fiftyone needs FiftyOne, an optional extra: "
-            "pip install 'labeltrace[fiftyone]' (or pip install fiftyone)"
-        ) from exc
-    classes = run.classes
-    given = run.column("given_label_id").astype(np.int64)
-    sugg = run.column("suggested_label_id").astype(np.int64)
-    prob = run.column("suggested_prob").astype(np.float64)
-    score = run.column("score").astype(np.float64)
-    sei = run.column("sei").astype(np.float64) if "sei" in run.samples.column_names else score
-    rank = run.column("rank").astype(np.int64)
-    sus = run.column("is_suspect").astype(bool)
-    truth = (
-        run.column("true_label_id").astype(np.int64)
-        if "true_label_id" in run.samples.column_names
-        else None
-    )
-    img_dir = run.path / "fiftyone_images"
-    samples = []
-    for i in review_order(run).tolist():
-        f = run.image_file(i)
-        if f is None:
-            f = img_dir / f"{i:07d}.png"
-            if not f.exists():
-                png = png_bytes(load_rgb(run, i))
-                atomic_write(f, lambda fh, b=png: fh.write(b))
-        s = fo.Sample(
-            filepath=str(f),
-            labeltrace_id=i,
-            given=fo.Classification(label=classes[given[i]]),
-            suggested=fo.Classification(label=classes[sugg[i]], confidence=float(prob[i])),
-            sei=float(sei[i]),
-            score=float(score[i]),
-            rank=int(rank[i]),
-            is_suspect=bool(sus[i]),
-        )
-        if truth is not None:
-            s["ground_truth"] = fo.Classification(label=classes[truth[i]])
-        samples.append(s)
-    ds = fo.Dataset(name or f"labeltrace-{run.path.resolve().name}", overwrite=True)
-    ds.persistent = True
-    ds.add_samples(samples)
-    return str(ds.name)
-
-
-# --------------------------------------------------------------------------- entry point
-def export_run(
-    run_dir: str | os.PathLike[str],
-    to: Target,
-    out: str | os.PathLike[str] | None = None,
-    *,
-    images: ImageMode = "data-uri",
-    document_root: str | os.PathLike[str] | None = None,
-    only_suspects: bool = False,
-) -> Path | str:
-    """Export a run for a labeling tool (see the module docstring for each target).
-
-    Parameters
-    ----------
-    run_dir : path
-        The run directory.
-    to : {"labelstudio", "csv", "parquet", "fiftyone"}
-        Target.
-    out : path or str, optional
-        Output file (defaults: ``RUN_DIR/labelstudio_tasks.json``, ``RUN_DIR/export.csv``,
-        ``RUN_DIR/export.parquet``); for ``fiftyone`` the dataset name.
-    images, document_root, only_suspects
-        Label Studio only: image embedding mode, local-files document root (default the data
-        root), and whether to export the flagged samples alone.
-
-    Returns
-    -------
-    Path or str
-        The written file (the Label Studio config is written beside it as
-        ``<stem>.config.xml``), or the FiftyOne dataset name.
-    """
-    if to not in TARGETS:
-        raise ValueError(f"unknown export target {to!r}; choose one of {TARGETS}")
-    run = open_run(run_dir)
-    if to == "fiftyone":
-        return _fiftyone(run, None if out is None else str(out))
-    if to == "labelstudio":
-        path = Path(out) if out is not None else run.path / "labelstudio_tasks.json"
-        tasks = labelstudio_tasks(
-            run, images=images, document_root=document_root, only_suspects=only_suspects
-        )
-        write_json(path, tasks)
-        xml = labelstudio_config(run.classes).encode("utf-8")
-        atomic_write(path.with_name(path.stem + ".config.xml"), lambda fh: fh.write(xml))
-        return path
-    path = Path(out) if out is not None else run.path / f"export.{to}"
-    if path.suffix != f".{to}":
-        raise ValueError(f"{path}: a {to} export must end in .{to}")
-    return write_table(path, _review_table(run))

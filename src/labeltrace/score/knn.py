@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labeltrace._checks import id_list
+
 __all__ = ["knn_indices", "knn_probs", "knn_vote"]
 
 Metric = Literal["cosine", "euclidean"]
@@ -40,12 +42,6 @@ _RERANK_BUDGET = 8_000_000  # float64 elements per re-ranking chunk (~64 MB)
 _LOW32 = np.int64(0xFFFFFFFF)
 _SENTINEL = np.iinfo(np.int64).min
 _COSINE_DECIMALS = 12  # exact-stage cosine similarities equal to 12 decimals are ties
-
-
-def _describe_ids(ids: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(str(int(i)) for i in ids[:limit])
-    more = f" (and {ids.size - limit} more)" if ids.size > limit else ""
-    return f"[{shown}]{more}"
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
@@ -79,7 +75,7 @@ def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None,
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         raise ValueError(
-            f"features contain NaN/inf in sample ids {_describe_ids(np.flatnonzero(bad))}"
+            f"features contain NaN/inf in sample ids {id_list(np.flatnonzero(bad))}"
         )
     step = max(1, _RERANK_BUDGET // d)
     x32 = np.empty((n, d), dtype=np.float32)
@@ -92,7 +88,7 @@ def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None,
         if zero.size:
             raise ValueError(
                 "cosine similarity is undefined for all-zero feature rows: sample ids "
-                f"{_describe_ids(zero)} (use metric='euclidean' or fix them)"
+                f"{id_list(zero)} (use metric='euclidean' or fix them)"
             )
         for a in range(0, n, step):
             x32[a : a + step] = x[a : a + step].astype(np.float64) / norm[a : a + step, None]
@@ -276,7 +272,7 @@ def knn_probs(
     bad = (y < 0) | (y >= kk)
     if bad.any():
         raise ValueError(
-            f"labels must lie in [0, {kk}); sample ids {_describe_ids(np.flatnonzero(bad))} do not"
+            f"labels must lie in [0, {kk}); sample ids {id_list(np.flatnonzero(bad))} do not"
         )
     nbrs = knn_indices(x, k=k, metric=metric, batch_size=batch_size)
     rows = np.repeat(np.arange(y.size, dtype=np.int64), nbrs.shape[1])

@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from labeltrace._checks import describe_ids
+
 __all__ = [
     "EPS",
     "ambiguity_penalty",
@@ -60,13 +62,6 @@ EPS = 1e-12
 _MAX_IDS = 10
 
 
-def _ids_text(ids: np.ndarray) -> str:
-    ids = np.asarray(ids).ravel()
-    shown = ", ".join(str(int(i)) for i in ids[:_MAX_IDS])
-    more = f", … ({ids.size} in all)" if ids.size > _MAX_IDS else ""
-    return f"sample ids [{shown}{more}]"
-
-
 def _as_matrix(x: Any, name: str, *, n: int | None = None, k: int | None = None) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 2:
@@ -79,10 +74,10 @@ def _as_matrix(x: Any, name: str, *, n: int | None = None, k: int | None = None)
         raise ValueError(f"{name} needs at least 2 classes, got {arr.shape[1]}")
     bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
     if bad.size:
-        raise ValueError(f"{name} has NaN or infinite values at {_ids_text(bad)}")
+        raise ValueError(f"{name} has NaN or infinite values at {describe_ids(bad)}")
     bad = np.flatnonzero((arr < 0).any(axis=1))
     if bad.size:
-        raise ValueError(f"{name} has negative values at {_ids_text(bad)}")
+        raise ValueError(f"{name} has negative values at {describe_ids(bad)}")
     return arr
 
 
@@ -91,7 +86,7 @@ def _check_posterior(posterior: Any, *, n: int | None = None, k: int | None = No
     p = _as_matrix(posterior, "posterior", n=n, k=k)
     bad = np.flatnonzero(np.abs(p.sum(axis=1) - 1.0) > 1e-3)
     if bad.size:
-        raise ValueError(f"posterior rows must sum to 1; they do not at {_ids_text(bad)}")
+        raise ValueError(f"posterior rows must sum to 1; they do not at {describe_ids(bad)}")
     return p
 
 
@@ -104,7 +99,7 @@ def _normalize_counts(
     bad = np.flatnonzero(tot <= 0)
     if bad.size:
         raise ValueError(
-            f"{name} rows must have a positive total; all-zero rows at {_ids_text(bad)}"
+            f"{name} rows must have a positive total; all-zero rows at {describe_ids(bad)}"
         )
     return c / tot[:, None]
 
@@ -117,7 +112,7 @@ def _check_vector(x: Any, name: str, n: int | None = None) -> np.ndarray:
         raise ValueError(f"{name} has {v.shape[0]} entries, expected {n} (one per sample)")
     bad = np.flatnonzero(~np.isfinite(v))
     if bad.size:
-        raise ValueError(f"{name} has NaN or infinite values at {_ids_text(bad)}")
+        raise ValueError(f"{name} has NaN or infinite values at {describe_ids(bad)}")
     return v
 
 
@@ -200,7 +195,7 @@ def oracle(label_counts: np.ndarray, true_dist: np.ndarray) -> np.ndarray:
     bad = np.flatnonzero(q.sum(axis=1) <= 0)
     if bad.size:
         raise ValueError(
-            f"label_counts rows must have a positive total; all-zero rows at {_ids_text(bad)}"
+            f"label_counts rows must have a positive total; all-zero rows at {describe_ids(bad)}"
         )
     rows = np.arange(t.shape[0])
     cur = q.argmax(axis=1)
@@ -302,7 +297,7 @@ def _exclude_mask(exclude: Any, n: int) -> np.ndarray:
     ex = ex.astype(np.int64).ravel()
     bad = ex[(ex < 0) | (ex >= n)]
     if bad.size:
-        raise ValueError(f"exclude refers to ids outside 0..{n - 1}: {_ids_text(bad)}")
+        raise ValueError(f"exclude refers to ids outside 0..{n - 1}: {describe_ids(bad)}")
     mask = np.zeros(n, dtype=bool)
     mask[ex] = True
     return mask
@@ -363,7 +358,7 @@ def build_queue(
             )
         bad = np.flatnonzero((lab < 0) | (lab >= k))
         if bad.size:
-            raise ValueError(f"labels outside 0..{k - 1} at {_ids_text(bad)}")
+            raise ValueError(f"labels outside 0..{k - 1} at {describe_ids(bad)}")
         out["label"] = lab[order].astype(np.int64)
         if names is not None:
             out["label_class"] = names[lab[order]]

@@ -1,0 +1,1 @@
+"""Deciding which samples to flag: cutoffs and the detector table."""

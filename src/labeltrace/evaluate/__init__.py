@@ -1,0 +1,1 @@
+"""Measuring detection against known truth: metrics, and seeded noise injection."""

@@ -1,0 +1,113 @@
+"""Exports of a run to labeling tools, and Label Studio results back into the review log.
+
+``export_run(run_dir, to, out)`` with ``to`` one of:
+
+* ``"labelstudio"`` — a Label Studio tasks JSON (import it in a project whose labeling config
+  is the ``<out stem>.config.xml`` written beside it). One task per sample, in review-queue
+  order, with
+
+  - ``data.image``: the image as a ``data:image/png;base64`` URI (``images="data-uri"``,
+    self-contained; tiny images enlarged by an integer factor with nearest neighbour), or a
+    Label Studio local-files URL ``/data/local-files/?d=<path relative to document_root>``
+    (``images="local-files"``; start Label Studio with
+    ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
+    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document_root>``);
+  - ``data.labeltrace_id`` (the sample id, used to read results back), ``external_id``,
+    ``given_label``, ``suggested_label``, ``score``, ``rank``, ``is_suspect`` and ``info`` (a
+    one-line summary shown as the task's header);
+  - two ``predictions`` (Label Studio's pre-annotations): the given label
+    (``model_version="given-label"``) first, then the suggested label with its posterior
+    probability as ``score`` (``model_version="labeltrace"``).
+
+  The config has a single-choice ``label`` control with one choice per class and a
+  ``review`` control with the choice ``unsure``; a skipped (cancelled) annotation reads back
+  as ``skip``.
+* ``"csv"`` / ``"parquet"`` — the samples table in queue order with ``queue_position`` and the
+  current review (``review_decision``, ``reviewer``, ``reviewed_at``, ``final_label``).
+* ``"fiftyone"`` — a persistent FiftyOne dataset (optional extra; ``out`` is its name) with
+  fields ``given``, ``suggested`` (classifications), ``sei``, ``score``, ``rank``,
+  ``is_suspect`` (and ``ground_truth`` when known).
+
+:func:`import_labelstudio` reads a Label Studio JSON (or JSON-MIN) export back and writes its
+decisions into ``reviews.db`` with reviewer ``"labelstudio"``, so
+:func:`labeltrace.export.cleaned.export_labels` produces the cleaned label file from them.
+"""
+
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from labeltrace.export.labelstudio import (
+    ImageMode,
+    import_labelstudio,
+    labelstudio_config,
+    labelstudio_tasks,
+)
+from labeltrace.export.tables import review_table
+from labeltrace.rundir import atomic_write, open_run, write_json, write_table
+
+__all__ = [
+    "TARGETS",
+    "export_run",
+    "import_labelstudio",
+    "labelstudio_config",
+    "labelstudio_tasks",
+]
+
+Target = Literal["labelstudio", "csv", "parquet", "fiftyone"]
+TARGETS: tuple[str, ...] = ("labelstudio", "csv", "parquet", "fiftyone")
+
+
+def export_run(
+    run_dir: str | os.PathLike[str],
+    to: Target,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    images: ImageMode = "data-uri",
+    document_root: str | os.PathLike[str] | None = None,
+    only_suspects: bool = False,
+) -> Path | str:
+    """Export a run for a labeling tool (see the module docstring for each target).
+
+    Parameters
+    ----------
+    run_dir : path
+        The run directory.
+    to : {"labelstudio", "csv", "parquet", "fiftyone"}
+        Target.
+    out : path or str, optional
+        Output file (defaults: ``RUN_DIR/labelstudio_tasks.json``, ``RUN_DIR/export.csv``,
+        ``RUN_DIR/export.parquet``); for ``fiftyone`` the dataset name.
+    images, document_root, only_suspects
+        Label Studio only: image embedding mode, local-files document root (default the data
+        root), and whether to export the flagged samples alone.
+
+    Returns
+    -------
+    Path or str
+        The written file (the Label Studio config is written beside it as
+        ``<stem>.config.xml``), or the FiftyOne dataset name.
+    """
+    if to not in TARGETS:
+        raise ValueError(f"unknown export target {to!r}; choose one of {TARGETS}")
+    run = open_run(run_dir)
+    if to == "fiftyone":
+        from labeltrace.export.fiftyone import to_fiftyone
+
+        return to_fiftyone(run, None if out is None else str(out))
+    if to == "labelstudio":
+        path = Path(out) if out is not None else run.path / "labelstudio_tasks.json"
+        tasks = labelstudio_tasks(
+            run, images=images, document_root=document_root, only_suspects=only_suspects
+        )
+        write_json(path, tasks)
+        xml = labelstudio_config(run.classes).encode("utf-8")
+        atomic_write(path.with_name(path.stem + ".config.xml"), lambda fh: fh.write(xml))
+        return path
+    path = Path(out) if out is not None else run.path / f"export.{to}"
+    if path.suffix != f".{to}":
+        raise ValueError(f"{path}: a {to} export must end in .{to}")
+    return write_table(path, review_table(run))

@@ -1,0 +1,62 @@
+"""A persistent FiftyOne dataset of a run (optional extra)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labeltrace.relabel.order import review_order
+from labeltrace.report.images import load_rgb, png_bytes
+from labeltrace.rundir import Run, atomic_write
+
+__all__ = ["to_fiftyone"]
+
+
+def to_fiftyone(run: Run, name: str | None) -> str:
+    try:
+        import fiftyone as fo
+    except ImportError as exc:
+        from labeltrace.data.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            "export --to fiftyone needs FiftyOne, an optional extra: "
+            "pip install 'labeltrace[fiftyone]' (or pip install fiftyone)"
+        ) from exc
+    classes = run.classes
+    given = run.column("given_label_id").astype(np.int64)
+    sugg = run.column("suggested_label_id").astype(np.int64)
+    prob = run.column("suggested_prob").astype(np.float64)
+    score = run.column("score").astype(np.float64)
+    sei = run.column("sei").astype(np.float64) if "sei" in run.samples.column_names else score
+    rank = run.column("rank").astype(np.int64)
+    sus = run.column("is_suspect").astype(bool)
+    truth = (
+        run.column("true_label_id").astype(np.int64)
+        if "true_label_id" in run.samples.column_names
+        else None
+    )
+    img_dir = run.path / "fiftyone_images"
+    samples = []
+    for i in review_order(run).tolist():
+        f = run.image_file(i)
+        if f is None:
+            f = img_dir / f"{i:07d}.png"
+            if not f.exists():
+                png = png_bytes(load_rgb(run, i))
+                atomic_write(f, lambda fh, b=png: fh.write(b))
+        s = fo.Sample(
+            filepath=str(f),
+            labeltrace_id=i,
+            given=fo.Classification(label=classes[given[i]]),
+            suggested=fo.Classification(label=classes[sugg[i]], confidence=float(prob[i])),
+            sei=float(sei[i]),
+            score=float(score[i]),
+            rank=int(rank[i]),
+            is_suspect=bool(sus[i]),
+        )
+        if truth is not None:
+            s["ground_truth"] = fo.Classification(label=classes[truth[i]])
+        samples.append(s)
+    ds = fo.Dataset(name or f"labeltrace-{run.path.resolve().name}", overwrite=True)
+    ds.persistent = True
+    ds.add_samples(samples)
+    return str(ds.name)

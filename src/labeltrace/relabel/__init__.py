@@ -1,0 +1,1 @@
+"""Fixing labels under a budget: relabel priorities, campaigns, simulations on real votes."""

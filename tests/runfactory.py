@@ -17,8 +17,10 @@ import pyarrow as pa
 import torch
 from PIL import Image
 
+from labeltrace import rundir
 from labeltrace.record import Recorder
-from labeltrace.rundir import FORMAT, SAMPLE_COLUMNS, dynamics_path, write_json, write_table
+from labeltrace.record.recording import RecordedRun, Recording
+from labeltrace.rundir import FORMAT, SAMPLE_COLUMNS, write_json, write_table
 
 torch.set_num_threads(1)  # tiny tensors; the test machine has 2 shared cores
 
@@ -153,7 +155,7 @@ def make_run(
         imgs = np.clip(np.where(masks[..., None], fg, bg), 0, 255).astype(np.uint8)
     data: dict[str, object] = {"classes": names, "kind": kind, "num_samples": n}
     if kind == "arrays":
-        np.save(run_dir / "images.npy", imgs)
+        np.save(run_dir / rundir.IMAGES, imgs)
         paths = [f"array:{i}" for i in range(n)]
         external = [str(i) for i in range(n)]
         data["root"] = None
@@ -186,6 +188,7 @@ def make_run(
     sei = np.zeros((2, n))
     aum = np.zeros((2, n))
     posts = []
+    recorders, runs = [], []
     aux = np.zeros((2, n), dtype=bool)
     for r in range(2):
         aux[r, rng.choice(n, size=max(1, n // 15), replace=False)] = True
@@ -199,11 +202,13 @@ def make_run(
             for ids in np.array_split(rng.permutation(n), 3):
                 rec.update(ids, z[ids], labels[ids])
             rec.end_epoch()
-        rec.save(dynamics_path(run_dir, r))
+        recorders.append(rec)
         dyn = rec.dynamics()
+        runs.append(RecordedRun(dyn, aux[r].copy(), k))
         sei[r] = dyn.mean("signed_entropy")
         aum[r] = dyn.mean("margin")
         posts.append(dyn.posterior()[:, :k])
+    rundir.recording_dir(run_dir).save(Recording("in-sample", tuple(runs), k, (1.0, 1.0), (1.0, 1.0)), recorders)
     # each sample scored by the runs where it kept its label
     keep = ~aux
     sei_c = (sei * keep).sum(0) / np.maximum(keep.sum(0), 1)
@@ -240,9 +245,9 @@ def make_run(
         cols["true_label"] = pa.array([names[j] for j in true], pa.string())
         cols["true_label_id"] = pa.array(true.astype(np.int64))
         cols["is_noisy"] = pa.array(is_noisy)
-    write_table(run_dir / "samples.parquet", pa.table(cols))
+    write_table(run_dir / rundir.SAMPLES, pa.table(cols))
     write_json(
-        run_dir / "run.json",
+        run_dir / rundir.RUN_JSON,
         {
             "format": FORMAT,
             "data": data,

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from labeltrace.bench import cells as bench_cells
 from labeltrace.bench import parse_config, run_bench
 from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS, CellRunner
-from labeltrace.bench.config import EXTRA_DETECTORS, apply_quick, load_config, resolve_detectors
+from labeltrace.bench.config import apply_quick, load_config, resolve_detectors
 from labeltrace.bench.grid import expand, load_dataset
 from labeltrace.bench.report import markdown_report, plot_f1_vs_rate, summarize, text_table
-from labeltrace.decide import detectors as detect
+from labeltrace.decide import detectors
+from labeltrace.train import protocol
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "benchmarks" / "configs" / "quick.toml"
@@ -47,7 +47,8 @@ def test_quick_grid_writes_csv_markdown_and_plots(quick) -> None:
     cols, rows = _read(tmp / "out" / "quick.csv")
     assert cols == list(CSV_COLUMNS)
     dets = resolve_detectors(["*"])
-    assert set(dets) >= set(detect.available()) | set(EXTRA_DETECTORS)
+    assert dets == detectors.available()  # every row of the detector table
+    assert {"crossfit", "sei", "aum", "se_mid", "forgetting", "knn_vote", "cl", "cleanlab"} <= set(dets)
     cells = expand(cfg)
     assert len(cells) == 2  # digits x {symmetric:0.2, confusion:0.4} x 1 seed x small-cnn
     assert len(rows) == len(cells) * len(dets)
@@ -65,7 +66,7 @@ def test_quick_grid_writes_csv_markdown_and_plots(quick) -> None:
         assert int(r["n"]) == 300 and 0 <= int(r["n_flagged"]) <= 300
         assert int(r["n_noisy"]) == round(float(r["true_rate"]) * 300)
         assert float(r["wall_seconds"]) > 0
-        expect_fits = {"cl": 5, "cleanlab": 5, "crossfit": 5, "knn_vote": 1}.get(r["detector"], 2)
+        expect_fits = {"cl": 5, "cleanlab": 5, "crossfit": 5, "crossfit_cl": 5, "knn_vote": 1}.get(r["detector"], 2)
         assert int(r["n_trainings"]) == expect_fits
     # noise is injected at the configured rate, exactly
     for r in rows:
@@ -98,7 +99,7 @@ def test_sei_row_matches_an_independent_computation(quick) -> None:
     cell = expand(cfg)[0]
     runner = CellRunner(cell, load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None), cfg,
                         log=lambda s: None)  # fmt: skip
-    runs = runner.trained().runs
+    runs = runner.in_sample().runs
     per = [np.nanmean(r.dynamics.epochs("signed_entropy"), axis=0) for r in runs]
     a, b = runs[0].is_auxiliary, runs[1].is_auxiliary
     sei = np.where(a, per[1], np.where(b, per[0], (per[0] + per[1]) / 2))
@@ -126,9 +127,10 @@ def test_rerun_trains_nothing_and_picks_up_new_detectors(quick, monkeypatch) -> 
     def no_training(*a, **k):
         raise AssertionError("a cached training was recomputed")
 
-    monkeypatch.setattr(bench_cells, "train_recorded", no_training)
-    # a detector the lead registers later under "default" appears without harness changes
-    monkeypatch.setitem(detect._DETECTORS, "default", detect._DETECTORS["sei"])
+    monkeypatch.setattr(protocol, "train_recorded", no_training)
+    monkeypatch.setattr(protocol, "crossfit_recorded", no_training)
+    # a detector registered later under "default" (one row of the table) appears without harness changes
+    monkeypatch.setitem(detectors._TABLE, "default", detectors.get("sei"))
     res2 = run_bench(cfg, out_dir=tmp / "out2", log=lambda s: None, plots=False)
     assert not res2.failures
     new = [r for r in res2.rows if r["detector"] == "default"]

@@ -15,7 +15,7 @@ from runfactory import make_run
 
 from labeltrace import rundir
 from labeltrace.cli import main
-from labeltrace.decide import detectors as detect
+from labeltrace.decide import evidence as detect
 from labeltrace.relabel.order import review_order
 
 torch.set_num_threads(1)

@@ -9,7 +9,8 @@ from torch import nn
 
 from labeltrace.record import Recorder
 from labeltrace.train import TrainConfig
-from labeltrace.train.crossfit import crossfit_recorded, stratified_folds
+from labeltrace.train import protocol
+from labeltrace.train.protocol import crossfit_recorded, stratified_folds
 
 torch.set_num_threads(1)
 
@@ -50,7 +51,7 @@ def test_held_out_predictions_never_come_from_a_model_that_trained_on_the_sample
     np.testing.assert_allclose(d.mean("p_given"), 0.5, atol=1e-6)
 
 
-def test_crossfit_learns_and_resumes(tmp_path):
+def test_crossfit_learns_and_a_kill_mid_run_resumes_to_the_same_recording(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     n, d_, k = 90, 5, 3
     y = rng.integers(0, k, n)
@@ -61,14 +62,39 @@ def test_crossfit_learns_and_resumes(tmp_path):
         return nn.Sequential(nn.Linear(d_, 16), nn.ReLU(), nn.Linear(16, k))
 
     cfg = TrainConfig(epochs=4, batch_size=16, lr=0.1)
-    full, _ = crossfit_recorded(build, x, y, num_classes=k, config=cfg, n_folds=3, progress=False)
+    full_ins = Recorder(n, k, keep_probs=1)
+    full, _ = crossfit_recorded(build, x, y, num_classes=k, config=cfg, n_folds=3, progress=False, in_sample=full_ins)
     assert full.dynamics().mean("correct").mean() > 0.8  # held-out accuracy on separable data
-    part, _ = crossfit_recorded(build, x, y, num_classes=k, config=TrainConfig(epochs=4, batch_size=16, lr=0.1),
-                                n_folds=3, progress=False, checkpoint_dir=tmp_path)  # fmt: skip
-    again, _ = crossfit_recorded(build, x, y, num_classes=k, config=cfg, n_folds=3, progress=False,
+
+    class Killed(Exception):
+        pass
+
+    real_run_epoch = protocol.run_epoch
+    epochs_run: list[int] = []
+
+    def dies_in_epoch_2(*a, epoch, **kw):  # the process dies during epoch 2 (after epochs 0, 1 finished)
+        if epoch == 2:
+            raise Killed
+        epochs_run.append(epoch)
+        return real_run_epoch(*a, epoch=epoch, **kw)
+
+    monkeypatch.setattr(protocol, "run_epoch", dies_in_epoch_2)
+    with pytest.raises(Killed):
+        crossfit_recorded(build, x, y, num_classes=k, config=cfg, n_folds=3, progress=False,
+                          in_sample=Recorder(n, k, keep_probs=1), checkpoint_dir=tmp_path)  # fmt: skip
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["epoch"] == 2
+    monkeypatch.setattr(protocol, "run_epoch", lambda *a, epoch, **kw: (epochs_run.append(epoch),
+                                                                        real_run_epoch(*a, epoch=epoch, **kw))[1])
+    epochs_run.clear()
+    ins = Recorder(n, k, keep_probs=1)
+    again, _ = crossfit_recorded(build, x, y, num_classes=k, config=cfg, n_folds=3, progress=False, in_sample=ins,
                                  checkpoint_dir=tmp_path)  # fmt: skip
-    np.testing.assert_allclose(again.dynamics().mean("signed_entropy"), full.dynamics().mean("signed_entropy"),
-                               rtol=1e-5)  # fmt: skip
+    assert sorted(set(epochs_run)) == [2, 3]  # resumed: epochs 0 and 1 were not retrained
+    for field in ("signed_entropy", "p_given", "margin"):
+        np.testing.assert_allclose(again.dynamics().epochs(field), full.dynamics().epochs(field), rtol=1e-5,
+                                   atol=1e-6, err_msg=field)  # fmt: skip
+        np.testing.assert_allclose(ins.dynamics().epochs(field), full_ins.dynamics().epochs(field), rtol=1e-5,
+                                   atol=1e-6, err_msg=field)  # fmt: skip
 
 
 def test_in_sample_companion_records_the_training_side_and_resumes(tmp_path):
@@ -89,8 +115,8 @@ def test_in_sample_companion_records_the_training_side_and_resumes(tmp_path):
     crossfit_recorded(lambda f: Memorizer(n, k), x, y, num_classes=k, config=cfg, n_folds=4, progress=False,
                       in_sample=again, checkpoint_dir=tmp_path)  # fmt: skip
     np.testing.assert_allclose(again.dynamics().mean("p_given"), d.mean("p_given"))
-    with pytest.raises(ValueError, match="in-sample"):  # a checkpoint written without it cannot supply it
-        crossfit_recorded(lambda f: Memorizer(n, k), x, y, num_classes=k, config=cfg, n_folds=4, progress=False,
-                          checkpoint_dir=tmp_path / "plain")  # fmt: skip
+    crossfit_recorded(lambda f: Memorizer(n, k), x, y, num_classes=k, config=cfg, n_folds=4, progress=False,
+                      checkpoint_dir=tmp_path / "plain")  # fmt: skip
+    with pytest.raises(ValueError, match="in_sample"):  # a checkpoint written without it cannot supply it
         crossfit_recorded(lambda f: Memorizer(n, k), x, y, num_classes=k, config=cfg, n_folds=4, progress=False,
                           in_sample=Recorder(n, k, keep_probs=1), checkpoint_dir=tmp_path / "plain")  # fmt: skip

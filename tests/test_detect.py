@@ -1,16 +1,25 @@
-"""Detectors over recorded runs: the held-out ``crossfit`` default and the protocol checks."""
+"""The detector table: each row's score and rule, what it needs, and the held-out ``crossfit`` default.
+
+Expected values come from first principles (numpy indexing of the posterior) or from the
+independent ``cleanlab`` package, never from the functions under test.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from labeltrace.decide import detectors as detect
+from labeltrace.decide import detectors
+from labeltrace.decide.evidence import Evidence
 from labeltrace.record import Recorder
-from labeltrace.score import probs
+from labeltrace.record.recording import RecordedRun
+
+cl_count = pytest.importorskip("cleanlab.count")
+cl_filter = pytest.importorskip("cleanlab.filter")
 
 
-def _held_out_run(seed: int = 0, n: int = 300, k: int = 4, epochs: int = 6, rate: float = 0.2):
+def _recorded(seed: int = 0, n: int = 300, k: int = 4, epochs: int = 6, rate: float = 0.2,
+              held_out: bool = True) -> tuple[RecordedRun, np.ndarray, np.ndarray]:  # fmt: skip
     """Logits that favour the true class; a fraction of the given labels flipped."""
     rng = np.random.default_rng(seed)
     true = rng.integers(0, k, n)
@@ -23,31 +32,55 @@ def _held_out_run(seed: int = 0, n: int = 300, k: int = 4, epochs: int = 6, rate
         logits[np.arange(n), true] += 2.5
         rec.update(np.arange(n), logits, given)
         rec.end_epoch()
-    return detect.RecordedRun(rec.dynamics(), np.zeros(n, bool), k, held_out=True), given, flip
+    return RecordedRun(rec.dynamics(), np.zeros(n, bool), k, held_out=held_out), given, flip
 
 
-def test_crossfit_scores_held_out_self_confidence_and_cuts_at_cl_count() -> None:
-    run, given, flip = _held_out_run()
-    det = detect.detect("crossfit", [run])
-    post = run.dynamics.mean_posterior()
-    np.testing.assert_allclose(det.score, probs.self_confidence(post / post.sum(1, keepdims=True), given))
-    n_hat = probs.num_label_issues(post / post.sum(1, keepdims=True), given)
+def _normalized(p: np.ndarray) -> np.ndarray:
+    return p / p.sum(1, keepdims=True)
+
+
+def test_crossfit_scores_held_out_p_given_and_cuts_at_cleanlabs_count() -> None:
+    run, given, flip = _recorded()
+    det = detectors.detect("crossfit", Evidence(given, 4, held_out=run))
+    post = _normalized(run.dynamics.mean_posterior())
+    np.testing.assert_allclose(det.score, post[np.arange(given.size), given])
+    n_hat = int(cl_count.num_label_issues(given, post))
     assert det.flagged.sum() == n_hat
-    # the flagged are exactly the n_hat lowest scores
-    assert det.score[det.flagged].max() < det.score[~det.flagged].min()
-    # and they are mostly the flipped labels
-    assert (det.flagged & flip).sum() > 0.8 * det.flagged.sum()
+    assert det.score[det.flagged].max() < det.score[~det.flagged].min()  # exactly the n_hat lowest
+    assert (det.flagged & flip).sum() > 0.8 * det.flagged.sum()  # and they are mostly the flipped labels
 
 
-def test_crossfit_needs_held_out_dynamics() -> None:
-    run, _, _ = _held_out_run()
-    in_sample = detect.RecordedRun(run.dynamics, run.is_auxiliary, run.num_classes)
-    assert detect.needs_held_out("crossfit") and not detect.needs_held_out("sei")
-    assert detect.applicable("crossfit", [run]) and not detect.applicable("crossfit", [in_sample])
-    with pytest.raises(ValueError, match="held-out"):
-        detect.detect("crossfit", [in_sample])
-    with pytest.raises(ValueError, match="unknown detector"):
-        detect.needs_held_out("nope")
+def test_crossfit_cl_flags_cleanlabs_own_mask_on_the_held_out_posterior() -> None:
+    run, given, _ = _recorded(seed=5)
+    det = detectors.detect("crossfit_cl", Evidence(given, 4, held_out=run))
+    post = _normalized(run.dynamics.mean_posterior())
+    mask = np.asarray(cl_filter.find_label_issues(given, post, filter_by="prune_by_noise_rate", n_jobs=1))
+    np.testing.assert_array_equal(det.flagged, mask)
+    np.testing.assert_allclose(det.score, post[np.arange(given.size), given])
+    assert detectors.get("crossfit_cl").column == "crossfit"  # shares crossfit's score column
+
+
+def test_crossfit_averages_the_in_sample_companion_but_counts_on_held_out() -> None:
+    run, given, _ = _recorded(seed=3)
+    comp, _, _ = _recorded(seed=4)  # another recording of the same labels
+    both = RecordedRun(run.dynamics, run.is_auxiliary, run.num_classes, held_out=True, in_sample=comp.dynamics)
+    det = detectors.detect("crossfit", Evidence(given, 4, held_out=both))
+    h, i = _normalized(run.dynamics.mean_posterior()), _normalized(comp.dynamics.mean_posterior())
+    np.testing.assert_allclose(det.score, ((h + i) / 2)[np.arange(given.size), given])
+    assert det.flagged.sum() == int(cl_count.num_label_issues(given, h))  # the count from held-out alone
+
+
+def test_a_detector_runs_only_on_the_evidence_it_needs() -> None:
+    run, given, _ = _recorded()
+    held = Evidence(given, 4, held_out=run)
+    ins = Evidence(given, 4, in_sample=[RecordedRun(run.dynamics, run.is_auxiliary, 4)])
+    assert detectors.get("crossfit").needs == ("held_out",) and detectors.get("sei").needs == ("in_sample",)
+    assert detectors.applicable("crossfit", held) and not detectors.applicable("crossfit", ins)
+    assert detectors.applicable("sei", ins) and not detectors.applicable("sei", held)
+    with pytest.raises(ValueError, match="needs held-out evidence"):
+        detectors.detect("crossfit", ins)
+    with pytest.raises(ValueError, match="unknown detector 'nope'"):
+        detectors.get("nope")
 
 
 def test_crossfit_rejects_a_sample_never_recorded() -> None:
@@ -55,18 +88,72 @@ def test_crossfit_rejects_a_sample_never_recorded() -> None:
     rec = Recorder(n, k)
     rec.update(np.arange(n - 1), np.zeros((n - 1, k)), np.zeros(n - 1, dtype=int))
     rec.end_epoch()
-    run = detect.RecordedRun(rec.dynamics(), np.zeros(n, bool), k, held_out=True)
+    run = RecordedRun(rec.dynamics(), np.zeros(n, bool), k, held_out=True)
     with pytest.raises(ValueError, match="every sample"):
-        detect.detect("crossfit", [run])
+        detectors.detect("crossfit", Evidence(np.zeros(n, dtype=int), k, held_out=run))
 
 
-def test_crossfit_averages_the_in_sample_companion_but_counts_on_held_out() -> None:
-    run, given, flip = _held_out_run(seed=3)
-    comp, _, _ = _held_out_run(seed=4)  # another recording of the same labels
-    both = detect.RecordedRun(run.dynamics, run.is_auxiliary, run.num_classes, held_out=True,
-                              in_sample=comp.dynamics)  # fmt: skip
-    det = detect.detect("crossfit", [both])
-    h, i = run.dynamics.mean_posterior(), comp.dynamics.mean_posterior()
-    h, i = h / h.sum(1, keepdims=True), i / i.sum(1, keepdims=True)
-    np.testing.assert_allclose(det.score, probs.self_confidence((h + i) / 2, given))
-    assert det.flagged.sum() == probs.num_label_issues(h, given)  # the count comes from held-out alone
+def test_in_sample_trajectory_detector_uses_the_pooled_auxiliary_mean() -> None:
+    """Two runs with disjoint auxiliary sets: SEI from the run where the sample kept its label,
+    cut at the mean SEI of both runs' auxiliary samples (computed here from raw epochs)."""
+    rng = np.random.default_rng(1)
+    n, k, T = 120, 3, 5
+    given = rng.integers(0, k, n)
+    aux = [np.zeros(n, bool), np.zeros(n, bool)]
+    aux[0][:20], aux[1][20:40] = True, True
+    runs, per = [], []
+    for r in range(2):
+        y = np.where(aux[r], k, given)
+        rec = Recorder(n, k + 1)
+        se = np.zeros((T, n))
+        for t in range(T):
+            z = rng.normal(size=(n, k + 1))
+            rec.update(np.arange(n), z, y)
+            rec.end_epoch()
+            p = np.exp(z - z.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            h = -(p * np.log(p)).sum(1)
+            se[t] = np.where(z.argmax(1) == y, h, -h)
+        runs.append(RecordedRun(rec.dynamics(), aux[r], k))
+        per.append(se.mean(0))
+    det = detectors.detect("sei", Evidence(given, k, in_sample=runs))
+    expect = np.where(aux[0], per[1], np.where(aux[1], per[0], (per[0] + per[1]) / 2))
+    np.testing.assert_allclose(det.score, expect, rtol=1e-5, atol=1e-6)
+    cut = np.concatenate([per[0][aux[0]], per[1][aux[1]]]).mean()
+    assert det.cutoff == pytest.approx(cut, rel=1e-5) and det.rule == "auxiliary-mean"
+    np.testing.assert_array_equal(det.flagged, expect < det.cutoff)
+
+
+def test_a_new_detector_is_one_row() -> None:
+    def score(ev: Evidence) -> np.ndarray:
+        return -ev.features[:, 0]
+
+    row = detectors.Detector("toy", ("features",), score, lambda ev, s: (s < -1.0, -1.0, "toy < -1"), "a toy")
+    detectors.register(row)
+    try:
+        assert "toy" in detectors.available() and "toy" in detectors.available(needs="features")
+        ev = Evidence(np.zeros(4, dtype=int), 2, features=np.array([[0.0], [2.0], [3.0], [0.5]]))
+        d = detectors.detect("toy", ev)
+        np.testing.assert_array_equal(d.flagged, [False, True, True, False])
+        with pytest.raises(ValueError, match="already registered"):
+            detectors.register(row)
+    finally:
+        detectors.unregister("toy")
+    assert "toy" not in detectors.available()
+
+
+def test_evidence_is_computed_once_on_first_use() -> None:
+    calls = []
+
+    def feats() -> np.ndarray:
+        calls.append(1)
+        return np.eye(3)
+
+    ev = Evidence(np.zeros(3, dtype=int), 2, features=feats, cost={"features": lambda: (1, 2.5)})
+    assert ev.has("features") and not ev.has("cv_probs") and calls == []
+    ev.features
+    ev.features
+    assert calls == [1]
+    assert ev.cost(["features", "features", "cv_probs"]) == (1, 2.5)
+    with pytest.raises(ValueError, match="no cv-probs evidence"):
+        ev.cv_probs

@@ -126,15 +126,17 @@ def test_scan_killed_then_resumed_equals_uninterrupted(tmp_path):
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
     proc = subprocess.Popen([*base, "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    state = out / "checkpoints" / "run0" / "state.pt"
+    state = rundir.recording_dir(out).checkpoint_dir("run0") / "state.pt"
     deadline = time.time() + 120
+    killed_at = 0
     while time.time() < deadline and proc.poll() is None:
-        if state.exists() and torch.load(state, weights_only=True)["epoch"] >= 2:
+        if state.exists() and (killed_at := torch.load(state, weights_only=True)["epoch"]) >= 2:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "samples.parquet").exists()
+    assert 2 <= killed_at < 6  # killed mid-run, after epoch 2 of run 1
     done = subprocess.run([*base, "--out", str(out)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     a = pq.read_table(tmp_path / "ref" / "samples.parquet")

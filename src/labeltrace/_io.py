@@ -1,14 +1,18 @@
-"""Atomic file writes: the one helper every writer in the package uses."""
+"""Atomic file writes and content digests: the one helper for each, used by every writer."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["atomic_write"]
+import numpy as np
+
+__all__ = ["atomic_write", "atomic_write_json", "digest"]
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
@@ -29,3 +33,31 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Atomically write ``obj`` as compact JSON (numpy scalars as Python numbers)."""
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+    data = json.dumps(obj, default=default, sort_keys=True).encode()
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def digest(obj: Any) -> str:
+    """sha256 (hex, 24 chars) of an array's bytes (with its shape and dtype) or of a
+    JSON-serialisable object (keys sorted): the one fingerprint helper."""
+    h = hashlib.sha256()
+    if isinstance(obj, np.ndarray):
+        h.update(repr((obj.shape, obj.dtype.str)).encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    else:
+        h.update(json.dumps(obj, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:24]

@@ -7,7 +7,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 __all__ = ["main"]
 
@@ -78,38 +77,23 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     truth = _truth_labels(args, ds, origin) if args.truth_column else None
     t0 = time.perf_counter()
     res = scan(ds, args.out, cfg, progress=not args.quiet, log=log, command=sys.argv, origin=origin,
-               true_labels=truth)  # fmt: skip
+               true_labels=truth, force=args.force)  # fmt: skip
     print_summary(res.run_dir, top=args.top, elapsed=time.perf_counter() - t0)
     return 0
 
 
-def _recorded_runs(run: Any) -> list[Any]:
-    from labeltrace.decide import detectors as detect
-
-    return [detect.RecordedRun(run.dynamics(r), run.is_auxiliary(r), len(run.classes), held_out=run.held_out,
-                               in_sample=run.in_sample_dynamics(r) if run.held_out else None)
-            for r in range(run.num_runs)]
-
-
 def _cmd_score(args: argparse.Namespace) -> int:
-    import numpy as np
-    import pyarrow as pa
-
     from labeltrace import rundir
-    from labeltrace.decide import detectors as detect
+    from labeltrace.decide.ranking import score_table
 
     run = rundir.open_run(args.run_dir)
-    runs = _recorded_runs(run)
     kw: dict = {}
     if args.epoch is not None:
         kw["epoch"] = args.epoch
     if args.window:
         a, _, b = args.window.partition(":")
         kw["epochs"] = slice(int(a) if a else None, int(b) if b else None)
-    s = detect.combined_score(args.method, runs, **kw)
-    order = np.lexsort((np.arange(len(s)), np.where(np.isnan(s), np.inf, s)))
-    table = pa.table({"id": order, "external_id": run.samples.column("external_id").take(order),
-                      args.method: s[order], "rank": np.arange(1, len(s) + 1)})  # fmt: skip
+    table = score_table(run, args.method, held_out=args.held_out, **kw)
     if args.out:
         rundir.write_table(Path(args.out), table)
         print(f"wrote {args.out}")
@@ -124,11 +108,11 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     import pyarrow as pa
 
     from labeltrace import rundir
-    from labeltrace.decide import detectors as detect
+    from labeltrace.decide import evidence as detect
     from labeltrace.relabel import priority as queue
 
     run = rundir.open_run(args.run_dir)
-    runs = _recorded_runs(run)
+    runs = run.recording().runs
     if args.posterior == "mean":
         post = detect.posterior(runs, last=None)
     else:  # the last 5 epochs, or as many as the recorder kept (keep_probs) when fewer
@@ -230,10 +214,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from labeltrace import __version__
-    from labeltrace.decide.detectors import available as available_detectors
+    from labeltrace.decide import detectors as table
     from labeltrace.score.trajectory import available
 
-    detectors = available_detectors()
+    detectors = table.available()
 
     p = argparse.ArgumentParser(
         prog="labeltrace",
@@ -265,13 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="effnet-lite0: train the whole network on the images (lr 1e-3; meant for a GPU) "
                         "instead of a head on cached frozen features")
     s.add_argument("--epochs", type=int, help="training epochs per run (default depends on the model)")
-    s.add_argument("--detector", default="crossfit", choices=detectors,
-                   help="score and cutoff that flag suspects. crossfit (default): FOLDS models trained in "
-                        "lockstep; p(given label) under the mean of their held-out and in-sample softmax, "
-                        "averaged over epochs; the lowest flagged, as many as confident learning counts on the "
-                        "held-out softmax. sei, ei, aum, ...: in-sample dynamics of RUNS trainings, cut at the "
-                        "auxiliary-class samples' score (see benchmarks/RESULTS.md for which wins where)")
-    s.add_argument("--folds", type=int, default=5, help="crossfit: number of folds = models trained (default 5)")
+    s.add_argument("--detector", default="crossfit", choices=detectors, metavar="DETECTOR",
+                   help="score and cutoff that flag suspects (the detector table; see benchmarks/RESULTS.md for "
+                        "which wins where): " + "; ".join(f"{n}: {table.get(n).summary}" for n in detectors))
+    s.add_argument("--folds", type=int, default=5,
+                   help="crossfit and cross-validated probabilities: number of folds = models trained (default 5)")
     s.add_argument("--runs", type=int, default=2, choices=[1, 2],
                    help="in-sample detectors: 2 runs with disjoint auxiliary sets (default); 1: one run, no "
                         "auxiliary class")
@@ -298,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", action="store_true", help="also write samples.csv")
     s.add_argument("--top", type=int, default=10, help="suspects shown in the summary")
     s.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    s.add_argument("--force", action="store_true",
+                   help="replace a run directory that holds a scan of another configuration (its review "
+                        "decisions are kept aside, never deleted)")
     s.set_defaults(func=_cmd_scan)
 
     sc = sub.add_parser("score", help="recompute a score from a run's saved dynamics (no training)")
@@ -305,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--method", required=True, choices=available())
     sc.add_argument("--epoch", type=int, help="epoch for se_at (negative counts from the end)")
     sc.add_argument("--window", help="epochs to integrate, python slice 'a:b'")
+    sc.add_argument("--held-out", action="store_true",
+                    help="cross-fitted runs: score the held-out dynamics instead of the in-sample ones")
     sc.add_argument("--out", help="write the ranked table (.parquet or .csv)")
     sc.add_argument("--top", type=int, default=20)
     sc.set_defaults(func=_cmd_score)

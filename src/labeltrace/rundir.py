@@ -3,17 +3,21 @@
 A scan writes, and the report, review app, exports and ``labeltrace score`` read::
 
     RUN_DIR/
+      fingerprint.json     everything that determines the result, written when the scan starts
       run.json             config, seed, versions, timings, detector + cutoff, counts, metrics
       samples.parquet      one row per sample (see SAMPLE_COLUMNS), sorted by id
       samples.csv          the same table, when asked for
-      dynamics/run0.npz    saved Recorder state of each training run (Recorder.load)
-      dynamics/run1.npz
+      dynamics/            the recording (labeltrace.record.recording.RecordingDir): run0.npz,
+                           run1.npz (Recorder states), auxiliary masks, folds, checkpoints while
+                           a scan runs
+      cv_probs.npy         out-of-fold probabilities, when the detector needs them
       images.npy           uint8 (N, H, W, C) images, only for datasets that came as arrays
-      checkpoints/         resume state while a scan is running
       queue.parquet        the relabel order the review app serves (labeltrace queue)
       reviews.db           the review app's decisions (SQLite)
 
-Every write is atomic (temporary file in the same folder, then rename).
+Every write is atomic (temporary file in the same folder, then rename). A run directory never
+silently mixes two configurations: :func:`claim` compares the fingerprint of a new scan with the
+one the directory holds and refuses a different one unless told to replace it.
 """
 
 from __future__ import annotations
@@ -29,21 +33,28 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from labeltrace._io import atomic_write
+from labeltrace._io import atomic_write, atomic_write_json
 from labeltrace.record import Dynamics, Recorder
+from labeltrace.record.recording import Recording, RecordingDir
 
 __all__ = [
     "FORMAT",
     "SAMPLE_COLUMNS",
     "Run",
+    "RunDirConflict",
     "atomic_write",
+    "claim",
     "dynamics_path",
     "open_run",
+    "recording_dir",
     "write_json",
     "write_table",
 ]
 
 FORMAT = "labeltrace.run/1"
+FINGERPRINT = "fingerprint.json"
+RECORDING = "dynamics"
+CV_PROBS = "cv_probs.npy"
 RUN_JSON = "run.json"
 SAMPLES = "samples.parquet"
 SAMPLES_CSV = "samples.csv"
@@ -107,14 +118,77 @@ def write_table(path: str | os.PathLike[str], table: pa.Table) -> Path:
     raise ValueError(f"unsupported table format {path.suffix!r} (use .parquet or .csv)")
 
 
+def recording_dir(run_dir: str | os.PathLike[str]) -> RecordingDir:
+    """The run's recording folder (written by :mod:`labeltrace.train.protocol`)."""
+    return RecordingDir(Path(run_dir) / RECORDING)
+
+
 def dynamics_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
     """Where the saved Recorder of training run ``run_index`` lives."""
-    return Path(run_dir) / "dynamics" / f"run{int(run_index)}.npz"
+    return recording_dir(run_dir).run_file(int(run_index))
 
 
 def in_sample_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
-    """Where a cross-fitted run's in-sample companion recording lives (see ``crossfit``)."""
-    return Path(run_dir) / "dynamics" / f"run{int(run_index)}_in_sample.npz"
+    """Where a cross-fitted run's in-sample companion recording lives."""
+    return recording_dir(run_dir).in_sample_file(int(run_index))
+
+
+class RunDirConflict(ValueError):
+    """The run directory holds a scan of another configuration."""
+
+
+#: what a scan writes into its run directory (``--force`` removes these, and only these)
+_OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, CV_PROBS, QUEUE, RECORDING, "checkpoints")
+
+
+def _diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return [k for k in sorted(set(a) | set(b))
+            if json.dumps(a.get(k), sort_keys=True, default=str) != json.dumps(b.get(k), sort_keys=True, default=str)]
+
+
+def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force: bool = False,
+          log: Any = None) -> str:  # fmt: skip
+    """Make ``run_dir`` the home of the scan described by ``fingerprint`` (JSON-serialisable).
+
+    * a new or empty directory (or one holding no scan): the fingerprint is written → ``"new"``;
+    * the same fingerprint: ``"finished"`` when ``run.json`` exists (the results are recomputed
+      from the saved recording), else ``"resume"``;
+    * another fingerprint, or a scan written before fingerprints: :class:`RunDirConflict` naming
+      what differs — unless ``force``, which removes what the earlier scan wrote (its review
+      decisions are kept aside as ``reviews.db.replaced-<time>``, never deleted) → ``"new"``.
+    """
+    import shutil
+    import time
+
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    fp_path = path / FINGERPRINT
+    fp = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+    held = [name for name in _OWNED if (path / name).exists()]
+    if fp_path.is_file():
+        old = json.loads(fp_path.read_text())
+        if old == fp:
+            return "finished" if (path / RUN_JSON).is_file() else "resume"
+        why = f"a scan of another configuration (differs in: {', '.join(_diff_keys(old, fp))})"
+    elif held:
+        why = f"files of an earlier scan without a fingerprint ({', '.join(held)})"
+    else:
+        atomic_write_json(fp_path, fp)
+        return "new"
+    if not force:
+        raise RunDirConflict(f"{path} holds {why}; choose another --out, or pass --force to replace it")
+    for name in held:
+        target = path / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    if (path / REVIEWS_DB).exists():
+        aside = path / f"{REVIEWS_DB}.replaced-{time.strftime('%Y%m%dT%H%M%S')}"
+        (path / REVIEWS_DB).rename(aside)
+        if log is not None:
+            log(f"kept the earlier scan's review decisions aside as {aside.name}")
+    if log is not None:
+        log(f"--force: replaced {why} in {path}")
+    atomic_write_json(fp_path, fp)
+    return "new"
 
 
 @dataclass
@@ -171,6 +245,10 @@ class Run:
         if not p.exists():
             raise ValueError(f"run {self.path} has no saved dynamics for training run {run_index} ({p})")
         return Recorder.load(p)
+
+    def recording(self) -> Recording:
+        """Everything the scan recorded (runs, auxiliary masks, folds, embedding)."""
+        return recording_dir(self.path).load()
 
     def dynamics(self, run_index: int = 0) -> Dynamics:
         """The recorded dynamics of training run ``run_index``."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from labeltrace._io import atomic_write
 from labeltrace.bench.config import (
     BenchConfig,
     apply_quick,
@@ -118,7 +119,7 @@ def run_bench(
     md = report.markdown_report(rows, name=cfg.name, command=command, seeds=cfg.seeds,
                                 elapsed=time.perf_counter() - t_start, plots=plot_names,
                                 failures=failures)  # fmt: skip
-    files["md"].write_text(md)
+    atomic_write(files["md"], lambda fh: fh.write(md.encode()))
     if rows:
         log("")
         log(report.text_table(rows, "f1"))

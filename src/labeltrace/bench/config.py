@@ -24,9 +24,9 @@ Example (see ``benchmarks/configs/default.toml``)::
     subset = 300
     datasets = ["digits"]
 
-Detector names: every name in :func:`labeltrace.detect.available` (two runs with disjoint
-auxiliary sets), plus the extras in :data:`EXTRA_DETECTORS`. ``"*"`` selects all of them, so a
-detector added to :mod:`labeltrace.detect` later is benchmarked without any change here.
+Detector names: the rows of the detector table (:func:`labeltrace.decide.detectors.available`).
+``"*"`` selects all of them, so a detector registered later is benchmarked without any change
+here; each cell records (and caches) only what the chosen detectors need.
 """
 
 from __future__ import annotations
@@ -35,10 +35,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labeltrace.train import TrainConfig
+    from labeltrace.train.recipe import NetworkSpec
 
 __all__ = [
-    "EXTRA_DETECTORS",
     "QUICK_DEFAULTS",
     "BenchConfig",
     "DatasetSpec",
@@ -48,16 +51,6 @@ __all__ = [
     "parse_config",
     "resolve_detectors",
 ]
-
-#: Detectors the harness adds beside :func:`labeltrace.detect.available` (skipped when
-#: ``detect`` already registers the same name).
-EXTRA_DETECTORS: dict[str, str] = {
-    "se_mid": "signed entropy at the middle epoch, auxiliary-mean cutoff (two recorded runs)",
-    "forgetting": "negated forgetting-event count, top-k at the confident-joint noise-rate estimate",
-    "knn_vote": "kNN label agreement on features, flag vote < 0.5",
-    "cl": "labeltrace.probs.find_label_issues (prune_by_noise_rate) on K-fold probabilities",
-    "cleanlab": "cleanlab.filter.find_label_issues (prune_by_noise_rate) on the same probabilities",
-}
 
 MODEL_KINDS = ("small-cnn", "mlp", "linear")
 SOURCES = ("digits", "npz", "cifar10n")
@@ -103,6 +96,20 @@ class ModelSpec:
         """Everything that changes what is trained (the cache key part)."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "name"}
         return d
+
+    def network(self) -> NetworkSpec:
+        """The network, as :class:`labeltrace.train.recipe.NetworkSpec` (the one builder)."""
+        from labeltrace.train.recipe import NetworkSpec
+
+        return NetworkSpec(self.kind, width=self.width, hidden=self.hidden)
+
+    def train_config(self, device: str) -> TrainConfig:
+        """The optimisation settings (the protocol derives the seeds)."""
+        from labeltrace.train import TrainConfig
+
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+                           weight_decay=self.weight_decay, schedule=self.schedule,  # type: ignore[arg-type]
+                           augment=self.augment, device=device)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -169,7 +176,7 @@ def _typed(d: Mapping[str, Any], key: str, types: type | tuple[type, ...], where
 
 
 def _parse_label_spec(spec: str, source: str, where: str) -> None:
-    from labeltrace.scan import parse_noise
+    from labeltrace.evaluate.noise import parse_spec
 
     if source == "cifar10n":
         if spec not in CIFAR10N_LABELS:
@@ -178,7 +185,7 @@ def _parse_label_spec(spec: str, source: str, where: str) -> None:
     if spec == "clean":
         return
     try:
-        parse_noise(spec)
+        parse_spec(spec)
     except ValueError as e:
         raise _err(where, str(e)) from None
 
@@ -372,14 +379,11 @@ def apply_quick(cfg: BenchConfig) -> BenchConfig:
 
 
 def resolve_detectors(requested: tuple[str, ...] | list[str]) -> list[str]:
-    """Expand ``"*"`` to every detector and check the names (``ValueError`` names unknown ones).
+    """Expand ``"*"`` to every detector of the table and check the names (``ValueError`` names
+    unknown ones), in table order."""
+    from labeltrace.decide import detectors
 
-    Order: :func:`labeltrace.detect.available` first, then the extras not already registered.
-    """
-    from labeltrace.decide import detectors as detect
-
-    registered = detect.available()
-    everything = registered + [n for n in EXTRA_DETECTORS if n not in registered]
+    everything = detectors.available()
     out: list[str] = []
     for name in requested:
         names = everything if name == "*" else [name]

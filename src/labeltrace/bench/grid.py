@@ -1,14 +1,12 @@
 """The benchmark grid: cells (dataset x labels x model x seed), their data, and cache keys.
 
-Data come from the library (:mod:`labeltrace.data`, :func:`labeltrace.scan.prepare_inputs`,
+Data come from the library (:mod:`labeltrace.data`, :func:`labeltrace.models.inputs.prepare_inputs`,
 the noise injection of ``labeltrace scan --noise``); nothing here trains or scores.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
 import os
 import shutil
 import zipfile
@@ -21,21 +19,12 @@ import numpy as np
 import torch
 
 from labeltrace.bench.config import BenchConfig, DatasetSpec, ModelSpec
+from labeltrace.evaluate import noise
+from labeltrace.models.inputs import prepare_inputs, standardize
 
-__all__ = ["Cell", "DatasetData", "digest", "expand", "extract_zip", "load_dataset"]
+__all__ = ["Cell", "DatasetData", "expand", "extract_zip", "load_dataset"]
 
 Log = Callable[[str], None]
-
-
-def digest(obj: Any) -> str:
-    """sha256 (hex, 24 chars) of a JSON-serialisable object or of an array's bytes."""
-    h = hashlib.sha256()
-    if isinstance(obj, np.ndarray):
-        h.update(repr((obj.shape, obj.dtype.str)).encode())
-        h.update(np.ascontiguousarray(obj).tobytes())
-    else:
-        h.update(json.dumps(obj, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -101,11 +90,6 @@ def extract_zip(zip_path: str | os.PathLike[str], dest: Path, *, marker: str = "
     return dest
 
 
-def _standardize(f: np.ndarray) -> np.ndarray:
-    """Per-dimension standardisation, exactly as :func:`labeltrace.scan.prepare_inputs` does."""
-    return ((f - f.mean(0)) / (f.std(0) + 1e-6)).astype(np.float32)
-
-
 @dataclass
 class DatasetData:
     """One dataset, loaded lazily: clean labels, model inputs, features and noisy label sets."""
@@ -141,7 +125,7 @@ class DatasetData:
         """Standardised frozen EfficientNet-Lite0 features ``(N, 1280)`` and their fingerprint.
 
         From ``spec.features`` (a precomputed ``.npy`` in dataset order) when that file exists,
-        else computed through :func:`labeltrace.scan.prepare_inputs` (feature cache under
+        else computed through :func:`labeltrace.models.inputs.prepare_inputs` (feature cache under
         ``cache_dir/features``).
         """
         if "features" not in self._inputs:
@@ -155,26 +139,21 @@ class DatasetData:
                 if self.subset_idx is not None:
                     f = f[self.subset_idx]
                 self.log(f"{self.spec.name}: features from {pre}")
-                x = torch.from_numpy(_standardize(f.astype(np.float32)))
+                x = torch.from_numpy(standardize(f.astype(np.float32)))
             else:
-                from labeltrace.scan import ScanConfig, prepare_inputs
-
                 self.log(f"{self.spec.name}: computing EfficientNet-Lite0 features ({self.n} images)")
-                cfg = ScanConfig(resolution=self.spec.resolution, cache_dir=str(self.cache_dir / "features"),
-                                 device="cpu")  # fmt: skip
-                x, _, _ = prepare_inputs(self.dataset(), "effnet-lite0", cfg, progress=self.progress)
+                x = prepare_inputs(self.dataset(), "effnet-lite0", resolution=self.spec.resolution,
+                                   cache_dir=self.cache_dir / "features", progress=self.progress).tensor
             self._inputs["features"] = (x, fingerprint_array(x.numpy()))
         return self._inputs["features"]
 
     def images(self, image_size: int | None = None) -> tuple[torch.Tensor, str]:
-        """Normalised images for the small CNN (:func:`labeltrace.scan.prepare_inputs`)."""
+        """Normalised images for the small CNN (:func:`labeltrace.models.inputs.prepare_inputs`)."""
         key = f"images:{image_size}"
         if key not in self._inputs:
             from labeltrace.models.backbone import fingerprint_array
-            from labeltrace.scan import ScanConfig, prepare_inputs
 
-            x, _, _ = prepare_inputs(self.dataset(), "small-cnn", ScanConfig(image_size=image_size),
-                                     progress=False)  # fmt: skip
+            x = prepare_inputs(self.dataset(), "small-cnn", image_size=image_size).tensor
             self._inputs[key] = (x, fingerprint_array(x.numpy()))
         return self._inputs[key]
 
@@ -194,13 +173,11 @@ class DatasetData:
             return self.real_labels[labels].copy()
         k = (labels, seed)
         if k not in self._given:
-            from labeltrace.scan import _flat_features, _inject_noise
-
             if self.spec.noise_features == "backbone":
                 nf = self.features()[0].numpy()
             else:
-                nf = _flat_features(self.images()[0].numpy())
-            self._given[k] = _inject_noise(labels, self.clean, self.num_classes, nf, seed).labels
+                nf = noise.flat_features(self.images()[0].numpy())
+            self._given[k] = noise.inject(labels, self.clean, self.num_classes, nf, seed=seed).labels
         return self._given[k].copy()
 
 

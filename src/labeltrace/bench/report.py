@@ -4,6 +4,7 @@ bold, cost, machine), a plain-text table for the terminal, and plots."""
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import platform
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from labeltrace._io import atomic_write
 from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS
 
 __all__ = [
@@ -34,14 +36,13 @@ CURVE_CSV_COLUMNS = CURVE_COLUMNS
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] = CSV_COLUMNS) -> None:
     """Write ``rows`` with exactly ``columns`` (floats with 6 significant digits, NaN as "nan")."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    data = buf.getvalue().encode()
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def machine_info() -> dict[str, str]:

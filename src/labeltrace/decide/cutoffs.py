@@ -39,6 +39,7 @@ __all__ = [
     "gmm_cutoff",
     "pooled_auxiliary_cutoff",
     "top_fraction",
+    "unsupervised_cutoff",
 ]
 
 Seed = int | np.random.Generator
@@ -433,6 +434,20 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
         return float(s.min())
     kth = np.partition(s, k - 1)[k - 1]
     return float(np.nextafter(kth, np.inf))
+
+
+def unsupervised_cutoff(scores: np.ndarray) -> tuple[float, str]:
+    """A cutoff without auxiliary samples: the two-component GMM split (:func:`gmm_cutoff`) when
+    the finite scores are bimodal, else a robust outlier rule (median − 3 × 1.4826 × MAD).
+    Returns ``(cutoff, rule)`` with rule ``"gmm"`` or ``"robust-z3"``."""
+    s = _check_scores(scores)
+    s = s[np.isfinite(s)]
+    try:
+        return gmm_cutoff(s), "gmm"
+    except ValueError:
+        med = float(np.median(s))
+        mad = float(np.median(np.abs(s - med)))
+        return med - 3.0 * 1.4826 * mad, "robust-z3"
 
 
 def flag(scores: np.ndarray, cutoff: float) -> np.ndarray:

@@ -1,202 +1,274 @@
-"""Detectors: a per-sample score plus its own decision rule, from one or two recorded runs.
+"""The detector table: each detector is one row — its score, its cutoff rule, what it needs.
 
-A *run* is one training of the model on the given labels, optionally with an auxiliary set of
-samples relabeled to a pseudo-class ``K`` (the extra, last logit). Scores of a sample come only
-from the runs in which it kept its label (:func:`labeltrace.threshold.combine_two_runs`).
+``labeltrace scan --detector``, ``labeltrace bench``, the report and ``run.json`` all read this
+table, so a new detector is one :func:`register` call::
 
-Each detector returns a :class:`Detection` (score, cutoff, rule); ``flag = score < cutoff``.
+    register(Detector("my_det", needs=("in_sample",), score=my_score, decide=my_cutoff,
+                      summary="one line for --help and the reports"))
+
+A detector's ``score(evidence)`` returns an ``(N,)`` array, **lower = more likely mislabeled**;
+its ``decide(evidence, score)`` returns ``(flagged mask, cutoff, rule)``. ``needs`` names the
+:class:`~labeltrace.decide.evidence.Evidence` items it reads (``in_sample`` recordings,
+``held_out`` cross-fitted recording, ``cv_probs``, ``features``); ``scan`` records what the chosen
+detector needs, and reports every other detector whose needs that recording also meets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from labeltrace.decide import cutoffs as threshold
-from labeltrace.record import Dynamics
-from labeltrace.score import trajectory as scores
+from labeltrace.decide import cutoffs
+from labeltrace.decide.evidence import (
+    NEEDS,
+    Evidence,
+    Need,
+    auxiliary_scores,
+    combined_score,
+    posterior,
+)
+from labeltrace.score import probs as P
 
-__all__ = ["Detection", "RecordedRun", "available", "combined_score", "detect", "posterior", "unsupervised_cutoff"]
+__all__ = ["Detection", "Detector", "applicable", "available", "detect", "get", "register", "unregister"]
 
-
-@dataclass(frozen=True)
-class RecordedRun:
-    """One training run: its dynamics and which samples were auxiliary (relabeled to class K)."""
-
-    dynamics: Dynamics
-    is_auxiliary: np.ndarray  # (N,) bool; all False when the run had no auxiliary class
-    num_classes: int  # real classes K (the dynamics have K + 1 logits when auxiliary)
-    held_out: bool = False  # True: every sample was recorded by models that never trained on it
-    #: for a held-out run: the same fold models' in-sample dynamics (each sample recorded while the
-    #: models that train on it see it), recorded at no extra training cost
-    in_sample: Dynamics | None = None
-
-    @property
-    def has_auxiliary(self) -> bool:
-        return bool(self.is_auxiliary.any())
+Decision = tuple[np.ndarray, float, str]  # flagged, cutoff (NaN when the rule is a mask), rule
 
 
 @dataclass(frozen=True)
 class Detection:
+    """A detector's result: its score, the flagged samples, and the rule that flagged them."""
+
     name: str
     score: np.ndarray  # (N,), lower = more suspect
+    flagged: np.ndarray  # (N,) bool
     cutoff: float
     rule: str
 
+
+@dataclass(frozen=True)
+class Detector:
+    """One row of the table."""
+
+    name: str
+    needs: tuple[Need, ...]
+    score: Callable[[Evidence], np.ndarray]
+    decide: Callable[[Evidence, np.ndarray], Decision]
+    summary: str
+    #: the score's column name when several detectors share one score (default: ``name``)
+    score_name: str | None = None
+    #: a Python package the detector imports (an optional extra), e.g. ``"cleanlab"``
+    requires: str | None = None
+
+    def __post_init__(self) -> None:
+        bad = [n for n in self.needs if n not in NEEDS]
+        if bad or not self.needs:
+            raise ValueError(f"detector {self.name!r}: needs must be a non-empty subset of {NEEDS}, got {self.needs}")
+
     @property
-    def flagged(self) -> np.ndarray:
-        return threshold.flag(self.score, self.cutoff)
+    def column(self) -> str:
+        return self.score_name or self.name
+
+    def run(self, ev: Evidence) -> Detection:
+        s = np.asarray(self.score(ev), dtype=np.float64)
+        if s.shape != ev.labels.shape:
+            raise AssertionError(f"detector {self.name!r} returned a score of shape {s.shape}")
+        flagged, cut, rule = self.decide(ev, s)
+        return Detection(self.name, s, np.asarray(flagged, dtype=bool), float(cut), rule)
 
 
-def combined_score(name: str, runs: Sequence[RecordedRun], **kw: Any) -> np.ndarray:
-    """A registered trajectory score, each sample scored by the runs where it kept its label."""
-    per_run = [scores.compute(name, r.dynamics, **kw) for r in runs]
-    if len(runs) == 1:
-        out = per_run[0].copy()
-        out[runs[0].is_auxiliary] = np.nan
-        return out
-    if len(runs) == 2:
-        return threshold.combine_two_runs(per_run[0], per_run[1], runs[0].is_auxiliary, runs[1].is_auxiliary)
-    raise ValueError(f"expected 1 or 2 runs, got {len(runs)}")
+_TABLE: dict[str, Detector] = {}
 
 
-def _aux_cutoff(name: str, runs: Sequence[RecordedRun], rule: str, q: float = 99.0, **kw: Any) -> float:
-    """Pooled cutoff over the auxiliary samples of all runs (their scores in the run where they were aux)."""
-    vals = [scores.compute(name, r.dynamics, **kw)[r.is_auxiliary] for r in runs if r.has_auxiliary]
-    pooled = np.concatenate(vals)
-    return threshold.auxiliary_cutoff(pooled, np.ones(pooled.size, bool), rule=rule, q=q)  # type: ignore[arg-type]
+def register(det: Detector, *, overwrite: bool = False) -> Detector:
+    """Add a row to the table."""
+    if det.name in _TABLE and not overwrite:
+        raise ValueError(f"detector {det.name!r} is already registered")
+    _TABLE[det.name] = det
+    return det
 
 
-def posterior(runs: Sequence[RecordedRun], *, last: int | None = None) -> np.ndarray:
-    """(N, K) mean softmax over the last ``last`` epochs (all epochs when None), over the real
-    classes only (auxiliary column dropped, rows renormalised), averaged over the runs where the
-    sample kept its label."""
-    K = runs[0].num_classes
-    acc = np.zeros((runs[0].dynamics.num_samples, K))
-    w = np.zeros(runs[0].dynamics.num_samples)
-    fallback = None
-    for r in runs:
-        p = (r.dynamics.mean_posterior() if last is None else r.dynamics.posterior(last=last))[:, :K]
-        p = p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
-        keep = ~r.is_auxiliary
-        acc[keep] += p[keep]
-        w[keep] += 1
-        fallback = p if fallback is None else fallback
-    out = acc / np.maximum(w, 1)[:, None]
-    none = w == 0  # auxiliary in the only run: use its real-class posterior
-    out[none] = fallback[none]  # type: ignore[index]
-    return out
+def unregister(name: str) -> None:
+    """Remove a row (tests register toy detectors and take them out again)."""
+    _TABLE.pop(name, None)
 
 
-def unsupervised_cutoff(score: np.ndarray) -> tuple[float, str]:
-    """A cutoff without auxiliary samples: the two-component GMM split when the scores are
-    bimodal, else a robust outlier rule (median − 3 × 1.4826 × MAD). Returns (cutoff, rule)."""
-    s = score[np.isfinite(score)]
+def available(*, needs: Need | None = None) -> list[str]:
+    """Names of the registered detectors (those that use ``needs``, when given), in table order."""
+    return [n for n, d in _TABLE.items() if needs is None or needs in d.needs]
+
+
+def get(name: str) -> Detector:
     try:
-        return threshold.gmm_cutoff(s), "gmm"
-    except ValueError:
-        med = float(np.median(s))
-        mad = float(np.median(np.abs(s - med)))
-        return med - 3.0 * 1.4826 * mad, "robust-z3"
-
-
-DetectorFn = Callable[[Sequence[RecordedRun]], Detection]
-_DETECTORS: dict[str, DetectorFn] = {}
-_HELD_OUT: set[str] = set()  # detectors that need held-out (cross-fitted) dynamics
-
-
-def _register(name: str, *, held_out: bool = False) -> Callable[[DetectorFn], DetectorFn]:
-    def deco(fn: DetectorFn) -> DetectorFn:
-        _DETECTORS[name] = fn
-        if held_out:
-            _HELD_OUT.add(name)
-        return fn
-
-    return deco
-
-
-def available() -> list[str]:
-    return sorted(_DETECTORS)
-
-
-def needs_held_out(name: str) -> bool:
-    """Whether detector ``name`` needs held-out (cross-fitted) dynamics rather than in-sample runs."""
-    if name not in _DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; available: {', '.join(available())}")
-    return name in _HELD_OUT
-
-
-def applicable(name: str, runs: Sequence[RecordedRun]) -> bool:
-    """Whether detector ``name`` can run on these recordings."""
-    return not needs_held_out(name) or any(r.held_out for r in runs)
-
-
-def detect(name: str, runs: Sequence[RecordedRun]) -> Detection:
-    """Run detector ``name`` on the recorded runs."""
-    try:
-        fn = _DETECTORS[name]
+        return _TABLE[name]
     except KeyError:
         raise ValueError(f"unknown detector {name!r}; available: {', '.join(available())}") from None
-    if not applicable(name, runs):
-        raise ValueError(f"detector {name!r} needs held-out (cross-fitted) dynamics; these runs are in-sample")
-    return fn(runs)
 
 
-def _trajectory_detector(score_name: str, aux_rule: str, **kw: Any) -> DetectorFn:
-    def fn(runs: Sequence[RecordedRun]) -> Detection:
-        s = combined_score(score_name, runs, **kw)
-        if any(r.has_auxiliary for r in runs):
-            cut = _aux_cutoff(score_name, runs, aux_rule, **kw)
-            rule = f"auxiliary-{aux_rule}"
-        else:
-            cut, rule = unsupervised_cutoff(s)
-        return Detection(score_name, s, cut, rule)
-
-    return fn
+def applicable(name: str, ev: Evidence) -> bool:
+    """Whether ``ev`` provides everything detector ``name`` needs (and its package is installed)."""
+    d = get(name)
+    if d.requires is not None and importlib.util.find_spec(d.requires) is None:
+        return False
+    return all(ev.has(n) for n in d.needs)
 
 
-for _name, _rule in [("sei", "mean"), ("ei", "mean"), ("aum", "percentile"), ("confidence", "mean")]:
-    _register(_name)(_trajectory_detector(_name, _rule))
-_register("se_last")(_trajectory_detector("se_at", "mean", epoch=-1))
+def detect(name: str, ev: Evidence) -> Detection:
+    """Run detector ``name`` on the evidence."""
+    d = get(name)
+    missing = [n for n in d.needs if not ev.has(n)]
+    if missing:
+        raise ValueError(f"detector {name!r} needs {' and '.join(m.replace('_', '-') for m in missing)} evidence, "
+                         "which these recordings do not provide")  # fmt: skip
+    if d.requires is not None and importlib.util.find_spec(d.requires) is None:
+        raise ValueError(f"detector {name!r} needs the {d.requires} package (pip install 'labeltrace[bench]')")
+    return d.run(ev)
 
 
-@_register("loss")
-def _loss(runs: Sequence[RecordedRun]) -> Detection:
-    s = combined_score("loss", runs)
-    return Detection("loss", s, *unsupervised_cutoff(s))
+def _by_cutoff(s: np.ndarray, cut: float, rule: str) -> Decision:
+    return cutoffs.flag(s, cut), cut, rule
 
 
-@_register("crossfit", held_out=True)
-def _crossfit(runs: Sequence[RecordedRun]) -> Detection:
-    """The default: cross-fitted self-confidence, cut at confident learning's issue count.
-
-    Score: ``p[i, given_i]`` of the trajectory-averaged posterior of the fold models — the mean
-    of their *held-out* softmax (every epoch, the model that never trained on the sample) and,
-    when recorded, their *in-sample* softmax (the models that train on it), averaged over all
-    epochs. Cutoff: the ``n̂``-th lowest score, ``n̂`` = confident learning's count of label
-    issues on the held-out posterior alone (:func:`labeltrace.probs.num_label_issues`): a model
-    that trained on the labels is confident in them, so only held-out probabilities count issues
-    honestly. Measured on CIFAR-10N (real human noise, frozen EfficientNet-Lite0 features) this
-    beats cleanlab's recipe in F1 and AUROC (``benchmarks/RESULTS.md``).
-    """
-    from labeltrace.score import probs as P
-
-    run = next(r for r in runs if r.held_out)
-    given = run.dynamics.labels
+# ----------------------------------------------------------------------------- held out (cross-fitted)
+def _held_posteriors(ev: Evidence) -> tuple[np.ndarray, np.ndarray | None]:
+    run = ev.held_out
     held = run.dynamics.mean_posterior()
-    if np.any(given < 0) or np.isnan(held).any():
+    if np.any(run.dynamics.labels < 0) or np.isnan(held).any():
         raise ValueError("crossfit needs every sample recorded at least once with its label")
-    held = held / held.sum(1, keepdims=True)
-    n_hat = P.num_label_issues(held, given)
-    post = held
+    ins = None
     if run.in_sample is not None:
         ins = run.in_sample.mean_posterior()
         if np.isnan(ins).any():
             raise ValueError("crossfit: the in-sample recording misses samples")
-        post = (held + ins / ins.sum(1, keepdims=True)) / 2
-    s = P.self_confidence(post, given)
-    cut = threshold.top_fraction(s, n_hat / len(s))
-    return Detection("crossfit", s, cut, f"cl-count {n_hat}")
+        ins = ins / ins.sum(1, keepdims=True)
+    return held / held.sum(1, keepdims=True), ins
+
+
+def _crossfit_score(ev: Evidence) -> np.ndarray:
+    held, ins = _held_posteriors(ev)
+    post = held if ins is None else (held + ins) / 2
+    return P.self_confidence(post, ev.labels)
+
+
+def _crossfit_decide(ev: Evidence, s: np.ndarray) -> Decision:
+    held, _ = _held_posteriors(ev)
+    n_hat = P.num_label_issues(held, ev.labels)
+    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"cl-count {n_hat}")
+
+
+def _crossfit_cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
+    held, _ = _held_posteriors(ev)
+    return P.find_label_issues(held, ev.labels, filter_by="prune_by_noise_rate"), float("nan"), \
+        "cl prune_by_noise_rate (held-out)"  # fmt: skip
+
+
+register(Detector(
+    "crossfit", ("held_out",), _crossfit_score, _crossfit_decide,
+    "the default: p(given label) under the mean of the cross-fitted models' held-out and in-sample softmax, "
+    "averaged over epochs; the lowest flagged, as many as confident learning counts on the held-out softmax",
+))  # fmt: skip
+register(Detector(
+    "crossfit_cl", ("held_out",), _crossfit_score, _crossfit_cl_decide,
+    "crossfit's score, flagged by confident learning's own mask (prune_by_noise_rate) on the held-out "
+    "posterior: separates the model's contribution from the cutoff's", score_name="crossfit",
+))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- in-sample trajectories
+def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -> Detector:
+    def window(ev: Evidence) -> dict[str, Any]:
+        return {k: (v(ev) if callable(v) else v) for k, v in kw.items()}
+
+    def s_fn(ev: Evidence) -> np.ndarray:
+        return combined_score(score, ev.in_sample, **window(ev))
+
+    def decide(ev: Evidence, s: np.ndarray) -> Decision:
+        runs = ev.in_sample
+        if any(r.has_auxiliary for r in runs):
+            pooled = auxiliary_scores(score, runs, **window(ev))
+            cut = cutoffs.auxiliary_cutoff(pooled, np.ones(pooled.size, bool), rule=aux_rule)  # type: ignore[arg-type]
+            note = f" (epoch {window(ev)['epoch']})" if "epoch" in kw and name != "se_last" else ""
+            return _by_cutoff(s, cut, f"auxiliary-{aux_rule}{note}")
+        cut, rule = cutoffs.unsupervised_cutoff(s)
+        return _by_cutoff(s, cut, rule)
+
+    return Detector(name, ("in_sample",), s_fn, decide, summary)
+
+
+def _mid(ev: Evidence) -> int:
+    return ev.in_sample[0].dynamics.num_epochs // 2
+
+
+for _det in (
+    _trajectory("sei", "sei", "mean", "Signed Entropy Integral (SEI paper), cut at the auxiliary samples' mean"),
+    _trajectory("ei", "ei", "mean", "negated unsigned entropy integral (SEI's ablation), auxiliary-mean cutoff"),
+    _trajectory("aum", "aum", "percentile", "area under the margin, cut at the auxiliary 99th percentile (AUM paper)"),
+    _trajectory("confidence", "confidence", "mean", "data-map confidence (mean p(given)), auxiliary-mean cutoff"),
+    _trajectory("se_last", "se_at", "mean", "signed entropy at the last epoch, auxiliary-mean cutoff", epoch=-1),
+    _trajectory("se_mid", "se_at", "mean", "signed entropy at the middle epoch, auxiliary-mean cutoff", epoch=_mid),
+):
+    register(_det)
+
+
+def _loss_decide(ev: Evidence, s: np.ndarray) -> Decision:
+    return _by_cutoff(s, *cutoffs.unsupervised_cutoff(s))
+
+
+register(Detector("loss", ("in_sample",), lambda ev: combined_score("loss", ev.in_sample), _loss_decide,
+                  "negated mean cross-entropy, cut by a two-component GMM"))  # fmt: skip
+
+
+def _forgetting_decide(ev: Evidence, s: np.ndarray) -> Decision:
+    rate = float(P.estimate_noise_rate(posterior(ev.in_sample), ev.labels))
+    return _by_cutoff(s, cutoffs.top_fraction(s, rate), f"top-k at estimated rate {rate:.3f}")
+
+
+register(Detector("forgetting", ("in_sample",), lambda ev: combined_score("forgetting", ev.in_sample),
+                  _forgetting_decide,
+                  "negated forgetting-event count, top-k at the confident-joint noise-rate estimate"))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- features
+def _knn_score(ev: Evidence) -> np.ndarray:
+    from labeltrace.score.knn import knn_vote
+
+    return knn_vote(ev.features, ev.labels, k=ev.knn_k)
+
+
+register(Detector("knn_vote", ("features",), _knn_score, lambda ev, s: (s < 0.5, 0.5, "vote < 0.5"),
+                  "share of the k nearest neighbours (features) that carry the same label, flag < 0.5"))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- cross-validated probabilities
+def _cl_score(ev: Evidence) -> np.ndarray:
+    return P.confident_learning(ev.cv_probs, ev.labels, filter_by="prune_by_noise_rate")
+
+
+def _cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
+    return P.find_label_issues(ev.cv_probs, ev.labels, filter_by="prune_by_noise_rate"), P.CL_CUTOFF, \
+        "prune_by_noise_rate"  # fmt: skip
+
+
+register(Detector("cl", ("cv_probs",), _cl_score, _cl_decide,
+                  "confident learning (ours) on K-fold out-of-fold probabilities, prune_by_noise_rate"))  # fmt: skip
+
+
+def _cleanlab_score(ev: Evidence) -> np.ndarray:
+    from cleanlab.rank import get_label_quality_scores
+
+    return np.asarray(get_label_quality_scores(ev.labels, ev.cv_probs), dtype=np.float64)
+
+
+def _cleanlab_decide(ev: Evidence, s: np.ndarray) -> Decision:
+    from cleanlab.filter import find_label_issues
+
+    flagged = np.asarray(find_label_issues(ev.labels, ev.cv_probs, filter_by="prune_by_noise_rate", n_jobs=1))
+    return flagged.astype(bool), float("nan"), "cleanlab prune_by_noise_rate"
+
+
+register(Detector("cleanlab", ("cv_probs",), _cleanlab_score, _cleanlab_decide,
+                  "the cleanlab package's find_label_issues (prune_by_noise_rate) on the same probabilities",
+                  requires="cleanlab"))  # fmt: skip

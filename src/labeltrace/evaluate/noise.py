@@ -19,13 +19,20 @@ from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import describe_ids as _describe_ids
 
 __all__ = [
+    "KINDS",
     "NoisyLabels",
     "confusion_calibrated",
+    "flat_features",
     "from_transition",
+    "inject",
     "instance_dependent",
     "pair",
+    "parse_spec",
     "symmetric",
 ]
+
+#: the kinds of ``inject``'s spec ``KIND:RATE`` (``labeltrace scan --noise``, bench label sets)
+KINDS: tuple[str, ...] = ("symmetric", "pair", "confusion", "instance")
 
 Seed = int | np.random.Generator
 
@@ -372,3 +379,48 @@ def instance_dependent(
     dest = _sample_rows(np.cumsum(probs, axis=1), u_dest)
     noisy = np.where(flip, dest, y)
     return _result(y, noisy)
+
+
+# --------------------------------------------------------------------------- the --noise spec
+def parse_spec(spec: str) -> tuple[str, float]:
+    """``"symmetric:0.2"`` → ``("symmetric", 0.2)``; kinds: symmetric, pair, confusion, instance."""
+    kind, sep, rate = spec.partition(":")
+    if not sep or kind not in KINDS:
+        raise ValueError(f"--noise must look like symmetric:0.2, pair:0.2, confusion:0.3 or instance:0.2; got {spec!r}")
+    try:
+        r = float(rate)
+    except ValueError:
+        raise ValueError(f"--noise rate must be a number, got {rate!r}") from None
+    if not 0.0 < r < 1.0:
+        raise ValueError(f"--noise rate must be in (0, 1), got {r}")
+    return kind, r
+
+
+def flat_features(x: np.ndarray, size: int = 16) -> np.ndarray:
+    """(N, D) features of images ``(N, C, H, W)`` for the noise models: average-pooled to at most
+    ``size`` px a side and flattened (features pass through flattened)."""
+    import torch
+
+    t = torch.as_tensor(x)
+    if t.ndim == 4 and t.shape[-1] > size:
+        t = torch.nn.functional.adaptive_avg_pool2d(t, size)
+    return t.reshape(len(t), -1).numpy()
+
+
+def inject(spec: str, labels: np.ndarray, num_classes: int, features: np.ndarray, *, seed: int) -> NoisyLabels:
+    """Noise of ``spec`` (:func:`parse_spec`) on ``labels``. ``instance`` noise follows the
+    ``features``; ``confusion`` noise follows the confusion matrix of 3-fold logistic regression
+    on them (trained on the clean labels), so flips go where a model confuses classes."""
+    kind, rate = parse_spec(spec)
+    if kind == "symmetric":
+        return symmetric(labels, rate, num_classes, seed=seed)
+    if kind == "pair":
+        return pair(labels, rate, num_classes, seed=seed)
+    if kind == "instance":
+        return instance_dependent(features, labels, rate, num_classes, seed=seed)
+    from labeltrace.train.crossval import crossval_probs
+
+    p = crossval_probs(features, labels, n_folds=3, C=1.0, seed=seed)
+    cm = np.zeros((num_classes, num_classes))
+    np.add.at(cm, (labels, p.argmax(1)), 1.0)
+    return confusion_calibrated(labels, rate, cm, seed=seed)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import metadata
@@ -23,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from labeltrace._io import atomic_write, atomic_write_json
 
 __all__ = [
     "FEATURE_DIM",
@@ -373,34 +374,8 @@ def cached_features(
     arr = np.asarray(compute())
     if arr.dtype == object:
         raise ValueError("compute() returned an object array; only numeric arrays are cached")
-    _atomic_save(path, arr)
+    atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False))
     sidecar = {"parts": dict(key_parts), "versions": package_versions(), "shape": list(arr.shape),
                "dtype": arr.dtype.str}
-    _atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, sort_keys=True, default=str))
+    atomic_write_json(path.with_suffix(".json"), sidecar)
     return arr
-
-
-def _atomic_save(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npy.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

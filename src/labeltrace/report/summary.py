@@ -31,10 +31,12 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     if per_det:
         lines.append("every detector with its own cutoff (and its ranking: F1 at the true rate, AUROC):")
         per_score = m["noise"].get("per_score", {})
+        wn = max(len(n) for n in per_det)
+        wr = max(len(r["rule"]) for r in per_det.values())
         for name, r in sorted(per_det.items(), key=lambda kv: -(kv[1]["f1"] or 0)):
             rank_f1 = r.get("f1_at_true_rate", per_score.get(name, {}).get("f1"))
             lines.append(
-                f"  {name:<12} {r['rule']:<20} P {r['precision']:.3f}  R {r['recall']:.3f}  F1 {r['f1']:.3f}"
+                f"  {name:<{wn}}  {r['rule']:<{wr}}  P {r['precision']:.3f}  R {r['recall']:.3f}  F1 {r['f1']:.3f}"
                 f"   | ranking F1 {rank_f1 if rank_f1 is None else f'{rank_f1:.3f}'}  AUROC {r['auroc']:.3f}"
             )
     order = run.column("rank").argsort()[:top]

@@ -13,11 +13,10 @@ of epoch ``e`` depend only on ``(seed, e)``, so a resumed run equals an uninterr
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +25,7 @@ import torch
 from torch import nn
 
 from labeltrace.record import Recorder
-from labeltrace.rundir import atomic_write
+from labeltrace.train.checkpoint import Checkpoint, config_key
 
 __all__ = [
     "TrainConfig",
@@ -172,47 +171,6 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
 
 
-def _config_key(config: TrainConfig, n: int, num_classes: int) -> str:
-    d = asdict(config)
-    d.pop("device")
-    return json.dumps({"config": d, "n": n, "num_classes": num_classes}, sort_keys=True)
-
-
-def _save_checkpoint(ckpt: Path, epoch: int, model: nn.Module, opt: torch.optim.Optimizer,
-                     rec: Recorder, key: str) -> None:  # fmt: skip
-    rec_name = f"recorder-{epoch:05d}.npz"
-    rec.save(ckpt / rec_name)
-    state = {
-        "epoch": epoch,
-        "key": key,
-        "recorder": rec_name,
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-    }
-    atomic_write(ckpt / "state.pt", lambda fh: torch.save(state, fh))
-    for old in ckpt.glob("recorder-*.npz"):
-        if old.name != rec_name:
-            old.unlink(missing_ok=True)
-
-
-def _load_checkpoint(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, key: str,
-                     device: torch.device) -> tuple[int, Recorder] | None:  # fmt: skip
-    p = ckpt / "state.pt"
-    if not p.exists():
-        return None
-    state = torch.load(p, map_location=device, weights_only=True)
-    if state["key"] != key:
-        raise ValueError(
-            f"checkpoint {p} was written by a different training configuration; "
-            "use another output directory or delete the checkpoint to start over"
-        )
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"].cpu())
-    return int(state["epoch"]), Recorder.load(ckpt / state["recorder"])
-
-
 def train_recorded(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -226,6 +184,8 @@ def train_recorded(
     progress: bool = True,
     desc: str = "train",
     on_epoch: Callable[[int, Recorder], None] | None = None,
+    key: str = "",
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``inputs`` with the given (noisy) ``labels`` and record its dynamics.
 
@@ -239,7 +199,12 @@ def train_recorded(
     labels:
         ``(N,)`` ints in ``[0, num_classes)`` — the labels trained on (auxiliary class included).
     checkpoint_dir:
-        Enables per-epoch checkpoints and resume.
+        Enables per-epoch checkpoints and resume (:class:`labeltrace.train.checkpoint.Checkpoint`).
+    key:
+        Extra fingerprint of what the caller trains (data, labels, network): a checkpoint written
+        under another key is refused instead of resumed.
+    log:
+        Told when a checkpoint is resumed, and from which epoch.
     """
     labels = np.asarray(labels)
     n = int(inputs.shape[0])
@@ -252,15 +217,14 @@ def train_recorded(
     model.to(device)
     opt = make_optimizer(model, config)
     y_all = torch.as_tensor(labels, dtype=torch.long)
-    key = _config_key(config, n, num_classes)
     rec = Recorder(n, num_classes, mode=recorder_mode, keep_probs=keep_probs)
     start = 0
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None:
-        ckpt.mkdir(parents=True, exist_ok=True)
-        loaded = _load_checkpoint(ckpt, model, opt, key, device)
-        if loaded is not None:
-            start, rec = loaded
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = Checkpoint(checkpoint_dir, config_key(config=config, n=n, num_classes=num_classes, key=key))
+        start = ckpt.load([model], [opt], {"recorder": rec}, device=device)
+        if start and log is not None:
+            log(f"{desc}: resuming from epoch {start} of {config.epochs} ({ckpt.dir})")
     result = TrainResult(recorder=rec, model=model, resumed_from=start)
     bar = None
     if progress:
@@ -274,7 +238,7 @@ def train_recorded(
         rec.end_epoch()
         result.final_train_accuracy = correct / n
         if ckpt is not None:
-            _save_checkpoint(ckpt, epoch + 1, model, opt, rec, key)
+            ckpt.save(epoch + 1, [model], [opt], {"recorder": rec})
         result.epoch_seconds.append(time.perf_counter() - t0)
         if bar is not None:
             bar.set_postfix(loss=f"{total_loss / n:.3f}", acc=f"{correct / n:.3f}")

@@ -1,0 +1,137 @@
+"""What a detector may look at, provided lazily: recordings, cross-validated probabilities, features.
+
+:class:`Evidence` is filled by whoever runs detectors — ``labeltrace scan`` with what it recorded,
+``labeltrace bench`` from its cache — each item either a value or a zero-argument function that
+computes it on first use (so the bench trains only what the chosen detectors need). A detector
+declares which items it needs (:data:`NEEDS`); the detector table checks them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from labeltrace.decide import cutoffs
+from labeltrace.record.recording import RecordedRun
+from labeltrace.score import trajectory
+
+__all__ = ["NEEDS", "Evidence", "Need", "combined_score", "posterior"]
+
+#: ``in_sample``: in-sample runs (one, or two with disjoint auxiliary sets); ``held_out``: a
+#: cross-fitted run (held-out dynamics + in-sample companion); ``cv_probs``: (N, K) out-of-fold
+#: probabilities at the end of training; ``features``: (N, D) features (frozen backbone features
+#: or a trained network's embedding)
+Need = Literal["in_sample", "held_out", "cv_probs", "features"]
+NEEDS: tuple[Need, ...] = ("in_sample", "held_out", "cv_probs", "features")
+
+Provider = Any  # a value, or a zero-argument callable returning it
+
+
+class Evidence:
+    """Given labels, classes and the lazily provided inputs of the detectors.
+
+    ``cost`` maps each need to ``(model fits, wall seconds)`` it took, for cost accounting; a
+    callable is called after its item was computed. ``knn_k`` is the kNN vote's neighbour count.
+    """
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        num_classes: int,
+        *,
+        in_sample: Provider = None,
+        held_out: Provider = None,
+        cv_probs: Provider = None,
+        features: Provider = None,
+        cost: dict[str, Callable[[], tuple[int, float]] | tuple[int, float]] | None = None,
+        knn_k: int = 10,
+    ) -> None:
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.num_classes = int(num_classes)
+        self.knn_k = int(knn_k)
+        self._providers: dict[str, Provider] = {
+            "in_sample": in_sample, "held_out": held_out, "cv_probs": cv_probs, "features": features,
+        }  # fmt: skip
+        self._values: dict[str, Any] = {}
+        self._cost = dict(cost or {})
+
+    def has(self, need: str) -> bool:
+        return self._providers.get(need) is not None
+
+    def get(self, need: str) -> Any:
+        if need not in self._providers:
+            raise ValueError(f"unknown evidence {need!r}; one of {NEEDS}")
+        if need not in self._values:
+            p = self._providers[need]
+            if p is None:
+                raise ValueError(f"no {need.replace('_', '-')} evidence was provided")
+            self._values[need] = p() if callable(p) else p
+        return self._values[need]
+
+    @property
+    def in_sample(self) -> Sequence[RecordedRun]:
+        return self.get("in_sample")
+
+    @property
+    def held_out(self) -> RecordedRun:
+        return self.get("held_out")
+
+    @property
+    def cv_probs(self) -> np.ndarray:
+        return self.get("cv_probs")
+
+    @property
+    def features(self) -> np.ndarray:
+        return self.get("features")
+
+    def cost(self, needs: Sequence[str]) -> tuple[int, float]:
+        """(model fits, wall seconds) of the evidence ``needs`` uses, each counted once."""
+        n, sec = 0, 0.0
+        for need in dict.fromkeys(needs):
+            c = self._cost.get(need, (0, 0.0))
+            c = c() if callable(c) else c
+            n, sec = n + int(c[0]), sec + float(c[1])
+        return n, sec
+
+
+def combined_score(name: str, runs: Sequence[RecordedRun], **kw: Any) -> np.ndarray:
+    """A trajectory score, each sample scored by the runs in which it kept its label (NaN for a
+    sample auxiliary in the only run)."""
+    per_run = [trajectory.compute(name, r.dynamics, **kw) for r in runs]
+    if len(runs) == 1:
+        out = per_run[0].copy()
+        out[runs[0].is_auxiliary] = np.nan
+        return out
+    if len(runs) == 2:
+        return cutoffs.combine_two_runs(per_run[0], per_run[1], runs[0].is_auxiliary, runs[1].is_auxiliary)
+    raise ValueError(f"expected 1 or 2 runs, got {len(runs)}")
+
+
+def auxiliary_scores(name: str, runs: Sequence[RecordedRun], **kw: Any) -> np.ndarray:
+    """The auxiliary samples' scores, pooled over the runs in which they were auxiliary."""
+    vals = [trajectory.compute(name, r.dynamics, **kw)[r.is_auxiliary] for r in runs if r.has_auxiliary]
+    return np.concatenate(vals) if vals else np.zeros(0)
+
+
+def posterior(runs: Sequence[RecordedRun], *, last: int | None = None) -> np.ndarray:
+    """(N, K) mean softmax over the last ``last`` epochs (all epochs when None), over the real
+    classes only (auxiliary column dropped, rows renormalised), averaged over the runs where the
+    sample kept its label."""
+    K = runs[0].num_classes
+    n = runs[0].dynamics.num_samples
+    acc = np.zeros((n, K))
+    w = np.zeros(n)
+    fallback = None
+    for r in runs:
+        p = (r.dynamics.mean_posterior() if last is None else r.dynamics.posterior(last=last))[:, :K]
+        p = p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
+        keep = ~r.is_auxiliary
+        acc[keep] += p[keep]
+        w[keep] += 1
+        fallback = p if fallback is None else fallback
+    out = acc / np.maximum(w, 1)[:, None]
+    none = w == 0  # auxiliary in the only run: use its real-class posterior
+    out[none] = fallback[none]  # type: ignore[index]
+    return out

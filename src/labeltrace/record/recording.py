@@ -1,0 +1,194 @@
+"""What a recording protocol produced, and its folder on disk.
+
+A :class:`Recording` is one of
+
+* ``"in-sample"``: one or two trainings on every sample (the SEI paper's protocol); with two, each
+  run relabels a disjoint auxiliary set to an extra class ``K`` (:class:`RecordedRun.is_auxiliary`);
+* ``"crossfit"``: K models trained in lockstep on all folds but one; every sample is recorded each
+  epoch by the model that never trained on it (held out) and, at no extra cost, by the models that
+  train on it (in sample).
+
+On disk (written by :mod:`labeltrace.train.protocol`, read by it to resume, by ``labeltrace
+bench``'s cache and by :mod:`labeltrace.rundir`)::
+
+    <dir>/recording.json       kind, classes, fingerprint, files, seconds, accuracy (written last:
+                               its presence means the recording finished)
+    <dir>/run0.npz, run1.npz   each run's Recorder (Recorder.load)
+    <dir>/run0_in_sample.npz   a cross-fitted run's in-sample companion
+    <dir>/run0_aux.npy         an in-sample run's auxiliary mask
+    <dir>/folds.npy            a cross-fitted recording's fold of each sample
+    <dir>/embedding.npy        the first network's penultimate embedding (for kNN), when kept
+    <dir>/checkpoints/         per-epoch state while recording (removed once finished)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from labeltrace._io import atomic_write, atomic_write_json
+from labeltrace.record import Dynamics, Recorder
+
+__all__ = ["FingerprintMismatch", "RecordedRun", "Recording", "RecordingDir"]
+
+FORMAT = "labeltrace.recording/1"
+Kind = Literal["in-sample", "crossfit"]
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """One training run: its dynamics and which samples were auxiliary (relabeled to class K)."""
+
+    dynamics: Dynamics
+    is_auxiliary: np.ndarray  # (N,) bool; all False when the run had no auxiliary class
+    num_classes: int  # real classes K (the dynamics have K + 1 logits when auxiliary)
+    held_out: bool = False  # True: every sample was recorded by models that never trained on it
+    #: for a held-out run: the same fold models' in-sample dynamics (each sample recorded while the
+    #: models that train on it see it), recorded at no extra training cost
+    in_sample: Dynamics | None = None
+
+    @property
+    def has_auxiliary(self) -> bool:
+        return bool(self.is_auxiliary.any())
+
+
+@dataclass(frozen=True)
+class Recording:
+    """The runs a protocol recorded, with what they cost."""
+
+    kind: Kind
+    runs: tuple[RecordedRun, ...]
+    num_classes: int
+    seconds: tuple[float, ...]  # wall seconds of each training (crossfit: one entry, all folds)
+    accuracy: tuple[float, ...]  # final training accuracy per run, or the mean held-out accuracy
+    folds: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    fingerprint: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def held_out(self) -> bool:
+        return self.kind == "crossfit"
+
+    @property
+    def num_trainings(self) -> int:
+        """Model fits this recording cost: its runs, or its folds."""
+        return int(self.folds.max()) + 1 if self.folds is not None else len(self.runs)
+
+    def in_sample_runs(self) -> tuple[RecordedRun, ...]:
+        """The in-sample view: the runs themselves, or a cross-fitted recording's in-sample
+        companion as one run without an auxiliary class."""
+        if not self.held_out:
+            return self.runs
+        run = self.runs[0]
+        if run.in_sample is None:
+            raise ValueError("this cross-fitted recording kept no in-sample companion")
+        return (RecordedRun(run.in_sample, np.zeros(run.is_auxiliary.size, bool), self.num_classes),)
+
+
+class FingerprintMismatch(ValueError):
+    """A recording folder holds another configuration than the one asked for."""
+
+
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    keys = sorted(set(a) | set(b))
+    return [k for k in keys if json.dumps(a.get(k), sort_keys=True, default=str)
+            != json.dumps(b.get(k), sort_keys=True, default=str)]  # fmt: skip
+
+
+class RecordingDir:
+    """The folder of one recording: its file names, the fingerprint check, save and load."""
+
+    META = "recording.json"
+    CHECKPOINTS = "checkpoints"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def run_file(self, r: int) -> Path:
+        return self.path / f"run{r}.npz"
+
+    def in_sample_file(self, r: int) -> Path:
+        return self.path / f"run{r}_in_sample.npz"
+
+    def checkpoint_dir(self, name: str) -> Path:
+        return self.path / self.CHECKPOINTS / name
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / self.META).is_file()
+
+    def meta(self) -> dict[str, Any]:
+        p = self.path / self.META
+        meta = json.loads(p.read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{p}: unsupported recording format {meta.get('format')!r} (expected {FORMAT!r})")
+        return meta
+
+    def check(self, fingerprint: Mapping[str, Any]) -> None:
+        """Refuse (:class:`FingerprintMismatch`) a finished recording of another configuration."""
+        if not self.finished:
+            return
+        theirs = self.meta().get("fingerprint", {})
+        diff = _differences(theirs, fingerprint)
+        if diff:
+            raise FingerprintMismatch(
+                f"{self.path} holds a recording of another configuration (differs in: {', '.join(diff)})"
+            )
+
+    def save(self, rec: Recording, recorders: Sequence[Recorder], in_sample: Recorder | None = None) -> None:
+        """Write ``rec`` (its runs' recorders given in order); ``recording.json`` last."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        runs: list[dict[str, Any]] = []
+        for r, (run, recorder) in enumerate(zip(rec.runs, recorders, strict=True)):
+            recorder.save(self.run_file(r))
+            entry: dict[str, Any] = {"dynamics": self.run_file(r).name, "auxiliary": None, "in_sample": None}
+            if run.has_auxiliary:
+                entry["auxiliary"] = f"run{r}_aux.npy"
+                atomic_write(self.path / entry["auxiliary"], lambda fh, a=run.is_auxiliary: np.save(fh, a))
+            if in_sample is not None and r == 0:
+                in_sample.save(self.in_sample_file(r))
+                entry["in_sample"] = self.in_sample_file(r).name
+            runs.append(entry)
+        files = {}
+        for name, arr in (("folds", rec.folds), ("embedding", rec.embedding)):
+            if arr is not None:
+                files[name] = f"{name}.npy"
+                atomic_write(self.path / files[name], lambda fh, a=arr: np.save(fh, a, allow_pickle=False))
+        atomic_write_json(self.path / self.META, {
+            "format": FORMAT, "kind": rec.kind, "num_classes": rec.num_classes, "runs": runs, **files,
+            "seconds": list(rec.seconds), "accuracy": list(rec.accuracy), "fingerprint": dict(rec.fingerprint),
+        })  # fmt: skip
+        shutil.rmtree(self.path / self.CHECKPOINTS, ignore_errors=True)
+
+    def load(self) -> Recording:
+        """Read a finished recording back."""
+        if not self.finished:
+            raise ValueError(f"{self.path}: no finished recording ({self.META} missing)")
+        meta = self.meta()
+        k = int(meta["num_classes"])
+        held = meta["kind"] == "crossfit"
+
+        def npy(name: str | None) -> np.ndarray | None:
+            return None if name is None else np.load(self.path / name, allow_pickle=False)
+
+        runs = []
+        for entry in meta["runs"]:
+            dyn = Recorder.load(self.path / entry["dynamics"]).dynamics()
+            aux = npy(entry["auxiliary"])
+            ins = entry.get("in_sample")
+            runs.append(RecordedRun(
+                dyn, aux.astype(bool) if aux is not None else np.zeros(dyn.num_samples, bool), k, held_out=held,
+                in_sample=Recorder.load(self.path / ins).dynamics() if ins else None,
+            ))  # fmt: skip
+        return Recording(
+            kind=meta["kind"], runs=tuple(runs), num_classes=k, seconds=tuple(meta["seconds"]),
+            accuracy=tuple(meta["accuracy"]), folds=npy(meta.get("folds")), embedding=npy(meta.get("embedding")),
+            fingerprint=meta.get("fingerprint", {}),
+        )  # fmt: skip

@@ -1,0 +1,156 @@
+"""A scan's outputs: the samples table, every detector side by side, and run.json.
+
+The columns follow the detector table: every detector whose needs the scan's recording meets
+adds its score as a column (named by the detector, or by the score it shares with another), and
+``run.json`` lists each of them with its rule and how many samples it flags — with precision,
+recall, F1 and AUROC when the true labels are known (``--noise`` or ``--truth-column``).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from labeltrace import __version__
+from labeltrace import rundir as rd
+from labeltrace._checks import describe_ids
+from labeltrace.data import ImageDataset
+from labeltrace.decide import detectors
+from labeltrace.decide.evidence import Evidence, combined_score
+from labeltrace.decide.ranking import rank_of
+from labeltrace.evaluate import metrics
+from labeltrace.models.inputs import Inputs
+from labeltrace.record.recording import Recording
+from labeltrace.score import probs as P
+from labeltrace.train import TrainConfig
+
+if TYPE_CHECKING:
+    from labeltrace.scan import ScanConfig
+
+__all__ = ["side_by_side", "write_outputs"]
+
+
+def side_by_side(ev: Evidence, chosen: detectors.Detection) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every applicable detector's score column, and its result (or why it failed)."""
+    cols: dict[str, np.ndarray] = {}
+    results: dict[str, Any] = {}
+    for name in detectors.available():
+        if not detectors.applicable(name, ev):
+            continue
+        try:
+            d = chosen if name == chosen.name else detectors.detect(name, ev)
+        except ValueError as e:  # e.g. a GMM cutoff on scores that are not bimodal
+            results[name] = {"failed": str(e)}
+            continue
+        cols.setdefault(detectors.get(name).column, d.score)
+        results[name] = d
+    return cols, results
+
+
+def write_outputs(
+    out: Path, ds: ImageDataset, config: ScanConfig, *, model: str, rec: Recording | None, ev: Evidence,
+    det: detectors.Detection, post: np.ndarray, given: np.ndarray, truth: np.ndarray,
+    noise_info: dict[str, Any] | None, inputs: Inputs, tcfg: TrainConfig, command: list[str] | None,
+    origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
+) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
+    """Write ``samples.parquet`` (+ csv), the array images and ``run.json``; return the table and meta."""
+    t0 = time.perf_counter()
+    N, classes = len(ds), list(ds.classes)
+    cols, results = side_by_side(ev, det)
+    if ev.has("in_sample"):
+        cols["variability"] = combined_score("variability", ev.in_sample)
+    cols["self_confidence"] = P.self_confidence(post, given)
+    cols["normalized_margin"] = P.normalized_margin(post, given)
+    noise_rate_est = float(P.estimate_noise_rate(post, given))
+    unscored = np.isnan(det.score)
+    if unscored.any():
+        print(f"warning: {det.name} could not score {describe_ids(unscored)}; they rank first", file=sys.stderr)
+    sugg = post.argmax(1)
+    table_cols: dict[str, Any] = {
+        "id": np.arange(N, dtype=np.int64), "external_id": list(ds.ids), "path": list(ds.sources),
+        "given_label": [classes[i] for i in given], "given_label_id": given.astype(np.int64),
+        "suggested_label": [classes[i] for i in sugg], "suggested_label_id": sugg.astype(np.int64),
+        "suggested_prob": post[np.arange(N), sugg], "score": det.score, "is_suspect": det.flagged,
+        "rank": rank_of(det.score),
+    }  # fmt: skip
+    table_cols.update(cols)
+    if rec is not None and not rec.held_out:
+        for r, run in enumerate(rec.runs):
+            if run.has_auxiliary:
+                table_cols[f"aux_run{r}"] = run.is_auxiliary
+    if rec is not None and rec.folds is not None:
+        table_cols["fold"] = rec.folds.astype(np.int64)
+    per_det: dict[str, Any] = {}
+    is_noisy = given != truth if noise_info is not None else None
+    for name, d in results.items():
+        if not isinstance(d, detectors.Detection):
+            per_det[name] = {"rule": "", "failed": d["failed"]}
+            continue
+        row: dict[str, Any] = {"rule": d.rule, "cutoff": d.cutoff, "flagged": int(d.flagged.sum())}
+        if is_noisy is not None:
+            r_ = metrics.detection_report(is_noisy, d.flagged, d.score, nan_policy="omit")
+            row |= {k: r_[k] for k in ("precision", "recall", "f1", "auroc")}
+            row["f1_at_true_rate"] = metrics.report_at_true_rate(is_noisy, d.score, nan_policy="omit")["f1"]
+        per_det[name] = row
+    report = None
+    if is_noisy is not None:
+        table_cols["true_label"] = [classes[i] for i in truth]
+        table_cols["true_label_id"] = truth.astype(np.int64)
+        table_cols["is_noisy"] = is_noisy
+        report = metrics.detection_report(is_noisy, det.flagged, det.score)
+        assert noise_info is not None
+        noise_info["per_score"] = {
+            c: {k: metrics.report_at_true_rate(is_noisy, v, nan_policy="omit")[k] for k in ("auroc", "f1")}
+            for c, v in cols.items()
+        }
+        noise_info["per_detector"] = {k: v for k, v in per_det.items() if "failed" not in v}
+    table = pa.table(table_cols)
+    timings["score"] = time.perf_counter() - t0
+    rd.write_table(out / rd.SAMPLES, table)
+    if config.csv:
+        rd.write_table(out / rd.SAMPLES_CSV, table)
+    if ds.root is None:  # array datasets: keep the pixels so reports and review can show them
+        imgs = ds.materialize(dtype=np.uint8).transpose(0, 2, 3, 1)
+        rd.atomic_write(out / rd.IMAGES, lambda fh: np.save(fh, imgs, allow_pickle=False))
+    timings["total"] = time.perf_counter() - t_start
+    row = detectors.get(det.name)
+    held = rec is not None and rec.held_out
+    meta: dict[str, Any] = {
+        "format": rd.FORMAT, "labeltrace_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command, "config": asdict(config), "model": model,
+        "train": asdict(tcfg) | ({"held_out_accuracy": list(rec.accuracy)} if held
+                                 else {"final_train_accuracy": list(rec.accuracy) if rec else []}),
+        "inputs": inputs.description, "runs": len(rec.runs) if rec is not None else 0,
+        "protocol": _protocol(rec, config),
+        "data": {"kind": ds.kind, **(origin or {}), "root": str(ds.root) if ds.root else None, "num_samples": N,
+                 "classes": classes, "skipped": [list(s) for s in ds.skipped]},
+        "seed": config.seed, "fingerprint": fingerprint,
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+                     "platform": platform.platform()},
+        "timings": timings,
+        "detector": {"name": det.name, "rule": det.rule, "cutoff": det.cutoff, "score_column": "score",
+                     "summary": row.summary, "needs": list(row.needs)},
+        "detectors": per_det, "scores": list(cols),
+        "counts": {"n": N, "flagged": int(det.flagged.sum()),
+                   "auxiliary_per_run": [int(r.is_auxiliary.sum()) for r in rec.runs] if rec else []},
+        "cost": {"trainings": rec.num_trainings if rec else 0, "seconds": float(sum(rec.seconds)) if rec else 0.0},
+        "noise_rate_estimate": noise_rate_est, "noise": noise_info, "metrics": report,
+    }  # fmt: skip
+    rd.write_json(out / rd.RUN_JSON, meta)
+    return table, meta
+
+
+def _protocol(rec: Recording | None, config: ScanConfig) -> dict[str, Any]:
+    if rec is None:
+        return {"kind": "none", "dynamics": "none", "folds": config.folds}
+    if rec.held_out:
+        return {"kind": "crossfit", "folds": rec.num_trainings, "dynamics": "held-out"}
+    return {"kind": "in-sample", "runs": len(rec.runs), "dynamics": "in-sample"}

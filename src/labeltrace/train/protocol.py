@@ -1,0 +1,397 @@
+"""The recording protocols — the one place that owns their seeds, the auxiliary draw, checkpoints
+and resume. ``labeltrace scan`` and ``labeltrace bench`` both call it, so the same data, seed and
+settings give the same recording (and the same scores) from either.
+
+* :func:`record_in_sample`: ``runs`` trainings on every sample (the SEI paper's protocol). With
+  two runs, each relabels a disjoint auxiliary set (:func:`labeltrace.decide.cutoffs.
+  assign_auxiliary_pair`) to an extra class ``K``, whose scores calibrate the cutoff; with one run
+  there is no auxiliary class.
+* :func:`record_crossfit`: ``folds`` models trained in lockstep, model ``k`` on every fold but
+  ``k``; after each epoch every model predicts its held-out fold (one Recorder), and its training
+  batches are recorded too (a second Recorder, at no extra cost).
+* :func:`cross_validated_probs`: K-fold out-of-fold probabilities at the end of training (the
+  input of confident learning and of the ``cleanlab`` package): the same network, or cleanlab's
+  recipe, logistic regression on features.
+
+Seeds: everything derives from the user's ``seed`` through :func:`run_seed`,
+:func:`crossfit_seed` and :func:`cv_seed`. A recording is written to a
+:class:`~labeltrace.record.recording.RecordingDir` with a fingerprint of everything that
+determines it; a folder holding another configuration is refused (``FingerprintMismatch``), a
+finished one is loaded instead of retrained, an interrupted one resumes from its last epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from labeltrace._io import digest
+from labeltrace.decide import cutoffs
+from labeltrace.record import Recorder
+from labeltrace.record.recording import RecordedRun, Recording, RecordingDir
+from labeltrace.train.checkpoint import Checkpoint, config_key
+from labeltrace.train.loop import (
+    TrainConfig,
+    make_optimizer,
+    predict_logits,
+    resolve_device,
+    run_epoch,
+    train_recorded,
+)
+from labeltrace.train.recipe import NetworkSpec
+
+__all__ = [
+    "CrossFit",
+    "InSample",
+    "crossfit_recorded",
+    "crossfit_seed",
+    "cross_validated_probs",
+    "cv_seed",
+    "record",
+    "record_crossfit",
+    "record_in_sample",
+    "run_seed",
+    "stratified_folds",
+]
+
+Log = Callable[[str], None]
+_VERSION = 1  # bump when a protocol changes what it records for the same settings
+
+
+# ----------------------------------------------------------------------------- seeds
+def run_seed(seed: int, r: int) -> int:
+    """Training seed (initialisation, batch order) of in-sample run ``r``."""
+    return int(seed) * 7919 + int(r)
+
+
+def cv_seed(seed: int, fold: int) -> int:
+    """Training seed of fold ``fold``'s model in :func:`cross_validated_probs`."""
+    return int(seed) * 7919 + 1000 + int(fold)
+
+
+def crossfit_seed(seed: int) -> int:
+    """Base seed of the cross-fitted recording (folds; model ``k`` initialised with ``+ 101 k``)."""
+    return int(seed) * 7919 + 2000
+
+
+def stratified_folds(labels: np.ndarray, n_folds: int, *, seed: int) -> np.ndarray:
+    """(N,) fold index per sample: each class spread evenly over the folds, seeded."""
+    labels = np.asarray(labels)
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
+    if len(labels) < n_folds:
+        raise ValueError(f"{len(labels)} samples cannot be split into {n_folds} folds")
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(labels)), labels))  # by class, random within class
+    folds = np.empty(len(labels), dtype=np.int64)
+    folds[order] = np.arange(len(labels)) % n_folds
+    return folds
+
+
+# ----------------------------------------------------------------------------- protocols
+@dataclass(frozen=True)
+class InSample:
+    """``runs`` trainings on every sample; two runs use disjoint auxiliary sets."""
+
+    runs: int = 2
+    aux_fraction: float | None = None  # default N // (K + 1) samples
+
+    def __post_init__(self) -> None:
+        if self.runs not in (1, 2):
+            raise ValueError(f"runs must be 1 or 2, got {self.runs}")
+
+
+@dataclass(frozen=True)
+class CrossFit:
+    """``folds`` models trained in lockstep, each on every fold but one."""
+
+    folds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.folds < 2:
+            raise ValueError(f"folds must be >= 2, got {self.folds}")
+
+
+Protocol = InSample | CrossFit
+
+
+def auxiliary_masks(protocol: InSample, given: np.ndarray, num_classes: int, seed: int) -> list[np.ndarray]:
+    """The runs' auxiliary sets: two disjoint draws, or none for one run."""
+    if protocol.runs == 1:
+        return [np.zeros(len(given), dtype=bool)]
+    return cutoffs.assign_auxiliary_pair(given, num_classes, fraction=protocol.aux_fraction, seed=seed)
+
+
+def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, given: np.ndarray, seed: int,
+                 data: Mapping[str, Any], keep_probs: int) -> dict[str, Any]:  # fmt: skip
+    return {
+        "version": _VERSION, "protocol": {"kind": type(protocol).__name__, **vars(protocol)},
+        "network": vars(spec), "train": config_key(train=replace(train, seed=0)), "labels": digest(np.asarray(given, np.int64)),
+        "seed": int(seed), "data": dict(data), "keep_probs": int(keep_probs),
+    }  # fmt: skip
+
+
+def _embedding(net: nn.Module, inputs: torch.Tensor, chunk: int = 1024) -> np.ndarray | None:
+    """The network's penultimate embedding of every input (for the kNN vote), if it has one."""
+    if not hasattr(net, "features"):
+        return None
+    net.eval()
+    dev = next(net.parameters()).device
+    with torch.inference_mode():
+        out = [net.features(inputs[i : i + chunk].to(dev)).float().cpu() for i in range(0, len(inputs), chunk)]
+    return torch.cat(out).numpy()
+
+
+def record(
+    protocol: Protocol,
+    spec: NetworkSpec,
+    train: TrainConfig,
+    inputs: torch.Tensor,
+    given: np.ndarray,
+    *,
+    num_classes: int,
+    seed: int,
+    directory: str | Path,
+    data: Mapping[str, Any] | None = None,
+    classes: list[str] | None = None,
+    keep_probs: int = 5,
+    embedding: bool = False,
+    progress: bool = True,
+    log: Log | None = None,
+) -> Recording:
+    """Record ``protocol`` into ``directory`` (or load it when it is already there).
+
+    ``train`` holds the optimisation settings (its ``seed`` is ignored: the protocol derives the
+    seeds from ``seed``); ``data`` describes the inputs for the fingerprint (their identity,
+    size, resolution, noise). ``embedding`` keeps the first network's penultimate embedding.
+    """
+    store = RecordingDir(directory)
+    fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs)
+    store.check(fp)
+    if store.finished:
+        if log is not None:
+            log(f"recording in {store.path} is complete: loaded, nothing retrained")
+        return store.load()
+    if isinstance(protocol, CrossFit):
+        return _crossfit(protocol, spec, train, inputs, given, num_classes=num_classes, seed=seed, store=store,
+                         fingerprint=fp, classes=classes, keep_probs=keep_probs, embedding=embedding,
+                         progress=progress, log=log)  # fmt: skip
+    return _in_sample(protocol, spec, train, inputs, given, num_classes=num_classes, seed=seed, store=store,
+                      fingerprint=fp, classes=classes, keep_probs=keep_probs, embedding=embedding, progress=progress,
+                      log=log)  # fmt: skip
+
+
+def record_in_sample(spec: NetworkSpec, train: TrainConfig, inputs: torch.Tensor, given: np.ndarray, *,
+                     runs: int = 2, aux_fraction: float | None = None, **kw: Any) -> Recording:  # fmt: skip
+    """:func:`record` with :class:`InSample`."""
+    return record(InSample(runs, aux_fraction), spec, train, inputs, given, **kw)
+
+
+def record_crossfit(spec: NetworkSpec, train: TrainConfig, inputs: torch.Tensor, given: np.ndarray, *,
+                    folds: int = 5, **kw: Any) -> Recording:  # fmt: skip
+    """:func:`record` with :class:`CrossFit`."""
+    return record(CrossFit(folds), spec, train, inputs, given, **kw)
+
+
+def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs: torch.Tensor, given: np.ndarray,
+               *, num_classes: int, seed: int, store: RecordingDir, fingerprint: dict[str, Any],
+               classes: list[str] | None, keep_probs: int, embedding: bool, progress: bool,
+               log: Log | None) -> Recording:  # fmt: skip
+    K = num_classes
+    masks = auxiliary_masks(protocol, given, K, seed)
+    key = digest(fingerprint)
+    runs, recorders, seconds, acc, emb = [], [], [], [], None
+    for r, aux in enumerate(masks):
+        n_out = K + 1 if aux.any() else K
+        y = cutoffs.auxiliary_labels(given, aux, K) if aux.any() else np.asarray(given)
+        s = run_seed(seed, r)
+        torch.manual_seed(s)
+        net = spec.build(inputs, n_out, classes)
+        res = train_recorded(net, inputs, y, num_classes=n_out, config=replace(train, seed=s),
+                             checkpoint_dir=store.checkpoint_dir(f"run{r}"), keep_probs=keep_probs,
+                             progress=progress, desc=f"run {r + 1}/{len(masks)}", key=key, log=log)  # fmt: skip
+        es = res.epoch_seconds  # resumed part-way: the earlier epochs' times are lost, estimate them
+        seconds.append(float(np.sum(es)) if res.resumed_from == 0 or not es else float(np.mean(es)) * train.epochs)
+        acc.append(res.final_train_accuracy)
+        recorders.append(res.recorder)
+        runs.append(RecordedRun(res.recorder.dynamics(), aux, K))
+        if embedding and r == 0:
+            emb = _embedding(net, inputs)
+    rec = Recording("in-sample", tuple(runs), K, tuple(seconds), tuple(acc), embedding=emb, fingerprint=fingerprint)
+    store.save(rec, recorders)
+    return rec
+
+
+def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs: torch.Tensor, given: np.ndarray,
+              *, num_classes: int, seed: int, store: RecordingDir, fingerprint: dict[str, Any],
+              classes: list[str] | None, keep_probs: int, embedding: bool, progress: bool,
+              log: Log | None) -> Recording:  # fmt: skip
+    K, n = num_classes, len(given)
+    base = crossfit_seed(seed)
+    built: list[nn.Module] = []
+
+    def build(fold: int) -> nn.Module:
+        torch.manual_seed(base + 101 * fold)
+        built.append(spec.build(inputs, K, classes))
+        return built[-1]
+
+    in_sample = Recorder(n, K, keep_probs=1)  # keep_probs > 0 keeps the softmax sums
+    t0 = time.perf_counter()
+    held, folds = crossfit_recorded(build, inputs, given, num_classes=K, config=replace(train, seed=base),
+                                    n_folds=protocol.folds, checkpoint_dir=store.checkpoint_dir("crossfit"),
+                                    keep_probs=keep_probs, progress=progress, in_sample=in_sample,
+                                    key=digest(fingerprint), log=log)  # fmt: skip
+    dyn = held.dynamics()
+    run = RecordedRun(dyn, np.zeros(n, dtype=bool), K, held_out=True, in_sample=in_sample.dynamics())
+    rec = Recording("crossfit", (run,), K, (time.perf_counter() - t0,), (float(np.nanmean(dyn.mean("correct"))),),
+                    folds=folds, embedding=_embedding(built[0], inputs) if embedding else None,
+                    fingerprint=fingerprint)  # fmt: skip
+    store.save(rec, [held], in_sample)
+    return rec
+
+
+def crossfit_recorded(
+    build_model: Callable[[int], nn.Module],
+    inputs: torch.Tensor,
+    labels: np.ndarray,
+    *,
+    num_classes: int,
+    config: TrainConfig,
+    n_folds: int = 5,
+    checkpoint_dir: str | Path | None = None,
+    keep_probs: int = 5,
+    progress: bool = True,
+    desc: str = "cross-fit",
+    in_sample: Recorder | None = None,
+    key: str = "",
+    log: Log | None = None,
+) -> tuple[Recorder, np.ndarray]:
+    """Train ``n_folds`` models in lockstep and record every sample's held-out predictions.
+
+    ``build_model(fold)`` builds fold ``fold``'s network (seed its initialisation inside);
+    ``config.seed`` seeds the folds (:func:`stratified_folds`) and, as ``seed * 1009 + k``, fold
+    ``k``'s batch order. ``in_sample``, when given, also records every training batch of every
+    fold model: each sample's in-sample logits from the ``n_folds - 1`` models that train on it
+    (averaged within the epoch), at no extra training cost. With ``checkpoint_dir`` every epoch
+    is checkpointed (all models, optimizers, recorders) and a restart continues after the last
+    finished epoch; ``key`` fingerprints what is trained so a foreign checkpoint is refused.
+
+    Returns the recorder of out-of-fold logits (one update per sample per epoch) and the fold
+    of each sample.
+    """
+    labels = np.asarray(labels)
+    n = int(inputs.shape[0])
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise ValueError(f"labels out of range [0, {num_classes}) for sample ids {bad[:10].tolist()}")
+    device = resolve_device(config.device)
+    folds = stratified_folds(labels, n_folds, seed=config.seed)
+    models = [build_model(k).to(device) for k in range(n_folds)]
+    opts = [make_optimizer(m, config) for m in models]
+    train_ids = [torch.as_tensor(np.flatnonzero(folds != k)) for k in range(n_folds)]
+    held_ids = [torch.as_tensor(np.flatnonzero(folds == k)) for k in range(n_folds)]
+    y_all = torch.tensor(labels, dtype=torch.long)  # a copy: labels may be a read-only array
+    rec = Recorder(n, num_classes, keep_probs=keep_probs)
+    recorders = {"held_out": rec} | ({"in_sample": in_sample} if in_sample is not None else {})
+    ckpt = None
+    start = 0
+    if checkpoint_dir is not None:
+        ckpt = Checkpoint(checkpoint_dir, config_key(config=config, n=n, num_classes=num_classes, folds=n_folds,
+                                                     key=key))  # fmt: skip
+        start = ckpt.load(models, opts, recorders, device=device)
+        if start and log is not None:
+            log(f"{desc}: resuming from epoch {start} of {config.epochs} ({ckpt.dir})")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.epochs, initial=start, desc=desc, unit="epoch", leave=False)
+    for epoch in range(start, config.epochs):
+        for k in range(n_folds):
+            cfg_k = replace(config, seed=config.seed * 1009 + k)
+            run_epoch(models[k], opts[k], inputs, y_all, config=cfg_k, epoch=epoch, device=device,
+                      subset=train_ids[k], on_batch=None if in_sample is None else in_sample.update)  # fmt: skip
+            logits = predict_logits(models[k], inputs, held_ids[k], device=device)
+            rec.update(held_ids[k], logits, y_all.index_select(0, held_ids[k]))
+        for r in recorders.values():
+            r.end_epoch()
+        if ckpt is not None:
+            ckpt.save(epoch + 1, models, opts, recorders)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return rec, folds
+
+
+# ----------------------------------------------------------------------------- cross-validated probabilities
+class _NetworkEstimator:
+    """scikit-learn-style wrapper so :func:`crossval_probs` can cross-validate a network.
+
+    ``fit`` takes the flattened inputs (crossval_probs needs 2-D features) and reshapes them.
+    """
+
+    def __init__(self, spec: NetworkSpec, train: TrainConfig, shape: tuple[int, ...], k: int, seed: int) -> None:
+        self.spec, self.train, self.shape, self.k, self.seed = spec, train, shape, k, seed
+        self.classes_ = np.arange(k)
+        self.net: nn.Module | None = None
+
+    def _x(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32).reshape(-1, *self.shape))
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _NetworkEstimator:
+        xt = self._x(x)
+        torch.manual_seed(self.seed)
+        self.net = self.spec.build(xt, self.k)
+        train_recorded(self.net, xt, np.asarray(y), num_classes=self.k, config=replace(self.train, seed=self.seed),
+                       recorder_mode="streaming", keep_probs=0, progress=False)  # fmt: skip
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        assert self.net is not None, "fit first"
+        xt = self._x(x)
+        logits = predict_logits(self.net, xt, torch.arange(len(xt)), device=next(self.net.parameters()).device,
+                                batch_size=2048)  # fmt: skip
+        return torch.softmax(logits.float(), 1).cpu().numpy().astype(np.float64)
+
+
+def cross_validated_probs(
+    spec: NetworkSpec | None,
+    train: TrainConfig | None,
+    inputs: torch.Tensor,
+    given: np.ndarray,
+    *,
+    num_classes: int,
+    seed: int,
+    folds: int = 5,
+    C: float = 0.05,
+    max_iter: int = 1000,
+) -> np.ndarray:
+    """(N, K) out-of-fold probabilities after training: ``folds`` fits of ``spec`` with ``train``
+    (fold ``f`` seeded :func:`cv_seed`), or, with ``spec=None``, cleanlab's recipe — logistic
+    regression (``C``, ``max_iter``) on standardised features."""
+    from labeltrace.train.crossval import crossval_probs
+
+    if spec is None:
+        return crossval_probs(inputs.numpy(), given, n_folds=folds, C=C, max_iter=max_iter, seed=seed,
+                              num_classes=num_classes)  # fmt: skip
+    if train is None:
+        raise ValueError("cross_validated_probs: a network needs its training settings")
+    shape = tuple(inputs.shape[1:])
+    fold = iter(range(folds))
+
+    def factory() -> _NetworkEstimator:
+        return _NetworkEstimator(spec, train, shape, num_classes, cv_seed(seed, next(fold)))
+
+    flat = inputs.reshape(len(inputs), -1).numpy()
+    return crossval_probs(flat, given, n_folds=folds, seed=seed, standardize=False, num_classes=num_classes,
+                          estimator_factory=factory)  # fmt: skip

@@ -216,7 +216,7 @@ def train_recorded(
     device = resolve_device(config.device)
     model.to(device)
     opt = make_optimizer(model, config)
-    y_all = torch.as_tensor(labels, dtype=torch.long)
+    y_all = torch.tensor(labels, dtype=torch.long)  # a copy: labels may be a read-only array
     rec = Recorder(n, num_classes, mode=recorder_mode, keep_probs=keep_probs)
     start = 0
     ckpt = None

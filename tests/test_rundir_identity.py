@@ -1,0 +1,142 @@
+"""A run directory never silently mixes two configurations (issue 11 §1): a scan into a directory
+that holds another configuration is refused, naming what differs, or replaced with ``--force``;
+the same command again re-scores the finished run without training; a resumed scan says from
+which epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from labeltrace import rundir
+from labeltrace.cli import main
+from labeltrace.data import from_arrays
+from labeltrace.record import Recorder
+from labeltrace.scan import ScanConfig, scan
+from labeltrace.train import protocol
+
+torch.set_num_threads(1)
+BASE = ["--model", "small-cnn", "--seed", "3", "--batch-size", "8", "--epochs", "2", "--detector", "sei",
+        "--runs", "1", "--quiet"]  # fmt: skip
+
+
+def _npz(path: Path, n: int = 96, seed: int = 0, size: int = 8) -> Path:
+    d = load_digits()
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(d.target), n, replace=False)
+    imgs = (d.images[idx] / 16 * 255).astype(np.uint8)
+    if size != 8:
+        imgs = np.kron(imgs, np.ones((size // 8, size // 8), dtype=np.uint8))
+    np.savez(path, train_images=imgs, train_labels=d.target[idx][:, None])
+    return path
+
+
+def test_another_noise_is_refused_naming_it_and_force_starts_fresh(tmp_path: Path, capsys) -> None:
+    data = _npz(tmp_path / "d.npz")
+    out = tmp_path / "R"
+    assert main(["scan", str(data), "--out", str(out), *BASE]) == 0
+    capsys.readouterr()
+    assert main(["scan", str(data), "--out", str(out), *BASE, "--noise", "symmetric:0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "another configuration" in err and "noise" in err and "--force" in err
+    assert rundir.open_run(out).meta["noise"] is None  # the first scan's results are untouched
+    assert main(["scan", str(data), "--out", str(out), *BASE, "--noise", "symmetric:0.3", "--force"]) == 0
+    assert main(["scan", str(data), "--out", str(tmp_path / "fresh"), *BASE, "--noise", "symmetric:0.3"]) == 0
+    forced, fresh = rundir.open_run(out), rundir.open_run(tmp_path / "fresh")
+    for col in ("given_label_id", "score", "rank", "is_suspect"):
+        np.testing.assert_array_equal(forced.column(col), fresh.column(col), err_msg=col)
+    # the saved dynamics hold the labels the table says were given
+    np.testing.assert_array_equal(forced.dynamics(0).labels, forced.column("given_label_id"))
+    assert forced.meta["metrics"]["f1"] == fresh.meta["metrics"]["f1"]
+
+
+def test_other_images_of_the_same_count_are_refused(tmp_path: Path, capsys) -> None:
+    a, b = _npz(tmp_path / "a.npz", seed=0), _npz(tmp_path / "b.npz", seed=1)
+    out = tmp_path / "R"
+    assert main(["scan", str(a), "--out", str(out), *BASE]) == 0
+    capsys.readouterr()
+    assert main(["scan", str(b), "--out", str(out), *BASE]) == 2
+    assert "differs in: data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", [12, 32])
+def test_another_image_size_is_refused_not_mixed_or_crashed(tmp_path: Path, capsys, size: int) -> None:
+    data = _npz(tmp_path / "d.npz", size=16)
+    out = tmp_path / "R"
+    assert main(["scan", str(data), "--out", str(out), *BASE]) == 0
+    capsys.readouterr()
+    assert main(["scan", str(data), "--out", str(out), *BASE, "--image-size", str(size)]) == 2
+    err = capsys.readouterr().err
+    assert "differs in: inputs" in err and "Traceback" not in err
+
+
+def test_the_same_scan_again_rescored_without_training(tmp_path: Path, monkeypatch) -> None:
+    ds = from_arrays(*_arrays())
+    cfg = ScanConfig(model="small-cnn", epochs=2, seed=1, detector="sei", runs=2)
+    first = scan(ds, tmp_path / "R", cfg, progress=False, log=lambda s: None)
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished recording was retrained")
+
+    monkeypatch.setattr(protocol, "train_recorded", no_training)
+    logs: list[str] = []
+    again = scan(ds, tmp_path / "R", cfg, progress=False, log=logs.append)
+    assert any("already holds this finished scan" in s for s in logs)
+    np.testing.assert_array_equal(first.detection.score, again.detection.score)
+
+
+def test_a_scan_written_before_fingerprints_is_not_reused(tmp_path: Path) -> None:
+    out = tmp_path / "R"
+    out.mkdir()
+    (out / "run.json").write_text("{}")
+    with pytest.raises(rundir.RunDirConflict, match="without a fingerprint"):
+        rundir.claim(out, {"a": 1})
+    assert rundir.claim(out, {"a": 1}, force=True) == "new" and not (out / "run.json").exists()
+
+
+def test_force_keeps_the_review_decisions_aside(tmp_path: Path) -> None:
+    out = tmp_path / "R"
+    assert rundir.claim(out, {"a": 1}) == "new"
+    assert rundir.claim(out, {"a": 1}) == "resume"
+    (out / "reviews.db").write_bytes(b"decisions")
+    logs: list[str] = []
+    assert rundir.claim(out, {"a": 2}, force=True, log=logs.append) == "new"
+    aside = list(out.glob("reviews.db.replaced-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b"decisions" and not (out / "reviews.db").exists()
+    assert any("aside" in s for s in logs)
+
+
+def test_a_resumed_scan_says_from_which_epoch(tmp_path: Path, monkeypatch) -> None:
+    ds = from_arrays(*_arrays())
+    cfg = ScanConfig(model="small-cnn", epochs=4, seed=2, detector="sei", runs=1)
+
+    class Killed(Exception):
+        pass
+
+    real_end = Recorder.end_epoch
+    ends: list[int] = []
+
+    def dies_after_two_epochs(self):  # noqa: ANN001
+        if len(ends) == 3:  # epochs 0 and 1 finished and checkpointed; killed in epoch 2 (before it ends)
+            raise Killed
+        ends.append(1)
+        real_end(self)
+
+    monkeypatch.setattr(Recorder, "end_epoch", dies_after_two_epochs)
+    with pytest.raises(Killed):
+        scan(ds, tmp_path / "R", cfg, progress=False, log=lambda s: None)
+    monkeypatch.setattr(Recorder, "end_epoch", real_end)
+    logs: list[str] = []
+    resumed = scan(ds, tmp_path / "R", cfg, progress=False, log=logs.append)
+    assert any("resuming from epoch" in s for s in logs), logs
+    fresh = scan(ds, tmp_path / "F", cfg, progress=False, log=lambda s: None)
+    np.testing.assert_allclose(resumed.detection.score, fresh.detection.score, rtol=1e-5, atol=1e-6)
+
+
+def _arrays() -> tuple[np.ndarray, np.ndarray]:
+    d = load_digits()
+    return (d.images[:90] / 16).astype(np.float32), d.target[:90]

@@ -150,8 +150,12 @@ def test_from_transition_matches_matrix() -> None:
 
 
 def test_from_transition_accepts_rows_within_tolerance() -> None:
-    T = np.array([[0.5, 0.5 + 5e-7], [0.0, 1.0]])
-    noise.from_transition(np.array([0, 1]), T, seed=0)
+    T = np.array([[0.5, 0.5 + 5e-7], [0.0, 1.0]])  # row 0 sums to 1 + 5e-7, inside the 1e-6 tolerance
+    res = noise.from_transition(np.array([0, 1] * 50), T, seed=0)
+    assert res.labels.shape == (100,) and set(np.unique(res.labels)) <= {0, 1}
+    assert np.all(res.labels[1::2] == 1)  # class 1 never leaves (T[1] = [0, 1])
+    with pytest.raises(ValueError, match=r"rows \[0\]"):  # just outside the tolerance it is refused
+        noise.from_transition(np.array([0, 1]), np.array([[0.5, 0.5 + 5e-6], [0.0, 1.0]]), seed=0)
 
 
 @pytest.mark.parametrize(

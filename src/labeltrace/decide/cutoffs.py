@@ -1,5 +1,8 @@
 """Deciding which samples to flag without any clean data.
 
+(One module over ~400 lines on purpose: every cutoff rule, with their shared validation; most of
+its length is the rules' documentation.)
+
 Scores follow the package convention (lower = more likely mislabeled) and every rule here
 produces a cutoff ``c`` used as ``flag = scores < c`` (strict, see :func:`flag`).
 

@@ -1,5 +1,7 @@
 """CLIP with text prompts as the classifier: the setting of the SEI paper.
 
+(One module over ~400 lines on purpose: the CLIP prompt classifier and its loader are one topic.)
+
 Each class ``k`` gets one prompt per template (``template.format(class_name)``); the class's text
 embedding is the normalised mean of its prompts' normalised embeddings. An optional auxiliary
 prompt (default ``"a photo of something else"``) adds one more column, class ``K``. Logits are

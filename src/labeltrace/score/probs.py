@@ -1,5 +1,8 @@
 """Label-quality scores and label-issue filters from an ``(N, K)`` predicted-probability matrix.
 
+(One module over ~400 lines on purpose: one coherent topic — confident learning checked value
+for value against cleanlab — whose helpers share private validated arrays.)
+
 Confident learning (Northcutt, Jiang & Chuang 2021, "Confident Learning: Estimating Uncertainty
 in Dataset Labels", JAIR 70) re-implemented in plain numpy so that, for valid inputs, every
 function here returns **exactly** what cleanlab 2.9.0 returns with its default arguments:

@@ -1,11 +1,12 @@
 """The relabel simulator reproduces, number for number, what it computed before its refactoring.
 
 ``tests/golden/relabel_v1*`` were computed by ``tests/golden/make_relabel_golden.py`` with the
-simulator as it was before it became a package (``relabel/simulate.py`` + ``relabel/campaign.py``,
-commit "relabel: golden outputs of the simulator before the split"). The expected values come
-from that previous implementation, not from the code under test: seeded synthetic votes, two
-seeds of initial labels, every selector, static / active / provider-first / single-review
-campaigns, aggregates, the CSV writers and full simulations with a head in the loop.
+simulator as it was before it became a package (``relabel/simulate.py`` + ``relabel/campaign.py``;
+the script and those modules are in commit d0981a0, "relabel: golden outputs of the simulator
+before the split"). The expected values come from that previous implementation, not from the
+code under test: seeded synthetic votes, two seeds of initial labels, every selector, static /
+active / provider-first / single-review campaigns, aggregates, the CSV writers and full
+simulations with a head in the loop. Never regenerate them to make this test pass.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from labeltrace.relabel import campaign as C
-from labeltrace.relabel import simulate as S
+from labeltrace.relabel import experiment, head, stats
+from labeltrace.relabel import io as rio
+from labeltrace.relabel import votes as vm
 
 GOLDEN = Path(__file__).parent / "golden"
 K = 4
@@ -97,21 +99,21 @@ def test_campaigns_reproduce_the_previous_simulator(gold: dict[str, np.ndarray],
     votes = gold["votes"].astype(np.int64)
     post, sei = _model(votes)
     refit = _refit_for(votes)
-    tau = S.temperature_for_rate(votes, 0.2, seed=s)
-    init = S.sample_initial_labels(votes, temperature=tau, seed=s)
+    tau = vm.temperature_for_rate(votes, 0.2, seed=s)
+    init = vm.sample_initial_labels(votes, temperature=tau, seed=s)
     assert tau == gold[f"init/{s}/temperature"]
     np.testing.assert_array_equal(init.labels, gold[f"init/{s}/labels"])
     assert init.expected_noise_rate == gold[f"init/{s}/expected_noise_rate"]
-    assert S.temperature_for_rate(votes, 0.2) == gold[f"init/{s}/tau_expected"]
+    assert vm.temperature_for_rate(votes, 0.2) == gold[f"init/{s}/tau_expected"]
     kw: dict[str, Any] = {"budget": BUDGET, "seeds": SEEDS}
-    n = _check_all(gold, f"static/init{s}", S.compare_selectors(
+    n = _check_all(gold, f"static/init{s}", experiment.compare_selectors(
         votes, init, selectors=SELECTORS, posterior=post, sei=sei, **kw))  # fmt: skip
-    n += _check_all(gold, f"active/init{s}", S.compare_selectors(
+    n += _check_all(gold, f"active/init{s}", experiment.compare_selectors(
         votes, init, selectors=SELECTORS, posterior=post, sei=sei, update_posterior=refit,
         update_every=15, **kw))  # fmt: skip
-    n += _check_all(gold, f"provider/init{s}", S.compare_selectors(
+    n += _check_all(gold, f"provider/init{s}", experiment.compare_selectors(
         votes, init, selectors=("joint", "sei"), update_posterior=refit, update_every=40, **kw))  # fmt: skip
-    n += _check_all(gold, f"single/init{s}", S.compare_selectors(
+    n += _check_all(gold, f"single/init{s}", experiment.compare_selectors(
         votes, init, selectors=("oracle", "joint"), posterior=post, count_initial_label=False,
         **kw))  # fmt: skip
     assert n == 2 * (6 + 6 + 2 + 2)
@@ -120,32 +122,46 @@ def test_campaigns_reproduce_the_previous_simulator(gold: dict[str, np.ndarray],
 def test_aggregates_and_writers_reproduce(gold: dict[str, np.ndarray], tmp_path: Path) -> None:
     votes = gold["votes"].astype(np.int64)
     post, sei = _model(votes)
-    init = S.sample_initial_labels(votes, temperature=float(gold["init/0/temperature"]), seed=0)
-    static = S.compare_selectors(votes, init, budget=BUDGET, selectors=SELECTORS, seeds=SEEDS,
+    init = vm.sample_initial_labels(votes, temperature=float(gold["init/0/temperature"]), seed=0)
+    static = experiment.compare_selectors(votes, init, budget=BUDGET, selectors=SELECTORS, seeds=SEEDS,
                                  posterior=post, sei=sei)  # fmt: skip
-    aggs = [S.aggregate(rs) for rs in static.values()]
+    aggs = [stats.aggregate(rs) for rs in static.values()]
     for a in aggs:
         for m, v in a.metrics.items():
             np.testing.assert_array_equal(np.asarray(v), gold[f"aggregate/{a.selector}/{m}"])
         np.testing.assert_array_equal(np.stack([a.accuracy, a.accuracy_low, a.accuracy_high]),
                                       gold[f"aggregate/{a.selector}/accuracy"])  # fmt: skip
-    curves = S.write_curves_csv(static, tmp_path / "curves.csv", every=10)
-    summary = S.write_summary_csv(aggs, tmp_path / "summary.csv")
+    curves = rio.write_curves_csv(static, tmp_path / "curves.csv", every=10)
+    summary = rio.write_summary_csv(aggs, tmp_path / "summary.csv")
     assert curves.read_text() == (GOLDEN / "relabel_v1_curves.csv").read_text()
     assert summary.read_text() == (GOLDEN / "relabel_v1_summary.csv").read_text()
 
 
 def _simulations(votes: np.ndarray, feats: np.ndarray) -> dict[str, Any]:
-    head = C.HeadConfig(model="linear", epochs=3, batch_size=64, lr=0.1)
+    cfg = head.HeadConfig(model="linear", epochs=3, batch_size=64, lr=0.1)
     return {
-        "sim_static": C.run_simulation(votes, features=feats, selectors=["random", "joint", "sei",
-                                       "sei_joint", "oracle"], seeds=list(SEEDS), noise_rate=0.2,
-                                       budget_factor=2.0, head=head),  # fmt: skip
-        "sim_active": C.run_simulation(votes, features=feats, selectors=["random", "joint", "sei",
-                                       "oracle"], seeds=list(SEEDS), noise_rate=0.2,
-                                       budget_factor=2.0, head=head, active_every=20),  # fmt: skip
-        "sim_nomodel": C.run_simulation(votes, selectors=["random", "oracle"], seeds=[3, 4],
-                                        noise_rate=0.15, budget=70),  # fmt: skip
+        "sim_static": experiment.run_simulation(
+            votes,
+            features=feats,
+            selectors=["random", "joint", "sei", "sei_joint", "oracle"],
+            seeds=list(SEEDS),
+            noise_rate=0.2,
+            budget_factor=2.0,
+            head=cfg,
+        ),
+        "sim_active": experiment.run_simulation(
+            votes,
+            features=feats,
+            selectors=["random", "joint", "sei", "oracle"],
+            seeds=list(SEEDS),
+            noise_rate=0.2,
+            budget_factor=2.0,
+            head=cfg,
+            active_every=20,
+        ),
+        "sim_nomodel": experiment.run_simulation(
+            votes, selectors=["random", "oracle"], seeds=[3, 4], noise_rate=0.15, budget=70
+        ),
     }
 
 
@@ -160,13 +176,13 @@ def test_simulations_with_a_head_reproduce(
             np.testing.assert_array_equal(np.asarray(getattr(sim, f), dtype=np.float64),
                                           gold[f"{name}/{f}"], err_msg=f"{name}/{f}")  # fmt: skip
         assert sim.budget == gold[f"{name}/budget"]
-        assert C.format_summary(sim) == texts[name]
+        assert rio.format_summary(sim) == texts[name]
         if "random" in sim.results:
             for sel in sim.results:
                 for f in (0.1, 0.25, 0.5):
-                    np.testing.assert_array_equal(np.asarray(C.ratio_to_random(sim, sel, f)),
+                    np.testing.assert_array_equal(np.asarray(experiment.ratio_to_random(sim, sel, f)),
                                                   gold[f"{name}/ratio/{sel}/{f:g}"])  # fmt: skip
-        paths = C.write_simulation(sim, tmp_path / name, every=5, meta={"votes": "v"})
+        paths = rio.write_simulation(sim, tmp_path / name, every=5, meta={"votes": "v"})
         info = json.loads(paths["json"].read_text())
         info.pop("seconds")
         assert json.dumps(info, sort_keys=True) == texts[f"{name}/json"]

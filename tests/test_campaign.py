@@ -14,13 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from labeltrace.relabel import campaign as C
-from labeltrace.relabel import simulate as S
+from labeltrace.relabel import experiment, head
+from labeltrace.relabel import io as rio
+from labeltrace.relabel import votes as vm
+from labeltrace.relabel.result import CampaignResult
 
 torch.set_num_threads(1)
 
 N, K, D = 150, 3, 6
-FAST = C.HeadConfig(model="linear", epochs=3, batch_size=64, lr=0.1)
+FAST = head.HeadConfig(model="linear", epochs=3, batch_size=64, lr=0.1)
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -32,8 +34,8 @@ def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     votes = np.stack([rng.multinomial(20, rng.dirichlet(c)) for c in conc])
     votes[np.arange(N), truth] += 1  # the intended class stays the majority more often
     centers = rng.normal(0, 3, (K, D))
-    feats = centers[S.true_labels(votes)] + rng.normal(0, 1, (N, D))
-    return votes, feats * 5 + 7, S.true_labels(votes)  # unstandardised on purpose
+    feats = centers[vm.true_labels(votes)] + rng.normal(0, 1, (N, D))
+    return votes, feats * 5 + 7, vm.true_labels(votes)  # unstandardised on purpose
 
 
 # --------------------------------------------------------------------------- load_votes
@@ -52,7 +54,7 @@ def test_load_votes_cifar10h_layout(tmp_path: Path) -> None:
         "1,test/1.jpg,2,0,0,51\n"
         "2,test/2.jpg,1,20,30,0\n",
     )
-    votes, classes = C.load_votes(f)
+    votes, classes = rio.load_votes(f)
     assert classes == ["cat", "dog", "ship"]
     np.testing.assert_array_equal(votes, [[48, 2, 1], [0, 0, 51], [20, 30, 0]])
     assert votes.dtype == np.float64
@@ -61,33 +63,33 @@ def test_load_votes_cifar10h_layout(tmp_path: Path) -> None:
 def test_load_votes_npy_and_errors(tmp_path: Path) -> None:
     arr = np.array([[3, 1], [0, 4]])
     np.save(tmp_path / "v.npy", arr)
-    votes, classes = C.load_votes(tmp_path / "v.npy")
+    votes, classes = rio.load_votes(tmp_path / "v.npy")
     np.testing.assert_array_equal(votes, arr)
     assert classes == ["0", "1"]
     np.save(tmp_path / "z.npy", np.array([[3, 1], [0, 0], [1, 1]]))
     with pytest.raises(ValueError, match=r"without any vote.*\[1\]"):
-        C.load_votes(tmp_path / "z.npy")
+        rio.load_votes(tmp_path / "z.npy")
     bad = _write(tmp_path / "b.csv", "file,votes_a,votes_b\nx,1,2\ny,three,0\n")
     with pytest.raises(ValueError, match="row 1 column votes_a"):
-        C.load_votes(bad)
+        rio.load_votes(bad)
     neg = _write(tmp_path / "n.csv", "votes_a,votes_b\n1,2\n3,-1\n")
     with pytest.raises(ValueError, match=r"negative.*\[1\]"):
-        C.load_votes(neg)
+        rio.load_votes(neg)
     idx = _write(tmp_path / "i.csv", "index,votes_a,votes_b\n0,1,2\n2,3,1\n1,0,1\n")
     with pytest.raises(ValueError, match=r"index column.*rows \[1, 2\]"):
-        C.load_votes(idx)
+        rio.load_votes(idx)
     nov = _write(tmp_path / "c.csv", "a,b\n1,2\n")
     with pytest.raises(ValueError, match="no vote columns"):
-        C.load_votes(nov)
+        rio.load_votes(nov)
     with pytest.raises(ValueError, match="does not exist"):
-        C.load_votes(tmp_path / "missing.csv")
+        rio.load_votes(tmp_path / "missing.csv")
 
 
 @settings(max_examples=30, deadline=None)
 @given(arrays(np.float64, st.tuples(st.integers(2, 20), st.integers(1, 5)),
               elements=st.floats(-1e3, 1e3, allow_nan=False)))  # fmt: skip
 def test_standardize_moments(x: np.ndarray) -> None:
-    z32 = C.standardize(x)
+    z32 = head.standardize(x)
     assert z32.dtype == np.float32 and z32.shape == x.shape
     z = z32.astype(np.float64)
     np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-4)
@@ -100,7 +102,7 @@ def test_standardize_rejects_nan() -> None:
     x = np.ones((5, 2))
     x[3, 1] = np.nan
     with pytest.raises(ValueError, match=r"\[3\]"):
-        C.standardize(x)
+        head.standardize(x)
 
 
 # --------------------------------------------------------------------------- the head
@@ -108,13 +110,13 @@ def test_standardize_rejects_nan() -> None:
 
 def test_train_head_posterior_and_sei() -> None:
     _, feats, truth = _data()
-    x = C.standardize(feats)
+    x = head.standardize(feats)
     rng = np.random.default_rng(1)
     labels = truth.copy()
     flipped = rng.choice(N, 20, replace=False)
     labels[flipped] = (labels[flipped] + 1) % K
-    cfg = C.HeadConfig(model="mlp", hidden=16, epochs=6, batch_size=32, lr=0.1)
-    out = C.train_head(x, labels, num_classes=K, config=cfg)
+    cfg = head.HeadConfig(model="mlp", hidden=16, epochs=6, batch_size=32, lr=0.1)
+    out = head.train_head(x, labels, num_classes=K, config=cfg)
     assert out.posterior.shape == (N, K) and out.sei.shape == (N,)
     np.testing.assert_allclose(out.posterior.sum(axis=1), 1.0, atol=1e-12)
     assert (out.posterior >= 0).all()
@@ -125,18 +127,18 @@ def test_train_head_posterior_and_sei() -> None:
     assert np.mean(out.posterior[flipped].argmax(1) != labels[flipped]) > 0.6
     keep = np.setdiff1d(np.arange(N), flipped)
     assert out.sei[flipped].mean() < out.sei[keep].mean()
-    last = C.train_head(x, labels, num_classes=K, config=replace(cfg, posterior="last"))
+    last = head.train_head(x, labels, num_classes=K, config=replace(cfg, posterior="last"))
     assert last.posterior.shape == (N, K)
     np.testing.assert_allclose(last.sei, out.sei)  # same run, only the posterior window differs
 
 
 def test_train_head_deterministic_by_seed() -> None:
     _, feats, truth = _data()
-    x = C.standardize(feats)
-    a = C.train_head(x, truth, num_classes=K, config=FAST)
+    x = head.standardize(feats)
+    a = head.train_head(x, truth, num_classes=K, config=FAST)
     torch.manual_seed(123)  # global RNG state must not matter
-    b = C.train_head(x, truth, num_classes=K, config=FAST)
-    c = C.train_head(x, truth, num_classes=K, config=replace(FAST, seed=1))
+    b = head.train_head(x, truth, num_classes=K, config=FAST)
+    c = head.train_head(x, truth, num_classes=K, config=replace(FAST, seed=1))
     np.testing.assert_array_equal(a.posterior, b.posterior)
     np.testing.assert_array_equal(a.sei, b.sei)
     assert not np.array_equal(a.posterior, c.posterior)
@@ -144,7 +146,7 @@ def test_train_head_deterministic_by_seed() -> None:
 
 def test_retrainer_caches_by_labels() -> None:
     _, feats, truth = _data()
-    r = C.HeadRetrainer(C.standardize(feats), num_classes=K, config=FAST)
+    r = head.HeadRetrainer(head.standardize(feats), num_classes=K, config=FAST)
     p1, _ = r(truth)
     p2, _ = r(truth.copy())
     other = truth.copy()
@@ -159,7 +161,7 @@ def test_retrainer_caches_by_labels() -> None:
 # --------------------------------------------------------------------------- the active loop
 
 
-def _expected_update_points(res: S.CampaignResult, every: int) -> list[int]:
+def _expected_update_points(res: CampaignResult, every: int) -> list[int]:
     """Indices into ``res.picked`` after whose settlement the active loop must retrain: the first
     image boundary at or past each multiple of ``every`` crossed, before the budget is spent."""
     t = np.cumsum(res.draws)
@@ -175,10 +177,10 @@ def _expected_update_points(res: S.CampaignResult, every: int) -> list[int]:
 @pytest.mark.parametrize("every", [7, 25])
 def test_active_loop_retrains_every_m_relabels(every: int) -> None:
     votes, feats, _ = _data()
-    init = S.sample_initial_labels(votes, temperature=3.0, seed=0)
-    r = C.HeadRetrainer(C.standardize(feats), num_classes=K, config=FAST)
+    init = vm.sample_initial_labels(votes, temperature=3.0, seed=0)
+    r = head.HeadRetrainer(head.standardize(feats), num_classes=K, config=FAST)
     first = r.fit(init.labels)
-    res = S.run_campaign(votes, init, budget=120, selector="joint", posterior=first.posterior,
+    res = experiment.run_campaign(votes, init, budget=120, selector="joint", posterior=first.posterior,
                          update_posterior=r, update_every=every, seed=0)  # fmt: skip
     points = _expected_update_points(res, every)
     assert res.n_updates == r.calls == len(points)
@@ -196,7 +198,7 @@ def test_run_simulation_counts_and_determinism() -> None:
     votes, feats, truth = _data()
     kw: dict[str, Any] = {"features": feats, "selectors": ["random", "joint", "sei", "oracle"],
                           "seeds": [0, 1], "noise_rate": 0.2, "budget_factor": 2.0, "head": FAST}  # fmt: skip
-    a = C.run_simulation(votes, active_every=20, **kw)
+    a = experiment.run_simulation(votes, active_every=20, **kw)
     assert a.budget == round(2.0 * round(0.2 * N))
     assert list(a.results) == ["random", "joint", "sei", "oracle"]
     for s, rs in zip(a.seeds, zip(*a.results.values(), strict=True), strict=True):
@@ -214,7 +216,7 @@ def test_run_simulation_counts_and_determinism() -> None:
         ups = sum(a.results[n][i].n_updates for n in ("joint", "sei"))
         assert ups > 0 and a.retrainings[i] <= 1 + ups
     assert all(r.normalized_gain == pytest.approx(1.0) for r in a.results["oracle"])
-    b = C.run_simulation(votes, active_every=20, **kw)
+    b = experiment.run_simulation(votes, active_every=20, **kw)
     for name in a.results:
         for ra, rb in zip(a.results[name], b.results[name], strict=True):
             np.testing.assert_array_equal(ra.accuracy, rb.accuracy)
@@ -226,8 +228,10 @@ def test_run_simulation_counts_and_determinism() -> None:
 def test_run_simulation_needs_features_for_model_selectors() -> None:
     votes, _, _ = _data()
     with pytest.raises(ValueError, match="features"):
-        C.run_simulation(votes, selectors=["random", "sei"], seeds=[0])
-    sim = C.run_simulation(votes, selectors=["random", "oracle"], seeds=[0, 1], noise_rate=0.2)
+        experiment.run_simulation(votes, selectors=["random", "sei"], seeds=[0])
+    sim = experiment.run_simulation(
+        votes, selectors=["random", "oracle"], seeds=[0, 1], noise_rate=0.2
+    )
     assert sim.head is None and all(math.isnan(a) for a in sim.head_accuracy)
     # oracle fixes at least as many labels as random at every point (it picks wrong labels first)
     for o, r in zip(sim.results["oracle"], sim.results["random"], strict=True):
@@ -237,14 +241,16 @@ def test_run_simulation_needs_features_for_model_selectors() -> None:
     rr = max(1, round(f * sim.budget))
     pairs = zip(sim.results["oracle"], sim.results["random"], strict=True)
     want = np.mean([o.fixed[rr] / r.fixed[rr] for o, r in pairs])
-    assert C.ratio_to_random(sim, "oracle", f)[0] == pytest.approx(want)
-    text = C.format_summary(sim)
+    assert experiment.ratio_to_random(sim, "oracle", f)[0] == pytest.approx(want)
+    text = rio.format_summary(sim)
     assert "oracle" in text and "random" in text and f"budget {sim.budget}" in text
 
 
 def test_write_simulation(tmp_path: Path) -> None:
     votes, _, _ = _data()
-    sim = C.run_simulation(votes, selectors=["random", "oracle"], seeds=[0, 1], noise_rate=0.2)
-    paths = C.write_simulation(sim, tmp_path / "out", title="t")
+    sim = experiment.run_simulation(
+        votes, selectors=["random", "oracle"], seeds=[0, 1], noise_rate=0.2
+    )
+    paths = rio.write_simulation(sim, tmp_path / "out", title="t")
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0

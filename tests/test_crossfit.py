@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from labeltrace.record import Recorder
-from labeltrace.train import TrainConfig
-from labeltrace.train import protocol
+from labeltrace.train import TrainConfig, protocol
 from labeltrace.train.protocol import crossfit_recorded, stratified_folds
 
 torch.set_num_threads(1)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from labeltrace.relabel import priority as lq
+from labeltrace.relabel.queue import build_queue
 
 
 def _h(p: list[float]) -> float:
@@ -215,7 +216,7 @@ def test_build_queue_order_and_columns() -> None:
     post = np.array(
         [[0.6, 0.4], [0.1, 0.9], [0.3, 0.7], [0.8, 0.2], [0.5, 0.5]],
     )
-    q = lq.build_queue(pr, post, classes=["cat", "dog"], labels=np.array([0, 0, 1, 1, 0]))
+    q = build_queue(pr, post, classes=["cat", "dog"], labels=np.array([0, 0, 1, 1, 0]))
     assert q["id"].tolist() == [1, 3, 2, 0, 4]  # ties (0.9) by lower id
     assert q["rank"].tolist() == [1, 2, 3, 4, 5]
     np.testing.assert_array_equal(q["priority"], pr[[1, 3, 2, 0, 4]])
@@ -231,17 +232,17 @@ def test_build_queue_exclude_and_arrow() -> None:
     pa = pytest.importorskip("pyarrow")
     pr = np.array([3.0, 2.0, 1.0, 0.0])
     post = np.full((4, 3), 1 / 3)
-    by_ids = lq.build_queue(pr, post, exclude=[0, 2])
-    by_mask = lq.build_queue(pr, post, exclude=np.array([True, False, True, False]))
+    by_ids = build_queue(pr, post, exclude=[0, 2])
+    by_mask = build_queue(pr, post, exclude=np.array([True, False, True, False]))
     assert by_ids["id"].tolist() == by_mask["id"].tolist() == [1, 3]
     assert by_ids["rank"].tolist() == [1, 2]
     table = pa.table(by_ids)
     assert table.num_rows == 2 and table.column_names[:3] == ["id", "priority", "rank"]
-    empty = lq.build_queue(pr, post, exclude=np.ones(4, dtype=bool))
+    empty = build_queue(pr, post, exclude=np.ones(4, dtype=bool))
     assert all(len(v) == 0 for v in empty.values())
     with pytest.raises(ValueError, match=r"outside 0..3.*\[7\]"):
-        lq.build_queue(pr, post, exclude=[7])
+        build_queue(pr, post, exclude=[7])
     with pytest.raises(ValueError, match=r"priorities has NaN.*\[2\]"):
-        lq.build_queue(np.array([1.0, 0.0, np.nan, 2.0]), post)
+        build_queue(np.array([1.0, 0.0, np.nan, 2.0]), post)
     with pytest.raises(ValueError, match="classes has 2 names"):
-        lq.build_queue(pr, post, classes=["a", "b"])
+        build_queue(pr, post, classes=["a", "b"])

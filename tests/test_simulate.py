@@ -1,10 +1,9 @@
-"""Tests for labeltrace.simulate: the relabeling-campaign simulator."""
+"""The relabeling-campaign simulator: votes, campaigns on real votes, statistics, outputs."""
 
 from __future__ import annotations
 
 import csv
 import math
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -13,8 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from labeltrace.relabel import experiment
+from labeltrace.relabel import io as rio
 from labeltrace.relabel import priority as lq
-from labeltrace.relabel import simulate as sim
+from labeltrace.relabel import stats as rstats
+from labeltrace.relabel import votes as vm
 
 
 def _script(seq: list[int]) -> tuple[list[int], object]:
@@ -37,7 +39,7 @@ def _synthetic(n: int = 600, k: int = 5, seed: int = 0) -> tuple[np.ndarray, np.
     p = (1 - conc)[:, None] / (k - 1) * np.ones((n, k))
     p[np.arange(n), true] = conc
     votes = np.stack([rng.multinomial(50, row) for row in p])
-    return votes, sim.true_labels(votes)
+    return votes, vm.true_labels(votes)
 
 
 # ----------------------------------------------------------------------------- majority accounting
@@ -46,7 +48,7 @@ def _synthetic(n: int = 600, k: int = 5, seed: int = 0) -> tuple[np.ndarray, np.
 def test_unanimous_annotators_hand_curve() -> None:
     votes = np.array([[5, 0, 0], [0, 5, 0], [0, 0, 5], [5, 0, 0]])
     init = np.array([0, 2, 2, 1])  # ids 1 and 3 are wrong
-    res = sim.run_campaign(votes, init, budget=8, selector="oracle", seed=0)
+    res = experiment.run_campaign(votes, init, budget=8, selector="oracle", seed=0)
     # oracle: wrong ids 1, 3 first (2 relabels each: the first correct vote only ties the
     # initial label), then the correct ids 0, 2 (1 relabel each); then everything is settled
     assert res.picked.tolist() == [1, 3, 0, 2]
@@ -71,7 +73,7 @@ def test_scripted_tie_needs_more_draws() -> None:
     init = np.array([0, 0])
     asked, ann = _script([1, 2, 2, 0])
     # random order is irrelevant: sample 0 is forced first by a custom selector
-    res = sim.run_campaign(
+    res = experiment.run_campaign(
         votes, init, budget=4, selector=lambda c, p: np.array([1.0, 0.0]), annotator=ann
     )
     # (1,0,0) -> +1 (1,1,0) tie -> +2 (1,1,1) tie -> +2 (1,1,2) strict: settled at 2 in 3 draws
@@ -84,7 +86,7 @@ def test_budget_runs_out_mid_sample() -> None:
     votes = np.array([[5, 5], [5, 5], [10, 0]])
     init = np.array([1, 0, 0])
     asked, ann = _script([0, 1, 0])
-    res = sim.run_campaign(
+    res = experiment.run_campaign(
         votes, init, budget=3, selector=lambda c, p: np.array([3.0, 2.0, 1.0]), annotator=ann
     )
     # id0: init 1 -> draw 0 (1,1) tie -> draw 1 (1,2) settled at 1 after 2 draws;
@@ -93,7 +95,7 @@ def test_budget_runs_out_mid_sample() -> None:
     assert res.draws.tolist() == [2, 1] and res.relabels_used == 3
     assert res.final_labels.tolist() == [1, 0, 0]
     _, ann = _script([0, 1, 0, 0])
-    res = sim.run_campaign(
+    res = experiment.run_campaign(
         votes, init, budget=1, selector=lambda c, p: np.array([3.0, 2.0, 1.0]), annotator=ann
     )
     # one draw on id0 leaves a 1-1 tie: in progress, keeps its initial label
@@ -106,7 +108,7 @@ def test_budget_runs_out_mid_sample() -> None:
 
 def test_count_initial_label_false_is_single_review() -> None:
     votes = np.array([[5, 5], [1, 9], [7, 3]])
-    res = sim.run_campaign(
+    res = experiment.run_campaign(
         votes, np.array([0, 0, 0]), budget=10, selector="random", count_initial_label=False, seed=1
     )
     assert res.draws.tolist() == [1, 1, 1] and res.relabels_used == 3 and res.settled.all()
@@ -122,7 +124,7 @@ def test_default_annotator_matches_hand_simulation() -> None:
     n, budget, seed = 400, 5000, 7
     votes = np.tile([10, 10, 0], (n, 1))
     init = np.zeros(n, dtype=np.int64)
-    res = sim.run_campaign(votes, init, budget=budget, selector="random", seed=seed)
+    res = experiment.run_campaign(votes, init, budget=budget, selector="random", seed=seed)
     u = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,))).random(budget)
     t = 0
     want_draws, want_labels = [], []
@@ -181,7 +183,7 @@ def test_campaign_invariants(
     def retrain(labels: np.ndarray) -> np.ndarray:  # a "model" that changes at every update
         return rng.dirichlet(np.ones(k), size=n)
 
-    res = sim.run_campaign(
+    res = experiment.run_campaign(
         votes,
         init,
         budget=budget,
@@ -223,7 +225,7 @@ def test_campaign_invariants(
 
 def test_active_updates_never_repick_and_follow_new_posterior() -> None:
     votes, _ = _synthetic(n=200, k=4, seed=1)
-    init = sim.sample_initial_labels(votes, temperature=2.0, seed=0).labels
+    init = vm.sample_initial_labels(votes, temperature=2.0, seed=0).labels
     rng = np.random.default_rng(0)
     post0 = rng.dirichlet(np.ones(4), size=200)
     calls: list[np.ndarray] = []
@@ -235,7 +237,7 @@ def test_active_updates_never_repick_and_follow_new_posterior() -> None:
         p[target] = np.eye(4)[(labels[target] + 1) % 4] * 0.96 + 0.01
         return p
 
-    res = sim.run_campaign(
+    res = experiment.run_campaign(
         votes,
         init,
         budget=120,
@@ -253,61 +255,59 @@ def test_active_updates_never_repick_and_follow_new_posterior() -> None:
     if target not in done:
         assert res.picked[first_boundary + 1] == target
     with pytest.raises(ValueError, match="update_every"):
-        sim.run_campaign(votes, init, budget=5, selector="joint", update_posterior=update)
+        experiment.run_campaign(votes, init, budget=5, selector="joint", update_posterior=update)
 
 
 def test_posterior_provider_called_first() -> None:
     votes, _ = _synthetic(n=50, k=3, seed=2)
-    init = sim.true_labels(votes)
+    init = vm.true_labels(votes)
     seen: list[int] = []
 
     def provider(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         seen.append(len(seen))
         return np.full((50, 3), 1 / 3), np.arange(50, dtype=float)
 
-    res = sim.run_campaign(
+    res = experiment.run_campaign(
         votes, init, budget=10, selector="sei", update_posterior=provider, update_every=1000
     )
     assert res.n_updates == 1 == len(seen)
     assert res.picked[0] == 0  # lowest SEI from the provider
 
 
-def test_static_campaign_is_fast() -> None:
-    # budget 10,000 on 10,000 images must take well under a second (measured ~0.07 s)
+def test_static_campaign_spends_a_large_budget() -> None:
+    # the speed of this campaign is measured by benchmarks/simulation/campaign_speed.py
     rng = np.random.default_rng(8)
     votes = rng.multinomial(50, rng.dirichlet(np.full(10, 0.3), size=10_000))
-    init = sim.sample_initial_labels(votes, temperature=1.0, seed=0).labels
+    init = vm.sample_initial_labels(votes, temperature=1.0, seed=0).labels
     post = rng.dirichlet(np.ones(10), size=10_000)
-    t0 = time.perf_counter()
-    res = sim.run_campaign(votes, init, budget=10_000, selector="joint", posterior=post)
+    res = experiment.run_campaign(votes, init, budget=10_000, selector="joint", posterior=post)
     assert res.relabels_used == 10_000
-    assert time.perf_counter() - t0 < 2.0
 
 
 def test_determinism_by_seed() -> None:
     votes, _ = _synthetic(n=300, seed=3)
-    init = sim.sample_initial_labels(votes, temperature=1.5, seed=1)
-    a = sim.run_campaign(votes, init, budget=400, selector="random", seed=11)
-    b = sim.run_campaign(votes, init, budget=400, selector="random", seed=11)
-    c = sim.run_campaign(votes, init, budget=400, selector="random", seed=12)
+    init = vm.sample_initial_labels(votes, temperature=1.5, seed=1)
+    a = experiment.run_campaign(votes, init, budget=400, selector="random", seed=11)
+    b = experiment.run_campaign(votes, init, budget=400, selector="random", seed=11)
+    c = experiment.run_campaign(votes, init, budget=400, selector="random", seed=12)
     np.testing.assert_array_equal(a.picked, b.picked)
     np.testing.assert_array_equal(a.accuracy, b.accuracy)
     np.testing.assert_array_equal(a.label_counts, b.label_counts)
     assert not np.array_equal(a.picked, c.picked)
-    i1 = sim.sample_initial_labels(votes, temperature=1.5, seed=1)
+    i1 = vm.sample_initial_labels(votes, temperature=1.5, seed=1)
     np.testing.assert_array_equal(init.labels, i1.labels)
 
 
 def test_oracle_beats_random_and_model_in_between() -> None:
     votes, truth = _synthetic(n=800, k=5, seed=4)
-    tau = sim.temperature_for_rate(votes, 0.2)
-    init = sim.sample_initial_labels(votes, temperature=tau, seed=0).labels
+    tau = vm.temperature_for_rate(votes, 0.2)
+    init = vm.sample_initial_labels(votes, temperature=tau, seed=0).labels
     rng = np.random.default_rng(0)
     # a decent model: mostly the truth, partly fitted to the noisy labels
     post = (
         0.55 * np.eye(5)[truth] + 0.15 * np.eye(5)[init] + 0.3 * rng.dirichlet(np.ones(5), size=800)
     )
-    out = sim.compare_selectors(
+    out = experiment.compare_selectors(
         votes,
         init,
         budget=400,
@@ -322,7 +322,7 @@ def test_oracle_beats_random_and_model_in_between() -> None:
         assert r.fixed_per_100[0.1] > 40  # near the 50-per-100 ceiling on clear errors
     for r in out["random"]:
         assert 0 < r.normalized_gain < 0.5
-    agg = {name: sim.aggregate(rs) for name, rs in out.items()}
+    agg = {name: rstats.aggregate(rs) for name, rs in out.items()}
     assert agg["oracle"].metrics["auc"][0] > agg["random"].metrics["auc"][0]
 
 
@@ -333,36 +333,34 @@ def test_tempered_distribution_and_draw_frequencies() -> None:
     votes = np.array([[6, 3, 1, 0]])
     for tau in (0.5, 1.0, 3.0):
         w = np.array([6.0, 3.0, 1.0, 0.0]) ** (1 / tau)
-        np.testing.assert_allclose(
-            sim.tempered_distribution(votes, tau)[0], w / w.sum(), rtol=1e-12
-        )
+        np.testing.assert_allclose(vm.tempered_distribution(votes, tau)[0], w / w.sum(), rtol=1e-12)
     tiled = np.tile(votes, (20000, 1))
-    init = sim.sample_initial_labels(tiled, temperature=2.0, seed=5)
-    p = sim.tempered_distribution(votes, 2.0)[0]
+    init = vm.sample_initial_labels(tiled, temperature=2.0, seed=5)
+    p = vm.tempered_distribution(votes, 2.0)[0]
     freq = np.bincount(init.labels, minlength=4) / 20000
     assert freq[3] == 0  # classes nobody voted for are never drawn
     np.testing.assert_allclose(freq, p, atol=4 * math.sqrt(0.25 / 20000))
     assert init.expected_noise_rate == pytest.approx(1 - p[0])
     assert init.noise_rate == pytest.approx(1 - freq[0])
-    unanimous = sim.sample_initial_labels(np.tile([0, 7, 0, 0], (100, 1)), temperature=50.0, seed=0)
+    unanimous = vm.sample_initial_labels(np.tile([0, 7, 0, 0], (100, 1)), temperature=50.0, seed=0)
     assert unanimous.noise_rate == 0.0 and (unanimous.labels == 1).all()
 
 
 def test_temperature_for_rate_hits_target() -> None:
     votes, _ = _synthetic(n=1000, seed=5)
     for target in (0.05, 0.15, 0.3):
-        tau = sim.temperature_for_rate(votes, target)
-        assert abs(sim.expected_noise_rate(votes, tau) - target) < 1e-6
-        tau_s = sim.temperature_for_rate(votes, target, seed=9)
-        realised = sim.sample_initial_labels(votes, temperature=tau_s, seed=9).noise_rate
+        tau = vm.temperature_for_rate(votes, target)
+        assert abs(vm.expected_noise_rate(votes, tau) - target) < 1e-6
+        tau_s = vm.temperature_for_rate(votes, target, seed=9)
+        realised = vm.sample_initial_labels(votes, temperature=tau_s, seed=9).noise_rate
         assert target <= realised < target + 2 / 1000
-        below = sim.sample_initial_labels(votes, temperature=tau_s * (1 - 1e-6), seed=9).noise_rate
+        below = vm.sample_initial_labels(votes, temperature=tau_s * (1 - 1e-6), seed=9).noise_rate
         assert below < target
-    hi = sim.expected_noise_rate(votes, 1e4)
+    hi = vm.expected_noise_rate(votes, 1e4)
     with pytest.raises(ValueError, match="not reachable"):
-        sim.temperature_for_rate(votes, min(0.99, hi + 0.05))
+        vm.temperature_for_rate(votes, min(0.99, hi + 0.05))
     with pytest.raises(ValueError, match="target_rate"):
-        sim.temperature_for_rate(votes, 1.5)
+        vm.temperature_for_rate(votes, 1.5)
 
 
 def test_ambiguous_mask_threshold() -> None:
@@ -372,8 +370,8 @@ def test_ambiguous_mask_threshold() -> None:
         math.log(2) / math.log(3),
         -(0.9 * math.log(0.9) + 0.1 * math.log(0.05)) / math.log(3),
     ]
-    np.testing.assert_array_equal(sim.ambiguous_mask(votes), np.array(h) > 0.3)
-    assert sim.ambiguous_mask(votes).tolist() == [False, True, True]
+    np.testing.assert_array_equal(vm.ambiguous_mask(votes), np.array(h) > 0.3)
+    assert vm.ambiguous_mask(votes).tolist() == [False, True, True]
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -381,19 +379,19 @@ def test_ambiguous_mask_threshold() -> None:
 
 def test_t_interval_matches_scipy() -> None:
     x = np.array([0.2, 0.5, 0.4, 0.9, 0.1])
-    m, lo, hi = sim.t_interval(x)
+    m, lo, hi = rstats.t_interval(x)
     want = stats.t.interval(0.95, 4, loc=x.mean(), scale=stats.sem(x))
     assert m == pytest.approx(x.mean())
     assert (lo, hi) == pytest.approx(want)
-    one = sim.t_interval(np.array([0.3]))
+    one = rstats.t_interval(np.array([0.3]))
     assert one[0] == pytest.approx(0.3) and np.isnan(one[1]) and np.isnan(one[2])
 
 
 def test_csv_summary_and_plot(tmp_path) -> None:
     votes, truth = _synthetic(n=150, k=3, seed=6)
-    init = sim.sample_initial_labels(votes, temperature=2.0, seed=0).labels
+    init = vm.sample_initial_labels(votes, temperature=2.0, seed=0).labels
     post = np.eye(3)[truth] * 0.7 + 0.1
-    out = sim.compare_selectors(
+    out = experiment.compare_selectors(
         votes,
         init,
         budget=50,
@@ -401,7 +399,7 @@ def test_csv_summary_and_plot(tmp_path) -> None:
         seeds=[0, 1],
         posterior=post,
     )
-    path = sim.write_curves_csv(out, tmp_path / "sub" / "curves.csv", every=20)
+    path = rio.write_curves_csv(out, tmp_path / "sub" / "curves.csv", every=20)
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 * 2 * 4  # relabels 0, 20, 40, 50
@@ -411,34 +409,34 @@ def test_csv_summary_and_plot(tmp_path) -> None:
     )
     assert float(row["accuracy"]) == pytest.approx(r0.accuracy[40], abs=1e-6)
     assert int(row["remaining_clear"]) == r0.remaining_clear[40]
-    aggs = [sim.aggregate(rs) for rs in out.values()]
-    sim.write_summary_csv(aggs, tmp_path / "summary.csv")
+    aggs = [rstats.aggregate(rs) for rs in out.values()]
+    rio.write_summary_csv(aggs, tmp_path / "summary.csv")
     with open(tmp_path / "summary.csv", newline="") as fh:
         summary = list(csv.DictReader(fh))
     assert {r["metric"] for r in summary} >= {"auc", "normalized_gain", "fixed_per_100@0.1"}
-    png = sim.plot_campaigns(aggs, tmp_path / "campaign.png", title="test")
+    png = rio.plot_campaigns(aggs, tmp_path / "campaign.png", title="test")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob("**/.*.tmp"))  # atomic writes leave no temporaries
     with pytest.raises(ValueError, match="different budgets"):
-        sim.aggregate(
-            [out["random"][0], sim.run_campaign(votes, init, budget=10, selector="random")]
+        rstats.aggregate(
+            [out["random"][0], experiment.run_campaign(votes, init, budget=10, selector="random")]
         )
 
 
 def test_input_validation() -> None:
     votes = np.array([[3, 1], [0, 0], [2, 2]])
     with pytest.raises(ValueError, match=r"all-zero rows at sample ids \[1\]"):
-        sim.run_campaign(votes, np.array([0, 0, 0]), budget=3, selector="random")
+        experiment.run_campaign(votes, np.array([0, 0, 0]), budget=3, selector="random")
     good = np.array([[3, 1], [1, 2], [2, 2]])
     with pytest.raises(ValueError, match=r"initial_labels outside 0..1 at sample ids \[2\]"):
-        sim.run_campaign(good, np.array([0, 1, 2]), budget=3, selector="random")
+        experiment.run_campaign(good, np.array([0, 1, 2]), budget=3, selector="random")
     with pytest.raises(ValueError, match="budget"):
-        sim.run_campaign(good, np.array([0, 1, 1]), budget=0, selector="random")
+        experiment.run_campaign(good, np.array([0, 1, 1]), budget=0, selector="random")
     with pytest.raises(ValueError, match="unknown selector"):
-        sim.run_campaign(good, np.array([0, 1, 1]), budget=3, selector="best")
+        experiment.run_campaign(good, np.array([0, 1, 1]), budget=3, selector="best")
     with pytest.raises(ValueError, match="needs posterior"):
-        sim.run_campaign(good, np.array([0, 1, 1]), budget=3, selector="joint")
+        experiment.run_campaign(good, np.array([0, 1, 1]), budget=3, selector="joint")
     with pytest.raises(ValueError, match="annotator returned label 5 for sample id"):
-        sim.run_campaign(
+        experiment.run_campaign(
             good, np.array([0, 1, 1]), budget=3, selector="random", annotator=lambda i: 5
         )

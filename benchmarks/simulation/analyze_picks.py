@@ -17,9 +17,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from labeltrace.relabel import campaign as C
-from labeltrace.relabel import simulate as S
-from labeltrace.relabel.priority import normalized_entropy
+from labeltrace.relabel import votes as V
+from labeltrace.relabel.arrays import normalized_entropy
+from labeltrace.relabel.experiment import run_campaign
+from labeltrace.relabel.head import HeadConfig, standardize, train_head
+from labeltrace.relabel.io import load_features, load_votes
 
 
 def main() -> None:
@@ -34,17 +36,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    votes, _ = C.load_votes(args.votes)
-    x = C.standardize(C.load_features(args.features, n=votes.shape[0]))
+    votes, _ = load_votes(args.votes)
+    x = standardize(load_features(args.features, n=votes.shape[0]))
     n = votes.shape[0]
-    truth = S.true_labels(votes)
-    vote_h = normalized_entropy(S.vote_distribution(votes))
-    amb = S.ambiguous_mask(votes)
-    tau = S.temperature_for_rate(votes, args.noise_rate, seed=args.seed)
-    init = S.sample_initial_labels(votes, temperature=tau, seed=args.seed)
+    truth = V.true_labels(votes)
+    vote_h = normalized_entropy(V.vote_distribution(votes))
+    amb = V.ambiguous_mask(votes)
+    tau = V.temperature_for_rate(votes, args.noise_rate, seed=args.seed)
+    init = V.sample_initial_labels(votes, temperature=tau, seed=args.seed)
     noisy = init.labels != truth
-    head = C.train_head(x, init.labels, num_classes=votes.shape[1],
-                        config=replace(C.HeadConfig(), seed=args.seed))  # fmt: skip
+    head = train_head(x, init.labels, num_classes=votes.shape[1],
+                      config=replace(HeadConfig(), seed=args.seed))  # fmt: skip
     budget = round(args.budget_factor * round(args.noise_rate * n))
     cut = round(args.fraction * budget)
     print(f"seed {args.seed}: {noisy.sum()} noisy of {n} ({amb[noisy].mean():.1%} of them ambiguous), "
@@ -53,8 +55,8 @@ def main() -> None:
           "| mean vote entropy | relabels per image | noisy fixed |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for sel in args.selectors.split(","):
-        r = S.run_campaign(votes, init, budget=budget, selector=sel, posterior=head.posterior,
-                           sei=head.sei, seed=args.seed)  # fmt: skip
+        r = run_campaign(votes, init, budget=budget, selector=sel, posterior=head.posterior,
+                         sei=head.sei, seed=args.seed)  # fmt: skip
         t = np.cumsum(r.draws)
         k = int(np.searchsorted(t, cut, side="right"))  # images finished within the first cut
         ids = r.picked[:k]

@@ -104,68 +104,33 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_queue(args: argparse.Namespace) -> int:
-    import numpy as np
-    import pyarrow as pa
+    from labeltrace.relabel.queue import write_queue
 
-    from labeltrace import rundir
-    from labeltrace.decide import evidence as detect
-    from labeltrace.relabel import priority as queue
-
-    run = rundir.open_run(args.run_dir)
-    runs = run.recording().runs
-    if args.posterior == "mean":
-        post = detect.posterior(runs, last=None)
-    else:  # the last 5 epochs, or as many as the recorder kept (keep_probs) when fewer
-        for last in range(5, 0, -1):
-            try:
-                post = detect.posterior(runs, last=last)
-                break
-            except ValueError:
-                if last == 1:
-                    raise
-        if last < 5:
-            print(f"note: the run kept the softmax of {last} epochs only; posterior over those", file=sys.stderr)
-    given = run.column("given_label_id").astype(np.int64)
-    counts = np.eye(len(run.classes))[given]  # one vote: the given label
-    sei = run.column("sei").astype(np.float64) if args.method in ("sei", "sei_joint") else None
-    pr = queue.priority(args.method, posterior=post, label_counts=counts, sei=sei, gamma=args.gamma, seed=args.seed)
-    q = queue.build_queue(pr, post, classes=run.classes, labels=given)
-    ids = pa.array(q["id"])
-    table = pa.table({"id": q["id"], "external_id": run.samples.column("external_id").take(ids),
-                      "path": run.samples.column("path").take(ids), "given_label": q["label_class"].astype(str),
-                      "given_label_id": q["label"], "suggested_label": q["suggested_class"].astype(str),
-                      "suggested_label_id": q["suggested_label"], "suggested_confidence": q["suggested_confidence"],
-                      "priority": q["priority"], "rank": q["rank"]})  # fmt: skip
-    rundir.write_table(Path(args.out), table)
-    rundir.write_table(run.path / rundir.QUEUE, table.select(["id", "priority", "rank"]))
-    print(f"wrote {args.out} and {run.path / rundir.QUEUE}: {table.num_rows} samples by {args.method} priority")
-    for row in table.slice(0, args.top).to_pylist():
+    q = write_queue(args.run_dir, args.out, method=args.method, gamma=args.gamma, seed=args.seed,
+                    posterior=args.posterior)  # fmt: skip
+    if q.note:
+        print(f"note: {q.note}", file=sys.stderr)
+    print(f"wrote {' and '.join(map(str, q.paths))}: {q.table.num_rows} samples by {q.method} priority")
+    for row in q.table.slice(0, args.top).to_pylist():
         print(f"{row['rank']:>6}  id {row['id']:>7}  {row['external_id']:<30}  {row['given_label']} -> "
               f"{row['suggested_label']} ({row['suggested_confidence']:.2f})  priority {row['priority']: .4f}")  # fmt: skip
     return 0
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from labeltrace.relabel import campaign
+    from labeltrace.relabel.head import HeadConfig
+    from labeltrace.relabel.io import format_summary
+    from labeltrace.relabel.simulation import simulate_files
 
-    if args.curve_every < 1:
-        raise ValueError(f"--curve-every must be >= 1, got {args.curve_every}")
-    votes, _ = campaign.load_votes(args.votes)
-    selectors = [s.strip() for s in args.selectors.split(",") if s.strip()]
-    need = sorted(set(selectors) & campaign.MODEL_SELECTORS)
-    if need and not args.features:
-        raise ValueError(f"selectors {need} need a model posterior/SEI: give --features FILE.npy (an (N, D) "
-                         "matrix aligned with the vote rows), or use only --selectors random,oracle")  # fmt: skip
-    feats = campaign.load_features(args.features, n=votes.shape[0]) if args.features else None
-    head = campaign.HeadConfig(model=args.head, hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
-                               lr=args.lr, posterior=args.posterior)  # fmt: skip
+    head = HeadConfig(model=args.head, hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, posterior=args.posterior)  # fmt: skip
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
-    sim = campaign.run_simulation(votes, features=feats, selectors=selectors, seeds=range(args.seeds),
-                                  noise_rate=args.noise_rate, budget_factor=args.budget_factor, budget=args.budget,
-                                  head=head, active_every=args.active_every, gamma=args.gamma, log=log)  # fmt: skip
-    paths = campaign.write_simulation(sim, args.out, title=args.title, every=args.curve_every,
-                                      meta={"votes": str(args.votes), "features": args.features, "command": sys.argv})  # fmt: skip
-    print(campaign.format_summary(sim))
+    sim, paths = simulate_files(args.votes, args.out, features=args.features, selectors=args.selectors,
+                                seeds=args.seeds, noise_rate=args.noise_rate, budget_factor=args.budget_factor,
+                                budget=args.budget, head=head, active_every=args.active_every, gamma=args.gamma,
+                                curve_every=args.curve_every, title=args.title, log=log,
+                                meta={"command": sys.argv})  # fmt: skip
+    print(format_summary(sim))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
@@ -300,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Write the review queue of a scan run: id, external_id, path, given and suggested "
                         "label, priority, rank; also RUN_DIR/queue.parquet, the order the review app serves.")  # fmt: skip
     qu.add_argument("run_dir")
-    qu.add_argument("--method", default="joint", choices=["joint", "cross_entropy", "sei", "sei_joint", "random"],
+    from labeltrace.relabel.queue import queue_methods
+
+    qu.add_argument("--method", default="joint", choices=queue_methods(),
                     help="relabel priority (default joint: Bernhardt et al. 2022)")  # fmt: skip
     qu.add_argument("--out", required=True, help="queue file to write (.csv or .parquet)")
     qu.add_argument("--gamma", type=float, default=0.3, help="ambiguity threshold of joint / sei_joint")
@@ -316,7 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--votes", required=True,
                     help="CSV with votes_<class> count columns (CIFAR-10H layout) or an (N, K) .npy")  # fmt: skip
     si.add_argument("--features", help="(N, D) .npy features, rows aligned with the votes (needed by model selectors)")
-    si.add_argument("--selectors", default="random,cross_entropy,joint,sei,sei_joint,oracle")
+    from labeltrace.relabel.experiment import DEFAULT_SELECTORS
+
+    si.add_argument("--selectors", default=",".join(DEFAULT_SELECTORS),
+                    help="comma-separated relabel priorities (labeltrace.relabel.priority)")  # fmt: skip
     si.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
     si.add_argument("--noise-rate", type=float, default=0.15, help="initial label noise rate")
     si.add_argument("--budget-factor", type=float, default=3.0, help="budget = factor x noisy labels")

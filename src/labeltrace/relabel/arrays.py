@@ -1,0 +1,105 @@
+"""The arrays the relabel modules pass around, checked once: (N, K) counts and probabilities,
+(N,) scores and labels. Every check names the offending sample ids; entropies are normalised
+by ``log K``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from labeltrace._checks import describe_ids
+
+__all__ = [
+    "EPS",
+    "as_matrix",
+    "check_label_vector",
+    "check_posterior",
+    "check_vector",
+    "normalize_counts",
+    "normalized_entropy",
+]
+
+EPS = 1e-12
+"""Probabilities are clipped to ``[EPS, 1]`` inside logarithms."""
+
+
+def as_matrix(x: Any, name: str, *, n: int | None = None, k: int | None = None) -> np.ndarray:
+    """A finite, non-negative (N, K) float64 array with ``K >= 2`` (and the given N, K)."""
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (N, K) array, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows, expected {n} (one per sample)")
+    if k is not None and arr.shape[1] != k:
+        raise ValueError(f"{name} has {arr.shape[1]} columns, expected {k} (one per class)")
+    if arr.shape[1] < 2:
+        raise ValueError(f"{name} needs at least 2 classes, got {arr.shape[1]}")
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    if bad.size:
+        raise ValueError(f"{name} has NaN or infinite values at {describe_ids(bad)}")
+    bad = np.flatnonzero((arr < 0).any(axis=1))
+    if bad.size:
+        raise ValueError(f"{name} has negative values at {describe_ids(bad)}")
+    return arr
+
+
+def check_posterior(posterior: Any, *, n: int | None = None, k: int | None = None) -> np.ndarray:
+    """An (N, K) probability matrix whose rows sum to 1 (within 1e-3), as float64."""
+    p = as_matrix(posterior, "posterior", n=n, k=k)
+    bad = np.flatnonzero(np.abs(p.sum(axis=1) - 1.0) > 1e-3)
+    if bad.size:
+        raise ValueError(f"posterior rows must sum to 1; they do not at {describe_ids(bad)}")
+    return p
+
+
+def normalize_counts(
+    counts: Any, name: str, *, n: int | None = None, k: int | None = None
+) -> np.ndarray:
+    """Non-negative (N, K) counts, each row divided by its (positive) sum."""
+    c = as_matrix(counts, name, n=n, k=k)
+    tot = c.sum(axis=1)
+    bad = np.flatnonzero(tot <= 0)
+    if bad.size:
+        raise ValueError(
+            f"{name} rows must have a positive total; all-zero rows at {describe_ids(bad)}"
+        )
+    return c / tot[:, None]
+
+
+def check_vector(x: Any, name: str, n: int | None = None) -> np.ndarray:
+    """A finite (N,) float64 vector (of length ``n`` when given)."""
+    v = np.asarray(x, dtype=np.float64)
+    if v.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D (N,) array, got shape {v.shape}")
+    if n is not None and v.shape[0] != n:
+        raise ValueError(f"{name} has {v.shape[0]} entries, expected {n} (one per sample)")
+    bad = np.flatnonzero(~np.isfinite(v))
+    if bad.size:
+        raise ValueError(f"{name} has NaN or infinite values at {describe_ids(bad)}")
+    return v
+
+
+def check_label_vector(labels: Any, n: int, k: int, name: str) -> np.ndarray:
+    """(n,) integer labels in ``0..k-1``, as a new int64 array."""
+    lab = np.asarray(labels)
+    if lab.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) (one per image), got {lab.shape}")
+    if lab.size and not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, got dtype {lab.dtype}")
+    bad = np.flatnonzero((lab < 0) | (lab >= k))
+    if bad.size:
+        raise ValueError(f"{name} outside 0..{k - 1} at {describe_ids(bad)}")
+    return lab.astype(np.int64)
+
+
+def normalized_entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy of each row of an (N, K) distribution divided by ``log K``: (N,) in ``[0, 1]``.
+
+    Zero entries contribute nothing (``0 log 0 = 0``).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    k = p.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(np.clip(p, EPS, 1.0)), 0.0)
+    return -terms.sum(axis=1) / np.log(k)

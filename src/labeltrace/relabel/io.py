@@ -1,0 +1,350 @@
+"""Files of the relabel simulator: vote and feature readers; curve and summary CSVs, the plot,
+``simulation.json`` and the text summary. Every write goes through
+:func:`labeltrace._io.atomic_write` (JSON through :func:`labeltrace.rundir.write_json`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labeltrace._checks import describe_ids, id_list, listing
+from labeltrace._io import atomic_write
+from labeltrace.relabel.experiment import SimulationResult, ratio_to_random
+from labeltrace.relabel.result import DEFAULT_FRACTIONS, CampaignResult
+from labeltrace.relabel.stats import Aggregate
+from labeltrace.rundir import write_json
+
+__all__ = [
+    "format_summary",
+    "load_features",
+    "load_votes",
+    "plot_campaigns",
+    "write_curves_csv",
+    "write_simulation",
+    "write_summary_csv",
+]
+
+# --------------------------------------------------------------------------- readers
+
+
+def load_votes(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
+    """Read a vote table: ``(votes (N, K) float64, class names)``.
+
+    ``.npy``: an ``(N, K)`` array of non-negative counts; classes are named ``"0" … "K-1"``.
+    ``.csv``: one row per image; every column whose name starts with ``votes_`` is one class
+    (the name after the prefix), in column order — the CIFAR-10H layout
+    ``index,file,original_label,votes_airplane,…``. Other columns are ignored, except that an
+    ``index`` column must read ``0 … N-1`` in order (rows are sample ids, aligned with a
+    feature file by position).
+
+    Raises
+    ------
+    ValueError
+        No ``votes_`` columns, fewer than 2 classes, empty / non-numeric / negative / non-finite
+        cells (naming the rows and columns), an ``index`` column out of order, or images with
+        no votes at all (naming the sample ids).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"votes file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+        if arr.ndim != 2:
+            raise ValueError(f"{path}: expected an (N, K) vote array, got shape {arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise ValueError(f"{path}: vote counts must be numbers, got dtype {arr.dtype}")
+        votes = arr.astype(np.float64)
+        classes = [str(j) for j in range(votes.shape[1])]
+    elif suffix == ".csv":
+        with open(path, newline="") as fh:
+            reader = csv.reader(fh)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise ValueError(f"{path} is empty") from None
+            rows = list(reader)
+        cols = [j for j, name in enumerate(header) if name.startswith("votes_")]
+        if not cols:
+            raise ValueError(
+                f"{path}: no vote columns (names starting with 'votes_'); columns: {header}"
+            )
+        classes = [header[j][len("votes_") :] for j in cols]
+        short = [r for r, row in enumerate(rows) if len(row) != len(header)]
+        if short:
+            raise ValueError(
+                f"{path}: data rows {id_list(short)} (0-based, header excluded) do not have the "
+                f"{len(header)} fields of the header"
+            )
+        if not rows:
+            raise ValueError(f"{path} has a header but no rows")
+        cells = np.array([[row[j] for j in cols] for row in rows], dtype=object)
+        votes = np.full(cells.shape, np.nan)
+        bad: list[tuple[int, str]] = []
+        for c in range(cells.shape[1]):  # one vectorised conversion per column
+            col = cells[:, c]
+            try:
+                votes[:, c] = col.astype(np.float64)
+            except ValueError:
+                for r, v in enumerate(col):
+                    try:
+                        votes[r, c] = float(v)
+                    except ValueError:
+                        bad.append((r, header[cols[c]]))
+        if bad:
+            shown = listing(f"row {r} column {name}" for r, name in bad)
+            raise ValueError(f"{path}: non-numeric vote counts at {shown}")
+        if "index" in header:
+            j = header.index("index")
+            try:
+                idx = np.array([int(row[j]) for row in rows])
+            except ValueError:
+                raise ValueError(f"{path}: the index column must hold integers") from None
+            off = np.flatnonzero(idx != np.arange(len(rows)))
+            if off.size:
+                raise ValueError(
+                    f"{path}: the index column must read 0..{len(rows) - 1} in row order; "
+                    f"it does not at rows {id_list(off)}"
+                )
+    else:
+        raise ValueError(f"{path}: unsupported votes file (use .csv with votes_* columns or .npy)")
+    if votes.shape[1] < 2:
+        raise ValueError(f"{path}: need at least 2 classes, got {votes.shape[1]}")
+    bad_ids = np.flatnonzero(~np.isfinite(votes).all(axis=1) | (votes < 0).any(axis=1))
+    if bad_ids.size:
+        raise ValueError(f"{path}: negative or non-finite vote counts at {describe_ids(bad_ids)}")
+    empty = np.flatnonzero(votes.sum(axis=1) <= 0)
+    if empty.size:
+        raise ValueError(f"{path}: images without any vote at {describe_ids(empty)}")
+    return votes, classes
+
+
+def load_features(path: str | os.PathLike[str], *, n: int | None = None) -> np.ndarray:
+    """Read an ``(N, D)`` ``.npy`` feature matrix (float32), checking ``N`` against ``n``."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"features file {path} does not exist")
+    if path.suffix.lower() != ".npy":
+        raise ValueError(f"{path}: features must be an (N, D) .npy array")
+    x = np.load(path, allow_pickle=False)
+    if x.ndim != 2:
+        raise ValueError(f"{path}: expected an (N, D) feature array, got shape {x.shape}")
+    if n is not None and x.shape[0] != n:
+        raise ValueError(f"{path} has {x.shape[0]} rows but the votes have {n} images")
+    return np.asarray(x, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _write_csv(
+    path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> Path:
+    def write(fh: Any) -> None:
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        w = csv.writer(text)
+        w.writerow(header)
+        w.writerows(rows)
+        text.flush()
+        text.detach()  # atomic_write syncs and closes the file itself
+
+    return atomic_write(path, write)
+
+
+def write_curves_csv(
+    results: Iterable[CampaignResult] | Mapping[str, Sequence[CampaignResult]],
+    path: str | os.PathLike[str],
+    *,
+    every: int = 1,
+) -> Path:
+    """Write campaign curves to CSV (long format), atomically.
+
+    Columns ``selector, seed, relabels, accuracy, fixed, remaining_clear, remaining_ambiguous``;
+    one row per ``every`` relabels (0, every, 2·every, …) plus the final budget. Accepts a list of
+    results or :func:`~labeltrace.relabel.experiment.compare_selectors`' mapping.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    if isinstance(results, Mapping):
+        results = [r for rs in results.values() for r in rs]
+
+    def rows() -> Iterable[list[Any]]:
+        for res in results:
+            idx = np.unique(np.r_[np.arange(0, res.budget + 1, every), res.budget])
+            for j in idx.tolist():
+                yield [res.selector, res.seed, j, f"{res.accuracy[j]:.6f}", int(res.fixed[j]),
+                       int(res.remaining_clear[j]), int(res.remaining_ambiguous[j])]  # fmt: skip
+
+    header = ["selector", "seed", "relabels", "accuracy", "fixed", "remaining_clear",
+              "remaining_ambiguous"]  # fmt: skip
+    return _write_csv(path, header, rows())
+
+
+def write_summary_csv(aggregates: Iterable[Aggregate], path: str | os.PathLike[str]) -> Path:
+    """Write one row per selector and metric (``selector, metric, mean, low, high, n_seeds``)."""
+
+    def rows() -> Iterable[list[Any]]:
+        for a in aggregates:
+            for m, (mean, lo, hi) in a.metrics.items():
+                yield [a.selector, m, f"{mean:.6g}", f"{lo:.6g}", f"{hi:.6g}", a.n_seeds]
+
+    return _write_csv(path, ["selector", "metric", "mean", "low", "high", "n_seeds"], rows())
+
+
+def plot_campaigns(
+    aggregates: Iterable[Aggregate],
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    dpi: int = 120,
+) -> Path:
+    """Plot accuracy (left) and remaining noisy labels (right) vs relabels; save to ``path``.
+
+    ``oracle`` (blue) and ``random`` (red) are drawn dashed as the upper and lower bounds; the
+    shaded bands are the 95% t-intervals. Uses matplotlib's object API with the Agg canvas
+    (no pyplot state, no display needed).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    aggs = list(aggregates)
+    if not aggs:
+        raise ValueError("nothing to plot")
+    fig = Figure(figsize=(11, 4.5))
+    FigureCanvasAgg(fig)
+    ax, ax2 = fig.subplots(1, 2)
+    palette = [
+        "tab:green",
+        "tab:orange",
+        "tab:purple",
+        "tab:brown",
+        "tab:pink",
+        "tab:olive",
+        "tab:cyan",
+        "black",
+    ]
+    others = iter(palette * (1 + len(aggs) // len(palette)))
+    for a in aggs:
+        key = a.selector.lower()
+        if key == "oracle":
+            color, style = "tab:blue", "--"
+        elif key == "random":
+            color, style = "tab:red", "--"
+        else:
+            color, style = next(others), "-"
+        x = a.relabels
+        auc = a.metrics["auc"][0]
+        ng = a.metrics["normalized_gain"][0]
+        label = f"{a.selector} (AUC {auc:.3f}" + (
+            f", gain/oracle {ng:.2f})" if np.isfinite(ng) else ")"
+        )
+        ax.plot(x, 100 * a.accuracy, style, color=color, label=label, lw=1.8)
+        if a.n_seeds > 1:
+            ax.fill_between(
+                x, 100 * a.accuracy_low, 100 * a.accuracy_high, color=color, alpha=0.2, lw=0
+            )
+        ax2.plot(x, a.remaining_clear, style, color=color, lw=1.8, label=f"{a.selector} clear")
+        ax2.plot(
+            x, a.remaining_ambiguous, ":", color=color, lw=1.8, label=f"{a.selector} ambiguous"
+        )
+    ax.set_xlabel("relabels spent")
+    ax.set_ylabel("correct labels (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax2.set_xlabel("relabels spent")
+    ax2.set_ylabel("remaining noisy labels")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=7, loc="upper right", ncol=2)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    return atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
+
+
+def format_summary(sim: SimulationResult) -> str:
+    """A plain-text table: per selector AUC, normalised gain, fixed per 100 relabels at 10/25/50 %
+    of the budget and final accuracy (mean [95 % interval] over seeds)."""
+
+    def cell(m: tuple[float, float, float], scale: float = 1.0, fmt: str = ".3f") -> str:
+        mean, lo, hi = (v * scale for v in m)
+        if not math.isfinite(mean):
+            return "n/a"
+        if math.isfinite(lo):
+            return f"{mean:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+        return f"{mean:{fmt}}"
+
+    fr = ["0.1", "0.25", "0.5"]
+    head = ["selector", "AUC", "gain/oracle"] + [f"fixed/100@{f}" for f in fr] + ["final acc %"]
+    rows = [head]
+    for name, a in sim.aggregates.items():
+        m = a.metrics
+        rows.append(
+            [name, cell(m["auc"]), cell(m["normalized_gain"], fmt=".2f")]
+            + [cell(m.get(f"fixed_per_100@{f}", (math.nan,) * 3), fmt=".1f") for f in fr]
+            + [cell(m["final_accuracy"], 100.0, ".2f")]
+        )
+    widths = [max(len(r[j]) for r in rows) for j in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    n = sim.results[next(iter(sim.results))][0].initial_labels.size
+    info = (
+        f"{n} images, {len(sim.seeds)} seeds, target noise {sim.noise_rate:.0%} "
+        f"(realised {min(sim.n_noisy)}–{max(sim.n_noisy)} noisy), budget {sim.budget} relabels"
+        + (f", retrain every {sim.active_every}" if sim.active_every else ", static model")
+    )
+    acc = [a for a in sim.head_accuracy if math.isfinite(a)]
+    if acc:
+        info += f"; initial head agrees with the majority on {100 * np.mean(acc):.1f}%"
+    return info + "\n" + "\n".join(lines)
+
+
+def write_simulation(
+    sim: SimulationResult,
+    out_dir: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    every: int = 1,
+    meta: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write ``curves.csv``, ``summary.csv``, ``campaign.png`` and ``simulation.json`` to
+    ``out_dir``; return their paths by kind."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "curves": write_curves_csv(sim.results, out / "curves.csv", every=every),
+        "summary": write_summary_csv(sim.aggregates.values(), out / "summary.csv"),
+        "plot": plot_campaigns(sim.aggregates.values(), out / "campaign.png", title=title),
+    }
+    ratios: dict[str, dict[str, list[float]]] = {}
+    if "random" in sim.results:
+        for name in sim.results:
+            ratios[name] = {
+                f"{f:g}": list(ratio_to_random(sim, name, f)) for f in DEFAULT_FRACTIONS
+            }
+    info = {
+        "budget": sim.budget,
+        "noise_rate": sim.noise_rate,
+        "budget_factor": sim.budget_factor,
+        "seeds": sim.seeds,
+        "active_every": sim.active_every,
+        "temperatures": sim.temperatures,
+        "n_noisy": sim.n_noisy,
+        "head_accuracy": sim.head_accuracy,
+        "head_noisy_recall": sim.head_noisy_recall,
+        "trainings_per_seed": sim.retrainings,
+        "head": asdict(sim.head) if sim.head is not None else None,
+        "seconds": sim.seconds,
+        "fixed_ratio_to_random": ratios,
+        **(dict(meta) if meta else {}),
+    }
+    paths["json"] = write_json(out / "simulation.json", info)
+    return paths

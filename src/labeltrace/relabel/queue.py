@@ -1,0 +1,240 @@
+"""The review queue of a scan run: samples in relabel-priority order, with the model's
+suggestion, written where the review app reads it (``RUN_DIR/queue.parquet``).
+
+:func:`write_queue` is ``labeltrace queue``: it builds the posterior from the run's saved
+dynamics (:func:`run_posterior`, the one call into :mod:`labeltrace.decide`), computes the
+priority with the given labels as the label counts, orders the samples (:func:`build_queue`)
+and writes the queue file and the review order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from labeltrace import rundir
+from labeltrace._checks import describe_ids
+from labeltrace.relabel import priority as prio
+from labeltrace.relabel.arrays import check_posterior, check_vector
+
+__all__ = [
+    "LAST_EPOCHS",
+    "Queue",
+    "build_queue",
+    "queue_methods",
+    "queue_posterior",
+    "queue_table",
+    "run_posterior",
+    "write_queue",
+]
+
+LAST_EPOCHS = 5
+"""``posterior="last"``: the softmax is averaged over this many final epochs (or fewer kept)."""
+
+
+def queue_methods() -> list[str]:
+    """The priorities a scan run can feed: every registry rule that needs no true labels."""
+    return [name for name in prio.available() if "true_dist" not in prio.get(name).inputs]
+
+
+# --------------------------------------------------------------------------- the posterior
+
+
+def run_posterior(run: rundir.Run, *, last: int | None = None) -> np.ndarray:
+    """(N, K) mean softmax of a run's saved dynamics over its last ``last`` epochs (all when
+    None), averaged over its training runs. The one place the queue asks ``decide`` for it."""
+    from labeltrace.decide.evidence import posterior
+
+    return posterior(run.recording().runs, last=last)
+
+
+def queue_posterior(
+    run: rundir.Run, window: Literal["last", "mean"] = "last", *, last: int = LAST_EPOCHS
+) -> tuple[np.ndarray, int | None]:
+    """``(posterior, epochs)``: the mean softmax over every epoch (``window="mean"``, epochs
+    None) or over the last ``last`` epochs — as many as the recorder kept (``keep_probs``)
+    when fewer, which ``epochs`` then says."""
+    if window == "mean":
+        return run_posterior(run, last=None), None
+    if window != "last":
+        raise ValueError(f"posterior window must be 'last' or 'mean', got {window!r}")
+    for n in range(int(last), 0, -1):
+        try:
+            return run_posterior(run, last=n), n
+        except ValueError:
+            if n == 1:
+                raise
+    raise ValueError(f"last must be >= 1, got {last}")
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+def _exclude_mask(exclude: Any, n: int) -> np.ndarray:
+    if exclude is None:
+        return np.zeros(n, dtype=bool)
+    ex = np.asarray(exclude)
+    if ex.dtype == bool:
+        if ex.shape != (n,):
+            raise ValueError(f"boolean exclude must have shape ({n},), got {ex.shape}")
+        return ex.copy()
+    if ex.size and not np.issubdtype(ex.dtype, np.integer):
+        raise ValueError(
+            f"exclude must be a boolean mask or integer sample ids, got dtype {ex.dtype}"
+        )
+    ex = ex.astype(np.int64).ravel()
+    bad = ex[(ex < 0) | (ex >= n)]
+    if bad.size:
+        raise ValueError(f"exclude refers to ids outside 0..{n - 1}: {describe_ids(bad)}")
+    mask = np.zeros(n, dtype=bool)
+    mask[ex] = True
+    return mask
+
+
+def build_queue(
+    priorities: np.ndarray,
+    posterior: np.ndarray,
+    *,
+    exclude: np.ndarray | Sequence[int] | None = None,
+    classes: Sequence[str] | None = None,
+    labels: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The review queue: samples in priority order (highest first, ties by lower id).
+
+    Parameters
+    ----------
+    priorities : (N,) finite priorities, higher = review first.
+    posterior : (N, K) model probabilities; the suggestion is their argmax.
+    exclude : boolean (N,) mask or integer ids to leave out (e.g. already reviewed).
+    classes : K class names; adds a ``suggested_class`` column.
+    labels : (N,) current integer labels; adds ``label`` (and ``label_class`` with ``classes``).
+
+    Returns
+    -------
+    dict of equal-length arrays (``pyarrow.table(q)`` turns it into a Table): ``id`` (int64),
+    ``priority`` (float64), ``rank`` (int64, 1 = first), ``suggested_label`` (int64),
+    ``suggested_confidence`` (float64, ``max p``), plus the optional columns above.
+    """
+    pr = check_vector(priorities, "priorities")
+    n = pr.shape[0]
+    p = check_posterior(posterior, n=n)
+    k = p.shape[1]
+    keep = ~_exclude_mask(exclude, n)
+    ids = np.flatnonzero(keep)
+    order = ids[np.argsort(-pr[ids], kind="stable")]
+    sugg = p[order].argmax(axis=1).astype(np.int64)
+    out: dict[str, np.ndarray] = {
+        "id": order.astype(np.int64),
+        "priority": pr[order],
+        "rank": np.arange(1, order.size + 1, dtype=np.int64),
+        "suggested_label": sugg,
+        "suggested_confidence": p[order, sugg] if order.size else np.zeros(0),
+    }
+    names = None
+    if classes is not None:
+        names = np.asarray(list(classes), dtype=object)
+        if names.shape != (k,):
+            raise ValueError(
+                f"classes has {names.size} names, expected {k} (one per posterior column)"
+            )
+        out["suggested_class"] = names[sugg]
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.shape != (n,) or (lab.size and not np.issubdtype(lab.dtype, np.integer)):
+            raise ValueError(
+                f"labels must be an integer (N,) = ({n},) array, got {lab.dtype} {lab.shape}"
+            )
+        bad = np.flatnonzero((lab < 0) | (lab >= k))
+        if bad.size:
+            raise ValueError(f"labels outside 0..{k - 1} at {describe_ids(bad)}")
+        out["label"] = lab[order].astype(np.int64)
+        if names is not None:
+            out["label_class"] = names[lab[order]]
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Queue:
+    """A run's review queue.
+
+    Attributes
+    ----------
+    table : one row per sample in queue order: ``id, external_id, path, given_label,
+        given_label_id, suggested_label, suggested_label_id, suggested_confidence, priority,
+        rank``.
+    method : the priority rule.
+    epochs : epochs the posterior averages (None = all of them).
+    note : a remark for the user (fewer epochs kept than asked), or None.
+    paths : the files written (:func:`write_queue`), else empty.
+    """
+
+    table: pa.Table
+    method: str
+    epochs: int | None
+    note: str | None = None
+    paths: tuple[Path, ...] = ()
+
+
+def queue_table(
+    run: rundir.Run,
+    *,
+    method: str = "joint",
+    gamma: float = 0.3,
+    seed: int = 0,
+    posterior: Literal["last", "mean"] = "last",
+) -> Queue:
+    """The review queue of ``run`` by priority ``method`` (:func:`queue_methods`).
+
+    The label counts are one vote for each given label; the posterior comes from
+    :func:`queue_posterior`; ``sei`` from the samples table when the rule needs it; ``seed``
+    seeds ``random``, ``gamma`` is the ambiguity threshold of ``joint`` / ``sei_joint``.
+    """
+    rule = prio.get(method)
+    post, epochs = queue_posterior(run, posterior)
+    given = run.column("given_label_id").astype(np.int64)
+    counts = np.eye(len(run.classes))[given]  # one vote: the given label
+    sei = run.column("sei").astype(np.float64) if "sei" in rule.inputs else None
+    pr = rule(posterior=post, label_counts=counts, sei=sei, gamma=gamma, seed=seed)
+    q = build_queue(pr, post, classes=run.classes, labels=given)
+    ids = pa.array(q["id"])
+    table = pa.table({
+        "id": q["id"],
+        "external_id": run.samples.column("external_id").take(ids),
+        "path": run.samples.column("path").take(ids),
+        "given_label": q["label_class"].astype(str),
+        "given_label_id": q["label"],
+        "suggested_label": q["suggested_class"].astype(str),
+        "suggested_label_id": q["suggested_label"],
+        "suggested_confidence": q["suggested_confidence"],
+        "priority": q["priority"],
+        "rank": q["rank"],
+    })  # fmt: skip
+    note = None
+    if epochs is not None and epochs < LAST_EPOCHS:
+        note = f"the run kept the softmax of {epochs} epochs only; posterior over those"
+    return Queue(table=table, method=rule.name, epochs=epochs, note=note)
+
+
+def write_queue(
+    run_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    method: str = "joint",
+    gamma: float = 0.3,
+    seed: int = 0,
+    posterior: Literal["last", "mean"] = "last",
+) -> Queue:
+    """Write the queue of the run in ``run_dir`` to ``out`` (``.csv`` or ``.parquet``) and its
+    order (``id, priority, rank``) to the run's queue file, which the review app serves."""
+    run = rundir.open_run(run_dir)
+    q = queue_table(run, method=method, gamma=gamma, seed=seed, posterior=posterior)
+    written = rundir.write_table(Path(out), q.table)
+    order = rundir.write_table(run.path / rundir.QUEUE, q.table.select(["id", "priority", "rank"]))
+    return Queue(table=q.table, method=q.method, epochs=q.epochs, note=q.note,
+                 paths=(written, order))  # fmt: skip

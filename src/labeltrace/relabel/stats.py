@@ -1,0 +1,142 @@
+"""Statistics over simulated campaigns: intervals over seeds, the normalised gain, aggregates."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from labeltrace.relabel.result import CampaignResult
+
+__all__ = ["Aggregate", "aggregate", "fixed_ratio", "normalized_gain", "t_interval"]
+
+
+def t_interval(
+    values: Sequence[float] | np.ndarray, *, confidence: float = 0.95
+) -> tuple[Any, Any, Any]:
+    """``(mean, low, high)``: mean and two-sided Student-t confidence interval over seeds.
+
+    ``values`` is (S,) — one value per seed, giving floats — or (S, M), giving (M,) arrays (each
+    column separately). One seed gives NaN bounds; a NaN value makes the result NaN (nothing is
+    dropped).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim not in (1, 2) or v.shape[0] == 0:
+        raise ValueError(f"t_interval needs a non-empty (S,) or (S, M) array, got shape {v.shape}")
+    n = v.shape[0]
+    mean = v.mean(axis=0)
+    if n == 1:
+        lo = hi = np.full_like(mean, np.nan)
+    else:
+        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * v.std(axis=0, ddof=1) / math.sqrt(n)
+        lo, hi = mean - half, mean + half
+    if v.ndim == 1:
+        return float(mean), float(lo), float(hi)
+    return mean, lo, hi
+
+
+def normalized_gain(result: CampaignResult, oracle_result: CampaignResult) -> float:
+    """``result.gain / oracle_result.gain``: 1 = oracle-efficient, 0 = no progress, < 0 = harm.
+
+    Both must share the budget and the initial labels; NaN when the oracle gained nothing.
+    """
+    if result.budget != oracle_result.budget:
+        raise ValueError(f"budgets differ: {result.budget} vs oracle {oracle_result.budget}")
+    if not np.array_equal(result.initial_labels, oracle_result.initial_labels):
+        raise ValueError("the result and the oracle started from different initial labels")
+    if oracle_result.gain <= 0:
+        return float("nan")
+    return float(result.gain / oracle_result.gain)
+
+
+def fixed_ratio(
+    results: Sequence[CampaignResult], reference: Sequence[CampaignResult], fraction: float
+) -> tuple[float, float, float]:
+    """Per-seed ratio of noisy labels fixed by ``results`` to those fixed by ``reference`` (the
+    same seeds, in order) after ``fraction`` of the budget: ``(mean, low, high)`` over seeds (NaN
+    where the reference fixed none)."""
+    vals = []
+    for a, b in zip(results, reference, strict=True):
+        r = max(1, round(fraction * a.budget))
+        vals.append(a.fixed[r] / b.fixed[r] if b.fixed[r] > 0 else float("nan"))
+    return t_interval(np.asarray(vals))
+
+
+@dataclass(frozen=True, eq=False)
+class Aggregate:
+    """Curves and summaries of one selector over seeds: mean and 95% t-interval.
+
+    Attributes
+    ----------
+    selector, n_seeds, budget.
+    accuracy, accuracy_low, accuracy_high : (B+1,) mean and interval of the accuracy curve.
+    remaining_clear, remaining_ambiguous : (B+1,) mean curves.
+    metrics : {name: (mean, low, high)} for ``auc``, ``gain``, ``normalized_gain``,
+        ``initial_accuracy``, ``final_accuracy``, ``relabels_used``, ``remaining_clear``,
+        ``remaining_ambiguous`` (at the end), and ``fixed_per_100@<fraction>``.
+    """
+
+    selector: str
+    n_seeds: int
+    budget: int
+    accuracy: np.ndarray
+    accuracy_low: np.ndarray
+    accuracy_high: np.ndarray
+    remaining_clear: np.ndarray
+    remaining_ambiguous: np.ndarray
+    metrics: dict[str, tuple[float, float, float]]
+
+    @property
+    def relabels(self) -> np.ndarray:
+        """(B+1,) x-axis 0..budget."""
+        return np.arange(self.budget + 1)
+
+
+def aggregate(results: Sequence[CampaignResult], *, confidence: float = 0.95) -> Aggregate:
+    """Aggregate runs of one selector over seeds (same budget required)."""
+    if not results:
+        raise ValueError("aggregate needs at least one result")
+    budgets = {r.budget for r in results}
+    if len(budgets) != 1:
+        raise ValueError(
+            f"results have different budgets {sorted(budgets)}; curves cannot be stacked"
+        )
+    names = {r.selector for r in results}
+    if len(names) != 1:
+        raise ValueError(f"results mix selectors {sorted(names)}; aggregate one selector at a time")
+
+    def ci(vals: Iterable[float]) -> tuple[float, float, float]:
+        m, lo, hi = t_interval(np.asarray(list(vals), dtype=np.float64), confidence=confidence)
+        return float(m), float(lo), float(hi)
+
+    acc_m, acc_lo, acc_hi = t_interval(
+        np.stack([r.accuracy for r in results]), confidence=confidence
+    )
+    metrics = {
+        "auc": ci(r.auc for r in results),
+        "gain": ci(r.gain for r in results),
+        "normalized_gain": ci(r.normalized_gain for r in results),
+        "initial_accuracy": ci(r.initial_accuracy for r in results),
+        "final_accuracy": ci(r.final_accuracy for r in results),
+        "relabels_used": ci(r.relabels_used for r in results),
+        "remaining_clear": ci(r.remaining_clear[-1] for r in results),
+        "remaining_ambiguous": ci(r.remaining_ambiguous[-1] for r in results),
+    }
+    fracs = sorted(set().union(*(r.fixed_per_100.keys() for r in results)))
+    for f in fracs:
+        metrics[f"fixed_per_100@{f:g}"] = ci(r.fixed_per_100.get(f, float("nan")) for r in results)
+    return Aggregate(
+        selector=results[0].selector,
+        n_seeds=len(results),
+        budget=results[0].budget,
+        accuracy=np.asarray(acc_m),
+        accuracy_low=np.asarray(acc_lo),
+        accuracy_high=np.asarray(acc_hi),
+        remaining_clear=np.mean([r.remaining_clear for r in results], axis=0),
+        remaining_ambiguous=np.mean([r.remaining_ambiguous for r in results], axis=0),
+        metrics=metrics,
+    )

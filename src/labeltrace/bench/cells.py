@@ -47,7 +47,7 @@ Log = Callable[[str], None]
 
 CSV_COLUMNS: tuple[str, ...] = (
     "dataset", "labels", "noise", "rate", "true_rate", "model", "detector", "seed",
-    "precision", "recall", "f1", "auroc", "ap", "n_flagged", "f1_at_true_rate",
+    "precision", "recall", "f1", "auroc", "ap", "n_flagged", "f1_at_true_rate", "recall_at_200",
     "wall_seconds", "n_trainings", "n", "n_noisy", "rule", "cutoff", "note",
 )  # fmt: skip
 CURVE_COLUMNS: tuple[str, ...] = (
@@ -180,11 +180,13 @@ class CellRunner:
         except ValueError as e:  # e.g. a GMM cutoff on scores that are not bimodal
             nan = float("nan")
             return row | {k: nan for k in ("precision", "recall", "f1", "auroc", "ap", "f1_at_true_rate",
-                                           "wall_seconds", "cutoff")} | {
+                                           "recall_at_200", "wall_seconds", "cutoff")} | {
                 "n_flagged": -1, "n_trainings": -1, "rule": "", "note": f"failed: {e}"}  # fmt: skip
         rep = metrics.detection_report(self.truth, d["flagged"], d["score"], nan_policy="omit")
         at = metrics.report_at_true_rate(self.truth, d["score"], nan_policy="omit")
+        top = metrics.flag_top_k(d["score"], min(200, int(np.isfinite(d["score"]).sum())), nan_policy="omit")
         return row | {
+            "recall_at_200": float((top & self.truth).sum() / max(int(self.truth.sum()), 1)),
             "precision": rep["precision"], "recall": rep["recall"], "f1": rep["f1"], "auroc": rep["auroc"],
             "ap": rep["average_precision"], "n_flagged": rep["n_flagged"], "f1_at_true_rate": at["f1"],
             "wall_seconds": d["wall_seconds"], "n_trainings": d["n_trainings"], "rule": d["rule"],

@@ -14,7 +14,7 @@ Example (see ``benchmarks/configs/default.toml``)::
 
     [[datasets]]
     name = "digits"
-    source = "digits"                 # digits | npz | cifar10n
+    source = "digits"                 # digits | npz | cifar10n | cifar10h
     labels = ["symmetric:0.2", "confusion:0.4"]
     models = ["small-cnn"]
 
@@ -53,9 +53,11 @@ __all__ = [
 ]
 
 MODEL_KINDS = ("small-cnn", "mlp", "linear")
-SOURCES = ("digits", "npz", "cifar10n")
+SOURCES = ("digits", "npz", "cifar10n", "cifar10h")
 CV_KINDS = ("same", "logreg")
 CIFAR10N_LABELS = ("aggre", "random1", "random2", "random3", "worse")
+#: CIFAR-10H (the CIFAR-10 test set): its original labels; truth = the human vote majority
+CIFAR10H_LABELS = ("original",)
 
 #: ``--quick`` overrides used when a config has no ``[quick]`` table.
 QUICK_DEFAULTS: dict[str, Any] = {
@@ -120,7 +122,7 @@ class DatasetSpec:
     source: str
     labels: tuple[str, ...]
     models: tuple[str, ...]
-    path: str | None = None  # npz file, or the cifar10n zip
+    path: str | None = None  # npz file, or the cifar10n / cifar10h zip
     split: str = "train"
     features: str | None = None  # precomputed (N, 1280) EfficientNet-Lite0 features (.npy)
     resolution: int = 96  # feature resolution when computing them
@@ -181,6 +183,10 @@ def _parse_label_spec(spec: str, source: str, where: str) -> None:
     if source == "cifar10n":
         if spec not in CIFAR10N_LABELS:
             raise _err(where, f"CIFAR-10N label set {spec!r} unknown; choose from {CIFAR10N_LABELS}")
+        return
+    if source == "cifar10h":
+        if spec not in CIFAR10H_LABELS:
+            raise _err(where, f"CIFAR-10H label set {spec!r} unknown; choose from {CIFAR10H_LABELS}")
         return
     if spec == "clean":
         return
@@ -259,7 +265,7 @@ def _parse_dataset(i: int, d: Mapping[str, Any], models: Mapping[str, ModelSpec]
             kw[k] = _typed(d, k, int, where)
             if kw[k] < 2:
                 raise _err(where, f"{k!r} must be >= 2, got {kw[k]}")
-    if source in ("npz", "cifar10n") and "path" not in kw:
+    if source in ("npz", "cifar10n", "cifar10h") and "path" not in kw:
         raise _err(where, f"source {source!r} needs 'path'")
     if kw.get("noise_features", "pixels") not in ("pixels", "backbone"):
         raise _err(where, f"noise_features must be 'pixels' or 'backbone', got {kw['noise_features']!r}")

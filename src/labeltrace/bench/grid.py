@@ -38,7 +38,7 @@ class Cell:
 
     @property
     def noise_kind(self) -> str:
-        if self.dataset.source == "cifar10n":
+        if self.dataset.source in ("cifar10n", "cifar10h"):
             return "clean" if self.labels == "clean" else "real"
         return self.labels.partition(":")[0]
 
@@ -202,6 +202,19 @@ def _read_cifar10n(root: Path) -> dict[str, np.ndarray]:
     return {c: np.array([int(r[c]) for r in rows], dtype=np.int64) for c in cols}
 
 
+def _read_cifar10h(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """CIFAR-10H's original labels, the human vote majority (the truth), and the class names."""
+    with open(root / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    classes = [c.strip() for c in (root / "classes.txt").read_text().splitlines() if c.strip()]
+    missing = [c for c in ("file", "original_label", *(f"votes_{c}" for c in classes)) if rows and c not in rows[0]]
+    if missing:
+        raise ValueError(f"{root / 'labels.csv'}: missing columns {missing}")
+    votes = np.array([[int(r[f"votes_{c}"]) for c in classes] for r in rows], dtype=np.int64)
+    original = np.array([int(r["original_label"]) for r in rows], dtype=np.int64)
+    return original, votes.argmax(1), classes
+
+
 def load_dataset(spec: DatasetSpec, cache_dir: Path, *, progress: bool = False, log: Log = print) -> DatasetData:
     """Load a dataset's clean labels (pixels and features are loaded on first use)."""
     from labeltrace import data
@@ -232,6 +245,15 @@ def load_dataset(spec: DatasetSpec, cache_dir: Path, *, progress: bool = False, 
 
         def make() -> Any:
             return data.from_manifest(root / "labels.csv", path_column="file", label_column="clean",
+                                      classes=classes, root=root, verify=False)  # fmt: skip
+    elif spec.source == "cifar10h":
+        root = extract_zip(spec.path or "", cache_dir / "data" / spec.name)
+        original, clean, classes = _read_cifar10h(root)
+        k = len(classes)
+        real = {"original": original}
+
+        def make() -> Any:
+            return data.from_manifest(root / "labels.csv", path_column="file", label_column="original_label",
                                       classes=classes, root=root, verify=False)  # fmt: skip
     else:  # validated by the config parser
         raise ValueError(f"unknown source {spec.source!r}")

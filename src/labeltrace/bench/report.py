@@ -166,8 +166,12 @@ def markdown_report(
     elapsed: float | None = None,
     plots: Sequence[str] = (),
     failures: Sequence[str] = (),
+    reference: str = "crossfit",
 ) -> str:
-    """The ``<name>.md`` summary."""
+    """The ``<name>.md`` summary; ``reference`` (the default detector) is compared with every
+    other detector, paired over seeds."""
+    from labeltrace.bench.paired import bar_lines, paired_table
+
     info = machine_info()
     out = [
         f"# labeltrace bench: {name}",
@@ -215,6 +219,14 @@ def markdown_report(
         *_metric_table(rows, "recall", bold=False),
         "",
     ]
+    for metric in ("f1", "auroc"):
+        table = paired_table(rows, metric, reference)
+        if table:
+            out += [f"## {reference} minus each detector, {metric.upper()} (paired over seeds, 95 % t-interval)", "",
+                    "✓ / ✗: the interval excludes zero (a win / a loss); otherwise a tie.", "", *table, ""]
+    bar = bar_lines(rows, reference)
+    if bar:
+        out += [f"## The bar for {reference} (means over seeds)", "", *bar, ""]
     sei = _sei_minus_best(rows, "f1")
     if sei:
         out += ["## SEI minus the best other detector (F1, own rule)", "", *sei, ""]

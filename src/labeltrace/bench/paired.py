@@ -1,0 +1,124 @@
+"""Paired comparisons over seeds: the reference detector minus each other one, per cell.
+
+Seeds are paired (the same seed gives every detector the same labels, folds and initialisations
+where they share a recording), so the difference is taken seed by seed and summarised by its mean
+and a two-sided 95 % t-interval. A difference counts as a win or a loss only when its interval
+excludes zero; otherwise it is a tie. :func:`bar_lines` checks the issue's bar for the reference
+detector (F1 against the cleanlab recipe and against the best detector, AUROC within 0.01).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["bar_lines", "paired", "paired_table"]
+
+CellKey = tuple[str, str, str]
+
+
+def _by_seed(rows: Sequence[dict[str, Any]], metric: str) -> dict[tuple[CellKey, str], dict[Any, float]]:
+    out: dict[tuple[CellKey, str], dict[Any, float]] = defaultdict(dict)
+    for r in rows:
+        try:
+            v = float(r.get(metric))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(v):
+            out[((str(r["dataset"]), str(r["labels"]), str(r["model"])), str(r["detector"]))][str(r["seed"])] = v
+    return out
+
+
+def paired(rows: Sequence[dict[str, Any]], metric: str, ref: str) -> list[dict[str, Any]]:
+    """Per cell and other detector: seeds, mean of ``ref − other``, its 95 % interval, verdict."""
+    data = _by_seed(rows, metric)
+    cells = list(dict.fromkeys(c for c, _ in data))
+    dets = list(dict.fromkeys(d for _, d in data))
+    out = []
+    for c in cells:
+        if (c, ref) not in data:
+            continue
+        for d in dets:
+            if d == ref or (c, d) not in data:
+                continue
+            seeds = sorted(set(data[(c, ref)]) & set(data[(c, d)]))
+            if not seeds:
+                continue
+            diff = np.array([data[(c, ref)][s] - data[(c, d)][s] for s in seeds])
+            m = float(diff.mean())
+            if diff.size > 1:
+                half = float(stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / math.sqrt(diff.size))
+            else:
+                half = float("nan")
+            verdict = "tie" if not half >= 0 or abs(m) <= half else ("win" if m > 0 else "loss")
+            out.append({"cell": c, "other": d, "n": diff.size, "mean": m, "lo": m - half, "hi": m + half,
+                        "verdict": verdict})  # fmt: skip
+    return out
+
+
+def paired_table(rows: Sequence[dict[str, Any]], metric: str, ref: str) -> list[str]:
+    """Markdown: one row per cell, one column per other detector, ``+0.012 [+0.004, +0.020] win``."""
+    res = paired(rows, metric, ref)
+    if not res:
+        return []
+    others = list(dict.fromkeys(r["other"] for r in res))
+    cells = list(dict.fromkeys(r["cell"] for r in res))
+    at = {(r["cell"], r["other"]): r for r in res}
+    lines = ["| dataset | labels | model | " + " | ".join(f"{ref} − {o}" for o in others) + " |",
+             "|" + "---|" * (3 + len(others))]  # fmt: skip
+    for c in cells:
+        vals = []
+        for o in others:
+            r = at.get((c, o))
+            if r is None:
+                vals.append("–")
+            elif r["n"] < 2:
+                vals.append(f"{r['mean']:+.3f}")
+            else:
+                mark = {"win": " ✓", "loss": " ✗", "tie": ""}[r["verdict"]]
+                vals.append(f"{r['mean']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]{mark}")
+        lines.append(f"| {c[0]} | {c[1]} | {c[2]} | " + " | ".join(vals) + " |")
+    return lines
+
+
+def bar_lines(rows: Sequence[dict[str, Any]], ref: str, *, baseline: str = "cleanlab") -> list[str]:
+    """The bar for ``ref`` over the cells: F1 ≥ ``baseline``'s in every cell, F1 ≥ 0.95 × the best
+    detector's in ≥ 90 % of cells and ≥ 0.85 × everywhere, AUROC within 0.01 of the best in ≥ 90 %
+    (means over seeds)."""
+    f1, auc = _by_seed(rows, "f1"), _by_seed(rows, "auroc")
+
+    def mean(d: dict[tuple[CellKey, str], dict[Any, float]], c: CellKey, det: str) -> float | None:
+        v = d.get((c, det))
+        return float(np.mean(list(v.values()))) if v else None
+
+    cells = list(dict.fromkeys(c for c, det in f1 if det == ref))
+    if not cells:
+        return []
+    ge_base, ratios, auc_ok, n_auc = 0, [], 0, 0
+    n_base = 0
+    for c in cells:
+        mine = mean(f1, c, ref)
+        base = mean(f1, c, baseline)
+        if base is not None and mine is not None:
+            n_base += 1
+            ge_base += mine >= base - 1e-12
+        best = max(v for det in {d for cc, d in f1 if cc == c} if (v := mean(f1, c, det)) is not None)
+        ratios.append((mine or 0.0) / best if best > 0 else 1.0)
+        a = mean(auc, c, ref)
+        if a is not None:
+            n_auc += 1
+            best_a = max(v for det in {d for cc, d in auc if cc == c} if (v := mean(auc, c, det)) is not None)
+            auc_ok += a >= best_a - 0.01
+    r = np.array(ratios)
+    return [
+        f"- cells: {len(cells)}",
+        f"- F1 ≥ {baseline}'s: {ge_base}/{n_base} cells",
+        f"- F1 ≥ 0.95 × the best detector's: {int((r >= 0.95).sum())}/{r.size} cells "
+        f"({(r >= 0.95).mean():.0%}); lowest ratio {r.min():.2f}",
+        f"- AUROC within 0.01 of the best: {auc_ok}/{n_auc} cells",
+    ]

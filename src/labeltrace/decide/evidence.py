@@ -19,12 +19,13 @@ from labeltrace.score import trajectory
 
 __all__ = ["NEEDS", "Evidence", "Need", "combined_score", "posterior"]
 
-#: ``in_sample``: in-sample runs (one, or two with disjoint auxiliary sets); ``held_out``: a
-#: cross-fitted run (held-out dynamics + in-sample companion); ``cv_probs``: (N, K) out-of-fold
+#: ``in_sample``: in-sample runs (one, or two with disjoint auxiliary sets); ``single``: one plain
+#: training on every sample, no auxiliary class (what a user's own training records); ``held_out``:
+#: a cross-fitted run (held-out dynamics + in-sample companion); ``cv_probs``: (N, K) out-of-fold
 #: probabilities at the end of training; ``features``: (N, D) features (frozen backbone features
 #: or a trained network's embedding)
-Need = Literal["in_sample", "held_out", "cv_probs", "features"]
-NEEDS: tuple[Need, ...] = ("in_sample", "held_out", "cv_probs", "features")
+Need = Literal["in_sample", "single", "held_out", "cv_probs", "features"]
+NEEDS: tuple[Need, ...] = ("in_sample", "single", "held_out", "cv_probs", "features")
 
 Provider = Any  # a value, or a zero-argument callable returning it
 
@@ -42,6 +43,7 @@ class Evidence:
         num_classes: int,
         *,
         in_sample: Provider = None,
+        single: Provider = None,
         held_out: Provider = None,
         cv_probs: Provider = None,
         features: Provider = None,
@@ -52,7 +54,8 @@ class Evidence:
         self.num_classes = int(num_classes)
         self.knn_k = int(knn_k)
         self._providers: dict[str, Provider] = {
-            "in_sample": in_sample, "held_out": held_out, "cv_probs": cv_probs, "features": features,
+            "in_sample": in_sample, "single": single, "held_out": held_out, "cv_probs": cv_probs,
+            "features": features,
         }  # fmt: skip
         self._values: dict[str, Any] = {}
         self._cost = dict(cost or {})
@@ -73,6 +76,10 @@ class Evidence:
     @property
     def in_sample(self) -> Sequence[RecordedRun]:
         return self.get("in_sample")
+
+    @property
+    def single(self) -> RecordedRun:
+        return self.get("single")
 
     @property
     def held_out(self) -> RecordedRun:

@@ -360,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("run_dir")
     rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
     rv.add_argument("--port", type=int, default=8765)
-    rv.add_argument("--token", help="access token (generated and printed when binding beyond loopback)")
+    rv.add_argument("--token", help="access token, at least 16 characters (an empty or shorter one is an error); "
+                    "generated and printed when binding beyond loopback without one")
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
     rv.add_argument("--export", metavar="FILE", help="write the cleaned label file instead of serving")
     rv.set_defaults(func=_cmd_review)

@@ -29,7 +29,15 @@ from labeltrace.data.base import (
     check_class_counts,
     parallel_map,
 )
-from labeltrace.data.decode import DICOM_SUFFIXES, IMAGE_SUFFIXES, array_to_float, pil_to_array
+from labeltrace.data.decode import (
+    DICOM_SUFFIXES,
+    IMAGE_SUFFIXES,
+    array_to_float,
+    check_pixels,
+    open_image,
+    pil_to_array,
+    pixel_limit,
+)
 from labeltrace.data.errors import DataError
 
 __all__ = ["HFSource", "from_arrays", "from_folder", "from_hf", "from_manifest", "from_npz"]
@@ -173,7 +181,7 @@ def _read_classes_txt(path: Path) -> tuple[str, ...]:
 def from_folder(
     root: str | Path, *, on_bad_image: OnBadImage = "fail",
     extensions: Sequence[str] = IMAGE_SUFFIXES + DICOM_SUFFIXES, verify: bool = True,
-    workers: int | None = None,
+    workers: int | None = None, max_pixels: int | None = None,
 ) -> ImageDataset:
     """Dataset from ``root/<class>/<image>`` (one sub-folder per class, not recursive).
 
@@ -195,7 +203,11 @@ def from_folder(
         shapes. With False only existence is checked and a corrupt file raises at load time.
     workers : int, optional
         Decoding threads.
+    max_pixels : int, optional
+        Refuse images whose header declares more pixels, now and at every later load (default
+        :data:`labeltrace.data.decode.MAX_PIXELS`, 40 megapixels); such images count as bad.
     """
+    pixel_limit(max_pixels)
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
@@ -222,7 +234,7 @@ def from_folder(
     rel = [f.relative_to(root).as_posix() for f in files]
     return _finalize(
         classes=[d.name for d in class_dirs], labels=np.array(labels, dtype=np.int64), sources=rel,
-        ids=rel, source=FileSource(tuple(files)), root=root, on_bad_image=on_bad_image,
+        ids=rel, source=FileSource(tuple(files), max_pixels), root=root, on_bad_image=on_bad_image,
         verify=verify, workers=workers, where=f" ({root})",
     )
 
@@ -256,7 +268,7 @@ def from_manifest(
     path: str | Path, *, path_column: str = "path", label_column: str = "label",
     id_column: str | None = None, classes: Sequence[str] | None = None,
     root: str | Path | None = None, on_bad_image: OnBadImage = "fail", verify: bool = True,
-    workers: int | None = None,
+    workers: int | None = None, max_pixels: int | None = None,
 ) -> ImageDataset:
     """Dataset from a CSV/TSV or Parquet manifest with one row per image.
 
@@ -277,9 +289,10 @@ def from_manifest(
         Class names in id order.
     root : str or Path, optional
         Image folder that relative paths start from (default: the manifest's folder).
-    on_bad_image, verify, workers
+    on_bad_image, verify, workers, max_pixels
         As in :func:`from_folder`.
     """
+    pixel_limit(max_pixels)
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
@@ -307,7 +320,7 @@ def from_manifest(
             + listing(f"{v!r} (rows {listing(k + 1 for k in ks)})" for v, ks in dup.items())
         )
     return _finalize(
-        classes=cls, labels=labels, sources=sources, ids=ids, source=FileSource(files), root=root,
+        classes=cls, labels=labels, sources=sources, ids=ids, source=FileSource(files, max_pixels), root=root,
         on_bad_image=on_bad_image, verify=verify, workers=workers, where=f" ({path})",
     )
 
@@ -383,19 +396,20 @@ def from_npz(
 
 
 # --------------------------------------------------------------------------- Hugging Face
-def _hf_value_to_array(v: Any) -> np.ndarray:
+def _hf_value_to_array(v: Any, max_pixels: int | None = None) -> np.ndarray:
     from PIL import Image
 
     from labeltrace.data.decode import decode_image
 
-    if isinstance(v, Image.Image):
+    if isinstance(v, Image.Image):  # datasets opens images lazily: the header is read, not the pixels
+        check_pixels(v.width, v.height, max_pixels)
         return pil_to_array(v)
     if isinstance(v, np.ndarray):
         return array_to_float(v)
     if isinstance(v, dict):
         if v.get("bytes"):
             try:
-                with Image.open(BytesIO(v["bytes"])) as img:
+                with open_image(BytesIO(v["bytes"]), max_pixels) as img:
                     img.load()
                     return pil_to_array(img)
             except DataError:
@@ -403,7 +417,7 @@ def _hf_value_to_array(v: Any) -> np.ndarray:
             except Exception as exc:
                 raise DataError(f"cannot decode image bytes ({type(exc).__name__}: {exc})") from exc
         if v.get("path"):
-            return decode_image(v["path"])
+            return decode_image(v["path"], max_pixels=max_pixels)
     if v is None:
         raise DataError("image is missing (None)")
     raise DataError(f"unsupported image value of type {type(v).__name__}")
@@ -416,16 +430,18 @@ class HFSource:
     dataset: Any
     column: str
     rows: np.ndarray
+    max_pixels: int | None = None
     kind: ClassVar[str] = "hf"
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def load(self, i: int) -> np.ndarray:
-        return _hf_value_to_array(self.dataset[int(self.rows[i])][self.column])
+        return _hf_value_to_array(self.dataset[int(self.rows[i])][self.column], self.max_pixels)
 
     def take(self, idx: np.ndarray) -> HFSource:
-        return HFSource(self.dataset, self.column, self.rows[np.asarray(idx, dtype=np.int64)])
+        return HFSource(self.dataset, self.column, self.rows[np.asarray(idx, dtype=np.int64)],
+                        self.max_pixels)
 
     def path(self, i: int) -> Path | None:
         return None
@@ -435,14 +451,16 @@ def from_hf(
     dataset: Any, *, image_column: str = "image", label_column: str = "label",
     id_column: str | None = None, classes: Sequence[str] | None = None,
     on_bad_image: OnBadImage = "fail", verify: bool = True, workers: int | None = None,
+    max_pixels: int | None = None,
 ) -> ImageDataset:
     """Dataset from a Hugging Face ``datasets.Dataset`` (map-style, not streaming).
 
     Class names come from ``classes=``, else the label column's ``ClassLabel`` names, else as in
     :func:`parse_labels`. Images may be PIL images, arrays or ``{"bytes", "path"}`` dicts.
-    Sources are ``"hf:<row>"``; ids the ``id_column`` or ``"<row>"``. ``datasets`` itself is
-    not imported.
+    Sources are ``"hf:<row>"``; ids the ``id_column`` or ``"<row>"``. ``max_pixels`` as in
+    :func:`from_folder`. ``datasets`` itself is not imported.
     """
+    pixel_limit(max_pixels)
     if not hasattr(dataset, "column_names") or not hasattr(dataset, "__len__"):
         raise DataError(
             "from_hf needs a map-style datasets.Dataset (not an IterableDataset or DatasetDict)"
@@ -464,6 +482,6 @@ def from_hf(
     ids = [str(v) for v in dataset[id_column]] if id_column else [str(i) for i in range(n)]
     return _finalize(
         classes=cls, labels=labels, sources=[f"hf:{i}" for i in range(n)], ids=ids,
-        source=HFSource(dataset, image_column, np.arange(n)), root=None,
+        source=HFSource(dataset, image_column, np.arange(n), max_pixels), root=None,
         on_bad_image=on_bad_image, verify=verify, workers=workers,
     )

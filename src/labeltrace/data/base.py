@@ -71,19 +71,22 @@ class FileSource:
     ----------
     paths : tuple of Path
         Absolute file paths, one per sample.
+    max_pixels : int, optional
+        Pixel limit of every decode (default :data:`labeltrace.data.decode.MAX_PIXELS`).
     """
 
     paths: tuple[Path, ...]
+    max_pixels: int | None = None
     kind: ClassVar[str] = "files"
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, i: int) -> np.ndarray:
-        return decode_image(self.paths[i])
+        return decode_image(self.paths[i], max_pixels=self.max_pixels)
 
     def take(self, idx: np.ndarray) -> FileSource:
-        return FileSource(tuple(self.paths[int(i)] for i in idx))
+        return FileSource(tuple(self.paths[int(i)] for i in idx), self.max_pixels)
 
     def path(self, i: int) -> Path | None:
         return self.paths[i]

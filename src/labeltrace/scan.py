@@ -469,6 +469,7 @@ def scan(
             "kind": ds.kind,
             **(origin or {}),
             "root": str(ds.root) if ds.root else None,
+            "allowed_roots": [str(r) for r in ds.allowed_roots],  # image files outside are never read
             "num_samples": N,
             "classes": classes,
             "skipped": [list(s) for s in ds.skipped],

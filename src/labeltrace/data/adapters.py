@@ -62,6 +62,7 @@ def _finalize(
     *, classes: Sequence[str], labels: np.ndarray, sources: Sequence[str], ids: Sequence[str],
     source: ImageSource, root: Path | None, on_bad_image: str, verify: bool,
     workers: int | None, shapes: np.ndarray | None = None, where: str = "",
+    allowed_roots: tuple[Path, ...] = (),
 ) -> ImageDataset:
     """Check images (decode all, or existence only), skip or fail on bad ones, build and check."""
     if on_bad_image not in ("fail", "skip"):
@@ -107,9 +108,45 @@ def _finalize(
         root=root,
         skipped=skipped,
         shapes=None if shapes is None else shapes[idx],
+        allowed_roots=allowed_roots,
     )
     check_class_counts(ds)
     return ds
+
+
+def _allowed_roots(root: Path, allow_roots: Sequence[str | Path]) -> tuple[Path, ...]:
+    """``root`` and the explicitly allowed folders, resolved; each must be an existing folder."""
+    if isinstance(allow_roots, (str, Path)):
+        allow_roots = [allow_roots]
+    roots = [root]
+    for r in allow_roots:
+        p = Path(r).expanduser().resolve()
+        if not p.is_dir():
+            raise DataError(f"allowed root {r} is not a folder")
+        roots.append(p)
+    return tuple(dict.fromkeys(roots))
+
+
+def _inside_roots(
+    files: Sequence[Path], sources: Sequence[str], roots: tuple[Path, ...],
+) -> tuple[Path, ...]:
+    """Each file resolved once (symlinks followed); a DataError naming those outside ``roots``.
+
+    The dataset then reads the resolved files, i.e. exactly the ones checked here.
+    """
+    resolved = tuple(Path(f).resolve() for f in files)
+    outside = [k for k, f in enumerate(resolved) if not any(f.is_relative_to(r) for r in roots)]
+    if outside:
+        n = len(outside)
+        also = f" or the allowed roots {listing(roots[1:])}" if len(roots) > 1 else ""
+        raise DataError(
+            f"{n} file{'s lie' if n != 1 else ' lies'} outside the data root {roots[0]}{also} "
+            "(through a symlink, '..' or an absolute path): "
+            + listing(f"{sources[k]} -> {resolved[k]}" for k in outside)
+            + "; to read them, allow their folder with allow_roots=[DIR] "
+            "(labeltrace scan --allow-root DIR)"
+        )
+    return resolved
 
 
 def _as_int(v: Any) -> int | None:
@@ -182,6 +219,7 @@ def from_folder(
     root: str | Path, *, on_bad_image: OnBadImage = "fail",
     extensions: Sequence[str] = IMAGE_SUFFIXES + DICOM_SUFFIXES, verify: bool = True,
     workers: int | None = None, max_pixels: int | None = None,
+    allow_roots: Sequence[str | Path] = (),
 ) -> ImageDataset:
     """Dataset from ``root/<class>/<image>`` (one sub-folder per class, not recursive).
 
@@ -189,6 +227,10 @@ def from_folder(
     whose extension (case-insensitive) is not in ``extensions`` are ignored; image files
     directly in ``root`` are ignored with a warning. Sources and ids are the paths relative
     to ``root`` (``"cat/001.png"``).
+
+    Symlinked files and class folders are followed; a file whose target lies outside ``root``
+    (and outside every folder of ``allow_roots``) is refused with a :class:`DataError` naming
+    it, whatever ``on_bad_image`` says.
 
     Parameters
     ----------
@@ -206,11 +248,14 @@ def from_folder(
     max_pixels : int, optional
         Refuse images whose header declares more pixels, now and at every later load (default
         :data:`labeltrace.data.decode.MAX_PIXELS`, 40 megapixels); such images count as bad.
+    allow_roots : sequence of path
+        Other folders image files may lie in (e.g. the target of a symlinked class folder).
     """
     pixel_limit(max_pixels)
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
+    roots = _allowed_roots(root, allow_roots)
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     visible = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     class_dirs = [p for p in visible if p.is_dir()]
@@ -232,10 +277,11 @@ def from_folder(
         files += found
         labels += [k] * len(found)
     rel = [f.relative_to(root).as_posix() for f in files]
+    resolved = _inside_roots(files, rel, roots)
     return _finalize(
         classes=[d.name for d in class_dirs], labels=np.array(labels, dtype=np.int64), sources=rel,
-        ids=rel, source=FileSource(tuple(files), max_pixels), root=root, on_bad_image=on_bad_image,
-        verify=verify, workers=workers, where=f" ({root})",
+        ids=rel, source=FileSource(resolved, max_pixels), root=root, on_bad_image=on_bad_image,
+        verify=verify, workers=workers, where=f" ({root})", allowed_roots=roots,
     )
 
 
@@ -269,10 +315,13 @@ def from_manifest(
     id_column: str | None = None, classes: Sequence[str] | None = None,
     root: str | Path | None = None, on_bad_image: OnBadImage = "fail", verify: bool = True,
     workers: int | None = None, max_pixels: int | None = None,
+    allow_roots: Sequence[str | Path] = (),
 ) -> ImageDataset:
     """Dataset from a CSV/TSV or Parquet manifest with one row per image.
 
-    Paths are relative to ``root`` (default: the manifest's folder) or absolute. Labels are class
+    Paths are relative to ``root`` (default: the manifest's folder) or absolute; a path that
+    leads out of ``root`` (``..``, an absolute path elsewhere, a symlink) is refused with a
+    :class:`DataError` naming the rows, unless it lies in a folder of ``allow_roots``. Labels are class
     names or integer ids; classes come from ``classes=``, else a ``classes.txt`` (one name
     per line) beside the manifest, else ``"0".."K-1"`` for integers or the sorted names.
     Rows are counted from 1, header excluded, in error messages.
@@ -289,7 +338,7 @@ def from_manifest(
         Class names in id order.
     root : str or Path, optional
         Image folder that relative paths start from (default: the manifest's folder).
-    on_bad_image, verify, workers, max_pixels
+    on_bad_image, verify, workers, max_pixels, allow_roots
         As in :func:`from_folder`.
     """
     pixel_limit(max_pixels)
@@ -305,13 +354,14 @@ def from_manifest(
     root = path.parent if root is None else Path(root).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"{root}: image root is not a folder")
+    roots = _allowed_roots(root, allow_roots)
     if classes is None and (path.parent / "classes.txt").is_file():
         classes = _read_classes_txt(path.parent / "classes.txt")
     raw_paths = [str(v).strip() for v in table[path_column]]
     labels, cls = parse_labels(table[label_column], classes,
                                row_name=lambda k: f"row {k + 1} ({raw_paths[k]})")
-    files = tuple(Path(p) if Path(p).is_absolute() else root / p for p in raw_paths)
     sources = [Path(p).as_posix() for p in raw_paths]
+    files = _inside_roots([root / p for p in raw_paths], sources, roots)  # absolute p: p itself
     ids = [str(v).strip() for v in table[id_column]] if id_column else sources
     dup = _duplicates(ids)
     if dup:
@@ -320,8 +370,9 @@ def from_manifest(
             + listing(f"{v!r} (rows {listing(k + 1 for k in ks)})" for v, ks in dup.items())
         )
     return _finalize(
-        classes=cls, labels=labels, sources=sources, ids=ids, source=FileSource(files, max_pixels), root=root,
-        on_bad_image=on_bad_image, verify=verify, workers=workers, where=f" ({path})",
+        classes=cls, labels=labels, sources=sources, ids=ids, source=FileSource(files, max_pixels),
+        root=root, on_bad_image=on_bad_image, verify=verify, workers=workers, where=f" ({path})",
+        allowed_roots=roots,
     )
 
 

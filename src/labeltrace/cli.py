@@ -24,11 +24,17 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
         return data.example(args.example), {"kind": "example", "source": args.example}
     common = {"on_bad_image": args.on_bad_image, "allow_roots": args.allow_root, "max_pixels": args.max_pixels}
     limits = {"max_pixels": args.max_pixels} if args.max_pixels is not None else {}  # run.json: for the report
+    def used(manifest: Path) -> dict[str, Any]:  # the id column the rows are keyed by (auto-detected `id`)
+        from labeltrace.data.manifest import manifest_id_column
+
+        return {**man_cols, "id_column": manifest_id_column(manifest, args.id_column, path_column=args.path_column,
+                                                            label_column=args.label_column)}  # fmt: skip
+
     if args.labels:
         man = Path(args.labels)
         root = Path(args.data) if args.data else None
         ds = data.from_manifest(man, root=root, **man_cols, **common)
-        return ds, {"kind": "manifest", "source": str(man.resolve()), **man_cols, **limits}
+        return ds, {"kind": "manifest", "source": str(man.resolve()), **used(man), **limits}
     if not args.data:
         raise SystemExit("error: give DATA (a folder, manifest or .npz), --labels FILE, or --example digits")
     p = Path(args.data)
@@ -36,7 +42,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
         return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve()), **limits}
     if p.suffix.lower() in (".csv", ".tsv", ".parquet"):
         ds = data.from_manifest(p, **man_cols, **common)
-        return ds, {"kind": "manifest", "source": str(p.resolve()), **man_cols, **limits}
+        return ds, {"kind": "manifest", "source": str(p.resolve()), **used(p), **limits}
     if p.suffix.lower() == ".npz":
         return data.from_npz(p, split=args.split), {"kind": "npz", "source": str(p.resolve()), "split": args.split}
     raise SystemExit(f"error: cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
@@ -300,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse images whose header declares more than N pixels (default 40000000)")
     s.add_argument("--path-column", default="path")
     s.add_argument("--label-column", default="label")
-    s.add_argument("--id-column")
+    s.add_argument("--id-column", help="manifest column of sample ids (default: 'id' when present, else the path)")
     s.add_argument("--split", default="train", help="split of a MedMNIST-style .npz")
     s.add_argument("--csv", action="store_true", help="also write samples.csv")
     s.add_argument("--top", type=int, default=10, help="suspects shown in the summary")

@@ -421,9 +421,20 @@ def check_class_counts(ds: ImageDataset, *, min_count: int = 2) -> None:
     """Raise :class:`DataError` naming every class with fewer than ``min_count`` samples.
 
     A class with one sample (or none) has no peers to be compared with, so its labels cannot
-    be checked; adapters call this on every dataset they build.
+    be checked; adapters call this on every dataset they build. A dataset whose samples all
+    carry one class is refused first, in those words.
     """
     counts = ds.class_counts()
+    present = np.flatnonzero(counts > 0)
+    if present.size == 1:
+        k = int(present[0])
+        empty = np.flatnonzero(counts == 0)
+        also = (f"; classes without samples: {listing(f'{ds.classes[j]!r} (0)' for j in empty)}"
+                if empty.size else "")  # fmt: skip
+        raise DataError(
+            f"only one class found: {ds.classes[k]!r} ({counts[k]} sample{'s' if counts[k] != 1 else ''}); "
+            f"a dataset needs at least two classes{also}"
+        )
     small = np.flatnonzero(counts < min_count)
     if small.size:
         raise DataError(

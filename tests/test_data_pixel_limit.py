@@ -14,6 +14,8 @@ from PIL import Image
 
 from labeltrace.data import DataError, decode_image, from_folder, from_manifest
 from labeltrace.data import decode as decode_mod
+from labeltrace.export import export_run
+from labeltrace.rundir import open_run, write_json
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -95,6 +97,20 @@ def test_limit_holds_in_the_parallel_decoder(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match="90,000 pixels"):
         from_manifest(tmp_path / "m.csv", max_pixels=50_000)
+
+
+def test_runs_decode_with_the_limit_of_their_scan(tmp_path: Path) -> None:
+    from runfactory import make_run
+
+    rd = make_run(tmp_path, n=20, k=3)  # 8 x 8 images
+    assert open_run(rd).image(0).shape == (8, 8, 3)
+    meta = open_run(rd).meta
+    meta["data"]["max_pixels"] = 50
+    write_json(rd / "run.json", meta)
+    with pytest.raises(DataError, match="8x8 = 64 pixels is over the limit of 50"):
+        open_run(rd).image(0)
+    with pytest.raises(ValueError, match="no image could be exported.*limit of 50"):
+        export_run(rd, "labelstudio")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pydicom") is None, reason="pydicom not installed")

@@ -132,10 +132,11 @@ def test_scan_records_the_decision_and_every_later_step_follows_it(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "cat/ext.png" in err and "--allow-root" in err and not out.joinpath("run.json").exists()
-    assert main([*args, "--allow-root", str(other)]) == 0
+    assert main([*args, "--allow-root", str(other), "--max-pixels", "1000"]) == 0
     capsys.readouterr()
     run = open_run(out)
     assert run.meta["data"]["allowed_roots"] == [str(data.resolve()), str(other.resolve())]
+    assert run.max_pixels == 1000  # later decoding (report, review, exports) uses the scan's limit
     i = run.column("path").tolist().index("cat/ext.png")
     assert run.image_file(i) == (other / "ext.png").resolve()
     # review serves it

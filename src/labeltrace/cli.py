@@ -24,6 +24,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
         return data.example(args.example), {"kind": "example", "source": args.example}
     common = {"on_bad_image": args.on_bad_image, "allow_roots": args.allow_root, "max_pixels": args.max_pixels}
     limits = {"max_pixels": args.max_pixels} if args.max_pixels is not None else {}  # run.json: for the report
+
     def used(manifest: Path) -> dict[str, Any]:  # the id column the rows are keyed by (auto-detected `id`)
         from labeltrace.data.manifest import manifest_id_column
 

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -21,20 +22,28 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
         if args.data or args.labels:
             raise SystemExit("error: give either DATA/--labels or --example, not both")
         return data.example(args.example), {"kind": "example", "source": args.example}
-    common = {"on_bad_image": args.on_bad_image}
+    common = {"on_bad_image": args.on_bad_image, "allow_roots": args.allow_root, "max_pixels": args.max_pixels}
+    limits = {"max_pixels": args.max_pixels} if args.max_pixels is not None else {}  # run.json: for the report
+
+    def used(manifest: Path) -> dict[str, Any]:  # the id column the rows are keyed by (auto-detected `id`)
+        from labeltrace.data.manifest import manifest_id_column
+
+        return {**man_cols, "id_column": manifest_id_column(manifest, args.id_column, path_column=args.path_column,
+                                                            label_column=args.label_column)}  # fmt: skip
+
     if args.labels:
         man = Path(args.labels)
         root = Path(args.data) if args.data else None
         ds = data.from_manifest(man, root=root, **man_cols, **common)
-        return ds, {"kind": "manifest", "source": str(man.resolve()), **man_cols}
+        return ds, {"kind": "manifest", "source": str(man.resolve()), **used(man), **limits}
     if not args.data:
         raise SystemExit("error: give DATA (a folder, manifest or .npz), --labels FILE, or --example digits")
     p = Path(args.data)
     if p.is_dir():
-        return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve())}
+        return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve()), **limits}
     if p.suffix.lower() in (".csv", ".tsv", ".parquet"):
         ds = data.from_manifest(p, **man_cols, **common)
-        return ds, {"kind": "manifest", "source": str(p.resolve()), **man_cols}
+        return ds, {"kind": "manifest", "source": str(p.resolve()), **used(p), **limits}
     if p.suffix.lower() == ".npz":
         return data.from_npz(p, split=args.split), {"kind": "npz", "source": str(p.resolve()), "split": args.split}
     raise SystemExit(f"error: cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
@@ -166,7 +175,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not args.to:
         raise SystemExit("error: give --to labelstudio|fiftyone|csv|parquet or --from-labelstudio EXPORT.json")
     out = export.export_run(args.run_dir, args.to, args.out, images=args.images, document_root=args.document_root,
-                            only_suspects=args.only_suspects)  # fmt: skip
+                            only_suspects=args.only_suspects,
+                            warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))  # fmt: skip
     print(f"wrote {out}")
     return 0
 
@@ -238,9 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features)")
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")
     s.add_argument("--on-bad-image", default="fail", choices=["fail", "skip"])
+    s.add_argument("--allow-root", action="append", default=[], metavar="DIR",
+                   help="also read image files inside DIR (repeatable): files that symlinks, '..' or absolute "
+                        "manifest paths lead to outside the data root are refused otherwise")
+    s.add_argument("--max-pixels", type=int, metavar="N",
+                   help="refuse images whose header declares more than N pixels (default 40000000)")
     s.add_argument("--path-column", default="path")
     s.add_argument("--label-column", default="label")
-    s.add_argument("--id-column")
+    s.add_argument("--id-column", help="manifest column of sample ids (default: 'id' when present, else the path)")
     s.add_argument("--split", default="train", help="split of a MedMNIST-style .npz")
     s.add_argument("--csv", action="store_true", help="also write samples.csv")
     s.add_argument("--top", type=int, default=10, help="suspects shown in the summary")
@@ -317,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("run_dir")
     rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
     rv.add_argument("--port", type=int, default=8765)
-    rv.add_argument("--token", help="access token (generated and printed when binding beyond loopback)")
+    rv.add_argument("--token", help="access token, at least 16 characters (an empty or shorter one is an error); "
+                    "generated and printed when binding beyond loopback without one")
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
     rv.add_argument("--export", metavar="FILE", help="write the cleaned label file instead of serving")
     rv.set_defaults(func=_cmd_review)

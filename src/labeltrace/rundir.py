@@ -214,6 +214,21 @@ class Run:
         return Path(root) if root else None
 
     @property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        """Folders the run's image files may lie in, resolved: the scan's decision
+        (``run.json`` ``data.allowed_roots``); a run written before it allows its data root."""
+        roots = self.meta["data"].get("allowed_roots")
+        if roots is None:
+            roots = [self.data_root] if self.data_root is not None else []
+        return tuple(Path(r).resolve() for r in roots)
+
+    @property
+    def max_pixels(self) -> int | None:
+        """The pixel limit the scan read images with (None: the default of ``data.decode``)."""
+        v = self.meta["data"].get("max_pixels")
+        return None if v is None else int(v)
+
+    @property
     def num_runs(self) -> int:
         return int(self.meta.get("runs", 1))
 
@@ -267,7 +282,8 @@ class Run:
         return self.column(name).astype(bool)
 
     def image_file(self, sample_id: int) -> Path | None:
-        """The image file of a sample, resolved and checked to lie inside the data root."""
+        """The image file of a sample, resolved (symlinks followed) and checked to lie inside one
+        of :attr:`allowed_roots` (``ValueError`` otherwise); None for array datasets."""
         src = str(self.samples.column("path")[int(sample_id)].as_py())
         if src.startswith(("array:", "hf:")):
             return None
@@ -278,8 +294,10 @@ class Run:
                 raise ValueError(f"sample {sample_id}: relative path {src!r} but the run has no data root")
             p = root / p
         p = p.resolve()
-        if root is not None and not p.is_relative_to(root.resolve()):
-            raise ValueError(f"sample {sample_id}: image path {src!r} escapes the data root {root}")
+        roots = self.allowed_roots
+        if not any(p.is_relative_to(r) for r in roots):
+            also = f" and the allowed roots {', '.join(map(str, roots[1:]))}" if len(roots) > 1 else ""
+            raise ValueError(f"sample {sample_id}: image path {src!r} escapes the data root {root}{also}")
         return p
 
     def image(self, sample_id: int) -> np.ndarray:
@@ -298,7 +316,7 @@ class Run:
             return img if img.ndim == 3 else img[:, :, None]
         from labeltrace.data import decode  # lazy: decoding lives at the data edge
 
-        arr = decode.decode_image(f)
+        arr = decode.decode_image(f, max_pixels=self.max_pixels)
         return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
 
 

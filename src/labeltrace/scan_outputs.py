@@ -130,8 +130,9 @@ def write_outputs(
                                  else {"final_train_accuracy": list(rec.accuracy) if rec else []}),
         "inputs": inputs.description, "runs": len(rec.runs) if rec is not None else 0,
         "protocol": _protocol(rec, config),
-        "data": {"kind": ds.kind, **(origin or {}), "root": str(ds.root) if ds.root else None, "num_samples": N,
-                 "classes": classes, "skipped": [list(s) for s in ds.skipped]},
+        "data": {"kind": ds.kind, **(origin or {}), "root": str(ds.root) if ds.root else None,
+                 "allowed_roots": [str(r) for r in ds.allowed_roots],  # image files outside are never read
+                 "num_samples": N, "classes": classes, "skipped": [list(s) for s in ds.skipped]},
         "seed": config.seed, "fingerprint": fingerprint,
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
                      "platform": platform.platform()},

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from labeltrace.data.adapters import (
+    MISSING_VALUES,
     HFSource,
     from_arrays,
     from_folder,
@@ -40,6 +41,7 @@ from labeltrace.data.examples import available_examples, example
 _LOADER_NAMES = ("Augment", "TensorLoader", "augment_batch", "channel_stats")
 
 __all__ = [
+    "MISSING_VALUES",
     "ArraySource",
     "Augment",
     "DataError",

@@ -71,19 +71,22 @@ class FileSource:
     ----------
     paths : tuple of Path
         Absolute file paths, one per sample.
+    max_pixels : int, optional
+        Pixel limit of every decode (default :data:`labeltrace.data.decode.MAX_PIXELS`).
     """
 
     paths: tuple[Path, ...]
+    max_pixels: int | None = None
     kind: ClassVar[str] = "files"
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, i: int) -> np.ndarray:
-        return decode_image(self.paths[i])
+        return decode_image(self.paths[i], max_pixels=self.max_pixels)
 
     def take(self, idx: np.ndarray) -> FileSource:
-        return FileSource(tuple(self.paths[int(i)] for i in idx))
+        return FileSource(tuple(self.paths[int(i)] for i in idx), self.max_pixels)
 
     def path(self, i: int) -> Path | None:
         return self.paths[i]
@@ -156,6 +159,11 @@ class ImageDataset:
         ``(source, reason)`` of images left out under ``on_bad_image="skip"``.
     shapes : ndarray of int64, shape (N, 3), or None
         ``(H, W, C)`` per sample when known (arrays, or files after up-front verification).
+    allowed_roots : tuple of Path
+        Resolved folders the image files may lie in (after following symlinks): ``root`` first,
+        then any root allowed explicitly (``allow_roots=`` of the adapters). The adapters refuse
+        files elsewhere; a scan records these roots, and the report, review app and exports
+        serve only files inside them.
     """
 
     classes: tuple[str, ...]
@@ -166,6 +174,7 @@ class ImageDataset:
     root: Path | None = None
     skipped: tuple[tuple[str, str], ...] = ()
     shapes: np.ndarray | None = field(default=None)
+    allowed_roots: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         classes = tuple(str(c) for c in self.classes)
@@ -211,6 +220,10 @@ class ImageDataset:
         object.__setattr__(self, "skipped", tuple((str(a), str(b)) for a, b in self.skipped))
         object.__setattr__(self, "shapes", shapes)
         object.__setattr__(self, "root", None if self.root is None else Path(self.root))
+        roots = [Path(r).resolve() for r in self.allowed_roots]
+        if self.root is not None:
+            roots.insert(0, Path(self.root).resolve())
+        object.__setattr__(self, "allowed_roots", tuple(dict.fromkeys(roots)))
 
     # ----------------------------------------------------------------- metadata
     def __len__(self) -> int:
@@ -390,7 +403,7 @@ class ImageDataset:
         if labels.shape != self.labels.shape:
             raise DataError(f"labels must have shape {self.labels.shape}; got {labels.shape}")
         return ImageDataset(self.classes, labels, self.sources, self.ids, self.source,
-                            self.root, self.skipped, self.shapes)
+                            self.root, self.skipped, self.shapes, self.allowed_roots)
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> ImageDataset:
         """Samples ``idx`` as a new dataset (renumbered 0..len(idx)-1, external ids kept)."""
@@ -400,7 +413,7 @@ class ImageDataset:
         return ImageDataset(
             self.classes, self.labels[idx], tuple(self.sources[i] for i in idx),
             tuple(self.ids[i] for i in idx), self.source.take(idx), self.root, self.skipped,
-            None if self.shapes is None else self.shapes[idx],
+            None if self.shapes is None else self.shapes[idx], self.allowed_roots,
         )
 
 
@@ -408,9 +421,20 @@ def check_class_counts(ds: ImageDataset, *, min_count: int = 2) -> None:
     """Raise :class:`DataError` naming every class with fewer than ``min_count`` samples.
 
     A class with one sample (or none) has no peers to be compared with, so its labels cannot
-    be checked; adapters call this on every dataset they build.
+    be checked; adapters call this on every dataset they build. A dataset whose samples all
+    carry one class is refused first, in those words.
     """
     counts = ds.class_counts()
+    present = np.flatnonzero(counts > 0)
+    if present.size == 1:
+        k = int(present[0])
+        empty = np.flatnonzero(counts == 0)
+        also = (f"; classes without samples: {listing(f'{ds.classes[j]!r} (0)' for j in empty)}"
+                if empty.size else "")  # fmt: skip
+        raise DataError(
+            f"only one class found: {ds.classes[k]!r} ({counts[k]} sample{'s' if counts[k] != 1 else ''}); "
+            f"a dataset needs at least two classes{also}"
+        )
     small = np.flatnonzero(counts < min_count)
     if small.size:
         raise DataError(

@@ -18,11 +18,19 @@ Every decoded image is an ``(H, W, C)`` float32 array with ``C`` in ``{1, 3}`` a
   ``RescaleSlope`` / ``RescaleIntercept`` are applied, ``MONOCHROME1`` is inverted so that
   high values are bright, and grayscale pixels are min-max scaled per image to [0, 1] (a
   constant image becomes all zeros). Colour DICOM is divided by ``2**BitsStored - 1``.
+
+**Pixel limit.** A small file can declare a huge image (a "decompression bomb": a 420 KB PNG
+of 12000x12000 pixels costs gigabytes once decoded). Every decoder reads the size from the
+header first and refuses, with a :class:`DataError` naming the file and its size, an image of
+more than ``max_pixels`` pixels (default :data:`MAX_PIXELS`, 40 megapixels; for DICOM, rows x
+columns x frames). Pillow's own guard (``Image.MAX_IMAGE_PIXELS``, about 89 megapixels with a
+warning, twice that with an error) stays in place above it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -32,10 +40,14 @@ from labeltrace.data.errors import DataError, MissingDependencyError
 __all__ = [
     "DICOM_SUFFIXES",
     "IMAGE_SUFFIXES",
+    "MAX_PIXELS",
     "array_to_float",
+    "check_pixels",
     "convert_channels",
     "decode_image",
+    "open_image",
     "pil_to_array",
+    "pixel_limit",
     "resize_image",
     "to_uint8_thumbnail",
 ]
@@ -45,8 +57,52 @@ IMAGE_SUFFIXES: tuple[str, ...] = (
 )
 DICOM_SUFFIXES: tuple[str, ...] = (".dcm", ".dicom")
 
+#: Default pixel limit of every decoder (a module-level setting; each call can pass its own).
+MAX_PIXELS = 40_000_000
+
 # ITU-R BT.601 luma weights, the same ones Pillow uses for RGB -> L.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def pixel_limit(max_pixels: int | None = None) -> int:
+    """The pixel limit in force: ``max_pixels``, or :data:`MAX_PIXELS` when None."""
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1:
+        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    return int(limit)
+
+
+def check_pixels(width: int, height: int, max_pixels: int | None = None, frames: int = 1) -> None:
+    """Refuse an image of ``width`` x ``height`` (x ``frames``) over the pixel limit.
+
+    ``max_pixels`` None means the module default :data:`MAX_PIXELS`.
+
+    Raises
+    ------
+    DataError
+        Over the limit (the message gives the size and the limit).
+    ValueError
+        ``max_pixels`` not a positive integer.
+    """
+    limit = pixel_limit(max_pixels)
+    n = int(width) * int(height) * max(1, int(frames))
+    if n > limit:
+        size = f"{width}x{height}" + (f"x{frames} frames" if frames > 1 else "")
+        raise DataError(
+            f"image of {size} = {n:,} pixels is over the limit of {int(limit):,} pixels "
+            "(a decompression-bomb guard; raise it with --max-pixels or max_pixels=)"
+        )
+
+
+def open_image(fp: str | Path | BinaryIO, max_pixels: int | None = None) -> Image.Image:
+    """``Image.open`` (header only) and the pixel limit; the caller loads and closes it."""
+    img = Image.open(fp)
+    try:
+        check_pixels(img.width, img.height, max_pixels)
+    except BaseException:
+        img.close()
+        raise
+    return img
 
 
 def _is_dicom(path: Path) -> bool:
@@ -106,7 +162,7 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def _decode_dicom(path: Path) -> np.ndarray:
+def _decode_dicom(path: Path, max_pixels: int | None = None) -> np.ndarray:
     try:
         import pydicom
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -114,8 +170,10 @@ def _decode_dicom(path: Path) -> np.ndarray:
             f"{path} is a DICOM file; reading it needs pydicom (pip install 'labeltrace[dicom]')"
         ) from exc
     ds = pydicom.dcmread(path)
-    px = np.asarray(ds.pixel_array)
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    check_pixels(int(getattr(ds, "Columns", 0) or 0), int(getattr(ds, "Rows", 0) or 0), max_pixels,
+                 frames=frames)  # fmt: skip
+    px = np.asarray(ds.pixel_array)
     spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
     if frames > 1:
         px = px[0]
@@ -134,33 +192,36 @@ def _decode_dicom(path: Path) -> np.ndarray:
     return out.astype(np.float32)[..., None]
 
 
-def decode_image(path: str | Path) -> np.ndarray:
+def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
     """Decode one image file to an ``(H, W, C)`` float32 array in [0, 1].
 
     Parameters
     ----------
     path : str or Path
         Image file (any format Pillow reads) or DICOM file.
+    max_pixels : int, optional
+        Refuse images whose header declares more pixels (default :data:`MAX_PIXELS`).
 
     Raises
     ------
     DataError
-        If the file is missing, unreadable, truncated or has unsupported values; the message
-        names the file.
+        If the file is missing, unreadable, truncated, over the pixel limit or has unsupported
+        values; the message names the file.
     MissingDependencyError
         For DICOM files when ``pydicom`` is not installed.
     """
     path = Path(path)
+    max_pixels = pixel_limit(max_pixels)
     try:
         if path.suffix.lower() in DICOM_SUFFIXES:
-            return _decode_dicom(path)
+            return _decode_dicom(path, max_pixels)
         try:
-            with Image.open(path) as img:
+            with open_image(path, max_pixels) as img:
                 img.load()
                 return pil_to_array(img)
         except UnidentifiedImageError:
             if _is_dicom(path):
-                return _decode_dicom(path)
+                return _decode_dicom(path, max_pixels)
             raise
     except MissingDependencyError:
         raise

@@ -37,6 +37,7 @@ decisions into ``reviews.db`` with reviewer ``"labelstudio"``, so
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -69,6 +70,7 @@ def export_run(
     images: ImageMode = "data-uri",
     document_root: str | os.PathLike[str] | None = None,
     only_suspects: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> Path | str:
     """Export a run for a labeling tool (see the module docstring for each target).
 
@@ -84,6 +86,12 @@ def export_run(
     images, document_root, only_suspects
         Label Studio only: image embedding mode, local-files document root (default the data
         root), and whether to export the flagged samples alone.
+    warn : callable, optional
+        Label Studio and FiftyOne: gets one message naming the samples whose image could not
+        be exported (unreadable, or outside the roots the scan allowed); default
+        :func:`warnings.warn`. Such samples are exported without their image (Label Studio:
+        ``data.image`` empty, ``data.image_error`` the reason; FiftyOne: left out) -- one bad
+        sample never aborts the export.
 
     Returns
     -------
@@ -97,11 +105,11 @@ def export_run(
     if to == "fiftyone":
         from labeltrace.export.fiftyone import to_fiftyone
 
-        return to_fiftyone(run, None if out is None else str(out))
+        return to_fiftyone(run, None if out is None else str(out), warn=warn)
     if to == "labelstudio":
         path = Path(out) if out is not None else run.path / "labelstudio_tasks.json"
         tasks = labelstudio_tasks(
-            run, images=images, document_root=document_root, only_suspects=only_suspects
+            run, images=images, document_root=document_root, only_suspects=only_suspects, warn=warn
         )
         write_json(path, tasks)
         xml = labelstudio_config(run.classes).encode("utf-8")

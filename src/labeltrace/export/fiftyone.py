@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from labeltrace.export.labelstudio import report_problems
 from labeltrace.relabel.order import review_order
 from labeltrace.report.images import load_rgb, png_bytes
 from labeltrace.rundir import Run, atomic_write
@@ -11,7 +14,9 @@ from labeltrace.rundir import Run, atomic_write
 __all__ = ["to_fiftyone"]
 
 
-def to_fiftyone(run: Run, name: str | None) -> str:
+def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | None = None) -> str:
+    """A persistent FiftyOne dataset of ``run``; samples whose image cannot be exported are left
+    out and named in one ``warn`` message (see :func:`labeltrace.export.export_run`)."""
     try:
         import fiftyone as fo
     except ImportError as exc:
@@ -36,13 +41,19 @@ def to_fiftyone(run: Run, name: str | None) -> str:
     )
     img_dir = run.path / "fiftyone_images"
     samples = []
-    for i in review_order(run).tolist():
-        f = run.image_file(i)
-        if f is None:
-            f = img_dir / f"{i:07d}.png"
-            if not f.exists():
-                png = png_bytes(load_rgb(run, i))
-                atomic_write(f, lambda fh, b=png: fh.write(b))
+    order = review_order(run).tolist()
+    problems: list[tuple[int, str]] = []
+    for i in order:
+        try:
+            f = run.image_file(i)
+            if f is None:
+                f = img_dir / f"{i:07d}.png"
+                if not f.exists():
+                    png = png_bytes(load_rgb(run, i))
+                    atomic_write(f, lambda fh, b=png: fh.write(b))
+        except (ValueError, OSError) as exc:  # one sample, not the export
+            problems.append((i, str(exc)))
+            continue
         s = fo.Sample(
             filepath=str(f),
             labeltrace_id=i,
@@ -56,6 +67,7 @@ def to_fiftyone(run: Run, name: str | None) -> str:
         if truth is not None:
             s["ground_truth"] = fo.Classification(label=classes[truth[i]])
         samples.append(s)
+    report_problems(problems, len(order), warn)
     ds = fo.Dataset(name or f"labeltrace-{run.path.resolve().name}", overwrite=True)
     ds.persistent = True
     ds.add_samples(samples)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -13,6 +15,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from labeltrace._checks import listing
 from labeltrace.relabel.decisions import ReviewStore
 from labeltrace.relabel.order import review_order
 from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
@@ -83,8 +86,15 @@ def labelstudio_tasks(
     document_root: str | os.PathLike[str] | None = None,
     only_suspects: bool = False,
     image_size: int = 256,
+    warn: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Label Studio tasks of a run, in review-queue order (see the module docstring)."""
+    """Label Studio tasks of a run, in review-queue order (see the module docstring).
+
+    A sample whose image cannot be exported (unreadable, outside the run's allowed roots or
+    the document root) is still exported, with ``data.image`` empty and the reason in
+    ``data.image_error``; ``warn`` (default :func:`warnings.warn`) then gets one message that
+    counts and names them. When no image at all can be exported, ``ValueError``.
+    """
     if images not in ("data-uri", "local-files"):
         raise ValueError(f"images must be 'data-uri' or 'local-files', got {images!r}")
     root = Path(document_root) if document_root is not None else None
@@ -100,11 +110,18 @@ def labelstudio_tasks(
     sus = run.column("is_suspect").astype(bool)
     ext = run.column("external_id")
     tasks = []
+    problems: list[tuple[int, str]] = []
     for i in order.tolist():
+        try:
+            image, error = _ls_image(run, i, images, root, image_size), None
+        except (ValueError, OSError) as exc:  # DataError included: one sample, not the export
+            image, error = "", str(exc)
+            problems.append((i, error))
         tasks.append(
             {
                 "data": {
-                    LS_IMAGE: _ls_image(run, i, images, root, image_size),
+                    LS_IMAGE: image,
+                    **({"image_error": error} if error is not None else {}),
                     "labeltrace_id": i,
                     "external_id": str(ext[i]),
                     "given_label": classes[given[i]],
@@ -125,7 +142,25 @@ def labelstudio_tasks(
                 ],
             }
         )
+    report_problems(problems, len(tasks), warn)
     return tasks
+
+
+def report_problems(
+    problems: list[tuple[int, str]], total: int, warn: Callable[[str], None] | None
+) -> None:
+    """Tell ``warn`` (default :func:`warnings.warn`) which samples were exported without their
+    image; ``ValueError`` when that is every one of them (nothing worth writing)."""
+    if not problems:
+        return
+    listed = listing(f"sample {i} ({why})" for i, why in problems)
+    if len(problems) == total:
+        raise ValueError(f"no image could be exported ({total} samples): {listed}")
+    msg = f"{len(problems)} of {total} images could not be exported (exported without image): {listed}"
+    if warn is None:
+        warnings.warn(msg, UserWarning, stacklevel=3)
+    else:
+        warn(msg)
 
 
 def _iso(ts: Any) -> str | None:

@@ -16,14 +16,14 @@ __all__ = ["display_image", "load_rgb", "png_bytes", "png_data_uri"]
 def load_rgb(run: Run, sample_id: int) -> np.ndarray:
     """A sample's image as ``(H, W, 3)`` uint8 RGB.
 
-    Files are resolved with :meth:`Run.image_file` (which refuses paths outside the data root)
+    Files are resolved with :meth:`Run.image_file` (which refuses paths outside the run's allowed roots)
     and decoded with :func:`labeltrace.data.decode.decode_image`; array datasets come from
     ``images.npy``.
 
     Raises
     ------
     ValueError
-        Unknown sample id, a path escaping the data root, or an unreadable image (the message
+        Unknown sample id, a path escaping the allowed roots, or an unreadable image (the message
         names the sample and the file).
     """
     i = int(sample_id)
@@ -39,7 +39,7 @@ def load_rgb(run: Run, sample_id: int) -> np.ndarray:
     else:
         from labeltrace.data.decode import decode_image  # lazy: decoding lives at the data edge
 
-        a = np.clip(np.rint(decode_image(f) * 255.0), 0, 255).astype(np.uint8)
+        a = np.clip(np.rint(decode_image(f, max_pixels=run.max_pixels) * 255.0), 0, 255).astype(np.uint8)
     if a.ndim == 2:
         a = a[:, :, None]
     if a.shape[2] == 1:

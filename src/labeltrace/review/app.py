@@ -12,12 +12,13 @@ Routes (all need the token when one is set: header ``X-Labeltrace-Token`` or ``?
 ==========================  =================================================================
 
 Without a token the app answers only requests whose ``Host`` is a loopback name, so a web page
-on another origin cannot reach it through DNS rebinding.
+on another origin cannot reach it through DNS rebinding. Tokens, ``Origin``, content type and
+body size are checked before routing (:mod:`labeltrace.review.security`); decision bodies are
+validated with strict types, and no error response repeats what the client sent.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 from functools import lru_cache
@@ -27,46 +28,38 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
-from labeltrace.relabel.decisions import KINDS, ReviewStore
+from labeltrace._checks import listing
+from labeltrace.relabel.decisions import KINDS, MAX_REVIEWER, ReviewStore
 from labeltrace.relabel.order import review_order
 from labeltrace.report.images import display_image, load_rgb, png_bytes
+from labeltrace.review.security import (
+    MAX_BODY_BYTES,
+    TOKEN_HEADER,
+    Guard,
+    check_token,
+    is_loopback,
+)
 from labeltrace.rundir import REVIEWS_DB, Run, open_run
 
 __all__ = ["TOKEN_HEADER", "create_app", "is_loopback", "serve"]
 
-TOKEN_HEADER = "X-Labeltrace-Token"
 IMAGE_SIZE = 512
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses (``127.0.0.0/8``, ``::1``)."""
-    h = host.strip().strip("[]").lower()
-    if h in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
-
-
-def _host_name(host_header: str) -> str:
-    h = host_header.strip()
-    if h.startswith("["):  # [::1]:8765
-        return h[1 : h.find("]")] if "]" in h else h
-    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
 
 
 class DecisionIn(BaseModel):
-    """Body of ``POST /api/decision``."""
+    """Body of ``POST /api/decision``: strict JSON types (no ``true`` or ``"3"`` for an id), no
+    other fields."""
 
-    sample_id: int
-    decision: str
-    kind: str | None = None
-    reviewer: str | None = None
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    sample_id: StrictInt
+    decision: StrictStr
+    kind: StrictStr | None = None
+    reviewer: StrictStr | None = None
 
 
 class _Review:
@@ -134,6 +127,53 @@ def _err(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+_FIELDS = set(DecisionIn.model_fields) | {"pos", "sample_id"}
+
+
+def _validation_detail(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's validation errors without what the client sent.
+
+    The default handler returns each error's ``input`` (and ``ctx``); a key the client made up
+    would also come back in ``loc``. Keep the message and type, and only the parts of ``loc``
+    the app itself defines.
+    """
+    out = []
+    for e in list(errors)[:10]:
+        loc = [
+            x if isinstance(x, int) or x in _LOCATIONS or x in _FIELDS else "(unknown field)"
+            for x in e.get("loc", ())
+        ]
+        out.append({"loc": loc, "msg": str(e.get("msg", ""))[:200], "type": str(e.get("type", ""))})
+    return out
+
+
+def _decision_problem(state: _Review, body: DecisionIn, reviewer: str) -> tuple[int, str] | None:
+    """Why a decision cannot be stored, in words that do not repeat the submitted values."""
+    n = state.run.num_samples
+    if not 0 <= body.sample_id < n:
+        return 404, f"unknown sample id: ids lie in [0, {n})"
+    i, kind, decision = body.sample_id, body.kind, body.decision
+    if kind is not None and kind not in KINDS:
+        return 400, f"sample {i}: kind must be one of {', '.join(KINDS)}"
+    actions = ("unsure", "skip")
+    if kind is None:
+        if decision in actions and decision in state.classes:
+            return 400, (
+                f"sample {i}: {decision!r} is both a class and a review action; send kind "
+                f"'label' or {decision!r}"
+            )
+        kind = decision if decision in actions else "label"
+    if kind == "label" and decision not in state.classes:
+        return 400, (
+            f"sample {i}: decision must be a class ({listing(state.classes, limit=50)}) or a "
+            f"review action ({', '.join(actions)})"
+        )
+    if len(" ".join(reviewer.split())) > MAX_REVIEWER:
+        return 400, f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters"
+    return None
+
+
 @lru_cache(maxsize=1)
 def _page() -> str:
     static = resources.files("labeltrace.review") / "static"
@@ -156,30 +196,22 @@ def create_app(
         Default reviewer name for decisions that do not carry one (the page asks for a name and
         also accepts ``?reviewer=``).
     token : str, optional
-        When set, every request must carry it (header ``X-Labeltrace-Token`` or ``?token=``).
-        When not set, only requests addressed to a loopback host name are answered.
+        When set, every request must carry it (header ``X-Labeltrace-Token`` or ``?token=``);
+        at least 16 printable characters without spaces (``ValueError`` otherwise: an empty
+        token never means "no token"). When not set, only requests addressed to a loopback host
+        name are answered.
     """
+    token = check_token(token)
     run = open_run(run_dir)
     state = _Review(run, reviewer)
     app = FastAPI(title="labeltrace review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.review = state
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        if token is not None:
-            given = request.headers.get(TOKEN_HEADER) or request.query_params.get("token") or ""
-            if not secrets.compare_digest(given.encode(), token.encode()):
-                return _err(401, f"missing or wrong token (send header {TOKEN_HEADER} or ?token=)")
-        elif not is_loopback(_host_name(request.headers.get("host", ""))):
-            return _err(
-                403,
-                "this server answers only on localhost; start it with a token for remote access",
-            )
-        response: Response = await call_next(request)
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+    app.add_middleware(Guard, token=token, max_body=MAX_BODY_BYTES)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(exc.errors())}, status_code=422)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> HTMLResponse:
@@ -204,19 +236,15 @@ def create_app(
     @app.get("/api/item/{pos}", response_model=None)
     def get_item(pos: int) -> dict[str, Any] | JSONResponse:
         if not 0 <= pos < state.order.size:
-            return _err(404, f"queue position {pos} out of range [0, {state.order.size})")
+            return _err(404, f"queue position out of range [0, {state.order.size})")
         return state.item(pos)
 
     @app.get("/api/image/{sample_id}", response_model=None)
     def get_image(sample_id: int) -> Response:
         if not 0 <= sample_id < run.num_samples:
-            return _err(404, f"unknown sample id {sample_id}")
+            return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
         try:
-            f = run.image_file(sample_id)
-            if f is not None and run.data_root is None:
-                raise ValueError(
-                    f"sample {sample_id}: the run has no data root to check the image path against"
-                )
+            run.image_file(sample_id)  # inside the roots the scan allowed, or refused
         except ValueError as exc:
             return _err(403, str(exc))
         try:
@@ -232,20 +260,21 @@ def create_app(
     @app.post("/api/decision", response_model=None)
     def post_decision(body: DecisionIn) -> dict[str, Any] | JSONResponse:
         who = body.reviewer if body.reviewer is not None else (state.reviewer or "")
+        problem = _decision_problem(state, body, who)
+        if problem is not None:
+            return _err(*problem)
         try:
             row = state.store.add(
                 body.sample_id, body.decision, kind=body.kind, reviewer=who, source="app"
             )
-        except IndexError as exc:
-            return _err(404, str(exc))
-        except ValueError as exc:
-            return _err(400, str(exc))
+        except (IndexError, ValueError):  # the checks above mirror the store's; never echo
+            return _err(400, f"sample {body.sample_id}: decision refused")
         return {"saved": True, "decision": row.to_dict(), **state.progress()}
 
     @app.get("/api/history/{sample_id}", response_model=None)
     def get_history(sample_id: int) -> list[dict[str, Any]] | JSONResponse:
         if not 0 <= sample_id < run.num_samples:
-            return _err(404, f"unknown sample id {sample_id}")
+            return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
         return [d.to_dict() for d in state.store.history(sample_id)]
 
     return app
@@ -263,10 +292,13 @@ def serve(
     """Run the review app with uvicorn until interrupted.
 
     Binding to a non-loopback ``host`` requires a token: one is generated with
-    :mod:`secrets` when none is given. The URL to open (with the token) is printed at start.
+    :mod:`secrets` when none is given (``None``); a given token that is empty or shorter than
+    16 characters is refused with ``ValueError``, whatever the host. The URL to open (with the
+    token) is printed at start.
     """
     import uvicorn
 
+    token = check_token(token)
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
     app = create_app(run_dir, reviewer=reviewer, token=token)

@@ -1,0 +1,169 @@
+"""CSV/TSV and Parquet manifests (one row per image: path, label, optional id) -> :class:`ImageDataset`."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+from labeltrace._checks import listing
+from labeltrace.data.base import FileSource, ImageDataset, _duplicates
+from labeltrace.data.decode import pixel_limit
+from labeltrace.data.errors import DataError
+from labeltrace.data.validate import (
+    MISSING_VALUES,
+    OnBadImage,
+    finalize,
+    inside_roots,
+    is_empty,
+    is_missing,
+    parse_labels,
+    resolve_roots,
+)
+
+__all__ = ["from_manifest", "manifest_columns", "manifest_id_column", "read_columns"]
+
+
+def _read_classes_txt(path: Path) -> tuple[str, ...]:
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    return tuple(ln for ln in lines if ln)
+
+
+def manifest_columns(path: Path) -> list[str]:
+    """The column names of a CSV/TSV or Parquet manifest (its header only is read)."""
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    if suffix in (".csv", ".tsv", ".txt"):
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return list(next(csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ","), []))
+    raise DataError(f"{path}: manifest must be .csv, .tsv or .parquet")
+
+
+def manifest_id_column(
+    path: str | Path, id_column: str | None = None, *, path_column: str = "path",
+    label_column: str = "label",
+) -> str | None:
+    """The column a manifest's rows are identified by: ``id_column`` when given, else a column
+    named ``id`` when the manifest has one, else None (the paths are the ids)."""
+    if id_column:
+        return id_column
+    if "id" in (path_column, label_column):
+        return None
+    return "id" if "id" in manifest_columns(Path(path)) else None
+
+
+def read_columns(path: Path, columns: list[str]) -> dict[str, list[Any]]:
+    """Columns of a CSV/TSV or Parquet table as lists (missing columns named in a DataError)."""
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        names = manifest_columns(path)
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise DataError(f"{path}: missing columns {missing}; columns are {names}")
+        table = pq.read_table(path, columns=columns)
+        return {c: table.column(c).to_pylist() for c in columns}
+    if suffix in (".csv", ".tsv", ".txt"):
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+            names = list(reader.fieldnames or [])
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise DataError(f"{path}: missing columns {missing}; columns are {names}")
+            rows = list(reader)
+        return {c: [r[c] for r in rows] for c in columns}
+    raise DataError(f"{path}: manifest must be .csv, .tsv or .parquet")
+
+
+def from_manifest(
+    path: str | Path, *, path_column: str = "path", label_column: str = "label",
+    id_column: str | None = None, classes: Sequence[str] | None = None,
+    root: str | Path | None = None, on_bad_image: OnBadImage = "fail", verify: bool = True,
+    workers: int | None = None, max_pixels: int | None = None,
+    allow_roots: Sequence[str | Path] = (), missing_values: Collection[str] = MISSING_VALUES,
+) -> ImageDataset:
+    """Dataset from a CSV/TSV or Parquet manifest with one row per image.
+
+    Paths are relative to ``root`` (default: the manifest's folder) or absolute; a path that
+    leads out of ``root`` (``..``, an absolute path elsewhere, a symlink) is refused with a
+    :class:`DataError` naming the rows, unless it lies in a folder of ``allow_roots``. Labels are class
+    names or integer ids; classes come from ``classes=``, else a ``classes.txt`` (one name
+    per line) beside the manifest, else ``"0".."K-1"`` for integers or the sorted names.
+    Rows are counted from 1, header excluded, in error messages.
+
+    A label or id that is empty, null, NaN or one of ``missing_values`` (default
+    :data:`MISSING_VALUES`: ``NaN``, ``N/A``, ``NA``, ``null``, ``None``, ``-``, ... in any case)
+    is missing, and missing values are refused naming the rows -- never made into a class.
+    A column named ``id`` is the id column unless ``id_column`` names another; duplicate ids
+    are refused naming the rows.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.csv``, ``.tsv`` or ``.parquet`` file.
+    path_column, label_column : str
+        Column names.
+    id_column : str, optional
+        Column of external ids (default: ``id`` when the manifest has one, else the path as
+        written; pass ``path_column`` to key rows by path although an ``id`` column exists).
+    classes : sequence of str, optional
+        Class names in id order.
+    root : str or Path, optional
+        Image folder that relative paths start from (default: the manifest's folder).
+    on_bad_image, verify, workers, max_pixels, allow_roots
+        As in :func:`from_folder`.
+    missing_values : collection of str
+        Label and id values read as missing (case-insensitive); ``()`` keeps only empty cells
+        and nulls missing, e.g. for a class named ``NA``.
+    """
+    pixel_limit(max_pixels)
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found")
+    id_column = manifest_id_column(path, id_column, path_column=path_column, label_column=label_column)
+    cols = [path_column, label_column] + ([id_column] if id_column else [])
+    table = read_columns(path, list(dict.fromkeys(cols)))
+    empty = [k for k, v in enumerate(table[path_column]) if is_empty(v)]
+    if empty:
+        raise DataError(f"{path}: empty {path_column!r} in rows {listing(k + 1 for k in empty)}")
+    markers = {str(m).strip().lower() for m in missing_values}
+    for c in dict.fromkeys(cols[1:]):
+        if c == path_column:
+            continue
+        miss = [k for k, v in enumerate(table[c]) if is_missing(v, markers)]
+        if miss:
+            n = len(miss)
+            rows = (f"row {k + 1} ({str(table[path_column][k]).strip()}) {table[c][k]!r}" for k in miss)
+            raise DataError(
+                f"{path}: missing {c!r} in {n} row{'s' if n != 1 else ''} (empty, null, or a "
+                f"missing-value marker such as NaN, N/A, null, None, -): {listing(rows)}"
+                + (f"; pass missing_values=() to read such {c!r} values as they are" if markers else "")
+            )
+    root = path.parent if root is None else Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"{root}: image root is not a folder")
+    roots = resolve_roots(root, allow_roots)
+    if classes is None and (path.parent / "classes.txt").is_file():
+        classes = _read_classes_txt(path.parent / "classes.txt")
+    raw_paths = [str(v).strip() for v in table[path_column]]
+    labels, cls = parse_labels(table[label_column], classes,
+                               row_name=lambda k: f"row {k + 1} ({raw_paths[k]})")
+    sources = [Path(p).as_posix() for p in raw_paths]
+    files = inside_roots([root / p for p in raw_paths], sources, roots)  # absolute p: p itself
+    ids = [str(v).strip() for v in table[id_column]] if id_column else sources
+    dup = _duplicates(ids)
+    if dup:
+        raise DataError(
+            f"{path}: duplicate ids: "
+            + listing(f"{v!r} (rows {listing(k + 1 for k in ks)})" for v, ks in dup.items())
+        )
+    return finalize(
+        classes=cls, labels=labels, sources=sources, ids=ids, source=FileSource(files, max_pixels),
+        root=root, on_bad_image=on_bad_image, verify=verify, workers=workers, where=f" ({path})",
+        allowed_roots=roots,
+    )

@@ -1,0 +1,211 @@
+"""The checks every adapter shares: labels (names or integer ids) to class ids, missing values,
+files inside the allowed roots, and the last step that decodes or stats every image, skips or
+refuses bad ones and builds the :class:`ImageDataset`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from labeltrace._checks import listing
+from labeltrace.data.base import (
+    ImageDataset,
+    ImageSource,
+    _duplicates,
+    check_class_counts,
+    parallel_map,
+)
+from labeltrace.data.errors import DataError
+
+__all__ = [
+    "MISSING_VALUES",
+    "finalize",
+    "inside_roots",
+    "is_empty",
+    "is_missing",
+    "parse_labels",
+    "resolve_roots",
+]
+
+OnBadImage = Literal["fail", "skip"]
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+def _probe(source: ImageSource, i: int) -> tuple[int, int, int] | str:
+    """Decode image ``i`` fully; its shape, or the reason it cannot be read."""
+    try:
+        img = source.load(i)
+    except DataError as exc:
+        msg = str(exc)
+        p = source.path(i)
+        return msg.removeprefix(f"{p}: ") if p is not None else msg
+    return img.shape  # type: ignore[return-value]
+
+
+def finalize(
+    *, classes: Sequence[str], labels: np.ndarray, sources: Sequence[str], ids: Sequence[str],
+    source: ImageSource, root: Path | None, on_bad_image: str, verify: bool,
+    workers: int | None, shapes: np.ndarray | None = None, where: str = "",
+    allowed_roots: tuple[Path, ...] = (),
+) -> ImageDataset:
+    """Check images (decode all, or existence only), skip or fail on bad ones, build and check."""
+    if on_bad_image not in ("fail", "skip"):
+        raise ValueError(f"on_bad_image must be 'fail' or 'skip'; got {on_bad_image!r}")
+    n = len(labels)
+    if n == 0:
+        raise DataError(f"the dataset is empty{where}")
+    dup = _duplicates([str(v) for v in ids])
+    if dup:
+        raise DataError(
+            "duplicate ids: "
+            + listing(f"{v!r} ({listing(sources[k] for k in ks)})" for v, ks in dup.items())
+        )
+    reasons: list[str | None] = [None] * n
+    if shapes is None and verify:
+        probed = parallel_map(lambda i: _probe(source, i), range(n), workers)
+        reasons = [r if isinstance(r, str) else None for r in probed]
+        shapes = np.array([(0, 0, 0) if isinstance(r, str) else r for r in probed],
+                          dtype=np.int64).reshape(n, 3)
+    elif shapes is None:
+        reasons = [
+            None if (p := source.path(i)) is None or p.is_file() else "file not found"
+            for i in range(n)
+        ]
+    bad = [i for i in range(n) if reasons[i] is not None]
+    if bad and on_bad_image == "fail":
+        raise DataError(
+            f"{len(bad)} of {n} images cannot be read{where}: "
+            + listing(f"{sources[i]} ({reasons[i]})" for i in bad)
+            + "; pass on_bad_image='skip' to leave them out"
+        )
+    skipped = tuple((str(sources[i]), str(reasons[i])) for i in bad)
+    if len(bad) == n:
+        raise DataError(f"the dataset is empty{where}: all {n} images were skipped as unreadable")
+    keep = np.array([r is None for r in reasons])
+    idx = np.flatnonzero(keep)
+    ds = ImageDataset(
+        classes=tuple(classes),
+        labels=np.asarray(labels, dtype=np.int64)[idx],
+        sources=tuple(str(sources[i]) for i in idx),
+        ids=tuple(str(ids[i]) for i in idx),
+        source=source.take(idx) if bad else source,
+        root=root,
+        skipped=skipped,
+        shapes=None if shapes is None else shapes[idx],
+        allowed_roots=allowed_roots,
+    )
+    check_class_counts(ds)
+    return ds
+
+
+def resolve_roots(root: Path, allow_roots: Sequence[str | Path]) -> tuple[Path, ...]:
+    """``root`` and the explicitly allowed folders, resolved; each must be an existing folder."""
+    if isinstance(allow_roots, (str, Path)):
+        allow_roots = [allow_roots]
+    roots = [root]
+    for r in allow_roots:
+        p = Path(r).expanduser().resolve()
+        if not p.is_dir():
+            raise DataError(f"allowed root {r} is not a folder")
+        roots.append(p)
+    return tuple(dict.fromkeys(roots))
+
+
+def inside_roots(
+    files: Sequence[Path], sources: Sequence[str], roots: tuple[Path, ...],
+) -> tuple[Path, ...]:
+    """Each file resolved once (symlinks followed); a DataError naming those outside ``roots``.
+
+    The dataset then reads the resolved files, i.e. exactly the ones checked here.
+    """
+    resolved = tuple(Path(f).resolve() for f in files)
+    outside = [k for k, f in enumerate(resolved) if not any(f.is_relative_to(r) for r in roots)]
+    if outside:
+        n = len(outside)
+        also = f" or the allowed roots {listing(roots[1:])}" if len(roots) > 1 else ""
+        raise DataError(
+            f"{n} file{'s lie' if n != 1 else ' lies'} outside the data root {roots[0]}{also} "
+            "(through a symlink, '..' or an absolute path): "
+            + listing(f"{sources[k]} -> {resolved[k]}" for k in outside)
+            + "; to read them, allow their folder with allow_roots=[DIR] "
+            "(labeltrace scan --allow-root DIR)"
+        )
+    return resolved
+
+
+def _as_int(v: Any) -> int | None:
+    """``v`` as an int if it is an integer (or integer-like string / integral float), else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return int(v)
+    if isinstance(v, str) and _INT_RE.match(v.strip()):
+        return int(v.strip())
+    return None
+
+
+def parse_labels(
+    values: Sequence[Any], classes: Sequence[str] | None, *, row_name: Any = None,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Map raw labels (class names or integer ids) to ``(labels (N,), classes)``.
+
+    With ``classes``: labels that are all class names map by name; otherwise integer labels
+    index ``classes``. Without: integers give classes ``"0".."max"``, names give the sorted
+    unique names. Unknown names, out-of-range or negative integers raise :class:`DataError`
+    naming the rows (``row_name(k)`` describes row ``k``; default ``"row {k+1}"``).
+    """
+    row_name = row_name or (lambda k: f"row {k + 1}")
+    raw = [v.strip() if isinstance(v, str) else v for v in values]
+    ints = [_as_int(v) for v in raw]
+    all_int = all(v is not None for v in ints)
+    if classes is not None:
+        classes = tuple(str(c) for c in classes)
+        index = {c: k for k, c in enumerate(classes)}
+        if all(isinstance(v, str) and v in index for v in raw):
+            return np.array([index[v] for v in raw], dtype=np.int64), classes
+        if all_int:
+            bad = [k for k, v in enumerate(ints) if not 0 <= v < len(classes)]  # type: ignore
+        else:
+            bad = [k for k, v in enumerate(raw) if not (isinstance(v, str) and v in index)]
+        if bad:
+            raise DataError(
+                f"unknown labels (classes are {listing(repr(c) for c in classes)}): "
+                + listing(f"{row_name(k)} {raw[k]!r}" for k in bad)
+            )
+        return np.array(ints, dtype=np.int64), classes
+    if all_int:
+        neg = [k for k, v in enumerate(ints) if v < 0]  # type: ignore[operator]
+        if neg:
+            raise DataError(
+                "negative integer labels: " + listing(f"{row_name(k)} {raw[k]!r}" for k in neg)
+            )
+        k_max = max(ints) if ints else -1  # type: ignore[type-var]
+        return np.array(ints, dtype=np.int64), tuple(str(k) for k in range(k_max + 1))
+    names = tuple(sorted({str(v) for v in raw}))
+    index = {c: k for k, c in enumerate(names)}
+    return np.array([index[str(v)] for v in raw], dtype=np.int64), names
+
+
+#: Cell values a manifest's label and id columns read as missing, compared case-insensitively
+#: after stripping whitespace: pandas' default NA strings (``pandas.read_csv``; pyarrow's CSV
+#: reader uses the same list less ``None`` and ``<NA>``) and ``-``. Empty cells, nulls and float
+#: NaN are missing too.
+MISSING_VALUES: frozenset[str] = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", "-",
+})  # fmt: skip
+
+
+def is_empty(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip()) or (
+        isinstance(v, float) and np.isnan(v))
+
+
+def is_missing(v: Any, markers: set[str]) -> bool:
+    """Empty, null, NaN, or (case-insensitively, stripped) one of ``markers``."""
+    return is_empty(v) or (isinstance(v, str) and v.strip().lower() in markers)

@@ -1,0 +1,228 @@
+"""The review server's request guard: token, Host, Origin, content type and body size.
+
+One pure ASGI middleware, :class:`Guard`, runs before routing and before any body is parsed:
+
+1. **Token** — when the app has one, every request must carry it (header
+   ``X-Labeltrace-Token`` or ``?token=``), else 401. A token is at least
+   :data:`MIN_TOKEN_LENGTH` printable characters without spaces (:func:`check_token`): an empty
+   or short one (``--token "$UNSET_VAR"``) is refused when the app is built.
+2. **Host** — without a token only requests addressed to a loopback name are answered (403), so
+   a page on another site cannot reach the local server through DNS rebinding.
+3. **Origin** — a state-changing request (POST, PUT, PATCH, DELETE) from a browser must come
+   from the page itself: ``Sec-Fetch-Site``, when sent, must be ``same-origin`` (or ``none``),
+   and ``Origin``, when sent, must name the scheme-less ``Host`` the request was addressed to;
+   otherwise 403, token or not. Clients that send neither (curl, scripts) are not browsers and
+   cannot be driven by another site. Behind a reverse proxy, forward the ``Host`` header.
+4. **Content type** — state-changing requests must be ``application/json`` (415), so no HTML
+   form can submit one.
+5. **Body size** — at most :data:`MAX_BODY_BYTES`: a larger ``Content-Length`` is refused at
+   once and a body without one is read only up to the limit (413); the app then receives the
+   buffered body.
+
+Refusals are short JSON ``{"detail": ...}`` messages that never repeat what the client sent.
+Every response gets ``Cache-Control: no-store`` (unless set), ``X-Content-Type-Options:
+nosniff`` and ``Referrer-Policy: no-referrer``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MIN_TOKEN_LENGTH",
+    "TOKEN_HEADER",
+    "Guard",
+    "check_token",
+    "is_loopback",
+]
+
+TOKEN_HEADER = "X-Labeltrace-Token"
+MIN_TOKEN_LENGTH = 16
+MAX_BODY_BYTES = 64 * 1024
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def check_token(token: str | None) -> str | None:
+    """``token`` unchanged when usable; ``ValueError`` saying what is needed when not."""
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        raise TypeError(f"the review token must be a string, got {type(token).__name__}")
+    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
+        hint = (
+            ' (an empty token often comes from an unset variable, e.g. --token "$UNSET")'
+            if not token.strip()
+            else ""
+        )
+        raise ValueError(
+            f"the review token must be at least {MIN_TOKEN_LENGTH} characters, printable and "
+            f"without spaces; got {len(token)} characters{hint}. Leave --token out to have a "
+            "random one generated and printed"
+        )
+    return token
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (``127.0.0.0/8``, ``::1``)."""
+    h = host.strip().strip("[]").lower()
+    if h in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(host_header: str) -> str:
+    """The name in a ``Host`` header, without port or IPv6 brackets."""
+    h = host_header.strip()
+    if h.startswith("["):  # [::1]:8765
+        return h[1 : h.find("]")] if "]" in h else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+def _netloc(scheme: str, netloc: str) -> str:
+    """``host[:port]`` lower-cased, without the scheme's default port."""
+    n = netloc.strip().lower()
+    default = _DEFAULT_PORTS.get(scheme)
+    if default and n.endswith(f":{default}") and not n.endswith("]"):
+        n = n[: -len(default) - 1]
+    return n
+
+
+def same_origin(origin: str, host: str, scheme: str) -> bool:
+    """True when the ``Origin`` header names the host (and port) the request was sent to."""
+    try:
+        o = urlsplit(origin.strip())
+    except ValueError:
+        return False
+    if o.scheme not in ("http", "https") or not o.netloc or o.path not in ("", "/"):
+        return False
+    if o.scheme != scheme and scheme in ("http", "https"):
+        return False
+    return _netloc(o.scheme, o.netloc) == _netloc(o.scheme, host)
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """ASGI middleware applying the checks of the module docstring to every HTTP request."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.token = check_token(token)
+        self.max_body = int(max_body)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        headers: dict[str, str] = {}
+        for k, v in scope.get("headers", []):  # the first value of each header counts
+            headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
+        if self.token is not None:
+            qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            given = headers.get(TOKEN_HEADER.lower()) or (qs.get("token") or [""])[0]
+            if not secrets.compare_digest(given.encode(), self.token.encode()):
+                return 401, f"missing or wrong token (send header {TOKEN_HEADER} or ?token=)"
+        elif not is_loopback(host_name(headers.get("host", ""))):
+            return (
+                403,
+                "this server answers only on localhost; start it with a token for remote access",
+            )
+        if scope.get("method", "GET").upper() in STATE_CHANGING:
+            site = headers.get("sec-fetch-site")
+            origin = headers.get("origin")
+            if (site is not None and site.strip().lower() not in ("same-origin", "none")) or (
+                origin is not None
+                and not same_origin(origin, headers.get("host", ""), scope.get("scheme", "http"))
+            ):
+                return (
+                    403,
+                    "cross-origin request refused: decisions are accepted from the review page only",
+                )
+            ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if ctype != "application/json":
+                return 415, "send the request body as application/json"
+        length = headers.get("content-length")
+        if length is not None and (not length.strip().isdigit() or int(length) > self.max_body):
+            return 413, f"request body larger than {self.max_body} bytes"
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await _refuse(send, *refusal)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await _refuse(send, 413, f"request body larger than {self.max_body} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                headers = [
+                    (k, v)
+                    for k, v in headers
+                    if k.lower() not in (b"x-content-type-options", b"referrer-policy")
+                ]
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, replay, send_secured)

@@ -1,0 +1,278 @@
+"""Manifests (issue 11 §8): missing-value labels, the ``id`` column, one-class datasets, and a
+property-based fuzz test of the manifest reader."""
+
+from __future__ import annotations
+
+import csv
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from labeltrace.cli import _load_dataset, _truth_labels, build_parser
+from labeltrace.data import DataError, from_arrays, from_folder, from_manifest
+
+
+def _gray(path: Path, value: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((4, 4), value, dtype=np.uint8)).save(path)
+    return path
+
+
+def _images(root: Path, n: int = 6) -> list[str]:
+    return [_gray(root / "img" / f"{k}.png", 40 * k).relative_to(root).as_posix() for k in range(n)]
+
+
+# --------------------------------------------------------------------------- missing labels
+@pytest.mark.parametrize("marker", ["NaN", "nan", "N/A", "n/a", "NA", "null", "NULL", "None", "-",
+                                    "<NA>", "#N/A", "", "  "])  # fmt: skip
+def test_missing_value_labels_are_missing_not_classes(tmp_path: Path, marker: str) -> None:
+    paths = _images(tmp_path)
+    labels = ["cat", marker, "dog", "cat", marker, "dog"]
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["path", "label"], *zip(paths, labels)])
+    with pytest.raises(DataError, match=r"missing 'label' in 2 rows") as e:
+        from_manifest(tmp_path / "m.csv")
+    assert "row 2 (img/1.png)" in str(e.value) and "row 5 (img/4.png)" in str(e.value)
+
+
+def test_missing_labels_in_parquet(tmp_path: Path) -> None:
+    paths = _images(tmp_path)
+    pq.write_table(pa.table({"path": paths, "label": ["a", None, "b", "a", "N/A", "b"]}),
+                   tmp_path / "s.parquet")  # fmt: skip
+    with pytest.raises(DataError, match=r"missing 'label' in 2 rows.*row 2 \(img/1\.png\).*row 5"):
+        from_manifest(tmp_path / "s.parquet")
+    pq.write_table(pa.table({"path": paths, "label": [0.0, 1.0, float("nan"), 0.0, 1.0, 1.0]}),
+                   tmp_path / "f.parquet")  # fmt: skip
+    with pytest.raises(DataError, match=r"missing 'label' in 1 row.*row 3 \(img/2\.png\)"):
+        from_manifest(tmp_path / "f.parquet")
+
+
+def test_missing_values_can_be_switched_off_for_a_class_named_NA(tmp_path: Path) -> None:
+    paths = _images(tmp_path)
+    labels = ["NA", "EU", "NA", "EU", "NA", "EU"]  # North America, Europe
+    (tmp_path / "m.csv").write_text(
+        "path,label\n" + "".join(f"{p},{q}\n" for p, q in zip(paths, labels))
+    )
+    with pytest.raises(DataError, match="missing 'label' in 3 rows"):
+        from_manifest(tmp_path / "m.csv")
+    ds = from_manifest(tmp_path / "m.csv", missing_values=())
+    assert ds.classes == ("EU", "NA") and ds.labels.tolist() == [1, 0, 1, 0, 1, 0]
+
+
+# --------------------------------------------------------------------------- the id column
+def test_an_id_column_is_used_without_being_named(tmp_path: Path) -> None:
+    paths = _images(tmp_path)
+    ids = ["s0", "dup", "s2", "s3", "dup", "s5"]
+    (tmp_path / "m.csv").write_text(
+        "path,label,id\n"
+        + "".join(f"{p},{k % 2},{i}\n" for k, (p, i) in enumerate(zip(paths, ids)))
+    )
+    with pytest.raises(DataError, match=r"duplicate ids: 'dup' \(rows 2, 5\)"):
+        from_manifest(tmp_path / "m.csv")
+    ids[4] = "s4"
+    (tmp_path / "m.csv").write_text(
+        "path,label,id\n"
+        + "".join(f"{p},{k % 2},{i}\n" for k, (p, i) in enumerate(zip(paths, ids)))
+    )
+    ds = from_manifest(tmp_path / "m.csv")
+    assert ds.ids == ("s0", "dup", "s2", "s3", "s4", "s5")
+    # naming the path column as the id column keeps the paths as ids
+    assert from_manifest(tmp_path / "m.csv", id_column="path").ids == tuple(paths)
+    with pytest.raises(DataError, match="missing columns"):
+        from_manifest(tmp_path / "m.csv", id_column="key")
+
+
+def test_cli_records_the_id_column_it_used(tmp_path: Path) -> None:
+    """The truth column and the cleaned-label export key rows by the id column the dataset used."""
+    paths = _images(tmp_path)
+    (tmp_path / "m.csv").write_text(
+        "id,path,label,clean\n"
+        + "".join(f"x{k},{p},{k % 2},{(k + (k == 3)) % 2}\n" for k, p in enumerate(paths))
+    )
+    args = build_parser().parse_args(["scan", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"),
+                                      "--truth-column", "clean"])  # fmt: skip
+    ds, origin = _load_dataset(args)
+    assert origin["id_column"] == "id" and ds.ids == tuple(f"x{k}" for k in range(6))
+    assert _truth_labels(args, ds, origin).tolist() == [0, 1, 0, 0, 0, 1]
+
+
+# --------------------------------------------------------------------------- one class
+def test_one_class_is_said_in_the_users_terms(tmp_path: Path) -> None:
+    paths = _images(tmp_path)
+    (tmp_path / "m.csv").write_text("path,label\n" + "".join(f"{p},cat\n" for p in paths))
+    msg = r"only one class found: 'cat' \(6 samples\); a dataset needs at least two classes"
+    with pytest.raises(DataError, match=msg):
+        from_manifest(tmp_path / "m.csv")
+    for k in range(3):
+        _gray(tmp_path / "folder" / "cat" / f"{k}.png", k)
+    with pytest.raises(DataError, match=r"only one class found: 'cat' \(3 samples\)"):
+        from_folder(tmp_path / "folder")
+    with pytest.raises(DataError, match=r"only one class found: '0' \(4 samples\)"):
+        from_arrays(np.zeros((4, 2, 2), np.uint8), [0, 0, 0, 0])
+    # other classes named but empty: still one class, and the empty ones are named
+    with pytest.raises(DataError, match=r"only one class found: 'cat'.*'dog' \(0\)"):
+        from_manifest(tmp_path / "m.csv", classes=["cat", "dog"])
+
+
+# --------------------------------------------------------------------------- fuzz
+MARKERS = ["", " ", "NaN", "nan", "N/A", "NA", "null", "NULL", "None", "-", "<NA>", "#N/A"]
+NAMES = ["cat", "dog", "big cat", "Ünïcödé", "日本", "3x"]
+KINDS = ["ok", "ok", "ok", "ok", "dotdot_in", "abs_in", "dotdot_out", "abs_out", "missing"]
+
+file_names = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="/\\"),
+    min_size=1, max_size=10,
+).filter(lambda s: s == s.strip() and s not in (".", ".."))  # fmt: skip
+POOLS = [["cat", "dog"], [0, 1], ["Ünïcödé", "big cat", "日本"], [0, 1, 2]]
+PADS = ["", " ", "  "]
+
+
+@st.composite
+def manifest_rows(draw: st.DrawFn) -> list[tuple[str, str, object, str]]:
+    """Rows (kind of path, file name, label, padding around the path cell). Half of the manifests
+    are drawn clean -- paths inside the root, every label of a pool at least twice -- so that
+    loading succeeds often; the other half anything goes."""
+    if draw(st.booleans()):
+        pool: list[object] = draw(st.sampled_from(POOLS))
+        n = draw(st.integers(2 * len(pool), 10))
+        shift = draw(st.integers(0, len(pool) - 1))
+        kinds = ["ok", "ok", "dotdot_in", "abs_in"]
+        labels = [pool[(k + shift) % len(pool)] for k in range(n)]
+    else:
+        n = draw(st.integers(0, 10))
+        kinds = KINDS
+        labels = [draw(st.sampled_from([*NAMES, -1, 0, 1, 2, 3, *MARKERS])) for _ in range(n)]
+    return [
+        (draw(st.sampled_from(kinds)), draw(file_names), lab, draw(st.sampled_from(PADS)))
+        for lab in labels
+    ]
+
+
+def _is_missing(v: object) -> bool:
+    return isinstance(v, str) and v.strip().lower() in {m.strip().lower() for m in MARKERS}
+
+
+def _expected(rows_, ids, drop):
+    """The problems a reader must report for this manifest (regexes), and the correct dataset when
+    there are none -- worked out from what was written, independently of the reader."""
+    if drop:
+        return [r"missing columns"], None
+    problems = []
+    if not rows_:
+        return [r"empty"], None
+    if any(_is_missing(lab) for _, _, lab, _ in rows_):
+        problems.append(r"missing 'label' in \d+ rows?")
+    keys = ids if ids is not None else [cell for _, cell, _, _ in rows_]
+    if len(set(keys)) < len(keys):
+        problems.append(r"duplicate ids")
+    if any(kind in ("dotdot_out", "abs_out") for kind, *_ in rows_):
+        problems.append(r"outside the data root")
+    if any(kind == "missing" for kind, *_ in rows_):
+        problems.append(r"file not found")
+    valid = [lab for _, _, lab, _ in rows_ if not _is_missing(lab)]
+    if valid and all(isinstance(v, int) for v in valid):
+        if min(valid) < 0:
+            problems.append(r"negative integer labels")
+            classes = None
+        else:
+            classes = [str(k) for k in range(max(valid) + 1)]
+    else:
+        classes = sorted({str(v) for v in valid})
+    names = [str(v) for v in valid]
+    if classes is not None:
+        counts = {c: names.count(c) for c in classes}
+        if sum(1 for c in classes if counts[c] > 0) == 1:
+            problems.append(r"only one class found")
+        elif any(c < 2 for c in counts.values()):
+            problems.append(r"fewer than 2 samples")
+    if problems:
+        return problems, None
+    return [], {"classes": tuple(classes), "labels": [str(lab) for _, _, lab, _ in rows_],
+                "ids": tuple(keys)}  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@given(
+    rows_=manifest_rows(),
+    fmt=st.sampled_from(["csv", "parquet"]),
+    id_kind=st.sampled_from(["none", "none", "unique", "random"]),
+    id_values=st.lists(st.sampled_from("abcdefghijkl"), min_size=10, max_size=10),
+    drop=st.sampled_from([None] * 8 + ["path", "label"]),
+    int_column=st.booleans(),
+)
+def test_manifest_reader_fuzz(rows_, fmt, id_kind, id_values, drop, int_column) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        root, out = base / "root", base / "out"
+        root.mkdir()
+        cells, files = [], []
+        for k, (kind, name, _lab, pad) in enumerate(rows_):
+            inside = root / f"d{k}" / name
+            outside = out / f"d{k}" / name
+            cell, target = {
+                "ok": (f"d{k}/{name}", inside),
+                "dotdot_in": (f"d{k}/../d{k}/{name}", inside),
+                "abs_in": (str(inside), inside),
+                "dotdot_out": (f"../out/d{k}/{name}", outside),
+                "abs_out": (str(outside), outside),
+                "missing": (f"d{k}/{name}", None),
+            }[kind]
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(b"")
+            cells.append(pad + cell + pad)
+            files.append(inside.resolve() if target is None else target.resolve())
+        ids = None
+        if id_kind != "none":
+            ids = (
+                [f"u{k}" for k in range(len(rows_))]
+                if id_kind == "unique"
+                else id_values[: len(rows_)]
+            )
+        columns: dict[str, list] = {"path": cells, "label": [lab for _, _, lab, _ in rows_]}
+        if ids is not None:
+            columns["id"] = ids
+        if drop:
+            del columns[drop]
+        man = root / f"m.{fmt}"
+        if fmt == "csv":
+            with open(man, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(list(columns))
+                w.writerows(zip(*columns.values()))
+        else:
+            table = {}
+            for c, vals in columns.items():
+                if c == "label" and int_column and all(isinstance(v, int) or v == "" for v in vals):
+                    table[c] = pa.array([None if v == "" else v for v in vals], pa.int64())
+                else:
+                    table[c] = pa.array([str(v) for v in vals], pa.string())
+            pq.write_table(pa.table(table), man)
+        problems, want = _expected(
+            [(kind, cells[k].strip(), lab, pad) for k, (kind, _n, lab, pad) in enumerate(rows_)],
+            ids,
+            drop,
+        )
+        # the expected ids of path-keyed rows are the paths as written (stripped, POSIX)
+        try:
+            ds = from_manifest(man, verify=False)
+        except ValueError as exc:  # DataError included; anything else fails the test
+            assert problems, f"refused a valid manifest: {exc}"
+            assert any(re.search(p, str(exc)) for p in problems), (problems, str(exc))
+            event(f"refused: {sorted(problems)}")
+            return
+        assert not problems, f"accepted a manifest with problems {problems}"
+        event("loaded")
+        assert ds.classes == want["classes"]
+        assert [ds.classes[i] for i in ds.labels] == want["labels"]
+        assert ds.ids == tuple(Path(i).as_posix() if ids is None else i for i in want["ids"])
+        assert [ds.path(i) for i in range(len(ds))] == files

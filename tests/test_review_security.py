@@ -1,0 +1,208 @@
+"""Review server hardening (issue 11 §2, §5, §6): tokens, Origin, body size, no echo, strict types."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from runfactory import make_run
+
+from labeltrace.cli import main
+from labeltrace.review import create_app
+
+TOKEN = "a-long-enough-test-token"
+REMOTE = "http://192.0.2.10:8765"
+LOCAL = "http://127.0.0.1:8765"
+
+
+@pytest.fixture()
+def run_dir(tmp_path: Path) -> Path:
+    return make_run(tmp_path, n=30, k=3, seed=5)  # classes airplane, bird, cat
+
+
+def stored(run_dir: Path) -> list[tuple]:
+    if not (run_dir / "reviews.db").exists():
+        return []
+    con = sqlite3.connect(run_dir / "reviews.db")
+    try:
+        return con.execute("SELECT sample_id, decision FROM decisions ORDER BY seq").fetchall()
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------- §2 tokens
+@pytest.mark.parametrize(
+    "bad", ["", " ", "short", "x" * 15, "sixteen chars!!\n", "with space inside!"]
+)
+def test_empty_or_short_token_is_refused(run_dir: Path, bad: str) -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        create_app(run_dir, token=bad)
+
+
+def test_serve_refuses_an_explicit_empty_token_on_any_host(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    from labeltrace.review import serve
+
+    started: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw))
+    for host in ("0.0.0.0", "127.0.0.1"):
+        with pytest.raises(ValueError, match="at least 16"):
+            serve(run_dir, host=host, token="")
+    assert started == []
+    # the command line: `--token "$UNSET_VAR"` is an error with the length it needs, never a server
+    rc = main(["review", str(run_dir), "--host", "0.0.0.0", "--token", ""])
+    err = capsys.readouterr().err
+    assert rc == 2 and "at least 16 characters" in err and started == []
+    # no token at all off loopback: one is generated (kept behaviour)
+    serve(run_dir, host="0.0.0.0")
+    assert len(started) == 1 and "token: " in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- §2 Origin
+def test_cross_origin_posts_are_refused_even_with_a_valid_token(run_dir: Path) -> None:
+    c = TestClient(create_app(run_dir, token=TOKEN), base_url=REMOTE)
+    body = {"sample_id": 0, "decision": "cat"}
+    tok = {"X-Labeltrace-Token": TOKEN}
+    for extra in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "http://192.0.2.10:9999"},  # same host, other port: another origin
+        {"Origin": "https://192.0.2.10:8765"},  # other scheme
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": REMOTE, "Sec-Fetch-Site": "cross-site"},
+    ):
+        r = c.post("/api/decision", json=body, headers=tok | extra)
+        assert r.status_code == 403, extra
+        assert "origin" in r.json()["detail"].lower()
+    assert stored(run_dir) == []
+    # the page itself (same origin, as a browser sends it) and non-browser clients (no Origin)
+    r = c.post(
+        "/api/decision",
+        json=body,
+        headers=tok | {"Origin": REMOTE, "Sec-Fetch-Site": "same-origin"},
+    )
+    assert r.status_code == 200
+    assert (
+        c.post("/api/decision", json={"sample_id": 1, "decision": "bird"}, headers=tok).status_code
+        == 200
+    )
+    # reads are not state-changing: a cross-origin GET is still answered (it needs the token)
+    assert c.get("/api/state", headers=tok | {"Origin": "http://evil.example"}).status_code == 200
+    assert stored(run_dir) == [(0, "cat"), (1, "bird")]
+
+
+def test_cross_site_form_post_to_localhost_is_refused_by_origin(run_dir: Path) -> None:
+    """A page on another site posting a text/plain "simple" form to the local server: 403 by the
+    Origin check itself, not by how the installed FastAPI happens to parse non-JSON bodies."""
+    c = TestClient(create_app(run_dir), base_url=LOCAL)
+    r = c.post(
+        "/api/decision",
+        content='{"sample_id": 0, "decision": "cat"}',
+        headers={"Content-Type": "text/plain", "Origin": "http://evil.example"},
+    )
+    assert r.status_code == 403
+    # the same body from the page itself still has to be JSON
+    r = c.post(
+        "/api/decision",
+        content='{"sample_id": 0, "decision": "cat"}',
+        headers={"Content-Type": "text/plain", "Origin": LOCAL},
+    )
+    assert r.status_code == 415
+    assert stored(run_dir) == []
+    # the Host check stays: no token, a non-loopback Host name is refused
+    assert (
+        TestClient(create_app(run_dir), base_url="http://evil.example").get("/").status_code == 403
+    )
+
+
+# --------------------------------------------------------------------------- §5 body size, no echo
+def test_large_bodies_are_refused_before_parsing(run_dir: Path) -> None:
+    c = TestClient(create_app(run_dir), base_url=LOCAL)
+    big = "Q" * 200_000
+    r = c.post("/api/decision", json={"sample_id": 0, "decision": big})
+    assert r.status_code == 413 and big[:100] not in r.text and len(r.content) < 500
+
+    def chunks():  # no Content-Length: the limit holds on the stream itself
+        yield b'{"sample_id": 0, "decision": "'
+        for _ in range(100):
+            yield b"Q" * 4096
+        yield b'"}'
+
+    r = c.post("/api/decision", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and len(r.content) < 500
+    r = c.post(
+        "/api/decision",
+        content=b"{}",
+        headers={"Content-Type": "application/json", "Content-Length": "99999999999"},
+    )
+    assert r.status_code == 413
+    assert stored(run_dir) == []
+    # a normal decision still goes through
+    assert c.post("/api/decision", json={"sample_id": 0, "decision": "cat"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sample_id": "SECRET-VALUE-1234", "decision": "cat"},
+        {"sample_id": 0, "decision": "SECRET-VALUE-1234"},
+        {"sample_id": 0, "decision": "cat", "kind": "SECRET-VALUE-1234"},
+        {"sample_id": 0, "decision": "cat", "reviewer": "SECRET-VALUE-1234" * 7},
+        {"sample_id": 0, "decision": "cat", "SECRET-VALUE-1234": 1},
+        {"sample_id": 0, "decision": ["SECRET-VALUE-1234"]},
+        '{"sample_id": 0, "decision": "SECRET-VALUE-1234"',  # broken JSON
+    ],
+)
+def test_error_responses_never_echo_the_input(run_dir: Path, body: object) -> None:
+    c = TestClient(create_app(run_dir), base_url=LOCAL)
+    if isinstance(body, str):
+        r = c.post("/api/decision", content=body, headers={"Content-Type": "application/json"})
+    else:
+        r = c.post("/api/decision", json=body)
+    assert r.status_code in (400, 422), r.text
+    assert "SECRET" not in r.text
+    assert r.json()["detail"]  # still says what is wrong
+    assert stored(run_dir) == []
+
+
+def test_error_messages_still_name_the_problem(run_dir: Path) -> None:
+    c = TestClient(create_app(run_dir), base_url=LOCAL)
+    r = c.post("/api/decision", json={"sample_id": 0, "decision": "zebra"})
+    assert r.status_code == 400 and "airplane, bird, cat" in r.json()["detail"]
+    r = c.post("/api/decision", json={"sample_id": 0, "decision": "cat", "kind": "maybe"})
+    assert r.status_code == 400 and "label, unsure, skip" in r.json()["detail"]
+    r = c.post("/api/decision", json={"sample_id": 0, "decision": "cat", "reviewer": "x" * 101})
+    assert r.status_code == 400 and "100 characters" in r.json()["detail"]
+    r = c.post("/api/decision", json={"sample_id": 0})
+    assert r.status_code == 422 and "decision" in r.text
+    assert c.get("/api/item/abc").status_code == 422 and "abc" not in c.get("/api/item/abc").text
+
+
+# --------------------------------------------------------------------------- §6 strict types
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sample_id": True, "decision": "cat"},
+        {"sample_id": False, "decision": "cat"},
+        {"sample_id": "3", "decision": "cat"},
+        {"sample_id": 3.0, "decision": "cat"},
+        {"sample_id": [3], "decision": "cat"},
+        {"sample_id": 3, "decision": 1},
+        {"sample_id": 3, "decision": True},
+        {"sample_id": 3, "decision": "cat", "kind": 0},
+        {"sample_id": 3, "decision": "cat", "reviewer": 7},
+        {"sample_id": 3, "decision": "cat", "reviewer": ["ada"]},
+    ],
+)
+def test_decision_fields_have_strict_types(run_dir: Path, body: dict) -> None:
+    c = TestClient(create_app(run_dir), base_url=LOCAL)
+    assert c.post("/api/decision", json=body).status_code == 422
+    assert stored(run_dir) == []
+    assert c.post("/api/decision", json={"sample_id": 3, "decision": "cat"}).status_code == 200
+    assert stored(run_dir) == [(3, "cat")]

@@ -138,6 +138,8 @@ def recording_protocol(detector: str, config: ScanConfig, *, frozen_features: bo
     needs = detectors.get(detector).needs
     if "held_out" in needs:
         return protocol.CrossFit(config.folds)
+    if "single" in needs:
+        return protocol.InSample(1)
     if "in_sample" in needs or ("features" in needs and not frozen_features):
         return protocol.InSample(config.runs, config.aux_fraction)
     return None
@@ -201,6 +203,7 @@ def _evidence(rec: Recording | None, inputs: Inputs, given: np.ndarray, k: int, 
     feats = inputs.features if inputs.features is not None else (rec.embedding if rec is not None else None)
     return Evidence(
         given, k, in_sample=rec.in_sample_runs() if rec is not None else None,
+        single=rec.runs[0] if rec is not None and not rec.held_out and len(rec.runs) == 1 else None,
         held_out=rec.runs[0] if rec is not None and rec.held_out else None, cv_probs=cv,
         features=feats if feats is not None and len(given) > config.knn_k + 1 else None, knn_k=config.knn_k,
     )  # fmt: skip

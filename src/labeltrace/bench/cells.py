@@ -10,6 +10,7 @@ first use, so only what the chosen detectors need is trained.
 Cache layout under ``cache_dir`` (a killed benchmark resumes where it stopped)::
 
     runs/<key>/        the in-sample recording (two runs with disjoint auxiliary sets), a RecordingDir
+    single/<key>/      one plain training (no auxiliary class), a RecordingDir
     crossfit/<key>/    the cross-fitted recording (held-out + in-sample), a RecordingDir
     cv/<key>.npz       K-fold out-of-fold probabilities
     results/<cell key>/<detector>.json, sei_curve.json    computed rows
@@ -97,6 +98,12 @@ class CellRunner:
                                                          "train 2 in-sample runs")  # fmt: skip
         return self._recordings["in_sample"]
 
+    def single(self) -> Recording:
+        """One plain training on every sample, no auxiliary class (the one-training mode)."""
+        if "single" not in self._recordings:
+            self._recordings["single"] = self._record(protocol.InSample(1), "single", "train 1 plain run")
+        return self._recordings["single"]
+
     def held_out(self) -> Recording:
         """The cross-fitted recording: ``n_folds`` models in lockstep (as ``labeltrace scan``)."""
         if "held_out" not in self._recordings:
@@ -138,10 +145,12 @@ class CellRunner:
             return emb
 
         return Evidence(
-            self.given, self.k, in_sample=lambda: self.in_sample().runs, held_out=lambda: self.held_out().runs[0],
+            self.given, self.k, in_sample=lambda: self.in_sample().runs, single=lambda: self.single().runs[0],
+            held_out=lambda: self.held_out().runs[0],
             cv_probs=lambda: self.cv_probs()[0], features=self.x.numpy() if frozen else features,
             knn_k=self.cfg.knn_k,
             cost={"in_sample": lambda: (2, sum(self.in_sample().seconds)),
+                  "single": lambda: (1, sum(self.single().seconds)),
                   "held_out": lambda: (self.cfg.n_folds, sum(self.held_out().seconds)),
                   "cv_probs": lambda: (self.cfg.n_folds, self.cv_probs()[1]),
                   "features": (0, 0.0) if frozen else lambda: (1, self.in_sample().seconds[0])},

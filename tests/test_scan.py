@@ -224,3 +224,16 @@ def test_scan_finetune_trains_the_whole_effnet(tmp_path):
     with pytest.raises(ValueError, match="finetune"):
         scan(ds, tmp_path / "bad", ScanConfig(model="small-cnn", finetune=True, epochs=1), progress=False,
              log=lambda s: None)  # fmt: skip
+
+
+def test_cli_leaves_the_model_defaults_alone():
+    """Options not given on the command line take the model's defaults (the effnet head's batch
+    size and weight decay are not the small CNN's)."""
+    from labeltrace.cli import build_parser
+    from labeltrace.scan import MODEL_DEFAULTS, ScanConfig, train_config
+
+    args = build_parser().parse_args(["scan", "x", "--out", "o"])
+    cfg = ScanConfig(batch_size=args.batch_size, weight_decay=args.weight_decay, lr=args.lr, epochs=args.epochs)
+    t = train_config("effnet-lite0", cfg)
+    d = MODEL_DEFAULTS["effnet-lite0"]
+    assert (t.batch_size, t.weight_decay, t.lr, t.epochs) == (d["batch_size"], d["weight_decay"], d["lr"], d["epochs"])

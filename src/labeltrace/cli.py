@@ -73,7 +73,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     cfg = ScanConfig(
         model=args.model, epochs=args.epochs, runs=args.runs, folds=args.folds, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
-        image_size=args.image_size, head=args.head, hidden=args.hidden, finetune=args.finetune, resolution=args.resolution, detector=args.detector,
+        image_size=args.image_size, width=args.width, head=args.head, hidden=args.hidden, finetune=args.finetune, resolution=args.resolution, detector=args.detector,
         noise=args.noise, seed=args.seed, device=args.device, cache_dir=args.cache_dir, csv=args.csv,
         clip_model=args.clip_model, clip_template=args.clip_template, aux_prompt=args.aux_prompt,
     )  # fmt: skip
@@ -238,13 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--truth-column", help="manifest column with known true labels: report detection metrics "
                    "against them (benchmarks on real noise such as CIFAR-10N)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--batch-size", type=int, help="batch size (default depends on the model)")
     s.add_argument("--lr", type=float, help="learning rate (default depends on the model)")
-    s.add_argument("--weight-decay", type=float, default=1e-4)
+    s.add_argument("--weight-decay", type=float, help="weight decay (default depends on the model)")
     s.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
     s.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random crop + flip (default off)")
     s.add_argument("--image-size", type=int, help="small-cnn input side (default: native if <= 64, else 64)")
+    s.add_argument("--width", type=int, help="small-cnn base width (channels of the first stage)")
     s.add_argument("--resolution", type=int, default=96, help="effnet-lite0 feature resolution")
     s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features)")
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")

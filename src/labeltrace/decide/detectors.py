@@ -236,24 +236,26 @@ for _det in (
 
 
 # ----------------------------------------------------------------------------- one plain training
-def _single(name: str, score: str, summary: str) -> Detector:
+def _single(name: str, score: str, summary: str, count: str) -> Detector:
     def s_fn(ev: Evidence) -> np.ndarray:
         return combined_score(score, [ev.single])
 
     def decide(ev: Evidence, s: np.ndarray) -> Decision:
-        n_hat = C.bimodal_count(s)
-        return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"bic-gmm-count {n_hat}")
+        if count == "gmm":
+            n_hat = C.bimodal_count(s)
+        else:  # the trajectory-averaged posterior: early epochs are not yet memorised
+            post = ev.single.dynamics.mean_posterior()[:, : ev.num_classes]
+            n_hat = C.cl_rate_count(post / post.sum(1, keepdims=True), ev.labels)
+        return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"{count}-count {n_hat}")
 
     return Detector(name, ("single",), s_fn, decide, summary)
 
 
-for _det in (
-    _single("single_aum", "aum", "one plain training's area under the margin, BIC-gated GMM count"),
-    _single("single_confidence", "confidence", "one plain training's mean p(given label), BIC-gated GMM count"),
-    _single("single_sei", "sei", "one plain training's SEI, BIC-gated GMM count"),
-    _single("single_loss", "loss", "one plain training's negated mean loss, BIC-gated GMM count"),
-):
-    register(_det)
+for _score, _what in (("aum", "area under the margin"), ("confidence", "mean p(given label)"), ("sei", "SEI"),
+                      ("loss", "negated mean loss")):
+    register(_single(f"single_{_score}", _score, f"one plain training's {_what}, BIC-gated GMM count", "gmm"))
+    register(_single(f"single_{_score}_rate", _score, f"one plain training's {_what}, cut at N x the confident-"
+                     "joint noise rate of its trajectory-averaged posterior", "rate"))
 
 
 def _loss_decide(ev: Evidence, s: np.ndarray) -> Decision:

@@ -188,6 +188,9 @@ for _det in (
     _crossfit_counted("crossfit_implant", lambda ev, held, s: C.implant_count(held, ev.labels),
                       "crossfit's score, as many flagged as a mixture-proportion estimate against virtual "
                       "implanted errors counts"),
+    _crossfit_counted("crossfit_min", lambda ev, held, s: C.conservative_count(held, _held_posteriors(ev)[1], ev.labels),
+                      "crossfit's score, the lowest of three confident-learning counts flagged (held-out count, "
+                      "held-out rate, twice the count on the mean posterior)"),
     _crossfit_counted("crossfit_gmm", lambda ev, held, s: C.bimodal_count(s),
                       "crossfit's score, as many flagged as a BIC-gated two-component GMM's low component holds"),
 ):

@@ -67,22 +67,22 @@ def as_index_array(x: Any, name: str, upper: int, ids: np.ndarray | None = None)
     a = _to_numpy(x, name)
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    kind = a.dtype.kind
+    if kind not in "iuf":
+        raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
     if a.size == 0:
         return np.zeros(0, dtype=np.int64)
-    kind = a.dtype.kind
     if kind in "iu":
         bad = (a < 0) | (a >= upper)
-    elif kind == "f":
+    else:
         fin = np.isfinite(a)
         if not fin.all() or not np.all(a == np.round(a)):
             what = "NaN or Inf" if not fin.all() else "fractional values"
             raise ValueError(f"{name} must be integers, got dtype {a.dtype} with {what}")
         bad = (a < 0) | (a >= upper)
-    else:
-        raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
     if bad.any():
-        vals = id_list([int(v) for v in a[bad]])
-        if ids is None:
+        vals = id_list([int(v) for v in a[bad][:11]])
+        if ids is None or len(ids) != len(a):
             raise ValueError(f"sample {name} out of range [0, {upper}): {vals}")
         raise ValueError(f"{name} out of range [0, {upper}) for {describe_ids(ids[bad])} ({name} {vals})")
     return a.astype(np.int64)
@@ -133,6 +133,11 @@ def batch_quantities(z: np.ndarray, labels: np.ndarray, want_probs: bool) -> tup
     ``z`` must be finite float64 ``(B, K)``; every output is finite. ``correct`` follows
     ``argmax`` (the first maximum on ties).
     """
+    with np.errstate(over="ignore"):  # differences of logits beyond ±8.9e307 overflow: handled
+        return _quantities(z, labels, want_probs)
+
+
+def _quantities(z: np.ndarray, labels: np.ndarray, want_probs: bool) -> tuple[np.ndarray, np.ndarray | None]:
     B = z.shape[0]
     rows = np.arange(B)
     m = z.max(axis=1)

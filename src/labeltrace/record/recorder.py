@@ -167,7 +167,7 @@ class Recorder:
             raise ValueError(f"labels has {lab_np.shape[0]} entries but ids has {B}")
         if B == 0:
             return
-        self._check_labels(ids_np, lab_np)
+        self.check_labels(ids_np, lab_np)
         q, p = batch_quantities(z, lab_np, want_probs=bool(self.keep_probs))
         self.labels[ids_np] = lab_np
         if np.unique(ids_np).size == B:  # the common case: plain fancy-index adds
@@ -181,7 +181,9 @@ class Recorder:
             if p is not None:
                 np.add.at(self._pacc, ids_np, p)
 
-    def _check_labels(self, ids: np.ndarray, labels: np.ndarray) -> None:
+    def check_labels(self, ids: np.ndarray, labels: np.ndarray) -> None:
+        """Raise ``ValueError`` if ``labels`` (for sample ``ids``, int64 arrays) contradict the
+        labels recorded so far or each other (one sample, two labels)."""
         known = self.labels[ids]
         changed = (known >= 0) & (known != labels)
         if changed.any():
@@ -266,7 +268,7 @@ class Recorder:
             raise ValueError(f"pending updates hold no softmax sums of shape ({M}, {self.num_classes})")
         if (counts < 1).any() or not np.isfinite(sums).all():
             raise ValueError("pending updates need counts >= 1 and finite sums")
-        self._check_labels(ids, labels)
+        self.check_labels(ids, labels)
         self.labels[ids] = labels
         self._acc[:, ids] += sums
         self._cnt[ids] += counts

@@ -16,6 +16,9 @@ from labeltrace.integrations.lightning import RecorderCallback
 from labeltrace.record import FIELDS
 
 N, K, D = 24, 3, 5
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*LeafSpec.*", "ignore:Checkpoint directory.*exists", "ignore:You defined a `validation_step`"
+)
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
 

@@ -322,3 +322,23 @@ def test_resume_after_kill_9(tmp_path, when):
     for f in FIELDS:
         np.testing.assert_array_equal(got.epochs(f), ref.dynamics().epochs(f))
         np.testing.assert_array_equal(got.mean(f), ref.dynamics().mean(f))
+
+
+def test_loading_an_embedded_file_reads_the_rows_once(tmp_path):
+    n, k, T = 10_000, 2, 100  # the rows (24 MB) outweigh the O(N) state
+    rec = Recorder(n, k, keep_probs=0)
+    z = np.random.default_rng(11).normal(size=(n, k)).astype(np.float32)
+    for _ in range(T):
+        rec.update(np.arange(n), z, np.zeros(n, int))
+        rec.end_epoch()
+    path = rec.save(tmp_path / "emb.npz")
+    rows = len(FIELDS) * T * n * 4
+    tracemalloc.start()
+    try:
+        back = Recorder.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * rows, (peak, rows)  # not once more for a copy into the store
+    feed([back, rec], [z], np.zeros(n, int))  # and it records on
+    np.testing.assert_array_equal(back.dynamics().epochs("loss"), rec.dynamics().epochs("loss"))

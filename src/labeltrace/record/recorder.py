@@ -134,9 +134,7 @@ class Recorder:
         self._pacc = np.zeros((N, K if self.keep_probs else 0), dtype=np.float64)
         # history: O(N) arrays, replaced (never changed in place) at end_epoch, so that a
         # Dynamics snapshot can share them
-        self._store: MemoryStore | FileStore | None = None
-        if mode == "full" and self.directory is None:
-            self._store = MemoryStore(_NF, N, self.max_epochs)
+        self._store: MemoryStore | FileStore | None = None  # full mode: created by the first end_epoch
         self._sums = _frozen(np.zeros((_NF, N)))
         self._sumsq = _frozen(np.zeros((_NF, N)))
         self._n_seen = _frozen(np.zeros(N, dtype=np.int64))
@@ -195,7 +193,7 @@ class Recorder:
         si, sl = ids[order], labels[order]
         clash = (si[1:] == si[:-1]) & (sl[1:] != sl[:-1])
         if clash.any():
-            raise ValueError(f"one batch gives different labels to {describe_ids(np.unique(si[1:][clash]))}")
+            raise ValueError(f"the same updates give different labels to {describe_ids(np.unique(si[1:][clash]))}")
 
     def end_epoch(self) -> None:
         """Close the current epoch: average repeated updates, mark unseen samples as missing."""
@@ -230,9 +228,11 @@ class Recorder:
         self.num_epochs += 1
 
     def _write_row(self, t: int, values: np.ndarray, seen: np.ndarray) -> None:
-        if self._store is None:  # a directory given, nothing written yet: create the files
-            assert self.directory is not None
-            self._store = FileStore.create(self.directory, FIELDS, self.num_samples, self.max_epochs)
+        if self._store is None:  # the first epoch: files (replacing any store there) or memory
+            if self.directory is not None:
+                self._store = FileStore.create(self.directory, FIELDS, self.num_samples, self.max_epochs)
+            else:
+                self._store = MemoryStore(_NF, self.num_samples, self.max_epochs)
         token = self._store.write(t, values, seen)
         if isinstance(self._store, FileStore):
             self._row_tokens = np.append(self._row_tokens[:t], np.int64(token))
@@ -300,7 +300,7 @@ class Recorder:
         values: tuple[np.ndarray, ...] | None = None
         seen: np.ndarray | None = None
         if self.mode == "full":
-            if self._store is None:  # a directory given, no epoch written yet
+            if self._store is None:  # no epoch written yet
                 empty = _frozen(np.zeros((0, self.num_samples), np.float32))
                 values, seen = tuple(empty for _ in FIELDS), _frozen(np.zeros((0, self.num_samples), bool))
             else:
@@ -357,4 +357,7 @@ class Recorder:
         path = Path(path)
         with np.load(path, allow_pickle=False) as z:
             state = {k: z[k] for k in z.files}
-        return cls.from_state_dict(state, base=path.parent)
+        meta = _state.read_meta(state)
+        rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"])
+        _state.restore(rec, state, base=path.parent, owned=True)  # embedded rows: used, not copied
+        return rec

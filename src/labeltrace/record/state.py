@@ -53,7 +53,8 @@ def read_meta(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _embedded(rec: Recorder, embed: bool | None) -> bool:
-    return rec.mode == "full" and (isinstance(rec._store, MemoryStore) or bool(embed))
+    in_memory = isinstance(rec._store, MemoryStore) or (rec._store is None and rec.directory is None)
+    return rec.mode == "full" and (in_memory or bool(embed))
 
 
 def build(rec: Recorder, *, embed: bool | None, base: Path | None,
@@ -149,8 +150,9 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def restore(rec: Recorder, state: dict[str, Any], *, base: Path | None) -> None:
-    """Load ``state`` into ``rec`` (see :meth:`Recorder.load_state_dict`)."""
+def restore(rec: Recorder, state: dict[str, Any], *, base: Path | None, owned: bool = False) -> None:
+    """Load ``state`` into ``rec`` (see :meth:`Recorder.load_state_dict`); ``owned``: the state's
+    arrays are nobody else's, so embedded rows are used as they are (no copy)."""
     meta = read_meta(state)
     mine = (rec.num_samples, rec.num_classes, rec.mode, rec.keep_probs)
     theirs = (meta["num_samples"], meta["num_classes"], meta["mode"], meta["keep_probs"])
@@ -202,9 +204,10 @@ def restore(rec: Recorder, state: dict[str, Any], *, base: Path | None) -> None:
         if directory is not None:  # an embedded state loaded into a recorder with a directory
             store = FileStore.create(directory, FIELDS, N, max(T, rec.max_epochs or 0) or None)
             tokens = np.array([store.write(t, rows[:, t], seen_rows[t]) for t in range(T)], dtype=np.int64)
-        else:
-            cap = max(T, rec.max_epochs or 0, 1)
-            store = MemoryStore(_NF, N, cap)
+        elif owned and T > 0:
+            store = MemoryStore.wrap([rows[f] for f in range(_NF)], seen_rows)  # grows on the next epoch
+        elif T > 0:
+            store = MemoryStore(_NF, N, max(T, rec.max_epochs or 0))
             for f in range(_NF):
                 store._values[f][:T] = rows[f]
             store._seen[:T] = seen_rows

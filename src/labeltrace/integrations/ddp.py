@@ -3,8 +3,9 @@
 Every rank calls :meth:`~DistributedRecorder.update` with the batches of its shard, exactly as
 with a :class:`~labeltrace.record.Recorder`; :meth:`~DistributedRecorder.end_epoch` is a
 collective (every rank calls it once per epoch): it gathers the epoch's updates of all ranks
-(one ``all_gather_object`` per epoch, so ranks may run different numbers of batches) and rank 0,
-which holds the Recorder, closes the epoch. Only rank 0 writes files (``directory``,
+(the ids and labels to every rank, the recorded quantities to rank 0 only: two collectives per
+epoch, none per batch, so ranks may run different numbers of batches) and rank 0, which holds
+the Recorder, closes the epoch. Only rank 0 writes files (``directory``,
 :meth:`~DistributedRecorder.save`); :meth:`~DistributedRecorder.dynamics` is rank 0's.
 
 **A sample updated on several ranks in one epoch** (``dedupe=True``, the default) is counted
@@ -20,7 +21,7 @@ one epoch only as padding. ``dedupe=False`` averages every update of every rank 
 
 Labels are checked on every rank against the labels gathered so far, so a conflict raises the
 same ``ValueError`` on all ranks. With NCCL, set the current CUDA device before the first
-:meth:`end_epoch` (as ``all_gather_object`` requires).
+:meth:`end_epoch` (as ``all_gather_object`` and ``gather_object`` require).
 """
 
 from __future__ import annotations
@@ -38,16 +39,18 @@ from labeltrace.record.state import read_meta
 __all__ = ["DistributedRecorder"]
 
 
-def _dedupe(updates: list[PendingUpdates], num_samples: int) -> tuple[list[PendingUpdates], int]:
-    """Keep each sample's updates from the lowest rank that has it; the number dropped."""
+def _keep_masks(ids: list[np.ndarray], num_samples: int) -> list[np.ndarray]:
+    """Per rank, which of its updated samples count: those no lower rank updated this epoch."""
     taken = np.zeros(num_samples, dtype=bool)
-    kept, dropped = [], 0
-    for u in updates:
-        keep = ~taken[u.ids]
-        taken[u.ids] = True
-        dropped += int((~keep).sum())
-        kept.append(PendingUpdates(u.ids[keep], u.labels[keep], u.sums[:, keep], u.counts[keep], u.prob_sums[keep]))
-    return kept, dropped
+    masks = []
+    for i in ids:
+        masks.append(~taken[i])
+        taken[i] = True
+    return masks
+
+
+def _subset(u: PendingUpdates, keep: np.ndarray) -> PendingUpdates:
+    return PendingUpdates(u.ids[keep], u.labels[keep], u.sums[:, keep], u.counts[keep], u.prob_sums[keep])
 
 
 class DistributedRecorder:
@@ -118,24 +121,36 @@ class DistributedRecorder:
         self._rec.update(ids, logits, labels)
 
     def end_epoch(self) -> None:
-        """Collective: gather every rank's updates of this epoch, close the epoch on rank 0."""
+        """Collective: gather every rank's updates of this epoch, close the epoch on rank 0.
+
+        Every rank receives every rank's (ids, labels) — 16 bytes a sample — and checks them the
+        same way, so a label conflict raises the same error on all ranks; only rank 0 receives
+        the recorded quantities.
+        """
         mine = self._rec.pending()
-        gathered: list[Any] = [None] * self.world_size
-        dist.all_gather_object(gathered, mine, group=self.group)
-        # from here on every rank holds the same data and does the same: the same label checks
-        # (before dropping duplicates, so a conflict across ranks is caught), hence the same errors
         self._rec.clear_pending()
+        keys: list[Any] = [None] * self.world_size
+        dist.all_gather_object(keys, (mine.ids, mine.labels), group=self.group)
+        full: list[Any] | None = [None] * self.world_size if self.rank == 0 else None
+        dst = 0 if self.group is None else dist.get_global_rank(self.group, 0)
+        dist.gather_object(mine, full, dst=dst, group=self.group)
+        ids = [np.asarray(k[0], dtype=np.int64) for k in keys]
+        labels = [np.asarray(k[1], dtype=np.int64) for k in keys]
+        # the same data and the same steps on every rank from here (labels checked before
+        # duplicates are dropped, so a conflict across ranks is caught)
         self._rec.labels = self._synced_labels.copy()
-        self._rec.check_labels(np.concatenate([u.ids for u in gathered]), np.concatenate([u.labels for u in gathered]))
-        kept, self.dropped = _dedupe(gathered, self.num_samples) if self.dedupe else (gathered, 0)
-        for u in kept:
-            self._rec.add_pending(u)
-        self._synced_labels = self._rec.labels.copy()
-        if self.rank == 0:
+        self._rec.check_labels(np.concatenate(ids), np.concatenate(labels))
+        masks = _keep_masks(ids, self.num_samples) if self.dedupe else [np.ones(len(i), bool) for i in ids]
+        self.dropped = int(sum((~m).sum() for m in masks))
+        for i, lab, m in zip(ids, labels, masks, strict=True):
+            self._synced_labels[i[m]] = lab[m]
+        if full is not None:  # rank 0
+            for u, m in zip(full, masks, strict=True):
+                self._rec.add_pending(_subset(u, m))
             self._rec.end_epoch()
         else:
-            self._rec.clear_pending()
             self._rec.num_epochs += 1
+        self._rec.labels = self._synced_labels.copy()
 
     def dynamics(self) -> Dynamics:
         """Rank 0: the recorded :class:`Dynamics` (other ranks raise ``RuntimeError``)."""

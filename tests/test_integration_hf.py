@@ -108,3 +108,38 @@ def test_a_dataset_without_ids_is_a_clear_error(tmp_path):
     t.train_dataset = t.train_dataset.remove_columns("sample_id")
     with pytest.raises(ValueError, match="no 'sample_id' column"):
         t.train()
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAfterStep(transformers.TrainerCallback):
+    """Checkpoint after ``step``, then die before the next step (as a kill would)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == self.step:
+            control.should_save = True
+
+    def on_step_begin(self, args, state, control, **kw):
+        if state.global_step == self.step:
+            raise Killed
+
+
+def test_resume_from_a_mid_epoch_checkpoint(tmp_path):
+    full = Recorder(N, K)
+    trainer(tmp_path / "a", full).train()
+    part = Recorder(N, K)
+    with pytest.raises(Killed):
+        trainer(tmp_path / "b", part, callbacks=[KillAfterStep(6)]).train()  # 4 steps an epoch: 6 is mid-epoch
+    assert part.num_epochs == 1 and part.epoch_in_progress
+    resumed = Recorder(N, K)
+    trainer(tmp_path / "b", resumed).train(resume_from_checkpoint=str(tmp_path / "b" / "checkpoint-6"))
+    a, b = full.dynamics(), resumed.dynamics()
+    assert b.num_epochs == 4
+    np.testing.assert_array_equal(b.n_seen, np.full(N, 4))
+    for f in FIELDS:
+        np.testing.assert_array_equal(a.epochs(f), b.epochs(f))

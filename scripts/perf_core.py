@@ -12,7 +12,7 @@ Parts (``--part``):
   (``directory=``, the out-of-core path) and once in memory (``max_epochs=T``). Each runs in a
   fresh subprocess that reports: recording time, ``dynamics()`` + ``score.compute("sei", dyn)``
   time (bar: < 2 s), the windowed SEI that reads every per-epoch row, and the process's peak
-  RSS (``resource.getrusage``) against the raw trajectory size T × N × (6 float32 + 1 bool)
+  RSS (``VmHWM``, else ``resource.getrusage``) against the raw trajectory size T × N × (6 float32 + 1 bool)
   (bar: < 1.5×); then ``Recorder.load(checkpoint).dynamics()`` + SEI in another subprocess.
 * ``checkpoint`` — ``save()`` time of a file-backed recorder at N = 200,000, K = 10 after
   epochs 1, 10, 20, 40 (flat in T: the state is O(N)), and of an in-memory one (embeds the
@@ -46,7 +46,17 @@ _BATCH = 65_536  # rows per update when recording the large runs
 
 
 def _peak_rss() -> int:
-    """Peak resident set size of this process, bytes (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process, bytes.
+
+    Linux: ``VmHWM`` of this process image (``getrusage``'s ``ru_maxrss`` would carry over the
+    parent's peak at fork, across exec); elsewhere ``getrusage`` (macOS reports bytes).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(r if sys.platform == "darwin" else r * 1024)
 

@@ -1,6 +1,13 @@
 """Record training dynamics: :class:`Recorder` (update / end_epoch / state / merge of ranks) and
-:class:`Dynamics`, the read-only per-sample view of what was recorded."""
+:class:`Dynamics`, the read-only per-sample view of what was recorded.
 
-from labeltrace.record.recorder import FIELDS, Dynamics, Recorder
+Modules: :mod:`~labeltrace.record.batch` (input checks and the recorded quantities),
+:mod:`~labeltrace.record.storage` (per-epoch arrays in memory or in files),
+:mod:`~labeltrace.record.state` (checkpoints), :mod:`~labeltrace.record.dynamics`.
+"""
 
-__all__ = ["FIELDS", "Dynamics", "Recorder"]
+from labeltrace.record.batch import FIELDS
+from labeltrace.record.dynamics import Dynamics
+from labeltrace.record.recorder import PendingUpdates, Recorder
+
+__all__ = ["FIELDS", "Dynamics", "PendingUpdates", "Recorder"]

@@ -1,0 +1,124 @@
+"""Record the training dynamics of a Hugging Face ``transformers.Trainer``: :class:`RecordingTrainer`.
+
+::
+
+    rec = Recorder(num_samples=N, num_classes=K)
+    trainer = RecordingTrainer(model=model, args=args, train_dataset=ds, recorder=rec)
+    trainer.train()
+    dyn = rec.dynamics()
+
+The training dataset holds the sample ids in a column (``"sample_id"`` by default). The Trainer
+drops every column its model's ``forward`` does not take (``remove_unused_columns=True``, the
+default): this Trainer keeps the id column through that, takes it out of each batch before the
+model sees it, records the logits ``compute_loss`` gets from the model (``outputs["logits"]``, or
+the second element of a tuple) with the batch's ``labels``, and closes the recorder's epoch at
+each epoch end. Evaluation and prediction are not recorded.
+
+Checkpoints: the recorder's state goes into each checkpoint folder
+(``labeltrace_recorder.npz``, written by the main process), and
+``train(resume_from_checkpoint=...)`` restores it — also from a checkpoint taken mid-epoch,
+since the Trainer then skips the batches it already trained on. Under ``torchrun``, pass a
+:class:`~labeltrace.integrations.ddp.DistributedRecorder` (built after the
+``TrainingArguments``, which start the process group).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+__all__ = ["RECORDER_FILE", "RecordingTrainer"]
+
+RECORDER_FILE = "labeltrace_recorder.npz"
+
+
+class _EpochAndSave(TrainerCallback):
+    def __init__(self, trainer: RecordingTrainer) -> None:
+        self.trainer = trainer
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer.recorder.end_epoch()
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if args.should_save and folder.is_dir():
+            self.trainer.recorder.save(folder / RECORDER_FILE)
+
+
+class RecordingTrainer(Trainer):
+    """A ``transformers.Trainer`` that records per-sample training dynamics into ``recorder``.
+
+    Parameters
+    ----------
+    recorder:
+        A :class:`~labeltrace.record.Recorder` (or
+        :class:`~labeltrace.integrations.ddp.DistributedRecorder`) sized for the training set.
+    id_column:
+        The training dataset's column of sample ids in ``[0, num_samples)``.
+    label_column:
+        The batch key holding the labels trained on (the default collator names it ``labels``).
+    *args, **kwargs:
+        Everything else goes to ``transformers.Trainer``.
+    """
+
+    def __init__(self, *args: Any, recorder: Any, id_column: str = "sample_id", label_column: str = "labels",
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(*args, **kwargs)
+        self.recorder = recorder
+        self.id_column = id_column
+        self.label_column = label_column
+        self.add_callback(_EpochAndSave(self))
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if self._signature_columns is not None and self.id_column not in self._signature_columns:
+            self._signature_columns.append(self.id_column)  # survive remove_unused_columns
+
+    def _pop_ids(self, inputs: dict[str, Any]) -> Any:
+        if self.id_column not in inputs:
+            raise ValueError(
+                f"the training batch has no {self.id_column!r} column (it has {sorted(inputs)}); add the sample "
+                f"ids to the training dataset as column {self.id_column!r}, or pass id_column="
+            )
+        return inputs.pop(self.id_column)
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:  # fmt: skip
+        if not model.training:  # evaluation through compute_loss: nothing to record
+            inputs = {k: v for k, v in inputs.items() if k != self.id_column}
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        inputs = dict(inputs)
+        ids = self._pop_ids(inputs)
+        if self.label_column not in inputs:
+            raise ValueError(f"the training batch has no {self.label_column!r} (labels) column; pass label_column=")
+        labels = inputs[self.label_column]
+        loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        if isinstance(outputs, dict) and "logits" in outputs:
+            logits = outputs["logits"]
+        elif isinstance(outputs, tuple | list) and len(outputs) > 1:
+            logits = outputs[1]
+        else:
+            raise ValueError("RecordingTrainer needs the model to return its logits (outputs['logits'])")
+        self.recorder.update(ids, logits, labels)
+        return (loss, outputs) if return_outputs else loss
+
+    def prediction_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        inputs = {k: v for k, v in inputs.items() if k != self.id_column}
+        return super().prediction_step(model, inputs, *args, **kwargs)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+        if resume_from_checkpoint:
+            path = Path(str(resume_from_checkpoint)) / RECORDER_FILE
+            if not path.exists():
+                raise ValueError(f"checkpoint {resume_from_checkpoint} holds no {RECORDER_FILE} (not written by a RecordingTrainer)")
+            with np.load(path, allow_pickle=False) as z:
+                state = {k: z[k] for k in z.files}
+            self.recorder.load_state_dict(state, base=path.parent)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+

@@ -1,0 +1,163 @@
+"""One batch handed to :meth:`Recorder.update`: strict conversion of ids, logits and labels, and
+the recorded quantities, computed in float64 on the host.
+
+Inputs may be torch tensors (any device, any real dtype, with or without a graph), numpy arrays
+or (nested) lists. Anything that cannot be recorded exactly raises ``ValueError`` naming the
+problem — never another exception type, never a silently altered value:
+
+* ids and labels: 1-D integers (or integral floats); bool, complex, fractional, NaN/Inf or
+  out-of-range values are refused, and the range is checked *before* any cast, so a ``uint64``
+  id of 2**64 − 1 is reported as such, not as a wrapped negative number;
+* logits: a real ``(B, K)`` array (integer or floating, float16/bfloat16 included); bool,
+  complex, string or object input that is not numeric is refused. Values are widened to float64
+  (exact for every accepted dtype except integers beyond 2**53) and must be finite *after* that
+  conversion.
+
+The recorded quantities are computed in float64 from the row-max-shifted logits, so any finite
+logits give finite values: entropy, p_given and correct are exact to float64 rounding;
+``margin`` and ``loss`` can exceed the float32 range of the stored per-epoch arrays (logits
+near ±3.4e38, or float64 logits beyond it) and are saturated at ±``FLOAT32_MAX``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from labeltrace._checks import describe_ids, id_list
+
+__all__ = ["FIELDS", "FLOAT32_MAX", "as_index_array", "as_logits", "batch_quantities"]
+
+FIELDS: tuple[str, ...] = ("entropy", "signed_entropy", "correct", "margin", "p_given", "loss")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _to_numpy(x: Any, name: str) -> np.ndarray:
+    """A numpy array of ``x`` (torch tensors copied to the host; bfloat16 widened exactly)."""
+    torch = sys.modules.get("torch")  # not imported: x cannot be a tensor (keeps the import light)
+    if torch is not None and isinstance(x, torch.Tensor):
+        if x.device.type == "meta":
+            raise ValueError(f"{name} is a tensor on the meta device, which holds no values")
+        if x.is_complex():
+            raise ValueError(f"{name} must be real, got complex dtype {x.dtype}")
+        try:
+            t = x.detach()
+            if t.layout != torch.strided:
+                t = t.to_dense()
+            t = t.cpu()
+            if t.dtype == torch.bfloat16:
+                t = t.to(torch.float32)  # exact; numpy has no bfloat16
+            return t.resolve_conj().resolve_neg().numpy()
+        except (RuntimeError, TypeError, NotImplementedError) as e:
+            raise ValueError(f"{name} could not be read from a {x.dtype} tensor on {x.device}: {e}") from None
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ValueError(f"{name} could not be read as an array: {e}") from None
+
+
+def as_index_array(x: Any, name: str, upper: int, ids: np.ndarray | None = None) -> np.ndarray:
+    """1-D int64 array of integers in ``[0, upper)``.
+
+    ``ids`` (the batch's sample ids, once known) names the offending samples in the error of an
+    out-of-range *label*; without it the offending values themselves are listed.
+    """
+    a = _to_numpy(x, name)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    kind = a.dtype.kind
+    if kind not in "iuf":
+        raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
+    if a.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if kind in "iu":
+        bad = (a < 0) | (a >= upper)
+    else:
+        fin = np.isfinite(a)
+        if not fin.all() or not np.all(a == np.round(a)):
+            what = "NaN or Inf" if not fin.all() else "fractional values"
+            raise ValueError(f"{name} must be integers, got dtype {a.dtype} with {what}")
+        bad = (a < 0) | (a >= upper)
+    if bad.any():
+        vals = id_list([int(v) for v in a[bad][:11]])
+        if ids is None or len(ids) != len(a):
+            raise ValueError(f"sample {name} out of range [0, {upper}): {vals}")
+        raise ValueError(f"{name} out of range [0, {upper}) for {describe_ids(ids[bad])} ({name} {vals})")
+    return a.astype(np.int64)
+
+
+def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray) -> np.ndarray:
+    """(B, K) float64 logits, finite after conversion; ``ids`` name the bad rows in errors."""
+    a = _to_numpy(x, "logits")
+    if a.ndim != 2 or a.shape[0] != batch or a.shape[1] != num_classes:
+        raise ValueError(
+            f"logits must have shape (batch={batch}, num_classes={num_classes}), got {tuple(a.shape)}"
+        )
+    kind = a.dtype.kind
+    if kind == "c":
+        raise ValueError(f"logits must be real, got complex dtype {a.dtype}")
+    if kind == "b":
+        raise ValueError("logits must be numbers, got dtype bool")
+    if kind == "O":
+        a = _object_logits(a, ids)
+    elif kind not in "iuf":
+        raise ValueError(f"logits must be numbers, got dtype {a.dtype}")
+    z = a.astype(np.float64)
+    finite = np.isfinite(z).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"NaN or Inf logits for {describe_ids(ids[~finite])}")
+    return z
+
+
+def _object_logits(a: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """An object array (e.g. Python ints beyond int64) as float64, naming rows that are not real numbers."""
+    out = np.empty(a.shape, dtype=np.float64)
+    bad = np.zeros(a.shape[0], dtype=bool)
+    for i, row in enumerate(a):  # object input only: not a hot path
+        try:
+            if any(isinstance(v, bool | complex | np.bool_ | np.complexfloating) for v in row):
+                raise TypeError
+            out[i] = [float(v) for v in row]
+        except (TypeError, ValueError, OverflowError):
+            bad[i] = True
+    if bad.any():
+        raise ValueError(f"logits are not real numbers representable in float64 for {describe_ids(ids[bad])}")
+    return out
+
+
+def batch_quantities(z: np.ndarray, labels: np.ndarray, want_probs: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Recorded quantities ``(F, B)`` float64 and, if asked, the softmax ``(B, K)`` float64.
+
+    ``z`` must be finite float64 ``(B, K)``; every output is finite. ``correct`` follows
+    ``argmax`` (the first maximum on ties).
+    """
+    with np.errstate(over="ignore"):  # differences of logits beyond ±8.9e307 overflow: handled
+        return _quantities(z, labels, want_probs)
+
+
+def _quantities(z: np.ndarray, labels: np.ndarray, want_probs: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    B = z.shape[0]
+    rows = np.arange(B)
+    m = z.max(axis=1)
+    zs = z - m[:, None]  # <= 0; -inf only for float64 logits spanning more than ~1.8e308
+    e = np.exp(zs)
+    s = e.sum(axis=1)  # >= 1: the maximum contributes exp(0)
+    logp = zs - np.log(s)[:, None]
+    p = e / s[:, None]
+    plogp = np.zeros_like(p)
+    np.multiply(p, logp, out=plogp, where=p > 0)  # 0 · log 0 := 0
+    entropy = np.maximum(-plogp.sum(axis=1), 0.0)
+    z_given = z[rows, labels]
+    other = z.copy()
+    other[rows, labels] = -np.inf
+    margin = z_given - other.max(axis=1)
+    correct = (z.argmax(axis=1) == labels).astype(np.float64)
+    signed = np.where(correct > 0, entropy, -entropy)
+    logp_given = logp[rows, labels]
+    q = np.stack([entropy, signed, correct, margin, p[rows, labels], -logp_given])
+    # margin and loss can leave the float32 range of the stored arrays (or even float64's):
+    # saturate them so that sums of repeated updates stay finite.
+    np.clip(q, -FLOAT32_MAX, FLOAT32_MAX, out=q)
+    return q, (p if want_probs else None)

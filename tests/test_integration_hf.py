@@ -1,0 +1,145 @@
+"""The HF Trainer integration with the real package on a tiny model: the id column survives
+remove_unused_columns, the recorded logits are those of the batch's samples, checkpoints resume."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+datasets = pytest.importorskip("datasets")
+pytest.importorskip("accelerate")
+
+from labeltrace import Recorder
+from labeltrace.integrations.hf import RECORDER_FILE, RecordingTrainer
+from labeltrace.record import FIELDS
+
+N, K, D = 20, 3, 4
+transformers.logging.set_verbosity_error()
+logging.getLogger("datasets").setLevel(logging.ERROR)
+
+
+def dataset():
+    g = np.random.default_rng(0)
+    x = g.normal(size=(N, D)).astype(np.float32)
+    y = g.integers(0, K, N)
+    ds = datasets.Dataset.from_dict({"x": x.tolist(), "labels": y.tolist(), "sample_id": list(range(N)),
+                                     "note": [f"row {i}" for i in range(N)]})  # fmt: skip
+    return ds.with_format("torch", columns=["x", "labels", "sample_id"], output_all_columns=True), x, y
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(D, K)
+        self.trace: list[tuple[np.ndarray, np.ndarray]] = []  # (inputs, logits) of training forwards
+
+    def forward(self, x, labels=None):
+        logits = self.net(x)
+        if self.training:
+            self.trace.append((x.detach().numpy().copy(), logits.detach().numpy().copy()))
+        return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
+class StopAfter(transformers.TrainerCallback):
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_epoch_end(self, args, state, control, **kw):
+        if state.epoch >= self.epochs:
+            control.should_training_stop = True
+
+
+def trainer(root, rec, model=None, callbacks=()):
+    args = transformers.TrainingArguments(
+        output_dir=str(root), num_train_epochs=4, per_device_train_batch_size=6, learning_rate=0.3, optim="sgd",
+        lr_scheduler_type="constant", save_strategy="epoch", logging_strategy="no", report_to="none",
+        disable_tqdm=True, use_cpu=True, seed=0, dataloader_num_workers=0,
+    )  # fmt: skip
+    ds, _, _ = dataset()
+    return RecordingTrainer(model=model or Tiny(), args=args, train_dataset=ds, recorder=rec, callbacks=list(callbacks))
+
+
+def test_records_the_logits_of_each_batch_sample(tmp_path):
+    rec = Recorder(N, K)
+    model = Tiny()
+    t = trainer(tmp_path, rec, model)
+    assert t.args.remove_unused_columns  # the default, which would drop "sample_id"
+    t.train()
+    # rebuild, from what the model itself saw, which sample each logits row belongs to
+    _, x, y = dataset()
+    ref = Recorder(N, K)
+    per_epoch = len(model.trace) // 4
+    for e in range(4):
+        for xb, zb in model.trace[e * per_epoch : (e + 1) * per_epoch]:
+            ids = np.array([int(np.flatnonzero((x == row).all(1))[0]) for row in xb])
+            ref.update(ids, zb, y[ids])
+        ref.end_epoch()
+    got, want = rec.dynamics(), ref.dynamics()
+    np.testing.assert_array_equal(got.n_seen, np.full(N, 4))
+    np.testing.assert_array_equal(got.labels, y)
+    for f in FIELDS:
+        np.testing.assert_array_equal(got.epochs(f), want.epochs(f))
+
+
+def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
+    # the recorded arrays in files (the in-memory path resumes in the Lightning test)
+    full = Recorder(N, K)
+    trainer(tmp_path / "a", full).train()
+    part = Recorder(N, K, directory=tmp_path / "dyn_b")
+    trainer(tmp_path / "b", part, callbacks=[StopAfter(2)]).train()  # as if killed after epoch 2
+    assert part.num_epochs == 2
+    ckpts = sorted((tmp_path / "b").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert (ckpts[-1] / RECORDER_FILE).exists()
+    resumed = Recorder(N, K, directory=tmp_path / "dyn_b")
+    trainer(tmp_path / "b", resumed).train(resume_from_checkpoint=True)
+    a, b = full.dynamics(), resumed.dynamics()
+    assert a.num_epochs == b.num_epochs == 4
+    for f in FIELDS:
+        np.testing.assert_array_equal(a.epochs(f), b.epochs(f))
+
+
+def test_a_dataset_without_ids_is_a_clear_error(tmp_path):
+    t = trainer(tmp_path, Recorder(N, K))
+    t.train_dataset = t.train_dataset.remove_columns("sample_id")
+    with pytest.raises(ValueError, match="no 'sample_id' column"):
+        t.train()
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAfterStep(transformers.TrainerCallback):
+    """Checkpoint after ``step``, then die before the next step (as a kill would)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == self.step:
+            control.should_save = True
+
+    def on_step_begin(self, args, state, control, **kw):
+        if state.global_step == self.step:
+            raise Killed
+
+
+def test_resume_from_a_mid_epoch_checkpoint(tmp_path):
+    full = Recorder(N, K)
+    trainer(tmp_path / "a", full).train()
+    part = Recorder(N, K)
+    with pytest.raises(Killed):
+        trainer(tmp_path / "b", part, callbacks=[KillAfterStep(6)]).train()  # 4 steps an epoch: 6 is mid-epoch
+    assert part.num_epochs == 1 and part.epoch_in_progress
+    resumed = Recorder(N, K)
+    trainer(tmp_path / "b", resumed).train(resume_from_checkpoint=str(tmp_path / "b" / "checkpoint-6"))
+    a, b = full.dynamics(), resumed.dynamics()
+    assert b.num_epochs == 4
+    np.testing.assert_array_equal(b.n_seen, np.full(N, 4))
+    for f in FIELDS:
+        np.testing.assert_array_equal(a.epochs(f), b.epochs(f))

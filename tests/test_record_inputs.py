@@ -1,0 +1,123 @@
+"""Strict inputs of Recorder.update (issue 11 §7): logits that overflow float32, complex logits,
+ids beyond int64, conflicting labels, tensors without values — and no NaN score from finite input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from labeltrace import Recorder
+from labeltrace.record import FIELDS
+from labeltrace.score import trajectory as scores
+
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def one_epoch(ids, logits, labels, n=4, k=None):
+    k = k or np.shape(logits)[1]
+    rec = Recorder(n, k)
+    rec.update(ids, logits, labels)
+    rec.end_epoch()
+    return rec.dynamics()
+
+
+def test_float64_logits_beyond_float32_are_recorded_finite():
+    # float64 logits of 1e39 are finite; they used to become inf (then NaN) in float32
+    z = torch.tensor([[1e39, 0.0, -1e39], [1e39, 0.0, -1e39]], dtype=torch.float64)
+    d = one_epoch([0, 1], z, [0, 2])
+    np.testing.assert_array_equal(d.at("entropy", 0)[:2], [0.0, 0.0])
+    np.testing.assert_array_equal(d.at("correct", 0)[:2], [1.0, 0.0])
+    np.testing.assert_array_equal(d.at("p_given", 0)[:2], [1.0, 0.0])
+    np.testing.assert_array_equal(d.at("loss", 0)[:2], [0.0, F32_MAX])  # 2e39 saturates
+    np.testing.assert_array_equal(d.at("margin", 0)[:2], [F32_MAX, -F32_MAX])  # ±1e39 saturate
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_float32_extremes_give_finite_entropy_and_margin(as_torch):
+    z = np.array([[3e38, -3e38], [3e38, -3e38], [-3.4e38, 3.4e38]], dtype=np.float32)
+    d = one_epoch([0, 1, 2], torch.from_numpy(z) if as_torch else z, [0, 1, 1])
+    for f in FIELDS:
+        assert np.isfinite(d.at(f, 0)[:3]).all(), f
+    np.testing.assert_array_equal(d.at("entropy", 0)[:3], [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(d.at("signed_entropy", 0)[:3], [0.0, -0.0, 0.0])
+    # 6e38 and 6.8e38 do not fit float32: saturated, with the right sign
+    np.testing.assert_array_equal(d.at("margin", 0)[:3], [F32_MAX, -F32_MAX, F32_MAX])
+
+
+def test_no_nan_score_from_finite_input():
+    rng = np.random.default_rng(0)
+    extremes = np.array([0.0, 1e-310, -1e-310, 1e38, -1e38, 3.4e38, -3.4e38, 1e39, -1e39, 1e300, -1.7e308, 1.7e308])
+    n, k, T = 24, 3, 4
+    labels = rng.integers(0, k, n)
+    rec = Recorder(n, k)
+    for _ in range(T):
+        z = rng.choice(extremes, size=(n, k))
+        for b in range(0, n, 5):
+            rec.update(np.arange(b, min(b + 5, n)), z[b : b + 5], labels[b : b + 5])
+        rec.end_epoch()
+    d = rec.dynamics()
+    for name in scores.available():
+        s = scores.compute(name, d)
+        assert np.isfinite(s).all(), name
+    assert np.isfinite(d.posterior()).all() and np.isfinite(d.mean_posterior()).all()
+
+
+@pytest.mark.parametrize(
+    "logits",
+    [
+        np.array([[1 + 2j, 0], [0, 1]], dtype=np.complex64),
+        torch.tensor([[1 + 2j, 0], [0, 1]], dtype=torch.complex128),
+        [[1 + 0j, 0], [0, 1]],
+    ],
+    ids=["numpy", "torch", "list"],
+)
+def test_complex_logits_are_refused(logits):
+    rec = Recorder(4, 2)
+    with pytest.raises(ValueError, match="complex"):
+        rec.update([0, 1], logits, [0, 1])
+    assert not rec.epoch_in_progress
+
+
+def test_logits_that_are_not_numbers_are_refused():
+    rec = Recorder(4, 2)
+    with pytest.raises(ValueError, match="bool"):
+        rec.update([0, 1], np.array([[True, False], [False, True]]), [0, 1])
+    with pytest.raises(ValueError, match=r"not real numbers.*sample ids \[3\]"):
+        rec.update([0, 3], np.array([[1, 2], [10**400, 0]], dtype=object), [0, 1])
+    with pytest.raises(ValueError, match="numbers"):
+        rec.update([0, 1], np.array([["a", "b"], ["c", "d"]]), [0, 1])
+    with pytest.raises(ValueError, match="could not be read"):
+        rec.update([0, 1], [[1.0, 2.0], [3.0]], [0, 1])
+
+
+def test_huge_unsigned_ids_are_named_as_given():
+    rec = Recorder(4, 2)
+    with pytest.raises(ValueError, match="out of range.*18446744073709551615"):
+        rec.update(np.array([1, 2**64 - 1], dtype=np.uint64), np.zeros((2, 2)), [0, 0])
+    with pytest.raises(ValueError, match="out of range.*100000000000000000000"):
+        rec.update(np.array([1.0, 1e20]), np.zeros((2, 2)), [0, 0])
+
+
+def test_one_batch_with_two_labels_for_a_sample_is_refused():
+    rec = Recorder(4, 2)
+    with pytest.raises(ValueError, match=r"different labels to sample ids \[2\]"):
+        rec.update([2, 1, 2], np.zeros((3, 2)), [0, 1, 1])
+    assert not rec.epoch_in_progress and (rec.labels == -1).all()
+
+
+def test_tensors_without_values_are_refused():
+    rec = Recorder(4, 2)
+    with pytest.raises(ValueError, match="meta"):
+        rec.update([0, 1], torch.zeros((2, 2), device="meta"), [0, 1])
+    with pytest.raises(ValueError, match="meta"):
+        rec.update(torch.zeros(2, dtype=torch.long, device="meta"), np.zeros((2, 2)), [0, 1])
+
+
+def test_bfloat16_and_float16_logits_are_recorded():
+    z = torch.tensor([[2.0, -1.0], [0.5, 0.25]])
+    ref = one_epoch([0, 1], z.double(), [0, 1])
+    for dt in (torch.bfloat16, torch.float16):
+        d = one_epoch([0, 1], z.to(dt), [0, 1])  # these values are exact in both dtypes
+        for f in FIELDS:
+            np.testing.assert_array_equal(d.at(f, 0), ref.at(f, 0))

@@ -180,7 +180,7 @@ def reference(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
         correct = (z.argmax(1) == labels).astype(float)
         other = z.copy()
         other[r, labels] = -np.inf
-        q = np.stack([H, np.where(correct > 0, H, -H), correct, z[r, labels] - other.max(1), p[r, labels], -logp[r, labels]])
+        q = np.stack([H, np.where(z[r, labels] >= other.max(1), H, -H), correct, z[r, labels] - other.max(1), p[r, labels], -logp[r, labels]])
     return np.clip(q, -F32_MAX, F32_MAX)
 
 

@@ -164,3 +164,24 @@ def test_registry_errors():
         scores.compute("sei", empty)
     assert {"sei", "ei", "se_at", "aum", "loss", "forgetting", "confidence", "variability"} <= set(scores.available())
     assert scores.describe("sei").startswith("Signed Entropy Integral")
+
+
+def test_sei_sign_on_exact_ties_follows_the_official_code():
+    """Margin >= 0 counts as agreement: a tie between the given label and another class is +H,
+    whichever of the two argmax would name (the SEI paper's EntropySignedCalculator)."""
+    h2 = np.log(2.0)  # two equal logits, the rest far below: H = log 2
+    z = [[[5.0, 5.0, -50.0], [5.0, 5.0, -50.0]]]
+    d = record(z, [0, 1])  # argmax is 0 for both rows; label 1 ties with it
+    np.testing.assert_allclose(scores.compute("sei", d), [h2, h2], rtol=1e-6)
+    d = record([[[5.0, 5.0 - 1e-3, -50.0]]], [1])  # just below the tie: disagreement
+    assert scores.compute("sei", d)[0] < 0
+    np.testing.assert_allclose(scores.compute("aum", record(z, [0, 1])), [0.0, 0.0])
+
+
+def test_sei_with_the_auxiliary_logit():
+    """K real classes + one auxiliary logit (class K): entropy over all K + 1 outputs, and an
+    auxiliary sample agrees when the auxiliary logit is the largest."""
+    z = np.array([[[0.0, 1.0, 3.0], [2.0, 0.0, 1.0]]])  # K = 2 real classes + the auxiliary column 2
+    d = record(z, [2, 2], num_classes=3)  # both samples relabeled to the auxiliary class
+    p0, p1 = softmax(z[0, 0]), softmax(z[0, 1])
+    np.testing.assert_allclose(scores.compute("sei", d), [H(p0), -H(p1)], rtol=1e-6)

@@ -131,7 +131,8 @@ def batch_quantities(z: np.ndarray, labels: np.ndarray, want_probs: bool) -> tup
     """Recorded quantities ``(F, B)`` float64 and, if asked, the softmax ``(B, K)`` float64.
 
     ``z`` must be finite float64 ``(B, K)``; every output is finite. ``correct`` follows
-    ``argmax`` (the first maximum on ties).
+    ``argmax`` (the first maximum on ties); the sign of ``signed_entropy`` follows the SEI paper's
+    code: + when the given label's logit is >= every other (margin >= 0, ties agree).
     """
     with np.errstate(over="ignore"):  # differences of logits beyond ±8.9e307 overflow: handled
         return _quantities(z, labels, want_probs)
@@ -154,7 +155,9 @@ def _quantities(z: np.ndarray, labels: np.ndarray, want_probs: bool) -> tuple[np
     other[rows, labels] = -np.inf
     margin = z_given - other.max(axis=1)
     correct = (z.argmax(axis=1) == labels).astype(np.float64)
-    signed = np.where(correct > 0, entropy, -entropy)
+    # the SEI paper's official code: agreement is margin >= 0, so an exact tie with another class counts
+    # as agreement (+H), although argmax (first maximum) may name the other class
+    signed = np.where(z_given >= other.max(axis=1), entropy, -entropy)
     logp_given = logp[rows, labels]
     q = np.stack([entropy, signed, correct, margin, p[rows, labels], -logp_given])
     # margin and loss can leave the float32 range of the stored arrays (or even float64's):

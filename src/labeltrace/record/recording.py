@@ -13,7 +13,8 @@ bench``'s cache and by :mod:`labeltrace.rundir`)::
 
     <dir>/recording.json       kind, classes, fingerprint, files, seconds, accuracy (written last:
                                its presence means the recording finished)
-    <dir>/run0.npz, run1.npz   each run's Recorder (Recorder.load)
+    <dir>/run0.npz, run1.npz   each run's Recorder (Recorder.load): O(N) state pointing to
+    <dir>/run0.rows/, ...      its per-epoch (T, N) arrays, written in place every epoch
     <dir>/run0_in_sample.npz   a cross-fitted run's in-sample companion
     <dir>/run0_aux.npy         an in-sample run's auxiliary mask
     <dir>/folds.npy            a cross-fitted recording's fold of each sample
@@ -116,6 +117,10 @@ class RecordingDir:
 
     def in_sample_file(self, r: int) -> Path:
         return self.path / f"run{r}_in_sample.npz"
+
+    def rows_dir(self, name: str) -> Path:
+        """Where run ``name``'s per-epoch (T, N) arrays live (the Recorder's out-of-core store)."""
+        return self.path / f"{name}.rows"
 
     def checkpoint_dir(self, name: str) -> Path:
         return self.path / self.CHECKPOINTS / name

@@ -19,6 +19,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -81,8 +82,9 @@ class Checkpoint:
         for m, o, ms, os_ in zip(models, optimizers, state["models"], state["optimizers"], strict=True):
             m.load_state_dict(ms)
             o.load_state_dict(os_)
-        for name, rec in recorders.items():
-            rec.load_state_dict(Recorder.load(self.dir / state["recorders"][name]).state_dict())
+        for name, rec in recorders.items():  # a file-backed recorder adopts its (T, N) files again
+            with np.load(self.dir / state["recorders"][name], allow_pickle=False) as z:
+                rec.load_state_dict({k: z[k] for k in z.files}, base=self.dir)
         torch.set_rng_state(state["torch_rng"].cpu())
         return int(state["epoch"])
 

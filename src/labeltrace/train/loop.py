@@ -186,6 +186,7 @@ def train_recorded(
     on_epoch: Callable[[int, Recorder], None] | None = None,
     key: str = "",
     log: Callable[[str], None] | None = None,
+    recorder_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``inputs`` with the given (noisy) ``labels`` and record its dynamics.
 
@@ -205,6 +206,9 @@ def train_recorded(
         under another key is refused instead of resumed.
     log:
         Told when a checkpoint is resumed, and from which epoch.
+    recorder_dir:
+        Keep the recorder's per-epoch (T, N) arrays in files there (out of core); checkpoints
+        then hold O(N) state and point to them.
     """
     labels = np.asarray(labels)
     n = int(inputs.shape[0])
@@ -217,7 +221,8 @@ def train_recorded(
     model.to(device)
     opt = make_optimizer(model, config)
     y_all = torch.tensor(labels, dtype=torch.long)  # a copy: labels may be a read-only array
-    rec = Recorder(n, num_classes, mode=recorder_mode, keep_probs=keep_probs)
+    rec = Recorder(n, num_classes, mode=recorder_mode, keep_probs=keep_probs, directory=recorder_dir,
+                   max_epochs=config.epochs)  # fmt: skip
     start = 0
     ckpt = None
     if checkpoint_dir is not None:

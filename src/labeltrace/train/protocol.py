@@ -216,7 +216,8 @@ def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs
         net = spec.build(inputs, n_out, classes)
         res = train_recorded(net, inputs, y, num_classes=n_out, config=replace(train, seed=s),
                              checkpoint_dir=store.checkpoint_dir(f"run{r}"), keep_probs=keep_probs,
-                             progress=progress, desc=f"run {r + 1}/{len(masks)}", key=key, log=log)  # fmt: skip
+                             progress=progress, desc=f"run {r + 1}/{len(masks)}", key=key, log=log,
+                             recorder_dir=store.rows_dir(f"run{r}"))  # fmt: skip
         es = res.epoch_seconds  # resumed part-way: the earlier epochs' times are lost, estimate them
         seconds.append(float(np.sum(es)) if res.resumed_from == 0 or not es else float(np.mean(es)) * train.epochs)
         acc.append(res.final_train_accuracy)
@@ -242,12 +243,13 @@ def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs:
         built.append(spec.build(inputs, K, classes))
         return built[-1]
 
-    in_sample = Recorder(n, K, keep_probs=1)  # keep_probs > 0 keeps the softmax sums
+    in_sample = Recorder(n, K, keep_probs=1, directory=store.rows_dir("run0_in_sample"),
+                         max_epochs=train.epochs)  # keep_probs > 0 keeps the softmax sums
     t0 = time.perf_counter()
     held, folds = crossfit_recorded(build, inputs, given, num_classes=K, config=replace(train, seed=base),
                                     n_folds=protocol.folds, checkpoint_dir=store.checkpoint_dir("crossfit"),
                                     keep_probs=keep_probs, progress=progress, in_sample=in_sample,
-                                    key=digest(fingerprint), log=log)  # fmt: skip
+                                    key=digest(fingerprint), log=log, recorder_dir=store.rows_dir("run0"))  # fmt: skip
     dyn = held.dynamics()
     run = RecordedRun(dyn, np.zeros(n, dtype=bool), K, held_out=True, in_sample=in_sample.dynamics())
     rec = Recording("crossfit", (run,), K, (time.perf_counter() - t0,), (float(np.nanmean(dyn.mean("correct"))),),
@@ -272,6 +274,7 @@ def crossfit_recorded(
     in_sample: Recorder | None = None,
     key: str = "",
     log: Log | None = None,
+    recorder_dir: str | Path | None = None,
 ) -> tuple[Recorder, np.ndarray]:
     """Train ``n_folds`` models in lockstep and record every sample's held-out predictions.
 
@@ -282,6 +285,7 @@ def crossfit_recorded(
     (averaged within the epoch), at no extra training cost. With ``checkpoint_dir`` every epoch
     is checkpointed (all models, optimizers, recorders) and a restart continues after the last
     finished epoch; ``key`` fingerprints what is trained so a foreign checkpoint is refused.
+    ``recorder_dir`` keeps the held-out recorder's (T, N) arrays in files (out of core).
 
     Returns the recorder of out-of-fold logits (one update per sample per epoch) and the fold
     of each sample.
@@ -300,7 +304,7 @@ def crossfit_recorded(
     train_ids = [torch.as_tensor(np.flatnonzero(folds != k)) for k in range(n_folds)]
     held_ids = [torch.as_tensor(np.flatnonzero(folds == k)) for k in range(n_folds)]
     y_all = torch.tensor(labels, dtype=torch.long)  # a copy: labels may be a read-only array
-    rec = Recorder(n, num_classes, keep_probs=keep_probs)
+    rec = Recorder(n, num_classes, keep_probs=keep_probs, directory=recorder_dir, max_epochs=config.epochs)
     recorders = {"held_out": rec} | ({"in_sample": in_sample} if in_sample is not None else {})
     ckpt = None
     start = 0

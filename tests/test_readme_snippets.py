@@ -1,4 +1,4 @@
-"""Every ```python snippet of docs/integrations.md, run literally as a script in a fresh
+"""Every ```python snippet of README.md, run literally as a script in a fresh
 directory — the torchrun one under ``torchrun --nproc_per_node 2`` (gloo), the others in this
 process (``runpy``) — each must record every sample in every epoch and print its suspects."""
 
@@ -17,7 +17,7 @@ import pytest
 from labeltrace import Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "integrations.md"
+DOC = ROOT / "README.md"
 BLOCK = re.compile(r"```python\n(# snippet: (\S+)\n.*?)```", re.DOTALL)
 SNIPPETS = {name: code for code, name in BLOCK.findall(DOC.read_text())}
 

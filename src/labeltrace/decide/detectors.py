@@ -195,6 +195,28 @@ for _det in (
                       "crossfit's score, as many flagged as a BIC-gated two-component GMM's low component holds"),
 ):
     register(_det)
+def _crossfit_knn_score(ev: Evidence) -> np.ndarray:
+    from labeltrace.score.knn import knn_probs
+
+    held, ins = _held_posteriors(ev)
+    post = held if ins is None else (held + ins) / 2
+    nb = knn_probs(ev.features, ev.labels, num_classes=ev.num_classes, k=ev.knn_k)
+    w = C.implant_weight(held, nb, ev.labels)
+    rows = np.arange(len(ev.labels))
+    return (1 - w) * post[rows, ev.labels] + w * nb[rows, ev.labels]
+
+
+def _crossfit_knn_decide(ev: Evidence, s: np.ndarray) -> Decision:
+    held, ins = _held_posteriors(ev)
+    n_hat = C.conservative_count(held, ins, ev.labels)
+    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"min-count {n_hat}")
+
+
+register(Detector(
+    "crossfit_knn", ("held_out", "features"), _crossfit_knn_score, _crossfit_knn_decide,
+    "crossfit's posterior and the kNN label share mixed with a weight chosen per dataset by virtual "
+    "implanted errors (no clean labels), the conservative count",
+))  # fmt: skip
 register(Detector(
     "crossfit_cl", ("held_out",), _crossfit_score, _crossfit_cl_decide,
     "crossfit's score, flagged by confident learning's own mask (prune_by_noise_rate) on the held-out "

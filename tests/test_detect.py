@@ -39,9 +39,14 @@ def _normalized(p: np.ndarray) -> np.ndarray:
     return p / p.sum(1, keepdims=True)
 
 
-def test_crossfit_scores_held_out_p_given_and_cuts_at_cleanlabs_count() -> None:
+def _cleanlab_rate_count(given: np.ndarray, post: np.ndarray) -> int:
+    joint = cl_count.estimate_joint(given, post)
+    return int(round((1.0 - np.trace(joint)) * given.size))
+
+
+def test_crossfit_clcount_scores_held_out_p_given_and_cuts_at_cleanlabs_count() -> None:
     run, given, flip = _recorded()
-    det = detectors.detect("crossfit", Evidence(given, 4, held_out=run))
+    det = detectors.detect("crossfit_clcount", Evidence(given, 4, held_out=run))
     post = _normalized(run.dynamics.mean_posterior())
     np.testing.assert_allclose(det.score, post[np.arange(given.size), given])
     n_hat = int(cl_count.num_label_issues(given, post))
@@ -60,14 +65,27 @@ def test_crossfit_cl_flags_cleanlabs_own_mask_on_the_held_out_posterior() -> Non
     assert detectors.get("crossfit_cl").column == "crossfit"  # shares crossfit's score column
 
 
-def test_crossfit_averages_the_in_sample_companion_but_counts_on_held_out() -> None:
+def test_crossfit_averages_the_in_sample_companion_and_takes_the_most_conservative_count() -> None:
     run, given, _ = _recorded(seed=3)
     comp, _, _ = _recorded(seed=4)  # another recording of the same labels
     both = RecordedRun(run.dynamics, run.is_auxiliary, run.num_classes, held_out=True, in_sample=comp.dynamics)
     det = detectors.detect("crossfit", Evidence(given, 4, held_out=both))
     h, i = _normalized(run.dynamics.mean_posterior()), _normalized(comp.dynamics.mean_posterior())
     np.testing.assert_allclose(det.score, ((h + i) / 2)[np.arange(given.size), given])
-    assert det.flagged.sum() == int(cl_count.num_label_issues(given, h))  # the count from held-out alone
+    counts = [int(cl_count.num_label_issues(given, h)), _cleanlab_rate_count(given, h),
+              2 * int(cl_count.num_label_issues(given, (h + i) / 2))]  # fmt: skip
+    assert det.flagged.sum() == min(counts)
+    assert det.score[det.flagged].max() < det.score[~det.flagged].min()
+    assert det.rule == f"min-count {min(counts)}"
+
+
+def test_bimodal_count_leaves_one_cluster_alone_and_splits_two() -> None:
+    from labeltrace.decide.count import bimodal_count
+
+    rng = np.random.default_rng(0)
+    assert bimodal_count(rng.normal(size=2000)) == 0
+    two = np.r_[rng.normal(-6, 1, 300), rng.normal(0, 1, 1700)]
+    assert abs(bimodal_count(two) - 300) <= 5
 
 
 def test_a_detector_runs_only_on_the_evidence_it_needs() -> None:
@@ -157,3 +175,28 @@ def test_evidence_is_computed_once_on_first_use() -> None:
     assert ev.cost(["features", "features", "cv_probs"]) == (1, 2.5)
     with pytest.raises(ValueError, match="no cv-probs evidence"):
         ev.cv_probs
+
+
+def test_implant_weight_follows_the_signal_that_separates_wrong_labels() -> None:
+    from labeltrace.decide.count import implant_weight
+
+    rng = np.random.default_rng(2)
+    n, k = 600, 4
+    y = rng.integers(0, k, n)
+    weak = rng.dirichlet(np.ones(k), n)
+    weak[np.arange(n), y] += 0.1  # the posterior barely prefers the given label
+    weak /= weak.sum(1, keepdims=True)
+    sharp = np.eye(k)[y] * 0.9 + 0.1 / k  # the second signal is sure of it
+    assert implant_weight(weak, sharp, y) == 0.5  # as much weight as allowed
+    noise = rng.dirichlet(np.ones(k), n)  # unrelated to the labels: no weight
+    assert implant_weight(sharp, noise, y) == 0.0
+
+
+def test_single_is_one_plain_training_cut_at_a_capped_count() -> None:
+    run, given, flip = _recorded(seed=6, held_out=False)
+    det = detectors.detect("single", Evidence(given, 4, single=run))
+    np.testing.assert_allclose(det.score, -run.dynamics.mean("loss"))
+    post = _normalized(run.dynamics.mean_posterior())
+    assert det.flagged.sum() <= 3 * _cleanlab_rate_count(given, post)
+    assert det.score[det.flagged].max() < det.score[~det.flagged].min()
+    assert not detectors.applicable("single", Evidence(given, 4, held_out=run))

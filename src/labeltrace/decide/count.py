@@ -7,14 +7,14 @@ predicted by a model that never trained on that sample) or a score vector:
   joint, ``cleanlab.count.num_label_issues``);
 * :func:`cl_rate_count` — the calibrated confident joint's noise rate times N (the same
   estimator's rate, which counts the samples below every class threshold too);
-* :func:`implant_count` — mixture-proportion estimation against *virtual implanted errors*: every
-  sample is given, in thought, a wrong label drawn from the classes its held-out posterior
-  confuses it with (or uniformly); because a held-out prediction never depends on the sample's
-  own label, its probability of that label is exactly what it would score had a human made that
-  error. These known errors are a sample of the error score distribution ``F_err``; the data's
-  distribution is ``F = (1 − π) F_clean + π F_err``, so ``π ≤ F(t) / F_err(t)`` at every ``t``
-  (Blanchard et al. 2010; Scott 2015), tight where clean samples rarely score — the lowest
-  quantiles. ``n̂ = π̂ N``.
+* :func:`conservative_count` — the smallest of the two above and twice the count on the mean of the
+  held-out and in-sample posteriors (the default detector's count; chosen on the dev cells,
+  ``benchmarks/SPLIT.md``);
+* :func:`implant_weight` — not a count: the weight of a second label-free signal (the kNN label
+  share) beside the held-out posterior, chosen per dataset by how well it separates *virtual
+  implanted errors* — a wrong label drawn for a sample from the classes its held-out posterior
+  confuses it with: a held-out prediction never depends on the sample's own label, so its
+  probability of that label is what it would score had a human made that error;
 * :func:`bimodal_count` — a two-component Gaussian mixture on the score, only when the BIC says
   two components fit better than one (a nearly clean dataset is not split in two).
 """
@@ -26,7 +26,7 @@ from sklearn.mixture import GaussianMixture
 
 from labeltrace.score import probs as P
 
-__all__ = ["bimodal_count", "cl_count", "cl_rate_count", "conservative_count", "implant_count", "implant_weight", "virtual_implants"]
+__all__ = ["bimodal_count", "cl_count", "cl_rate_count", "conservative_count", "implant_weight"]
 
 
 def cl_count(post: np.ndarray, labels: np.ndarray) -> int:
@@ -50,23 +50,6 @@ def conservative_count(held: np.ndarray, in_sample: np.ndarray | None, labels: n
     if in_sample is not None:
         est.append(2 * cl_count((held + in_sample) / 2, labels))
     return min(est)
-
-
-def virtual_implants(post: np.ndarray, labels: np.ndarray, *, mix: float, seed: int) -> np.ndarray:
-    """(N,) probability each sample's held-out posterior gives a wrong label drawn for it: with
-    weight ``1 − mix`` from the other classes in proportion to the posterior (the classes the
-    model confuses it with), with weight ``mix`` uniformly."""
-    n, k = post.shape
-    rows = np.arange(n)
-    other = post.astype(np.float64).copy()
-    other[rows, labels] = 0.0
-    tot = other.sum(1, keepdims=True)
-    uniform = (1.0 - np.eye(k)[labels]) / (k - 1)
-    conf = np.where(tot > 0, other / np.where(tot > 0, tot, 1.0), uniform)
-    w = (1.0 - mix) * conf + mix * uniform
-    u = np.random.default_rng(seed).random(n)
-    c = np.minimum((w.cumsum(1) < u[:, None]).sum(1), k - 1)
-    return post[rows, c]
 
 
 def implant_weight(post: np.ndarray, other: np.ndarray, labels: np.ndarray, *, seed: int = 0, mix: float = 0.5,
@@ -97,25 +80,10 @@ def implant_weight(post: np.ndarray, other: np.ndarray, labels: np.ndarray, *, s
     return best_w
 
 
-def implant_count(post: np.ndarray, labels: np.ndarray, *, mix: float = 0.5, z: float = 1.0, seed: int = 0,
-                  quantiles: np.ndarray | None = None) -> int:  # fmt: skip
-    """``n̂ = N · min_q (F(t_q) + z·se) / q``: ``t_q`` the ``q``-quantile of the virtual implants'
-    p(wrong label), ``F(t)`` the share of samples whose held-out p(given label) is ≤ ``t``, ``se``
-    its binomial standard error (``z`` > 0 guards the estimate against the noise of the lowest
-    quantiles). ``quantiles`` default 0.02, 0.04, …, 0.5."""
-    n = len(labels)
-    s = post[np.arange(n), labels]
-    imp = virtual_implants(post, labels, mix=mix, seed=seed)
-    qs = np.linspace(0.02, 0.5, 25) if quantiles is None else np.asarray(quantiles, dtype=np.float64)
-    t = np.quantile(imp, qs)
-    f = (s[None, :] <= t[:, None]).mean(1)
-    ratio = (f + z * np.sqrt(f * (1 - f) / n)) / qs
-    return int(round(float(np.clip(ratio.min(), 0.0, 1.0)) * n))
-
-
 def bimodal_count(score: np.ndarray, *, seed: int = 0) -> int:
     """Samples in the low component of a two-component GMM on the finite scores (posterior > 0.5),
-    or 0 when one component fits better by BIC."""
+    or 0 when one component fits better by BIC. (Skewed unimodal scores still favour two
+    components; the one-training detectors cap this count, see ``decide.detectors``.)"""
     s = np.asarray(score, dtype=np.float64)
     s = s[np.isfinite(s)]
     if s.size < 10 or np.ptp(s) == 0:

@@ -155,9 +155,9 @@ def _crossfit_score(ev: Evidence) -> np.ndarray:
 
 
 def _crossfit_decide(ev: Evidence, s: np.ndarray) -> Decision:
-    held, _ = _held_posteriors(ev)
-    n_hat = P.num_label_issues(held, ev.labels)
-    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"cl-count {n_hat}")
+    held, ins = _held_posteriors(ev)
+    n_hat = C.conservative_count(held, ins, ev.labels)
+    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"min-count {n_hat}")
 
 
 def _crossfit_cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
@@ -169,7 +169,8 @@ def _crossfit_cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
 register(Detector(
     "crossfit", ("held_out",), _crossfit_score, _crossfit_decide,
     "the default: p(given label) under the mean of the cross-fitted models' held-out and in-sample softmax, "
-    "averaged over epochs; the lowest flagged, as many as confident learning counts on the held-out softmax",
+    "averaged over epochs; the lowest flagged, as many as the most conservative of three confident-learning "
+    "counts (decide.count.conservative_count)",
 ))  # fmt: skip
 def _crossfit_counted(name: str, count: Callable[[Evidence, np.ndarray, np.ndarray], int], summary: str) -> Detector:
     """crossfit's score, flagged down to a count estimated by another rule."""
@@ -183,18 +184,15 @@ def _crossfit_counted(name: str, count: Callable[[Evidence, np.ndarray, np.ndarr
 
 
 for _det in (
+    _crossfit_counted("crossfit_clcount", lambda ev, held, s: C.cl_count(held, ev.labels),
+                      "crossfit's score, as many flagged as confident learning counts on the held-out posterior "
+                      "(the default until the dev/test study)"),
     _crossfit_counted("crossfit_rate", lambda ev, held, s: C.cl_rate_count(held, ev.labels),
                       "crossfit's score, the lowest N x (calibrated confident-joint noise rate) flagged"),
-    _crossfit_counted("crossfit_implant", lambda ev, held, s: C.implant_count(held, ev.labels),
-                      "crossfit's score, as many flagged as a mixture-proportion estimate against virtual "
-                      "implanted errors counts"),
-    _crossfit_counted("crossfit_min", lambda ev, held, s: C.conservative_count(held, _held_posteriors(ev)[1], ev.labels),
-                      "crossfit's score, the lowest of three confident-learning counts flagged (held-out count, "
-                      "held-out rate, twice the count on the mean posterior)"),
-    _crossfit_counted("crossfit_gmm", lambda ev, held, s: C.bimodal_count(s),
-                      "crossfit's score, as many flagged as a BIC-gated two-component GMM's low component holds"),
 ):
     register(_det)
+
+
 def _crossfit_knn_score(ev: Evidence) -> np.ndarray:
     from labeltrace.score.knn import knn_probs
 
@@ -266,21 +264,23 @@ def _single(name: str, score: str, summary: str, count: str) -> Detector:
         return combined_score(score, [ev.single])
 
     def decide(ev: Evidence, s: np.ndarray) -> Decision:
+        post = ev.single.dynamics.mean_posterior()[:, : ev.num_classes]  # early epochs: not yet memorised
+        rate = C.cl_rate_count(post / post.sum(1, keepdims=True), ev.labels)
         if count == "gmm":
             n_hat = C.bimodal_count(s)
-        else:  # the trajectory-averaged posterior: early epochs are not yet memorised
-            post = ev.single.dynamics.mean_posterior()[:, : ev.num_classes]
-            n_hat = C.cl_rate_count(post / post.sum(1, keepdims=True), ev.labels)
+        elif count == "rate":
+            n_hat = rate
+        else:  # "min": the GMM split, never more than 3 x the in-sample rate (a clean set is not split)
+            n_hat = min(C.bimodal_count(s), 3 * rate)
         return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"{count}-count {n_hat}")
 
     return Detector(name, ("single",), s_fn, decide, summary)
 
 
-for _score, _what in (("aum", "area under the margin"), ("confidence", "mean p(given label)"), ("sei", "SEI"),
-                      ("loss", "negated mean loss")):
-    register(_single(f"single_{_score}", _score, f"one plain training's {_what}, BIC-gated GMM count", "gmm"))
-    register(_single(f"single_{_score}_rate", _score, f"one plain training's {_what}, cut at N x the confident-"
-                     "joint noise rate of its trajectory-averaged posterior", "rate"))
+register(_single("single", "loss", "the one-training mode: one plain training's negated mean loss, the GMM count "
+                 "capped at 3 x the confident-joint rate of its trajectory-averaged posterior", "min"))
+for _score, _what in (("aum", "area under the margin"), ("sei", "SEI"), ("confidence", "mean p(given label)")):
+    register(_single(f"single_{_score}", _score, f"one plain training's {_what}, the same capped count", "min"))
 
 
 def _loss_decide(ev: Evidence, s: np.ndarray) -> Decision:

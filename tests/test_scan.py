@@ -162,7 +162,7 @@ def test_cli_manifest_with_truth_column_and_single_run(tmp_path, capsys):
         rows.append(f"{i}.png,{given[i]},{y[i]}")
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "run"
-    rc = main(["scan", str(tmp_path / "m.csv"), "--truth-column", "clean", "--detector", "sei", "--runs", "1", "--epochs", "3",
+    rc = main(["scan", str(tmp_path / "m.csv"), "--truth-column", "clean", "--detector", "sei", "--runs", "1", "--epochs", "3", "--model", "small-cnn",
                "--out", str(out), "--quiet"])  # fmt: skip
     assert rc == 0
     run = rundir.open_run(out)

@@ -52,7 +52,8 @@ __all__ = [
     "resolve_detectors",
 ]
 
-MODEL_KINDS = ("small-cnn", "mlp", "linear")
+#: effnet-lite0: the whole pretrained EfficientNet-Lite0 fine-tuned on the images (``resolution`` px)
+MODEL_KINDS = ("small-cnn", "mlp", "linear", "effnet-lite0")
 SOURCES = ("digits", "npz", "cifar10n", "cifar10h")
 CV_KINDS = ("same", "logreg")
 CIFAR10N_LABELS = ("aggre", "random1", "random2", "random3", "worse", "clean")
@@ -88,6 +89,7 @@ class ModelSpec:
     cv: str = "same"  # "same": K trainings of this model; "logreg": cleanlab's logistic regression
     cv_C: float = 0.05
     cv_max_iter: int = 1000
+    resolution: int = 64  # effnet-lite0 (fine-tuned) input resolution
 
     @property
     def on_features(self) -> bool:
@@ -97,12 +99,16 @@ class ModelSpec:
     def key(self) -> dict[str, Any]:
         """Everything that changes what is trained (the cache key part)."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "name"}
+        if self.kind != "effnet-lite0":  # the field came later: the other kinds' cache keys stay as they were
+            d.pop("resolution")
         return d
 
     def network(self) -> NetworkSpec:
         """The network, as :class:`labeltrace.train.recipe.NetworkSpec` (the one builder)."""
         from labeltrace.train.recipe import NetworkSpec
 
+        if self.kind == "effnet-lite0":
+            return NetworkSpec(self.kind, resolution=self.resolution, head="linear")
         return NetworkSpec(self.kind, width=self.width, hidden=self.hidden)
 
     def train_config(self, device: str) -> TrainConfig:
@@ -203,7 +209,7 @@ def _parse_model(name: str, d: Mapping[str, Any]) -> ModelSpec:
     allowed = set(ModelSpec.__dataclass_fields__) - {"name"}
     _check_keys(d, allowed, where)
     kw: dict[str, Any] = {}
-    ints = {"epochs", "batch_size", "width", "image_size", "hidden", "cv_max_iter"}
+    ints = {"epochs", "batch_size", "width", "image_size", "hidden", "cv_max_iter", "resolution"}
     floats = {"lr", "momentum", "weight_decay", "cv_C"}
     for k in d:
         if k in ints:

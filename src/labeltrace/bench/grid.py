@@ -159,6 +159,14 @@ class DatasetData:
 
     def inputs(self, model: ModelSpec) -> tuple[torch.Tensor, str]:
         """What ``model`` trains on, and its fingerprint (for cache keys)."""
+        if model.kind == "effnet-lite0":  # RGB images in [0, 1]; the network resizes and normalises
+            key = "rgb"
+            if key not in self._inputs:
+                from labeltrace.models.backbone import fingerprint_array
+
+                x = prepare_inputs(self.dataset(), "effnet-lite0", finetune=True).tensor
+                self._inputs[key] = (x, fingerprint_array(x.numpy()))
+            return self._inputs[key]
         return self.features() if model.on_features else self.images(model.image_size)
 
     def given_labels(self, labels: str, seed: int) -> np.ndarray:

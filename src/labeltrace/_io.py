@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "atomic_write_json", "digest"]
+__all__ = ["atomic_write", "atomic_write_json", "digest", "json_default"]
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
@@ -35,19 +35,20 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     return path
 
 
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars and arrays and paths."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Atomically write ``obj`` as compact JSON (numpy scalars as Python numbers)."""
-
-    def default(o: Any) -> Any:
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, Path):
-            return str(o)
-        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-    data = json.dumps(obj, default=default, sort_keys=True).encode()
+    data = json.dumps(obj, default=json_default, sort_keys=True).encode()
     return atomic_write(path, lambda fh: fh.write(data))
 
 

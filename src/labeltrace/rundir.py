@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from labeltrace._io import atomic_write, atomic_write_json
+from labeltrace._io import atomic_write, atomic_write_json, json_default
 from labeltrace.record import Dynamics, Recorder
 from labeltrace.record.recording import Recording, RecordingDir
 
@@ -80,16 +80,6 @@ SAMPLE_COLUMNS: dict[str, str] = {
 }
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (NaN written as null)."""
 
@@ -104,7 +94,7 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
             return clean(float(o))
         return o
 
-    data = json.dumps(clean(obj), indent=2, default=_json_default).encode()
+    data = json.dumps(clean(obj), indent=2, default=json_default).encode()
     return atomic_write(path, lambda fh: fh.write(data))
 
 

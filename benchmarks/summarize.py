@@ -1,0 +1,120 @@
+"""The summary tables of benchmarks/RESULTS.md, from the committed per-seed CSVs — one command:
+
+    python benchmarks/summarize.py benchmarks/results/test-*.csv > benchmarks/results/test-summary.md
+
+For every cell (dataset, labels, model): the default detector (``crossfit``) against the cleanlab
+recipe and against the best detector of the cell (F1 of each one's own rule, means over seeds,
+and the paired difference with its 95 % t-interval), AUROC, how many it flags against the true
+count; then the bar of issue 12, the nearly clean cell, the one-training mode (``single``) against
+``crossfit``, and the cost of each detector as a multiple of one plain training (``single``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from labeltrace.bench.paired import bar_lines, paired  # noqa: E402
+
+DEFAULT, BASELINE, SINGLE = "crossfit", "cleanlab", "single"
+
+
+def _f(v: str) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+    return x
+
+
+def main(paths: list[str]) -> None:
+    rows = [r for p in paths for r in csv.DictReader(open(p, newline=""))]
+    by = defaultdict(list)
+    for r in rows:
+        by[(r["dataset"], r["labels"], r["model"], r["detector"])].append(r)
+    cells = list(dict.fromkeys((r["dataset"], r["labels"], r["model"]) for r in rows))
+    dets = list(dict.fromkeys(r["detector"] for r in rows))
+
+    def mean(c: tuple[str, str, str], d: str, k: str) -> float:
+        v = [_f(r[k]) for r in by[(*c, d)]]
+        v = [x for x in v if math.isfinite(x)]
+        return float(np.mean(v)) if v else float("nan")
+
+    pf = {(p["cell"], p["other"]): p for p in paired(rows, "f1", DEFAULT)}
+    print("## The default (crossfit) in every cell\n")
+    print("F1 of each detector's own rule, mean over seeds; Δ = crossfit − other, paired over seeds, "
+          "95 % t-interval (✓ / ✗: the interval excludes 0).\n")
+    print("| dataset | labels | model | seeds | true | crossfit flags | crossfit F1 | cleanlab F1 | Δ vs cleanlab "
+          "| best other (F1) | crossfit / best | crossfit AUROC | best AUROC |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in cells:
+        if not by[(*c, DEFAULT)]:
+            continue
+        n_seeds = len(by[(*c, DEFAULT)])
+        f_def, f_cl = mean(c, DEFAULT, "f1"), mean(c, BASELINE, "f1")
+        others = [(mean(c, d, "f1"), d) for d in dets if d != DEFAULT and by[(*c, d)]]
+        others = [o for o in others if math.isfinite(o[0])]
+        bf, bd = max(others) if others else (float("nan"), "–")
+        aucs = [(mean(c, d, "auroc"), d) for d in dets if by[(*c, d)]]
+        aucs = [a for a in aucs if math.isfinite(a[0])]
+        ba, bad = max(aucs) if aucs else (float("nan"), "–")
+        p = pf.get((c, BASELINE))
+        delta = "–" if p is None else (f"{p['mean']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]"
+                                       + {"win": " ✓", "loss": " ✗", "tie": ""}[p["verdict"]])
+        ratio = f_def / max(bf, f_def) if math.isfinite(f_def) and bf > 0 else float("nan")
+        print(f"| {c[0]} | {c[1]} | {c[2]} | {n_seeds} | {mean(c, DEFAULT, 'n_noisy'):.0f} "
+              f"| {mean(c, DEFAULT, 'n_flagged'):.0f} | {f_def:.3f} | {f_cl:.3f} | {delta} | {bd} ({bf:.3f}) "
+              f"| {ratio:.2f} | {mean(c, DEFAULT, 'auroc'):.3f} | {ba:.3f} ({bad}) |")
+    noisy = [r for r in rows if _f(r.get("n_noisy", "0")) > 0]
+    print("\n## The bar (cells with label errors)\n")
+    print("\n".join(bar_lines(noisy, DEFAULT, baseline=BASELINE)))
+
+    near = [c for c in cells if mean(c, DEFAULT, "true_rate") < 0.02]
+    if near:
+        print("\n## Nearly clean cells: how many each detector accuses\n")
+        print("| dataset | labels | model | true errors | detector | flagged (mean) | flagged / true | recall@200 |")
+        print("|---|---|---|---|---|---|---|---|")
+        for c in near:
+            t = mean(c, DEFAULT, "n_noisy")
+            for d in dets:
+                if by[(*c, d)]:
+                    fl = mean(c, d, "n_flagged")
+                    print(f"| {c[0]} | {c[1]} | {c[2]} | {t:.0f} | {d} | {fl:.0f} | "
+                          f"{fl / t if t else float('nan'):.1f} | {mean(c, d, 'recall_at_200'):.3f} |")
+
+    print("\n## The one-training mode (single) against crossfit\n")
+    print("| dataset | labels | model | single F1 | crossfit F1 | single / crossfit |")
+    print("|---|---|---|---|---|---|")
+    ok = total = 0
+    for c in cells:
+        if not by[(*c, SINGLE)] or not by[(*c, DEFAULT)] or c in near:
+            continue
+        s, d = mean(c, SINGLE, "f1"), mean(c, DEFAULT, "f1")
+        r = s / d if d > 0 else float("nan")
+        total += 1
+        ok += r >= 0.9
+        print(f"| {c[0]} | {c[1]} | {c[2]} | {s:.3f} | {d:.3f} | {r:.2f} |")
+    print(f"\nsingle within 0.9 x crossfit's F1: {ok}/{total} cells")
+
+    print("\n## Cost: trainings and wall seconds, as a multiple of one plain training (single)\n")
+    print("| dataset | model | detector | trainings | wall s (mean per cell) | × one training |")
+    print("|---|---|---|---|---|---|")
+    groups = list(dict.fromkeys((c[0], c[2]) for c in cells))
+    for ds, mo in groups:
+        cs = [c for c in cells if c[0] == ds and c[2] == mo]
+        base = np.nanmean([mean(c, SINGLE, "wall_seconds") for c in cs])
+        for d in dets:
+            w = np.nanmean([mean(c, d, "wall_seconds") for c in cs])
+            n = np.nanmean([mean(c, d, "n_trainings") for c in cs])
+            if math.isfinite(w):
+                print(f"| {ds} | {mo} | {d} | {n:.0f} | {w:.1f} | {w / base:.1f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -194,11 +194,9 @@ for _det in (
 
 
 def _crossfit_knn_score(ev: Evidence) -> np.ndarray:
-    from labeltrace.score.knn import knn_probs
-
     held, ins = _held_posteriors(ev)
     post = held if ins is None else (held + ins) / 2
-    nb = knn_probs(ev.features, ev.labels, num_classes=ev.num_classes, k=ev.knn_k)
+    nb = ev.knn_shares()
     w = C.implant_weight(held, nb, ev.labels)
     rows = np.arange(len(ev.labels))
     return (1 - w) * post[rows, ev.labels] + w * nb[rows, ev.labels]
@@ -303,9 +301,7 @@ register(Detector("forgetting", ("in_sample",), lambda ev: combined_score("forge
 
 # ----------------------------------------------------------------------------- features
 def _knn_score(ev: Evidence) -> np.ndarray:
-    from labeltrace.score.knn import knn_vote
-
-    return knn_vote(ev.features, ev.labels, k=ev.knn_k)
+    return ev.knn_shares()[np.arange(len(ev.labels)), ev.labels]  # = labeltrace.score.knn.knn_vote
 
 
 register(Detector("knn_vote", ("features",), _knn_score, lambda ev, s: (s < 0.5, 0.5, "vote < 0.5"),

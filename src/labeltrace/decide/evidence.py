@@ -93,6 +93,16 @@ class Evidence:
     def features(self) -> np.ndarray:
         return self.get("features")
 
+    def knn_shares(self) -> np.ndarray:
+        """(N, K) label shares of each sample's ``knn_k`` nearest neighbours in ``features``
+        (computed once: the kNN search is the expensive part of every kNN-based detector)."""
+        if "knn_shares" not in self._values:
+            from labeltrace.score.knn import knn_probs
+
+            self._values["knn_shares"] = knn_probs(self.features, self.labels, num_classes=self.num_classes,
+                                                   k=self.knn_k)  # fmt: skip
+        return self._values["knn_shares"]
+
     def cost(self, needs: Sequence[str]) -> tuple[int, float]:
         """(model fits, wall seconds) of the evidence ``needs`` uses, each counted once."""
         n, sec = 0, 0.0

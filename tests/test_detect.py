@@ -72,11 +72,26 @@ def test_crossfit_averages_the_in_sample_companion_and_takes_the_most_conservati
     det = detectors.detect("crossfit", Evidence(given, 4, held_out=both))
     h, i = _normalized(run.dynamics.mean_posterior()), _normalized(comp.dynamics.mean_posterior())
     np.testing.assert_allclose(det.score, ((h + i) / 2)[np.arange(given.size), given])
-    counts = [int(cl_count.num_label_issues(given, h)), _cleanlab_rate_count(given, h),
-              2 * int(cl_count.num_label_issues(given, (h + i) / 2))]  # fmt: skip
-    assert det.flagged.sum() == min(counts)
+    # a small set (300 < LARGE samples): the held-out count alone (the in-sample side is memorised)
+    n_held = int(cl_count.num_label_issues(given, h))
+    assert det.flagged.sum() == n_held and det.rule == f"min-count {n_held}"
     assert det.score[det.flagged].max() < det.score[~det.flagged].min()
-    assert det.rule == f"min-count {min(counts)}"
+
+
+def test_conservative_count_on_a_large_set_takes_the_smallest_estimate() -> None:
+    from labeltrace.decide.count import LARGE, conservative_count
+
+    rng = np.random.default_rng(8)
+    n, k = LARGE + 500, 5
+    y = rng.integers(0, k, n)
+    h = rng.dirichlet(np.ones(k), n)
+    h[np.arange(n), y] += rng.uniform(0, 2, n)
+    h /= h.sum(1, keepdims=True)
+    i = np.eye(k)[y] * 0.7 + 0.3 * h  # in sample: much more confident in the given labels
+    counts = [int(cl_count.num_label_issues(y, h)), _cleanlab_rate_count(y, h),
+              2 * int(cl_count.num_label_issues(y, (h + i) / 2))]  # fmt: skip
+    assert conservative_count(h, i, y) == min(counts) < counts[0]
+    assert conservative_count(h, None, y) == counts[0]
 
 
 def test_bimodal_count_leaves_one_cluster_alone_and_splits_two() -> None:

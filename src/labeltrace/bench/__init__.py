@@ -139,6 +139,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", help="trainings cache (default: the config's, ~/.cache/labeltrace/bench)")
     p.add_argument("--only", help="comma-separated dataset names to run")
     p.add_argument("--seeds", help="comma-separated seeds, overriding the config")
+    p.add_argument("--models", help="comma-separated model names to run (of each dataset's models)")
     p.add_argument("--detectors", help="comma-separated detectors ('*' = all), overriding the config")
     p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--device", help="training device (cpu, cuda, auto)")
@@ -167,6 +168,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"--only: datasets {sorted(unknown)} are not in {args.config}")
         cfg = replace(cfg, datasets=tuple(d for d in cfg.datasets if d.name in keep))
+    if args.models:
+        keep_m = set(_csv_list(args.models))
+        unknown_m = keep_m - set(cfg.models)
+        if unknown_m:
+            raise ValueError(f"--models: models {sorted(unknown_m)} are not in {args.config}")
+        cfg = replace(cfg, datasets=tuple(replace(d, models=tuple(m for m in d.models if m in keep_m))
+                                          for d in cfg.datasets if any(m in keep_m for m in d.models)))  # fmt: skip
     if args.seeds:
         try:
             cfg = replace(cfg, seeds=tuple(int(s) for s in _csv_list(args.seeds)))

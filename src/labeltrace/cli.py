@@ -116,10 +116,14 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     from labeltrace.relabel.queue import write_queue
 
     q = write_queue(args.run_dir, args.out, method=args.method, gamma=args.gamma, seed=args.seed,
-                    posterior=args.posterior)  # fmt: skip
+                    posterior=args.posterior, budget=args.budget)  # fmt: skip
     if q.note:
         print(f"note: {q.note}", file=sys.stderr)
-    print(f"wrote {' and '.join(map(str, q.paths))}: {q.table.num_rows} samples by {q.method} priority")
+    print(f"wrote {' and '.join(map(str, q.paths))}: {q.table.num_rows} samples by {q.method} priority "
+          f"on the {q.posterior.describe()} posterior")  # fmt: skip
+    if q.estimate is not None:
+        print(q.estimate.message() + f" (simulated {q.estimate.repeats} times, the model's posterior standing "
+              "in for the reviewers)")  # fmt: skip
     for row in q.table.slice(0, args.top).to_pylist():
         print(f"{row['rank']:>6}  id {row['id']:>7}  {row['external_id']:<30}  {row['given_label']} -> "
               f"{row['suggested_label']} ({row['suggested_confidence']:.2f})  priority {row['priority']: .4f}")  # fmt: skip
@@ -132,11 +136,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from labeltrace.relabel.simulation import simulate_files
 
     head = HeadConfig(model=args.head, hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, posterior=args.posterior)  # fmt: skip
+                      lr=args.lr, posterior=args.posterior, folds=args.folds)  # fmt: skip
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     sim, paths = simulate_files(args.votes, args.out, features=args.features, selectors=args.selectors,
                                 seeds=args.seeds, noise_rate=args.noise_rate, budget_factor=args.budget_factor,
-                                budget=args.budget, head=head, active_every=args.active_every, gamma=args.gamma,
+                                budget=args.budget, head=head, active_every=args.active_every,
+                                active_method=args.active_method, gamma=args.gamma,
                                 curve_every=args.curve_every, title=args.title, log=log,
                                 meta={"command": sys.argv})  # fmt: skip
     print(format_summary(sim))
@@ -280,14 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Write the review queue of a scan run: id, external_id, path, given and suggested "
                         "label, priority, rank; also RUN_DIR/queue.parquet, the order the review app serves.")  # fmt: skip
     qu.add_argument("run_dir")
-    from labeltrace.relabel.queue import queue_methods
+    from labeltrace.relabel.queue import DEFAULT_METHOD, queue_methods
 
-    qu.add_argument("--method", default="joint", choices=queue_methods(),
-                    help="relabel priority (default joint: Bernhardt et al. 2022)")  # fmt: skip
+    qu.add_argument("--method", default=DEFAULT_METHOD, choices=queue_methods(),
+                    help=f"relabel priority (default {DEFAULT_METHOD}; benchmarks/RESULTS.md says which wins where)")
     qu.add_argument("--out", required=True, help="queue file to write (.csv or .parquet)")
     qu.add_argument("--gamma", type=float, default=0.3, help="ambiguity threshold of joint / sei_joint")
-    qu.add_argument("--posterior", default="last", choices=["last", "mean"],
-                    help="mean softmax over the last 5 epochs (default) or over all epochs")  # fmt: skip
+    qu.add_argument("--posterior", default="auto", choices=["auto", "last", "mean"],
+                    help="auto (default): a cross-fitted run's held-out posterior averaged over every epoch, an "
+                    "in-sample run's mean softmax over the last 5 epochs; last / mean: that window on the run's "
+                    "dynamics")
+    qu.add_argument("--budget", type=int, metavar="B",
+                    help="also print what relabeling the first B samples is expected to fix (95 %% interval), "
+                    "simulated with the model's posterior standing in for the reviewers")
     qu.add_argument("--seed", type=int, default=0, help="seed of --method random")
     qu.add_argument("--top", type=int, default=10, help="queue items shown")
     qu.set_defaults(func=_cmd_queue)
@@ -315,7 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--posterior", default="mean", choices=["mean", "last"],
                     help="trajectory-mean softmax (default) or mean over the last 5 epochs")  # fmt: skip
     si.add_argument("--gamma", type=float, default=0.3)
-    si.add_argument("--active-every", type=int, help="retrain the head on the current labels every M relabels")
+    si.add_argument("--folds", type=int, default=1,
+                    help="1: one head trained on every sample (in-sample posterior, default); F >= 2: F cross-fitted "
+                    "heads, every posterior from the head that held the sample out (as labeltrace scan's crossfit)")
+    si.add_argument("--active-every", type=int,
+                    help="live re-ranking: refresh the posterior from the current labels every M relabels")
+    si.add_argument("--active-method", default="head", choices=["head", "propagation"],
+                    help="how --active-every refreshes: retrain the head (default) or propagate the corrected "
+                    "labels to their 10 nearest neighbours (milliseconds; the review app's live default)")
     si.add_argument("--curve-every", type=int, default=1, help="write every n-th point of the curves")
     si.add_argument("--title", help="plot title")
     si.add_argument("--quiet", action="store_true")

@@ -101,7 +101,7 @@ class CampaignLog:
     settled_labels: np.ndarray
 
 
-def _unpack_update(out: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+def unpack_update(out: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray | None]:
     sei = None
     if isinstance(out, tuple):
         if len(out) != 2:
@@ -220,7 +220,7 @@ class Campaign:
         missing = [x for x, v in (("posterior", self.posterior), ("sei", self.sei))
                    if x in self.rule.inputs and v is None]  # fmt: skip
         if update_posterior is not None and missing:
-            self.set_posterior(*_unpack_update(update_posterior(self.labels.copy()), n, k))
+            self.set_posterior(*unpack_update(update_posterior(self.labels.copy()), n, k))
         else:
             self._rerank()
 
@@ -262,6 +262,14 @@ class Campaign:
             and self._current < 0
             and self._next_update <= self.relabels_used < self._limit
         )
+
+    @property
+    def until_update(self) -> int | None:
+        """Relabels left before :attr:`update_due` (0 when due or overdue); None without
+        ``update_every``."""
+        if self.update_every is None:
+            return None
+        return max(self._next_update - self.relabels_used, 0)
 
     def ranking(self) -> np.ndarray:
         """(U,) int64 unsettled samples in the order they will be asked (in progress first)."""
@@ -346,7 +354,7 @@ class Campaign:
         updated = self.update_posterior is not None and self.update_due
         if updated:
             out = self.update_posterior(self.labels.copy())  # type: ignore[misc]
-            self.set_posterior(*_unpack_update(out, self.num_samples, k))
+            self.set_posterior(*unpack_update(out, self.num_samples, k))
         return Step(i, lab, self.relabels_used, new, updated)
 
     def step(self) -> Step | None:

@@ -271,6 +271,9 @@ def plot_campaigns(
     return atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
 
 
+_ACTIVE = {"head": "retrain", "propagation": "label propagation"}
+
+
 def format_summary(sim: SimulationResult) -> str:
     """A plain-text table: per selector AUC, normalised gain, fixed per 100 relabels at 10/25/50 %
     of the budget and final accuracy (mean [95 % interval] over seeds)."""
@@ -299,7 +302,9 @@ def format_summary(sim: SimulationResult) -> str:
     info = (
         f"{n} images, {len(sim.seeds)} seeds, target noise {sim.noise_rate:.0%} "
         f"(realised {min(sim.n_noisy)}–{max(sim.n_noisy)} noisy), budget {sim.budget} relabels"
-        + (f", retrain every {sim.active_every}" if sim.active_every else ", static model")
+        + (f", {_ACTIVE[sim.active_method]} every {sim.active_every}" if sim.active_every
+           else ", static model")
+        + (f", {sim.head.folds}-fold cross-fitted head" if sim.head and sim.head.folds > 1 else "")
     )
     acc = [a for a in sim.head_accuracy if math.isfinite(a)]
     if acc:
@@ -341,6 +346,9 @@ def write_simulation(
         "head_accuracy": sim.head_accuracy,
         "head_noisy_recall": sim.head_noisy_recall,
         "trainings_per_seed": sim.retrainings,
+        "active_method": sim.active_method,
+        "updates_per_seed": sim.updates,
+        "update_seconds_per_seed": sim.update_seconds,
         "head": asdict(sim.head) if sim.head is not None else None,
         "seconds": sim.seconds,
         "fixed_ratio_to_random": ratios,

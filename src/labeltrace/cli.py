@@ -159,14 +159,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_review(args: argparse.Namespace) -> int:
     from labeltrace import review
+    from labeltrace.relabel.consensus import ConsensusRule
+    from labeltrace.relabel.live import LiveConfig
 
+    rule = None
+    if args.agree is not None or args.count_given:
+        rule = ConsensusRule(agree=args.agree if args.agree is not None else 1, count_given=args.count_given)
     if args.export:
         from labeltrace.export.cleaned import export_labels
 
-        out = export_labels(args.run_dir, args.export)
+        if rule is not None:
+            raise SystemExit("error: --agree / --count-given set the rule of a review session; --export uses the "
+                             "rule stored with the decisions")
+        out = export_labels(args.run_dir, args.export, report=print)
         print(f"wrote {out}")
         return 0
-    review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer)
+    live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
+    review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,
+                 consensus=rule, live=live, features=args.features)  # fmt: skip
     return 0
 
 
@@ -352,7 +362,23 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--token", help="access token, at least 16 characters (an empty or shorter one is an error); "
                     "generated and printed when binding beyond loopback without one")
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
-    rv.add_argument("--export", metavar="FILE", help="write the cleaned label file instead of serving")
+    rv.add_argument("--agree", type=int, metavar="R",
+                    help="agreeing reviews a sample needs (strict majority until then; stored with the decisions; "
+                    "default: the stored rule, else 1 = single-expert review)")
+    rv.add_argument("--count-given", action="store_true",
+                    help="the given label counts as one vote (a change then needs a second reviewer)")
+    rv.add_argument("--live", action="store_true",
+                    help="re-rank the samples not yet reached as decisions arrive, in the background")
+    rv.add_argument("--live-every", type=int, default=20, metavar="M", help="settled samples between re-rankings")
+    rv.add_argument("--live-method", default="propagation", choices=["propagation", "head"],
+                    help="propagation (default): corrected labels shift their 10 nearest neighbours' posteriors "
+                    "(milliseconds); head: retrain a head on the run's features (seconds to minutes)")
+    rv.add_argument("--features", metavar="FILE.npy",
+                    help="(N, D) features, rows = sample ids, for the neighbours shown and the live refresh "
+                    "(default: the scan's network embedding or frozen features, else shrunk images)")
+    rv.add_argument("--export", metavar="FILE",
+                    help="write the cleaned label file instead of serving (labels by consensus; the samples "
+                    "without one listed beside it in FILE's stem + .unresolved.csv)")
     rv.set_defaults(func=_cmd_review)
 
     ex = sub.add_parser("export", help="export a run to Label Studio / FiftyOne / CSV / Parquet, or import relabels")

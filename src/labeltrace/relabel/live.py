@@ -193,6 +193,11 @@ class LiveQueue:
             self._thread.start()
             return True
 
+    def reach(self, reached: int) -> None:
+        """The first ``reached`` positions have been shown: they keep their samples."""
+        with self._lock:
+            self.frontier = max(self.frontier, min(int(reached), self._order.size))
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a running refresh; True when none runs any more."""
         th = self._thread

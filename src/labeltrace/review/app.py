@@ -8,6 +8,7 @@ Routes (all need the token when one is set: header ``X-Labeltrace-Token`` or ``?
                             live re-ranking status (``?reviewer=`` counts for that reviewer)
 ``GET  /api/item/{pos}``    the queue item at position ``pos`` (0-based): its labels, the
                             model's top classes, the decision shown, every reviewer's view
+                            (``?peek=true``: a look-ahead that does not count as shown)
 ``GET  /api/context/{id}``  a sample's nearest examples of its given and suggested class, and
                             its per-epoch trajectory (computed once, cached in the run)
 ``GET  /api/image/{id}``    a sample's image as PNG (by sample id only, scaled for display;
@@ -213,12 +214,15 @@ def create_app(
         }
 
     @app.get("/api/item/{pos}", response_model=None)
-    def get_item(pos: int, reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None
-                 ) -> dict[str, Any] | JSONResponse:  # fmt: skip
+    def get_item(pos: int, reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None,
+                 peek: bool = False) -> dict[str, Any] | JSONResponse:  # fmt: skip
         total = state.order().size
         if not 0 <= pos < total:
             return _err(404, f"queue position out of range [0, {total})")
-        return state.item(pos, _who(reviewer) or state.reviewer)
+        out = state.item(pos, _who(reviewer) or state.reviewer)
+        if not peek:  # shown to a reviewer: a live re-ranking leaves it where it is
+            state.reach(pos)
+        return out
 
     @app.get("/api/context/{sample_id}", response_model=None)
     def get_context(sample_id: int) -> dict[str, Any] | JSONResponse:

@@ -2,6 +2,9 @@
 their consensus, and each sample's context. No web stack here; :mod:`labeltrace.review.app`
 maps it to routes.
 
+Positions a reviewer has been shown (or decided) keep their samples when a live queue
+re-ranks; look-aheads (``peek``) do not count.
+
 Who has done what: a sample is **done for reviewer X** when its votes settle it (the consensus
 rule), when X's own latest decision on it is a label or *unsure*, or — under single-expert
 review (``agree == 1``) — when its latest decision, by anyone, is *unsure* and nobody voted a
@@ -95,6 +98,7 @@ class ReviewState:
         self._positions: tuple[int, np.ndarray] = (-1, np.zeros(0, dtype=np.int64))
         self._lock = threading.Lock()
         self._posterior: np.ndarray | None = None
+        self._reached = 0
         self.method = (queue_meta(run.path / QUEUE) or {}).get("method", DEFAULT_METHOD)
         self.live = self._live(live, log) if live is not None else None
         if self.live is not None:
@@ -163,6 +167,12 @@ class ReviewState:
         closed = (self.rule.agree == 1) & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
         return r.resolved | (mine == _LABEL) | (mine == _UNSURE) | closed
 
+    def reach(self, pos: int) -> None:
+        """Position ``pos`` was shown to a reviewer: a live re-ranking keeps it and those before."""
+        self._reached = max(self._reached, int(pos) + 1)
+        if self.live is not None:
+            self.live.reach(self._reached)
+
     def sync(self) -> None:
         """Pass the decisions to the live queue (a refresh starts when one is due)."""
         if self.live is None:
@@ -170,8 +180,8 @@ class ReviewState:
         v = self.verdicts()
         touched = np.flatnonzero(v.latest_kind >= 0)
         pos = self.positions()[touched]
-        reached = int(pos.max()) + 1 if pos.size and pos.max() >= 0 else 0
-        self.live.sync(v.final, v.resolution.resolved, reached)
+        decided = int(pos.max()) + 1 if pos.size and pos.max() >= 0 else 0
+        self.live.sync(v.final, v.resolution.resolved, max(decided, self._reached))
 
     def progress(self, reviewer: str | None) -> dict[str, Any]:
         """Counts over the queue for ``reviewer`` and the first position not done for them."""

@@ -252,7 +252,7 @@
       item = it;
       render();
       loadContext(it.id);
-      if (p + 1 < total) api(`/api/item/${p + 1}`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
+      if (p + 1 < total) api(`/api/item/${p + 1}?peek=true`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
     } catch (e) {
       setStatus(`could not load item: ${e.message}`, "error");
     }

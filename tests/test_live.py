@@ -222,3 +222,40 @@ def test_simulator_active_loop_by_propagation() -> None:
         experiment.run_simulation(votes, features=feats, selectors=["cross_entropy"], seeds=[0],
                                   noise_rate=0.2, budget=10, head=head, active_every=5,
                                   active_method="magic")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the pre-flight
+def test_preflight_matches_the_single_review_expectation() -> None:
+    from labeltrace.relabel.preflight import preflight
+
+    rng = np.random.default_rng(5)
+    n, k, b = 200, 4, 60
+    p = rng.dirichlet(np.full(k, 0.6), size=n)
+    g = rng.integers(0, k, size=n)
+    est = preflight(p, g, budget=b, priority="cross_entropy", repeats=400, seed=3)
+    # by hand: the b samples with the lowest p(given) get one review each, drawn from p
+    top = np.argsort(p[np.arange(n), g], kind="stable")[:b]
+    t = p.argmax(1)
+    pt = p[top, t[top]]
+    wrong = g[top] != t[top]
+    want_fixed = float((wrong * pt).sum())
+    want_broken = float((~wrong * (1 - pt)).sum())
+    sd = float(np.sqrt((pt * (1 - pt)).sum()))
+    assert abs(est.fixed - want_fixed) < 4 * sd / np.sqrt(400) + 0.5
+    assert abs(est.broken - want_broken) < 4 * sd / np.sqrt(400) + 0.5
+    assert est.fixed_low <= want_fixed <= est.fixed_high
+    assert est.wrong == int((g != t).sum())
+    assert est.message().startswith(f"relabeling {b} samples is expected to fix ")
+    with pytest.raises(ValueError, match="budget"):
+        preflight(p, g, budget=0)
+
+
+def test_queue_budget_prints_the_estimate(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                          ) -> None:  # fmt: skip
+    from labeltrace.cli import main
+
+    rd = make_run(tmp_path, n=40, k=3, seed=8, crossfit=True)
+    assert main(["queue", str(rd), "--out", str(tmp_path / "q.csv"), "--budget", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "(posterior: held-out (cross-fitted), mean over every epoch)" in out
+    assert "relabeling 10 samples is expected to fix " in out and "95 % interval" in out

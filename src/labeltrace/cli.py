@@ -120,7 +120,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     if q.note:
         print(f"note: {q.note}", file=sys.stderr)
     print(f"wrote {' and '.join(map(str, q.paths))}: {q.table.num_rows} samples by {q.method} priority "
-          f"on the {q.posterior.describe()} posterior")  # fmt: skip
+          f"(posterior: {q.posterior.describe()})")  # fmt: skip
     if q.estimate is not None:
         print(q.estimate.message() + f" (simulated {q.estimate.repeats} times, the model's posterior standing "
               "in for the reviewers)")  # fmt: skip

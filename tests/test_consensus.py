@@ -99,3 +99,20 @@ def test_export_resolves_by_consensus_and_lists_the_rest(tmp_path: Path) -> None
     assert listed[0]["votes"] == "; ".join(sorted([f"{other[1]}: ada", f"{given[1]}: bob"]))
     assert [r["needs"] for r in listed] == ["1 more agreeing vote"] * 2
     assert messages and messages[0].startswith("2 samples without a consensus (2 agreeing reviews")
+
+
+def test_cli_export_reports_the_unresolved(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                           ) -> None:  # fmt: skip
+    from labeltrace.cli import main
+
+    rd = make_run(tmp_path, n=12, k=3, seed=4)
+    st = _store(rd)
+    st.add(0, "bird", reviewer="ada")
+    st.add(0, "cat", reviewer="bob")
+    out = tmp_path / "clean.csv"
+    assert main(["review", str(rd), "--export", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "1 sample without a consensus (1 agreeing review, strict majority)" in text
+    assert str(unresolved_path(out)) in text
+    with pytest.raises(SystemExit, match="rule stored with the decisions"):
+        main(["review", str(rd), "--export", str(out), "--agree", "2"])

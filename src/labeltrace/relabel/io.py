@@ -28,6 +28,7 @@ __all__ = [
     "load_votes",
     "plot_campaigns",
     "write_curves_csv",
+    "write_seeds_csv",
     "write_simulation",
     "write_summary_csv",
 ]
@@ -188,6 +189,25 @@ def write_curves_csv(
     return _write_csv(path, header, rows())
 
 
+def write_seeds_csv(
+    results: Mapping[str, Sequence[CampaignResult]], path: str | os.PathLike[str]
+) -> Path:
+    """Write one row per selector and seed: ``selector, seed, auc, gain, normalized_gain,
+    final_accuracy, relabels_used, fixed_per_100@<fraction>…`` — for paired comparisons."""
+    fracs = sorted({f for rs in results.values() for r in rs for f in r.fixed_per_100})
+
+    def rows() -> Iterable[list[Any]]:
+        for name, rs in results.items():
+            for r in rs:
+                yield [name, r.seed, f"{r.auc:.8f}", f"{r.gain:.8f}", f"{r.normalized_gain:.8f}",
+                       f"{r.final_accuracy:.8f}", r.relabels_used,
+                       *(f"{r.fixed_per_100.get(f, math.nan):.6f}" for f in fracs)]  # fmt: skip
+
+    header = ["selector", "seed", "auc", "gain", "normalized_gain", "final_accuracy",
+              "relabels_used", *(f"fixed_per_100@{f:g}" for f in fracs)]  # fmt: skip
+    return _write_csv(path, header, rows())
+
+
 def write_summary_csv(aggregates: Iterable[Aggregate], path: str | os.PathLike[str]) -> Path:
     """Write one row per selector and metric (``selector, metric, mean, low, high, n_seeds``)."""
 
@@ -320,13 +340,14 @@ def write_simulation(
     every: int = 1,
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write ``curves.csv``, ``summary.csv``, ``campaign.png`` and ``simulation.json`` to
-    ``out_dir``; return their paths by kind."""
+    """Write ``curves.csv``, ``summary.csv``, ``seeds.csv``, ``campaign.png`` and
+    ``simulation.json`` to ``out_dir``; return their paths by kind."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "curves": write_curves_csv(sim.results, out / "curves.csv", every=every),
         "summary": write_summary_csv(sim.aggregates.values(), out / "summary.csv"),
+        "seeds": write_seeds_csv(sim.results, out / "seeds.csv"),
         "plot": plot_campaigns(sim.aggregates.values(), out / "campaign.png", title=title),
     }
     ratios: dict[str, dict[str, list[float]]] = {}

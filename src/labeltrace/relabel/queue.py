@@ -52,7 +52,7 @@ __all__ = [
 
 LAST_EPOCHS = 5
 """``posterior="last"``: the softmax is averaged over this many final epochs (or fewer kept)."""
-DEFAULT_METHOD = "joint"
+DEFAULT_METHOD = "cross_entropy"
 """The default relabel priority of the queue and the review app (benchmarks/RESULTS.md, §7)."""
 META_KEY = b"labeltrace.queue"
 """Schema metadata key of the queue file: JSON ``{method, gamma, seed, posterior}``."""

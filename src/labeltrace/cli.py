@@ -124,6 +124,8 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     if q.estimate is not None:
         print(q.estimate.message() + f" (simulated {q.estimate.repeats} times, the model's posterior standing "
               "in for the reviewers)")  # fmt: skip
+        if q.estimate_note:
+            print(f"note: {q.estimate_note}", file=sys.stderr)
     for row in q.table.slice(0, args.top).to_pylist():
         print(f"{row['rank']:>6}  id {row['id']:>7}  {row['external_id']:<30}  {row['given_label']} -> "
               f"{row['suggested_label']} ({row['suggested_confidence']:.2f})  priority {row['priority']: .4f}")  # fmt: skip

@@ -223,6 +223,8 @@ class Queue:
     posterior : the posterior it ranks by.
     note : a remark for the user (fewer epochs kept than asked), or None.
     estimate : the pre-flight estimate for a budget (:func:`write_queue`), or None.
+    estimate_note : a warning about the estimate (a budget past the samples the scan flagged,
+        where it runs high), or None.
     paths : the files written (:func:`write_queue`), else empty.
     meta : what the queue file records (:func:`queue_meta`).
     """
@@ -232,6 +234,7 @@ class Queue:
     posterior: QueuePosterior
     note: str | None = None
     estimate: Estimate | None = None
+    estimate_note: str | None = None
     paths: tuple[Path, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -322,15 +325,21 @@ def write_queue(
     """
     run = rundir.open_run(run_dir)
     q = queue_table(run, method=method, gamma=gamma, seed=seed, posterior=posterior)
-    estimate = None
+    estimate, warn = None, None
     if budget is not None:
         given = run.column("given_label_id").astype(np.int64)
         sei = run_sei(run) if "sei" in prio.get(method).inputs else None
         estimate = preflight(q.posterior.probs, given, budget=budget, priority=method, sei=sei,
                              gamma=gamma, repeats=repeats, seed=seed)  # fmt: skip
+        flagged = int(run.column("is_suspect").sum())
+        if budget > flagged:
+            warn = (f"the budget passes the {flagged} samples the scan flagged; past them the "
+                    "estimate counts every label the model disagrees with as wrong and runs high "
+                    "(validated on CIFAR-10H: benchmarks/RESULTS.md §7)")  # fmt: skip
     written = rundir.write_table(Path(out), q.table)
     order = q.table.select(["id", "priority", "rank"])
     order = order.replace_schema_metadata({META_KEY: json.dumps(q.meta).encode()})
     side = rundir.write_table(run.path / rundir.QUEUE, order)
     return Queue(table=q.table, method=q.method, posterior=q.posterior, note=q.note,
-                 estimate=estimate, paths=(written, side), meta=q.meta)  # fmt: skip
+                 estimate=estimate, estimate_note=warn, paths=(written, side),
+                 meta=q.meta)  # fmt: skip

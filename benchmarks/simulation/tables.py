@@ -134,6 +134,61 @@ PAIRED = (("auc", "AUC", ".4f", 1.0), ("normalized_gain", "gain / oracle", ".3f"
           ("final_accuracy", "final acc. (points)", ".2f", 100.0))  # fmt: skip
 
 
+def _seeds(folder: Path) -> dict[tuple[str, int], dict[str, str]] | None:
+    f = folder / "seeds.csv"
+    if not f.exists():
+        return None
+    with open(f) as fh:
+        return {(r["selector"], int(r["seed"])): r for r in csv.DictReader(fh)}
+
+
+def _diff_cell(d: list[float], fmt: str) -> str:
+    from scipy import stats
+
+    m = sum(d) / len(d)
+    sd = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1))
+    half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
+    cell = f"{m:+{fmt}} [{m - half:+{fmt}}, {m + half:+{fmt}}]"
+    return f"**{cell}**" if (m - half > 0 or m + half < 0) else cell
+
+
+#: (changed run, its baseline): the same seeds, initial labels and (for live runs) initial model
+VERSUS = (
+    ("cifar10h_n15_crossfit", "cifar10h_n15"), ("cifar10h_n30_crossfit", "cifar10h_n30"),
+    ("cifar10n_n15_crossfit", "cifar10n_n15"),
+    ("cifar10h_n15_propagation", "cifar10h_n15"), ("cifar10h_n15_active", "cifar10h_n15"),
+    ("cifar10h_n15_crossfit_propagation", "cifar10h_n15_crossfit"),
+    ("cifar10h_n15_crossfit_active", "cifar10h_n15_crossfit"),
+    ("cifar10h_n30_crossfit_propagation", "cifar10h_n30_crossfit"),
+    ("cifar10h_n30_active", "cifar10h_n30"),
+    ("cifar10n_n15_crossfit_propagation", "cifar10n_n15_crossfit"),
+    ("cifar10n_n15_active", "cifar10n_n15"),
+)  # fmt: skip
+
+
+def versus(root: Path, selectors: tuple[str, ...] = ("cross_entropy", "joint")) -> str:
+    """Each changed run minus its baseline, per seed, for ``selectors``."""
+    lines = [
+        "**What a change buys, paired over seeds** (changed run − its baseline, the same seeds "
+        "and initial labels; mean [95 % t-interval]; **bold**: the interval excludes 0).",
+        "",
+        "| run − baseline | selector | " + " | ".join(m[1] for m in PAIRED) + " |",
+        "|---|---|" + "---|" * len(PAIRED),
+    ]
+    for new, old in VERSUS:
+        a, b = _seeds(root / new), _seeds(root / old)
+        if a is None or b is None:
+            continue
+        for sel in selectors:
+            seeds = sorted(s for (x, s) in a if x == sel and (sel, s) in b)
+            if len(seeds) < 2:
+                continue
+            cells = [_diff_cell([scale * (float(a[(sel, s)][key]) - float(b[(sel, s)][key]))
+                                 for s in seeds], fmt) for key, _, fmt, scale in PAIRED]  # fmt: skip
+            lines.append(f"| {new} − {old} | {sel} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def paired(root: Path, names: list[str], a: str = "cross_entropy", b: str = "joint") -> str:
     """``a − b`` per seed (same initial labels, same model), mean [95 % t-interval]; a bold cell
     is an interval that excludes 0."""
@@ -174,6 +229,7 @@ def main() -> None:
     print("\n".join(table(root / n) for n in names))
     print(winners(root, names))
     print(paired(root, names))
+    print(versus(root))
 
 
 if __name__ == "__main__":

@@ -295,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     qu = sub.add_parser("queue", help="order a run's samples for relabeling (active label cleaning)",
                         description="Write the review queue of a scan run: id, external_id, path, given and suggested "
-                        "label, priority, rank; also RUN_DIR/queue.parquet, the order the review app serves.")  # fmt: skip
+                        "label, priority, rank; also RUN_DIR/queue.parquet, the order the review app serves. With "
+                        "--budget B, also estimate what relabeling the first B samples fixes.")  # fmt: skip
     qu.add_argument("run_dir")
     from labeltrace.relabel.queue import DEFAULT_METHOD, queue_methods
 
@@ -357,7 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--top", type=int, default=48, help="suspects shown")
     rp.set_defaults(func=_cmd_report)
 
-    rv = sub.add_parser("review", help="browser review page for the expert (decisions saved to RUN_DIR/reviews.db)")
+    rv = sub.add_parser("review", help="browser review page for the expert (decisions saved to RUN_DIR/reviews.db)",
+                        description="Serve the review page of a run: one sample at a time in queue order, with its "
+                        "top-3 classes, trajectory and nearest examples; every decision saved at once. Several "
+                        "reviewers may share it (--agree), and the order may re-rank itself as decisions arrive "
+                        "(--live).")
     rv.add_argument("run_dir")
     rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
     rv.add_argument("--port", type=int, default=8765)

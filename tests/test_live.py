@@ -124,8 +124,9 @@ def _ids(c: TestClient, n: int) -> list[int]:
     return [c.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(n)]
 
 
-def test_app_live_order_changes_after_decisions(run_dir: Path) -> None:
-    app = create_app(run_dir, live=LiveConfig(method="propagation", every=2))
+@pytest.mark.parametrize("method", ["propagation", "head"])
+def test_app_live_order_changes_after_decisions(run_dir: Path, method: str) -> None:
+    app = create_app(run_dir, live=LiveConfig(method=method, every=2))  # type: ignore[arg-type]
     c = TestClient(app, base_url=LOCAL)
     n = open_run(run_dir).num_samples
     before = _ids(c, n)

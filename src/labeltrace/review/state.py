@@ -134,7 +134,9 @@ class ReviewState:
         head = HeadConfig(folds=5 if self.run.held_out else 1)
 
         def build() -> Callable[[np.ndarray], Any]:
-            x = run_features(self.run, self.features).values
+            # propagation: the page's reduced features (the neighbours it shows); a refit: all
+            x = (self.context.load()["embedding"] if config.method == "propagation"
+                 else run_features(self.run, self.features).values)  # fmt: skip
             return build_updater(config, x, posterior=post, labels=self.given, sei=sei, head=head)
 
         return LiveQueue(self._static, campaign, _Lazy(build), log=log)

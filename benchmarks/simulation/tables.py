@@ -52,7 +52,13 @@ def _setting(info: dict) -> str:
     method = info.get("active_method", "head")
     what = "retrained" if method == "head" else "label propagation"
     secs = info.get("update_seconds_per_seed") or []
-    cost = f", {sum(secs) / len(secs):.1f} s of refreshes per seed" if secs else ""
+    calls = info.get("updates_per_seed") or []
+    cost = ""
+    if secs and calls and sum(calls):
+        each = sum(secs) / sum(calls)
+        unit = f"{each:.1f} s" if each >= 1 else f"{each * 1000:.1f} ms"
+        cost = (f", {sum(calls) / len(calls):.0f} refreshes per seed (every model-based selector), "
+                f"{sum(secs) / len(secs):.1f} s in all, {unit} each")
     return f"{model}, {what} every {info['active_every']} relabels{cost}"
 
 

@@ -69,7 +69,7 @@ def preflight(
     given: np.ndarray,
     *,
     budget: int,
-    priority: str | Priority | PriorityFn = "joint",
+    priority: str | Priority | PriorityFn = "cross_entropy",
     sei: np.ndarray | None = None,
     gamma: float = 0.3,
     rule: ConsensusRule = ConsensusRule(),

@@ -70,12 +70,14 @@ def main() -> None:
                                 posterior=out.posterior, sei=out.sei, seed=s,
                                 count_initial_label=False)  # fmt: skip
             fixed = int(real.fixed[-1])
-            broken = int(((init == votes.argmax(1)) & (real.final_labels != votes.argmax(1))).sum())
+            truth = votes.argmax(1)
+            broken = int(((init == truth) & (real.final_labels != truth)).sum())
             rows.append({"seed": s, "budget": b, "estimate": round(est.fixed, 2),
                          "estimate_low": est.fixed_low, "estimate_high": est.fixed_high,
                          "real_fixed": fixed, "estimate_broken": round(est.broken, 2),
                          "real_broken": broken, "model_calls_wrong": est.wrong,
-                         "relative_error": round((est.fixed - fixed) / max(fixed, 1), 4)})  # fmt: skip
+                         "relative_error": round((est.fixed - fixed) / max(fixed, 1),
+                                                 4)})  # fmt: skip
         print(f"seed {s} done, {time.perf_counter() - t0:.0f}s", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "validation.csv", "w", newline="") as fh:

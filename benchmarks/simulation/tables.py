@@ -189,8 +189,11 @@ def versus(root: Path, selectors: tuple[str, ...] = ("cross_entropy", "joint")) 
             seeds = sorted(s for (x, s) in a if x == sel and (sel, s) in b)
             if len(seeds) < 2:
                 continue
-            cells = [_diff_cell([scale * (float(a[(sel, s)][key]) - float(b[(sel, s)][key]))
-                                 for s in seeds], fmt) for key, _, fmt, scale in PAIRED]  # fmt: skip
+            cells = [
+                _diff_cell([scale * (float(a[(sel, s)][key]) - float(b[(sel, s)][key]))
+                            for s in seeds], fmt)
+                for key, _, fmt, scale in PAIRED
+            ]  # fmt: skip
             lines.append(f"| {new} − {old} | {sel} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

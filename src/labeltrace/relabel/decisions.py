@@ -259,7 +259,8 @@ class ReviewStore:
     def _latest(self, *, reviewer: str | None = None, per_reviewer: bool = False,
                 sample_id: int | None = None) -> list[Decision]:
         """Latest rows per sample (of one reviewer when given), or per (sample, reviewer)."""
-        conds, args = [], []
+        conds: list[str] = []
+        args: list[Any] = []
         if reviewer is not None:
             conds.append("reviewer = ?")
             args.append(self._reviewer_name(reviewer))

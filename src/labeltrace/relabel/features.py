@@ -84,8 +84,9 @@ def thumbnail_features(run: Run, size: int = THUMB) -> np.ndarray:
         img = run.image(i)
         if img.shape[2] == 1:
             img = np.repeat(img, 3, axis=2)
-        small = Image.fromarray(np.ascontiguousarray(img[:, :, :3])).resize((size, size),
-                                                                            Image.BILINEAR)
+        small = Image.fromarray(np.ascontiguousarray(img[:, :, :3])).resize(
+            (size, size), Image.Resampling.BILINEAR
+        )
         out[i] = np.asarray(small, dtype=np.float32).reshape(-1) / 255.0
     return out
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import threading
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -93,7 +93,11 @@ class ReviewContext:
                 np.savez(buf, **data)
                 payload = buf.getvalue()
                 if self.features_file is None:
-                    atomic_write(path, lambda fh: fh.write(payload))
+
+                    def write(fh: IO[bytes]) -> None:
+                        fh.write(payload)
+
+                    atomic_write(path, write)
             self._data = data
             return data
 

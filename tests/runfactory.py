@@ -97,6 +97,8 @@ def make_run(
     style: Style = "colour",
     name: str = "run",
     seed: int = 0,
+    crossfit: bool = False,
+    embedding: bool = False,
 ) -> Path:
     """Write a run directory ``tmp_path/<name>`` (data under ``tmp_path/data``); return its path.
 
@@ -119,6 +121,11 @@ def make_run(
         class's shape (:data:`SHAPES`, e.g. for class names ``SHAPES[:k]``) in a random colour.
     epochs, noise, seed
         Recorded epochs, injected label-noise rate, random seed.
+    crossfit : bool
+        Record like a cross-fitted scan: one held-out recording (no auxiliary class) with an
+        in-sample companion, and ``run.json`` ``protocol`` saying so.
+    embedding : bool
+        Keep an (N, 8) embedding in the recording: the true class's direction plus noise.
     """
     rng = np.random.default_rng(seed)
     tmp_path = Path(tmp_path)
@@ -208,7 +215,34 @@ def make_run(
         sei[r] = dyn.mean("signed_entropy")
         aum[r] = dyn.mean("margin")
         posts.append(dyn.posterior()[:, :k])
-    rundir.recording_dir(run_dir).save(Recording("in-sample", tuple(runs), k, (1.0, 1.0), (1.0, 1.0)), recorders)
+    emb = None
+    if embedding:
+        directions = rng.normal(0.0, 1.0, size=(k, 8))
+        emb = (directions[true] + rng.normal(0.0, 0.35, size=(n, 8))).astype(np.float32)
+    if crossfit:  # the held-out view learns the true class without memorising the given label
+        held = Recorder(n, k, mode="full", keep_probs=3)
+        ins = Recorder(n, k, mode="full", keep_probs=1)
+        for e in range(epochs):
+            z = rng.normal(0.0, 1.0, size=(n, k))
+            z[np.arange(n), true] += 3.0 * np.clip(t[e] / hardness, 0, 1)
+            held.update(np.arange(n), z, given)
+            zi = z.copy()
+            zi[np.arange(n), given] += memorise * max(t[e] - 0.5, 0.0)
+            ins.update(np.arange(n), zi, given)
+            held.end_epoch()
+            ins.end_epoch()
+        run = RecordedRun(held.dynamics(), np.zeros(n, dtype=bool), k, held_out=True,
+                          in_sample=ins.dynamics())  # fmt: skip
+        folds = np.arange(n) % 5
+        rec = Recording("crossfit", (run,), k, (1.0,), (1.0,), folds=folds, embedding=emb)
+        rundir.recording_dir(run_dir).save(rec, [held], ins)
+        runs, recorders = [run], [held]
+        aux[:] = False
+        posts = [held.dynamics().mean_posterior()]
+        sei[:] = held.dynamics().mean("signed_entropy")
+    else:
+        rec = Recording("in-sample", tuple(runs), k, (1.0, 1.0), (1.0, 1.0), embedding=emb)
+        rundir.recording_dir(run_dir).save(rec, recorders)
     # each sample scored by the runs where it kept its label
     keep = ~aux
     sei_c = (sei * keep).sum(0) / np.maximum(keep.sum(0), 1)
@@ -258,7 +292,9 @@ def make_run(
                 "score_column": "sei",
                 "rule": "quantile",
             },
-            "runs": 2,
+            "runs": 1 if crossfit else 2,
+            **({"protocol": {"kind": "crossfit", "folds": 5, "dynamics": "held-out"}} if crossfit
+               else {}),
             "scores": ["sei", "aum"],
             "counts": {"samples": n, "flagged": int(is_suspect.sum()), "classes": k},
             "noise_rate_estimate": float(is_suspect.mean()),

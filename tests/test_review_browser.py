@@ -198,9 +198,10 @@ def test_review_in_browser(run_dir: Path, server: str, browser: object) -> None:
         page.locator(".cls.is-suggested").click()
         expect(page.locator("#position")).to_have_text(f"8 / {N}")
         _image_loaded(page)
+        page.wait_for_selector(".nrow img")  # the context beside the image
         page.mouse.move(0, 0)
         DOCS.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOCS / "review.png"))
+        page.screenshot(path=str(DOCS / "review.png"), full_page=True)
     page.close()
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate every simulation in benchmarks/simulation/results/ (see RESULTS.md).
+# Regenerate every simulation in benchmarks/simulation/results/ (see benchmarks/RESULTS.md §7).
 # Needs the frozen EfficientNet-Lite0 features (benchmarks/research/extract_features.py) in
-# /work/cache/features/. One thread: the runs share a small machine.
+# /work/cache/features/. One thread: the runs share a small machine (about 1.5 h in all).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ -f .venv/bin/activate ]; then source .venv/bin/activate; fi
@@ -10,23 +10,38 @@ R=benchmarks/simulation/results
 SIM="python -m labeltrace.cli simulate --seeds 5 --budget-factor 3 --epochs 20 --curve-every 25 --quiet"
 H="--votes /work/cache/simulation/cifar10h_votes.csv --features /work/cache/features/cifar10h_effl0_96.npy"
 N="--votes /work/cache/simulation/cifar10n_votes_10k.csv --features /work/cache/simulation/cifar10n_effl0_96_10k.npy"
+CF="--folds 5"                            # cross-fitted head: every posterior held out
+PROP="--active-every 10 --active-method propagation"
 
 python benchmarks/simulation/prepare_data.py
 
-# CIFAR-10H: static model (trained once on the initial noisy labels), 15 % and 30 % noise
+# CIFAR-10H: in-sample head (trained once on the initial noisy labels), 15 % and 30 % noise
 $SIM $H --noise-rate 0.15 --out $R/cifar10h_n15 --title "CIFAR-10H, 15% noise, static MLP"
 $SIM $H --noise-rate 0.30 --out $R/cifar10h_n30 --title "CIFAR-10H, 30% noise, static MLP"
-# active loop: the head is retrained on the current labels every 500 relabels
+# the queue closer to the oracle: a cross-fitted head (the held-out posterior)
+$SIM $H --noise-rate 0.15 $CF --out $R/cifar10h_n15_crossfit --title "CIFAR-10H, 15% noise, cross-fitted MLP (5 folds)"
+$SIM $H --noise-rate 0.30 $CF --out $R/cifar10h_n30_crossfit --title "CIFAR-10H, 30% noise, cross-fitted MLP (5 folds)"
+# live re-ranking, cheap: label propagation every 10 relabels
+$SIM $H --noise-rate 0.15 $PROP --out $R/cifar10h_n15_propagation --title "CIFAR-10H, 15% noise, static MLP + label propagation every 10"
+$SIM $H --noise-rate 0.15 $CF $PROP --out $R/cifar10h_n15_crossfit_propagation --title "CIFAR-10H, 15% noise, cross-fitted MLP, label propagation every 10"
+$SIM $H --noise-rate 0.30 $CF $PROP --out $R/cifar10h_n30_crossfit_propagation --title "CIFAR-10H, 30% noise, cross-fitted MLP, label propagation every 10"
+# live re-ranking, expensive: the head retrained on the current labels
 $SIM $H --noise-rate 0.15 --active-every 500 --out $R/cifar10h_n15_active --title "CIFAR-10H, 15% noise, MLP retrained every 500"
 $SIM $H --noise-rate 0.30 --active-every 1000 --out $R/cifar10h_n30_active --title "CIFAR-10H, 30% noise, MLP retrained every 1000"
-# ablations (static): posterior over the last 5 epochs; a memorising head (lr 0.05)
+$SIM $H --noise-rate 0.15 $CF --active-every 500 --selectors random,cross_entropy,joint,oracle --out $R/cifar10h_n15_crossfit_active --title "CIFAR-10H, 15% noise, cross-fitted MLP retrained every 500"
+# ablations (static, in-sample): posterior over the last 5 epochs; a memorising head (lr 0.05)
 $SIM $H --noise-rate 0.15 --posterior last --out $R/cifar10h_n15_last --title "CIFAR-10H, 15% noise, last-5-epoch posterior"
 $SIM $H --noise-rate 0.15 --lr 0.05 --out $R/cifar10h_n15_lr005 --title "CIFAR-10H, 15% noise, lr 0.05"
 
 # CIFAR-10N (3 annotations per image; seeded 10,000-image subset): 30 % is out of reach
 $SIM $N --noise-rate 0.15 --out $R/cifar10n_n15 --title "CIFAR-10N (10k), 15% noise, static MLP"
+$SIM $N --noise-rate 0.15 $CF --out $R/cifar10n_n15_crossfit --title "CIFAR-10N (10k), 15% noise, cross-fitted MLP (5 folds)"
+$SIM $N --noise-rate 0.15 $CF $PROP --out $R/cifar10n_n15_crossfit_propagation --title "CIFAR-10N (10k), 15% noise, cross-fitted MLP, label propagation every 10"
 $SIM $N --noise-rate 0.15 --active-every 500 --out $R/cifar10n_n15_active --title "CIFAR-10N (10k), 15% noise, MLP retrained every 500"
 $SIM $N --noise-rate 0.15 --lr 0.05 --out $R/cifar10n_n15_lr005 --title "CIFAR-10N (10k), 15% noise, lr 0.05"
+
+# the pre-flight estimate of `labeltrace queue --budget` against the real votes
+python benchmarks/simulation/preflight_validation.py $H --noise-rate 0.15 --folds 5 --priority cross_entropy --out $R/preflight_cifar10h_n15
 
 # what each selector spends its first 10 % of the budget on (seed 0, static head)
 python benchmarks/simulation/analyze_picks.py $H --noise-rate 0.15 > $R/picks_cifar10h_n15.md

@@ -14,6 +14,7 @@ A scan writes, and the report, review app, exports and ``labeltrace score`` read
       images.npy           uint8 (N, H, W, C) images, only for datasets that came as arrays
       queue.parquet        the relabel order the review app serves (labeltrace queue)
       reviews.db           the review app's decisions (SQLite)
+      review_context.npz   the review page's context (reduced features, trajectories), cached
 
 Every write is atomic (temporary file in the same folder, then rename). A run directory never
 silently mixes two configurations: :func:`claim` compares the fingerprint of a new scan with the
@@ -62,6 +63,8 @@ IMAGES = "images.npy"
 REVIEWS_DB = "reviews.db"
 #: the relabel queue the review app serves (columns ``id, priority, rank``; rank 1 = first)
 QUEUE = "queue.parquet"
+#: the review page's context cache (labeltrace.review.context), rebuilt when missing
+REVIEW_CONTEXT = "review_context.npz"
 CHECKPOINTS = "checkpoints"
 
 #: Columns every samples table has (scores add one float column each, e.g. ``sei``, ``aum``).
@@ -128,7 +131,8 @@ class RunDirConflict(ValueError):
 
 
 #: what a scan writes into its run directory (``--force`` removes these, and only these)
-_OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, CV_PROBS, QUEUE, RECORDING, "checkpoints")
+_OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, CV_PROBS, QUEUE, REVIEW_CONTEXT, RECORDING,
+          "checkpoints")
 
 
 def _diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

@@ -11,8 +11,13 @@ Written in the format the dataset came in:
 * anything else (arrays): a ``.npy`` of int64 label ids plus a CSV beside it with
   ``id, label_id, label, review_decision`` (or that CSV alone when ``out`` ends in ``.csv``).
 
-``review_decision`` is the current decision (a class name, ``unsure`` or ``skip``) or empty;
-unsure / skip / undecided samples keep their original label.
+``review_decision`` is the consensus label (:mod:`labeltrace.relabel.verdicts`: every
+reviewer's latest label decision is one vote, resolved by the rule stored with the decisions),
+``no consensus`` (votes that do not settle the sample yet), ``unsure`` / ``skip`` (the latest
+decision, when nobody voted a label) or empty; every sample without a consensus keeps its
+original label. The samples without a consensus are listed in ``<out stem>.unresolved.csv``
+(``id, external_id, given_label, votes, n_votes, needs``), written beside the labels whenever
+the run has decisions.
 """
 
 from __future__ import annotations
@@ -20,16 +25,17 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from labeltrace.relabel.decisions import final_labels
-from labeltrace.rundir import Run, atomic_write, open_run
+from labeltrace.relabel.verdicts import final_labels, run_verdicts, unresolved_table
+from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
 
-__all__ = ["DECISION_COLUMN", "export_labels"]
+__all__ = ["DECISION_COLUMN", "export_labels", "unresolved_path"]
 
 DECISION_COLUMN = "review_decision"
 
@@ -136,8 +142,17 @@ def _csv_table(table: pa.Table, out: Path) -> Path:
     return atomic_write(out, lambda fh: pacsv.write_csv(table, fh))
 
 
+def unresolved_path(out: str | os.PathLike[str]) -> Path:
+    """Where the samples without a consensus are listed, beside the cleaned labels ``out``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".unresolved.csv")
+
+
 def export_labels(
-    run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+    run_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    report: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the cleaned label file of a reviewed run; returns its path.
 
@@ -148,11 +163,25 @@ def export_labels(
     out : path, optional
         Output file (default ``RUN_DIR/labels_cleaned.<ext>``, ``<ext>`` as described in the
         module docstring). The original manifest is never overwritten.
+    report : callable, optional
+        Told how many samples have no consensus yet and where they are listed.
     """
     run = open_run(run_dir)
+    path = _export(run, Path(out) if out is not None else None)
+    if (run.path / REVIEWS_DB).exists():
+        v = run_verdicts(run)
+        table = unresolved_table(run, v)
+        listed = _csv_table(table, unresolved_path(path))
+        if report is not None:
+            n, rule = table.num_rows, v.rule.describe()
+            report(f"{n} sample{'s' if n != 1 else ''} without a consensus ({rule}) keep their "
+                   f"given label; listed in {listed}")  # fmt: skip
+    return path
+
+
+def _export(run: Run, outp: Path | None) -> Path:
     final, decision = final_labels(run)
     kind = run.meta["data"].get("kind")
-    outp = Path(out) if out is not None else None
     if kind == "manifest" and run.meta["data"].get("source"):
         return _manifest(run, outp, final, decision)
     names = np.asarray(run.classes, dtype=object)[final]

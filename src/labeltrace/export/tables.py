@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from labeltrace.relabel.decisions import ReviewStore, final_labels
+from labeltrace.relabel.decisions import ReviewStore
 from labeltrace.relabel.order import review_order
+from labeltrace.relabel.verdicts import final_labels
 from labeltrace.rundir import REVIEWS_DB, Run
 
 __all__ = ["review_table"]

@@ -6,14 +6,20 @@ One concept a module; imports run one way (top to bottom), nothing is imported f
     votes       the vote model: truth = majority, tempered initial noisy labels, seed streams
     priority    the registry of relabel rules; each declares what it needs (model or truth)
     annotator   the Annotator protocol; SimulatedAnnotator (draws from distributions)
+    consensus   when votes settle a sample (agreeing votes, strict majority): one rule for all
     campaign    Campaign: the state with step() / record() / set_posterior(), and its log
     result      CampaignResult: a finished campaign measured against the truth (curves, AUC)
     stats       t-intervals over seeds, normalised gain, aggregates
-    head        the model in the loop: a head trained on features (posterior + SEI)
+    head        the model in the loop: a head trained on features (in-sample or cross-fitted)
+    propagation the cheap refresh: corrected labels shift their neighbours' posteriors
+    live        the refresh of an active loop (build_updater) and the review app's LiveQueue
     experiment  run_campaign, compare_selectors (selectors x seeds), run_simulation
     io          vote / feature readers; CSV, PNG, JSON writers; the text summary
     simulation  ``labeltrace simulate``: files in, files out
+    preflight   what relabeling B samples of a queue is expected to fix
     queue       ``labeltrace queue``: a scan run's review queue (queue.parquet)
-    decisions   the review app's decisions store (reviews.db) and final labels
+    decisions   the review app's decisions store (reviews.db): rows, votes, the stored rule
+    verdicts    the decisions resolved by consensus: final labels, the unresolved list
     order       the order the review app serves
+    features    a run's features (embedding, frozen-feature cache, shrunk images)
 """

@@ -8,7 +8,9 @@ The rules (Bernhardt et al., Nat. Commun. 2022; the simulator's, and the review 
   ``count_initial_label=True`` (the paper's choice) the initial label counts as one vote: a
   sample whose annotators agree with its label settles in one relabel, a wrong label needs at
   least two (the first correct vote only ties it). ``False`` makes the first vote decide
-  (single-expert review). The sample then takes the majority label and is never picked again;
+  (single-expert review); ``agree=R`` also asks the leading label for at least ``R`` votes
+  (:mod:`labeltrace.relabel.consensus`, the review app's rule). The sample then takes the
+  majority label and is never picked again;
 * the campaign stops exactly when its budget of relabels is spent; a sample still short of a
   majority at that moment keeps its previous label (:attr:`Campaign.in_progress`);
 * **re-ranking.** Rules are per-sample, so the ranking only changes when the model does:
@@ -36,6 +38,7 @@ import numpy as np
 from labeltrace._checks import listing
 from labeltrace.relabel.annotator import Annotator
 from labeltrace.relabel.arrays import check_label_vector, check_posterior, check_vector
+from labeltrace.relabel.consensus import settles
 from labeltrace.relabel.priority import Priority, PriorityFn, resolve
 
 __all__ = ["Campaign", "CampaignLog", "Step", "UpdateFn"]
@@ -98,7 +101,7 @@ class CampaignLog:
     settled_labels: np.ndarray
 
 
-def _unpack_update(out: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+def unpack_update(out: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray | None]:
     sei = None
     if isinstance(out, tuple):
         if len(out) != 2:
@@ -136,6 +139,7 @@ class Campaign:
         posterior (or SEI) that was not given, ``update_posterior`` is also called once before
         the first pick to provide it.
     count_initial_label : count the initial label as one vote in the majority rule.
+    agree : votes the leading label needs to settle a sample (besides a strict majority).
 
     Attributes
     ----------
@@ -167,6 +171,7 @@ class Campaign:
         update_posterior: UpdateFn | None = None,
         update_every: int | None = None,
         count_initial_label: bool = True,
+        agree: int = 1,
     ) -> None:
         k = int(num_classes)
         if k < 2:
@@ -191,6 +196,9 @@ class Campaign:
         self.update_posterior = update_posterior
         self.update_every = None if update_every is None else int(update_every)
         self.count_initial_label = bool(count_initial_label)
+        if isinstance(agree, bool) or int(agree) != agree or agree < 1:
+            raise ValueError(f"agree must be a positive integer number of votes, got {agree!r}")
+        self.agree = int(agree)
         self.initial_labels = init
         self._init = init.tolist()
         self.labels = init.copy()
@@ -212,7 +220,7 @@ class Campaign:
         missing = [x for x, v in (("posterior", self.posterior), ("sei", self.sei))
                    if x in self.rule.inputs and v is None]  # fmt: skip
         if update_posterior is not None and missing:
-            self.set_posterior(*_unpack_update(update_posterior(self.labels.copy()), n, k))
+            self.set_posterior(*unpack_update(update_posterior(self.labels.copy()), n, k))
         else:
             self._rerank()
 
@@ -254,6 +262,14 @@ class Campaign:
             and self._current < 0
             and self._next_update <= self.relabels_used < self._limit
         )
+
+    @property
+    def until_update(self) -> int | None:
+        """Relabels left before :attr:`update_due` (0 when due or overdue); None without
+        ``update_every``."""
+        if self.update_every is None:
+            return None
+        return max(self._next_update - self.relabels_used, 0)
 
     def ranking(self) -> np.ndarray:
         """(U,) int64 unsettled samples in the order they will be asked (in progress first)."""
@@ -326,7 +342,7 @@ class Campaign:
         self.relabels_used += 1
         self._draws[-1] += 1
         top, second = sorted(tally)[-2:][::-1]
-        if top <= second:
+        if not settles(top, second, self.agree):
             return Step(i, lab, self.relabels_used, -1, False)
         new = tally.index(top)
         self.settled[i] = True
@@ -338,7 +354,7 @@ class Campaign:
         updated = self.update_posterior is not None and self.update_due
         if updated:
             out = self.update_posterior(self.labels.copy())  # type: ignore[misc]
-            self.set_posterior(*_unpack_update(out, self.num_samples, k))
+            self.set_posterior(*unpack_update(out, self.num_samples, k))
         return Step(i, lab, self.relabels_used, new, updated)
 
     def step(self) -> Step | None:

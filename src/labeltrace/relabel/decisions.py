@@ -14,6 +14,11 @@ Schema (``labeltrace.reviews/1``)::
 
 ``kind`` is ``"label"`` (``decision`` = a class name), ``"unsure"`` or ``"skip"`` (``decision``
 repeats the kind); ``decided_at`` is ISO 8601 UTC; ``source`` is ``"app"`` or ``"labelstudio"``.
+
+Several reviewers: each reviewer's latest row on a sample is their current view; their latest
+*label* rows are the sample's votes (:meth:`ReviewStore.vote_counts`), which the consensus rule
+stored in ``meta`` (key ``consensus``, :class:`~labeltrace.relabel.consensus.ConsensusRule`)
+resolves — see :mod:`labeltrace.relabel.verdicts`.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.rundir import REVIEWS_DB, Run
 
-__all__ = ["KINDS", "Decision", "ReviewStore", "current_decisions", "final_labels", "now_iso"]
+__all__ = ["KINDS", "Decision", "ReviewStore", "current_decisions", "now_iso", "open_store"]
 
 FORMAT = "labeltrace.reviews/1"
 KINDS: tuple[str, ...] = ("label", "unsure", "skip")
@@ -50,10 +56,15 @@ CREATE TABLE IF NOT EXISTS decisions (
     source     TEXT    NOT NULL DEFAULT 'app'
 );
 CREATE INDEX IF NOT EXISTS decisions_by_sample ON decisions (sample_id, seq);
+CREATE INDEX IF NOT EXISTS decisions_by_reviewer ON decisions (reviewer, sample_id, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _COLS = "sample_id, kind, decision, reviewer, decided_at, source"
 _COLS_D = "d.seq, d.sample_id, d.kind, d.decision, d.reviewer, d.decided_at, d.source"
+_LATEST = (  # each sample's latest row, or each (sample, reviewer)'s
+    f"SELECT {_COLS_D} FROM decisions d JOIN (SELECT MAX(seq) AS seq FROM decisions {{where}} "
+    "GROUP BY sample_id{by}) m ON d.seq = m.seq"
+)
 _INSERT = f"INSERT INTO decisions ({_COLS}) VALUES (?, ?, ?, ?, ?, ?)"
 _DUPLICATE = (
     "SELECT 1 FROM decisions WHERE sample_id=? AND kind=? AND decision=? AND reviewer=? "
@@ -245,17 +256,33 @@ class ReviewStore:
         with self._connect() as con:
             return [Decision(*r) for r in con.execute(q + " ORDER BY seq", args).fetchall()]
 
-    def current(self) -> dict[int, Decision]:
-        """The current (latest) decision of every sample that has one."""
+    def _latest(self, *, reviewer: str | None = None, per_reviewer: bool = False,
+                sample_id: int | None = None) -> list[Decision]:
+        """Latest rows per sample (of one reviewer when given), or per (sample, reviewer)."""
+        conds: list[str] = []
+        args: list[Any] = []
+        if reviewer is not None:
+            conds.append("reviewer = ?")
+            args.append(self._reviewer_name(reviewer))
+        if sample_id is not None:
+            conds.append("sample_id = ?")
+            args.append(int(sample_id))
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        q = _LATEST.format(where=where, by=", reviewer" if per_reviewer else "")
         with self._connect() as con:
-            rows = con.execute(
-                f"SELECT {_COLS_D} FROM decisions d "
-                "JOIN (SELECT MAX(seq) AS seq FROM decisions GROUP BY sample_id) m ON d.seq = m.seq"
-            ).fetchall()
-        return {int(r[1]): Decision(*r) for r in rows}
+            return [Decision(*r) for r in con.execute(q + " ORDER BY d.seq", args).fetchall()]
 
-    def current_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(kind_code, label_id)`` per sample, shape (N,) each.
+    @staticmethod
+    def _reviewer_name(reviewer: str) -> str:
+        return " ".join(str(reviewer).split()) or "anonymous"
+
+    def current(self, reviewer: str | None = None) -> dict[int, Decision]:
+        """The current (latest) decision of every sample that has one — of ``reviewer`` alone
+        when given."""
+        return {d.sample_id: d for d in self._latest(reviewer=reviewer)}
+
+    def current_arrays(self, reviewer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(kind_code, label_id)`` per sample, shape (N,) each (of ``reviewer`` when given).
 
         ``kind_code``: -1 no decision, 0 label, 1 unsure, 2 skip; ``label_id``: the decided
         class id for ``label`` rows, else -1.
@@ -263,11 +290,48 @@ class ReviewStore:
         code = np.full(self.num_samples, -1, dtype=np.int8)
         lab = np.full(self.num_samples, -1, dtype=np.int64)
         index = {c: j for j, c in enumerate(self.classes)}
-        for i, d in self.current().items():
+        for i, d in self.current(reviewer).items():
             code[i] = KINDS.index(d.kind)
             if d.kind == "label":
                 lab[i] = index[d.decision]
         return code, lab
+
+    def views(self, sample_id: int) -> list[Decision]:
+        """Each reviewer's latest row on one sample, oldest first."""
+        return self._latest(per_reviewer=True, sample_id=sample_id)
+
+    def vote_counts(self) -> np.ndarray:
+        """(N, K) int64: per sample and class, the reviewers whose latest row is that label."""
+        votes = np.zeros((self.num_samples, len(self.classes)), dtype=np.int64)
+        index = {c: j for j, c in enumerate(self.classes)}
+        rows = [(d.sample_id, index[d.decision]) for d in self._latest(per_reviewer=True)
+                if d.kind == "label"]  # fmt: skip
+        if rows:
+            ids, labs = np.asarray(rows, dtype=np.int64).T
+            np.add.at(votes, (ids, labs), 1)
+        return votes
+
+    def reviewers(self) -> list[str]:
+        """Every reviewer name stored, sorted."""
+        with self._connect() as con:
+            return sorted(r[0] for r in con.execute("SELECT DISTINCT reviewer FROM decisions"))
+
+    # ------------------------------------------------------------------ the consensus rule
+    def rule(self) -> ConsensusRule:
+        """The consensus rule stored with the decisions (single-expert review when none)."""
+        with self._connect() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = 'consensus'").fetchone()
+        if row is None:
+            return ConsensusRule()
+        d = json.loads(row[0])
+        return ConsensusRule(agree=int(d["agree"]), count_given=bool(d["count_given"]))
+
+    def set_rule(self, rule: ConsensusRule) -> None:
+        """Store ``rule``; the review app, the exports and the live queue all read it."""
+        value = json.dumps({"agree": rule.agree, "count_given": rule.count_given})
+        with self._connect() as con:
+            con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('consensus', ?)",
+                        (value,))  # fmt: skip
 
 
 def current_decisions(run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -275,24 +339,15 @@ def current_decisions(run: Run) -> tuple[np.ndarray, np.ndarray]:
 
     See :meth:`ReviewStore.current_arrays`.
     """
-    if not (run.path / REVIEWS_DB).exists():
+    store = open_store(run)
+    if store is None:
         n = run.num_samples
         return np.full(n, -1, np.int8), np.full(n, -1, np.int64)
-    store = ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples)
     return store.current_arrays()
 
 
-def final_labels(run: Run) -> tuple[np.ndarray, np.ndarray]:
-    """``(label_id, review_decision)``: labels after accepted relabels, and the decision text.
-
-    ``review_decision`` is an object array of ``""`` (no decision), a class name, ``"unsure"``
-    or ``"skip"``.
-    """
-    code, lab = current_decisions(run)
-    given = run.column("given_label_id").astype(np.int64)
-    is_label = code == KINDS.index("label")
-    final = np.where(is_label, lab, given)
-    names = np.asarray(run.classes + ["", "unsure", "skip"], dtype=object)
-    k = len(run.classes)
-    idx = np.where(is_label, lab, np.where(code == 1, k + 1, np.where(code == 2, k + 2, k)))
-    return final, names[idx]
+def open_store(run: Run) -> ReviewStore | None:
+    """The run's decision store, or None when nobody has reviewed yet (nothing is created)."""
+    if not (run.path / REVIEWS_DB).exists():
+        return None
+    return ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples)

@@ -8,8 +8,11 @@ a head in the loop.
   the oracle;
 * :func:`run_simulation` — per seed: initial noisy labels at a target noise rate
   (:mod:`labeltrace.relabel.votes`), a head trained on the features and those labels
-  (:mod:`labeltrace.relabel.head`), then :func:`compare_selectors`; with ``active_every=M`` the
-  model-based selectors retrain the head every ``M`` relabels.
+  (:mod:`labeltrace.relabel.head`; in-sample, or cross-fitted with ``HeadConfig(folds=F)``),
+  then :func:`compare_selectors`; with ``active_every=M`` the model-based selectors refresh the
+  posterior every ``M`` relabels — by retraining the head (``active_method="head"``) or by
+  label propagation (``"propagation"``), the refresh the review app's live queue runs
+  (:func:`labeltrace.relabel.live.build_updater`).
 
 The budget of a simulation is ``budget_factor × round(noise_rate × N)`` relabels, the same for
 every seed so the curves can be averaged (the realised number of noisy labels is reported).
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -30,6 +33,8 @@ from labeltrace.relabel.annotator import Annotator, FunctionAnnotator, Simulated
 from labeltrace.relabel.arrays import check_label_vector
 from labeltrace.relabel.campaign import Campaign, UpdateFn
 from labeltrace.relabel.head import HeadConfig, HeadRetrainer, standardize
+from labeltrace.relabel.live import LiveConfig, TimedUpdate, build_updater
+from labeltrace.relabel.propagation import neighbour_graph
 from labeltrace.relabel.result import DEFAULT_FRACTIONS, CampaignResult, campaign_result
 from labeltrace.relabel.stats import Aggregate, aggregate, fixed_ratio, normalized_gain
 from labeltrace.relabel.votes import (
@@ -191,7 +196,7 @@ class SimulationResult:
     ----------
     results : {selector: [CampaignResult per seed, in ``seeds`` order]}.
     aggregates : {selector: mean curves and 95 % t-intervals over seeds}.
-    budget, noise_rate, budget_factor, seeds, active_every : the settings.
+    budget, noise_rate, budget_factor, seeds, active_every, active_method : the settings.
     temperatures, n_noisy : per seed, the temperature of the initial draw and the realised
         number of noisy initial labels.
     head_accuracy : per seed, the fraction of images whose posterior argmax equals the vote
@@ -199,6 +204,8 @@ class SimulationResult:
     head_noisy_recall : per seed, the fraction of initially noisy images whose posterior argmax
         differs from their noisy label (NaN without a model).
     retrainings : per seed, head trainings performed (initial one included).
+    updates, update_seconds : per seed, posterior refreshes of the active loop and their total
+        wall time (every selector's campaign counted).
     head : the head's settings (None without a model).
     seconds : wall time.
     """
@@ -217,6 +224,9 @@ class SimulationResult:
     retrainings: list[int]
     head: HeadConfig | None
     seconds: float
+    active_method: str = "head"
+    updates: list[int] = field(default_factory=list)
+    update_seconds: list[float] = field(default_factory=list)
 
 
 def _simulation_budget(n: int, noise_rate: float, budget_factor: float, budget: int | None) -> int:
@@ -242,6 +252,7 @@ def run_simulation(
     budget: int | None = None,
     head: HeadConfig = DEFAULT_HEAD,
     active_every: int | None = None,
+    active_method: str = "head",
     gamma: float = 0.3,
     log: Callable[[str], None] | None = None,
 ) -> SimulationResult:
@@ -261,8 +272,11 @@ def run_simulation(
     budget_factor, budget : relabels = ``budget`` if given, else
         ``round(budget_factor × round(noise_rate × N))``.
     head : the head and its posterior.
-    active_every : retrain the head on the current labels every this many relabels (model
+    active_every : refresh the posterior from the current labels every this many relabels (model
         selectors only); None keeps the initial model's posterior and SEI throughout.
+    active_method : ``"head"`` retrains the head (as configured: in-sample or cross-fitted);
+        ``"propagation"`` shifts the initial posterior by the neighbours' corrected labels
+        (:mod:`labeltrace.relabel.propagation`, k = 10, λ = 1).
     gamma : ambiguity threshold of ``joint`` / ``sei_joint``.
     log : called with one progress line per seed.
     """
@@ -291,8 +305,12 @@ def run_simulation(
         if x.shape[0] != n:
             raise ValueError(f"features have {x.shape[0]} rows but the votes have {n} images")
     budget = _simulation_budget(n, noise_rate, budget_factor, budget)
-    if active_every is not None and (int(active_every) != active_every or active_every < 1):
-        raise ValueError(f"active_every must be a positive integer, got {active_every}")
+    live = None
+    if active_every is not None:
+        live = LiveConfig(method=active_method, every=active_every)  # type: ignore[arg-type]
+    neighbours = None
+    if live is not None and live.method == "propagation" and x is not None:
+        neighbours = neighbour_graph(x, k=live.k)
 
     truth = dist.argmax(axis=1)
     t_start = time.perf_counter()
@@ -302,6 +320,8 @@ def run_simulation(
     head_acc: list[float] = []
     head_rec: list[float] = []
     trainings: list[int] = []
+    n_updates: list[int] = []
+    update_sec: list[float] = []
     for s in seeds:
         t0 = time.perf_counter()
         tau = temperature_for_rate(votes, noise_rate, seed=s)
@@ -321,14 +341,23 @@ def run_simulation(
             head_acc[-1] = float(np.mean(pred == truth))
             if noisy.any():
                 head_rec[-1] = float(np.mean(pred[noisy] != init.labels[noisy]))
+        update = None
+        if live is not None and x is not None and post is not None:
+            if live.method == "head":  # the retrainer that fitted the start: its cache is shared
+                update = TimedUpdate(retrainer)  # type: ignore[arg-type]
+            else:
+                update = build_updater(live, x, posterior=post, labels=init.labels, sei=sei,
+                                       neighbours=neighbours)  # fmt: skip
         out = compare_selectors(
             votes, init, budget=budget, selectors=sel, seeds=[s], posterior=post, sei=sei,
-            gamma=gamma, update_posterior=retrainer if active_every is not None else None,
-            update_every=int(active_every) if active_every is not None else None,
+            gamma=gamma, update_posterior=update,
+            update_every=live.every if live is not None else None,
         )  # fmt: skip
         for name, rs in out.items():
             results[name].extend(rs)
         trainings.append(retrainer.trainings if retrainer is not None else 0)
+        n_updates.append(update.calls if update is not None else 0)
+        update_sec.append(update.seconds if update is not None else 0.0)
         if log is not None:
             log(
                 f"seed {s}: tau {tau:.3g}, {int(noisy.sum())} noisy, "
@@ -350,6 +379,9 @@ def run_simulation(
         retrainings=trainings,
         head=head if x is not None else None,
         seconds=time.perf_counter() - t_start,
+        active_method=live.method if live is not None else "head",
+        updates=n_updates,
+        update_seconds=update_sec,
     )
 
 

@@ -4,8 +4,12 @@ model-based priorities read.
 :func:`train_head` trains a fresh head on standardised features (:func:`standardize`) and the
 current labels with :func:`labeltrace.train.train_recorded`, and reads its posterior (mean
 softmax over the whole trajectory, or over the last epochs) and its SEI from the same recorded
-run. :class:`HeadRetrainer` is the campaign's ``update_posterior`` hook: it retrains on the
-current labels, caching by label vector.
+run. With ``HeadConfig(folds=F)`` (F >= 2) it trains F heads in lockstep instead, each on every
+fold but one (:func:`labeltrace.train.protocol.crossfit_recorded`, ``labeltrace scan``'s
+cross-fitted protocol), and reads everything from the *held-out* recording: every sample's
+posterior comes from the head that never trained on its label, so it does not repeat a wrong
+label the way an in-sample posterior does. :class:`HeadRetrainer` is the campaign's
+``update_posterior`` hook: it retrains on the current labels, caching by label vector.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class HeadConfig:
     posterior : ``"mean"`` — mean softmax over every epoch (trajectory mean, less memorised);
         ``"last"`` — mean softmax over the last ``last`` epochs.
     seed : seeds the initialisation and the batch order (a simulation adds its seed).
+    folds : 1 — one head trained on every sample (in-sample posterior); F >= 2 — F cross-fitted
+        heads, every sample's posterior and SEI from the head that held it out.
     """
 
     model: Literal["mlp", "linear"] = "mlp"
@@ -66,13 +72,14 @@ class HeadConfig:
     last: int = 5
     seed: int = 0
     device: str = "cpu"
+    folds: int = 1
 
     def __post_init__(self) -> None:
         if self.model not in ("mlp", "linear"):
             raise ValueError(f"model must be 'mlp' or 'linear', got {self.model!r}")
         if self.posterior not in ("mean", "last"):
             raise ValueError(f"posterior must be 'mean' or 'last', got {self.posterior!r}")
-        for name in ("hidden", "epochs", "batch_size", "last"):
+        for name in ("hidden", "epochs", "batch_size", "last", "folds"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -90,7 +97,8 @@ class HeadOutput:
     ----------
     posterior : (N, K) float64 rows summing to 1 (see :attr:`HeadConfig.posterior`).
     sei : (N,) Signed Entropy Integral of the same run (lower = more suspect).
-    train_accuracy : fraction of the training labels the model fits in the last epoch.
+    train_accuracy : fraction of the training labels the model fits in the last epoch (held-out
+        labels for a cross-fitted head).
     seconds : wall time of the training.
     """
 
@@ -130,6 +138,8 @@ def train_head(
         raise ValueError(
             f"labels must be an integer ({x.shape[0]},) array, got {lab.dtype} {lab.shape}"
         )
+    if config.folds > 1 and x.shape[0] < 2 * config.folds:
+        raise ValueError(f"{x.shape[0]} samples cannot be cross-fitted in {config.folds} folds")
     t0 = time.perf_counter()
     opts: dict[str, Any] = {"in_dim": int(x.shape[1])}
     if config.model == "mlp":
@@ -145,26 +155,33 @@ def train_head(
     )
     keep = min(config.last, config.epochs) if config.posterior == "last" else 1
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = build_model(config.model, num_classes=num_classes, **opts)
-        res = train_recorded(
-            model,
-            x,
-            lab.astype(np.int64),
-            num_classes=num_classes,
-            config=tcfg,
-            recorder_mode="streaming",
-            keep_probs=keep,
-            progress=False,
-        )
-    dyn = res.recorder.dynamics()
+        if config.folds > 1:
+            from labeltrace.train.protocol import crossfit_recorded
+
+            def build(fold: int) -> torch.nn.Module:
+                torch.manual_seed(config.seed + 101 * fold)
+                return build_model(config.model, num_classes=num_classes, **opts)
+
+            held, _ = crossfit_recorded(build, x, lab.astype(np.int64), num_classes=num_classes,
+                                        config=tcfg, n_folds=config.folds, keep_probs=keep,
+                                        progress=False)  # fmt: skip
+            dyn = held.dynamics()
+            fit = float(np.nanmean(dyn.at("correct", -1)))
+        else:
+            torch.manual_seed(config.seed)
+            model = build_model(config.model, num_classes=num_classes, **opts)
+            res = train_recorded(model, x, lab.astype(np.int64), num_classes=num_classes,
+                                 config=tcfg, recorder_mode="streaming", keep_probs=keep,
+                                 progress=False)  # fmt: skip
+            dyn = res.recorder.dynamics()
+            fit = float(res.final_train_accuracy)
     post = dyn.posterior(last=keep) if config.posterior == "last" else dyn.mean_posterior()
     post = np.asarray(post, dtype=np.float64)
     post /= post.sum(axis=1, keepdims=True)  # float32 softmax sums: renormalise exactly
     return HeadOutput(
         posterior=post,
         sei=np.asarray(scores.compute("sei", dyn), dtype=np.float64),
-        train_accuracy=float(res.final_train_accuracy),
+        train_accuracy=fit,
         seconds=time.perf_counter() - t0,
     )
 

@@ -28,6 +28,7 @@ __all__ = [
     "load_votes",
     "plot_campaigns",
     "write_curves_csv",
+    "write_seeds_csv",
     "write_simulation",
     "write_summary_csv",
 ]
@@ -188,6 +189,25 @@ def write_curves_csv(
     return _write_csv(path, header, rows())
 
 
+def write_seeds_csv(
+    results: Mapping[str, Sequence[CampaignResult]], path: str | os.PathLike[str]
+) -> Path:
+    """Write one row per selector and seed: ``selector, seed, auc, gain, normalized_gain,
+    final_accuracy, relabels_used, fixed_per_100@<fraction>…`` — for paired comparisons."""
+    fracs = sorted({f for rs in results.values() for r in rs for f in r.fixed_per_100})
+
+    def rows() -> Iterable[list[Any]]:
+        for name, rs in results.items():
+            for r in rs:
+                yield [name, r.seed, f"{r.auc:.8f}", f"{r.gain:.8f}", f"{r.normalized_gain:.8f}",
+                       f"{r.final_accuracy:.8f}", r.relabels_used,
+                       *(f"{r.fixed_per_100.get(f, math.nan):.6f}" for f in fracs)]  # fmt: skip
+
+    header = ["selector", "seed", "auc", "gain", "normalized_gain", "final_accuracy",
+              "relabels_used", *(f"fixed_per_100@{f:g}" for f in fracs)]  # fmt: skip
+    return _write_csv(path, header, rows())
+
+
 def write_summary_csv(aggregates: Iterable[Aggregate], path: str | os.PathLike[str]) -> Path:
     """Write one row per selector and metric (``selector, metric, mean, low, high, n_seeds``)."""
 
@@ -271,6 +291,9 @@ def plot_campaigns(
     return atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
 
 
+_ACTIVE = {"head": "retrain", "propagation": "label propagation"}
+
+
 def format_summary(sim: SimulationResult) -> str:
     """A plain-text table: per selector AUC, normalised gain, fixed per 100 relabels at 10/25/50 %
     of the budget and final accuracy (mean [95 % interval] over seeds)."""
@@ -299,7 +322,9 @@ def format_summary(sim: SimulationResult) -> str:
     info = (
         f"{n} images, {len(sim.seeds)} seeds, target noise {sim.noise_rate:.0%} "
         f"(realised {min(sim.n_noisy)}–{max(sim.n_noisy)} noisy), budget {sim.budget} relabels"
-        + (f", retrain every {sim.active_every}" if sim.active_every else ", static model")
+        + (f", {_ACTIVE[sim.active_method]} every {sim.active_every}" if sim.active_every
+           else ", static model")
+        + (f", {sim.head.folds}-fold cross-fitted head" if sim.head and sim.head.folds > 1 else "")
     )
     acc = [a for a in sim.head_accuracy if math.isfinite(a)]
     if acc:
@@ -315,13 +340,14 @@ def write_simulation(
     every: int = 1,
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write ``curves.csv``, ``summary.csv``, ``campaign.png`` and ``simulation.json`` to
-    ``out_dir``; return their paths by kind."""
+    """Write ``curves.csv``, ``summary.csv``, ``seeds.csv``, ``campaign.png`` and
+    ``simulation.json`` to ``out_dir``; return their paths by kind."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "curves": write_curves_csv(sim.results, out / "curves.csv", every=every),
         "summary": write_summary_csv(sim.aggregates.values(), out / "summary.csv"),
+        "seeds": write_seeds_csv(sim.results, out / "seeds.csv"),
         "plot": plot_campaigns(sim.aggregates.values(), out / "campaign.png", title=title),
     }
     ratios: dict[str, dict[str, list[float]]] = {}
@@ -341,6 +367,9 @@ def write_simulation(
         "head_accuracy": sim.head_accuracy,
         "head_noisy_recall": sim.head_noisy_recall,
         "trainings_per_seed": sim.retrainings,
+        "active_method": sim.active_method,
+        "updates_per_seed": sim.updates,
+        "update_seconds_per_seed": sim.update_seconds,
         "head": asdict(sim.head) if sim.head is not None else None,
         "seconds": sim.seconds,
         "fixed_ratio_to_random": ratios,

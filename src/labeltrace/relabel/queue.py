@@ -4,38 +4,59 @@ suggestion, written where the review app reads it (``RUN_DIR/queue.parquet``).
 :func:`write_queue` is ``labeltrace queue``: it builds the posterior from the run's saved
 dynamics (:func:`run_posterior`, the one call into :mod:`labeltrace.decide`), computes the
 priority with the given labels as the label counts, orders the samples (:func:`build_queue`)
-and writes the queue file and the review order.
+and writes the queue file and the review order; with a budget it also estimates what
+relabeling that many samples will fix (:mod:`labeltrace.relabel.preflight`).
+
+The posterior (:func:`queue_posterior`): a cross-fitted run's is its **held-out** posterior —
+every sample predicted by the models that never trained on it, averaged over the whole
+trajectory (what ``labeltrace scan`` suggests labels from); an in-sample run's is the softmax of
+its last epochs (``window="auto"``). The queue file's schema metadata (key
+``labeltrace.queue``) records the rule and the posterior, so the review app's live queue ranks
+by the same rule.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from labeltrace import rundir
 from labeltrace._checks import describe_ids
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
+from labeltrace.relabel.preflight import Estimate, preflight
 
 __all__ = [
+    "DEFAULT_METHOD",
     "LAST_EPOCHS",
+    "META_KEY",
     "Queue",
+    "QueuePosterior",
     "build_queue",
+    "queue_meta",
     "queue_methods",
     "queue_posterior",
     "queue_table",
     "run_posterior",
+    "run_sei",
     "write_queue",
 ]
 
 LAST_EPOCHS = 5
 """``posterior="last"``: the softmax is averaged over this many final epochs (or fewer kept)."""
+DEFAULT_METHOD = "cross_entropy"
+"""The default relabel priority of the queue and the review app (benchmarks/RESULTS.md, §7)."""
+META_KEY = b"labeltrace.queue"
+"""Schema metadata key of the queue file: JSON ``{method, gamma, seed, posterior}``."""
+Window = Literal["auto", "last", "mean"]
 
 
 def queue_methods() -> list[str]:
@@ -54,23 +75,53 @@ def run_posterior(run: rundir.Run, *, last: int | None = None) -> np.ndarray:
     return posterior(run.recording().runs, last=last)
 
 
+@dataclass(frozen=True, eq=False)
+class QueuePosterior:
+    """The posterior a queue ranks by.
+
+    Attributes
+    ----------
+    probs : (N, K) probabilities.
+    window : ``"last"`` or ``"mean"`` (every epoch), as resolved.
+    epochs : epochs averaged over for ``"last"`` (fewer than asked when the run kept fewer);
+        None for ``"mean"``.
+    held_out : the run's dynamics are held out (a cross-fitted run).
+    """
+
+    probs: np.ndarray
+    window: Literal["last", "mean"]
+    epochs: int | None
+    held_out: bool
+
+    def describe(self) -> str:
+        """``"held-out (cross-fitted), mean over every epoch"`` — for messages."""
+        view = "held-out (cross-fitted)" if self.held_out else "in-sample"
+        span = "mean over every epoch" if self.window == "mean" else f"last {self.epochs} epochs"
+        return f"{view}, {span}"
+
+
 def queue_posterior(
-    run: rundir.Run, window: Literal["last", "mean"] = "last", *, last: int = LAST_EPOCHS
-) -> tuple[np.ndarray, int | None]:
-    """``(posterior, epochs)``: the mean softmax over every epoch (``window="mean"``, epochs
-    None) or over the last ``last`` epochs — as many as the recorder kept (``keep_probs``)
-    when fewer, which ``epochs`` then says."""
+    run: rundir.Run, window: Window = "auto", *, last: int = LAST_EPOCHS
+) -> QueuePosterior:
+    """The run's posterior: the mean softmax over every epoch (``window="mean"``) or over the
+    last ``last`` epochs (``"last"``; as many as the recorder kept when fewer). ``"auto"``: a
+    cross-fitted run's held-out posterior over every epoch, an in-sample run's last epochs."""
+    held = run.held_out
+    if window == "auto":
+        window = "mean" if held else "last"
     if window == "mean":
-        return run_posterior(run, last=None), None
+        return QueuePosterior(run_posterior(run, last=None), "mean", None, held)
     if window != "last":
-        raise ValueError(f"posterior window must be 'last' or 'mean', got {window!r}")
+        raise ValueError(f"posterior window must be 'auto', 'last' or 'mean', got {window!r}")
+    if last < 1:
+        raise ValueError(f"last must be >= 1, got {last}")
     for n in range(int(last), 0, -1):
         try:
-            return run_posterior(run, last=n), n
+            return QueuePosterior(run_posterior(run, last=n), "last", n, held)
         except ValueError:
             if n == 1:
                 raise
-    raise ValueError(f"last must be >= 1, got {last}")
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- the queue
@@ -169,25 +220,47 @@ class Queue:
         given_label_id, suggested_label, suggested_label_id, suggested_confidence, priority,
         rank``.
     method : the priority rule.
-    epochs : epochs the posterior averages (None = all of them).
+    posterior : the posterior it ranks by.
     note : a remark for the user (fewer epochs kept than asked), or None.
+    estimate : the pre-flight estimate for a budget (:func:`write_queue`), or None.
+    estimate_note : a warning about the estimate (a budget past the samples the scan flagged,
+        where it runs high), or None.
     paths : the files written (:func:`write_queue`), else empty.
+    meta : what the queue file records (:func:`queue_meta`).
     """
 
     table: pa.Table
     method: str
-    epochs: int | None
+    posterior: QueuePosterior
     note: str | None = None
+    estimate: Estimate | None = None
+    estimate_note: str | None = None
     paths: tuple[Path, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int | None:
+        """Epochs the posterior averages (None = all of them)."""
+        return self.posterior.epochs
+
+
+def queue_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The rule and posterior a queue file was written with, or None (an older or foreign
+    file, or no file)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    md = pq.read_schema(p).metadata or {}
+    return json.loads(md[META_KEY]) if META_KEY in md else None
 
 
 def queue_table(
     run: rundir.Run,
     *,
-    method: str = "joint",
+    method: str = DEFAULT_METHOD,
     gamma: float = 0.3,
     seed: int = 0,
-    posterior: Literal["last", "mean"] = "last",
+    posterior: Window = "auto",
 ) -> Queue:
     """The review queue of ``run`` by priority ``method`` (:func:`queue_methods`).
 
@@ -196,10 +269,11 @@ def queue_table(
     seeds ``random``, ``gamma`` is the ambiguity threshold of ``joint`` / ``sei_joint``.
     """
     rule = prio.get(method)
-    post, epochs = queue_posterior(run, posterior)
+    qp = queue_posterior(run, posterior)
+    post = qp.probs
     given = run.column("given_label_id").astype(np.int64)
     counts = np.eye(len(run.classes))[given]  # one vote: the given label
-    sei = run.column("sei").astype(np.float64) if "sei" in rule.inputs else None
+    sei = run_sei(run) if "sei" in rule.inputs else None
     pr = rule(posterior=post, label_counts=counts, sei=sei, gamma=gamma, seed=seed)
     q = build_queue(pr, post, classes=run.classes, labels=given)
     ids = pa.array(q["id"])
@@ -216,25 +290,56 @@ def queue_table(
         "rank": q["rank"],
     })  # fmt: skip
     note = None
-    if epochs is not None and epochs < LAST_EPOCHS:
-        note = f"the run kept the softmax of {epochs} epochs only; posterior over those"
-    return Queue(table=table, method=rule.name, epochs=epochs, note=note)
+    if qp.epochs is not None and qp.epochs < LAST_EPOCHS:
+        note = f"the run kept the softmax of {qp.epochs} epochs only; posterior over those"
+    meta = {"method": rule.name, "gamma": gamma, "seed": seed, "posterior": qp.window,
+            "last": qp.epochs, "held_out": qp.held_out}  # fmt: skip
+    return Queue(table=table, method=rule.name, posterior=qp, note=note, meta=meta)
+
+
+def run_sei(run: rundir.Run) -> np.ndarray:
+    """(N,) the run's SEI: its samples-table column, else computed from its recording."""
+    if "sei" in run.samples.column_names:
+        return run.column("sei").astype(np.float64)
+    from labeltrace.decide.evidence import combined_score
+
+    return combined_score("sei", run.recording().in_sample_runs())
 
 
 def write_queue(
     run_dir: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    method: str = "joint",
+    method: str = DEFAULT_METHOD,
     gamma: float = 0.3,
     seed: int = 0,
-    posterior: Literal["last", "mean"] = "last",
+    posterior: Window = "auto",
+    budget: int | None = None,
+    repeats: int = 200,
 ) -> Queue:
     """Write the queue of the run in ``run_dir`` to ``out`` (``.csv`` or ``.parquet``) and its
-    order (``id, priority, rank``) to the run's queue file, which the review app serves."""
+    order (``id, priority, rank``) to the run's queue file, which the review app serves.
+
+    With ``budget``, also estimate what relabeling that many samples of the queue fixes
+    (:func:`labeltrace.relabel.preflight.preflight`, ``repeats`` simulated campaigns).
+    """
     run = rundir.open_run(run_dir)
     q = queue_table(run, method=method, gamma=gamma, seed=seed, posterior=posterior)
+    estimate, warn = None, None
+    if budget is not None:
+        given = run.column("given_label_id").astype(np.int64)
+        sei = run_sei(run) if "sei" in prio.get(method).inputs else None
+        estimate = preflight(q.posterior.probs, given, budget=budget, priority=method, sei=sei,
+                             gamma=gamma, repeats=repeats, seed=seed)  # fmt: skip
+        flagged = int(run.column("is_suspect").sum())
+        if budget > flagged:
+            warn = (f"the budget passes the {flagged} samples the scan flagged; past them the "
+                    "estimate counts every label the model disagrees with as wrong and runs high "
+                    "(validated on CIFAR-10H: benchmarks/RESULTS.md §7)")  # fmt: skip
     written = rundir.write_table(Path(out), q.table)
-    order = rundir.write_table(run.path / rundir.QUEUE, q.table.select(["id", "priority", "rank"]))
-    return Queue(table=q.table, method=q.method, epochs=q.epochs, note=q.note,
-                 paths=(written, order))  # fmt: skip
+    order = q.table.select(["id", "priority", "rank"])
+    order = order.replace_schema_metadata({META_KEY: json.dumps(q.meta).encode()})
+    side = rundir.write_table(run.path / rundir.QUEUE, order)
+    return Queue(table=q.table, method=q.method, posterior=q.posterior, note=q.note,
+                 estimate=estimate, estimate_note=warn, paths=(written, side),
+                 meta=q.meta)  # fmt: skip

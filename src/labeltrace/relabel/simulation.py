@@ -39,6 +39,7 @@ def simulate_files(
     budget: int | None = None,
     head: HeadConfig = DEFAULT_HEAD,
     active_every: int | None = None,
+    active_method: str = "head",
     gamma: float = 0.3,
     curve_every: int = 1,
     title: str | None = None,
@@ -72,7 +73,8 @@ def simulate_files(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     sim = run_simulation(vote_counts, features=feats, selectors=names, seeds=seed_list,
                          noise_rate=noise_rate, budget_factor=budget_factor, budget=budget,
-                         head=head, active_every=active_every, gamma=gamma, log=log)  # fmt: skip
+                         head=head, active_every=active_every, active_method=active_method,
+                         gamma=gamma, log=log)  # fmt: skip
     info = {"votes": str(votes), "features": None if features is None else str(features)}
     paths = rio.write_simulation(sim, out, title=title, every=int(curve_every),
                                  meta={**info, **(dict(meta) if meta else {})})  # fmt: skip

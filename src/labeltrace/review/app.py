@@ -4,12 +4,24 @@ Routes (all need the token when one is set: header ``X-Labeltrace-Token`` or ``?
 
 ==========================  =================================================================
 ``GET  /``                  the review page (HTML with its CSS and JS inlined)
-``GET  /api/state``         classes, queue length, progress, resume position
-``GET  /api/item/{pos}``    the queue item at position ``pos`` (0-based) with its decision
-``GET  /api/image/{id}``    a sample's image as PNG (by sample id only, scaled for display)
-``POST /api/decision``      ``{"sample_id", "decision", "kind"?, "reviewer"?}`` → committed row
+``GET  /api/state``         classes, queue length, progress, resume position, consensus rule,
+                            live re-ranking status (``?reviewer=`` counts for that reviewer)
+``GET  /api/item/{pos}``    the queue item at position ``pos`` (0-based): its labels, the
+                            model's top classes, the decision shown, every reviewer's view
+                            (``?peek=true``: a look-ahead that does not count as shown)
+``GET  /api/context/{id}``  a sample's nearest examples of its given and suggested class, and
+                            its per-epoch trajectory (computed once, cached in the run)
+``GET  /api/image/{id}``    a sample's image as PNG (by sample id only, scaled for display;
+                            ``?thumb=true``: small, for the neighbours)
+``POST /api/decision``      ``{"sample_id", "decision", "kind"?, "reviewer"?}`` → committed row,
+                            progress, and the next position for that reviewer
 ``GET  /api/history/{id}``  every decision ever stored for a sample, oldest first
 ==========================  =================================================================
+
+Several reviewers share one queue: each decision keeps its reviewer, each reviewer's latest label
+on a sample is one vote, and the consensus rule stored with the decisions settles the sample
+(:mod:`labeltrace.review.state`). With a live queue (``live=``) the order re-ranks in the
+background as decisions arrive (:mod:`labeltrace.relabel.live`).
 
 Without a token the app answers only requests whose ``Host`` is a loopback name, so a web page
 on another origin cannot reach it through DNS rebinding. Tokens, ``Origin``, content type and
@@ -24,17 +36,17 @@ import secrets
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from labeltrace._checks import listing
-from labeltrace.relabel.decisions import KINDS, MAX_REVIEWER, ReviewStore
-from labeltrace.relabel.order import review_order
+from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.decisions import KINDS, MAX_REVIEWER
+from labeltrace.relabel.live import LiveConfig
 from labeltrace.report.images import display_image, load_rgb, png_bytes
 from labeltrace.review.security import (
     MAX_BODY_BYTES,
@@ -43,11 +55,13 @@ from labeltrace.review.security import (
     check_token,
     is_loopback,
 )
-from labeltrace.rundir import REVIEWS_DB, Run, open_run
+from labeltrace.review.state import ReviewState
+from labeltrace.rundir import open_run
 
 __all__ = ["TOKEN_HEADER", "create_app", "is_loopback", "serve"]
 
 IMAGE_SIZE = 512
+THUMB_SIZE = 96
 
 
 class DecisionIn(BaseModel):
@@ -60,67 +74,6 @@ class DecisionIn(BaseModel):
     decision: StrictStr
     kind: StrictStr | None = None
     reviewer: StrictStr | None = None
-
-
-class _Review:
-    """The run, its review order and its decision store, shared by all requests."""
-
-    def __init__(self, run: Run, reviewer: str | None) -> None:
-        self.run = run
-        self.order = review_order(run)
-        self.position = np.full(run.num_samples, -1, dtype=np.int64)
-        self.position[self.order] = np.arange(self.order.size)
-        self.classes = run.classes
-        self.given = run.column("given_label_id").astype(np.int64)
-        self.suggested = run.column("suggested_label_id").astype(np.int64)
-        self.suggested_prob = run.column("suggested_prob").astype(np.float64)
-        self.score = run.column("score").astype(np.float64)
-        self.rank = run.column("rank").astype(np.int64)
-        self.store = ReviewStore(
-            run.path / REVIEWS_DB, classes=self.classes, num_samples=run.num_samples
-        )
-        self.reviewer = reviewer
-
-    def progress(self) -> dict[str, Any]:
-        """Reviewed / changed counts over the queue and the first undecided position.
-
-        A sample is *decided* when its current decision is a class or ``unsure``; ``skip``
-        leaves it pending, so resuming returns to skipped items.
-        """
-        code, lab = self.store.current_arrays()
-        c, l_ = code[self.order], lab[self.order]
-        decided = (c == KINDS.index("label")) | (c == KINDS.index("unsure"))
-        changed = (c == KINDS.index("label")) & (l_ != self.given[self.order])
-        pending = np.flatnonzero(~decided)
-        return {
-            "total": int(self.order.size),
-            "reviewed": int(decided.sum()),
-            "changed": int(changed.sum()),
-            "skipped": int((c == KINDS.index("skip")).sum()),
-            "resume": int(pending[0]) if pending.size else int(self.order.size),
-        }
-
-    def item(self, pos: int) -> dict[str, Any]:
-        i = int(self.order[pos])
-        hist = self.store.history(i)
-        cur = hist[-1].to_dict() if hist else None
-        return {
-            "position": pos,
-            "total": int(self.order.size),
-            "id": i,
-            "external_id": str(self.run.samples.column("external_id")[i].as_py()),
-            "given_label": self.classes[self.given[i]],
-            "suggested_label": self.classes[self.suggested[i]],
-            "suggested_prob": _finite(self.suggested_prob[i]),
-            "score": _finite(self.score[i]),
-            "rank": int(self.rank[i]),
-            "decision": cur,
-            "history": len(hist),
-        }
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
 
 
 def _err(status: int, detail: str) -> JSONResponse:
@@ -148,7 +101,16 @@ def _validation_detail(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _decision_problem(state: _Review, body: DecisionIn, reviewer: str) -> tuple[int, str] | None:
+def _who(name: str | None) -> str | None:
+    """A reviewer name from a query: whitespace collapsed, None when empty."""
+    if name is None:
+        return None
+    return " ".join(name.split()) or None
+
+
+def _decision_problem(
+    state: ReviewState, body: DecisionIn, reviewer: str
+) -> tuple[int, str] | None:
     """Why a decision cannot be stored, in words that do not repeat the submitted values."""
     n = state.run.num_samples
     if not 0 <= body.sample_id < n:
@@ -184,7 +146,13 @@ def _page() -> str:
 
 
 def create_app(
-    run_dir: str | os.PathLike[str], *, reviewer: str | None = None, token: str | None = None
+    run_dir: str | os.PathLike[str],
+    *,
+    reviewer: str | None = None,
+    token: str | None = None,
+    consensus: ConsensusRule | None = None,
+    live: LiveConfig | None = None,
+    features: str | os.PathLike[str] | None = None,
 ) -> FastAPI:
     """The review app of a run directory.
 
@@ -200,10 +168,20 @@ def create_app(
         at least 16 printable characters without spaces (``ValueError`` otherwise: an empty
         token never means "no token"). When not set, only requests addressed to a loopback host
         name are answered.
+    consensus : ConsensusRule, optional
+        Agreeing reviews a sample needs; stored with the decisions (None keeps the stored rule,
+        single-expert review when none).
+    live : LiveConfig, optional
+        Re-rank the samples not yet reached every ``live.every`` settled samples, in the
+        background (label propagation or a head refit on the run's features).
+    features : path, optional
+        An (N, D) ``.npy`` of features to use instead of the run's own (neighbours, refits).
     """
     token = check_token(token)
     run = open_run(run_dir)
-    state = _Review(run, reviewer)
+    state = ReviewState(run, reviewer=reviewer, consensus=consensus, live=live,
+                        features=None if features is None else str(features),
+                        log=lambda m: print(m, flush=True))  # fmt: skip
     app = FastAPI(title="labeltrace review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.review = state
 
@@ -224,23 +202,39 @@ def create_app(
         )
 
     @app.get("/api/state")
-    def get_state() -> dict[str, Any]:
+    def get_state(reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None
+                  ) -> dict[str, Any]:  # fmt: skip
+        who = _who(reviewer) or state.reviewer
         return {
             "run": run.path.resolve().name,
             "classes": state.classes,
             "reviewer": state.reviewer,
             "token_required": token is not None,
-            **state.progress(),
+            **state.progress(who),
         }
 
     @app.get("/api/item/{pos}", response_model=None)
-    def get_item(pos: int) -> dict[str, Any] | JSONResponse:
-        if not 0 <= pos < state.order.size:
-            return _err(404, f"queue position out of range [0, {state.order.size})")
-        return state.item(pos)
+    def get_item(pos: int, reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None,
+                 peek: bool = False) -> dict[str, Any] | JSONResponse:  # fmt: skip
+        total = state.order().size
+        if not 0 <= pos < total:
+            return _err(404, f"queue position out of range [0, {total})")
+        out = state.item(pos, _who(reviewer) or state.reviewer)
+        if not peek:  # shown to a reviewer: a live re-ranking leaves it where it is
+            state.reach(pos)
+        return out
+
+    @app.get("/api/context/{sample_id}", response_model=None)
+    def get_context(sample_id: int) -> dict[str, Any] | JSONResponse:
+        if not 0 <= sample_id < run.num_samples:
+            return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
+        try:
+            return state.context_of(sample_id)
+        except (ValueError, OSError):
+            return _err(503, f"no context for sample {sample_id}: the run's features are missing")
 
     @app.get("/api/image/{sample_id}", response_model=None)
-    def get_image(sample_id: int) -> Response:
+    def get_image(sample_id: int, thumb: bool = False) -> Response:
         if not 0 <= sample_id < run.num_samples:
             return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
         try:
@@ -248,7 +242,7 @@ def create_app(
         except ValueError as exc:
             return _err(403, str(exc))
         try:
-            img = display_image(load_rgb(run, sample_id), size=IMAGE_SIZE)
+            img = display_image(load_rgb(run, sample_id), size=THUMB_SIZE if thumb else IMAGE_SIZE)
         except (ValueError, OSError) as exc:
             return _err(404, f"image of sample {sample_id} unavailable: {exc}")
         return Response(
@@ -269,7 +263,11 @@ def create_app(
             )
         except (IndexError, ValueError):  # the checks above mirror the store's; never echo
             return _err(400, f"sample {body.sample_id}: decision refused")
-        return {"saved": True, "decision": row.to_dict(), **state.progress()}
+        state.sync()  # the live queue takes it in; a due refresh starts in the background
+        name = _who(who)
+        pos = int(state.positions()[row.sample_id])
+        nxt = state.next_position(pos, name) if pos >= 0 else None
+        return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
 
     @app.get("/api/history/{sample_id}", response_model=None)
     def get_history(sample_id: int) -> list[dict[str, Any]] | JSONResponse:
@@ -288,6 +286,9 @@ def serve(
     token: str | None = None,
     reviewer: str | None = None,
     log_level: str = "warning",
+    consensus: ConsensusRule | None = None,
+    live: LiveConfig | None = None,
+    features: str | os.PathLike[str] | None = None,
 ) -> None:
     """Run the review app with uvicorn until interrupted.
 
@@ -301,10 +302,15 @@ def serve(
     token = check_token(token)
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
-    app = create_app(run_dir, reviewer=reviewer, token=token)
+    app = create_app(run_dir, reviewer=reviewer, token=token, consensus=consensus, live=live,
+                     features=features)  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"labeltrace review of {Path(run_dir).resolve()}\nopen {url}", flush=True)
+    st = app.state.review
+    print(f"consensus: {st.rule.describe()}"
+          + (f"; live re-ranking by {live.method} every {live.every} settled samples ({st.method})"
+             if live is not None else ""), flush=True)  # fmt: skip
     if token:
         print(f"token: {token}  (send it as header {TOKEN_HEADER} or ?token=)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

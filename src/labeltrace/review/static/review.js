@@ -23,7 +23,15 @@
     return body;
   }
 
-  const imageUrl = (id) => `/api/image/${id}` + (token ? `?token=${encodeURIComponent(token)}` : "");
+  const imageUrl = (id, thumb) => {
+    const q = [];
+    if (thumb) q.push("thumb=true");
+    if (token) q.push(`token=${encodeURIComponent(token)}`);
+    return `/api/image/${id}` + (q.length ? `?${q.join("&")}` : "");
+  };
+  const who = () => $("reviewer").value.trim();
+  const withWho = (path) => (who() ? `${path}?reviewer=${encodeURIComponent(who())}` : path);
+  const SVG = "http://www.w3.org/2000/svg";
   const fmt = (x, d = 3) => (x === null || x === undefined ? "—" : Number(x).toPrecision(d));
 
   function setStatus(text, cls) {
@@ -42,7 +50,20 @@
     $("bar-fill").style.width = (p.total ? (100 * p.reviewed) / p.total : 0) + "%";
     let t = `${p.reviewed} / ${p.total} reviewed · ${p.changed} label${p.changed === 1 ? "" : "s"} changed`;
     if (p.skipped) t += ` · ${p.skipped} skipped`;
+    if (p.rule && (p.rule.agree > 1 || p.disputed || p.unresolved)) {
+      t += ` · ${p.resolved} resolved · ${p.disputed} disputed (${p.rule.text})`;
+    }
     $("progress-text").textContent = t;
+    const live = $("live");
+    if (p.live) {
+      live.hidden = false;
+      live.textContent = `live order · re-ranked ${p.live.version}×` +
+        (p.live.refreshing ? " · re-ranking…" : ` · next after ${p.live.until_next} more`);
+      live.dataset.version = String(p.live.version);
+      if (p.live.error) live.title = p.live.error;
+    } else {
+      live.hidden = true;
+    }
     $("done").hidden = p.resume < p.total;
     $("resume").dataset.pos = String(Math.min(p.resume, Math.max(p.total - 1, 0)));
   }
@@ -101,6 +122,124 @@
     $("position").textContent = `${item.position + 1} / ${item.total}`;
     $("prev").disabled = item.position <= 0;
     $("next").disabled = item.position >= item.total - 1;
+    renderVotes();
+    renderTop();
+  }
+
+  function renderVotes() {
+    const box = $("votes");
+    box.textContent = "";
+    const labelled = item.views.filter((v) => v.kind === "label");
+    if (!item.views.length) return;
+    const by = {};
+    item.views.forEach((v) => { (by[describe(v)] = by[describe(v)] || []).push(v.reviewer); });
+    const parts = Object.keys(by).sort().map((d) => `${d}: ${by[d].join(", ")}`);
+    const line = document.createElement("span");
+    line.textContent = `Reviews: ${parts.join(" · ")} `;
+    box.appendChild(line);
+    const st = document.createElement("span");
+    const c = item.consensus;
+    if (c.status === "resolved") {
+      st.className = "resolved";
+      st.textContent = `— consensus: ${c.label}`;
+    } else if (c.status === "disputed") {
+      st.className = "disputed";
+      st.textContent = `— reviewers disagree; no consensus yet (${c.text})`;
+    } else if (labelled.length) {
+      st.textContent = `— awaiting more reviews (${c.text})`;
+    }
+    box.appendChild(st);
+  }
+
+  function renderTop() {
+    const box = $("top");
+    box.textContent = "";
+    (item.top || []).forEach((t) => {
+      const row = document.createElement("div");
+      row.className = "topbar";
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = t.label;
+      const bar = document.createElement("span");
+      bar.className = "bar2";
+      const fill = document.createElement("div");
+      fill.style.width = `${Math.round(100 * t.p)}%`;
+      bar.appendChild(fill);
+      const num = document.createElement("span");
+      num.className = "num";
+      num.textContent = fmt(t.p, 2);
+      row.append(name, bar, num);
+      box.appendChild(row);
+    });
+  }
+
+  function sparkline(traj) {
+    const box = $("trajectory");
+    box.textContent = "";
+    $("traj-view").textContent = traj ? `(${traj.view})` : "(not recorded per epoch)";
+    if (!traj) return;
+    const w = 300, h = 56, n = traj.p_given.length;
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+    svg.setAttribute("preserveAspectRatio", "none");
+    const x = (t) => (n > 1 ? (t * (w - 8)) / (n - 1) + 4 : w / 2);
+    const line = (vals, lo, hi, color) => {
+      const pts = vals.map((v, t) => (v === null ? null : `${x(t).toFixed(1)},${(h - 4 - ((v - lo) / (hi - lo)) * (h - 8)).toFixed(1)}`))
+        .filter((p) => p !== null);
+      if (!pts.length) return;
+      const pl = document.createElementNS(SVG, "polyline");
+      pl.setAttribute("points", pts.join(" "));
+      pl.setAttribute("fill", "none");
+      pl.setAttribute("stroke", color);
+      pl.setAttribute("stroke-width", "2");
+      pl.setAttribute("vector-effect", "non-scaling-stroke");
+      svg.appendChild(pl);
+    };
+    const mid = document.createElementNS(SVG, "line");
+    mid.setAttribute("x1", "0"); mid.setAttribute("x2", String(w));
+    mid.setAttribute("y1", String(h / 2)); mid.setAttribute("y2", String(h / 2));
+    mid.setAttribute("stroke", "#dde1e6");
+    svg.appendChild(mid);
+    line(traj.p_given, 0, 1, "#1f5fa8");
+    line(traj.signed_entropy, -1, 1, "#d17a00");
+    svg.setAttribute("data-epochs", String(n));
+    box.appendChild(svg);
+  }
+
+  function renderNeighbours(ctx) {
+    const box = $("neighbours");
+    box.textContent = "";
+    ctx.neighbours.forEach((grp) => {
+      const row = document.createElement("div");
+      row.className = "nrow";
+      row.dataset.role = grp.role;
+      const k = document.createElement("div");
+      k.className = "k";
+      k.textContent = `Nearest ${grp.role === "given" ? "given" : "suggested"} class: ${grp.label}`;
+      const thumbs = document.createElement("div");
+      thumbs.className = "thumbs";
+      grp.ids.forEach((id) => {
+        const im = document.createElement("img");
+        im.src = imageUrl(id, true);
+        im.alt = `sample ${id} (${grp.label})`;
+        im.title = `sample ${id}`;
+        im.dataset.id = String(id);
+        thumbs.appendChild(im);
+      });
+      row.append(k, thumbs);
+      box.appendChild(row);
+    });
+  }
+
+  async function loadContext(id) {
+    try {
+      const ctx = await api(`/api/context/${id}`);
+      if (!item || item.id !== id) return;
+      sparkline(ctx.trajectory);
+      renderNeighbours(ctx);
+    } catch (e) {
+      if (item && item.id === id) { $("neighbours").textContent = `no context: ${e.message}`; sparkline(null); }
+    }
   }
 
   async function load(p) {
@@ -108,11 +247,12 @@
     want = p;
     const mine = ++loadSeq;
     try {
-      const it = await api(`/api/item/${p}`);
+      const it = await api(withWho(`/api/item/${p}`));
       if (mine !== loadSeq) return;
       item = it;
       render();
-      if (p + 1 < total) api(`/api/item/${p + 1}`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
+      loadContext(it.id);
+      if (p + 1 < total) api(`/api/item/${p + 1}?peek=true`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
     } catch (e) {
       setStatus(`could not load item: ${e.message}`, "error");
     }
@@ -131,7 +271,7 @@
           sample_id: id,
           decision: kind === "label" ? label : kind,
           kind: kind,
-          reviewer: $("reviewer").value.trim(),
+          reviewer: who(),
         }),
       });
       showProgress(r);
@@ -141,8 +281,10 @@
         item.history += 1;
         render();
       }
-      // move on only if the reviewer is still on the decided item (no navigation meanwhile)
-      if (item && item.id === id && want === item.position && want + 1 < total) await load(want + 1);
+      // move on only if the reviewer is still on the decided item (no navigation meanwhile),
+      // to the next item this reviewer has not decided (the server knows the live order)
+      const next = typeof r.next === "number" ? r.next : want + 1;
+      if (item && item.id === id && want === item.position && next < total) await load(next);
     } catch (e) {
       setStatus(`NOT saved: ${e.message}`, "error");
     } finally {
@@ -181,13 +323,14 @@
 
   async function init() {
     try {
-      const s = await api("/api/state");
+      let name = params.get("reviewer");
+      if (!name) { try { name = localStorage.getItem("labeltrace.reviewer"); } catch (e) { name = null; } }
+      $("reviewer").value = name || "";
+      const s = await api(withWho("/api/state"));
       classes = s.classes;
       $("run").textContent = s.run;
       document.title = `labeltrace review — ${s.run}`;
-      let who = params.get("reviewer");
-      if (!who) { try { who = localStorage.getItem("labeltrace.reviewer"); } catch (e) { who = null; } }
-      $("reviewer").value = who || s.reviewer || "";
+      if (!$("reviewer").value) $("reviewer").value = s.reviewer || "";
       buildButtons();
       showProgress(s);
       if (total === 0) { setStatus("The review queue is empty.", ""); return; }

@@ -1,0 +1,109 @@
+"""A run's features, wherever the scan left them: for neighbours on the review page and for the
+live queue's refreshes.
+
+:func:`run_features` looks, in order, at
+
+1. a file the caller names (``labeltrace review --features FILE.npy``, rows = sample ids);
+2. the embedding the recording kept (``dynamics/embedding.npy``: CNN runs);
+3. the frozen-feature cache a ``--model effnet-lite0`` scan read its features from (found by the
+   same key: the data files' fingerprint, N, the model and the resolution);
+4. the images themselves, shrunk to 16 x 16 pixels (always there, weakest).
+
+The result is standardised (every column mean 0, std 1) and says where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from labeltrace.relabel.head import standardize
+from labeltrace.rundir import Run, recording_dir
+
+__all__ = ["RunFeatures", "run_features", "thumbnail_features"]
+
+THUMB = 16
+
+
+@dataclass(frozen=True, eq=False)
+class RunFeatures:
+    """Standardised (N, D) float32 ``values`` and their ``source`` (a sentence)."""
+
+    values: np.ndarray
+    source: str
+
+
+class _Miss(Exception):
+    """The feature cache has no entry for this run."""
+
+
+def _from_file(path: str | os.PathLike[str], n: int) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file() or p.suffix.lower() != ".npy":
+        raise ValueError(f"features file {p} must be an existing (N, D) .npy file")
+    x = np.load(p, allow_pickle=False)
+    if x.ndim != 2 or x.shape[0] != n:
+        raise ValueError(f"{p} has shape {x.shape}; the run has {n} samples (one row each)")
+    return x
+
+
+def _from_cache(run: Run) -> np.ndarray | None:
+    """The frozen effnet features the scan used, when its cache still holds them."""
+    inputs = run.meta.get("inputs") or {}
+    root = run.data_root
+    if inputs.get("kind") != "features" or root is None or not inputs.get("cache_dir"):
+        return None
+    from labeltrace.models import backbone
+
+    paths = [str(root / str(s)) for s in run.column("path")]
+    try:
+        fp = backbone.fingerprint_files(paths)
+    except ValueError:  # files moved since the scan
+        return None
+
+    def miss() -> np.ndarray:
+        raise _Miss
+
+    key = {"data": fp, "n": run.num_samples, "model": "efficientnet-lite0",
+           "resolution": int(inputs.get("resolution", 96))}  # fmt: skip
+    try:
+        return backbone.cached_features(key, miss, cache_dir=inputs["cache_dir"])
+    except _Miss:
+        return None
+
+
+def thumbnail_features(run: Run, size: int = THUMB) -> np.ndarray:
+    """(N, size * size * 3) float32: every image resized to ``size`` x ``size`` RGB."""
+    from PIL import Image
+
+    out = np.zeros((run.num_samples, size * size * 3), dtype=np.float32)
+    for i in range(run.num_samples):
+        img = run.image(i)
+        if img.shape[2] == 1:
+            img = np.repeat(img, 3, axis=2)
+        small = Image.fromarray(np.ascontiguousarray(img[:, :, :3])).resize(
+            (size, size), Image.Resampling.BILINEAR
+        )
+        out[i] = np.asarray(small, dtype=np.float32).reshape(-1) / 255.0
+    return out
+
+
+def run_features(run: Run, features: str | os.PathLike[str] | None = None) -> RunFeatures:
+    """The run's features, standardised, from the first source that has them (module doc)."""
+    n = run.num_samples
+    if features is not None:
+        return RunFeatures(standardize(_from_file(features, n)), f"the features file {features}")
+    rec = recording_dir(run.path)
+    name = rec.meta().get("embedding") if rec.finished else None
+    if name and (rec.path / name).is_file():
+        x = np.load(rec.path / name, allow_pickle=False)
+        if x.ndim == 2 and x.shape[0] == n:
+            return RunFeatures(standardize(x), "the embedding of the scan's network")
+    cached = _from_cache(run)
+    if cached is not None and cached.ndim == 2 and cached.shape[0] == n:
+        return RunFeatures(standardize(cached), "the scan's frozen EfficientNet-Lite0 features")
+    return RunFeatures(standardize(thumbnail_features(run)),
+                       f"the images shrunk to {THUMB} x {THUMB} pixels")  # fmt: skip

@@ -1,0 +1,235 @@
+"""The live review queue: re-ranked in the background as decisions arrive.
+
+The review app serves samples in queue order. With a live queue, every ``every`` settled
+samples the model's posterior is refreshed from the corrected labels and the samples *not yet
+reached* are re-ranked — by the same machinery as the simulator's active loop: a
+:class:`~labeltrace.relabel.campaign.Campaign` holds the ranking (each consensus label is
+recorded as one settling vote), its :attr:`~labeltrace.relabel.campaign.Campaign.update_due`
+says when a refresh is due, and the refresh is an ``update_posterior`` callable
+(:class:`~labeltrace.relabel.propagation.LabelPropagation`, or a head refit
+:class:`~labeltrace.relabel.head.HeadRetrainer`) whose result
+:meth:`~labeltrace.relabel.campaign.Campaign.set_posterior` installs.
+
+The refresh runs in a background thread, so no decision waits for it; the order in use until
+it finishes stays valid. Positions the reviewers have reached (up to the last decided position)
+never move: a re-ranking reorders only the samples after them, so the page's position numbers
+and the *previous* key keep their meaning.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from labeltrace.relabel.campaign import Campaign, UpdateFn, unpack_update
+from labeltrace.relabel.head import HeadConfig, HeadRetrainer
+from labeltrace.relabel.propagation import LabelPropagation, neighbour_graph
+
+__all__ = ["LiveConfig", "LiveQueue", "TimedUpdate", "build_updater"]
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """How a live queue refreshes.
+
+    Attributes
+    ----------
+    method : ``"propagation"`` (corrected labels shift their neighbours' posteriors, milliseconds;
+        :mod:`labeltrace.relabel.propagation`) or ``"head"`` (retrain a head on the features
+        with the corrected labels, seconds to minutes).
+    every : settled samples between refreshes.
+    k, strength : the neighbours and ``λ`` of label propagation.
+    """
+
+    method: Literal["propagation", "head"] = "propagation"
+    every: int = 20
+    k: int = 10
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.method not in ("propagation", "head"):
+            raise ValueError(f"live method must be 'propagation' or 'head', got {self.method!r}")
+        if isinstance(self.every, bool) or int(self.every) != self.every or self.every < 1:
+            raise ValueError(f"live re-ranking needs every >= 1 decision, got {self.every!r}")
+
+
+class TimedUpdate:
+    """An ``update_posterior`` that counts its calls and their wall time (``calls``,
+    ``seconds``)."""
+
+    def __init__(self, update: UpdateFn) -> None:
+        self.update = update
+        self.calls = 0
+        self.seconds = 0.0
+
+    def __call__(self, labels: np.ndarray) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return self.update(labels)
+        finally:
+            self.calls += 1
+            self.seconds += time.perf_counter() - t0
+
+
+def build_updater(
+    config: LiveConfig,
+    features: np.ndarray,
+    *,
+    posterior: np.ndarray,
+    labels: np.ndarray,
+    sei: np.ndarray | None = None,
+    head: HeadConfig = HeadConfig(),
+    neighbours: np.ndarray | None = None,
+) -> TimedUpdate:
+    """The refresh of ``config.method`` — what the simulator's active loop and the review app's
+    live queue both call.
+
+    ``features`` are standardised (N, D); ``posterior`` / ``sei`` the model's output on
+    ``labels``, which label propagation starts from (``neighbours``: a precomputed
+    :func:`~labeltrace.relabel.propagation.neighbour_graph`, else computed here); ``head`` the
+    head a refit trains (its ``folds`` say in-sample or cross-fitted).
+    """
+    if config.method == "propagation":
+        nb = neighbour_graph(features, k=config.k) if neighbours is None else neighbours
+        return TimedUpdate(LabelPropagation(nb, posterior, labels, strength=config.strength,
+                                            sei=sei))  # fmt: skip
+    k = int(np.asarray(posterior).shape[1])
+    return TimedUpdate(HeadRetrainer(features, num_classes=k, config=head))
+
+
+class LiveQueue:
+    """A review order that re-ranks itself in the background (module docstring).
+
+    Parameters
+    ----------
+    order : (Q,) sample ids in the initial review order (a subset of 0..N-1).
+    campaign : the ranking state, built on the given labels with ``budget=None``,
+        ``count_initial_label=False``, ``update_every`` set and no ``update_posterior``.
+    updater : ``labels (N,) -> posterior`` or ``(posterior, sei)``: the refresh.
+    background : refresh in a thread (the app); False refreshes inside :meth:`sync` (tests,
+        scripts).
+    log : told when a refresh fails (the queue then keeps its order).
+
+    Attributes
+    ----------
+    version : refreshes installed so far; ``seconds`` their total time; ``error`` the last
+        failure, or None.
+    """
+
+    def __init__(
+        self,
+        order: np.ndarray,
+        campaign: Campaign,
+        updater: UpdateFn,
+        *,
+        background: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if campaign.update_every is None or campaign.update_posterior is not None:
+            raise ValueError("a live queue's campaign needs update_every and no update_posterior")
+        self._order = np.asarray(order, dtype=np.int64).copy()
+        self.members = np.zeros(campaign.num_samples, dtype=bool)
+        self.members[self._order] = True
+        self.campaign = campaign
+        self.updater = updater
+        self.background = bool(background)
+        self.log = log
+        self.frontier = 0
+        self.version = 0
+        self.seconds = 0.0
+        self.error: str | None = None
+        self._labels = campaign.labels.copy()
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ reads
+    @property
+    def order(self) -> np.ndarray:
+        """(Q,) the current review order (a new array after each re-ranking; do not modify)."""
+        return self._order
+
+    @property
+    def refreshing(self) -> bool:
+        """A refresh is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> dict[str, Any]:
+        """What the page shows: refreshes so far, whether one runs, decisions until the next."""
+        c = self.campaign
+        every = int(c.update_every or 0)
+        return {"version": self.version, "refreshing": self.refreshing, "every": every,
+                "settled": int(c.relabels_used), "error": self.error,
+                "until_next": c.until_update}  # fmt: skip
+
+    # ------------------------------------------------------------------ writes
+    def sync(self, labels: np.ndarray, resolved: np.ndarray, reached: int) -> bool:
+        """Take in the decisions so far and start a refresh when one is due.
+
+        ``labels`` (N,) are the current labels (consensus where resolved, given elsewhere),
+        ``resolved`` (N,) the samples that have a consensus, ``reached`` the number of leading
+        positions the reviewers have reached (they keep their place). Returns whether a
+        refresh started.
+        """
+        with self._lock:
+            c = self.campaign
+            new = np.flatnonzero(np.asarray(resolved, dtype=bool) & ~c.settled)
+            for i in new.tolist():
+                c.record(i, int(labels[i]))  # one vote settles (single vote, no initial vote)
+            self._labels = np.asarray(labels, dtype=np.int64).copy()
+            self.frontier = max(self.frontier, min(int(reached), self._order.size))
+            if not c.update_due or self.refreshing:
+                return False
+            snapshot = self._labels.copy()
+            if not self.background:
+                self._refresh(snapshot)
+                return True
+            self._thread = threading.Thread(target=self._refresh, args=(snapshot,), daemon=True,
+                                            name="labeltrace-live-rerank")  # fmt: skip
+            self._thread.start()
+            return True
+
+    def reach(self, reached: int) -> None:
+        """The first ``reached`` positions have been shown: they keep their samples."""
+        with self._lock:
+            self.frontier = max(self.frontier, min(int(reached), self._order.size))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a running refresh; True when none runs any more."""
+        th = self._thread
+        if th is not None:
+            th.join(timeout)
+        return not self.refreshing
+
+    def _refresh(self, labels: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        try:
+            out = self.updater(labels)
+            c = self.campaign
+            post, sei = unpack_update(out, c.num_samples, c.num_classes)
+        except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the order; say why
+            self.error = f"{type(exc).__name__}: {exc}"
+            if self.log is not None:
+                self.log(f"live re-ranking failed, the order stays as it was: {self.error}")
+            return
+        with self._lock:
+            self.campaign.set_posterior(post, sei)
+            self._order = self._reordered()
+            self.version += 1
+            self.seconds += time.perf_counter() - t0
+            self.error = None
+
+    def _reordered(self) -> np.ndarray:
+        """The fixed prefix, then the campaign's ranking of the remaining members."""
+        head = self._order[: self.frontier]
+        taken = np.zeros(self.members.size, dtype=bool)
+        taken[head] = True
+        ranked = self.campaign.ranking()
+        ranked = ranked[self.members[ranked] & ~taken[ranked]]
+        taken[ranked] = True
+        rest = self._order[~taken[self._order]]  # settled beyond the prefix: keep their order
+        return np.concatenate([head, ranked, rest])

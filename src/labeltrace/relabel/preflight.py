@@ -1,0 +1,116 @@
+"""Before the review: how many labels will relabeling the first B samples of a queue fix?
+
+:func:`preflight` simulates the review campaign on the user's own run, with the model's
+posterior standing in for the annotators (:class:`~labeltrace.relabel.annotator.
+SimulatedAnnotator` drawing each review from a sample's posterior): the sample's *true* label is
+then what such annotators agree on, ``argmax p``, and a sample is *fixed* when its given label
+differs from it and the review settles on it. Each repeat draws new reviews; the estimate is
+the mean over repeats with the 2.5–97.5 % percentiles of the repeats as its 95 % interval.
+
+The campaign follows the review app's rule (:class:`~labeltrace.relabel.consensus.
+ConsensusRule`; single-expert review by default: one review settles a sample), in the queue's
+order, so ``budget`` counts reviews — with one review a sample, the samples relabeled.
+
+How far to trust it: ``benchmarks/simulation/preflight_validation.py`` compares the estimate with
+the same campaign answered by CIFAR-10H's real annotator votes (``benchmarks/RESULTS.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from labeltrace.relabel.annotator import SimulatedAnnotator
+from labeltrace.relabel.arrays import check_label_vector, check_posterior
+from labeltrace.relabel.campaign import Campaign
+from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.priority import Priority, PriorityFn
+from labeltrace.relabel.result import count_curves
+
+__all__ = ["Estimate", "preflight"]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What relabeling ``budget`` reviews of the queue is expected to do.
+
+    Attributes
+    ----------
+    budget : reviews spent (samples relabeled, with one review a sample).
+    fixed, fixed_low, fixed_high : wrong labels made right — mean and 95 % interval.
+    broken, broken_low, broken_high : right labels made wrong (a review that errs).
+    wrong : labels the posterior calls wrong in the whole dataset (``given != argmax p``).
+    repeats : simulated campaigns.
+    """
+
+    budget: int
+    fixed: float
+    fixed_low: float
+    fixed_high: float
+    broken: float
+    broken_low: float
+    broken_high: float
+    wrong: int
+    repeats: int
+
+    def message(self) -> str:
+        """``relabeling B samples is expected to fix X (95 % interval L–H)``."""
+        what = "samples" if self.budget != 1 else "sample"
+        return (f"relabeling {self.budget} {what} is expected to fix {self.fixed:.0f} "
+                f"(95 % interval {self.fixed_low:.0f}–{self.fixed_high:.0f}) of the "
+                f"{self.wrong} labels the model calls wrong, and to change "
+                f"{self.broken:.0f} (95 % interval {self.broken_low:.0f}–{self.broken_high:.0f}) "
+                "right labels to wrong ones")  # fmt: skip
+
+
+def preflight(
+    posterior: np.ndarray,
+    given: np.ndarray,
+    *,
+    budget: int,
+    priority: str | Priority | PriorityFn = "cross_entropy",
+    sei: np.ndarray | None = None,
+    gamma: float = 0.3,
+    rule: ConsensusRule = ConsensusRule(),
+    repeats: int = 200,
+    seed: int = 0,
+) -> Estimate:
+    """Estimate what ``budget`` reviews of the queue ordered by ``priority`` fix (module doc).
+
+    Parameters
+    ----------
+    posterior : (N, K) the model's posterior: the queue's ranking, the simulated reviews and the
+        labels they would settle on.
+    given : (N,) the labels the samples have now.
+    budget : reviews, ``>= 1`` (more than the samples is allowed: the campaign stops when every
+        sample is settled).
+    priority, sei, gamma : the queue's rule and its inputs.
+    rule : the review's consensus rule.
+    repeats, seed : simulated campaigns; repeat ``r`` draws its reviews from seed ``seed + r``.
+    """
+    p = check_posterior(posterior)
+    n, k = p.shape
+    g = check_label_vector(given, n, k, "given")
+    if isinstance(budget, bool) or int(budget) != budget or budget < 1:
+        raise ValueError(f"budget must be a positive number of reviews, got {budget!r}")
+    if isinstance(repeats, bool) or int(repeats) != repeats or repeats < 2:
+        raise ValueError(f"repeats must be an integer >= 2, got {repeats!r}")
+    truth = p.argmax(axis=1)
+    fixed, broken = np.zeros(repeats), np.zeros(repeats)
+    plain = np.zeros(n, dtype=bool)
+    for r in range(int(repeats)):
+        c = Campaign(g, num_classes=k, budget=int(budget), priority=priority, posterior=p, sei=sei,
+                     gamma=gamma, seed=seed, annotator=SimulatedAnnotator(p, seed=seed + r),
+                     count_initial_label=rule.count_given, agree=rule.agree)  # fmt: skip
+        log = c.run()
+        curves = count_curves(log, truth=truth, ambiguous=plain, budget=int(budget))
+        fixed[r] = curves["fixed"][-1]
+        was_right = int((g == truth).sum())
+        broken[r] = was_right - (curves["correct"][-1] - curves["fixed"][-1])
+    lo, hi = np.percentile(fixed, [2.5, 97.5])
+    blo, bhi = np.percentile(broken, [2.5, 97.5])
+    return Estimate(budget=int(budget), fixed=float(fixed.mean()), fixed_low=float(lo),
+                    fixed_high=float(hi), broken=float(broken.mean()), broken_low=float(blo),
+                    broken_high=float(bhi), wrong=int((g != truth).sum()),
+                    repeats=int(repeats))  # fmt: skip

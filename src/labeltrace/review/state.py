@@ -1,0 +1,270 @@
+"""The review app's state, shared by all requests: the run, its (live) order, the decisions and
+their consensus, and each sample's context. No web stack here; :mod:`labeltrace.review.app`
+maps it to routes.
+
+Positions a reviewer has been shown (or decided) keep their samples when a live queue
+re-ranks; look-aheads (``peek``) do not count.
+
+Who has done what: a sample is **done for reviewer X** when its votes settle it (the consensus
+rule), when X's own latest decision on it is a label or *unsure*, or — under single-expert
+review (``agree == 1``) — when its latest decision, by anyone, is *unsure* and nobody voted a
+label. Without a reviewer name the page falls back to "anyone": done when settled or when the
+latest decision is a label or *unsure*. *Skip* never makes a sample done. Progress, the resume
+position and the next position after a decision all follow this.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from labeltrace.relabel import priority as prio
+from labeltrace.relabel.campaign import Campaign
+from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.decisions import KINDS, ReviewStore
+from labeltrace.relabel.features import run_features
+from labeltrace.relabel.head import HeadConfig
+from labeltrace.relabel.live import LiveConfig, LiveQueue, build_updater
+from labeltrace.relabel.order import review_order
+from labeltrace.relabel.queue import DEFAULT_METHOD, queue_meta, queue_posterior, run_sei
+from labeltrace.relabel.verdicts import Verdicts, verdicts
+from labeltrace.review.context import ReviewContext, top_classes
+from labeltrace.rundir import QUEUE, REVIEWS_DB, Run
+
+__all__ = ["ReviewState"]
+
+_LABEL, _UNSURE, _SKIP = (KINDS.index(k) for k in ("label", "unsure", "skip"))
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+class _Lazy:
+    """An update built on its first call (in the refresh thread: features load there)."""
+
+    def __init__(self, build: Callable[[], Callable[[np.ndarray], Any]]) -> None:
+        self.build = build
+        self.fn: Callable[[np.ndarray], Any] | None = None
+
+    def __call__(self, labels: np.ndarray) -> Any:
+        if self.fn is None:
+            self.fn = self.build()
+        return self.fn(labels)
+
+
+class ReviewState:
+    """The run under review (module docstring).
+
+    Parameters
+    ----------
+    run : the run.
+    reviewer : default reviewer name of decisions that carry none.
+    consensus : store this consensus rule with the decisions (None keeps the stored one).
+    live : re-rank the queue as decisions arrive (None: a fixed order).
+    features : an (N, D) ``.npy`` to use as the run's features (neighbours, live refreshes).
+    log : told about background failures.
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        reviewer: str | None = None,
+        consensus: ConsensusRule | None = None,
+        live: LiveConfig | None = None,
+        features: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.classes = run.classes
+        self.reviewer = reviewer
+        self.given = run.column("given_label_id").astype(np.int64)
+        self.suggested = run.column("suggested_label_id").astype(np.int64)
+        self.suggested_prob = run.column("suggested_prob").astype(np.float64)
+        self.score = run.column("score").astype(np.float64)
+        self.rank = run.column("rank").astype(np.int64)
+        self.store = ReviewStore(run.path / REVIEWS_DB, classes=self.classes,
+                                 num_samples=run.num_samples)  # fmt: skip
+        if consensus is not None:
+            self.store.set_rule(consensus)
+        self.rule = self.store.rule()
+        self.context = ReviewContext(run, features=features)
+        self.features = features
+        self._static = review_order(run)
+        self._positions: tuple[int, np.ndarray] = (-1, np.zeros(0, dtype=np.int64))
+        self._lock = threading.Lock()
+        self._posterior: np.ndarray | None = None
+        self._reached = 0
+        self.method = (queue_meta(run.path / QUEUE) or {}).get("method", DEFAULT_METHOD)
+        self.live = self._live(live, log) if live is not None else None
+        if self.live is not None:
+            self.sync()
+
+    # ------------------------------------------------------------------ the model
+    def base_posterior(self) -> np.ndarray | None:
+        """The queue's posterior (the window the queue file names), or None without a recording."""
+        with self._lock:
+            if self._posterior is None:
+                meta = queue_meta(self.run.path / QUEUE) or {}
+                try:
+                    self._posterior = queue_posterior(self.run, meta.get("posterior", "auto")).probs
+                except ValueError:
+                    return None
+            return self._posterior
+
+    def posterior(self) -> np.ndarray | None:
+        """The posterior in use now: the live queue's latest, else the queue's."""
+        if self.live is not None and self.live.campaign.posterior is not None:
+            return self.live.campaign.posterior
+        return self.base_posterior()
+
+    def _live(self, config: LiveConfig, log: Callable[[str], None] | None) -> LiveQueue:
+        post = self.base_posterior()
+        if post is None:
+            raise ValueError(f"{self.run.path}: live re-ranking needs the run's recorded posterior")
+        rule = prio.get(self.method)
+        sei = run_sei(self.run) if "sei" in rule.inputs else None
+        campaign = Campaign(self.given, num_classes=len(self.classes), budget=None, priority=rule,
+                            posterior=post, sei=sei, count_initial_label=False,
+                            update_every=config.every)  # fmt: skip
+        head = HeadConfig(folds=5 if self.run.held_out else 1)
+
+        def build() -> Callable[[np.ndarray], Any]:
+            # propagation: the page's reduced features (the neighbours it shows); a refit: all
+            x = (self.context.load()["embedding"] if config.method == "propagation"
+                 else run_features(self.run, self.features).values)  # fmt: skip
+            return build_updater(config, x, posterior=post, labels=self.given, sei=sei, head=head)
+
+        return LiveQueue(self._static, campaign, _Lazy(build), log=log)
+
+    # ------------------------------------------------------------------ the order
+    def order(self) -> np.ndarray:
+        """Sample ids in review order now."""
+        return self.live.order if self.live is not None else self._static
+
+    def positions(self) -> np.ndarray:
+        """(N,) each sample's position in :meth:`order` (-1 when not queued)."""
+        order = self.order()
+        key, pos = self._positions
+        if key != id(order):
+            pos = np.full(self.run.num_samples, -1, dtype=np.int64)
+            pos[order] = np.arange(order.size)
+            self._positions = (id(order), pos)
+        return pos
+
+    # ------------------------------------------------------------------ decisions
+    def verdicts(self) -> Verdicts:
+        return verdicts(self.store, self.given, len(self.classes))
+
+    def done(self, v: Verdicts, reviewer: str | None) -> np.ndarray:
+        """(N,) bool: samples done for ``reviewer`` (module docstring)."""
+        r = v.resolution
+        if reviewer is None:
+            return r.resolved | (v.latest_kind == _LABEL) | (v.latest_kind == _UNSURE)
+        mine, _ = self.store.current_arrays(reviewer)
+        closed = (self.rule.agree == 1) & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
+        return r.resolved | (mine == _LABEL) | (mine == _UNSURE) | closed
+
+    def reach(self, pos: int) -> None:
+        """Position ``pos`` was shown to a reviewer: a live re-ranking keeps it and those before."""
+        self._reached = max(self._reached, int(pos) + 1)
+        if self.live is not None:
+            self.live.reach(self._reached)
+
+    def sync(self) -> None:
+        """Pass the decisions to the live queue (a refresh starts when one is due)."""
+        if self.live is None:
+            return
+        v = self.verdicts()
+        touched = np.flatnonzero(v.latest_kind >= 0)
+        pos = self.positions()[touched]
+        decided = int(pos.max()) + 1 if pos.size and pos.max() >= 0 else 0
+        self.live.sync(v.final, v.resolution.resolved, max(decided, self._reached))
+
+    def progress(self, reviewer: str | None) -> dict[str, Any]:
+        """Counts over the queue for ``reviewer`` and the first position not done for them."""
+        v = self.verdicts()
+        order = self.order()
+        done = self.done(v, reviewer)[order]
+        if reviewer is None:
+            skipped = v.latest_kind[order] == _SKIP
+        else:
+            skipped = self.store.current_arrays(reviewer)[0][order] == _SKIP
+        r = v.resolution
+        pending = np.flatnonzero(~done)
+        return {
+            "total": int(order.size),
+            "reviewed": int(done.sum()),
+            "changed": int(v.changed[order].sum()),
+            "skipped": int((skipped & ~done).sum()),
+            "resume": int(pending[0]) if pending.size else int(order.size),
+            "resolved": int(r.resolved[order].sum()),
+            "disputed": int(r.disputed[order].sum()),
+            "unresolved": int(r.unresolved[order].sum()),
+            "rule": {"agree": self.rule.agree, "count_given": self.rule.count_given,
+                     "text": self.rule.describe()},  # fmt: skip
+            "live": self.live.status() if self.live is not None else None,
+        }
+
+    def next_position(self, after: int, reviewer: str | None) -> int:
+        """The first position after ``after`` not done for ``reviewer`` (``after + 1`` when every
+        later one is done)."""
+        done = self.done(self.verdicts(), reviewer)[self.order()]
+        later = np.flatnonzero(~done[after + 1 :])
+        return int(after + 1 + later[0]) if later.size else after + 1
+
+    # ------------------------------------------------------------------ what the page shows
+    def item(self, pos: int, reviewer: str | None) -> dict[str, Any]:
+        """The queue item at ``pos``: labels, the decision shown, every reviewer's view."""
+        order = self.order()
+        i = int(order[pos])
+        hist = self.store.history(i)
+        mine = [d for d in hist if reviewer is None or d.reviewer == reviewer]
+        cur = mine[-1].to_dict() if mine else None
+        views = self.store.views(i)
+        v = self.verdicts()
+        r = v.resolution
+        post = self.posterior()
+        sugg = int(post[i].argmax()) if post is not None else int(self.suggested[i])
+        status = "resolved" if r.resolved[i] else "disputed" if r.disputed[i] else (
+            "awaiting" if r.n_votes[i] else "open")  # fmt: skip
+        return {
+            "position": pos,
+            "total": int(order.size),
+            "id": i,
+            "external_id": str(self.run.samples.column("external_id")[i].as_py()),
+            "given_label": self.classes[self.given[i]],
+            "suggested_label": self.classes[sugg],
+            "suggested_prob": _finite(post[i, sugg]) if post is not None
+            else _finite(self.suggested_prob[i]),
+            "top": top_classes(post[i], self.classes) if post is not None else [],
+            "score": _finite(self.score[i]),
+            "rank": int(self.rank[i]),
+            "decision": cur,
+            "history": len(hist),
+            "views": [{"reviewer": d.reviewer, "kind": d.kind, "decision": d.decision}
+                      for d in views],  # fmt: skip
+            "consensus": {"status": status,
+                          "label": self.classes[r.label[i]] if r.resolved[i] else None,
+                          "votes": int(r.n_votes[i]), "text": self.rule.describe()},  # fmt: skip
+        }
+
+    def context_of(self, i: int) -> dict[str, Any]:
+        """Neighbours (given and suggested class) and the trajectory of sample ``i``."""
+        post = self.posterior()
+        labels = self.verdicts().final
+        sugg = int(post[i].argmax()) if post is not None else int(self.suggested[i])
+        p = post if post is not None else np.eye(len(self.classes))[labels]
+        nb = self.context.neighbours(i, [int(self.given[i]), sugg], labels, p)
+        return {
+            "id": i,
+            "neighbours": [{"label": self.classes[c], "role": role, "ids": nb[c]}
+                           for c, role in ((int(self.given[i]), "given"), (sugg, "suggested"))
+                           if c in nb and (role == "given" or c != self.given[i])],  # fmt: skip
+            "trajectory": self.context.trajectory(i),
+            "features": self.context.source,
+        }

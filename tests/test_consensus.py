@@ -1,0 +1,118 @@
+"""Several reviewers: the consensus rule, the store's votes, the export by consensus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from runfactory import csv_rows, make_run
+
+from labeltrace.export.cleaned import export_labels, unresolved_path
+from labeltrace.relabel.campaign import Campaign
+from labeltrace.relabel.consensus import ConsensusRule, resolve, settles
+from labeltrace.relabel.decisions import ReviewStore
+from labeltrace.relabel.verdicts import final_labels, run_verdicts
+from labeltrace.rundir import open_run
+
+
+def test_rule_by_hand() -> None:
+    # votes (N=5, K=3); given labels 0
+    votes = np.array([[0, 0, 0], [0, 1, 0], [0, 1, 1], [0, 2, 1], [1, 0, 0]])
+    given = np.zeros(5, dtype=np.int64)
+    one = resolve(votes, given, ConsensusRule(agree=1))
+    assert one.resolved.tolist() == [False, True, False, True, True]
+    assert one.label.tolist() == [-1, 1, -1, 1, 0]
+    assert one.disputed.tolist() == [False, False, True, False, False]
+    two = resolve(votes, given, ConsensusRule(agree=2))
+    assert two.resolved.tolist() == [False, False, False, True, False]
+    assert two.unresolved.tolist() == [False, True, True, False, True]
+    # the given label as one vote: a change needs a second voice, a confirmation does not
+    g = resolve(votes, given, ConsensusRule(agree=1, count_given=True))
+    assert g.resolved.tolist() == [False, False, False, True, True]
+    assert g.label.tolist() == [-1, -1, -1, 1, 0]
+    assert settles(2, 1, 2) and not settles(2, 2, 1) and not settles(1, 0, 2)
+    with pytest.raises(ValueError, match="agree"):
+        ConsensusRule(agree=0)
+
+
+def test_campaign_agree_asks_for_agreeing_votes() -> None:
+    # single expert without the initial vote: agree=2 needs two equal votes
+    c = Campaign(np.array([0, 0]), num_classes=3, budget=None, priority="random",
+                 count_initial_label=False, agree=2)  # fmt: skip
+    assert c.record(1, 2).settled_label == -1
+    assert c.record(1, 1).settled_label == -1  # 1-1: a tie
+    assert c.record(1, 2).settled_label == 2
+    assert c.labels.tolist() == [0, 2]
+
+
+def _store(run_dir: Path) -> ReviewStore:
+    run = open_run(run_dir)
+    return ReviewStore(run_dir / "reviews.db", classes=run.classes, num_samples=run.num_samples)
+
+
+def test_votes_are_each_reviewers_latest_label(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    st = _store(rd)
+    st.add(0, "bird", reviewer="ada")
+    st.add(0, "cat", reviewer="ada")  # ada changed her mind: one vote, for cat
+    st.add(0, "cat", reviewer="bob")
+    st.add(1, "bird", reviewer="ada")
+    st.add(1, "unsure", reviewer="ada")  # withdrawn
+    st.add(2, "bird", reviewer="ada")
+    st.add(2, "cat", reviewer="bob")
+    v = st.vote_counts()
+    assert v[0].tolist() == [0, 0, 2] and v[1].tolist() == [0, 0, 0] and v[2].tolist() == [0, 1, 1]
+    assert [(d.reviewer, d.decision) for d in st.views(2)] == [("ada", "bird"), ("bob", "cat")]
+    assert st.current(reviewer="ada")[1].kind == "unsure"
+    assert st.reviewers() == ["ada", "bob"]
+    assert st.rule() == ConsensusRule()
+    st.set_rule(ConsensusRule(agree=2))
+    assert _store(rd).rule() == ConsensusRule(agree=2)
+
+
+def test_export_resolves_by_consensus_and_lists_the_rest(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=2)
+    run = open_run(rd)
+    given = list(run.column("given_label"))
+    other = [next(c for c in run.classes if c != g) for g in given]
+    st = _store(rd)
+    st.set_rule(ConsensusRule(agree=2))
+    st.add(0, other[0], reviewer="ada")
+    st.add(0, other[0], reviewer="bob")  # two agree: relabelled
+    st.add(1, other[1], reviewer="ada")
+    st.add(1, given[1], reviewer="bob")  # a dispute: keeps its label, listed
+    st.add(2, other[2], reviewer="ada")  # one vote of two: listed
+    st.add(3, "unsure", reviewer="ada")
+    final, dec = final_labels(run)
+    assert final[0] == run.classes.index(other[0])
+    gid = run.column("given_label_id")
+    assert final[1] == gid[1] and final[2] == gid[2]
+    assert dec[:4].tolist() == [other[0], "no consensus", "no consensus", "unsure"]
+    assert run_verdicts(run).resolution.disputed.tolist()[:3] == [False, True, False]
+    messages: list[str] = []
+    out = export_labels(rd, report=messages.append)
+    rows = csv_rows(out)
+    assert rows[0]["label"] == other[0] and rows[1]["label"] == given[1]
+    listed = csv_rows(unresolved_path(out))
+    assert [int(r["id"]) for r in listed] == [1, 2]
+    assert listed[0]["votes"] == "; ".join(sorted([f"{other[1]}: ada", f"{given[1]}: bob"]))
+    assert [r["needs"] for r in listed] == ["1 more agreeing vote"] * 2
+    assert messages and messages[0].startswith("2 samples without a consensus (2 agreeing reviews")
+
+
+def test_cli_export_reports_the_unresolved(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                           ) -> None:  # fmt: skip
+    from labeltrace.cli import main
+
+    rd = make_run(tmp_path, n=12, k=3, seed=4)
+    st = _store(rd)
+    st.add(0, "bird", reviewer="ada")
+    st.add(0, "cat", reviewer="bob")
+    out = tmp_path / "clean.csv"
+    assert main(["review", str(rd), "--export", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "1 sample without a consensus (1 agreeing review, strict majority)" in text
+    assert str(unresolved_path(out)) in text
+    with pytest.raises(SystemExit, match="rule stored with the decisions"):
+        main(["review", str(rd), "--export", str(out), "--agree", "2"])

@@ -1,0 +1,181 @@
+"""The review page in Chromium with a live order and with two reviewers (Playwright, headless).
+
+Skipped like ``test_review_browser.py`` when Playwright or Chromium is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runfactory import SHAPES, csv_rows, make_run
+
+from labeltrace.export.cleaned import export_labels, unresolved_path
+from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.live import LiveConfig
+from labeltrace.review import create_app
+from labeltrace.rundir import open_run
+
+CHROMIUM = os.environ.get("LABELTRACE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
+        "--disable-component-update", "--no-first-run"]  # fmt: skip
+TOKEN = "browser-team-token-0123"
+N = 60
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright not installed (pip install playwright)"
+)
+expect = sync_api.expect
+if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+    pytest.skip(
+        f"chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(app: Any) -> Iterator[str]:
+    import uvicorn
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not th.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    th.join(timeout=10)
+
+
+def _get(base: str, path: str) -> Any:
+    req = urllib.request.Request(base + path, headers={"X-Labeltrace-Token": TOKEN})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _order(base: str) -> list[int]:
+    return [_get(base, f"/api/item/{p}?peek=true")["id"] for p in range(N)]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip
+            pytest.skip(f"chromium does not start under playwright: {exc}")
+        yield b
+        b.close()
+
+
+def _run(tmp: Path, name: str) -> Path:
+    return make_run(tmp, n=N, k=4, size=24, style="shapes", classes=list(SHAPES[:4]), name=name,
+                    seed=9, embedding=True)  # fmt: skip
+
+
+def _caption_id(page: Any) -> int:
+    return int(page.locator("#caption").inner_text().split("·")[0].split()[1])
+
+
+def test_live_order_changes_after_decisions(tmp_path: Path, browser: Any) -> None:
+    rd = _run(tmp_path, "live")
+    run = open_run(rd)
+    app = create_app(rd, token=TOKEN, live=LiveConfig(method="propagation", every=2))
+    for base in _serve(app):
+        before = _order(base)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/?token={TOKEN}&reviewer=Ada")
+        expect(page.locator("#position")).to_have_text(f"1 / {N}")
+        expect(page.locator("#live")).to_contain_text("re-ranked 0×")
+        given = run.column("given_label_id")
+        for p in range(2):  # two labels changed: the second one starts a re-ranking
+            key = str(1 + (int(given[before[p]]) + 1) % 4)
+            page.keyboard.press(key)
+            expect(page.locator("#position")).to_have_text(f"{p + 2} / {N}")
+        deadline = time.monotonic() + 30
+        while _get(base, "/api/state")["live"]["version"] < 1:
+            assert time.monotonic() < deadline, "the live queue did not re-rank"
+            time.sleep(0.1)
+        after = _order(base)
+        # decided items stay, the one on screen stays where it was shown (shown before the
+        # re-ranking: unchanged; after it: the re-ranked one); the rest moved
+        assert after[:2] == before[:2] and after != before
+        assert _caption_id(page) == after[2]
+        q = next(p for p in range(3, N) if after[p] != before[p])
+        page.keyboard.press("u")  # a third decision: the page learns the new order
+        expect(page.locator("#position")).to_have_text(f"4 / {N}")
+        expect(page.locator("#live")).to_contain_text("re-ranked 1×")
+        for p in range(4, q + 1):
+            page.keyboard.press("ArrowRight")
+            expect(page.locator("#position")).to_have_text(f"{p + 1} / {N}")
+        expect(page.locator("#caption")).to_contain_text(f"id {after[q]} ")
+        assert _caption_id(page) != before[q]
+        # the context beside the image: top classes, a trajectory, neighbours of both classes
+        page.wait_for_selector(".nrow img")
+        assert page.locator(".topbar").count() == 3
+        assert page.locator("#trajectory svg polyline").count() == 2
+        assert page.locator(".nrow[data-role=given] img").count() == 6
+        assert not errors
+        page.close()
+
+
+def test_two_reviewers_reach_consensus(tmp_path: Path, browser: Any) -> None:
+    rd = _run(tmp_path, "team")
+    run = open_run(rd)
+    classes = run.classes
+    app = create_app(rd, token=TOKEN, consensus=ConsensusRule(agree=2))
+    for base in _serve(app):
+        order = _order(base)
+        given = run.column("given_label_id")
+        other = [(int(given[i]) + 1) % 4 for i in order[:3]]
+        ada = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        ada.goto(f"{base}/?token={TOKEN}&reviewer=Ada")
+        expect(ada.locator("#position")).to_have_text(f"1 / {N}")
+        for p in range(3):
+            ada.keyboard.press(str(other[p] + 1))
+            expect(ada.locator("#position")).to_have_text(f"{p + 2} / {N}")
+        expect(ada.locator("#progress-text")).to_contain_text("0 resolved")
+
+        bob = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        bob.goto(f"{base}/?token={TOKEN}&reviewer=Bob")
+        expect(bob.locator("#position")).to_have_text(f"1 / {N}")  # not done for Bob yet
+        expect(bob.locator("#votes")).to_contain_text(f"{classes[other[0]]}: Ada")
+        expect(bob.locator("#votes")).to_contain_text("awaiting more reviews")
+        bob.keyboard.press(str(other[0] + 1))  # agrees with Ada: settled
+        expect(bob.locator("#position")).to_have_text(f"2 / {N}")
+        bob.keyboard.press(str(int(given[order[1]]) + 1))  # disagrees: a dispute
+        expect(bob.locator("#position")).to_have_text(f"3 / {N}")
+        bob.keyboard.press("ArrowLeft")
+        expect(bob.locator("#position")).to_have_text(f"2 / {N}")
+        expect(bob.locator("#votes")).to_contain_text("reviewers disagree")
+        expect(bob.locator("#progress-text")).to_contain_text("1 resolved · 1 disputed")
+        bob.keyboard.press("ArrowLeft")
+        expect(bob.locator("#votes")).to_contain_text(f"consensus: {classes[other[0]]}")
+
+    out = export_labels(rd)
+    rows = csv_rows(out)
+    assert rows[order[0]]["label"] == classes[other[0]]  # two agreeing reviews: relabelled
+    assert rows[order[1]]["label"] == classes[given[order[1]]]  # disputed: kept
+    assert rows[order[1]]["review_decision"] == "no consensus"
+    listed = {int(r["id"]): r for r in csv_rows(unresolved_path(out))}
+    assert set(listed) == {order[1], order[2]}
+    assert "Ada" in listed[order[1]]["votes"] and "Bob" in listed[order[1]]["votes"]

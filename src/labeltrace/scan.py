@@ -81,6 +81,7 @@ class ScanConfig:
     clip_model: str | None = None  # clip: local directory (save_pretrained) or cached hub name
     clip_template: str = "a photo of a {}"
     aux_prompt: str = "a photo of something else"  # clip: the auxiliary class's prompt
+    early_stop: bool = False  # crossfit: stop training once the ranking is stable (train.early_stop)
 
 
 @dataclass
@@ -134,7 +135,7 @@ def recording_protocol(detector: str, config: ScanConfig, *, frozen_features: bo
     nothing when cross-validated probabilities or frozen features are all it needs."""
     needs = detectors.get(detector).needs
     if "held_out" in needs:
-        return protocol.CrossFit(config.folds)
+        return protocol.CrossFit(config.folds, protocol.EarlyStop() if config.early_stop else None)
     if "single" in needs:
         return protocol.InSample(1)
     if "in_sample" in needs or ("features" in needs and not frozen_features):
@@ -166,7 +167,8 @@ def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: n
         "noise": config.noise, "model": model, "network": asdict(spec), "train": config_key(train=tcfg),
         "inputs": {"image_size": config.image_size, "resolution": config.resolution, "finetune": config.finetune},
         "protocol": {"runs": config.runs, "folds": config.folds, "aux_fraction": config.aux_fraction,
-                     "suggest_last": config.suggest_last},
+                     "suggest_last": config.suggest_last,
+                     **({"early_stop": asdict(protocol.EarlyStop())} if config.early_stop else {})},
         "detector": config.detector, "seed": config.seed, "knn_k": config.knn_k,
     }  # fmt: skip
 

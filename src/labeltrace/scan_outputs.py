@@ -130,7 +130,7 @@ def write_outputs(
         "train": asdict(tcfg) | ({"held_out_accuracy": list(rec.accuracy)} if held
                                  else {"final_train_accuracy": list(rec.accuracy) if rec else []}),
         "inputs": inputs.description, "runs": len(rec.runs) if rec is not None else 0,
-        "protocol": _protocol(rec, config),
+        "protocol": _protocol(rec, config, tcfg),
         "data": {"kind": ds.kind, **(origin or {}), "root": str(ds.root) if ds.root else None,
                  "allowed_roots": [str(r) for r in ds.allowed_roots],  # image files outside are never read
                  "num_samples": N, "classes": classes, "skipped": [list(s) for s in ds.skipped]},
@@ -150,9 +150,27 @@ def write_outputs(
     return table, meta
 
 
-def _protocol(rec: Recording | None, config: ScanConfig) -> dict[str, Any]:
+def _protocol(rec: Recording | None, config: ScanConfig, tcfg: TrainConfig) -> dict[str, Any]:
     if rec is None:
         return {"kind": "none", "dynamics": "none", "folds": config.folds}
+    epochs = {"epochs_planned": tcfg.epochs, "epochs_trained": rec.runs[0].dynamics.num_epochs}
     if rec.held_out:
-        return {"kind": "crossfit", "folds": rec.num_trainings, "dynamics": "held-out"}
-    return {"kind": "in-sample", "runs": len(rec.runs), "dynamics": "in-sample"}
+        return {"kind": "crossfit", "folds": rec.num_trainings, "dynamics": "held-out", **epochs,
+                "early_stop": _early_stop(rec, config, tcfg)}  # fmt: skip
+    return {"kind": "in-sample", "runs": len(rec.runs), "dynamics": "in-sample", **epochs,
+            "early_stop": {"enabled": False, "note": "applies to the cross-fitted recording"} if config.early_stop
+            else {"enabled": False}}  # fmt: skip
+
+
+def _early_stop(rec: Recording, config: ScanConfig, tcfg: TrainConfig) -> dict[str, Any]:
+    """Whether the rule was on and stopped the training, and the top set's change at epochs
+    2..T measured at the final count (recomputed from the recording)."""
+    from labeltrace.train.early_stop import EarlyStop, ranking_changes
+
+    run = rec.runs[0]
+    changes = ranking_changes(run.dynamics, run.in_sample, run.dynamics.labels)
+    out: dict[str, Any] = {"enabled": bool(config.early_stop),
+                           "top_set_change_at_final_count": [round(c, 5) for c in changes]}  # fmt: skip
+    if config.early_stop:
+        out |= EarlyStop().describe() | {"stopped_early": run.dynamics.num_epochs < tcfg.epochs}
+    return out

@@ -8,7 +8,8 @@ result to :mod:`labeltrace.probs` (confident learning, self-confidence, ...).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -17,7 +18,14 @@ from sklearn.preprocessing import StandardScaler
 
 from labeltrace._checks import id_list
 
-__all__ = ["crossval_probs", "fold_ids"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from labeltrace.train.loop import TrainConfig
+    from labeltrace.train.recipe import NetworkSpec
+
+__all__ = ["NetworkEstimator", "crossval_probs", "fold_ids"]
 
 
 class ProbaEstimator(Protocol):
@@ -172,3 +180,46 @@ def crossval_probs(
             )
         out[np.ix_(np.flatnonzero(test), cols)] = proba
     return out
+
+
+class NetworkEstimator:
+    """scikit-learn-style wrapper so :func:`crossval_probs` can cross-validate a network
+    (:func:`labeltrace.train.protocol.cross_validated_probs`).
+
+    ``fit`` takes the flattened inputs (crossval_probs needs 2-D features) and reshapes them;
+    every fit runs in this process alone, also inside a data-parallel scan.
+    """
+
+    def __init__(self, spec: NetworkSpec, train: TrainConfig, shape: tuple[int, ...], k: int, seed: int) -> None:
+        self.spec, self.train, self.shape, self.k, self.seed = spec, train, shape, k, seed
+        self.classes_ = np.arange(k)
+        self.net: nn.Module | None = None
+
+    def _x(self, x: np.ndarray) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32).reshape(-1, *self.shape))
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> NetworkEstimator:
+        import torch
+
+        from labeltrace.train.distributed import LOCAL
+        from labeltrace.train.loop import train_recorded
+
+        xt = self._x(x)
+        torch.manual_seed(self.seed)
+        self.net = self.spec.build(xt, self.k)
+        train_recorded(self.net, xt, np.asarray(y), num_classes=self.k, config=replace(self.train, seed=self.seed),
+                       recorder_mode="streaming", keep_probs=0, progress=False, dist=LOCAL)  # fmt: skip
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        from labeltrace.train.loop import predict_logits
+
+        assert self.net is not None, "fit first"
+        xt = self._x(x)
+        logits = predict_logits(self.net, xt, torch.arange(len(xt)), device=next(self.net.parameters()).device,
+                                batch_size=2048)  # fmt: skip
+        return torch.softmax(logits.float(), 1).cpu().numpy().astype(np.float64)

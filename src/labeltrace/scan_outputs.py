@@ -60,9 +60,10 @@ def write_outputs(
     det: detectors.Detection, post: np.ndarray, given: np.ndarray, truth: np.ndarray,
     noise_info: dict[str, Any] | None, inputs: Inputs, tcfg: TrainConfig, command: list[str] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
-    probe: dict[str, Any] | None = None,
+    probe: dict[str, Any] | None = None, distributed: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
-    """Write ``samples.parquet`` (+ csv), the array images and ``run.json``; return the table and meta."""
+    """Write ``samples.parquet`` (+ csv), ``run.json`` and, for in-memory arrays that cannot be
+    read again from a source, ``images.npy``; return the table and meta."""
     t0 = time.perf_counter()
     N, classes = len(ds), list(ds.classes)
     cols, results = side_by_side(ev, det)
@@ -118,7 +119,8 @@ def write_outputs(
     rd.write_table(out / rd.SAMPLES, table)
     if config.csv:
         rd.write_table(out / rd.SAMPLES_CSV, table)
-    if ds.root is None:  # array datasets: keep the pixels so reports and review can show them
+    source = rd.image_source(origin)  # npz / example: the report reads thumbnails from there
+    if ds.root is None and source is None:  # arrays handed over in memory: keep their pixels to show them
         imgs = ds.materialize(dtype=np.uint8).transpose(0, 2, 3, 1)
         rd.atomic_write(out / rd.IMAGES, lambda fh: np.save(fh, imgs, allow_pickle=False))
     timings["total"] = time.perf_counter() - t_start
@@ -131,10 +133,12 @@ def write_outputs(
                                  else {"final_train_accuracy": list(rec.accuracy) if rec else []}),
         "inputs": inputs.description, "runs": len(rec.runs) if rec is not None else 0,
         "protocol": _protocol(rec, config, tcfg),
-        "data": {"kind": ds.kind, **(origin or {}), "root": str(ds.root) if ds.root else None,
+        "data": {"kind": ds.kind, **(origin or {}), **({"image_source": source} if source else {}),
+                 "root": str(ds.root) if ds.root else None,
                  "allowed_roots": [str(r) for r in ds.allowed_roots],  # image files outside are never read
                  "num_samples": N, "classes": classes, "skipped": [list(s) for s in ds.skipped]},
         "seed": config.seed, "fingerprint": fingerprint,
+        "distributed": distributed or {"world_size": 1, "backend": None},
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
                      "platform": platform.platform()},
         "timings": timings,

@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crossfit and cross-validated probabilities: number of folds = models trained (default 5)")
     s.add_argument("--early-stop", action=argparse.BooleanOptionalAction, default=None,
                    help="crossfit: stop training once the ranking is stable — the suspects at the estimated "
-                        "count change by < 1%% in each of 3 epochs (default off; benchmarks/RESULTS.md)")
+                        "count change by < 1%% in each of 3 epochs (default off: docs/scale.md)")
     s.add_argument("--runs", type=int, default=2, choices=[1, 2],
                    help="in-sample detectors: 2 runs with disjoint auxiliary sets (default); 1: one run, no "
                         "auxiliary class")

@@ -287,6 +287,9 @@ def scan(
             if probe["accuracy"] else f"--model auto: {model} ({probe['reason']})")
     _check(config, model, len(ds))
     stream = streams(config, model, ds)
+    if stream and "cv_probs" in detectors.get(config.detector).needs:
+        raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
+                         "in memory: scan with --no-stream")  # fmt: skip
     fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size)
     claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log))
     if claimed == "finished":

@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -63,7 +63,7 @@ class Dist:
         from torch.utils.data import DistributedSampler
 
         n = len(order)
-        pos = torch.as_tensor(list(DistributedSampler(range(n), self.world_size, self.rank, shuffle=False)),
+        pos = torch.as_tensor(list(DistributedSampler(cast(Any, range(n)), self.world_size, self.rank, shuffle=False)),
                               dtype=torch.long)  # fmt: skip
         real = torch.arange(self.rank, len(pos) * self.world_size, self.world_size) < n
         return order[pos], real

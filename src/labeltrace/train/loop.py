@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -181,7 +181,7 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor | BatchSource, ids: to
                    device: torch.device, batch_size: int = 1024) -> torch.Tensor:  # fmt: skip
     """Eval-mode logits of ``inputs[ids]`` (on the training device); a data-parallel wrapper's
     module predicts alone (no communication)."""
-    net = model.module if _is_ddp(model) else model
+    net = cast(nn.Module, model.module) if _is_ddp(model) else model
     net.eval()
     out = [net(x.to(device)) for _, x in as_source(inputs).batches(ids, batch_size)]
     return torch.cat(out) if out else torch.zeros(0)

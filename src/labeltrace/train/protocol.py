@@ -156,13 +156,14 @@ def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, give
 
 def _embedding(net: nn.Module, inputs: Inputs, chunk: int = 1024) -> np.ndarray | None:
     """The network's penultimate embedding of every input (for the kNN vote), if it has one."""
-    if not hasattr(net, "features"):
+    features = getattr(net, "features", None)
+    if features is None:
         return None
     net.eval()
     dev = next(net.parameters()).device
     source = as_source(inputs)
     with torch.inference_mode():
-        out = [net.features(x.to(dev)).float().cpu() for _, x in source.batches(torch.arange(source.shape[0]), chunk)]
+        out = [features(x.to(dev)).float().cpu() for _, x in source.batches(torch.arange(source.shape[0]), chunk)]
     return torch.cat(out).numpy()
 
 
@@ -208,10 +209,9 @@ def record(
         rec = _crossfit(protocol, spec, train, inputs, given, **kw)
     else:
         rec = _in_sample(protocol, spec, train, inputs, given, **kw)
-    if not d.active:
-        return rec
-    d.barrier()  # rank 0 has saved the recording: the others read it back
-    return rec if d.is_writer else store.load()
+    if d.active:
+        d.barrier()  # rank 0 has saved the recording: the others read it back
+    return rec if rec is not None else store.load()
 
 
 def record_in_sample(spec: NetworkSpec, train: TrainConfig, inputs: Inputs, given: np.ndarray, *,

@@ -72,6 +72,29 @@ WORKER = textwrap.dedent(
             ins.save(root / "ins.npz", embed=True)
         DistributedRecorder.update = real_update
 
+        # killed in epoch 1 on every rank, then resumed from the checkpoint rank 0 wrote
+        import labeltrace.train.protocol as P
+
+        real_run = P.run_epoch
+
+        def dies(*a, epoch, **kw):
+            if epoch == 1:
+                raise KeyboardInterrupt
+            return real_run(*a, epoch=epoch, **kw)
+
+        P.run_epoch = dies
+        kw = dict(num_classes=K, config=TrainConfig(epochs=EPOCHS, batch_size=16), n_folds=FOLDS, progress=False,
+                  checkpoint_dir=root / "ck2")
+        try:
+            crossfit_recorded(build, x, y, in_sample=DistributedRecorder(N, K, dedupe=False, keep_probs=1), **kw)
+        except KeyboardInterrupt:
+            pass
+        P.run_epoch = real_run
+        resumed, _ = crossfit_recorded(build, x, y, in_sample=DistributedRecorder(N, K, dedupe=False, keep_probs=1),
+                                       **kw)
+        if rank == 0:
+            resumed.save(root / "held_resumed.npz", embed=True)
+
         from labeltrace.data import from_npz
         from labeltrace.scan import ScanConfig, scan
 
@@ -131,6 +154,12 @@ def test_scan_under_two_processes(tmp_path):
         for f in FIELDS:
             np.testing.assert_allclose(got.epochs(f), want.epochs(f), rtol=1e-6, atol=1e-7, err_msg=f"{tag} {f}")
         np.testing.assert_allclose(got.mean_posterior(), want.mean_posterior(), rtol=1e-6, atol=1e-7)
+
+    # a kill in epoch 1 on both ranks, resumed from rank 0's checkpoint: the same recording
+    resumed = Recorder.load(tmp_path / "held_resumed.npz").dynamics()
+    held = Recorder.load(tmp_path / "held.npz").dynamics()
+    for f in ("p_given", "margin"):
+        np.testing.assert_allclose(resumed.epochs(f), held.epochs(f), rtol=1e-5, atol=1e-6)
 
     # 2. the scan: one complete run directory, written by rank 0, read back the same by rank 1
     run = rundir.open_run(tmp_path / "run")

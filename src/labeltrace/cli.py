@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         "scan",
         help="train with the recorder, score every sample, write ranked suspects",
         description="Score every sample of a labeled image dataset and write a run directory "
-        "(samples.parquet, run.json, saved dynamics). A killed scan re-run with the same command resumes.",
+        "(samples.parquet, run.json, saved dynamics). A killed scan re-run with the same command resumes. "
+        "Under torchrun --nproc_per_node N every training runs data-parallel (gloo on CPU, NCCL on GPU) and rank 0 "
+        "writes the run directory.",
     )
     s.add_argument("data", nargs="?", help="image folder (one sub-folder per class), manifest .csv/.parquet, or .npz")
     s.add_argument("--labels", help="manifest (path,label[,id]); paths relative to DATA if given, else to the manifest")
@@ -258,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features)")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="decode the images batch by batch in worker processes instead of holding them in memory "
-                        "(frozen features: read from their memory-mapped cache); default: stream when the "
+                        "(frozen features: read from their cache file batch by batch); default: stream when the "
                         "in-memory inputs would exceed 2 GiB")
     s.add_argument("--workers", type=int, metavar="N",
                    help="decoding processes when streaming (default: CPUs - 1, at most 8; 0: in the main process)")

@@ -9,8 +9,8 @@ keeps, so earlier caches stay valid (the batches are the same 256-image windows,
 are too).
 
 In memory the features are standardised per dimension into one tensor; streamed, they are read
-from the memory-mapped entry batch by batch (:class:`FeatureBatches`) and standardised on the fly
-with statistics from one pass over the file.
+from the cache entry batch by batch (:class:`FeatureBatches`) and standardised on the fly with
+statistics from one pass over the file.
 """
 
 from __future__ import annotations
@@ -74,35 +74,62 @@ def extract_chunked(path: Path, n: int, dim: int, rows: Callable[[int, int], np.
 
 
 class FeatureBatches:
-    """A :class:`~labeltrace.train.batches.BatchSource` over a memory-mapped ``(N, D)`` feature
-    file, standardised per dimension on the fly (``(f - mean) / (std + 1e-6)``)."""
+    """A :class:`~labeltrace.train.batches.BatchSource` over an ``(N, D)`` float32 ``.npy`` feature
+    file, standardised per dimension on the fly (``(f - mean) / (std + 1e-6)``). Rows are read
+    with ``pread`` as batches ask for them (never mapped), so the process holds one batch."""
 
-    def __init__(self, features: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
-        self.features = features
+    def __init__(self, path: Path, mean: np.ndarray, std: np.ndarray) -> None:
+        self.path = Path(path)
+        head = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        if head.dtype != np.float32 or head.ndim != 2 or not head.flags.c_contiguous:
+            raise ValueError(f"{self.path}: expected a C-ordered (N, D) float32 array, got {head.dtype} {head.shape}")
+        self._shape = (int(head.shape[0]), int(head.shape[1]))
+        self._offset = int(head.offset)
+        del head
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32) + np.float32(1e-6)
+        self._fd: int | None = None
 
     @classmethod
-    def from_file(cls, path: Path, chunk: int = 65_536) -> FeatureBatches:
-        """Open ``path`` memory-mapped and compute the statistics in one chunked float64 pass."""
-        f = np.load(path, mmap_mode="r", allow_pickle=False)
-        s, ss = np.zeros(f.shape[1]), np.zeros(f.shape[1])
-        for a in range(0, len(f), chunk):
-            block = np.asarray(f[a : a + chunk], dtype=np.float64)
+    def from_file(cls, path: Path, chunk: int = 4096) -> FeatureBatches:
+        """The file's rows standardised with statistics from one chunked float64 pass over it."""
+        src = cls(path, np.zeros(0), np.zeros(0))
+        n, d = src._shape
+        s, ss = np.zeros(d), np.zeros(d)
+        for a in range(0, n, chunk):
+            block = src._read(a, min(a + chunk, n)).astype(np.float64)
             s += block.sum(0)
             ss += (block * block).sum(0)
-        mean = s / len(f)
-        std = np.sqrt(np.maximum(ss / len(f) - mean * mean, 0.0))
-        return cls(f, mean.astype(np.float32), std.astype(np.float32))
+        mean = s / n
+        return cls(path, mean.astype(np.float32), np.sqrt(np.maximum(ss / n - mean * mean, 0.0)).astype(np.float32))
+
+    def _file(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        return self._fd
+
+    def _read(self, a: int, b: int) -> np.ndarray:
+        row = self._shape[1] * 4
+        buf = os.pread(self._file(), (b - a) * row, self._offset + a * row)
+        return np.frombuffer(buf, dtype=np.float32).reshape(b - a, self._shape[1])
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The raw feature rows ``ids``, in that order."""
+        return np.stack([self._read(int(i), int(i) + 1)[0] for i in ids]) if len(ids) else \
+            np.zeros((0, self._shape[1]), np.float32)  # fmt: skip
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(int(v) for v in self.features.shape)
+        return self._shape
 
     def batches(self, ids: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for b in range(0, len(ids), batch_size):
             chunk = ids[b : b + batch_size]
-            rows = np.asarray(self.features[chunk.numpy()], dtype=np.float32)
+            rows = self.rows(chunk.numpy())
             yield chunk, torch.from_numpy(((rows - self.mean) / self.std).astype(np.float32))
 
 
@@ -119,7 +146,7 @@ def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | 
                     device: str = "cpu", progress: bool = False, stream: bool = False,
                     workers: int | None = None) -> Inputs:  # fmt: skip
     """The effnet-lite0 inputs of ``ds``: cached features (extracted on a miss), standardised, in
-    memory or streamed from the memory-mapped cache entry."""
+    memory or streamed from the cache entry."""
     fp = backbone.fingerprint_files([str(ds.root / s) for s in ds.sources]) if ds.root is not None \
         else backbone.fingerprint_array(ds.materialize(dtype=np.uint8))  # fmt: skip
     cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace" / "features")

@@ -9,7 +9,7 @@
 
 In memory (``stream=False``) the inputs are one tensor; streamed (``stream=True``) the images are
 decoded batch by batch in DataLoader workers (:class:`labeltrace.data.stream.StreamBatches`) and
-frozen features are read from their memory-mapped cache file, so nothing holds all images.
+frozen features are read from their cache file batch by batch, so nothing holds all images.
 :func:`should_stream` is the rule ``labeltrace scan`` applies when not told.
 """
 
@@ -131,7 +131,7 @@ def prepare_inputs(
     resolution; ``cache_dir``: the feature cache (default ``~/.cache/labeltrace/features``);
     ``stream``: decode images batch by batch in ``workers`` DataLoader processes instead of
     holding them in one tensor (normalisation statistics from a streaming pass), and read frozen
-    features from their memory-mapped cache file.
+    features from their cache file batch by batch.
     """
     size = _image_size(ds, model, image_size, finetune)
     if model in ("small-cnn", "clip") or (model == "effnet-lite0" and finetune):

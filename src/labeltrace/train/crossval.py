@@ -3,6 +3,9 @@
 :func:`crossval_probs` fits one model per fold of a stratified K-fold split and predicts the
 held-out fold, so every sample's probabilities come from a model that never saw it. Feed the
 result to :mod:`labeltrace.probs` (confident learning, self-confidence, ...).
+:func:`cross_validated_probs` (also :func:`labeltrace.train.protocol.cross_validated_probs`) runs
+it for a network or for logistic regression, seeded by the protocol's :func:`~labeltrace.train.
+protocol.cv_seed`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from labeltrace.train.loop import TrainConfig
     from labeltrace.train.recipe import NetworkSpec
 
-__all__ = ["NetworkEstimator", "crossval_probs", "fold_ids"]
+__all__ = ["NetworkEstimator", "cross_validated_probs", "crossval_probs", "fold_ids"]
 
 
 class ProbaEstimator(Protocol):
@@ -223,3 +226,37 @@ class NetworkEstimator:
         logits = predict_logits(self.net, xt, torch.arange(len(xt)), device=next(self.net.parameters()).device,
                                 batch_size=2048)  # fmt: skip
         return torch.softmax(logits.float(), 1).cpu().numpy().astype(np.float64)
+
+
+def cross_validated_probs(
+    spec: NetworkSpec | None,
+    train: TrainConfig | None,
+    inputs: torch.Tensor,
+    given: np.ndarray,
+    *,
+    num_classes: int,
+    seed: int,
+    folds: int = 5,
+    C: float = 0.05,
+    max_iter: int = 1000,
+) -> np.ndarray:
+    """(N, K) out-of-fold probabilities after training: ``folds`` fits of ``spec`` with ``train``
+    (fold ``f`` seeded :func:`cv_seed`), or, with ``spec=None``, cleanlab's recipe — logistic
+    regression (``C``, ``max_iter``) on standardised features. ``inputs`` in memory; one process
+    (rank 0 of a data-parallel scan computes it alone)."""
+    if spec is None:
+        return crossval_probs(inputs.numpy(), given, n_folds=folds, C=C, max_iter=max_iter, seed=seed,
+                              num_classes=num_classes)  # fmt: skip
+    if train is None:
+        raise ValueError("cross_validated_probs: a network needs its training settings")
+    from labeltrace.train.protocol import cv_seed
+
+    shape = tuple(inputs.shape[1:])
+    fold = iter(range(folds))
+
+    def factory() -> NetworkEstimator:
+        return NetworkEstimator(spec, train, shape, num_classes, cv_seed(seed, next(fold)))
+
+    flat = inputs.reshape(len(inputs), -1).numpy()
+    return crossval_probs(flat, given, n_folds=folds, seed=seed, standardize=False, num_classes=num_classes,
+                          estimator_factory=factory)  # fmt: skip

@@ -45,6 +45,7 @@ from labeltrace.record.recording import RecordedRun, Recording, RecordingDir
 from labeltrace.train import distributed
 from labeltrace.train.batches import BatchSource, as_source
 from labeltrace.train.checkpoint import Checkpoint, config_key
+from labeltrace.train.crossval import cross_validated_probs  # one of the protocols' entry points
 from labeltrace.train.distributed import Dist
 from labeltrace.train.early_stop import EarlyStop
 from labeltrace.train.loop import (
@@ -395,40 +396,3 @@ def crossfit_recorded(
     if bar is not None:
         bar.close()
     return rec, folds
-
-
-# ----------------------------------------------------------------------------- cross-validated probabilities
-def cross_validated_probs(
-    spec: NetworkSpec | None,
-    train: TrainConfig | None,
-    inputs: torch.Tensor,
-    given: np.ndarray,
-    *,
-    num_classes: int,
-    seed: int,
-    folds: int = 5,
-    C: float = 0.05,
-    max_iter: int = 1000,
-) -> np.ndarray:
-    """(N, K) out-of-fold probabilities after training: ``folds`` fits of ``spec`` with ``train``
-    (fold ``f`` seeded :func:`cv_seed`), or, with ``spec=None``, cleanlab's recipe — logistic
-    regression (``C``, ``max_iter``) on standardised features. ``inputs`` in memory; one process
-    (rank 0 of a data-parallel scan computes it alone)."""
-    from labeltrace.train.crossval import crossval_probs
-
-    if spec is None:
-        return crossval_probs(inputs.numpy(), given, n_folds=folds, C=C, max_iter=max_iter, seed=seed,
-                              num_classes=num_classes)  # fmt: skip
-    if train is None:
-        raise ValueError("cross_validated_probs: a network needs its training settings")
-    from labeltrace.train.crossval import NetworkEstimator
-
-    shape = tuple(inputs.shape[1:])
-    fold = iter(range(folds))
-
-    def factory() -> NetworkEstimator:
-        return NetworkEstimator(spec, train, shape, num_classes, cv_seed(seed, next(fold)))
-
-    flat = inputs.reshape(len(inputs), -1).numpy()
-    return crossval_probs(flat, given, n_folds=folds, seed=seed, standardize=False, num_classes=num_classes,
-                          estimator_factory=factory)  # fmt: skip

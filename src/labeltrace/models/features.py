@@ -139,7 +139,10 @@ def _image_batches(ds: ImageDataset, workers: int | None) -> Callable[[int, int]
     hw, c = ds.output_shape(size=32 if ds.image_shape is None else None, channels=3)
     stream = ImageStream(ds, hw, c)
     w = default_stream_workers() if workers is None else int(workers)
-    return lambda a, b: (x for _, x in iterate(stream, np.arange(a, b), BATCH, w))
+    # channels-last, the layout ImageDataset.load_batch hands over (a transposed view of HWC images):
+    # the backbone's convolutions round differently by layout, and the cache must not depend on the path
+    return lambda a, b: (x.contiguous(memory_format=torch.channels_last)
+                         for _, x in iterate(stream, np.arange(a, b), BATCH, w))  # fmt: skip
 
 
 def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | Path | None = None,

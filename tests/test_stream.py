@@ -20,7 +20,12 @@ from labeltrace import rundir
 from labeltrace.data import from_arrays, from_folder
 from labeltrace.data.stream import StreamBatches, channel_stats
 from labeltrace.models import features as F
-from labeltrace.models.inputs import STREAM_ABOVE_BYTES, estimated_bytes, prepare_inputs, should_stream
+from labeltrace.models.inputs import (
+    STREAM_ABOVE_BYTES,
+    estimated_bytes,
+    prepare_inputs,
+    should_stream,
+)
 from labeltrace.scan import ScanConfig, scan
 from labeltrace.train import TrainConfig, train_recorded
 from labeltrace.train.batches import TensorBatches

@@ -181,7 +181,10 @@ def test_default_scan_is_cross_fitted_and_held_out(tmp_path, capsys):
     assert cfg.detector == "crossfit"
     res = scan(ds, tmp_path / "run", cfg, progress=False, log=lambda s: None)
     run = rundir.open_run(res.run_dir)
-    assert run.meta["protocol"] == {"kind": "crossfit", "folds": 4, "dynamics": "held-out"} and run.held_out
+    proto = run.meta["protocol"]
+    assert {k: proto[k] for k in ("kind", "folds", "dynamics", "epochs_planned", "epochs_trained")} == {
+        "kind": "crossfit", "folds": 4, "dynamics": "held-out", "epochs_planned": 4, "epochs_trained": 4}
+    assert proto["early_stop"]["enabled"] is False and run.held_out
     assert run.num_runs == 1 and "aux_run0" not in run.samples.column_names
     folds = run.column("fold")
     assert sorted(np.unique(folds).tolist()) == [0, 1, 2, 3]

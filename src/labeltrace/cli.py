@@ -68,7 +68,9 @@ def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, 
 def _cmd_scan(args: argparse.Namespace) -> int:
     from labeltrace.report.summary import print_summary
     from labeltrace.scan import ScanConfig, scan
+    from labeltrace.train.distributed import init_from_env
 
+    d = init_from_env(args.device)  # under torchrun: one process group, gloo on CPU, nccl on GPU
     ds, origin = _load_dataset(args)
     cfg = ScanConfig(
         model=args.model, epochs=args.epochs, runs=args.runs, folds=args.folds, batch_size=args.batch_size, lr=args.lr,
@@ -76,8 +78,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         image_size=args.image_size, width=args.width, head=args.head, hidden=args.hidden, finetune=args.finetune, resolution=args.resolution, detector=args.detector,
         noise=args.noise, seed=args.seed, device=args.device, cache_dir=args.cache_dir, csv=args.csv,
         clip_model=args.clip_model, clip_template=args.clip_template, aux_prompt=args.aux_prompt,
+        **({} if args.early_stop is None else {"early_stop": args.early_stop}), stream=args.stream,
+        workers=args.workers,
     )  # fmt: skip
-    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    log = (lambda s: None) if args.quiet or not d.is_writer else (lambda s: print(s, file=sys.stderr))
     if ds.skipped:
         log(f"skipped {len(ds.skipped)} unreadable images (listed in run.json):")
         for src, why in ds.skipped[:10]:
@@ -87,7 +91,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     res = scan(ds, args.out, cfg, progress=not args.quiet, log=log, command=sys.argv, origin=origin,
                true_labels=truth, force=args.force)  # fmt: skip
-    print_summary(res.run_dir, top=args.top, elapsed=time.perf_counter() - t0)
+    if d.is_writer:
+        print_summary(res.run_dir, top=args.top, elapsed=time.perf_counter() - t0)
     return 0
 
 
@@ -222,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         "scan",
         help="train with the recorder, score every sample, write ranked suspects",
         description="Score every sample of a labeled image dataset and write a run directory "
-        "(samples.parquet, run.json, saved dynamics). A killed scan re-run with the same command resumes.",
+        "(samples.parquet, run.json, saved dynamics). A killed scan re-run with the same command resumes. "
+        "Under torchrun --nproc_per_node N every training runs data-parallel (gloo on CPU, NCCL on GPU) and rank 0 "
+        "writes the run directory.",
     )
     s.add_argument("data", nargs="?", help="image folder (one sub-folder per class), manifest .csv/.parquet, or .npz")
     s.add_argument("--labels", help="manifest (path,label[,id]); paths relative to DATA if given, else to the manifest")
@@ -247,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "which wins where): " + "; ".join(f"{n}: {table.get(n).summary}" for n in detectors))
     s.add_argument("--folds", type=int, default=5,
                    help="crossfit and cross-validated probabilities: number of folds = models trained (default 5)")
+    s.add_argument("--early-stop", action=argparse.BooleanOptionalAction, default=None,
+                   help="crossfit: stop training once the ranking is stable — the suspects at the estimated "
+                        "count change by < 1%% in each of 3 epochs (default off: docs/scale.md)")
     s.add_argument("--runs", type=int, default=2, choices=[1, 2],
                    help="in-sample detectors: 2 runs with disjoint auxiliary sets (default); 1: one run, no "
                         "auxiliary class")
@@ -265,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--width", type=int, help="small-cnn base width (channels of the first stage)")
     s.add_argument("--resolution", type=int, default=96, help="effnet-lite0 feature resolution")
     s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features)")
+    s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode the images batch by batch in worker processes instead of holding them in memory "
+                        "(frozen features: read from their cache file batch by batch); default: stream when the "
+                        "in-memory inputs would exceed 2 GiB")
+    s.add_argument("--workers", type=int, metavar="N",
+                   help="decoding processes when streaming (default: CPUs - 1, at most 8; 0: in the main process)")
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")
     s.add_argument("--on-bad-image", default="fail", choices=["fail", "skip"])
     s.add_argument("--allow-root", action="append", default=[], metavar="DIR",

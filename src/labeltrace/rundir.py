@@ -11,7 +11,9 @@ A scan writes, and the report, review app, exports and ``labeltrace score`` read
                            run1.npz (Recorder states), auxiliary masks, folds, checkpoints while
                            a scan runs
       cv_probs.npy         out-of-fold probabilities, when the detector needs them
-      images.npy           uint8 (N, H, W, C) images, only for datasets that came as arrays
+      images.npy           uint8 (N, H, W, C) images, only for arrays handed over in memory (a .npz or
+                           a built-in example is read again from its source: run.json
+                           data.image_source; runs written before keep reading their images.npy)
       queue.parquet        the relabel order the review app serves (labeltrace queue)
       reviews.db           the review app's decisions (SQLite)
       review_context.npz   the review page's context (reduced features, trajectories), cached
@@ -46,6 +48,7 @@ __all__ = [
     "atomic_write",
     "claim",
     "dynamics_path",
+    "image_source",
     "open_run",
     "recording_dir",
     "write_json",
@@ -126,6 +129,21 @@ def in_sample_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
     return recording_dir(run_dir).in_sample_file(int(run_index))
 
 
+def image_source(origin: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where a run can read an array dataset's pixels again (``run.json`` ``data.image_source``):
+    a ``.npz`` (path, split, size and modification time, to notice a changed file) or a built-in
+    example; None when the pixels came some other way (e.g. arrays handed to :func:`scan`)."""
+    kind = (origin or {}).get("kind")
+    if kind == "npz":
+        p = Path(origin["source"]).resolve()  # type: ignore[index]
+        st = p.stat()
+        return {"kind": "npz", "path": str(p), "split": origin.get("split", "train"),  # type: ignore[union-attr]
+                "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if kind == "example":
+        return {"kind": "example", "name": origin["source"]}  # type: ignore[index]
+    return None
+
+
 class RunDirConflict(ValueError):
     """The run directory holds a scan of another configuration."""
 
@@ -193,6 +211,7 @@ class Run:
     meta: dict[str, Any]
     samples: pa.Table
     _images: np.ndarray | None = field(default=None, repr=False)
+    _source: Any = field(default=None, repr=False)  # the reopened array dataset (image_source)
 
     @property
     def classes(self) -> list[str]:
@@ -301,17 +320,41 @@ class Run:
             raise ValueError(f"sample id {sample_id} out of range [0, {self.num_samples})")
         f = self.image_file(i)
         if f is None:
-            if self._images is None:
-                p = self.path / IMAGES
-                if not p.exists():
-                    raise ValueError(f"run {self.path} stores no images ({IMAGES} missing)")
-                self._images = np.load(p, mmap_mode="r", allow_pickle=False)
-            img = np.asarray(self._images[i])
-            return img if img.ndim == 3 else img[:, :, None]
+            if self._images is None and (self.path / IMAGES).exists():  # in-memory arrays, or a run written before
+                self._images = np.load(self.path / IMAGES, mmap_mode="r", allow_pickle=False)
+            if self._images is not None:
+                img = np.asarray(self._images[i])
+                return img if img.ndim == 3 else img[:, :, None]
+            arr = self._source_dataset().load(i)
+            return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
         from labeltrace.data import decode  # lazy: decoding lives at the data edge
 
         arr = decode.decode_image(f, max_pixels=self.max_pixels)
         return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+
+
+    def _source_dataset(self) -> Any:
+        """The array dataset the scan read, opened again from ``data.image_source`` (once)."""
+        if self._source is not None:
+            return self._source
+        src = self.meta["data"].get("image_source")
+        if src is None:
+            raise ValueError(f"run {self.path} stores no images ({IMAGES} missing) and names no source to read them from")
+        from labeltrace import data  # lazy: reading datasets lives at the data edge
+
+        if src["kind"] == "npz":
+            p = Path(src["path"])
+            st = p.stat() if p.is_file() else None
+            if st is None or (st.st_size, st.st_mtime_ns) != (src["size"], src["mtime_ns"]):
+                why = "is missing" if st is None else "changed since the scan"
+                raise ValueError(f"run {self.path}: its images' source {p} {why}; cannot show its images")
+            ds = data.from_npz(p, split=src["split"])
+        else:
+            ds = data.example(src["name"])
+        if len(ds) != self.num_samples:
+            raise ValueError(f"run {self.path}: its images' source holds {len(ds)} images, the run {self.num_samples}")
+        self._source = ds
+        return ds
 
 
 def open_run(path: str | os.PathLike[str]) -> Run:

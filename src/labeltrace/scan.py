@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,9 @@ from labeltrace.data import ImageDataset
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import Evidence, posterior
 from labeltrace.evaluate import noise
-from labeltrace.models.inputs import Inputs, data_identity, prepare_inputs
+from labeltrace.models.inputs import Inputs, data_identity, prepare_inputs, should_stream
 from labeltrace.record.recording import Recording
-from labeltrace.train import TrainConfig, protocol, resolve_device
+from labeltrace.train import TrainConfig, distributed, protocol, resolve_device
 from labeltrace.train.checkpoint import config_key
 from labeltrace.train.recipe import NetworkSpec
 
@@ -81,6 +82,9 @@ class ScanConfig:
     clip_model: str | None = None  # clip: local directory (save_pretrained) or cached hub name
     clip_template: str = "a photo of a {}"
     aux_prompt: str = "a photo of something else"  # clip: the auxiliary class's prompt
+    early_stop: bool = False  # crossfit: stop training once the ranking is stable (train.early_stop)
+    stream: bool | None = None  # decode images batch by batch in workers; None: when the inputs exceed 2 GiB
+    workers: int | None = None  # decoding processes when streaming (None: CPUs - 1, at most 8)
 
 
 @dataclass
@@ -134,7 +138,7 @@ def recording_protocol(detector: str, config: ScanConfig, *, frozen_features: bo
     nothing when cross-validated probabilities or frozen features are all it needs."""
     needs = detectors.get(detector).needs
     if "held_out" in needs:
-        return protocol.CrossFit(config.folds)
+        return protocol.CrossFit(config.folds, protocol.EarlyStop() if config.early_stop else None)
     if "single" in needs:
         return protocol.InSample(1)
     if "in_sample" in needs or ("features" in needs and not frozen_features):
@@ -156,18 +160,31 @@ def _check(config: ScanConfig, model: str, n: int) -> None:
         noise.parse_spec(config.noise)
 
 
-def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: np.ndarray | None) -> dict[str, Any]:
+def streams(config: ScanConfig, model: str, ds: ImageDataset) -> bool:
+    """Whether the scan streams its inputs: ``config.stream``, else :func:`should_stream`."""
+    if config.stream is not None:
+        return bool(config.stream)
+    return should_stream(ds, model, image_size=config.image_size, finetune=config.finetune)
+
+
+def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: np.ndarray | None, *,
+                stream: bool = False, world_size: int = 1) -> dict[str, Any]:  # fmt: skip
     """Everything that determines a scan's result: the data's identity and labels, the noise,
-    the inputs, the network, the training, the protocol, the detector and the seed."""
+    the inputs (streamed: normalisation statistics from a streaming pass), the network, the
+    training (data-parallel: the world size), the protocol (early stop), the detector and the seed.
+    Settings at their earlier behaviour add no key, so earlier run directories stay valid."""
     spec, tcfg = network_spec(model, config), train_config(model, config)
     return {
         "data": data_identity(ds), "classes": list(ds.classes), "labels": digest(ds.labels.astype(np.int64)),
         "truth": None if true_labels is None else digest(np.asarray(true_labels, np.int64)),
         "noise": config.noise, "model": model, "network": asdict(spec), "train": config_key(train=tcfg),
-        "inputs": {"image_size": config.image_size, "resolution": config.resolution, "finetune": config.finetune},
+        "inputs": {"image_size": config.image_size, "resolution": config.resolution, "finetune": config.finetune,
+                   **({"stream": True} if stream else {})},
         "protocol": {"runs": config.runs, "folds": config.folds, "aux_fraction": config.aux_fraction,
-                     "suggest_last": config.suggest_last},
+                     "suggest_last": config.suggest_last,
+                     **({"early_stop": asdict(protocol.EarlyStop())} if config.early_stop else {})},
         "detector": config.detector, "seed": config.seed, "knn_k": config.knn_k,
+        **({"world_size": world_size} if world_size > 1 else {}),
     }  # fmt: skip
 
 
@@ -187,12 +204,24 @@ def _labels(ds: ImageDataset, config: ScanConfig, inputs: Inputs, true_labels: n
                 "n_flipped": int((true_labels != given).sum())}  # fmt: skip
         return given, true_labels, info
     if config.noise:
-        feats = inputs.features if inputs.features is not None else noise.flat_features(inputs.tensor.numpy())
+        feats = _noise_features(inputs) if noise.parse_spec(config.noise)[0] in ("instance", "confusion") \
+            else np.zeros((len(given), 0), np.float32)  # fmt: skip
         nl = noise.inject(config.noise, given, ds.n_classes, feats, seed=config.seed)
         log(f"injected {config.noise} noise: {int(nl.flipped.sum())} of {len(ds)} labels flipped ({nl.rate:.1%})")
         info = {"spec": config.noise, "realised_rate": nl.rate, "n_flipped": int(nl.flipped.sum())}
         return nl.labels, given, info
     return given, given.copy(), None
+
+
+def _noise_features(inputs: Inputs) -> np.ndarray:
+    """(N, D) features the noise models follow: the frozen features, else the inputs pooled to
+    16 px a side (batch by batch when streamed)."""
+    if inputs.features is not None:
+        return inputs.features
+    if not inputs.streamed:
+        return noise.flat_features(inputs.tensor.numpy())
+    n = inputs.source.shape[0]
+    return np.concatenate([noise.flat_features(x.numpy()) for _, x in inputs.source.batches(torch.arange(n), 1024)])
 
 
 def _evidence(rec: Recording | None, inputs: Inputs, given: np.ndarray, k: int, config: ScanConfig,
@@ -248,33 +277,49 @@ def scan(
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out)
-    model, probe = resolve_model(config, ds)
+    d = distributed.current()  # under torchrun: every rank trains its shard, rank 0 writes
+    if not d.is_writer:
+        log = _quiet
+    with d.writer_first():  # rank 0 fills the probe's cache, the others read it
+        model, probe = resolve_model(config, ds)
     if probe is not None:
         log(f"--model auto: {model} ({probe['reason']}: {', '.join(f'{m} {a:.3f}' for m, a in probe['accuracy'].items())})"
             if probe["accuracy"] else f"--model auto: {model} ({probe['reason']})")
     _check(config, model, len(ds))
-    fp = fingerprint(ds, config, model, true_labels)
-    state = rd.claim(out, fp, force=force, log=log)
-    if state == "finished":
+    stream = streams(config, model, ds)
+    if stream and "cv_probs" in detectors.get(config.detector).needs:
+        raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
+                         "in memory: scan with --no-stream")  # fmt: skip
+    fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size)
+    claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log))
+    if claimed == "finished":
         log(f"{out} already holds this finished scan: results recomputed from its saved recording, nothing retrained")
     spec, tcfg = network_spec(model, config), train_config(model, config)
     torch.manual_seed(config.seed)
 
     t0 = time.perf_counter()
-    inputs = prepare_inputs(ds, model, image_size=config.image_size, resolution=config.resolution,
-                            finetune=config.finetune, cache_dir=config.cache_dir,
-                            device=str(resolve_device(config.device)), progress=progress)  # fmt: skip
+    if stream:
+        log(f"streaming the inputs: decoded batch by batch ({'--stream' if config.stream else 'over 2 GiB in memory'})")
+    with d.writer_first() if model == "effnet-lite0" and not config.finetune else nullcontext():
+        inputs = prepare_inputs(ds, model, image_size=config.image_size, resolution=config.resolution,
+                                finetune=config.finetune, cache_dir=config.cache_dir,
+                                device=str(resolve_device(config.device)), progress=progress and d.is_writer,
+                                stream=stream, workers=config.workers)  # fmt: skip
     given, truth, noise_info = _labels(ds, config, inputs, true_labels, log)
     timings["prepare_inputs"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    plan = recording_protocol(config.detector, config, frozen_features=inputs.features is not None)
+    plan = recording_protocol(config.detector, config, frozen_features=inputs.frozen_features)
     rec = None
     if plan is not None:
-        rec = protocol.record(plan, spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes, seed=config.seed,
+        rec = protocol.record(plan, spec, tcfg, inputs.source, given, num_classes=ds.n_classes, seed=config.seed,
                               directory=rd.recording_dir(out).path, data={"fingerprint": digest(fp)},
                               classes=list(ds.classes), keep_probs=config.suggest_last,
-                              embedding=inputs.features is None, progress=progress, log=log)  # fmt: skip
+                              embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
+                              dist=d)  # fmt: skip
+    if not d.is_writer:  # rank 0 scores and writes the run directory; the others read it back
+        d.barrier()
+        return _read_back(out, timings)
     cv = None
     if "cv_probs" in detectors.get(config.detector).needs:
         def cv() -> np.ndarray:  # noqa: E306 - cached in the run directory
@@ -294,6 +339,38 @@ def scan(
     table, meta = write_outputs(
         out, ds, config, model=model, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
         noise_info=noise_info, inputs=inputs, tcfg=tcfg, command=command, origin=origin, fingerprint=fp,
-        timings=timings, t_start=t_start, probe=probe,
+        timings=timings, t_start=t_start, probe=probe, distributed=d.describe(),
     )  # fmt: skip
+    d.barrier()
     return ScanResult(out, table, meta, det, timings)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _on_writer(d: distributed.Dist, fn: Callable[[], str]) -> str:
+    """``fn()`` on rank 0 and its result on every rank; its error is raised on every rank."""
+    if not d.active:
+        return fn()
+    result, error, exc = "", None, None
+    if d.is_writer:
+        try:
+            result = fn()
+        except (ValueError, OSError) as e:
+            error, exc = f"{type(e).__name__}: {e}", e
+    result, error = d.broadcast((result, error))
+    if exc is not None:
+        raise exc
+    if error is not None:
+        raise RuntimeError(f"rank 0 failed: {error}")
+    return result
+
+
+def _read_back(out: Path, timings: dict[str, float]) -> ScanResult:
+    """Another rank's view of the run rank 0 wrote."""
+    run = rd.open_run(out)
+    m = run.meta["detector"]
+    det = detectors.Detection(m["name"], run.column("score"), run.column("is_suspect").astype(bool),
+                              float("nan") if m["cutoff"] is None else float(m["cutoff"]), m["rule"])  # fmt: skip
+    return ScanResult(out, run.samples, run.meta, det, timings)

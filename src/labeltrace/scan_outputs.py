@@ -60,9 +60,10 @@ def write_outputs(
     det: detectors.Detection, post: np.ndarray, given: np.ndarray, truth: np.ndarray,
     noise_info: dict[str, Any] | None, inputs: Inputs, tcfg: TrainConfig, command: list[str] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
-    probe: dict[str, Any] | None = None,
+    probe: dict[str, Any] | None = None, distributed: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
-    """Write ``samples.parquet`` (+ csv), the array images and ``run.json``; return the table and meta."""
+    """Write ``samples.parquet`` (+ csv), ``run.json`` and, for in-memory arrays that cannot be
+    read again from a source, ``images.npy``; return the table and meta."""
     t0 = time.perf_counter()
     N, classes = len(ds), list(ds.classes)
     cols, results = side_by_side(ev, det)
@@ -118,7 +119,8 @@ def write_outputs(
     rd.write_table(out / rd.SAMPLES, table)
     if config.csv:
         rd.write_table(out / rd.SAMPLES_CSV, table)
-    if ds.root is None:  # array datasets: keep the pixels so reports and review can show them
+    source = rd.image_source(origin)  # npz / example: the report reads thumbnails from there
+    if ds.root is None and source is None:  # arrays handed over in memory: keep their pixels to show them
         imgs = ds.materialize(dtype=np.uint8).transpose(0, 2, 3, 1)
         rd.atomic_write(out / rd.IMAGES, lambda fh: np.save(fh, imgs, allow_pickle=False))
     timings["total"] = time.perf_counter() - t_start
@@ -130,11 +132,13 @@ def write_outputs(
         "train": asdict(tcfg) | ({"held_out_accuracy": list(rec.accuracy)} if held
                                  else {"final_train_accuracy": list(rec.accuracy) if rec else []}),
         "inputs": inputs.description, "runs": len(rec.runs) if rec is not None else 0,
-        "protocol": _protocol(rec, config),
-        "data": {"kind": ds.kind, **(origin or {}), "root": str(ds.root) if ds.root else None,
+        "protocol": _protocol(rec, config, tcfg),
+        "data": {"kind": ds.kind, **(origin or {}), **({"image_source": source} if source else {}),
+                 "root": str(ds.root) if ds.root else None,
                  "allowed_roots": [str(r) for r in ds.allowed_roots],  # image files outside are never read
                  "num_samples": N, "classes": classes, "skipped": [list(s) for s in ds.skipped]},
         "seed": config.seed, "fingerprint": fingerprint,
+        "distributed": distributed or {"world_size": 1, "backend": None},
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
                      "platform": platform.platform()},
         "timings": timings,
@@ -150,9 +154,27 @@ def write_outputs(
     return table, meta
 
 
-def _protocol(rec: Recording | None, config: ScanConfig) -> dict[str, Any]:
+def _protocol(rec: Recording | None, config: ScanConfig, tcfg: TrainConfig) -> dict[str, Any]:
     if rec is None:
         return {"kind": "none", "dynamics": "none", "folds": config.folds}
+    epochs = {"epochs_planned": tcfg.epochs, "epochs_trained": rec.runs[0].dynamics.num_epochs}
     if rec.held_out:
-        return {"kind": "crossfit", "folds": rec.num_trainings, "dynamics": "held-out"}
-    return {"kind": "in-sample", "runs": len(rec.runs), "dynamics": "in-sample"}
+        return {"kind": "crossfit", "folds": rec.num_trainings, "dynamics": "held-out", **epochs,
+                "early_stop": _early_stop(rec, config, tcfg)}  # fmt: skip
+    return {"kind": "in-sample", "runs": len(rec.runs), "dynamics": "in-sample", **epochs,
+            "early_stop": {"enabled": False, "note": "applies to the cross-fitted recording"} if config.early_stop
+            else {"enabled": False}}  # fmt: skip
+
+
+def _early_stop(rec: Recording, config: ScanConfig, tcfg: TrainConfig) -> dict[str, Any]:
+    """Whether the rule was on and stopped the training, and the top set's change at epochs
+    2..T measured at the final count (recomputed from the recording)."""
+    from labeltrace.train.early_stop import EarlyStop, ranking_changes
+
+    run = rec.runs[0]
+    changes = ranking_changes(run.dynamics, run.in_sample, run.dynamics.labels)
+    out: dict[str, Any] = {"enabled": bool(config.early_stop),
+                           "top_set_change_at_final_count": [round(c, 5) for c in changes]}  # fmt: skip
+    if config.early_stop:
+        out |= EarlyStop().describe() | {"stopped_early": run.dynamics.num_epochs < tcfg.epochs}
+    return out

@@ -316,6 +316,28 @@ class ImageDataset:
                 size = (int(hw_all[0, 0]), int(hw_all[0, 1]))
         return size, channels
 
+    def output_shape(
+        self, *, size: int | tuple[int, int] | None = None, channels: int | None = None,
+    ) -> tuple[tuple[int, int], int]:
+        """``((h, w), c)`` of the images :meth:`materialize` would produce with these arguments
+        (from the known shapes, else from the first image)."""
+        hw, c = self._target(size, channels)
+        if hw is None or c is None:
+            first = self._load_fixed(0, hw, c)
+            hw, c = hw or first.shape[:2], c or first.shape[2]
+        return (int(hw[0]), int(hw[1])), int(c)
+
+    def load_fixed(self, i: int, hw: tuple[int, int], c: int) -> np.ndarray:
+        """Sample ``i`` as ``(C, H, W)`` float32 of exactly ``(c, *hw)`` (converted and resized as
+        :meth:`materialize` does; :class:`DataError` naming the file if it cannot be)."""
+        img = self._load_fixed(i, hw, c)
+        if img.shape != (hw[0], hw[1], c):
+            raise DataError(
+                f"{self.sources[i]}: shape {img.shape} differs from {(hw[0], hw[1], c)}; "
+                "pass size= and/or channels="
+            )
+        return img.transpose(2, 0, 1)
+
     def _load_fixed(self, i: int, size: tuple[int, int] | None, channels: int | None) -> np.ndarray:
         img = self.load(i)
         if channels is not None:

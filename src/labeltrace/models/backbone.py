@@ -30,12 +30,14 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MODEL_NAME",
+    "cache_entry",
     "cached_features",
     "extract_features",
     "fingerprint_array",
     "fingerprint_files",
     "load_efficientnet_lite0",
     "package_versions",
+    "write_sidecar",
 ]
 
 FEATURE_DIM: int = 1280
@@ -334,6 +336,18 @@ def _cache_key(key_parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def cache_entry(key_parts: Mapping[str, Any], cache_dir: str | os.PathLike[str]) -> Path:
+    """The ``.npy`` file :func:`cached_features` keeps ``key_parts``' array in."""
+    return Path(cache_dir) / f"features-{_cache_key(key_parts)[:32]}.npy"
+
+
+def write_sidecar(path: Path, key_parts: Mapping[str, Any], shape: Sequence[int], dtype: np.dtype) -> None:
+    """The ``.json`` beside a cache entry: its key parts, package versions, shape and dtype."""
+    sidecar = {"parts": dict(key_parts), "versions": package_versions(), "shape": list(shape),
+               "dtype": np.dtype(dtype).str}
+    atomic_write_json(path.with_suffix(".json"), sidecar)
+
+
 def cached_features(
     key_parts: Mapping[str, Any],
     compute: Callable[[], np.ndarray],
@@ -364,8 +378,7 @@ def cached_features(
     """
     directory = Path(cache_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(key_parts)
-    path = directory / f"features-{key[:32]}.npy"
+    path = cache_entry(key_parts, directory)
     if path.exists():
         try:
             return np.load(path, allow_pickle=False)
@@ -375,7 +388,5 @@ def cached_features(
     if arr.dtype == object:
         raise ValueError("compute() returned an object array; only numeric arrays are cached")
     atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False))
-    sidecar = {"parts": dict(key_parts), "versions": package_versions(), "shape": list(arr.shape),
-               "dtype": arr.dtype.str}
-    atomic_write_json(path.with_suffix(".json"), sidecar)
+    write_sidecar(path, key_parts, arr.shape, arr.dtype)
     return arr

@@ -1,10 +1,16 @@
 """Model inputs from a dataset, and the data's identity for caches and fingerprints.
 
-* ``small-cnn``: the images as one tensor, normalised per channel;
+* ``small-cnn``: the images, normalised per channel;
 * ``clip`` and fine-tuned ``effnet-lite0``: the images in [0, 1] (the network resizes, crops and
   normalises them);
-* ``effnet-lite0`` (frozen): EfficientNet-Lite0 features, extracted once and cached on disk keyed
-  by the data, the model and the resolution, standardised per dimension.
+* ``effnet-lite0`` (frozen): EfficientNet-Lite0 features, extracted once, chunk by chunk, through
+  the streaming loader and cached on disk keyed by the data, the model and the resolution
+  (a killed extraction resumes at its last chunk), standardised per dimension.
+
+In memory (``stream=False``) the inputs are one tensor; streamed (``stream=True``) the images are
+decoded batch by batch in DataLoader workers (:class:`labeltrace.data.stream.StreamBatches`) and
+frozen features are read from their cache file batch by batch, so nothing holds all images.
+:func:`should_stream` is the rule ``labeltrace scan`` applies when not told.
 """
 
 from __future__ import annotations
@@ -17,18 +23,40 @@ import numpy as np
 import torch
 
 from labeltrace.data import ImageDataset
+from labeltrace.train.batches import BatchSource, TensorBatches
 
-__all__ = ["Inputs", "data_identity", "prepare_inputs", "standardize"]
+__all__ = ["STREAM_ABOVE_BYTES", "Inputs", "data_identity", "estimated_bytes", "prepare_inputs", "should_stream",
+           "standardize"]
+
+#: ``labeltrace scan`` streams when the in-memory inputs would take more than this (float32 bytes)
+STREAM_ABOVE_BYTES = 2 * 2**30
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """What the network trains on (one CPU tensor), a description for run.json, and the frozen
-    features (standardised, numpy) when the inputs are features."""
+    """What the network trains on (a batch source: one CPU tensor, or streamed), a description
+    for run.json, and the frozen features (standardised, numpy) when the inputs are features in
+    memory."""
 
-    tensor: torch.Tensor
+    source: BatchSource
     description: dict[str, Any]
     features: np.ndarray | None = None
+
+    @property
+    def streamed(self) -> bool:
+        return not isinstance(self.source, TensorBatches)
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        """The inputs as one tensor (in-memory inputs only)."""
+        if isinstance(self.source, TensorBatches):
+            return self.source.tensor
+        raise ValueError("the inputs are streamed, not held in memory; this step needs them in memory "
+                         "(scan with --no-stream)")
+
+    @property
+    def frozen_features(self) -> bool:
+        return self.description.get("kind") == "features"
 
 
 def standardize(f: np.ndarray) -> np.ndarray:
@@ -49,6 +77,40 @@ def data_identity(ds: ImageDataset) -> str:
     return digest({"pixels": pixels, "ids": digest(list(ds.ids)), "n": len(ds)})
 
 
+def _image_size(ds: ImageDataset, model: str, image_size: int | None, finetune: bool) -> int | None:
+    shape = ds.image_shape
+    if model == "small-cnn":
+        return image_size or (None if shape is not None and max(shape[:2]) <= 64 else 64)
+    if model == "clip" or (model == "effnet-lite0" and finetune):
+        return image_size or (None if shape is not None else 224)
+    return None
+
+
+def estimated_bytes(ds: ImageDataset, model: str, *, image_size: int | None = None, finetune: bool = False) -> int:
+    """Bytes the in-memory inputs of ``model`` would take (float32): the images at their training
+    size, or the frozen features; unknown image shapes count as 3 channels."""
+    if model == "effnet-lite0" and not finetune:
+        from labeltrace.models.backbone import FEATURE_DIM
+
+        return len(ds) * FEATURE_DIM * 4
+    size = _image_size(ds, model, image_size, finetune)
+    shape = ds.image_shape
+    if size is not None:
+        h = w = size
+    elif shape is not None:
+        h, w = shape[:2]
+    else:
+        h = w = 224
+    c = 3 if model != "small-cnn" or ds.shapes is None else int(ds.shapes[:, 2].max())
+    return len(ds) * c * h * w * 4
+
+
+def should_stream(ds: ImageDataset, model: str, *, image_size: int | None = None, finetune: bool = False) -> bool:
+    """The default of ``labeltrace scan``: stream when :func:`estimated_bytes` exceeds
+    :data:`STREAM_ABOVE_BYTES` (2 GiB)."""
+    return estimated_bytes(ds, model, image_size=image_size, finetune=finetune) > STREAM_ABOVE_BYTES
+
+
 def prepare_inputs(
     ds: ImageDataset,
     model: str,
@@ -59,44 +121,35 @@ def prepare_inputs(
     cache_dir: str | Path | None = None,
     device: str = "cpu",
     progress: bool = False,
+    stream: bool = False,
+    workers: int | None = None,
 ) -> Inputs:
     """The inputs of ``model`` (small-cnn | effnet-lite0 | clip) for ``ds``.
 
     ``image_size``: the image side for image models (default: native when <= 64 px for the small
     CNN, else 64; native for CLIP / fine-tuning); ``resolution``: the EfficientNet feature
-    resolution; ``cache_dir``: the feature cache (default ``~/.cache/labeltrace/features``).
+    resolution; ``cache_dir``: the feature cache (default ``~/.cache/labeltrace/features``);
+    ``stream``: decode images batch by batch in ``workers`` DataLoader processes instead of
+    holding them in one tensor (normalisation statistics from a streaming pass), and read frozen
+    features from their cache file batch by batch.
     """
-    shape = ds.image_shape
-    if model == "small-cnn":
-        size = image_size or (None if shape is not None and max(shape[:2]) <= 64 else 64)
-        x = ds.materialize(size=size, channels=None)
-        mean = x.mean(axis=(0, 2, 3), keepdims=True)
-        std = x.std(axis=(0, 2, 3), keepdims=True) + 1e-6
-        xt = torch.from_numpy(((x - mean) / std).astype(np.float32))
-        return Inputs(xt, {"kind": "images", "shape": list(x.shape[1:])})
-    if model == "clip" or (model == "effnet-lite0" and finetune):
-        size = image_size or (None if shape is not None else 224)
-        x = ds.materialize(size=size, channels=3)  # the classifier resizes, crops and normalises
-        return Inputs(torch.from_numpy(x), {"kind": "images", "shape": list(x.shape[1:])})
+    size = _image_size(ds, model, image_size, finetune)
+    if model in ("small-cnn", "clip") or (model == "effnet-lite0" and finetune):
+        normalize, channels = model == "small-cnn", (None if model == "small-cnn" else 3)
+        if stream:
+            from labeltrace.data.stream import StreamBatches
+
+            src = StreamBatches(ds, size=size, channels=channels, normalize=normalize, workers=workers)
+            return Inputs(src, {"kind": "images", "shape": list(src.shape[1:]), **src.describe()})
+        x = ds.materialize(size=size, channels=channels)  # clip / finetune: the network resizes and normalises
+        if normalize:
+            mean = x.mean(axis=(0, 2, 3), keepdims=True)
+            std = x.std(axis=(0, 2, 3), keepdims=True) + 1e-6
+            x = ((x - mean) / std).astype(np.float32)
+        return Inputs(TensorBatches(torch.from_numpy(x)), {"kind": "images", "shape": list(x.shape[1:])})
     if model == "effnet-lite0":
-        from labeltrace.models import backbone
+        from labeltrace.models.features import frozen_features
 
-        def compute() -> np.ndarray:
-            batch = 256
-            chunks = (
-                ds.load_batch(np.arange(i, min(i + batch, len(ds))), size=32 if shape is None else None, channels=3)
-                for i in range(0, len(ds), batch)
-            )
-            return backbone.extract_features(chunks, resolution=resolution, progress=progress, device=device)
-
-        fp = backbone.fingerprint_files([str(ds.root / s) if ds.root else s for s in ds.sources]) \
-            if ds.root is not None else backbone.fingerprint_array(ds.materialize(dtype=np.uint8))
-        cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace" / "features")
-        feats = backbone.cached_features(
-            {"data": fp, "n": len(ds), "model": "efficientnet-lite0", "resolution": resolution}, compute,
-            cache_dir=cache,
-        )
-        f = standardize(feats)
-        return Inputs(torch.from_numpy(f), {"kind": "features", "dim": int(f.shape[1]), "resolution": resolution,
-                                            "cache_dir": str(cache)}, f)  # fmt: skip
+        return frozen_features(ds, resolution=resolution, cache_dir=cache_dir, device=device, progress=progress,
+                               stream=stream, workers=workers)  # fmt: skip
     raise ValueError(f"model {model!r} is not supported; choose small-cnn, effnet-lite0 or clip")

@@ -13,9 +13,14 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     n = run.num_samples
     det = m["detector"]
     flagged = m["counts"]["flagged"]
+    proto = m.get("protocol") or {}
+    trained = proto.get("epochs_trained", m["train"]["epochs"])
+    epochs = f"{trained} of {m['train']['epochs']} epochs (early stop)" if trained < m["train"]["epochs"] \
+        else f"{m['train']['epochs']} epochs"  # fmt: skip
+    world = (m.get("distributed") or {}).get("world_size", 1)
     lines = [
         f"labeltrace scan — {n:,} samples, {len(run.classes)} classes, model {m['model']}, "
-        + f"{m['train']['epochs']} epochs x {run.recordings}"
+        + f"{epochs} x {run.recordings}" + (f", {world} processes" if world > 1 else "")
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']} < {det['cutoff']:.4g} ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%}",

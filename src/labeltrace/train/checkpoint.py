@@ -46,11 +46,16 @@ def config_key(**parts: Any) -> str:
 
 
 class Checkpoint:
-    """The checkpoint folder of one training (one or several models in lockstep)."""
+    """The checkpoint folder of one training (one or several models in lockstep).
 
-    def __init__(self, directory: str | Path, key: str) -> None:
+    ``writer=False`` (the other ranks of a data-parallel training) reads checkpoints and never
+    writes them: every rank holds the same models, and rank 0 the recorders' state.
+    """
+
+    def __init__(self, directory: str | Path, key: str, *, writer: bool = True) -> None:
         self.dir = Path(directory)
         self.key = key
+        self.writer = writer
 
     def exists(self) -> bool:
         return (self.dir / STATE).is_file()
@@ -95,7 +100,10 @@ class Checkpoint:
         optimizers: Sequence[torch.optim.Optimizer],
         recorders: Mapping[str, Recorder],
     ) -> None:
-        """Write the state after ``epoch`` finished epochs (recorders first, then ``state.pt``)."""
+        """Write the state after ``epoch`` finished epochs (recorders first, then ``state.pt``);
+        nothing when not the writer."""
+        if not self.writer:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         files = {name: f"{name}-{epoch:05d}.npz" for name in recorders}
         for name, rec in recorders.items():

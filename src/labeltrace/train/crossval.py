@@ -3,12 +3,16 @@
 :func:`crossval_probs` fits one model per fold of a stratified K-fold split and predicts the
 held-out fold, so every sample's probabilities come from a model that never saw it. Feed the
 result to :mod:`labeltrace.probs` (confident learning, self-confidence, ...).
+:func:`cross_validated_probs` (also :func:`labeltrace.train.protocol.cross_validated_probs`) runs
+it for a network or for logistic regression, seeded by the protocol's :func:`~labeltrace.train.
+protocol.cv_seed`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -17,7 +21,14 @@ from sklearn.preprocessing import StandardScaler
 
 from labeltrace._checks import id_list
 
-__all__ = ["crossval_probs", "fold_ids"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from labeltrace.train.loop import TrainConfig
+    from labeltrace.train.recipe import NetworkSpec
+
+__all__ = ["NetworkEstimator", "cross_validated_probs", "crossval_probs", "fold_ids"]
 
 
 class ProbaEstimator(Protocol):
@@ -172,3 +183,80 @@ def crossval_probs(
             )
         out[np.ix_(np.flatnonzero(test), cols)] = proba
     return out
+
+
+class NetworkEstimator:
+    """scikit-learn-style wrapper so :func:`crossval_probs` can cross-validate a network
+    (:func:`labeltrace.train.protocol.cross_validated_probs`).
+
+    ``fit`` takes the flattened inputs (crossval_probs needs 2-D features) and reshapes them;
+    every fit runs in this process alone, also inside a data-parallel scan.
+    """
+
+    def __init__(self, spec: NetworkSpec, train: TrainConfig, shape: tuple[int, ...], k: int, seed: int) -> None:
+        self.spec, self.train, self.shape, self.k, self.seed = spec, train, shape, k, seed
+        self.classes_ = np.arange(k)
+        self.net: nn.Module | None = None
+
+    def _x(self, x: np.ndarray) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32).reshape(-1, *self.shape))
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> NetworkEstimator:
+        import torch
+
+        from labeltrace.train.distributed import LOCAL
+        from labeltrace.train.loop import train_recorded
+
+        xt = self._x(x)
+        torch.manual_seed(self.seed)
+        self.net = self.spec.build(xt, self.k)
+        train_recorded(self.net, xt, np.asarray(y), num_classes=self.k, config=replace(self.train, seed=self.seed),
+                       recorder_mode="streaming", keep_probs=0, progress=False, dist=LOCAL)  # fmt: skip
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        from labeltrace.train.loop import predict_logits
+
+        assert self.net is not None, "fit first"
+        xt = self._x(x)
+        logits = predict_logits(self.net, xt, torch.arange(len(xt)), device=next(self.net.parameters()).device,
+                                batch_size=2048)  # fmt: skip
+        return torch.softmax(logits.float(), 1).cpu().numpy().astype(np.float64)
+
+
+def cross_validated_probs(
+    spec: NetworkSpec | None,
+    train: TrainConfig | None,
+    inputs: torch.Tensor,
+    given: np.ndarray,
+    *,
+    num_classes: int,
+    seed: int,
+    folds: int = 5,
+    C: float = 0.05,
+    max_iter: int = 1000,
+) -> np.ndarray:
+    """(N, K) out-of-fold probabilities after training: ``folds`` fits of ``spec`` with ``train``
+    (fold ``f`` seeded :func:`cv_seed`), or, with ``spec=None``, cleanlab's recipe — logistic
+    regression (``C``, ``max_iter``) on standardised features. ``inputs`` in memory; one process
+    (rank 0 of a data-parallel scan computes it alone)."""
+    if spec is None:
+        return crossval_probs(inputs.numpy(), given, n_folds=folds, C=C, max_iter=max_iter, seed=seed,
+                              num_classes=num_classes)  # fmt: skip
+    if train is None:
+        raise ValueError("cross_validated_probs: a network needs its training settings")
+    from labeltrace.train.protocol import cv_seed
+
+    shape = tuple(inputs.shape[1:])
+    fold = iter(range(folds))
+
+    def factory() -> NetworkEstimator:
+        return NetworkEstimator(spec, train, shape, num_classes, cv_seed(seed, next(fold)))
+
+    flat = inputs.reshape(len(inputs), -1).numpy()
+    return crossval_probs(flat, given, n_folds=folds, seed=seed, standardize=False, num_classes=num_classes,
+                          estimator_factory=factory)  # fmt: skip

@@ -1,14 +1,17 @@
 """The training loop with a :class:`~labeltrace.record.Recorder` beside it, with resume.
 
-Inputs live in memory as one tensor (images ``(N, C, H, W)`` or cached features ``(N, D)``);
-every epoch visits all samples once in a seeded order, and the recorder sees the logits of the
-training forward pass (the quantities the scores integrate). The loop knows nothing of how scores
-are computed.
+Inputs come from a :class:`~labeltrace.train.batches.BatchSource`: one in-memory tensor (images
+``(N, C, H, W)`` or cached features ``(N, D)``), or a streaming source that decodes images in
+DataLoader workers (:class:`labeltrace.data.stream.StreamBatches`). Every epoch visits all
+samples once in a seeded order, and the recorder sees the logits of the training forward pass
+(the quantities the scores integrate). The loop knows nothing of how scores are computed.
 
 Resume: with ``checkpoint_dir`` set, the model, optimizer, recorder and RNG state are written
 atomically after every epoch; calling :func:`train_recorded` again with the same arguments
 continues after the last finished epoch and recomputes nothing. The batch order and augmentation
 of epoch ``e`` depend only on ``(seed, e)``, so a resumed run equals an uninterrupted one.
+
+Data-parallel (``torch.distributed`` initialised): see :mod:`labeltrace.train.distributed`.
 """
 
 from __future__ import annotations
@@ -18,14 +21,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from labeltrace.record import Recorder
+from labeltrace.train import distributed
+from labeltrace.train.batches import BatchSource, as_source
 from labeltrace.train.checkpoint import Checkpoint, config_key
+from labeltrace.train.distributed import Dist
 
 __all__ = [
     "TrainConfig",
@@ -69,7 +75,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    recorder: Recorder
+    recorder: Recorder  # a DistributedRecorder when data-parallel
     model: nn.Module
     epoch_seconds: list[float] = field(default_factory=list)
     resumed_from: int = 0
@@ -118,7 +124,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 def run_epoch(
     model: nn.Module,
     opt: torch.optim.Optimizer,
-    inputs: torch.Tensor,
+    inputs: torch.Tensor | BatchSource,
     labels: torch.Tensor,
     *,
     config: TrainConfig,
@@ -126,22 +132,26 @@ def run_epoch(
     device: torch.device,
     subset: torch.Tensor | None = None,
     on_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+    dist: Dist = distributed.LOCAL,
 ) -> tuple[int, float]:
     """One epoch of SGD over ``subset`` (all samples if None) in the seeded order of ``(seed, epoch)``.
 
-    ``on_batch(ids, logits, labels)`` sees every training batch (the recorder's hook). Returns
-    (number correct, summed loss) over the epoch.
+    ``on_batch(ids, logits, labels)`` sees every training batch (the recorder's hook). With a
+    data-parallel ``dist`` (``model`` wrapped by :meth:`Dist.wrap`) this rank trains its shard of
+    the order and ``on_batch`` sees its real rows only (never the shard's padding). Returns
+    (number correct, summed loss) over the epoch (all ranks).
     """
     for g in opt.param_groups:
         g["lr"] = lr_at(config, epoch)
     gen = _epoch_generator(config.seed, epoch)
-    pool = torch.arange(int(inputs.shape[0])) if subset is None else subset
+    source = as_source(inputs)
+    pool = torch.arange(int(source.shape[0])) if subset is None else subset
     order = pool[torch.randperm(len(pool), generator=gen)]
+    mine, real = dist.shard(order)
+    batch = dist.batch_size(config.batch_size)
     model.train()
     correct, total_loss = 0, 0.0
-    for b in range(0, len(order), config.batch_size):
-        ids = order[b : b + config.batch_size]
-        x = inputs.index_select(0, ids)
+    for b, (ids, x) in enumerate(source.batches(mine, batch)):
         if config.augment:
             x = augment_batch(x, gen)
         x = x.to(device, non_blocking=True)
@@ -151,20 +161,36 @@ def run_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if on_batch is not None:
+        keep = real[b * batch : b * batch + len(ids)]
+        if not bool(keep.all()):  # a data-parallel shard's padding: trained on, never recorded or counted
+            on_dev = keep.to(logits.device)
+            ids, logits, y = ids[keep], logits[on_dev], y[on_dev]
+            loss = nn.functional.cross_entropy(logits, y) if len(ids) else loss.new_zeros(())
+        if on_batch is not None and len(ids):
             on_batch(ids, logits, y)
         correct += int((logits.detach().argmax(1) == y).sum())
         total_loss += float(loss.detach()) * len(ids)
+    if dist.active:
+        c, total_loss = dist.sum(correct, total_loss)
+        correct = int(c)
     return correct, total_loss
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, inputs: torch.Tensor, ids: torch.Tensor, *, device: torch.device,
-                   batch_size: int = 1024) -> torch.Tensor:  # fmt: skip
-    """Eval-mode logits of ``inputs[ids]`` (on the training device)."""
-    model.eval()
-    out = [model(inputs.index_select(0, ids[b : b + batch_size]).to(device)) for b in range(0, len(ids), batch_size)]
+def predict_logits(model: nn.Module, inputs: torch.Tensor | BatchSource, ids: torch.Tensor, *,
+                   device: torch.device, batch_size: int = 1024) -> torch.Tensor:  # fmt: skip
+    """Eval-mode logits of ``inputs[ids]`` (on the training device); a data-parallel wrapper's
+    module predicts alone (no communication)."""
+    net = cast(nn.Module, model.module) if _is_ddp(model) else model
+    net.eval()
+    out = [net(x.to(device)) for _, x in as_source(inputs).batches(ids, batch_size)]
     return torch.cat(out) if out else torch.zeros(0)
+
+
+def _is_ddp(model: nn.Module) -> bool:
+    from torch.nn.parallel import DistributedDataParallel
+
+    return isinstance(model, DistributedDataParallel)
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -173,7 +199,7 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 def train_recorded(
     model: nn.Module,
-    inputs: torch.Tensor,
+    inputs: torch.Tensor | BatchSource,
     labels: np.ndarray,
     *,
     num_classes: int,
@@ -187,6 +213,7 @@ def train_recorded(
     key: str = "",
     log: Callable[[str], None] | None = None,
     recorder_dir: str | Path | None = None,
+    dist: Dist | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``inputs`` with the given (noisy) ``labels`` and record its dynamics.
 
@@ -196,7 +223,8 @@ def train_recorded(
         Any module mapping a batch of ``inputs`` to ``(B, num_classes)`` logits. Build it (and seed
         its initialisation) before calling.
     inputs:
-        ``(N, ...)`` float tensor on the CPU; batches are moved to the training device.
+        ``(N, ...)`` float tensor on the CPU, or a :class:`~labeltrace.train.batches.BatchSource`
+        (e.g. images streamed from files); batches are moved to the training device.
     labels:
         ``(N,)`` ints in ``[0, num_classes)`` — the labels trained on (auxiliary class included).
     checkpoint_dir:
@@ -209,9 +237,15 @@ def train_recorded(
     recorder_dir:
         Keep the recorder's per-epoch (T, N) arrays in files there (out of core); checkpoints
         then hold O(N) state and point to them.
+    dist:
+        Data-parallel context (default: :func:`labeltrace.train.distributed.current`, i.e.
+        data-parallel whenever ``torch.distributed`` is initialised); the recorder is then a
+        :class:`~labeltrace.integrations.ddp.DistributedRecorder` and only rank 0 writes.
     """
+    d = distributed.current() if dist is None else dist
+    source = as_source(inputs)
     labels = np.asarray(labels)
-    n = int(inputs.shape[0])
+    n = int(source.shape[0])
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
     if labels.min() < 0 or labels.max() >= num_classes:
@@ -221,15 +255,17 @@ def train_recorded(
     model.to(device)
     opt = make_optimizer(model, config)
     y_all = torch.tensor(labels, dtype=torch.long)  # a copy: labels may be a read-only array
-    rec = Recorder(n, num_classes, mode=recorder_mode, keep_probs=keep_probs, directory=recorder_dir,
-                   max_epochs=config.epochs)  # fmt: skip
+    rec = d.recorder(n, num_classes, mode=recorder_mode, keep_probs=keep_probs, directory=recorder_dir,
+                     max_epochs=config.epochs)  # fmt: skip
     start = 0
     ckpt = None
     if checkpoint_dir is not None:
-        ckpt = Checkpoint(checkpoint_dir, config_key(config=config, n=n, num_classes=num_classes, key=key))
+        ckpt = Checkpoint(checkpoint_dir, config_key(config=config, n=n, num_classes=num_classes, key=key),
+                          writer=d.is_writer)  # fmt: skip
         start = ckpt.load([model], [opt], {"recorder": rec}, device=device)
         if start and log is not None:
             log(f"{desc}: resuming from epoch {start} of {config.epochs} ({ckpt.dir})")
+    net = d.wrap(model, device)
     result = TrainResult(recorder=rec, model=model, resumed_from=start)
     bar = None
     if progress:
@@ -238,12 +274,13 @@ def train_recorded(
         bar = tqdm(total=config.epochs, initial=start, desc=desc, unit="epoch", leave=False)
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
-        correct, total_loss = run_epoch(model, opt, inputs, y_all, config=config, epoch=epoch, device=device,
-                                        on_batch=rec.update)  # fmt: skip
+        correct, total_loss = run_epoch(net, opt, source, y_all, config=config, epoch=epoch, device=device,
+                                        on_batch=rec.update, dist=d)  # fmt: skip
         rec.end_epoch()
         result.final_train_accuracy = correct / n
         if ckpt is not None:
             ckpt.save(epoch + 1, [model], [opt], {"recorder": rec})
+            d.barrier()
         result.epoch_seconds.append(time.perf_counter() - t0)
         if bar is not None:
             bar.set_postfix(loss=f"{total_loss / n:.3f}", acc=f"{correct / n:.3f}")

@@ -13,6 +13,12 @@ settings give the same recording (and the same scores) from either.
   input of confident learning and of the ``cleanlab`` package): the same network, or cleanlab's
   recipe, logistic regression on features.
 
+Inputs are one in-memory tensor or a :class:`~labeltrace.train.batches.BatchSource` (images
+streamed from their files); data-parallel under ``torchrun`` (:mod:`labeltrace.train.distributed`:
+every training runs DDP, only rank 0 writes, every rank returns the same recording); the
+cross-fitted recording can stop early once its ranking is stable
+(:class:`~labeltrace.train.early_stop.EarlyStop`, part of its fingerprint).
+
 Seeds: everything derives from the user's ``seed`` through :func:`run_seed`,
 :func:`crossfit_seed` and :func:`cv_seed`. A recording is written to a
 :class:`~labeltrace.record.recording.RecordingDir` with a fingerprint of everything that
@@ -36,7 +42,12 @@ from labeltrace._io import digest
 from labeltrace.decide import cutoffs
 from labeltrace.record import Recorder
 from labeltrace.record.recording import RecordedRun, Recording, RecordingDir
+from labeltrace.train import distributed
+from labeltrace.train.batches import BatchSource, as_source
 from labeltrace.train.checkpoint import Checkpoint, config_key
+from labeltrace.train.crossval import cross_validated_probs  # one of the protocols' entry points
+from labeltrace.train.distributed import Dist
+from labeltrace.train.early_stop import EarlyStop
 from labeltrace.train.loop import (
     TrainConfig,
     make_optimizer,
@@ -49,10 +60,11 @@ from labeltrace.train.recipe import NetworkSpec
 
 __all__ = [
     "CrossFit",
+    "EarlyStop",
     "InSample",
+    "cross_validated_probs",
     "crossfit_recorded",
     "crossfit_seed",
-    "cross_validated_probs",
     "cv_seed",
     "record",
     "record_crossfit",
@@ -62,6 +74,7 @@ __all__ = [
 ]
 
 Log = Callable[[str], None]
+Inputs = torch.Tensor | BatchSource
 _VERSION = 1  # bump when a protocol changes what it records for the same settings
 
 
@@ -110,9 +123,11 @@ class InSample:
 
 @dataclass(frozen=True)
 class CrossFit:
-    """``folds`` models trained in lockstep, each on every fold but one."""
+    """``folds`` models trained in lockstep, each on every fold but one; ``early_stop`` stops
+    them once the ranking is stable (None: train every epoch)."""
 
     folds: int = 5
+    early_stop: EarlyStop | None = None
 
     def __post_init__(self) -> None:
         if self.folds < 2:
@@ -131,21 +146,25 @@ def auxiliary_masks(protocol: InSample, given: np.ndarray, num_classes: int, see
 
 def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, given: np.ndarray, seed: int,
                  data: Mapping[str, Any], keep_probs: int) -> dict[str, Any]:  # fmt: skip
+    proto = {k: (vars(v) if isinstance(v, EarlyStop) else v) for k, v in vars(protocol).items()
+             if not (k == "early_stop" and v is None)}  # absent when off: earlier recordings stay valid
     return {
-        "version": _VERSION, "protocol": {"kind": type(protocol).__name__, **vars(protocol)},
+        "version": _VERSION, "protocol": {"kind": type(protocol).__name__, **proto},
         "network": vars(spec), "train": config_key(train=replace(train, seed=0)), "labels": digest(np.asarray(given, np.int64)),
         "seed": int(seed), "data": dict(data), "keep_probs": int(keep_probs),
     }  # fmt: skip
 
 
-def _embedding(net: nn.Module, inputs: torch.Tensor, chunk: int = 1024) -> np.ndarray | None:
+def _embedding(net: nn.Module, inputs: Inputs, chunk: int = 1024) -> np.ndarray | None:
     """The network's penultimate embedding of every input (for the kNN vote), if it has one."""
-    if not hasattr(net, "features"):
+    features = getattr(net, "features", None)
+    if features is None:
         return None
     net.eval()
     dev = next(net.parameters()).device
+    source = as_source(inputs)
     with torch.inference_mode():
-        out = [net.features(inputs[i : i + chunk].to(dev)).float().cpu() for i in range(0, len(inputs), chunk)]
+        out = [features(x.to(dev)).float().cpu() for _, x in source.batches(torch.arange(source.shape[0]), chunk)]
     return torch.cat(out).numpy()
 
 
@@ -153,7 +172,7 @@ def record(
     protocol: Protocol,
     spec: NetworkSpec,
     train: TrainConfig,
-    inputs: torch.Tensor,
+    inputs: Inputs,
     given: np.ndarray,
     *,
     num_classes: int,
@@ -165,13 +184,18 @@ def record(
     embedding: bool = False,
     progress: bool = True,
     log: Log | None = None,
+    dist: Dist | None = None,
 ) -> Recording:
     """Record ``protocol`` into ``directory`` (or load it when it is already there).
 
     ``train`` holds the optimisation settings (its ``seed`` is ignored: the protocol derives the
     seeds from ``seed``); ``data`` describes the inputs for the fingerprint (their identity,
     size, resolution, noise). ``embedding`` keeps the first network's penultimate embedding.
+    ``inputs``: one in-memory tensor, or a :class:`~labeltrace.train.batches.BatchSource`.
+    ``dist`` (default: :func:`labeltrace.train.distributed.current`): data-parallel when
+    ``torch.distributed`` is initialised; rank 0 writes, every rank returns the recording.
     """
+    d = distributed.current() if dist is None else dist
     store = RecordingDir(directory)
     fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs)
     store.check(fp)
@@ -179,31 +203,34 @@ def record(
         if log is not None:
             log(f"recording in {store.path} is complete: loaded, nothing retrained")
         return store.load()
+    kw: dict[str, Any] = {"num_classes": num_classes, "seed": seed, "store": store, "fingerprint": fp,
+                          "classes": classes, "keep_probs": keep_probs, "embedding": embedding,
+                          "progress": progress, "log": log, "dist": d}
     if isinstance(protocol, CrossFit):
-        return _crossfit(protocol, spec, train, inputs, given, num_classes=num_classes, seed=seed, store=store,
-                         fingerprint=fp, classes=classes, keep_probs=keep_probs, embedding=embedding,
-                         progress=progress, log=log)  # fmt: skip
-    return _in_sample(protocol, spec, train, inputs, given, num_classes=num_classes, seed=seed, store=store,
-                      fingerprint=fp, classes=classes, keep_probs=keep_probs, embedding=embedding, progress=progress,
-                      log=log)  # fmt: skip
+        rec = _crossfit(protocol, spec, train, inputs, given, **kw)
+    else:
+        rec = _in_sample(protocol, spec, train, inputs, given, **kw)
+    if d.active:
+        d.barrier()  # rank 0 has saved the recording: the others read it back
+    return rec if rec is not None else store.load()
 
 
-def record_in_sample(spec: NetworkSpec, train: TrainConfig, inputs: torch.Tensor, given: np.ndarray, *,
+def record_in_sample(spec: NetworkSpec, train: TrainConfig, inputs: Inputs, given: np.ndarray, *,
                      runs: int = 2, aux_fraction: float | None = None, **kw: Any) -> Recording:  # fmt: skip
     """:func:`record` with :class:`InSample`."""
     return record(InSample(runs, aux_fraction), spec, train, inputs, given, **kw)
 
 
-def record_crossfit(spec: NetworkSpec, train: TrainConfig, inputs: torch.Tensor, given: np.ndarray, *,
-                    folds: int = 5, **kw: Any) -> Recording:  # fmt: skip
+def record_crossfit(spec: NetworkSpec, train: TrainConfig, inputs: Inputs, given: np.ndarray, *,
+                    folds: int = 5, early_stop: EarlyStop | None = None, **kw: Any) -> Recording:  # fmt: skip
     """:func:`record` with :class:`CrossFit`."""
-    return record(CrossFit(folds), spec, train, inputs, given, **kw)
+    return record(CrossFit(folds, early_stop), spec, train, inputs, given, **kw)
 
 
-def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs: torch.Tensor, given: np.ndarray,
+def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs: Inputs, given: np.ndarray,
                *, num_classes: int, seed: int, store: RecordingDir, fingerprint: dict[str, Any],
                classes: list[str] | None, keep_probs: int, embedding: bool, progress: bool,
-               log: Log | None) -> Recording:  # fmt: skip
+               log: Log | None, dist: Dist) -> Recording | None:  # fmt: skip
     K = num_classes
     masks = auxiliary_masks(protocol, given, K, seed)
     key = digest(fingerprint)
@@ -217,23 +244,27 @@ def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs
         res = train_recorded(net, inputs, y, num_classes=n_out, config=replace(train, seed=s),
                              checkpoint_dir=store.checkpoint_dir(f"run{r}"), keep_probs=keep_probs,
                              progress=progress, desc=f"run {r + 1}/{len(masks)}", key=key, log=log,
-                             recorder_dir=store.rows_dir(f"run{r}"))  # fmt: skip
+                             recorder_dir=store.rows_dir(f"run{r}"), dist=dist)  # fmt: skip
         es = res.epoch_seconds  # resumed part-way: the earlier epochs' times are lost, estimate them
         seconds.append(float(np.sum(es)) if res.resumed_from == 0 or not es else float(np.mean(es)) * train.epochs)
         acc.append(res.final_train_accuracy)
+        if not dist.is_writer:
+            continue
         recorders.append(res.recorder)
         runs.append(RecordedRun(res.recorder.dynamics(), aux, K))
         if embedding and r == 0:
             emb = _embedding(net, inputs)
+    if not dist.is_writer:
+        return None
     rec = Recording("in-sample", tuple(runs), K, tuple(seconds), tuple(acc), embedding=emb, fingerprint=fingerprint)
     store.save(rec, recorders)
     return rec
 
 
-def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs: torch.Tensor, given: np.ndarray,
+def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs: Inputs, given: np.ndarray,
               *, num_classes: int, seed: int, store: RecordingDir, fingerprint: dict[str, Any],
               classes: list[str] | None, keep_probs: int, embedding: bool, progress: bool,
-              log: Log | None) -> Recording:  # fmt: skip
+              log: Log | None, dist: Dist) -> Recording | None:  # fmt: skip
     K, n = num_classes, len(given)
     base = crossfit_seed(seed)
     built: list[nn.Module] = []
@@ -243,13 +274,17 @@ def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs:
         built.append(spec.build(inputs, K, classes))
         return built[-1]
 
-    in_sample = Recorder(n, K, keep_probs=1, directory=store.rows_dir("run0_in_sample"),
-                         max_epochs=train.epochs)  # keep_probs > 0 keeps the softmax sums
+    # every fold model but one updates a sample each epoch, possibly on different ranks: average them all
+    in_sample = dist.recorder(n, K, dedupe=False, keep_probs=1, directory=store.rows_dir("run0_in_sample"),
+                              max_epochs=train.epochs)  # keep_probs > 0 keeps the softmax sums
     t0 = time.perf_counter()
     held, folds = crossfit_recorded(build, inputs, given, num_classes=K, config=replace(train, seed=base),
                                     n_folds=protocol.folds, checkpoint_dir=store.checkpoint_dir("crossfit"),
                                     keep_probs=keep_probs, progress=progress, in_sample=in_sample,
-                                    key=digest(fingerprint), log=log, recorder_dir=store.rows_dir("run0"))  # fmt: skip
+                                    key=digest(fingerprint), log=log, recorder_dir=store.rows_dir("run0"),
+                                    dist=dist, early_stop=protocol.early_stop)  # fmt: skip
+    if not dist.is_writer:
+        return None
     dyn = held.dynamics()
     run = RecordedRun(dyn, np.zeros(n, dtype=bool), K, held_out=True, in_sample=in_sample.dynamics())
     rec = Recording("crossfit", (run,), K, (time.perf_counter() - t0,), (float(np.nanmean(dyn.mean("correct"))),),
@@ -261,7 +296,7 @@ def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs:
 
 def crossfit_recorded(
     build_model: Callable[[int], nn.Module],
-    inputs: torch.Tensor,
+    inputs: Inputs,
     labels: np.ndarray,
     *,
     num_classes: int,
@@ -275,6 +310,8 @@ def crossfit_recorded(
     key: str = "",
     log: Log | None = None,
     recorder_dir: str | Path | None = None,
+    dist: Dist | None = None,
+    early_stop: EarlyStop | None = None,
 ) -> tuple[Recorder, np.ndarray]:
     """Train ``n_folds`` models in lockstep and record every sample's held-out predictions.
 
@@ -286,12 +323,18 @@ def crossfit_recorded(
     is checkpointed (all models, optimizers, recorders) and a restart continues after the last
     finished epoch; ``key`` fingerprints what is trained so a foreign checkpoint is refused.
     ``recorder_dir`` keeps the held-out recorder's (T, N) arrays in files (out of core).
+    ``early_stop`` ends training after the epoch at which its rule holds (evaluated on the
+    recorders, so a resumed run stops at the same epoch). ``dist`` (default: the initialised
+    process group, if any): data-parallel; ``in_sample`` must then be a DistributedRecorder
+    (``dedupe=False``), and the returned recorder is one too (its dynamics live on rank 0).
 
     Returns the recorder of out-of-fold logits (one update per sample per epoch) and the fold
     of each sample.
     """
+    d = distributed.current() if dist is None else dist
+    source = as_source(inputs)
     labels = np.asarray(labels)
-    n = int(inputs.shape[0])
+    n = int(source.shape[0])
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
@@ -304,98 +347,52 @@ def crossfit_recorded(
     train_ids = [torch.as_tensor(np.flatnonzero(folds != k)) for k in range(n_folds)]
     held_ids = [torch.as_tensor(np.flatnonzero(folds == k)) for k in range(n_folds)]
     y_all = torch.tensor(labels, dtype=torch.long)  # a copy: labels may be a read-only array
-    rec = Recorder(n, num_classes, keep_probs=keep_probs, directory=recorder_dir, max_epochs=config.epochs)
+    rec = d.recorder(n, num_classes, keep_probs=keep_probs, directory=recorder_dir, max_epochs=config.epochs)
     recorders = {"held_out": rec} | ({"in_sample": in_sample} if in_sample is not None else {})
     ckpt = None
     start = 0
     if checkpoint_dir is not None:
         ckpt = Checkpoint(checkpoint_dir, config_key(config=config, n=n, num_classes=num_classes, folds=n_folds,
-                                                     key=key))  # fmt: skip
+                                                     key=key), writer=d.is_writer)  # fmt: skip
         start = ckpt.load(models, opts, recorders, device=device)
         if start and log is not None:
             log(f"{desc}: resuming from epoch {start} of {config.epochs} ({ckpt.dir})")
+    nets = [d.wrap(m, device) for m in models]
+
+    def stop() -> bool:  # rank 0 holds the dynamics and decides for every rank
+        if early_stop is None or rec.num_epochs == 0:
+            return False
+        if not d.is_writer:
+            return bool(d.broadcast(None))
+        ins = None if in_sample is None else in_sample.dynamics()
+        return bool(d.broadcast(early_stop.should_stop(rec.dynamics(), ins, labels)))
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.epochs, initial=start, desc=desc, unit="epoch", leave=False)
     for epoch in range(start, config.epochs):
+        if stop():  # also right after a resume: the rule reads only what was recorded
+            if log is not None:
+                log(f"{desc}: ranking stable, stopped early after epoch {epoch} of {config.epochs}")
+            break
         for k in range(n_folds):
             cfg_k = replace(config, seed=config.seed * 1009 + k)
-            run_epoch(models[k], opts[k], inputs, y_all, config=cfg_k, epoch=epoch, device=device,
-                      subset=train_ids[k], on_batch=None if in_sample is None else in_sample.update)  # fmt: skip
-            logits = predict_logits(models[k], inputs, held_ids[k], device=device)
-            rec.update(held_ids[k], logits, y_all.index_select(0, held_ids[k]))
+            run_epoch(nets[k], opts[k], source, y_all, config=cfg_k, epoch=epoch, device=device,
+                      subset=train_ids[k], on_batch=None if in_sample is None else in_sample.update,
+                      dist=d)  # fmt: skip
+            mine, real = d.shard(held_ids[k])
+            ids = mine[real]
+            logits = predict_logits(models[k], source, ids, device=device)
+            rec.update(ids, logits, y_all.index_select(0, ids))
         for r in recorders.values():
             r.end_epoch()
         if ckpt is not None:
             ckpt.save(epoch + 1, models, opts, recorders)
+            d.barrier()
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
     return rec, folds
-
-
-# ----------------------------------------------------------------------------- cross-validated probabilities
-class _NetworkEstimator:
-    """scikit-learn-style wrapper so :func:`crossval_probs` can cross-validate a network.
-
-    ``fit`` takes the flattened inputs (crossval_probs needs 2-D features) and reshapes them.
-    """
-
-    def __init__(self, spec: NetworkSpec, train: TrainConfig, shape: tuple[int, ...], k: int, seed: int) -> None:
-        self.spec, self.train, self.shape, self.k, self.seed = spec, train, shape, k, seed
-        self.classes_ = np.arange(k)
-        self.net: nn.Module | None = None
-
-    def _x(self, x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32).reshape(-1, *self.shape))
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> _NetworkEstimator:
-        xt = self._x(x)
-        torch.manual_seed(self.seed)
-        self.net = self.spec.build(xt, self.k)
-        train_recorded(self.net, xt, np.asarray(y), num_classes=self.k, config=replace(self.train, seed=self.seed),
-                       recorder_mode="streaming", keep_probs=0, progress=False)  # fmt: skip
-        return self
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        assert self.net is not None, "fit first"
-        xt = self._x(x)
-        logits = predict_logits(self.net, xt, torch.arange(len(xt)), device=next(self.net.parameters()).device,
-                                batch_size=2048)  # fmt: skip
-        return torch.softmax(logits.float(), 1).cpu().numpy().astype(np.float64)
-
-
-def cross_validated_probs(
-    spec: NetworkSpec | None,
-    train: TrainConfig | None,
-    inputs: torch.Tensor,
-    given: np.ndarray,
-    *,
-    num_classes: int,
-    seed: int,
-    folds: int = 5,
-    C: float = 0.05,
-    max_iter: int = 1000,
-) -> np.ndarray:
-    """(N, K) out-of-fold probabilities after training: ``folds`` fits of ``spec`` with ``train``
-    (fold ``f`` seeded :func:`cv_seed`), or, with ``spec=None``, cleanlab's recipe — logistic
-    regression (``C``, ``max_iter``) on standardised features."""
-    from labeltrace.train.crossval import crossval_probs
-
-    if spec is None:
-        return crossval_probs(inputs.numpy(), given, n_folds=folds, C=C, max_iter=max_iter, seed=seed,
-                              num_classes=num_classes)  # fmt: skip
-    if train is None:
-        raise ValueError("cross_validated_probs: a network needs its training settings")
-    shape = tuple(inputs.shape[1:])
-    fold = iter(range(folds))
-
-    def factory() -> _NetworkEstimator:
-        return _NetworkEstimator(spec, train, shape, num_classes, cv_seed(seed, next(fold)))
-
-    flat = inputs.reshape(len(inputs), -1).numpy()
-    return crossval_probs(flat, given, n_folds=folds, seed=seed, standardize=False, num_classes=num_classes,
-                          estimator_factory=factory)  # fmt: skip

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from labeltrace.train.batches import BatchSource
+
 __all__ = ["KINDS", "NetworkSpec"]
 
 #: small-cnn: a compact ResNet on images, from scratch; mlp / linear: a head on frozen features;
@@ -40,8 +42,9 @@ class NetworkSpec:
         if self.kind == "clip" and not self.clip_model:
             raise ValueError("a clip network needs clip_model: a local CLIP directory or a cached hub name")
 
-    def build(self, inputs: torch.Tensor, n_out: int, classes: Sequence[str] | None = None) -> nn.Module:
-        """The network for ``inputs`` (``(N, C, H, W)`` images or ``(N, D)`` features) with
+    def build(self, inputs: torch.Tensor | BatchSource, n_out: int, classes: Sequence[str] | None = None) -> nn.Module:
+        """The network for ``inputs`` (``(N, C, H, W)`` images or ``(N, D)`` features, a tensor or
+        a :class:`~labeltrace.train.batches.BatchSource`: only their shape is read) with
         ``n_out`` outputs; ``classes`` (the real class names) is needed by CLIP's prompts."""
         from labeltrace.models import build_model
 

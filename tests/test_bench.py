@@ -8,12 +8,14 @@ import math
 import platform
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from labeltrace.bench import parse_config, run_bench
+from labeltrace.bench import cells
 from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS, CellRunner
 from labeltrace.bench.config import apply_quick, load_config, resolve_detectors
 from labeltrace.bench.grid import expand, load_dataset
@@ -120,6 +122,31 @@ def test_sei_row_matches_an_independent_computation(quick) -> None:
     last = [c for c in res.curve if c["labels"] == cell.labels][-1]
     assert last["epochs"] == runs[0].dynamics.num_epochs
     assert last["f1"] == pytest.approx(row["f1"])
+
+
+def test_training_time_is_counted_once(quick, monkeypatch) -> None:
+    """A detector's cost = the fits' recorded seconds + its own compute; the first detector that
+    triggers (or loads) a fit must not count that time again as its own compute. The clock of the
+    cell runner is a fake one that jumps 100 s when the cross-fitted recording is first fetched."""
+    cfg, _, _ = quick
+    cell = expand(cfg)[0]
+    runner = CellRunner(cell, load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None), cfg,
+                        log=lambda s: None)  # fmt: skip
+    clock = [0.0]
+    monkeypatch.setattr(cells, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    fetch = runner.held_out
+
+    def slow_fetch():  # noqa: ANN202
+        if "held_out" not in runner._recordings:
+            clock[0] += 100.0
+        return fetch()
+
+    monkeypatch.setattr(runner, "held_out", slow_fetch)
+    first, second = runner.detector("crossfit_clcount"), runner.detector("crossfit_rate")
+    fits = sum(runner.held_out().seconds)
+    assert first["wall_seconds"] == pytest.approx(fits)
+    assert second["wall_seconds"] == pytest.approx(fits)
+    assert first["n_trainings"] == second["n_trainings"] == cfg.n_folds
 
 
 def test_rerun_trains_nothing_and_picks_up_new_detectors(quick, monkeypatch) -> None:

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from labeltrace.bench import parse_config, run_bench
-from labeltrace.bench import cells
+from labeltrace.bench import cells, parse_config, run_bench
 from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS, CellRunner
 from labeltrace.bench.config import apply_quick, load_config, resolve_detectors
 from labeltrace.bench.grid import expand, load_dataset

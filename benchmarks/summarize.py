@@ -6,7 +6,8 @@ For every cell (dataset, labels, model): the default detector (``crossfit``) aga
 recipe and against the best detector of the cell (F1 of each one's own rule, means over seeds,
 and the paired difference with its 95 % t-interval), AUROC, how many it flags against the true
 count; then the bar of issue 12, the nearly clean cell, the one-training mode (``single``) against
-``crossfit``, and the cost of each detector as a multiple of one plain training (``single``).
+``crossfit``, SEI against the rest, and the cost of each detector as a multiple of one plain
+training (``single``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _f(v: str) -> float:
 
 
 def main(paths: list[str]) -> None:
-    rows = [r for p in paths for r in csv.DictReader(open(p, newline=""))]
+    rows = [r for p in paths for r in csv.DictReader(open(p, newline="")) if "detector" in r]  # not *_sei_epochs
     by = defaultdict(list)
     for r in rows:
         by[(r["dataset"], r["labels"], r["model"], r["detector"])].append(r)
@@ -101,6 +102,18 @@ def main(paths: list[str]) -> None:
         ok += r >= 0.9
         print(f"| {c[0]} | {c[1]} | {c[2]} | {s:.3f} | {d:.3f} | {r:.2f} |")
     print(f"\nsingle within 0.9 x crossfit's F1: {ok}/{total} cells")
+
+    print("\n## Does SEI lead? SEI (two in-sample runs, auxiliary-mean cutoff) against the rest\n")
+    print("| dataset | labels | model | SEI F1 | best other F1 | SEI AUROC | crossfit AUROC | best other AUROC |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in cells:
+        if not by[(*c, "sei")] or c in near:
+            continue
+        of = max(((mean(c, d, "f1"), d) for d in dets if d != "sei" and by[(*c, d)]), key=lambda t: np.nan_to_num(t[0]))
+        oa = max(((mean(c, d, "auroc"), d) for d in dets if d != "sei" and by[(*c, d)]),
+                 key=lambda t: np.nan_to_num(t[0]))  # fmt: skip
+        print(f"| {c[0]} | {c[1]} | {c[2]} | {mean(c, 'sei', 'f1'):.3f} | {of[0]:.3f} ({of[1]}) "
+              f"| {mean(c, 'sei', 'auroc'):.3f} | {mean(c, DEFAULT, 'auroc'):.3f} | {oa[0]:.3f} ({oa[1]}) |")
 
     print("\n## Cost: trainings and wall seconds, as a multiple of one plain training (single)\n")
     print("| dataset | model | detector | trainings | wall s (mean per cell) | × one training |")

@@ -65,16 +65,19 @@ def test_crossfit_cl_flags_cleanlabs_own_mask_on_the_held_out_posterior() -> Non
     assert detectors.get("crossfit_cl").column == "crossfit"  # shares crossfit's score column
 
 
-def test_crossfit_averages_the_in_sample_companion_and_takes_the_most_conservative_count() -> None:
+def test_crossfit_averages_the_in_sample_companion_and_counts_on_the_held_out_side() -> None:
     run, given, _ = _recorded(seed=3)
     comp, _, _ = _recorded(seed=4)  # another recording of the same labels
     both = RecordedRun(run.dynamics, run.is_auxiliary, run.num_classes, held_out=True, in_sample=comp.dynamics)
     det = detectors.detect("crossfit", Evidence(given, 4, held_out=both))
     h, i = _normalized(run.dynamics.mean_posterior()), _normalized(comp.dynamics.mean_posterior())
     np.testing.assert_allclose(det.score, ((h + i) / 2)[np.arange(given.size), given])
-    # a small set (300 < LARGE samples): the held-out count alone (the in-sample side is memorised)
-    n_held = int(cl_count.num_label_issues(given, h))
-    assert det.flagged.sum() == n_held and det.rule == f"min-count {n_held}"
+    # a small set (300 < LARGE samples): the held-out estimates only (the in-sample side is memorised),
+    # the geometric mean of confident learning's count and its rate x N
+    n_held, r_held = int(cl_count.num_label_issues(given, h)), _cleanlab_rate_count(given, h)
+    assert n_held != r_held
+    n_hat = round((n_held * r_held) ** 0.5)
+    assert det.flagged.sum() == n_hat and det.rule == f"count {n_hat}"
     assert det.score[det.flagged].max() < det.score[~det.flagged].min()
 
 
@@ -91,7 +94,7 @@ def test_conservative_count_on_a_large_set_takes_the_smallest_estimate() -> None
     counts = [int(cl_count.num_label_issues(y, h)), _cleanlab_rate_count(y, h),
               2 * int(cl_count.num_label_issues(y, (h + i) / 2))]  # fmt: skip
     assert conservative_count(h, i, y) == min(counts) < counts[0]
-    assert conservative_count(h, None, y) == counts[0]
+    assert conservative_count(h, None, y) == round((counts[0] * counts[1]) ** 0.5)  # no in-sample side
 
 
 def test_bimodal_count_leaves_one_cluster_alone_and_splits_two() -> None:

@@ -157,7 +157,7 @@ def _crossfit_score(ev: Evidence) -> np.ndarray:
 def _crossfit_decide(ev: Evidence, s: np.ndarray) -> Decision:
     held, ins = _held_posteriors(ev)
     n_hat = C.conservative_count(held, ins, ev.labels)
-    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"min-count {n_hat}")
+    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"count {n_hat}")
 
 
 def _crossfit_cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
@@ -169,8 +169,9 @@ def _crossfit_cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
 register(Detector(
     "crossfit", ("held_out",), _crossfit_score, _crossfit_decide,
     "the default: p(given label) under the mean of the cross-fitted models' held-out and in-sample softmax, "
-    "averaged over epochs; the lowest flagged, as many as the most conservative of three confident-learning "
-    "counts (decide.count.conservative_count)",
+    "averaged over epochs; the lowest flagged, as many as confident-learning estimates on the held-out "
+    "posterior count (decide.count.conservative_count: small sets the geometric mean of CL's count and "
+    "rate x N, large sets the smallest of three counts)",
 ))  # fmt: skip
 def _crossfit_counted(name: str, count: Callable[[Evidence, np.ndarray, np.ndarray], int], summary: str) -> Detector:
     """crossfit's score, flagged down to a count estimated by another rule."""
@@ -205,13 +206,13 @@ def _crossfit_knn_score(ev: Evidence) -> np.ndarray:
 def _crossfit_knn_decide(ev: Evidence, s: np.ndarray) -> Decision:
     held, ins = _held_posteriors(ev)
     n_hat = C.conservative_count(held, ins, ev.labels)
-    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"min-count {n_hat}")
+    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"count {n_hat}")
 
 
 register(Detector(
     "crossfit_knn", ("held_out", "features"), _crossfit_knn_score, _crossfit_knn_decide,
     "crossfit's posterior and the kNN label share mixed with a weight chosen per dataset by virtual "
-    "implanted errors (no clean labels), the conservative count",
+    "implanted errors (no clean labels), cut at crossfit's count",
 ))  # fmt: skip
 register(Detector(
     "crossfit_cl", ("held_out",), _crossfit_score, _crossfit_cl_decide,

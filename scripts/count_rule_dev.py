@@ -1,0 +1,91 @@
+"""Count rules for crossfit on the dev cells (not a test): F1 of the crossfit ranking cut at each
+rule's count, from the bench cache — no training.
+
+    python scripts/count_rule_dev.py --cache /work/cache/bench [--config benchmarks/configs/dev.toml]
+
+Runs only on the dev cells of ``benchmarks/SPLIT.md`` (the config given must be the dev one);
+every cell's held-out recording must already be in the cache (``labeltrace bench --config
+benchmarks/configs/dev.toml ...`` first). For each cell and seed it prints the true count and,
+for every rule, the count and the F1 of flagging that many of the lowest crossfit scores; then
+the mean F1 per rule over the noisy small cells (N < ``count.LARGE``, where the rule applies) and
+how many each rule flags on the clean cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from labeltrace.bench.cells import CellRunner
+from labeltrace.bench.config import load_config
+from labeltrace.bench.grid import expand, load_dataset
+from labeltrace.decide import count as C
+from labeltrace.decide import detectors
+
+Rule = Callable[[int, int], int]
+RULES: dict[str, Rule] = {
+    "cl_count": lambda n, r: n,
+    "rate": lambda n, r: r,
+    "mean": lambda n, r: round((n + r) / 2),
+    "geomean": lambda n, r: round(float(np.sqrt(n * r))),
+    "max": lambda n, r: max(n, r),
+}
+
+
+def f1_at(score: np.ndarray, truth: np.ndarray, k: int) -> float:
+    if k <= 0 or not truth.any():
+        return float("nan") if not truth.any() else 0.0
+    top = np.argsort(score, kind="stable")[:k]
+    tp = int(truth[top].sum())
+    return 2 * tp / (k + int(truth.sum()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cache", required=True)
+    ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "benchmarks/configs/dev.toml"))
+    a = ap.parse_args()
+    cfg = load_config(a.config)
+    assert cfg.name == "dev", "dev cells only (benchmarks/SPLIT.md)"
+    cfg = replace(cfg, cache_dir=a.cache)
+    f1s: dict[str, list[float]] = defaultdict(list)
+    clean: dict[str, list[int]] = defaultdict(list)
+    data = {}
+    print("| cell | seed | N | true | " + " | ".join(RULES) + " |")
+    print("|---|---|---|---|" + "---|" * len(RULES))
+    for cell in expand(cfg):
+        if cell.dataset.name not in data:
+            data[cell.dataset.name] = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
+        runner = CellRunner(cell, data[cell.dataset.name], cfg, log=lambda s: None)
+        n = len(runner.given)
+        if n >= C.LARGE:
+            continue
+        ev = runner.evidence()
+        held, _ = detectors._held_posteriors(ev)
+        score = detectors.get("crossfit").score(ev)
+        cnt, rate = C.cl_count(held, ev.labels), C.cl_rate_count(held, ev.labels)
+        truth = runner.truth
+        outs = []
+        for name, rule in RULES.items():
+            k = rule(cnt, rate)
+            f = f1_at(score, truth, k)
+            if truth.any():
+                f1s[name].append(f)
+            else:
+                clean[name].append(k)
+            outs.append(f"{k} ({f:.3f})" if truth.any() else f"{k}")
+        print(f"| {cell.dataset.name} {cell.labels} {cell.model.name} | {cell.seed} | {n} | {int(truth.sum())} | "
+              + " | ".join(outs) + " |")
+    print("\n| rule | mean F1, noisy dev cells (N < LARGE) | flagged on clean dev cells (mean) |")
+    print("|---|---|---|")
+    for name in RULES:
+        print(f"| {name} | {np.mean(f1s[name]):.4f} (n={len(f1s[name])}) | {np.mean(clean[name]):.1f} |")
+
+
+if __name__ == "__main__":
+    main()

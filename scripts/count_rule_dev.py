@@ -56,6 +56,9 @@ def main() -> None:
     f1s: dict[str, list[float]] = defaultdict(list)
     clean: dict[str, list[int]] = defaultdict(list)
     data = {}
+    print("# crossfit count rules on the dev cells (N < count.LARGE)\n")
+    print("`python scripts/count_rule_dev.py --cache /work/cache/bench > benchmarks/results/dev-count-rules.md` "
+          "(from the bench cache of `configs/dev.toml`; each entry: count (F1 of the crossfit ranking cut there)).\n")
     print("| cell | seed | N | true | " + " | ".join(RULES) + " |")
     print("|---|---|---|---|" + "---|" * len(RULES))
     for cell in expand(cfg):

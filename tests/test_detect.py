@@ -210,11 +210,33 @@ def test_implant_weight_follows_the_signal_that_separates_wrong_labels() -> None
     assert implant_weight(sharp, noise, y) == 0.0
 
 
-def test_single_is_one_plain_training_cut_at_a_capped_count() -> None:
-    run, given, flip = _recorded(seed=6, held_out=False)
-    det = detectors.detect("single", Evidence(given, 4, single=run))
+def test_single_on_a_small_set_counts_the_samples_contradicted_in_most_epochs() -> None:
+    rng = np.random.default_rng(6)
+    n, k, epochs = 300, 4, 5
+    given = rng.integers(0, k, n)
+    rec, wrong_epochs = Recorder(n, k), np.zeros(n, int)
+    for _ in range(epochs):
+        logits = rng.normal(size=(n, k))
+        logits[np.arange(n), given] += rng.uniform(-1.0, 3.0, n)
+        wrong_epochs += logits.argmax(1) != given
+        rec.update(np.arange(n), logits, given)
+        rec.end_epoch()
+    run = RecordedRun(rec.dynamics(), np.zeros(n, bool), k, held_out=False)
+    det = detectors.detect("single", Evidence(given, k, single=run))
     np.testing.assert_allclose(det.score, -run.dynamics.mean("loss"))
+    expected = int((wrong_epochs >= 3).sum())  # contradicted in 3, 4 or 5 of the 5 epochs
+    assert 0 < expected < n
+    assert det.flagged.sum() == expected and det.rule == f"contradicted-count {expected}"
+    assert det.score[det.flagged].max() < det.score[~det.flagged].min()
+    assert not detectors.applicable("single", Evidence(given, k, held_out=run))
+
+
+def test_single_on_a_large_set_caps_the_mixture_count() -> None:
+    from labeltrace.decide.count import LARGE
+
+    run, given, flip = _recorded(seed=6, n=LARGE + 200, held_out=False)
+    det = detectors.detect("single", Evidence(given, 4, single=run))
     post = _normalized(run.dynamics.mean_posterior())
     assert det.flagged.sum() <= 3 * _cleanlab_rate_count(given, post)
+    assert det.rule.startswith("min-count")
     assert det.score[det.flagged].max() < det.score[~det.flagged].min()
-    assert not detectors.applicable("single", Evidence(given, 4, held_out=run))

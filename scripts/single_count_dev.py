@@ -1,0 +1,105 @@
+"""Count rules for the one-training detector (``single``) on the dev cells (not a test): F1 of its
+ranking (−mean loss of one plain run) cut at each rule's count, from the bench cache — no training.
+
+    python scripts/single_count_dev.py --cache /work/cache/bench > benchmarks/results/dev-single-counts.md
+
+Dev cells only (``benchmarks/SPLIT.md``); every cell's one-run recording must be in the cache
+(``labeltrace bench --config benchmarks/configs/dev.toml ...`` first). Rules:
+
+* ``capped`` — a BIC-gated two-component mixture's count on the score, capped at 3 × confident
+  learning's rate on the trajectory-averaged posterior (the rule before this study; kept for N ≥ 5,000);
+* ``gmm`` — the mixture's count alone;
+* ``contradicted`` — the samples the model contradicted (argmax ≠ label) in most epochs;
+* ``contradicted_first_half`` / ``_first_quarter`` / ``_first_epoch`` — the same over the first
+  half / quarter of the epochs / the first epoch only.
+
+Prints every cell and seed, then the mean F1 per rule over the noisy cells and the mean number
+flagged on the clean cells, for small (N < ``count.LARGE``) and large sets apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from labeltrace.bench.cells import CellRunner
+from labeltrace.bench.config import load_config
+from labeltrace.bench.grid import expand, load_dataset
+from labeltrace.decide import count as C
+from labeltrace.decide import detectors
+
+RULES = ("capped", "gmm", "contradicted", "contradicted_first_half", "contradicted_first_quarter",
+         "contradicted_first_epoch")  # fmt: skip
+
+
+def f1_at(score: np.ndarray, truth: np.ndarray, k: int) -> float:
+    if not truth.any():
+        return float("nan")
+    if k <= 0:
+        return 0.0
+    top = np.argsort(score, kind="stable")[:k]
+    return 2 * int(truth[top].sum()) / (k + int(truth.sum()))
+
+
+def counts(runner: CellRunner) -> tuple[np.ndarray, dict[str, int]]:
+    ev = runner.evidence()
+    dyn = ev.single.dynamics
+    s = detectors.get("single").score(ev)
+    post = dyn.mean_posterior()[:, : ev.num_classes]
+    rate = C.cl_rate_count(post / post.sum(1, keepdims=True), ev.labels)
+    gmm = C.bimodal_count(s)
+    t = dyn.num_epochs
+    out = {"capped": min(gmm, 3 * rate), "gmm": gmm, "contradicted": C.contradicted_count(dyn.mean("correct"))}
+    for name, w in (("first_half", max(1, t // 2)), ("first_quarter", max(1, t // 4)), ("first_epoch", 1)):
+        out[f"contradicted_{name}"] = C.contradicted_count(dyn.mean("correct", slice(0, w)))
+    return s, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cache", required=True)
+    ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "benchmarks/configs/dev.toml"))
+    a = ap.parse_args()
+    cfg = load_config(a.config)
+    assert cfg.name == "dev", "dev cells only (benchmarks/SPLIT.md)"
+    cfg = replace(cfg, cache_dir=a.cache)
+    f1s: dict[tuple[str, str], list[float]] = defaultdict(list)
+    clean: dict[tuple[str, str], list[int]] = defaultdict(list)
+    data = {}
+    print("# One-training (`single`) count rules on the dev cells\n")
+    print("`python scripts/single_count_dev.py --cache /work/cache/bench > benchmarks/results/dev-single-counts.md` "
+          "(from the bench cache of `configs/dev.toml`; each entry: count (F1 of the `single` ranking cut there)).\n")
+    print("| cell | seed | N | true | " + " | ".join(RULES) + " |")
+    print("|---|---|---|---|" + "---|" * len(RULES))
+    for cell in expand(cfg):
+        if cell.dataset.name not in data:
+            data[cell.dataset.name] = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
+        runner = CellRunner(cell, data[cell.dataset.name], cfg, log=lambda s: None)
+        s, got = counts(runner)
+        truth = runner.truth
+        size = "small" if truth.size < C.LARGE else "large"
+        outs = []
+        for rule in RULES:
+            k = got[rule]
+            if truth.any():
+                f1s[(size, rule)].append(f1_at(s, truth, k))
+                outs.append(f"{k} ({f1_at(s, truth, k):.3f})")
+            else:
+                clean[(size, rule)].append(k)
+                outs.append(str(k))
+        print(f"| {cell.dataset.name} {cell.labels} {cell.model.name} | {cell.seed} | {truth.size} | "
+              f"{int(truth.sum())} | " + " | ".join(outs) + " |")
+    print("\n| sets | rule | mean F1, noisy dev cells | flagged on clean dev cells (mean) |")
+    print("|---|---|---|---|")
+    for size in ("small", "large"):
+        for rule in RULES:
+            f, c = f1s[(size, rule)], clean[(size, rule)]
+            print(f"| {size} | {rule} | {np.mean(f):.4f} (n={len(f)}) | {np.mean(c) if c else float('nan'):.1f} |")
+
+
+if __name__ == "__main__":
+    main()

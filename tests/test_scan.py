@@ -240,3 +240,26 @@ def test_cli_leaves_the_model_defaults_alone():
     t = train_config("effnet-lite0", cfg)
     d = MODEL_DEFAULTS["effnet-lite0"]
     assert (t.batch_size, t.weight_decay, t.lr, t.epochs) == (d["batch_size"], d["weight_decay"], d["lr"], d["epochs"])
+
+
+def test_auto_probe_sees_the_noisy_labels_the_scan_trains_on(tmp_path, monkeypatch):
+    """With --noise, --model auto must choose on the labels a user would have (the noisy ones),
+    not on the clean labels the noise is injected into."""
+    from labeltrace.models import probe as probe_mod
+
+    seen: list[np.ndarray] = []
+
+    def fake_choose(ds, **kw):  # noqa: ANN001, ANN003, ANN202
+        seen.append(np.asarray(ds.labels).copy())
+        return probe_mod.Probe("small-cnn", {"small-cnn": 1.0, "effnet-lite0": 0.0}, len(ds), "test")
+
+    monkeypatch.setattr(probe_mod, "choose_model", fake_choose)
+    x, y = digits_subset(200)
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    res = scan(ds, tmp_path / "run", ScanConfig(model="auto", epochs=1, folds=2, batch_size=64, noise="symmetric:0.3",
+                                                seed=4), progress=False, log=lambda s: None)  # fmt: skip
+    run = rundir.open_run(res.run_dir)
+    trained = run.column("given_label_id")
+    assert len(seen) == 1 and (trained != y).mean() > 0.2  # the noise was injected ...
+    np.testing.assert_array_equal(seen[0], trained)  # ... and the probe saw exactly those labels
+    assert run.meta["model"] == "small-cnn" and run.meta["model_probe"]["model"] == "small-cnn"

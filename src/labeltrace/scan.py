@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,20 @@ def resolve_model(config: ScanConfig, ds: ImageDataset) -> tuple[str, dict[str, 
         return config.model, None
     from labeltrace.models.probe import choose_model
 
-    probe = choose_model(ds, seed=config.seed, cache_dir=config.cache_dir, device=str(resolve_device(config.device)))
-    return probe.model, probe.as_dict()
+    probe_ds, note = ds, ""
+    if config.noise:  # the probe sees the labels the scan trains on, as a user's would
+        kind = noise.parse_spec(config.noise)[0]
+        if kind in ("symmetric", "pair"):  # needs no features: the very labels injected later
+            nl = noise.inject(config.noise, ds.labels, ds.n_classes, np.zeros((len(ds), 0), np.float32),
+                              seed=config.seed)  # fmt: skip
+            probe_ds = replace(ds, labels=nl.labels)
+        else:  # the noise follows the chosen model's features: the probe sees the labels before it
+            note = f"; labels before the {kind} noise"
+    probe = choose_model(probe_ds, seed=config.seed, cache_dir=config.cache_dir,
+                         device=str(resolve_device(config.device)))  # fmt: skip
+    d = probe.as_dict()
+    d["reason"] += note
+    return probe.model, d
 
 
 def network_spec(model: str, config: ScanConfig) -> NetworkSpec:

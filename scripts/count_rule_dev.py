@@ -13,17 +13,12 @@ how many each rule flags on the clean cells.
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
+from dev_cells import dev_cells, f1_at, parse_args, print_header  # scripts/, run as a script
 
-from labeltrace.bench.cells import CellRunner
-from labeltrace.bench.config import load_config
-from labeltrace.bench.grid import expand, load_dataset
 from labeltrace.decide import count as C
 from labeltrace.decide import detectors
 
@@ -37,34 +32,13 @@ RULES: dict[str, Rule] = {
 }
 
 
-def f1_at(score: np.ndarray, truth: np.ndarray, k: int) -> float:
-    if k <= 0 or not truth.any():
-        return float("nan") if not truth.any() else 0.0
-    top = np.argsort(score, kind="stable")[:k]
-    tp = int(truth[top].sum())
-    return 2 * tp / (k + int(truth.sum()))
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cache", required=True)
-    ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "benchmarks/configs/dev.toml"))
-    a = ap.parse_args()
-    cfg = load_config(a.config)
-    assert cfg.name == "dev", "dev cells only (benchmarks/SPLIT.md)"
-    cfg = replace(cfg, cache_dir=a.cache)
+    a = parse_args(__doc__)
     f1s: dict[str, list[float]] = defaultdict(list)
     clean: dict[str, list[int]] = defaultdict(list)
-    data = {}
-    print("# crossfit count rules on the dev cells (N < count.LARGE)\n")
-    print("`python scripts/count_rule_dev.py --cache /work/cache/bench > benchmarks/results/dev-count-rules.md` "
-          "(from the bench cache of `configs/dev.toml`; each entry: count (F1 of the crossfit ranking cut there)).\n")
-    print("| cell | seed | N | true | " + " | ".join(RULES) + " |")
-    print("|---|---|---|---|" + "---|" * len(RULES))
-    for cell in expand(cfg):
-        if cell.dataset.name not in data:
-            data[cell.dataset.name] = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
-        runner = CellRunner(cell, data[cell.dataset.name], cfg, log=lambda s: None)
+    print_header("crossfit count rules on the dev cells (N < count.LARGE)", "count_rule_dev.py",
+                 "dev-count-rules.md", "the crossfit ranking", list(RULES))  # fmt: skip
+    for cell, runner in dev_cells(a.config, a.cache):
         n = len(runner.given)
         if n >= C.LARGE:
             continue

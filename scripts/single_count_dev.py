@@ -19,30 +19,17 @@ flagged on the clean cells, for small (N < ``count.LARGE``) and large sets apart
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
+from dev_cells import dev_cells, f1_at, parse_args, print_header  # scripts/, run as a script
 
 from labeltrace.bench.cells import CellRunner
-from labeltrace.bench.config import load_config
-from labeltrace.bench.grid import expand, load_dataset
 from labeltrace.decide import count as C
 from labeltrace.decide import detectors
 
 RULES = ("capped", "gmm", "contradicted", "contradicted_first_half", "contradicted_first_quarter",
          "contradicted_first_epoch")  # fmt: skip
-
-
-def f1_at(score: np.ndarray, truth: np.ndarray, k: int) -> float:
-    if not truth.any():
-        return float("nan")
-    if k <= 0:
-        return 0.0
-    top = np.argsort(score, kind="stable")[:k]
-    return 2 * int(truth[top].sum()) / (k + int(truth.sum()))
 
 
 def counts(runner: CellRunner) -> tuple[np.ndarray, dict[str, int]]:
@@ -60,25 +47,12 @@ def counts(runner: CellRunner) -> tuple[np.ndarray, dict[str, int]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cache", required=True)
-    ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "benchmarks/configs/dev.toml"))
-    a = ap.parse_args()
-    cfg = load_config(a.config)
-    assert cfg.name == "dev", "dev cells only (benchmarks/SPLIT.md)"
-    cfg = replace(cfg, cache_dir=a.cache)
+    a = parse_args(__doc__)
     f1s: dict[tuple[str, str], list[float]] = defaultdict(list)
     clean: dict[tuple[str, str], list[int]] = defaultdict(list)
-    data = {}
-    print("# One-training (`single`) count rules on the dev cells\n")
-    print("`python scripts/single_count_dev.py --cache /work/cache/bench > benchmarks/results/dev-single-counts.md` "
-          "(from the bench cache of `configs/dev.toml`; each entry: count (F1 of the `single` ranking cut there)).\n")
-    print("| cell | seed | N | true | " + " | ".join(RULES) + " |")
-    print("|---|---|---|---|" + "---|" * len(RULES))
-    for cell in expand(cfg):
-        if cell.dataset.name not in data:
-            data[cell.dataset.name] = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
-        runner = CellRunner(cell, data[cell.dataset.name], cfg, log=lambda s: None)
+    print_header("One-training (`single`) count rules on the dev cells", "single_count_dev.py",
+                 "dev-single-counts.md", "the `single` ranking", RULES)  # fmt: skip
+    for cell, runner in dev_cells(a.config, a.cache):
         s, got = counts(runner)
         truth = runner.truth
         size = "small" if truth.size < C.LARGE else "large"

@@ -1,0 +1,68 @@
+"""What ``--model auto`` picks on the benchmark's datasets, and whether the pick is the better model.
+
+    python scripts/model_auto_probe.py --cache /work/cache/bench > benchmarks/results/model-auto.md
+
+For each dataset of ``benchmarks/configs/test.toml`` and label set below (seed 0, the labels as the
+bench gives them — noisy), the probe of :func:`labeltrace.models.probe.choose_model` (3-fold, 600
+samples: small CNN from scratch vs logistic regression on frozen EfficientNet-Lite0 features) is run
+and its held-out accuracies printed. Where the committed test CSV (``benchmarks/results/test-*.csv``)
+has both models for that cell, the default detector's F1 (mean over seeds) with each model is
+printed beside it, so the pick can be checked against the outcome. A measurement, not a tuning:
+nothing here is chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from labeltrace.bench.config import load_config
+from labeltrace.bench.grid import load_dataset
+from labeltrace.models.probe import choose_model
+
+REPO = Path(__file__).resolve().parents[1]
+CELLS = {"cifar10n": ["aggre", "worse"], "cifar10h": ["original"],
+         "breastmnist": ["symmetric:0.2", "confusion:0.2"], "pneumoniamnist": ["symmetric:0.2", "confusion:0.2"]}
+
+
+def bench_f1() -> dict[tuple[str, str, str], float]:
+    acc: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for p in (REPO / "benchmarks" / "results").glob("test-*.csv"):
+        for r in csv.DictReader(open(p, newline="")):
+            if r.get("detector") == "crossfit":
+                acc[(r["dataset"], r["labels"], r["model"])].append(float(r["f1"]))
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cache", required=True, help="the bench cache (datasets extracted there)")
+    a = ap.parse_args()
+    cfg = load_config(REPO / "benchmarks" / "configs" / "test.toml")
+    f1 = bench_f1()
+    print("# `--model auto` on the benchmark's datasets\n")
+    print("`python scripts/model_auto_probe.py --cache /work/cache/bench > benchmarks/results/model-auto.md`\n")
+    print("| dataset | labels | N | probe: small-cnn | probe: effnet-lite0 | pick | crossfit F1, small-cnn "
+          "| crossfit F1, effnet-mlp |")
+    print("|---|---|---|---|---|---|---|---|")
+    for spec in cfg.datasets:
+        if spec.name not in CELLS:
+            continue
+        data = load_dataset(spec, Path(a.cache), log=lambda s: None)
+        for labels in CELLS[spec.name]:
+            ds = dataclasses.replace(data.dataset(), labels=data.given_labels(labels, 0))
+            pr = choose_model(ds, seed=0, cache_dir=Path(a.cache) / "probe-cache")
+            acc = pr.accuracy
+            fc = f1.get((spec.name, labels, "small-cnn"), float("nan"))
+            fe = f1.get((spec.name, labels, "effnet-mlp"), float("nan"))
+            print(f"| {spec.name} | {labels} | {len(ds)} | {acc.get('small-cnn', float('nan')):.3f} "
+                  f"| {acc.get('effnet-lite0', float('nan')):.3f} | {pr.model} | {fc:.3f} | {fe:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""What the default scan costs on a PneumoniaMNIST-sized set (issue 12 §6): wall time, peak memory
+and F1 of ``labeltrace scan`` with ``--model auto`` and with each model forced, 20 % symmetric noise.
+
+    python scripts/cost_scan.py --data /work/shared/data/medmnist/pneumoniamnist_modified.npz \\
+        --work /work/cache/cost > benchmarks/results/cost-scan.md
+
+Each configuration runs ``/usr/bin/time -v labeltrace scan DATA --noise symmetric:0.2 --model M
+--out WORK/M --cache-dir WORK/features-M`` with an empty feature cache, one after the other (run
+it alone on the machine: the times are the point). A configuration whose run directory and time
+log already exist is read back, not rerun (delete ``WORK/M`` to measure again). Prints one
+markdown row per configuration: the model used (and the probe's accuracies for ``auto``), wall
+seconds, peak RSS, the default detector's flagged count, precision, recall, F1 and AUROC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+MODELS = ("auto", "effnet-lite0", "small-cnn")
+
+
+def measure(data: str, work: Path, model: str) -> dict:
+    out, log = work / model, work / f"{model}.time.log"
+    if not ((out / "run.json").is_file() and log.is_file()):
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(work / f"features-{model}", ignore_errors=True)
+        cmd = ["/usr/bin/time", "-v", "-o", str(log), sys.executable, "-m", "labeltrace.cli", "scan", data,
+               "--model", model, "--noise", "symmetric:0.2", "--out", str(out), "--cache-dir",
+               str(work / f"features-{model}"), "--quiet"]  # fmt: skip
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    text = log.read_text()
+    h, m, s = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", text).groups()
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
+    meta = json.loads((out / "run.json").read_text())
+    return {"meta": meta, "wall": int(h or 0) * 3600 + int(m) * 60 + float(s), "rss_mib": rss / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--work", required=True)
+    a = ap.parse_args()
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    print("# The default scan's cost on PneumoniaMNIST train (3,882 28 × 28 grayscale images)\n")
+    print("`python scripts/cost_scan.py --data .../pneumoniamnist_modified.npz --work /work/cache/cost "
+          "> benchmarks/results/cost-scan.md` (20 % symmetric noise, empty feature cache, alone on the 2-core machine)\n")
+    print("| --model | model used (probe: small-cnn / effnet-lite0 held-out accuracy) | wall s | peak RSS MiB "
+          "| flagged | true | precision | recall | F1 | AUROC |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for model in MODELS:
+        r = measure(a.data, work, model)
+        meta, met = r["meta"], r["meta"]["metrics"]
+        probe = meta.get("model_probe") or {}
+        acc = probe.get("accuracy") or {}
+        used = meta["model"] + (f" ({acc.get('small-cnn', float('nan')):.3f} / {acc.get('effnet-lite0', float('nan')):.3f})"
+                                if acc else "")  # fmt: skip
+        print(f"| {model} | {used} | {r['wall']:.0f} | {r['rss_mib']:.0f} | {meta['counts']['flagged']} "
+              f"| {meta['noise']['n_flipped']} | {met['precision']:.3f} | {met['recall']:.3f} | {met['f1']:.3f} "
+              f"| {met['auroc']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import expect, launch, serve
 from runfactory import SHAPES, make_run
 
 from labeltrace.relabel.order import review_order
@@ -25,32 +23,9 @@ from labeltrace.report import write_report
 from labeltrace.review import create_app
 from labeltrace.rundir import open_run
 
-CHROMIUM = os.environ.get("LABELTRACE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-gpu",
-    "--disable-component-update",
-    "--no-first-run",
-]
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 TOKEN = "browser-test-token"
 N = 120
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright not installed (pip install playwright)"
-)
-expect = sync_api.expect
-if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-    pytest.skip(
-        f"chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -69,32 +44,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(run_dir: Path) -> Iterator[str]:
-    import uvicorn
-
-    port = _free_port()
-    app = create_app(run_dir, token=TOKEN)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not th.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(timeout=10)
+    yield from serve(create_app(run_dir, token=TOKEN))
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip, not a failure
-            pytest.skip(f"chromium does not start under playwright: {exc}")
-        yield b
-        b.close()
+    yield from launch()
 
 
 def _rows(run_dir: Path) -> list[tuple]:

@@ -6,10 +6,6 @@ Skipped like ``test_review_browser.py`` when Playwright or Chromium is missing.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import expect, launch, serve
 from runfactory import SHAPES, csv_rows, make_run
 
 from labeltrace.export.cleaned import export_labels, unresolved_path
@@ -25,43 +22,8 @@ from labeltrace.relabel.live import LiveConfig
 from labeltrace.review import create_app
 from labeltrace.rundir import open_run
 
-CHROMIUM = os.environ.get("LABELTRACE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
-        "--disable-component-update", "--no-first-run"]  # fmt: skip
 TOKEN = "browser-team-token-0123"
 N = 60
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright not installed (pip install playwright)"
-)
-expect = sync_api.expect
-if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-    pytest.skip(
-        f"chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(app: Any) -> Iterator[str]:
-    import uvicorn
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not th.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(timeout=10)
 
 
 def _get(base: str, path: str) -> Any:
@@ -76,13 +38,7 @@ def _order(base: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        except Exception as exc:  # noqa: BLE001 - a broken browser install is a skip
-            pytest.skip(f"chromium does not start under playwright: {exc}")
-        yield b
-        b.close()
+    yield from launch()
 
 
 def _run(tmp: Path, name: str) -> Path:
@@ -98,7 +54,7 @@ def test_live_order_changes_after_decisions(tmp_path: Path, browser: Any) -> Non
     rd = _run(tmp_path, "live")
     run = open_run(rd)
     app = create_app(rd, token=TOKEN, live=LiveConfig(method="propagation", every=2))
-    for base in _serve(app):
+    for base in serve(app):
         before = _order(base)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
@@ -143,7 +99,7 @@ def test_two_reviewers_reach_consensus(tmp_path: Path, browser: Any) -> None:
     run = open_run(rd)
     classes = run.classes
     app = create_app(rd, token=TOKEN, consensus=ConsensusRule(agree=2))
-    for base in _serve(app):
+    for base in serve(app):
         order = _order(base)
         given = run.column("given_label_id")
         other = [(int(given[i]) + 1) % 4 for i in order[:3]]

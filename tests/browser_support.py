@@ -1,0 +1,60 @@
+"""Shared by the browser tests: where Chromium is, how to launch it, and a review server on a
+free loopback port. Importing it skips the importing test module when Playwright or Chromium is
+missing (``pip install playwright``; ``apt-get install -y chromium``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("LABELTRACE_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
+        "--disable-component-update", "--no-first-run"]  # fmt: skip
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+expect = sync_api.expect
+if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+    pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(app: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn on a free loopback port; yields its base URL, then stops it."""
+    import uvicorn
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not th.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    th.join(timeout=10)
+
+
+def launch() -> Iterator[object]:
+    """A headless Chromium under Playwright (a broken browser install skips, it does not fail)."""
+    with sync_api.sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        except Exception as exc:  # noqa: BLE001
+            pytest.skip(f"chromium does not start under playwright: {exc}")
+        yield b
+        b.close()

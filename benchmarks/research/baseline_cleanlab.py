@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 from cleanlab.filter import find_label_issues
+from common import SETS, evaluate, folds, load_data, log_result, set_threads
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-
-from common import SETS, evaluate, folds, load_data, log_result, set_threads
 
 set_threads(2)
 max_iter = int(sys.argv[1]) if len(sys.argv) > 1 else 100

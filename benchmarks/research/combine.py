@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from cleanlab.filter import find_label_issues
-
 from common import SETS, evaluate, load_data
 
 CACHE = Path("/work/cache/research")

@@ -10,8 +10,7 @@ import sys
 import time
 
 import numpy as np
-
-from common import SETS, K, epoch_stats, evaluate, insample_trajectory, log_result, set_threads
+from common import SETS, K, evaluate, insample_trajectory, log_result, set_threads
 
 set_threads(2)
 seed = int(sys.argv[1]) if len(sys.argv) > 1 else 0

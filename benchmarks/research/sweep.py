@@ -16,9 +16,19 @@ from pathlib import Path
 
 import numpy as np
 from cleanlab.filter import find_label_issues
-
-from common import (SETS, Trajectory, cl_issue_count, evaluate, flag_lowest, gmm_flag, insample_trajectory,
-                    load_data, log_result, oof_trajectory, set_threads)
+from common import (
+    SETS,
+    Trajectory,
+    cl_issue_count,
+    evaluate,
+    flag_lowest,
+    gmm_flag,
+    insample_trajectory,
+    load_data,
+    log_result,
+    oof_trajectory,
+    set_threads,
+)
 
 CACHE = Path("/work/cache/research")
 

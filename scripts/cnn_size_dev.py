@@ -1,0 +1,83 @@
+"""A cheaper from-scratch CNN for the default scan, on the dev cells (not a test): F1 and training
+time of ``labeltrace scan --model small-cnn`` at its default size against smaller ones.
+
+    python scripts/cnn_size_dev.py --out /work/cache/cnn_size \\
+        --pneumonia /work/shared/data/medmnist/pneumoniamnist_modified.npz > benchmarks/results/dev-cnn-size.md
+
+Dev cells (``benchmarks/SPLIT.md``): digits with symmetric / confusion noise 0.2 and 0.4, and with
+``--pneumonia`` PneumoniaMNIST ``val`` with symmetric / confusion 0.2; seeds 0-2; the default
+detector (crossfit), one torch thread, one scan after the other. Finished scans are kept in
+``OUT/results.jsonl`` (a rerun skips them). Prints, per configuration, F1 and training seconds per
+cell (mean over seeds) and the paired F1 difference against the default configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+NOISES = ("symmetric:0.2", "symmetric:0.4", "confusion:0.2", "confusion:0.4")
+CONFIGS = {"default (width 32, 20 epochs)": [], "width 16, 10 epochs": ["--width", "16", "--epochs", "10"]}
+
+
+def cells(pneumonia: str | None) -> list[tuple[str, list[str], str]]:
+    out = [("digits", ["--example", "digits"], n) for n in NOISES]
+    if pneumonia:
+        out += [("pneumoniamnist-val", [pneumonia, "--split", "val"], n) for n in ("symmetric:0.2", "confusion:0.2")]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--pneumonia", default=None)
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "results.jsonl"
+    done = {(r["config"], r["cell"], r["noise"], r["seed"]): r
+            for r in map(json.loads, log.read_text().splitlines())} if log.exists() else {}  # fmt: skip
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    for cfg, extra in CONFIGS.items():
+        for name, data, noise in cells(a.pneumonia):
+            for seed in (0, 1, 2):
+                key = (cfg, name, noise, seed)
+                if key in done:
+                    continue
+                tag = "default" if not extra else "_".join(extra).replace("--", "")
+                run_dir = out / "runs" / f"{tag}_{name}_{noise.replace(':', '')}_s{seed}"
+                cmd = [sys.executable, "-m", "labeltrace.cli", "scan", *data, "--out", str(run_dir), "--noise", noise,
+                       "--seed", str(seed), "--model", "small-cnn", "--quiet", "--force", *extra]  # fmt: skip
+                subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+                meta = json.loads((run_dir / "run.json").read_text())
+                r = {"config": cfg, "cell": name, "noise": noise, "seed": seed, "f1": meta["metrics"]["f1"],
+                     "train_s": meta["timings"]["train"]}  # fmt: skip
+                done[key] = r
+                with log.open("a") as fh:
+                    fh.write(json.dumps(r) + "\n")
+    base = next(iter(CONFIGS))
+    print("# A cheaper CNN for the default scan, on the dev cells\n")
+    print("`python scripts/cnn_size_dev.py --out /work/cache/cnn_size --pneumonia .../pneumoniamnist_modified.npz`"
+          " (3 seeds; F1 of the default detector; training seconds on the shared 2-core machine)\n")
+    print("| config | cell | noise | F1 | train s | F1 − default (mean ± sd over seeds) |")
+    print("|---|---|---|---|---|---|")
+    for cfg in CONFIGS:
+        diffs = []
+        for name, _, noise in cells(a.pneumonia):
+            rs = [done[(cfg, name, noise, s)] for s in (0, 1, 2)]
+            d = [r["f1"] - done[(base, name, noise, r["seed"])]["f1"] for r in rs]
+            diffs += d
+            print(f"| {cfg} | {name} | {noise} | {np.mean([r['f1'] for r in rs]):.3f} | "
+                  f"{np.mean([r['train_s'] for r in rs]):.1f} | {np.mean(d):+.4f} ± {np.std(d, ddof=1):.4f} |")
+        tot = sum(done[(cfg, n, z, s)]["train_s"] for n, _, z in cells(a.pneumonia) for s in (0, 1, 2))
+        print(f"| {cfg} | **all** | | | {tot:.0f} (total) | {np.mean(diffs):+.4f} (worst {min(diffs):+.4f}) |")
+
+
+if __name__ == "__main__":
+    main()

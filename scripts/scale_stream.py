@@ -81,18 +81,35 @@ def _manifest(data: Path, n: int, where: Path) -> Path:
     return p
 
 
-_CHILD = r"""
-import json, resource, sys, time, threading
+#: what every child program starts with: one torch thread, and its peak RSS (VmHWM) in bytes
+_PRELUDE = r"""
+import json, sys, time
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-from labeltrace.cli import main
 
 def hwm():
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return 0
+"""
+
+
+def _child(code: str, args: list[str], what: str) -> dict:
+    """Run a child program (``_PRELUDE`` + ``code``) and return the JSON of its ``RESULT`` line."""
+    p = subprocess.run([sys.executable, "-c", _PRELUDE + code, *args], capture_output=True, text=True,
+                       env=os.environ | {"OMP_NUM_THREADS": "1"}, check=False)  # fmt: skip
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if p.returncode != 0 or not line:
+        print(p.stdout[-3000:], p.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"{what} failed")
+    return json.loads(line[0][7:])
+
+
+_CHILD = r"""
+import resource
+from labeltrace.cli import main
 
 t0 = time.perf_counter()
 rc = main(sys.argv[1:])
@@ -107,15 +124,10 @@ def measure(data: Path, sizes: list[int], work: Path, extra: list[str]) -> list[
     for n in sizes:
         man = _manifest(data, n, work)
         run = work / f"run_{n}"
-        cmd = [sys.executable, "-c", _CHILD, "scan", "--labels", str(man), str(data), "--out", str(run),
-               "--stream", "--model", "small-cnn", "--quiet", "--force", *extra]
+        args = ["scan", "--labels", str(man), str(data), "--out", str(run), "--stream", "--model", "small-cnn",
+                "--quiet", "--force", *extra]  # fmt: skip
         t0 = time.perf_counter()
-        p = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"}, check=False)
-        line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-        if p.returncode != 0 or not line:
-            print(p.stdout[-3000:], p.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"scan of {n} images failed")
-        r = json.loads(line[0][7:])
+        r = _child(_CHILD, args, f"scan of {n} images")
         meta = json.loads((run / "run.json").read_text())
         r |= {"n": n, "total_wall": time.perf_counter() - t0, "timings": meta["timings"],
               "inputs": meta["inputs"], "epochs": meta["train"]["epochs"],
@@ -128,18 +140,8 @@ def measure(data: Path, sizes: list[int], work: Path, extra: list[str]) -> list[
 
 
 _FEATURES = r"""
-import json, sys, time
-from pathlib import Path
-import torch
-torch.set_num_threads(1)
 from labeltrace.data import from_manifest
 from labeltrace.models.features import frozen_features
-
-def hwm():
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 man, root, cache, res = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 ds = from_manifest(Path(man), root=Path(root), verify=False)
@@ -150,18 +152,8 @@ print("RESULT " + json.dumps({"peak_rss": hwm(), "wall": time.perf_counter() - t
 
 
 _INPUTS = r"""
-import json, sys, time
-from pathlib import Path
-import torch
-torch.set_num_threads(1)
 from labeltrace.data import from_manifest
 from labeltrace.models.inputs import prepare_inputs
-
-def hwm():
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 man, root, stream = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 ds = from_manifest(Path(man), root=Path(root))
@@ -178,13 +170,7 @@ def inputs(data: Path, sizes: list[int], work: Path, stream: bool) -> None:
     work.mkdir(parents=True, exist_ok=True)
     for n in sizes:
         man = _manifest(data, n, work)
-        cmd = [sys.executable, "-c", _INPUTS, str(man), str(data), "1" if stream else "0"]
-        p = subprocess.run(cmd, env=os.environ | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, check=False)
-        line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-        if p.returncode != 0 or not line:
-            print(p.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"inputs of {n} images failed")
-        r = json.loads(line[0][7:])
+        r = _child(_INPUTS, [str(man), str(data), "1" if stream else "0"], f"inputs of {n} images")
         print(f"n={n:>7}  {'streamed ' if stream else 'in memory'}  inputs {r['shape']}  peak RSS "
               f"{r['peak_rss'] / 2**20:7.0f} MiB (dataset loaded: {r['before_inputs'] / 2**20:.0f} MiB)  "
               f"wall {r['wall']:.0f} s", flush=True)
@@ -200,20 +186,16 @@ def features(data: Path, sizes: list[int], work: Path, resolution: int, kill_aft
             import shutil
 
             shutil.rmtree(cache)
-        cmd = [sys.executable, "-c", _FEATURES, str(man), str(data), str(cache), str(resolution)]
+        args = [str(man), str(data), str(cache), str(resolution)]
         if kill_after:
+            cmd = [sys.executable, "-c", _PRELUDE + _FEATURES, *args]
             p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(kill_after)
             p.kill()
             p.wait()
             st = [json.loads(f.read_text()) for f in cache.glob("*.partial.json")]
             print(f"n={n:>7}  killed after {kill_after:.0f} s with {st[0]['rows'] if st else 0} rows written", flush=True)
-        p2 = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        line = [ln for ln in p2.stdout.splitlines() if ln.startswith("RESULT ")]
-        if p2.returncode != 0 or not line:
-            print(p2.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"feature extraction of {n} images failed")
-        r = json.loads(line[0][7:])
+        r = _child(_FEATURES, args, f"feature extraction of {n} images")
         print(f"n={n:>7}  features {r['shape']}  peak RSS {r['peak_rss'] / 2**20:7.0f} MiB  wall {r['wall']:.0f} s"
               + ("  (resumed)" if kill_after else ""), flush=True)
 

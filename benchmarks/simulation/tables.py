@@ -15,6 +15,8 @@ import math
 import sys
 from pathlib import Path
 
+from labeltrace.evaluate.metrics import t_interval
+
 FRACTIONS = ("0.1", "0.25", "0.5")
 
 
@@ -149,13 +151,10 @@ def _seeds(folder: Path) -> dict[tuple[str, int], dict[str, str]] | None:
 
 
 def _diff_cell(d: list[float], fmt: str) -> str:
-    from scipy import stats
-
-    m = sum(d) / len(d)
-    sd = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1))
-    half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
-    cell = f"{m:+{fmt}} [{m - half:+{fmt}}, {m + half:+{fmt}}]"
-    return f"**{cell}**" if (m - half > 0 or m + half < 0) else cell
+    """Mean [95 % t-interval] of paired differences; **bold** when the interval excludes 0."""
+    m, lo, hi = t_interval(d)
+    cell = f"{m:+{fmt}} [{lo:+{fmt}}, {hi:+{fmt}}]"
+    return f"**{cell}**" if (lo > 0 or hi < 0) else cell
 
 
 #: (changed run, its baseline): the same seeds, initial labels and (for live runs) initial model
@@ -201,8 +200,6 @@ def versus(root: Path, selectors: tuple[str, ...] = ("cross_entropy", "joint")) 
 def paired(root: Path, names: list[str], a: str = "cross_entropy", b: str = "joint") -> str:
     """``a − b`` per seed (same initial labels, same model), mean [95 % t-interval]; a bold cell
     is an interval that excludes 0."""
-    from scipy import stats
-
     lines = [
         f"**{a} − {b}, paired over seeds** (the same initial labels and model in each seed; "
         "mean [95 % t-interval]; **bold**: the interval excludes 0).",
@@ -223,11 +220,7 @@ def paired(root: Path, names: list[str], a: str = "cross_entropy", b: str = "joi
         cells = []
         for key, _, fmt, scale in PAIRED:
             d = [scale * (float(by[(a, s)][key]) - float(by[(b, s)][key])) for s in seeds]
-            m = sum(d) / len(d)
-            sd = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1))
-            half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
-            cell = f"{m:+{fmt}} [{m - half:+{fmt}}, {m + half:+{fmt}}]"
-            cells.append(f"**{cell}**" if (m - half > 0 or m + half < 0) else cell)
+            cells.append(_diff_cell(d, fmt))
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

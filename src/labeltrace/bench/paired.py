@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
+
+from labeltrace.evaluate.metrics import t_interval
 
 __all__ = ["bar_lines", "paired", "paired_table"]
 
@@ -49,14 +50,9 @@ def paired(rows: Sequence[dict[str, Any]], metric: str, ref: str) -> list[dict[s
             seeds = sorted(set(data[(c, ref)]) & set(data[(c, d)]))
             if not seeds:
                 continue
-            diff = np.array([data[(c, ref)][s] - data[(c, d)][s] for s in seeds])
-            m = float(diff.mean())
-            if diff.size > 1:
-                half = float(stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / math.sqrt(diff.size))
-            else:
-                half = float("nan")
-            verdict = "tie" if not half >= 0 or abs(m) <= half else ("win" if m > 0 else "loss")
-            out.append({"cell": c, "other": d, "n": diff.size, "mean": m, "lo": m - half, "hi": m + half,
+            m, lo, hi = t_interval([data[(c, ref)][s] - data[(c, d)][s] for s in seeds])
+            verdict = "tie" if not lo <= hi or lo <= 0 <= hi else ("win" if m > 0 else "loss")
+            out.append({"cell": c, "other": d, "n": len(seeds), "mean": m, "lo": lo, "hi": hi,
                         "verdict": verdict})  # fmt: skip
     return out
 

@@ -6,6 +6,8 @@ precision) therefore use ``-scores`` as the score of the positive class "is nois
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -13,7 +15,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from labeltrace._checks import describe_ids as _describe_ids
 
-__all__ = ["detection_report", "flag_top_k", "report_at_true_rate"]
+__all__ = ["detection_report", "flag_top_k", "report_at_true_rate", "t_interval"]
 
 NanPolicy = Literal["raise", "omit"]
 
@@ -197,3 +199,29 @@ def report_at_true_rate(
     k = min(int(truth.sum()), int(scored.sum()))
     flags = flag_top_k(s, k, nan_policy=nan_policy)
     return detection_report(truth, flags, s, nan_policy=nan_policy)
+
+
+def t_interval(
+    values: Sequence[float] | np.ndarray, *, confidence: float = 0.95
+) -> tuple[Any, Any, Any]:
+    """``(mean, low, high)``: mean and two-sided Student-t confidence interval over seeds.
+
+    ``values`` is (S,) — one value per seed, giving floats — or (S, M), giving (M,) arrays (each
+    column separately). One seed gives NaN bounds; a NaN value makes the result NaN (nothing is
+    dropped).
+    """
+    from scipy import stats  # here, not at import: scipy.stats is slow to import and rarely needed
+
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim not in (1, 2) or v.shape[0] == 0:
+        raise ValueError(f"t_interval needs a non-empty (S,) or (S, M) array, got shape {v.shape}")
+    n = v.shape[0]
+    mean = v.mean(axis=0)
+    if n == 1:
+        lo = hi = np.full_like(mean, np.nan)
+    else:
+        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * v.std(axis=0, ddof=1) / math.sqrt(n)
+        lo, hi = mean - half, mean + half
+    if v.ndim == 1:
+        return float(mean), float(lo), float(hi)
+    return mean, lo, hi

@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from labeltrace.evaluate.metrics import t_interval
 from labeltrace.relabel.result import CampaignResult
 
 __all__ = ["Aggregate", "aggregate", "fixed_ratio", "normalized_gain", "t_interval"]
-
-
-def t_interval(
-    values: Sequence[float] | np.ndarray, *, confidence: float = 0.95
-) -> tuple[Any, Any, Any]:
-    """``(mean, low, high)``: mean and two-sided Student-t confidence interval over seeds.
-
-    ``values`` is (S,) — one value per seed, giving floats — or (S, M), giving (M,) arrays (each
-    column separately). One seed gives NaN bounds; a NaN value makes the result NaN (nothing is
-    dropped).
-    """
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim not in (1, 2) or v.shape[0] == 0:
-        raise ValueError(f"t_interval needs a non-empty (S,) or (S, M) array, got shape {v.shape}")
-    n = v.shape[0]
-    mean = v.mean(axis=0)
-    if n == 1:
-        lo = hi = np.full_like(mean, np.nan)
-    else:
-        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * v.std(axis=0, ddof=1) / math.sqrt(n)
-        lo, hi = mean - half, mean + half
-    if v.ndim == 1:
-        return float(mean), float(lo), float(hi)
-    return mean, lo, hi
 
 
 def normalized_gain(result: CampaignResult, oracle_result: CampaignResult) -> float:

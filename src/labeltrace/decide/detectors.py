@@ -258,22 +258,18 @@ for _det in (
 
 
 # ----------------------------------------------------------------------------- one plain training
-def _single(name: str, score: str, summary: str, count: str) -> Detector:
+def _single(name: str, score: str, summary: str) -> Detector:
     def s_fn(ev: Evidence) -> np.ndarray:
         return combined_score(score, [ev.single])
 
     def decide(ev: Evidence, s: np.ndarray) -> Decision:
-        post = ev.single.dynamics.mean_posterior()[:, : ev.num_classes]  # early epochs: not yet memorised
-        rate = C.cl_rate_count(post / post.sum(1, keepdims=True), ev.labels)
-        rule = count
-        if count == "gmm":
-            n_hat = C.bimodal_count(s)
-        elif count == "rate":
-            n_hat = rate
-        elif len(s) < C.LARGE:  # "min" on a small set: memorised, so count the early contradictions
-            n_hat, rule = C.contradicted_count(ev.single.dynamics.mean("correct")), "contradicted"
-        else:  # "min": the GMM split, never more than 3 x the in-sample rate (a clean set is not split)
-            n_hat = min(C.bimodal_count(s), 3 * rate)
+        dyn = ev.single.dynamics
+        if len(s) < C.LARGE:  # a small set is memorised: count the samples contradicted in most epochs
+            n_hat, rule = C.contradicted_count(dyn.mean("correct")), "contradicted"
+        else:  # the GMM split, never more than 3 x the rate on the trajectory-averaged posterior
+            post = dyn.mean_posterior()[:, : ev.num_classes]
+            rate = C.cl_rate_count(post / post.sum(1, keepdims=True), ev.labels)
+            n_hat, rule = min(C.bimodal_count(s), 3 * rate), "min"
         return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"{rule}-count {n_hat}")
 
     return Detector(name, ("single",), s_fn, decide, summary)
@@ -281,9 +277,9 @@ def _single(name: str, score: str, summary: str, count: str) -> Detector:
 
 register(_single("single", "loss", "the one-training mode: one plain training's negated mean loss; flagged: on a "
                  "small set the samples it contradicted in most epochs, on a large one the GMM count capped at 3 x the "
-                 "confident-joint rate of its trajectory-averaged posterior", "min"))
+                 "confident-joint rate of its trajectory-averaged posterior"))
 for _score, _what in (("aum", "area under the margin"), ("sei", "SEI"), ("confidence", "mean p(given label)")):
-    register(_single(f"single_{_score}", _score, f"one plain training's {_what}, the same capped count", "min"))
+    register(_single(f"single_{_score}", _score, f"one plain training's {_what}, the same count"))
 
 
 def _loss_decide(ev: Evidence, s: np.ndarray) -> Decision:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
@@ -55,7 +54,7 @@ def main() -> None:
             continue
         data = load_dataset(spec, Path(a.cache), log=lambda s: None)
         for labels in CELLS[spec.name]:
-            ds = dataclasses.replace(data.dataset(), labels=data.given_labels(labels, 0))
+            ds = data.dataset().with_labels(data.given_labels(labels, 0))
             pr = choose_model(ds, seed=0, cache_dir=Path(a.cache) / "probe-cache")
             acc = pr.accuracy
             fc = f1.get((spec.name, labels, "small-cnn"), float("nan"))

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ def resolve_model(config: ScanConfig, ds: ImageDataset) -> tuple[str, dict[str, 
         if kind in ("symmetric", "pair"):  # needs no features: the very labels injected later
             nl = noise.inject(config.noise, ds.labels, ds.n_classes, np.zeros((len(ds), 0), np.float32),
                               seed=config.seed)  # fmt: skip
-            probe_ds = replace(ds, labels=nl.labels)
+            probe_ds = ds.with_labels(nl.labels)
         else:  # the noise follows the chosen model's features: the probe sees the labels before it
             note = f"; labels before the {kind} noise"
     probe = choose_model(probe_ds, seed=config.seed, cache_dir=config.cache_dir,

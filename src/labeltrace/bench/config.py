@@ -83,7 +83,7 @@ class ModelSpec:
     weight_decay: float = 1e-4
     schedule: str = "cosine"
     augment: bool = False
-    width: int | None = None  # small-cnn base width (default: 16 for images <= 16 px, else 32)
+    width: int | None = None  # small-cnn base width (default: 16 for images <= 32 px, else 32)
     image_size: int | None = None  # small-cnn input side (default: native if <= 64, else 64)
     hidden: int = 512  # mlp hidden units
     cv: str = "same"  # "same": K trainings of this model; "logreg": cleanlab's logistic regression

@@ -81,15 +81,19 @@ class CellRunner:
     # ------------------------------------------------------------------ recordings
     def _record(self, plan: protocol.Protocol, folder: str, what: str) -> Recording:
         m = self.cell.model
-        key = digest({"v": _CACHE_VERSION, "plan": [type(plan).__name__, vars(plan)], "inputs": self.input_fp,
-                      "given": digest(self.given), "model": m.key(), "seed": self.cell.seed})  # fmt: skip
-        d = self.cache / folder / key
+        # a network's embedding (for the kNN detectors) is kept by every recording, as ``labeltrace scan``
+        # keeps it: the in-sample runs' first network, the cross-fitted recording's first fold model
+        embedding = not m.on_features
+        parts = {"v": _CACHE_VERSION, "plan": [type(plan).__name__, vars(plan)], "inputs": self.input_fp,
+                 "given": digest(self.given), "model": m.key(), "seed": self.cell.seed}  # fmt: skip
+        if embedding and isinstance(plan, protocol.CrossFit):  # recorded without it before (other key)
+            parts["embedding"] = True
+        d = self.cache / folder / digest(parts)
         if not RecordingDir(d).finished:
             self.log(f"  {what} ({m.name}, {m.epochs} epochs, N={len(self.given)})")
         return protocol.record(plan, m.network(), m.train_config(self.cfg.device), self.x, self.given,
                                num_classes=self.k, seed=self.cell.seed, directory=d, data={"inputs": self.input_fp},
-                               embedding=isinstance(plan, protocol.InSample) and not m.on_features,
-                               progress=self.progress)  # fmt: skip
+                               embedding=embedding, progress=self.progress)  # fmt: skip
 
     def in_sample(self) -> Recording:
         """Two in-sample runs with disjoint auxiliary sets, drawn and seeded as ``labeltrace scan``."""
@@ -135,13 +139,16 @@ class CellRunner:
                 self._cv = (z["probs"], float(z["seconds"]))
         return self._cv
 
-    def evidence(self) -> Evidence:
-        """The detectors' evidence, each item recorded (or loaded from the cache) on first use."""
+    def evidence(self, *, embedding_from: str = "in_sample") -> Evidence:
+        """The detectors' evidence, each item recorded (or loaded from the cache) on first use.
+        A network's features are the embedding kept by the ``embedding_from`` recording
+        (``in_sample`` or ``held_out``), as ``labeltrace scan`` takes them from what it recorded."""
         frozen = self.cell.model.on_features
+        source = {"in_sample": self.in_sample, "held_out": self.held_out}[embedding_from]
 
         def features() -> np.ndarray:
-            emb = self.in_sample().embedding
-            assert emb is not None, "the in-sample recording kept no embedding"
+            emb = source().embedding
+            assert emb is not None, f"the {embedding_from.replace('_', '-')} recording kept no embedding"
             return emb
 
         return Evidence(
@@ -153,7 +160,8 @@ class CellRunner:
                   "single": lambda: (1, sum(self.single().seconds)),
                   "held_out": lambda: (self.cfg.n_folds, sum(self.held_out().seconds)),
                   "cv_probs": lambda: (self.cfg.n_folds, self.cv_probs()[1]),
-                  "features": (0, 0.0) if frozen else lambda: (1, self.in_sample().seconds[0])},
+                  "features": (0, 0.0) if frozen or embedding_from != "in_sample"
+                  else lambda: (1, self.in_sample().seconds[0])},
         )  # fmt: skip
 
     # ------------------------------------------------------------------ detectors
@@ -162,7 +170,9 @@ class CellRunner:
         wall_seconds."""
         ev = ev or self.evidence()
         needs = detectors.get(name).needs
-        if "features" in needs and "in_sample" in needs:  # the embedding comes with the runs
+        if "features" in needs and "held_out" in needs and not self.cell.model.on_features:
+            ev = self.evidence(embedding_from="held_out")  # the first fold model's embedding, as scan's
+        if "features" in needs and ("in_sample" in needs or "held_out" in needs):  # comes with the recording
             needs = tuple(n for n in needs if n != "features")
         # the fits first (trained or loaded here), so that their time is not counted twice: once
         # as training seconds and again inside the detector's own compute time

@@ -3,6 +3,11 @@
 Writes /work/cache/features/{cifar10n,cifar10h}_effl0_96.npy and medmnist_<set>_<split>_effl0_96.npy
 (float32, (N, 1280), in file/index order) through labeltrace.models.backbone.cached_features.
 Run:  nohup python benchmarks/research/extract_features.py > /work/cache/extract.log 2>&1 &
+
+``RES=224 python benchmarks/research/extract_features.py cifar10h cifar10n_10k`` extracts at another
+resolution (file names carry it); ``cifar10n_10k`` is only the relabeling simulation's seeded
+10,000-image subset of CIFAR-10N (``benchmarks/simulation/prepare_data.py``), written as
+``cifar10n_effl0_<RES>_10k.npy``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from labeltrace.models.backbone import (
 
 CACHE = Path("/work/cache")
 OUT = CACHE / "features"
-RES = 96
+RES = int(os.environ.get("RES", "96"))
 
 
 def load_jpegs(root: Path, csv_name: str = "labels.csv") -> tuple[list[Path], np.ndarray]:
@@ -39,8 +44,8 @@ def load_jpegs(root: Path, csv_name: str = "labels.csv") -> tuple[list[Path], np
     return paths, np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
 
 
-def run(name: str, key: dict, load) -> None:
-    target = OUT / f"{name}_effl0_{RES}.npy"
+def run(name: str, key: dict, load, suffix: str = "") -> None:
+    target = OUT / f"{name}_effl0_{RES}{suffix}.npy"
     t0 = time.time()
     imgs = load()
     t_load = time.time() - t0
@@ -66,6 +71,13 @@ if __name__ == "__main__":
         root = CACHE / "cifar10n"
         paths = [root / f"train/{i:05d}.jpg" for i in range(50000)]
         run("cifar10n", {"data": fingerprint_files(paths)}, lambda: load_jpegs(root)[1])
+    if "cifar10n_10k" in which:  # the simulation's subset: same seeded draw as prepare_data.py
+        root = CACHE / "cifar10n"
+        ids = np.sort(np.random.default_rng(0).choice(50000, 10000, replace=False))
+        paths = [root / f"train/{i:05d}.jpg" for i in ids]
+        run("cifar10n", {"data": fingerprint_files(paths)},
+            lambda: np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]).transpose(0, 3, 1, 2).copy(),
+            suffix="_10k")
     if "cifar10h" in which:
         root = CACHE / "cifar10h"
         paths = [root / f"test/{i:05d}.jpg" for i in range(10000)]

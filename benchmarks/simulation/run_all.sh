@@ -40,6 +40,17 @@ $SIM $N --noise-rate 0.15 $CF $PROP --out $R/cifar10n_n15_crossfit_propagation -
 $SIM $N --noise-rate 0.15 --active-every 500 --out $R/cifar10n_n15_active --title "CIFAR-10N (10k), 15% noise, MLP retrained every 500"
 $SIM $N --noise-rate 0.15 --lr 0.05 --out $R/cifar10n_n15_lr005 --title "CIFAR-10N (10k), 15% noise, lr 0.05"
 
+# features at the backbone's native 224 px (extract first: RES=224 python benchmarks/research/extract_features.py
+# cifar10h cifar10n_10k); CIFAR-10N is the dev cell for this change, CIFAR-10H the bar's (benchmarks/SPLIT.md)
+H224="--votes /work/cache/simulation/cifar10h_votes.csv --features /work/cache/features/cifar10h_effl0_224.npy"
+N224="--votes /work/cache/simulation/cifar10n_votes_10k.csv --features /work/cache/features/cifar10n_effl0_224_10k.npy"
+$SIM $N224 --noise-rate 0.15 --out $R/cifar10n_n15_224 --title "CIFAR-10N (10k), 15% noise, static MLP, 224 px features"
+$SIM $N224 --noise-rate 0.15 $CF --out $R/cifar10n_n15_crossfit_224 --title "CIFAR-10N (10k), 15% noise, cross-fitted MLP (5 folds), 224 px features"
+$SIM $H224 --noise-rate 0.15 --out $R/cifar10h_n15_224 --title "CIFAR-10H, 15% noise, static MLP, 224 px features"
+$SIM $H224 --noise-rate 0.15 $CF --out $R/cifar10h_n15_crossfit_224 --title "CIFAR-10H, 15% noise, cross-fitted MLP (5 folds), 224 px features"
+$SIM $H224 --noise-rate 0.15 $CF --active-every 500 --selectors random,cross_entropy,joint,oracle --out $R/cifar10h_n15_crossfit_active_224 --title "CIFAR-10H, 15% noise, cross-fitted MLP retrained every 500, 224 px features"
+$SIM $H224 --noise-rate 0.15 --active-every 500 --out $R/cifar10h_n15_active_224 --title "CIFAR-10H, 15% noise, MLP retrained every 500, 224 px features"
+
 # the pre-flight estimate of `labeltrace queue --budget` against the real votes
 python benchmarks/simulation/preflight_validation.py $H --noise-rate 0.15 --folds 5 --priority cross_entropy --out $R/preflight_cifar10h_n15
 

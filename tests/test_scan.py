@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -115,28 +114,38 @@ def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
     assert "missing.png" in err
 
 
+# the killed scan: the CLI in a child that SIGKILLs itself right after run 0's epoch-3 checkpoint (a
+# kill at a fixed point, not a race against a polling loop that a fast machine can lose)
+_KILL_AFTER_CHECKPOINT = """
+import os, signal, sys
+from labeltrace.train import checkpoint
+save = checkpoint.Checkpoint.save
+def killing_save(self, epoch, *a, **k):
+    save(self, epoch, *a, **k)
+    if epoch == 3 and str(self.dir) == os.environ["KILL_AT_DIR"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+checkpoint.Checkpoint.save = killing_save
+from labeltrace.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_scan_killed_then_resumed_equals_uninterrupted(tmp_path):
     x, y = digits_subset(200)
     npz = tmp_path / "d.npz"
     np.savez(npz, train_images=(x * 255).astype(np.uint8), train_labels=y[:, None])
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    base = [sys.executable, "-m", "labeltrace.cli", "scan", str(npz), "--epochs", "6", "--seed", "3", "--quiet",
-            "--detector", "sei"]
+    args = ["scan", str(npz), "--epochs", "6", "--seed", "3", "--quiet", "--detector", "sei"]
+    base = [sys.executable, "-m", "labeltrace.cli", *args]
     ref = subprocess.run([*base, "--out", str(tmp_path / "ref")], env=env, capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "killed"
-    proc = subprocess.Popen([*base, "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    state = rundir.recording_dir(out).checkpoint_dir("run0") / "state.pt"
-    deadline = time.time() + 120
-    killed_at = 0
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and (killed_at := torch.load(state, weights_only=True)["epoch"]) >= 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    ckpt = rundir.recording_dir(out).checkpoint_dir("run0")
+    killed = subprocess.run([sys.executable, "-c", _KILL_AFTER_CHECKPOINT, *args, "--out", str(out)],
+                            env=env | {"KILL_AT_DIR": str(ckpt)}, capture_output=True, text=True)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (out / "samples.parquet").exists()
-    assert 2 <= killed_at < 6  # killed mid-run, after epoch 2 of run 1
+    assert torch.load(ckpt / "state.pt", weights_only=True)["epoch"] == 3  # killed mid-run, after epoch 3 of run 1
     done = subprocess.run([*base, "--out", str(out)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     a = pq.read_table(tmp_path / "ref" / "samples.parquet")

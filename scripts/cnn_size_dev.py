@@ -26,7 +26,7 @@ import numpy as np
 BASE = "previous default (width 32, 20 epochs)"
 NOISES = ("symmetric:0.2", "symmetric:0.4", "confusion:0.2", "confusion:0.4")
 # the first is the baseline: the default before this study (width 32 on images over 16 px; digits, 8 px, had 16)
-CONFIGS = {"previous default (width 32, 20 epochs)": ["--width", "32", "--epochs", "20"],
+CONFIGS = {BASE: ["--width", "32", "--epochs", "20"],
            "width 16, 10 epochs": ["--width", "16", "--epochs", "10"],
            "width 16, 15 epochs": ["--width", "16", "--epochs", "15"],
            "width 16, 20 epochs": ["--width", "16", "--epochs", "20"]}
@@ -54,9 +54,9 @@ def main() -> None:
         for name, data, noise in cells(a.pneumonia):
             for seed in (0, 1, 2):
                 key = (cfg, name, noise, seed)
-                extra_cell = ["--width", "16", "--epochs", "20"] if cfg == BASE and name == "digits" else extra
                 if key in done:
                     continue
+                extra_cell = ["--width", "16", "--epochs", "20"] if cfg == BASE and name == "digits" else extra
                 tag = "_".join(extra_cell).replace("--", "")
                 run_dir = out / "runs" / f"{tag}_{name}_{noise.replace(':', '')}_s{seed}"
                 cmd = [sys.executable, "-m", "labeltrace.cli", "scan", *data, "--out", str(run_dir), "--noise", noise,
@@ -68,7 +68,6 @@ def main() -> None:
                 done[key] = r
                 with log.open("a") as fh:
                     fh.write(json.dumps(r) + "\n")
-    base = BASE
     print("# A cheaper CNN for the default scan, on the dev cells\n")
     print("`python scripts/cnn_size_dev.py --out /work/cache/cnn_size --pneumonia .../pneumoniamnist_modified.npz`"
           " (3 seeds; F1 of the default detector; training seconds on the shared 2-core machine; digits is 8 px, so its previous default was already width 16 and the width-16, 20-epoch rows repeat it)\n")
@@ -78,7 +77,7 @@ def main() -> None:
         diffs = []
         for name, _, noise in cells(a.pneumonia):
             rs = [done[(cfg, name, noise, s)] for s in (0, 1, 2)]
-            d = [r["f1"] - done[(base, name, noise, r["seed"])]["f1"] for r in rs]
+            d = [r["f1"] - done[(BASE, name, noise, r["seed"])]["f1"] for r in rs]
             diffs += d
             print(f"| {cfg} | {name} | {noise} | {np.mean([r['f1'] for r in rs]):.3f} | "
                   f"{np.mean([r['train_s'] for r in rs]):.1f} | {np.mean(d):+.4f} ± {np.std(d, ddof=1):.4f} |")

@@ -36,12 +36,17 @@ OUT = CACHE / "features"
 RES = int(os.environ.get("RES", "96"))
 
 
+def load_images(paths: list[Path]) -> np.ndarray:
+    """(N, 3, H, W) uint8 RGB images of ``paths``, in that order."""
+    imgs = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])  # (N,H,W,3) uint8
+    return np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
+
+
 def load_jpegs(root: Path, csv_name: str = "labels.csv") -> tuple[list[Path], np.ndarray]:
     with open(root / csv_name) as fh:
         rows = list(csv.DictReader(fh))
     paths = [root / r["file"] for r in rows]
-    imgs = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])  # (N,H,W,3) uint8
-    return paths, np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
+    return paths, load_images(paths)
 
 
 def run(name: str, key: dict, load, suffix: str = "") -> None:
@@ -75,9 +80,7 @@ if __name__ == "__main__":
         root = CACHE / "cifar10n"
         ids = np.sort(np.random.default_rng(0).choice(50000, 10000, replace=False))
         paths = [root / f"train/{i:05d}.jpg" for i in ids]
-        run("cifar10n", {"data": fingerprint_files(paths)},
-            lambda: np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]).transpose(0, 3, 1, 2).copy(),
-            suffix="_10k")
+        run("cifar10n", {"data": fingerprint_files(paths)}, lambda: load_images(paths), suffix="_10k")
     if "cifar10h" in which:
         root = CACHE / "cifar10h"
         paths = [root / f"test/{i:05d}.jpg" for i in range(10000)]

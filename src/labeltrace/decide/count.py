@@ -83,8 +83,8 @@ def contradicted_count(agreement: np.ndarray) -> int:
     contradicted for most of the training before it is memorised. On the 48 noisy small dev cells
     (``benchmarks/results/dev-single-counts.md``) the one-run ranking cut there has mean F1 0.605
     against 0.561 for the previous rule (36 cells when chosen: 0.633 vs 0.584), and it flags 16.8
-    (previous: 7.7) on the clean ones. Not
-    on large sets: on nearly clean CIFAR-10 (dev) it accuses 2,633 of 50,000, the capped mixture 601.
+    (previous: 7.7) on the clean ones. Not on large sets: on nearly clean CIFAR-10 (dev) it accuses
+    2,633 of 50,000, the capped mixture 601.
     """
     a = np.asarray(agreement, dtype=np.float64)
     return int((a < 0.5).sum())

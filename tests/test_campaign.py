@@ -144,6 +144,21 @@ def test_train_head_deterministic_by_seed() -> None:
     assert not np.array_equal(a.posterior, c.posterior)
 
 
+def test_train_head_ensemble_averages_seeded_heads() -> None:
+    _, feats, truth = _data()
+    x = head.standardize(feats)
+    labels = truth.copy()
+    labels[:10] = (labels[:10] + 1) % K
+    ens = head.train_head(x, labels, num_classes=K, config=replace(FAST, seed=3, ensemble=2))
+    one = [head.train_head(x, labels, num_classes=K, config=replace(FAST, seed=s)) for s in (3, 3 + 7919)]
+    assert not np.allclose(one[0].posterior, one[1].posterior)  # two different heads
+    want = (one[0].posterior + one[1].posterior) / 2
+    np.testing.assert_allclose(ens.posterior, want / want.sum(1, keepdims=True), atol=1e-12)
+    np.testing.assert_allclose(ens.sei, (one[0].sei + one[1].sei) / 2, atol=1e-12)
+    with pytest.raises(ValueError, match="ensemble"):
+        head.HeadConfig(ensemble=0)
+
+
 def test_retrainer_caches_by_labels() -> None:
     _, feats, truth = _data()
     r = head.HeadRetrainer(head.standardize(feats), num_classes=K, config=FAST)

@@ -190,6 +190,7 @@ def test_simulations_with_a_head_reproduce(
         old = json.loads(texts[f"{name}/json"])
         if info["head"] is not None:
             assert info["head"].pop("folds") == 1
+            assert info["head"].pop("ensemble") == 1
         assert info.pop("active_method") == "head"
         updates = info.pop("updates_per_seed")
         info.pop("update_seconds_per_seed")

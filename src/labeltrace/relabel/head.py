@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -60,6 +60,8 @@ class HeadConfig:
     seed : seeds the initialisation and the batch order (a simulation adds its seed).
     folds : 1 — one head trained on every sample (in-sample posterior); F >= 2 — F cross-fitted
         heads, every sample's posterior and SEI from the head that held it out.
+    ensemble : trainings averaged (posterior and SEI), each from its own seed
+        (``seed + 7919 j``); 1 — a single training.
     """
 
     model: Literal["mlp", "linear"] = "mlp"
@@ -73,13 +75,14 @@ class HeadConfig:
     seed: int = 0
     device: str = "cpu"
     folds: int = 1
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         if self.model not in ("mlp", "linear"):
             raise ValueError(f"model must be 'mlp' or 'linear', got {self.model!r}")
         if self.posterior not in ("mean", "last"):
             raise ValueError(f"posterior must be 'mean' or 'last', got {self.posterior!r}")
-        for name in ("hidden", "epochs", "batch_size", "last", "folds"):
+        for name in ("hidden", "epochs", "batch_size", "last", "folds", "ensemble"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -127,11 +130,9 @@ def train_head(
     ``features`` should already be standardised (:func:`standardize`). The result depends only
     on the inputs and ``config.seed``: the initialisation runs in a forked torch RNG seeded with
     it, and :func:`labeltrace.train.train_recorded` orders batches by ``(seed, epoch)``.
+    With ``config.ensemble = E > 1`` it trains E heads (seeds ``seed + 7919 j``) and returns the
+    mean of their posteriors, SEIs and fits.
     """
-    from labeltrace.models import build_model
-    from labeltrace.score import trajectory as scores
-    from labeltrace.train import TrainConfig, train_recorded
-
     x = _as_tensor(features)
     lab = np.asarray(labels)
     if lab.shape != (x.shape[0],) or (lab.size and not np.issubdtype(lab.dtype, np.integer)):
@@ -141,6 +142,24 @@ def train_head(
     if config.folds > 1 and x.shape[0] < 2 * config.folds:
         raise ValueError(f"{x.shape[0]} samples cannot be cross-fitted in {config.folds} folds")
     t0 = time.perf_counter()
+    outs = [_train_one(x, lab, num_classes, replace(config, seed=config.seed + 7919 * j))
+            for j in range(config.ensemble)]  # fmt: skip
+    post = np.mean([o[0] for o in outs], axis=0)
+    return HeadOutput(
+        posterior=post / post.sum(axis=1, keepdims=True),
+        sei=np.mean([o[1] for o in outs], axis=0),
+        train_accuracy=float(np.mean([o[2] for o in outs])),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _train_one(x: torch.Tensor, lab: np.ndarray, num_classes: int,
+               config: HeadConfig) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+    """One training of :func:`train_head`: its (posterior, SEI, fit)."""
+    from labeltrace.models import build_model
+    from labeltrace.score import trajectory as scores
+    from labeltrace.train import TrainConfig, train_recorded
+
     opts: dict[str, Any] = {"in_dim": int(x.shape[1])}
     if config.model == "mlp":
         opts["hidden"] = config.hidden
@@ -178,12 +197,7 @@ def train_head(
     post = dyn.posterior(last=keep) if config.posterior == "last" else dyn.mean_posterior()
     post = np.asarray(post, dtype=np.float64)
     post /= post.sum(axis=1, keepdims=True)  # float32 softmax sums: renormalise exactly
-    return HeadOutput(
-        posterior=post,
-        sei=np.asarray(scores.compute("sei", dyn), dtype=np.float64),
-        train_accuracy=fit,
-        seconds=time.perf_counter() - t0,
-    )
+    return post, np.asarray(scores.compute("sei", dyn), dtype=np.float64), fit
 
 
 class HeadRetrainer:

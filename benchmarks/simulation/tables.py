@@ -77,7 +77,9 @@ def table(folder: Path) -> str:
         f"{min(info['n_noisy'])}–{max(info['n_noisy'])}), {len(info['seeds'])} seeds, "
         + _setting(info)
         + (
-            f"; head {head.get('model')} lr {head.get('lr')} posterior {head.get('posterior')}: "
+            f"; head {head.get('model')} lr {head.get('lr')} posterior {head.get('posterior')}"
+            + (f", {head['ensemble']} heads averaged" if head.get("ensemble", 1) > 1 else "")
+            + ": "
             f"agrees with the vote majority on {100 * sum(acc) / len(acc):.1f} %, disagrees with "
             f"{100 * sum(rec) / len(rec):.1f} % of the noisy labels"
             if acc

@@ -198,3 +198,16 @@ def test_fingerprint_files(tmp_path: Path) -> None:
     assert bb.fingerprint_files([a, b]) != fp
     with pytest.raises(ValueError, match="missing.jpg"):
         bb.fingerprint_files([a, tmp_path / "missing.jpg"])
+
+
+def test_lite_variants_build_with_the_shared_feature_width() -> None:
+    torch.manual_seed(0)
+    lite2 = bb.load_efficientnet_lite(2, pretrained=False)
+    lite0 = bb.load_efficientnet_lite(0, pretrained=False)
+    n2, n0 = (sum(p.numel() for p in m.parameters()) for m in (lite2, lite0))
+    assert n2 > n0  # a wider, deeper network, not Lite0 under another name
+    f = bb.extract_features(_images(2, 3, 16), model=lite2, resolution=RES, progress=False)
+    assert f.shape == (2, bb.FEATURE_DIM) and np.isfinite(f).all()
+    assert bb.LITE_RESOLUTION[2] == 260
+    with pytest.raises(ValueError, match="0-4"):
+        bb.load_efficientnet_lite(5, pretrained=False)

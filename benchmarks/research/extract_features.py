@@ -7,7 +7,8 @@ Run:  nohup python benchmarks/research/extract_features.py > /work/cache/extract
 ``RES=224 python benchmarks/research/extract_features.py cifar10h cifar10n_10k`` extracts at another
 resolution (file names carry it); ``cifar10n_10k`` is only the relabeling simulation's seeded
 10,000-image subset of CIFAR-10N (``benchmarks/simulation/prepare_data.py``), written as
-``cifar10n_effl0_<RES>_10k.npy``.
+``cifar10n_effl0_<RES>_10k.npy``. ``LITE=2 RES=260`` takes EfficientNet-Lite2 (any of 0–4; files
+``*_effl2_260*.npy``).
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ import torch
 from PIL import Image
 
 from labeltrace.models.backbone import (
-    MODEL_NAME,
     cached_features,
     extract_features,
     fingerprint_array,
     fingerprint_files,
-    load_efficientnet_lite0,
+    load_efficientnet_lite,
 )
 
 CACHE = Path("/work/cache")
 OUT = CACHE / "features"
 RES = int(os.environ.get("RES", "96"))
+LITE = int(os.environ.get("LITE", "0"))
+MODEL_NAME = f"efficientnet-lite{LITE}"
 
 
 def load_images(paths: list[Path]) -> np.ndarray:
@@ -50,7 +52,7 @@ def load_jpegs(root: Path, csv_name: str = "labels.csv") -> tuple[list[Path], np
 
 
 def run(name: str, key: dict, load, suffix: str = "") -> None:
-    target = OUT / f"{name}_effl0_{RES}{suffix}.npy"
+    target = OUT / f"{name}_effl{LITE}_{RES}{suffix}.npy"
     t0 = time.time()
     imgs = load()
     t_load = time.time() - t0
@@ -70,7 +72,7 @@ def run(name: str, key: dict, load, suffix: str = "") -> None:
 
 if __name__ == "__main__":
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-    MODEL = load_efficientnet_lite0(pretrained=True)
+    MODEL = load_efficientnet_lite(LITE, pretrained=True)
     which = sys.argv[1:] or ["cifar10n", "cifar10h", "medmnist"]
     if "cifar10n" in which:
         root = CACHE / "cifar10n"

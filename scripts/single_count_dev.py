@@ -16,7 +16,7 @@ Dev cells only (``benchmarks/SPLIT.md``); every cell's one-run recording must be
   and rate × N) on the run's trajectory-averaged (in-sample) posterior;
 * ``max_contradicted_cl_mean`` — the larger of ``contradicted`` and ``cl_mean``.
 
-``cl_mean`` (added later) collapses as expected of a memorised posterior: mean F1 0.427 on the 48
+``cl_mean`` (added later) collapses as expected of a memorised posterior: mean F1 0.400 on the 54
 small noisy dev cells (PneumoniaMNIST val, frozen features, confusion 0.4: 7–24 flagged for 210);
 the larger-of rule never differs from ``contradicted`` there. ``contradicted`` stays.
 

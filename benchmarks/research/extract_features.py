@@ -1,4 +1,4 @@
-"""Extract frozen EfficientNet-Lite0 features (96 px, GAP) for the research data sets.
+"""Extract frozen EfficientNet-Lite features (Lite0 at 96 px by default, GAP) for the research data sets.
 
 Writes /work/cache/features/{cifar10n,cifar10h}_effl0_96.npy and medmnist_<set>_<split>_effl0_96.npy
 (float32, (N, 1280), in file/index order) through labeltrace.models.backbone.cached_features.

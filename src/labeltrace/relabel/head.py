@@ -101,8 +101,8 @@ class HeadOutput:
     posterior : (N, K) float64 rows summing to 1 (see :attr:`HeadConfig.posterior`).
     sei : (N,) Signed Entropy Integral of the same run (lower = more suspect).
     train_accuracy : fraction of the training labels the model fits in the last epoch (held-out
-        labels for a cross-fitted head).
-    seconds : wall time of the training.
+        labels for a cross-fitted head; the mean over an ensemble's heads).
+    seconds : wall time of the training (every head of an ensemble).
     """
 
     posterior: np.ndarray

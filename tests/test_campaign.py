@@ -144,13 +144,15 @@ def test_train_head_deterministic_by_seed() -> None:
     assert not np.array_equal(a.posterior, c.posterior)
 
 
-def test_train_head_ensemble_averages_seeded_heads() -> None:
+@pytest.mark.parametrize("folds", [1, 3])
+def test_train_head_ensemble_averages_seeded_heads(folds: int) -> None:
     _, feats, truth = _data()
     x = head.standardize(feats)
     labels = truth.copy()
     labels[:10] = (labels[:10] + 1) % K
-    ens = head.train_head(x, labels, num_classes=K, config=replace(FAST, seed=3, ensemble=2))
-    one = [head.train_head(x, labels, num_classes=K, config=replace(FAST, seed=s)) for s in (3, 3 + 7919)]
+    cfg = replace(FAST, folds=folds)
+    ens = head.train_head(x, labels, num_classes=K, config=replace(cfg, seed=3, ensemble=2))
+    one = [head.train_head(x, labels, num_classes=K, config=replace(cfg, seed=s)) for s in (3, 3 + 7919)]
     assert not np.allclose(one[0].posterior, one[1].posterior)  # two different heads
     want = (one[0].posterior + one[1].posterior) / 2
     np.testing.assert_allclose(ens.posterior, want / want.sum(1, keepdims=True), atol=1e-12)

@@ -273,7 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random crop + flip (default off)")
     s.add_argument("--image-size", type=int, help="small-cnn input side (default: native if <= 64, else 64)")
     s.add_argument("--width", type=int, help="small-cnn base width (channels of the first stage; default 16 for images <= 32 px, else 32)")
-    s.add_argument("--resolution", type=int, default=96, help="effnet-lite0 feature resolution")
+    s.add_argument("--resolution", type=int, default=96,
+                   help="effnet-lite0 feature resolution (default 96; 224 flags fewer "
+                   "hard-but-clean images on small sets of natural photos, at 5x the "
+                   "extraction time)")
     s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features)")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="decode the images batch by batch in worker processes instead of holding them in memory "

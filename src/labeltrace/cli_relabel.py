@@ -1,0 +1,166 @@
+"""Command line of the relabeling stage: ``labeltrace queue``, ``simulate`` and ``review`` (their
+arguments and handlers; :mod:`labeltrace.cli` registers them). Every handler delegates to
+:mod:`labeltrace.relabel` or :mod:`labeltrace.review`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_relabel_commands"]
+
+
+def _cmd_queue(args: argparse.Namespace) -> int:
+    from labeltrace.relabel.queue import write_queue
+
+    q = write_queue(args.run_dir, args.out, method=args.method, gamma=args.gamma, seed=args.seed,
+                    posterior=args.posterior, budget=args.budget)  # fmt: skip
+    if q.note:
+        print(f"note: {q.note}", file=sys.stderr)
+    print(f"wrote {' and '.join(map(str, q.paths))}: {q.table.num_rows} samples by {q.method} priority "
+          f"(posterior: {q.posterior.describe()})")  # fmt: skip
+    if q.estimate is not None:
+        print(q.estimate.message() + f" (simulated {q.estimate.repeats} times, the model's posterior standing "
+              "in for the reviewers)")  # fmt: skip
+        if q.estimate_note:
+            print(f"note: {q.estimate_note}", file=sys.stderr)
+    for row in q.table.slice(0, args.top).to_pylist():
+        print(f"{row['rank']:>6}  id {row['id']:>7}  {row['external_id']:<30}  {row['given_label']} -> "
+              f"{row['suggested_label']} ({row['suggested_confidence']:.2f})  priority {row['priority']: .4f}")  # fmt: skip
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from labeltrace.relabel.head import HeadConfig
+    from labeltrace.relabel.io import format_summary
+    from labeltrace.relabel.simulation import simulate_files
+
+    head = HeadConfig(model=args.head, hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, posterior=args.posterior, folds=args.folds, ensemble=args.ensemble)  # fmt: skip
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    sim, paths = simulate_files(args.votes, args.out, features=args.features, selectors=args.selectors,
+                                seeds=args.seeds, noise_rate=args.noise_rate, budget_factor=args.budget_factor,
+                                budget=args.budget, head=head, active_every=args.active_every,
+                                active_method=args.active_method, gamma=args.gamma,
+                                curve_every=args.curve_every, title=args.title, log=log,
+                                meta={"command": sys.argv})  # fmt: skip
+    print(format_summary(sim))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from labeltrace import review
+    from labeltrace.relabel.consensus import ConsensusRule
+    from labeltrace.relabel.live import LiveConfig
+
+    rule = None
+    if args.agree is not None or args.count_given:
+        rule = ConsensusRule(agree=args.agree if args.agree is not None else 1, count_given=args.count_given)
+    if args.export:
+        from labeltrace.export.cleaned import export_labels
+
+        if rule is not None:
+            raise SystemExit("error: --agree / --count-given set the rule of a review session; --export uses the "
+                             "rule stored with the decisions")
+        out = export_labels(args.run_dir, args.export, report=print)
+        print(f"wrote {out}")
+        return 0
+    live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
+    review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,
+                 consensus=rule, live=live, features=args.features)  # fmt: skip
+    return 0
+
+
+def add_relabel_commands(sub: Any) -> None:
+    """Add ``queue``, ``simulate`` and ``review`` to ``sub`` (an argparse subparsers object)."""
+    qu = sub.add_parser("queue", help="order a run's samples for relabeling (active label cleaning)",
+                        description="Write the review queue of a scan run: id, external_id, path, given and suggested "
+                        "label, priority, rank; also RUN_DIR/queue.parquet, the order the review app serves. With "
+                        "--budget B, also estimate what relabeling the first B samples fixes.")  # fmt: skip
+    qu.add_argument("run_dir")
+    from labeltrace.relabel.queue import DEFAULT_METHOD, queue_methods
+
+    qu.add_argument("--method", default=DEFAULT_METHOD, choices=queue_methods(),
+                    help=f"relabel priority (default {DEFAULT_METHOD}; benchmarks/RESULTS.md says which wins where)")
+    qu.add_argument("--out", required=True, help="queue file to write (.csv or .parquet)")
+    qu.add_argument("--gamma", type=float, default=0.3, help="ambiguity threshold of joint / sei_joint")
+    qu.add_argument("--posterior", default="auto", choices=["auto", "last", "mean"],
+                    help="auto (default): a cross-fitted run's held-out posterior averaged over every epoch, an "
+                    "in-sample run's mean softmax over the last 5 epochs; last / mean: that window on the run's "
+                    "dynamics")
+    qu.add_argument("--budget", type=int, metavar="B",
+                    help="also print what relabeling the first B samples is expected to fix (95 %% interval), "
+                    "simulated with the model's posterior standing in for the reviewers")
+    qu.add_argument("--seed", type=int, default=0, help="seed of --method random")
+    qu.add_argument("--top", type=int, default=10, help="queue items shown")
+    qu.set_defaults(func=_cmd_queue)
+
+    si = sub.add_parser("simulate", help="simulate relabeling campaigns on real annotator votes",
+                        description="Draw noisy labels from real vote counts, train a head on FEATURES, and "
+                        "compare relabel selectors by how fast a simulated annotator fixes the labels.")  # fmt: skip
+    si.add_argument("--votes", required=True,
+                    help="CSV with votes_<class> count columns (CIFAR-10H layout) or an (N, K) .npy")  # fmt: skip
+    si.add_argument("--features", help="(N, D) .npy features, rows aligned with the votes (needed by model selectors)")
+    from labeltrace.relabel.experiment import DEFAULT_SELECTORS
+
+    si.add_argument("--selectors", default=",".join(DEFAULT_SELECTORS),
+                    help="comma-separated relabel priorities (labeltrace.relabel.priority)")  # fmt: skip
+    si.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
+    si.add_argument("--noise-rate", type=float, default=0.15, help="initial label noise rate")
+    si.add_argument("--budget-factor", type=float, default=3.0, help="budget = factor x noisy labels")
+    si.add_argument("--budget", type=int, help="budget in relabels (overrides --budget-factor)")
+    si.add_argument("--out", required=True, help="output folder (curves.csv, summary.csv, campaign.png)")
+    si.add_argument("--epochs", type=int, default=20)
+    si.add_argument("--head", default="mlp", choices=["mlp", "linear"])
+    si.add_argument("--hidden", type=int, default=256)
+    si.add_argument("--batch-size", type=int, default=256)
+    si.add_argument("--lr", type=float, default=0.01)
+    si.add_argument("--posterior", default="mean", choices=["mean", "last"],
+                    help="trajectory-mean softmax (default) or mean over the last 5 epochs")  # fmt: skip
+    si.add_argument("--gamma", type=float, default=0.3)
+    si.add_argument("--folds", type=int, default=1,
+                    help="1: one head trained on every sample (in-sample posterior, default); F >= 2: F cross-fitted "
+                    "heads, every posterior from the head that held the sample out (as labeltrace scan's crossfit)")
+    si.add_argument("--ensemble", type=int, default=1,
+                    help="heads trained from different seeds and averaged (posterior and SEI); default 1")
+    si.add_argument("--active-every", type=int,
+                    help="live re-ranking: refresh the posterior from the current labels every M relabels")
+    si.add_argument("--active-method", default="head", choices=["head", "propagation"],
+                    help="how --active-every refreshes: retrain the head (default) or propagate the corrected "
+                    "labels to their 10 nearest neighbours (milliseconds; the review app's live default)")
+    si.add_argument("--curve-every", type=int, default=1, help="write every n-th point of the curves")
+    si.add_argument("--title", help="plot title")
+    si.add_argument("--quiet", action="store_true")
+    si.set_defaults(func=_cmd_simulate)
+
+    rv = sub.add_parser("review", help="browser review page for the expert (decisions saved to RUN_DIR/reviews.db)",
+                        description="Serve the review page of a run: one sample at a time in queue order, with its "
+                        "top-3 classes, trajectory and nearest examples; every decision saved at once. Several "
+                        "reviewers may share it (--agree), and the order may re-rank itself as decisions arrive "
+                        "(--live).")
+    rv.add_argument("run_dir")
+    rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
+    rv.add_argument("--port", type=int, default=8765)
+    rv.add_argument("--token", help="access token, at least 16 characters (an empty or shorter one is an error); "
+                    "generated and printed when binding beyond loopback without one")
+    rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
+    rv.add_argument("--agree", type=int, metavar="R",
+                    help="agreeing reviews a sample needs (strict majority until then; stored with the decisions; "
+                    "default: the stored rule, else 1 = single-expert review)")
+    rv.add_argument("--count-given", action="store_true",
+                    help="the given label counts as one vote (a change then needs a second reviewer)")
+    rv.add_argument("--live", action="store_true",
+                    help="re-rank the samples not yet reached as decisions arrive, in the background")
+    rv.add_argument("--live-every", type=int, default=20, metavar="M", help="settled samples between re-rankings")
+    rv.add_argument("--live-method", default="propagation", choices=["propagation", "head"],
+                    help="propagation (default): corrected labels shift their 10 nearest neighbours' posteriors "
+                    "(milliseconds); head: retrain a head on the run's features (seconds to minutes)")
+    rv.add_argument("--features", metavar="FILE.npy",
+                    help="(N, D) features, rows = sample ids, for the neighbours shown and the live refresh "
+                    "(default: the scan's network embedding or frozen features, else shrunk images)")
+    rv.add_argument("--export", metavar="FILE",
+                    help="write the cleaned label file instead of serving (labels by consensus; the samples "
+                    "without one listed beside it in FILE's stem + .unresolved.csv)")
+    rv.set_defaults(func=_cmd_review)

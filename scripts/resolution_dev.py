@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from labeltrace.evaluate.metrics import t_interval
 
 RES = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 #: (96 px file, its dataset name) -> (224 px file, its dataset name)
@@ -29,9 +30,8 @@ DETECTORS = ("crossfit", "cleanlab", "single")
 
 
 def _diff(x: np.ndarray, y: np.ndarray, fmt: str) -> str:
-    d = y - x
-    half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-    return f"{x.mean():{fmt}} → {y.mean():{fmt}} ({d.mean():+{fmt}} [{d.mean() - half:+{fmt}}, {d.mean() + half:+{fmt}}])"
+    m, lo, hi = t_interval(y - x)
+    return f"{x.mean():{fmt}} → {y.mean():{fmt}} ({m:+{fmt}} [{lo:+{fmt}}, {hi:+{fmt}}])"
 
 
 def main() -> None:

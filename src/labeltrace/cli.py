@@ -150,6 +150,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _resolution(s: str) -> int | None:
+    """``--resolution``: ``auto`` (None) or a positive number of pixels."""
+    if s == "auto":
+        return None
+    try:
+        v = int(s)
+    except ValueError:
+        v = 0
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected auto or a positive number of pixels, got {s!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     from labeltrace import __version__
     from labeltrace.decide import detectors as table
@@ -214,10 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random crop + flip (default off)")
     s.add_argument("--image-size", type=int, help="small-cnn input side (default: native if <= 64, else 64)")
     s.add_argument("--width", type=int, help="small-cnn base width (channels of the first stage; default 16 for images <= 32 px, else 32)")
-    s.add_argument("--resolution", type=int, default=96,
-                   help="effnet-lite0 feature resolution (default 96; 224 flags fewer "
-                   "hard-but-clean images on small sets of natural photos, at 5x the "
-                   "extraction time)")
+    s.add_argument("--resolution", type=_resolution, default=None, metavar="auto|PX",
+                   help="effnet-lite0 feature resolution in px, or auto (default): 224 when its frozen features "
+                   "predict held-out labels better than 96 px's by >= 0.03 in a quick 3-fold probe on up to 600 "
+                   "samples, else 96 (224 costs 5x the extraction; on small sets of natural photos it flags "
+                   "fewer hard-but-clean images: benchmarks/RESULTS.md)")
     s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features)")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="decode the images batch by batch in worker processes instead of holding them in memory "

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ class ScanConfig:
     width: int | None = None  # small-cnn base width (default: 16 for images <= 32 px, else 32)
     head: str = "mlp"  # effnet-lite0: linear | mlp
     hidden: int | None = None  # effnet-lite0 mlp head width (None: the model's default)
-    resolution: int = 96  # effnet-lite0 feature resolution
+    resolution: int | None = None  # effnet-lite0 feature resolution; None: auto (96 or 224 px by a probe)
     finetune: bool = False  # effnet-lite0: train the whole network on the images, not a head on cached features
     aux_fraction: float | None = None  # default 1 / (K + 1)
     detector: str = "crossfit"  # a row of labeltrace.decide.detectors
@@ -97,6 +97,19 @@ class ScanResult:
 
 
 # ----------------------------------------------------------------------------- settings
+def _probe_dataset(config: ScanConfig, ds: ImageDataset) -> tuple[ImageDataset, str]:
+    """The dataset a probe sees: with the labels the scan trains on, as a user's would (symmetric
+    and pair noise drawn as :func:`_labels` draws it); other noise follows the chosen model's
+    features, so the probe sees the labels before it (said in the returned note)."""
+    if not config.noise:
+        return ds, ""
+    kind = noise.parse_spec(config.noise)[0]
+    if kind in ("symmetric", "pair"):  # needs no features: the very labels injected later
+        nl = noise.inject(config.noise, ds.labels, ds.n_classes, np.zeros((len(ds), 0), np.float32), seed=config.seed)
+        return ds.with_labels(nl.labels), ""
+    return ds, f"; labels before the {kind} noise"
+
+
 def resolve_model(config: ScanConfig, ds: ImageDataset) -> tuple[str, dict[str, Any] | None]:
     """The network to train, and for ``--model auto`` the probe that chose it
     (:func:`labeltrace.models.probe.choose_model`: held-out accuracy on a subset)."""
@@ -106,15 +119,7 @@ def resolve_model(config: ScanConfig, ds: ImageDataset) -> tuple[str, dict[str, 
         return config.model, None
     from labeltrace.models.probe import choose_model
 
-    probe_ds, note = ds, ""
-    if config.noise:  # the probe sees the labels the scan trains on, as a user's would
-        kind = noise.parse_spec(config.noise)[0]
-        if kind in ("symmetric", "pair"):  # needs no features: the very labels injected later
-            nl = noise.inject(config.noise, ds.labels, ds.n_classes, np.zeros((len(ds), 0), np.float32),
-                              seed=config.seed)  # fmt: skip
-            probe_ds = ds.with_labels(nl.labels)
-        else:  # the noise follows the chosen model's features: the probe sees the labels before it
-            note = f"; labels before the {kind} noise"
+    probe_ds, note = _probe_dataset(config, ds)
     probe = choose_model(probe_ds, seed=config.seed, cache_dir=config.cache_dir,
                          device=str(resolve_device(config.device)))  # fmt: skip
     d = probe.as_dict()
@@ -122,11 +127,33 @@ def resolve_model(config: ScanConfig, ds: ImageDataset) -> tuple[str, dict[str, 
     return probe.model, d
 
 
+def resolve_resolution(config: ScanConfig, model: str, ds: ImageDataset) -> tuple[int, dict[str, Any] | None]:
+    """The effnet-lite0 resolution: ``config.resolution`` when set; else, for frozen features,
+    the probe of :func:`labeltrace.models.probe.choose_resolution` (96 or 224 px), and 96 px for
+    fine-tuning and the other models (where it is not used)."""
+    if config.resolution is not None:
+        if config.resolution <= 0:
+            raise ValueError(f"resolution must be positive, got {config.resolution}")
+        return config.resolution, None
+    if model != "effnet-lite0" or config.finetune:
+        return 96, None
+    from labeltrace.models.probe import choose_resolution
+
+    probe_ds, note = _probe_dataset(config, ds)
+    probe = choose_resolution(probe_ds, seed=config.seed, cache_dir=config.cache_dir,
+                              device=str(resolve_device(config.device)))  # fmt: skip
+    d = probe.as_dict()
+    d["reason"] += note
+    return int(probe.model), d
+
+
 def network_spec(model: str, config: ScanConfig) -> NetworkSpec:
     """The network of ``model`` under ``config`` (the frozen-feature effnet path trains a head)."""
     hidden = config.hidden or MODEL_DEFAULTS["effnet-lite0"]["hidden"]
     if model == "effnet-lite0":
         kind = "effnet-lite0" if config.finetune else config.head
+        if config.resolution is None:
+            raise ValueError("network_spec: resolve the resolution first (resolve_resolution)")
         return NetworkSpec(kind, hidden=hidden, head=config.head, resolution=config.resolution)
     if model == "clip":
         return NetworkSpec("clip", clip_model=config.clip_model, clip_template=config.clip_template,
@@ -294,9 +321,12 @@ def scan(
         log = _quiet
     with d.writer_first():  # rank 0 fills the probe's cache, the others read it
         model, probe = resolve_model(config, ds)
-    if probe is not None:
-        log(f"--model auto: {model} ({probe['reason']}: {', '.join(f'{m} {a:.3f}' for m, a in probe['accuracy'].items())})"
-            if probe["accuracy"] else f"--model auto: {model} ({probe['reason']})")
+        resolution, rprobe = resolve_resolution(config, model, ds)
+    config = replace(config, resolution=resolution)
+    for flag, choice, pr in (("--model", model, probe), ("--resolution", f"{resolution} px", rprobe)):
+        if pr is not None:
+            log(f"{flag} auto: {choice} ({pr['reason']}: {', '.join(f'{m} {a:.3f}' for m, a in pr['accuracy'].items())})"
+                if pr["accuracy"] else f"{flag} auto: {choice} ({pr['reason']})")
     _check(config, model, len(ds))
     stream = streams(config, model, ds)
     if stream and "cv_probs" in detectors.get(config.detector).needs:
@@ -351,7 +381,7 @@ def scan(
     table, meta = write_outputs(
         out, ds, config, model=model, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
         noise_info=noise_info, inputs=inputs, tcfg=tcfg, command=command, origin=origin, fingerprint=fp,
-        timings=timings, t_start=t_start, probe=probe, distributed=d.describe(),
+        timings=timings, t_start=t_start, probe=probe, resolution_probe=rprobe, distributed=d.describe(),
     )  # fmt: skip
     d.barrier()
     return ScanResult(out, table, meta, det, timings)

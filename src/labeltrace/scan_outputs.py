@@ -60,7 +60,8 @@ def write_outputs(
     det: detectors.Detection, post: np.ndarray, given: np.ndarray, truth: np.ndarray,
     noise_info: dict[str, Any] | None, inputs: Inputs, tcfg: TrainConfig, command: list[str] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
-    probe: dict[str, Any] | None = None, distributed: dict[str, Any] | None = None,
+    probe: dict[str, Any] | None = None, resolution_probe: dict[str, Any] | None = None,
+    distributed: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write ``samples.parquet`` (+ csv), ``run.json`` and, for in-memory arrays that cannot be
     read again from a source, ``images.npy``; return the table and meta."""
@@ -129,6 +130,7 @@ def write_outputs(
     meta: dict[str, Any] = {
         "format": rd.FORMAT, "labeltrace_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": command, "config": asdict(config), "model": model, "model_probe": probe,
+        "resolution_probe": resolution_probe,
         "train": asdict(tcfg) | ({"held_out_accuracy": list(rec.accuracy)} if held
                                  else {"final_train_accuracy": list(rec.accuracy) if rec else []}),
         "inputs": inputs.description, "runs": len(rec.runs) if rec is not None else 0,

@@ -49,7 +49,7 @@ Log = Callable[[str], None]
 CSV_COLUMNS: tuple[str, ...] = (
     "dataset", "labels", "noise", "rate", "true_rate", "model", "detector", "seed",
     "precision", "recall", "f1", "auroc", "ap", "n_flagged", "f1_at_true_rate", "recall_at_200",
-    "wall_seconds", "n_trainings", "n", "n_noisy", "rule", "cutoff", "note",
+    "wall_seconds", "n_trainings", "n", "n_noisy", "rule", "cutoff", "note", "resolution",
 )  # fmt: skip
 CURVE_COLUMNS: tuple[str, ...] = (
     "dataset", "labels", "rate", "model", "seed", "epochs", "f1", "f1_at_true_rate", "auroc",
@@ -65,8 +65,9 @@ class CellRunner:
                  log: Log = print) -> None:  # fmt: skip
         self.cell, self.data, self.cfg, self.progress, self.log = cell, data, cfg, progress, log
         self.cache = cfg.cache_path
-        self.x, self.input_fp = data.inputs(cell.model)
         self.given = data.given_labels(cell.labels, cell.seed)
+        self.resolution = data.resolution_for(cell.model, self.given, cell.seed)
+        self.x, self.input_fp = data.inputs(cell.model, self.resolution)
         self.truth = self.given != data.clean
         self.k = data.num_classes
         self._recordings: dict[str, Recording] = {}
@@ -190,7 +191,7 @@ class CellRunner:
             "dataset": c.dataset.name, "labels": c.labels, "noise": c.noise_kind,
             "rate": c.nominal_rate if c.nominal_rate is not None else round(true_rate, 4),
             "true_rate": true_rate, "model": c.model.name, "seed": c.seed, "n": int(self.truth.size),
-            "n_noisy": int(self.truth.sum()),
+            "n_noisy": int(self.truth.sum()), "resolution": self.resolution or "",
         }  # fmt: skip
 
     def row(self, name: str, ev: Evidence | None = None) -> dict[str, Any]:
@@ -253,8 +254,8 @@ def run_cell(
     rows = []
     for name in names:
         p = runner.result_dir / f"{name}.json"
-        if p.is_file() and not recompute_scores:
-            rows.append(json.loads(p.read_text()))
+        if p.is_file() and not recompute_scores:  # rows cached before the resolution column get it here
+            rows.append(json.loads(p.read_text()) | {"resolution": runner.resolution or ""})
             continue
         row = runner.row(name, ev)
         atomic_write_json(p, row)

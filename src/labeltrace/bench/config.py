@@ -130,8 +130,10 @@ class DatasetSpec:
     models: tuple[str, ...]
     path: str | None = None  # npz file, or the cifar10n / cifar10h zip
     split: str = "train"
-    features: str | None = None  # precomputed (N, 1280) EfficientNet-Lite0 features (.npy)
-    resolution: int = 96  # feature resolution when computing them
+    # precomputed (N, 1280) EfficientNet-Lite0 features (.npy); "{resolution}" in the path stands for the px
+    features: str | None = None
+    # feature resolution; None ("auto" in the TOML): per cell, the probe of ``labeltrace scan --resolution auto``
+    resolution: int | None = 96
     subset: int | None = None  # stratified subset size (fixed, seed 0)
     noise_features: str = "pixels"  # what the confusion noise's model sees: pixels | backbone
 
@@ -266,8 +268,11 @@ def _parse_dataset(i: int, d: Mapping[str, Any], models: Mapping[str, ModelSpec]
     for k in ("path", "split", "features", "noise_features"):
         if k in d:
             kw[k] = _typed(d, k, str, where)
+    auto = d.get("resolution") == "auto"
+    if auto:
+        kw["resolution"] = None
     for k in ("resolution", "subset"):
-        if k in d:
+        if k in d and not (k == "resolution" and auto):
             kw[k] = _typed(d, k, int, where)
             if kw[k] < 2:
                 raise _err(where, f"{k!r} must be >= 2, got {kw[k]}")

@@ -121,31 +121,61 @@ class DatasetData:
             self._ds = ds
         return self._ds
 
-    def features(self) -> tuple[torch.Tensor, str]:
-        """Standardised frozen EfficientNet-Lite0 features ``(N, 1280)`` and their fingerprint.
+    @property
+    def base_resolution(self) -> int:
+        """The feature resolution the confusion noise's model reads (96 px under ``auto``: the
+        labels a user has do not depend on the resolution the scan then picks)."""
+        return self.spec.resolution or 96
 
-        From ``spec.features`` (a precomputed ``.npy`` in dataset order) when that file exists,
+    def features(self, resolution: int | None = None) -> tuple[torch.Tensor, str]:
+        """Standardised frozen EfficientNet-Lite0 features ``(N, 1280)`` at ``resolution`` px
+        (default :attr:`base_resolution`) and their fingerprint.
+
+        From ``spec.features`` (a precomputed ``.npy`` in dataset order; ``{resolution}`` in the
+        path stands for the px, a path without it holds the base resolution) when that file exists,
         else computed through :func:`labeltrace.models.inputs.prepare_inputs` (feature cache under
         ``cache_dir/features``).
         """
-        if "features" not in self._inputs:
+        r = resolution or self.base_resolution
+        key = f"features:{r}"
+        if key not in self._inputs:
             from labeltrace.models.backbone import fingerprint_array
 
-            pre = Path(self.spec.features).expanduser() if self.spec.features else None
-            if pre is not None and pre.is_file():
-                f = np.load(pre, allow_pickle=False)
+            pre = self.spec.features
+            if pre is not None and "{resolution}" in pre:
+                pre = pre.replace("{resolution}", str(r))
+            elif r != self.base_resolution:
+                pre = None
+            path = Path(pre).expanduser() if pre else None
+            if path is not None and path.is_file():
+                f = np.load(path, allow_pickle=False)
                 if f.ndim != 2 or f.shape[0] != self.n_full:
-                    raise ValueError(f"{pre}: features of shape {f.shape} do not match {self.n_full} samples")
+                    raise ValueError(f"{path}: features of shape {f.shape} do not match {self.n_full} samples")
                 if self.subset_idx is not None:
                     f = f[self.subset_idx]
-                self.log(f"{self.spec.name}: features from {pre}")
+                self.log(f"{self.spec.name}: features from {path}")
                 x = torch.from_numpy(standardize(f.astype(np.float32)))
             else:
-                self.log(f"{self.spec.name}: computing EfficientNet-Lite0 features ({self.n} images)")
-                x = prepare_inputs(self.dataset(), "effnet-lite0", resolution=self.spec.resolution,
-                                   cache_dir=self.cache_dir / "features", progress=self.progress).tensor
-            self._inputs["features"] = (x, fingerprint_array(x.numpy()))
-        return self._inputs["features"]
+                self.log(f"{self.spec.name}: computing EfficientNet-Lite0 features at {r} px ({self.n} images)")
+                x = prepare_inputs(self.dataset(), "effnet-lite0", resolution=r,
+                                   cache_dir=self.cache_dir / "features", progress=self.progress).tensor  # fmt: skip
+            self._inputs[key] = (x, fingerprint_array(x.numpy()))
+        return self._inputs[key]
+
+    def resolution_for(self, model: ModelSpec, given: np.ndarray, seed: int) -> int | None:
+        """The feature resolution of a cell (None for a model on images): the spec's, or under
+        ``auto`` the scan's probe (:func:`labeltrace.models.probe.resolution_probe`) on the cell's
+        labels, read from the whole set's features (the probe standardises within its folds, so
+        this equals extracting the subset alone, as ``labeltrace scan`` does)."""
+        if not model.on_features:
+            return None
+        if self.spec.resolution is not None:
+            return self.spec.resolution
+        from labeltrace.models.probe import resolution_probe
+
+        probe = resolution_probe(lambda r, idx: self.features(r)[0].numpy()[idx], given,
+                                 num_classes=self.num_classes, seed=seed)  # fmt: skip
+        return int(probe.model)
 
     def images(self, image_size: int | None = None) -> tuple[torch.Tensor, str]:
         """Normalised images for the small CNN (:func:`labeltrace.models.inputs.prepare_inputs`)."""
@@ -157,8 +187,9 @@ class DatasetData:
             self._inputs[key] = (x, fingerprint_array(x.numpy()))
         return self._inputs[key]
 
-    def inputs(self, model: ModelSpec) -> tuple[torch.Tensor, str]:
-        """What ``model`` trains on, and its fingerprint (for cache keys)."""
+    def inputs(self, model: ModelSpec, resolution: int | None = None) -> tuple[torch.Tensor, str]:
+        """What ``model`` trains on (frozen features at ``resolution`` px, default the base one),
+        and its fingerprint (for cache keys)."""
         if model.kind == "effnet-lite0":  # RGB images in [0, 1]; the network resizes and normalises
             key = "rgb"
             if key not in self._inputs:
@@ -167,7 +198,7 @@ class DatasetData:
                 x = prepare_inputs(self.dataset(), "effnet-lite0", finetune=True).tensor
                 self._inputs[key] = (x, fingerprint_array(x.numpy()))
             return self._inputs[key]
-        return self.features() if model.on_features else self.images(model.image_size)
+        return self.features(resolution) if model.on_features else self.images(model.image_size)
 
     def given_labels(self, labels: str, seed: int) -> np.ndarray:
         """The labels trained on: a CIFAR-10N set, the clean labels, or injected noise.

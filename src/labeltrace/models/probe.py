@@ -10,11 +10,17 @@ by 3-fold cross-validation:
 The candidate with the higher held-out accuracy (against the given labels, noisy as they are: the
 noise lowers both alike) is chosen. The result is cached by the data's identity, so a resumed or
 repeated scan probes once.
+
+``--resolution auto`` (:func:`choose_resolution`) reads the frozen features' resolution the same
+way: the same kind of probe on the same subset with features extracted at 96 and at 224 px. 224 px
+costs about five times the extraction, so it is taken only when its held-out accuracy beats 96 px
+by at least :data:`RESOLUTION_MARGIN` (chosen on the dev cells: ``benchmarks/results/dev-resolution.md``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +30,7 @@ import numpy as np
 from labeltrace._io import atomic_write_json, digest
 from labeltrace.data import ImageDataset
 
-__all__ = ["Probe", "choose_model"]
+__all__ = ["Probe", "RESOLUTION_MARGIN", "choose_model", "choose_resolution", "heldout_accuracy", "resolution_probe"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,20 @@ def _effnet_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+#: 224 px features are taken when their probe accuracy exceeds 96 px's by at least this much
+RESOLUTION_MARGIN = 0.03
+RESOLUTIONS = (96, 224)
+
+
+def heldout_accuracy(x: np.ndarray, y: np.ndarray, *, num_classes: int, folds: int, seed: int) -> float:
+    """``folds``-fold held-out accuracy against ``y`` of logistic regression (C 0.05) on features ``x``."""
+    from labeltrace.train.crossval import crossval_probs
+
+    p = crossval_probs(np.asarray(x, np.float32), y, n_folds=folds, C=0.05, max_iter=200, seed=seed,
+                       num_classes=num_classes)  # fmt: skip
+    return float((p.argmax(1) == y).mean())
 
 
 def _subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -87,10 +107,52 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
                                        cnn.tensor, y, num_classes=ds.n_classes, seed=seed, folds=folds)  # fmt: skip
     acc["small-cnn"] = float((p.argmax(1) == y).mean())
     feats = prepare_inputs(sub, "effnet-lite0", cache_dir=cache / "features", device=device)
-    p = protocol.cross_validated_probs(None, None, feats.tensor, y, num_classes=ds.n_classes, seed=seed,
-                                       folds=folds, C=0.05, max_iter=200)  # fmt: skip
-    acc["effnet-lite0"] = float((p.argmax(1) == y).mean())
+    acc["effnet-lite0"] = heldout_accuracy(feats.tensor.numpy(), y, num_classes=ds.n_classes, folds=folds, seed=seed)
     model = max(acc, key=lambda m: acc[m])
     probe = Probe(model, acc, int(idx.size), f"higher {folds}-fold held-out accuracy on {idx.size} samples")
     atomic_write_json(path, probe.as_dict())
+    return probe
+
+
+def resolution_probe(features: Callable[[int, np.ndarray], np.ndarray], labels: np.ndarray, *, num_classes: int,
+                     seed: int = 0, subset: int = 600, folds: int = 3,
+                     margin: float = RESOLUTION_MARGIN) -> Probe:  # fmt: skip
+    """The probe of :func:`choose_resolution` on any source of features: ``features(r, idx)`` gives
+    the rows ``idx`` (sorted sample ids) at ``r`` px (the bench passes rows of whole-set features)."""
+    labels = np.asarray(labels, np.int64)
+    if np.bincount(labels, minlength=num_classes).min() < folds:
+        return Probe(str(RESOLUTIONS[0]), {}, 0, f"a class has fewer than {folds} samples: no probe")
+    idx = _subset(labels, subset, seed)
+    y = labels[idx]
+    acc = {f"{r} px": heldout_accuracy(features(r, idx), y, num_classes=num_classes, folds=folds, seed=seed)
+           for r in RESOLUTIONS}  # fmt: skip
+    lo, hi = (f"{r} px" for r in RESOLUTIONS)
+    pick = RESOLUTIONS[1] if acc[hi] - acc[lo] >= margin else RESOLUTIONS[0]
+    return Probe(str(pick), acc, int(idx.size),
+                 f"{hi} only when its {folds}-fold held-out accuracy on {idx.size} samples beats {lo} by >= {margin}")
+
+
+def choose_resolution(ds: ImageDataset, *, seed: int = 0, subset: int = 600, folds: int = 3,
+                      margin: float = RESOLUTION_MARGIN, cache_dir: str | Path | None = None,
+                      device: str = "cpu") -> Probe:  # fmt: skip
+    """The frozen-feature resolution ``--resolution auto`` takes (``Probe.model`` is ``"96"`` or
+    ``"224"``): see the module docstring. Only the subset's images are decoded and extracted."""
+    from labeltrace.models.inputs import data_identity, prepare_inputs
+
+    cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace")
+    key = digest({"data": data_identity(ds), "labels": digest(ds.labels.astype(np.int64)), "seed": seed,
+                  "subset": subset, "folds": folds, "margin": margin, "kind": "resolution", "v": 1})  # fmt: skip
+    path = cache / "probe" / f"{key}.json"
+    if path.is_file():
+        d = json.loads(path.read_text())
+        return Probe(d["model"], d["accuracy"], d["n"], d["reason"])
+
+    def features(r: int, idx: np.ndarray) -> np.ndarray:
+        return prepare_inputs(ds.subset(idx), "effnet-lite0", resolution=r, cache_dir=cache / "features",
+                              device=device).tensor.numpy()  # fmt: skip
+
+    probe = resolution_probe(features, ds.labels, num_classes=ds.n_classes, seed=seed, subset=subset, folds=folds,
+                             margin=margin)  # fmt: skip
+    if probe.n:
+        atomic_write_json(path, probe.as_dict())
     return probe

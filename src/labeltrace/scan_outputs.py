@@ -33,7 +33,7 @@ from labeltrace.score import probs as P
 from labeltrace.train import TrainConfig
 
 if TYPE_CHECKING:
-    from labeltrace.scan import ScanConfig
+    from labeltrace.scan_settings import ScanConfig
 
 __all__ = ["side_by_side", "write_outputs"]
 

@@ -1,0 +1,210 @@
+"""What a scan is asked to do and what that resolves to: :class:`ScanConfig`, the per-model
+defaults, the probes of ``--model auto`` / ``--resolution auto``, the network, training and
+recording protocol a configuration means, and the fingerprint that identifies its result.
+
+Pure settings: nothing here trains or writes (:mod:`labeltrace.scan` runs the scan).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from labeltrace._io import digest
+from labeltrace.data import ImageDataset
+from labeltrace.decide import detectors
+from labeltrace.evaluate import noise
+from labeltrace.models.inputs import data_identity, should_stream
+from labeltrace.train import TrainConfig, protocol, resolve_device
+from labeltrace.train.checkpoint import config_key
+from labeltrace.train.recipe import NetworkSpec
+
+__all__ = [
+    "FINETUNE_DEFAULTS", "MODEL_DEFAULTS", "ScanConfig", "check", "fingerprint", "network_spec", "recording_protocol",
+    "parse_noise", "probe_dataset", "resolve_model", "resolve_resolution", "streams", "train_config",
+]  # fmt: skip
+
+
+#: Per-model defaults (epochs, lr, weight decay, batch size, augment, head width) — sized so the
+#: digits example runs in well under a minute here. The effnet-lite0 head is the one measured best
+#: on CIFAR-10N for the crossfit detector (benchmarks/RESULTS.md): MLP 1280→256, 10 epochs, wd 1e-3.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "small-cnn": {"epochs": 20, "lr": 0.05, "weight_decay": 1e-4, "batch_size": 128, "augment": False},
+    "effnet-lite0": {"epochs": 10, "lr": 0.05, "weight_decay": 1e-3, "batch_size": 256, "augment": False,
+                     "hidden": 256},
+    "clip": {"epochs": 10, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 128, "augment": False},
+}
+#: effnet-lite0 with ``finetune=True``: the whole network trains on the images (a GPU job), at the
+#: paper's fine-tuning learning rate.
+FINETUNE_DEFAULTS: dict[str, Any] = {"lr": 1e-3, "batch_size": 128, "weight_decay": 1e-4}
+
+parse_noise = noise.parse_spec
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """Everything a scan depends on (written to run.json)."""
+
+    model: str = "auto"  # small-cnn | effnet-lite0 | clip | auto
+    epochs: int | None = None  # None: the model's default
+    runs: int = 2  # in-sample detectors: 2 runs with disjoint auxiliary sets; 1: one run, no auxiliary class
+    folds: int = 5  # held-out detectors (crossfit) and cross-validated probabilities: number of folds
+    batch_size: int | None = None  # None: the model's default
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float | None = None  # None: the model's default
+    schedule: str = "cosine"
+    augment: bool | None = None
+    image_size: int | None = None  # small-cnn input side (default: native if <= 64, else 64)
+    width: int | None = None  # small-cnn base width (default: 16 for images <= 32 px, else 32)
+    head: str = "mlp"  # effnet-lite0: linear | mlp
+    hidden: int | None = None  # effnet-lite0 mlp head width (None: the model's default)
+    resolution: int | None = None  # effnet-lite0 feature resolution; None: auto (96 or 224 px by a probe)
+    finetune: bool = False  # effnet-lite0: train the whole network on the images, not a head on cached features
+    aux_fraction: float | None = None  # default 1 / (K + 1)
+    detector: str = "crossfit"  # a row of labeltrace.decide.detectors
+    suggest_last: int = 5  # epochs averaged for the suggested label (in-sample recordings)
+    noise: str | None = None  # e.g. "symmetric:0.2"
+    seed: int = 0
+    device: str = "auto"
+    cache_dir: str | None = None
+    csv: bool = False
+    knn_k: int = 10
+    clip_model: str | None = None  # clip: local directory (save_pretrained) or cached hub name
+    clip_template: str = "a photo of a {}"
+    aux_prompt: str = "a photo of something else"  # clip: the auxiliary class's prompt
+    early_stop: bool = False  # crossfit: stop training once the ranking is stable (train.early_stop)
+    stream: bool | None = None  # decode images batch by batch in workers; None: when the inputs exceed 2 GiB
+    workers: int | None = None  # decoding processes when streaming (None: CPUs - 1, at most 8)
+
+
+def probe_dataset(config: ScanConfig, ds: ImageDataset) -> tuple[ImageDataset, str]:
+    """The dataset a probe sees: with the labels the scan trains on, as a user's would (symmetric
+    and pair noise drawn as the scan draws it); other noise follows the chosen model's
+    features, so the probe sees the labels before it (said in the returned note)."""
+    if not config.noise:
+        return ds, ""
+    kind = noise.parse_spec(config.noise)[0]
+    if kind in ("symmetric", "pair"):  # needs no features: the very labels injected later
+        nl = noise.inject(config.noise, ds.labels, ds.n_classes, np.zeros((len(ds), 0), np.float32), seed=config.seed)
+        return ds.with_labels(nl.labels), ""
+    return ds, f"; labels before the {kind} noise"
+
+
+def resolve_model(config: ScanConfig, ds: ImageDataset) -> tuple[str, dict[str, Any] | None]:
+    """The network to train, and for ``--model auto`` the probe that chose it
+    (:func:`labeltrace.models.probe.choose_model`: held-out accuracy on a subset)."""
+    if config.model != "auto":
+        if config.model not in MODEL_DEFAULTS:
+            raise ValueError(f"unknown model {config.model!r}; choose from auto, {', '.join(MODEL_DEFAULTS)}")
+        return config.model, None
+    from labeltrace.models.probe import choose_model
+
+    probe_ds, note = probe_dataset(config, ds)
+    probe = choose_model(probe_ds, seed=config.seed, cache_dir=config.cache_dir,
+                         device=str(resolve_device(config.device)))  # fmt: skip
+    d = probe.as_dict()
+    d["reason"] += note
+    return probe.model, d
+
+
+def resolve_resolution(config: ScanConfig, model: str, ds: ImageDataset) -> tuple[int, dict[str, Any] | None]:
+    """The effnet-lite0 resolution: ``config.resolution`` when set; else, for frozen features,
+    the probe of :func:`labeltrace.models.probe.choose_resolution` (96 or 224 px), and 96 px for
+    fine-tuning and the other models (where it is not used)."""
+    if config.resolution is not None:
+        if config.resolution <= 0:
+            raise ValueError(f"resolution must be positive, got {config.resolution}")
+        return config.resolution, None
+    if model != "effnet-lite0" or config.finetune:
+        return 96, None
+    from labeltrace.models.probe import choose_resolution
+
+    probe_ds, note = probe_dataset(config, ds)
+    probe = choose_resolution(probe_ds, seed=config.seed, cache_dir=config.cache_dir,
+                              device=str(resolve_device(config.device)))  # fmt: skip
+    d = probe.as_dict()
+    d["reason"] += note
+    return int(probe.model), d
+
+
+def network_spec(model: str, config: ScanConfig) -> NetworkSpec:
+    """The network of ``model`` under ``config`` (the frozen-feature effnet path trains a head)."""
+    hidden = config.hidden or MODEL_DEFAULTS["effnet-lite0"]["hidden"]
+    if model == "effnet-lite0":
+        kind = "effnet-lite0" if config.finetune else config.head
+        if config.resolution is None:
+            raise ValueError("network_spec: resolve the resolution first (resolve_resolution)")
+        return NetworkSpec(kind, hidden=hidden, head=config.head, resolution=config.resolution)
+    if model == "clip":
+        return NetworkSpec("clip", clip_model=config.clip_model, clip_template=config.clip_template,
+                           aux_prompt=config.aux_prompt)  # fmt: skip
+    return NetworkSpec("small-cnn", width=config.width)
+
+
+def train_config(model: str, config: ScanConfig) -> TrainConfig:
+    d = MODEL_DEFAULTS[model] | (FINETUNE_DEFAULTS if config.finetune else {})
+    return TrainConfig(
+        epochs=config.epochs or d["epochs"], batch_size=config.batch_size or d["batch_size"], lr=config.lr or d["lr"],
+        momentum=config.momentum, weight_decay=d["weight_decay"] if config.weight_decay is None else config.weight_decay,
+        schedule=config.schedule,  # type: ignore[arg-type]
+        augment=d["augment"] if config.augment is None else config.augment, seed=config.seed, device=config.device,
+    )  # fmt: skip
+
+
+def recording_protocol(detector: str, config: ScanConfig, *, frozen_features: bool) -> protocol.Protocol | None:
+    """What to record for ``detector``: cross-fitted folds when it needs held-out dynamics,
+    in-sample runs when it needs in-sample dynamics (or a network's embedding as its features),
+    nothing when cross-validated probabilities or frozen features are all it needs."""
+    needs = detectors.get(detector).needs
+    if "held_out" in needs:
+        return protocol.CrossFit(config.folds, protocol.EarlyStop() if config.early_stop else None)
+    if "single" in needs:
+        return protocol.InSample(1)
+    if "in_sample" in needs or ("features" in needs and not frozen_features):
+        return protocol.InSample(config.runs, config.aux_fraction)
+    return None
+
+
+def check(config: ScanConfig, model: str, n: int) -> None:
+    detectors.get(config.detector)  # unknown → a clear error
+    if config.runs not in (1, 2):
+        raise ValueError(f"runs must be 1 or 2, got {config.runs}")
+    if model == "clip" and not config.clip_model:
+        raise ValueError("--model clip needs --clip-model: a local CLIP directory or a cached hub name")
+    if not 2 <= config.folds <= n // 2:
+        raise ValueError(f"folds must be in [2, N/2 = {n // 2}], got {config.folds}")
+    if config.finetune and model != "effnet-lite0":
+        raise ValueError(f"--finetune applies to effnet-lite0, not {model}")
+    if config.noise:
+        noise.parse_spec(config.noise)
+
+
+def streams(config: ScanConfig, model: str, ds: ImageDataset) -> bool:
+    """Whether the scan streams its inputs: ``config.stream``, else :func:`should_stream`."""
+    if config.stream is not None:
+        return bool(config.stream)
+    return should_stream(ds, model, image_size=config.image_size, finetune=config.finetune)
+
+
+def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: np.ndarray | None, *,
+                stream: bool = False, world_size: int = 1) -> dict[str, Any]:  # fmt: skip
+    """Everything that determines a scan's result: the data's identity and labels, the noise,
+    the inputs (streamed: normalisation statistics from a streaming pass), the network, the
+    training (data-parallel: the world size), the protocol (early stop), the detector and the seed.
+    Settings at their earlier behaviour add no key, so earlier run directories stay valid."""
+    spec, tcfg = network_spec(model, config), train_config(model, config)
+    return {
+        "data": data_identity(ds), "classes": list(ds.classes), "labels": digest(ds.labels.astype(np.int64)),
+        "truth": None if true_labels is None else digest(np.asarray(true_labels, np.int64)),
+        "noise": config.noise, "model": model, "network": asdict(spec), "train": config_key(train=tcfg),
+        "inputs": {"image_size": config.image_size, "resolution": config.resolution, "finetune": config.finetune,
+                   **({"stream": True} if stream else {})},
+        "protocol": {"runs": config.runs, "folds": config.folds, "aux_fraction": config.aux_fraction,
+                     "suggest_last": config.suggest_last,
+                     **({"early_stop": asdict(protocol.EarlyStop())} if config.early_stop else {})},
+        "detector": config.detector, "seed": config.seed, "knn_k": config.knn_k,
+        **({"world_size": world_size} if world_size > 1 else {}),
+    }  # fmt: skip

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,14 @@ def _f(v: str) -> float:
     except (TypeError, ValueError):
         return float("nan")
     return x
+
+
+def _px(rows: list[dict[str, str]]) -> str:
+    """The feature resolutions of a cell's rows: "224", "96 ×2 / 224 ×3", "–" (images), "config"."""
+    counts = Counter("config" if r.get("resolution") is None else (r["resolution"] or "–") for r in rows)
+    if len(counts) == 1:
+        return next(iter(counts))
+    return " / ".join(f"{k} ×{v}" for k, v in sorted(counts.items()))
 
 
 def main(paths: list[str]) -> None:
@@ -51,9 +59,11 @@ def main(paths: list[str]) -> None:
     print("## The default (crossfit) in every cell\n")
     print("F1 of each detector's own rule, mean over seeds; Δ = crossfit − other, paired over seeds, "
           "95 % t-interval (✓ / ✗: the interval excludes 0).\n")
-    print("| dataset | labels | model | seeds | true | crossfit flags | crossfit F1 | cleanlab F1 | Δ vs cleanlab "
-          "| best other (F1) | crossfit / best | crossfit AUROC | best AUROC |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("Features px: the frozen features' resolution per seed (`--resolution auto`'s probe; – for a network on "
+          "images; config: rows written before the bench recorded it, at the config's fixed resolution).\n")
+    print("| dataset | labels | model | seeds | features px | true | crossfit flags | crossfit F1 | cleanlab F1 "
+          "| Δ vs cleanlab | best other (F1) | crossfit / best | crossfit AUROC | best AUROC |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in cells:
         if not by[(*c, DEFAULT)]:
             continue
@@ -69,7 +79,7 @@ def main(paths: list[str]) -> None:
         delta = "–" if p is None else (f"{p['mean']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]"
                                        + {"win": " ✓", "loss": " ✗", "tie": ""}[p["verdict"]])
         ratio = f_def / max(bf, f_def) if math.isfinite(f_def) and bf > 0 else float("nan")
-        print(f"| {c[0]} | {c[1]} | {c[2]} | {n_seeds} | {mean(c, DEFAULT, 'n_noisy'):.0f} "
+        print(f"| {c[0]} | {c[1]} | {c[2]} | {n_seeds} | {_px(by[(*c, DEFAULT)])} | {mean(c, DEFAULT, 'n_noisy'):.0f} "
               f"| {mean(c, DEFAULT, 'n_flagged'):.0f} | {f_def:.3f} | {f_cl:.3f} | {delta} | {bd} ({bf:.3f}) "
               f"| {ratio:.2f} | {mean(c, DEFAULT, 'auroc'):.3f} | {ba:.3f} ({bad}) |")
     noisy = [r for r in rows if _f(r.get("n_noisy", "0")) > 0]

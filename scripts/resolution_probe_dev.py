@@ -87,7 +87,7 @@ def main() -> None:
 
 def _row(name: str, lab: str, acc: np.ndarray, outcome: tuple[str, np.ndarray] | None) -> None:
     diff = acc[:, 1] - acc[:, 0]
-    picks = " | ".join(f"{int((diff >= m).sum())}/{diff.size}" for m in MARGINS)
+    picks = " | ".join(f"{int((diff >= m - 1e-9).sum())}/{diff.size}" for m in MARGINS)  # as the probe compares
     out = "" if outcome is None else f"{outcome[0]} {_fmt(outcome[1], '+.3f' if outcome[0] == 'F1' else '+.1f')}"
     print(f"| {name} | {lab} | {acc[:, 0].mean():.3f} | {acc[:, 1].mean():.3f} | {_fmt(diff)} | {picks} | {out} |")
 

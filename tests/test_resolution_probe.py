@@ -86,6 +86,10 @@ def test_cli_resolution_argument() -> None:
     args = build_parser().parse_args(["scan", "--example", "digits", "--out", "x"])
     assert args.resolution is None  # auto is the default
     assert build_parser().parse_args(["scan", "--example", "digits", "--out", "x", "--resolution", "96"]).resolution == 96
+    scan_parser = next(a for a in build_parser()._subparsers._group_actions[0].choices.values()  # noqa: SLF001
+                       if any(o.dest == "resolution" for o in a._actions))  # noqa: SLF001
+    help_text = next(o.help for o in scan_parser._actions if o.dest == "resolution")  # noqa: SLF001
+    assert f">= {RESOLUTION_MARGIN}" in help_text  # the help states the margin the probe uses
 
 
 def _digits(n: int = 240):

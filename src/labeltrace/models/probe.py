@@ -14,7 +14,8 @@ repeated scan probes once.
 ``--resolution auto`` (:func:`choose_resolution`) reads the frozen features' resolution the same
 way: the same kind of probe on the same subset with features extracted at 96 and at 224 px. 224 px
 costs about five times the extraction, so it is taken only when its held-out accuracy beats 96 px
-by at least :data:`RESOLUTION_MARGIN` (chosen on the dev cells: ``benchmarks/results/dev-resolution.md``).
+by at least :data:`RESOLUTION_MARGIN` (chosen on the dev cells:
+``benchmarks/results/dev-resolution-probe.md``).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def resolution_probe(features: Callable[[int, np.ndarray], np.ndarray], labels: 
     acc = {f"{r} px": heldout_accuracy(features(r, idx), y, num_classes=num_classes, folds=folds, seed=seed)
            for r in RESOLUTIONS}  # fmt: skip
     lo, hi = (f"{r} px" for r in RESOLUTIONS)
-    pick = RESOLUTIONS[1] if acc[hi] - acc[lo] >= margin else RESOLUTIONS[0]
+    pick = RESOLUTIONS[1] if acc[hi] - acc[lo] >= margin - 1e-9 else RESOLUTIONS[0]  # k / n accuracies: no rounding miss
     return Probe(str(pick), acc, int(idx.size),
                  f"{hi} only when its {folds}-fold held-out accuracy on {idx.size} samples beats {lo} by >= {margin}")
 

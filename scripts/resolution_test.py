@@ -39,7 +39,8 @@ def main() -> None:
     px: dict[tuple[str, str, str], Counter[str]] = {}
     for r in rows:
         if r["detector"] == "crossfit@auto":
-            px.setdefault((r["dataset"], r["labels"], r["model"]), Counter())[r.get("resolution") or "–"] += 1
+            res = r.get("resolution")  # absent: a row written before the bench recorded it
+            px.setdefault((r["dataset"], r["labels"], r["model"]), Counter())["config" if res is None else res or "–"] += 1
     changed = {c for c, n in px.items() if n.get("224")}
     print("# `--resolution auto` on the test cells: 96 px → the probe's pick\n")
     print("`python scripts/resolution_test.py > benchmarks/results/test-resolution.md`; cells where the probe "
@@ -63,6 +64,9 @@ def main() -> None:
             n224 = px[c]["224"]
             print(f"| {c[0]} | {c[1]} | {c[2]} | {n224}/{sum(px[c].values())} | {det} | "
                   + " | ".join(vals) + " |")
+    stale = sorted({c[0] for c, n in px.items() if n.get("config")})
+    if stale:
+        print(f"\nNot rerun with `resolution = \"auto\"` yet (rows without a resolution column): {', '.join(stale)}.")
 
 
 if __name__ == "__main__":

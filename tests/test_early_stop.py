@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -113,11 +115,11 @@ def test_scan_records_early_stop_in_fingerprint_and_run_json(tmp_path):
 
     d = load_digits()
     ds = from_arrays((d.images[:150] / 16).astype(np.float32), d.target[:150] % 3)
-    off = fingerprint(ds, ScanConfig(), "small-cnn", None)
+    off = fingerprint(ds, ScanConfig(resolution=96), "small-cnn", None)  # resolved, as the scan fingerprints
     assert "early_stop" not in off["protocol"]  # off: the fingerprint of earlier scans
     cfg = ScanConfig(model="small-cnn", epochs=12, folds=3, batch_size=32, seed=0, early_stop=True,
                      noise="symmetric:0.2")  # fmt: skip
-    assert fingerprint(ds, cfg, "small-cnn", None)["protocol"]["early_stop"] == {"tol": 0.01, "patience": 3,
+    assert fingerprint(ds, replace(cfg, resolution=96), "small-cnn", None)["protocol"]["early_stop"] == {"tol": 0.01, "patience": 3,
                                                                                   "min_epochs": 5}  # fmt: skip
     res = scan(ds, tmp_path / "run", cfg, progress=False, log=lambda s: None)
     p = res.meta["protocol"]

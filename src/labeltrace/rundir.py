@@ -158,6 +158,12 @@ def _diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
             if json.dumps(a.get(k), sort_keys=True, default=str) != json.dumps(b.get(k), sort_keys=True, default=str)]
 
 
+def held_fingerprint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The fingerprint of the scan ``run_dir`` holds, or None (no directory, no scan)."""
+    p = Path(run_dir) / FINGERPRINT
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
 def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force: bool = False,
           log: Any = None) -> str:  # fmt: skip
     """Make ``run_dir`` the home of the scan described by ``fingerprint`` (JSON-serialisable).

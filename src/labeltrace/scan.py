@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +36,8 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     check,
     fingerprint,
     network_spec,
+    noise_feature_source,
+    noise_resolution,
     parse_noise,
     recording_protocol,
     resolve_model,
@@ -50,6 +52,8 @@ __all__ = [
     "recording_protocol", "resolve_model", "resolve_resolution", "scan", "streams", "train_config",
 ]  # fmt: skip
 
+T = TypeVar("T")
+
 
 @dataclass
 class ScanResult:
@@ -61,9 +65,11 @@ class ScanResult:
 
 
 # ----------------------------------------------------------------------------- stages
-def _labels(ds: ImageDataset, config: ScanConfig, inputs: Inputs, true_labels: np.ndarray | None,
+def _labels(ds: ImageDataset, config: ScanConfig, noise_features: Callable[[], np.ndarray],
+            true_labels: np.ndarray | None,
             log: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:  # fmt: skip
-    """(given labels trained on, true labels, noise description or None)."""
+    """(given labels trained on, true labels, noise description or None); ``noise_features``: what
+    feature-following noise follows (frozen features at :func:`noise_resolution`, else the inputs)."""
     given = ds.labels.copy()
     info: dict[str, Any] | None = None
     if true_labels is not None:
@@ -76,7 +82,7 @@ def _labels(ds: ImageDataset, config: ScanConfig, inputs: Inputs, true_labels: n
                 "n_flipped": int((true_labels != given).sum())}  # fmt: skip
         return given, true_labels, info
     if config.noise:
-        feats = _noise_features(inputs) if noise.parse_spec(config.noise)[0] in ("instance", "confusion") \
+        feats = noise_features() if noise.parse_spec(config.noise)[0] in ("instance", "confusion") \
             else np.zeros((len(given), 0), np.float32)  # fmt: skip
         nl = noise.inject(config.noise, given, ds.n_classes, feats, seed=config.seed)
         log(f"injected {config.noise} noise: {int(nl.flipped.sum())} of {len(ds)} labels flipped ({nl.rate:.1%})")
@@ -152,9 +158,9 @@ def scan(
     d = distributed.current()  # under torchrun: every rank trains its shard, rank 0 writes
     if not d.is_writer:
         log = _quiet
-    with d.writer_first():  # rank 0 fills the probe's cache, the others read it
-        model, probe = resolve_model(config, ds)
-        resolution, rprobe = resolve_resolution(config, model, ds)
+    asked = config  # before the auto settings resolve
+    # rank 0 probes and every rank takes its picks: ranks never train on different settings
+    model, probe, resolution, rprobe = _on_writer(d, lambda: _resolve(config, ds, out, force))
     config = replace(config, resolution=resolution)
     for flag, choice, pr in (("--model", model, probe), ("--resolution", f"{resolution} px", rprobe)):
         if pr is not None:
@@ -180,7 +186,9 @@ def scan(
                                 finetune=config.finetune, cache_dir=config.cache_dir,
                                 device=str(resolve_device(config.device)), progress=progress and d.is_writer,
                                 stream=stream, workers=config.workers)  # fmt: skip
-    given, truth, noise_info = _labels(ds, config, inputs, true_labels, log)
+    noise_features = (noise_feature_source(asked, ds) if inputs.frozen_features and not config.finetune
+                      and noise_resolution(asked) != config.resolution else lambda: _noise_features(inputs))
+    given, truth, noise_info = _labels(ds, config, noise_features, true_labels, log)
     timings["prepare_inputs"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -224,15 +232,29 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _on_writer(d: distributed.Dist, fn: Callable[[], str]) -> str:
+def _resolve(config: ScanConfig, ds: ImageDataset, out: Path, force: bool) -> tuple[str, Any, int, Any]:
+    """The model and the resolution (and the probes that chose them). Under ``--resolution
+    auto`` a run directory that already holds a scan of this model keeps its resolution (unless
+    ``force``), so the same command resumes it even where a probe would read differently now."""
+    model, probe = resolve_model(config, ds)
+    held = rd.held_fingerprint(out) if config.resolution is None and not force else None
+    if held is not None and held.get("model") == model and isinstance(held.get("inputs", {}).get("resolution"), int):
+        r = int(held["inputs"]["resolution"])
+        return model, probe, r, {"model": str(r), "accuracy": {}, "n": 0,
+                                 "reason": "kept from the scan already in the run directory (--force probes again)"}
+    return (model, probe, *resolve_resolution(config, model, ds))
+
+
+def _on_writer(d: distributed.Dist, fn: Callable[[], T]) -> T:
     """``fn()`` on rank 0 and its result on every rank; its error is raised on every rank."""
     if not d.active:
         return fn()
-    result, error, exc = "", None, None
+    result: Any = None
+    error, exc = None, None
     if d.is_writer:
         try:
             result = fn()
-        except (ValueError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - re-raised on every rank
             error, exc = f"{type(e).__name__}: {e}", e
     result, error = d.broadcast((result, error))
     if exc is not None:

@@ -7,8 +7,9 @@ Pure settings: nothing here trains or writes (:mod:`labeltrace.scan` runs the sc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,9 +22,12 @@ from labeltrace.train import TrainConfig, protocol, resolve_device
 from labeltrace.train.checkpoint import config_key
 from labeltrace.train.recipe import NetworkSpec
 
+if TYPE_CHECKING:
+    from labeltrace.models.probe import Probe
+
 __all__ = [
     "FINETUNE_DEFAULTS", "MODEL_DEFAULTS", "ScanConfig", "check", "fingerprint", "network_spec", "recording_protocol",
-    "parse_noise", "probe_dataset", "resolve_model", "resolve_resolution", "streams", "train_config",
+    "noise_feature_source", "noise_resolution", "parse_noise", "probe_dataset", "resolve_model", "resolve_resolution", "streams", "train_config",
 ]  # fmt: skip
 
 
@@ -80,17 +84,48 @@ class ScanConfig:
     workers: int | None = None  # decoding processes when streaming (None: CPUs - 1, at most 8)
 
 
-def probe_dataset(config: ScanConfig, ds: ImageDataset) -> tuple[ImageDataset, str]:
+def noise_resolution(config: ScanConfig) -> int:
+    """The frozen-feature resolution the feature-following noise (``confusion``, ``instance``)
+    reads: the one asked for, 96 px under ``auto`` — the labels must not depend on the pick
+    (the bench draws them the same way: ``DatasetData.base_resolution``)."""
+    return config.resolution or 96
+
+
+def noise_feature_source(config: ScanConfig, ds: ImageDataset) -> Callable[[], np.ndarray]:
+    """The frozen EfficientNet-Lite0 features at :func:`noise_resolution` (cached on disk)."""
+    from labeltrace.models.inputs import prepare_inputs
+
+    def features() -> np.ndarray:
+        f = prepare_inputs(ds, "effnet-lite0", resolution=noise_resolution(config), cache_dir=config.cache_dir,
+                           device=str(resolve_device(config.device))).features  # fmt: skip
+        assert f is not None  # in memory: not streamed
+        return f
+
+    return features
+
+
+def probe_dataset(config: ScanConfig, ds: ImageDataset,
+                  noise_features: Callable[[], np.ndarray] | None = None) -> tuple[ImageDataset, str]:  # fmt: skip
     """The dataset a probe sees: with the labels the scan trains on, as a user's would (symmetric
-    and pair noise drawn as the scan draws it); other noise follows the chosen model's
-    features, so the probe sees the labels before it (said in the returned note)."""
+    and pair noise drawn as the scan draws it; feature-following noise too when
+    ``noise_features`` gives the features it follows). Otherwise that noise follows the chosen
+    model's features, so the probe sees the labels before it (said in the returned note)."""
     if not config.noise:
         return ds, ""
     kind = noise.parse_spec(config.noise)[0]
     if kind in ("symmetric", "pair"):  # needs no features: the very labels injected later
         nl = noise.inject(config.noise, ds.labels, ds.n_classes, np.zeros((len(ds), 0), np.float32), seed=config.seed)
         return ds.with_labels(nl.labels), ""
+    if noise_features is not None:
+        nl = noise.inject(config.noise, ds.labels, ds.n_classes, noise_features(), seed=config.seed)
+        return ds.with_labels(nl.labels), ""
     return ds, f"; labels before the {kind} noise"
+
+
+def _probed(choice: Probe, note: str) -> dict[str, Any]:
+    d = choice.as_dict()
+    d["reason"] += note
+    return d
 
 
 def resolve_model(config: ScanConfig, ds: ImageDataset) -> tuple[str, dict[str, Any] | None]:
@@ -105,15 +140,14 @@ def resolve_model(config: ScanConfig, ds: ImageDataset) -> tuple[str, dict[str, 
     probe_ds, note = probe_dataset(config, ds)
     probe = choose_model(probe_ds, seed=config.seed, cache_dir=config.cache_dir,
                          device=str(resolve_device(config.device)))  # fmt: skip
-    d = probe.as_dict()
-    d["reason"] += note
-    return probe.model, d
+    return probe.model, _probed(probe, note)
 
 
 def resolve_resolution(config: ScanConfig, model: str, ds: ImageDataset) -> tuple[int, dict[str, Any] | None]:
     """The effnet-lite0 resolution: ``config.resolution`` when set; else, for frozen features,
-    the probe of :func:`labeltrace.models.probe.choose_resolution` (96 or 224 px), and 96 px for
-    fine-tuning and the other models (where it is not used)."""
+    the probe of :func:`labeltrace.models.probe.choose_resolution` (96 or 224 px) on the labels
+    the scan trains on (injected noise included); 96 px for fine-tuning (its input size) and for
+    the other models (which do not use it)."""
     if config.resolution is not None:
         if config.resolution <= 0:
             raise ValueError(f"resolution must be positive, got {config.resolution}")
@@ -122,12 +156,10 @@ def resolve_resolution(config: ScanConfig, model: str, ds: ImageDataset) -> tupl
         return 96, None
     from labeltrace.models.probe import choose_resolution
 
-    probe_ds, note = probe_dataset(config, ds)
+    probe_ds, note = probe_dataset(config, ds, noise_feature_source(config, ds))
     probe = choose_resolution(probe_ds, seed=config.seed, cache_dir=config.cache_dir,
                               device=str(resolve_device(config.device)))  # fmt: skip
-    d = probe.as_dict()
-    d["reason"] += note
-    return int(probe.model), d
+    return int(probe.model), _probed(probe, note)
 
 
 def network_spec(model: str, config: ScanConfig) -> NetworkSpec:
@@ -195,6 +227,8 @@ def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: n
     the inputs (streamed: normalisation statistics from a streaming pass), the network, the
     training (data-parallel: the world size), the protocol (early stop), the detector and the seed.
     Settings at their earlier behaviour add no key, so earlier run directories stay valid."""
+    if config.resolution is None:
+        raise ValueError("fingerprint: resolve the resolution first (resolve_resolution)")
     spec, tcfg = network_spec(model, config), train_config(model, config)
     return {
         "data": data_identity(ds), "classes": list(ds.classes), "labels": digest(ds.labels.astype(np.int64)),

@@ -59,14 +59,17 @@ def _effnet_available() -> bool:
 #: 224 px features are taken when their probe accuracy exceeds 96 px's by at least this much
 RESOLUTION_MARGIN = 0.03
 RESOLUTIONS = (96, 224)
+#: the probe's logistic regression (part of the probe caches' keys)
+PROBE_LOGREG: dict[str, Any] = {"C": 0.05, "max_iter": 200}
 
 
 def heldout_accuracy(x: np.ndarray, y: np.ndarray, *, num_classes: int, folds: int, seed: int) -> float:
-    """``folds``-fold held-out accuracy against ``y`` of logistic regression (C 0.05) on features ``x``."""
+    """``folds``-fold held-out accuracy against ``y`` of logistic regression (:data:`PROBE_LOGREG`) on
+    features ``x``."""
     from labeltrace.train.crossval import crossval_probs
 
-    p = crossval_probs(np.asarray(x, np.float32), y, n_folds=folds, C=0.05, max_iter=200, seed=seed,
-                       num_classes=num_classes)  # fmt: skip
+    p = crossval_probs(np.asarray(x, np.float32), y, n_folds=folds, seed=seed, num_classes=num_classes,
+                       **PROBE_LOGREG)  # fmt: skip
     return float((p.argmax(1) == y).mean())
 
 
@@ -138,11 +141,13 @@ def choose_resolution(ds: ImageDataset, *, seed: int = 0, subset: int = 600, fol
                       device: str = "cpu") -> Probe:  # fmt: skip
     """The frozen-feature resolution ``--resolution auto`` takes (``Probe.model`` is ``"96"`` or
     ``"224"``): see the module docstring. Only the subset's images are decoded and extracted."""
+    from labeltrace.models.feature_cache import package_versions
     from labeltrace.models.inputs import data_identity, prepare_inputs
 
     cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace")
     key = digest({"data": data_identity(ds), "labels": digest(ds.labels.astype(np.int64)), "seed": seed,
-                  "subset": subset, "folds": folds, "margin": margin, "kind": "resolution", "v": 1})  # fmt: skip
+                  "subset": subset, "folds": folds, "margin": margin, "kind": "resolution", "probe": PROBE_LOGREG,
+                  "versions": package_versions(), "v": 2})  # fmt: skip
     path = cache / "probe" / f"{key}.json"
     if path.is_file():
         d = json.loads(path.read_text())

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from labeltrace.bench.paired import bar_lines, paired  # noqa: E402
+from labeltrace.evaluate.metrics import interval_text  # noqa: E402
 
 DEFAULT, BASELINE, SINGLE = "crossfit", "cleanlab", "single"
 
@@ -76,7 +77,7 @@ def main(paths: list[str]) -> None:
         aucs = [a for a in aucs if math.isfinite(a[0])]
         ba, bad = max(aucs) if aucs else (float("nan"), "–")
         p = pf.get((c, BASELINE))
-        delta = "–" if p is None else (f"{p['mean']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]"
+        delta = "–" if p is None else (interval_text(p["mean"], p["lo"], p["hi"], "+.3f")
                                        + {"win": " ✓", "loss": " ✗", "tie": ""}[p["verdict"]])
         ratio = f_def / max(bf, f_def) if math.isfinite(f_def) and bf > 0 else float("nan")
         print(f"| {c[0]} | {c[1]} | {c[2]} | {n_seeds} | {_px(by[(*c, DEFAULT)])} | {mean(c, DEFAULT, 'n_noisy'):.0f} "

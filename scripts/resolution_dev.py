@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from labeltrace.evaluate.metrics import t_interval
+from labeltrace.evaluate.metrics import interval_text, t_interval
 
 RES = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 #: (96 px file, its dataset name) -> (224 px file, its dataset name)
@@ -31,7 +31,7 @@ DETECTORS = ("crossfit", "cleanlab", "single")
 
 def _diff(x: np.ndarray, y: np.ndarray, fmt: str) -> str:
     m, lo, hi = t_interval(y - x)
-    return f"{x.mean():{fmt}} → {y.mean():{fmt}} ({m:+{fmt}} [{lo:+{fmt}}, {hi:+{fmt}}])"
+    return f"{x.mean():{fmt}} → {y.mean():{fmt}} ({interval_text(m, lo, hi, '+' + fmt)})"
 
 
 def main() -> None:

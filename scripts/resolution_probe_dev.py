@@ -23,7 +23,7 @@ import pandas as pd
 
 from labeltrace.bench.config import load_config
 from labeltrace.bench.grid import load_dataset
-from labeltrace.evaluate.metrics import t_interval
+from labeltrace.evaluate.metrics import interval_text, t_interval
 from labeltrace.models.probe import choose_resolution, resolution_probe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,8 +39,7 @@ MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05)
 
 
 def _fmt(v: np.ndarray, f: str = "+.3f") -> str:
-    m, lo, hi = t_interval(v)
-    return f"{m:{f}} [{lo:{f}}, {hi:{f}}]"
+    return interval_text(*t_interval(v), f)
 
 
 def _outcome(d96: str, lab: str) -> tuple[str, np.ndarray]:

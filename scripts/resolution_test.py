@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from labeltrace.bench.paired import paired
+from labeltrace.evaluate.metrics import interval_text
 
 RES = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 DETECTORS = ("crossfit", "cleanlab", "single")
@@ -60,7 +61,7 @@ def main() -> None:
             vals = []
             for metric, _, f in METRICS:
                 p = means.get((c, det, metric))
-                vals.append("–" if p is None else f"{p['mean']:+{f}} [{p['lo']:+{f}}, {p['hi']:+{f}}]")
+                vals.append("–" if p is None else interval_text(p["mean"], p["lo"], p["hi"], f"+{f}"))
             n224 = px[c]["224"]
             print(f"| {c[0]} | {c[1]} | {c[2]} | {n224}/{sum(px[c].values())} | {det} | "
                   + " | ".join(vals) + " |")

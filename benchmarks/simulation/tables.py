@@ -15,18 +15,14 @@ import math
 import sys
 from pathlib import Path
 
-from labeltrace.evaluate.metrics import t_interval
+from labeltrace.evaluate.metrics import interval_text, t_interval
 
 FRACTIONS = ("0.1", "0.25", "0.5")
 
 
 def _fmt(m: tuple[float, float, float], fmt: str, scale: float = 1.0) -> str:
     mean, lo, hi = (v * scale for v in m)
-    if not math.isfinite(mean):
-        return "n/a"
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{mean:{fmt}}"
-    return f"{mean:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+    return interval_text(mean, lo, hi, fmt)
 
 
 def _num(s: str | None) -> float:
@@ -155,7 +151,7 @@ def _seeds(folder: Path) -> dict[tuple[str, int], dict[str, str]] | None:
 def _diff_cell(d: list[float], fmt: str) -> str:
     """Mean [95 % t-interval] of paired differences; **bold** when the interval excludes 0."""
     m, lo, hi = t_interval(d)
-    cell = f"{m:+{fmt}} [{lo:+{fmt}}, {hi:+{fmt}}]"
+    cell = interval_text(m, lo, hi, f"+{fmt}")
     return f"**{cell}**" if (lo > 0 or hi < 0) else cell
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace.evaluate.metrics import t_interval
+from labeltrace.evaluate.metrics import interval_text, t_interval
 
 __all__ = ["bar_lines", "paired", "paired_table"]
 
@@ -77,7 +77,7 @@ def paired_table(rows: Sequence[dict[str, Any]], metric: str, ref: str) -> list[
                 vals.append(f"{r['mean']:+.3f}")
             else:
                 mark = {"win": " ✓", "loss": " ✗", "tie": ""}[r["verdict"]]
-                vals.append(f"{r['mean']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]{mark}")
+                vals.append(interval_text(r["mean"], r["lo"], r["hi"], "+.3f") + mark)
         lines.append(f"| {c[0]} | {c[1]} | {c[2]} | " + " | ".join(vals) + " |")
     return lines
 

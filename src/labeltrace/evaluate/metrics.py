@@ -15,7 +15,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from labeltrace._checks import describe_ids as _describe_ids
 
-__all__ = ["detection_report", "flag_top_k", "report_at_true_rate", "t_interval"]
+__all__ = ["detection_report", "flag_top_k", "interval_text", "report_at_true_rate", "t_interval"]
 
 NanPolicy = Literal["raise", "omit"]
 
@@ -225,3 +225,13 @@ def t_interval(
     if v.ndim == 1:
         return float(mean), float(lo), float(hi)
     return mean, lo, hi
+
+
+def interval_text(mean: float, lo: float, hi: float, fmt: str = ".3f") -> str:
+    """``"mean [lo, hi]"`` with each number formatted by ``fmt`` (e.g. ``"+.3f"``); the mean alone
+    when a bound is not finite (one seed), ``"n/a"`` when the mean is not."""
+    if not math.isfinite(mean):
+        return "n/a"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{mean:{fmt}}"
+    return f"{mean:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"

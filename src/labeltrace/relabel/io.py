@@ -17,6 +17,7 @@ import numpy as np
 
 from labeltrace._checks import describe_ids, id_list, listing
 from labeltrace._io import atomic_write
+from labeltrace.evaluate.metrics import interval_text
 from labeltrace.relabel.experiment import SimulationResult, ratio_to_random
 from labeltrace.relabel.result import DEFAULT_FRACTIONS, CampaignResult
 from labeltrace.relabel.stats import Aggregate
@@ -300,11 +301,7 @@ def format_summary(sim: SimulationResult) -> str:
 
     def cell(m: tuple[float, float, float], scale: float = 1.0, fmt: str = ".3f") -> str:
         mean, lo, hi = (v * scale for v in m)
-        if not math.isfinite(mean):
-            return "n/a"
-        if math.isfinite(lo):
-            return f"{mean:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
-        return f"{mean:{fmt}}"
+        return interval_text(mean, lo, hi, fmt)
 
     fr = ["0.1", "0.25", "0.5"]
     head = ["selector", "AUC", "gain/oracle"] + [f"fixed/100@{f}" for f in fr] + ["final acc %"]

@@ -166,7 +166,9 @@ class DatasetData:
         """The feature resolution of a cell (None for a model on images): the spec's, or under
         ``auto`` the scan's probe (:func:`labeltrace.models.probe.resolution_probe`) on the cell's
         labels, read from the whole set's features (the probe standardises within its folds, so
-        this equals extracting the subset alone, as ``labeltrace scan`` does)."""
+        this equals extracting the subset alone, as ``labeltrace scan`` does). Without precomputed
+        files that means extracting the whole set at both resolutions once (then cached), even
+        where 96 px is picked: give ``features`` with ``{resolution}`` for large sets."""
         if not model.on_features:
             return None
         if self.spec.resolution is not None:

@@ -67,7 +67,9 @@ def conservative_count(held: np.ndarray, in_sample: np.ndarray | None, labels: n
       (54 cells: 0.648, ``r`` 0.645, arithmetic mean 0.650, ``n`` 0.602). The large-set rule
       counts those cells right (344–360; 150–160 on the clean one) but collapses where a head
       memorises a small set (BreastMNIST val: 0–2 for 16; 54 cells: 0.527), and no label-free
-      switch between the two was found.
+      switch between the two was found. A stronger model is the lever there: with 224 px
+      features (what ``--resolution auto`` picks for such photos) the same cells flag 297 of the
+      2,000 original labels instead of 436 (``benchmarks/results/dev-resolution.md``).
     * On a large set, the smallest of ``n``, ``r`` and twice the count on the mean of the held-out
       and in-sample posteriors (training on a label raises its in-sample probability, so that count
       alone is about half the truth on the noisy dev cells). A model that cannot memorise a large

@@ -82,10 +82,26 @@ def _subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(idx)
 
 
+def _cached(ds: ImageDataset, cache: Path, parts: dict[str, Any], compute: Callable[[], Probe]) -> Probe:
+    """A probe's result, kept under ``cache/probe`` by the data's identity, its labels and ``parts``
+    (a resumed or repeated scan probes once); a refusal to probe (``n == 0``) is not kept."""
+    from labeltrace.models.inputs import data_identity
+
+    key = digest({"data": data_identity(ds), "labels": digest(ds.labels.astype(np.int64)), **parts})
+    path = cache / "probe" / f"{key}.json"
+    if path.is_file():
+        d = json.loads(path.read_text())
+        return Probe(d["model"], d["accuracy"], d["n"], d["reason"])
+    probe = compute()
+    if probe.n:
+        atomic_write_json(path, probe.as_dict())
+    return probe
+
+
 def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: int = 8, folds: int = 3,
                  cache_dir: str | Path | None = None, device: str = "cpu") -> Probe:  # fmt: skip
     """The network ``--model auto`` trains: see the module docstring."""
-    from labeltrace.models.inputs import data_identity, prepare_inputs
+    from labeltrace.models.inputs import prepare_inputs
     from labeltrace.train import TrainConfig, protocol
     from labeltrace.train.recipe import NetworkSpec
 
@@ -95,27 +111,24 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
     if counts.min() < folds:
         return Probe("small-cnn", {}, 0, f"a class has fewer than {folds} samples: no probe")
     cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace")
-    key = digest({"data": data_identity(ds), "labels": digest(ds.labels.astype(np.int64)), "seed": seed,
-                  "subset": subset, "epochs": epochs, "folds": folds, "v": 1})  # fmt: skip
-    path = cache / "probe" / f"{key}.json"
-    if path.is_file():
-        d = json.loads(path.read_text())
-        return Probe(d["model"], d["accuracy"], d["n"], d["reason"])
-    idx = _subset(ds.labels, subset, seed)
-    sub = ds.subset(idx)
-    y = sub.labels.astype(np.int64)
-    acc: dict[str, float] = {}
-    cnn = prepare_inputs(sub, "small-cnn")
-    p = protocol.cross_validated_probs(NetworkSpec("small-cnn", width=16),
-                                       TrainConfig(epochs=epochs, batch_size=64, lr=0.05, device=device),
-                                       cnn.tensor, y, num_classes=ds.n_classes, seed=seed, folds=folds)  # fmt: skip
-    acc["small-cnn"] = float((p.argmax(1) == y).mean())
-    feats = prepare_inputs(sub, "effnet-lite0", cache_dir=cache / "features", device=device)
-    acc["effnet-lite0"] = heldout_accuracy(feats.tensor.numpy(), y, num_classes=ds.n_classes, folds=folds, seed=seed)
-    model = max(acc, key=lambda m: acc[m])
-    probe = Probe(model, acc, int(idx.size), f"higher {folds}-fold held-out accuracy on {idx.size} samples")
-    atomic_write_json(path, probe.as_dict())
-    return probe
+
+    def compute() -> Probe:
+        idx = _subset(ds.labels, subset, seed)
+        sub = ds.subset(idx)
+        y = sub.labels.astype(np.int64)
+        acc: dict[str, float] = {}
+        cnn = prepare_inputs(sub, "small-cnn")
+        p = protocol.cross_validated_probs(NetworkSpec("small-cnn", width=16),
+                                           TrainConfig(epochs=epochs, batch_size=64, lr=0.05, device=device),
+                                           cnn.tensor, y, num_classes=ds.n_classes, seed=seed, folds=folds)  # fmt: skip
+        acc["small-cnn"] = float((p.argmax(1) == y).mean())
+        feats = prepare_inputs(sub, "effnet-lite0", cache_dir=cache / "features", device=device)
+        acc["effnet-lite0"] = heldout_accuracy(feats.tensor.numpy(), y, num_classes=ds.n_classes, folds=folds,
+                                               seed=seed)  # fmt: skip
+        model = max(acc, key=lambda m: acc[m])
+        return Probe(model, acc, int(idx.size), f"higher {folds}-fold held-out accuracy on {idx.size} samples")
+
+    return _cached(ds, cache, {"seed": seed, "subset": subset, "epochs": epochs, "folds": folds, "v": 1}, compute)
 
 
 def resolution_probe(features: Callable[[int, np.ndarray], np.ndarray], labels: np.ndarray, *, num_classes: int,
@@ -142,23 +155,15 @@ def choose_resolution(ds: ImageDataset, *, seed: int = 0, subset: int = 600, fol
     """The frozen-feature resolution ``--resolution auto`` takes (``Probe.model`` is ``"96"`` or
     ``"224"``): see the module docstring. Only the subset's images are decoded and extracted."""
     from labeltrace.models.feature_cache import package_versions
-    from labeltrace.models.inputs import data_identity, prepare_inputs
+    from labeltrace.models.inputs import prepare_inputs
 
     cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace")
-    key = digest({"data": data_identity(ds), "labels": digest(ds.labels.astype(np.int64)), "seed": seed,
-                  "subset": subset, "folds": folds, "margin": margin, "kind": "resolution", "probe": PROBE_LOGREG,
-                  "versions": package_versions(), "v": 2})  # fmt: skip
-    path = cache / "probe" / f"{key}.json"
-    if path.is_file():
-        d = json.loads(path.read_text())
-        return Probe(d["model"], d["accuracy"], d["n"], d["reason"])
 
     def features(r: int, idx: np.ndarray) -> np.ndarray:
         return prepare_inputs(ds.subset(idx), "effnet-lite0", resolution=r, cache_dir=cache / "features",
                               device=device).tensor.numpy()  # fmt: skip
 
-    probe = resolution_probe(features, ds.labels, num_classes=ds.n_classes, seed=seed, subset=subset, folds=folds,
-                             margin=margin)  # fmt: skip
-    if probe.n:
-        atomic_write_json(path, probe.as_dict())
-    return probe
+    parts = {"seed": seed, "subset": subset, "folds": folds, "margin": margin, "kind": "resolution",
+             "probe": PROBE_LOGREG, "versions": package_versions(), "v": 2}  # fmt: skip
+    return _cached(ds, cache, parts, lambda: resolution_probe(features, ds.labels, num_classes=ds.n_classes, seed=seed,
+                                                              subset=subset, folds=folds, margin=margin))  # fmt: skip

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_labels", "check_num_classes", "describe_ids", "id_list", "listing"]
+__all__ = [
+    "check_finite_float",
+    "check_labels",
+    "check_mask",
+    "check_num_classes",
+    "check_scores",
+    "describe_ids",
+    "id_list",
+    "listing",
+    "reject_nan",
+]
 
 from collections.abc import Iterable
 from typing import Any
@@ -55,3 +65,43 @@ def check_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
             f" have labels {arr[bad][:10].tolist()}"
         )
     return arr.astype(np.int64, copy=True)
+
+
+def check_mask(mask: np.ndarray, n: int, name: str) -> np.ndarray:
+    """A boolean array of shape ``(n,)``."""
+    arr = np.asarray(mask)
+    if arr.dtype != bool:
+        raise ValueError(f"{name} must be a boolean array, got dtype {arr.dtype}")
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    return arr
+
+
+def check_scores(scores: np.ndarray, name: str = "scores", *, n: int | None = None) -> np.ndarray:
+    """1-D numeric (not boolean) scores, of length ``n`` when given, as float64 (NaN allowed)."""
+    s = np.asarray(scores)
+    if s.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {s.shape}")
+    if n is not None and s.shape[0] != n:
+        raise ValueError(f"{name} has {s.shape[0]} entries, expected {n}")
+    if s.dtype == bool or not np.issubdtype(s.dtype, np.number):
+        raise ValueError(f"{name} must be numeric, got dtype {s.dtype}")
+    return s.astype(np.float64, copy=False)
+
+
+def reject_nan(s: np.ndarray, name: str) -> None:
+    """Raise naming the sample ids where ``s`` is NaN."""
+    nan = np.isnan(s)
+    if nan.any():
+        raise ValueError(f"{name} contain {int(nan.sum())} NaN values at {describe_ids(nan)}")
+
+
+def check_finite_float(x: float, name: str) -> float:
+    """``float(x)``, refusing what is not a number or not finite."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a float, got {x!r}") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {x!r}")
+    return v

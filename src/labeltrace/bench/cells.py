@@ -35,7 +35,7 @@ from labeltrace import __version__
 from labeltrace._io import atomic_write, atomic_write_json, digest
 from labeltrace.bench.config import BenchConfig
 from labeltrace.bench.grid import Cell, DatasetData
-from labeltrace.decide import cutoffs, detectors
+from labeltrace.decide import auxiliary, cutoffs, detectors
 from labeltrace.decide.evidence import Evidence, combined_score
 from labeltrace.evaluate import metrics
 from labeltrace.record.recording import Recording, RecordingDir
@@ -226,7 +226,7 @@ class CellRunner:
             w = slice(0, t)
             per = [trajectory.compute("sei", r.dynamics, epochs=w) for r in runs]
             s = combined_score("sei", runs, epochs=w)
-            cut = cutoffs.pooled_auxiliary_cutoff(per[0], per[1], a, b, rule="mean")
+            cut = auxiliary.pooled_auxiliary_cutoff(per[0], per[1], a, b, rule="mean")
             rep = metrics.detection_report(self.truth, cutoffs.flag(s, cut), s, nan_policy="omit")
             at = metrics.report_at_true_rate(self.truth, s, nan_policy="omit")
             out.append({k: base[k] for k in ("dataset", "labels", "rate", "model", "seed")}

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from labeltrace.decide import auxiliary, cutoffs
 from labeltrace.decide import count as C
-from labeltrace.decide import cutoffs
 from labeltrace.decide.evidence import (
     NEEDS,
     Evidence,
@@ -233,7 +233,7 @@ def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -
         runs = ev.in_sample
         if any(r.has_auxiliary for r in runs):
             pooled = auxiliary_scores(score, runs, **window(ev))
-            cut = cutoffs.auxiliary_cutoff(pooled, np.ones(pooled.size, bool), rule=aux_rule)  # type: ignore[arg-type]
+            cut = auxiliary.auxiliary_cutoff(pooled, np.ones(pooled.size, bool), rule=aux_rule)  # type: ignore[arg-type]
             note = f" (epoch {window(ev)['epoch']})" if "epoch" in kw and name != "se_last" else ""
             return _by_cutoff(s, cut, f"auxiliary-{aux_rule}{note}")
         cut, rule = cutoffs.unsupervised_cutoff(s)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace.decide import cutoffs
+from labeltrace.decide import auxiliary
 from labeltrace.record.recording import RecordedRun
 from labeltrace.score import trajectory
 
@@ -122,7 +122,7 @@ def combined_score(name: str, runs: Sequence[RecordedRun], **kw: Any) -> np.ndar
         out[runs[0].is_auxiliary] = np.nan
         return out
     if len(runs) == 2:
-        return cutoffs.combine_two_runs(per_run[0], per_run[1], runs[0].is_auxiliary, runs[1].is_auxiliary)
+        return auxiliary.combine_two_runs(per_run[0], per_run[1], runs[0].is_auxiliary, runs[1].is_auxiliary)
     raise ValueError(f"expected 1 or 2 runs, got {len(runs)}")
 
 

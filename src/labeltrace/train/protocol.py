@@ -3,7 +3,7 @@ and resume. ``labeltrace scan`` and ``labeltrace bench`` both call it, so the sa
 settings give the same recording (and the same scores) from either.
 
 * :func:`record_in_sample`: ``runs`` trainings on every sample (the SEI paper's protocol). With
-  two runs, each relabels a disjoint auxiliary set (:func:`labeltrace.decide.cutoffs.
+  two runs, each relabels a disjoint auxiliary set (:func:`labeltrace.decide.auxiliary.
   assign_auxiliary_pair`) to an extra class ``K``, whose scores calibrate the cutoff; with one run
   there is no auxiliary class.
 * :func:`record_crossfit`: ``folds`` models trained in lockstep, model ``k`` on every fold but
@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from labeltrace._io import digest
-from labeltrace.decide import cutoffs
+from labeltrace.decide import auxiliary
 from labeltrace.record import Recorder
 from labeltrace.record.recording import RecordedRun, Recording, RecordingDir
 from labeltrace.train import distributed
@@ -141,7 +141,7 @@ def auxiliary_masks(protocol: InSample, given: np.ndarray, num_classes: int, see
     """The runs' auxiliary sets: two disjoint draws, or none for one run."""
     if protocol.runs == 1:
         return [np.zeros(len(given), dtype=bool)]
-    return cutoffs.assign_auxiliary_pair(given, num_classes, fraction=protocol.aux_fraction, seed=seed)
+    return auxiliary.assign_auxiliary_pair(given, num_classes, fraction=protocol.aux_fraction, seed=seed)
 
 
 def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, given: np.ndarray, seed: int,
@@ -237,7 +237,7 @@ def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs
     runs, recorders, seconds, acc, emb = [], [], [], [], None
     for r, aux in enumerate(masks):
         n_out = K + 1 if aux.any() else K
-        y = cutoffs.auxiliary_labels(given, aux, K) if aux.any() else np.asarray(given)
+        y = auxiliary.auxiliary_labels(given, aux, K) if aux.any() else np.asarray(given)
         s = run_seed(seed, r)
         torch.manual_seed(s)
         net = spec.build(inputs, n_out, classes)

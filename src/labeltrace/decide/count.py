@@ -27,19 +27,19 @@ from __future__ import annotations
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
-from labeltrace.score import probs as P
+from labeltrace.score import confident
 
 __all__ = ["bimodal_count", "cl_count", "cl_rate_count", "conservative_count", "contradicted_count", "implant_weight"]
 
 
 def cl_count(post: np.ndarray, labels: np.ndarray) -> int:
     """Confident learning's number of label issues on ``post`` (held out)."""
-    return int(P.num_label_issues(post, labels))
+    return int(confident.num_label_issues(post, labels))
 
 
 def cl_rate_count(post: np.ndarray, labels: np.ndarray) -> int:
     """``round(N × noise rate)`` of the calibrated confident joint on ``post``."""
-    return int(round(float(P.estimate_noise_rate(post, labels)) * len(labels)))
+    return int(round(float(confident.estimate_noise_rate(post, labels)) * len(labels)))
 
 
 #: below this many samples the in-sample side is not used to count: a head or a small CNN memorises a

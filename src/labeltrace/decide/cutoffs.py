@@ -190,11 +190,11 @@ def flag(scores: np.ndarray, cutoff: float) -> np.ndarray:
 
 def estimate_noise_rate(probs: np.ndarray, labels: np.ndarray) -> float:
     """Noise rate from the confident joint; delegates to
-    ``labeltrace.score.probs.estimate_noise_rate``.
+    ``labeltrace.score.confident.estimate_noise_rate``.
 
     Imported lazily so this module does not depend on :mod:`labeltrace.score` at import time.
     Feed the result to :func:`top_fraction`.
     """
-    from labeltrace.score.probs import estimate_noise_rate as _estimate
+    from labeltrace.score.confident import estimate_noise_rate as _estimate
 
     return float(_estimate(probs, labels))

@@ -81,7 +81,7 @@ def ranking_changes(held: Dynamics, in_sample: Dynamics | None, labels: np.ndarr
                     last: int | None = None) -> list[float]:  # fmt: skip
     """``change_s`` for the last ``last`` epochs (all epochs 2..t when None), oldest first, at the
     count ``n̂_t`` of the latest epoch (see the module docstring)."""
-    from labeltrace.score.probs import num_label_issues
+    from labeltrace.score.confident import num_label_issues
 
     labels = np.asarray(labels, dtype=np.int64)
     t = held.num_epochs

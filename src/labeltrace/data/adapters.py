@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from labeltrace._checks import listing
-from labeltrace.data.base import ArraySource, FileSource, ImageDataset
+from labeltrace.data.base import ImageDataset
 from labeltrace.data.decode import (
     DICOM_SUFFIXES,
     IMAGE_SUFFIXES,
@@ -38,6 +38,7 @@ from labeltrace.data.manifest import (  # re-exported: the manifest adapter live
     manifest_id_column,
     read_columns,
 )
+from labeltrace.data.sources import ArraySource, FileSource
 from labeltrace.data.validate import (
     MISSING_VALUES,
     OnBadImage,

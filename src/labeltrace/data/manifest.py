@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from labeltrace._checks import listing
-from labeltrace.data.base import FileSource, ImageDataset, _duplicates
+from labeltrace.data.base import ImageDataset, _duplicates
 from labeltrace.data.decode import pixel_limit
 from labeltrace.data.errors import DataError
+from labeltrace.data.sources import FileSource
 from labeltrace.data.validate import (
     MISSING_VALUES,
     OnBadImage,

@@ -12,14 +12,9 @@ from typing import Any, Literal
 import numpy as np
 
 from labeltrace._checks import listing
-from labeltrace.data.base import (
-    ImageDataset,
-    ImageSource,
-    _duplicates,
-    check_class_counts,
-    parallel_map,
-)
+from labeltrace.data.base import ImageDataset, _duplicates, check_class_counts
 from labeltrace.data.errors import DataError
+from labeltrace.data.sources import ImageSource, parallel_map
 
 __all__ = [
     "MISSING_VALUES",

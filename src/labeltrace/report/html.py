@@ -1,4 +1,8 @@
-"""``write_report``: one self-contained HTML page (or a folder of PNG figures) for a run."""
+"""``write_report``: one self-contained HTML page (or a folder of PNG figures) for a run.
+
+What the page shows (the run's columns, the top suspects, the figures) is read and drawn by
+:mod:`labeltrace.report.content`; this module lays it out as HTML.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import html
 import math
 import os
 import warnings
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -16,8 +19,9 @@ from typing import Any, Literal
 import numpy as np
 
 from labeltrace.report import plots, stats
-from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
-from labeltrace.rundir import Run, atomic_write, open_run
+from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
+from labeltrace.report.images import png_bytes, png_data_uri
+from labeltrace.rundir import atomic_write, open_run
 
 __all__ = ["write_report"]
 
@@ -55,135 +59,6 @@ def _describe(v: Any) -> str:
     return str(v)
 
 
-@dataclass
-class _Data:
-    """Everything the report shows, read from the run once."""
-
-    run: Run
-    classes: list[str]
-    given: np.ndarray
-    suggested: np.ndarray
-    suggested_prob: np.ndarray
-    score: np.ndarray
-    score_name: str
-    sei: np.ndarray | None
-    flagged: np.ndarray
-    rank: np.ndarray
-    cutoff: float | None
-    noisy: np.ndarray | None
-    true_label: np.ndarray | None
-    signed_entropy: np.ndarray | None
-    traj_note: str | None
-    aux_all: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return int(self.given.size)
-
-
-def _read(run: Run) -> _Data:
-    cols = set(run.samples.column_names)
-    det = run.meta.get("detector") or {}
-    score_col = det.get("score_column") or "score"
-    if score_col not in cols:
-        score_col = "score"
-    cutoff = det.get("cutoff")
-    cutoff = float(cutoff) if cutoff is not None and math.isfinite(float(cutoff)) else None
-    noisy = run.column("is_noisy").astype(bool) if "is_noisy" in cols else None
-    true_label = run.column("true_label") if "true_label" in cols else None
-    aux = np.stack([run.is_auxiliary(r) for r in range(run.num_runs)])
-    se: np.ndarray | None = None
-    note: str | None = None
-    try:
-        se = run.dynamics(0).epochs("signed_entropy").astype(np.float64)
-        # a sample relabeled to the auxiliary class in run 0 is shown with its trajectory from
-        # the first run in which it kept its label
-        for r in range(1, run.num_runs):
-            need = aux[:r].all(axis=0) & ~aux[r]
-            if need.any():
-                se_r = run.dynamics(r).epochs("signed_entropy")
-                if se_r.shape != se.shape:
-                    break
-                se[:, need] = se_r[:, need]
-    except ValueError as exc:
-        se, note = None, str(exc)
-    return _Data(
-        run=run,
-        classes=run.classes,
-        given=run.column("given_label_id").astype(np.int64),
-        suggested=run.column("suggested_label_id").astype(np.int64),
-        suggested_prob=run.column("suggested_prob").astype(np.float64),
-        score=run.column(score_col).astype(np.float64),
-        score_name=str(det.get("name") or score_col),
-        sei=run.column("sei").astype(np.float64) if "sei" in cols else None,
-        flagged=run.column("is_suspect").astype(bool),
-        rank=run.column("rank").astype(np.int64),
-        cutoff=cutoff,
-        noisy=noisy,
-        true_label=true_label,
-        signed_entropy=se,
-        traj_note=note,
-        aux_all=aux.all(axis=0),
-    )
-
-
-def _top_ids(d: _Data, top: int) -> np.ndarray:
-    order = np.lexsort((np.arange(d.n), d.rank))
-    return order[: max(0, int(top))]
-
-
-def _thumb(run: Run, i: int, size: int) -> tuple[np.ndarray | None, str | None]:
-    try:
-        return display_image(load_rgb(run, i), size=size), None
-    except (ValueError, OSError) as exc:
-        return None, str(exc)
-
-
-# --------------------------------------------------------------------------- figures
-def _figures(d: _Data, *, seed: int) -> dict[str, tuple[str, bytes]]:
-    """name -> (caption, PNG bytes)."""
-    figs: dict[str, tuple[str, bytes]] = {}
-    figs["score_histogram"] = (
-        f"Distribution of the detector's score ({d.score_name}); "
-        "samples left of the cutoff are flagged.",
-        plots.figure_png(
-            plots.score_histogram(d.score, d.cutoff, noisy=d.noisy, score_name=d.score_name)
-        ),
-    )
-    if d.signed_entropy is not None:
-        sei = d.sei if d.sei is not None else d.score
-        groups = stats.trajectory_groups(sei, d.flagged, noisy=d.noisy, exclude=d.aux_all)
-        known = d.noisy is not None
-        figs["signed_entropy_trajectories"] = (
-            "Signed entropy over training (+H(p) when the model agrees with the given label, −H(p) "
-            "otherwise): mean ± one standard deviation per group and three individual samples. "
-            + (
-                "Groups use the known true labels: easy / hard = top / bottom quarter of SEI "
-                "among clean samples, suspect = known mislabeled."
-                if known
-                else "Easy / hard = top / bottom quarter of SEI among unflagged samples, "
-                "suspect = flagged."
-            ),
-            plots.figure_png(
-                plots.trajectory_figure(
-                    d.signed_entropy,
-                    groups,
-                    seed=seed,
-                    suspect_title="mislabeled (known)" if known else "flagged",
-                )
-            ),
-        )
-    if d.noisy is not None:
-        p, r = stats.precision_recall(d.score, d.noisy)
-        m = stats.flagged_metrics(d.flagged, d.noisy)
-        figs["precision_recall"] = (
-            "Precision–recall of ranking by the score against the known noisy labels; "
-            "the dot is the flagged set.",
-            plots.figure_png(plots.pr_figure(p, r, point=(m["recall"], m["precision"]))),
-        )
-    return figs
-
-
 # --------------------------------------------------------------------------- HTML
 @lru_cache(maxsize=1)
 def _css() -> str:
@@ -196,7 +71,7 @@ def _card(k: str, v: str, s: str = "") -> str:
     )
 
 
-def _summary_html(d: _Data) -> str:
+def _summary_html(d: ReportData) -> str:
     meta = d.run.meta
     data = meta.get("data") or {}
     cfg = meta.get("config") or {}
@@ -242,7 +117,7 @@ def _summary_html(d: _Data) -> str:
     return out
 
 
-def _suspect_card(d: _Data, i: int, img: np.ndarray | None, err: str | None) -> str:
+def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None) -> str:
     g, s = d.classes[d.given[i]], d.classes[d.suggested[i]]
     if img is not None:
         pic = f'<img alt="sample {i}" src="{png_data_uri(png_bytes(img))}">'
@@ -273,7 +148,7 @@ def _suspect_card(d: _Data, i: int, img: np.ndarray | None, err: str | None) -> 
 
 
 def _suspects_html(
-    d: _Data, ids: np.ndarray, thumbs: list[tuple[np.ndarray | None, str | None]]
+    d: ReportData, ids: np.ndarray, thumbs: list[tuple[np.ndarray | None, str | None]]
 ) -> str:
     cards = "".join(
         _suspect_card(d, int(i), img, err) for i, (img, err) in zip(ids, thumbs, strict=True)
@@ -288,7 +163,7 @@ def _suspects_html(
     )
 
 
-def _classes_html(d: _Data) -> str:
+def _classes_html(d: ReportData) -> str:
     rows = []
     for r in stats.class_table(d.given, d.suggested, d.flagged, d.classes):
         share = _pct(r.flagged / r.samples if r.samples else float("nan"))
@@ -307,7 +182,7 @@ def _classes_html(d: _Data) -> str:
     )
 
 
-def _figures_html(d: _Data, figs: dict[str, tuple[str, bytes]]) -> str:
+def _figures_html(d: ReportData, figs: dict[str, tuple[str, bytes]]) -> str:
     parts = "".join(
         f'<figure id="{name}"><img alt="{_e(name)}" src="{png_data_uri(png)}">'
         f"<figcaption>{_e(cap)}</figcaption></figure>"
@@ -322,11 +197,11 @@ def _figures_html(d: _Data, figs: dict[str, tuple[str, bytes]]) -> str:
     )
 
 
-def _html(d: _Data, figs: dict[str, tuple[str, bytes]], top: int, thumb: int) -> str:
+def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], top: int, thumb: int) -> str:
     from labeltrace import __version__
 
-    ids = _top_ids(d, top)
-    thumbs = [_thumb(d.run, int(i), thumb) for i in ids]
+    ids = top_ids(d, top)
+    thumbs = [thumbnail(d.run, int(i), thumb) for i in ids]
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = f"labeltrace report — {d.run.path.resolve().name}"
     body = (
@@ -386,10 +261,10 @@ def write_report(
     if int(top) < 0:
         raise ValueError(f"top must be >= 0, got {top}")
     run = open_run(run_dir)
-    d = _read(run)
+    d = read_report_data(run)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # matplotlib layout warnings on tiny data
-        figs = _figures(d, seed=seed)
+        figs = figures(d, seed=seed)
         if format == "html":
             path = Path(out) if out is not None else run.path / "report.html"
             page = _html(d, figs, int(top), int(thumb_size)).encode("utf-8")
@@ -398,9 +273,9 @@ def write_report(
         folder.mkdir(parents=True, exist_ok=True)
         for name, (_, png) in figs.items():
             (folder / f"{name}.png").write_bytes(png)
-        ids = _top_ids(d, top)
+        ids = top_ids(d, top)
         if ids.size:
-            thumbs = [_thumb(run, int(i), 64)[0] for i in ids]
+            thumbs = [thumbnail(run, int(i), 64)[0] for i in ids]
             imgs = [t if t is not None else np.full((64, 64, 3), 230, np.uint8) for t in thumbs]
             caps = [
                 f"#{int(d.rank[i])} {d.classes[d.given[i]]}→{d.classes[d.suggested[i]]}"

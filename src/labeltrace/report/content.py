@@ -1,0 +1,152 @@
+"""What a run's report shows, whatever its format: the run's columns read once
+(:class:`ReportData`, :func:`read_report_data`), the top suspects and their thumbnails
+(:func:`top_ids`, :func:`thumbnail`) and the figures (:func:`figures`). The HTML page and the
+PNG folder are written by :func:`labeltrace.report.html.write_report`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from labeltrace.report import plots, stats
+from labeltrace.report.images import display_image, load_rgb
+from labeltrace.rundir import Run
+
+__all__ = ["ReportData", "figures", "read_report_data", "thumbnail", "top_ids"]
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, read from the run once."""
+
+    run: Run
+    classes: list[str]
+    given: np.ndarray
+    suggested: np.ndarray
+    suggested_prob: np.ndarray
+    score: np.ndarray
+    score_name: str
+    sei: np.ndarray | None
+    flagged: np.ndarray
+    rank: np.ndarray
+    cutoff: float | None
+    noisy: np.ndarray | None
+    true_label: np.ndarray | None
+    signed_entropy: np.ndarray | None
+    traj_note: str | None
+    aux_all: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.given.size)
+
+
+def read_report_data(run: Run) -> ReportData:
+    """Read what the report shows from ``run``: its columns, the detector's cutoff and the
+    signed-entropy trajectories (or why they are unavailable)."""
+    cols = set(run.samples.column_names)
+    det = run.meta.get("detector") or {}
+    score_col = det.get("score_column") or "score"
+    if score_col not in cols:
+        score_col = "score"
+    cutoff = det.get("cutoff")
+    cutoff = float(cutoff) if cutoff is not None and math.isfinite(float(cutoff)) else None
+    noisy = run.column("is_noisy").astype(bool) if "is_noisy" in cols else None
+    true_label = run.column("true_label") if "true_label" in cols else None
+    aux = np.stack([run.is_auxiliary(r) for r in range(run.num_runs)])
+    se: np.ndarray | None = None
+    note: str | None = None
+    try:
+        se = run.dynamics(0).epochs("signed_entropy").astype(np.float64)
+        # a sample relabeled to the auxiliary class in run 0 is shown with its trajectory from
+        # the first run in which it kept its label
+        for r in range(1, run.num_runs):
+            need = aux[:r].all(axis=0) & ~aux[r]
+            if need.any():
+                se_r = run.dynamics(r).epochs("signed_entropy")
+                if se_r.shape != se.shape:
+                    break
+                se[:, need] = se_r[:, need]
+    except ValueError as exc:
+        se, note = None, str(exc)
+    return ReportData(
+        run=run,
+        classes=run.classes,
+        given=run.column("given_label_id").astype(np.int64),
+        suggested=run.column("suggested_label_id").astype(np.int64),
+        suggested_prob=run.column("suggested_prob").astype(np.float64),
+        score=run.column(score_col).astype(np.float64),
+        score_name=str(det.get("name") or score_col),
+        sei=run.column("sei").astype(np.float64) if "sei" in cols else None,
+        flagged=run.column("is_suspect").astype(bool),
+        rank=run.column("rank").astype(np.int64),
+        cutoff=cutoff,
+        noisy=noisy,
+        true_label=true_label,
+        signed_entropy=se,
+        traj_note=note,
+        aux_all=aux.all(axis=0),
+    )
+
+
+def top_ids(d: ReportData, top: int) -> np.ndarray:
+    """Sample ids of the ``top`` best-ranked suspects, by rank (ties: lower id first)."""
+    order = np.lexsort((np.arange(d.n), d.rank))
+    return order[: max(0, int(top))]
+
+
+def thumbnail(run: Run, i: int, size: int) -> tuple[np.ndarray | None, str | None]:
+    """``(image, None)``: sample ``i`` as a display thumbnail (:func:`display_image`), or
+    ``(None, reason)`` when it cannot be loaded."""
+    try:
+        return display_image(load_rgb(run, i), size=size), None
+    except (ValueError, OSError) as exc:
+        return None, str(exc)
+
+
+# --------------------------------------------------------------------------- figures
+def figures(d: ReportData, *, seed: int) -> dict[str, tuple[str, bytes]]:
+    """name -> (caption, PNG bytes)."""
+    figs: dict[str, tuple[str, bytes]] = {}
+    figs["score_histogram"] = (
+        f"Distribution of the detector's score ({d.score_name}); "
+        "samples left of the cutoff are flagged.",
+        plots.figure_png(
+            plots.score_histogram(d.score, d.cutoff, noisy=d.noisy, score_name=d.score_name)
+        ),
+    )
+    if d.signed_entropy is not None:
+        sei = d.sei if d.sei is not None else d.score
+        groups = stats.trajectory_groups(sei, d.flagged, noisy=d.noisy, exclude=d.aux_all)
+        known = d.noisy is not None
+        figs["signed_entropy_trajectories"] = (
+            "Signed entropy over training (+H(p) when the model agrees with the given label, −H(p) "
+            "otherwise): mean ± one standard deviation per group and three individual samples. "
+            + (
+                "Groups use the known true labels: easy / hard = top / bottom quarter of SEI "
+                "among clean samples, suspect = known mislabeled."
+                if known
+                else "Easy / hard = top / bottom quarter of SEI among unflagged samples, "
+                "suspect = flagged."
+            ),
+            plots.figure_png(
+                plots.trajectory_figure(
+                    d.signed_entropy,
+                    groups,
+                    seed=seed,
+                    suspect_title="mislabeled (known)" if known else "flagged",
+                )
+            ),
+        )
+    if d.noisy is not None:
+        p, r = stats.precision_recall(d.score, d.noisy)
+        m = stats.flagged_metrics(d.flagged, d.noisy)
+        figs["precision_recall"] = (
+            "Precision–recall of ranking by the score against the known noisy labels; "
+            "the dot is the flagged set.",
+            plots.figure_png(plots.pr_figure(p, r, point=(m["recall"], m["precision"]))),
+        )
+    return figs

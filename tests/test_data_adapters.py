@@ -430,3 +430,24 @@ def test_folder_with_dicom(tmp_path: Path) -> None:
     ds = from_folder(tmp_path)
     assert len(ds) == 4 and ds.image_shape == (4, 4, 1)
     np.testing.assert_allclose(ds.load(0)[..., 0], np.arange(16).reshape(4, 4) / 15.0, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=8, max_size=200), st.integers(1, 250), st.integers(0, 2**31 - 1))
+def test_stratified_subset_keeps_the_class_shares(labels: list[int], size: int, seed: int) -> None:
+    from labeltrace.data.base import stratified_subset
+
+    y = np.asarray(labels)
+    counts = np.bincount(y, minlength=4)
+    k = int((counts > 0).sum())
+    if size < y.size and (counts[counts > 0].min() < 2 or min(size, y.size - size) < k):
+        return  # scikit-learn refuses a split that cannot hold every class on both sides
+    idx = stratified_subset(y, size, seed=seed)
+    assert np.array_equal(idx, np.unique(idx)) and idx.min(initial=0) >= 0 and idx.max(initial=0) < y.size
+    if size >= y.size:
+        assert np.array_equal(idx, np.arange(y.size))
+        return
+    assert idx.size == size
+    share = np.bincount(y[idx], minlength=4) / size
+    assert np.abs(share - counts / y.size).max() <= 1.0 / size + 1e-9  # each class within one sample of its share
+    assert np.array_equal(idx, stratified_subset(y, size, seed=seed))  # seeded

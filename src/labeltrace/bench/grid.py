@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from labeltrace.bench.config import BenchConfig, DatasetSpec, ModelSpec
+from labeltrace.data.base import stratified_subset
 from labeltrace.evaluate import noise
 from labeltrace.models.inputs import prepare_inputs, standardize
 
@@ -222,16 +223,6 @@ class DatasetData:
         return self._given[k].copy()
 
 
-def _stratified_subset(labels: np.ndarray, size: int) -> np.ndarray | None:
-    """Sorted ids of a stratified random subset of ``size`` samples (seed 0), or None if all."""
-    if size >= labels.size:
-        return None
-    from sklearn.model_selection import train_test_split
-
-    idx, _ = train_test_split(np.arange(labels.size), train_size=size, stratify=labels, random_state=0)
-    return np.sort(idx)
-
-
 def _read_cifar10n(root: Path) -> dict[str, np.ndarray]:
     """The label columns of CIFAR-10N's ``labels.csv`` (clean and the human label sets)."""
     with open(root / "labels.csv", newline="") as fh:
@@ -299,7 +290,7 @@ def load_dataset(spec: DatasetSpec, cache_dir: Path, *, progress: bool = False, 
     else:  # validated by the config parser
         raise ValueError(f"unknown source {spec.source!r}")
     n_full = int(clean.size)
-    sub = _stratified_subset(clean, spec.subset) if spec.subset else None
+    sub = stratified_subset(clean, spec.subset) if spec.subset and spec.subset < clean.size else None
     if sub is not None:
         clean = clean[sub]
         real = {c: v[sub] for c, v in real.items()}

@@ -30,6 +30,7 @@ import numpy as np
 
 from labeltrace._io import atomic_write_json, digest
 from labeltrace.data import ImageDataset
+from labeltrace.data.base import stratified_subset
 
 __all__ = ["Probe", "RESOLUTION_MARGIN", "choose_model", "choose_resolution", "heldout_accuracy", "resolution_probe"]
 
@@ -73,15 +74,6 @@ def heldout_accuracy(x: np.ndarray, y: np.ndarray, *, num_classes: int, folds: i
     return float((p.argmax(1) == y).mean())
 
 
-def _subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
-    if labels.size <= size:
-        return np.arange(labels.size)
-    from sklearn.model_selection import train_test_split
-
-    idx, _ = train_test_split(np.arange(labels.size), train_size=size, stratify=labels, random_state=seed)
-    return np.sort(idx)
-
-
 def _cached(ds: ImageDataset, cache: Path, parts: dict[str, Any], compute: Callable[[], Probe]) -> Probe:
     """A probe's result, kept under ``cache/probe`` by the data's identity, its labels and ``parts``
     (a resumed or repeated scan probes once); a refusal to probe (``n == 0``) is not kept."""
@@ -113,7 +105,7 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
     cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace")
 
     def compute() -> Probe:
-        idx = _subset(ds.labels, subset, seed)
+        idx = stratified_subset(ds.labels, subset, seed=seed)
         sub = ds.subset(idx)
         y = sub.labels.astype(np.int64)
         acc: dict[str, float] = {}
@@ -139,7 +131,7 @@ def resolution_probe(features: Callable[[int, np.ndarray], np.ndarray], labels: 
     labels = np.asarray(labels, np.int64)
     if np.bincount(labels, minlength=num_classes).min() < folds:
         return Probe(str(RESOLUTIONS[0]), {}, 0, f"a class has fewer than {folds} samples: no probe")
-    idx = _subset(labels, subset, seed)
+    idx = stratified_subset(labels, subset, seed=seed)
     y = labels[idx]
     acc = {f"{r} px": heldout_accuracy(features(r, idx), y, num_classes=num_classes, folds=folds, seed=seed)
            for r in RESOLUTIONS}  # fmt: skip

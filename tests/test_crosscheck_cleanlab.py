@@ -1,4 +1,4 @@
-"""labeltrace.probs against cleanlab 2.9.0 (an independent implementation), value for value.
+"""labeltrace.score.probs / score.confident against cleanlab 2.9.0 (an independent implementation), value for value.
 
 No known case differs: every comparison below is exact (``array_equal``), including float32
 inputs, exact ties (duplicated rows, quantised probabilities), one-hot rows, rare classes and

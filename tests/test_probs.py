@@ -1,4 +1,4 @@
-"""labeltrace.probs: hand-computed confident learning on a tiny example, properties, validation."""
+"""labeltrace.score.probs / score.confident: hand-computed confident learning on a tiny example, properties, validation."""
 
 from __future__ import annotations
 

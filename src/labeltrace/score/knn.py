@@ -264,7 +264,7 @@ def knn_probs(
 
     Rows sum to 1; ``probs[i, labels[i]]`` equals :func:`knn_vote`. Labels must lie in
     ``[0, K)`` with ``K = num_classes`` (default ``max(labels) + 1``). Usable as a
-    ``probs`` matrix for :mod:`labeltrace.probs`.
+    ``probs`` matrix for :mod:`labeltrace.score.probs`.
     """
     x = np.asarray(features)
     y = _check_labels(labels, x)

@@ -26,8 +26,8 @@ name            definition (means are over the epochs in which the sample was se
 =============== ============================================================================
 
 Scores from a probability matrix (``self_confidence``, ``normalized_margin``,
-``confident_learning``) live in :mod:`labeltrace.probs` and are reachable here through
-:func:`from_probs`; the feature-space ``knn_vote`` lives in :mod:`labeltrace.knn`.
+``confident_learning``) live in :mod:`labeltrace.score.probs` and are reachable here through
+:func:`from_probs`; the feature-space ``knn_vote`` lives in :mod:`labeltrace.score.knn`.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def compute(name: str, dyn: Dynamics, **kw: Any) -> np.ndarray:
 
 
 def from_probs(name: str, probs: np.ndarray, labels: np.ndarray, **kw: Any) -> np.ndarray:
-    """Scores from an ``(N, K)`` predicted-probability matrix (see :mod:`labeltrace.probs`)."""
+    """Scores from an ``(N, K)`` predicted-probability matrix (see :mod:`labeltrace.score.probs`)."""
     from labeltrace.score import probs as _probs
 
     return _probs.from_probs(name, probs, labels, **kw)

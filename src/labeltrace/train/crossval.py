@@ -2,7 +2,8 @@
 
 :func:`crossval_probs` fits one model per fold of a stratified K-fold split and predicts the
 held-out fold, so every sample's probabilities come from a model that never saw it. Feed the
-result to :mod:`labeltrace.probs` (confident learning, self-confidence, ...).
+result to :mod:`labeltrace.score.probs` (self-confidence, ...) and :mod:`labeltrace.score.confident`
+(confident learning).
 :func:`cross_validated_probs` (also :func:`labeltrace.train.protocol.cross_validated_probs`) runs
 it for a network or for logistic regression, seeded by the protocol's :func:`~labeltrace.train.
 protocol.cv_seed`.

@@ -100,6 +100,12 @@ def test_cpu_passes_are_bounded_by_pixels(random_model: torch.nn.Module, monkeyp
     one = bb.extract_features(x, model=Spy(), resolution=RES, progress=False)
     assert sizes == [1] * 7
     np.testing.assert_allclose(got, one, rtol=1e-4, atol=1e-5)
+    t = torch.nn.functional.interpolate(torch.from_numpy(x), size=(RES, RES), mode="bilinear", antialias=True)
+    mean = torch.tensor(bb.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(bb.IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():  # all seven in one pass of the model itself
+        whole = random_model.extract_features((t - mean) / std).mean(dim=(2, 3)).numpy()
+    np.testing.assert_allclose(got, whole, rtol=1e-4, atol=1e-5)
 
 
 def test_pretrained_weights_load(pretrained_model: torch.nn.Module) -> None:

@@ -1,5 +1,6 @@
-"""Input checks shared by the array modules, and the one helper that lists ids and items in
-error messages (``sample ids [3, 7] (and 5 more)``)."""
+"""Input checks shared by the array modules, the one helper that lists ids and items in error
+messages (``sample ids [3, 7] (and 5 more)``), and the one rounding rule for counts
+(:func:`round_half_up`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ __all__ = [
     "id_list",
     "listing",
     "reject_nan",
+    "round_half_up",
 ]
 
 from collections.abc import Iterable
@@ -105,3 +107,9 @@ def check_finite_float(x: float, name: str) -> float:
     if not np.isfinite(v):
         raise ValueError(f"{name} must be finite, got {x!r}")
     return v
+
+
+def round_half_up(x: float) -> int:
+    """``floor(x + 0.5)``: a count such as ``rate × N`` rounded with halves up (Python's ``round``
+    sends them to the even neighbour, so 12.5 → 12 but 7.5 → 8)."""
+    return int(np.floor(x + 0.5))

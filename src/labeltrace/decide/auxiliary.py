@@ -26,6 +26,7 @@ from labeltrace._checks import check_mask as _check_mask
 from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import check_scores as _check_scores
 from labeltrace._checks import describe_ids as _describe_ids
+from labeltrace._checks import round_half_up
 
 __all__ = [
     "assign_auxiliary",
@@ -105,7 +106,7 @@ def assign_auxiliary(
         f = _check_finite_float(fraction, "fraction")
         if not 0.0 < f < 1.0:
             raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
-        m = int(np.floor(f * n + 0.5))
+        m = round_half_up(f * n)
 
     counts = np.bincount(y, minlength=k)
     available = np.bincount(y[~excl], minlength=k)

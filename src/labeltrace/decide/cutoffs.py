@@ -26,6 +26,7 @@ from labeltrace._checks import check_finite_float as _check_finite_float
 from labeltrace._checks import check_scores as _check_scores
 from labeltrace._checks import describe_ids as _describe_ids
 from labeltrace._checks import reject_nan as _reject_nan
+from labeltrace._checks import round_half_up
 from labeltrace.decide.auxiliary import (
     assign_auxiliary,
     assign_auxiliary_pair,
@@ -138,7 +139,7 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
     r = _check_finite_float(rate, "rate")
     if not 0.0 <= r <= 1.0:
         raise ValueError(f"rate must be in [0, 1], got {rate!r}")
-    k = int(np.floor(r * s.size + 0.5))
+    k = round_half_up(r * s.size)
     if k == 0:
         return float(s.min())
     kth = np.partition(s, k - 1)[k - 1]

@@ -21,6 +21,7 @@ from scipy import stats
 from labeltrace._checks import check_labels as _check_labels
 from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import describe_ids as _describe_ids
+from labeltrace._checks import round_half_up
 
 __all__ = [
     "NoisyLabels",
@@ -69,7 +70,7 @@ def _check_rate(rate: float) -> float:
 
 
 def _n_flips(rate: float, n: int) -> int:
-    return int(np.floor(rate * n + 0.5))
+    return round_half_up(rate * n)
 
 
 def _result(original: np.ndarray, noisy: np.ndarray) -> NoisyLabels:

@@ -8,7 +8,7 @@ EfficientNet-Lite0 feature extraction at 96 and 224 px (why a CPU pass takes at 
 Each (resolution, pass size) runs in its own process (so its peak RSS is its own) on the first
 ``--n`` images of the file's ``train_images``, with ``torch`` on the machine's threads; run it alone
 on the machine. Every run's features are compared with the first run's of the same resolution
-(max absolute difference: 0 means bit for bit).
+(max absolute difference: 0 means bit for bit). Peak RSS is ``ru_maxrss`` read as KiB (Linux).
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ the rows with the probe's pick, paired over seeds (a report; nothing is chosen f
     python scripts/resolution_test.py > benchmarks/results/test-resolution.md
 
 Reads ``benchmarks/results/test-96px/test-*.csv`` (the test rows before the default changed,
-all at 96 px) and ``benchmarks/results/test-*.csv`` (``resolution = "auto"``). Only the cells
+all at 96 px) and ``benchmarks/results/test-*.csv`` (``resolution = "auto"``) — for CIFAR-10N and
+CIFAR-10H the rows kept in ``benchmarks/results/test-factor2/`` instead, written with the same
+large-set count as the 96 px rows (``count.IN_SAMPLE_FACTOR`` 2, before the change
+``scripts/large_count_test.py`` reports), so each pair differs by the resolution alone. Only the cells
 where the probe took 224 px for at least one seed are listed (elsewhere the two are the same
 trainings, read from the bench cache); the confusion noise reads the 96 px features in both, so
 every pair has the same labels.
@@ -32,6 +35,8 @@ def _rows(paths: list[Path], tag: str) -> list[dict[str, str]]:
 
 def main() -> None:
     new = sorted(p for p in RES.glob("test-*.csv") if not p.stem.endswith("_sei_epochs"))
+    new = [RES / "test-factor2" / p.name if (RES / "test-factor2" / p.name).is_file() else p for p in new]
+    kept = [p.name for p in new if p.parent.name == "test-factor2"]
     old = [RES / "test-96px" / p.name for p in new]
     missing = [str(p) for p in old if not p.is_file()]
     if missing:
@@ -47,6 +52,8 @@ def main() -> None:
     print("`python scripts/resolution_test.py > benchmarks/results/test-resolution.md`; cells where the probe "
           "took 224 px for at least one seed; mean change, paired over seeds [95 % t-interval]. A report: "
           "the margin was chosen on the dev cells (`dev-resolution-probe.md`).\n")  # fmt: skip
+    if kept:
+        print(f"Rows with the large-set count before its factor changed (`test-factor2/`): {', '.join(kept)}.\n")
     print("| dataset | labels | model | 224 px seeds | detector | " + " | ".join(m[1] for m in METRICS) + " |")
     print("|---|---|---|---|---|" + "---|" * len(METRICS))
     means = {}

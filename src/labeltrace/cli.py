@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resolution", type=_resolution, default=None, metavar="auto|PX",
                    help="effnet-lite0 feature resolution in px, or auto (default): 224 when its frozen features "
                    "predict held-out labels better than 96 px's by >= 0.03 in a quick 3-fold probe on up to 600 "
-                   "samples, else 96 (224 costs 5x the extraction; on small sets of natural photos it flags "
+                   "samples, else 96 (224 costs about 7x the extraction; on small sets of natural photos it flags "
                    "fewer hard-but-clean images: benchmarks/RESULTS.md)")
     s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features)")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,

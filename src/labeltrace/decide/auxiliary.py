@@ -26,6 +26,7 @@ from labeltrace._checks import check_mask as _check_mask
 from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import check_scores as _check_scores
 from labeltrace._checks import describe_ids as _describe_ids
+from labeltrace._checks import reject_nan as _reject_nan
 from labeltrace._checks import round_half_up
 
 __all__ = [
@@ -207,12 +208,7 @@ def auxiliary_cutoff(
     vals = s[aux]
     if vals.size == 0:
         raise ValueError("is_auxiliary selects no samples; the cutoff needs auxiliary scores")
-    nan = np.zeros(s.size, dtype=bool)
-    nan[aux] = np.isnan(vals)
-    if nan.any():
-        raise ValueError(
-            f"auxiliary scores contain {int(nan.sum())} NaN values at {_describe_ids(nan)}"
-        )
+    _reject_nan(np.where(aux, s, 0.0), "auxiliary scores")  # ids in the whole set
     if rule == "mean":
         return float(vals.mean())
     if rule == "percentile":

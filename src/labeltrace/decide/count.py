@@ -84,8 +84,8 @@ def conservative_count(held: np.ndarray, in_sample: np.ndarray | None, labels: n
       in-sample probability, so that count alone is 0.38–0.48 of the truth on the noisy dev
       cells). A model that cannot memorise a large training set still fits its hard-but-clean
       samples in sample, so the mean posterior stops counting them: on nearly clean CIFAR-10
-      (dev) 1,900 of 50,000 flagged instead of ``n``'s 5,335 with 96 px features, 625–647
-      instead of 3,710 with 224 px ones.
+      (dev, 3 seeds) 1,900–1,950 of 50,000 flagged instead of ``n``'s 5,306–5,379 with 96 px
+      features, 625–648 instead of 3,708–3,742 with 224 px ones.
     """
     n, r = cl_count(held, labels), cl_rate_count(held, labels)
     if in_sample is None or len(labels) < LARGE:

@@ -52,7 +52,7 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 #: images and pixels per backbone forward pass on a CPU (32 images at 96 px, 16 at 224 px): a larger
 #: pass's activations outgrow the caches — 256 images at a time took 4.3 x the time at 224 px (7.5 x
-#: the memory: 4.6 GiB) and 2.3 x at 96 px for the same features, bit for bit
+#: the memory: 4.5 GiB) and 2.3 x at 96 px for the same features, bit for bit
 #: (scripts/extract_batch.py -> benchmarks/results/extract-batch.md)
 CPU_FORWARD_IMAGES: int = 32
 CPU_FORWARD_PIXELS: int = 16 * 224 * 224

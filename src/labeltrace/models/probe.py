@@ -13,7 +13,7 @@ repeated scan probes once.
 
 ``--resolution auto`` (:func:`choose_resolution`) reads the frozen features' resolution the same
 way: the same kind of probe on the same subset with features extracted at 96 and at 224 px. 224 px
-costs about five times the extraction, so it is taken only when its held-out accuracy beats 96 px
+costs about seven times the extraction, so it is taken only when its held-out accuracy beats 96 px
 by at least :data:`RESOLUTION_MARGIN` (chosen on the dev cells:
 ``benchmarks/results/dev-resolution-probe.md``).
 """

@@ -30,7 +30,7 @@ from sklearn.mixture import GaussianMixture
 from labeltrace._checks import round_half_up
 from labeltrace.score import confident
 
-__all__ = ["IN_SAMPLE_FACTOR", "bimodal_count", "cl_count", "cl_rate_count", "conservative_count", "contradicted_count",
+__all__ = ["IN_SAMPLE_FACTOR", "SINGLE_RATE_FACTOR", "bimodal_count", "cl_count", "cl_rate_count", "conservative_count", "contradicted_count",
            "implant_weight"]
 
 
@@ -56,6 +56,14 @@ LARGE = 5000
 #: (``scripts/large_count_dev.py`` → ``benchmarks/results/dev-large-count.md``): the smallest factor at
 #: which the noisy CIFAR-10N dev cells' F1 stops rising, at 96 and at 224 px
 IN_SAMPLE_FACTOR = 2.5
+
+#: the one-training count on a large set (``single``): the mixture's count, at most this many times
+#: confident learning's rate × N on the run's trajectory-averaged posterior (memorised, so that rate
+#: is 0.24–0.34 of the truth on the noisy dev cells). 3 until the dev study with 224 px features
+#: (``scripts/single_count_dev.py`` → ``benchmarks/results/dev-single-counts.md``, the large cells):
+#: mean noisy-label F1 at 3 / 3.5 / 4, 96 px 0.653 / 0.656 / 0.651, default resolution 0.671 / 0.687
+#: / 0.692; 3.5 rises at both
+SINGLE_RATE_FACTOR = 3.5
 
 
 def conservative_count(held: np.ndarray, in_sample: np.ndarray | None, labels: np.ndarray) -> int:

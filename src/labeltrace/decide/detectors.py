@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from labeltrace._checks import round_half_up
 from labeltrace.decide import auxiliary, cutoffs
 from labeltrace.decide import count as C
 from labeltrace.decide.evidence import (
@@ -266,17 +267,17 @@ def _single(name: str, score: str, summary: str) -> Detector:
         dyn = ev.single.dynamics
         if len(s) < C.LARGE:  # a small set is memorised: count the samples contradicted in most epochs
             n_hat, rule = C.contradicted_count(dyn.mean("correct")), "contradicted"
-        else:  # the GMM split, never more than 3 x the rate on the trajectory-averaged posterior
+        else:  # the GMM split, never more than 3.5 x the rate on the trajectory-averaged posterior
             post = dyn.mean_posterior()[:, : ev.num_classes]
             rate = C.cl_rate_count(post / post.sum(1, keepdims=True), ev.labels)
-            n_hat, rule = min(C.bimodal_count(s), 3 * rate), "min"
+            n_hat, rule = min(C.bimodal_count(s), round_half_up(C.SINGLE_RATE_FACTOR * rate)), "min"
         return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"{rule}-count {n_hat}")
 
     return Detector(name, ("single",), s_fn, decide, summary)
 
 
 register(_single("single", "loss", "the one-training mode: one plain training's negated mean loss; flagged: on a "
-                 "small set the samples it contradicted in most epochs, on a large one the GMM count capped at 3 x the "
+                 "small set the samples it contradicted in most epochs, on a large one the GMM count capped at 3.5 x the "
                  "confident-joint rate of its trajectory-averaged posterior"))
 for _score, _what in (("aum", "area under the margin"), ("sei", "SEI"), ("confidence", "mean p(given label)")):
     register(_single(f"single_{_score}", _score, f"one plain training's {_what}, the same count"))

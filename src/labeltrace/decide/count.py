@@ -30,8 +30,8 @@ from sklearn.mixture import GaussianMixture
 from labeltrace._checks import round_half_up
 from labeltrace.score import confident
 
-__all__ = ["IN_SAMPLE_FACTOR", "SINGLE_RATE_FACTOR", "bimodal_count", "cl_count", "cl_rate_count", "conservative_count", "contradicted_count",
-           "implant_weight"]
+__all__ = ["IN_SAMPLE_FACTOR", "SINGLE_RATE_FACTOR", "bimodal_count", "cl_count", "cl_rate_count",
+           "conservative_count", "contradicted_count", "implant_weight"]
 
 
 def cl_count(post: np.ndarray, labels: np.ndarray) -> int:

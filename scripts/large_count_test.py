@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from labeltrace.bench.paired import paired
+from labeltrace.bench.paired import before_after
 from labeltrace.evaluate.metrics import interval_text
 
 RES = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -39,12 +39,7 @@ def main() -> None:
           "on the dev cells (`dev-large-count.md`, `dev-single-counts.md`).\n")  # fmt: skip
     print("| dataset | labels | true | detector | flagged before → after | " + " | ".join(f"Δ {m[1]}" for m in METRICS) + " |")
     print("|---|---|---|---|---|" + "---|" * len(METRICS))
-    diffs = {}
-    for metric, _, _ in METRICS:
-        for det in DETECTORS:
-            for p in paired(rows, metric, f"{det}@after"):
-                if p["other"] == f"{det}@before":
-                    diffs[(p["cell"], det, metric)] = p
+    diffs = before_after(rows, [m[0] for m in METRICS], DETECTORS, after="after", before="before")
     cells = list(dict.fromkeys((r["dataset"], r["labels"], r["model"]) for r in rows))
     for c in cells:
         for det in DETECTORS:

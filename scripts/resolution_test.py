@@ -19,7 +19,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-from labeltrace.bench.paired import paired
+from labeltrace.bench.paired import before_after
 from labeltrace.evaluate.metrics import interval_text
 
 RES = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -56,12 +56,7 @@ def main() -> None:
         print(f"Rows with the large-set count before its factor changed (`test-factor2/`): {', '.join(kept)}.\n")
     print("| dataset | labels | model | 224 px seeds | detector | " + " | ".join(m[1] for m in METRICS) + " |")
     print("|---|---|---|---|---|" + "---|" * len(METRICS))
-    means = {}
-    for metric, _, _ in METRICS:
-        for det in DETECTORS:
-            for p in paired(rows, metric, f"{det}@auto"):
-                if p["other"] == f"{det}@96":
-                    means[(p["cell"], det, metric)] = p
+    means = before_after(rows, [m[0] for m in METRICS], DETECTORS, after="auto", before="96")
     cells = [c for c in dict.fromkeys((r["dataset"], r["labels"], r["model"]) for r in rows) if c in changed]
     for c in cells:
         for det in DETECTORS:

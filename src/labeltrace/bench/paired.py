@@ -18,7 +18,7 @@ import numpy as np
 
 from labeltrace.evaluate.metrics import interval_text, t_interval
 
-__all__ = ["bar_lines", "paired", "paired_table"]
+__all__ = ["bar_lines", "before_after", "paired", "paired_table"]
 
 CellKey = tuple[str, str, str]
 
@@ -54,6 +54,19 @@ def paired(rows: Sequence[dict[str, Any]], metric: str, ref: str) -> list[dict[s
             verdict = "tie" if not lo <= hi or lo <= 0 <= hi else ("win" if m > 0 else "loss")
             out.append({"cell": c, "other": d, "n": len(seeds), "mean": m, "lo": lo, "hi": hi,
                         "verdict": verdict})  # fmt: skip
+    return out
+
+
+def before_after(rows: Sequence[dict[str, Any]], metrics: Sequence[str], detectors: Sequence[str], *,
+                 after: str, before: str) -> dict[tuple[CellKey, str, str], dict[Any, Any]]:  # fmt: skip
+    """The same detectors run two ways, rows tagged ``detector@after`` / ``detector@before``:
+    ``{(cell, detector, metric): paired(...) entry of after − before}``."""
+    out = {}
+    for metric in metrics:
+        for det in detectors:
+            for p in paired(rows, metric, f"{det}@{after}"):
+                if p["other"] == f"{det}@{before}":
+                    out[(p["cell"], det, metric)] = p
     return out
 
 

@@ -1,0 +1,54 @@
+"""labeltrace.bench.paired: seed-paired differences, their intervals and verdicts, the bar."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from labeltrace.bench.paired import bar_lines, before_after, paired
+
+T_975_DF2 = 4.302652729911275  # Student's t, 97.5 % quantile, 2 degrees of freedom (tables)
+
+
+def _row(det: str, seed: int, f1: float, auroc: float = 0.9, labels: str = "a") -> dict[str, object]:
+    return {"dataset": "d", "labels": labels, "model": "m", "detector": det, "seed": seed, "f1": f1, "auroc": auroc}
+
+
+def test_paired_takes_the_difference_seed_by_seed_with_a_t_interval() -> None:
+    rows = [_row("ref", s, f) for s, f in ((0, 0.5), (1, 0.6), (2, 0.7))]
+    rows += [_row("other", s, f) for s, f in ((0, 0.4), (1, 0.4), (2, 0.4))]  # differences 0.1, 0.2, 0.3
+    rows += [_row("other", 3, 0.0)]  # a seed the reference lacks is not paired
+    (p,) = paired(rows, "f1", "ref")
+    half = T_975_DF2 * 0.1 / math.sqrt(3)
+    assert p["other"] == "other" and p["n"] == 3
+    assert p["mean"] == pytest.approx(0.2)
+    assert (p["lo"], p["hi"]) == (pytest.approx(0.2 - half), pytest.approx(0.2 + half))
+    assert p["verdict"] == "tie"  # the interval holds 0
+    rows = [_row("ref", s, 0.5 + 0.01 * s) for s in range(3)] + [_row("other", s, 0.3) for s in range(3)]
+    assert paired(rows, "f1", "ref")[0]["verdict"] == "win"
+    assert paired(rows, "f1", "other")[0]["verdict"] == "loss"
+
+
+def test_before_after_pairs_each_detector_with_itself_only() -> None:
+    rows = [_row(f"{det}@{tag}", s, f1) for det, tag, f1 in (("x", "before", 0.5), ("x", "after", 0.6),
+                                                            ("y", "before", 0.2), ("y", "after", 0.1))
+            for s in range(3)]  # fmt: skip
+    got = before_after(rows, ["f1"], ["x", "y"], after="after", before="before")
+    assert set(got) == {(("d", "a", "m"), "x", "f1"), (("d", "a", "m"), "y", "f1")}
+    assert got[(("d", "a", "m"), "x", "f1")]["mean"] == pytest.approx(0.1)
+    assert got[(("d", "a", "m"), "y", "f1")]["mean"] == pytest.approx(-0.1)
+    assert got[(("d", "a", "m"), "x", "f1")]["other"] == "x@before"  # never x against y
+
+
+def test_bar_lines_count_the_cells_against_the_baseline_and_the_best() -> None:
+    rows = []
+    for s in range(2):
+        rows += [_row("crossfit", s, 0.60, 0.90, "a"), _row("cleanlab", s, 0.50, 0.95, "a")]  # ≥ cleanlab; AUROC off
+        rows += [_row("crossfit", s, 0.40, 0.80, "b"), _row("cleanlab", s, 0.50, 0.70, "b")]  # 0.8 × the best
+    assert bar_lines(rows, "crossfit") == [
+        "- cells: 2",
+        "- F1 ≥ cleanlab's: 1/2 cells",
+        "- F1 ≥ 0.95 × the best detector's: 1/2 cells (50%); lowest ratio 0.80",
+        "- AUROC within 0.01 of the best: 1/2 cells",
+    ]

@@ -1,6 +1,7 @@
 """Input checks shared by the array modules, the one helper that lists ids and items in error
-messages (``sample ids [3, 7] (and 5 more)``), and the one rounding rule for counts
-(:func:`round_half_up`)."""
+messages (``sample ids [3, 7] (and 5 more)``), and :func:`round_half_up`, the rounding of the
+counts the noise models, cutoffs and count rules derive from a rate (``count.cl_rate_count``
+still rounds as Python does: a rate × N on an exact half practically never occurs)."""
 
 from __future__ import annotations
 

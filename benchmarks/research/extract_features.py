@@ -8,7 +8,9 @@ Run:  nohup python benchmarks/research/extract_features.py > /work/cache/extract
 resolution (file names carry it); ``cifar10n_10k`` is only the relabeling simulation's seeded
 10,000-image subset of CIFAR-10N (``benchmarks/simulation/prepare_data.py``), written as
 ``cifar10n_effl0_<RES>_10k.npy``. ``LITE=2 RES=260`` takes EfficientNet-Lite2 (any of 0–4; files
-``*_effl2_260*.npy``).
+``*_effl2_260*.npy``). ``FLIP=1`` extracts the horizontally mirrored images (files ``*_flip.npy``;
+the mean of a file and its ``_flip`` twin is the flip-averaged feature the simulation's dev study
+tried).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ CACHE = Path("/work/cache")
 OUT = CACHE / "features"
 RES = int(os.environ.get("RES", "96"))
 LITE = int(os.environ.get("LITE", "0"))
+FLIP = os.environ.get("FLIP", "0") == "1"
 MODEL_NAME = f"efficientnet-lite{LITE}"
 
 
@@ -52,16 +55,19 @@ def load_jpegs(root: Path, csv_name: str = "labels.csv") -> tuple[list[Path], np
 
 
 def run(name: str, key: dict, load, suffix: str = "") -> None:
-    target = OUT / f"{name}_effl{LITE}_{RES}{suffix}.npy"
+    target = OUT / f"{name}_effl{LITE}_{RES}{suffix}{'_flip' if FLIP else ''}.npy"
     t0 = time.time()
     imgs = load()
+    if FLIP:
+        imgs = np.ascontiguousarray(imgs[..., ::-1])
     t_load = time.time() - t0
 
     def compute() -> np.ndarray:
         return extract_features(imgs, model=MODEL, resolution=RES, batch_size=250, progress=False)
 
     t1 = time.time()
-    feats = cached_features({**key, "model": MODEL_NAME, "resolution": RES, "normalize": "imagenet"},
+    feats = cached_features({**key, "model": MODEL_NAME, "resolution": RES, "normalize": "imagenet",
+                             **({"flip": True} if FLIP else {})},
                             compute, cache_dir=OUT / "store")
     t_feat = time.time() - t1
     tmp = target.with_suffix(".tmp.npy")

@@ -74,6 +74,11 @@ $DEV --seeds 10 --features $F224 --active-every 500 --out $D/cifar10n_n15_224_s1
 # EfficientNet-Lite2 at its native 260 px (LITE=2 RES=260 python benchmarks/research/extract_features.py cifar10n_10k; 24 min)
 L2=/work/cache/features/cifar10n_effl2_260_10k.npy
 $DEV --features $L2 --out $D/cifar10n_n15_lite2_s20
+# flip-averaged 224 px features: the mean of the features of each image and of its mirror
+# (FLIP=1 RES=224 python benchmarks/research/extract_features.py cifar10n_10k; 4 min)
+TTA=/work/cache/features/cifar10n_effl0_224tta_10k.npy
+python -c "import numpy as np; np.save('$TTA', ((np.load('$F224') + np.load('/work/cache/features/cifar10n_effl0_224_10k_flip.npy')) / 2).astype(np.float32))"
+$DEV --features $TTA --out $D/cifar10n_n15_224tta_s20
 $DEV --features $L2 $CF --out $D/cifar10n_n15_lite2_s20_crossfit
 
 # the pre-flight estimate of `labeltrace queue --budget` against the real votes

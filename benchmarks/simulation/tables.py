@@ -170,7 +170,8 @@ VERSUS = (
     # the dev study of the head (results/dev_head)
     *((f"cifar10n_n15_{v}", "cifar10n_n15_224_s20") for v in (
         "224_s20_lr0005", "224_s20_ens3", "224_s20_ens3_lr0005", "cat_s20", "cat_s20_lr0005",
-        "224_s20_crossfit", "224_s20_crossfit_lr0005", "cat_s20_crossfit", "224_s10_active", "lite2_s20")),
+        "224_s20_crossfit", "224_s20_crossfit_lr0005", "cat_s20_crossfit", "224_s10_active", "lite2_s20",
+        "224tta_s20")),
     ("cifar10n_n15_lite2_s20_crossfit", "cifar10n_n15_224_s20_crossfit"),
     ("cifar10n_n15_224_s20_crossfit_lr0005", "cifar10n_n15_224_s20_crossfit"),
     ("cifar10n_n15_cat_s20_crossfit", "cifar10n_n15_224_s20_crossfit"),

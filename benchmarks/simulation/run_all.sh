@@ -52,6 +52,11 @@ $SIM $H224 --noise-rate 0.15 $CF --active-every 500 --selectors random,cross_ent
 $SIM $H224 --noise-rate 0.15 --active-every 500 --out $R/cifar10h_n15_active_224 --title "CIFAR-10H, 15% noise, MLP retrained every 500, 224 px features"
 # chosen on the dev cell (results/dev_head, below): 3 heads averaged at lr 0.005
 $SIM $H224 --noise-rate 0.15 --lr 0.005 --ensemble 3 --active-every 500 --selectors random,cross_entropy,joint,oracle --out $R/cifar10h_n15_active_224_ens3 --title "CIFAR-10H, 15% noise, 3 MLPs (lr 0.005) retrained every 500, 224 px features"
+# the same with flip-averaged 224 px features (FLIP=1 RES=224 python benchmarks/research/extract_features.py cifar10h),
+# taken to the bar cell after the dev cell's +0.017 (dev_head.md: cifar10n_n15_224tta_s20)
+HTTA=/work/cache/features/cifar10h_effl0_224tta.npy
+python -c "import numpy as np; np.save('$HTTA', ((np.load('/work/cache/features/cifar10h_effl0_224.npy') + np.load('/work/cache/features/cifar10h_effl0_224_flip.npy')) / 2).astype(np.float32))"
+$SIM --votes /work/cache/simulation/cifar10h_votes.csv --features $HTTA --noise-rate 0.15 --lr 0.005 --ensemble 3 --active-every 500 --selectors random,cross_entropy,joint,oracle --out $R/cifar10h_n15_active_224tta_ens3 --title "CIFAR-10H, 15% noise, 3 MLPs (lr 0.005) retrained every 500, flip-averaged 224 px features"
 
 # DEV (benchmarks/SPLIT.md): the head that feeds the queue, on the CIFAR-10N dev cell at 224 px, 20 seeds
 # (10 for the live run), random / cross_entropy / oracle only; read with

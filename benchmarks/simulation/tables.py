@@ -167,6 +167,7 @@ VERSUS = (
     ("cifar10n_n15_crossfit_propagation", "cifar10n_n15_crossfit"),
     ("cifar10n_n15_active", "cifar10n_n15"),
     ("cifar10h_n15_active_224_ens3", "cifar10h_n15_active_224"),
+    ("cifar10h_n15_active_224tta_ens3", "cifar10h_n15_active_224_ens3"),
     # the dev study of the head (results/dev_head)
     *((f"cifar10n_n15_{v}", "cifar10n_n15_224_s20") for v in (
         "224_s20_lr0005", "224_s20_ens3", "224_s20_ens3_lr0005", "cat_s20", "cat_s20_lr0005",

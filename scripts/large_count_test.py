@@ -13,10 +13,10 @@ trainings and scores, and differs only by how many are flagged. The tags: ``befo
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+from statistics import fmean
 
-from labeltrace.bench.paired import before_after
+from labeltrace.bench.paired import before_after, tagged_rows
 from labeltrace.evaluate.metrics import interval_text
 
 RES = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -25,14 +25,9 @@ METRICS = (("f1", "F1", "+.3f"), ("precision", "precision", "+.3f"), ("recall", 
            ("n_flagged", "flagged", "+.1f"))  # fmt: skip
 
 
-def _rows(path: Path, tag: str) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
-        return [r | {"detector": f"{r['detector']}@{tag}"} for r in csv.DictReader(fh) if r["detector"] in DETECTORS]
-
-
 def main() -> None:
     old = sorted(p for p in (RES / "test-factor2").glob("test-*.csv") if not p.stem.endswith("_sei_epochs"))
-    rows = [r for p in old for r in _rows(p, "before") + _rows(RES / p.name, "after")]
+    rows = tagged_rows(old, "before", DETECTORS) + tagged_rows([RES / p.name for p in old], "after", DETECTORS)
     print("# The large-set counts' factors on the test cells: crossfit 2 → 2.5, single 3 → 3.5\n")
     print("`python scripts/large_count_test.py > benchmarks/results/test-large-count.md`; mean change, paired "
           "over seeds [95 % t-interval], and the mean flagged before → after. A report: the factors were chosen "
@@ -42,16 +37,15 @@ def main() -> None:
     diffs = before_after(rows, [m[0] for m in METRICS], DETECTORS, after="after", before="before")
     cells = list(dict.fromkeys((r["dataset"], r["labels"], r["model"]) for r in rows))
     for c in cells:
+        mine = [r for r in rows if (r["dataset"], r["labels"], r["model"]) == c]
         for det in DETECTORS:
-            mine = [r for r in rows if (r["dataset"], r["labels"], r["model"]) == c]
             flags = {t: [float(r["n_flagged"]) for r in mine if r["detector"] == f"{det}@{t}"] for t in ("before", "after")}
             true = [float(r["n_noisy"]) for r in mine if r["detector"] == f"{det}@after"]
             vals = []
             for metric, _, f in METRICS:
                 p = diffs.get((c, det, metric))
                 vals.append("–" if p is None else interval_text(p["mean"], p["lo"], p["hi"], f))
-            mean = lambda v: sum(v) / len(v)  # noqa: E731
-            print(f"| {c[0]} | {c[1]} | {mean(true):.0f} | {det} | {mean(flags['before']):.0f} → {mean(flags['after']):.0f} | "
+            print(f"| {c[0]} | {c[1]} | {fmean(true):.0f} | {det} | {fmean(flags['before']):.0f} → {fmean(flags['after']):.0f} | "
                   + " | ".join(vals) + " |")  # fmt: skip
 
 

@@ -15,22 +15,16 @@ every pair has the same labels.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 
-from labeltrace.bench.paired import before_after
+from labeltrace.bench.paired import before_after, tagged_rows
 from labeltrace.evaluate.metrics import interval_text
 
 RES = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 DETECTORS = ("crossfit", "cleanlab", "single")
 METRICS = (("f1", "F1", ".3f"), ("auroc", "AUROC", ".3f"), ("n_flagged", "flagged", ".1f"),
            ("recall_at_200", "recall@200", ".3f"))
-
-
-def _rows(paths: list[Path], tag: str) -> list[dict[str, str]]:
-    return [r | {"detector": f"{r['detector']}@{tag}"} for p in paths for r in csv.DictReader(open(p, newline=""))
-            if "detector" in r and r["detector"] in DETECTORS]  # fmt: skip
 
 
 def main() -> None:
@@ -41,7 +35,7 @@ def main() -> None:
     missing = [str(p) for p in old if not p.is_file()]
     if missing:
         raise SystemExit(f"no 96 px rows for {missing}")
-    rows = _rows(new, "auto") + _rows(old, "96")
+    rows = tagged_rows(new, "auto", DETECTORS) + tagged_rows(old, "96", DETECTORS)
     px: dict[tuple[str, str, str], Counter[str]] = {}
     for r in rows:
         if r["detector"] == "crossfit@auto":

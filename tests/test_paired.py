@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 
 import pytest
 
-from labeltrace.bench.paired import bar_lines, before_after, paired
+from labeltrace.bench.paired import bar_lines, before_after, paired, tagged_rows
 
 T_975_DF2 = 4.302652729911275  # Student's t, 97.5 % quantile, 2 degrees of freedom (tables)
 
@@ -52,3 +54,15 @@ def test_bar_lines_count_the_cells_against_the_baseline_and_the_best() -> None:
         "- F1 ≥ 0.95 × the best detector's: 1/2 cells (50%); lowest ratio 0.80",
         "- AUROC within 0.01 of the best: 1/2 cells",
     ]
+
+
+def test_tagged_rows_keep_the_asked_detectors_renamed(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, ["dataset", "labels", "model", "detector", "seed", "f1"])
+        w.writeheader()
+        w.writerows([{"dataset": "d", "labels": "a", "model": "m", "detector": det, "seed": 0, "f1": 0.5}
+                     for det in ("x", "y", "z")])  # fmt: skip
+    got = tagged_rows([path, path], "new", ["x", "z"])
+    assert [r["detector"] for r in got] == ["x@new", "z@new", "x@new", "z@new"]
+    assert got[0]["f1"] == "0.5" and got[0]["dataset"] == "d"

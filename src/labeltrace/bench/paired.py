@@ -9,16 +9,18 @@ detector (F1 against the cleanlab recipe and against the best detector, AUROC wi
 
 from __future__ import annotations
 
+import csv
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labeltrace.evaluate.metrics import interval_text, t_interval
 
-__all__ = ["bar_lines", "before_after", "paired", "paired_table"]
+__all__ = ["bar_lines", "before_after", "paired", "paired_table", "tagged_rows"]
 
 CellKey = tuple[str, str, str]
 
@@ -54,6 +56,17 @@ def paired(rows: Sequence[dict[str, Any]], metric: str, ref: str) -> list[dict[s
             verdict = "tie" if not lo <= hi or lo <= 0 <= hi else ("win" if m > 0 else "loss")
             out.append({"cell": c, "other": d, "n": len(seeds), "mean": m, "lo": lo, "hi": hi,
                         "verdict": verdict})  # fmt: skip
+    return out
+
+
+def tagged_rows(paths: Sequence[Path], tag: str, detectors: Sequence[str]) -> list[dict[str, str]]:
+    """The bench rows of ``detectors`` in the CSV files ``paths``, each detector renamed
+    ``detector@tag`` (one side of :func:`before_after`)."""
+    out: list[dict[str, str]] = []
+    for p in paths:
+        with open(p, newline="") as fh:
+            out += [r | {"detector": f"{r['detector']}@{tag}"} for r in csv.DictReader(fh)
+                    if r.get("detector") in detectors]  # fmt: skip
     return out
 
 

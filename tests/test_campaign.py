@@ -161,6 +161,45 @@ def test_train_head_ensemble_averages_seeded_heads(folds: int) -> None:
         head.HeadConfig(ensemble=0)
 
 
+@pytest.mark.parametrize("posterior", ["mean", "last"])
+def test_train_head_prune_retrains_without_the_contradicted(posterior: str) -> None:
+    _, feats, truth = _data()
+    x = head.standardize(feats)
+    labels = truth.copy()
+    flipped = np.random.default_rng(2).choice(N, 30, replace=False)
+    labels[flipped] = (labels[flipped] + 1) % K
+    cfg = head.HeadConfig(model="mlp", hidden=16, epochs=8, batch_size=32, lr=0.1, seed=4,
+                          posterior=posterior)  # type: ignore[arg-type]
+    plain = head.train_head(x, labels, num_classes=K, config=cfg)
+    pruned = head.train_head(x, labels, num_classes=K, config=replace(cfg, prune=True))
+    out = plain.posterior.argmax(1) != labels
+    assert 0 < out.sum() < N
+    # SEI and the fit are the first run's
+    np.testing.assert_array_equal(pruned.sei, plain.sei)
+    assert pruned.train_accuracy == plain.train_accuracy
+    # the kept samples: exactly a plain head trained on them alone, seeded seed + 55
+    kept = np.flatnonzero(~out)
+    alone = head.train_head(x[kept], labels[kept], num_classes=K, config=replace(cfg, seed=cfg.seed + 55))
+    np.testing.assert_allclose(pruned.posterior[kept], alone.posterior, atol=1e-6)
+    # the left-out samples: a head that never saw their labels believes them less
+    left = np.flatnonzero(out)
+    given_p = pruned.posterior[left, labels[left]]
+    assert given_p.mean() < plain.posterior[left, labels[left]].mean()
+    np.testing.assert_allclose(pruned.posterior.sum(1), 1.0, atol=1e-12)
+
+
+def test_train_head_prune_edge_cases() -> None:
+    _, feats, truth = _data()
+    x = head.standardize(feats)
+    cfg = head.HeadConfig(model="mlp", hidden=16, epochs=8, batch_size=32, lr=0.1)
+    plain = head.train_head(x, truth, num_classes=K, config=cfg)
+    assert not (plain.posterior.argmax(1) != truth).any()  # true labels: all fitted
+    pruned = head.train_head(x, truth, num_classes=K, config=replace(cfg, prune=True))
+    np.testing.assert_array_equal(pruned.posterior, plain.posterior)  # nothing to leave out
+    with pytest.raises(ValueError, match="folds = 1"):
+        head.HeadConfig(prune=True, folds=5)
+
+
 def test_retrainer_caches_by_labels() -> None:
     _, feats, truth = _data()
     r = head.HeadRetrainer(head.standardize(feats), num_classes=K, config=FAST)

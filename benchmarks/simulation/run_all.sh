@@ -85,6 +85,12 @@ TTA=/work/cache/features/cifar10n_effl0_224tta_10k.npy
 python -c "import numpy as np; np.save('$TTA', ((np.load('$F224') + np.load('/work/cache/features/cifar10n_effl0_224_10k_flip.npy')) / 2).astype(np.float32))"
 $DEV --features $TTA --out $D/cifar10n_n15_224tta_s20
 $DEV --features $L2 $CF --out $D/cifar10n_n15_lite2_s20_crossfit
+# the head retrained without the samples its first run contradicts (--prune, HeadConfig(prune=True)),
+# against and on top of three heads at lr 0.005
+$DEV --features $TTA --prune --out $D/cifar10n_n15_224tta_s20_prune
+$DEV --features $TTA --ensemble 3 --lr 0.005 --out $D/cifar10n_n15_224tta_s20_ens3_lr0005
+$DEV --features $TTA --ensemble 3 --lr 0.005 --prune --out $D/cifar10n_n15_224tta_s20_ens3_lr0005_prune
+$DEV --features $L2 --ensemble 3 --lr 0.005 --out $D/cifar10n_n15_lite2_s20_ens3_lr0005
 
 # the pre-flight estimate of `labeltrace queue --budget` against the real votes
 python benchmarks/simulation/preflight_validation.py $H --noise-rate 0.15 --folds 5 --priority cross_entropy --out $R/preflight_cifar10h_n15

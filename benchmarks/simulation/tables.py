@@ -75,6 +75,7 @@ def table(folder: Path) -> str:
         + (
             f"; head {head.get('model')} lr {head.get('lr')} posterior {head.get('posterior')}"
             + (f", {head['ensemble']} heads averaged" if head.get("ensemble", 1) > 1 else "")
+            + (", retrained without the samples it contradicts (prune)" if head.get("prune") else "")
             + ": "
             f"agrees with the vote majority on {100 * sum(acc) / len(acc):.1f} %, disagrees with "
             f"{100 * sum(rec) / len(rec):.1f} % of the noisy labels"
@@ -176,6 +177,10 @@ VERSUS = (
     ("cifar10n_n15_lite2_s20_crossfit", "cifar10n_n15_224_s20_crossfit"),
     ("cifar10n_n15_224_s20_crossfit_lr0005", "cifar10n_n15_224_s20_crossfit"),
     ("cifar10n_n15_cat_s20_crossfit", "cifar10n_n15_224_s20_crossfit"),
+    ("cifar10n_n15_224tta_s20_prune", "cifar10n_n15_224tta_s20"),
+    ("cifar10n_n15_224tta_s20_ens3_lr0005", "cifar10n_n15_224tta_s20"),
+    ("cifar10n_n15_224tta_s20_ens3_lr0005_prune", "cifar10n_n15_224tta_s20_ens3_lr0005"),
+    ("cifar10n_n15_lite2_s20_ens3_lr0005", "cifar10n_n15_224tta_s20_ens3_lr0005"),
 )  # fmt: skip
 
 

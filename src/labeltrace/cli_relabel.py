@@ -37,7 +37,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from labeltrace.relabel.simulation import simulate_files
 
     head = HeadConfig(model=args.head, hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, posterior=args.posterior, folds=args.folds, ensemble=args.ensemble)  # fmt: skip
+                      lr=args.lr, posterior=args.posterior, folds=args.folds, ensemble=args.ensemble,
+                      prune=args.prune)  # fmt: skip
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     sim, paths = simulate_files(args.votes, args.out, features=args.features, selectors=args.selectors,
                                 seeds=args.seeds, noise_rate=args.noise_rate, budget_factor=args.budget_factor,
@@ -125,6 +126,9 @@ def add_relabel_commands(sub: Any) -> None:
                     "heads, every posterior from the head that held the sample out (as labeltrace scan's crossfit)")
     si.add_argument("--ensemble", type=int, default=1,
                     help="heads trained from different seeds and averaged (posterior and SEI); default 1")
+    si.add_argument("--prune", action="store_true",
+                    help="in-sample head retrained without the samples its first run contradicts; those get the "
+                    "second head's held-out posterior (twice the training cost)")
     si.add_argument("--active-every", type=int,
                     help="live re-ranking: refresh the posterior from the current labels every M relabels")
     si.add_argument("--active-method", default="head", choices=["head", "propagation"],

@@ -62,6 +62,12 @@ class HeadConfig:
         heads, every sample's posterior and SEI from the head that held it out.
     ensemble : trainings averaged (posterior and SEI), each from its own seed
         (``seed + 7919 j``); 1 — a single training.
+    prune : in-sample heads only: after the first training, train a second head (seed
+        ``seed + 55``) without the samples whose first-run posterior contradicts their label,
+        and read the posterior from it — in-sample for the samples it kept, the trajectory mean
+        of its held-out softmax (evaluation mode, after every epoch) for the ones it left out.
+        Such a head is not pulled towards the labels it is asked about. SEI and fit stay the
+        first run's. Twice the cost of one training.
     """
 
     model: Literal["mlp", "linear"] = "mlp"
@@ -76,6 +82,7 @@ class HeadConfig:
     device: str = "cpu"
     folds: int = 1
     ensemble: int = 1
+    prune: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in ("mlp", "linear"):
@@ -90,6 +97,8 @@ class HeadConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.prune and self.folds > 1:
+            raise ValueError("prune retrains an in-sample head: it needs folds = 1")
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,8 +205,53 @@ def _train_one(x: torch.Tensor, lab: np.ndarray, num_classes: int,
             fit = float(res.final_train_accuracy)
     post = dyn.posterior(last=keep) if config.posterior == "last" else dyn.mean_posterior()
     post = np.asarray(post, dtype=np.float64)
+    sei = np.asarray(scores.compute("sei", dyn), dtype=np.float64)
+    if config.prune:
+        out = post.argmax(axis=1) != lab
+        if out.any() and not out.all():
+            post = _retrain_without(x, lab, out, num_classes, opts, tcfg, config)
     post /= post.sum(axis=1, keepdims=True)  # float32 softmax sums: renormalise exactly
-    return post, np.asarray(scores.compute("sei", dyn), dtype=np.float64), fit
+    return post, sei, fit
+
+
+def _retrain_without(x: torch.Tensor, lab: np.ndarray, out: np.ndarray, num_classes: int,
+                     opts: dict[str, Any], tcfg: Any, config: HeadConfig) -> np.ndarray:  # fmt: skip
+    """(N, K) posterior of a head trained without the ``out`` samples (:attr:`HeadConfig.prune`).
+
+    Kept samples: the recorded in-sample posterior of that training, read as ``config.posterior``
+    says. Left-out samples: the mean over the same epochs of its softmax in evaluation mode,
+    taken after each epoch.
+    """
+    from labeltrace.models import build_model
+    from labeltrace.train import train_recorded
+
+    kept, left = np.flatnonzero(~out), np.flatnonzero(out)
+    x_left = x[torch.as_tensor(left)]
+    seed = config.seed + 55
+    keep = min(config.last, config.epochs) if config.posterior == "last" else 1
+    first = config.epochs - keep if config.posterior == "last" else 0
+    held = np.zeros((left.size, num_classes))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(config.model, num_classes=num_classes, **opts)
+
+        def held_out(epoch: int, _rec: Any) -> None:
+            if epoch < first:
+                return
+            model.eval()
+            with torch.no_grad():
+                held[:] += torch.softmax(model(x_left.to(next(model.parameters()).device)), 1).cpu().numpy()
+            model.train()
+
+        res = train_recorded(model, x[torch.as_tensor(kept)], lab[kept].astype(np.int64),
+                             num_classes=num_classes, config=replace(tcfg, seed=seed),
+                             recorder_mode="streaming", keep_probs=keep, progress=False,
+                             on_epoch=held_out)  # fmt: skip
+    dyn = res.recorder.dynamics()
+    post = np.empty((lab.size, num_classes))
+    post[kept] = dyn.posterior(last=keep) if config.posterior == "last" else dyn.mean_posterior()
+    post[left] = held / (config.epochs - first)
+    return post
 
 
 class HeadRetrainer:

@@ -24,13 +24,15 @@ def parse_args(doc: str) -> argparse.Namespace:
     return ap.parse_args()
 
 
-def dev_cells(config: str, cache: str) -> Iterator[tuple[Cell, CellRunner]]:
-    """Every dev cell with its runner (the trainings load from the cache)."""
+def dev_cells(config: str, cache: str, datasets: tuple[str, ...] | None = None) -> Iterator[tuple[Cell, CellRunner]]:
+    """Every dev cell (of ``datasets`` when given) with its runner (the trainings load from the cache)."""
     cfg = load_config(config)
     assert cfg.name == "dev", "dev cells only (benchmarks/SPLIT.md)"
     cfg = replace(cfg, cache_dir=cache)
     data = {}
     for cell in expand(cfg):
+        if datasets is not None and cell.dataset.name not in datasets:
+            continue
         if cell.dataset.name not in data:
             data[cell.dataset.name] = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
         yield cell, CellRunner(cell, data[cell.dataset.name], cfg, log=lambda s: None)

@@ -185,12 +185,13 @@ def test_simulations_with_a_head_reproduce(
         paths = rio.write_simulation(sim, tmp_path / name, every=5, meta={"votes": "v"})
         info = json.loads(paths["json"].read_text())
         info.pop("seconds")
-        # keys added since the golden (the head's folds, the active loop's method and refresh
-        # counts) are checked here; every key the golden has must read as it did
+        # keys added since the golden (the head's folds, ensemble and prune, the active loop's
+        # method and refresh counts) are checked here; every key the golden has must read as it did
         old = json.loads(texts[f"{name}/json"])
         if info["head"] is not None:
             assert info["head"].pop("folds") == 1
             assert info["head"].pop("ensemble") == 1
+            assert info["head"].pop("prune") is False
         assert info.pop("active_method") == "head"
         updates = info.pop("updates_per_seed")
         info.pop("update_seconds_per_seed")

@@ -194,7 +194,12 @@ def _raw() -> dict:
         (lambda r: r["datasets"].append(dict(r["datasets"][0])), "dataset names must be unique"),
         (lambda r: r["datasets"][0].update(source="cifar10n", labels=["aggre"]), "needs 'path'"),
         (lambda r: r["datasets"][0].update(source="cifar10n", path="x.zip", labels=["sym"]),
-         "CIFAR-10N label set 'sym' unknown"),
+         "got 'sym'; or a label set of the source"),
+        (lambda r: r["datasets"][0].update(classes=[3]), "at least two distinct class ids"),
+        (lambda r: r["datasets"][0].update(classes=[3, 3]), "at least two distinct class ids"),
+        (lambda r: r["datasets"][0].update(classes=[3, "5"]), "at least two distinct class ids"),
+        (lambda r: r["datasets"][0].update(source="cifar10n", path="x.zip", labels=["aggre"], classes=[3, 5]),
+         "only synthetic noise and 'clean' labels are allowed, got ['aggre']"),
     ],
 )
 def test_config_errors_name_the_problem(patch, message: str) -> None:
@@ -208,6 +213,33 @@ def _re(s: str) -> str:
     import re
 
     return re.escape(s)
+
+
+@pytest.mark.parametrize("subset", [None, 100])
+def test_dataset_classes_keep_and_renumber(tmp_path: Path, subset: int | None) -> None:
+    from sklearn.datasets import load_digits
+
+    target = load_digits().target
+    raw = _raw()
+    raw["datasets"][0].update(classes=[7, 2], **({"subset": subset} if subset else {}))
+    spec = parse_config(raw).datasets[0]
+    assert spec.classes == (7, 2) and spec.key()["classes"] == [7, 2]
+    assert "classes" not in replace(spec, classes=None).key()  # the other datasets' cache keys are unchanged
+    d = load_dataset(spec, tmp_path, log=lambda s: None)
+    want = int(np.isin(target, [7, 2]).sum()) if subset is None else subset
+    assert d.num_classes == 2 and d.n == want and d.subset_idx is not None
+    np.testing.assert_array_equal(target[d.subset_idx], np.where(d.clean == 0, 7, 2))  # 7 -> 0, 2 -> 1
+    assert abs((d.clean == 0).mean() - (target == 7).sum() / np.isin(target, [7, 2]).sum()) < 0.02
+    noisy = d.given_labels("symmetric:0.2", 0)
+    assert set(np.unique(noisy)) <= {0, 1} and 0 < (noisy != d.clean).mean() < 0.35
+    from labeltrace.bench.grid import Cell
+
+    model = parse_config(raw).models["m"]
+    cifar = replace(spec, source="cifar10n")
+    assert [Cell(cifar, lab, model, 0).noise_kind for lab in ("confusion:0.3", "aggre", "clean")] == [
+        "confusion", "real", "clean"]  # synthetic noise on a source with real label sets is not "real"
+    with pytest.raises(ValueError, match=r"classes \[12\] do not exist"):
+        load_dataset(replace(spec, classes=(1, 12)), tmp_path, log=lambda s: None)
 
 
 def test_unknown_detector_is_rejected() -> None:

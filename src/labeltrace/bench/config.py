@@ -136,12 +136,18 @@ class DatasetSpec:
     resolution: int | None = 96
     subset: int | None = None  # stratified subset size (fixed, seed 0)
     noise_features: str = "pixels"  # what the confusion noise's model sees: pixels | backbone
+    # keep only these classes (ids of the source), renumbered 0.. in this order; synthetic noise and
+    # clean labels only (a source's real label sets may leave the kept classes)
+    classes: tuple[int, ...] | None = None
 
     def key(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name, "source": self.source, "path": self.path, "split": self.split,
             "resolution": self.resolution, "subset": self.subset, "noise_features": self.noise_features,
         }  # fmt: skip
+        if self.classes is not None:  # added later: the other datasets' cache keys stay as they were
+            d["classes"] = list(self.classes)
+        return d
 
 
 @dataclass(frozen=True)
@@ -188,20 +194,14 @@ def _typed(d: Mapping[str, Any], key: str, types: type | tuple[type, ...], where
 def _parse_label_spec(spec: str, source: str, where: str) -> None:
     from labeltrace.evaluate.noise import parse_spec
 
-    if source == "cifar10n":
-        if spec not in CIFAR10N_LABELS:
-            raise _err(where, f"CIFAR-10N label set {spec!r} unknown; choose from {CIFAR10N_LABELS}")
+    real = {"cifar10n": CIFAR10N_LABELS, "cifar10h": CIFAR10H_LABELS}.get(source, ("clean",))
+    if spec in real:
         return
-    if source == "cifar10h":
-        if spec not in CIFAR10H_LABELS:
-            raise _err(where, f"CIFAR-10H label set {spec!r} unknown; choose from {CIFAR10H_LABELS}")
-        return
-    if spec == "clean":
-        return
-    try:
+    try:  # synthetic noise on the clean labels, any source
         parse_spec(spec)
     except ValueError as e:
-        raise _err(where, str(e)) from None
+        names = f"; or a label set of the source: {real}" if len(real) > 1 else ""
+        raise _err(where, f"{e}{names}") from None
 
 
 def _parse_model(name: str, d: Mapping[str, Any]) -> ModelSpec:
@@ -280,6 +280,15 @@ def _parse_dataset(i: int, d: Mapping[str, Any], models: Mapping[str, ModelSpec]
         raise _err(where, f"source {source!r} needs 'path'")
     if kw.get("noise_features", "pixels") not in ("pixels", "backbone"):
         raise _err(where, f"noise_features must be 'pixels' or 'backbone', got {kw['noise_features']!r}")
+    if "classes" in d:
+        cls = d["classes"]
+        if (not isinstance(cls, list) or len(cls) < 2 or len(set(cls)) != len(cls)
+                or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cls)):  # fmt: skip
+            raise _err(where, f"'classes' must list at least two distinct class ids (ints >= 0), got {cls!r}")
+        real = [s for s in labels if s in CIFAR10N_LABELS + CIFAR10H_LABELS and s != "clean"]
+        if real:
+            raise _err(where, f"with 'classes', only synthetic noise and 'clean' labels are allowed, got {real}")
+        kw["classes"] = tuple(cls)
     return DatasetSpec(name=name, source=source, labels=labels, models=mnames, **kw)
 
 

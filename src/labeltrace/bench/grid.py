@@ -39,9 +39,10 @@ class Cell:
 
     @property
     def noise_kind(self) -> str:
-        if self.dataset.source in ("cifar10n", "cifar10h"):
-            return "clean" if self.labels == "clean" else "real"
-        return self.labels.partition(":")[0]
+        kind, sep, _ = self.labels.partition(":")
+        if sep:  # synthetic noise, on any source
+            return kind
+        return "clean" if self.labels == "clean" else "real"
 
     @property
     def nominal_rate(self) -> float | None:
@@ -290,9 +291,20 @@ def load_dataset(spec: DatasetSpec, cache_dir: Path, *, progress: bool = False, 
     else:  # validated by the config parser
         raise ValueError(f"unknown source {spec.source!r}")
     n_full = int(clean.size)
+    keep = None
+    if spec.classes is not None:
+        missing = [c for c in spec.classes if c >= k]
+        if missing:
+            raise ValueError(f"dataset {spec.name!r}: classes {missing} do not exist (it has {k})")
+        keep = np.flatnonzero(np.isin(clean, spec.classes))
+        renumber = np.full(k, -1, dtype=np.int64)
+        renumber[list(spec.classes)] = np.arange(len(spec.classes))
+        clean, k, real = renumber[clean[keep]], len(spec.classes), {}
     sub = stratified_subset(clean, spec.subset) if spec.subset and spec.subset < clean.size else None
     if sub is not None:
         clean = clean[sub]
         real = {c: v[sub] for c, v in real.items()}
+    if keep is not None:
+        sub = keep if sub is None else keep[sub]
     return DatasetData(spec=spec, cache_dir=cache_dir, clean=clean, num_classes=int(k), n_full=n_full, _dataset=make,
                        real_labels=real, subset_idx=sub, progress=progress, log=log)  # fmt: skip

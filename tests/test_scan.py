@@ -272,3 +272,18 @@ def test_auto_probe_sees_the_noisy_labels_the_scan_trains_on(tmp_path, monkeypat
     assert len(seen) == 1 and (trained != y).mean() > 0.2  # the noise was injected ...
     np.testing.assert_array_equal(seen[0], trained)  # ... and the probe saw exactly those labels
     assert run.meta["model"] == "small-cnn" and run.meta["model_probe"]["model"] == "small-cnn"
+
+
+def test_overflagging_warns_past_half() -> None:
+    from labeltrace.scan_outputs import overflagging
+
+    half = np.zeros(10, bool)
+    half[:5] = True
+    assert overflagging("aum", half) is None  # exactly half: no warning
+    assert overflagging("aum", np.zeros(0, bool)) is None
+    half[5] = True
+    msg = overflagging("aum", half)
+    assert msg is not None and msg.startswith("aum flags 6 of 10 samples (60%)") and "crossfit" in msg
+    big = np.ones(2000, bool)
+    big[:63] = False
+    assert "1,937 of 2,000 samples (97%)" in (overflagging("aum", big) or "")

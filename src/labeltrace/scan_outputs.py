@@ -35,7 +35,26 @@ from labeltrace.train import TrainConfig
 if TYPE_CHECKING:
     from labeltrace.scan_settings import ScanConfig
 
-__all__ = ["side_by_side", "write_outputs"]
+__all__ = ["MOST", "overflagging", "side_by_side", "write_outputs"]
+
+#: a cut that flags more than this fraction of a dataset gets a warning (:func:`overflagging`)
+MOST = 0.5
+
+
+def overflagging(name: str, flagged: np.ndarray) -> str | None:
+    """A warning when detector ``name`` flags more than :data:`MOST` of the samples, else None.
+
+    Such a cut says more about the rule than about the labels: e.g. AUM's auxiliary 99th
+    percentile, when the network fits the auxiliary samples (a frozen-feature head on a small
+    set), flags 97-99 % of every small benchmark set (``benchmarks/RESULTS.md`` §4).
+    """
+    f = np.asarray(flagged, dtype=bool)
+    k = int(f.sum())
+    if f.size == 0 or k <= MOST * f.size:
+        return None
+    return (f"{name} flags {k:,} of {f.size:,} samples ({k / f.size:.0%}): a cut that accuses most of a "
+            "dataset says more about the rule than the labels; read the ranking (score, rank) instead, "
+            "or use the default detector (crossfit)")  # fmt: skip
 
 
 def side_by_side(ev: Evidence, chosen: detectors.Detection) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -73,6 +92,9 @@ def write_outputs(
     cols["self_confidence"] = P.self_confidence(post, given)
     cols["normalized_margin"] = P.normalized_margin(post, given)
     noise_rate_est = float(P.estimate_noise_rate(post, given))
+    too_many = overflagging(det.name, det.flagged)
+    if too_many is not None:
+        print(f"warning: {too_many}", file=sys.stderr)
     unscored = np.isnan(det.score)
     if unscored.any():
         print(f"warning: {det.name} could not score {describe_ids(unscored)}; they rank first", file=sys.stderr)

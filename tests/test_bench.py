@@ -242,6 +242,31 @@ def test_dataset_classes_keep_and_renumber(tmp_path: Path, subset: int | None) -
         load_dataset(replace(spec, classes=(1, 12)), tmp_path, log=lambda s: None)
 
 
+def test_dataset_exclude_leaves_out_the_test_cells_images(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    from labeltrace.data.base import stratified_subset
+
+    target = load_digits().target
+    raw = _raw()
+    raw["datasets"][0].update(subset=1000)
+    test_spec = parse_config(raw).datasets[0]
+    test_idx = load_dataset(test_spec, tmp_path, log=lambda s: None).subset_idx
+    np.testing.assert_array_equal(test_idx, stratified_subset(target, 1000))
+    for subset, want in ((None, target.size - 1000), (500, 500)):
+        spec = replace(test_spec, exclude=1000, subset=subset)
+        d = load_dataset(spec, tmp_path, log=lambda s: None)
+        assert d.n == want and not np.isin(d.subset_idx, test_idx).any()  # disjoint from the test cells
+        np.testing.assert_array_equal(d.clean, target[d.subset_idx])
+        assert spec.key()["exclude"] == 1000
+    both = load_dataset(replace(test_spec, classes=(7, 2), exclude=100, subset=None), tmp_path, log=lambda s: None)
+    pair = np.flatnonzero(np.isin(target, [7, 2]))
+    assert both.n == pair.size - 100 and set(both.subset_idx) < set(pair)
+    np.testing.assert_array_equal(target[both.subset_idx], np.where(both.clean == 0, 7, 2))
+    with pytest.raises(ValueError, match="leaves nothing"):
+        load_dataset(replace(test_spec, exclude=5000, subset=None), tmp_path, log=lambda s: None)
+
+
 def test_unknown_detector_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown detector 'magic'"):
         resolve_detectors(["sei", "magic"])

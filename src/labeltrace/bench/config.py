@@ -139,6 +139,9 @@ class DatasetSpec:
     # keep only these classes (ids of the source), renumbered 0.. in this order; synthetic noise and
     # clean labels only (a source's real label sets may leave the kept classes)
     classes: tuple[int, ...] | None = None
+    # leave out the stratified subset of this size (seed 0) before ``subset``: the images of the cells
+    # that take ``subset = exclude`` of the same split, so a dev cell can use the rest
+    exclude: int | None = None
 
     def key(self) -> dict[str, Any]:
         d = {
@@ -147,6 +150,8 @@ class DatasetSpec:
         }  # fmt: skip
         if self.classes is not None:  # added later: the other datasets' cache keys stay as they were
             d["classes"] = list(self.classes)
+        if self.exclude is not None:
+            d["exclude"] = self.exclude
         return d
 
 
@@ -271,7 +276,7 @@ def _parse_dataset(i: int, d: Mapping[str, Any], models: Mapping[str, ModelSpec]
     auto = d.get("resolution") == "auto"
     if auto:
         kw["resolution"] = None
-    for k in ("resolution", "subset"):
+    for k in ("resolution", "subset", "exclude"):
         if k in d and not (k == "resolution" and auto):
             kw[k] = _typed(d, k, int, where)
             if kw[k] < 2:

@@ -291,20 +291,25 @@ def load_dataset(spec: DatasetSpec, cache_dir: Path, *, progress: bool = False, 
     else:  # validated by the config parser
         raise ValueError(f"unknown source {spec.source!r}")
     n_full = int(clean.size)
-    keep = None
+    idx = None  # positions in the full set, when anything is left out
     if spec.classes is not None:
         missing = [c for c in spec.classes if c >= k]
         if missing:
             raise ValueError(f"dataset {spec.name!r}: classes {missing} do not exist (it has {k})")
-        keep = np.flatnonzero(np.isin(clean, spec.classes))
+        idx = np.flatnonzero(np.isin(clean, spec.classes))
         renumber = np.full(k, -1, dtype=np.int64)
         renumber[list(spec.classes)] = np.arange(len(spec.classes))
-        clean, k, real = renumber[clean[keep]], len(spec.classes), {}
-    sub = stratified_subset(clean, spec.subset) if spec.subset and spec.subset < clean.size else None
-    if sub is not None:
-        clean = clean[sub]
-        real = {c: v[sub] for c, v in real.items()}
-    if keep is not None:
-        sub = keep if sub is None else keep[sub]
+        clean, k, real = renumber[clean[idx]], len(spec.classes), {}
+    if spec.exclude is not None:
+        if spec.exclude >= clean.size:
+            raise ValueError(f"dataset {spec.name!r}: exclude = {spec.exclude} leaves nothing of {clean.size} samples")
+        rest = np.setdiff1d(np.arange(clean.size), stratified_subset(clean, spec.exclude))
+        idx, clean = (rest if idx is None else idx[rest]), clean[rest]
+    if spec.subset and spec.subset < clean.size:
+        sub = stratified_subset(clean, spec.subset)
+        idx, clean = (sub if idx is None else idx[sub]), clean[sub]
+    if idx is not None:
+        real = {c: v[idx] for c, v in real.items()}
+    sub = idx
     return DatasetData(spec=spec, cache_dir=cache_dir, clean=clean, num_classes=int(k), n_full=n_full, _dataset=make,
                        real_labels=real, subset_idx=sub, progress=progress, log=log)  # fmt: skip

@@ -4,7 +4,10 @@ test): AUROC of each candidate score, from the bench cache — no training.
     python scripts/ranking_dev.py --cache /work/cache/bench > benchmarks/results/dev-rankings.md
 
 Runs only on the dev cells of ``benchmarks/SPLIT.md``. Candidates (lower = more suspect): the
-default ``crossfit`` score; SEI and AUM on the cross-fitted recording's own in-sample trajectory
+default ``crossfit`` score; SEI on the held-out trajectory of the cross-fitted recording, and the
+signed entropy of its mean held-out posterior (``held-out SE``: the same posterior as crossfit's
+held-out half, scored by SEI's sign and entropy instead of p(given label)); SEI and AUM on the
+cross-fitted recording's own in-sample trajectory
 (free: recorded while the fold models train); SEI of the two auxiliary runs (``sei``) and of one
 plain run (``single_sei``); ``crossfit_knn``; and equal-weight rank averages of crossfit with each
 trajectory score (``rank(a) + rank(b)``, no weight fitted on truth). Prints the mean AUROC over the
@@ -25,6 +28,13 @@ from labeltrace.decide import detectors
 from labeltrace.score import trajectory
 
 
+def signed_entropy(posterior: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``+H(p)`` where ``argmax p`` is the label, else ``-H(p)``: SEI's per-epoch term, on one posterior."""
+    p = np.clip(posterior, 1e-12, 1.0)
+    h = -(p * np.log(p)).sum(axis=1)
+    return np.where(posterior.argmax(axis=1) == labels, h, -h)
+
+
 def _rank(s: np.ndarray) -> np.ndarray:
     return rankdata(s) / len(s)
 
@@ -35,8 +45,12 @@ def candidates(runner) -> dict[str, np.ndarray]:  # noqa: ANN001 - a bench CellR
     ins = ev.held_out.in_sample
     ins_sei, ins_aum = trajectory.compute("sei", ins), trajectory.compute("aum", ins)
     sei, ssei = detectors.get("sei").score(ev), detectors.get("single_sei").score(ev)
+    held = ev.held_out.dynamics.mean_posterior()
+    held = held / held.sum(axis=1, keepdims=True)
     return {
-        "crossfit": cf, "in-sample SEI": ins_sei, "in-sample AUM": ins_aum, "sei (2 runs)": sei,
+        "crossfit": cf, "held-out SEI": trajectory.compute("sei", ev.held_out.dynamics),
+        "held-out SE": signed_entropy(held, ev.labels),
+        "in-sample SEI": ins_sei, "in-sample AUM": ins_aum, "sei (2 runs)": sei,
         "single_sei": ssei, "crossfit_knn": runner.detector("crossfit_knn")["score"],  # as scan: fold 0's embedding
         "rank crossfit + in-sample SEI": _rank(cf) + _rank(ins_sei),
         "rank crossfit + in-sample AUM": _rank(cf) + _rank(ins_aum),

@@ -199,13 +199,13 @@ def _typed(d: Mapping[str, Any], key: str, types: type | tuple[type, ...], where
 def _parse_label_spec(spec: str, source: str, where: str) -> None:
     from labeltrace.evaluate.noise import parse_spec
 
-    real = {"cifar10n": CIFAR10N_LABELS, "cifar10h": CIFAR10H_LABELS}.get(source, ("clean",))
-    if spec in real:
+    real = {"cifar10n": CIFAR10N_LABELS, "cifar10h": CIFAR10H_LABELS}.get(source)
+    if spec in (real or ("clean",)):
         return
     try:  # synthetic noise on the clean labels, any source
         parse_spec(spec)
     except ValueError as e:
-        names = f"; or a label set of the source: {real}" if len(real) > 1 else ""
+        names = f"; or a label set of the source: {real}" if real else ""
         raise _err(where, f"{e}{names}") from None
 
 

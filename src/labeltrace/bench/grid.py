@@ -310,6 +310,5 @@ def load_dataset(spec: DatasetSpec, cache_dir: Path, *, progress: bool = False, 
         idx, clean = (sub if idx is None else idx[sub]), clean[sub]
     if idx is not None:
         real = {c: v[idx] for c, v in real.items()}
-    sub = idx
     return DatasetData(spec=spec, cache_dir=cache_dir, clean=clean, num_classes=int(k), n_full=n_full, _dataset=make,
-                       real_labels=real, subset_idx=sub, progress=progress, log=log)  # fmt: skip
+                       real_labels=real, subset_idx=idx, progress=progress, log=log)  # fmt: skip

@@ -1,12 +1,15 @@
-"""Early stop on the dev cells (not a test): F1, epochs and training time with and without it.
+"""Early stop, or fewer epochs, on the dev cells (not a test): F1, epochs and training time of the
+scan's default against the shorter training.
 
     python scripts/early_stop_dev.py --out /work/cache/scale/early_stop          # digits, 3 seeds
     python scripts/early_stop_dev.py --out ... --pneumonia /work/shared/data/medmnist/pneumoniamnist_modified.npz
+    python scripts/early_stop_dev.py --out /work/cache/scale/epochs15 --epochs 15 --pneumonia ...
 
 Runs ``labeltrace scan`` (default detector ``crossfit``, ``--model small-cnn``, the scan's default
 epochs) on each dev cell (benchmarks/SPLIT.md: digits with symmetric / confusion noise 0.2 and
 0.4; with ``--pneumonia``, PneumoniaMNIST ``val`` with symmetric / confusion 0.2) for seeds 0-2,
-once with ``--no-early-stop`` and once with ``--early-stop``, one torch thread each, one after
+once with ``--no-early-stop`` and once with ``--early-stop`` (with ``--epochs E``: once at the
+scan's default epochs and once at E, both without early stop), one torch thread each, one after
 the other. Each finished scan is appended to ``OUT/results.jsonl`` (a rerun skips those), then the
 paired table is printed: F1 of the default detector without / with, the paired difference, the
 epochs trained and the training seconds.
@@ -33,7 +36,7 @@ def cells(pneumonia: str | None) -> list[tuple[str, list[str], str]]:
     return out
 
 
-def run(out: Path, pneumonia: str | None, seeds: list[int]) -> list[dict]:
+def run(out: Path, pneumonia: str | None, seeds: list[int], epochs: int | None = None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "results.jsonl"
     done = {(r["cell"], r["noise"], r["seed"], r["early_stop"]): r
@@ -46,9 +49,10 @@ def run(out: Path, pneumonia: str | None, seeds: list[int]) -> list[dict]:
                 if key in done:
                     continue
                 run_dir = out / "runs" / f"{name}_{noise.replace(':', '')}_s{seed}_{'es' if es else 'full'}"
+                shorter = ["--early-stop"] if epochs is None else ["--no-early-stop", "--epochs", str(epochs)]
                 cmd = [sys.executable, "-m", "labeltrace.cli", "scan", *data, "--out", str(run_dir), "--noise", noise,
                        "--seed", str(seed), "--model", "small-cnn", "--quiet", "--force",
-                       "--early-stop" if es else "--no-early-stop"]  # fmt: skip
+                       *(shorter if es else ["--no-early-stop"])]  # fmt: skip
                 subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
                 meta = json.loads((run_dir / "run.json").read_text())
                 r = {"cell": name, "noise": noise, "seed": seed, "early_stop": es, "f1": meta["metrics"]["f1"],
@@ -62,8 +66,8 @@ def run(out: Path, pneumonia: str | None, seeds: list[int]) -> list[dict]:
     return list(done.values())
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| cell | noise | F1 full | F1 early stop | paired diff (mean ± sd) | epochs | train s full → early |",
+def table(rows: list[dict], arm: str = "early stop") -> str:
+    lines = [f"| cell | noise | F1 full | F1 {arm} | paired diff (mean ± sd) | epochs | train s full → {arm} |",
              "|---|---|---|---|---|---|---|"]
     keys = sorted({(r["cell"], r["noise"]) for r in rows})
     all_d: list[float] = []
@@ -92,9 +96,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/work/cache/scale/early_stop"))
     ap.add_argument("--pneumonia", help="PneumoniaMNIST .npz: also its val cells")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, help="compare the default epochs with E epochs instead of early stop")
     a = ap.parse_args()
-    rows = run(a.out, a.pneumonia, a.seeds)
-    print(table(rows))
+    rows = run(a.out, a.pneumonia, a.seeds, a.epochs)
+    print(table(rows, "early stop" if a.epochs is None else f"{a.epochs} epochs"))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from labeltrace.bench.cells import CellRunner
 from labeltrace.decide import count, detectors
 from labeltrace.score import probs
 from labeltrace.train import train_recorded
+from labeltrace.train.loop import predict_logits
 from labeltrace.train.protocol import crossfit_seed, stratified_folds
 
 DATASETS = ("pneumoniamnist-val", "breastmnist-val", "cifar10n-dev-2k")
@@ -42,15 +43,12 @@ def round_two(runner: CellRunner, flagged: np.ndarray, n_folds: int) -> np.ndarr
         seed = crossfit_seed(runner.cell.seed) + 101 * f + 7
         torch.manual_seed(seed)
         net = spec.build(x, k)
-        x_test = x[torch.as_tensor(test)]
+        ids = torch.as_tensor(test)
         acc = np.zeros((test.size, k))
 
-        def on_epoch(_epoch: int, _rec: object, net: torch.nn.Module = net, x_test: torch.Tensor = x_test,
+        def on_epoch(_epoch: int, _rec: object, net: torch.nn.Module = net, ids: torch.Tensor = ids,
                      acc: np.ndarray = acc) -> None:  # fmt: skip
-            net.eval()
-            with torch.no_grad():
-                acc[:] += torch.softmax(net(x_test), 1).numpy()
-            net.train()
+            acc[:] += torch.softmax(predict_logits(net, x, ids, device=torch.device("cpu")), 1).numpy()
 
         train_recorded(net, x[torch.as_tensor(train)], given[train].astype(np.int64), num_classes=k,
                        config=replace(tc, seed=seed), recorder_mode="streaming", keep_probs=1, progress=False,

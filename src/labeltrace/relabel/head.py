@@ -181,7 +181,7 @@ def _train_one(x: torch.Tensor, lab: np.ndarray, num_classes: int,
         seed=config.seed,
         device=config.device,
     )
-    keep = min(config.last, config.epochs) if config.posterior == "last" else 1
+    keep = _kept_epochs(config)
     with torch.random.fork_rng(devices=[]):
         if config.folds > 1:
             from labeltrace.train.protocol import crossfit_recorded
@@ -203,8 +203,7 @@ def _train_one(x: torch.Tensor, lab: np.ndarray, num_classes: int,
                                  progress=False)  # fmt: skip
             dyn = res.recorder.dynamics()
             fit = float(res.final_train_accuracy)
-    post = dyn.posterior(last=keep) if config.posterior == "last" else dyn.mean_posterior()
-    post = np.asarray(post, dtype=np.float64)
+    post = _posterior(dyn, config)
     sei = np.asarray(scores.compute("sei", dyn), dtype=np.float64)
     if config.prune:
         out = post.argmax(axis=1) != lab
@@ -212,6 +211,17 @@ def _train_one(x: torch.Tensor, lab: np.ndarray, num_classes: int,
             post = _retrain_without(x, lab, out, num_classes, opts, tcfg, config)
     post /= post.sum(axis=1, keepdims=True)  # float32 softmax sums: renormalise exactly
     return post, sei, fit
+
+
+def _kept_epochs(config: HeadConfig) -> int:
+    """Per-epoch softmax a run keeps: the last ``config.last`` epochs (``"last"``), else 1."""
+    return min(config.last, config.epochs) if config.posterior == "last" else 1
+
+
+def _posterior(dyn: Any, config: HeadConfig) -> np.ndarray:
+    """float64 ``(N, K)`` posterior of a recorded run, read as ``config.posterior`` says."""
+    post = dyn.posterior(last=_kept_epochs(config)) if config.posterior == "last" else dyn.mean_posterior()
+    return np.asarray(post, dtype=np.float64)
 
 
 def _retrain_without(x: torch.Tensor, lab: np.ndarray, out: np.ndarray, num_classes: int,
@@ -224,33 +234,29 @@ def _retrain_without(x: torch.Tensor, lab: np.ndarray, out: np.ndarray, num_clas
     """
     from labeltrace.models import build_model
     from labeltrace.train import train_recorded
+    from labeltrace.train.loop import predict_logits
 
-    kept, left = np.flatnonzero(~out), np.flatnonzero(out)
-    x_left = x[torch.as_tensor(left)]
+    kept, left = np.flatnonzero(~out), torch.as_tensor(np.flatnonzero(out))
     seed = config.seed + 55
-    keep = min(config.last, config.epochs) if config.posterior == "last" else 1
+    keep = _kept_epochs(config)
     first = config.epochs - keep if config.posterior == "last" else 0
-    held = np.zeros((left.size, num_classes))
+    held = np.zeros((len(left), num_classes))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(config.model, num_classes=num_classes, **opts)
 
-        def held_out(epoch: int, _rec: Any) -> None:
-            if epoch < first:
-                return
-            model.eval()
-            with torch.no_grad():
-                held[:] += torch.softmax(model(x_left.to(next(model.parameters()).device)), 1).cpu().numpy()
-            model.train()
+        def held_out(epoch: int, _rec: Any) -> None:  # the next epoch puts the model back in training mode
+            if epoch >= first:
+                logits = predict_logits(model, x, left, device=next(model.parameters()).device)
+                held[:] += torch.softmax(logits, 1).cpu().numpy()
 
         res = train_recorded(model, x[torch.as_tensor(kept)], lab[kept].astype(np.int64),
                              num_classes=num_classes, config=replace(tcfg, seed=seed),
                              recorder_mode="streaming", keep_probs=keep, progress=False,
                              on_epoch=held_out)  # fmt: skip
-    dyn = res.recorder.dynamics()
     post = np.empty((lab.size, num_classes))
-    post[kept] = dyn.posterior(last=keep) if config.posterior == "last" else dyn.mean_posterior()
-    post[left] = held / (config.epochs - first)
+    post[kept] = _posterior(res.recorder.dynamics(), config)
+    post[left.numpy()] = held / (config.epochs - first)
     return post
 
 

@@ -200,6 +200,29 @@ def test_train_head_prune_edge_cases() -> None:
         head.HeadConfig(prune=True, folds=5)
 
 
+def test_train_head_views_average_the_heads_of_each_view() -> None:
+    _, feats, truth = _data()
+    labels = truth.copy()
+    labels[:20] = (labels[:20] + 1) % K
+    a = head.standardize(feats)
+    b = head.standardize(np.tanh(feats[:, ::-1] * 0.5))  # a second, narrower view of the same rows
+    b = b[:, :-3]
+    cfg = replace(FAST, seed=5, ensemble=2)
+    both = head.train_head([a, b], labels, num_classes=K, config=cfg)
+    one = [head.train_head(v, labels, num_classes=K, config=cfg) for v in (a, b)]
+    mean = (one[0].posterior + one[1].posterior) / 2
+    np.testing.assert_allclose(both.posterior, mean / mean.sum(1, keepdims=True), atol=1e-12)
+    np.testing.assert_allclose(both.sei, (one[0].sei + one[1].sei) / 2, atol=1e-12)
+    assert both.train_accuracy == pytest.approx((one[0].train_accuracy + one[1].train_accuracy) / 2)
+    # a single view in a list is the plain head
+    np.testing.assert_array_equal(head.train_head([a], labels, num_classes=K, config=cfg).posterior,
+                                  one[0].posterior)
+    with pytest.raises(ValueError, match=r"row counts differ \[150, 149\]"):
+        head.train_head([a, b[:-1]], labels, num_classes=K, config=cfg)
+    with pytest.raises(ValueError, match="no views"):
+        head.HeadRetrainer([], num_classes=K)
+
+
 def test_retrainer_caches_by_labels() -> None:
     _, feats, truth = _data()
     r = head.HeadRetrainer(head.standardize(feats), num_classes=K, config=FAST)

@@ -179,3 +179,14 @@ def test_simulate_with_features_npy_votes(tmp_path: Path) -> None:
     rc = main(["simulate", "--votes", str(tmp_path / "votes.npy"), "--features", str(tmp_path / "short.npy"),
                "--selectors", "joint", "--out", str(tmp_path / "y")])  # fmt: skip
     assert rc == 2
+    # several views, comma-separated: a head on each; a view with the wrong rows is named
+    np.save(tmp_path / "g.npy", feats[:, ::-1] ** 2)
+    both = f"{tmp_path / 'f.npy'},{tmp_path / 'g.npy'}"
+    rc = main(["simulate", "--votes", str(tmp_path / "votes.npy"), "--features", both,
+               "--selectors", ",".join(sel), "--seeds", "2", "--noise-rate", "0.2", "--budget", "50",
+               "--epochs", "3", "--head", "linear", "--out", str(tmp_path / "views"), "--quiet"])  # fmt: skip
+    assert rc == 0
+    _check_outputs(tmp_path / "views", sel, 2, 50, n=len(votes), noisy=24)
+    rc = main(["simulate", "--votes", str(tmp_path / "votes.npy"), "--features", f"{both},{tmp_path / 'short.npy'}",
+               "--selectors", "joint", "--out", str(tmp_path / "z")])  # fmt: skip
+    assert rc == 2 and not (tmp_path / "z").exists()

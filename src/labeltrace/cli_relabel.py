@@ -103,7 +103,9 @@ def add_relabel_commands(sub: Any) -> None:
                         "compare relabel selectors by how fast a simulated annotator fixes the labels.")  # fmt: skip
     si.add_argument("--votes", required=True,
                     help="CSV with votes_<class> count columns (CIFAR-10H layout) or an (N, K) .npy")  # fmt: skip
-    si.add_argument("--features", help="(N, D) .npy features, rows aligned with the votes (needed by model selectors)")
+    si.add_argument("--features", help="(N, D) .npy features, rows aligned with the votes (needed by model selectors); "
+                    "several files separated by commas are views of the same images (e.g. one backbone at several "
+                    "resolutions): a head is trained on each and their posteriors averaged")
     from labeltrace.relabel.experiment import DEFAULT_SELECTORS
 
     si.add_argument("--selectors", default=",".join(DEFAULT_SELECTORS),

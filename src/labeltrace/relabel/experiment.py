@@ -244,7 +244,7 @@ def _simulation_budget(n: int, noise_rate: float, budget_factor: float, budget: 
 def run_simulation(
     votes: np.ndarray,
     *,
-    features: np.ndarray | None = None,
+    features: np.ndarray | Sequence[np.ndarray] | None = None,
     selectors: Sequence[str] = DEFAULT_SELECTORS,
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     noise_rate: float = 0.15,
@@ -261,8 +261,11 @@ def run_simulation(
     Parameters
     ----------
     votes : (N, K) annotator vote counts (truth = majority; the simulated annotator).
-    features : (N, D) raw features (standardised here); required by the selectors that need a
-        model (:func:`labeltrace.relabel.priority.needing_model`).
+    features : (N, D) raw features (standardised here), or a list of views of the same images
+        (each standardised; the head is trained on each and the posteriors averaged, see
+        :mod:`labeltrace.relabel.head`; label propagation uses the first view's neighbours);
+        required by the selectors that need a model
+        (:func:`labeltrace.relabel.priority.needing_model`).
     selectors : registry names; ``oracle`` sets the normalised gains.
     seeds : per seed ``s``: the initial labels (``temperature_for_rate(votes, noise_rate,
         seed=s)`` then ``sample_initial_labels(..., seed=s)``), the head (``head.seed + s``),
@@ -294,23 +297,26 @@ def run_simulation(
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
     needs_model = prio.needing_model(sel)
-    x = None
+    x: list[np.ndarray] | None = None
     if needs_model:
         if features is None:
             raise ValueError(
                 f"selectors {needs_model} need a model posterior/SEI: give features "
                 "(an (N, D) array) or keep only random and oracle"
             )
-        x = standardize(features)
-        if x.shape[0] != n:
-            raise ValueError(f"features have {x.shape[0]} rows but the votes have {n} images")
+        views = [features] if isinstance(features, np.ndarray) else list(features)
+        x = [standardize(f) for f in views]
+        for i, v in enumerate(x):
+            if v.shape[0] != n:
+                name = "features" if len(x) == 1 else f"feature view {i}"
+                raise ValueError(f"{name} have {v.shape[0]} rows but the votes have {n} images")
     budget = _simulation_budget(n, noise_rate, budget_factor, budget)
     live = None
     if active_every is not None:
         live = LiveConfig(method=active_method, every=active_every)  # type: ignore[arg-type]
     neighbours = None
     if live is not None and live.method == "propagation" and x is not None:
-        neighbours = neighbour_graph(x, k=live.k)
+        neighbours = neighbour_graph(x[0], k=live.k)  # the first view's neighbours
 
     truth = dist.argmax(axis=1)
     t_start = time.perf_counter()
@@ -346,7 +352,7 @@ def run_simulation(
             if live.method == "head":  # the retrainer that fitted the start: its cache is shared
                 update = TimedUpdate(retrainer)  # type: ignore[arg-type]
             else:
-                update = build_updater(live, x, posterior=post, labels=init.labels, sei=sei,
+                update = build_updater(live, x[0], posterior=post, labels=init.labels, sei=sei,
                                        neighbours=neighbours)  # fmt: skip
         out = compare_selectors(
             votes, init, budget=budget, selectors=sel, seeds=[s], posterior=post, sei=sei,

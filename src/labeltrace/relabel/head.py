@@ -10,21 +10,29 @@ cross-fitted protocol), and reads everything from the *held-out* recording: ever
 posterior comes from the head that never trained on its label, so it does not repeat a wrong
 label the way an in-sample posterior does. :class:`HeadRetrainer` is the campaign's
 ``update_posterior`` hook: it retrains on the current labels, caching by label vector.
+
+Features may come as several *views* of the same images (a list of ``(N, D_v)`` matrices, e.g.
+one backbone at several input resolutions): the configured head is trained on each view and
+the posteriors (and SEIs) are averaged with equal weights.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import torch
 
 from labeltrace._checks import describe_ids
 
-__all__ = ["HeadConfig", "HeadOutput", "HeadRetrainer", "standardize", "train_head"]
+__all__ = ["FeatureViews", "HeadConfig", "HeadOutput", "HeadRetrainer", "standardize", "train_head"]
+
+#: One ``(N, D)`` feature matrix, or a list of views of the same N images (widths may differ).
+FeatureViews: TypeAlias = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
 
 
 def standardize(features: np.ndarray) -> np.ndarray:
@@ -110,8 +118,8 @@ class HeadOutput:
     posterior : (N, K) float64 rows summing to 1 (see :attr:`HeadConfig.posterior`).
     sei : (N,) Signed Entropy Integral of the same run (lower = more suspect).
     train_accuracy : fraction of the training labels the model fits in the last epoch (held-out
-        labels for a cross-fitted head; the mean over an ensemble's heads).
-    seconds : wall time of the training (every head of an ensemble).
+        labels for a cross-fitted head; the mean over an ensemble's heads and the views).
+    seconds : wall time of the training (every head of an ensemble, every view).
     """
 
     posterior: np.ndarray
@@ -127,8 +135,21 @@ def _as_tensor(features: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.contiguous()
 
 
+def _as_views(features: FeatureViews) -> list[torch.Tensor]:
+    """Every view as a float32 tensor; all must have the same number of rows."""
+    if isinstance(features, (np.ndarray, torch.Tensor)):
+        return [_as_tensor(features)]
+    views = [_as_tensor(f) for f in features]
+    if not views:
+        raise ValueError("features: no views given")
+    rows = [int(v.shape[0]) for v in views]
+    if len(set(rows)) > 1:
+        raise ValueError(f"feature views must describe the same images: their row counts differ {rows}")
+    return views
+
+
 def train_head(
-    features: np.ndarray | torch.Tensor,
+    features: FeatureViews,
     labels: np.ndarray,
     *,
     num_classes: int,
@@ -140,9 +161,11 @@ def train_head(
     on the inputs and ``config.seed``: the initialisation runs in a forked torch RNG seeded with
     it, and :func:`labeltrace.train.train_recorded` orders batches by ``(seed, epoch)``.
     With ``config.ensemble = E > 1`` it trains E heads (seeds ``seed + 7919 j``) and returns the
-    mean of their posteriors, SEIs and fits.
+    mean of their posteriors, SEIs and fits. With several feature views it does so on each view
+    (the same seeds) and averages over views and heads alike.
     """
-    x = _as_tensor(features)
+    views = _as_views(features)
+    x = views[0]
     lab = np.asarray(labels)
     if lab.shape != (x.shape[0],) or (lab.size and not np.issubdtype(lab.dtype, np.integer)):
         raise ValueError(
@@ -151,8 +174,8 @@ def train_head(
     if config.folds > 1 and x.shape[0] < 2 * config.folds:
         raise ValueError(f"{x.shape[0]} samples cannot be cross-fitted in {config.folds} folds")
     t0 = time.perf_counter()
-    outs = [_train_one(x, lab, num_classes, replace(config, seed=config.seed + 7919 * j))
-            for j in range(config.ensemble)]  # fmt: skip
+    outs = [_train_one(v, lab, num_classes, replace(config, seed=config.seed + 7919 * j))
+            for v in views for j in range(config.ensemble)]  # fmt: skip
     post = np.mean([o[0] for o in outs], axis=0)
     return HeadOutput(
         posterior=post / post.sum(axis=1, keepdims=True),
@@ -276,13 +299,13 @@ class HeadRetrainer:
 
     def __init__(
         self,
-        features: np.ndarray | torch.Tensor,
+        features: FeatureViews,
         *,
         num_classes: int,
         config: HeadConfig = HeadConfig(),
         cache: bool = True,
     ) -> None:
-        self.features = _as_tensor(features)
+        self.features = _as_views(features)
         self.num_classes = int(num_classes)
         self.config = config
         self.cache = bool(cache)

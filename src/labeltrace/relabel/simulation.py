@@ -50,7 +50,9 @@ def simulate_files(
     and write its files to ``out`` (:func:`~labeltrace.relabel.io.write_simulation`).
 
     ``seeds`` is a count (seeds ``0..n-1``) or the seeds themselves; ``curve_every`` keeps every
-    n-th point of the curves. Everything is checked before anything is trained or written: bad
+    n-th point of the curves. ``features`` may name several files separated by commas: views of
+    the same images (e.g. one backbone at several resolutions) whose heads' posteriors are
+    averaged. Everything is checked before anything is trained or written: bad
     files, selectors that need a model without ``features`` (the message names them), features
     whose rows do not match the votes.
 
@@ -69,7 +71,11 @@ def simulate_files(
             "an (N, D) matrix aligned with the vote rows), or keep only selectors that need no "
             f"model ({', '.join(n for n in prio.available() if n not in prio.needing_model([n]))})"
         )
-    feats = None if features is None else rio.load_features(features, n=vote_counts.shape[0])
+    feats = None
+    if features is not None:  # one file, or several views of the same images: "a.npy,b.npy"
+        paths = features.split(",") if isinstance(features, str) else [features]
+        feats = [rio.load_features(f.strip() if isinstance(f, str) else f, n=vote_counts.shape[0])
+                 for f in paths]  # fmt: skip
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     sim = run_simulation(vote_counts, features=feats, selectors=names, seeds=seed_list,
                          noise_rate=noise_rate, budget_factor=budget_factor, budget=budget,

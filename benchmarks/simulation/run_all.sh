@@ -92,6 +92,19 @@ $DEV --features $TTA --ensemble 3 --lr 0.005 --out $D/cifar10n_n15_224tta_s20_en
 $DEV --features $TTA --ensemble 3 --lr 0.005 --prune --out $D/cifar10n_n15_224tta_s20_ens3_lr0005_prune
 $DEV --features $L2 --ensemble 3 --lr 0.005 --out $D/cifar10n_n15_lite2_s20_ens3_lr0005
 
+# DEV: heads on three input resolutions (a head per view, posteriors averaged; `--features a,b,c`)
+# against a fresh baseline on the same re-extracted features (the 224 px extraction is not
+# bit-identical run to run); read with
+#   python benchmarks/simulation/tables.py benchmarks/simulation/results/dev_views > benchmarks/simulation/dev_views.md
+# (RES=96/160/224, FLIP=0/1: python benchmarks/research/extract_features.py cifar10n_10k)
+V=$R/dev_views
+FF=/work/cache/features/cifar10n_effl0
+for r in 96 160 224; do
+  python -c "import numpy as np; np.save('${FF}_${r}tta_10k.npy', ((np.load('${FF}_${r}_10k.npy') + np.load('${FF}_${r}_10k_flip.npy')) / 2).astype(np.float32))"
+done
+$DEV --features ${FF}_224tta_10k.npy --ensemble 3 --lr 0.005 --out $V/cifar10n_n15_224tta_s20_ens3_lr0005
+$DEV --features ${FF}_224tta_10k.npy,${FF}_160tta_10k.npy,${FF}_96tta_10k.npy --ensemble 3 --lr 0.005 --out $V/cifar10n_n15_views_s20_ens3_lr0005
+
 # the pre-flight estimate of `labeltrace queue --budget` against the real votes
 python benchmarks/simulation/preflight_validation.py $H --noise-rate 0.15 --folds 5 --priority cross_entropy --out $R/preflight_cifar10h_n15
 

@@ -181,6 +181,9 @@ VERSUS = (
     ("cifar10n_n15_224tta_s20_ens3_lr0005", "cifar10n_n15_224tta_s20"),
     ("cifar10n_n15_224tta_s20_ens3_lr0005_prune", "cifar10n_n15_224tta_s20_ens3_lr0005"),
     ("cifar10n_n15_lite2_s20_ens3_lr0005", "cifar10n_n15_224tta_s20_ens3_lr0005"),
+    # results/dev_views: heads on 224, 160 and 96 px views vs the 224 px head, both on the
+    # re-extracted features of that study (a fresh paired baseline)
+    ("cifar10n_n15_views_s20_ens3_lr0005", "cifar10n_n15_224tta_s20_ens3_lr0005"),
 )  # fmt: skip
 
 

@@ -235,6 +235,55 @@ def test_single_on_a_small_set_counts_the_samples_contradicted_in_most_epochs() 
     assert not detectors.applicable("single", Evidence(given, k, held_out=run))
 
 
+def _memorising_run(true: np.ndarray, given: np.ndarray, k: int, seed: int) -> RecordedRun:
+    """A run that predicts the true class for 2 of 6 epochs, then its given label (memorised)."""
+    rng = np.random.default_rng(seed)
+    n = true.size
+    rec = Recorder(n, k)
+    for epoch in range(6):
+        logits = rng.normal(size=(n, k))
+        logits[np.arange(n), true if epoch < 2 else given] += 4.0
+        rec.update(np.arange(n), logits, given)
+        rec.end_epoch()
+    return RecordedRun(rec.dynamics(), np.zeros(n, bool), k, held_out=False)
+
+
+def _knn_shares(x: np.ndarray, y: np.ndarray, k: int, num_classes: int) -> np.ndarray:
+    """Label shares of the ``k`` nearest other samples (cosine), by sklearn."""
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(x).kneighbors(x)[1]
+    nb = np.array([[j for j in row if j != i][:k] for i, row in enumerate(idx)])
+    return np.stack([(y[nb] == c).mean(1) for c in range(num_classes)], axis=1)
+
+
+def test_single_on_a_small_set_takes_the_features_knn_count_when_the_run_memorised() -> None:
+    rng = np.random.default_rng(11)
+    n, k = 400, 4
+    true = rng.integers(0, k, n)
+    given = true.copy()
+    flip = rng.random(n) < 0.2
+    given[flip] = (true[flip] + rng.integers(1, k, flip.sum())) % k
+    run = _memorising_run(true, given, k, seed=11)
+    # the run contradicts almost no label in most epochs: the old count flags next to nothing
+    alone = detectors.detect("single", Evidence(given, k, single=run))
+    assert alone.flagged.sum() < 0.1 * flip.sum() and alone.rule.startswith("contradicted-count")
+    # frozen features that cluster by the true class: the kNN shares are a held-out posterior
+    feats = np.eye(k)[true] * 3.0 + rng.normal(size=(n, k))
+    det = detectors.detect("single", Evidence(given, k, single=run, features=feats, knn_k=10))
+    shares = _knn_shares(feats, given, 10, k)
+    n_cl, r_cl = int(cl_count.num_label_issues(given, shares)), _cleanlab_rate_count(given, shares)
+    expected = int(round(np.sqrt(n_cl * r_cl)))
+    assert 0.7 * flip.sum() < expected < 1.3 * flip.sum()
+    assert det.flagged.sum() == expected and det.rule == f"knn-count {expected}"
+    np.testing.assert_allclose(det.score, alone.score)  # the ranking is the run's, only the count moved
+    # features that follow the given labels (a network's embedding trained on them): the kNN agrees
+    # with every label, its count is below the run's contradicted count, which decides
+    emb = np.eye(k)[given] * 10.0 + rng.normal(size=(n, k))
+    again = detectors.detect("single", Evidence(given, k, single=run, features=emb, knn_k=10))
+    assert again.rule.startswith("contradicted-count")
+
+
 def test_single_on_a_large_set_caps_the_mixture_count() -> None:
     from labeltrace._checks import round_half_up
     from labeltrace.decide.count import LARGE, bimodal_count

@@ -143,9 +143,10 @@ class CellRunner:
     def evidence(self, *, embedding_from: str = "in_sample") -> Evidence:
         """The detectors' evidence, each item recorded (or loaded from the cache) on first use.
         A network's features are the embedding kept by the ``embedding_from`` recording
-        (``in_sample`` or ``held_out``), as ``labeltrace scan`` takes them from what it recorded."""
+        (``in_sample``, ``held_out`` or ``single``), as ``labeltrace scan`` takes them from what it
+        recorded."""
         frozen = self.cell.model.on_features
-        source = {"in_sample": self.in_sample, "held_out": self.held_out}[embedding_from]
+        source = {"in_sample": self.in_sample, "held_out": self.held_out, "single": self.single}[embedding_from]
 
         def features() -> np.ndarray:
             emb = source().embedding
@@ -173,6 +174,8 @@ class CellRunner:
         needs = detectors.get(name).needs
         if "features" in needs and "held_out" in needs and not self.cell.model.on_features:
             ev = self.evidence(embedding_from="held_out")  # the first fold model's embedding, as scan's
+        if "single" in needs and not self.cell.model.on_features:
+            ev = self.evidence(embedding_from="single")  # its count may read the run's own embedding, as scan's
         if "features" in needs and ("in_sample" in needs or "held_out" in needs):  # comes with the recording
             needs = tuple(n for n in needs if n != "features")
         # the fits first (trained or loaded here), so that their time is not counted twice: once

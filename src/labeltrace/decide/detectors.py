@@ -265,8 +265,9 @@ def _single(name: str, score: str, summary: str) -> Detector:
 
     def decide(ev: Evidence, s: np.ndarray) -> Decision:
         dyn = ev.single.dynamics
-        if len(s) < C.LARGE:  # a small set is memorised: count the samples contradicted in most epochs
-            n_hat, rule = C.contradicted_count(dyn.mean("correct")), "contradicted"
+        if len(s) < C.LARGE:  # a small set is memorised: the contradicted count, or the kNN posterior's
+            shares = ev.knn_shares() if ev.has("features") else None
+            n_hat, rule = C.one_run_count(dyn.mean("correct"), shares, ev.labels)
         else:  # the GMM split, never more than 3.5 x the rate on the trajectory-averaged posterior
             post = dyn.mean_posterior()[:, : ev.num_classes]
             rate = C.cl_rate_count(post / post.sum(1, keepdims=True), ev.labels)
@@ -277,8 +278,9 @@ def _single(name: str, score: str, summary: str) -> Detector:
 
 
 register(_single("single", "loss", "the one-training mode: one plain training's negated mean loss; flagged: on a "
-                 "small set the samples it contradicted in most epochs, on a large one the GMM count capped at 3.5 x the "
-                 "confident-joint rate of its trajectory-averaged posterior"))
+                 "small set the samples it contradicted in most epochs or, when larger, the held-out count on the "
+                 "features' kNN label shares; on a large one the GMM count capped at 3.5 x the confident-joint rate "
+                 "of its trajectory-averaged posterior"))
 for _score, _what in (("aum", "area under the margin"), ("sei", "SEI"), ("confidence", "mean p(given label)")):
     register(_single(f"single_{_score}", _score, f"one plain training's {_what}, the same count"))
 

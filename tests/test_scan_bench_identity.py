@@ -43,7 +43,7 @@ def _bench_config(npz: Path, cache: Path, names: list[str]):  # noqa: ANN202
     })  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["crossfit", "crossfit_knn", "sei", "knn_vote", "cl"])
+@pytest.mark.parametrize("name", ["crossfit", "crossfit_knn", "sei", "knn_vote", "cl", "single"])
 def test_a_bench_cell_and_scan_give_identical_scores(npz: Path, tmp_path: Path, name: str) -> None:
     cfg = _bench_config(npz, tmp_path / "cache", [name])
     res = run_bench(cfg, out_dir=tmp_path / "out", log=lambda s: None, plots=False)

@@ -26,8 +26,15 @@ def parse_args(doc: str) -> argparse.Namespace:
 
 def dev_cells(config: str, cache: str, datasets: tuple[str, ...] | None = None) -> Iterator[tuple[Cell, CellRunner]]:
     """Every dev cell (of ``datasets`` when given) with its runner (the trainings load from the cache)."""
+    return bench_cells(config, cache, datasets, name="dev")
+
+
+def bench_cells(config: str, cache: str, datasets: tuple[str, ...] | None = None, *,
+                name: str) -> Iterator[tuple[Cell, CellRunner]]:  # fmt: skip
+    """Every cell of the config called ``name`` (of ``datasets`` when given) with its runner; a
+    test-cell report passes ``name="test"`` and chooses nothing from it (benchmarks/SPLIT.md)."""
     cfg = load_config(config)
-    assert cfg.name == "dev", "dev cells only (benchmarks/SPLIT.md)"
+    assert cfg.name == name, f"{name} cells only (benchmarks/SPLIT.md), not {cfg.name!r}"
     cfg = replace(cfg, cache_dir=cache)
     data = {}
     for cell in expand(cfg):

@@ -13,18 +13,14 @@ recorded run cut at the contradicted count (before) and at the rule (after), pai
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from dev_cells import f1_at  # scripts/, run as a script
+from dev_cells import bench_cells, f1_at  # scripts/, run as a script
 
-from labeltrace.bench.cells import CellRunner
-from labeltrace.bench.config import load_config
-from labeltrace.bench.grid import expand, load_dataset
 from labeltrace.decide import count as C
 from labeltrace.decide import detectors
-from labeltrace.evaluate.metrics import interval_text, t_interval
+from labeltrace.evaluate.metrics import detection_report, interval_text, t_interval
 
 TEST = Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "test.toml"
 SMALL = ("breastmnist", "pneumoniamnist")
@@ -34,24 +30,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cache", required=True, help="the bench cache of the rerun")
     a = ap.parse_args()
-    cfg = replace(load_config(str(TEST)), cache_dir=a.cache)
-    assert cfg.name == "test"
     rows: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}
-    data = {}
-    for cell in expand(cfg):
-        if cell.dataset.name not in SMALL:
-            continue
-        if cell.dataset.name not in data:
-            data[cell.dataset.name] = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
-        runner = CellRunner(cell, data[cell.dataset.name], cfg, log=lambda s: None)
+    for cell, runner in bench_cells(str(TEST), a.cache, SMALL, name="test"):
         ev = runner.evidence(embedding_from="in_sample" if cell.model.on_features else "single")
         s = detectors.get("single").score(ev)
         agree = ev.single.dynamics.mean("correct")
         before = C.contradicted_count(agree)
         after, _ = C.one_run_count(agree, ev.knn_shares(), ev.labels)
-        xf = detectors.detect("crossfit", ev)
         truth = runner.truth
-        xf_f1 = 2 * int((xf.flagged & truth).sum()) / (int(xf.flagged.sum()) + int(truth.sum()))
+        xf_f1 = detection_report(truth, detectors.detect("crossfit", ev).flagged)["f1"]
         rows.setdefault((cell.dataset.name, cell.labels, cell.model.name), []).append(
             (int(truth.sum()), before, after, f1_at(s, truth, before), f1_at(s, truth, after), xf_f1))
     print("# The one-training count's kNN rule on the small test cells\n")

@@ -5,7 +5,7 @@
 
 BreastMNIST and PneumoniaMNIST (N < ``count.LARGE``; the large cells' rule is unchanged), 5 seeds,
 from the bench cache of their rerun (``labeltrace bench --config benchmarks/configs/test.toml --only
-DATASET --out benchmarks/results/test-single-knn --cache-dir CACHE``): the `single` ranking of each
+DATASET --out benchmarks/results --name test-DATASET --cache-dir CACHE``): the `single` ranking of each
 recorded run cut at the contradicted count (before) and at the rule (after), paired over seeds
 (mean [95 % t-interval]), and `single`'s F1 as a multiple of `crossfit`'s in the same cell.
 """

@@ -325,6 +325,51 @@ def test_run_simulation_needs_features_for_model_selectors() -> None:
     assert "oracle" in text and "random" in text and f"budget {sim.budget}" in text
 
 
+def test_run_simulation_with_a_model_in_the_loop() -> None:
+    """``model(labels, seed)`` replaces the head: it sees each seed's initial labels (and, live, the
+    labels of each refresh); a model that knows the vote majority makes cross_entropy pick only
+    noisy labels first."""
+    votes, _, truth = _data()
+    seen: list[tuple[int, np.ndarray]] = []
+
+    def majority(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        seen.append((seed, labels.copy()))
+        post = np.full((N, K), 0.01)
+        post[np.arange(N), truth] = 1 - 0.01 * (K - 1)
+        return post, np.where(labels == truth, 1.0, -1.0)
+
+    kw: dict[str, Any] = {"selectors": ["random", "cross_entropy", "oracle"], "seeds": [3, 4],
+                          "noise_rate": 0.2, "budget_factor": 2.0}  # fmt: skip
+    sim = experiment.run_simulation(votes, model=majority, **kw)
+    assert [s for s, _ in seen] == [3, 4] and sim.head_accuracy == [1.0, 1.0]
+    for (s, lab), r in zip(seen, sim.results["cross_entropy"], strict=True):
+        tau = vm.temperature_for_rate(votes, 0.2, seed=s)
+        np.testing.assert_array_equal(lab, vm.sample_initial_labels(votes, temperature=tau, seed=s).labels)
+        noisy = np.flatnonzero(lab != truth)
+        assert set(r.picked[: noisy.size].tolist()) == set(noisy.tolist())
+    assert all(rec == 1.0 for rec in sim.head_noisy_recall) and sim.retrainings == [1, 1]
+    seen.clear()
+    live = experiment.run_simulation(votes, model=majority, active_every=10, **kw)
+    assert len(seen) == 2 + sum(live.updates) and sum(live.updates) > 0
+    assert live.retrainings == [1 + u for u in live.updates]
+
+
+def test_run_simulation_model_errors() -> None:
+    votes, feats, _ = _data()
+    ok = (np.full((N, K), 1 / K), np.zeros(N))
+    with pytest.raises(ValueError, match="model replaces features"):
+        experiment.run_simulation(votes, features=feats, model=lambda lab, s: ok, seeds=[0])
+    with pytest.raises(ValueError, match="model replaces features"):
+        experiment.run_simulation(votes, model=lambda lab, s: ok, seeds=[0], active_every=5,
+                                  active_method="propagation")  # fmt: skip
+    with pytest.raises(ValueError, match=f"posterior has {N - 1} rows, expected {N}"):
+        experiment.run_simulation(votes, model=lambda lab, s: (ok[0][1:], ok[1]), seeds=[0])
+    bad = ok[1].copy()
+    bad[[7, 9]] = np.nan
+    with pytest.raises(ValueError, match="SEI has NaN or infinite values at.*7.*9"):
+        experiment.run_simulation(votes, model=lambda lab, s: (ok[0], bad), seeds=[0])
+
+
 def test_write_simulation(tmp_path: Path) -> None:
     votes, _, _ = _data()
     sim = experiment.run_simulation(

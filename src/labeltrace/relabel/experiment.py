@@ -8,7 +8,8 @@ a head in the loop.
   the oracle;
 * :func:`run_simulation` — per seed: initial noisy labels at a target noise rate
   (:mod:`labeltrace.relabel.votes`), a head trained on the features and those labels
-  (:mod:`labeltrace.relabel.head`; in-sample, or cross-fitted with ``HeadConfig(folds=F)``),
+  (:mod:`labeltrace.relabel.head`; in-sample, or cross-fitted with ``HeadConfig(folds=F)``) —
+  or any model given as a function of the labels (``model=``, e.g. a fine-tuned network) —
   then :func:`compare_selectors`; with ``active_every=M`` the model-based selectors refresh the
   posterior every ``M`` relabels — by retraining the head (``active_method="head"``) or by
   label propagation (``"propagation"``), the refresh the review app's live queue runs
@@ -24,19 +25,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.annotator import Annotator, FunctionAnnotator, SimulatedAnnotator
-from labeltrace.relabel.arrays import check_label_vector
+from labeltrace.relabel.arrays import check_label_vector, check_posterior, check_vector
 from labeltrace.relabel.campaign import Campaign, UpdateFn
 from labeltrace.relabel.head import HeadConfig, HeadRetrainer, standardize
 from labeltrace.relabel.live import LiveConfig, TimedUpdate, build_updater
 from labeltrace.relabel.propagation import neighbour_graph
 from labeltrace.relabel.result import DEFAULT_FRACTIONS, CampaignResult, campaign_result
-from labeltrace.relabel.stats import Aggregate, aggregate, fixed_ratio, normalized_gain
+from labeltrace.relabel.stats import SimulationResult, aggregate, normalized_gain, ratio_to_random
 from labeltrace.relabel.votes import (
     InitialLabels,
     ambiguous_mask,
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_SELECTORS",
     "SimulationResult",
     "compare_selectors",
+    "ModelFn",
     "ratio_to_random",
     "run_campaign",
     "run_simulation",
@@ -188,45 +190,20 @@ def compare_selectors(
     return out
 
 
-@dataclass(frozen=True, eq=False)
-class SimulationResult:
-    """Campaigns of every selector over seeds, with what each seed started from.
+ModelFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+"""``model(labels (N,), seed) -> (posterior (N, K), sei (N,))``: a model in the simulation's loop
+(:func:`run_simulation`'s ``model``)."""
 
-    Attributes
-    ----------
-    results : {selector: [CampaignResult per seed, in ``seeds`` order]}.
-    aggregates : {selector: mean curves and 95 % t-intervals over seeds}.
-    budget, noise_rate, budget_factor, seeds, active_every, active_method : the settings.
-    temperatures, n_noisy : per seed, the temperature of the initial draw and the realised
-        number of noisy initial labels.
-    head_accuracy : per seed, the fraction of images whose posterior argmax equals the vote
-        majority (the initial model; NaN without a model).
-    head_noisy_recall : per seed, the fraction of initially noisy images whose posterior argmax
-        differs from their noisy label (NaN without a model).
-    retrainings : per seed, head trainings performed (initial one included).
-    updates, update_seconds : per seed, posterior refreshes of the active loop and their total
-        wall time (every selector's campaign counted).
-    head : the head's settings (None without a model).
-    seconds : wall time.
-    """
 
-    results: dict[str, list[CampaignResult]]
-    aggregates: dict[str, Aggregate]
-    budget: int
-    noise_rate: float
-    budget_factor: float
-    seeds: list[int]
-    active_every: int | None
-    temperatures: list[float]
-    n_noisy: list[int]
-    head_accuracy: list[float]
-    head_noisy_recall: list[float]
-    retrainings: list[int]
-    head: HeadConfig | None
-    seconds: float
-    active_method: str = "head"
-    updates: list[int] = field(default_factory=list)
-    update_seconds: list[float] = field(default_factory=list)
+def _checked_model(model: ModelFn, seed: int, n: int, k: int) -> UpdateFn:
+    """``model`` for one seed, on the current labels; its answers checked (shapes, finite, rows
+    summing to 1)."""
+
+    def fit(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        post, sei = model(labels, seed)
+        return check_posterior(post, n=n, k=k), check_vector(sei, "the model's SEI", n)
+
+    return fit
 
 
 def _simulation_budget(n: int, noise_rate: float, budget_factor: float, budget: int | None) -> int:
@@ -255,6 +232,7 @@ def run_simulation(
     active_method: str = "head",
     gamma: float = 0.3,
     log: Callable[[str], None] | None = None,
+    model: ModelFn | None = None,
 ) -> SimulationResult:
     """Simulate relabeling campaigns of every selector on real votes with a model in the loop.
 
@@ -265,7 +243,7 @@ def run_simulation(
         (each standardised; the head is trained on each and the posteriors averaged, see
         :mod:`labeltrace.relabel.head`; label propagation uses the first view's neighbours);
         required by the selectors that need a model
-        (:func:`labeltrace.relabel.priority.needing_model`).
+        (:func:`labeltrace.relabel.priority.needing_model`) unless ``model`` is given.
     selectors : registry names; ``oracle`` sets the normalised gains.
     seeds : per seed ``s``: the initial labels (``temperature_for_rate(votes, noise_rate,
         seed=s)`` then ``sample_initial_labels(..., seed=s)``), the head (``head.seed + s``),
@@ -282,6 +260,10 @@ def run_simulation(
         (:mod:`labeltrace.relabel.propagation`, k = 10, λ = 1).
     gamma : ambiguity threshold of ``joint`` / ``sei_joint``.
     log : called with one progress line per seed.
+    model : instead of ``features`` and ``head``: any model in the loop, ``model(labels, seed) ->
+        (posterior (N, K), sei (N,))`` trained on ``labels`` (e.g. a fine-tuned network,
+        cross-fitted); with ``active_every`` it is called again on the current labels at every
+        refresh (``active_method="head"``).
     """
     dist = vote_distribution(votes)
     n, k = dist.shape
@@ -298,7 +280,10 @@ def run_simulation(
         raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
     needs_model = prio.needing_model(sel)
     x: list[np.ndarray] | None = None
-    if needs_model:
+    if model is not None and (features is not None or active_method != "head"):
+        raise ValueError("model replaces features and the head: give one or the other "
+                         "(a model refreshes by refitting: active_method='head')")  # fmt: skip
+    if needs_model and model is None:
         if features is None:
             raise ValueError(
                 f"selectors {needs_model} need a model posterior/SEI: give features "
@@ -339,15 +324,20 @@ def run_simulation(
         retrainer = None
         head_acc.append(float("nan"))
         head_rec.append(float("nan"))
-        if x is not None:
+        update = None
+        if model is not None and needs_model:
+            fit = _checked_model(model, s, n, k)
+            post, sei = fit(init.labels)
+            update = TimedUpdate(fit) if live is not None else None
+        elif x is not None:
             retrainer = HeadRetrainer(x, num_classes=k, config=replace(head, seed=head.seed + s))
             first = retrainer.fit(init.labels)
             post, sei = first.posterior, first.sei
+        if post is not None:
             pred = post.argmax(axis=1)
             head_acc[-1] = float(np.mean(pred == truth))
             if noisy.any():
                 head_rec[-1] = float(np.mean(pred[noisy] != init.labels[noisy]))
-        update = None
         if live is not None and x is not None and post is not None:
             if live.method == "head":  # the retrainer that fitted the start: its cache is shared
                 update = TimedUpdate(retrainer)  # type: ignore[arg-type]
@@ -361,7 +351,8 @@ def run_simulation(
         )  # fmt: skip
         for name, rs in out.items():
             results[name].extend(rs)
-        trainings.append(retrainer.trainings if retrainer is not None else 0)
+        fits = 1 + (update.calls if update is not None else 0) if model is not None and needs_model else 0
+        trainings.append(retrainer.trainings if retrainer is not None else fits)
         n_updates.append(update.calls if update is not None else 0)
         update_sec.append(update.seconds if update is not None else 0.0)
         if log is not None:
@@ -389,13 +380,3 @@ def run_simulation(
         updates=n_updates,
         update_seconds=update_sec,
     )
-
-
-def ratio_to_random(
-    sim: SimulationResult, selector: str, fraction: float
-) -> tuple[float, float, float]:
-    """Per-seed ratio of noisy labels fixed by ``selector`` to those fixed by ``random`` after
-    ``fraction`` of the budget: ``(mean, low, high)`` over seeds (NaN where random fixed none)."""
-    if "random" not in sim.results:
-        raise ValueError("the simulation has no 'random' selector to compare with")
-    return fixed_ratio(sim.results[selector], sim.results["random"], fraction)

@@ -1,16 +1,29 @@
-"""Statistics over simulated campaigns: intervals over seeds, the normalised gain, aggregates."""
+"""Statistics over simulated campaigns: intervals over seeds, the normalised gain, aggregates, and
+:class:`SimulationResult`, what a whole simulation returns."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from labeltrace.evaluate.metrics import t_interval
 from labeltrace.relabel.result import CampaignResult
 
-__all__ = ["Aggregate", "aggregate", "fixed_ratio", "normalized_gain", "t_interval"]
+if TYPE_CHECKING:
+    from labeltrace.relabel.head import HeadConfig
+
+__all__ = [
+    "Aggregate",
+    "SimulationResult",
+    "aggregate",
+    "fixed_ratio",
+    "normalized_gain",
+    "ratio_to_random",
+    "t_interval",
+]
 
 
 def normalized_gain(result: CampaignResult, oracle_result: CampaignResult) -> float:
@@ -114,3 +127,55 @@ def aggregate(results: Sequence[CampaignResult], *, confidence: float = 0.95) ->
         remaining_ambiguous=np.mean([r.remaining_ambiguous for r in results], axis=0),
         metrics=metrics,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """Campaigns of every selector over seeds, with what each seed started from.
+
+    Attributes
+    ----------
+    results : {selector: [CampaignResult per seed, in ``seeds`` order]}.
+    aggregates : {selector: mean curves and 95 % t-intervals over seeds}.
+    budget, noise_rate, budget_factor, seeds, active_every, active_method : the settings.
+    temperatures, n_noisy : per seed, the temperature of the initial draw and the realised
+        number of noisy initial labels.
+    head_accuracy : per seed, the fraction of images whose posterior argmax equals the vote
+        majority (the initial model; NaN without a model).
+    head_noisy_recall : per seed, the fraction of initially noisy images whose posterior argmax
+        differs from their noisy label (NaN without a model).
+    retrainings : per seed, fits of the head (or of ``run_simulation``'s ``model``) performed,
+        the initial one included.
+    updates, update_seconds : per seed, posterior refreshes of the active loop and their total
+        wall time (every selector's campaign counted).
+    head : the head's settings (None without a model).
+    seconds : wall time.
+    """
+
+    results: dict[str, list[CampaignResult]]
+    aggregates: dict[str, Aggregate]
+    budget: int
+    noise_rate: float
+    budget_factor: float
+    seeds: list[int]
+    active_every: int | None
+    temperatures: list[float]
+    n_noisy: list[int]
+    head_accuracy: list[float]
+    head_noisy_recall: list[float]
+    retrainings: list[int]
+    head: HeadConfig | None
+    seconds: float
+    active_method: str = "head"
+    updates: list[int] = field(default_factory=list)
+    update_seconds: list[float] = field(default_factory=list)
+
+
+def ratio_to_random(
+    sim: SimulationResult, selector: str, fraction: float
+) -> tuple[float, float, float]:
+    """Per-seed ratio of noisy labels fixed by ``selector`` to those fixed by ``random`` after
+    ``fraction`` of the budget: ``(mean, low, high)`` over seeds (NaN where random fixed none)."""
+    if "random" not in sim.results:
+        raise ValueError("the simulation has no 'random' selector to compare with")
+    return fixed_ratio(sim.results[selector], sim.results["random"], fraction)

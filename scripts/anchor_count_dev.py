@@ -14,16 +14,18 @@ is the default's count (`count.conservative_count`). Small dev cells only (N < `
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
-from dev_cells import dev_cells, f1_at, parse_args, print_header  # scripts/, run as a script
+from dev_cells import (  # scripts/, run as a script
+    SMALL_DEV,
+    CountTable,
+    dev_cells,
+    parse_args,
+    print_header,
+)
 
 from labeltrace.decide import count as C
 from labeltrace.decide import detectors
 
-SMALL = ("digits", "pneumoniamnist-val", "breastmnist-val", "cifar10n-dev-2k", "cifar10n-dev-2k-224",
-         "pneumoniamnist-val-224", "breastmnist-val-224", "cifar10-catdog-dev", "pneumoniamnist-train-rest")  # fmt: skip
 ANCHORS: dict[str, tuple[str, float]] = {"q97": ("quantile", 0.97), "q99": ("quantile", 0.99),
                                          "top3": ("top", 0.03), "top10": ("top", 0.10)}  # fmt: skip
 
@@ -56,29 +58,17 @@ def anchor_count(post: np.ndarray, labels: np.ndarray, how: str, v: float) -> in
 def main() -> None:
     a = parse_args(__doc__)
     names = ["crossfit", *ANCHORS]
-    f1s: dict[str, list[float]] = defaultdict(list)
-    clean: dict[str, list[int]] = defaultdict(list)
+    table = CountTable()
     print_header("Anchor-point counts on the small dev cells", "anchor_count_dev.py", "dev-anchor-count.md",
                  "the crossfit ranking", names)  # fmt: skip
-    for cell, runner in dev_cells(a.config, a.cache, SMALL):
+    for cell, runner in dev_cells(a.config, a.cache, SMALL_DEV):
         ev = runner.evidence()
         held, ins = detectors._held_posteriors(ev)
-        score = detectors.get("crossfit").score(ev)
         counts = {"crossfit": C.conservative_count(held, ins, ev.labels)}
         counts |= {name: anchor_count(held, ev.labels, how, v) for name, (how, v) in ANCHORS.items()}
-        truth = runner.truth
-        outs = []
-        for name, k in counts.items():
-            f = f1_at(score, truth, k)
-            (f1s[name].append(f) if truth.any() else clean[name].append(k))
-            outs.append(f"{k} ({f:.3f})" if truth.any() else f"{k}")
-        print(f"| {cell.dataset.name} {cell.labels} {cell.model.name} | {cell.seed} | {len(truth)} | "
-              f"{int(truth.sum())} | " + " | ".join(outs) + " |")
-    print("\n| count | mean F1, noisy small dev cells | flagged on the clean small dev cells (mean) |")
-    print("|---|---|---|")
-    for name in names:
-        print(f"| {name} | {np.mean(f1s[name]):.4f} (n={len(f1s[name])}) | {np.mean(clean[name]):.1f} |")
-
+        table.row(f"{cell.dataset.name} {cell.labels} {cell.model.name}", cell.seed,
+                  detectors.get("crossfit").score(ev), runner.truth, counts)  # fmt: skip
+    table.footer("| count | mean F1, noisy small dev cells | flagged on the clean small dev cells (mean) |")
 
 if __name__ == "__main__":
     main()

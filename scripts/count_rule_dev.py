@@ -15,11 +15,16 @@ where a head memorises a small set; both count the 2,000-image CIFAR-10N cells r
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
-from dev_cells import dev_cells, f1_at, parse_args, print_header  # scripts/, run as a script
+from dev_cells import (  # scripts/, run as a script
+    SMALL_DEV,
+    CountTable,
+    dev_cells,
+    parse_args,
+    print_header,
+)
 
 from labeltrace.decide import count as C
 from labeltrace.decide import detectors
@@ -40,11 +45,10 @@ RULES: dict[str, Rule] = {
 
 def main() -> None:
     a = parse_args(__doc__)
-    f1s: dict[str, list[float]] = defaultdict(list)
-    clean: dict[str, list[int]] = defaultdict(list)
+    table = CountTable()
     print_header("crossfit count rules on the dev cells (N < count.LARGE)", "count_rule_dev.py",
                  "dev-count-rules.md", "the crossfit ranking", list(RULES))  # fmt: skip
-    for cell, runner in dev_cells(a.config, a.cache):
+    for cell, runner in dev_cells(a.config, a.cache, SMALL_DEV):
         n = len(runner.given)
         if n >= C.LARGE:
             continue
@@ -53,23 +57,9 @@ def main() -> None:
         score = detectors.get("crossfit").score(ev)
         cnt, rate = C.cl_count(held, ev.labels), C.cl_rate_count(held, ev.labels)
         m = 2 * C.cl_count((held + ins) / 2, ev.labels)
-        truth = runner.truth
-        outs = []
-        for name, rule in RULES.items():
-            k = rule(cnt, rate, m)
-            f = f1_at(score, truth, k)
-            if truth.any():
-                f1s[name].append(f)
-            else:
-                clean[name].append(k)
-            outs.append(f"{k} ({f:.3f})" if truth.any() else f"{k}")
-        print(f"| {cell.dataset.name} {cell.labels} {cell.model.name} | {cell.seed} | {n} | {int(truth.sum())} | "
-              + " | ".join(outs) + " |")
-    print("\n| rule | mean F1, noisy dev cells (N < LARGE) | flagged on clean dev cells (mean) |")
-    print("|---|---|---|")
-    for name in RULES:
-        print(f"| {name} | {np.mean(f1s[name]):.4f} (n={len(f1s[name])}) | {np.mean(clean[name]):.1f} |")
-
+        table.row(f"{cell.dataset.name} {cell.labels} {cell.model.name}", cell.seed, score, runner.truth,
+                  {name: rule(cnt, rate, m) for name, rule in RULES.items()})  # fmt: skip
+    table.footer("| rule | mean F1, noisy dev cells (N < LARGE) | flagged on clean dev cells (mean) |")
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from labeltrace.bench.config import load_config
 from labeltrace.bench.grid import Cell, expand, load_dataset
 
 DEV = Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "dev.toml"
+#: the dev datasets with N < count.LARGE (the small-set rules apply); the large ones load slowly
+SMALL_DEV = ("digits", "pneumoniamnist-val", "breastmnist-val", "cifar10n-dev-2k", "cifar10n-dev-2k-224",
+             "pneumoniamnist-val-224", "breastmnist-val-224", "cifar10-catdog-dev", "pneumoniamnist-train-rest")  # fmt: skip
 
 
 def parse_args(doc: str) -> argparse.Namespace:
@@ -62,3 +66,29 @@ def print_header(title: str, script: str, out: str, what: str, rules: tuple[str,
           f"(from the bench cache of `configs/dev.toml`; each entry: count (F1 of {what} cut there)).\n")  # fmt: skip
     print("| cell | seed | N | true | " + " | ".join(rules) + " |")
     print("|---|---|---|---|" + "---|" * len(rules))
+
+
+class CountTable:
+    """The rows of a count study: per cell and seed, each rule's count and the F1 of a ranking cut
+    there (:meth:`row`); then each rule's mean F1 over the noisy cells and mean count on the clean
+    ones (:meth:`footer`)."""
+
+    def __init__(self) -> None:
+        self.f1s: dict[str, list[float]] = defaultdict(list)
+        self.clean: dict[str, list[int]] = defaultdict(list)
+
+    def row(self, label: str, seed: int, score: np.ndarray, truth: np.ndarray, counts: Mapping[str, int]) -> None:
+        outs = []
+        for name, k in counts.items():
+            f = f1_at(score, truth, k)
+            (self.f1s[name].append(f) if truth.any() else self.clean[name].append(k))
+            outs.append(f"{k} ({f:.3f})" if truth.any() else f"{k}")
+        print(f"| {label} | {seed} | {len(truth)} | {int(truth.sum())} | " + " | ".join(outs) + " |")
+
+    def footer(self, head: str) -> None:
+        """``head``: the footer table's header row, e.g. ``| rule | mean F1 ... | flagged ... |``."""
+        print(f"\n{head}\n|---|---|---|")
+        for name in self.f1s | self.clean:
+            f1, cl = self.f1s[name], self.clean[name]
+            print(f"| {name} | {np.mean(f1):.4f} (n={len(f1)}) | {np.mean(cl):.1f} |")
+

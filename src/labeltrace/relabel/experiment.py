@@ -48,9 +48,9 @@ from labeltrace.relabel.votes import (
 
 __all__ = [
     "DEFAULT_SELECTORS",
+    "ModelFn",
     "SimulationResult",
     "compare_selectors",
-    "ModelFn",
     "ratio_to_random",
     "run_campaign",
     "run_simulation",

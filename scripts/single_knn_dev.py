@@ -23,14 +23,18 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from dev_cells import dev_cells, f1_at, parse_args, print_header  # scripts/, run as a script
+from dev_cells import (  # scripts/, run as a script
+    SMALL_DEV,
+    dev_cells,
+    f1_at,
+    parse_args,
+    print_header,
+)
 
 from labeltrace.decide import count as C
 from labeltrace.decide import detectors
 
 RULES = ("contradicted", "knn", "max", "crossfit")
-SMALL = ("digits", "pneumoniamnist-val", "breastmnist-val", "cifar10n-dev-2k", "cifar10n-dev-2k-224",
-         "pneumoniamnist-val-224", "breastmnist-val-224", "cifar10-catdog-dev", "pneumoniamnist-train-rest")  # fmt: skip
 
 
 def main() -> None:
@@ -39,7 +43,7 @@ def main() -> None:
     clean: dict[tuple[str, str], list[int]] = defaultdict(list)
     print_header("One-training count on small sets: contradicted vs the kNN posterior's", "single_knn_dev.py",
                  "dev-single-knn.md", "the `single` ranking", RULES)  # fmt: skip
-    for cell, runner in dev_cells(a.config, a.cache, SMALL):
+    for cell, runner in dev_cells(a.config, a.cache, SMALL_DEV):
         ev = runner.evidence(embedding_from="in_sample" if cell.model.on_features else "single")
         s = detectors.get("single").score(ev)
         con = C.contradicted_count(ev.single.dynamics.mean("correct"))

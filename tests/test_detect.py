@@ -81,6 +81,40 @@ def test_crossfit_averages_the_in_sample_companion_and_counts_on_the_held_out_si
     assert det.score[det.flagged].max() < det.score[~det.flagged].min()
 
 
+def test_crossfit_with_frozen_features_on_a_small_set_mixes_in_a_quarter_of_the_knn_shares() -> None:
+    run, given, _ = _recorded(seed=6, rate=0.3)
+    comp, _, _ = _recorded(seed=7, rate=0.3)
+    both = RecordedRun(run.dynamics, run.is_auxiliary, run.num_classes, held_out=True, in_sample=comp.dynamics)
+    feats = np.random.default_rng(6).normal(size=(given.size, 4))  # any features: the mix is arithmetic
+    h, i = _normalized(run.dynamics.mean_posterior()), _normalized(comp.dynamics.mean_posterior())
+    plain = detectors.detect("crossfit", Evidence(given, 4, held_out=both))
+    det = detectors.detect("crossfit", Evidence(given, 4, held_out=both, features=feats, features_frozen=True))
+    nb = _knn_shares(feats, given, 10, 4)
+    mh, mi = 0.75 * h + 0.25 * nb, 0.75 * i + 0.25 * nb
+    np.testing.assert_allclose(det.score, ((mh + mi) / 2)[np.arange(given.size), given])
+    n_hat = round((int(cl_count.num_label_issues(given, mh)) * _cleanlab_rate_count(given, mh)) ** 0.5)
+    assert det.flagged.sum() == n_hat and det.rule == f"count {n_hat}"
+    assert not np.allclose(det.score, plain.score)
+    # the same features as a network's embedding (trained on these labels): not mixed
+    emb = detectors.detect("crossfit", Evidence(given, 4, held_out=both, features=feats))
+    np.testing.assert_array_equal(emb.score, plain.score)
+    np.testing.assert_array_equal(emb.flagged, plain.flagged)
+    # crossfit's count is what crossfit_knn cuts at
+    knn = detectors.detect("crossfit_knn", Evidence(given, 4, held_out=both, features=feats, features_frozen=True))
+    assert knn.flagged.sum() == n_hat
+
+
+def test_crossfit_on_a_large_set_keeps_the_recorded_posterior_with_frozen_features() -> None:
+    from labeltrace.decide.count import LARGE
+
+    run, given, _ = _recorded(seed=9, n=LARGE + 10, epochs=2)
+    feats = np.random.default_rng(9).normal(size=(given.size, 3))
+    plain = detectors.detect("crossfit", Evidence(given, 4, held_out=run))
+    det = detectors.detect("crossfit", Evidence(given, 4, held_out=run, features=feats, features_frozen=True))
+    np.testing.assert_array_equal(det.score, plain.score)
+    np.testing.assert_array_equal(det.flagged, plain.flagged)
+
+
 def test_conservative_count_on_a_large_set_takes_the_smallest_estimate() -> None:
     from labeltrace.decide.count import LARGE, conservative_count
 

@@ -110,6 +110,7 @@ def _evidence(rec: Recording | None, inputs: Inputs, given: np.ndarray, k: int, 
         single=rec.runs[0] if rec is not None and not rec.held_out and len(rec.runs) == 1 else None,
         held_out=rec.runs[0] if rec is not None and rec.held_out else None, cv_probs=cv,
         features=feats if feats is not None and len(given) > config.knn_k + 1 else None, knn_k=config.knn_k,
+        features_frozen=inputs.features is not None,
     )  # fmt: skip
 
 

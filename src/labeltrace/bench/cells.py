@@ -157,7 +157,7 @@ class CellRunner:
             self.given, self.k, in_sample=lambda: self.in_sample().runs, single=lambda: self.single().runs[0],
             held_out=lambda: self.held_out().runs[0],
             cv_probs=lambda: self.cv_probs()[0], features=self.x.numpy() if frozen else features,
-            knn_k=self.cfg.knn_k,
+            knn_k=self.cfg.knn_k, features_frozen=frozen,
             cost={"in_sample": lambda: (2, sum(self.in_sample().seconds)),
                   "single": lambda: (1, sum(self.single().seconds)),
                   "held_out": lambda: (self.cfg.n_folds, sum(self.held_out().seconds)),

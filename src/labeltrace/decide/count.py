@@ -30,7 +30,7 @@ from sklearn.mixture import GaussianMixture
 from labeltrace._checks import round_half_up
 from labeltrace.score import confident
 
-__all__ = ["IN_SAMPLE_FACTOR", "SINGLE_RATE_FACTOR", "bimodal_count", "cl_count", "cl_rate_count",
+__all__ = ["IN_SAMPLE_FACTOR", "KNN_WEIGHT", "SINGLE_RATE_FACTOR", "bimodal_count", "cl_count", "cl_rate_count",
            "conservative_count", "contradicted_count", "implant_weight", "one_run_count"]
 
 
@@ -64,6 +64,18 @@ IN_SAMPLE_FACTOR = 2.5
 #: mean noisy-label F1 at 3 / 3.5 / 4, 96 px 0.653 / 0.656 / 0.651, default resolution 0.671 / 0.687
 #: / 0.692; 3.5 rises at both
 SINGLE_RATE_FACTOR = 3.5
+
+#: on a small set (``N < LARGE``) whose model is a head on frozen features, the default detector's
+#: held-out and in-sample posteriors are mixed with the label shares of each sample's k nearest
+#: neighbours in those features, this much of the shares (ranking and count both read the mixture).
+#: Chosen on the small dev cells (``scripts/knn_mix_dev.py`` → ``benchmarks/results/dev-knn-mix.md``):
+#: over the 20 noisy frozen-feature cells, F1 +0.0076 [+0.0033, +0.0118] and AUROC +0.0043
+#: [+0.0002, +0.0084] against no mixing, worst cell −0.006, and 169.6 flagged on the clean cells
+#: instead of 184.7 (0.3 ties on F1 with a wider AUROC interval; 0.1 / 0.2 gain less). With a
+#: network's own embedding the shares follow the labels it was trained on: F1 −0.019 at this
+#: weight over the 10 small-CNN cells, so a network's posterior is not mixed. Large sets were not
+#: measured and keep the plain posterior.
+KNN_WEIGHT = 0.25
 
 
 def conservative_count(held: np.ndarray, in_sample: np.ndarray | None, labels: np.ndarray) -> int:

@@ -149,20 +149,30 @@ def _held_posteriors(ev: Evidence) -> tuple[np.ndarray, np.ndarray | None]:
     return held / held.sum(1, keepdims=True), ins
 
 
-def _crossfit_score(ev: Evidence) -> np.ndarray:
+def _crossfit_posteriors(ev: Evidence) -> tuple[np.ndarray, np.ndarray | None]:
+    """The default's held-out and in-sample posteriors: on a small set with frozen features,
+    each mixed with the kNN label shares (``count.KNN_WEIGHT``); else as recorded."""
     held, ins = _held_posteriors(ev)
+    if not (ev.features_frozen and ev.has("features") and len(ev.labels) < C.LARGE):
+        return held, ins
+    w, nb = C.KNN_WEIGHT, ev.knn_shares()
+    return (1 - w) * held + w * nb, None if ins is None else (1 - w) * ins + w * nb
+
+
+def _crossfit_score(ev: Evidence) -> np.ndarray:
+    held, ins = _crossfit_posteriors(ev)
     post = held if ins is None else (held + ins) / 2
     return P.self_confidence(post, ev.labels)
 
 
 def _crossfit_decide(ev: Evidence, s: np.ndarray) -> Decision:
-    held, ins = _held_posteriors(ev)
+    held, ins = _crossfit_posteriors(ev)
     n_hat = C.conservative_count(held, ins, ev.labels)
     return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"count {n_hat}")
 
 
 def _crossfit_cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
-    held, _ = _held_posteriors(ev)
+    held, _ = _crossfit_posteriors(ev)
     return P.find_label_issues(held, ev.labels, filter_by="prune_by_noise_rate"), float("nan"), \
         "cl prune_by_noise_rate (held-out)"  # fmt: skip
 
@@ -170,7 +180,7 @@ def _crossfit_cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
 register(Detector(
     "crossfit", ("held_out",), _crossfit_score, _crossfit_decide,
     "the default: p(given label) under the mean of the cross-fitted models' held-out and in-sample softmax, "
-    "averaged over epochs; the lowest flagged, as many as confident-learning estimates on the held-out "
+    "averaged over epochs (on a small set with frozen features, mixed 3:1 with the kNN label shares); the lowest flagged, as many as confident-learning estimates on the held-out "
     "posterior count (decide.count.conservative_count: small sets the geometric mean of CL's count and "
     "rate x N, large sets the smallest of three counts)",
 ))  # fmt: skip
@@ -178,7 +188,7 @@ def _crossfit_counted(name: str, count: Callable[[Evidence, np.ndarray, np.ndarr
     """crossfit's score, flagged down to a count estimated by another rule."""
 
     def decide(ev: Evidence, s: np.ndarray) -> Decision:
-        held, _ = _held_posteriors(ev)
+        held, _ = _crossfit_posteriors(ev)
         n_hat = count(ev, held, s)
         return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"{name.split('_', 1)[1]}-count {n_hat}")
 
@@ -205,7 +215,7 @@ def _crossfit_knn_score(ev: Evidence) -> np.ndarray:
 
 
 def _crossfit_knn_decide(ev: Evidence, s: np.ndarray) -> Decision:
-    held, ins = _held_posteriors(ev)
+    held, ins = _crossfit_posteriors(ev)
     n_hat = C.conservative_count(held, ins, ev.labels)
     return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"count {n_hat}")
 

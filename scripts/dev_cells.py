@@ -25,6 +25,7 @@ def parse_args(doc: str) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--cache", required=True, help="the bench cache that holds the dev cells' trainings")
     ap.add_argument("--config", default=str(DEV))
+    ap.add_argument("--only", default=None, help="comma-separated dev datasets (studies that read it)")
     return ap.parse_args()
 
 

@@ -46,12 +46,12 @@ def main() -> None:
         y, truth = ev.labels, runner.truth
         rows = np.arange(len(y))
         held, ins = detectors._held_posteriors(ev)
-        post = held if ins is None else (held + ins) / 2
         nb = ev.knn_shares()
         key = (cell.dataset.name, cell.labels, cell.model.name)
         for w in WEIGHTS:
-            s = ((1 - w) * post + w * nb)[rows, y]
-            k = C.conservative_count((1 - w) * held + w * nb, None if ins is None else (1 - w) * ins + w * nb, y)
+            h, i = C.knn_mixed(held, ins, nb, w)
+            s = (h if i is None else (h + i) / 2)[rows, y]
+            k = C.conservative_count(h, i, y)
             if truth.any():
                 auc[key][w].append(roc_auc_score(truth, -s))
                 f1[key][w].append(f1_at(s, truth, k))

@@ -22,12 +22,12 @@ import hashlib
 from collections import defaultdict
 
 import numpy as np
-from dev_cells import dev_cells, parse_args  # scripts/, run as a script
+from dev_cells import dev_cells, f1_at, parse_args  # scripts/, run as a script
 from sklearn.metrics import roc_auc_score
 
 from labeltrace.decide import count as C
 from labeltrace.decide import detectors
-from labeltrace.score.knn import knn_indices
+from labeltrace.score.knn import knn_indices, label_shares
 
 LARGE_DEV = ("cifar10n-dev", "cifar10n-dev-auto")
 WEIGHTS = (0.0, 0.1, 0.25)
@@ -53,20 +53,16 @@ def main() -> None:
         if key not in neighbours:
             neighbours[key] = knn_indices(x, k=ev.knn_k)
         nbrs = neighbours[key]
-        k = ev.num_classes
-        rows = np.repeat(np.arange(y.size), nbrs.shape[1])
-        shares = np.bincount(rows * k + y[nbrs].ravel(), minlength=y.size * k).reshape(y.size, k) / nbrs.shape[1]
+        shares = label_shares(nbrs, y, ev.num_classes)
         held, ins = detectors._held_posteriors(ev)
         assert ins is not None, "the large-set rule reads the in-sample posterior"
         outs = []
         for w in WEIGHTS:
-            h, i = (1 - w) * held + w * shares, (1 - w) * ins + w * shares
+            h, i = C.knn_mixed(held, ins, shares, w)
             s = ((h + i) / 2)[np.arange(y.size), y]
             n_hat = C.conservative_count(h, i, y)
-            flagged = np.zeros(y.size, bool)
-            flagged[np.argsort(s, kind="stable")[:n_hat]] = True
             if truth.any():
-                f1 = 2 * int((flagged & truth).sum()) / (n_hat + int(truth.sum()))
+                f1 = f1_at(s, truth, n_hat)
                 auc = float(roc_auc_score(truth, -s))
                 f1s[w].append(f1)
                 aucs[w].append(auc)

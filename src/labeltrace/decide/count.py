@@ -31,7 +31,8 @@ from labeltrace._checks import round_half_up
 from labeltrace.score import confident
 
 __all__ = ["IN_SAMPLE_FACTOR", "KNN_WEIGHT", "SINGLE_RATE_FACTOR", "bimodal_count", "cl_count",
-           "cl_rate_count", "conservative_count", "contradicted_count", "implant_weight", "one_run_count"]
+           "cl_rate_count", "conservative_count", "contradicted_count", "implant_weight", "knn_mixed",
+           "one_run_count"]
 
 
 def cl_count(post: np.ndarray, labels: np.ndarray) -> int:
@@ -78,6 +79,14 @@ SINGLE_RATE_FACTOR = 3.5
 #: → ``benchmarks/results/dev-knn-mix-large.md``) the mix gains 0.003 F1 but flags 2,444 of the
 #: original (nearly clean) labels instead of 1,927.
 KNN_WEIGHT = 0.25
+
+
+def knn_mixed(held: np.ndarray, in_sample: np.ndarray | None, shares: np.ndarray,
+              w: float = KNN_WEIGHT) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """The held-out and in-sample posteriors each mixed with the kNN label ``shares``:
+    ``(1 - w) * posterior + w * shares`` (``in_sample`` None stays None)."""
+    mix = (1 - w) * held + w * shares
+    return mix, None if in_sample is None else (1 - w) * in_sample + w * shares
 
 
 def conservative_count(held: np.ndarray, in_sample: np.ndarray | None, labels: np.ndarray) -> int:

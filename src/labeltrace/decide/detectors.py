@@ -155,8 +155,7 @@ def _crossfit_posteriors(ev: Evidence) -> tuple[np.ndarray, np.ndarray | None]:
     held, ins = _held_posteriors(ev)
     if not (ev.features_frozen and ev.has("features") and len(ev.labels) < C.LARGE):
         return held, ins
-    w, nb = C.KNN_WEIGHT, ev.knn_shares()
-    return (1 - w) * held + w * nb, None if ins is None else (1 - w) * ins + w * nb
+    return C.knn_mixed(held, ins, ev.knn_shares())
 
 
 def _crossfit_score(ev: Evidence) -> np.ndarray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from labeltrace.relabel.arrays import check_label_vector, check_posterior
+from labeltrace.score.knn import label_shares
 
 __all__ = ["LabelPropagation", "neighbour_graph"]
 
@@ -82,11 +83,7 @@ class LabelPropagation:
 
     def _neighbour_labels(self, labels: np.ndarray) -> np.ndarray:
         """(N, K) share of each class among each sample's neighbours' labels."""
-        n, m = self.neighbours.shape
-        rows = np.repeat(np.arange(n, dtype=np.int64), m)
-        flat = np.bincount(rows * self.num_classes + labels[self.neighbours].ravel(),
-                           minlength=n * self.num_classes)  # fmt: skip
-        return flat.reshape(n, self.num_classes) / max(m, 1)
+        return label_shares(self.neighbours, labels, self.num_classes)
 
     def posterior_for(self, labels: np.ndarray) -> np.ndarray:
         """(N, K) the propagated posterior for the current ``labels``."""

@@ -33,7 +33,7 @@ import numpy as np
 
 from labeltrace._checks import id_list
 
-__all__ = ["knn_indices", "knn_probs", "knn_vote"]
+__all__ = ["knn_indices", "knn_probs", "knn_vote", "label_shares"]
 
 Metric = Literal["cosine", "euclidean"]
 _METRICS = ("cosine", "euclidean")
@@ -274,7 +274,14 @@ def knn_probs(
         raise ValueError(
             f"labels must lie in [0, {kk}); sample ids {id_list(np.flatnonzero(bad))} do not"
         )
-    nbrs = knn_indices(x, k=k, metric=metric, batch_size=batch_size)
-    rows = np.repeat(np.arange(y.size, dtype=np.int64), nbrs.shape[1])
-    counts = np.bincount(rows * kk + y[nbrs].ravel(), minlength=y.size * kk)
-    return counts.reshape(y.size, kk) / nbrs.shape[1]
+    return label_shares(knn_indices(x, k=k, metric=metric, batch_size=batch_size), y, kk)
+
+
+def label_shares(neighbours: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """``(N, K)`` share of each class among each sample's neighbours' labels, from an ``(N, m)``
+    index array (e.g. :func:`knn_indices`) and integer labels in ``[0, K)``; all zeros when
+    ``m = 0``. The neighbours depend only on the features, so one search serves any labels."""
+    n, m = neighbours.shape
+    rows = np.repeat(np.arange(n, dtype=np.int64), m)
+    counts = np.bincount(rows * num_classes + labels[neighbours].ravel(), minlength=n * num_classes)
+    return counts.reshape(n, num_classes) / max(m, 1)

@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,35 +40,49 @@ def cells(pneumonia: str | None) -> list[tuple[str, list[str], str]]:
     return out
 
 
+def run_scans(configs: Mapping[str, Callable[[str], list[str]]], cell_list: Sequence[tuple[str, list[str], str]],
+              out: Path, *, env: Mapping[str, str], seeds: Sequence[int] = (0, 1, 2)) -> dict[tuple, dict]:  # fmt: skip
+    """Run ``labeltrace scan --model small-cnn`` for every configuration, cell and seed, one after the
+    other; ``configs[name](cell)`` gives the configuration's extra arguments on that cell. Finished
+    scans are kept in ``OUT/results.jsonl`` (a rerun skips them). Returns the rows by (config, cell,
+    noise, seed): F1, AUROC, flagged count, training seconds."""
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "results.jsonl"
+    done = {(r["config"], r["cell"], r["noise"], r["seed"]): r
+            for r in map(json.loads, log.read_text().splitlines())} if log.exists() else {}  # fmt: skip
+    for cfg, args_for in configs.items():
+        for name, data, noise in cell_list:
+            for seed in seeds:
+                key = (cfg, name, noise, seed)
+                if key in done:
+                    continue
+                extra = args_for(name)
+                tag = "_".join(extra).replace("--", "")
+                run_dir = out / "runs" / f"{tag}_{name}_{noise.replace(':', '')}_s{seed}"
+                cmd = [sys.executable, "-m", "labeltrace.cli", "scan", *data, "--out", str(run_dir), "--noise", noise,
+                       "--seed", str(seed), "--model", "small-cnn", "--quiet", "--force", *extra]  # fmt: skip
+                subprocess.run(cmd, check=True, env=dict(env), stdout=subprocess.DEVNULL)
+                meta = json.loads((run_dir / "run.json").read_text())
+                m = meta["metrics"]
+                r = {"config": cfg, "cell": name, "noise": noise, "seed": seed, "f1": m["f1"],
+                     "auroc": m.get("auroc"), "flagged": m.get("n_flagged"), "train_s": meta["timings"]["train"]}  # fmt: skip
+                done[key] = r
+                with log.open("a") as fh:
+                    fh.write(json.dumps(r) + "\n")
+    return done
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--pneumonia", default=None)
     a = ap.parse_args()
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "results.jsonl"
-    done = {(r["config"], r["cell"], r["noise"], r["seed"]): r
-            for r in map(json.loads, log.read_text().splitlines())} if log.exists() else {}  # fmt: skip
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    for cfg, extra in CONFIGS.items():
-        for name, data, noise in cells(a.pneumonia):
-            for seed in (0, 1, 2):
-                key = (cfg, name, noise, seed)
-                if key in done:
-                    continue
-                extra_cell = ["--width", "16", "--epochs", "20"] if cfg == BASE and name == "digits" else extra
-                tag = "_".join(extra_cell).replace("--", "")
-                run_dir = out / "runs" / f"{tag}_{name}_{noise.replace(':', '')}_s{seed}"
-                cmd = [sys.executable, "-m", "labeltrace.cli", "scan", *data, "--out", str(run_dir), "--noise", noise,
-                       "--seed", str(seed), "--model", "small-cnn", "--quiet", "--force", *extra_cell]  # fmt: skip
-                subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-                meta = json.loads((run_dir / "run.json").read_text())
-                r = {"config": cfg, "cell": name, "noise": noise, "seed": seed, "f1": meta["metrics"]["f1"],
-                     "train_s": meta["timings"]["train"]}  # fmt: skip
-                done[key] = r
-                with log.open("a") as fh:
-                    fh.write(json.dumps(r) + "\n")
+
+    def args_for(cfg: str) -> Callable[[str], list[str]]:  # digits (8 px) had width 16 before the study
+        return lambda cell: ["--width", "16", "--epochs", "20"] if cfg == BASE and cell == "digits" else CONFIGS[cfg]
+
+    done = run_scans({cfg: args_for(cfg) for cfg in CONFIGS}, cells(a.pneumonia), Path(a.out),
+                     env=os.environ | {"OMP_NUM_THREADS": "1"})  # fmt: skip
     print("# A cheaper CNN for the default scan, on the dev cells\n")
     print("`python scripts/cnn_size_dev.py --out /work/cache/cnn_size --pneumonia .../pneumoniamnist_modified.npz`"
           " (3 seeds; F1 of the default detector; training seconds on the shared 2-core machine; digits is 8 px, so its previous default was already width 16 and the width-16, 20-epoch rows repeat it)\n")

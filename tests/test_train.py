@@ -121,3 +121,26 @@ def test_lr_schedules():
     assert [round(lr_at(step, e), 6) for e in (0, 3, 4, 6)] == [1.0, 1.0, 0.1, 0.01]
     with pytest.raises(ValueError):
         TrainConfig(epochs=0)
+
+
+def test_predict_logits_batches_do_not_change_the_logits():
+    """Eval-mode logits are each sample's own: batches of 7, the CPU default and one batch agree,
+    in the order of ``ids``, for the small CNN (BatchNorm in eval mode) at 28 px."""
+    from labeltrace.models.small_cnn import SmallResNet
+    from labeltrace.train.loop import eval_batch_size, predict_logits
+
+    torch.manual_seed(0)
+    net = SmallResNet(1, 3, width=8)
+    net.train()
+    net(torch.randn(64, 1, 28, 28))  # move BatchNorm's running statistics off their initial values
+    x = torch.randn(300, 1, 28, 28)
+    ids = torch.tensor(np.random.default_rng(0).permutation(300)[:257])
+    cpu = torch.device("cpu")
+    assert eval_batch_size(cpu) < 257  # the default splits this call into several batches
+    default = predict_logits(net, x, ids, device=cpu)
+    with torch.no_grad():
+        net.eval()
+        whole = net(x[ids])
+    assert default.shape == (257, 3)
+    torch.testing.assert_close(default, whole, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(predict_logits(net, x, ids, device=cpu, batch_size=7), whole, rtol=1e-5, atol=1e-6)

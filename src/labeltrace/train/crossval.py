@@ -224,8 +224,7 @@ class NetworkEstimator:
 
         assert self.net is not None, "fit first"
         xt = self._x(x)
-        logits = predict_logits(self.net, xt, torch.arange(len(xt)), device=next(self.net.parameters()).device,
-                                batch_size=2048)  # fmt: skip
+        logits = predict_logits(self.net, xt, torch.arange(len(xt)), device=next(self.net.parameters()).device)
         return torch.softmax(logits.float(), 1).cpu().numpy().astype(np.float64)
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "augment_batch",
+    "eval_batch_size",
     "lr_at",
     "make_optimizer",
     "predict_logits",
@@ -176,14 +177,28 @@ def run_epoch(
     return correct, total_loss
 
 
+#: eval batch on a CPU: a small batch's activations stay in the cache. The small CNN at 28 px
+#: predicts 2.4x faster in batches of 128 than of 1024 on 2 cores, with the same logits bit for bit
+#: (eval mode: every sample's output is its own); the cross-fitted recording predicts every held-out
+#: fold every epoch, 14 % of the default scan's time on 3,882 images with batches of 1024.
+CPU_EVAL_BATCH = 128
+
+
+def eval_batch_size(device: torch.device) -> int:
+    """Batch size for eval-mode passes: :data:`CPU_EVAL_BATCH` on a CPU, 1024 on an accelerator."""
+    return CPU_EVAL_BATCH if device.type == "cpu" else 1024
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, inputs: torch.Tensor | BatchSource, ids: torch.Tensor, *,
-                   device: torch.device, batch_size: int = 1024) -> torch.Tensor:  # fmt: skip
-    """Eval-mode logits of ``inputs[ids]`` (on the training device); a data-parallel wrapper's
-    module predicts alone (no communication)."""
+                   device: torch.device, batch_size: int | None = None) -> torch.Tensor:  # fmt: skip
+    """Eval-mode logits of ``inputs[ids]`` (on the training device) in batches of ``batch_size``
+    (default :func:`eval_batch_size`); a data-parallel wrapper's module predicts alone (no
+    communication)."""
     net = cast(nn.Module, model.module) if _is_ddp(model) else model
     net.eval()
-    out = [net(x.to(device)) for _, x in as_source(inputs).batches(ids, batch_size)]
+    batch = eval_batch_size(device) if batch_size is None else batch_size
+    out = [net(x.to(device)) for _, x in as_source(inputs).batches(ids, batch)]
     return torch.cat(out) if out else torch.zeros(0)
 
 

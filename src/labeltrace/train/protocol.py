@@ -50,6 +50,7 @@ from labeltrace.train.distributed import Dist
 from labeltrace.train.early_stop import EarlyStop
 from labeltrace.train.loop import (
     TrainConfig,
+    eval_batch_size,
     make_optimizer,
     predict_logits,
     resolve_device,
@@ -155,14 +156,14 @@ def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, give
     }  # fmt: skip
 
 
-def _embedding(net: nn.Module, inputs: Inputs, chunk: int = 1024) -> np.ndarray | None:
+def _embedding(net: nn.Module, inputs: Inputs) -> np.ndarray | None:
     """The network's penultimate embedding of every input (for the kNN vote), if it has one."""
     features = getattr(net, "features", None)
     if features is None:
         return None
     net.eval()
     dev = next(net.parameters()).device
-    source = as_source(inputs)
+    source, chunk = as_source(inputs), eval_batch_size(dev)
     with torch.inference_mode():
         out = [features(x.to(dev)).float().cpu() for _, x in source.batches(torch.arange(source.shape[0]), chunk)]
     return torch.cat(out).numpy()

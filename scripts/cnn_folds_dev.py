@@ -1,0 +1,105 @@
+"""Fewer cross-fitting folds for the from-scratch CNN, on the dev cells (not a test): F1, AUROC and
+training time of ``labeltrace scan --model small-cnn`` with 5 folds (the default) against 4 and 3.
+Five fold models each train on 4/5 of the data (4 trainings of arithmetic); four on 3/4 (3); three
+on 2/3 (2). The question is whether the cost can fall without losing F1 (issue 12 §6).
+
+    python scripts/cnn_folds_dev.py --out /work/cache/cnn_folds \\
+        --pneumonia /work/shared/data/medmnist/pneumoniamnist_modified.npz \\
+        --breast /work/shared/data/medmnist/breastmnist.npz > benchmarks/results/dev-cnn-folds.md
+
+Dev cells (``benchmarks/SPLIT.md``): digits with symmetric / confusion noise 0.2 and 0.4;
+PneumoniaMNIST and BreastMNIST ``val`` with symmetric / confusion 0.2; and PneumoniaMNIST's other
+training images (the 1,882 that the test cells' stratified 2,000-image subset leaves out, the dev
+cell ``pneumoniamnist-train-rest`` of ``configs/dev.toml``; written once to ``OUT/pneumonia_rest.npz``)
+with symmetric / confusion 0.2 — the only dev set of 28 px images near the size of the cost bar's
+3,882. Seeds 0-2, the default detector (crossfit), both torch threads, one scan after the other
+(run it alone: the times are part of the answer). Prints per configuration and cell the mean F1,
+AUROC and training seconds, and the paired F1 / AUROC differences against 5 folds (mean and 95 %
+t-interval over the cells' seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+from cnn_size_dev import run_scans
+from scipy import stats
+
+from labeltrace.data.base import stratified_subset
+
+BASE = "5 folds (default)"
+CONFIGS = {BASE: ["--folds", "5"], "4 folds": ["--folds", "4"], "3 folds": ["--folds", "3"]}
+NOISES = ("symmetric:0.2", "symmetric:0.4", "confusion:0.2", "confusion:0.4")
+SEEDS = (0, 1, 2)
+
+
+def pneumonia_rest(npz: str, out: Path) -> Path:
+    """PneumoniaMNIST train minus the test cells' 2,000-image stratified subset, as a train-only npz
+    (the bench's ``exclude = 2000``: the same ``stratified_subset`` of the clean labels)."""
+    path = out / "pneumonia_rest.npz"
+    if not path.is_file():
+        d = np.load(npz)
+        y = d["train_labels"].reshape(-1)
+        rest = np.setdiff1d(np.arange(y.size), stratified_subset(y, 2000))
+        out.mkdir(parents=True, exist_ok=True)
+        np.savez(path, train_images=d["train_images"][rest], train_labels=d["train_labels"][rest])
+    return path
+
+
+def cells(a: argparse.Namespace, out: Path) -> list[tuple[str, list[str], str]]:
+    c = [("digits", ["--example", "digits"], n) for n in NOISES]
+    for name, npz in (("pneumoniamnist-val", a.pneumonia), ("breastmnist-val", a.breast)):
+        if npz:
+            c += [(name, [npz, "--split", "val"], n) for n in ("symmetric:0.2", "confusion:0.2")]
+    if a.pneumonia:
+        rest = str(pneumonia_rest(a.pneumonia, out))
+        c += [("pneumoniamnist-train-rest", [rest], n) for n in ("symmetric:0.2", "confusion:0.2")]
+    return c
+
+
+def interval(d: list[float]) -> str:
+    m = float(np.mean(d))
+    h = float(stats.t.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return f"{m:+.4f} [{m - h:+.4f}, {m + h:+.4f}]"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--pneumonia", default=None)
+    ap.add_argument("--breast", default=None)
+    a = ap.parse_args()
+    out = Path(a.out)
+    cell_list = cells(a, out)
+    done = run_scans({cfg: (lambda _cell, x=extra: x) for cfg, extra in CONFIGS.items()}, cell_list, out,
+                     env=dict(os.environ), seeds=SEEDS)  # fmt: skip
+    print("# Fewer cross-fitting folds for the from-scratch CNN, on the dev cells\n")
+    print("`python scripts/cnn_folds_dev.py --out /work/cache/cnn_folds --pneumonia .../pneumoniamnist_modified.npz "
+          "--breast .../breastmnist.npz` (3 seeds; `labeltrace scan --model small-cnn`, the default "
+          "detector; training seconds on the 2-core machine, alone; Δ = paired over seeds against 5 folds, "
+          "95 % t-interval over all cells' seeds in the **all** rows)\n")
+    print("| config | cell | noise | F1 | AUROC | flagged | train s | ΔF1 | ΔAUROC |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for cfg in CONFIGS:
+        df, da, worst = [], [], []
+        for name, _, noise in cell_list:
+            rs = [done[(cfg, name, noise, s)] for s in SEEDS]
+            base = [done[(BASE, name, noise, s)] for s in SEEDS]
+            d1 = [r["f1"] - b["f1"] for r, b in zip(rs, base, strict=True)]
+            d2 = [r["auroc"] - b["auroc"] for r, b in zip(rs, base, strict=True)]
+            df += d1
+            da += d2
+            worst.append(float(np.mean(d1)))
+            print(f"| {cfg} | {name} | {noise} | {np.mean([r['f1'] for r in rs]):.3f} | "
+                  f"{np.mean([r['auroc'] for r in rs]):.3f} | {np.mean([r['flagged'] for r in rs]):.0f} | "
+                  f"{np.mean([r['train_s'] for r in rs]):.1f} | {np.mean(d1):+.4f} | {np.mean(d2):+.4f} |")
+        tot = sum(done[(cfg, n, z, s)]["train_s"] for n, _, z in cell_list for s in SEEDS)
+        print(f"| {cfg} | **all** | | | | | {tot:.0f} (total) | {interval(df)} (worst cell {min(worst):+.4f}) "
+              f"| {interval(da)} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,11 +1,24 @@
-"""Fewer cross-fitting folds for the from-scratch CNN, on the dev cells (not a test): F1, AUROC and
-training time of ``labeltrace scan --model small-cnn`` with 5 folds (the default) against 4 and 3.
-Five fold models each train on 4/5 of the data (4 trainings of arithmetic); four on 3/4 (3); three
-on 2/3 (2). The question is whether the cost can fall without losing F1 (issue 12 §6).
+"""A cheaper from-scratch CNN for the default scan's cost (issue 12 §6), on the dev cells (not a
+test): F1, AUROC and training time of ``labeltrace scan --model small-cnn`` at the default (5
+cross-fitting folds, native 28 px) against a cheaper configuration. Two studies:
 
-    python scripts/cnn_folds_dev.py --out /work/cache/cnn_folds \\
+* ``--study folds``: 4 folds instead of 5. Five fold models each train on 4/5 of the data (4
+  trainings of arithmetic), four on 3/4 (3). Three folds (2 trainings) was planned as a third
+  configuration and stopped once 4 folds had lost F1.
+* ``--study size``: the 28 px medical images downsampled to 20 px (``--image-size 20``: half the
+  convolutions' arithmetic) and to 14 px (a quarter). Digits (8 px) is left out: it is already
+  smaller.
+* ``--study photos``: the same question on natural photos, 32 px RGB, with real human noise: the
+  dev cell ``cifar10n-dev-2k`` (the stratified 2,000-image subset of CIFAR-10N's training images,
+  labels ``random2``, truth the original labels; written once to ``OUT/cifar2k/`` as JPEGs and a
+  manifest from ``--cifar10n``), native against 16 px (half the side, as 28 -> 14).
+
+    python scripts/cnn_folds_dev.py --study folds --out /work/cache/cnn_folds \\
         --pneumonia /work/shared/data/medmnist/pneumoniamnist_modified.npz \\
         --breast /work/shared/data/medmnist/breastmnist.npz > benchmarks/results/dev-cnn-folds.md
+    python scripts/cnn_folds_dev.py --study size ... > benchmarks/results/dev-cnn-image-size.md
+    python scripts/cnn_folds_dev.py --study photos --out /work/cache/cnn_folds \\
+        --cifar10n /work/shared/data/cifar10n.zip > benchmarks/results/dev-cnn-photos.md
 
 Dev cells (``benchmarks/SPLIT.md``): digits with symmetric / confusion noise 0.2 and 0.4;
 PneumoniaMNIST and BreastMNIST ``val`` with symmetric / confusion 0.2; and PneumoniaMNIST's other
@@ -13,9 +26,10 @@ training images (the 1,882 that the test cells' stratified 2,000-image subset le
 cell ``pneumoniamnist-train-rest`` of ``configs/dev.toml``; written once to ``OUT/pneumonia_rest.npz``)
 with symmetric / confusion 0.2 — the only dev set of 28 px images near the size of the cost bar's
 3,882. Seeds 0-2, the default detector (crossfit), both torch threads, one scan after the other
-(run it alone: the times are part of the answer). Prints per configuration and cell the mean F1,
-AUROC and training seconds, and the paired F1 / AUROC differences against 5 folds (mean and 95 %
-t-interval over the cells' seeds).
+(run it alone: the times are part of the answer); both studies share ``OUT/results.jsonl`` and
+its default rows. Prints per configuration and cell the mean F1, AUROC and training seconds, and
+the paired F1 / AUROC differences against the default (mean and 95 % t-interval over the cells'
+seeds).
 """
 
 from __future__ import annotations
@@ -25,13 +39,20 @@ import os
 from pathlib import Path
 
 import numpy as np
-from cnn_size_dev import run_scans
+from cnn_size_dev import REAL, run_scans
 from scipy import stats
 
 from labeltrace.data.base import stratified_subset
 
 BASE = "5 folds (default)"
-CONFIGS = {BASE: ["--folds", "5"], "4 folds": ["--folds", "4"], "3 folds": ["--folds", "3"]}
+STUDIES = {
+    "folds": {BASE: ["--folds", "5"], "4 folds": ["--folds", "4"]},
+    "size": {BASE: ["--folds", "5"], "20 px": ["--image-size", "20"], "14 px": ["--image-size", "14"]},
+    "photos": {BASE: ["--folds", "5"], "16 px": ["--image-size", "16"]},
+}
+TITLES = {"folds": "Fewer cross-fitting folds for the from-scratch CNN, on the dev cells",
+          "size": "Smaller images for the from-scratch CNN, on the dev cells",
+          "photos": "Smaller images for the from-scratch CNN on natural photos, on a dev cell"}
 NOISES = ("symmetric:0.2", "symmetric:0.4", "confusion:0.2", "confusion:0.4")
 SEEDS = (0, 1, 2)
 
@@ -49,8 +70,36 @@ def pneumonia_rest(npz: str, out: Path) -> Path:
     return path
 
 
+def cifar_2k(zip_path: str, out: Path) -> Path:
+    """The dev cell ``cifar10n-dev-2k``'s images (the bench's ``subset = 2000``: the same
+    ``stratified_subset`` of the clean labels) as JPEG files and a manifest with ``random2`` and
+    ``clean`` columns."""
+    import csv
+    import io
+    import zipfile
+
+    root = out / "cifar2k"
+    manifest = root / "labels.csv"
+    if not manifest.is_file():
+        with zipfile.ZipFile(zip_path) as z:
+            rows = list(csv.DictReader(io.TextIOWrapper(z.open("labels.csv"))))
+            clean = np.array([int(r["clean"]) for r in rows])
+            (root / "img").mkdir(parents=True, exist_ok=True)
+            keep = stratified_subset(clean, 2000)
+            for i in keep:
+                (root / "img" / Path(rows[i]["file"]).name).write_bytes(z.read(rows[i]["file"]))
+        with manifest.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "label", "clean"])
+            w.writerows([f"img/{Path(rows[i]['file']).name}", rows[i]["random2"], rows[i]["clean"]] for i in keep)
+    return manifest
+
+
 def cells(a: argparse.Namespace, out: Path) -> list[tuple[str, list[str], str]]:
-    c = [("digits", ["--example", "digits"], n) for n in NOISES]
+    if a.study == "photos":
+        m = cifar_2k(a.cifar10n, out)
+        return [("cifar10n-dev-2k random2", [str(m.parent), "--labels", str(m), "--truth-column", "clean"], REAL)]
+    c = [("digits", ["--example", "digits"], n) for n in NOISES] if a.study == "folds" else []
     for name, npz in (("pneumoniamnist-val", a.pneumonia), ("breastmnist-val", a.breast)):
         if npz:
             c += [(name, [npz, "--split", "val"], n) for n in ("symmetric:0.2", "confusion:0.2")]
@@ -68,22 +117,26 @@ def interval(d: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--study", choices=sorted(STUDIES), required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--pneumonia", default=None)
     ap.add_argument("--breast", default=None)
+    ap.add_argument("--cifar10n", default=None, help="cifar10n.zip (--study photos)")
     a = ap.parse_args()
     out = Path(a.out)
-    cell_list = cells(a, out)
-    done = run_scans({cfg: (lambda _cell, x=extra: x) for cfg, extra in CONFIGS.items()}, cell_list, out,
+    cell_list, configs = cells(a, out), STUDIES[a.study]
+    done = run_scans({cfg: (lambda _cell, x=extra: x) for cfg, extra in configs.items()}, cell_list, out,
                      env=dict(os.environ), seeds=SEEDS)  # fmt: skip
-    print("# Fewer cross-fitting folds for the from-scratch CNN, on the dev cells\n")
-    print("`python scripts/cnn_folds_dev.py --out /work/cache/cnn_folds --pneumonia .../pneumoniamnist_modified.npz "
-          "--breast .../breastmnist.npz` (3 seeds; `labeltrace scan --model small-cnn`, the default "
-          "detector; training seconds on the 2-core machine, alone; Δ = paired over seeds against 5 folds, "
-          "95 % t-interval over all cells' seeds in the **all** rows)\n")
+    print(f"# {TITLES[a.study]}\n")
+    data = ("--cifar10n .../cifar10n.zip" if a.study == "photos" else
+            "--pneumonia .../pneumoniamnist_modified.npz --breast .../breastmnist.npz")
+    print(f"`python scripts/cnn_folds_dev.py --study {a.study} --out /work/cache/cnn_folds {data}` "
+          "(3 seeds; `labeltrace scan --model small-cnn`, the default "
+          "detector; training seconds on the 2-core machine, alone; Δ = paired over seeds against the default (5 folds, native size), "
+          "95 % t-interval over all cells' seeds in the **all** rows)\n")  # fmt: skip
     print("| config | cell | noise | F1 | AUROC | flagged | train s | ΔF1 | ΔAUROC |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for cfg in CONFIGS:
+    for cfg in configs:
         df, da, worst = [], [], []
         for name, _, noise in cell_list:
             rs = [done[(cfg, name, noise, s)] for s in SEEDS]

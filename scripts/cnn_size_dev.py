@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+#: a cell's noise when its labels are real (its data arguments pass the manifest's --truth-column)
+REAL = "real"
 BASE = "previous default (width 32, 20 epochs)"
 NOISES = ("symmetric:0.2", "symmetric:0.4", "confusion:0.2", "confusion:0.4")
 # the first is the baseline: the default before this study (width 32 on images over 16 px; digits, 8 px, had 16)
@@ -45,7 +47,8 @@ def run_scans(configs: Mapping[str, Callable[[str], list[str]]], cell_list: Sequ
     """Run ``labeltrace scan --model small-cnn`` for every configuration, cell and seed, one after the
     other; ``configs[name](cell)`` gives the configuration's extra arguments on that cell. Finished
     scans are kept in ``OUT/results.jsonl`` (a rerun skips them). Returns the rows by (config, cell,
-    noise, seed): F1, AUROC, flagged count, training seconds."""
+    noise, seed): F1, AUROC, flagged count, training seconds. A cell's noise is injected with
+    ``--noise`` unless it is :data:`REAL`."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / "results.jsonl"
     done = {(r["config"], r["cell"], r["noise"], r["seed"]): r
@@ -59,7 +62,8 @@ def run_scans(configs: Mapping[str, Callable[[str], list[str]]], cell_list: Sequ
                 extra = args_for(name)
                 tag = "_".join(extra).replace("--", "")
                 run_dir = out / "runs" / f"{tag}_{name}_{noise.replace(':', '')}_s{seed}"
-                cmd = [sys.executable, "-m", "labeltrace.cli", "scan", *data, "--out", str(run_dir), "--noise", noise,
+                noise_args = [] if noise == REAL else ["--noise", noise]  # REAL: the data args name the truth
+                cmd = [sys.executable, "-m", "labeltrace.cli", "scan", *data, "--out", str(run_dir), *noise_args,
                        "--seed", str(seed), "--model", "small-cnn", "--quiet", "--force", *extra]  # fmt: skip
                 subprocess.run(cmd, check=True, env=dict(env), stdout=subprocess.DEVNULL)
                 meta = json.loads((run_dir / "run.json").read_text())

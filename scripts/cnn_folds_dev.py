@@ -8,6 +8,9 @@ cross-fitting folds, native 28 px) against a cheaper configuration. Two studies:
 * ``--study size``: the 28 px medical images downsampled to 20 px (``--image-size 20``: half the
   convolutions' arithmetic) and to 14 px (a quarter). Digits (8 px) is left out: it is already
   smaller.
+* ``--study size-confusion``: 14 px against 28 px on the PneumoniaMNIST cells with confusion noise
+  0.3 and 0.4 (val and the 1,882 other training images), where most *normal* labels are wrong —
+  added after the first two studies, to see whether 14 px holds where the test cells are hardest.
 * ``--study photos``: the same question on natural photos, 32 px RGB, with real human noise: the
   dev cell ``cifar10n-dev-2k`` (the stratified 2,000-image subset of CIFAR-10N's training images,
   labels ``random2``, truth the original labels; written once to ``OUT/cifar2k/`` as JPEGs and a
@@ -17,6 +20,8 @@ cross-fitting folds, native 28 px) against a cheaper configuration. Two studies:
         --pneumonia /work/shared/data/medmnist/pneumoniamnist_modified.npz \\
         --breast /work/shared/data/medmnist/breastmnist.npz > benchmarks/results/dev-cnn-folds.md
     python scripts/cnn_folds_dev.py --study size ... > benchmarks/results/dev-cnn-image-size.md
+    python scripts/cnn_folds_dev.py --study size-confusion --out /work/cache/cnn_folds \\
+        --pneumonia /work/shared/data/medmnist/pneumoniamnist_modified.npz > benchmarks/results/dev-cnn-size-confusion.md
     python scripts/cnn_folds_dev.py --study photos --out /work/cache/cnn_folds \\
         --cifar10n /work/shared/data/cifar10n.zip > benchmarks/results/dev-cnn-photos.md
 
@@ -48,10 +53,12 @@ BASE = "5 folds (default)"
 STUDIES = {
     "folds": {BASE: ["--folds", "5"], "4 folds": ["--folds", "4"]},
     "size": {BASE: ["--folds", "5"], "20 px": ["--image-size", "20"], "14 px": ["--image-size", "14"]},
+    "size-confusion": {BASE: ["--folds", "5"], "14 px": ["--image-size", "14"]},
     "photos": {BASE: ["--folds", "5"], "16 px": ["--image-size", "16"]},
 }
 TITLES = {"folds": "Fewer cross-fitting folds for the from-scratch CNN, on the dev cells",
           "size": "Smaller images for the from-scratch CNN, on the dev cells",
+          "size-confusion": "Smaller images for the from-scratch CNN under heavy confusion noise, on the dev cells",
           "photos": "Smaller images for the from-scratch CNN on natural photos, on a dev cell"}
 NOISES = ("symmetric:0.2", "symmetric:0.4", "confusion:0.2", "confusion:0.4")
 SEEDS = (0, 1, 2)
@@ -99,6 +106,11 @@ def cells(a: argparse.Namespace, out: Path) -> list[tuple[str, list[str], str]]:
     if a.study == "photos":
         m = cifar_2k(a.cifar10n, out)
         return [("cifar10n-dev-2k random2", [str(m.parent), "--labels", str(m), "--truth-column", "clean"], REAL)]
+    if a.study == "size-confusion":
+        rest = str(pneumonia_rest(a.pneumonia, out))
+        return [(name, data, n) for name, data in (("pneumoniamnist-val", [a.pneumonia, "--split", "val"]),
+                                                   ("pneumoniamnist-train-rest", [rest]))
+                for n in ("confusion:0.3", "confusion:0.4")]  # fmt: skip
     c = [("digits", ["--example", "digits"], n) for n in NOISES] if a.study == "folds" else []
     for name, npz in (("pneumoniamnist-val", a.pneumonia), ("breastmnist-val", a.breast)):
         if npz:
@@ -128,8 +140,8 @@ def main() -> None:
     done = run_scans({cfg: (lambda _cell, x=extra: x) for cfg, extra in configs.items()}, cell_list, out,
                      env=dict(os.environ), seeds=SEEDS)  # fmt: skip
     print(f"# {TITLES[a.study]}\n")
-    data = ("--cifar10n .../cifar10n.zip" if a.study == "photos" else
-            "--pneumonia .../pneumoniamnist_modified.npz --breast .../breastmnist.npz")
+    data = {"photos": "--cifar10n .../cifar10n.zip", "size-confusion": "--pneumonia .../pneumoniamnist_modified.npz"}.get(
+        a.study, "--pneumonia .../pneumoniamnist_modified.npz --breast .../breastmnist.npz")
     print(f"`python scripts/cnn_folds_dev.py --study {a.study} --out /work/cache/cnn_folds {data}` "
           "(3 seeds; `labeltrace scan --model small-cnn`, the default "
           "detector; training seconds on the 2-core machine, alone; Δ = paired over seeds against the default (5 folds, native size), "

@@ -55,7 +55,8 @@ def overflagging(name: str, flagged: np.ndarray) -> str | None:
     if f.size == 0 or k <= MOST * f.size:
         return None
     other = ("or use the default detector (crossfit)" if name != "crossfit" else
-             "or a stronger model (--model effnet-lite0): a weak model's held-out posterior doubts most labels")
+             "or a stronger model (for the CNN trained from scratch: --model effnet-lite0): a weak model's "
+             "held-out posterior doubts most labels")  # fmt: skip
     return (f"{name} flags {k:,} of {f.size:,} samples ({k / f.size:.0%}): a cut that accuses most of a "
             f"dataset says more about the rule than the labels; read the ranking (score, rank) instead, {other}")
 

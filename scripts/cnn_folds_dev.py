@@ -31,7 +31,7 @@ training images (the 1,882 that the test cells' stratified 2,000-image subset le
 cell ``pneumoniamnist-train-rest`` of ``configs/dev.toml``; written once to ``OUT/pneumonia_rest.npz``)
 with symmetric / confusion 0.2 — the only dev set of 28 px images near the size of the cost bar's
 3,882. Seeds 0-2, the default detector (crossfit), both torch threads, one scan after the other
-(run it alone: the times are part of the answer); both studies share ``OUT/results.jsonl`` and
+(run it alone: the times are part of the answer); the studies share ``OUT/results.jsonl`` and
 its default rows. Prints per configuration and cell the mean F1, AUROC and training seconds, and
 the paired F1 / AUROC differences against the default (mean and 95 % t-interval over the cells'
 seeds).
@@ -45,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 from cnn_size_dev import REAL, run_scans
-from scipy import stats
 
 from labeltrace.data.base import stratified_subset
+from labeltrace.evaluate.metrics import interval_text, t_interval
 
 BASE = "5 folds (default)"
 STUDIES = {
@@ -121,12 +121,6 @@ def cells(a: argparse.Namespace, out: Path) -> list[tuple[str, list[str], str]]:
     return c
 
 
-def interval(d: list[float]) -> str:
-    m = float(np.mean(d))
-    h = float(stats.t.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return f"{m:+.4f} [{m - h:+.4f}, {m + h:+.4f}]"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--study", choices=sorted(STUDIES), required=True)
@@ -162,8 +156,8 @@ def main() -> None:
                   f"{np.mean([r['auroc'] for r in rs]):.3f} | {np.mean([r['flagged'] for r in rs]):.0f} | "
                   f"{np.mean([r['train_s'] for r in rs]):.1f} | {np.mean(d1):+.4f} | {np.mean(d2):+.4f} |")
         tot = sum(done[(cfg, n, z, s)]["train_s"] for n, _, z in cell_list for s in SEEDS)
-        print(f"| {cfg} | **all** | | | | | {tot:.0f} (total) | {interval(df)} (worst cell {min(worst):+.4f}) "
-              f"| {interval(da)} |")
+        print(f"| {cfg} | **all** | | | | | {tot:.0f} (total) | {interval_text(*t_interval(df), '+.4f')} (worst cell {min(worst):+.4f}) "
+              f"| {interval_text(*t_interval(da), '+.4f')} |")
 
 
 if __name__ == "__main__":

@@ -21,19 +21,17 @@ from collections import defaultdict
 
 import numpy as np
 from dev_cells import SMALL_DEV, dev_cells, f1_at, parse_args  # scripts/, run as a script
-from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from labeltrace.decide import count as C
 from labeltrace.decide import detectors
+from labeltrace.evaluate.metrics import interval_text, t_interval
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5)
 
 
 def _ci(d: np.ndarray) -> str:
-    m = float(d.mean())
-    h = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-    return f"{m:+.4f} [{m - h:+.4f}, {m + h:+.4f}]"
+    return interval_text(*t_interval(d), "+.4f")
 
 
 def main() -> None:

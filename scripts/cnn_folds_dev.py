@@ -13,8 +13,8 @@ cross-fitting folds, native 28 px) against a cheaper configuration. Two studies:
   added after the first two studies, to see whether 14 px holds where the test cells are hardest.
 * ``--study photos``: the same question on natural photos, 32 px RGB, with real human noise: the
   dev cell ``cifar10n-dev-2k`` (the stratified 2,000-image subset of CIFAR-10N's training images,
-  labels ``random2``, truth the original labels; written once to ``OUT/cifar2k/`` as JPEGs and a
-  manifest from ``--cifar10n``), native against 16 px (half the side, as 28 -> 14).
+  labels ``random2``, truth the original labels; the images as the bench extracts them under
+  ``OUT/bench``, with a manifest beside them), native against 16 px (half the side, as 28 -> 14).
 
     python scripts/cnn_folds_dev.py --study folds --out /work/cache/cnn_folds \\
         --pneumonia /work/shared/data/medmnist/pneumoniamnist_modified.npz \\
@@ -22,13 +22,13 @@ cross-fitting folds, native 28 px) against a cheaper configuration. Two studies:
     python scripts/cnn_folds_dev.py --study size ... > benchmarks/results/dev-cnn-image-size.md
     python scripts/cnn_folds_dev.py --study size-confusion --out /work/cache/cnn_folds \\
         --pneumonia /work/shared/data/medmnist/pneumoniamnist_modified.npz > benchmarks/results/dev-cnn-size-confusion.md
-    python scripts/cnn_folds_dev.py --study photos --out /work/cache/cnn_folds \\
-        --cifar10n /work/shared/data/cifar10n.zip > benchmarks/results/dev-cnn-photos.md
+    python scripts/cnn_folds_dev.py --study photos --out /work/cache/cnn_folds > benchmarks/results/dev-cnn-photos.md
 
 Dev cells (``benchmarks/SPLIT.md``): digits with symmetric / confusion noise 0.2 and 0.4;
 PneumoniaMNIST and BreastMNIST ``val`` with symmetric / confusion 0.2; and PneumoniaMNIST's other
 training images (the 1,882 that the test cells' stratified 2,000-image subset leaves out, the dev
-cell ``pneumoniamnist-train-rest`` of ``configs/dev.toml``; written once to ``OUT/pneumonia_rest.npz``)
+cell ``pneumoniamnist-train-rest`` of ``configs/dev.toml``, loaded as the bench loads it and written
+once to ``OUT/pneumonia_rest.npz``)
 with symmetric / confusion 0.2 — the only dev set of 28 px images near the size of the cost bar's
 3,882. Seeds 0-2, the default detector (crossfit), both torch threads, one scan after the other
 (run it alone: the times are part of the answer); the studies share ``OUT/results.jsonl`` and
@@ -40,13 +40,16 @@ seeds).
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 from pathlib import Path
 
 import numpy as np
 from cnn_size_dev import REAL, run_scans
+from dev_cells import DEV
 
-from labeltrace.data.base import stratified_subset
+from labeltrace.bench.config import load_config
+from labeltrace.bench.grid import DatasetData, load_dataset
 from labeltrace.evaluate.metrics import interval_text, t_interval
 
 BASE = "5 folds (default)"
@@ -64,50 +67,44 @@ NOISES = ("symmetric:0.2", "symmetric:0.4", "confusion:0.2", "confusion:0.4")
 SEEDS = (0, 1, 2)
 
 
-def pneumonia_rest(npz: str, out: Path) -> Path:
-    """PneumoniaMNIST train minus the test cells' 2,000-image stratified subset, as a train-only npz
-    (the bench's ``exclude = 2000``: the same ``stratified_subset`` of the clean labels)."""
+def dev_dataset(name: str, out: Path) -> DatasetData:
+    """The dev config's dataset ``name`` as the bench loads it: its ``subset_idx`` picks the cell's
+    images (``exclude`` / ``subset``), its labels are the cell's (``OUT/bench`` holds what it extracts)."""
+    spec = next(d for d in load_config(DEV).datasets if d.name == name)
+    return load_dataset(spec, out / "bench", log=lambda s: None)
+
+
+def pneumonia_rest(out: Path) -> Path:
+    """The dev cell ``pneumoniamnist-train-rest``'s images (PneumoniaMNIST train minus the test
+    cells' 2,000-image subset) as a train-only npz."""
     path = out / "pneumonia_rest.npz"
     if not path.is_file():
-        d = np.load(npz)
-        y = d["train_labels"].reshape(-1)
-        rest = np.setdiff1d(np.arange(y.size), stratified_subset(y, 2000))
-        out.mkdir(parents=True, exist_ok=True)
-        np.savez(path, train_images=d["train_images"][rest], train_labels=d["train_labels"][rest])
+        d = dev_dataset("pneumoniamnist-train-rest", out)
+        raw = np.load(d.spec.path)
+        np.savez(path, train_images=raw["train_images"][d.subset_idx], train_labels=raw["train_labels"][d.subset_idx])
     return path
 
 
-def cifar_2k(zip_path: str, out: Path) -> Path:
-    """The dev cell ``cifar10n-dev-2k``'s images (the bench's ``subset = 2000``: the same
-    ``stratified_subset`` of the clean labels) as JPEG files and a manifest with ``random2`` and
-    ``clean`` columns."""
-    import csv
-    import io
-    import zipfile
-
-    root = out / "cifar2k"
-    manifest = root / "labels.csv"
+def cifar_2k(out: Path) -> Path:
+    """A manifest of the dev cell ``cifar10n-dev-2k``'s images with its ``random2`` labels and the
+    original ``clean`` ones, beside the images the bench's loader extracted."""
+    d = dev_dataset("cifar10n-dev-2k", out)
+    ds = d.dataset()
+    manifest = ds.root / "dev-2k-random2.csv"
     if not manifest.is_file():
-        with zipfile.ZipFile(zip_path) as z:
-            rows = list(csv.DictReader(io.TextIOWrapper(z.open("labels.csv"))))
-            clean = np.array([int(r["clean"]) for r in rows])
-            (root / "img").mkdir(parents=True, exist_ok=True)
-            keep = stratified_subset(clean, 2000)
-            for i in keep:
-                (root / "img" / Path(rows[i]["file"]).name).write_bytes(z.read(rows[i]["file"]))
         with manifest.open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["path", "label", "clean"])
-            w.writerows([f"img/{Path(rows[i]['file']).name}", rows[i]["random2"], rows[i]["clean"]] for i in keep)
+            w.writerows(zip(ds.sources, d.real_labels["random2"], d.clean, strict=True))
     return manifest
 
 
 def cells(a: argparse.Namespace, out: Path) -> list[tuple[str, list[str], str]]:
     if a.study == "photos":
-        m = cifar_2k(a.cifar10n, out)
-        return [("cifar10n-dev-2k random2", [str(m.parent), "--labels", str(m), "--truth-column", "clean"], REAL)]
+        m = str(cifar_2k(out))
+        return [("cifar10n-dev-2k random2", [m, "--truth-column", "clean"], REAL)]
     if a.study == "size-confusion":
-        rest = str(pneumonia_rest(a.pneumonia, out))
+        rest = str(pneumonia_rest(out))
         return [(name, data, n) for name, data in (("pneumoniamnist-val", [a.pneumonia, "--split", "val"]),
                                                    ("pneumoniamnist-train-rest", [rest]))
                 for n in ("confusion:0.3", "confusion:0.4")]  # fmt: skip
@@ -116,7 +113,7 @@ def cells(a: argparse.Namespace, out: Path) -> list[tuple[str, list[str], str]]:
         if npz:
             c += [(name, [npz, "--split", "val"], n) for n in ("symmetric:0.2", "confusion:0.2")]
     if a.pneumonia:
-        rest = str(pneumonia_rest(a.pneumonia, out))
+        rest = str(pneumonia_rest(out))
         c += [("pneumoniamnist-train-rest", [rest], n) for n in ("symmetric:0.2", "confusion:0.2")]
     return c
 
@@ -127,16 +124,15 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--pneumonia", default=None)
     ap.add_argument("--breast", default=None)
-    ap.add_argument("--cifar10n", default=None, help="cifar10n.zip (--study photos)")
     a = ap.parse_args()
     out = Path(a.out)
     cell_list, configs = cells(a, out), STUDIES[a.study]
     done = run_scans({cfg: (lambda _cell, x=extra: x) for cfg, extra in configs.items()}, cell_list, out,
                      env=dict(os.environ), seeds=SEEDS)  # fmt: skip
     print(f"# {TITLES[a.study]}\n")
-    data = {"photos": "--cifar10n .../cifar10n.zip", "size-confusion": "--pneumonia .../pneumoniamnist_modified.npz"}.get(
+    data = {"photos": "", "size-confusion": "--pneumonia .../pneumoniamnist_modified.npz"}.get(
         a.study, "--pneumonia .../pneumoniamnist_modified.npz --breast .../breastmnist.npz")
-    print(f"`python scripts/cnn_folds_dev.py --study {a.study} --out /work/cache/cnn_folds {data}` "
+    print(f"`python scripts/cnn_folds_dev.py --study {a.study} --out /work/cache/cnn_folds{' ' if data else ''}{data}` "
           "(3 seeds; `labeltrace scan --model small-cnn`, the default "
           "detector; training seconds on the 2-core machine, alone; Δ = paired over seeds against the default (5 folds, native size), "
           "95 % t-interval over all cells' seeds in the **all** rows)\n")  # fmt: skip

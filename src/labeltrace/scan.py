@@ -69,7 +69,8 @@ def _labels(ds: ImageDataset, config: ScanConfig, noise_features: Callable[[], n
             true_labels: np.ndarray | None,
             log: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:  # fmt: skip
     """(given labels trained on, true labels, noise description or None); ``noise_features``: what
-    feature-following noise follows (frozen features at :func:`noise_resolution`, else the inputs)."""
+    feature-following noise follows (frozen features at :func:`noise_resolution`, else the images at
+    the model's default side)."""
     given = ds.labels.copy()
     info: dict[str, Any] | None = None
     if true_labels is not None:
@@ -187,8 +188,13 @@ def scan(
                                 finetune=config.finetune, cache_dir=config.cache_dir,
                                 device=str(resolve_device(config.device)), progress=progress and d.is_writer,
                                 stream=stream, workers=config.workers)  # fmt: skip
-    noise_features = (noise_feature_source(asked, ds) if inputs.frozen_features and not config.finetune
-                      and noise_resolution(asked) != config.resolution else lambda: _noise_features(inputs))
+    noise_features: Callable[[], np.ndarray] = lambda: _noise_features(inputs)  # noqa: E731
+    if inputs.frozen_features and not config.finetune and noise_resolution(asked) != config.resolution:
+        noise_features = noise_feature_source(asked, ds)
+    elif model == "small-cnn" and config.image_size is not None:
+        # the images at their own side, as the bench draws the noise: the labels do not depend on --image-size
+        noise_features = lambda: _noise_features(  # noqa: E731
+            prepare_inputs(ds, model, stream=stream, workers=config.workers))
     given, truth, noise_info = _labels(ds, config, noise_features, true_labels, log)
     timings["prepare_inputs"] = time.perf_counter() - t0
 

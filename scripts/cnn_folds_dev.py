@@ -1,6 +1,6 @@
 """A cheaper from-scratch CNN for the default scan's cost (issue 12 §6), on the dev cells (not a
 test): F1, AUROC and training time of ``labeltrace scan --model small-cnn`` at the default (5
-cross-fitting folds, native 28 px) against a cheaper configuration. Two studies:
+cross-fitting folds, native 28 px) against a cheaper configuration:
 
 * ``--study folds``: 4 folds instead of 5. Five fold models each train on 4/5 of the data (4
   trainings of arithmetic), four on 3/4 (3). Three folds (2 trainings) was planned as a third
@@ -11,6 +11,9 @@ cross-fitting folds, native 28 px) against a cheaper configuration. Two studies:
 * ``--study size-confusion``: 14 px against 28 px on the PneumoniaMNIST cells with confusion noise
   0.3 and 0.4 (val and the 1,882 other training images), where most *normal* labels are wrong —
   added after the first two studies, to see whether 14 px holds where the test cells are hardest.
+* ``--study width``: the CNN's base width 8 instead of 16 (the convolutions' arithmetic scales with
+  the width squared) on the cells of ``--study size``, at the images' own 28 px, against the
+  default rerun in the same session (times are comparable only within a session).
 * ``--study photos``: the same question on natural photos, 32 px RGB, with real human noise: the
   dev cell ``cifar10n-dev-2k`` (the stratified 2,000-image subset of CIFAR-10N's training images,
   labels ``random2``, truth the original labels; the images as the bench extracts them under
@@ -23,6 +26,7 @@ cross-fitting folds, native 28 px) against a cheaper configuration. Two studies:
     python scripts/cnn_folds_dev.py --study size-confusion --out /work/cache/cnn_folds \\
         --pneumonia /work/shared/data/medmnist/pneumoniamnist_modified.npz > benchmarks/results/dev-cnn-size-confusion.md
     python scripts/cnn_folds_dev.py --study photos --out /work/cache/cnn_folds > benchmarks/results/dev-cnn-photos.md
+    python scripts/cnn_folds_dev.py --study width ... > benchmarks/results/dev-cnn-width.md
 
 Dev cells (``benchmarks/SPLIT.md``): digits with symmetric / confusion noise 0.2 and 0.4;
 PneumoniaMNIST and BreastMNIST ``val`` with symmetric / confusion 0.2; and PneumoniaMNIST's other
@@ -58,11 +62,14 @@ STUDIES = {
     "size": {BASE: ["--folds", "5"], "20 px": ["--image-size", "20"], "14 px": ["--image-size", "14"]},
     "size-confusion": {BASE: ["--folds", "5"], "14 px": ["--image-size", "14"]},
     "photos": {BASE: ["--folds", "5"], "16 px": ["--image-size", "16"]},
+    # its own baseline, rerun in the same session: the machine's speed varies between sessions
+    "width": {"width 16 (default), rerun": ["--width", "16"], "width 8": ["--width", "8"]},
 }
 TITLES = {"folds": "Fewer cross-fitting folds for the from-scratch CNN, on the dev cells",
           "size": "Smaller images for the from-scratch CNN, on the dev cells",
           "size-confusion": "Smaller images for the from-scratch CNN under heavy confusion noise, on the dev cells",
-          "photos": "Smaller images for the from-scratch CNN on natural photos, on a dev cell"}
+          "photos": "Smaller images for the from-scratch CNN on natural photos, on a dev cell",
+          "width": "A narrower from-scratch CNN (width 8 instead of 16) at the images' own side, on the dev cells"}
 NOISES = ("symmetric:0.2", "symmetric:0.4", "confusion:0.2", "confusion:0.4")
 SEEDS = (0, 1, 2)
 
@@ -127,14 +134,16 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     cell_list, configs = cells(a, out), STUDIES[a.study]
+    ref = next(iter(configs))  # the study's baseline: the default
     done = run_scans({cfg: (lambda _cell, x=extra: x) for cfg, extra in configs.items()}, cell_list, out,
                      env=dict(os.environ), seeds=SEEDS)  # fmt: skip
     print(f"# {TITLES[a.study]}\n")
+    against = "the default (5 folds, native size)" if ref == BASE else f"`{ref}`"
     data = {"photos": "", "size-confusion": "--pneumonia .../pneumoniamnist_modified.npz"}.get(
         a.study, "--pneumonia .../pneumoniamnist_modified.npz --breast .../breastmnist.npz")
     print(f"`python scripts/cnn_folds_dev.py --study {a.study} --out /work/cache/cnn_folds{' ' if data else ''}{data}` "
           "(3 seeds; `labeltrace scan --model small-cnn`, the default "
-          "detector; training seconds on the 2-core machine, alone; Δ = paired over seeds against the default (5 folds, native size), "
+          f"detector; training seconds on the 2-core machine, alone; Δ = paired over seeds against {against}, "
           "95 % t-interval over all cells' seeds in the **all** rows)\n")  # fmt: skip
     print("| config | cell | noise | F1 | AUROC | flagged | train s | ΔF1 | ΔAUROC |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -142,7 +151,7 @@ def main() -> None:
         df, da, worst = [], [], []
         for name, _, noise in cell_list:
             rs = [done[(cfg, name, noise, s)] for s in SEEDS]
-            base = [done[(BASE, name, noise, s)] for s in SEEDS]
+            base = [done[(ref, name, noise, s)] for s in SEEDS]
             d1 = [r["f1"] - b["f1"] for r, b in zip(rs, base, strict=True)]
             d2 = [r["auroc"] - b["auroc"] for r, b in zip(rs, base, strict=True)]
             df += d1

@@ -4,6 +4,7 @@ another side trains on the very labels a native-side scan (and the bench) draws.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from labeltrace.data import from_npz
 from labeltrace.scan import ScanConfig, scan
@@ -46,3 +47,20 @@ def test_confusion_noise_does_not_depend_on_the_image_size(tmp_path) -> None:
     runner = CellRunner(cell, load_dataset(cell.dataset, bcfg.cache_path, log=lambda s: None), bcfg, log=lambda s: None)
     np.testing.assert_array_equal(runner.given, given)
     np.testing.assert_allclose(runner.detector("single")["score"], small.detection.score, rtol=0, atol=1e-12)
+
+
+def test_fine_tuning_draws_the_pixel_noise_the_bench_draws(tmp_path) -> None:
+    """A model on images other than the small CNN (here EfficientNet-Lite0 fine-tuned) draws the
+    confusion noise from the same pixels: the labels the small CNN's scan (and the bench's
+    ``noise_features = "pixels"``) trains on."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    path = _blobs(tmp_path)
+    ds = from_npz(path)
+    noise = dict(noise="confusion:0.3", seed=1, epochs=1)
+    cnn = scan(ds, tmp_path / "c", ScanConfig(model="small-cnn", detector="single", **noise), progress=False,
+               log=lambda s: None)  # fmt: skip
+    tuned = scan(ds, tmp_path / "f", ScanConfig(model="effnet-lite0", finetune=True, folds=2, batch_size=32,
+                                                resolution=32, **noise), progress=False, log=lambda s: None)  # fmt: skip
+    assert tuned.meta["inputs"]["kind"] == "images"
+    np.testing.assert_array_equal(tuned.table.column("given_label_id").to_numpy(),
+                                  cnn.table.column("given_label_id").to_numpy())  # fmt: skip

@@ -69,8 +69,7 @@ def _labels(ds: ImageDataset, config: ScanConfig, noise_features: Callable[[], n
             true_labels: np.ndarray | None,
             log: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:  # fmt: skip
     """(given labels trained on, true labels, noise description or None); ``noise_features``: what
-    feature-following noise follows (frozen features at :func:`noise_resolution`, else the images at
-    the model's default side)."""
+    feature-following noise follows (:func:`_noise_source`)."""
     given = ds.labels.copy()
     info: dict[str, Any] | None = None
     if true_labels is not None:
@@ -101,6 +100,21 @@ def _noise_features(inputs: Inputs) -> np.ndarray:
         return noise.flat_features(inputs.tensor.numpy())
     n = inputs.source.shape[0]
     return np.concatenate([noise.flat_features(x.numpy()) for _, x in inputs.source.batches(torch.arange(n), 1024)])
+
+
+def _noise_source(ds: ImageDataset, inputs: Inputs, model: str, config: ScanConfig, asked: ScanConfig,
+                  stream: bool) -> Callable[[], np.ndarray]:  # fmt: skip
+    """What feature-following noise reads, so that the labels depend on the data and the seed, not on
+    how the model sees them — as the bench draws them: frozen features at :func:`noise_resolution`;
+    for every model on images (the small CNN at any ``--image-size``, fine-tuning, CLIP) the images
+    as the small CNN sees them at its default side (the bench's ``noise_features = "pixels"``)."""
+    if inputs.frozen_features and not config.finetune:
+        if noise_resolution(asked) != config.resolution:
+            return noise_feature_source(asked, ds)
+        return lambda: _noise_features(inputs)
+    if model == "small-cnn" and config.image_size is None:  # the inputs are those images
+        return lambda: _noise_features(inputs)
+    return lambda: _noise_features(prepare_inputs(ds, "small-cnn", stream=stream, workers=config.workers))
 
 
 def _evidence(rec: Recording | None, inputs: Inputs, given: np.ndarray, k: int, config: ScanConfig,
@@ -188,13 +202,7 @@ def scan(
                                 finetune=config.finetune, cache_dir=config.cache_dir,
                                 device=str(resolve_device(config.device)), progress=progress and d.is_writer,
                                 stream=stream, workers=config.workers)  # fmt: skip
-    noise_features: Callable[[], np.ndarray] = lambda: _noise_features(inputs)  # noqa: E731
-    if inputs.frozen_features and not config.finetune and noise_resolution(asked) != config.resolution:
-        noise_features = noise_feature_source(asked, ds)
-    elif model == "small-cnn" and config.image_size is not None:
-        # the images at their own side, as the bench draws the noise: the labels do not depend on --image-size
-        noise_features = lambda: _noise_features(  # noqa: E731
-            prepare_inputs(ds, model, stream=stream, workers=config.workers))
+    noise_features = _noise_source(ds, inputs, model, config, asked, stream)
     given, truth, noise_info = _labels(ds, config, noise_features, true_labels, log)
     timings["prepare_inputs"] = time.perf_counter() - t0
 

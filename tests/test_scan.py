@@ -287,8 +287,11 @@ def test_overflagging_warns_past_half() -> None:
     big = np.ones(2000, bool)
     big[:63] = False
     assert "1,937 of 2,000 samples (97%)" in (overflagging("aum", big) or "")
-    own = overflagging("crossfit", big) or ""  # the default does not point to itself
+    own = overflagging("crossfit", big, model="small-cnn") or ""  # the default does not point to itself
     assert own.startswith("crossfit flags 1,937") and "default detector" not in own and "--model effnet-lite0" in own
+    # a scan that already used the pretrained features is not told to use them
+    frozen = overflagging("crossfit", big, model="effnet-lite0") or ""
+    assert frozen.startswith("crossfit flags 1,937") and "--model" not in frozen and "stronger model than effnet-lite0" in frozen
 
 
 def test_scan_with_frozen_features_mixes_the_knn_shares_into_crossfit(tmp_path) -> None:

@@ -41,22 +41,24 @@ __all__ = ["MOST", "overflagging", "side_by_side", "write_outputs"]
 MOST = 0.5
 
 
-def overflagging(name: str, flagged: np.ndarray) -> str | None:
+def overflagging(name: str, flagged: np.ndarray, *, model: str | None = None) -> str | None:
     """A warning when detector ``name`` flags more than :data:`MOST` of the samples, else None.
 
     Such a cut says more about the rule than about the labels: e.g. AUM's auxiliary 99th
     percentile, when the network fits the auxiliary samples (a frozen-feature head on a small
     set), flags 97-99 % of every small benchmark set (``benchmarks/RESULTS.md`` §4); the default
     (crossfit) does it when its model barely learns the images (the small CNN on 2,000 CIFAR-10
-    photos: 57 %), and the warning then points to a stronger model instead of to itself.
+    photos: 57 %), and the warning then points to a stronger model instead of to itself — to the
+    pretrained features (``--model effnet-lite0``) only when ``model``, the model the scan used, is
+    the CNN trained from scratch.
     """
     f = np.asarray(flagged, dtype=bool)
     k = int(f.sum())
     if f.size == 0 or k <= MOST * f.size:
         return None
+    stronger = {"small-cnn": " (--model effnet-lite0, pretrained features)", None: ""}.get(model, f" than {model}")
     other = ("or use the default detector (crossfit)" if name != "crossfit" else
-             "or a stronger model (for the CNN trained from scratch: --model effnet-lite0): a weak model's "
-             "held-out posterior doubts most labels")  # fmt: skip
+             f"or a stronger model{stronger}: a weak model's held-out posterior doubts most labels")
     return (f"{name} flags {k:,} of {f.size:,} samples ({k / f.size:.0%}): a cut that accuses most of a "
             f"dataset says more about the rule than the labels; read the ranking (score, rank) instead, {other}")
 
@@ -96,7 +98,7 @@ def write_outputs(
     cols["self_confidence"] = P.self_confidence(post, given)
     cols["normalized_margin"] = P.normalized_margin(post, given)
     noise_rate_est = float(P.estimate_noise_rate(post, given))
-    too_many = overflagging(det.name, det.flagged)
+    too_many = overflagging(det.name, det.flagged, model=model)
     if too_many is not None:
         print(f"warning: {too_many}", file=sys.stderr)
     unscored = np.isnan(det.score)

@@ -56,7 +56,8 @@ def overflagging(name: str, flagged: np.ndarray, *, model: str | None = None) ->
     k = int(f.sum())
     if f.size == 0 or k <= MOST * f.size:
         return None
-    stronger = {"small-cnn": " (--model effnet-lite0, pretrained features)", None: ""}.get(model, f" than {model}")
+    stronger = {"small-cnn": " (--model effnet-lite0, pretrained features)", None: ""}.get(
+        model, f" than {model}")
     other = ("or use the default detector (crossfit)" if name != "crossfit" else
              f"or a stronger model{stronger}: a weak model's held-out posterior doubts most labels")
     return (f"{name} flags {k:,} of {f.size:,} samples ({k / f.size:.0%}): a cut that accuses most of a "

@@ -59,7 +59,7 @@ import numpy as np
 from cnn_folds_dev import pneumonia_rest
 from cnn_size_dev import run_scans
 from dev_cells import f1_at
-from scipy.stats import rankdata
+from ranking_dev import _rank
 from sklearn.metrics import roc_auc_score
 
 from labeltrace.decide import count as C
@@ -70,14 +70,10 @@ from labeltrace.score import trajectory
 BASE = "default"
 SEEDS = (0, 1, 2)
 NAMES_BY = {"margin": ("crossfit", "held-out p", "in-sample AUM", "rank crossfit + AUM", "rank held-out p + AUM"),
-         "window": ("crossfit", "held-out p, last epoch", "held-out p, last half", "crossfit, last half",
-                    "crossfit, last 5, own count")}
+            "window": ("crossfit", "held-out p, last epoch", "held-out p, last half", "crossfit, last half",
+                       "crossfit, last 5, own count")}
 #: candidates flagged at their own count, not the scan's
 OWN_COUNT = "crossfit, last 5, own count"
-
-
-def _rank(s: np.ndarray) -> np.ndarray:
-    return rankdata(s) / len(s)
 
 
 def window_candidates(run_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, int]]:
@@ -100,8 +96,8 @@ def window_candidates(run_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray,
     return scores, run.column("is_noisy").astype(bool), {"scan": k, OWN_COUNT: own}
 
 
-def candidates(run_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
-    """The candidate scores, the truth (is_noisy) and the run's flagged count."""
+def candidates(run_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, int]]:
+    """``--study margin``: the scores, the truth (is_noisy) and the counts (the scan's)."""
     run = open_run(run_dir)
     labels = run.column("given_label_id").astype(np.int64)
     held = run.dynamics().mean_posterior()
@@ -113,7 +109,7 @@ def candidates(run_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     cf = run.column("crossfit").astype(np.float64)
     scores = {"crossfit": cf, "held-out p": p, "in-sample AUM": aum,
               "rank crossfit + AUM": _rank(cf) + _rank(aum), "rank held-out p + AUM": _rank(p) + _rank(aum)}  # fmt: skip
-    return scores, run.column("is_noisy").astype(bool), int(run.meta["counts"]["flagged"])
+    return scores, run.column("is_noisy").astype(bool), {"scan": int(run.meta["counts"]["flagged"])}
 
 
 def cells(a: argparse.Namespace, out: Path) -> list[tuple[str, list[str], str]]:
@@ -149,11 +145,7 @@ def main() -> None:
     for name, _, noise in cell_list:
         for seed in SEEDS:
             run_dir = out / "runs" / f"_{name}_{noise.replace(':', '')}_s{seed}"
-            if a.study == "window":
-                scores, truth, ks = window_candidates(run_dir)
-            else:
-                scores, truth, k = candidates(run_dir)
-                ks = {"scan": k}
+            scores, truth, ks = (window_candidates if a.study == "window" else candidates)(run_dir)
             for n, s in scores.items():
                 auc[(name, noise)][n].append(float(roc_auc_score(truth, -s)))
                 f1[(name, noise)][n].append(f1_at(s, truth, ks.get(n, ks["scan"])))

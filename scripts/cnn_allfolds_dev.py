@@ -10,9 +10,11 @@ Why: ``results/dev-cnn-knn.md`` (exploratory, 15 of these cells) found the kNN v
 the five fold models' common space than in the first fold model's embedding (what ``labeltrace
 scan`` keeps now), and ``crossfit_knn`` in it above ``crossfit`` on F1. That look chose its
 question after seeing numbers; this study was written before it ran on the 7 cells the look did
-not see, with the rule below. Each scan runs in this process with ``cnn_knn_dev.py``'s two patches
-(the recording's embedding becomes the concatenation); ``--out`` may hold that look's scans (the
-same trainings: checked against ``--base``, ``cnn_score_dev.py``'s scans, by crossfit's AUROC).
+not see, with the rule below. Its scans ran in this process with ``cnn_knn_dev.py``'s two patches
+of that time (the recording's embedding became the concatenation); since the rule adopted it, the
+scan keeps it itself (``labeltrace.train.embedding``) and the scans below are plain. ``--out`` may
+hold that look's scans (the same trainings: checked against ``--base``, ``cnn_score_dev.py``'s
+scans made before the change, by crossfit's AUROC).
 
 Every candidate is read off the same recording, by the product's own detectors:
 
@@ -52,7 +54,6 @@ from pathlib import Path
 
 import numpy as np
 from cnn_folds_dev import pneumonia_rest
-from cnn_knn_dev import BUILT, _all_folds, _keep
 from sklearn.metrics import roc_auc_score
 
 from labeltrace import cli
@@ -60,8 +61,6 @@ from labeltrace.decide import detectors
 from labeltrace.decide.evidence import Evidence
 from labeltrace.evaluate.metrics import interval_text, t_interval
 from labeltrace.rundir import open_run
-from labeltrace.train import protocol
-from labeltrace.train.recipe import NetworkSpec
 
 SEEDS = (0, 1, 2)
 CANDIDATES = ("crossfit + kNN quarter", "crossfit_knn")
@@ -89,7 +88,6 @@ def scan(data: list[str], noise: str, seed: int, run_dir: Path) -> None:
     """One ``labeltrace scan --model small-cnn`` whose recording keeps the common embedding."""
     if (run_dir / "run.json").is_file():
         return
-    BUILT.clear()
     noise_args = [] if noise == "clean" else ["--noise", noise]
     with contextlib.redirect_stdout(io.StringIO()):  # the scan's own summary
         rc = cli.main(["scan", *data, "--out", str(run_dir), *noise_args, "--seed", str(seed),
@@ -124,7 +122,6 @@ def main() -> None:
     ap.add_argument("--pneumonia", required=True)
     ap.add_argument("--breast", required=True)
     a = ap.parse_args()
-    NetworkSpec.build, protocol._embedding = _keep, _all_folds
     m: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for name, data, noise in cells(a):
         for seed in SEEDS:

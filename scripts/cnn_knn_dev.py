@@ -12,12 +12,16 @@ against crossfit's 0.898), but that run costs one more training; the first fold 
 which the cross-fitted recording has for free, mixes held-out and in-sample samples and lost
 (RESULTS §6, ``crossfit_knn``). Here each sample is placed by the concatenation of the five fold
 models' L2-normalised embeddings (each model trained on it or not in the same way for every
-sample: four in sample, one held out). Each scan runs in this process with two patches:
-``NetworkSpec.build`` keeps every network built, and the recording's embedding becomes that
-concatenation. The cross-fitted trainings are the same as in ``--base`` (``cnn_score_dev.py``'s
+sample: four in sample, one held out). The scans ran in this process with two patches
+(``NetworkSpec.build`` kept every network built, the recording's embedding became that
+concatenation; ``git show 25027dd:scripts/cnn_knn_dev.py``). The cross-fitted trainings are the same as in ``--base`` (``cnn_score_dev.py``'s
 scans; checked: crossfit's AUROC must match). Prints per cell the AUROC and own-rule F1 of
 ``knn_vote`` and ``crossfit_knn`` for both embeddings, and the paired differences.
-A first look, not a decision: nothing in the product reads it.
+A first look, not a decision; the planned study is ``cnn_allfolds_dev.py``, after which the scan
+keeps this common embedding itself (``labeltrace.train.embedding.common_embedding``, the same
+computation), so the patches are gone and a plain scan gives the same recording; ``--base`` must
+hold scans made before that (b6341e4 or earlier) for its "fold 0" columns to mean the first fold
+model's embedding.
 """
 
 from __future__ import annotations
@@ -30,28 +34,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from labeltrace import cli
 from labeltrace.evaluate.metrics import interval_text, t_interval
-from labeltrace.train import protocol
-from labeltrace.train.recipe import NetworkSpec
 
 SEEDS = (0, 1, 2)
-BUILT: list[torch.nn.Module] = []
-_build, _embedding = NetworkSpec.build, protocol._embedding
-
-
-def _keep(self, *args, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202 - a patch
-    BUILT.append(_build(self, *args, **kw))
-    return BUILT[-1]
-
-
-def _all_folds(net, inputs):  # noqa: ANN001, ANN202 - a patch
-    if not BUILT or net is not BUILT[0]:
-        return _embedding(net, inputs)
-    blocks = [_embedding(m, inputs) for m in BUILT]
-    return np.concatenate([b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) for b in blocks], axis=1)
 
 
 def cells(a: argparse.Namespace) -> list[tuple[str, list[str], str]]:
@@ -69,14 +56,12 @@ def main() -> None:
     ap.add_argument("--pneumonia", required=True)
     ap.add_argument("--breast", required=True)
     a = ap.parse_args()
-    NetworkSpec.build, protocol._embedding = _keep, _all_folds
     rows: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for name, data, noise in cells(a):
         for seed in SEEDS:
             tag = f"_{name}_{noise.replace(':', '')}_s{seed}"
             run_dir = Path(a.out) / "runs" / tag
             if not (run_dir / "run.json").is_file():
-                BUILT.clear()
                 with contextlib.redirect_stdout(io.StringIO()):  # the scan's own summary
                     rc = cli.main(["scan", *data, "--out", str(run_dir), "--noise", noise, "--seed", str(seed),
                                    "--model", "small-cnn", "--quiet", "--force"])  # fmt: skip

@@ -67,7 +67,7 @@ def test_quick_grid_writes_csv_markdown_and_plots(quick) -> None:
         assert int(r["n"]) == 300 and 0 <= int(r["n_flagged"]) <= 300
         assert int(r["n_noisy"]) == round(float(r["true_rate"]) * 300)
         assert float(r["wall_seconds"]) > 0
-        # crossfit_knn: 5, its embedding is the first fold model's, kept by the cross-fitted recording
+        # crossfit_knn: 5, its embedding is the fold models' common one, kept by the cross-fitted recording
         expect_fits = 5 if r["detector"].startswith(("crossfit", "cl")) else \
             1 if r["detector"].startswith(("single", "knn")) else 2  # fmt: skip
         assert int(r["n_trainings"]) == expect_fits

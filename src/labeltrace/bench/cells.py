@@ -83,12 +83,12 @@ class CellRunner:
     def _record(self, plan: protocol.Protocol, folder: str, what: str) -> Recording:
         m = self.cell.model
         # a network's embedding (for the kNN detectors) is kept by every recording, as ``labeltrace scan``
-        # keeps it: the in-sample runs' first network, the cross-fitted recording's first fold model
+        # keeps it: the in-sample runs' first network's, the cross-fitted fold models' common one
         embedding = not m.on_features
         parts = {"v": _CACHE_VERSION, "plan": [type(plan).__name__, vars(plan)], "inputs": self.input_fp,
                  "given": digest(self.given), "model": m.key(), "seed": self.cell.seed}  # fmt: skip
-        if embedding and isinstance(plan, protocol.CrossFit):  # recorded without it before (other key)
-            parts["embedding"] = True
+        if embedding and isinstance(plan, protocol.CrossFit):  # without it, then the first fold's: other keys
+            parts["embedding"] = "common"
         d = self.cache / folder / digest(parts)
         if not RecordingDir(d).finished:
             self.log(f"  {what} ({m.name}, {m.epochs} epochs, N={len(self.given)})")
@@ -173,7 +173,7 @@ class CellRunner:
         ev = ev or self.evidence()
         needs = detectors.get(name).needs
         if "features" in needs and "held_out" in needs and not self.cell.model.on_features:
-            ev = self.evidence(embedding_from="held_out")  # the first fold model's embedding, as scan's
+            ev = self.evidence(embedding_from="held_out")  # the fold models' common embedding, as scan's
         if "single" in needs and not self.cell.model.on_features:
             ev = self.evidence(embedding_from="single")  # its count may read the run's own embedding, as scan's
         if "features" in needs and ("in_sample" in needs or "held_out" in needs):  # comes with the recording

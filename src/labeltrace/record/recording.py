@@ -18,7 +18,7 @@ bench``'s cache and by :mod:`labeltrace.rundir`)::
     <dir>/run0_in_sample.npz   a cross-fitted run's in-sample companion
     <dir>/run0_aux.npy         an in-sample run's auxiliary mask
     <dir>/folds.npy            a cross-fitted recording's fold of each sample
-    <dir>/embedding.npy        the first network's penultimate embedding (for kNN), when kept
+    <dir>/embedding.npy        a penultimate embedding for kNN, when kept (labeltrace.train.embedding)
     <dir>/checkpoints/         per-epoch state while recording (removed once finished)
 """
 

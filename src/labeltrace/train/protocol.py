@@ -48,9 +48,9 @@ from labeltrace.train.checkpoint import Checkpoint, config_key
 from labeltrace.train.crossval import cross_validated_probs  # one of the protocols' entry points
 from labeltrace.train.distributed import Dist
 from labeltrace.train.early_stop import EarlyStop
+from labeltrace.train.embedding import common_embedding, network_embedding
 from labeltrace.train.loop import (
     TrainConfig,
-    eval_batch_size,
     make_optimizer,
     predict_logits,
     resolve_device,
@@ -156,19 +156,6 @@ def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, give
     }  # fmt: skip
 
 
-def _embedding(net: nn.Module, inputs: Inputs) -> np.ndarray | None:
-    """The network's penultimate embedding of every input (for the kNN vote), if it has one."""
-    features = getattr(net, "features", None)
-    if features is None:
-        return None
-    net.eval()
-    dev = next(net.parameters()).device
-    source, chunk = as_source(inputs), eval_batch_size(dev)
-    with torch.inference_mode():
-        out = [features(x.to(dev)).float().cpu() for _, x in source.batches(torch.arange(source.shape[0]), chunk)]
-    return torch.cat(out).numpy()
-
-
 def record(
     protocol: Protocol,
     spec: NetworkSpec,
@@ -191,7 +178,8 @@ def record(
 
     ``train`` holds the optimisation settings (its ``seed`` is ignored: the protocol derives the
     seeds from ``seed``); ``data`` describes the inputs for the fingerprint (their identity,
-    size, resolution, noise). ``embedding`` keeps the first network's penultimate embedding.
+    size, resolution, noise). ``embedding`` keeps a penultimate embedding for the kNN detectors
+    (:mod:`labeltrace.train.embedding`): the first in-sample network's, or the fold models' common one.
     ``inputs``: one in-memory tensor, or a :class:`~labeltrace.train.batches.BatchSource`.
     ``dist`` (default: :func:`labeltrace.train.distributed.current`): data-parallel when
     ``torch.distributed`` is initialised; rank 0 writes, every rank returns the recording.
@@ -199,6 +187,8 @@ def record(
     d = distributed.current() if dist is None else dist
     store = RecordingDir(directory)
     fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs)
+    if embedding and isinstance(protocol, CrossFit):  # recordings before it kept the first fold model's
+        fp["embedding"] = "common"
     store.check(fp)
     if store.finished:
         if log is not None:
@@ -254,7 +244,7 @@ def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs
         recorders.append(res.recorder)
         runs.append(RecordedRun(res.recorder.dynamics(), aux, K))
         if embedding and r == 0:
-            emb = _embedding(net, inputs)
+            emb = network_embedding(net, inputs)
     if not dist.is_writer:
         return None
     rec = Recording("in-sample", tuple(runs), K, tuple(seconds), tuple(acc), embedding=emb, fingerprint=fingerprint)
@@ -289,7 +279,7 @@ def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs:
     dyn = held.dynamics()
     run = RecordedRun(dyn, np.zeros(n, dtype=bool), K, held_out=True, in_sample=in_sample.dynamics())
     rec = Recording("crossfit", (run,), K, (time.perf_counter() - t0,), (float(np.nanmean(dyn.mean("correct"))),),
-                    folds=folds, embedding=_embedding(built[0], inputs) if embedding else None,
+                    folds=folds, embedding=common_embedding(built, inputs) if embedding else None,
                     fingerprint=fingerprint)  # fmt: skip
     store.save(rec, [held], in_sample)
     return rec

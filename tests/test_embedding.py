@@ -3,6 +3,8 @@ fold models' common one."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -90,3 +92,33 @@ def test_a_recording_without_the_common_embedding_is_not_reused_for_one_that_nee
     with pytest.raises(FingerprintMismatch, match="embedding"):
         protocol.record(protocol.CrossFit(2), spec, cfg, x, y, num_classes=2, seed=0, directory=tmp_path / "cf",
                         embedding=True, progress=False)  # fmt: skip
+
+
+def test_a_scan_that_kept_the_first_fold_models_embedding_is_another_configuration(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from labeltrace.data import from_arrays
+    from labeltrace.rundir import RunDirConflict
+    from labeltrace.scan import ScanConfig, fingerprint, scan
+
+    d = load_digits()
+    ds = from_arrays((d.images[:90] / 16).astype(np.float32), d.target[:90] % 3)
+    cnn = fingerprint(ds, ScanConfig(resolution=96), "small-cnn", None)
+    assert cnn["protocol"]["embedding"] == "common"
+    # frozen features keep no network embedding; a detector without the cross-fitted recording neither
+    assert "embedding" not in fingerprint(ds, ScanConfig(resolution=96), "effnet-lite0", None)["protocol"]
+    assert "embedding" not in fingerprint(ds, ScanConfig(resolution=96, detector="sei"), "small-cnn", None)["protocol"]
+    cfg = ScanConfig(model="small-cnn", epochs=1, folds=2, batch_size=32, seed=0)
+    out = tmp_path / "run"
+    scan(ds, out, cfg, progress=False, log=lambda s: None)
+    fp_file = out / "fingerprint.json"
+    old = json.loads(fp_file.read_text())
+    del old["protocol"]["embedding"]  # as a scan before the common embedding wrote it
+    fp_file.write_text(json.dumps(old))
+    with pytest.raises(RunDirConflict, match="protocol"):
+        scan(ds, out, cfg, progress=False, log=lambda s: None)
+    res = scan(ds, out, cfg, progress=False, log=lambda s: None, force=True)
+    emb = np.load(out / "dynamics" / "embedding.npy")
+    assert res.meta["fingerprint"]["protocol"]["embedding"] == "common" and emb.shape[0] == 90
+    halves = emb.reshape(90, 2, -1)  # two fold models side by side, each unit length per sample
+    np.testing.assert_allclose(np.linalg.norm(halves, axis=2), 1.0, atol=1e-5)

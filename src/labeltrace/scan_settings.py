@@ -230,6 +230,9 @@ def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: n
     if config.resolution is None:
         raise ValueError("fingerprint: resolve the resolution first (resolve_resolution)")
     spec, tcfg = network_spec(model, config), train_config(model, config)
+    # a network cross-fitted on the images keeps the fold models' common embedding (labeltrace.train.
+    # embedding); a run directory that kept the first fold model's is another configuration
+    common = (model != "effnet-lite0" or config.finetune) and "held_out" in detectors.get(config.detector).needs
     return {
         "data": data_identity(ds), "classes": list(ds.classes), "labels": digest(ds.labels.astype(np.int64)),
         "truth": None if true_labels is None else digest(np.asarray(true_labels, np.int64)),
@@ -238,7 +241,8 @@ def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: n
                    **({"stream": True} if stream else {})},
         "protocol": {"runs": config.runs, "folds": config.folds, "aux_fraction": config.aux_fraction,
                      "suggest_last": config.suggest_last,
-                     **({"early_stop": asdict(protocol.EarlyStop())} if config.early_stop else {})},
+                     **({"early_stop": asdict(protocol.EarlyStop())} if config.early_stop else {}),
+                     **({"embedding": "common"} if common else {})},
         "detector": config.detector, "seed": config.seed, "knn_k": config.knn_k,
         **({"world_size": world_size} if world_size > 1 else {}),
     }  # fmt: skip

@@ -144,7 +144,8 @@ class RecordingDir:
         diff = _differences(theirs, fingerprint)
         if diff:
             raise FingerprintMismatch(
-                f"{self.path} holds a recording of another configuration (differs in: {', '.join(diff)})"
+                f"{self.path} holds a recording of another configuration (differs in: {', '.join(diff)}); "
+                "record into another folder, or remove this one (labeltrace scan: --force) to record again"
             )
 
     def save(self, rec: Recording, recorders: Sequence[Recorder], in_sample: Recorder | None = None) -> None:

@@ -50,6 +50,7 @@ import contextlib
 import io
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -115,36 +116,46 @@ def f1(flagged: np.ndarray, truth: np.ndarray) -> float:
     return 2 * float((flagged & truth).sum()) / (float(flagged.sum()) + float(truth.sum()))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(doc: str) -> argparse.Namespace:
+    """The options of this study and of ``cnn_knn_dev.py``: where the scans go and what they read."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--base", required=True, help="cnn_score_dev.py's --out (the first fold model's embedding)")
     ap.add_argument("--pneumonia", required=True)
     ap.add_argument("--breast", required=True)
-    a = ap.parse_args()
-    m: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for name, data, noise in cells(a):
+    return ap.parse_args()
+
+
+def scanned(out: str, cell_list: list[tuple[str, list[str], str]]) -> Iterator[tuple[str, str, str, Path]]:
+    """Every cell's scan for each seed, run first where ``out`` lacks it: (name, noise, tag, run dir)."""
+    for name, data, noise in cell_list:
         for seed in SEEDS:
             tag = f"_{name}_{noise.replace(':', '')}_s{seed}"
-            run_dir = Path(a.out) / "runs" / tag
-            scan(data, noise, seed, run_dir)
-            got = read(run_dir)
-            r = m[(name, noise)]
-            if noise == "clean":
-                for n in ("crossfit", *CANDIDATES):
-                    r[f"flags {n}"].append(float(got[n][1].sum()))
-                continue
-            truth = open_run(run_dir).column("is_noisy").astype(bool)
-            old = json.loads((Path(a.base) / "runs" / tag / "run.json").read_text())["noise"]["per_detector"]
-            assert abs(old["crossfit"]["auroc"] - roc_auc_score(truth, -got["crossfit"][0])) < 1e-9, \
-                f"{tag}: not the same training as --base"  # fmt: skip
-            for n, (s, fl) in got.items():
-                r[f"auroc {n}"].append(float(roc_auc_score(truth, -s)))
-                r[f"f1 {n}"].append(f1(fl, truth))
-                r[f"flags {n}"].append(float(fl.sum()))
-            for n in ("knn_vote", "crossfit_knn"):
-                r[f"auroc {n} fold 0"].append(old[n]["auroc"])
-                r[f"f1 {n} fold 0"].append(old[n]["f1"])
+            scan(data, noise, seed, Path(out) / "runs" / tag)
+            yield name, noise, tag, Path(out) / "runs" / tag
+
+
+def main() -> None:
+    a = parse_args(__doc__)
+    m: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for name, noise, tag, run_dir in scanned(a.out, cells(a)):
+        got = read(run_dir)
+        r = m[(name, noise)]
+        if noise == "clean":
+            for n in ("crossfit", *CANDIDATES):
+                r[f"flags {n}"].append(float(got[n][1].sum()))
+            continue
+        truth = open_run(run_dir).column("is_noisy").astype(bool)
+        old = json.loads((Path(a.base) / "runs" / tag / "run.json").read_text())["noise"]["per_detector"]
+        assert abs(old["crossfit"]["auroc"] - roc_auc_score(truth, -got["crossfit"][0])) < 1e-9, \
+            f"{tag}: not the same training as --base"  # fmt: skip
+        for n, (s, fl) in got.items():
+            r[f"auroc {n}"].append(float(roc_auc_score(truth, -s)))
+            r[f"f1 {n}"].append(f1(fl, truth))
+            r[f"flags {n}"].append(float(fl.sum()))
+        for n in ("knn_vote", "crossfit_knn"):
+            r[f"auroc {n} fold 0"].append(old[n]["auroc"])
+            r[f"f1 {n} fold 0"].append(old[n]["f1"])
     report(m)
 
 

@@ -27,18 +27,14 @@ model's embedding.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from cnn_allfolds_dev import parse_args, scanned
 
-from labeltrace import cli
 from labeltrace.evaluate.metrics import interval_text, t_interval
-
-SEEDS = (0, 1, 2)
 
 
 def cells(a: argparse.Namespace) -> list[tuple[str, list[str], str]]:
@@ -50,32 +46,19 @@ def cells(a: argparse.Namespace) -> list[tuple[str, list[str], str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--base", required=True, help="cnn_score_dev.py's --out (the scans with the first fold's embedding)")
-    ap.add_argument("--pneumonia", required=True)
-    ap.add_argument("--breast", required=True)
-    a = ap.parse_args()
+    a = parse_args(__doc__)
     rows: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for name, data, noise in cells(a):
-        for seed in SEEDS:
-            tag = f"_{name}_{noise.replace(':', '')}_s{seed}"
-            run_dir = Path(a.out) / "runs" / tag
-            if not (run_dir / "run.json").is_file():
-                with contextlib.redirect_stdout(io.StringIO()):  # the scan's own summary
-                    rc = cli.main(["scan", *data, "--out", str(run_dir), "--noise", noise, "--seed", str(seed),
-                                   "--model", "small-cnn", "--quiet", "--force"])  # fmt: skip
-                assert rc == 0, f"{tag}: scan failed"
-            new = json.loads((run_dir / "run.json").read_text())["noise"]["per_detector"]
-            old = json.loads((Path(a.base) / "runs" / tag / "run.json").read_text())["noise"]["per_detector"]
-            assert abs(new["crossfit"]["auroc"] - old["crossfit"]["auroc"]) < 1e-9, f"{tag}: not the same training"
-            r = rows[(name, noise)]
-            for det in ("knn_vote", "crossfit_knn"):
-                for what in ("auroc", "f1"):
-                    r[f"{det} {what} fold 0"].append(old[det][what])
-                    r[f"{det} {what} all folds"].append(new[det][what])
-            r["crossfit auroc"].append(old["crossfit"]["auroc"])
-            r["crossfit f1"].append(old["crossfit"]["f1"])
+    for name, noise, tag, run_dir in scanned(a.out, cells(a)):
+        new = json.loads((run_dir / "run.json").read_text())["noise"]["per_detector"]
+        old = json.loads((Path(a.base) / "runs" / tag / "run.json").read_text())["noise"]["per_detector"]
+        assert abs(new["crossfit"]["auroc"] - old["crossfit"]["auroc"]) < 1e-9, f"{tag}: not the same training"
+        r = rows[(name, noise)]
+        for det in ("knn_vote", "crossfit_knn"):
+            for what in ("auroc", "f1"):
+                r[f"{det} {what} fold 0"].append(old[det][what])
+                r[f"{det} {what} all folds"].append(new[det][what])
+        r["crossfit auroc"].append(old["crossfit"]["auroc"])
+        r["crossfit f1"].append(old["crossfit"]["f1"])
     cols = ["crossfit auroc", "knn_vote auroc fold 0", "knn_vote auroc all folds", "crossfit_knn auroc fold 0",
             "crossfit_knn auroc all folds", "crossfit f1", "knn_vote f1 fold 0", "knn_vote f1 all folds",
             "crossfit_knn f1 fold 0", "crossfit_knn f1 all folds"]  # fmt: skip

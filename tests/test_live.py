@@ -174,6 +174,15 @@ def test_context_neighbours_top_and_trajectory(run_dir: Path) -> None:
     assert ctx["features"] == "the embedding of the scan's network"
 
 
+def test_a_cross_fitted_runs_features_say_they_are_the_fold_models(tmp_path: Path) -> None:
+    from labeltrace.relabel.features import run_features
+
+    rd = make_run(tmp_path, n=40, k=3, seed=5, crossfit=True, embedding=True)
+    f = run_features(open_run(rd))
+    assert f.source == "the embeddings of the scan's fold models, side by side"
+    assert f.values.shape[0] == 40
+
+
 def test_context_falls_back_to_shrunk_images(tmp_path: Path) -> None:
     rd = make_run(tmp_path, n=30, k=3, seed=3)
     ctx = TestClient(create_app(rd), base_url=LOCAL).get("/api/context/4").json()

@@ -4,7 +4,8 @@ live queue's refreshes.
 :func:`run_features` looks, in order, at
 
 1. a file the caller names (``labeltrace review --features FILE.npy``, rows = sample ids);
-2. the embedding the recording kept (``dynamics/embedding.npy``: CNN runs);
+2. the embedding the recording kept (``dynamics/embedding.npy``: CNN runs; a cross-fitted one's
+   is its fold models' embeddings side by side, :mod:`labeltrace.train.embedding`);
 3. the frozen-feature cache a ``--model effnet-lite0`` scan read its features from (found by the
    same key: the data files' fingerprint, N, the model and the resolution);
 4. the images themselves, shrunk to 16 x 16 pixels (always there, weakest).
@@ -97,11 +98,13 @@ def run_features(run: Run, features: str | os.PathLike[str] | None = None) -> Ru
     if features is not None:
         return RunFeatures(standardize(_from_file(features, n)), f"the features file {features}")
     rec = recording_dir(run.path)
-    name = rec.meta().get("embedding") if rec.finished else None
+    meta = rec.meta() if rec.finished else {}
+    name = meta.get("embedding")
     if name and (rec.path / name).is_file():
         x = np.load(rec.path / name, allow_pickle=False)
         if x.ndim == 2 and x.shape[0] == n:
-            return RunFeatures(standardize(x), "the embedding of the scan's network")
+            return RunFeatures(standardize(x), "the embeddings of the scan's fold models, side by side"
+                               if meta.get("kind") == "crossfit" else "the embedding of the scan's network")
     cached = _from_cache(run)
     if cached is not None and cached.ndim == 2 and cached.shape[0] == n:
         return RunFeatures(standardize(cached), "the scan's frozen EfficientNet-Lite0 features")

@@ -190,8 +190,8 @@ def report(m: dict[tuple[str, str], dict[str, list[float]]]) -> None:
     print("| detector | ΔAUROC | ΔF1 |\n|---|---|---|")
     da = {n: t_interval(_paired(m, noisy, f"auroc {n}", f"auroc {n} fold 0")) for n in ("knn_vote", "crossfit_knn")}
     dfa = {n: t_interval(_paired(m, noisy, f"f1 {n}", f"f1 {n} fold 0")) for n in ("knn_vote", "crossfit_knn")}
-    for n in da:
-        print(f"| {n} | {interval_text(*da[n], '+.4f')} | {interval_text(*dfa[n], '+.4f')} |")
+    for n, d in da.items():
+        print(f"| {n} | {interval_text(*d, '+.4f')} | {interval_text(*dfa[n], '+.4f')} |")
     a_ok = da["knn_vote"][1] > 0 and dfa["crossfit_knn"][0] >= 0
     print(f"\nRule A: {'adopt' if a_ok else 'do not adopt'} the common embedding.\n")
     print("B. Against the default `crossfit`, paired over seeds (worst cell: the lowest per-cell mean ΔF1)\n")

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FINETUNE_DEFAULTS", "MODEL_DEFAULTS", "ScanConfig", "check", "fingerprint", "network_spec", "recording_protocol",
-    "noise_feature_source", "noise_resolution", "parse_noise", "probe_dataset", "resolve_model", "resolve_resolution", "streams", "train_config",
+    "noise_feature_source", "noise_resolution", "on_frozen_features", "parse_noise", "probe_dataset", "resolve_model",
+    "resolve_resolution", "streams", "train_config",
 ]  # fmt: skip
 
 
@@ -143,6 +144,11 @@ def resolve_model(config: ScanConfig, ds: ImageDataset) -> tuple[str, dict[str, 
     return probe.model, _probed(probe, note)
 
 
+def on_frozen_features(model: str, config: ScanConfig) -> bool:
+    """Whether ``model`` trains a head on frozen backbone features (not a network on the images)."""
+    return model == "effnet-lite0" and not config.finetune
+
+
 def resolve_resolution(config: ScanConfig, model: str, ds: ImageDataset) -> tuple[int, dict[str, Any] | None]:
     """The effnet-lite0 resolution: ``config.resolution`` when set; else, for frozen features,
     the probe of :func:`labeltrace.models.probe.choose_resolution` (96 or 224 px) on the labels
@@ -152,7 +158,7 @@ def resolve_resolution(config: ScanConfig, model: str, ds: ImageDataset) -> tupl
         if config.resolution <= 0:
             raise ValueError(f"resolution must be positive, got {config.resolution}")
         return config.resolution, None
-    if model != "effnet-lite0" or config.finetune:
+    if not on_frozen_features(model, config):
         return 96, None
     from labeltrace.models.probe import choose_resolution
 
@@ -232,7 +238,9 @@ def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: n
     spec, tcfg = network_spec(model, config), train_config(model, config)
     # a network cross-fitted on the images keeps the fold models' common embedding (labeltrace.train.
     # embedding); a run directory that kept the first fold model's is another configuration
-    common = (model != "effnet-lite0" or config.finetune) and "held_out" in detectors.get(config.detector).needs
+    frozen = on_frozen_features(model, config)
+    common = not frozen and isinstance(recording_protocol(config.detector, config, frozen_features=frozen),
+                                       protocol.CrossFit)  # fmt: skip
     return {
         "data": data_identity(ds), "classes": list(ds.classes), "labels": digest(ds.labels.astype(np.int64)),
         "truth": None if true_labels is None else digest(np.asarray(true_labels, np.int64)),

@@ -146,13 +146,15 @@ def auxiliary_masks(protocol: InSample, given: np.ndarray, num_classes: int, see
 
 
 def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, given: np.ndarray, seed: int,
-                 data: Mapping[str, Any], keep_probs: int) -> dict[str, Any]:  # fmt: skip
+                 data: Mapping[str, Any], keep_probs: int, embedding: bool) -> dict[str, Any]:  # fmt: skip
     proto = {k: (vars(v) if isinstance(v, EarlyStop) else v) for k, v in vars(protocol).items()
              if not (k == "early_stop" and v is None)}  # absent when off: earlier recordings stay valid
     return {
         "version": _VERSION, "protocol": {"kind": type(protocol).__name__, **proto},
         "network": vars(spec), "train": config_key(train=replace(train, seed=0)), "labels": digest(np.asarray(given, np.int64)),
         "seed": int(seed), "data": dict(data), "keep_probs": int(keep_probs),
+        # the fold models' common embedding; cross-fitted recordings before it kept the first fold model's
+        **({"embedding": "common"} if embedding and isinstance(protocol, CrossFit) else {}),
     }  # fmt: skip
 
 
@@ -186,9 +188,7 @@ def record(
     """
     d = distributed.current() if dist is None else dist
     store = RecordingDir(directory)
-    fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs)
-    if embedding and isinstance(protocol, CrossFit):  # recordings before it kept the first fold model's
-        fp["embedding"] = "common"
+    fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs, embedding)
     store.check(fp)
     if store.finished:
         if log is not None:

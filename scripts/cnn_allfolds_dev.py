@@ -50,7 +50,7 @@ import contextlib
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -85,14 +85,15 @@ def cells(a: argparse.Namespace) -> list[tuple[str, list[str], str]]:
     return c + [("digits", sets["digits"], "clean"), ("pneumoniamnist-val", sets["pneumoniamnist-val"], "clean")]
 
 
-def scan(data: list[str], noise: str, seed: int, run_dir: Path) -> None:
-    """One ``labeltrace scan --model small-cnn`` whose recording keeps the common embedding."""
+def scan(data: list[str], noise: str, seed: int, run_dir: Path, extra: Sequence[str] = ()) -> None:
+    """One ``labeltrace scan --model small-cnn`` (its recording keeps the common embedding), with
+    ``extra`` options."""
     if (run_dir / "run.json").is_file():
         return
     noise_args = [] if noise == "clean" else ["--noise", noise]
     with contextlib.redirect_stdout(io.StringIO()):  # the scan's own summary
         rc = cli.main(["scan", *data, "--out", str(run_dir), *noise_args, "--seed", str(seed),
-                       "--model", "small-cnn", "--quiet", "--force"])  # fmt: skip
+                       "--model", "small-cnn", "--quiet", "--force", *extra])  # fmt: skip
     assert rc == 0, f"{run_dir.name}: scan failed"
 
 
@@ -126,12 +127,13 @@ def parse_args(doc: str) -> argparse.Namespace:
     return ap.parse_args()
 
 
-def scanned(out: str, cell_list: list[tuple[str, list[str], str]]) -> Iterator[tuple[str, str, str, Path]]:
+def scanned(out: str, cell_list: list[tuple[str, list[str], str]],
+            extra: Sequence[str] = ()) -> Iterator[tuple[str, str, str, Path]]:  # fmt: skip
     """Every cell's scan for each seed, run first where ``out`` lacks it: (name, noise, tag, run dir)."""
     for name, data, noise in cell_list:
         for seed in SEEDS:
             tag = f"_{name}_{noise.replace(':', '')}_s{seed}"
-            scan(data, noise, seed, Path(out) / "runs" / tag)
+            scan(data, noise, seed, Path(out) / "runs" / tag, extra)
             yield name, noise, tag, Path(out) / "runs" / tag
 
 

@@ -16,16 +16,13 @@ and seeds, the common embedding); ``--out`` gets one ``--detector knn_vote`` sca
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from cnn_allfolds_dev import SEEDS, cells, parse_args
+from cnn_allfolds_dev import cells, parse_args, scanned
 
-from labeltrace import cli
 from labeltrace.evaluate.metrics import interval_text, t_interval
 from labeltrace.rundir import open_run
 
@@ -33,23 +30,14 @@ from labeltrace.rundir import open_run
 def main() -> None:
     a = parse_args(__doc__)
     r: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for name, data, noise in cells(a):
-        if noise == "clean":
-            continue
-        for seed in SEEDS:
-            tag = f"_{name}_{noise.replace(':', '')}_s{seed}"
-            run_dir = Path(a.out) / "runs" / tag
-            if not (run_dir / "run.json").is_file():
-                with contextlib.redirect_stdout(io.StringIO()):
-                    rc = cli.main(["scan", *data, "--out", str(run_dir), "--noise", noise, "--seed", str(seed),
-                                   "--model", "small-cnn", "--detector", "knn_vote", "--quiet", "--force"])  # fmt: skip
-                assert rc == 0, f"{tag}: scan failed"
-            base = Path(a.base) / "runs" / tag
-            assert np.array_equal(open_run(run_dir).column("given_label_id"), open_run(base).column("given_label_id"))
-            for side, d in (("own run", run_dir), ("common", base)):
-                m = json.loads((d / "run.json").read_text())["noise"]["per_detector"]["knn_vote"]
-                r[(name, noise)][f"auroc {side}"].append(m["auroc"])
-                r[(name, noise)][f"f1 {side}"].append(m["f1"])
+    noisy = [c for c in cells(a) if c[2] != "clean"]
+    for name, noise, tag, run_dir in scanned(a.out, noisy, ["--detector", "knn_vote"]):
+        base = Path(a.base) / "runs" / tag
+        assert np.array_equal(open_run(run_dir).column("given_label_id"), open_run(base).column("given_label_id"))
+        for side, d in (("own run", run_dir), ("common", base)):
+            m = json.loads((d / "run.json").read_text())["noise"]["per_detector"]["knn_vote"]
+            r[(name, noise)][f"auroc {side}"].append(m["auroc"])
+            r[(name, noise)][f"f1 {side}"].append(m["f1"])
     print("# The CNN's kNN vote: its own in-sample run's embedding against the fold models' common one (dev, exploratory)\n")
     print("`python scripts/cnn_knn_run_dev.py --out /work/cache/cnn_knn_run --base /work/cache/cnn_knn --pneumonia "
           ".../pneumoniamnist_modified.npz --breast .../breastmnist.npz` (3 seeds; `labeltrace scan --model small-cnn "

@@ -119,7 +119,7 @@ def candidates(ev: Evidence) -> tuple[dict[str, np.ndarray], int, dict[str, floa
 
 def cnn_cells(root: str) -> Iterator[tuple[str, Evidence, np.ndarray]]:
     for run_dir in sorted((Path(root) / "runs").iterdir()):
-        name, noise, seed = run_dir.name[1:].rsplit("_", 2)
+        name, noise, _seed = run_dir.name[1:].rsplit("_", 2)
         run = open_run(run_dir)
         rec = run.recording()
         labels = run.column("given_label_id").astype(np.int64)
@@ -162,6 +162,10 @@ def main() -> None:
     report(m)
 
 
+def _mean(r: dict[str, list[float]], key: str) -> str:
+    return f"{np.mean(r[key]):.3f}" if r.get(key) else "–"
+
+
 def report(m: dict[str, dict[str, list[float]]]) -> None:
     noisy = [k for k in m if "auroc crossfit" in m[k]]
     clean = [k for k in m if k not in noisy]
@@ -176,10 +180,9 @@ def report(m: dict[str, dict[str, list[float]]]) -> None:
     print("|---|---|---|---|" + "---|" * (2 * len(shown)))
     for k in noisy:
         r = m[k]
-        cell = lambda n, w: f"{np.mean(r[f'{w} {n}']):.3f}" if r.get(f"{w} {n}") else "–"  # noqa: E731
         print(f"| {k} | {np.mean(r['v p']):.3f} | {np.mean(r['v se']):.3f} | {int(sum(r[f'switch {DELTA}']))}/"
-              f"{len(r['gap'])} | " + " | ".join(cell(n, "auroc") for n in shown) + " | "
-              + " | ".join(cell(n, "f1") for n in shown) + " |")  # fmt: skip
+              f"{len(r['gap'])} | " + " | ".join(_mean(r, f"auroc {n}") for n in shown) + " | "
+              + " | ".join(_mean(r, f"f1 {n}") for n in shown) + " |")  # fmt: skip
     print("\nThe clean cells (original labels): how often the switch fires\n")
     print("| cell | v p(given) | v SE | " + " | ".join(f"switched at {d}" for d in MARGINS) + " |")
     print("|---|---|---|" + "---|" * len(MARGINS))

@@ -10,28 +10,31 @@ large-set count as the 96 px rows (``count.IN_SAMPLE_FACTOR`` 2, before the chan
 ``scripts/large_count_test.py`` reports), so each pair differs by the resolution alone. Only the cells
 where the probe took 224 px for at least one seed are listed (elsewhere the two are the same
 trainings, read from the bench cache); the confusion noise reads the 96 px features in both, so
-every pair has the same labels.
+every pair has the same labels. All files as of ``ROWS``, the commit of this report: the
+BreastMNIST and PneumoniaMNIST rows were rerun since (other changes, RESULTS §1).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
+
+from committed import results_at  # scripts/, run as a script
 
 from labeltrace.bench.paired import before_after, tagged_rows
 from labeltrace.evaluate.metrics import interval_text
 
-RES = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+ROWS = "f82937e"  # the commit this report was written from
 DETECTORS = ("crossfit", "cleanlab", "single")
 METRICS = (("f1", "F1", ".3f"), ("auroc", "AUROC", ".3f"), ("n_flagged", "flagged", ".1f"),
            ("recall_at_200", "recall@200", ".3f"))
 
 
 def main() -> None:
-    new = sorted(p for p in RES.glob("test-*.csv") if not p.stem.endswith("_sei_epochs"))
-    new = [RES / "test-factor2" / p.name if (RES / "test-factor2" / p.name).is_file() else p for p in new]
+    res = results_at(ROWS)
+    new = sorted(p for p in res.glob("test-*.csv") if not p.stem.endswith("_sei_epochs"))
+    new = [res / "test-factor2" / p.name if (res / "test-factor2" / p.name).is_file() else p for p in new]
     kept = [p.name for p in new if p.parent.name == "test-factor2"]
-    old = [RES / "test-96px" / p.name for p in new]
+    old = [res / "test-96px" / p.name for p in new]
     missing = [str(p) for p in old if not p.is_file()]
     if missing:
         raise SystemExit(f"no 96 px rows for {missing}")

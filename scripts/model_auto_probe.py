@@ -7,7 +7,8 @@ bench gives them — noisy), the probe of :func:`labeltrace.models.probe.choose_
 samples: small CNN from scratch vs logistic regression on frozen EfficientNet-Lite0 features) is run
 and its held-out accuracies printed. Where the committed test CSV (``benchmarks/results/test-*.csv``)
 has both models for that cell, the default detector's F1 (mean over seeds) with each model is
-printed beside it, so the pick can be checked against the outcome. A measurement, not a tuning:
+printed beside it with their difference paired over seeds (mean [95 % t-interval]), so the pick
+can be checked against the outcome. A measurement, not a tuning:
 nothing here is chosen.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from labeltrace.bench.config import load_config
 from labeltrace.bench.grid import load_dataset
+from labeltrace.evaluate.metrics import interval_text, t_interval
 from labeltrace.models.probe import choose_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,13 +31,20 @@ CELLS = {"cifar10n": ["aggre", "worse"], "cifar10h": ["original"],
          "breastmnist": ["symmetric:0.2", "confusion:0.2"], "pneumoniamnist": ["symmetric:0.2", "confusion:0.2"]}
 
 
-def bench_f1() -> dict[tuple[str, str, str], float]:
-    acc: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+def bench_f1() -> dict[tuple[str, str, str], dict[str, float]]:
+    """crossfit's F1 per cell and seed in the committed test CSVs."""
+    acc: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
     for p in (REPO / "benchmarks" / "results").glob("test-*.csv"):
-        for r in csv.DictReader(open(p, newline="")):
-            if r.get("detector") == "crossfit":
-                acc[(r["dataset"], r["labels"], r["model"])].append(float(r["f1"]))
-    return {k: float(np.mean(v)) for k, v in acc.items()}
+        with open(p, newline="") as fh:
+            for r in csv.DictReader(fh):
+                if r.get("detector") == "crossfit":
+                    acc[(r["dataset"], r["labels"], r["model"])][r["seed"]] = float(r["f1"])
+    return acc
+
+
+def _paired(cnn: dict[str, float], eff: dict[str, float]) -> str:
+    seeds = sorted(set(cnn) & set(eff))
+    return interval_text(*t_interval([cnn[s] - eff[s] for s in seeds]), "+.3f") if seeds else "–"
 
 
 def main() -> None:
@@ -47,8 +56,8 @@ def main() -> None:
     print("# `--model auto` on the benchmark's datasets\n")
     print("`python scripts/model_auto_probe.py --cache /work/cache/bench > benchmarks/results/model-auto.md`\n")
     print("| dataset | labels | N | probe: small-cnn | probe: effnet-lite0 | pick | crossfit F1, small-cnn "
-          "| crossfit F1, effnet-mlp |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| crossfit F1, effnet-mlp | small-cnn − effnet-mlp, paired over seeds |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for spec in cfg.datasets:
         if spec.name not in CELLS:
             continue
@@ -57,10 +66,12 @@ def main() -> None:
             ds = data.dataset().with_labels(data.given_labels(labels, 0))
             pr = choose_model(ds, seed=0, cache_dir=Path(a.cache) / "probe-cache")
             acc = pr.accuracy
-            fc = f1.get((spec.name, labels, "small-cnn"), float("nan"))
-            fe = f1.get((spec.name, labels, "effnet-mlp"), float("nan"))
+            cnn, eff = f1.get((spec.name, labels, "small-cnn"), {}), f1.get((spec.name, labels, "effnet-mlp"), {})
+            fc = float(np.mean(list(cnn.values()))) if cnn else float("nan")
+            fe = float(np.mean(list(eff.values()))) if eff else float("nan")
             print(f"| {spec.name} | {labels} | {len(ds)} | {acc.get('small-cnn', float('nan')):.3f} "
-                  f"| {acc.get('effnet-lite0', float('nan')):.3f} | {pr.model} | {fc:.3f} | {fe:.3f} |")
+                  f"| {acc.get('effnet-lite0', float('nan')):.3f} | {pr.model} | {fc:.3f} | {fe:.3f} | "
+                  f"{_paired(cnn, eff)} |")
 
 
 if __name__ == "__main__":

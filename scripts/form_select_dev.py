@@ -43,6 +43,11 @@ Cells: the small-CNN scans of ``cnn_allfolds_dev.py`` (``--cnn``: 22 noisy and 2
 small dev cells of ``configs/dev.toml`` at 96 px — PneumoniaMNIST val, BreastMNIST val, 2,000
 CIFAR-10N images, CIFAR-10's cats and dogs, PneumoniaMNIST's other training images, and the
 ``-low`` cells — trained into ``--cache`` where missing.
+
+After the verdict the file also shows, for the binary cells, why the switch fires where it does:
+confident learning's joint against the true one, how confidently the held-out model agrees with
+the wrong labels of class 0 against the right labels of class 1, and the share of label 0 it
+contradicts against the share that is wrong (read after the rule; it decides nothing).
 """
 
 from __future__ import annotations
@@ -156,10 +161,32 @@ def main() -> None:
                         scores[f"select {delta} {form}"] = scores[form] if switch else scores["crossfit"]
             if not truth.any():
                 continue
+            if ev.num_classes == 2:
+                diagnose(r, ev, truth)
             for n, s in scores.items():
                 r[f"auroc {n}"].append(float(roc_auc_score(truth, -s)))
                 r[f"f1 {n}"].append(f1_at(s, truth, n_hat))
     report(m)
+
+
+def diagnose(r: dict[str, list[float]], ev: Evidence, truth: np.ndarray) -> None:
+    """Binary cells, read after the verdict: confident learning's joint against the true one
+    (label 0 given / true class 1, and 1 / 0), and crossfit's held-out p(given) (median) of the
+    wrong labels of true class 0 against the right labels of class 1; the share of label 0 that the
+    held-out model contradicts (argmax ≠ 0) and the share that is wrong."""
+    held, _ = detectors._crossfit_posteriors(ev)
+    y = ev.labels
+    true = np.where(truth, 1 - y, y)
+    joint = confident.confident_joint(held, y)
+    pg = p_given(held, y)
+    r["C01"].append(float(joint[0, 1]))
+    r["C10"].append(float(joint[1, 0]))
+    r["T01"].append(float(((y == 0) & (true == 1)).sum()))
+    r["T10"].append(float(((y == 1) & (true == 0)).sum()))
+    r["p wrong 1|0"].append(float(np.median(pg[(y == 1) & (true == 0)])) if ((y == 1) & (true == 0)).any() else np.nan)
+    r["p right 1|1"].append(float(np.median(pg[(y == 1) & (true == 1)])))
+    r["contra 0"].append(float((held[y == 0].argmax(1) != 0).mean()))
+    r["wrong 0"].append(float(truth[y == 0].mean()))
 
 
 def _mean(r: dict[str, list[float]], key: str) -> str:
@@ -212,6 +239,18 @@ def report(m: dict[str, dict[str, list[float]]]) -> None:
                 verdict = wa >= -0.01 and wf >= -0.02 and np.mean(da) > 0 and np.mean(df) >= 0
     print(f"\nRule: {'adopt' if verdict else 'do not adopt'} `select` (margin {DELTA}, held-out SE) as the small-set "
           "default ranking.")
+    print("\nRead after the verdict, the binary noisy cells: confident learning's joint `C[given, true]` on crossfit's "
+          "held-out posterior against the true one (`T`), and the median held-out p(given) of class 0's images "
+          "labelled 1 (wrong) and of class 1's images labelled 1 (right); mean over seeds\n")
+    print("| cell | C[0, 1] | T[0, 1] | C[1, 0] | T[1, 0] | p(given), wrong 1 of class 0 | p(given), right 1 | "
+          "label 0 contradicted | label 0 wrong |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for k in noisy:
+        r = m[k]
+        if r.get("C01"):
+            print(f"| {k} | {np.mean(r['C01']):.0f} | {np.mean(r['T01']):.0f} | {np.mean(r['C10']):.0f} | "
+                  f"{np.mean(r['T10']):.0f} | {np.nanmean(r['p wrong 1|0']):.3f} | {np.mean(r['p right 1|1']):.3f} | "
+                  f"{np.mean(r['contra 0']):.2f} | {np.mean(r['wrong 0']):.2f} |")
 
 
 if __name__ == "__main__":

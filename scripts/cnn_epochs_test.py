@@ -4,8 +4,8 @@ the 15 epochs the test config used to train (a report: the 20 epochs were chosen
 
     python scripts/cnn_epochs_test.py > benchmarks/results/test-cnn-epochs.md
 
-Reads ``benchmarks/results/test-breastmnist.csv`` (rerun with ``epochs = 20`` for the small CNN,
-the same cache, so the frozen-feature rows are the cached ones) and the same file as of ``BEFORE``
+Reads ``benchmarks/results/test-breastmnist.csv`` as of ``AFTER`` (rerun with ``epochs = 20`` for
+the small CNN, the same cache, so the frozen-feature rows are the cached ones) and as of ``BEFORE``
 (15 epochs). The seeds' label sets are the same on both sides; the trainings are not, and a CNN's
 training on this CPU also differs between sessions (RESULTS §1), so before → after mixes the
 schedule with that noise. Per cell: the default's F1 and AUROC before → after, paired over seeds;
@@ -17,16 +17,15 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from committed import results_at  # scripts/, run as a script
 
 from labeltrace.evaluate.metrics import interval_text, t_interval
 
-ROOT = Path(__file__).resolve().parents[1]
 CSV = "benchmarks/results/test-breastmnist.csv"
 BEFORE = "f75a517"  # the last commit whose small-CNN test rows trained 15 epochs
+AFTER = "9fae6cb"  # the rerun at 20 epochs
 MODEL = "small-cnn"
 
 Rows = dict[tuple[str, str], dict[str, dict[str, float]]]
@@ -57,7 +56,7 @@ def _paired(rows: Rows, labels: str, a: str, b: str, m: str) -> list[float]:
 
 
 def main() -> None:
-    after = _rows((ROOT / CSV).read_text())
+    after = _rows((results_at(AFTER) / "test-breastmnist.csv").read_text())
     before = _rows((results_at(BEFORE) / "test-breastmnist.csv").read_text())
     print("# The small CNN at 20 epochs (as the scan trains it) on the BreastMNIST test cells\n")
     print("`python scripts/cnn_epochs_test.py > benchmarks/results/test-cnn-epochs.md`; 5 seeds; before = "

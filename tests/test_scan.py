@@ -69,6 +69,27 @@ def test_scan_writes_a_complete_run(small_scan):
     meta = json.loads((res.run_dir / "run.json").read_text())
     for key in ("config", "seed", "versions", "timings", "detector", "counts"):
         assert key in meta
+    # the classes the posterior behind the suggestions mostly overrules, from the table's own columns
+    given, sugg = run.column("given_label"), run.column("suggested_label")
+    expected = [c for c in run.classes if (sugg[given == c] != c).mean() > 0.5]
+    assert [r["class"] for r in meta["contradicted_classes"]] == expected
+
+
+def test_summary_repeats_the_contradicted_class_warning(small_scan, tmp_path):
+    import shutil
+
+    from labeltrace.report.summary import summary_text
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(small_scan.run_dir, run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["contradicted_classes"] = [{"class": "3", "samples": 30, "contradicted": 21, "suggested": "5"}]
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    text = summary_text(run_dir)
+    assert "warning: class '3': the scan's models contradict 21 of its 30 labels (70%), most often suggesting '5'" in text
+    del meta["contradicted_classes"]  # a run written before the check: no warning, no error
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    assert "warning" not in summary_text(run_dir)
 
 
 def test_scan_detects_better_than_chance(small_scan):
@@ -320,3 +341,23 @@ def test_scan_with_frozen_features_mixes_the_knn_shares_into_crossfit(tmp_path) 
     post = (0.75 * h + 0.25 * shares + 0.75 * i + 0.25 * shares) / 2
     np.testing.assert_allclose(res.detection.score, post[np.arange(y.size), y], atol=1e-9)
     assert not np.allclose(res.detection.score, ((h + i) / 2)[np.arange(y.size), y])
+
+
+def test_contradicted_classes_name_the_classes_a_posterior_mostly_overrules() -> None:
+    from labeltrace.scan_outputs import contradicted_classes, contradicted_text
+
+    classes = ["cat", "dog", "fox"]
+    given = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    # argmax per sample: cats agreed with 3 of 4 times; dogs overruled 3 of 4 (twice as fox, once as cat);
+    # foxes overruled exactly half (1 of 2: not "most")
+    pred = np.array([0, 0, 0, 1, 2, 2, 0, 1, 2, 0])
+    post = np.full((10, 3), 0.1)
+    post[np.arange(10), pred] = 0.8
+    rows = contradicted_classes(post, given, classes)
+    assert rows == [{"class": "dog", "samples": 4, "contradicted": 3, "suggested": "fox"}]
+    msg = contradicted_text(rows[0])
+    assert msg.startswith("class 'dog': the scan's models contradict 3 of its 4 labels (75%), most often suggesting 'fox'")
+    assert contradicted_classes(np.eye(3)[given], given, classes) == []  # a posterior that agrees: no warning
+    # a tie between two suggested classes goes to the lowest id
+    tie = contradicted_classes(np.eye(3)[[1, 2]], np.array([0, 0]), classes)
+    assert tie == [{"class": "cat", "samples": 2, "contradicted": 2, "suggested": "dog"}]

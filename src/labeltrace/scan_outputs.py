@@ -35,7 +35,7 @@ from labeltrace.train import TrainConfig
 if TYPE_CHECKING:
     from labeltrace.scan_settings import ScanConfig
 
-__all__ = ["MOST", "overflagging", "side_by_side", "write_outputs"]
+__all__ = ["MOST", "contradicted_classes", "contradicted_text", "overflagging", "side_by_side", "write_outputs"]
 
 #: a cut that flags more than this fraction of a dataset gets a warning (:func:`overflagging`)
 MOST = 0.5
@@ -62,6 +62,43 @@ def overflagging(name: str, flagged: np.ndarray, *, model: str | None = None) ->
              f"or a stronger model{stronger}: a weak model's held-out posterior doubts most labels")
     return (f"{name} flags {k:,} of {f.size:,} samples ({k / f.size:.0%}): a cut that accuses most of a "
             f"dataset says more about the rule than the labels; read the ranking (score, rank) instead, {other}")
+
+
+def contradicted_classes(post: np.ndarray, given: np.ndarray, classes: list[str]) -> list[dict[str, Any]]:
+    """The classes whose labels ``post`` (the posterior behind the suggested labels) contradicts —
+    its argmax is another class — for more than :data:`MOST` of their samples: ``[{"class",
+    "samples", "contradicted", "suggested"}]``, ``suggested`` the class it names most often instead
+    (ties: the lowest id).
+
+    A class like that is beyond what a ranking can sort out: either most of its labels are wrong
+    (a swapped or mis-mapped class: with a class 90–100 % mislabelled, as in the PneumoniaMNIST
+    confusion-noise cells of ``benchmarks/RESULTS.md`` §4, the held-out models learn the wrong
+    label), or the model does not recognise it (too few or too hard images: the head on frozen
+    features contradicts 87–94 % of BreastMNIST val's 21 *malignant* labels with 15–41 % of them
+    wrong, ``benchmarks/results/dev-form-select.md``) — and within the class the two look alike.
+    """
+    k = len(classes)
+    g = np.asarray(given, dtype=np.int64)
+    pred = np.asarray(post).argmax(axis=1)
+    samples = np.bincount(g, minlength=k)
+    off = pred != g
+    contra = np.bincount(g[off], minlength=k)
+    pairs = np.bincount(g[off] * k + pred[off], minlength=k * k).reshape(k, k)
+    out = []
+    for c in np.flatnonzero(contra > MOST * samples):  # at most K rows: the classes, not the samples
+        out.append({"class": classes[c], "samples": int(samples[c]), "contradicted": int(contra[c]),
+                    "suggested": classes[int(pairs[c].argmax())]})  # fmt: skip
+    return out
+
+
+def contradicted_text(row: dict[str, Any]) -> str:
+    """The warning for one row of :func:`contradicted_classes`."""
+    n, c = row["samples"], row["contradicted"]
+    return (f"class {row['class']!r}: the scan's models contradict {c:,} of its {n:,} labels ({c / n:.0%}), "
+            f"most often suggesting {row['suggested']!r}. Either most of these labels are wrong (a swapped or "
+            "mis-mapped class?) or the model does not recognise this class (too few or too hard images); "
+            "within the class the ranking cannot tell the two apart: review it as a whole, check the class "
+            "mapping, or try a stronger model")
 
 
 def side_by_side(ev: Evidence, chosen: detectors.Detection) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -99,6 +136,9 @@ def write_outputs(
     cols["self_confidence"] = P.self_confidence(post, given)
     cols["normalized_margin"] = P.normalized_margin(post, given)
     noise_rate_est = float(P.estimate_noise_rate(post, given))
+    doubted = contradicted_classes(post, given, classes)
+    for row in doubted:
+        print(f"warning: {contradicted_text(row)}", file=sys.stderr)
     too_many = overflagging(det.name, det.flagged, model=model)
     if too_many is not None:
         print(f"warning: {too_many}", file=sys.stderr)
@@ -179,7 +219,8 @@ def write_outputs(
         "counts": {"n": N, "flagged": int(det.flagged.sum()),
                    "auxiliary_per_run": [int(r.is_auxiliary.sum()) for r in rec.runs] if rec else []},
         "cost": {"trainings": rec.num_trainings if rec else 0, "seconds": float(sum(rec.seconds)) if rec else 0.0},
-        "noise_rate_estimate": noise_rate_est, "noise": noise_info, "metrics": report,
+        "noise_rate_estimate": noise_rate_est, "contradicted_classes": doubted, "noise": noise_info,
+        "metrics": report,
     }  # fmt: skip
     rd.write_json(out / rd.RUN_JSON, meta)
     return table, meta

@@ -259,3 +259,18 @@ def test_display_image_scaling() -> None:
     large = np.zeros((1000, 500, 3), np.uint8)
     assert display_image(large, size=256).shape == (256, 128, 3)
     assert display_image(img, size=8) is img
+
+
+def test_contradicted_class_warning_is_shown_and_escaped(tmp_path: Path) -> None:
+    import json
+
+    classes = ["<b>cat</b>", "dog", "fox"]
+    rd = make_run(tmp_path, n=30, k=3, classes=classes, seed=2)
+    meta = json.loads((rd / "run.json").read_text())
+    assert "quality warn\"" not in write_report(rd).read_text(encoding="utf-8")  # no row (or a run from before): none
+    meta["contradicted_classes"] = [{"class": "<b>cat</b>", "samples": 10, "contradicted": 9, "suggested": "dog"}]
+    (rd / "run.json").write_text(json.dumps(meta))
+    page = write_report(rd).read_text(encoding="utf-8")
+    box = re.search(r'<div class="quality warn">(.*?)</div>', page).group(1)
+    assert box.startswith("class &#x27;&lt;b&gt;cat&lt;/b&gt;&#x27;: the scan&#x27;s models contradict 9 of its 10 labels (90%)")
+    assert "<b>cat</b>" not in page

@@ -296,7 +296,7 @@ def test_auto_probe_sees_the_noisy_labels_the_scan_trains_on(tmp_path, monkeypat
 
 
 def test_overflagging_warns_past_half() -> None:
-    from labeltrace.scan_outputs import overflagging
+    from labeltrace.diagnostics import overflagging
 
     half = np.zeros(10, bool)
     half[:5] = True
@@ -344,7 +344,7 @@ def test_scan_with_frozen_features_mixes_the_knn_shares_into_crossfit(tmp_path) 
 
 
 def test_contradicted_classes_name_the_classes_a_posterior_mostly_overrules() -> None:
-    from labeltrace.scan_outputs import contradicted_classes, contradicted_text
+    from labeltrace.diagnostics import contradicted_classes, contradicted_text
 
     classes = ["cat", "dog", "fox"]
     given = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])

@@ -26,6 +26,7 @@ from labeltrace.data import ImageDataset
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import Evidence, combined_score
 from labeltrace.decide.ranking import rank_of
+from labeltrace.diagnostics import contradicted_classes, contradicted_text, overflagging
 from labeltrace.evaluate import metrics
 from labeltrace.models.inputs import Inputs
 from labeltrace.record.recording import Recording
@@ -35,71 +36,7 @@ from labeltrace.train import TrainConfig
 if TYPE_CHECKING:
     from labeltrace.scan_settings import ScanConfig
 
-__all__ = ["MOST", "contradicted_classes", "contradicted_text", "overflagging", "side_by_side", "write_outputs"]
-
-#: a cut that flags more than this fraction of a dataset gets a warning (:func:`overflagging`)
-MOST = 0.5
-
-
-def overflagging(name: str, flagged: np.ndarray, *, model: str | None = None) -> str | None:
-    """A warning when detector ``name`` flags more than :data:`MOST` of the samples, else None.
-
-    Such a cut says more about the rule than about the labels: e.g. AUM's auxiliary 99th
-    percentile, when the network fits the auxiliary samples (a frozen-feature head on a small
-    set), flags 97-99 % of every small benchmark set (``benchmarks/RESULTS.md`` §4); the default
-    (crossfit) does it when its model barely learns the images (the small CNN on 2,000 CIFAR-10
-    photos: 57 %), and the warning then points to a stronger model instead of to itself — to the
-    pretrained features (``--model effnet-lite0``) only when ``model``, the model the scan used, is
-    the CNN trained from scratch.
-    """
-    f = np.asarray(flagged, dtype=bool)
-    k = int(f.sum())
-    if f.size == 0 or k <= MOST * f.size:
-        return None
-    stronger = {"small-cnn": " (--model effnet-lite0, pretrained features)", None: ""}.get(
-        model, f" than {model}")
-    other = ("or use the default detector (crossfit)" if name != "crossfit" else
-             f"or a stronger model{stronger}: a weak model's held-out posterior doubts most labels")
-    return (f"{name} flags {k:,} of {f.size:,} samples ({k / f.size:.0%}): a cut that accuses most of a "
-            f"dataset says more about the rule than the labels; read the ranking (score, rank) instead, {other}")
-
-
-def contradicted_classes(post: np.ndarray, given: np.ndarray, classes: list[str]) -> list[dict[str, Any]]:
-    """The classes whose labels ``post`` (the posterior behind the suggested labels) contradicts —
-    its argmax is another class — for more than :data:`MOST` of their samples: ``[{"class",
-    "samples", "contradicted", "suggested"}]``, ``suggested`` the class it names most often instead
-    (ties: the lowest id).
-
-    A class like that is beyond what a ranking can sort out: either most of its labels are wrong
-    (a swapped or mis-mapped class: with a class 90–100 % mislabelled, as in the PneumoniaMNIST
-    confusion-noise cells of ``benchmarks/RESULTS.md`` §4, the held-out models learn the wrong
-    label), or the model does not recognise it (too few or too hard images: the head on frozen
-    features contradicts 87–94 % of BreastMNIST val's 21 *malignant* labels with 15–41 % of them
-    wrong, ``benchmarks/results/dev-form-select.md``) — and within the class the two look alike.
-    """
-    k = len(classes)
-    g = np.asarray(given, dtype=np.int64)
-    pred = np.asarray(post).argmax(axis=1)
-    samples = np.bincount(g, minlength=k)
-    off = pred != g
-    contra = np.bincount(g[off], minlength=k)
-    pairs = np.bincount(g[off] * k + pred[off], minlength=k * k).reshape(k, k)
-    out = []
-    for c in np.flatnonzero(contra > MOST * samples):  # at most K rows: the classes, not the samples
-        out.append({"class": classes[c], "samples": int(samples[c]), "contradicted": int(contra[c]),
-                    "suggested": classes[int(pairs[c].argmax())]})  # fmt: skip
-    return out
-
-
-def contradicted_text(row: dict[str, Any]) -> str:
-    """The warning for one row of :func:`contradicted_classes`."""
-    n, c = row["samples"], row["contradicted"]
-    return (f"class {row['class']!r}: the scan's models contradict {c:,} of its {n:,} labels ({c / n:.0%}), "
-            f"most often suggesting {row['suggested']!r}. Either most of these labels are wrong (a swapped or "
-            "mis-mapped class?) or the model does not recognise this class (too few or too hard images); "
-            "within the class the ranking cannot tell the two apart: review it as a whole, check the class "
-            "mapping, or try a stronger model")
-
+__all__ = ["side_by_side", "write_outputs"]
 
 def side_by_side(ev: Evidence, chosen: detectors.Detection) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Every applicable detector's score column, and its result (or why it failed)."""

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labeltrace.diagnostics import contradicted_text
 from labeltrace.report import plots, stats
 from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
 from labeltrace.report.images import png_bytes, png_data_uri
@@ -113,6 +114,8 @@ def _summary_html(d: ReportData) -> str:
             f"<b>F1 {_num(m['f1'])}</b> ({m['tp']} of {int(d.noisy.sum())} mislabeled samples "
             f"found, {m['fp']} clean samples flagged).</div>"
         )
+    for row in meta.get("contradicted_classes") or []:  # absent in runs written before the check
+        out += f'<div class="quality warn">{_e(contradicted_text(row))}.</div>'
     out += f'<p class="note">Data: {_e(src)}</p></section>'
     return out
 

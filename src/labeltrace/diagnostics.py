@@ -47,12 +47,15 @@ def contradicted_classes(post: np.ndarray, given: np.ndarray, classes: list[str]
     "samples", "contradicted", "suggested"}]``, ``suggested`` the class it names most often instead
     (ties: the lowest id).
 
-    A class like that is beyond what a ranking can sort out: either most of its labels are wrong
-    (a swapped or mis-mapped class: with a class 90–100 % mislabelled, as in the PneumoniaMNIST
+    Within such a class a ranking is least reliable: either many of its labels are wrong (a
+    swapped or mis-mapped class: with a class 90–100 % mislabelled, as in the PneumoniaMNIST
     confusion-noise cells of ``benchmarks/RESULTS.md`` §4, the held-out models learn the wrong
-    label), or the model does not recognise it (too few or too hard images: the head on frozen
+    label), or the model does not recognise it well (too few or too hard images: the head on frozen
     features contradicts 87–94 % of BreastMNIST val's 21 *malignant* labels with 15–41 % of them
-    wrong, ``benchmarks/results/dev-form-select.md``) — and within the class the two look alike.
+    wrong, ``benchmarks/results/dev-form-select.md``), and within the class the two look alike. On
+    the small-CNN dev scans it names the minority class of every noisy medical cell (its labels 7–100 %
+    wrong), digits classes only at noise 0.2–0.4, and nothing on the clean cells
+    (``benchmarks/results/dev-contradicted.md``, ``scripts/contradicted_dev.py``).
     """
     k = len(classes)
     g = np.asarray(given, dtype=np.int64)
@@ -72,7 +75,7 @@ def contradicted_text(row: dict[str, Any]) -> str:
     """The warning for one row of :func:`contradicted_classes`."""
     n, c = row["samples"], row["contradicted"]
     return (f"class {row['class']!r}: the scan's models contradict {c:,} of its {n:,} labels ({c / n:.0%}), "
-            f"most often suggesting {row['suggested']!r}. Either most of these labels are wrong (a swapped or "
-            "mis-mapped class?) or the model does not recognise this class (too few or too hard images); "
-            "within the class the ranking cannot tell the two apart: review it as a whole, check the class "
+            f"most often suggesting {row['suggested']!r}. Either many of these labels are wrong (a swapped or "
+            "mis-mapped class?) or the model does not recognise this class well (too few or too hard images); "
+            "within the class the ranking cannot fully tell the two apart: review it with care, check the class "
             "mapping, or try a stronger model")

@@ -75,23 +75,6 @@ def test_scan_writes_a_complete_run(small_scan):
     assert [r["class"] for r in meta["contradicted_classes"]] == expected
 
 
-def test_summary_repeats_the_contradicted_class_warning(small_scan, tmp_path):
-    import shutil
-
-    from labeltrace.report.summary import summary_text
-
-    run_dir = tmp_path / "run"
-    shutil.copytree(small_scan.run_dir, run_dir)
-    meta = json.loads((run_dir / "run.json").read_text())
-    meta["contradicted_classes"] = [{"class": "3", "samples": 30, "contradicted": 21, "suggested": "5"}]
-    (run_dir / "run.json").write_text(json.dumps(meta))
-    text = summary_text(run_dir)
-    assert "warning: class '3': the scan's models contradict 21 of its 30 labels (70%), most often suggesting '5'" in text
-    del meta["contradicted_classes"]  # a run written before the check: no warning, no error
-    (run_dir / "run.json").write_text(json.dumps(meta))
-    assert "warning" not in summary_text(run_dir)
-
-
 def test_scan_detects_better_than_chance(small_scan):
     m = small_scan.meta["metrics"]
     assert m["auroc"] > 0.75  # 8 short epochs on 300 digits: far from perfect, far from chance

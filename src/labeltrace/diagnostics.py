@@ -1,5 +1,5 @@
-"""Label-free warnings about a scan's result, worded once for the scan, its summary and report
-(numpy only: the summary and the report read a run directory without the training stack).
+"""Label-free warnings about a scan's result, worded once for the scan (stderr) and its HTML report
+(numpy only: the report reads a run directory without the training stack).
 
 * :func:`overflagging` — a cut that accuses most of a dataset;
 * :func:`contradicted_classes` / :func:`contradicted_text` — classes whose labels the models

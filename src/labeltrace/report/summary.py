@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from labeltrace import rundir
-from labeltrace.diagnostics import contradicted_text
 
 
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
@@ -26,8 +25,6 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']} < {det['cutoff']:.4g} ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%}",
     ]
-    # absent in runs written before the check
-    lines += [f"warning: {contradicted_text(row)}" for row in m.get("contradicted_classes") or []]
     met = m.get("metrics")
     if met:
         lines.append(

@@ -14,12 +14,10 @@ cleanlab's recipe and the best detector on each side.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 
 import numpy as np
-from committed import results_at  # scripts/, run as a script
+from committed import Rows, rows_at  # scripts/, run as a script
 
 from labeltrace.evaluate.metrics import interval_text, t_interval
 
@@ -27,18 +25,6 @@ CSV = "benchmarks/results/test-breastmnist.csv"
 BEFORE = "f75a517"  # the last commit whose small-CNN test rows trained 15 epochs
 AFTER = "9fae6cb"  # the rerun at 20 epochs
 MODEL = "small-cnn"
-
-Rows = dict[tuple[str, str], dict[str, dict[str, float]]]
-
-
-def _rows(text: str) -> Rows:
-    """{(labels, detector): {seed: {f1, auroc}}} of the CNN's rows."""
-    out: Rows = defaultdict(dict)
-    for r in csv.DictReader(io.StringIO(text)):
-        if r["model"] == MODEL:
-            out[(r["labels"], r["detector"])][r["seed"]] = {"f1": float(r["f1"]), "auroc": float(r["auroc"])}
-    return out
-
 
 def _mean(rows: Rows, labels: str, det: str, m: str) -> float:
     return float(np.mean([v[m] for v in rows[(labels, det)].values()]))
@@ -56,8 +42,7 @@ def _paired(rows: Rows, labels: str, a: str, b: str, m: str) -> list[float]:
 
 
 def main() -> None:
-    after = _rows((results_at(AFTER) / "test-breastmnist.csv").read_text())
-    before = _rows((results_at(BEFORE) / "test-breastmnist.csv").read_text())
+    after, before = (rows_at(c, "test-breastmnist.csv", MODEL) for c in (AFTER, BEFORE))
     print("# The small CNN at 20 epochs (as the scan trains it) on the BreastMNIST test cells\n")
     print("`python scripts/cnn_epochs_test.py > benchmarks/results/test-cnn-epochs.md`; 5 seeds; before = "
           f"`git show {BEFORE}:{CSV}` (15 epochs), after = the rerun at 20. Δ after − before paired over seeds "

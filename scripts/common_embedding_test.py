@@ -13,11 +13,9 @@ before → after mixes the change with that noise). The clean comparison is insi
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 
-from committed import results_at  # scripts/, run as a script
+from committed import rows_at  # scripts/, run as a script
 
 from labeltrace.evaluate.metrics import interval_text, t_interval
 
@@ -27,18 +25,8 @@ AFTER = "f75a517"  # the rerun with the common embedding (15 epochs)
 MODEL = "small-cnn"
 
 
-def _rows(text: str) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
-    """{(labels, detector): {seed: {f1, auroc}}} of the CNN's rows."""
-    out: dict[tuple[str, str], dict[str, dict[str, float]]] = defaultdict(dict)
-    for r in csv.DictReader(io.StringIO(text)):
-        if r["model"] == MODEL and r["detector"] in ("crossfit", "crossfit_knn"):
-            out[(r["labels"], r["detector"])][r["seed"]] = {"f1": float(r["f1"]), "auroc": float(r["auroc"])}
-    return out
-
-
 def main() -> None:
-    after = _rows((results_at(AFTER) / "test-breastmnist.csv").read_text())
-    before = _rows((results_at(BEFORE) / "test-breastmnist.csv").read_text())
+    after, before = (rows_at(c, "test-breastmnist.csv", MODEL) for c in (AFTER, BEFORE))
     print("# The CNN's common embedding on the BreastMNIST test cells (`crossfit_knn`)\n")
     print("`python scripts/common_embedding_test.py > benchmarks/results/test-common-embedding.md`; 5 seeds; "
           f"before = `git show {BEFORE}:{CSV}` (the first fold model's embedding), after = the rerun with the "

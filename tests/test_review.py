@@ -483,3 +483,14 @@ def test_serve_generates_a_token_off_loopback(
     serve(run_dir)  # loopback: no token
     assert "?token=" not in capsys.readouterr().out
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8765
+
+
+def test_state_carries_the_scans_contradicted_class_warnings(run_dir: Path) -> None:
+    assert client(run_dir).get("/api/state").json()["warnings"] == []  # none in the run (or a run from before)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["contradicted_classes"] = [{"class": "cat", "samples": 10, "contradicted": 8, "suggested": "dog"}]
+    write_json(run_dir / "run.json", meta)
+    (w,) = client(run_dir).get("/api/state").json()["warnings"]
+    assert w.startswith("class 'cat': the scan's models contradict 8 of its 10 labels (80%), most often suggesting 'dog'")
+    page = client(run_dir).get("/").text
+    assert 'id="warnings"' in page and "textContent = s.warnings" in page  # shown as text, never as HTML

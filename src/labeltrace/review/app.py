@@ -44,6 +44,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from labeltrace._checks import listing
+from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.decisions import KINDS, MAX_REVIEWER
 from labeltrace.relabel.live import LiveConfig
@@ -210,6 +211,8 @@ def create_app(
             "classes": state.classes,
             "reviewer": state.reviewer,
             "token_required": token is not None,
+            # the scan's warnings about classes its models overrule (absent in runs from before them)
+            "warnings": [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []],
             **state.progress(who),
         }
 

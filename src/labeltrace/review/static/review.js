@@ -331,6 +331,11 @@
       $("run").textContent = s.run;
       document.title = `labeltrace review — ${s.run}`;
       if (!$("reviewer").value) $("reviewer").value = s.reviewer || "";
+      if (s.warnings && s.warnings.length) {  // text only: class names come from users
+        const w = $("warnings");
+        w.textContent = s.warnings.map((t) => `⚠ ${t}.`).join("\n");
+        w.hidden = false;
+      }
       buildButtons();
       showProgress(s);
       if (total === 0) { setStatus("The review queue is empty.", ""); return; }

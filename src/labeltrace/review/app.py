@@ -5,7 +5,8 @@ Routes (all need the token when one is set: header ``X-Labeltrace-Token`` or ``?
 ==========================  =================================================================
 ``GET  /``                  the review page (HTML with its CSS and JS inlined)
 ``GET  /api/state``         classes, queue length, progress, resume position, consensus rule,
-                            live re-ranking status (``?reviewer=`` counts for that reviewer)
+                            live re-ranking status, the scan's warnings about classes its models
+                            overrule (``?reviewer=`` counts for that reviewer)
 ``GET  /api/item/{pos}``    the queue item at position ``pos`` (0-based): its labels, the
                             model's top classes, the decision shown, every reviewer's view
                             (``?peek=true``: a look-ahead that does not count as shown)

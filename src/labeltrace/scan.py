@@ -38,6 +38,7 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     network_spec,
     noise_feature_source,
     noise_resolution,
+    on_frozen_features,
     parse_noise,
     recording_protocol,
     resolve_model,
@@ -197,7 +198,7 @@ def scan(
     t0 = time.perf_counter()
     if stream:
         log(f"streaming the inputs: decoded batch by batch ({'--stream' if config.stream else 'over 2 GiB in memory'})")
-    with d.writer_first() if model == "effnet-lite0" and not config.finetune else nullcontext():
+    with d.writer_first() if on_frozen_features(model, config) else nullcontext():
         inputs = prepare_inputs(ds, model, image_size=config.image_size, resolution=config.resolution,
                                 finetune=config.finetune, cache_dir=config.cache_dir,
                                 device=str(resolve_device(config.device)), progress=progress and d.is_writer,

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["side_by_side", "write_outputs"]
 
+
 def side_by_side(ev: Evidence, chosen: detectors.Detection) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Every applicable detector's score column, and its result (or why it failed)."""
     cols: dict[str, np.ndarray] = {}

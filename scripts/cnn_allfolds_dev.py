@@ -61,7 +61,7 @@ from labeltrace import cli
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import Evidence
 from labeltrace.evaluate.metrics import interval_text, t_interval
-from labeltrace.rundir import open_run
+from labeltrace.rundir import Run, open_run
 
 SEEDS = (0, 1, 2)
 CANDIDATES = ("crossfit + kNN quarter", "crossfit_knn")
@@ -97,18 +97,28 @@ def scan(data: list[str], noise: str, seed: int, run_dir: Path, extra: Sequence[
     assert rc == 0, f"{run_dir.name}: scan failed"
 
 
+def run_evidence(run: Run, *, features: np.ndarray | None = None, frozen: bool = False) -> Evidence:
+    """The detectors' evidence from a cross-fitted scan's recording: its labels, its held-out run,
+    ``features`` (default: the embedding it kept); ``frozen`` switches on the frozen-feature path
+    (the default's kNN mixing, ``count.KNN_WEIGHT``)."""
+    rec = run.recording()
+    return Evidence(run.column("given_label_id").astype(np.int64), rec.num_classes, held_out=rec.runs[0],
+                    features=rec.embedding if features is None else features, features_frozen=frozen)  # fmt: skip
+
+
+def run_truth(run: Run) -> np.ndarray:
+    """Which given labels are wrong (all False on a scan without injected noise)."""
+    if "is_noisy" not in run.samples.column_names:
+        return np.zeros(run.num_samples, bool)
+    return run.column("is_noisy").astype(bool)
+
+
 def read(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each candidate's (score, flagged), by the product's detectors on the run's recording."""
     run = open_run(run_dir)
-    rec = run.recording()
-    labels = run.column("given_label_id").astype(np.int64)
-
-    def ev(frozen: bool) -> Evidence:  # frozen: the default's kNN-mixing path (count.KNN_WEIGHT)
-        return Evidence(labels, rec.num_classes, held_out=rec.runs[0], features=rec.embedding, features_frozen=frozen)
-
-    plain = ev(False)
+    plain = run_evidence(run)
     out = {n: detectors.detect(n, plain) for n in ("crossfit", "crossfit_knn", "knn_vote")}
-    out["crossfit + kNN quarter"] = detectors.detect("crossfit", ev(True))
+    out["crossfit + kNN quarter"] = detectors.detect("crossfit", run_evidence(run, frozen=True))
     assert np.array_equal(out["crossfit"].score, run.column("crossfit")), f"{run_dir}: not the scan's crossfit"
     return {n: (d.score, d.flagged) for n, d in out.items()}
 
@@ -147,7 +157,7 @@ def main() -> None:
             for n in ("crossfit", *CANDIDATES):
                 r[f"flags {n}"].append(float(got[n][1].sum()))
             continue
-        truth = open_run(run_dir).column("is_noisy").astype(bool)
+        truth = run_truth(open_run(run_dir))
         old = json.loads((Path(a.base) / "runs" / tag / "run.json").read_text())["noise"]["per_detector"]
         assert abs(old["crossfit"]["auroc"] - roc_auc_score(truth, -got["crossfit"][0])) < 1e-9, \
             f"{tag}: not the same training as --base"  # fmt: skip

@@ -39,13 +39,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from cnn_allfolds_dev import cells, scan  # scripts/, run as a script
+from cnn_allfolds_dev import cells, run_evidence, run_truth, scan  # scripts/, run as a script
 from dev_cells import f1_at
 from sklearn.metrics import roc_auc_score
 
 from labeltrace.decide import count as C
 from labeltrace.decide import detectors
-from labeltrace.decide.evidence import Evidence
 from labeltrace.evaluate.metrics import interval_text, t_interval
 from labeltrace.rundir import open_run
 from labeltrace.score import probs as P
@@ -58,9 +57,9 @@ def candidates(base: Path, own: Path) -> tuple[dict[str, tuple[np.ndarray, int]]
     run, own_run = open_run(base), open_run(own)
     labels = run.column("given_label_id").astype(np.int64)
     assert np.array_equal(labels, own_run.column("given_label_id").astype(np.int64)), f"{base.name}: other labels"
-    rec, emb = run.recording(), own_run.recording().embedding
+    emb = own_run.recording().embedding
     assert emb is not None, f"{own}: no embedding"
-    ev = Evidence(labels, rec.num_classes, held_out=rec.runs[0], features=emb, features_frozen=False)
+    ev = run_evidence(run, features=emb)
     cf = detectors.detect("crossfit", ev)
     assert np.array_equal(cf.score, run.column("crossfit")), f"{base}: not the scan's crossfit"
     held, ins = detectors._crossfit_posteriors(ev)  # a network's: not mixed
@@ -70,8 +69,7 @@ def candidates(base: Path, own: Path) -> tuple[dict[str, tuple[np.ndarray, int]]
     kn = detectors.detect("crossfit_knn", ev)
     out = {"crossfit": (cf.score, n_cf), "rank quarter": (mixed, n_cf),
            "quarter": (mixed, C.conservative_count(mh, mi, labels)), "crossfit_knn": (kn.score, int(kn.flagged.sum()))}
-    truth = run.column("is_noisy").astype(bool) if "is_noisy" in run.samples.column_names else np.zeros(len(labels), bool)
-    return out, truth  # fmt: skip
+    return out, run_truth(run)  # fmt: skip
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from cnn_allfolds_dev import run_truth  # scripts/, run as a script
 
 from labeltrace.diagnostics import contradicted_classes
 from labeltrace.rundir import open_run
@@ -32,7 +33,7 @@ def main() -> None:
         sugg = run.column("suggested_label_id").astype(np.int64)
         post = np.eye(len(run.classes))[sugg]  # the argmax is all the warning reads
         rows = contradicted_classes(post, given, list(run.classes))
-        noisy = run.column("is_noisy").astype(bool) if "is_noisy" in run.samples.column_names else np.zeros_like(given, bool)
+        noisy = run_truth(run)
         ids = [run.classes.index(r["class"]) for r in rows]
         cells[d.name[1:].rsplit("_", 1)[0]].append(
             ([r["class"] for r in rows], [r["contradicted"] / r["samples"] for r in rows],

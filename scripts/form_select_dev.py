@@ -58,7 +58,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-from dev_cells import dev_cells, f1_at  # scripts/, run as a script
+from cnn_allfolds_dev import run_evidence, run_truth  # scripts/, run as a script
+from dev_cells import dev_cells, f1_at
+from ranking_dev import signed_entropy
 from sklearn.metrics import roc_auc_score
 
 from labeltrace.decide import detectors
@@ -77,13 +79,9 @@ Score = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def p_given(post: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """p[i, labels[i]] without ``probs.self_confidence``'s checks: a virtual label set need not hold
+    every class."""
     return post[np.arange(len(labels)), labels]
-
-
-def signed_entropy(post: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    p = np.clip(post, 1e-12, 1.0)
-    h = -(p * np.log(p)).sum(axis=1)
-    return np.where(post.argmax(axis=1) == labels, h, -h)
 
 
 def virtual_auroc(post: np.ndarray, labels: np.ndarray, score: Score) -> float:
@@ -126,11 +124,7 @@ def cnn_cells(root: str) -> Iterator[tuple[str, Evidence, np.ndarray]]:
     for run_dir in sorted((Path(root) / "runs").iterdir()):
         name, noise, _seed = run_dir.name[1:].rsplit("_", 2)
         run = open_run(run_dir)
-        rec = run.recording()
-        labels = run.column("given_label_id").astype(np.int64)
-        ev = Evidence(labels, rec.num_classes, held_out=rec.runs[0], features=rec.embedding, features_frozen=False)
-        truth = run.column("is_noisy").astype(bool) if noise != "clean" else np.zeros(len(labels), bool)
-        yield f"{name} {noise} small-cnn", ev, truth
+        yield f"{name} {noise} small-cnn", run_evidence(run), run_truth(run)
 
 
 def frozen_cells(cache: str) -> Iterator[tuple[str, Evidence, np.ndarray]]:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from labeltrace.data import loader
 from labeltrace.record import Recorder
 from labeltrace.train import distributed
 from labeltrace.train.batches import BatchSource, as_source
@@ -99,21 +100,13 @@ def lr_at(config: TrainConfig, epoch: int) -> float:
     return config.lr
 
 
-def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding of 1/8 of the side and a random horizontal flip (per image)."""
+def augment_batch(x: torch.Tensor, gen: torch.Generator, *, hflip: bool = True) -> torch.Tensor:
+    """The training loop's augmentation (``TrainConfig.augment``): a random crop after zero padding by
+    1/8 of the side (at least 1 pixel) and, with ``hflip``, a random horizontal flip, per image, by
+    :func:`labeltrace.data.loader.augment_batch`. Anything but a batch of images passes unchanged."""
     if x.ndim != 4:
         return x
-    B, _, H, W = x.shape
-    pad = max(1, H // 8)
-    xp = nn.functional.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
-    rows = (dy[:, None] + torch.arange(H)[None, :]).to(x.device)  # (B, H)
-    cols = (dx[:, None] + torch.arange(W)[None, :]).to(x.device)  # (B, W)
-    bidx = torch.arange(B, device=x.device)[:, None, None]
-    out = xp.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    flip = (torch.rand(B, generator=gen) < 0.5).to(x.device)
-    return torch.where(flip[:, None, None, None], out.flip(3), out)
+    return loader.augment_batch(x, loader.Augment(pad=max(1, x.shape[2] // 8), hflip=hflip), generator=gen)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -114,6 +114,24 @@ def test_augment_shapes_and_content():
             assert vals <= set(x[b, c].flatten().tolist())
 
 
+def _windows(x: torch.Tensor, pad: int) -> list[torch.Tensor]:
+    """Every crop of ``x`` (C, H, W) after zero padding by ``pad``: what a crop-only view can be."""
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    h, w = x.shape[1:]
+    return [xp[:, i : i + h, j : j + w] for i in range(2 * pad + 1) for j in range(2 * pad + 1)]
+
+
+def test_augment_crop_only_never_mirrors_and_the_flip_does():
+    """``hflip=False`` gives a padded crop of each image (pad 1/8 of the side); with the flip, some
+    images of a large batch come out mirrored, which no crop of the plain image is."""
+    x = torch.rand(64, 1, 16, 16)
+    crop = augment_batch(x, torch.Generator().manual_seed(1), hflip=False)
+    assert all(any(torch.equal(crop[b], v) for v in _windows(x[b], 2)) for b in range(64))
+    both = augment_batch(x, torch.Generator().manual_seed(1))
+    mirrored = [b for b in range(64) if not any(torch.equal(both[b], v) for v in _windows(x[b], 2))]
+    assert mirrored and all(any(torch.equal(both[b], v.flip(-1)) for v in _windows(x[b], 2)) for b in mirrored)
+
+
 def test_lr_schedules():
     cfg = TrainConfig(epochs=10, lr=1.0)
     assert lr_at(cfg, 0) == pytest.approx(1.0) and lr_at(cfg, 5) == pytest.approx(0.5)

@@ -53,7 +53,25 @@ def test_bar_lines_count_the_cells_against_the_baseline_and_the_best() -> None:
         "- F1 ≥ cleanlab's: 1/2 cells",
         "- F1 ≥ 0.95 × the best detector's: 1/2 cells (50%); lowest ratio 0.80",
         "- AUROC within 0.01 of the best: 1/2 cells",
+        "- missed by more than seed noise (paired 95 % interval below 0; the best detector is picked on the same "
+        "seeds, which favours it): below cleanlab's F1: 1 of 1; below 0.95 × the best detector's F1: 1 of 1; "
+        "more than 0.01 below the best AUROC: 1 of 1",
     ]
+
+
+def test_bar_lines_tell_a_miss_within_seed_noise_from_a_real_one() -> None:
+    """crossfit's mean F1 is below cleanlab's (0.45 vs 0.50) and below 0.95 x it, but its seeds
+    swing both ways (−0.2, +0.1, −0.05): a miss, not one beyond seed noise; no AUROC miss."""
+    rows = [_row("crossfit", s, f) for s, f in enumerate((0.3, 0.6, 0.45))]
+    rows += [_row("cleanlab", s, 0.5) for s in range(3)]
+    lines = bar_lines(rows, "crossfit")
+    assert lines[1] == "- F1 ≥ cleanlab's: 0/1 cells" and lines[3] == "- AUROC within 0.01 of the best: 1/1 cells"
+    assert lines[-1].endswith(": below cleanlab's F1: 0 of 1; below 0.95 × the best detector's F1: 0 of 1")
+    # the same shortfall on every seed is beyond seed noise
+    steady = [_row("crossfit", s, 0.45) for s in range(3)] + [_row("cleanlab", s, 0.5) for s in range(3)]
+    assert bar_lines(steady, "crossfit")[-1].endswith("below cleanlab's F1: 1 of 1; below 0.95 × the best detector's F1: 1 of 1")
+    # a clean sweep has no such line
+    assert not bar_lines([_row("crossfit", 0, 0.6), _row("cleanlab", 0, 0.5)], "crossfit")[-1].startswith("- missed")
 
 
 def test_tagged_rows_keep_the_asked_detectors_renamed(tmp_path: Path) -> None:

@@ -273,3 +273,28 @@ def test_queue_budget_prints_the_estimate(tmp_path: Path, capsys: pytest.Capture
     assert main(["queue", str(rd), "--out", str(tmp_path / "q.csv"), "--budget",
                  str(flagged + 1)]) == 0  # fmt: skip
     assert f"passes the {flagged} samples the scan flagged" in capsys.readouterr().err
+
+
+def test_live_queue_ranks_with_the_queue_files_gamma_and_seed(tmp_path: Path) -> None:
+    """A queue written with seed 7 keeps that seed when the page re-ranks it live: before any
+    decision the live ranking is the file's order (seed 0 would shuffle another way)."""
+    rd = make_run(tmp_path, n=30, k=3, seed=5)
+    write_queue(rd, tmp_path / "q.csv", method="random", seed=7)
+    app = create_app(rd, live=LiveConfig(every=1))
+    c = TestClient(app, base_url=LOCAL)
+    ranking = app.state.review.live.campaign.ranking()
+    assert _ids(c, 30) == [int(i) for i in ranking]
+    other = Campaign(open_run(rd).column("given_label_id"), num_classes=3, budget=None, priority="random",
+                     seed=0, count_initial_label=False)  # fmt: skip
+    assert [int(i) for i in other.ranking()] != _ids(c, 30)
+
+
+def test_preflight_says_when_the_budget_is_more_than_the_queue_uses() -> None:
+    from labeltrace.relabel.preflight import preflight
+
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.full(3, 0.6), size=20)
+    est = preflight(p, rng.integers(0, 3, size=20), budget=1000, repeats=5, seed=0)
+    assert est.used is not None and 20 <= est.used < 1000
+    assert est.message().startswith(f"the budget of 1000 reviews is more than the queue can use: every sample "
+                                    f"settles after {est.used:.0f} reviews, which are expected to fix ")  # fmt: skip

@@ -494,3 +494,32 @@ def test_state_carries_the_scans_contradicted_class_warnings(run_dir: Path) -> N
     assert w.startswith("class 'cat': the scan's models contradict 8 of its 10 labels (80%), most often suggesting 'dog'")
     page = client(run_dir).get("/").text
     assert 'id="warnings"' in page and "textContent = s.warnings" in page  # shown as text, never as HTML
+
+
+def test_one_reviewer_across_routes(tmp_path: Path) -> None:
+    """The app's default reviewer is stored whitespace-collapsed, and the item view finds that
+    reviewer's decision; a decision sent with an empty name is the default reviewer's, as a GET
+    with an empty name is, never "anonymous"."""
+    rd = make_run(tmp_path, n=20, k=3, seed=2)
+    c = client(rd, reviewer="Ada  Lovelace")
+    first = c.get("/api/item/0").json()["id"]
+    assert c.post("/api/decision", json={"sample_id": first, "decision": "bird"}).status_code == 200
+    assert c.get("/api/item/0").json()["decision"]["decision"] == "bird"
+    r = c.post("/api/decision", json={"sample_id": first, "decision": "cat", "reviewer": "  "})
+    assert r.json()["decision"]["reviewer"] == "Ada Lovelace"
+    assert c.get("/api/item/0?reviewer=").json()["decision"]["decision"] == "cat"
+    assert [row[3] for row in db_rows(rd)] == ["Ada Lovelace", "Ada Lovelace"]
+
+
+def test_an_action_with_a_class_is_refused_not_dropped(run_dir: Path) -> None:
+    """kind "skip" / "unsure" with a class as the decision would store the action and lose the
+    class: refused, naming the sample, in the app and in the store."""
+    c = client(run_dir)
+    for kind in ("skip", "unsure"):
+        r = c.post("/api/decision", json={"sample_id": 4, "decision": "bird", "kind": kind})
+        assert r.status_code == 400 and "sample 4" in r.json()["detail"] and "bird" not in r.text
+    assert not (run_dir / "reviews.db").exists() or db_rows(run_dir) == []
+    store = ReviewStore(run_dir / "reviews.db", classes=open_run(run_dir).classes, num_samples=30)
+    with pytest.raises(ValueError, match="sample 4: a 'skip' decision carries no class"):
+        store.add(4, "bird", kind="skip")
+    assert store.add(4, "skip", kind="skip").decision == "skip"

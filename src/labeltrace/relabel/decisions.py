@@ -157,14 +157,16 @@ class ReviewStore:
         """Check one decision; returns ``(sample_id, kind, decision, reviewer)``.
 
         ``kind`` may be omitted when ``decision`` is unambiguous (a class name, or ``"unsure"`` /
-        ``"skip"`` when no class has that name).
+        ``"skip"`` when no class has that name); with kind ``"unsure"`` or ``"skip"`` the decision
+        must be that word (a class sent with them is refused, never dropped).
 
         Raises
         ------
         IndexError
             ``sample_id`` outside ``[0, N)``.
         ValueError
-            Unknown class, unknown kind, ambiguous decision or bad reviewer name.
+            Unknown class, unknown kind, ambiguous decision, a class sent with kind ``"unsure"`` /
+            ``"skip"``, or bad reviewer name.
         """
         if isinstance(sample_id, bool) or not isinstance(sample_id, (int, np.integer)):
             raise ValueError(f"sample_id must be an integer, got {sample_id!r}")
@@ -187,8 +189,11 @@ class ReviewStore:
                 raise ValueError(
                     f"sample {i}: unknown class {decision!r}; classes are {self.classes}"
                 )
-        else:
-            decision = kind
+        elif decision != kind:
+            raise ValueError(
+                f"sample {i}: a {kind!r} decision carries no class; got decision {decision!r} "
+                f"(send kind 'label' to record a class)"
+            )
         if not isinstance(reviewer, str):
             raise ValueError(f"sample {i}: reviewer must be a string")
         reviewer = " ".join(reviewer.split())

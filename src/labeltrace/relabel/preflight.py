@@ -42,6 +42,8 @@ class Estimate:
     broken, broken_low, broken_high : right labels made wrong (a review that errs).
     wrong : labels the posterior calls wrong in the whole dataset (``given != argmax p``).
     repeats : simulated campaigns.
+    used : reviews the simulated campaigns spent, mean (below ``budget`` when every sample
+        settles first: a budget larger than the queue).
     """
 
     budget: int
@@ -53,11 +55,17 @@ class Estimate:
     broken_high: float
     wrong: int
     repeats: int
+    used: float | None = None
 
     def message(self) -> str:
-        """``relabeling B samples is expected to fix X (95 % interval L–H)``."""
+        """``relabeling B samples is expected to fix X (95 % interval L–H)``; a budget the queue
+        cannot spend says how many reviews settle every sample instead."""
         what = "samples" if self.budget != 1 else "sample"
-        return (f"relabeling {self.budget} {what} is expected to fix {self.fixed:.0f} "
+        head = f"relabeling {self.budget} {what} is"
+        if self.used is not None and self.used < self.budget:
+            head = (f"the budget of {self.budget} reviews is more than the queue can use: every sample "
+                    f"settles after {self.used:.0f} reviews, which are")  # fmt: skip
+        return (f"{head} expected to fix {self.fixed:.0f} "
                 f"(95 % interval {self.fixed_low:.0f}–{self.fixed_high:.0f}) of the "
                 f"{self.wrong} labels the model calls wrong, and to change "
                 f"{self.broken:.0f} (95 % interval {self.broken_low:.0f}–{self.broken_high:.0f}) "
@@ -97,13 +105,14 @@ def preflight(
     if isinstance(repeats, bool) or int(repeats) != repeats or repeats < 2:
         raise ValueError(f"repeats must be an integer >= 2, got {repeats!r}")
     truth = p.argmax(axis=1)
-    fixed, broken = np.zeros(repeats), np.zeros(repeats)
+    fixed, broken, used = np.zeros(repeats), np.zeros(repeats), np.zeros(repeats)
     plain = np.zeros(n, dtype=bool)
     for r in range(int(repeats)):
         c = Campaign(g, num_classes=k, budget=int(budget), priority=priority, posterior=p, sei=sei,
                      gamma=gamma, seed=seed, annotator=SimulatedAnnotator(p, seed=seed + r),
                      count_initial_label=rule.count_given, agree=rule.agree)  # fmt: skip
         log = c.run()
+        used[r] = c.relabels_used
         curves = count_curves(log, truth=truth, ambiguous=plain, budget=int(budget))
         fixed[r] = curves["fixed"][-1]
         was_right = int((g == truth).sum())
@@ -113,4 +122,4 @@ def preflight(
     return Estimate(budget=int(budget), fixed=float(fixed.mean()), fixed_low=float(lo),
                     fixed_high=float(hi), broken=float(broken.mean()), broken_low=float(blo),
                     broken_high=float(bhi), wrong=int((g != truth).sum()),
-                    repeats=int(repeats))  # fmt: skip
+                    repeats=int(repeats), used=float(used.mean()))  # fmt: skip

@@ -128,6 +128,8 @@ def _decision_problem(
                 f"'label' or {decision!r}"
             )
         kind = decision if decision in actions else "label"
+    if kind in actions and decision != kind:
+        return 400, f"sample {i}: a {kind!r} decision carries no class; send kind 'label' to record one"
     if kind == "label" and decision not in state.classes:
         return 400, (
             f"sample {i}: decision must be a class ({listing(state.classes, limit=50)}) or a "
@@ -257,7 +259,7 @@ def create_app(
 
     @app.post("/api/decision", response_model=None)
     def post_decision(body: DecisionIn) -> dict[str, Any] | JSONResponse:
-        who = body.reviewer if body.reviewer is not None else (state.reviewer or "")
+        who = _who(body.reviewer) or state.reviewer or ""  # an empty name is the default reviewer, as in GET
         problem = _decision_problem(state, body, who)
         if problem is not None:
             return _err(*problem)

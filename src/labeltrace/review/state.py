@@ -81,7 +81,8 @@ class ReviewState:
     ) -> None:
         self.run = run
         self.classes = run.classes
-        self.reviewer = reviewer
+        # the store keeps names whitespace-collapsed: compare with the same form
+        self.reviewer = None if reviewer is None else (" ".join(reviewer.split()) or None)
         self.given = run.column("given_label_id").astype(np.int64)
         self.suggested = run.column("suggested_label_id").astype(np.int64)
         self.suggested_prob = run.column("suggested_prob").astype(np.float64)
@@ -99,7 +100,8 @@ class ReviewState:
         self._lock = threading.Lock()
         self._posterior: np.ndarray | None = None
         self._reached = 0
-        self.method = (queue_meta(run.path / QUEUE) or {}).get("method", DEFAULT_METHOD)
+        self._queue = queue_meta(run.path / QUEUE) or {}
+        self.method = self._queue.get("method", DEFAULT_METHOD)
         self.live = self._live(live, log) if live is not None else None
         if self.live is not None:
             self.sync()
@@ -128,9 +130,11 @@ class ReviewState:
             raise ValueError(f"{self.run.path}: live re-ranking needs the run's recorded posterior")
         rule = prio.get(self.method)
         sei = run_sei(self.run) if "sei" in rule.inputs else None
+        # the queue file's own gamma and seed: the live queue ranks as the queue was written
+        gamma, seed = float(self._queue.get("gamma", 0.3)), int(self._queue.get("seed", 0))
         campaign = Campaign(self.given, num_classes=len(self.classes), budget=None, priority=rule,
                             posterior=post, sei=sei, count_initial_label=False,
-                            update_every=config.every)  # fmt: skip
+                            update_every=config.every, gamma=gamma, seed=seed)  # fmt: skip
         head = HeadConfig(folds=5 if self.run.held_out else 1)
 
         def build() -> Callable[[np.ndarray], Any]:

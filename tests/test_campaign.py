@@ -378,3 +378,17 @@ def test_write_simulation(tmp_path: Path) -> None:
     paths = rio.write_simulation(sim, tmp_path / "out", title="t")
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0
+
+
+def test_load_votes_reads_a_spreadsheets_byte_order_mark_and_refuses_repeated_classes(tmp_path: Path) -> None:
+    bom = tmp_path / "bom.csv"
+    bom.write_text("votes_cat,votes_dog,votes_fox\n3,1,0\n0,2,2\n1,0,3\n", encoding="utf-8-sig")
+    votes, classes = rio.load_votes(bom)
+    assert classes == ["cat", "dog", "fox"] and votes[:, 0].tolist() == [3, 0, 1]
+    idx = tmp_path / "idx.csv"
+    idx.write_text("index,votes_cat,votes_dog\n5,3,1\n0,0,2\n", encoding="utf-8-sig")
+    with pytest.raises(ValueError, match="index column"):
+        rio.load_votes(idx)
+    twice = _write(tmp_path / "twice.csv", "votes_cat,votes_cat,votes_dog\n1,2,0\n0,1,1\n")
+    with pytest.raises(ValueError, match="repeat the classes cat"):
+        rio.load_votes(twice)

@@ -67,7 +67,7 @@ def load_votes(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
         votes = arr.astype(np.float64)
         classes = [str(j) for j in range(votes.shape[1])]
     elif suffix == ".csv":
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is not a name
             reader = csv.reader(fh)
             try:
                 header = next(reader)
@@ -80,6 +80,9 @@ def load_votes(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
                 f"{path}: no vote columns (names starting with 'votes_'); columns: {header}"
             )
         classes = [header[j][len("votes_") :] for j in cols]
+        repeated = sorted({c for c in classes if classes.count(c) > 1})
+        if repeated:
+            raise ValueError(f"{path}: vote columns repeat the classes {listing(repeated)}")
         short = [r for r, row in enumerate(rows) if len(row) != len(header)]
         if short:
             raise ValueError(

@@ -299,3 +299,12 @@ def test_a_new_rule_is_one_priority_row() -> None:
     assert res.selector == "least_confident"
     with pytest.raises(ValueError, match="priority 'least_confident' needs posterior="):
         run_campaign(votes, init, budget=4, selector=rule)
+
+
+def test_record_refuses_a_sample_id_that_is_not_an_integer() -> None:
+    """2.7 or True would be truncated to samples 2 and 1: refused, like a vote that is no class."""
+    c = Campaign(np.array([0, 1, 0, 1]), num_classes=2, budget=None, priority="random", count_initial_label=False)
+    for bad in (2.7, True, "1", -1, 4):
+        with pytest.raises(ValueError, match="sample id"):
+            c.record(bad, 1)  # type: ignore[arg-type]
+    assert c.record(np.int64(2), 1).sample_id == 2 and c.record(3.0, 0).sample_id == 3

@@ -310,9 +310,14 @@ class Campaign:
         progress its votes come first. When the vote settles it and :attr:`update_due` holds,
         ``update_posterior`` (if given) refits and the samples are re-ranked.
         """
-        i, lab, k = int(sample_id), label, self.num_classes
+        lab, k = label, self.num_classes
         if self.relabels_used >= self._limit:
             raise ValueError(f"the campaign's budget of {self.budget} relabels is spent")
+        x = sample_id
+        if (isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.number)
+                or not np.isfinite(x) or int(x) != x):  # fmt: skip
+            raise ValueError(f"sample id {x!r} is not an integer")  # int() would make 2.7 sample 2, True 1
+        i = int(x)
         if not 0 <= i < self.num_samples:
             raise ValueError(f"sample id {i} is outside 0..{self.num_samples - 1}")
         if _as_class(lab, k) is None:

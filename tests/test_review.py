@@ -523,3 +523,27 @@ def test_an_action_with_a_class_is_refused_not_dropped(run_dir: Path) -> None:
     with pytest.raises(ValueError, match="sample 4: a 'skip' decision carries no class"):
         store.add(4, "bird", kind="skip")
     assert store.add(4, "skip", kind="skip").decision == "skip"
+
+
+def test_decisions_never_land_on_another_datasets_images(tmp_path: Path) -> None:
+    """A reviews.db carried over to a run of other images (same count, same classes) is refused,
+    naming the problem; a store written before it kept the ids takes them on at its next open."""
+    a, b = make_run(tmp_path / "a", n=20, k=3, seed=1), make_run(tmp_path / "b", n=20, k=3, seed=2)
+    assert open_run(a).classes == open_run(b).classes
+    assert list(open_run(a).column("external_id")) != list(open_run(b).column("external_id"))
+    c = client(a)
+    first = c.get("/api/item/0").json()["id"]
+    assert c.post("/api/decision", json={"sample_id": first, "decision": "bird"}).status_code == 200
+    (b / "reviews.db").write_bytes((a / "reviews.db").read_bytes())
+    with pytest.raises(ValueError, match="holds decisions about other samples"):
+        create_app(b)
+    with pytest.raises(ValueError, match="other samples"):
+        export_labels(b, tmp_path / "out")
+    legacy = tmp_path / "legacy.db"  # written without ids: takes run a's at its first open with them
+    ReviewStore(legacy, classes=open_run(a).classes, num_samples=20)
+    (a / "reviews.db").unlink()
+    (a / "reviews.db").write_bytes(legacy.read_bytes())
+    assert client(a).get("/api/item/0").status_code == 200
+    (b / "reviews.db").write_bytes((a / "reviews.db").read_bytes())
+    with pytest.raises(ValueError, match="other samples"):
+        create_app(b)

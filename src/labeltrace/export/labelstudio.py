@@ -16,10 +16,10 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from labeltrace._checks import listing
-from labeltrace.relabel.decisions import ReviewStore
+from labeltrace.relabel.decisions import run_store
 from labeltrace.relabel.order import review_order
 from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
-from labeltrace.rundir import REVIEWS_DB, Run, open_run
+from labeltrace.rundir import Run, open_run
 
 __all__ = ["LS_REVIEWER", "ImageMode", "import_labelstudio", "labelstudio_config", "labelstudio_tasks"]
 
@@ -297,5 +297,4 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
                 "decided_at": at,
             }
         )
-    store = ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples)
-    return store.add_many(rows, source=LS_REVIEWER)
+    return run_store(run).add_many(rows, source=LS_REVIEWER)

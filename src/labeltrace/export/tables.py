@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from labeltrace.relabel.decisions import ReviewStore
+from labeltrace.relabel.decisions import open_store
 from labeltrace.relabel.order import review_order
 from labeltrace.relabel.verdicts import final_labels
-from labeltrace.rundir import REVIEWS_DB, Run
+from labeltrace.rundir import Run
 
 __all__ = ["review_table"]
 
@@ -19,8 +19,8 @@ def review_table(run: Run) -> pa.Table:
     final, decision = final_labels(run)
     reviewer = np.full(run.num_samples, None, dtype=object)
     at = np.full(run.num_samples, None, dtype=object)
-    if (run.path / REVIEWS_DB).exists():
-        store = ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples)
+    store = open_store(run)
+    if store is not None:
         cur = store.current()
         if cur:
             ids = np.fromiter(cur.keys(), dtype=np.int64, count=len(cur))

@@ -24,6 +24,7 @@ resolves — see :mod:`labeltrace.relabel.verdicts`.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import sqlite3
@@ -38,7 +39,7 @@ import numpy as np
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.rundir import REVIEWS_DB, Run
 
-__all__ = ["KINDS", "Decision", "ReviewStore", "current_decisions", "now_iso", "open_store"]
+__all__ = ["KINDS", "Decision", "ReviewStore", "current_decisions", "now_iso", "open_store", "run_store"]
 
 FORMAT = "labeltrace.reviews/1"
 KINDS: tuple[str, ...] = ("label", "unsure", "skip")
@@ -104,11 +105,17 @@ class ReviewStore:
         The run's class names; the store remembers them and refuses to open with others.
     num_samples : int
         N; sample ids must lie in ``[0, N)``.
+    sample_ids : sequence of str, optional
+        The samples' own ids (the run's ``external_id``), in sample-id order. The store keeps their
+        digest and refuses to open for other samples, so a decision never lands on the image of
+        another dataset of the same size and classes (a store written without them takes them on
+        its first open with them).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, classes: Sequence[str], num_samples: int
-    ) -> None:
+        self, path: str | os.PathLike[str], *, classes: Sequence[str], num_samples: int,
+        sample_ids: Sequence[str] | None = None,
+    ) -> None:  # fmt: skip
         self.path = Path(path)
         self.classes = [str(c) for c in classes]
         self._class_set = set(self.classes)
@@ -127,6 +134,9 @@ class ReviewStore:
                         ("num_samples", str(self.num_samples)),
                     ],
                 )
+            digest = None if sample_ids is None else _ids_digest(sample_ids)
+            if digest is not None and "samples" not in rows:
+                con.execute("INSERT INTO meta (key, value) VALUES ('samples', ?)", (digest,))
             con.execute("COMMIT")
         if rows:
             if rows.get("format") != FORMAT:
@@ -137,6 +147,12 @@ class ReviewStore:
                     f"{self.path} was written for {rows.get('num_samples')} samples and classes "
                     f"{stored}, but the run has {self.num_samples} samples and classes "
                     f"{self.classes}"
+                )
+            if digest is not None and rows.get("samples", digest) != digest:
+                raise ValueError(
+                    f"{self.path} holds decisions about other samples: the run's sample ids differ "
+                    "from those it was written for (same count and classes), so its decisions would "
+                    "land on the wrong images; move it away to review this run afresh"
                 )
 
     # ------------------------------------------------------------------ connection
@@ -351,8 +367,23 @@ def current_decisions(run: Run) -> tuple[np.ndarray, np.ndarray]:
     return store.current_arrays()
 
 
+def _ids_digest(ids: Sequence[str]) -> str:
+    """SHA-256 of the ids in order (each as str)."""
+    h = hashlib.sha256()
+    for x in ids:
+        h.update(str(x).encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
+
+
+def run_store(run: Run) -> ReviewStore:
+    """The run's decision store (``RUN_DIR/reviews.db``, created if missing), bound to the run's
+    classes, size and sample ids."""
+    return ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples,
+                       sample_ids=run.column("external_id").tolist())  # fmt: skip
+
+
 def open_store(run: Run) -> ReviewStore | None:
     """The run's decision store, or None when nobody has reviewed yet (nothing is created)."""
     if not (run.path / REVIEWS_DB).exists():
         return None
-    return ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples)
+    return run_store(run)

@@ -24,7 +24,7 @@ import numpy as np
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.campaign import Campaign
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decisions import KINDS, ReviewStore
+from labeltrace.relabel.decisions import KINDS, run_store
 from labeltrace.relabel.features import run_features
 from labeltrace.relabel.head import HeadConfig
 from labeltrace.relabel.live import LiveConfig, LiveQueue, build_updater
@@ -32,7 +32,7 @@ from labeltrace.relabel.order import review_order
 from labeltrace.relabel.queue import DEFAULT_METHOD, queue_meta, queue_posterior, run_sei
 from labeltrace.relabel.verdicts import Verdicts, verdicts
 from labeltrace.review.context import ReviewContext, top_classes
-from labeltrace.rundir import QUEUE, REVIEWS_DB, Run
+from labeltrace.rundir import QUEUE, Run
 
 __all__ = ["ReviewState"]
 
@@ -88,8 +88,7 @@ class ReviewState:
         self.suggested_prob = run.column("suggested_prob").astype(np.float64)
         self.score = run.column("score").astype(np.float64)
         self.rank = run.column("rank").astype(np.int64)
-        self.store = ReviewStore(run.path / REVIEWS_DB, classes=self.classes,
-                                 num_samples=run.num_samples)  # fmt: skip
+        self.store = run_store(run)
         if consensus is not None:
             self.store.set_rule(consensus)
         self.rule = self.store.rule()

@@ -547,3 +547,15 @@ def test_decisions_never_land_on_another_datasets_images(tmp_path: Path) -> None
     (b / "reviews.db").write_bytes((a / "reviews.db").read_bytes())
     with pytest.raises(ValueError, match="other samples"):
         create_app(b)
+
+
+def test_a_timeless_row_repeats_only_when_it_changes_the_latest(run_dir: Path) -> None:
+    """Rows without a time are stamped at import: one that says what the reviewer's latest row
+    says is a repeat; one that goes back to an older answer is a new decision and is kept."""
+    store = ReviewStore(run_dir / "reviews.db", classes=open_run(run_dir).classes, num_samples=30)
+    rows = [{"sample_id": 3, "decision": "cat", "reviewer": "ls"}]
+    assert store.add_many(rows, source="import") == 1 and store.add_many(rows, source="import") == 0
+    assert store.add_many([{"sample_id": 3, "decision": "bird", "reviewer": "ls"}], source="import") == 1
+    assert store.add_many(rows, source="import") == 1  # back to cat: the latest is bird, so it counts
+    assert [d.decision for d in store.history(3)] == ["cat", "bird", "cat"]
+    assert store.current()[3].decision == "cat"

@@ -71,6 +71,11 @@ _DUPLICATE = (
     "SELECT 1 FROM decisions WHERE sample_id=? AND kind=? AND decision=? AND reviewer=? "
     "AND decided_at=? AND source=? LIMIT 1"
 )
+#: a row without a time repeats the latest row of its sample, reviewer and source when it says the same
+_SAME_AS_LATEST = (
+    "SELECT kind=? AND decision=? FROM decisions WHERE sample_id=? AND reviewer=? AND source=? "
+    "ORDER BY seq DESC LIMIT 1"
+)
 
 
 def now_iso() -> str:
@@ -243,20 +248,27 @@ class ReviewStore:
 
         Each row has ``sample_id, decision`` and optionally ``kind, reviewer, decided_at``. With
         ``skip_duplicates`` a row identical to a stored one (same sample, kind, decision,
-        reviewer, time and source) is not written again, so re-importing a file is harmless.
+        reviewer, time and source) is not written again, nor a row without a time that says what
+        the latest row of its sample, reviewer and source says (it is stamped now): re-importing
+        a file is harmless.
         """
         checked = []
         for r in rows:
             i, k, dec, who = self.validate(
                 r["sample_id"], r["decision"], r.get("kind"), r.get("reviewer", "")
             )
-            checked.append((i, k, dec, who, r.get("decided_at") or now_iso(), source))
+            checked.append((i, k, dec, who, r.get("decided_at") or None, source))
         n = 0
+        stamp = now_iso()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                for row in checked:
-                    if skip_duplicates and con.execute(_DUPLICATE, row).fetchone():
+                for i, k, dec, who, at, src in checked:
+                    row = (i, k, dec, who, at or stamp, src)
+                    if skip_duplicates and (
+                        con.execute(_DUPLICATE, row).fetchone() if at else
+                        (con.execute(_SAME_AS_LATEST, (k, dec, i, who, src)).fetchone() or (0,))[0]
+                    ):  # fmt: skip
                         continue
                     con.execute(_INSERT, row)
                     n += 1

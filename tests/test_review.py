@@ -559,3 +559,14 @@ def test_a_timeless_row_repeats_only_when_it_changes_the_latest(run_dir: Path) -
     assert store.add_many(rows, source="import") == 1  # back to cat: the latest is bird, so it counts
     assert [d.decision for d in store.history(3)] == ["cat", "bird", "cat"]
     assert store.current()[3].decision == "cat"
+
+
+def test_positions_and_next_follow_the_order_they_are_given(run_dir: Path) -> None:
+    """A decision's position and the next one come from one snapshot of the order (a live
+    refresh may swap it in between); each order gets its own positions, never a cached other's."""
+    st = create_app(run_dir).state.review
+    mine = np.arange(30)[::-1].copy()
+    assert st.positions(mine)[29] == 0 and st.positions(mine)[0] == 29
+    fresh = np.arange(30)
+    assert st.positions(fresh)[0] == 0 and st.positions()[int(st.order()[0])] == 0
+    assert st.next_position(0, None, mine) == 1

@@ -271,8 +271,9 @@ def create_app(
             return _err(400, f"sample {body.sample_id}: decision refused")
         state.sync()  # the live queue takes it in; a due refresh starts in the background
         name = _who(who)
-        pos = int(state.positions()[row.sample_id])
-        nxt = state.next_position(pos, name) if pos >= 0 else None
+        order = state.order()  # one snapshot: a live refresh may swap the order in the background
+        pos = int(state.positions(order)[row.sample_id])
+        nxt = state.next_position(pos, name, order) if pos >= 0 else None
         return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
 
     @app.get("/api/history/{sample_id}", response_model=None)

@@ -95,7 +95,7 @@ class ReviewState:
         self.context = ReviewContext(run, features=features)
         self.features = features
         self._static = review_order(run)
-        self._positions: tuple[int, np.ndarray] = (-1, np.zeros(0, dtype=np.int64))
+        self._positions: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, dtype=np.int64))
         self._lock = threading.Lock()
         self._posterior: np.ndarray | None = None
         self._reached = 0
@@ -149,14 +149,14 @@ class ReviewState:
         """Sample ids in review order now."""
         return self.live.order if self.live is not None else self._static
 
-    def positions(self) -> np.ndarray:
-        """(N,) each sample's position in :meth:`order` (-1 when not queued)."""
-        order = self.order()
+    def positions(self, order: np.ndarray | None = None) -> np.ndarray:
+        """(N,) each sample's position in ``order`` (default :meth:`order`; -1 when not queued)."""
+        order = self.order() if order is None else order
         key, pos = self._positions
-        if key != id(order):
+        if key is not order:  # the cache holds the order itself: an id() could be a freed one's
             pos = np.full(self.run.num_samples, -1, dtype=np.int64)
             pos[order] = np.arange(order.size)
-            self._positions = (id(order), pos)
+            self._positions = (order, pos)
         return pos
 
     # ------------------------------------------------------------------ decisions
@@ -213,10 +213,10 @@ class ReviewState:
             "live": self.live.status() if self.live is not None else None,
         }
 
-    def next_position(self, after: int, reviewer: str | None) -> int:
-        """The first position after ``after`` not done for ``reviewer`` (``after + 1`` when every
-        later one is done)."""
-        done = self.done(self.verdicts(), reviewer)[self.order()]
+    def next_position(self, after: int, reviewer: str | None, order: np.ndarray | None = None) -> int:
+        """The first position after ``after`` in ``order`` (default :meth:`order`) not done for
+        ``reviewer`` (``after + 1`` when every later one is done)."""
+        done = self.done(self.verdicts(), reviewer)[self.order() if order is None else order]
         later = np.flatnonzero(~done[after + 1 :])
         return int(after + 1 + later[0]) if later.size else after + 1
 

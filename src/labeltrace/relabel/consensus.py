@@ -1,7 +1,8 @@
 """When the votes on a sample settle its label: the one rule of the simulator and the review app.
 
-A sample's votes are counted per class (in the review app: each reviewer's latest label
-decision is one vote; *unsure* and *skip* are no vote). The leading class settles the sample
+A sample's votes are counted per class (in the review app: each reviewer's latest decision is
+one vote when it is a label; *unsure* and *skip* are no vote, so a reviewer who answers one of them
+after a label withdraws that vote). The leading class settles the sample
 when it has
 
 * at least ``agree`` votes, and

@@ -451,3 +451,15 @@ def test_stratified_subset_keeps_the_class_shares(labels: list[int], size: int, 
     share = np.bincount(y[idx], minlength=4) / size
     assert np.abs(share - counts / y.size).max() <= 1.0 / size + 1e-9  # each class within one sample of its share
     assert np.array_equal(idx, stratified_subset(y, size, seed=seed))  # seeded
+
+
+def test_a_broken_link_in_a_class_folder_is_reported_not_dropped(tmp_path: Path) -> None:
+    for c in ("cat", "dog"):
+        for k in range(3):
+            _gray(tmp_path / c / f"{k}.png", 40 * k)
+    (tmp_path / "cat" / "9.png").symlink_to(tmp_path / "cat" / "gone.png")
+    with pytest.raises(DataError, match=r"cat/9\.png \(file not found\)"):
+        from_folder(tmp_path)
+    ds = from_folder(tmp_path, on_bad_image="skip")
+    assert len(ds) == 6 and ds.skipped == (("cat/9.png", "file not found"),)
+    assert len(from_folder(tmp_path, extensions=".png", on_bad_image="skip")) == 6  # one extension, a str

@@ -222,3 +222,14 @@ def test_dicom_example_ct_matches_pydicom() -> None:
     hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     out = decode_image(path)
     np.testing.assert_allclose(out[..., 0], (hu - hu.min()) / (hu.max() - hu.min()), atol=1e-6)
+
+
+def test_a_palette_image_with_alpha_keeps_its_colours(tmp_path: Path) -> None:
+    """Mode PA (a palette with alpha) was read as gray: opaque pure red came out 0.30."""
+    pa = Image.new("PA", (2, 2))
+    pa.putpalette([255, 0, 0] + [0] * 765)
+    pa.putdata([(0, 255)] * 4)
+    path = tmp_path / "pa.tif"
+    pa.save(path)
+    assert Image.open(path).mode == "PA"
+    np.testing.assert_allclose(decode_image(path), np.tile([1.0, 0.0, 0.0], (2, 2, 1)))

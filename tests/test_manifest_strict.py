@@ -276,3 +276,48 @@ def test_manifest_reader_fuzz(rows_, fmt, id_kind, id_values, drop, int_column) 
         assert [ds.classes[i] for i in ds.labels] == want["labels"]
         assert ds.ids == tuple(Path(i).as_posix() if ids is None else i for i in want["ids"])
         assert [ds.path(i) for i in range(len(ds))] == files
+
+
+def _manifest(root: Path, text: str, encoding: str = "utf-8") -> Path:
+    _images(root)
+    (root / "m.csv").write_bytes(text.encode(encoding))
+    return root / "m.csv"
+
+
+def test_numeric_class_names_with_a_label_that_is_no_name_are_refused(tmp_path: Path) -> None:
+    """classes.txt "1, 0": labels 1 1 0 0 read by name; one "01" among them used to switch every
+    label to a position, silently swapping both classes. Now it is refused, naming the rows."""
+    (tmp_path / "classes.txt").write_text("1\n0\n")
+    ok = _manifest(tmp_path, "path,label\nimg/0.png,1\nimg/1.png,1\nimg/2.png,0\nimg/3.png,0\n")
+    ds = from_manifest(ok, classes=["1", "0"])
+    assert [ds.classes[i] for i in ds.labels] == ["1", "1", "0", "0"]
+    bad = _manifest(tmp_path, "path,label\nimg/0.png,1\nimg/1.png,1\nimg/2.png,0\nimg/3.png,0\nimg/4.png,01\n")
+    with pytest.raises(DataError, match=r"ambiguous labels.*row 1 \(img/0\.png\) '1'"):
+        from_manifest(bad, classes=["1", "0"])
+    with pytest.raises(DataError, match="ambiguous labels"):
+        from_arrays(np.zeros((4, 4, 4), np.uint8), np.array([1, 1, 0, 0]), classes=["1", "0"])
+
+
+def test_csv_rows_with_other_field_counts_and_non_utf8_files_are_named(tmp_path: Path) -> None:
+    extra = _manifest(tmp_path, "path,label\nimg/0.png,a\nimg/1.png,a\nimg/2.png,b\nimg/3.png,b,c\n")
+    with pytest.raises(DataError, match=r"m\.csv: data rows \[4\].*2 fields of the header"):
+        from_manifest(extra)
+    short = _manifest(tmp_path, "path,label,id\nimg/0.png,a,x\nimg/1.png,a\n")
+    with pytest.raises(DataError, match=r"data rows \[2\]"):
+        from_manifest(short)
+    latin = _manifest(tmp_path, "path,label\nimg/0.png,café\nimg/1.png,café\nimg/2.png,b\nimg/3.png,b\n", "latin-1")
+    with pytest.raises(DataError, match=r"m\.csv: not UTF-8 text"):
+        from_manifest(latin)
+
+
+def test_a_classes_txt_with_a_byte_order_mark(tmp_path: Path) -> None:
+    (tmp_path / "classes.txt").write_text("cat\ndog\n", encoding="utf-8-sig")
+    m = _manifest(tmp_path, "path,label\nimg/0.png,cat\nimg/1.png,cat\nimg/2.png,dog\nimg/3.png,dog\n")
+    assert from_manifest(m).classes == ("cat", "dog")
+
+
+@pytest.mark.parametrize("missing", [float("nan"), None])
+def test_missing_labels_in_arrays_are_refused_not_a_class(missing: object) -> None:
+    labels = np.array([0.0, 0.0, 1.0, 1.0, missing, missing], dtype=object if missing is None else float)
+    with pytest.raises(DataError, match=r"missing labels \(empty, None or NaN\): sample 4, sample 5"):
+        from_arrays(np.zeros((6, 4, 4), np.uint8), labels)

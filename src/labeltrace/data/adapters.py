@@ -105,6 +105,8 @@ def from_folder(
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     roots = resolve_roots(root, allow_roots)
+    if isinstance(extensions, str):  # one extension, not its characters
+        extensions = [extensions]
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     visible = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     class_dirs = [p for p in visible if p.is_dir()]
@@ -121,7 +123,8 @@ def from_folder(
     for k, d in enumerate(class_dirs):
         found = sorted(
             f for f in d.iterdir()
-            if not f.name.startswith(".") and f.suffix.lower() in exts and f.is_file()
+            # a broken symlink is kept, so that it is reported as a missing file, not dropped
+            if not f.name.startswith(".") and f.suffix.lower() in exts and (f.is_file() or f.is_symlink())
         )
         files += found
         labels += [k] * len(found)

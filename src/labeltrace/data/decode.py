@@ -147,7 +147,10 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         mode = img.mode
-    if mode in ("LA", "PA", "La"):
+    if mode == "PA":  # a palette with alpha: its colours, not their gray
+        img = img.convert("RGBA")
+        mode = img.mode
+    if mode in ("LA", "La"):
         img = img.convert("LA")
         a = np.asarray(img, dtype=np.float32) / 255.0
         return (a[..., :1] * a[..., 1:2]).astype(np.float32)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from labeltrace._checks import listing
+from labeltrace._checks import id_list, listing
 from labeltrace.data.base import ImageDataset, _duplicates
 from labeltrace.data.decode import pixel_limit
 from labeltrace.data.errors import DataError
@@ -25,10 +25,20 @@ from labeltrace.data.validate import (
 
 __all__ = ["from_manifest", "manifest_columns", "manifest_id_column", "read_columns"]
 
+T = TypeVar("T")
+
 
 def _read_classes_txt(path: Path) -> tuple[str, ...]:
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    lines = [ln.strip() for ln in _text(path, lambda: path.read_text(encoding="utf-8-sig")).splitlines()]
     return tuple(ln for ln in lines if ln)
+
+
+def _text(path: Path, read: Callable[[], T]) -> T:
+    """``read()`` of a text file, a file that is not UTF-8 named in a DataError."""
+    try:
+        return read()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
 
 
 def manifest_columns(path: Path) -> list[str]:
@@ -39,8 +49,11 @@ def manifest_columns(path: Path) -> list[str]:
 
         return list(pq.read_schema(path).names)
     if suffix in (".csv", ".tsv", ".txt"):
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            return list(next(csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ","), []))
+        def header() -> list[str]:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                return list(next(csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ","), []))
+
+        return _text(path, header)
     raise DataError(f"{path}: manifest must be .csv, .tsv or .parquet")
 
 
@@ -70,13 +83,22 @@ def read_columns(path: Path, columns: list[str]) -> dict[str, list[Any]]:
         table = pq.read_table(path, columns=columns)
         return {c: table.column(c).to_pylist() for c in columns}
     if suffix in (".csv", ".tsv", ".txt"):
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-            names = list(reader.fieldnames or [])
-            missing = [c for c in columns if c not in names]
-            if missing:
-                raise DataError(f"{path}: missing columns {missing}; columns are {names}")
-            rows = list(reader)
+        def table() -> tuple[list[str], list[dict[Any, Any]]]:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+                return list(reader.fieldnames or []), list(reader)
+
+        names, rows = _text(path, table)
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise DataError(f"{path}: missing columns {missing}; columns are {names}")
+        # csv.DictReader files surplus cells under None and fills absent ones with None
+        uneven = [k for k, r in enumerate(rows) if None in r or any(v is None for v in r.values())]
+        if uneven:
+            raise DataError(
+                f"{path}: data rows {id_list([k + 1 for k in uneven])} (header excluded) do not have the "
+                f"{len(names)} fields of the header (an unquoted comma or tab in a path or label?)"
+            )
         return {c: [r[c] for r in rows] for c in columns}
     raise DataError(f"{path}: manifest must be .csv, .tsv or .parquet")
 

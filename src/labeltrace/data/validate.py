@@ -151,10 +151,16 @@ def parse_labels(
 
     With ``classes``: labels that are all class names map by name; otherwise integer labels
     index ``classes``. Without: integers give classes ``"0".."max"``, names give the sorted
-    unique names. Unknown names, out-of-range or negative integers raise :class:`DataError`
-    naming the rows (``row_name(k)`` describes row ``k``; default ``"row {k+1}"``).
+    unique names. Missing labels (None, NaN, empty), unknown names, out-of-range or negative
+    integers raise :class:`DataError` naming the rows (``row_name(k)`` describes row ``k``;
+    default ``"row {k+1}"``), and so do integer labels that name another class than the one at
+    their position when the class names are numbers (``classes`` ``("1", "0")`` and a label
+    ``1``: class "1" or class "0"?).
     """
     row_name = row_name or (lambda k: f"row {k + 1}")
+    empty = [k for k, v in enumerate(values) if is_empty(v)]
+    if empty:
+        raise DataError("missing labels (empty, None or NaN): " + listing(row_name(k) for k in empty))
     raw = [v.strip() if isinstance(v, str) else v for v in values]
     ints = [_as_int(v) for v in raw]
     all_int = all(v is not None for v in ints)
@@ -165,6 +171,14 @@ def parse_labels(
             return np.array([index[v] for v in raw], dtype=np.int64), classes
         if all_int:
             bad = [k for k, v in enumerate(ints) if not 0 <= v < len(classes)]  # type: ignore
+            named = [str(v) if isinstance(v, str) else str(i) for v, i in zip(raw, ints, strict=True)]
+            clash = [k for k, (s, i) in enumerate(zip(named, ints, strict=True)) if index.get(s, i) != i]
+            if clash and not bad:
+                raise DataError(
+                    "ambiguous labels: the class names are numbers, and each of these labels is the "
+                    "name of one class and the position of another in the class list: " + listing(f"{row_name(k)} {raw[k]!r}" for k in clash)
+                    + "; give every label as a class name, or every label as a position in the class list"
+                )
         else:
             bad = [k for k, v in enumerate(raw) if not (isinstance(v, str) and v in index)]
         if bad:

@@ -321,3 +321,17 @@ def test_missing_labels_in_arrays_are_refused_not_a_class(missing: object) -> No
     labels = np.array([0.0, 0.0, 1.0, 1.0, missing, missing], dtype=object if missing is None else float)
     with pytest.raises(DataError, match=r"missing labels \(empty, None or NaN\): sample 4, sample 5"):
         from_arrays(np.zeros((6, 4, 4), np.uint8), labels)
+
+
+def test_truth_column_rows_match_paths_written_with_a_dot(tmp_path: Path) -> None:
+    """Without an id column the samples are named by their POSIX paths (./img/0.png is
+    img/0.png); the truth column's rows are keyed the same way (a KeyError before)."""
+    paths = _images(tmp_path)
+    (tmp_path / "m.csv").write_text(
+        "path,label,clean\n" + "".join(f"./{p},{k % 2},{(k + (k == 3)) % 2}\n" for k, p in enumerate(paths))
+    )
+    args = build_parser().parse_args(["scan", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"),
+                                      "--truth-column", "clean"])  # fmt: skip
+    ds, origin = _load_dataset(args)
+    assert ds.ids == tuple(paths)
+    assert _truth_labels(args, ds, origin).tolist() == [0, 1, 0, 0, 0, 1]

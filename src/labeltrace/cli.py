@@ -58,13 +58,14 @@ def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, 
 
     from labeltrace.data import parse_labels
     from labeltrace.data.adapters import read_columns
+    from labeltrace.data.manifest import row_ids
 
     if origin.get("kind") != "manifest":
         raise SystemExit("error: --truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
     id_col = origin.get("id_column") or origin["path_column"]
     table = read_columns(Path(origin["source"]), list(dict.fromkeys([id_col, args.truth_column])))
     truth, _ = parse_labels(table[args.truth_column], ds.classes, row_name=lambda k: f"row {k + 1}")
-    pos = {str(v).strip(): i for i, v in enumerate(table[id_col])}
+    pos = {v: i for i, v in enumerate(row_ids(table[id_col], paths=not origin.get("id_column")))}
     return np.array([truth[pos[i]] for i in ds.ids], dtype=np.int64)
 
 

@@ -23,7 +23,7 @@ from labeltrace.data.validate import (
     resolve_roots,
 )
 
-__all__ = ["from_manifest", "manifest_columns", "manifest_id_column", "read_columns"]
+__all__ = ["from_manifest", "manifest_columns", "manifest_id_column", "read_columns", "row_ids"]
 
 T = TypeVar("T")
 
@@ -39,6 +39,14 @@ def _text(path: Path, read: Callable[[], T]) -> T:
         return read()
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+
+
+def row_ids(values: Sequence[Any], *, paths: bool) -> list[str]:
+    """The sample ids a manifest column gives its rows: an id column's values stripped; a path
+    column's stripped paths in POSIX form (``./a.png`` is ``a.png``), as :func:`from_manifest`
+    names its samples."""
+    raw = [str(v).strip() for v in values]
+    return [Path(p).as_posix() for p in raw] if paths else raw
 
 
 def manifest_columns(path: Path) -> list[str]:
@@ -176,9 +184,9 @@ def from_manifest(
     raw_paths = [str(v).strip() for v in table[path_column]]
     labels, cls = parse_labels(table[label_column], classes,
                                row_name=lambda k: f"row {k + 1} ({raw_paths[k]})")
-    sources = [Path(p).as_posix() for p in raw_paths]
+    sources = row_ids(raw_paths, paths=True)
     files = inside_roots([root / p for p in raw_paths], sources, roots)  # absolute p: p itself
-    ids = [str(v).strip() for v in table[id_column]] if id_column else sources
+    ids = row_ids(table[id_column], paths=False) if id_column else sources
     dup = _duplicates(ids)
     if dup:
         raise DataError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -463,3 +464,16 @@ def test_a_broken_link_in_a_class_folder_is_reported_not_dropped(tmp_path: Path)
     ds = from_folder(tmp_path, on_bad_image="skip")
     assert len(ds) == 6 and ds.skipped == (("cat/9.png", "file not found"),)
     assert len(from_folder(tmp_path, extensions=".png", on_bad_image="skip")) == 6  # one extension, a str
+
+
+def test_a_file_name_that_is_not_utf8_is_named_before_any_training(tmp_path: Path) -> None:
+    """Such an id loaded, and the scan failed only when it wrote its tables, after training."""
+    for c in ("cat", "dog"):
+        for k in range(3):
+            _gray(tmp_path / c / f"{k}.png", 40 * k)
+    try:
+        os.rename(os.fsencode(tmp_path / "cat" / "0.png"), os.fsencode(tmp_path / "cat") + b"/\xe9.png")
+    except OSError:
+        pytest.skip("this file system refuses non-UTF-8 names")
+    with pytest.raises(DataError, match=r"not valid UTF-8 text.*'cat/\\udce9\.png'"):
+        from_folder(tmp_path)

@@ -40,6 +40,14 @@ def _probe(source: ImageSource, i: int) -> tuple[int, int, int] | str:
     return img.shape  # type: ignore[return-value]
 
 
+def _utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def finalize(
     *, classes: Sequence[str], labels: np.ndarray, sources: Sequence[str], ids: Sequence[str],
     source: ImageSource, root: Path | None, on_bad_image: str, verify: bool,
@@ -52,6 +60,12 @@ def finalize(
     n = len(labels)
     if n == 0:
         raise DataError(f"the dataset is empty{where}")
+    unwritable = [k for k, v in enumerate(ids) if not _utf8(str(v))]
+    if unwritable:  # a file name that is not UTF-8: the run's tables could not hold its id
+        raise DataError(
+            f"ids that are not valid UTF-8 text{where} (a file or folder name in another encoding?): "
+            + listing(ascii(str(ids[k])) for k in unwritable) + "; rename them, or give ids in a manifest"
+        )
     dup = _duplicates([str(v) for v in ids])
     if dup:
         raise DataError(

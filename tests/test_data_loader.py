@@ -142,3 +142,15 @@ def test_digits_example() -> None:
     np.testing.assert_allclose(x[:, 0], ref.images / 16.0, atol=1e-7)
     with pytest.raises(ValueError, match="unknown example"):
         example("mnist")
+
+
+def test_labels_that_are_not_class_ids_are_refused() -> None:
+    """np.int64 would truncate 1.7 to class 1 and make NaN a huge id: refused, naming the samples."""
+    x = np.zeros((4, 1, 2, 2), np.float32)
+    with pytest.raises(ValueError, match=r"samples \[1, 3\]"):
+        TensorLoader(x, np.array([0.0, 1.7, 1.0, -1.0]))
+    with pytest.raises(ValueError, match="not finite"):
+        TensorLoader(x, np.array([0.0, np.nan, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="integer class ids"):
+        TensorLoader(x, np.array(["a", "b", "a", "b"]))
+    assert TensorLoader(x, torch.tensor([0.0, 1.0, 2.0, 1.0])).y.tolist() == [0, 1, 2, 1]

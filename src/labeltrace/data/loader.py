@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from labeltrace._checks import id_list
 from labeltrace.data.base import ImageDataset
 from labeltrace.data.errors import DataError
 
@@ -117,7 +118,14 @@ class TensorLoader:
             raise ValueError(f"x must be (N, C, H, W); got shape {tuple(self.x.shape)}")
         if self.x.dtype not in (torch.uint8, torch.float32):
             raise ValueError(f"x must be uint8 or float32; got {self.x.dtype}")
-        self.y = torch.as_tensor(np.array(y, dtype=np.int64)).to(self.device)
+        ya = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+        if ya.dtype.kind not in "iuf" or (ya.dtype.kind == "f" and ya.size and not np.all(np.isfinite(ya))):
+            raise ValueError(f"y must be integer class ids; got dtype {ya.dtype}" + (
+                "" if ya.dtype.kind != "f" else " with values that are not finite"))  # fmt: skip
+        off = np.flatnonzero((ya < 0) | (ya != np.round(ya))) if ya.ndim == 1 else np.zeros(0, np.int64)
+        if off.size:  # int64 would truncate 1.7 to class 1
+            raise ValueError(f"y must be integer class ids >= 0; not so at samples {id_list(off.tolist())}")
+        self.y = torch.as_tensor(ya.astype(np.int64)).to(self.device)
         n = self.x.shape[0]
         if self.y.shape != (n,):
             raise ValueError(f"y must have shape ({n},); got {tuple(self.y.shape)}")

@@ -38,6 +38,7 @@ Cells: ``cnn_allfolds_dev.py``'s (digits, PneumoniaMNIST / BreastMNIST val, Pneu
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 from collections import defaultdict
@@ -64,7 +65,8 @@ NAMES = ("baseline", *CANDIDATES)
 SHOWN = ("crossfit", "knn_vote")
 
 
-def _scans(a, cell_list) -> Iterator[tuple[str, str, str, dict[str, Path]]]:  # noqa: ANN001
+def _scans(a: argparse.Namespace, cell_list: list[tuple[str, list[str], str]]
+           ) -> Iterator[tuple[str, str, str, dict[str, Path]]]:  # fmt: skip
     """Every cell and seed: (name, noise, tag, run dir by variant), each candidate's scans run first."""
     out = Path(a.out)
     orig = loop.augment_batch

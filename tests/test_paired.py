@@ -53,9 +53,11 @@ def test_bar_lines_count_the_cells_against_the_baseline_and_the_best() -> None:
         "- F1 ≥ cleanlab's: 1/2 cells",
         "- F1 ≥ 0.95 × the best detector's: 1/2 cells (50%); lowest ratio 0.80",
         "- AUROC within 0.01 of the best: 1/2 cells",
-        "- missed by more than seed noise (paired 95 % interval below 0; the best detector is picked on the same "
-        "seeds, which favours it): below cleanlab's F1: 1 of 1; below 0.95 × the best detector's F1: 1 of 1; "
-        "more than 0.01 below the best AUROC: 1 of 1",
+        (
+            "- missed by more than seed noise (paired 95 % interval below 0; the best detector is picked on the "
+            "same seeds, which favours it): below cleanlab's F1: 1 of 1; below 0.95 × the best detector's F1: "
+            "1 of 1; more than 0.01 below the best AUROC: 1 of 1"
+        ),
     ]
 
 

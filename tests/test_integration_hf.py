@@ -54,10 +54,11 @@ class StopAfter(transformers.TrainerCallback):
             control.should_training_stop = True
 
 
-def trainer(root, rec, model=None, callbacks=()):
+def trainer(root, rec, model=None, callbacks=(), save_steps=None):
+    saving = {"save_strategy": "epoch"} if save_steps is None else {"save_strategy": "steps", "save_steps": save_steps}
     args = transformers.TrainingArguments(
         output_dir=str(root), num_train_epochs=4, per_device_train_batch_size=6, learning_rate=0.3, optim="sgd",
-        lr_scheduler_type="constant", save_strategy="epoch", logging_strategy="no", report_to="none",
+        lr_scheduler_type="constant", **saving, logging_strategy="no", report_to="none",
         disable_tqdm=True, use_cpu=True, seed=0, dataloader_num_workers=0,
     )  # fmt: skip
     ds, _, _ = dataset()
@@ -141,5 +142,24 @@ def test_resume_from_a_mid_epoch_checkpoint(tmp_path):
     a, b = full.dynamics(), resumed.dynamics()
     assert b.num_epochs == 4
     np.testing.assert_array_equal(b.n_seen, np.full(N, 4))
+    for f in FIELDS:
+        np.testing.assert_array_equal(a.epochs(f), b.epochs(f))
+
+
+def test_resume_from_a_checkpoint_saved_at_an_epochs_last_step(tmp_path):
+    """Saving every 4 steps (4 steps an epoch) saves at each epoch's last step, inside the step
+    loop: the recorder's epoch is closed there, since a Trainer resumed from that checkpoint
+    counts the epoch as done and never ends it (epochs 2 and 3 were averaged into one)."""
+    full = Recorder(N, K)
+    trainer(tmp_path / "a", full).train()
+    part = Recorder(N, K)
+    with pytest.raises(Killed):
+        trainer(tmp_path / "b", part, callbacks=[KillAfterStep(9)], save_steps=4).train()
+    saved = Recorder.load(tmp_path / "b" / "checkpoint-8" / RECORDER_FILE)
+    assert saved.num_epochs == 2 and not saved.epoch_in_progress
+    resumed = Recorder(N, K)
+    trainer(tmp_path / "b", resumed, save_steps=4).train(resume_from_checkpoint=str(tmp_path / "b" / "checkpoint-8"))
+    a, b = full.dynamics(), resumed.dynamics()
+    assert b.num_epochs == 4
     for f in FIELDS:
         np.testing.assert_array_equal(a.epochs(f), b.epochs(f))

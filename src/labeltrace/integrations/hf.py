@@ -37,11 +37,24 @@ RECORDER_FILE = "labeltrace_recorder.npz"
 
 
 class _EpochAndSave(TrainerCallback):
+    """Closes the recorder's epoch at the epoch's last optimizer step — before a checkpoint the
+    Trainer saves at that step, which a resumed Trainer counts as a finished epoch and never ends
+    again — or, failing that (training stopped mid-epoch), at the epoch's end; and saves the
+    recorder into each checkpoint."""
+
     def __init__(self, trainer: RecordingTrainer) -> None:
         self.trainer = trainer
+        self._closed_at = -1  # the global step at which the recorder's epoch was last closed
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.epoch is not None and float(state.epoch).is_integer() and state.global_step != self._closed_at:
+            self.trainer.recorder.end_epoch()  # collective for a DistributedRecorder: every rank is here
+            self._closed_at = state.global_step
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.trainer.recorder.end_epoch()
+        if state.global_step != self._closed_at:
+            self.trainer.recorder.end_epoch()
+            self._closed_at = state.global_step
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"

@@ -317,3 +317,17 @@ def test_mean_posterior_over_all_epochs(mode):
     mp = rec.dynamics().mean_posterior()
     np.testing.assert_allclose(mp[0], [(p + 0.5 + 1 - p) / 3, (1 - p + 0.5 + p) / 3], rtol=1e-6)
     np.testing.assert_allclose(mp[1], [0.5, 0.5], rtol=1e-6)
+
+
+def test_merge_refuses_a_recorder_that_keeps_no_softmax():
+    """Its zero softmax sums were counted as seen: the merged posterior rows summed to 0."""
+    a, b = Recorder(4, 2, keep_probs=1), Recorder(4, 2, keep_probs=0)
+    a.update(torch.tensor([0, 1]), torch.tensor([[2.0, 0.0], [2.0, 0.0]]), torch.tensor([0, 0]))
+    b.update(torch.tensor([2, 3]), torch.tensor([[2.0, 0.0], [2.0, 0.0]]), torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match="keep the softmax or none"):
+        a.merge([b])
+    c = Recorder(4, 2, keep_probs=1)
+    c.update(torch.tensor([2, 3]), torch.tensor([[2.0, 0.0], [2.0, 0.0]]), torch.tensor([0, 0]))
+    a.merge([c])
+    a.end_epoch()
+    np.testing.assert_allclose(a.dynamics().posterior().sum(1), 1.0)

@@ -279,21 +279,23 @@ class Recorder:
     def merge(self, others: Sequence[Recorder]) -> None:
         """Merge the current-epoch updates of other recorders (e.g. other DDP ranks) into this one.
 
-        Call before :meth:`end_epoch`; all must have recorded the same number of finished epochs.
+        Call before :meth:`end_epoch`; all must have recorded the same number of finished epochs
+        and keep the softmax alike (``keep_probs`` on or off in all: a recorder without it has no
+        probabilities to add, and zeros counted as seen would pull the posterior to nothing).
         Repeated samples across recorders are averaged like repeats in one recorder. Conflicting
         labels for the same sample raise ``ValueError``.
         """
         for o in others:
             if (o.num_samples, o.num_classes, o.num_epochs) != (self.num_samples, self.num_classes, self.num_epochs):
                 raise ValueError("recorders to merge must share num_samples, num_classes and epochs")
+            if bool(o.keep_probs) != bool(self.keep_probs):
+                raise ValueError(f"recorders to merge must all keep the softmax or none: keep_probs "
+                                 f"{self.keep_probs} here, {o.keep_probs} in the other")  # fmt: skip
             both = (self.labels >= 0) & (o.labels >= 0) & (self.labels != o.labels)
             if both.any():
                 raise ValueError(f"conflicting labels across recorders for {describe_ids(np.flatnonzero(both))}")
             self.labels = np.where(self.labels >= 0, self.labels, o.labels)
-            p = o.pending()
-            if not (self.keep_probs and o.keep_probs):
-                p = PendingUpdates(p.ids, p.labels, p.sums, p.counts, np.zeros((p.ids.size, self.num_classes)))
-            self.add_pending(p)
+            self.add_pending(o.pending())
 
     # ------------------------------------------------------------------ results
     def dynamics(self) -> Dynamics:

@@ -110,6 +110,18 @@ def test_force_keeps_the_review_decisions_aside(tmp_path: Path) -> None:
     assert any("aside" in s for s in logs)
 
 
+def test_force_removes_the_fiftyone_export_images_of_the_earlier_scan(tmp_path: Path) -> None:
+    """The FiftyOne export writes an in-memory image once and reuses it: after --force the old
+    scan's PNGs would have stood for the new scan's samples."""
+    out = tmp_path / "R"
+    assert rundir.claim(out, {"a": 1}) == "new"
+    (out / rundir.FIFTYONE_IMAGES).mkdir()
+    (out / rundir.FIFTYONE_IMAGES / "0000000.png").write_bytes(b"old image")
+    (out / "notes.txt").write_text("mine")  # not the scan's: kept
+    assert rundir.claim(out, {"a": 2}, force=True) == "new"
+    assert not (out / rundir.FIFTYONE_IMAGES).exists() and (out / "notes.txt").read_text() == "mine"
+
+
 def test_a_resumed_scan_says_from_which_epoch(tmp_path: Path, monkeypatch) -> None:
     ds = from_arrays(*_arrays())
     cfg = ScanConfig(model="small-cnn", epochs=4, seed=2, detector="sei", runs=1)

@@ -66,6 +66,8 @@ IMAGES = "images.npy"
 REVIEWS_DB = "reviews.db"
 #: the relabel queue the review app serves (columns ``id, priority, rank``; rank 1 = first)
 QUEUE = "queue.parquet"
+#: the FiftyOne export's PNGs of in-memory images (written once, reused by later exports of the run)
+FIFTYONE_IMAGES = "fiftyone_images"
 #: the review page's context cache (labeltrace.review.context), rebuilt when missing
 REVIEW_CONTEXT = "review_context.npz"
 CHECKPOINTS = "checkpoints"
@@ -148,9 +150,10 @@ class RunDirConflict(ValueError):
     """The run directory holds a scan of another configuration."""
 
 
-#: what a scan writes into its run directory (``--force`` removes these, and only these)
+#: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
+#: these, and only these)
 _OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, CV_PROBS, QUEUE, REVIEW_CONTEXT, RECORDING,
-          "checkpoints")
+          FIFTYONE_IMAGES, "checkpoints")
 
 
 def _diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

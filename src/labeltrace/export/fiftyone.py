@@ -9,7 +9,7 @@ import numpy as np
 from labeltrace.export.labelstudio import report_problems
 from labeltrace.relabel.order import review_order
 from labeltrace.report.images import load_rgb, png_bytes
-from labeltrace.rundir import Run, atomic_write
+from labeltrace.rundir import FIFTYONE_IMAGES, Run, atomic_write
 
 __all__ = ["to_fiftyone"]
 
@@ -39,7 +39,7 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
         if "true_label_id" in run.samples.column_names
         else None
     )
-    img_dir = run.path / "fiftyone_images"
+    img_dir = run.path / FIFTYONE_IMAGES  # a new scan (--force) removes it: never another scan's images
     samples = []
     order = review_order(run).tolist()
     problems: list[tuple[int, str]] = []

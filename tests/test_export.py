@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import sqlite3
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -295,3 +296,55 @@ def test_fiftyone_dataset(run_dir: Path) -> None:  # pragma: no cover - needs th
         assert s["given"].label in open_run(run_dir).classes and isinstance(s["is_suspect"], bool)
     finally:
         ds.delete()
+
+
+def _fake_fiftyone(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """The few FiftyOne names the export uses, recording the datasets it builds."""
+    import types
+
+    made: dict[str, object] = {}
+    fo = types.ModuleType("fiftyone")
+
+    class Dataset:
+        def __init__(self, name: str, overwrite: bool = False) -> None:
+            self.name, self.samples = name, []
+            made[name] = self
+
+        def add_samples(self, s: list) -> None:
+            self.samples.extend(s)
+
+    fo.Sample = fo.Classification = dict  # type: ignore[attr-defined]
+    fo.Dataset = Dataset  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fiftyone", fo)
+    return made
+
+
+def test_fiftyone_fields_say_what_they_hold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run without an SEI column has no `sei` field (its score went there under SEI's name)."""
+    made = _fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path / "a", n=12, k=3, seed=0)
+    run = open_run(rd)
+    assert "sei" in run.samples.column_names
+    export_run(rd, "fiftyone", "with")
+    sei, score = run.column("sei"), run.column("score")
+    for s in made["with"].samples:  # type: ignore[attr-defined]
+        i = s["labeltrace_id"]
+        assert s["sei"] == pytest.approx(float(sei[i])) and s["score"] == pytest.approx(float(score[i]))
+    write_table(rd / "samples.parquet", run.samples.drop_columns(["sei"]))
+    export_run(rd, "fiftyone", "without")
+    assert all("sei" not in s and "score" in s for s in made["without"].samples)  # type: ignore[attr-defined]
+
+
+def test_import_labelstudio_min_takes_the_latest_annotation_not_the_last_listed(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=24, k=3)
+    f = tmp_path / "min.json"
+    f.write_text(json.dumps([
+        {"image": "x", "labeltrace_id": 0, "label": "bird", "updated_at": "2024-05-02T12:00:00Z", "id": 1},
+        {"image": "x", "labeltrace_id": 0, "label": "cat", "updated_at": "2024-05-01T09:00:00Z", "id": 2},
+    ]))  # fmt: skip
+    assert import_labelstudio(rd, f) == 2  # both kept in the history
+    con = sqlite3.connect(rd / "reviews.db")
+    assert con.execute("SELECT decision FROM decisions ORDER BY seq").fetchall() == [("cat",), ("bird",)]
+    con.close()
+    labels = csv_rows(export_labels(rd, tmp_path / "clean.csv"))
+    assert labels[0]["label"] == "bird"

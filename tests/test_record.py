@@ -331,3 +331,15 @@ def test_merge_refuses_a_recorder_that_keeps_no_softmax():
     a.merge([c])
     a.end_epoch()
     np.testing.assert_allclose(a.dynamics().posterior().sum(1), 1.0)
+
+
+def test_epochs_of_chosen_ids_refuses_ids_that_are_no_samples():
+    """ids=[-1] read the last sample and 1.7 sample 1; N raised a bare IndexError."""
+    rec = Recorder(3, 2)
+    rec.update(torch.tensor([0, 1, 2]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 0.0]]), torch.tensor([0, 0, 0]))
+    rec.end_epoch()
+    d = rec.dynamics()
+    np.testing.assert_array_equal(d.epochs("margin", ids=[2, 0]), d.epochs("margin")[:, [2, 0]])
+    for bad, what in (([-1], "out of range"), ([1.7], "fractional"), ([3], "out of range")):
+        with pytest.raises(ValueError, match=what):
+            d.epochs("margin", ids=bad)

@@ -31,7 +31,7 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
     sugg = run.column("suggested_label_id").astype(np.int64)
     prob = run.column("suggested_prob").astype(np.float64)
     score = run.column("score").astype(np.float64)
-    sei = run.column("sei").astype(np.float64) if "sei" in run.samples.column_names else score
+    sei = run.column("sei").astype(np.float64) if "sei" in run.samples.column_names else None
     rank = run.column("rank").astype(np.int64)
     sus = run.column("is_suspect").astype(bool)
     truth = (
@@ -59,11 +59,12 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
             labeltrace_id=i,
             given=fo.Classification(label=classes[given[i]]),
             suggested=fo.Classification(label=classes[sugg[i]], confidence=float(prob[i])),
-            sei=float(sei[i]),
             score=float(score[i]),
             rank=int(rank[i]),
             is_suspect=bool(sus[i]),
         )
+        if sei is not None:  # a run without SEI has none: its score is another detector's
+            s["sei"] = float(sei[i])
         if truth is not None:
             s["ground_truth"] = fo.Classification(label=classes[truth[i]])
         samples.append(s)

@@ -297,4 +297,11 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
                 "decided_at": at,
             }
         )
+    # each sample's rows oldest first, so that its latest annotation is its current decision whatever
+    # the file's order (a JSON-MIN export lists one entry per annotation; rows without a time, and
+    # the samples among themselves, keep the file's order)
+    first: dict[int, int] = {}
+    for k, r in enumerate(rows):
+        first.setdefault(r["sample_id"], k)
+    rows.sort(key=lambda r: (first[r["sample_id"]], r["decided_at"] or ""))
     return run_store(run).add_many(rows, source=LS_REVIEWER)

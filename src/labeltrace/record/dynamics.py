@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from labeltrace.record.batch import FIELDS
+from labeltrace.record.batch import FIELDS, as_index_array
 
 __all__ = ["Dynamics"]
 
@@ -110,7 +110,7 @@ class Dynamics:
         values, seen = self._full("epochs()")
         v, s = values[f], seen
         if ids is not None:
-            idx = np.asarray(ids, dtype=np.int64)
+            idx = as_index_array(ids, "ids", self.num_samples)  # never -1 for the last, 1.7 for 1
             v, s = v[:, idx], s[:, idx]
         return np.where(s, v, np.float32(np.nan))
 

@@ -348,3 +348,16 @@ def test_import_labelstudio_min_takes_the_latest_annotation_not_the_last_listed(
     con.close()
     labels = csv_rows(export_labels(rd, tmp_path / "clean.csv"))
     assert labels[0]["label"] == "bird"
+
+
+def test_import_labelstudio_refuses_a_task_whose_two_ids_disagree(tmp_path: Path) -> None:
+    """labeltrace_id 1 with sample 2's external_id: a task file of another run over the same data
+    would put its decisions on the wrong samples; refused, naming both."""
+    rd = make_run(tmp_path, n=24, k=3)
+    ext = open_run(rd).column("external_id")
+    f = tmp_path / "min.json"
+    f.write_text(json.dumps([{"image": "x", "labeltrace_id": 1, "external_id": str(ext[2]), "label": "cat"}]))
+    with pytest.raises(ValueError, match=rf"labeltrace_id 1 is this run's sample '{ext[1]}'.*\(sample 2\)"):
+        import_labelstudio(rd, f)
+    f.write_text(json.dumps([{"image": "x", "labeltrace_id": 1, "external_id": str(ext[1]), "label": "cat"}]))
+    assert import_labelstudio(rd, f) == 1

@@ -245,7 +245,8 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     if not isinstance(tasks, list):
         raise ValueError(f"{export_json}: expected a JSON list of tasks")
     classes = set(run.classes)
-    by_ext = {str(e): i for i, e in enumerate(run.column("external_id"))}
+    ext_ids = [str(e) for e in run.column("external_id")]
+    by_ext = {e: i for i, e in enumerate(ext_ids)}
     rows: list[dict[str, Any]] = []
     for t_idx, task in enumerate(tasks):
         where = f"{export_json}: task {task.get('id', t_idx) if isinstance(task, dict) else t_idx}"
@@ -262,6 +263,12 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             raise ValueError(
                 f"{where}: no sample matches (labeltrace_id {data.get('labeltrace_id')!r}, "
                 f"external_id {data.get('external_id')!r})"
+            )
+        ext = data.get("external_id")
+        if ext is not None and by_ext.get(str(ext), sid) != sid:
+            raise ValueError(
+                f"{where}: labeltrace_id {sid} is this run's sample {ext_ids[sid]!r}, but the task names "
+                f"external_id {str(ext)!r} (sample {by_ext[str(ext)]}): a task file of another run?"
             )
         if full:
             anns = [

@@ -140,7 +140,7 @@ class ReviewStore:
                     ],
                 )
             digest = None if sample_ids is None else _ids_digest(sample_ids)
-            if digest is not None and "samples" not in rows:
+            if digest is not None and not rows:  # a new store: bound to these samples from the start
                 con.execute("INSERT INTO meta (key, value) VALUES ('samples', ?)", (digest,))
             con.execute("COMMIT")
         if rows:
@@ -159,6 +159,9 @@ class ReviewStore:
                     "from those it was written for (same count and classes), so its decisions would "
                     "land on the wrong images; move it away to review this run afresh"
                 )
+            if digest is not None and "samples" not in rows:  # written before stores kept the ids
+                with self._connect() as con:
+                    con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('samples', ?)", (digest,))
 
     # ------------------------------------------------------------------ connection
     @contextmanager

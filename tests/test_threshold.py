@@ -220,8 +220,12 @@ def test_top_fraction_hand_checked() -> None:
     assert not th.flag(s, th.top_fraction(s, 0.0)).any()
     assert th.flag(s, th.top_fraction(s, 1.0)).all()
     assert th.flag(s, th.top_fraction(s, 0.5)).sum() == 3  # 2.5 rounds half up
-    ties = np.array([0.0, 1.0, 1.0, 2.0])
-    assert th.flag(ties, th.top_fraction(ties, 0.5)).sum() == 3  # tie at the k-th score
+    ties = np.array([0.0, 1.0, 1.0, 2.0])  # k = 2 sits in a tie: 1 or 3 flagged, a draw -> the fewer
+    assert th.flag(ties, th.top_fraction(ties, 0.5)).sum() == 1
+    ties = np.array([0.0, 1.0, 1.0, 2.0, 3.0, 4.0])  # k = 3 (rate 0.5): 3 with the tie, 1 without
+    assert th.flag(ties, th.top_fraction(ties, 0.5)).sum() == 3
+    forgetting = np.r_[-1.0, np.zeros(99)]  # most samples never forget: 5 asked, the 99 ties are not all flagged
+    assert th.flag(forgetting, th.top_fraction(forgetting, 0.05)).sum() == 1
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         th.top_fraction(s, 1.5)
 
@@ -238,6 +242,28 @@ def test_top_fraction_flags_expected_count(scores: list[float], rate: float) -> 
     assert flagged.sum() == k
     if 0 < k < s.size:
         assert s[flagged].max() < s[~flagged].min()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    scores=st.lists(st.integers(-3, 3).map(float), min_size=1, max_size=40),
+    rate=st.floats(0, 1),
+)
+def test_top_fraction_with_ties_flags_the_tie_group_or_none_of_it_whichever_is_nearer(
+    scores: list[float], rate: float
+) -> None:
+    s = np.array(scores)
+    k = int(np.floor(rate * s.size + 0.5))
+    n = int(th.flag(s, th.top_fraction(s, rate)).sum())
+    if k == 0:
+        assert n == 0
+        return
+    kth = np.sort(s)[k - 1]
+    below, at_most = int((s < kth).sum()), int((s <= kth).sum())
+    assert n in (below, at_most)
+    assert abs(n - k) <= min(abs(below - k), abs(at_most - k))  # the nearer of the two
+    if at_most - k == k - below and at_most > k:
+        assert n == below  # a draw goes to the fewer
 
 
 def test_flag_strict_and_nan() -> None:

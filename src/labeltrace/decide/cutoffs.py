@@ -116,10 +116,12 @@ def gmm_cutoff(scores: np.ndarray, *, seed: int = 0) -> float:
 def top_fraction(scores: np.ndarray, rate: float) -> float:
     """Cutoff that flags the ``round(rate * N)`` lowest-scored samples with ``scores < cutoff``.
 
-    With ``k = floor(rate * N + 0.5)`` and ``s_(k)`` the k-th smallest score, returns the next
-    float above ``s_(k)``, so every sample with score ``<= s_(k)`` is flagged: exactly k without
-    ties at ``s_(k)``, all of the tied ones otherwise. ``k = 0`` returns the minimum score
-    (flags nothing).
+    With ``k = floor(rate * N + 0.5)`` and ``s_(k)`` the k-th smallest score: exactly k are
+    flagged without ties at ``s_(k)``. With ties there, either all the tied samples are flagged
+    (the next float above ``s_(k)`` is returned) or none of them (``s_(k)`` itself), whichever
+    count is nearer k, the smaller on a draw — a whole-number score such as forgetting, where
+    most samples tie at 0, would otherwise flag every one of them for a handful asked.
+    ``k = 0`` returns the minimum score (flags nothing).
 
     Parameters
     ----------
@@ -143,7 +145,8 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
     if k == 0:
         return float(s.min())
     kth = np.partition(s, k - 1)[k - 1]
-    return float(np.nextafter(kth, np.inf))
+    at_most, below = int((s <= kth).sum()), int((s < kth).sum())
+    return float(kth) if at_most - k >= k - below and at_most > k else float(np.nextafter(kth, np.inf))
 
 
 def unsupervised_cutoff(scores: np.ndarray) -> tuple[float, str]:

@@ -233,6 +233,13 @@ register(Detector(
 
 
 # ----------------------------------------------------------------------------- in-sample trajectories
+#: the scores that are signed entropies: >= 0 where the prediction agrees with the given label (on
+#: average over the epochs, or at one epoch). Without auxiliary samples the mixture split of such a
+#: score can fall between the easy clean samples (near 0) and the hard clean ones (near +log K), and
+#: flag the easy majority: the label-free cut is capped at 0
+SIGNED = frozenset({"sei", "se_at"})
+
+
 def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -> Detector:
     def window(ev: Evidence) -> dict[str, Any]:
         return {k: (v(ev) if callable(v) else v) for k, v in kw.items()}
@@ -248,6 +255,8 @@ def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -
             note = f" (epoch {window(ev)['epoch']})" if "epoch" in kw and name != "se_last" else ""
             return _by_cutoff(s, cut, f"auxiliary-{aux_rule}{note}")
         cut, rule = cutoffs.unsupervised_cutoff(s)
+        if score in SIGNED and cut > 0.0:  # a signed entropy >= 0 agrees with its label: never flagged
+            cut, rule = 0.0, f"{rule}, capped at 0"
         return _by_cutoff(s, cut, rule)
 
     return Detector(name, ("in_sample",), s_fn, decide, summary)

@@ -34,3 +34,11 @@ def test_signed_entropy_without_auxiliary_samples_never_flags_agreeing_samples(n
     d = detectors.detect(name, ev)
     assert set(np.flatnonzero(d.flagged)) == set(noisy.tolist())
     assert d.cutoff <= 0.0
+
+
+@pytest.mark.parametrize("bad", [[1.7, 0.0], [-1, 0], [0, 3]])
+def test_evidence_refuses_labels_that_are_not_class_ids(bad: list[float]) -> None:
+    """1.7 was read as class 1 and -1 indexed the posterior's last column."""
+    with pytest.raises(ValueError, match="labels"):
+        Evidence(np.array(bad), 3)
+    assert Evidence(np.array([0.0, 2.0]), 3).labels.tolist() == [0, 2]

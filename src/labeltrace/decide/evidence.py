@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from labeltrace.decide import auxiliary
+from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import RecordedRun
 from labeltrace.score import trajectory
 
@@ -54,8 +55,9 @@ class Evidence:
         knn_k: int = 10,
         features_frozen: bool = False,
     ) -> None:
-        self.labels = np.asarray(labels, dtype=np.int64)
         self.num_classes = int(num_classes)
+        # class ids in 0..K-1: 1.7 would be class 1, and -1 would read the posterior's last column
+        self.labels = as_index_array(labels, "labels", self.num_classes)
         self.knn_k = int(knn_k)
         self.features_frozen = bool(features_frozen)
         self._providers: dict[str, Provider] = {

@@ -17,7 +17,9 @@ each epoch end. Evaluation and prediction are not recorded.
 Checkpoints: the recorder's state goes into each checkpoint folder
 (``labeltrace_recorder.npz``, written by the main process), and
 ``train(resume_from_checkpoint=...)`` restores it — also from a checkpoint taken mid-epoch,
-since the Trainer then skips the batches it already trained on. Under ``torchrun``, pass a
+since the Trainer then skips the batches it already trained on (not with
+``ignore_data_skip=True``: those batches then train, and are recorded, a second time on top of
+the restored updates). Under ``torchrun``, pass a
 :class:`~labeltrace.integrations.ddp.DistributedRecorder` (built after the
 ``TrainingArguments``, which start the process group).
 """

@@ -11,7 +11,10 @@ The sample ids and labels come from the batch (a mapping with keys ``"ids"`` and
 by default; a tuple/list by position; or any function of the batch), the logits from what
 ``training_step`` returns (key ``"logits"`` by default, or a function of the output). The
 callback's ``state_dict`` goes into Lightning checkpoints (torch tensors and strings only, so
-``weights_only`` loading works), and ``trainer.fit(..., ckpt_path=...)`` resumes it.
+``weights_only`` loading works), and ``trainer.fit(..., ckpt_path=...)`` resumes it. A
+checkpoint taken mid-epoch resumes exactly only with a loader Lightning can resume (it warns
+otherwise): with another, the rest of that epoch is drawn afresh, and the recorder records what
+was trained — some samples twice in that epoch (averaged), some not at all.
 
 An epoch of the recorder closes after the last training batch of a Lightning epoch — before
 the validation loop and before any checkpoint of that epoch is written (a

@@ -111,13 +111,19 @@ def unpack_update(out: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray | No
     return check_posterior(out, n=n, k=k), sei
 
 
+def _as_whole(x: Any) -> int | None:
+    """``x`` as an int when it is a whole number (not a bool, not 2.7), else None."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.number):
+        return None
+    if not np.isfinite(x) or int(x) != x:
+        return None
+    return int(x)
+
+
 def _as_class(label: Any, k: int) -> int | None:
     """``label`` as a class index in ``0..k-1`` (an integral number), else None."""
-    if isinstance(label, bool | np.bool_) or not isinstance(label, int | float | np.number):
-        return None
-    if not np.isfinite(label) or int(label) != label or not 0 <= label < k:
-        return None
-    return int(label)
+    v = _as_whole(label)
+    return v if v is not None and 0 <= v < k else None
 
 
 class Campaign:
@@ -313,11 +319,9 @@ class Campaign:
         lab, k = label, self.num_classes
         if self.relabels_used >= self._limit:
             raise ValueError(f"the campaign's budget of {self.budget} relabels is spent")
-        x = sample_id
-        if (isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.number)
-                or not np.isfinite(x) or int(x) != x):  # fmt: skip
-            raise ValueError(f"sample id {x!r} is not an integer")  # int() would make 2.7 sample 2, True 1
-        i = int(x)
+        i = _as_whole(sample_id)
+        if i is None:  # int() would make 2.7 sample 2, True 1
+            raise ValueError(f"sample id {sample_id!r} is not an integer")
         if not 0 <= i < self.num_samples:
             raise ValueError(f"sample id {i} is outside 0..{self.num_samples - 1}")
         if _as_class(lab, k) is None:

@@ -110,9 +110,8 @@ class ReviewState:
         """The queue's posterior (the window the queue file names), or None without a recording."""
         with self._lock:
             if self._posterior is None:
-                meta = queue_meta(self.run.path / QUEUE) or {}
                 try:
-                    self._posterior = queue_posterior(self.run, meta.get("posterior", "auto")).probs
+                    self._posterior = queue_posterior(self.run, self._queue.get("posterior", "auto")).probs
                 except ValueError:
                     return None
             return self._posterior

@@ -72,8 +72,12 @@ class CellRunner:
         self.k = data.num_classes
         self._recordings: dict[str, Recording] = {}
         self._cv: tuple[np.ndarray, float] | None = None
+        # the rows' key: what the trainings read, and what the rows say — the truth they are scored
+        # against and the cell they name (two cells with the same images and labels, e.g. two label
+        # sets, datasets or models that coincide, must not share rows); the trainings' keys leave both out
         self.key = digest({
             "v": _CACHE_VERSION, "inputs": self.input_fp, "given": digest(self.given),
+            "truth": digest(self.truth), "cell": [cell.dataset.name, cell.labels, cell.model.name],
             "model": cell.model.key(), "seed": cell.seed, "n_folds": cfg.n_folds, "knn_k": cfg.knn_k,
             "aux_fraction": cfg.aux_fraction, "labeltrace": __version__,
         })  # fmt: skip

@@ -7,6 +7,7 @@ the noise injection of ``labeltrace scan --noise``); nothing here trains or scor
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import zipfile
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labeltrace._io import atomic_write_json
 from labeltrace.bench.config import BenchConfig, DatasetSpec, ModelSpec
 from labeltrace.data.base import stratified_subset
 from labeltrace.evaluate import noise
@@ -67,16 +69,22 @@ def expand(cfg: BenchConfig) -> list[Cell]:
 
 # ----------------------------------------------------------------------------- data
 def extract_zip(zip_path: str | os.PathLike[str], dest: Path, *, marker: str = "labels.csv") -> Path:
-    """Extract ``zip_path`` into ``dest`` once (skipped when ``dest/marker`` exists).
+    """Extract ``zip_path`` into ``dest`` once: skipped when ``dest/marker`` exists and ``dest`` was
+    extracted from this very archive (its resolved path, size and modification time, kept in
+    ``dest/.archive.json``), redone otherwise — another or a changed archive is never read as the
+    old one's images.
 
     Extraction goes to a sibling temporary folder renamed into place, so an interrupted
     extraction is never mistaken for a finished one.
     """
-    if (dest / marker).is_file():
-        return dest
     zp = Path(zip_path).expanduser()
     if not zp.is_file():
         raise ValueError(f"dataset archive {zp} not found")
+    st = zp.stat()
+    source = {"archive": str(zp.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    seen = dest / ".archive.json"
+    if (dest / marker).is_file() and seen.is_file() and json.loads(seen.read_text()) == source:
+        return dest
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -87,6 +95,7 @@ def extract_zip(zip_path: str | os.PathLike[str], dest: Path, *, marker: str = "
         z.extractall(tmp)
     if not (tmp / marker).is_file():
         raise ValueError(f"{zp}: no {marker} at the archive root")
+    atomic_write_json(tmp / ".archive.json", source)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest

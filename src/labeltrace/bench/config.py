@@ -37,6 +37,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labeltrace.bench._toml import check_keys as _check_keys
+from labeltrace.bench._toml import err as _err
+from labeltrace.bench._toml import str_list
+from labeltrace.bench._toml import typed as _typed
+from labeltrace.bench.quick import QUICK_DEFAULTS, apply_quick, check_quick
+
 if TYPE_CHECKING:
     from labeltrace.train import TrainConfig
     from labeltrace.train.recipe import NetworkSpec
@@ -59,16 +65,6 @@ CV_KINDS = ("same", "logreg")
 CIFAR10N_LABELS = ("aggre", "random1", "random2", "random3", "worse", "clean")
 #: CIFAR-10H (the CIFAR-10 test set): its original labels; truth = the human vote majority
 CIFAR10H_LABELS = ("original",)
-
-#: ``--quick`` overrides used when a config has no ``[quick]`` table.
-QUICK_DEFAULTS: dict[str, Any] = {
-    "seeds": [0],
-    "epochs": 4,
-    "subset": 300,
-    "datasets": ["digits"],
-    "labels": ["symmetric:0.2", "confusion:0.4"],
-}
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -177,25 +173,6 @@ class BenchConfig:
 
 
 # ----------------------------------------------------------------------------- parsing
-def _err(where: str, msg: str) -> ValueError:
-    return ValueError(f"bench config {where}: {msg}")
-
-
-def _check_keys(d: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise _err(where, f"unknown keys {unknown}; allowed: {sorted(allowed)}")
-
-
-def _typed(d: Mapping[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
-    v = d[key]
-    if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise _err(where, f"{key!r} must be {types}, got {v!r}")
-    if not isinstance(v, types):
-        raise _err(where, f"{key!r} must be {types}, got {v!r}")
-    return v
-
-
 def _parse_label_spec(spec: str, source: str, where: str) -> None:
     from labeltrace.evaluate.noise import parse_spec
 
@@ -238,14 +215,14 @@ def _parse_model(name: str, d: Mapping[str, Any]) -> ModelSpec:
         raise _err(where, f"schedule must be cosine, step or constant, got {spec.schedule!r}")
     if spec.lr <= 0 or spec.cv_C <= 0:
         raise _err(where, "lr and cv_C must be > 0")
+    if "resolution" in d and spec.kind != "effnet-lite0":  # a head's features take the dataset's resolution
+        raise _err(where, f"'resolution' is the fine-tuned effnet-lite0's input size; a {spec.kind!r} model "
+                          "reads the dataset's features: set 'resolution' in its [[datasets]] table")
     return spec
 
 
 def _str_list(d: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-    v = d[key]
-    if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):
-        raise _err(where, f"{key!r} must be a non-empty list of strings, got {v!r}")
-    return tuple(v)
+    return tuple(str_list(d[key], key, where))
 
 
 def _parse_dataset(i: int, d: Mapping[str, Any], models: Mapping[str, ModelSpec]) -> DatasetSpec:
@@ -301,7 +278,6 @@ _TOP_KEYS = {
     "name", "seeds", "detectors", "models", "datasets", "cache_dir", "n_folds", "knn_k",
     "aux_fraction", "sei_curve", "device", "threads", "quick",
 }  # fmt: skip
-_QUICK_KEYS = {"seeds", "epochs", "subset", "datasets", "labels", "detectors", "models"}
 
 
 def parse_config(raw: Mapping[str, Any]) -> BenchConfig:
@@ -339,10 +315,7 @@ def parse_config(raw: Mapping[str, Any]) -> BenchConfig:
         raise _err("(top level)", "n_folds must be >= 2")
     if kw.get("knn_k", 10) < 1:
         raise _err("(top level)", "knn_k must be >= 1")
-    quick = raw.get("quick", {})
-    if not isinstance(quick, Mapping):
-        raise _err("[quick]", "must be a table")
-    _check_keys(quick, _QUICK_KEYS, "[quick]")
+    quick = check_quick(raw.get("quick", {}), datasets, models)
     kw.setdefault("name", "bench")
     return BenchConfig(seeds=tuple(seeds), detectors=detectors, models=models, datasets=datasets,
                        quick=dict(quick), **kw)  # fmt: skip
@@ -374,39 +347,6 @@ def _resolve_paths(d: DatasetSpec, base: Path) -> DatasetSpec:
             q = Path(v).expanduser()
             out[k] = str(q if q.is_absolute() else (base / q).resolve())
     return replace(d, **out)
-
-
-def apply_quick(cfg: BenchConfig) -> BenchConfig:
-    """The config shrunk by its ``[quick]`` table (or :data:`QUICK_DEFAULTS`): fewer seeds,
-    datasets, label sets and epochs, and a subset of each dataset."""
-    q = dict(cfg.quick) or dict(QUICK_DEFAULTS)
-    datasets = list(cfg.datasets)
-    if "datasets" in q:
-        keep = set(q["datasets"])
-        unknown = keep - {d.name for d in datasets}
-        if unknown:
-            raise _err("[quick]", f"datasets {sorted(unknown)} are not in the config")
-        datasets = [d for d in datasets if d.name in keep]
-    out = []
-    for d in datasets:
-        labels = d.labels
-        if "labels" in q:
-            labels = tuple(s for s in d.labels if s in q["labels"]) or d.labels[:1]
-        models = d.models
-        if "models" in q:
-            models = tuple(m for m in d.models if m in q["models"]) or d.models[:1]
-        subset = d.subset
-        if "subset" in q:
-            subset = int(q["subset"]) if subset is None else min(subset, int(q["subset"]))
-        out.append(replace(d, labels=labels, models=models, subset=subset))
-    model_specs = dict(cfg.models)
-    if "epochs" in q:
-        model_specs = {n: replace(m, epochs=min(m.epochs, int(q["epochs"]))) for n, m in model_specs.items()}
-    return replace(
-        cfg, name=f"{cfg.name}-quick" if not cfg.name.endswith("quick") else cfg.name,
-        seeds=tuple(q.get("seeds", cfg.seeds)), datasets=tuple(out), models=model_specs,
-        detectors=tuple(q.get("detectors", cfg.detectors)),
-    )  # fmt: skip
 
 
 def resolve_detectors(requested: tuple[str, ...] | list[str]) -> list[str]:

@@ -1,0 +1,35 @@
+"""Small checks shared by the bench config's parsers: each error names the table at fault."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def err(where: str, msg: str) -> ValueError:
+    """The error of a bad config entry, naming its table (``where``)."""
+    return ValueError(f"bench config {where}: {msg}")
+
+
+def check_keys(d: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    """Refuse keys outside ``allowed`` (a misspelled key is never silently ignored)."""
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise err(where, f"unknown keys {unknown}; allowed: {sorted(allowed)}")
+
+
+def typed(d: Mapping[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
+    """``d[key]``, refused unless it is of ``types`` (a TOML boolean is not an int here)."""
+    v = d[key]
+    if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise err(where, f"{key!r} must be {types}, got {v!r}")
+    if not isinstance(v, types):
+        raise err(where, f"{key!r} must be {types}, got {v!r}")
+    return v
+
+
+def str_list(v: Any, key: str, where: str) -> list[str]:
+    """``v`` as a non-empty list of strings, or an error naming ``key``."""
+    if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):
+        raise err(where, f"{key!r} must be a non-empty list of strings, got {v!r}")
+    return list(v)

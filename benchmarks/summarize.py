@@ -45,6 +45,10 @@ def _px(rows: list[dict[str, str]]) -> str:
 
 def main(paths: list[str]) -> None:
     rows = [r for p in paths for r in csv.DictReader(open(p, newline="")) if "detector" in r]  # not *_sei_epochs
+    # a detector that failed on a seed (its row: note "failed: ...", n_flagged and n_trainings -1) is left
+    # out of every mean and count, and listed at the end
+    failed = [r for r in rows if (r.get("note") or "").startswith("failed:")]
+    rows = [r for r in rows if not (r.get("note") or "").startswith("failed:")]
     by = defaultdict(list)
     for r in rows:
         by[(r["dataset"], r["labels"], r["model"], r["detector"])].append(r)
@@ -138,6 +142,10 @@ def main(paths: list[str]) -> None:
             n = np.nanmean([mean(c, d, "n_trainings") for c in cs])
             if math.isfinite(w):
                 print(f"| {ds} | {mo} | {d} | {n:.0f} | {w:.1f} | {w / base:.1f} |")
+    if failed:
+        print(f"\n## Failed rows, left out of every table above: {len(failed)}\n")
+        for r in failed:
+            print(f"- {r['dataset']} | {r['labels']} | {r['model']} | {r['detector']} | seed {r['seed']}: {r['note']}")
 
 
 if __name__ == "__main__":

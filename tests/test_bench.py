@@ -200,6 +200,15 @@ def _raw() -> dict:
         (lambda r: r["datasets"][0].update(classes=[3, "5"]), "at least two distinct class ids"),
         (lambda r: r["datasets"][0].update(source="cifar10n", path="x.zip", labels=["aggre"], classes=[3, 5]),
          "only synthetic noise and 'clean' labels are allowed, got ['aggre']"),
+        (lambda r: r["models"]["m"].update(resolution=224), "'resolution' is the fine-tuned effnet-lite0's"),
+        (lambda r: r.update(quick={"labels": ["symetric:0.2"]}), "labels ['symetric:0.2'] are not in the config"),
+        (lambda r: r.update(quick={"models": ["cnn"]}), "models ['cnn'] are not in the config"),
+        (lambda r: r.update(quick={"datasets": ["digit"]}), "datasets ['digit'] are not in the config"),
+        (lambda r: r.update(quick={"seeds": 0}), "[quick]: 'seeds' must be a non-empty list"),
+        (lambda r: r.update(quick={"epochs": 0}), "[quick]: 'epochs' must be >= 1"),
+        (lambda r: r.update(quick={"subset": "300"}), "[quick]: 'subset' must be"),
+        (lambda r: r.update(quick={"detectors": "sei"}), "[quick]: 'detectors' must be a non-empty list"),
+        (lambda r: r.update(quick=[1]), "[quick]: must be a table"),
     ],
 )
 def test_config_errors_name_the_problem(patch, message: str) -> None:
@@ -327,3 +336,53 @@ def test_f1_vs_rate_plot(tmp_path: Path) -> None:
     assert (tmp_path / "p.png").stat().st_size > 1000
     assert not plot_f1_vs_rate(rows[:2], tmp_path / "q.png")  # one rate: nothing to draw
     assert not (tmp_path / "q.png").exists()
+
+
+def test_cached_rows_are_keyed_by_the_truth_and_the_cell(tmp_path: Path) -> None:
+    """Two cells with the same images and given labels but another truth, dataset name, label
+    spec or model name must not share cached rows (each row names its cell and is scored
+    against its truth); the trainings they read are the same."""
+    cfg = parse_config({
+        "models": {"m": {"kind": "small-cnn", "epochs": 1}, "m2": {"kind": "small-cnn", "epochs": 1}},
+        "datasets": [
+            {"name": "a", "source": "digits", "subset": 60, "labels": ["symmetric:0.2", "symmetric:0.20"],
+             "models": ["m", "m2"]},
+            {"name": "b", "source": "digits", "subset": 60, "labels": ["symmetric:0.2"], "models": ["m"]},
+        ],
+    })  # fmt: skip
+    cfg = replace(cfg, cache_dir=str(tmp_path))
+    cells = expand(cfg)
+    assert len(cells) == 5  # a: 2 label specs x 2 models; b: 1
+    runners = [CellRunner(c, load_dataset(c.dataset, tmp_path, log=lambda s: None), cfg) for c in cells]
+    assert len({r.key for r in runners}) == 5
+    assert len({r.given.tobytes() for r in runners}) == 1  # the same labels trained on: only the cells differ
+    # the same cell with another truth (the same given labels): another key
+    r0 = runners[0]
+    other = CellRunner(cells[0], load_dataset(cells[0].dataset, tmp_path, log=lambda s: None), cfg)
+    assert other.key == r0.key
+    i = int(np.flatnonzero(~other.truth)[0])  # a clean sample becomes a wrong label: the truth differs
+    other.data.clean = other.data.clean.copy()
+    other.data.clean[i] = (other.data.clean[i] + 1) % other.k
+    assert CellRunner(cells[0], other.data, cfg).key != r0.key
+
+
+def test_extracted_archive_is_redone_when_the_archive_changes(tmp_path: Path) -> None:
+    import os
+    import zipfile
+
+    from labeltrace.bench.grid import extract_zip
+
+    def archive(path: Path, rows: int, mtime: int) -> Path:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("labels.csv", "file,clean\n" + "".join(f"{i}.png,{i}\n" for i in range(rows)))
+        os.utime(path, ns=(mtime, mtime))
+        return path
+
+    dest = tmp_path / "data" / "cifar10n"
+    v1, v2 = archive(tmp_path / "v1.zip", 4, 10**18), archive(tmp_path / "v2.zip", 6, 10**18)
+    assert (extract_zip(v1, dest) / "labels.csv").read_text().count("\n") == 5
+    (dest / "labels.csv").write_text((dest / "labels.csv").read_text() + "# kept\n")
+    assert "# kept" in (extract_zip(v1, dest) / "labels.csv").read_text()  # the same archive: reused
+    assert (extract_zip(v2, dest) / "labels.csv").read_text().count("\n") == 7  # another: extracted again
+    archive(v2, 3, 2 * 10**18)  # the same path, changed
+    assert (extract_zip(v2, dest) / "labels.csv").read_text().count("\n") == 4

@@ -6,9 +6,10 @@ labeltrace.bench ...``). Trainings and cross-validated probabilities are cached 
 Writes ``<out>/<name>.csv`` (one row per cell x detector x seed), ``<name>.md`` (mean ± std
 over seeds, best in bold, cost, machine), ``<name>_sei_epochs.csv`` and plots.
 
-Detectors: every :func:`labeltrace.detect.available` detector (picked up automatically) plus
-SE at the middle epoch, forgetting, kNN vote, confident learning (ours) and the ``cleanlab``
-package on the same cross-validated probabilities (see :mod:`labeltrace.bench.config`).
+Detectors: the rows of the detector table, :func:`labeltrace.decide.detectors.available` (a row
+added there is benchmarked without any change here; ``cleanlab`` is the package's
+``find_label_issues`` on the same cross-validated probabilities as ``cl``, ours); see
+:mod:`labeltrace.bench.config`.
 """
 
 from __future__ import annotations

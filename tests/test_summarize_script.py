@@ -1,0 +1,45 @@
+"""benchmarks/summarize.py, the one command behind RESULTS.md's tables: failed rows stay out."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "summarize.py"
+COLS = ["dataset", "labels", "model", "detector", "seed", "f1", "auroc", "n_flagged", "n_noisy", "true_rate",
+        "wall_seconds", "n_trainings", "recall_at_200", "resolution", "note"]  # fmt: skip
+
+
+def _row(det: str, seed: int, f1: float, flagged: int, note: str = "") -> dict[str, object]:
+    failed = note.startswith("failed:")
+    return {"dataset": "d", "labels": "symmetric:0.2", "model": "m", "detector": det, "seed": seed,
+            "f1": "nan" if failed else f1, "auroc": "nan" if failed else 0.8, "n_flagged": flagged,
+            "n_noisy": 100, "true_rate": 0.2, "wall_seconds": "nan" if failed else 10.0,
+            "n_trainings": -1 if failed else 5, "recall_at_200": 0.5, "resolution": "", "note": note}  # fmt: skip
+
+
+def test_failed_rows_are_left_out_of_means_and_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("summarize", SCRIPT)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = [_row("crossfit", s, 0.6, 120) for s in range(4)] + [_row("crossfit", 4, 0, -1, "failed: not bimodal")]
+    rows += [_row(d, s, 0.5, 110) for d in ("cleanlab", "single") for s in range(5)]
+    p = tmp_path / "r.csv"
+    with open(p, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLS)
+        w.writeheader()
+        w.writerows(rows)
+    mod.main([str(p)])
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("| d | symmetric:0.2 | m | "))
+    cols = [c.strip() for c in line.split("|")]
+    assert cols[4] == "4"  # seeds: the four that did not fail
+    assert cols[7] == "120"  # crossfit flags: not pulled down by the failed row's -1
+    cost = next(x for x in out.splitlines() if x.startswith("| d | m | crossfit |"))
+    assert cost.split("|")[4].strip() == "5"  # trainings: not (4 * 5 - 1) / 5
+    assert "Failed rows, left out of every table above: 1" in out
+    assert "crossfit | seed 4: failed: not bimodal" in out

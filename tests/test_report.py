@@ -186,7 +186,10 @@ def test_flagged_metrics_by_hand() -> None:
     assert (m["tp"], m["fp"], m["fn"]) == (2, 1, 1)
     assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
     assert m["f1"] == pytest.approx(2 / 3)
-    assert np.isnan(stats.flagged_metrics(np.zeros(3, bool), np.zeros(3, bool))["precision"])
+    # the definitions of run.json (evaluate.metrics): nothing flagged = precision 0; no wrong label = F1 NaN
+    none = stats.flagged_metrics(np.zeros(3, bool), np.array([1, 1, 0], bool))
+    assert none["precision"] == 0.0 and none["recall"] == 0.0 and none["f1"] == 0.0
+    assert np.isnan(stats.flagged_metrics(np.array([1, 0, 0], bool), np.zeros(3, bool))["f1"])
 
 
 @settings(max_examples=40, deadline=None)
@@ -274,3 +277,49 @@ def test_contradicted_class_warning_is_shown_and_escaped(tmp_path: Path) -> None
     box = re.search(r'<div class="quality warn">(.*?)</div>', page).group(1)
     assert box.startswith("class &#x27;&lt;b&gt;cat&lt;/b&gt;&#x27;: the scan&#x27;s models contradict 9 of its 10 labels (90%)")
     assert "<b>cat</b>" not in page
+
+
+def _patch_meta(rd: Path, **changes: object) -> None:
+    import json
+
+    from labeltrace.rundir import RUN_JSON, write_json
+
+    meta = json.loads((rd / RUN_JSON).read_text())
+    meta.update(changes)
+    write_json(rd / RUN_JSON, meta)
+
+
+def test_report_and_summary_of_a_run_without_recording_or_cutoff(tmp_path: Path) -> None:
+    """Confident learning alone (``--detector cl`` / ``cleanlab``) records no training and flags by
+    a mask; a run whose labels are all right has undefined recall and F1: the report and the
+    terminal summary say so instead of crashing."""
+    from labeltrace.report.summary import summary_text
+
+    rd = make_run(tmp_path, n=30, k=3)
+    for p in (rd / "dynamics").iterdir():
+        p.unlink()
+    _patch_meta(rd, runs=0, protocol={"kind": "none", "dynamics": "none", "folds": 5},
+                detector={"name": "cleanlab", "cutoff": None, "rule": "prune_by_noise_rate"},
+                train={"epochs": 8}, model="small-cnn", noise={"spec": "known true labels", "realised_rate": 0.0},
+                metrics={"precision": 0.0, "recall": None, "f1": None, "auroc": None, "average_precision": None})  # fmt: skip
+    page = write_report(rd, top=3).read_text(encoding="utf-8")
+    assert "cleanlab records no training" in page
+    assert "flags by its own mask, not by a cutoff" in page
+    assert "5 cross-validated folds (out-of-fold probabilities)" in page
+    text = summary_text(rd)
+    assert "by cleanlab (prune_by_noise_rate)" in text and "<" not in text.splitlines()[1]
+    assert "precision 0.000  recall n/a  F1 n/a  AUROC n/a  AP n/a" in text
+    assert "x 0 runs" not in text
+
+
+def test_report_says_when_training_stopped_early(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=30, k=3, epochs=8)
+    _patch_meta(rd, protocol={"kind": "in-sample", "epochs_trained": 5})
+    page = write_report(rd, top=3).read_text(encoding="utf-8")
+    assert "5 of 8 epochs (early stop)" in page
+
+
+def test_png_captions_print_class_names_as_text(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=30, k=3, classes=["$\\x$ weird", "$5 bill", "coin"])
+    folder = write_report(rd, tmp_path / "figs", format="png", top=30)  # a mathtext parse error before
+    assert (folder / "top_suspects.png").stat().st_size > 1000

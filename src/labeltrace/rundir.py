@@ -265,6 +265,8 @@ class Run:
         proto = self.meta.get("protocol") or {}
         if proto.get("kind") == "crossfit":
             return f"{proto['folds']} cross-fitted folds (held-out)"
+        if self.num_runs == 0 and proto.get("folds"):  # confident learning alone: K-fold probabilities
+            return f"{proto['folds']} cross-validated folds (out-of-fold probabilities)"
         return f"{self.num_runs} run{'s' if self.num_runs != 1 else ''}"
 
     def column(self, name: str) -> np.ndarray:

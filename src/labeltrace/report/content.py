@@ -56,10 +56,14 @@ def read_report_data(run: Run) -> ReportData:
     cutoff = float(cutoff) if cutoff is not None and math.isfinite(float(cutoff)) else None
     noisy = run.column("is_noisy").astype(bool) if "is_noisy" in cols else None
     true_label = run.column("true_label") if "true_label" in cols else None
-    aux = np.stack([run.is_auxiliary(r) for r in range(run.num_runs)])
+    # a run with no training recording (confident learning alone: out-of-fold probabilities) has no
+    # auxiliary samples and no trajectories
+    aux = np.stack([run.is_auxiliary(r) for r in range(run.num_runs)] or [np.zeros(run.num_samples, bool)])
     se: np.ndarray | None = None
     note: str | None = None
     try:
+        if run.num_runs == 0:
+            raise ValueError(f"{det.get('name', 'this detector')} records no training: out-of-fold probabilities only")
         se = run.dynamics(0).epochs("signed_entropy").astype(np.float64)
         # a sample relabeled to the auxiliary class in run 0 is shown with its trajectory from
         # the first run in which it kept its label
@@ -113,7 +117,9 @@ def figures(d: ReportData, *, seed: int) -> dict[str, tuple[str, bytes]]:
     figs: dict[str, tuple[str, bytes]] = {}
     figs["score_histogram"] = (
         f"Distribution of the detector's score ({d.score_name}); "
-        "samples left of the cutoff are flagged.",
+        + ("samples left of the cutoff are flagged." if d.cutoff is not None else
+           "this detector flags by its own mask, not by a cutoff on the score, so flagged and unflagged "
+           "samples overlap here."),
         plots.figure_png(
             plots.score_histogram(d.score, d.cutoff, noisy=d.noisy, score_name=d.score_name)
         ),

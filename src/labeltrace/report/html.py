@@ -83,13 +83,19 @@ def _summary_html(d: ReportData) -> str:
     epochs = cfg.get("epochs")
     if epochs is None and d.signed_entropy is not None:
         epochs = d.signed_entropy.shape[0]
+    trained = (meta.get("protocol") or {}).get("epochs_trained")  # fewer under --early-stop
+    if epochs is not None and trained is not None and trained < epochs:
+        epochs = f"{trained} of {epochs}"
+        stop = " (early stop)"
+    else:
+        stop = ""
     src = data.get("source") or data.get("root") or "in-memory arrays"
     cards = [
         _card("Samples", f"{d.n:,}", f"{len(d.classes)} classes · {data.get('kind', '?')}"),
         _card(
             "Model",
             _describe(meta.get("model") or cfg.get("model")),
-            f"{_describe(epochs)} epochs × {d.run.recordings}",
+            f"{_describe(epochs)} epochs{stop} × {d.run.recordings}",
         ),
         _card(
             "Noise-rate estimate",

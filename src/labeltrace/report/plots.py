@@ -183,5 +183,5 @@ def suspect_grid(images: Sequence[np.ndarray], captions: Sequence[str], *, cols:
         ax = fig.add_subplot(rows, cols, j + 1)
         ax.imshow(img, interpolation="nearest")
         ax.set_axis_off()
-        ax.set_title(cap, fontsize=6.5)
+        ax.set_title(cap, fontsize=6.5, parse_math=False)  # class names are text: "$5 bill" is no formula
     return fig

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labeltrace.evaluate import metrics
+
 __all__ = [
     "ClassRow",
     "class_table",
@@ -19,9 +21,11 @@ __all__ = [
 
 
 def flagged_metrics(flagged: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
-    """Precision, recall and F1 of a flagged set against known noisy labels.
+    """Precision, recall and F1 of a flagged set against known noisy labels, as the run's
+    ``run.json`` and the terminal summary have them (:func:`labeltrace.evaluate.metrics.detection_report`:
+    precision 0 when nothing is flagged, recall and F1 NaN when no label is wrong).
 
-    Returns ``tp, fp, fn`` (counts) and ``precision, recall, f1`` (NaN when undefined).
+    Returns ``tp, fp, fn`` (counts) and ``precision, recall, f1``.
     """
     f = np.asarray(flagged, dtype=bool)
     y = np.asarray(noisy, dtype=bool)
@@ -32,10 +36,8 @@ def flagged_metrics(flagged: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
     tp = int(np.sum(f & y))
     fp = int(np.sum(f & ~y))
     fn = int(np.sum(~f & y))
-    precision = tp / (tp + fp) if tp + fp else float("nan")
-    recall = tp / (tp + fn) if tp + fn else float("nan")
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
+    rep = metrics.detection_report(y, f)
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": rep["precision"], "recall": rep["recall"], "f1": rep["f1"]}
 
 
 @dataclass(frozen=True)

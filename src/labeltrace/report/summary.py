@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from labeltrace import rundir
+
+
+def _num(v: object, spec: str = ".3f") -> str:
+    """``v`` formatted, or "n/a" where run.json holds null (a NaN: undefined, e.g. recall with no
+    wrong label, or a detector that flags by a mask and has no cutoff)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return format(v, spec)
 
 
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
@@ -22,15 +31,17 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         f"labeltrace scan — {n:,} samples, {len(run.classes)} classes, model {m['model']}, "
         + f"{epochs} x {run.recordings}" + (f", {world} processes" if world > 1 else "")
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),
-        f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']} < {det['cutoff']:.4g} ({det['rule']}); "
+        f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}"
+        + ("" if _num(det.get("cutoff")) == "n/a" else f" < {_num(det['cutoff'], '.4g')}")
+        + f" ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%}",
     ]
     met = m.get("metrics")
     if met:
         lines.append(
             f"against the true labels ({m['noise']['spec']}, realised {m['noise']['realised_rate']:.1%}): "
-            f"precision {met['precision']:.3f}  recall {met['recall']:.3f}  F1 {met['f1']:.3f}  "
-            f"AUROC {met['auroc']:.3f}  AP {met['average_precision']:.3f}"
+            f"precision {_num(met['precision'])}  recall {_num(met['recall'])}  F1 {_num(met['f1'])}  "
+            f"AUROC {_num(met['auroc'])}  AP {_num(met['average_precision'])}"
         )
     per_det = (m.get("noise") or {}).get("per_detector")
     if per_det:
@@ -41,8 +52,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         for name, r in sorted(per_det.items(), key=lambda kv: -(kv[1]["f1"] or 0)):
             rank_f1 = r.get("f1_at_true_rate", per_score.get(name, {}).get("f1"))
             lines.append(
-                f"  {name:<{wn}}  {r['rule']:<{wr}}  P {r['precision']:.3f}  R {r['recall']:.3f}  F1 {r['f1']:.3f}"
-                f"   | ranking F1 {rank_f1 if rank_f1 is None else f'{rank_f1:.3f}'}  AUROC {r['auroc']:.3f}"
+                f"  {name:<{wn}}  {r['rule']:<{wr}}  P {_num(r['precision'])}  R {_num(r['recall'])}  F1 {_num(r['f1'])}"
+                f"   | ranking F1 {_num(rank_f1)}  AUROC {_num(r['auroc'])}"
             )
     order = run.column("rank").argsort()[:top]
     if len(order):

@@ -169,3 +169,20 @@ def test_report_at_true_rate_precision_equals_recall(truth: list[bool], seed: in
     assert rep["n_flagged"] == t.sum()
     if t.any():
         assert rep["precision"] == pytest.approx(rep["recall"])
+
+
+def test_infinite_scores_rank_first_or_last() -> None:
+    """±inf is a valid score (it ranks first or last); AUROC and AP are those of the same order."""
+    from sklearn.metrics import roc_auc_score
+
+    t = np.array([1, 0, 0, 0, 1, 0], bool)
+    s = np.array([-np.inf, 0.5, 0.7, 0.1, np.inf, 0.3])
+    finite = np.array([-1e9, 0.5, 0.7, 0.1, 1e9, 0.3])  # the same order
+    rep = metrics.detection_report(t, s < 0.2, s)
+    assert rep["auroc"] == pytest.approx(roc_auc_score(t, -finite))
+    assert metrics.report_at_true_rate(t, s)["f1"] == metrics.report_at_true_rate(t, finite)["f1"]
+
+
+def test_t_interval_refuses_a_confidence_outside_0_1() -> None:
+    with pytest.raises(ValueError, match="confidence must be in"):
+        metrics.t_interval([0.1, 0.2, 0.3], confidence=95)

@@ -150,7 +150,9 @@ def detection_report(
     if scores is not None:
         s, scored = _as_scores(scores, n, nan_policy)
         n_scored = int(scored.sum())
-        t, neg_s = truth[scored], -s[scored]
+        # dense ranks, not the scores: AUROC and AP depend on the order (ties kept) only, and a score
+        # of ±inf, which ranks first or last, is then no error for sklearn
+        t, neg_s = truth[scored], np.unique(-s[scored], return_inverse=True)[1].astype(np.float64)
         n_pos = int(t.sum())
         if 0 < n_pos < t.size:
             auroc = float(roc_auc_score(t, neg_s))
@@ -212,6 +214,8 @@ def t_interval(
     """
     from scipy import stats  # here, not at import: scipy.stats is slow to import and rarely needed
 
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence!r}")
     v = np.asarray(values, dtype=np.float64)
     if v.ndim not in (1, 2) or v.shape[0] == 0:
         raise ValueError(f"t_interval needs a non-empty (S,) or (S, M) array, got shape {v.shape}")

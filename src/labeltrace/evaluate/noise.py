@@ -54,8 +54,9 @@ def parse_spec(spec: str) -> tuple[str, float]:
 
 
 def flat_features(x: np.ndarray, size: int = 16) -> np.ndarray:
-    """(N, D) features of images ``(N, C, H, W)`` for the noise models: average-pooled to at most
-    ``size`` px a side and flattened (features pass through flattened)."""
+    """(N, D) features of float images ``(N, C, H, W)`` for the noise models, flattened: images
+    wider than ``size`` px are first average-pooled to ``size`` × ``size`` (whatever their
+    height); narrower ones, and features, pass through as they are."""
     import torch
 
     t = torch.as_tensor(x)

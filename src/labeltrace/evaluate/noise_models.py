@@ -8,7 +8,9 @@ Every generator returns a :class:`NoisyLabels` holding the noisy labels, the mas
 whose label changed and the realised noise rate. The input arrays are never modified. Each
 random step draws from ``np.random.default_rng(seed)``, so equal seeds give equal noise.
 
-Counts of flipped samples are ``round(rate * N)`` rounded half up (``floor(rate * N + 0.5)``).
+Counts of flipped samples are ``rate * N`` rounded half up, computed in floating point as
+``floor(rate * N + 0.5)``: a product that is a half in decimals but just below it in binary
+rounds down (``0.7 * 45`` is 31.4999…, so 31 flips, not 32).
 """
 
 from __future__ import annotations

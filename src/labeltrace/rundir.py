@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from labeltrace._io import atomic_write, atomic_write_json, json_default
 from labeltrace.record import Dynamics, Recorder
 from labeltrace.record.recording import Recording, RecordingDir
+from labeltrace.run_images import ImageStore
 
 __all__ = [
     "FORMAT",
@@ -63,6 +64,9 @@ RUN_JSON = "run.json"
 SAMPLES = "samples.parquet"
 SAMPLES_CSV = "samples.csv"
 IMAGES = "images.npy"
+#: in-memory images of several sizes: all pixels one after another, and (offset, h, w, c) per image
+IMAGES_FLAT = "images_flat.npy"
+IMAGES_INDEX = "images_index.npy"
 REVIEWS_DB = "reviews.db"
 #: the relabel queue the review app serves (columns ``id, priority, rank``; rank 1 = first)
 QUEUE = "queue.parquet"
@@ -152,7 +156,7 @@ class RunDirConflict(ValueError):
 
 #: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
 #: these, and only these)
-_OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, CV_PROBS, QUEUE, REVIEW_CONTEXT, RECORDING,
+_OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE, REVIEW_CONTEXT, RECORDING,
           FIFTYONE_IMAGES, "checkpoints")
 
 
@@ -219,7 +223,7 @@ class Run:
     path: Path
     meta: dict[str, Any]
     samples: pa.Table
-    _images: np.ndarray | None = field(default=None, repr=False)
+    _images: ImageStore | None = field(default=None, repr=False)
     _source: Any = field(default=None, repr=False)  # the reopened array dataset (image_source)
 
     @property
@@ -331,11 +335,11 @@ class Run:
             raise ValueError(f"sample id {sample_id} out of range [0, {self.num_samples})")
         f = self.image_file(i)
         if f is None:
-            if self._images is None and (self.path / IMAGES).exists():  # in-memory arrays, or a run written before
-                self._images = np.load(self.path / IMAGES, mmap_mode="r", allow_pickle=False)
+            files = (self.path / IMAGES, self.path / IMAGES_FLAT, self.path / IMAGES_INDEX)
+            if self._images is None and ImageStore.exists(*files):  # in-memory arrays, or a run written before
+                self._images = ImageStore(*files)
             if self._images is not None:
-                img = np.asarray(self._images[i])
-                return img if img.ndim == 3 else img[:, :, None]
+                return self._images[i]
             arr = self._source_dataset().load(i)
             return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
         from labeltrace.data import decode  # lazy: decoding lives at the data edge

@@ -30,6 +30,7 @@ from labeltrace.diagnostics import contradicted_classes, contradicted_text, over
 from labeltrace.evaluate import metrics
 from labeltrace.models.inputs import Inputs
 from labeltrace.record.recording import Recording
+from labeltrace.run_images import write_images
 from labeltrace.score import probs as P
 from labeltrace.train import TrainConfig
 
@@ -129,8 +130,7 @@ def write_outputs(
         rd.write_table(out / rd.SAMPLES_CSV, table)
     source = rd.image_source(origin)  # npz / example: the report reads thumbnails from there
     if ds.root is None and source is None:  # arrays handed over in memory: keep their pixels to show them
-        imgs = ds.materialize(dtype=np.uint8).transpose(0, 2, 3, 1)
-        rd.atomic_write(out / rd.IMAGES, lambda fh: np.save(fh, imgs, allow_pickle=False))
+        write_images(ds, out / rd.IMAGES, out / rd.IMAGES_FLAT, out / rd.IMAGES_INDEX)
     timings["total"] = time.perf_counter() - t_start
     row = detectors.get(det.name)
     held = rec is not None and rec.held_out

@@ -26,7 +26,7 @@ import torch
 from labeltrace._io import atomic_write_json
 from labeltrace.data import ImageDataset
 from labeltrace.models import backbone
-from labeltrace.models.inputs import Inputs, standardize
+from labeltrace.models.inputs import Inputs, pixels_fingerprint, standardize
 from labeltrace.train.batches import TensorBatches
 
 __all__ = ["BATCH", "CHUNK", "FeatureBatches", "extract_chunked", "frozen_features"]
@@ -133,10 +133,13 @@ class FeatureBatches:
             yield chunk, torch.from_numpy(((rows - self.mean) / self.std).astype(np.float32))
 
 
-def _image_batches(ds: ImageDataset, workers: int | None) -> Callable[[int, int], Iterable[torch.Tensor]]:
+def _image_batches(ds: ImageDataset, workers: int | None,
+                   resolution: int) -> Callable[[int, int], Iterable[torch.Tensor]]:  # fmt: skip
     from labeltrace.data.stream import ImageStream, default_stream_workers, iterate
 
-    hw, c = ds.output_shape(size=32 if ds.image_shape is None else None, channels=3)
+    # images of one size go at their own size (the backbone resizes them); images of several sizes
+    # are resized once, straight to the backbone's input resolution
+    hw, c = ds.output_shape(size=resolution if ds.image_shape is None else None, channels=3)
     stream = ImageStream(ds, hw, c)
     w = default_stream_workers() if workers is None else int(workers)
     # channels-last, the layout ImageDataset.load_batch hands over (a transposed view of HWC images):
@@ -150,15 +153,15 @@ def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | 
                     workers: int | None = None) -> Inputs:  # fmt: skip
     """The effnet-lite0 inputs of ``ds``: cached features (extracted on a miss), standardised, in
     memory or streamed from the cache entry."""
-    fp = backbone.fingerprint_files([str(ds.root / s) for s in ds.sources]) if ds.root is not None \
-        else backbone.fingerprint_array(ds.materialize(dtype=np.uint8))  # fmt: skip
     cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace" / "features")
     cache.mkdir(parents=True, exist_ok=True)
-    key = {"data": fp, "n": len(ds), "model": "efficientnet-lite0", "resolution": resolution}
+    key = {"data": pixels_fingerprint(ds), "n": len(ds), "model": "efficientnet-lite0", "resolution": resolution}
+    if ds.image_shape is None:  # images of several sizes are decoded at the backbone's resolution (32 px before)
+        key["decoded"] = resolution
     path = backbone.cache_entry(key, cache)
     if not path.is_file():
         model = backbone.load_efficientnet_lite0(pretrained=True)
-        images = _image_batches(ds, workers)
+        images = _image_batches(ds, workers, resolution)
 
         def rows(a: int, b: int) -> np.ndarray:
             return backbone.extract_features(images(a, b), model=model, resolution=resolution, device=device,

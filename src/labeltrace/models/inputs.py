@@ -64,17 +64,31 @@ def standardize(f: np.ndarray) -> np.ndarray:
     return ((f - f.mean(0)) / (f.std(0) + 1e-6)).astype(np.float32)
 
 
-def data_identity(ds: ImageDataset) -> str:
-    """A fingerprint of the dataset's pixels' identity: the files' names, sizes and modification
-    times (or, for in-memory arrays, a strided hash of the pixels), and the sample ids."""
-    from labeltrace._io import digest
+def pixels_fingerprint(ds: ImageDataset) -> str:
+    """A fingerprint of the dataset's pixels: the files' names, sizes and modification times; for
+    in-memory images of one size, a strided hash of them all (uint8); for in-memory images of
+    several sizes (e.g. a Hugging Face dataset), each image's shape and strided hash in turn, at
+    its own size (no image is resized, and they are never held all at once)."""
+    import hashlib
+
     from labeltrace.models import backbone
 
     if ds.root is not None:
-        pixels = backbone.fingerprint_files([str(ds.root / s) for s in ds.sources])
-    else:
-        pixels = backbone.fingerprint_array(ds.materialize(dtype=np.uint8))
-    return digest({"pixels": pixels, "ids": digest(list(ds.ids)), "n": len(ds)})
+        return backbone.fingerprint_files([str(ds.root / s) for s in ds.sources])
+    if ds.image_shape is not None:
+        return backbone.fingerprint_array(ds.materialize(dtype=np.uint8))
+    h = hashlib.sha256(b"per-image")
+    for i in range(len(ds)):
+        img = np.round(ds.load(i) * 255.0).astype(np.uint8)
+        h.update(backbone.fingerprint_array(img, max_elements=4096).encode())
+    return h.hexdigest()
+
+
+def data_identity(ds: ImageDataset) -> str:
+    """A fingerprint of the dataset's pixels' identity (:func:`pixels_fingerprint`) and its sample ids."""
+    from labeltrace._io import digest
+
+    return digest({"pixels": pixels_fingerprint(ds), "ids": digest(list(ds.ids)), "n": len(ds)})
 
 
 def _image_size(ds: ImageDataset, model: str, image_size: int | None, finetune: bool) -> int | None:

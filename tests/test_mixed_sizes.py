@@ -1,0 +1,94 @@
+"""Images of several sizes held in memory (a Hugging Face dataset's usual case) and in folders:
+fingerprints, frozen features and the run directory's kept pixels work image by image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from labeltrace.data import from_folder, from_hf
+from labeltrace.models import backbone, features
+from labeltrace.models.inputs import data_identity
+from labeltrace.rundir import open_run
+from labeltrace.scan import ScanConfig, scan
+
+SIZES = [(40, 30), (32, 32), (50, 60), (40, 40)]
+
+
+class _FakeHF:
+    """The map-style surface :func:`from_hf` reads (the ``datasets`` package is optional)."""
+
+    def __init__(self, imgs: list[np.ndarray], labels: list[int]) -> None:
+        self.imgs, self.labels = imgs, labels
+        self.column_names = ["image", "label"]
+        self.features: dict[str, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.imgs)
+
+    def __getitem__(self, key: object) -> object:
+        if key == "label":
+            return list(self.labels)
+        if key == "image":
+            return list(self.imgs)
+        return {"image": self.imgs[key], "label": self.labels[key]}  # type: ignore[index]
+
+
+def _images(n_rep: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in SIZES * n_rep]
+
+
+def test_identity_of_mixed_size_arrays_follows_their_pixels() -> None:
+    imgs = _images(1)
+    ds = from_hf(_FakeHF(imgs, [0, 1, 0, 1]), workers=1)
+    assert ds.image_shape is None
+    a = data_identity(ds)
+    assert a == data_identity(from_hf(_FakeHF([i.copy() for i in imgs], [0, 1, 0, 1]), workers=1))
+    changed = [i.copy() for i in imgs]
+    changed[2][0, 0, 0] ^= 1
+    assert data_identity(from_hf(_FakeHF(changed, [0, 1, 0, 1]), workers=1)) != a
+
+
+def test_scan_keeps_mixed_size_arrays_at_their_own_size(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    imgs = _images(3)
+    ds = from_hf(_FakeHF(imgs, [0, 1] * 6), workers=1)
+    cfg = ScanConfig(model="small-cnn", epochs=1, folds=2, batch_size=4, device="cpu")
+    scan(ds, tmp_path / "run", cfg)
+    run = open_run(tmp_path / "run")
+    for i in (0, 2, 11):
+        np.testing.assert_array_equal(run.image(i), imgs[i])
+
+
+@pytest.mark.parametrize("resolution", [96, 224])
+def test_frozen_features_of_mixed_sizes_reach_the_backbone_at_its_resolution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolution: int
+) -> None:
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i, (h, w) in enumerate([(300, 400), (320, 320), (256, 300)]):
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / "d" / c / f"{i}.png")
+    ds = from_folder(tmp_path / "d", workers=1)
+    assert ds.image_shape is None
+    seen: list[tuple[int, ...]] = []
+    real = backbone.extract_features
+
+    def spy(images, **kw):  # type: ignore[no-untyped-def]
+        images = list(images)
+        seen.extend(tuple(x.shape) for x in images)
+        return real(images, **kw)
+
+    class _Backbone(torch.nn.Module):  # the pretrained network's interface, without its weights' cost
+        def extract_features(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(1, keepdim=True).expand(-1, backbone.FEATURE_DIM, -1, -1)
+
+    monkeypatch.setattr(backbone, "extract_features", spy)
+    monkeypatch.setattr(backbone, "load_efficientnet_lite0", lambda pretrained=True: _Backbone())
+    features.frozen_features(ds, resolution=resolution, cache_dir=tmp_path / "cache", workers=0)
+    assert seen and all(s[-2:] == (resolution, resolution) for s in seen)  # not 32 px thumbnails

@@ -290,6 +290,16 @@ def test_assign_auxiliary_pair_is_the_two_run_draw():
     rng = np.random.default_rng(5)
     y = rng.integers(0, 4, 200)
     a, b = th.assign_auxiliary_pair(y, 4, seed=7)
-    np.testing.assert_array_equal(a, th.assign_auxiliary(y, 4, seed=7))
-    np.testing.assert_array_equal(b, th.assign_auxiliary(y, 4, seed=8, exclude=a))
+    np.testing.assert_array_equal(a, th.assign_auxiliary(y, 4, seed=14))
+    np.testing.assert_array_equal(b, th.assign_auxiliary(y, 4, seed=15, exclude=a))
     assert not (a & b).any() and a.sum() == b.sum() == 200 // 5
+
+
+def test_neighbouring_seeds_draw_unrelated_auxiliary_sets():
+    """Seed s's second set and seed s + 1's first are independent draws: about the overlap of two
+    random sets of that size (a fifth here), not the three quarters of a shared draw."""
+    y = np.random.default_rng(0).integers(0, 4, 1000)
+    for s in range(4):
+        second = th.assign_auxiliary_pair(y, 4, seed=s)[1]
+        first_next = th.assign_auxiliary_pair(y, 4, seed=s + 1)[0]
+        assert (second & first_next).sum() / second.sum() < 0.35

@@ -93,6 +93,8 @@ class CellRunner:
                  "given": digest(self.given), "model": m.key(), "seed": self.cell.seed}  # fmt: skip
         if embedding and isinstance(plan, protocol.CrossFit):  # without it, then the first fold's: other keys
             parts["embedding"] = "common"
+        if isinstance(plan, protocol.InSample) and plan.runs > 1:  # the recording's fingerprint has it too
+            parts["aux_draw"] = protocol.AUX_DRAW
         d = self.cache / folder / digest(parts)
         if not RecordingDir(d).finished:
             self.log(f"  {what} ({m.name}, {m.epochs} epochs, N={len(self.given)})")

@@ -77,6 +77,8 @@ __all__ = [
 Log = Callable[[str], None]
 Inputs = torch.Tensor | BatchSource
 _VERSION = 1  # bump when a protocol changes what it records for the same settings
+#: the two-run auxiliary draw (decide.auxiliary.assign_auxiliary_pair): 2 = seeds 2s, 2s + 1 (1 = s, s + 1)
+AUX_DRAW = 2
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -155,6 +157,7 @@ def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, give
         "seed": int(seed), "data": dict(data), "keep_probs": int(keep_probs),
         # the fold models' common embedding; cross-fitted recordings before it kept the first fold model's
         **({"embedding": "common"} if embedding and isinstance(protocol, CrossFit) else {}),
+        **({"aux_draw": AUX_DRAW} if isinstance(protocol, InSample) and protocol.runs > 1 else {}),
     }  # fmt: skip
 
 

@@ -119,3 +119,64 @@ def test_in_sample_companion_records_the_training_side_and_resumes(tmp_path):
     with pytest.raises(ValueError, match="in_sample"):  # a checkpoint written without it cannot supply it
         crossfit_recorded(lambda f: Memorizer(n, k), x, y, num_classes=k, config=cfg, n_folds=4, progress=False,
                           in_sample=Recorder(n, k, keep_probs=1), checkpoint_dir=tmp_path / "plain")  # fmt: skip
+
+
+class _Clock:
+    """A clock that advances one second per epoch of one model trained (``tick``), not otherwise."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def perf_counter(self) -> float:
+        return self.t
+
+
+class _Killed(Exception):
+    pass
+
+
+def _data() -> tuple[torch.Tensor, np.ndarray]:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    return torch.tensor(rng.normal(0, 3, (3, 8))[y] + rng.normal(0, 1, (60, 8)), dtype=torch.float32), y
+
+
+@pytest.mark.parametrize("kind", ["crossfit", "in-sample"])
+def test_a_resumed_recording_keeps_the_killed_epochs_times_and_accuracy(tmp_path, monkeypatch, kind):
+    """A recording resumed from a checkpoint reports the whole training's seconds and the same
+    final accuracy as an uninterrupted one (the checkpoint keeps them), not only the resumed part's."""
+    from labeltrace.train import loop
+    from labeltrace.train.recipe import NetworkSpec
+
+    torch.set_num_threads(1)
+    x, y = _data()
+    spec, cfg = NetworkSpec("mlp", hidden=16), TrainConfig(epochs=4, batch_size=16, lr=0.1, device="cpu")
+    record = (lambda d: protocol.record_crossfit(spec, cfg, x, y, num_classes=3, seed=0, directory=d, folds=3,
+                                                 progress=False)) if kind == "crossfit" else \
+        (lambda d: protocol.record_in_sample(spec, cfg, x, y, num_classes=3, seed=0, directory=d, progress=False))  # fmt: skip
+    clock = _Clock()
+    monkeypatch.setattr(protocol, "time", clock)
+    monkeypatch.setattr(loop, "time", clock)
+    where = protocol if kind == "crossfit" else loop
+    real = where.run_epoch
+
+    def ticking(*a, **kw):
+        clock.t += 1.0
+        return real(*a, **kw)
+
+    def dies(*a, epoch, **kw):  # killed in the last epoch (of the second run, in sample)
+        if epoch == 3 and (kind == "crossfit" or kw["config"].seed == protocol.run_seed(0, 1)):
+            raise _Killed
+        return ticking(*a, epoch=epoch, **kw)
+
+    monkeypatch.setattr(where, "run_epoch", ticking)
+    full = record(tmp_path / "full")
+    assert full.seconds == ((12.0,) if kind == "crossfit" else (4.0, 4.0))  # 4 epochs x 3 folds; 4 epochs x 2 runs
+    monkeypatch.setattr(where, "run_epoch", dies)
+    with pytest.raises(_Killed):
+        record(tmp_path / "k")
+    monkeypatch.setattr(where, "run_epoch", ticking)
+    resumed = record(tmp_path / "k")
+    assert resumed.seconds == full.seconds
+    np.testing.assert_array_equal(resumed.accuracy, full.accuracy)
+    assert all(s > 0 for s in full.seconds) and all(np.isfinite(full.accuracy))

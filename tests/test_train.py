@@ -82,9 +82,10 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, augment):
     for pa_, pb in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
         torch.testing.assert_close(pa_, pb)
     np.testing.assert_allclose(scores.compute("sei", a), scores.compute("sei", b), rtol=1e-5)
-    # a finished run restarted does no work
+    # a finished run restarted does no work, and reports the checkpoint's times and accuracy
     again = train_recorded(model(), x, y, num_classes=k, config=cfg, checkpoint_dir=tmp_path, progress=False)
-    assert again.resumed_from == 5 and again.epoch_seconds == []
+    assert again.resumed_from == 5 and len(again.epoch_seconds) == 5
+    assert again.final_train_accuracy == resumed.final_train_accuracy
 
 
 def test_checkpoint_of_other_config_is_refused(tmp_path):

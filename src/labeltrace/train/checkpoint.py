@@ -56,6 +56,8 @@ class Checkpoint:
         self.dir = Path(directory)
         self.key = key
         self.writer = writer
+        #: what the training kept beside its state (e.g. each epoch's seconds), as last saved or loaded
+        self.extra: dict[str, Any] = {}
 
     def exists(self) -> bool:
         return (self.dir / STATE).is_file()
@@ -69,7 +71,8 @@ class Checkpoint:
         device: torch.device,
     ) -> int:
         """Restore the last finished epoch into ``models``, ``optimizers`` and ``recorders`` (in
-        place) and the torch RNG; return that epoch (0 when there is no checkpoint)."""
+        place), the torch RNG (CPU, and CUDA's when it was saved and CUDA is here) and
+        :attr:`extra`; return that epoch (0 when there is no checkpoint)."""
         p = self.dir / STATE
         if not p.is_file():
             return 0
@@ -91,6 +94,9 @@ class Checkpoint:
             with np.load(self.dir / state["recorders"][name], allow_pickle=False) as z:
                 rec.load_state_dict({k: z[k] for k in z.files}, base=self.dir)
         torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and torch.cuda.is_available():  # e.g. a fine-tuned network's dropout on the GPU
+            torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
+        self.extra = dict(state.get("extra") or {})
         return int(state["epoch"])
 
     def save(
@@ -99,9 +105,13 @@ class Checkpoint:
         models: Sequence[nn.Module],
         optimizers: Sequence[torch.optim.Optimizer],
         recorders: Mapping[str, Recorder],
+        *,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Write the state after ``epoch`` finished epochs (recorders first, then ``state.pt``);
-        nothing when not the writer."""
+        """Write the state after ``epoch`` finished epochs (recorders first, then ``state.pt``),
+        with ``extra`` (plain numbers and lists) beside it; nothing when not the writer."""
+        if extra is not None:
+            self.extra = dict(extra)
         if not self.writer:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +125,10 @@ class Checkpoint:
             "models": [m.state_dict() for m in models],
             "optimizers": [o.state_dict() for o in optimizers],
             "torch_rng": torch.get_rng_state(),
+            "extra": self.extra,
         }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
         atomic_write(self.dir / STATE, lambda fh: torch.save(state, fh))
         keep = set(files.values())
         for old in self.dir.glob("*-[0-9][0-9][0-9][0-9][0-9].npz"):

@@ -79,7 +79,7 @@ class TrainConfig:
 class TrainResult:
     recorder: Recorder  # a DistributedRecorder when data-parallel
     model: nn.Module
-    epoch_seconds: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)  # every epoch's, a resumed checkpoint's included
     resumed_from: int = 0
     final_train_accuracy: float = float("nan")
 
@@ -275,6 +275,9 @@ def train_recorded(
             log(f"{desc}: resuming from epoch {start} of {config.epochs} ({ckpt.dir})")
     net = d.wrap(model, device)
     result = TrainResult(recorder=rec, model=model, resumed_from=start)
+    if ckpt is not None and start:  # the finished epochs' times and accuracy, kept by the checkpoint
+        result.epoch_seconds = [float(s) for s in ckpt.extra.get("epoch_seconds", [])]
+        result.final_train_accuracy = float(ckpt.extra.get("accuracy", float("nan")))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -286,10 +289,11 @@ def train_recorded(
                                         on_batch=rec.update, dist=d)  # fmt: skip
         rec.end_epoch()
         result.final_train_accuracy = correct / n
-        if ckpt is not None:
-            ckpt.save(epoch + 1, [model], [opt], {"recorder": rec})
-            d.barrier()
         result.epoch_seconds.append(time.perf_counter() - t0)
+        if ckpt is not None:
+            ckpt.save(epoch + 1, [model], [opt], {"recorder": rec},
+                      extra={"epoch_seconds": result.epoch_seconds, "accuracy": result.final_train_accuracy})
+            d.barrier()
         if bar is not None:
             bar.set_postfix(loss=f"{total_loss / n:.3f}", acc=f"{correct / n:.3f}")
             bar.update(1)

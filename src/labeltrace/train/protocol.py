@@ -239,8 +239,8 @@ def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs
                              checkpoint_dir=store.checkpoint_dir(f"run{r}"), keep_probs=keep_probs,
                              progress=progress, desc=f"run {r + 1}/{len(masks)}", key=key, log=log,
                              recorder_dir=store.rows_dir(f"run{r}"), dist=dist)  # fmt: skip
-        es = res.epoch_seconds  # resumed part-way: the earlier epochs' times are lost, estimate them
-        seconds.append(float(np.sum(es)) if res.resumed_from == 0 or not es else float(np.mean(es)) * train.epochs)
+        es = res.epoch_seconds  # a checkpoint written before it kept them: the lost epochs' times estimated
+        seconds.append(float(np.sum(es)) if len(es) >= train.epochs or not es else float(np.mean(es)) * train.epochs)
         acc.append(res.final_train_accuracy)
         if not dist.is_writer:
             continue
@@ -271,17 +271,18 @@ def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs:
     # every fold model but one updates a sample each epoch, possibly on different ranks: average them all
     in_sample = dist.recorder(n, K, dedupe=False, keep_probs=1, directory=store.rows_dir("run0_in_sample"),
                               max_epochs=train.epochs)  # keep_probs > 0 keeps the softmax sums
-    t0 = time.perf_counter()
+    epoch_seconds: list[float] = []
     held, folds = crossfit_recorded(build, inputs, given, num_classes=K, config=replace(train, seed=base),
                                     n_folds=protocol.folds, checkpoint_dir=store.checkpoint_dir("crossfit"),
                                     keep_probs=keep_probs, progress=progress, in_sample=in_sample,
                                     key=digest(fingerprint), log=log, recorder_dir=store.rows_dir("run0"),
-                                    dist=dist, early_stop=protocol.early_stop)  # fmt: skip
+                                    dist=dist, early_stop=protocol.early_stop,
+                                    epoch_seconds=epoch_seconds)  # fmt: skip
     if not dist.is_writer:
         return None
     dyn = held.dynamics()
     run = RecordedRun(dyn, np.zeros(n, dtype=bool), K, held_out=True, in_sample=in_sample.dynamics())
-    rec = Recording("crossfit", (run,), K, (time.perf_counter() - t0,), (float(np.nanmean(dyn.mean("correct"))),),
+    rec = Recording("crossfit", (run,), K, (float(np.sum(epoch_seconds)),), (float(np.nanmean(dyn.mean("correct"))),),
                     folds=folds, embedding=common_embedding(built, inputs) if embedding else None,
                     fingerprint=fingerprint)  # fmt: skip
     store.save(rec, [held], in_sample)
@@ -306,6 +307,7 @@ def crossfit_recorded(
     recorder_dir: str | Path | None = None,
     dist: Dist | None = None,
     early_stop: EarlyStop | None = None,
+    epoch_seconds: list[float] | None = None,
 ) -> tuple[Recorder, np.ndarray]:
     """Train ``n_folds`` models in lockstep and record every sample's held-out predictions.
 
@@ -318,7 +320,9 @@ def crossfit_recorded(
     finished epoch; ``key`` fingerprints what is trained so a foreign checkpoint is refused.
     ``recorder_dir`` keeps the held-out recorder's (T, N) arrays in files (out of core).
     ``early_stop`` ends training after the epoch at which its rule holds (evaluated on the
-    recorders, so a resumed run stops at the same epoch). ``dist`` (default: the initialised
+    recorders, so a resumed run stops at the same epoch). ``epoch_seconds``, when given, is filled
+    with every trained epoch's seconds, those of a resumed checkpoint's epochs included (the
+    checkpoint keeps them). ``dist`` (default: the initialised
     process group, if any): data-parallel; ``in_sample`` must then be a DistributedRecorder
     (``dedupe=False``), and the returned recorder is one too (its dynamics live on rank 0).
 
@@ -351,6 +355,8 @@ def crossfit_recorded(
         start = ckpt.load(models, opts, recorders, device=device)
         if start and log is not None:
             log(f"{desc}: resuming from epoch {start} of {config.epochs} ({ckpt.dir})")
+    seconds = [float(s) for s in ckpt.extra.get("epoch_seconds", [])] if ckpt is not None and start else []
+    lost = start - len(seconds)  # > 0: a checkpoint written before it kept them (estimated at the end)
     nets = [d.wrap(m, device) for m in models]
 
     def stop() -> bool:  # rank 0 holds the dynamics and decides for every rank
@@ -371,6 +377,7 @@ def crossfit_recorded(
             if log is not None:
                 log(f"{desc}: ranking stable, stopped early after epoch {epoch} of {config.epochs}")
             break
+        t0 = time.perf_counter()
         for k in range(n_folds):
             cfg_k = replace(config, seed=config.seed * 1009 + k)
             run_epoch(nets[k], opts[k], source, y_all, config=cfg_k, epoch=epoch, device=device,
@@ -382,11 +389,14 @@ def crossfit_recorded(
             rec.update(ids, logits, y_all.index_select(0, ids))
         for r in recorders.values():
             r.end_epoch()
+        seconds.append(time.perf_counter() - t0)
         if ckpt is not None:
-            ckpt.save(epoch + 1, models, opts, recorders)
+            ckpt.save(epoch + 1, models, opts, recorders, extra={"epoch_seconds": seconds})
             d.barrier()
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
+    if epoch_seconds is not None:
+        epoch_seconds[:] = [float(np.mean(seconds)) if seconds else float("nan")] * max(lost, 0) + seconds
     return rec, folds

@@ -103,6 +103,13 @@ WORKER = textwrap.dedent(
                                                 noise="symmetric:0.2", seed=3),
                    progress=False, log=lambda s: None, origin={"kind": "npz", "source": str(root / "d.npz")})
         np.save(root / f"scores_r{rank}.npy", res.table.column("score").to_numpy())
+
+        # held-out folds of one or two samples: rank 1's shard of a fold is sometimes empty
+        xt, yt = torch.randn(6, 6, generator=torch.Generator().manual_seed(0)), np.arange(6) % 2
+        tiny, _ = crossfit_recorded(lambda k: torch.nn.Linear(6, 2), xt, yt, num_classes=2,
+                                    config=TrainConfig(epochs=1, batch_size=4), n_folds=5, progress=False)
+        if rank == 0:
+            np.save(root / "tiny_seen.npy", tiny.dynamics().seen())
         dist.destroy_process_group()
 
     if __name__ == "__main__":
@@ -173,3 +180,6 @@ def test_scan_under_two_processes(tmp_path):
     assert run.image(5).shape == (8, 8, 1) and not (tmp_path / "run" / rundir.IMAGES).exists()
     assert not (tmp_path / "run" / "dynamics" / "checkpoints").exists()
     np.testing.assert_array_equal(np.load(tmp_path / "scores_r0.npy"), np.load(tmp_path / "scores_r1.npy"))
+
+    # 3. held-out folds smaller than the number of processes: every sample still recorded
+    assert np.load(tmp_path / "tiny_seen.npy").all()

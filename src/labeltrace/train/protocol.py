@@ -386,7 +386,8 @@ def crossfit_recorded(
             mine, real = d.shard(held_ids[k])
             ids = mine[real]
             logits = predict_logits(models[k], source, ids, device=device)
-            rec.update(ids, logits, y_all.index_select(0, ids))
+            if len(ids):  # a held-out fold smaller than the number of processes leaves some shards empty
+                rec.update(ids, logits, y_all.index_select(0, ids))
         for r in recorders.values():
             r.end_epoch()
         seconds.append(time.perf_counter() - t0)

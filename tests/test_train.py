@@ -163,3 +163,46 @@ def test_predict_logits_batches_do_not_change_the_logits():
     assert default.shape == (257, 3)
     torch.testing.assert_close(default, whole, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(predict_logits(net, x, ids, device=cpu, batch_size=7), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_data_parallel_processes_draw_their_own_augmentation():
+    """Two processes of a data-parallel training crop their shards independently (with one
+    generator they cropped every batch's k-th image alike); one process keeps its draws."""
+    from dataclasses import dataclass
+
+    from labeltrace.train import loop
+    from labeltrace.train.distributed import Dist
+
+    @dataclass(frozen=True)
+    class _Rank(Dist):  # a rank of a 2-process group, minus the collective at the end
+        def sum(self, *v):  # type: ignore[no-untyped-def]
+            return tuple(float(a) for a in v)
+
+        def wrap(self, m, d):  # type: ignore[no-untyped-def]
+            return m
+
+    n = 16
+    x = torch.zeros(n, 1, 8, 8)
+    x[:, :, 4, 4] = 1.0  # one bright pixel: where it lands is the crop and flip drawn
+    cfg = TrainConfig(epochs=1, batch_size=8, augment=True, seed=3)
+    real = loop.augment_batch
+
+    def positions(dist):  # type: ignore[no-untyped-def]
+        seen: list[list[int]] = []
+
+        def spy(xb, gen, hflip=True):  # type: ignore[no-untyped-def]
+            out = real(xb, gen, hflip=hflip)
+            seen.append(out.flatten(1).argmax(1).tolist())
+            return out
+
+        loop.augment_batch = spy
+        try:
+            net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+            loop.run_epoch(net, torch.optim.SGD(net.parameters(), lr=0.0), x, torch.zeros(n, dtype=torch.long),
+                           config=cfg, epoch=0, device=torch.device("cpu"), dist=dist)  # fmt: skip
+        finally:
+            loop.augment_batch = real
+        return seen
+
+    assert positions(_Rank(0, 2)) != positions(_Rank(1, 2))
+    assert positions(Dist()) == positions(Dist())

@@ -143,11 +143,14 @@ def run_epoch(
     order = pool[torch.randperm(len(pool), generator=gen)]
     mine, real = dist.shard(order)
     batch = dist.batch_size(config.batch_size)
+    # one process: the crops follow the order's draws; data-parallel: each process draws its own
+    # (from the same generator, every process would crop its k-th image of a batch alike)
+    aug = _epoch_generator(config.seed * 7919 + 4001 + dist.rank, epoch) if dist.active else gen
     model.train()
     correct, total_loss = 0, 0.0
     for b, (ids, x) in enumerate(source.batches(mine, batch)):
         if config.augment:
-            x = augment_batch(x, gen)
+            x = augment_batch(x, aug)
         x = x.to(device, non_blocking=True)
         y = labels.index_select(0, ids).to(device, non_blocking=True)
         logits = model(x)

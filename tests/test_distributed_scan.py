@@ -110,6 +110,19 @@ WORKER = textwrap.dedent(
                                     config=TrainConfig(epochs=1, batch_size=4), n_folds=5, progress=False)
         if rank == 0:
             np.save(root / "tiny_seen.npy", tiny.dynamics().seen())
+
+        # BatchNorm: every rank predicts its held-out shard with the same running statistics
+        bn = []
+
+        def build_bn(k):
+            torch.manual_seed(k)
+            bn.append(torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                                          torch.nn.Linear(8, K)))
+            return bn[-1]
+
+        crossfit_recorded(build_bn, x, y, num_classes=K, config=TrainConfig(epochs=1, batch_size=16), n_folds=2,
+                          progress=False)
+        np.save(root / f"bn_mean_r{rank}.npy", bn[0][1].running_mean.numpy())
         dist.destroy_process_group()
 
     if __name__ == "__main__":
@@ -183,3 +196,4 @@ def test_scan_under_two_processes(tmp_path):
 
     # 3. held-out folds smaller than the number of processes: every sample still recorded
     assert np.load(tmp_path / "tiny_seen.npy").all()
+    np.testing.assert_array_equal(np.load(tmp_path / "bn_mean_r0.npy"), np.load(tmp_path / "bn_mean_r1.npy"))

@@ -93,6 +93,14 @@ class Dist:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def sync_buffers(self, model: nn.Module) -> None:
+        """Rank 0's buffers (e.g. BatchNorm's running statistics) on every rank: each rank's last
+        training steps updated its own from its own batches, and an eval-mode prediction reads them."""
+        if not self.active:
+            return
+        for b in model.buffers():
+            dist.broadcast(b, src=0)
+
     def sum(self, *values: float) -> tuple[float, ...]:
         """Each value summed over the ranks."""
         if not self.active:

@@ -385,6 +385,7 @@ def crossfit_recorded(
                       dist=d)  # fmt: skip
             mine, real = d.shard(held_ids[k])
             ids = mine[real]
+            d.sync_buffers(models[k])  # every rank predicts its shard with the model rank 0 checkpoints
             logits = predict_logits(models[k], source, ids, device=device)
             if len(ids):  # a held-out fold smaller than the number of processes leaves some shards empty
                 rec.update(ids, logits, y_all.index_select(0, ids))

@@ -180,3 +180,19 @@ def test_a_resumed_recording_keeps_the_killed_epochs_times_and_accuracy(tmp_path
     assert resumed.seconds == full.seconds
     np.testing.assert_array_equal(resumed.accuracy, full.accuracy)
     assert all(s > 0 for s in full.seconds) and all(np.isfinite(full.accuracy))
+
+
+def test_recording_fingerprint_has_the_class_names_clip_reads():
+    """CLIP builds its head from prompts of the class names: a recording of other names is not
+    the same recording; the other networks do not read them (their fingerprints stay as they were)."""
+    from labeltrace.train.recipe import NetworkSpec
+
+    y = np.arange(12) % 2
+    cfg = TrainConfig(epochs=1)
+
+    def fp(kind: str, classes: list[str]) -> dict:
+        spec = NetworkSpec(kind, clip_model="m") if kind == "clip" else NetworkSpec(kind)
+        return protocol._fingerprint(protocol.InSample(1), spec, cfg, y, 0, {}, 5, False, classes)
+
+    assert fp("clip", ["cat", "dog"]) != fp("clip", ["car", "truck"])
+    assert fp("mlp", ["cat", "dog"]) == fp("mlp", ["car", "truck"]) and "classes" not in fp("mlp", ["a", "b"])

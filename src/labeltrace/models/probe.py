@@ -74,13 +74,19 @@ def heldout_accuracy(x: np.ndarray, y: np.ndarray, *, num_classes: int, folds: i
     return float((p.argmax(1) == y).mean())
 
 
-def _cached(ds: ImageDataset, cache: Path, parts: dict[str, Any], compute: Callable[[], Probe]) -> Probe:
-    """A probe's result, kept under ``cache/probe`` by the data's identity, its labels and ``parts``
-    (a resumed or repeated scan probes once); a refusal to probe (``n == 0``) is not kept."""
+def _features_dir(cache_dir: str | Path | None) -> Path:
+    """The feature cache, as ``labeltrace scan --cache-dir`` names it (the scan's features and the
+    probes' are the same entries); the probes' results are kept in its ``probe`` folder."""
+    return Path(cache_dir) if cache_dir else Path.home() / ".cache" / "labeltrace" / "features"
+
+
+def _cached(ds: ImageDataset, features_dir: Path, parts: dict[str, Any], compute: Callable[[], Probe]) -> Probe:
+    """A probe's result, kept under ``features_dir/probe`` by the data's identity, its labels and
+    ``parts`` (a resumed or repeated scan probes once); a refusal to probe (``n == 0``) is not kept."""
     from labeltrace.models.inputs import data_identity
 
     key = digest({"data": data_identity(ds), "labels": digest(ds.labels.astype(np.int64)), **parts})
-    path = cache / "probe" / f"{key}.json"
+    path = features_dir / "probe" / f"{key}.json"
     if path.is_file():
         d = json.loads(path.read_text())
         return Probe(d["model"], d["accuracy"], d["n"], d["reason"])
@@ -102,7 +108,9 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
     counts = np.bincount(ds.labels, minlength=ds.n_classes)
     if counts.min() < folds:
         return Probe("small-cnn", {}, 0, f"a class has fewer than {folds} samples: no probe")
-    cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace")
+    from labeltrace.models.feature_cache import package_versions
+
+    cache = _features_dir(cache_dir)
 
     def compute() -> Probe:
         idx = stratified_subset(ds.labels, subset, seed=seed)
@@ -114,13 +122,15 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
                                            TrainConfig(epochs=epochs, batch_size=64, lr=0.05, device=device),
                                            cnn.tensor, y, num_classes=ds.n_classes, seed=seed, folds=folds)  # fmt: skip
         acc["small-cnn"] = float((p.argmax(1) == y).mean())
-        feats = prepare_inputs(sub, "effnet-lite0", cache_dir=cache / "features", device=device)
+        feats = prepare_inputs(sub, "effnet-lite0", cache_dir=cache, device=device)
         acc["effnet-lite0"] = heldout_accuracy(feats.tensor.numpy(), y, num_classes=ds.n_classes, folds=folds,
                                                seed=seed)  # fmt: skip
         model = max(acc, key=lambda m: acc[m])
         return Probe(model, acc, int(idx.size), f"higher {folds}-fold held-out accuracy on {idx.size} samples")
 
-    return _cached(ds, cache, {"seed": seed, "subset": subset, "epochs": epochs, "folds": folds, "v": 1}, compute)
+    parts = {"seed": seed, "subset": subset, "epochs": epochs, "folds": folds, "probe": PROBE_LOGREG,
+             "versions": package_versions(), "v": 2}  # fmt: skip
+    return _cached(ds, cache, parts, compute)
 
 
 def resolution_probe(features: Callable[[int, np.ndarray], np.ndarray], labels: np.ndarray, *, num_classes: int,
@@ -149,10 +159,10 @@ def choose_resolution(ds: ImageDataset, *, seed: int = 0, subset: int = 600, fol
     from labeltrace.models.feature_cache import package_versions
     from labeltrace.models.inputs import prepare_inputs
 
-    cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace")
+    cache = _features_dir(cache_dir)
 
     def features(r: int, idx: np.ndarray) -> np.ndarray:
-        return prepare_inputs(ds.subset(idx), "effnet-lite0", resolution=r, cache_dir=cache / "features",
+        return prepare_inputs(ds.subset(idx), "effnet-lite0", resolution=r, cache_dir=cache,
                               device=device).tensor.numpy()  # fmt: skip
 
     parts = {"seed": seed, "subset": subset, "folds": folds, "margin": margin, "kind": "resolution",

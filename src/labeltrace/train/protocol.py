@@ -148,7 +148,8 @@ def auxiliary_masks(protocol: InSample, given: np.ndarray, num_classes: int, see
 
 
 def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, given: np.ndarray, seed: int,
-                 data: Mapping[str, Any], keep_probs: int, embedding: bool) -> dict[str, Any]:  # fmt: skip
+                 data: Mapping[str, Any], keep_probs: int, embedding: bool,
+                 classes: list[str] | None) -> dict[str, Any]:  # fmt: skip
     proto = {k: (vars(v) if isinstance(v, EarlyStop) else v) for k, v in vars(protocol).items()
              if not (k == "early_stop" and v is None)}  # absent when off: earlier recordings stay valid
     return {
@@ -158,6 +159,8 @@ def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, give
         # the fold models' common embedding; cross-fitted recordings before it kept the first fold model's
         **({"embedding": "common"} if embedding and isinstance(protocol, CrossFit) else {}),
         **({"aux_draw": AUX_DRAW} if isinstance(protocol, InSample) and protocol.runs > 1 else {}),
+        # the class names build CLIP's head from its prompts (the other networks do not read them)
+        **({"classes": list(classes or [])} if spec.kind == "clip" else {}),
     }  # fmt: skip
 
 
@@ -191,7 +194,7 @@ def record(
     """
     d = distributed.current() if dist is None else dist
     store = RecordingDir(directory)
-    fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs, embedding)
+    fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs, embedding, classes)
     store.check(fp)
     if store.finished:
         if log is not None:

@@ -195,3 +195,23 @@ def test_loader_extraction_equals_the_batch_extraction_bit_for_bit(tmp_path, mon
     want = F.backbone.extract_features(chunks, model=net, resolution=32, progress=False)
     np.testing.assert_array_equal(np.load(next(tmp_path.glob("features-*.npy"))), want)
     np.testing.assert_array_equal(got.features, F.standardize(want))
+
+
+def test_streamed_frozen_features_give_the_same_scan(folder, tmp_path, monkeypatch):
+    """Streaming changes memory use only: on a small set the default detector still mixes in the
+    kNN label shares of the frozen features (read back from the cache), and the kNN columns stay."""
+    import pyarrow.parquet as pq
+
+    ds = from_folder(folder)
+    monkeypatch.setattr(F.backbone, "load_efficientnet_lite0", lambda pretrained=True: TinyBackbone())
+    tables = {}
+    for stream in (False, True):
+        cfg = ScanConfig(model="effnet-lite0", resolution=96, epochs=2, folds=2, noise="symmetric:0.3", seed=1,
+                         cache_dir=str(tmp_path / "cache"), stream=stream)  # fmt: skip
+        scan(ds, tmp_path / f"run{stream}", cfg, progress=False, log=lambda s: None)
+        tables[stream] = pq.read_table(tmp_path / f"run{stream}" / rundir.SAMPLES)
+    assert tables[True].column_names == tables[False].column_names
+    assert {"knn_vote", "crossfit_knn"} <= set(tables[True].column_names)
+    for col in ("score", "knn_vote"):
+        np.testing.assert_allclose(tables[True].column(col).to_numpy(), tables[False].column(col).to_numpy(),
+                                   rtol=1e-4, atol=1e-5, err_msg=col)  # fmt: skip

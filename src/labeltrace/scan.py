@@ -24,9 +24,10 @@ import torch
 from labeltrace import rundir as rd
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
-from labeltrace.decide import detectors
+from labeltrace.decide import count, detectors
 from labeltrace.decide.evidence import Evidence, posterior
 from labeltrace.evaluate import noise
+from labeltrace.models.features import FeatureBatches
 from labeltrace.models.inputs import Inputs, prepare_inputs
 from labeltrace.record.recording import Recording
 from labeltrace.scan_settings import (  # re-exported: the scan's settings live there
@@ -118,15 +119,29 @@ def _noise_source(ds: ImageDataset, inputs: Inputs, model: str, config: ScanConf
     return lambda: _noise_features(prepare_inputs(ds, "small-cnn", stream=stream, workers=config.workers))
 
 
+def _frozen_features(inputs: Inputs, n: int, log: Callable[[str], None]) -> np.ndarray | None:
+    """The frozen features the kNN evidence reads: in memory, or, streamed, read back from the
+    feature cache on a set under :data:`count.LARGE` samples (where the default detector mixes in
+    their kNN label shares: streaming must not change its result); None otherwise."""
+    if inputs.features is not None or not inputs.frozen_features:
+        return inputs.features
+    if n < count.LARGE and isinstance(inputs.source, FeatureBatches):
+        return inputs.source.matrix()
+    log(f"--stream: the frozen features of {n:,} samples are not read into memory, so the kNN detectors' "
+        "columns (knn_vote, crossfit_knn) are left out; scan with --no-stream to have them")
+    return None
+
+
 def _evidence(rec: Recording | None, inputs: Inputs, given: np.ndarray, k: int, config: ScanConfig,
-              cv: Callable[[], np.ndarray] | None) -> Evidence:  # fmt: skip
-    feats = inputs.features if inputs.features is not None else (rec.embedding if rec is not None else None)
+              cv: Callable[[], np.ndarray] | None, log: Callable[[str], None]) -> Evidence:  # fmt: skip
+    frozen = _frozen_features(inputs, len(given), log)
+    feats = frozen if frozen is not None else (rec.embedding if rec is not None else None)
     return Evidence(
         given, k, in_sample=rec.in_sample_runs() if rec is not None else None,
         single=rec.runs[0] if rec is not None and not rec.held_out and len(rec.runs) == 1 else None,
         held_out=rec.runs[0] if rec is not None and rec.held_out else None, cv_probs=cv,
         features=feats if feats is not None and len(given) > config.knn_k + 1 else None, knn_k=config.knn_k,
-        features_frozen=inputs.features is not None,
+        features_frozen=frozen is not None,
     )  # fmt: skip
 
 
@@ -229,7 +244,7 @@ def scan(
                                                    seed=config.seed, folds=config.folds)  # fmt: skip
             rd.atomic_write(p, lambda fh: np.save(fh, probs, allow_pickle=False))
             return probs
-    ev = _evidence(rec, inputs, given, ds.n_classes, config, cv)
+    ev = _evidence(rec, inputs, given, ds.n_classes, config, cv, log)
     det = detectors.detect(config.detector, ev)  # the chosen detector first: its errors are the user's
     timings["train"] = time.perf_counter() - t0
 

@@ -126,6 +126,10 @@ class FeatureBatches:
     def shape(self) -> tuple[int, ...]:
         return self._shape
 
+    def matrix(self) -> np.ndarray:
+        """Every row, standardised as :meth:`batches` hands them over: ``(N, D)`` float32 in memory."""
+        return ((self._read(0, self._shape[0]) - self.mean) / self.std).astype(np.float32)
+
     def batches(self, ids: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for b in range(0, len(ids), batch_size):
             chunk = ids[b : b + batch_size]

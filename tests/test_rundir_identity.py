@@ -98,6 +98,27 @@ def test_a_scan_written_before_fingerprints_is_not_reused(tmp_path: Path) -> Non
     assert rundir.claim(out, {"a": 1}, force=True) == "new" and not (out / "run.json").exists()
 
 
+def test_a_scan_refused_before_recording_leaves_no_claim(tmp_path: Path) -> None:
+    """A scan that wrote its fingerprint and then stopped at a bad setting recorded nothing: the
+    corrected command takes the directory without --force."""
+    out = tmp_path / "R"
+    assert rundir.claim(out, {"seed": -1}) == "new"
+    assert rundir.claim(out, {"seed": 1}) == "new"
+    (out / rundir.RECORDING).mkdir()  # this one started recording: another configuration is refused
+    with pytest.raises(rundir.RunDirConflict, match="differs in: seed"):
+        rundir.claim(out, {"seed": 2})
+
+
+def test_force_never_removes_a_folder_the_scan_does_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "R"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "model_epoch90.pt").write_bytes(b"mine")
+    assert rundir.claim(out, {"a": 1}) == "new"
+    (out / rundir.RUN_JSON).write_text("{}")
+    assert rundir.claim(out, {"a": 2}, force=True) == "new"
+    assert (out / "checkpoints" / "model_epoch90.pt").read_bytes() == b"mine"
+
+
 def test_force_keeps_the_review_decisions_aside(tmp_path: Path) -> None:
     out = tmp_path / "R"
     assert rundir.claim(out, {"a": 1}) == "new"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +106,8 @@ def test_cli_scan_digits_and_score(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "F1" in text and "top 3 suspects" in text
     assert pq.read_table(out / "samples.parquet").num_rows == 1797
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["command"][:4] == ["labeltrace", "scan", "--example", "digits"]  # main's argv, not sys.argv
     rc = main(["score", str(out), "--method", "aum", "--out", str(tmp_path / "aum.csv")])
     assert rc == 0
     lines = (tmp_path / "aum.csv").read_text().splitlines()
@@ -184,6 +188,10 @@ def test_cli_manifest_with_truth_column_and_single_run(tmp_path, capsys):
     assert run.num_runs == 1 and "aux_run0" not in run.samples.column_names
     assert run.meta["detector"]["rule"] in ("gmm", "robust-z3")
     assert "F1" in capsys.readouterr().out
+    (tmp_path / "m2.csv").write_text("\n".join(rows[:5] + [rows[5].rsplit(",", 1)[0] + ",zzz"] + rows[6:]) + "\n")
+    rc = main(["scan", str(tmp_path / "m2.csv"), "--truth-column", "clean", "--out", str(tmp_path / "r2"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "m2.csv: --truth-column 'clean'" in err and "row 5 'zzz'" in err
 
 
 def test_default_scan_is_cross_fitted_and_held_out(tmp_path, capsys):
@@ -344,3 +352,59 @@ def test_contradicted_classes_name_the_classes_a_posterior_mostly_overrules() ->
     # a tie between two suggested classes goes to the lowest id
     tie = contradicted_classes(np.eye(3)[[1, 2]], np.array([0, 0]), classes)
     assert tie == [{"class": "cat", "samples": 2, "contradicted": 2, "suggested": "dog"}]
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"epochs": 0}, "--epochs must be >= 1, got 0"), ({"batch_size": 0}, "--batch-size must be >= 1"),
+    ({"lr": 0.0}, "--lr must be > 0"), ({"width": 0}, "--width must be >= 1"), ({"hidden": 0}, "--hidden must be >= 1"),
+    ({"image_size": 0}, "--image-size must be >= 1"), ({"runs": 3}, "--runs must be 1 or 2"),
+])  # fmt: skip
+def test_zero_settings_are_refused_before_anything_is_claimed(tmp_path, setting, message):
+    """0 is not "the default" (only the flag left out is): refused, naming the flag, before the
+    run directory is claimed or a probe runs."""
+    x, y = digits_subset(40)
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        scan(ds, tmp_path / "a", ScanConfig(model="auto", **setting), progress=False, log=lambda s: None)
+    assert not (tmp_path / "a").exists()
+
+
+def test_folds_are_checked_only_for_detectors_that_use_them(tmp_path):
+    x, y = digits_subset(40)
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    cfg = ScanConfig(model="small-cnn", epochs=1, folds=50, detector="single", batch_size=16)
+    scan(ds, tmp_path / "a", cfg, progress=False, log=lambda s: None)  # the one-training mode has no folds
+    with pytest.raises(ValueError, match=re.escape("--folds must be in [2, N/2 = 20] for --detector crossfit")):
+        scan(ds, tmp_path / "b", replace(cfg, detector="crossfit"), progress=False, log=lambda s: None)
+
+
+def test_true_labels_are_class_ids_checked_before_training(tmp_path):
+    x, y = digits_subset(40)
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    cfg = ScanConfig(model="small-cnn", epochs=1, folds=2)
+    bad = y.astype(np.float64)
+    bad[1] = 1.7
+    with pytest.raises(ValueError, match="true labels must be integers"):
+        scan(ds, tmp_path / "a", cfg, progress=False, log=lambda s: None, true_labels=bad)
+    bad = y.copy()
+    bad[[3, 7]] = [-1, 10]
+    with pytest.raises(ValueError, match=re.escape("true labels out of range [0, 10) for sample ids [3, 7]")):
+        scan(ds, tmp_path / "a", cfg, progress=False, log=lambda s: None, true_labels=bad)
+    assert not (tmp_path / "a").exists()
+
+
+def test_confident_learning_alone_reports_its_k_fold_trainings(tmp_path):
+    x, y = digits_subset(40)
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    res = scan(ds, tmp_path / "a", ScanConfig(model="small-cnn", epochs=1, folds=2, detector="cl"), progress=False,
+               log=lambda s: None)  # fmt: skip
+    assert res.meta["cost"]["trainings"] == 2 and res.meta["cost"]["seconds"] > 0
+    assert res.meta["protocol"]["kind"] == "k-fold"
+
+
+def test_cli_missing_paths_and_the_recorded_command(tmp_path, capsys):
+    assert main(["scan", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    argv = ["scan", "--example", "digits", "--out", str(tmp_path / "afile"), "--epochs", "1", "--quiet"]
+    assert main(argv) == 2 and "error:" in capsys.readouterr().err  # an --out that is a file: no traceback

@@ -42,6 +42,8 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     if not args.data:
         raise SystemExit("error: give DATA (a folder, manifest or .npz), --labels FILE, or --example digits")
     p = Path(args.data)
+    if not p.exists():
+        raise ValueError(f"{p} does not exist (DATA: a folder, a .csv/.parquet manifest or a .npz file)")
     if p.is_dir():
         return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve()), **limits}
     if p.suffix.lower() in (".csv", ".tsv", ".parquet"):
@@ -64,7 +66,10 @@ def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, 
         raise SystemExit("error: --truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
     id_col = origin.get("id_column") or origin["path_column"]
     table = read_columns(Path(origin["source"]), list(dict.fromkeys([id_col, args.truth_column])))
-    truth, _ = parse_labels(table[args.truth_column], ds.classes, row_name=lambda k: f"row {k + 1}")
+    try:
+        truth, _ = parse_labels(table[args.truth_column], ds.classes, row_name=lambda k: f"row {k + 1}")
+    except ValueError as e:  # name the column and the file, as the label column's errors do
+        raise ValueError(f"{origin['source']}: --truth-column {args.truth_column!r}: {e}") from None
     pos = {v: i for i, v in enumerate(row_ids(table[id_col], paths=not origin.get("id_column")))}
     return np.array([truth[pos[i]] for i in ds.ids], dtype=np.int64)
 
@@ -93,7 +98,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     log(f"{len(ds)} samples, {ds.n_classes} classes → {args.out}")
     truth = _truth_labels(args, ds, origin) if args.truth_column else None
     t0 = time.perf_counter()
-    res = scan(ds, args.out, cfg, progress=not args.quiet, log=log, command=sys.argv, origin=origin,
+    res = scan(ds, args.out, cfg, progress=not args.quiet, log=log, command=args.argv, origin=origin,
                true_labels=truth, force=args.force)  # fmt: skip
     if d.is_writer:
         print_summary(res.run_dir, top=args.top, elapsed=time.perf_counter() - t0)
@@ -302,9 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
     try:
         return int(args.func(args))
-    except ValueError as e:  # DataError included: a clear message, no traceback
+    except (ValueError, OSError) as e:  # DataError included; a missing or unwritable path: a message, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -45,7 +45,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                                 budget=args.budget, head=head, active_every=args.active_every,
                                 active_method=args.active_method, gamma=args.gamma,
                                 curve_every=args.curve_every, title=args.title, log=log,
-                                meta={"command": sys.argv})  # fmt: skip
+                                meta={"command": getattr(args, "argv", sys.argv)})  # fmt: skip
     print(format_summary(sim))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

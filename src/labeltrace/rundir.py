@@ -74,7 +74,6 @@ QUEUE = "queue.parquet"
 FIFTYONE_IMAGES = "fiftyone_images"
 #: the review page's context cache (labeltrace.review.context), rebuilt when missing
 REVIEW_CONTEXT = "review_context.npz"
-CHECKPOINTS = "checkpoints"
 
 #: Columns every samples table has (scores add one float column each, e.g. ``sei``, ``aum``).
 SAMPLE_COLUMNS: dict[str, str] = {
@@ -157,7 +156,7 @@ class RunDirConflict(ValueError):
 #: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
 #: these, and only these)
 _OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE, REVIEW_CONTEXT, RECORDING,
-          FIFTYONE_IMAGES, "checkpoints")
+          FIFTYONE_IMAGES)  # no generic name such as "checkpoints": --force never removes a user's folder
 
 
 def _diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -178,6 +177,8 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
     * a new or empty directory (or one holding no scan): the fingerprint is written → ``"new"``;
     * the same fingerprint: ``"finished"`` when ``run.json`` exists (the results are recomputed
       from the saved recording), else ``"resume"``;
+    * another fingerprint of a scan that wrote nothing else (it stopped at a bad setting before
+      recording): replaced → ``"new"``;
     * another fingerprint, or a scan written before fingerprints: :class:`RunDirConflict` naming
       what differs — unless ``force``, which removes what the earlier scan wrote (its review
       decisions are kept aside as ``reviews.db.replaced-<time>``, never deleted) → ``"new"``.
@@ -194,6 +195,9 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         old = json.loads(fp_path.read_text())
         if old == fp:
             return "finished" if (path / RUN_JSON).is_file() else "resume"
+        if held == [FINGERPRINT] and not (path / REVIEWS_DB).exists():  # refused before recording: nothing to keep
+            atomic_write_json(fp_path, fp)
+            return "new"
         why = f"a scan of another configuration (differs in: {', '.join(_diff_keys(old, fp))})"
     elif held:
         why = f"files of an earlier scan without a fingerprint ({', '.join(held)})"
@@ -271,6 +275,8 @@ class Run:
             return f"{proto['folds']} cross-fitted folds (held-out)"
         if self.num_runs == 0 and proto.get("folds"):  # confident learning alone: K-fold probabilities
             return f"{proto['folds']} cross-validated folds (out-of-fold probabilities)"
+        if self.num_runs == 0:  # e.g. the kNN vote on frozen features
+            return "no training"
         return f"{self.num_runs} run{'s' if self.num_runs != 1 else ''}"
 
     def column(self, name: str) -> np.ndarray:

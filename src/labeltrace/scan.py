@@ -29,6 +29,7 @@ from labeltrace.decide.evidence import Evidence, posterior
 from labeltrace.evaluate import noise
 from labeltrace.models.features import FeatureBatches
 from labeltrace.models.inputs import Inputs, prepare_inputs
+from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import Recording
 from labeltrace.scan_settings import (  # re-exported: the scan's settings live there
     FINETUNE_DEFAULTS,
@@ -74,12 +75,7 @@ def _labels(ds: ImageDataset, config: ScanConfig, noise_features: Callable[[], n
     feature-following noise follows (:func:`_noise_source`)."""
     given = ds.labels.copy()
     info: dict[str, Any] | None = None
-    if true_labels is not None:
-        if config.noise:
-            raise ValueError("give either known true labels or --noise, not both")
-        true_labels = np.asarray(true_labels, dtype=np.int64)
-        if true_labels.shape != given.shape:
-            raise ValueError(f"true labels have shape {true_labels.shape}, the dataset {given.shape}")
+    if true_labels is not None:  # checked by _check_truth
         info = {"spec": "known true labels", "realised_rate": float((true_labels != given).mean()),
                 "n_flipped": int((true_labels != given).sum())}  # fmt: skip
         return given, true_labels, info
@@ -91,6 +87,19 @@ def _labels(ds: ImageDataset, config: ScanConfig, noise_features: Callable[[], n
         info = {"spec": config.noise, "realised_rate": nl.rate, "n_flipped": int(nl.flipped.sum())}
         return nl.labels, given, info
     return given, given.copy(), None
+
+
+def _check_truth(ds: ImageDataset, config: ScanConfig, true_labels: np.ndarray | None) -> np.ndarray | None:
+    """Known true labels as class ids, checked before anything is claimed or trained: one per
+    sample, whole numbers in ``[0, K)`` (the error names the samples), and not beside ``--noise``."""
+    if true_labels is None:
+        return None
+    if config.noise:
+        raise ValueError("give either known true labels or --noise, not both")
+    shape = np.shape(true_labels)
+    if shape != (len(ds),):
+        raise ValueError(f"true labels have shape {shape}, the dataset ({len(ds)},)")
+    return as_index_array(true_labels, "true labels", ds.n_classes, ids=np.arange(len(ds)))
 
 
 def _noise_features(inputs: Inputs) -> np.ndarray:
@@ -190,6 +199,8 @@ def scan(
     d = distributed.current()  # under torchrun: every rank trains its shard, rank 0 writes
     if not d.is_writer:
         log = _quiet
+    true_labels = _check_truth(ds, config, true_labels)
+    check(config, None if config.model == "auto" else config.model, len(ds))  # before any probe
     asked = config  # before the auto settings resolve
     # rank 0 probes and every rank takes its picks: ranks never train on different settings
     model, probe, resolution, rprobe = _on_writer(d, lambda: _resolve(config, ds, out, force))

@@ -156,7 +156,8 @@ def write_outputs(
         "detectors": per_det, "scores": list(cols),
         "counts": {"n": N, "flagged": int(det.flagged.sum()),
                    "auxiliary_per_run": [int(r.is_auxiliary.sum()) for r in rec.runs] if rec else []},
-        "cost": {"trainings": rec.num_trainings if rec else 0, "seconds": float(sum(rec.seconds)) if rec else 0.0},
+        "cost": {"trainings": rec.num_trainings if rec else (config.folds if _kfold(config) else 0),
+                 "seconds": float(sum(rec.seconds)) if rec else (timings.get("train", 0.0) if _kfold(config) else 0.0)},
         "noise_rate_estimate": noise_rate_est, "contradicted_classes": doubted, "noise": noise_info,
         "metrics": report,
     }  # fmt: skip
@@ -164,9 +165,15 @@ def write_outputs(
     return table, meta
 
 
+def _kfold(config: ScanConfig) -> bool:
+    """The detector reads K-fold cross-validated probabilities (and nothing recorded)."""
+    return "cv_probs" in detectors.get(config.detector).needs
+
+
 def _protocol(rec: Recording | None, config: ScanConfig, tcfg: TrainConfig) -> dict[str, Any]:
-    if rec is None:
-        return {"kind": "none", "dynamics": "none", "folds": config.folds}
+    if rec is None:  # confident learning alone trains K models; the kNN vote on frozen features none
+        return {"kind": "k-fold", "dynamics": "none", "folds": config.folds, "epochs_planned": tcfg.epochs} \
+            if _kfold(config) else {"kind": "none", "dynamics": "none"}  # fmt: skip
     epochs = {"epochs_planned": tcfg.epochs, "epochs_trained": rec.runs[0].dynamics.num_epochs}
     if rec.held_out:
         return {"kind": "crossfit", "folds": rec.num_trainings, "dynamics": "held-out", **epochs,

@@ -206,15 +206,23 @@ def recording_protocol(detector: str, config: ScanConfig, *, frozen_features: bo
     return None
 
 
-def check(config: ScanConfig, model: str, n: int) -> None:
-    detectors.get(config.detector)  # unknown → a clear error
+def check(config: ScanConfig, model: str | None, n: int) -> None:
+    """Refuse settings that cannot run, each error naming its flag; ``model`` None (``auto``, not
+    probed yet) checks what does not depend on it — the scan checks before it probes and after."""
+    needs = detectors.get(config.detector).needs  # unknown → a clear error
     if config.runs not in (1, 2):
-        raise ValueError(f"runs must be 1 or 2, got {config.runs}")
+        raise ValueError(f"--runs must be 1 or 2, got {config.runs}")
+    for flag, v in (("--epochs", config.epochs), ("--batch-size", config.batch_size), ("--hidden", config.hidden),
+                    ("--width", config.width), ("--image-size", config.image_size)):  # fmt: skip
+        if v is not None and v < 1:  # 0 is no "default": the flag left out is
+            raise ValueError(f"{flag} must be >= 1, got {v}")
+    if config.lr is not None and not config.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {config.lr}")
     if model == "clip" and not config.clip_model:
         raise ValueError("--model clip needs --clip-model: a local CLIP directory or a cached hub name")
-    if not 2 <= config.folds <= n // 2:
-        raise ValueError(f"folds must be in [2, N/2 = {n // 2}], got {config.folds}")
-    if config.finetune and model != "effnet-lite0":
+    if ("held_out" in needs or "cv_probs" in needs) and not 2 <= config.folds <= n // 2:
+        raise ValueError(f"--folds must be in [2, N/2 = {n // 2}] for --detector {config.detector}, got {config.folds}")
+    if config.finetune and model is not None and model != "effnet-lite0":
         raise ValueError(f"--finetune applies to effnet-lite0, not {model}")
     if config.noise:
         noise.parse_spec(config.noise)

@@ -29,7 +29,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     world = (m.get("distributed") or {}).get("world_size", 1)
     lines = [
         f"labeltrace scan — {n:,} samples, {len(run.classes)} classes, model {m['model']}, "
-        + f"{epochs} x {run.recordings}" + (f", {world} processes" if world > 1 else "")
+        + (run.recordings if run.recordings == "no training" else f"{epochs} x {run.recordings}")
+        + (f", {world} processes" if world > 1 else "")
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}"
         + ("" if _num(det.get("cutoff")) == "n/a" else f" < {_num(det['cutoff'], '.4g')}")

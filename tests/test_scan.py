@@ -408,3 +408,42 @@ def test_cli_missing_paths_and_the_recorded_command(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     argv = ["scan", "--example", "digits", "--out", str(tmp_path / "afile"), "--epochs", "1", "--quiet"]
     assert main(argv) == 2 and "error:" in capsys.readouterr().err  # an --out that is a file: no traceback
+
+
+def test_cli_refuses_an_out_inside_a_data_folder_and_a_window_outside_the_epochs(tmp_path, capsys):
+    from PIL import Image
+
+    x, y = digits_subset(20)
+    for i in range(20):
+        (tmp_path / "imgs" / f"c{y[i] % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray((x[i] * 255).astype(np.uint8)).save(tmp_path / "imgs" / f"c{y[i] % 2}" / f"{i}.png")
+    rc = main(["scan", str(tmp_path / "imgs"), "--out", str(tmp_path / "imgs" / "run"), "--quiet"])
+    assert rc == 2 and "is inside DATA" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert main(["scan", str(tmp_path / "imgs"), "--out", str(out), "--quiet", "--epochs", "2", "--detector", "sei",
+                 "--model", "small-cnn"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["score", str(out), "--method", "sei", "--window", "5:9"]) == 2
+    assert "selects none of the 2 recorded epochs" in capsys.readouterr().err
+    assert main(["score", str(out), "--method", "sei", "--window", "x"]) == 2
+    assert "--window must be START:STOP" in capsys.readouterr().err
+    assert main(["score", str(out), "--method", "sei", "--window", "1:"]) == 0
+
+
+def test_knn_detectors_on_too_few_samples_say_why_before_training(tmp_path):
+    x, y = digits_subset(10)
+    ds = from_arrays(x, y % 2, classes=["even", "odd"])
+    with pytest.raises(ValueError, match="needs more than 11 samples, got 10"):
+        scan(ds, tmp_path / "a", ScanConfig(model="small-cnn", epochs=1, detector="knn_vote"), progress=False,
+             log=lambda s: None)  # fmt: skip
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_rerun_of_a_network_on_images_says_nothing_about_a_resolution(tmp_path):
+    x, y = digits_subset(40)
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    cfg = ScanConfig(model="small-cnn", epochs=1, folds=2)
+    scan(ds, tmp_path / "a", cfg, progress=False, log=lambda s: None)
+    logs: list[str] = []
+    res = scan(ds, tmp_path / "a", cfg, progress=False, log=logs.append)
+    assert not any("--resolution" in s for s in logs) and res.meta["resolution_probe"] is None

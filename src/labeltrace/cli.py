@@ -45,6 +45,9 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     if not p.exists():
         raise ValueError(f"{p} does not exist (DATA: a folder, a .csv/.parquet manifest or a .npz file)")
     if p.is_dir():
+        if getattr(args, "out", None) and p.resolve() in Path(args.out).resolve().parents:
+            raise ValueError(f"--out {args.out} is inside DATA {p}: its sub-folders are read as classes, so the run "
+                             "directory would be read as one the next time; choose an --out outside DATA")
         return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve()), **limits}
     if p.suffix.lower() in (".csv", ".tsv", ".parquet"):
         ds = data.from_manifest(p, **man_cols, **common)
@@ -115,7 +118,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
         kw["epoch"] = args.epoch
     if args.window:
         a, _, b = args.window.partition(":")
-        kw["epochs"] = slice(int(a) if a else None, int(b) if b else None)
+        try:
+            w = slice(int(a) if a else None, int(b) if b else None)
+        except ValueError:
+            raise ValueError(f"--window must be START:STOP (epochs, either may be left out), got {args.window!r}") from None
+        t = run.dynamics(0).num_epochs
+        if not range(t)[w]:
+            raise ValueError(f"--window {args.window} selects none of the {t} recorded epochs (0..{t - 1})")
+        kw["epochs"] = w
     table = score_table(run, args.method, held_out=args.held_out, **kw)
     if args.out:
         rundir.write_table(Path(args.out), table)

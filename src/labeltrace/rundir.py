@@ -82,7 +82,9 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "path": "string: image file (relative to data_root) or 'array:<i>' for array datasets",
     "given_label": "string: the label the dataset gave",
     "given_label_id": "int64",
-    "suggested_label": "string: argmax of the posterior averaged over the last epochs",
+    "suggested_label": "string: argmax of the run's posterior (held-out runs: the whole trajectory's; in-sample "
+                       "runs: the last epochs'; confident learning: the cross-validated probabilities; the kNN vote: "
+                       "the neighbours' label shares)",
     "suggested_label_id": "int64",
     "suggested_prob": "float64: that posterior probability",
     "score": "float64: the default detector's score (lower = more suspect)",

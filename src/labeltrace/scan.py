@@ -279,7 +279,8 @@ def _resolve(config: ScanConfig, ds: ImageDataset, out: Path, force: bool) -> tu
     auto`` a run directory that already holds a scan of this model keeps its resolution (unless
     ``force``), so the same command resumes it even where a probe would read differently now."""
     model, probe = resolve_model(config, ds)
-    held = rd.held_fingerprint(out) if config.resolution is None and not force else None
+    probed = config.resolution is None and on_frozen_features(model, config)  # the other models read no resolution
+    held = rd.held_fingerprint(out) if probed and not force else None
     if held is not None and held.get("model") == model and isinstance(held.get("inputs", {}).get("resolution"), int):
         r = int(held["inputs"]["resolution"])
         return model, probe, r, {"model": str(r), "accuracy": {}, "n": 0,

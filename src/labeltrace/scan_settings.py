@@ -222,6 +222,9 @@ def check(config: ScanConfig, model: str | None, n: int) -> None:
         raise ValueError("--model clip needs --clip-model: a local CLIP directory or a cached hub name")
     if ("held_out" in needs or "cv_probs" in needs) and not 2 <= config.folds <= n // 2:
         raise ValueError(f"--folds must be in [2, N/2 = {n // 2}] for --detector {config.detector}, got {config.folds}")
+    if "features" in needs and n <= config.knn_k + 1:
+        raise ValueError(f"--detector {config.detector} votes among each sample's {config.knn_k} nearest neighbours: "
+                         f"it needs more than {config.knn_k + 1} samples, got {n}")
     if config.finetune and model is not None and model != "effnet-lite0":
         raise ValueError(f"--finetune applies to effnet-lite0, not {model}")
     if config.noise:

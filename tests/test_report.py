@@ -323,3 +323,17 @@ def test_png_captions_print_class_names_as_text(tmp_path: Path) -> None:
     rd = make_run(tmp_path, n=30, k=3, classes=["$\\x$ weird", "$5 bill", "coin"])
     folder = write_report(rd, tmp_path / "figs", format="png", top=30)  # a mathtext parse error before
     assert (folder / "top_suspects.png").stat().st_size > 1000
+
+
+def test_summary_prints_a_tie_cutoff_as_at_most_the_flagged_score(tmp_path: Path) -> None:
+    """A cutoff just above a tie group (top_fraction's next float) prints as "≤ s", not "< s"."""
+    from labeltrace.report.summary import summary_text
+
+    rd = make_run(tmp_path, n=30, k=3)
+    run = open_run(rd)
+    top = float(run.column("score")[run.column("is_suspect").astype(bool)].max())
+    base = {"train": {"epochs": 8}, "model": "small-cnn"}
+    _patch_meta(rd, detector={"name": "forgetting", "cutoff": float(np.nextafter(top, np.inf)), "rule": "top-k"}, **base)
+    assert f"by forgetting ≤ {top:.4g} (top-k)" in summary_text(rd)
+    _patch_meta(rd, detector={"name": "sei", "cutoff": top + 0.5, "rule": "gmm"})
+    assert f"by sei < {top + 0.5:.4g} (gmm)" in summary_text(rd)

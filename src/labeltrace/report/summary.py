@@ -16,6 +16,18 @@ def _num(v: object, spec: str = ".3f") -> str:
     return format(v, spec)
 
 
+def _cut_text(run: rundir.Run, cutoff: object) -> str:
+    """" < cutoff", or " ≤ s" when the cutoff sits just above a tie group of flagged scores s (a
+    whole-number score such as forgetting: "< -1" would read as if the samples at -1 were kept)."""
+    if _num(cutoff) == "n/a":
+        return ""
+    cut = float(cutoff)  # type: ignore[arg-type]
+    scores = run.column("score")[run.column("is_suspect").astype(bool)]
+    if scores.size and format(float(scores.max()), ".4g") == format(cut, ".4g"):
+        return f" ≤ {float(scores.max()):.4g}"
+    return f" < {cut:.4g}"
+
+
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
     run = rundir.open_run(run_dir)
     m = run.meta
@@ -32,8 +44,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         + (run.recordings if run.recordings == "no training" else f"{epochs} x {run.recordings}")
         + (f", {world} processes" if world > 1 else "")
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),
-        f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}"
-        + ("" if _num(det.get("cutoff")) == "n/a" else f" < {_num(det['cutoff'], '.4g')}")
+        f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}" + _cut_text(run, det.get("cutoff"))
         + f" ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%}",
     ]

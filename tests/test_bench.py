@@ -386,3 +386,12 @@ def test_extracted_archive_is_redone_when_the_archive_changes(tmp_path: Path) ->
     assert (extract_zip(v2, dest) / "labels.csv").read_text().count("\n") == 7  # another: extracted again
     archive(v2, 3, 2 * 10**18)  # the same path, changed
     assert (extract_zip(v2, dest) / "labels.csv").read_text().count("\n") == 4
+    # the same content again (another copy, another time): the same files, the same timestamps
+    first = (dest / "labels.csv").stat().st_mtime
+    (dest / ".archive.json").unlink()  # an extraction from before the file: adopted, its marker being the archive's
+    os.utime(dest / "labels.csv", (1.0, 1.0))
+    extract_zip(v2, dest)
+    assert (dest / "labels.csv").stat().st_mtime == 1.0 and (dest / ".archive.json").is_file()
+    (dest / "labels.csv").write_text("file,clean\n")  # a legacy extraction of another archive: redone
+    (dest / ".archive.json").unlink()
+    assert extract_zip(v2, dest).joinpath("labels.csv").stat().st_mtime == first

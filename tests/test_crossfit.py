@@ -196,3 +196,26 @@ def test_recording_fingerprint_has_the_class_names_clip_reads():
 
     assert fp("clip", ["cat", "dog"]) != fp("clip", ["car", "truck"])
     assert fp("mlp", ["cat", "dog"]) == fp("mlp", ["car", "truck"]) and "classes" not in fp("mlp", ["a", "b"])
+
+
+def test_a_finished_recording_from_before_the_aux_draw_key_is_still_loaded(tmp_path):
+    """Recordings written before fingerprints had ``aux_draw`` saved their auxiliary sets: a scan
+    of that run directory re-scores them instead of refusing the directory."""
+    import json
+
+    from labeltrace.train.recipe import NetworkSpec
+
+    torch.set_num_threads(1)
+    x, y = _data()
+    spec, cfg = NetworkSpec("linear"), TrainConfig(epochs=1, batch_size=16, lr=0.1, device="cpu")
+    first = protocol.record_in_sample(spec, cfg, x, y, num_classes=3, seed=0, directory=tmp_path, progress=False)
+    meta_path = tmp_path / "recording.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["fingerprint"]["aux_draw"]  # as the code before it wrote it
+    meta_path.write_text(json.dumps(meta))
+    again = protocol.record_in_sample(spec, cfg, x, y, num_classes=3, seed=0, directory=tmp_path, progress=False)
+    np.testing.assert_array_equal(again.runs[1].is_auxiliary, first.runs[1].is_auxiliary)
+    meta["fingerprint"]["seed"] = 5  # any other difference is still refused
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="another configuration"):
+        protocol.record_in_sample(spec, cfg, x, y, num_classes=3, seed=0, directory=tmp_path, progress=False)

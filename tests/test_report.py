@@ -317,6 +317,10 @@ def test_report_says_when_training_stopped_early(tmp_path: Path) -> None:
     _patch_meta(rd, protocol={"kind": "in-sample", "epochs_trained": 5})
     page = write_report(rd, top=3).read_text(encoding="utf-8")
     assert "5 of 8 epochs (early stop)" in page
+    # the epochs left to the model's default (config: null): the planned count is the protocol's
+    _patch_meta(rd, config={"model": "small_cnn", "epochs": None},
+                protocol={"kind": "in-sample", "epochs_planned": 20, "epochs_trained": 8})
+    assert "8 of 20 epochs (early stop)" in write_report(rd, top=3).read_text(encoding="utf-8")
 
 
 def test_png_captions_print_class_names_as_text(tmp_path: Path) -> None:

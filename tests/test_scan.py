@@ -417,8 +417,9 @@ def test_cli_refuses_an_out_inside_a_data_folder_and_a_window_outside_the_epochs
     for i in range(20):
         (tmp_path / "imgs" / f"c{y[i] % 2}").mkdir(parents=True, exist_ok=True)
         Image.fromarray((x[i] * 255).astype(np.uint8)).save(tmp_path / "imgs" / f"c{y[i] % 2}" / f"{i}.png")
-    rc = main(["scan", str(tmp_path / "imgs"), "--out", str(tmp_path / "imgs" / "run"), "--quiet"])
-    assert rc == 2 and "is inside DATA" in capsys.readouterr().err
+    for out in (tmp_path / "imgs" / "run", tmp_path / "imgs"):
+        rc = main(["scan", str(tmp_path / "imgs"), "--out", str(out), "--quiet"])
+        assert rc == 2 and "or inside it" in capsys.readouterr().err
     out = tmp_path / "run"
     assert main(["scan", str(tmp_path / "imgs"), "--out", str(out), "--quiet", "--epochs", "2", "--detector", "sei",
                  "--model", "small-cnn"]) == 0  # fmt: skip

@@ -45,8 +45,9 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     if not p.exists():
         raise ValueError(f"{p} does not exist (DATA: a folder, a .csv/.parquet manifest or a .npz file)")
     if p.is_dir():
-        if getattr(args, "out", None) and p.resolve() in Path(args.out).resolve().parents:
-            raise ValueError(f"--out {args.out} is inside DATA {p}: its sub-folders are read as classes, so the run "
+        out = Path(args.out).resolve() if getattr(args, "out", None) else None
+        if out is not None and (out == p.resolve() or p.resolve() in out.parents):
+            raise ValueError(f"--out {args.out} is DATA {p} or inside it: its sub-folders are read as classes, so the run "
                              "directory would be read as one the next time; choose an --out outside DATA")
         return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve()), **limits}
     if p.suffix.lower() in (".csv", ".tsv", ".parquet"):

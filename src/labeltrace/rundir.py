@@ -275,8 +275,8 @@ class Run:
         proto = self.meta.get("protocol") or {}
         if proto.get("kind") == "crossfit":
             return f"{proto['folds']} cross-fitted folds (held-out)"
-        if self.num_runs == 0 and proto.get("folds"):  # confident learning alone: K-fold probabilities
-            return f"{proto['folds']} cross-validated folds (out-of-fold probabilities)"
+        if self.num_runs == 0 and proto.get("folds") and (proto.get("kind") == "k-fold" or (self.path / CV_PROBS).exists()):
+            return f"{proto['folds']} cross-validated folds (out-of-fold probabilities)"  # confident learning alone
         if self.num_runs == 0:  # e.g. the kNN vote on frozen features
             return "no training"
         return f"{self.num_runs} run{'s' if self.num_runs != 1 else ''}"

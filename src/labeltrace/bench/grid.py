@@ -70,29 +70,43 @@ def expand(cfg: BenchConfig) -> list[Cell]:
 # ----------------------------------------------------------------------------- data
 def extract_zip(zip_path: str | os.PathLike[str], dest: Path, *, marker: str = "labels.csv") -> Path:
     """Extract ``zip_path`` into ``dest`` once: skipped when ``dest/marker`` exists and ``dest`` was
-    extracted from this very archive (its resolved path, size and modification time, kept in
-    ``dest/.archive.json``), redone otherwise — another or a changed archive is never read as the
-    old one's images.
+    extracted from an archive of the same content (its members' names, sizes and CRCs, kept in
+    ``dest/.archive.json``; an extraction made before that file existed is adopted when its
+    marker file equals the archive's), redone otherwise — another or a changed archive is never
+    read as the old one's images. Extracted files take the archive's timestamps, so extracting the
+    same archive again gives the same files (and the same file fingerprints, e.g. feature caches').
 
     Extraction goes to a sibling temporary folder renamed into place, so an interrupted
     extraction is never mistaken for a finished one.
     """
+    import time
+
+    from labeltrace._io import digest
+
     zp = Path(zip_path).expanduser()
     if not zp.is_file():
         raise ValueError(f"dataset archive {zp} not found")
-    st = zp.stat()
-    source = {"archive": str(zp.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     seen = dest / ".archive.json"
-    if (dest / marker).is_file() and seen.is_file() and json.loads(seen.read_text()) == source:
-        return dest
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     with zipfile.ZipFile(zp) as z:
-        bad = [n for n in z.namelist() if n.startswith("/") or ".." in Path(n).parts]
+        infos = z.infolist()
+        source = {"content": digest(sorted((i.filename, i.file_size, i.CRC) for i in infos))}
+        if (dest / marker).is_file():
+            if seen.is_file() and json.loads(seen.read_text()) == source:
+                return dest
+            if not seen.is_file() and marker in z.namelist() and (dest / marker).read_bytes() == z.read(marker):
+                atomic_write_json(seen, source)  # an extraction from before .archive.json, of this archive
+                return dest
+        bad = [i.filename for i in infos if i.filename.startswith("/") or ".." in Path(i.filename).parts]
         if bad:
             raise ValueError(f"{zp}: refusing unsafe member paths {bad[:10]}")
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         z.extractall(tmp)
+        for i in infos:
+            if not i.is_dir():
+                t = time.mktime((*i.date_time, 0, 0, -1))
+                os.utime(tmp / i.filename, (t, t))
     if not (tmp / marker).is_file():
         raise ValueError(f"{zp}: no {marker} at the archive root")
     atomic_write_json(tmp / ".archive.json", source)

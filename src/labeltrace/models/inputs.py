@@ -75,7 +75,7 @@ def pixels_fingerprint(ds: ImageDataset) -> str:
 
     if ds.root is not None:
         return backbone.fingerprint_files([str(ds.root / s) for s in ds.sources])
-    if ds.image_shape is not None:
+    if ds.shapes is None or ds.image_shape is not None:  # one size (or not known to differ): as before
         return backbone.fingerprint_array(ds.materialize(dtype=np.uint8))
     h = hashlib.sha256(b"per-image")
     for i in range(len(ds)):

@@ -31,6 +31,7 @@ import numpy as np
 from labeltrace._io import atomic_write_json, digest
 from labeltrace.data import ImageDataset
 from labeltrace.data.base import stratified_subset
+from labeltrace.models.feature_cache import features_dir
 
 __all__ = ["Probe", "RESOLUTION_MARGIN", "choose_model", "choose_resolution", "heldout_accuracy", "resolution_probe"]
 
@@ -74,19 +75,13 @@ def heldout_accuracy(x: np.ndarray, y: np.ndarray, *, num_classes: int, folds: i
     return float((p.argmax(1) == y).mean())
 
 
-def _features_dir(cache_dir: str | Path | None) -> Path:
-    """The feature cache, as ``labeltrace scan --cache-dir`` names it (the scan's features and the
-    probes' are the same entries); the probes' results are kept in its ``probe`` folder."""
-    return Path(cache_dir) if cache_dir else Path.home() / ".cache" / "labeltrace" / "features"
-
-
-def _cached(ds: ImageDataset, features_dir: Path, parts: dict[str, Any], compute: Callable[[], Probe]) -> Probe:
-    """A probe's result, kept under ``features_dir/probe`` by the data's identity, its labels and
+def _cached(ds: ImageDataset, cache: Path, parts: dict[str, Any], compute: Callable[[], Probe]) -> Probe:
+    """A probe's result, kept under ``cache/probe`` (``cache``: the feature cache) by the data's identity, its labels and
     ``parts`` (a resumed or repeated scan probes once); a refusal to probe (``n == 0``) is not kept."""
     from labeltrace.models.inputs import data_identity
 
     key = digest({"data": data_identity(ds), "labels": digest(ds.labels.astype(np.int64)), **parts})
-    path = features_dir / "probe" / f"{key}.json"
+    path = cache / "probe" / f"{key}.json"
     if path.is_file():
         d = json.loads(path.read_text())
         return Probe(d["model"], d["accuracy"], d["n"], d["reason"])
@@ -110,7 +105,7 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
         return Probe("small-cnn", {}, 0, f"a class has fewer than {folds} samples: no probe")
     from labeltrace.models.feature_cache import package_versions
 
-    cache = _features_dir(cache_dir)
+    cache = features_dir(cache_dir)
 
     def compute() -> Probe:
         idx = stratified_subset(ds.labels, subset, seed=seed)
@@ -159,7 +154,7 @@ def choose_resolution(ds: ImageDataset, *, seed: int = 0, subset: int = 600, fol
     from labeltrace.models.feature_cache import package_versions
     from labeltrace.models.inputs import prepare_inputs
 
-    cache = _features_dir(cache_dir)
+    cache = features_dir(cache_dir)
 
     def features(r: int, idx: np.ndarray) -> np.ndarray:
         return prepare_inputs(ds.subset(idx), "effnet-lite0", resolution=r, cache_dir=cache,

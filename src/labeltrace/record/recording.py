@@ -136,12 +136,16 @@ class RecordingDir:
             raise ValueError(f"{p}: unsupported recording format {meta.get('format')!r} (expected {FORMAT!r})")
         return meta
 
-    def check(self, fingerprint: Mapping[str, Any]) -> None:
-        """Refuse (:class:`FingerprintMismatch`) a finished recording of another configuration."""
+    def check(self, fingerprint: Mapping[str, Any], *, added: Sequence[str] = ()) -> None:
+        """Refuse (:class:`FingerprintMismatch`) a finished recording of another configuration.
+
+        ``added``: keys that fingerprints gained after this recording may have been written; a
+        finished recording without them is still this configuration's (what they describe is
+        saved with it, e.g. the auxiliary sets drawn), so it is loaded, not refused."""
         if not self.finished:
             return
         theirs = self.meta().get("fingerprint", {})
-        diff = _differences(theirs, fingerprint)
+        diff = [k for k in _differences(theirs, fingerprint) if not (k in added and k not in theirs)]
         if diff:
             raise FingerprintMismatch(
                 f"{self.path} holds a recording of another configuration (differs in: {', '.join(diff)}); "

@@ -80,10 +80,11 @@ def _summary_html(d: ReportData) -> str:
     counts = meta.get("counts") or {}
     nflag = int(d.flagged.sum())
     est = meta.get("noise_rate_estimate", counts.get("noise_rate_estimate"))
-    epochs = cfg.get("epochs")
+    proto = meta.get("protocol") or {}
+    epochs = cfg.get("epochs") or proto.get("epochs_planned") or (meta.get("train") or {}).get("epochs")
     if epochs is None and d.signed_entropy is not None:
         epochs = d.signed_entropy.shape[0]
-    trained = (meta.get("protocol") or {}).get("epochs_trained")  # fewer under --early-stop
+    trained = proto.get("epochs_trained")  # fewer under --early-stop
     if epochs is not None and trained is not None and trained < epochs:
         epochs = f"{trained} of {epochs}"
         stop = " (early stop)"
@@ -95,7 +96,7 @@ def _summary_html(d: ReportData) -> str:
         _card(
             "Model",
             _describe(meta.get("model") or cfg.get("model")),
-            f"{_describe(epochs)} epochs{stop} × {d.run.recordings}",
+            d.run.recordings if d.run.recordings == "no training" else f"{_describe(epochs)} epochs{stop} × {d.run.recordings}",
         ),
         _card(
             "Noise-rate estimate",

@@ -95,7 +95,8 @@ class Checkpoint:
                 rec.load_state_dict({k: z[k] for k in z.files}, base=self.dir)
         torch.set_rng_state(state["torch_rng"].cpu())
         if "cuda_rng" in state and torch.cuda.is_available():  # e.g. a fine-tuned network's dropout on the GPU
-            torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
+            # this process's device (data-parallel ranks start from one seed, so rank 0's state is theirs)
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
         self.extra = dict(state.get("extra") or {})
         return int(state["epoch"])
 
@@ -128,7 +129,7 @@ class Checkpoint:
             "extra": self.extra,
         }
         if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+            state["cuda_rng"] = torch.cuda.get_rng_state()  # the current device's
         atomic_write(self.dir / STATE, lambda fh: torch.save(state, fh))
         keep = set(files.values())
         for old in self.dir.glob("*-[0-9][0-9][0-9][0-9][0-9].npz"):

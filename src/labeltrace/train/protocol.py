@@ -195,7 +195,7 @@ def record(
     d = distributed.current() if dist is None else dist
     store = RecordingDir(directory)
     fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs, embedding, classes)
-    store.check(fp)
+    store.check(fp, added=("aux_draw", "classes"))  # recordings before them saved their draws and classes
     if store.finished:
         if log is not None:
             log(f"recording in {store.path} is complete: loaded, nothing retrained")

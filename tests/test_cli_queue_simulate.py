@@ -190,3 +190,21 @@ def test_simulate_with_features_npy_votes(tmp_path: Path) -> None:
     rc = main(["simulate", "--votes", str(tmp_path / "votes.npy"), "--features", f"{both},{tmp_path / 'short.npy'}",
                "--selectors", "joint", "--out", str(tmp_path / "z")])  # fmt: skip
     assert rc == 2 and not (tmp_path / "z").exists()
+
+
+def test_review_agree_and_count_given_keep_the_stored_value_of_the_flag_left_out(tmp_path: Path) -> None:
+    from labeltrace.cli import build_parser
+    from labeltrace.cli_relabel import review_rule
+    from labeltrace.relabel.consensus import ConsensusRule
+    from labeltrace.relabel.decisions import run_store
+
+    rd = make_run(tmp_path, n=20, k=3)
+    run_store(rundir.open_run(rd)).set_rule(ConsensusRule(agree=2, count_given=True))
+
+    def rule(*flags: str) -> ConsensusRule | None:
+        return review_rule(build_parser().parse_args(["review", str(rd), *flags]))
+
+    assert rule() is None  # nothing given: the stored rule stands
+    assert rule("--agree", "3") == ConsensusRule(agree=3, count_given=True)
+    assert rule("--no-count-given") == ConsensusRule(agree=2, count_given=False)
+    assert rule("--agree", "1", "--count-given") == ConsensusRule(agree=1, count_given=True)

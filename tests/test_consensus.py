@@ -112,7 +112,7 @@ def test_cli_export_reports_the_unresolved(tmp_path: Path, capsys: pytest.Captur
     out = tmp_path / "clean.csv"
     assert main(["review", str(rd), "--export", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "1 sample without a consensus (1 agreeing review, strict majority)" in text
+    assert "1 sample without a consensus (1 agreeing review, more than any other label)" in text
     assert str(unresolved_path(out)) in text
     with pytest.raises(SystemExit, match="rule stored with the decisions"):
         main(["review", str(rd), "--export", str(out), "--agree", "2"])

@@ -448,3 +448,13 @@ def test_a_rerun_of_a_network_on_images_says_nothing_about_a_resolution(tmp_path
     logs: list[str] = []
     res = scan(ds, tmp_path / "a", cfg, progress=False, log=logs.append)
     assert not any("--resolution" in s for s in logs) and res.meta["resolution_probe"] is None
+
+
+def test_score_options_a_method_does_not_take_are_an_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["scan", "--example", "digits", "--out", str(out), "--epochs", "1", "--detector", "single",
+                 "--model", "small-cnn", "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["score", str(out), "--method", "sei", "--epoch", "0"]) == 2
+    assert "score 'sei' takes no 'epoch' (it takes: epochs)" in capsys.readouterr().err
+    assert main(["score", str(out), "--method", "se_at", "--epoch", "0"]) == 0

@@ -53,12 +53,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_review(args: argparse.Namespace) -> int:
     from labeltrace import review
-    from labeltrace.relabel.consensus import ConsensusRule
     from labeltrace.relabel.live import LiveConfig
 
-    rule = None
-    if args.agree is not None or args.count_given:
-        rule = ConsensusRule(agree=args.agree if args.agree is not None else 1, count_given=args.count_given)
+    rule = review_rule(args)
     if args.export:
         from labeltrace.export.cleaned import export_labels
 
@@ -72,6 +69,21 @@ def _cmd_review(args: argparse.Namespace) -> int:
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,
                  consensus=rule, live=live, features=args.features)  # fmt: skip
     return 0
+
+
+def review_rule(args: argparse.Namespace) -> Any:
+    """The consensus rule ``review --agree / --count-given`` sets, or None when neither is given;
+    the flag left out keeps the value stored with the run's decisions."""
+    from labeltrace.relabel.consensus import ConsensusRule
+
+    if args.agree is None and args.count_given is None:
+        return None
+    from labeltrace.relabel.decisions import run_store
+    from labeltrace.rundir import open_run
+
+    stored = run_store(open_run(args.run_dir)).rule()
+    return ConsensusRule(agree=stored.agree if args.agree is None else args.agree,
+                         count_given=stored.count_given if args.count_given is None else args.count_given)
 
 
 def add_relabel_commands(sub: Any) -> None:
@@ -153,10 +165,11 @@ def add_relabel_commands(sub: Any) -> None:
                     "generated and printed when binding beyond loopback without one")
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
     rv.add_argument("--agree", type=int, metavar="R",
-                    help="agreeing reviews a sample needs (strict majority until then; stored with the decisions; "
-                    "default: the stored rule, else 1 = single-expert review)")
-    rv.add_argument("--count-given", action="store_true",
-                    help="the given label counts as one vote (a change then needs a second reviewer)")
+                    help="agreeing reviews a sample needs, and more than any other label has (a tie waits for "
+                    "another vote); stored with the decisions; default: the stored rule, else 1 = single-expert review")
+    rv.add_argument("--count-given", action=argparse.BooleanOptionalAction, default=None,
+                    help="the given label counts as one vote (a change then needs a second reviewer); stored with "
+                    "the decisions; default: the stored rule, else not")
     rv.add_argument("--live", action="store_true",
                     help="re-rank the samples not yet reached as decisions arrive, in the background")
     rv.add_argument("--live-every", type=int, default=20, metavar="M", help="settled samples between re-rankings")

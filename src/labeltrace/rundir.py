@@ -14,6 +14,8 @@ A scan writes, and the report, review app, exports and ``labeltrace score`` read
       images.npy           uint8 (N, H, W, C) images, only for arrays handed over in memory (a .npz or
                            a built-in example is read again from its source: run.json
                            data.image_source; runs written before keep reading their images.npy)
+      images_flat.npy      in-memory images of several sizes instead: all pixels one after another,
+      images_index.npy     and (offset, h, w, c) per image (labeltrace.run_images)
       queue.parquet        the relabel order the review app serves (labeltrace queue)
       reviews.db           the review app's decisions (SQLite)
       review_context.npz   the review page's context (reduced features, trajectories), cached
@@ -79,7 +81,8 @@ REVIEW_CONTEXT = "review_context.npz"
 SAMPLE_COLUMNS: dict[str, str] = {
     "id": "int64: sample id 0..N-1 (row order)",
     "external_id": "string: the dataset's own id (manifest id column or relative path)",
-    "path": "string: image file (relative to data_root) or 'array:<i>' for array datasets",
+    "path": "string: image file (relative to data_root), 'array:<i>' for array datasets or 'hf:<i>' for "
+            "Hugging Face rows",
     "given_label": "string: the label the dataset gave",
     "given_label_id": "int64",
     "suggested_label": "string: argmax of the run's posterior (held-out runs: the whole trajectory's; in-sample "

@@ -173,7 +173,8 @@ def from_manifest(
             raise DataError(
                 f"{path}: missing {c!r} in {n} row{'s' if n != 1 else ''} (empty, null, or a "
                 f"missing-value marker such as NaN, N/A, null, None, -): {listing(rows)}"
-                + (f"; pass missing_values=() to read such {c!r} values as they are" if markers else "")
+                + (f"; fill them in the file (in Python, missing_values=() reads such {c!r} values as they "
+                   "are)" if markers else "")
             )
     root = path.parent if root is None else Path(root).expanduser().resolve()
     if not root.is_dir():

@@ -88,7 +88,7 @@ def finalize(
         raise DataError(
             f"{len(bad)} of {n} images cannot be read{where}: "
             + listing(f"{sources[i]} ({reasons[i]})" for i in bad)
-            + "; pass on_bad_image='skip' to leave them out"
+            + "; pass --on-bad-image skip (in Python: on_bad_image='skip') to leave them out"
         )
     skipped = tuple((str(sources[i]), str(reasons[i])) for i in bad)
     if len(bad) == n:

@@ -49,9 +49,9 @@ class ConsensusRule:
             raise ValueError(f"agree must be >= 1 vote, got {self.agree}")
 
     def describe(self) -> str:
-        """``"2 agreeing reviews, strict majority"`` — for pages and messages."""
+        """``"2 agreeing reviews, more than any other label"`` — for pages and messages."""
         n = f"{self.agree} agreeing review{'s' if self.agree != 1 else ''}"
-        return n + ", strict majority" + (", the given label counts as one" if self.count_given
+        return n + ", more than any other label" + (", the given label counts as one" if self.count_given
                                           else "")  # fmt: skip
 
 

@@ -32,6 +32,7 @@ Scores from a probability matrix (``self_confidence``, ``normalized_margin``,
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -80,7 +81,13 @@ def compute(name: str, dyn: Dynamics, **kw: Any) -> np.ndarray:
         raise ValueError(f"expected a labeltrace Dynamics, got {type(dyn).__name__}")
     if dyn.num_epochs == 0:
         raise ValueError("the dynamics hold no finished epoch (call Recorder.end_epoch())")
-    out = np.asarray(_get(name)(dyn, **kw), dtype=np.float64)
+    fn = _get(name)
+    takes = [p for p in inspect.signature(fn).parameters if p != "dyn"]
+    extra = [k for k in kw if k not in takes]
+    if extra:  # e.g. labeltrace score --method sei --epoch 0: sei integrates a window, se_at reads one epoch
+        raise ValueError(f"score {name!r} takes no {', '.join(repr(k) for k in extra)} "
+                         f"(it takes: {', '.join(takes) or 'no options'})")
+    out = np.asarray(fn(dyn, **kw), dtype=np.float64)
     if out.shape != (dyn.num_samples,):
         raise AssertionError(f"score {name!r} returned shape {out.shape}")
     return out

@@ -1,16 +1,18 @@
 """Early stop of the cross-fitted recording: stop training once its ranking is stable.
 
 The default detector (``crossfit``) ranks samples by p(given label) under the mean of the
-held-out and in-sample posteriors, each averaged over the epochs, and flags the n̂ lowest, n̂
-confident learning's count on the held-out posterior. :class:`EarlyStop` watches a proxy of that
-ranking after every epoch, computed from the recorders alone:
+held-out and in-sample posteriors, each averaged over the epochs (with a head on frozen features
+on a small set, each first mixed with the kNN label shares), and flags the n̂ lowest, n̂ from
+:func:`labeltrace.decide.count.conservative_count`. :class:`EarlyStop` watches a proxy of that
+ranking after every epoch, computed from the recorders alone — the un-mixed posteriors, cut at
+confident learning's held-out count:
 
 * after ``t`` finished epochs, ``n̂_t`` = confident learning's number of label issues on the
   held-out softmax averaged over epochs ``1..t``;
 * ``score_s`` (``s <= t``) = the mean over epochs ``1..s`` of the held-out ``p_given``, averaged
   with the same mean of the in-sample ``p_given`` (the recorded probability of the given label;
   the mean of a softmax's entry is the entry of the mean softmax, so this is the detector's score
-  up to float32 rounding);
+  up to float32 rounding where it mixes in no kNN shares);
 * ``S_s`` = the ``n̂_t`` samples with the lowest ``score_s`` (ties by id);
 * ``change_s = 1 − |S_s ∩ S_{s−1}| / n̂_t`` (0 when ``n̂_t`` = 0).
 

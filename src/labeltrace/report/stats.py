@@ -72,9 +72,14 @@ def class_table(
     samples = np.bincount(g, minlength=k)
     nflag = np.bincount(g[f], minlength=k)
     moved = f & (s != g)
-    conf = np.bincount(g[moved] * k + s[moved], minlength=k * k).reshape(k, k)
-    best = conf.argmax(axis=1)
-    cnt = conf[np.arange(k), best]
+    # the (given, suggested) pairs that occur, counted: memory O(flagged), not O(K²)
+    pairs, counts = np.unique(g[moved] * k + s[moved], return_counts=True)
+    pg, ps = pairs // k, pairs % k
+    order = np.lexsort((ps, -counts, pg))  # per given class: the most common, then the lowest suggested id
+    first = order[np.r_[True, pg[order][1:] != pg[order][:-1]]] if order.size else order
+    best = np.zeros(k, dtype=np.int64)
+    cnt = np.zeros(k, dtype=np.int64)
+    best[pg[first]], cnt[pg[first]] = ps[first], counts[first]
     return [
         ClassRow(
             classes[j],

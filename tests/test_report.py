@@ -298,7 +298,7 @@ def test_report_and_summary_of_a_run_without_recording_or_cutoff(tmp_path: Path)
     rd = make_run(tmp_path, n=30, k=3)
     for p in (rd / "dynamics").iterdir():
         p.unlink()
-    _patch_meta(rd, runs=0, protocol={"kind": "none", "dynamics": "none", "folds": 5},
+    _patch_meta(rd, runs=0, protocol={"kind": "k-fold", "dynamics": "none", "folds": 5},
                 detector={"name": "cleanlab", "cutoff": None, "rule": "prune_by_noise_rate"},
                 train={"epochs": 8}, model="small-cnn", noise={"spec": "known true labels", "realised_rate": 0.0},
                 metrics={"precision": 0.0, "recall": None, "f1": None, "auroc": None, "average_precision": None})  # fmt: skip
@@ -310,6 +310,9 @@ def test_report_and_summary_of_a_run_without_recording_or_cutoff(tmp_path: Path)
     assert "by cleanlab (prune_by_noise_rate)" in text and "<" not in text.splitlines()[1]
     assert "precision 0.000  recall n/a  F1 n/a  AUROC n/a  AP n/a" in text
     assert "x 0 runs" not in text
+    # a kNN-vote run written before the k-fold kind (protocol "none" with folds, no cv_probs.npy): no training
+    _patch_meta(rd, protocol={"kind": "none", "dynamics": "none", "folds": 5})
+    assert "model small-cnn, no training" in summary_text(rd)
 
 
 def test_report_says_when_training_stopped_early(tmp_path: Path) -> None:

@@ -1,7 +1,5 @@
 """CLIP with text prompts as the classifier: the setting of the SEI paper.
 
-(One module over ~400 lines on purpose: the CLIP prompt classifier and its loader are one topic.)
-
 Each class ``k`` gets one prompt per template (``template.format(class_name)``); the class's text
 embedding is the normalised mean of its prompts' normalised embeddings. An optional auxiliary
 prompt (default ``"a photo of something else"``) adds one more column, class ``K``. Logits are
@@ -27,13 +25,19 @@ The model is a Hugging Face ``transformers`` ``CLIPModel`` (optional dependency:
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from labeltrace.models.clip_text import (
+    DOMAIN_TEMPLATES,
+    build_prompts,
+    load_clip,
+    resolve_tokenizer,
+)
 
 __all__ = [
     "DOMAIN_TEMPLATES",
@@ -47,119 +51,9 @@ __all__ = [
 OPENAI_CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 
-#: Prompt templates per image domain; pass one as ``template=``.
-DOMAIN_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "photo": ("a photo of a {}",),
-    "digits": ("a photo of the handwritten digit {}",),
-    "medical": ("a medical image showing {}",),
-    "xray": ("a chest x-ray showing {}",),
-    "histology": ("a histopathology image of {}",),
-    "dermatology": ("a dermoscopy image of {}",),
-    "satellite": ("a satellite image of {}",),
-    "sketch": ("a sketch of a {}",),
-}
-
 Mode = Literal["full", "image", "linear"]
 _MODES: tuple[str, ...] = ("full", "image", "linear")
-Tokenize = Callable[[list[str]], Mapping[str, Any]]
 _MAX_SCALE_LOG = math.log(100.0)
-
-
-def build_prompts(
-    class_names: Sequence[str],
-    *,
-    template: str | Sequence[str] = "a photo of a {}",
-    aux_prompt: str | None = "a photo of something else",
-) -> list[list[str]]:
-    """Prompts per output column: ``template.format(name)`` for each class, then the aux prompt.
-
-    Parameters
-    ----------
-    class_names : sequence of str
-        Class names, in label order; non-empty, unique.
-    template : str or sequence of str, default "a photo of a {}"
-        One template or several (their embeddings are averaged per class); each must contain
-        ``{}`` exactly once.
-    aux_prompt : str or None, default "a photo of something else"
-        Prompt of the auxiliary class (column ``K``), used verbatim; None for no auxiliary class.
-
-    Returns
-    -------
-    list of list of str
-        ``K`` (or ``K + 1``) lists of prompts.
-
-    Raises
-    ------
-    ValueError
-        On empty, non-string or duplicate class names (naming their label ids), bad templates,
-        or an aux prompt that equals a class prompt.
-    """
-    names = list(class_names) if not isinstance(class_names, str) else None
-    if not names:
-        raise ValueError("class_names must be a non-empty sequence of strings")
-    bad = [i for i, n in enumerate(names) if not isinstance(n, str) or not n.strip()]
-    if bad:
-        raise ValueError(f"class_names must be non-empty strings; bad entries at label ids {bad}")
-    seen: dict[str, int] = {}
-    dups: list[tuple[int, int]] = []
-    for i, n in enumerate(names):
-        if n in seen:
-            dups.append((seen[n], i))
-        else:
-            seen[n] = i
-    if dups:
-        raise ValueError(f"class_names must be unique; duplicated at label id pairs {dups}")
-    templates = [template] if isinstance(template, str) else list(template)
-    if not templates:
-        raise ValueError("template must be a string or a non-empty sequence of strings")
-    for t in templates:
-        if not isinstance(t, str) or t.count("{}") != 1:
-            raise ValueError(f"each template must be a string containing '{{}}' once, got {t!r}")
-    prompts = [[t.format(n) for t in templates] for n in names]
-    if aux_prompt is not None:
-        if not isinstance(aux_prompt, str) or not aux_prompt.strip():
-            raise ValueError(f"aux_prompt must be a non-empty string or None, got {aux_prompt!r}")
-        clash = [i for i, ps in enumerate(prompts) if aux_prompt in ps]
-        if clash:
-            raise ValueError(f"aux_prompt {aux_prompt!r} equals a prompt of label ids {clash}")
-        prompts.append([aux_prompt])
-    return prompts
-
-
-def _is_hf_tokenizer(obj: object) -> bool:
-    try:
-        from transformers import PreTrainedTokenizerBase
-    except ImportError:
-        return False
-    return isinstance(obj, PreTrainedTokenizerBase)
-
-
-def _resolve_tokenizer(
-    tokenizer_or_processor: Any,
-) -> tuple[Tokenize, Sequence[float] | None, Sequence[float] | None]:
-    """A ``list[str] -> {"input_ids", ["attention_mask"]}`` function; image mean/std if known."""
-    obj = tokenizer_or_processor
-    mean = std = None
-    image_processor = getattr(obj, "image_processor", None)
-    if image_processor is not None:
-        mean = getattr(image_processor, "image_mean", None)
-        std = getattr(image_processor, "image_std", None)
-    inner = getattr(obj, "tokenizer", None)
-    if inner is not None:
-        obj = inner
-    if _is_hf_tokenizer(obj):
-        tok = obj
-
-        def tokenize(prompts: list[str]) -> Mapping[str, Any]:
-            return tok(prompts, padding=True, truncation=True, return_tensors="pt")
-
-        return tokenize, mean, std
-    if callable(obj):
-        return obj, mean, std
-    raise TypeError(
-        "tokenizer_or_processor must be a transformers tokenizer/processor or a callable "
-        f"list[str] -> {{'input_ids': ..., 'attention_mask': ...}}, got {type(obj).__name__}"
-    )
 
 
 def _pooled(out: Any) -> torch.Tensor:
@@ -241,7 +135,7 @@ class CLIPPromptClassifier(nn.Module):
         self.class_names = list(class_names)
         self.has_aux = aux_prompt is not None
         self.num_outputs = len(self.prompts)
-        tokenize, proc_mean, proc_std = _resolve_tokenizer(tokenizer_or_processor)
+        tokenize, proc_mean, proc_std = resolve_tokenizer(tokenizer_or_processor)
 
         flat = [p for ps in self.prompts for p in ps]
         owner = torch.tensor([k for k, ps in enumerate(self.prompts) for _ in ps], dtype=torch.long)
@@ -428,62 +322,3 @@ def _config_get(model: nn.Module, sub: str, key: str) -> Any:
     cfg = getattr(model, "config", None)
     sub_cfg = getattr(cfg, sub, None)
     return getattr(sub_cfg, key, None)
-
-
-def load_clip(
-    name_or_path: str | os.PathLike[str], *, local_files_only: bool = True
-) -> tuple[nn.Module, Any]:
-    """Load a Hugging Face CLIP model and its processor (or tokenizer).
-
-    Parameters
-    ----------
-    name_or_path : str or path
-        A local directory saved with ``save_pretrained`` (``config.json`` + weights + tokenizer
-        files), or a hub name such as ``"openai/clip-vit-base-patch32"``.
-    local_files_only : bool, default True
-        Never touch the network: a hub name resolves only when it is already in the local
-        Hugging Face cache. Set False to allow downloading (needs network access).
-
-    Returns
-    -------
-    (model, processor)
-        The ``CLIPModel`` in eval mode, and a ``CLIPProcessor`` when the checkpoint has an image
-        processor config, otherwise its tokenizer. Both can be passed to
-        :class:`CLIPPromptClassifier`.
-
-    Raises
-    ------
-    ImportError
-        If ``transformers`` is not installed.
-    FileNotFoundError
-        If the weights or tokenizer cannot be found (locally, with ``local_files_only``).
-    """
-    try:
-        from transformers import AutoProcessor, AutoTokenizer, CLIPModel
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("CLIP support needs the optional package 'transformers': "
-                          "pip install transformers") from exc
-    src = os.fspath(name_or_path)
-    try:
-        model = CLIPModel.from_pretrained(src, local_files_only=local_files_only)
-    except (OSError, ValueError) as exc:
-        raise FileNotFoundError(
-            f"cannot load CLIP weights from {src!r} (local_files_only={local_files_only}): {exc}"
-        ) from exc
-    model.eval()
-    processor: Any = None
-    try:
-        processor = AutoProcessor.from_pretrained(src, local_files_only=local_files_only)
-    except (OSError, ValueError, TypeError):
-        processor = None
-    if processor is None or not (
-        _is_hf_tokenizer(processor) or _is_hf_tokenizer(getattr(processor, "tokenizer", None))
-    ):
-        try:
-            processor = AutoTokenizer.from_pretrained(src, local_files_only=local_files_only)
-        except (OSError, ValueError) as exc:
-            raise FileNotFoundError(
-                f"cannot load a CLIP tokenizer from {src!r} (local_files_only={local_files_only}): "
-                f"{exc}"
-            ) from exc
-    return model, processor

@@ -92,3 +92,27 @@ def test_frozen_features_of_mixed_sizes_reach_the_backbone_at_its_resolution(
     monkeypatch.setattr(backbone, "load_efficientnet_lite0", lambda pretrained=True: _Backbone())
     features.frozen_features(ds, resolution=resolution, cache_dir=tmp_path / "cache", workers=0)
     assert seen and all(s[-2:] == (resolution, resolution) for s in seen)  # not 32 px thumbnails
+
+
+def test_review_features_of_a_mixed_size_folder_are_the_scans_frozen_features(tmp_path: Path, monkeypatch) -> None:
+    """The review page finds the scan's feature-cache entry again (run.json keeps its key), also
+    for images of several sizes, whose key says how they were decoded."""
+    from labeltrace.relabel.features import run_features
+
+    class _Backbone(torch.nn.Module):
+        def extract_features(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(2, 3), keepdim=True).repeat(1, 427, 1, 1)[:, : backbone.FEATURE_DIM]
+
+    monkeypatch.setattr(backbone, "load_efficientnet_lite0", lambda pretrained=True: _Backbone())
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i, (h, w) in enumerate([(30, 40), (32, 32), (26, 30), (40, 40), (36, 20), (28, 28)]):
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / "d" / c / f"{i}.png")
+    ds = from_folder(tmp_path / "d", workers=1)
+    assert ds.image_shape is None and ds.shapes is not None
+    cfg = ScanConfig(model="effnet-lite0", resolution=96, epochs=1, folds=2, detector="crossfit_cl",
+                     cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    scan(ds, tmp_path / "run", cfg, progress=False, log=lambda s: None)
+    feats = run_features(open_run(tmp_path / "run"))
+    assert feats.source == "the scan's frozen EfficientNet-Lite0 features"

@@ -189,7 +189,8 @@ def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | 
 
         extract_chunked(path, len(ds), backbone.FEATURE_DIM, rows, progress=progress)
         backbone.write_sidecar(path, key, (len(ds), backbone.FEATURE_DIM), np.dtype(np.float32))
-    desc = {"kind": "features", "dim": backbone.FEATURE_DIM, "resolution": resolution, "cache_dir": str(cache)}
+    desc = {"kind": "features", "dim": backbone.FEATURE_DIM, "resolution": resolution, "cache_dir": str(cache),
+            "cache_key": key}  # run.json keeps it: the review page finds the same entry again
     if stream:
         src = FeatureBatches.from_file(path)
         return Inputs(src, desc | {"streamed": True})

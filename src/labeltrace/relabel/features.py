@@ -68,8 +68,10 @@ def _from_cache(run: Run) -> np.ndarray | None:
     def miss() -> np.ndarray:
         raise _Miss
 
-    key = {"data": fp, "n": run.num_samples, "model": "efficientnet-lite0",
-           "resolution": int(inputs.get("resolution", 96))}  # fmt: skip
+    key = inputs.get("cache_key") or {"data": fp, "n": run.num_samples, "model": "efficientnet-lite0",
+                                      "resolution": int(inputs.get("resolution", 96))}  # runs before cache_key
+    if key.get("data") != fp:  # the files changed since the scan: its features are not theirs
+        return None
     try:
         return backbone.cached_features(key, miss, cache_dir=inputs["cache_dir"])
     except _Miss:

@@ -99,14 +99,33 @@ def test_a_scan_written_before_fingerprints_is_not_reused(tmp_path: Path) -> Non
 
 
 def test_a_scan_refused_before_recording_leaves_no_claim(tmp_path: Path) -> None:
-    """A scan that wrote its fingerprint and then stopped at a bad setting recorded nothing: the
-    corrected command takes the directory without --force."""
+    """A scan that claimed the directory and then stopped at a bad setting recorded nothing: it
+    releases its claim, so the corrected command takes the directory without --force; a scan
+    that is still running (its fingerprint alone there) is not taken over."""
     out = tmp_path / "R"
-    assert rundir.claim(out, {"seed": -1}) == "new"
-    assert rundir.claim(out, {"seed": 1}) == "new"
-    (out / rundir.RECORDING).mkdir()  # this one started recording: another configuration is refused
-    with pytest.raises(rundir.RunDirConflict, match="differs in: seed"):
-        rundir.claim(out, {"seed": 2})
+    assert rundir.claim(out, {"clip_model": "missing"}) == "new"
+    with pytest.raises(rundir.RunDirConflict, match="differs in: clip_model"):
+        rundir.claim(out, {"clip_model": "right"})  # e.g. the first still extracting features
+    rundir.release(out)
+    assert not out.exists()
+    assert rundir.claim(out, {"clip_model": "right"}) == "new"
+    (out / rundir.RECORDING / "checkpoints").mkdir(parents=True)  # folders only: nothing recorded yet
+    rundir.release(out)
+    assert not out.exists()
+    assert rundir.claim(out, {"clip_model": "right"}) == "new"
+    (out / rundir.RECORDING / "checkpoints").mkdir(parents=True)
+    (out / rundir.RECORDING / "checkpoints" / "state.pt").write_bytes(b"epoch 3")  # recorded: a resume's
+    rundir.release(out)
+    assert (out / rundir.FINGERPRINT).exists() and (out / rundir.RECORDING / "checkpoints" / "state.pt").exists()
+
+
+def test_a_scan_failing_before_it_records_releases_its_claim(tmp_path: Path) -> None:
+    x, y = _arrays()
+    ds = from_arrays(x, y)
+    cfg = ScanConfig(model="clip", clip_model=str(tmp_path / "no-such-clip"), epochs=1, detector="sei")
+    with pytest.raises((ValueError, OSError)):
+        scan(ds, tmp_path / "R", cfg, progress=False, log=lambda s: None)
+    assert not (tmp_path / "R" / rundir.FINGERPRINT).exists()
 
 
 def test_force_never_removes_a_folder_the_scan_does_not_write(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ __all__ = [
     "RunDirConflict",
     "atomic_write",
     "claim",
+    "release",
     "dynamics_path",
     "image_source",
     "open_run",
@@ -182,8 +183,6 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
     * a new or empty directory (or one holding no scan): the fingerprint is written → ``"new"``;
     * the same fingerprint: ``"finished"`` when ``run.json`` exists (the results are recomputed
       from the saved recording), else ``"resume"``;
-    * another fingerprint of a scan that wrote nothing else (it stopped at a bad setting before
-      recording): replaced → ``"new"``;
     * another fingerprint, or a scan written before fingerprints: :class:`RunDirConflict` naming
       what differs — unless ``force``, which removes what the earlier scan wrote (its review
       decisions are kept aside as ``reviews.db.replaced-<time>``, never deleted) → ``"new"``.
@@ -200,9 +199,6 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         old = json.loads(fp_path.read_text())
         if old == fp:
             return "finished" if (path / RUN_JSON).is_file() else "resume"
-        if held == [FINGERPRINT] and not (path / REVIEWS_DB).exists():  # refused before recording: nothing to keep
-            atomic_write_json(fp_path, fp)
-            return "new"
         why = f"a scan of another configuration (differs in: {', '.join(_diff_keys(old, fp))})"
     elif held:
         why = f"files of an earlier scan without a fingerprint ({', '.join(held)})"
@@ -223,6 +219,22 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         log(f"--force: replaced {why} in {path}")
     atomic_write_json(fp_path, fp)
     return "new"
+
+
+def release(run_dir: str | os.PathLike[str]) -> None:
+    """Undo a :func:`claim` that recorded nothing (a scan refused at a setting after claiming):
+    the fingerprint goes when it is all the scan wrote, and the folder when that leaves it empty."""
+    path = Path(run_dir)
+    rec = path / RECORDING
+    if rec.is_dir() and not any(p.is_file() for p in rec.rglob("*")):  # folders made, nothing recorded
+        import shutil
+
+        shutil.rmtree(rec)
+    if [name for name in _OWNED if (path / name).exists()] != [FINGERPRINT]:
+        return
+    (path / FINGERPRINT).unlink()
+    if not any(path.iterdir()):
+        path.rmdir()
 
 
 @dataclass

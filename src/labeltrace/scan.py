@@ -224,24 +224,29 @@ def scan(
     t0 = time.perf_counter()
     if stream:
         log(f"streaming the inputs: decoded batch by batch ({'--stream' if config.stream else 'over 2 GiB in memory'})")
-    with d.writer_first() if on_frozen_features(model, config) else nullcontext():
-        inputs = prepare_inputs(ds, model, image_size=config.image_size, resolution=config.resolution,
-                                finetune=config.finetune, cache_dir=config.cache_dir,
-                                device=str(resolve_device(config.device)), progress=progress and d.is_writer,
-                                stream=stream, workers=config.workers)  # fmt: skip
-    noise_features = _noise_source(ds, inputs, model, config, asked, stream)
-    given, truth, noise_info = _labels(ds, config, noise_features, true_labels, log)
-    timings["prepare_inputs"] = time.perf_counter() - t0
+    try:
+        with d.writer_first() if on_frozen_features(model, config) else nullcontext():
+            inputs = prepare_inputs(ds, model, image_size=config.image_size, resolution=config.resolution,
+                                    finetune=config.finetune, cache_dir=config.cache_dir,
+                                    device=str(resolve_device(config.device)), progress=progress and d.is_writer,
+                                    stream=stream, workers=config.workers)  # fmt: skip
+        noise_features = _noise_source(ds, inputs, model, config, asked, stream)
+        given, truth, noise_info = _labels(ds, config, noise_features, true_labels, log)
+        timings["prepare_inputs"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    plan = recording_protocol(config.detector, config, frozen_features=inputs.frozen_features)
-    rec = None
-    if plan is not None:
-        rec = protocol.record(plan, spec, tcfg, inputs.source, given, num_classes=ds.n_classes, seed=config.seed,
-                              directory=rd.recording_dir(out).path, data={"fingerprint": digest(fp)},
-                              classes=list(ds.classes), keep_probs=config.suggest_last,
-                              embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
-                              dist=d)  # fmt: skip
+        t0 = time.perf_counter()
+        plan = recording_protocol(config.detector, config, frozen_features=inputs.frozen_features)
+        rec = None
+        if plan is not None:
+            rec = protocol.record(plan, spec, tcfg, inputs.source, given, num_classes=ds.n_classes, seed=config.seed,
+                                  directory=rd.recording_dir(out).path, data={"fingerprint": digest(fp)},
+                                  classes=list(ds.classes), keep_probs=config.suggest_last,
+                                  embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
+                                  dist=d)  # fmt: skip
+    except Exception:
+        if claimed == "new" and d.is_writer:  # stopped before recording anything (a bad setting, a model that
+            rd.release(out)                   # does not load): the directory is not this scan's; a resume stays
+        raise
     if not d.is_writer:  # rank 0 scores and writes the run directory; the others read it back
         d.barrier()
         return _read_back(out, timings)

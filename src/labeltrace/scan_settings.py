@@ -218,6 +218,8 @@ def check(config: ScanConfig, model: str | None, n: int) -> None:
             raise ValueError(f"{flag} must be >= 1, got {v}")
     if config.lr is not None and not config.lr > 0:
         raise ValueError(f"--lr must be > 0, got {config.lr}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
+        raise ValueError(f"--seed must be a whole number >= 0, got {config.seed!r}")
     if model == "clip" and not config.clip_model:
         raise ValueError("--model clip needs --clip-model: a local CLIP directory or a cached hub name")
     if ("held_out" in needs or "cv_probs" in needs) and not 2 <= config.folds <= n // 2:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv  # noqa: F401 - pa.csv
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -361,3 +362,16 @@ def test_import_labelstudio_refuses_a_task_whose_two_ids_disagree(tmp_path: Path
         import_labelstudio(rd, f)
     f.write_text(json.dumps([{"image": "x", "labeltrace_id": 1, "external_id": str(ext[1]), "label": "cat"}]))
     assert import_labelstudio(rd, f) == 1
+
+
+def test_only_suspects_applies_to_tables_and_is_refused_for_fiftyone(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=30, k=3)
+    run = open_run(rd)
+    n_sus = int(run.column("is_suspect").sum())
+    assert 0 < n_sus < 30
+    for to in ("csv", "parquet"):
+        out = export_run(rd, to, tmp_path / f"s.{to}", only_suspects=True)
+        table = pq.read_table(out) if to == "parquet" else pa.csv.read_csv(out)
+        assert table.num_rows == n_sus and all(table.column("is_suspect").to_pylist())
+    with pytest.raises(ValueError, match="does not apply to a FiftyOne export"):
+        export_run(rd, "fiftyone", only_suspects=True)

@@ -192,3 +192,23 @@ def test_a_resumed_scan_says_from_which_epoch(tmp_path: Path, monkeypatch) -> No
 def _arrays() -> tuple[np.ndarray, np.ndarray]:
     d = load_digits()
     return (d.images[:90] / 16).astype(np.float32), d.target[:90]
+
+
+def test_force_removes_the_earlier_scans_report_and_exports_and_keeps_its_cleaned_labels(tmp_path: Path) -> None:
+    out = tmp_path / "R"
+    assert rundir.claim(out, {"a": 1}) == "new"
+    (out / rundir.RUN_JSON).write_text("{}")
+    for name in (rundir.REPORT_HTML, rundir.LABELSTUDIO_TASKS, rundir.LABELSTUDIO_CONFIG, "export.csv"):
+        (out / name).write_text("old")
+    (out / rundir.REPORT_PNG).mkdir()
+    (out / "labels_cleaned.csv").write_text("path,label\n")
+    (out / "labels_cleaned.unresolved.csv").write_text("id\n")
+    (out / "my_report.html").write_text("mine")  # not a default name: the user's
+    logs: list[str] = []
+    assert rundir.claim(out, {"a": 2}, force=True, log=logs.append) == "new"
+    left = sorted(p.name for p in out.iterdir())
+    assert rundir.REPORT_HTML not in left and rundir.REPORT_PNG not in left and "export.csv" not in left
+    assert rundir.LABELSTUDIO_TASKS not in left and (out / "my_report.html").read_text() == "mine"
+    assert [n for n in left if n.startswith("labels_cleaned.csv.replaced-")]
+    assert [n for n in left if n.startswith("labels_cleaned.unresolved.csv.replaced-")]
+    assert any("cleaned labels" in s for s in logs)

@@ -299,11 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a run to Label Studio / FiftyOne / CSV / Parquet, or import relabels")
     ex.add_argument("run_dir")
     ex.add_argument("--to", choices=["labelstudio", "fiftyone", "csv", "parquet"])
-    ex.add_argument("--out", help="output file")
+    ex.add_argument("--out", help="output file (fiftyone: the dataset's name); default inside RUN_DIR")
     ex.add_argument("--images", default="data-uri", choices=["data-uri", "local-files"],
                     help="Label Studio: embed images or reference them through local-files storage")
     ex.add_argument("--document-root", help="Label Studio local-files document root")
-    ex.add_argument("--only-suspects", action="store_true")
+    ex.add_argument("--only-suspects", action="store_true", help="export the flagged samples alone (not fiftyone)")
     ex.add_argument("--from-labelstudio", metavar="EXPORT_JSON", help="read relabels back from a Label Studio export")
     ex.set_defaults(func=_cmd_export)
 
@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
     try:
         return int(args.func(args))
-    except (ValueError, OSError) as e:  # DataError included; a missing or unwritable path: a message, no traceback
+    except (ValueError, OSError, ImportError) as e:  # DataError, a missing path or an optional extra: a message
         print(f"error: {e}", file=sys.stderr)
         return 2
 

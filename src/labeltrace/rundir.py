@@ -71,6 +71,15 @@ IMAGES = "images.npy"
 IMAGES_FLAT = "images_flat.npy"
 IMAGES_INDEX = "images_index.npy"
 REVIEWS_DB = "reviews.db"
+#: what `labeltrace report` and `labeltrace export` write into the run directory by default (derived
+#: from the scan: --force removes them with it) and the cleaned labels' default stem (the review's
+#: deliverable: --force keeps it aside, as the decisions)
+REPORT_HTML = "report.html"
+REPORT_PNG = "report"
+LABELSTUDIO_TASKS = "labelstudio_tasks.json"
+LABELSTUDIO_CONFIG = "labelstudio_tasks.config.xml"
+EXPORT_TABLE = "export"  # export.csv / export.parquet
+CLEANED = "labels_cleaned"
 #: the relabel queue the review app serves (columns ``id, priority, rank``; rank 1 = first)
 QUEUE = "queue.parquet"
 #: the FiftyOne export's PNGs of in-memory images (written once, reused by later exports of the run)
@@ -162,7 +171,8 @@ class RunDirConflict(ValueError):
 #: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
 #: these, and only these)
 _OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE, REVIEW_CONTEXT, RECORDING,
-          FIFTYONE_IMAGES)  # no generic name such as "checkpoints": --force never removes a user's folder
+          FIFTYONE_IMAGES, REPORT_HTML, REPORT_PNG, LABELSTUDIO_TASKS, LABELSTUDIO_CONFIG, f"{EXPORT_TABLE}.csv",
+          f"{EXPORT_TABLE}.parquet")  # no generic name such as "checkpoints": --force never removes a user's folder
 
 
 def _diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -210,11 +220,14 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
     for name in held:
         target = path / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()
-    if (path / REVIEWS_DB).exists():
-        aside = path / f"{REVIEWS_DB}.replaced-{time.strftime('%Y%m%dT%H%M%S')}"
-        (path / REVIEWS_DB).rename(aside)
-        if log is not None:
-            log(f"kept the earlier scan's review decisions aside as {aside.name}")
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for kept in [path / REVIEWS_DB, *sorted(path.glob(f"{CLEANED}.*"))]:  # the review's work: set aside
+        if kept.is_file() and ".replaced-" not in kept.name:
+            aside = kept.with_name(f"{kept.name}.replaced-{stamp}")
+            kept.rename(aside)
+            if log is not None:
+                log(f"kept the earlier scan's {'review decisions' if kept.name == REVIEWS_DB else 'cleaned labels'} "
+                    f"aside as {aside.name}")
     if log is not None:
         log(f"--force: replaced {why} in {path}")
     atomic_write_json(fp_path, fp)

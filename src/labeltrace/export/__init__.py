@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from labeltrace import rundir
 from labeltrace.export.labelstudio import (
     ImageMode,
     import_labelstudio,
@@ -83,9 +84,10 @@ def export_run(
     out : path or str, optional
         Output file (defaults: ``RUN_DIR/labelstudio_tasks.json``, ``RUN_DIR/export.csv``,
         ``RUN_DIR/export.parquet``); for ``fiftyone`` the dataset name.
-    images, document_root, only_suspects
-        Label Studio only: image embedding mode, local-files document root (default the data
-        root), and whether to export the flagged samples alone.
+    images, document_root
+        Label Studio only: image embedding mode and local-files document root (default the data root).
+    only_suspects
+        Label Studio, csv and parquet: export the flagged samples alone.
     warn : callable, optional
         Label Studio and FiftyOne: gets one message naming the samples whose image could not
         be exported (unreadable, or outside the roots the scan allowed); default
@@ -103,11 +105,14 @@ def export_run(
         raise ValueError(f"unknown export target {to!r}; choose one of {TARGETS}")
     run = open_run(run_dir)
     if to == "fiftyone":
+        if only_suspects:
+            raise ValueError("--only-suspects does not apply to a FiftyOne export (every sample goes, with its "
+                             "suspect field: filter on it in FiftyOne)")
         from labeltrace.export.fiftyone import to_fiftyone
 
         return to_fiftyone(run, None if out is None else str(out), warn=warn)
     if to == "labelstudio":
-        path = Path(out) if out is not None else run.path / "labelstudio_tasks.json"
+        path = Path(out) if out is not None else run.path / rundir.LABELSTUDIO_TASKS
         tasks = labelstudio_tasks(
             run, images=images, document_root=document_root, only_suspects=only_suspects, warn=warn
         )
@@ -115,7 +120,10 @@ def export_run(
         xml = labelstudio_config(run.classes).encode("utf-8")
         atomic_write(path.with_name(path.stem + ".config.xml"), lambda fh: fh.write(xml))
         return path
-    path = Path(out) if out is not None else run.path / f"export.{to}"
+    path = Path(out) if out is not None else run.path / f"{rundir.EXPORT_TABLE}.{to}"
     if path.suffix != f".{to}":
         raise ValueError(f"{path}: a {to} export must end in .{to}")
-    return write_table(path, review_table(run))
+    table = review_table(run)
+    if only_suspects:
+        table = table.filter(table.column("is_suspect"))
+    return write_table(path, table)

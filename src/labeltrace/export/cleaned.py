@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from labeltrace import rundir
 from labeltrace.relabel.verdicts import final_labels, run_verdicts, unresolved_table
 from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
 
@@ -54,7 +55,7 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
     path_col = data.get("path_column", "path")
     id_col = data.get("id_column")
     suffix = src.suffix.lower()
-    out = out if out is not None else run.path / f"labels_cleaned{src.suffix}"
+    out = out if out is not None else run.path / f"{rundir.CLEANED}{src.suffix}"
     _check_out(out, (suffix,), f"a {suffix} manifest")
     if out.resolve() == src.resolve():
         raise ValueError(f"{out} is the original manifest; write the cleaned labels elsewhere")
@@ -189,7 +190,7 @@ def _export(run: Run, outp: Path | None) -> Path:
     if kind == "folder" or (
         run.data_root is not None and not str(run.column("path")[0]).startswith("array:")
     ):
-        outp = outp or run.path / "labels_cleaned.csv"
+        outp = outp or run.path / f"{rundir.CLEANED}.csv"
         _check_out(outp, (".csv",), "a folder dataset")
         t = pa.table(
             {
@@ -199,7 +200,7 @@ def _export(run: Run, outp: Path | None) -> Path:
             }
         )
         return _csv_table(t, outp)
-    outp = outp or run.path / "labels_cleaned.npy"
+    outp = outp or run.path / f"{rundir.CLEANED}.npy"
     _check_out(outp, (".npy", ".csv"), "an array dataset")
     t = pa.table(
         {

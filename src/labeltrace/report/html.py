@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labeltrace import rundir
 from labeltrace.diagnostics import contradicted_text
 from labeltrace.report import plots, stats
 from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
@@ -276,10 +277,10 @@ def write_report(
         warnings.simplefilter("ignore", UserWarning)  # matplotlib layout warnings on tiny data
         figs = figures(d, seed=seed)
         if format == "html":
-            path = Path(out) if out is not None else run.path / "report.html"
+            path = Path(out) if out is not None else run.path / rundir.REPORT_HTML
             page = _html(d, figs, int(top), int(thumb_size)).encode("utf-8")
             return atomic_write(path, lambda fh: fh.write(page))
-        folder = Path(out) if out is not None else run.path / "report"
+        folder = Path(out) if out is not None else run.path / rundir.REPORT_PNG
         folder.mkdir(parents=True, exist_ok=True)
         for name, (_, png) in figs.items():
             (folder / f"{name}.png").write_bytes(png)

@@ -116,3 +116,20 @@ def test_review_features_of_a_mixed_size_folder_are_the_scans_frozen_features(tm
     scan(ds, tmp_path / "run", cfg, progress=False, log=lambda s: None)
     feats = run_features(open_run(tmp_path / "run"))
     assert feats.source == "the scan's frozen EfficientNet-Lite0 features"
+
+
+def test_grayscale_and_rgb_of_one_size_train_at_their_own_size(tmp_path: Path) -> None:
+    """Mixed colour modes are one image size: the small CNN reads them at 28 px (converted to RGB),
+    not resized to 64 px as images of several sizes are."""
+    from labeltrace.models.inputs import prepare_inputs
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(4):
+            mode = "RGB" if i == 0 else "L"
+            shape = (28, 28, 3) if mode == "RGB" else (28, 28)
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(tmp_path / c / f"{i}.png")
+    ds = from_folder(tmp_path, workers=1)
+    assert ds.image_shape is None and ds.image_size == (28, 28)
+    assert tuple(prepare_inputs(ds, "small-cnn").tensor.shape[1:]) == (3, 28, 28)

@@ -158,6 +158,14 @@ class ImageDataset:
         return np.bincount(self.labels, minlength=self.n_classes)
 
     @property
+    def image_size(self) -> tuple[int, int] | None:
+        """``(H, W)`` shared by all images (whatever their channels), or None if they differ or
+        are not known."""
+        if self.shapes is None or not np.all(self.shapes[:, :2] == self.shapes[0, :2]):
+            return None
+        return int(self.shapes[0, 0]), int(self.shapes[0, 1])
+
+    @property
     def image_shape(self) -> tuple[int, int, int] | None:
         """``(H, W, C)`` shared by all images, or None if they differ or are not known."""
         if self.shapes is None or not np.all(self.shapes == self.shapes[0]):

@@ -142,14 +142,16 @@ class FeatureBatches:
 def _decode_size(ds: ImageDataset, resolution: int) -> tuple[int | None, Any]:
     """The size the images are decoded at before the backbone, and what the cache key says of it.
 
-    Images of one known size: their own (the backbone resizes them), nothing added to the key.
-    Images known to differ in size: resized once, straight to the backbone's ``resolution``. Sizes
-    not known (the data not verified): the first image's, which all must share — added to the key
-    unless 32 px, the size such data were decoded at before (its cache entries stay valid)."""
+    Images of one known shape: their own size (the backbone resizes them), nothing added to the
+    key. Images known to differ in size: resized once, straight to the backbone's ``resolution``.
+    One size with mixed channels, or sizes not known (the data not verified): the first image's
+    size, which all must share — added to the key unless 32 px, the size such data were decoded at
+    before (their cache entries stay valid)."""
     if ds.image_shape is not None:
         return None, None
-    if ds.shapes is not None:
+    if ds.shapes is not None and ds.image_size is None:
         return resolution, resolution
+    # one size, channels mixed (grayscale and RGB), or sizes not known: the images' own size
     (h, w), _ = ds.output_shape(channels=3)
     return None, (None if (h, w) == (32, 32) else [h, w])
 

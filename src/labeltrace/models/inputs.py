@@ -75,7 +75,7 @@ def pixels_fingerprint(ds: ImageDataset) -> str:
 
     if ds.root is not None:
         return backbone.fingerprint_files([str(ds.root / s) for s in ds.sources])
-    if ds.shapes is None or ds.image_shape is not None:  # one size (or not known to differ): as before
+    if ds.shapes is None or ds.image_size is not None:  # one size (or not known to differ): as before
         return backbone.fingerprint_array(ds.materialize(dtype=np.uint8))
     h = hashlib.sha256(b"per-image")
     for i in range(len(ds)):
@@ -92,11 +92,11 @@ def data_identity(ds: ImageDataset) -> str:
 
 
 def _image_size(ds: ImageDataset, model: str, image_size: int | None, finetune: bool) -> int | None:
-    shape = ds.image_shape
+    hw = ds.image_size  # one size (grayscale and RGB images of one size are one size: channels convert)
     if model == "small-cnn":
-        return image_size or (None if shape is not None and max(shape[:2]) <= 64 else 64)
+        return image_size or (None if hw is not None and max(hw) <= 64 else 64)
     if model == "clip" or (model == "effnet-lite0" and finetune):
-        return image_size or (None if shape is not None else 224)
+        return image_size or (None if hw is not None else 224)
     return None
 
 

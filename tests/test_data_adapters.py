@@ -477,3 +477,16 @@ def test_a_file_name_that_is_not_utf8_is_named_before_any_training(tmp_path: Pat
         pytest.skip("this file system refuses non-UTF-8 names")
     with pytest.raises(DataError, match=r"not valid UTF-8 text.*'cat/\\udce9\.png'"):
         from_folder(tmp_path)
+
+
+def test_folder_reads_images_at_any_depth_below_a_class_folder(tmp_path: Path) -> None:
+    """root/<class>/<patient>/<image>, a common medical layout: every image counts for its class
+    (they were silently left out, and a class could look nearly empty)."""
+    for rel in ("a/p1/0.png", "a/p1/1.png", "a/p2/2.png", "a/3.png", "b/p3/4.png", "b/p3/deep/5.png",
+                "b/.hidden/6.png", "b/p4/.7.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((4, 4), 100, np.uint8)).save(tmp_path / rel)
+    ds = from_folder(tmp_path)
+    assert ds.classes == ("a", "b")
+    assert sorted(ds.sources) == ["a/3.png", "a/p1/0.png", "a/p1/1.png", "a/p2/2.png", "b/p3/4.png", "b/p3/deep/5.png"]
+    assert np.bincount(ds.labels).tolist() == [4, 2]

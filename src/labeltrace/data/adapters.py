@@ -11,6 +11,7 @@ than 2 samples, and empty datasets.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,14 +71,16 @@ def from_folder(
     workers: int | None = None, max_pixels: int | None = None,
     allow_roots: Sequence[str | Path] = (),
 ) -> ImageDataset:
-    """Dataset from ``root/<class>/<image>`` (one sub-folder per class, not recursive).
+    """Dataset from ``root/<class>/.../<image>``: one sub-folder per class, its images at any depth
+    below it (``root/<class>/<patient>/<image>`` too), as torchvision's ``ImageFolder`` reads.
 
     Class ids follow the sorted folder names. Hidden files and folders (``.name``) and files
     whose extension (case-insensitive) is not in ``extensions`` are ignored; image files
     directly in ``root`` are ignored with a warning. Sources and ids are the paths relative
-    to ``root`` (``"cat/001.png"``).
+    to ``root`` (``"cat/001.png"``, ``"cat/p7/001.png"``).
 
-    Symlinked files and class folders are followed; a file whose target lies outside ``root``
+    Symlinked files and class folders are followed (symlinked folders below a class folder are
+    not, so a link cannot loop); a file whose target lies outside ``root``
     (and outside every folder of ``allow_roots``) is refused with a :class:`DataError` naming
     it, whatever ``on_bad_image`` says.
 
@@ -121,11 +124,11 @@ def from_folder(
     files: list[Path] = []
     labels: list[int] = []
     for k, d in enumerate(class_dirs):
-        found = sorted(
-            f for f in d.iterdir()
-            # a broken symlink is kept, so that it is reported as a missing file, not dropped
-            if not f.name.startswith(".") and f.suffix.lower() in exts and (f.is_file() or f.is_symlink())
-        )
+        found = []
+        for top, dirs, names in os.walk(d):  # a broken symlink is listed, so it is reported as missing, not dropped
+            dirs[:] = [x for x in dirs if not x.startswith(".")]
+            found += [Path(top) / f for f in names if not f.startswith(".") and Path(f).suffix.lower() in exts]
+        found.sort()
         files += found
         labels += [k] * len(found)
     rel = [f.relative_to(root).as_posix() for f in files]

@@ -208,3 +208,19 @@ def test_review_agree_and_count_given_keep_the_stored_value_of_the_flag_left_out
     assert rule("--agree", "3") == ConsensusRule(agree=3, count_given=True)
     assert rule("--no-count-given") == ConsensusRule(agree=2, count_given=False)
     assert rule("--agree", "1", "--count-given") == ConsensusRule(agree=1, count_given=True)
+
+
+@pytest.mark.parametrize("kind", ["folder", "manifest"])
+def test_cleaned_labels_scan_again_with_the_printed_command(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           kind: str) -> None:  # fmt: skip
+    import shlex
+
+    rd = make_run(tmp_path / "r", n=24, k=2, kind=kind)
+    out = tmp_path / "elsewhere" / "clean.csv"  # not beside the original manifest
+    out.parent.mkdir()
+    assert main(["review", str(rd), "--export", str(out)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("to scan with the cleaned labels: "))
+    argv = shlex.split(line.split(": ", 1)[1])[1:]
+    argv[argv.index("NEW_RUN_DIR")] = str(tmp_path / "again")
+    assert main([*argv, "--model", "small-cnn", "--epochs", "1", "--folds", "2", "--quiet"]) == 0
+    assert rundir.open_run(tmp_path / "again").num_samples == 24

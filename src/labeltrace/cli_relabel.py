@@ -5,7 +5,9 @@ arguments and handlers; :mod:`labeltrace.cli` registers them). Every handler del
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_relabel_commands"]
@@ -64,6 +66,13 @@ def _cmd_review(args: argparse.Namespace) -> int:
                              "rule stored with the decisions")
         out = export_labels(args.run_dir, args.export, report=print)
         print(f"wrote {out}")
+        from labeltrace.rundir import open_run
+
+        run = open_run(args.run_dir)
+        if run.data_root is not None and Path(out).suffix in (".csv", ".tsv", ".parquet"):
+            # its paths are the scan's, relative to the data root: scan them from there
+            print(f"to scan with the cleaned labels: labeltrace scan {shlex.quote(str(run.data_root))} "
+                  f"--labels {shlex.quote(str(out))} --out NEW_RUN_DIR")
         return 0
     live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,

@@ -344,3 +344,11 @@ def test_summary_prints_a_tie_cutoff_as_at_most_the_flagged_score(tmp_path: Path
     assert f"by forgetting ≤ {top:.4g} (top-k)" in summary_text(rd)
     _patch_meta(rd, detector={"name": "sei", "cutoff": top + 0.5, "rule": "gmm"})
     assert f"by sei < {top + 0.5:.4g} (gmm)" in summary_text(rd)
+
+
+def test_report_names_the_images_skipped_as_unreadable(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=30, k=3)
+    meta = open_run(rd).meta
+    _patch_meta(rd, data={**meta["data"], "skipped": [["cat/<bad>.png", "cannot identify image file"]]})
+    page = write_report(rd, top=3).read_text(encoding="utf-8")
+    assert "1 unreadable image was skipped and not scanned: cat/&lt;bad&gt;.png" in page

@@ -87,6 +87,9 @@ def test_the_same_scan_again_rescored_without_training(tmp_path: Path, monkeypat
     again = scan(ds, tmp_path / "R", cfg, progress=False, log=logs.append)
     assert any("already holds this finished scan" in s for s in logs)
     np.testing.assert_array_equal(first.detection.score, again.detection.score)
+    # run.json keeps when the scan was made and how long it trained; the re-scoring is dated beside
+    assert again.meta["created"] == first.meta["created"] and "rescored" in again.meta
+    assert again.meta["timings"]["train"] == first.meta["timings"]["train"] and "train_now" in again.meta["timings"]
 
 
 def test_a_scan_written_before_fingerprints_is_not_reused(tmp_path: Path) -> None:

@@ -132,10 +132,13 @@ def write_outputs(
     if ds.root is None and source is None:  # arrays handed over in memory: keep their pixels to show them
         write_images(ds, out / rd.IMAGES, out / rd.IMAGES_FLAT, out / rd.IMAGES_INDEX)
     timings["total"] = time.perf_counter() - t_start
+    earlier = _earlier_meta(out)  # a finished scan re-scored: it trained nothing now, keep when and how long it did
     row = detectors.get(det.name)
     held = rec is not None and rec.held_out
     meta: dict[str, Any] = {
-        "format": rd.FORMAT, "labeltrace_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "format": rd.FORMAT, "labeltrace_version": __version__,
+        "created": earlier.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **({"rescored": time.strftime("%Y-%m-%dT%H:%M:%S%z")} if earlier else {}),
         "command": command, "config": asdict(config), "model": model, "model_probe": probe,
         "resolution_probe": resolution_probe,
         "train": asdict(tcfg) | ({"held_out_accuracy": list(rec.accuracy)} if held
@@ -150,7 +153,8 @@ def write_outputs(
         "distributed": distributed or {"world_size": 1, "backend": None},
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
                      "platform": platform.platform()},
-        "timings": timings,
+        "timings": timings | ({"train": earlier["timings"]["train"], "train_now": timings.get("train", 0.0)}
+                              if "train" in (earlier.get("timings") or {}) else {}),
         "detector": {"name": det.name, "rule": det.rule, "cutoff": det.cutoff, "score_column": "score",
                      "summary": row.summary, "needs": list(row.needs)},
         "detectors": per_det, "scores": list(cols),
@@ -163,6 +167,17 @@ def write_outputs(
     }  # fmt: skip
     rd.write_json(out / rd.RUN_JSON, meta)
     return table, meta
+
+
+def _earlier_meta(out: Path) -> dict[str, Any]:
+    """The run.json a re-scored finished scan replaces (its creation time and training time), or {}."""
+    import json
+
+    try:
+        meta = json.loads((out / rd.RUN_JSON).read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _kfold(config: ScanConfig) -> bool:

@@ -124,6 +124,11 @@ def _summary_html(d: ReportData) -> str:
         )
     for row in meta.get("contradicted_classes") or []:  # absent in runs written before the check
         out += f'<div class="quality warn">{_e(contradicted_text(row))}.</div>'
+    skipped = data.get("skipped") or []
+    if skipped:  # --on-bad-image skip: not scanned, so not in any table here
+        names = ", ".join(str(s[0]) for s in skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        out += (f'<div class="quality warn">{len(skipped)} unreadable image{"s were" if len(skipped) != 1 else " was"} '
+                f'skipped and not scanned: {_e(names)} (reasons in run.json, data.skipped).</div>')
     out += f'<p class="note">Data: {_e(src)}</p></section>'
     return out
 

@@ -78,7 +78,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
             name = name if len(name) <= 28 else "…" + name[-27:]
             lines.append(f"  {rank[i]:>5} {i:>7}  {name:<28} {given[i]!s:>12} -> "
                          f"{sugg[i]!s:<12} {prob[i]:5.2f} {score[i]:8.4f}")  # fmt: skip
-    lines.append(f"files: {Path(run.path) / rundir.SAMPLES}  {Path(run.path) / rundir.RUN_JSON}")
+    files = [Path(run.path) / name for name in (rundir.SAMPLES, rundir.SAMPLES_CSV, rundir.RUN_JSON)]
+    lines.append("files: " + "  ".join(str(f) for f in files if f.exists()))
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from labeltrace._io import atomic_write
+from labeltrace.data.decode import to_uint8
 
 __all__ = ["ImageStore", "write_images"]
 
@@ -30,7 +31,7 @@ def write_images(ds: Any, single: Path, flat: Path, index: Path) -> list[Path]:
     tmp = flat.with_name(flat.name + ".partial")
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(int(offsets[-1]),))
     for i in range(n):
-        img = np.round(ds.load(i) * 255.0).astype(np.uint8)
+        img = to_uint8(ds.load(i))
         if img.shape != tuple(shapes[i]):
             raise ValueError(f"sample {ds.sources[i]}: shape {img.shape} differs from the dataset's {tuple(shapes[i])}")
         out[offsets[i] : offsets[i + 1]] = img.reshape(-1)

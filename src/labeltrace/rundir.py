@@ -170,7 +170,8 @@ class RunDirConflict(ValueError):
 
 #: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
 #: these, and only these)
-_OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE, REVIEW_CONTEXT, RECORDING,
+_OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE,
+          REVIEW_CONTEXT, RECORDING,
           FIFTYONE_IMAGES, REPORT_HTML, REPORT_PNG, LABELSTUDIO_TASKS, LABELSTUDIO_CONFIG, f"{EXPORT_TABLE}.csv",
           f"{EXPORT_TABLE}.parquet")  # no generic name such as "checkpoints": --force never removes a user's folder
 
@@ -184,6 +185,15 @@ def held_fingerprint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The fingerprint of the scan ``run_dir`` holds, or None (no directory, no scan)."""
     p = Path(run_dir) / FINGERPRINT
     return json.loads(p.read_text()) if p.is_file() else None
+
+
+def held_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``run.json`` a finished scan in ``run_dir`` wrote, or {} (none, or unreadable)."""
+    try:
+        meta = json.loads((Path(run_dir) / RUN_JSON).read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force: bool = False,
@@ -303,8 +313,9 @@ class Run:
         proto = self.meta.get("protocol") or {}
         if proto.get("kind") == "crossfit":
             return f"{proto['folds']} cross-fitted folds (held-out)"
-        if self.num_runs == 0 and proto.get("folds") and (proto.get("kind") == "k-fold" or (self.path / CV_PROBS).exists()):
-            return f"{proto['folds']} cross-validated folds (out-of-fold probabilities)"  # confident learning alone
+        k_fold = proto.get("kind") == "k-fold" or (self.path / CV_PROBS).exists()  # confident learning alone
+        if self.num_runs == 0 and proto.get("folds") and k_fold:
+            return f"{proto['folds']} cross-validated folds (out-of-fold probabilities)"
         if self.num_runs == 0:  # e.g. the kNN vote on frozen features
             return "no training"
         return f"{self.num_runs} run{'s' if self.num_runs != 1 else ''}"
@@ -369,6 +380,8 @@ class Run:
         i = int(sample_id)
         if not 0 <= i < self.num_samples:
             raise ValueError(f"sample id {sample_id} out of range [0, {self.num_samples})")
+        from labeltrace.data import decode  # lazy: decoding lives at the data edge
+
         f = self.image_file(i)
         if f is None:
             files = (self.path / IMAGES, self.path / IMAGES_FLAT, self.path / IMAGES_INDEX)
@@ -377,11 +390,9 @@ class Run:
             if self._images is not None:
                 return self._images[i]
             arr = self._source_dataset().load(i)
-            return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
-        from labeltrace.data import decode  # lazy: decoding lives at the data edge
-
+            return decode.to_uint8(arr)
         arr = decode.decode_image(f, max_pixels=self.max_pixels)
-        return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+        return decode.to_uint8(arr)
 
 
     def _source_dataset(self) -> Any:

@@ -132,7 +132,7 @@ def write_outputs(
     if ds.root is None and source is None:  # arrays handed over in memory: keep their pixels to show them
         write_images(ds, out / rd.IMAGES, out / rd.IMAGES_FLAT, out / rd.IMAGES_INDEX)
     timings["total"] = time.perf_counter() - t_start
-    earlier = _earlier_meta(out)  # a finished scan re-scored: it trained nothing now, keep when and how long it did
+    earlier = rd.held_meta(out)  # a finished scan re-scored: it trained nothing now, keep when and how long it did
     row = detectors.get(det.name)
     held = rec is not None and rec.held_out
     meta: dict[str, Any] = {
@@ -167,17 +167,6 @@ def write_outputs(
     }  # fmt: skip
     rd.write_json(out / rd.RUN_JSON, meta)
     return table, meta
-
-
-def _earlier_meta(out: Path) -> dict[str, Any]:
-    """The run.json a re-scored finished scan replaces (its creation time and training time), or {}."""
-    import json
-
-    try:
-        meta = json.loads((out / rd.RUN_JSON).read_text())
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
 
 
 def _kfold(config: ScanConfig) -> bool:

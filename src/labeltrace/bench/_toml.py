@@ -28,6 +28,14 @@ def typed(d: Mapping[str, Any], key: str, types: type | tuple[type, ...], where:
     return v
 
 
+def seed_list(v: Any, where: str) -> list[int]:
+    """``v`` as a non-empty list of ints >= 0 (the ``seeds`` of a table), or an error."""
+    ok = isinstance(v, list) and bool(v) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)
+    if not ok:
+        raise err(where, f"'seeds' must be a non-empty list of ints >= 0, got {v!r}")
+    return list(v)
+
+
 def str_list(v: Any, key: str, where: str) -> list[str]:
     """``v`` as a non-empty list of strings, or an error naming ``key``."""
     if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from labeltrace.bench._toml import check_keys as _check_keys
 from labeltrace.bench._toml import err as _err
-from labeltrace.bench._toml import str_list
+from labeltrace.bench._toml import seed_list, str_list
 from labeltrace.bench._toml import typed as _typed
 from labeltrace.bench.quick import QUICK_DEFAULTS, apply_quick, check_quick
 
@@ -295,11 +295,7 @@ def parse_config(raw: Mapping[str, Any]) -> BenchConfig:
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
         raise _err("[[datasets]]", f"dataset names must be unique, got {names}")
-    seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
-    ):
-        raise _err("(top level)", f"'seeds' must be a non-empty list of ints >= 0, got {seeds!r}")
+    seeds = seed_list(raw.get("seeds", [0]), "(top level)")
     detectors = _str_list(raw, "detectors", "(top level)") if "detectors" in raw else ("*",)
     kw: dict[str, Any] = {}
     for k, typ in (("name", str), ("cache_dir", str), ("device", str), ("n_folds", int),

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from labeltrace.bench._toml import check_keys, err, str_list, typed
+from labeltrace.bench._toml import check_keys, err, seed_list, str_list, typed
 
 if TYPE_CHECKING:
     from labeltrace.bench.config import BenchConfig, DatasetSpec, ModelSpec
@@ -35,11 +35,7 @@ def check_quick(quick: Any, datasets: Sequence[DatasetSpec], models: Mapping[str
     check_keys(quick, _KEYS, _WHERE)
     q = dict(quick)
     if "seeds" in q:
-        s = q["seeds"]
-        if not isinstance(s, list) or not s or not all(
-            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s
-        ):
-            raise err(_WHERE, f"'seeds' must be a non-empty list of ints >= 0, got {s!r}")
+        seed_list(q["seeds"], _WHERE)
     for k in ("epochs", "subset"):
         if k in q and typed(q, k, int, _WHERE) < 1:
             raise err(_WHERE, f"{k!r} must be >= 1, got {q[k]}")

@@ -49,6 +49,7 @@ __all__ = [
     "pil_to_array",
     "pixel_limit",
     "resize_image",
+    "to_uint8",
     "to_uint8_thumbnail",
 ]
 
@@ -303,6 +304,11 @@ def resize_image(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """A decoded float image in [0, 1] as uint8: ``round(255 * x)``, clipped (halves to even)."""
+    return np.rint(np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def to_uint8_thumbnail(img: np.ndarray, size: int) -> np.ndarray:
     """Make an ``(h, w, 3)`` uint8 RGB thumbnail whose longer side is ``size`` pixels.
 
@@ -321,7 +327,7 @@ def to_uint8_thumbnail(img: np.ndarray, size: int) -> np.ndarray:
         )
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
-    u8 = np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    u8 = to_uint8(a)
     pil = Image.fromarray(np.repeat(u8, 3, axis=-1) if u8.shape[-1] == 1 else u8)
     h, w = a.shape[:2]
     scale = size / max(h, w)

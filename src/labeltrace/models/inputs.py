@@ -71,6 +71,7 @@ def pixels_fingerprint(ds: ImageDataset) -> str:
     its own size (no image is resized, and they are never held all at once)."""
     import hashlib
 
+    from labeltrace.data.decode import to_uint8
     from labeltrace.models import backbone
 
     if ds.root is not None:
@@ -79,7 +80,7 @@ def pixels_fingerprint(ds: ImageDataset) -> str:
         return backbone.fingerprint_array(ds.materialize(dtype=np.uint8))
     h = hashlib.sha256(b"per-image")
     for i in range(len(ds)):
-        img = np.round(ds.load(i) * 255.0).astype(np.uint8)
+        img = to_uint8(ds.load(i))
         h.update(backbone.fingerprint_array(img, max_elements=4096).encode())
     return h.hexdigest()
 

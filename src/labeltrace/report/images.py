@@ -16,9 +16,9 @@ __all__ = ["display_image", "load_rgb", "png_bytes", "png_data_uri"]
 def load_rgb(run: Run, sample_id: int) -> np.ndarray:
     """A sample's image as ``(H, W, 3)`` uint8 RGB.
 
-    Files are resolved with :meth:`Run.image_file` (which refuses paths outside the run's allowed roots)
-    and decoded with :func:`labeltrace.data.decode.decode_image`; array datasets come from
-    ``images.npy``.
+    Read with :meth:`Run.image`: files are resolved with :meth:`Run.image_file` (which refuses paths
+    outside the run's allowed roots) and decoded with :func:`labeltrace.data.decode.decode_image`;
+    in-memory datasets come from the pixels the run kept, a ``.npz`` from its source.
 
     Raises
     ------
@@ -29,17 +29,14 @@ def load_rgb(run: Run, sample_id: int) -> np.ndarray:
     i = int(sample_id)
     if not 0 <= i < run.num_samples:
         raise ValueError(f"sample id {sample_id} out of range [0, {run.num_samples})")
-    f = run.image_file(i)
-    if f is None:
-        a = np.asarray(run.image(i))
-        if a.dtype != np.uint8:
-            from labeltrace.data.decode import array_to_float
+    a = np.asarray(run.image(i))  # a file decoded (Run.image_file checks its root), or the kept pixels
+    if a.dtype != np.uint8:  # an images.npy of another dtype (runs written before)
+        from labeltrace.data.decode import (  # lazy: decoding lives at the data edge
+            array_to_float,
+            to_uint8,
+        )
 
-            a = np.rint(array_to_float(a) * 255.0).astype(np.uint8)
-    else:
-        from labeltrace.data.decode import decode_image  # lazy: decoding lives at the data edge
-
-        a = np.clip(np.rint(decode_image(f, max_pixels=run.max_pixels) * 255.0), 0, 255).astype(np.uint8)
+        a = to_uint8(array_to_float(a))
     if a.ndim == 2:
         a = a[:, :, None]
     if a.shape[2] == 1:

@@ -128,15 +128,18 @@ class FeatureBatches:
     def shape(self) -> tuple[int, ...]:
         return self._shape
 
+    def _standardised(self, rows: np.ndarray) -> np.ndarray:
+        return ((rows - self.mean) / self.std).astype(np.float32)
+
     def matrix(self) -> np.ndarray:
         """Every row, standardised as :meth:`batches` hands them over: ``(N, D)`` float32 in memory."""
-        return ((self._read(0, self._shape[0]) - self.mean) / self.std).astype(np.float32)
+        return self._standardised(self._read(0, self._shape[0]))
 
     def batches(self, ids: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for b in range(0, len(ids), batch_size):
             chunk = ids[b : b + batch_size]
             rows = self.rows(chunk.numpy())
-            yield chunk, torch.from_numpy(((rows - self.mean) / self.std).astype(np.float32))
+            yield chunk, torch.from_numpy(self._standardised(rows))
 
 
 def _decode_size(ds: ImageDataset, resolution: int) -> tuple[int | None, Any]:

@@ -18,6 +18,11 @@ decision, when nobody voted a label) or empty; every sample without a consensus 
 original label. The samples without a consensus are listed in ``<out stem>.unresolved.csv``
 (``id, external_id, given_label, votes, n_votes, needs``), written beside the labels whenever
 the run has decisions.
+
+A run scanned with ``--noise`` is refused, whatever the dataset's format: its given labels are
+the injected ones, not the dataset's, so no cleaned label file of the dataset can be written from
+it (the manifest, a folder's layout and the arrays hold the original labels). Such a run is a
+demo; ``labeltrace export RUN --to csv`` lists its decisions beside the given and true labels.
 """
 
 from __future__ import annotations
@@ -143,6 +148,20 @@ def _csv_table(table: pa.Table, out: Path) -> Path:
     return atomic_write(out, lambda fh: pacsv.write_csv(table, fh))
 
 
+def _refuse_injected_noise(run: Run) -> None:
+    """Refuse a run whose given labels were injected by ``--noise`` (module docstring)."""
+    noise = run.meta.get("noise")
+    spec = noise.get("spec") if isinstance(noise, dict) else None
+    spec = spec or (run.meta.get("config") or {}).get("noise")
+    if spec:
+        raise ValueError(
+            f"{run.path} was scanned with --noise {spec}: its given labels are the injected ones, "
+            "not the dataset's, so its decisions cannot be written back as the dataset's cleaned "
+            "labels (a noise-injected run is a demo); `labeltrace export "
+            f"{run.path} --to csv` lists every decision beside the given and true labels"
+        )
+
+
 def unresolved_path(out: str | os.PathLike[str]) -> Path:
     """Where the samples without a consensus are listed, beside the cleaned labels ``out``."""
     out = Path(out)
@@ -166,8 +185,15 @@ def export_labels(
         module docstring). The original manifest is never overwritten.
     report : callable, optional
         Told how many samples have no consensus yet and where they are listed.
+
+    Raises
+    ------
+    ValueError
+        The run was scanned with ``--noise`` (module docstring), the output's format does not
+        match the dataset's, or the manifest changed since the scan.
     """
     run = open_run(run_dir)
+    _refuse_injected_noise(run)
     path = _export(run, Path(out) if out is not None else None)
     if (run.path / REVIEWS_DB).exists():
         v = run_verdicts(run)

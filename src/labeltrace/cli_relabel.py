@@ -180,7 +180,9 @@ def add_relabel_commands(sub: Any) -> None:
                     help="the given label counts as one vote (a change then needs a second reviewer); stored with "
                     "the decisions; default: the stored rule, else not")
     rv.add_argument("--live", action="store_true",
-                    help="re-rank the samples not yet reached as decisions arrive, in the background")
+                    help="re-rank the samples not yet reached as decisions arrive, in the background (the "
+                    "positions shown and the decided samples stay); without a queue file the order starts as "
+                    "`labeltrace queue` would write it by default, not the scan's rank")
     rv.add_argument("--live-every", type=int, default=20, metavar="M", help="settled samples between re-rankings")
     rv.add_argument("--live-method", default="propagation", choices=["propagation", "head"],
                     help="propagation (default): corrected labels shift their 10 nearest neighbours' posteriors "

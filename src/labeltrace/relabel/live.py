@@ -11,9 +11,11 @@ says when a refresh is due, and the refresh is an ``update_posterior`` callable
 :meth:`~labeltrace.relabel.campaign.Campaign.set_posterior` installs.
 
 The refresh runs in a background thread, so no decision waits for it; the order in use until
-it finishes stays valid. Positions the reviewers have reached (up to the last decided position)
-never move: a re-ranking reorders only the samples after them, so the page's position numbers
-and the *previous* key keep their meaning.
+it finishes stays valid. Positions the reviewers have been shown (the leading ``reached`` ones)
+and the positions of the samples already decided (``pinned``) never move: a re-ranking reorders
+only the other samples, among the other positions, so the page's position numbers and the
+*previous* key keep their meaning — and one decision far down the queue (a script's, another
+tool's) pins that one position, not every position before it.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ class LiveQueue:
         self.background = bool(background)
         self.log = log
         self.frontier = 0
+        self.pinned = np.zeros(campaign.num_samples, dtype=bool)
         self.version = 0
         self.seconds = 0.0
         self.error: str | None = None
@@ -167,20 +170,24 @@ class LiveQueue:
                 "until_next": c.until_update}  # fmt: skip
 
     # ------------------------------------------------------------------ writes
-    def sync(self, labels: np.ndarray, resolved: np.ndarray, reached: int) -> bool:
+    def sync(self, labels: np.ndarray, resolved: np.ndarray, reached: int,
+             pinned: np.ndarray | None = None) -> bool:  # fmt: skip
         """Take in the decisions so far and start a refresh when one is due.
 
         ``labels`` (N,) are the current labels (consensus where resolved, given elsewhere),
         ``resolved`` (N,) the samples that have a consensus, ``reached`` the number of leading
-        positions the reviewers have reached (they keep their place). Returns whether a
-        refresh started.
+        positions the reviewers have reached (they keep their place), ``pinned`` (N,) bool the
+        samples with a decision (they keep their position wherever it is; default: the resolved
+        ones). Returns whether a refresh started.
         """
         with self._lock:
             c = self.campaign
-            new = np.flatnonzero(np.asarray(resolved, dtype=bool) & ~c.settled)
+            res = np.asarray(resolved, dtype=bool)
+            new = np.flatnonzero(res & ~c.settled)
             for i in new.tolist():
                 c.record(i, int(labels[i]))  # one vote settles (single vote, no initial vote)
             self._labels = np.asarray(labels, dtype=np.int64).copy()
+            self.pinned |= res if pinned is None else np.asarray(pinned, dtype=bool)
             self.frontier = max(self.frontier, min(int(reached), self._order.size))
             if not c.update_due or self.refreshing:
                 return False
@@ -224,12 +231,17 @@ class LiveQueue:
             self.error = None
 
     def _reordered(self) -> np.ndarray:
-        """The fixed prefix, then the campaign's ranking of the remaining members."""
-        head = self._order[: self.frontier]
+        """The reached prefix and the pinned samples where they are; the other positions, in
+        order, take the campaign's ranking of the remaining members."""
+        order = self._order
+        keep = self.pinned[order]
+        keep[: self.frontier] = True
         taken = np.zeros(self.members.size, dtype=bool)
-        taken[head] = True
+        taken[order[keep]] = True
         ranked = self.campaign.ranking()
         ranked = ranked[self.members[ranked] & ~taken[ranked]]
         taken[ranked] = True
-        rest = self._order[~taken[self._order]]  # settled beyond the prefix: keep their order
-        return np.concatenate([head, ranked, rest])
+        rest = order[~taken[order]]  # settled but not pinned: after the ranked, in their order
+        out = order.copy()
+        out[~keep] = np.concatenate([ranked, rest])
+        return out

@@ -2,8 +2,11 @@
 their consensus, and each sample's context. No web stack here; :mod:`labeltrace.review.app`
 maps it to routes.
 
-Positions a reviewer has been shown (or decided) keep their samples when a live queue
-re-ranks; look-aheads (``peek``) do not count.
+Positions a reviewer has been shown, and the decided samples' positions, keep their samples
+when a live queue re-ranks; look-aheads (``peek``) do not count. A live queue without a queue
+file (``labeltrace queue``) serves its own ranking from the start (the default queue method on
+the run's posterior, what ``labeltrace queue`` would write) rather than the scan's rank, so a
+re-ranking moves samples only when the decisions changed what the model sees.
 
 Who has done what: a sample is **done for reviewer X** when its votes settle it (the consensus
 rule), when X's own latest decision on it is a label or *unsure*, or — under single-expert
@@ -133,6 +136,10 @@ class ReviewState:
         campaign = Campaign(self.given, num_classes=len(self.classes), budget=None, priority=rule,
                             posterior=post, sei=sei, count_initial_label=False,
                             update_every=config.every, gamma=gamma, seed=seed)  # fmt: skip
+        if not (self.run.path / QUEUE).exists():
+            # no queue file: the order shown is the live ranking's own, not the scan's rank, so a
+            # refresh that changed no label reproduces it (the first one reshuffled everything)
+            self._static = campaign.ranking()
         head = HeadConfig(folds=5 if self.run.held_out else 1)
 
         def build() -> Callable[[np.ndarray], Any]:
@@ -182,10 +189,9 @@ class ReviewState:
         if self.live is None:
             return
         v = self.verdicts()
-        touched = np.flatnonzero(v.latest_kind >= 0)
-        pos = self.positions()[touched]
-        decided = int(pos.max()) + 1 if pos.size and pos.max() >= 0 else 0
-        self.live.sync(v.final, v.resolution.resolved, max(decided, self._reached))
+        # the decided samples keep their positions, wherever they are; of the others only the
+        # positions shown so far stay (one decision at the end of the queue freezes nothing else)
+        self.live.sync(v.final, v.resolution.resolved, self._reached, pinned=v.latest_kind >= 0)
 
     def progress(self, reviewer: str | None) -> dict[str, Any]:
         """Counts over the queue for ``reviewer`` and the first position not done for them."""

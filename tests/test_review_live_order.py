@@ -1,0 +1,58 @@
+"""The review page's live order: which positions a re-ranking keeps, and where it starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from runfactory import make_run
+
+from labeltrace.relabel.live import LiveConfig
+from labeltrace.review import create_app
+from labeltrace.rundir import open_run
+
+LOCAL = "http://127.0.0.1"
+
+
+def _ids(c: TestClient, n: int) -> list[int]:
+    return [c.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(n)]
+
+
+def test_one_decision_at_the_end_of_the_queue_does_not_freeze_the_rest(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=60, k=3, seed=11, embedding=True)
+    run = open_run(rd)
+    given, classes = run.column("given_label"), run.classes
+    app = create_app(rd, live=LiveConfig(method="propagation", every=3))
+    c = TestClient(app, base_url=LOCAL)
+    before = _ids(c, 60)
+    last = before[-1]  # a script confirms the least suspicious sample, without looking at it
+    assert c.post("/api/decision", json={"sample_id": last, "decision": given[last],
+                                         "reviewer": "script"}).status_code == 200  # fmt: skip
+    shown = []
+    for p in range(3):  # a reviewer relabels the first three
+        i = c.get(f"/api/item/{p}?reviewer=ann").json()["id"]
+        shown.append(i)
+        r = c.post("/api/decision", json={"sample_id": i, "reviewer": "ann",
+                                          "decision": next(x for x in classes if x != given[i])})
+        assert r.status_code == 200
+    live = app.state.review.live
+    assert live.wait(30) and live.version >= 1
+    after = _ids(c, 60)
+    assert after[:3] == shown and after[-1] == last  # shown and decided: kept in place
+    assert sorted(after) == sorted(before) and after[3:-1] != before[3:-1]  # the rest re-ranked
+
+
+def test_without_a_queue_file_a_refresh_that_changed_no_label_keeps_the_order(tmp_path: Path
+                                                                              ) -> None:  # fmt: skip
+    rd = make_run(tmp_path, n=60, k=3, seed=12, embedding=True)
+    given = open_run(rd).column("given_label")
+    assert not (rd / "queue.parquet").exists()
+    app = create_app(rd, live=LiveConfig(method="propagation", every=2))
+    c = TestClient(app, base_url=LOCAL)
+    before = _ids(c, 60)
+    for p in range(2):  # both confirm the given label: nothing the model sees changed
+        i = c.get(f"/api/item/{p}?reviewer=ann").json()["id"]
+        c.post("/api/decision", json={"sample_id": i, "decision": given[i], "reviewer": "ann"})
+    live = app.state.review.live
+    assert live.wait(30) and live.version == 1
+    assert _ids(c, 60) == before

@@ -30,7 +30,9 @@
 
 :func:`import_labelstudio` reads a Label Studio JSON (or JSON-MIN) export back and writes its
 decisions into ``reviews.db`` with reviewer ``"labelstudio"``, so
-:func:`labeltrace.export.cleaned.export_labels` produces the cleaned label file from them.
+:func:`labeltrace.export.cleaned.export_labels` produces the cleaned label file from them; an
+annotation no newer than the Label Studio decision already stored for its sample is left out
+(and said so), so importing an older export never undoes newer decisions.
 """
 
 

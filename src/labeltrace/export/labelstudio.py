@@ -69,7 +69,7 @@ def _ls_image(run: Run, i: int, images: ImageMode, document_root: Path | None, s
     if f is None:
         raise ValueError(
             f"sample {i} has no image file (array dataset); "
-            "export Label Studio tasks with images='data-uri'"
+            "export the Label Studio tasks with --images data-uri (images='data-uri' in Python)"
         )
     root = (document_root or run.data_root or f.parent).resolve()
     if not f.is_relative_to(root):
@@ -220,7 +220,8 @@ def _min_decision(task: dict[str, Any], classes: set[str], where: str) -> tuple[
     return None
 
 
-def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.PathLike[str]) -> int:
+def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.PathLike[str], *,
+                       warn: Callable[[str], None] | None = None) -> int:  # fmt: skip
     """Read a Label Studio export (JSON or JSON-MIN) into ``reviews.db``; returns rows written.
 
     Each task is matched by ``data.labeltrace_id`` (else ``external_id``). Of a task's
@@ -229,6 +230,11 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     annotation → ``skip``. Rows are stored with reviewer and source ``"labelstudio"`` and the
     annotation's time; importing the same file twice writes nothing new. All tasks are checked
     before anything is written.
+
+    The latest annotation counts across imports too: an annotation older than (or as old as)
+    the Label Studio decision already stored for its sample is not imported — importing last
+    week's export after this week's never undoes this week's decisions — and ``warn`` (default
+    :func:`warnings.warn`) is told how many were left out and for which samples.
 
     Raises
     ------
@@ -311,4 +317,29 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     for k, r in enumerate(rows):
         first.setdefault(r["sample_id"], k)
     rows.sort(key=lambda r: (first[r["sample_id"]], r["decided_at"] or ""))
-    return run_store(run).add_many(rows, source=LS_REVIEWER)
+    store = run_store(run)
+    stored = store.current(reviewer=LS_REVIEWER)
+    stale = [r for r in rows if r["sample_id"] in stored and r["decided_at"] is not None
+             and _not_newer(r, stored[r["sample_id"]])]  # fmt: skip
+    if stale:
+        ids = sorted({r["sample_id"] for r in stale})
+        msg = (f"{export_json}: {len(stale)} annotation{'s' if len(stale) != 1 else ''} not imported: "
+               f"no newer than the Label Studio decision already stored for sample"
+               f"{'s' if len(ids) != 1 else ''} {listing(map(str, ids))} (an older export?); the stored "
+               "decisions stay current")  # fmt: skip
+        if warn is None:
+            warnings.warn(msg, UserWarning, stacklevel=2)
+        else:
+            warn(msg)
+        left_out = {id(r) for r in stale}
+        rows = [r for r in rows if id(r) not in left_out]
+    return store.add_many(rows, source=LS_REVIEWER)
+
+
+def _not_newer(row: dict[str, Any], stored: Any) -> bool:
+    """Whether an imported row is no newer than the stored decision (a repeat of the stored
+    decision itself is not: :meth:`ReviewStore.add_many` skips it as a duplicate)."""
+    at, was = _iso(row["decided_at"]), _iso(stored.decided_at)
+    if at is None or was is None or at > was:
+        return False
+    return not (at == was and (row["kind"], row["decision"]) == (stored.kind, stored.decision))

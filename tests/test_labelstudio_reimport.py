@@ -1,0 +1,44 @@
+"""Label Studio results read back more than once, and the export's option names in errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from runfactory import make_run
+
+from labeltrace.export import export_run, import_labelstudio
+from labeltrace.relabel.decisions import run_store
+from labeltrace.rundir import open_run
+
+
+def _min_export(path: Path, label: str, at: str, ids: range) -> Path:
+    path.write_text(json.dumps([{"image": "x", "labeltrace_id": i, "label": label, "updated_at": at,
+                                 "id": i + 1} for i in ids]))  # fmt: skip
+    return path
+
+
+def test_an_older_export_imported_later_does_not_undo_newer_decisions(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    friday = _min_export(tmp_path / "fri.json", "bird", "2025-01-10T10:00:00Z", range(4))
+    monday = _min_export(tmp_path / "mon.json", "cat", "2025-01-06T10:00:00Z", range(2, 6))
+    assert import_labelstudio(rd, friday) == 4
+    told: list[str] = []
+    assert import_labelstudio(rd, monday, warn=told.append) == 2  # samples 4 and 5 are new
+    cur = run_store(open_run(rd)).current()
+    assert [cur[i].decision for i in range(6)] == ["bird"] * 4 + ["cat"] * 2
+    assert len(told) == 1 and "2 annotations not imported" in told[0] and "samples 2, 3" in told[0]
+    # a newer export still replaces, and re-importing the same file writes nothing and warns nothing
+    later = _min_export(tmp_path / "later.json", "airplane", "2025-01-12T10:00:00Z", range(1))
+    assert import_labelstudio(rd, later, warn=told.append) == 1
+    assert import_labelstudio(rd, later, warn=told.append) == 0 and len(told) == 1
+    assert run_store(open_run(rd)).current()[0].decision == "airplane"
+    with pytest.warns(UserWarning, match="older export"):
+        import_labelstudio(rd, monday)
+
+
+def test_local_files_of_an_array_run_name_the_command_line_option(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=20, k=3, with_files=False)
+    with pytest.raises(ValueError, match="--images data-uri"):
+        export_run(rd, "labelstudio", images="local-files")

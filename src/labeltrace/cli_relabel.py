@@ -175,7 +175,8 @@ def add_relabel_commands(sub: Any) -> None:
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
     rv.add_argument("--agree", type=int, metavar="R",
                     help="agreeing reviews a sample needs, and more than any other label has (a tie waits for "
-                    "another vote); stored with the decisions; default: the stored rule, else 1 = single-expert review")
+                    "another vote); stored with the decisions; default: the stored rule, else 1 = single-expert review. Above 1 "
+                    "every decision needs a reviewer name")
     rv.add_argument("--count-given", action=argparse.BooleanOptionalAction, default=None,
                     help="the given label counts as one vote (a change then needs a second reviewer); stored with "
                     "the decisions; default: the stored rule, else not")

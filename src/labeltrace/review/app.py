@@ -15,7 +15,8 @@ Routes (all need the token when one is set: header ``X-Labeltrace-Token`` or ``?
 ``GET  /api/image/{id}``    a sample's image as PNG (by sample id only, scaled for display;
                             ``?thumb=true``: small, for the neighbours)
 ``POST /api/decision``      ``{"sample_id", "decision", "kind"?, "reviewer"?}`` → committed row,
-                            progress, and the next position for that reviewer
+                            progress, and the next position for that reviewer (``reviewer`` is
+                            required when the rule asks for more than one agreeing review)
 ``GET  /api/history/{id}``  every decision ever stored for a sample, oldest first
 ==========================  =================================================================
 
@@ -263,6 +264,10 @@ def create_app(
         problem = _decision_problem(state, body, who)
         if problem is not None:
             return _err(*problem)
+        if state.rule.agree > 1 and _who(who) is None:  # nameless votes would all be one "anonymous"
+            return _err(400, f"sample {body.sample_id}: this review needs a reviewer name ({state.rule.describe()}: "
+                        "each reviewer's vote counts once); enter your name in the Reviewer box, or send "
+                        "\"reviewer\"")  # fmt: skip
         try:
             row = state.store.add(
                 body.sample_id, body.decision, kind=body.kind, reviewer=who, source="app"

@@ -11,8 +11,10 @@ re-ranking moves samples only when the decisions changed what the model sees.
 Who has done what: a sample is **done for reviewer X** when its votes settle it (the consensus
 rule), when X's own latest decision on it is a label or *unsure*, or — under single-expert
 review (``agree == 1``) — when its latest decision, by anyone, is *unsure* and nobody voted a
-label. Without a reviewer name the page falls back to "anyone": done when settled or when the
-latest decision is a label or *unsure*. *Skip* never makes a sample done. Progress, the resume
+label. Without a reviewer name the page falls back to "anyone": done when settled or — under
+single-expert review — when the latest decision is a label or *unsure*; with ``agree > 1`` only
+a consensus makes a sample done for a page without a name (and such a page cannot decide: the
+app asks for a name, or every nameless vote would count as one "anonymous" reviewer). *Skip* never makes a sample done. Progress, the resume
 position and the next position after a decision all follow this.
 """
 
@@ -173,6 +175,8 @@ class ReviewState:
         """(N,) bool: samples done for ``reviewer`` (module docstring)."""
         r = v.resolution
         if reviewer is None:
+            if self.rule.agree > 1:
+                return r.resolved.copy()
             return r.resolved | (v.latest_kind == _LABEL) | (v.latest_kind == _UNSURE)
         mine, _ = self.store.current_arrays(reviewer)
         closed = (self.rule.agree == 1) & (r.n_votes == 0) & (v.latest_kind == _UNSURE)

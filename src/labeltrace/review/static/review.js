@@ -9,6 +9,7 @@
   let item = null;
   let busy = false;
   let loadSeq = 0;
+  let agree = 1; // agreeing reviews the rule asks for: above 1, every decision needs a name
 
   async function api(path, opts = {}) {
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
@@ -47,6 +48,11 @@
 
   function showProgress(p) {
     total = p.total;
+    if (p.rule) {
+      agree = p.rule.agree;
+      $("reviewer").required = agree > 1;
+      if (agree > 1) $("reviewer").placeholder = "your name (required)";
+    }
     $("bar-fill").style.width = (p.total ? (100 * p.reviewed) / p.total : 0) + "%";
     let t = `${p.reviewed} / ${p.total} reviewed · ${p.changed} label${p.changed === 1 ? "" : "s"} changed`;
     if (p.skipped) t += ` · ${p.skipped} skipped`;
@@ -260,6 +266,12 @@
 
   async function decide(kind, label) {
     if (!item || busy) return;
+    if (agree > 1 && !who()) {
+      setStatus(`NOT saved: enter your name in the Reviewer box first — ${agree} reviewers must agree, ` +
+        "so every vote needs a name", "error");
+      $("reviewer").focus();
+      return;
+    }
     busy = true;
     const id = item.id;
     setStatus("saving…", "saving");

@@ -1,0 +1,41 @@
+"""Several reviewers on one page: names, what counts as done, what each request resolves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from runfactory import make_run
+
+from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.decisions import run_store
+from labeltrace.review import create_app
+from labeltrace.rundir import open_run
+
+LOCAL = "http://127.0.0.1"
+
+
+def test_agree_above_one_needs_a_reviewer_name(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    c = TestClient(create_app(rd, consensus=ConsensusRule(agree=2)), base_url=LOCAL)
+    first = c.get("/api/item/0").json()["id"]
+    for who in ({}, {"reviewer": ""}, {"reviewer": "   "}):
+        r = c.post("/api/decision", json={"sample_id": first, "decision": "cat", **who})
+        assert r.status_code == 400 and "needs a reviewer name" in r.json()["detail"]
+    assert run_store(open_run(rd)).history() == []
+    assert c.post("/api/decision", json={"sample_id": first, "decision": "cat",
+                                         "reviewer": "ada"}).status_code == 200  # fmt: skip
+    # one vote of two: not done for a page without a name, nor for bob; done for ada
+    assert c.get("/api/state").json()["reviewed"] == 0
+    assert c.get("/api/state?reviewer=bob").json()["reviewed"] == 0
+    assert c.get("/api/state?reviewer=ada").json()["reviewed"] == 1
+    assert "every vote needs a name" in c.get("/").text  # the page asks before sending
+
+
+def test_single_expert_review_still_takes_a_nameless_decision(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    first = c.get("/api/item/0").json()["id"]
+    r = c.post("/api/decision", json={"sample_id": first, "decision": "cat"})
+    assert r.status_code == 200 and r.json()["decision"]["reviewer"] == "anonymous"
+    assert c.get("/api/state").json()["reviewed"] == 1

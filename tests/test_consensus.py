@@ -84,6 +84,7 @@ def test_export_resolves_by_consensus_and_lists_the_rest(tmp_path: Path) -> None
     st.add(1, given[1], reviewer="bob")  # a dispute: keeps its label, listed
     st.add(2, other[2], reviewer="ada")  # one vote of two: listed
     st.add(3, "unsure", reviewer="ada")
+    st.add(4, "skip", reviewer="bob")
     final, dec = final_labels(run)
     assert final[0] == run.classes.index(other[0])
     gid = run.column("given_label_id")
@@ -94,11 +95,13 @@ def test_export_resolves_by_consensus_and_lists_the_rest(tmp_path: Path) -> None
     out = export_labels(rd, report=messages.append)
     rows = csv_rows(out)
     assert rows[0]["label"] == other[0] and rows[1]["label"] == given[1]
-    listed = csv_rows(unresolved_path(out))
-    assert [int(r["id"]) for r in listed] == [1, 2]
+    listed = csv_rows(unresolved_path(out))  # every sample with a decision and no consensus
+    assert [int(r["id"]) for r in listed] == [1, 2, 3, 4]
+    assert [r["status"] for r in listed] == ["no consensus", "no consensus", "unsure", "skip"]
     assert listed[0]["votes"] == "; ".join(sorted([f"{other[1]}: ada", f"{given[1]}: bob"]))
-    assert [r["needs"] for r in listed] == ["1 more agreeing vote"] * 2
-    assert messages and messages[0].startswith("2 samples without a consensus (2 agreeing reviews")
+    assert [r["needs"] for r in listed] == ["1 more agreeing vote"] * 2 + ["2 agreeing label votes"] * 2
+    assert messages and messages[0].startswith("4 samples without a consensus (2 agreeing reviews")
+    assert "(2 of them only marked unsure or skipped)" in messages[0]
 
 
 def test_cli_export_reports_the_unresolved(tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from runfactory import make_run
 
@@ -39,3 +40,33 @@ def test_single_expert_review_still_takes_a_nameless_decision(tmp_path: Path) ->
     r = c.post("/api/decision", json={"sample_id": first, "decision": "cat"})
     assert r.status_code == 200 and r.json()["decision"]["reviewer"] == "anonymous"
     assert c.get("/api/state").json()["reviewed"] == 1
+
+
+def test_a_request_resolves_the_votes_once_and_only_of_the_voted_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labeltrace.review.state as state_mod
+    from labeltrace.relabel.decisions import ReviewStore
+
+    rd = make_run(tmp_path, n=30, k=3, seed=2)
+    c = TestClient(create_app(rd, consensus=ConsensusRule(agree=2)), base_url=LOCAL)
+    calls: list[int] = []
+    real = state_mod.verdicts
+
+    def counted(*a: object, **kw: object) -> state_mod.Verdicts:
+        v = real(*a, **kw)  # type: ignore[arg-type]
+        calls.append(int(v.votes.shape[0]))
+        return v
+
+    monkeypatch.setattr(state_mod, "verdicts", counted)
+    monkeypatch.setattr(ReviewStore, "vote_counts", lambda self: pytest.fail("an (N, K) vote matrix"))
+    ids = [c.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(3)]
+    calls.clear()
+    for n, i in enumerate(ids, 1):
+        r = c.post("/api/decision", json={"sample_id": i, "decision": "cat", "reviewer": "ada"})
+        assert r.status_code == 200
+        assert calls == [n]  # once per decision, over the n samples with votes
+        calls.clear()
+    c.get("/api/state")
+    c.get("/api/item/0")
+    assert calls == []  # no new decision: nothing resolved again

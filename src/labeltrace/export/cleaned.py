@@ -15,8 +15,9 @@ Written in the format the dataset came in:
 reviewer's latest label decision is one vote, resolved by the rule stored with the decisions),
 ``no consensus`` (votes that do not settle the sample yet), ``unsure`` / ``skip`` (the latest
 decision, when nobody voted a label) or empty; every sample without a consensus keeps its
-original label. The samples without a consensus are listed in ``<out stem>.unresolved.csv``
-(``id, external_id, given_label, votes, n_votes, needs``), written beside the labels whenever
+original label. The samples with a decision but without a consensus — votes that do not settle
+them, or only *unsure* / *skip* — are listed in ``<out stem>.unresolved.csv`` (``id,
+external_id, given_label, status, votes, n_votes, needs``), written beside the labels whenever
 the run has decisions.
 
 A run scanned with ``--noise`` is refused, whatever the dataset's format: its given labels are
@@ -38,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labeltrace import rundir
-from labeltrace.relabel.verdicts import final_labels, run_verdicts, unresolved_table
+from labeltrace.relabel.verdicts import Verdicts, run_verdicts, unresolved_table
 from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
 
 __all__ = ["DECISION_COLUMN", "export_labels", "unresolved_path"]
@@ -194,20 +195,23 @@ def export_labels(
     """
     run = open_run(run_dir)
     _refuse_injected_noise(run)
-    path = _export(run, Path(out) if out is not None else None)
+    v = run_verdicts(run)
+    path = _export(run, Path(out) if out is not None else None, v)
     if (run.path / REVIEWS_DB).exists():
-        v = run_verdicts(run)
         table = unresolved_table(run, v)
         listed = _csv_table(table, unresolved_path(path))
         if report is not None:
             n, rule = table.num_rows, v.rule.describe()
-            report(f"{n} sample{'s' if n != 1 else ''} without a consensus ({rule}) keep their "
-                   f"given label; listed in {listed}")  # fmt: skip
+            status = table.column("status").to_pylist()
+            only = sum(st in ("unsure", "skip") for st in status)
+            report(f"{n} sample{'s' if n != 1 else ''} without a consensus ({rule}) keep their given label"
+                   + (f" ({only} of them only marked unsure or skipped)" if only else "")
+                   + f"; listed in {listed}")  # fmt: skip
     return path
 
 
-def _export(run: Run, outp: Path | None) -> Path:
-    final, decision = final_labels(run)
+def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
+    final, decision = v.final, v.decision_text(run.classes)
     kind = run.meta["data"].get("kind")
     if kind == "manifest" and run.meta["data"].get("source"):
         return _manifest(run, outp, final, decision)

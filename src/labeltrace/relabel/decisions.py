@@ -332,20 +332,24 @@ class ReviewStore:
                 lab[i] = index[d.decision]
         return code, lab
 
-    def views(self, sample_id: int) -> list[Decision]:
-        """Each reviewer's latest row on one sample, oldest first."""
+    def views(self, sample_id: int | None = None) -> list[Decision]:
+        """Each reviewer's latest row on one sample (on every sample when None), oldest first."""
         return self._latest(per_reviewer=True, sample_id=sample_id)
 
     def vote_counts(self) -> np.ndarray:
         """(N, K) int64: per sample and class, the reviewers whose latest row is that label."""
         votes = np.zeros((self.num_samples, len(self.classes)), dtype=np.int64)
         index = {c: j for j, c in enumerate(self.classes)}
-        rows = [(d.sample_id, index[d.decision]) for d in self._latest(per_reviewer=True)
-                if d.kind == "label"]  # fmt: skip
+        rows = [(d.sample_id, index[d.decision]) for d in self.views() if d.kind == "label"]
         if rows:
             ids, labs = np.asarray(rows, dtype=np.int64).T
             np.add.at(votes, (ids, labs), 1)
         return votes
+
+    def last_seq(self) -> int:
+        """The highest ``seq`` stored (0 when none): every new decision changes it."""
+        with self._connect() as con:
+            return int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()[0])
 
     def reviewers(self) -> list[str]:
         """Every reviewer name stored, sorted."""

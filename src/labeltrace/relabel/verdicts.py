@@ -3,8 +3,12 @@
 Every reviewer's latest label decision on a sample is one vote; the store's
 :class:`~labeltrace.relabel.consensus.ConsensusRule` resolves the votes
 (:func:`labeltrace.relabel.consensus.resolve`). A resolved sample takes its consensus label;
-every other sample keeps its given label — those with votes but no consensus are *unresolved*
-and listed by :func:`unresolved_table` (the export writes them beside the cleaned labels).
+every other sample keeps its given label — those with a decision but no consensus (votes that
+do not settle it, or only *unsure* / *skip*) are listed by :func:`unresolved_table` (the export
+writes them beside the cleaned labels).
+
+Only the samples with votes are resolved (the work grows with the decisions, not with N × K):
+a sample nobody voted on is never resolved, whatever the rule.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from labeltrace.relabel.consensus import ConsensusRule, Resolution, resolve
-from labeltrace.relabel.decisions import KINDS, ReviewStore, open_store
+from labeltrace.relabel.decisions import KINDS, Decision, ReviewStore, open_store
 from labeltrace.rundir import Run
 
 __all__ = ["NO_CONSENSUS", "Verdicts", "final_labels", "run_verdicts", "unresolved_table",
@@ -33,13 +37,15 @@ class Verdicts:
     ----------
     rule : the consensus rule applied.
     given : given labels.
-    votes : (N, K) reviewer votes (each reviewer's latest label decision).
+    voted : (M,) int64 the samples with at least one reviewer vote, ascending.
+    votes : (M, K) their reviewer votes (each reviewer's latest label decision).
     resolution : the rule's verdict per sample.
     latest_kind : kind code of each sample's latest row (-1 none, 0 label, 1 unsure, 2 skip).
     """
 
     rule: ConsensusRule
     given: np.ndarray
+    voted: np.ndarray
     votes: np.ndarray
     resolution: Resolution
     latest_kind: np.ndarray
@@ -73,15 +79,39 @@ def verdicts(store: ReviewStore | None, given: np.ndarray, num_classes: int) -> 
     """Resolve the decisions of ``store`` (None: nobody reviewed yet) for the ``given`` labels."""
     g = np.asarray(given, dtype=np.int64)
     if store is None:
-        votes = np.zeros((g.size, num_classes), dtype=np.int64)
+        rows: list[Decision] = []
         kind = np.full(g.size, -1, dtype=np.int8)
         rule = ConsensusRule()
     else:
-        votes = store.vote_counts()
+        rows = store.views()
         kind = store.current_arrays()[0]
         rule = store.rule()
-    return Verdicts(rule=rule, given=g, votes=votes, resolution=resolve(votes, g, rule),
+    index = {c: j for j, c in enumerate(store.classes)} if store is not None else {}
+    pairs = [(d.sample_id, index[d.decision]) for d in rows if d.kind == "label"]
+    k = int(num_classes)
+    if pairs:
+        s, labs = np.asarray(pairs, dtype=np.int64).T
+        voted, inv = np.unique(s, return_inverse=True)
+        votes = np.zeros((voted.size, k), dtype=np.int64)
+        np.add.at(votes, (inv, labs), 1)
+    else:
+        voted, votes = np.zeros(0, dtype=np.int64), np.zeros((0, k), dtype=np.int64)
+    return Verdicts(rule=rule, given=g, voted=voted, votes=votes,
+                    resolution=_scatter(resolve(votes, g[voted], rule), voted, g.size, rule),
                     latest_kind=kind)  # fmt: skip
+
+
+def _scatter(part: Resolution, ids: np.ndarray, n: int, rule: ConsensusRule) -> Resolution:
+    """The resolution of the samples ``ids`` spread over all ``n``; the others have no votes:
+    unresolved, their leading count the given label's vote when it counts."""
+    def full(x: np.ndarray, fill: int | bool) -> np.ndarray:
+        out = np.full(n, fill, dtype=x.dtype)
+        out[ids] = x
+        return out
+
+    return Resolution(label=full(part.label, -1), resolved=full(part.resolved, False),
+                      disputed=full(part.disputed, False), n_votes=full(part.n_votes, 0),
+                      top=full(part.top, int(rule.count_given)), second=full(part.second, 0))  # fmt: skip
 
 
 def run_verdicts(run: Run) -> Verdicts:
@@ -96,35 +126,40 @@ def final_labels(run: Run) -> tuple[np.ndarray, np.ndarray]:
     return v.final, v.decision_text(run.classes)
 
 
-def _needs(top: int, second: int, agree: int) -> str:
+def _needs(top: int, second: int, n_votes: int, rule: ConsensusRule) -> str:
     """What settles a sample whose leading class has ``top`` votes, the runner-up ``second``."""
-    if top >= agree:
+    if n_votes == 0:  # only unsure / skip so far
+        n = max(rule.agree - int(rule.count_given), 1)
+        return "a label vote" if n == 1 else f"{n} agreeing label votes"
+    if top >= rule.agree:
         return "a tie-break vote"
-    n = agree - top
+    n = rule.agree - top
     return f"{n} more agreeing vote{'s' if n > 1 else ''}"
 
 
 def unresolved_table(run: Run, v: Verdicts | None = None) -> pa.Table:
-    """One row per sample with votes but no consensus: ``id, external_id, given_label, votes``
-    (``"cat: ada, bob; dog: eve"``), ``n_votes`` and ``needs`` (what would settle it)."""
+    """One row per sample with a decision but no consensus: ``id, external_id, given_label,
+    status`` (``no consensus`` — votes that do not settle it —, or ``unsure`` / ``skip`` when its
+    latest decision says so and no vote stands), ``votes`` (``"cat: ada, bob; dog: eve"``),
+    ``n_votes`` and ``needs`` (what would settle it)."""
     v = run_verdicts(run) if v is None else v
-    ids = np.flatnonzero(v.resolution.unresolved)
-    store = open_store(run)
-    text = []
-    for i in ids.tolist():
-        by: dict[str, list[str]] = {}
-        for d in store.views(i) if store is not None else []:
-            if d.kind == "label":
-                by.setdefault(d.decision, []).append(d.reviewer)
-        text.append("; ".join(f"{c}: {', '.join(who)}" for c, who in sorted(by.items())))
     r = v.resolution
-    needs = [_needs(t, s, v.rule.agree) for t, s in zip(r.top[ids].tolist(), r.second[ids].tolist(),
-                                                         strict=True)]  # fmt: skip
+    ids = np.flatnonzero((v.latest_kind >= 0) & ~r.resolved)
+    store = open_store(run)
+    by: dict[int, dict[str, list[str]]] = {}
+    for d in store.views() if store is not None and ids.size else []:
+        if d.kind == "label":
+            by.setdefault(d.sample_id, {}).setdefault(d.decision, []).append(d.reviewer)
+    text = ["; ".join(f"{c}: {', '.join(who)}" for c, who in sorted(by.get(i, {}).items()))
+            for i in ids.tolist()]  # fmt: skip
+    needs = [_needs(t, s, n, v.rule) for t, s, n in zip(r.top[ids].tolist(), r.second[ids].tolist(),
+                                                         r.n_votes[ids].tolist(), strict=True)]  # fmt: skip
     classes = np.asarray(run.classes, dtype=object)
     return pa.table({
         "id": pa.array(ids.astype(np.int64)),
         "external_id": run.samples.column("external_id").take(pa.array(ids)),
         "given_label": pa.array(classes[v.given[ids]].tolist(), pa.string()),
+        "status": pa.array(v.decision_text(run.classes)[ids].tolist(), pa.string()),
         "votes": pa.array(text, pa.string()),
         "n_votes": pa.array(r.n_votes[ids]),
         "needs": pa.array(needs, pa.string()),

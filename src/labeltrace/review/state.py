@@ -104,6 +104,7 @@ class ReviewState:
         self._lock = threading.Lock()
         self._posterior: np.ndarray | None = None
         self._reached = 0
+        self._verdicts: tuple[int, Verdicts] | None = None
         self._queue = queue_meta(run.path / QUEUE) or {}
         self.method = self._queue.get("method", DEFAULT_METHOD)
         self.live = self._live(live, log) if live is not None else None
@@ -169,7 +170,15 @@ class ReviewState:
 
     # ------------------------------------------------------------------ decisions
     def verdicts(self) -> Verdicts:
-        return verdicts(self.store, self.given, len(self.classes))
+        """The decisions resolved now: resolved again only after a new decision (of any process),
+        so the several reads of one request, and the requests between decisions, share one."""
+        seq = self.store.last_seq()
+        cached = self._verdicts
+        if cached is not None and cached[0] == seq:
+            return cached[1]
+        v = verdicts(self.store, self.given, len(self.classes))
+        self._verdicts = (seq, v)
+        return v
 
     def done(self, v: Verdicts, reviewer: str | None) -> np.ndarray:
         """(N,) bool: samples done for ``reviewer`` (module docstring)."""

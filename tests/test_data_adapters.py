@@ -358,6 +358,7 @@ def test_parse_labels_names_roundtrip(names: list[str]) -> None:
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 9), min_size=1, max_size=30), st.booleans())
 def test_parse_labels_integers(ints: list[int], as_text: bool) -> None:
+    ints = ints + list(range(max(ints) + 1))  # every position used: positions 0..K-1 with K <= N
     labels, classes = parse_labels([str(v) if as_text else v for v in ints], None)
     np.testing.assert_array_equal(labels, ints)
     assert classes == tuple(str(k) for k in range(max(ints) + 1))

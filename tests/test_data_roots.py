@@ -10,6 +10,7 @@ bad sample never aborts a whole export.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -79,18 +80,38 @@ def test_symlinked_class_folder_leading_out_is_refused(tree: dict[str, Path]) ->
 
 def test_symlinks_inside_the_root_are_fine(tree: dict[str, Path]) -> None:
     data = tree["data"]
-    (data / "dog" / "alias.png").symlink_to(data / "cat" / "0.png")
-    (data / "mouse").symlink_to(data / "cat", target_is_directory=True)
+    (data / ".store").mkdir()  # hidden: not a class, but inside the root
+    shutil.copy(data / "cat" / "0.png", data / ".store" / "x.png")
+    (data / "dog" / "alias.png").symlink_to(data / ".store" / "x.png")
     ds = from_folder(data)
-    assert ds.allowed_roots == (data.resolve(),) and len(ds) == 13
+    assert ds.allowed_roots == (data.resolve(),) and len(ds) == 9  # 8 images + the alias
     # the dataset reads the resolved file: the one that was checked
-    assert ds.path(ds.sources.index("dog/alias.png")) == (data / "cat" / "0.png").resolve()
+    assert ds.path(ds.sources.index("dog/alias.png")) == (data / ".store" / "x.png").resolve()
+
+
+def test_one_file_read_as_two_samples_is_refused(tree: dict[str, Path]) -> None:
+    data = tree["data"]
+    (data / "dog" / "alias.png").symlink_to(data / "cat" / "0.png")  # the same pixels, two labels
+    with pytest.raises(DataError, match=r"the same image file is more than one sample.*cat/0.png, dog/alias.png"):
+        from_folder(data)
+    (data / "dog" / "alias.png").unlink()
+    (data / "mouse").symlink_to(data / "cat", target_is_directory=True)  # a class folder linked to another
+    with pytest.raises(DataError, match=r"the same image file is more than one sample"):
+        from_folder(data)
+    (data / "mouse").unlink()
+    rows = "path,label\ncat/0.png,cat\ncat/1.png,cat\ndog/4.png,dog\ndog/5.png,dog\ncat/../cat/0.png,dog\n"
+    (data / "m.csv").write_text(rows)
+    with pytest.raises(DataError, match=r"more than one sample.*row 1 \(cat/0.png\), row 5 \(cat/../cat/0.png\)"):
+        from_manifest(data / "m.csv")
+    (data / "m.csv").write_text("id,path,label\na,cat/0.png,cat\nb,cat/0.png,dog\nc,cat/1.png,cat\nd,dog/4.png,dog\n")
+    with pytest.raises(DataError, match=r"more than one sample"):  # an id column does not make them two images
+        from_manifest(data / "m.csv")
 
 
 def test_manifest_paths_leading_out_are_refused(tree: dict[str, Path]) -> None:
     data, other, tmp = tree["data"], tree["other"], tree["tmp"]
     rows = [f"cat/{k}.png,cat" for k in range(4)] + [f"dog/{k}.png,dog" for k in range(4, 8)]
-    absolute_in = str((data / "cat" / "0.png").resolve())
+    absolute_in = str(_png(data / "cat" / "extra.png", 30).resolve())  # not listed otherwise
     (data / "m.csv").write_text(
         "path,label\n"
         + "\n".join(rows)

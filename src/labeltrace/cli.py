@@ -15,11 +15,33 @@ from labeltrace.cli_relabel import add_relabel_commands
 __all__ = ["main"]
 
 
+def _unlisted_images(root: Path, ds: Any, out: str | None) -> None:
+    """A warning naming the image files under DATA that the ``--labels`` manifest does not list: they
+    are not scanned (a manifest may label a subset on purpose, but never silently)."""
+    import os
+
+    from labeltrace._checks import listing
+    from labeltrace.data.decode import DICOM_SUFFIXES, IMAGE_SUFFIXES
+
+    exts = {e.lower() for e in IMAGE_SUFFIXES + DICOM_SUFFIXES}
+    listed = {str(Path(root, s).resolve()) for s in ds.sources}
+    found = []
+    skip = Path(out).resolve() if out else None  # a run directory inside DATA: its report's images
+    for top, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and Path(top, d).resolve() != skip]
+        found += [Path(top, f) for f in names if not f.startswith(".") and Path(f).suffix.lower() in exts]
+    left = sorted(f.relative_to(root).as_posix() for f in found if str(f.resolve()) not in listed)
+    if left:
+        print(f"warning: {len(left)} image files under {root} are not in the --labels manifest and are not scanned: "
+              f"{listing(left)}", file=sys.stderr)
+
+
 def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, origin), imported lazily
     """The dataset named on the command line and a description of where it came from."""
     from labeltrace import data
 
     man_cols = {"path_column": args.path_column, "label_column": args.label_column, "id_column": args.id_column}
+    read_as_is = {"missing_values": ()} if getattr(args, "no_missing_markers", False) else {}
 
     if args.example:
         if args.data or args.labels:
@@ -37,7 +59,9 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     if args.labels:
         man = Path(args.labels)
         root = Path(args.data) if args.data else None
-        ds = data.from_manifest(man, root=root, **man_cols, **common)
+        ds = data.from_manifest(man, root=root, **man_cols, **read_as_is, **common)
+        if root is not None and root.is_dir():
+            _unlisted_images(root, ds, getattr(args, "out", None))
         return ds, {"kind": "manifest", "source": str(man.resolve()), **used(man), **limits}
     if not args.data:
         raise SystemExit("error: give DATA (a folder, manifest or .npz), --labels FILE, or --example digits")
@@ -51,7 +75,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
                              "directory would be read as one the next time; choose an --out outside DATA")
         return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve()), **limits}
     if p.suffix.lower() in (".csv", ".tsv", ".parquet"):
-        ds = data.from_manifest(p, **man_cols, **common)
+        ds = data.from_manifest(p, **man_cols, **read_as_is, **common)
         return ds, {"kind": "manifest", "source": str(p.resolve()), **used(p), **limits}
     if p.suffix.lower() == ".npz":
         return data.from_npz(p, split=args.split), {"kind": "npz", "source": str(p.resolve()), "split": args.split}
@@ -267,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--path-column", default="path")
     s.add_argument("--label-column", default="label")
     s.add_argument("--id-column", help="manifest column of sample ids (default: 'id' when present, else the path)")
+    s.add_argument("--no-missing-markers", action="store_true",
+                   help="read manifest labels and ids such as NA, None, null or - as they are (a class named "
+                        "'none'); by default they are missing values and refused, and only empty cells are so "
+                        "with this flag")
     s.add_argument("--split", default="train", help="split of a MedMNIST-style .npz")
     s.add_argument("--csv", action="store_true", help="also write samples.csv")
     s.add_argument("--top", type=int, default=10, help="suspects shown in the summary")

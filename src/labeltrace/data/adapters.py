@@ -43,6 +43,7 @@ from labeltrace.data.sources import ArraySource, FileSource
 from labeltrace.data.validate import (
     MISSING_VALUES,
     OnBadImage,
+    distinct_files,
     finalize,
     inside_roots,
     parse_labels,
@@ -65,6 +66,15 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- folder
+#: folders no class holds images in: a Synology NAS's thumbnails, a macOS zip's resource forks
+_SKIPPED_DIRS = frozenset({"@eaDir", "__MACOSX"})
+#: files in class folders that are not images and need no warning
+_NOT_IMAGES = frozenset({"Thumbs.db", "desktop.ini"})
+#: extensions of documents kept beside images (notes, tables): not read, and no warning about them
+_DOCUMENTS = frozenset({".txt", ".md", ".csv", ".tsv", ".json", ".xml", ".yaml", ".yml", ".pdf", ".html", ".db"})
+#: folder names that are splits, not classes
+_SPLIT_NAMES = frozenset({"train", "training", "val", "valid", "validation", "test", "testing"})
+
 def from_folder(
     root: str | Path, *, on_bad_image: OnBadImage = "fail",
     extensions: Sequence[str] = IMAGE_SUFFIXES + DICOM_SUFFIXES, verify: bool = True,
@@ -74,9 +84,12 @@ def from_folder(
     """Dataset from ``root/<class>/.../<image>``: one sub-folder per class, its images at any depth
     below it (``root/<class>/<patient>/<image>`` too), as torchvision's ``ImageFolder`` reads.
 
-    Class ids follow the sorted folder names. Hidden files and folders (``.name``) and files
-    whose extension (case-insensitive) is not in ``extensions`` are ignored; image files
-    directly in ``root`` are ignored with a warning. Sources and ids are the paths relative
+    Class ids follow the sorted folder names. Hidden files and folders (``.name``, and a NAS's
+    ``@eaDir`` thumbnails) are ignored; files whose extension (case-insensitive) is not in
+    ``extensions`` (documents such as ``.txt`` or ``.csv`` aside) and image files directly in
+    ``root`` are ignored with a warning naming them, and
+    so are class folders that look like splits (``train`` / ``test``, or sub-folders of the same
+    names in every class folder). Two samples that are one file (a symlink) are refused. Sources and ids are the paths relative
     to ``root`` (``"cat/001.png"``, ``"cat/p7/001.png"``).
 
     Symlinked files and class folders are followed (symlinked folders below a class folder are
@@ -112,7 +125,7 @@ def from_folder(
         extensions = [extensions]
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     visible = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    class_dirs = [p for p in visible if p.is_dir()]
+    class_dirs = [p for p in visible if p.is_dir() and p.name not in _SKIPPED_DIRS]
     loose = [p.name for p in visible if p.is_file() and p.suffix.lower() in exts]
     if loose:
         warnings.warn(
@@ -123,16 +136,37 @@ def from_folder(
         raise DataError(f"{root}: no class sub-folders found")
     files: list[Path] = []
     labels: list[int] = []
+    other: list[str] = []  # files of another extension: not read, but counted in a warning
+    subdirs: list[set[str]] = []
     for k, d in enumerate(class_dirs):
         found = []
         for top, dirs, names in os.walk(d):  # a broken symlink is listed, so it is reported as missing, not dropped
-            dirs[:] = [x for x in dirs if not x.startswith(".")]
-            found += [Path(top) / f for f in names if not f.startswith(".") and Path(f).suffix.lower() in exts]
+            dirs[:] = [x for x in dirs if not x.startswith(".") and x not in _SKIPPED_DIRS]
+            if Path(top) == d:
+                subdirs.append(set(dirs))
+            seen = [f for f in names if not f.startswith(".")]
+            found += [Path(top) / f for f in seen if Path(f).suffix.lower() in exts]
+            other += [(Path(top) / f).relative_to(root).as_posix() for f in seen if Path(f).suffix.lower() not in exts
+                      and Path(f).suffix.lower() not in _DOCUMENTS and f not in _NOT_IMAGES]  # fmt: skip
         found.sort()
         files += found
         labels += [k] * len(found)
+    if other:
+        warnings.warn(
+            f"{len(other)} files in the class folders of {root} are not read (their extension is not one of "
+            f"{listing(sorted(exts), 30)}): {listing(sorted(other))}; pass extensions=[...] to read them "
+            "(an extension-less DICOM file can be listed in a manifest)", stacklevel=2,
+        )
+    shared = set.intersection(*subdirs) if len(subdirs) > 1 else set()
+    if shared or {d.name.lower() for d in class_dirs} & _SPLIT_NAMES:
+        warnings.warn(
+            f"the class folders of {root} ({listing(d.name for d in class_dirs)}) look like splits, not classes"
+            + (f": each holds sub-folders of the same names ({listing(sorted(shared))})" if shared else "")
+            + "; point DATA at one split's folder if these are train / val / test", stacklevel=2,
+        )
     rel = [f.relative_to(root).as_posix() for f in files]
     resolved = inside_roots(files, rel, roots)
+    distinct_files(resolved, rel, f" ({root})")
     return finalize(
         classes=[d.name for d in class_dirs], labels=np.array(labels, dtype=np.int64), sources=rel,
         ids=rel, source=FileSource(resolved, max_pixels), root=root, on_bad_image=on_bad_image,
@@ -199,13 +233,27 @@ def from_npz(
     ``"<split>:<i>"``; otherwise as :func:`from_arrays`.
     """
     path = Path(path).expanduser()
-    with np.load(path, allow_pickle=False) as z:
-        keys = list(z.files)
-        need = [f"{split}_images", f"{split}_labels"]
-        missing = [k for k in need if k not in keys]
-        if missing:
-            raise DataError(f"{path}: missing keys {missing}; keys are {keys}")
-        images, labels = z[need[0]], z[need[1]]
+    need = [f"{split}_images", f"{split}_labels"]
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.files)
+            missing = [k for k in need if k not in keys]
+            if missing:
+                raise DataError(f"{path}: missing keys {missing}; keys are {keys}")
+            arrays = []
+            for key in need:
+                try:
+                    arrays.append(z[key])
+                except ValueError:  # an object array: reading it would unpickle code
+                    raise DataError(f"{path}: {key!r} is an array of Python objects (pickled), which labeltrace "
+                                    "does not load; save it as numbers or strings (e.g. labels.astype(int))") from None
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path}: not a readable .npz archive ({type(exc).__name__})") from None
+    images, labels = arrays
     ids = [f"{split}:{i}" for i in range(len(images))]
     return from_arrays(images, labels, classes=classes, ids=ids)
 
@@ -291,8 +339,15 @@ def from_hf(
             if v is None or (names is not None and isinstance(v, int) and v < 0)]
     if none:
         raise DataError(f"missing labels (None or -1) at rows {listing(none)}")
-    labels, cls = parse_labels(values, classes if classes is not None else names,
-                               row_name=lambda k: f"row {k}")
+    if classes is None and names is not None and all(isinstance(v, int) for v in values):
+        # a ClassLabel's values are positions in its names, whatever the names look like
+        out = [k for k, v in enumerate(values) if not v < len(names)]
+        if out:
+            raise DataError(f"labels beyond the {len(names)} ClassLabel names at rows {listing(out)}")
+        labels, cls = np.asarray(values, dtype=np.int64), tuple(str(c) for c in names)
+    else:
+        labels, cls = parse_labels(values, classes if classes is not None else names,
+                                   row_name=lambda k: f"row {k}")
     n = len(values)
     ids = [str(v) for v in dataset[id_column]] if id_column else [str(i) for i in range(n)]
     return finalize(

@@ -15,6 +15,7 @@ from labeltrace.data.sources import FileSource
 from labeltrace.data.validate import (
     MISSING_VALUES,
     OnBadImage,
+    distinct_files,
     finalize,
     inside_roots,
     is_empty,
@@ -78,13 +79,23 @@ def manifest_id_column(
     return "id" if "id" in manifest_columns(Path(path)) else None
 
 
+def _unique_header(path: Path, names: list[str]) -> None:
+    """A header that names a column twice is refused: a reader would keep one of the two silently."""
+    dup = _duplicates(names)
+    if dup:
+        raise DataError(f"{path}: the header names {listing(repr(c) for c in dup)} more than once; "
+                        "give every column its own name")
+
+
 def read_columns(path: Path, columns: list[str]) -> dict[str, list[Any]]:
-    """Columns of a CSV/TSV or Parquet table as lists (missing columns named in a DataError)."""
+    """Columns of a CSV/TSV or Parquet table as lists (missing and repeated column names named in a
+    DataError)."""
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
         names = manifest_columns(path)
+        _unique_header(path, names)
         missing = [c for c in columns if c not in names]
         if missing:
             raise DataError(f"{path}: missing columns {missing}; columns are {names}")
@@ -97,6 +108,7 @@ def read_columns(path: Path, columns: list[str]) -> dict[str, list[Any]]:
                 return list(reader.fieldnames or []), list(reader)
 
         names, rows = _text(path, table)
+        _unique_header(path, names)
         missing = [c for c in columns if c not in names]
         if missing:
             raise DataError(f"{path}: missing columns {missing}; columns are {names}")
@@ -153,7 +165,10 @@ def from_manifest(
         and nulls missing, e.g. for a class named ``NA``.
     """
     pixel_limit(max_pixels)
-    path = Path(path).expanduser().resolve()
+    # relative paths start at the folder the manifest is in as given: a symlinked manifest's own folder,
+    # not its target's
+    path = Path(path).expanduser().absolute()
+    path = path.parent.resolve() / path.name
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
     id_column = manifest_id_column(path, id_column, path_column=path_column, label_column=label_column)
@@ -187,6 +202,7 @@ def from_manifest(
                                row_name=lambda k: f"row {k + 1} ({raw_paths[k]})")
     sources = row_ids(raw_paths, paths=True)
     files = inside_roots([root / p for p in raw_paths], sources, roots)  # absolute p: p itself
+    distinct_files(files, [f"row {k + 1} ({s})" for k, s in enumerate(sources)], f" ({path})")
     ids = row_ids(table[id_column], paths=False) if id_column else sources
     dup = _duplicates(ids)
     if dup:
@@ -196,6 +212,7 @@ def from_manifest(
         )
     return finalize(
         classes=cls, labels=labels, sources=sources, ids=ids, source=FileSource(files, max_pixels),
-        root=root, on_bad_image=on_bad_image, verify=verify, workers=workers, where=f" ({path})",
+        root=root, on_bad_image=on_bad_image, verify=verify, workers=workers,
+        where=f" ({path}; relative paths start at {root})",
         allowed_roots=roots,
     )

@@ -5,6 +5,7 @@ refuses bad ones and builds the :class:`ImageDataset`."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from labeltrace.data.sources import ImageSource, parallel_map
 
 __all__ = [
     "MISSING_VALUES",
+    "distinct_files",
     "finalize",
     "inside_roots",
     "is_empty",
@@ -27,7 +29,12 @@ __all__ = [
 ]
 
 OnBadImage = Literal["fail", "skip"]
-_INT_RE = re.compile(r"^[+-]?\d+$")
+#: an integer label written the one canonical way (ASCII digits, no sign, no leading zero): "01", "+1",
+#: "-0" or "١" are class *names*, so that they are never silently merged with "1" or "0"
+_INT_RE = re.compile(r"^(0|-?[1-9][0-9]*)$", re.ASCII)
+#: any spelling of an integer (sign, leading zeros, non-ASCII digits): two spellings of one number in a
+#: label column are refused
+_NUMBER_RE = re.compile(r"^[+-]?\d+$")
 
 def _probe(source: ImageSource, i: int) -> tuple[int, int, int] | str:
     """Decode image ``i`` fully; its shape, or the reason it cannot be read."""
@@ -145,8 +152,22 @@ def inside_roots(
     return resolved
 
 
+def distinct_files(resolved: Sequence[Path], sources: Sequence[str], where: str = "") -> None:
+    """A DataError naming the samples that read one file (resolved: through a symlink, ``..`` or an
+    absolute and a relative path): the same pixels would be two samples, possibly with two labels,
+    and could sit in a training fold and the fold that holds it out."""
+    dup = _duplicates([str(f) for f in resolved])
+    if dup:
+        raise DataError(
+            f"the same image file is more than one sample{where}: "
+            + listing(f"{f} ({listing(sources[k] for k in ks)})" for f, ks in dup.items())
+            + "; list every file once"
+        )
+
+
 def _as_int(v: Any) -> int | None:
-    """``v`` as an int if it is an integer (or integer-like string / integral float), else None."""
+    """``v`` as an int if it is an integer (or a canonically written integer string / integral
+    float), else None."""
     if isinstance(v, bool):
         return None
     if isinstance(v, (int, np.integer)):
@@ -156,6 +177,42 @@ def _as_int(v: Any) -> int | None:
     if isinstance(v, str) and _INT_RE.match(v.strip()):
         return int(v.strip())
     return None
+
+
+def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
+    """Labels that are one class written two ways are refused naming the rows: two spellings of one
+    integer ("1", "01", "+1", "١") or of one Unicode name (NFC vs NFD "café"); read as two classes
+    or merged silently, either way some images would carry the wrong class."""
+    texts = {v for v in raw if isinstance(v, str)}
+    groups: dict[Any, set[str]] = {}
+    for v in texts:
+        key = ("int", int(v)) if _NUMBER_RE.match(v) else ("name", unicodedata.normalize("NFC", v))
+        groups.setdefault(key, set()).add(v)
+    if any(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in raw):
+        for v in raw:  # a Parquet column mixing 1 and "01"
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and ("int", int(v)) in groups:
+                groups[("int", int(v))].add(str(int(v)))
+    clash = {key: sorted(vs) for key, vs in groups.items() if len(vs) > 1}
+    if clash:
+        first = {}
+        for k, v in enumerate(raw):
+            first.setdefault(str(v) if not isinstance(v, str) else v, k)
+        raise DataError(
+            "labels that write one class two ways (" + ("numbers with a sign, leading zeros or other digits"
+            if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms") + "): "
+            + listing(" / ".join(f"{v!r} ({row_name(first[v])})" for v in vs) for vs in clash.values())
+            + "; write each class one way"
+        )
+
+
+def _check_scalars(raw: Sequence[Any], row_name: Any) -> None:
+    """One class name or integer per row: lists (multi-label), dicts and bytes are refused."""
+    bad = [k for k, v in enumerate(raw) if isinstance(v, (list, tuple, dict, set, bytes, bytearray, np.ndarray))]
+    if bad:
+        raise DataError(
+            "labels must be one class name or integer per row (multi-label and binary values are not "
+            "supported): " + listing(f"{row_name(k)} {raw[k]!r}" for k in bad)
+        )
 
 
 def parse_labels(
@@ -176,6 +233,8 @@ def parse_labels(
     if empty:
         raise DataError("missing labels (empty, None or NaN): " + listing(row_name(k) for k in empty))
     raw = [v.strip() if isinstance(v, str) else v for v in values]
+    _check_scalars(raw, row_name)
+    _check_spellings(raw, row_name)
     ints = [_as_int(v) for v in raw]
     all_int = all(v is not None for v in ints)
     if classes is not None:
@@ -208,6 +267,19 @@ def parse_labels(
                 "negative integer labels: " + listing(f"{row_name(k)} {raw[k]!r}" for k in neg)
             )
         k_max = max(ints) if ints else -1  # type: ignore[type-var]
+        if k_max >= len(ints):  # positions 0..K-1 with K > N: a column of ids or codes, not classes
+            top = sorted(range(len(ints)), key=lambda k: -ints[k])[:3]  # type: ignore[operator]
+            raise DataError(
+                f"integer labels are class positions 0..K-1, so label {k_max} would make {k_max + 1:,} "
+                f"classes for {len(ints):,} samples: " + listing(f"{row_name(k)} {raw[k]!r}" for k in top)
+                + "; is the label column a column of ids or codes? Otherwise give class names"
+            )
+        if ints and min(ints) > 0:  # type: ignore[type-var]
+            raise DataError(
+                f"integer labels are class positions counted from 0, but no label is 0 (they run from "
+                f"{min(ints)} to {k_max}; counted from 1?): give class names (e.g. a classes.txt beside "  # type: ignore[type-var]
+                "a manifest, one name per line), or subtract 1"
+            )
         return np.array(ints, dtype=np.int64), tuple(str(k) for k in range(k_max + 1))
     names = tuple(sorted({str(v) for v in raw}))
     index = {c: k for k, c in enumerate(names)}

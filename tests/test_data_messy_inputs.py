@@ -1,0 +1,166 @@
+"""Messy real-world inputs a review found silently mislabeled, merged or dropped: each is now read
+right or refused with a message that names the rows or files."""
+
+from __future__ import annotations
+
+import unicodedata
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from labeltrace.cli import _load_dataset, build_parser
+from labeltrace.data import DataError, from_folder, from_hf, from_manifest, from_npz, parse_labels
+
+
+def _png(path: Path, value: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((6, 6), value, dtype=np.uint8)).save(path)
+    return path
+
+
+def _images(root: Path, n: int = 4) -> list[str]:
+    return [_png(root / "i" / f"{k}.png", 10 * k).relative_to(root).as_posix() for k in range(n)]
+
+
+def test_a_repeated_header_name_is_refused(tmp_path: Path) -> None:
+    """csv.DictReader kept the last of two `path` columns: images paired with another row's label."""
+    p = _images(tmp_path)
+    (tmp_path / "m.csv").write_text("path,label,path\n" + "".join(
+        f"{p[k]},{'cat' if k < 2 else 'dog'},{p[3 - k]}\n" for k in range(4)))
+    with pytest.raises(DataError, match=r"m\.csv: the header names 'path' more than once"):
+        from_manifest(tmp_path / "m.csv")
+    pq.write_table(pa.Table.from_arrays([pa.array(p), pa.array(["a", "a", "b", "b"]), pa.array(["b"] * 4)],
+                                        names=["path", "label", "label"]), tmp_path / "m.parquet")
+    with pytest.raises(DataError, match=r"the header names 'label' more than once"):
+        from_manifest(tmp_path / "m.parquet")
+
+
+@pytest.mark.parametrize("values, classes, match", [
+    (["01", "1", "2", "0"], None, r"'01' \(row 1\) / '1' \(row 2\)"),
+    (["+1", "1", "0", "0"], None, r"'\+1' \(row 1\) / '1' \(row 2\)"),
+    (["\u0661", "1", "0", "0"], None, "write one class two ways"),  # an Arabic-Indic one
+    (["01", "02"], ["1", "2", "3"], r"unknown labels.*row 1 '01'"),  # was read as positions 1, 2: '2', '3'
+    ([unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café"), "dog", "dog"], None,
+     "the same name in two Unicode forms"),
+    ([[0], [1], [0, 1], [1]], None, r"multi-label.*row 3 \[0, 1\]"),
+    ([b"a", b"a", b"b", b"b"], None, r"row 1 b'a'"),
+])
+def test_labels_that_write_one_class_two_ways_are_refused(values: list[Any], classes: Any, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        parse_labels(values, classes)
+
+
+def test_zero_padded_class_names_stay_names() -> None:
+    labels, classes = parse_labels(["00", "01", "01", "00"], None)
+    assert classes == ("00", "01") and labels.tolist() == [0, 1, 1, 0]
+    labels, classes = parse_labels(["1", "1.0", "2", "2"], None)  # "1.0" is no integer: three names, as before
+    assert classes == ("1", "1.0", "2")
+
+
+def test_integer_labels_that_cannot_be_class_positions_are_refused() -> None:
+    """A stray 20240131 (a date or a patient id) made 20 million classes: gigabytes, then an error
+    that named no row. Labels counted from 1 gave "'0' (0)"."""
+    with pytest.raises(DataError, match=r"label 20240131 would make 20,240,132 classes for 5 samples: row 5 '20240131'"):
+        parse_labels(["0", "0", "1", "1", "20240131"], None)
+    with pytest.raises(DataError, match=r"counted from 0, but no label is 0 \(they run from 1 to 2"):
+        parse_labels([1, 1, 2, 2], None)
+    assert parse_labels([1, 1, 2, 2], ["a", "b", "c"])[1] == ("a", "b", "c")  # positions in given classes: fine
+
+
+def test_folder_warns_about_what_it_does_not_read(tmp_path: Path) -> None:
+    for c in ("cat", "dog"):
+        for k in range(2):
+            _png(tmp_path / "d" / c / f"{k}.png", k)
+    (tmp_path / "d" / "cat" / "2.jfif").write_bytes(b"\xff\xd8")  # a JPEG of another extension
+    (tmp_path / "d" / "dog" / "IM000001").write_bytes(b"DICM")  # an extension-less DICOM
+    (tmp_path / "d" / "dog" / "notes.txt").write_text("seen by Dr A")  # a document: no warning
+    _png(tmp_path / "d" / "cat" / "@eaDir" / "0.png" / "SYNOPHOTO_THUMB_M.png")  # NAS thumbnails: skipped
+    with pytest.warns(UserWarning, match=r"2 files in the class folders .* not read .*: cat/2\.jfif, dog/IM000001; pass"):
+        ds = from_folder(tmp_path / "d")
+    assert len(ds) == 4
+
+
+def test_a_folder_of_splits_is_named(tmp_path: Path) -> None:
+    for split in ("train", "test"):
+        for c in ("cat", "dog"):
+            for k in range(2):
+                _png(tmp_path / "d" / split / c / f"{k}.png", k)
+    with pytest.warns(UserWarning, match=r"\(test, train\) look like splits.*same names \(cat, dog\)"):
+        from_folder(tmp_path / "d")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert from_folder(tmp_path / "d" / "train").classes == ("cat", "dog")
+
+
+class _FakeHF:
+    """The part of a datasets.Dataset that from_hf reads (datasets is optional)."""
+
+    def __init__(self, images: list[np.ndarray], labels: list[int], names: list[str]) -> None:
+        self.rows = [{"image": a, "label": y} for a, y in zip(images, labels, strict=True)]
+        self.column_names = ["image", "label"]
+        self.features = {"label": SimpleNamespace(names=names)}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: Any) -> Any:
+        return [r[key] for r in self.rows] if isinstance(key, str) else self.rows[key]
+
+
+def test_hf_class_label_values_are_positions_whatever_the_names() -> None:
+    """A ClassLabel with names "1".."5" (star ratings) was refused as ambiguous."""
+    ims = [np.full((4, 4), v, np.uint8) for v in range(10)]
+    ds = from_hf(_FakeHF(ims, [0, 0, 1, 1, 2, 2, 3, 3, 4, 4], ["1", "2", "3", "4", "5"]))
+    assert ds.classes == ("1", "2", "3", "4", "5") and ds.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    with pytest.raises(DataError, match=r"beyond the 5 ClassLabel names at rows 9"):
+        from_hf(_FakeHF(ims, [0, 0, 1, 1, 2, 2, 3, 3, 4, 7], ["1", "2", "3", "4", "5"]))
+
+
+def test_npz_that_numpy_cannot_read_safely_is_named(tmp_path: Path) -> None:
+    np.savez(tmp_path / "obj.npz", train_images=np.zeros((4, 3, 3), np.uint8),
+             train_labels=np.array(["a", "a", 1, None], dtype=object))
+    with pytest.raises(DataError, match=r"obj\.npz: 'train_labels' is an array of Python objects"):
+        from_npz(tmp_path / "obj.npz")
+    (tmp_path / "text.npz").write_text("not an archive")
+    with pytest.raises(DataError, match=r"text\.npz: not a readable \.npz archive"):
+        from_npz(tmp_path / "text.npz")
+
+
+def _load(argv: list[str]) -> Any:
+    if "--out" not in argv:
+        argv = [*argv, "--out", "unused-run"]
+    return _load_dataset(build_parser().parse_args(["scan", *argv]))
+
+
+def test_cli_labels_manifest_names_the_images_it_leaves_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = _images(tmp_path / "data", 6)
+    (tmp_path / "labels.csv").write_text("path,label\n" + "".join(f"{s},{'ab'[k % 2]}\n" for k, s in enumerate(p[:4])))
+    ds, _ = _load([str(tmp_path / "data"), "--labels", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "run")])
+    assert len(ds) == 4
+    err = capsys.readouterr().err
+    assert "2 image files under" in err and "i/4.png, i/5.png" in err
+
+
+def test_cli_reads_a_class_named_none_on_request(tmp_path: Path) -> None:
+    p = _images(tmp_path, 4)
+    (tmp_path / "m.csv").write_text("path,label\n" + "".join(f"{s},{'none' if k < 2 else 'cat'}\n" for k, s in enumerate(p)))
+    with pytest.raises(DataError, match="missing 'label'"):
+        _load([str(tmp_path / "m.csv")])
+    ds, _ = _load([str(tmp_path / "m.csv"), "--no-missing-markers"])
+    assert ds.classes == ("cat", "none")
+
+
+def test_a_symlinked_manifest_reads_paths_from_its_own_folder(tmp_path: Path) -> None:
+    p = _images(tmp_path / "project")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "v3.csv").write_text("path,label\n" + "".join(f"{s},{'ab'[k % 2]}\n" for k, s in enumerate(p)))
+    (tmp_path / "project" / "labels.csv").symlink_to(tmp_path / "shared" / "v3.csv")
+    ds = from_manifest(tmp_path / "project" / "labels.csv")
+    assert ds.root == (tmp_path / "project").resolve() and len(ds) == 4

@@ -24,13 +24,14 @@ def _unlisted_images(root: Path, ds: Any, out: str | None) -> None:
     from labeltrace.data.decode import DICOM_SUFFIXES, IMAGE_SUFFIXES
 
     exts = {e.lower() for e in IMAGE_SUFFIXES + DICOM_SUFFIXES}
-    listed = {str(Path(root, s).resolve()) for s in ds.sources}
+    base = root.resolve()
+    listed = {os.path.normpath(os.path.join(base, s)) for s in ds.sources}  # no resolve() per file: a big DATA walks fast
     found = []
     skip = Path(out).resolve() if out else None  # a run directory inside DATA: its report's images
-    for top, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and Path(top, d).resolve() != skip]
-        found += [Path(top, f) for f in names if not f.startswith(".") and Path(f).suffix.lower() in exts]
-    left = sorted(f.relative_to(root).as_posix() for f in found if str(f.resolve()) not in listed)
+    for top, dirs, names in os.walk(base):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and Path(top, d) != skip]
+        found += [os.path.join(top, f) for f in names if not f.startswith(".") and Path(f).suffix.lower() in exts]
+    left = sorted(Path(f).relative_to(base).as_posix() for f in found if f not in listed)
     if left:
         print(f"warning: {len(left)} image files under {root} are not in the --labels manifest and are not scanned: "
               f"{listing(left)}", file=sys.stderr)

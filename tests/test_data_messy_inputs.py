@@ -164,3 +164,15 @@ def test_a_symlinked_manifest_reads_paths_from_its_own_folder(tmp_path: Path) ->
     (tmp_path / "project" / "labels.csv").symlink_to(tmp_path / "shared" / "v3.csv")
     ds = from_manifest(tmp_path / "project" / "labels.csv")
     assert ds.root == (tmp_path / "project").resolve() and len(ds) == 4
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_a_transparent_colour_is_composited_like_a_palette_s(tmp_path: Path, mode: str) -> None:
+    """A tRNS colour on an L or RGB PNG was ignored while a palette's was composited on black."""
+    from labeltrace.data.decode import decode_image
+
+    a = np.array([[0, 100], [200, 100]], np.uint8)
+    img = Image.fromarray(a if mode == "L" else np.stack([a] * 3, -1))
+    img.save(tmp_path / "t.png", transparency=100 if mode == "L" else (100, 100, 100))
+    out = decode_image(tmp_path / "t.png")
+    np.testing.assert_allclose(out[..., 0], np.array([[0, 0], [200, 0]]) / 255, atol=1e-6)

@@ -8,7 +8,8 @@ Every decoded image is an ``(H, W, C)`` float32 array with ``C`` in ``{1, 3}`` a
   reduced to 8 bits. ``I`` (32-bit int) is accepted when its values lie in 0..65535 and then
   scaled the same way; other ranges are refused.
 - ``F`` (32-bit float): accepted when all values are finite and inside [0, 1].
-- ``LA``, ``RGBA``, ``PA`` and palette images with transparency: **composited on black**, i.e.
+- ``LA``, ``RGBA``, ``PA``, and palette, ``L`` or ``RGB`` images with a transparent colour (PNG
+  ``tRNS``): **composited on black**, i.e.
   colour is multiplied by alpha; the alpha channel is then dropped.
 - ``P`` and every other colour mode (``RGB``, ``CMYK``, ``YCbCr``, ...): converted to RGB.
   Pillow reads 16-bit-per-channel RGB PNGs as 8-bit RGB; that precision loss is Pillow's.
@@ -147,6 +148,9 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
         return a[..., None].copy()
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("L", "RGB") and "transparency" in img.info:  # a transparent colour (PNG tRNS), as a palette's
+        img = img.convert("LA" if mode == "L" else "RGBA")
         mode = img.mode
     if mode == "PA":  # a palette with alpha: its colours, not their gray
         img = img.convert("RGBA")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
-from runfactory import make_run
+from runfactory import csv_rows, make_run
 
+from labeltrace.export import export_run
 from labeltrace.export.cleaned import export_labels
+from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.decisions import run_store
 from labeltrace.rundir import open_run
 
@@ -32,3 +35,37 @@ def test_a_noise_injected_run_is_refused_before_anything_is_written(tmp_path: Pa
     with pytest.raises(ValueError, match=r"--noise symmetric:0\.2.*--to csv"):
         export_labels(rd, out)
     assert not out.exists() and not (tmp_path / "clean.unresolved.csv").exists()
+
+
+def test_a_class_named_like_an_action_is_told_apart_from_the_action(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=4, classes=["cat", "unsure", "skip"])
+    st = run_store(open_run(rd))
+    st.add(0, "unsure", kind="label", reviewer="ann")
+    st.add(1, "unsure", kind="unsure", reviewer="ann")
+    st.add(2, "skip", kind="label", reviewer="ann")
+    st.add(3, "skip", kind="skip", reviewer="ann")
+    rows = csv_rows(export_labels(rd, tmp_path / "clean.csv"))
+    assert [r["review_decision"] for r in rows[:5]] == ["unsure", "unsure", "skip", "skip", ""]
+    assert [r["review_status"] for r in rows[:5]] == ["consensus", "unsure", "consensus", "skip", ""]
+    given = open_run(rd).column("given_label")
+    assert [r["label"] for r in rows[:4]] == ["unsure", given[1], "skip", given[3]]
+    t = pq.read_table(export_run(rd, "parquet", tmp_path / "t.parquet"))
+    by_id = dict(zip(t.column("id").to_pylist(), t.column("review_status").to_pylist(), strict=True))
+    assert [by_id[i] for i in range(5)] == ["consensus", "unsure", "consensus", "skip", None]
+
+
+def test_the_table_export_credits_the_reviewers_whose_votes_made_the_consensus(tmp_path: Path
+                                                                               ) -> None:  # fmt: skip
+    rd = make_run(tmp_path, n=12, k=3, seed=5)
+    st = run_store(open_run(rd))
+    st.set_rule(ConsensusRule(agree=2))
+    st.add(0, "cat", reviewer="ada", decided_at="2025-01-01T10:00:00.000+00:00")
+    st.add(0, "bird", reviewer="eve", decided_at="2025-01-01T11:00:00.000+00:00")
+    st.add(0, "cat", reviewer="bob", decided_at="2025-01-01T12:00:00.000+00:00")
+    st.add(0, "unsure", reviewer="zed", decided_at="2025-01-01T13:00:00.000+00:00")  # the latest row
+    st.add(1, "bird", reviewer="eve")  # no consensus: the latest decision's reviewer
+    t = pq.read_table(export_run(rd, "parquet", tmp_path / "t.parquet")).to_pylist()
+    row = {r["id"]: r for r in t}
+    assert (row[0]["final_label"], row[0]["reviewer"]) == ("cat", "ada, bob")
+    assert row[0]["reviewed_at"] == "2025-01-01T12:00:00.000+00:00"
+    assert (row[1]["reviewer"], row[1]["review_status"]) == ("eve", "no consensus")

@@ -323,7 +323,7 @@ def test_export_labels_manifest_csv(tmp_path: Path, label_ints: bool) -> None:
     assert src.read_bytes() == before  # the original is never touched
     orig = csv_rows(src)
     rows = csv_rows(out)
-    assert list(rows[0].keys()) == ["path", "label", "site", "review_decision"]
+    assert list(rows[0].keys()) == ["path", "label", "site", "review_decision", "review_status"]
     assert len(rows) == len(orig)
     for k, (o, r) in enumerate(zip(orig, rows, strict=True)):
         assert (r["path"], r["site"]) == (o["path"], o["site"])
@@ -337,6 +337,7 @@ def test_export_labels_manifest_csv(tmp_path: Path, label_ints: bool) -> None:
         else:
             assert r["label"] == o["label"]
             assert r["review_decision"] == ("unsure" if k == 5 else "")
+            assert r["review_status"] == ("unsure" if k == 5 else "")
     with pytest.raises(ValueError, match="original manifest"):
         export_labels(rd, src)
     with pytest.raises(ValueError, match=r"\.csv"):
@@ -356,7 +357,7 @@ def test_export_labels_manifest_parquet(tmp_path: Path) -> None:
     out = export_labels(rd)
     assert out.suffix == ".parquet"
     got = pq.read_table(out)
-    assert got.column_names == t.column_names + ["review_decision"]
+    assert got.column_names == t.column_names + ["review_decision", "review_status"]
     assert got.schema.field("label").type == t.schema.field("label").type
     labels = t.column("label").to_pylist()
     labels[3] = 1

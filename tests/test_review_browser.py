@@ -116,10 +116,10 @@ def test_review_in_browser(run_dir: Path, server: str, browser: object) -> None:
     # arrows move without deciding
     page.keyboard.press("ArrowLeft")
     expect(page.locator("#position")).to_have_text(f"4 / {N}")
-    assert "Current decision: skip" in page.locator("#current").inner_text()
+    assert "Current decision: (skipped)" in page.locator("#current").inner_text()
     page.keyboard.press("ArrowLeft")
     expect(page.locator("#position")).to_have_text(f"3 / {N}")
-    assert "Current decision: unsure" in page.locator("#current").inner_text()
+    assert "Current decision: (unsure)" in page.locator("#current").inner_text()
     assert page.locator("#unsure.chosen").count() == 1
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")

@@ -23,7 +23,10 @@
   ``review`` control with the choice ``unsure``; a skipped (cancelled) annotation reads back
   as ``skip``.
 * ``"csv"`` / ``"parquet"`` — the samples table in queue order with ``queue_position`` and the
-  current review (``review_decision``, ``reviewer``, ``reviewed_at``, ``final_label``).
+  current review (``review_decision``, ``review_status`` — ``consensus``, ``no consensus``,
+  ``unsure`` or ``skip``, so a class named like an action is told apart —, ``reviewer`` and
+  ``reviewed_at`` — for a consensus the reviewers whose votes made it and their latest vote's
+  time —, ``final_label``).
 * ``"fiftyone"`` — a persistent FiftyOne dataset (optional extra; ``out`` is its name) with
   fields ``given``, ``suggested`` (classifications), ``sei``, ``score``, ``rank``,
   ``is_suspect`` (and ``ground_truth`` when known).

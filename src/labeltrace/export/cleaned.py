@@ -4,17 +4,20 @@ Written in the format the dataset came in:
 
 * **manifest** (``run.json`` ``data.kind == "manifest"``): the manifest again (CSV/TSV or
   Parquet), every row and column as they were, with the label column changed where a class was
-  decided (written as a class name or a class id, whichever that row used) and a new column
-  ``review_decision``;
-* **folder**: a CSV with columns ``path, label, review_decision`` (paths relative to the data
-  root, labels as class names);
+  decided (written as a class name or a class id, whichever that row used) and two new columns
+  ``review_decision, review_status``;
+* **folder**: a CSV with columns ``path, label, review_decision, review_status`` (paths relative
+  to the data root, labels as class names);
 * anything else (arrays): a ``.npy`` of int64 label ids plus a CSV beside it with
-  ``id, label_id, label, review_decision`` (or that CSV alone when ``out`` ends in ``.csv``).
+  ``id, label_id, label, review_decision, review_status`` (or that CSV alone when ``out`` ends in
+  ``.csv``).
 
 ``review_decision`` is the consensus label (:mod:`labeltrace.relabel.verdicts`: every
 reviewer's latest label decision is one vote, resolved by the rule stored with the decisions),
 ``no consensus`` (votes that do not settle the sample yet), ``unsure`` / ``skip`` (the latest
-decision, when nobody voted a label) or empty; every sample without a consensus keeps its
+decision, when nobody voted a label) or empty; ``review_status`` says which of these it is
+(``consensus``, ``no consensus``, ``unsure``, ``skip`` or empty), so a class named ``unsure``
+or ``skip`` is never taken for the action. Every sample without a consensus keeps its
 original label. The samples with a decision but without a consensus — votes that do not settle
 them, or only *unsure* / *skip* — are listed in ``<out stem>.unresolved.csv`` (``id,
 external_id, given_label, status, votes, n_votes, needs``), written beside the labels whenever
@@ -42,9 +45,11 @@ from labeltrace import rundir
 from labeltrace.relabel.verdicts import Verdicts, run_verdicts, unresolved_table
 from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
 
-__all__ = ["DECISION_COLUMN", "export_labels", "unresolved_path"]
+__all__ = ["DECISION_COLUMN", "STATUS_COLUMN", "export_labels", "unresolved_path"]
 
 DECISION_COLUMN = "review_decision"
+STATUS_COLUMN = "review_status"
+_ADDED = (DECISION_COLUMN, STATUS_COLUMN)
 
 
 def _check_out(out: Path, allowed: tuple[str, ...], what: str) -> None:
@@ -54,7 +59,8 @@ def _check_out(out: Path, allowed: tuple[str, ...], what: str) -> None:
         )
 
 
-def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarray) -> Path:
+def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarray,
+              status: np.ndarray) -> Path:  # fmt: skip
     data = run.meta["data"]
     src = Path(data["source"])
     label_col = data.get("label_column", "label")
@@ -93,20 +99,21 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
 
     if suffix in (".parquet", ".pq"):
         t = pq.read_table(src)
-        if DECISION_COLUMN in t.column_names:
-            raise ValueError(f"{src} already has a column {DECISION_COLUMN!r}")
+        _check_free(src, t.column_names)
         labels = t.column(label_col).to_pylist()
         ids = t.column(id_col).to_pylist() if id_col else [None] * t.num_rows
         paths = t.column(path_col).to_pylist()
         dec: list[str | None] = [None] * t.num_rows
+        stat: list[str | None] = [None] * t.num_rows
         for k in range(t.num_rows):
             i = sample_of.get(key(ids[k], paths[k]))
             if i is not None and decision[i]:
                 labels[k] = relabel(k, labels[k], i)
-                dec[k] = str(decision[i])
+                dec[k], stat[k] = str(decision[i]), str(status[i])
         col = pa.array(labels, type=t.schema.field(label_col).type)
         t = t.set_column(t.column_names.index(label_col), t.schema.field(label_col), col)
         t = t.append_column(DECISION_COLUMN, pa.array(dec, pa.string()))
+        t = t.append_column(STATUS_COLUMN, pa.array(stat, pa.string()))
         return atomic_write(out, lambda fh: pq.write_table(t, fh))
 
     raw = src.read_bytes()
@@ -118,8 +125,7 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
     if not rows:
         raise ValueError(f"{src} is empty")
     header = rows[0]
-    if DECISION_COLUMN in header:
-        raise ValueError(f"{src} already has a column {DECISION_COLUMN!r}")
+    _check_free(src, header)
     for c in (label_col, path_col) + ((id_col,) if id_col else ()):
         if c not in header:
             raise ValueError(f"{src}: missing column {c!r}; columns are {header}")
@@ -127,20 +133,26 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
     ii = header.index(id_col) if id_col else None
     buf = io.StringIO(newline="")
     w = csv.writer(buf, delimiter=delim, lineterminator="\r\n" if "\r\n" in text else "\n")
-    w.writerow(header + [DECISION_COLUMN])
+    w.writerow(header + list(_ADDED))
     for k, row in enumerate(rows[1:]):
         if not any(cell.strip() for cell in row):
             w.writerow(row)
             continue
         row = row + [""] * (len(header) - len(row))
         i = sample_of.get(key(row[ii] if ii is not None else None, row[pi]))
-        d = ""
+        d = st = ""
         if i is not None and decision[i]:
             row[li] = str(relabel(k, row[li], i))
-            d = str(decision[i])
-        w.writerow(row + [d])
+            d, st = str(decision[i]), str(status[i])
+        w.writerow(row + [d, st])
     payload = (b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode("utf-8")
     return atomic_write(out, lambda fh: fh.write(payload))
+
+
+def _check_free(src: Path, columns: list[str]) -> None:
+    taken = [c for c in _ADDED if c in columns]
+    if taken:
+        raise ValueError(f"{src} already has a column {taken[0]!r}")
 
 
 def _csv_table(table: pa.Table, out: Path) -> Path:
@@ -211,12 +223,13 @@ def export_labels(
 
 
 def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
-    final, decision = v.final, v.decision_text(run.classes)
+    final, decision, status = v.final, v.decision_text(run.classes), v.status_text()
     kind = run.meta["data"].get("kind")
     if kind == "manifest" and run.meta["data"].get("source"):
-        return _manifest(run, outp, final, decision)
+        return _manifest(run, outp, final, decision, status)
     names = np.asarray(run.classes, dtype=object)[final]
     dec_col = pa.array(decision.tolist(), pa.string())
+    stat_col = pa.array(status.tolist(), pa.string())
     if kind == "folder" or (
         run.data_root is not None and not str(run.column("path")[0]).startswith("array:")
     ):
@@ -227,6 +240,7 @@ def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
                 "path": run.samples.column("path"),
                 "label": pa.array(names.tolist(), pa.string()),
                 DECISION_COLUMN: dec_col,
+                STATUS_COLUMN: stat_col,
             }
         )
         return _csv_table(t, outp)
@@ -238,6 +252,7 @@ def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
             "label_id": pa.array(final.astype(np.int64)),
             "label": pa.array(names.tolist(), pa.string()),
             DECISION_COLUMN: dec_col,
+            STATUS_COLUMN: stat_col,
         }
     )
     if outp.suffix.lower() == ".csv":

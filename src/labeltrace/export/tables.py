@@ -7,30 +7,43 @@ import pyarrow as pa
 
 from labeltrace.relabel.decisions import open_store
 from labeltrace.relabel.order import review_order
-from labeltrace.relabel.verdicts import final_labels
+from labeltrace.relabel.verdicts import run_verdicts
 from labeltrace.rundir import Run
 
 __all__ = ["review_table"]
 
 
 def review_table(run: Run) -> pa.Table:
-    """The samples table in queue order with the queue position and the current review."""
+    """The samples table in queue order with the queue position and the current review:
+    ``review_decision`` and ``review_status`` (as in the cleaned labels,
+    :mod:`labeltrace.export.cleaned`), ``reviewer`` and ``reviewed_at`` — for a consensus the
+    reviewers whose votes made it (comma-separated, first voter first) and the latest of those
+    votes, else the sample's latest decision — and ``final_label``."""
     order = review_order(run)
-    final, decision = final_labels(run)
+    v = run_verdicts(run)
+    final, decision, status = v.final, v.decision_text(run.classes), v.status_text()
     reviewer = np.full(run.num_samples, None, dtype=object)
     at = np.full(run.num_samples, None, dtype=object)
     store = open_store(run)
     if store is not None:
-        cur = store.current()
-        if cur:
-            ids = np.fromiter(cur.keys(), dtype=np.int64, count=len(cur))
-            reviewer[ids] = [d.reviewer for d in cur.values()]
-            at[ids] = [d.decided_at for d in cur.values()]
+        for d in store.current().values():
+            reviewer[d.sample_id], at[d.sample_id] = d.reviewer, d.decided_at
+        r = v.resolution
+        made: dict[int, list[tuple[str, str]]] = {}
+        for d in store.views():  # each reviewer's latest row, by seq: first voter first
+            i = d.sample_id
+            if d.kind == "label" and r.resolved[i] and d.decision == run.classes[r.label[i]]:
+                made.setdefault(i, []).append((d.reviewer, d.decided_at))
+        for i, votes in made.items():
+            reviewer[i] = ", ".join(who for who, _ in votes)
+            at[i] = max(when for _, when in votes)
     t = run.samples.take(pa.array(order))
     dec = np.where(decision == "", None, decision)
+    stat = np.where(status == "", None, status)
     return (
         t.append_column("queue_position", pa.array(np.arange(order.size, dtype=np.int64)))
         .append_column("review_decision", pa.array(dec[order].tolist(), pa.string()))
+        .append_column("review_status", pa.array(stat[order].tolist(), pa.string()))
         .append_column("reviewer", pa.array(reviewer[order].tolist(), pa.string()))
         .append_column("reviewed_at", pa.array(at[order].tolist(), pa.string()))
         .append_column(

@@ -74,6 +74,16 @@ class Verdicts:
         idx = np.where(r.resolved, r.label, idx)
         return names[idx]
 
+    def status_text(self) -> np.ndarray:
+        """(N,) object: what :meth:`decision_text` is — ``"consensus"`` (a class name, even one
+        named ``unsure`` or ``skip``), ``"no consensus"``, ``"unsure"``, ``"skip"`` (the actions)
+        or ``""`` (no decision)."""
+        names = np.asarray(["", "unsure", "skip", NO_CONSENSUS, "consensus"], dtype=object)
+        code = self.latest_kind
+        idx = np.where(code == KINDS.index("unsure"), 1, np.where(code == KINDS.index("skip"), 2, 0))
+        idx = np.where(self.resolution.unresolved, 3, idx)
+        return names[np.where(self.resolution.resolved, 4, idx)]
+
 
 def verdicts(store: ReviewStore | None, given: np.ndarray, num_classes: int) -> Verdicts:
     """Resolve the decisions of ``store`` (None: nobody reviewed yet) for the ``given`` labels."""

@@ -41,9 +41,11 @@
     s.className = "status " + (cls || "");
   }
 
+  // an action shows in parentheses, a class named like one with "class": never mistaken
   function describe(d) {
     if (!d) return "";
-    return d.kind === "label" ? d.decision : d.kind;
+    if (d.kind !== "label") return `(${d.kind === "skip" ? "skipped" : d.kind})`;
+    return d.decision === "unsure" || d.decision === "skip" ? `class ${d.decision}` : d.decision;
   }
 
   function showProgress(p) {

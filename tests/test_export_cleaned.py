@@ -69,3 +69,19 @@ def test_the_table_export_credits_the_reviewers_whose_votes_made_the_consensus(t
     assert (row[0]["final_label"], row[0]["reviewer"]) == ("cat", "ada, bob")
     assert row[0]["reviewed_at"] == "2025-01-01T12:00:00.000+00:00"
     assert (row[1]["reviewer"], row[1]["review_status"]) == ("eve", "no consensus")
+
+
+def test_class_names_a_manifest_reads_as_missing_are_named(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from labeltrace.cli import main
+
+    rd = make_run(tmp_path, n=12, k=3, seed=6, classes=["cat", "none", "NA"])
+    out = tmp_path / "clean.csv"
+    assert main(["review", str(rd), "--export", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "warning: " in text and "'none', 'NA'" in text and "missing_values=()" in text
+    assert "it refuses the rows labelled 'none', 'NA'" in text
+    assert {r["label"] for r in csv_rows(out)} == {"cat", "none", "NA"}  # written as they are
+    assert main(["review", str(make_run(tmp_path / "b", n=12, k=3, seed=6)), "--export",
+                 str(tmp_path / "b.csv")]) == 0  # fmt: skip
+    assert "warning" not in capsys.readouterr().out

@@ -71,8 +71,13 @@ def _cmd_review(args: argparse.Namespace) -> int:
         run = open_run(args.run_dir)
         if run.data_root is not None and Path(out).suffix in (".csv", ".tsv", ".parquet"):
             # its paths are the scan's, relative to the data root: scan them from there
+            from labeltrace.export.cleaned import missing_like_labels
+
+            odd = missing_like_labels(run)
             print(f"to scan with the cleaned labels: labeltrace scan {shlex.quote(str(run.data_root))} "
-                  f"--labels {shlex.quote(str(out))} --out NEW_RUN_DIR")
+                  f"--labels {shlex.quote(str(out))} --out NEW_RUN_DIR"
+                  + (f" -- it refuses the rows labelled {', '.join(map(repr, odd))} (see the warning above)"
+                     if odd else ""))  # fmt: skip
         return 0
     live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,

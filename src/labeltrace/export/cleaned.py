@@ -42,10 +42,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labeltrace import rundir
+from labeltrace.data.validate import MISSING_VALUES, is_missing
 from labeltrace.relabel.verdicts import Verdicts, run_verdicts, unresolved_table
 from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
 
-__all__ = ["DECISION_COLUMN", "STATUS_COLUMN", "export_labels", "unresolved_path"]
+__all__ = ["DECISION_COLUMN", "STATUS_COLUMN", "export_labels", "missing_like_labels", "unresolved_path"]
 
 DECISION_COLUMN = "review_decision"
 STATUS_COLUMN = "review_status"
@@ -175,6 +176,18 @@ def _refuse_injected_noise(run: Run) -> None:
         )
 
 
+def missing_like_labels(run: Run, v: Verdicts | None = None) -> list[str]:
+    """The class names of a folder or manifest run's cleaned labels that the manifest reader
+    (:func:`labeltrace.data.from_manifest`, :data:`~labeltrace.data.validate.MISSING_VALUES`)
+    reads as missing values — ``none``, ``NA``, ``null``, ``-`` ...; an array run's labels are
+    ids, so none."""
+    if run.data_root is None or str(run.column("path")[0]).startswith("array:"):
+        return []
+    final = (run_verdicts(run) if v is None else v).final
+    markers = {m.strip().lower() for m in MISSING_VALUES}
+    return [run.classes[j] for j in np.unique(final).tolist() if is_missing(run.classes[j], markers)]
+
+
 def unresolved_path(out: str | os.PathLike[str]) -> Path:
     """Where the samples without a consensus are listed, beside the cleaned labels ``out``."""
     out = Path(out)
@@ -197,7 +210,9 @@ def export_labels(
         Output file (default ``RUN_DIR/labels_cleaned.<ext>``, ``<ext>`` as described in the
         module docstring). The original manifest is never overwritten.
     report : callable, optional
-        Told how many samples have no consensus yet and where they are listed.
+        Told how many samples have no consensus yet and where they are listed, and (a line
+        starting ``warning:``) which written class names a manifest reader takes for missing
+        values (:func:`missing_like_labels`).
 
     Raises
     ------
@@ -209,6 +224,12 @@ def export_labels(
     _refuse_injected_noise(run)
     v = run_verdicts(run)
     path = _export(run, Path(out) if out is not None else None, v)
+    odd = missing_like_labels(run, v)
+    if odd and report is not None:
+        report(f"warning: {path} writes the class name{'s' if len(odd) > 1 else ''} "
+               f"{', '.join(map(repr, odd))}, which a manifest reader takes for a missing label "
+               "(labeltrace.data.MISSING_VALUES): a scan of it refuses those rows unless it reads labels as "
+               "they are (in Python labeltrace.data.from_manifest(..., missing_values=()))")  # fmt: skip
     if (run.path / REVIEWS_DB).exists():
         table = unresolved_table(run, v)
         listed = _csv_table(table, unresolved_path(path))

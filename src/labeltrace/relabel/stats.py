@@ -50,12 +50,18 @@ def fixed_ratio(
     for a, b in zip(results, reference, strict=True):
         r = max(1, round(fraction * a.budget))
         vals.append(a.fixed[r] / b.fixed[r] if b.fixed[r] > 0 else float("nan"))
-    return t_interval(np.asarray(vals))
+    m, lo, hi = t_interval(np.asarray(vals))
+    return float(m), float(max(lo, 0.0)), float(hi)  # a ratio of counts: never below 0
 
 
 @dataclass(frozen=True, eq=False)
 class Aggregate:
     """Curves and summaries of one selector over seeds: mean and 95% t-interval.
+
+    Each interval is clipped to the range its quantity can take — accuracies, ``auc`` in
+    ``[0, 1]``, ``gain`` in ``[-1, 1]``, ``relabels_used`` in ``[0, budget]``, ``fixed_per_100``
+    in ``[0, 100]``, the remaining counts at ``>= 0`` (``normalized_gain`` is unbounded) — so a
+    few seeds near a bound never report an impossible value such as an accuracy above 100 %.
 
     Attributes
     ----------
@@ -96,26 +102,31 @@ def aggregate(results: Sequence[CampaignResult], *, confidence: float = 0.95) ->
     if len(names) != 1:
         raise ValueError(f"results mix selectors {sorted(names)}; aggregate one selector at a time")
 
-    def ci(vals: Iterable[float]) -> tuple[float, float, float]:
+    inf = float("inf")
+
+    def ci(vals: Iterable[float], low: float = -inf, high: float = inf) -> tuple[float, float, float]:
         m, lo, hi = t_interval(np.asarray(list(vals), dtype=np.float64), confidence=confidence)
-        return float(m), float(lo), float(hi)
+        return float(m), float(np.clip(lo, low, high)), float(np.clip(hi, low, high))
 
     acc_m, acc_lo, acc_hi = t_interval(
         np.stack([r.accuracy for r in results]), confidence=confidence
     )
+    acc_lo, acc_hi = np.clip(acc_lo, 0.0, 1.0), np.clip(acc_hi, 0.0, 1.0)
+    budget = float(results[0].budget)
     metrics = {
-        "auc": ci(r.auc for r in results),
-        "gain": ci(r.gain for r in results),
+        "auc": ci((r.auc for r in results), 0.0, 1.0),
+        "gain": ci((r.gain for r in results), -1.0, 1.0),
         "normalized_gain": ci(r.normalized_gain for r in results),
-        "initial_accuracy": ci(r.initial_accuracy for r in results),
-        "final_accuracy": ci(r.final_accuracy for r in results),
-        "relabels_used": ci(r.relabels_used for r in results),
-        "remaining_clear": ci(r.remaining_clear[-1] for r in results),
-        "remaining_ambiguous": ci(r.remaining_ambiguous[-1] for r in results),
+        "initial_accuracy": ci((r.initial_accuracy for r in results), 0.0, 1.0),
+        "final_accuracy": ci((r.final_accuracy for r in results), 0.0, 1.0),
+        "relabels_used": ci((r.relabels_used for r in results), 0.0, budget),
+        "remaining_clear": ci((r.remaining_clear[-1] for r in results), 0.0),
+        "remaining_ambiguous": ci((r.remaining_ambiguous[-1] for r in results), 0.0),
     }
     fracs = sorted(set().union(*(r.fixed_per_100.keys() for r in results)))
     for f in fracs:
-        metrics[f"fixed_per_100@{f:g}"] = ci(r.fixed_per_100.get(f, float("nan")) for r in results)
+        metrics[f"fixed_per_100@{f:g}"] = ci((r.fixed_per_100.get(f, float("nan")) for r in results),
+                                             0.0, 100.0)  # fmt: skip
     return Aggregate(
         selector=results[0].selector,
         n_seeds=len(results),

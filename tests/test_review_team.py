@@ -70,3 +70,22 @@ def test_a_request_resolves_the_votes_once_and_only_of_the_voted_samples(
     c.get("/api/state")
     c.get("/api/item/0")
     assert calls == []  # no new decision: nothing resolved again
+
+
+def test_a_features_file_of_the_wrong_shape_is_refused_at_startup(tmp_path: Path) -> None:
+    import numpy as np
+
+    from labeltrace.relabel.live import LiveConfig
+
+    rd = make_run(tmp_path, n=12, k=3, seed=3)
+    bad = tmp_path / "feats.npy"
+    np.save(bad, np.zeros((10, 4), dtype=np.float32))
+    for live in (None, LiveConfig()):
+        with pytest.raises(ValueError, match=r"feats\.npy has shape \(10, 4\); expected \(12, D\)"):
+            create_app(rd, features=bad, live=live)
+    np.save(bad, np.zeros(12, dtype=np.float32))
+    with pytest.raises(ValueError, match=r"shape \(12,\); expected \(12, D\)"):
+        create_app(rd, features=bad)
+    np.save(bad, np.ones((12, 4), dtype=np.float32))
+    c = TestClient(create_app(rd, features=bad), base_url=LOCAL)
+    assert c.get("/api/context/0").status_code == 200

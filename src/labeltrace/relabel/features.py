@@ -24,7 +24,7 @@ import numpy as np
 from labeltrace.relabel.head import standardize
 from labeltrace.rundir import Run, recording_dir
 
-__all__ = ["RunFeatures", "run_features", "thumbnail_features"]
+__all__ = ["RunFeatures", "check_features_file", "run_features", "thumbnail_features"]
 
 THUMB = 16
 
@@ -41,14 +41,34 @@ class _Miss(Exception):
     """The feature cache has no entry for this run."""
 
 
-def _from_file(path: str | os.PathLike[str], n: int) -> np.ndarray:
+def check_features_file(path: str | os.PathLike[str], n: int) -> tuple[int, ...]:
+    """Check that ``path`` is an (N, D) numeric ``.npy`` for a run of ``n`` samples without
+    reading its data (memory-mapped header); returns its shape.
+
+    Raises
+    ------
+    ValueError
+        Missing, not a ``.npy``, unreadable, not numeric, or another shape — naming the file, its
+        shape and the expected ``(n, D)``.
+    """
     p = Path(path)
     if not p.is_file() or p.suffix.lower() != ".npy":
         raise ValueError(f"features file {p} must be an existing (N, D) .npy file")
-    x = np.load(p, allow_pickle=False)
-    if x.ndim != 2 or x.shape[0] != n:
-        raise ValueError(f"{p} has shape {x.shape}; the run has {n} samples (one row each)")
-    return x
+    try:
+        x = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"features file {p} cannot be read as a .npy array: {exc}") from exc
+    if x.ndim != 2 or x.shape[0] != n or x.shape[1] < 1:
+        raise ValueError(f"features file {p} has shape {x.shape}; expected ({n}, D): one row per sample "
+                         f"of the run (sample ids 0..{n - 1}), D >= 1 features")  # fmt: skip
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise ValueError(f"features file {p} holds {x.dtype} values; expected numbers")
+    return tuple(x.shape)
+
+
+def _from_file(path: str | os.PathLike[str], n: int) -> np.ndarray:
+    check_features_file(path, n)
+    return np.load(Path(path), allow_pickle=False)
 
 
 def _from_cache(run: Run) -> np.ndarray | None:

@@ -30,7 +30,7 @@ from labeltrace.relabel import priority as prio
 from labeltrace.relabel.campaign import Campaign
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.decisions import KINDS, run_store
-from labeltrace.relabel.features import run_features
+from labeltrace.relabel.features import check_features_file, run_features
 from labeltrace.relabel.head import HeadConfig
 from labeltrace.relabel.live import LiveConfig, LiveQueue, build_updater
 from labeltrace.relabel.order import review_order
@@ -85,6 +85,8 @@ class ReviewState:
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.run = run
+        if features is not None:  # at startup, not as a "features are missing" on the page later
+            check_features_file(features, run.num_samples)
         self.classes = run.classes
         # the store keeps names whitespace-collapsed: compare with the same form
         self.reviewer = None if reviewer is None else (" ".join(reviewer.split()) or None)

@@ -316,6 +316,7 @@ def _fake_fiftyone(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
 
     fo.Sample = fo.Classification = dict  # type: ignore[attr-defined]
     fo.Dataset = Dataset  # type: ignore[attr-defined]
+    fo.dataset_exists = lambda name: name in made  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "fiftyone", fo)
     return made
 
@@ -375,3 +376,15 @@ def test_only_suspects_applies_to_tables_and_is_refused_for_fiftyone(tmp_path: P
         assert table.num_rows == n_sus and all(table.column("is_suspect").to_pylist())
     with pytest.raises(ValueError, match="does not apply to a FiftyOne export"):
         export_run(rd, "fiftyone", only_suspects=True)
+
+
+def test_fiftyone_never_replaces_an_existing_dataset_unasked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:  # fmt: skip
+    made = _fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path, n=12, k=3, seed=0)
+    theirs = object()
+    made["mine"] = theirs  # the user's own dataset of that name
+    with pytest.raises(ValueError, match="'mine' already exists; pass --overwrite"):
+        export_run(rd, "fiftyone", "mine")
+    assert made["mine"] is theirs
+    assert export_run(rd, "fiftyone", "mine", overwrite=True) == "mine" and made["mine"] is not theirs

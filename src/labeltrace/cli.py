@@ -174,13 +174,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from labeltrace import export
 
     if args.from_labelstudio:
-        n = export.import_labelstudio(args.run_dir, args.from_labelstudio)
+        n = export.import_labelstudio(args.run_dir, args.from_labelstudio,
+                                      warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
         print(f"imported {n} decisions into {Path(args.run_dir) / 'reviews.db'}")
         return 0
     if not args.to:
         raise SystemExit("error: give --to labelstudio|fiftyone|csv|parquet or --from-labelstudio EXPORT.json")
     out = export.export_run(args.run_dir, args.to, args.out, images=args.images, document_root=args.document_root,
-                            only_suspects=args.only_suspects,
+                            only_suspects=args.only_suspects, overwrite=args.overwrite,
                             warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))  # fmt: skip
     print(f"wrote {out}")
     return 0
@@ -333,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Label Studio: embed images or reference them through local-files storage")
     ex.add_argument("--document-root", help="Label Studio local-files document root")
     ex.add_argument("--only-suspects", action="store_true", help="export the flagged samples alone (not fiftyone)")
+    ex.add_argument("--overwrite", action="store_true",
+                    help="fiftyone: replace an existing dataset of that name (without it, one is refused)")
     ex.add_argument("--from-labelstudio", metavar="EXPORT_JSON", help="read relabels back from a Label Studio export")
     ex.set_defaults(func=_cmd_export)
 

@@ -77,6 +77,7 @@ def export_run(
     document_root: str | os.PathLike[str] | None = None,
     only_suspects: bool = False,
     warn: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> Path | str:
     """Export a run for a labeling tool (see the module docstring for each target).
 
@@ -99,6 +100,9 @@ def export_run(
         :func:`warnings.warn`. Such samples are exported without their image (Label Studio:
         ``data.image`` empty, ``data.image_error`` the reason; FiftyOne: left out) -- one bad
         sample never aborts the export.
+    overwrite
+        FiftyOne only: replace an existing dataset of that name (refused with ``ValueError``
+        otherwise, so a dataset of the user's is never deleted by accident).
 
     Returns
     -------
@@ -115,7 +119,7 @@ def export_run(
                              "suspect field: filter on it in FiftyOne)")
         from labeltrace.export.fiftyone import to_fiftyone
 
-        return to_fiftyone(run, None if out is None else str(out), warn=warn)
+        return to_fiftyone(run, None if out is None else str(out), warn=warn, overwrite=overwrite)
     if to == "labelstudio":
         path = Path(out) if out is not None else run.path / rundir.LABELSTUDIO_TASKS
         tasks = labelstudio_tasks(

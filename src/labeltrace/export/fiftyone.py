@@ -14,9 +14,12 @@ from labeltrace.rundir import FIFTYONE_IMAGES, Run, atomic_write
 __all__ = ["to_fiftyone"]
 
 
-def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | None = None) -> str:
+def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | None = None,
+                overwrite: bool = False) -> str:  # fmt: skip
     """A persistent FiftyOne dataset of ``run``; samples whose image cannot be exported are left
-    out and named in one ``warn`` message (see :func:`labeltrace.export.export_run`)."""
+    out and named in one ``warn`` message (see :func:`labeltrace.export.export_run`). An existing
+    dataset of that name is replaced only with ``overwrite`` (``ValueError`` otherwise), checked
+    before any image is written."""
     try:
         import fiftyone as fo
     except ImportError as exc:
@@ -26,6 +29,10 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
             "export --to fiftyone needs FiftyOne, an optional extra: "
             "pip install 'labeltrace[fiftyone]' (or pip install fiftyone)"
         ) from exc
+    name = name or f"labeltrace-{run.path.resolve().name}"
+    if not overwrite and fo.dataset_exists(name):
+        raise ValueError(f"a FiftyOne dataset named {name!r} already exists; pass --overwrite "
+                         "(overwrite=True) to replace it, or choose another name with --out")  # fmt: skip
     classes = run.classes
     given = run.column("given_label_id").astype(np.int64)
     sugg = run.column("suggested_label_id").astype(np.int64)
@@ -69,7 +76,7 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
             s["ground_truth"] = fo.Classification(label=classes[truth[i]])
         samples.append(s)
     report_problems(problems, len(order), warn)
-    ds = fo.Dataset(name or f"labeltrace-{run.path.resolve().name}", overwrite=True)
+    ds = fo.Dataset(name, overwrite=overwrite)
     ds.persistent = True
     ds.add_samples(samples)
     return str(ds.name)

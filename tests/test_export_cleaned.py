@@ -80,7 +80,7 @@ def test_class_names_a_manifest_reads_as_missing_are_named(tmp_path: Path,
     assert main(["review", str(rd), "--export", str(out)]) == 0
     text = capsys.readouterr().out
     assert "warning: " in text and "'none', 'NA'" in text and "missing_values=()" in text
-    assert "it refuses the rows labelled 'none', 'NA'" in text
+    assert "--out NEW_RUN_DIR --no-missing-markers" in text
     assert {r["label"] for r in csv_rows(out)} == {"cat", "none", "NA"}  # written as they are
     assert main(["review", str(make_run(tmp_path / "b", n=12, k=3, seed=6)), "--export",
                  str(tmp_path / "b.csv")]) == 0  # fmt: skip

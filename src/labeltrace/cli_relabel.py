@@ -76,8 +76,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
             odd = missing_like_labels(run)
             print(f"to scan with the cleaned labels: labeltrace scan {shlex.quote(str(run.data_root))} "
                   f"--labels {shlex.quote(str(out))} --out NEW_RUN_DIR"
-                  + (f" -- it refuses the rows labelled {', '.join(map(repr, odd))} (see the warning above)"
-                     if odd else ""))  # fmt: skip
+                  + (" --no-missing-markers" if odd else ""))  # a class named 'none': read labels as they are
         return 0
     live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,

@@ -228,8 +228,8 @@ def export_labels(
     if odd and report is not None:
         report(f"warning: {path} writes the class name{'s' if len(odd) > 1 else ''} "
                f"{', '.join(map(repr, odd))}, which a manifest reader takes for a missing label "
-               "(labeltrace.data.MISSING_VALUES): a scan of it refuses those rows unless it reads labels as "
-               "they are (in Python labeltrace.data.from_manifest(..., missing_values=()))")  # fmt: skip
+               "(labeltrace.data.MISSING_VALUES): scan it with --no-missing-markers (in Python "
+               "labeltrace.data.from_manifest(..., missing_values=())), or those rows are refused")  # fmt: skip
     if (run.path / REVIEWS_DB).exists():
         table = unresolved_table(run, v)
         listed = _csv_table(table, unresolved_path(path))

@@ -24,7 +24,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
           f"(posterior: {q.posterior.describe()})")  # fmt: skip
     if q.estimate is not None:
         print(q.estimate.message() + f" (simulated {q.estimate.repeats} times, the model's posterior standing "
-              "in for the reviewers)")  # fmt: skip
+              f"in for the reviewers; consensus: {q.rule.describe() if q.rule else ''})")  # fmt: skip
         if q.estimate_note:
             print(f"note: {q.estimate_note}", file=sys.stderr)
     for row in q.table.slice(0, args.top).to_pylist():
@@ -117,7 +117,8 @@ def add_relabel_commands(sub: Any) -> None:
                     "in-sample run's mean softmax over the last 5 epochs; last / mean: that window on the run's "
                     "dynamics")
     qu.add_argument("--budget", type=int, metavar="B",
-                    help="also print what relabeling the first B samples is expected to fix (95 %% interval), "
+                    help="also print what relabeling the first B samples is expected to fix (95 %% interval), under the "
+                    "consensus rule stored with the decisions, "
                     "simulated with the model's posterior standing in for the reviewers")
     qu.add_argument("--seed", type=int, default=0, help="seed of --method random")
     qu.add_argument("--top", type=int, default=10, help="queue items shown")

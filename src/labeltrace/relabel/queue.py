@@ -32,6 +32,8 @@ from labeltrace import rundir
 from labeltrace._checks import describe_ids
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
+from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.decisions import open_store
 from labeltrace.relabel.preflight import Estimate, preflight
 
 __all__ = [
@@ -223,6 +225,8 @@ class Queue:
     posterior : the posterior it ranks by.
     note : a remark for the user (fewer epochs kept than asked), or None.
     estimate : the pre-flight estimate for a budget (:func:`write_queue`), or None.
+    rule : the consensus rule the estimate simulated (the one stored with the run's decisions,
+        else single-expert review), or None without an estimate.
     estimate_note : a warning about the estimate (a budget past the samples the scan flagged,
         where it runs high), or None.
     paths : the files written (:func:`write_queue`), else empty.
@@ -237,6 +241,7 @@ class Queue:
     estimate_note: str | None = None
     paths: tuple[Path, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    rule: ConsensusRule | None = None
 
     @property
     def epochs(self) -> int | None:
@@ -321,16 +326,20 @@ def write_queue(
     order (``id, priority, rank``) to the run's queue file, which the review app serves.
 
     With ``budget``, also estimate what relabeling that many samples of the queue fixes
-    (:func:`labeltrace.relabel.preflight.preflight`, ``repeats`` simulated campaigns).
+    (:func:`labeltrace.relabel.preflight.preflight`, ``repeats`` simulated campaigns) under the
+    consensus rule stored with the run's decisions (``review --agree / --count-given``; single-
+    expert review when none is stored).
     """
     run = rundir.open_run(run_dir)
     q = queue_table(run, method=method, gamma=gamma, seed=seed, posterior=posterior)
-    estimate, warn = None, None
+    estimate, warn, rule = None, None, None
     if budget is not None:
         given = run.column("given_label_id").astype(np.int64)
         sei = run_sei(run) if "sei" in prio.get(method).inputs else None
+        store = open_store(run)
+        rule = store.rule() if store is not None else ConsensusRule()
         estimate = preflight(q.posterior.probs, given, budget=budget, priority=method, sei=sei,
-                             gamma=gamma, repeats=repeats, seed=seed)  # fmt: skip
+                             gamma=gamma, rule=rule, repeats=repeats, seed=seed)  # fmt: skip
         flagged = int(run.column("is_suspect").sum())
         if budget > flagged:
             warn = (f"the budget passes the {flagged} samples the scan flagged; past them the "
@@ -342,4 +351,4 @@ def write_queue(
     side = rundir.write_table(run.path / rundir.QUEUE, order)
     return Queue(table=q.table, method=q.method, posterior=q.posterior, note=q.note,
                  estimate=estimate, estimate_note=warn, paths=(written, side),
-                 meta=q.meta)  # fmt: skip
+                 meta=q.meta, rule=rule)  # fmt: skip

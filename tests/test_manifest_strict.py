@@ -184,6 +184,10 @@ def _expected(rows_, ids, drop):
             classes = None
         else:
             classes = [str(k) for k in range(max(valid) + 1)]
+            if max(valid) >= len(valid):  # positions beyond N: refused before the class counts are
+                problems.append(r"class positions 0\.\.K-1, so label \d+ would make")
+            elif min(valid) > 0:
+                problems.append(r"counted from 0, but no label is 0")
     else:
         classes = sorted({str(v) for v in valid})
     names = [str(v) for v in valid]

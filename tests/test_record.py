@@ -21,9 +21,9 @@ def reference_quantities(logits: np.ndarray, labels: np.ndarray) -> dict[str, np
     p = np.exp(logp)
     H = -(p * logp).sum(1)
     idx = np.arange(len(labels))
-    correct = (logits.argmax(1) == labels).astype(float)
     other = logits.astype(np.float64).copy()
     other[idx, labels] = -np.inf
+    correct = (logits[idx, labels] >= other.max(1)).astype(float)  # an exact tie agrees (the SEI code's rule)
     return {
         "entropy": H,
         "signed_entropy": np.where(correct > 0, H, -H),
@@ -343,3 +343,14 @@ def test_epochs_of_chosen_ids_refuses_ids_that_are_no_samples():
     for bad, what in (([-1], "out of range"), ([1.7], "fractional"), ([3], "out of range")):
         with pytest.raises(ValueError, match=what):
             d.epochs("margin", ids=bad)
+
+
+def test_an_exact_tie_agrees_whatever_the_order_of_the_classes():
+    """`correct` used the first maximum while the SEI sign used margin >= 0: on a tie, forgetting
+    events and accuracy changed when the classes were listed in another order."""
+    out = []
+    for z, label in (([[0.0, 2.0], [1.0, 1.0]], 1), ([[2.0, 0.0], [1.0, 1.0]], 0)):  # the same, classes swapped
+        zs = [np.array([row], dtype=np.float32) for row in z]
+        d = run_epochs(Recorder(1, 2), zs, np.array([label])).dynamics()
+        out.append((d.mean("correct")[0], d.forgetting_events()[0][0], d.mean("signed_entropy")[0]))
+    assert out[0] == out[1] and out[0][0] == 1.0 and out[0][1] == 0

@@ -177,9 +177,9 @@ def reference(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
         p = np.exp(logp)
         H = -np.where(p > 0, p * logp, 0.0).sum(1)
         r = np.arange(len(labels))
-        correct = (z.argmax(1) == labels).astype(float)
         other = z.copy()
         other[r, labels] = -np.inf
+        correct = (z[r, labels] >= other.max(1)).astype(float)  # an exact tie agrees, as the SEI sign
         q = np.stack([H, np.where(z[r, labels] >= other.max(1), H, -H), correct, z[r, labels] - other.max(1), p[r, labels], -logp[r, labels]])
     return np.clip(q, -F32_MAX, F32_MAX)
 

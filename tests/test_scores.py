@@ -185,3 +185,10 @@ def test_sei_with_the_auxiliary_logit():
     d = record(z, [2, 2], num_classes=3)  # both samples relabeled to the auxiliary class
     p0, p1 = softmax(z[0, 0]), softmax(z[0, 1])
     np.testing.assert_allclose(scores.compute("sei", d), [H(p0), -H(p1)], rtol=1e-6)
+
+
+def test_an_unscored_sample_ranks_before_every_scored_one_even_minus_inf():
+    from labeltrace.decide.ranking import rank_of
+
+    assert rank_of(np.array([-np.inf, np.nan, 0.0])).tolist() == [2, 1, 3]
+    assert rank_of(np.array([np.nan, 1.0, np.nan, -np.inf])).tolist() == [1, 4, 2, 3]

@@ -19,7 +19,8 @@ def rank_of(score: np.ndarray) -> np.ndarray:
     """(N,) int64 rank, 1 = most suspect: ascending score, ties by id. An unscored (NaN) sample
     ranks before every scored one — it needs a look — never as clean."""
     s = np.asarray(score, dtype=np.float64)
-    order = np.lexsort((np.arange(s.size), np.where(np.isnan(s), -np.inf, s)))
+    nan = np.isnan(s)  # first, before -inf too: a separate key, not -inf in the score's place
+    order = np.lexsort((np.arange(s.size), np.where(nan, 0.0, s), ~nan))
     rank = np.empty(s.size, dtype=np.int64)
     rank[order] = np.arange(1, s.size + 1)
     return rank

@@ -130,9 +130,9 @@ def _object_logits(a: np.ndarray, ids: np.ndarray) -> np.ndarray:
 def batch_quantities(z: np.ndarray, labels: np.ndarray, want_probs: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Recorded quantities ``(F, B)`` float64 and, if asked, the softmax ``(B, K)`` float64.
 
-    ``z`` must be finite float64 ``(B, K)``; every output is finite. ``correct`` follows
-    ``argmax`` (the first maximum on ties); the sign of ``signed_entropy`` follows the SEI paper's
-    code: + when the given label's logit is >= every other (margin >= 0, ties agree).
+    ``z`` must be finite float64 ``(B, K)``; every output is finite. ``correct`` and the sign
+    of ``signed_entropy`` follow the SEI paper's code: agreement when the given label's logit is >=
+    every other (margin >= 0; an exact tie agrees, whatever the order of the classes).
     """
     with np.errstate(over="ignore"):  # differences of logits beyond ±8.9e307 overflow: handled
         return _quantities(z, labels, want_probs)
@@ -154,10 +154,12 @@ def _quantities(z: np.ndarray, labels: np.ndarray, want_probs: bool) -> tuple[np
     other = z.copy()
     other[rows, labels] = -np.inf
     margin = z_given - other.max(axis=1)
-    correct = (z.argmax(axis=1) == labels).astype(np.float64)
     # the SEI paper's official code: agreement is margin >= 0, so an exact tie with another class counts
-    # as agreement (+H), although argmax (first maximum) may name the other class
-    signed = np.where(z_given >= other.max(axis=1), entropy, -entropy)
+    # as agreement (+H); `correct` follows the same rule, so that it (and the forgetting events and the
+    # agreement counts read from it) does not depend on the order of the classes on a tie
+    agrees = z_given >= other.max(axis=1)
+    correct = agrees.astype(np.float64)
+    signed = np.where(agrees, entropy, -entropy)
     logp_given = logp[rows, labels]
     q = np.stack([entropy, signed, correct, margin, p[rows, labels], -logp_given])
     # margin and loss can leave the float32 range of the stored arrays (or even float64's):

@@ -17,7 +17,8 @@ row-max-shifted logits, so any finite logits give finite values):
 * ``entropy``        Shannon entropy H(p) in nats;
 * ``signed_entropy`` +H(p) if the given label's logit is >= every other (margin >= 0, as the SEI
                      paper's code: an exact tie agrees), else −H(p);
-* ``correct``        1.0 if argmax p == given label else 0.0 (ties: the first maximum);
+* ``correct``        1.0 if the given label's logit is >= every other (argmax, an exact tie counted as
+                     agreement, as for the sign above) else 0.0;
 * ``margin``         given-label logit minus the largest other logit (AUM's margin);
 * ``p_given``        softmax probability of the given label;
 * ``loss``           cross-entropy −log p_given.

@@ -7,7 +7,8 @@ recording get NaN. A new score is one function of :class:`~labeltrace.record.Dyn
 =============== ============================================================================
 name            definition (means are over the epochs in which the sample was seen)
 =============== ============================================================================
-``sei``         Signed Entropy Integral: mean of +H(p_t) if argmax p_t == label else −H(p_t).
+``sei``         Signed Entropy Integral: mean of +H(p_t) if the prediction agrees with the label
+                (its logit >= every other: an exact tie agrees, as the official code) else −H(p_t).
                 The *mean* (not the sum) so runs of different lengths compare; multiply by the
                 number of epochs for the paper's sum. ``epochs=slice`` integrates a window.
 ``ei``          Unsigned entropy integral, **negated**: −mean H(p_t). Low = uncertain
@@ -103,7 +104,8 @@ def from_probs(name: str, probs: np.ndarray, labels: np.ndarray, **kw: Any) -> n
 # ---------------------------------------------------------------------------- trajectory scores
 @register("sei")
 def sei(dyn: Dynamics, *, epochs: slice | None = None) -> np.ndarray:
-    """Signed Entropy Integral: mean over seen epochs of ±H(p_t) (+ when argmax = given label)."""
+    """Signed Entropy Integral: mean over seen epochs of ±H(p_t) (+ when the given label's logit is
+    >= every other, an exact tie included, as the official code)."""
     return dyn.mean("signed_entropy", epochs)
 
 

@@ -303,3 +303,12 @@ def test_neighbouring_seeds_draw_unrelated_auxiliary_sets():
         second = th.assign_auxiliary_pair(y, 4, seed=s)[1]
         first_next = th.assign_auxiliary_pair(y, 4, seed=s + 1)[0]
         assert (second & first_next).sum() / second.sum() < 0.35
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_top_fraction_cutoff_flags_the_tie_group_in_the_scores_own_precision(dtype: type) -> None:
+    """The next float above a tie group was float64's: `float32_scores < c` compares in float32
+    (NumPy 2), rounded c back to the tie and flagged one sample instead of two."""
+    s = np.array([0.1, 0.2, 0.3, 0.4], dtype=dtype)
+    c = th.top_fraction(s, 0.5)
+    assert int((s < c).sum()) == 2 and int((s.astype(np.float64) < c).sum()) == 2

@@ -146,7 +146,13 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
         return float(s.min())
     kth = np.partition(s, k - 1)[k - 1]
     at_most, below = int((s <= kth).sum()), int((s < kth).sum())
-    return float(kth) if at_most - k >= k - below and at_most > k else float(np.nextafter(kth, np.inf))
+    if at_most - k >= k - below and at_most > k:
+        return float(kth)
+    # the next float above in the scores' own precision: a float32 (or float16) array compared with
+    # `scores < c` compares in that precision (NumPy 2), where float64's next float rounds back to kth
+    dt = np.asarray(scores).dtype
+    dt = dt if dt.kind == "f" and dt.itemsize < 8 else np.dtype(np.float64)
+    return float(np.nextafter(np.asarray(kth, dtype=dt), dt.type(np.inf)))
 
 
 def unsupervised_cutoff(scores: np.ndarray) -> tuple[float, str]:

@@ -236,7 +236,9 @@ register(Detector(
 #: the scores that are signed entropies: >= 0 where the prediction agrees with the given label (on
 #: average over the epochs, or at one epoch). Without auxiliary samples the mixture split of such a
 #: score can fall between the easy clean samples (near 0) and the hard clean ones (near +log K), and
-#: flag the easy majority: the label-free cut is capped at 0
+#: flag the easy majority: the label-free cut is capped at 0. The auxiliary-mean cut is the paper's rule
+#: as published and is not capped: once the network has learned the auxiliary samples their mean is
+#: positive, and it then flags confident samples that agree with their label too (benchmarks/RESULTS.md §4)
 SIGNED = frozenset({"sei", "se_at"})
 
 

@@ -120,3 +120,119 @@ def test_missing_logits_is_a_clear_error(tmp_path):
                          callbacks=[RecorderCallback(N, K)])  # fmt: skip
     with pytest.raises(ValueError, match="logits"):
         trainer.fit(LossOnly(), loader())
+
+
+class EpochLogged(Tiny):
+    """Logs (Lightning epoch, ids, logits) of every training_step; skips the batches in ``skip``."""
+
+    def __init__(self, skip=()) -> None:
+        super().__init__()
+        self.skip = set(skip)
+        self.log_: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def training_step(self, batch, batch_idx):
+        if batch_idx in self.skip:
+            return None  # Lightning's documented way to skip a batch
+        out = super().training_step(batch, batch_idx)
+        self.log_.append((self.current_epoch, *self.seen_logits[-1]))
+        return out
+
+
+def recorded_as_lightning_ran(*logs):
+    """A Recorder fed the logged batches, one epoch per Lightning epoch."""
+    ref, y, cur = Recorder(N, K), Data().y.numpy(), None
+    for e, ids, z in [x for log in logs for x in log]:
+        if cur is not None and e != cur:
+            ref.end_epoch()
+        cur = e
+        ref.update(ids, z, y[ids])
+    ref.end_epoch()
+    return ref.dynamics()
+
+
+def plain_trainer(root, cb, **kw):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                      default_root_dir=root, deterministic=True, **kw,
+                      callbacks=[cb, ModelCheckpoint(dirpath=root / "ckpt", save_last=True)])  # fmt: skip
+
+
+def assert_same(got, want):
+    assert got.num_epochs == want.num_epochs
+    for f in FIELDS:
+        np.testing.assert_array_equal(got.epochs(f), want.epochs(f))
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
+def test_a_stop_mid_epoch_resumes_into_the_same_recorder_epoch(tmp_path):
+    # 4 batches an epoch: max_steps=10 stops in epoch 2 after 2 batches; last.ckpt is written at
+    # that stop and Lightning resumes epoch 2 from it (the recorder had closed it: 6 epochs for 5)
+    first, m1 = RecorderCallback(N, K), EpochLogged()
+    plain_trainer(tmp_path, first, max_steps=10, max_epochs=-1).fit(m1, loader())
+    assert_same(first.dynamics(), recorded_as_lightning_ran(m1.log_))  # the partial epoch is in the dynamics
+    state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    (cb_state,) = [v for k, v in state["callbacks"].items() if "RecorderCallback" in k]
+    assert cb_state["pending_epoch"] == 2 and cb_state["recorder"]["pending_ids"].numel() == 14  # still open
+    resumed, m2 = RecorderCallback(N, K), EpochLogged()
+    plain_trainer(tmp_path, resumed, max_steps=20, max_epochs=-1).fit(m2, loader(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert {e for e, *_ in m2.log_} == {2, 3, 4}
+    assert_same(resumed.dynamics(), recorded_as_lightning_ran(m1.log_, m2.log_))  # 5 epochs, as Lightning's
+
+
+def test_a_batch_skipped_by_training_step_is_not_recorded(tmp_path):
+    cb, model = RecorderCallback(N, K), EpochLogged(skip={1})
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                         callbacks=[cb])  # fmt: skip
+    trainer.fit(model, loader())
+    got = cb.dynamics()
+    assert_same(got, recorded_as_lightning_ran(model.log_))
+    np.testing.assert_array_equal(got.n_seen, np.where((np.arange(N) >= 7) & (np.arange(N) < 14), 0, 2))
+
+
+def test_a_strategy_that_spawns_its_workers_is_a_clear_error(tmp_path):
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, strategy="ddp_fork", logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         default_root_dir=tmp_path, callbacks=[RecorderCallback(N, K)])  # fmt: skip
+    with pytest.raises(Exception, match="strategy='ddp' from a script"):  # raised in the worker, re-raised here
+        trainer.fit(Tiny(), loader())
+
+
+@pytest.fixture
+def as_if_two_ranks(tmp_path, monkeypatch):
+    """One process in a gloo group that the Trainer takes for rank 0 of 2: the callback records
+    through a DistributedRecorder and checks the fit's checkpoints at on_train_start."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/rendezvous", rank=0, world_size=1)
+    monkeypatch.setattr(pl.Trainer, "world_size", property(lambda self: 2))
+    yield
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    ("trainer_kw", "checkpoint_kw", "match"),
+    [
+        ({"val_check_interval": 0.5}, {}, "validation runs mid-epoch"),
+        ({}, {"every_n_train_steps": 3}, "every_n_train_steps=3"),
+        ({"max_steps": 6}, {}, "max_steps=6 stops mid-epoch"),
+    ],
+)
+def test_ddp_refuses_a_fit_that_checkpoints_mid_epoch(tmp_path, as_if_two_ranks, trainer_kw, checkpoint_kw, match):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    cb = RecorderCallback(N, K)
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path, **trainer_kw,
+                         callbacks=[cb, ModelCheckpoint(dirpath=tmp_path / "ckpt", **checkpoint_kw)])  # fmt: skip
+    with pytest.raises(ValueError, match=f"between epochs.*{match}"):
+        trainer.fit(Tiny(), loader(), loader())
+    assert type(cb.recorder).__name__ == "DistributedRecorder"
+
+
+def test_ddp_checkpoints_between_epochs_go_through(tmp_path, as_if_two_ranks):
+    cb = RecorderCallback(N, K)
+    fit(2, tmp_path, cb)  # validation once an epoch, saved after it: between epochs
+    assert type(cb.recorder).__name__ == "DistributedRecorder" and cb.dynamics().num_epochs == 2
+    assert (tmp_path / "ckpt" / "last.ckpt").exists()

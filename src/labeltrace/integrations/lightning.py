@@ -19,13 +19,27 @@ was trained — some samples twice in that epoch (averaged), some not at all.
 An epoch of the recorder closes after the last training batch of a Lightning epoch — before
 the validation loop and before any checkpoint of that epoch is written (a
 ``ModelCheckpoint(save_on_train_epoch_end=False)`` saves before ``on_train_epoch_end``) — or,
-failing that, at ``on_train_epoch_end``. Under a multi-process strategy (DDP) the callback records through a
-:class:`~labeltrace.integrations.ddp.DistributedRecorder` (rank 0 holds the dynamics; a
-checkpoint must then be taken between epochs).
+failing that, at ``on_train_epoch_end`` once the epoch's batches are all done. An epoch that
+Lightning stops early (``max_steps`` mid-epoch, ``trainer.should_stop``) stays open in the
+checkpoints written at that stop, so a resume that continues the epoch continues the recorder's
+epoch too; it closes when Lightning starts its next epoch, or at the end of ``fit`` (so
+:meth:`RecorderCallback.dynamics` holds the partial epoch). A batch that ``training_step`` skips
+(returns ``None``, under automatic optimization) is not recorded.
+
+Under a multi-process strategy that runs this script on every rank (``strategy="ddp"`` under a
+script or ``torchrun``) the callback records through a
+:class:`~labeltrace.integrations.ddp.DistributedRecorder` (rank 0 holds the dynamics). Its
+checkpoints must be taken between epochs, so a fit that would write one mid-epoch
+(``ModelCheckpoint(every_n_train_steps=...)`` or ``train_time_interval``, saving after a
+validation run mid-epoch (``val_check_interval`` < 1), or a ``max_steps`` that ends mid-epoch
+with checkpointing on) raises ``ValueError`` at ``on_train_start``. The strategies that start
+their workers themselves (``"ddp_spawn"``, ``"ddp_fork"``, ``"ddp_notebook"``) record in those
+workers, whose state never comes back to this process: they raise ``ValueError`` at setup.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -88,6 +102,15 @@ class RecorderCallback(pl.Callback):
         self._pending_epoch = -1  # the Lightning epoch whose updates the recorder holds open, or -1
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
+
+        if isinstance(getattr(trainer.strategy, "launcher", None), _MultiProcessingLauncher):
+            raise ValueError(
+                f"RecorderCallback cannot record under a strategy that starts its own worker processes "
+                f"({type(trainer.strategy).__name__} with a spawn/fork launcher, e.g. strategy='ddp_spawn', "
+                "'ddp_fork' or 'ddp_notebook'): the recording would stay in those workers and this "
+                "process's callback would hold nothing. Use strategy='ddp' from a script (or torchrun)"
+            )
         if trainer.world_size > 1 and type(self.recorder) is Recorder:
             from labeltrace.integrations.ddp import DistributedRecorder
 
@@ -101,24 +124,58 @@ class RecorderCallback(pl.Callback):
     # ------------------------------------------------------------------ hooks
     def _close(self) -> None:
         if self._pending_epoch >= 0:
-            self.recorder.end_epoch()
+            self.recorder.end_epoch()  # collective for a DistributedRecorder: every rank is here
             self._pending_epoch = -1
+
+    def _close_if_moved_on(self, trainer: pl.Trainer) -> None:
+        """Close an epoch left open by a stop mid-epoch once Lightning runs another epoch."""
+        if 0 <= self._pending_epoch != trainer.current_epoch:
+            self._close()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not isinstance(self.recorder, Recorder):  # a DistributedRecorder: checkpoints between epochs only
+            reason = _mid_epoch_checkpoints(trainer)
+            if reason is not None:
+                raise ValueError(
+                    f"RecorderCallback under DDP can only be checkpointed between epochs (every rank's "
+                    f"updates meet at the epoch's end), but this fit would write a checkpoint mid-epoch: "
+                    f"{reason}"
+                )
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close_if_moved_on(trainer)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:  # fmt: skip
-        if outputs is None or not (isinstance(outputs, Mapping) or callable(self._logits)):
-            raise ValueError("RecorderCallback needs training_step to return a dict with the batch's logits")
-        z = _get(outputs, self._logits, "logits in training_step's output")
-        self.recorder.update(_get(batch, self._ids, "ids of the batch"), z, _get(batch, self._labels, "labels of the batch"))
-        self._pending_epoch = trainer.current_epoch
-        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        self._close_if_moved_on(trainer)
+        skipped = isinstance(outputs, Mapping) and not outputs and pl_module.automatic_optimization
+        if not skipped:  # training_step returned None: Lightning skipped the batch, nothing to record
+            if outputs is None or not (isinstance(outputs, Mapping) or callable(self._logits)):
+                raise ValueError("RecorderCallback needs training_step to return a dict with the batch's logits")
+            z = _get(outputs, self._logits, "logits in training_step's output")
+            ids, labels = _get(batch, self._ids, "ids of the batch"), _get(batch, self._labels, "labels of the batch")
+            self.recorder.update(ids, z, labels)
+        self._pending_epoch = trainer.current_epoch  # also when skipped: every rank closes alike
+        if _epoch_batches_done(trainer):
             self._close()  # before validation and before this epoch's checkpoints
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._close()
+        if _epoch_batches_done(trainer):
+            self._close()
+        # else Lightning stopped mid-epoch: the epoch stays open in this stop's checkpoints, so a
+        # resume that continues it continues the recorder's epoch
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._close()  # an epoch stopped mid-way, after the last checkpoint: into the dynamics
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
+        if not isinstance(self.recorder, Recorder) and self._pending_epoch >= 0 and self.recorder.is_writer:
+            raise ValueError(
+                "RecorderCallback under DDP is being checkpointed mid-epoch (Lightning epoch "
+                f"{self._pending_epoch} is open), which a DistributedRecorder cannot hold: checkpoint between "
+                "epochs only (see the RecorderCallback docstring)"
+            )
         st = self.recorder.state_dict()
         out: dict[str, Any] = {"pending_epoch": self._pending_epoch}
         out["recorder"] = {k: str(v) if k == "meta" else torch.from_numpy(np.ascontiguousarray(v)) for k, v in st.items()}
@@ -128,3 +185,41 @@ class RecorderCallback(pl.Callback):
         st = {k: np.array(v) if k == "meta" else v.cpu().numpy() for k, v in state_dict["recorder"].items()}
         self.recorder.load_state_dict(st)
         self._pending_epoch = int(state_dict.get("pending_epoch", -1))
+
+
+def _epoch_batches_done(trainer: pl.Trainer) -> bool:
+    """Whether the running Lightning epoch went through all its batches (not stopped early)."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    return bool(progress.is_last_batch or progress.current.ready >= trainer.num_training_batches)
+
+
+def _mid_epoch_checkpoints(trainer: pl.Trainer) -> str | None:
+    """Why this fit may write a checkpoint mid-epoch (called at ``on_train_start``), or None."""
+    nb = trainer.num_training_batches
+    steps = math.ceil(nb / trainer.accumulate_grad_batches) if nb != float("inf") else None
+    val_batches = trainer.num_val_batches
+    has_val = (sum(val_batches) if isinstance(val_batches, list) else val_batches) != 0
+    vb = trainer.val_check_batch
+    if vb is None:
+        val_mid_epoch = True  # time-based validation
+    elif trainer.check_val_every_n_epoch is None:
+        val_mid_epoch = steps is None or vb % nb != 0
+    else:
+        val_mid_epoch = vb < nb
+    for mc in trainer.checkpoint_callbacks:
+        n = int(getattr(mc, "_every_n_train_steps", 0) or 0)
+        if n >= 1 and (steps is None or n % steps != 0):
+            return (f"ModelCheckpoint(every_n_train_steps={n}) with {steps} steps an epoch; use "
+                    "every_n_epochs, or a multiple of the epoch's steps")  # fmt: skip
+        if getattr(mc, "_train_time_interval", None) is not None:
+            return "ModelCheckpoint(train_time_interval=...); use every_n_epochs"
+        on_epoch_end = getattr(mc, "_should_save_on_train_epoch_end", lambda t: True)(trainer)
+        if not on_epoch_end and has_val and val_mid_epoch:
+            return (f"validation runs mid-epoch (val_check_interval={trainer.val_check_interval!r}) and "
+                    "ModelCheckpoint saves after it; validate once an epoch (val_check_interval=1.0) or pass "
+                    "ModelCheckpoint(save_on_train_epoch_end=True)")  # fmt: skip
+    if trainer.checkpoint_callbacks and trainer.max_steps > 0 and (steps is None or trainer.max_steps % steps != 0):
+        return (f"max_steps={trainer.max_steps} stops mid-epoch ({steps} steps an epoch) and the checkpoint "
+                "written at that stop would hold the open epoch; use max_epochs, a multiple of the epoch's "
+                "steps, or enable_checkpointing=False")  # fmt: skip
+    return None

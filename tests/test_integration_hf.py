@@ -163,3 +163,48 @@ def test_resume_from_a_checkpoint_saved_at_an_epochs_last_step(tmp_path):
     assert b.num_epochs == 4
     for f in FIELDS:
         np.testing.assert_array_equal(a.epochs(f), b.epochs(f))
+
+
+def test_training_twice_closes_every_epoch(tmp_path):
+    rec = Recorder(N, K)
+    t = trainer(tmp_path, rec)
+    t.args.num_train_epochs = 1
+    t.train()
+    t.train()  # its epoch ends at the first run's last step (4): it was left open
+    assert rec.num_epochs == 2 and not rec.epoch_in_progress
+    np.testing.assert_array_equal(rec.dynamics().n_seen, np.full(N, 2))
+
+
+def test_resume_true_without_a_checkpoint_raises_as_the_trainer_does(tmp_path):
+    rec = Recorder(N, K)
+    with pytest.raises(ValueError, match="No valid checkpoint found in output directory"):
+        trainer(tmp_path, rec).train(resume_from_checkpoint=True)  # was: trained from scratch
+    assert rec.num_epochs == 0
+
+
+@pytest.fixture
+def as_if_two_ranks(tmp_path, monkeypatch):
+    """One process in a gloo group whose TrainingArguments say 2 processes (the setting checks
+    only; the real torchrun run is in test_integration_hf_ddp.py)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/rendezvous", rank=0, world_size=1)
+    monkeypatch.setattr(transformers.TrainingArguments, "world_size", property(lambda self: 2))
+    yield
+    dist.destroy_process_group()
+
+
+def test_torchrun_with_a_plain_recorder_raises(tmp_path, as_if_two_ranks):
+    with pytest.raises(ValueError, match="plain Recorder records only this rank's shard.*DistributedRecorder"):
+        trainer(tmp_path, Recorder(N, K))
+
+
+def test_torchrun_refuses_checkpoints_mid_epoch(tmp_path, as_if_two_ranks):
+    from labeltrace.integrations.ddp import DistributedRecorder
+
+    with pytest.raises(ValueError, match="save_strategy='steps'.*set save_strategy='epoch'"):
+        trainer(tmp_path, DistributedRecorder(N, K), save_steps=500)  # the HF default: mid-epoch saves
+    t = trainer(tmp_path, DistributedRecorder(N, K))  # save_strategy="epoch": fine
+    t.args.save_strategy = transformers.trainer_utils.SaveStrategy.STEPS  # changed after construction
+    with pytest.raises(ValueError, match="save_strategy='steps'"):
+        t.train()

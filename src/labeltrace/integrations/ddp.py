@@ -16,7 +16,10 @@ Repeats within one rank are averaged, as in a single process. With
 (shuffled) permutation of the dataset into disjoint shards and pads the shards with indices from
 the start of that permutation so that all ranks get the same number of samples (the padded
 copy always lands on another rank than the original), so a sample can appear on two ranks in
-one epoch only as padding. ``dedupe=False`` averages every update of every rank instead (what
+one epoch only as padding. Other padding may differ: accelerate's ``even_batches`` (the Hugging
+Face Trainer's loader) also repeats samples on the rank that had them, which would be averaged
+(the :class:`~labeltrace.integrations.hf.RecordingTrainer` drops those repeats before they reach
+the recorder). ``dedupe=False`` averages every update of every rank instead (what
 :meth:`Recorder.merge` does), for samplers that repeat samples on purpose.
 
 Labels are checked on every rank against the labels gathered so far, so a conflict raises the

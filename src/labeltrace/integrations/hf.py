@@ -19,9 +19,20 @@ Checkpoints: the recorder's state goes into each checkpoint folder
 ``train(resume_from_checkpoint=...)`` restores it — also from a checkpoint taken mid-epoch,
 since the Trainer then skips the batches it already trained on (not with
 ``ignore_data_skip=True``: those batches then train, and are recorded, a second time on top of
-the restored updates). Under ``torchrun``, pass a
+the restored updates). ``train(resume_from_checkpoint=True)`` with no checkpoint in
+``output_dir`` raises, as the Trainer does.
+
+Under ``torchrun`` (``args.world_size > 1``), pass a
 :class:`~labeltrace.integrations.ddp.DistributedRecorder` (built after the
-``TrainingArguments``, which start the process group).
+``TrainingArguments``, which start the process group); a plain ``Recorder`` raises, since it
+would hold only this rank's shard. A DistributedRecorder's checkpoint needs every rank's updates,
+which meet only at an epoch's end, so ``save_strategy`` must then be ``"epoch"`` or ``"no"`` (or
+``"best"`` with ``eval_strategy="epoch"``); another raises at construction and at ``train()``.
+The Trainer's data loader (accelerate, ``even_batches=True``) pads each rank's last batches with
+samples from the start of the epoch, some of them this rank's own: on each rank only a sample's
+first update of an epoch is recorded (the padding copies come later and are dropped, counted in
+:attr:`RecordingTrainer.skipped_repeats`), and the DistributedRecorder keeps one rank's update of
+a sample that two ranks trained on.
 """
 
 from __future__ import annotations
@@ -30,8 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+from labeltrace.record import Recorder
 
 __all__ = ["RECORDER_FILE", "RecordingTrainer"]
 
@@ -48,15 +62,21 @@ class _EpochAndSave(TrainerCallback):
         self.trainer = trainer
         self._closed_at = -1  # the global step at which the recorder's epoch was last closed
 
+    def _close(self, state: Any) -> None:
+        self.trainer.recorder.end_epoch()  # collective for a DistributedRecorder: every rank is here
+        self.trainer._recorded_this_epoch[:] = False
+        self._closed_at = state.global_step
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._closed_at = state.global_step  # not a previous train()'s step; a resumed step is closed or mid-epoch
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.epoch is not None and float(state.epoch).is_integer() and state.global_step != self._closed_at:
-            self.trainer.recorder.end_epoch()  # collective for a DistributedRecorder: every rank is here
-            self._closed_at = state.global_step
+            self._close(state)
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step != self._closed_at:
-            self.trainer.recorder.end_epoch()
-            self._closed_at = state.global_step
+            self._close(state)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
@@ -78,6 +98,12 @@ class RecordingTrainer(Trainer):
         The batch key holding the labels trained on (the default collator names it ``labels``).
     *args, **kwargs:
         Everything else goes to ``transformers.Trainer``.
+
+    Attributes
+    ----------
+    skipped_repeats:
+        Under ``torchrun``: updates not recorded because this rank had already recorded the
+        sample in that epoch (the data loader's padding; see the module docstring).
     """
 
     def __init__(self, *args: Any, recorder: Any, id_column: str = "sample_id", label_column: str = "labels",
@@ -86,7 +112,30 @@ class RecordingTrainer(Trainer):
         self.recorder = recorder
         self.id_column = id_column
         self.label_column = label_column
+        self.skipped_repeats = 0
+        self._recorded_this_epoch = np.zeros(int(recorder.num_samples), dtype=bool)  # this rank's, under DDP
+        self._check_distributed()
         self.add_callback(_EpochAndSave(self))
+
+    def _check_distributed(self) -> None:
+        world = int(self.args.world_size)
+        if world <= 1:
+            return
+        if isinstance(self.recorder, Recorder):
+            raise ValueError(
+                f"RecordingTrainer runs on {world} processes (torchrun), but a plain Recorder records only "
+                "this rank's shard: pass a labeltrace.integrations.ddp.DistributedRecorder, built after "
+                "the TrainingArguments"
+            )
+        save = str(getattr(self.args.save_strategy, "value", self.args.save_strategy))
+        evals = str(getattr(self.args.eval_strategy, "value", self.args.eval_strategy))
+        if save not in ("epoch", "no") and not (save == "best" and evals == "epoch"):
+            raise ValueError(
+                f"RecordingTrainer on {world} processes can only checkpoint between epochs (a "
+                "DistributedRecorder's state needs every rank's updates, which meet at the epoch's end), "
+                f"but TrainingArguments(save_strategy={save!r}" + (f", eval_strategy={evals!r}" if save == "best" else "")
+                + ") saves mid-epoch: set save_strategy='epoch' (or 'no')"
+            )
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
@@ -118,16 +167,36 @@ class RecordingTrainer(Trainer):
             logits = outputs[1]
         else:
             raise ValueError("RecordingTrainer needs the model to return its logits (outputs['logits'])")
+        if self.args.world_size > 1:  # each sample's first update of the epoch on this rank (not the padding)
+            ids, logits, labels = self._first_updates(ids, logits, labels)
         self.recorder.update(ids, logits, labels)
         return (loss, outputs) if return_outputs else loss
+
+    def _first_updates(self, ids: Any, logits: Any, labels: Any) -> tuple[Any, Any, Any]:
+        """The rows of the batch whose sample this rank has not recorded yet this epoch (each once)."""
+        i = np.asarray(torch.as_tensor(ids).detach().cpu()).reshape(-1)
+        if i.dtype.kind not in "iu" or not i.size or i.min() < 0 or i.max() >= self._recorded_this_epoch.size:
+            return ids, logits, labels  # the Recorder names what is wrong with the ids
+        _, first = np.unique(i, return_index=True)
+        rows = np.sort(first[~self._recorded_this_epoch[i[first]]])
+        self.skipped_repeats += i.size - rows.size
+        self._recorded_this_epoch[i[rows]] = True
+        if rows.size == i.size:
+            return ids, logits, labels
+        keep, lab = torch.as_tensor(rows), torch.as_tensor(labels)
+        return i[rows], logits.detach()[keep.to(logits.device)], lab[keep.to(lab.device)]
 
     def prediction_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         inputs = {k: v for k, v in inputs.items() if k != self.id_column}
         return super().prediction_step(model, inputs, *args, **kwargs)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        self._check_distributed()
         if resume_from_checkpoint is True:
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:  # as the Trainer: not a silent start from scratch
+                raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
+        self._recorded_this_epoch[:] = False
         if resume_from_checkpoint:
             path = Path(str(resume_from_checkpoint)) / RECORDER_FILE
             if not path.exists():

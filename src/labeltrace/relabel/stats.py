@@ -89,8 +89,9 @@ class Aggregate:
         return np.arange(self.budget + 1)
 
 
-def aggregate(results: Sequence[CampaignResult], *, confidence: float = 0.95) -> Aggregate:
-    """Aggregate runs of one selector over seeds (same budget required)."""
+def aggregate(results: Sequence[CampaignResult], *, confidence: float = 0.95, bounded: bool = True) -> Aggregate:
+    """Aggregate runs of one selector over seeds (same budget required); ``bounded=False`` keeps the
+    raw t-intervals, unclipped (what the simulator reported before the clipping)."""
     if not results:
         raise ValueError("aggregate needs at least one result")
     budgets = {r.budget for r in results}
@@ -106,12 +107,15 @@ def aggregate(results: Sequence[CampaignResult], *, confidence: float = 0.95) ->
 
     def ci(vals: Iterable[float], low: float = -inf, high: float = inf) -> tuple[float, float, float]:
         m, lo, hi = t_interval(np.asarray(list(vals), dtype=np.float64), confidence=confidence)
+        if not bounded:
+            return float(m), float(lo), float(hi)
         return float(m), float(np.clip(lo, low, high)), float(np.clip(hi, low, high))
 
     acc_m, acc_lo, acc_hi = t_interval(
         np.stack([r.accuracy for r in results]), confidence=confidence
     )
-    acc_lo, acc_hi = np.clip(acc_lo, 0.0, 1.0), np.clip(acc_hi, 0.0, 1.0)
+    if bounded:
+        acc_lo, acc_hi = np.clip(acc_lo, 0.0, 1.0), np.clip(acc_hi, 0.0, 1.0)
     budget = float(results[0].budget)
     metrics = {
         "auc": ci((r.auc for r in results), 0.0, 1.0),

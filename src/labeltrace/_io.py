@@ -1,4 +1,5 @@
-"""Atomic file writes and content digests: the one helper for each, used by every writer."""
+"""Atomic file writes (bytes, JSON, tables) and content digests: the one helper for each, used by
+every writer."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "atomic_write_json", "digest", "json_default"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["atomic_write", "atomic_write_json", "digest", "json_default", "write_json", "write_table"]
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
@@ -62,3 +66,34 @@ def digest(obj: Any) -> str:
     else:
         h.update(json.dumps(obj, sort_keys=True, default=str).encode())
     return h.hexdigest()[:24]
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Atomically write ``obj`` as indented JSON (NaN written as null)."""
+
+    def clean(o: Any) -> Any:
+        if isinstance(o, float) and not np.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {str(k): clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if isinstance(o, np.floating):
+            return clean(float(o))
+        return o
+
+    data = json.dumps(clean(obj), indent=2, default=json_default).encode()
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def write_table(path: str | os.PathLike[str], table: pa.Table) -> Path:
+    """Atomically write a table as Parquet (``.parquet``) or CSV (``.csv``)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return atomic_write(path, lambda fh: pq.write_table(table, fh))
+    if path.suffix == ".csv":
+        return atomic_write(path, lambda fh: pacsv.write_csv(table, fh))
+    raise ValueError(f"unsupported table format {path.suffix!r} (use .parquet or .csv)")

@@ -35,10 +35,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from labeltrace._io import atomic_write, atomic_write_json, json_default
+from labeltrace._io import atomic_write, atomic_write_json, write_json, write_table  # re-exported
 from labeltrace.record import Dynamics, Recorder
 from labeltrace.record.recording import Recording, RecordingDir
 from labeltrace.run_images import ImageStore
@@ -104,34 +103,6 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "is_suspect": "bool: flagged by the detector's cutoff",
     "rank": "int64: 1 = most suspect (ascending score, ties by id)",
 }
-
-
-def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Atomically write ``obj`` as indented JSON (NaN written as null)."""
-
-    def clean(o: Any) -> Any:
-        if isinstance(o, float) and not np.isfinite(o):
-            return None
-        if isinstance(o, dict):
-            return {str(k): clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        if isinstance(o, np.floating):
-            return clean(float(o))
-        return o
-
-    data = json.dumps(clean(obj), indent=2, default=json_default).encode()
-    return atomic_write(path, lambda fh: fh.write(data))
-
-
-def write_table(path: str | os.PathLike[str], table: pa.Table) -> Path:
-    """Atomically write a table as Parquet (``.parquet``) or CSV (``.csv``)."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        return atomic_write(path, lambda fh: pq.write_table(table, fh))
-    if path.suffix == ".csv":
-        return atomic_write(path, lambda fh: pacsv.write_csv(table, fh))
-    raise ValueError(f"unsupported table format {path.suffix!r} (use .parquet or .csv)")
 
 
 def recording_dir(run_dir: str | os.PathLike[str]) -> RecordingDir:

@@ -69,7 +69,7 @@ def test_integer_labels_that_cannot_be_class_positions_are_refused() -> None:
     that named no row. Labels counted from 1 gave "'0' (0)"."""
     with pytest.raises(DataError, match=r"label 20240131 would make 20,240,132 classes for 5 samples: row 5 '20240131'"):
         parse_labels(["0", "0", "1", "1", "20240131"], None)
-    with pytest.raises(DataError, match=r"counted from 0, but no label is 0 \(they run from 1 to 2"):
+    with pytest.raises(DataError, match=r"no label is 0 \(they run from 1 to 2\).*counted from 1\? Subtract 1\. A subset without class 0\? Renumber"):
         parse_labels([1, 1, 2, 2], None)
     assert parse_labels([1, 1, 2, 2], ["a", "b", "c"])[1] == ("a", "b", "c")  # positions in given classes: fine
 
@@ -176,3 +176,66 @@ def test_a_transparent_colour_is_composited_like_a_palette_s(tmp_path: Path, mod
     img.save(tmp_path / "t.png", transparency=100 if mode == "L" else (100, 100, 100))
     out = decode_image(tmp_path / "t.png")
     np.testing.assert_allclose(out[..., 0], np.array([[0, 0], [200, 0]]) / 255, atol=1e-6)
+
+
+def test_a_symlinked_manifest_finds_the_classes_txt_beside_its_target(tmp_path: Path) -> None:
+    p = _images(tmp_path / "project")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "v3.csv").write_text("path,label\n" + "".join(f"{s},{k % 2}\n" for k, s in enumerate(p)))
+    (tmp_path / "shared" / "classes.txt").write_text("three\nfive\n")
+    (tmp_path / "project" / "labels.csv").symlink_to(tmp_path / "shared" / "v3.csv")
+    assert from_manifest(tmp_path / "project" / "labels.csv").classes == ("three", "five")
+
+
+def test_cli_unlisted_images_warning_names_only_what_is_left_out(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """No false alarms: a DATA symlink with absolute manifest paths, a listed file skipped as
+    unreadable, a NAS's @eaDir thumbnails."""
+    p = _images(tmp_path / "real", 5)
+    (tmp_path / "real" / "i" / "bad.png").write_bytes(b"not a png")
+    _png(tmp_path / "real" / "i" / "@eaDir" / "0.png" / "SYNOPHOTO_THUMB_M.png")
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    rows = [str(tmp_path / "link" / s) for s in p[:4]] + [str(tmp_path / "link" / "i" / "bad.png")]
+    (tmp_path / "labels.csv").write_text("path,label\n" + "".join(f"{r},{'ab'[k % 2]}\n" for k, r in enumerate(rows)))
+    ds, _ = _load([str(tmp_path / "link"), "--labels", str(tmp_path / "labels.csv"), "--on-bad-image", "skip"])
+    assert len(ds) == 4
+    err = capsys.readouterr().err
+    assert "1 image files under" in err and "i/4.png" in err and "bad.png" not in err and "eaDir" not in err
+
+
+def test_explicit_class_lists_may_name_01_and_1_both() -> None:
+    labels, classes = parse_labels(["01", "1", "01", "1"], ["01", "1"])
+    assert classes == ("01", "1") and labels.tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_hf_class_labels_of_a_formatted_dataset_are_positions(kind: str) -> None:
+    import torch
+
+    wrap = (lambda v: np.int64(v)) if kind == "numpy" else (lambda v: torch.tensor(v))
+    ims = [np.full((4, 4), v, np.uint8) for v in range(4)]
+    fake = _FakeHF(ims, [0, 0, 1, 1], ["1", "2"])
+    for r in fake.rows:
+        r["label"] = wrap(r["label"])
+    ds = from_hf(fake)
+    assert ds.classes == ("1", "2") and ds.labels.tolist() == [0, 0, 1, 1]
+    fake.rows[1]["label"] = wrap(-1)
+    with pytest.raises(DataError, match=r"missing labels \(None or -1\) at rows 1"):
+        from_hf(fake)
+
+
+def test_a_truncated_npz_is_named(tmp_path: Path) -> None:
+    np.savez(tmp_path / "ok.npz", train_images=np.zeros((4, 3, 3), np.uint8), train_labels=np.array([0, 0, 1, 1]))
+    data = (tmp_path / "ok.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"cut\.npz: not a readable \.npz archive .*truncated"):
+        from_npz(tmp_path / "cut.npz")
+
+
+def test_cli_classes_file_names_an_npz_s_classes(tmp_path: Path) -> None:
+    np.savez(tmp_path / "d.npz", train_images=np.zeros((4, 3, 3), np.uint8), train_labels=np.array([0, 0, 1, 1]))
+    (tmp_path / "names.txt").write_text("cat\ndog\n")
+    ds, _ = _load([str(tmp_path / "d.npz"), "--classes", str(tmp_path / "names.txt")])
+    assert ds.classes == ("cat", "dog") and ds.labels.tolist() == [0, 0, 1, 1]
+    with pytest.raises(SystemExit, match="a folder's classes are its sub-folders"):
+        _load([str(tmp_path), "--classes", str(tmp_path / "names.txt")])

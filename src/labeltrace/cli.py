@@ -17,20 +17,25 @@ __all__ = ["main"]
 
 def _unlisted_images(root: Path, ds: Any, out: str | None) -> None:
     """A warning naming the image files under DATA that the ``--labels`` manifest does not list: they
-    are not scanned (a manifest may label a subset on purpose, but never silently)."""
+    are not scanned (a manifest may label a subset on purpose, but never silently). Listed files
+    skipped as unreadable are not named again."""
     import os
 
     from labeltrace._checks import listing
+    from labeltrace.data.adapters import visible_walk
     from labeltrace.data.decode import DICOM_SUFFIXES, IMAGE_SUFFIXES
 
     exts = {e.lower() for e in IMAGE_SUFFIXES + DICOM_SUFFIXES}
     base = root.resolve()
-    listed = {os.path.normpath(os.path.join(base, s)) for s in ds.sources}  # no resolve() per file: a big DATA walks fast
-    found = []
+    written = [*ds.sources, *(src for src, _ in ds.skipped)]
+    listed = {os.path.normpath(os.path.join(base, s)) for s in written}  # as written, against DATA resolved
+    listed |= {str(p) for p in getattr(ds.source, "paths", ())}  # and resolved (absolute paths through a link)
+    listed |= {str(Path(base, src).resolve()) for src, _ in ds.skipped}  # listed, skipped as unreadable
     skip = Path(out).resolve() if out else None  # a run directory inside DATA: its report's images
-    for top, dirs, names in os.walk(base):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and Path(top, d) != skip]
-        found += [os.path.join(top, f) for f in names if not f.startswith(".") and Path(f).suffix.lower() in exts]
+    found = []
+    for top, dirs, names in visible_walk(base):  # no resolve() per file: a big DATA walks fast
+        dirs[:] = [d for d in dirs if Path(top, d) != skip]
+        found += [os.path.join(top, f) for f in names if Path(f).suffix.lower() in exts]
     left = sorted(Path(f).relative_to(base).as_posix() for f in found if f not in listed)
     if left:
         print(f"warning: {len(left)} image files under {root} are not in the --labels manifest and are not scanned: "
@@ -43,6 +48,14 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
 
     man_cols = {"path_column": args.path_column, "label_column": args.label_column, "id_column": args.id_column}
     read_as_is = {"missing_values": ()} if getattr(args, "no_missing_markers", False) else {}
+    named: dict[str, Any] = {}  # --classes: the class list, in id order
+    if getattr(args, "classes", None):
+        from labeltrace.data.manifest import read_classes_file
+
+        named = {"classes": read_classes_file(Path(args.classes))}
+        if args.example or (args.data and not args.labels and Path(args.data).is_dir()):
+            raise SystemExit("error: --classes names the classes of a manifest or an .npz; a folder's classes are its "
+                             "sub-folders")
 
     if args.example:
         if args.data or args.labels:
@@ -60,7 +73,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     if args.labels:
         man = Path(args.labels)
         root = Path(args.data) if args.data else None
-        ds = data.from_manifest(man, root=root, **man_cols, **read_as_is, **common)
+        ds = data.from_manifest(man, root=root, **man_cols, **read_as_is, **named, **common)
         if root is not None and root.is_dir():
             _unlisted_images(root, ds, getattr(args, "out", None))
         return ds, {"kind": "manifest", "source": str(man.resolve()), **used(man), **limits}
@@ -76,10 +89,11 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
                              "directory would be read as one the next time; choose an --out outside DATA")
         return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve()), **limits}
     if p.suffix.lower() in (".csv", ".tsv", ".parquet"):
-        ds = data.from_manifest(p, **man_cols, **read_as_is, **common)
+        ds = data.from_manifest(p, **man_cols, **read_as_is, **named, **common)
         return ds, {"kind": "manifest", "source": str(p.resolve()), **used(p), **limits}
     if p.suffix.lower() == ".npz":
-        return data.from_npz(p, split=args.split), {"kind": "npz", "source": str(p.resolve()), "split": args.split}
+        return (data.from_npz(p, split=args.split, **named),
+                {"kind": "npz", "source": str(p.resolve()), "split": args.split})
     raise SystemExit(f"error: cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
 
 
@@ -293,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--path-column", default="path")
     s.add_argument("--label-column", default="label")
     s.add_argument("--id-column", help="manifest column of sample ids (default: 'id' when present, else the path)")
+    s.add_argument("--classes", metavar="FILE",
+                   help="the class names of a manifest or .npz, one per line in id order (integer labels are "
+                        "positions in it; default: a classes.txt beside the manifest, else 0..K-1 or the sorted names)")
     s.add_argument("--no-missing-markers", action="store_true",
                    help="read manifest labels and ids such as NA, None, null or - as they are (a class named "
                         "'none'); by default they are missing values and refused, and only empty cells are so "

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -62,10 +64,20 @@ __all__ = [
     "manifest_id_column",
     "parse_labels",
     "read_columns",
+    "visible_walk",
 ]
 
 
 # --------------------------------------------------------------------------- folder
+def visible_walk(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(root)`` without hidden files and folders (``.name``) and the folders no class holds
+    images in (:data:`_SKIPPED_DIRS`): ``(dirpath, dirnames, filenames)``; prune ``dirnames`` in place
+    to skip more."""
+    for top, dirs, names in os.walk(root):
+        dirs[:] = [x for x in dirs if not x.startswith(".") and x not in _SKIPPED_DIRS]
+        yield top, dirs, [f for f in names if not f.startswith(".")]
+
+
 #: folders no class holds images in: a Synology NAS's thumbnails, a macOS zip's resource forks
 _SKIPPED_DIRS = frozenset({"@eaDir", "__MACOSX"})
 #: files in class folders that are not images and need no warning
@@ -140,11 +152,9 @@ def from_folder(
     subdirs: list[set[str]] = []
     for k, d in enumerate(class_dirs):
         found = []
-        for top, dirs, names in os.walk(d):  # a broken symlink is listed, so it is reported as missing, not dropped
-            dirs[:] = [x for x in dirs if not x.startswith(".") and x not in _SKIPPED_DIRS]
+        for top, dirs, seen in visible_walk(d):  # a broken symlink is listed, so it is reported as missing
             if Path(top) == d:
                 subdirs.append(set(dirs))
-            seen = [f for f in names if not f.startswith(".")]
             found += [Path(top) / f for f in seen if Path(f).suffix.lower() in exts]
             other += [(Path(top) / f).relative_to(root).as_posix() for f in seen if Path(f).suffix.lower() not in exts
                       and Path(f).suffix.lower() not in _DOCUMENTS and f not in _NOT_IMAGES]  # fmt: skip
@@ -249,10 +259,11 @@ def from_npz(
                 except ValueError:  # an object array: reading it would unpickle code
                     raise DataError(f"{path}: {key!r} is an array of Python objects (pickled), which labeltrace "
                                     "does not load; save it as numbers or strings (e.g. labels.astype(int))") from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         if isinstance(exc, DataError):
             raise
-        raise DataError(f"{path}: not a readable .npz archive ({type(exc).__name__})") from None
+        raise DataError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc}; a truncated "
+                        "download?)") from None
     images, labels = arrays
     ids = [f"{split}:{i}" for i in range(len(images))]
     return from_arrays(images, labels, classes=classes, ids=ids)
@@ -310,6 +321,18 @@ class HFSource:
         return None
 
 
+def _integer_values(values: list[Any]) -> np.ndarray | None:
+    """``values`` as an int64 array when every one is an integer scalar (Python, numpy or a 0-d
+    torch tensor), else None."""
+    if any(v is None or isinstance(v, (str, bytes, bool)) for v in values):
+        return None
+    try:
+        arr = np.asarray([np.asarray(v) for v in values])
+    except (TypeError, ValueError):
+        return None
+    return arr.astype(np.int64) if arr.ndim == 1 and arr.dtype.kind in "iu" else None
+
+
 def from_hf(
     dataset: Any, *, image_column: str = "image", label_column: str = "label",
     id_column: str | None = None, classes: Sequence[str] | None = None,
@@ -335,16 +358,17 @@ def from_hf(
     feature = getattr(dataset, "features", {}).get(label_column)
     names = getattr(feature, "names", None)
     values = list(dataset[label_column])
-    none = [k for k, v in enumerate(values)
-            if v is None or (names is not None and isinstance(v, int) and v < 0)]
+    as_ints = _integer_values(values)  # a formatted dataset gives numpy or torch scalars, not ints
+    none = [k for k, v in enumerate(values) if v is None] or (
+        [] if as_ints is None or names is None else np.flatnonzero(as_ints < 0).tolist())
     if none:
         raise DataError(f"missing labels (None or -1) at rows {listing(none)}")
-    if classes is None and names is not None and all(isinstance(v, int) for v in values):
+    if classes is None and names is not None and as_ints is not None:
         # a ClassLabel's values are positions in its names, whatever the names look like
-        out = [k for k, v in enumerate(values) if not v < len(names)]
+        out = np.flatnonzero(as_ints >= len(names)).tolist()
         if out:
             raise DataError(f"labels beyond the {len(names)} ClassLabel names at rows {listing(out)}")
-        labels, cls = np.asarray(values, dtype=np.int64), tuple(str(c) for c in names)
+        labels, cls = as_ints, tuple(str(c) for c in names)
     else:
         labels, cls = parse_labels(values, classes if classes is not None else names,
                                    row_name=lambda k: f"row {k}")

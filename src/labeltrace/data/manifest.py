@@ -24,12 +24,13 @@ from labeltrace.data.validate import (
     resolve_roots,
 )
 
-__all__ = ["from_manifest", "manifest_columns", "manifest_id_column", "read_columns", "row_ids"]
+__all__ = ["from_manifest", "manifest_columns", "manifest_id_column", "read_classes_file", "read_columns", "row_ids"]
 
 T = TypeVar("T")
 
 
-def _read_classes_txt(path: Path) -> tuple[str, ...]:
+def read_classes_file(path: Path) -> tuple[str, ...]:
+    """The class names of a classes file, one per line in id order (blank lines ignored)."""
     lines = [ln.strip() for ln in _text(path, lambda: path.read_text(encoding="utf-8-sig")).splitlines()]
     return tuple(ln for ln in lines if ln)
 
@@ -188,21 +189,23 @@ def from_manifest(
             raise DataError(
                 f"{path}: missing {c!r} in {n} row{'s' if n != 1 else ''} (empty, null, or a "
                 f"missing-value marker such as NaN, N/A, null, None, -): {listing(rows)}"
-                + (f"; fill them in the file (in Python, missing_values=() reads such {c!r} values as they "
-                   "are)" if markers else "")
+                + (f"; fill them in the file, or read such {c!r} values as they are (labeltrace scan "
+                   "--no-missing-markers; in Python, missing_values=())" if markers else "")
             )
     root = path.parent if root is None else Path(root).expanduser().resolve()
     if not root.is_dir():
         raise DataError(f"{root}: image root is not a folder")
     roots = resolve_roots(root, allow_roots)
-    if classes is None and (path.parent / "classes.txt").is_file():
-        classes = _read_classes_txt(path.parent / "classes.txt")
+    if classes is None:  # a classes.txt beside the manifest, or beside the file a symlinked manifest points to
+        beside = [p / "classes.txt" for p in dict.fromkeys((path.parent, path.resolve().parent))]
+        found = next((c for c in beside if c.is_file()), None)
+        classes = read_classes_file(found) if found is not None else None
     raw_paths = [str(v).strip() for v in table[path_column]]
     labels, cls = parse_labels(table[label_column], classes,
                                row_name=lambda k: f"row {k + 1} ({raw_paths[k]})")
     sources = row_ids(raw_paths, paths=True)
     files = inside_roots([root / p for p in raw_paths], sources, roots)  # absolute p: p itself
-    distinct_files(files, [f"row {k + 1} ({s})" for k, s in enumerate(sources)], f" ({path})")
+    distinct_files(files, sources, f" ({path})", name=lambda k: f"row {k + 1} ({sources[k]})")
     ids = row_ids(table[id_column], paths=False) if id_column else sources
     dup = _duplicates(ids)
     if dup:

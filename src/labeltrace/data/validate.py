@@ -152,17 +152,21 @@ def inside_roots(
     return resolved
 
 
-def distinct_files(resolved: Sequence[Path], sources: Sequence[str], where: str = "") -> None:
+def distinct_files(resolved: Sequence[Path], sources: Sequence[str], where: str = "", *,
+                   name: Any = None) -> None:  # fmt: skip
     """A DataError naming the samples that read one file (resolved: through a symlink, ``..`` or an
     absolute and a relative path): the same pixels would be two samples, possibly with two labels,
-    and could sit in a training fold and the fold that holds it out."""
+    and could sit in a training fold and the fold that holds it out. ``name(k)`` describes sample
+    ``k`` in the message (default: its source)."""
+    if len(set(map(str, resolved))) == len(resolved):
+        return
+    name = name or (lambda k: sources[k])
     dup = _duplicates([str(f) for f in resolved])
-    if dup:
-        raise DataError(
-            f"the same image file is more than one sample{where}: "
-            + listing(f"{f} ({listing(sources[k] for k in ks)})" for f, ks in dup.items())
-            + "; list every file once"
-        )
+    raise DataError(
+        f"the same image file is more than one sample{where}: "
+        + listing(f"{f} ({listing(name(k) for k in ks)})" for f, ks in dup.items())
+        + "; list every file once"
+    )
 
 
 def _as_int(v: Any) -> int | None:
@@ -201,7 +205,8 @@ def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
             "labels that write one class two ways (" + ("numbers with a sign, leading zeros or other digits"
             if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms") + "): "
             + listing(" / ".join(f"{v!r} ({row_name(first[v])})" for v in vs) for vs in clash.values())
-            + "; write each class one way"
+            + "; write each class one way (or, if they are different classes, list every name in a classes.txt "
+            "beside the manifest, labeltrace scan --classes FILE, or classes=[...])"
         )
 
 
@@ -234,7 +239,9 @@ def parse_labels(
         raise DataError("missing labels (empty, None or NaN): " + listing(row_name(k) for k in empty))
     raw = [v.strip() if isinstance(v, str) else v for v in values]
     _check_scalars(raw, row_name)
-    _check_spellings(raw, row_name)
+    named = classes is not None and set(raw) <= {str(c) for c in classes}
+    if not named:  # a class list that names "01" and "1" both makes them two classes, as given
+        _check_spellings(raw, row_name)
     ints = [_as_int(v) for v in raw]
     all_int = all(v is not None for v in ints)
     if classes is not None:
@@ -267,18 +274,21 @@ def parse_labels(
                 "negative integer labels: " + listing(f"{row_name(k)} {raw[k]!r}" for k in neg)
             )
         k_max = max(ints) if ints else -1  # type: ignore[type-var]
+        names_hint = ("give the class list (a classes.txt beside a manifest, one name per line; labeltrace scan "
+                      "--classes FILE; classes=[...] in Python)")
         if k_max >= len(ints):  # positions 0..K-1 with K > N: a column of ids or codes, not classes
             top = sorted(range(len(ints)), key=lambda k: -ints[k])[:3]  # type: ignore[operator]
             raise DataError(
-                f"integer labels are class positions 0..K-1, so label {k_max} would make {k_max + 1:,} "
-                f"classes for {len(ints):,} samples: " + listing(f"{row_name(k)} {raw[k]!r}" for k in top)
-                + "; is the label column a column of ids or codes? Otherwise give class names"
+                f"integer labels are class positions 0..K-1 unless a class list is given, so label {k_max} would "
+                f"make {k_max + 1:,} classes for {len(ints):,} samples: "
+                + listing(f"{row_name(k)} {raw[k]!r}" for k in top)
+                + f"; a column of ids or codes? If the labels are positions in a longer class list, {names_hint}"
             )
         if ints and min(ints) > 0:  # type: ignore[type-var]
             raise DataError(
-                f"integer labels are class positions counted from 0, but no label is 0 (they run from "
-                f"{min(ints)} to {k_max}; counted from 1?): give class names (e.g. a classes.txt beside "  # type: ignore[type-var]
-                "a manifest, one name per line), or subtract 1"
+                f"integer labels are class positions 0..K-1, and no label is 0 (they run from {min(ints)} to "  # type: ignore[type-var]
+                f"{k_max}), while every class needs at least 2 samples: labels counted from 1? Subtract 1. A subset "
+                "without class 0? Renumber its classes from 0, or give the labels as class names"
             )
         return np.array(ints, dtype=np.int64), tuple(str(k) for k in range(k_max + 1))
     names = tuple(sorted({str(v) for v in raw}))

@@ -80,8 +80,43 @@ def test_class_names_a_manifest_reads_as_missing_are_named(tmp_path: Path,
     assert main(["review", str(rd), "--export", str(out)]) == 0
     text = capsys.readouterr().out
     assert "warning: " in text and "'none', 'NA'" in text and "missing_values=()" in text
-    assert "--out NEW_RUN_DIR --no-missing-markers" in text
+    assert "--out NEW_RUN_DIR" in text and text.rstrip().endswith("--no-missing-markers")
     assert {r["label"] for r in csv_rows(out)} == {"cat", "none", "NA"}  # written as they are
     assert main(["review", str(make_run(tmp_path / "b", n=12, k=3, seed=6)), "--export",
                  str(tmp_path / "b.csv")]) == 0  # fmt: skip
     assert "warning" not in capsys.readouterr().out
+
+
+def test_the_printed_rescan_command_reads_the_cleaned_labels_back(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """The command `review --export` prints: numeric class folders (3 / 5) were read back as
+    positions 0..5 and refused; the class list written beside the labels keeps them names."""
+    import shlex
+
+    from labeltrace.cli import _load_dataset, build_parser, main
+
+    rd = make_run(tmp_path, n=12, k=2, seed=7, classes=["3", "5"])
+    out = tmp_path / "clean.csv"
+    assert main(["review", str(rd), "--export", str(out)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("to scan with the cleaned labels: "))
+    argv = shlex.split(line.removeprefix("to scan with the cleaned labels: "))
+    assert argv[:2] == ["labeltrace", "scan"] and "--classes" in argv
+    assert (tmp_path / "clean.classes.txt").read_text() == "3\n5\n"
+    ds, _ = _load_dataset(build_parser().parse_args(argv[1:]))
+    run = open_run(rd)
+    assert ds.classes == ("3", "5") and ds.labels.tolist() == run.column("given_label_id").tolist()
+
+
+def test_the_rescan_command_names_a_manifest_s_own_columns(tmp_path: Path) -> None:
+    """A manifest scanned with --path-column file --label-column dx keeps those columns in its
+    cleaned copy; the printed command left the flags out and failed with 'missing columns'."""
+    import json
+
+    from labeltrace.export.cleaned import rescan_command
+
+    rd = make_run(tmp_path, n=12, k=3, seed=8, kind="manifest")
+    meta = json.loads((rd / "run.json").read_text())
+    meta["data"].update(path_column="file", label_column="dx", id_column="uid")
+    (rd / "run.json").write_text(json.dumps(meta))
+    cmd = rescan_command(open_run(rd), tmp_path / "clean.csv")
+    assert cmd is not None and "--path-column file --label-column dx --id-column uid" in cmd

@@ -5,9 +5,7 @@ arguments and handlers; :mod:`labeltrace.cli` registers them). Every handler del
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 __all__ = ["add_relabel_commands"]
@@ -66,17 +64,12 @@ def _cmd_review(args: argparse.Namespace) -> int:
                              "rule stored with the decisions")
         out = export_labels(args.run_dir, args.export, report=print)
         print(f"wrote {out}")
+        from labeltrace.export.cleaned import rescan_command
         from labeltrace.rundir import open_run
 
-        run = open_run(args.run_dir)
-        if run.data_root is not None and Path(out).suffix in (".csv", ".tsv", ".parquet"):
-            # its paths are the scan's, relative to the data root: scan them from there
-            from labeltrace.export.cleaned import missing_like_labels
-
-            odd = missing_like_labels(run)
-            print(f"to scan with the cleaned labels: labeltrace scan {shlex.quote(str(run.data_root))} "
-                  f"--labels {shlex.quote(str(out))} --out NEW_RUN_DIR"
-                  + (" --no-missing-markers" if odd else ""))  # a class named 'none': read labels as they are
+        cmd = rescan_command(open_run(args.run_dir), out)
+        if cmd is not None:
+            print(f"to scan with the cleaned labels: {cmd}")
         return 0
     live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,
@@ -198,5 +191,7 @@ def add_relabel_commands(sub: Any) -> None:
                     "(default: the scan's network embedding or frozen features, else shrunk images)")
     rv.add_argument("--export", metavar="FILE",
                     help="write the cleaned label file instead of serving (labels by consensus; the samples "
-                    "without one listed beside it in FILE's stem + .unresolved.csv)")
+                    "without one listed beside it in FILE's stem + .unresolved.csv, the class list in "
+                    ".classes.txt); a run scanned with --noise is refused: labeltrace export RUN_DIR --to csv lists "
+                    "its decisions")
     rv.set_defaults(func=_cmd_review)

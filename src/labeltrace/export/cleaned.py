@@ -46,7 +46,8 @@ from labeltrace.data.validate import MISSING_VALUES, is_missing
 from labeltrace.relabel.verdicts import Verdicts, run_verdicts, unresolved_table
 from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
 
-__all__ = ["DECISION_COLUMN", "STATUS_COLUMN", "export_labels", "missing_like_labels", "unresolved_path"]
+__all__ = ["DECISION_COLUMN", "STATUS_COLUMN", "classes_path", "export_labels", "missing_like_labels",
+           "rescan_command", "unresolved_path"]
 
 DECISION_COLUMN = "review_decision"
 STATUS_COLUMN = "review_status"
@@ -188,6 +189,42 @@ def missing_like_labels(run: Run, v: Verdicts | None = None) -> list[str]:
     return [run.classes[j] for j in np.unique(final).tolist() if is_missing(run.classes[j], markers)]
 
 
+def classes_path(out: str | os.PathLike[str]) -> Path:
+    """Where the class list of a cleaned label table is written, beside it (one name per line)."""
+    out = Path(out)
+    return out.with_name(out.stem + ".classes.txt")
+
+
+def _rescannable(run: Run, out: Path) -> bool:
+    """Whether the cleaned labels ``out`` are a table of image paths a scan can read again."""
+    return run.data_root is not None and out.suffix.lower() in (".csv", ".tsv", ".parquet") and not str(
+        run.column("path")[0]).startswith("array:")
+
+
+def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
+    """The ``labeltrace scan`` command that scans the images again with the cleaned labels ``out``
+    (written by :func:`export_labels`): their paths are the scan's, relative to the data root; a
+    manifest's own column names, the class list written beside ``out`` and ``--no-missing-markers``
+    (for a class named ``none``) are passed on. None for an array run."""
+    import shlex
+
+    out = Path(out)
+    if not _rescannable(run, out):
+        return None
+    cmd = ["labeltrace", "scan", str(run.data_root), "--labels", str(out), "--out", "NEW_RUN_DIR"]
+    data = run.meta["data"]
+    if data.get("kind") == "manifest":
+        for flag, key, default in (("--path-column", "path_column", "path"), ("--label-column", "label_column", "label"),
+                                   ("--id-column", "id_column", None)):  # fmt: skip
+            if data.get(key) not in (None, default):
+                cmd += [flag, str(data[key])]
+    if classes_path(out).is_file():
+        cmd += ["--classes", str(classes_path(out))]
+    if missing_like_labels(run):
+        cmd += ["--no-missing-markers"]  # a class named 'none': read the labels as they are
+    return " ".join(shlex.quote(c) if c != "NEW_RUN_DIR" else c for c in cmd)
+
+
 def unresolved_path(out: str | os.PathLike[str]) -> Path:
     """Where the samples without a consensus are listed, beside the cleaned labels ``out``."""
     out = Path(out)
@@ -230,6 +267,11 @@ def export_labels(
                f"{', '.join(map(repr, odd))}, which a manifest reader takes for a missing label "
                "(labeltrace.data.MISSING_VALUES): scan it with --no-missing-markers (in Python "
                "labeltrace.data.from_manifest(..., missing_values=())), or those rows are refused")  # fmt: skip
+    if _rescannable(run, path) and all("\n" not in c and c == c.strip() and c for c in run.classes):
+        # the class list in id order, so that the rescan reads the labels as this run did (numeric class
+        # folders such as 1..5 or 3 / 5, and the same class ids)
+        names = "".join(f"{c}\n" for c in run.classes).encode()
+        atomic_write(classes_path(path), lambda fh: fh.write(names))
     if (run.path / REVIEWS_DB).exists():
         table = unresolved_table(run, v)
         listed = _csv_table(table, unresolved_path(path))

@@ -169,7 +169,7 @@ def unresolved_table(run: Run, v: Verdicts | None = None) -> pa.Table:
         "id": pa.array(ids.astype(np.int64)),
         "external_id": run.samples.column("external_id").take(pa.array(ids)),
         "given_label": pa.array(classes[v.given[ids]].tolist(), pa.string()),
-        "status": pa.array(v.decision_text(run.classes)[ids].tolist(), pa.string()),
+        "status": pa.array(v.status_text()[ids].tolist(), pa.string()),
         "votes": pa.array(text, pa.string()),
         "n_votes": pa.array(r.n_votes[ids]),
         "needs": pa.array(needs, pa.string()),

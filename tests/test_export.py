@@ -308,15 +308,19 @@ def _fake_fiftyone(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
 
     class Dataset:
         def __init__(self, name: str, overwrite: bool = False) -> None:
-            self.name, self.samples = name, []
+            self.name, self.samples, self.info = name, [], {}
             made[name] = self
 
         def add_samples(self, s: list) -> None:
             self.samples.extend(s)
 
+        def save(self) -> None:
+            pass
+
     fo.Sample = fo.Classification = dict  # type: ignore[attr-defined]
     fo.Dataset = Dataset  # type: ignore[attr-defined]
     fo.dataset_exists = lambda name: name in made  # type: ignore[attr-defined]
+    fo.load_dataset = lambda name: made[name]  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "fiftyone", fo)
     return made
 
@@ -384,7 +388,12 @@ def test_fiftyone_never_replaces_an_existing_dataset_unasked(tmp_path: Path, mon
     rd = make_run(tmp_path, n=12, k=3, seed=0)
     theirs = object()
     made["mine"] = theirs  # the user's own dataset of that name
-    with pytest.raises(ValueError, match="'mine' already exists; pass --overwrite"):
+    with pytest.raises(ValueError, match=r"'mine' already exists \(not an export of this run\); pass --overwrite"):
         export_run(rd, "fiftyone", "mine")
     assert made["mine"] is theirs
     assert export_run(rd, "fiftyone", "mine", overwrite=True) == "mine" and made["mine"] is not theirs
+    first = made["mine"]  # now an export of this run: a later export of it replaces it unasked
+    assert export_run(rd, "fiftyone", "mine") == "mine" and made["mine"] is not first
+    other = make_run(tmp_path / "b", n=12, k=3, seed=1)
+    with pytest.raises(ValueError, match="not an export of this run"):
+        export_run(other, "fiftyone", "mine")

@@ -18,7 +18,8 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
                 overwrite: bool = False) -> str:  # fmt: skip
     """A persistent FiftyOne dataset of ``run``; samples whose image cannot be exported are left
     out and named in one ``warn`` message (see :func:`labeltrace.export.export_run`). An existing
-    dataset of that name is replaced only with ``overwrite`` (``ValueError`` otherwise), checked
+    dataset of that name is replaced only with ``overwrite`` or when it is an earlier export of the
+    same run (its ``info["labeltrace_run"]``; ``ValueError`` otherwise), checked
     before any image is written."""
     try:
         import fiftyone as fo
@@ -30,9 +31,12 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
             "pip install 'labeltrace[fiftyone]' (or pip install fiftyone)"
         ) from exc
     name = name or f"labeltrace-{run.path.resolve().name}"
+    owner = str(run.path.resolve())  # recorded in the dataset's info: a later export of this run replaces it
     if not overwrite and fo.dataset_exists(name):
-        raise ValueError(f"a FiftyOne dataset named {name!r} already exists; pass --overwrite "
-                         "(overwrite=True) to replace it, or choose another name with --out")  # fmt: skip
+        if (getattr(fo.load_dataset(name), "info", None) or {}).get("labeltrace_run") != owner:
+            raise ValueError(f"a FiftyOne dataset named {name!r} already exists (not an export of this run); pass "
+                             "--overwrite (overwrite=True) to replace it, or choose another name with --out")  # fmt: skip
+        overwrite = True
     classes = run.classes
     given = run.column("given_label_id").astype(np.int64)
     sugg = run.column("suggested_label_id").astype(np.int64)
@@ -78,5 +82,7 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
     report_problems(problems, len(order), warn)
     ds = fo.Dataset(name, overwrite=overwrite)
     ds.persistent = True
+    ds.info["labeltrace_run"] = owner
+    ds.save()
     ds.add_samples(samples)
     return str(ds.name)

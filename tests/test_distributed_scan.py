@@ -123,6 +123,7 @@ WORKER = textwrap.dedent(
         crossfit_recorded(build_bn, x, y, num_classes=K, config=TrainConfig(epochs=1, batch_size=16), n_folds=2,
                           progress=False)
         np.save(root / f"bn_mean_r{rank}.npy", bn[0][1].running_mean.numpy())
+        dist.barrier()  # neither rank tears gloo down while the other is still in a collective (SIGABRT)
         dist.destroy_process_group()
 
     if __name__ == "__main__":

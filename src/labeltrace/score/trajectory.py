@@ -19,7 +19,8 @@ name            definition (means are over the epochs in which the sample was se
 ``loss``        Negated mean cross-entropy of the given label.
 ``forgetting``  Negated number of forgetting events (correct → incorrect between consecutive
                 seen epochs; Toneva et al. 2019). Never-learned samples get −(T + 1), below
-                any achievable count.
+                any achievable count. "Correct" counts an exact logit tie as agreement (the
+                SEI sign's rule), where the paper's argmax picks one of the tied classes.
 ``confidence``  Data maps (Swayamdipta et al. 2020): mean probability of the given label.
 ``variability`` Data maps: std of the given-label probability, **negated** (high variability
                 = ambiguous, ranked suspect first among equals). Use ``confidence`` to find

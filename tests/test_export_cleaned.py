@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from runfactory import csv_rows, make_run
@@ -110,8 +112,6 @@ def test_the_printed_rescan_command_reads_the_cleaned_labels_back(tmp_path: Path
 def test_the_rescan_command_names_a_manifest_s_own_columns(tmp_path: Path) -> None:
     """A manifest scanned with --path-column file --label-column dx keeps those columns in its
     cleaned copy; the printed command left the flags out and failed with 'missing columns'."""
-    import json
-
     from labeltrace.export.cleaned import rescan_command
 
     rd = make_run(tmp_path, n=12, k=3, seed=8, kind="manifest")
@@ -120,3 +120,24 @@ def test_the_rescan_command_names_a_manifest_s_own_columns(tmp_path: Path) -> No
     (rd / "run.json").write_text(json.dumps(meta))
     cmd = rescan_command(open_run(rd), tmp_path / "clean.csv")
     assert cmd is not None and "--path-column file --label-column dx --id-column uid" in cmd
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_second_review_round_keeps_the_first_round_s_columns(tmp_path: Path, suffix: str) -> None:
+    """A cleaned manifest scanned and reviewed again was refused: 'already has a column review_decision'."""
+    rd = make_run(tmp_path, n=12, k=3, seed=9, kind="manifest")
+    meta = json.loads((rd / "run.json").read_text())
+    src = Path(meta["data"]["source"])
+    t = pa.Table.from_pylist(csv_rows(src)) if src.suffix == ".csv" else pq.read_table(src)
+    t = t.append_column("review_decision", pa.array(["round1"] * t.num_rows)).append_column(
+        "review_status", pa.array(["consensus"] * t.num_rows))
+    new_src = src.with_suffix(suffix)
+    (pq.write_table(t, new_src) if suffix == ".parquet" else pacsv.write_csv(t, new_src))
+    meta["data"]["source"] = str(new_src)
+    (rd / "run.json").write_text(json.dumps(meta))
+    st = run_store(open_run(rd))
+    st.add(0, open_run(rd).classes[1], reviewer="ada")
+    out = export_labels(rd, tmp_path / f"clean{suffix}")
+    got = pq.read_table(out) if suffix == ".parquet" else pa.Table.from_pylist(csv_rows(out))
+    assert got.column_names[-4:] == ["review_decision_1", "review_status_1", "review_decision", "review_status"]
+    assert set(got.column("review_decision_1").to_pylist()) == {"round1"}

@@ -5,7 +5,8 @@ Written in the format the dataset came in:
 * **manifest** (``run.json`` ``data.kind == "manifest"``): the manifest again (CSV/TSV or
   Parquet), every row and column as they were, with the label column changed where a class was
   decided (written as a class name or a class id, whichever that row used) and two new columns
-  ``review_decision, review_status``;
+  ``review_decision, review_status`` (a manifest cleaned and reviewed before keeps that round's
+  as ``review_decision_1, review_status_1``, the next round's as ``_2`` ...);
 * **folder**: a CSV with columns ``path, label, review_decision, review_status`` (paths relative
   to the data root, labels as class names);
 * anything else (arrays): a ``.npy`` of int64 label ids plus a CSV beside it with
@@ -101,7 +102,7 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
 
     if suffix in (".parquet", ".pq"):
         t = pq.read_table(src)
-        _check_free(src, t.column_names)
+        t = t.rename_columns(_kept_rounds(t.column_names))
         labels = t.column(label_col).to_pylist()
         ids = t.column(id_col).to_pylist() if id_col else [None] * t.num_rows
         paths = t.column(path_col).to_pylist()
@@ -126,8 +127,7 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
     rows = list(reader)
     if not rows:
         raise ValueError(f"{src} is empty")
-    header = rows[0]
-    _check_free(src, header)
+    header = _kept_rounds(rows[0])
     for c in (label_col, path_col) + ((id_col,) if id_col else ()):
         if c not in header:
             raise ValueError(f"{src}: missing column {c!r}; columns are {header}")
@@ -151,10 +151,17 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
     return atomic_write(out, lambda fh: fh.write(payload))
 
 
-def _check_free(src: Path, columns: list[str]) -> None:
+def _kept_rounds(columns: list[str]) -> list[str]:
+    """The manifest's columns with an earlier review round's ``review_decision`` / ``review_status``
+    (a cleaned manifest scanned and reviewed again) renamed ``review_decision_1``, ``_2``, ... (the
+    first free number), so that the new round's columns are added and that round's kept."""
     taken = [c for c in _ADDED if c in columns]
-    if taken:
-        raise ValueError(f"{src} already has a column {taken[0]!r}")
+    if not taken:
+        return columns
+    n = 1
+    while any(f"{c}_{n}" in columns for c in _ADDED):
+        n += 1
+    return [f"{c}_{n}" if c in _ADDED else c for c in columns]
 
 
 def _csv_table(table: pa.Table, out: Path) -> Path:

@@ -239,3 +239,27 @@ def test_cli_classes_file_names_an_npz_s_classes(tmp_path: Path) -> None:
     assert ds.classes == ("cat", "dog") and ds.labels.tolist() == [0, 0, 1, 1]
     with pytest.raises(SystemExit, match="a folder's classes are its sub-folders"):
         _load([str(tmp_path), "--classes", str(tmp_path / "names.txt")])
+
+
+def test_patient_folders_are_not_taken_for_splits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's class/patient/image layout, one patient in both classes (a follow-up X-ray),
+    was warned about as a folder of splits, advising to drop a class."""
+    for c, patients in (("normal", ("p001", "p002")), ("pneumonia", ("p001", "p003"))):
+        for p in patients:
+            for k in range(2):
+                _png(tmp_path / "d" / c / p / f"{k}.png", k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert from_folder(tmp_path / "d").classes == ("normal", "pneumonia")
+    for split in ("train", "test"):  # the CLI prints a labeltrace warning as its own lines: 'warning: ...'
+        for c in ("cat", "dog"):
+            for k in range(2):
+                _png(tmp_path / "s" / split / c / f"{k}.png", k)
+    from labeltrace.cli import _show_warning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _show_warning  # as cli.main installs it
+        _load([str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert err.startswith("warning: the class folders of") and "UserWarning" not in err

@@ -352,3 +352,18 @@ def test_report_names_the_images_skipped_as_unreadable(tmp_path: Path) -> None:
     _patch_meta(rd, data={**meta["data"], "skipped": [["cat/<bad>.png", "cannot identify image file"]]})
     page = write_report(rd, top=3).read_text(encoding="utf-8")
     assert "1 unreadable image was skipped and not scanned: cat/&lt;bad&gt;.png" in page
+
+
+def test_summary_says_an_in_sample_noise_rate_is_a_lower_bound(tmp_path: Path) -> None:
+    """With --detector sei the terminal printed 'estimated noise rate 3.2%' beside 8.1% flagged,
+    measured on models that had memorised the labels, without a word."""
+    from labeltrace.report.summary import summary_text
+
+    base = {"train": {"epochs": 8}, "model": "small-cnn"}
+    rd = make_run(tmp_path, n=30, k=3)  # in-sample runs
+    _patch_meta(rd, **base)
+    assert open_run(rd).recordings.endswith(("1 run", " runs"))
+    assert "trained on these labels: a lower bound" in summary_text(rd)
+    cf = make_run(tmp_path / "cf", n=30, k=3, crossfit=True)
+    _patch_meta(cf, **base)
+    assert "held-out" in open_run(cf).recordings and "lower bound" not in summary_text(cf)

@@ -96,6 +96,8 @@ def test_progress_changed_and_resume(run_dir: Path) -> None:
     s = c.get("/api/state").json()
     assert (s["reviewed"], s["changed"], s["skipped"], s["total"]) == (3, 1, 1, 30)
     assert s["resume"] == 2  # skipped items stay pending
+    # the skip and the unsure have no consensus: what the export lists as unresolved (it said 0)
+    assert (s["without_consensus"], s["unresolved"]) == (2, 0)
     c.post("/api/decision", json={"sample_id": int(order[2]), "decision": run.classes[0]})
     assert client(run_dir).get("/api/state").json()["resume"] == 4  # a new app resumes from the db
     assert db_rows(run_dir)[0][3] == "default-name"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -366,14 +367,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:  # fmt: skip
+    """labeltrace's own warnings as the CLI prints its others, ``warning: ...`` (not Python's format
+    with a source line); a library's keep Python's."""
+    if "labeltrace" in filename.replace("\\", "/").split("/"):
+        print(f"warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _default_show(message, category, filename, lineno, file, line)
+
+
+_default_show = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
-    try:
-        return int(args.func(args))
-    except (ValueError, OSError, ImportError) as e:  # DataError, a missing path or an optional extra: a message
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.func(args))
+        except (ValueError, OSError, ImportError) as e:  # DataError, a missing path or an optional extra: a message
+            print(f"error: {e}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

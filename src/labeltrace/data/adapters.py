@@ -167,7 +167,9 @@ def from_folder(
             f"{listing(sorted(exts), 30)}): {listing(sorted(other))}; pass extensions=[...] to read them "
             "(an extension-less DICOM file can be listed in a manifest)", stacklevel=2,
         )
-    shared = set.intersection(*subdirs) if len(subdirs) > 1 else set()
+    # splits, not classes: every class folder holds sub-folders of the same names (train/{cat,dog},
+    # test/{cat,dog}); patients' folders (normal/p1, pneumonia/p2) differ, even with one patient in both
+    shared = subdirs[0] if len(subdirs) > 1 and subdirs[0] and all(x == subdirs[0] for x in subdirs) else set()
     if shared or {d.name.lower() for d in class_dirs} & _SPLIT_NAMES:
         warnings.warn(
             f"the class folders of {root} ({listing(d.name for d in class_dirs)}) look like splits, not classes"

@@ -46,7 +46,9 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}" + _cut_text(run, det.get("cutoff"))
         + f" ({det['rule']}); "
-        f"estimated noise rate {m['noise_rate_estimate']:.1%}",
+        f"estimated noise rate {m['noise_rate_estimate']:.1%}"
+        + (" (on the posterior of models that trained on these labels: a lower bound)"
+           if run.recordings.endswith(("1 run", " runs")) else ""),
     ]
     met = m.get("metrics")
     if met:

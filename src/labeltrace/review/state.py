@@ -227,7 +227,10 @@ class ReviewState:
             "resume": int(pending[0]) if pending.size else int(order.size),
             "resolved": int(r.resolved[order].sum()),
             "disputed": int(r.disputed[order].sum()),
-            "unresolved": int(r.unresolved[order].sum()),
+            "unresolved": int(r.unresolved[order].sum()),  # label votes that do not settle it yet
+            # every sample decided without a consensus (votes, or only unsure / skip): what
+            # review --export lists in its .unresolved.csv
+            "without_consensus": int(((v.latest_kind >= 0) & ~r.resolved)[order].sum()),
             "rule": {"agree": self.rule.agree, "count_given": self.rule.count_given,
                      "text": self.rule.describe()},  # fmt: skip
             "live": self.live.status() if self.live is not None else None,

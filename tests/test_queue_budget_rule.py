@@ -32,3 +32,16 @@ def test_the_budget_estimate_follows_the_stored_rule(tmp_path: Path, capsys: pyt
     assert main(["queue", str(rd), "--out", str(tmp_path / "q.csv"), "--budget", "5"]) == 0
     assert "consensus: 2 agreeing reviews, more than any other label, the given label counts as one" in \
         capsys.readouterr().out
+
+
+def test_the_budget_estimate_says_it_ignores_decisions_already_made(tmp_path: Path) -> None:
+    """Re-run after 31 decisions, it still promised to fix as many, without a word."""
+    rd = make_run(tmp_path, n=40, k=3, seed=8, crossfit=True)
+    q = write_queue(rd, tmp_path / "q.csv", method="cross_entropy", budget=5, repeats=20)
+    assert "already have a decision" not in (q.estimate_note or "")
+    run = open_run(rd)
+    st = run_store(run)
+    st.add(0, run.classes[1], reviewer="ada")
+    st.add(1, "unsure", reviewer="ada")
+    q = write_queue(rd, tmp_path / "q.csv", method="cross_entropy", budget=5, repeats=20)
+    assert "2 samples already have a decision" in (q.estimate_note or "")

@@ -341,10 +341,16 @@ def write_queue(
         estimate = preflight(q.posterior.probs, given, budget=budget, priority=method, sei=sei,
                              gamma=gamma, rule=rule, repeats=repeats, seed=seed)  # fmt: skip
         flagged = int(run.column("is_suspect").sum())
+        notes = []
         if budget > flagged:
-            warn = (f"the budget passes the {flagged} samples the scan flagged; past them the "
-                    "estimate counts every label the model disagrees with as wrong and runs high "
-                    "(validated on CIFAR-10H: benchmarks/RESULTS.md §7)")  # fmt: skip
+            notes.append(f"the budget passes the {flagged} samples the scan flagged; past them the "
+                         "estimate counts every label the model disagrees with as wrong and runs high "
+                         "(validated on CIFAR-10H: benchmarks/RESULTS.md §7)")  # fmt: skip
+        decided = int((store.current_arrays()[0] >= 0).sum()) if store is not None else 0
+        if decided:
+            notes.append(f"{decided} sample{'s' if decided != 1 else ''} already have a decision: the estimate "
+                         "simulates the review from the scan's labels, as if none had been made")
+        warn = "; ".join(notes) or None
     written = rundir.write_table(Path(out), q.table)
     order = q.table.select(["id", "priority", "rank"])
     order = order.replace_schema_metadata({META_KEY: json.dumps(q.meta).encode()})

@@ -86,7 +86,7 @@ def test_an_id_column_is_used_without_being_named(tmp_path: Path) -> None:
     assert ds.ids == ("s0", "dup", "s2", "s3", "s4", "s5")
     # naming the path column as the id column keeps the paths as ids
     assert from_manifest(tmp_path / "m.csv", id_column="path").ids == tuple(paths)
-    with pytest.raises(DataError, match="missing columns"):
+    with pytest.raises(DataError, match=r"missing columns \['key'\].*--path-column / --label-column / --id-column"):
         from_manifest(tmp_path / "m.csv", id_column="key")
 
 

@@ -80,6 +80,10 @@ def manifest_id_column(
     return "id" if "id" in manifest_columns(Path(path)) else None
 
 
+#: how a user names other columns (the same words wherever a manifest's columns are missing)
+_COLUMN_HINT = " (labeltrace scan --path-column / --label-column / --id-column name others)"
+
+
 def _unique_header(path: Path, names: list[str]) -> None:
     """A header that names a column twice is refused: a reader would keep one of the two silently."""
     dup = _duplicates(names)
@@ -99,7 +103,7 @@ def read_columns(path: Path, columns: list[str]) -> dict[str, list[Any]]:
         _unique_header(path, names)
         missing = [c for c in columns if c not in names]
         if missing:
-            raise DataError(f"{path}: missing columns {missing}; columns are {names}")
+            raise DataError(f"{path}: missing columns {missing}; columns are {names}{_COLUMN_HINT}")
         table = pq.read_table(path, columns=columns)
         return {c: table.column(c).to_pylist() for c in columns}
     if suffix in (".csv", ".tsv", ".txt"):
@@ -112,7 +116,7 @@ def read_columns(path: Path, columns: list[str]) -> dict[str, list[Any]]:
         _unique_header(path, names)
         missing = [c for c in columns if c not in names]
         if missing:
-            raise DataError(f"{path}: missing columns {missing}; columns are {names}")
+            raise DataError(f"{path}: missing columns {missing}; columns are {names}{_COLUMN_HINT}")
         # csv.DictReader files surplus cells under None and fills absent ones with None
         uneven = [k for k, r in enumerate(rows) if None in r or any(v is None for v in r.values())]
         if uneven:

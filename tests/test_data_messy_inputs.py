@@ -153,8 +153,9 @@ def test_cli_reads_a_class_named_none_on_request(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("path,label\n" + "".join(f"{s},{'none' if k < 2 else 'cat'}\n" for k, s in enumerate(p)))
     with pytest.raises(DataError, match="missing 'label'"):
         _load([str(tmp_path / "m.csv")])
-    ds, _ = _load([str(tmp_path / "m.csv"), "--no-missing-markers"])
+    ds, origin = _load([str(tmp_path / "m.csv"), "--no-missing-markers"])
     assert ds.classes == ("cat", "none")
+    assert origin["missing_markers"] is False  # run.json records it: the export's rescan command repeats it
 
 
 def test_a_symlinked_manifest_reads_paths_from_its_own_folder(tmp_path: Path) -> None:
@@ -255,11 +256,39 @@ def test_patient_folders_are_not_taken_for_splits(tmp_path: Path, capsys: pytest
         for c in ("cat", "dog"):
             for k in range(2):
                 _png(tmp_path / "s" / split / c / f"{k}.png", k)
-    from labeltrace.cli import _show_warning
+    from labeltrace.cli import main
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.showwarning = _show_warning  # as cli.main installs it
-        _load([str(tmp_path / "s")])
+        # loads the folder (and warns), then stops: a folder has no truth column
+        with pytest.raises(SystemExit, match="--truth-column needs a manifest"):
+            main(["scan", str(tmp_path / "s"), "--out", str(tmp_path / "r"), "--truth-column", "t"])
     err = capsys.readouterr().err
-    assert err.startswith("warning: the class folders of") and "UserWarning" not in err
+    assert err.startswith("warning: the class folders of") and "DataWarning" not in err
+
+
+def test_a_split_missing_a_class_is_still_named_and_other_warnings_keep_their_form(tmp_path: Path) -> None:
+    for site, classes in (("site_A", ("cat", "dog", "bird")), ("site_B", ("cat", "dog"))):
+        for c in classes:
+            for k in range(2):
+                _png(tmp_path / "d" / site / c / f"{k}.png", k)
+    with pytest.warns(UserWarning, match=r"\(site_A, site_B\) look like splits.*same names \(cat, dog\)"):
+        from_folder(tmp_path / "d")
+    from labeltrace.cli import _warning_printer
+
+    seen = []
+    show = _warning_printer(lambda *a: seen.append(a[1]))
+    show("divide by zero", RuntimeWarning, "/x/labeltrace/score/probs.py", 2)
+    assert seen == [RuntimeWarning]  # a library's warning goes to the default printer, whatever the path
+
+
+def test_hf_integer_scalars_without_class_label_names_are_integers() -> None:
+    import torch
+
+    ims = [np.full((4, 4), v, np.uint8) for v in range(4)]
+    fake = _FakeHF(ims, [0, 0, 1, 1], ["x", "y"])
+    fake.features = {}
+    for r in fake.rows:
+        r["label"] = torch.tensor(r["label"])
+    assert from_hf(fake).classes == ("0", "1")
+    assert from_hf(fake, classes=["cat", "dog"]).labels.tolist() == [0, 0, 1, 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -141,3 +142,47 @@ def test_a_second_review_round_keeps_the_first_round_s_columns(tmp_path: Path, s
     got = pq.read_table(out) if suffix == ".parquet" else pa.Table.from_pylist(csv_rows(out))
     assert got.column_names[-4:] == ["review_decision_1", "review_status_1", "review_decision", "review_status"]
     assert set(got.column("review_decision_1").to_pylist()) == {"round1"}
+
+
+def test_a_class_the_review_empties_leaves_the_class_list_and_an_older_list_is_removed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """The printed command failed ('classes with fewer than 2 samples') when reviewers merged a class
+    away; and a .classes.txt of an earlier export could be picked up."""
+    import shlex
+
+    from labeltrace.cli import _load_dataset, build_parser, main
+
+    rd = make_run(tmp_path, n=12, k=3, seed=10, classes=["a", "b", "junk"])
+    run = open_run(rd)
+    st = run_store(run)
+    for i in np.flatnonzero(run.column("given_label_id") == 2).tolist():
+        st.add(int(i), "a", reviewer="ada")
+    out = tmp_path / "clean.csv"
+    assert main(["review", str(rd), "--export", str(out)]) == 0
+    assert (tmp_path / "clean.classes.txt").read_text() == "a\nb\n"
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("to scan with"))
+    ds, _ = _load_dataset(build_parser().parse_args(shlex.split(line.split(": ", 1)[1])[1:]))
+    assert ds.classes == ("a", "b")
+    m = make_run(tmp_path / "m", n=12, k=3, seed=10, kind="manifest")  # integer-safe list impossible: no list
+    mrun = open_run(m)
+    for i in np.flatnonzero(mrun.column("given_label_id") == 2).tolist():
+        run_store(mrun).add(int(i), mrun.classes[0], reviewer="ada")
+    (tmp_path / "m.classes.txt").write_text("stale\nlist\n")
+    msgs: list[str] = []
+    export_labels(m, tmp_path / "m.csv", report=msgs.append)
+    assert not (tmp_path / "m.classes.txt").exists()
+    assert any("left no sample in class" in x for x in msgs)
+
+
+def test_the_rescan_command_repeats_the_scan_s_allowed_roots_pixel_limit_and_markers(tmp_path: Path) -> None:
+    from labeltrace.export.cleaned import rescan_command
+
+    rd = make_run(tmp_path, n=12, k=3, seed=11, kind="manifest")
+    meta = json.loads((rd / "run.json").read_text())
+    root = meta["data"].get("data_root") or str(open_run(rd).data_root)
+    meta["data"].update(allowed_roots=[str(Path(root).resolve()), "/srv/extra"], max_pixels=50_000_000,
+                        missing_markers=False)  # fmt: skip
+    (rd / "run.json").write_text(json.dumps(meta))
+    cmd = rescan_command(open_run(rd), tmp_path / "clean.csv")
+    assert cmd is not None and "--allow-root /srv/extra" in cmd and "--max-pixels 50000000" in cmd
+    assert cmd.endswith("--no-missing-markers") and cmd.count("--allow-root") == 1

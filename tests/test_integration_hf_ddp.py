@@ -84,6 +84,10 @@ SCRIPT = textwrap.dedent(
     np.savez(root / f"rank{rank}.npz", ids=np.concatenate(ids), logits=np.concatenate([z for _, z in model.trace]),
              sizes=[len(i) for i in ids], skipped=t.skipped_repeats, labels=y)
     (root / f"errors{rank}.txt").write_text("\\n".join(errors))
+    import torch.distributed as dist
+    if dist.is_initialized():  # neither rank tears gloo down while the other is still in it (SIGABRT at exit)
+        dist.barrier()
+        dist.destroy_process_group()
     """
 )
 

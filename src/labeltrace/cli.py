@@ -69,7 +69,8 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
         from labeltrace.data.manifest import manifest_id_column
 
         return {**man_cols, "id_column": manifest_id_column(manifest, args.id_column, path_column=args.path_column,
-                                                            label_column=args.label_column)}  # fmt: skip
+                                                            label_column=args.label_column),
+                **({"missing_markers": False} if read_as_is else {})}  # fmt: skip
 
     if args.labels:
         man = Path(args.labels)
@@ -367,24 +368,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:  # fmt: skip
-    """labeltrace's own warnings as the CLI prints its others, ``warning: ...`` (not Python's format
-    with a source line); a library's keep Python's."""
-    if "labeltrace" in filename.replace("\\", "/").split("/"):
-        print(f"warning: {message}", file=sys.stderr if file is None else file)
-    else:
-        _default_show(message, category, filename, lineno, file, line)
+def _warning_printer(default: Any) -> Any:
+    """A ``warnings.showwarning`` that prints labeltrace's own warnings (:class:`DataWarning`) as the
+    CLI prints its others, ``warning: ...`` (not Python's format with a source line), and hands every
+    other warning to ``default``."""
+    from labeltrace.data.errors import DataWarning
 
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:  # fmt: skip
+        if issubclass(category, DataWarning):
+            print(f"warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            default(message, category, filename, lineno, file, line)
 
-_default_show = warnings.showwarning
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.showwarning = _warning_printer(warnings.showwarning)
         try:
             return int(args.func(args))
         except (ValueError, OSError, ImportError) as e:  # DataError, a missing path or an optional extra: a message

@@ -35,7 +35,7 @@ from labeltrace.data.decode import (
     resize_image,
     to_uint8_thumbnail,
 )
-from labeltrace.data.errors import DataError, MissingDependencyError
+from labeltrace.data.errors import DataError, DataWarning, MissingDependencyError
 from labeltrace.data.examples import available_examples, example
 
 _LOADER_NAMES = ("Augment", "TensorLoader", "augment_batch", "channel_stats")
@@ -45,6 +45,7 @@ __all__ = [
     "ArraySource",
     "Augment",
     "DataError",
+    "DataWarning",
     "FileSource",
     "HFSource",
     "ImageDataset",

@@ -34,7 +34,7 @@ from labeltrace.data.decode import (
     pil_to_array,
     pixel_limit,
 )
-from labeltrace.data.errors import DataError
+from labeltrace.data.errors import DataError, DataWarning
 from labeltrace.data.manifest import (  # re-exported: the manifest adapter lives in its own module
     from_manifest,
     manifest_columns,
@@ -142,7 +142,7 @@ def from_folder(
     if loose:
         warnings.warn(
             f"{len(loose)} image files directly in {root} are ignored (not in a class folder): "
-            f"{listing(loose)}", stacklevel=2,
+            f"{listing(loose)}", DataWarning, stacklevel=2,
         )
     if not class_dirs:
         raise DataError(f"{root}: no class sub-folders found")
@@ -165,16 +165,18 @@ def from_folder(
         warnings.warn(
             f"{len(other)} files in the class folders of {root} are not read (their extension is not one of "
             f"{listing(sorted(exts), 30)}): {listing(sorted(other))}; pass extensions=[...] to read them "
-            "(an extension-less DICOM file can be listed in a manifest)", stacklevel=2,
+            "(an extension-less DICOM file can be listed in a manifest)", DataWarning, stacklevel=2,
         )
     # splits, not classes: every class folder holds sub-folders of the same names (train/{cat,dog},
     # test/{cat,dog}); patients' folders (normal/p1, pneumonia/p2) differ, even with one patient in both
-    shared = subdirs[0] if len(subdirs) > 1 and subdirs[0] and all(x == subdirs[0] for x in subdirs) else set()
+    shared = set.intersection(*subdirs) if len(subdirs) > 1 and all(subdirs) else set()
+    if len(shared) < 2 or any(len(shared) < len(x) / 2 for x in subdirs):
+        shared = set()  # at least two shared names, at least half of every folder's: not one patient in both
     if shared or {d.name.lower() for d in class_dirs} & _SPLIT_NAMES:
         warnings.warn(
             f"the class folders of {root} ({listing(d.name for d in class_dirs)}) look like splits, not classes"
             + (f": each holds sub-folders of the same names ({listing(sorted(shared))})" if shared else "")
-            + "; point DATA at one split's folder if these are train / val / test", stacklevel=2,
+            + "; point DATA at one split's folder if these are train / val / test", DataWarning, stacklevel=2,
         )
     rel = [f.relative_to(root).as_posix() for f in files]
     resolved = inside_roots(files, rel, roots)
@@ -372,8 +374,8 @@ def from_hf(
             raise DataError(f"labels beyond the {len(names)} ClassLabel names at rows {listing(out)}")
         labels, cls = as_ints, tuple(str(c) for c in names)
     else:
-        labels, cls = parse_labels(values, classes if classes is not None else names,
-                                   row_name=lambda k: f"row {k}")
+        labels, cls = parse_labels(values if as_ints is None else as_ints.tolist(),
+                                   classes if classes is not None else names, row_name=lambda k: f"row {k}")
     n = len(values)
     ids = [str(v) for v in dataset[id_column]] if id_column else [str(i) for i in range(n)]
     return finalize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DataError", "MissingDependencyError"]
+__all__ = ["DataError", "DataWarning", "MissingDependencyError"]
 
 
 class DataError(ValueError):
@@ -11,3 +11,8 @@ class DataError(ValueError):
 
 class MissingDependencyError(ImportError):
     """An optional dependency needed for this input (e.g. ``pydicom``) is not installed."""
+
+
+class DataWarning(UserWarning):
+    """Input that is read but may not be what was meant: files not read, folders that look like
+    splits, images a manifest leaves out (the CLI prints these as ``warning: ...``)."""

@@ -274,15 +274,13 @@ def parse_labels(
                 "negative integer labels: " + listing(f"{row_name(k)} {raw[k]!r}" for k in neg)
             )
         k_max = max(ints) if ints else -1  # type: ignore[type-var]
-        names_hint = ("give the class list (a classes.txt beside a manifest, one name per line; labeltrace scan "
-                      "--classes FILE; classes=[...] in Python)")
         if k_max >= len(ints):  # positions 0..K-1 with K > N: a column of ids or codes, not classes
             top = sorted(range(len(ints)), key=lambda k: -ints[k])[:3]  # type: ignore[operator]
             raise DataError(
                 f"integer labels are class positions 0..K-1 unless a class list is given, so label {k_max} would "
                 f"make {k_max + 1:,} classes for {len(ints):,} samples: "
                 + listing(f"{row_name(k)} {raw[k]!r}" for k in top)
-                + f"; a column of ids or codes? If the labels are positions in a longer class list, {names_hint}"
+                + "; a column of ids or codes? Give the labels as class names"
             )
         if ints and min(ints) > 0:  # type: ignore[type-var]
             raise DataError(

@@ -202,6 +202,22 @@ def classes_path(out: str | os.PathLike[str]) -> Path:
     return out.with_name(out.stem + ".classes.txt")
 
 
+def _class_list(run: Run, final: np.ndarray) -> list[str] | None:
+    """The classes a rescan of the cleaned labels reads, in the scan's id order: every class, or, when
+    the review emptied some (a scan refuses a class without samples), those left — only where the
+    labels are written as names (a folder run's); None where no list can be written (a manifest's
+    integer labels would shift, or a name a class file cannot hold)."""
+    if not all("\n" not in c and c == c.strip() and c for c in run.classes):
+        return None
+    kept = np.zeros(len(run.classes), bool)
+    kept[np.unique(final)] = True
+    if kept.all():
+        return list(run.classes)
+    if run.meta["data"].get("kind") == "manifest":
+        return None
+    return [c for c, k in zip(run.classes, kept, strict=True) if k]
+
+
 def _rescannable(run: Run, out: Path) -> bool:
     """Whether the cleaned labels ``out`` are a table of image paths a scan can read again."""
     return run.data_root is not None and out.suffix.lower() in (".csv", ".tsv", ".parquet") and not str(
@@ -222,13 +238,19 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     data = run.meta["data"]
     if data.get("kind") == "manifest":
         for flag, key, default in (("--path-column", "path_column", "path"), ("--label-column", "label_column", "label"),
-                                   ("--id-column", "id_column", None)):  # fmt: skip
+                                   ("--id-column", "id_column", "id")):  # fmt: skip
             if data.get(key) not in (None, default):
                 cmd += [flag, str(data[key])]
-    if classes_path(out).is_file():
+    if classes_path(out).is_file():  # export_labels writes it, or removes an older one
         cmd += ["--classes", str(classes_path(out))]
-    if missing_like_labels(run):
-        cmd += ["--no-missing-markers"]  # a class named 'none': read the labels as they are
+    root = Path(run.data_root).resolve()
+    for r in data.get("allowed_roots") or ():  # the folders besides the data root the scan read files in
+        if Path(r).resolve() != root:
+            cmd += ["--allow-root", str(r)]
+    if data.get("max_pixels") is not None:
+        cmd += ["--max-pixels", str(data["max_pixels"])]
+    if data.get("missing_markers") is False or missing_like_labels(run):
+        cmd += ["--no-missing-markers"]  # a class or id named 'none': read them as they are
     return " ".join(shlex.quote(c) if c != "NEW_RUN_DIR" else c for c in cmd)
 
 
@@ -274,11 +296,19 @@ def export_labels(
                f"{', '.join(map(repr, odd))}, which a manifest reader takes for a missing label "
                "(labeltrace.data.MISSING_VALUES): scan it with --no-missing-markers (in Python "
                "labeltrace.data.from_manifest(..., missing_values=())), or those rows are refused")  # fmt: skip
-    if _rescannable(run, path) and all("\n" not in c and c == c.strip() and c for c in run.classes):
+    listed = _class_list(run, v.final)
+    if _rescannable(run, path) and listed is not None:
         # the class list in id order, so that the rescan reads the labels as this run did (numeric class
         # folders such as 1..5 or 3 / 5, and the same class ids)
-        names = "".join(f"{c}\n" for c in run.classes).encode()
+        names = "".join(f"{c}\n" for c in listed).encode()
         atomic_write(classes_path(path), lambda fh: fh.write(names))
+    else:  # never leave an older export's list beside these labels
+        classes_path(path).unlink(missing_ok=True)
+        empty = sorted(set(run.classes) - {run.classes[j] for j in np.unique(v.final)})
+        if empty and report is not None and _rescannable(run, path):
+            report(f"warning: the review left no sample in class{'es' if len(empty) > 1 else ''} "
+                   f"{', '.join(map(repr, empty))}; a manifest's integer labels are positions in the scan's class "
+                   "list, so renumber them before scanning these labels again")  # fmt: skip
     if (run.path / REVIEWS_DB).exists():
         table = unresolved_table(run, v)
         listed = _csv_table(table, unresolved_path(path))

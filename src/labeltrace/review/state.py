@@ -230,7 +230,7 @@ class ReviewState:
             "unresolved": int(r.unresolved[order].sum()),  # label votes that do not settle it yet
             # every sample decided without a consensus (votes, or only unsure / skip): what
             # review --export lists in its .unresolved.csv
-            "without_consensus": int(((v.latest_kind >= 0) & ~r.resolved)[order].sum()),
+            "without_consensus": int(((v.latest_kind >= 0) & ~r.resolved).sum()),  # every sample, not the queue's
             "rule": {"agree": self.rule.agree, "count_given": self.rule.count_given,
                      "text": self.rule.describe()},  # fmt: skip
             "live": self.live.status() if self.live is not None else None,

@@ -155,9 +155,12 @@ def from_folder(
         for top, dirs, seen in visible_walk(d):  # a broken symlink is listed, so it is reported as missing
             if Path(top) == d:
                 subdirs.append(set(dirs))
-            found += [Path(top) / f for f in seen if Path(f).suffix.lower() in exts]
-            other += [(Path(top) / f).relative_to(root).as_posix() for f in seen if Path(f).suffix.lower() not in exts
-                      and Path(f).suffix.lower() not in _DOCUMENTS and f not in _NOT_IMAGES]  # fmt: skip
+            for f in seen:  # each name's extension once: read, or named in the warning
+                ext = Path(f).suffix.lower()
+                if ext in exts:
+                    found.append(Path(top) / f)
+                elif ext not in _DOCUMENTS and f not in _NOT_IMAGES:
+                    other.append((Path(top) / f).relative_to(root).as_posix())
         found.sort()
         files += found
         labels += [k] * len(found)

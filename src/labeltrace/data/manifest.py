@@ -20,6 +20,7 @@ from labeltrace.data.validate import (
     inside_roots,
     is_empty,
     is_missing,
+    marker_set,
     parse_labels,
     resolve_roots,
 )
@@ -182,7 +183,7 @@ def from_manifest(
     empty = [k for k, v in enumerate(table[path_column]) if is_empty(v)]
     if empty:
         raise DataError(f"{path}: empty {path_column!r} in rows {listing(k + 1 for k in empty)}")
-    markers = {str(m).strip().lower() for m in missing_values}
+    markers = marker_set(missing_values)
     for c in dict.fromkeys(cols[1:]):
         if c == path_column:
             continue

@@ -24,6 +24,7 @@ __all__ = [
     "inside_roots",
     "is_empty",
     "is_missing",
+    "marker_set",
     "parse_labels",
     "resolve_roots",
 ]
@@ -192,10 +193,10 @@ def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
     for v in texts:
         key = ("int", int(v)) if _NUMBER_RE.match(v) else ("name", unicodedata.normalize("NFC", v))
         groups.setdefault(key, set()).add(v)
-    if any(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in raw):
-        for v in raw:  # a Parquet column mixing 1 and "01"
-            if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and ("int", int(v)) in groups:
-                groups[("int", int(v))].add(str(int(v)))
+    numbers = {int(v) for v in raw if isinstance(v, (int, np.integer)) and not isinstance(v, bool)}
+    for i in numbers:  # a Parquet column mixing 1 and "01"
+        if ("int", i) in groups:
+            groups[("int", i)].add(str(i))
     clash = {key: sorted(vs) for key, vs in groups.items() if len(vs) > 1}
     if clash:
         first = {}
@@ -307,6 +308,12 @@ MISSING_VALUES: frozenset[str] = frozenset({
 def is_empty(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip()) or (
         isinstance(v, float) and np.isnan(v))
+
+
+def marker_set(values: Any = MISSING_VALUES) -> set[str]:
+    """The missing-value markers ``values`` in the form :func:`is_missing` compares (stripped,
+    lower case)."""
+    return {str(m).strip().lower() for m in values}
 
 
 def is_missing(v: Any, markers: set[str]) -> bool:

@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labeltrace import rundir
-from labeltrace.data.validate import MISSING_VALUES, is_missing
+from labeltrace.data.validate import is_missing, marker_set
 from labeltrace.relabel.verdicts import Verdicts, run_verdicts, unresolved_table
 from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
 
@@ -189,10 +189,10 @@ def missing_like_labels(run: Run, v: Verdicts | None = None) -> list[str]:
     (:func:`labeltrace.data.from_manifest`, :data:`~labeltrace.data.validate.MISSING_VALUES`)
     reads as missing values — ``none``, ``NA``, ``null``, ``-`` ...; an array run's labels are
     ids, so none."""
-    if run.data_root is None or str(run.column("path")[0]).startswith("array:"):
+    if not _image_files(run):
         return []
     final = (run_verdicts(run) if v is None else v).final
-    markers = {m.strip().lower() for m in MISSING_VALUES}
+    markers = marker_set()
     return [run.classes[j] for j in np.unique(final).tolist() if is_missing(run.classes[j], markers)]
 
 
@@ -218,10 +218,14 @@ def _class_list(run: Run, final: np.ndarray) -> list[str] | None:
     return [c for c, k in zip(run.classes, kept, strict=True) if k]
 
 
+def _image_files(run: Run) -> bool:
+    """Whether the run's samples are image files under a data root (not arrays handed over in memory)."""
+    return run.data_root is not None and not str(run.column("path")[0]).startswith("array:")
+
+
 def _rescannable(run: Run, out: Path) -> bool:
     """Whether the cleaned labels ``out`` are a table of image paths a scan can read again."""
-    return run.data_root is not None and out.suffix.lower() in (".csv", ".tsv", ".parquet") and not str(
-        run.column("path")[0]).startswith("array:")
+    return _image_files(run) and out.suffix.lower() in (".csv", ".tsv", ".parquet")
 
 
 def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
@@ -296,11 +300,11 @@ def export_labels(
                f"{', '.join(map(repr, odd))}, which a manifest reader takes for a missing label "
                "(labeltrace.data.MISSING_VALUES): scan it with --no-missing-markers (in Python "
                "labeltrace.data.from_manifest(..., missing_values=())), or those rows are refused")  # fmt: skip
-    listed = _class_list(run, v.final)
-    if _rescannable(run, path) and listed is not None:
+    class_list = _class_list(run, v.final)
+    if _rescannable(run, path) and class_list is not None:
         # the class list in id order, so that the rescan reads the labels as this run did (numeric class
         # folders such as 1..5 or 3 / 5, and the same class ids)
-        names = "".join(f"{c}\n" for c in listed).encode()
+        names = "".join(f"{c}\n" for c in class_list).encode()
         atomic_write(classes_path(path), lambda fh: fh.write(names))
     else:  # never leave an older export's list beside these labels
         classes_path(path).unlink(missing_ok=True)
@@ -330,9 +334,7 @@ def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
     names = np.asarray(run.classes, dtype=object)[final]
     dec_col = pa.array(decision.tolist(), pa.string())
     stat_col = pa.array(status.tolist(), pa.string())
-    if kind == "folder" or (
-        run.data_root is not None and not str(run.column("path")[0]).startswith("array:")
-    ):
+    if kind == "folder" or _image_files(run):
         outp = outp or run.path / f"{rundir.CLEANED}.csv"
         _check_out(outp, (".csv",), "a folder dataset")
         t = pa.table(

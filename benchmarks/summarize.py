@@ -43,8 +43,27 @@ def _px(rows: list[dict[str, str]]) -> str:
     return " / ".join(f"{k} ×{v}" for k, v in sorted(counts.items()))
 
 
+def _read(paths: list[str]) -> list[dict[str, str]]:
+    """Every bench row of ``paths`` (not the *_sei_epochs files); a (cell, detector, seed) that two
+    rows give is an error naming both files: the means would count it twice, the paired
+    differences once."""
+    rows, seen = [], {}
+    for p in paths:
+        with open(p, newline="") as fh:
+            for r in csv.DictReader(fh):
+                if "detector" not in r:
+                    continue
+                key = (r["dataset"], r["labels"], r["model"], r["detector"], r["seed"])
+                if key in seen:
+                    raise SystemExit(f"summarize.py: {' / '.join(key[:4])} seed {key[4]} is in {seen[key]} and in {p}; "
+                                     "give each cell's rows once")  # fmt: skip
+                seen[key] = p
+                rows.append(r)
+    return rows
+
+
 def main(paths: list[str]) -> None:
-    rows = [r for p in paths for r in csv.DictReader(open(p, newline="")) if "detector" in r]  # not *_sei_epochs
+    rows = _read(paths)
     # a detector that failed on a seed (its row: note "failed: ...", n_flagged and n_trainings -1) is left
     # out of every mean and count, and listed at the end
     failed = [r for r in rows if (r.get("note") or "").startswith("failed:")]
@@ -74,12 +93,15 @@ def main(paths: list[str]) -> None:
             continue
         n_seeds = len(by[(*c, DEFAULT)])
         f_def, f_cl = mean(c, DEFAULT, "f1"), mean(c, BASELINE, "f1")
-        others = [(mean(c, d, "f1"), d) for d in dets if d != DEFAULT and by[(*c, d)]]
+        # the best among the detectors with a row on every seed crossfit has (one that failed on the
+        # hard seeds would be the best on the easy ones); crossfit itself on a tie for the best AUROC
+        full = [d for d in dets if len(by[(*c, d)]) >= n_seeds]
+        others = [(mean(c, d, "f1"), d) for d in full if d != DEFAULT]
         others = [o for o in others if math.isfinite(o[0])]
         bf, bd = max(others) if others else (float("nan"), "–")
-        aucs = [(mean(c, d, "auroc"), d) for d in dets if by[(*c, d)]]
+        aucs = [(mean(c, d, "auroc"), d == DEFAULT, d) for d in full]
         aucs = [a for a in aucs if math.isfinite(a[0])]
-        ba, bad = max(aucs) if aucs else (float("nan"), "–")
+        ba, _, bad = max(aucs) if aucs else (float("nan"), False, "–")
         p = pf.get((c, BASELINE))
         delta = "–" if p is None else (interval_text(p["mean"], p["lo"], p["hi"], "+.3f")
                                        + {"win": " ✓", "loss": " ✗", "tie": ""}[p["verdict"]])

@@ -209,6 +209,13 @@ def _raw() -> dict:
         (lambda r: r.update(quick={"subset": "300"}), "[quick]: 'subset' must be"),
         (lambda r: r.update(quick={"detectors": "sei"}), "[quick]: 'detectors' must be a non-empty list"),
         (lambda r: r.update(quick=[1]), "[quick]: must be a table"),
+        (lambda r: r.update(seeds=[0, 0, 1]), "'seeds' lists 0 more than once"),
+        (lambda r: r["datasets"][0].update(labels=["clean", "symmetric:0.2", "clean"]), "'labels' lists 'clean' more than once"),
+        (lambda r: r["datasets"][0].update(models=["m", "m"]), "'models' lists 'm' more than once"),
+        (lambda r: r.update(threads=0), "threads must be >= 1"),
+        (lambda r: r["datasets"][0].update(path="digits.npz"), "source 'digits' does not read 'path'"),
+        (lambda r: r["datasets"][0].update(source="cifar10n", path="x.zip", labels=["aggre"], split="test"),
+         "source 'cifar10n' does not read 'split'"),
     ],
 )
 def test_config_errors_name_the_problem(patch, message: str) -> None:
@@ -232,8 +239,7 @@ def test_dataset_classes_keep_and_renumber(tmp_path: Path, subset: int | None) -
     raw = _raw()
     raw["datasets"][0].update(classes=[7, 2], **({"subset": subset} if subset else {}))
     spec = parse_config(raw).datasets[0]
-    assert spec.classes == (7, 2) and spec.key()["classes"] == [7, 2]
-    assert "classes" not in replace(spec, classes=None).key()  # the other datasets' cache keys are unchanged
+    assert spec.classes == (7, 2)
     d = load_dataset(spec, tmp_path, log=lambda s: None)
     want = int(np.isin(target, [7, 2]).sum()) if subset is None else subset
     assert d.num_classes == 2 and d.n == want and d.subset_idx is not None
@@ -267,7 +273,6 @@ def test_dataset_exclude_leaves_out_the_test_cells_images(tmp_path: Path) -> Non
         d = load_dataset(spec, tmp_path, log=lambda s: None)
         assert d.n == want and not np.isin(d.subset_idx, test_idx).any()  # disjoint from the test cells
         np.testing.assert_array_equal(d.clean, target[d.subset_idx])
-        assert spec.key()["exclude"] == 1000
     both = load_dataset(replace(test_spec, classes=(7, 2), exclude=100, subset=None), tmp_path, log=lambda s: None)
     pair = np.flatnonzero(np.isin(target, [7, 2]))
     assert both.n == pair.size - 100 and set(both.subset_idx) < set(pair)
@@ -309,14 +314,91 @@ def test_summary_tables_mean_std_and_best() -> None:
     ]
     cells, dets, stats = summarize(rows, "f1")
     assert cells == [("d", "l", "m")] and dets == ["sei", "cl", "bad"]
-    assert stats[(cells[0], "sei")] == pytest.approx((0.6, 0.1, 2))
+    assert stats[(cells[0], "sei")] == pytest.approx((0.6, 0.02**0.5, 2))  # sample std (ddof 1)
     assert stats[(cells[0], "bad")] == pytest.approx((0.1, 0.0, 1))  # NaN left out
     md = markdown_report(rows, name="n", command="c", seeds=[0, 1])
-    assert "| d | l | m | 0.600 ± 0.100 | **0.800 ± 0.000** | 0.100 |" in md
+    assert "| d | l | m | 0.600 ± 0.141 | **0.800 ± 0.000** | 0.100 |" in md
     assert "| d | l | m | 0.600 | cl | 0.800 | -0.200 |" in md  # SEI minus best other
     txt = text_table(rows)
     assert "0.800*" in txt and "0.600 " in txt
     assert not math.isnan(stats[(cells[0], "cl")][0])
+
+
+def test_bench_seeds_option_is_checked_like_the_config(tmp_path: Path) -> None:
+    from labeltrace.bench import run_from_args
+    from labeltrace.cli import build_parser
+
+    for seeds, msg in (("0,0,1", "'seeds' lists 0 more than once"), ("-1", "non-empty list of ints >= 0")):
+        args = build_parser().parse_args(["bench", "--config", str(QUICK), "--seeds", seeds, "--out", str(tmp_path)])
+        with pytest.raises(ValueError, match=_re(msg)):
+            run_from_args(args)
+
+
+def test_cached_rows_say_when_other_code_computed_them(quick, monkeypatch) -> None:
+    """A cached row keeps the digest of the code that computed it; a rerun under other detector or
+    metric code reuses it but says so, and --recompute-scores computes it again."""
+    cfg, res, tmp = quick
+    log: list[str] = []
+    run_bench(cfg, out_dir=tmp / "same", log=log.append, plots=False)
+    assert not any("other code" in line for line in log)
+    monkeypatch.setattr(cells, "code_digest", lambda: "another")
+    log.clear()
+    res2 = run_bench(cfg, out_dir=tmp / "other", log=log.append, plots=False)
+    notes = [line for line in log if "were computed by other code" in line]
+    assert len(notes) == 2 and f"{len(res.rows) // 2} cached rows" in notes[0]  # both cells, every row
+    assert all("_code" not in r for r in res2.rows)  # the digest stays in the cache, out of the CSV
+    log.clear()
+    run_bench(cfg, out_dir=tmp / "again", log=log.append, plots=False, recompute_scores=True)
+    assert not any("other code" in line for line in log)
+
+
+def test_row_key_has_the_auxiliary_draw_and_failures_are_not_cached(quick, monkeypatch) -> None:
+    cfg, res, tmp = quick
+    cell = expand(cfg)[0]
+    data = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
+    key = CellRunner(cell, data, cfg).key
+    monkeypatch.setattr(protocol, "AUX_DRAW", protocol.AUX_DRAW + 1)
+    assert CellRunner(cell, data, cfg).key != key  # the in-sample rows came from another draw
+    monkeypatch.undo()
+    calls = []
+
+    def failing(name, ev):
+        calls.append(name)
+        raise ValueError("the scores are not bimodal")
+
+    monkeypatch.setattr(detectors, "detect", failing)
+    rows, _ = cells.run_cell(cell, data, cfg, ["sei"], recompute_scores=True, log=lambda s: None)
+    assert rows[0]["note"] == "failed: the scores are not bimodal"
+    assert not (CellRunner(cell, data, cfg).result_dir / "sei.json").exists()
+    rows, _ = cells.run_cell(cell, data, cfg, ["sei"], log=lambda s: None)
+    assert calls == ["sei", "sei"]  # computed again, not read from the cache
+
+
+def test_a_stale_recording_fails_the_cell_instead_of_becoming_a_row(quick, monkeypatch) -> None:
+    from labeltrace.record.recording import FingerprintMismatch
+
+    cfg, res, tmp = quick
+    cell = expand(cfg)[0]
+    data = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
+
+    def stale(name, ev):
+        raise FingerprintMismatch("runs/abc holds a recording of another configuration")
+
+    monkeypatch.setattr(detectors, "detect", stale)
+    with pytest.raises(FingerprintMismatch):
+        cells.run_cell(cell, data, cfg, ["sei"], recompute_scores=True, log=lambda s: None)
+
+
+def test_recall_at_200_is_undefined_without_errors(tmp_path: Path) -> None:
+    cfg = replace(parse_config({
+        "models": {"m": {"kind": "linear", "epochs": 1}},
+        "datasets": [{"name": "d", "source": "digits", "subset": 60, "labels": ["clean"], "models": ["m"]}],
+        "detectors": ["knn_vote"],
+    }), cache_dir=str(tmp_path))  # fmt: skip
+    (cell,) = expand(cfg)
+    rows, _ = cells.run_cell(cell, load_dataset(cell.dataset, tmp_path, log=lambda s: None), cfg, ["knn_vote"],
+                             log=lambda s: None)  # fmt: skip
+    assert math.isnan(rows[0]["recall_at_200"]) and math.isnan(rows[0]["f1"])
 
 
 def test_cli_parses_bench() -> None:
@@ -395,3 +477,24 @@ def test_extracted_archive_is_redone_when_the_archive_changes(tmp_path: Path) ->
     (dest / "labels.csv").write_text("file,clean\n")  # a legacy extraction of another archive: redone
     (dest / ".archive.json").unlink()
     assert extract_zip(v2, dest).joinpath("labels.csv").stat().st_mtime == first
+
+
+def test_cifar10h_truth_keeps_an_original_label_that_ties_for_the_most_votes(tmp_path: Path) -> None:
+    """No majority disagrees with a label that ties for the most votes: it is not counted wrong
+    (argmax would break the tie towards the lower class index)."""
+    from labeltrace.bench.grid import _read_cifar10h
+
+    (tmp_path / "classes.txt").write_text("cat\ndog\nbird\n")
+    rows = [  # original, votes cat / dog / bird
+        (1, 26, 26, 0),  # dog ties cat: kept (argmax says cat)
+        (0, 10, 30, 11),  # a majority for dog: wrong
+        (2, 20, 20, 5),  # cat and dog tie above bird: wrong either way, the lower index named
+        (0, 40, 1, 1),  # agrees
+    ]
+    lines = ["file,original_label,votes_cat,votes_dog,votes_bird"]
+    lines += [f"{i}.png,{o},{a},{b},{c}" for i, (o, a, b, c) in enumerate(rows)]
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    original, truth, classes = _read_cifar10h(tmp_path)
+    assert classes == ["cat", "dog", "bird"]
+    np.testing.assert_array_equal(original, [1, 0, 2, 0])
+    np.testing.assert_array_equal(truth, [1, 1, 0, 0])

@@ -43,3 +43,39 @@ def test_failed_rows_are_left_out_of_means_and_counts(tmp_path: Path, capsys: py
     assert cost.split("|")[4].strip() == "5"  # trainings: not (4 * 5 - 1) / 5
     assert "Failed rows, left out of every table above: 1" in out
     assert "crossfit | seed 4: failed: not bimodal" in out
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("summarize", SCRIPT)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _write(p: Path, rows: list[dict[str, object]]) -> Path:
+    with open(p, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLS)
+        w.writeheader()
+        w.writerows(rows)
+    return p
+
+
+def test_a_cell_given_twice_is_refused(tmp_path: Path) -> None:
+    """The same (cell, detector, seed) in two files would count twice in the means and once in the
+    paired differences."""
+    a = _write(tmp_path / "a.csv", [_row("crossfit", 0, 0.4, 100), _row("cleanlab", 0, 0.5, 100)])
+    b = _write(tmp_path / "b.csv", [_row("crossfit", 0, 0.6, 100)])
+    with pytest.raises(SystemExit, match=r"d / symmetric:0.2 / m / crossfit seed 0 is in .*a.csv and in .*b.csv"):
+        _load().main([str(a), str(b)])
+
+
+def test_best_other_has_every_seed_and_crossfit_wins_an_auroc_tie(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    rows = [_row(d, s, 0.5, 100) for d in ("crossfit", "cleanlab", "single", "crossfit_rate") for s in range(3)]
+    rows += [_row("gmm", s, 0.9, 100) for s in range(2)]  # failed (no row) on seed 2
+    _load().main([str(_write(tmp_path / "r.csv", rows))])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("| d | symmetric:0.2 | m | "))
+    cols = [c.strip() for c in line.split("|")]
+    assert not cols[11].startswith("gmm")  # best other: not the detector missing a seed
+    assert cols[14] == "0.800 (crossfit)"  # every AUROC is 0.8: crossfit's own, not another name's

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from labeltrace._io import atomic_write
+from labeltrace.bench._toml import seed_list
 from labeltrace.bench.config import (
     BenchConfig,
     apply_quick,
@@ -178,11 +179,14 @@ def run_from_args(args: argparse.Namespace) -> int:
                                           for d in cfg.datasets if any(m in keep_m for m in d.models)))  # fmt: skip
     if args.seeds:
         try:
-            cfg = replace(cfg, seeds=tuple(int(s) for s in _csv_list(args.seeds)))
+            seeds = [int(s) for s in _csv_list(args.seeds)]
         except ValueError:
             raise ValueError(f"--seeds must be comma-separated ints, got {args.seeds!r}") from None
+        cfg = replace(cfg, seeds=tuple(seed_list(seeds, "--seeds")))
     if args.detectors:
         cfg = replace(cfg, detectors=tuple(_csv_list(args.detectors)))
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
     for attr, val in (("name", args.name), ("cache_dir", args.cache_dir), ("threads", args.threads),
                       ("device", args.device)):  # fmt: skip
         if val is not None:

@@ -33,6 +33,7 @@ def seed_list(v: Any, where: str) -> list[int]:
     ok = isinstance(v, list) and bool(v) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)
     if not ok:
         raise err(where, f"'seeds' must be a non-empty list of ints >= 0, got {v!r}")
+    _no_repeats(v, "seeds", where)
     return list(v)
 
 
@@ -40,4 +41,13 @@ def str_list(v: Any, key: str, where: str) -> list[str]:
     """``v`` as a non-empty list of strings, or an error naming ``key``."""
     if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):
         raise err(where, f"{key!r} must be a non-empty list of strings, got {v!r}")
+    _no_repeats(v, key, where)
     return list(v)
+
+
+def _no_repeats(v: list[Any], key: str, where: str) -> None:
+    """A list whose entries name cells must not repeat one: the cell would run twice, and the reports
+    would average its rows as if they were two seeds."""
+    seen = sorted({x for x in v if v.count(x) > 1}, key=str)
+    if seen:
+        raise err(where, f"{key!r} lists {', '.join(map(repr, seen))} more than once: {v!r}")

@@ -13,7 +13,8 @@ Cache layout under ``cache_dir`` (a killed benchmark resumes where it stopped)::
     single/<key>/      one plain training (no auxiliary class), a RecordingDir
     crossfit/<key>/    the cross-fitted recording (held-out + in-sample), a RecordingDir
     cv/<key>.npz       K-fold out-of-fold probabilities
-    results/<cell key>/<detector>.json, sei_curve.json    computed rows
+    results/<cell key>/<detector>.json, sei_curve.json    computed rows (each with the digest of the
+                       code that computed it, :func:`code_digest`; a failed row is not kept)
 
 Cost accounting per detector: ``n_trainings`` model fits its evidence needs (2 for the two
 in-sample runs, ``n_folds`` for the cross-fitted recording or the cross-validated probabilities,
@@ -24,9 +25,11 @@ Feature extraction, shared by every method, is not counted.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +41,7 @@ from labeltrace.bench.grid import Cell, DatasetData
 from labeltrace.decide import auxiliary, cutoffs, detectors
 from labeltrace.decide.evidence import Evidence, combined_score
 from labeltrace.evaluate import metrics
-from labeltrace.record.recording import Recording, RecordingDir
+from labeltrace.record.recording import FingerprintMismatch, Recording, RecordingDir
 from labeltrace.score import trajectory
 from labeltrace.train import protocol
 
@@ -56,6 +59,18 @@ CURVE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 _CACHE_VERSION = 2  # 2: recordings written by labeltrace.train.protocol (RecordingDir)
+#: the packages a cached row's numbers come from, besides the recordings (keyed on their own)
+_ROW_CODE = ("decide", "score", "evaluate")
+
+
+@functools.cache
+def code_digest() -> str:
+    """A digest of the source that turns recordings into rows (the detector table, the scores, the
+    metrics and this module). A cached row keeps the digest it was computed with, so a resumed or
+    repeated benchmark can say which of its rows older code computed (``--recompute-scores``)."""
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(f for pkg in _ROW_CODE for f in (root / pkg).rglob("*.py")) + [Path(__file__).resolve()]
+    return digest([[f.relative_to(root).as_posix(), f.read_text(encoding="utf-8")] for f in files])
 
 
 class CellRunner:
@@ -79,7 +94,7 @@ class CellRunner:
             "v": _CACHE_VERSION, "inputs": self.input_fp, "given": digest(self.given),
             "truth": digest(self.truth), "cell": [cell.dataset.name, cell.labels, cell.model.name],
             "model": cell.model.key(), "seed": cell.seed, "n_folds": cfg.n_folds, "knn_k": cfg.knn_k,
-            "aux_fraction": cfg.aux_fraction, "labeltrace": __version__,
+            "aux_fraction": cfg.aux_fraction, "labeltrace": __version__, "aux_draw": protocol.AUX_DRAW,
         })  # fmt: skip
         self.result_dir = self.cache / "results" / self.key
 
@@ -208,6 +223,8 @@ class CellRunner:
         row = self.base_row() | {"detector": name, "note": ""}
         try:
             d = self.detector(name, ev)
+        except FingerprintMismatch:  # a stale recording in the cache: the cell fails, it is not a row
+            raise
         except ValueError as e:  # e.g. a GMM cutoff on scores that are not bimodal
             nan = float("nan")
             return row | {k: nan for k in ("precision", "recall", "f1", "auroc", "ap", "f1_at_true_rate",
@@ -217,7 +234,7 @@ class CellRunner:
         at = metrics.report_at_true_rate(self.truth, d["score"], nan_policy="omit")
         top = metrics.flag_top_k(d["score"], min(200, int(np.isfinite(d["score"]).sum())), nan_policy="omit")
         return row | {
-            "recall_at_200": float((top & self.truth).sum() / max(int(self.truth.sum()), 1)),
+            "recall_at_200": float((top & self.truth).sum() / self.truth.sum()) if self.truth.any() else float("nan"),
             "precision": rep["precision"], "recall": rep["recall"], "f1": rep["f1"], "auroc": rep["auroc"],
             "ap": rep["average_precision"], "n_flagged": rep["n_flagged"], "f1_at_true_rate": at["f1"],
             "wall_seconds": d["wall_seconds"], "n_trainings": d["n_trainings"], "rule": d["rule"],
@@ -260,15 +277,24 @@ def run_cell(
     """
     runner = CellRunner(cell, data, cfg, progress=progress, log=log)
     ev = runner.evidence()
-    rows = []
+    rows, older = [], []
     for name in names:
         p = runner.result_dir / f"{name}.json"
         if p.is_file() and not recompute_scores:  # rows cached before the resolution column get it here
-            rows.append(json.loads(p.read_text()) | {"resolution": runner.resolution or ""})
+            row = json.loads(p.read_text())
+            if row.pop("_code", None) != code_digest():
+                older.append(name)
+            rows.append(row | {"resolution": runner.resolution or ""})
             continue
         row = runner.row(name, ev)
-        atomic_write_json(p, row)
+        if row["note"].startswith("failed:"):  # a failure is computed again next time, not kept
+            p.unlink(missing_ok=True)
+        else:
+            atomic_write_json(p, row | {"_code": code_digest()})
         rows.append(row)
+    if older:
+        log(f"  note: {len(older)} cached rows ({', '.join(older)}) were computed by other code than this "
+            "labeltrace's detectors and metrics; --recompute-scores computes them again")  # fmt: skip
     curve: list[dict[str, Any]] = []
     if cfg.sei_curve:
         p = runner.result_dir / "sei_curve.json"

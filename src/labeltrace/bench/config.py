@@ -139,17 +139,6 @@ class DatasetSpec:
     # that take ``subset = exclude`` of the same split, so a dev cell can use the rest
     exclude: int | None = None
 
-    def key(self) -> dict[str, Any]:
-        d = {
-            "name": self.name, "source": self.source, "path": self.path, "split": self.split,
-            "resolution": self.resolution, "subset": self.subset, "noise_features": self.noise_features,
-        }  # fmt: skip
-        if self.classes is not None:  # added later: the other datasets' cache keys stay as they were
-            d["classes"] = list(self.classes)
-        if self.exclude is not None:
-            d["exclude"] = self.exclude
-        return d
-
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -260,6 +249,9 @@ def _parse_dataset(i: int, d: Mapping[str, Any], models: Mapping[str, ModelSpec]
                 raise _err(where, f"{k!r} must be >= 2, got {kw[k]}")
     if source in ("npz", "cifar10n", "cifar10h") and "path" not in kw:
         raise _err(where, f"source {source!r} needs 'path'")
+    unused = [k for k in ("path", "split") if k in kw and (source == "digits" or (k == "split" and source != "npz"))]
+    if unused:  # accepted and ignored, a typo would go unnoticed
+        raise _err(where, f"source {source!r} does not read {', '.join(map(repr, unused))}")
     if kw.get("noise_features", "pixels") not in ("pixels", "backbone"):
         raise _err(where, f"noise_features must be 'pixels' or 'backbone', got {kw['noise_features']!r}")
     if "classes" in d:
@@ -311,6 +303,8 @@ def parse_config(raw: Mapping[str, Any]) -> BenchConfig:
         raise _err("(top level)", "n_folds must be >= 2")
     if kw.get("knn_k", 10) < 1:
         raise _err("(top level)", "knn_k must be >= 1")
+    if "threads" in kw and kw["threads"] < 1:
+        raise _err("(top level)", f"threads must be >= 1 (torch threads), got {kw['threads']}")
     quick = check_quick(raw.get("quick", {}), datasets, models)
     kw.setdefault("name", "bench")
     return BenchConfig(seeds=tuple(seeds), detectors=detectors, models=models, datasets=datasets,

@@ -132,7 +132,13 @@ def bar_lines(rows: Sequence[dict[str, Any]], ref: str, *, baseline: str = "clea
         return float(np.mean(list(v.values()))) if v else None
 
     def best(d: dict[tuple[CellKey, str], dict[Any, float]], c: CellKey) -> tuple[float, str]:
-        return max((v, det) for det in {dd for cc, dd in d if cc == c} if (v := mean(d, c, det)) is not None)
+        """The detector of the highest mean among those with every seed ``ref`` has (a detector that
+        failed on the hard seeds would otherwise be the best on the easy ones); ``ref`` on a tie."""
+        seeds = set(d.get((c, ref), {}))
+        pool = [(v, det == ref, det) for det in sorted({dd for cc, dd in d if cc == c})
+                if seeds <= set(d[(c, det)]) and (v := mean(d, c, det)) is not None]  # fmt: skip
+        v, _, det = max(pool)
+        return v, det
 
     cells = list(dict.fromkeys(c for c, det in f1 if det == ref))
     if not cells:

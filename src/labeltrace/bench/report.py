@@ -1,4 +1,4 @@
-"""Benchmark outputs: the per-seed CSV, a markdown summary (mean ± std over seeds, best per cell in
+"""Benchmark outputs: the per-seed CSV, a markdown summary (mean ± sample std over seeds, best per cell in
 bold, cost, machine), a plain-text table for the terminal, and plots."""
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def summarize(rows: Sequence[dict[str, Any]], metric: str) -> tuple[list[CellKey
         f = _finite(r.get(metric))
         if f is not None:
             vals[(c, str(r["detector"]))].append(f)
-    out = {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in vals.items() if v}
+    # the sample standard deviation (ddof 1) over the seeds; one seed shows no spread
+    out = {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)) for k, v in vals.items() if v}
     return cells, dets, out
 
 
@@ -178,7 +179,7 @@ def markdown_report(
         "",
         f"- written: {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
         f"- command: `{command}`",
-        f"- seeds: {', '.join(map(str, seeds))} (cells show mean ± std over seeds)",
+        f"- seeds: {', '.join(map(str, seeds))} (cells show mean ± sample standard deviation over seeds)",
         (
             f"- machine: {info['platform']}, {info['processor']}, {info['cpu_count']} cores "
             f"({info['torch_threads']} torch threads)" + (f", GPU {info['gpu']}" if "gpu" in info else "")

@@ -36,6 +36,7 @@ class ReportData:
     noisy: np.ndarray | None
     true_label: np.ndarray | None
     signed_entropy: np.ndarray | None
+    traj_view: str  # the recording the trajectories come from: "in-sample" or "held-out"
     traj_note: str | None
     aux_all: np.ndarray
 
@@ -61,10 +62,16 @@ def read_report_data(run: Run) -> ReportData:
     aux = np.stack([run.is_auxiliary(r) for r in range(run.num_runs)] or [np.zeros(run.num_samples, bool)])
     se: np.ndarray | None = None
     note: str | None = None
+    view = "in-sample"
     try:
         if run.num_runs == 0:
             raise ValueError(f"{det.get('name', 'this detector')} records no training: out-of-fold probabilities only")
-        se = run.dynamics(0).epochs("signed_entropy").astype(np.float64)
+        # the recording the groups' column (sei) comes from: a cross-fitted run's in-sample companion;
+        # its held-out recording only when it kept none (and then the run has no sei column either)
+        dyn = run.in_sample_dynamics(0) if run.held_out else run.dynamics(0)
+        if dyn is None:
+            dyn, view = run.dynamics(0), "held-out"
+        se = dyn.epochs("signed_entropy").astype(np.float64)
         # a sample relabeled to the auxiliary class in run 0 is shown with its trajectory from
         # the first run in which it kept its label
         for r in range(1, run.num_runs):
@@ -91,6 +98,7 @@ def read_report_data(run: Run) -> ReportData:
         noisy=noisy,
         true_label=true_label,
         signed_entropy=se,
+        traj_view=view,
         traj_note=note,
         aux_all=aux.all(axis=0),
     )
@@ -112,6 +120,14 @@ def thumbnail(run: Run, i: int, size: int) -> tuple[np.ndarray | None, str | Non
 
 
 # --------------------------------------------------------------------------- figures
+#: what each recording of the signed-entropy figure is, for its caption
+_VIEWS = {
+    "in-sample": "in-sample: each sample as seen by the models that trained on its label (the recording "
+                 "SEI is computed from)",
+    "held-out": "held-out: each sample as seen by the cross-fitted model that did not train on it",
+}
+
+
 def figures(d: ReportData, *, seed: int) -> dict[str, tuple[str, bytes]]:
     """name -> (caption, PNG bytes)."""
     figs: dict[str, tuple[str, bytes]] = {}
@@ -126,16 +142,18 @@ def figures(d: ReportData, *, seed: int) -> dict[str, tuple[str, bytes]]:
     )
     if d.signed_entropy is not None:
         sei = d.sei if d.sei is not None else d.score
+        by = "SEI" if d.sei is not None else d.score_name
         groups = stats.trajectory_groups(sei, d.flagged, noisy=d.noisy, exclude=d.aux_all)
         known = d.noisy is not None
         figs["signed_entropy_trajectories"] = (
-            "Signed entropy over training (+H(p) when the model agrees with the given label, −H(p) "
-            "otherwise): mean ± one standard deviation per group and three individual samples. "
+            f"Signed entropy over training, {_VIEWS[d.traj_view]} (+H(p) when the model agrees with "
+            "the given label, −H(p) otherwise): mean ± one standard deviation per group and three "
+            "individual samples. "
             + (
-                "Groups use the known true labels: easy / hard = top / bottom quarter of SEI "
+                f"Groups use the known true labels: easy / hard = top / bottom quarter of {by} "
                 "among clean samples, suspect = known mislabeled."
                 if known
-                else "Easy / hard = top / bottom quarter of SEI among unflagged samples, "
+                else f"Easy / hard = top / bottom quarter of {by} among unflagged samples, "
                 "suspect = flagged."
             ),
             plots.figure_png(

@@ -41,6 +41,7 @@ from labeltrace._io import atomic_write, atomic_write_json, write_json, write_ta
 from labeltrace.record import Dynamics, Recorder
 from labeltrace.record.recording import Recording, RecordingDir
 from labeltrace.run_images import ImageStore
+from labeltrace.run_source import image_source, open_source, source_bits  # image_source re-exported
 
 __all__ = [
     "FORMAT",
@@ -118,21 +119,6 @@ def dynamics_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
 def in_sample_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
     """Where a cross-fitted run's in-sample companion recording lives."""
     return recording_dir(run_dir).in_sample_file(int(run_index))
-
-
-def image_source(origin: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Where a run can read an array dataset's pixels again (``run.json`` ``data.image_source``):
-    a ``.npz`` (path, split, size and modification time, to notice a changed file) or a built-in
-    example; None when the pixels came some other way (e.g. arrays handed to :func:`scan`)."""
-    kind = (origin or {}).get("kind")
-    if kind == "npz":
-        p = Path(origin["source"]).resolve()  # type: ignore[index]
-        st = p.stat()
-        return {"kind": "npz", "path": str(p), "split": origin.get("split", "train"),  # type: ignore[union-attr]
-                "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    if kind == "example":
-        return {"kind": "example", "name": origin["source"]}  # type: ignore[index]
-    return None
 
 
 class RunDirConflict(ValueError):
@@ -329,9 +315,11 @@ class Run:
 
     def image_file(self, sample_id: int) -> Path | None:
         """The image file of a sample, resolved (symlinks followed) and checked to lie inside one
-        of :attr:`allowed_roots` (``ValueError`` otherwise); None for array datasets."""
+        of :attr:`allowed_roots` (``ValueError`` otherwise); None for array datasets (a run with no
+        data root and no allowed root: whatever its path column says, e.g. a folder named ``hf:x``)."""
         src = str(self.samples.column("path")[int(sample_id)].as_py())
-        if src.startswith(("array:", "hf:")):
+        roots = self.allowed_roots
+        if not roots:
             return None
         p = Path(src)
         root = self.data_root
@@ -340,54 +328,40 @@ class Run:
                 raise ValueError(f"sample {sample_id}: relative path {src!r} but the run has no data root")
             p = root / p
         p = p.resolve()
-        roots = self.allowed_roots
         if not any(p.is_relative_to(r) for r in roots):
             also = f" and the allowed roots {', '.join(map(str, roots[1:]))}" if len(roots) > 1 else ""
             raise ValueError(f"sample {sample_id}: image path {src!r} escapes the data root {root}{also}")
         return p
 
     def image(self, sample_id: int) -> np.ndarray:
-        """A sample's image as (H, W, C) uint8 (C = 1 or 3)."""
+        """A sample's image as (H, W, C) uint8 (C = 1 or 3), or the pixels the run kept as they are."""
+        from labeltrace.data import decode  # lazy: decoding lives at the data edge
+
+        a, _ = self.pixels(sample_id)
+        return decode.to_uint8(a) if a.dtype.kind == "f" else a
+
+    def pixels(self, sample_id: int) -> tuple[np.ndarray, int]:
+        """A sample's image as read, and the bits per sample its source stores (16: a 16-bit file
+        or a ``uint16`` array, whose data may use a fraction of the range; else 8): an image file or
+        the run's array source decoded to (H, W, C) float32 in [0, 1], or the pixels the run kept
+        (uint8, in-memory arrays)."""
         i = int(sample_id)
         if not 0 <= i < self.num_samples:
             raise ValueError(f"sample id {sample_id} out of range [0, {self.num_samples})")
         from labeltrace.data import decode  # lazy: decoding lives at the data edge
 
         f = self.image_file(i)
-        if f is None:
-            files = (self.path / IMAGES, self.path / IMAGES_FLAT, self.path / IMAGES_INDEX)
-            if self._images is None and ImageStore.exists(*files):  # in-memory arrays, or a run written before
-                self._images = ImageStore(*files)
-            if self._images is not None:
-                return self._images[i]
-            arr = self._source_dataset().load(i)
-            return decode.to_uint8(arr)
-        arr = decode.decode_image(f, max_pixels=self.max_pixels)
-        return decode.to_uint8(arr)
-
-
-    def _source_dataset(self) -> Any:
-        """The array dataset the scan read, opened again from ``data.image_source`` (once)."""
-        if self._source is not None:
-            return self._source
-        src = self.meta["data"].get("image_source")
-        if src is None:
-            raise ValueError(f"run {self.path} stores no images ({IMAGES} missing) and names no source to read them from")
-        from labeltrace import data  # lazy: reading datasets lives at the data edge
-
-        if src["kind"] == "npz":
-            p = Path(src["path"])
-            st = p.stat() if p.is_file() else None
-            if st is None or (st.st_size, st.st_mtime_ns) != (src["size"], src["mtime_ns"]):
-                why = "is missing" if st is None else "changed since the scan"
-                raise ValueError(f"run {self.path}: its images' source {p} {why}; cannot show its images")
-            ds = data.from_npz(p, split=src["split"])
-        else:
-            ds = data.example(src["name"])
-        if len(ds) != self.num_samples:
-            raise ValueError(f"run {self.path}: its images' source holds {len(ds)} images, the run {self.num_samples}")
-        self._source = ds
-        return ds
+        if f is not None:
+            return decode.decode_image(f, max_pixels=self.max_pixels), decode.stored_bits(f)
+        files = (self.path / IMAGES, self.path / IMAGES_FLAT, self.path / IMAGES_INDEX)
+        if self._images is None and ImageStore.exists(*files):  # in-memory arrays, or a run written before
+            self._images = ImageStore(*files)
+        if self._images is not None:
+            a = self._images[i]
+            return a, 16 if a.dtype == np.uint16 else 8
+        if self._source is None:
+            self._source = open_source(self.path, self.meta["data"].get("image_source"), self.num_samples)
+        return self._source.load(i), source_bits(self._source)
 
 
 def open_run(path: str | os.PathLike[str]) -> Run:

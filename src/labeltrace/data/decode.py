@@ -50,6 +50,7 @@ __all__ = [
     "pil_to_array",
     "pixel_limit",
     "resize_image",
+    "stored_bits",
     "to_uint8",
     "to_uint8_thumbnail",
 ]
@@ -239,6 +240,17 @@ def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarr
         raise DataError(f"{path}: file not found") from exc
     except Exception as exc:  # Pillow / pydicom raise many types for corrupt data
         raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+
+
+def stored_bits(path: str | Path) -> int:
+    """Bits per sample of an image file as :func:`decode_image` reads it, from its header alone:
+    16 for 16-bit grayscale (``I;16*``) and 32-bit integer (``I``) images, else 8 (DICOM too,
+    which :func:`decode_image` min-max scales already; an unreadable header too)."""
+    try:
+        with Image.open(path) as img:
+            return 16 if img.mode == "I" or img.mode.startswith("I;16") else 8
+    except Exception:  # noqa: BLE001 - DICOM, or a file decode_image reports on
+        return 8
 
 
 def array_to_float(a: np.ndarray) -> np.ndarray:

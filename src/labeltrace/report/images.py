@@ -10,15 +10,18 @@ from PIL import Image
 
 from labeltrace.rundir import Run
 
-__all__ = ["display_image", "load_rgb", "png_bytes", "png_data_uri"]
+__all__ = ["display_image", "load_rgb", "png_bytes", "png_data_uri", "stretch"]
 
 
 def load_rgb(run: Run, sample_id: int) -> np.ndarray:
-    """A sample's image as ``(H, W, 3)`` uint8 RGB.
+    """A sample's image for display, as ``(H, W, 3)`` uint8 RGB.
 
-    Read with :meth:`Run.image`: files are resolved with :meth:`Run.image_file` (which refuses paths
+    Read with :meth:`Run.pixels`: files are resolved with :meth:`Run.image_file` (which refuses paths
     outside the run's allowed roots) and decoded with :func:`labeltrace.data.decode.decode_image`;
-    in-memory datasets come from the pixels the run kept, a ``.npz`` from its source.
+    in-memory datasets come from the pixels the run kept, a ``.npz`` from its source. An image whose
+    source stores more than 8 bits per sample (a 16-bit PNG or TIFF, a ``uint16`` array) is
+    stretched per image to the full range (:func:`stretch`): 12-bit data in 16 bits, as X-ray
+    exports hold it, would show black. 8-bit images are shown as they are.
 
     Raises
     ------
@@ -26,22 +29,28 @@ def load_rgb(run: Run, sample_id: int) -> np.ndarray:
         Unknown sample id, a path escaping the allowed roots, or an unreadable image (the message
         names the sample and the file).
     """
-    i = int(sample_id)
-    if not 0 <= i < run.num_samples:
-        raise ValueError(f"sample id {sample_id} out of range [0, {run.num_samples})")
-    a = np.asarray(run.image(i))  # a file decoded (Run.image_file checks its root), or the kept pixels
-    if a.dtype != np.uint8:  # an images.npy of another dtype (runs written before)
-        from labeltrace.data.decode import (  # lazy: decoding lives at the data edge
-            array_to_float,
-            to_uint8,
-        )
+    from labeltrace.data.decode import (  # lazy: decoding lives at the data edge
+        array_to_float,
+        to_uint8,
+    )
 
-        a = to_uint8(array_to_float(a))
+    a, bits = run.pixels(sample_id)  # a file decoded (Run.image_file checks its root), or the kept pixels
+    if a.dtype != np.uint8:  # decoded, or an images.npy of another dtype (runs written before)
+        f = a if a.dtype.kind == "f" else array_to_float(a)
+        a = to_uint8(stretch(f) if bits > 8 else f)
     if a.ndim == 2:
         a = a[:, :, None]
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
     return np.ascontiguousarray(a)
+
+
+def stretch(img: np.ndarray) -> np.ndarray:
+    """Min-max scale a float image to [0, 1], all channels together (a constant image unchanged);
+    for display only, as :func:`labeltrace.data.decode.decode_image` does for grayscale DICOM."""
+    a = np.asarray(img, dtype=np.float32)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    return (a - lo) / (hi - lo) if hi > lo else a
 
 
 def display_image(img: np.ndarray, *, size: int = 256) -> np.ndarray:

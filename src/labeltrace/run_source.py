@@ -1,0 +1,60 @@
+"""Where a run reads an array dataset's pixels again (``run.json`` ``data.image_source``): a ``.npz``
+(checked unchanged since the scan) or a built-in example. :func:`image_source` writes the entry,
+:func:`open_source` opens the dataset again, :func:`source_bits` tells how deep its pixels are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["image_source", "open_source", "source_bits"]
+
+
+def image_source(origin: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where a run can read an array dataset's pixels again (``run.json`` ``data.image_source``):
+    a ``.npz`` (path, split, size and modification time, to notice a changed file) or a built-in
+    example; None when the pixels came some other way (e.g. arrays handed to :func:`scan`)."""
+    kind = (origin or {}).get("kind")
+    if kind == "npz":
+        p = Path(origin["source"]).resolve()  # type: ignore[index]
+        st = p.stat()
+        return {"kind": "npz", "path": str(p), "split": origin.get("split", "train"),  # type: ignore[union-attr]
+                "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if kind == "example":
+        return {"kind": "example", "name": origin["source"]}  # type: ignore[index]
+    return None
+
+
+def open_source(run_path: Path, src: dict[str, Any] | None, num_samples: int) -> Any:
+    """The array dataset a run read, opened again from its ``data.image_source`` entry ``src``.
+
+    Raises
+    ------
+    ValueError
+        No entry (the run keeps no images and names no source), a ``.npz`` missing or changed since
+        the scan, or a source of another size than the run.
+    """
+    if src is None:
+        raise ValueError(f"run {run_path} stores no images (images.npy missing) and names no source to read them from")
+    from labeltrace import data  # lazy: reading datasets lives at the data edge
+
+    if src["kind"] == "npz":
+        p = Path(src["path"])
+        st = p.stat() if p.is_file() else None
+        if st is None or (st.st_size, st.st_mtime_ns) != (src["size"], src["mtime_ns"]):
+            why = "is missing" if st is None else "changed since the scan"
+            raise ValueError(f"run {run_path}: its images' source {p} {why}; cannot show its images")
+        ds = data.from_npz(p, split=src["split"])
+    else:
+        ds = data.example(src["name"])
+    if len(ds) != num_samples:
+        raise ValueError(f"run {run_path}: its images' source holds {len(ds)} images, the run {num_samples}")
+    return ds
+
+
+def source_bits(ds: Any) -> int:
+    """Bits per sample of an array dataset's stored pixels: 16 for ``uint16`` arrays, else 8."""
+    images = getattr(ds.source, "images", None)
+    return 16 if getattr(images, "dtype", None) == np.uint16 else 8

@@ -39,3 +39,35 @@ def test_an_in_sample_run_draws_its_own_recording(tmp_path: Path) -> None:
     assert d.traj_view == "in-sample"
     page = write_report(run.path, top=3).read_text(encoding="utf-8")
     assert "Signed entropy over training, in-sample" in page
+
+
+def _tie_cutoff(rd: Path) -> float:
+    """Set the run's cutoff just above its flagged scores' largest (a top-k cut of a whole-number
+    score such as forgetting: -6.999999999999999 for flagged samples at -7); return that score."""
+    from labeltrace.rundir import RUN_JSON, write_json
+
+    run = open_run(rd)
+    top = float(run.column("score")[run.column("is_suspect").astype(bool)].max())
+    meta = run.meta
+    meta["detector"] = {**meta["detector"], "cutoff": float(np.nextafter(top, np.inf)), "rule": "top-k"}
+    write_json(rd / RUN_JSON, meta)
+    return top
+
+
+def test_card_and_histogram_word_a_tie_cutoff_as_the_summary_does(tmp_path: Path, monkeypatch) -> None:
+    from labeltrace.report import plots
+
+    rd = make_run(tmp_path, n=30, k=3)
+    top = _tie_cutoff(rd)
+    legends: list[str] = []
+    draw = plots.figure_png
+
+    def spy(fig):  # noqa: ANN001, ANN202 - the figure's legend texts, then the PNG
+        legends.extend(t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts())
+        return draw(fig)
+
+    monkeypatch.setattr(plots, "figure_png", spy)
+    page = write_report(rd, top=3).read_text(encoding="utf-8")
+    flagged = int(open_run(rd).column("is_suspect").sum())
+    assert f"flags sei ≤ {top:.4g} · rule top-k" in page and f"cutoff {np.nextafter(top, np.inf):.3g}" not in page
+    assert f"sei ≤ {top:.4g} ({flagged} flagged)" in legends

@@ -13,6 +13,7 @@ import numpy as np
 
 from labeltrace.report import plots, stats
 from labeltrace.report.images import display_image, load_rgb
+from labeltrace.report.summary import cut_text
 from labeltrace.rundir import Run
 
 __all__ = ["ReportData", "figures", "read_report_data", "thumbnail", "top_ids"]
@@ -137,7 +138,8 @@ def figures(d: ReportData, *, seed: int) -> dict[str, tuple[str, bytes]]:
            "this detector flags by its own mask, not by a cutoff on the score, so flagged and unflagged "
            "samples overlap here."),
         plots.figure_png(
-            plots.score_histogram(d.score, d.cutoff, noisy=d.noisy, score_name=d.score_name)
+            plots.score_histogram(d.score, d.cutoff, noisy=d.noisy, score_name=d.score_name,
+                                  cut=cut_text(d.run, d.cutoff))
         ),
     )
     if d.signed_entropy is not None:

@@ -23,6 +23,7 @@ from labeltrace.diagnostics import contradicted_text
 from labeltrace.report import plots, stats
 from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
 from labeltrace.report.images import png_bytes, png_data_uri
+from labeltrace.report.summary import cut_text
 from labeltrace.rundir import atomic_write, open_run
 
 __all__ = ["write_report"]
@@ -107,7 +108,8 @@ def _summary_html(d: ReportData) -> str:
         _card(
             "Detector",
             _describe(det.get("name")),
-            f"cutoff {_num(d.cutoff)}" + (f" · rule {det['rule']}" if det.get("rule") else ""),
+            (f"flags {d.score_name}{cut_text(d.run, d.cutoff)}" if d.cutoff is not None else "no cutoff: its own mask")
+            + (f" · rule {det['rule']}" if det.get("rule") else ""),
         ),
         _card(
             "Flagged", f"{nflag:,}", f"{_pct(nflag / d.n if d.n else float('nan'))} of the samples"

@@ -57,9 +57,14 @@ def score_histogram(
     *,
     noisy: np.ndarray | None = None,
     score_name: str = "score",
+    cut: str | None = None,
     bins: int = 40,
 ) -> Figure:
-    """Histogram of a score with the detector's cutoff; split by known noise when given."""
+    """Histogram of a score with the detector's cutoff; split by known noise when given.
+
+    ``cut`` words the cut in the legend (:func:`labeltrace.report.summary.cut_text`, e.g. " ≤ -7"
+    when the cutoff sits just above a tie group of flagged scores); default " < cutoff".
+    """
     s = np.asarray(score, dtype=np.float64)
     ok = np.isfinite(s)
     fig = _figure(6.0, 3.4)
@@ -93,7 +98,7 @@ def score_histogram(
             color=COLORS["cutoff"],
             linestyle="--",
             linewidth=1.2,
-            label=f"cutoff {cutoff:.3g} ({n_flag} flagged)",
+            label=f"{score_name}{cut if cut else f' < {cutoff:.4g}'} ({n_flag} flagged)",
         )
     ax.set_xlabel(f"{score_name}  (lower = more suspect)", fontsize=9)
     ax.set_ylabel("samples", fontsize=9)

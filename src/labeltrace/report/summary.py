@@ -16,9 +16,10 @@ def _num(v: object, spec: str = ".3f") -> str:
     return format(v, spec)
 
 
-def _cut_text(run: rundir.Run, cutoff: object) -> str:
+def cut_text(run: rundir.Run, cutoff: object) -> str:
     """" < cutoff", or " ≤ s" when the cutoff sits just above a tie group of flagged scores s (a
-    whole-number score such as forgetting: "< -1" would read as if the samples at -1 were kept)."""
+    whole-number score such as forgetting: "< -1" would read as if the samples at -1 were kept);
+    "" without a cutoff. The one wording of the cut: the summary, the report's card and histogram."""
     if _num(cutoff) == "n/a":
         return ""
     cut = float(cutoff)  # type: ignore[arg-type]
@@ -44,7 +45,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         + (run.recordings if run.recordings == "no training" else f"{epochs} x {run.recordings}")
         + (f", {world} processes" if world > 1 else "")
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),
-        f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}" + _cut_text(run, det.get("cutoff"))
+        f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}" + cut_text(run, det.get("cutoff"))
         + f" ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%}"
         + (" (on the posterior of models that trained on these labels: a lower bound)"

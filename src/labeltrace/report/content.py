@@ -25,6 +25,8 @@ class ReportData:
 
     run: Run
     classes: list[str]
+    external_id: np.ndarray  # the dataset's own ids (a manifest's id column, or the relative path)
+    path: np.ndarray  # the image files (relative to the data root), or "array:<i>" / "hf:<row>"
     given: np.ndarray
     suggested: np.ndarray
     suggested_prob: np.ndarray
@@ -87,6 +89,8 @@ def read_report_data(run: Run) -> ReportData:
     return ReportData(
         run=run,
         classes=run.classes,
+        external_id=run.column("external_id").astype(str),
+        path=run.column("path").astype(str),
         given=run.column("given_label_id").astype(np.int64),
         suggested=run.column("suggested_label_id").astype(np.int64),
         suggested_prob=run.column("suggested_prob").astype(np.float64),

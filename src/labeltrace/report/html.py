@@ -23,7 +23,7 @@ from labeltrace.diagnostics import contradicted_text
 from labeltrace.report import plots, stats
 from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
 from labeltrace.report.images import png_bytes, png_data_uri
-from labeltrace.report.summary import cut_text
+from labeltrace.report.summary import cut_text, lower_bound_note
 from labeltrace.rundir import atomic_write, open_run
 
 __all__ = ["write_report"]
@@ -93,6 +93,9 @@ def _summary_html(d: ReportData) -> str:
     else:
         stop = ""
     src = data.get("source") or data.get("root") or "in-memory arrays"
+    noise = meta.get("noise") or {}
+    injected = cfg.get("noise")  # --noise: the given labels are the scan's own corruption of the dataset's
+    known = f"known: {_pct(float(d.noisy.mean()))}" if d.noisy is not None else ""
     cards = [
         _card("Samples", f"{d.n:,}", f"{len(d.classes)} classes · {data.get('kind', '?')}"),
         _card(
@@ -103,7 +106,8 @@ def _summary_html(d: ReportData) -> str:
         _card(
             "Noise-rate estimate",
             _pct(float(est)) if est is not None else "—",
-            f"known: {_pct(float(d.noisy.mean()))}" if d.noisy is not None else "",
+            " · ".join(t for t in (f"{known} (injected: {injected})" if injected and known else known,
+                                   lower_bound_note(d.run)) if t),
         ),
         _card(
             "Detector",
@@ -116,6 +120,15 @@ def _summary_html(d: ReportData) -> str:
         ),
     ]
     out = f'<section><h2>Summary</h2><div class="cards">{"".join(cards)}</div>'
+    if injected:
+        flipped = noise.get("n_flipped")
+        changed = f"{flipped:,} of {d.n:,} labels changed" if isinstance(flipped, int) else "labels changed"
+        rate = noise.get("realised_rate")
+        out += (
+            f'<div class="quality warn" id="injected">Label noise injected on purpose (--noise {_e(injected)}: '
+            f"{changed}{f', {_pct(float(rate))}' if rate is not None else ''}): the given labels in this report "
+            "are the corrupted ones the scan trained on, and the true labels are the dataset's own.</div>"
+        )
     if d.noisy is not None:
         m = stats.flagged_metrics(d.flagged, d.noisy)
         out += (
@@ -126,6 +139,8 @@ def _summary_html(d: ReportData) -> str:
         )
     for row in meta.get("contradicted_classes") or []:  # absent in runs written before the check
         out += f'<div class="quality warn">{_e(contradicted_text(row))}.</div>'
+    for text in meta.get("warnings") or []:  # the scan's other warnings (a cut that accuses most samples, ...)
+        out += f'<div class="quality warn">{_e(text)}.</div>'
     skipped = data.get("skipped") or []
     if skipped:  # --on-bad-image skip: not scanned, so not in any table here
         names = ", ".join(str(s[0]) for s in skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
@@ -155,10 +170,13 @@ def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None
     if d.sei is not None and d.score_name.lower() != "sei":
         sei = f" · SEI {_num(d.sei[i])}"
     state = "flagged" if d.flagged[i] else "unflagged"
+    ext, path = d.external_id[i], d.path[i]
+    where = ext if path == ext else f"{ext} · {path}"  # the file to look up (a manifest's id and its file)
     return (
         f'<div class="sus {state}" data-id="{i}">{pic}'
         f'<div class="lab"><span class="rk">#{int(d.rank[i])}</span> '
         f'<span class="meta">id {i}</span>{badge}</div>'
+        f'<div class="lab meta file" title="{_e(path)}">{_e(where)}</div>'
         f'<div class="lab">{labels}</div>'
         f'<div class="meta">{_e(d.score_name)} {_num(d.score[i])}{sei} · '
         f"p {_num(d.suggested_prob[i], 2)}</div></div>"

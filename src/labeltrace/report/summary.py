@@ -16,6 +16,13 @@ def _num(v: object, spec: str = ".3f") -> str:
     return format(v, spec)
 
 
+def _text(v: object) -> str:
+    """``str(v)`` with its control characters escaped as ``repr`` writes them: a class name or file
+    name holding a newline stays on its row ("naïve\\nline"; other characters as they are)."""
+    t = str(v)
+    return t if t.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in t)
+
+
 def cut_text(run: rundir.Run, cutoff: object) -> str:
     """" < cutoff", or " ≤ s" when the cutoff sits just above a tie group of flagged scores s (a
     whole-number score such as forgetting: "< -1" would read as if the samples at -1 were kept);
@@ -27,6 +34,14 @@ def cut_text(run: rundir.Run, cutoff: object) -> str:
     if scores.size and format(float(scores.max()), ".4g") == format(cut, ".4g"):
         return f" ≤ {float(scores.max()):.4g}"
     return f" < {cut:.4g}"
+
+
+def lower_bound_note(run: rundir.Run) -> str:
+    """Why the noise-rate estimate of an in-sample run is a lower bound ("" for other runs): the
+    summary's and the report's one wording."""
+    if run.recordings.endswith(("1 run", " runs")):
+        return "on the posterior of models that trained on these labels: a lower bound"
+    return ""
 
 
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
@@ -48,8 +63,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}" + cut_text(run, det.get("cutoff"))
         + f" ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%}"
-        + (" (on the posterior of models that trained on these labels: a lower bound)"
-           if run.recordings.endswith(("1 run", " runs")) else ""),
+        + (f" ({lower_bound_note(run)})" if lower_bound_note(run) else ""),
     ]
     met = m.get("metrics")
     if met:
@@ -77,10 +91,10 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         ext, given, sugg = run.column("external_id"), run.column("given_label"), run.column("suggested_label")
         prob, score, rank = run.column("suggested_prob"), run.column("score"), run.column("rank")
         for i in order:
-            name = str(ext[i])
+            name = _text(ext[i])
             name = name if len(name) <= 28 else "…" + name[-27:]
-            lines.append(f"  {rank[i]:>5} {i:>7}  {name:<28} {given[i]!s:>12} -> "
-                         f"{sugg[i]!s:<12} {prob[i]:5.2f} {score[i]:8.4f}")  # fmt: skip
+            lines.append(f"  {rank[i]:>5} {i:>7}  {name:<28} {_text(given[i]):>12} -> "
+                         f"{_text(sugg[i]):<12} {prob[i]:5.2f} {score[i]:8.4f}")  # fmt: skip
     files = [Path(run.path) / name for name in (rundir.SAMPLES, rundir.SAMPLES_CSV, rundir.RUN_JSON)]
     lines.append("files: " + "  ".join(str(f) for f in files if f.exists()))
     return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""What the report's summary and cards say about a run, and what the terminal summary prints: the
+noise-rate estimate's lower-bound note, injected label noise, which file a suspect is, and class
+names that hold control characters."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+from runfactory import make_run
+
+from labeltrace.report import write_report
+from labeltrace.report.summary import summary_text
+from labeltrace.rundir import RUN_JSON, open_run, write_json
+
+BASE = {"train": {"epochs": 8}, "model": "small-cnn"}
+
+
+def _patch(rd: Path, **changes: object) -> None:
+    meta = json.loads((rd / RUN_JSON).read_text())
+    write_json(rd / RUN_JSON, meta | changes)
+
+
+def _card(page: str, key: str) -> str:
+    return re.search(rf'<div class="k">{key}</div><div class="v">[^<]*</div><div class="s">([^<]*)</div>', page).group(1)
+
+
+def test_the_noise_rate_card_says_an_in_sample_estimate_is_a_lower_bound(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=30, k=3)  # in-sample runs
+    card = _card(write_report(rd, top=3).read_text(encoding="utf-8"), "Noise-rate estimate")
+    assert card.endswith("on the posterior of models that trained on these labels: a lower bound")
+    cf = make_run(tmp_path / "cf", n=30, k=3, crossfit=True)
+    assert "lower bound" not in _card(write_report(cf, top=3).read_text(encoding="utf-8"), "Noise-rate estimate")
+
+
+def test_injected_noise_is_named_and_the_given_labels_called_corrupted(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=30, k=3)
+    page = write_report(rd, top=3).read_text(encoding="utf-8")
+    assert 'id="injected"' not in page  # true labels known some other way: nothing injected
+    meta = open_run(rd).meta
+    _patch(rd, config={**meta["config"], "noise": "symmetric:0.2"},
+           noise={"spec": "symmetric:0.2", "realised_rate": 0.2, "n_flipped": 6})  # fmt: skip
+    page = write_report(rd, top=3).read_text(encoding="utf-8")
+    box = re.search(r'<div class="quality warn" id="injected">(.*?)</div>', page).group(1)
+    assert box.startswith("Label noise injected on purpose (--noise symmetric:0.2: 6 of 30 labels changed, 20.0%)")
+    assert "the given labels in this report are the corrupted ones" in box
+    assert "(injected: symmetric:0.2)" in _card(page, "Noise-rate estimate")
+
+
+def test_a_suspect_card_names_its_file(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=30, k=3, kind="manifest", classes=["a", "b", "<c>"])
+    run = open_run(rd)
+    page = write_report(rd, top=30).read_text(encoding="utf-8")
+    files = re.findall(r'<div class="lab meta file" title="([^"]*)">([^<]*)</div>', page)
+    assert len(files) == 30
+    paths = [str(p) for p in run.column("path")]
+    assert {html.unescape(t) for t, _ in files} == set(paths)
+    # a name with markup in it is escaped
+    folder = make_run(tmp_path / "f", n=30, k=3, classes=["a", "b", "<c>"])
+    page = write_report(folder, top=30).read_text(encoding="utf-8")
+    assert "&lt;c&gt;/" in "".join(re.findall(r'class="lab meta file"[^>]*>([^<]*)', page))
+    assert "<c>/" not in page
+
+
+def test_terminal_summary_escapes_control_characters_in_names(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=30, k=3, classes=["naïve\nline", "tab\there", "ok"])
+    _patch(rd, **BASE, detector={"name": "sei", "cutoff": 0.0, "rule": "gmm"})
+    text = summary_text(rd, top=30)
+    rows = text.splitlines()[text.splitlines().index(next(s for s in text.splitlines() if s.startswith("top "))) + 2:-1]
+    assert len(rows) == 30 and all("->" in r for r in rows)  # one line per suspect
+    assert "naïve\\nline" in text and "tab\\there" in text

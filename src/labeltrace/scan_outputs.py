@@ -78,12 +78,12 @@ def write_outputs(
     doubted = contradicted_classes(post, given, classes)
     for row in doubted:
         print(f"warning: {contradicted_text(row)}", file=sys.stderr)
-    too_many = overflagging(det.name, det.flagged, model=model)
-    if too_many is not None:
-        print(f"warning: {too_many}", file=sys.stderr)
+    warned = [w for w in (overflagging(det.name, det.flagged, model=model),) if w is not None]
     unscored = np.isnan(det.score)
     if unscored.any():
-        print(f"warning: {det.name} could not score {describe_ids(unscored)}; they rank first", file=sys.stderr)
+        warned.append(f"{det.name} could not score {describe_ids(unscored)}; they rank first")
+    for w in warned:  # kept in run.json too: the report shows them
+        print(f"warning: {w}", file=sys.stderr)
     sugg = post.argmax(1)
     table_cols: dict[str, Any] = {
         "id": np.arange(N, dtype=np.int64), "external_id": list(ds.ids), "path": list(ds.sources),
@@ -93,6 +93,9 @@ def write_outputs(
         "rank": rank_of(det.score),
     }  # fmt: skip
     table_cols.update(cols)
+    for name, v in table_cols.items():  # -0.0 + 0.0 = 0.0: a negated zero count (forgetting) is no "-0" in a CSV
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            table_cols[name] = v + 0.0
     if rec is not None and not rec.held_out:
         for r, run in enumerate(rec.runs):
             if run.has_auxiliary:
@@ -128,6 +131,8 @@ def write_outputs(
     rd.write_table(out / rd.SAMPLES, table)
     if config.csv:
         rd.write_table(out / rd.SAMPLES_CSV, table)
+    else:  # an earlier scan's of this run (re-scored without --csv) would not be this table
+        (out / rd.SAMPLES_CSV).unlink(missing_ok=True)
     source = rd.image_source(origin)  # npz / example: the report reads thumbnails from there
     if ds.root is None and source is None:  # arrays handed over in memory: keep their pixels to show them
         write_images(ds, out / rd.IMAGES, out / rd.IMAGES_FLAT, out / rd.IMAGES_INDEX)
@@ -153,8 +158,7 @@ def write_outputs(
         "distributed": distributed or {"world_size": 1, "backend": None},
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
                      "platform": platform.platform()},
-        "timings": timings | ({"train": earlier["timings"]["train"], "train_now": timings.get("train", 0.0)}
-                              if "train" in (earlier.get("timings") or {}) else {}),
+        "timings": _timings(timings, earlier),
         "detector": {"name": det.name, "rule": det.rule, "cutoff": det.cutoff, "score_column": "score",
                      "summary": row.summary, "needs": list(row.needs)},
         "detectors": per_det, "scores": list(cols),
@@ -162,11 +166,24 @@ def write_outputs(
                    "auxiliary_per_run": [int(r.is_auxiliary.sum()) for r in rec.runs] if rec else []},
         "cost": {"trainings": rec.num_trainings if rec else (config.folds if _kfold(config) else 0),
                  "seconds": float(sum(rec.seconds)) if rec else (timings.get("train", 0.0) if _kfold(config) else 0.0)},
-        "noise_rate_estimate": noise_rate_est, "contradicted_classes": doubted, "noise": noise_info,
+        "noise_rate_estimate": noise_rate_est, "contradicted_classes": doubted, "warnings": warned,
+        "noise": noise_info,
         "metrics": report,
     }  # fmt: skip
     rd.write_json(out / rd.RUN_JSON, meta)
     return table, meta
+
+
+def _timings(now: dict[str, float], earlier: dict[str, Any]) -> dict[str, float]:
+    """run.json's timings: this scan's, or for a finished scan re-scored (it trained nothing now)
+    the training time it kept, with this call's beside as ``train_now`` and ``total_now``, and
+    ``total`` the kept training plus this call's time outside training (what the result cost)."""
+    kept = (earlier.get("timings") or {}).get("train")
+    if kept is None:
+        return dict(now)
+    train_now = now.get("train", 0.0)
+    return now | {"train": kept, "train_now": train_now, "total_now": now["total"],
+                  "total": kept + now["total"] - train_now}  # fmt: skip
 
 
 def _kfold(config: ScanConfig) -> bool:

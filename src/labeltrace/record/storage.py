@@ -20,6 +20,11 @@ A FileStore directory holds::
 A recorder state (checkpoint) keeps only O(N) numbers plus the directory, the store id and the
 row tokens of its epochs; :meth:`FileStore.check_tokens` refuses a directory whose rows were
 rewritten since (by a later recording or a resume from an older checkpoint).
+
+One directory holds one store: a new recording there replaces the old one's files (unlinked, so
+snapshots already taken keep reading theirs). A FileStore maps and writes its files by path, so it
+checks ``store.json``'s id whenever it opens or maps them, writes a row or flushes: a recorder
+whose directory another recorder took over raises instead of reading (or counting) the other's rows.
 """
 
 from __future__ import annotations
@@ -198,10 +203,29 @@ class FileStore:
             self._capacity = (self.directory / _TOKENS).stat().st_size // 8
         return self._capacity
 
+    def check_owner(self) -> None:
+        """Refuse a directory whose store is no longer this one (another recorder created its own
+        there since): its files are the other recording's rows."""
+        try:
+            now = json.loads((self.directory / _META).read_text()).get("store_id")
+        except (OSError, ValueError, AttributeError):
+            now = None
+        if now != self.store_id:
+            raise ValueError(
+                f"the dynamics directory {self.directory} now holds another recording's store (store id {now}, "
+                f"this recorder's is {self.store_id}): two recorders cannot share one directory, and this "
+                "one's epochs there were replaced; give each Recorder its own directory="
+            )
+
     def _open_handles(self) -> list[Any]:
         if self._handles is None:
             paths = [*self._paths(), self.directory / _TOKENS]
             self._handles = [open(p, "r+b", buffering=0) for p in paths]  # noqa: SIM115 - kept open, closed in close()
+            try:
+                self.check_owner()  # after opening: the files opened are this store's
+            except ValueError:
+                self.close()
+                raise
         return self._handles
 
     def close(self) -> None:
@@ -218,6 +242,7 @@ class FileStore:
     def write(self, t: int, values: np.ndarray, seen: np.ndarray) -> int:
         """Write epoch ``t`` in place: token 0, the rows, then the row's token (returned)."""
         hs = self._open_handles()
+        self.check_owner()  # the handles write this store's files, which another may have replaced since
         N = self.num_samples
         cap = self.capacity
         if t >= cap:
@@ -269,12 +294,15 @@ class FileStore:
         if self._maps is None or self._maps[0] < T:
             maps = [np.memmap(p, dtype="<f4", mode="r", shape=(cap, N)) for p in self._paths()[:-1]]
             seen = np.memmap(self._paths()[-1], dtype=bool, mode="r", shape=(cap, N))
+            self.check_owner()  # after mapping by path: the files mapped are this store's
             self._maps = (cap, tuple(maps), seen)
         _, maps_t, seen_m = self._maps
         return tuple(np.asarray(m[:T]) for m in maps_t), np.asarray(seen_m[:T])
 
     def flush(self) -> None:
-        """Make every written row durable (before a state that counts it is saved)."""
+        """Make every written row durable (before a state that counts it is saved); refuse a
+        directory another store took over (a state saved now would point to its rows)."""
+        self.check_owner()
         if self._dirty and self._handles is not None:
             for h in self._handles:
                 os.fsync(h.fileno())

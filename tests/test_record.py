@@ -354,3 +354,19 @@ def test_an_exact_tie_agrees_whatever_the_order_of_the_classes():
         d = run_epochs(Recorder(1, 2), zs, np.array([label])).dynamics()
         out.append((d.mean("correct")[0], d.forgetting_events()[0][0], d.mean("signed_entropy")[0]))
     assert out[0] == out[1] and out[0][0] == 1.0 and out[0][1] == 0
+
+
+def test_an_epoch_window_selecting_no_epoch_is_refused():
+    """slice(10, 20) of 4 epochs gave every sample a NaN score, without a word."""
+    from labeltrace.score import trajectory as scores
+
+    rec = Recorder(3, 2)
+    for _ in range(4):
+        rec.update([0, 1, 2], np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]), [0, 0, 1])
+        rec.end_epoch()
+    d = rec.dynamics()
+    with pytest.raises(ValueError, match=r"epoch window 10:20 selects none of the 4 recorded epochs \(0\.\.3\)"):
+        scores.compute("sei", d, epochs=slice(10, 20))
+    with pytest.raises(ValueError, match="epoch window 2:2 selects none"):
+        d.std("margin", epochs=slice(2, 2))
+    np.testing.assert_array_equal(scores.compute("sei", d, epochs=slice(-2, None)), scores.compute("sei", d, epochs=slice(2, 4)))

@@ -119,6 +119,11 @@ class Dynamics:
             return slice(None)
         if not isinstance(epochs, slice):
             raise ValueError(f"epochs must be a slice or None, got {type(epochs).__name__}")  # noqa: TRY004
+        T = self.num_epochs
+        if not range(T)[epochs]:  # every score would be NaN, as if no sample had been seen
+            text = ":".join("" if v is None else str(v) for v in (epochs.start, epochs.stop, epochs.step)[: 2 + (epochs.step is not None)])
+            have = f"none of the {T} recorded epochs (0..{T - 1})" if T else "no epoch: none is recorded yet"
+            raise ValueError(f"the epoch window {text} selects {have}")
         return epochs
 
     def _window_sums(self, f: int, epochs: slice, squares: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

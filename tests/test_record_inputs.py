@@ -121,3 +121,29 @@ def test_bfloat16_and_float16_logits_are_recorded():
         d = one_epoch([0, 1], z.to(dt), [0, 1])  # these values are exact in both dtypes
         for f in FIELDS:
             np.testing.assert_array_equal(d.at(f, 0), ref.at(f, 0))
+
+
+def test_float16_ids_that_cannot_tell_samples_apart_are_refused():
+    """float16 holds 2048 but not 2049: ids of 2503 samples merged pairs of samples silently."""
+    rec = Recorder(2503, 3, keep_probs=0)
+    ids = torch.arange(2040, 2056)
+    with pytest.raises(ValueError, match=r"dtype float16, which cannot tell apart every value below 2503 .*pass integer ids"):
+        rec.update(ids.half(), torch.zeros(16, 3), torch.zeros(16, dtype=torch.long))
+    rec.update(ids.float(), torch.zeros(16, 3), torch.zeros(16, dtype=torch.long))  # float32: exact to 2**24
+    rec.end_epoch()
+    assert rec.dynamics().n_seen[2040:2056].tolist() == [1] * 16
+    small = Recorder(2048, 3)  # every id of 2048 samples is a float16
+    small.update(torch.tensor([2047.0, 3.0]).half(), torch.zeros(2, 3), torch.tensor([1.0, 2.0]).half())
+
+
+def test_fractional_labels_name_their_samples():
+    rec = Recorder(8, 3)
+    with pytest.raises(ValueError, match=r"fractional values at sample ids \[6\] \(labels \[1\.5\]\)"):
+        rec.update([5, 6], torch.zeros(2, 3), [1.0, 1.5])
+
+
+def test_a_model_output_passed_as_logits_says_to_pass_the_tensor():
+    rec = Recorder(4, 3)
+    for out, what in (({"logits": torch.zeros(2, 3)}, "dict"), ((torch.zeros(2, 3),), "tuple")):
+        with pytest.raises(ValueError, match=f"from a {what}: pass the logits tensor itself"):
+            rec.update([0, 1], out, [0, 1])

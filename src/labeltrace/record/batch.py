@@ -7,7 +7,9 @@ problem — never another exception type, never a silently altered value:
 
 * ids and labels: 1-D integers (or integral floats); bool, complex, fractional, NaN/Inf or
   out-of-range values are refused, and the range is checked *before* any cast, so a ``uint64``
-  id of 2**64 − 1 is reported as such, not as a wrapped negative number;
+  id of 2**64 − 1 is reported as such, not as a wrapped negative number; floats of a dtype that
+  cannot hold every integer below the bound exactly (float16 ids of more than 2048 samples:
+  2049 reads as 2048) are refused whatever their values;
 * logits: a real ``(B, K)`` array (integer or floating, float16/bfloat16 included); bool,
   complex, string or object input that is not numeric is refused. Values are widened to float64
   (exact for every accepted dtype except integers beyond 2**53) and must be finite *after* that
@@ -22,6 +24,7 @@ near ±3.4e38, or float64 logits beyond it) and are saturated at ±``FLOAT32_MAX
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -70,16 +73,24 @@ def as_index_array(x: Any, name: str, upper: int, ids: np.ndarray | None = None)
     kind = a.dtype.kind
     if kind not in "iuf":
         raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
+    if kind == "f" and upper > 2 ** (np.finfo(a.dtype).nmant + 1):
+        raise ValueError(
+            f"{name} must be integers, got dtype {a.dtype}, which cannot tell apart every value below {upper} "
+            f"(its integers are exact only up to {2 ** (np.finfo(a.dtype).nmant + 1)}); pass integer {name}"
+        )
     if a.size == 0:
         return np.zeros(0, dtype=np.int64)
-    if kind in "iu":
-        bad = (a < 0) | (a >= upper)
-    else:
-        fin = np.isfinite(a)
-        if not fin.all() or not np.all(a == np.round(a)):
-            what = "NaN or Inf" if not fin.all() else "fractional values"
-            raise ValueError(f"{name} must be integers, got dtype {a.dtype} with {what}")
-        bad = (a < 0) | (a >= upper)
+    if kind == "f":
+        with np.errstate(invalid="ignore"):
+            nonint = ~np.isfinite(a) | (a != np.round(a))
+        if nonint.any():
+            fin = np.isfinite(a[nonint])
+            what = "fractional values" if fin.all() else "NaN or Inf" if not fin.any() else "fractional values, NaN or Inf"
+            where = describe_ids(ids[nonint]) if ids is not None and len(ids) == len(a) else f"positions {id_list(nonint)}"
+            raise ValueError(f"{name} must be integers, got dtype {a.dtype} with {what} at {where} "
+                             f"({name} {a[nonint][:10].tolist()})")  # fmt: skip
+    # exact in a float dtype too: every integer up to ``upper`` is one of its values (checked above)
+    bad = (a < 0) | (a >= upper)
     if bad.any():
         vals = id_list([int(v) for v in a[bad][:11]])
         if ids is None or len(ids) != len(a):
@@ -90,11 +101,15 @@ def as_index_array(x: Any, name: str, upper: int, ids: np.ndarray | None = None)
 
 def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray) -> np.ndarray:
     """(B, K) float64 logits, finite after conversion; ``ids`` name the bad rows in errors."""
-    a = _to_numpy(x, "logits")
+    try:
+        a = _to_numpy(x, "logits")
+    except ValueError as e:
+        hint = _outputs_hint(x)
+        raise ValueError(f"{e}{f' (got {hint})' if hint else ''}") from None
     if a.ndim != 2 or a.shape[0] != batch or a.shape[1] != num_classes:
-        raise ValueError(
-            f"logits must have shape (batch={batch}, num_classes={num_classes}), got {tuple(a.shape)}"
-        )
+        hint = _outputs_hint(x)
+        raise ValueError(f"logits must have shape (batch={batch}, num_classes={num_classes}), got {tuple(a.shape)}"
+                         f"{f' from {hint}' if hint else ''}")  # fmt: skip
     kind = a.dtype.kind
     if kind == "c":
         raise ValueError(f"logits must be real, got complex dtype {a.dtype}")
@@ -109,6 +124,17 @@ def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray) -> np.ndarr
     if not finite.all():
         raise ValueError(f"NaN or Inf logits for {describe_ids(ids[~finite])}")
     return z
+
+
+def _outputs_hint(x: Any) -> str:
+    """For a model's whole output passed as logits (a tuple, a dict, an output object): what to pass."""
+    torch = sys.modules.get("torch")
+    if isinstance(x, np.ndarray) or (torch is not None and isinstance(x, torch.Tensor)):
+        return ""
+    if isinstance(x, list | tuple) and not any(isinstance(v, Mapping) or getattr(v, "ndim", 0) >= 2 for v in x):
+        return ""  # nested numbers
+    return (f"a {type(x).__name__}: pass the logits tensor itself (e.g. outputs.logits, or outputs[0] of a "
+            "model that returns a tuple)")  # fmt: skip
 
 
 def _object_logits(a: np.ndarray, ids: np.ndarray) -> np.ndarray:

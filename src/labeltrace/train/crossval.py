@@ -21,6 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from labeltrace._checks import id_list
+from labeltrace.train.seeds import cv_seed, legacy_seed, torch_seed
 
 if TYPE_CHECKING:
     import torch
@@ -91,7 +92,7 @@ def fold_ids(labels: Any, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:
     """
     y = np.asarray(labels)
     folds = np.empty(y.shape[0], dtype=np.int64)
-    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=legacy_seed(seed))
     for f, (_, test) in enumerate(skf.split(np.zeros((y.shape[0], 1)), y)):
         folds[test] = f
     return folds
@@ -155,7 +156,7 @@ def crossval_probs(
             raise ValueError(f"C must be > 0, got {C}")
 
         def estimator_factory() -> ProbaEstimator:
-            return LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs", random_state=seed)
+            return LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs", random_state=legacy_seed(seed))
 
     x = x.astype(np.float64)
     folds = fold_ids(y, n_folds=n_folds, seed=seed)
@@ -211,7 +212,7 @@ class NetworkEstimator:
         from labeltrace.train.loop import train_recorded
 
         xt = self._x(x)
-        torch.manual_seed(self.seed)
+        torch.manual_seed(torch_seed(self.seed))
         self.net = self.spec.build(xt, self.k)
         train_recorded(self.net, xt, np.asarray(y), num_classes=self.k, config=replace(self.train, seed=self.seed),
                        recorder_mode="streaming", keep_probs=0, progress=False, dist=LOCAL)  # fmt: skip
@@ -249,7 +250,6 @@ def cross_validated_probs(
                               num_classes=num_classes)  # fmt: skip
     if train is None:
         raise ValueError("cross_validated_probs: a network needs its training settings")
-    from labeltrace.train.protocol import cv_seed
 
     shape = tuple(inputs.shape[1:])
     fold = iter(range(folds))

@@ -33,6 +33,7 @@ from labeltrace.train import distributed
 from labeltrace.train.batches import BatchSource, as_source
 from labeltrace.train.checkpoint import Checkpoint, config_key
 from labeltrace.train.distributed import Dist
+from labeltrace.train.seeds import epoch_generator
 
 __all__ = [
     "TrainConfig",
@@ -137,7 +138,7 @@ def run_epoch(
     """
     for g in opt.param_groups:
         g["lr"] = lr_at(config, epoch)
-    gen = _epoch_generator(config.seed, epoch)
+    gen = epoch_generator(config.seed, epoch)
     source = as_source(inputs)
     pool = torch.arange(int(source.shape[0])) if subset is None else subset
     order = pool[torch.randperm(len(pool), generator=gen)]
@@ -145,7 +146,7 @@ def run_epoch(
     batch = dist.batch_size(config.batch_size)
     # one process: the crops follow the order's draws; data-parallel: each process draws its own
     # (from the same generator, every process would crop its k-th image of a batch alike)
-    aug = _epoch_generator(config.seed * 7919 + 4001 + dist.rank, epoch) if dist.active else gen
+    aug = epoch_generator(config.seed * 7919 + 4001 + dist.rank, epoch) if dist.active else gen
     model.train()
     correct, total_loss = 0, 0.0
     for b, (ids, x) in enumerate(source.batches(mine, batch)):
@@ -202,10 +203,6 @@ def _is_ddp(model: nn.Module) -> bool:
     from torch.nn.parallel import DistributedDataParallel
 
     return isinstance(model, DistributedDataParallel)
-
-
-def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
 
 
 def train_recorded(

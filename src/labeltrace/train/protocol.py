@@ -20,7 +20,8 @@ cross-fitted recording can stop early once its ranking is stable
 (:class:`~labeltrace.train.early_stop.EarlyStop`, part of its fingerprint).
 
 Seeds: everything derives from the user's ``seed`` through :func:`run_seed`,
-:func:`crossfit_seed` and :func:`cv_seed`. A recording is written to a
+:func:`crossfit_seed` and :func:`cv_seed` (:mod:`labeltrace.train.seeds`, which also reduces a
+seed to the 64 bits torch reads). A recording is written to a
 :class:`~labeltrace.record.recording.RecordingDir` with a fingerprint of everything that
 determines it; a folder holding another configuration is refused (``FingerprintMismatch``), a
 finished one is loaded instead of retrained, an interrupted one resumes from its last epoch.
@@ -58,6 +59,7 @@ from labeltrace.train.loop import (
     train_recorded,
 )
 from labeltrace.train.recipe import NetworkSpec
+from labeltrace.train.seeds import crossfit_seed, cv_seed, run_seed, torch_seed
 
 __all__ = [
     "CrossFit",
@@ -81,22 +83,7 @@ _VERSION = 1  # bump when a protocol changes what it records for the same settin
 AUX_DRAW = 2
 
 
-# ----------------------------------------------------------------------------- seeds
-def run_seed(seed: int, r: int) -> int:
-    """Training seed (initialisation, batch order) of in-sample run ``r``."""
-    return int(seed) * 7919 + int(r)
-
-
-def cv_seed(seed: int, fold: int) -> int:
-    """Training seed of fold ``fold``'s model in :func:`cross_validated_probs`."""
-    return int(seed) * 7919 + 1000 + int(fold)
-
-
-def crossfit_seed(seed: int) -> int:
-    """Base seed of the cross-fitted recording (folds; model ``k`` initialised with ``+ 101 k``)."""
-    return int(seed) * 7919 + 2000
-
-
+# ----------------------------------------------------------------------------- folds
 def stratified_folds(labels: np.ndarray, n_folds: int, *, seed: int) -> np.ndarray:
     """(N,) fold index per sample: each class spread evenly over the folds, seeded."""
     labels = np.asarray(labels)
@@ -236,7 +223,7 @@ def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs
         n_out = K + 1 if aux.any() else K
         y = auxiliary.auxiliary_labels(given, aux, K) if aux.any() else np.asarray(given)
         s = run_seed(seed, r)
-        torch.manual_seed(s)
+        torch.manual_seed(torch_seed(s))
         net = spec.build(inputs, n_out, classes)
         res = train_recorded(net, inputs, y, num_classes=n_out, config=replace(train, seed=s),
                              checkpoint_dir=store.checkpoint_dir(f"run{r}"), keep_probs=keep_probs,
@@ -267,7 +254,7 @@ def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs:
     built: list[nn.Module] = []
 
     def build(fold: int) -> nn.Module:
-        torch.manual_seed(base + 101 * fold)
+        torch.manual_seed(torch_seed(base + 101 * fold))
         built.append(spec.build(inputs, K, classes))
         return built[-1]
 

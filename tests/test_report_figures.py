@@ -71,3 +71,25 @@ def test_card_and_histogram_word_a_tie_cutoff_as_the_summary_does(tmp_path: Path
     flagged = int(open_run(rd).column("is_suspect").sum())
     assert f"flags sei ≤ {top:.4g} · rule top-k" in page and f"cutoff {np.nextafter(top, np.inf):.3g}" not in page
     assert f"sei ≤ {top:.4g} ({flagged} flagged)" in legends
+
+
+def test_png_folder_keeps_only_this_reports_figures_written_atomically(tmp_path: Path, monkeypatch) -> None:
+    """A folder holding another run's figures: those this report does not draw (no true labels: no
+    precision-recall; top 0: no suspects) go, the rest are replaced through the atomic writer."""
+    from labeltrace.report import html as report_html
+
+    folder = tmp_path / "figs"
+    with_truth = make_run(tmp_path / "a", n=30, k=3)
+    write_report(with_truth, folder, format="png", top=5)
+    assert sorted(p.name for p in folder.iterdir()) == ["precision_recall.png", "score_histogram.png",
+                                                        "signed_entropy_trajectories.png", "top_suspects.png"]
+    written: list[str] = []
+    atomic = report_html.atomic_write
+    monkeypatch.setattr(report_html, "atomic_write", lambda p, w: written.append(Path(p).name) or atomic(p, w))
+    without = make_run(tmp_path / "b", n=30, k=3, with_truth=False, with_files=False)
+    write_report(without, folder, format="png", top=0)
+    assert sorted(p.name for p in folder.iterdir()) == ["score_histogram.png", "signed_entropy_trajectories.png"]
+    assert sorted(written) == ["score_histogram.png", "signed_entropy_trajectories.png"]
+    (folder / "notes.txt").write_text("mine")  # a file of the user's is never touched
+    write_report(without, folder, format="png", top=2)
+    assert (folder / "notes.txt").read_text() == "mine" and (folder / "top_suspects.png").is_file()

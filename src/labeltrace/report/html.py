@@ -26,9 +26,11 @@ from labeltrace.report.images import png_bytes, png_data_uri
 from labeltrace.report.summary import cut_text, lower_bound_note
 from labeltrace.rundir import atomic_write, open_run
 
-__all__ = ["write_report"]
+__all__ = ["PNG_FIGURES", "write_report"]
 
 ReportFormat = Literal["html", "png"]
+#: every figure ``format="png"`` may write; the ones a report does not draw are removed from its folder
+PNG_FIGURES = ("score_histogram", "signed_entropy_trajectories", "precision_recall", "top_suspects")
 
 
 def _e(x: object) -> str:
@@ -278,7 +280,9 @@ def write_report(
     format : {"html", "png"}
         One self-contained HTML page (images embedded as base64 PNG, no external files), or the
         figures alone as PNG files (``score_histogram.png``, ``signed_entropy_trajectories.png``,
-        ``precision_recall.png`` when true labels are known, ``top_suspects.png``).
+        ``precision_recall.png`` when true labels are known, ``top_suspects.png``), each written
+        atomically; those of :data:`PNG_FIGURES` this run does not draw are removed from the folder
+        (an earlier report's there would pass for this run's).
     top : int
         Number of top suspects shown.
     thumb_size : int
@@ -307,8 +311,7 @@ def write_report(
             return atomic_write(path, lambda fh: fh.write(page))
         folder = Path(out) if out is not None else run.path / rundir.REPORT_PNG
         folder.mkdir(parents=True, exist_ok=True)
-        for name, (_, png) in figs.items():
-            (folder / f"{name}.png").write_bytes(png)
+        pngs = {name: png for name, (_, png) in figs.items()}
         ids = top_ids(d, top)
         if ids.size:
             thumbs = [thumbnail(run, int(i), 64)[0] for i in ids]
@@ -317,7 +320,9 @@ def write_report(
                 f"#{int(d.rank[i])} {d.classes[d.given[i]]}→{d.classes[d.suggested[i]]}"
                 for i in ids
             ]
-            (folder / "top_suspects.png").write_bytes(
-                plots.figure_png(plots.suspect_grid(imgs, caps))
-            )
+            pngs["top_suspects"] = plots.figure_png(plots.suspect_grid(imgs, caps))
+        for name, png in pngs.items():
+            atomic_write(folder / f"{name}.png", lambda fh, png=png: fh.write(png))
+        for name in sorted(set(PNG_FIGURES) - set(pngs)):  # another run's (or this one's before) figure: not this report's
+            (folder / f"{name}.png").unlink(missing_ok=True)
         return folder

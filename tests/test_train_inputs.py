@@ -1,5 +1,6 @@
 """What the recorded trainings are handed: large seeds (every generator seeded modulo 2**64, the
-seeds that worked unchanged)."""
+seeds that worked unchanged), labels checked before training, checkpoints resumed only for the
+labels, folds and inputs they were written for, models that return something else than logits."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from labeltrace.train import TrainConfig, run_epoch
+from labeltrace.train import TrainConfig, run_epoch, train_recorded
+from labeltrace.train.checkpoint import STATE
 from labeltrace.train.distributed import Dist
 from labeltrace.train.loop import make_optimizer
 from labeltrace.train.protocol import crossfit_recorded, crossfit_seed
@@ -69,3 +71,106 @@ def test_data_parallel_crops_seed_past_2_64():
     correct, _ = run_epoch(model, make_optimizer(model, cfg), x, torch.from_numpy(y), config=cfg, epoch=0,
                            device=torch.device("cpu"), dist=_TwoRanks(rank=0, world_size=2))  # fmt: skip
     assert 0 <= correct <= len(y)
+
+
+# ---------------------------------------------------------------------------- labels
+@pytest.mark.parametrize("kind", ["train", "crossfit"])
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (1.5, r"fractional values at sample ids \[4\]"),  # truncated to 1 before
+        (np.nan, r"NaN or Inf at sample ids \[4\]"),  # an IndexError naming no sample before
+        (7, r"out of range \[0, 3\) for sample ids \[4\]"),
+    ],
+)
+def test_bad_labels_are_refused_naming_the_sample(kind, bad, match):
+    x, y = toy()
+    y = y.astype(np.float64)
+    y[4] = bad
+    with pytest.raises(ValueError, match=match):
+        _train(kind, x, y)
+
+
+@pytest.mark.parametrize("kind", ["train", "crossfit"])
+def test_string_labels_are_refused_as_such(kind):
+    x, y = toy()
+    with pytest.raises(ValueError, match="labels must be integers, got dtype <U"):
+        _train(kind, x, y.astype(str))
+
+
+@pytest.mark.parametrize("kind", ["train", "crossfit"])
+def test_whole_number_float_labels_train_as_the_integers(kind):
+    x, y = toy()
+    a, b = _train(kind, x, y), _train(kind, x, y.astype(np.float32))
+    np.testing.assert_array_equal(a.epochs("loss"), b.epochs("loss"))
+
+
+def _train(kind, x, y, **kw):
+    if kind == "train":
+        return train_recorded(linear(), x, y, num_classes=3, config=CFG, progress=False, **kw).recorder.dynamics()
+    rec, _ = crossfit_recorded(lambda k: linear(), x, y, num_classes=3, config=CFG, n_folds=3, progress=False, **kw)
+    return rec.dynamics()
+
+
+# ---------------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("kind", ["train", "crossfit"])
+def test_a_checkpoint_for_other_labels_is_refused(tmp_path, kind):
+    """The key covered the settings only: the old labels' recording came back, and crossfit
+    returned folds computed from the new ones."""
+    x, y = toy()
+    _train(kind, x, y, checkpoint_dir=tmp_path)
+    other = y.copy()
+    other[[2, 5]] = (y[[2, 5]] + 1) % 3
+    what = r"other labels for sample ids \[2, 5\]" + ("; other folds" if kind == "crossfit" else r"\)")
+    with pytest.raises(ValueError, match=what) as e:
+        _train(kind, x, other, checkpoint_dir=tmp_path)
+    assert str(tmp_path) in str(e.value)
+    _train(kind, x, y, checkpoint_dir=tmp_path)  # the same call still resumes
+
+
+def test_a_checkpoint_for_other_inputs_is_refused_without_a_key(tmp_path):
+    x, y = toy()
+    train_recorded(linear(), x, y, num_classes=3, config=CFG, progress=False, checkpoint_dir=tmp_path)
+    for other, what in ((x * 100, "sampled rows"), (x.double(), "torch.float64")):
+        with pytest.raises(ValueError, match=f"other inputs .*{what}"):
+            train_recorded(linear(), other, y, num_classes=3, config=CFG, progress=False, checkpoint_dir=tmp_path)
+
+
+def test_with_a_key_the_inputs_content_is_the_callers(tmp_path):
+    """A key fingerprints the data (the scan's): features recomputed on an accelerator may differ
+    in their last bits, so only the labels, shape and dtype are checked then."""
+    x, y = toy()
+    train_recorded(linear(), x, y, num_classes=3, config=CFG, progress=False, checkpoint_dir=tmp_path, key="k")
+    res = train_recorded(linear(), x + 1e-7, y, num_classes=3, config=CFG, progress=False, checkpoint_dir=tmp_path,
+                         key="k")  # fmt: skip
+    assert res.resumed_from == CFG.epochs
+
+
+def test_a_checkpoint_from_before_identities_is_checked_against_its_recorded_labels(tmp_path):
+    x, y = toy()
+    train_recorded(linear(), x, y, num_classes=3, config=CFG, progress=False, checkpoint_dir=tmp_path)
+    state = torch.load(tmp_path / STATE, weights_only=True)
+    del state["identity"]
+    torch.save(state, tmp_path / STATE)
+    other = y.copy()
+    other[3] = (y[3] + 1) % 3
+    with pytest.raises(ValueError, match=r"other labels for sample ids \[3\] \(as its recorder"):
+        train_recorded(linear(), x, other, num_classes=3, config=CFG, progress=False, checkpoint_dir=tmp_path)
+    res = train_recorded(linear(), x, y, num_classes=3, config=CFG, progress=False, checkpoint_dir=tmp_path)
+    assert res.resumed_from == CFG.epochs
+
+
+# ---------------------------------------------------------------------------- model outputs
+class _DictOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = linear()
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.fc(x)}
+
+
+def test_a_model_returning_a_dict_is_named():
+    x, y = toy()
+    with pytest.raises(TypeError, match="the model returned a dict, not a logits tensor"):
+        train_recorded(_DictOut(), x, y, num_classes=3, config=CFG, progress=False)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -29,9 +29,10 @@ from torch import nn
 
 from labeltrace.data import loader
 from labeltrace.record import Recorder
+from labeltrace.record.batch import as_index_array
 from labeltrace.train import distributed
 from labeltrace.train.batches import BatchSource, as_source
-from labeltrace.train.checkpoint import Checkpoint, config_key
+from labeltrace.train.checkpoint import Checkpoint, config_key, training_identity
 from labeltrace.train.distributed import Dist
 from labeltrace.train.seeds import epoch_generator
 
@@ -46,6 +47,7 @@ __all__ = [
     "resolve_device",
     "run_epoch",
     "train_recorded",
+    "training_labels",
 ]
 
 Schedule = Literal["cosine", "step", "constant"]
@@ -83,6 +85,16 @@ class TrainResult:
     epoch_seconds: list[float] = field(default_factory=list)  # every epoch's, a resumed checkpoint's included
     resumed_from: int = 0
     final_train_accuracy: float = float("nan")
+
+
+def training_labels(labels: Any, n: int, num_classes: int) -> np.ndarray:
+    """The labels a training runs on, as a new ``(n,)`` int64 array: integers (whole-number floats
+    accepted) in ``[0, num_classes)``; anything else (fractional, NaN, strings, out of range)
+    raises ``ValueError`` naming the samples (:func:`labeltrace.record.batch.as_index_array`)."""
+    shape = np.shape(labels)
+    if shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {shape}")
+    return as_index_array(labels, "labels", num_classes, ids=np.arange(n))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -154,7 +166,7 @@ def run_epoch(
             x = augment_batch(x, aug)
         x = x.to(device, non_blocking=True)
         y = labels.index_select(0, ids).to(device, non_blocking=True)
-        logits = model(x)
+        logits = model_logits(model(x))
         loss = nn.functional.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -195,8 +207,18 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor | BatchSource, ids: to
     net = cast(nn.Module, model.module) if _is_ddp(model) else model
     net.eval()
     batch = eval_batch_size(device) if batch_size is None else batch_size
-    out = [net(x.to(device)) for _, x in as_source(inputs).batches(ids, batch)]
+    out = [model_logits(net(x.to(device))) for _, x in as_source(inputs).batches(ids, batch)]
     return torch.cat(out) if out else torch.zeros(0)
+
+
+def model_logits(out: Any) -> torch.Tensor:
+    """A network's output, which the loop needs to be the ``(batch, num_classes)`` logits tensor."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(
+            f"the model returned a {type(out).__name__}, not a logits tensor: its forward must return the "
+            "(batch, num_classes) logits (wrap it to return e.g. outputs.logits, or outputs[0] of a tuple)"
+        )
+    return out
 
 
 def _is_ddp(model: nn.Module) -> bool:
@@ -239,7 +261,9 @@ def train_recorded(
         Enables per-epoch checkpoints and resume (:class:`labeltrace.train.checkpoint.Checkpoint`).
     key:
         Extra fingerprint of what the caller trains (data, labels, network): a checkpoint written
-        under another key is refused instead of resumed.
+        under another key is refused instead of resumed. A checkpoint of the same key written for
+        other labels or inputs (shape, dtype; without a key also sampled rows' bytes, see
+        :func:`~labeltrace.train.checkpoint.training_identity`) is refused too.
     log:
         Told when a checkpoint is resumed, and from which epoch.
     recorder_dir:
@@ -252,24 +276,19 @@ def train_recorded(
     """
     d = distributed.current() if dist is None else dist
     source = as_source(inputs)
-    labels = np.asarray(labels)
     n = int(source.shape[0])
-    if labels.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
-    if labels.min() < 0 or labels.max() >= num_classes:
-        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))[:10]
-        raise ValueError(f"labels out of range [0, {num_classes}) for sample ids {bad.tolist()}")
+    labels = training_labels(labels, n, num_classes)
     device = resolve_device(config.device)
     model.to(device)
     opt = make_optimizer(model, config)
-    y_all = torch.tensor(labels, dtype=torch.long)  # a copy: labels may be a read-only array
+    y_all = torch.from_numpy(labels)  # training_labels' own copy: labels may be a read-only array
     rec = d.recorder(n, num_classes, mode=recorder_mode, keep_probs=keep_probs, directory=recorder_dir,
                      max_epochs=config.epochs)  # fmt: skip
     start = 0
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = Checkpoint(checkpoint_dir, config_key(config=config, n=n, num_classes=num_classes, key=key),
-                          writer=d.is_writer)  # fmt: skip
+                          writer=d.is_writer, identity=training_identity(source, labels, content=not key))  # fmt: skip
         start = ckpt.load([model], [opt], {"recorder": rec}, device=device)
         if start and log is not None:
             log(f"{desc}: resuming from epoch {start} of {config.epochs} ({ckpt.dir})")

@@ -45,7 +45,7 @@ from labeltrace.record import Recorder
 from labeltrace.record.recording import RecordedRun, Recording, RecordingDir
 from labeltrace.train import distributed
 from labeltrace.train.batches import BatchSource, as_source
-from labeltrace.train.checkpoint import Checkpoint, config_key
+from labeltrace.train.checkpoint import Checkpoint, config_key, training_identity
 from labeltrace.train.crossval import cross_validated_probs  # one of the protocols' entry points
 from labeltrace.train.distributed import Dist
 from labeltrace.train.early_stop import EarlyStop
@@ -57,6 +57,7 @@ from labeltrace.train.loop import (
     resolve_device,
     run_epoch,
     train_recorded,
+    training_labels,
 )
 from labeltrace.train.recipe import NetworkSpec
 from labeltrace.train.seeds import crossfit_seed, cv_seed, run_seed, torch_seed
@@ -307,7 +308,8 @@ def crossfit_recorded(
     fold model: each sample's in-sample logits from the ``n_folds - 1`` models that train on it
     (averaged within the epoch), at no extra training cost. With ``checkpoint_dir`` every epoch
     is checkpointed (all models, optimizers, recorders) and a restart continues after the last
-    finished epoch; ``key`` fingerprints what is trained so a foreign checkpoint is refused.
+    finished epoch; ``key`` fingerprints what is trained so a foreign checkpoint is refused (and
+    one of the same key written for other labels, folds or inputs: see :func:`train_recorded`).
     ``recorder_dir`` keeps the held-out recorder's (T, N) arrays in files (out of core).
     ``early_stop`` ends training after the epoch at which its rule holds (evaluated on the
     recorders, so a resumed run stops at the same epoch). ``epoch_seconds``, when given, is filled
@@ -321,27 +323,22 @@ def crossfit_recorded(
     """
     d = distributed.current() if dist is None else dist
     source = as_source(inputs)
-    labels = np.asarray(labels)
     n = int(source.shape[0])
-    if labels.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if bad.size:
-        raise ValueError(f"labels out of range [0, {num_classes}) for sample ids {bad[:10].tolist()}")
+    labels = training_labels(labels, n, num_classes)
     device = resolve_device(config.device)
     folds = stratified_folds(labels, n_folds, seed=config.seed)
     models = [build_model(k).to(device) for k in range(n_folds)]
     opts = [make_optimizer(m, config) for m in models]
     train_ids = [torch.as_tensor(np.flatnonzero(folds != k)) for k in range(n_folds)]
     held_ids = [torch.as_tensor(np.flatnonzero(folds == k)) for k in range(n_folds)]
-    y_all = torch.tensor(labels, dtype=torch.long)  # a copy: labels may be a read-only array
+    y_all = torch.from_numpy(labels)  # training_labels' own copy: labels may be a read-only array
     rec = d.recorder(n, num_classes, keep_probs=keep_probs, directory=recorder_dir, max_epochs=config.epochs)
     recorders = {"held_out": rec} | ({"in_sample": in_sample} if in_sample is not None else {})
     ckpt = None
     start = 0
     if checkpoint_dir is not None:
-        ckpt = Checkpoint(checkpoint_dir, config_key(config=config, n=n, num_classes=num_classes, folds=n_folds,
-                                                     key=key), writer=d.is_writer)  # fmt: skip
+        ckpt = Checkpoint(checkpoint_dir, config_key(config=config, n=n, num_classes=num_classes, folds=n_folds, key=key),
+                          writer=d.is_writer, identity=training_identity(source, labels, folds=folds, content=not key))
         start = ckpt.load(models, opts, recorders, device=device)
         if start and log is not None:
             log(f"{desc}: resuming from epoch {start} of {config.epochs} ({ckpt.dir})")

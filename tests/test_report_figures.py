@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from runfactory import make_run
 
 from labeltrace.report import write_report
@@ -62,7 +63,7 @@ def test_card_and_histogram_word_a_tie_cutoff_as_the_summary_does(tmp_path: Path
     legends: list[str] = []
     draw = plots.figure_png
 
-    def spy(fig):  # noqa: ANN001, ANN202 - the figure's legend texts, then the PNG
+    def spy(fig: Figure) -> bytes:  # the figure's legend texts, then the PNG
         legends.extend(t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts())
         return draw(fig)
 

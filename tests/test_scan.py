@@ -459,3 +459,12 @@ def test_score_options_a_method_does_not_take_are_an_error(tmp_path, capsys):
     assert main(["score", str(out), "--method", "sei", "--epoch", "0"]) == 2
     assert "score 'sei' takes no 'epoch' (it takes: epochs)" in capsys.readouterr().err
     assert main(["score", str(out), "--method", "se_at", "--epoch", "0"]) == 0
+
+
+def test_a_seed_past_64_bits_scans(tmp_path: Path) -> None:
+    """torch seeds its generators with 64 bits; the scan's own seed goes through torch_seed too."""
+    x, y = digits_subset(100)
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    res = scan(ds, tmp_path / "run", ScanConfig(model="small-cnn", epochs=1, folds=2, batch_size=64, seed=2**64 + 3),
+               progress=False, log=lambda s: None)  # fmt: skip
+    assert len(rundir.open_run(res.run_dir).column("score")) == 100

@@ -186,3 +186,16 @@ def test_the_rescan_command_repeats_the_scan_s_allowed_roots_pixel_limit_and_mar
     cmd = rescan_command(open_run(rd), tmp_path / "clean.csv")
     assert cmd is not None and "--allow-root /srv/extra" in cmd and "--max-pixels 50000000" in cmd
     assert cmd.endswith("--no-missing-markers") and cmd.count("--allow-root") == 1
+
+
+def test_class_folders_spelled_like_array_paths_are_still_image_files(tmp_path: Path) -> None:
+    """A folder run whose class folders are named 'array:one' (legal on Linux and macOS) holds
+    image files; the rescan command was withheld as if its samples were arrays."""
+    from labeltrace.export.cleaned import rescan_command
+
+    rd = make_run(tmp_path, n=12, k=2, seed=9, kind="folder", classes=["array:one", "array:two"])
+    run = open_run(rd)
+    assert all(str(p).startswith("array:") for p in run.column("path"))
+    assert rescan_command(run, tmp_path / "clean.csv") is not None
+    arrays = make_run(tmp_path / "b", n=12, k=2, seed=9, kind="arrays", with_files=False)
+    assert rescan_command(open_run(arrays), tmp_path / "b.csv") is None

@@ -68,6 +68,7 @@ def test_forgetting_score():
     d2 = record([[bad, good]] * 3, [0, 0])
     f = scores.compute("forgetting", d2)
     assert f[0] == -(3 + 1) and f[1] == 0  # never learned ranks below any achievable count
+    assert not np.signbit(f[1])  # no forgetting event is 0.0, not -0.0 (written '-0' in a table)
 
 
 def test_signs_always_wrong_uncertain_vs_always_right():

@@ -220,7 +220,7 @@ def _class_list(run: Run, final: np.ndarray) -> list[str] | None:
 
 def _image_files(run: Run) -> bool:
     """Whether the run's samples are image files under a data root (not arrays handed over in memory)."""
-    return run.data_root is not None and not str(run.column("path")[0]).startswith("array:")
+    return run.data_root is not None and bool(run.allowed_roots)  # not the path's spelling: a folder may be 'array:x'
 
 
 def _rescannable(run: Run, out: Path) -> bool:

@@ -138,7 +138,7 @@ def loss(dyn: Dynamics, *, epochs: slice | None = None) -> np.ndarray:
 def forgetting(dyn: Dynamics) -> np.ndarray:
     """Negated forgetting-event count; never-learned samples get −(T + 1)."""
     counts, never = dyn.forgetting_events()
-    out = -counts.astype(np.float64)
+    out = 0.0 - counts.astype(np.float64)  # 0.0, not -0.0, for no event ('-0' in a table)
     out[never] = -(dyn.num_epochs + 1.0)
     out[dyn.n_seen == 0] = np.nan
     return out

@@ -216,7 +216,8 @@ def create_app(
             "reviewer": state.reviewer,
             "token_required": token is not None,
             # the scan's warnings about classes its models overrule (absent in runs from before them)
-            "warnings": [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []],
+            "warnings": [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []]
+            + list(run.meta.get("warnings") or []),  # the scan's others: a cut that accuses most samples, ...
             **state.progress(who),
         }
 

@@ -3,6 +3,8 @@
 Writes /work/cache/features/{cifar10n,cifar10h}_effl0_96.npy and medmnist_<set>_<split>_effl0_96.npy
 (float32, (N, 1280), in file/index order) through labeltrace.models.backbone.cached_features.
 Run:  nohup python benchmarks/research/extract_features.py > /work/cache/extract.log 2>&1 &
+(the CIFAR archives of ``../shared/data`` are unpacked into /work/cache/{cifar10n,cifar10h} first,
+by the bench's own ``extract_zip``, when they are not there yet).
 
 ``RES=224 python benchmarks/research/extract_features.py cifar10h cifar10n_10k`` extracts at another
 resolution (file names carry it); ``cifar10n_10k`` is only the relabeling simulation's seeded
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from labeltrace.bench.grid import extract_zip
 from labeltrace.models.backbone import (
     cached_features,
     extract_features,
@@ -34,6 +37,7 @@ from labeltrace.models.backbone import (
 )
 
 CACHE = Path("/work/cache")
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 OUT = CACHE / "features"
 RES = int(os.environ.get("RES", "96"))
 LITE = int(os.environ.get("LITE", "0"))
@@ -81,16 +85,16 @@ if __name__ == "__main__":
     MODEL = load_efficientnet_lite(LITE, pretrained=True)
     which = sys.argv[1:] or ["cifar10n", "cifar10h", "medmnist"]
     if "cifar10n" in which:
-        root = CACHE / "cifar10n"
+        root = extract_zip(SHARED / "cifar10n.zip", CACHE / "cifar10n")
         paths = [root / f"train/{i:05d}.jpg" for i in range(50000)]
         run("cifar10n", {"data": fingerprint_files(paths)}, lambda: load_jpegs(root)[1])
     if "cifar10n_10k" in which:  # the simulation's subset: same seeded draw as prepare_data.py
-        root = CACHE / "cifar10n"
+        root = extract_zip(SHARED / "cifar10n.zip", CACHE / "cifar10n")
         ids = np.sort(np.random.default_rng(0).choice(50000, 10000, replace=False))
         paths = [root / f"train/{i:05d}.jpg" for i in ids]
         run("cifar10n", {"data": fingerprint_files(paths)}, lambda: load_images(paths), suffix="_10k")
     if "cifar10h" in which:
-        root = CACHE / "cifar10h"
+        root = extract_zip(SHARED / "cifar10h.zip", CACHE / "cifar10h")
         paths = [root / f"test/{i:05d}.jpg" for i in range(10000)]
         run("cifar10h", {"data": fingerprint_files(paths)}, lambda: load_jpegs(root)[1])
     if "medmnist" in which:

@@ -42,3 +42,17 @@ def test_evidence_refuses_labels_that_are_not_class_ids(bad: list[float]) -> Non
     with pytest.raises(ValueError, match="labels"):
         Evidence(np.array(bad), 3)
     assert Evidence(np.array([0.0, 2.0]), 3).labels.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("knn_k", [2.7, True, 0])
+def test_evidence_refuses_a_knn_k_that_is_not_a_whole_number_of_neighbours(knn_k: object) -> None:
+    with pytest.raises(ValueError, match=r"knn_k must be an int >= 1"):
+        Evidence(np.array([0, 1, 0]), 2, knn_k=knn_k)  # type: ignore[arg-type]
+
+
+def test_a_detection_keeps_its_fields_and_order_with_n_hat_last() -> None:
+    import dataclasses
+
+    d = detectors.Detection("x", np.zeros(2), np.zeros(2, bool), 0.0, "r")
+    assert [f.name for f in dataclasses.fields(d)] == ["name", "score", "flagged", "cutoff", "rule", "n_hat"]
+    assert d.n_hat is None

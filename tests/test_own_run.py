@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -60,3 +62,135 @@ def test_find_suspects_refuses_what_it_cannot_decide() -> None:
         find_suspects(full.dynamics(), detector="crossfit")
     with pytest.raises(ValueError, match=r"features must be \(N=120, D\)"):
         find_suspects(full.dynamics(), features=np.zeros((5, 2)))
+
+
+def _recorder(labels: np.ndarray, k: int, *, epochs: int = 3, keep_probs: int = 5, seed: int = 0) -> Recorder:
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    rec = Recorder(n, k, keep_probs=keep_probs)
+    for t in range(epochs):
+        z = rng.normal(size=(n, k))
+        z[np.arange(n), labels] += 1 + t
+        rec.update(np.arange(n), z, labels)
+        rec.end_epoch()
+    return rec
+
+
+@pytest.mark.parametrize("n", [500, 5000])
+@pytest.mark.parametrize("with_features", [False, True])
+def test_a_class_without_samples_is_named_up_front_on_every_path(n: int, with_features: bool) -> None:
+    rng = np.random.default_rng(1)
+    rec = _recorder(rng.integers(0, 3, n), 4)  # 4 outputs, class 3 never given
+    x = rng.normal(size=(n, 8)) if with_features else None
+    with pytest.raises(ValueError, match=r"class\(es\) \[3\] of num_classes=4 have no sample.*num_classes=3"):
+        find_suspects(rec.dynamics(), features=x)
+
+
+def test_a_tie_at_the_cut_is_said_in_the_rule_and_the_count_is_kept() -> None:
+    n, y = 20, np.array([0] * 10 + [1] * 10)
+    rec = Recorder(n, 2)
+    for t in range(4):
+        z = np.zeros((n, 2))
+        z[np.arange(n), y] = 4.0
+        z[0:4] = [-2.0, 2.0]  # 4 identical samples contradicted in every epoch
+        z[4] = [40.0, 0.0] if t else [0.0, 60.0]  # contradicted once, with a huge loss
+        rec.update(np.arange(n), z, y)
+        rec.end_epoch()
+    det = find_suspects(rec.dynamics())
+    assert np.flatnonzero(det.flagged).tolist() == [0, 1, 2, 3, 4]  # the flagged set is as before
+    assert det.n_hat == 4
+    assert det.rule == "contradicted-count 4 (5 flagged: a tie at the cut)"
+    assert [f.name for f in dataclasses.fields(det)][:5] == ["name", "score", "flagged", "cutoff", "rule"]
+
+
+def test_without_a_tie_the_rule_is_unchanged_and_n_hat_is_the_flagged_count() -> None:
+    rec, _, x = _dynamics()
+    det = find_suspects(rec.dynamics(), features=x)
+    assert det.rule.endswith(f"-count {det.n_hat}") and det.flagged.sum() == det.n_hat and det.name == "single"
+
+
+def test_samples_seen_only_in_an_epoch_never_closed_are_named() -> None:
+    rng = np.random.default_rng(0)
+    n, k = 100, 3
+    y = rng.integers(0, k, n)
+    rec = Recorder(n, k)
+    for _ in range(3):
+        rec.update(np.arange(90), rng.normal(size=(90, k)), y[:90])
+        rec.end_epoch()
+    rec.update(np.arange(n), rng.normal(size=(n, k)), y)  # 90..99 only here, and the epoch is never closed
+    with pytest.raises(ValueError, match=r"10 samples were never recorded in a finished epoch \(sample ids \[90, 91,"
+                                         r".*rec\.end_epoch\(\)"):  # fmt: skip
+        find_suspects(rec.dynamics())
+    fresh = Recorder(n, k)
+    fresh.update(np.arange(n), rng.normal(size=(n, k)), y)
+    with pytest.raises(ValueError, match=r"no finished epoch.*rec\.end_epoch\(\)"):
+        find_suspects(fresh.dynamics())
+
+
+@pytest.mark.parametrize("knn_k", [2.7, True, 0, -3, "10", None])
+def test_knn_k_must_be_a_whole_number_of_neighbours(knn_k: object) -> None:
+    rec = _recorder(np.arange(100) % 2, 2)
+    with pytest.raises(ValueError, match=r"knn_k must be an int >= 1"):
+        find_suspects(rec.dynamics(), features=np.random.default_rng(0).normal(size=(100, 4)), knn_k=knn_k)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("knn_k", [99, 200])
+def test_too_few_samples_for_knn_k_raise_instead_of_dropping_the_features(knn_k: int) -> None:
+    rec = _recorder(np.arange(100) % 2, 2)
+    x = np.random.default_rng(0).normal(size=(100, 4))
+    with pytest.raises(ValueError, match=r"knn_k=\d+ neighbours per sample need at least .* got N=100: pass knn_k <= 98"):
+        find_suspects(rec.dynamics(), features=x, knn_k=knn_k)
+    assert find_suspects(rec.dynamics(), features=x, knn_k=98).rule  # N - 2 neighbours still work
+    assert find_suspects(rec.dynamics(), knn_k=200).rule  # no features: knn_k is not used
+
+
+def _scan_detection(rec: Recorder, x: np.ndarray) -> detectors.Detection:
+    dyn = rec.dynamics()
+    n = dyn.num_samples
+    return detectors.detect("single", Evidence(dyn.labels, dyn.num_classes, single=RecordedRun(dyn, np.zeros(n, bool),
+                                               dyn.num_classes), features=x))  # fmt: skip
+
+
+def test_float64_features_are_read_as_float64() -> None:
+    rng = np.random.default_rng(0)
+    rec = _recorder(rng.integers(0, 3, 100), 3)
+    big = rng.normal(size=(100, 4))
+    big[7] *= 1e40  # finite in float64, inf in float32
+    tiny = rng.normal(size=(100, 4)) * 1e-46  # zero in float32
+    for x in (big, tiny):
+        det = find_suspects(rec.dynamics(), features=x)
+        np.testing.assert_array_equal(det.flagged, _scan_detection(rec, x).flagged)
+
+
+def test_float32_and_low_precision_features_give_the_float32_result() -> None:
+    rng = np.random.default_rng(0)
+    rec = _recorder(rng.integers(0, 3, 300), 3, epochs=4)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    want = _scan_detection(rec, x)
+    t = torch.tensor(x)
+    for f in (x, t, t.clone().requires_grad_(True)):  # float32: as before
+        got = find_suspects(rec.dynamics(), features=f)
+        np.testing.assert_array_equal(got.flagged, want.flagged)
+        assert got.rule == want.rule
+    half = x.astype(np.float16)
+    np.testing.assert_array_equal(find_suspects(rec.dynamics(), features=half).flagged,
+                                  _scan_detection(rec, half.astype(np.float32)).flagged)  # fmt: skip
+    bf = t.bfloat16()
+    np.testing.assert_array_equal(find_suspects(rec.dynamics(), features=bf).flagged,
+                                  _scan_detection(rec, bf.float().numpy()).flagged)  # fmt: skip
+    with pytest.raises(ValueError, match=r"features must be real numbers, got dtype complex128"):
+        find_suspects(rec.dynamics(), features=x.astype(complex))
+
+
+def test_a_large_set_without_a_kept_softmax_says_to_keep_one() -> None:
+    rec = _recorder(np.arange(5000) % 3, 3, epochs=2, keep_probs=0)
+    with pytest.raises(ValueError, match=r"N=5000.*Recorder\(\.\.\., keep_probs=1\)"):
+        find_suspects(rec.dynamics())
+
+
+def test_the_docs_say_what_find_suspects_returns_and_needs() -> None:
+    doc = find_suspects.__doc__ or ""
+    for said in ("Detection(name,", "n_hat", "keep_probs=1", "N >= 5000", "duplicate", "end_epoch()", "num_classes"):
+        assert said in doc, said
+    summary = detectors.get("single").summary
+    assert "lowest flagged" in summary and "flagged: on a small set the samples" not in summary

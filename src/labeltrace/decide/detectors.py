@@ -42,13 +42,19 @@ Decision = tuple[np.ndarray, float, str]  # flagged, cutoff (NaN when the rule i
 
 @dataclass(frozen=True)
 class Detection:
-    """A detector's result: its score, the flagged samples, and the rule that flagged them."""
+    """A detector's result: its score, the flagged samples, and the rule that flagged them.
+
+    ``n_hat``: the estimated count of wrong labels that set the cut, where the caller reports it
+    (:func:`labeltrace.find_suspects` does), else None. ``flagged.sum()`` can differ from it when
+    scores tie at the cut (a tied group is flagged whole or not at all).
+    """
 
     name: str
     score: np.ndarray  # (N,), lower = more suspect
     flagged: np.ndarray  # (N,) bool
     cutoff: float
     rule: str
+    n_hat: int | None = None
 
 
 @dataclass(frozen=True)
@@ -298,10 +304,10 @@ def _single(name: str, score: str, summary: str) -> Detector:
     return Detector(name, ("single",), s_fn, decide, summary)
 
 
-register(_single("single", "loss", "the one-training mode: one plain training's negated mean loss; flagged: on a "
-                 "small set the samples it contradicted in most epochs or, when larger, the held-out count on the "
-                 "features' kNN label shares; on a large one the GMM count capped at 3.5 x the confident-joint rate "
-                 "of its trajectory-averaged posterior"))
+register(_single("single", "loss", "the one-training mode: one plain training's negated mean loss, its n lowest "
+                 "flagged, n on a small set the number of samples it contradicted in most epochs or, when larger, "
+                 "the held-out count on the features' kNN label shares; on a large one the GMM count capped at "
+                 "3.5 x the confident-joint rate of its trajectory-averaged posterior"))
 for _score, _what in (("aum", "area under the margin"), ("sei", "SEI"), ("confidence", "mean p(given label)")):
     register(_single(f"single_{_score}", _score, f"one plain training's {_what}, the same count"))
 

@@ -58,6 +58,8 @@ class Evidence:
         self.num_classes = int(num_classes)
         # class ids in 0..K-1: 1.7 would be class 1, and -1 would read the posterior's last column
         self.labels = as_index_array(labels, "labels", self.num_classes)
+        if isinstance(knn_k, bool) or not isinstance(knn_k, int | np.integer) or knn_k < 1:
+            raise ValueError(f"knn_k must be an int >= 1 (the neighbours of each sample), got {knn_k!r}")
         self.knn_k = int(knn_k)
         self.features_frozen = bool(features_frozen)
         self._providers: dict[str, Provider] = {

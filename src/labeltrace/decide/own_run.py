@@ -10,11 +10,18 @@ and on a small set the count also reads their nearest neighbours' labels, as the
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from typing import Any
+
 import numpy as np
 
+from labeltrace._checks import describe_ids, id_list
 from labeltrace.decide import detectors
+from labeltrace.decide.count import LARGE
 from labeltrace.decide.evidence import Evidence
 from labeltrace.record import Dynamics
+from labeltrace.record.batch import _to_numpy
 from labeltrace.record.recording import RecordedRun
 
 __all__ = ["find_suspects"]
@@ -23,31 +30,102 @@ __all__ = ["find_suspects"]
 ONE_RUN = ("single", "single_aum", "single_sei", "single_confidence")
 
 
-def find_suspects(dynamics: Dynamics, *, features: np.ndarray | None = None, detector: str = "single",
+def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "single",
                   knn_k: int = 10) -> detectors.Detection:  # fmt: skip
-    """The suspects of one plain training run: ``Detection(score, flagged, cutoff, rule)``.
+    """The suspects of one plain training run:
+    ``Detection(name, score, flagged, cutoff, rule, n_hat)``.
+
+    ``name`` is ``detector``; ``score`` is ``(N,)``, lower = more suspect; ``flagged`` the
+    ``(N,)`` mask ``score < cutoff``; ``n_hat`` the estimated count of wrong labels that set the
+    cut, named in ``rule`` (e.g. ``"contradicted-count 12"``). ``flagged.sum()`` equals
+    ``n_hat`` unless scores tie at the cut: a tied group is flagged whole or not at all
+    (:func:`labeltrace.decide.cutoffs.top_fraction`), and ``rule`` then says so, e.g.
+    ``"contradicted-count 4 (5 flagged: a tie at the cut)"``.
 
     ``dynamics``: ``Recorder.dynamics()`` of a run without an auxiliary class, every sample
-    recorded at least once (an unrecorded sample is named in the error). ``detector``: one of
-    :data:`ONE_RUN` (``single`` = minus the mean loss, the benchmark's one-training mode).
-    ``features``: ``(N, D)``, optional (see the module docstring).
+    recorded in at least one finished epoch (``rec.update`` with its id, then ``rec.end_epoch()``;
+    an unrecorded sample is named in the error), and every class in ``[0, num_classes)`` given to
+    at least one sample (record with ``num_classes`` equal to the classes present otherwise). On
+    ``N >= 5000`` samples the count reads the run's mean softmax: record with
+    ``Recorder(..., keep_probs=1)`` or more (the default 5 does; ``keep_probs=0`` raises).
+    ``detector``: one of :data:`ONE_RUN` (``single`` = minus the mean loss, the benchmark's
+    one-training mode).
+
+    ``features``: ``(N, D)`` numpy array or torch tensor, optional (see the module docstring);
+    float32 and float64 are used as they are, lower-precision floats widened to float32. With
+    features, ``knn_k`` (an int, ``1 <= knn_k <= N - 2``) is the neighbour count. The
+    neighbours are exact, ties broken by the lower sample index: among exact duplicate feature
+    rows, which ones are a sample's neighbours depends on the samples' order
+    (:mod:`labeltrace.score.knn`).
     """
     if detector not in ONE_RUN:
         raise ValueError(f"detector must be one of {ONE_RUN} (one plain run), got {detector!r}")
     if not isinstance(dynamics, Dynamics):
         raise ValueError(f"expected a labeltrace Dynamics (Recorder.dynamics()), got {type(dynamics).__name__}")
+    if isinstance(knn_k, bool) or not isinstance(knn_k, int | np.integer) or knn_k < 1:
+        raise ValueError(f"knn_k must be an int >= 1 (the neighbours of each sample), got {knn_k!r}")
     n, k = dynamics.num_samples, dynamics.num_classes
-    unseen = np.flatnonzero(dynamics.labels < 0)
-    if unseen.size:
-        from labeltrace._checks import describe_ids
-
-        raise ValueError(f"{unseen.size} samples were never recorded ({describe_ids(unseen)}): record every "
-                         "sample at least once (rec.update with its id) before flagging")
+    _check_recorded(dynamics)
     if features is not None:
-        features = np.asarray(features, dtype=np.float32)
-        if features.ndim != 2 or features.shape[0] != n:
-            raise ValueError(f"features must be (N={n}, D), got shape {features.shape}")
+        features = _features(features, n, int(knn_k))
     run = RecordedRun(dynamics, np.zeros(n, dtype=bool), k)
-    usable = features if features is not None and n > knn_k + 1 else None
-    ev = Evidence(dynamics.labels, k, single=run, features=usable, knn_k=knn_k)
-    return detectors.detect(detector, ev)
+    ev = Evidence(dynamics.labels, k, single=run, features=features, knn_k=int(knn_k))
+    return _with_count(detectors.detect(detector, ev))
+
+
+def _check_recorded(dynamics: Dynamics) -> None:
+    """Every sample seen in a finished epoch, every class present, a kept softmax on a large set."""
+    n, k = dynamics.num_samples, dynamics.num_classes
+    if dynamics.num_epochs == 0:
+        raise ValueError("these dynamics hold no finished epoch: close each epoch with rec.end_epoch() after its "
+                         "rec.update calls, then flag")
+    unseen = np.flatnonzero(dynamics.n_seen == 0)  # labels are set by update(), before end_epoch()
+    if unseen.size:
+        raise ValueError(f"{unseen.size} samples were never recorded in a finished epoch "
+                         f"({describe_ids(unseen)}): record every sample at least once (rec.update with its "
+                         "id) and close each epoch with rec.end_epoch() before flagging")  # fmt: skip
+    present = np.unique(dynamics.labels)
+    empty = np.setdiff1d(np.arange(k), present)
+    if empty.size:
+        fix = (f"record with num_classes={present.size} (the classes present, {id_list(present)}), passing "
+               f"logits[:, present] and the labels remapped to 0..{present.size - 1} "
+               "(np.unique(labels, return_inverse=True))" if present.size >= 2 else
+               f"only class {id_list(present)} has samples, and a label check needs at least 2 classes with samples")
+        raise ValueError(f"class(es) {id_list(empty)} of num_classes={k} have no sample among the {n} recorded "
+                         f"labels; find_suspects estimates the noise per class and needs every class to occur: {fix}")
+    if n >= LARGE:
+        try:
+            dynamics.mean_posterior()
+        except ValueError:
+            raise ValueError(f"on {LARGE:,} samples or more (N={n}) find_suspects caps its count with the run's "
+                             "mean softmax, but these dynamics kept none: record with Recorder(..., keep_probs=1) "
+                             "or more (keep_probs=0 keeps no softmax)") from None  # fmt: skip
+
+
+def _features(features: Any, n: int, knn_k: int) -> np.ndarray:
+    """(N, D) real features, float32/float64 kept, narrower floats widened to float32, integers to float64."""
+    x = _to_numpy(features, "features")
+    if x.dtype.kind not in "fiub":
+        raise ValueError(f"features must be real numbers, got dtype {x.dtype}")
+    if x.dtype.kind == "f" and x.dtype.itemsize < 4:
+        x = x.astype(np.float32)  # float16 (bfloat16 arrives as float32): exact
+    elif x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    if x.ndim != 2 or x.shape[0] != n:
+        raise ValueError(f"features must be (N={n}, D), got shape {x.shape}")
+    if knn_k >= n - 1:
+        fix = f"pass knn_k <= {n - 2}, or no features" if n > 2 else "pass no features"
+        raise ValueError(f"features: knn_k={knn_k} neighbours per sample need at least knn_k + 2 = {knn_k + 2} "
+                         f"samples, got N={n}: {fix}")  # fmt: skip
+    return x
+
+
+def _with_count(det: detectors.Detection) -> detectors.Detection:
+    """``det`` with ``n_hat`` read off its rule (``"<rule>-count <n>"``), and the rule saying how many
+    were flagged when a tie at the cut made that differ from ``n_hat``."""
+    m = re.fullmatch(r".*-count (\d+)", det.rule)
+    if m is None:
+        return det
+    n_hat, flagged = int(m.group(1)), int(det.flagged.sum())
+    rule = det.rule if flagged == n_hat else f"{det.rule} ({flagged} flagged: a tie at the cut)"
+    return dataclasses.replace(det, rule=rule, n_hat=n_hat)

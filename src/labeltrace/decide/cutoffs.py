@@ -158,9 +158,15 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
 def unsupervised_cutoff(scores: np.ndarray) -> tuple[float, str]:
     """A cutoff without auxiliary samples: the two-component GMM split (:func:`gmm_cutoff`) when
     the finite scores are bimodal, else a robust outlier rule (median − 3 × 1.4826 × MAD).
-    Returns ``(cutoff, rule)`` with rule ``"gmm"`` or ``"robust-z3"``."""
+    Returns ``(cutoff, rule)`` with rule ``"gmm"`` or ``"robust-z3"``. NaN and ±inf scores are left
+    out of the fit; without any finite score it raises ``ValueError``."""
     s = _check_scores(scores)
-    s = s[np.isfinite(s)]
+    finite = np.isfinite(s)
+    if not finite.any():
+        what = "is empty" if s.size == 0 else f"has no finite value (all {s.size} are NaN or inf)"
+        raise ValueError(f"unsupervised_cutoff needs finite scores to fit a cutoff, but scores {what}; "
+                         "score the samples first (a NaN score is an unscored sample)")
+    s = s[finite]
     try:
         return gmm_cutoff(s), "gmm"
     except ValueError:

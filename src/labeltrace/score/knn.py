@@ -268,6 +268,8 @@ def knn_probs(
     """
     x = np.asarray(features)
     y = _check_labels(labels, x)
+    if y.size < 2:
+        raise ValueError(f"knn_probs needs at least 2 samples (each one's neighbours are the others), got {y.size}")
     kk = int(y.max()) + 1 if num_classes is None else _check_int("num_classes", num_classes, 1)
     bad = (y < 0) | (y >= kk)
     if bad.any():

@@ -83,9 +83,9 @@ class Recorder:
     Parameters
     ----------
     num_samples:
-        N; sample ids passed to :meth:`update` must lie in ``[0, N)``.
+        N, an int; sample ids passed to :meth:`update` must lie in ``[0, N)``.
     num_classes:
-        K, the number of logits (include the auxiliary class if the model has one).
+        K, an int: the number of logits (include the auxiliary class if the model has one).
     mode:
         ``"full"`` (per-epoch arrays) or ``"streaming"`` (O(N) running sums only).
     keep_probs:
@@ -110,6 +110,10 @@ class Recorder:
         directory: str | os.PathLike[str] | None = None,
         max_epochs: int | None = None,
     ) -> None:
+        for name, value in (("num_samples", num_samples), ("num_classes", num_classes)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__}): pass the "
+                                 f"whole number of {'samples' if name == 'num_samples' else 'classes (logits)'}")
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         if int(num_classes) < 2:

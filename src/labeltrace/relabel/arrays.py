@@ -12,12 +12,15 @@ from labeltrace._checks import describe_ids
 
 __all__ = [
     "EPS",
+    "as_class",
     "as_matrix",
+    "as_whole",
     "check_label_vector",
     "check_posterior",
     "check_vector",
     "normalize_counts",
     "normalized_entropy",
+    "unpack_update",
 ]
 
 EPS = 1e-12
@@ -103,3 +106,30 @@ def normalized_entropy(p: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log(np.clip(p, EPS, 1.0)), 0.0)
     return -terms.sum(axis=1) / np.log(k)
+
+
+def unpack_update(out: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """What an ``update_posterior`` callback returned: the checked (N, K) posterior, and its (N,)
+    SEI when it returned ``(posterior, sei)``."""
+    sei = None
+    if isinstance(out, tuple):
+        if len(out) != 2:
+            raise ValueError("update_posterior must return posterior or (posterior, sei)")
+        out, sei = out
+        sei = check_vector(sei, "sei returned by update_posterior", n)
+    return check_posterior(out, n=n, k=k), sei
+
+
+def as_whole(x: Any) -> int | None:
+    """``x`` as an int when it is a whole number (not a bool, not 2.7), else None."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.number):
+        return None
+    if not np.isfinite(x) or int(x) != x:
+        return None
+    return int(x)
+
+
+def as_class(label: Any, k: int) -> int | None:
+    """``label`` as a class index in ``0..k-1`` (an integral number), else None."""
+    v = as_whole(label)
+    return v if v is not None and 0 <= v < k else None

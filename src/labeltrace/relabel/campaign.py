@@ -31,13 +31,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from labeltrace._checks import listing
 from labeltrace.relabel.annotator import Annotator
-from labeltrace.relabel.arrays import check_label_vector, check_posterior, check_vector
+from labeltrace.relabel.arrays import (
+    as_class,
+    as_whole,
+    check_label_vector,
+    check_posterior,
+    check_vector,
+    unpack_update,
+)
 from labeltrace.relabel.consensus import settles
 from labeltrace.relabel.priority import Priority, PriorityFn, resolve
 
@@ -99,31 +105,6 @@ class CampaignLog:
     settled_at: np.ndarray
     settled_ids: np.ndarray
     settled_labels: np.ndarray
-
-
-def unpack_update(out: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray | None]:
-    sei = None
-    if isinstance(out, tuple):
-        if len(out) != 2:
-            raise ValueError("update_posterior must return posterior or (posterior, sei)")
-        out, sei = out
-        sei = check_vector(sei, "sei returned by update_posterior", n)
-    return check_posterior(out, n=n, k=k), sei
-
-
-def _as_whole(x: Any) -> int | None:
-    """``x`` as an int when it is a whole number (not a bool, not 2.7), else None."""
-    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.number):
-        return None
-    if not np.isfinite(x) or int(x) != x:
-        return None
-    return int(x)
-
-
-def _as_class(label: Any, k: int) -> int | None:
-    """``label`` as a class index in ``0..k-1`` (an integral number), else None."""
-    v = _as_whole(label)
-    return v if v is not None and 0 <= v < k else None
 
 
 class Campaign:
@@ -319,12 +300,12 @@ class Campaign:
         lab, k = label, self.num_classes
         if self.relabels_used >= self._limit:
             raise ValueError(f"the campaign's budget of {self.budget} relabels is spent")
-        i = _as_whole(sample_id)
+        i = as_whole(sample_id)
         if i is None:  # int() would make 2.7 sample 2, True 1
             raise ValueError(f"sample id {sample_id!r} is not an integer")
         if not 0 <= i < self.num_samples:
             raise ValueError(f"sample id {i} is outside 0..{self.num_samples - 1}")
-        if _as_class(lab, k) is None:
+        if as_class(lab, k) is None:
             raise ValueError(f"vote {lab!r} for sample id {i} is not a class in 0..{k - 1}")
         return self._record(i, int(lab))
 
@@ -376,7 +357,7 @@ class Campaign:
         out = np.asarray(self.annotator.annotate(np.array([i], dtype=np.int64))).reshape(-1)
         if out.size != 1:
             raise ValueError(f"annotator returned {out.size} labels for 1 sample id ({i})")
-        lab = _as_class(out.tolist()[0], self.num_classes)
+        lab = as_class(out.tolist()[0], self.num_classes)
         if lab is None:
             raise ValueError(f"annotator returned label {out.tolist()[0]!r} for sample id {i}; "
                              f"expected 0..{self.num_classes - 1}")  # fmt: skip

@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace.relabel.campaign import Campaign, UpdateFn, unpack_update
+from labeltrace.relabel.arrays import unpack_update
+from labeltrace.relabel.campaign import Campaign, UpdateFn
 from labeltrace.relabel.head import HeadConfig, HeadRetrainer
 from labeltrace.relabel.propagation import LabelPropagation, neighbour_graph
 

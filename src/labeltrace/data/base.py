@@ -20,6 +20,7 @@ from labeltrace.data.decode import convert_channels, resize_image
 from labeltrace.data.errors import DataError
 from labeltrace.data.sources import ArraySource, FileSource, ImageSource, parallel_map
 from labeltrace.data.sources import default_workers as default_workers
+from labeltrace.data.subset import stratified_subset as stratified_subset
 
 __all__ = [
     "ArraySource",
@@ -378,14 +379,3 @@ def check_class_counts(ds: ImageDataset, *, min_count: int = 2) -> None:
             f"{listing(f'{ds.classes[k]!r} ({counts[k]})' for k in small)}"
         )
 
-
-def stratified_subset(labels: np.ndarray, size: int, *, seed: int = 0) -> np.ndarray:
-    """Sorted ids of a seeded random subset of ``size`` samples with the classes in the proportions
-    of ``labels`` (scikit-learn's stratified split); every id when ``size >= len(labels)``."""
-    labels = np.asarray(labels)
-    if size >= labels.size:
-        return np.arange(labels.size)
-    from sklearn.model_selection import train_test_split
-
-    idx, _ = train_test_split(np.arange(labels.size), train_size=size, stratify=labels, random_state=seed)
-    return np.sort(idx)

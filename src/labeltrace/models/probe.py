@@ -75,6 +75,15 @@ def heldout_accuracy(x: np.ndarray, y: np.ndarray, *, num_classes: int, folds: i
     return float((p.argmax(1) == y).mean())
 
 
+def _thin(y: np.ndarray, folds: int) -> str | None:
+    """Why a probe's subset labels ``y`` admit no ``folds``-fold split (no class holds ``folds``
+    samples: e.g. more classes than the subset has samples), or None."""
+    if np.bincount(y).max() >= folds:
+        return None
+    return (f"no class has {folds} samples in the probe's subset of {y.size} samples "
+            f"({np.unique(y).size} classes in it): no probe")
+
+
 def _cached(ds: ImageDataset, cache: Path, parts: dict[str, Any], compute: Callable[[], Probe]) -> Probe:
     """A probe's result, kept under ``cache/probe`` (``cache``: the feature cache) by the data's identity, its labels and
     ``parts`` (a resumed or repeated scan probes once); a refusal to probe (``n == 0``) is not kept."""
@@ -111,6 +120,9 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
         idx = stratified_subset(ds.labels, subset, seed=seed)
         sub = ds.subset(idx)
         y = sub.labels.astype(np.int64)
+        thin = _thin(y, folds)
+        if thin is not None:
+            return Probe("small-cnn", {}, 0, thin)
         acc: dict[str, float] = {}
         cnn = prepare_inputs(sub, "small-cnn")
         p = protocol.cross_validated_probs(NetworkSpec("small-cnn", width=16),
@@ -138,6 +150,9 @@ def resolution_probe(features: Callable[[int, np.ndarray], np.ndarray], labels: 
         return Probe(str(RESOLUTIONS[0]), {}, 0, f"a class has fewer than {folds} samples: no probe")
     idx = stratified_subset(labels, subset, seed=seed)
     y = labels[idx]
+    thin = _thin(y, folds)
+    if thin is not None:
+        return Probe(str(RESOLUTIONS[0]), {}, 0, thin)
     acc = {f"{r} px": heldout_accuracy(features(r, idx), y, num_classes=num_classes, folds=folds, seed=seed)
            for r in RESOLUTIONS}  # fmt: skip
     lo, hi = (f"{r} px" for r in RESOLUTIONS)

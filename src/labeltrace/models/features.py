@@ -5,8 +5,9 @@ processes) in batches of 256; every chunk of :data:`CHUNK` rows is written to th
 ``.partial.npy`` with plain file writes (no array of all features is ever held) and recorded in
 its ``.partial.json``; a killed extraction resumes at the first unfinished chunk, and the finished
 file is renamed into place — the same entry :func:`labeltrace.models.backbone.cached_features`
-keeps, so earlier caches stay valid (the batches are the same 256-image windows, so the values
-are too).
+keeps (the batches are the same 256-image windows, so the values are too). The entry's key holds
+:data:`~labeltrace.models.feature_cache.PIPELINE_VERSION`: bump it when the decoding or the
+preprocessing changes.
 
 In memory the features are standardised per dimension into one tensor; streamed, they are read
 from the cache entry batch by batch (:class:`FeatureBatches`) and standardised on the fly with

@@ -112,7 +112,7 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
     counts = np.bincount(ds.labels, minlength=ds.n_classes)
     if counts.min() < folds:
         return Probe("small-cnn", {}, 0, f"a class has fewer than {folds} samples: no probe")
-    from labeltrace.models.feature_cache import package_versions
+    from labeltrace.models.feature_cache import PIPELINE_VERSION, package_versions
 
     cache = features_dir(cache_dir)
 
@@ -136,7 +136,7 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
         return Probe(model, acc, int(idx.size), f"higher {folds}-fold held-out accuracy on {idx.size} samples")
 
     parts = {"seed": seed, "subset": subset, "epochs": epochs, "folds": folds, "probe": PROBE_LOGREG,
-             "versions": package_versions(), "v": 2}  # fmt: skip
+             "versions": package_versions(), "pipeline": PIPELINE_VERSION, "v": 2}  # fmt: skip
     return _cached(ds, cache, parts, compute)
 
 
@@ -166,7 +166,7 @@ def choose_resolution(ds: ImageDataset, *, seed: int = 0, subset: int = 600, fol
                       device: str = "cpu") -> Probe:  # fmt: skip
     """The frozen-feature resolution ``--resolution auto`` takes (``Probe.model`` is ``"96"`` or
     ``"224"``): see the module docstring. Only the subset's images are decoded and extracted."""
-    from labeltrace.models.feature_cache import package_versions
+    from labeltrace.models.feature_cache import PIPELINE_VERSION, package_versions
     from labeltrace.models.inputs import prepare_inputs
 
     cache = features_dir(cache_dir)
@@ -176,6 +176,7 @@ def choose_resolution(ds: ImageDataset, *, seed: int = 0, subset: int = 600, fol
                               device=device).tensor.numpy()  # fmt: skip
 
     parts = {"seed": seed, "subset": subset, "folds": folds, "margin": margin, "kind": "resolution",
-             "probe": PROBE_LOGREG, "versions": package_versions(), "v": 2}  # fmt: skip
+             "probe": PROBE_LOGREG, "versions": package_versions(), "pipeline": PIPELINE_VERSION,
+             "v": 2}  # fmt: skip
     return _cached(ds, cache, parts, lambda: resolution_probe(features, ds.labels, num_classes=ds.n_classes, seed=seed,
                                                               subset=subset, folds=folds, margin=margin))  # fmt: skip

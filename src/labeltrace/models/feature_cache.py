@@ -19,7 +19,7 @@ import numpy as np
 from labeltrace._io import atomic_write, atomic_write_json
 
 __all__ = ["PIPELINE_VERSION", "cache_entry", "cached_features", "features_dir", "fingerprint_array",
-           "fingerprint_files", "package_versions", "write_sidecar"]  # fmt: skip
+           "fingerprint_files", "fingerprint_rows", "package_versions", "write_sidecar"]  # fmt: skip
 
 #: The version of labeltrace's own decoding and preprocessing of the images before the backbone
 #: (:mod:`labeltrace.data.decode`, channel conversion, resizing, the loaders' batching), part of every
@@ -81,6 +81,34 @@ def fingerprint_array(x: np.ndarray, *, max_elements: int = 1_000_000, full: boo
         flat = flat[::step]
         h.update(f"step={step}".encode())
     h.update(np.ascontiguousarray(flat).tobytes())
+    return h.hexdigest()
+
+
+def fingerprint_rows(shape: Sequence[int], dtype: np.dtype | type, rows: Iterable[np.ndarray], *,
+                     max_elements: int = 1_000_000) -> str:  # fmt: skip
+    """:func:`fingerprint_array` of the array of ``shape`` and ``dtype`` whose rows ``x[0], x[1], ...``
+    ``rows`` gives in order — the same value, with one row held at a time (the same bytes are
+    hashed in the same order: the strided sample's elements that fall in each row)."""
+    shape, dtype = tuple(int(v) for v in shape), np.dtype(dtype)
+    if max_elements <= 0:
+        raise ValueError(f"max_elements must be positive, got {max_elements}")
+    total = int(np.prod(shape, dtype=np.int64))
+    per_row = total // shape[0] if shape and shape[0] else 0
+    h = hashlib.sha256()
+    h.update(repr((shape, dtype.str)).encode())
+    step = 1
+    if total > max_elements:
+        step = -(-total // max_elements)
+        h.update(f"step={step}".encode())
+    pos = count = 0
+    for r in rows:
+        flat = np.asarray(r).reshape(-1)
+        if flat.dtype != dtype or flat.size != per_row:
+            raise ValueError(f"row {count} is {flat.dtype} of {flat.size} elements; expected {dtype} of {per_row}")
+        h.update(np.ascontiguousarray(flat[(-pos) % step :: step]).tobytes())
+        pos, count = pos + per_row, count + 1
+    if shape and count != shape[0]:
+        raise ValueError(f"{count} rows for an array of shape {shape}")
     return h.hexdigest()
 
 

@@ -15,6 +15,7 @@ frozen features are read from their cache file batch by batch, so nothing holds 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,20 +65,35 @@ def standardize(f: np.ndarray) -> np.ndarray:
     return ((f - f.mean(0)) / (f.std(0) + 1e-6)).astype(np.float32)
 
 
+def _uint8_images(ds: ImageDataset, hw: tuple[int, int], c: int, chunk: int = 256) -> Iterator[np.ndarray]:
+    """Each image as ``ds.materialize(dtype=np.uint8)`` would hold it (``(c, *hw)``, ``round(255 x)``), in
+    order, decoded ``chunk`` at a time on the loader's threads."""
+    from labeltrace.data.sources import parallel_map
+
+    def one(i: int) -> np.ndarray:
+        return np.round(ds.load_fixed(i, hw, c) * 255.0).astype(np.uint8)
+
+    for a in range(0, len(ds), chunk):
+        yield from parallel_map(one, range(a, min(a + chunk, len(ds))), None)
+
+
 def pixels_fingerprint(ds: ImageDataset) -> str:
     """A fingerprint of the dataset's pixels: the files' names, sizes and modification times; for
-    in-memory images of one size, a strided hash of them all (uint8); for in-memory images of
-    several sizes (e.g. a Hugging Face dataset), each image's shape and strided hash in turn, at
-    its own size (no image is resized, and they are never held all at once)."""
+    in-memory images of one size, a strided hash of them all (uint8: ``fingerprint_array`` of
+    ``ds.materialize(dtype=np.uint8)``, computed image by image, so they are never held all at
+    once); for in-memory images of several sizes (e.g. a Hugging Face dataset), each image's shape
+    and strided hash in turn, at its own size (no image is resized)."""
     import hashlib
 
     from labeltrace.data.decode import to_uint8
     from labeltrace.models import backbone
+    from labeltrace.models.feature_cache import fingerprint_rows
 
     if ds.root is not None:
         return backbone.fingerprint_files([str(ds.root / s) for s in ds.sources])
     if ds.shapes is None or ds.image_size is not None:  # one size (or not known to differ): as before
-        return backbone.fingerprint_array(ds.materialize(dtype=np.uint8))
+        hw, c = ds.output_shape()  # materialize's shape: the known one, else the first image's
+        return fingerprint_rows((len(ds), c, *hw), np.uint8, _uint8_images(ds, hw, c))
     h = hashlib.sha256(b"per-image")
     for i in range(len(ds)):
         img = to_uint8(ds.load(i))

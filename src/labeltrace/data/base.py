@@ -242,10 +242,11 @@ class ImageDataset:
             hw, c = hw or first.shape[:2], c or first.shape[2]
         return (int(hw[0]), int(hw[1])), int(c)
 
-    def load_fixed(self, i: int, hw: tuple[int, int], c: int) -> np.ndarray:
+    def load_fixed(self, i: int, hw: tuple[int, int], c: int, *, resize: bool = True) -> np.ndarray:
         """Sample ``i`` as ``(C, H, W)`` float32 of exactly ``(c, *hw)`` (converted and resized as
-        :meth:`materialize` does; :class:`DataError` naming the file if it cannot be)."""
-        img = self._load_fixed(i, hw, c)
+        :meth:`materialize` does; :class:`DataError` naming the file if it cannot be). ``resize=False``:
+        an image of another size than ``hw`` is refused, naming it, not resized."""
+        img = self._load_fixed(i, hw, c, resize=resize)
         if img.shape != (hw[0], hw[1], c):
             raise DataError(
                 f"{self.sources[i]}: shape {img.shape} differs from {(hw[0], hw[1], c)}; "
@@ -253,10 +254,15 @@ class ImageDataset:
             )
         return img.transpose(2, 0, 1)
 
-    def _load_fixed(self, i: int, size: tuple[int, int] | None, channels: int | None) -> np.ndarray:
+    def _load_fixed(self, i: int, size: tuple[int, int] | None, channels: int | None, *,
+                    resize: bool = True) -> np.ndarray:  # fmt: skip
         img = self.load(i)
         if channels is not None:
             img = convert_channels(img, channels)
+        if size is not None and not resize and img.shape[:2] != tuple(size):
+            raise DataError(f"{self.sources[i]}: {img.shape[0]}x{img.shape[1]} px, not {size[0]}x{size[1]} like "
+                            "the first image (image sizes not verified): pass size= to resize them all, or load "
+                            "the data with verify=True")  # fmt: skip
         if size is not None:
             img = resize_image(img, size)
         return img
@@ -315,13 +321,14 @@ class ImageDataset:
             raise ValueError(f"dtype must be float32 or uint8; got {dtype}")
         idx = np.arange(len(self))
         hw, c = self._target(size, channels)
+        native = hw is None  # sizes not known, none asked: the first image's, which every image must have
         if hw is None or c is None:
             first = self._load_fixed(0, hw, c)
             hw, c = hw or first.shape[:2], c or first.shape[2]
         out = np.empty((len(self), c, hw[0], hw[1]), dtype=dtype)
 
         def fill(i: int) -> None:
-            img = self._load_fixed(i, hw, c)
+            img = self._load_fixed(i, hw, c, resize=not native)
             if img.shape != (hw[0], hw[1], c):
                 raise DataError(
                     f"{self.sources[i]}: shape {img.shape} differs from {(hw[0], hw[1], c)}; "

@@ -27,6 +27,7 @@ import torch
 
 from labeltrace._io import atomic_write_json
 from labeltrace.data import ImageDataset
+from labeltrace.data.stream import ImageStream
 from labeltrace.models import backbone
 from labeltrace.models.feature_cache import features_dir
 from labeltrace.models.inputs import Inputs, pixels_fingerprint, standardize
@@ -143,13 +144,24 @@ class FeatureBatches:
             yield chunk, torch.from_numpy(self._standardised(rows))
 
 
+class _OwnSizeStream(ImageStream):
+    """:class:`~labeltrace.data.stream.ImageStream` for images decoded at their own size (``hw``: the
+    first image's): an image of another size is refused, naming it, instead of being squashed to
+    ``hw`` (its sizes were not verified, see :func:`_decode_size`)."""
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray]:
+        x = self.ds.load_fixed(int(i), self.hw, self.channels, resize=False)
+        return int(i), np.ascontiguousarray(x, dtype=np.float32)
+
+
 def _decode_size(ds: ImageDataset, resolution: int) -> tuple[int | None, Any]:
     """The size the images are decoded at before the backbone, and what the cache key says of it.
 
     Images of one known shape: their own size (the backbone resizes them), nothing added to the
     key. Images known to differ in size: resized once, straight to the backbone's ``resolution``.
     One size with mixed channels, or sizes not known (the data not verified): the first image's
-    size, which all must share — added to the key unless 32 px, the size such data were decoded at
+    size, which all must share (an image of another size is refused, naming it, not squashed to
+    it: :func:`_image_batches`) — added to the key unless 32 px, the size such data were decoded at
     before (their cache entries stay valid)."""
     if ds.image_shape is not None:
         return None, None
@@ -162,10 +174,10 @@ def _decode_size(ds: ImageDataset, resolution: int) -> tuple[int | None, Any]:
 
 def _image_batches(ds: ImageDataset, workers: int | None,
                    size: int | None) -> Callable[[int, int], Iterable[torch.Tensor]]:  # fmt: skip
-    from labeltrace.data.stream import ImageStream, default_stream_workers, iterate
+    from labeltrace.data.stream import default_stream_workers, iterate
 
     hw, c = ds.output_shape(size=size, channels=3)
-    stream = ImageStream(ds, hw, c)
+    stream = ImageStream(ds, hw, c) if size is not None else _OwnSizeStream(ds, hw, c)
     w = default_stream_workers() if workers is None else int(workers)
     # channels-last, the layout ImageDataset.load_batch hands over (a transposed view of HWC images):
     # the backbone's convolutions round differently by layout, and the cache must not depend on the path

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from labeltrace.models.feature_cache import features_dir
 from labeltrace.models.inputs import Inputs, pixels_fingerprint, standardize
 from labeltrace.train.batches import TensorBatches
 
-__all__ = ["BATCH", "CHUNK", "FeatureBatches", "extract_chunked", "frozen_features"]
+__all__ = ["BATCH", "CHUNK", "FeatureBatches", "entry_lock", "extract_chunked", "frozen_features"]
 
 BATCH = 256  # images per backbone forward pass
 CHUNK = 16 * BATCH  # rows per resumable chunk
@@ -72,9 +73,37 @@ def extract_chunked(path: Path, n: int, dim: int, rows: Callable[[int, int], np.
                 bar.update(1)
     if bar is not None:
         bar.close()
-    os.replace(partial, path)
+    try:
+        os.replace(partial, path)
+    except FileNotFoundError:  # another process (where no lock was to be had) finished this very entry first
+        if not path.is_file():
+            raise
     state.unlink(missing_ok=True)
     return path
+
+
+@contextmanager
+def entry_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``features-<key>.lock`` beside the cache entry ``path``: two processes
+    extracting the same features take turns, the second finding the first's finished entry. Where
+    ``fcntl`` is missing (not POSIX) or the file system refuses locks, no lock is held (a second
+    extraction then only repeats the work: :func:`extract_chunked` accepts an entry finished by another)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None  # type: ignore[assignment]
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # e.g. ENOLCK on a network file system: go on unlocked
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 class FeatureBatches:
@@ -185,6 +214,19 @@ def _image_batches(ds: ImageDataset, workers: int | None,
                          for _, x in iterate(stream, np.arange(a, b), BATCH, w))  # fmt: skip
 
 
+def _extract(ds: ImageDataset, path: Path, key: dict[str, Any], *, resolution: int, device: str, progress: bool,
+             workers: int | None, size: int | None) -> None:  # fmt: skip
+    model = backbone.load_efficientnet_lite0(pretrained=True)
+    images = _image_batches(ds, workers, size)
+
+    def rows(a: int, b: int) -> np.ndarray:
+        return backbone.extract_features(images(a, b), model=model, resolution=resolution, device=device,
+                                         progress=False)  # fmt: skip
+
+    extract_chunked(path, len(ds), backbone.FEATURE_DIM, rows, progress=progress)
+    backbone.write_sidecar(path, key, (len(ds), backbone.FEATURE_DIM), np.dtype(np.float32))
+
+
 def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | Path | None = None,
                     device: str = "cpu", progress: bool = False, stream: bool = False,
                     workers: int | None = None) -> Inputs:  # fmt: skip
@@ -198,15 +240,10 @@ def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | 
         key["decoded"] = decoded
     path = backbone.cache_entry(key, cache)
     if not path.is_file():
-        model = backbone.load_efficientnet_lite0(pretrained=True)
-        images = _image_batches(ds, workers, size)
-
-        def rows(a: int, b: int) -> np.ndarray:
-            return backbone.extract_features(images(a, b), model=model, resolution=resolution, device=device,
-                                             progress=False)  # fmt: skip
-
-        extract_chunked(path, len(ds), backbone.FEATURE_DIM, rows, progress=progress)
-        backbone.write_sidecar(path, key, (len(ds), backbone.FEATURE_DIM), np.dtype(np.float32))
+        with entry_lock(path):  # checked again under the lock: another scan may have just extracted it
+            if not path.is_file():
+                _extract(ds, path, key, resolution=resolution, device=device, progress=progress, workers=workers,
+                         size=size)  # fmt: skip
     desc = {"kind": "features", "dim": backbone.FEATURE_DIM, "resolution": resolution, "cache_dir": str(cache),
             "cache_key": key}  # run.json keeps it: the review page finds the same entry again
     if stream:

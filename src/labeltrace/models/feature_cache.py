@@ -42,9 +42,12 @@ _VERSIONED_PACKAGES = (
 
 
 def features_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The frozen-feature cache: ``cache_dir`` (``labeltrace scan --cache-dir``), by default
+    """The frozen-feature cache: ``cache_dir`` (``labeltrace scan --cache-dir``; ``~`` expanded, made
+    absolute, so a run directory's record of it holds from any working directory), by default
     ``~/.cache/labeltrace/features``; the scan's features and the probes' share its entries."""
-    return Path(cache_dir) if cache_dir else Path.home() / ".cache" / "labeltrace" / "features"
+    if cache_dir:
+        return Path(cache_dir).expanduser().resolve()
+    return Path.home() / ".cache" / "labeltrace" / "features"
 
 
 def fingerprint_array(x: np.ndarray, *, max_elements: int = 1_000_000, full: bool = False) -> str:

@@ -124,6 +124,34 @@ def resolve_tokenizer(
     )
 
 
+def _local_source(name_or_path: str | os.PathLike[str]) -> str:
+    """``name_or_path`` as ``from_pretrained`` reads it: a path-like source (a path object, an absolute,
+    ``./`` or ``~`` path, more than one ``/``, or an existing path) must be a directory
+    (:class:`FileNotFoundError` saying it does not exist, not that it is an invalid hub name); a hub
+    name (``name`` or ``namespace/name``) as given."""
+    src = os.fspath(name_or_path)
+    local = os.path.expanduser(src)
+    path_like = (isinstance(name_or_path, os.PathLike) or src.startswith(("/", ".", "~")) or src.count("/") > 1
+                 or (os.sep != "/" and os.sep in src) or os.path.exists(local))  # fmt: skip
+    if not path_like:
+        return src
+    if not os.path.isdir(local):
+        what = "is not a directory" if os.path.exists(local) else "does not exist"
+        raise FileNotFoundError(f"CLIP model directory {src!r} {what} ({os.path.abspath(local)}); pass a "
+                                "directory saved with save_pretrained, or a Hugging Face hub name")  # fmt: skip
+    return local
+
+
+def _in_hf_cache(name: str) -> bool:
+    """Whether the local Hugging Face cache holds hub model ``name``'s config (False when it cannot tell)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an invalid name or no huggingface_hub: not cached
+        return False
+
+
 def load_clip(
     name_or_path: str | os.PathLike[str], *, local_files_only: bool = True
 ) -> tuple[nn.Module, Any]:
@@ -157,10 +185,17 @@ def load_clip(
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("CLIP support needs the optional package 'transformers': "
                           "pip install transformers") from exc
-    src = os.fspath(name_or_path)
+    src = _local_source(name_or_path)
     try:
         model = CLIPModel.from_pretrained(src, local_files_only=local_files_only)
     except (OSError, ValueError) as exc:
+        if local_files_only and not os.path.isdir(src) and not _in_hf_cache(src):
+            raise FileNotFoundError(
+                f"CLIP model {src!r} is neither a local directory nor in the local Hugging Face cache "
+                "(HF_HOME, by default ~/.cache/huggingface); no download was attempted (local_files_only=True): "
+                f"download it once (huggingface-cli download {src}, or load_clip(..., local_files_only=False)), "
+                "or pass a directory saved with save_pretrained"
+            ) from exc
         raise FileNotFoundError(
             f"cannot load CLIP weights from {src!r} (local_files_only={local_files_only}): {exc}"
         ) from exc

@@ -56,3 +56,12 @@ def test_edge_sizes() -> None:
     assert np.array_equal(stratified_subset(y, 10), np.arange(10))
     with pytest.raises(ValueError, match="subset size must be >= 0, got -1"):
         stratified_subset(y, -1)
+
+
+def test_a_seed_past_32_bits_draws_the_subset_of_its_low_32_bits() -> None:
+    """scikit-learn's random_state takes [0, 2**32): a scan seed of 2**32 crashed the --model auto
+    probe on more than 600 images; it now reads the seed modulo 2**32, as the folds do."""
+    from labeltrace.data.subset import stratified_subset
+
+    labels = np.arange(700) % 3
+    np.testing.assert_array_equal(stratified_subset(labels, 600, seed=2**32 + 5), stratified_subset(labels, 600, seed=5))

@@ -112,6 +112,18 @@ def _train(kind, x, y, **kw):
     return rec.dynamics()
 
 
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_boolean_labels_train_as_zero_and_one(as_tensor):
+    """A binary task's labels given as booleans trained before the label checks; they still do."""
+    x, y = toy()
+    yb = (y % 2).astype(bool)
+    got = train_recorded(linear(), x, torch.from_numpy(yb) if as_tensor else yb, num_classes=3, config=CFG,
+                         progress=False).recorder.dynamics()  # fmt: skip
+    want = train_recorded(linear(), x, yb.astype(np.int64), num_classes=3, config=CFG, progress=False).recorder.dynamics()
+    np.testing.assert_array_equal(got.labels, want.labels)
+    np.testing.assert_array_equal(got.mean("p_given"), want.mean("p_given"))
+
+
 # ---------------------------------------------------------------------------- checkpoints
 @pytest.mark.parametrize("kind", ["train", "crossfit"])
 def test_a_checkpoint_for_other_labels_is_refused(tmp_path, kind):

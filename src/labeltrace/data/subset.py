@@ -59,7 +59,11 @@ def stratified_subset(labels: np.ndarray, size: int, *, seed: int = 0) -> np.nda
     if not _sklearn_refuses(counts, labels.size, size):
         from sklearn.model_selection import train_test_split
 
-        idx, _ = train_test_split(np.arange(labels.size), train_size=size, stratify=labels, random_state=seed)
+        from labeltrace.train.seeds import legacy_seed
+
+        # scikit-learn takes 32 bits of seed: identical below 2**32
+        idx, _ = train_test_split(np.arange(labels.size), train_size=size, stratify=labels,
+                                  random_state=legacy_seed(seed))  # fmt: skip
         return np.sort(idx)
     rng = np.random.default_rng(seed)
     take = _shares(counts, size, rng)

@@ -44,8 +44,9 @@ def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "
 
     ``dynamics``: ``Recorder.dynamics()`` of a run without an auxiliary class, every sample
     recorded in at least one finished epoch (``rec.update`` with its id, then ``rec.end_epoch()``;
-    an unrecorded sample is named in the error), and every class in ``[0, num_classes)`` given to
-    at least one sample (record with ``num_classes`` equal to the classes present otherwise). On
+    an unrecorded sample is named in the error), and, with features or on ``N >= 5000`` (where the
+    count reads per-class estimates), every class in ``[0, num_classes)`` given to at least one
+    sample (record with ``num_classes`` equal to the classes present otherwise). On
     ``N >= 5000`` samples the count reads the run's mean softmax: record with
     ``Recorder(..., keep_probs=1)`` or more (the default 5 does; ``keep_probs=0`` raises).
     ``detector``: one of :data:`ONE_RUN` (``single`` = minus the mean loss, the benchmark's
@@ -65,7 +66,7 @@ def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "
     if isinstance(knn_k, bool) or not isinstance(knn_k, int | np.integer) or knn_k < 1:
         raise ValueError(f"knn_k must be an int >= 1 (the neighbours of each sample), got {knn_k!r}")
     n, k = dynamics.num_samples, dynamics.num_classes
-    _check_recorded(dynamics)
+    _check_recorded(dynamics, per_class=features is not None or n >= LARGE)
     if features is not None:
         features = _features(features, n, int(knn_k))
     run = RecordedRun(dynamics, np.zeros(n, dtype=bool), k)
@@ -73,8 +74,10 @@ def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "
     return _with_count(detectors.detect(detector, ev))
 
 
-def _check_recorded(dynamics: Dynamics) -> None:
-    """Every sample seen in a finished epoch, every class present, a kept softmax on a large set."""
+def _check_recorded(dynamics: Dynamics, *, per_class: bool) -> None:
+    """Every sample seen in a finished epoch, a kept softmax on a large set, and, where the count
+    reads per-class estimates (``per_class``: features given, or a large set), every class present
+    (a small set without features is counted by its contradicted samples, which needs no class)."""
     n, k = dynamics.num_samples, dynamics.num_classes
     if dynamics.num_epochs == 0:
         raise ValueError("these dynamics hold no finished epoch: close each epoch with rec.end_epoch() after its "
@@ -86,7 +89,7 @@ def _check_recorded(dynamics: Dynamics) -> None:
                          "id) and close each epoch with rec.end_epoch() before flagging")  # fmt: skip
     present = np.unique(dynamics.labels)
     empty = np.setdiff1d(np.arange(k), present)
-    if empty.size:
+    if per_class and empty.size:
         fix = (f"record with num_classes={present.size} (the classes present, {id_list(present)}), passing "
                f"logits[:, present] and the labels remapped to 0..{present.size - 1} "
                "(np.unique(labels, return_inverse=True))" if present.size >= 2 else

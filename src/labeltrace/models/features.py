@@ -191,7 +191,7 @@ def _decode_size(ds: ImageDataset, resolution: int) -> tuple[int | None, Any]:
     One size with mixed channels, or sizes not known (the data not verified): the first image's
     size, which all must share (an image of another size is refused, naming it, not squashed to
     it: :func:`_image_batches`) — added to the key unless 32 px, the size such data were decoded at
-    before (their cache entries stay valid)."""
+    before (their key parts stay as they were)."""
     if ds.image_shape is not None:
         return None, None
     if ds.shapes is not None and ds.image_size is None:

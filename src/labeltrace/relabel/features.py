@@ -7,7 +7,9 @@ live queue's refreshes.
 2. the embedding the recording kept (``dynamics/embedding.npy``: CNN runs; a cross-fitted one's
    is its fold models' embeddings side by side, :mod:`labeltrace.train.embedding`);
 3. the frozen-feature cache a ``--model effnet-lite0`` scan read its features from (found by the
-   same key: the data files' fingerprint, N, the model and the resolution);
+   same key: the data files' fingerprint, N, the model and the resolution; an entry written under
+   other package or decoding versions — a scan from before an upgrade — is found by its sidecar's
+   key parts, the newest such entry);
 4. the images themselves, shrunk to 16 x 16 pixels (always there, weakest).
 
 The result is standardised (every column mean 0, std 1) and says where it came from.
@@ -95,7 +97,31 @@ def _from_cache(run: Run) -> np.ndarray | None:
     try:
         return backbone.cached_features(key, miss, cache_dir=inputs["cache_dir"])
     except _Miss:
-        return None
+        return _entry_by_parts(Path(inputs["cache_dir"]), key, run.num_samples)
+
+
+def _entry_by_parts(cache_dir: Path, key: dict, n: int) -> np.ndarray | None:
+    """The newest cache entry whose sidecar names ``key`` as its parts, whatever the package and
+    pipeline versions it was written under (the features the scan read, kept since), or None."""
+    import json
+
+    found = []
+    for side in cache_dir.glob("features-*.json"):
+        try:
+            meta = json.loads(side.read_text())
+        except (OSError, ValueError):
+            continue
+        npy = side.with_suffix(".npy")
+        if isinstance(meta, dict) and meta.get("parts") == key and npy.is_file():
+            found.append((npy.stat().st_mtime, npy))
+    for _, npy in sorted(found, reverse=True):
+        try:
+            arr = np.load(npy, allow_pickle=False)
+        except (OSError, ValueError):
+            continue
+        if arr.ndim == 2 and arr.shape[0] == n:
+            return arr
+    return None
 
 
 def thumbnail_features(run: Run, size: int = THUMB) -> np.ndarray:

@@ -87,7 +87,8 @@ def _validate(
 def fold_ids(labels: Any, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:
     """Fold index of each sample, ``(N,)`` int64, as used by :func:`crossval_probs`.
 
-    ``StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)`` (cleanlab's split).
+    ``StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)`` (cleanlab's split; the seed
+    taken modulo 2**32, :func:`~labeltrace.train.seeds.legacy_seed`).
     A class with fewer than ``n_folds`` samples is spread over fewer folds (scikit-learn warns).
     """
     y = np.asarray(labels)
@@ -119,7 +120,7 @@ def crossval_probs(
     labels : array_like
         ``(N,)`` integer labels in ``[0, K)``; at least 2 distinct classes.
     n_folds : int
-        Folds of ``StratifiedKFold(shuffle=True, random_state=seed)`` (see :func:`fold_ids`).
+        Folds of ``StratifiedKFold(shuffle=True, random_state=legacy_seed(seed))`` (see :func:`fold_ids`).
     C, max_iter : float, int
         Inverse L2 strength and iteration cap of the default model,
         ``LogisticRegression(solver="lbfgs")`` (multinomial for K > 2). Ignored with

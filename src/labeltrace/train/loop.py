@@ -89,11 +89,16 @@ class TrainResult:
 
 def training_labels(labels: Any, n: int, num_classes: int) -> np.ndarray:
     """The labels a training runs on, as a new ``(n,)`` int64 array: integers (whole-number floats
-    accepted) in ``[0, num_classes)``; anything else (fractional, NaN, strings, out of range)
-    raises ``ValueError`` naming the samples (:func:`labeltrace.record.batch.as_index_array`)."""
+    accepted; booleans read as 0 / 1, as the trainer always took them) in ``[0, num_classes)``;
+    anything else (fractional, NaN, strings, out of range) raises ``ValueError`` naming the samples
+    (:func:`labeltrace.record.batch.as_index_array`)."""
     shape = np.shape(labels)
     if shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {shape}")
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    if np.asarray(labels).dtype == np.bool_:
+        labels = np.asarray(labels).astype(np.int64)
     return as_index_array(labels, "labels", num_classes, ids=np.arange(n))
 
 

@@ -67,7 +67,7 @@ def test_scan_keeps_mixed_size_arrays_at_their_own_size(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("resolution", [96, 224])
 def test_frozen_features_of_mixed_sizes_reach_the_backbone_at_its_resolution(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolution: int
+    tmp_path: Path, backbone_spy: list, resolution: int
 ) -> None:
     rng = np.random.default_rng(0)
     for c in ("a", "b"):
@@ -76,22 +76,8 @@ def test_frozen_features_of_mixed_sizes_reach_the_backbone_at_its_resolution(
             Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / "d" / c / f"{i}.png")
     ds = from_folder(tmp_path / "d", workers=1)
     assert ds.image_shape is None
-    seen: list[tuple[int, ...]] = []
-    real = backbone.extract_features
-
-    def spy(images, **kw):  # type: ignore[no-untyped-def]
-        images = list(images)
-        seen.extend(tuple(x.shape) for x in images)
-        return real(images, **kw)
-
-    class _Backbone(torch.nn.Module):  # the pretrained network's interface, without its weights' cost
-        def extract_features(self, x: torch.Tensor) -> torch.Tensor:
-            return x.mean(1, keepdim=True).expand(-1, backbone.FEATURE_DIM, -1, -1)
-
-    monkeypatch.setattr(backbone, "extract_features", spy)
-    monkeypatch.setattr(backbone, "load_efficientnet_lite0", lambda pretrained=True: _Backbone())
     features.frozen_features(ds, resolution=resolution, cache_dir=tmp_path / "cache", workers=0)
-    assert seen and all(s[-2:] == (resolution, resolution) for s in seen)  # not 32 px thumbnails
+    assert backbone_spy and all(s[-2:] == (resolution, resolution) for s in backbone_spy)  # not 32 px thumbnails
 
 
 def test_review_features_of_a_mixed_size_folder_are_the_scans_frozen_features(tmp_path: Path, monkeypatch) -> None:

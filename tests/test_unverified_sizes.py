@@ -7,16 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from labeltrace.data import DataError, from_folder
-from labeltrace.models import backbone, features
-
-
-class _Backbone(torch.nn.Module):  # the pretrained network's interface, without its weights' cost
-    def extract_features(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(1, keepdim=True).expand(-1, backbone.FEATURE_DIM, -1, -1)
+from labeltrace.models import features
 
 
 def _folder(root: Path, sizes: list[tuple[int, int]]) -> Path:
@@ -28,21 +22,6 @@ def _folder(root: Path, sizes: list[tuple[int, int]]) -> Path:
     return root
 
 
-@pytest.fixture
-def spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
-    seen: list[tuple[int, ...]] = []
-    real = backbone.extract_features
-
-    def extract(images, **kw):  # type: ignore[no-untyped-def]
-        images = list(images)
-        seen.extend(tuple(x.shape) for x in images)
-        return real(images, **kw)
-
-    monkeypatch.setattr(backbone, "extract_features", extract)
-    monkeypatch.setattr(backbone, "load_efficientnet_lite0", lambda pretrained=True: _Backbone())
-    return seen
-
-
 def test_materialize_refuses_an_image_of_another_size_than_the_first(tmp_path: Path) -> None:
     ds = from_folder(_folder(tmp_path / "d", [(8, 8), (8, 12)]), verify=False, workers=1)
     assert ds.shapes is None
@@ -51,20 +30,20 @@ def test_materialize_refuses_an_image_of_another_size_than_the_first(tmp_path: P
     assert ds.materialize(size=6).shape == (4, 3, 6, 6)  # asked for: resized
 
 
-def test_frozen_features_refuse_an_unverified_image_of_another_size(tmp_path: Path, spy: list) -> None:
+def test_frozen_features_refuse_an_unverified_image_of_another_size(tmp_path: Path, backbone_spy: list) -> None:
     ds = from_folder(_folder(tmp_path / "d", [(16, 16), (16, 24)]), verify=False, workers=1)
     with pytest.raises(DataError, match=r"a/1\.png: 16x24 px, not 16x16 like the first image.*verify=True"):
         features.frozen_features(ds, resolution=32, cache_dir=tmp_path / "cache", workers=0)
     verified = from_folder(tmp_path / "d", workers=1)  # sizes known: resized straight to the resolution
     features.frozen_features(verified, resolution=32, cache_dir=tmp_path / "cache", workers=0)
-    assert spy and all(s[-2:] == (32, 32) for s in spy)
+    assert backbone_spy and all(s[-2:] == (32, 32) for s in backbone_spy)
 
 
-def test_unverified_images_of_one_size_keep_their_features(tmp_path: Path, spy: list) -> None:
+def test_unverified_images_of_one_size_keep_their_features(tmp_path: Path, backbone_spy: list) -> None:
     root = _folder(tmp_path / "d", [(16, 16), (16, 16), (16, 16)])
     unverified = features.frozen_features(from_folder(root, verify=False, workers=1), resolution=32,
                                           cache_dir=tmp_path / "c1", workers=0)  # fmt: skip
-    assert spy and all(s[-2:] == (16, 16) for s in spy)  # their own size; the backbone resizes
+    assert backbone_spy and all(s[-2:] == (16, 16) for s in backbone_spy)  # their own size; the backbone resizes
     verified = features.frozen_features(from_folder(root, workers=1), resolution=32, cache_dir=tmp_path / "c2",
                                         workers=0)  # fmt: skip
     np.testing.assert_array_equal(unverified.features, verified.features)

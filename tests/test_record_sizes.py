@@ -12,7 +12,7 @@ from labeltrace import Recorder
                                              (True, 3, "num_samples"), (10, True, "num_classes"),
                                              ("10", 3, "num_samples")])  # fmt: skip
 def test_non_integer_sizes_are_refused(n: object, k: object, bad: str) -> None:
-    with pytest.raises(ValueError, match=rf"{bad} must be an int, got"):
+    with pytest.raises(ValueError, match=rf"{bad} must be an int >= \d, got"):
         Recorder(n, k)  # type: ignore[arg-type]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 __all__ = [
     "check_finite_float",
+    "check_int",
     "check_labels",
     "check_mask",
     "check_num_classes",
@@ -45,13 +46,20 @@ def describe_ids(ids: Any, limit: int = 10) -> str:
     return f"sample ids {id_list(ids, limit)}"
 
 
+def check_int(name: str, value: Any, low: int, high: int | None = None, *, hint: str = "") -> int:
+    """``value`` as an int in ``[low, high]``: a Python or numpy integer, not a bool, not a float
+    (2.7 or 10.0 are refused, not truncated); the error names ``name``, the range and ``value``."""
+    upper = "" if high is None else f" and <= {high}"
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an int >= {low}{upper}, got {value!r} ({type(value).__name__}){hint}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be an int >= {low}{upper}, got {value}{hint}")
+    return int(value)
+
+
 def check_num_classes(num_classes: int) -> int:
     """An int >= 2."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer):
-        raise ValueError(f"num_classes must be an int, got {type(num_classes).__name__}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    return int(num_classes)
+    return check_int("num_classes", num_classes, 2)
 
 
 def check_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:

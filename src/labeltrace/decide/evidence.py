@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labeltrace._checks import check_int
 from labeltrace.decide import auxiliary
 from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import RecordedRun
@@ -58,9 +59,7 @@ class Evidence:
         self.num_classes = int(num_classes)
         # class ids in 0..K-1: 1.7 would be class 1, and -1 would read the posterior's last column
         self.labels = as_index_array(labels, "labels", self.num_classes)
-        if isinstance(knn_k, bool) or not isinstance(knn_k, int | np.integer) or knn_k < 1:
-            raise ValueError(f"knn_k must be an int >= 1 (the neighbours of each sample), got {knn_k!r}")
-        self.knn_k = int(knn_k)
+        self.knn_k = check_int("knn_k", knn_k, 1, hint=" (the neighbours of each sample)")
         self.features_frozen = bool(features_frozen)
         self._providers: dict[str, Provider] = {
             "in_sample": in_sample, "single": single, "held_out": held_out, "cv_probs": cv_probs,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import describe_ids, id_list
+from labeltrace._checks import check_int, describe_ids, id_list
 from labeltrace.decide import detectors
 from labeltrace.decide.count import LARGE
 from labeltrace.decide.evidence import Evidence
@@ -63,8 +63,7 @@ def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "
         raise ValueError(f"detector must be one of {ONE_RUN} (one plain run), got {detector!r}")
     if not isinstance(dynamics, Dynamics):
         raise ValueError(f"expected a labeltrace Dynamics (Recorder.dynamics()), got {type(dynamics).__name__}")
-    if isinstance(knn_k, bool) or not isinstance(knn_k, int | np.integer) or knn_k < 1:
-        raise ValueError(f"knn_k must be an int >= 1 (the neighbours of each sample), got {knn_k!r}")
+    knn_k = check_int("knn_k", knn_k, 1, hint=" (the neighbours of each sample)")
     n, k = dynamics.num_samples, dynamics.num_classes
     _check_recorded(dynamics, per_class=features is not None or n >= LARGE)
     if features is not None:

@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import describe_ids, id_list
+from labeltrace._checks import check_int, describe_ids, id_list
 from labeltrace.record import state as _state
 from labeltrace.record.batch import FIELDS, FLOAT32_MAX, as_index_array, as_logits, batch_quantities
 from labeltrace.record.dynamics import Dynamics
@@ -110,14 +110,8 @@ class Recorder:
         directory: str | os.PathLike[str] | None = None,
         max_epochs: int | None = None,
     ) -> None:
-        for name, value in (("num_samples", num_samples), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__}): pass the "
-                                 f"whole number of {'samples' if name == 'num_samples' else 'classes (logits)'}")
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        if int(num_classes) < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        check_int("num_samples", num_samples, 1, hint=": pass the whole number of samples")
+        check_int("num_classes", num_classes, 2, hint=": pass the whole number of classes (logits)")
         if mode not in ("full", "streaming"):
             raise ValueError(f"mode must be 'full' or 'streaming', got {mode!r}")
         if int(keep_probs) < 0:

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import id_list
+from labeltrace._checks import check_int, id_list
 
 __all__ = ["knn_indices", "knn_probs", "knn_vote", "label_shares"]
 
@@ -42,15 +42,6 @@ _RERANK_BUDGET = 8_000_000  # float64 elements per re-ranking chunk (~64 MB)
 _LOW32 = np.int64(0xFFFFFFFF)
 _SENTINEL = np.iinfo(np.int64).min
 _COSINE_DECIMALS = 12  # exact-stage cosine similarities equal to 12 decimals are ties
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        upper = "" if high is None else f" and <= {high}"
-        raise ValueError(f"{name} must be >= {low}{upper}, got {value}")
-    return int(value)
 
 
 def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -203,8 +194,8 @@ def knn_indices(
     n = x.shape[0]
     if n < 2:
         raise ValueError(f"need at least 2 samples for neighbours, got {n}")
-    k = _check_int("k", k, 1, n - 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    k = check_int("k", k, 1, n - 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     c = min(n - 1, k + _EXTRA_CANDIDATES)
     cand = _candidates(x32, norm is None, c, batch_size)
     del x32
@@ -270,7 +261,7 @@ def knn_probs(
     y = _check_labels(labels, x)
     if y.size < 2:
         raise ValueError(f"knn_probs needs at least 2 samples (each one's neighbours are the others), got {y.size}")
-    kk = int(y.max()) + 1 if num_classes is None else _check_int("num_classes", num_classes, 1)
+    kk = int(y.max()) + 1 if num_classes is None else check_int("num_classes", num_classes, 1)
     bad = (y < 0) | (y >= kk)
     if bad.any():
         raise ValueError(

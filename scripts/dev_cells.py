@@ -91,5 +91,6 @@ class CountTable:
         print(f"\n{head}\n|---|---|---|")
         for name in self.f1s | self.clean:
             f1, cl = self.f1s[name], self.clean[name]
-            print(f"| {name} | {np.mean(f1):.4f} (n={len(f1)}) | {np.mean(cl):.1f} |")
+            clean = f"{np.mean(cl):.1f}" if cl else "– (no clean cell)"
+            print(f"| {name} | {np.mean(f1):.4f} (n={len(f1)}) | {clean} |")
 

@@ -272,16 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "count change by < 1%% in each of 3 epochs (default off: docs/scale.md)")
     s.add_argument("--runs", type=int, default=2, choices=[1, 2],
                    help="in-sample detectors: 2 runs with disjoint auxiliary sets (default); 1: one run, no "
-                        "auxiliary class")
+                        "auxiliary class (the auxiliary cuts become a two-component GMM, capped at 0 for signed entropies)")
     s.add_argument("--noise", help="inject synthetic noise first and report detection metrics: "
                    "symmetric:0.2 | pair:0.2 | confusion:0.3 | instance:0.2")
     s.add_argument("--truth-column", help="manifest column with known true labels: report detection metrics "
                    "against them (benchmarks on real noise such as CIFAR-10N)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
     s.add_argument("--batch-size", type=int, help="batch size (default depends on the model)")
     s.add_argument("--lr", type=float, help="learning rate (default depends on the model)")
     s.add_argument("--weight-decay", type=float, help="weight decay (default depends on the model)")
-    s.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
+    s.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"], help="(default cosine)")
     s.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random crop + flip (default off)")
     s.add_argument("--image-size", type=int, help="input side of a network on the images (small-cnn: default native if "
@@ -300,14 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, metavar="N",
                    help="decoding processes when streaming (default: CPUs - 1, at most 8; 0: in the main process)")
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")
-    s.add_argument("--on-bad-image", default="fail", choices=["fail", "skip"])
+    s.add_argument("--on-bad-image", default="fail", choices=["fail", "skip"], help="(default fail)")
     s.add_argument("--allow-root", action="append", default=[], metavar="DIR",
                    help="also read image files inside DIR (repeatable): files that symlinks, '..' or absolute "
                         "manifest paths lead to outside the data root are refused otherwise")
     s.add_argument("--max-pixels", type=int, metavar="N",
                    help="refuse images whose header declares more than N pixels (default 40000000)")
-    s.add_argument("--path-column", default="path")
-    s.add_argument("--label-column", default="label")
+    s.add_argument("--path-column", default="path", help="manifest column of the image paths (default path)")
+    s.add_argument("--label-column", default="label", help="manifest column of the labels (default label)")
     s.add_argument("--id-column", help="manifest column of sample ids (default: 'id' when present, else the path)")
     s.add_argument("--classes", metavar="FILE",
                    help="the class names of a manifest or .npz, one per line in id order (integer labels are "
@@ -316,9 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read manifest labels and ids such as NA, None, null or - as they are (a class named "
                         "'none'); by default they are missing values and refused, and only empty cells are so "
                         "with this flag")
-    s.add_argument("--split", default="train", help="split of a MedMNIST-style .npz")
+    s.add_argument("--split", default="train", help="split of a MedMNIST-style .npz (default train)")
     s.add_argument("--csv", action="store_true", help="also write samples.csv")
-    s.add_argument("--top", type=int, default=10, help="suspects shown in the summary")
+    s.add_argument("--top", type=int, default=10, help="suspects shown in the summary (default 10)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     s.add_argument("--force", action="store_true",
                    help="replace a run directory that holds a scan of another configuration (its review "
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--held-out", action="store_true",
                     help="cross-fitted runs: score the held-out dynamics instead of the in-sample ones")
     sc.add_argument("--out", help="write the ranked table (.parquet or .csv)")
-    sc.add_argument("--top", type=int, default=20)
+    sc.add_argument("--top", type=int, default=20, help="suspects shown (default 20)")
     sc.set_defaults(func=_cmd_score)
 
     add_relabel_commands(sub)
@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dir")
     rp.add_argument("--out", help="output file (html) or folder (png); default inside RUN_DIR")
     rp.add_argument("--format", default="html", choices=["html", "png"])
-    rp.add_argument("--top", type=int, default=48, help="suspects shown")
+    rp.add_argument("--top", type=int, default=48, help="suspects shown (default 48)")
     rp.set_defaults(func=_cmd_report)
 
     ex = sub.add_parser("export", help="export a run to Label Studio / FiftyOne / CSV / Parquet, or import relabels")
@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--to", choices=["labelstudio", "fiftyone", "csv", "parquet"])
     ex.add_argument("--out", help="output file (fiftyone: the dataset's name); default inside RUN_DIR")
     ex.add_argument("--images", default="data-uri", choices=["data-uri", "local-files"],
-                    help="Label Studio: embed images or reference them through local-files storage")
+                    help="Label Studio: embed images or reference them through local-files storage (default data-uri)")
     ex.add_argument("--document-root", help="Label Studio local-files document root")
     ex.add_argument("--only-suspects", action="store_true", help="export the flagged samples alone (not fiftyone)")
     ex.add_argument("--overwrite", action="store_true",

@@ -104,7 +104,7 @@ def add_relabel_commands(sub: Any) -> None:
     qu.add_argument("--method", default=DEFAULT_METHOD, choices=queue_methods(),
                     help=f"relabel priority (default {DEFAULT_METHOD}; benchmarks/RESULTS.md says which wins where)")
     qu.add_argument("--out", required=True, help="queue file to write (.csv or .parquet)")
-    qu.add_argument("--gamma", type=float, default=0.3, help="ambiguity threshold of joint / sei_joint")
+    qu.add_argument("--gamma", type=float, default=0.3, help="ambiguity threshold of joint / sei_joint (default 0.3)")
     qu.add_argument("--posterior", default="auto", choices=["auto", "last", "mean"],
                     help="auto (default): a cross-fitted run's held-out posterior averaged over every epoch, an "
                     "in-sample run's mean softmax over the last 5 epochs; last / mean: that window on the run's "
@@ -114,7 +114,7 @@ def add_relabel_commands(sub: Any) -> None:
                     "consensus rule stored with the decisions, "
                     "simulated with the model's posterior standing in for the reviewers")
     qu.add_argument("--seed", type=int, default=0, help="seed of --method random")
-    qu.add_argument("--top", type=int, default=10, help="queue items shown")
+    qu.add_argument("--top", type=int, default=10, help="queue items shown (default 10)")
     qu.set_defaults(func=_cmd_queue)
 
     si = sub.add_parser("simulate", help="simulate relabeling campaigns on real annotator votes",
@@ -129,19 +129,19 @@ def add_relabel_commands(sub: Any) -> None:
 
     si.add_argument("--selectors", default=",".join(DEFAULT_SELECTORS),
                     help="comma-separated relabel priorities (labeltrace.relabel.priority)")  # fmt: skip
-    si.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1)")
-    si.add_argument("--noise-rate", type=float, default=0.15, help="initial label noise rate")
-    si.add_argument("--budget-factor", type=float, default=3.0, help="budget = factor x noisy labels")
+    si.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1; default 5)")
+    si.add_argument("--noise-rate", type=float, default=0.15, help="initial label noise rate (default 0.15)")
+    si.add_argument("--budget-factor", type=float, default=3.0, help="budget = factor x noisy labels (default 3.0)")
     si.add_argument("--budget", type=int, help="budget in relabels (overrides --budget-factor)")
-    si.add_argument("--out", required=True, help="output folder (curves.csv, summary.csv, campaign.png)")
-    si.add_argument("--epochs", type=int, default=20)
+    si.add_argument("--out", required=True, help="output folder (curves.csv, summary.csv, seeds.csv, simulation.json, campaign.png)")
+    si.add_argument("--epochs", type=int, default=20, help="head epochs (default 20)")
     si.add_argument("--head", default="mlp", choices=["mlp", "linear"])
-    si.add_argument("--hidden", type=int, default=256)
-    si.add_argument("--batch-size", type=int, default=256)
-    si.add_argument("--lr", type=float, default=0.01)
+    si.add_argument("--hidden", type=int, default=256, help="head width (default 256)")
+    si.add_argument("--batch-size", type=int, default=256, help="(default 256)")
+    si.add_argument("--lr", type=float, default=0.01, help="head learning rate (default 0.01)")
     si.add_argument("--posterior", default="mean", choices=["mean", "last"],
                     help="trajectory-mean softmax (default) or mean over the last 5 epochs")  # fmt: skip
-    si.add_argument("--gamma", type=float, default=0.3)
+    si.add_argument("--gamma", type=float, default=0.3, help="ambiguity threshold of joint / sei_joint (default 0.3)")
     si.add_argument("--folds", type=int, default=1,
                     help="1: one head trained on every sample (in-sample posterior, default); F >= 2: F cross-fitted "
                     "heads, every posterior from the head that held the sample out (as labeltrace scan's crossfit)")
@@ -167,7 +167,7 @@ def add_relabel_commands(sub: Any) -> None:
                         "(--live).")
     rv.add_argument("run_dir")
     rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
-    rv.add_argument("--port", type=int, default=8765)
+    rv.add_argument("--port", type=int, default=8765, help="(default 8765)")
     rv.add_argument("--token", help="access token, at least 16 characters (an empty or shorter one is an error); "
                     "generated and printed when binding beyond loopback without one")
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
@@ -182,7 +182,7 @@ def add_relabel_commands(sub: Any) -> None:
                     help="re-rank the samples not yet reached as decisions arrive, in the background (the "
                     "positions shown and the decided samples stay); without a queue file the order starts as "
                     "`labeltrace queue` would write it by default, not the scan's rank")
-    rv.add_argument("--live-every", type=int, default=20, metavar="M", help="settled samples between re-rankings")
+    rv.add_argument("--live-every", type=int, default=20, metavar="M", help="settled samples between re-rankings (default 20)")
     rv.add_argument("--live-method", default="propagation", choices=["propagation", "head"],
                     help="propagation (default): corrected labels shift their 10 nearest neighbours' posteriors "
                     "(milliseconds); head: retrain a head on the run's features (seconds to minutes)")

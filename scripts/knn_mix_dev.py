@@ -6,7 +6,8 @@
 Every small dev cell (N < ``count.LARGE``). For each weight ``w``, the crossfit posterior becomes
 ``(1 - w) * posterior + w * shares``, where ``shares`` are the label shares of each sample's
 ``knn_k`` nearest neighbours in the features that ``labeltrace scan`` has at no cost — the frozen
-features for the head, the first fold model's embedding for a network — and both the ranking
+features for the head, the fold models' common embedding for a network (the first fold model's
+when the study was made) — and both the ranking
 (p(given label)) and the count (``count.conservative_count``, on the mixed held-out and in-sample
 posteriors) read the mixture. ``w = 0`` is crossfit as it was. Prints, per noisy cell, the mean
 AUROC and the F1 of the flagged set over the seeds; then, per model, the paired difference to
@@ -58,7 +59,7 @@ def main() -> None:
     print("# crossfit's posterior mixed with the kNN label shares at a fixed weight (small dev cells)\n")
     print("`python scripts/knn_mix_dev.py --cache /work/cache/bench > benchmarks/results/dev-knn-mix.md` "
           "(from the bench cache of `configs/dev.toml`; each entry: mean AUROC / mean F1 of the flagged set "
-          "over the seeds; features: frozen for `effnet-mlp`, the first fold model's embedding for "
+          "over the seeds; features: frozen for `effnet-mlp`, the fold models' common embedding for "
           "`small-cnn`, as `labeltrace scan` has them).\n")  # fmt: skip
     print("| cell | " + " | ".join(f"w = {w}" for w in WEIGHTS) + " |")
     print("|---|" + "---|" * len(WEIGHTS))

@@ -74,7 +74,8 @@ SINGLE_RATE_FACTOR = 3.5
 #: [+0.0002, +0.0084] against no mixing, worst cell −0.006, and 169.6 flagged on the 6 clean cells
 #: instead of 184.7 per cell and seed (0.3 ties on F1 with a wider AUROC interval; 0.1 / 0.2 gain
 #: less). With a network's own embedding the shares follow the labels it was trained on: F1 −0.019
-#: at this weight over the 10 small-CNN cells, so a network's posterior is not mixed. Large sets
+#: at this weight over the 10 small-CNN cells (the first fold model's embedding; −0.0095 [−0.032,
+#: +0.013] in the fold models' common one, rerun since), so a network's posterior is not mixed. Large sets
 #: keep the plain posterior: on the 50,000 CIFAR-10N dev images at 96 px (``scripts/knn_mix_large_dev.py``
 #: → ``benchmarks/results/dev-knn-mix-large.md``) the mix gains 0.003 F1 but flags 2,444 of the
 #: original (nearly clean) labels instead of 1,927.
@@ -153,12 +154,12 @@ def one_run_count(agreement: np.ndarray, knn_shares: np.ndarray | None, labels: 
     epochs, so it contradicts only a small part of the wrong labels in most epochs, while its
     ranking stays nearly as good as the cross-fitted one. Chosen on the 90 noisy small dev cells
     (``scripts/single_knn_dev.py`` → ``benchmarks/results/dev-single-knn.md``): with the head, the
-    `single` ranking cut here has mean F1 0.582 against 0.377 at the contradicted count and 0.590
+    `single` ranking cut here has mean F1 0.582 against 0.377 at the contradicted count and 0.591
     at the cross-fitted default's own count (60 cells); with the small CNN, whose own embedding
     follows the labels it was trained on so that the kNN count mostly stays below the
-    contradicted one, 0.707 against 0.708 (30 cells). The price is on clean small sets of natural
+    contradicted one, 0.705 against 0.705 (30 cells). The price is on clean small sets of natural
     photos, where the kNN posterior, like the cross-fitted one, counts hard-but-clean images:
-    212.9 flagged on the clean dev cells with the head (contradicted 47.7, the default 184.7;
+    212.9 flagged on the clean dev cells with the head (contradicted 47.7, the default 169.6;
     CIFAR-10's cats and dogs 319 of 2,000, 2,000 CIFAR-10 photos at 224 px 395), while on the
     medical ones it moves little (PneumoniaMNIST: 14–24 either way).
     """

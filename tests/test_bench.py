@@ -498,3 +498,18 @@ def test_cifar10h_truth_keeps_an_original_label_that_ties_for_the_most_votes(tmp
     assert classes == ["cat", "dog", "bird"]
     np.testing.assert_array_equal(original, [1, 0, 2, 0])
     np.testing.assert_array_equal(truth, [1, 1, 0, 0])
+
+
+def test_a_width_less_cnn_is_keyed_by_the_default_width_it_is_built_with(monkeypatch) -> None:
+    """The training cache keyed a width-less small CNN as width None: a change of the default (32 ->
+    16 for images up to 32 px, once) reused trainings of the other network."""
+    from labeltrace.train import recipe
+
+    raw = _raw()
+    spec = parse_config(raw).models["m"]
+    assert spec.width is None
+    key = spec.key()
+    monkeypatch.setattr(recipe, "SMALL_CNN_WIDTH", (32, 32, 32))
+    assert spec.key() != key
+    raw["models"]["m"]["width"] = 16  # an explicit width keys as it always did
+    assert parse_config(raw).models["m"].key()["width"] == 16

@@ -97,6 +97,10 @@ class ModelSpec:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "name"}
         if self.kind != "effnet-lite0":  # the field came later: the other kinds' cache keys stay as they were
             d.pop("resolution")
+        if self.kind == "small-cnn" and self.width is None:  # the default width the network is built with
+            from labeltrace.train.recipe import SMALL_CNN_WIDTH
+
+            d["width"] = ["default", *SMALL_CNN_WIDTH]
         return d
 
     def network(self) -> NetworkSpec:

@@ -21,6 +21,9 @@ __all__ = ["KINDS", "NetworkSpec"]
 #: small-cnn: a compact ResNet on images, from scratch; mlp / linear: a head on frozen features;
 #: effnet-lite0: the whole EfficientNet-Lite0 fine-tuned on images; clip: CLIP with class prompts
 KINDS: tuple[str, ...] = ("small-cnn", "mlp", "linear", "effnet-lite0", "clip")
+#: the small CNN's default base width: (images up to this many px, width there, width above). A
+#: benchmark's training cache keys a width-less spec by it, so changing it retrains those cells
+SMALL_CNN_WIDTH: tuple[int, int, int] = (32, 16, 32)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class NetworkSpec:
             side = int(inputs.shape[-1])
             # 16 up to 32 px: on the dev cells (benchmarks/results/dev-cnn-size.md) width 16 loses no F1
             # against 32 at 20 epochs (PneumoniaMNIST val 28 px: -0.009 / +0.006) and trains 2.5x faster
-            width = self.width or (16 if side <= 32 else 32)
+            up_to, small, large = SMALL_CNN_WIDTH
+            width = self.width or (small if side <= up_to else large)
             return build_model("small-cnn", num_classes=n_out, in_channels=int(inputs.shape[1]), image_size=side,
                                width=width)  # fmt: skip
         if self.kind == "mlp":

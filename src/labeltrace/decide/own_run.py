@@ -21,7 +21,7 @@ from labeltrace.decide import detectors
 from labeltrace.decide.count import LARGE
 from labeltrace.decide.evidence import Evidence
 from labeltrace.record import Dynamics
-from labeltrace.record.batch import _to_numpy
+from labeltrace.record.batch import to_numpy
 from labeltrace.record.recording import RecordedRun
 
 __all__ = ["find_suspects"]
@@ -67,9 +67,9 @@ def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "
     n, k = dynamics.num_samples, dynamics.num_classes
     _check_recorded(dynamics, per_class=features is not None or n >= LARGE)
     if features is not None:
-        features = _features(features, n, int(knn_k))
+        features = _features(features, n, knn_k)
     run = RecordedRun(dynamics, np.zeros(n, dtype=bool), k)
-    ev = Evidence(dynamics.labels, k, single=run, features=features, knn_k=int(knn_k))
+    ev = Evidence(dynamics.labels, k, single=run, features=features, knn_k=knn_k)
     return _with_count(detectors.detect(detector, ev))
 
 
@@ -106,7 +106,7 @@ def _check_recorded(dynamics: Dynamics, *, per_class: bool) -> None:
 
 def _features(features: Any, n: int, knn_k: int) -> np.ndarray:
     """(N, D) real features, float32/float64 kept, narrower floats widened to float32, integers to float64."""
-    x = _to_numpy(features, "features")
+    x = to_numpy(features, "features")
     if x.dtype.kind not in "fiub":
         raise ValueError(f"features must be real numbers, got dtype {x.dtype}")
     if x.dtype.kind == "f" and x.dtype.itemsize < 4:

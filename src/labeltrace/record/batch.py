@@ -31,13 +31,13 @@ import numpy as np
 
 from labeltrace._checks import describe_ids, id_list
 
-__all__ = ["FIELDS", "FLOAT32_MAX", "as_index_array", "as_logits", "batch_quantities"]
+__all__ = ["FIELDS", "FLOAT32_MAX", "as_index_array", "as_logits", "batch_quantities", "to_numpy"]
 
 FIELDS: tuple[str, ...] = ("entropy", "signed_entropy", "correct", "margin", "p_given", "loss")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _to_numpy(x: Any, name: str) -> np.ndarray:
+def to_numpy(x: Any, name: str) -> np.ndarray:
     """A numpy array of ``x`` (torch tensors copied to the host; bfloat16 widened exactly)."""
     torch = sys.modules.get("torch")  # not imported: x cannot be a tensor (keeps the import light)
     if torch is not None and isinstance(x, torch.Tensor):
@@ -67,7 +67,7 @@ def as_index_array(x: Any, name: str, upper: int, ids: np.ndarray | None = None)
     ``ids`` (the batch's sample ids, once known) names the offending samples in the error of an
     out-of-range *label*; without it the offending values themselves are listed.
     """
-    a = _to_numpy(x, name)
+    a = to_numpy(x, name)
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
     kind = a.dtype.kind
@@ -102,7 +102,7 @@ def as_index_array(x: Any, name: str, upper: int, ids: np.ndarray | None = None)
 def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray) -> np.ndarray:
     """(B, K) float64 logits, finite after conversion; ``ids`` name the bad rows in errors."""
     try:
-        a = _to_numpy(x, "logits")
+        a = to_numpy(x, "logits")
     except ValueError as e:
         hint = _outputs_hint(x)
         raise ValueError(f"{e}{f' (got {hint})' if hint else ''}") from None

@@ -29,7 +29,7 @@ from torch import nn
 
 from labeltrace.data import loader
 from labeltrace.record import Recorder
-from labeltrace.record.batch import as_index_array
+from labeltrace.record.batch import as_index_array, to_numpy
 from labeltrace.train import distributed
 from labeltrace.train.batches import BatchSource, as_source
 from labeltrace.train.checkpoint import Checkpoint, config_key, training_identity
@@ -95,11 +95,8 @@ def training_labels(labels: Any, n: int, num_classes: int) -> np.ndarray:
     shape = np.shape(labels)
     if shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {shape}")
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    if np.asarray(labels).dtype == np.bool_:
-        labels = np.asarray(labels).astype(np.int64)
-    return as_index_array(labels, "labels", num_classes, ids=np.arange(n))
+    a = to_numpy(labels, "labels")
+    return as_index_array(a.astype(np.int64) if a.dtype == np.bool_ else a, "labels", num_classes, ids=np.arange(n))
 
 
 def resolve_device(device: str) -> torch.device:

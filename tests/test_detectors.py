@@ -56,3 +56,30 @@ def test_a_detection_keeps_its_fields_and_order_with_n_hat_last() -> None:
     d = detectors.Detection("x", np.zeros(2), np.zeros(2, bool), 0.0, "r")
     assert [f.name for f in dataclasses.fields(d)] == ["name", "score", "flagged", "cutoff", "rule", "n_hat"]
     assert d.n_hat is None
+
+
+def test_a_count_rule_reports_its_count_and_a_plain_tuple_rule_still_works() -> None:
+    """The count that set a detector's cut travels as ``n_hat`` (it used to be parsed back out of the
+    rule's text); a registered rule returning a plain ``(flagged, cutoff, rule)`` keeps working."""
+    from labeltrace.decide.evidence import Need
+
+    rng = np.random.default_rng(0)
+    n, k = 60, 3
+    y = rng.integers(0, k, n)
+    scores = rng.random(n)
+    ev = Evidence(y, k, features=rng.normal(size=(n, 4)))
+    need: tuple[Need, ...] = ("features",)
+    detectors.register(detectors.Detector("toy_count", need, lambda e: scores,
+                                          lambda e, s: detectors._by_count(s, 7, "toy-count"), "toy"))
+    detectors.register(detectors.Detector("toy_tuple", need, lambda e: scores,
+                                          lambda e, s: (s < 0.25, 0.25, "below 0.25"), "toy"))
+    try:
+        d = detectors.detect("toy_count", ev)
+        assert d.n_hat == 7 and d.rule == "toy-count 7" and d.flagged.sum() == 7
+        assert set(np.flatnonzero(d.flagged)) == set(np.argsort(scores)[:7].tolist())
+        t = detectors.detect("toy_tuple", ev)
+        assert t.n_hat is None and t.rule == "below 0.25" and t.cutoff == 0.25
+        np.testing.assert_array_equal(t.flagged, scores < 0.25)
+    finally:
+        detectors.unregister("toy_count")
+        detectors.unregister("toy_tuple")

@@ -216,6 +216,9 @@ def test_default_scan_is_cross_fitted_and_held_out(tmp_path, capsys):
     # the flagged set is the confident-learning count of the held-out posterior, lowest scores first
     assert run.meta["detector"]["name"] == "crossfit"
     assert run.column("is_suspect").sum() == int(run.meta["detector"]["rule"].split()[-1])
+    assert run.meta["detector"]["n_hat"] == int(run.meta["detector"]["rule"].split()[-1])
+    assert run.meta["detectors"]["crossfit"]["n_hat"] == run.meta["detector"]["n_hat"]
+    assert run.meta["detectors"]["sei"]["n_hat"] is None  # a cut at a score value, not a count
     assert run.meta["metrics"]["auroc"] > 0.7
     assert "crossfit" in run.meta["noise"]["per_detector"]
     # the score command reads held-out runs too

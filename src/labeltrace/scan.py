@@ -318,5 +318,6 @@ def _read_back(out: Path, timings: dict[str, float]) -> ScanResult:
     run = rd.open_run(out)
     m = run.meta["detector"]
     det = detectors.Detection(m["name"], run.column("score"), run.column("is_suspect").astype(bool),
-                              float("nan") if m["cutoff"] is None else float(m["cutoff"]), m["rule"])  # fmt: skip
+                              float("nan") if m["cutoff"] is None else float(m["cutoff"]), m["rule"],
+                              m.get("n_hat"))  # fmt: skip
     return ScanResult(out, run.samples, run.meta, det, timings)

@@ -108,7 +108,7 @@ def write_outputs(
         if not isinstance(d, detectors.Detection):
             per_det[name] = {"rule": "", "failed": d["failed"]}
             continue
-        row: dict[str, Any] = {"rule": d.rule, "cutoff": d.cutoff, "flagged": int(d.flagged.sum())}
+        row: dict[str, Any] = {"rule": d.rule, "cutoff": d.cutoff, "n_hat": d.n_hat, "flagged": int(d.flagged.sum())}
         if is_noisy is not None:
             r_ = metrics.detection_report(is_noisy, d.flagged, d.score, nan_policy="omit")
             row |= {k: r_[k] for k in ("precision", "recall", "f1", "auroc")}
@@ -159,7 +159,8 @@ def write_outputs(
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
                      "platform": platform.platform()},
         "timings": _timings(timings, earlier),
-        "detector": {"name": det.name, "rule": det.rule, "cutoff": det.cutoff, "score_column": "score",
+        "detector": {"name": det.name, "rule": det.rule, "cutoff": det.cutoff, "n_hat": det.n_hat,
+                     "score_column": "score",
                      "summary": row.summary, "needs": list(row.needs)},
         "detectors": per_det, "scores": list(cols),
         "counts": {"n": N, "flagged": int(det.flagged.sum()),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,18 +35,28 @@ from labeltrace.decide.evidence import (
 )
 from labeltrace.score import probs as P
 
-__all__ = ["Detection", "Detector", "applicable", "available", "detect", "get", "register", "unregister"]
+__all__ = ["Decision", "Detection", "Detector", "applicable", "available", "detect", "get", "register",
+           "unregister"]
 
-Decision = tuple[np.ndarray, float, str]  # flagged, cutoff (NaN when the rule is a mask), rule
+
+class Decision(NamedTuple):
+    """What a detector's ``decide`` returns: the flagged mask, the cutoff (NaN when the rule is a
+    mask), the rule's text, and the estimated count of wrong labels that set the cut where the rule
+    is a count (else None). A plain ``(flagged, cutoff, rule)`` tuple is accepted too."""
+
+    flagged: np.ndarray
+    cutoff: float
+    rule: str
+    n_hat: int | None = None
 
 
 @dataclass(frozen=True)
 class Detection:
     """A detector's result: its score, the flagged samples, and the rule that flagged them.
 
-    ``n_hat``: the estimated count of wrong labels that set the cut, where the caller reports it
-    (:func:`labeltrace.find_suspects` does), else None. ``flagged.sum()`` can differ from it when
-    scores tie at the cut (a tied group is flagged whole or not at all).
+    ``n_hat``: the estimated count of wrong labels that set the cut, where the detector's rule is a
+    count (the crossfit family, the one-training family), else None. ``flagged.sum()`` can differ
+    from it when scores tie at the cut (a tied group is flagged whole or not at all).
     """
 
     name: str
@@ -84,8 +94,9 @@ class Detector:
         s = np.asarray(self.score(ev), dtype=np.float64)
         if s.shape != ev.labels.shape:
             raise AssertionError(f"detector {self.name!r} returned a score of shape {s.shape}")
-        flagged, cut, rule = self.decide(ev, s)
-        return Detection(self.name, s, np.asarray(flagged, dtype=bool), float(cut), rule)
+        d = Decision(*self.decide(ev, s))
+        n_hat = None if d.n_hat is None else int(d.n_hat)
+        return Detection(self.name, s, np.asarray(d.flagged, dtype=bool), float(d.cutoff), d.rule, n_hat)
 
 
 _TABLE: dict[str, Detector] = {}
@@ -137,7 +148,14 @@ def detect(name: str, ev: Evidence) -> Detection:
 
 
 def _by_cutoff(s: np.ndarray, cut: float, rule: str) -> Decision:
-    return cutoffs.flag(s, cut), cut, rule
+    return Decision(cutoffs.flag(s, cut), cut, rule)
+
+
+def _by_count(s: np.ndarray, n_hat: int, rule: str) -> Decision:
+    """The ``n_hat`` lowest scores flagged (a group tied at the cut whole or not at all), the rule
+    ``"<rule> <n_hat>"``."""
+    cut = cutoffs.top_fraction(s, n_hat / len(s))
+    return Decision(cutoffs.flag(s, cut), cut, f"{rule} {n_hat}", n_hat)
 
 
 # ----------------------------------------------------------------------------- held out (cross-fitted)
@@ -172,14 +190,13 @@ def _crossfit_score(ev: Evidence) -> np.ndarray:
 
 def _crossfit_decide(ev: Evidence, s: np.ndarray) -> Decision:
     held, ins = _crossfit_posteriors(ev)
-    n_hat = C.conservative_count(held, ins, ev.labels)
-    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"count {n_hat}")
+    return _by_count(s, C.conservative_count(held, ins, ev.labels), "count")
 
 
 def _crossfit_cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
     held, _ = _crossfit_posteriors(ev)
-    return P.find_label_issues(held, ev.labels, filter_by="prune_by_noise_rate"), float("nan"), \
-        "cl prune_by_noise_rate (held-out)"  # fmt: skip
+    return Decision(P.find_label_issues(held, ev.labels, filter_by="prune_by_noise_rate"), float("nan"),
+                    "cl prune_by_noise_rate (held-out)")
 
 
 register(Detector(
@@ -195,8 +212,7 @@ def _crossfit_counted(name: str, count: Callable[[Evidence, np.ndarray, np.ndarr
 
     def decide(ev: Evidence, s: np.ndarray) -> Decision:
         held, _ = _crossfit_posteriors(ev)
-        n_hat = count(ev, held, s)
-        return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"{name.split('_', 1)[1]}-count {n_hat}")
+        return _by_count(s, count(ev, held, s), f"{name.split('_', 1)[1]}-count")
 
     return Detector(name, ("held_out",), _crossfit_score, decide, summary, score_name="crossfit")
 
@@ -222,8 +238,7 @@ def _crossfit_knn_score(ev: Evidence) -> np.ndarray:
 
 def _crossfit_knn_decide(ev: Evidence, s: np.ndarray) -> Decision:
     held, ins = _crossfit_posteriors(ev)
-    n_hat = C.conservative_count(held, ins, ev.labels)
-    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"count {n_hat}")
+    return _by_count(s, C.conservative_count(held, ins, ev.labels), "count")
 
 
 register(Detector(
@@ -299,7 +314,7 @@ def _single(name: str, score: str, summary: str) -> Detector:
             post = dyn.mean_posterior()[:, : ev.num_classes]
             rate = C.cl_rate_count(post / post.sum(1, keepdims=True), ev.labels)
             n_hat, rule = min(C.bimodal_count(s), round_half_up(C.SINGLE_RATE_FACTOR * rate)), "min"
-        return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"{rule}-count {n_hat}")
+        return _by_count(s, n_hat, f"{rule}-count")
 
     return Detector(name, ("single",), s_fn, decide, summary)
 
@@ -335,7 +350,7 @@ def _knn_score(ev: Evidence) -> np.ndarray:
     return ev.knn_shares()[np.arange(len(ev.labels)), ev.labels]  # = labeltrace.score.knn.knn_vote
 
 
-register(Detector("knn_vote", ("features",), _knn_score, lambda ev, s: (s < 0.5, 0.5, "vote < 0.5"),
+register(Detector("knn_vote", ("features",), _knn_score, lambda ev, s: Decision(s < 0.5, 0.5, "vote < 0.5"),
                   "share of the k nearest neighbours (features) that carry the same label, flag < 0.5"))  # fmt: skip
 
 
@@ -345,8 +360,8 @@ def _cl_score(ev: Evidence) -> np.ndarray:
 
 
 def _cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
-    return P.find_label_issues(ev.cv_probs, ev.labels, filter_by="prune_by_noise_rate"), P.CL_CUTOFF, \
-        "prune_by_noise_rate"  # fmt: skip
+    return Decision(P.find_label_issues(ev.cv_probs, ev.labels, filter_by="prune_by_noise_rate"), P.CL_CUTOFF,
+                    "prune_by_noise_rate")
 
 
 register(Detector("cl", ("cv_probs",), _cl_score, _cl_decide,
@@ -363,7 +378,7 @@ def _cleanlab_decide(ev: Evidence, s: np.ndarray) -> Decision:
     from cleanlab.filter import find_label_issues
 
     flagged = np.asarray(find_label_issues(ev.labels, ev.cv_probs, filter_by="prune_by_noise_rate", n_jobs=1))
-    return flagged.astype(bool), float("nan"), "cleanlab prune_by_noise_rate"
+    return Decision(flagged.astype(bool), float("nan"), "cleanlab prune_by_noise_rate")
 
 
 register(Detector("cleanlab", ("cv_probs",), _cleanlab_score, _cleanlab_decide,

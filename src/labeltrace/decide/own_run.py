@@ -11,7 +11,6 @@ and on a small set the count also reads their nearest neighbours' labels, as the
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 import numpy as np
@@ -123,11 +122,11 @@ def _features(features: Any, n: int, knn_k: int) -> np.ndarray:
 
 
 def _with_count(det: detectors.Detection) -> detectors.Detection:
-    """``det`` with ``n_hat`` read off its rule (``"<rule>-count <n>"``), and the rule saying how many
-    were flagged when a tie at the cut made that differ from ``n_hat``."""
-    m = re.fullmatch(r".*-count (\d+)", det.rule)
-    if m is None:
+    """``det`` with its rule saying how many were flagged when a tie at the cut made that differ
+    from its count ``n_hat``."""
+    if det.n_hat is None:
+        raise AssertionError(f"detector {det.name!r} did not report the count that set its cut")
+    flagged = int(det.flagged.sum())
+    if flagged == det.n_hat:
         return det
-    n_hat, flagged = int(m.group(1)), int(det.flagged.sum())
-    rule = det.rule if flagged == n_hat else f"{det.rule} ({flagged} flagged: a tie at the cut)"
-    return dataclasses.replace(det, rule=rule, n_hat=n_hat)
+    return dataclasses.replace(det, rule=f"{det.rule} ({flagged} flagged: a tie at the cut)")

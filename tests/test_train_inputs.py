@@ -73,6 +73,13 @@ def test_data_parallel_crops_seed_past_2_64():
     assert 0 <= correct <= len(y)
 
 
+def test_data_parallel_crop_seeds_are_the_ones_recordings_were_made_with():
+    """Pinned: the derivation moved into train.seeds unchanged (each rank its own stream)."""
+    from labeltrace.train.seeds import augment_seed
+
+    assert [augment_seed(5, r) for r in (0, 1)] == [5 * 7919 + 4001, 5 * 7919 + 4002]
+
+
 # ---------------------------------------------------------------------------- labels
 @pytest.mark.parametrize("kind", ["train", "crossfit"])
 @pytest.mark.parametrize(

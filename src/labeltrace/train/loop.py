@@ -34,7 +34,7 @@ from labeltrace.train import distributed
 from labeltrace.train.batches import BatchSource, as_source
 from labeltrace.train.checkpoint import Checkpoint, config_key, training_identity
 from labeltrace.train.distributed import Dist
-from labeltrace.train.seeds import epoch_generator
+from labeltrace.train.seeds import augment_seed, epoch_generator
 
 __all__ = [
     "TrainConfig",
@@ -160,7 +160,7 @@ def run_epoch(
     batch = dist.batch_size(config.batch_size)
     # one process: the crops follow the order's draws; data-parallel: each process draws its own
     # (from the same generator, every process would crop its k-th image of a batch alike)
-    aug = epoch_generator(config.seed * 7919 + 4001 + dist.rank, epoch) if dist.active else gen
+    aug = epoch_generator(augment_seed(config.seed, dist.rank), epoch) if dist.active else gen
     model.train()
     correct, total_loss = 0, 0.0
     for b, (ids, x) in enumerate(source.batches(mine, batch)):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["crossfit_seed", "cv_seed", "epoch_generator", "legacy_seed", "run_seed", "torch_seed"]
+__all__ = ["augment_seed", "crossfit_seed", "cv_seed", "epoch_generator", "legacy_seed", "run_seed", "torch_seed"]
 
 
 def run_seed(seed: int, r: int) -> int:
@@ -33,6 +33,12 @@ def cv_seed(seed: int, fold: int) -> int:
 def crossfit_seed(seed: int) -> int:
     """Base seed of the cross-fitted recording (folds; model ``k`` initialised with ``+ 101 k``)."""
     return int(seed) * 7919 + 2000
+
+
+def augment_seed(seed: int, rank: int) -> int:
+    """Seed of the crops drawn by process ``rank`` of a data-parallel training seeded ``seed``
+    (each process its own; a single process draws its crops from the batch order's generator)."""
+    return int(seed) * 7919 + 4001 + int(rank)
 
 
 def torch_seed(seed: int) -> int:

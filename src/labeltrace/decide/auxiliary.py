@@ -288,5 +288,7 @@ def pooled_auxiliary_cutoff(
     b = _check_scores(score_b, "score_b", n=a.size)
     aux_a = _check_mask(is_aux_a, a.size, "is_aux_a")
     aux_b = _check_mask(is_aux_b, a.size, "is_aux_b")
+    _reject_nan(np.where(aux_a, a, 0.0), "score_a's auxiliary scores")  # ids in the whole set, per run
+    _reject_nan(np.where(aux_b, b, 0.0), "score_b's auxiliary scores")
     pooled = np.concatenate([a[aux_a], b[aux_b]])
     return auxiliary_cutoff(pooled, np.ones(pooled.size, dtype=bool), rule=rule, q=q, method=method)

@@ -176,7 +176,10 @@ def implant_weight(post: np.ndarray, other: np.ndarray, labels: np.ndarray, *, s
     best separates virtual implanted errors (a wrong label ``c`` drawn as in :func:`virtual_implants`)
     from the given labels, by AUROC — chosen per dataset without any clean label, in ``[0, w_max]``. ``post`` and
     ``other`` are (N, K) matrices whose row ``i`` does not depend on sample ``i``'s own label
-    (a held-out posterior; the label shares of a sample's nearest neighbours)."""
+    (a held-out posterior; the label shares of a sample's nearest neighbours).
+
+    The implants are one seeded draw per row: reordering the samples (or the classes) redraws them
+    and can change the weight chosen, and with it the ``crossfit_knn`` score."""
     from sklearn.metrics import roc_auc_score
 
     n, k = post.shape
@@ -201,7 +204,9 @@ def implant_weight(post: np.ndarray, other: np.ndarray, labels: np.ndarray, *, s
 def bimodal_count(score: np.ndarray, *, seed: int = 0) -> int:
     """Samples in the low component of a two-component GMM on the finite scores (posterior > 0.5),
     or 0 when one component fits better by BIC. (Skewed unimodal scores still favour two
-    components; the one-training detectors cap this count, see ``decide.detectors``.)"""
+    components; the one-training detectors cap this count, see ``decide.detectors``.) The fits start
+    from k-means on the scores in their given order and stop at scikit-learn's tolerance (1e-3):
+    reordering the samples can move the count by a few samples."""
     s = np.asarray(score, dtype=np.float64)
     s = s[np.isfinite(s)]
     if s.size < 10 or np.ptp(s) == 0:

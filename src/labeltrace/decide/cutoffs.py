@@ -61,7 +61,8 @@ def gmm_cutoff(scores: np.ndarray, *, seed: int = 0) -> float:
     ``w_lo N(z; m_lo, v_lo) = w_hi N(z; m_hi, v_hi)`` is solved on ``[m_lo, m_hi]`` with
     Brent's method: the log of the ratio is a quadratic in z, positive at ``m_lo`` and
     negative at ``m_hi``, so it has exactly one root there. The root is mapped back to the
-    score scale.
+    score scale. The fit starts from k-means on the scores in their given order and stops at
+    scikit-learn's tolerance (1e-3): reordering the samples can move the cut slightly.
 
     Parameters
     ----------
@@ -126,7 +127,7 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
     Parameters
     ----------
     scores : np.ndarray
-        (N,) scores without NaN, N >= 1.
+        (N,) scores without NaN or +inf (a cut ``scores < cutoff`` cannot flag +inf), N >= 1.
     rate : float
         Fraction to flag, in ``[0, 1]``.
 
@@ -138,6 +139,10 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
     _reject_nan(s, "scores")
     if s.size == 0:
         raise ValueError("scores is empty")
+    top = np.flatnonzero(s == np.inf)
+    if top.size:
+        raise ValueError(f"scores are +inf at {_describe_ids(top)}: a cut `scores < cutoff` cannot flag them; "
+                         "give finite scores (lower = more suspect; -inf is allowed)")
     r = _check_finite_float(rate, "rate")
     if not 0.0 <= r <= 1.0:
         raise ValueError(f"rate must be in [0, 1], got {rate!r}")

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import check_int
+from labeltrace._checks import check_int, describe_ids
 from labeltrace.decide import auxiliary
 from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import RecordedRun
@@ -135,8 +135,18 @@ def combined_score(name: str, runs: Sequence[RecordedRun], **kw: Any) -> np.ndar
 
 
 def auxiliary_scores(name: str, runs: Sequence[RecordedRun], **kw: Any) -> np.ndarray:
-    """The auxiliary samples' scores, pooled over the runs in which they were auxiliary."""
-    vals = [trajectory.compute(name, r.dynamics, **kw)[r.is_auxiliary] for r in runs if r.has_auxiliary]
+    """The auxiliary samples' scores, pooled over the runs in which they were auxiliary; an
+    auxiliary sample a run never scored (never recorded in a finished epoch) is named."""
+    vals = []
+    for i, r in enumerate(runs):
+        if not r.has_auxiliary:
+            continue
+        s = trajectory.compute(name, r.dynamics, **kw)
+        unscored = r.is_auxiliary & np.isnan(s)
+        if unscored.any():
+            raise ValueError(f"run {i}: {int(unscored.sum())} of its auxiliary samples have no {name} score (never "
+                             f"recorded in a finished epoch): {describe_ids(np.flatnonzero(unscored))}")
+        vals.append(s[r.is_auxiliary])
     return np.concatenate(vals) if vals else np.zeros(0)
 
 

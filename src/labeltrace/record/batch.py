@@ -35,6 +35,7 @@ __all__ = ["FIELDS", "FLOAT32_MAX", "as_index_array", "as_logits", "batch_quanti
 
 FIELDS: tuple[str, ...] = ("entropy", "signed_entropy", "correct", "margin", "p_given", "loss")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+_TINY32 = float(np.finfo(np.float32).smallest_subnormal)
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:
@@ -185,7 +186,9 @@ def _quantities(z: np.ndarray, labels: np.ndarray, want_probs: bool) -> tuple[np
     # agreement counts read from it) does not depend on the order of the classes on a tie
     agrees = z_given >= other.max(axis=1)
     correct = agrees.astype(np.float64)
-    signed = np.where(agrees, entropy, -entropy)
+    # a disagreeing sample's entropy can underflow (about 1e-46 at a logit gap of 110; exactly 0 past
+    # ~746): it keeps at least float32's smallest subnormal, so the stored (float32) sign survives
+    signed = np.where(agrees, entropy, -np.maximum(entropy, _TINY32))
     logp_given = logp[rows, labels]
     q = np.stack([entropy, signed, correct, margin, p[rows, labels], -logp_given])
     # margin and loss can leave the float32 range of the stored arrays (or even float64's):

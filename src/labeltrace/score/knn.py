@@ -42,6 +42,7 @@ _RERANK_BUDGET = 8_000_000  # float64 elements per re-ranking chunk (~64 MB)
 _LOW32 = np.int64(0xFFFFFFFF)
 _SENTINEL = np.iinfo(np.int64).min
 _COSINE_DECIMALS = 12  # exact-stage cosine similarities equal to 12 decimals are ties
+_COSINE_SAFE = 2.0**500  # a row whose largest |x| lies outside [2**-500, 2**500] is rescaled for cosine
 
 
 def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -71,6 +72,14 @@ def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None,
     step = max(1, _RERANK_BUDGET // d)
     x32 = np.empty((n, d), dtype=np.float32)
     if metric == "cosine":
+        amax = np.empty(n, dtype=np.float64)
+        for a in range(0, n, step):
+            amax[a : a + step] = np.abs(x[a : a + step]).max(axis=1)
+        extreme = (amax > _COSINE_SAFE) | ((amax > 0) & (amax < 1.0 / _COSINE_SAFE))
+        if extreme.any():  # squares and products would overflow or underflow in float64: such a row is
+            # scaled by a power of two (exact; its cosines are unchanged), every other row kept bit for bit
+            x = x.astype(np.float64)  # a copy: the caller's array is never changed
+            x[extreme] = np.ldexp(x[extreme], -np.frexp(amax[extreme])[1][:, None])
         norm = np.empty(n, dtype=np.float64)
         for a in range(0, n, step):
             chunk = x[a : a + step].astype(np.float64)
@@ -87,8 +96,13 @@ def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None,
     mean = x.mean(axis=0, dtype=np.float64)
     for a in range(0, n, step):
         x32[a : a + step] = x[a : a + step] - mean
-    if not np.isfinite(np.einsum("nd,nd->n", x32, x32)).all():
-        raise ValueError("features are too large for float32 distances; rescale them")
+    sq = np.einsum("nd,nd->n", x32, x32)
+    # the candidate search forms 2 q.r - |r|^2 in float32, the exact rerank |q - r|^2 in float64
+    with np.errstate(over="ignore"):
+        fits = bool(np.isfinite(sq).all() and np.isfinite(np.float32(4.0) * sq.max()))
+    if not fits:
+        raise ValueError("features are too large for float32 distances (the largest squared distance from "
+                         "their mean is not a float32): rescale them")
     return x, None, x32
 
 

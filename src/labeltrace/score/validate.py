@@ -12,6 +12,7 @@ from labeltrace._checks import id_list
 __all__ = ["validate_probs"]
 
 _ROW_SUM_TOL = 1e-3
+_ENTRY_TOL = 1e-6  # an entry above 1 + this is refused (cleanlab's bound)
 
 
 def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +58,9 @@ def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"probs has negative entries in sample ids {id_list(np.flatnonzero(bad))}"
         )
+    bad = (p > 1.0 + _ENTRY_TOL).any(axis=1)
+    if bad.any():
+        raise ValueError(f"probs has entries above 1 in sample ids {id_list(np.flatnonzero(bad))}")
     bad = np.abs(p.sum(axis=1, dtype=np.float64) - 1.0) > _ROW_SUM_TOL
     if bad.any():
         raise ValueError(
@@ -71,14 +75,14 @@ def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"labels has {y.shape[0]} entries but probs has {n} rows")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be integers, got dtype {y.dtype}")
-    y = y.astype(np.int64, copy=False)
-    bad = (y < 0) | (y >= k)
+    bad = (y < 0) | (y >= k)  # in the labels' own dtype: a uint64 past 2**63 is not read as negative
     if bad.any():
         ids = np.flatnonzero(bad)
         raise ValueError(
             f"labels must lie in [0, {k}); sample ids {id_list(ids)} have "
             f"labels {id_list(y[ids])}"
         )
+    y = y.astype(np.int64, copy=False)
     missing = np.flatnonzero(np.bincount(y, minlength=k) == 0)
     if missing.size:
         raise ValueError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -202,3 +203,31 @@ def test_the_docs_say_what_find_suspects_returns_and_needs() -> None:
         assert said in doc, said
     summary = detectors.get("single").summary
     assert "lowest flagged" in summary and "flagged: on a small set the samples" not in summary
+
+
+def test_samples_recorded_in_few_epochs_are_named_in_a_warning() -> None:
+    """A sampler that dropped 30 samples after the first epoch: their scores average that epoch
+    alone, and they were flagged silently."""
+    rng = np.random.default_rng(1)
+    n, k = 90, 3
+    y = rng.integers(0, k, n)
+    rec = Recorder(n, k)
+    for epoch in range(6):
+        ids = np.arange(n) if epoch == 0 else np.arange(30, n)
+        rec.update(ids, rng.normal(size=(ids.size, k)), y[ids])
+        rec.end_epoch()
+    with pytest.warns(RuntimeWarning, match=r"30 of 90 samples .* \(1 of up to 6\): sample ids \[0, 1, 2,"):
+        find_suspects(rec.dynamics())
+    full, _, _ = _dynamics()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        find_suspects(full.dynamics())  # every sample in every epoch: no warning
+
+
+def test_an_all_zero_feature_row_is_named_with_advice_the_caller_can_follow() -> None:
+    """The kNN's message said to use metric='euclidean', which find_suspects does not take."""
+    rec, _, x = _dynamics()
+    x = x.copy()
+    x[[3, 11]] = 0.0
+    with pytest.raises(ValueError, match=r"all zeros for sample ids \[3, 11\].*before its last ReLU"):
+        find_suspects(rec.dynamics(), features=x)

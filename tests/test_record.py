@@ -203,6 +203,52 @@ def test_saved_file_loads_without_pickle(tmp_path):
         assert "meta" in z.files and z["rows"].dtype == np.float32
 
 
+@pytest.mark.parametrize("name", ["epoch3.ckpt", "state"])
+def test_load_reads_the_path_save_was_given(tmp_path, name):
+    """save("epoch3.ckpt") writes epoch3.ckpt.npz; load("epoch3.ckpt") raised FileNotFoundError."""
+    rec = Recorder(3, 2)
+    rec.update([0, 1, 2], np.eye(3, 2), [0, 1, 1])
+    rec.end_epoch()
+    written = rec.save(tmp_path / name)
+    assert written == tmp_path / f"{name}.npz"
+    for path in (tmp_path / name, written):
+        np.testing.assert_array_equal(Recorder.load(path).dynamics().n_seen, [1, 1, 1])
+
+
+class _TwoProcesses:
+    """A stand-in for torch.distributed with a 2-process group."""
+
+    @staticmethod
+    def is_available() -> bool:
+        return True
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return True
+
+    @staticmethod
+    def get_world_size() -> int:
+        return 2
+
+
+def test_a_plain_recorder_under_several_processes_warns_once(monkeypatch):
+    """Under torchrun a plain Recorder records this rank's shard only, and flagged without a word."""
+    import sys
+    import warnings
+
+    monkeypatch.setitem(sys.modules, "torch.distributed", _TwoProcesses)
+    rec = Recorder(3, 2)
+    with pytest.warns(RuntimeWarning, match="runs 2 processes.*DistributedRecorder"):
+        rec.update([0, 1], np.eye(2), [0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec.update([2], np.eye(1, 2), [0])  # once per recorder
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Recorder(3, 2).update([0, 1], np.eye(2), [0, 1])  # one process: silent
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), T=st.integers(1, 6), n=st.integers(1, 15))
 def test_streaming_equals_full(seed, T, n):

@@ -11,6 +11,7 @@ and on a small set the count also reads their nearest neighbours' labels, as the
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,9 @@ def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "
 
     ``dynamics``: ``Recorder.dynamics()`` of a run without an auxiliary class, every sample
     recorded in at least one finished epoch (``rec.update`` with its id, then ``rec.end_epoch()``;
-    an unrecorded sample is named in the error), and, with features or on ``N >= 5000`` (where the
+    an unrecorded sample is named in the error; samples recorded in fewer than half as many epochs
+    as the most recorded ones are named in a ``RuntimeWarning``: their scores average fewer,
+    earlier epochs), and, with features or on ``N >= 5000`` (where the
     count reads per-class estimates), every class in ``[0, num_classes)`` given to at least one
     sample (record with ``num_classes`` equal to the classes present otherwise). On
     ``N >= 5000`` samples the count reads the run's mean softmax: record with
@@ -85,6 +88,14 @@ def _check_recorded(dynamics: Dynamics, *, per_class: bool) -> None:
         raise ValueError(f"{unseen.size} samples were never recorded in a finished epoch "
                          f"({describe_ids(unseen)}): record every sample at least once (rec.update with its "
                          "id) and close each epoch with rec.end_epoch() before flagging")  # fmt: skip
+    seen = np.asarray(dynamics.n_seen)
+    few = np.flatnonzero(2 * seen < seen.max())
+    if few.size:
+        warnings.warn(f"{few.size} of {n} samples were recorded in fewer than half as many epochs as the most "
+                      f"recorded ones ({int(seen[few].min())} of up to {int(seen.max())}): "
+                      f"{describe_ids(few)}. Each score averages the epochs a sample was seen in, so a sample seen "
+                      "only early keeps its early, high loss and is flagged more often: record every sample in "
+                      "every epoch, or flag only among the samples recorded alike", RuntimeWarning, stacklevel=3)
     present = np.unique(dynamics.labels)
     empty = np.setdiff1d(np.arange(k), present)
     if per_class and empty.size:
@@ -114,6 +125,11 @@ def _features(features: Any, n: int, knn_k: int) -> np.ndarray:
         x = x.astype(np.float64)
     if x.ndim != 2 or x.shape[0] != n:
         raise ValueError(f"features must be (N={n}, D), got shape {x.shape}")
+    zero = np.flatnonzero(~x.any(axis=1))
+    if zero.size:
+        raise ValueError(f"features are all zeros for {describe_ids(zero)}: the neighbours are found by cosine "
+                         "similarity, which an all-zero row does not have; pass features without such rows (e.g. an "
+                         "embedding taken before its last ReLU), or flag those samples apart")  # fmt: skip
     if knn_k >= n - 1:
         fix = f"pass knn_k <= {n - 2}, or no features" if n > 2 else "pass no features"
         raise ValueError(f"features: knn_k={knn_k} neighbours per sample need at least knn_k + 2 = {knn_k + 2} "

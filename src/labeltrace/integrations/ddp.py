@@ -89,6 +89,7 @@ class DistributedRecorder:
             keep_probs=keep_probs, directory=directory if self.rank == 0 else None,
             max_epochs=max_epochs if self.rank == 0 else None,
         )  # fmt: skip
+        self._rec._shards_checked = True  # it is fed every rank's rows (end_epoch gathers them)
         self._synced_labels = self._rec.labels.copy()  # labels as of the last end_epoch, equal on all ranks
 
     @property
@@ -211,6 +212,7 @@ class DistributedRecorder:
         N, K, mode, keep, labels, T = msg[0]
         out = cls(N, K, mode=mode, keep_probs=keep, group=group, dedupe=dedupe)
         if rec is not None:
+            rec._shards_checked = True
             out._rec = rec
         else:
             out._rec.labels = np.asarray(labels, dtype=np.int64).copy()

@@ -34,12 +34,16 @@ suggested labels.
 Two storage modes: ``"full"`` keeps every per-epoch value (one ``(T, N)`` float32 array per field
 plus the ``seen`` mask; in files under ``directory`` when one is given, see
 :mod:`labeltrace.record.storage`), ``"streaming"`` keeps only O(N) running sums and gives the same
-per-sample means, std, forgetting counts and last epoch values.
+per-sample means, std, forgetting counts and last epoch values. The kept softmax is the one part
+that grows with K: ``keep_probs × N × K`` float32 and two ``N × K`` float64 sums in memory, the
+window and one sum in every checkpoint (``keep_probs=0`` or 1 with many classes).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +60,25 @@ from labeltrace.record.storage import FileStore, MemoryStore
 __all__ = ["FIELDS", "Dynamics", "PendingUpdates", "Recorder"]
 
 _NF = len(FIELDS)
+
+
+def _warn_if_sharded() -> None:
+    """Warn when torch.distributed runs several processes: a plain Recorder records only what this
+    process passes to ``update``, a shard under a DistributedSampler."""
+    dist = sys.modules.get("torch.distributed")  # never imports torch itself
+    if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_world_size() < 2:
+        return
+    warnings.warn(f"labeltrace.Recorder: torch.distributed runs {dist.get_world_size()} processes and this "
+                  "Recorder records only the batches this process passes to update(): under a DistributedSampler "
+                  "each sample would be scored on the few epochs it landed on this process, and each process would "
+                  "save its own shard. Use labeltrace.integrations.ddp.DistributedRecorder (the same arguments), "
+                  "or gather the ids, logits and labels to one process first", RuntimeWarning, stacklevel=3)
+
+
+def _npz(path: str | os.PathLike[str]) -> Path:
+    """``path`` as :meth:`Recorder.save` writes it: with ``.npz`` appended unless it ends so."""
+    p = Path(path)
+    return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")
 _CORRECT = FIELDS.index("correct")
 Mode = Literal["full", "streaming"]
 
@@ -89,12 +112,14 @@ class Recorder:
     mode:
         ``"full"`` (per-epoch arrays) or ``"streaming"`` (O(N) running sums only).
     keep_probs:
-        Keep the softmax of the last ``keep_probs`` epochs (``keep_probs × N × K`` float32) for
+        Keep the softmax of the last ``keep_probs`` epochs (``keep_probs × N × K`` float32, plus
+        two ``N × K`` float64 running sums; checkpoints hold the window and one sum) for
         :meth:`Dynamics.posterior`; 0 disables it.
     directory:
         Full mode only: keep the per-epoch arrays in files in this directory (created at the
         first :meth:`end_epoch`, replacing any store there) instead of memory. Checkpoints
-        (:meth:`save`, :meth:`state_dict`) then hold O(N) numbers and point to the files.
+        (:meth:`save`, :meth:`state_dict`) then hold O(N) numbers per quantity (and the kept
+        softmax, see ``keep_probs``) and point to the files.
     max_epochs:
         Epochs to preallocate (memory) or reserve (files); recording more still works — memory
         doubles its capacity (a copy), files just grow.
@@ -147,6 +172,7 @@ class Recorder:
         self._probs_seen: list[np.ndarray] = []
         self._psum = _frozen(np.zeros((N, K) if self.keep_probs else (0, 0)))
         self._row_tokens = np.zeros(0, dtype=np.int64)  # file store: token of each epoch row
+        self._shards_checked = False  # DistributedRecorder sets it: its recorder is fed every rank's rows
 
     # ------------------------------------------------------------------ recording
     def update(self, ids: Any, logits: Any, labels: Any) -> None:
@@ -165,6 +191,9 @@ class Recorder:
             raise ValueError(f"labels has {lab_np.shape[0]} entries but ids has {B}")
         if B == 0:
             return
+        if not self._shards_checked:
+            self._shards_checked = True
+            _warn_if_sharded()
         self.check_labels(ids_np, lab_np)
         q, p = batch_quantities(z, lab_np, want_probs=bool(self.keep_probs))
         self.labels[ids_np] = lab_np
@@ -320,7 +349,8 @@ class Recorder:
         """Everything needed to resume, as plain numpy arrays (no pickle needed to store it).
 
         With a ``directory`` the per-epoch arrays stay in their files (flushed first) and the
-        state holds O(N) numbers and the directory (absolute); otherwise it embeds them.
+        state holds O(N) numbers per quantity, the kept softmax and the directory (absolute);
+        otherwise it embeds them.
         """
         st = _state.build(self, embed=None, base=None)
         return {k: v if k == "rows" else np.array(v, copy=True) for k, v in st.items()}  # rows: stacked anew
@@ -337,13 +367,12 @@ class Recorder:
         """Write the state to ``path`` (``.npz``, no pickle) atomically; returns the path.
 
         ``embed`` (default: only when the recorder has no directory) writes the per-epoch arrays
-        into the file, streamed from their store; otherwise the file holds O(N) numbers and the
-        directory relative to the file, written after the directory's files are flushed.
+        into the file, streamed from their store; otherwise the file holds O(N) numbers per
+        quantity, the kept softmax and the directory relative to the file, written after the
+        directory's files are flushed. A path not ending in ``.npz`` gains it (``load`` reads
+        either spelling).
         """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-        return _state.save(self, path, embed=embed)
+        return _state.save(self, _npz(path), embed=embed)
 
     @classmethod
     def from_state_dict(cls, state: dict[str, np.ndarray], *, base: str | os.PathLike[str] | None = None) -> Recorder:
@@ -355,8 +384,11 @@ class Recorder:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Recorder:
-        """Load a recorder written by :meth:`save` (``allow_pickle=False``)."""
+        """Load a recorder written by :meth:`save` (``allow_pickle=False``), by the path given to
+        it or the one it returned."""
         path = Path(path)
+        if not path.exists() and _npz(path).exists():
+            path = _npz(path)
         with np.load(path, allow_pickle=False) as z:
             state = {k: z[k] for k in z.files}
         meta = _state.read_meta(state)

@@ -196,7 +196,7 @@ def test_review_agree_and_count_given_keep_the_stored_value_of_the_flag_left_out
     from labeltrace.cli import build_parser
     from labeltrace.cli_relabel import review_rule
     from labeltrace.relabel.consensus import ConsensusRule
-    from labeltrace.relabel.decisions import run_store
+    from labeltrace.relabel.runstore import run_store
 
     rd = make_run(tmp_path, n=20, k=3)
     run_store(rundir.open_run(rd)).set_rule(ConsensusRule(agree=2, count_given=True))

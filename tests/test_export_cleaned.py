@@ -15,7 +15,7 @@ from runfactory import csv_rows, make_run
 from labeltrace.export import export_run
 from labeltrace.export.cleaned import export_labels
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decisions import run_store
+from labeltrace.relabel.runstore import run_store
 from labeltrace.rundir import open_run
 
 
@@ -199,3 +199,27 @@ def test_class_folders_spelled_like_array_paths_are_still_image_files(tmp_path: 
     assert rescan_command(run, tmp_path / "clean.csv") is not None
     arrays = make_run(tmp_path / "b", n=12, k=2, seed=9, kind="arrays", with_files=False)
     assert rescan_command(open_run(arrays), tmp_path / "b.csv") is None
+
+
+def test_a_run_with_a_truth_column_writes_its_cleaned_labels(tmp_path: Path) -> None:
+    """--truth-column records "known true labels" where --noise records its spec: the export took
+    it for injected noise and refused, naming --noise."""
+    rd = make_run(tmp_path, n=12, k=3, seed=3, kind="manifest")
+    meta = json.loads((rd / "run.json").read_text())
+    meta["noise"] = {"spec": "known true labels", "realised_rate": 0.25, "n_flipped": 3}
+    (rd / "run.json").write_text(json.dumps(meta))
+    run = open_run(rd)
+    run_store(run).add(0, run.classes[1], reviewer="ann")
+    rows = csv_rows(export_labels(rd, tmp_path / "clean.csv"))
+    assert rows[0]["label"] == run.classes[1] and rows[0]["review_status"] == "consensus"
+
+
+def test_the_rescan_command_skips_the_images_the_scan_skipped(tmp_path: Path) -> None:
+    from labeltrace.export.cleaned import rescan_command
+
+    rd = make_run(tmp_path, n=12, k=3, seed=11, kind="manifest")
+    assert "--on-bad-image" not in (rescan_command(open_run(rd), tmp_path / "clean.csv") or "")
+    meta = json.loads((rd / "run.json").read_text())
+    meta["data"]["skipped"] = [["benign/corrupt.png", "cannot identify image file"]]
+    (rd / "run.json").write_text(json.dumps(meta))
+    assert "--on-bad-image skip" in (rescan_command(open_run(rd), tmp_path / "clean.csv") or "")

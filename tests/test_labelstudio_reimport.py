@@ -9,7 +9,7 @@ import pytest
 from runfactory import make_run
 
 from labeltrace.export import export_run, import_labelstudio
-from labeltrace.relabel.decisions import run_store
+from labeltrace.relabel.runstore import run_store
 from labeltrace.rundir import open_run
 
 
@@ -42,3 +42,42 @@ def test_local_files_of_an_array_run_name_the_command_line_option(tmp_path: Path
     rd = make_run(tmp_path, n=20, k=3, with_files=False)
     with pytest.raises(ValueError, match="--images data-uri"):
         export_run(rd, "labelstudio", images="local-files")
+
+
+def _full_task(sid: int, *annotations: tuple[str, list[dict[str, object]]]) -> dict[str, object]:
+    return {"id": sid + 1, "data": {"image": "x", "labeltrace_id": sid},
+            "annotations": [{"id": k, "updated_at": at, "result": res} for k, (at, res) in enumerate(annotations)]}
+
+
+def _choice(name: str, *values: str) -> dict[str, object]:
+    return {"type": "choices", "from_name": name, "to_name": "image", "value": {"choices": list(values)}}
+
+
+def test_a_class_ticked_with_unsure_imports_as_unsure(tmp_path: Path) -> None:
+    """It was stored as a confident relabel, reached consensus and changed the cleaned label."""
+    rd = make_run(tmp_path, n=12, k=3, seed=2)
+    cls = open_run(rd).classes[1]
+    f = tmp_path / "ls.json"
+    f.write_text(json.dumps([_full_task(0, ("2025-01-10T10:00:00Z", [_choice("label", cls), _choice("review", "unsure")]))]))
+    assert import_labelstudio(rd, f) == 1
+    d = run_store(open_run(rd)).current()[0]
+    assert (d.kind, d.decision) == ("unsure", "unsure")
+    f.write_text(json.dumps([{"image": "x", "labeltrace_id": 1, "label": cls, "review": "unsure",
+                              "updated_at": "2025-01-10T10:00:00Z"}]))  # the JSON-MIN export  # fmt: skip
+    assert import_labelstudio(rd, f) == 1
+    assert run_store(open_run(rd)).current()[1].kind == "unsure"
+
+
+def test_a_task_whose_latest_annotation_is_empty_is_named(tmp_path: Path) -> None:
+    """'imported 1 decisions' for 2 annotated tasks, and the relabel of the first annotator vanished."""
+    rd = make_run(tmp_path, n=12, k=3, seed=2)
+    cls = open_run(rd).classes[2]
+    f = tmp_path / "ls.json"
+    f.write_text(json.dumps([
+        _full_task(3, ("2025-01-10T10:00:00Z", [_choice("label", cls)]), ("2025-01-11T10:00:00Z", [])),
+        _full_task(4, ("2025-01-10T10:00:00Z", [_choice("label", cls)])),
+    ]))  # fmt: skip
+    told: list[str] = []
+    assert import_labelstudio(rd, f, warn=told.append) == 1
+    assert len(told) == 1 and "1 task not imported" in told[0] and "sample 3 holds no class" in told[0]
+    assert set(run_store(open_run(rd)).current()) == {4}

@@ -8,9 +8,9 @@ import pytest
 from runfactory import make_run
 
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decisions import run_store
 from labeltrace.relabel.preflight import preflight
 from labeltrace.relabel.queue import write_queue
+from labeltrace.relabel.runstore import run_store
 from labeltrace.rundir import open_run
 
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from runfactory import make_run
 
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decisions import run_store
+from labeltrace.relabel.runstore import run_store
 from labeltrace.review import create_app
 from labeltrace.rundir import open_run
 
@@ -89,3 +89,17 @@ def test_a_features_file_of_the_wrong_shape_is_refused_at_startup(tmp_path: Path
     np.save(bad, np.ones((12, 4), dtype=np.float32))
     c = TestClient(create_app(rd, features=bad), base_url=LOCAL)
     assert c.get("/api/context/0").status_code == 200
+
+
+def test_one_reviewer_in_two_letter_cases_is_one_vote(tmp_path: Path) -> None:
+    """Under --agree 2, 'alice' then 'ALICE' settled a sample alone."""
+    rd = make_run(tmp_path, n=12, k=3, seed=5)
+    st = run_store(open_run(rd))
+    cls = open_run(rd).classes[1]
+    st.add(0, cls, reviewer="alice")
+    st.add(0, cls, reviewer="  ALICE ")
+    assert st.vote_counts()[0].sum() == 1 and st.reviewers() == ["alice"]
+    assert st.add_many([{"sample_id": 1, "decision": cls, "reviewer": "Bob"},
+                        {"sample_id": 1, "decision": cls, "reviewer": "BOB"}], source="app") == 1  # the repeat: skipped  # fmt: skip
+    assert st.vote_counts()[1].sum() == 1 and st.reviewers() == ["Bob", "alice"]
+    assert set(st.current(reviewer="ALICE")) == {0}

@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--held-out", action="store_true",
                     help="cross-fitted runs: score the held-out dynamics instead of the in-sample ones")
     sc.add_argument("--out", help="write the ranked table (.parquet or .csv)")
-    sc.add_argument("--top", type=int, default=20, help="suspects shown (default 20)")
+    sc.add_argument("--top", type=int, default=20, help="suspects shown (default 20; with --out, the table is written instead)")
     sc.set_defaults(func=_cmd_score)
 
     add_relabel_commands(sub)

@@ -84,7 +84,7 @@ def review_rule(args: argparse.Namespace) -> Any:
 
     if args.agree is None and args.count_given is None:
         return None
-    from labeltrace.relabel.decisions import run_store
+    from labeltrace.relabel.runstore import run_store
     from labeltrace.rundir import open_run
 
     stored = run_store(open_run(args.run_dir)).rule()

@@ -186,12 +186,12 @@ def _as_int(v: Any) -> int | None:
 
 def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
     """Labels that are one class written two ways are refused naming the rows: two spellings of one
-    integer ("1", "01", "+1", "١") or of one Unicode name (NFC vs NFD "café"); read as two classes
-    or merged silently, either way some images would carry the wrong class."""
+    integer ("1", "01", "+1", "١") or of one name (NFC vs NFD "café", "benign" vs "Benign"); read as
+    two classes or merged silently, either way some images would carry the wrong class."""
     texts = {v for v in raw if isinstance(v, str)}
     groups: dict[Any, set[str]] = {}
     for v in texts:
-        key = ("int", int(v)) if _NUMBER_RE.match(v) else ("name", unicodedata.normalize("NFC", v))
+        key = ("int", int(v)) if _NUMBER_RE.match(v) else ("name", unicodedata.normalize("NFC", v).casefold())
         groups.setdefault(key, set()).add(v)
     numbers = {int(v) for v in raw if isinstance(v, (int, np.integer)) and not isinstance(v, bool)}
     for i in numbers:  # a Parquet column mixing 1 and "01"
@@ -204,7 +204,7 @@ def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
             first.setdefault(str(v) if not isinstance(v, str) else v, k)
         raise DataError(
             "labels that write one class two ways (" + ("numbers with a sign, leading zeros or other digits"
-            if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms") + "): "
+            if any(key[0] == "int" for key in clash) else "the same name in other letter cases or Unicode forms") + "): "
             + listing(" / ".join(f"{v!r} ({row_name(first[v])})" for v in vs) for vs in clash.values())
             + "; write each class one way (or, if they are different classes, list every name in a classes.txt "
             "beside the manifest, labeltrace scan --classes FILE, or classes=[...])"
@@ -281,13 +281,16 @@ def parse_labels(
                 f"integer labels are class positions 0..K-1 unless a class list is given, so label {k_max} would "
                 f"make {k_max + 1:,} classes for {len(ints):,} samples: "
                 + listing(f"{row_name(k)} {raw[k]!r}" for k in top)
-                + "; a column of ids or codes? Give the labels as class names"
+                + "; a column of ids? Give the labels as class names. Codes that name classes? List them, one per "
+                "line, in a classes.txt beside the manifest (labeltrace scan --classes FILE, or classes=[...])"
             )
         if ints and min(ints) > 0:  # type: ignore[type-var]
             raise DataError(
                 f"integer labels are class positions 0..K-1, and no label is 0 (they run from {min(ints)} to "  # type: ignore[type-var]
                 f"{k_max}), while every class needs at least 2 samples: labels counted from 1? Subtract 1. A subset "
-                "without class 0? Renumber its classes from 0, or give the labels as class names"
+                "without class 0? Renumber its classes from 0. Codes that name classes (e.g. BI-RADS 2 and 5)? "
+                "List them, one per line, in a classes.txt beside the manifest (labeltrace scan --classes FILE, "
+                "or classes=[...]), or give the labels as class names"
             )
         return np.array(ints, dtype=np.int64), tuple(str(k) for k in range(k_max + 1))
     names = tuple(sorted({str(v) for v in raw}))

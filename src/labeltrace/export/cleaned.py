@@ -173,8 +173,10 @@ def _csv_table(table: pa.Table, out: Path) -> Path:
 def _refuse_injected_noise(run: Run) -> None:
     """Refuse a run whose given labels were injected by ``--noise`` (module docstring)."""
     noise = run.meta.get("noise")
-    spec = noise.get("spec") if isinstance(noise, dict) else None
-    spec = spec or (run.meta.get("config") or {}).get("noise")
+    recorded = noise.get("spec") if isinstance(noise, dict) else None
+    # --truth-column records its known true labels there too ("known true labels"): its given
+    # labels are the dataset's own, and its decisions can be written back
+    spec = (run.meta.get("config") or {}).get("noise") or (recorded if recorded != "known true labels" else None)
     if spec:
         raise ValueError(
             f"{run.path} was scanned with --noise {spec}: its given labels are the injected ones, "
@@ -231,8 +233,9 @@ def _rescannable(run: Run, out: Path) -> bool:
 def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     """The ``labeltrace scan`` command that scans the images again with the cleaned labels ``out``
     (written by :func:`export_labels`): their paths are the scan's, relative to the data root; a
-    manifest's own column names, the class list written beside ``out`` and ``--no-missing-markers``
-    (for a class named ``none``) are passed on. None for an array run."""
+    manifest's own column names, the class list written beside ``out``, ``--no-missing-markers``
+    (for a class named ``none``) and ``--on-bad-image skip`` (when the scan skipped images) are
+    passed on. None for an array run."""
     import shlex
 
     out = Path(out)
@@ -253,6 +256,8 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
             cmd += ["--allow-root", str(r)]
     if data.get("max_pixels") is not None:
         cmd += ["--max-pixels", str(data["max_pixels"])]
+    if data.get("skipped"):  # the scan skipped unreadable images: so must the new one
+        cmd += ["--on-bad-image", "skip"]
     if data.get("missing_markers") is False or missing_like_labels(run):
         cmd += ["--no-missing-markers"]  # a class or id named 'none': read them as they are
     return " ".join(shlex.quote(c) if c != "NEW_RUN_DIR" else c for c in cmd)

@@ -16,8 +16,8 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from labeltrace._checks import listing
-from labeltrace.relabel.decisions import run_store
 from labeltrace.relabel.order import review_order
+from labeltrace.relabel.runstore import run_store
 from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
 from labeltrace.rundir import Run, open_run
 
@@ -178,7 +178,8 @@ def _iso(ts: Any) -> str | None:
 def _decision_of(
     results: list[dict[str, Any]], classes: set[str], where: str
 ) -> tuple[str, str] | None:
-    """(kind, decision) from an annotation's result list, or None when it holds no choice."""
+    """(kind, decision) from an annotation's result list, or None when it holds no choice. A class
+    ticked together with ``unsure`` is an unsure decision (the annotator doubted the class)."""
     label: str | None = None
     unsure = False
     for r in results:
@@ -191,11 +192,11 @@ def _decision_of(
             if len(vals) != 1:
                 raise ValueError(f"{where}: expected one class choice, got {vals}")
             label = str(vals[0])
-    if label is not None:
-        if label not in classes:
-            raise ValueError(f"{where}: unknown class {label!r}; classes are {sorted(classes)}")
-        return "label", label
-    return ("unsure", "unsure") if unsure else None
+    if label is not None and label not in classes:
+        raise ValueError(f"{where}: unknown class {label!r}; classes are {sorted(classes)}")
+    if unsure:
+        return "unsure", "unsure"
+    return None if label is None else ("label", label)
 
 
 def _min_decision(task: dict[str, Any], classes: set[str], where: str) -> tuple[str, str] | None:
@@ -207,17 +208,15 @@ def _min_decision(task: dict[str, Any], classes: set[str], where: str) -> tuple[
         if len(v) != 1:
             raise ValueError(f"{where}: expected one class choice, got {v}")
         v = v[0]
-    if v is not None:
-        if v not in classes:
-            raise ValueError(f"{where}: unknown class {v!r}; classes are {sorted(classes)}")
-        return "label", str(v)
+    if v is not None and v not in classes:
+        raise ValueError(f"{where}: unknown class {v!r}; classes are {sorted(classes)}")
     r = task.get(LS_REVIEW)
     if r == "unsure" or (
         isinstance(r, (list, dict))
         and "unsure" in (r if isinstance(r, list) else r.get("choices", []))
     ):
-        return "unsure", "unsure"
-    return None
+        return "unsure", "unsure"  # with a class ticked too: the annotator doubted it
+    return None if v is None else ("label", str(v))
 
 
 def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.PathLike[str], *,
@@ -226,8 +225,9 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
 
     Each task is matched by ``data.labeltrace_id`` (else ``external_id``). Of a task's
     annotations the latest one (``updated_at`` / ``created_at``, then list order) counts: a
-    class choice → relabel decision, ``review: unsure`` → ``unsure``, a cancelled (skipped)
-    annotation → ``skip``. Rows are stored with reviewer and source ``"labelstudio"`` and the
+    class choice → relabel decision, ``review: unsure`` → ``unsure`` (with a class ticked too:
+    ``unsure``), a cancelled (skipped) annotation → ``skip``; a task whose latest annotation holds
+    no choice is not imported, and ``warn`` names its sample. Rows are stored with reviewer and source ``"labelstudio"`` and the
     annotation's time; importing the same file twice writes nothing new. All tasks are checked
     before anything is written.
 
@@ -254,6 +254,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     ext_ids = [str(e) for e in run.column("external_id")]
     by_ext = {e: i for i, e in enumerate(ext_ids)}
     rows: list[dict[str, Any]] = []
+    empty: list[int] = []  # samples whose latest annotation holds no choice
     for t_idx, task in enumerate(tasks):
         where = f"{export_json}: task {task.get('id', t_idx) if isinstance(task, dict) else t_idx}"
         if not isinstance(task, dict):
@@ -300,6 +301,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             at = _iso(task.get("updated_at") or task.get("created_at"))
             dec = _min_decision(task, classes, where)
         if dec is None:
+            empty.append(sid)
             continue
         rows.append(
             {
@@ -317,6 +319,13 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     for k, r in enumerate(rows):
         first.setdefault(r["sample_id"], k)
     rows.sort(key=lambda r: (first[r["sample_id"]], r["decided_at"] or ""))
+    say = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=3))
+    if empty:
+        ids = sorted(set(empty))
+        say(f"{export_json}: {len(empty)} task{'s' if len(empty) != 1 else ''} not imported: the latest "
+            f"annotation of sample{'s' if len(ids) != 1 else ''} {listing(map(str, ids))} holds no class and no "
+            "'unsure' (an empty submission); earlier annotations of those tasks are not used either — "
+            "annotate them again, or decide them on the review page")  # fmt: skip
     store = run_store(run)
     stored = store.current(reviewer=LS_REVIEWER)
     stale = [r for r in rows if r["sample_id"] in stored and r["decided_at"] is not None
@@ -327,10 +336,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
                f"no newer than the Label Studio decision already stored for sample"
                f"{'s' if len(ids) != 1 else ''} {listing(map(str, ids))} (an older export?); the stored "
                "decisions stay current")  # fmt: skip
-        if warn is None:
-            warnings.warn(msg, UserWarning, stacklevel=2)
-        else:
-            warn(msg)
+        say(msg)
         left_out = {id(r) for r in stale}
         rows = [r for r in rows if id(r) not in left_out]
     return store.add_many(rows, source=LS_REVIEWER)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from labeltrace.relabel.decisions import open_store
 from labeltrace.relabel.order import review_order
+from labeltrace.relabel.runstore import open_store
 from labeltrace.relabel.verdicts import run_verdicts
 from labeltrace.rundir import Run
 

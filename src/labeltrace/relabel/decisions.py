@@ -37,9 +37,8 @@ from typing import Any, Literal
 import numpy as np
 
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.rundir import REVIEWS_DB, Run
 
-__all__ = ["KINDS", "Decision", "ReviewStore", "current_decisions", "now_iso", "open_store", "run_store"]
+__all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
 FORMAT = "labeltrace.reviews/1"
 KINDS: tuple[str, ...] = ("label", "unsure", "skip")
@@ -176,9 +175,14 @@ class ReviewStore:
 
     # ------------------------------------------------------------------ validation
     def validate(
-        self, sample_id: Any, decision: Any, kind: Any = None, reviewer: Any = ""
-    ) -> tuple[int, str, str, str]:
+        self, sample_id: Any, decision: Any, kind: Any = None, reviewer: Any = "",
+        known: dict[str, str] | None = None,
+    ) -> tuple[int, str, str, str]:  # fmt: skip
         """Check one decision; returns ``(sample_id, kind, decision, reviewer)``.
+
+        The reviewer name is read with its whitespace collapsed and, when it differs only in case
+        from a name already stored, as that name (``known``: the stored names by their casefold,
+        when the caller has them), so that one person is one vote.
 
         ``kind`` may be omitted when ``decision`` is unambiguous (a class name, or ``"unsure"`` /
         ``"skip"`` when no class has that name); with kind ``"unsure"`` or ``"skip"`` the decision
@@ -219,11 +223,10 @@ class ReviewStore:
                 f"(send kind 'label' to record a class)"
             )
         if not isinstance(reviewer, str):
-            raise ValueError(f"sample {i}: reviewer must be a string")
-        reviewer = " ".join(reviewer.split())
-        if len(reviewer) > MAX_REVIEWER:
+            raise ValueError(f"sample {i}: reviewer name must be a string")
+        if len(" ".join(reviewer.split())) > MAX_REVIEWER:
             raise ValueError(f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters")
-        return i, kind, decision, reviewer or "anonymous"
+        return i, kind, decision, self._reviewer_name(reviewer, known)
 
     # ------------------------------------------------------------------ writes
     def add(
@@ -256,10 +259,12 @@ class ReviewStore:
         a file is harmless.
         """
         checked = []
+        known = self._known_names()
         for r in rows:
             i, k, dec, who = self.validate(
-                r["sample_id"], r["decision"], r.get("kind"), r.get("reviewer", "")
+                r["sample_id"], r["decision"], r.get("kind"), r.get("reviewer", ""), known
             )
+            known.setdefault(who.casefold(), who)
             checked.append((i, k, dec, who, r.get("decided_at") or None, source))
         n = 0
         stamp = now_iso()
@@ -308,9 +313,20 @@ class ReviewStore:
         with self._connect() as con:
             return [Decision(*r) for r in con.execute(q + " ORDER BY d.seq", args).fetchall()]
 
-    @staticmethod
-    def _reviewer_name(reviewer: str) -> str:
-        return " ".join(str(reviewer).split()) or "anonymous"
+    def _known_names(self) -> dict[str, str]:
+        """The stored reviewer names by their casefold (the first spelling stored)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT reviewer FROM decisions GROUP BY reviewer ORDER BY MIN(seq)").fetchall()
+        known: dict[str, str] = {}
+        for (name,) in rows:
+            known.setdefault(name.casefold(), name)
+        return known
+
+    def _reviewer_name(self, reviewer: str, known: dict[str, str] | None = None) -> str:
+        """``reviewer`` with its whitespace collapsed, as the name stored for it in another case."""
+        name = " ".join(str(reviewer).split()) or "anonymous"
+        names = self._known_names() if known is None else known
+        return names.get(name.casefold(), name)
 
     def current(self, reviewer: str | None = None) -> dict[int, Decision]:
         """The current (latest) decision of every sample that has one — of ``reviewer`` alone
@@ -374,35 +390,9 @@ class ReviewStore:
                         (value,))  # fmt: skip
 
 
-def current_decisions(run: Run) -> tuple[np.ndarray, np.ndarray]:
-    """``(kind_code, label_id)`` per sample from ``reviews.db`` (all -1 when there is none).
-
-    See :meth:`ReviewStore.current_arrays`.
-    """
-    store = open_store(run)
-    if store is None:
-        n = run.num_samples
-        return np.full(n, -1, np.int8), np.full(n, -1, np.int64)
-    return store.current_arrays()
-
-
 def _ids_digest(ids: Sequence[str]) -> str:
     """SHA-256 of the ids in order (each as str)."""
     h = hashlib.sha256()
     for x in ids:
         h.update(str(x).encode("utf-8", "surrogatepass") + b"\0")
     return h.hexdigest()
-
-
-def run_store(run: Run) -> ReviewStore:
-    """The run's decision store (``RUN_DIR/reviews.db``, created if missing), bound to the run's
-    classes, size and sample ids."""
-    return ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples,
-                       sample_ids=run.column("external_id").tolist())  # fmt: skip
-
-
-def open_store(run: Run) -> ReviewStore | None:
-    """The run's decision store, or None when nobody has reviewed yet (nothing is created)."""
-    if not (run.path / REVIEWS_DB).exists():
-        return None
-    return run_store(run)

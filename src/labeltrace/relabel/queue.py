@@ -33,8 +33,8 @@ from labeltrace._checks import describe_ids
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decisions import open_store
 from labeltrace.relabel.preflight import Estimate, preflight
+from labeltrace.relabel.runstore import open_store
 
 __all__ = [
     "DEFAULT_METHOD",

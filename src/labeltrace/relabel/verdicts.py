@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from labeltrace.relabel.consensus import ConsensusRule, Resolution, resolve
-from labeltrace.relabel.decisions import KINDS, Decision, ReviewStore, open_store
+from labeltrace.relabel.decisions import KINDS, Decision, ReviewStore
+from labeltrace.relabel.runstore import open_store
 from labeltrace.rundir import Run
 
 __all__ = ["NO_CONSENSUS", "Verdicts", "final_labels", "run_verdicts", "unresolved_table",

@@ -29,12 +29,13 @@ import numpy as np
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.campaign import Campaign
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decisions import KINDS, run_store
+from labeltrace.relabel.decisions import KINDS
 from labeltrace.relabel.features import check_features_file, run_features
 from labeltrace.relabel.head import HeadConfig
 from labeltrace.relabel.live import LiveConfig, LiveQueue, build_updater
 from labeltrace.relabel.order import review_order
 from labeltrace.relabel.queue import DEFAULT_METHOD, queue_meta, queue_posterior, run_sei
+from labeltrace.relabel.runstore import run_store
 from labeltrace.relabel.verdicts import Verdicts, verdicts
 from labeltrace.review.context import ReviewContext, top_classes
 from labeltrace.rundir import QUEUE, Run

@@ -1,0 +1,37 @@
+"""A run's review decisions: its :class:`~labeltrace.relabel.decisions.ReviewStore`
+(``RUN_DIR/reviews.db``), bound to the run's classes, size and sample ids."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labeltrace.relabel.decisions import ReviewStore
+from labeltrace.rundir import REVIEWS_DB, Run
+
+__all__ = ["current_decisions", "open_store", "run_store"]
+
+
+def current_decisions(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """``(kind_code, label_id)`` per sample from ``reviews.db`` (all -1 when there is none).
+
+    See :meth:`ReviewStore.current_arrays`.
+    """
+    store = open_store(run)
+    if store is None:
+        n = run.num_samples
+        return np.full(n, -1, np.int8), np.full(n, -1, np.int64)
+    return store.current_arrays()
+
+
+def run_store(run: Run) -> ReviewStore:
+    """The run's decision store (``RUN_DIR/reviews.db``, created if missing), bound to the run's
+    classes, size and sample ids."""
+    return ReviewStore(run.path / REVIEWS_DB, classes=run.classes, num_samples=run.num_samples,
+                       sample_ids=run.column("external_id").tolist())  # fmt: skip
+
+
+def open_store(run: Run) -> ReviewStore | None:
+    """The run's decision store, or None when nobody has reviewed yet (nothing is created)."""
+    if not (run.path / REVIEWS_DB).exists():
+        return None
+    return run_store(run)

@@ -186,3 +186,22 @@ def test_infinite_scores_rank_first_or_last() -> None:
 def test_t_interval_refuses_a_confidence_outside_0_1() -> None:
     with pytest.raises(ValueError, match="confidence must be in"):
         metrics.t_interval([0.1, 0.2, 0.3], confidence=95)
+
+
+def test_a_tie_at_the_cut_counts_its_average_not_the_order_of_the_samples() -> None:
+    """A constant score got F1@true 1.0 when the noisy samples had the lowest ids (a class-sorted
+    folder; the scan's 'ranking F1' then crowned the forgetting count, most samples tied at -4)."""
+    from labeltrace.evaluate.metrics import expected_hits, report_at_true_rate
+
+    truth = np.r_[np.ones(20, bool), np.zeros(80, bool)]
+    assert report_at_true_rate(truth, np.zeros(100))["f1"] == pytest.approx(0.2)  # 20 % of any 20
+    assert report_at_true_rate(truth[::-1], np.zeros(100))["f1"] == pytest.approx(0.2)
+    s = np.r_[np.zeros(10), np.ones(90)]  # 10 noisy below the cut, 10 more among the 90 tied
+    assert expected_hits(truth, s, 20) == pytest.approx(10 + 10 * 10 / 90)
+    rep = report_at_true_rate(truth, s)
+    assert rep["precision"] == rep["recall"] == rep["f1"] == pytest.approx((10 + 10 / 9) / 20)
+    assert rep["n_flagged"] == 20
+    distinct = np.r_[np.arange(20.0), np.arange(20.0, 100.0)]  # no ties: the exact count, as before
+    assert expected_hits(truth, distinct, 20) == 20 and report_at_true_rate(truth, distinct)["f1"] == 1.0
+    with_nan = np.r_[np.nan, np.zeros(99)]
+    assert expected_hits(truth, with_nan, 20, nan_policy="omit") == pytest.approx(20 * 19 / 99)

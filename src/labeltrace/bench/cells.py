@@ -232,9 +232,10 @@ class CellRunner:
                 "n_flagged": -1, "n_trainings": -1, "rule": "", "note": f"failed: {e}"}  # fmt: skip
         rep = metrics.detection_report(self.truth, d["flagged"], d["score"], nan_policy="omit")
         at = metrics.report_at_true_rate(self.truth, d["score"], nan_policy="omit")
-        top = metrics.flag_top_k(d["score"], min(200, int(np.isfinite(d["score"]).sum())), nan_policy="omit")
+        top = metrics.expected_hits(self.truth, d["score"], min(200, int((~np.isnan(d["score"])).sum())),
+                                    nan_policy="omit")  # fmt: skip
         return row | {
-            "recall_at_200": float((top & self.truth).sum() / self.truth.sum()) if self.truth.any() else float("nan"),
+            "recall_at_200": top / float(self.truth.sum()) if self.truth.any() else float("nan"),
             "precision": rep["precision"], "recall": rep["recall"], "f1": rep["f1"], "auroc": rep["auroc"],
             "ap": rep["average_precision"], "n_flagged": rep["n_flagged"], "f1_at_true_rate": at["f1"],
             "wall_seconds": d["wall_seconds"], "n_trainings": d["n_trainings"], "rule": d["rule"],

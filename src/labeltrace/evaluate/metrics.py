@@ -15,7 +15,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from labeltrace._checks import describe_ids as _describe_ids
 
-__all__ = ["detection_report", "flag_top_k", "interval_text", "report_at_true_rate", "t_interval"]
+__all__ = ["detection_report", "expected_hits", "flag_top_k", "interval_text", "report_at_true_rate", "t_interval"]
 
 NanPolicy = Literal["raise", "omit"]
 
@@ -173,14 +173,38 @@ def detection_report(
     }
 
 
+def expected_hits(is_noisy_true: np.ndarray, scores: np.ndarray, k: int, *,
+                  nan_policy: NanPolicy = "raise") -> float:  # fmt: skip
+    """The number of truly noisy samples among the ``k`` lowest scores, on average over the ways of
+    breaking a tie at the cut: the scores below the cut count whole, and of the group tied at the
+    ``k``-th score each sample counts with the fraction of the group that fits. A score with many
+    ties (a count of events, a vote of 10 neighbours) then gains nothing from the order of the
+    samples, which :func:`flag_top_k` (ties by sample id) would hand it.
+    """
+    truth = _as_bool_mask(is_noisy_true, "is_noisy_true")
+    s, scored = _as_scores(scores, truth.size, nan_policy)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ValueError(f"k must be an int, got {type(k).__name__}")
+    s, t = s[scored], truth[scored]
+    if not 0 <= k <= s.size:
+        raise ValueError(f"k must be in [0, {s.size}] (number of scored samples), got {k}")
+    if k == 0:
+        return 0.0
+    kth = np.partition(s, k - 1)[k - 1]
+    below, tied = s < kth, s == kth
+    return float(t[below].sum() + (k - int(below.sum())) * t[tied].sum() / tied.sum())
+
+
 def report_at_true_rate(
     is_noisy_true: np.ndarray, scores: np.ndarray, *, nan_policy: NanPolicy = "raise"
 ) -> dict[str, Any]:
     """:func:`detection_report` after flagging exactly as many samples as are truly noisy.
 
-    The ``n_noisy`` lowest-scored samples are flagged (:func:`flag_top_k`), which makes
-    precision == recall == f1 and compares detectors without choosing a threshold. With
-    ``nan_policy="omit"`` the count is capped at the number of scored samples.
+    The ``n_noisy`` lowest-scored samples are flagged, which makes precision == recall == f1 and
+    compares detectors without choosing a threshold; a group of scores tied at the cut counts by
+    :func:`expected_hits` (its average over the ways of breaking the tie), and ``n_flagged`` is
+    that of :func:`flag_top_k`. With ``nan_policy="omit"`` the count is capped at the number of
+    scored samples.
 
     Parameters
     ----------
@@ -200,7 +224,13 @@ def report_at_true_rate(
     s, scored = _as_scores(scores, truth.size, nan_policy)
     k = min(int(truth.sum()), int(scored.sum()))
     flags = flag_top_k(s, k, nan_policy=nan_policy)
-    return detection_report(truth, flags, s, nan_policy=nan_policy)
+    rep = detection_report(truth, flags, s, nan_policy=nan_policy)
+    if k == 0:
+        return rep
+    hits = expected_hits(truth, s, k, nan_policy=nan_policy)
+    precision, recall = hits / k, hits / int(truth.sum())
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return rep | {"precision": precision, "recall": recall, "f1": f1}
 
 
 def t_interval(

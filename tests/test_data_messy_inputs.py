@@ -48,8 +48,7 @@ def test_a_repeated_header_name_is_refused(tmp_path: Path) -> None:
     (["\u0661", "1", "0", "0"], None, "write one class two ways"),  # an Arabic-Indic one
     (["01", "02"], ["1", "2", "3"], r"unknown labels.*row 1 '01'"),  # was read as positions 1, 2: '2', '3'
     ([unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café"), "dog", "dog"], None,
-     "the same name in other letter cases or Unicode forms"),
-    (["benign", "Benign", "malignant", "malignant"], None, r"'Benign' \(row 2\) / 'benign' \(row 1\)"),
+     "the same name in two Unicode forms"),
     ([[0], [1], [0, 1], [1]], None, r"multi-label.*row 3 \[0, 1\]"),
     ([b"a", b"a", b"b", b"b"], None, r"row 1 b'a'"),
 ])
@@ -73,17 +72,26 @@ def test_integer_labels_that_cannot_be_class_positions_are_refused() -> None:
     with pytest.raises(DataError, match=r"no label is 0 \(they run from 1 to 2\).*counted from 1\? Subtract 1\. A subset without class 0\? Renumber"):
         parse_labels([1, 1, 2, 2], None)
     assert parse_labels([1, 1, 2, 2], ["a", "b", "c"])[1] == ("a", "b", "c")  # positions in given classes: fine
-    with pytest.raises(DataError, match=r"BI-RADS 2 and 5\)\? List them.*--classes FILE"):
+    with pytest.raises(DataError, match=r"BI-RADS 2 and 5\)\? Give them as text.*--classes FILE"):
         parse_labels([2, 2, 2, 2, 5, 5, 5, 5], None)
-    with pytest.raises(DataError, match=r"Codes that name classes\? List them.*--classes FILE"):
+    with pytest.raises(DataError, match=r"Codes that name classes\? Give them as text.*--classes FILE"):
         parse_labels([2, 2, 5, 5], None)  # fewer samples than the largest code
     labels, classes = parse_labels(["2", "2", "5", "5"], ["2", "5"])  # the advice works
     assert classes == ("2", "5") and labels.tolist() == [0, 0, 1, 1]
 
 
-def test_names_in_two_letter_cases_are_two_classes_only_when_listed() -> None:
-    labels, classes = parse_labels(["benign", "Benign", "Benign"], ["benign", "Benign"])
-    assert classes == ("benign", "Benign") and labels.tolist() == [0, 1, 1]
+def test_names_in_two_letter_cases_are_two_classes_with_a_warning_unless_listed() -> None:
+    """'benign' / 'Benign' may be a typo, or two classes (EMNIST's letters): read as two, and said."""
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"differ only in letter case.*'Benign' \(row 2\) / 'benign' \(row 1\)"):
+        labels, classes = parse_labels(["benign", "Benign", "malignant", "malignant"], None)
+    assert classes == ("Benign", "benign", "malignant") and labels.tolist() == [1, 0, 2, 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labels, classes = parse_labels(["benign", "Benign", "Benign"], ["benign", "Benign"])
+        assert classes == ("benign", "Benign") and labels.tolist() == [0, 1, 1]
+        parse_labels(["straße", "strasse", "strasse"], None)  # not a letter-case pair
 
 
 def test_folder_warns_about_what_it_does_not_read(tmp_path: Path) -> None:

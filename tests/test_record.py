@@ -243,6 +243,10 @@ def test_a_plain_recorder_under_several_processes_warns_once(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rec.update([2], np.eye(1, 2), [0])  # once per recorder
+        Recorder(3, 2, local=True).update([0, 1], np.eye(2), [0, 1])  # gathered here, or one rank's own fit
+        from labeltrace.train.distributed import LOCAL
+
+        LOCAL.recorder(3, 2).update([0, 1], np.eye(2), [0, 1])  # the scan's rank-0-only fits
     monkeypatch.undo()
     with warnings.catch_warnings():
         warnings.simplefilter("error")

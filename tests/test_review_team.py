@@ -91,15 +91,26 @@ def test_a_features_file_of_the_wrong_shape_is_refused_at_startup(tmp_path: Path
     assert c.get("/api/context/0").status_code == 200
 
 
-def test_one_reviewer_in_two_letter_cases_is_one_vote(tmp_path: Path) -> None:
-    """Under --agree 2, 'alice' then 'ALICE' settled a sample alone."""
+def test_a_reviewer_name_in_another_letter_case_is_refused(tmp_path: Path) -> None:
+    """Under --agree 2, 'alice' then 'ALICE' settled a sample alone. A store that already holds two
+    spellings (written before) keeps reading them as they are."""
+    import pytest
+
     rd = make_run(tmp_path, n=12, k=3, seed=5)
     st = run_store(open_run(rd))
     cls = open_run(rd).classes[1]
     st.add(0, cls, reviewer="alice")
-    st.add(0, cls, reviewer="  ALICE ")
-    assert st.vote_counts()[0].sum() == 1 and st.reviewers() == ["alice"]
-    assert st.add_many([{"sample_id": 1, "decision": cls, "reviewer": "Bob"},
-                        {"sample_id": 1, "decision": cls, "reviewer": "BOB"}], source="app") == 1  # the repeat: skipped  # fmt: skip
-    assert st.vote_counts()[1].sum() == 1 and st.reviewers() == ["Bob", "alice"]
-    assert set(st.current(reviewer="ALICE")) == {0}
+    with pytest.raises(ValueError, match=r"reviewer 'ALICE' differs only in letter case from 'alice'"):
+        st.add(0, cls, reviewer="  ALICE ")
+    st.add(0, cls, reviewer=" alice ")  # the same spelling, whitespace collapsed: fine
+    with pytest.raises(ValueError, match="differs only in letter case"):
+        st.add_many([{"sample_id": 1, "decision": cls, "reviewer": "Bob"},
+                     {"sample_id": 1, "decision": cls, "reviewer": "BOB"}], source="app")  # fmt: skip
+    assert st.reviewers() == ["alice"] and st.vote_counts()[0].sum() == 1
+    other = run_store(open_run(rd))  # another process's store: sees the names written here
+    st.add(2, cls, reviewer="Carol")
+    with pytest.raises(ValueError, match="from 'Carol'"):
+        other.add(2, cls, reviewer="carol")
+    client = TestClient(create_app(rd), base_url="http://127.0.0.1")
+    r = client.post("/api/decision", json={"sample_id": 3, "decision": cls, "reviewer": "ALICE"})
+    assert r.status_code == 400 and "letter case" in r.text

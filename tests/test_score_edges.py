@@ -52,8 +52,10 @@ def test_cosine_neighbours_do_not_depend_on_the_features_scale(scale: float) -> 
 
 def test_top_fraction_refuses_scores_it_could_never_flag() -> None:
     """``scores < cutoff`` cannot flag +inf: asked for both samples, it flagged one."""
-    with pytest.raises(ValueError, match=r"\+inf at sample ids \[1\]"):
+    with pytest.raises(ValueError, match=r"\+inf at sample ids \[1\], and rate 1.0 asks"):
         cutoffs.top_fraction(np.array([0.0, np.inf]), 1.0)
+    s = np.r_[np.arange(99.0), np.inf]  # a rate that stops short of +inf still works
+    assert cutoffs.flag(s, cutoffs.top_fraction(s, 0.1)).sum() == 10
     s = np.array([-np.inf, 0.0, 1.0])
     assert cutoffs.flag(s, cutoffs.top_fraction(s, 2 / 3)).tolist() == [True, True, False]
 
@@ -96,3 +98,15 @@ def test_a_probability_above_one_is_refused() -> None:
         P.self_confidence(np.array([[1.0009, 0.0], [0.0, 1.0]]), np.array([0, 1]))
     ok = np.array([[1.0 + 5e-7, 0.0], [0.0, 1.0]])  # float rounding of a softmax is accepted
     assert P.self_confidence(ok, np.array([0, 1])).shape == (2,)
+
+
+def test_the_twins_of_the_label_and_probability_checks_agree() -> None:
+    """The same two checks on their second paths: crossval's labels, the relabel posterior."""
+    from labeltrace.relabel.arrays import check_posterior
+    from labeltrace.train.crossval import crossval_probs
+
+    x = np.random.default_rng(0).normal(size=(6, 2))
+    with pytest.raises(ValueError, match=r"sample ids \[4\] have labels \[18446744073709551615\]"):
+        crossval_probs(x, np.array([0, 1, 0, 1, 2**64 - 1, 0], np.uint64))
+    with pytest.raises(ValueError, match=r"entries above 1 at sample ids \[0\]"):
+        check_posterior(np.array([[1.0009, 0.0], [0.0, 1.0]]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -186,25 +187,39 @@ def _as_int(v: Any) -> int | None:
 
 def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
     """Labels that are one class written two ways are refused naming the rows: two spellings of one
-    integer ("1", "01", "+1", "١") or of one name (NFC vs NFD "café", "benign" vs "Benign"); read as
-    two classes or merged silently, either way some images would carry the wrong class."""
+    integer ("1", "01", "+1", "١") or of one Unicode name (NFC vs NFD "café"); read as two classes
+    or merged silently, either way some images would carry the wrong class. Names that differ only
+    in letter case ("benign", "Benign") can be two classes (EMNIST's letters): they are read as
+    such, with a warning naming the rows."""
     texts = {v for v in raw if isinstance(v, str)}
     groups: dict[Any, set[str]] = {}
     for v in texts:
-        key = ("int", int(v)) if _NUMBER_RE.match(v) else ("name", unicodedata.normalize("NFC", v).casefold())
+        key = ("int", int(v)) if _NUMBER_RE.match(v) else ("name", unicodedata.normalize("NFC", v))
         groups.setdefault(key, set()).add(v)
+    cases: dict[str, set[str]] = {}
+    for key, spelt in groups.items():
+        if key[0] == "name":
+            cases.setdefault(key[1].lower(), set()).update(spelt)
+    case_twins = [sorted(vs) for vs in cases.values() if len(vs) > 1]
     numbers = {int(v) for v in raw if isinstance(v, (int, np.integer)) and not isinstance(v, bool)}
     for i in numbers:  # a Parquet column mixing 1 and "01"
         if ("int", i) in groups:
             groups[("int", i)].add(str(i))
     clash = {key: sorted(vs) for key, vs in groups.items() if len(vs) > 1}
-    if clash:
-        first = {}
+    first: dict[str, int] = {}
+    if clash or case_twins:
         for k, v in enumerate(raw):
             first.setdefault(str(v) if not isinstance(v, str) else v, k)
+    if case_twins and not clash:
+        warnings.warn("labels that differ only in letter case are read as different classes: "
+                      + listing(" / ".join(f"{v!r} ({row_name(first[v])})" for v in vs) for vs in case_twins)
+                      + "; if each pair is one class, write it one way (a classes.txt beside the manifest, "
+                      "labeltrace scan --classes FILE or classes=[...] listing them all says they are meant)",
+                      UserWarning, stacklevel=4)  # fmt: skip
+    if clash:
         raise DataError(
             "labels that write one class two ways (" + ("numbers with a sign, leading zeros or other digits"
-            if any(key[0] == "int" for key in clash) else "the same name in other letter cases or Unicode forms") + "): "
+            if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms") + "): "
             + listing(" / ".join(f"{v!r} ({row_name(first[v])})" for v in vs) for vs in clash.values())
             + "; write each class one way (or, if they are different classes, list every name in a classes.txt "
             "beside the manifest, labeltrace scan --classes FILE, or classes=[...])"
@@ -281,16 +296,18 @@ def parse_labels(
                 f"integer labels are class positions 0..K-1 unless a class list is given, so label {k_max} would "
                 f"make {k_max + 1:,} classes for {len(ints):,} samples: "
                 + listing(f"{row_name(k)} {raw[k]!r}" for k in top)
-                + "; a column of ids? Give the labels as class names. Codes that name classes? List them, one per "
-                "line, in a classes.txt beside the manifest (labeltrace scan --classes FILE, or classes=[...])"
+                + "; a column of ids? Give the labels as class names. Codes that name classes? Give them as text "
+                "and list them, one per line, in a classes.txt beside the manifest (labeltrace scan --classes FILE, "
+                "or classes=[...])"
             )
         if ints and min(ints) > 0:  # type: ignore[type-var]
             raise DataError(
                 f"integer labels are class positions 0..K-1, and no label is 0 (they run from {min(ints)} to "  # type: ignore[type-var]
                 f"{k_max}), while every class needs at least 2 samples: labels counted from 1? Subtract 1. A subset "
                 "without class 0? Renumber its classes from 0. Codes that name classes (e.g. BI-RADS 2 and 5)? "
-                "List them, one per line, in a classes.txt beside the manifest (labeltrace scan --classes FILE, "
-                "or classes=[...]), or give the labels as class names"
+                "Give them as text (as a CSV manifest does) and list them, one per line, in a classes.txt beside "
+                "the manifest (labeltrace scan --classes FILE, or classes=[...]): integer-typed labels are "
+                "positions in that list, text labels its names"
             )
         return np.array(ints, dtype=np.int64), tuple(str(k) for k in range(k_max + 1))
     names = tuple(sorted({str(v) for v in raw}))

@@ -127,7 +127,8 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
     Parameters
     ----------
     scores : np.ndarray
-        (N,) scores without NaN or +inf (a cut ``scores < cutoff`` cannot flag +inf), N >= 1.
+        (N,) scores without NaN, N >= 1; +inf only where the rate does not reach it (a cut
+        ``scores < cutoff`` cannot flag +inf).
     rate : float
         Fraction to flag, in ``[0, 1]``.
 
@@ -139,10 +140,6 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
     _reject_nan(s, "scores")
     if s.size == 0:
         raise ValueError("scores is empty")
-    top = np.flatnonzero(s == np.inf)
-    if top.size:
-        raise ValueError(f"scores are +inf at {_describe_ids(top)}: a cut `scores < cutoff` cannot flag them; "
-                         "give finite scores (lower = more suspect; -inf is allowed)")
     r = _check_finite_float(rate, "rate")
     if not 0.0 <= r <= 1.0:
         raise ValueError(f"rate must be in [0, 1], got {rate!r}")
@@ -150,6 +147,10 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
     if k == 0:
         return float(s.min())
     kth = np.partition(s, k - 1)[k - 1]
+    if kth == np.inf:
+        top = np.flatnonzero(s == np.inf)
+        raise ValueError(f"scores are +inf at {_describe_ids(top)}, and rate {rate!r} asks to flag some of them: a cut "
+                         "`scores < cutoff` cannot flag +inf; give finite scores (lower = more suspect)")
     at_most, below = int((s <= kth).sum()), int((s < kth).sum())
     if at_most - k >= k - below and at_most > k:
         return float(kth)

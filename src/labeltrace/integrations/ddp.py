@@ -87,9 +87,8 @@ class DistributedRecorder:
         self._rec = Recorder(
             num_samples, num_classes, mode=mode if self.rank == 0 else "streaming",  # type: ignore[arg-type]
             keep_probs=keep_probs, directory=directory if self.rank == 0 else None,
-            max_epochs=max_epochs if self.rank == 0 else None,
+            max_epochs=max_epochs if self.rank == 0 else None, local=True,  # end_epoch gathers every rank's rows
         )  # fmt: skip
-        self._rec._shards_checked = True  # it is fed every rank's rows (end_epoch gathers them)
         self._synced_labels = self._rec.labels.copy()  # labels as of the last end_epoch, equal on all ranks
 
     @property
@@ -212,7 +211,7 @@ class DistributedRecorder:
         N, K, mode, keep, labels, T = msg[0]
         out = cls(N, K, mode=mode, keep_probs=keep, group=group, dedupe=dedupe)
         if rec is not None:
-            rec._shards_checked = True
+            rec.local = True
             out._rec = rec
         else:
             out._rec.labels = np.asarray(labels, dtype=np.int64).copy()

@@ -71,8 +71,9 @@ def _warn_if_sharded() -> None:
     warnings.warn(f"labeltrace.Recorder: torch.distributed runs {dist.get_world_size()} processes and this "
                   "Recorder records only the batches this process passes to update(): under a DistributedSampler "
                   "each sample would be scored on the few epochs it landed on this process, and each process would "
-                  "save its own shard. Use labeltrace.integrations.ddp.DistributedRecorder (the same arguments), "
-                  "or gather the ids, logits and labels to one process first", RuntimeWarning, stacklevel=3)
+                  "save its own shard. Use labeltrace.integrations.ddp.DistributedRecorder (the same arguments); "
+                  "if this process does see every sample (you gather the ids, logits and labels here, or train "
+                  "on this rank alone), pass Recorder(..., local=True)", RuntimeWarning, stacklevel=3)
 
 
 def _npz(path: str | os.PathLike[str]) -> Path:
@@ -123,6 +124,11 @@ class Recorder:
     max_epochs:
         Epochs to preallocate (memory) or reserve (files); recording more still works — memory
         doubles its capacity (a copy), files just grow.
+    local:
+        Under several ``torch.distributed`` processes a Recorder warns at its first update that it
+        records only what this process passes; ``local=True`` says that is the whole recording
+        (you gather every rank's batches here, or train on this rank alone). Data-parallel
+        training records with :class:`~labeltrace.integrations.ddp.DistributedRecorder`.
     """
 
     def __init__(
@@ -134,6 +140,7 @@ class Recorder:
         keep_probs: int = 5,
         directory: str | os.PathLike[str] | None = None,
         max_epochs: int | None = None,
+        local: bool = False,
     ) -> None:
         check_int("num_samples", num_samples, 1, hint=": pass the whole number of samples")
         check_int("num_classes", num_classes, 2, hint=": pass the whole number of classes (logits)")
@@ -172,7 +179,8 @@ class Recorder:
         self._probs_seen: list[np.ndarray] = []
         self._psum = _frozen(np.zeros((N, K) if self.keep_probs else (0, 0)))
         self._row_tokens = np.zeros(0, dtype=np.int64)  # file store: token of each epoch row
-        self._shards_checked = False  # DistributedRecorder sets it: its recorder is fed every rank's rows
+        self.local = bool(local)  # no warning under several processes (see the class docstring)
+        self._shards_checked = False
 
     # ------------------------------------------------------------------ recording
     def update(self, ids: Any, logits: Any, labels: Any) -> None:
@@ -191,7 +199,7 @@ class Recorder:
             raise ValueError(f"labels has {lab_np.shape[0]} entries but ids has {B}")
         if B == 0:
             return
-        if not self._shards_checked:
+        if not (self._shards_checked or self.local):
             self._shards_checked = True
             _warn_if_sharded()
         self.check_labels(ids_np, lab_np)

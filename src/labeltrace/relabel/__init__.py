@@ -18,7 +18,9 @@ One concept a module; imports run one way (top to bottom), nothing is imported f
     simulation  ``labeltrace simulate``: files in, files out
     preflight   what relabeling B samples of a queue is expected to fix
     queue       ``labeltrace queue``: a scan run's review queue (queue.parquet)
+    reviews_sql the SQL of the decisions store (reviews.db): schema and statements
     decisions   the review app's decisions store (reviews.db): rows, votes, the stored rule
+    runstore    a run's decisions store, bound to its classes, size and sample ids
     verdicts    the decisions resolved by consensus: final labels, the unresolved list
     order       the order the review app serves
     features    a run's features (embedding, frozen-feature cache, shrunk images)

@@ -48,8 +48,12 @@ def as_matrix(x: Any, name: str, *, n: int | None = None, k: int | None = None) 
 
 
 def check_posterior(posterior: Any, *, n: int | None = None, k: int | None = None) -> np.ndarray:
-    """An (N, K) probability matrix whose rows sum to 1 (within 1e-3), as float64."""
+    """An (N, K) probability matrix, no entry above 1 (+1e-6), rows summing to 1 (within 1e-3), as
+    float64."""
     p = as_matrix(posterior, "posterior", n=n, k=k)
+    bad = np.flatnonzero((p > 1.0 + 1e-6).any(axis=1))
+    if bad.size:
+        raise ValueError(f"posterior has entries above 1 at {describe_ids(bad)}")
     bad = np.flatnonzero(np.abs(p.sum(axis=1) - 1.0) > 1e-3)
     if bad.size:
         raise ValueError(f"posterior rows must sum to 1; they do not at {describe_ids(bad)}")

@@ -36,45 +36,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labeltrace.relabel import reviews_sql as SQL
 from labeltrace.relabel.consensus import ConsensusRule
 
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
-FORMAT = "labeltrace.reviews/1"
 KINDS: tuple[str, ...] = ("label", "unsure", "skip")
 Kind = Literal["label", "unsure", "skip"]
 MAX_REVIEWER = 100
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    sample_id  INTEGER NOT NULL CHECK (sample_id >= 0),
-    kind       TEXT    NOT NULL CHECK (kind IN ('label', 'unsure', 'skip')),
-    decision   TEXT    NOT NULL,
-    reviewer   TEXT    NOT NULL,
-    decided_at TEXT    NOT NULL,
-    source     TEXT    NOT NULL DEFAULT 'app'
-);
-CREATE INDEX IF NOT EXISTS decisions_by_sample ON decisions (sample_id, seq);
-CREATE INDEX IF NOT EXISTS decisions_by_reviewer ON decisions (reviewer, sample_id, seq);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-_COLS = "sample_id, kind, decision, reviewer, decided_at, source"
-_COLS_D = "d.seq, d.sample_id, d.kind, d.decision, d.reviewer, d.decided_at, d.source"
-_LATEST = (  # each sample's latest row, or each (sample, reviewer)'s
-    f"SELECT {_COLS_D} FROM decisions d JOIN (SELECT MAX(seq) AS seq FROM decisions {{where}} "
-    "GROUP BY sample_id{by}) m ON d.seq = m.seq"
-)
-_INSERT = f"INSERT INTO decisions ({_COLS}) VALUES (?, ?, ?, ?, ?, ?)"
-_DUPLICATE = (
-    "SELECT 1 FROM decisions WHERE sample_id=? AND kind=? AND decision=? AND reviewer=? "
-    "AND decided_at=? AND source=? LIMIT 1"
-)
-#: a row without a time repeats the latest row of its sample, reviewer and source when it says the same
-_SAME_AS_LATEST = (
-    "SELECT kind=? AND decision=? FROM decisions WHERE sample_id=? AND reviewer=? AND source=? "
-    "ORDER BY seq DESC LIMIT 1"
-)
 
 
 def now_iso() -> str:
@@ -124,16 +93,17 @@ class ReviewStore:
         self.classes = [str(c) for c in classes]
         self._class_set = set(self.classes)
         self.num_samples = int(num_samples)
+        self._names: tuple[int, dict[str, str]] = (-1, {})  # (last seq read, names by lower case)
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(_SCHEMA)
+            con.executescript(SQL.SCHEMA)
             con.execute("BEGIN IMMEDIATE")
             rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
             if not rows:
                 con.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
                     [
-                        ("format", FORMAT),
+                        ("format", SQL.FORMAT),
                         ("classes", json.dumps(self.classes)),
                         ("num_samples", str(self.num_samples)),
                     ],
@@ -143,7 +113,7 @@ class ReviewStore:
                 con.execute("INSERT INTO meta (key, value) VALUES ('samples', ?)", (digest,))
             con.execute("COMMIT")
         if rows:
-            if rows.get("format") != FORMAT:
+            if rows.get("format") != SQL.FORMAT:
                 raise ValueError(f"{self.path}: unsupported reviews format {rows.get('format')!r}")
             stored = json.loads(rows.get("classes", "[]"))
             if stored != self.classes or int(rows.get("num_samples", -1)) != self.num_samples:
@@ -180,9 +150,9 @@ class ReviewStore:
     ) -> tuple[int, str, str, str]:  # fmt: skip
         """Check one decision; returns ``(sample_id, kind, decision, reviewer)``.
 
-        The reviewer name is read with its whitespace collapsed and, when it differs only in case
-        from a name already stored, as that name (``known``: the stored names by their casefold,
-        when the caller has them), so that one person is one vote.
+        The reviewer name is read with its whitespace collapsed; a name that differs only in
+        letter case from one already stored is refused, so that one person stays one vote
+        (``known``: the stored names by their lower case, when the caller has them).
 
         ``kind`` may be omitted when ``decision`` is unambiguous (a class name, or ``"unsure"`` /
         ``"skip"`` when no class has that name); with kind ``"unsure"`` or ``"skip"`` the decision
@@ -194,7 +164,7 @@ class ReviewStore:
             ``sample_id`` outside ``[0, N)``.
         ValueError
             Unknown class, unknown kind, ambiguous decision, a class sent with kind ``"unsure"`` /
-            ``"skip"``, or bad reviewer name.
+            ``"skip"``, or bad reviewer name (too long, or another case of a stored name).
         """
         if isinstance(sample_id, bool) or not isinstance(sample_id, (int, np.integer)):
             raise ValueError(f"sample_id must be an integer, got {sample_id!r}")
@@ -224,9 +194,20 @@ class ReviewStore:
             )
         if not isinstance(reviewer, str):
             raise ValueError(f"sample {i}: reviewer name must be a string")
-        if len(" ".join(reviewer.split())) > MAX_REVIEWER:
+        who = self._reviewer_name(reviewer)
+        if len(who) > MAX_REVIEWER:
             raise ValueError(f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters")
-        return i, kind, decision, self._reviewer_name(reviewer, known)
+        stored = self.case_twin(who, known)
+        if stored is not None:
+            raise ValueError(f"sample {i}: reviewer {who!r} differs only in letter case from {stored!r}, who has "
+                             f"decisions stored; use that spelling (one person is one vote)")  # fmt: skip
+        return i, kind, decision, who
+
+    def case_twin(self, reviewer: str, known: dict[str, str] | None = None) -> str | None:
+        """The stored reviewer name that differs from ``reviewer`` only in letter case, or None."""
+        who = self._reviewer_name(reviewer)
+        stored = (self._known_names() if known is None else known).get(who.lower(), who)
+        return None if stored == who else stored
 
     # ------------------------------------------------------------------ writes
     def add(
@@ -243,8 +224,9 @@ class ReviewStore:
         i, k, dec, who = self.validate(sample_id, decision, kind, reviewer)
         at = decided_at or now_iso()
         with self._connect() as con:
-            cur = con.execute(_INSERT, (i, k, dec, who, at, source))
+            cur = con.execute(SQL.INSERT, (i, k, dec, who, at, source))
             seq = int(cur.lastrowid or 0)
+        self._wrote(seq, who)
         return Decision(seq, i, k, dec, who, at, source)
 
     def add_many(
@@ -259,12 +241,12 @@ class ReviewStore:
         a file is harmless.
         """
         checked = []
-        known = self._known_names()
+        known = dict(self._known_names())
         for r in rows:
             i, k, dec, who = self.validate(
                 r["sample_id"], r["decision"], r.get("kind"), r.get("reviewer", ""), known
             )
-            known.setdefault(who.casefold(), who)
+            known.setdefault(who.lower(), who)
             checked.append((i, k, dec, who, r.get("decided_at") or None, source))
         n = 0
         stamp = now_iso()
@@ -274,11 +256,11 @@ class ReviewStore:
                 for i, k, dec, who, at, src in checked:
                     row = (i, k, dec, who, at or stamp, src)
                     if skip_duplicates and (
-                        con.execute(_DUPLICATE, row).fetchone() if at else
-                        (con.execute(_SAME_AS_LATEST, (k, dec, i, who, src)).fetchone() or (0,))[0]
+                        con.execute(SQL.DUPLICATE, row).fetchone() if at else
+                        (con.execute(SQL.SAME_AS_LATEST, (k, dec, i, who, src)).fetchone() or (0,))[0]
                     ):  # fmt: skip
                         continue
-                    con.execute(_INSERT, row)
+                    con.execute(SQL.INSERT, row)
                     n += 1
                 con.execute("COMMIT")
             except BaseException:
@@ -289,7 +271,7 @@ class ReviewStore:
     # ------------------------------------------------------------------ reads
     def history(self, sample_id: int | None = None) -> list[Decision]:
         """All rows (of one sample, or of all), oldest first."""
-        q = f"SELECT seq, {_COLS} FROM decisions"
+        q = f"SELECT seq, {SQL.COLS} FROM decisions"
         args: tuple[Any, ...] = ()
         if sample_id is not None:
             q += " WHERE sample_id = ?"
@@ -309,24 +291,33 @@ class ReviewStore:
             conds.append("sample_id = ?")
             args.append(int(sample_id))
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
-        q = _LATEST.format(where=where, by=", reviewer" if per_reviewer else "")
+        q = SQL.LATEST.format(where=where, by=", reviewer" if per_reviewer else "")
         with self._connect() as con:
             return [Decision(*r) for r in con.execute(q + " ORDER BY d.seq", args).fetchall()]
 
     def _known_names(self) -> dict[str, str]:
-        """The stored reviewer names by their casefold (the first spelling stored)."""
-        with self._connect() as con:
-            rows = con.execute("SELECT reviewer FROM decisions GROUP BY reviewer ORDER BY MIN(seq)").fetchall()
-        known: dict[str, str] = {}
-        for (name,) in rows:
-            known.setdefault(name.casefold(), name)
-        return known
+        """The stored reviewer names by their lower case (the first spelling stored), read again
+        only when another writer added rows since (this store's own writes keep it current)."""
+        seq = self.last_seq()
+        if self._names[0] != seq:
+            with self._connect() as con:
+                rows = con.execute("SELECT reviewer FROM decisions GROUP BY reviewer ORDER BY MIN(seq)").fetchall()
+            known: dict[str, str] = {}
+            for (name,) in rows:
+                known.setdefault(name.lower(), name)
+            self._names = (seq, known)
+        return self._names[1]
 
-    def _reviewer_name(self, reviewer: str, known: dict[str, str] | None = None) -> str:
-        """``reviewer`` with its whitespace collapsed, as the name stored for it in another case."""
-        name = " ".join(str(reviewer).split()) or "anonymous"
-        names = self._known_names() if known is None else known
-        return names.get(name.casefold(), name)
+    def _wrote(self, seq: int, name: str) -> None:
+        """Keep the name cache current after this store's own single-row write ``seq`` (when no
+        other writer came between; else the next read refreshes it)."""
+        if self._names[0] == seq - 1:
+            self._names[1].setdefault(name.lower(), name)
+            self._names = (seq, self._names[1])
+
+    @staticmethod
+    def _reviewer_name(reviewer: str) -> str:
+        return " ".join(str(reviewer).split()) or "anonymous"
 
     def current(self, reviewer: str | None = None) -> dict[int, Decision]:
         """The current (latest) decision of every sample that has one — of ``reviewer`` alone
@@ -396,3 +387,13 @@ def _ids_digest(ids: Sequence[str]) -> str:
     for x in ids:
         h.update(str(x).encode("utf-8", "surrogatepass") + b"\0")
     return h.hexdigest()
+
+
+def __getattr__(name: str) -> object:
+    """``run_store``, ``open_store`` and ``current_decisions`` moved to
+    :mod:`labeltrace.relabel.runstore`; still found here."""
+    if name in ("run_store", "open_store", "current_decisions"):
+        from labeltrace.relabel import runstore
+
+        return getattr(runstore, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -138,6 +138,9 @@ def _decision_problem(
         )
     if len(" ".join(reviewer.split())) > MAX_REVIEWER:
         return 400, f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters"
+    twin = state.store.case_twin(reviewer)
+    if twin is not None:  # the stored name, not the submitted one, is named
+        return 400, f"sample {i}: this reviewer name differs only in letter case from {twin!r}; use that spelling"
     return None
 
 

@@ -48,9 +48,11 @@ _COSINE_SAFE = 2.0**500  # a row whose largest |x| lies outside [2**-500, 2**500
 def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Validate features; return (values, float64 row norms for cosine, float32 search matrix).
 
-    ``values`` are the input as float32/float64 (other dtypes cast to float64), not copied.
-    The float32 search matrix holds unit rows (cosine) or centred rows (euclidean, for float32
-    accuracy; distances are unchanged). It is built in chunks, never as a float64 copy.
+    ``values`` are the input as float32/float64 (other dtypes cast to float64), not copied —
+    except for cosine when a row's largest value lies outside ``[2**-500, 2**500]`` (only float64
+    can): then a float64 copy with such rows scaled by a power of two. The float32 search matrix
+    holds unit rows (cosine) or centred rows (euclidean, for float32 accuracy; distances are
+    unchanged). It is built in chunks, never as a float64 copy.
     """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
@@ -101,8 +103,8 @@ def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None,
     with np.errstate(over="ignore"):
         fits = bool(np.isfinite(sq).all() and np.isfinite(np.float32(4.0) * sq.max()))
     if not fits:
-        raise ValueError("features are too large for float32 distances (the largest squared distance from "
-                         "their mean is not a float32): rescale them")
+        raise ValueError("features are too large for float32 distances (4 x the largest squared distance from "
+                         "their mean exceeds float32's range): rescale them")
     return x, None, x32
 
 

@@ -62,6 +62,9 @@ def _validate(
         raise ValueError(f"labels must have shape ({n},), got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+    if y.dtype.kind == "u" and n and y.max() > np.iinfo(np.int64).max:  # checked in its own dtype
+        big = np.flatnonzero(y > np.iinfo(np.int64).max)
+        raise ValueError(f"labels must be class ids; sample ids {id_list(big)} have labels {id_list(y[big])}")
     y = y.astype(np.int64, copy=False)
     if n and y.min() < 0:
         raise ValueError(

@@ -129,7 +129,7 @@ class Dist:
         if not self.active:
             from labeltrace.record import Recorder
 
-            return Recorder(num_samples, num_classes, **kw)
+            return Recorder(num_samples, num_classes, local=True, **kw)  # this process trains on every sample
         from labeltrace.integrations.ddp import DistributedRecorder
 
         return DistributedRecorder(num_samples, num_classes, dedupe=dedupe, **kw)

@@ -62,8 +62,9 @@ IN_SAMPLE_FACTOR = 2.5
 #: confident learning's rate × N on the run's trajectory-averaged posterior (memorised, so that rate
 #: is 0.24–0.34 of the truth on the noisy dev cells). 3 until the dev study with 224 px features
 #: (``scripts/single_count_dev.py`` → ``benchmarks/results/dev-single-counts.md``, the large cells):
-#: mean noisy-label F1 at 3 / 3.5 / 4, 96 px 0.653 / 0.656 / 0.651, default resolution 0.671 / 0.687
-#: / 0.692; 3.5 rises at both
+#: mean noisy-label F1 at 3 / 3.5 / 4, 96 px 0.654 / 0.656 / 0.651, default resolution 0.671 / 0.687
+#: / 0.691 (regenerated 2026-12-05; 0.653 / 0.656 / 0.651 and 0.671 / 0.687 / 0.692 when chosen); 3.5
+#: rises at both
 SINGLE_RATE_FACTOR = 3.5
 
 #: on a small set (``N < LARGE``) whose model is a head on frozen features, the default detector's
@@ -132,13 +133,13 @@ def contradicted_count(agreement: np.ndarray) -> int:
     The one-training count on a small set (``N < LARGE``): a head or a small CNN memorises a few
     thousand labels within its epochs, so any count on the final or epoch-averaged posterior
     collapses (BreastMNIST val, frozen features: 0 flagged for 16 wrong), while a wrong label is
-    contradicted for most of the training before it is memorised. On the 66 noisy small dev cells
-    of ``benchmarks/results/dev-single-counts.md`` the one-run ranking cut there has mean F1 0.573
-    against 0.513 for the previous rule (when chosen, 36 cells: 0.633 vs 0.584; 54: 0.597 vs
-    0.548), and it flags 44.7 (previous: 11.2) on the clean ones (133–138 of the 2,000 CIFAR-10N
-    original labels, where a head on 96 px features stays unsure of many clean photos). Not on
-    large sets: on nearly clean CIFAR-10 (dev, 96 px) it accuses 2,633 of 50,000, the capped
-    mixture 701.
+    contradicted for most of the training before it is memorised. On the 126 noisy small dev cells
+    of ``benchmarks/results/dev-single-counts.md`` the one-run ranking cut there has mean F1 0.506
+    against 0.388 for the previous rule (when chosen, 36 cells: 0.633 vs 0.584; 54: 0.597 vs
+    0.548; 66: 0.573 vs 0.513), and it flags 39.5 (previous: 9.2) on the clean ones (133–138 of the
+    2,000 CIFAR-10N original labels, where a head on 96 px features stays unsure of many clean
+    photos). Not on large sets: on nearly clean CIFAR-10 (dev, 96 px) it accuses 2,643 of 50,000,
+    the capped mixture 700.
     """
     a = np.asarray(agreement, dtype=np.float64)
     return int((a < 0.5).sum())

@@ -16,7 +16,15 @@ import pytest
 from PIL import Image
 
 from labeltrace.cli import _load_dataset, build_parser
-from labeltrace.data import DataError, from_folder, from_hf, from_manifest, from_npz, parse_labels
+from labeltrace.data import (
+    DataError,
+    DataWarning,
+    from_folder,
+    from_hf,
+    from_manifest,
+    from_npz,
+    parse_labels,
+)
 
 
 def _png(path: Path, value: int = 0) -> Path:
@@ -84,7 +92,7 @@ def test_names_in_two_letter_cases_are_two_classes_with_a_warning_unless_listed(
     """'benign' / 'Benign' may be a typo, or two classes (EMNIST's letters): read as two, and said."""
     import warnings
 
-    with pytest.warns(UserWarning, match=r"differ only in letter case.*'Benign' \(row 2\) / 'benign' \(row 1\)"):
+    with pytest.warns(DataWarning, match=r"differ only in letter case.*'Benign' \(row 2\) / 'benign' \(row 1\)"):
         labels, classes = parse_labels(["benign", "Benign", "malignant", "malignant"], None)
     assert classes == ("Benign", "benign", "malignant") and labels.tolist() == [1, 0, 2, 2]
     with warnings.catch_warnings():
@@ -312,3 +320,13 @@ def test_hf_integer_scalars_without_class_label_names_are_integers() -> None:
         r["label"] = torch.tensor(r["label"])
     assert from_hf(fake).classes == ("0", "1")
     assert from_hf(fake, classes=["cat", "dog"]).labels.tolist() == [0, 0, 1, 1]
+
+
+def test_class_folders_in_two_letter_cases_are_read_as_two_classes_with_a_warning(tmp_path: Path) -> None:
+    """The folder reader says what the manifest reader says of 'benign' / 'Benign' labels."""
+    for cls in ("A", "a", "b"):
+        for k in range(2):
+            _png(tmp_path / cls / f"{k}.png", 10 * k)
+    with pytest.warns(DataWarning, match=r"differ only in letter case .*: A / a; if each pair is one class"):
+        ds = from_folder(tmp_path)
+    assert list(ds.classes) == ["A", "a", "b"]

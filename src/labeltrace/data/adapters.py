@@ -181,6 +181,11 @@ def from_folder(
             + (f": each holds sub-folders of the same names ({listing(sorted(shared))})" if shared else "")
             + "; point DATA at one split's folder if these are train / val / test", DataWarning, stacklevel=2,
         )
+    twins = {d.name.lower() for d in class_dirs if sum(e.name.lower() == d.name.lower() for e in class_dirs) > 1}
+    if twins:  # as manifest labels: maybe two classes (EMNIST's letters), maybe one folder renamed
+        warnings.warn(f"class folders of {root} differ only in letter case and are read as different classes: "
+                      + listing(" / ".join(d.name for d in class_dirs if d.name.lower() == t) for t in sorted(twins))
+                      + "; if each pair is one class, merge the folders", DataWarning, stacklevel=2)  # fmt: skip
     rel = [f.relative_to(root).as_posix() for f in files]
     resolved = inside_roots(files, rel, roots)
     distinct_files(resolved, rel, f" ({root})")

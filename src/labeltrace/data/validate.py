@@ -15,7 +15,7 @@ import numpy as np
 
 from labeltrace._checks import listing
 from labeltrace.data.base import ImageDataset, _duplicates, check_class_counts
-from labeltrace.data.errors import DataError
+from labeltrace.data.errors import DataError, DataWarning
 from labeltrace.data.sources import ImageSource, parallel_map
 
 __all__ = [
@@ -215,7 +215,7 @@ def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
                       + listing(" / ".join(f"{v!r} ({row_name(first[v])})" for v in vs) for vs in case_twins)
                       + "; if each pair is one class, write it one way (a classes.txt beside the manifest, "
                       "labeltrace scan --classes FILE or classes=[...] listing them all says they are meant)",
-                      UserWarning, stacklevel=4)  # fmt: skip
+                      DataWarning, stacklevel=4)  # fmt: skip
     if clash:
         raise DataError(
             "labels that write one class two ways (" + ("numbers with a sign, leading zeros or other digits"

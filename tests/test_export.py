@@ -209,7 +209,8 @@ def test_import_labelstudio_min_and_errors(tmp_path: Path) -> None:
             [
                 {"image": "x", "labeltrace_id": 7, "label": "cat", "id": 1},
                 {"image": "x", "external_id": str(ext[8]), "review": "unsure", "id": 2},
-                {"image": "x", "labeltrace_id": 9, "id": 3},
+                {"image": "x", "labeltrace_id": 9, "id": 3, "annotator": None, "annotation_id": None,
+                 "created_at": None, "updated_at": None, "lead_time": None},  # never annotated, as exported
             ]
         )
     )

@@ -231,7 +231,7 @@ class _TwoProcesses:
         return 2
 
 
-def test_a_plain_recorder_under_several_processes_warns_once(monkeypatch):
+def test_a_plain_recorder_under_several_processes_warns_once(monkeypatch, tmp_path):
     """Under torchrun a plain Recorder records this rank's shard only, and flagged without a word."""
     import sys
     import warnings
@@ -247,6 +247,11 @@ def test_a_plain_recorder_under_several_processes_warns_once(monkeypatch):
         from labeltrace.train.distributed import LOCAL
 
         LOCAL.recorder(3, 2).update([0, 1], np.eye(2), [0, 1])  # the scan's rank-0-only fits
+        loc = Recorder(3, 2, local=True)
+        loc.update([0, 1], np.eye(2), [0, 1])
+        loc.end_epoch()
+        Recorder.from_state_dict(loc.state_dict(), local=True).update([2], np.eye(1, 2), [0])
+        Recorder.load(loc.save(tmp_path / "loc"), local=True).update([2], np.eye(1, 2), [0])
     monkeypatch.undo()
     with warnings.catch_warnings():
         warnings.simplefilter("error")

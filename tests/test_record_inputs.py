@@ -40,7 +40,8 @@ def test_float32_extremes_give_finite_entropy_and_margin(as_torch):
     for f in FIELDS:
         assert np.isfinite(d.at(f, 0)[:3]).all(), f
     np.testing.assert_array_equal(d.at("entropy", 0)[:3], [0.0, 0.0, 0.0])
-    np.testing.assert_array_equal(d.at("signed_entropy", 0)[:3], [0.0, -0.0, 0.0])
+    se = d.at("signed_entropy", 0)[:3]  # sample 1 disagrees: negative, however small (its sign is the point)
+    assert se[0] == 0.0 and se[2] == 0.0 and se[1] < 0.0 and se[1] == -np.finfo(np.float32).smallest_subnormal
     # 6e38 and 6.8e38 do not fit float32: saturated, with the right sign
     np.testing.assert_array_equal(d.at("margin", 0)[:3], [F32_MAX, -F32_MAX, F32_MAX])
 

@@ -107,10 +107,31 @@ def test_a_reviewer_name_in_another_letter_case_is_refused(tmp_path: Path) -> No
         st.add_many([{"sample_id": 1, "decision": cls, "reviewer": "Bob"},
                      {"sample_id": 1, "decision": cls, "reviewer": "BOB"}], source="app")  # fmt: skip
     assert st.reviewers() == ["alice"] and st.vote_counts()[0].sum() == 1
-    other = run_store(open_run(rd))  # another process's store: sees the names written here
-    st.add(2, cls, reviewer="Carol")
+    other = run_store(open_run(rd))  # another process's store, its name cache filled first
+    other.add(4, cls, reviewer="dave")
+    st.add(2, cls, reviewer="Carol")  # then written beside it: other's cache must be read again
     with pytest.raises(ValueError, match="from 'Carol'"):
         other.add(2, cls, reviewer="carol")
     client = TestClient(create_app(rd), base_url="http://127.0.0.1")
     r = client.post("/api/decision", json={"sample_id": 3, "decision": cls, "reviewer": "ALICE"})
     assert r.status_code == 400 and "letter case" in r.text
+
+
+def test_a_store_written_with_two_spellings_lets_each_stored_name_decide(tmp_path: Path) -> None:
+    """A reviews.db from before names were checked holds 'alice' and 'ALICE': the second could no
+    longer decide or withdraw her own vote, while a third spelling is still refused."""
+    import sqlite3
+
+    import pytest
+
+    rd = make_run(tmp_path, n=12, k=3, seed=6)
+    st = run_store(open_run(rd))
+    cls = open_run(rd).classes[1]
+    st.add(0, cls, reviewer="alice")
+    with sqlite3.connect(rd / "reviews.db") as con:  # as an older version wrote it
+        con.execute("INSERT INTO decisions (sample_id, kind, decision, reviewer, decided_at, source) "
+                    "VALUES (1, 'label', ?, 'ALICE', '2025-01-01T00:00:00.000+00:00', 'app')", (cls,))  # fmt: skip
+    st.add(1, "unsure", reviewer="ALICE")  # her own stored spelling: she can withdraw her vote
+    assert st.vote_counts()[1].sum() == 0
+    with pytest.raises(ValueError, match="from 'alice'"):
+        st.add(2, cls, reviewer="Alice")

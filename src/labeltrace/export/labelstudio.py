@@ -28,7 +28,7 @@ LS_LABEL = "label"  # from_name of the class choice
 LS_REVIEW = "review"  # from_name of the "unsure" choice
 LS_IMAGE = "image"  # to_name / data key
 LS_REVIEWER = "labelstudio"
-#: the fields a JSON-MIN export gives an annotated task (a task nobody annotated has none of them)
+#: the fields a JSON-MIN export gives an annotated task (null, or absent, for a task nobody annotated)
 _MIN_ANNOTATION_KEYS = ("annotator", "annotation_id", "updated_at", "created_at", "lead_time")
 
 
@@ -303,7 +303,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             at = _iso(task.get("updated_at") or task.get("created_at"))
             dec = _min_decision(task, classes, where)
         if dec is None:  # an empty submission (a JSON-MIN entry without annotation fields was never annotated)
-            if full or any(key in task for key in _MIN_ANNOTATION_KEYS):
+            if full or any(task.get(key) is not None for key in _MIN_ANNOTATION_KEYS):
                 empty.append(sid)
             continue
         rows.append(

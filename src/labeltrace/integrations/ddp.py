@@ -205,13 +205,12 @@ class DistributedRecorder:
         msg: list[Any] = [None]
         rec = None
         if rank == 0:
-            rec = Recorder.load(path)
+            rec = Recorder.load(path, local=True)  # end_epoch gathers every rank's rows
             msg = [(rec.num_samples, rec.num_classes, rec.mode, rec.keep_probs, rec.labels, rec.num_epochs)]
         dist.broadcast_object_list(msg, src=dist.get_global_rank(group, 0) if group is not None else 0, group=group)
         N, K, mode, keep, labels, T = msg[0]
         out = cls(N, K, mode=mode, keep_probs=keep, group=group, dedupe=dedupe)
         if rec is not None:
-            rec.local = True
             out._rec = rec
         else:
             out._rec.labels = np.asarray(labels, dtype=np.int64).copy()

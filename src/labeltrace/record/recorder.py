@@ -383,23 +383,27 @@ class Recorder:
         return _state.save(self, _npz(path), embed=embed)
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, np.ndarray], *, base: str | os.PathLike[str] | None = None) -> Recorder:
-        """A recorder rebuilt from :meth:`state_dict` (settings taken from the state)."""
+    def from_state_dict(cls, state: dict[str, np.ndarray], *, base: str | os.PathLike[str] | None = None,
+                        local: bool = False) -> Recorder:  # fmt: skip
+        """A recorder rebuilt from :meth:`state_dict` (settings taken from the state; ``local``
+        as the constructor's, which the state does not keep)."""
         meta = _state.read_meta(state)
-        rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"])
+        rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
+                  local=local)  # fmt: skip
         rec.load_state_dict(state, base=base)
         return rec
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Recorder:
+    def load(cls, path: str | os.PathLike[str], *, local: bool = False) -> Recorder:
         """Load a recorder written by :meth:`save` (``allow_pickle=False``), by the path given to
-        it or the one it returned."""
+        it or the one it returned; ``local`` as the constructor's (the file does not keep it)."""
         path = Path(path)
         if not path.exists() and _npz(path).exists():
             path = _npz(path)
         with np.load(path, allow_pickle=False) as z:
             state = {k: z[k] for k in z.files}
         meta = _state.read_meta(state)
-        rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"])
+        rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
+                  local=local)  # fmt: skip
         _state.restore(rec, state, base=path.parent, owned=True)  # embedded rows: used, not copied
         return rec

@@ -19,6 +19,7 @@ One concept a module; imports run one way (top to bottom), nothing is imported f
     preflight   what relabeling B samples of a queue is expected to fix
     queue       ``labeltrace queue``: a scan run's review queue (queue.parquet)
     reviews_sql the SQL of the decisions store (reviews.db): schema and statements
+    reviewers   reviewer names in the store: one spelling per person
     decisions   the review app's decisions store (reviews.db): rows, votes, the stored rule
     runstore    a run's decisions store, bound to its classes, size and sample ids
     verdicts    the decisions resolved by consensus: final labels, the unresolved list

@@ -38,6 +38,7 @@ import numpy as np
 
 from labeltrace.relabel import reviews_sql as SQL
 from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.reviewers import ReviewerNames, spelling
 
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
@@ -93,7 +94,7 @@ class ReviewStore:
         self.classes = [str(c) for c in classes]
         self._class_set = set(self.classes)
         self.num_samples = int(num_samples)
-        self._names: tuple[int, dict[str, str]] = (-1, {})  # (last seq read, names by lower case)
+        self._names = ReviewerNames()
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SQL.SCHEMA)
@@ -146,13 +147,14 @@ class ReviewStore:
     # ------------------------------------------------------------------ validation
     def validate(
         self, sample_id: Any, decision: Any, kind: Any = None, reviewer: Any = "",
-        known: dict[str, str] | None = None,
+        known: dict[str, list[str]] | None = None,
     ) -> tuple[int, str, str, str]:  # fmt: skip
         """Check one decision; returns ``(sample_id, kind, decision, reviewer)``.
 
         The reviewer name is read with its whitespace collapsed; a name that differs only in
-        letter case from one already stored is refused, so that one person stays one vote
-        (``known``: the stored names by their lower case, when the caller has them).
+        letter case from one already stored is refused, so that one person stays one vote (a name
+        itself stored is fine, even where an older store holds two spellings; ``known``: the
+        stored names by their lower case, when the caller has read them).
 
         ``kind`` may be omitted when ``decision`` is unambiguous (a class name, or ``"unsure"`` /
         ``"skip"`` when no class has that name); with kind ``"unsure"`` or ``"skip"`` the decision
@@ -194,7 +196,7 @@ class ReviewStore:
             )
         if not isinstance(reviewer, str):
             raise ValueError(f"sample {i}: reviewer name must be a string")
-        who = self._reviewer_name(reviewer)
+        who = spelling(reviewer)
         if len(who) > MAX_REVIEWER:
             raise ValueError(f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters")
         stored = self.case_twin(who, known)
@@ -203,11 +205,15 @@ class ReviewStore:
                              f"decisions stored; use that spelling (one person is one vote)")  # fmt: skip
         return i, kind, decision, who
 
-    def case_twin(self, reviewer: str, known: dict[str, str] | None = None) -> str | None:
-        """The stored reviewer name that differs from ``reviewer`` only in letter case, or None."""
-        who = self._reviewer_name(reviewer)
-        stored = (self._known_names() if known is None else known).get(who.lower(), who)
-        return None if stored == who else stored
+    def case_twin(self, reviewer: str, known: dict[str, list[str]] | None = None) -> str | None:
+        """The stored reviewer name that differs from ``reviewer`` only in letter case (the first
+        stored), or None: none, or ``reviewer`` itself is stored."""
+        who = spelling(reviewer)
+        if known is None:
+            with self._connect() as con:
+                known = self._names.read(con)
+        spellings = known.get(who.lower(), [])
+        return None if not spellings or who in spellings else spellings[0]
 
     # ------------------------------------------------------------------ writes
     def add(
@@ -220,13 +226,19 @@ class ReviewStore:
         source: str = "app",
         decided_at: str | None = None,
     ) -> Decision:
-        """Validate and commit one decision (its own transaction); returns the stored row."""
-        i, k, dec, who = self.validate(sample_id, decision, kind, reviewer)
+        """Validate and commit one decision (its own transaction, in which the reviewer name is
+        checked against the names stored: two writers cannot add two spellings); returns the row."""
         at = decided_at or now_iso()
         with self._connect() as con:
-            cur = con.execute(SQL.INSERT, (i, k, dec, who, at, source))
-            seq = int(cur.lastrowid or 0)
-        self._wrote(seq, who)
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                i, k, dec, who = self.validate(sample_id, decision, kind, reviewer, self._names.read(con))
+                seq = int(con.execute(SQL.INSERT, (i, k, dec, who, at, source)).lastrowid or 0)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        self._names.wrote(seq, who)
         return Decision(seq, i, k, dec, who, at, source)
 
     def add_many(
@@ -240,19 +252,19 @@ class ReviewStore:
         the latest row of its sample, reviewer and source says (it is stamped now): re-importing
         a file is harmless.
         """
-        checked = []
-        known = dict(self._known_names())
-        for r in rows:
-            i, k, dec, who = self.validate(
-                r["sample_id"], r["decision"], r.get("kind"), r.get("reviewer", ""), known
-            )
-            known.setdefault(who.lower(), who)
-            checked.append((i, k, dec, who, r.get("decided_at") or None, source))
         n = 0
         stamp = now_iso()
         with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
+            con.execute("BEGIN IMMEDIATE")  # every row checked in it, before any is written
             try:
+                checked = []
+                known = {key: list(v) for key, v in self._names.read(con).items()}
+                for r in rows:
+                    i, k, dec, who = self.validate(
+                        r["sample_id"], r["decision"], r.get("kind"), r.get("reviewer", ""), known
+                    )
+                    known.setdefault(who.lower(), [who])
+                    checked.append((i, k, dec, who, r.get("decided_at") or None, source))
                 for i, k, dec, who, at, src in checked:
                     row = (i, k, dec, who, at or stamp, src)
                     if skip_duplicates and (
@@ -286,7 +298,7 @@ class ReviewStore:
         args: list[Any] = []
         if reviewer is not None:
             conds.append("reviewer = ?")
-            args.append(self._reviewer_name(reviewer))
+            args.append(spelling(reviewer))
         if sample_id is not None:
             conds.append("sample_id = ?")
             args.append(int(sample_id))
@@ -294,30 +306,6 @@ class ReviewStore:
         q = SQL.LATEST.format(where=where, by=", reviewer" if per_reviewer else "")
         with self._connect() as con:
             return [Decision(*r) for r in con.execute(q + " ORDER BY d.seq", args).fetchall()]
-
-    def _known_names(self) -> dict[str, str]:
-        """The stored reviewer names by their lower case (the first spelling stored), read again
-        only when another writer added rows since (this store's own writes keep it current)."""
-        seq = self.last_seq()
-        if self._names[0] != seq:
-            with self._connect() as con:
-                rows = con.execute("SELECT reviewer FROM decisions GROUP BY reviewer ORDER BY MIN(seq)").fetchall()
-            known: dict[str, str] = {}
-            for (name,) in rows:
-                known.setdefault(name.lower(), name)
-            self._names = (seq, known)
-        return self._names[1]
-
-    def _wrote(self, seq: int, name: str) -> None:
-        """Keep the name cache current after this store's own single-row write ``seq`` (when no
-        other writer came between; else the next read refreshes it)."""
-        if self._names[0] == seq - 1:
-            self._names[1].setdefault(name.lower(), name)
-            self._names = (seq, self._names[1])
-
-    @staticmethod
-    def _reviewer_name(reviewer: str) -> str:
-        return " ".join(str(reviewer).split()) or "anonymous"
 
     def current(self, reviewer: str | None = None) -> dict[int, Decision]:
         """The current (latest) decision of every sample that has one — of ``reviewer`` alone
@@ -391,9 +379,12 @@ def _ids_digest(ids: Sequence[str]) -> str:
 
 def __getattr__(name: str) -> object:
     """``run_store``, ``open_store`` and ``current_decisions`` moved to
-    :mod:`labeltrace.relabel.runstore`; still found here."""
-    if name in ("run_store", "open_store", "current_decisions"):
-        from labeltrace.relabel import runstore
+    :mod:`labeltrace.relabel.runstore`, ``FORMAT`` to :mod:`labeltrace.relabel.reviews_sql`;
+    still found here."""
+    if name in ("run_store", "open_store", "current_decisions"):  # a compatibility shim: the one
+        from labeltrace.relabel import runstore  # import against the modules' order
 
         return getattr(runstore, name)
+    if name == "FORMAT":
+        return SQL.FORMAT
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,52 @@
+"""Reviewer names in the decisions store: one spelling per person.
+
+A name is read with its whitespace collapsed (:func:`spelling`); :class:`ReviewerNames` caches the
+names a store holds, by their lower case, so that a name differing only in letter case from a
+stored one can be refused without a scan of the table at every decision.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+__all__ = ["ReviewerNames", "spelling"]
+
+
+def spelling(reviewer: str) -> str:
+    """``reviewer`` with its whitespace collapsed (``"anonymous"`` when empty)."""
+    return " ".join(str(reviewer).split()) or "anonymous"
+
+
+class ReviewerNames:
+    """The reviewer names of one store, by their lower case, each name's spellings by first use;
+    read again only when another writer added rows (this store's own writes keep it current).
+    Thread-safe: the cache is replaced, never changed in place."""
+
+    def __init__(self) -> None:
+        self._cache: tuple[int, dict[str, list[str]]] = (-1, {})  # (last seq read, names)
+        self._lock = threading.Lock()
+
+    def read(self, con: sqlite3.Connection) -> dict[str, list[str]]:
+        """The names, read through ``con`` (inside its transaction when it has one)."""
+        seq = int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()[0])
+        with self._lock:
+            if self._cache[0] == seq:
+                return self._cache[1]
+        rows = con.execute("SELECT reviewer FROM decisions GROUP BY reviewer ORDER BY MIN(seq)").fetchall()
+        known: dict[str, list[str]] = {}
+        for (name,) in rows:
+            known.setdefault(name.lower(), []).append(name)
+        with self._lock:
+            self._cache = (seq, known)
+        return known
+
+    def wrote(self, seq: int, name: str) -> None:
+        """After this store's own single-row write ``seq``: the cache takes ``name`` when no other
+        writer came between (else the next :meth:`read` reads the table again)."""
+        with self._lock:
+            last, known = self._cache
+            if last == seq - 1:
+                spellings = known.get(name.lower(), [])
+                new = spellings if name in spellings else [*spellings, name]
+                self._cache = (seq, {**known, name.lower(): new})

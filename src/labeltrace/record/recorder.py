@@ -42,8 +42,6 @@ window and one sum in every checkpoint (``keep_probs=0`` or 1 with many classes)
 from __future__ import annotations
 
 import os
-import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +53,7 @@ from labeltrace._checks import check_int, describe_ids, id_list
 from labeltrace.record import state as _state
 from labeltrace.record.batch import FIELDS, FLOAT32_MAX, as_index_array, as_logits, batch_quantities
 from labeltrace.record.dynamics import Dynamics
+from labeltrace.record.processes import warn_if_sharded
 from labeltrace.record.storage import FileStore, MemoryStore
 
 __all__ = ["FIELDS", "Dynamics", "PendingUpdates", "Recorder"]
@@ -62,24 +61,6 @@ __all__ = ["FIELDS", "Dynamics", "PendingUpdates", "Recorder"]
 _NF = len(FIELDS)
 
 
-def _warn_if_sharded() -> None:
-    """Warn when torch.distributed runs several processes: a plain Recorder records only what this
-    process passes to ``update``, a shard under a DistributedSampler."""
-    dist = sys.modules.get("torch.distributed")  # never imports torch itself
-    if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_world_size() < 2:
-        return
-    warnings.warn(f"labeltrace.Recorder: torch.distributed runs {dist.get_world_size()} processes and this "
-                  "Recorder records only the batches this process passes to update(): under a DistributedSampler "
-                  "each sample would be scored on the few epochs it landed on this process, and each process would "
-                  "save its own shard. Use labeltrace.integrations.ddp.DistributedRecorder (the same arguments); "
-                  "if this process does see every sample (you gather the ids, logits and labels here, or train "
-                  "on this rank alone), pass Recorder(..., local=True)", RuntimeWarning, stacklevel=3)
-
-
-def _npz(path: str | os.PathLike[str]) -> Path:
-    """``path`` as :meth:`Recorder.save` writes it: with ``.npz`` appended unless it ends so."""
-    p = Path(path)
-    return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")
 _CORRECT = FIELDS.index("correct")
 Mode = Literal["full", "streaming"]
 
@@ -201,7 +182,7 @@ class Recorder:
             return
         if not (self._shards_checked or self.local):
             self._shards_checked = True
-            _warn_if_sharded()
+            warn_if_sharded()
         self.check_labels(ids_np, lab_np)
         q, p = batch_quantities(z, lab_np, want_probs=bool(self.keep_probs))
         self.labels[ids_np] = lab_np
@@ -380,7 +361,7 @@ class Recorder:
         directory's files are flushed. A path not ending in ``.npz`` gains it (``load`` reads
         either spelling).
         """
-        return _state.save(self, _npz(path), embed=embed)
+        return _state.save(self, _state.npz_path(path), embed=embed)
 
     @classmethod
     def from_state_dict(cls, state: dict[str, np.ndarray], *, base: str | os.PathLike[str] | None = None,
@@ -398,8 +379,8 @@ class Recorder:
         """Load a recorder written by :meth:`save` (``allow_pickle=False``), by the path given to
         it or the one it returned; ``local`` as the constructor's (the file does not keep it)."""
         path = Path(path)
-        if not path.exists() and _npz(path).exists():
-            path = _npz(path)
+        if not path.exists() and _state.npz_path(path).exists():
+            path = _state.npz_path(path)
         with np.load(path, allow_pickle=False) as z:
             state = {k: z[k] for k in z.files}
         meta = _state.read_meta(state)

@@ -233,3 +233,9 @@ def restore(rec: Recorder, state: dict[str, Any], *, base: Path | None, owned: b
     rec._probs = [_frozen(probs[w].copy()) for w in range(W)]
     rec._probs_seen = [_frozen(probs_seen[w].copy()) for w in range(W)]
     rec._store, rec.directory, rec._row_tokens = store, directory, tokens
+
+
+def npz_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as :meth:`Recorder.save` writes it: with ``.npz`` appended unless it ends so."""
+    p = Path(path)
+    return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")

@@ -125,12 +125,11 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     from labeltrace.train.distributed import init_from_env
 
     d = init_from_env(args.device)  # under torchrun: one process group, gloo on CPU, nccl on GPU
-    with warnings.catch_warnings():
-        if d.rank != 0:  # every rank reads the data: one set of input warnings, rank 0's
-            from labeltrace.data.errors import DataWarning
+    if d.rank != 0:  # every rank reads the data (and the truth labels): one set of input warnings, rank 0's
+        from labeltrace.data.errors import DataWarning
 
-            warnings.simplefilter("ignore", DataWarning)
-        ds, origin = _load_dataset(args)
+        warnings.simplefilter("ignore", DataWarning)  # this worker process only
+    ds, origin = _load_dataset(args)
     cfg = ScanConfig(
         model=args.model, epochs=args.epochs, runs=args.runs, folds=args.folds, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,

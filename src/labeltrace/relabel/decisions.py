@@ -3,8 +3,9 @@
 Every decision is one row, committed in its own transaction (WAL journal, ``synchronous=FULL``:
 a decision acknowledged to the browser survives a crash or a ``kill -9``). Nothing is ever
 updated or deleted: a changed mind is a new row, and the *current* decision of a sample is its
-latest row (highest ``seq``). Several processes and threads may write at once; each write is a
-single ``INSERT``, so no write can lose another.
+latest row (highest ``seq``). Several processes and threads may write at once; each write is one
+transaction that checks the reviewer's name against the names stored and then inserts (SQLite
+serialises them), so no write can lose another.
 
 Schema (``labeltrace.reviews/1``)::
 

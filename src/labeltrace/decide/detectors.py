@@ -154,8 +154,7 @@ def _by_cutoff(s: np.ndarray, cut: float, rule: str) -> Decision:
 def _by_count(s: np.ndarray, n_hat: int, rule: str) -> Decision:
     """The ``n_hat`` lowest scores flagged (a group tied at the cut whole or not at all), the rule
     ``"<rule> <n_hat>"``."""
-    cut = cutoffs.top_fraction(s, n_hat / len(s))
-    return Decision(cutoffs.flag(s, cut), cut, f"{rule} {n_hat}", n_hat)
+    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"{rule} {n_hat}")._replace(n_hat=n_hat)
 
 
 # ----------------------------------------------------------------------------- held out (cross-fitted)
@@ -236,13 +235,8 @@ def _crossfit_knn_score(ev: Evidence) -> np.ndarray:
     return (1 - w) * post[rows, ev.labels] + w * nb[rows, ev.labels]
 
 
-def _crossfit_knn_decide(ev: Evidence, s: np.ndarray) -> Decision:
-    held, ins = _crossfit_posteriors(ev)
-    return _by_count(s, C.conservative_count(held, ins, ev.labels), "count")
-
-
 register(Detector(
-    "crossfit_knn", ("held_out", "features"), _crossfit_knn_score, _crossfit_knn_decide,
+    "crossfit_knn", ("held_out", "features"), _crossfit_knn_score, _crossfit_decide,
     "the cross-fitted posterior (not kNN-mixed) and the kNN label share mixed with a weight chosen per "
     "dataset by virtual implanted errors (no clean labels), cut at crossfit's count",
 ))  # fmt: skip

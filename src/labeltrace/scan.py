@@ -49,7 +49,7 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     train_config,
 )
 from labeltrace.train import distributed, protocol, resolve_device
-from labeltrace.train.seeds import torch_seed
+from labeltrace.train.seeds import seed_torch
 
 __all__ = [
     "FINETUNE_DEFAULTS", "MODEL_DEFAULTS", "ScanConfig", "ScanResult", "fingerprint", "network_spec", "parse_noise",
@@ -220,7 +220,7 @@ def scan(
     if claimed == "finished":
         log(f"{out} already holds this finished scan: results recomputed from its saved recording, nothing retrained")
     spec, tcfg = network_spec(model, config), train_config(model, config)
-    torch.manual_seed(torch_seed(config.seed))
+    seed_torch(config.seed)
 
     t0 = time.perf_counter()
     if stream:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from labeltrace._checks import describe_ids
-from labeltrace.train.seeds import torch_seed
+from labeltrace.train.seeds import seed_torch
 
 __all__ = ["FeatureViews", "HeadConfig", "HeadOutput", "HeadRetrainer", "standardize", "train_head"]
 
@@ -211,7 +211,7 @@ def _train_one(x: torch.Tensor, lab: np.ndarray, num_classes: int,
             from labeltrace.train.protocol import crossfit_recorded
 
             def build(fold: int) -> torch.nn.Module:
-                torch.manual_seed(torch_seed(config.seed + 101 * fold))
+                seed_torch(config.seed + 101 * fold)
                 return build_model(config.model, num_classes=num_classes, **opts)
 
             held, _ = crossfit_recorded(build, x, lab.astype(np.int64), num_classes=num_classes,
@@ -220,7 +220,7 @@ def _train_one(x: torch.Tensor, lab: np.ndarray, num_classes: int,
             dyn = held.dynamics()
             fit = float(np.nanmean(dyn.at("correct", -1)))
         else:
-            torch.manual_seed(torch_seed(config.seed))
+            seed_torch(config.seed)
             model = build_model(config.model, num_classes=num_classes, **opts)
             res = train_recorded(model, x, lab.astype(np.int64), num_classes=num_classes,
                                  config=tcfg, recorder_mode="streaming", keep_probs=keep,
@@ -266,7 +266,7 @@ def _retrain_without(x: torch.Tensor, lab: np.ndarray, out: np.ndarray, num_clas
     first = config.epochs - keep if config.posterior == "last" else 0
     held = np.zeros((len(left), num_classes))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(torch_seed(seed))
+        seed_torch(seed)
         model = build_model(config.model, num_classes=num_classes, **opts)
 
         def held_out(epoch: int, _rec: Any) -> None:  # the next epoch puts the model back in training mode

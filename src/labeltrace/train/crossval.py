@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from labeltrace._checks import id_list
-from labeltrace.train.seeds import cv_seed, legacy_seed, torch_seed
+from labeltrace.train.seeds import cv_seed, legacy_seed, seed_torch
 
 if TYPE_CHECKING:
     import torch
@@ -210,13 +210,12 @@ class NetworkEstimator:
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32).reshape(-1, *self.shape))
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> NetworkEstimator:
-        import torch
 
         from labeltrace.train.distributed import LOCAL
         from labeltrace.train.loop import train_recorded
 
         xt = self._x(x)
-        torch.manual_seed(torch_seed(self.seed))
+        seed_torch(self.seed)
         self.net = self.spec.build(xt, self.k)
         train_recorded(self.net, xt, np.asarray(y), num_classes=self.k, config=replace(self.train, seed=self.seed),
                        recorder_mode="streaming", keep_probs=0, progress=False, dist=LOCAL)  # fmt: skip

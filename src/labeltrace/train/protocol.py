@@ -60,7 +60,7 @@ from labeltrace.train.loop import (
     training_labels,
 )
 from labeltrace.train.recipe import NetworkSpec
-from labeltrace.train.seeds import crossfit_seed, cv_seed, run_seed, torch_seed
+from labeltrace.train.seeds import crossfit_seed, cv_seed, run_seed, seed_torch
 
 __all__ = [
     "CrossFit",
@@ -224,7 +224,7 @@ def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs
         n_out = K + 1 if aux.any() else K
         y = auxiliary.auxiliary_labels(given, aux, K) if aux.any() else np.asarray(given)
         s = run_seed(seed, r)
-        torch.manual_seed(torch_seed(s))
+        seed_torch(s)
         net = spec.build(inputs, n_out, classes)
         res = train_recorded(net, inputs, y, num_classes=n_out, config=replace(train, seed=s),
                              checkpoint_dir=store.checkpoint_dir(f"run{r}"), keep_probs=keep_probs,
@@ -255,7 +255,7 @@ def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs:
     built: list[nn.Module] = []
 
     def build(fold: int) -> nn.Module:
-        torch.manual_seed(torch_seed(base + 101 * fold))
+        seed_torch(base + 101 * fold)
         built.append(spec.build(inputs, K, classes))
         return built[-1]
 

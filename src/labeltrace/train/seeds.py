@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["augment_seed", "crossfit_seed", "cv_seed", "epoch_generator", "legacy_seed", "run_seed", "torch_seed"]
+__all__ = ["augment_seed", "crossfit_seed", "cv_seed", "epoch_generator", "legacy_seed", "run_seed", "seed_torch",
+           "torch_seed"]
 
 
 def run_seed(seed: int, r: int) -> int:
@@ -51,6 +52,13 @@ def legacy_seed(seed: int) -> int:
     """``seed`` modulo 2**32, for numpy's ``RandomState`` (scikit-learn's ``random_state``), which
     refuses anything outside ``[0, 2**32)`` (identical there)."""
     return int(seed) % (1 << 32)
+
+
+def seed_torch(seed: int) -> None:
+    """Seed torch's global generator (a network's initialisation) with :func:`torch_seed` of ``seed``."""
+    import torch
+
+    torch.manual_seed(torch_seed(seed))
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

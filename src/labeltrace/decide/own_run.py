@@ -83,12 +83,12 @@ def _check_recorded(dynamics: Dynamics, *, per_class: bool) -> None:
     if dynamics.num_epochs == 0:
         raise ValueError("these dynamics hold no finished epoch: close each epoch with rec.end_epoch() after its "
                          "rec.update calls, then flag")
-    unseen = np.flatnonzero(dynamics.n_seen == 0)  # labels are set by update(), before end_epoch()
+    seen = dynamics.n_seen  # a copy each read
+    unseen = np.flatnonzero(seen == 0)  # labels are set by update(), before end_epoch()
     if unseen.size:
         raise ValueError(f"{unseen.size} samples were never recorded in a finished epoch "
                          f"({describe_ids(unseen)}): record every sample at least once (rec.update with its "
                          "id) and close each epoch with rec.end_epoch() before flagging")  # fmt: skip
-    seen = np.asarray(dynamics.n_seen)
     few = np.flatnonzero(2 * seen < seen.max())
     if few.size:
         warnings.warn(f"{few.size} of {n} samples were recorded in fewer than half as many epochs as the most "

@@ -160,8 +160,7 @@ class Recorder:
         self._probs_seen: list[np.ndarray] = []
         self._psum = _frozen(np.zeros((N, K) if self.keep_probs else (0, 0)))
         self._row_tokens = np.zeros(0, dtype=np.int64)  # file store: token of each epoch row
-        self.local = bool(local)  # no warning under several processes (see the class docstring)
-        self._shards_checked = False
+        self._check_shards = not local  # once, at the first update (see the class docstring)
 
     # ------------------------------------------------------------------ recording
     def update(self, ids: Any, logits: Any, labels: Any) -> None:
@@ -180,8 +179,8 @@ class Recorder:
             raise ValueError(f"labels has {lab_np.shape[0]} entries but ids has {B}")
         if B == 0:
             return
-        if not (self._shards_checked or self.local):
-            self._shards_checked = True
+        if self._check_shards:
+            self._check_shards = False
             warn_if_sharded()
         self.check_labels(ids_np, lab_np)
         q, p = batch_quantities(z, lab_np, want_probs=bool(self.keep_probs))

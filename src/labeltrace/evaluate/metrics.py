@@ -55,6 +55,15 @@ def _as_scores(scores: np.ndarray, n: int, nan_policy: NanPolicy) -> tuple[np.nd
     return s, ~nan
 
 
+def _check_k(k: int, n_scored: int) -> int:
+    """``k`` as an int in ``[0, n_scored]`` (how many of the scored samples to take)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ValueError(f"k must be an int, got {type(k).__name__}")
+    if not 0 <= k <= n_scored:
+        raise ValueError(f"k must be in [0, {n_scored}] (number of scored samples), got {k}")
+    return int(k)
+
+
 def flag_top_k(scores: np.ndarray, k: int, *, nan_policy: NanPolicy = "raise") -> np.ndarray:
     """Flag the ``k`` samples with the lowest scores.
 
@@ -78,11 +87,7 @@ def flag_top_k(scores: np.ndarray, k: int, *, nan_policy: NanPolicy = "raise") -
     s = np.asarray(scores)
     n = s.shape[0] if s.ndim >= 1 else -1
     s, scored = _as_scores(s, n, nan_policy)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"k must be an int, got {type(k).__name__}")
-    n_scored = int(scored.sum())
-    if not 0 <= k <= n_scored:
-        raise ValueError(f"k must be in [0, {n_scored}] (number of scored samples), got {k}")
+    k = _check_k(k, int(scored.sum()))
     ids = np.flatnonzero(scored)
     order = ids[np.argsort(s[ids], kind="stable")]
     mask = np.zeros(n, dtype=bool)
@@ -183,11 +188,8 @@ def expected_hits(is_noisy_true: np.ndarray, scores: np.ndarray, k: int, *,
     """
     truth = _as_bool_mask(is_noisy_true, "is_noisy_true")
     s, scored = _as_scores(scores, truth.size, nan_policy)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"k must be an int, got {type(k).__name__}")
     s, t = s[scored], truth[scored]
-    if not 0 <= k <= s.size:
-        raise ValueError(f"k must be in [0, {s.size}] (number of scored samples), got {k}")
+    k = _check_k(k, s.size)
     if k == 0:
         return 0.0
     kth = np.partition(s, k - 1)[k - 1]

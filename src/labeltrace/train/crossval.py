@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from labeltrace._checks import id_list
+from labeltrace._checks import check_int, check_num_classes, id_list
 from labeltrace.train.seeds import cv_seed, legacy_seed, seed_torch
 
 if TYPE_CHECKING:
@@ -70,16 +70,13 @@ def _validate(
         raise ValueError(
             f"labels must be >= 0; sample ids {id_list(np.flatnonzero(y < 0))} are not"
         )
-    k = int(y.max()) + 1 if num_classes is None else num_classes
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {k!r}")
+    k = check_num_classes(int(y.max()) + 1 if num_classes is None else num_classes)
     bad = y >= k
     if bad.any():
         raise ValueError(
             f"labels must lie in [0, {k}); sample ids {id_list(np.flatnonzero(bad))} do not"
         )
-    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")
+    check_int("n_folds", n_folds, 2)
     if n_folds > n:
         raise ValueError(f"n_folds ({n_folds}) cannot exceed the number of samples ({n})")
     if np.unique(y).size < 2:

@@ -22,6 +22,9 @@ from torch import nn
 
 __all__ = ["SmallResNet"]
 
+#: The narrowest width trained channels-last (see SmallResNet.__init__).
+_MIN_CHANNELS_LAST = 8
+
 
 def _stride_for(x: torch.Tensor, want_downsample: bool) -> int:
     """2 when downsampling is asked for and the short side of ``x`` is at least 4, else 1."""
@@ -102,8 +105,11 @@ class SmallResNet(nn.Module):
         self.fc = nn.Linear(self.embed_dim, num_classes)
         self._init_weights()
         # channels-last (NHWC) weights and inputs: the same arithmetic, 1.3x faster per training step
-        # on a 2-core CPU at width 16, 28 px (oneDNN's convolutions prefer it); .to(device) keeps it
-        self.to(memory_format=torch.channels_last)
+        # on a 2-core CPU at width 16, 28 px (oneDNN's convolutions prefer it); .to(device) keeps it.
+        # Not below 8 channels: torch 2.13's CPU backward then corrupts the heap on an AVX2-only CPU
+        # (AMD EPYC; widths 1-7 abort the process, 8 and up run clean), so narrow nets stay NCHW
+        self.memory_format = torch.channels_last if width >= _MIN_CHANNELS_LAST else torch.contiguous_format
+        self.to(memory_format=self.memory_format)
 
     def _init_weights(self) -> None:
         for m in self.modules():
@@ -128,7 +134,7 @@ class SmallResNet(nn.Module):
                 f"expected images of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
         s = 2 if min(x.shape[-2], x.shape[-1]) > 32 else 1
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=self.memory_format)
         out = F.relu(self.stem_bn(F.conv2d(x, self.stem.weight, None, s, 1)))
         out = self.blocks(out)
         return out.mean(dim=(2, 3))

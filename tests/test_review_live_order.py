@@ -56,3 +56,35 @@ def test_without_a_queue_file_a_refresh_that_changed_no_label_keeps_the_order(tm
     live = app.state.review.live
     assert live.wait(30) and live.version == 1
     assert _ids(c, 60) == before
+
+
+def test_a_refresh_that_lands_while_an_item_is_served_keeps_the_sample_shown(tmp_path: Path) -> None:
+    # the served sample and its position are marked in one step: a re-ranking installed while the
+    # page is built keeps the sample the reviewer sees where they see it (it had put another there)
+    import threading
+
+    rd = make_run(tmp_path, n=60, k=3, seed=11, embedding=True)
+    given, classes = open_run(rd).column("given_label"), open_run(rd).classes
+    app = create_app(rd, live=LiveConfig(method="propagation", every=3))
+    c = TestClient(app, base_url=LOCAL)
+    state = app.state.review
+    live, go = state.live, threading.Event()
+    update = live.updater
+    live.updater = lambda labels: (go.wait(30), update(labels))[1]  # the refresh waits for `go`
+    before = _ids(c, 60)
+    for p in range(3):  # three relabels: the third starts a refresh, held back
+        i = c.get(f"/api/item/{p}?reviewer=ann").json()["id"]
+        c.post("/api/decision", json={"sample_id": i, "reviewer": "ann",
+                                      "decision": next(x for x in classes if x != given[i])})  # fmt: skip
+    assert live.refreshing
+    history = state.store.history
+
+    def history_after_the_refresh(i: int):  # type: ignore[no-untyped-def]
+        go.set()
+        assert live.wait(30)
+        return history(i)
+
+    state.store.history = history_after_the_refresh
+    shown = c.get("/api/item/7?reviewer=ann").json()["id"]  # a position this refresh re-ranks
+    assert live.version == 1 and shown == before[7]
+    assert _ids(c, 60)[7] == shown  # where the reviewer saw it

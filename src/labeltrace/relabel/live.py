@@ -201,10 +201,14 @@ class LiveQueue:
             self._thread.start()
             return True
 
-    def reach(self, reached: int) -> None:
-        """The first ``reached`` positions have been shown: they keep their samples."""
+    def show(self, pos: int) -> int:
+        """The sample at position ``pos``, now shown: it and the positions before keep their
+        samples. One step under the lock, so a refresh cannot install a new order between the
+        reading and the marking (the reviewer would be shown a sample the new order had moved, and
+        the sample it had put at ``pos`` would sit behind the reviewer, never shown)."""
         with self._lock:
-            self.frontier = max(self.frontier, min(int(reached), self._order.size))
+            self.frontier = max(self.frontier, min(int(pos) + 1, self._order.size))
+            return int(self._order[pos])
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a running refresh; True when none runs any more."""

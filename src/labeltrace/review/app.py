@@ -230,10 +230,8 @@ def create_app(
         total = state.order().size
         if not 0 <= pos < total:
             return _err(404, f"queue position out of range [0, {total})")
-        out = state.item(pos, _who(reviewer) or state.reviewer)
-        if not peek:  # shown to a reviewer: a live re-ranking leaves it where it is
-            state.reach(pos)
-        return out
+        # shown to a reviewer (not a peek): a live re-ranking leaves it where it is
+        return state.item(pos, _who(reviewer) or state.reviewer, shown=not peek)
 
     @app.get("/api/context/{sample_id}", response_model=None)
     def get_context(sample_id: int) -> dict[str, Any] | JSONResponse:

@@ -194,11 +194,11 @@ class ReviewState:
         closed = (self.rule.agree == 1) & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
         return r.resolved | (mine == _LABEL) | (mine == _UNSURE) | closed
 
-    def reach(self, pos: int) -> None:
-        """Position ``pos`` was shown to a reviewer: a live re-ranking keeps it and those before."""
+    def show(self, pos: int) -> int:
+        """The sample at position ``pos``, shown to a reviewer: a live re-ranking keeps it and
+        those before (read and marked in one step; :meth:`LiveQueue.show`)."""
         self._reached = max(self._reached, int(pos) + 1)
-        if self.live is not None:
-            self.live.reach(self._reached)
+        return self.live.show(pos) if self.live is not None else int(self._static[pos])
 
     def sync(self) -> None:
         """Pass the decisions to the live queue (a refresh starts when one is due)."""
@@ -245,10 +245,11 @@ class ReviewState:
         return int(after + 1 + later[0]) if later.size else after + 1
 
     # ------------------------------------------------------------------ what the page shows
-    def item(self, pos: int, reviewer: str | None) -> dict[str, Any]:
-        """The queue item at ``pos``: labels, the decision shown, every reviewer's view."""
+    def item(self, pos: int, reviewer: str | None, *, shown: bool = False) -> dict[str, Any]:
+        """The queue item at ``pos``: labels, the decision shown, every reviewer's view.
+        ``shown``: it is shown to a reviewer (:meth:`show`), not looked ahead at."""
         order = self.order()
-        i = int(order[pos])
+        i = self.show(pos) if shown else int(order[pos])
         hist = self.store.history(i)
         mine = [d for d in hist if reviewer is None or d.reviewer == reviewer]
         cur = mine[-1].to_dict() if mine else None

@@ -73,3 +73,28 @@ def test_class_folders_named_like_array_sources_show_their_images(tmp_path: Path
     # an array run (no data root, no allowed root) still reads the pixels it kept
     arr = open_run(make_run(tmp_path / "arr", n=30, k=3, with_files=False))
     assert arr.image_file(0) is None and load_rgb(arr, 0).shape == (8, 8, 3)
+
+
+def test_uint16_arrays_handed_over_in_memory_keep_their_16_bits(tmp_path: Path) -> None:
+    # a scan of in-memory arrays keeps their pixels in the run (run_images.write_images): uint16 ones
+    # as uint16, so 12-bit data is stretched from its 4,096 levels, not from the 17 left in 8 bits
+    from labeltrace.data import from_arrays
+    from labeltrace.rundir import IMAGES_FLAT, IMAGES_INDEX
+    from labeltrace.run_images import ImageStore, write_images
+
+    rd = make_run(tmp_path, n=30, k=3, with_files=False)
+    imgs = np.stack([_gradient(12) // (i + 1) for i in range(30)])
+    ds = from_arrays(imgs, np.arange(30) % 3)
+    files = rd / IMAGES, rd / IMAGES_FLAT, rd / IMAGES_INDEX
+    assert write_images(ds, *files) == [rd / IMAGES]
+    kept = ImageStore(*files)
+    assert kept[5].dtype == np.uint16
+    np.testing.assert_array_equal(kept[5][..., 0], imgs[5])  # exactly the values handed over
+    run = open_run(rd)
+    shown = load_rgb(run, 0)
+    assert (shown.min(), shown.max()) == (0, 255)
+    assert len(np.unique(shown[..., 0])) == 64  # every one of the ramp's 64 values stays apart
+    assert run.image(0).dtype == np.uint8 and run.image(0).max() == round(4095 / 65535 * 255)  # the scan's view
+    # 8-bit arrays stay 8 bits
+    write_images(from_arrays((imgs // 16).astype(np.uint8), np.arange(30) % 3), *files)
+    assert ImageStore(*files)[0].dtype == np.uint8

@@ -1,7 +1,9 @@
 """The pixels of in-memory images kept in a run directory, so that the report, the review page and
-the exports can show them: one ``(N, H, W, C)`` uint8 array when the images share a size, else
-every image at its own size, flattened one after another (``images_flat.npy``) with an index of
-offsets and shapes (``images_index.npy``). Both are read memory-mapped, one image at a time."""
+the exports can show them: one ``(N, H, W, C)`` array when the images share a size, else every
+image at its own size, flattened one after another (``images_flat.npy``) with an index of offsets
+and shapes (``images_index.npy``). Both are read memory-mapped, one image at a time. ``uint16``
+arrays are kept as ``uint16`` (12-bit data in 16 bits, as X-ray exports hold it, would keep 16
+grey levels in 8 bits), any other as ``uint8``."""
 
 from __future__ import annotations
 
@@ -11,16 +13,20 @@ from typing import Any
 import numpy as np
 
 from labeltrace._io import atomic_write
-from labeltrace.data.decode import to_uint8
+from labeltrace.data.decode import to_uint8, to_uint16
+from labeltrace.run_source import source_bits
 
 __all__ = ["ImageStore", "write_images"]
 
 
 def write_images(ds: Any, single: Path, flat: Path, index: Path) -> list[Path]:
-    """Write ``ds``'s pixels (uint8): to ``single`` when they share a size, else to ``flat`` and
-    ``index`` (each image decoded twice, never all held at once). Returns the files written."""
+    """Write ``ds``'s pixels (``uint16`` for a ``uint16`` array, else ``uint8``): to ``single`` when
+    they share a size, else to ``flat`` and ``index`` (each image decoded twice, never all held at
+    once). Returns the files written."""
+    wide = source_bits(ds) == 16
+    dtype, quantize = (np.uint16, to_uint16) if wide else (np.uint8, to_uint8)
     if ds.image_shape is not None:
-        imgs = ds.materialize(dtype=np.uint8).transpose(0, 2, 3, 1)
+        imgs = ds.materialize(dtype=dtype).transpose(0, 2, 3, 1)
         atomic_write(single, lambda fh: np.save(fh, imgs, allow_pickle=False))
         return [single]
     n = len(ds)
@@ -29,9 +35,9 @@ def write_images(ds: Any, single: Path, flat: Path, index: Path) -> list[Path]:
     sizes = shapes.prod(axis=1)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     tmp = flat.with_name(flat.name + ".partial")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(int(offsets[-1]),))
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(int(offsets[-1]),))
     for i in range(n):
-        img = to_uint8(ds.load(i))
+        img = quantize(ds.load(i))
         if img.shape != tuple(shapes[i]):
             raise ValueError(f"sample {ds.sources[i]}: shape {img.shape} differs from the dataset's {tuple(shapes[i])}")
         out[offsets[i] : offsets[i + 1]] = img.reshape(-1)
@@ -44,7 +50,8 @@ def write_images(ds: Any, single: Path, flat: Path, index: Path) -> list[Path]:
 
 
 class ImageStore:
-    """Read side of :func:`write_images`: ``store[i]`` is image ``i`` as ``(H, W, C)`` uint8."""
+    """Read side of :func:`write_images`: ``store[i]`` is image ``i`` as ``(H, W, C)``, uint8 or
+    uint16 as written."""
 
     def __init__(self, single: Path, flat: Path, index: Path) -> None:
         self._single = np.load(single, mmap_mode="r", allow_pickle=False) if single.exists() else None

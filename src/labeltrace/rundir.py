@@ -334,17 +334,20 @@ class Run:
         return p
 
     def image(self, sample_id: int) -> np.ndarray:
-        """A sample's image as (H, W, C) uint8 (C = 1 or 3), or the pixels the run kept as they are."""
+        """A sample's image as (H, W, C) uint8 (C = 1 or 3): kept ``uint16`` pixels scaled by
+        255/65535, as the scan's other sources are (:meth:`pixels` gives them as they are)."""
         from labeltrace.data import decode  # lazy: decoding lives at the data edge
 
         a, _ = self.pixels(sample_id)
-        return decode.to_uint8(a) if a.dtype.kind == "f" else a
+        if a.dtype == np.uint8:
+            return a
+        return decode.to_uint8(a if a.dtype.kind == "f" else decode.array_to_float(a))
 
     def pixels(self, sample_id: int) -> tuple[np.ndarray, int]:
         """A sample's image as read, and the bits per sample its source stores (16: a 16-bit file
         or a ``uint16`` array, whose data may use a fraction of the range; else 8): an image file or
         the run's array source decoded to (H, W, C) float32 in [0, 1], or the pixels the run kept
-        (uint8, in-memory arrays)."""
+        (in-memory arrays: uint16 for a uint16 array, else uint8)."""
         i = int(sample_id)
         if not 0 <= i < self.num_samples:
             raise ValueError(f"sample id {sample_id} out of range [0, {self.num_samples})")

@@ -313,12 +313,14 @@ class ImageDataset:
         """Decode every image once into an ``(N, C, H, W)`` array (for small datasets).
 
         ``dtype`` float32 keeps values in [0, 1] exactly as decoded; ``uint8`` stores
-        ``round(255 * x)`` (4x less memory; 16-bit images lose precision). Other options as
-        in :meth:`load_batch`.
+        ``round(255 * x)`` (4x less memory; 16-bit images lose precision), ``uint16``
+        ``round(65535 * x)`` (a ``uint16`` source's values exactly). Other options as in
+        :meth:`load_batch`.
         """
         dtype = np.dtype(dtype)
-        if dtype not in (np.dtype(np.float32), np.dtype(np.uint8)):
-            raise ValueError(f"dtype must be float32 or uint8; got {dtype}")
+        scale = {np.dtype(np.float32): None, np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+        if dtype not in scale:
+            raise ValueError(f"dtype must be float32, uint8 or uint16; got {dtype}")
         idx = np.arange(len(self))
         hw, c = self._target(size, channels)
         native = hw is None  # sizes not known, none asked: the first image's, which every image must have
@@ -335,7 +337,7 @@ class ImageDataset:
                     "pass size= and/or channels="
                 )
             chw = img.transpose(2, 0, 1)
-            out[i] = np.round(chw * 255.0) if dtype == np.uint8 else chw
+            out[i] = chw if scale[dtype] is None else np.round(chw * scale[dtype])
 
         parallel_map(fill, idx, workers)
         return out

@@ -53,6 +53,7 @@ __all__ = [
     "stored_bits",
     "to_uint8",
     "to_uint8_thumbnail",
+    "to_uint16",
 ]
 
 IMAGE_SUFFIXES: tuple[str, ...] = (
@@ -323,6 +324,12 @@ def resize_image(img: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """A decoded float image in [0, 1] as uint8: ``round(255 * x)``, clipped (halves to even)."""
     return np.rint(np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def to_uint16(img: np.ndarray) -> np.ndarray:
+    """A decoded float image in [0, 1] as uint16: ``round(65535 * x)``, clipped (halves to even);
+    gives back a ``uint16`` array's values exactly after :func:`array_to_float`."""
+    return np.rint(np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
 def to_uint8_thumbnail(img: np.ndarray, size: int) -> np.ndarray:

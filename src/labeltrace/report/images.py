@@ -19,10 +19,10 @@ def load_rgb(run: Run, sample_id: int) -> np.ndarray:
     Read with :meth:`Run.pixels`: files are resolved with :meth:`Run.image_file` (which refuses paths
     outside the run's allowed roots) and decoded with :func:`labeltrace.data.decode.decode_image`;
     in-memory datasets come from the pixels the run kept, a ``.npz`` from its source. An image whose
-    source stores more than 8 bits per sample (a 16-bit PNG or TIFF, a ``uint16`` array in an
-    ``.npz`` source; arrays handed to ``scan()`` in memory are kept as 8 bits by the scan) is
-    stretched per image to the full range (:func:`stretch`): 12-bit data in 16 bits, as X-ray
-    exports hold it, would show black. 8-bit images are shown as they are.
+    source stores more than 8 bits per sample (a 16-bit PNG or TIFF, a ``uint16`` array, in an
+    ``.npz`` source or handed to ``scan()`` in memory) is stretched per image to the full range
+    (:func:`stretch`): 12-bit data in 16 bits, as X-ray exports hold it, would show black. 8-bit
+    images are shown as they are.
 
     Raises
     ------

@@ -79,8 +79,8 @@ def test_uint16_arrays_handed_over_in_memory_keep_their_16_bits(tmp_path: Path) 
     # a scan of in-memory arrays keeps their pixels in the run (run_images.write_images): uint16 ones
     # as uint16, so 12-bit data is stretched from its 4,096 levels, not from the 17 left in 8 bits
     from labeltrace.data import from_arrays
-    from labeltrace.rundir import IMAGES_FLAT, IMAGES_INDEX
     from labeltrace.run_images import ImageStore, write_images
+    from labeltrace.rundir import IMAGES_FLAT, IMAGES_INDEX
 
     rd = make_run(tmp_path, n=30, k=3, with_files=False)
     imgs = np.stack([_gradient(12) // (i + 1) for i in range(30)])

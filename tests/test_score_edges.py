@@ -108,5 +108,5 @@ def test_the_twins_of_the_label_and_probability_checks_agree() -> None:
     x = np.random.default_rng(0).normal(size=(6, 2))
     with pytest.raises(ValueError, match=r"sample ids \[4\] have labels \[18446744073709551615\]"):
         crossval_probs(x, np.array([0, 1, 0, 1, 2**64 - 1, 0], np.uint64))
-    with pytest.raises(ValueError, match=r"entries above 1 at sample ids \[0\]"):
+    with pytest.raises(ValueError, match=r"posterior has entries above 1 in sample ids \[0\]"):
         check_posterior(np.array([[1.0009, 0.0], [0.0, 1.0]]))

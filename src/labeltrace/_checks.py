@@ -9,6 +9,7 @@ import numpy as np
 
 __all__ = [
     "check_finite_float",
+    "check_probability_rows",
     "check_int",
     "check_labels",
     "check_mask",
@@ -105,6 +106,23 @@ def reject_nan(s: np.ndarray, name: str) -> None:
     nan = np.isnan(s)
     if nan.any():
         raise ValueError(f"{name} contain {int(nan.sum())} NaN values at {describe_ids(nan)}")
+
+
+#: An entry above 1 + this is refused (cleanlab's bound); a row may miss a sum of 1 by this much.
+PROB_ENTRY_TOL = 1e-6
+PROB_ROW_SUM_TOL = 1e-3
+
+
+def check_probability_rows(p: np.ndarray, name: str) -> None:
+    """Refuse, naming the sample ids, an ``(N, K)`` matrix of finite non-negative entries (checked by
+    the caller) with an entry above 1 (+1e-6) or a row not summing to 1 (within 1e-3, in float64):
+    the one check of a probability matrix, for the scores' ``probs`` and the relabel posterior."""
+    bad = (p > 1.0 + PROB_ENTRY_TOL).any(axis=1)
+    if bad.any():
+        raise ValueError(f"{name} has entries above 1 in {describe_ids(bad)}")
+    bad = np.abs(p.sum(axis=1, dtype=np.float64) - 1.0) > PROB_ROW_SUM_TOL
+    if bad.any():
+        raise ValueError(f"{name} rows must sum to 1 (tolerance {PROB_ROW_SUM_TOL}); {describe_ids(bad)} do not")
 
 
 def check_finite_float(x: float, name: str) -> float:

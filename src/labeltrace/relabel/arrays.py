@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import describe_ids
+from labeltrace._checks import check_probability_rows, describe_ids
 
 __all__ = [
     "EPS",
@@ -51,12 +51,7 @@ def check_posterior(posterior: Any, *, n: int | None = None, k: int | None = Non
     """An (N, K) probability matrix, no entry above 1 (+1e-6), rows summing to 1 (within 1e-3), as
     float64."""
     p = as_matrix(posterior, "posterior", n=n, k=k)
-    bad = np.flatnonzero((p > 1.0 + 1e-6).any(axis=1))
-    if bad.size:
-        raise ValueError(f"posterior has entries above 1 at {describe_ids(bad)}")
-    bad = np.flatnonzero(np.abs(p.sum(axis=1) - 1.0) > 1e-3)
-    if bad.size:
-        raise ValueError(f"posterior rows must sum to 1; they do not at {describe_ids(bad)}")
+    check_probability_rows(p, "posterior")
     return p
 
 

@@ -7,12 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import id_list
+from labeltrace._checks import check_probability_rows, id_list
 
 __all__ = ["validate_probs"]
 
-_ROW_SUM_TOL = 1e-3
-_ENTRY_TOL = 1e-6  # an entry above 1 + this is refused (cleanlab's bound)
 
 
 def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -58,15 +56,7 @@ def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"probs has negative entries in sample ids {id_list(np.flatnonzero(bad))}"
         )
-    bad = (p > 1.0 + _ENTRY_TOL).any(axis=1)
-    if bad.any():
-        raise ValueError(f"probs has entries above 1 in sample ids {id_list(np.flatnonzero(bad))}")
-    bad = np.abs(p.sum(axis=1, dtype=np.float64) - 1.0) > _ROW_SUM_TOL
-    if bad.any():
-        raise ValueError(
-            f"probs rows must sum to 1 (tolerance {_ROW_SUM_TOL}); sample ids "
-            f"{id_list(np.flatnonzero(bad))} do not"
-        )
+    check_probability_rows(p, "probs")
 
     y = np.asarray(labels)
     if y.ndim != 1:

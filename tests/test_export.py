@@ -267,14 +267,14 @@ def test_csv_and_parquet(tmp_path: Path) -> None:
     f.write_text(json.dumps([{"labeltrace_id": 2, "label": "bird"}]))
     import_labelstudio(rd, f)
     t = pq.read_table(export_run(rd, "parquet"))
-    assert t.column("id").to_pylist() == [2, 5, 9]
-    assert t.column("queue_position").to_pylist() == [0, 1, 2]
-    assert t.column("review_decision").to_pylist() == ["bird", None, None]
+    assert t.num_rows == 24 and t.column("id").to_pylist()[:3] == [2, 5, 9]  # the queue first, then the rest
+    assert t.column("queue_position").to_pylist() == [0, 1, 2] + [None] * 21
+    assert t.column("review_decision").to_pylist()[:3] == ["bird", None, None]
     assert t.column("reviewer").to_pylist()[0] == "labelstudio"
     given = open_run(rd).column("given_label")
-    assert t.column("final_label").to_pylist() == ["bird", given[5], given[9]]
+    assert t.column("final_label").to_pylist()[:3] == ["bird", given[5], given[9]]
     rows = csv_rows(export_run(rd, "csv", tmp_path / "e.csv"))
-    assert [r["id"] for r in rows] == ["2", "5", "9"]
+    assert [r["id"] for r in rows][:3] == ["2", "5", "9"] and len(rows) == 24
     with pytest.raises(ValueError, match=r"\.csv"):
         export_run(rd, "csv", tmp_path / "e.txt")
     with pytest.raises(ValueError, match="unknown export target"):
@@ -404,3 +404,24 @@ def test_fiftyone_never_replaces_an_existing_dataset_unasked(tmp_path: Path, mon
     other = make_run(tmp_path / "b", n=12, k=3, seed=1)
     with pytest.raises(ValueError, match="not an export of this run"):
         export_run(other, "fiftyone", "mine")
+
+
+def test_a_table_export_lists_every_sample_when_the_queue_holds_a_subset(tmp_path: Path) -> None:
+    """A queue file of three samples: the CSV export held those three rows, and a decision on a
+    sample outside the queue was in the cleaned labels but not in the export."""
+    from labeltrace.relabel.runstore import run_store
+    from labeltrace.rundir import QUEUE, open_run, write_table
+
+    rd = make_run(tmp_path, n=10, k=3, seed=4)
+    write_table(rd / QUEUE, pa.table({"id": pa.array([3, 1, 2], pa.int64()), "priority": [3.0, 2.0, 1.0],
+                                      "rank": pa.array([1, 2, 3], pa.int64())}))  # fmt: skip
+    run = open_run(rd)
+    relabel = run.classes[(run.column("given_label_id")[7] + 1) % 3]
+    run_store(run).add(7, relabel, reviewer="ann")
+    rows = csv_rows(export_run(rd, "csv", tmp_path / "export.csv"))
+    rank = run.column("rank")
+    rest = sorted(set(range(10)) - {1, 2, 3}, key=lambda i: (rank[i], i))
+    assert [int(r["id"]) for r in rows] == [3, 1, 2, *rest]
+    assert [r["queue_position"] for r in rows] == ["0", "1", "2"] + [""] * 7
+    (seven,) = [r for r in rows if r["id"] == "7"]
+    assert (seven["review_decision"], seven["final_label"]) == (relabel, relabel)

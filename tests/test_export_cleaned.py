@@ -223,3 +223,26 @@ def test_the_rescan_command_skips_the_images_the_scan_skipped(tmp_path: Path) ->
     meta["data"]["skipped"] = [["benign/corrupt.png", "cannot identify image file"]]
     (rd / "run.json").write_text(json.dumps(meta))
     assert "--on-bad-image skip" in (rescan_command(open_run(rd), tmp_path / "clean.csv") or "")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_relabelled_sample_whose_manifest_row_is_gone_is_refused(tmp_path: Path, suffix: str) -> None:
+    """The manifest edited after the scan (a row removed): the export reported success without the
+    expert's relabel of that row's sample."""
+    rd = make_run(tmp_path, n=10, k=3, seed=5, kind="manifest")
+    meta = json.loads((rd / "run.json").read_text())
+    src = Path(meta["data"]["source"])
+    rows = csv_rows(src)
+    run = open_run(rd)
+    given = run.column("given_label_id")
+    run_store(run).add(0, run.classes[(given[0] + 1) % 3], reviewer="ann")  # relabels sample 0
+    run_store(run).add(1, "unsure", reviewer="ann")
+    kept = pa.Table.from_pylist(rows[2:])  # samples 0 and 1 no longer in the manifest
+    new_src = src.with_suffix(suffix)
+    (pq.write_table(kept, new_src) if suffix == ".parquet" else pacsv.write_csv(kept, new_src))
+    meta["data"]["source"] = str(new_src)
+    (rd / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"no row for the relabelled sample\(s\) 0 \(") as e:
+        export_labels(rd, tmp_path / f"clean{suffix}")
+    assert "sample(s) 0 (" in str(e.value) and " 1 (" not in str(e.value)  # an unsure changes no label
+    assert not (tmp_path / f"clean{suffix}").exists()

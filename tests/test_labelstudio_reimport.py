@@ -38,6 +38,19 @@ def test_an_older_export_imported_later_does_not_undo_newer_decisions(tmp_path: 
         import_labelstudio(rd, monday)
 
 
+
+def test_a_file_with_two_annotations_of_a_task_imports_again_without_a_warning(tmp_path: Path) -> None:
+    """The same JSON-MIN file again: its older annotation of a task was called 'an older export'."""
+    rd = make_run(tmp_path, n=6, k=3, seed=3)
+    f = tmp_path / "min.json"
+    f.write_text(json.dumps([{"labeltrace_id": 0, "label": label, "annotator": who, "id": 1, "updated_at": at}
+                             for label, who, at in (("bird", "a@x", "2024-05-01T10:00:00Z"),
+                                                    ("cat", "b@x", "2024-05-02T10:00:00Z"))]))  # fmt: skip
+    told: list[str] = []
+    assert import_labelstudio(rd, f, warn=told.append) == 2
+    assert import_labelstudio(rd, f, warn=told.append) == 0 and told == []
+    assert run_store(open_run(rd)).current()[0].decision == "cat"
+
 def test_local_files_of_an_array_run_name_the_command_line_option(tmp_path: Path) -> None:
     rd = make_run(tmp_path, n=20, k=3, with_files=False)
     with pytest.raises(ValueError, match="--images data-uri"):

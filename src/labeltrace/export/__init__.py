@@ -4,7 +4,7 @@
 
 * ``"labelstudio"`` — a Label Studio tasks JSON (import it in a project whose labeling config
   is the ``<out stem>.config.xml`` written beside it). One task per sample, in review-queue
-  order, with
+  order (every export lists every sample: those a queue file leaves out come last, by rank), with
 
   - ``data.image``: the image as a ``data:image/png;base64`` URI (``images="data-uri"``,
     self-contained; tiny images enlarged by an integer factor with nearest neighbour), or a
@@ -22,7 +22,8 @@
   The config has a single-choice ``label`` control with one choice per class and a
   ``review`` control with the choice ``unsure``; a skipped (cancelled) annotation reads back
   as ``skip``.
-* ``"csv"`` / ``"parquet"`` — the samples table in queue order with ``queue_position`` and the
+* ``"csv"`` / ``"parquet"`` — the samples table in queue order with ``queue_position`` (empty
+  for the samples a queue file leaves out) and the
   current review (``review_decision``, ``review_status`` — ``consensus``, ``no consensus``,
   ``unsure`` or ``skip``, so a class named like an action is told apart —, ``reviewer`` and
   ``reviewed_at`` — for a consensus the reviewers whose votes made it and their latest vote's

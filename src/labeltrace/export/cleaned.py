@@ -6,7 +6,8 @@ Written in the format the dataset came in:
   Parquet), every row and column as they were, with the label column changed where a class was
   decided (written as a class name or a class id, whichever that row used) and two new columns
   ``review_decision, review_status`` (a manifest cleaned and reviewed before keeps that round's
-  as ``review_decision_1, review_status_1``, the next round's as ``_2`` ...);
+  as ``review_decision_1, review_status_1``, the next round's as ``_2`` ...). A relabelled
+  sample whose row is gone (removed, or its path or id renamed) is refused, naming it;
 * **folder**: a CSV with columns ``path, label, review_decision, review_status`` (paths relative
   to the data root, labels as class names);
 * anything else (arrays): a ``.npy`` of int64 label ids plus a CSV beside it with
@@ -43,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labeltrace import rundir
+from labeltrace._checks import listing
 from labeltrace.data.validate import is_missing, marker_set
 from labeltrace.relabel.verdicts import Verdicts, run_verdicts, unresolved_table
 from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
@@ -84,6 +86,18 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
     def key(row_id: object, row_path: object) -> str:
         return str(row_id).strip() if id_col else Path(str(row_path).strip()).as_posix()
 
+    matched = np.zeros(len(ext), dtype=bool)
+
+    def check_all_matched() -> None:
+        """Refuse when a relabelled sample has no row left: its new label would be lost."""
+        lost = np.flatnonzero((final != given) & ~matched)
+        if lost.size:
+            names = listing(f"{i} ({ext[i]})" for i in lost.tolist())
+            raise ValueError(
+                f"{src}: no row for the relabelled sample(s) {names}; the manifest changed since "
+                "the scan (rows removed, or paths / ids renamed), and their new labels would be lost"
+            )
+
     def relabel(k: int, value: object, i: int) -> object:
         """The new label of manifest row ``k`` (sample ``i``) in that row's own representation."""
         v = value.strip() if isinstance(value, str) else value
@@ -110,9 +124,12 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
         stat: list[str | None] = [None] * t.num_rows
         for k in range(t.num_rows):
             i = sample_of.get(key(ids[k], paths[k]))
+            if i is not None:
+                matched[i] = True
             if i is not None and decision[i]:
                 labels[k] = relabel(k, labels[k], i)
                 dec[k], stat[k] = str(decision[i]), str(status[i])
+        check_all_matched()
         col = pa.array(labels, type=t.schema.field(label_col).type)
         t = t.set_column(t.column_names.index(label_col), t.schema.field(label_col), col)
         t = t.append_column(DECISION_COLUMN, pa.array(dec, pa.string()))
@@ -143,10 +160,13 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
         row = row + [""] * (len(header) - len(row))
         i = sample_of.get(key(row[ii] if ii is not None else None, row[pi]))
         d = st = ""
+        if i is not None:
+            matched[i] = True
         if i is not None and decision[i]:
             row[li] = str(relabel(k, row[li], i))
             d, st = str(decision[i]), str(status[i])
         w.writerow(row + [d, st])
+    check_all_matched()
     payload = (b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode("utf-8")
     return atomic_write(out, lambda fh: fh.write(payload))
 

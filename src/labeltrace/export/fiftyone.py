@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from labeltrace.export.labelstudio import report_problems
-from labeltrace.relabel.order import review_order
+from labeltrace.relabel.order import every_sample_in_review_order
 from labeltrace.report.images import load_rgb, png_bytes
 from labeltrace.rundir import FIFTYONE_IMAGES, Run, atomic_write
 
@@ -52,7 +52,7 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
     )
     img_dir = run.path / FIFTYONE_IMAGES  # a new scan (--force) removes it: never another scan's images
     samples = []
-    order = review_order(run).tolist()
+    order = every_sample_in_review_order(run)[0].tolist()
     problems: list[tuple[int, str]] = []
     for i in order:
         try:

@@ -16,7 +16,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from labeltrace._checks import listing
-from labeltrace.relabel.order import review_order
+from labeltrace.relabel.order import every_sample_in_review_order
 from labeltrace.relabel.runstore import run_store
 from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
 from labeltrace.rundir import Run, open_run
@@ -100,7 +100,7 @@ def labelstudio_tasks(
     if images not in ("data-uri", "local-files"):
         raise ValueError(f"images must be 'data-uri' or 'local-files', got {images!r}")
     root = Path(document_root) if document_root is not None else None
-    order = review_order(run)
+    order = every_sample_in_review_order(run)[0]
     if only_suspects:
         order = order[run.column("is_suspect").astype(bool)[order]]
     classes = run.classes
@@ -333,6 +333,11 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     stored = store.current(reviewer=LS_REVIEWER)
     stale = [r for r in rows if r["sample_id"] in stored and r["decided_at"] is not None
              and _not_newer(r, stored[r["sample_id"]])]  # fmt: skip
+    # an annotation stored already (the same file imported again: its older entries) is a repeat,
+    # which add_many skips, not an older export's
+    had = {(d.sample_id, d.kind, d.decision, _iso(d.decided_at)) for i in {r["sample_id"] for r in stale}
+           for d in store.history(i) if d.reviewer == LS_REVIEWER}  # fmt: skip
+    stale = [r for r in stale if (r["sample_id"], r["kind"], r["decision"], _iso(r["decided_at"])) not in had]
     if stale:
         ids = sorted({r["sample_id"] for r in stale})
         msg = (f"{export_json}: {len(stale)} annotation{'s' if len(stale) != 1 else ''} not imported: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from labeltrace.relabel.order import review_order
+from labeltrace.relabel.order import every_sample_in_review_order
 from labeltrace.relabel.runstore import open_store
 from labeltrace.relabel.verdicts import run_verdicts
 from labeltrace.rundir import Run
@@ -14,12 +14,13 @@ __all__ = ["review_table"]
 
 
 def review_table(run: Run) -> pa.Table:
-    """The samples table in queue order with the queue position and the current review:
+    """Every sample in queue order (those a queue file leaves out last, ``queue_position`` empty),
+    with the queue position and the current review:
     ``review_decision`` and ``review_status`` (as in the cleaned labels,
     :mod:`labeltrace.export.cleaned`), ``reviewer`` and ``reviewed_at`` — for a consensus the
     reviewers whose votes made it (comma-separated, first voter first) and the latest of those
     votes, else the sample's latest decision — and ``final_label``."""
-    order = review_order(run)
+    order, queued = every_sample_in_review_order(run)
     v = run_verdicts(run)
     final, decision, status = v.final, v.decision_text(run.classes), v.status_text()
     reviewer = np.full(run.num_samples, None, dtype=object)
@@ -41,7 +42,8 @@ def review_table(run: Run) -> pa.Table:
     dec = np.where(decision == "", None, decision)
     stat = np.where(status == "", None, status)
     return (
-        t.append_column("queue_position", pa.array(np.arange(order.size, dtype=np.int64)))
+        t.append_column("queue_position", pa.array(np.arange(order.size, dtype=np.int64),
+                                                   mask=np.arange(order.size) >= queued))
         .append_column("review_decision", pa.array(dec[order].tolist(), pa.string()))
         .append_column("review_status", pa.array(stat[order].tolist(), pa.string()))
         .append_column("reviewer", pa.array(reviewer[order].tolist(), pa.string()))

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 from labeltrace._checks import id_list
 from labeltrace.rundir import QUEUE, Run
 
-__all__ = ["review_order"]
+__all__ = ["every_sample_in_review_order", "review_order"]
 
 
 def review_order(run: Run) -> np.ndarray:
@@ -43,3 +43,15 @@ def review_order(run: Run) -> np.ndarray:
     rank = run.column("rank").astype(np.float64)
     ids = np.arange(run.num_samples, dtype=np.int64)
     return ids[np.lexsort((ids, rank))]
+
+
+def every_sample_in_review_order(run: Run) -> tuple[np.ndarray, int]:
+    """Every sample id, int64: :func:`review_order` first, then the samples a queue file leaves out
+    by the samples table's ``rank`` (ties by id); and how many the queue holds (the exports list
+    every sample, the queued ones first)."""
+    queued = review_order(run)
+    left = np.ones(run.num_samples, dtype=bool)
+    left[queued] = False
+    rest = np.flatnonzero(left)
+    rank = run.column("rank").astype(np.float64)[rest]
+    return np.concatenate([queued, rest[np.lexsort((rest, rank))]]), int(queued.size)

@@ -47,3 +47,15 @@ def test_the_images_are_never_materialised(shapes_known: bool, monkeypatch: pyte
 
     monkeypatch.setattr(ImageDataset, "materialize", refuse)
     assert pixels_fingerprint(ds) == want
+
+
+def test_uint16_arrays_that_agree_in_8_bits_have_other_fingerprints() -> None:
+    """12-bit data in uint16 hashed at 8 bits keeps 17 levels: two other datasets had one fingerprint,
+    so a scan into the same folder reused the other's training and frozen-feature cache."""
+    rng = np.random.default_rng(0)
+    a = (257 * rng.integers(0, 16, (20, 16, 16))).astype(np.uint16)  # 257 k: k exactly, in 8 bits
+    b = a + np.uint16(1)  # every value off by one: the same in 8 bits (round(255 x / 65535))
+    assert np.array_equal(np.rint(a / 65535 * 255), np.rint(b / 65535 * 255))
+    fa, fb = (pixels_fingerprint(from_arrays(x, np.arange(20) % 2)) for x in (a, b))
+    assert fa != fb
+    assert fa == fingerprint_array(from_arrays(a, np.arange(20) % 2).materialize(dtype=np.uint16))

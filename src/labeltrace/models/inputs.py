@@ -65,13 +65,16 @@ def standardize(f: np.ndarray) -> np.ndarray:
     return ((f - f.mean(0)) / (f.std(0) + 1e-6)).astype(np.float32)
 
 
-def _uint8_images(ds: ImageDataset, hw: tuple[int, int], c: int, chunk: int = 256) -> Iterator[np.ndarray]:
-    """Each image as ``ds.materialize(dtype=np.uint8)`` would hold it (``(c, *hw)``, ``round(255 x)``), in
-    order, decoded ``chunk`` at a time on the loader's threads."""
+def _quantized_images(ds: ImageDataset, hw: tuple[int, int], c: int, dtype: type,
+                      chunk: int = 256) -> Iterator[np.ndarray]:  # fmt: skip
+    """Each image as ``ds.materialize(dtype=dtype)`` would hold it (``(c, *hw)``, uint8 ``round(255 x)``
+    or uint16 ``round(65535 x)``), in order, decoded ``chunk`` at a time on the loader's threads."""
     from labeltrace.data.sources import parallel_map
 
+    top = float(np.iinfo(dtype).max)
+
     def one(i: int) -> np.ndarray:
-        return np.round(ds.load_fixed(i, hw, c) * 255.0).astype(np.uint8)
+        return np.round(ds.load_fixed(i, hw, c) * top).astype(dtype)
 
     for a in range(0, len(ds), chunk):
         yield from parallel_map(one, range(a, min(a + chunk, len(ds))), None)
@@ -79,8 +82,9 @@ def _uint8_images(ds: ImageDataset, hw: tuple[int, int], c: int, chunk: int = 25
 
 def pixels_fingerprint(ds: ImageDataset) -> str:
     """A fingerprint of the dataset's pixels: the files' names, sizes and modification times; for
-    in-memory images of one size, a strided hash of them all (uint8: ``fingerprint_array`` of
-    ``ds.materialize(dtype=np.uint8)``, computed image by image, so they are never held all at
+    in-memory images of one size, a strided hash of them all (``fingerprint_array`` of
+    ``ds.materialize(dtype=np.uint8)``, or of ``dtype=np.uint16`` for a ``uint16`` array, whose 12-bit
+    data would keep 17 levels in 8 bits; computed image by image, so they are never held all at
     once); for in-memory images of several sizes (e.g. a Hugging Face dataset), each image's shape
     and strided hash in turn, at its own size (no image is resized)."""
     import hashlib
@@ -92,8 +96,11 @@ def pixels_fingerprint(ds: ImageDataset) -> str:
     if ds.root is not None:
         return backbone.fingerprint_files([str(ds.root / s) for s in ds.sources])
     if ds.shapes is None or ds.image_size is not None:  # one size (or not known to differ): as before
+        from labeltrace.run_source import source_bits
+
         hw, c = ds.output_shape()  # materialize's shape: the known one, else the first image's
-        return fingerprint_rows((len(ds), c, *hw), np.uint8, _uint8_images(ds, hw, c))
+        dtype = np.uint16 if source_bits(ds) == 16 else np.uint8
+        return fingerprint_rows((len(ds), c, *hw), dtype, _quantized_images(ds, hw, c, dtype))
     h = hashlib.sha256(b"per-image")
     for i in range(len(ds)):
         img = to_uint8(ds.load(i))

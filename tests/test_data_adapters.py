@@ -407,6 +407,47 @@ def test_from_hf_tiny_dataset() -> None:
     np.testing.assert_array_equal(ds.load(2)[..., 0], arrays[3] / np.float32(255))
 
 
+
+@pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="datasets not installed")
+def test_from_hf_names_a_corrupt_image_and_a_missing_id() -> None:
+    """The datasets library decodes an Image cell itself: a corrupt one raised Pillow's error and
+    on_bad_image="skip" did not skip it. A missing id became the id 'None'."""
+    import io
+
+    import datasets
+
+    def png(v: int) -> bytes:
+        b = io.BytesIO()
+        Image.fromarray(np.full((4, 4), v, np.uint8)).save(b, "PNG")
+        return b.getvalue()
+
+    cells = [{"bytes": png(10 * k), "path": None} for k in range(6)]
+    cells[3] = {"bytes": b"this is not an image", "path": None}
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"]),
+                                  "uid": datasets.Value("string")})  # fmt: skip
+    hf = datasets.Dataset.from_dict({"image": cells, "label": [0, 1] * 3, "uid": [f"u{k}" for k in range(6)]},
+                                    features=features)  # fmt: skip
+    with pytest.raises(DataError, match=r"hf:3 \(cannot decode image \(UnidentifiedImageError"):
+        from_hf(hf)
+    ds = from_hf(hf, on_bad_image="skip", id_column="uid")
+    assert ds.ids == ("u0", "u1", "u2", "u4", "u5") and ds.skipped[0][0] == "hf:3"
+    no_id = datasets.Dataset.from_dict({"image": [png(0)] * 4, "label": [0, 1] * 2, "uid": ["u0", None, "u2", "u3"]},
+                                       features=features)  # fmt: skip
+    with pytest.raises(DataError, match=r"missing ids in column 'uid' .* at rows 1"):
+        from_hf(no_id, id_column="uid")
+
+
+def test_from_arrays_wants_one_id_per_image() -> None:
+    """Extra ids were dropped silently (every id then paired with the wrong image); too few raised
+    a bare IndexError."""
+    x = np.zeros((4, 3, 3), np.uint8)
+    with pytest.raises(DataError, match="5 ids for 4 images"):
+        from_arrays(x, [0, 1, 0, 1], ids=["hdr", "a", "b", "c", "d"])
+    with pytest.raises(DataError, match="3 ids for 4 images"):
+        from_arrays(x, [0, 1, 0, 1], ids=["a", "b", "c"])
+    with pytest.raises(DataError, match=r"missing ids .* at rows 2"):
+        from_arrays(x, [0, 1, 0, 1], ids=["a", "b", None, "d"])
+
 # ---------------------------------------------------------------- DICOM in a folder (optional)
 @pytest.mark.skipif(importlib.util.find_spec("pydicom") is None, reason="pydicom not installed")
 def test_folder_with_dicom(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ def test_a_repeated_header_name_is_refused(tmp_path: Path) -> None:
     (["01", "1", "2", "0"], None, r"'01' \(row 1\) / '1' \(row 2\)"),
     (["+1", "1", "0", "0"], None, r"'\+1' \(row 1\) / '1' \(row 2\)"),
     (["\u0661", "1", "0", "0"], None, "write one class two ways"),  # an Arabic-Indic one
+    (["1", "1.0", "2", "2"], None, r"decimal point.*'1' \(row 1\) / '1.0' \(row 2\)"),  # a float export appended
     (["01", "02"], ["1", "2", "3"], r"unknown labels.*row 1 '01'"),  # was read as positions 1, 2: '2', '3'
     ([unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café"), "dog", "dog"], None,
      "the same name in two Unicode forms"),
@@ -68,8 +69,10 @@ def test_labels_that_write_one_class_two_ways_are_refused(values: list[Any], cla
 def test_zero_padded_class_names_stay_names() -> None:
     labels, classes = parse_labels(["00", "01", "01", "00"], None)
     assert classes == ("00", "01") and labels.tolist() == [0, 1, 1, 0]
-    labels, classes = parse_labels(["1", "1.0", "2", "2"], None)  # "1.0" is no integer: three names, as before
-    assert classes == ("1", "1.0", "2")
+    labels, classes = parse_labels(["1.0", "2.0", "2.0"], None)  # a float column's spelling alone: names
+    assert classes == ("1.0", "2.0") and labels.tolist() == [0, 1, 1]
+    labels, classes = parse_labels(["1", "1.0", "2", "2"], ["1", "1.0", "2"])  # listed: three classes meant
+    assert labels.tolist() == [0, 1, 2, 2]
 
 
 def test_integer_labels_that_cannot_be_class_positions_are_refused() -> None:

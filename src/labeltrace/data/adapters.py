@@ -47,6 +47,7 @@ from labeltrace.data.validate import (
     OnBadImage,
     distinct_files,
     finalize,
+    id_texts,
     inside_roots,
     parse_labels,
     resolve_roots,
@@ -240,7 +241,7 @@ def from_arrays(
     shapes = np.tile(np.array([images.shape[1], images.shape[2], c], dtype=np.int64), (n, 1))
     return finalize(
         classes=cls, labels=int_labels, sources=[f"array:{i}" for i in range(n)],
-        ids=[str(i) for i in range(n)] if ids is None else [str(v) for v in ids],
+        ids=[str(i) for i in range(n)] if ids is None else id_texts(ids, n, ""),
         source=ArraySource(images), root=None, on_bad_image="fail", verify=False, workers=None,
         shapes=shapes,
     )
@@ -323,7 +324,11 @@ class HFSource:
         return len(self.rows)
 
     def load(self, i: int) -> np.ndarray:
-        return _hf_value_to_array(self.dataset[int(self.rows[i])][self.column], self.max_pixels)
+        try:  # a datasets Image feature decodes the row here, before the value reaches labeltrace
+            value = self.dataset[int(self.rows[i])][self.column]
+        except Exception as exc:  # noqa: BLE001 - one image, named and skippable like any bad file
+            raise DataError(f"cannot decode image ({type(exc).__name__}: {exc})") from exc
+        return _hf_value_to_array(value, self.max_pixels)
 
     def take(self, idx: np.ndarray) -> HFSource:
         return HFSource(self.dataset, self.column, self.rows[np.asarray(idx, dtype=np.int64)],
@@ -385,7 +390,7 @@ def from_hf(
         labels, cls = parse_labels(values if as_ints is None else as_ints.tolist(),
                                    classes if classes is not None else names, row_name=lambda k: f"row {k}")
     n = len(values)
-    ids = [str(v) for v in dataset[id_column]] if id_column else [str(i) for i in range(n)]
+    ids = id_texts(dataset[id_column], n, f" in column {id_column!r}") if id_column else [str(i) for i in range(n)]
     return finalize(
         classes=cls, labels=labels, sources=[f"hf:{i}" for i in range(n)], ids=ids,
         source=HFSource(dataset, image_column, np.arange(n), max_pixels), root=None,

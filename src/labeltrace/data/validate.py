@@ -22,6 +22,7 @@ __all__ = [
     "MISSING_VALUES",
     "distinct_files",
     "finalize",
+    "id_texts",
     "inside_roots",
     "is_empty",
     "is_missing",
@@ -34,9 +35,9 @@ OnBadImage = Literal["fail", "skip"]
 #: an integer label written the one canonical way (ASCII digits, no sign, no leading zero): "01", "+1",
 #: "-0" or "١" are class *names*, so that they are never silently merged with "1" or "0"
 _INT_RE = re.compile(r"^(0|-?[1-9][0-9]*)$", re.ASCII)
-#: any spelling of an integer (sign, leading zeros, non-ASCII digits): two spellings of one number in a
-#: label column are refused
-_NUMBER_RE = re.compile(r"^[+-]?\d+$")
+#: any spelling of an integer (sign, leading zeros, non-ASCII digits, a decimal point and zeros as a
+#: float column writes it: "1.0"): two spellings of one number in a label column are refused
+_NUMBER_RE = re.compile(r"^[+-]?\d+(\.0*)?$")
 
 def _probe(source: ImageSource, i: int) -> tuple[int, int, int] | str:
     """Decode image ``i`` fully; its shape, or the reason it cannot be read."""
@@ -69,6 +70,8 @@ def finalize(
     n = len(labels)
     if n == 0:
         raise DataError(f"the dataset is empty{where}")
+    if len(ids) != n or len(sources) != n:
+        raise DataError(f"{len(ids)} ids and {len(sources)} images for {n} labels{where}")
     unwritable = [k for k, v in enumerate(ids) if not _utf8(str(v))]
     if unwritable:  # a file name that is not UTF-8: the run's tables could not hold its id
         raise DataError(
@@ -187,14 +190,14 @@ def _as_int(v: Any) -> int | None:
 
 def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
     """Labels that are one class written two ways are refused naming the rows: two spellings of one
-    integer ("1", "01", "+1", "١") or of one Unicode name (NFC vs NFD "café"); read as two classes
+    integer ("1", "01", "+1", "١", "1.0") or of one Unicode name (NFC vs NFD "café"); read as two classes
     or merged silently, either way some images would carry the wrong class. Names that differ only
     in letter case ("benign", "Benign") can be two classes (EMNIST's letters): they are read as
     such, with a warning naming the rows."""
     texts = {v for v in raw if isinstance(v, str)}
     groups: dict[Any, set[str]] = {}
     for v in texts:
-        key = ("int", int(v)) if _NUMBER_RE.match(v) else ("name", unicodedata.normalize("NFC", v))
+        key = ("int", int(v.split(".")[0])) if _NUMBER_RE.match(v) else ("name", unicodedata.normalize("NFC", v))
         groups.setdefault(key, set()).add(v)
     cases: dict[str, set[str]] = {}
     for key, spelt in groups.items():
@@ -218,7 +221,7 @@ def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
                       DataWarning, stacklevel=4)  # fmt: skip
     if clash:
         raise DataError(
-            "labels that write one class two ways (" + ("numbers with a sign, leading zeros or other digits"
+            "labels that write one class two ways (" + ("numbers with a sign, leading zeros, a decimal point or other digits"
             if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms") + "): "
             + listing(" / ".join(f"{v!r} ({row_name(first[v])})" for v in vs) for vs in clash.values())
             + "; write each class one way (or, if they are different classes, list every name in a classes.txt "
@@ -328,6 +331,18 @@ MISSING_VALUES: frozenset[str] = frozenset({
 def is_empty(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip()) or (
         isinstance(v, float) and np.isnan(v))
+
+
+def id_texts(values: Sequence[Any], n: int, where: str) -> list[str]:
+    """User-given sample ids as text: one per sample (``n``), none missing (None, NaN or blank, which
+    would become the id ``"None"`` or ``"nan"``); the errors name ``where`` and the rows."""
+    values = list(values)
+    if len(values) != n:
+        raise DataError(f"{len(values)} ids{where} for {n} images: give one id per image")
+    missing = [k for k, v in enumerate(values) if is_empty(v)]
+    if missing:
+        raise DataError(f"missing ids{where} (None, NaN or blank) at rows {listing(missing)}")
+    return [str(v) for v in values]
 
 
 def marker_set(values: Any = MISSING_VALUES) -> set[str]:

@@ -86,6 +86,35 @@ def test_exif_orientation_applied(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out[..., 0], np.rot90(a, 2) / np.float32(255))
 
 
+
+#: how a viewer shows stored pixels ``a`` under each EXIF orientation (EXIF 2.3 / TIFF 6.0), written
+#: from the standard's definitions with numpy, not with Pillow
+_SHOWN = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1, :],
+          5: lambda a: a.T, 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].T,
+          8: lambda a: np.rot90(a, 1)}  # fmt: skip
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize(("suffix", "save"), [
+    (".png", {}), (".tif", {}), (".tif", {"compression": "tiff_lzw"}), (".tif", {"bits": 16}),
+])  # fmt: skip
+def test_every_exif_orientation_of_a_non_square_image(tmp_path: Path, orientation: int, suffix: str,
+                                                      save: dict) -> None:  # fmt: skip
+    """Pillow 13 turns a TIFF while loading it and scrambled a non-square one at orientations 5-8."""
+    bits = save.pop("bits", 8)
+    a = (np.arange(12).reshape(3, 4) * 20).astype(np.uint16 if bits == 16 else np.uint8)
+    if bits == 16:
+        a = a * 257
+    f = tmp_path / f"o{orientation}{suffix}"
+    if suffix == ".png":
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(a).save(f, exif=exif)
+    else:
+        Image.fromarray(a).save(f, tiffinfo={274: orientation}, **save)
+    out = decode_image(f)
+    np.testing.assert_array_equal(out[..., 0], _SHOWN[orientation](a) / np.float32(65535 if bits == 16 else 255))
+
 def test_1bit_image(tmp_path: Path) -> None:
     img = Image.new("1", (2, 1))
     img.putpixel((1, 0), 1)

@@ -30,6 +30,7 @@ from labeltrace.data.decode import (
     IMAGE_SUFFIXES,
     array_to_float,
     check_pixels,
+    load_pixels,
     open_image,
     pil_to_array,
     pixel_limit,
@@ -297,8 +298,7 @@ def _hf_value_to_array(v: Any, max_pixels: int | None = None) -> np.ndarray:
         if v.get("bytes"):
             try:
                 with open_image(BytesIO(v["bytes"]), max_pixels) as img:
-                    img.load()
-                    return pil_to_array(img)
+                    return pil_to_array(load_pixels(img))
             except DataError:
                 raise
             except Exception as exc:

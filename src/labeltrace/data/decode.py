@@ -46,6 +46,7 @@ __all__ = [
     "check_pixels",
     "convert_channels",
     "decode_image",
+    "load_pixels",
     "open_image",
     "pil_to_array",
     "pixel_limit",
@@ -120,6 +121,41 @@ def _is_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
+#: Pillow's turn for each EXIF orientation (as ImageOps.exif_transpose applies them)
+_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+          5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+          8: Image.Transpose.ROTATE_90}  # fmt: skip
+
+
+def _tiff_as_stored_then_turned(img: Image.Image) -> Image.Image:
+    """A TIFF whose orientation tag swaps its sides (5-8), loaded as stored and then turned here.
+    Pillow 13 turns a TIFF while loading it, and scrambles the pixels of a non-square one at
+    orientations 5-8 (same shape as stored, values out of place); other images, and Pillows that
+    do not turn TIFFs while loading (no ``_tile_size``), pass through unchanged."""
+    tag = getattr(img, "tag_v2", None)
+    orientation = tag.get(0x0112, 1) if img.format == "TIFF" and tag is not None else 1
+    stored = getattr(img, "_tile_size", None)
+    if orientation not in (5, 6, 7, 8) or stored is None or getattr(img, "_im", None) is not None:
+        return img
+    img._size = tuple(stored)  # the stored width and height, not the turned ones
+    del tag[0x0112]
+    exif = img.getexif()
+    exif.pop(0x0112, None)
+    img.load()
+    if img.size != tuple(stored):
+        raise DataError(f"cannot read the TIFF as stored to apply its orientation {orientation} "
+                        f"(Pillow {Image.__version__}); save it without the orientation tag")  # fmt: skip
+    return img.transpose(_TURNS[orientation])
+
+
+def load_pixels(img: Image.Image) -> Image.Image:
+    """``img`` with its pixels loaded (decoding errors raise here): a TIFF at orientation 5-8 read
+    as stored and turned (:func:`_tiff_as_stored_then_turned`), any other image as Pillow loads it."""
+    img = _tiff_as_stored_then_turned(img)
+    img.load()
+    return img
+
+
 def pil_to_array(img: Image.Image) -> np.ndarray:
     """Convert a Pillow image to an ``(H, W, C)`` float32 array in [0, 1] (see module doc).
 
@@ -130,6 +166,7 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     """
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
+    img = _tiff_as_stored_then_turned(img)
     if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation
         img = ImageOps.exif_transpose(img)
     mode = img.mode
@@ -227,8 +264,7 @@ def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarr
             return _decode_dicom(path, max_pixels)
         try:
             with open_image(path, max_pixels) as img:
-                img.load()
-                return pil_to_array(img)
+                return pil_to_array(load_pixels(img))
         except UnidentifiedImageError:
             if _is_dicom(path):
                 return _decode_dicom(path, max_pixels)

@@ -89,6 +89,15 @@ def test_symlinks_inside_the_root_are_fine(tree: dict[str, Path]) -> None:
     assert ds.path(ds.sources.index("dog/alias.png")) == (data / ".store" / "x.png").resolve()
 
 
+
+def test_a_symlinked_folder_below_a_class_folder_is_named(tree: dict[str, Path]) -> None:
+    """Not followed (a link could loop), and its images were left out without a word."""
+    data, other = tree["data"], tree["other"]
+    (data / "cat" / "p2").symlink_to(other / "more", target_is_directory=True)
+    with pytest.warns(UserWarning, match=r"1 symlinked folders below the class folders .* not followed.*: cat/p2;"):
+        ds = from_folder(data, allow_roots=[other])
+    assert len(ds) == 8 and not any(s.startswith("cat/p2") for s in ds.sources)
+
 def test_one_file_read_as_two_samples_is_refused(tree: dict[str, Path]) -> None:
     data = tree["data"]
     (data / "dog" / "alias.png").symlink_to(data / "cat" / "0.png")  # the same pixels, two labels

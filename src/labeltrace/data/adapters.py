@@ -107,7 +107,7 @@ def from_folder(
     to ``root`` (``"cat/001.png"``, ``"cat/p7/001.png"``).
 
     Symlinked files and class folders are followed (symlinked folders below a class folder are
-    not, so a link cannot loop); a file whose target lies outside ``root``
+    not, so a link cannot loop: they are named in a warning); a file whose target lies outside ``root``
     (and outside every folder of ``allow_roots``) is refused with a :class:`DataError` naming
     it, whatever ``on_bad_image`` says.
 
@@ -151,12 +151,14 @@ def from_folder(
     files: list[Path] = []
     labels: list[int] = []
     other: list[str] = []  # files of another extension: not read, but counted in a warning
+    linked: list[str] = []  # symlinked folders below a class folder: not followed, named in a warning
     subdirs: list[set[str]] = []
     for k, d in enumerate(class_dirs):
         found = []
         for top, dirs, seen in visible_walk(d):  # a broken symlink is listed, so it is reported as missing
             if Path(top) == d:
                 subdirs.append(set(dirs))
+            linked += [(Path(top) / x).relative_to(root).as_posix() for x in dirs if os.path.islink(Path(top) / x)]
             for f in seen:  # each name's extension once: read, or named in the warning
                 ext = Path(f).suffix.lower()
                 if ext in exts:
@@ -171,6 +173,12 @@ def from_folder(
             f"{len(other)} files in the class folders of {root} are not read (their extension is not one of "
             f"{listing(sorted(exts), 30)}): {listing(sorted(other))}; pass extensions=[...] to read them "
             "(an extension-less DICOM file can be listed in a manifest)", DataWarning, stacklevel=2,
+        )
+    if linked:
+        warnings.warn(
+            f"{len(linked)} symlinked folders below the class folders of {root} are not followed (a link "
+            f"could loop): {listing(sorted(linked))}; their images are not read. List them in a manifest "
+            "(labeltrace scan --labels), or link the class folder itself", DataWarning, stacklevel=2,
         )
     # splits, not classes: every class folder holds sub-folders of the same names (train/{cat,dog},
     # test/{cat,dog}); patients' folders (normal/p1, pneumonia/p2) differ, even with one patient in both

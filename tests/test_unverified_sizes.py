@@ -47,3 +47,39 @@ def test_unverified_images_of_one_size_keep_their_features(tmp_path: Path, backb
     verified = features.frozen_features(from_folder(root, workers=1), resolution=32, cache_dir=tmp_path / "c2",
                                         workers=0)  # fmt: skip
     np.testing.assert_array_equal(unverified.features, verified.features)
+
+
+def test_the_streamed_read_refuses_what_materialize_refuses(tmp_path: Path) -> None:
+    """StreamBatches at the native size resized an image of another size to the first's."""
+    import torch
+
+    from labeltrace.data.stream import StreamBatches
+
+    ds = from_folder(_folder(tmp_path / "d", [(8, 8), (8, 12)]), verify=False, workers=1)
+    sb = StreamBatches(ds, normalize=False, workers=0)
+    with pytest.raises(DataError, match=r"a/1\.png: 8x12 px, not 8x8 like the first image"):
+        list(sb.batches(torch.arange(len(ds)), 4))
+    asked = StreamBatches(ds, size=6, normalize=False, workers=0)  # asked for: resized, as materialize
+    (ids, x), = list(asked.batches(torch.arange(len(ds)), 4))
+    np.testing.assert_allclose(x.numpy(), ds.materialize(size=6), atol=1e-6)
+
+
+def test_unverified_colour_images_are_not_turned_gray_after_a_gray_first_image(tmp_path: Path) -> None:
+    """The first image's channel count was every image's: a red RGB image became its gray luma."""
+    import torch
+
+    from labeltrace.data.stream import StreamBatches
+
+    (tmp_path / "d" / "a").mkdir(parents=True)
+    (tmp_path / "d" / "b").mkdir()
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    for k in range(2):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "d" / "a" / f"{k}.png")
+        Image.fromarray(red).save(tmp_path / "d" / "b" / f"{k}.png")
+    ds = from_folder(tmp_path / "d", verify=False, workers=1)
+    with pytest.raises(DataError, match=r"b/0\.png: shape \(8, 8, 3\) differs from \(8, 8, 1\)"):
+        ds.materialize()
+    with pytest.raises(DataError, match=r"b/0\.png: shape \(8, 8, 3\) differs"):
+        list(StreamBatches(ds, normalize=False, workers=0).batches(torch.arange(4), 4))
+    assert ds.materialize(channels=3)[2, 0].max() == 1.0  # asked for: converted, as with verify=True

@@ -242,11 +242,21 @@ class ImageDataset:
             hw, c = hw or first.shape[:2], c or first.shape[2]
         return (int(hw[0]), int(hw[1])), int(c)
 
-    def load_fixed(self, i: int, hw: tuple[int, int], c: int, *, resize: bool = True) -> np.ndarray:
+    def follows_first_image(self, *, size: int | tuple[int, int] | None = None,
+                            channels: int | None = None) -> tuple[bool, bool]:  # fmt: skip
+        """Whether :meth:`materialize` with these arguments takes the size, and the channels, from the
+        first image (not known, not asked): every other image must then have them, refused otherwise
+        (``load_fixed(..., resize=False, convert=False)``), not resized or converted."""
+        hw, c = self._target(size, channels)
+        return hw is None, c is None
+
+    def load_fixed(self, i: int, hw: tuple[int, int], c: int, *, resize: bool = True,
+                   convert: bool = True) -> np.ndarray:  # fmt: skip
         """Sample ``i`` as ``(C, H, W)`` float32 of exactly ``(c, *hw)`` (converted and resized as
         :meth:`materialize` does; :class:`DataError` naming the file if it cannot be). ``resize=False``:
-        an image of another size than ``hw`` is refused, naming it, not resized."""
-        img = self._load_fixed(i, hw, c, resize=resize)
+        an image of another size than ``hw`` is refused, naming it, not resized; ``convert=False``:
+        one of another number of channels than ``c`` is refused, not converted."""
+        img = self._load_fixed(i, hw, c if convert else None, resize=resize)
         if img.shape != (hw[0], hw[1], c):
             raise DataError(
                 f"{self.sources[i]}: shape {img.shape} differs from {(hw[0], hw[1], c)}; "
@@ -323,14 +333,14 @@ class ImageDataset:
             raise ValueError(f"dtype must be float32, uint8 or uint16; got {dtype}")
         idx = np.arange(len(self))
         hw, c = self._target(size, channels)
-        native = hw is None  # sizes not known, none asked: the first image's, which every image must have
+        native, native_c = hw is None, c is None  # not known, not asked: the first image's, which every image must have
         if hw is None or c is None:
             first = self._load_fixed(0, hw, c)
             hw, c = hw or first.shape[:2], c or first.shape[2]
         out = np.empty((len(self), c, hw[0], hw[1]), dtype=dtype)
 
         def fill(i: int) -> None:
-            img = self._load_fixed(i, hw, c, resize=not native)
+            img = self._load_fixed(i, hw, None if native_c else c, resize=not native)
             if img.shape != (hw[0], hw[1], c):
                 raise DataError(
                     f"{self.sources[i]}: shape {img.shape} differs from {(hw[0], hw[1], c)}; "

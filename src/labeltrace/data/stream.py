@@ -35,15 +35,16 @@ class ImageStream(Dataset):
     ``hw``, then ``(x - mean) / std`` when statistics are given (``(C, 1, 1)`` float32)."""
 
     def __init__(self, ds: ImageDataset, hw: tuple[int, int], channels: int, mean: np.ndarray | None = None,
-                 std: np.ndarray | None = None) -> None:  # fmt: skip
+                 std: np.ndarray | None = None, *, resize: bool = True, convert: bool = True) -> None:  # fmt: skip
         self.ds, self.hw, self.channels = ds, (int(hw[0]), int(hw[1])), int(channels)
         self.mean, self.std = mean, std
+        self.resize, self.convert = resize, convert  # False: another size / channel count is refused
 
     def __len__(self) -> int:
         return len(self.ds)
 
     def __getitem__(self, i: int) -> tuple[int, np.ndarray]:
-        x = self.ds.load_fixed(int(i), self.hw, self.channels)
+        x = self.ds.load_fixed(int(i), self.hw, self.channels, resize=self.resize, convert=self.convert)
         if self.mean is not None and self.std is not None:
             x = (x - self.mean) / self.std
         return int(i), np.ascontiguousarray(x, dtype=np.float32)
@@ -118,7 +119,10 @@ class StreamBatches:
         self.mean = None if not normalize or mean is None else np.asarray(mean, np.float32).reshape(-1, 1, 1)
         self.std = None if not normalize or std is None else np.asarray(std, np.float32).reshape(-1, 1, 1) + \
             np.float32(1e-6)  # fmt: skip
-        self.stream = ImageStream(ds, self.hw, self.channels, self.mean, self.std)
+        first_size, first_channels = ds.follows_first_image(size=size, channels=channels)
+        # as materialize: a size or channel count taken from the first image is every image's, or refused
+        self.stream = ImageStream(ds, self.hw, self.channels, self.mean, self.std, resize=not first_size,
+                                  convert=not first_channels)  # fmt: skip
 
     @property
     def shape(self) -> tuple[int, ...]:

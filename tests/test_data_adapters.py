@@ -427,7 +427,7 @@ def test_from_hf_names_a_corrupt_image_and_a_missing_id() -> None:
                                   "uid": datasets.Value("string")})  # fmt: skip
     hf = datasets.Dataset.from_dict({"image": cells, "label": [0, 1] * 3, "uid": [f"u{k}" for k in range(6)]},
                                     features=features)  # fmt: skip
-    with pytest.raises(DataError, match=r"hf:3 \(cannot decode image \(UnidentifiedImageError"):
+    with pytest.raises(DataError, match=r"hf:3 \(cannot decode image.*UnidentifiedImageError"):
         from_hf(hf)
     ds = from_hf(hf, on_bad_image="skip", id_column="uid")
     assert ds.ids == ("u0", "u1", "u2", "u4", "u5") and ds.skipped[0][0] == "hf:3"
@@ -436,6 +436,39 @@ def test_from_hf_names_a_corrupt_image_and_a_missing_id() -> None:
     with pytest.raises(DataError, match=r"missing ids in column 'uid' .* at rows 1"):
         from_hf(no_id, id_column="uid")
 
+
+
+@pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="datasets not installed")
+def test_from_hf_decodes_16_bit_and_turned_tiff_images_as_files_are(tmp_path: Path) -> None:
+    """The datasets library decoded the Image column itself: a TIFF at orientation 6 came out
+    scrambled (Pillow 13), and 16-bit rows were kept and fingerprinted at 8 bits."""
+    import datasets
+
+    from labeltrace.data.decode import decode_image
+    from labeltrace.models.inputs import pixels_fingerprint
+    from labeltrace.run_source import source_bits
+
+    a = (np.arange(12 * 16).reshape(12, 16) % 251).astype(np.uint8)
+    tif = tmp_path / "o6.tif"
+    Image.fromarray(a).save(tif, tiffinfo={274: 6})
+    turned = from_hf(datasets.Dataset.from_dict({"image": [str(tif)] * 4, "label": [0, 1] * 2}).cast_column(
+        "image", datasets.Image()))  # fmt: skip
+    np.testing.assert_array_equal(turned.load(0), decode_image(tif))
+    assert turned.load(0).shape == (16, 12, 1)
+
+    def hf16(values: np.ndarray, tag: str) -> ImageDataset:
+        files = []
+        for k, x in enumerate(values):
+            Image.fromarray(x).save(tmp_path / f"{tag}{k}.png")  # a 16-bit PNG (mode I;16)
+            files.append(str(tmp_path / f"{tag}{k}.png"))
+        hf = datasets.Dataset.from_dict({"image": files, "label": [0, 1] * (len(files) // 2)})
+        return from_hf(hf.cast_column("image", datasets.Image()))
+
+    v = (257 * np.random.default_rng(0).integers(0, 16, (4, 8, 8))).astype(np.uint16)
+    ds = hf16(v, "a")
+    assert source_bits(ds) == 16
+    np.testing.assert_array_equal(np.rint(ds.load(1)[..., 0] * 65535), v[1])
+    assert pixels_fingerprint(ds) != pixels_fingerprint(hf16(v + np.uint16(1), "b"))  # the same in 8 bits
 
 def test_from_arrays_wants_one_id_per_image() -> None:
     """Extra ids were dropped silently (every id then paired with the wrong image); too few raised

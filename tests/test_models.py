@@ -165,6 +165,16 @@ def test_small_resnet_trains_channels_last_from_width_8() -> None:
     narrow = SmallResNet(1, 2, width=7)
     assert narrow.memory_format == torch.contiguous_format and narrow.stem.weight.is_contiguous()
 
+
+def test_a_whole_small_resnet_saves_and_loads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A memory_format kept as an attribute made torch.save(model) fail: it cannot be pickled."""
+    for width in (4, 16):
+        net = SmallResNet(1, 2, width=width)
+        torch.save(net, tmp_path / "net.pt")
+        again = torch.load(tmp_path / "net.pt", weights_only=False)
+        assert again.memory_format == net.memory_format
+        torch.testing.assert_close(again.stem.weight, net.stem.weight)
+
 # ----------------------------------------------------------------------------- heads
 def test_linear_head_matches_hand_computation() -> None:
     torch.manual_seed(0)

@@ -83,3 +83,12 @@ def test_unverified_colour_images_are_not_turned_gray_after_a_gray_first_image(t
     with pytest.raises(DataError, match=r"b/0\.png: shape \(8, 8, 3\) differs"):
         list(StreamBatches(ds, normalize=False, workers=0).batches(torch.arange(4), 4))
     assert ds.materialize(channels=3)[2, 0].max() == 1.0  # asked for: converted, as with verify=True
+    # a gray image after a colour first one is made colour (nothing lost), as with verify=True
+    for k in range(2):
+        Image.fromarray(red).save(tmp_path / "d" / "a" / f"{k}.png")
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(tmp_path / "d" / "b" / "1.png")
+    ds = from_folder(tmp_path / "d", verify=False, workers=1)
+    m = ds.materialize()
+    assert m.shape == (4, 3, 8, 8) and np.all(m[3] == np.float32(200) / 255)
+    (_, x), = list(StreamBatches(ds, normalize=False, workers=0).batches(torch.arange(4), 4))
+    np.testing.assert_array_equal(x.numpy(), m)

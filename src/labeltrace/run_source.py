@@ -55,6 +55,10 @@ def open_source(run_path: Path, src: dict[str, Any] | None, num_samples: int) ->
 
 
 def source_bits(ds: Any) -> int:
-    """Bits per sample of an array dataset's stored pixels: 16 for ``uint16`` arrays, else 8."""
+    """Bits per sample of an in-memory dataset's stored pixels: 16 for ``uint16`` arrays and for
+    Hugging Face rows whose (first) image stores 16 bits, else 8."""
     images = getattr(ds.source, "images", None)
-    return 16 if getattr(images, "dtype", None) == np.uint16 else 8
+    if images is not None:
+        return 16 if getattr(images, "dtype", None) == np.uint16 else 8
+    bits = getattr(ds.source, "stored_bits", None)
+    return int(bits()) if callable(bits) else 8

@@ -11,7 +11,8 @@ A scan writes, and the report, review app, exports and ``labeltrace score`` read
                            run1.npz (Recorder states), auxiliary masks, folds, checkpoints while
                            a scan runs
       cv_probs.npy         out-of-fold probabilities, when the detector needs them
-      images.npy           uint8 (N, H, W, C) images, only for arrays handed over in memory (a .npz or
+      images.npy           (N, H, W, C) images, uint8 (uint16 for 16-bit pixels), only for arrays and
+                           Hugging Face rows handed over in memory (a .npz or
                            a built-in example is read again from its source: run.json
                            data.image_source; runs written before keep reading their images.npy)
       images_flat.npy      in-memory images of several sizes instead: all pixels one after another,

@@ -34,6 +34,7 @@ from labeltrace.data.decode import (
     open_image,
     pil_to_array,
     pixel_limit,
+    stored_bits,
 )
 from labeltrace.data.errors import DataError, DataWarning
 from labeltrace.data.manifest import (  # re-exported: the manifest adapter lives in its own module
@@ -342,6 +343,28 @@ class HFSource:
         return HFSource(self.dataset, self.column, self.rows[np.asarray(idx, dtype=np.int64)],
                         self.max_pixels)
 
+    def stored_bits(self) -> int:
+        """Bits per sample of the first row's image as stored: 16 for a 16-bit (or 32-bit integer)
+        image or a ``uint16`` array, else 8 (an unreadable one too)."""
+        from PIL import Image
+
+        if not len(self.rows):
+            return 8
+        try:
+            v = self.dataset[int(self.rows[0])][self.column]
+            if isinstance(v, dict) and v.get("bytes"):
+                with Image.open(BytesIO(v["bytes"])) as img:
+                    mode = img.mode
+            elif isinstance(v, dict) and v.get("path"):
+                return stored_bits(v["path"])
+            elif isinstance(v, np.ndarray):
+                return 16 if v.dtype == np.uint16 else 8
+            else:
+                mode = getattr(v, "mode", "")
+        except Exception:  # noqa: BLE001 - the decoding names a bad image; its bits do not matter
+            return 8
+        return 16 if mode == "I" or mode.startswith("I;16") else 8
+
     def path(self, i: int) -> Path | None:
         return None
 
@@ -399,6 +422,11 @@ def from_hf(
                                    classes if classes is not None else names, row_name=lambda k: f"row {k}")
     n = len(values)
     ids = id_texts(dataset[id_column], n, f" in column {id_column!r}") if id_column else [str(i) for i in range(n)]
+    image_feature = getattr(dataset, "features", {}).get(image_column)
+    if type(image_feature).__name__ == "Image" and getattr(image_feature, "decode", False):
+        # the encoded images, decoded here: the library's decoding turns a TIFF while loading it as
+        # Pillow 13 does (scrambled at orientations 5-8) and raises Pillow's own errors
+        dataset = dataset.cast_column(image_column, type(image_feature)(decode=False))
     return finalize(
         classes=cls, labels=labels, sources=[f"hf:{i}" for i in range(n)], ids=ids,
         source=HFSource(dataset, image_column, np.arange(n), max_pixels), root=None,

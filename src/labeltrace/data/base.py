@@ -245,8 +245,9 @@ class ImageDataset:
     def follows_first_image(self, *, size: int | tuple[int, int] | None = None,
                             channels: int | None = None) -> tuple[bool, bool]:  # fmt: skip
         """Whether :meth:`materialize` with these arguments takes the size, and the channels, from the
-        first image (not known, not asked): every other image must then have them, refused otherwise
-        (``load_fixed(..., resize=False, convert=False)``), not resized or converted."""
+        first image (not known, not asked): every other image must then have that size, and no more
+        channels (``load_fixed(..., resize=False, convert=False)``), refused otherwise, not resized
+        or turned gray."""
         hw, c = self._target(size, channels)
         return hw is None, c is None
 
@@ -255,8 +256,11 @@ class ImageDataset:
         """Sample ``i`` as ``(C, H, W)`` float32 of exactly ``(c, *hw)`` (converted and resized as
         :meth:`materialize` does; :class:`DataError` naming the file if it cannot be). ``resize=False``:
         an image of another size than ``hw`` is refused, naming it, not resized; ``convert=False``:
-        one of another number of channels than ``c`` is refused, not converted."""
+        one of more channels than ``c`` (colour, where ``c`` is 1) is refused, not turned gray (a gray
+        one is still made colour, which loses nothing)."""
         img = self._load_fixed(i, hw, c if convert else None, resize=resize)
+        if not convert and img.shape[2] < c:
+            img = convert_channels(img, c)
         if img.shape != (hw[0], hw[1], c):
             raise DataError(
                 f"{self.sources[i]}: shape {img.shape} differs from {(hw[0], hw[1], c)}; "
@@ -340,13 +344,7 @@ class ImageDataset:
         out = np.empty((len(self), c, hw[0], hw[1]), dtype=dtype)
 
         def fill(i: int) -> None:
-            img = self._load_fixed(i, hw, None if native_c else c, resize=not native)
-            if img.shape != (hw[0], hw[1], c):
-                raise DataError(
-                    f"{self.sources[i]}: shape {img.shape} differs from {(hw[0], hw[1], c)}; "
-                    "pass size= and/or channels="
-                )
-            chw = img.transpose(2, 0, 1)
+            chw = self.load_fixed(i, hw, c, resize=not native, convert=not native_c)
             out[i] = chw if scale[dtype] is None else np.round(chw * scale[dtype])
 
         parallel_map(fill, idx, workers)

@@ -89,21 +89,22 @@ def pixels_fingerprint(ds: ImageDataset) -> str:
     and strided hash in turn, at its own size (no image is resized)."""
     import hashlib
 
-    from labeltrace.data.decode import to_uint8
+    from labeltrace.data.decode import to_uint8, to_uint16
     from labeltrace.models import backbone
     from labeltrace.models.feature_cache import fingerprint_rows
 
     if ds.root is not None:
         return backbone.fingerprint_files([str(ds.root / s) for s in ds.sources])
-    if ds.shapes is None or ds.image_size is not None:  # one size (or not known to differ): as before
-        from labeltrace.run_source import source_bits
+    from labeltrace.run_source import source_bits
 
+    wide = source_bits(ds) == 16
+    if ds.shapes is None or ds.image_size is not None:  # one size (or not known to differ): as before
         hw, c = ds.output_shape()  # materialize's shape: the known one, else the first image's
-        dtype = np.uint16 if source_bits(ds) == 16 else np.uint8
+        dtype = np.uint16 if wide else np.uint8
         return fingerprint_rows((len(ds), c, *hw), dtype, _quantized_images(ds, hw, c, dtype))
     h = hashlib.sha256(b"per-image")
     for i in range(len(ds)):
-        img = to_uint8(ds.load(i))
+        img = (to_uint16 if wide else to_uint8)(ds.load(i))
         h.update(backbone.fingerprint_array(img, max_elements=4096).encode())
     return h.hexdigest()
 

@@ -108,8 +108,13 @@ class SmallResNet(nn.Module):
         # on a 2-core CPU at width 16, 28 px (oneDNN's convolutions prefer it); .to(device) keeps it.
         # Not below 8 channels: torch 2.13's CPU backward then corrupts the heap on an AVX2-only CPU
         # (AMD EPYC; widths 1-7 abort the process, 8 and up run clean), so narrow nets stay NCHW
-        self.memory_format = torch.channels_last if width >= _MIN_CHANNELS_LAST else torch.contiguous_format
+        self.channels_last = width >= _MIN_CHANNELS_LAST  # a bool: torch.save cannot pickle a memory_format
         self.to(memory_format=self.memory_format)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout the network trains in: channels-last from width 8, else contiguous (NCHW)."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def _init_weights(self) -> None:
         for m in self.modules():

@@ -422,11 +422,6 @@ def from_hf(
                                    classes if classes is not None else names, row_name=lambda k: f"row {k}")
     n = len(values)
     ids = id_texts(dataset[id_column], n, f" in column {id_column!r}") if id_column else [str(i) for i in range(n)]
-    image_feature = getattr(dataset, "features", {}).get(image_column)
-    if type(image_feature).__name__ == "Image" and getattr(image_feature, "decode", False):
-        # the encoded images, decoded here: the library's decoding turns a TIFF while loading it as
-        # Pillow 13 does (scrambled at orientations 5-8) and raises Pillow's own errors
-        dataset = dataset.cast_column(image_column, type(image_feature)(decode=False))
     return finalize(
         classes=cls, labels=labels, sources=[f"hf:{i}" for i in range(n)], ids=ids,
         source=HFSource(dataset, image_column, np.arange(n), max_pixels), root=None,

@@ -1,6 +1,6 @@
 """Where an :class:`~labeltrace.data.base.ImageDataset`'s pixels come from: the
 :class:`ImageSource` protocol and its file and in-memory array implementations (the Hugging Face
-one is :class:`labeltrace.data.adapters.HFSource`), and the thread pool that decodes with them
+one is :class:`labeltrace.data.hf.HFSource`), and the thread pool that decodes with them
 (:func:`parallel_map`). The classes are re-exported by :mod:`labeltrace.data.base`.
 """
 

@@ -1,0 +1,164 @@
+"""The Hugging Face adapter: a ``datasets.Dataset`` -> :class:`ImageDataset` (its image column read
+row by row through :class:`HFSource`; labels from a ``ClassLabel`` or parsed as in every adapter)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from labeltrace._checks import listing
+from labeltrace.data.base import ImageDataset
+from labeltrace.data.decode import (
+    array_to_float,
+    check_pixels,
+    load_pixels,
+    open_image,
+    pil_to_array,
+    pixel_limit,
+    stored_bits,
+)
+from labeltrace.data.errors import DataError
+from labeltrace.data.validate import OnBadImage, finalize, id_texts, parse_labels
+
+__all__ = ["HFSource", "from_hf"]
+
+
+def _hf_value_to_array(v: Any, max_pixels: int | None = None) -> np.ndarray:
+    from PIL import Image
+
+    from labeltrace.data.decode import decode_image
+
+    if isinstance(v, Image.Image):  # datasets opens images lazily: the header is read, not the pixels
+        check_pixels(v.width, v.height, max_pixels)
+        return pil_to_array(v)
+    if isinstance(v, np.ndarray):
+        return array_to_float(v)
+    if isinstance(v, dict):
+        if v.get("bytes"):
+            try:
+                with open_image(BytesIO(v["bytes"]), max_pixels) as img:
+                    return pil_to_array(load_pixels(img))
+            except DataError:
+                raise
+            except Exception as exc:
+                raise DataError(f"cannot decode image bytes ({type(exc).__name__}: {exc})") from exc
+        if v.get("path"):
+            return decode_image(v["path"], max_pixels=max_pixels)
+    if v is None:
+        raise DataError("image is missing (None)")
+    raise DataError(f"unsupported image value of type {type(v).__name__}")
+
+
+@dataclass(frozen=True, eq=False)
+class HFSource:
+    """Images in a column of a Hugging Face ``datasets.Dataset``; sample ``i`` = row ``rows[i]``."""
+
+    dataset: Any
+    column: str
+    rows: np.ndarray
+    max_pixels: int | None = None
+    kind: ClassVar[str] = "hf"
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def load(self, i: int) -> np.ndarray:
+        try:  # a datasets Image feature decodes the row here, before the value reaches labeltrace
+            value = self.dataset[int(self.rows[i])][self.column]
+        except Exception as exc:  # noqa: BLE001 - one image, named and skippable like any bad file
+            raise DataError(f"cannot decode image ({type(exc).__name__}: {exc})") from exc
+        return _hf_value_to_array(value, self.max_pixels)
+
+    def take(self, idx: np.ndarray) -> HFSource:
+        return HFSource(self.dataset, self.column, self.rows[np.asarray(idx, dtype=np.int64)],
+                        self.max_pixels)
+
+    def stored_bits(self) -> int:
+        """Bits per sample of the first row's image as stored: 16 for a 16-bit (or 32-bit integer)
+        image or a ``uint16`` array, else 8 (an unreadable one too)."""
+        from PIL import Image
+
+        if not len(self.rows):
+            return 8
+        try:
+            v = self.dataset[int(self.rows[0])][self.column]
+            if isinstance(v, dict) and v.get("bytes"):
+                with Image.open(BytesIO(v["bytes"])) as img:
+                    mode = img.mode
+            elif isinstance(v, dict) and v.get("path"):
+                return stored_bits(v["path"])
+            elif isinstance(v, np.ndarray):
+                return 16 if v.dtype == np.uint16 else 8
+            else:
+                mode = getattr(v, "mode", "")
+        except Exception:  # noqa: BLE001 - the decoding names a bad image; its bits do not matter
+            return 8
+        return 16 if mode == "I" or mode.startswith("I;16") else 8
+
+    def path(self, i: int) -> Path | None:
+        return None
+
+
+def _integer_values(values: list[Any]) -> np.ndarray | None:
+    """``values`` as an int64 array when every one is an integer scalar (Python, numpy or a 0-d
+    torch tensor), else None."""
+    if any(v is None or isinstance(v, (str, bytes, bool)) for v in values):
+        return None
+    try:
+        arr = np.asarray([np.asarray(v) for v in values])
+    except (TypeError, ValueError):
+        return None
+    return arr.astype(np.int64) if arr.ndim == 1 and arr.dtype.kind in "iu" else None
+
+
+def from_hf(
+    dataset: Any, *, image_column: str = "image", label_column: str = "label",
+    id_column: str | None = None, classes: Sequence[str] | None = None,
+    on_bad_image: OnBadImage = "fail", verify: bool = True, workers: int | None = None,
+    max_pixels: int | None = None,
+) -> ImageDataset:
+    """Dataset from a Hugging Face ``datasets.Dataset`` (map-style, not streaming).
+
+    Class names come from ``classes=``, else the label column's ``ClassLabel`` names, else as in
+    :func:`parse_labels`. Images may be PIL images, arrays or ``{"bytes", "path"}`` dicts.
+    Sources are ``"hf:<row>"``; ids the ``id_column`` or ``"<row>"``. ``max_pixels`` as in
+    :func:`from_folder`. ``datasets`` itself is not imported.
+    """
+    pixel_limit(max_pixels)
+    if not hasattr(dataset, "column_names") or not hasattr(dataset, "__len__"):
+        raise DataError(
+            "from_hf needs a map-style datasets.Dataset (not an IterableDataset or DatasetDict)"
+        )
+    cols = list(dataset.column_names)
+    missing = [c for c in (image_column, label_column, id_column) if c and c not in cols]
+    if missing:
+        raise DataError(f"Hugging Face dataset lacks columns {missing}; columns are {cols}")
+    feature = getattr(dataset, "features", {}).get(label_column)
+    names = getattr(feature, "names", None)
+    values = list(dataset[label_column])
+    as_ints = _integer_values(values)  # a formatted dataset gives numpy or torch scalars, not ints
+    none = [k for k, v in enumerate(values) if v is None] or (
+        [] if as_ints is None or names is None else np.flatnonzero(as_ints < 0).tolist())
+    if none:
+        raise DataError(f"missing labels (None or -1) at rows {listing(none)}")
+    if classes is None and names is not None and as_ints is not None:
+        # a ClassLabel's values are positions in its names, whatever the names look like
+        out = np.flatnonzero(as_ints >= len(names)).tolist()
+        if out:
+            raise DataError(f"labels beyond the {len(names)} ClassLabel names at rows {listing(out)}")
+        labels, cls = as_ints, tuple(str(c) for c in names)
+    else:
+        labels, cls = parse_labels(values if as_ints is None else as_ints.tolist(),
+                                   classes if classes is not None else names, row_name=lambda k: f"row {k}")
+    n = len(values)
+    ids = id_texts(dataset[id_column], n, f" in column {id_column!r}") if id_column else [str(i) for i in range(n)]
+    return finalize(
+        classes=cls, labels=labels, sources=[f"hf:{i}" for i in range(n)], ids=ids,
+        source=HFSource(dataset, image_column, np.arange(n), max_pixels), root=None,
+        on_bad_image=on_bad_image, verify=verify, workers=workers,
+    )

@@ -33,6 +33,26 @@ def test_agree_above_one_needs_a_reviewer_name(tmp_path: Path) -> None:
     assert "every vote needs a name" in c.get("/").text  # the page asks before sending
 
 
+
+def test_a_counted_given_label_needs_named_votes_too(tmp_path: Path) -> None:
+    """agree=1 with count_given: a label other than the given one ties with it, so a second voice
+    settles it; two people's nameless votes were one "anonymous" reviewer's, the second replacing
+    the first, and the label never changed."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    c = TestClient(create_app(rd, consensus=ConsensusRule(agree=1, count_given=True)), base_url=LOCAL)
+    assert c.get("/api/state").json()["rule"]["names"] is True
+    run = open_run(rd)
+    first = c.get("/api/item/0").json()["id"]
+    other = run.classes[(int(run.column("given_label_id")[first]) + 1) % len(run.classes)]
+    r = c.post("/api/decision", json={"sample_id": first, "decision": other})
+    assert r.status_code == 400 and "needs a reviewer name" in r.json()["detail"]
+    for who in ("ada", "bob"):
+        assert c.post("/api/decision", json={"sample_id": first, "decision": other,
+                                             "reviewer": who}).status_code == 200  # fmt: skip
+    assert c.get("/api/state").json()["resolved"] == 1
+    single = TestClient(create_app(make_run(tmp_path / "one", n=12, k=3, seed=1)), base_url=LOCAL)  # no name needed
+    assert single.get("/api/state").json()["rule"]["names"] is False
+
 def test_single_expert_review_still_takes_a_nameless_decision(tmp_path: Path) -> None:
     rd = make_run(tmp_path, n=12, k=3, seed=1)
     c = TestClient(create_app(rd), base_url=LOCAL)
@@ -116,6 +136,22 @@ def test_a_reviewer_name_in_another_letter_case_is_refused(tmp_path: Path) -> No
     r = client.post("/api/decision", json={"sample_id": 3, "decision": cls, "reviewer": "ALICE"})
     assert r.status_code == 400 and "letter case" in r.text
 
+
+
+def test_one_name_in_two_unicode_forms_is_one_reviewer(tmp_path: Path) -> None:
+    """'José' typed with a composed é and with e + a combining accent were two reviewers: under
+    --agree 2 one person settled a sample alone."""
+    import unicodedata
+
+    rd = make_run(tmp_path, n=12, k=3, seed=5)
+    st = run_store(open_run(rd))
+    st.set_rule(ConsensusRule(agree=2))
+    cls = open_run(rd).classes[1]
+    st.add(0, cls, reviewer=unicodedata.normalize("NFC", "José"))
+    st.add(0, cls, reviewer=unicodedata.normalize("NFD", "José"))
+    with pytest.raises(ValueError, match="differs only in letter case"):
+        st.add(0, cls, reviewer=unicodedata.normalize("NFD", "JOSÉ"))
+    assert st.reviewers() == [unicodedata.normalize("NFC", "José")] and st.vote_counts()[0].sum() == 1
 
 def test_a_store_written_with_two_spellings_lets_each_stored_name_decide(tmp_path: Path) -> None:
     """A reviews.db from before names were checked holds 'alice' and 'ALICE': the second could no

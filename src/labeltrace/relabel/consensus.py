@@ -48,6 +48,14 @@ class ConsensusRule:
         if self.agree < 1:
             raise ValueError(f"agree must be >= 1 vote, got {self.agree}")
 
+    @property
+    def one_vote_settles(self) -> bool:
+        """Whether one reviewer's label can settle a sample (single-expert review). Otherwise every
+        vote needs a reviewer's name: nameless votes are all one "anonymous" reviewer's, so a
+        second person's would replace the first's (with ``count_given`` too: a label that differs
+        from the given one ties with it, and needs a second voice)."""
+        return self.agree == 1 and not self.count_given
+
     def describe(self) -> str:
         """``"2 agreeing reviews, more than any other label"`` — for pages and messages."""
         n = f"{self.agree} agreeing review{'s' if self.agree != 1 else ''}"

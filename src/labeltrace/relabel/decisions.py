@@ -39,7 +39,7 @@ import numpy as np
 
 from labeltrace.relabel import reviews_sql as SQL
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.reviewers import ReviewerNames, spelling
+from labeltrace.relabel.reviewers import ReviewerNames, name_key, spelling
 
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
@@ -213,7 +213,7 @@ class ReviewStore:
         if known is None:
             with self._connect() as con:
                 known = self._names.read(con)
-        spellings = known.get(who.lower(), [])
+        spellings = known.get(name_key(who), [])
         return None if not spellings or who in spellings else spellings[0]
 
     # ------------------------------------------------------------------ writes
@@ -264,7 +264,7 @@ class ReviewStore:
                     i, k, dec, who = self.validate(
                         r["sample_id"], r["decision"], r.get("kind"), r.get("reviewer", ""), known
                     )
-                    known.setdefault(who.lower(), [who])
+                    known.setdefault(name_key(who), [who])
                     checked.append((i, k, dec, who, r.get("decided_at") or None, source))
                 for i, k, dec, who, at, src in checked:
                     row = (i, k, dec, who, at or stamp, src)

@@ -1,21 +1,28 @@
 """Reviewer names in the decisions store: one spelling per person.
 
-A name is read with its whitespace collapsed (:func:`spelling`); :class:`ReviewerNames` caches the
-names a store holds, by their lower case, so that a name differing only in letter case from a
-stored one can be refused without a scan of the table at every decision.
+A name is read with its whitespace collapsed and in Unicode's composed form (:func:`spelling`: "José"
+typed with a combining accent is the same name); :class:`ReviewerNames` caches the names a store
+holds, by :func:`name_key` (composed, case-folded), so that a name differing only in letter case
+from a stored one can be refused without a scan of the table at every decision.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import unicodedata
 
-__all__ = ["ReviewerNames", "spelling"]
+__all__ = ["ReviewerNames", "name_key", "spelling"]
 
 
 def spelling(reviewer: str) -> str:
-    """``reviewer`` with its whitespace collapsed (``"anonymous"`` when empty)."""
-    return " ".join(str(reviewer).split()) or "anonymous"
+    """``reviewer`` with its whitespace collapsed, in NFC (``"anonymous"`` when empty)."""
+    return unicodedata.normalize("NFC", " ".join(str(reviewer).split())) or "anonymous"
+
+
+def name_key(name: str) -> str:
+    """What two spellings of one name share: NFC, case-folded ("José" / "JOSÉ", either form)."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 class ReviewerNames:
@@ -36,7 +43,7 @@ class ReviewerNames:
         rows = con.execute("SELECT reviewer FROM decisions GROUP BY reviewer ORDER BY MIN(seq)").fetchall()
         known: dict[str, list[str]] = {}
         for (name,) in rows:
-            known.setdefault(name.lower(), []).append(name)
+            known.setdefault(name_key(name), []).append(name)
         with self._lock:
             self._cache = (seq, known)
         return known
@@ -47,6 +54,6 @@ class ReviewerNames:
         with self._lock:
             last, known = self._cache
             if last == seq - 1:
-                spellings = known.get(name.lower(), [])
+                spellings = known.get(name_key(name), [])
                 new = spellings if name in spellings else [*spellings, name]
-                self._cache = (seq, {**known, name.lower(): new})
+                self._cache = (seq, {**known, name_key(name): new})

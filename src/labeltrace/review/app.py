@@ -266,7 +266,7 @@ def create_app(
         problem = _decision_problem(state, body, who)
         if problem is not None:
             return _err(*problem)
-        if state.rule.agree > 1 and _who(who) is None:  # nameless votes would all be one "anonymous"
+        if not state.rule.one_vote_settles and _who(who) is None:  # nameless votes would all be one "anonymous"
             return _err(400, f"sample {body.sample_id}: this review needs a reviewer name ({state.rule.describe()}: "
                         "each reviewer's vote counts once); enter your name in the Reviewer box, or send "
                         "\"reviewer\"")  # fmt: skip

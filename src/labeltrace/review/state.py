@@ -11,9 +11,9 @@ re-ranking moves samples only when the decisions changed what the model sees.
 Who has done what: a sample is **done for reviewer X** when its votes settle it (the consensus
 rule), when X's own latest decision on it is a label or *unsure*, or — under single-expert
 review (``agree == 1``) — when its latest decision, by anyone, is *unsure* and nobody voted a
-label. Without a reviewer name the page falls back to "anyone": done when settled or — under
-single-expert review — when the latest decision is a label or *unsure*; with ``agree > 1`` only
-a consensus makes a sample done for a page without a name (and such a page cannot decide: the
+label. Without a reviewer name the page falls back to "anyone": done when settled or — when one
+vote settles a sample (``agree == 1`` without ``count_given``) — when the latest decision is a
+label or *unsure*; otherwise only a consensus makes a sample done for a page without a name (and such a page cannot decide: the
 app asks for a name, or every nameless vote would count as one "anonymous" reviewer). *Skip* never makes a sample done. Progress, the resume
 position and the next position after a decision all follow this.
 """
@@ -187,7 +187,7 @@ class ReviewState:
         """(N,) bool: samples done for ``reviewer`` (module docstring)."""
         r = v.resolution
         if reviewer is None:
-            if self.rule.agree > 1:
+            if not self.rule.one_vote_settles:
                 return r.resolved.copy()
             return r.resolved | (v.latest_kind == _LABEL) | (v.latest_kind == _UNSURE)
         mine, _ = self.store.current_arrays(reviewer)
@@ -233,7 +233,7 @@ class ReviewState:
             # review --export lists in its .unresolved.csv
             "without_consensus": int(((v.latest_kind >= 0) & ~r.resolved).sum()),  # every sample, not the queue's
             "rule": {"agree": self.rule.agree, "count_given": self.rule.count_given,
-                     "text": self.rule.describe()},  # fmt: skip
+                     "names": not self.rule.one_vote_settles, "text": self.rule.describe()},  # fmt: skip
             "live": self.live.status() if self.live is not None else None,
         }
 

@@ -9,7 +9,8 @@
   let item = null;
   let busy = false;
   let loadSeq = 0;
-  let agree = 1; // agreeing reviews the rule asks for: above 1, every decision needs a name
+  let agree = 1; // agreeing reviews the rule asks for
+  let named = false; // one vote cannot settle a sample (agree above 1, or the given label counts): every decision needs a name
 
   async function api(path, opts = {}) {
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
@@ -52,8 +53,9 @@
     total = p.total;
     if (p.rule) {
       agree = p.rule.agree;
-      $("reviewer").required = agree > 1;
-      if (agree > 1) $("reviewer").placeholder = "your name (required)";
+      named = p.rule.names ?? agree > 1;
+      $("reviewer").required = named;
+      if (named) $("reviewer").placeholder = "your name (required)";
     }
     $("bar-fill").style.width = (p.total ? (100 * p.reviewed) / p.total : 0) + "%";
     let t = `${p.reviewed} / ${p.total} reviewed · ${p.changed} label${p.changed === 1 ? "" : "s"} changed`;
@@ -268,9 +270,9 @@
 
   async function decide(kind, label) {
     if (!item || busy) return;
-    if (agree > 1 && !who()) {
-      setStatus(`NOT saved: enter your name in the Reviewer box first — ${agree} reviewers must agree, ` +
-        "so every vote needs a name", "error");
+    if (named && !who()) {
+      setStatus(`NOT saved: enter your name in the Reviewer box first — one vote cannot settle a sample ` +
+        "here, so every vote needs a name", "error");
       $("reviewer").focus();
       return;
     }

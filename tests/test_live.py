@@ -255,9 +255,23 @@ def test_preflight_matches_the_single_review_expectation() -> None:
     assert abs(est.broken - want_broken) < 4 * sd / np.sqrt(400) + 0.5
     assert est.fixed_low <= want_fixed <= est.fixed_high
     assert est.wrong == int((g != t).sum())
-    assert est.message().startswith(f"relabeling {b} samples is expected to fix ")
+    assert est.message().startswith(f"relabeling {b} samples is expected to fix ") and est.samples == b
     with pytest.raises(ValueError, match="budget"):
         preflight(p, g, budget=0)
+
+
+def test_the_preflight_says_reviews_when_a_sample_takes_several() -> None:
+    """Under agree=2 the estimate spends B reviews on about B / 2 samples; it read "relabeling B
+    samples", so a user relabelling B samples spent twice what was estimated."""
+    from labeltrace.relabel.consensus import ConsensusRule
+    from labeltrace.relabel.preflight import preflight
+
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.full(4, 0.6), size=200)
+    g = rng.integers(0, 4, size=200)
+    est = preflight(p, g, budget=40, rule=ConsensusRule(agree=2), repeats=20, seed=3)
+    assert est.samples is not None and est.samples <= 20  # at least two reviews a sample
+    assert est.message().startswith(f"40 reviews, on {est.samples:.0f} samples on average")
 
 
 def test_queue_budget_prints_the_estimate(tmp_path: Path, capsys: pytest.CaptureFixture[str]

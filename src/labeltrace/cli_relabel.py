@@ -97,7 +97,7 @@ def add_relabel_commands(sub: Any) -> None:
     qu = sub.add_parser("queue", help="order a run's samples for relabeling (active label cleaning)",
                         description="Write the review queue of a scan run: id, external_id, path, given and suggested "
                         "label, priority, rank; also RUN_DIR/queue.parquet, the order the review app serves. With "
-                        "--budget B, also estimate what relabeling the first B samples fixes.")  # fmt: skip
+                        "--budget B, also estimate what B reviews fix.")  # fmt: skip
     qu.add_argument("run_dir")
     from labeltrace.relabel.queue import DEFAULT_METHOD, queue_methods
 
@@ -110,8 +110,9 @@ def add_relabel_commands(sub: Any) -> None:
                     "in-sample run's mean softmax over the last 5 epochs; last / mean: that window on the run's "
                     "dynamics")
     qu.add_argument("--budget", type=int, metavar="B",
-                    help="also print what relabeling the first B samples is expected to fix (95 %% interval), under the "
-                    "consensus rule stored with the decisions, "
+                    help="also print what B reviews of the queue are expected to fix (95 %% interval): the first B "
+                    "samples under single-expert review, fewer when the consensus rule stored with the decisions asks "
+                    "several reviews of a sample; "
                     "simulated with the model's posterior standing in for the reviewers")
     qu.add_argument("--seed", type=int, default=0, help="seed of --method random")
     qu.add_argument("--top", type=int, default=10, help="queue items shown (default 10)")

@@ -290,6 +290,11 @@ class Campaign:
         """The sample that has votes but no majority yet, or -1."""
         return self._current
 
+    @property
+    def samples_reviewed(self) -> int:
+        """Samples that got at least one review so far (settled or in progress)."""
+        return len(self._picked)
+
     def record(self, sample_id: int, label: int) -> Step:
         """Record one vote ``label`` for ``sample_id`` and settle it on a strict majority.
 

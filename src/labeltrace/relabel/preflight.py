@@ -44,6 +44,8 @@ class Estimate:
     repeats : simulated campaigns.
     used : reviews the simulated campaigns spent, mean (below ``budget`` when every sample
         settles first: a budget larger than the queue).
+    samples : samples the simulated campaigns reviewed, mean (``budget`` under single-expert
+        review; fewer when a sample takes several reviews: ``agree`` above 1, ``count_given``).
     """
 
     budget: int
@@ -56,12 +58,17 @@ class Estimate:
     wrong: int
     repeats: int
     used: float | None = None
+    samples: float | None = None
 
     def message(self) -> str:
-        """``relabeling B samples is expected to fix X (95 % interval L–H)``; a budget the queue
-        cannot spend says how many reviews settle every sample instead."""
+        """``relabeling B samples is expected to fix X (95 % interval L–H)`` (``B reviews, on S
+        samples, are ...`` when a sample takes several reviews); a budget the queue cannot spend
+        says how many reviews settle every sample instead."""
         what = "samples" if self.budget != 1 else "sample"
         head = f"relabeling {self.budget} {what} is"
+        if self.samples is not None and round(self.samples) != self.budget:
+            head = (f"{self.budget} reviews, on {self.samples:.0f} samples on average (the consensus rule asks "
+                    "several reviews of a sample), are")  # fmt: skip
         if self.used is not None and self.used < self.budget:
             head = (f"the budget of {self.budget} reviews is more than the queue can use: every sample "
                     f"settles after {self.used:.0f} reviews, which are")  # fmt: skip
@@ -105,7 +112,7 @@ def preflight(
     if isinstance(repeats, bool) or int(repeats) != repeats or repeats < 2:
         raise ValueError(f"repeats must be an integer >= 2, got {repeats!r}")
     truth = p.argmax(axis=1)
-    fixed, broken, used = np.zeros(repeats), np.zeros(repeats), np.zeros(repeats)
+    fixed, broken, used, samples = (np.zeros(repeats) for _ in range(4))
     plain = np.zeros(n, dtype=bool)
     for r in range(int(repeats)):
         c = Campaign(g, num_classes=k, budget=int(budget), priority=priority, posterior=p, sei=sei,
@@ -113,6 +120,7 @@ def preflight(
                      count_initial_label=rule.count_given, agree=rule.agree)  # fmt: skip
         log = c.run()
         used[r] = c.relabels_used
+        samples[r] = c.samples_reviewed
         curves = count_curves(log, truth=truth, ambiguous=plain, budget=int(budget))
         fixed[r] = curves["fixed"][-1]
         was_right = int((g == truth).sum())
@@ -122,4 +130,4 @@ def preflight(
     return Estimate(budget=int(budget), fixed=float(fixed.mean()), fixed_low=float(lo),
                     fixed_high=float(hi), broken=float(broken.mean()), broken_low=float(blo),
                     broken_high=float(bhi), wrong=int((g != truth).sum()),
-                    repeats=int(repeats), used=float(used.mean()))  # fmt: skip
+                    repeats=int(repeats), used=float(used.mean()), samples=float(samples.mean()))  # fmt: skip

@@ -342,7 +342,8 @@ def write_queue(
                              gamma=gamma, rule=rule, repeats=repeats, seed=seed)  # fmt: skip
         flagged = int(run.column("is_suspect").sum())
         notes = []
-        if budget > flagged:
+        reached = estimate.samples if estimate.samples is not None else budget  # reviews on several samples each
+        if reached > flagged:
             notes.append(f"the budget passes the {flagged} samples the scan flagged; past them the "
                          "estimate counts every label the model disagrees with as wrong and runs high "
                          "(validated on CIFAR-10H: benchmarks/RESULTS.md §7)")  # fmt: skip

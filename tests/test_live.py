@@ -272,6 +272,8 @@ def test_the_preflight_says_reviews_when_a_sample_takes_several() -> None:
     est = preflight(p, g, budget=40, rule=ConsensusRule(agree=2), repeats=20, seed=3)
     assert est.samples is not None and est.samples <= 20  # at least two reviews a sample
     assert est.message().startswith(f"40 reviews, on {est.samples:.0f} samples on average")
+    one = preflight(p, g, budget=1, rule=ConsensusRule(agree=2), repeats=5, seed=3)  # cannot settle a sample
+    assert one.message().startswith("1 review, on 1 sample on average (the consensus rule can ask several")
 
 
 def test_queue_budget_prints_the_estimate(tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -50,6 +50,11 @@ def test_a_counted_given_label_needs_named_votes_too(tmp_path: Path) -> None:
         assert c.post("/api/decision", json={"sample_id": first, "decision": other,
                                              "reviewer": who}).status_code == 200  # fmt: skip
     assert c.get("/api/state").json()["resolved"] == 1
+    second = c.get("/api/item/1?reviewer=ada").json()["id"]
+    assert c.post("/api/decision", json={"sample_id": second, "decision": "unsure", "kind": "unsure",
+                                         "reviewer": "ada"}).status_code == 200  # fmt: skip
+    # ada's unsure settles nothing: the sample stays open for bob (it closed it for every reviewer)
+    assert c.get("/api/state?reviewer=bob").json()["reviewed"] == 1
     single = TestClient(create_app(make_run(tmp_path / "one", n=12, k=3, seed=1)), base_url=LOCAL)  # no name needed
     assert single.get("/api/state").json()["rule"]["names"] is False
 
@@ -152,6 +157,19 @@ def test_one_name_in_two_unicode_forms_is_one_reviewer(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="differs only in letter case"):
         st.add(0, cls, reviewer=unicodedata.normalize("NFD", "JOSÉ"))
     assert st.reviewers() == [unicodedata.normalize("NFC", "José")] and st.vote_counts()[0].sum() == 1
+    # a store that holds the decomposed spelling first (as typed): either form is that reviewer
+    rd2 = make_run(tmp_path / "nfd", n=12, k=3, seed=5)
+    st2 = run_store(open_run(rd2))
+    nfd, nfc = unicodedata.normalize("NFD", "Zoë"), unicodedata.normalize("NFC", "Zoë")
+    st2.add(0, cls, reviewer=nfd)
+    st2.add(1, cls, reviewer=nfc)
+    st2.add(0, "unsure", reviewer=nfc)  # withdraws the vote given under the other form
+    assert st2.reviewers() == [nfd] and set(st2.current(reviewer=nfc)) == {0, 1}
+    assert st2.current(reviewer=nfc)[0].kind == "unsure"
+    c = TestClient(create_app(rd2), base_url=LOCAL)
+    item = next(c.get(f"/api/item/{p}?reviewer={nfc}&peek=true").json() for p in range(12)
+                if c.get(f"/api/item/{p}?peek=true").json()["id"] == 1)  # fmt: skip
+    assert item["decision"] is not None and item["decision"]["reviewer"] == nfd
 
 def test_a_store_written_with_two_spellings_lets_each_stored_name_decide(tmp_path: Path) -> None:
     """A reviews.db from before names were checked holds 'alice' and 'ALICE': the second could no

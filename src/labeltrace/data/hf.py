@@ -33,7 +33,7 @@ def _hf_value_to_array(v: Any, max_pixels: int | None = None) -> np.ndarray:
 
     from labeltrace.data.decode import decode_image
 
-    if isinstance(v, Image.Image):  # datasets opens images lazily: the header is read, not the pixels
+    if isinstance(v, Image.Image):  # an Image feature's value: datasets (5.x) has decoded it already
         check_pixels(v.width, v.height, max_pixels)
         return pil_to_array(v)
     if isinstance(v, np.ndarray):
@@ -127,7 +127,9 @@ def from_hf(
     Class names come from ``classes=``, else the label column's ``ClassLabel`` names, else as in
     :func:`parse_labels`. Images may be PIL images, arrays or ``{"bytes", "path"}`` dicts.
     Sources are ``"hf:<row>"``; ids the ``id_column`` or ``"<row>"``. ``max_pixels`` as in
-    :func:`from_folder`. ``datasets`` itself is not imported.
+    :func:`from_folder`, checked from the header for bytes and paths; an ``Image`` feature's value
+    reaches it decoded by ``datasets`` (Pillow's own limit guards that decoding). ``datasets``
+    itself is not imported.
     """
     pixel_limit(max_pixels)
     if not hasattr(dataset, "column_names") or not hasattr(dataset, "__len__"):

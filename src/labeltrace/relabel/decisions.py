@@ -39,7 +39,7 @@ import numpy as np
 
 from labeltrace.relabel import reviews_sql as SQL
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.reviewers import ReviewerNames, name_key, spelling
+from labeltrace.relabel.reviewers import ReviewerNames, name_key, same_name, spelling
 
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
@@ -197,7 +197,7 @@ class ReviewStore:
             )
         if not isinstance(reviewer, str):
             raise ValueError(f"sample {i}: reviewer name must be a string")
-        who = spelling(reviewer)
+        who = self.stored_spelling(reviewer, known)
         if len(who) > MAX_REVIEWER:
             raise ValueError(f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters")
         stored = self.case_twin(who, known)
@@ -206,13 +206,22 @@ class ReviewStore:
                              f"decisions stored; use that spelling (one person is one vote)")  # fmt: skip
         return i, kind, decision, who
 
-    def case_twin(self, reviewer: str, known: dict[str, list[str]] | None = None) -> str | None:
-        """The stored reviewer name that differs from ``reviewer`` only in letter case (the first
-        stored), or None: none, or ``reviewer`` itself is stored."""
+    def stored_spelling(self, reviewer: str, known: dict[str, list[str]] | None = None) -> str:
+        """``reviewer`` (whitespace collapsed) as the store spells it: a stored name written in the
+        other Unicode form (composed / decomposed accents) is that stored name, else as given."""
         who = spelling(reviewer)
         if known is None:
             with self._connect() as con:
                 known = self._names.read(con)
+        return next((s for s in known.get(name_key(who), []) if same_name(s, who)), who)
+
+    def case_twin(self, reviewer: str, known: dict[str, list[str]] | None = None) -> str | None:
+        """The stored reviewer name that differs from ``reviewer`` only in letter case (the first
+        stored), or None: none, or ``reviewer`` itself is stored (in either Unicode form)."""
+        if known is None:
+            with self._connect() as con:
+                known = self._names.read(con)
+        who = self.stored_spelling(reviewer, known)
         spellings = known.get(name_key(who), [])
         return None if not spellings or who in spellings else spellings[0]
 
@@ -299,7 +308,7 @@ class ReviewStore:
         args: list[Any] = []
         if reviewer is not None:
             conds.append("reviewer = ?")
-            args.append(spelling(reviewer))
+            args.append(self.stored_spelling(reviewer))
         if sample_id is not None:
             conds.append("sample_id = ?")
             args.append(int(sample_id))

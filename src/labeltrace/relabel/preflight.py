@@ -46,6 +46,7 @@ class Estimate:
         settles first: a budget larger than the queue).
     samples : samples the simulated campaigns reviewed, mean (``budget`` under single-expert
         review; fewer when a sample takes several reviews: ``agree`` above 1, ``count_given``).
+    one_review_each : the consensus rule settles a sample with one review (single-expert review).
     """
 
     budget: int
@@ -59,16 +60,18 @@ class Estimate:
     repeats: int
     used: float | None = None
     samples: float | None = None
+    one_review_each: bool = True
 
     def message(self) -> str:
         """``relabeling B samples is expected to fix X (95 % interval L–H)`` (``B reviews, on S
-        samples, are ...`` when a sample takes several reviews); a budget the queue cannot spend
+        samples on average, are ...`` when the rule can ask several reviews of a sample); a budget the queue cannot spend
         says how many reviews settle every sample instead."""
         what = "samples" if self.budget != 1 else "sample"
         head = f"relabeling {self.budget} {what} is"
-        if self.samples is not None and round(self.samples) != self.budget:
-            head = (f"{self.budget} reviews, on {self.samples:.0f} samples on average (the consensus rule asks "
-                    "several reviews of a sample), are")  # fmt: skip
+        if not self.one_review_each and self.samples is not None:
+            on = f"{self.samples:.0f} sample{'s' if round(self.samples) != 1 else ''}"
+            head = (f"{self.budget} review{'s' if self.budget != 1 else ''}, on {on} on average (the consensus "
+                    f"rule can ask several reviews of a sample), {'are' if self.budget != 1 else 'is'}")  # fmt: skip
         if self.used is not None and self.used < self.budget:
             head = (f"the budget of {self.budget} reviews is more than the queue can use: every sample "
                     f"settles after {self.used:.0f} reviews, which are")  # fmt: skip
@@ -130,4 +133,5 @@ def preflight(
     return Estimate(budget=int(budget), fixed=float(fixed.mean()), fixed_low=float(lo),
                     fixed_high=float(hi), broken=float(broken.mean()), broken_low=float(blo),
                     broken_high=float(bhi), wrong=int((g != truth).sum()),
-                    repeats=int(repeats), used=float(used.mean()), samples=float(samples.mean()))  # fmt: skip
+                    repeats=int(repeats), used=float(used.mean()), samples=float(samples.mean()),
+                    one_review_each=rule.one_vote_settles)  # fmt: skip

@@ -1,9 +1,10 @@
 """Reviewer names in the decisions store: one spelling per person.
 
-A name is read with its whitespace collapsed and in Unicode's composed form (:func:`spelling`: "José"
-typed with a combining accent is the same name); :class:`ReviewerNames` caches the names a store
-holds, by :func:`name_key` (composed, case-folded), so that a name differing only in letter case
-from a stored one can be refused without a scan of the table at every decision.
+A name is read with its whitespace collapsed (:func:`spelling`); :class:`ReviewerNames` caches the
+names a store holds, by :func:`name_key` (Unicode's composed form, case-folded), so that a name
+written in the other Unicode form of a stored one ("José" typed with a combining accent) is read as
+the stored spelling, and one differing only in letter case can be refused, without a scan of the
+table at every decision.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ import sqlite3
 import threading
 import unicodedata
 
-__all__ = ["ReviewerNames", "name_key", "spelling"]
+__all__ = ["ReviewerNames", "name_key", "same_name", "spelling"]
 
 
 def spelling(reviewer: str) -> str:
-    """``reviewer`` with its whitespace collapsed, in NFC (``"anonymous"`` when empty)."""
-    return unicodedata.normalize("NFC", " ".join(str(reviewer).split())) or "anonymous"
+    """``reviewer`` with its whitespace collapsed (``"anonymous"`` when empty)."""
+    return " ".join(str(reviewer).split()) or "anonymous"
+
+
+def same_name(a: str, b: str) -> bool:
+    """``a`` and ``b`` are one name written in two Unicode forms (or the same spelling)."""
+    return unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
 
 
 def name_key(name: str) -> str:

@@ -191,7 +191,7 @@ class ReviewState:
                 return r.resolved.copy()
             return r.resolved | (v.latest_kind == _LABEL) | (v.latest_kind == _UNSURE)
         mine, _ = self.store.current_arrays(reviewer)
-        closed = (self.rule.agree == 1) & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
+        closed = self.rule.one_vote_settles & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
         return r.resolved | (mine == _LABEL) | (mine == _UNSURE) | closed
 
     def show(self, pos: int) -> int:
@@ -251,7 +251,8 @@ class ReviewState:
         order = self.order()
         i = self.show(pos) if shown else int(order[pos])
         hist = self.store.history(i)
-        mine = [d for d in hist if reviewer is None or d.reviewer == reviewer]
+        me = None if reviewer is None else self.store.stored_spelling(reviewer)
+        mine = [d for d in hist if me is None or d.reviewer == me]
         cur = mine[-1].to_dict() if mine else None
         views = self.store.views(i)
         v = self.verdicts()

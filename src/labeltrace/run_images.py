@@ -1,9 +1,10 @@
 """The pixels of in-memory images kept in a run directory, so that the report, the review page and
 the exports can show them: one ``(N, H, W, C)`` array when the images share a size, else every
 image at its own size, flattened one after another (``images_flat.npy``) with an index of offsets
-and shapes (``images_index.npy``). Both are read memory-mapped, one image at a time. ``uint16``
-arrays are kept as ``uint16`` (12-bit data in 16 bits, as X-ray exports hold it, would keep 16
-grey levels in 8 bits), any other as ``uint8``."""
+and shapes (``images_index.npy``). Both are read memory-mapped, one image at a time. 16-bit
+pixels (a ``uint16`` array, Hugging Face rows of 16-bit images: :func:`labeltrace.run_source.
+source_bits`) are kept as ``uint16`` (12-bit data in 16 bits, as X-ray exports hold it, would keep
+17 grey levels in 8 bits), any other as ``uint8``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ __all__ = ["ImageStore", "write_images"]
 
 
 def write_images(ds: Any, single: Path, flat: Path, index: Path) -> list[Path]:
-    """Write ``ds``'s pixels (``uint16`` for a ``uint16`` array, else ``uint8``): to ``single`` when
+    """Write ``ds``'s pixels (``uint16`` for 16-bit ones, else ``uint8``): to ``single`` when
     they share a size, else to ``flat`` and ``index`` (each image decoded twice, never all held at
     once). Returns the files written."""
     wide = source_bits(ds) == 16

@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 __all__ = ["image_source", "open_source", "source_bits"]
 
 
@@ -55,10 +53,8 @@ def open_source(run_path: Path, src: dict[str, Any] | None, num_samples: int) ->
 
 
 def source_bits(ds: Any) -> int:
-    """Bits per sample of an in-memory dataset's stored pixels: 16 for ``uint16`` arrays and for
-    Hugging Face rows whose (first) image stores 16 bits, else 8."""
-    images = getattr(ds.source, "images", None)
-    if images is not None:
-        return 16 if getattr(images, "dtype", None) == np.uint16 else 8
+    """Bits per sample of an in-memory dataset's stored pixels, as its source says
+    (``stored_bits()``: 16 for ``uint16`` arrays and for Hugging Face rows whose first image stores
+    16 bits); 8 for a source that does not say."""
     bits = getattr(ds.source, "stored_bits", None)
     return int(bits()) if callable(bits) else 8

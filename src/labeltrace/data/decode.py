@@ -47,6 +47,7 @@ __all__ = [
     "convert_channels",
     "decode_image",
     "load_pixels",
+    "mode_bits",
     "open_image",
     "pil_to_array",
     "pixel_limit",
@@ -172,7 +173,7 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode == "1":
         return np.asarray(img, dtype=np.float32)[..., None]
-    if mode == "I" or mode.startswith("I;16"):
+    if mode_bits(mode) == 16:
         a = np.asarray(img)
         if a.size and (a.min() < 0 or a.max() > 65535):
             raise DataError(
@@ -279,13 +280,19 @@ def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarr
         raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
 
 
-def stored_bits(path: str | Path) -> int:
-    """Bits per sample of an image file as :func:`decode_image` reads it, from its header alone:
-    16 for 16-bit grayscale (``I;16*``) and 32-bit integer (``I``) images, else 8 (DICOM too,
-    which :func:`decode_image` min-max scales already; an unreadable header too)."""
+def mode_bits(mode: str) -> int:
+    """Bits per sample of a Pillow image mode as :func:`pil_to_array` reads it: 16 for 16-bit
+    grayscale (``I;16*``) and 32-bit integer (``I``) images, else 8."""
+    return 16 if mode == "I" or mode.startswith("I;16") else 8
+
+
+def stored_bits(path: str | Path | BinaryIO) -> int:
+    """Bits per sample of an image file (or its bytes, as a file object) as :func:`decode_image`
+    reads it, from its header alone (:func:`mode_bits`); 8 for DICOM, which :func:`decode_image`
+    min-max scales already, and for an unreadable header."""
     try:
         with Image.open(path) as img:
-            return 16 if img.mode == "I" or img.mode.startswith("I;16") else 8
+            return mode_bits(img.mode)
     except Exception:  # noqa: BLE001 - DICOM, or a file decode_image reports on
         return 8
 

@@ -17,6 +17,7 @@ from labeltrace.data.decode import (
     array_to_float,
     check_pixels,
     load_pixels,
+    mode_bits,
     open_image,
     pil_to_array,
     pixel_limit,
@@ -80,25 +81,19 @@ class HFSource:
 
     def stored_bits(self) -> int:
         """Bits per sample of the first row's image as stored: 16 for a 16-bit (or 32-bit integer)
-        image or a ``uint16`` array, else 8 (an unreadable one too)."""
-        from PIL import Image
-
+        image (:func:`~labeltrace.data.decode.mode_bits`) or a ``uint16`` array, else 8 (an
+        unreadable one too)."""
         if not len(self.rows):
             return 8
         try:
             v = self.dataset[int(self.rows[0])][self.column]
-            if isinstance(v, dict) and v.get("bytes"):
-                with Image.open(BytesIO(v["bytes"])) as img:
-                    mode = img.mode
-            elif isinstance(v, dict) and v.get("path"):
-                return stored_bits(v["path"])
-            elif isinstance(v, np.ndarray):
-                return 16 if v.dtype == np.uint16 else 8
-            else:
-                mode = getattr(v, "mode", "")
         except Exception:  # noqa: BLE001 - the decoding names a bad image; its bits do not matter
             return 8
-        return 16 if mode == "I" or mode.startswith("I;16") else 8
+        if isinstance(v, dict) and (v.get("bytes") or v.get("path")):
+            return stored_bits(BytesIO(v["bytes"]) if v.get("bytes") else v["path"])
+        if isinstance(v, np.ndarray):
+            return 16 if v.dtype == np.uint16 else 8
+        return mode_bits(getattr(v, "mode", ""))
 
     def path(self, i: int) -> Path | None:
         return None

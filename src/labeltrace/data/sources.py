@@ -112,5 +112,9 @@ class ArraySource:
     def take(self, idx: np.ndarray) -> ArraySource:
         return ArraySource(self.images, self.rows[np.asarray(idx, dtype=np.int64)])
 
+    def stored_bits(self) -> int:
+        """Bits per sample of the array: 16 for ``uint16``, else 8."""
+        return 16 if self.images.dtype == np.uint16 else 8
+
     def path(self, i: int) -> Path | None:
         return None

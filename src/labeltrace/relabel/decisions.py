@@ -155,7 +155,8 @@ class ReviewStore:
         The reviewer name is read with its whitespace collapsed; a name that differs only in
         letter case from one already stored is refused, so that one person stays one vote (a name
         itself stored is fine, even where an older store holds two spellings; ``known``: the
-        stored names by their lower case, when the caller has read them).
+        stored names by :func:`~labeltrace.relabel.reviewers.name_key`, when the caller has read
+        them, else read once here).
 
         ``kind`` may be omitted when ``decision`` is unambiguous (a class name, or ``"unsure"`` /
         ``"skip"`` when no class has that name); with kind ``"unsure"`` or ``"skip"`` the decision
@@ -197,6 +198,7 @@ class ReviewStore:
             )
         if not isinstance(reviewer, str):
             raise ValueError(f"sample {i}: reviewer name must be a string")
+        known = self._known() if known is None else known
         who = self.stored_spelling(reviewer, known)
         if len(who) > MAX_REVIEWER:
             raise ValueError(f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters")
@@ -210,20 +212,21 @@ class ReviewStore:
         """``reviewer`` (whitespace collapsed) as the store spells it: a stored name written in the
         other Unicode form (composed / decomposed accents) is that stored name, else as given."""
         who = spelling(reviewer)
-        if known is None:
-            with self._connect() as con:
-                known = self._names.read(con)
+        known = self._known() if known is None else known
         return next((s for s in known.get(name_key(who), []) if same_name(s, who)), who)
 
     def case_twin(self, reviewer: str, known: dict[str, list[str]] | None = None) -> str | None:
         """The stored reviewer name that differs from ``reviewer`` only in letter case (the first
         stored), or None: none, or ``reviewer`` itself is stored (in either Unicode form)."""
-        if known is None:
-            with self._connect() as con:
-                known = self._names.read(con)
+        known = self._known() if known is None else known
         who = self.stored_spelling(reviewer, known)
         spellings = known.get(name_key(who), [])
         return None if not spellings or who in spellings else spellings[0]
+
+    def _known(self) -> dict[str, list[str]]:
+        """The stored reviewer names (:class:`ReviewerNames`), read in a connection of their own."""
+        with self._connect() as con:
+            return self._names.read(con)
 
     # ------------------------------------------------------------------ writes
     def add(

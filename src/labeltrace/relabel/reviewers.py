@@ -32,7 +32,7 @@ def name_key(name: str) -> str:
 
 
 class ReviewerNames:
-    """The reviewer names of one store, by their lower case, each name's spellings by first use;
+    """The reviewer names of one store, by :func:`name_key`, each name's spellings by first use;
     read again only when another writer added rows (this store's own writes keep it current).
     Thread-safe: the cache is replaced, never changed in place."""
 

@@ -50,6 +50,7 @@ from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.decisions import KINDS, MAX_REVIEWER
 from labeltrace.relabel.live import LiveConfig
+from labeltrace.relabel.reviewers import spelling
 from labeltrace.report.images import display_image, load_rgb, png_bytes
 from labeltrace.review.security import (
     MAX_BODY_BYTES,
@@ -136,7 +137,7 @@ def _decision_problem(
             f"sample {i}: decision must be a class ({listing(state.classes, limit=50)}) or a "
             f"review action ({', '.join(actions)})"
         )
-    if len(" ".join(reviewer.split())) > MAX_REVIEWER:
+    if len(spelling(reviewer)) > MAX_REVIEWER:
         return 400, f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters"
     twin = state.store.case_twin(reviewer)
     if twin is not None:  # the stored name, not the submitted one, is named

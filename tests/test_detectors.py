@@ -83,3 +83,23 @@ def test_a_count_rule_reports_its_count_and_a_plain_tuple_rule_still_works() -> 
     finally:
         detectors.unregister("toy_count")
         detectors.unregister("toy_tuple")
+
+
+def test_an_all_zero_feature_row_gets_the_sets_label_shares_and_a_warning_not_a_failed_detector() -> None:
+    # a network's embedding is all zeros for a sample whose every unit is off; cosine neighbours
+    # are undefined for it, which had failed every kNN detector of the scan
+    x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.0, 0.0]])
+    y = np.array([0, 0, 1, 1, 1])
+    ev = Evidence(y, 2, features=x, knn_k=1)
+    with pytest.warns(UserWarning, match=r"all zeros for .*\b4\b"):
+        shares = ev.knn_shares()
+    # the others' neighbours are found among the rest, never the zero row
+    np.testing.assert_array_equal(shares[:4], [[1, 0], [1, 0], [0, 1], [0, 1]])
+    np.testing.assert_allclose(shares[4], [2 / 5, 3 / 5])
+    assert detectors.detect("knn_vote", ev).score[4] == pytest.approx(3 / 5)
+
+
+def test_features_with_fewer_than_two_nonzero_rows_are_refused_by_name() -> None:
+    ev = Evidence(np.array([0, 1, 1]), 2, features=np.array([[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]]), knn_k=1)
+    with pytest.raises(ValueError, match=r"all zeros for .*1.*2"):
+        ev.knn_shares()

@@ -8,6 +8,7 @@ declares which items it needs (:data:`NEEDS`); the detector table checks them.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -103,12 +104,13 @@ class Evidence:
 
     def knn_shares(self) -> np.ndarray:
         """(N, K) label shares of each sample's ``knn_k`` nearest neighbours in ``features``
-        (computed once: the kNN search is the expensive part of every kNN-based detector)."""
-        if "knn_shares" not in self._values:
-            from labeltrace.score.knn import knn_probs
+        (computed once: the kNN search is the expensive part of every kNN-based detector).
 
-            self._values["knn_shares"] = knn_probs(self.features, self.labels, num_classes=self.num_classes,
-                                                   k=self.knn_k)  # fmt: skip
+        A sample whose feature row is all zeros (a network's embedding can be: every unit off) has
+        no direction, hence no cosine neighbours: it gets the label shares of the whole set, the
+        others find their neighbours among the rest, and a warning names it."""
+        if "knn_shares" not in self._values:
+            self._values["knn_shares"] = _knn_shares(self.features, self.labels, self.num_classes, self.knn_k)
         return self._values["knn_shares"]
 
     def cost(self, needs: Sequence[str]) -> tuple[int, float]:
@@ -169,4 +171,25 @@ def posterior(runs: Sequence[RecordedRun], *, last: int | None = None) -> np.nda
     out = acc / np.maximum(w, 1)[:, None]
     none = w == 0  # auxiliary in the only run: use its real-class posterior
     out[none] = fallback[none]  # type: ignore[index]
+    return out
+
+
+def _knn_shares(features: np.ndarray, labels: np.ndarray, num_classes: int, k: int) -> np.ndarray:
+    """:func:`labeltrace.score.knn.knn_probs`, with all-zero rows given the set's label shares."""
+    from labeltrace.score.knn import knn_probs
+
+    x = np.asarray(features)
+    zero = np.flatnonzero(np.count_nonzero(x, axis=1) == 0) if x.ndim == 2 else np.empty(0, np.int64)
+    if zero.size == 0:
+        return knn_probs(x, labels, num_classes=num_classes, k=k)
+    keep = np.setdiff1d(np.arange(len(labels)), zero)
+    if keep.size < 2:
+        raise ValueError(f"features are all zeros for {describe_ids(zero)}: no kNN label shares without two "
+                         "samples that have a direction")  # fmt: skip
+    out = np.empty((len(labels), num_classes), dtype=np.float64)
+    out[keep] = knn_probs(x[keep], labels[keep], num_classes=num_classes, k=min(k, keep.size - 1))
+    out[zero] = np.bincount(labels, minlength=num_classes) / len(labels)
+    warnings.warn(f"features are all zeros for {describe_ids(zero)}: they have no cosine neighbours, so their "
+                  "kNN label shares are the whole set's; the others' neighbours are found without them",
+                  UserWarning, stacklevel=3)  # fmt: skip
     return out

@@ -555,3 +555,23 @@ def test_folder_reads_images_at_any_depth_below_a_class_folder(tmp_path: Path) -
     assert ds.classes == ("a", "b")
     assert sorted(ds.sources) == ["a/3.png", "a/p1/0.png", "a/p1/1.png", "a/p2/2.png", "b/p3/4.png", "b/p3/deep/5.png"]
     assert np.bincount(ds.labels).tolist() == [4, 2]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="datasets not installed")
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_from_hf_turns_a_non_square_tiff_at_orientation_5_to_8(tmp_path: Path, orientation: int,
+                                                              as_bytes: bool) -> None:  # fmt: skip
+    """datasets opens an Image cell's path with Pillow, and Pillow 13 scrambles a non-square TIFF
+    opened by path at orientations 5-8 (stored size, values out of place); from bytes it does not."""
+    import datasets
+
+    a = (np.arange(12).reshape(3, 4) * 20).astype(np.uint8)
+    shown = {5: a.T, 6: np.rot90(a, -1), 7: a[::-1, ::-1].T, 8: np.rot90(a, 1)}[orientation]  # EXIF 2.3
+    f = tmp_path / "o.tif"
+    Image.fromarray(a).save(f, tiffinfo={274: orientation})
+    cell = {"bytes": f.read_bytes(), "path": None} if as_bytes else {"bytes": None, "path": str(f)}
+    hf = datasets.Dataset.from_dict({"image": [cell] * 4, "label": [0, 1, 0, 1]},
+                                    features=datasets.Features({"image": datasets.Image(),
+                                                                "label": datasets.Value("int64")}))  # fmt: skip
+    np.testing.assert_array_equal(np.rint(from_hf(hf).load(0)[..., 0] * 255), shown)

@@ -3,6 +3,7 @@ row by row through :class:`HFSource`; labels from a ``ClassLabel`` or parsed as 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -36,7 +37,8 @@ def _hf_value_to_array(v: Any, max_pixels: int | None = None) -> np.ndarray:
 
     if isinstance(v, Image.Image):  # an Image feature's value: datasets (5.x) has decoded it already
         check_pixels(v.width, v.height, max_pixels)
-        return pil_to_array(v)
+        again = _turned_tiff_file(v)
+        return pil_to_array(v) if again is None else decode_image(again, max_pixels=max_pixels)
     if isinstance(v, np.ndarray):
         return array_to_float(v)
     if isinstance(v, dict):
@@ -53,6 +55,26 @@ def _hf_value_to_array(v: Any, max_pixels: int | None = None) -> np.ndarray:
     if v is None:
         raise DataError("image is missing (None)")
     raise DataError(f"unsupported image value of type {type(v).__name__}")
+
+
+def _turned_tiff_file(img: Any) -> str | None:
+    """The local file of a TIFF that ``datasets`` decoded from its path, when its orientation swaps
+    its sides (5-8); else None. Pillow 13 scrambles such a TIFF opened by path (not from bytes):
+    it comes back at the stored size with its values out of place, so it is decoded again from the
+    file (:func:`~labeltrace.data.decode.decode_image` reads it as stored and turns it). An image
+    ``datasets`` has converted (``Image(mode=...)`` to another mode) no longer names its file and
+    cannot be told apart."""
+    from PIL import Image
+
+    name = getattr(img, "filename", None)
+    if getattr(img, "format", None) != "TIFF" or not isinstance(name, str) or not os.path.isfile(name):
+        return None
+    try:
+        with Image.open(name) as head:
+            turned = getattr(head, "tag_v2", {}).get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # noqa: BLE001 - the file changed since datasets read it: keep datasets' image
+        return None
+    return name if turned else None
 
 
 @dataclass(frozen=True, eq=False)

@@ -179,3 +179,60 @@ def test_report_renders_in_browser(run_dir: Path, browser: object, tmp_path: Pat
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS / "report.png"), full_page=True)
     page.close()
+
+
+def test_class_names_that_are_javascript_object_keys_review_like_any_other(
+    tmp_path: Path, browser: object
+) -> None:
+    """A vote for a class named "constructor" broke the page's tally of votes (a plain object's
+    built-in key): the item did not load, and a decision that was stored read "NOT saved"."""
+    from labeltrace.relabel.runstore import run_store
+
+    classes = ["constructor", "__proto__", "toString"]
+    rd = make_run(tmp_path, n=12, k=3, size=16, style="shapes", classes=classes, seed=3)
+    run = open_run(rd)
+    first = int(review_order(run)[0])
+    run_store(run).add(first, "constructor", kind="label", reviewer="alice")
+    for base in serve(create_app(rd, token=TOKEN)):
+        page = browser.new_page()  # type: ignore[attr-defined]
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/?token={TOKEN}&reviewer=bob&pos=0")
+        expect(page.locator("#position")).to_have_text("1 / 12")
+        expect(page.locator("#votes")).to_contain_text("constructor: alice")
+        page.keyboard.press("3")
+        _saved(page, 2, rd)
+        assert _rows(rd)[-1] == (first, "label", "toString", "bob")
+        expect(page.locator("#position")).to_have_text("2 / 12")
+        assert "NOT saved" not in page.locator("#status").inner_text() and not errors
+        page.close()
+
+
+def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
+    tmp_path: Path, browser: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page ignored a decision key pressed while the previous decision was still saving, and
+    then read "saved"."""
+    from labeltrace.relabel.decisions import ReviewStore
+
+    rd = make_run(tmp_path, n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=4)
+    slow = ReviewStore.add
+
+    def add(self: ReviewStore, *a: object, **kw: object) -> object:
+        time.sleep(1.5)  # a busy database
+        return slow(self, *a, **kw)
+
+    monkeypatch.setattr(ReviewStore, "add", add)
+    for base in serve(create_app(rd, token=TOKEN)):
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(f"{base}/?token={TOKEN}&reviewer=alice")
+        expect(page.locator("#position")).to_have_text("1 / 12")
+        page.keyboard.press("1")
+        expect(page.locator("#status")).to_have_text(re.compile("saving"))
+        page.keyboard.press("2")
+        expect(page.locator("#status")).to_have_text(re.compile("still being saved"))
+        expect(page.locator("#status")).to_have_text(re.compile(r"saved: .* pressed while it was saving was NOT saved"),
+                                                     timeout=10000)  # fmt: skip
+        assert len(_rows(rd)) == 1
+        expect(page.locator("#position")).to_have_text("1 / 12")  # left where the second key was pressed
+        page.close()

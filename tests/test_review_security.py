@@ -34,7 +34,7 @@ def stored(run_dir: Path) -> list[tuple]:
 
 # --------------------------------------------------------------------------- §2 tokens
 @pytest.mark.parametrize(
-    "bad", ["", " ", "short", "x" * 15, "sixteen chars!!\n", "with space inside!"]
+    "bad", ["", " ", "short", "x" * 15, "sixteen chars!!\n", "with space inside!", "pässwörd-123456789€"]
 )
 def test_empty_or_short_token_is_refused(run_dir: Path, bad: str) -> None:
     with pytest.raises(ValueError, match="at least 16"):
@@ -61,6 +61,37 @@ def test_serve_refuses_an_explicit_empty_token_on_any_host(
     # no token at all off loopback: one is generated (kept behaviour)
     serve(run_dir, host="0.0.0.0")
     assert len(started) == 1 and "token: " in capsys.readouterr().out
+
+
+def test_the_printed_url_opens_the_page_whatever_the_token_and_a_public_host_is_warned_of(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A token with '+' printed raw in the URL came back as spaces (401); on 0.0.0.0 nothing said
+    that the server was reachable from the network over plain HTTP."""
+    import re
+    from urllib.parse import urlsplit
+
+    import uvicorn
+
+    from labeltrace.review import serve
+
+    apps: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    token = "team+review#2024&x%y"
+    serve(run_dir, token=token)
+    out = capsys.readouterr().out
+    url = urlsplit(re.search(r"open (\S+)", out).group(1))
+    assert TestClient(apps[0], base_url=LOCAL).get(f"/?{url.query}").status_code == 200
+    assert "warning" not in out
+    serve(run_dir, host="0.0.0.0", token=token)
+    out = capsys.readouterr().out
+    assert "warning: the review server listens on 0.0.0.0" in out and "plain HTTP" in out
+    assert "open http://0.0.0.0" not in out
+
+
+def test_a_refused_token_names_the_scheme(run_dir: Path) -> None:
+    r = TestClient(create_app(run_dir, token=TOKEN), base_url=LOCAL).get("/api/state")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "X-Labeltrace-Token"
 
 
 # --------------------------------------------------------------------------- §2 Origin
@@ -92,9 +123,23 @@ def test_cross_origin_posts_are_refused_even_with_a_valid_token(run_dir: Path) -
         c.post("/api/decision", json={"sample_id": 1, "decision": "bird"}, headers=tok).status_code
         == 200
     )
-    # reads are not state-changing: a cross-origin GET is still answered (it needs the token)
-    assert c.get("/api/state", headers=tok | {"Origin": "http://evil.example"}).status_code == 200
+    # a cross-origin read of the API is refused too (reading an item marks it shown)
+    assert c.get("/api/state", headers=tok | {"Origin": "http://evil.example"}).status_code == 403
     assert stored(run_dir) == [(0, "cat"), (1, "bird")]
+
+
+def test_another_site_cannot_read_the_api_but_may_link_to_the_page(run_dir: Path) -> None:
+    """An <img src=".../api/item/29"> on any site marked the whole live queue shown (no token
+    on loopback), which froze its re-ranking: GETs were not checked for their origin."""
+    c = TestClient(create_app(run_dir), base_url=LOCAL)
+    for site in ("cross-site", "same-site"):
+        for path in ("/api/item/3", "/api/state", "/api/image/0", "/api/history/0"):
+            r = c.get(path, headers={"Sec-Fetch-Site": site})
+            assert r.status_code == 403 and "cross-origin" in r.json()["detail"], (site, path)
+    # the page itself: opened from a link on another site, or typed in; its own reads
+    assert c.get("/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}).status_code == 200
+    assert c.get("/api/item/3", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    assert c.get("/api/item/3").status_code == 200  # not a browser
 
 
 def test_cross_site_form_post_to_localhost_is_refused_by_origin(run_dir: Path) -> None:

@@ -189,3 +189,36 @@ def test_a_store_written_with_two_spellings_lets_each_stored_name_decide(tmp_pat
     assert st.vote_counts()[1].sum() == 0
     with pytest.raises(ValueError, match="from 'alice'"):
         st.add(2, cls, reviewer="Alice")
+
+
+def test_two_servers_on_one_run_follow_the_rule_stored_last(tmp_path: Path) -> None:
+    """A server read the stored rule once at start: after a second server on the same run stored
+    agree=2, the first still took nameless votes and counted one vote as a settled sample."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    a = TestClient(create_app(rd), base_url=LOCAL)
+    first = a.get("/api/item/0").json()["id"]
+    assert a.post("/api/decision", json={"sample_id": first, "decision": "cat"}).status_code == 200
+    assert a.get("/api/state").json()["reviewed"] == 1
+    with pytest.warns(UserWarning, match="changes from 1 agreeing review.* to 2 agreeing reviews"):
+        b = TestClient(create_app(rd, consensus=ConsensusRule(agree=2)), base_url=LOCAL)
+    for c in (a, b):
+        state = c.get("/api/state").json()
+        assert state["rule"]["agree"] == 2 and state["rule"]["names"] is True and state["reviewed"] == 0
+        r = c.post("/api/decision", json={"sample_id": first, "decision": "cat"})
+        assert r.status_code == 400 and "needs a reviewer name" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("name", ["\x00x", "ada\u202eevil", "bo\x1bb", "\u2067eve"])
+def test_a_reviewer_name_with_a_hidden_control_character_is_refused(tmp_path: Path, name: str) -> None:
+    """NUL, escapes and bidirectional overrides were stored and written raw into the exports, where
+    a name can print backwards or look like another."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    r = c.post("/api/decision", json={"sample_id": 0, "decision": "cat", "reviewer": name})
+    assert r.status_code == 400 and "invisible control character U+" in r.json()["detail"]
+    store = run_store(open_run(rd))
+    with pytest.raises(ValueError, match="invisible control character"):
+        store.add(0, "cat", reviewer=name)
+    assert store.history() == []
+    persian = "\u0645\u06cc\u200c\u0646\u0627"  # a name spelled with a zero-width non-joiner
+    assert c.post("/api/decision", json={"sample_id": 0, "decision": "cat", "reviewer": persian}).status_code == 200

@@ -175,10 +175,10 @@ def add_relabel_commands(sub: Any) -> None:
     rv.add_argument("--agree", type=int, metavar="R",
                     help="agreeing reviews a sample needs, and more than any other label has (a tie waits for "
                     "another vote); stored with the decisions; default: the stored rule, else 1 = single-expert review. Above 1 "
-                    "every decision needs a reviewer name")
+                    "(or with --count-given) every decision needs a reviewer name")
     rv.add_argument("--count-given", action=argparse.BooleanOptionalAction, default=None,
-                    help="the given label counts as one vote (a change then needs a second reviewer); stored with "
-                    "the decisions; default: the stored rule, else not")
+                    help="the given label counts as one vote (a change then needs a second reviewer, so every "
+                    "decision needs a reviewer name); stored with the decisions; default: the stored rule, else not")
     rv.add_argument("--live", action="store_true",
                     help="re-rank the samples not yet reached as decisions arrive, in the background (the "
                     "positions shown and the decided samples stay); without a queue file the order starts as "

@@ -39,7 +39,13 @@ import numpy as np
 
 from labeltrace.relabel import reviews_sql as SQL
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.reviewers import ReviewerNames, name_key, same_name, spelling
+from labeltrace.relabel.reviewers import (
+    ReviewerNames,
+    hidden_character,
+    name_key,
+    same_name,
+    spelling,
+)
 
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
@@ -168,7 +174,8 @@ class ReviewStore:
             ``sample_id`` outside ``[0, N)``.
         ValueError
             Unknown class, unknown kind, ambiguous decision, a class sent with kind ``"unsure"`` /
-            ``"skip"``, or bad reviewer name (too long, or another case of a stored name).
+            ``"skip"``, or bad reviewer name (too long, a control character, or another case of
+            a stored name).
         """
         if isinstance(sample_id, bool) or not isinstance(sample_id, (int, np.integer)):
             raise ValueError(f"sample_id must be an integer, got {sample_id!r}")
@@ -202,6 +209,9 @@ class ReviewStore:
         who = self.stored_spelling(reviewer, known)
         if len(who) > MAX_REVIEWER:
             raise ValueError(f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters")
+        hidden = hidden_character(who)
+        if hidden is not None:
+            raise ValueError(f"sample {i}: {hidden}")
         stored = self.case_twin(who, known)
         if stored is not None:
             raise ValueError(f"sample {i}: reviewer {who!r} differs only in letter case from {stored!r}, who has "

@@ -13,12 +13,24 @@ import sqlite3
 import threading
 import unicodedata
 
-__all__ = ["ReviewerNames", "name_key", "same_name", "spelling"]
+__all__ = ["ReviewerNames", "hidden_character", "name_key", "same_name", "spelling"]
+
+#: characters that reorder or hide text: bidirectional embeddings, overrides and isolates
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 
 def spelling(reviewer: str) -> str:
     """``reviewer`` with its whitespace collapsed (``"anonymous"`` when empty)."""
     return " ".join(str(reviewer).split()) or "anonymous"
+
+
+def hidden_character(name: str) -> str | None:
+    """Why ``name`` cannot be a reviewer's name, or None: a control character (NUL, escape, ...) or
+    one that reverses or hides the text around it (U+202E, ...), which would make two names look
+    alike, or a name print backwards in the exports. Joiners (U+200C / U+200D) are allowed: some
+    scripts spell names with them."""
+    bad = next((c for c in name if unicodedata.category(c) == "Cc" or c in _BIDI), None)
+    return None if bad is None else f"reviewer name has an invisible control character U+{ord(bad):04X}; type it plainly"
 
 
 def same_name(a: str, b: str) -> bool:

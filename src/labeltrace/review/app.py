@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import sys
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,7 +53,7 @@ from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.decisions import KINDS, MAX_REVIEWER
 from labeltrace.relabel.live import LiveConfig
-from labeltrace.relabel.reviewers import spelling
+from labeltrace.relabel.reviewers import hidden_character, spelling
 from labeltrace.report.images import display_image, load_rgb, png_bytes
 from labeltrace.review.security import (
     MAX_BODY_BYTES,
@@ -106,10 +109,9 @@ def _validation_detail(errors: Any) -> list[dict[str, Any]]:
 
 
 def _who(name: str | None) -> str | None:
-    """A reviewer name from a query: whitespace collapsed, None when empty."""
-    if name is None:
-        return None
-    return " ".join(name.split()) or None
+    """A reviewer name from a query, spelled as decisions store it (:func:`spelling`); None when
+    empty."""
+    return spelling(name) if name is not None and name.strip() else None
 
 
 def _decision_problem(
@@ -139,6 +141,9 @@ def _decision_problem(
         )
     if len(spelling(reviewer)) > MAX_REVIEWER:
         return 400, f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters"
+    hidden = hidden_character(reviewer)
+    if hidden is not None:
+        return 400, f"sample {i}: {hidden}"
     twin = state.store.case_twin(reviewer)
     if twin is not None:  # the stored name, not the submitted one, is named
         return 400, f"sample {i}: this reviewer name differs only in letter case from {twin!r}; use that spelling"
@@ -247,14 +252,18 @@ def create_app(
     def get_image(sample_id: int, thumb: bool = False) -> Response:
         if not 0 <= sample_id < run.num_samples:
             return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
+        # the reason names files on the server: it goes to the server's console, not to the page
         try:
             run.image_file(sample_id)  # inside the roots the scan allowed, or refused
         except ValueError as exc:
-            return _err(403, str(exc))
+            print(f"labeltrace review: {exc}", file=sys.stderr, flush=True)
+            return _err(403, f"image of sample {sample_id} refused: it lies outside the folders the scan "
+                        "read (the server's console says where)")  # fmt: skip
         try:
             img = display_image(load_rgb(run, sample_id), size=THUMB_SIZE if thumb else IMAGE_SIZE)
         except (ValueError, OSError) as exc:
-            return _err(404, f"image of sample {sample_id} unavailable: {exc}")
+            print(f"labeltrace review: image of sample {sample_id} unavailable: {exc}", file=sys.stderr, flush=True)
+            return _err(404, f"image of sample {sample_id} unavailable (the server's console says why)")
         return Response(
             png_bytes(img),
             media_type="image/png",
@@ -319,9 +328,14 @@ def serve(
         token = secrets.token_urlsafe(24)
     app = create_app(run_dir, reviewer=reviewer, token=token, consensus=consensus, live=live,
                      features=features)  # fmt: skip
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    name = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host  # every interface: this machine's name
+    shown = f"[{name}]" if ":" in name else name
+    url = f"http://{shown}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
     print(f"labeltrace review of {Path(run_dir).resolve()}\nopen {url}", flush=True)
+    if not is_loopback(host):
+        print(f"warning: the review server listens on {host or 'every interface'}, reachable from other "
+              "machines over plain HTTP, where the token and the images can be read on the way; for "
+              "reviewers elsewhere put it behind an HTTPS reverse proxy or an SSH tunnel", flush=True)  # fmt: skip
     st = app.state.review
     print(f"consensus: {st.rule.describe()}"
           + (f"; live re-ranking by {live.method} every {live.every} settled samples ({st.method})"

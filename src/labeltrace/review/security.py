@@ -4,15 +4,16 @@ One pure ASGI middleware, :class:`Guard`, runs before routing and before any bod
 
 1. **Token** — when the app has one, every request must carry it (header
    ``X-Labeltrace-Token`` or ``?token=``), else 401. A token is at least
-   :data:`MIN_TOKEN_LENGTH` printable characters without spaces (:func:`check_token`): an empty
+   :data:`MIN_TOKEN_LENGTH` printable ASCII characters without spaces (:func:`check_token`): an empty
    or short one (``--token "$UNSET_VAR"``) is refused when the app is built.
 2. **Host** — without a token only requests addressed to a loopback name are answered (403), so
    a page on another site cannot reach the local server through DNS rebinding.
 3. **Origin** — a state-changing request (POST, PUT, PATCH, DELETE) from a browser must come
    from the page itself: ``Sec-Fetch-Site``, when sent, must be ``same-origin`` (or ``none``),
    and ``Origin``, when sent, must name the scheme-less ``Host`` the request was addressed to;
-   otherwise 403, token or not. Clients that send neither (curl, scripts) are not browsers and
-   cannot be driven by another site. Behind a reverse proxy, forward the ``Host`` header.
+   otherwise 403, token or not. The same holds for every request to ``/api/`` (reading an item
+   marks it shown); the page itself may be opened from a link on another site. Clients that send neither (curl, scripts) are not browsers and cannot be driven
+   by another site. Behind a reverse proxy, forward the ``Host`` header.
 4. **Content type** — state-changing requests must be ``application/json`` (415), so no HTML
    form can submit one.
 5. **Body size** — at most :data:`MAX_BODY_BYTES`: a larger ``Content-Length`` is refused at
@@ -62,14 +63,15 @@ def check_token(token: str | None) -> str | None:
         return None
     if not isinstance(token, str):
         raise TypeError(f"the review token must be a string, got {type(token).__name__}")
-    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
+    # printable ASCII: a header carries it as is, and the URL printed for it (quoted) opens the page
+    if len(token) < MIN_TOKEN_LENGTH or any(not "!" <= c <= "~" for c in token):
         hint = (
             ' (an empty token often comes from an unset variable, e.g. --token "$UNSET")'
             if not token.strip()
             else ""
         )
         raise ValueError(
-            f"the review token must be at least {MIN_TOKEN_LENGTH} characters, printable and "
+            f"the review token must be at least {MIN_TOKEN_LENGTH} characters, printable ASCII "
             f"without spaces; got {len(token)} characters{hint}. Leave --token out to have a "
             "random one generated and printed"
         )
@@ -119,18 +121,15 @@ def same_origin(origin: str, host: str, scheme: str) -> bool:
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-                (b"x-content-type-options", b"nosniff"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+    if status == 401:  # RFC 9110: a 401 names the scheme it wants
+        headers.append((b"www-authenticate", TOKEN_HEADER.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -156,17 +155,16 @@ class Guard:
                 403,
                 "this server answers only on localhost; start it with a token for remote access",
             )
-        if scope.get("method", "GET").upper() in STATE_CHANGING:
-            site = headers.get("sec-fetch-site")
-            origin = headers.get("origin")
-            if (site is not None and site.strip().lower() not in ("same-origin", "none")) or (
-                origin is not None
-                and not same_origin(origin, headers.get("host", ""), scope.get("scheme", "http"))
-            ):
-                return (
-                    403,
-                    "cross-origin request refused: decisions are accepted from the review page only",
-                )
+        site, origin = headers.get("sec-fetch-site"), headers.get("origin")
+        foreign = (site is not None and site.strip().lower() not in ("same-origin", "none")) or (
+            origin is not None and not same_origin(origin, headers.get("host", ""), scope.get("scheme", "http"))
+        )
+        changing = scope.get("method", "GET").upper() in STATE_CHANGING
+        # even a GET of the API: showing an item moves the live queue's frontier (an <img> on any
+        # site could otherwise mark the whole queue seen and freeze its re-ranking)
+        if foreign and (changing or str(scope.get("path", "")).startswith("/api/")):
+            return 403, "cross-origin request refused: the review page alone may call the API"
+        if changing:
             ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if ctype != "application/json":
                 return 415, "send the request body as application/json"

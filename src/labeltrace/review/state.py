@@ -21,6 +21,7 @@ position and the next position after a decision all follow this.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -98,13 +99,19 @@ class ReviewState:
         self.rank = run.column("rank").astype(np.int64)
         self.store = run_store(run)
         if consensus is not None:
+            before = self.store.rule()
+            if before != consensus and self.store.last_seq() > 0:
+                warnings.warn(f"the consensus rule stored with this run's decisions changes from "
+                              f"{before.describe()} to {consensus.describe()}; a review server still "
+                              "running on it follows the new rule from its next request",
+                              UserWarning, stacklevel=2)  # fmt: skip
             self.store.set_rule(consensus)
-        self.rule = self.store.rule()
         self.context = ReviewContext(run, features=features)
         self.features = features
         self._static = review_order(run)
         self._positions: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, dtype=np.int64))
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._posterior: np.ndarray | None = None
         self._reached = 0
         self._verdicts: tuple[int, Verdicts] | None = None
@@ -172,12 +179,19 @@ class ReviewState:
         return pos
 
     # ------------------------------------------------------------------ decisions
+    @property
+    def rule(self) -> ConsensusRule:
+        """The consensus rule stored with the decisions, read afresh: another server on the same
+        run may have stored another since this one started."""
+        return self.store.rule()
+
     def verdicts(self) -> Verdicts:
-        """The decisions resolved now: resolved again only after a new decision (of any process),
-        so the several reads of one request, and the requests between decisions, share one."""
-        seq = self.store.last_seq()
+        """The decisions resolved now: resolved again only after a new decision or a new rule (of
+        any process), so the several reads of one request, and the requests between decisions,
+        share one."""
+        seq, rule = self.store.last_seq(), self.store.rule()
         cached = self._verdicts
-        if cached is not None and cached[0] == seq:
+        if cached is not None and cached[0] == seq and cached[1].rule == rule:
             return cached[1]
         v = verdicts(self.store, self.given, len(self.classes))
         self._verdicts = (seq, v)
@@ -187,11 +201,11 @@ class ReviewState:
         """(N,) bool: samples done for ``reviewer`` (module docstring)."""
         r = v.resolution
         if reviewer is None:
-            if not self.rule.one_vote_settles:
+            if not v.rule.one_vote_settles:
                 return r.resolved.copy()
             return r.resolved | (v.latest_kind == _LABEL) | (v.latest_kind == _UNSURE)
         mine, _ = self.store.current_arrays(reviewer)
-        closed = self.rule.one_vote_settles & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
+        closed = v.rule.one_vote_settles & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
         return r.resolved | (mine == _LABEL) | (mine == _UNSURE) | closed
 
     def show(self, pos: int) -> int:
@@ -204,10 +218,11 @@ class ReviewState:
         """Pass the decisions to the live queue (a refresh starts when one is due)."""
         if self.live is None:
             return
-        v = self.verdicts()
-        # the decided samples keep their positions, wherever they are; of the others only the
-        # positions shown so far stay (one decision at the end of the queue freezes nothing else)
-        self.live.sync(v.final, v.resolution.resolved, self._reached, pinned=v.latest_kind >= 0)
+        with self._sync_lock:  # two requests' verdicts reach the queue in the order they were read
+            v = self.verdicts()
+            # the decided samples keep their positions, wherever they are; of the others only the
+            # positions shown so far stay (one decision at the end of the queue freezes nothing else)
+            self.live.sync(v.final, v.resolution.resolved, self._reached, pinned=v.latest_kind >= 0)
 
     def progress(self, reviewer: str | None) -> dict[str, Any]:
         """Counts over the queue for ``reviewer`` and the first position not done for them."""
@@ -232,8 +247,8 @@ class ReviewState:
             # every sample decided without a consensus (votes, or only unsure / skip): what
             # review --export lists in its .unresolved.csv
             "without_consensus": int(((v.latest_kind >= 0) & ~r.resolved).sum()),  # every sample, not the queue's
-            "rule": {"agree": self.rule.agree, "count_given": self.rule.count_given,
-                     "names": not self.rule.one_vote_settles, "text": self.rule.describe()},  # fmt: skip
+            "rule": {"agree": v.rule.agree, "count_given": v.rule.count_given,
+                     "names": not v.rule.one_vote_settles, "text": v.rule.describe()},  # fmt: skip
             "live": self.live.status() if self.live is not None else None,
         }
 
@@ -279,7 +294,7 @@ class ReviewState:
                       for d in views],  # fmt: skip
             "consensus": {"status": status,
                           "label": self.classes[r.label[i]] if r.resolved[i] else None,
-                          "votes": int(r.n_votes[i]), "text": self.rule.describe()},  # fmt: skip
+                          "votes": int(r.n_votes[i]), "text": v.rule.describe()},  # fmt: skip
         }
 
     def context_of(self, i: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@
   let want = 0; // position asked for last (moves at once, so fast key presses add up)
   let item = null;
   let busy = false;
+  let dropped = false; // a decision key pressed while the previous decision was saving
   let loadSeq = 0;
   let agree = 1; // agreeing reviews the rule asks for
   let named = false; // one vote cannot settle a sample (agree above 1, or the given label counts): every decision needs a name
@@ -141,9 +142,14 @@
     box.textContent = "";
     const labelled = item.views.filter((v) => v.kind === "label");
     if (!item.views.length) return;
-    const by = {};
-    item.views.forEach((v) => { (by[describe(v)] = by[describe(v)] || []).push(v.reviewer); });
-    const parts = Object.keys(by).sort().map((d) => `${d}: ${by[d].join(", ")}`);
+    // a Map: a class named "constructor" or "__proto__" is a key like any other
+    const by = new Map();
+    item.views.forEach((v) => {
+      const d = describe(v);
+      if (!by.has(d)) by.set(d, []);
+      by.get(d).push(v.reviewer);
+    });
+    const parts = [...by.keys()].sort().map((d) => `${d}: ${by.get(d).join(", ")}`);
     const line = document.createElement("span");
     line.textContent = `Reviews: ${parts.join(" · ")} `;
     box.appendChild(line);
@@ -269,7 +275,13 @@
   }
 
   async function decide(kind, label) {
-    if (!item || busy) return;
+    if (!item) return;
+    if (busy) {
+      dropped = true;
+      setStatus("NOT saved: the previous decision is still being saved — press the key again once it " +
+        "reads saved", "error");
+      return;
+    }
     if (named && !who()) {
       setStatus(`NOT saved: enter your name in the Reviewer box first — one vote cannot settle a sample ` +
         "here, so every vote needs a name", "error");
@@ -277,10 +289,12 @@
       return;
     }
     busy = true;
+    dropped = false;
     const id = item.id;
     setStatus("saving…", "saving");
+    let r;
     try {
-      const r = await api("/api/decision", {
+      r = await api("/api/decision", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({
@@ -290,8 +304,18 @@
           reviewer: who(),
         }),
       });
+    } catch (e) {
+      busy = false;
+      setStatus(`NOT saved: ${e.message}`, "error");
+      return;
+    }
+    // stored: from here on, a failure of the page is never reported as a decision not saved
+    busy = false;
+    const saved = `saved: ${describe(r.decision)} for sample ${id}`;
+    setStatus(dropped ? `${saved} — a key pressed while it was saving was NOT saved; press it again` : saved,
+      dropped ? "error" : "saved");
+    try {
       showProgress(r);
-      setStatus(`saved: ${describe(r.decision)} for sample ${id}`, "saved");
       if (item && item.id === id) {
         item.decision = r.decision;
         item.history += 1;
@@ -300,11 +324,9 @@
       // move on only if the reviewer is still on the decided item (no navigation meanwhile),
       // to the next item this reviewer has not decided (the server knows the live order)
       const next = typeof r.next === "number" ? r.next : want + 1;
-      if (item && item.id === id && want === item.position && next < total) await load(next);
+      if (!dropped && item && item.id === id && want === item.position && next < total) await load(next);
     } catch (e) {
-      setStatus(`NOT saved: ${e.message}`, "error");
-    } finally {
-      busy = false;
+      setStatus(`${saved}, but the page could not show it: ${e.message}; reload the page`, "error");
     }
   }
 

@@ -169,7 +169,7 @@ def add_relabel_commands(sub: Any) -> None:
     rv.add_argument("run_dir")
     rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
     rv.add_argument("--port", type=int, default=8765, help="(default 8765)")
-    rv.add_argument("--token", help="access token, at least 16 characters (an empty or shorter one is an error); "
+    rv.add_argument("--token", help="access token, at least 16 printable ASCII characters without spaces (an empty or shorter one is an error); "
                     "generated and printed when binding beyond loopback without one")
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
     rv.add_argument("--agree", type=int, metavar="R",

@@ -46,3 +46,25 @@ def test_an_entry_finished_by_another_process_at_the_rename_is_accepted(tmp_path
 
     assert features.extract_chunked(path, 4, 3, rows, chunk=2) == path
     assert path.is_file() and not (tmp_path / "features-x.partial.json").exists()  # no stale state left
+
+
+def test_a_truncated_entry_is_extracted_again_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cut-short entry (a full disk, a copy interrupted) failed every later scan with numpy's
+    "Failed to read all data", naming no file, and was never extracted again."""
+    made: list[Path] = []
+
+    def extract(ds: object, path: Path, key: dict, **kw: object) -> None:
+        made.append(path)
+        np.save(path, np.ones((6, backbone.FEATURE_DIM), np.float32))
+
+    monkeypatch.setattr(features, "_extract", extract)
+    ds = from_arrays(np.random.default_rng(0).integers(0, 256, (6, 8, 8), dtype=np.uint8), np.arange(6) % 2)
+    key = {"data": pixels_fingerprint(ds), "n": 6, "model": "efficientnet-lite0", "resolution": 96}
+    entry = backbone.cache_entry(key, tmp_path)
+    np.save(entry, np.zeros((6, backbone.FEATURE_DIM), np.float32))
+    entry.write_bytes(entry.read_bytes()[: 1000])
+    with pytest.warns(UserWarning, match=f"unreadable feature cache entry {entry}"):
+        got = features.frozen_features(ds, cache_dir=tmp_path, workers=0)
+    assert made == [entry] and got.features.shape == (6, backbone.FEATURE_DIM)
+    features.frozen_features(ds, cache_dir=tmp_path, workers=0)  # whole now: read, not extracted
+    assert made == [entry]

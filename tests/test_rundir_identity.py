@@ -131,6 +131,31 @@ def test_a_scan_failing_before_it_records_releases_its_claim(tmp_path: Path) -> 
     assert not (tmp_path / "R" / rundir.FINGERPRINT).exists()
 
 
+def test_a_scan_stopped_by_ctrl_c_before_it_records_releases_its_claim_but_not_a_users_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the inputs were prepared (feature extraction: where a user notices a wrong
+    setting) left the folder claimed, so the corrected command was refused; and a failed scan
+    removed the empty --out folder the user had made."""
+    import labeltrace.scan as scan_module
+
+    def stop(*a: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scan_module, "prepare_inputs", stop)
+    x, y = _arrays()
+    ds = from_arrays(x, y)
+    cfg = ScanConfig(model="small-cnn", epochs=1, detector="sei", runs=1)
+    with pytest.raises(KeyboardInterrupt):
+        scan(ds, tmp_path / "R", cfg, progress=False, log=lambda s: None)
+    assert not (tmp_path / "R").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        scan(ds, mine, cfg, progress=False, log=lambda s: None)
+    assert mine.is_dir() and not any(mine.iterdir())
+
+
 def test_force_never_removes_a_folder_the_scan_does_not_write(tmp_path: Path) -> None:
     out = tmp_path / "R"
     (out / "checkpoints").mkdir(parents=True)

@@ -202,9 +202,10 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
     return "new"
 
 
-def release(run_dir: str | os.PathLike[str]) -> None:
+def release(run_dir: str | os.PathLike[str], *, remove_dir: bool = True) -> None:
     """Undo a :func:`claim` that recorded nothing (a scan refused at a setting after claiming):
-    the fingerprint goes when it is all the scan wrote, and the folder when that leaves it empty."""
+    the fingerprint goes when it is all the scan wrote, and the folder when that leaves it empty
+    and ``remove_dir`` (the claim made it; a folder the user made stays)."""
     path = Path(run_dir)
     rec = path / RECORDING
     if rec.is_dir() and not any(p.is_file() for p in rec.rglob("*")):  # folders made, nothing recorded
@@ -214,7 +215,7 @@ def release(run_dir: str | os.PathLike[str]) -> None:
     if [name for name in _OWNED if (path / name).exists()] != [FINGERPRINT]:
         return
     (path / FINGERPRINT).unlink()
-    if not any(path.iterdir()):
+    if remove_dir and not any(path.iterdir()):
         path.rmdir()
 
 

@@ -216,9 +216,13 @@ def scan(
         raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
                          "in memory: scan with --no-stream")  # fmt: skip
     fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size)
+    made = not out.exists()  # a folder the user made stays, even empty
     claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log))
     if claimed == "finished":
-        log(f"{out} already holds this finished scan: results recomputed from its saved recording, nothing retrained")
+        log(f"{out} already holds this finished scan: results recomputed from its saved recording, nothing retrained"
+            if rd.recording_dir(out).finished or not {"held_out", "single", "in_sample"} & set(
+                detectors.get(config.detector).needs) else
+            f"{out} already holds this finished scan, but not its recording: training again")  # fmt: skip
     spec, tcfg = network_spec(model, config), train_config(model, config)
     seed_torch(config.seed)
 
@@ -244,9 +248,12 @@ def scan(
                                   classes=list(ds.classes), keep_probs=config.suggest_last,
                                   embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
                                   dist=d)  # fmt: skip
-    except Exception:
-        if claimed == "new" and d.is_writer:  # stopped before recording anything (a bad setting, a model that
-            rd.release(out)                   # does not load): the directory is not this scan's; a resume stays
+    except BaseException:  # Ctrl-C too: a folder stopped before recording anything is not this scan's
+        if claimed == "new" and d.is_writer:  # (a bad setting, a model that does not load); a resume stays
+            try:
+                rd.release(out, remove_dir=made)
+            except OSError as exc:  # never in place of the error that stopped the scan
+                log(f"could not release {out}: {exc}")
         raise
     if not d.is_writer:  # rank 0 scores and writes the run directory; the others read it back
         d.barrier()

@@ -221,7 +221,7 @@ def cached_features(
     if path.exists():
         try:
             return np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
             warnings.warn(f"unreadable feature cache entry {path} ({exc}); recomputing", stacklevel=2)
     arr = np.asarray(compute())
     if arr.dtype == object:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -227,6 +228,15 @@ def _extract(ds: ImageDataset, path: Path, key: dict[str, Any], *, resolution: i
     backbone.write_sidecar(path, key, (len(ds), backbone.FEATURE_DIM), np.dtype(np.float32))
 
 
+def _readable(path: Path, shape: tuple[int, int]) -> bool:
+    """``path`` is a whole float32 ``.npy`` of ``shape`` (its header, and a size that holds it)."""
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return False
+    return a.shape == shape and a.dtype == np.float32
+
+
 def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | Path | None = None,
                     device: str = "cpu", progress: bool = False, stream: bool = False,
                     workers: int | None = None) -> Inputs:  # fmt: skip
@@ -239,9 +249,14 @@ def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | 
     if decoded is not None:  # before, images without one known size were decoded at 32 px
         key["decoded"] = decoded
     path = backbone.cache_entry(key, cache)
-    if not path.is_file():
+    shape = (len(ds), backbone.FEATURE_DIM)
+    if not _readable(path, shape):
         with entry_lock(path):  # checked again under the lock: another scan may have just extracted it
-            if not path.is_file():
+            if not _readable(path, shape):
+                if path.exists():  # truncated or damaged (a full disk, a copy cut short): extracted again
+                    warnings.warn(f"unreadable feature cache entry {path}; extracting the features again",
+                                  stacklevel=2)  # fmt: skip
+                    path.unlink()
                 _extract(ds, path, key, resolution=resolution, device=device, progress=progress, workers=workers,
                          size=size)  # fmt: skip
     desc = {"kind": "features", "dim": backbone.FEATURE_DIM, "resolution": resolution, "cache_dir": str(cache),

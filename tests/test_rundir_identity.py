@@ -240,3 +240,58 @@ def test_force_removes_the_earlier_scans_report_and_exports_and_keeps_its_cleane
     assert [n for n in left if n.startswith("labels_cleaned.csv.replaced-")]
     assert [n for n in left if n.startswith("labels_cleaned.unresolved.csv.replaced-")]
     assert any("cleaned labels" in s for s in logs)
+
+
+def test_a_second_scan_into_a_folder_being_written_is_refused_at_once(tmp_path: Path) -> None:
+    """Two scans into one folder both ran; the second failed only after its training, naming the
+    recorder's store, and two different configurations could both have claimed the folder."""
+    out = tmp_path / "R"
+    with rundir.writing(out) as made:
+        assert made and out.is_dir()
+        x, y = _arrays()
+        cfg = ScanConfig(model="small-cnn", epochs=1, detector="sei", runs=1)
+        with pytest.raises(rundir.RunDirConflict, match="another scan is writing into it now"):
+            scan(from_arrays(x, y), out, cfg, progress=False, log=lambda s: None)
+    assert not out.exists()  # made for the scan, left empty: removed
+    out.mkdir()
+    with rundir.writing(out) as made:
+        assert not made
+    assert out.is_dir()
+
+
+def test_damaged_run_files_are_named_and_force_replaces_a_damaged_fingerprint(tmp_path: Path) -> None:
+    """A cut-short fingerprint.json, run.json or dynamics file raised JSON's or zipfile's own
+    error (no file named; a BadZipFile as a traceback), and --force could not replace a damaged
+    fingerprint."""
+    out = tmp_path / "R"
+    x, y = _arrays()
+    ds = from_arrays(x, y)
+    cfg = ScanConfig(model="small-cnn", epochs=1, detector="sei", runs=1, seed=3, batch_size=8)
+    scan(ds, out, cfg, progress=False, log=lambda s: None)
+    run_json = out / rundir.RUN_JSON
+    whole = run_json.read_bytes()
+    run_json.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=rf"{run_json}: unreadable, damaged or cut short"):
+        rundir.open_run(out)
+    run_json.write_bytes(whole)
+    npz = next((out / rundir.RECORDING).glob("run0*.npz"))
+    npz.write_bytes(npz.read_bytes()[:100])
+    with pytest.raises(ValueError, match=rf"{npz}: unreadable"):
+        rundir.recording_dir(out).load()
+    fp = out / rundir.FINGERPRINT
+    fp.write_text('{"model": "small-c')
+    with pytest.raises(rundir.RunDirConflict, match="damaged fingerprint .*pass --force"):
+        rundir.claim(out, {"a": 1})
+    assert rundir.claim(out, {"a": 1}, force=True) == "new"
+
+
+def test_a_killed_writes_temporaries_are_removed_when_the_folder_is_claimed_again(tmp_path: Path) -> None:
+    out = tmp_path / "R"
+    assert rundir.claim(out, {"a": 1}) == "new"
+    left = [out / f"{rundir.SAMPLES}.oqxeawmb.tmp", out / f"{rundir.RUN_JSON}.x1.tmp"]
+    for f in left:
+        f.write_bytes(b"half")
+    mine = out / "notes.x.tmp"  # not a name the scan writes
+    mine.write_bytes(b"mine")
+    assert rundir.claim(out, {"a": 1}) == "resume"
+    assert not any(f.exists() for f in left) and mine.exists()

@@ -7,7 +7,9 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -16,7 +18,13 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["atomic_write", "atomic_write_json", "digest", "json_default", "write_json", "write_table"]
+__all__ = ["atomic_write", "atomic_write_json", "digest", "json_default", "read_json", "reading", "write_json",
+           "write_table"]
+
+#: the process's umask, read once (setting it to read it is not thread-safe: a file another thread
+#: created meanwhile would get umask 0)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
@@ -29,14 +37,43 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_dir(path.parent)
     return path
+
+
+def _sync_dir(directory: Path) -> None:
+    """fsync a folder, so that a rename into it survives a power cut (where the OS allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # e.g. a file system that cannot sync folders
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def reading(path: str | os.PathLike[str], hint: str = "") -> Iterator[None]:
+    """Around the reading of one file: a damaged or cut-short file's decoding error (a zip, ``.npz``
+    or torch archive, JSON) becomes a ``ValueError`` naming ``path``, then ``hint`` (what to do)."""
+    try:
+        yield
+    except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable, damaged or cut short ({type(exc).__name__}: {exc}){hint}") from exc
+
+
+def read_json(path: str | os.PathLike[str], hint: str = "") -> Any:
+    """The JSON in ``path``; a damaged file raises ``ValueError`` naming it (:func:`reading`)."""
+    with reading(path, hint):
+        return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def json_default(o: Any) -> Any:

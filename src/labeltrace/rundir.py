@@ -22,13 +22,14 @@ A scan writes, and the report, review app, exports and ``labeltrace score`` read
       review_context.npz   the review page's context (reduced features, trajectories), cached
 
 Every write is atomic (temporary file in the same folder, then rename). A run directory never
-silently mixes two configurations: :func:`claim` compares the fingerprint of a new scan with the
-one the directory holds and refuses a different one unless told to replace it.
+silently mixes two configurations: :func:`~labeltrace.run_claim.claim` compares the fingerprint of
+a new scan with the one the directory holds and refuses a different one unless told to replace it,
+and one scan at a time writes it (:func:`~labeltrace.run_claim.writing`). The file names live in
+:mod:`labeltrace.run_layout`; this module re-exports them with the claim and the writers.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,185 +39,54 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from labeltrace._io import atomic_write, atomic_write_json, write_json, write_table  # re-exported
+from labeltrace._io import atomic_write, read_json, write_json, write_table
 from labeltrace.record import Dynamics, Recorder
-from labeltrace.record.recording import Recording, RecordingDir
+from labeltrace.record.recording import Recording
+from labeltrace.run_claim import (
+    RunDirConflict,
+    claim,
+    held_fingerprint,
+    held_meta,
+    release,
+    writing,
+)
 from labeltrace.run_images import ImageStore
-from labeltrace.run_source import image_source, open_source, source_bits  # image_source re-exported
+from labeltrace.run_layout import (
+    CLEANED,
+    CV_PROBS,
+    EXPORT_TABLE,
+    FIFTYONE_IMAGES,
+    FINGERPRINT,
+    FORMAT,
+    IMAGES,
+    IMAGES_FLAT,
+    IMAGES_INDEX,
+    LABELSTUDIO_CONFIG,
+    LABELSTUDIO_TASKS,
+    QUEUE,
+    RECORDING,
+    REPORT_HTML,
+    REPORT_PNG,
+    REVIEW_CONTEXT,
+    REVIEWS_DB,
+    RUN_JSON,
+    SAMPLE_COLUMNS,
+    SAMPLES,
+    SAMPLES_CSV,
+    dynamics_path,
+    in_sample_path,
+    recording_dir,
+)
+from labeltrace.run_source import image_source, open_source, source_bits
 
+# the run directory's one import for its callers: the layout's names, the claim and the writers
 __all__ = [
-    "FORMAT",
-    "SAMPLE_COLUMNS",
-    "Run",
-    "RunDirConflict",
-    "atomic_write",
-    "claim",
-    "release",
-    "dynamics_path",
-    "image_source",
-    "open_run",
-    "recording_dir",
-    "write_json",
-    "write_table",
-]
-
-FORMAT = "labeltrace.run/1"
-FINGERPRINT = "fingerprint.json"
-RECORDING = "dynamics"
-CV_PROBS = "cv_probs.npy"
-RUN_JSON = "run.json"
-SAMPLES = "samples.parquet"
-SAMPLES_CSV = "samples.csv"
-IMAGES = "images.npy"
-#: in-memory images of several sizes: all pixels one after another, and (offset, h, w, c) per image
-IMAGES_FLAT = "images_flat.npy"
-IMAGES_INDEX = "images_index.npy"
-REVIEWS_DB = "reviews.db"
-#: what `labeltrace report` and `labeltrace export` write into the run directory by default (derived
-#: from the scan: --force removes them with it) and the cleaned labels' default stem (the review's
-#: deliverable: --force keeps it aside, as the decisions)
-REPORT_HTML = "report.html"
-REPORT_PNG = "report"
-LABELSTUDIO_TASKS = "labelstudio_tasks.json"
-LABELSTUDIO_CONFIG = "labelstudio_tasks.config.xml"
-EXPORT_TABLE = "export"  # export.csv / export.parquet
-CLEANED = "labels_cleaned"
-#: the relabel queue the review app serves (columns ``id, priority, rank``; rank 1 = first)
-QUEUE = "queue.parquet"
-#: the FiftyOne export's PNGs of in-memory images (written once, reused by later exports of the run)
-FIFTYONE_IMAGES = "fiftyone_images"
-#: the review page's context cache (labeltrace.review.context), rebuilt when missing
-REVIEW_CONTEXT = "review_context.npz"
-
-#: Columns every samples table has (scores add one float column each, e.g. ``sei``, ``aum``).
-SAMPLE_COLUMNS: dict[str, str] = {
-    "id": "int64: sample id 0..N-1 (row order)",
-    "external_id": "string: the dataset's own id (manifest id column or relative path)",
-    "path": "string: image file (relative to data_root), 'array:<i>' for array datasets or 'hf:<i>' for "
-            "Hugging Face rows",
-    "given_label": "string: the label the dataset gave",
-    "given_label_id": "int64",
-    "suggested_label": "string: argmax of the run's posterior (held-out runs: the whole trajectory's; in-sample "
-                       "runs: the last epochs'; confident learning: the cross-validated probabilities; the kNN vote: "
-                       "the neighbours' label shares)",
-    "suggested_label_id": "int64",
-    "suggested_prob": "float64: that posterior probability",
-    "score": "float64: the default detector's score (lower = more suspect)",
-    "is_suspect": "bool: flagged by the detector's cutoff",
-    "rank": "int64: 1 = most suspect (ascending score, ties by id)",
-}
-
-
-def recording_dir(run_dir: str | os.PathLike[str]) -> RecordingDir:
-    """The run's recording folder (written by :mod:`labeltrace.train.protocol`)."""
-    return RecordingDir(Path(run_dir) / RECORDING)
-
-
-def dynamics_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
-    """Where the saved Recorder of training run ``run_index`` lives."""
-    return recording_dir(run_dir).run_file(int(run_index))
-
-
-def in_sample_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
-    """Where a cross-fitted run's in-sample companion recording lives."""
-    return recording_dir(run_dir).in_sample_file(int(run_index))
-
-
-class RunDirConflict(ValueError):
-    """The run directory holds a scan of another configuration."""
-
-
-#: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
-#: these, and only these)
-_OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE,
-          REVIEW_CONTEXT, RECORDING,
-          FIFTYONE_IMAGES, REPORT_HTML, REPORT_PNG, LABELSTUDIO_TASKS, LABELSTUDIO_CONFIG, f"{EXPORT_TABLE}.csv",
-          f"{EXPORT_TABLE}.parquet")  # no generic name such as "checkpoints": --force never removes a user's folder
-
-
-def _diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    return [k for k in sorted(set(a) | set(b))
-            if json.dumps(a.get(k), sort_keys=True, default=str) != json.dumps(b.get(k), sort_keys=True, default=str)]
-
-
-def held_fingerprint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The fingerprint of the scan ``run_dir`` holds, or None (no directory, no scan)."""
-    p = Path(run_dir) / FINGERPRINT
-    return json.loads(p.read_text()) if p.is_file() else None
-
-
-def held_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``run.json`` a finished scan in ``run_dir`` wrote, or {} (none, or unreadable)."""
-    try:
-        meta = json.loads((Path(run_dir) / RUN_JSON).read_text())
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
-def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force: bool = False,
-          log: Any = None) -> str:  # fmt: skip
-    """Make ``run_dir`` the home of the scan described by ``fingerprint`` (JSON-serialisable).
-
-    * a new or empty directory (or one holding no scan): the fingerprint is written → ``"new"``;
-    * the same fingerprint: ``"finished"`` when ``run.json`` exists (the results are recomputed
-      from the saved recording), else ``"resume"``;
-    * another fingerprint, or a scan written before fingerprints: :class:`RunDirConflict` naming
-      what differs — unless ``force``, which removes what the earlier scan wrote (its review
-      decisions are kept aside as ``reviews.db.replaced-<time>``, never deleted) → ``"new"``.
-    """
-    import shutil
-    import time
-
-    path = Path(run_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    fp_path = path / FINGERPRINT
-    fp = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
-    held = [name for name in _OWNED if (path / name).exists()]
-    if fp_path.is_file():
-        old = json.loads(fp_path.read_text())
-        if old == fp:
-            return "finished" if (path / RUN_JSON).is_file() else "resume"
-        why = f"a scan of another configuration (differs in: {', '.join(_diff_keys(old, fp))})"
-    elif held:
-        why = f"files of an earlier scan without a fingerprint ({', '.join(held)})"
-    else:
-        atomic_write_json(fp_path, fp)
-        return "new"
-    if not force:
-        raise RunDirConflict(f"{path} holds {why}; choose another --out, or pass --force to replace it")
-    for name in held:
-        target = path / name
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    for kept in [path / REVIEWS_DB, *sorted(path.glob(f"{CLEANED}.*"))]:  # the review's work: set aside
-        if kept.is_file() and ".replaced-" not in kept.name:
-            aside = kept.with_name(f"{kept.name}.replaced-{stamp}")
-            kept.rename(aside)
-            if log is not None:
-                log(f"kept the earlier scan's {'review decisions' if kept.name == REVIEWS_DB else 'cleaned labels'} "
-                    f"aside as {aside.name}")
-    if log is not None:
-        log(f"--force: replaced {why} in {path}")
-    atomic_write_json(fp_path, fp)
-    return "new"
-
-
-def release(run_dir: str | os.PathLike[str], *, remove_dir: bool = True) -> None:
-    """Undo a :func:`claim` that recorded nothing (a scan refused at a setting after claiming):
-    the fingerprint goes when it is all the scan wrote, and the folder when that leaves it empty
-    and ``remove_dir`` (the claim made it; a folder the user made stays)."""
-    path = Path(run_dir)
-    rec = path / RECORDING
-    if rec.is_dir() and not any(p.is_file() for p in rec.rglob("*")):  # folders made, nothing recorded
-        import shutil
-
-        shutil.rmtree(rec)
-    if [name for name in _OWNED if (path / name).exists()] != [FINGERPRINT]:
-        return
-    (path / FINGERPRINT).unlink()
-    if remove_dir and not any(path.iterdir()):
-        path.rmdir()
+    "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
+    "IMAGES_INDEX", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
+    "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SAMPLE_COLUMNS", "Run", "RunDirConflict",
+    "atomic_write", "claim", "dynamics_path", "held_fingerprint", "held_meta", "image_source", "in_sample_path",
+    "open_run", "recording_dir", "release", "write_json", "write_table", "writing",
+]  # fmt: skip
 
 
 @dataclass
@@ -375,7 +245,7 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     meta_p = path / RUN_JSON
     if not meta_p.exists():
         raise ValueError(f"{path} is not a labeltrace run directory ({RUN_JSON} missing)")
-    meta = json.loads(meta_p.read_text())
+    meta = read_json(meta_p, "; scan again into the folder to write it anew")
     if meta.get("format") != FORMAT:
         raise ValueError(f"{meta_p}: unsupported run format {meta.get('format')!r} (expected {FORMAT!r})")
     sp = path / SAMPLES

@@ -191,15 +191,24 @@ def scan(
     | arrays, ``source``, and for manifests the column names) so that cleaned labels can be
     written back in that format. ``true_labels`` (known clean labels, e.g. CIFAR-10N's
     ``clean``) turns on the detection metrics against real noise, as ``config.noise`` does.
+    Rank 0 holds ``out`` for the whole scan (:func:`labeltrace.rundir.writing`): a second scan
+    into it meanwhile is refused.
     """
+    out = Path(out)
+    d = distributed.current()  # under torchrun: every rank trains its shard, rank 0 writes
+    with rd.writing(out) if d.is_writer else nullcontext(False) as made:
+        return _scan(ds, out, config, d, made, progress=progress, log=log if d.is_writer else _quiet,
+                     command=command, origin=origin, true_labels=true_labels, force=force)  # fmt: skip
+
+
+def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, made: bool, *, progress: bool,
+          log: Callable[[str], None], command: list[str] | None, origin: dict[str, Any] | None,
+          true_labels: np.ndarray | None, force: bool) -> ScanResult:  # fmt: skip
+    """:func:`scan` in a folder held for it; ``made``: the folder was made for it."""
     from labeltrace.scan_outputs import write_outputs
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    out = Path(out)
-    d = distributed.current()  # under torchrun: every rank trains its shard, rank 0 writes
-    if not d.is_writer:
-        log = _quiet
     true_labels = _check_truth(ds, config, true_labels)
     check(config, None if config.model == "auto" else config.model, len(ds))  # before any probe
     asked = config  # before the auto settings resolve
@@ -216,7 +225,6 @@ def scan(
         raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
                          "in memory: scan with --no-stream")  # fmt: skip
     fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size)
-    made = not out.exists()  # a folder the user made stays, even empty
     claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log))
     if claimed == "finished":
         log(f"{out} already holds this finished scan: results recomputed from its saved recording, nothing retrained"

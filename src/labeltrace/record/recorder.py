@@ -50,6 +50,7 @@ from typing import Any, Literal
 import numpy as np
 
 from labeltrace._checks import check_int, describe_ids, id_list
+from labeltrace._io import reading
 from labeltrace.record import state as _state
 from labeltrace.record.batch import FIELDS, FLOAT32_MAX, as_index_array, as_logits, batch_quantities
 from labeltrace.record.dynamics import Dynamics
@@ -380,7 +381,7 @@ class Recorder:
         path = Path(path)
         if not path.exists() and _state.npz_path(path).exists():
             path = _state.npz_path(path)
-        with np.load(path, allow_pickle=False) as z:
+        with reading(path), np.load(path, allow_pickle=False) as z:
             state = {k: z[k] for k in z.files}
         meta = _state.read_meta(state)
         rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],

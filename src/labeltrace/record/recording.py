@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._io import atomic_write, atomic_write_json
+from labeltrace._io import atomic_write, atomic_write_json, read_json, reading
 from labeltrace.record import Dynamics, Recorder
 
 __all__ = ["FingerprintMismatch", "RecordedRun", "Recording", "RecordingDir"]
@@ -131,7 +131,7 @@ class RecordingDir:
 
     def meta(self) -> dict[str, Any]:
         p = self.path / self.META
-        meta = json.loads(p.read_text())
+        meta = read_json(p)
         if meta.get("format") != FORMAT:
             raise ValueError(f"{p}: unsupported recording format {meta.get('format')!r} (expected {FORMAT!r})")
         return meta
@@ -186,7 +186,10 @@ class RecordingDir:
         held = meta["kind"] == "crossfit"
 
         def npy(name: str | None) -> np.ndarray | None:
-            return None if name is None else np.load(self.path / name, allow_pickle=False)
+            if name is None:
+                return None
+            with reading(self.path / name):
+                return np.load(self.path / name, allow_pickle=False)
 
         runs = []
         for entry in meta["runs"]:

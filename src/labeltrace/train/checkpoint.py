@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from labeltrace._checks import describe_ids
-from labeltrace._io import atomic_write, digest
+from labeltrace._io import atomic_write, digest, reading
 from labeltrace.record import Recorder
 from labeltrace.train.batches import BatchSource, TensorBatches
 
@@ -137,7 +137,9 @@ class Checkpoint:
         p = self.dir / STATE
         if not p.is_file():
             return 0
-        state = torch.load(p, map_location=device, weights_only=True)
+        start_over = f"; delete {self.dir} to start the training over"
+        with reading(p, start_over):
+            state = torch.load(p, map_location=device, weights_only=True)
         if state.get("key") != self.key:
             raise ValueError(
                 f"checkpoint {p} was written by a different training configuration; "
@@ -150,7 +152,8 @@ class Checkpoint:
             raise ValueError(f"checkpoint {p} holds {len(state['models'])} models, expected {len(models)}")
         rec_states = {}
         for name in recorders:
-            with np.load(self.dir / state["recorders"][name], allow_pickle=False) as z:
+            with reading(self.dir / state["recorders"][name], start_over), \
+                    np.load(self.dir / state["recorders"][name], allow_pickle=False) as z:
                 rec_states[name] = {k: z[k] for k in z.files}
         self._check_identity(p, state, rec_states)
         for m, o, ms, os_ in zip(models, optimizers, state["models"], state["optimizers"], strict=True):
@@ -219,7 +222,10 @@ class Checkpoint:
         }
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda_rng"] = torch.cuda.get_rng_state()  # the current device's
-        atomic_write(self.dir / STATE, lambda fh: torch.save(state, fh))
+        try:
+            atomic_write(self.dir / STATE, lambda fh: torch.save(state, fh))
+        except RuntimeError as exc:  # torch's words for a write that fell short, e.g. "unexpected pos"
+            raise OSError(f"could not write the checkpoint {self.dir / STATE} ({exc}); is the disk full?") from exc
         keep = set(files.values())
         for old in self.dir.glob("*-[0-9][0-9][0-9][0-9][0-9].npz"):
             if old.name not in keep:

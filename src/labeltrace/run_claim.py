@@ -1,0 +1,174 @@
+"""Who owns a run directory: one scan at a time (:func:`writing`), of one configuration
+(:func:`claim` compares fingerprints; :func:`release` undoes a claim that recorded nothing)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from glob import escape as glob_escape
+from pathlib import Path
+from typing import Any
+
+from labeltrace._io import atomic_write_json, read_json
+from labeltrace.run_layout import (
+    CLEANED,
+    CV_PROBS,
+    EXPORT_TABLE,
+    FIFTYONE_IMAGES,
+    FINGERPRINT,
+    IMAGES,
+    IMAGES_FLAT,
+    IMAGES_INDEX,
+    LABELSTUDIO_CONFIG,
+    LABELSTUDIO_TASKS,
+    QUEUE,
+    RECORDING,
+    REPORT_HTML,
+    REPORT_PNG,
+    REVIEW_CONTEXT,
+    REVIEWS_DB,
+    RUN_JSON,
+    SAMPLES,
+    SAMPLES_CSV,
+)
+
+__all__ = ["RunDirConflict", "claim", "held_fingerprint", "held_meta", "release", "writing"]
+
+
+class RunDirConflict(ValueError):
+    """The run directory holds a scan of another configuration."""
+
+
+#: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
+#: these, and only these)
+_OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE,
+          REVIEW_CONTEXT, RECORDING,
+          FIFTYONE_IMAGES, REPORT_HTML, REPORT_PNG, LABELSTUDIO_TASKS, LABELSTUDIO_CONFIG, f"{EXPORT_TABLE}.csv",
+          f"{EXPORT_TABLE}.parquet")  # no generic name such as "checkpoints": --force never removes a user's folder
+
+
+def _diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return [k for k in sorted(set(a) | set(b))
+            if json.dumps(a.get(k), sort_keys=True, default=str) != json.dumps(b.get(k), sort_keys=True, default=str)]
+
+
+def held_fingerprint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The fingerprint of the scan ``run_dir`` holds, or None (no directory, no scan)."""
+    p = Path(run_dir) / FINGERPRINT
+    try:
+        return read_json(p) if p.is_file() else None
+    except ValueError:  # damaged: no scan to keep a setting of (claim names it)
+        return None
+
+
+def held_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``run.json`` a finished scan in ``run_dir`` wrote, or {} (none, or unreadable)."""
+    try:
+        meta = json.loads((Path(run_dir) / RUN_JSON).read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force: bool = False,
+          log: Any = None) -> str:  # fmt: skip
+    """Make ``run_dir`` the home of the scan described by ``fingerprint`` (JSON-serialisable).
+
+    * a new or empty directory (or one holding no scan): the fingerprint is written → ``"new"``;
+    * the same fingerprint: ``"finished"`` when ``run.json`` exists (the results are recomputed
+      from the saved recording), else ``"resume"``;
+    * another fingerprint (or a damaged one), or a scan written before fingerprints: :class:`RunDirConflict` naming
+      what differs — unless ``force``, which removes what the earlier scan wrote (its review
+      decisions are kept aside as ``reviews.db.replaced-<time>``, never deleted) → ``"new"``.
+
+    Half-written files a killed scan left (``samples.parquet.<random>.tmp``, ...) are removed.
+    """
+    import shutil
+    import time
+
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    for name in _OWNED:  # a killed scan's half-written files (atomic_write's temporaries)
+        for tmp in path.glob(f"{glob_escape(name)}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+    fp_path = path / FINGERPRINT
+    fp = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+    held = [name for name in _OWNED if (path / name).exists()]
+    if fp_path.is_file():
+        try:
+            old = read_json(fp_path)
+        except ValueError as exc:  # --force replaces it like any other scan's
+            why = f"a damaged fingerprint ({exc})"
+        else:
+            if old == fp:
+                return "finished" if (path / RUN_JSON).is_file() else "resume"
+            why = f"a scan of another configuration (differs in: {', '.join(_diff_keys(old, fp))})"
+    elif held:
+        why = f"files of an earlier scan without a fingerprint ({', '.join(held)})"
+    else:
+        atomic_write_json(fp_path, fp)
+        return "new"
+    if not force:
+        raise RunDirConflict(f"{path} holds {why}; choose another --out, or pass --force to replace it")
+    for name in held:
+        target = path / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for kept in [path / REVIEWS_DB, *sorted(path.glob(f"{CLEANED}.*"))]:  # the review's work: set aside
+        if kept.is_file() and ".replaced-" not in kept.name:
+            aside = kept.with_name(f"{kept.name}.replaced-{stamp}")
+            kept.rename(aside)
+            if log is not None:
+                log(f"kept the earlier scan's {'review decisions' if kept.name == REVIEWS_DB else 'cleaned labels'} "
+                    f"aside as {aside.name}")
+    if log is not None:
+        log(f"--force: replaced {why} in {path}")
+    atomic_write_json(fp_path, fp)
+    return "new"
+
+
+@contextmanager
+def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
+    """Hold ``run_dir`` for one scan; yields whether it was made for it (a folder the user made
+    stays, even empty). The folder is made and locked (``flock`` on the folder itself, released
+    when the scan ends or its process dies): a second scan into it meanwhile is refused with
+    :class:`RunDirConflict`. Where the file system refuses locks, none is held. A folder made here
+    and still empty at the end is removed."""
+    path = Path(run_dir)
+    made = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirConflict(f"{path}: another scan is writing into it now; wait for it to end, or "
+                                 "choose another --out") from None  # fmt: skip
+        except (ImportError, OSError):  # not POSIX, or e.g. ENOLCK on a network file system: unlocked
+            pass
+        yield made
+    finally:
+        os.close(fd)
+        if made and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def release(run_dir: str | os.PathLike[str], *, remove_dir: bool = True) -> None:
+    """Undo a :func:`claim` that recorded nothing (a scan refused at a setting after claiming):
+    the fingerprint goes when it is all the scan wrote, and the folder when that leaves it empty
+    and ``remove_dir`` (the claim made it; a folder the user made stays)."""
+    path = Path(run_dir)
+    rec = path / RECORDING
+    if rec.is_dir() and not any(p.is_file() for p in rec.rglob("*")):  # folders made, nothing recorded
+        import shutil
+
+        shutil.rmtree(rec)
+    if [name for name in _OWNED if (path / name).exists()] != [FINGERPRINT]:
+        return
+    (path / FINGERPRINT).unlink()
+    if remove_dir and not any(path.iterdir()):
+        path.rmdir()

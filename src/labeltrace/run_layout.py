@@ -1,0 +1,77 @@
+"""The run directory's layout: its file names and the samples table's columns (the folder itself is
+described in :mod:`labeltrace.rundir`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from labeltrace.record.recording import RecordingDir
+
+__all__ = [
+    "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
+    "IMAGES_INDEX", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
+    "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SAMPLE_COLUMNS", "dynamics_path",
+    "in_sample_path", "recording_dir",
+]  # fmt: skip
+
+FORMAT = "labeltrace.run/1"
+FINGERPRINT = "fingerprint.json"
+RECORDING = "dynamics"
+CV_PROBS = "cv_probs.npy"
+RUN_JSON = "run.json"
+SAMPLES = "samples.parquet"
+SAMPLES_CSV = "samples.csv"
+IMAGES = "images.npy"
+#: in-memory images of several sizes: all pixels one after another, and (offset, h, w, c) per image
+IMAGES_FLAT = "images_flat.npy"
+IMAGES_INDEX = "images_index.npy"
+REVIEWS_DB = "reviews.db"
+#: what `labeltrace report` and `labeltrace export` write into the run directory by default (derived
+#: from the scan: --force removes them with it) and the cleaned labels' default stem (the review's
+#: deliverable: --force keeps it aside, as the decisions)
+REPORT_HTML = "report.html"
+REPORT_PNG = "report"
+LABELSTUDIO_TASKS = "labelstudio_tasks.json"
+LABELSTUDIO_CONFIG = "labelstudio_tasks.config.xml"
+EXPORT_TABLE = "export"  # export.csv / export.parquet
+CLEANED = "labels_cleaned"
+#: the relabel queue the review app serves (columns ``id, priority, rank``; rank 1 = first)
+QUEUE = "queue.parquet"
+#: the FiftyOne export's PNGs of in-memory images (written once, reused by later exports of the run)
+FIFTYONE_IMAGES = "fiftyone_images"
+#: the review page's context cache (labeltrace.review.context), rebuilt when missing
+REVIEW_CONTEXT = "review_context.npz"
+
+#: Columns every samples table has (scores add one float column each, e.g. ``sei``, ``aum``).
+SAMPLE_COLUMNS: dict[str, str] = {
+    "id": "int64: sample id 0..N-1 (row order)",
+    "external_id": "string: the dataset's own id (manifest id column or relative path)",
+    "path": "string: image file (relative to data_root), 'array:<i>' for array datasets or 'hf:<i>' for "
+            "Hugging Face rows",
+    "given_label": "string: the label the dataset gave",
+    "given_label_id": "int64",
+    "suggested_label": "string: argmax of the run's posterior (held-out runs: the whole trajectory's; in-sample "
+                       "runs: the last epochs'; confident learning: the cross-validated probabilities; the kNN vote: "
+                       "the neighbours' label shares)",
+    "suggested_label_id": "int64",
+    "suggested_prob": "float64: that posterior probability",
+    "score": "float64: the default detector's score (lower = more suspect)",
+    "is_suspect": "bool: flagged by the detector's cutoff",
+    "rank": "int64: 1 = most suspect (ascending score, ties by id)",
+}
+
+
+def recording_dir(run_dir: str | os.PathLike[str]) -> RecordingDir:
+    """The run's recording folder (written by :mod:`labeltrace.train.protocol`)."""
+    return RecordingDir(Path(run_dir) / RECORDING)
+
+
+def dynamics_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
+    """Where the saved Recorder of training run ``run_index`` lives."""
+    return recording_dir(run_dir).run_file(int(run_index))
+
+
+def in_sample_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
+    """Where a cross-fitted run's in-sample companion recording lives."""
+    return recording_dir(run_dir).in_sample_file(int(run_index))

@@ -208,6 +208,25 @@ def test_truncated_or_missing_files_are_refused(tmp_path):
         Recorder.load(ck)
 
 
+@pytest.mark.parametrize("name", ["margin.f32", "seen.u8"])
+def test_damaged_rows_are_refused_naming_the_epoch(tmp_path, name):
+    """Bytes flipped in a dynamics file were read as recorded values (an AUM of -3e25), though
+    every epoch row's CRC-32 is stored beside it."""
+    labels, zs, _ = random_epochs(8, 16, 3, 4)
+    rec = Recorder(16, 3, directory=tmp_path / "dyn", max_epochs=4)
+    feed([rec], zs, labels)
+    ck = rec.save(tmp_path / "ck.npz")
+    del rec
+    Recorder.load(ck)  # whole: loads
+    f = tmp_path / "dyn" / name
+    data = bytearray(f.read_bytes())
+    row = len(data) // 4  # 4 epochs of capacity: the third epoch's row starts at half the file
+    data[2 * row + 3] ^= 0x5A
+    f.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"dyn are damaged: epochs \[2\] no longer hold"):
+        Recorder.load(ck)
+
+
 def test_embedded_save_and_load_into_a_directory(tmp_path):
     labels, zs, seen = random_epochs(8, 9, 3, 4)
     rec = Recorder(9, 3, directory=tmp_path / "dyn")

@@ -219,6 +219,7 @@ def restore(rec: Recorder, state: dict[str, Any], *, base: Path | None, owned: b
             tokens = _array(state, "row_tokens", (T,), np.int64)
             store = FileStore.open(directory, FIELDS, N, storage["store_id"], T)
             store.check_tokens(tokens)
+            store.check_rows(tokens)
         elif T:
             raise ValueError(f"recorder state counts {T} epochs but names no dynamics files")
     elif rec.mode == "full":

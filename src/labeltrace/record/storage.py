@@ -19,7 +19,8 @@ A FileStore directory holds::
 
 A recorder state (checkpoint) keeps only O(N) numbers plus the directory, the store id and the
 row tokens of its epochs; :meth:`FileStore.check_tokens` refuses a directory whose rows were
-rewritten since (by a later recording or a resume from an older checkpoint).
+rewritten since (by a later recording or a resume from an older checkpoint), and
+:meth:`FileStore.check_rows` one whose bytes were damaged since.
 
 One directory holds one store: a new recording there replaces the old one's files (unlinked, so
 snapshots already taken keep reading theirs). A FileStore maps and writes its files by path, so it
@@ -55,6 +56,14 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     v = a.view()
     v.flags.writeable = False
     return v
+
+
+def _row_crc(rows: Sequence[np.ndarray], t: int) -> int:
+    """CRC-32 of epoch ``t``'s row of every file, in file order (as :meth:`FileStore.write` sums it)."""
+    crc = 0
+    for r in rows:
+        crc = zlib.crc32(np.ascontiguousarray(r[t]).data.cast("B"), crc)
+    return crc
 
 
 class MemoryStore:
@@ -102,6 +111,25 @@ class MemoryStore:
             arr[t] = values[f]
         self._seen[t] = seen
         return 0
+
+    def check_rows(self, expected: np.ndarray) -> None:
+        """Refuse rows whose bytes no longer give the CRC-32 written with them (a damaged file: a
+        disk error, a copy cut or altered); one sequential read of the first ``len(expected)``
+        rows, an epoch at a time."""
+        T = len(expected)
+        if T == 0:
+            return
+        N = self.num_samples  # mapped here, not kept: views() maps (and checks the owner) on its first use
+        rows = [np.memmap(p, dtype=dt, mode="r", shape=(T, N)) for p, dt in
+                zip(self._paths(), ["<f4"] * len(self.fields) + [bool], strict=True)]  # fmt: skip
+        got = np.array([_row_crc(rows, t) + 1 for t in range(T)], dtype=np.int64)
+        del rows
+        bad = np.flatnonzero(got != np.asarray(expected, dtype=np.int64))
+        if bad.size:
+            raise ValueError(
+                f"the dynamics files in {self.directory} are damaged: epochs {id_list(bad)} no longer hold the "
+                "values recorded (their CRC-32 differs); record them again (labeltrace scan --force)"
+            )
 
     def views(self, T: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         """Read-only ``(T, N)`` views of every field and of ``seen`` (no copy)."""
@@ -282,6 +310,25 @@ class FileStore:
                 f"the dynamics files in {self.directory} no longer hold the epochs this state recorded: "
                 f"epochs {id_list(diff)} were rewritten since (by a later recording, or by a resume "
                 "from an older checkpoint); resume from the latest checkpoint of that directory"
+            )
+
+    def check_rows(self, expected: np.ndarray) -> None:
+        """Refuse rows whose bytes no longer give the CRC-32 written with them (a damaged file: a
+        disk error, a copy cut or altered); one sequential read of the first ``len(expected)``
+        rows, an epoch at a time."""
+        T = len(expected)
+        if T == 0:
+            return
+        N = self.num_samples  # mapped here, not kept: views() maps (and checks the owner) on its first use
+        rows = [np.memmap(p, dtype=dt, mode="r", shape=(T, N)) for p, dt in
+                zip(self._paths(), ["<f4"] * len(self.fields) + [bool], strict=True)]  # fmt: skip
+        got = np.array([_row_crc(rows, t) + 1 for t in range(T)], dtype=np.int64)
+        del rows
+        bad = np.flatnonzero(got != np.asarray(expected, dtype=np.int64))
+        if bad.size:
+            raise ValueError(
+                f"the dynamics files in {self.directory} are damaged: epochs {id_list(bad)} no longer hold the "
+                "values recorded (their CRC-32 differs); record them again (labeltrace scan --force)"
             )
 
     def views(self, T: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:

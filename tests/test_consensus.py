@@ -119,3 +119,24 @@ def test_cli_export_reports_the_unresolved(tmp_path: Path, capsys: pytest.Captur
     assert str(unresolved_path(out)) in text
     with pytest.raises(SystemExit, match="rule stored with the decisions"):
         main(["review", str(rd), "--export", str(out), "--agree", "2"])
+
+
+def test_current_arrays_read_each_samples_latest_decision(tmp_path: Path) -> None:
+    """current_arrays is read at every review request (vectorised since); it must say what
+    current() says, decision by decision, for everyone and for one reviewer."""
+    rng = np.random.default_rng(3)
+    classes = ["cat", "dog", "unsure-ish", "9"]
+    st = ReviewStore(tmp_path / "r.db", classes=classes, num_samples=40)
+    for _ in range(150):
+        kind = ["label", "unsure", "skip"][rng.integers(0, 3)]
+        st.add(int(rng.integers(0, 40)), classes[rng.integers(0, 4)] if kind == "label" else kind, kind=kind,
+               reviewer=["ada", "bob"][rng.integers(0, 2)])  # fmt: skip
+    for who in (None, "ada", "bob"):
+        code, lab = st.current_arrays(who)
+        want_code, want_lab = np.full(40, -1), np.full(40, -1)
+        for i, d in st.current(who).items():
+            want_code[i] = ["label", "unsure", "skip"].index(d.kind)
+            want_lab[i] = classes.index(d.decision) if d.kind == "label" else -1
+        np.testing.assert_array_equal(code, want_code)
+        np.testing.assert_array_equal(lab, want_lab)
+    assert (ReviewStore(tmp_path / "e.db", classes=classes, num_samples=3).current_arrays()[0] == -1).all()

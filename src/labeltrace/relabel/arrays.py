@@ -4,6 +4,7 @@ by ``log K``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ __all__ = [
     "check_label_vector",
     "check_posterior",
     "check_vector",
+    "decision_arrays",
     "normalize_counts",
     "normalized_entropy",
     "unpack_update",
@@ -132,3 +134,23 @@ def as_class(label: Any, k: int) -> int | None:
     """``label`` as a class index in ``0..k-1`` (an integral number), else None."""
     v = as_whole(label)
     return v if v is not None and 0 <= v < k else None
+
+
+def decision_arrays(rows: Sequence[tuple[int, str, str]], num_samples: int, classes: Sequence[str],
+                    kinds: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(kind_code, label_id)``, (N,) each, from ``(sample_id, kind, decision)`` rows, one per
+    sample: ``kind_code`` the kind's position in ``kinds`` (-1 without a row), ``label_id`` the
+    class id of a ``label`` row (else -1)."""
+    code = np.full(num_samples, -1, dtype=np.int8)
+    lab = np.full(num_samples, -1, dtype=np.int64)
+    if not rows:
+        return code, lab
+    ids, kind, names = zip(*rows, strict=True)
+    i = np.fromiter(ids, np.int64, len(rows))
+    k_names, k_at = np.unique(np.asarray(kind, dtype=object).astype(str), return_inverse=True)
+    code[i] = np.array([list(kinds).index(str(x)) for x in k_names], dtype=np.int8)[k_at]
+    is_label = code[i] == list(kinds).index("label")
+    d_names, d_at = np.unique(np.asarray(names, dtype=object)[is_label].astype(str), return_inverse=True)
+    index = {c: j for j, c in enumerate(classes)}
+    lab[i[is_label]] = np.array([index[str(x)] for x in d_names], dtype=np.int64)[d_at]
+    return code, lab

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from labeltrace.relabel import reviews_sql as SQL
+from labeltrace.relabel.arrays import decision_arrays
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.reviewers import (
     ReviewerNames,
@@ -314,9 +315,10 @@ class ReviewStore:
         with self._connect() as con:
             return [Decision(*r) for r in con.execute(q + " ORDER BY seq", args).fetchall()]
 
-    def _latest(self, *, reviewer: str | None = None, per_reviewer: bool = False,
-                sample_id: int | None = None) -> list[Decision]:
-        """Latest rows per sample (of one reviewer when given), or per (sample, reviewer)."""
+    def _latest(self, *, reviewer: str | None = None, per_reviewer: bool = False, sample_id: int | None = None,
+                cols: str = SQL.COLS_D) -> list[Any]:  # fmt: skip
+        """Latest rows per sample (of one reviewer when given), or per (sample, reviewer): as
+        Decisions, or as tuples of ``cols`` when other columns are asked for."""
         conds: list[str] = []
         args: list[Any] = []
         if reviewer is not None:
@@ -326,9 +328,10 @@ class ReviewStore:
             conds.append("sample_id = ?")
             args.append(int(sample_id))
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
-        q = SQL.LATEST.format(where=where, by=", reviewer" if per_reviewer else "")
+        q = SQL.LATEST.format(where=where, by=", reviewer" if per_reviewer else "", cols=cols)
         with self._connect() as con:
-            return [Decision(*r) for r in con.execute(q + " ORDER BY d.seq", args).fetchall()]
+            rows = con.execute(q + " ORDER BY d.seq", args).fetchall()
+        return [Decision(*r) for r in rows] if cols == SQL.COLS_D else rows
 
     def current(self, reviewer: str | None = None) -> dict[int, Decision]:
         """The current (latest) decision of every sample that has one — of ``reviewer`` alone
@@ -341,14 +344,9 @@ class ReviewStore:
         ``kind_code``: -1 no decision, 0 label, 1 unsure, 2 skip; ``label_id``: the decided
         class id for ``label`` rows, else -1.
         """
-        code = np.full(self.num_samples, -1, dtype=np.int8)
-        lab = np.full(self.num_samples, -1, dtype=np.int64)
-        index = {c: j for j, c in enumerate(self.classes)}
-        for i, d in self.current(reviewer).items():
-            code[i] = KINDS.index(d.kind)
-            if d.kind == "label":
-                lab[i] = index[d.decision]
-        return code, lab
+        # (sample_id, kind, decision) rows, no Decision objects: every review request reads them
+        rows = self._latest(reviewer=reviewer, cols="d.sample_id, d.kind, d.decision")
+        return decision_arrays(rows, self.num_samples, self.classes, KINDS)
 
     def views(self, sample_id: int | None = None) -> list[Decision]:
         """Each reviewer's latest row on one sample (on every sample when None), oldest first."""

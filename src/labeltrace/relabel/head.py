@@ -36,21 +36,31 @@ __all__ = ["FeatureViews", "HeadConfig", "HeadOutput", "HeadRetrainer", "standar
 FeatureViews: TypeAlias = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
 
 
+_BLOCK = 1 << 22  # float64 elements of one block of columns (32 MiB)
+
+
 def standardize(features: np.ndarray) -> np.ndarray:
     """(N, D) float32 features with every column shifted to mean 0 and scaled to std 1.
 
     Constant columns (std below 1e-9 of the column's largest magnitude) are only centred.
     Non-finite values raise ``ValueError`` naming the ids.
     """
-    x = np.asarray(features, dtype=np.float64)
+    x = np.asarray(features)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"features must be a non-empty (N, D) array, got shape {x.shape}")
-    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    finite = np.ones(x.shape[0], dtype=bool)
+    out = np.empty(x.shape, dtype=np.float32)
+    step = max(1, _BLOCK // x.shape[0])  # a block of columns in float64 at a time, not all of them
+    for a in range(0, x.shape[1], step):
+        b = np.asarray(x[:, a : a + step], dtype=np.float64)
+        finite &= np.isfinite(b).all(axis=1)
+        sd = b.std(axis=0)
+        const = sd <= 1e-9 * np.abs(b).max(axis=0)  # rounding noise of a constant column
+        out[:, a : a + step] = (b - b.mean(axis=0)) / np.where(const, 1.0, sd)
+    bad = np.flatnonzero(~finite)
     if bad.size:
         raise ValueError(f"features have NaN or infinite values at {describe_ids(bad)}")
-    sd = x.std(axis=0)
-    const = sd <= 1e-9 * np.abs(x).max(axis=0)  # rounding noise of a constant column
-    return ((x - x.mean(axis=0)) / np.where(const, 1.0, sd)).astype(np.float32)
+    return out
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 COLS = "sample_id, kind, decision, reviewer, decided_at, source"
 COLS_D = "d.seq, d.sample_id, d.kind, d.decision, d.reviewer, d.decided_at, d.source"
-LATEST = (  # each sample's latest row, or each (sample, reviewer)'s
-    f"SELECT {COLS_D} FROM decisions d JOIN (SELECT MAX(seq) AS seq FROM decisions {{where}} "
+LATEST = (  # each sample's latest row, or each (sample, reviewer)'s: its columns ``cols`` (COLS_D, ...)
+    "SELECT {cols} FROM decisions d JOIN (SELECT MAX(seq) AS seq FROM decisions {where} "
     "GROUP BY sample_id{by}) m ON d.seq = m.seq"
 )
 INSERT = f"INSERT INTO decisions ({COLS}) VALUES (?, ?, ?, ?, ?, ?)"

@@ -30,8 +30,8 @@ DIMS = 64
 
 def reduce(x: np.ndarray, dims: int = DIMS) -> np.ndarray:
     """(N, min(D, dims)) float32: ``x`` centred and projected on its top principal components."""
-    x = np.asarray(x, dtype=np.float64)
-    x = x - x.mean(axis=0)
+    x = np.array(x, dtype=np.float64)  # one float64 copy, centred in place
+    x -= x.mean(axis=0)
     if x.shape[1] <= dims:
         return x.astype(np.float32)
     cov = x.T @ x

@@ -115,6 +115,7 @@ class ReviewState:
         self._posterior: np.ndarray | None = None
         self._reached = 0
         self._verdicts: tuple[int, Verdicts] | None = None
+        self._kinds: tuple[tuple[int, str], np.ndarray] | None = None
         self._queue = queue_meta(run.path / QUEUE) or {}
         self.method = self._queue.get("method", DEFAULT_METHOD)
         self.live = self._live(live, log) if live is not None else None
@@ -197,6 +198,18 @@ class ReviewState:
         self._verdicts = (seq, v)
         return v
 
+    def kinds_of(self, reviewer: str) -> np.ndarray:
+        """(N,) kind codes of ``reviewer``'s latest decisions (:meth:`ReviewStore.current_arrays`),
+        read again only after a new decision: a request asks for them several times."""
+        key = (self.store.last_seq(), reviewer)
+        cached = self._kinds
+        if cached is None or cached[0] != key:
+            kinds = self.store.current_arrays(reviewer)[0]
+            kinds.flags.writeable = False  # shared by the readers of one request
+            cached = (key, kinds)
+            self._kinds = cached
+        return cached[1]
+
     def done(self, v: Verdicts, reviewer: str | None) -> np.ndarray:
         """(N,) bool: samples done for ``reviewer`` (module docstring)."""
         r = v.resolution
@@ -204,7 +217,7 @@ class ReviewState:
             if not v.rule.one_vote_settles:
                 return r.resolved.copy()
             return r.resolved | (v.latest_kind == _LABEL) | (v.latest_kind == _UNSURE)
-        mine, _ = self.store.current_arrays(reviewer)
+        mine = self.kinds_of(reviewer)
         closed = v.rule.one_vote_settles & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
         return r.resolved | (mine == _LABEL) | (mine == _UNSURE) | closed
 
@@ -232,7 +245,7 @@ class ReviewState:
         if reviewer is None:
             skipped = v.latest_kind[order] == _SKIP
         else:
-            skipped = self.store.current_arrays(reviewer)[0][order] == _SKIP
+            skipped = self.kinds_of(reviewer)[order] == _SKIP
         r = v.resolution
         pending = np.flatnonzero(~done)
         return {

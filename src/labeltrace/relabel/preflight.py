@@ -115,18 +115,27 @@ def preflight(
     if isinstance(repeats, bool) or int(repeats) != repeats or repeats < 2:
         raise ValueError(f"repeats must be an integer >= 2, got {repeats!r}")
     truth = p.argmax(axis=1)
+    # The queue is ranked once: a campaign asks each sample until it settles, then the next in the
+    # order (no re-ranking here), so the samples it reaches are the order's first ``budget`` at most,
+    # and each repeat replays the campaign on them alone, with their priorities from the whole
+    # queue (the same picks and the same draws: a vote's draw depends on the order of the votes).
+    first = Campaign(g, num_classes=k, budget=int(budget), priority=priority, posterior=p, sei=sei,
+                     gamma=gamma, seed=seed, count_initial_label=rule.count_given, agree=rule.agree)  # fmt: skip
+    top = np.sort(first.ranking()[: int(budget)])  # by id, so that ties keep their order
+    ranked = first.priorities()[top]
+    fixed_order = Priority("preflight-ranking", lambda _: ranked)
+    t, was_right = truth[top], int((g[top] == truth[top]).sum())
     fixed, broken, used, samples = (np.zeros(repeats) for _ in range(4))
-    plain = np.zeros(n, dtype=bool)
+    plain = np.zeros(top.size, dtype=bool)
     for r in range(int(repeats)):
-        c = Campaign(g, num_classes=k, budget=int(budget), priority=priority, posterior=p, sei=sei,
-                     gamma=gamma, seed=seed, annotator=SimulatedAnnotator(p, seed=seed + r),
-                     count_initial_label=rule.count_given, agree=rule.agree)  # fmt: skip
+        c = Campaign(g[top], num_classes=k, budget=int(budget), priority=fixed_order, posterior=p[top],
+                     annotator=SimulatedAnnotator(p[top], seed=seed + r), count_initial_label=rule.count_given,
+                     agree=rule.agree)  # fmt: skip
         log = c.run()
         used[r] = c.relabels_used
         samples[r] = c.samples_reviewed
-        curves = count_curves(log, truth=truth, ambiguous=plain, budget=int(budget))
+        curves = count_curves(log, truth=t, ambiguous=plain, budget=int(budget))
         fixed[r] = curves["fixed"][-1]
-        was_right = int((g == truth).sum())
         broken[r] = was_right - (curves["correct"][-1] - curves["fixed"][-1])
     lo, hi = np.percentile(fixed, [2.5, 97.5])
     blo, bhi = np.percentile(broken, [2.5, 97.5])

@@ -12,41 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from labeltrace._io import atomic_write_json, read_json
-from labeltrace.run_layout import (
-    CLEANED,
-    CV_PROBS,
-    EXPORT_TABLE,
-    FIFTYONE_IMAGES,
-    FINGERPRINT,
-    IMAGES,
-    IMAGES_FLAT,
-    IMAGES_INDEX,
-    LABELSTUDIO_CONFIG,
-    LABELSTUDIO_TASKS,
-    QUEUE,
-    RECORDING,
-    REPORT_HTML,
-    REPORT_PNG,
-    REVIEW_CONTEXT,
-    REVIEWS_DB,
-    RUN_JSON,
-    SAMPLES,
-    SAMPLES_CSV,
-)
+from labeltrace.run_layout import CLEANED, FINGERPRINT, OWNED, RECORDING, REVIEWS_DB, RUN_JSON
 
 __all__ = ["RunDirConflict", "claim", "held_fingerprint", "held_meta", "release", "writing"]
 
 
 class RunDirConflict(ValueError):
     """The run directory holds a scan of another configuration."""
-
-
-#: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
-#: these, and only these)
-_OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE,
-          REVIEW_CONTEXT, RECORDING,
-          FIFTYONE_IMAGES, REPORT_HTML, REPORT_PNG, LABELSTUDIO_TASKS, LABELSTUDIO_CONFIG, f"{EXPORT_TABLE}.csv",
-          f"{EXPORT_TABLE}.parquet")  # no generic name such as "checkpoints": --force never removes a user's folder
 
 
 def _diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -90,12 +62,12 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
 
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
-    for name in _OWNED:  # a killed scan's half-written files (atomic_write's temporaries)
+    for name in OWNED:  # a killed scan's half-written files (atomic_write's temporaries)
         for tmp in path.glob(f"{glob_escape(name)}.*.tmp"):
             tmp.unlink(missing_ok=True)
     fp_path = path / FINGERPRINT
     fp = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
-    held = [name for name in _OWNED if (path / name).exists()]
+    held = [name for name in OWNED if (path / name).exists()]
     if fp_path.is_file():
         try:
             old = read_json(fp_path)
@@ -167,7 +139,7 @@ def release(run_dir: str | os.PathLike[str], *, remove_dir: bool = True) -> None
         import shutil
 
         shutil.rmtree(rec)
-    if [name for name in _OWNED if (path / name).exists()] != [FINGERPRINT]:
+    if [name for name in OWNED if (path / name).exists()] != [FINGERPRINT]:
         return
     (path / FINGERPRINT).unlink()
     if remove_dir and not any(path.iterdir()):

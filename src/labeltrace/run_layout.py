@@ -10,7 +10,7 @@ from labeltrace.record.recording import RecordingDir
 
 __all__ = [
     "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
-    "IMAGES_INDEX", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
+    "IMAGES_INDEX", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "OWNED", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
     "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SAMPLE_COLUMNS", "dynamics_path",
     "in_sample_path", "recording_dir",
 ]  # fmt: skip
@@ -75,3 +75,11 @@ def dynamics_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
 def in_sample_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
     """Where a cross-fitted run's in-sample companion recording lives."""
     return recording_dir(run_dir).in_sample_file(int(run_index))
+
+
+#: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
+#: these, and only these)
+OWNED = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE,
+         REVIEW_CONTEXT, RECORDING,
+         FIFTYONE_IMAGES, REPORT_HTML, REPORT_PNG, LABELSTUDIO_TASKS, LABELSTUDIO_CONFIG, f"{EXPORT_TABLE}.csv",
+         f"{EXPORT_TABLE}.parquet")  # no generic name such as "checkpoints": --force never removes a user's folder

@@ -112,25 +112,6 @@ class MemoryStore:
         self._seen[t] = seen
         return 0
 
-    def check_rows(self, expected: np.ndarray) -> None:
-        """Refuse rows whose bytes no longer give the CRC-32 written with them (a damaged file: a
-        disk error, a copy cut or altered); one sequential read of the first ``len(expected)``
-        rows, an epoch at a time."""
-        T = len(expected)
-        if T == 0:
-            return
-        N = self.num_samples  # mapped here, not kept: views() maps (and checks the owner) on its first use
-        rows = [np.memmap(p, dtype=dt, mode="r", shape=(T, N)) for p, dt in
-                zip(self._paths(), ["<f4"] * len(self.fields) + [bool], strict=True)]  # fmt: skip
-        got = np.array([_row_crc(rows, t) + 1 for t in range(T)], dtype=np.int64)
-        del rows
-        bad = np.flatnonzero(got != np.asarray(expected, dtype=np.int64))
-        if bad.size:
-            raise ValueError(
-                f"the dynamics files in {self.directory} are damaged: epochs {id_list(bad)} no longer hold the "
-                "values recorded (their CRC-32 differs); record them again (labeltrace scan --force)"
-            )
-
     def views(self, T: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         """Read-only ``(T, N)`` views of every field and of ``seen`` (no copy)."""
         return tuple(_readonly(v[:T]) for v in self._values), _readonly(self._seen[:T])

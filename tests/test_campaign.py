@@ -392,3 +392,16 @@ def test_load_votes_reads_a_spreadsheets_byte_order_mark_and_refuses_repeated_cl
     twice = _write(tmp_path / "twice.csv", "votes_cat,votes_cat,votes_dog\n1,2,0\n0,1,1\n")
     with pytest.raises(ValueError, match="repeat the classes cat"):
         rio.load_votes(twice)
+
+
+def test_standardize_names_non_finite_rows_without_numpy_warnings() -> None:
+    import warnings
+
+    from labeltrace.relabel.head import standardize
+
+    x = np.ones((6, 3), np.float32) * np.arange(6)[:, None]
+    x[4, 1] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the column statistics of inf are not computed first
+        with pytest.raises(ValueError, match="NaN or infinite values at .*4"):
+            standardize(x)

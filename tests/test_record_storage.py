@@ -227,6 +227,19 @@ def test_damaged_rows_are_refused_naming_the_epoch(tmp_path, name):
         Recorder.load(ck)
 
 
+def test_rows_of_another_recording_are_not_called_damaged(tmp_path):
+    from labeltrace.record.storage import FileStore
+
+    labels, zs, _ = random_epochs(8, 16, 3, 2)
+    rec = Recorder(16, 3, directory=tmp_path / "dyn", max_epochs=2)
+    feed([rec], zs, labels)
+    store, tokens = rec._store, rec._row_tokens.copy()
+    feed([Recorder(16, 3, directory=tmp_path / "dyn", max_epochs=2)], zs, labels)  # replaces the store
+    assert isinstance(store, FileStore)
+    with pytest.raises(ValueError, match="now holds another recording's store"):
+        store.check_rows(tokens)
+
+
 def test_embedded_save_and_load_into_a_directory(tmp_path):
     labels, zs, seen = random_epochs(8, 9, 3, 4)
     rec = Recorder(9, 3, directory=tmp_path / "dyn")

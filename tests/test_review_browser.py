@@ -212,15 +212,17 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
     tmp_path: Path, browser: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The page ignored a decision key pressed while the previous decision was still saving, and
-    then read "saved"."""
+    then read "saved"; a key pressed while the page moved on after a save must not land on the
+    sample just decided either."""
     from labeltrace.relabel.decisions import ReviewStore
+    from labeltrace.review.state import ReviewState
 
     rd = make_run(tmp_path, n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=4)
-    slow = ReviewStore.add
+    slow_add, slow_item = ReviewStore.add, ReviewState.item
 
     def add(self: ReviewStore, *a: object, **kw: object) -> object:
         time.sleep(1.5)  # a busy database
-        return slow(self, *a, **kw)
+        return slow_add(self, *a, **kw)
 
     monkeypatch.setattr(ReviewStore, "add", add)
     for base in serve(create_app(rd, token=TOKEN)):
@@ -231,8 +233,29 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
         expect(page.locator("#status")).to_have_text(re.compile("saving"))
         page.keyboard.press("2")
         expect(page.locator("#status")).to_have_text(re.compile("still being saved"))
-        expect(page.locator("#status")).to_have_text(re.compile(r"saved: .* pressed while it was saving was NOT saved"),
-                                                     timeout=10000)  # fmt: skip
+        expect(page.locator("#status")).to_have_text(
+            re.compile(r"saved: .* pressed while it was saving was NOT saved; press it again for sample \d+"),
+            timeout=10000)  # fmt: skip
         assert len(_rows(rd)) == 1
-        expect(page.locator("#position")).to_have_text("1 / 12")  # left where the second key was pressed
+        expect(page.locator("#position")).to_have_text("2 / 12")  # moved on, as after any decision
+        page.close()
+    monkeypatch.setattr(ReviewStore, "add", slow_add)
+
+    def item(self: ReviewState, pos: int, reviewer: object, *, shown: bool = False) -> object:
+        if shown and pos > 0:
+            time.sleep(1.5)  # the next item is slow to come
+        return slow_item(self, pos, reviewer, shown=shown)
+
+    monkeypatch.setattr(ReviewState, "item", item)
+    rd2 = make_run(tmp_path / "two", n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=5)
+    for base in serve(create_app(rd2, token=TOKEN)):
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(f"{base}/?token={TOKEN}&reviewer=alice")
+        expect(page.locator("#position")).to_have_text("1 / 12")
+        page.keyboard.press("1")
+        expect(page.locator("#status")).to_have_text(re.compile("^saved"))
+        page.keyboard.press("2")  # while the next item loads: the first sample is still shown
+        expect(page.locator("#position")).to_have_text("2 / 12", timeout=10000)
+        rows = _rows(rd2)
+        assert len(rows) == 1 and rows[0][2] == SHAPES[0]  # the decision saved first stays
         page.close()

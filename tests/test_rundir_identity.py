@@ -293,5 +293,40 @@ def test_a_killed_writes_temporaries_are_removed_when_the_folder_is_claimed_agai
         f.write_bytes(b"half")
     mine = out / "notes.x.tmp"  # not a name the scan writes
     mine.write_bytes(b"mine")
+    queue = out / f"{rundir.QUEUE}.x2.tmp"  # `labeltrace queue` may be writing it now, without the scan's lock
+    queue.write_bytes(b"being written")
     assert rundir.claim(out, {"a": 1}) == "resume"
-    assert not any(f.exists() for f in left) and mine.exists()
+    assert not any(f.exists() for f in left) and mine.exists() and queue.exists()
+
+
+def test_atomic_writes_follow_the_umask_of_now(tmp_path: Path) -> None:
+    """The umask read once at import let a later os.umask(0o077) go unheeded: cleaned labels and
+    review files came out readable by every user."""
+    import os
+    import stat
+
+    from labeltrace._io import atomic_write
+
+    old = os.umask(0o077)
+    try:
+        f = atomic_write(tmp_path / "x.json", lambda fh: fh.write(b"{}"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o600
+    os.umask(0o022)
+    try:
+        assert stat.S_IMODE(atomic_write(tmp_path / "y.json", lambda fh: fh.write(b"{}")).stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_reading_names_a_damaged_file_but_not_an_out_of_memory_error(tmp_path: Path) -> None:
+    from labeltrace._io import reading
+
+    with pytest.raises(ValueError, match=r"x\.pt: unreadable, damaged or cut short \(RuntimeError: bad zip\); delete"):
+        with reading(tmp_path / "x.pt", "; delete it"):
+            raise RuntimeError("bad zip")
+    with pytest.raises(torch.OutOfMemoryError):
+        with reading(tmp_path / "x.pt"):
+            raise torch.OutOfMemoryError("CUDA out of memory")

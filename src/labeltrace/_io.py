@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,29 +21,36 @@ if TYPE_CHECKING:
 __all__ = ["atomic_write", "atomic_write_json", "digest", "json_default", "read_json", "reading", "write_json",
            "write_table"]
 
-#: the process's umask, read once (setting it to read it is not thread-safe: a file another thread
-#: created meanwhile would get umask 0)
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(fh)`` on a temporary file next to ``path``, fsync, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _sync_dir(path.parent)
     return path
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new file ``<name>.<random>.tmp`` beside ``path``, open for writing, with the permissions
+    the process's umask gives any new file (created so: the kernel applies the umask of now)."""
+    for _ in range(100):
+        tmp = str(path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp"))
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def _sync_dir(directory: Path) -> None:
@@ -67,6 +74,8 @@ def reading(path: str | os.PathLike[str], hint: str = "") -> Iterator[None]:
     try:
         yield
     except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError, UnicodeDecodeError) as exc:
+        if type(exc).__name__ == "OutOfMemoryError":  # torch's: the file is fine, the device is full
+            raise
         raise ValueError(f"{path}: unreadable, damaged or cut short ({type(exc).__name__}: {exc}){hint}") from exc
 
 

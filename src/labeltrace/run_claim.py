@@ -12,9 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from labeltrace._io import atomic_write_json, read_json
-from labeltrace.run_layout import CLEANED, FINGERPRINT, OWNED, RECORDING, REVIEWS_DB, RUN_JSON
+from labeltrace.run_layout import (
+    CLEANED,
+    CV_PROBS,
+    FINGERPRINT,
+    IMAGES,
+    IMAGES_FLAT,
+    IMAGES_INDEX,
+    OWNED,
+    RECORDING,
+    REVIEWS_DB,
+    RUN_JSON,
+    SAMPLES,
+    SAMPLES_CSV,
+)
 
 __all__ = ["RunDirConflict", "claim", "held_fingerprint", "held_meta", "release", "writing"]
+
+#: the files a scan itself writes into its folder (other commands write the rest of OWNED)
+_SCAN_WRITES = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS)
 
 
 class RunDirConflict(ValueError):
@@ -62,8 +78,8 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
 
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
-    for name in OWNED:  # a killed scan's half-written files (atomic_write's temporaries)
-        for tmp in path.glob(f"{glob_escape(name)}.*.tmp"):
+    for name in _SCAN_WRITES:  # a killed scan's half-written files (atomic_write's temporaries); not
+        for tmp in path.glob(f"{glob_escape(name)}.*.tmp"):  # those of a queue or review writing now
             tmp.unlink(missing_ok=True)
     fp_path = path / FINGERPRINT
     fp = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
@@ -111,12 +127,16 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
     path = Path(run_dir)
     made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd: int | None = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. Windows, where a folder does not open so: unlocked
+        fd = None
     try:
         try:
             import fcntl
 
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunDirConflict(f"{path}: another scan is writing into it now; wait for it to end, or "
                                  "choose another --out") from None  # fmt: skip
@@ -124,9 +144,10 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
             pass
         yield made
     finally:
-        os.close(fd)
-        if made and path.is_dir() and not any(path.iterdir()):
+        if made and path.is_dir() and not any(path.iterdir()):  # before the lock goes: no other scan's folder
             path.rmdir()
+        if fd is not None:
+            os.close(fd)
 
 
 def release(run_dir: str | os.PathLike[str], *, remove_dir: bool = True) -> None:

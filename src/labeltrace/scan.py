@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -196,7 +196,8 @@ def scan(
     """
     out = Path(out)
     d = distributed.current()  # under torchrun: every rank trains its shard, rank 0 writes
-    with rd.writing(out) if d.is_writer else nullcontext(False) as made:
+    with ExitStack() as held:  # rank 0 holds the folder; its refusal reaches every rank
+        made = _on_writer(d, lambda: held.enter_context(rd.writing(out)))
         return _scan(ds, out, config, d, made, progress=progress, log=log if d.is_writer else _quiet,
                      command=command, origin=origin, true_labels=true_labels, force=force)  # fmt: skip
 

@@ -303,6 +303,7 @@ class FileStore:
         N = self.num_samples  # mapped here, not kept: views() maps (and checks the owner) on its first use
         rows = [np.memmap(p, dtype=dt, mode="r", shape=(T, N)) for p, dt in
                 zip(self._paths(), ["<f4"] * len(self.fields) + [bool], strict=True)]  # fmt: skip
+        self.check_owner()  # after mapping by path: another recording's rows are not "damaged"
         got = np.array([_row_crc(rows, t) + 1 for t in range(T)], dtype=np.int64)
         del rows
         bad = np.flatnonzero(got != np.asarray(expected, dtype=np.int64))

@@ -48,18 +48,19 @@ def standardize(features: np.ndarray) -> np.ndarray:
     x = np.asarray(features)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"features must be a non-empty (N, D) array, got shape {x.shape}")
-    finite = np.ones(x.shape[0], dtype=bool)
-    out = np.empty(x.shape, dtype=np.float32)
     step = max(1, _BLOCK // x.shape[0])  # a block of columns in float64 at a time, not all of them
+    finite = np.ones(x.shape[0], dtype=bool)
     for a in range(0, x.shape[1], step):
-        b = np.asarray(x[:, a : a + step], dtype=np.float64)
-        finite &= np.isfinite(b).all(axis=1)
-        sd = b.std(axis=0)
-        const = sd <= 1e-9 * np.abs(b).max(axis=0)  # rounding noise of a constant column
-        out[:, a : a + step] = (b - b.mean(axis=0)) / np.where(const, 1.0, sd)
+        finite &= np.isfinite(x[:, a : a + step]).all(axis=1)
     bad = np.flatnonzero(~finite)
     if bad.size:
         raise ValueError(f"features have NaN or infinite values at {describe_ids(bad)}")
+    out = np.empty(x.shape, dtype=np.float32)
+    for a in range(0, x.shape[1], step):
+        b = np.asarray(x[:, a : a + step], dtype=np.float64)
+        sd = b.std(axis=0)
+        const = sd <= 1e-9 * np.abs(b).max(axis=0)  # rounding noise of a constant column
+        out[:, a : a + step] = (b - b.mean(axis=0)) / np.where(const, 1.0, sd)
     return out
 
 

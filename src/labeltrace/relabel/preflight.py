@@ -103,7 +103,8 @@ def preflight(
     given : (N,) the labels the samples have now.
     budget : reviews, ``>= 1`` (more than the samples is allowed: the campaign stops when every
         sample is settled).
-    priority, sei, gamma : the queue's rule and its inputs.
+    priority, sei, gamma : the queue's rule and its inputs (the priorities are computed once, on the
+        whole queue, for every repeat).
     rule : the review's consensus rule.
     repeats, seed : simulated campaigns; repeat ``r`` draws its reviews from seed ``seed + r``.
     """

@@ -225,6 +225,8 @@ class Checkpoint:
         try:
             atomic_write(self.dir / STATE, lambda fh: torch.save(state, fh))
         except RuntimeError as exc:  # torch's words for a write that fell short, e.g. "unexpected pos"
+            if not any(w in str(exc) for w in ("unexpected pos", "PytorchStreamWriter", "file write failed")):
+                raise
             raise OSError(f"could not write the checkpoint {self.dir / STATE} ({exc}); is the disk full?") from exc
         keep = set(files.values())
         for old in self.dir.glob("*-[0-9][0-9][0-9][0-9][0-9].npz"):

@@ -309,11 +309,10 @@
       setStatus(`NOT saved: ${e.message}`, "error");
       return;
     }
-    // stored: from here on, a failure of the page is never reported as a decision not saved
-    busy = false;
+    // stored: from here on, a failure of the page is never reported as a decision not saved; the
+    // page stays busy until it has moved on, so a quick second key never lands on this sample again
     const saved = `saved: ${describe(r.decision)} for sample ${id}`;
-    setStatus(dropped ? `${saved} — a key pressed while it was saving was NOT saved; press it again` : saved,
-      dropped ? "error" : "saved");
+    setStatus(saved, "saved");
     try {
       showProgress(r);
       if (item && item.id === id) {
@@ -324,9 +323,16 @@
       // move on only if the reviewer is still on the decided item (no navigation meanwhile),
       // to the next item this reviewer has not decided (the server knows the live order)
       const next = typeof r.next === "number" ? r.next : want + 1;
-      if (!dropped && item && item.id === id && want === item.position && next < total) await load(next);
+      if (item && item.id === id && want === item.position && next < total) await load(next);
     } catch (e) {
       setStatus(`${saved}, but the page could not show it: ${e.message}; reload the page`, "error");
+      dropped = false;
+    } finally {
+      busy = false;
+    }
+    if (dropped) {
+      setStatus(`${saved} — a key pressed while it was saving was NOT saved; press it again for ` +
+        (item ? `sample ${item.id}, shown now` : "the sample shown now"), "error");
     }
   }
 

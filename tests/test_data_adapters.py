@@ -114,7 +114,7 @@ def test_folder_class_with_one_sample(tmp_path: Path) -> None:
     _gray(tmp_path / "a" / "1.png", 0)
     _gray(tmp_path / "a" / "2.png", 0)
     _gray(tmp_path / "lonely" / "1.png", 0)
-    with pytest.raises(DataError, match=r"fewer than 2 samples: 'lonely' \(1\)"):
+    with pytest.raises(DataError, match=r"fewer than 2 samples: 'lonely' \(1: lonely/1\.png\); a class needs 2"):
         from_folder(tmp_path)
 
 
@@ -148,7 +148,7 @@ def test_skip_leaving_a_single_sample_class_still_fails(tmp_path: Path) -> None:
     _gray(tmp_path / "a" / "2.png", 0)
     _gray(tmp_path / "b" / "1.png", 0)
     _corrupt_jpeg(tmp_path / "b" / "2.jpg")
-    with pytest.raises(DataError, match="'b' \\(1\\)"):
+    with pytest.raises(DataError, match="'b' \\(1: b/1\\.png\\)"):
         from_folder(tmp_path, on_bad_image="skip")
 
 

@@ -192,6 +192,12 @@ def test_cli_manifest_with_truth_column_and_single_run(tmp_path, capsys):
     rc = main(["scan", str(tmp_path / "m2.csv"), "--truth-column", "clean", "--out", str(tmp_path / "r2"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "m2.csv: --truth-column 'clean'" in err and "row 5 'zzz'" in err
+    with pytest.raises(SystemExit, match="--truth-column 'clen' is not a column of .*m.csv; its columns are"):
+        main(["scan", str(tmp_path / "m.csv"), "--truth-column", "clen", "--out", str(tmp_path / "r3"), "--quiet"])
+    # --split reads a .npz's split; on a manifest it had been ignored without a word (the whole set scanned)
+    with pytest.raises(SystemExit, match="--split picks a split of a .npz file"):
+        main(["scan", str(tmp_path / "m.csv"), "--split", "val", "--out", str(tmp_path / "r4"), "--quiet"])
+    assert not (tmp_path / "r4").exists()
 
 
 def test_default_scan_is_cross_fitted_and_held_out(tmp_path, capsys):
@@ -397,13 +403,17 @@ def test_true_labels_are_class_ids_checked_before_training(tmp_path):
     assert not (tmp_path / "a").exists()
 
 
-def test_confident_learning_alone_reports_its_k_fold_trainings(tmp_path):
+def test_confident_learning_alone_reports_its_k_fold_trainings(tmp_path, capsys):
     x, y = digits_subset(40)
     ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
     res = scan(ds, tmp_path / "a", ScanConfig(model="small-cnn", epochs=1, folds=2, detector="cl"), progress=False,
                log=lambda s: None)  # fmt: skip
     assert res.meta["cost"]["trainings"] == 2 and res.meta["cost"]["seconds"] > 0
     assert res.meta["protocol"]["kind"] == "k-fold"
+    # the queue reads a recording, which this run does not keep: said so, not "no finished recording"
+    assert main(["queue", str(tmp_path / "a"), "--out", str(tmp_path / "q.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "holds no recording of training dynamics: its detector 'cl' keeps only cross-validated" in err
 
 
 def test_cli_missing_paths_and_the_recorded_command(tmp_path, capsys):

@@ -62,6 +62,9 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
         if args.data or args.labels:
             raise SystemExit("error: give either DATA/--labels or --example, not both")
         return data.example(args.example), {"kind": "example", "source": args.example}
+    if getattr(args, "split", None) is not None and (args.labels or Path(args.data or "").suffix.lower() != ".npz"):
+        raise SystemExit("error: --split picks a split of a .npz file; DATA here is a folder or a manifest, read "
+                         "whole (give the split's own folder or manifest instead)")  # fmt: skip
     common = {"on_bad_image": args.on_bad_image, "allow_roots": args.allow_root, "max_pixels": args.max_pixels}
     limits = {"max_pixels": args.max_pixels} if args.max_pixels is not None else {}  # run.json: for the report
 
@@ -94,8 +97,8 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
         ds = data.from_manifest(p, **man_cols, **read_as_is, **named, **common)
         return ds, {"kind": "manifest", "source": str(p.resolve()), **used(p), **limits}
     if p.suffix.lower() == ".npz":
-        return (data.from_npz(p, split=args.split, **named),
-                {"kind": "npz", "source": str(p.resolve()), "split": args.split})
+        split = args.split or "train"
+        return data.from_npz(p, split=split, **named), {"kind": "npz", "source": str(p.resolve()), "split": split}
     raise SystemExit(f"error: cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
 
 
@@ -110,6 +113,12 @@ def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, 
     if origin.get("kind") != "manifest":
         raise SystemExit("error: --truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
     id_col = origin.get("id_column") or origin["path_column"]
+    from labeltrace.data.manifest import manifest_columns
+
+    names = manifest_columns(Path(origin["source"]))
+    if args.truth_column not in names:
+        raise SystemExit(f"error: --truth-column {args.truth_column!r} is not a column of {origin['source']}; "
+                         f"its columns are {names}")  # fmt: skip
     table = read_columns(Path(origin["source"]), list(dict.fromkeys([id_col, args.truth_column])))
     try:
         truth, _ = parse_labels(table[args.truth_column], ds.classes, row_name=lambda k: f"row {k + 1}")
@@ -320,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read manifest labels and ids such as NA, None, null or - as they are (a class named "
                         "'none'); by default they are missing values and refused, and only empty cells are so "
                         "with this flag")
-    s.add_argument("--split", default="train", help="split of a MedMNIST-style .npz (default train)")
+    s.add_argument("--split", help="split of a MedMNIST-style .npz (default train); a .npz only")
     s.add_argument("--csv", action="store_true", help="also write samples.csv")
     s.add_argument("--top", type=int, default=10, help="suspects shown in the summary (default 10)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or log lines")

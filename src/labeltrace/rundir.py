@@ -167,7 +167,13 @@ class Run:
 
     def recording(self) -> Recording:
         """Everything the scan recorded (runs, auxiliary masks, folds, embedding)."""
-        return recording_dir(self.path).load()
+        rec = recording_dir(self.path)
+        if not rec.path.exists() and self.num_runs == 0:  # e.g. cl / cleanlab: cross-validated probabilities only
+            raise ValueError(f"{self.path} holds no recording of training dynamics: its detector "
+                             f"{self.meta.get('detector', {}).get('name', '?')!r} keeps only cross-validated "
+                             "probabilities; the queue, `labeltrace score` and live re-ranking read a recording "
+                             "(scan with --detector crossfit, the default, or an in-sample detector)")  # fmt: skip
+        return rec.load()
 
     def dynamics(self, run_index: int = 0) -> Dynamics:
         """The recorded dynamics of training run ``run_index``."""

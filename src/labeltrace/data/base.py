@@ -391,8 +391,15 @@ def check_class_counts(ds: ImageDataset, *, min_count: int = 2) -> None:
         )
     small = np.flatnonzero(counts < min_count)
     if small.size:
+        labels = np.asarray(ds.labels)
+
+        def which(k: int) -> str:
+            found = [ds.sources[i] for i in np.flatnonzero(labels == k)[:3]]
+            return f"{ds.classes[k]!r} ({counts[k]}{': ' + ', '.join(found) if found else ''})"
+
         raise DataError(
-            f"classes with fewer than {min_count} samples: "
-            f"{listing(f'{ds.classes[k]!r} ({counts[k]})' for k in small)}"
+            f"classes with fewer than {min_count} samples: {listing(which(int(k)) for k in small)}; a class needs "
+            f"{min_count} samples to be compared with its peers: add some, merge it into another class, or leave "
+            "it out (its files, or its name in the class list)"
         )
 

@@ -234,7 +234,7 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
         page.keyboard.press("2")
         expect(page.locator("#status")).to_have_text(re.compile("still being saved"))
         expect(page.locator("#status")).to_have_text(
-            re.compile(r"saved: .* pressed while it was saving was NOT saved; press it again for sample \d+"),
+            re.compile(r"saved: .* a key pressed meanwhile was NOT saved; press it again for sample \d+, shown now"),
             timeout=10000)  # fmt: skip
         assert len(_rows(rd)) == 1
         expect(page.locator("#position")).to_have_text("2 / 12")  # moved on, as after any decision
@@ -255,7 +255,9 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
         page.keyboard.press("1")
         expect(page.locator("#status")).to_have_text(re.compile("^saved"))
         page.keyboard.press("2")  # while the next item loads: the first sample is still shown
+        expect(page.locator("#status")).to_have_text(re.compile("is decided and the next one is loading"))
         expect(page.locator("#position")).to_have_text("2 / 12", timeout=10000)
+        expect(page.locator("#status")).to_have_text(re.compile("press it again for sample"))
         rows = _rows(rd2)
         assert len(rows) == 1 and rows[0][2] == SHAPES[0]  # the decision saved first stays
         page.close()

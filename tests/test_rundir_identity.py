@@ -330,3 +330,36 @@ def test_reading_names_a_damaged_file_but_not_an_out_of_memory_error(tmp_path: P
     with pytest.raises(torch.OutOfMemoryError):
         with reading(tmp_path / "x.pt"):
             raise torch.OutOfMemoryError("CUDA out of memory")
+
+
+def test_a_refused_scan_leaves_the_folder_of_the_scan_that_holds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second scan that was refused removed the (still empty) folder the first had just made and
+    held, when it had looked before the first made it."""
+    out = tmp_path / "R"
+    with rundir.writing(out):
+        monkeypatch.setattr(Path, "exists", lambda self: False if self == out else Path.is_dir(self) or Path.is_file(self))
+        with pytest.raises(rundir.RunDirConflict), rundir.writing(out):
+            pass
+        monkeypatch.undo()
+        assert out.is_dir()
+
+
+def test_force_clears_every_half_written_file_and_sets_none_aside(tmp_path: Path) -> None:
+    out = tmp_path / "R"
+    assert rundir.claim(out, {"a": 1}) == "new"
+    (out / rundir.RUN_JSON).write_text("{}")
+    stale = [out / f"{rundir.QUEUE}.ab12.tmp", out / f"{rundir.REVIEW_CONTEXT}.aa.tmp"]
+    for f in stale:
+        f.write_bytes(b"half")
+    export = out / "labels_cleaned.csv.x9.tmp"  # not the scan's: left, and not set aside as review work
+    export.write_bytes(b"half")
+    assert rundir.claim(out, {"a": 2}, force=True) == "new"
+    assert not any(f.exists() for f in stale) and export.exists() and not list(out.glob("*.replaced-*"))
+
+
+def test_reading_passes_a_cpu_allocation_failure_through(tmp_path: Path) -> None:
+    from labeltrace._io import reading
+
+    with pytest.raises(RuntimeError, match="can't allocate memory"):
+        with reading(tmp_path / "x.pt"):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory")

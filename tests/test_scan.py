@@ -198,6 +198,8 @@ def test_cli_manifest_with_truth_column_and_single_run(tmp_path, capsys):
     with pytest.raises(SystemExit, match="--split picks a split of a .npz file"):
         main(["scan", str(tmp_path / "m.csv"), "--split", "val", "--out", str(tmp_path / "r4"), "--quiet"])
     assert not (tmp_path / "r4").exists()
+    with pytest.raises(SystemExit, match="--split picks a split of a .npz file"):
+        main(["scan", "--example", "digits", "--split", "test", "--out", str(tmp_path / "r5"), "--quiet"])
 
 
 def test_default_scan_is_cross_fitted_and_held_out(tmp_path, capsys):

@@ -58,13 +58,13 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
             raise SystemExit("error: --classes names the classes of a manifest or an .npz; a folder's classes are its "
                              "sub-folders")
 
+    if getattr(args, "split", None) is not None and (args.labels or Path(args.data or "").suffix.lower() != ".npz"):
+        raise SystemExit("error: --split picks a split of a .npz file; DATA here is a folder, a manifest or "
+                         "an example, read whole (give the split's own folder or manifest instead)")  # fmt: skip
     if args.example:
         if args.data or args.labels:
             raise SystemExit("error: give either DATA/--labels or --example, not both")
         return data.example(args.example), {"kind": "example", "source": args.example}
-    if getattr(args, "split", None) is not None and (args.labels or Path(args.data or "").suffix.lower() != ".npz"):
-        raise SystemExit("error: --split picks a split of a .npz file; DATA here is a folder or a manifest, read "
-                         "whole (give the split's own folder or manifest instead)")  # fmt: skip
     common = {"on_bad_image": args.on_bad_image, "allow_roots": args.allow_root, "max_pixels": args.max_pixels}
     limits = {"max_pixels": args.max_pixels} if args.max_pixels is not None else {}  # run.json: for the report
 

@@ -104,8 +104,11 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         target = path / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     stamp = time.strftime("%Y%m%dT%H%M%S")
+    for name in OWNED:  # replaced: a killed queue's, review's or export's half-written files go with it
+        for tmp in path.glob(f"{glob_escape(name)}.*.tmp"):
+            tmp.unlink(missing_ok=True)
     for kept in [path / REVIEWS_DB, *sorted(path.glob(f"{CLEANED}.*"))]:  # the review's work: set aside
-        if kept.is_file() and ".replaced-" not in kept.name:
+        if kept.is_file() and ".replaced-" not in kept.name and not kept.name.endswith(".tmp"):
             aside = kept.with_name(f"{kept.name}.replaced-{stamp}")
             kept.rename(aside)
             if log is not None:
@@ -127,10 +130,10 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
     path = Path(run_dir)
     made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    try:
-        fd: int | None = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows, where a folder does not open so: unlocked
-        fd = None
+    fd: int | None = None
+    if os.name != "nt":  # Windows opens no folder so: unlocked there
+        fd = os.open(path, os.O_RDONLY)
+    held = False  # this call holds the folder (locked, or no lock to be had): it may remove what it made
     try:
         try:
             import fcntl
@@ -142,9 +145,10 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
                                  "choose another --out") from None  # fmt: skip
         except (ImportError, OSError):  # not POSIX, or e.g. ENOLCK on a network file system: unlocked
             pass
+        held = True
         yield made
     finally:
-        if made and path.is_dir() and not any(path.iterdir()):  # before the lock goes: no other scan's folder
+        if held and made and path.is_dir() and not any(path.iterdir()):  # before the lock goes
             path.rmdir()
         if fd is not None:
             os.close(fd)

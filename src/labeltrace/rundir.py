@@ -168,11 +168,13 @@ class Run:
     def recording(self) -> Recording:
         """Everything the scan recorded (runs, auxiliary masks, folds, embedding)."""
         rec = recording_dir(self.path)
-        if not rec.path.exists() and self.num_runs == 0:  # e.g. cl / cleanlab: cross-validated probabilities only
+        if not rec.path.exists() and self.num_runs == 0:  # cl / cleanlab, or the kNN vote on frozen features
+            kept = ("keeps only cross-validated probabilities" if (self.path / CV_PROBS).exists()
+                    or self.meta.get("protocol", {}).get("kind") == "k-fold" else "trained no network")  # fmt: skip
             raise ValueError(f"{self.path} holds no recording of training dynamics: its detector "
-                             f"{self.meta.get('detector', {}).get('name', '?')!r} keeps only cross-validated "
-                             "probabilities; the queue, `labeltrace score` and live re-ranking read a recording "
-                             "(scan with --detector crossfit, the default, or an in-sample detector)")  # fmt: skip
+                             f"{self.meta.get('detector', {}).get('name', '?')!r} {kept}; the queue, `labeltrace "
+                             "score` and live re-ranking read a recording (scan with --detector crossfit, the "
+                             "default, or an in-sample detector)")  # fmt: skip
         return rec.load()
 
     def dynamics(self, run_index: int = 0) -> Dynamics:

@@ -397,8 +397,10 @@ def check_class_counts(ds: ImageDataset, *, min_count: int = 2) -> None:
             found = [ds.sources[i] for i in np.flatnonzero(labels == k)[:3]]
             return f"{ds.classes[k]!r} ({counts[k]}{': ' + ', '.join(found) if found else ''})"
 
+        more = f" (and {small.size - 10} more)" if small.size > 10 else ""  # which() only for those shown
         raise DataError(
-            f"classes with fewer than {min_count} samples: {listing(which(int(k)) for k in small)}; a class needs "
+            f"classes with fewer than {min_count} samples: {', '.join(which(int(k)) for k in small[:10])}{more}; "
+            f"a class needs "
             f"{min_count} samples to be compared with its peers: add some, merge it into another class, or leave "
             "it out (its files, or its name in the class list)"
         )

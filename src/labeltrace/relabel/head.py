@@ -51,7 +51,7 @@ def standardize(features: np.ndarray) -> np.ndarray:
     step = max(1, _BLOCK // x.shape[0])  # a block of columns in float64 at a time, not all of them
     finite = np.ones(x.shape[0], dtype=bool)
     for a in range(0, x.shape[1], step):
-        finite &= np.isfinite(x[:, a : a + step]).all(axis=1)
+        finite &= np.isfinite(np.asarray(x[:, a : a + step], dtype=np.float64)).all(axis=1)
     bad = np.flatnonzero(~finite)
     if bad.size:
         raise ValueError(f"features have NaN or infinite values at {describe_ids(bad)}")

@@ -7,8 +7,9 @@
   let total = 0;
   let want = 0; // position asked for last (moves at once, so fast key presses add up)
   let item = null;
-  let busy = false;
-  let dropped = false; // a decision key pressed while the previous decision was saving
+  let busy = false; // a decision is being sent
+  let pendingId = null; // the sample just saved, while the page moves on from it
+  let dropped = false; // a decision key pressed meanwhile, and not saved
   let loadSeq = 0;
   let agree = 1; // agreeing reviews the rule asks for
   let named = false; // one vote cannot settle a sample (agree above 1, or the given label counts): every decision needs a name
@@ -258,28 +259,34 @@
     }
   }
 
+  // true when the item at p is shown (or a later navigation superseded it), false when it failed
   async function load(p) {
-    if (p < 0 || p >= total) return;
+    if (p < 0 || p >= total) return false;
     want = p;
     const mine = ++loadSeq;
     try {
       const it = await api(withWho(`/api/item/${p}`));
-      if (mine !== loadSeq) return;
+      if (mine !== loadSeq) return true;
       item = it;
       render();
       loadContext(it.id);
       if (p + 1 < total) api(`/api/item/${p + 1}?peek=true`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
+      return true;
     } catch (e) {
       setStatus(`could not load item: ${e.message}`, "error");
+      return false;
     }
   }
 
   async function decide(kind, label) {
     if (!item) return;
-    if (busy) {
+    // a key while a decision is sent, or while the sample just saved is still shown (the page is
+    // moving on): never a second decision on that sample by accident
+    if (busy || (pendingId !== null && item.id === pendingId)) {
       dropped = true;
-      setStatus("NOT saved: the previous decision is still being saved — press the key again once it " +
-        "reads saved", "error");
+      setStatus(busy ? "NOT saved: the previous decision is still being saved — press the key again once it reads saved"
+        : `NOT saved: sample ${pendingId} is decided and the next one is loading — press the key again once it shows`,
+      "error");
       return;
     }
     if (named && !who()) {
@@ -309,10 +316,12 @@
       setStatus(`NOT saved: ${e.message}`, "error");
       return;
     }
-    // stored: from here on, a failure of the page is never reported as a decision not saved; the
-    // page stays busy until it has moved on, so a quick second key never lands on this sample again
+    // stored: from here on, a failure of the page is never reported as a decision not saved
+    busy = false;
+    pendingId = id;
     const saved = `saved: ${describe(r.decision)} for sample ${id}`;
     setStatus(saved, "saved");
+    let moved = true;
     try {
       showProgress(r);
       if (item && item.id === id) {
@@ -323,16 +332,19 @@
       // move on only if the reviewer is still on the decided item (no navigation meanwhile),
       // to the next item this reviewer has not decided (the server knows the live order)
       const next = typeof r.next === "number" ? r.next : want + 1;
-      if (item && item.id === id && want === item.position && next < total) await load(next);
+      if (item && item.id === id && want === item.position && next < total) moved = await load(next);
     } catch (e) {
       setStatus(`${saved}, but the page could not show it: ${e.message}; reload the page`, "error");
-      dropped = false;
+      moved = false;
     } finally {
-      busy = false;
+      if (pendingId === id) pendingId = null;
     }
-    if (dropped) {
-      setStatus(`${saved} — a key pressed while it was saving was NOT saved; press it again for ` +
-        (item ? `sample ${item.id}, shown now` : "the sample shown now"), "error");
+    if (dropped && moved) {
+      setStatus(`${saved} — a key pressed meanwhile was NOT saved` + (item && item.id !== id
+        ? `; press it again for sample ${item.id}, shown now` : ""), "error");
+    } else if (dropped) {
+      setStatus(`${saved}; a key pressed meanwhile was NOT saved, and the next sample could not be shown ` +
+        "(reload the page)", "error");
     }
   }
 

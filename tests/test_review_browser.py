@@ -255,9 +255,27 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
         page.keyboard.press("1")
         expect(page.locator("#status")).to_have_text(re.compile("^saved"))
         page.keyboard.press("2")  # while the next item loads: the first sample is still shown
-        expect(page.locator("#status")).to_have_text(re.compile("is decided and the next one is loading"))
+        expect(page.locator("#status")).to_have_text(re.compile("is decided and the page is moving on"))
         expect(page.locator("#position")).to_have_text("2 / 12", timeout=10000)
         expect(page.locator("#status")).to_have_text(re.compile("press it again for sample"))
         rows = _rows(rd2)
         assert len(rows) == 1 and rows[0][2] == SHAPES[0]  # the decision saved first stays
+        page.close()
+
+
+def test_holding_a_decision_key_decides_one_sample(tmp_path: Path, browser: object) -> None:
+    """A held key repeated its keydown: each repeat decided the next sample shown."""
+    rd = make_run(tmp_path, n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=6)
+    for base in serve(create_app(rd, token=TOKEN)):
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(f"{base}/?token={TOKEN}&reviewer=alice")
+        expect(page.locator("#position")).to_have_text("1 / 12")
+        page.keyboard.down("1")
+        for _ in range(8):  # what the OS sends for a held key
+            page.dispatch_event("body", "keydown", {"key": "1", "repeat": True})
+            time.sleep(0.1)
+        page.keyboard.up("1")
+        expect(page.locator("#position")).to_have_text("2 / 12")
+        time.sleep(0.5)
+        assert len(_rows(rd)) == 1
         page.close()

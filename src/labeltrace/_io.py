@@ -75,7 +75,7 @@ def reading(path: str | os.PathLike[str], hint: str = "") -> Iterator[None]:
         yield
     except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError, UnicodeDecodeError) as exc:
         if type(exc).__name__ == "OutOfMemoryError" or any(
-            w in str(exc).lower() for w in ("out of memory", "can't allocate memory")
+            w in str(exc).lower() for w in ("out of memory", "can't allocate memory", "not enough memory")
         ):  # torch's (CUDA's or the CPU allocator's): the file is fine, the memory is full
             raise
         raise ValueError(f"{path}: unreadable, damaged or cut short ({type(exc).__name__}: {exc}){hint}") from exc

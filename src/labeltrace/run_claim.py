@@ -132,7 +132,10 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
     path.mkdir(parents=True, exist_ok=True)
     fd: int | None = None
     if os.name != "nt":  # Windows opens no folder so: unlocked there
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except PermissionError:  # a folder we may write but not read: unlocked
+            fd = None
     held = False  # this call holds the folder (locked, or no lock to be had): it may remove what it made
     try:
         try:

@@ -259,8 +259,9 @@
     }
   }
 
-  // true when the item at p is shown (or a later navigation superseded it), false when it failed
-  async function load(p) {
+  // true when the item at p is shown (or a later navigation superseded it), false when it failed;
+  // `moving`: the page moving on after a save (any other item shown ends the refusal of keys)
+  async function load(p, moving = false) {
     if (p < 0 || p >= total) return false;
     want = p;
     const mine = ++loadSeq;
@@ -268,11 +269,13 @@
       const it = await api(withWho(`/api/item/${p}`));
       if (mine !== loadSeq) return true;
       item = it;
+      if (!moving || it.id !== pendingId) pendingId = null;
       render();
       loadContext(it.id);
       if (p + 1 < total) api(`/api/item/${p + 1}?peek=true`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
       return true;
     } catch (e) {
+      if (mine === loadSeq) pendingId = null; // the sample shown stays, with the error: keys are for it
       setStatus(`could not load item: ${e.message}`, "error");
       return false;
     }
@@ -285,7 +288,8 @@
     if (busy || (pendingId !== null && item.id === pendingId)) {
       dropped = true;
       setStatus(busy ? "NOT saved: the previous decision is still being saved — press the key again once it reads saved"
-        : `NOT saved: sample ${pendingId} is decided and the next one is loading — press the key again once it shows`,
+        : `NOT saved: sample ${pendingId} is decided and the page is moving on — press the key again once ` +
+          "another sample shows",
       "error");
       return;
     }
@@ -318,7 +322,6 @@
     }
     // stored: from here on, a failure of the page is never reported as a decision not saved
     busy = false;
-    pendingId = id;
     const saved = `saved: ${describe(r.decision)} for sample ${id}`;
     setStatus(saved, "saved");
     let moved = true;
@@ -332,14 +335,18 @@
       // move on only if the reviewer is still on the decided item (no navigation meanwhile),
       // to the next item this reviewer has not decided (the server knows the live order)
       const next = typeof r.next === "number" ? r.next : want + 1;
-      if (item && item.id === id && want === item.position && next < total) moved = await load(next);
+      if (item && item.id === id && want === item.position && next < total) {
+        pendingId = id; // until another item shows: a key now would decide this sample again
+        moved = await load(next, true);
+      }
     } catch (e) {
+      pendingId = null;
       setStatus(`${saved}, but the page could not show it: ${e.message}; reload the page`, "error");
-      moved = false;
-    } finally {
-      if (pendingId === id) pendingId = null;
+      return;
     }
-    if (dropped && moved) {
+    if (!moved && !dropped) {
+      setStatus(`${saved}; the next sample could not be shown — reload the page`, "error");
+    } else if (dropped && moved) {
       setStatus(`${saved} — a key pressed meanwhile was NOT saved` + (item && item.id !== id
         ? `; press it again for sample ${item.id}, shown now` : ""), "error");
     } else if (dropped) {
@@ -350,6 +357,7 @@
 
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.repeat && !ev.key.startsWith("Arrow")) return; // a held key decides one sample, not a run of them
     if (ev.target && (ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA")) {
       if (ev.key === "Escape" || ev.key === "Enter") ev.target.blur();
       return;

@@ -73,6 +73,14 @@ def _image_loaded(page: object) -> None:
         time.sleep(0.05)
 
 
+def _opened(browser: object, base: str) -> object:
+    """A page on the first of 12 queue items, reviewer alice."""
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(f"{base}/?token={TOKEN}&reviewer=alice")
+    expect(page.locator("#position")).to_have_text("1 / 12")
+    return page
+
+
 def _saved(page: object, n_rows: int, run_dir: Path) -> None:
     page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
     assert len(_rows(run_dir)) == n_rows  # "saved" shows only after the row is committed
@@ -226,9 +234,7 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
 
     monkeypatch.setattr(ReviewStore, "add", add)
     for base in serve(create_app(rd, token=TOKEN)):
-        page = browser.new_page()  # type: ignore[attr-defined]
-        page.goto(f"{base}/?token={TOKEN}&reviewer=alice")
-        expect(page.locator("#position")).to_have_text("1 / 12")
+        page = _opened(browser, base)
         page.keyboard.press("1")
         expect(page.locator("#status")).to_have_text(re.compile("saving"))
         page.keyboard.press("2")
@@ -249,9 +255,7 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
     monkeypatch.setattr(ReviewState, "item", item)
     rd2 = make_run(tmp_path / "two", n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=5)
     for base in serve(create_app(rd2, token=TOKEN)):
-        page = browser.new_page()  # type: ignore[attr-defined]
-        page.goto(f"{base}/?token={TOKEN}&reviewer=alice")
-        expect(page.locator("#position")).to_have_text("1 / 12")
+        page = _opened(browser, base)
         page.keyboard.press("1")
         expect(page.locator("#status")).to_have_text(re.compile("^saved"))
         page.keyboard.press("2")  # while the next item loads: the first sample is still shown
@@ -267,9 +271,7 @@ def test_holding_a_decision_key_decides_one_sample(tmp_path: Path, browser: obje
     """A held key repeated its keydown: each repeat decided the next sample shown."""
     rd = make_run(tmp_path, n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=6)
     for base in serve(create_app(rd, token=TOKEN)):
-        page = browser.new_page()  # type: ignore[attr-defined]
-        page.goto(f"{base}/?token={TOKEN}&reviewer=alice")
-        expect(page.locator("#position")).to_have_text("1 / 12")
+        page = _opened(browser, base)
         page.keyboard.down("1")
         for _ in range(8):  # what the OS sends for a held key
             page.dispatch_event("body", "keydown", {"key": "1", "repeat": True})

@@ -104,28 +104,12 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
 
 def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, ANN202
     """Known true labels from a manifest column (names or ids), aligned with the dataset's samples."""
-    import numpy as np
-
-    from labeltrace.data import parse_labels
-    from labeltrace.data.adapters import read_columns
-    from labeltrace.data.manifest import row_ids
+    from labeltrace.data.manifest import truth_column
 
     if origin.get("kind") != "manifest":
         raise SystemExit("error: --truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
-    id_col = origin.get("id_column") or origin["path_column"]
-    from labeltrace.data.manifest import manifest_columns
-
-    names = manifest_columns(Path(origin["source"]))
-    if args.truth_column not in names:
-        raise SystemExit(f"error: --truth-column {args.truth_column!r} is not a column of {origin['source']}; "
-                         f"its columns are {names}")  # fmt: skip
-    table = read_columns(Path(origin["source"]), list(dict.fromkeys([id_col, args.truth_column])))
-    try:
-        truth, _ = parse_labels(table[args.truth_column], ds.classes, row_name=lambda k: f"row {k + 1}")
-    except ValueError as e:  # name the column and the file, as the label column's errors do
-        raise ValueError(f"{origin['source']}: --truth-column {args.truth_column!r}: {e}") from None
-    pos = {v: i for i, v in enumerate(row_ids(table[id_col], paths=not origin.get("id_column")))}
-    return np.array([truth[pos[i]] for i in ds.ids], dtype=np.int64)
+    return truth_column(Path(origin["source"]), args.truth_column, ds,
+                        id_column=origin.get("id_column"), path_column=origin["path_column"])  # fmt: skip
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:

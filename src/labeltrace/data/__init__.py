@@ -25,7 +25,6 @@ from labeltrace.data.base import (
     FileSource,
     ImageDataset,
     ImageSource,
-    check_class_counts,
 )
 from labeltrace.data.decode import (
     array_to_float,
@@ -37,6 +36,7 @@ from labeltrace.data.decode import (
 )
 from labeltrace.data.errors import DataError, DataWarning, MissingDependencyError
 from labeltrace.data.examples import available_examples, example
+from labeltrace.data.validate import check_class_counts
 
 _LOADER_NAMES = ("Augment", "TensorLoader", "augment_batch", "channel_stats")
 

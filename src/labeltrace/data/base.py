@@ -27,7 +27,6 @@ __all__ = [
     "FileSource",
     "ImageDataset",
     "ImageSource",
-    "check_class_counts",
     "stratified_subset",
 ]
 
@@ -369,39 +368,3 @@ class ImageDataset:
             tuple(self.ids[i] for i in idx), self.source.take(idx), self.root, self.skipped,
             None if self.shapes is None else self.shapes[idx], self.allowed_roots,
         )
-
-
-def check_class_counts(ds: ImageDataset, *, min_count: int = 2) -> None:
-    """Raise :class:`DataError` naming every class with fewer than ``min_count`` samples.
-
-    A class with one sample (or none) has no peers to be compared with, so its labels cannot
-    be checked; adapters call this on every dataset they build. A dataset whose samples all
-    carry one class is refused first, in those words.
-    """
-    counts = ds.class_counts()
-    present = np.flatnonzero(counts > 0)
-    if present.size == 1:
-        k = int(present[0])
-        empty = np.flatnonzero(counts == 0)
-        also = (f"; classes without samples: {listing(f'{ds.classes[j]!r} (0)' for j in empty)}"
-                if empty.size else "")  # fmt: skip
-        raise DataError(
-            f"only one class found: {ds.classes[k]!r} ({counts[k]} sample{'s' if counts[k] != 1 else ''}); "
-            f"a dataset needs at least two classes{also}"
-        )
-    small = np.flatnonzero(counts < min_count)
-    if small.size:
-        labels = np.asarray(ds.labels)
-
-        def which(k: int) -> str:
-            found = [ds.sources[i] for i in np.flatnonzero(labels == k)[:3]]
-            return f"{ds.classes[k]!r} ({counts[k]}{': ' + ', '.join(found) if found else ''})"
-
-        more = f" (and {small.size - 10} more)" if small.size > 10 else ""  # which() only for those shown
-        raise DataError(
-            f"classes with fewer than {min_count} samples: {', '.join(which(int(k)) for k in small[:10])}{more}; "
-            f"a class needs "
-            f"{min_count} samples to be compared with its peers: add some, merge it into another class, or leave "
-            "it out (its files, or its name in the class list)"
-        )
-

@@ -7,6 +7,8 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from labeltrace._checks import id_list, listing
 from labeltrace.data.base import ImageDataset, _duplicates
 from labeltrace.data.decode import pixel_limit
@@ -25,7 +27,8 @@ from labeltrace.data.validate import (
     resolve_roots,
 )
 
-__all__ = ["from_manifest", "manifest_columns", "manifest_id_column", "read_classes_file", "read_columns", "row_ids"]
+__all__ = ["from_manifest", "manifest_columns", "manifest_id_column", "read_classes_file", "read_columns", "row_ids",
+           "truth_column"]
 
 T = TypeVar("T")
 
@@ -224,3 +227,20 @@ def from_manifest(
         where=f" ({path}; relative paths start at {root})",
         allowed_roots=roots,
     )
+
+
+def truth_column(path: Path, column: str, ds: ImageDataset, *, id_column: str | None,
+                 path_column: str) -> np.ndarray:  # fmt: skip
+    """(N,) int64 known true labels of ``ds``'s samples from the manifest ``path``'s ``column``
+    (class names or ids, as the label column is read), matched by ``id_column`` (else the path)."""
+    names = manifest_columns(path)
+    if column not in names:
+        raise DataError(f"--truth-column {column!r} is not a column of {path}; its columns are {names}")
+    key = id_column or path_column
+    table = read_columns(path, list(dict.fromkeys([key, column])))
+    try:
+        truth, _ = parse_labels(table[column], ds.classes, row_name=lambda k: f"row {k + 1}")
+    except ValueError as e:  # name the column and the file, as the label column's errors do
+        raise DataError(f"{path}: --truth-column {column!r}: {e}") from None
+    pos = {v: i for i, v in enumerate(row_ids(table[key], paths=not id_column))}
+    return np.array([truth[pos[i]] for i in ds.ids], dtype=np.int64)

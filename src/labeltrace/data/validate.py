@@ -14,12 +14,13 @@ from typing import Any, Literal
 import numpy as np
 
 from labeltrace._checks import listing
-from labeltrace.data.base import ImageDataset, _duplicates, check_class_counts
+from labeltrace.data.base import ImageDataset, _duplicates
 from labeltrace.data.errors import DataError, DataWarning
 from labeltrace.data.sources import ImageSource, parallel_map
 
 __all__ = [
     "MISSING_VALUES",
+    "check_class_counts",
     "distinct_files",
     "finalize",
     "id_texts",
@@ -354,3 +355,38 @@ def marker_set(values: Any = MISSING_VALUES) -> set[str]:
 def is_missing(v: Any, markers: set[str]) -> bool:
     """Empty, null, NaN, or (case-insensitively, stripped) one of ``markers``."""
     return is_empty(v) or (isinstance(v, str) and v.strip().lower() in markers)
+
+
+def check_class_counts(ds: ImageDataset, *, min_count: int = 2) -> None:
+    """Raise :class:`DataError` naming every class with fewer than ``min_count`` samples.
+
+    A class with one sample (or none) has no peers to be compared with, so its labels cannot
+    be checked; adapters call this on every dataset they build. A dataset whose samples all
+    carry one class is refused first, in those words.
+    """
+    counts = ds.class_counts()
+    present = np.flatnonzero(counts > 0)
+    if present.size == 1:
+        k = int(present[0])
+        empty = np.flatnonzero(counts == 0)
+        also = (f"; classes without samples: {listing(f'{ds.classes[j]!r} (0)' for j in empty)}"
+                if empty.size else "")  # fmt: skip
+        raise DataError(
+            f"only one class found: {ds.classes[k]!r} ({counts[k]} sample{'s' if counts[k] != 1 else ''}); "
+            f"a dataset needs at least two classes{also}"
+        )
+    small = np.flatnonzero(counts < min_count)
+    if small.size:
+        labels = np.asarray(ds.labels)
+
+        def which(k: int) -> str:
+            found = [ds.sources[i] for i in np.flatnonzero(labels == k)[:3]]
+            return f"{ds.classes[k]!r} ({counts[k]}{': ' + ', '.join(found) if found else ''})"
+
+        more = f" (and {small.size - 10} more)" if small.size > 10 else ""  # which() only for those shown
+        raise DataError(
+            f"classes with fewer than {min_count} samples: {', '.join(which(int(k)) for k in small[:10])}{more}; "
+            f"a class needs "
+            f"{min_count} samples to be compared with its peers: add some, merge it into another class, or leave "
+            "it out (its files, or its name in the class list)"
+        )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -152,7 +153,8 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
         yield made
     finally:
         if held and made and path.is_dir() and not any(path.iterdir()):  # before the lock goes
-            path.rmdir()
+            with contextlib.suppress(OSError):  # never in place of the scan's own error
+                path.rmdir()
         if fd is not None:
             os.close(fd)
 

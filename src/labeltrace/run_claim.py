@@ -79,9 +79,7 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
 
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
-    for name in _SCAN_WRITES:  # a killed scan's half-written files (atomic_write's temporaries); not
-        for tmp in path.glob(f"{glob_escape(name)}.*.tmp"):  # those of a queue or review writing now
-            tmp.unlink(missing_ok=True)
+    _remove_temporaries(path, _SCAN_WRITES)  # a killed scan's; not those of a queue or review writing now
     fp_path = path / FINGERPRINT
     fp = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
     held = [name for name in OWNED if (path / name).exists()]
@@ -105,9 +103,7 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         target = path / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    for name in OWNED:  # replaced: a killed queue's, review's or export's half-written files go with it
-        for tmp in path.glob(f"{glob_escape(name)}.*.tmp"):
-            tmp.unlink(missing_ok=True)
+    _remove_temporaries(path, OWNED)  # replaced: a killed queue's, review's or export's go with it
     for kept in [path / REVIEWS_DB, *sorted(path.glob(f"{CLEANED}.*"))]:  # the review's work: set aside
         if kept.is_file() and ".replaced-" not in kept.name and not kept.name.endswith(".tmp"):
             aside = kept.with_name(f"{kept.name}.replaced-{stamp}")
@@ -119,6 +115,14 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         log(f"--force: replaced {why} in {path}")
     atomic_write_json(fp_path, fp)
     return "new"
+
+
+def _remove_temporaries(path: Path, names: tuple[str, ...]) -> None:
+    """Remove the half-written files ``atomic_write`` leaves beside ``names`` (``<name>.<random>.tmp``)
+    when its process is killed."""
+    for name in names:
+        for tmp in path.glob(f"{glob_escape(name)}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -12,8 +12,9 @@ One pure ASGI middleware, :class:`Guard`, runs before routing and before any bod
    from the page itself: ``Sec-Fetch-Site``, when sent, must be ``same-origin`` (or ``none``),
    and ``Origin``, when sent, must name the scheme-less ``Host`` the request was addressed to;
    otherwise 403, token or not. The same holds for every request to ``/api/`` (reading an item
-   marks it shown); the page itself may be opened from a link on another site. Clients that send neither (curl, scripts) are not browsers and cannot be driven
-   by another site. Behind a reverse proxy, forward the ``Host`` header.
+   marks it shown); the page itself may be opened from a link on another site. Clients that send
+   neither (curl, scripts) are not browsers and cannot be driven by another site. Behind a
+   reverse proxy, forward the ``Host`` header.
 4. **Content type** — state-changing requests must be ``application/json`` (415), so no HTML
    form can submit one.
 5. **Body size** — at most :data:`MAX_BODY_BYTES`: a larger ``Content-Length`` is refused at

@@ -11,7 +11,6 @@
   let pendingId = null; // the sample just saved, while the page moves on from it
   let dropped = false; // a decision key pressed meanwhile, and not saved
   let loadSeq = 0;
-  let agree = 1; // agreeing reviews the rule asks for
   let named = false; // one vote cannot settle a sample (agree above 1, or the given label counts): every decision needs a name
 
   async function api(path, opts = {}) {
@@ -54,8 +53,7 @@
   function showProgress(p) {
     total = p.total;
     if (p.rule) {
-      agree = p.rule.agree;
-      named = p.rule.names ?? agree > 1;
+      named = Boolean(p.rule.names);
       $("reviewer").required = named;
       if (named) $("reviewer").placeholder = "your name (required)";
     }

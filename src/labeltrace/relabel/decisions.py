@@ -42,17 +42,15 @@ from labeltrace.relabel.arrays import decision_arrays
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.reviewers import (
     ReviewerNames,
-    hidden_character,
     name_key,
-    same_name,
-    spelling,
+    name_problem,
+    stored_spelling,
 )
 
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
 KINDS: tuple[str, ...] = ("label", "unsure", "skip")
 Kind = Literal["label", "unsure", "skip"]
-MAX_REVIEWER = 100
 
 
 def now_iso() -> str:
@@ -207,32 +205,20 @@ class ReviewStore:
         if not isinstance(reviewer, str):
             raise ValueError(f"sample {i}: reviewer name must be a string")
         known = self._known() if known is None else known
-        who = self.stored_spelling(reviewer, known)
-        if len(who) > MAX_REVIEWER:
-            raise ValueError(f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters")
-        hidden = hidden_character(who)
-        if hidden is not None:
-            raise ValueError(f"sample {i}: {hidden}")
-        stored = self.case_twin(who, known)
-        if stored is not None:
-            raise ValueError(f"sample {i}: reviewer {who!r} differs only in letter case from {stored!r}, who has "
-                             f"decisions stored; use that spelling (one person is one vote)")  # fmt: skip
+        problem = name_problem(reviewer, known)
+        if problem is not None:
+            raise ValueError(f"sample {i}: {problem}")
+        who = stored_spelling(reviewer, known)
         return i, kind, decision, who
 
-    def stored_spelling(self, reviewer: str, known: dict[str, list[str]] | None = None) -> str:
-        """``reviewer`` (whitespace collapsed) as the store spells it: a stored name written in the
-        other Unicode form (composed / decomposed accents) is that stored name, else as given."""
-        who = spelling(reviewer)
-        known = self._known() if known is None else known
-        return next((s for s in known.get(name_key(who), []) if same_name(s, who)), who)
+    def stored_spelling(self, reviewer: str) -> str:
+        """``reviewer`` as this store spells it (:func:`~labeltrace.relabel.reviewers.stored_spelling`)."""
+        return stored_spelling(reviewer, self._known())
 
-    def case_twin(self, reviewer: str, known: dict[str, list[str]] | None = None) -> str | None:
-        """The stored reviewer name that differs from ``reviewer`` only in letter case (the first
-        stored), or None: none, or ``reviewer`` itself is stored (in either Unicode form)."""
-        known = self._known() if known is None else known
-        who = self.stored_spelling(reviewer, known)
-        spellings = known.get(name_key(who), [])
-        return None if not spellings or who in spellings else spellings[0]
+    def name_problem(self, reviewer: str) -> str | None:
+        """Why ``reviewer`` cannot sign a decision here, or None
+        (:func:`~labeltrace.relabel.reviewers.name_problem`)."""
+        return name_problem(reviewer, self._known())
 
     def _known(self) -> dict[str, list[str]]:
         """The stored reviewer names (:class:`ReviewerNames`), read in a connection of their own."""

@@ -13,7 +13,12 @@ import sqlite3
 import threading
 import unicodedata
 
-__all__ = ["ReviewerNames", "hidden_character", "name_key", "same_name", "spelling"]
+__all__ = [
+    "MAX_REVIEWER", "ReviewerNames", "case_twin", "hidden_character", "name_key", "name_problem",
+    "same_name", "spelling", "stored_spelling",
+]
+
+MAX_REVIEWER = 100
 
 #: characters that reorder or hide text: bidirectional embeddings, overrides and isolates
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
@@ -41,6 +46,39 @@ def same_name(a: str, b: str) -> bool:
 def name_key(name: str) -> str:
     """What two spellings of one name share: NFC, case-folded ("José" / "JOSÉ", either form)."""
     return unicodedata.normalize("NFC", name).casefold()
+
+
+def stored_spelling(reviewer: str, known: dict[str, list[str]]) -> str:
+    """``reviewer`` (whitespace collapsed) as a store spells it, ``known`` being its names by
+    :func:`name_key`: a stored name written in the other Unicode form (composed / decomposed
+    accents) is that stored name, else as given."""
+    who = spelling(reviewer)
+    return next((s for s in known.get(name_key(who), []) if same_name(s, who)), who)
+
+
+def case_twin(reviewer: str, known: dict[str, list[str]]) -> str | None:
+    """The stored name (of ``known``) that differs from ``reviewer`` only in letter case (the first
+    stored), or None: none, or ``reviewer`` itself is stored (in either Unicode form)."""
+    who = stored_spelling(reviewer, known)
+    spellings = known.get(name_key(who), [])
+    return None if not spellings or who in spellings else spellings[0]
+
+
+def name_problem(reviewer: str, known: dict[str, list[str]]) -> str | None:
+    """Why ``reviewer`` cannot sign a decision in a store holding the names ``known``, or None: too
+    long, a hidden character, or another letter case of a stored name (one person is one vote).
+    The words never repeat the name submitted (the review app sends them back to the page)."""
+    who = stored_spelling(reviewer, known)
+    if len(who) > MAX_REVIEWER:
+        return f"reviewer name longer than {MAX_REVIEWER} characters"
+    hidden = hidden_character(who)
+    if hidden is not None:
+        return hidden
+    twin = case_twin(who, known)
+    if twin is not None:  # the stored name, not the submitted one, is named
+        return (f"this reviewer name differs only in letter case from {twin!r}, who has decisions "
+                "stored; use that spelling (one person is one vote)")  # fmt: skip
+    return None
 
 
 class ReviewerNames:

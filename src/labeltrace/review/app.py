@@ -51,9 +51,9 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 from labeltrace._checks import listing
 from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decisions import KINDS, MAX_REVIEWER
+from labeltrace.relabel.decisions import KINDS
 from labeltrace.relabel.live import LiveConfig
-from labeltrace.relabel.reviewers import hidden_character, spelling
+from labeltrace.relabel.reviewers import MAX_REVIEWER, spelling
 from labeltrace.report.images import display_image, load_rgb, png_bytes
 from labeltrace.review.security import (
     MAX_BODY_BYTES,
@@ -139,15 +139,8 @@ def _decision_problem(
             f"sample {i}: decision must be a class ({listing(state.classes, limit=50)}) or a "
             f"review action ({', '.join(actions)})"
         )
-    if len(spelling(reviewer)) > MAX_REVIEWER:
-        return 400, f"sample {i}: reviewer name longer than {MAX_REVIEWER} characters"
-    hidden = hidden_character(reviewer)
-    if hidden is not None:
-        return 400, f"sample {i}: {hidden}"
-    twin = state.store.case_twin(reviewer)
-    if twin is not None:  # the stored name, not the submitted one, is named
-        return 400, f"sample {i}: this reviewer name differs only in letter case from {twin!r}; use that spelling"
-    return None
+    problem = state.store.name_problem(reviewer)
+    return None if problem is None else (400, f"sample {i}: {problem}")
 
 
 @lru_cache(maxsize=1)

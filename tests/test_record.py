@@ -153,7 +153,7 @@ def test_posterior_window():
     p = np.exp(5) / (1 + np.exp(5))
     np.testing.assert_allclose(d.posterior(), [[(0.5 + 1 - p) / 2, (0.5 + p) / 2]], rtol=1e-6)
     np.testing.assert_allclose(d.posterior(last=1), [[1 - p, p]], rtol=1e-6)
-    with pytest.raises(ValueError, match="last must be in"):
+    with pytest.raises(ValueError, match="last must be an int >= 1"):
         d.posterior(last=3)
 
 

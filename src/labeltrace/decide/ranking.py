@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from labeltrace._checks import check_scores
 from labeltrace.decide.evidence import combined_score
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ __all__ = ["rank_of", "score_table"]
 def rank_of(score: np.ndarray) -> np.ndarray:
     """(N,) int64 rank, 1 = most suspect: ascending score, ties by id. An unscored (NaN) sample
     ranks before every scored one — it needs a look — never as clean."""
-    s = np.asarray(score, dtype=np.float64)
+    s = check_scores(score, "score")
     nan = np.isnan(s)  # first, before -inf too: a separate key, not -inf in the score's place
     order = np.lexsort((np.arange(s.size), np.where(nan, 0.0, s), ~nan))
     rank = np.empty(s.size, dtype=np.int64)

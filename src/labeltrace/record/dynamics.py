@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from labeltrace._checks import check_int
 from labeltrace.record.batch import FIELDS, as_index_array
 
 __all__ = ["Dynamics"]
@@ -175,12 +176,10 @@ class Dynamics:
         Streaming mode keeps only the last epoch (``epoch=-1`` or ``T-1``).
         """
         f = self._field_index(field)
-        t = int(epoch)
         T = self.num_epochs
         if T == 0:
             raise ValueError("no epoch has been recorded")
-        if not -T <= t < T:
-            raise ValueError(f"epoch {epoch} out of range for {T} recorded epochs")
+        t = check_int("epoch", epoch, -T, T - 1, hint=f" ({T} recorded epochs; negative counts from the end)")
         t %= T
         if self.streaming:
             if t != T - 1:
@@ -207,9 +206,7 @@ class Dynamics:
         W = len(self._probs)
         if W == 0:
             raise ValueError("no softmax was kept (Recorder(keep_probs=0) or no epoch recorded)")
-        k = W if last is None else int(last)
-        if not 1 <= k <= W:
-            raise ValueError(f"last must be in [1, {W}] (the recorder kept {W} epochs), got {last}")
+        k = W if last is None else check_int("last", last, 1, W, hint=f" (the recorder kept {W} epochs)")
         p = np.zeros((self.num_samples, self.num_classes))
         n = np.zeros(self.num_samples, np.int64)
         for probs, seen in zip(self._probs[W - k :], self._probs_seen[W - k :], strict=True):

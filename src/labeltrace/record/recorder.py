@@ -128,10 +128,8 @@ class Recorder:
         check_int("num_classes", num_classes, 2, hint=": pass the whole number of classes (logits)")
         if mode not in ("full", "streaming"):
             raise ValueError(f"mode must be 'full' or 'streaming', got {mode!r}")
-        if int(keep_probs) < 0:
-            raise ValueError(f"keep_probs must be >= 0, got {keep_probs}")
-        if max_epochs is not None and int(max_epochs) < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {max_epochs}")
+        keep_probs = check_int("keep_probs", keep_probs, 0)
+        max_epochs = None if max_epochs is None else check_int("max_epochs", max_epochs, 1)
         if directory is not None and mode != "full":
             raise ValueError("directory= keeps per-epoch arrays, which only mode='full' records")
         self.num_samples = N = int(num_samples)

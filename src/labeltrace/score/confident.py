@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labeltrace._checks import check_finite_float
 from labeltrace.score.validate import validate_probs
 
 __all__ = [
@@ -288,6 +289,7 @@ def find_label_issues(
     p, y = validate_probs(probs, labels)
     if filter_by not in FILTER_BY:
         raise ValueError(f"filter_by must be one of {FILTER_BY}, got {filter_by!r}")
+    frac_noise = check_finite_float(frac_noise, "frac_noise")
     if not 0.0 < frac_noise <= 1.0:
         raise ValueError(f"frac_noise must be in (0, 1], got {frac_noise}")
     if filter_by == "confident_learning" and frac_noise != 1.0:

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from labeltrace._checks import check_int, id_list
+from labeltrace.record.batch import to_numpy
 
 __all__ = ["knn_indices", "knn_probs", "knn_vote", "label_shares"]
 
@@ -56,7 +57,7 @@ def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None,
     """
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
-    x = np.asarray(features)
+    x = to_numpy(features, "features")  # a torch tensor too (bfloat16, one that requires grad)
     if x.ndim != 2:
         raise ValueError(f"features must be 2-D (N, D), got shape {x.shape}")
     if x.dtype not in (np.float32, np.float64):
@@ -230,7 +231,7 @@ def _check_labels(labels: Any, features: np.ndarray) -> np.ndarray:
     if features.ndim != 2:
         raise ValueError(f"features must be 2-D (N, D), got shape {features.shape}")
     n = features.shape[0]
-    y = np.asarray(labels)
+    y = to_numpy(labels, "labels")
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"labels must have shape ({n},), got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
@@ -252,7 +253,7 @@ def knn_vote(
     integers (they are only compared for equality). See :func:`knn_indices` for the
     neighbour definition, tie-breaking and parameters.
     """
-    x = np.asarray(features)
+    x = to_numpy(features, "features")
     y = _check_labels(labels, x)
     nbrs = knn_indices(x, k=k, metric=metric, batch_size=batch_size)
     return (y[nbrs] == y[:, None]).mean(axis=1)
@@ -273,7 +274,7 @@ def knn_probs(
     ``[0, K)`` with ``K = num_classes`` (default ``max(labels) + 1``). Usable as a
     ``probs`` matrix for :mod:`labeltrace.score.probs`.
     """
-    x = np.asarray(features)
+    x = to_numpy(features, "features")
     y = _check_labels(labels, x)
     if y.size < 2:
         raise ValueError(f"knn_probs needs at least 2 samples (each one's neighbours are the others), got {y.size}")
@@ -290,7 +291,21 @@ def label_shares(neighbours: np.ndarray, labels: np.ndarray, num_classes: int) -
     """``(N, K)`` share of each class among each sample's neighbours' labels, from an ``(N, m)``
     index array (e.g. :func:`knn_indices`) and integer labels in ``[0, K)``; all zeros when
     ``m = 0``. The neighbours depend only on the features, so one search serves any labels."""
-    n, m = neighbours.shape
+    k = check_int("num_classes", num_classes, 1)
+    y = to_numpy(labels, "labels")
+    if y.ndim != 1 or y.dtype == bool or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be 1-D integers, got shape {y.shape} and dtype {y.dtype}")
+    bad = (y < 0) | (y >= k)
+    if bad.any():
+        raise ValueError(f"labels must lie in [0, {k}); sample ids {id_list(np.flatnonzero(bad))} do not")
+    nb = np.asarray(neighbours)
+    if nb.ndim != 2 or nb.dtype == bool or not np.issubdtype(nb.dtype, np.integer):
+        raise ValueError(f"neighbours must be a 2-D integer (N, m) array, got shape {nb.shape} and dtype {nb.dtype}")
+    bad = ((nb < 0) | (nb >= y.size)).any(axis=1)  # -1 ("no neighbour") would read the last label
+    if bad.any():
+        raise ValueError(f"neighbours must be sample ids in [0, {y.size}); the rows of sample ids "
+                         f"{id_list(np.flatnonzero(bad))} hold others")  # fmt: skip
+    n, m = nb.shape
     rows = np.repeat(np.arange(n, dtype=np.int64), m)
-    counts = np.bincount(rows * num_classes + labels[neighbours].ravel(), minlength=n * num_classes)
-    return counts.reshape(n, num_classes) / max(m, 1)
+    counts = np.bincount(rows * k + y.astype(np.int64)[nb].ravel(), minlength=n * k)
+    return counts.reshape(n, k) / max(m, 1)

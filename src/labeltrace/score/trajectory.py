@@ -66,8 +66,9 @@ def available() -> list[str]:
 
 
 def describe(name: str) -> str:
-    """First line of a score's docstring."""
-    return (_get(name).__doc__ or "").strip().splitlines()[0]
+    """First line of a score's docstring ("" when it has none)."""
+    lines = (_get(name).__doc__ or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _get(name: str) -> ScoreFn:
@@ -84,14 +85,17 @@ def compute(name: str, dyn: Dynamics, **kw: Any) -> np.ndarray:
     if dyn.num_epochs == 0:
         raise ValueError("the dynamics hold no finished epoch (call Recorder.end_epoch())")
     fn = _get(name)
-    takes = [p for p in inspect.signature(fn).parameters if p != "dyn"]
-    extra = [k for k in kw if k not in takes]
+    params = inspect.signature(fn).parameters
+    takes = [p for p, v in params.items() if p != "dyn" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+    any_keyword = any(v.kind == v.VAR_KEYWORD for v in params.values())
+    extra = [] if any_keyword else [k for k in kw if k not in takes]
     if extra:  # e.g. labeltrace score --method sei --epoch 0: sei integrates a window, se_at reads one epoch
         raise ValueError(f"score {name!r} takes no {', '.join(repr(k) for k in extra)} "
                          f"(it takes: {', '.join(takes) or 'no options'})")
     out = np.asarray(fn(dyn, **kw), dtype=np.float64)
     if out.shape != (dyn.num_samples,):
-        raise AssertionError(f"score {name!r} returned shape {out.shape}")
+        raise ValueError(f"score {name!r} returned shape {out.shape}; a score gives one value per "
+                         f"sample, shape ({dyn.num_samples},)")  # fmt: skip
     return out
 
 
@@ -113,7 +117,7 @@ def sei(dyn: Dynamics, *, epochs: slice | None = None) -> np.ndarray:
 @register("ei")
 def ei(dyn: Dynamics, *, epochs: slice | None = None) -> np.ndarray:
     """Negated unsigned entropy integral: −mean H(p_t) (low = uncertain throughout)."""
-    return -dyn.mean("entropy", epochs)
+    return 0.0 - dyn.mean("entropy", epochs)  # 0.0 - x: a zero reads 0, not -0
 
 
 @register("se_at")
@@ -131,7 +135,7 @@ def aum(dyn: Dynamics, *, epochs: slice | None = None) -> np.ndarray:
 @register("loss")
 def loss(dyn: Dynamics, *, epochs: slice | None = None) -> np.ndarray:
     """Negated mean cross-entropy of the given label."""
-    return -dyn.mean("loss", epochs)
+    return 0.0 - dyn.mean("loss", epochs)
 
 
 @register("forgetting")
@@ -153,4 +157,4 @@ def confidence(dyn: Dynamics, *, epochs: slice | None = None) -> np.ndarray:
 @register("variability")
 def variability(dyn: Dynamics, *, epochs: slice | None = None) -> np.ndarray:
     """Negated data-map variability: −std of the given-label probability."""
-    return -dyn.std("p_given", epochs)
+    return 0.0 - dyn.std("p_given", epochs)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from labeltrace._checks import check_probability_rows, id_list
+from labeltrace.record.batch import to_numpy
 
 __all__ = ["validate_probs"]
 
@@ -36,13 +37,14 @@ def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     ValueError
         Naming the offending sample ids (first 10) or the missing classes.
     """
-    p = np.asarray(probs)
+    p = to_numpy(probs, "probs")  # a torch tensor too (bfloat16, one that requires grad)
     if p.dtype not in (np.float32, np.float64):
         if not (np.issubdtype(p.dtype, np.number) or p.dtype == np.bool_):
             raise ValueError(f"probs must be numeric, got dtype {p.dtype}")
         p = p.astype(np.float64)
     if p.ndim != 2:
-        raise ValueError(f"probs must be 2-D (N, K), got shape {p.shape}")
+        swapped = " (the order is probs, labels: the reverse of cleanlab's)" if p.ndim == 1 else ""
+        raise ValueError(f"probs must be 2-D (N, K), got shape {p.shape}{swapped}")
     n, k = p.shape
     if n == 0:
         raise ValueError("probs has no rows (N = 0)")
@@ -58,7 +60,7 @@ def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         )
     check_probability_rows(p, "probs")
 
-    y = np.asarray(labels)
+    y = to_numpy(labels, "labels")
     if y.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {y.shape}")
     if y.shape[0] != n:

@@ -1,0 +1,129 @@
+"""The functional API called on a user's own arrays (a review of it as scikit-learn or cleanlab
+users call it): each case returned a silently wrong value, truncated an argument, or raised an
+error that did not name the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from labeltrace.decide.ranking import rank_of
+from labeltrace.record import Recorder
+from labeltrace.score import trajectory as T
+from labeltrace.score.confident import find_label_issues
+from labeltrace.score.knn import knn_vote, label_shares
+from labeltrace.score.validate import validate_probs
+
+
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_label_shares_refuses_labels_outside_the_classes(bad: int) -> None:
+    """A label -1 or K was binned into the neighbouring sample's row: rows summed to 1.5 / 0.5."""
+    nb = np.array([[1, 2], [0, 2], [0, 1]])
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\); sample ids \[1\]"):
+        label_shares(nb, np.array([0, bad, 2]), 3)
+
+
+def test_label_shares_refuses_a_missing_neighbour() -> None:
+    """-1 (an index's "no neighbour") silently read the last sample's label."""
+    with pytest.raises(ValueError, match=r"sample ids \[2\] hold others"):
+        label_shares(np.array([[1, 2], [0, 2], [0, -1]]), np.array([0, 1, 2]), 3)
+
+
+def test_label_shares_counts_each_neighbour_once() -> None:
+    shares = label_shares(np.array([[1, 2], [0, 2], [0, 1]]), np.array([0, 1, 1]), 2)
+    assert shares.tolist() == [[0.0, 1.0], [0.5, 0.5], [0.5, 0.5]]
+
+
+def _dyn(epochs: int = 3):
+    rec = Recorder(num_samples=4, num_classes=2)
+    rng = np.random.default_rng(0)
+    for _ in range(epochs):
+        rec.update([0, 1, 2, 3], rng.normal(size=(4, 2)), [0, 1, 0, 1])
+        rec.end_epoch()
+    return rec.dynamics()
+
+
+def test_a_registered_score_without_a_docstring_is_described_as_empty() -> None:
+    @T.register("test_api_inputs_nodoc")
+    def nodoc(dyn, **kw):  # noqa: ANN001, ANN003, ANN202
+        return np.zeros(dyn.num_samples)
+
+    try:
+        assert T.describe("test_api_inputs_nodoc") == ""  # was an IndexError
+        # a score taking **kw accepts any option (it was refused: "takes no 'epochs'")
+        assert T.compute("test_api_inputs_nodoc", _dyn(), epochs=2).shape == (4,)
+    finally:
+        T._REGISTRY.pop("test_api_inputs_nodoc")
+
+
+def test_a_score_of_the_wrong_shape_is_a_value_error_naming_it() -> None:
+    @T.register("test_api_inputs_shape")
+    def wrong(dyn):  # noqa: ANN001, ANN202
+        """Two values too many."""
+        return np.zeros(dyn.num_samples + 2)
+
+    try:
+        with pytest.raises(ValueError, match=r"'test_api_inputs_shape' returned shape \(6,\).*\(4,\)"):
+            T.compute("test_api_inputs_shape", _dyn())
+    finally:
+        T._REGISTRY.pop("test_api_inputs_shape")
+
+
+@pytest.mark.parametrize("epoch", [2.9, 1.0, True])
+def test_an_epoch_that_is_not_an_int_is_refused_not_truncated(epoch: object) -> None:
+    """epoch=2.9 read epoch 2 and epoch=True epoch 1."""
+    with pytest.raises(ValueError, match="epoch must be an int"):
+        T.compute("se_at", _dyn(), epoch=epoch)
+
+
+def test_posterior_last_that_is_not_an_int_is_refused() -> None:
+    d = _dyn()
+    with pytest.raises(ValueError, match="last must be an int"):
+        d.posterior(last=1.5)
+    np.testing.assert_array_equal(d.posterior(last=np.int64(2)), d.posterior(last=2))
+
+
+@pytest.mark.parametrize("kw", [{"keep_probs": 2.7}, {"max_epochs": 1.9}, {"keep_probs": -1}])
+def test_recorder_counts_are_ints(kw: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=f"{next(iter(kw))} must be an int"):
+        Recorder(num_samples=4, num_classes=2, **kw)
+
+
+def test_scores_of_zero_read_zero_not_minus_zero() -> None:
+    """ei, loss and variability gave -0.0 for a zero (tables showed "-0")."""
+    rec = Recorder(num_samples=2, num_classes=2)
+    for _ in range(2):
+        rec.update([0, 1], np.array([[0.0, 200.0], [200.0, 0.0]]), [1, 0])  # certain and right
+        rec.end_epoch()
+    d = rec.dynamics()
+    for name in ("ei", "loss", "variability"):
+        s = T.compute(name, d)
+        assert (s == 0).all() and not np.signbit(s).any(), name
+
+
+def test_frac_noise_that_is_not_a_number_is_named() -> None:
+    p = np.full((4, 2), 0.5)
+    with pytest.raises(ValueError, match="frac_noise must be a float"):
+        find_label_issues(p, np.array([0, 1, 0, 1]), filter_by="prune_by_noise_rate", frac_noise="half")
+
+
+def test_rank_of_refuses_two_dimensional_scores() -> None:
+    with pytest.raises(ValueError, match=r"score must be 1-D, got shape \(2, 2\)"):
+        rank_of(np.zeros((2, 2)))
+
+
+def test_probabilities_and_features_may_be_torch_tensors() -> None:
+    """A bfloat16 tensor or one that requires grad failed inside numpy / torch."""
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    p = torch.softmax(logits, dim=1)
+    probs, labels = validate_probs(p, torch.tensor([0, 1, 0, 1]))
+    np.testing.assert_allclose(probs, p.detach().numpy())
+    assert labels.tolist() == [0, 1, 0, 1]
+    feats = torch.tensor([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0], [1.0, 0.1]], dtype=torch.bfloat16)
+    assert knn_vote(feats, [0, 0, 1, 1], k=1).tolist() == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_swapped_arguments_say_the_order() -> None:
+    with pytest.raises(ValueError, match="the order is probs, labels"):
+        validate_probs(np.array([0, 1, 0]), np.full((3, 2), 0.5))

@@ -111,6 +111,10 @@ def confident_learning(
     its argmax, so its normalized margin is below 0.5). Hence ``score < CL_CUTOFF`` (= -1)
     reproduces the flagged set exactly (:func:`confident_learning_flags`), every flagged sample
     ranks below every unflagged one, and within each group the order is the normalized margin.
+
+    Not monotone in a sample's own probability: lowering ``probs[i, labels[i]]`` also moves the
+    per-class thresholds and counts confident learning derives from every sample, and can take
+    ``i`` out of the flagged set (as with cleanlab's own ``find_label_issues``, which this equals).
     """
     p, y = validate_probs(probs, labels)
     flagged = find_label_issues(

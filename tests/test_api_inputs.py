@@ -127,3 +127,13 @@ def test_probabilities_and_features_may_be_torch_tensors() -> None:
 def test_swapped_arguments_say_the_order() -> None:
     with pytest.raises(ValueError, match="the order is probs, labels"):
         validate_probs(np.array([0, 1, 0]), np.full((3, 2), 0.5))
+
+
+def test_an_epoch_closed_without_updates_is_warned_of() -> None:
+    """end_epoch() twice added an empty epoch silently: se_at(-1) and posterior(last=1) all NaN."""
+    rec = Recorder(num_samples=2, num_classes=2)
+    rec.update([0, 1], np.zeros((2, 2)), [0, 1])
+    rec.end_epoch()
+    with pytest.warns(UserWarning, match="epoch 1 closes with no update"):
+        rec.end_epoch()
+    assert rec.num_epochs == 2  # still an epoch: the training's count of epochs is kept

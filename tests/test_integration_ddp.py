@@ -25,6 +25,7 @@ WORKER = textwrap.dedent(
     """
     import os
     import sys
+    import warnings
     from pathlib import Path
     import numpy as np
     import torch
@@ -44,6 +45,9 @@ WORKER = textwrap.dedent(
         dist.init_process_group("gloo", init_method=f"file://{root}/rendezvous", rank=rank, world_size=WORLD)
         torch.set_num_threads(1)
         labels = np.random.default_rng(0).integers(0, K, N)
+        caught = warnings.catch_warnings(record=True)
+        quiet = caught.__enter__()  # cases 1 and 2 drop no more than padding: no warning
+        warnings.simplefilter("always")
         # 1. DistributedSampler (11 samples on 2 ranks: one padding copy per epoch), to be resumed
         rec = DistributedRecorder(N, K, directory=root / f"dyn_rank{rank}", max_epochs=2)
         sampler = DistributedSampler(range(N), num_replicas=WORLD, rank=rank, shuffle=True, seed=7)
@@ -75,6 +79,15 @@ WORKER = textwrap.dedent(
                 rec2.update(i, logits_of(epoch, i, 0), labels[i])
             rec2.end_epoch()
         rec2.save(root / f"uneven{rank}.npz")
+        caught.__exit__(None, None, None)
+        # 4. no sampler: every rank trains on every sample, half the updates dropped (a warning)
+        rec4 = DistributedRecorder(N, K)
+        with warnings.catch_warnings(record=True) as loud:
+            warnings.simplefilter("always")
+            rec4.update(np.arange(N), logits_of(0, np.arange(N), 0), labels)
+            rec4.end_epoch()
+        (root / f"warnings{rank}.txt").write_text(
+            "\\n".join(str(w.message) for w in quiet) + "\\n--\\n" + "\\n".join(str(w.message) for w in loud))
         # 3. a label conflict across ranks raises the same error on every rank
         rec3 = DistributedRecorder(N, K)
         rec3.update([0], np.zeros((1, K)), [rank])
@@ -153,6 +166,14 @@ def test_uneven_shards_equal_the_union(ddp_run):
         np.testing.assert_array_equal(got.epochs(f), want.epochs(f))
         np.testing.assert_array_equal(got.mean(f), want.mean(f))
     np.testing.assert_array_equal(got.posterior(), want.posterior())
+
+
+def test_dropping_far_more_than_padding_is_warned_of(ddp_run):
+    """A loader without a DistributedSampler (every rank trains on every sample): half the updates
+    were dropped without a word. The sampler's own padding is not warned of."""
+    quiet, loud = (ddp_run / "warnings0.txt").read_text().split("\n--\n")
+    assert quiet == "" and "11 of the epoch's 22 updates" in loud and "DistributedSampler" in loud
+    assert (ddp_run / "warnings1.txt").read_text() == "\n--\n"  # rank 0 alone says it
 
 
 def test_only_rank_0_writes(ddp_run):

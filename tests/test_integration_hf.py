@@ -54,15 +54,33 @@ class StopAfter(transformers.TrainerCallback):
             control.should_training_stop = True
 
 
-def trainer(root, rec, model=None, callbacks=(), save_steps=None):
+def trainer(root, rec, model=None, callbacks=(), save_steps=None, **extra):
     saving = {"save_strategy": "epoch"} if save_steps is None else {"save_strategy": "steps", "save_steps": save_steps}
     args = transformers.TrainingArguments(
         output_dir=str(root), num_train_epochs=4, per_device_train_batch_size=6, learning_rate=0.3, optim="sgd",
         lr_scheduler_type="constant", **saving, logging_strategy="no", report_to="none",
-        disable_tqdm=True, use_cpu=True, seed=0, dataloader_num_workers=0,
+        disable_tqdm=True, use_cpu=True, seed=0, dataloader_num_workers=0, **extra,
     )  # fmt: skip
     ds, _, _ = dataset()
     return RecordingTrainer(model=model or Tiny(), args=args, train_dataset=ds, recorder=rec, callbacks=list(callbacks))
+
+
+def assert_records_the_trace(rec, model, epochs):
+    """``rec`` holds what the model computed in training: rebuilt from the model's own trace, each
+    logits row matched to its sample by its inputs."""
+    _, x, y = dataset()
+    ref = Recorder(N, K)
+    per_epoch = len(model.trace) // epochs
+    for e in range(epochs):
+        for xb, zb in model.trace[e * per_epoch : (e + 1) * per_epoch]:
+            ids = np.array([int(np.flatnonzero((x == row).all(1))[0]) for row in xb])
+            ref.update(ids, zb, y[ids])
+        ref.end_epoch()
+    got, want = rec.dynamics(), ref.dynamics()
+    np.testing.assert_array_equal(got.n_seen, np.full(N, epochs))
+    np.testing.assert_array_equal(got.labels, y)
+    for f in FIELDS:
+        np.testing.assert_array_equal(got.epochs(f), want.epochs(f))
 
 
 def test_records_the_logits_of_each_batch_sample(tmp_path):
@@ -71,20 +89,69 @@ def test_records_the_logits_of_each_batch_sample(tmp_path):
     t = trainer(tmp_path, rec, model)
     assert t.args.remove_unused_columns  # the default, which would drop "sample_id"
     t.train()
-    # rebuild, from what the model itself saw, which sample each logits row belongs to
-    _, x, y = dataset()
-    ref = Recorder(N, K)
-    per_epoch = len(model.trace) // 4
-    for e in range(4):
-        for xb, zb in model.trace[e * per_epoch : (e + 1) * per_epoch]:
-            ids = np.array([int(np.flatnonzero((x == row).all(1))[0]) for row in xb])
-            ref.update(ids, zb, y[ids])
-        ref.end_epoch()
-    got, want = rec.dynamics(), ref.dynamics()
-    np.testing.assert_array_equal(got.n_seen, np.full(N, 4))
-    np.testing.assert_array_equal(got.labels, y)
-    for f in FIELDS:
-        np.testing.assert_array_equal(got.epochs(f), want.epochs(f))
+    assert_records_the_trace(rec, model, 4)
+
+
+class OutOfMemoryOnce(Tiny):
+    """Runs out of memory at its third training forward (epoch 0), once; the trace then holds only
+    the forwards of the Trainer's retry."""
+
+    calls = 0
+
+    def forward(self, x, labels=None):
+        if self.training:
+            self.calls += 1
+            if self.calls == 3:
+                self.trace.clear()
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return super().forward(x, labels)
+
+
+def test_a_retry_after_running_out_of_memory_records_only_the_retry(tmp_path):
+    """auto_find_batch_size restarts the training loop with a smaller batch: the failed attempt's
+    updates were averaged into epoch 0 (96 of 100 samples twice in a review's run)."""
+    rec, model = Recorder(N, K), OutOfMemoryOnce()
+    t = trainer(tmp_path, rec, model, auto_find_batch_size=True)
+    t.args.num_train_epochs = 2
+    t.train()
+    assert model.calls > 3 and t._train_batch_size < 6  # it did retry, with a smaller batch
+    assert rec.num_epochs == 2
+    assert_records_the_trace(rec, model, 2)
+
+
+class TupleOut(Tiny):
+    """Returns ``(loss, logits)`` given labels, else ``(logits,)`` (``return_dict=False``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(problem_type="single_label_classification")  # read under label smoothing
+
+    def forward(self, x, labels=None):
+        out = super().forward(x, labels if labels is not None else torch.zeros(len(x), dtype=torch.long))
+        return (out["logits"],) if labels is None else (out["loss"], out["logits"])
+
+
+@pytest.mark.parametrize("extra", [{}, {"label_smoothing_factor": 0.1}])
+def test_a_model_returning_a_tuple_is_recorded(tmp_path, extra):
+    """Under label smoothing the Trainer takes the labels out of the inputs, so the model returns
+    (logits,): RecordingTrainer said the model returned no logits."""
+    rec, model = Recorder(N, K), TupleOut()
+    t = trainer(tmp_path, rec, model, **extra)
+    t.args.num_train_epochs = 2
+    t.train()
+    assert_records_the_trace(rec, model, 2)
+
+
+def test_under_torchrun_whole_number_float_ids_drop_the_padding_too(tmp_path):
+    """Float ids (a dataset column of floats) skipped the per-rank first-update filter: the
+    loader's padding copies were averaged in."""
+    t = trainer(tmp_path, Recorder(N, K))
+    ids = torch.tensor([0.0, 1.0, 0.0, 2.0])
+    got_ids, logits, labels = t._first_updates(ids, torch.arange(8.0).reshape(4, 2), torch.tensor([0, 1, 0, 2]))
+    assert np.asarray(got_ids).tolist() == [0, 1, 2] and t.skipped_repeats == 1
+    assert logits[:, 0].tolist() == [0.0, 2.0, 6.0] and labels.tolist() == [0, 1, 2]
 
 
 def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):

@@ -66,7 +66,8 @@ def fit(epochs, root, cb, ckpt_path=None):
         max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
         enable_model_summary=False, default_root_dir=root, deterministic=True,
         # saved at the end of validation, which runs before on_train_epoch_end
-        callbacks=[cb, ModelCheckpoint(dirpath=root / "ckpt", save_last=True, save_on_train_epoch_end=False)],
+        callbacks=[*(cb if isinstance(cb, list) else [cb]),
+                   ModelCheckpoint(dirpath=root / "ckpt", save_last=True, save_on_train_epoch_end=False)],
     )  # fmt: skip
     trainer.fit(model, loader(), loader(), ckpt_path=ckpt_path)  # with a validation loop
     return model
@@ -108,6 +109,23 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     for f in FIELDS:
         np.testing.assert_array_equal(a.epochs(f), b.epochs(f))
     np.testing.assert_array_equal(a.posterior(), b.posterior())
+
+
+def test_two_named_recorders_checkpoint_and_resume_apart(tmp_path):
+    """Two RecorderCallbacks in one Trainer (e.g. one per head) had one checkpoint key: Lightning
+    refused the second. Named, each resumes its own state."""
+    full = RecorderCallback(N, K)
+    fit(3, tmp_path / "a", full)
+    first = [RecorderCallback(N, K, name="a"), RecorderCallback(N, K, name="b", keep_probs=1)]
+    fit(2, tmp_path / "b", first)
+    resumed = [RecorderCallback(N, K, name="a"), RecorderCallback(N, K, name="b", keep_probs=1)]
+    fit(3, tmp_path / "b", resumed, ckpt_path=tmp_path / "b" / "ckpt" / "last.ckpt")
+    for cb in resumed:  # the "b" state loaded into "a" would have kept 1 softmax, not 3
+        assert cb.dynamics().num_epochs == 3
+        np.testing.assert_array_equal(cb.dynamics().epochs("loss"), full.dynamics().epochs("loss"))
+    assert len(resumed[0].recorder._probs) == 3 and len(resumed[1].recorder._probs) == 1
+    with pytest.raises(ValueError, match="name must be a non-empty string"):
+        RecorderCallback(N, K, name="")
 
 
 def test_missing_logits_is_a_clear_error(tmp_path):

@@ -30,6 +30,7 @@ same ``ValueError`` on all ranks. With NCCL, set the current CUDA device before 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,15 @@ class DistributedRecorder:
         self._rec.check_labels(np.concatenate(ids), np.concatenate(labels))
         masks = _keep_masks(ids, self.num_samples) if self.dedupe else [np.ones(len(i), bool) for i in ids]
         self.dropped = int(sum((~m).sum() for m in masks))
+        total = sum(len(i) for i in ids)
+        if self.rank == 0 and self.dropped > self.world_size and 4 * self.dropped > total:
+            warnings.warn(
+                f"{self.dropped} of the epoch's {total} updates were of samples another rank had also trained "
+                "on in this epoch, and were dropped: far more than a DistributedSampler's padding (fewer than "
+                f"{self.world_size}). Is each rank's loader sharded (DistributedSampler)? Without it every rank "
+                "trains on every sample; pass dedupe=False to average all ranks' updates",
+                UserWarning, stacklevel=2,
+            )
         for i, lab, m in zip(ids, labels, masks, strict=True):
             self._synced_labels[i[m]] = lab[m]
         if full is not None:  # rank 0

@@ -11,8 +11,11 @@ The training dataset holds the sample ids in a column (``"sample_id"`` by defaul
 drops every column its model's ``forward`` does not take (``remove_unused_columns=True``, the
 default): this Trainer keeps the id column through that, takes it out of each batch before the
 model sees it, records the logits ``compute_loss`` gets from the model (``outputs["logits"]``, or
-the second element of a tuple) with the batch's ``labels``, and closes the recorder's epoch at
-each epoch end. Evaluation and prediction are not recorded.
+of a tuple the second element — the first when the Trainer took the labels out of the inputs,
+under ``label_smoothing_factor`` or a ``compute_loss_func``) with the batch's ``labels``, and
+closes the recorder's epoch at each epoch end. Evaluation and prediction are not recorded. With
+``auto_find_batch_size=True`` (one process), a retry with a smaller batch after running out of
+memory sets the recorder back to where ``train()`` began: the failed attempt is not recorded.
 
 Checkpoints: the recorder's state goes into each checkpoint folder
 (``labeltrace_recorder.npz``, written by the main process), and
@@ -46,6 +49,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from labeltrace.record import Recorder
+from labeltrace.record.batch import as_index_array, to_numpy
 
 __all__ = ["RECORDER_FILE", "RecordingTrainer"]
 
@@ -68,6 +72,7 @@ class _EpochAndSave(TrainerCallback):
         self._closed_at = state.global_step
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer._begin_attempt()
         self._closed_at = state.global_step  # not a previous train()'s step; a resumed step is closed or mid-epoch
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -114,6 +119,8 @@ class RecordingTrainer(Trainer):
         self.label_column = label_column
         self.skipped_repeats = 0
         self._recorded_this_epoch = np.zeros(int(recorder.num_samples), dtype=bool)  # this rank's, under DDP
+        self._start: dict[str, np.ndarray] | None = None  # the recorder as train() began (auto_find_batch_size)
+        self._attempts = 0  # training loops entered by this train(): more than one after running out of memory
         self._check_distributed()
         self.add_callback(_EpochAndSave(self))
 
@@ -121,6 +128,11 @@ class RecordingTrainer(Trainer):
         world = int(self.args.world_size)
         if world <= 1:
             return
+        if self.args.auto_find_batch_size:  # a retry would need every rank's recorder set back at once
+            raise ValueError(
+                f"RecordingTrainer on {world} processes cannot retry with a smaller batch after running out of "
+                "memory (TrainingArguments(auto_find_batch_size=True)): set per_device_train_batch_size instead"
+            )
         if isinstance(self.recorder, Recorder):
             raise ValueError(
                 f"RecordingTrainer runs on {world} processes (torchrun), but a plain Recorder records only "
@@ -161,10 +173,13 @@ class RecordingTrainer(Trainer):
             raise ValueError(f"the training batch has no {self.label_column!r} (labels) column; pass label_column=")
         labels = inputs[self.label_column]
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        # a tuple is (loss, logits, ...) when the model computed its loss, else (logits, ...): the
+        # Trainer takes the labels out of the inputs under label smoothing or a compute_loss_func
+        popped = self.label_smoother is not None or self.compute_loss_func is not None
         if isinstance(outputs, dict) and "logits" in outputs:
             logits = outputs["logits"]
-        elif isinstance(outputs, tuple | list) and len(outputs) > 1:
-            logits = outputs[1]
+        elif isinstance(outputs, tuple | list) and len(outputs) > (0 if popped else 1):
+            logits = outputs[0 if popped else 1]
         else:
             raise ValueError("RecordingTrainer needs the model to return its logits (outputs['logits'])")
         if self.args.world_size > 1:  # each sample's first update of the epoch on this rank (not the padding)
@@ -174,9 +189,12 @@ class RecordingTrainer(Trainer):
 
     def _first_updates(self, ids: Any, logits: Any, labels: Any) -> tuple[Any, Any, Any]:
         """The rows of the batch whose sample this rank has not recorded yet this epoch (each once)."""
-        i = np.asarray(torch.as_tensor(ids).detach().cpu()).reshape(-1)
-        if i.dtype.kind not in "iu" or not i.size or i.min() < 0 or i.max() >= self._recorded_this_epoch.size:
+        try:  # the Recorder's own reading of ids (whole-number floats included)
+            i = as_index_array(to_numpy(ids, "ids").reshape(-1), "ids", self._recorded_this_epoch.size)
+        except ValueError:
             return ids, logits, labels  # the Recorder names what is wrong with the ids
+        if not i.size:
+            return ids, logits, labels
         _, first = np.unique(i, return_index=True)
         rows = np.sort(first[~self._recorded_this_epoch[i[first]]])
         self.skipped_repeats += i.size - rows.size
@@ -185,6 +203,16 @@ class RecordingTrainer(Trainer):
             return ids, logits, labels
         keep, lab = torch.as_tensor(rows), torch.as_tensor(labels)
         return i[rows], logits.detach()[keep.to(logits.device)], lab[keep.to(lab.device)]
+
+    def _begin_attempt(self) -> None:
+        """At each entry into the training loop: a second entry within one ``train()`` is the
+        Trainer retrying with a smaller batch after running out of memory
+        (``auto_find_batch_size``), so the recorder is set back to where ``train()`` began — the
+        failed attempt's updates and epochs are not the training's."""
+        if self._attempts and self._start is not None:
+            self.recorder.load_state_dict({k: np.array(v, copy=True) for k, v in self._start.items()})
+            self._recorded_this_epoch[:] = False
+        self._attempts += 1
 
     def prediction_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         inputs = {k: v for k, v in inputs.items() if k != self.id_column}
@@ -204,5 +232,10 @@ class RecordingTrainer(Trainer):
             with np.load(path, allow_pickle=False) as z:
                 state = {k: z[k] for k in z.files}
             self.recorder.load_state_dict(state, base=path.parent)
-        return super().train(resume_from_checkpoint, *args, **kwargs)
+        self._attempts = 0
+        self._start = self.recorder.state_dict() if self.args.auto_find_batch_size else None
+        try:
+            return super().train(resume_from_checkpoint, *args, **kwargs)
+        finally:
+            self._start = None
 

@@ -80,6 +80,12 @@ class RecorderCallback(pl.Callback):
         the batch.
     logits:
         Where ``training_step``'s output holds the batch's logits: a key or a function.
+    name:
+        Tells apart several RecorderCallbacks in one Trainer (e.g. one per head; without names
+        Lightning refuses a second one, "more than one stateful callback"): each one's checkpoint
+        state is stored under its name. Keep it when resuming.
+    dedupe:
+        Under DDP, as for :class:`~labeltrace.integrations.ddp.DistributedRecorder`.
     """
 
     def __init__(
@@ -94,7 +100,13 @@ class RecorderCallback(pl.Callback):
         keep_probs: int = 5,
         directory: str | os.PathLike[str] | None = None,
         max_epochs: int | None = None,
+        name: str | None = None,
+        dedupe: bool = True,
     ) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        self._name = name
+        self._dedupe = bool(dedupe)
         self._settings: dict[str, Any] = {"mode": mode, "keep_probs": keep_probs, "directory": directory,
                                           "max_epochs": max_epochs}  # fmt: skip
         self.recorder: Any = Recorder(num_samples, num_classes, **self._settings)
@@ -115,7 +127,13 @@ class RecorderCallback(pl.Callback):
             from labeltrace.integrations.ddp import DistributedRecorder
 
             rec = self.recorder
-            self.recorder = DistributedRecorder(rec.num_samples, rec.num_classes, **self._settings)
+            self.recorder = DistributedRecorder(rec.num_samples, rec.num_classes, dedupe=self._dedupe, **self._settings)
+
+    @property
+    def state_key(self) -> str:
+        """Where a checkpoint keeps this callback's state: the class name (as before names
+        existed), or the class and ``name`` when given."""
+        return super().state_key if self._name is None else self._generate_state_key(name=self._name)
 
     def dynamics(self) -> Dynamics:
         """The recorded :class:`Dynamics` (on rank 0 under DDP)."""

@@ -42,6 +42,7 @@ window and one sum in every checkpoint (``keep_probs=0`` or 1 with many classes)
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +216,10 @@ class Recorder:
         """Close the current epoch: average repeated updates, mark unseen samples as missing."""
         cnt = self._cnt
         seen = cnt > 0
+        if not seen.any():  # kept (an epoch of the training's count), but every score of it is NaN
+            warnings.warn(f"epoch {self.num_epochs} closes with no update: end_epoch() called twice, or before "
+                          "any update() of the epoch? Its values are missing for every sample",
+                          UserWarning, stacklevel=2)  # fmt: skip
         vals = np.zeros((_NF, self.num_samples), dtype=np.float64)
         np.divide(self._acc, cnt, out=vals, where=seen[None, :])
         np.clip(vals, -FLOAT32_MAX, FLOAT32_MAX, out=vals)

@@ -30,7 +30,6 @@ campaign are computed from its :class:`CampaignLog` by :mod:`labeltrace.relabel.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,65 +45,12 @@ from labeltrace.relabel.arrays import (
 )
 from labeltrace.relabel.consensus import settles
 from labeltrace.relabel.priority import Priority, PriorityFn, resolve
+from labeltrace.relabel.steps import CampaignLog, Step
 
 __all__ = ["Campaign", "CampaignLog", "Step", "UpdateFn"]
 
 UpdateFn = Callable[[np.ndarray], "np.ndarray | tuple[np.ndarray, np.ndarray]"]
 """``update_posterior(current_labels (N,)) -> posterior (N, K)`` or ``(posterior, sei)``."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """One recorded vote.
-
-    Attributes
-    ----------
-    sample_id, label : the sample and the vote it got.
-    relabels_used : relabels spent so far, this one included.
-    settled_label : the majority label when this vote settled the sample, else -1.
-    updated : whether the posterior was refreshed (and the samples re-ranked) right after it.
-    """
-
-    sample_id: int
-    label: int
-    relabels_used: int
-    settled_label: int
-    updated: bool
-
-
-@dataclass(frozen=True, eq=False)
-class CampaignLog:
-    """What a campaign did so far (copies; see :meth:`Campaign.log`).
-
-    Attributes
-    ----------
-    priority, seed, budget : what ran (``budget`` None = unlimited).
-    relabels_used : relabels spent.
-    initial_labels, labels : (N,) int64 labels before and now.
-    label_counts : (N, K) int64 — one vote for the initial label plus every relabel.
-    settled : (N,) bool — relabelled to a strict majority.
-    picked : (P,) int64 samples in the order they were started; ``draws`` (P,) votes each got.
-    in_progress : the sample still short of a majority, or -1.
-    n_updates : posteriors installed after the start (callback calls and ``set_posterior``).
-    settled_at, settled_ids, settled_labels : one entry per settlement: relabels spent when it
-        happened, the sample, its new label.
-    """
-
-    priority: str
-    seed: int
-    budget: int | None
-    relabels_used: int
-    initial_labels: np.ndarray
-    labels: np.ndarray
-    label_counts: np.ndarray
-    settled: np.ndarray
-    picked: np.ndarray
-    draws: np.ndarray
-    in_progress: int
-    n_updates: int
-    settled_at: np.ndarray
-    settled_ids: np.ndarray
-    settled_labels: np.ndarray
 
 
 class Campaign:
@@ -351,6 +297,35 @@ class Campaign:
             out = self.update_posterior(self.labels.copy())  # type: ignore[misc]
             self.set_posterior(*unpack_update(out, self.num_samples, k))
         return Step(i, lab, self.relabels_used, new, updated)
+
+    def settle_all(self, sample_ids: np.ndarray, labels: np.ndarray) -> None:
+        """Settle each of ``sample_ids`` (unsettled, distinct) with its one vote ``labels``, in one
+        step: what :meth:`record` does for each in turn where one vote settles a sample
+        (``agree == 1``, the initial label not counted) and no refit hook runs between votes —
+        the review app's live queue taking in a store's decisions. The order of ``sample_ids`` is
+        the order of the log's settlements. Any other campaign records them one by one."""
+        ids = np.asarray(sample_ids, dtype=np.int64).reshape(-1)
+        labs = np.asarray(labels, dtype=np.int64).reshape(-1)
+        fast = self.agree == 1 and not self.count_initial_label and self.update_posterior is None
+        if not fast or self._current >= 0 or self.relabels_used + ids.size > self._limit:
+            for i, lab in zip(ids.tolist(), labs.tolist(), strict=True):
+                self.record(i, lab)
+            return
+        check_label_vector(labs, ids.size, self.num_classes, "labels")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_samples):
+            raise ValueError(f"sample ids must lie in 0..{self.num_samples - 1}")
+        if np.unique(ids).size != ids.size or self.settled[ids].any():
+            raise ValueError("settle_all() takes distinct samples not settled yet")
+        used = self.relabels_used + np.arange(1, ids.size + 1)
+        np.add.at(self.counts, (ids, labs), 1)
+        self.settled[ids] = True
+        self.labels[ids] = labs
+        self.relabels_used += ids.size
+        self._picked.extend(ids.tolist())
+        self._draws.extend([1] * ids.size)
+        self._ev_t.extend(used.tolist())
+        self._ev_i.extend(ids.tolist())
+        self._ev_new.extend(labs.tolist())
 
     def step(self) -> Step | None:
         """Ask the annotator for the vote of :meth:`next_sample` and record it; None when over."""

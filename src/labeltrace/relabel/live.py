@@ -185,8 +185,7 @@ class LiveQueue:
             c = self.campaign
             res = np.asarray(resolved, dtype=bool)
             new = np.flatnonzero(res & ~c.settled)
-            for i in new.tolist():
-                c.record(i, int(labels[i]))  # one vote settles (single vote, no initial vote)
+            c.settle_all(new, np.asarray(labels, dtype=np.int64)[new])  # one vote settles each (no initial vote)
             self._labels = np.asarray(labels, dtype=np.int64).copy()
             self.pinned |= res if pinned is None else np.asarray(pinned, dtype=bool)
             self.frontier = max(self.frontier, min(int(reached), self._order.size))

@@ -20,6 +20,7 @@ __all__ = [
     "check_posterior",
     "check_vector",
     "decision_arrays",
+    "vote_arrays",
     "normalize_counts",
     "normalized_entropy",
     "unpack_update",
@@ -143,14 +144,37 @@ def decision_arrays(rows: Sequence[tuple[int, str, str]], num_samples: int, clas
     class id of a ``label`` row (else -1)."""
     code = np.full(num_samples, -1, dtype=np.int8)
     lab = np.full(num_samples, -1, dtype=np.int64)
+    i, row_code, row_lab = _row_codes(rows, classes, kinds)
+    code[i], lab[i] = row_code, row_lab
+    return code, lab
+
+
+def vote_arrays(rows: Sequence[tuple[int, str, str]], num_samples: int, classes: Sequence[str],
+                kinds: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """``(vote_ids, vote_labels, latest_kind)`` from ``(sample_id, kind, decision)`` rows, one per
+    sample and reviewer (each reviewer's latest), oldest first: the label rows' samples and class
+    ids (one vote each), and (N,) the kind code of each sample's latest row (-1 without one)."""
+    i, code, lab = _row_codes(rows, classes, kinds)
+    latest = np.full(num_samples, -1, dtype=np.int8)
+    if i.size:
+        last = i.size - 1 - np.unique(i[::-1], return_index=True)[1]  # each sample's newest row
+        latest[i[last]] = code[last]
+    is_label = code == list(kinds).index("label")
+    return i[is_label], lab[is_label], latest
+
+
+def _row_codes(rows: Sequence[tuple[int, str, str]], classes: Sequence[str],
+               kinds: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Per row: sample id, kind code (position in ``kinds``), class id (-1 unless a label row)."""
     if not rows:
-        return code, lab
+        return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.int64)
     ids, kind, names = zip(*rows, strict=True)
     i = np.fromiter(ids, np.int64, len(rows))
     k_names, k_at = np.unique(np.asarray(kind, dtype=object).astype(str), return_inverse=True)
-    code[i] = np.array([list(kinds).index(str(x)) for x in k_names], dtype=np.int8)[k_at]
-    is_label = code[i] == list(kinds).index("label")
+    code = np.array([list(kinds).index(str(x)) for x in k_names], dtype=np.int8)[k_at]
+    is_label = code == list(kinds).index("label")
     d_names, d_at = np.unique(np.asarray(names, dtype=object)[is_label].astype(str), return_inverse=True)
     index = {c: j for j, c in enumerate(classes)}
-    lab[i[is_label]] = np.array([index[str(x)] for x in d_names], dtype=np.int64)[d_at]
-    return code, lab
+    lab = np.full(i.size, -1, dtype=np.int64)
+    lab[is_label] = np.array([index[str(x)] for x in d_names], dtype=np.int64)[d_at]
+    return i, code, lab

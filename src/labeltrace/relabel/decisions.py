@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from labeltrace.relabel import reviews_sql as SQL
-from labeltrace.relabel.arrays import decision_arrays
+from labeltrace.relabel.arrays import decision_arrays, vote_arrays
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.reviewers import (
     ReviewerNames,
@@ -338,14 +338,18 @@ class ReviewStore:
         """Each reviewer's latest row on one sample (on every sample when None), oldest first."""
         return self._latest(per_reviewer=True, sample_id=sample_id)
 
+    def vote_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(vote_ids, vote_labels, latest_kind)``: each reviewer's latest label decision as one
+        vote (sample, class id), and (N,) the kind code of each sample's latest row (-1 none, 0
+        label, 1 unsure, 2 skip) — one read of the table, no Decision objects."""
+        rows = self._latest(per_reviewer=True, cols="d.sample_id, d.kind, d.decision")
+        return vote_arrays(rows, self.num_samples, self.classes, KINDS)
+
     def vote_counts(self) -> np.ndarray:
         """(N, K) int64: per sample and class, the reviewers whose latest row is that label."""
         votes = np.zeros((self.num_samples, len(self.classes)), dtype=np.int64)
-        index = {c: j for j, c in enumerate(self.classes)}
-        rows = [(d.sample_id, index[d.decision]) for d in self.views() if d.kind == "label"]
-        if rows:
-            ids, labs = np.asarray(rows, dtype=np.int64).T
-            np.add.at(votes, (ids, labs), 1)
+        ids, labs, _ = self.vote_arrays()
+        np.add.at(votes, (ids, labs), 1)
         return votes
 
     def last_seq(self) -> int:
@@ -383,15 +387,3 @@ def _ids_digest(ids: Sequence[str]) -> str:
         h.update(str(x).encode("utf-8", "surrogatepass") + b"\0")
     return h.hexdigest()
 
-
-def __getattr__(name: str) -> object:
-    """``run_store``, ``open_store`` and ``current_decisions`` moved to
-    :mod:`labeltrace.relabel.runstore`, ``FORMAT`` to :mod:`labeltrace.relabel.reviews_sql`;
-    still found here."""
-    if name in ("run_store", "open_store", "current_decisions"):  # a compatibility shim: the one
-        from labeltrace.relabel import runstore  # import against the modules' order
-
-        return getattr(runstore, name)
-    if name == "FORMAT":
-        return SQL.FORMAT
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

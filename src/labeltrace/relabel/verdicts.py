@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from labeltrace.relabel.consensus import ConsensusRule, Resolution, resolve
-from labeltrace.relabel.decisions import KINDS, Decision, ReviewStore
+from labeltrace.relabel.decisions import KINDS, ReviewStore
 from labeltrace.relabel.runstore import open_store
 from labeltrace.rundir import Run
 
@@ -90,18 +90,14 @@ def verdicts(store: ReviewStore | None, given: np.ndarray, num_classes: int) -> 
     """Resolve the decisions of ``store`` (None: nobody reviewed yet) for the ``given`` labels."""
     g = np.asarray(given, dtype=np.int64)
     if store is None:
-        rows: list[Decision] = []
+        s, labs = np.zeros(0, np.int64), np.zeros(0, np.int64)
         kind = np.full(g.size, -1, dtype=np.int8)
         rule = ConsensusRule()
     else:
-        rows = store.views()
-        kind = store.current_arrays()[0]
+        s, labs, kind = store.vote_arrays()
         rule = store.rule()
-    index = {c: j for j, c in enumerate(store.classes)} if store is not None else {}
-    pairs = [(d.sample_id, index[d.decision]) for d in rows if d.kind == "label"]
     k = int(num_classes)
-    if pairs:
-        s, labs = np.asarray(pairs, dtype=np.int64).T
+    if s.size:
         voted, inv = np.unique(s, return_inverse=True)
         votes = np.zeros((voted.size, k), dtype=np.int64)
         np.add.at(votes, (inv, labs), 1)

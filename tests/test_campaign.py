@@ -434,3 +434,18 @@ def test_settle_all_equals_recording_each_vote_in_turn() -> None:
     paper = Campaign(init, **{**kw, "count_initial_label": True})  # a vote may not settle: one by one
     paper.settle_all(ids[:3], init[ids[:3]])
     assert paper.settled[ids[:3]].all() and paper.relabels_used == 3
+
+
+@pytest.mark.parametrize(("arr", "match"), [
+    (np.zeros((4, 0)), r"shape \(4, 0\); expected \(4, D\): one row per image of the votes"),
+    (np.array([["a", "b"]] * 4), "holds <U1 values; expected real numbers"),
+    (np.ones((4, 2), dtype=np.complex64), "holds complex64 values"),
+    (np.ones((3, 2)), r"shape \(3, 2\); expected \(4, D\)"),
+])  # fmt: skip
+def test_simulation_features_are_checked_as_the_review_app_checks_them(tmp_path: Path, arr, match) -> None:
+    """The simulation's loader took (N, 0) and complex features (the imaginary part dropped), and
+    a file of strings failed inside numpy, naming no file."""
+    p = tmp_path / "f.npy"
+    np.save(p, arr)
+    with pytest.raises(ValueError, match=match):
+        rio.load_features(p, n=4)

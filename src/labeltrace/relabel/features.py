@@ -43,16 +43,18 @@ class _Miss(Exception):
     """The feature cache has no entry for this run."""
 
 
-def check_features_file(path: str | os.PathLike[str], n: int) -> tuple[int, ...]:
-    """Check that ``path`` is an (N, D) numeric ``.npy`` for a run of ``n`` samples without
-    reading its data (memory-mapped header); returns its shape.
+def check_features_file(path: str | os.PathLike[str], n: int, *, rows: str | None = None) -> tuple[int, ...]:
+    """Check that ``path`` is an (N, D) real-valued ``.npy`` for ``n`` samples without reading
+    its data (memory-mapped header); returns its shape. ``rows`` says what a row is for (default:
+    a sample of the run).
 
     Raises
     ------
     ValueError
-        Missing, not a ``.npy``, unreadable, not numeric, or another shape — naming the file, its
-        shape and the expected ``(n, D)``.
+        Missing, not a ``.npy``, unreadable, not real numbers (complex ones too), or another shape
+        — naming the file, its shape and the expected ``(n, D)``.
     """
+    rows = rows or f"one row per sample of the run (sample ids 0..{n - 1})"
     p = Path(path)
     if not p.is_file() or p.suffix.lower() != ".npy":
         raise ValueError(f"features file {p} must be an existing (N, D) .npy file")
@@ -61,10 +63,9 @@ def check_features_file(path: str | os.PathLike[str], n: int) -> tuple[int, ...]
     except (OSError, ValueError) as exc:
         raise ValueError(f"features file {p} cannot be read as a .npy array: {exc}") from exc
     if x.ndim != 2 or x.shape[0] != n or x.shape[1] < 1:
-        raise ValueError(f"features file {p} has shape {x.shape}; expected ({n}, D): one row per sample "
-                         f"of the run (sample ids 0..{n - 1}), D >= 1 features")  # fmt: skip
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise ValueError(f"features file {p} holds {x.dtype} values; expected numbers")
+        raise ValueError(f"features file {p} has shape {x.shape}; expected ({n}, D): {rows}, D >= 1 features")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.issubdtype(x.dtype, np.complexfloating):
+        raise ValueError(f"features file {p} holds {x.dtype} values; expected real numbers")
     return tuple(x.shape)
 
 

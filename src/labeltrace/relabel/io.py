@@ -19,6 +19,7 @@ from labeltrace._checks import describe_ids, id_list, listing
 from labeltrace._io import atomic_write
 from labeltrace.evaluate.metrics import interval_text
 from labeltrace.relabel.experiment import SimulationResult, ratio_to_random
+from labeltrace.relabel.features import check_features_file
 from labeltrace.relabel.result import DEFAULT_FRACTIONS, CampaignResult
 from labeltrace.relabel.stats import Aggregate
 from labeltrace.rundir import write_json
@@ -132,19 +133,11 @@ def load_votes(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
     return votes, classes
 
 
-def load_features(path: str | os.PathLike[str], *, n: int | None = None) -> np.ndarray:
-    """Read an ``(N, D)`` ``.npy`` feature matrix (float32), checking ``N`` against ``n``."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"features file {path} does not exist")
-    if path.suffix.lower() != ".npy":
-        raise ValueError(f"{path}: features must be an (N, D) .npy array")
-    x = np.load(path, allow_pickle=False)
-    if x.ndim != 2:
-        raise ValueError(f"{path}: expected an (N, D) feature array, got shape {x.shape}")
-    if n is not None and x.shape[0] != n:
-        raise ValueError(f"{path} has {x.shape[0]} rows but the votes have {n} images")
-    return np.asarray(x, dtype=np.float32)
+def load_features(path: str | os.PathLike[str], *, n: int) -> np.ndarray:
+    """Read an ``(N, D)`` ``.npy`` feature matrix (float32) of the votes' ``n`` images (the checks
+    of :func:`~labeltrace.relabel.features.check_features_file`)."""
+    check_features_file(path, n, rows=f"one row per image of the votes ({n} images)")
+    return np.asarray(np.load(Path(path), allow_pickle=False), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- writers

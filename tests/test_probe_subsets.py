@@ -46,3 +46,19 @@ def test_choose_model_on_a_subset_scikit_learn_refuses(tmp_path: Path) -> None:
     ds = from_arrays(rng.integers(0, 256, (y.size, 8, 8), dtype=np.uint8), y)
     p = choose_model(ds, subset=20, epochs=1, cache_dir=tmp_path)  # 20 of 21 samples in 2 classes
     assert p.n == 20 and set(p.accuracy) == {"small-cnn", "effnet-lite0"}
+
+
+@pytest.mark.parametrize("text", ['{"model": "small-cn', '{"model": "small-cnn"}'])
+def test_a_damaged_probe_cache_entry_is_probed_again(tmp_path: Path, text: str) -> None:
+    """A probe entry cut short, or written without a field, raised JSONDecodeError / KeyError naming
+    no file, and every later scan of the data failed."""
+    from labeltrace.models.probe import Probe, _cached
+
+    ds = from_arrays(np.zeros((6, 4, 4), np.uint8), np.array([0, 1] * 3))
+    first = _cached(ds, tmp_path, {"what": "test"}, lambda: Probe("small-cnn", {"small-cnn": 0.5}, 6, "probed"))
+    (entry,) = (tmp_path / "probe").glob("*.json")
+    entry.write_text(text)
+    with pytest.warns(UserWarning, match=f"unreadable probe cache entry {entry}"):
+        again = _cached(ds, tmp_path, {"what": "test"}, lambda: Probe("effnet-lite0", {}, 6, "probed again"))
+    assert first.model == "small-cnn" and again.model == "effnet-lite0"
+    assert _cached(ds, tmp_path, {"what": "test"}, lambda: None).model == "effnet-lite0"  # rewritten

@@ -20,7 +20,7 @@ by at least :data:`RESOLUTION_MARGIN` (chosen on the dev cells:
 
 from __future__ import annotations
 
-import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._io import atomic_write_json, digest
+from labeltrace._io import atomic_write_json, digest, read_json
 from labeltrace.data import ImageDataset
 from labeltrace.data.base import stratified_subset
 from labeltrace.models.feature_cache import features_dir
@@ -92,8 +92,11 @@ def _cached(ds: ImageDataset, cache: Path, parts: dict[str, Any], compute: Calla
     key = digest({"data": data_identity(ds), "labels": digest(ds.labels.astype(np.int64)), **parts})
     path = cache / "probe" / f"{key}.json"
     if path.is_file():
-        d = json.loads(path.read_text())
-        return Probe(d["model"], d["accuracy"], d["n"], d["reason"])
+        try:
+            d = read_json(path)
+            return Probe(str(d["model"]), dict(d["accuracy"]), int(d["n"]), str(d["reason"]))
+        except (ValueError, KeyError, TypeError) as exc:  # cut short, or written by another version
+            warnings.warn(f"unreadable probe cache entry {path} ({exc!r}); probing again", stacklevel=2)
     probe = compute()
     if probe.n:
         atomic_write_json(path, probe.as_dict())

@@ -124,7 +124,7 @@ def test_flag_top_k_ties_by_index() -> None:
     )
     assert not metrics.flag_top_k(scores, 0).any()
     assert metrics.flag_top_k(scores, 5).all()
-    with pytest.raises(ValueError, match=r"\[0, 5\]"):
+    with pytest.raises(ValueError, match=r"k must be an int >= 0 and <= 5"):
         metrics.flag_top_k(scores, 6)
     with pytest.raises(ValueError, match="NaN"):
         metrics.flag_top_k(np.array([0.0, np.nan]), 1)

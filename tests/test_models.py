@@ -365,3 +365,17 @@ def test_build_model_rejects_bad_num_classes() -> None:
 def test_register_model_refuses_duplicates() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_model("small-cnn", lambda **kw: nn.Identity())
+
+
+def test_heads_take_numpy_ints_and_refuse_floats() -> None:
+    """LinearHead(np.int64(8), 3) was refused ("must be a positive int") while every other check of
+    the package takes numpy integers; a float is still refused, not truncated."""
+    import numpy as np
+    import pytest
+
+    from labeltrace.models.heads import LinearHead, MLPHead
+
+    assert LinearHead(np.int64(8), np.int32(3)).fc.in_features == 8
+    assert MLPHead(np.int64(8), 3, hidden=np.int64(4)).fc1.out_features == 4
+    with pytest.raises(ValueError, match="hidden must be an int >= 1"):
+        MLPHead(8, 3, hidden=4.0)

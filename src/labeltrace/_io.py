@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -18,12 +18,11 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["atomic_write", "atomic_write_json", "digest", "json_default", "read_json", "reading", "write_json",
-           "write_table"]
+__all__ = ["atomic_write", "atomic_write_json", "differing_keys", "digest", "json_default", "read_json", "reading",
+           "write_json", "write_table"]
 
 
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(fh)`` on a temporary file next to ``path``, fsync, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +84,14 @@ def read_json(path: str | os.PathLike[str], hint: str = "") -> Any:
     """The JSON in ``path``; a damaged file raises ``ValueError`` naming it (:func:`reading`)."""
     with reading(path, hint):
         return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The keys, sorted, whose values differ between two settings mappings (compared as canonical
+    JSON, so ``1`` and ``1.0`` differ as the fingerprints they are stored in do); a key in one only
+    differs."""
+    return [k for k in sorted(set(a) | set(b))
+            if json.dumps(a.get(k), sort_keys=True, default=str) != json.dumps(b.get(k), sort_keys=True, default=str)]
 
 
 def json_default(o: Any) -> Any:

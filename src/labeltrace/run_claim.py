@@ -12,7 +12,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
-from labeltrace._io import atomic_write_json, read_json
+from labeltrace._io import atomic_write_json, differing_keys, read_json
 from labeltrace.run_layout import (
     CLEANED,
     CV_PROBS,
@@ -36,11 +36,6 @@ _SCAN_WRITES = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT
 
 class RunDirConflict(ValueError):
     """The run directory holds a scan of another configuration."""
-
-
-def _diff_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    return [k for k in sorted(set(a) | set(b))
-            if json.dumps(a.get(k), sort_keys=True, default=str) != json.dumps(b.get(k), sort_keys=True, default=str)]
 
 
 def held_fingerprint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -91,7 +86,7 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         else:
             if old == fp:
                 return "finished" if (path / RUN_JSON).is_file() else "resume"
-            why = f"a scan of another configuration (differs in: {', '.join(_diff_keys(old, fp))})"
+            why = f"a scan of another configuration (differs in: {', '.join(differing_keys(old, fp))})"
     elif held:
         why = f"files of an earlier scan without a fingerprint ({', '.join(held)})"
     else:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from labeltrace._checks import check_int
 from labeltrace._checks import describe_ids as _describe_ids
 
 __all__ = ["detection_report", "expected_hits", "flag_top_k", "interval_text", "report_at_true_rate", "t_interval"]
@@ -57,11 +58,7 @@ def _as_scores(scores: np.ndarray, n: int, nan_policy: NanPolicy) -> tuple[np.nd
 
 def _check_k(k: int, n_scored: int) -> int:
     """``k`` as an int in ``[0, n_scored]`` (how many of the scored samples to take)."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"k must be an int, got {type(k).__name__}")
-    if not 0 <= k <= n_scored:
-        raise ValueError(f"k must be in [0, {n_scored}] (number of scored samples), got {k}")
-    return int(k)
+    return check_int("k", k, 0, n_scored, hint=" (the number of scored samples)")
 
 
 def flag_top_k(scores: np.ndarray, k: int, *, nan_policy: NanPolicy = "raise") -> np.ndarray:

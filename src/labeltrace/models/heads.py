@@ -18,17 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labeltrace._checks import check_int
+
 __all__ = [
     "FrozenBackboneClassifier",
     "ImageFeatureExtractor",
     "LinearHead",
     "MLPHead",
 ]
-
-
-def _check_positive_int(name: str, val: object) -> None:
-    if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-        raise ValueError(f"{name} must be a positive int, got {val!r}")
 
 
 def _check_features(x: torch.Tensor, in_dim: int) -> None:
@@ -49,10 +46,8 @@ class LinearHead(nn.Module):
 
     def __init__(self, in_dim: int, num_classes: int) -> None:
         super().__init__()
-        _check_positive_int("in_dim", in_dim)
-        _check_positive_int("num_classes", num_classes)
-        self.in_dim = in_dim
-        self.num_classes = num_classes
+        self.in_dim = in_dim = check_int("in_dim", in_dim, 1)
+        self.num_classes = num_classes = check_int("num_classes", num_classes, 1)
         self.fc = nn.Linear(in_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,9 +80,8 @@ class MLPHead(nn.Module):
         self, in_dim: int, num_classes: int, *, hidden: int = 512, dropout: float = 0.0
     ) -> None:
         super().__init__()
-        _check_positive_int("in_dim", in_dim)
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("hidden", hidden)
+        in_dim, num_classes = check_int("in_dim", in_dim, 1), check_int("num_classes", num_classes, 1)
+        hidden = check_int("hidden", hidden, 1)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.in_dim = in_dim
@@ -135,7 +129,7 @@ class ImageFeatureExtractor(nn.Module):
     ) -> None:
         super().__init__()
         if resolution is not None:
-            _check_positive_int("resolution", resolution)
+            resolution = check_int("resolution", resolution, 1)
         if (mean is None) != (std is None):
             raise ValueError("mean and std must both be given or both be None")
         self.model = model

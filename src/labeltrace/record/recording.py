@@ -24,7 +24,6 @@ bench``'s cache and by :mod:`labeltrace.rundir`)::
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -34,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._io import atomic_write, atomic_write_json, read_json, reading
+from labeltrace._io import atomic_write, atomic_write_json, differing_keys, read_json, reading
 from labeltrace.record import Dynamics, Recorder
 
 __all__ = ["FingerprintMismatch", "RecordedRun", "Recording", "RecordingDir"]
@@ -97,12 +96,6 @@ class FingerprintMismatch(ValueError):
     """A recording folder holds another configuration than the one asked for."""
 
 
-def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    keys = sorted(set(a) | set(b))
-    return [k for k in keys if json.dumps(a.get(k), sort_keys=True, default=str)
-            != json.dumps(b.get(k), sort_keys=True, default=str)]  # fmt: skip
-
-
 class RecordingDir:
     """The folder of one recording: its file names, the fingerprint check, save and load."""
 
@@ -145,7 +138,7 @@ class RecordingDir:
         if not self.finished:
             return
         theirs = self.meta().get("fingerprint", {})
-        diff = [k for k in _differences(theirs, fingerprint) if not (k in added and k not in theirs)]
+        diff = [k for k in differing_keys(theirs, fingerprint) if not (k in added and k not in theirs)]
         if diff:
             raise FingerprintMismatch(
                 f"{self.path} holds a recording of another configuration (differs in: {', '.join(diff)}); "

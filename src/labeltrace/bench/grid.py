@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labeltrace._checks import listing
 from labeltrace._io import atomic_write_json
 from labeltrace.bench.config import BenchConfig, DatasetSpec, ModelSpec
 from labeltrace.data.base import stratified_subset
@@ -98,7 +99,7 @@ def extract_zip(zip_path: str | os.PathLike[str], dest: Path, *, marker: str = "
                 return dest
         bad = [i.filename for i in infos if i.filename.startswith("/") or ".." in Path(i.filename).parts]
         if bad:
-            raise ValueError(f"{zp}: refusing unsafe member paths {bad[:10]}")
+            raise ValueError(f"{zp}: refusing unsafe member paths {listing(bad)}")
         tmp = dest.with_name(dest.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

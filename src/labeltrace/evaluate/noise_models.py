@@ -23,7 +23,7 @@ from scipy import stats
 from labeltrace._checks import check_labels as _check_labels
 from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import describe_ids as _describe_ids
-from labeltrace._checks import round_half_up
+from labeltrace._checks import id_list, round_half_up
 
 __all__ = [
     "NoisyLabels",
@@ -167,10 +167,10 @@ def _check_square(matrix: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} must have K >= 2 classes, got shape {m.shape}")
     if not np.isfinite(m).all():
         rows = np.flatnonzero(~np.isfinite(m).all(axis=1))
-        raise ValueError(f"{name} has non-finite entries in rows {rows[:10].tolist()}")
+        raise ValueError(f"{name} has non-finite entries in rows {id_list(rows)}")
     if (m < 0).any():
         rows = np.flatnonzero((m < 0).any(axis=1))
-        raise ValueError(f"{name} has negative entries in rows {rows[:10].tolist()}")
+        raise ValueError(f"{name} has negative entries in rows {id_list(rows)}")
     return m
 
 
@@ -200,7 +200,7 @@ def from_transition(labels: np.ndarray, T: np.ndarray, *, seed: Seed) -> NoisyLa
         rows = np.flatnonzero(bad)
         raise ValueError(
             f"T must be row-stochastic (rows sum to 1 within {_ROW_SUM_TOL}); rows "
-            f"{rows[:10].tolist()} sum to {sums[rows[:10]].tolist()}"
+            f"{id_list(rows)} sum to {sums[rows[:10]].tolist()}"
         )
     k = t.shape[0]
     y = _check_labels(labels, k)

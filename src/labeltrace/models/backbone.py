@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from labeltrace._checks import describe_ids
 from labeltrace.models.feature_cache import (
     cache_entry,
     cached_features,
@@ -153,12 +154,12 @@ def _check_batch(x: torch.Tensor, offset: int) -> torch.Tensor:
     bad_nan = (~torch.isfinite(flat)).any(dim=1)
     if bad_nan.any():
         ids = (torch.nonzero(bad_nan).flatten() + offset).tolist()
-        raise ValueError(f"images contain NaN/inf values at sample ids {ids[:20]}")
+        raise ValueError(f"images contain NaN/inf values at {describe_ids(ids)}")
     bad_range = ((flat < 0.0) | (flat > 1.0)).any(dim=1)
     if bad_range.any():
         ids = (torch.nonzero(bad_range).flatten() + offset).tolist()
         raise ValueError(
-            f"images must be float in [0, 1]; values out of range at sample ids {ids[:20]}"
+            f"images must be float in [0, 1]; values out of range at {describe_ids(ids)}"
         )
     return x
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from labeltrace._checks import listing
 from labeltrace._io import atomic_write, atomic_write_json
 
 __all__ = ["PIPELINE_VERSION", "cache_entry", "cached_features", "features_dir", "fingerprint_array",
@@ -148,7 +149,7 @@ def fingerprint_files(paths: Iterable[str | os.PathLike[str]]) -> str:
         h.update(f"{os.fspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         count += 1
     if missing:
-        raise ValueError(f"{len(missing)} files not found, e.g. {missing[:20]}")
+        raise ValueError(f"{len(missing)} files not found: {listing(missing)}")
     h.update(f"count={count}".encode())
     return h.hexdigest()
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from labeltrace import rundir
+from labeltrace._checks import listing
 from labeltrace.diagnostics import contradicted_text
 from labeltrace.report import plots, stats
 from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
@@ -145,7 +146,7 @@ def _summary_html(d: ReportData) -> str:
         out += f'<div class="quality warn">{_e(text)}.</div>'
     skipped = data.get("skipped") or []
     if skipped:  # --on-bad-image skip: not scanned, so not in any table here
-        names = ", ".join(str(s[0]) for s in skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        names = listing(s[0] for s in skipped)
         out += (f'<div class="quality warn">{len(skipped)} unreadable image{"s were" if len(skipped) != 1 else " was"} '
                 f'skipped and not scanned: {_e(names)} (reasons in run.json, data.skipped).</div>')
     out += f'<p class="note">Data: {_e(src)}</p></section>'

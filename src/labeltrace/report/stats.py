@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labeltrace._checks import describe_ids
 from labeltrace.evaluate import metrics
 
 __all__ = [
@@ -67,7 +68,7 @@ def class_table(
         bad = np.flatnonzero((a < 0) | (a >= k))
         if bad.size:
             raise ValueError(
-                f"{name} label ids out of range [0, {k}) for sample ids {bad[:10].tolist()}"
+                f"{name} label ids out of range [0, {k}) for {describe_ids(bad)}"
             )
     samples = np.bincount(g, minlength=k)
     nflag = np.bincount(g[f], minlength=k)

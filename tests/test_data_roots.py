@@ -246,3 +246,4 @@ def test_export_cli_says_how_many_images_were_left_out(
     with pytest.raises(ValueError, match="no image could be exported"):
         export_run(rd, "labelstudio", tmp_path / "t2.json", images="local-files",
                    document_root=tmp_path / "elsewhere")  # fmt: skip
+    assert not (tmp_path / "t2.json").exists()  # written one task at a time, yet nothing is left behind

@@ -425,3 +425,21 @@ def test_a_table_export_lists_every_sample_when_the_queue_holds_a_subset(tmp_pat
     assert [r["queue_position"] for r in rows] == ["0", "1", "2"] + [""] * 7
     (seven,) = [r for r in rows if r["id"] == "7"]
     assert (seven["review_decision"], seven["final_label"]) == (relabel, relabel)
+
+
+def test_labelstudio_export_writes_the_tasks_one_at_a_time(run_dir: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The export built every task (each data-URI task holding its image) in one list, then one
+    JSON string: GBs at 10^5 images. It streams them now, and writes the same tasks."""
+    import labeltrace.export as ex
+    from labeltrace.export.labelstudio import labelstudio_tasks
+
+    want = labelstudio_tasks(open_run(run_dir))
+    monkeypatch.setattr(ex, "labelstudio_tasks", lambda *a, **k: pytest.fail("the whole list in memory"))
+    out = export_run(run_dir, "labelstudio", tmp_path / "tasks.json")
+    assert json.loads(Path(out).read_text()) == want
+    none = np.zeros(open_run(run_dir).num_samples, bool)
+    monkeypatch.setattr(type(open_run(run_dir)), "column",
+                        lambda self, name, _c=type(open_run(run_dir)).column: none if name == "is_suspect" else _c(self, name))
+    out = export_run(run_dir, "labelstudio", tmp_path / "empty.json", only_suspects=True)
+    assert json.loads(Path(out).read_text()) == []

@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["atomic_write", "atomic_write_json", "differing_keys", "digest", "json_default", "read_json", "reading",
-           "write_json", "write_table"]
+           "write_json", "write_json_array", "write_table"]
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
@@ -123,22 +123,42 @@ def digest(obj: Any) -> str:
     return h.hexdigest()[:24]
 
 
+def _clean(o: Any) -> Any:
+    """``o`` with non-finite floats as None (JSON has no NaN) and dict keys as strings."""
+    if isinstance(o, float) and not np.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, np.floating):
+        return _clean(float(o))
+    return o
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (NaN written as null)."""
-
-    def clean(o: Any) -> Any:
-        if isinstance(o, float) and not np.isfinite(o):
-            return None
-        if isinstance(o, dict):
-            return {str(k): clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        if isinstance(o, np.floating):
-            return clean(float(o))
-        return o
-
-    data = json.dumps(clean(obj), indent=2, default=json_default).encode()
+    data = json.dumps(_clean(obj), indent=2, default=json_default).encode()
     return atomic_write(path, lambda fh: fh.write(data))
+
+
+def write_json_array(path: str | os.PathLike[str], items: Iterable[Any], *,
+                     done: Callable[[int], None] | None = None) -> Path:  # fmt: skip
+    """Atomically write ``items`` as a JSON array (NaN written as null), one item at a time: never
+    all of them in memory. ``done(count)`` runs after the last item, before the file takes its
+    place; an error raised there (or by the items) leaves no file."""
+
+    def write(fh: IO[bytes]) -> None:
+        n = 0
+        fh.write(b"[")
+        for item in items:
+            fh.write((b",\n" if n else b"\n") + json.dumps(_clean(item), indent=2, default=json_default).encode())
+            n += 1
+        fh.write(b"\n]" if n else b"]")
+        if done is not None:
+            done(n)
+
+    return atomic_write(path, write)
 
 
 def write_table(path: str | os.PathLike[str], table: pa.Table) -> Path:

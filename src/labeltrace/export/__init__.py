@@ -48,14 +48,17 @@ from pathlib import Path
 from typing import Literal
 
 from labeltrace import rundir
+from labeltrace._io import write_json_array
 from labeltrace.export.labelstudio import (
     ImageMode,
     import_labelstudio,
+    iter_labelstudio_tasks,
     labelstudio_config,
     labelstudio_tasks,
+    report_problems,
 )
 from labeltrace.export.tables import review_table
-from labeltrace.rundir import atomic_write, open_run, write_json, write_table
+from labeltrace.rundir import atomic_write, open_run, write_table
 
 __all__ = [
     "TARGETS",
@@ -123,10 +126,10 @@ def export_run(
         return to_fiftyone(run, None if out is None else str(out), warn=warn, overwrite=overwrite)
     if to == "labelstudio":
         path = Path(out) if out is not None else run.path / rundir.LABELSTUDIO_TASKS
-        tasks = labelstudio_tasks(
-            run, images=images, document_root=document_root, only_suspects=only_suspects, warn=warn
-        )
-        write_json(path, tasks)
+        problems: list[tuple[int, str]] = []  # written one task at a time: a data-URI task holds its image
+        tasks = iter_labelstudio_tasks(run, problems, images=images, document_root=document_root,
+                                       only_suspects=only_suspects)  # fmt: skip
+        write_json_array(path, tasks, done=lambda n: report_problems(problems, n, warn))
         xml = labelstudio_config(run.classes).encode("utf-8")
         atomic_write(path.with_name(path.stem + ".config.xml"), lambda fh: fh.write(xml))
         return path

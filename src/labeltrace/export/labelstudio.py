@@ -7,7 +7,7 @@ import datetime as _dt
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -21,7 +21,8 @@ from labeltrace.relabel.runstore import run_store
 from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
 from labeltrace.rundir import Run, open_run
 
-__all__ = ["LS_REVIEWER", "ImageMode", "import_labelstudio", "labelstudio_config", "labelstudio_tasks"]
+__all__ = ["LS_REVIEWER", "ImageMode", "import_labelstudio", "iter_labelstudio_tasks", "labelstudio_config",
+           "labelstudio_tasks"]
 
 ImageMode = Literal["data-uri", "local-files"]
 LS_LABEL = "label"  # from_name of the class choice
@@ -95,8 +96,28 @@ def labelstudio_tasks(
     A sample whose image cannot be exported (unreadable, outside the run's allowed roots or
     the document root) is still exported, with ``data.image`` empty and the reason in
     ``data.image_error``; ``warn`` (default :func:`warnings.warn`) then gets one message that
-    counts and names them. When no image at all can be exported, ``ValueError``.
+    counts and names them. When no image at all can be exported, ``ValueError``. (The export
+    writes them to its file one at a time, through :func:`iter_labelstudio_tasks`.)
     """
+    problems: list[tuple[int, str]] = []
+    tasks = list(iter_labelstudio_tasks(run, problems, images=images, document_root=document_root,
+                                        only_suspects=only_suspects, image_size=image_size))  # fmt: skip
+    report_problems(problems, len(tasks), warn)
+    return tasks
+
+
+def iter_labelstudio_tasks(
+    run: Run,
+    problems: list[tuple[int, str]],
+    *,
+    images: ImageMode = "data-uri",
+    document_root: str | os.PathLike[str] | None = None,
+    only_suspects: bool = False,
+    image_size: int = 256,
+) -> Iterator[dict[str, Any]]:
+    """The tasks of :func:`labelstudio_tasks` one at a time (a data-URI task holds its image: all
+    of a large set's would not fit in memory); each sample whose image could not be exported is
+    appended to ``problems`` as ``(sample id, reason)`` (:func:`report_problems` tells of them)."""
     if images not in ("data-uri", "local-files"):
         raise ValueError(f"images must be 'data-uri' or 'local-files', got {images!r}")
     root = Path(document_root) if document_root is not None else None
@@ -111,15 +132,13 @@ def labelstudio_tasks(
     rank = run.column("rank").astype(np.int64)
     sus = run.column("is_suspect").astype(bool)
     ext = run.column("external_id")
-    tasks = []
-    problems: list[tuple[int, str]] = []
     for i in order.tolist():
         try:
             image, error = _ls_image(run, i, images, root, image_size), None
         except (ValueError, OSError) as exc:  # DataError included: one sample, not the export
             image, error = "", str(exc)
             problems.append((i, error))
-        tasks.append(
+        yield (
             {
                 "data": {
                     LS_IMAGE: image,
@@ -144,8 +163,6 @@ def labelstudio_tasks(
                 ],
             }
         )
-    report_problems(problems, len(tasks), warn)
-    return tasks
 
 
 def report_problems(

@@ -137,3 +137,14 @@ def test_an_epoch_closed_without_updates_is_warned_of() -> None:
     with pytest.warns(UserWarning, match="epoch 1 closes with no update"):
         rec.end_epoch()
     assert rec.num_epochs == 2  # still an epoch: the training's count of epochs is kept
+
+
+def test_zero_dimensional_integer_arrays_and_tensors_are_ints() -> None:
+    """np.array(1) and torch.tensor(1) were accepted as epochs before ints were checked; they still
+    are, while a float or a bool tensor is refused."""
+    d = _dyn()
+    np.testing.assert_array_equal(d.at("loss", np.array(1)), d.at("loss", 1))
+    np.testing.assert_array_equal(d.at("loss", torch.tensor(-1)), d.at("loss", 2))
+    for bad in (torch.tensor(1.0), torch.tensor(True), np.array(True), np.array([1])):
+        with pytest.raises(ValueError, match="epoch must be an int"):
+            d.at("loss", bad)

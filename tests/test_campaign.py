@@ -449,3 +449,17 @@ def test_simulation_features_are_checked_as_the_review_app_checks_them(tmp_path:
     np.save(p, arr)
     with pytest.raises(ValueError, match=match):
         rio.load_features(p, n=4)
+
+
+def test_settle_all_refuses_what_record_refuses() -> None:
+    """settle_all read 2.7 as class 2 and True as sample 1, and named positions as sample ids."""
+    from labeltrace.relabel.campaign import Campaign
+
+    c = Campaign(np.array([0, 1, 2, 0]), num_classes=3, budget=None, priority="random", count_initial_label=False)
+    for ids, labs, match in (([1], [2.7], "labels must be integers"), ([1.9], [2], "sample ids must be integers"),
+                             ([True], [1], "sample ids must be integers"),
+                             ([3], [7], r"votes \[7\] for sample ids \[3\] are not classes in 0..2"),
+                             ([4], [0], r"sample ids \[4\] lie outside 0..3")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            c.settle_all(np.array(ids), np.array(labs))
+    assert not c.settled.any() and c.relabels_used == 0

@@ -144,6 +144,32 @@ def test_a_model_returning_a_tuple_is_recorded(tmp_path, extra):
     assert_records_the_trace(rec, model, 2)
 
 
+class TupleOutLabel(TupleOut):
+    """Takes its labels as ``label``: the Trainer leaves them in the inputs under label smoothing
+    (it pops only ``labels``), so the model returns ``(loss, logits)`` there too."""
+
+    def forward(self, x, label=None):
+        return super().forward(x, label)
+
+
+def test_a_tuple_model_with_another_label_column_keeps_its_logits_under_label_smoothing(tmp_path):
+    """A first fix read (loss, logits)[0] as the logits whenever label smoothing was on."""
+    ds, _, _ = dataset()
+    ds = ds.rename_column("labels", "label")
+    rec, model = Recorder(N, K), TupleOutLabel()
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path), num_train_epochs=2, per_device_train_batch_size=6, learning_rate=0.3, optim="sgd",
+        lr_scheduler_type="constant", save_strategy="no", logging_strategy="no", report_to="none",
+        disable_tqdm=True, use_cpu=True, seed=0, label_names=["label"], label_smoothing_factor=0.1,
+    )  # fmt: skip
+    def collate(rows):  # the default collator would rename "label" to "labels"
+        return {c: torch.stack([torch.as_tensor(r[c]) for r in rows]) for c in ("x", "label", "sample_id")}
+
+    RecordingTrainer(model=model, args=args, train_dataset=ds, recorder=rec, label_column="label",
+                     data_collator=collate).train()  # fmt: skip
+    assert_records_the_trace(rec, model, 2)
+
+
 def test_under_torchrun_whole_number_float_ids_drop_the_padding_too(tmp_path):
     """Float ids (a dataset column of floats) skipped the per-rank first-update filter: the
     loader's padding copies were averaged in."""
@@ -264,6 +290,17 @@ def as_if_two_ranks(tmp_path, monkeypatch):
 def test_torchrun_with_a_plain_recorder_raises(tmp_path, as_if_two_ranks):
     with pytest.raises(ValueError, match="plain Recorder records only this rank's shard.*DistributedRecorder"):
         trainer(tmp_path, Recorder(N, K))
+
+
+def test_torchrun_allows_the_loaders_wrap_round_padding(tmp_path, as_if_two_ranks):
+    """accelerate pads the last batches with up to a batch a rank: a DistributedRecorder warned of
+    that as if the loader were not sharded."""
+    from labeltrace.integrations.ddp import DistributedRecorder
+
+    rec = DistributedRecorder(N, K)
+    assert rec.padding == 0  # this one-process group's DistributedSampler pads nothing
+    trainer(tmp_path, rec)
+    assert rec.padding == 2 * 6  # 2 ranks (as the arguments say) x 6 a batch
 
 
 def test_torchrun_refuses_checkpoints_mid_epoch(tmp_path, as_if_two_ranks):

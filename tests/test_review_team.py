@@ -125,7 +125,7 @@ def test_a_reviewer_name_in_another_letter_case_is_refused(tmp_path: Path) -> No
     st = run_store(open_run(rd))
     cls = open_run(rd).classes[1]
     st.add(0, cls, reviewer="alice")
-    with pytest.raises(ValueError, match=r"reviewer name differs only in letter case from 'alice'"):
+    with pytest.raises(ValueError, match=r"reviewer 'ALICE': this reviewer name differs only in letter case from 'alice'"):
         st.add(0, cls, reviewer="  ALICE ")
     st.add(0, cls, reviewer=" alice ")  # the same spelling, whitespace collapsed: fine
     with pytest.raises(ValueError, match="differs only in letter case"):

@@ -5,6 +5,8 @@ still rounds as Python does: a rate × N on an exact half practically never occu
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 __all__ = [
@@ -48,10 +50,17 @@ def describe_ids(ids: Any, limit: int = 10) -> str:
 
 
 def check_int(name: str, value: Any, low: int, high: int | None = None, *, hint: str = "") -> int:
-    """``value`` as an int in ``[low, high]``: a Python or numpy integer, not a bool, not a float
-    (2.7 or 10.0 are refused, not truncated); the error names ``name``, the range and ``value``."""
+    """``value`` as an int in ``[low, high]``: a Python or numpy integer (or a 0-d integer array or
+    tensor), not a bool, not a float (2.7 or 10.0 are refused, not truncated); the error names
+    ``name``, the range and ``value``."""
     upper = "" if high is None else f" and <= {high}"
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+    boolean = isinstance(value, bool | np.bool_) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool")
+    if not boolean and not isinstance(value, int | np.integer):
+        try:
+            value = operator.index(value)  # a 0-d integer array or tensor; a float raises
+        except TypeError:
+            boolean = True
+    if boolean:
         raise ValueError(f"{name} must be an int >= {low}{upper}, got {value!r} ({type(value).__name__}){hint}")
     if value < low or (high is not None and value > high):
         raise ValueError(f"{name} must be an int >= {low}{upper}, got {value}{hint}")

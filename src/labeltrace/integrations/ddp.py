@@ -62,6 +62,13 @@ class DistributedRecorder:
 
     Parameters are the Recorder's, plus ``group`` (the process group, default the world) and
     ``dedupe``. ``directory`` is used on rank 0 only. Call after ``init_process_group``.
+
+    Attributes
+    ----------
+    padding : int
+        The most updates an epoch's padding repeats across ranks (default ``world_size - 1``, a
+        ``DistributedSampler``'s; the Hugging Face ``RecordingTrainer`` raises it to its loader's
+        ``world_size × batch size``): dropping more is warned of — the loader is likely not sharded.
     """
 
     def __init__(
@@ -83,6 +90,7 @@ class DistributedRecorder:
         self.world_size = dist.get_world_size(group)
         self.dedupe = bool(dedupe)
         self.dropped = 0  # updates of samples dropped as cross-rank duplicates in the last epoch
+        self.padding = self.world_size - 1
         # rank 0 records into the real recorder; the others only accumulate one epoch (its
         # O(N) history arrays are allocated but never touched, so never resident)
         self._rec = Recorder(
@@ -147,12 +155,13 @@ class DistributedRecorder:
         masks = _keep_masks(ids, self.num_samples) if self.dedupe else [np.ones(len(i), bool) for i in ids]
         self.dropped = int(sum((~m).sum() for m in masks))
         total = sum(len(i) for i in ids)
-        if self.rank == 0 and self.dropped > self.world_size and 4 * self.dropped > total:
+        if self.rank == 0 and self.dropped > self.padding:
             warnings.warn(
                 f"{self.dropped} of the epoch's {total} updates were of samples another rank had also trained "
-                "on in this epoch, and were dropped: far more than a DistributedSampler's padding (fewer than "
-                f"{self.world_size}). Is each rank's loader sharded (DistributedSampler)? Without it every rank "
-                "trains on every sample; pass dedupe=False to average all ranks' updates",
+                f"on in this epoch, and were dropped: more than the loader's padding repeats (at most "
+                f"{self.padding}, DistributedRecorder.padding). Is each rank's loader sharded "
+                "(DistributedSampler)? Without it every rank trains on every sample; pass dedupe=False to "
+                "average all ranks' updates",
                 UserWarning, stacklevel=2,
             )
         for i, lab, m in zip(ids, labels, masks, strict=True):

@@ -11,8 +11,8 @@ The training dataset holds the sample ids in a column (``"sample_id"`` by defaul
 drops every column its model's ``forward`` does not take (``remove_unused_columns=True``, the
 default): this Trainer keeps the id column through that, takes it out of each batch before the
 model sees it, records the logits ``compute_loss`` gets from the model (``outputs["logits"]``, or
-of a tuple the second element — the first when the Trainer took the labels out of the inputs,
-under ``label_smoothing_factor`` or a ``compute_loss_func``) with the batch's ``labels``, and
+of a tuple the second element — the first when the Trainer took a ``labels`` column out of the
+inputs, under ``label_smoothing_factor`` or a ``compute_loss_func``) with the batch's labels, and
 closes the recorder's epoch at each epoch end. Evaluation and prediction are not recorded. With
 ``auto_find_batch_size=True`` (one process), a retry with a smaller batch after running out of
 memory sets the recorder back to where ``train()`` began: the failed attempt is not recorded.
@@ -148,6 +148,8 @@ class RecordingTrainer(Trainer):
                 f"but TrainingArguments(save_strategy={save!r}" + (f", eval_strategy={evals!r}" if save == "best" else "")
                 + ") saves mid-epoch: set save_strategy='epoch' (or 'no')"
             )
+        if hasattr(self.recorder, "padding"):  # accelerate's even_batches wraps round: up to a batch a rank
+            self.recorder.padding = max(int(self.recorder.padding), world * int(self.args.per_device_train_batch_size))
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
@@ -172,10 +174,10 @@ class RecordingTrainer(Trainer):
         if self.label_column not in inputs:
             raise ValueError(f"the training batch has no {self.label_column!r} (labels) column; pass label_column=")
         labels = inputs[self.label_column]
+        # the Trainer takes "labels" out of the inputs under label smoothing or a compute_loss_func:
+        # the model then returns (logits, ...), not (loss, logits, ...)
+        popped = (self.label_smoother is not None or self.compute_loss_func is not None) and "labels" in inputs
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        # a tuple is (loss, logits, ...) when the model computed its loss, else (logits, ...): the
-        # Trainer takes the labels out of the inputs under label smoothing or a compute_loss_func
-        popped = self.label_smoother is not None or self.compute_loss_func is not None
         if isinstance(outputs, dict) and "logits" in outputs:
             logits = outputs["logits"]
         elif isinstance(outputs, tuple | list) and len(outputs) > (0 if popped else 1):

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from labeltrace._checks import listing
+from labeltrace._checks import id_list, listing
 from labeltrace.relabel.annotator import Annotator
 from labeltrace.relabel.arrays import (
     as_class,
@@ -77,7 +77,8 @@ class Campaign:
     Attributes
     ----------
     labels, counts, settled : (N,) current labels, (N, K) label counts (initial vote + every
-        relabel), (N,) settled flags — read them, change them only through :meth:`record`.
+        relabel), (N,) settled flags — read them, change them only through :meth:`record` (or
+        :meth:`settle_all`).
     posterior, sei : the model output the ranking uses now (:meth:`set_posterior`).
     relabels_used, n_updates : relabels spent; posteriors installed after the start.
 
@@ -304,16 +305,25 @@ class Campaign:
         (``agree == 1``, the initial label not counted) and no refit hook runs between votes —
         the review app's live queue taking in a store's decisions. The order of ``sample_ids`` is
         the order of the log's settlements. Any other campaign records them one by one."""
-        ids = np.asarray(sample_ids, dtype=np.int64).reshape(-1)
-        labs = np.asarray(labels, dtype=np.int64).reshape(-1)
+        ids, labs = np.asarray(sample_ids).reshape(-1), np.asarray(labels).reshape(-1)
         fast = self.agree == 1 and not self.count_initial_label and self.update_posterior is None
         if not fast or self._current >= 0 or self.relabels_used + ids.size > self._limit:
             for i, lab in zip(ids.tolist(), labs.tolist(), strict=True):
-                self.record(i, lab)
+                self.record(i, lab)  # refuses what is not a whole sample id or class, as ever
             return
-        check_label_vector(labs, ids.size, self.num_classes, "labels")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.num_samples):
-            raise ValueError(f"sample ids must lie in 0..{self.num_samples - 1}")
+        for name, a in (("sample ids", ids), ("labels", labs)):  # as record(): 2.7 is not sample 2, True not 1
+            if a.size and (a.dtype == bool or not np.issubdtype(a.dtype, np.integer)):
+                raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
+        if ids.shape != labs.shape:
+            raise ValueError(f"{ids.size} sample ids but {labs.size} labels")
+        ids, labs = ids.astype(np.int64), labs.astype(np.int64)
+        bad = (ids < 0) | (ids >= self.num_samples)
+        if bad.any():
+            raise ValueError(f"sample ids {id_list(ids[bad])} lie outside 0..{self.num_samples - 1}")
+        bad = (labs < 0) | (labs >= self.num_classes)
+        if bad.any():
+            raise ValueError(f"votes {id_list(labs[bad])} for sample ids {id_list(ids[bad])} are not classes in "
+                             f"0..{self.num_classes - 1}")  # fmt: skip
         if np.unique(ids).size != ids.size or self.settled[ids].any():
             raise ValueError("settle_all() takes distinct samples not settled yet")
         used = self.relabels_used + np.arange(1, ids.size + 1)

@@ -44,6 +44,7 @@ from labeltrace.relabel.reviewers import (
     ReviewerNames,
     name_key,
     name_problem,
+    spelling,
     stored_spelling,
 )
 
@@ -206,8 +207,8 @@ class ReviewStore:
             raise ValueError(f"sample {i}: reviewer name must be a string")
         known = self._known() if known is None else known
         problem = name_problem(reviewer, known)
-        if problem is not None:
-            raise ValueError(f"sample {i}: {problem}")
+        if problem is not None:  # the review app says it without the name; an import names the row's
+            raise ValueError(f"sample {i}, reviewer {spelling(reviewer)!r}: {problem}")
         who = stored_spelling(reviewer, known)
         return i, kind, decision, who
 

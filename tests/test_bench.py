@@ -186,7 +186,7 @@ def _raw() -> dict:
     [
         (lambda r: r.update(bogus=1), "unknown keys ['bogus']"),
         (lambda r: r["datasets"][0].update(models=["nope"]), "models ['nope'] are not defined"),
-        (lambda r: r["datasets"][0].update(labels=["gaussian:0.2"]), "--noise must look like"),
+        (lambda r: r["datasets"][0].update(labels=["gaussian:0.2"]), "labels 'gaussian:0.2': must look like"),
         (lambda r: r["datasets"][0].update(source="web"), "source must be one of"),
         (lambda r: r["models"]["m"].update(kind="vit"), "kind must be one of"),
         (lambda r: r["models"]["m"].update(epochs=0), "'epochs' must be >= 1"),
@@ -213,6 +213,11 @@ def _raw() -> dict:
         (lambda r: r["datasets"][0].update(labels=["clean", "symmetric:0.2", "clean"]), "'labels' lists 'clean' more than once"),
         (lambda r: r["datasets"][0].update(models=["m", "m"]), "'models' lists 'm' more than once"),
         (lambda r: r.update(threads=0), "threads must be >= 1"),
+        (lambda r: r["models"]["m"].update(cv="logreg"), "cv = 'logreg' fits a logistic regression on frozen features"),
+        (lambda r: r.update(device="gpu"), "device 'gpu' is not a torch device"),
+        (lambda r: r.update(name="x/../../escape"), "a plain file stem"),
+        (lambda r: r.update(name=""), "a plain file stem"),
+        (lambda r: r["models"]["m"].update(epochs="2"), "'epochs' must be an integer, got '2'"),
         (lambda r: r["datasets"][0].update(path="digits.npz"), "source 'digits' does not read 'path'"),
         (lambda r: r["datasets"][0].update(source="cifar10n", path="x.zip", labels=["aggre"], split="test"),
          "source 'cifar10n' does not read 'split'"),
@@ -332,6 +337,59 @@ def test_bench_seeds_option_is_checked_like_the_config(tmp_path: Path) -> None:
         args = build_parser().parse_args(["bench", "--config", str(QUICK), "--seeds", seeds, "--out", str(tmp_path)])
         with pytest.raises(ValueError, match=_re(msg)):
             run_from_args(args)
+
+
+def test_bench_options_that_select_nothing_or_a_part_over_the_whole_are_refused(tmp_path: Path) -> None:
+    """--only , ran nothing and overwrote the results; a subset run under the config's name replaced
+    the whole grid's CSV; --name x/../y wrote outside --out; --device cuda on a CPU machine died in
+    torch's AssertionError inside the first training."""
+    from labeltrace.bench import run_from_args
+    from labeltrace.cli import build_parser
+
+    def run(*extra: str) -> None:
+        run_from_args(build_parser().parse_args(["bench", "--config", str(QUICK), "--out", str(tmp_path), *extra]))
+
+    for flag in ("--only", "--detectors", "--models", "--seeds"):
+        with pytest.raises(ValueError, match=f"{flag} names nothing"):
+            run(flag, ",")
+    (tmp_path / "quick.csv").write_text("the whole grid\n")
+    with pytest.raises(ValueError, match="needs its own --name"):
+        run("--only", "digits")
+    with pytest.raises(ValueError, match="a plain file stem"):
+        run("--name", "x/../../escape")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            run("--device", "cuda")
+    assert (tmp_path / "quick.csv").read_text() == "the whole grid\n"
+
+
+def test_a_config_error_names_its_file(tmp_path: Path) -> None:
+    p = tmp_path / "mine.toml"
+    p.write_text('name = "t"\nthreads = "2"\n[models.m]\nkind = "small-cnn"\n'
+                 '[[datasets]]\nname = "digits"\nsource = "digits"\nlabels = ["clean"]\nmodels = ["m"]\n')
+    with pytest.raises(ValueError, match=_re(f"{p}: bench config (top level): 'threads' must be an integer")):
+        load_config(p)
+
+
+def test_threads_limit_the_maths_libraries_too(tmp_path: Path, monkeypatch) -> None:
+    """cleanlab's logistic regression ran on every core while the trainings had --threads: its cost
+    in the bench was 30-65x what it is on the same cores."""
+    from threadpoolctl import threadpool_info
+
+    import labeltrace.bench as bench
+
+    seen = {}
+
+    def cells(*a, **k):
+        seen["threads"] = {p["num_threads"] for p in threadpool_info()}
+        return bench.BenchResult([], [])
+
+    monkeypatch.setattr(bench, "_run_cells", cells)
+    cfg = replace(load_config(QUICK), cache_dir=str(tmp_path / "cache"), threads=1)
+    run_bench(cfg, out_dir=tmp_path / "out", log=lambda s: None)
+    if not threadpool_info():
+        pytest.skip("numpy reports no maths library to limit")
+    assert seen["threads"] == {1}
 
 
 def test_cached_rows_say_when_other_code_computed_them(quick, monkeypatch) -> None:
@@ -513,3 +571,24 @@ def test_a_width_less_cnn_is_keyed_by_the_default_width_it_is_built_with(monkeyp
     assert spec.key() != key
     raw["models"]["m"]["width"] = 16  # an explicit width keys as it always did
     assert parse_config(raw).models["m"].key()["width"] == 16
+
+
+def test_the_sei_curve_is_drawn_only_when_sei_is_benchmarked(quick, monkeypatch) -> None:
+    """--detectors cleanlab trained the 2 in-sample runs of the SEI-vs-epochs curve all the same."""
+    cfg, _, tmp = quick
+
+    def no_curve(self):
+        raise AssertionError("the SEI curve (and its in-sample runs) without sei among the detectors")
+
+    monkeypatch.setattr(CellRunner, "sei_curve", no_curve)
+    res = run_bench(replace(cfg, detectors=("aum",)), out_dir=tmp / "no-sei", log=lambda s: None, plots=False,
+                    recompute_scores=True)  # fmt: skip
+    assert not res.failures and res.curve == [] and {r["detector"] for r in res.rows} == {"aum"}
+
+
+def test_a_failed_detector_is_listed_under_failures() -> None:
+    """A detector failing in every cell showed only as '–' in the markdown, its reason in the CSV."""
+    row = {"dataset": "digits", "labels": "symmetric:0.2", "model": "m", "seed": 0, "detector": "cl", "f1": math.nan,
+           "note": "failed: features must be 2-D"}  # fmt: skip
+    md = markdown_report([row], name="t", command="x", seeds=(0,), elapsed=1.0)
+    assert "## Failures" in md and "digits symmetric:0.2 m seed 0 / cl: features must be 2-D" in md

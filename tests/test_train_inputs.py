@@ -193,3 +193,22 @@ def test_a_model_returning_a_dict_is_named():
     x, y = toy()
     with pytest.raises(TypeError, match="the model returned a dict, not a logits tensor"):
         train_recorded(_DictOut(), x, y, num_classes=3, config=CFG, progress=False)
+
+
+def test_a_device_this_machine_lacks_is_a_clear_error_before_training(tmp_path) -> None:
+    """scan --device cuda on a CPU machine died in torch's AssertionError inside the first training."""
+    import pytest
+    import torch
+
+    from labeltrace.cli import main
+    from labeltrace.train import check_device
+
+    assert check_device("cpu") == "cpu" and check_device("auto") == "auto"
+    with pytest.raises(ValueError, match="'gpu' is not a torch device"):
+        check_device("gpu")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="--device 'cuda': torch on this machine has no CUDA GPU"):
+        check_device("cuda")
+    assert main(["scan", "--example", "digits", "--out", str(tmp_path / "run"), "--device", "cuda"]) == 2
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())

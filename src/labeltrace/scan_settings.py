@@ -18,7 +18,7 @@ from labeltrace.data import ImageDataset
 from labeltrace.decide import detectors
 from labeltrace.evaluate import noise
 from labeltrace.models.inputs import data_identity, should_stream
-from labeltrace.train import TrainConfig, protocol, resolve_device
+from labeltrace.train import TrainConfig, check_device, protocol, resolve_device
 from labeltrace.train.checkpoint import config_key
 from labeltrace.train.recipe import NetworkSpec
 
@@ -231,6 +231,7 @@ def check(config: ScanConfig, model: str | None, n: int) -> None:
         raise ValueError(f"--finetune applies to effnet-lite0, not {model}")
     if config.noise:
         noise.parse_spec(config.noise)
+    check_device(config.device)
 
 
 def streams(config: ScanConfig, model: str, ds: ImageDataset) -> bool:

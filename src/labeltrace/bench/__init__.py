@@ -15,16 +15,18 @@ added there is benchmarked without any change here; ``cleanlab`` is the package'
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from labeltrace._io import atomic_write
-from labeltrace.bench._toml import seed_list
+from labeltrace.bench._toml import check_name, seed_list
 from labeltrace.bench.config import (
     BenchConfig,
     apply_quick,
@@ -32,6 +34,8 @@ from labeltrace.bench.config import (
     parse_config,
     resolve_detectors,
 )
+from labeltrace.decide.detectors import get as get_detector
+from labeltrace.train.loop import check_device
 
 __all__ = ["BenchResult", "add_arguments", "apply_quick", "load_config", "parse_config", "run_bench",
            "run_from_args"]  # fmt: skip
@@ -63,15 +67,29 @@ def run_bench(
     the markdown and skipped; the other cells still run.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
+    t_start = time.perf_counter()
+    detectors = resolve_detectors(cfg.detectors)
+    for name in detectors:  # imported before any cell's clock runs: the first cell paid for it
+        if (package := get_detector(name).requires) is not None:
+            importlib.import_module(package)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    # numpy's and scikit-learn's maths libraries too (cleanlab's logistic regression ran on every
+    # core while the trainings had cfg.threads: its cost was not comparable)
+    with threadpool_limits(limits=cfg.threads) if cfg.threads else nullcontext():
+        return _run_cells(cfg, detectors, out_dir=out_dir, recompute_scores=recompute_scores, progress=progress,
+                          plots=plots, log=log, command=command, t_start=t_start)  # fmt: skip
+
+
+def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, recompute_scores: bool,
+               progress: bool, plots: bool, log: Log, command: str, t_start: float) -> BenchResult:  # fmt: skip
+    """:func:`run_bench`'s grid, its files and its summary, once the detectors and threads are set."""
     from labeltrace.bench import report
     from labeltrace.bench.cells import run_cell
     from labeltrace.bench.grid import expand, load_dataset
 
-    t_start = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    detectors = resolve_detectors(cfg.detectors)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -105,6 +123,9 @@ def run_bench(
         report.write_csv(files["csv"], rows)
         log(f"  done in {time.perf_counter() - t0:.1f}s: " + ", ".join(
             f"{x['detector']} {x['f1']:.3f}" for x in r if x["f1"] == x["f1"]))  # fmt: skip
+        for x in r:
+            if str(x.get("note", "")).startswith("failed:"):
+                log(f"  {x['detector']} FAILED: {str(x['note'])[len('failed:'):].strip()}")
     report.write_csv(files["csv"], rows)
     if curve:
         report.write_csv(files["sei_epochs_csv"], curve, columns=report.CURVE_CSV_COLUMNS)
@@ -143,7 +164,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", help="comma-separated seeds, overriding the config")
     p.add_argument("--models", help="comma-separated model names to run (of each dataset's models)")
     p.add_argument("--detectors", help="comma-separated detectors ('*' = all), overriding the config")
-    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--threads", type=int, help="threads of torch and of numpy's / scikit-learn's maths libraries")
     p.add_argument("--device", help="training device (cpu, cuda, auto)")
     p.add_argument("--recompute-scores", action="store_true",
                    help="recompute the detectors' rows from cached trainings (after a detector changed)")
@@ -164,6 +185,17 @@ def _command() -> str:
 def run_from_args(args: argparse.Namespace) -> int:
     """Run ``bench`` from parsed :func:`add_arguments` options; 1 when every cell failed."""
     cfg = load_config(args.config, quick=args.quick)
+    for flag in ("only", "models", "seeds", "detectors"):
+        given = getattr(args, flag)
+        if given is not None and not _csv_list(given):
+            raise ValueError(f"--{flag} names nothing ({given!r}): leave it out to run the config's own")
+    if args.name is not None:
+        check_name(args.name, "--name")
+    elif args.only or args.models or args.seeds or args.detectors:
+        full = Path(args.out) / f"{cfg.name}.csv"
+        if full.exists():  # a subset run would replace the whole grid's results under the same name
+            raise ValueError(f"{full} holds the results of the config's whole grid; a run of a part of it "
+                             "(--only / --models / --seeds / --detectors) needs its own --name")
     if args.only:
         keep = set(_csv_list(args.only))
         unknown = keep - {d.name for d in cfg.datasets}
@@ -187,6 +219,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         cfg = replace(cfg, detectors=tuple(_csv_list(args.detectors)))
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.device is not None:
+        check_device(args.device)
     for attr, val in (("name", args.name), ("cache_dir", args.cache_dir), ("threads", args.threads),
                       ("device", args.device)):  # fmt: skip
         if val is not None:
@@ -209,3 +243,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: the cells finished so far are cached; the same command resumes", file=sys.stderr)
+        return 130

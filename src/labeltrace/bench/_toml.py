@@ -21,11 +21,19 @@ def check_keys(d: Mapping[str, Any], allowed: set[str], where: str) -> None:
 def typed(d: Mapping[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
     """``d[key]``, refused unless it is of ``types`` (a TOML boolean is not an int here)."""
     v = d[key]
-    if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise err(where, f"{key!r} must be {types}, got {v!r}")
-    if not isinstance(v, types):
-        raise err(where, f"{key!r} must be {types}, got {v!r}")
+    kinds = types if isinstance(types, tuple) else (types,)
+    if (isinstance(v, bool) and bool not in kinds) or not isinstance(v, types):
+        names = " or ".join({"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+                            .get(t.__name__, t.__name__) for t in kinds)  # fmt: skip
+        raise err(where, f"{key!r} must be {names}, got {v!r}")
     return v
+
+
+def check_name(name: str, where: str) -> str:
+    """A results file stem: not empty, no folder in it (``--name x/../y`` wrote outside ``--out``)."""
+    if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+        raise err(where, f"the results name must be a plain file stem (no folder, not hidden), got {name!r}")
+    return name
 
 
 def seed_list(v: Any, where: str) -> list[int]:

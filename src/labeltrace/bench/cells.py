@@ -297,7 +297,7 @@ def run_cell(
         log(f"  note: {len(older)} cached rows ({', '.join(older)}) were computed by other code than this "
             "labeltrace's detectors and metrics; --recompute-scores computes them again")  # fmt: skip
     curve: list[dict[str, Any]] = []
-    if cfg.sei_curve:
+    if cfg.sei_curve and "sei" in names:  # its in-sample runs are trained for SEI, not for the others
         p = runner.result_dir / "sei_curve.json"
         if p.is_file() and not recompute_scores:
             curve = json.loads(p.read_text())

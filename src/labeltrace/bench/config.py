@@ -10,7 +10,7 @@ Example (see ``benchmarks/configs/default.toml``)::
     kind = "small-cnn"                # small-cnn (images) | mlp | linear (frozen EfficientNet features)
     epochs = 20
     lr = 0.05
-    cv = "same"                       # cross-validated probabilities: same model, or "logreg"
+    cv = "same"                       # cross-validated probabilities: same model, or "logreg" (mlp / linear)
 
     [[datasets]]
     name = "digits"
@@ -26,7 +26,11 @@ Example (see ``benchmarks/configs/default.toml``)::
 
 Detector names: the rows of the detector table (:func:`labeltrace.decide.detectors.available`).
 ``"*"`` selects all of them, so a detector registered later is benchmarked without any change
-here; each cell records (and caches) only what the chosen detectors need.
+here; each cell records (and caches) only what the chosen detectors need (the SEI-vs-epochs curve,
+``sei_curve = true`` by default, only when ``sei`` is chosen). Top-level settings besides these:
+``name``, ``cache_dir``, ``device``, ``threads`` (of torch and of numpy's / scikit-learn's maths
+libraries, so that every detector's cost is measured on the same cores), ``n_folds``, ``knn_k``,
+``aux_fraction``, ``sei_curve``.
 """
 
 from __future__ import annotations
@@ -38,10 +42,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labeltrace.bench._toml import check_keys as _check_keys
+from labeltrace.bench._toml import check_name, seed_list, str_list
 from labeltrace.bench._toml import err as _err
-from labeltrace.bench._toml import seed_list, str_list
 from labeltrace.bench._toml import typed as _typed
 from labeltrace.bench.quick import QUICK_DEFAULTS, apply_quick, check_quick
+from labeltrace.train.loop import check_device
 
 if TYPE_CHECKING:
     from labeltrace.train import TrainConfig
@@ -175,8 +180,8 @@ def _parse_label_spec(spec: str, source: str, where: str) -> None:
     try:  # synthetic noise on the clean labels, any source
         parse_spec(spec)
     except ValueError as e:
-        names = f"; or a label set of the source: {real}" if real else ""
-        raise _err(where, f"{e}{names}") from None
+        names = f"; or a label set of the source: {real}" if real else "; or 'clean'"
+        raise _err(where, f"labels {spec!r}: {str(e).removeprefix('--noise ')}{names}") from None
 
 
 def _parse_model(name: str, d: Mapping[str, Any]) -> ModelSpec:
@@ -208,6 +213,9 @@ def _parse_model(name: str, d: Mapping[str, Any]) -> ModelSpec:
         raise _err(where, f"schedule must be cosine, step or constant, got {spec.schedule!r}")
     if spec.lr <= 0 or spec.cv_C <= 0:
         raise _err(where, "lr and cv_C must be > 0")
+    if spec.cv == "logreg" and not spec.on_features:  # cleanlab's recipe fits features, not images
+        raise _err(where, f"cv = 'logreg' fits a logistic regression on frozen features; a {spec.kind!r} model "
+                          "trains on images: use cv = 'same' (or kind 'mlp' / 'linear')")
     if "resolution" in d and spec.kind != "effnet-lite0":  # a head's features take the dataset's resolution
         raise _err(where, f"'resolution' is the fine-tuned effnet-lite0's input size; a {spec.kind!r} model "
                           "reads the dataset's features: set 'resolution' in its [[datasets]] table")
@@ -308,7 +316,11 @@ def parse_config(raw: Mapping[str, Any]) -> BenchConfig:
     if kw.get("knn_k", 10) < 1:
         raise _err("(top level)", "knn_k must be >= 1")
     if "threads" in kw and kw["threads"] < 1:
-        raise _err("(top level)", f"threads must be >= 1 (torch threads), got {kw['threads']}")
+        raise _err("(top level)", f"threads must be >= 1, got {kw['threads']}")
+    if "device" in kw:
+        check_device(kw["device"], "device")
+    if "name" in kw:
+        check_name(kw["name"], "name")
     quick = check_quick(raw.get("quick", {}), datasets, models)
     kw.setdefault("name", "bench")
     return BenchConfig(seeds=tuple(seeds), detectors=detectors, models=models, datasets=datasets,
@@ -327,7 +339,10 @@ def load_config(path: str | Path, *, quick: bool = False) -> BenchConfig:
         raw = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"bench config {p}: not valid TOML: {e}") from None
-    cfg = parse_config(raw)
+    try:
+        cfg = parse_config(raw)
+    except ValueError as e:  # which file: a grid is often several configs
+        raise ValueError(f"{p}: {e}") from None
     cfg = replace(cfg, datasets=tuple(_resolve_paths(d, p.parent) for d in cfg.datasets))
     return apply_quick(cfg) if quick else cfg
 

@@ -48,6 +48,7 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
 def machine_info() -> dict[str, str]:
     """Platform, CPU count, torch threads and library versions (for the report header)."""
     import torch
+    from threadpoolctl import threadpool_info
 
     from labeltrace import __version__
 
@@ -56,6 +57,8 @@ def machine_info() -> dict[str, str]:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": str(os.cpu_count()),
         "torch_threads": str(torch.get_num_threads()),
+        # numpy's / scikit-learn's maths libraries (bench --threads limits them too)
+        "blas_threads": ", ".join(sorted({str(p["num_threads"]) for p in threadpool_info()})) or "-",
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -182,7 +185,8 @@ def markdown_report(
         f"- seeds: {', '.join(map(str, seeds))} (cells show mean ± sample standard deviation over seeds)",
         (
             f"- machine: {info['platform']}, {info['processor']}, {info['cpu_count']} cores "
-            f"({info['torch_threads']} torch threads)" + (f", GPU {info['gpu']}" if "gpu" in info else "")
+            f"({info['torch_threads']} torch threads, {info['blas_threads']} maths-library threads)"
+            + (f", GPU {info['gpu']}" if "gpu" in info else "")
         ),
         (
             f"- versions: python {info['python']}, torch {info['torch']}, numpy {info['numpy']}, "
@@ -236,8 +240,11 @@ def markdown_report(
         "the detector's own time (feature extraction excluded)."
     )
     out += ["## Cost", "", cost_note, "", *_cost_table(rows), ""]
-    if failures:
-        out += ["## Failures", "", *[f"- {f}" for f in failures], ""]
+    failed_rows = [f"{r['dataset']} {r['labels']} {r['model']} seed {r['seed']} / {r['detector']}: "
+                   + str(r["note"])[len("failed:"):].strip()
+                   for r in rows if str(r.get("note", "")).startswith("failed:")]  # fmt: skip
+    if failures or failed_rows:  # whole cells, and single detectors of a cell (their rows read "–")
+        out += ["## Failures", "", *[f"- {f}" for f in [*failures, *failed_rows]], ""]
     if plots:
         out += ["## Plots", "", *[f"![{p}]({p})" for p in plots], ""]
     return "\n".join(out)

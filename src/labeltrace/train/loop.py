@@ -106,6 +106,25 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def check_device(device: str, flag: str = "--device") -> str:
+    """``device`` when this machine can train on it (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``
+    ...); else a ``ValueError`` that names ``flag`` and says why (torch's own is an AssertionError
+    deep inside the first training, after any feature extraction)."""
+    if device == "auto":
+        return device
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{flag} {device!r} is not a torch device ({exc}); use auto, cpu, cuda, cuda:1 ...") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{flag} {device!r}: torch on this machine has no CUDA GPU to use; use cpu (or auto)")
+    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
+        raise ValueError(f"{flag} {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if d.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{flag} {device!r}: Apple's MPS is not available here; use cpu (or auto)")
+    return device
+
+
 def lr_at(config: TrainConfig, epoch: int) -> float:
     """Learning rate for a (0-based) epoch: cosine to 0, step ×0.1 at 50 % and 75 %, or constant."""
     if config.schedule == "cosine":

@@ -26,7 +26,12 @@ from labeltrace.data import ImageDataset
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import Evidence, combined_score
 from labeltrace.decide.ranking import rank_of
-from labeltrace.diagnostics import contradicted_classes, contradicted_text, overflagging
+from labeltrace.diagnostics import (
+    contradicted_classes,
+    contradicted_text,
+    no_better_than_one_class,
+    overflagging,
+)
 from labeltrace.evaluate import metrics
 from labeltrace.models.inputs import Inputs
 from labeltrace.record.recording import Recording
@@ -78,7 +83,8 @@ def write_outputs(
     doubted = contradicted_classes(post, given, classes)
     for row in doubted:
         print(f"warning: {contradicted_text(row)}", file=sys.stderr)
-    warned = [w for w in (overflagging(det.name, det.flagged, model=model),) if w is not None]
+    warned = [w for w in (overflagging(det.name, det.flagged, model=model),
+                          no_better_than_one_class(post.argmax(1), given, classes)) if w is not None]  # fmt: skip
     unscored = np.isnan(det.score)
     if unscored.any():
         warned.append(f"{det.name} could not score {describe_ids(unscored)}; they rank first")

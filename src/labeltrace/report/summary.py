@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from labeltrace import rundir
+from labeltrace.diagnostics import agreement
 
 
 def _num(v: object, spec: str = ".3f") -> str:
@@ -65,6 +66,12 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         f"estimated noise rate {m['noise_rate_estimate']:.1%}"
         + (f" ({lower_bound_note(run)})" if lower_bound_note(run) else ""),
     ]
+    agree, base, common = agreement(run.column("suggested_label_id"), run.column("given_label_id"), run.classes)
+    kind = proto.get("kind")
+    lines.append(f"the models agree with {agree:.1%} of the given labels"
+                 + (" (held out)" if kind in ("crossfit", "k-fold") or run.held_out
+                    else "" if kind == "none" else " (models that trained on them)")
+                 + f"; answering {common!r} for every sample would agree with {base:.1%}")
     met = m.get("metrics")
     if met:
         lines.append(
@@ -96,7 +103,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
             lines.append(f"  {rank[i]:>5} {i:>7}  {name:<28} {_text(given[i]):>12} -> "
                          f"{_text(sugg[i]):<12} {prob[i]:5.2f} {score[i]:8.4f}")  # fmt: skip
     files = [Path(run.path) / name for name in (rundir.SAMPLES, rundir.SAMPLES_CSV, rundir.RUN_JSON)]
-    lines.append("files: " + "  ".join(str(f) for f in files if f.exists()))
+    lines.append("files: " + "  ".join(str(f) for f in files if f.exists())
+                 + f"  (the HTML report: labeltrace report {run.path})")
     return "\n".join(lines)
 
 

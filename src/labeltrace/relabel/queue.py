@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from labeltrace import rundir
 from labeltrace._checks import describe_ids
+from labeltrace.diagnostics import agreement
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
 from labeltrace.relabel.consensus import ConsensusRule
@@ -347,6 +348,11 @@ def write_queue(
             notes.append(f"the budget passes the {flagged} samples the scan flagged; past them the "
                          "estimate counts every label the model disagrees with as wrong and runs high "
                          "(validated on CIFAR-10H: benchmarks/RESULTS.md §7)")  # fmt: skip
+        agree, base, common = agreement(q.posterior.probs.argmax(1), given, run.classes)
+        if agree <= base:
+            notes.append(f"the model agrees with {agree:.1%} of the given labels, no more than answering {common!r} "
+                         f"for every sample would ({base:.1%}): the estimate takes its posterior for the truth, "
+                         "and a model that learned little overstates what a review fixes")  # fmt: skip
         decided = int((store.current_arrays()[0] >= 0).sum()) if store is not None else 0
         if decided:
             notes.append(f"{decided} sample{'s' if decided != 1 else ''} already have a decision: the estimate "

@@ -62,3 +62,15 @@ def test_a_damaged_probe_cache_entry_is_probed_again(tmp_path: Path, text: str) 
         again = _cached(ds, tmp_path, {"what": "test"}, lambda: Probe("effnet-lite0", {}, 6, "probed again"))
     assert first.model == "small-cnn" and again.model == "effnet-lite0"
     assert _cached(ds, tmp_path, {"what": "test"}, lambda: None).model == "effnet-lite0"  # rewritten
+
+
+def test_a_close_probe_call_is_named_as_one() -> None:
+    """PneumoniaMNIST val: effnet 0.908 vs CNN 0.903 picked effnet from a folder and the CNN from a
+    manifest of the same files (0.914 vs 0.908), and the two scans flagged disjoint sets (a review);
+    the console showed the accuracies but not that the gap was within the probe's noise."""
+    from labeltrace.models.probe import close_call
+
+    words = close_call({"effnet-lite0": 0.908, "small-cnn": 0.903}, 524)
+    assert words is not None and "0.005 apart" in words and "±0.025 on 524 samples" in words
+    assert close_call({"effnet-lite0": 0.630, "small-cnn": 0.725}, 600) is None  # digits: a clear pick
+    assert close_call({"small-cnn": 0.7}, 600) is None and close_call({}, 0) is None

@@ -29,6 +29,7 @@ from labeltrace.decide.evidence import Evidence, posterior
 from labeltrace.evaluate import noise
 from labeltrace.models.features import FeatureBatches
 from labeltrace.models.inputs import Inputs, prepare_inputs
+from labeltrace.models.probe import close_call
 from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import Recording
 from labeltrace.scan_settings import (  # re-exported: the scan's settings live there
@@ -220,6 +221,10 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         if pr is not None:
             log(f"{flag} auto: {choice} ({pr['reason']}: {', '.join(f'{m} {a:.3f}' for m, a in pr['accuracy'].items())})"
                 if pr["accuracy"] else f"{flag} auto: {choice} ({pr['reason']})")
+            close = close_call(pr["accuracy"], int(pr.get("n") or 0)) if flag == "--model" else None
+            if close is not None:
+                log(f"  {close}; {flag} {'effnet-lite0' if choice == 'small-cnn' else 'small-cnn'} scans with the "
+                    f"other, {flag} {choice} keeps this one")  # fmt: skip
     check(config, model, len(ds))
     stream = streams(config, model, ds)
     if stream and "cv_probs" in detectors.get(config.detector).needs:

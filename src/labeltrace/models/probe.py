@@ -33,7 +33,8 @@ from labeltrace.data import ImageDataset
 from labeltrace.data.base import stratified_subset
 from labeltrace.models.feature_cache import features_dir
 
-__all__ = ["Probe", "RESOLUTION_MARGIN", "choose_model", "choose_resolution", "heldout_accuracy", "resolution_probe"]
+__all__ = ["Probe", "RESOLUTION_MARGIN", "choose_model", "choose_resolution", "close_call", "heldout_accuracy",
+           "resolution_probe"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,20 @@ def heldout_accuracy(x: np.ndarray, y: np.ndarray, *, num_classes: int, folds: i
     p = crossval_probs(np.asarray(x, np.float32), y, n_folds=folds, seed=seed, num_classes=num_classes,
                        **PROBE_LOGREG)  # fmt: skip
     return float((p.argmax(1) == y).mean())
+
+
+def close_call(accuracy: dict[str, float], n: int) -> str | None:
+    """Words for a probe whose two accuracies differ by less than the noise of the probe itself (two
+    standard errors of an accuracy on ``n`` samples), else None: the pick could have gone the other
+    way on another subset — another order of the same files, a few labels more or less wrong."""
+    if len(accuracy) != 2 or n < 1:
+        return None
+    a, b = sorted(accuracy.values())
+    noise = 2.0 * float(np.sqrt(max(b * (1.0 - b), 1.0 / n) / n))
+    if b - a >= noise:
+        return None
+    return (f"a close call: {b - a:.3f} apart, within the probe's noise (about ±{noise:.3f} on {n} samples); "
+            "another subset could pick the other")
 
 
 def _thin(y: np.ndarray, folds: int) -> str | None:

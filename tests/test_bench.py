@@ -214,7 +214,6 @@ def _raw() -> dict:
         (lambda r: r["datasets"][0].update(models=["m", "m"]), "'models' lists 'm' more than once"),
         (lambda r: r.update(threads=0), "threads must be >= 1"),
         (lambda r: r["models"]["m"].update(cv="logreg"), "cv = 'logreg' fits a logistic regression on frozen features"),
-        (lambda r: r.update(device="gpu"), "device 'gpu' is not a torch device"),
         (lambda r: r.update(name="x/../../escape"), "a plain file stem"),
         (lambda r: r.update(name=""), "a plain file stem"),
         (lambda r: r["models"]["m"].update(epochs="2"), "'epochs' must be an integer, got '2'"),
@@ -352,15 +351,43 @@ def test_bench_options_that_select_nothing_or_a_part_over_the_whole_are_refused(
     for flag in ("--only", "--detectors", "--models", "--seeds"):
         with pytest.raises(ValueError, match=f"{flag} names nothing"):
             run(flag, ",")
-    (tmp_path / "quick.csv").write_text("the whole grid\n")
-    with pytest.raises(ValueError, match="needs its own --name"):
-        run("--only", "digits")
+    whole = "dataset,labels,model,seed,detector\ndigits,symmetric:0.2,small-cnn,0,sei\ndigits,symmetric:0.2,small-cnn,1,sei\n"
+    (tmp_path / "quick.csv").write_text(whole)
+    with pytest.raises(ValueError, match=r"holds 1 rows this run would not write \(e.g. digits symmetric:0.2 small-cnn "
+                                         r"seed 1 sei\).*its own --name"):
+        run("--seeds", "0")
     with pytest.raises(ValueError, match="a plain file stem"):
         run("--name", "x/../../escape")
+    with pytest.raises(ValueError, match="'gpu' is not a torch device"):
+        run("--device", "gpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             run("--device", "cuda")
-    assert (tmp_path / "quick.csv").read_text() == "the whole grid\n"
+    assert (tmp_path / "quick.csv").read_text() == whole
+
+
+def test_a_part_of_the_grid_resumes_under_the_grids_name(tmp_path: Path, monkeypatch) -> None:
+    """The first refusal of a subset run over the grid's name also refused the same command run again
+    (it had written the file itself): a subset's own rows are no loss. A config's device may be
+    overridden on the command line before it is checked."""
+    import labeltrace.bench as bench
+    from labeltrace.cli import build_parser, main
+
+    calls = []
+    monkeypatch.setattr(bench, "run_bench", lambda cfg, **k: calls.append(cfg) or bench.BenchResult([], []))
+    (tmp_path / "quick.csv").write_text("dataset,labels,model,seed,detector\ndigits,symmetric:0.2,small-cnn,0,sei\n")
+    cfg = tmp_path / "q.toml"
+    cfg.write_text(QUICK.read_text().replace("threads = 1", 'threads = 1\ndevice = "gpu-that-is-not"'))
+    args = ["bench", "--config", str(cfg), "--out", str(tmp_path), "--seeds", "0", "--device", "cpu"]
+    assert bench.run_from_args(build_parser().parse_args(args)) == 0 and calls[-1].device == "cpu"
+    with pytest.raises(ValueError, match="q.toml: device 'gpu-that-is-not' is not a torch device"):
+        bench.run_from_args(build_parser().parse_args(args[:-2]))
+
+    def interrupted(cfg, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "run_bench", interrupted)
+    assert main(args) == 130  # labeltrace bench, not only python -m labeltrace.bench
 
 
 def test_a_config_error_names_its_file(tmp_path: Path) -> None:

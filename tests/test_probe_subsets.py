@@ -71,6 +71,6 @@ def test_a_close_probe_call_is_named_as_one() -> None:
     from labeltrace.models.probe import close_call
 
     words = close_call({"effnet-lite0": 0.908, "small-cnn": 0.903}, 524)
-    assert words is not None and "0.005 apart" in words and "±0.025 on 524 samples" in words
+    assert words is not None and "0.005 apart" in words and "±0.036 on 524 samples" in words
     assert close_call({"effnet-lite0": 0.630, "small-cnn": 0.725}, 600) is None  # digits: a clear pick
     assert close_call({"small-cnn": 0.7}, 600) is None and close_call({}, 0) is None

@@ -15,7 +15,9 @@ added there is benchmarked without any change here; ``cleanlab`` is the package'
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib
+import importlib.util
 import shlex
 import sys
 import time
@@ -71,8 +73,10 @@ def run_bench(
 
     t_start = time.perf_counter()
     detectors = resolve_detectors(cfg.detectors)
+    check_device(cfg.device, "device")
     for name in detectors:  # imported before any cell's clock runs: the first cell paid for it
-        if (package := get_detector(name).requires) is not None:
+        package = get_detector(name).requires  # (a missing one: that detector's rows say so, as before)
+        if package is not None and importlib.util.find_spec(package) is not None:
             importlib.import_module(package)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -191,11 +195,6 @@ def run_from_args(args: argparse.Namespace) -> int:
             raise ValueError(f"--{flag} names nothing ({given!r}): leave it out to run the config's own")
     if args.name is not None:
         check_name(args.name, "--name")
-    elif args.only or args.models or args.seeds or args.detectors:
-        full = Path(args.out) / f"{cfg.name}.csv"
-        if full.exists():  # a subset run would replace the whole grid's results under the same name
-            raise ValueError(f"{full} holds the results of the config's whole grid; a run of a part of it "
-                             "(--only / --models / --seeds / --detectors) needs its own --name")
     if args.only:
         keep = set(_csv_list(args.only))
         unknown = keep - {d.name for d in cfg.datasets}
@@ -219,19 +218,41 @@ def run_from_args(args: argparse.Namespace) -> int:
         cfg = replace(cfg, detectors=tuple(_csv_list(args.detectors)))
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if args.device is not None:
-        check_device(args.device)
     for attr, val in (("name", args.name), ("cache_dir", args.cache_dir), ("threads", args.threads),
                       ("device", args.device)):  # fmt: skip
         if val is not None:
             cfg = replace(cfg, **{attr: val})
+    check_device(cfg.device, "--device" if args.device is not None else f"{args.config}: device")
+    dropped = _rows_outside(Path(args.out) / f"{cfg.name}.csv", cfg)
+    if dropped:  # the run rewrites that file with its own rows only
+        raise ValueError(f"{Path(args.out) / f'{cfg.name}.csv'} holds {len(dropped)} rows this run would not write "
+                         f"(e.g. {dropped[0]}): they would be lost; give this part of the grid its own --name")
 
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
 
-    res = run_bench(cfg, out_dir=args.out, recompute_scores=args.recompute_scores, progress=args.progress,
-                    plots=not args.no_plots, log=log, command=_command())  # fmt: skip
+    try:
+        res = run_bench(cfg, out_dir=args.out, recompute_scores=args.recompute_scores, progress=args.progress,
+                        plots=not args.no_plots, log=log, command=_command())  # fmt: skip
+    except KeyboardInterrupt:
+        log("interrupted: the trainings finished so far are cached; the same command resumes")
+        return 130
     return 1 if res.failures and not res.rows else 0
+
+
+def _rows_outside(path: Path, cfg: BenchConfig) -> list[str]:
+    """The rows of an earlier results CSV at ``path`` that a run of ``cfg`` would not write again
+    (another dataset, model, seed or detector): a run of part of a grid under the grid's name would
+    drop them. Empty when there is no such file (or it is not a results table)."""
+    if not path.is_file():
+        return []
+    models = {d.name: set(d.models) for d in cfg.datasets}
+    seeds, dets = {str(s) for s in cfg.seeds}, set(resolve_detectors(cfg.detectors))
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [f"{r.get('dataset')} {r.get('labels')} {r.get('model')} seed {r.get('seed')} {r.get('detector')}"
+            for r in rows if r.get("model") not in models.get(str(r.get("dataset")), set())
+            or r.get("seed") not in seeds or r.get("detector") not in dets]  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,6 +264,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: the cells finished so far are cached; the same command resumes", file=sys.stderr)
-        return 130

@@ -46,7 +46,6 @@ from labeltrace.bench._toml import check_name, seed_list, str_list
 from labeltrace.bench._toml import err as _err
 from labeltrace.bench._toml import typed as _typed
 from labeltrace.bench.quick import QUICK_DEFAULTS, apply_quick, check_quick
-from labeltrace.train.loop import check_device
 
 if TYPE_CHECKING:
     from labeltrace.train import TrainConfig
@@ -317,8 +316,6 @@ def parse_config(raw: Mapping[str, Any]) -> BenchConfig:
         raise _err("(top level)", "knn_k must be >= 1")
     if "threads" in kw and kw["threads"] < 1:
         raise _err("(top level)", f"threads must be >= 1, got {kw['threads']}")
-    if "device" in kw:
-        check_device(kw["device"], "device")
     if "name" in kw:
         check_name(kw["name"], "name")
     quick = check_quick(raw.get("quick", {}), datasets, models)

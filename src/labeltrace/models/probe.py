@@ -78,12 +78,13 @@ def heldout_accuracy(x: np.ndarray, y: np.ndarray, *, num_classes: int, folds: i
 
 def close_call(accuracy: dict[str, float], n: int) -> str | None:
     """Words for a probe whose two accuracies differ by less than the noise of the probe itself (two
-    standard errors of an accuracy on ``n`` samples), else None: the pick could have gone the other
-    way on another subset — another order of the same files, a few labels more or less wrong."""
+    standard errors of the difference of two accuracies on ``n`` samples, taken as independent),
+    else None: the pick could have gone the other way on another subset — another order of the same
+    files, a few labels more or less wrong."""
     if len(accuracy) != 2 or n < 1:
         return None
     a, b = sorted(accuracy.values())
-    noise = 2.0 * float(np.sqrt(max(b * (1.0 - b), 1.0 / n) / n))
+    noise = 2.0 * float(np.sqrt((max(a * (1.0 - a), 1.0 / n) + max(b * (1.0 - b), 1.0 / n)) / n))
     if b - a >= noise:
         return None
     return (f"a close call: {b - a:.3f} apart, within the probe's noise (about ±{noise:.3f} on {n} samples); "

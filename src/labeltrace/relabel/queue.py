@@ -351,8 +351,9 @@ def write_queue(
         agree, base, common = agreement(q.posterior.probs.argmax(1), given, run.classes)
         if agree <= base:
             notes.append(f"the model agrees with {agree:.1%} of the given labels, no more than answering {common!r} "
-                         f"for every sample would ({base:.1%}): the estimate takes its posterior for the truth, "
-                         "and a model that learned little overstates what a review fixes")  # fmt: skip
+                         f"for every sample would ({base:.1%}): the estimate takes its posterior for the truth — "
+                         "right if many labels are wrong, far too high if the model learned little from the "
+                         "images (see the scan's warning)")  # fmt: skip
         decided = int((store.current_arrays()[0] >= 0).sum()) if store is not None else 0
         if decided:
             notes.append(f"{decided} sample{'s' if decided != 1 else ''} already have a decision: the estimate "

@@ -67,10 +67,10 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         + (f" ({lower_bound_note(run)})" if lower_bound_note(run) else ""),
     ]
     agree, base, common = agreement(run.column("suggested_label_id"), run.column("given_label_id"), run.classes)
-    kind = proto.get("kind")
-    lines.append(f"the models agree with {agree:.1%} of the given labels"
-                 + (" (held out)" if kind in ("crossfit", "k-fold") or run.held_out
-                    else "" if kind == "none" else " (models that trained on them)")
+    what = {"no training": "the kNN vote (leave-one-out) agrees"}.get(run.recordings, "the models agree")
+    held = "held-out" in run.recordings or "out-of-fold" in run.recordings
+    lines.append(f"{what} with {agree:.1%} of the given labels"
+                 + (" (held out)" if held else "" if run.recordings == "no training" else " (models that trained on them)")
                  + f"; answering {common!r} for every sample would agree with {base:.1%}")
     met = m.get("metrics")
     if met:

@@ -197,7 +197,10 @@ def _suspects_html(
         f"<section><h2>Top {len(ids)} suspects</h2>"
         "<p class='note'>Ranked by the detector's score (rank 1 = most suspect); "
         f"{nflag} of them flagged (red top edge). Given label struck through, the model's "
-        "suggestion in green.</p>"
+        "suggestion in green; <i>p</i> is the suggestion's probability under the posterior behind the "
+        "suggestions, while the score that ranks and flags may read more (crossfit: the in-sample trajectory "
+        "beside the held-out one, and on small frozen-feature sets the neighbours' labels), so a confident "
+        "suggestion can rank below a less confident one.</p>"
         f"<div class='grid'>{cards}</div></section>"
     )
 

@@ -12,6 +12,9 @@
   let dropped = false; // a decision key pressed meanwhile, and not saved
   let loadSeq = 0;
   let named = false; // one vote cannot settle a sample (agree above 1, or the given label counts): every decision needs a name
+  let keyOf = []; // each class's key ("" for none): its own name when every name is one character, else 1-9, 0
+  let keyIndex = new Map(); // key (lower case) -> class index
+  let defaultReviewer = ""; // the server's --reviewer: the name of a page that gives none
 
   async function api(path, opts = {}) {
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
@@ -33,6 +36,8 @@
     return `/api/image/${id}` + (q.length ? `?${q.join("&")}` : "");
   };
   const who = () => $("reviewer").value.trim();
+  // the name a decision of this page is stored under, spelled as the store spells names
+  const me = () => ((who() || defaultReviewer).split(/\s+/).filter(Boolean).join(" ") || "anonymous").normalize("NFC");
   const withWho = (path) => (who() ? `${path}?reviewer=${encodeURIComponent(who())}` : path);
   const SVG = "http://www.w3.org/2000/svg";
   const fmt = (x, d = 3) => (x === null || x === undefined ? "—" : Number(x).toPrecision(d));
@@ -78,7 +83,19 @@
     $("resume").dataset.pos = String(Math.min(p.resume, Math.max(p.total - 1, 0)));
   }
 
+  // classes named by one character each (digits 0-9, letters) are chosen by that character: key
+  // "5" is class "5", not the fifth class ("4"); otherwise 1-9 and 0 choose the first ten
+  function buildKeys() {
+    const lower = classes.map((c) => c.toLowerCase());
+    const own = classes.every((c) => [...c].length === 1 && c.trim() !== "") && new Set(lower).size === classes.length &&
+      !lower.some((c) => c === "u" || c === "s");
+    keyOf = classes.map((c, j) => (own ? c : j < 9 ? String(j + 1) : j === 9 ? "0" : ""));
+    keyIndex = new Map(keyOf.map((k, j) => [k.toLowerCase(), j]).filter(([k]) => k !== ""));
+    $("keys").textContent = own ? "a class's own name" : classes.length > 9 ? "1–9, 0" : `1–${classes.length}`;
+  }
+
   function buildButtons() {
+    buildKeys();
     const box = $("classes");
     box.textContent = "";
     classes.forEach((c, j) => {
@@ -86,9 +103,9 @@
       b.className = "cls";
       b.dataset.index = String(j);
       b.title = c;
-      if (j < 9) {
+      if (keyOf[j]) {
         const k = document.createElement("kbd");
-        k.textContent = String(j + 1);
+        k.textContent = keyOf[j];
         b.appendChild(k);
       }
       const name = document.createElement("span");
@@ -97,7 +114,8 @@
       const tag = document.createElement("span");
       tag.className = "tag";
       b.appendChild(tag);
-      b.addEventListener("click", () => decide("label", c));
+      // a clicked button loses the focus: Enter or Space would click it again on the next sample
+      b.addEventListener("click", (ev) => { ev.currentTarget.blur(); decide("label", c); });
       box.appendChild(b);
     });
   }
@@ -113,21 +131,24 @@
     $("suggested").textContent = item.suggested_label;
     $("sprob").textContent = `p = ${fmt(item.suggested_prob, 2)}`;
     const cur = item.decision;
+    // a page shows another reviewer's decision (no name, or one vote settles) as theirs, not its own
+    const own = !!cur && cur.reviewer.normalize("NFC") === me();
     document.querySelectorAll(".cls").forEach((b) => {
       const c = classes[Number(b.dataset.index)];
       b.classList.toggle("is-given", c === item.given_label);
       b.classList.toggle("is-suggested", c === item.suggested_label);
-      b.classList.toggle("chosen", !!cur && cur.kind === "label" && cur.decision === c);
+      b.classList.toggle("chosen", own && cur.kind === "label" && cur.decision === c);
       const tags = [];
       if (c === item.given_label) tags.push("given");
       if (c === item.suggested_label) tags.push("suggested");
       b.querySelector(".tag").textContent = tags.join(" · ");
     });
-    $("unsure").classList.toggle("chosen", !!cur && cur.kind === "unsure");
-    $("skip").classList.toggle("chosen", !!cur && cur.kind === "skip");
+    $("unsure").classList.toggle("chosen", own && cur.kind === "unsure");
+    $("skip").classList.toggle("chosen", own && cur.kind === "skip");
     $("current").textContent = cur
-      ? `Current decision: ${describe(cur)} — ${cur.reviewer}, ${cur.decided_at.replace("T", " ").slice(0, 19)} UTC` +
-        (item.history > 1 ? ` (${item.history} entries kept)` : "")
+      ? `${own ? "Current decision" : `Latest decision, by ${cur.reviewer} (not yours)`}: ${describe(cur)} — ` +
+        `${cur.reviewer}, ${cur.decided_at.replace("T", " ").slice(0, 19)} UTC` +
+        (item.history > 1 ? ` (${item.history} entries kept, by all reviewers)` : "")
       : "No decision yet.";
     $("position").textContent = `${item.position + 1} / ${item.total}`;
     $("prev").disabled = item.position <= 0;
@@ -292,9 +313,10 @@
       return;
     }
     if (named && !who()) {
-      setStatus(`NOT saved: enter your name in the Reviewer box first — one vote cannot settle a sample ` +
-        "here, so every vote needs a name", "error");
-      $("reviewer").focus();
+      // the box is not focused for the reviewer: the next decision keys would be typed into the name
+      setStatus(`NOT saved: type your name in the Reviewer box (top) first, then press Enter — one vote cannot ` +
+        "settle a sample here, so every vote needs a name", "error");
+      $("reviewer").classList.add("needed");
       return;
     }
     busy = true;
@@ -360,9 +382,11 @@
       if (ev.key === "Escape" || ev.key === "Enter") ev.target.blur();
       return;
     }
-    if (/^[1-9]$/.test(ev.key)) {
-      const j = Number(ev.key) - 1;
-      if (j < classes.length) { ev.preventDefault(); decide("label", classes[j]); }
+    let j = keyIndex.get(ev.key.toLowerCase());
+    const digit = /^(?:Digit|Numpad)(\d)$/.exec(ev.code || ""); // AZERTY: the digit row types & é " ...
+    if (j === undefined && digit && !/^[us]$/i.test(ev.key)) j = keyIndex.get(digit[1]);
+    if (j !== undefined) {
+      ev.preventDefault(); decide("label", classes[j]);
     } else if (ev.key === "u" || ev.key === "U") {
       ev.preventDefault(); decide("unsure");
     } else if (ev.key === "s" || ev.key === "S") {
@@ -374,11 +398,12 @@
     }
   });
 
-  $("unsure").addEventListener("click", () => decide("unsure"));
-  $("skip").addEventListener("click", () => decide("skip"));
+  $("unsure").addEventListener("click", (ev) => { ev.currentTarget.blur(); decide("unsure"); });
+  $("skip").addEventListener("click", (ev) => { ev.currentTarget.blur(); decide("skip"); });
   $("prev").addEventListener("click", () => load(want - 1));
   $("next").addEventListener("click", () => load(want + 1));
   $("resume").addEventListener("click", () => load(Number($("resume").dataset.pos || 0)));
+  $("reviewer").addEventListener("input", () => $("reviewer").classList.remove("needed"));
   $("reviewer").addEventListener("change", () => {
     try { localStorage.setItem("labeltrace.reviewer", $("reviewer").value.trim()); } catch (e) { /* private mode */ }
   });
@@ -392,6 +417,7 @@
       classes = s.classes;
       $("run").textContent = s.run;
       document.title = `labeltrace review — ${s.run}`;
+      defaultReviewer = s.reviewer || "";
       if (!$("reviewer").value) $("reviewer").value = s.reviewer || "";
       if (s.warnings && s.warnings.length) {  // text only: class names come from users
         const w = $("warnings");

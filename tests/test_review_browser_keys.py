@@ -1,0 +1,100 @@
+"""The review page's keys and focus, as an expert uses them for an hour (a review of the page in a
+browser): each case recorded a decision the reviewer did not mean, or showed one as theirs."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_support import expect, launch, serve
+from runfactory import make_run
+
+from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.order import review_order
+from labeltrace.relabel.runstore import run_store
+from labeltrace.review import create_app
+from labeltrace.rundir import open_run
+
+N = 40
+DIGITS = [str(d) for d in range(10)]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    yield from launch()
+
+
+def _rows(run_dir: Path) -> list[tuple]:
+    con = sqlite3.connect(run_dir / "reviews.db")
+    try:
+        return con.execute("SELECT sample_id, kind, decision, reviewer FROM decisions ORDER BY seq").fetchall()
+    finally:
+        con.close()
+
+
+def _page(browser: object, base: str, query: str = "") -> object:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(f"{base}/{query}")
+    expect(page.locator("#position")).to_have_text(f"1 / {N}")
+    return page
+
+
+def test_digit_classes_are_chosen_by_their_own_digit(tmp_path: Path, browser: object) -> None:
+    """On classes named 0-9 (the digits example), key 5 chose class '4' and class '9' had no key."""
+    rd = make_run(tmp_path, n=N, k=10, classes=DIGITS, seed=3)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?reviewer=ada")
+        assert page.locator(".cls kbd").all_inner_texts() == DIGITS
+        first = int(review_order(open_run(rd))[0])
+        page.keyboard.press("5")
+        page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+        assert _rows(rd) == [(first, "label", "5", "ada")]
+        assert page.locator("#keys").inner_text() == "a class's own name"
+
+
+def test_enter_after_a_click_does_not_decide_the_next_sample(tmp_path: Path, browser: object) -> None:
+    """The clicked button kept the focus: Enter (or Space) clicked it again on the next sample."""
+    rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=4)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?reviewer=ada")
+        page.locator(".cls", has_text="dog").click()
+        expect(page.locator("#position")).to_have_text(f"2 / {N}", timeout=10000)
+        page.keyboard.press("Enter")
+        page.keyboard.press(" ")
+        page.wait_for_timeout(300)  # type: ignore[attr-defined]
+        assert [r[2] for r in _rows(rd)] == ["dog"]
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")
+
+
+def test_a_missing_name_does_not_take_the_next_keys_as_the_name(tmp_path: Path, browser: object) -> None:
+    """Under --agree 2 a key without a name focused the name box: the next keys '3' '4' became the
+    reviewer '34', and the key after was stored as their vote."""
+    rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=5)
+    for base in serve(create_app(rd, consensus=ConsensusRule(agree=2))):
+        page = _page(browser, base)
+        page.keyboard.press("1")
+        expect(page.locator("#status")).to_have_text(
+            "NOT saved: type your name in the Reviewer box (top) first, then press Enter — one vote cannot settle "
+            "a sample here, so every vote needs a name")
+        page.keyboard.press("3")
+        page.keyboard.press("2")
+        assert page.locator("#reviewer").input_value() == "" and _rows(rd) == []
+        assert page.evaluate("() => document.activeElement.id") != "reviewer"  # type: ignore[attr-defined]
+        assert "needed" in (page.locator("#reviewer").get_attribute("class") or "")
+
+
+def test_another_reviewers_decision_is_not_shown_as_the_pages_own(tmp_path: Path, browser: object) -> None:
+    """A page without a name showed 'Current decision: dog — bob' and highlighted 'dog' under 'Your
+    decision'."""
+    rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=6)
+    run = open_run(rd)
+    run_store(run).add(int(review_order(run)[0]), "dog", reviewer="bob")
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?pos=0")
+        expect(page.locator("#current")).to_contain_text("Latest decision, by bob (not yours): dog")
+        assert page.locator(".cls.chosen").count() == 0
+        bob = _page(browser, base, "?pos=0&reviewer=bob")
+        expect(bob.locator("#current")).to_contain_text("Current decision: dog — bob")
+        assert "dog" in bob.locator(".cls.chosen").inner_text()

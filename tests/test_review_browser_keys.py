@@ -98,3 +98,19 @@ def test_another_reviewers_decision_is_not_shown_as_the_pages_own(tmp_path: Path
         bob = _page(browser, base, "?pos=0&reviewer=bob")
         expect(bob.locator("#current")).to_contain_text("Current decision: dog — bob")
         assert "dog" in bob.locator(".cls.chosen").inner_text()
+
+
+def test_a_server_out_of_reach_is_said_in_words_and_arrows_move_from_the_item_shown(tmp_path: Path,
+                                                                                   browser: object) -> None:  # fmt: skip
+    """'could not load item: Failed to fetch', and after it the arrows counted from the item that
+    failed: once the server was back, the next arrow skipped an item."""
+    rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=7)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?reviewer=ada")
+        page.route("**/api/item/**", lambda route: route.abort())  # type: ignore[attr-defined]
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#status")).to_contain_text("could not load item: the review server cannot be reached")
+        expect(page.locator("#position")).to_have_text(f"1 / {N}")
+        page.unroute("**/api/item/**")  # type: ignore[attr-defined]
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")

@@ -19,7 +19,13 @@
   async function api(path, opts = {}) {
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
     if (token) headers["X-Labeltrace-Token"] = token;
-    const r = await fetch(path, Object.assign({}, opts, { headers, cache: "no-store" }));
+    let r;
+    try {
+      r = await fetch(path, Object.assign({}, opts, { headers, cache: "no-store" }));
+    } catch (e) { // the browser's own words ("Failed to fetch") say nothing to a reviewer
+      throw new Error("the review server cannot be reached (stopped, or the network is down); once it is back, " +
+        "press the key again");
+    }
     let body = null;
     try { body = await r.json(); } catch (e) { body = null; }
     if (!r.ok) {
@@ -294,7 +300,10 @@
       if (p + 1 < total) api(`/api/item/${p + 1}?peek=true`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
       return true;
     } catch (e) {
-      if (mine === loadSeq) pendingId = null; // the sample shown stays, with the error: keys are for it
+      if (mine === loadSeq) {
+        pendingId = null; // the sample shown stays, with the error: keys are for it
+        if (item) want = item.position; // and arrows move from it, not from the item that failed
+      }
       setStatus(`could not load item: ${e.message}`, "error");
       return false;
     }

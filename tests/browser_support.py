@@ -58,3 +58,14 @@ def launch() -> Iterator[object]:
             pytest.skip(f"chromium does not start under playwright: {exc}")
         yield b
         b.close()
+
+
+def decision_rows(run_dir: Path) -> list[tuple]:
+    """``(sample_id, kind, decision, reviewer)`` of every stored decision of a run, oldest first."""
+    import sqlite3
+
+    con = sqlite3.connect(Path(run_dir) / "reviews.db")
+    try:
+        return con.execute("SELECT sample_id, kind, decision, reviewer FROM decisions ORDER BY seq").fetchall()
+    finally:
+        con.close()

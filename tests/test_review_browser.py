@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import expect, launch, serve
+from browser_support import decision_rows, expect, launch, serve
 from runfactory import SHAPES, make_run
 
 from labeltrace.relabel.order import review_order
@@ -52,16 +51,6 @@ def browser() -> Iterator[object]:
     yield from launch()
 
 
-def _rows(run_dir: Path) -> list[tuple]:
-    con = sqlite3.connect(run_dir / "reviews.db")
-    try:
-        return con.execute(
-            "SELECT sample_id, kind, decision, reviewer FROM decisions ORDER BY seq"
-        ).fetchall()
-    finally:
-        con.close()
-
-
 def _image_loaded(page: object) -> None:
     """Wait until the review image is decoded (polled: the page's CSP forbids string eval)."""
     deadline = time.monotonic() + 10
@@ -83,7 +72,7 @@ def _opened(browser: object, base: str) -> object:
 
 def _saved(page: object, n_rows: int, run_dir: Path) -> None:
     page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
-    assert len(_rows(run_dir)) == n_rows  # "saved" shows only after the row is committed
+    assert len(decision_rows(run_dir)) == n_rows  # "saved" shows only after the row is committed
 
 
 def test_review_in_browser(run_dir: Path, server: str, browser: object) -> None:
@@ -103,17 +92,17 @@ def test_review_in_browser(run_dir: Path, server: str, browser: object) -> None:
     # a click on a class button
     page.locator(".cls", has_text=classes[1]).click()
     _saved(page, 1, run_dir)
-    assert _rows(run_dir)[-1] == (order[0], "label", classes[1], "Dr. Ada")
+    assert decision_rows(run_dir)[-1] == (order[0], "label", classes[1], "Dr. Ada")
     expect(page.locator("#position")).to_have_text(f"2 / {N}")
     # keyboard: 3 = third class, u = unsure, s = skip
     page.keyboard.press("3")
     expect(page.locator("#position")).to_have_text(f"3 / {N}")
-    assert _rows(run_dir)[-1] == (order[1], "label", classes[2], "Dr. Ada")
+    assert decision_rows(run_dir)[-1] == (order[1], "label", classes[2], "Dr. Ada")
     page.keyboard.press("u")
     expect(page.locator("#position")).to_have_text(f"4 / {N}")
     page.keyboard.press("s")
     expect(page.locator("#position")).to_have_text(f"5 / {N}")
-    assert _rows(run_dir)[-2:] == [
+    assert decision_rows(run_dir)[-2:] == [
         (order[2], "unsure", "unsure", "Dr. Ada"),
         (order[3], "skip", "skip", "Dr. Ada"),
     ]
@@ -132,15 +121,15 @@ def test_review_in_browser(run_dir: Path, server: str, browser: object) -> None:
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
     expect(page.locator("#position")).to_have_text(f"5 / {N}")
-    assert len(_rows(run_dir)) == 4
+    assert len(decision_rows(run_dir)) == 4
 
     # typing a name does not trigger shortcuts; the name is stored with the next decision
     page.fill("#reviewer", "Grace 1 u s")
     page.keyboard.press("Enter")
-    assert len(_rows(run_dir)) == 4
+    assert len(decision_rows(run_dir)) == 4
     page.keyboard.press("1")
     expect(page.locator("#position")).to_have_text(f"6 / {N}")
-    assert _rows(run_dir)[-1] == (order[4], "label", classes[0], "Grace 1 u s")
+    assert decision_rows(run_dir)[-1] == (order[4], "label", classes[0], "Grace 1 u s")
 
     # reload: resumes at the first undecided item (the skipped one, position 4)
     page.goto(f"{server}/?token={TOKEN}")
@@ -210,7 +199,7 @@ def test_class_names_that_are_javascript_object_keys_review_like_any_other(
         expect(page.locator("#votes")).to_contain_text("constructor: alice")
         page.keyboard.press("3")
         _saved(page, 2, rd)
-        assert _rows(rd)[-1] == (first, "label", "toString", "bob")
+        assert decision_rows(rd)[-1] == (first, "label", "toString", "bob")
         expect(page.locator("#position")).to_have_text("2 / 12")
         assert "NOT saved" not in page.locator("#status").inner_text() and not errors
         page.close()
@@ -242,7 +231,7 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
         expect(page.locator("#status")).to_have_text(
             re.compile(r"saved: .* a key pressed meanwhile was NOT saved; press it again for sample \d+, shown now"),
             timeout=10000)  # fmt: skip
-        assert len(_rows(rd)) == 1
+        assert len(decision_rows(rd)) == 1
         expect(page.locator("#position")).to_have_text("2 / 12")  # moved on, as after any decision
         page.close()
     monkeypatch.setattr(ReviewStore, "add", slow_add)
@@ -262,7 +251,7 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
         expect(page.locator("#status")).to_have_text(re.compile("is decided and the page is moving on"))
         expect(page.locator("#position")).to_have_text("2 / 12", timeout=10000)
         expect(page.locator("#status")).to_have_text(re.compile("press it again for sample"))
-        rows = _rows(rd2)
+        rows = decision_rows(rd2)
         assert len(rows) == 1 and rows[0][2] == SHAPES[0]  # the decision saved first stays
         page.close()
 
@@ -279,5 +268,5 @@ def test_holding_a_decision_key_decides_one_sample(tmp_path: Path, browser: obje
         page.keyboard.up("1")
         expect(page.locator("#position")).to_have_text("2 / 12")
         time.sleep(0.5)
-        assert len(_rows(rd)) == 1
+        assert len(decision_rows(rd)) == 1
         page.close()

@@ -3,12 +3,11 @@ browser): each case recorded a decision the reviewer did not mean, or showed one
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import expect, launch, serve
+from browser_support import decision_rows, expect, launch, serve
 from runfactory import make_run
 
 from labeltrace.relabel.consensus import ConsensusRule
@@ -24,14 +23,6 @@ DIGITS = [str(d) for d in range(10)]
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     yield from launch()
-
-
-def _rows(run_dir: Path) -> list[tuple]:
-    con = sqlite3.connect(run_dir / "reviews.db")
-    try:
-        return con.execute("SELECT sample_id, kind, decision, reviewer FROM decisions ORDER BY seq").fetchall()
-    finally:
-        con.close()
 
 
 def _page(browser: object, base: str, query: str = "") -> object:
@@ -50,7 +41,7 @@ def test_digit_classes_are_chosen_by_their_own_digit(tmp_path: Path, browser: ob
         first = int(review_order(open_run(rd))[0])
         page.keyboard.press("5")
         page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
-        assert _rows(rd) == [(first, "label", "5", "ada")]
+        assert decision_rows(rd) == [(first, "label", "5", "ada")]
         assert page.locator("#keys").inner_text() == "a class's own name"
 
 
@@ -64,7 +55,7 @@ def test_enter_after_a_click_does_not_decide_the_next_sample(tmp_path: Path, bro
         page.keyboard.press("Enter")
         page.keyboard.press(" ")
         page.wait_for_timeout(300)  # type: ignore[attr-defined]
-        assert [r[2] for r in _rows(rd)] == ["dog"]
+        assert [r[2] for r in decision_rows(rd)] == ["dog"]
         expect(page.locator("#position")).to_have_text(f"2 / {N}")
 
 
@@ -80,7 +71,7 @@ def test_a_missing_name_does_not_take_the_next_keys_as_the_name(tmp_path: Path, 
             "a sample here, so every vote needs a name")
         page.keyboard.press("3")
         page.keyboard.press("2")
-        assert page.locator("#reviewer").input_value() == "" and _rows(rd) == []
+        assert page.locator("#reviewer").input_value() == "" and decision_rows(rd) == []
         assert page.evaluate("() => document.activeElement.id") != "reviewer"  # type: ignore[attr-defined]
         assert "needed" in (page.locator("#reviewer").get_attribute("class") or "")
 

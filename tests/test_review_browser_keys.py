@@ -105,3 +105,18 @@ def test_a_server_out_of_reach_is_said_in_words_and_arrows_move_from_the_item_sh
         page.unroute("**/api/item/**")  # type: ignore[attr-defined]
         page.keyboard.press("ArrowRight")
         expect(page.locator("#position")).to_have_text(f"2 / {N}")
+
+
+def test_the_end_of_the_queue_says_what_is_left_without_a_consensus(tmp_path: Path, browser: object) -> None:
+    """It read 'Every item in the queue has a decision' with a sample only marked unsure."""
+    rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=8)
+    run = open_run(rd)
+    store = run_store(run)
+    order = [int(i) for i in review_order(run)]
+    store.add(order[0], "unsure", reviewer="ada")
+    store.add_many([{"sample_id": i, "decision": "dog", "reviewer": "ada"} for i in order[1:]], source="app")
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?reviewer=ada&pos=0")
+        expect(page.locator("#done")).to_contain_text(
+            "Every item in the queue has a decision. 1 sample has decisions without a consensus (unsure, disputed, "
+            "or short of votes): the export keeps their given labels and lists them in its .unresolved.csv.")

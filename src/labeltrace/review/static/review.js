@@ -86,6 +86,10 @@
       live.hidden = true;
     }
     $("done").hidden = p.resume < p.total;
+    const open = p.without_consensus || 0; // unsure, disputed, or short of votes: the given label stays
+    $("done-open").textContent = open ? ` ${open} ${open === 1 ? "sample has" : "samples have"} decisions without ` +
+      "a consensus (unsure, disputed, or short of votes): the export keeps their given labels and lists them in " +
+      "its .unresolved.csv." : "";
     $("resume").dataset.pos = String(Math.min(p.resume, Math.max(p.total - 1, 0)));
   }
 

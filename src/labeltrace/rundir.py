@@ -137,17 +137,29 @@ class Run:
         return (self.meta.get("protocol") or {}).get("dynamics") == "held-out"
 
     @property
-    def recordings(self) -> str:
-        """What was trained: ``"5 cross-fitted folds (held-out)"``, ``"2 runs"`` or ``"1 run"``."""
+    def _k_fold(self) -> bool:
+        """The scan kept K-fold cross-validated probabilities (confident learning alone)."""
+        return (self.meta.get("protocol") or {}).get("kind") == "k-fold" or (self.path / CV_PROBS).exists()
+
+    @property
+    def trained(self) -> str:
+        """How the posterior behind the suggestions was made: ``"crossfit"`` (cross-fitted folds),
+        ``"k-fold"`` (out-of-fold probabilities, no recording), ``"none"`` (no training: the kNN
+        vote on frozen features) or ``"runs"`` (in-sample runs)."""
         proto = self.meta.get("protocol") or {}
         if proto.get("kind") == "crossfit":
-            return f"{proto['folds']} cross-fitted folds (held-out)"
-        k_fold = proto.get("kind") == "k-fold" or (self.path / CV_PROBS).exists()  # confident learning alone
-        if self.num_runs == 0 and proto.get("folds") and k_fold:
-            return f"{proto['folds']} cross-validated folds (out-of-fold probabilities)"
-        if self.num_runs == 0:  # e.g. the kNN vote on frozen features
-            return "no training"
-        return f"{self.num_runs} run{'s' if self.num_runs != 1 else ''}"
+            return "crossfit"
+        if self.num_runs == 0:
+            return "k-fold" if proto.get("folds") and self._k_fold else "none"
+        return "runs"
+
+    @property
+    def recordings(self) -> str:
+        """What was trained: ``"5 cross-fitted folds (held-out)"``, ``"2 runs"`` or ``"1 run"``."""
+        folds = (self.meta.get("protocol") or {}).get("folds")
+        return {"crossfit": f"{folds} cross-fitted folds (held-out)",
+                "k-fold": f"{folds} cross-validated folds (out-of-fold probabilities)",
+                "none": "no training"}.get(self.trained, f"{self.num_runs} run{'s' if self.num_runs != 1 else ''}")
 
     def column(self, name: str) -> np.ndarray:
         """One column of the samples table as a numpy array."""
@@ -169,8 +181,7 @@ class Run:
         """Everything the scan recorded (runs, auxiliary masks, folds, embedding)."""
         rec = recording_dir(self.path)
         if not rec.path.exists() and self.num_runs == 0:  # cl / cleanlab, or the kNN vote on frozen features
-            kept = ("keeps only cross-validated probabilities" if (self.path / CV_PROBS).exists()
-                    or self.meta.get("protocol", {}).get("kind") == "k-fold" else "trained no network")  # fmt: skip
+            kept = "keeps only cross-validated probabilities" if self._k_fold else "trained no network"
             raise ValueError(f"{self.path} holds no recording of training dynamics: its detector "
                              f"{self.meta.get('detector', {}).get('name', '?')!r} {kept}; the queue, `labeltrace "
                              "score` and live re-ranking read a recording (scan with --detector crossfit, the "

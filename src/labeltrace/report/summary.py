@@ -40,7 +40,7 @@ def cut_text(run: rundir.Run, cutoff: object) -> str:
 def lower_bound_note(run: rundir.Run) -> str:
     """Why the noise-rate estimate of an in-sample run is a lower bound ("" for other runs): the
     summary's and the report's one wording."""
-    if run.recordings.endswith(("1 run", " runs")):
+    if run.trained == "runs":
         return "on the posterior of models that trained on these labels: a lower bound"
     return ""
 
@@ -58,7 +58,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     world = (m.get("distributed") or {}).get("world_size", 1)
     lines = [
         f"labeltrace scan — {n:,} samples, {len(run.classes)} classes, model {m['model']}, "
-        + (run.recordings if run.recordings == "no training" else f"{epochs} x {run.recordings}")
+        + (run.recordings if run.trained == "none" else f"{epochs} x {run.recordings}")
         + (f", {world} processes" if world > 1 else "")
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}" + cut_text(run, det.get("cutoff"))
@@ -67,10 +67,10 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         + (f" ({lower_bound_note(run)})" if lower_bound_note(run) else ""),
     ]
     agree, base, common = agreement(run.column("suggested_label_id"), run.column("given_label_id"), run.classes)
-    what = {"no training": "the kNN vote (leave-one-out) agrees"}.get(run.recordings, "the models agree")
-    held = "held-out" in run.recordings or "out-of-fold" in run.recordings
-    lines.append(f"{what} with {agree:.1%} of the given labels"
-                 + (" (held out)" if held else "" if run.recordings == "no training" else " (models that trained on them)")
+    lines.append({"none": "the kNN vote (leave-one-out) agrees"}.get(run.trained, "the models agree")
+                 + f" with {agree:.1%} of the given labels"
+                 + {"crossfit": " (held out)", "k-fold": " (held out)", "none": ""}.get(
+                     run.trained, " (models that trained on them)")
                  + f"; answering {common!r} for every sample would agree with {base:.1%}")
     met = m.get("metrics")
     if met:

@@ -83,14 +83,14 @@ def write_outputs(
     doubted = contradicted_classes(post, given, classes)
     for row in doubted:
         print(f"warning: {contradicted_text(row)}", file=sys.stderr)
+    sugg = post.argmax(1)
     warned = [w for w in (overflagging(det.name, det.flagged, model=model),
-                          no_better_than_one_class(post.argmax(1), given, classes)) if w is not None]  # fmt: skip
+                          no_better_than_one_class(sugg, given, classes)) if w is not None]  # fmt: skip
     unscored = np.isnan(det.score)
     if unscored.any():
         warned.append(f"{det.name} could not score {describe_ids(unscored)}; they rank first")
     for w in warned:  # kept in run.json too: the report shows them
         print(f"warning: {w}", file=sys.stderr)
-    sugg = post.argmax(1)
     table_cols: dict[str, Any] = {
         "id": np.arange(N, dtype=np.int64), "external_id": list(ds.ids), "path": list(ds.sources),
         "given_label": [classes[i] for i in given], "given_label_id": given.astype(np.int64),

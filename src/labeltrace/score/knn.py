@@ -279,11 +279,7 @@ def knn_probs(
     if y.size < 2:
         raise ValueError(f"knn_probs needs at least 2 samples (each one's neighbours are the others), got {y.size}")
     kk = int(y.max()) + 1 if num_classes is None else check_int("num_classes", num_classes, 1)
-    bad = (y < 0) | (y >= kk)
-    if bad.any():
-        raise ValueError(
-            f"labels must lie in [0, {kk}); sample ids {id_list(np.flatnonzero(bad))} do not"
-        )
+    _check_range(y, kk)  # before the search, not after it (label_shares checks them too)
     return label_shares(knn_indices(x, k=k, metric=metric, batch_size=batch_size), y, kk)
 
 
@@ -295,9 +291,7 @@ def label_shares(neighbours: np.ndarray, labels: np.ndarray, num_classes: int) -
     y = to_numpy(labels, "labels")
     if y.ndim != 1 or y.dtype == bool or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be 1-D integers, got shape {y.shape} and dtype {y.dtype}")
-    bad = (y < 0) | (y >= k)
-    if bad.any():
-        raise ValueError(f"labels must lie in [0, {k}); sample ids {id_list(np.flatnonzero(bad))} do not")
+    _check_range(y, k)
     nb = np.asarray(neighbours)
     if nb.ndim != 2 or nb.dtype == bool or not np.issubdtype(nb.dtype, np.integer):
         raise ValueError(f"neighbours must be a 2-D integer (N, m) array, got shape {nb.shape} and dtype {nb.dtype}")
@@ -309,3 +303,10 @@ def label_shares(neighbours: np.ndarray, labels: np.ndarray, num_classes: int) -
     rows = np.repeat(np.arange(n, dtype=np.int64), m)
     counts = np.bincount(rows * k + y.astype(np.int64)[nb].ravel(), minlength=n * k)
     return counts.reshape(n, k) / max(m, 1)
+
+
+def _check_range(y: np.ndarray, k: int) -> None:
+    """Refuse integer labels outside ``[0, k)``, naming the samples."""
+    bad = (y < 0) | (y >= k)
+    if bad.any():
+        raise ValueError(f"labels must lie in [0, {k}); sample ids {id_list(np.flatnonzero(bad))} do not")

@@ -91,7 +91,7 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
                progress: bool, plots: bool, log: Log, command: str, t_start: float) -> BenchResult:  # fmt: skip
     """:func:`run_bench`'s grid, its files and its summary, once the detectors and threads are set."""
     from labeltrace.bench import report
-    from labeltrace.bench.cells import run_cell
+    from labeltrace.bench.cells import failure, run_cell
     from labeltrace.bench.grid import expand, load_dataset
 
     out = Path(out_dir)
@@ -128,8 +128,8 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
         log(f"  done in {time.perf_counter() - t0:.1f}s: " + ", ".join(
             f"{x['detector']} {x['f1']:.3f}" for x in r if x["f1"] == x["f1"]))  # fmt: skip
         for x in r:
-            if str(x.get("note", "")).startswith("failed:"):
-                log(f"  {x['detector']} FAILED: {str(x['note'])[len('failed:'):].strip()}")
+            if (why := failure(x)) is not None:
+                log(f"  {x['detector']} FAILED: {why}")
     report.write_csv(files["csv"], rows)
     if curve:
         report.write_csv(files["sei_epochs_csv"], curve, columns=report.CURVE_CSV_COLUMNS)

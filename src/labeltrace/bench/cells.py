@@ -45,7 +45,7 @@ from labeltrace.record.recording import FingerprintMismatch, Recording, Recordin
 from labeltrace.score import trajectory
 from labeltrace.train import protocol
 
-__all__ = ["CSV_COLUMNS", "CURVE_COLUMNS", "CellRunner", "run_cell"]
+__all__ = ["CSV_COLUMNS", "CURVE_COLUMNS", "CellRunner", "failure", "run_cell"]
 
 Log = Callable[[str], None]
 
@@ -71,6 +71,15 @@ def code_digest() -> str:
     root = Path(__file__).resolve().parents[1]
     files = sorted(f for pkg in _ROW_CODE for f in (root / pkg).rglob("*.py")) + [Path(__file__).resolve()]
     return digest([[f.relative_to(root).as_posix(), f.read_text(encoding="utf-8")] for f in files])
+
+
+_FAILED = "failed:"  # how the note of a detector's row that failed begins, before the reason
+
+
+def failure(row: dict[str, Any]) -> str | None:
+    """Why the detector of a CSV row failed (its note), or None when it did not."""
+    note = str(row.get("note", ""))
+    return note[len(_FAILED):].strip() if note.startswith(_FAILED) else None
 
 
 class CellRunner:
@@ -229,7 +238,7 @@ class CellRunner:
             nan = float("nan")
             return row | {k: nan for k in ("precision", "recall", "f1", "auroc", "ap", "f1_at_true_rate",
                                            "recall_at_200", "wall_seconds", "cutoff")} | {
-                "n_flagged": -1, "n_trainings": -1, "rule": "", "note": f"failed: {e}"}  # fmt: skip
+                "n_flagged": -1, "n_trainings": -1, "rule": "", "note": f"{_FAILED} {e}"}  # fmt: skip
         rep = metrics.detection_report(self.truth, d["flagged"], d["score"], nan_policy="omit")
         at = metrics.report_at_true_rate(self.truth, d["score"], nan_policy="omit")
         top = metrics.expected_hits(self.truth, d["score"], min(200, int((~np.isnan(d["score"])).sum())),
@@ -288,7 +297,7 @@ def run_cell(
             rows.append(row | {"resolution": runner.resolution or ""})
             continue
         row = runner.row(name, ev)
-        if row["note"].startswith("failed:"):  # a failure is computed again next time, not kept
+        if failure(row) is not None:  # a failure is computed again next time, not kept
             p.unlink(missing_ok=True)
         else:
             atomic_write_json(p, row | {"_code": code_digest()})

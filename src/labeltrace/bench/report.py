@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from labeltrace._io import atomic_write
-from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS
+from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS, failure
 
 __all__ = [
     "machine_info",
@@ -240,9 +240,8 @@ def markdown_report(
         "the detector's own time (feature extraction excluded)."
     )
     out += ["## Cost", "", cost_note, "", *_cost_table(rows), ""]
-    failed_rows = [f"{r['dataset']} {r['labels']} {r['model']} seed {r['seed']} / {r['detector']}: "
-                   + str(r["note"])[len("failed:"):].strip()
-                   for r in rows if str(r.get("note", "")).startswith("failed:")]  # fmt: skip
+    failed_rows = [f"{r['dataset']} {r['labels']} {r['model']} seed {r['seed']} / {r['detector']}: {why}"
+                   for r in rows if (why := failure(r)) is not None]  # fmt: skip
     if failures or failed_rows:  # whole cells, and single detectors of a cell (their rows read "–")
         out += ["## Failures", "", *[f"- {f}" for f in [*failures, *failed_rows]], ""]
     if plots:

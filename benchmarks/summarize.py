@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from labeltrace.bench.cells import failure  # noqa: E402
 from labeltrace.bench.paired import bar_lines, paired  # noqa: E402
 from labeltrace.evaluate.metrics import interval_text  # noqa: E402
 
@@ -66,8 +67,8 @@ def main(paths: list[str]) -> None:
     rows = _read(paths)
     # a detector that failed on a seed (its row: note "failed: ...", n_flagged and n_trainings -1) is left
     # out of every mean and count, and listed at the end
-    failed = [r for r in rows if (r.get("note") or "").startswith("failed:")]
-    rows = [r for r in rows if not (r.get("note") or "").startswith("failed:")]
+    failed = [r for r in rows if failure(r) is not None]
+    rows = [r for r in rows if failure(r) is None]
     by = defaultdict(list)
     for r in rows:
         by[(r["dataset"], r["labels"], r["model"], r["detector"])].append(r)

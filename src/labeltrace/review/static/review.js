@@ -45,6 +45,8 @@
   // the name a decision of this page is stored under, spelled as the store spells names
   const me = () => ((who() || defaultReviewer).split(/\s+/).filter(Boolean).join(" ") || "anonymous").normalize("NFC");
   const withWho = (path) => (who() ? `${path}?reviewer=${encodeURIComponent(who())}` : path);
+  // a decision button gives up the focus when clicked: Enter or Space would click it again on the next sample
+  const onDecide = (el, fn) => el.addEventListener("click", (ev) => { ev.currentTarget.blur(); fn(); });
   const SVG = "http://www.w3.org/2000/svg";
   const fmt = (x, d = 3) => (x === null || x === undefined ? "—" : Number(x).toPrecision(d));
 
@@ -124,8 +126,7 @@
       const tag = document.createElement("span");
       tag.className = "tag";
       b.appendChild(tag);
-      // a clicked button loses the focus: Enter or Space would click it again on the next sample
-      b.addEventListener("click", (ev) => { ev.currentTarget.blur(); decide("label", c); });
+      onDecide(b, () => decide("label", c));
       box.appendChild(b);
     });
   }
@@ -411,8 +412,8 @@
     }
   });
 
-  $("unsure").addEventListener("click", (ev) => { ev.currentTarget.blur(); decide("unsure"); });
-  $("skip").addEventListener("click", (ev) => { ev.currentTarget.blur(); decide("skip"); });
+  onDecide($("unsure"), () => decide("unsure"));
+  onDecide($("skip"), () => decide("skip"));
   $("prev").addEventListener("click", () => load(want - 1));
   $("next").addEventListener("click", () => load(want + 1));
   $("resume").addEventListener("click", () => load(Number($("resume").dataset.pos || 0)));

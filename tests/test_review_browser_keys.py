@@ -120,3 +120,22 @@ def test_the_end_of_the_queue_says_what_is_left_without_a_consensus(tmp_path: Pa
         expect(page.locator("#done")).to_contain_text(
             "Every item in the queue has a decision. 1 sample has decisions without a consensus (unsure, disputed, "
             "or short of votes): the export keeps their given labels and lists them in its .unresolved.csv.")
+
+
+def test_a_blind_page_shows_neither_the_model_nor_the_colleagues(tmp_path: Path, browser: object) -> None:
+    """--blind-all: no suggestion, no context, no given label, no other reviewer's vote; the keys
+    still decide."""
+    rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=6)
+    first = int(review_order(open_run(rd))[0])
+    run_store(open_run(rd)).add(first, "fox", reviewer="bob")
+    for base in serve(create_app(rd, blind="all", consensus=ConsensusRule(agree=2))):
+        page = _page(browser, base, "?reviewer=ada")
+        for box in ("#suggested-box", "#given-box", "#context"):
+            expect(page.locator(box)).to_be_hidden()
+        expect(page.locator("#blind")).to_have_text("blind · given label, model and other reviewers hidden")
+        assert page.locator(".cls .tag").all_inner_texts() == ["", "", ""]
+        expect(page.locator("#current")).to_have_text("No decision yet.")
+        assert page.locator("#votes").inner_text() == "" and "score" not in page.locator("#caption").inner_text()
+        page.keyboard.press("2")
+        page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+        assert decision_rows(rd)[-1] == (first, "label", "dog", "ada")

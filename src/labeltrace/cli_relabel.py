@@ -62,6 +62,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
         if rule is not None:
             raise SystemExit("error: --agree / --count-given set the rule of a review session; --export uses the "
                              "rule stored with the decisions")
+        if args.blind is not None:
+            raise SystemExit("error: --blind / --blind-all set what a review session shows; --export serves no page")
         out = export_labels(args.run_dir, args.export, report=print)
         print(f"wrote {out}")
         from labeltrace.export.cleaned import rescan_command
@@ -73,7 +75,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
         return 0
     live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,
-                 consensus=rule, live=live, features=args.features)  # fmt: skip
+                 consensus=rule, live=live, features=args.features, blind=args.blind)  # fmt: skip
     return 0
 
 
@@ -190,6 +192,14 @@ def add_relabel_commands(sub: Any) -> None:
     rv.add_argument("--features", metavar="FILE.npy",
                     help="(N, D) features, rows = sample ids, for the neighbours shown and the live refresh "
                     "(default: the scan's network embedding or frozen features, else shrunk images)")
+    blind = rv.add_mutually_exclusive_group()
+    blind.add_argument("--blind", dest="blind", action="store_const", const="model",
+                       help="blind review, for reads anchored on neither the model nor colleagues: the model's "
+                       "suggestion, scores, trajectory and nearest examples and the other reviewers' decisions "
+                       "are hidden; decisions are stored with source app-blind")
+    blind.add_argument("--blind-all", dest="blind", action="store_const", const="all",
+                       help="as --blind, and the given label is hidden too: the class is named from the image "
+                       "alone (source app-blind-all)")
     rv.add_argument("--export", metavar="FILE",
                     help="write the cleaned label file instead of serving (labels by consensus; the samples "
                     "without one listed beside it in FILE's stem + .unresolved.csv, the class list in "

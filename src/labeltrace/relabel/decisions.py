@@ -14,7 +14,7 @@ Schema (``labeltrace.reviews/1``)::
     meta(key TEXT PRIMARY KEY, value TEXT)
 
 ``kind`` is ``"label"`` (``decision`` = a class name), ``"unsure"`` or ``"skip"`` (``decision``
-repeats the kind); ``decided_at`` is ISO 8601 UTC; ``source`` is ``"app"`` or ``"labelstudio"``.
+repeats the kind); ``decided_at`` is ISO 8601 UTC; ``source`` is ``"app"``, ``"app-blind"`` / ``"app-blind-all"`` (a blind review, :mod:`labeltrace.review.blind`) or ``"labelstudio"``.
 
 Several reviewers: each reviewer's latest row on a sample is their current view; their latest
 *label* rows are the sample's votes (:meth:`ReviewStore.vote_counts`), which the consensus rule

@@ -55,6 +55,7 @@ from labeltrace.relabel.decisions import KINDS
 from labeltrace.relabel.live import LiveConfig
 from labeltrace.relabel.reviewers import MAX_REVIEWER, spelling
 from labeltrace.report.images import display_image, load_rgb, png_bytes
+from labeltrace.review.blind import BlindMode, blind_item, check_mode, decision_source
 from labeltrace.review.security import (
     MAX_BODY_BYTES,
     TOKEN_HEADER,
@@ -160,6 +161,7 @@ def create_app(
     consensus: ConsensusRule | None = None,
     live: LiveConfig | None = None,
     features: str | os.PathLike[str] | None = None,
+    blind: BlindMode | None = None,
 ) -> FastAPI:
     """The review app of a run directory.
 
@@ -183,8 +185,13 @@ def create_app(
         background (label propagation or a head refit on the run's features).
     features : path, optional
         An (N, D) ``.npy`` of features to use instead of the run's own (neighbours, refits).
+    blind : {"model", "all"}, optional
+        Blind review (:mod:`labeltrace.review.blind`): ``"model"`` leaves the model's view and the
+        other reviewers' decisions out of every answer, ``"all"`` the given label too; the context
+        and history routes answer 403.
     """
     token = check_token(token)
+    blind = check_mode(blind)
     run = open_run(run_dir)
     state = ReviewState(run, reviewer=reviewer, consensus=consensus, live=live,
                         features=None if features is None else str(features),
@@ -212,14 +219,16 @@ def create_app(
     def get_state(reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None
                   ) -> dict[str, Any]:  # fmt: skip
         who = _who(reviewer) or state.reviewer
+        # the scan's warnings about classes its models overrule (absent in runs from before them):
+        # the model's view, which a blind review hides
+        overruled = [] if blind else [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []]
         return {
             "run": run.path.resolve().name,
             "classes": state.classes,
             "reviewer": state.reviewer,
             "token_required": token is not None,
-            # the scan's warnings about classes its models overrule (absent in runs from before them)
-            "warnings": [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []]
-            + list(run.meta.get("warnings") or []),  # the scan's others: a cut that accuses most samples, ...
+            "blind": blind,
+            "warnings": overruled + list(run.meta.get("warnings") or []),  # the scan's others: a cut that accuses most samples, ...
             **state.progress(who),
         }
 
@@ -230,10 +239,19 @@ def create_app(
         if not 0 <= pos < total:
             return _err(404, f"queue position out of range [0, {total})")
         # shown to a reviewer (not a peek): a live re-ranking leaves it where it is
-        return state.item(pos, _who(reviewer) or state.reviewer, shown=not peek)
+        who = _who(reviewer) or state.reviewer
+        if blind is None:
+            return state.item(pos, who, shown=not peek)
+        # blind: this page's own decisions only, those of a nameless page included
+        me = state.store.stored_spelling(who or "")
+        it = state.item(pos, me, shown=not peek)
+        own = sum(d.reviewer == me for d in state.store.history(it["id"]))
+        return blind_item(it, blind, reviewer=me, own_history=own)
 
     @app.get("/api/context/{sample_id}", response_model=None)
     def get_context(sample_id: int) -> dict[str, Any] | JSONResponse:
+        if blind is not None:
+            return _err(403, "blind review: the model's context of a sample is not shown")
         if not 0 <= sample_id < run.num_samples:
             return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
         try:
@@ -275,7 +293,7 @@ def create_app(
                         "\"reviewer\"")  # fmt: skip
         try:
             row = state.store.add(
-                body.sample_id, body.decision, kind=body.kind, reviewer=who, source="app"
+                body.sample_id, body.decision, kind=body.kind, reviewer=who, source=decision_source(blind)
             )
         except (IndexError, ValueError):  # the checks above mirror the store's; never echo
             return _err(400, f"sample {body.sample_id}: decision refused")
@@ -288,6 +306,8 @@ def create_app(
 
     @app.get("/api/history/{sample_id}", response_model=None)
     def get_history(sample_id: int) -> list[dict[str, Any]] | JSONResponse:
+        if blind is not None:
+            return _err(403, "blind review: the decisions of the other reviewers are not shown")
         if not 0 <= sample_id < run.num_samples:
             return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
         return [d.to_dict() for d in state.store.history(sample_id)]
@@ -306,6 +326,7 @@ def serve(
     consensus: ConsensusRule | None = None,
     live: LiveConfig | None = None,
     features: str | os.PathLike[str] | None = None,
+    blind: BlindMode | None = None,
 ) -> None:
     """Run the review app with uvicorn until interrupted.
 
@@ -320,7 +341,7 @@ def serve(
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
     app = create_app(run_dir, reviewer=reviewer, token=token, consensus=consensus, live=live,
-                     features=features)  # fmt: skip
+                     features=features, blind=blind)  # fmt: skip
     name = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host  # every interface: this machine's name
     shown = f"[{name}]" if ":" in name else name
     url = f"http://{shown}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
@@ -332,7 +353,10 @@ def serve(
     st = app.state.review
     print(f"consensus: {st.rule.describe()}"
           + (f"; live re-ranking by {live.method} every {live.every} settled samples ({st.method})"
-             if live is not None else ""), flush=True)  # fmt: skip
+             if live is not None else "")
+          + ("; blind review: the model's view, the other reviewers' decisions"
+             + (" and the given label" if blind == "all" else "") + " are hidden" if blind else ""),
+          flush=True)  # fmt: skip
     if token:
         print(f"token: {token}  (send it as header {TOKEN_HEADER} or ?token=)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

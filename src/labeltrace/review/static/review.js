@@ -15,6 +15,7 @@
   let keyOf = []; // each class's key ("" for none): its own name when every name is one character, else 1-9, 0
   let keyIndex = new Map(); // key (lower case) -> class index
   let defaultReviewer = ""; // the server's --reviewer: the name of a page that gives none
+  let blind = null; // "model" / "all": the server sends neither the model's view nor the others' votes (nor the given label)
 
   async function api(path, opts = {}) {
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
@@ -135,8 +136,8 @@
     if (!item) return;
     $("image").src = imageUrl(item.id);
     $("image").alt = `sample ${item.id}`;
-    $("caption").textContent =
-      `id ${item.id} · rank ${item.rank} · score ${fmt(item.score)} · ${item.external_id}`;
+    $("caption").textContent = `id ${item.id} · rank ${item.rank}` +
+      (blind ? "" : ` · score ${fmt(item.score)}`) + ` · ${item.external_id}`;
     $("given").textContent = item.given_label;
     $("given").classList.toggle("differs", item.given_label !== item.suggested_label);
     $("suggested").textContent = item.suggested_label;
@@ -159,7 +160,7 @@
     $("current").textContent = cur
       ? `${own ? "Current decision" : `Latest decision, by ${cur.reviewer} (not yours)`}: ${describe(cur)} — ` +
         `${cur.reviewer}, ${cur.decided_at.replace("T", " ").slice(0, 19)} UTC` +
-        (item.history > 1 ? ` (${item.history} entries kept, by all reviewers)` : "")
+        (item.history > 1 ? ` (${item.history} entries kept${blind ? "" : ", by all reviewers"})` : "")
       : "No decision yet.";
     $("position").textContent = `${item.position + 1} / ${item.total}`;
     $("prev").disabled = item.position <= 0;
@@ -172,7 +173,7 @@
     const box = $("votes");
     box.textContent = "";
     const labelled = item.views.filter((v) => v.kind === "label");
-    if (!item.views.length) return;
+    if (blind || !item.views.length) return; // blind: only this page's own decision, shown above
     // a Map: a class named "constructor" or "__proto__" is a key like any other
     const by = new Map();
     item.views.forEach((v) => {
@@ -301,7 +302,7 @@
       item = it;
       if (!moving || it.id !== pendingId) pendingId = null;
       render();
-      loadContext(it.id);
+      if (!blind) loadContext(it.id);
       if (p + 1 < total) api(`/api/item/${p + 1}?peek=true`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
       return true;
     } catch (e) {
@@ -432,6 +433,16 @@
       $("run").textContent = s.run;
       document.title = `labeltrace review — ${s.run}`;
       defaultReviewer = s.reviewer || "";
+      blind = s.blind || null;
+      if (blind) {
+        $("context").hidden = true;
+        $("suggested-box").hidden = true;
+        $("given-box").hidden = blind === "all";
+        const b = $("blind");
+        b.hidden = false;
+        b.textContent = blind === "all" ? "blind · given label, model and other reviewers hidden"
+          : "blind · model and other reviewers hidden";
+      }
       if (!$("reviewer").value) $("reviewer").value = s.reviewer || "";
       if (s.warnings && s.warnings.length) {  // text only: class names come from users
         const w = $("warnings");

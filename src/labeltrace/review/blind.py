@@ -1,0 +1,56 @@
+"""Blind review: what the review page may show a reviewer who must not be anchored.
+
+An expert who sees the model's suggestion, or a colleague's vote, agrees with it more often than
+one who does not (automation bias, anchoring); a read made without them is an independent second
+opinion. ``labeltrace review --blind`` serves the page without them:
+
+``model``
+    hides the model's view of each sample — the suggested class and its probability, the top
+    classes, the score, the trajectory and the nearest examples of the suggested class — and the
+    other reviewers' decisions and the sample's consensus (the counts over the whole queue stay).
+``all``
+    hides the given label too: the reviewer names the class from the image alone.
+
+The server leaves these fields out of its answers (the page cannot show what it never receives),
+refuses the context and history routes, and stores each decision with ``source`` ``"app-blind"``
+or ``"app-blind-all"`` so that blind reads can be told apart later. The queue order stays the
+suspicion ranking: the reviewer still knows that the samples early in it are the suspect ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+__all__ = ["BLIND_MODES", "BlindMode", "blind_item", "decision_source"]
+
+BlindMode = Literal["model", "all"]
+BLIND_MODES: tuple[BlindMode, ...] = ("model", "all")
+
+
+def check_mode(mode: str | None) -> BlindMode | None:
+    """``mode`` when it is None or one of :data:`BLIND_MODES`, else ``ValueError``."""
+    if mode is not None and mode not in BLIND_MODES:
+        raise ValueError(f"blind must be None, 'model' or 'all', not {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
+def decision_source(mode: BlindMode | None) -> str:
+    """The ``source`` stored with a decision made on the page in ``mode``."""
+    return "app" if mode is None else "app-blind" if mode == "model" else "app-blind-all"
+
+
+def blind_item(item: dict[str, Any], mode: BlindMode, *, reviewer: str, own_history: int) -> dict[str, Any]:
+    """A queue item (:meth:`~labeltrace.review.state.ReviewState.item`, asked for ``reviewer``,
+    spelled as the store spells it) without what ``mode`` hides: only ``reviewer``'s own view and
+    count of entries (``own_history``), no consensus, no model fields."""
+    out = dict(item)
+    out.update(suggested_label=None, suggested_prob=None, top=[], score=None)
+    if mode == "all":
+        out["given_label"] = None
+    own = [v for v in item["views"] if v["reviewer"] == reviewer]
+    out["views"] = own
+    # the number of entries kept, and the consensus, would tell of the other reviewers' votes
+    out["history"] = int(own_history)
+    out["consensus"] = {"status": "hidden", "label": None, "votes": None, "text": item["consensus"]["text"]}
+    out["blind"] = mode
+    return out

@@ -1,0 +1,129 @@
+"""Blind review (``labeltrace review --blind`` / ``--blind-all``): the server never sends what the
+mode hides, and the decisions say they were blind reads."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from runfactory import make_run
+
+from labeltrace.cli import main
+from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.review import create_app
+from labeltrace.rundir import open_run
+
+LOCAL = "http://127.0.0.1"
+CLASSES = ["cat", "dog", "fox"]
+MODEL_FIELDS = ("suggested_label", "suggested_prob", "score")
+
+
+def _sources(rd: Path) -> list[tuple[int, str, str, str]]:
+    con = sqlite3.connect(rd / "reviews.db")
+    try:
+        return con.execute("SELECT sample_id, decision, reviewer, source FROM decisions ORDER BY seq").fetchall()
+    finally:
+        con.close()
+
+
+def _other(rd: Path, i: int) -> str:
+    run = open_run(rd)
+    return run.classes[(int(run.column("given_label_id")[i]) + 1) % len(run.classes)]
+
+
+def test_without_blind_the_model_and_the_colleagues_are_shown(tmp_path: Path) -> None:
+    """The control of the tests below: the same requests on a page that is not blind."""
+    rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=1)
+    c = TestClient(create_app(rd, consensus=ConsensusRule(agree=2)), base_url=LOCAL)
+    it = c.get("/api/item/0?reviewer=bob").json()
+    assert it["suggested_label"] in CLASSES and it["top"] and it["given_label"] in CLASSES
+    c.post("/api/decision", json={"sample_id": it["id"], "decision": "dog", "reviewer": "ada"})
+    assert [v["reviewer"] for v in c.get("/api/item/0?reviewer=bob").json()["views"]] == ["ada"]
+    assert c.get(f"/api/history/{it['id']}").status_code == 200
+    assert c.get(f"/api/context/{it['id']}").status_code == 200
+    assert _sources(rd)[0][3] == "app"
+
+
+def test_blind_hides_the_model_and_the_other_reviewers(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=1)
+    c = TestClient(create_app(rd, consensus=ConsensusRule(agree=2), blind="model"), base_url=LOCAL)
+    assert c.get("/api/state").json()["blind"] == "model"
+    it = c.get("/api/item/0?reviewer=bob").json()
+    i = it["id"]
+    assert all(it[k] is None for k in MODEL_FIELDS) and it["top"] == []
+    assert it["given_label"] == open_run(rd).classes[int(open_run(rd).column("given_label_id")[i])]
+    # ada votes twice: bob's page shows neither her votes, nor their number, nor the consensus
+    for label in ("dog", "fox"):
+        assert c.post("/api/decision", json={"sample_id": i, "decision": label, "reviewer": "ada"}).status_code == 200
+    seen = c.get("/api/item/0?reviewer=bob").json()
+    assert seen["views"] == [] and seen["decision"] is None and seen["history"] == 0
+    assert seen["consensus"]["status"] == "hidden" and seen["consensus"]["label"] is None
+    assert "ada" not in json.dumps(seen)
+    # bob's own vote is his to see; the entries counted are his only
+    c.post("/api/decision", json={"sample_id": i, "decision": "cat", "reviewer": "bob"})
+    mine = c.get("/api/item/0?reviewer=bob").json()
+    assert mine["decision"]["decision"] == "cat" and mine["decision"]["reviewer"] == "bob"
+    assert [v["reviewer"] for v in mine["views"]] == ["bob"] and mine["history"] == 1
+    assert c.get(f"/api/context/{i}").status_code == 403
+    assert c.get(f"/api/history/{i}").status_code == 403
+    assert [s[3] for s in _sources(rd)] == ["app-blind"] * 3
+
+
+def test_blind_all_hides_the_given_label_too(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=2)
+    c = TestClient(create_app(rd, blind="all"), base_url=LOCAL)
+    it = c.get("/api/item/0").json()
+    assert it["given_label"] is None and all(it[k] is None for k in MODEL_FIELDS)
+    r = c.post("/api/decision", json={"sample_id": it["id"], "decision": _other(rd, it["id"])})
+    assert r.status_code == 200 and r.json()["changed"] == 1  # the decision still counts as a change
+    assert _sources(rd)[0][3] == "app-blind-all"
+
+
+def test_a_nameless_blind_page_sees_its_own_decision_only(tmp_path: Path) -> None:
+    """Single-expert review takes nameless decisions ("anonymous"): a nameless blind page shows
+    those as its own, and not a named colleague's."""
+    rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=3)
+    c = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
+    first, second = (c.get(f"/api/item/{p}?peek=true").json()["id"] for p in (0, 1))
+    c.post("/api/decision", json={"sample_id": first, "decision": "dog"})
+    c.post("/api/decision", json={"sample_id": second, "decision": "fox", "reviewer": "ada"})
+    own = c.get("/api/item/0").json()
+    assert own["decision"]["decision"] == "dog" and own["decision"]["reviewer"] == "anonymous"
+    assert c.get("/api/item/1").json()["decision"] is None
+
+
+def test_an_unknown_blind_mode_is_refused(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    with pytest.raises(ValueError, match="blind must be None, 'model' or 'all'"):
+        create_app(rd, blind="labels")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, object]]]:
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr("labeltrace.review.app.serve", lambda run_dir, **kw: calls.append(kw))
+    yield calls
+
+
+@pytest.mark.parametrize(("flag", "mode"), [([], None), (["--blind"], "model"), (["--blind-all"], "all")])
+def test_the_cli_passes_the_blind_mode(tmp_path: Path, served: list[dict[str, object]], flag: list[str],
+                                       mode: str | None) -> None:  # fmt: skip
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    assert main(["review", str(rd), *flag]) == 0
+    assert served[-1]["blind"] == mode
+
+
+def test_the_cli_refuses_both_blind_flags_and_blind_with_export(
+    tmp_path: Path, served: list[dict[str, object]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    with pytest.raises(SystemExit):
+        main(["review", str(rd), "--blind", "--blind-all"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--export serves no page"):
+        main(["review", str(rd), "--blind", "--export", str(tmp_path / "clean.csv")])
+    assert served == []

@@ -139,3 +139,19 @@ def test_a_blind_page_shows_neither_the_model_nor_the_colleagues(tmp_path: Path,
         page.keyboard.press("2")
         page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
         assert decision_rows(rd)[-1] == (first, "label", "dog", "ada")
+
+
+def test_next_disputed_goes_to_the_disputed_sample(tmp_path: Path, browser: object) -> None:
+    rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=7)
+    order = review_order(open_run(rd))
+    store = run_store(open_run(rd))
+    for who, label in (("ada", "cat"), ("bob", "dog")):
+        store.add(int(order[5]), label, reviewer=who)
+    for base in serve(create_app(rd, consensus=ConsensusRule(agree=2))):
+        page = _page(browser, base, "?reviewer=cy")
+        page.locator("#find [data-what=disputed]").click()
+        expect(page.locator("#position")).to_have_text(f"6 / {N}")
+        expect(page.locator("#status")).to_have_text("1 sample is disputed; this is the next.")
+        page.locator("#find [data-what=unsure]").click()
+        expect(page.locator("#status")).to_have_text("No sample in the queue is unsure.")
+        assert decision_rows(rd) == [(int(order[5]), "label", "cat", "ada"), (int(order[5]), "label", "dog", "bob")]

@@ -222,3 +222,32 @@ def test_a_reviewer_name_with_a_hidden_control_character_is_refused(tmp_path: Pa
     assert store.history() == []
     persian = "\u0645\u06cc\u200c\u0646\u0627"  # a name spelled with a zero-width non-joiner
     assert c.post("/api/decision", json={"sample_id": 0, "decision": "cat", "reviewer": persian}).status_code == 200
+
+
+def test_find_walks_the_disputed_unsure_and_unresolved_samples_in_queue_order(tmp_path: Path) -> None:
+    """An adjudicator goes from one open sample to the next: /api/find answers the next position
+    after the one given, wrapping around, and how many there are."""
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=1)
+    c = TestClient(create_app(rd, consensus=ConsensusRule(agree=2)), base_url=LOCAL)
+    ids = [c.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(6)]
+    assert c.get("/api/find?what=disputed").json() == {"position": None, "count": 0}
+
+    def vote(pos: int, who: str, decision: str) -> None:
+        kind = decision if decision in ("unsure", "skip") else "label"
+        r = c.post("/api/decision", json={"sample_id": ids[pos], "decision": decision, "kind": kind, "reviewer": who})
+        assert r.status_code == 200
+
+    for pos, a, b in ((1, "cat", "dog"), (4, "fox", "cat"), (2, "fox", "fox")):  # disputed, disputed, resolved
+        vote(pos, "ada", a)
+        vote(pos, "bob", b)
+    vote(3, "ada", "unsure")
+    vote(5, "ada", "dog")  # one vote of two: short of votes
+    find = lambda what, after: c.get(f"/api/find?what={what}&after={after}").json()  # noqa: E731
+    assert find("disputed", -1) == {"position": 1, "count": 2}
+    assert find("disputed", 1) == {"position": 4, "count": 2}
+    assert find("disputed", 4) == {"position": 1, "count": 2}  # wraps around
+    assert find("unsure", 0) == {"position": 3, "count": 1}
+    assert find("unresolved", 1) == {"position": 3, "count": 4}  # 1, 3, 4, 5: not the resolved 2
+    assert c.get("/api/find?what=open").status_code == 422
+    blind = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
+    assert blind.get("/api/find?what=disputed").status_code == 403

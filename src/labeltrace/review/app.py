@@ -10,6 +10,9 @@ Routes (all need the token when one is set: header ``X-Labeltrace-Token`` or ``?
 ``GET  /api/item/{pos}``    the queue item at position ``pos`` (0-based): its labels, the
                             model's top classes, the decision shown, every reviewer's view
                             (``?peek=true``: a look-ahead that does not count as shown)
+``GET  /api/find``          ``?what=disputed|unsure|unresolved&after=POS``: the next queue
+                            position after ``POS`` (wrapping around) with such a sample, and
+                            how many there are (``{"position": null, "count": 0}`` for none)
 ``GET  /api/context/{id}``  a sample's nearest examples of its given and suggested class, and
                             its per-epoch trajectory (computed once, cached in the run)
 ``GET  /api/image/{id}``    a sample's image as PNG (by sample id only, scaled for display;
@@ -247,6 +250,14 @@ def create_app(
         it = state.item(pos, me, shown=not peek)
         own = sum(d.reviewer == me for d in state.store.history(it["id"]))
         return blind_item(it, blind, reviewer=me, own_history=own)
+
+    @app.get("/api/find", response_model=None)
+    def find(what: Annotated[str, Query(pattern="^(disputed|unsure|unresolved)$")], after: int = -1
+             ) -> dict[str, Any] | JSONResponse:  # fmt: skip
+        if blind is not None:
+            return _err(403, "blind review: the other reviewers' decisions are not shown")
+        pos, count = state.find(after, what)
+        return {"position": pos, "count": count}
 
     @app.get("/api/context/{sample_id}", response_model=None)
     def get_context(sample_id: int) -> dict[str, Any] | JSONResponse:

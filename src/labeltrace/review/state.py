@@ -272,6 +272,23 @@ class ReviewState:
         later = np.flatnonzero(~done[after + 1 :])
         return int(after + 1 + later[0]) if later.size else after + 1
 
+    def find(self, after: int, what: str) -> tuple[int | None, int]:
+        """The first position after ``after`` (wrapping around to the start) whose sample is
+        ``what`` — ``"disputed"`` (label votes that disagree), ``"unsure"`` (its latest decision,
+        by anyone, is unsure) or ``"unresolved"`` (decided without a consensus: what ``review
+        --export`` lists in its .unresolved.csv) — and how many positions are; None when none."""
+        v = self.verdicts()
+        r = v.resolution
+        masks = {"disputed": r.disputed, "unsure": v.latest_kind == _UNSURE,
+                 "unresolved": (v.latest_kind >= 0) & ~r.resolved}  # fmt: skip
+        if what not in masks:
+            raise ValueError(f"what must be one of {', '.join(masks)}")
+        hits = np.flatnonzero(masks[what][self.order()])
+        if not hits.size:
+            return None, 0
+        later = hits[hits > after]
+        return int(later[0] if later.size else hits[0]), int(hits.size)
+
     # ------------------------------------------------------------------ what the page shows
     def item(self, pos: int, reviewer: str | None, *, shown: bool = False) -> dict[str, Any]:
         """The queue item at ``pos``: labels, the decision shown, every reviewer's view.

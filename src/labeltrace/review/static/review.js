@@ -418,6 +418,21 @@
   $("prev").addEventListener("click", () => load(want - 1));
   $("next").addEventListener("click", () => load(want + 1));
   $("resume").addEventListener("click", () => load(Number($("resume").dataset.pos || 0)));
+  // the next disputed / unsure / unresolved sample after the one shown (wrapping around): for the
+  // reviewer who settles what the others left open
+  const FOUND = { disputed: "disputed", unsure: "unsure", unresolved: "decided without a consensus" };
+  document.querySelectorAll("#find [data-what]").forEach((b) => b.addEventListener("click", async () => {
+    const what = b.dataset.what;
+    try {
+      const r = await api(`/api/find?what=${what}&after=${want}`);
+      if (r.position === null) { setStatus(`No sample in the queue is ${FOUND[what]}.`, ""); return; }
+      if (await load(r.position)) {
+        setStatus(`${r.count} sample${r.count === 1 ? " is" : "s are"} ${FOUND[what]}; this is the next.`, "");
+      }
+    } catch (e) {
+      setStatus(`could not search: ${e.message}`, "error");
+    }
+  }));
   $("reviewer").addEventListener("input", () => $("reviewer").classList.remove("needed"));
   $("reviewer").addEventListener("change", () => {
     try { localStorage.setItem("labeltrace.reviewer", $("reviewer").value.trim()); } catch (e) { /* private mode */ }
@@ -435,6 +450,7 @@
       defaultReviewer = s.reviewer || "";
       blind = s.blind || null;
       if (blind) {
+        $("find").hidden = true; // it would point at the others' votes
         $("context").hidden = true;
         $("suggested-box").hidden = true;
         $("given-box").hidden = blind === "all";

@@ -577,3 +577,27 @@ def test_positions_and_next_follow_the_order_they_are_given(run_dir: Path) -> No
     fresh = np.arange(30)
     assert st.positions(fresh)[0] == 0 and st.positions()[int(st.order()[0])] == 0
     assert st.next_position(0, None, mine) == 1
+
+
+def test_full_serves_a_large_image_at_its_own_resolution(tmp_path: Path) -> None:
+    """Zooming in on a large scan (an X-ray) needs its pixels, not the 512 px display copy."""
+    import io
+
+    from PIL import Image
+
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (900, 1200, 3), dtype=np.uint8)).save(run.image_file(0))
+    Image.fromarray(rng.integers(0, 256, (3000, 1500, 3), dtype=np.uint8)).save(run.image_file(1))
+    c = TestClient(create_app(rd), base_url="http://127.0.0.1")
+
+    def size(url: str) -> tuple[int, int]:
+        r = c.get(url)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        return Image.open(io.BytesIO(r.content)).size
+
+    assert size("/api/image/0") == (512, 384)
+    assert size("/api/image/0?full=true") == (1200, 900)
+    assert size("/api/image/1?full=true") == (1024, 2048)  # capped at 2048 px
+    assert size("/api/image/2?full=true") == size("/api/image/2") == (512, 512)  # 8 px: enlarged as for display

@@ -155,3 +155,31 @@ def test_next_disputed_goes_to_the_disputed_sample(tmp_path: Path, browser: obje
         page.locator("#find [data-what=unsure]").click()
         expect(page.locator("#status")).to_have_text("No sample in the queue is unsure.")
         assert decision_rows(rd) == [(int(order[5]), "label", "cat", "ada"), (int(order[5]), "label", "dog", "bob")]
+
+
+def test_zoom_and_window_level_and_a_key_after_the_slider(tmp_path: Path, browser: object) -> None:
+    """Zoom fetches the image at its own resolution; window / level maps grey values linearly; a
+    class key pressed after touching a slider still decides (a focused input took every key)."""
+    rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=8)
+    first = int(review_order(open_run(rd))[0])
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?reviewer=ada")
+        page.locator("[data-zoom='4']").click()
+        assert "full=true" in (page.locator("#image").get_attribute("src") or "")
+        assert page.evaluate("() => document.getElementById('image').style.width") == "2048px"  # type: ignore[attr-defined]
+        page.locator("#win").fill("51")  # window 51 around level 127.5: grey 102-153 spread over 0-255
+        funcs = page.evaluate(  # type: ignore[attr-defined]
+            "() => [...document.querySelectorAll('#wl feFuncR')].map(f => [f.getAttribute('slope'), f.getAttribute('intercept')])")
+        slope, intercept = (float(x) for x in funcs[0])
+        assert slope == pytest.approx(5.0) and intercept == pytest.approx(-2.0)  # 102 -> 0, 153 -> 1
+        assert page.evaluate("() => document.getElementById('image').style.filter") == 'url("#wl")'  # type: ignore[attr-defined]
+        page.locator("#lev").focus()
+        page.keyboard.press("2")
+        page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+        assert decision_rows(rd) == [(first, "label", "dog", "ada")]
+        # the next sample starts whole in the frame, with the window kept
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")
+        assert "full=true" not in (page.locator("#image").get_attribute("src") or "")
+        assert page.locator("#win").input_value() == "51"
+        page.locator("#wl-reset").click()
+        assert page.evaluate("() => document.getElementById('image').style.filter") == ""  # type: ignore[attr-defined]

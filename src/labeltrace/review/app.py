@@ -16,7 +16,8 @@ Routes (all need the token when one is set: header ``X-Labeltrace-Token`` or ``?
 ``GET  /api/context/{id}``  a sample's nearest examples of its given and suggested class, and
                             its per-epoch trajectory (computed once, cached in the run)
 ``GET  /api/image/{id}``    a sample's image as PNG (by sample id only, scaled for display;
-                            ``?thumb=true``: small, for the neighbours)
+                            ``?thumb=true``: small, for the neighbours; ``?full=true``: a large
+                            image at its own resolution, up to 2048 px, for zooming in)
 ``POST /api/decision``      ``{"sample_id", "decision", "kind"?, "reviewer"?}`` → committed row,
                             progress, and the next position for that reviewer (``reviewer`` is
                             required when the rule asks for more than one agreeing review)
@@ -73,6 +74,7 @@ __all__ = ["TOKEN_HEADER", "create_app", "is_loopback", "serve"]
 
 IMAGE_SIZE = 512
 THUMB_SIZE = 96
+FULL_SIZE = 2048  # ?full=true: the image at its own resolution, its longer side at most this
 
 
 class DecisionIn(BaseModel):
@@ -271,7 +273,7 @@ def create_app(
             return _err(503, f"no context for sample {sample_id}: the run's features are missing")
 
     @app.get("/api/image/{sample_id}", response_model=None)
-    def get_image(sample_id: int, thumb: bool = False) -> Response:
+    def get_image(sample_id: int, thumb: bool = False, full: bool = False) -> Response:
         if not 0 <= sample_id < run.num_samples:
             return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
         # the reason names files on the server: it goes to the server's console, not to the page
@@ -282,7 +284,10 @@ def create_app(
             return _err(403, f"image of sample {sample_id} refused: it lies outside the folders the scan "
                         "read (the server's console says where)")  # fmt: skip
         try:
-            img = display_image(load_rgb(run, sample_id), size=THUMB_SIZE if thumb else IMAGE_SIZE)
+            img = load_rgb(run, sample_id)
+            # full: a large image at its own resolution (to zoom in), a small one as for display
+            size = THUMB_SIZE if thumb else max(IMAGE_SIZE, min(max(img.shape[:2]), FULL_SIZE)) if full else IMAGE_SIZE
+            img = display_image(img, size=size)
         except (ValueError, OSError) as exc:
             print(f"labeltrace review: image of sample {sample_id} unavailable: {exc}", file=sys.stderr, flush=True)
             return _err(404, f"image of sample {sample_id} unavailable (the server's console says why)")

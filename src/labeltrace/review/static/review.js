@@ -36,9 +36,10 @@
     return body;
   }
 
-  const imageUrl = (id, thumb) => {
+  const imageUrl = (id, thumb, full) => {
     const q = [];
     if (thumb) q.push("thumb=true");
+    if (full) q.push("full=true");
     if (token) q.push(`token=${encodeURIComponent(token)}`);
     return `/api/image/${id}` + (q.length ? `?${q.join("&")}` : "");
   };
@@ -132,9 +133,38 @@
     });
   }
 
+  // zoom (fit, 2×, 4×: a large image is fetched at its own resolution) and window / level (a linear
+  // map of grey values, as radiology viewers apply it, kept from one sample to the next)
+  let zoom = 1;
+  let shownId = null;
+  function setZoom(z) {
+    zoom = z;
+    const f = $("frame"), im = $("image");
+    document.querySelectorAll("[data-zoom]").forEach((b) => b.classList.toggle("chosen", Number(b.dataset.zoom) === z));
+    f.classList.toggle("zoomed", z > 1);
+    im.style.width = im.style.height = z > 1 ? `${512 * z}px` : "";
+    if (item) {
+      const url = imageUrl(item.id, false, z > 1);
+      if (im.getAttribute("src") !== url) im.src = url;
+    }
+    f.scrollLeft = (f.scrollWidth - f.clientWidth) / 2;
+    f.scrollTop = (f.scrollHeight - f.clientHeight) / 2;
+  }
+  function applyWindow() {
+    const w = Number($("win").value), l = Number($("lev").value);
+    document.querySelectorAll("#wl feFuncR, #wl feFuncG, #wl feFuncB").forEach((fn) => {
+      fn.setAttribute("slope", String(255 / w));
+      fn.setAttribute("intercept", String(-(l - w / 2) / w));
+    });
+    const full = w === 255 && l === 127.5;
+    $("image").style.filter = full ? "" : "url(#wl)";
+    $("wl-text").textContent = full ? "" : `grey ${Math.max(0, l - w / 2).toFixed(0)}–${Math.min(255, l + w / 2).toFixed(0)} ` +
+      "spread over black–white";
+  }
+
   function render() {
     if (!item) return;
-    $("image").src = imageUrl(item.id);
+    if (item.id !== shownId) { shownId = item.id; setZoom(1); } // each sample starts whole in the frame
     $("image").alt = `sample ${item.id}`;
     $("caption").textContent = `id ${item.id} · rank ${item.rank}` +
       (blind ? "" : ` · score ${fmt(item.score)}`) + ` · ${item.external_id}`;
@@ -393,7 +423,8 @@
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (ev.repeat && !ev.key.startsWith("Arrow")) return; // a held key decides one sample, not a run of them
-    if (ev.target && (ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA")) {
+    // a text box takes its keys; a slider (window / level) does not: a class key still decides
+    if (ev.target && ((ev.target.tagName === "INPUT" && ev.target.type !== "range") || ev.target.tagName === "TEXTAREA")) {
       if (ev.key === "Escape" || ev.key === "Enter") ev.target.blur();
       return;
     }
@@ -433,6 +464,30 @@
       setStatus(`could not search: ${e.message}`, "error");
     }
   }));
+  document.querySelectorAll("[data-zoom]").forEach((b) => b.addEventListener("click", () => {
+    b.blur(); setZoom(Number(b.dataset.zoom));
+  }));
+  ["win", "lev"].forEach((id) => {
+    $(id).addEventListener("input", applyWindow);
+    $(id).addEventListener("pointerup", () => $(id).blur()); // the arrow keys move between samples again
+  });
+  $("wl-reset").addEventListener("click", () => {
+    $("wl-reset").blur(); $("win").value = "255"; $("lev").value = "127.5"; applyWindow(); setZoom(1);
+  });
+  let drag = null; // a zoomed image is moved by dragging it
+  $("frame").addEventListener("mousedown", (ev) => {
+    if (zoom === 1) return;
+    const f = $("frame");
+    drag = { x: ev.clientX, y: ev.clientY, left: f.scrollLeft, top: f.scrollTop };
+    f.classList.add("dragging");
+    ev.preventDefault();
+  });
+  window.addEventListener("mousemove", (ev) => {
+    if (!drag) return;
+    $("frame").scrollLeft = drag.left - (ev.clientX - drag.x);
+    $("frame").scrollTop = drag.top - (ev.clientY - drag.y);
+  });
+  window.addEventListener("mouseup", () => { drag = null; $("frame").classList.remove("dragging"); });
   $("reviewer").addEventListener("input", () => $("reviewer").classList.remove("needed"));
   $("reviewer").addEventListener("change", () => {
     try { localStorage.setItem("labeltrace.reviewer", $("reviewer").value.trim()); } catch (e) { /* private mode */ }

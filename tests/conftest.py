@@ -27,3 +27,11 @@ def backbone_spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     monkeypatch.setattr(backbone, "extract_features", extract)
     monkeypatch.setattr(backbone, "load_efficientnet_lite0", lambda pretrained=True: _Backbone())
     return seen
+
+
+@pytest.fixture(autouse=True)
+def _seeded_torch() -> None:
+    """Every test starts from one torch seed: a network built or a tensor drawn without a seed of
+    its own is the same in every run and in any test order (pytest-randomly reseeds ``random`` and
+    numpy's global state, not torch's)."""
+    torch.manual_seed(0)

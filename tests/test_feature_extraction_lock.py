@@ -25,11 +25,18 @@ def test_a_second_extraction_waits_for_the_first_and_reads_its_entry(tmp_path: P
     entry = backbone.cache_entry(key, tmp_path)
     fd = os.open(entry.with_suffix(".lock"), os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)  # "the first scan" is extracting
+    real, asked = fcntl.flock, threading.Event()
+
+    def flock(f: int, op: int) -> None:  # the second extraction asks for the lock (no timing guess)
+        asked.set()
+        real(f, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
     got: list[object] = []
     second = threading.Thread(target=lambda: got.append(features.frozen_features(ds, cache_dir=tmp_path, workers=0)))
     second.start()
-    second.join(0.5)
-    assert second.is_alive() and not loads  # waits on the lock, extracts nothing
+    assert asked.wait(30)
+    assert second.is_alive() and not loads  # waits on the lock (held here), extracts nothing
     np.save(entry, np.arange(6 * backbone.FEATURE_DIM, dtype=np.float32).reshape(6, -1))  # the first one's entry
     os.close(fd)  # lock released
     second.join(30)

@@ -94,3 +94,26 @@ def test_a_task_whose_latest_annotation_is_empty_is_named(tmp_path: Path) -> Non
     assert import_labelstudio(rd, f, warn=told.append) == 1
     assert len(told) == 1 and "1 task not imported" in told[0] and "sample 3 holds no class" in told[0]
     assert set(run_store(open_run(rd)).current()) == {4}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "match"),
+    [
+        # a full export: an annotation with two classes ticked
+        ([{"id": 7, "data": {"labeltrace_id": 0}, "annotations": [{"updated_at": "2025-01-06T10:00:00Z", "result": [
+            {"type": "choices", "from_name": "label", "value": {"choices": ["bird", "cat"]}}]}]}],
+         r"task 7: expected one class choice, got \['bird', 'cat'\]"),
+        # JSON-MIN: the control's value a list of two
+        ([{"id": 8, "labeltrace_id": 1, "label": ["bird", "cat"]}], r"task 8: expected one class choice"),
+        (3, "expected a JSON list of tasks"),
+        ("tasks", "expected a JSON list of tasks"),
+    ],
+)
+def test_a_malformed_export_is_refused_and_nothing_is_imported(tmp_path: Path, tasks: object, match: str) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    good = {"id": 1, "labeltrace_id": 2, "label": "cat"}  # checked first, written never: all tasks are checked before
+    f = tmp_path / "ls.json"
+    f.write_text(json.dumps([good, *tasks] if isinstance(tasks, list) else tasks))
+    with pytest.raises(ValueError, match=match):
+        import_labelstudio(rd, f)
+    assert run_store(open_run(rd)).history() == []

@@ -367,3 +367,20 @@ def test_summary_says_an_in_sample_noise_rate_is_a_lower_bound(tmp_path: Path) -
     cf = make_run(tmp_path / "cf", n=30, k=3, crossfit=True)
     _patch_meta(cf, **base)
     assert "held-out" in open_run(cf).recordings and "lower bound" not in summary_text(cf)
+
+
+def test_the_noise_rate_estimate_says_what_it_is_and_that_the_cut_counts_its_own(tmp_path: Path) -> None:
+    """'flagged 84 suspects (28.0%) ...; estimated noise rate 42.3%' read as a contradiction: the two
+    numbers come from two rules, and neither line said so."""
+    from labeltrace.report.summary import summary_text
+
+    rd = make_run(tmp_path, n=100, k=3, crossfit=True)
+    meta = open_run(rd).meta
+    flagged = meta["counts"]["flagged"]
+    _patch_meta(rd, noise_rate_estimate=(flagged + 30) / 100, train={"epochs": 8}, model="small-cnn")
+    text = summary_text(rd)
+    assert f"estimated noise rate {(flagged + 30) / 100:.1%} (confident learning's calibrated joint on the posterior " \
+        f"behind the suggestions; the cut flags fewer, {flagged} against {flagged + 30}: it counts by its own rule)" in text
+    assert "it counts by its own rule" in write_report(rd, top=3).read_text(encoding="utf-8")
+    _patch_meta(rd, noise_rate_estimate=(flagged + 2) / 100)  # close to the count: nothing to explain
+    assert "own rule" not in summary_text(rd)

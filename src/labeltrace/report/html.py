@@ -24,7 +24,7 @@ from labeltrace.diagnostics import contradicted_text
 from labeltrace.report import plots, stats
 from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
 from labeltrace.report.images import png_bytes, png_data_uri
-from labeltrace.report.summary import cut_text, lower_bound_note
+from labeltrace.report.summary import cut_text, estimate_note
 from labeltrace.rundir import atomic_write, open_run
 
 __all__ = ["PNG_FIGURES", "write_report"]
@@ -110,7 +110,7 @@ def _summary_html(d: ReportData) -> str:
             "Noise-rate estimate",
             _pct(float(est)) if est is not None else "—",
             " · ".join(t for t in (f"{known} (injected: {injected})" if injected and known else known,
-                                   lower_bound_note(d.run)) if t),
+                                   estimate_note(d.run)) if t),
         ),
         _card(
             "Detector",

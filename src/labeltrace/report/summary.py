@@ -45,6 +45,24 @@ def lower_bound_note(run: rundir.Run) -> str:
     return ""
 
 
+def estimate_note(run: rundir.Run) -> str:
+    """What the noise-rate estimate is, and — when the cut flags clearly more or fewer samples than
+    the estimate × N — that the cut counted by its own rule: the summary's and the report's one
+    wording. Two numbers of wrong labels side by side read as a contradiction otherwise."""
+    m = run.meta
+    est, n = m.get("noise_rate_estimate"), run.num_samples
+    parts = ["confident learning's calibrated joint on the posterior behind the suggestions"]
+    if lower_bound_note(run):
+        parts.append(lower_bound_note(run))
+    flagged = (m.get("counts") or {}).get("flagged")
+    if isinstance(est, (int, float)) and math.isfinite(est) and isinstance(flagged, int):
+        expected = est * n
+        if abs(flagged - expected) > max(0.1 * expected, 5):
+            parts.append(f"the cut flags {'fewer' if flagged < expected else 'more'}, {flagged:,} against "
+                         f"{expected:,.0f}: it counts by its own rule")
+    return "; ".join(parts)
+
+
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
     run = rundir.open_run(run_dir)
     m = run.meta
@@ -63,8 +81,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}" + cut_text(run, det.get("cutoff"))
         + f" ({det['rule']}); "
-        f"estimated noise rate {m['noise_rate_estimate']:.1%}"
-        + (f" ({lower_bound_note(run)})" if lower_bound_note(run) else ""),
+        f"estimated noise rate {m['noise_rate_estimate']:.1%} ({estimate_note(run)})",
     ]
     agree, base, common = agreement(run.column("suggested_label_id"), run.column("given_label_id"), run.classes)
     lines.append({"none": "the kNN vote (leave-one-out) agrees"}.get(run.trained, "the models agree")

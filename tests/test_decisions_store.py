@@ -66,3 +66,38 @@ def test_another_letter_case_of_a_stored_name_is_refused(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="differs only in letter case from 'Ada'"):
         st.add(1, "dog", reviewer="ADA")
     assert _rows(tmp_path) == [(0, "label", "cat", "Ada")]
+
+
+def test_a_store_whose_file_was_replaced_refuses_to_write(tmp_path: Path) -> None:
+    """A review server open while `scan --force` replaced the run: its next decision landed in the
+    new run's file, on whatever sample now has that id (or failed in an empty file it created)."""
+    from labeltrace.relabel.decisions import StoreReplaced
+
+    old = ReviewStore(tmp_path / "reviews.db", classes=["cat", "dog"], num_samples=3, sample_ids=["a", "b", "c"])
+    old.add(0, "cat")
+    (tmp_path / "reviews.db").rename(tmp_path / "reviews.db.replaced-1")
+    with pytest.raises(StoreReplaced, match="restart `labeltrace review`"):
+        old.add(1, "dog")
+    assert not (tmp_path / "reviews.db").exists()  # no empty store left behind
+    new = ReviewStore(tmp_path / "reviews.db", classes=["cat", "dog"], num_samples=3, sample_ids=["a", "x", "c"])
+    with pytest.raises(StoreReplaced, match="no longer the decisions file this review opened"):
+        old.add(1, "dog")
+    with pytest.raises(StoreReplaced):
+        old.add_many([{"sample_id": 1, "decision": "dog"}], source="labelstudio")
+    assert new.history() == []
+    same = ReviewStore(tmp_path / "reviews.db", classes=["cat", "dog"], num_samples=3, sample_ids=["a", "x", "c"])
+    assert same.add(1, "dog").decision == "dog"  # a store opened on this file writes
+
+
+def test_bound_to_tells_the_samples_a_store_is_about(tmp_path: Path) -> None:
+    from labeltrace.relabel.decisions import bound_to
+
+    ReviewStore(tmp_path / "reviews.db", classes=["cat", "dog"], num_samples=2, sample_ids=["a", "b"])
+    assert bound_to(tmp_path / "reviews.db", classes=["cat", "dog"], ids=["a", "b"])
+    assert not bound_to(tmp_path / "reviews.db", classes=["cat", "dog"], ids=["b", "a"])
+    assert not bound_to(tmp_path / "reviews.db", classes=["cat", "fox"], ids=["a", "b"])
+    assert not bound_to(tmp_path / "reviews.db", classes=["cat", "dog"], ids=["a", "b", "c"])
+    (tmp_path / "junk.db").write_text("not sqlite")
+    assert not bound_to(tmp_path / "junk.db", classes=["cat", "dog"], ids=["a", "b"])
+    assert not bound_to(tmp_path / "missing.db", classes=["cat", "dog"], ids=["a", "b"])
+    assert not (tmp_path / "missing.db").exists()

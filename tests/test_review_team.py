@@ -251,3 +251,24 @@ def test_find_walks_the_disputed_unsure_and_unresolved_samples_in_queue_order(tm
     assert c.get("/api/find?what=open").status_code == 422
     blind = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
     assert blind.get("/api/find?what=disputed").status_code == 403
+
+
+def test_a_decision_after_the_run_was_replaced_is_refused_not_misfiled(tmp_path: Path) -> None:
+    import shutil
+
+    from labeltrace.export.cleaned import export_labels
+
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=1)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    assert c.post("/api/decision", json={"sample_id": 0, "decision": "dog"}).status_code == 200
+    (rd / "reviews.db").rename(rd / "reviews.db.replaced-20260101T000000")
+    other = make_run(tmp_path / "other", n=12, k=3, classes=["cat", "dog", "fox"], seed=2)
+    shutil.copy(other / "samples.parquet", rd / "samples.parquet")  # "the new scan"
+    run_store(open_run(rd))  # its store, opened by another command
+    r = c.post("/api/decision", json={"sample_id": 1, "decision": "fox"})
+    assert r.status_code == 409 and "scanned again since this review started" in r.json()["detail"]
+    assert run_store(open_run(rd)).history() == []
+    told: list[str] = []
+    export_labels(rd, tmp_path / "clean.csv", report=told.append)
+    assert any("reviews.db.replaced-20260101T000000" in t and "not part of this review or its exports" in t
+               for t in told)  # fmt: skip

@@ -496,3 +496,34 @@ def test_a_seed_past_64_bits_scans(tmp_path: Path) -> None:
     res = scan(ds, tmp_path / "run", ScanConfig(model="small-cnn", epochs=1, folds=2, batch_size=64, seed=2**64 + 3),
                progress=False, log=lambda s: None)  # fmt: skip
     assert len(rundir.open_run(res.run_dir).column("score")) == 100
+
+
+def test_force_keeps_the_review_decisions_of_the_same_samples_and_sets_aside_others(small_scan, tmp_path):
+    """--force set every review aside, those about the very same images included: the export then
+    wrote the original labels without a word. Same samples and classes: kept; others: set aside,
+    and the export says so."""
+    import shutil
+    import sqlite3
+
+    from labeltrace.relabel.runstore import run_store
+
+    out = shutil.copytree(small_scan.run_dir, tmp_path / "again")
+    run_store(rundir.open_run(out)).add(3, "7", reviewer="ada")
+    x, y = digits_subset()
+    ds = from_arrays(x, y, classes=[str(i) for i in range(10)])
+    logged: list[str] = []
+    cfg = ScanConfig(epochs=2, batch_size=32, noise="symmetric:0.2", seed=1, detector="sei")
+    scan(ds, out, cfg, progress=False, log=logged.append, force=True)
+    assert any("kept the review decisions in reviews.db: this scan has the same samples and classes" in m for m in logged)
+    assert [(d.sample_id, d.decision) for d in run_store(rundir.open_run(out)).history()] == [(3, "7")]
+    # 299 of the samples: the decisions are about other samples, set aside
+    fewer = from_arrays(x[1:], y[1:], classes=[str(i) for i in range(10)])
+    scan(fewer, out, cfg, progress=False, log=logged.append, force=True)
+    aside = sorted(p.name for p in out.glob("reviews.db.replaced-*") if not p.name.endswith(("-wal", "-shm")))
+    assert len(aside) == 1 and not (out / "reviews.db").exists()
+    con = sqlite3.connect(out / aside[0])  # the decision set aside with its write-ahead log, not lost
+    try:
+        assert con.execute("SELECT sample_id, decision FROM decisions").fetchall() == [(3, "7")]
+    finally:
+        con.close()
+    assert any(f"kept the earlier scan's review decisions aside as {aside[0]}" in m for m in logged)

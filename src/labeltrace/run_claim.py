@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from glob import escape as glob_escape
 from pathlib import Path
@@ -57,7 +57,7 @@ def held_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force: bool = False,
-          log: Any = None) -> str:  # fmt: skip
+          log: Any = None, reviews_fit: Callable[[Path], bool] | None = None) -> str:  # fmt: skip
     """Make ``run_dir`` the home of the scan described by ``fingerprint`` (JSON-serialisable).
 
     * a new or empty directory (or one holding no scan): the fingerprint is written → ``"new"``;
@@ -65,7 +65,9 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
       from the saved recording), else ``"resume"``;
     * another fingerprint (or a damaged one), or a scan written before fingerprints: :class:`RunDirConflict` naming
       what differs — unless ``force``, which removes what the earlier scan wrote (its review
-      decisions are kept aside as ``reviews.db.replaced-<time>``, never deleted) → ``"new"``.
+      decisions are kept aside as ``reviews.db.replaced-<time>``, never deleted — or kept in place
+      where ``reviews_fit(path_of_reviews_db)`` says they are about the new scan's samples and
+      classes too) → ``"new"``.
 
     Half-written files a killed scan left (``samples.parquet.<random>.tmp``, ...) are removed.
     """
@@ -99,10 +101,18 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     stamp = time.strftime("%Y%m%dT%H%M%S")
     _remove_temporaries(path, OWNED)  # replaced: a killed queue's, review's or export's go with it
-    for kept in [path / REVIEWS_DB, *sorted(path.glob(f"{CLEANED}.*"))]:  # the review's work: set aside
+    db = path / REVIEWS_DB
+    if db.is_file() and reviews_fit is not None and reviews_fit(db):  # decisions about these very images
+        if log is not None:
+            log(f"kept the review decisions in {REVIEWS_DB}: this scan has the same samples and classes")
+        db = None
+    for kept in [*([db] if db is not None else []), *sorted(path.glob(f"{CLEANED}.*"))]:  # set aside
         if kept.is_file() and ".replaced-" not in kept.name and not kept.name.endswith(".tmp"):
             aside = kept.with_name(f"{kept.name}.replaced-{stamp}")
             kept.rename(aside)
+            for side in ("-wal", "-shm"):  # SQLite's write-ahead log: committed decisions may sit there
+                if kept.with_name(kept.name + side).is_file():
+                    kept.with_name(kept.name + side).rename(aside.with_name(aside.name + side))
             if log is not None:
                 log(f"kept the earlier scan's {'review decisions' if kept.name == REVIEWS_DB else 'cleaned labels'} "
                     f"aside as {aside.name}")

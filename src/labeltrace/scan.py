@@ -32,6 +32,7 @@ from labeltrace.models.inputs import Inputs, prepare_inputs
 from labeltrace.models.probe import close_call
 from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import Recording
+from labeltrace.relabel.decisions import bound_to
 from labeltrace.scan_settings import (  # re-exported: the scan's settings live there
     FINETUNE_DEFAULTS,
     MODEL_DEFAULTS,
@@ -231,7 +232,8 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
                          "in memory: scan with --no-stream")  # fmt: skip
     fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size)
-    claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log))
+    fits = lambda db: bound_to(db, classes=list(ds.classes), ids=list(ds.ids))  # noqa: E731 -- the review's decisions stay
+    claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log, reviews_fit=fits))
     if claimed == "finished":
         log(f"{out} already holds this finished scan: results recomputed from its saved recording, nothing retrained"
             if rd.recording_dir(out).finished or not {"held_out", "single", "in_sample"} & set(

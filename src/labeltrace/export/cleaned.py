@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from labeltrace import rundir
 from labeltrace._checks import listing
 from labeltrace.data.validate import is_missing, marker_set
+from labeltrace.relabel.runstore import set_aside_text
 from labeltrace.relabel.verdicts import Verdicts, run_verdicts, unresolved_table
 from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
 
@@ -305,9 +306,10 @@ def export_labels(
         Output file (default ``RUN_DIR/labels_cleaned.<ext>``, ``<ext>`` as described in the
         module docstring). The original manifest is never overwritten.
     report : callable, optional
-        Told how many samples have no consensus yet and where they are listed, and (a line
+        Told how many samples have no consensus yet and where they are listed, and (lines
         starting ``warning:``) which written class names a manifest reader takes for missing
-        values (:func:`missing_like_labels`).
+        values (:func:`missing_like_labels`) and which decision files a scan with ``--force`` set
+        aside (:func:`~labeltrace.relabel.runstore.set_aside_text`).
 
     Raises
     ------
@@ -317,6 +319,9 @@ def export_labels(
     """
     run = open_run(run_dir)
     _refuse_injected_noise(run)
+    aside = set_aside_text(run)
+    if aside is not None and report is not None:
+        report(f"warning: {aside}")
     v = run_verdicts(run)
     path = _export(run, Path(out) if out is not None else None, v)
     odd = missing_like_labels(run, v)

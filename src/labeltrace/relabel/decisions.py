@@ -48,7 +48,7 @@ from labeltrace.relabel.reviewers import (
     stored_spelling,
 )
 
-__all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
+__all__ = ["KINDS", "Decision", "ReviewStore", "StoreReplaced", "bound_to", "now_iso"]
 
 KINDS: tuple[str, ...] = ("label", "unsure", "skip")
 Kind = Literal["label", "unsure", "skip"]
@@ -73,6 +73,11 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class StoreReplaced(ValueError):
+    """The ``reviews.db`` a store was opened on has been replaced or removed since (a new scan
+    with ``--force`` set it aside): a decision written now would land on another run's samples."""
 
 
 class ReviewStore:
@@ -117,6 +122,7 @@ class ReviewStore:
                     ],
                 )
             digest = None if sample_ids is None else _ids_digest(sample_ids)
+            self._samples = digest if digest is not None else rows.get("samples")  # checked at each write
             if digest is not None and not rows:  # a new store: bound to these samples from the start
                 con.execute("INSERT INTO meta (key, value) VALUES ('samples', ?)", (digest,))
             con.execute("COMMIT")
@@ -141,8 +147,29 @@ class ReviewStore:
                     con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('samples', ?)", (digest,))
 
     # ------------------------------------------------------------------ connection
+    def _check_bound(self, con: sqlite3.Connection) -> None:
+        """Inside a write's transaction: the file is still the one this store was opened on (its
+        classes, size and sample ids), else :class:`StoreReplaced`."""
+        try:
+            rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError:
+            rows = {}
+        same = (rows.get("classes") is not None and json.loads(rows["classes"]) == self.classes
+                and rows.get("num_samples") == str(self.num_samples)
+                and rows.get("samples") == self._samples)  # fmt: skip
+        if not same:
+            raise StoreReplaced(
+                f"{self.path} is no longer the decisions file this review opened (the run was scanned "
+                "again, or the file replaced): nothing was saved; restart `labeltrace review` on the run"
+            )
+
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, *, existing: bool = False) -> Iterator[sqlite3.Connection]:
+        if existing and not self.path.is_file():  # a write never creates an empty store where one was
+            raise StoreReplaced(
+                f"{self.path} is gone since this review opened it (the run was scanned again with "
+                "--force?): nothing was saved; restart `labeltrace review` on the run"
+            )
         con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
             con.execute("PRAGMA synchronous=FULL")
@@ -240,9 +267,10 @@ class ReviewStore:
         """Validate and commit one decision (its own transaction, in which the reviewer name is
         checked against the names stored: two writers cannot add two spellings); returns the row."""
         at = decided_at or now_iso()
-        with self._connect() as con:
+        with self._connect(existing=True) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
+                self._check_bound(con)
                 i, k, dec, who = self.validate(sample_id, decision, kind, reviewer, self._names.read(con))
                 seq = int(con.execute(SQL.INSERT, (i, k, dec, who, at, source)).lastrowid or 0)
                 con.execute("COMMIT")
@@ -265,9 +293,10 @@ class ReviewStore:
         """
         n = 0
         stamp = now_iso()
-        with self._connect() as con:
+        with self._connect(existing=True) as con:
             con.execute("BEGIN IMMEDIATE")  # every row checked in it, before any is written
             try:
+                self._check_bound(con)
                 checked = []
                 known = {key: list(v) for key, v in self._names.read(con).items()}
                 for r in rows:
@@ -379,6 +408,22 @@ class ReviewStore:
         with self._connect() as con:
             con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('consensus', ?)",
                         (value,))  # fmt: skip
+
+
+def bound_to(path: str | os.PathLike[str], *, classes: Sequence[str], ids: Sequence[str]) -> bool:
+    """Whether the store file ``path`` holds decisions about exactly these samples (``ids``, in
+    order) and ``classes``: what its own binding check accepts. Read only; False when unreadable."""
+    try:
+        con = sqlite3.connect(f"file:{Path(path).resolve().as_posix()}?mode=ro", uri=True)
+        try:
+            rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    return (rows.get("format") == SQL.FORMAT and rows.get("classes") is not None
+            and json.loads(rows["classes"]) == [str(c) for c in classes]
+            and rows.get("num_samples") == str(len(ids)) and rows.get("samples") == _ids_digest(ids))  # fmt: skip
 
 
 def _ids_digest(ids: Sequence[str]) -> str:

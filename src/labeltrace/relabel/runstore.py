@@ -8,7 +8,7 @@ import numpy as np
 from labeltrace.relabel.decisions import ReviewStore
 from labeltrace.rundir import REVIEWS_DB, Run
 
-__all__ = ["current_decisions", "open_store", "run_store"]
+__all__ = ["current_decisions", "open_store", "run_store", "set_aside_text"]
 
 
 def current_decisions(run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -35,3 +35,15 @@ def open_store(run: Run) -> ReviewStore | None:
     if not (run.path / REVIEWS_DB).exists():
         return None
     return run_store(run)
+
+
+def set_aside_text(run: Run) -> str | None:
+    """A warning naming the decision files a scan with ``--force`` set aside in the run
+    (``reviews.db.replaced-<time>``: they were about other samples or classes), or None: their
+    decisions are in neither this review nor its exports."""
+    aside = sorted(p.name for p in run.path.glob(f"{REVIEWS_DB}.replaced-*") if not p.name.endswith(("-wal", "-shm")))
+    if not aside:
+        return None
+    return (f"{', '.join(aside)} in {run.path} hold{'s' if len(aside) == 1 else ''} the review decisions of an "
+            "earlier scan, set aside by a scan with --force because that scan had other samples or classes: "
+            "they are not part of this review or its exports")

@@ -55,9 +55,10 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 from labeltrace._checks import listing
 from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decisions import KINDS
+from labeltrace.relabel.decisions import KINDS, StoreReplaced
 from labeltrace.relabel.live import LiveConfig
 from labeltrace.relabel.reviewers import MAX_REVIEWER, spelling
+from labeltrace.relabel.runstore import set_aside_text
 from labeltrace.report.images import display_image, load_rgb, png_bytes
 from labeltrace.review.blind import BlindMode, blind_item, check_mode, decision_source
 from labeltrace.review.security import (
@@ -311,6 +312,11 @@ def create_app(
             row = state.store.add(
                 body.sample_id, body.decision, kind=body.kind, reviewer=who, source=decision_source(blind)
             )
+        except StoreReplaced as exc:  # a new scan replaced the run's decisions file under this server
+            print(f"labeltrace review: {exc}", file=sys.stderr, flush=True)
+            return _err(409, "the run was scanned again since this review started (its decisions "
+                        "file was replaced), so this page shows another scan's samples; restart `labeltrace "
+                        "review` and reload the page")  # fmt: skip
         except (IndexError, ValueError):  # the checks above mirror the store's; never echo
             return _err(400, f"sample {body.sample_id}: decision refused")
         state.sync()  # the live queue takes it in; a due refresh starts in the background
@@ -367,6 +373,9 @@ def serve(
               "machines over plain HTTP, where the token and the images can be read on the way; for "
               "reviewers elsewhere put it behind an HTTPS reverse proxy or an SSH tunnel", flush=True)  # fmt: skip
     st = app.state.review
+    aside = set_aside_text(st.run)
+    if aside is not None:
+        print(f"warning: {aside}", flush=True)
     print(f"consensus: {st.rule.describe()}"
           + (f"; live re-ranking by {live.method} every {live.every} settled samples ({st.method})"
              if live is not None else "")

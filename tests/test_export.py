@@ -399,8 +399,11 @@ def test_fiftyone_never_replaces_an_existing_dataset_unasked(tmp_path: Path, mon
         export_run(rd, "fiftyone", "mine")
     assert made["mine"] is theirs
     assert export_run(rd, "fiftyone", "mine", overwrite=True) == "mine" and made["mine"] is not theirs
-    first = made["mine"]  # now an export of this run: a later export of it replaces it unasked
-    assert export_run(rd, "fiftyone", "mine") == "mine" and made["mine"] is not first
+    first = made["mine"]  # now an export of this run: the tags and edits made in FiftyOne since are its user's
+    with pytest.raises(ValueError, match=r"'mine' already exists \(an earlier export of this run\); pass --overwrite"):
+        export_run(rd, "fiftyone", "mine")
+    assert made["mine"] is first
+    assert export_run(rd, "fiftyone", "mine", overwrite=True) == "mine" and made["mine"] is not first
     other = make_run(tmp_path / "b", n=12, k=3, seed=1)
     with pytest.raises(ValueError, match="not an export of this run"):
         export_run(other, "fiftyone", "mine")
@@ -443,3 +446,28 @@ def test_labelstudio_export_writes_the_tasks_one_at_a_time(run_dir: Path, tmp_pa
                         lambda self, name, _c=type(open_run(run_dir)).column: none if name == "is_suspect" else _c(self, name))
     out = export_run(run_dir, "labelstudio", tmp_path / "empty.json", only_suspects=True)
     assert json.loads(Path(out).read_text()) == []
+
+
+def test_the_fiftyone_and_label_studio_exports_carry_the_review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:  # fmt: skip
+    """After a review both exports held only the model's view: a Label Studio round trip then
+    undid the expert's corrections without anyone seeing them."""
+    from labeltrace.export.labelstudio import labelstudio_tasks
+    from labeltrace.relabel.runstore import run_store
+
+    made = _fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=0)
+    run = open_run(rd)
+    given = run.column("given_label_id")
+    other = ["cat", "dog", "fox"][(int(given[4]) + 1) % 3]
+    run_store(run).add(4, other, reviewer="ada")
+    run_store(run).add(5, "unsure", reviewer="ada")
+    export_run(rd, "fiftyone", "fo")
+    by_id = {s["labeltrace_id"]: s for s in made["fo"].samples}  # type: ignore[attr-defined]
+    assert (by_id[4]["review_decision"], by_id[4]["review_status"]) == (other, "consensus")
+    assert by_id[4]["final"]["label"] == other and by_id[4]["given"]["label"] != other
+    assert by_id[5]["review_status"] == "unsure" and by_id[5]["final"]["label"] == by_id[5]["given"]["label"]
+    assert "review_status" not in by_id[6]
+    tasks = {t["data"]["labeltrace_id"]: t["data"] for t in labelstudio_tasks(run, images="data-uri")}
+    assert (tasks[4]["review_decision"], tasks[4]["review_status"]) == (other, "consensus")
+    assert f"reviewed: {other} (consensus)" in tasks[4]["info"] and "review_status" not in tasks[6]

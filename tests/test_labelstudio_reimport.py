@@ -117,3 +117,44 @@ def test_a_malformed_export_is_refused_and_nothing_is_imported(tmp_path: Path, t
     with pytest.raises(ValueError, match=match):
         import_labelstudio(rd, f)
     assert run_store(open_run(rd)).history() == []
+
+
+def test_an_external_id_this_run_does_not_have_is_refused(tmp_path: Path) -> None:
+    """An image renamed or replaced since the export: its task was imported onto whatever sample
+    had its labeltrace_id."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    f = tmp_path / "ls.json"
+    f.write_text(json.dumps([{"id": 1, "labeltrace_id": 5, "external_id": "one/img9999_removed.png", "label": "cat"}]))
+    with pytest.raises(ValueError, match="names external_id 'one/img9999_removed.png', which no sample of this run has"):
+        import_labelstudio(rd, f)
+    assert run_store(open_run(rd)).history() == []
+
+
+def _task(tid: int, sid: int, *labels_at: tuple[str, str]) -> dict:
+    return {"id": tid, "data": {"labeltrace_id": sid}, "annotations": [
+        {"completed_by": k, "updated_at": at, "result": [{"type": "choices", "from_name": "label",
+                                                          "value": {"choices": [label]}}]}
+        for k, (label, at) in enumerate(labels_at)]}  # fmt: skip
+
+
+def test_disagreeing_annotators_and_new_disputes_are_told(tmp_path: Path) -> None:
+    """Three annotators on one task (zero, zero, then two) imported as 'two' from one reviewer, and
+    an import that contradicted an expert's correction made a dispute: both without a word."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    classes = run.classes
+    given = [int(g) for g in run.column("given_label_id")]
+    fixed = classes[(given[2] + 1) % 3]
+    run_store(run).add(2, fixed, reviewer="ada")
+    f = tmp_path / "ls.json"
+    f.write_text(json.dumps([
+        _task(1, 0, (classes[0], "2025-01-01T10:00:00Z"), (classes[0], "2025-01-01T11:00:00Z"),
+              (classes[1], "2025-01-01T12:00:00Z")),
+        _task(2, 1, (classes[2], "2025-01-01T10:00:00Z"), (classes[2], "2025-01-01T11:00:00Z")),  # agree
+        _task(3, 2, (classes[given[2]], "2025-01-01T10:00:00Z")),  # the given label, against ada's fix
+    ]))  # fmt: skip
+    told: list[str] = []
+    assert import_labelstudio(rd, f, warn=told.append) == 3
+    assert len(told) == 2
+    assert "the annotations of sample 0 disagree" in told[0] and "only each task's latest annotation" in told[0]
+    assert "the import leaves sample 2 disputed" in told[1]

@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--document-root", help="Label Studio local-files document root")
     ex.add_argument("--only-suspects", action="store_true", help="export the flagged samples alone (not fiftyone)")
     ex.add_argument("--overwrite", action="store_true",
-                    help="fiftyone: replace an existing dataset of that name (without it, one is refused)")
+                    help="fiftyone: replace an existing dataset of that name, an earlier export of this run included (its tags and edits made in FiftyOne are lost; without it, one is refused)")
     ex.add_argument("--from-labelstudio", metavar="EXPORT_JSON", help="read relabels back from a Label Studio export")
     ex.set_defaults(func=_cmd_export)
 

@@ -13,8 +13,9 @@
     ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
     ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document_root>``);
   - ``data.labeltrace_id`` (the sample id, used to read results back), ``external_id``,
-    ``given_label``, ``suggested_label``, ``score``, ``rank``, ``is_suspect`` and ``info`` (a
-    one-line summary shown as the task's header);
+    ``given_label``, ``suggested_label``, ``score``, ``rank``, ``is_suspect``, for a decided
+    sample ``review_decision`` and ``review_status`` (as in the table export below), and ``info``
+    (a one-line summary shown as the task's header);
   - two ``predictions`` (Label Studio's pre-annotations): the given label
     (``model_version="given-label"``) first, then the suggested label with its posterior
     probability as ``score`` (``model_version="labeltrace"``).
@@ -29,14 +30,18 @@
   ``reviewed_at`` — for a consensus the reviewers whose votes made it and their latest vote's
   time —, ``final_label``).
 * ``"fiftyone"`` — a persistent FiftyOne dataset (optional extra; ``out`` is its name) with
-  fields ``given``, ``suggested`` (classifications), ``sei``, ``score``, ``rank``,
-  ``is_suspect`` (and ``ground_truth`` when known).
+  fields ``given``, ``suggested``, ``final`` (the label after the review; classifications),
+  ``sei``, ``score``, ``rank``, ``is_suspect``, ``review_decision`` / ``review_status`` of a
+  decided sample (and ``ground_truth`` when known); an existing dataset of that name, an earlier
+  export of the run included, is replaced only with ``overwrite``.
 
 :func:`import_labelstudio` reads a Label Studio JSON (or JSON-MIN) export back and writes its
 decisions into ``reviews.db`` with reviewer ``"labelstudio"``, so
 :func:`labeltrace.export.cleaned.export_labels` produces the cleaned label file from them; an
 annotation no newer than the Label Studio decision already stored for its sample is left out
-(and said so), so importing an older export never undoes newer decisions.
+(and said so), so importing an older export never undoes newer decisions. A task whose
+annotations disagree (only its latest is imported), and the samples the import leaves disputed,
+are named in a warning; a task naming an ``external_id`` the run does not have is refused.
 """
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from labeltrace._checks import listing
 from labeltrace.relabel.order import every_sample_in_review_order
 from labeltrace.relabel.runstore import run_store
+from labeltrace.relabel.verdicts import run_verdicts
 from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
 from labeltrace.rundir import Run, open_run
 
@@ -132,7 +133,10 @@ def iter_labelstudio_tasks(
     rank = run.column("rank").astype(np.int64)
     sus = run.column("is_suspect").astype(bool)
     ext = run.column("external_id")
+    v = run_verdicts(run)  # the experts' review so far, beside the model's view
+    decision, status = v.decision_text(classes), v.status_text()
     for i in order.tolist():
+        review = ({"review_decision": str(decision[i]), "review_status": str(status[i])} if status[i] else {})
         try:
             image, error = _ls_image(run, i, images, root, image_size), None
         except (ValueError, OSError) as exc:  # DataError included: one sample, not the export
@@ -150,8 +154,10 @@ def iter_labelstudio_tasks(
                     "score": float(score[i]) if np.isfinite(score[i]) else None,
                     "rank": int(rank[i]),
                     "is_suspect": bool(sus[i]),
+                    **review,
                     "info": f"given: {classes[given[i]]} · suggested: {classes[sugg[i]]} "
-                    f"(p {prob[i]:.2f}) · rank {int(rank[i])} · score {score[i]:.3g}",
+                    f"(p {prob[i]:.2f}) · rank {int(rank[i])} · score {score[i]:.3g}"
+                    + (f" · reviewed: {review['review_decision']} ({review['review_status']})" if review else ""),
                 },
                 "predictions": [
                     {"model_version": "given-label", "result": _choice(classes[given[i]])},
@@ -218,6 +224,16 @@ def _decision_of(
     return None if label is None else ("label", label)
 
 
+def _said(annotation: dict[str, Any], classes: set[str], where: str) -> str | None:
+    """What one annotation of a task says, to compare it with the task's others (None: nothing; an
+    unreadable one is its own answer — only the latest annotation is imported, and checked)."""
+    try:
+        dec = _decision_of(annotation.get("result") or [], classes, where)
+    except ValueError:
+        return "unreadable"
+    return None if dec is None else "/".join(dec)
+
+
 def _min_decision(task: dict[str, Any], classes: set[str], where: str) -> tuple[str, str] | None:
     """JSON-MIN export: the control values are top-level keys of the task."""
     v = task.get(LS_LABEL)
@@ -274,6 +290,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     by_ext = {e: i for i, e in enumerate(ext_ids)}
     rows: list[dict[str, Any]] = []
     empty: list[int] = []  # samples whose latest annotation holds no choice
+    several: list[int] = []  # samples whose annotations disagree: only the latest is imported
     for t_idx, task in enumerate(tasks):
         where = f"{export_json}: task {task.get('id', t_idx) if isinstance(task, dict) else t_idx}"
         if not isinstance(task, dict):
@@ -291,6 +308,12 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
                 f"external_id {data.get('external_id')!r})"
             )
         ext = data.get("external_id")
+        if ext is not None and str(ext) not in by_ext:
+            raise ValueError(
+                f"{where}: names external_id {str(ext)!r}, which no sample of this run has (labeltrace_id {sid} "
+                f"is {ext_ids[sid]!r}): an image renamed or replaced since the export, or a task file of "
+                "another run?"
+            )
         if ext is not None and by_ext.get(str(ext), sid) != sid:
             raise ValueError(
                 f"{where}: labeltrace_id {sid} is this run's sample {ext_ids[sid]!r}, but the task names "
@@ -304,6 +327,9 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             ]
             if not anns:
                 continue
+            said = {_said(a, classes, where) for a in anns if not a.get("was_cancelled")} - {None}
+            if len(said) > 1:
+                several.append(sid)
             last = max(
                 enumerate(anns),
                 key=lambda ka: (
@@ -346,7 +372,14 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             f"annotation of sample{'s' if len(ids) != 1 else ''} {listing(map(str, ids))} holds no class and no "
             "'unsure' (an empty submission); earlier annotations of those tasks are not used either — "
             "annotate them again, or decide them on the review page")  # fmt: skip
+    if several:
+        ids = sorted(set(several))
+        say(f"{export_json}: the annotations of sample{'s' if len(ids) != 1 else ''} {listing(map(str, ids))} "
+            "disagree (several annotators, or one who changed their mind); only each task's latest annotation is "
+            "imported, as the one reviewer 'labelstudio' — to count several annotators' votes, decide those "
+            "samples on the review page under each annotator's name")  # fmt: skip
     store = run_store(run)
+    before = run_verdicts(run).resolution.disputed.copy()
     stored = store.current(reviewer=LS_REVIEWER)
     stale = [r for r in rows if r["sample_id"] in stored and r["decided_at"] is not None
              and _not_newer(r, stored[r["sample_id"]])]  # fmt: skip
@@ -364,7 +397,13 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
         say(msg)
         left_out = {id(r) for r in stale}
         rows = [r for r in rows if id(r) not in left_out]
-    return store.add_many(rows, source=LS_REVIEWER)
+    n = store.add_many(rows, source=LS_REVIEWER)
+    disputed = np.flatnonzero(run_verdicts(run).resolution.disputed & ~before)
+    if disputed.size:  # the import disagrees with the review page's decisions there
+        say(f"{export_json}: the import leaves sample{'s' if disputed.size != 1 else ''} "
+            f"{listing(map(str, disputed.tolist()))} disputed (Label Studio's label against the review's): "
+            "they keep their given labels until another vote settles them (review page: Next disputed)")
+    return n
 
 
 def _not_newer(row: dict[str, Any], stored: Any) -> bool:

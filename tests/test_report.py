@@ -384,3 +384,29 @@ def test_the_noise_rate_estimate_says_what_it_is_and_that_the_cut_counts_its_own
     assert "it counts by its own rule" in write_report(rd, top=3).read_text(encoding="utf-8")
     _patch_meta(rd, noise_rate_estimate=(flagged + 2) / 100)  # close to the count: nothing to explain
     assert "own rule" not in summary_text(rd)
+
+
+def test_a_report_after_review_says_what_the_experts_decided(tmp_path: Path) -> None:
+    """The report after a review still read 'flagged 84 suspects' and showed a confirmed sample
+    as a suspect, with no word of the review."""
+    from labeltrace.relabel.consensus import ConsensusRule
+    from labeltrace.relabel.runstore import run_store
+
+    rd = make_run(tmp_path, n=30, k=3, classes=["cat", "dog", "fox"])
+    assert "id='review'" not in write_report(rd, top=30).read_text(encoding="utf-8")  # nobody reviewed yet
+    run = open_run(rd)
+    given = [int(g) for g in run.column("given_label_id")]
+    other = lambda i: ["cat", "dog", "fox"][(given[i] + 1) % 3]  # noqa: E731
+    st = run_store(run)
+    st.set_rule(ConsensusRule(agree=1))
+    st.add(0, other(0), reviewer="ada")  # changed
+    st.add(1, ["cat", "dog", "fox"][given[1]], reviewer="ada")  # confirmed
+    st.add(2, other(2), reviewer="ada")
+    st.add(2, ["cat", "dog", "fox"][given[2]], reviewer="bob")  # disputed
+    st.add(3, "unsure", reviewer="ada")
+    page = write_report(rd, top=30).read_text(encoding="utf-8")
+    assert ("<b>4</b> samples decided" in page and "<b>1</b> label changed by consensus" in page
+            and "2 settled · 1 disputed · 0 short of votes · 1 unsure · 0 skipped" in page)  # fmt: skip
+    assert f'class="badge reviewed consensus">reviewed: {other(0)}</span>' in page
+    assert 'class="badge reviewed no-consensus">reviewed: no consensus</span>' in page
+    assert 'class="badge reviewed unsure">reviewed: unsure</span>' in page

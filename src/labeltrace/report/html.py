@@ -24,6 +24,7 @@ from labeltrace.diagnostics import contradicted_text
 from labeltrace.report import plots, stats
 from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
 from labeltrace.report.images import png_bytes, png_data_uri
+from labeltrace.report.reviewed import ReviewView, review_badge, review_html, review_view
 from labeltrace.report.summary import cut_text, estimate_note
 from labeltrace.rundir import atomic_write, open_run
 
@@ -153,7 +154,8 @@ def _summary_html(d: ReportData) -> str:
     return out
 
 
-def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None) -> str:
+def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None,
+                  review: ReviewView | None = None) -> str:  # fmt: skip
     g, s = d.classes[d.given[i]], d.classes[d.suggested[i]]
     if img is not None:
         pic = f'<img alt="sample {i}" src="{png_data_uri(png_bytes(img))}">'
@@ -178,7 +180,7 @@ def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None
     return (
         f'<div class="sus {state}" data-id="{i}">{pic}'
         f'<div class="lab"><span class="rk">#{int(d.rank[i])}</span> '
-        f'<span class="meta">id {i}</span>{badge}</div>'
+        f'<span class="meta">id {i}</span>{badge}{review_badge(review, i, _e)}</div>'
         f'<div class="lab meta file" title="{_e(path)}">{_e(where)}</div>'
         f'<div class="lab">{labels}</div>'
         f'<div class="meta">{_e(d.score_name)} {_num(d.score[i])}{sei} · '
@@ -187,10 +189,11 @@ def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None
 
 
 def _suspects_html(
-    d: ReportData, ids: np.ndarray, thumbs: list[tuple[np.ndarray | None, str | None]]
+    d: ReportData, ids: np.ndarray, thumbs: list[tuple[np.ndarray | None, str | None]],
+    review: ReviewView | None = None,
 ) -> str:
     cards = "".join(
-        _suspect_card(d, int(i), img, err) for i, (img, err) in zip(ids, thumbs, strict=True)
+        _suspect_card(d, int(i), img, err, review) for i, (img, err) in zip(ids, thumbs, strict=True)
     )
     nflag = int(d.flagged[ids].sum())
     return (
@@ -246,11 +249,13 @@ def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], top: int, thumb: in
     thumbs = [thumbnail(d.run, int(i), thumb) for i in ids]
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = f"labeltrace report — {d.run.path.resolve().name}"
+    review = review_view(d.run)  # experts' decisions so far, beside the scan's view
     body = (
         _summary_html(d)
+        + (review_html(review, _e) if review is not None else "")
         + _figures_html(d, figs)
         + _classes_html(d)
-        + _suspects_html(d, ids, thumbs)
+        + _suspects_html(d, ids, thumbs, review)
     )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -1,0 +1,71 @@
+"""The review so far, as the report shows it: the scan's flags and ranks are the model's view,
+and a report made after experts decided samples says what they decided (counts, and a badge on
+each decided suspect), so that it never reads as if nobody had looked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from labeltrace.relabel.runstore import open_store
+from labeltrace.relabel.verdicts import run_verdicts
+from labeltrace.rundir import Run
+
+__all__ = ["ReviewView", "review_badge", "review_html", "review_view"]
+
+
+@dataclass(frozen=True)
+class ReviewView:
+    """Per sample: the review's decision and status (as in the cleaned labels,
+    :meth:`~labeltrace.relabel.verdicts.Verdicts.status_text`), whether the consensus changed the
+    label, whether the votes disagree; the consensus rule and the latest decision's time."""
+
+    decision: np.ndarray
+    status: np.ndarray
+    changed: np.ndarray
+    disputed: np.ndarray
+    rule: str
+    latest: str
+
+
+def review_view(run: Run) -> ReviewView | None:
+    """The run's review, or None when nobody has decided a sample yet."""
+    store = open_store(run)
+    if store is None:
+        return None
+    current = store.current()
+    if not current:
+        return None
+    v = run_verdicts(run)
+    latest = max(d.decided_at for d in current.values())
+    return ReviewView(v.decision_text(run.classes), v.status_text(), v.changed, v.resolution.disputed.copy(),
+                      v.rule.describe(), latest)  # fmt: skip
+
+
+def review_html(r: ReviewView, esc: Callable[[object], str]) -> str:
+    """The report's Review section."""
+    st = r.status
+    decided = int((st != "").sum())
+    parts = [f"<b>{decided:,}</b> sample{'s' if decided != 1 else ''} decided (latest "
+             f"{esc(r.latest.replace('T', ' ')[:19])} UTC; {esc(r.rule)})",
+             f"<b>{int(r.changed.sum()):,}</b> label{'s' if int(r.changed.sum()) != 1 else ''} changed by consensus",
+             f"{int((st == 'consensus').sum()):,} settled", f"{int(r.disputed.sum()):,} disputed",
+             f"{int((st == 'no consensus').sum()) - int(r.disputed.sum()):,} short of votes",
+             f"{int((st == 'unsure').sum()):,} unsure", f"{int((st == 'skip').sum()):,} skipped"]  # fmt: skip
+    return (
+        "<section id='review'><h2>Review</h2><p>" + " · ".join(parts) + ".</p>"
+        "<p class='note'>The flags, ranks and suggestions in this report are the scan's (the model's view); "
+        "a suspect an expert decided carries the review's decision. The cleaned labels: "
+        "<code>labeltrace review RUN_DIR --export FILE</code>.</p></section>"
+    )
+
+
+def review_badge(r: ReviewView | None, i: int, esc: Callable[[object], str]) -> str:
+    """A suspect card's badge: the review's decision of sample ``i`` ("" when undecided)."""
+    if r is None or not r.status[i]:
+        return ""
+    status = str(r.status[i])
+    text = f"reviewed: {r.decision[i]}" if status == "consensus" else f"reviewed: {status}"
+    return f'<span class="badge reviewed {esc(status.replace(" ", "-"))}">{esc(text)}</span>'

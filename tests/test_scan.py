@@ -71,6 +71,10 @@ def test_scan_writes_a_complete_run(small_scan):
     meta = json.loads((res.run_dir / "run.json").read_text())
     for key in ("config", "seed", "versions", "timings", "detector", "counts"):
         assert key in meta
+    import sklearn
+
+    assert meta["versions"]["torch_threads"] == torch.get_num_threads() >= 1  # results depend on it
+    assert meta["versions"]["scikit-learn"] == sklearn.__version__
     # the classes the posterior behind the suggestions mostly overrules, from the table's own columns
     given, sugg = run.column("given_label"), run.column("suggested_label")
     expected = [c for c in run.classes if (sugg[given == c] != c).mean() > 0.5]

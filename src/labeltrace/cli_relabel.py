@@ -116,7 +116,8 @@ def add_relabel_commands(sub: Any) -> None:
                     "samples under single-expert review, fewer when the consensus rule stored with the decisions asks "
                     "several reviews of a sample; "
                     "simulated with the model's posterior standing in for the reviewers")
-    qu.add_argument("--seed", type=int, default=0, help="seed of --method random")
+    qu.add_argument("--seed", type=int, default=0,
+                    help="seed of --method random and of the --budget estimate's simulated reviews (default 0)")
     qu.add_argument("--top", type=int, default=10, help="queue items shown (default 10)")
     qu.set_defaults(func=_cmd_queue)
 

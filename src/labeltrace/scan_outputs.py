@@ -62,6 +62,14 @@ def side_by_side(ev: Evidence, chosen: detectors.Detection) -> tuple[dict[str, n
     return cols, results
 
 
+def _sklearn_version() -> str | None:
+    try:
+        import sklearn
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    return str(sklearn.__version__)
+
+
 def write_outputs(
     out: Path, ds: ImageDataset, config: ScanConfig, *, model: str, rec: Recording | None, ev: Evidence,
     det: detectors.Detection, post: np.ndarray, given: np.ndarray, truth: np.ndarray,
@@ -163,7 +171,9 @@ def write_outputs(
         "seed": config.seed, "fingerprint": fingerprint,
         "distributed": distributed or {"world_size": 1, "backend": None},
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
-                     "platform": platform.platform()},
+                     "scikit-learn": _sklearn_version(), "platform": platform.platform(),
+                     # the results depend on them (float sums in another order), the fingerprint does not
+                     "torch_threads": torch.get_num_threads()},
         "timings": _timings(timings, earlier),
         "detector": {"name": det.name, "rule": det.rule, "cutoff": det.cutoff, "n_hat": det.n_hat,
                      "score_column": "score",

@@ -363,3 +363,18 @@ def test_reading_passes_a_cpu_allocation_failure_through(tmp_path: Path) -> None
     with pytest.raises(RuntimeError, match="can't allocate memory"):
         with reading(tmp_path / "x.pt"):
             raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory")
+
+
+def test_the_refusal_names_the_setting_down_to_its_value(tmp_path: Path) -> None:
+    """'differs in: train' left the user comparing two JSON texts to find --epochs 4 against 3."""
+    import json
+
+    out = tmp_path / "R"
+    old = {"train": json.dumps({"train": {"epochs": 4, "lr": 0.05}}), "protocol": {"folds": 3, "runs": 2},
+           "data": "a" * 24, "seed": 0}  # fmt: skip
+    assert rundir.claim(out, old) == "new"
+    new = {**old, "train": json.dumps({"train": {"epochs": 3, "lr": 0.05}}), "protocol": {"folds": 3},
+           "data": "b" * 24}  # fmt: skip
+    with pytest.raises(rundir.RunDirConflict) as err:
+        rundir.claim(out, new)
+    assert "differs in: data; protocol.runs (2, now absent); train.epochs (4, now 3)" in str(err.value)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labeltrace.cli_relabel import add_relabel_commands
+from labeltrace.cli_relabel import add_relabel_commands, non_negative
 
 __all__ = ["main"]
 
@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with this flag")
     s.add_argument("--split", help="split of a MedMNIST-style .npz (default train); a .npz only")
     s.add_argument("--csv", action="store_true", help="also write samples.csv")
-    s.add_argument("--top", type=int, default=10, help="suspects shown in the summary (default 10)")
+    s.add_argument("--top", type=non_negative, default=10, help="suspects shown in the summary (default 10)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     s.add_argument("--force", action="store_true",
                    help="replace a run directory that holds a scan of another configuration (its review "
@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--held-out", action="store_true",
                     help="cross-fitted runs: score the held-out dynamics instead of the in-sample ones")
     sc.add_argument("--out", help="write the ranked table (.parquet or .csv)")
-    sc.add_argument("--top", type=int, default=20, help="suspects shown (default 20; with --out, the table is written instead)")
+    sc.add_argument("--top", type=non_negative, default=20, help="suspects shown (default 20; with --out, the table is written instead)")
     sc.set_defaults(func=_cmd_score)
 
     add_relabel_commands(sub)
@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dir")
     rp.add_argument("--out", help="output file (html) or folder (png); default inside RUN_DIR")
     rp.add_argument("--format", default="html", choices=["html", "png"])
-    rp.add_argument("--top", type=int, default=48, help="suspects shown (default 48)")
+    rp.add_argument("--top", type=non_negative, default=48, help="suspects shown (default 48)")
     rp.set_defaults(func=_cmd_report)
 
     ex = sub.add_parser("export", help="export a run to Label Studio / FiftyOne / CSV / Parquet, or import relabels")
@@ -391,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ValueError, OSError, ImportError) as e:  # DataError, a missing path or an optional extra: a message
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback (bench says its own before this)
+            print("\ninterrupted" + (": the same command resumes the scan from its last finished epoch"
+                                     if args.command == "scan" else ""), file=sys.stderr)  # fmt: skip
+            return 130
 
 
 if __name__ == "__main__":

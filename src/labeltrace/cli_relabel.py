@@ -11,6 +11,28 @@ from typing import Any
 __all__ = ["add_relabel_commands"]
 
 
+
+def non_negative(text: str) -> int:
+    """argparse type: a whole number >= 0 (``--top``)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {v}")
+    return v
+
+
+def port(text: str) -> int:
+    """argparse type: a TCP port, 1-65535."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"a port lies in 1-65535, got {v}")
+    return v
+
 def _cmd_queue(args: argparse.Namespace) -> int:
     from labeltrace.relabel.queue import write_queue
 
@@ -52,6 +74,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
+    if not args.export:
+        try:
+            import fastapi  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError as exc:
+            from labeltrace.data.errors import MissingDependencyError
+
+            raise MissingDependencyError(f"labeltrace review serves its page with FastAPI and uvicorn, an optional "
+                                         f"extra ({exc}): pip install 'labeltrace[review]'") from exc  # fmt: skip
     from labeltrace import review
     from labeltrace.relabel.live import LiveConfig
 
@@ -64,7 +95,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
                              "rule stored with the decisions")
         if args.blind is not None:
             raise SystemExit("error: --blind / --blind-all set what a review session shows; --export serves no page")
-        out = export_labels(args.run_dir, args.export, report=print)
+        out = export_labels(args.run_dir, args.export,
+                            report=lambda m: print(m, file=sys.stderr if m.startswith("warning:") else sys.stdout))
         print(f"wrote {out}")
         from labeltrace.export.cleaned import rescan_command
         from labeltrace.rundir import open_run
@@ -118,7 +150,7 @@ def add_relabel_commands(sub: Any) -> None:
                     "simulated with the model's posterior standing in for the reviewers")
     qu.add_argument("--seed", type=int, default=0,
                     help="seed of --method random and of the --budget estimate's simulated reviews (default 0)")
-    qu.add_argument("--top", type=int, default=10, help="queue items shown (default 10)")
+    qu.add_argument("--top", type=non_negative, default=10, help="queue items shown (default 10)")
     qu.set_defaults(func=_cmd_queue)
 
     si = sub.add_parser("simulate", help="simulate relabeling campaigns on real annotator votes",
@@ -171,7 +203,7 @@ def add_relabel_commands(sub: Any) -> None:
                         "(--live).")
     rv.add_argument("run_dir")
     rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
-    rv.add_argument("--port", type=int, default=8765, help="(default 8765)")
+    rv.add_argument("--port", type=port, default=8765, help="(default 8765)")
     rv.add_argument("--token", help="access token, at least 16 printable ASCII characters without spaces (an empty or shorter one is an error); "
                     "generated and printed when binding beyond loopback without one")
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")

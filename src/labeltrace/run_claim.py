@@ -12,7 +12,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
-from labeltrace._io import atomic_write_json, differing_keys, read_json
+from labeltrace._io import atomic_write_json, differences, read_json
 from labeltrace.run_layout import (
     CLEANED,
     CV_PROBS,
@@ -88,7 +88,7 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         else:
             if old == fp:
                 return "finished" if (path / RUN_JSON).is_file() else "resume"
-            why = f"a scan of another configuration (differs in: {', '.join(differing_keys(old, fp))})"
+            why = f"a scan of another configuration (differs in: {'; '.join(differences(old, fp))})"
     elif held:
         why = f"files of an earlier scan without a fingerprint ({', '.join(held)})"
     else:

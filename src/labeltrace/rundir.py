@@ -263,6 +263,10 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     path = Path(path)
     meta_p = path / RUN_JSON
     if not meta_p.exists():
+        if (path / FINGERPRINT).is_file():  # claimed by a scan that has not finished (stopped, or running)
+            raise ValueError(f"{path} holds a scan that has not finished ({RUN_JSON} is written at its end): run "
+                             "the scan's command again to resume it from its last finished epoch, or scan "
+                             "with --force to start over")  # fmt: skip
         raise ValueError(f"{path} is not a labeltrace run directory ({RUN_JSON} missing)")
     meta = read_json(meta_p, "; scan again into the folder to write it anew")
     if meta.get("format") != FORMAT:

@@ -218,6 +218,10 @@ def check(config: ScanConfig, model: str | None, n: int) -> None:
             raise ValueError(f"{flag} must be >= 1, got {v}")
     if config.lr is not None and not config.lr > 0:
         raise ValueError(f"--lr must be > 0, got {config.lr}")
+    if config.weight_decay is not None and not config.weight_decay >= 0:
+        raise ValueError(f"--weight-decay must be >= 0, got {config.weight_decay}")
+    if config.workers is not None and config.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {config.workers}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
         raise ValueError(f"--seed must be a whole number >= 0, got {config.seed!r}")
     if model == "clip" and not config.clip_model:

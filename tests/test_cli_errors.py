@@ -1,0 +1,74 @@
+"""The command line as a user meets it when something goes wrong: one line, naming the flag, no
+traceback (a review of the CLI)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from runfactory import make_run
+
+from labeltrace import rundir
+from labeltrace.cli import main
+from labeltrace.scan_settings import ScanConfig, check
+
+
+def test_ctrl_c_is_one_line_and_says_how_to_resume(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+                                                   ) -> None:  # fmt: skip
+    """Ctrl-C during a scan printed some 25 traceback frames and nothing on resuming."""
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("labeltrace.cli._cmd_scan", interrupted)
+    assert main(["scan", "--example", "digits", "--out", "x"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted: the same command resumes the scan from its last finished epoch"
+    monkeypatch.setattr("labeltrace.cli._cmd_report", interrupted)
+    assert main(["report", "x"]) == 130 and capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_an_unfinished_scan_is_not_called_a_foreign_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "R"
+    rundir.claim(out, {"a": 1})  # a scan stopped before its end: its fingerprint alone
+    assert main(["report", str(out)]) == 2
+    assert "holds a scan that has not finished (run.json is written at its end): run the scan's command " \
+        "again to resume it" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2
+    assert "is not a labeltrace run directory (run.json missing)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["report", "R", "--top", "-3"], "argument --top: expected a whole number >= 0, got -3"),
+    (["queue", "R", "--top", "x"], "argument --top: expected a whole number >= 0, got 'x'"),
+    (["review", "R", "--port", "70000"], "argument --port: a port lies in 1-65535, got 70000"),
+    (["review", "R", "--port", "0"], "argument --port: a port lies in 1-65535, got 0"),
+])  # fmt: skip
+def test_bad_numbers_are_refused_by_their_flag(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"weight_decay": -1.0}, "--weight-decay must be >= 0, got -1.0"),
+    ({"weight_decay": float("nan")}, "--weight-decay must be >= 0, got nan"),
+    ({"workers": -1}, "--workers must be >= 0, got -1"),
+])  # fmt: skip
+def test_settings_torch_would_refuse_in_its_own_words_are_refused_by_their_flag(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        check(ScanConfig(**change), "small-cnn", 100)
+
+
+def test_review_without_its_extra_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi -> ImportError
+    assert main(["review", str(rd)]) == 2
+    assert "pip install 'labeltrace[review]'" in capsys.readouterr().err
+
+
+def test_python_dash_m_labeltrace_runs_the_command() -> None:
+    r = subprocess.run([sys.executable, "-m", "labeltrace", "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("labeltrace ")

@@ -71,7 +71,7 @@ def test_another_letter_case_of_a_stored_name_is_refused(tmp_path: Path) -> None
 def test_a_store_whose_file_was_replaced_refuses_to_write(tmp_path: Path) -> None:
     """A review server open while `scan --force` replaced the run: its next decision landed in the
     new run's file, on whatever sample now has that id (or failed in an empty file it created)."""
-    from labeltrace.relabel.decisions import StoreReplaced
+    from labeltrace.relabel.store_file import StoreReplaced
 
     old = ReviewStore(tmp_path / "reviews.db", classes=["cat", "dog"], num_samples=3, sample_ids=["a", "b", "c"])
     old.add(0, "cat")
@@ -90,7 +90,7 @@ def test_a_store_whose_file_was_replaced_refuses_to_write(tmp_path: Path) -> Non
 
 
 def test_bound_to_tells_the_samples_a_store_is_about(tmp_path: Path) -> None:
-    from labeltrace.relabel.decisions import bound_to
+    from labeltrace.relabel.store_file import bound_to
 
     ReviewStore(tmp_path / "reviews.db", classes=["cat", "dog"], num_samples=2, sample_ids=["a", "b"])
     assert bound_to(tmp_path / "reviews.db", classes=["cat", "dog"], ids=["a", "b"])
@@ -101,3 +101,102 @@ def test_bound_to_tells_the_samples_a_store_is_about(tmp_path: Path) -> None:
     assert not bound_to(tmp_path / "junk.db", classes=["cat", "dog"], ids=["a", "b"])
     assert not bound_to(tmp_path / "missing.db", classes=["cat", "dog"], ids=["a", "b"])
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_store_opened_without_ids_writes_after_another_bound_them(tmp_path: Path) -> None:
+    """The review found the write check refusing a store opened without sample ids once another
+    opener (review, export, report) had stored the ids."""
+    first = ReviewStore(tmp_path / "reviews.db", classes=["cat", "dog"], num_samples=2)
+    first.add(0, "cat")
+    ReviewStore(tmp_path / "reviews.db", classes=["cat", "dog"], num_samples=2, sample_ids=["a", "b"])
+    assert first.add(1, "dog").decision == "dog"
+
+
+def test_bound_to_reads_odd_paths_old_stores_and_damaged_meta(tmp_path: Path) -> None:
+    from labeltrace.relabel.store_file import bound_to
+
+    odd = tmp_path / "run #1 ?50%"
+    odd.mkdir()
+    ReviewStore(odd / "reviews.db", classes=["cat", "dog"], num_samples=2, sample_ids=["a", "b"])
+    assert bound_to(odd / "reviews.db", classes=["cat", "dog"], ids=["a", "b"])
+    ReviewStore(tmp_path / "old.db", classes=["cat", "dog"], num_samples=2)  # no ids kept: an old store
+    assert bound_to(tmp_path / "old.db", classes=["cat", "dog"], ids=["a", "b"])
+    assert not bound_to(tmp_path / "old.db", classes=["cat", "dog"], ids=["a", "b", "c"])
+    con = sqlite3.connect(tmp_path / "old.db")
+    con.execute("UPDATE meta SET value = '[broken' WHERE key = 'classes'")
+    con.commit()
+    con.close()
+    assert not bound_to(tmp_path / "old.db", classes=["cat", "dog"], ids=["a", "b"])
+
+
+def test_a_store_that_cannot_be_written_is_read_and_refuses_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:  # fmt: skip
+    """A run the user may only read (a shared copy): the report and the exports read its decisions;
+    opening the store for writing failed them all with 'attempt to write a readonly database'."""
+    _store(tmp_path).add(0, "dog", reviewer="ada")
+
+    def refused(self: ReviewStore, digest: object) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(ReviewStore, "_create", refused)
+    st = _store(tmp_path)
+    assert st.read_only and [(d.sample_id, d.decision) for d in st.history()] == [(0, "dog")]
+    with pytest.raises(ValueError, match="can only be read here"):
+        st.add(1, "cat")
+    assert len(_rows(tmp_path)) == 1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root writes into write-protected folders")  # fmt: skip
+def test_a_write_protected_run_folder_is_read(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    _store(tmp_path).add(0, "dog", reviewer="ada")
+    mode = tmp_path.stat().st_mode
+    os.chmod(tmp_path / "reviews.db", stat.S_IRUSR)
+    os.chmod(tmp_path, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        st = _store(tmp_path)
+        assert st.read_only and st.current()[0].decision == "dog"
+    finally:
+        os.chmod(tmp_path, mode)
+        os.chmod(tmp_path / "reviews.db", stat.S_IRUSR | stat.S_IWUSR)
+
+
+def test_report_and_exports_of_a_write_protected_run(tmp_path: Path) -> None:
+    """A colleague's run on a shared drive: report and exports failed with 'attempt to write a
+    readonly database' once they read the review. Run in a process that cannot override file
+    permissions (root drops its capabilities through setpriv)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from runfactory import make_run
+
+    from labeltrace.relabel.runstore import run_store
+    from labeltrace.rundir import open_run
+
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root without setpriv: permissions cannot be enforced")
+        prefix = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
+    rd = make_run(tmp_path / "shared", n=12, k=3, classes=["cat", "dog", "fox"], seed=1)
+    run_store(open_run(rd)).add(0, "dog", reviewer="ada")
+    out = tmp_path / "mine"
+    out.mkdir()
+    code = (f"from labeltrace.report.html import write_report; from labeltrace.export import export_run; "
+            f"write_report({str(rd)!r}, out={str(out / 'r.html')!r}); "
+            f"export_run({str(rd)!r}, 'csv', out={str(out / 'x.csv')!r}); "
+            f"export_run({str(rd)!r}, 'labelstudio', out={str(out / 'ls.json')!r})")  # fmt: skip
+    subprocess.run(["chmod", "-R", "a-w", str(tmp_path / "shared")], check=True)
+    try:
+        r = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(tmp_path / "shared")], check=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "<b>1</b> sample decided" in (out / "r.html").read_text(encoding="utf-8")
+    assert "dog" in (out / "x.csv").read_text(encoding="utf-8")

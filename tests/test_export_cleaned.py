@@ -81,13 +81,14 @@ def test_class_names_a_manifest_reads_as_missing_are_named(tmp_path: Path,
     rd = make_run(tmp_path, n=12, k=3, seed=6, classes=["cat", "none", "NA"])
     out = tmp_path / "clean.csv"
     assert main(["review", str(rd), "--export", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "warning: " in text and "'none', 'NA'" in text and "missing_values=()" in text
+    said = capsys.readouterr()
+    text, err = said.out, said.err  # warnings on stderr, the written file and the command on stdout
+    assert "warning: " in err and "'none', 'NA'" in err and "missing_values=()" in err and "warning" not in text
     assert "--out NEW_RUN_DIR" in text and text.rstrip().endswith("--no-missing-markers")
     assert {r["label"] for r in csv_rows(out)} == {"cat", "none", "NA"}  # written as they are
     assert main(["review", str(make_run(tmp_path / "b", n=12, k=3, seed=6)), "--export",
                  str(tmp_path / "b.csv")]) == 0  # fmt: skip
-    assert "warning" not in capsys.readouterr().out
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_the_printed_rescan_command_reads_the_cleaned_labels_back(tmp_path: Path,

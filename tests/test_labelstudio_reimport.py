@@ -48,7 +48,9 @@ def test_a_file_with_two_annotations_of_a_task_imports_again_without_a_warning(t
                                                     ("cat", "b@x", "2024-05-02T10:00:00Z"))]))  # fmt: skip
     told: list[str] = []
     assert import_labelstudio(rd, f, warn=told.append) == 2
-    assert import_labelstudio(rd, f, warn=told.append) == 0 and told == []
+    assert import_labelstudio(rd, f, warn=told.append) == 0
+    # each import names the two annotators' disagreement; none calls the file an older export
+    assert len(told) == 2 and all("disagree" in t and "older export" not in t for t in told)
     assert run_store(open_run(rd)).current()[0].decision == "cat"
 
 def test_local_files_of_an_array_run_name_the_command_line_option(tmp_path: Path) -> None:
@@ -156,5 +158,17 @@ def test_disagreeing_annotators_and_new_disputes_are_told(tmp_path: Path) -> Non
     told: list[str] = []
     assert import_labelstudio(rd, f, warn=told.append) == 3
     assert len(told) == 2
-    assert "the annotations of sample 0 disagree" in told[0] and "only each task's latest annotation" in told[0]
+    assert "the annotations of sample 0 disagree" in told[0] and "only the latest annotation of each counts" in told[0]
     assert "the import leaves sample 2 disputed" in told[1]
+
+
+def test_json_min_entries_that_disagree_are_told(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    classes = open_run(rd).classes
+    f = tmp_path / "min.json"
+    f.write_text(json.dumps([{"id": 1, "labeltrace_id": 4, "label": classes[0], "updated_at": "2025-01-01T10:00:00Z"},
+                             {"id": 1, "labeltrace_id": 4, "label": classes[2], "updated_at": "2025-01-01T11:00:00Z"},
+                             {"id": 2, "labeltrace_id": 5, "label": classes[1], "updated_at": "2025-01-01T11:00:00Z"}]))
+    told: list[str] = []
+    assert import_labelstudio(rd, f, warn=told.append) == 3
+    assert len(told) == 1 and "the annotations of sample 4 disagree" in told[0]

@@ -79,7 +79,7 @@ def test_blind_all_hides_the_given_label_too(tmp_path: Path) -> None:
     it = c.get("/api/item/0").json()
     assert it["given_label"] is None and all(it[k] is None for k in MODEL_FIELDS)
     r = c.post("/api/decision", json={"sample_id": it["id"], "decision": _other(rd, it["id"])})
-    assert r.status_code == 200 and r.json()["changed"] == 1  # the decision still counts as a change
+    assert r.status_code == 200 and "changed" not in r.json()  # it would give the given label away
     assert _sources(rd)[0][3] == "app-blind-all"
 
 
@@ -127,3 +127,37 @@ def test_the_cli_refuses_both_blind_flags_and_blind_with_export(
     with pytest.raises(SystemExit, match="--export serves no page"):
         main(["review", str(rd), "--blind", "--export", str(tmp_path / "clean.csv")])
     assert served == []
+
+
+HIDDEN_COUNTS = ("changed", "resolved", "disputed", "unresolved", "without_consensus")
+
+
+def test_a_blind_page_learns_nothing_from_the_counts_or_the_order(tmp_path: Path) -> None:
+    """A review of the blind mode: the POST's counts told bob that ada had voted the same or
+    another class on the sample just decided, 'changed' gave away the hidden given label, the next
+    position skipped the samples others had settled, and the caption named the class folder."""
+    rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=4)
+    c = TestClient(create_app(rd, consensus=ConsensusRule(agree=2), blind="all"), base_url=LOCAL)
+    ids = [c.get(f"/api/item/{p}?peek=true&reviewer=bob").json()["id"] for p in range(4)]
+    for i in ids[:3]:  # ada settles nothing alone, but her votes are there
+        assert c.post("/api/decision", json={"sample_id": i, "decision": "dog", "reviewer": "ada"}).status_code == 200
+    state = c.get("/api/state?reviewer=bob").json()
+    assert not set(HIDDEN_COUNTS) & set(state) and state["warnings"] == [] and state["reviewed"] == 0
+    r = c.post("/api/decision", json={"sample_id": ids[0], "decision": "dog", "reviewer": "bob"}).json()
+    assert not set(HIDDEN_COUNTS) & set(r) and "seq" not in r["decision"]
+    assert r["next"] == 1 and r["reviewed"] == 1  # bob's own decisions alone
+    it = c.get("/api/item/1?reviewer=bob").json()
+    assert it["external_id"] is None and it["rank"] is None and it["decision"] is None
+
+
+def test_a_blind_single_expert_page_still_shows_the_samples_others_decided(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=5)
+    c = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
+    ids = [c.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(4)]
+    for i in ids[1:4]:  # one vote settles a sample here: ada's decisions close them for a page that is not blind
+        c.post("/api/decision", json={"sample_id": i, "decision": "fox", "reviewer": "ada"})
+    assert c.get("/api/state").json()["resume"] == 0
+    r = c.post("/api/decision", json={"sample_id": ids[0], "decision": "cat"}).json()
+    assert r["next"] == 1
+    open_page = TestClient(create_app(rd), base_url=LOCAL)  # the control: not blind, the settled are skipped
+    assert open_page.get("/api/state").json()["resume"] == 4

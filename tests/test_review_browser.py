@@ -211,14 +211,17 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
     """The page ignored a decision key pressed while the previous decision was still saving, and
     then read "saved"; a key pressed while the page moved on after a save must not land on the
     sample just decided either."""
+    import threading
+
     from labeltrace.relabel.decisions import ReviewStore
     from labeltrace.review.state import ReviewState
 
     rd = make_run(tmp_path, n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=4)
     slow_add, slow_item = ReviewStore.add, ReviewState.item
+    saving, showing = threading.Event(), threading.Event()  # held until the test has pressed its key
 
     def add(self: ReviewStore, *a: object, **kw: object) -> object:
-        time.sleep(1.5)  # a busy database
+        saving.wait(30)  # a busy database
         return slow_add(self, *a, **kw)
 
     monkeypatch.setattr(ReviewStore, "add", add)
@@ -228,6 +231,7 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
         expect(page.locator("#status")).to_have_text(re.compile("saving"))
         page.keyboard.press("2")
         expect(page.locator("#status")).to_have_text(re.compile("still being saved"))
+        saving.set()
         expect(page.locator("#status")).to_have_text(
             re.compile(r"saved: .* a key pressed meanwhile was NOT saved; press it again for sample \d+, shown now"),
             timeout=10000)  # fmt: skip
@@ -238,7 +242,7 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
 
     def item(self: ReviewState, pos: int, reviewer: object, *, shown: bool = False) -> object:
         if shown and pos > 0:
-            time.sleep(1.5)  # the next item is slow to come
+            showing.wait(30)  # the next item is slow to come
         return slow_item(self, pos, reviewer, shown=shown)
 
     monkeypatch.setattr(ReviewState, "item", item)
@@ -249,6 +253,7 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
         expect(page.locator("#status")).to_have_text(re.compile("^saved"))
         page.keyboard.press("2")  # while the next item loads: the first sample is still shown
         expect(page.locator("#status")).to_have_text(re.compile("is decided and the page is moving on"))
+        showing.set()
         expect(page.locator("#position")).to_have_text("2 / 12", timeout=10000)
         expect(page.locator("#status")).to_have_text(re.compile("press it again for sample"))
         rows = decision_rows(rd2)

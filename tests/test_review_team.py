@@ -272,3 +272,26 @@ def test_a_decision_after_the_run_was_replaced_is_refused_not_misfiled(tmp_path:
     export_labels(rd, tmp_path / "clean.csv", report=told.append)
     assert any("reviews.db.replaced-20260101T000000" in t and "not part of this review or its exports" in t
                for t in told)  # fmt: skip
+
+
+def test_a_server_whose_decisions_file_was_set_aside_answers_409_and_creates_nothing(tmp_path: Path) -> None:
+    """The review found 500s (no such table) and an empty reviews.db left by every read."""
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=1)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    assert c.post("/api/decision", json={"sample_id": 0, "decision": "dog"}).status_code == 200
+    (rd / "reviews.db").rename(rd / "reviews.db.replaced-20260101T000000")
+    for r in (c.get("/api/state"), c.get("/api/item/0"), c.post("/api/decision", json={"sample_id": 1, "decision": "fox"})):
+        assert r.status_code == 409 and "scanned again since this review started" in r.json()["detail"]
+    assert not (rd / "reviews.db").exists()
+
+
+def test_next_unsure_skips_samples_the_votes_settled(tmp_path: Path) -> None:
+    """ada labels, bob then says unsure: the sample is settled (one vote), not open; 'Next unsure'
+    pointed at it while the report and the export counted it settled."""
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=1)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    first = c.get("/api/item/0?peek=true").json()["id"]
+    c.post("/api/decision", json={"sample_id": first, "decision": "dog", "reviewer": "ada"})
+    c.post("/api/decision", json={"sample_id": first, "decision": "unsure", "reviewer": "bob"})
+    assert c.get("/api/item/0").json()["consensus"]["status"] == "resolved"
+    assert c.get("/api/find?what=unsure").json() == {"position": None, "count": 0}

@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     s.add_argument("--force", action="store_true",
                    help="replace a run directory that holds a scan of another configuration (its review "
-                        "decisions are kept aside, never deleted)")
+                        "decisions stay when this scan has the same samples and classes — they are about the "
+                        "images — and are set aside as reviews.db.replaced-<time> otherwise; never deleted)")
     s.set_defaults(func=_cmd_scan)
 
     sc = sub.add_parser("score", help="recompute a score from a run's saved dynamics (no training)")

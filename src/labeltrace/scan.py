@@ -32,7 +32,7 @@ from labeltrace.models.inputs import Inputs, prepare_inputs
 from labeltrace.models.probe import close_call
 from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import Recording
-from labeltrace.relabel.decisions import bound_to
+from labeltrace.relabel.store_file import bound_to
 from labeltrace.scan_settings import (  # re-exported: the scan's settings live there
     FINETUNE_DEFAULTS,
     MODEL_DEFAULTS,

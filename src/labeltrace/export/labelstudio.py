@@ -358,6 +358,10 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
                 "decided_at": at,
             }
         )
+    said_by: dict[int, set[tuple[str, str]]] = {}  # JSON-MIN lists one entry per annotation: they may disagree too
+    for r in rows:
+        said_by.setdefault(r["sample_id"], set()).add((r["kind"], r["decision"]))
+    several += [i for i, said in said_by.items() if len(said) > 1]
     # each sample's rows oldest first, so that its latest annotation is its current decision whatever
     # the file's order (a JSON-MIN export lists one entry per annotation; rows without a time, and
     # the samples among themselves, keep the file's order)
@@ -375,8 +379,8 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     if several:
         ids = sorted(set(several))
         say(f"{export_json}: the annotations of sample{'s' if len(ids) != 1 else ''} {listing(map(str, ids))} "
-            "disagree (several annotators, or one who changed their mind); only each task's latest annotation is "
-            "imported, as the one reviewer 'labelstudio' — to count several annotators' votes, decide those "
+            "disagree (several annotators, or one who changed their mind); only the latest annotation of each "
+            "counts, as the one reviewer 'labelstudio' — to count several annotators' votes, decide those "
             "samples on the review page under each annotator's name")  # fmt: skip
     store = run_store(run)
     before = run_verdicts(run).resolution.disputed.copy()

@@ -25,7 +25,6 @@ resolves — see :mod:`labeltrace.relabel.verdicts`.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import sqlite3
@@ -47,8 +46,15 @@ from labeltrace.relabel.reviewers import (
     spelling,
     stored_spelling,
 )
+from labeltrace.relabel.store_file import (
+    StoreReplaced,
+    check_meta,
+    ids_digest,
+    read_only_connect,
+    still_bound,
+)
 
-__all__ = ["KINDS", "Decision", "ReviewStore", "StoreReplaced", "bound_to", "now_iso"]
+__all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
 KINDS: tuple[str, ...] = ("label", "unsure", "skip")
 Kind = Literal["label", "unsure", "skip"]
@@ -73,11 +79,6 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class StoreReplaced(ValueError):
-    """The ``reviews.db`` a store was opened on has been replaced or removed since (a new scan
-    with ``--force`` set it aside): a decision written now would land on another run's samples."""
 
 
 class ReviewStore:
@@ -107,6 +108,26 @@ class ReviewStore:
         self._class_set = set(self.classes)
         self.num_samples = int(num_samples)
         self._names = ReviewerNames()
+        self._opened = False  # set once created or opened: from then on the file must stay
+        self.read_only = False  # a run the user may only read (a shared, write-protected copy)
+        digest = None if sample_ids is None else ids_digest(sample_ids)
+        try:
+            rows = self._create(digest)
+        except sqlite3.OperationalError:
+            if not self.path.is_file():
+                raise
+            self.read_only = True  # its decisions are read; report and exports work, writes are refused
+            with self._connect() as con:
+                rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            self._samples = digest if digest is not None else rows.get("samples")
+        check_meta(self.path, rows, classes=self.classes, num_samples=self.num_samples, digest=digest)
+        if digest is not None and rows and "samples" not in rows and not self.read_only:
+            with self._connect() as con:  # written before stores kept the ids: bound to these from now on
+                con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('samples', ?)", (digest,))
+        self._opened = True
+
+    def _create(self, digest: str | None) -> dict[str, str]:
+        """Open (creating it when missing) the store file for writing; its meta rows as they were."""
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SQL.SCHEMA)
@@ -121,51 +142,28 @@ class ReviewStore:
                         ("num_samples", str(self.num_samples)),
                     ],
                 )
-            digest = None if sample_ids is None else _ids_digest(sample_ids)
             self._samples = digest if digest is not None else rows.get("samples")  # checked at each write
             if digest is not None and not rows:  # a new store: bound to these samples from the start
                 con.execute("INSERT INTO meta (key, value) VALUES ('samples', ?)", (digest,))
             con.execute("COMMIT")
-        if rows:
-            if rows.get("format") != SQL.FORMAT:
-                raise ValueError(f"{self.path}: unsupported reviews format {rows.get('format')!r}")
-            stored = json.loads(rows.get("classes", "[]"))
-            if stored != self.classes or int(rows.get("num_samples", -1)) != self.num_samples:
-                raise ValueError(
-                    f"{self.path} was written for {rows.get('num_samples')} samples and classes "
-                    f"{stored}, but the run has {self.num_samples} samples and classes "
-                    f"{self.classes}"
-                )
-            if digest is not None and rows.get("samples", digest) != digest:
-                raise ValueError(
-                    f"{self.path} holds decisions about other samples: the run's sample ids differ "
-                    "from those it was written for (same count and classes), so its decisions would "
-                    "land on the wrong images; move it away to review this run afresh"
-                )
-            if digest is not None and "samples" not in rows:  # written before stores kept the ids
-                with self._connect() as con:
-                    con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('samples', ?)", (digest,))
+        return rows
 
     # ------------------------------------------------------------------ connection
-    def _check_bound(self, con: sqlite3.Connection) -> None:
-        """Inside a write's transaction: the file is still the one this store was opened on (its
-        classes, size and sample ids), else :class:`StoreReplaced`."""
-        try:
-            rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.OperationalError:
-            rows = {}
-        same = (rows.get("classes") is not None and json.loads(rows["classes"]) == self.classes
-                and rows.get("num_samples") == str(self.num_samples)
-                and rows.get("samples") == self._samples)  # fmt: skip
-        if not same:
-            raise StoreReplaced(
-                f"{self.path} is no longer the decisions file this review opened (the run was scanned "
-                "again, or the file replaced): nothing was saved; restart `labeltrace review` on the run"
-            )
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ValueError(f"{self.path} can only be read here (a write-protected file or folder): "
+                             "decisions cannot be saved to it")
 
     @contextmanager
-    def _connect(self, *, existing: bool = False) -> Iterator[sqlite3.Connection]:
-        if existing and not self.path.is_file():  # a write never creates an empty store where one was
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            con = read_only_connect(self.path, timeout=30.0, isolation_level=None)
+            try:
+                yield con
+            finally:
+                con.close()
+            return
+        if self._opened and not self.path.is_file():  # never an empty store created where one was
             raise StoreReplaced(
                 f"{self.path} is gone since this review opened it (the run was scanned again with "
                 "--force?): nothing was saved; restart `labeltrace review` on the run"
@@ -266,11 +264,12 @@ class ReviewStore:
     ) -> Decision:
         """Validate and commit one decision (its own transaction, in which the reviewer name is
         checked against the names stored: two writers cannot add two spellings); returns the row."""
+        self._writable()
         at = decided_at or now_iso()
-        with self._connect(existing=True) as con:
+        with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                self._check_bound(con)
+                self._samples = still_bound(con, self.path, classes=self.classes, num_samples=self.num_samples, samples=self._samples)
                 i, k, dec, who = self.validate(sample_id, decision, kind, reviewer, self._names.read(con))
                 seq = int(con.execute(SQL.INSERT, (i, k, dec, who, at, source)).lastrowid or 0)
                 con.execute("COMMIT")
@@ -291,12 +290,13 @@ class ReviewStore:
         the latest row of its sample, reviewer and source says (it is stamped now): re-importing
         a file is harmless.
         """
+        self._writable()
         n = 0
         stamp = now_iso()
-        with self._connect(existing=True) as con:
+        with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")  # every row checked in it, before any is written
             try:
-                self._check_bound(con)
+                self._samples = still_bound(con, self.path, classes=self.classes, num_samples=self.num_samples, samples=self._samples)
                 checked = []
                 known = {key: list(v) for key, v in self._names.read(con).items()}
                 for r in rows:
@@ -404,32 +404,10 @@ class ReviewStore:
 
     def set_rule(self, rule: ConsensusRule) -> None:
         """Store ``rule``; the review app, the exports and the live queue all read it."""
+        self._writable()
         value = json.dumps({"agree": rule.agree, "count_given": rule.count_given})
         with self._connect() as con:
             con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('consensus', ?)",
                         (value,))  # fmt: skip
 
-
-def bound_to(path: str | os.PathLike[str], *, classes: Sequence[str], ids: Sequence[str]) -> bool:
-    """Whether the store file ``path`` holds decisions about exactly these samples (``ids``, in
-    order) and ``classes``: what its own binding check accepts. Read only; False when unreadable."""
-    try:
-        con = sqlite3.connect(f"file:{Path(path).resolve().as_posix()}?mode=ro", uri=True)
-        try:
-            rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return False
-    return (rows.get("format") == SQL.FORMAT and rows.get("classes") is not None
-            and json.loads(rows["classes"]) == [str(c) for c in classes]
-            and rows.get("num_samples") == str(len(ids)) and rows.get("samples") == _ids_digest(ids))  # fmt: skip
-
-
-def _ids_digest(ids: Sequence[str]) -> str:
-    """SHA-256 of the ids in order (each as str)."""
-    h = hashlib.sha256()
-    for x in ids:
-        h.update(str(x).encode("utf-8", "surrogatepass") + b"\0")
-    return h.hexdigest()
 

@@ -55,12 +55,20 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 from labeltrace._checks import listing
 from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decisions import KINDS, StoreReplaced
+from labeltrace.relabel.decisions import KINDS
 from labeltrace.relabel.live import LiveConfig
 from labeltrace.relabel.reviewers import MAX_REVIEWER, spelling
 from labeltrace.relabel.runstore import set_aside_text
+from labeltrace.relabel.store_file import StoreReplaced
 from labeltrace.report.images import display_image, load_rgb, png_bytes
-from labeltrace.review.blind import BlindMode, blind_item, check_mode, decision_source
+from labeltrace.review.blind import (
+    BlindMode,
+    blind_decision,
+    blind_item,
+    blind_progress,
+    check_mode,
+    decision_source,
+)
 from labeltrace.review.security import (
     MAX_BODY_BYTES,
     TOKEN_HEADER,
@@ -206,6 +214,20 @@ def create_app(
     app.state.review = state
 
     app.add_middleware(Guard, token=token, max_body=MAX_BODY_BYTES)
+    state.own_only = blind is not None
+
+    def page_name(reviewer: str | None) -> str | None:
+        """The reviewer a request speaks for: its name, else the server's --reviewer; a blind page
+        always one (a nameless one is "anonymous", as its decisions are stored), as the store
+        spells it — its own decisions are all it may see."""
+        who = _who(reviewer) or state.reviewer
+        return state.store.stored_spelling(who or "") if blind is not None else who
+
+    @app.exception_handler(StoreReplaced)
+    async def store_replaced(request: Request, exc: StoreReplaced) -> JSONResponse:
+        print(f"labeltrace review: {exc}", file=sys.stderr, flush=True)  # the path: the console only
+        return _err(409, "the run was scanned again since this review started (its decisions file was "
+                    "replaced): nothing was saved; restart `labeltrace review` and reload the page")  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -224,18 +246,20 @@ def create_app(
     @app.get("/api/state")
     def get_state(reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None
                   ) -> dict[str, Any]:  # fmt: skip
-        who = _who(reviewer) or state.reviewer
-        # the scan's warnings about classes its models overrule (absent in runs from before them):
-        # the model's view, which a blind review hides
-        overruled = [] if blind else [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []]
+        who = page_name(reviewer)
+        # the scan's warnings about classes its models overrule (absent in runs from before them),
+        # and its others (a cut that accuses most samples, ...): the model's view, hidden when blind
+        warned = [] if blind else [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []] + list(
+            run.meta.get("warnings") or [])
+        progress = state.progress(who)
         return {
             "run": run.path.resolve().name,
             "classes": state.classes,
             "reviewer": state.reviewer,
             "token_required": token is not None,
             "blind": blind,
-            "warnings": overruled + list(run.meta.get("warnings") or []),  # the scan's others: a cut that accuses most samples, ...
-            **state.progress(who),
+            "warnings": warned,
+            **(blind_progress(progress) if blind else progress),
         }
 
     @app.get("/api/item/{pos}", response_model=None)
@@ -245,11 +269,9 @@ def create_app(
         if not 0 <= pos < total:
             return _err(404, f"queue position out of range [0, {total})")
         # shown to a reviewer (not a peek): a live re-ranking leaves it where it is
-        who = _who(reviewer) or state.reviewer
+        me = page_name(reviewer)
         if blind is None:
-            return state.item(pos, who, shown=not peek)
-        # blind: this page's own decisions only, those of a nameless page included
-        me = state.store.stored_spelling(who or "")
+            return state.item(pos, me, shown=not peek)
         it = state.item(pos, me, shown=not peek)
         own = sum(d.reviewer == me for d in state.store.history(it["id"]))
         return blind_item(it, blind, reviewer=me, own_history=own)
@@ -312,18 +334,18 @@ def create_app(
             row = state.store.add(
                 body.sample_id, body.decision, kind=body.kind, reviewer=who, source=decision_source(blind)
             )
-        except StoreReplaced as exc:  # a new scan replaced the run's decisions file under this server
-            print(f"labeltrace review: {exc}", file=sys.stderr, flush=True)
-            return _err(409, "the run was scanned again since this review started (its decisions "
-                        "file was replaced), so this page shows another scan's samples; restart `labeltrace "
-                        "review` and reload the page")  # fmt: skip
+        except StoreReplaced:  # a ValueError too: answered 409 by its handler
+            raise
         except (IndexError, ValueError):  # the checks above mirror the store's; never echo
             return _err(400, f"sample {body.sample_id}: decision refused")
         state.sync()  # the live queue takes it in; a due refresh starts in the background
-        name = _who(who)
+        name = page_name(who)
         order = state.order()  # one snapshot: a live refresh may swap the order in the background
         pos = int(state.positions(order)[row.sample_id])
         nxt = state.next_position(pos, name, order) if pos >= 0 else None
+        if blind is not None:
+            return {"saved": True, "decision": blind_decision(row.to_dict()), "next": nxt,
+                    **blind_progress(state.progress(name))}  # fmt: skip
         return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
 
     @app.get("/api/history/{sample_id}", response_model=None)

@@ -6,22 +6,30 @@ opinion. ``labeltrace review --blind`` serves the page without them:
 
 ``model``
     hides the model's view of each sample — the suggested class and its probability, the top
-    classes, the score, the trajectory and the nearest examples of the suggested class — and the
-    other reviewers' decisions and the sample's consensus (the counts over the whole queue stay).
+    classes, the score and rank, the trajectory and the nearest examples, the scan's warnings —
+    and every trace of the other reviewers: their decisions, the sample's consensus, the counts
+    that a vote moves (changed, resolved, disputed, ...), the decisions' sequence numbers; and the
+    page moves on by this reviewer's own decisions alone (a sample the others settled is still
+    shown).
 ``all``
-    hides the given label too: the reviewer names the class from the image alone.
+    hides the given label too — and the sample's external id, which for a folder dataset is
+    ``<class>/<file>`` —: the reviewer names the class from the image alone.
 
 The server leaves these fields out of its answers (the page cannot show what it never receives),
-refuses the context and history routes, and stores each decision with ``source`` ``"app-blind"``
-or ``"app-blind-all"`` so that blind reads can be told apart later. The queue order stays the
-suspicion ranking: the reviewer still knows that the samples early in it are the suspect ones.
+refuses the context, history and find routes, and stores each decision with ``source``
+``"app-blind"`` or ``"app-blind-all"`` so that blind reads can be told apart later. The queue
+order stays the suspicion ranking: the reviewer still knows that the samples early in it are the
+suspect ones.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-__all__ = ["BLIND_MODES", "BlindMode", "blind_item", "decision_source"]
+__all__ = ["BLIND_MODES", "BlindMode", "blind_decision", "blind_item", "blind_progress", "decision_source"]
+
+#: the progress fields a blind page keeps: its own counts and position, the rule, the live order
+_PROGRESS_KEPT = ("total", "reviewed", "skipped", "resume", "rule", "live")
 
 BlindMode = Literal["model", "all"]
 BLIND_MODES: tuple[BlindMode, ...] = ("model", "all")
@@ -44,9 +52,10 @@ def blind_item(item: dict[str, Any], mode: BlindMode, *, reviewer: str, own_hist
     spelled as the store spells it) without what ``mode`` hides: only ``reviewer``'s own view and
     count of entries (``own_history``), no consensus, no model fields."""
     out = dict(item)
-    out.update(suggested_label=None, suggested_prob=None, top=[], score=None)
+    out.update(suggested_label=None, suggested_prob=None, top=[], score=None, rank=None,
+               decision=blind_decision(item["decision"]))  # fmt: skip
     if mode == "all":
-        out["given_label"] = None
+        out.update(given_label=None, external_id=None)
     own = [v for v in item["views"] if v["reviewer"] == reviewer]
     out["views"] = own
     # the number of entries kept, and the consensus, would tell of the other reviewers' votes
@@ -54,3 +63,15 @@ def blind_item(item: dict[str, Any], mode: BlindMode, *, reviewer: str, own_hist
     out["consensus"] = {"status": "hidden", "label": None, "votes": None, "text": item["consensus"]["text"]}
     out["blind"] = mode
     return out
+
+
+def blind_decision(d: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored decision row without its sequence number (the number of decisions stored)."""
+    return None if d is None else {k: v for k, v in d.items() if k != "seq"}
+
+
+def blind_progress(progress: dict[str, Any]) -> dict[str, Any]:
+    """The progress counts (:meth:`~labeltrace.review.state.ReviewState.progress`, asked for the
+    page's own reviewer) without those the other reviewers' votes move, or that compare a
+    decision with the given label."""
+    return {k: v for k, v in progress.items() if k in _PROGRESS_KEPT}

@@ -87,6 +87,9 @@ class ReviewState:
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.run = run
+        # a blind review (labeltrace.review.blind): a sample is done for a reviewer by their own
+        # decisions alone — the others' votes, which settle samples, must not move the page
+        self.own_only = False
         if features is not None:  # at startup, not as a "features are missing" on the page later
             check_features_file(features, run.num_samples)
         self.classes = run.classes
@@ -218,6 +221,8 @@ class ReviewState:
                 return r.resolved.copy()
             return r.resolved | (v.latest_kind == _LABEL) | (v.latest_kind == _UNSURE)
         mine = self.kinds_of(reviewer)
+        if self.own_only:
+            return (mine == _LABEL) | (mine == _UNSURE)
         closed = v.rule.one_vote_settles & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
         return r.resolved | (mine == _LABEL) | (mine == _UNSURE) | closed
 
@@ -275,11 +280,11 @@ class ReviewState:
     def find(self, after: int, what: str) -> tuple[int | None, int]:
         """The first position after ``after`` (wrapping around to the start) whose sample is
         ``what`` — ``"disputed"`` (label votes that disagree), ``"unsure"`` (its latest decision,
-        by anyone, is unsure) or ``"unresolved"`` (decided without a consensus: what ``review
+        by anyone, is unsure, and no label votes settle it) or ``"unresolved"`` (decided without a consensus: what ``review
         --export`` lists in its .unresolved.csv) — and how many positions are; None when none."""
         v = self.verdicts()
         r = v.resolution
-        masks = {"disputed": r.disputed, "unsure": v.latest_kind == _UNSURE,
+        masks = {"disputed": r.disputed, "unsure": v.status_text() == "unsure",  # as the export's status says
                  "unresolved": (v.latest_kind >= 0) & ~r.resolved}  # fmt: skip
         if what not in masks:
             raise ValueError(f"what must be one of {', '.join(masks)}")

@@ -73,9 +73,10 @@
       if (named) $("reviewer").placeholder = "your name (required)";
     }
     $("bar-fill").style.width = (p.total ? (100 * p.reviewed) / p.total : 0) + "%";
-    let t = `${p.reviewed} / ${p.total} reviewed · ${p.changed} label${p.changed === 1 ? "" : "s"} changed`;
+    let t = `${p.reviewed} / ${p.total} reviewed`;
+    if (p.changed !== undefined) t += ` · ${p.changed} label${p.changed === 1 ? "" : "s"} changed`; // not when blind
     if (p.skipped) t += ` · ${p.skipped} skipped`;
-    if (p.rule && (p.rule.agree > 1 || p.disputed || p.unresolved)) {
+    if (p.rule && p.resolved !== undefined && (p.rule.agree > 1 || p.disputed || p.unresolved)) {
       t += ` · ${p.resolved} resolved · ${p.disputed} disputed (${p.rule.text})`;
     }
     $("progress-text").textContent = t;
@@ -166,10 +167,12 @@
     if (!item) return;
     if (item.id !== shownId) { shownId = item.id; setZoom(1); } // each sample starts whole in the frame
     $("image").alt = `sample ${item.id}`;
-    $("caption").textContent = `id ${item.id} · rank ${item.rank}` +
-      (blind ? "" : ` · score ${fmt(item.score)}`) + ` · ${item.external_id}`;
+    // blind: no rank or score (the model's view), and under --blind-all no external id (a folder
+    // dataset's is class/file)
+    $("caption").textContent = [`id ${item.id}`, item.rank === null ? null : `rank ${item.rank}`,
+      blind ? null : `score ${fmt(item.score)}`, item.external_id].filter((x) => x !== null).join(" · ");
     $("given").textContent = item.given_label;
-    $("given").classList.toggle("differs", item.given_label !== item.suggested_label);
+    $("given").classList.toggle("differs", item.suggested_label !== null && item.given_label !== item.suggested_label);
     $("suggested").textContent = item.suggested_label;
     $("sprob").textContent = `p = ${fmt(item.suggested_prob, 2)}`;
     const cur = item.decision;

@@ -1,0 +1,104 @@
+"""The decisions file's binding to a run: which classes, how many samples and which sample ids
+(in order) its decisions are about. A store checks it when it opens the file and again in each
+write (a new scan may replace the file under a running review); a new scan with ``--force``
+asks whether the file fits it (:func:`bound_to`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from labeltrace.relabel import reviews_sql as SQL
+
+__all__ = ["StoreReplaced", "bound_to", "check_meta", "ids_digest", "read_only_connect", "still_bound"]
+
+
+class StoreReplaced(ValueError):
+    """The ``reviews.db`` a store was opened on has been replaced or removed since (a new scan
+    with ``--force`` set it aside): a decision written now would land on another run's samples."""
+
+
+def ids_digest(ids: Sequence[str]) -> str:
+    """SHA-256 of the ids in order (each as str)."""
+    h = hashlib.sha256()
+    for x in ids:
+        h.update(str(x).encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
+
+
+def read_only_connect(path: str | os.PathLike[str], **kw: object) -> sqlite3.Connection:
+    """``path`` opened read only (any character in the path escaped). A write-ahead-log database
+    in a folder the user may not write needs its ``-wal`` / ``-shm`` files, which SQLite deletes
+    at the last close: without a ``-wal`` file nothing is pending, and the file is read as
+    immutable."""
+    uri = "file:" + urllib.request.pathname2url(str(Path(path).resolve())) + "?mode=ro"
+    try:
+        con = sqlite3.connect(uri, uri=True, **kw)  # type: ignore[arg-type]
+        con.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        return con
+    except sqlite3.OperationalError:
+        if Path(f"{path}-wal").exists():
+            raise
+        return sqlite3.connect(uri + "&immutable=1", uri=True, **kw)  # type: ignore[arg-type]
+
+
+def check_meta(path: Path, rows: dict[str, str], *, classes: list[str], num_samples: int,
+               digest: str | None) -> None:  # fmt: skip
+    """Refuse (``ValueError``) a store's meta rows written for other classes, another size or other
+    samples (``digest`` None: the ids are not checked); empty ``rows`` (a new store) pass."""
+    if not rows:
+        return
+    if rows.get("format") != SQL.FORMAT:
+        raise ValueError(f"{path}: unsupported reviews format {rows.get('format')!r}")
+    stored = json.loads(rows.get("classes", "[]"))
+    if stored != classes or int(rows.get("num_samples", -1)) != num_samples:
+        raise ValueError(f"{path} was written for {rows.get('num_samples')} samples and classes {stored}, but the "
+                         f"run has {num_samples} samples and classes {classes}")  # fmt: skip
+    if digest is not None and rows.get("samples", digest) != digest:
+        raise ValueError(
+            f"{path} holds decisions about other samples: the run's sample ids differ from those it was "
+            "written for (same count and classes), so its decisions would land on the wrong images; move it "
+            "away to review this run afresh"
+        )
+
+
+def still_bound(con: sqlite3.Connection, path: Path, *, classes: list[str], num_samples: int,
+                samples: str | None) -> str | None:  # fmt: skip
+    """Inside a write's transaction: the file is still the one a store opened (its classes, size and
+    sample ids ``samples``), else :class:`StoreReplaced`. Returns the ids' digest to keep (a store
+    opened without ids takes the one another opener stored)."""
+    try:
+        rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.OperationalError:
+        rows = {}
+    stored = rows.get("samples")
+    samples = stored if samples is None else samples
+    same = (rows.get("classes") is not None and json.loads(rows["classes"]) == classes
+            and rows.get("num_samples") == str(num_samples) and (stored is None or stored == samples))  # fmt: skip
+    if not same:
+        raise StoreReplaced(
+            f"{path} is no longer the decisions file this review opened (the run was scanned again, or the "
+            "file replaced): nothing was saved; restart `labeltrace review` on the run"
+        )
+    return samples
+
+
+def bound_to(path: str | os.PathLike[str], *, classes: Sequence[str], ids: Sequence[str]) -> bool:
+    """Whether the store file ``path`` holds decisions about exactly these samples (``ids``, in
+    order) and ``classes``: what a store's own check accepts (a store written before stores kept
+    the ids: its classes and size). Read only; False when unreadable."""
+    try:
+        con = read_only_connect(path)
+        try:
+            rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            con.close()
+        check_meta(Path(path), rows, classes=[str(c) for c in classes], num_samples=len(ids), digest=ids_digest(ids))
+    except (sqlite3.Error, ValueError):  # not a store, its meta unreadable, or another run's
+        return False
+    return bool(rows)

@@ -80,8 +80,10 @@ def test_a_store_whose_file_was_replaced_refuses_to_write(tmp_path: Path) -> Non
         old.add(1, "dog")
     assert not (tmp_path / "reviews.db").exists()  # no empty store left behind
     new = ReviewStore(tmp_path / "reviews.db", classes=["cat", "dog"], num_samples=3, sample_ids=["a", "x", "c"])
-    with pytest.raises(StoreReplaced, match="no longer the decisions file this review opened"):
+    with pytest.raises(StoreReplaced, match="gone or replaced since this review opened it"):
         old.add(1, "dog")
+    with pytest.raises(StoreReplaced):  # reads too: another store's decisions are not this review's
+        old.history()
     with pytest.raises(StoreReplaced):
         old.add_many([{"sample_id": 1, "decision": "dog"}], source="labelstudio")
     assert new.history() == []
@@ -119,9 +121,9 @@ def test_bound_to_reads_odd_paths_old_stores_and_damaged_meta(tmp_path: Path) ->
     odd.mkdir()
     ReviewStore(odd / "reviews.db", classes=["cat", "dog"], num_samples=2, sample_ids=["a", "b"])
     assert bound_to(odd / "reviews.db", classes=["cat", "dog"], ids=["a", "b"])
-    ReviewStore(tmp_path / "old.db", classes=["cat", "dog"], num_samples=2)  # no ids kept: an old store
-    assert bound_to(tmp_path / "old.db", classes=["cat", "dog"], ids=["a", "b"])
-    assert not bound_to(tmp_path / "old.db", classes=["cat", "dog"], ids=["a", "b", "c"])
+    # a store written before stores kept the ids: its samples unknown, never taken for these
+    ReviewStore(tmp_path / "old.db", classes=["cat", "dog"], num_samples=2)
+    assert not bound_to(tmp_path / "old.db", classes=["cat", "dog"], ids=["a", "b"])
     con = sqlite3.connect(tmp_path / "old.db")
     con.execute("UPDATE meta SET value = '[broken' WHERE key = 'classes'")
     con.commit()
@@ -200,3 +202,30 @@ def test_report_and_exports_of_a_write_protected_run(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     assert "<b>1</b> sample decided" in (out / "r.html").read_text(encoding="utf-8")
     assert "dog" in (out / "x.csv").read_text(encoding="utf-8")
+
+
+def test_a_lock_held_by_another_writer_is_not_a_write_protected_store(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    _store(tmp_path).add(0, "dog")
+
+    def locked(self: ReviewStore, digest: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(ReviewStore, "_create", locked)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _store(tmp_path)
+
+
+def test_the_review_page_refuses_a_store_it_could_not_save_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:  # fmt: skip
+    from runfactory import make_run
+
+    from labeltrace.relabel.runstore import run_store
+    from labeltrace.review import create_app
+    from labeltrace.rundir import open_run
+
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run_store(open_run(rd))
+    monkeypatch.setattr("labeltrace.relabel.decisions.may_write", lambda path: False)
+    with pytest.raises(ValueError, match="can only be read here .*: the review page could save no decision"):
+        create_app(rd)

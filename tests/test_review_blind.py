@@ -14,6 +14,7 @@ from runfactory import make_run
 
 from labeltrace.cli import main
 from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.runstore import run_store
 from labeltrace.review import create_app
 from labeltrace.rundir import open_run
 
@@ -161,3 +162,36 @@ def test_a_blind_single_expert_page_still_shows_the_samples_others_decided(tmp_p
     assert r["next"] == 1
     open_page = TestClient(create_app(rd), base_url=LOCAL)  # the control: not blind, the settled are skipped
     assert open_page.get("/api/state").json()["resume"] == 4
+
+
+def test_blind_all_hides_the_sample_ids_that_follow_the_class_folders(tmp_path: Path) -> None:
+    """A folder dataset numbers its samples class folder by class folder: the id told the class."""
+    import io
+
+    from PIL import Image
+
+    rd = make_run(tmp_path, n=30, k=3, classes=CLASSES, seed=6)
+    run = open_run(rd)
+    c = TestClient(create_app(rd, blind="all"), base_url=LOCAL)
+    plain = TestClient(create_app(rd), base_url=LOCAL)
+    shown = [c.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(30)]
+    real = [plain.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(30)]
+    assert sorted(shown) == list(range(30)) and shown != real  # a permutation (1 in 30! to be the same)
+    # the image of a shown id is its sample's; a decision on it lands on the real sample
+    got = Image.open(io.BytesIO(c.get(f"/api/image/{shown[0]}").content))
+    want = Image.open(io.BytesIO(plain.get(f"/api/image/{real[0]}").content))
+    assert list(got.getdata()) == list(want.getdata())
+    r = c.post("/api/decision", json={"sample_id": shown[0], "decision": "dog"}).json()
+    assert r["decision"]["sample_id"] == shown[0]
+    assert [(d.sample_id, d.decision) for d in run_store(run).history()] == [(real[0], "dog")]
+    assert c.get("/api/item/0").json()["decision"]["sample_id"] == shown[0]
+    bad = c.post("/api/decision", json={"sample_id": shown[1], "decision": "zebra"})
+    assert bad.status_code == 400 and bad.json()["detail"].startswith(f"sample {shown[1]}:")
+
+
+def test_a_blind_review_cannot_re_rank_live(tmp_path: Path) -> None:
+    from labeltrace.relabel.live import LiveConfig
+
+    rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=1)
+    with pytest.raises(ValueError, match="a blind review cannot re-rank live"):
+        create_app(rd, blind="model", live=LiveConfig(method="propagation", every=5))

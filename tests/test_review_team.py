@@ -295,3 +295,18 @@ def test_next_unsure_skips_samples_the_votes_settled(tmp_path: Path) -> None:
     c.post("/api/decision", json={"sample_id": first, "decision": "unsure", "reviewer": "bob"})
     assert c.get("/api/item/0").json()["consensus"]["status"] == "resolved"
     assert c.get("/api/find?what=unsure").json() == {"position": None, "count": 0}
+
+
+def test_a_decisions_file_replaced_under_the_server_is_not_read_as_its_own(tmp_path: Path) -> None:
+    """Another store renamed into place (same classes and size, other samples): the old server
+    served its decisions as this run's, and context answered 503 'features are missing'."""
+    import shutil
+
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=1)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    other = make_run(tmp_path / "other", n=12, k=3, classes=["cat", "dog", "fox"], seed=2)
+    run_store(open_run(other)).add(9, "fox", reviewer="carol")
+    shutil.copy(other / "reviews.db", rd / "incoming.db")
+    (rd / "incoming.db").replace(rd / "reviews.db")
+    for r in (c.get("/api/state"), c.get("/api/item/0"), c.get("/api/history/9"), c.get("/api/context/0")):
+        assert r.status_code == 409, r.text

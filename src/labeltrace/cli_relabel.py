@@ -79,6 +79,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
             import fastapi  # noqa: F401
             import uvicorn  # noqa: F401
         except ImportError as exc:
+            if exc.name not in ("fastapi", "uvicorn"):  # installed, but broken: its own words
+                raise
             from labeltrace.data.errors import MissingDependencyError
 
             raise MissingDependencyError(f"labeltrace review serves its page with FastAPI and uvicorn, an optional "

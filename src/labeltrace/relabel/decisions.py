@@ -49,7 +49,9 @@ from labeltrace.relabel.reviewers import (
 from labeltrace.relabel.store_file import (
     StoreReplaced,
     check_meta,
+    existing_connect,
     ids_digest,
+    may_write,
     read_only_connect,
     still_bound,
 )
@@ -112,9 +114,12 @@ class ReviewStore:
         self.read_only = False  # a run the user may only read (a shared, write-protected copy)
         digest = None if sample_ids is None else ids_digest(sample_ids)
         try:
+            if self.path.is_file() and not may_write(self.path):
+                raise sqlite3.OperationalError("attempt to write a readonly database")
             rows = self._create(digest)
-        except sqlite3.OperationalError:
-            if not self.path.is_file():
+        except sqlite3.OperationalError as exc:
+            # a lock held too long by another writer is not a write-protected file
+            if not self.path.is_file() or not any(w in str(exc) for w in ("readonly", "unable to open")):
                 raise
             self.read_only = True  # its decisions are read; report and exports work, writes are refused
             with self._connect() as con:
@@ -125,6 +130,7 @@ class ReviewStore:
             with self._connect() as con:  # written before stores kept the ids: bound to these from now on
                 con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('samples', ?)", (digest,))
         self._opened = True
+        self._inode = self.path.stat().st_ino  # a file renamed into its place is another store
 
     def _create(self, digest: str | None) -> dict[str, str]:
         """Open (creating it when missing) the store file for writing; its meta rows as they were."""
@@ -163,12 +169,19 @@ class ReviewStore:
             finally:
                 con.close()
             return
-        if self._opened and not self.path.is_file():  # never an empty store created where one was
-            raise StoreReplaced(
-                f"{self.path} is gone since this review opened it (the run was scanned again with "
-                "--force?): nothing was saved; restart `labeltrace review` on the run"
-            )
-        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        if self._opened:  # never an empty store created where one was, nor another store read as this one
+            try:
+                same = self.path.stat().st_ino == self._inode
+            except OSError:
+                same = False
+            if not same:
+                raise StoreReplaced(
+                    f"{self.path} is gone or replaced since this review opened it (the run was scanned again "
+                    "with --force?): nothing was saved; restart `labeltrace review` on the run"
+                )
+            con = existing_connect(self.path, timeout=30.0, isolation_level=None)
+        else:
+            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
             con.execute("PRAGMA synchronous=FULL")
             con.execute("PRAGMA busy_timeout=30000")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from labeltrace.relabel import reviews_sql as SQL
 
-__all__ = ["StoreReplaced", "bound_to", "check_meta", "ids_digest", "read_only_connect", "still_bound"]
+__all__ = ["StoreReplaced", "bound_to", "check_meta", "existing_connect", "ids_digest", "may_write", "read_only_connect",
+           "still_bound"]
 
 
 class StoreReplaced(ValueError):
@@ -29,6 +30,17 @@ def ids_digest(ids: Sequence[str]) -> str:
     for x in ids:
         h.update(str(x).encode("utf-8", "surrogatepass") + b"\0")
     return h.hexdigest()
+
+
+def may_write(path: Path) -> bool:
+    """Whether this process may write the store file and create its write-ahead log beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def existing_connect(path: str | os.PathLike[str], **kw: object) -> sqlite3.Connection:
+    """``path`` opened for reading and writing, never created (a missing file is an error)."""
+    uri = "file:" + urllib.request.pathname2url(str(Path(path).resolve())) + "?mode=rw"
+    return sqlite3.connect(uri, uri=True, **kw)  # type: ignore[arg-type]
 
 
 def read_only_connect(path: str | os.PathLike[str], **kw: object) -> sqlite3.Connection:
@@ -90,8 +102,9 @@ def still_bound(con: sqlite3.Connection, path: Path, *, classes: list[str], num_
 
 def bound_to(path: str | os.PathLike[str], *, classes: Sequence[str], ids: Sequence[str]) -> bool:
     """Whether the store file ``path`` holds decisions about exactly these samples (``ids``, in
-    order) and ``classes``: what a store's own check accepts (a store written before stores kept
-    the ids: its classes and size). Read only; False when unreadable."""
+    order) and ``classes``. Read only; False when unreadable, and for a store written before stores
+    kept the ids (its samples unknown: a dataset of the same size and classes, reordered or
+    another, would inherit its decisions)."""
     try:
         con = read_only_connect(path)
         try:
@@ -101,4 +114,4 @@ def bound_to(path: str | os.PathLike[str], *, classes: Sequence[str], ids: Seque
         check_meta(Path(path), rows, classes=[str(c) for c in classes], num_samples=len(ids), digest=ids_digest(ids))
     except (sqlite3.Error, ValueError):  # not a store, its meta unreadable, or another run's
         return False
-    return bool(rows)
+    return rows.get("samples") == ids_digest(ids)

@@ -37,6 +37,7 @@ validated with strict types, and no error response repeats what the client sent.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -50,25 +51,25 @@ from urllib.parse import quote
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
-from labeltrace._checks import listing
 from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decisions import KINDS
 from labeltrace.relabel.live import LiveConfig
-from labeltrace.relabel.reviewers import MAX_REVIEWER, spelling
+from labeltrace.relabel.reviewers import MAX_REVIEWER
 from labeltrace.relabel.runstore import set_aside_text
 from labeltrace.relabel.store_file import StoreReplaced
 from labeltrace.report.images import display_image, load_rgb, png_bytes
 from labeltrace.review.blind import (
     BlindMode,
+    HiddenIds,
     blind_decision,
     blind_item,
     blind_progress,
     check_mode,
     decision_source,
 )
+from labeltrace.review.requests import DecisionIn, decision_problem, validation_detail
+from labeltrace.review.requests import who as who_of
 from labeltrace.review.security import (
     MAX_BODY_BYTES,
     TOKEN_HEADER,
@@ -86,76 +87,8 @@ THUMB_SIZE = 96
 FULL_SIZE = 2048  # ?full=true: the image at its own resolution, its longer side at most this
 
 
-class DecisionIn(BaseModel):
-    """Body of ``POST /api/decision``: strict JSON types (no ``true`` or ``"3"`` for an id), no
-    other fields."""
-
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    sample_id: StrictInt
-    decision: StrictStr
-    kind: StrictStr | None = None
-    reviewer: StrictStr | None = None
-
-
 def _err(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
-
-
-_LOCATIONS = {"body", "query", "path", "header", "cookie"}
-_FIELDS = set(DecisionIn.model_fields) | {"pos", "sample_id"}
-
-
-def _validation_detail(errors: Any) -> list[dict[str, Any]]:
-    """FastAPI's validation errors without what the client sent.
-
-    The default handler returns each error's ``input`` (and ``ctx``); a key the client made up
-    would also come back in ``loc``. Keep the message and type, and only the parts of ``loc``
-    the app itself defines.
-    """
-    out = []
-    for e in list(errors)[:10]:
-        loc = [
-            x if isinstance(x, int) or x in _LOCATIONS or x in _FIELDS else "(unknown field)"
-            for x in e.get("loc", ())
-        ]
-        out.append({"loc": loc, "msg": str(e.get("msg", ""))[:200], "type": str(e.get("type", ""))})
-    return out
-
-
-def _who(name: str | None) -> str | None:
-    """A reviewer name from a query, spelled as decisions store it (:func:`spelling`); None when
-    empty."""
-    return spelling(name) if name is not None and name.strip() else None
-
-
-def _decision_problem(
-    state: ReviewState, body: DecisionIn, reviewer: str
-) -> tuple[int, str] | None:
-    """Why a decision cannot be stored, in words that do not repeat the submitted values."""
-    n = state.run.num_samples
-    if not 0 <= body.sample_id < n:
-        return 404, f"unknown sample id: ids lie in [0, {n})"
-    i, kind, decision = body.sample_id, body.kind, body.decision
-    if kind is not None and kind not in KINDS:
-        return 400, f"sample {i}: kind must be one of {', '.join(KINDS)}"
-    actions = ("unsure", "skip")
-    if kind is None:
-        if decision in actions and decision in state.classes:
-            return 400, (
-                f"sample {i}: {decision!r} is both a class and a review action; send kind "
-                f"'label' or {decision!r}"
-            )
-        kind = decision if decision in actions else "label"
-    if kind in actions and decision != kind:
-        return 400, f"sample {i}: a {kind!r} decision carries no class; send kind 'label' to record one"
-    if kind == "label" and decision not in state.classes:
-        return 400, (
-            f"sample {i}: decision must be a class ({listing(state.classes, limit=50)}) or a "
-            f"review action ({', '.join(actions)})"
-        )
-    problem = state.store.name_problem(reviewer)
-    return None if problem is None else (400, f"sample {i}: {problem}")
 
 
 @lru_cache(maxsize=1)
@@ -215,12 +148,19 @@ def create_app(
 
     app.add_middleware(Guard, token=token, max_body=MAX_BODY_BYTES)
     state.own_only = blind is not None
+    if blind is not None and live is not None:
+        raise ValueError("a blind review cannot re-rank live (--live): the order, and its status, would follow "
+                         "the other reviewers' decisions")  # fmt: skip
+    if state.store.read_only:
+        raise ValueError(f"{state.store.path} can only be read here (a write-protected file or folder): the review "
+                         "page could save no decision; copy the run to a folder you may write")  # fmt: skip
+    hidden = HiddenIds(run.num_samples) if blind == "all" else None  # ids that would tell the class folder
 
     def page_name(reviewer: str | None) -> str | None:
         """The reviewer a request speaks for: its name, else the server's --reviewer; a blind page
         always one (a nameless one is "anonymous", as its decisions are stored), as the store
         spells it — its own decisions are all it may see."""
-        who = _who(reviewer) or state.reviewer
+        who = who_of(reviewer) or state.reviewer
         return state.store.stored_spelling(who or "") if blind is not None else who
 
     @app.exception_handler(StoreReplaced)
@@ -231,7 +171,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_detail(exc.errors())}, status_code=422)
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> HTMLResponse:
@@ -274,7 +214,12 @@ def create_app(
             return state.item(pos, me, shown=not peek)
         it = state.item(pos, me, shown=not peek)
         own = sum(d.reviewer == me for d in state.store.history(it["id"]))
-        return blind_item(it, blind, reviewer=me, own_history=own)
+        out = blind_item(it, blind, reviewer=me, own_history=own)
+        if hidden is not None:
+            out["id"] = hidden.shown(out["id"])
+            if out["decision"] is not None:
+                out["decision"]["sample_id"] = out["id"]
+        return out
 
     @app.get("/api/find", response_model=None)
     def find(what: Annotated[str, Query(pattern="^(disputed|unsure|unresolved)$")], after: int = -1
@@ -292,6 +237,8 @@ def create_app(
             return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
         try:
             return state.context_of(sample_id)
+        except StoreReplaced:  # a ValueError too: answered 409 by its handler
+            raise
         except (ValueError, OSError):
             return _err(503, f"no context for sample {sample_id}: the run's features are missing")
 
@@ -299,6 +246,7 @@ def create_app(
     def get_image(sample_id: int, thumb: bool = False, full: bool = False) -> Response:
         if not 0 <= sample_id < run.num_samples:
             return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
+        sample_id = hidden.real(sample_id) if hidden is not None else sample_id
         # the reason names files on the server: it goes to the server's console, not to the page
         try:
             run.image_file(sample_id)  # inside the roots the scan allowed, or refused
@@ -322,11 +270,23 @@ def create_app(
 
     @app.post("/api/decision", response_model=None)
     def post_decision(body: DecisionIn) -> dict[str, Any] | JSONResponse:
-        who = _who(body.reviewer) or state.reviewer or ""  # an empty name is the default reviewer, as in GET
-        problem = _decision_problem(state, body, who)
+        sent = body.sample_id  # the id the page was shown (--blind-all: a hidden one)
+        if hidden is not None and 0 <= sent < run.num_samples:
+            body = body.model_copy(update={"sample_id": hidden.real(sent)})
+        res = _post_decision(body)
+        if hidden is not None and isinstance(res, JSONResponse):  # its words name the id the page knows
+            detail = json.loads(bytes(res.body))["detail"]
+            return _err(res.status_code, detail.replace(f"sample {body.sample_id}", f"sample {sent}", 1))
+        if hidden is not None:
+            res["decision"]["sample_id"] = sent
+        return res
+
+    def _post_decision(body: DecisionIn) -> dict[str, Any] | JSONResponse:
+        who = who_of(body.reviewer) or state.reviewer or ""  # an empty name is the default reviewer, as in GET
+        problem = decision_problem(state, body, who)
         if problem is not None:
             return _err(*problem)
-        if not state.rule.one_vote_settles and _who(who) is None:  # nameless votes would all be one "anonymous"
+        if not state.rule.one_vote_settles and who_of(who) is None:  # nameless votes would all be one "anonymous"
             return _err(400, f"sample {body.sample_id}: this review needs a reviewer name ({state.rule.describe()}: "
                         "each reviewer's vote counts once); enter your name in the Reviewer box, or send "
                         "\"reviewer\"")  # fmt: skip

@@ -12,8 +12,14 @@ opinion. ``labeltrace review --blind`` serves the page without them:
     page moves on by this reviewer's own decisions alone (a sample the others settled is still
     shown).
 ``all``
-    hides the given label too — and the sample's external id, which for a folder dataset is
-    ``<class>/<file>`` —: the reviewer names the class from the image alone.
+    hides the given label too — and what would tell it: the sample's external id (a folder
+    dataset's is ``<class>/<file>``) and its id (a folder dataset numbers its samples class folder
+    by class folder: the page sees a permutation of the ids drawn for each server,
+    :class:`HiddenIds`): the reviewer names the class from the image alone.
+
+Limits: a blind review cannot re-rank live (``--live`` is refused: the order would follow the
+other reviewers' decisions); and what a page sees is what its reviewer *name* has decided — there
+are no accounts, so a reviewer who types a colleague's name sees that colleague's decisions.
 
 The server leaves these fields out of its answers (the page cannot show what it never receives),
 refuses the context, history and find routes, and stores each decision with ``source``
@@ -75,3 +81,24 @@ def blind_progress(progress: dict[str, Any]) -> dict[str, Any]:
     page's own reviewer) without those the other reviewers' votes move, or that compare a
     decision with the given label."""
     return {k: v for k, v in progress.items() if k in _PROGRESS_KEPT}
+
+
+class HiddenIds:
+    """Sample ids as a ``--blind-all`` page sees them: a random permutation drawn for each server
+    (no seed: nothing about it is to be reproduced). A folder dataset numbers its samples class
+    folder by class folder, so the real ids would tell the given class; the page sends the ids it
+    was shown, and the server maps them back."""
+
+    def __init__(self, n: int) -> None:
+        import secrets
+
+        import numpy as np
+
+        self._shown = np.random.default_rng(secrets.randbits(128)).permutation(n)
+        self._real = np.argsort(self._shown)
+
+    def shown(self, i: int) -> int:
+        return int(self._shown[i])
+
+    def real(self, j: int) -> int:
+        return int(self._real[j])

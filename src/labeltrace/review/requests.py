@@ -1,0 +1,84 @@
+"""What the review app reads from a request: the decision body (strict JSON types), validation
+errors without what the client sent, a reviewer name from a query, and why a decision cannot be
+stored — in words that never repeat the submitted values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+
+from labeltrace._checks import listing
+from labeltrace.relabel.decisions import KINDS
+from labeltrace.relabel.reviewers import spelling
+from labeltrace.review.state import ReviewState
+
+__all__ = ["DecisionIn", "decision_problem", "validation_detail", "who"]
+
+
+class DecisionIn(BaseModel):
+    """Body of ``POST /api/decision``: strict JSON types (no ``true`` or ``"3"`` for an id), no
+    other fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    sample_id: StrictInt
+    decision: StrictStr
+    kind: StrictStr | None = None
+    reviewer: StrictStr | None = None
+
+
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+_FIELDS = set(DecisionIn.model_fields) | {"pos", "sample_id"}
+
+
+def validation_detail(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's validation errors without what the client sent.
+
+    The default handler returns each error's ``input`` (and ``ctx``); a key the client made up
+    would also come back in ``loc``. Keep the message and type, and only the parts of ``loc``
+    the app itself defines.
+    """
+    out = []
+    for e in list(errors)[:10]:
+        loc = [
+            x if isinstance(x, int) or x in _LOCATIONS or x in _FIELDS else "(unknown field)"
+            for x in e.get("loc", ())
+        ]
+        out.append({"loc": loc, "msg": str(e.get("msg", ""))[:200], "type": str(e.get("type", ""))})
+    return out
+
+
+def who(name: str | None) -> str | None:
+    """A reviewer name from a query, spelled as decisions store it (:func:`spelling`); None when
+    empty."""
+    return spelling(name) if name is not None and name.strip() else None
+
+
+def decision_problem(
+    state: ReviewState, body: DecisionIn, reviewer: str
+) -> tuple[int, str] | None:
+    """Why a decision cannot be stored, in words that do not repeat the submitted values."""
+    n = state.run.num_samples
+    if not 0 <= body.sample_id < n:
+        return 404, f"unknown sample id: ids lie in [0, {n})"
+    i, kind, decision = body.sample_id, body.kind, body.decision
+    if kind is not None and kind not in KINDS:
+        return 400, f"sample {i}: kind must be one of {', '.join(KINDS)}"
+    actions = ("unsure", "skip")
+    if kind is None:
+        if decision in actions and decision in state.classes:
+            return 400, (
+                f"sample {i}: {decision!r} is both a class and a review action; send kind "
+                f"'label' or {decision!r}"
+            )
+        kind = decision if decision in actions else "label"
+    if kind in actions and decision != kind:
+        return 400, f"sample {i}: a {kind!r} decision carries no class; send kind 'label' to record one"
+    if kind == "label" and decision not in state.classes:
+        return 400, (
+            f"sample {i}: decision must be a class ({listing(state.classes, limit=50)}) or a "
+            f"review action ({', '.join(actions)})"
+        )
+    problem = state.store.name_problem(reviewer)
+    return None if problem is None else (400, f"sample {i}: {problem}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runfactory import decision_rows  # noqa: F401 -- the browser tests' import of it
 
 CHROMIUM = os.environ.get("LABELTRACE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
@@ -58,14 +59,3 @@ def launch() -> Iterator[object]:
             pytest.skip(f"chromium does not start under playwright: {exc}")
         yield b
         b.close()
-
-
-def decision_rows(run_dir: Path) -> list[tuple]:
-    """``(sample_id, kind, decision, reviewer)`` of every stored decision of a run, oldest first."""
-    import sqlite3
-
-    con = sqlite3.connect(Path(run_dir) / "reviews.db")
-    try:
-        return con.execute("SELECT sample_id, kind, decision, reviewer FROM decisions ORDER BY seq").fetchall()
-    finally:
-        con.close()

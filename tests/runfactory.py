@@ -301,3 +301,15 @@ def make_run(
         },
     )
     return run_dir
+
+
+def decision_rows(run_dir: Path) -> list[tuple]:
+    """``(sample_id, kind, decision, reviewer)`` of every stored decision of a run, oldest first
+    (read straight from ``reviews.db``, not through the store under test)."""
+    import sqlite3
+
+    con = sqlite3.connect(Path(run_dir) / "reviews.db")
+    try:
+        return con.execute("SELECT sample_id, kind, decision, reviewer FROM decisions ORDER BY seq").fetchall()
+    finally:
+        con.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runfactory import decision_rows
 
 from labeltrace.relabel.decisions import ReviewStore
 
@@ -17,11 +18,7 @@ def _store(tmp_path: Path, classes: tuple[str, ...] = ("cat", "dog", "fox")) -> 
 
 
 def _rows(tmp_path: Path) -> list[tuple]:
-    con = sqlite3.connect(tmp_path / "reviews.db")
-    try:
-        return con.execute("SELECT sample_id, kind, decision, reviewer FROM decisions ORDER BY seq").fetchall()
-    finally:
-        con.close()
+    return decision_rows(tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -378,3 +378,27 @@ def test_the_refusal_names_the_setting_down_to_its_value(tmp_path: Path) -> None
     with pytest.raises(rundir.RunDirConflict) as err:
         rundir.claim(out, new)
     assert "differs in: data; protocol.runs (2, now absent); train.epochs (4, now 3)" in str(err.value)
+
+
+def test_a_stopped_scan_names_the_command_that_resumes_it(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A user who stopped a scan and forgot its flags had only 'rerun the same command': the command
+    was written at the scan's end, in run.json."""
+    from labeltrace.train.checkpoint import Checkpoint
+
+    data = _npz(tmp_path / "d.npz")
+    out = tmp_path / "R"
+    save = Checkpoint.save
+
+    def stopped(self, *a, **k):  # Ctrl-C once the first epoch is saved
+        save(self, *a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Checkpoint, "save", stopped)
+    assert main(["scan", str(data), "--out", str(out), *BASE]) == 130
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"run its command again, `labeltrace scan {data} --out {out} --model small-cnn --seed 3" in err
+    monkeypatch.undo()
+    assert main(["scan", str(data), "--out", str(out), *BASE]) == 0  # that command resumes it
+    assert (out / "run.json").is_file()

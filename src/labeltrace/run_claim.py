@@ -26,12 +26,14 @@ from labeltrace.run_layout import (
     RUN_JSON,
     SAMPLES,
     SAMPLES_CSV,
+    SCAN_COMMAND,
 )
 
-__all__ = ["RunDirConflict", "claim", "held_fingerprint", "held_meta", "release", "writing"]
+__all__ = ["RunDirConflict", "claim", "held_command", "held_fingerprint", "held_meta", "record_command", "release",
+           "writing"]
 
 #: the files a scan itself writes into its folder (other commands write the rest of OWNED)
-_SCAN_WRITES = (FINGERPRINT, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS)
+_SCAN_WRITES = (FINGERPRINT, SCAN_COMMAND, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS)
 
 
 class RunDirConflict(ValueError):
@@ -45,6 +47,23 @@ def held_fingerprint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
         return read_json(p) if p.is_file() else None
     except ValueError:  # damaged: no scan to keep a setting of (claim names it)
         return None
+
+
+def record_command(run_dir: str | os.PathLike[str], command: list[str]) -> None:
+    """Keep the command line of the scan that claimed ``run_dir``: until its ``run.json`` is written,
+    a stopped scan's folder can say which command resumes it."""
+    atomic_write_json(Path(run_dir) / SCAN_COMMAND, {"command": [str(a) for a in command]})
+
+
+def held_command(run_dir: str | os.PathLike[str]) -> str | None:
+    """The command line (shell-quoted) of the scan that claimed ``run_dir``, or None."""
+    import shlex
+
+    try:
+        command = read_json(Path(run_dir) / SCAN_COMMAND).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return shlex.join(command) if isinstance(command, list) and all(isinstance(a, str) for a in command) else None
 
 
 def held_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -178,8 +197,9 @@ def release(run_dir: str | os.PathLike[str], *, remove_dir: bool = True) -> None
         import shutil
 
         shutil.rmtree(rec)
-    if [name for name in OWNED if (path / name).exists()] != [FINGERPRINT]:
+    if [name for name in OWNED if (path / name).exists()] not in ([FINGERPRINT], [FINGERPRINT, SCAN_COMMAND]):
         return
+    (path / SCAN_COMMAND).unlink(missing_ok=True)
     (path / FINGERPRINT).unlink()
     if remove_dir and not any(path.iterdir()):
         path.rmdir()

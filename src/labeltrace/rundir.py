@@ -45,8 +45,10 @@ from labeltrace.record.recording import Recording
 from labeltrace.run_claim import (
     RunDirConflict,
     claim,
+    held_command,
     held_fingerprint,
     held_meta,
+    record_command,
     release,
     writing,
 )
@@ -73,6 +75,7 @@ from labeltrace.run_layout import (
     SAMPLE_COLUMNS,
     SAMPLES,
     SAMPLES_CSV,
+    SCAN_COMMAND,
     dynamics_path,
     in_sample_path,
     recording_dir,
@@ -83,9 +86,9 @@ from labeltrace.run_source import image_source, open_source, source_bits
 __all__ = [
     "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
     "IMAGES_INDEX", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
-    "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SAMPLE_COLUMNS", "Run", "RunDirConflict",
-    "atomic_write", "claim", "dynamics_path", "held_fingerprint", "held_meta", "image_source", "in_sample_path",
-    "open_run", "recording_dir", "release", "write_json", "write_table", "writing",
+    "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict",
+    "atomic_write", "claim", "dynamics_path", "held_command", "held_fingerprint", "held_meta", "image_source", "in_sample_path",
+    "open_run", "record_command", "recording_dir", "release", "write_json", "write_table", "writing",
 ]  # fmt: skip
 
 
@@ -264,9 +267,10 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     meta_p = path / RUN_JSON
     if not meta_p.exists():
         if (path / FINGERPRINT).is_file():  # claimed by a scan that has not finished (stopped, or running)
+            cmd = held_command(path)
             raise ValueError(f"{path} holds a scan that has not finished ({RUN_JSON} is written at its end): run "
-                             "the scan's command again to resume it from its last finished epoch, or scan "
-                             "with --force to start over")  # fmt: skip
+                             + (f"its command again, `{cmd}`," if cmd else "the scan's command again")
+                             + " to resume it from its last finished epoch, or scan with --force to start over")  # fmt: skip
         raise ValueError(f"{path} is not a labeltrace run directory ({RUN_JSON} missing)")
     meta = read_json(meta_p, "; scan again into the folder to write it anew")
     if meta.get("format") != FORMAT:

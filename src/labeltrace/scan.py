@@ -234,6 +234,8 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size)
     fits = lambda db: bound_to(db, classes=list(ds.classes), ids=list(ds.ids))  # noqa: E731 -- the review's decisions stay
     claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log, reviews_fit=fits))
+    if command and claimed in ("new", "resume") and d.is_writer:  # a stopped scan's folder names it
+        rd.record_command(out, command)
     if claimed == "finished":
         log(f"{out} already holds this finished scan: results recomputed from its saved recording, nothing retrained"
             if rd.recording_dir(out).finished or not {"held_out", "single", "in_sample"} & set(

@@ -3,7 +3,6 @@ back into the decisions store (see :mod:`labeltrace.export` for the task fields)
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import warnings
@@ -16,6 +15,14 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from labeltrace._checks import listing
+from labeltrace.export.labelstudio_results import (
+    LS_LABEL,
+    LS_REVIEW,
+    annotation_says,
+    decision_of,
+    iso,
+    min_decision,
+)
 from labeltrace.relabel.order import every_sample_in_review_order
 from labeltrace.relabel.runstore import run_store
 from labeltrace.relabel.verdicts import run_verdicts
@@ -26,8 +33,6 @@ __all__ = ["LS_REVIEWER", "ImageMode", "import_labelstudio", "iter_labelstudio_t
            "labelstudio_tasks"]
 
 ImageMode = Literal["data-uri", "local-files"]
-LS_LABEL = "label"  # from_name of the class choice
-LS_REVIEW = "review"  # from_name of the "unsure" choice
 LS_IMAGE = "image"  # to_name / data key
 LS_REVIEWER = "labelstudio"
 #: the fields a JSON-MIN export gives an annotated task (null, or absent, for a task nobody annotated)
@@ -188,72 +193,6 @@ def report_problems(
         warn(msg)
 
 
-def _iso(ts: Any) -> str | None:
-    if not isinstance(ts, str) or not ts:
-        return None
-    try:
-        t = _dt.datetime.fromisoformat(ts)
-    except ValueError:
-        return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.UTC)
-    return t.astimezone(_dt.UTC).isoformat(timespec="milliseconds")
-
-
-def _decision_of(
-    results: list[dict[str, Any]], classes: set[str], where: str
-) -> tuple[str, str] | None:
-    """(kind, decision) from an annotation's result list, or None when it holds no choice. A class
-    ticked together with ``unsure`` is an unsure decision (the annotator doubted the class)."""
-    label: str | None = None
-    unsure = False
-    for r in results:
-        if r.get("type") != "choices":
-            continue
-        vals = (r.get("value") or {}).get("choices") or []
-        if r.get("from_name") == LS_REVIEW:
-            unsure |= "unsure" in vals
-        elif r.get("from_name") == LS_LABEL or (vals and set(vals) <= classes):
-            if len(vals) != 1:
-                raise ValueError(f"{where}: expected one class choice, got {vals}")
-            label = str(vals[0])
-    if label is not None and label not in classes:
-        raise ValueError(f"{where}: unknown class {label!r}; classes are {sorted(classes)}")
-    if unsure:
-        return "unsure", "unsure"
-    return None if label is None else ("label", label)
-
-
-def _said(annotation: dict[str, Any], classes: set[str], where: str) -> str | None:
-    """What one annotation of a task says, to compare it with the task's others (None: nothing; an
-    unreadable one is its own answer — only the latest annotation is imported, and checked)."""
-    try:
-        dec = _decision_of(annotation.get("result") or [], classes, where)
-    except ValueError:
-        return "unreadable"
-    return None if dec is None else "/".join(dec)
-
-
-def _min_decision(task: dict[str, Any], classes: set[str], where: str) -> tuple[str, str] | None:
-    """JSON-MIN export: the control values are top-level keys of the task."""
-    v = task.get(LS_LABEL)
-    if isinstance(v, dict):
-        v = v.get("choices")
-    if isinstance(v, list):
-        if len(v) != 1:
-            raise ValueError(f"{where}: expected one class choice, got {v}")
-        v = v[0]
-    if v is not None and v not in classes:
-        raise ValueError(f"{where}: unknown class {v!r}; classes are {sorted(classes)}")
-    r = task.get(LS_REVIEW)
-    if r == "unsure" or (
-        isinstance(r, (list, dict))
-        and "unsure" in (r if isinstance(r, list) else r.get("choices", []))
-    ):
-        return "unsure", "unsure"  # with a class ticked too: the annotator doubted it
-    return None if v is None else ("label", str(v))
-
-
 def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.PathLike[str], *,
                        warn: Callable[[str], None] | None = None) -> int:  # fmt: skip
     """Read a Label Studio export (JSON or JSON-MIN) into ``reviews.db``; returns rows written.
@@ -327,24 +266,24 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             ]
             if not anns:
                 continue
-            said = {_said(a, classes, where) for a in anns if not a.get("was_cancelled")} - {None}
+            said = {annotation_says(a, classes, where) for a in anns if not a.get("was_cancelled")} - {None}
             if len(said) > 1:
                 several.append(sid)
             last = max(
                 enumerate(anns),
                 key=lambda ka: (
-                    _iso(ka[1].get("updated_at") or ka[1].get("created_at")) or "",
+                    iso(ka[1].get("updated_at") or ka[1].get("created_at")) or "",
                     ka[0],
                 ),
             )[1]
-            at = _iso(last.get("updated_at") or last.get("created_at"))
+            at = iso(last.get("updated_at") or last.get("created_at"))
             if last.get("was_cancelled"):
                 dec: tuple[str, str] | None = ("skip", "skip")
             else:
-                dec = _decision_of(last.get("result") or [], classes, where)
+                dec = decision_of(last.get("result") or [], classes, where)
         else:
-            at = _iso(task.get("updated_at") or task.get("created_at"))
-            dec = _min_decision(task, classes, where)
+            at = iso(task.get("updated_at") or task.get("created_at"))
+            dec = min_decision(task, classes, where)
         if dec is None:  # an empty submission (a JSON-MIN entry without annotation fields was never annotated)
             if full or any(task.get(key) is not None for key in _MIN_ANNOTATION_KEYS):
                 empty.append(sid)
@@ -389,9 +328,9 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
              and _not_newer(r, stored[r["sample_id"]])]  # fmt: skip
     # an annotation stored already (the same file imported again: its older entries) is a repeat,
     # which add_many skips, not an older export's
-    had = {(d.sample_id, d.kind, d.decision, _iso(d.decided_at)) for i in {r["sample_id"] for r in stale}
+    had = {(d.sample_id, d.kind, d.decision, iso(d.decided_at)) for i in {r["sample_id"] for r in stale}
            for d in store.history(i) if d.reviewer == LS_REVIEWER}  # fmt: skip
-    stale = [r for r in stale if (r["sample_id"], r["kind"], r["decision"], _iso(r["decided_at"])) not in had]
+    stale = [r for r in stale if (r["sample_id"], r["kind"], r["decision"], iso(r["decided_at"])) not in had]
     if stale:
         ids = sorted({r["sample_id"] for r in stale})
         msg = (f"{export_json}: {len(stale)} annotation{'s' if len(stale) != 1 else ''} not imported: "
@@ -413,7 +352,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
 def _not_newer(row: dict[str, Any], stored: Any) -> bool:
     """Whether an imported row is no newer than the stored decision (a repeat of the stored
     decision itself is not: :meth:`ReviewStore.add_many` skips it as a duplicate)."""
-    at, was = _iso(row["decided_at"]), _iso(stored.decided_at)
+    at, was = iso(row["decided_at"]), iso(stored.decided_at)
     if at is None or was is None or at > was:
         return False
     return not (at == was and (row["kind"], row["decision"]) == (stored.kind, stored.decision))

@@ -39,6 +39,7 @@ import numpy as np
 from labeltrace.relabel import reviews_sql as SQL
 from labeltrace.relabel.arrays import decision_arrays, vote_arrays
 from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.decision_checks import KINDS, check_decision
 from labeltrace.relabel.reviewers import (
     ReviewerNames,
     name_key,
@@ -58,7 +59,6 @@ from labeltrace.relabel.store_file import (
 
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
-KINDS: tuple[str, ...] = ("label", "unsure", "skip")
 Kind = Literal["label", "unsure", "skip"]
 
 
@@ -215,32 +215,8 @@ class ReviewStore:
             ``"skip"``, or bad reviewer name (too long, a control character, or another case of
             a stored name).
         """
-        if isinstance(sample_id, bool) or not isinstance(sample_id, (int, np.integer)):
-            raise ValueError(f"sample_id must be an integer, got {sample_id!r}")
-        i = int(sample_id)
-        if not 0 <= i < self.num_samples:
-            raise IndexError(f"unknown sample id {i}: ids lie in [0, {self.num_samples})")
-        if not isinstance(decision, str):
-            raise ValueError(f"sample {i}: decision must be a string, got {decision!r}")
-        if kind is None:
-            if decision in ("unsure", "skip") and decision in self._class_set:
-                raise ValueError(
-                    f"sample {i}: decision {decision!r} is both a class name and a review action; "
-                    "pass kind"
-                )
-            kind = decision if decision in ("unsure", "skip") else "label"
-        if kind not in KINDS:
-            raise ValueError(f"sample {i}: kind must be one of {KINDS}, got {kind!r}")
-        if kind == "label":
-            if decision not in self._class_set:
-                raise ValueError(
-                    f"sample {i}: unknown class {decision!r}; classes are {self.classes}"
-                )
-        elif decision != kind:
-            raise ValueError(
-                f"sample {i}: a {kind!r} decision carries no class; got decision {decision!r} "
-                f"(send kind 'label' to record a class)"
-            )
+        i, kind, decision = check_decision(sample_id, decision, kind, classes=self.classes,
+                                           num_samples=self.num_samples, class_set=self._class_set)  # fmt: skip
         if not isinstance(reviewer, str):
             raise ValueError(f"sample {i}: reviewer name must be a string")
         known = self._known() if known is None else known

@@ -1,0 +1,78 @@
+"""Reading a Label Studio export's annotations (JSON and JSON-MIN) back into decisions: what one
+annotation, or one JSON-MIN entry, says, and its time."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+__all__ = ["LS_LABEL", "LS_REVIEW", "annotation_says", "decision_of", "iso", "min_decision"]
+
+LS_LABEL = "label"  # from_name of the class choice
+LS_REVIEW = "review"  # from_name of the "unsure" choice
+
+
+def iso(ts: Any) -> str | None:
+    if not isinstance(ts, str) or not ts:
+        return None
+    try:
+        t = _dt.datetime.fromisoformat(ts)
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.UTC)
+    return t.astimezone(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+def decision_of(
+    results: list[dict[str, Any]], classes: set[str], where: str
+) -> tuple[str, str] | None:
+    """(kind, decision) from an annotation's result list, or None when it holds no choice. A class
+    ticked together with ``unsure`` is an unsure decision (the annotator doubted the class)."""
+    label: str | None = None
+    unsure = False
+    for r in results:
+        if r.get("type") != "choices":
+            continue
+        vals = (r.get("value") or {}).get("choices") or []
+        if r.get("from_name") == LS_REVIEW:
+            unsure |= "unsure" in vals
+        elif r.get("from_name") == LS_LABEL or (vals and set(vals) <= classes):
+            if len(vals) != 1:
+                raise ValueError(f"{where}: expected one class choice, got {vals}")
+            label = str(vals[0])
+    if label is not None and label not in classes:
+        raise ValueError(f"{where}: unknown class {label!r}; classes are {sorted(classes)}")
+    if unsure:
+        return "unsure", "unsure"
+    return None if label is None else ("label", label)
+
+
+def annotation_says(annotation: dict[str, Any], classes: set[str], where: str) -> str | None:
+    """What one annotation of a task says, to compare it with the task's others (None: nothing; an
+    unreadable one is its own answer — only the latest annotation is imported, and checked)."""
+    try:
+        dec = decision_of(annotation.get("result") or [], classes, where)
+    except ValueError:
+        return "unreadable"
+    return None if dec is None else "/".join(dec)
+
+
+def min_decision(task: dict[str, Any], classes: set[str], where: str) -> tuple[str, str] | None:
+    """JSON-MIN export: the control values are top-level keys of the task."""
+    v = task.get(LS_LABEL)
+    if isinstance(v, dict):
+        v = v.get("choices")
+    if isinstance(v, list):
+        if len(v) != 1:
+            raise ValueError(f"{where}: expected one class choice, got {v}")
+        v = v[0]
+    if v is not None and v not in classes:
+        raise ValueError(f"{where}: unknown class {v!r}; classes are {sorted(classes)}")
+    r = task.get(LS_REVIEW)
+    if r == "unsure" or (
+        isinstance(r, (list, dict))
+        and "unsure" in (r if isinstance(r, list) else r.get("choices", []))
+    ):
+        return "unsure", "unsure"  # with a class ticked too: the annotator doubted it
+    return None if v is None else ("label", str(v))

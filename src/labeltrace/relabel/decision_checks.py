@@ -1,0 +1,51 @@
+"""One decision's own checks, before any reviewer or store is involved: a sample id in range, a
+decision that is a class or a review action, and its kind."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any
+
+import numpy as np
+
+__all__ = ["KINDS", "check_decision"]
+
+#: what a decision is: a class (``label``), or one of the review actions
+KINDS: tuple[str, ...] = ("label", "unsure", "skip")
+
+
+def check_decision(sample_id: Any, decision: Any, kind: Any = None, *, classes: Sequence[str], num_samples: int,
+                   class_set: AbstractSet[str] | None = None) -> tuple[int, str, str]:  # fmt: skip
+    """``(sample_id, kind, decision)`` of a decision about one of ``num_samples`` samples and
+    ``classes`` (:meth:`~labeltrace.relabel.decisions.ReviewStore.validate` says what is refused,
+    with ``IndexError`` for an id out of range and ``ValueError`` otherwise). ``class_set``: the
+    classes as a set, when the caller checks many decisions."""
+    class_set = set(classes) if class_set is None else class_set
+    if isinstance(sample_id, bool) or not isinstance(sample_id, (int, np.integer)):
+        raise ValueError(f"sample_id must be an integer, got {sample_id!r}")
+    i = int(sample_id)
+    if not 0 <= i < num_samples:
+        raise IndexError(f"unknown sample id {i}: ids lie in [0, {num_samples})")
+    if not isinstance(decision, str):
+        raise ValueError(f"sample {i}: decision must be a string, got {decision!r}")
+    if kind is None:
+        if decision in ("unsure", "skip") and decision in class_set:
+            raise ValueError(
+                f"sample {i}: decision {decision!r} is both a class name and a review action; "
+                "pass kind"
+            )
+        kind = decision if decision in ("unsure", "skip") else "label"
+    if kind not in KINDS:
+        raise ValueError(f"sample {i}: kind must be one of {KINDS}, got {kind!r}")
+    if kind == "label":
+        if decision not in class_set:
+            raise ValueError(
+                f"sample {i}: unknown class {decision!r}; classes are {list(classes)}"
+            )
+    elif decision != kind:
+        raise ValueError(
+            f"sample {i}: a {kind!r} decision carries no class; got decision {decision!r} "
+            f"(send kind 'label' to record a class)"
+        )
+    return i, kind, decision

@@ -11,7 +11,6 @@ from typing import Any
 __all__ = ["add_relabel_commands"]
 
 
-
 def non_negative(text: str) -> int:
     """argparse type: a whole number >= 0 (``--top``)."""
     try:
@@ -32,6 +31,7 @@ def port(text: str) -> int:
     if not 1 <= v <= 65535:
         raise argparse.ArgumentTypeError(f"a port lies in 1-65535, got {v}")
     return v
+
 
 def _cmd_queue(args: argparse.Namespace) -> int:
     from labeltrace.relabel.queue import write_queue

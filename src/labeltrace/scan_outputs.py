@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import sklearn
 import torch
 
 from labeltrace import __version__
@@ -60,14 +61,6 @@ def side_by_side(ev: Evidence, chosen: detectors.Detection) -> tuple[dict[str, n
         cols.setdefault(detectors.get(name).column, d.score)
         results[name] = d
     return cols, results
-
-
-def _sklearn_version() -> str | None:
-    try:
-        import sklearn
-    except ImportError:  # pragma: no cover - a declared dependency
-        return None
-    return str(sklearn.__version__)
 
 
 def write_outputs(
@@ -171,7 +164,7 @@ def write_outputs(
         "seed": config.seed, "fingerprint": fingerprint,
         "distributed": distributed or {"world_size": 1, "backend": None},
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
-                     "scikit-learn": _sklearn_version(), "platform": platform.platform(),
+                     "scikit-learn": sklearn.__version__, "platform": platform.platform(),
                      # the results depend on them (float sums in another order), the fingerprint does not
                      "torch_threads": torch.get_num_threads()},
         "timings": _timings(timings, earlier),

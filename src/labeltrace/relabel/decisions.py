@@ -124,7 +124,7 @@ class ReviewStore:
             self.read_only = True  # its decisions are read; report and exports work, writes are refused
             with self._connect() as con:
                 rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
-            self._samples = digest if digest is not None else rows.get("samples")
+        self._samples = digest if digest is not None else rows.get("samples")  # checked at each write
         check_meta(self.path, rows, classes=self.classes, num_samples=self.num_samples, digest=digest)
         if digest is not None and rows and "samples" not in rows and not self.read_only:
             with self._connect() as con:  # written before stores kept the ids: bound to these from now on
@@ -148,7 +148,6 @@ class ReviewStore:
                         ("num_samples", str(self.num_samples)),
                     ],
                 )
-            self._samples = digest if digest is not None else rows.get("samples")  # checked at each write
             if digest is not None and not rows:  # a new store: bound to these samples from the start
                 con.execute("INSERT INTO meta (key, value) VALUES ('samples', ?)", (digest,))
             con.execute("COMMIT")

@@ -37,10 +37,14 @@ def may_write(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
 
 
+def _uri(path: str | os.PathLike[str], mode: str) -> str:
+    """An SQLite URI of ``path`` (any character in it escaped) opened in ``mode`` (``ro``, ``rw``)."""
+    return "file:" + urllib.request.pathname2url(str(Path(path).resolve())) + f"?mode={mode}"
+
+
 def existing_connect(path: str | os.PathLike[str], **kw: object) -> sqlite3.Connection:
     """``path`` opened for reading and writing, never created (a missing file is an error)."""
-    uri = "file:" + urllib.request.pathname2url(str(Path(path).resolve())) + "?mode=rw"
-    return sqlite3.connect(uri, uri=True, **kw)  # type: ignore[arg-type]
+    return sqlite3.connect(_uri(path, "rw"), uri=True, **kw)  # type: ignore[arg-type]
 
 
 def read_only_connect(path: str | os.PathLike[str], **kw: object) -> sqlite3.Connection:
@@ -48,7 +52,7 @@ def read_only_connect(path: str | os.PathLike[str], **kw: object) -> sqlite3.Con
     in a folder the user may not write needs its ``-wal`` / ``-shm`` files, which SQLite deletes
     at the last close: without a ``-wal`` file nothing is pending, and the file is read as
     immutable."""
-    uri = "file:" + urllib.request.pathname2url(str(Path(path).resolve())) + "?mode=ro"
+    uri = _uri(path, "ro")
     try:
         con = sqlite3.connect(uri, uri=True, **kw)  # type: ignore[arg-type]
         con.execute("SELECT 1 FROM sqlite_master LIMIT 1")
@@ -86,17 +90,15 @@ def still_bound(con: sqlite3.Connection, path: Path, *, classes: list[str], num_
     opened without ids takes the one another opener stored)."""
     try:
         rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.OperationalError:
-        rows = {}
-    stored = rows.get("samples")
-    samples = stored if samples is None else samples
-    same = (rows.get("classes") is not None and json.loads(rows["classes"]) == classes
-            and rows.get("num_samples") == str(num_samples) and (stored is None or stored == samples))  # fmt: skip
-    if not same:
+        if not rows:
+            raise ValueError("no meta rows")
+        samples = rows.get("samples") if samples is None else samples
+        check_meta(path, rows, classes=classes, num_samples=num_samples, digest=samples)
+    except (sqlite3.OperationalError, ValueError) as exc:
         raise StoreReplaced(
             f"{path} is no longer the decisions file this review opened (the run was scanned again, or the "
             "file replaced): nothing was saved; restart `labeltrace review` on the run"
-        )
+        ) from exc
     return samples
 
 
@@ -111,7 +113,8 @@ def bound_to(path: str | os.PathLike[str], *, classes: Sequence[str], ids: Seque
             rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
         finally:
             con.close()
-        check_meta(Path(path), rows, classes=[str(c) for c in classes], num_samples=len(ids), digest=ids_digest(ids))
+        digest = ids_digest(ids)
+        check_meta(Path(path), rows, classes=[str(c) for c in classes], num_samples=len(ids), digest=digest)
     except (sqlite3.Error, ValueError):  # not a store, its meta unreadable, or another run's
         return False
-    return rows.get("samples") == ids_digest(ids)
+    return rows.get("samples") == digest

@@ -58,6 +58,12 @@ class Verdicts:
         return np.where(r.resolved, r.label, self.given).astype(np.int64)
 
     @property
+    def without_consensus(self) -> np.ndarray:
+        """(N,) bool: decided (any row) but not settled — what ``review --export`` lists in its
+        .unresolved.csv."""
+        return (self.latest_kind >= 0) & ~self.resolution.resolved
+
+    @property
     def changed(self) -> np.ndarray:
         """(N,) bool: resolved to another label than the given one."""
         return self.resolution.resolved & (self.resolution.label != self.given)
@@ -151,7 +157,7 @@ def unresolved_table(run: Run, v: Verdicts | None = None) -> pa.Table:
     ``n_votes`` and ``needs`` (what would settle it)."""
     v = run_verdicts(run) if v is None else v
     r = v.resolution
-    ids = np.flatnonzero((v.latest_kind >= 0) & ~r.resolved)
+    ids = np.flatnonzero(v.without_consensus)
     store = open_store(run)
     by: dict[int, dict[str, list[str]]] = {}
     for d in store.views() if store is not None and ids.size else []:

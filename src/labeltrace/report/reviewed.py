@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from labeltrace.relabel.runstore import open_store
-from labeltrace.relabel.verdicts import run_verdicts
+from labeltrace.relabel.verdicts import verdicts
 from labeltrace.rundir import Run
 
 __all__ = ["ReviewView", "review_badge", "review_html", "review_view"]
@@ -38,7 +38,7 @@ def review_view(run: Run) -> ReviewView | None:
     current = store.current()
     if not current:
         return None
-    v = run_verdicts(run)
+    v = verdicts(store, run.column("given_label_id"), len(run.classes))  # the store opened above, not again
     latest = max(d.decided_at for d in current.values())
     return ReviewView(v.decision_text(run.classes), v.status_text(), v.changed, v.resolution.disputed.copy(),
                       v.rule.describe(), latest)  # fmt: skip

@@ -51,16 +51,14 @@ def estimate_note(run: rundir.Run) -> str:
     wording. Two numbers of wrong labels side by side read as a contradiction otherwise."""
     m = run.meta
     est, n = m.get("noise_rate_estimate"), run.num_samples
-    parts = ["confident learning's calibrated joint on the posterior behind the suggestions"]
-    if lower_bound_note(run):
-        parts.append(lower_bound_note(run))
+    parts = ["confident learning's calibrated joint on the posterior behind the suggestions", lower_bound_note(run)]
     flagged = (m.get("counts") or {}).get("flagged")
     if isinstance(est, (int, float)) and math.isfinite(est) and isinstance(flagged, int):
         expected = est * n
         if abs(flagged - expected) > max(0.1 * expected, 5):
             parts.append(f"the cut flags {'fewer' if flagged < expected else 'more'}, {flagged:,} against "
                          f"{expected:,.0f}: it counts by its own rule")
-    return "; ".join(parts)
+    return "; ".join(p for p in parts if p)
 
 
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:

@@ -37,7 +37,6 @@ validated with strict types, and no error response repeats what the client sent.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -270,24 +269,15 @@ def create_app(
 
     @app.post("/api/decision", response_model=None)
     def post_decision(body: DecisionIn) -> dict[str, Any] | JSONResponse:
-        sent = body.sample_id  # the id the page was shown (--blind-all: a hidden one)
+        sent = body.sample_id  # the id the page was shown, which its messages name (--blind-all: a hidden one)
         if hidden is not None and 0 <= sent < run.num_samples:
             body = body.model_copy(update={"sample_id": hidden.real(sent)})
-        res = _post_decision(body)
-        if hidden is not None and isinstance(res, JSONResponse):  # its words name the id the page knows
-            detail = json.loads(bytes(res.body))["detail"]
-            return _err(res.status_code, detail.replace(f"sample {body.sample_id}", f"sample {sent}", 1))
-        if hidden is not None:
-            res["decision"]["sample_id"] = sent
-        return res
-
-    def _post_decision(body: DecisionIn) -> dict[str, Any] | JSONResponse:
         who = who_of(body.reviewer) or state.reviewer or ""  # an empty name is the default reviewer, as in GET
-        problem = decision_problem(state, body, who)
+        problem = decision_problem(state, body, who, named=sent)
         if problem is not None:
             return _err(*problem)
         if not state.rule.one_vote_settles and who_of(who) is None:  # nameless votes would all be one "anonymous"
-            return _err(400, f"sample {body.sample_id}: this review needs a reviewer name ({state.rule.describe()}: "
+            return _err(400, f"sample {sent}: this review needs a reviewer name ({state.rule.describe()}: "
                         "each reviewer's vote counts once); enter your name in the Reviewer box, or send "
                         "\"reviewer\"")  # fmt: skip
         try:
@@ -297,16 +287,18 @@ def create_app(
         except StoreReplaced:  # a ValueError too: answered 409 by its handler
             raise
         except (IndexError, ValueError):  # the checks above mirror the store's; never echo
-            return _err(400, f"sample {body.sample_id}: decision refused")
+            return _err(400, f"sample {sent}: decision refused")
         state.sync()  # the live queue takes it in; a due refresh starts in the background
         name = page_name(who)
         order = state.order()  # one snapshot: a live refresh may swap the order in the background
         pos = int(state.positions(order)[row.sample_id])
         nxt = state.next_position(pos, name, order) if pos >= 0 else None
-        if blind is not None:
-            return {"saved": True, "decision": blind_decision(row.to_dict()), "next": nxt,
-                    **blind_progress(state.progress(name))}  # fmt: skip
-        return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
+        if blind is None:
+            return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
+        decision = blind_decision(row.to_dict())
+        if hidden is not None:
+            decision["sample_id"] = sent
+        return {"saved": True, "decision": decision, "next": nxt, **blind_progress(state.progress(name))}
 
     @app.get("/api/history/{sample_id}", response_model=None)
     def get_history(sample_id: int) -> list[dict[str, Any]] | JSONResponse:

@@ -30,7 +30,10 @@ suspect ones.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Literal
+
+import numpy as np
 
 __all__ = ["BLIND_MODES", "BlindMode", "blind_decision", "blind_item", "blind_progress", "decision_source"]
 
@@ -90,10 +93,6 @@ class HiddenIds:
     was shown, and the server maps them back."""
 
     def __init__(self, n: int) -> None:
-        import secrets
-
-        import numpy as np
-
         self._shown = np.random.default_rng(secrets.randbits(128)).permutation(n)
         self._real = np.argsort(self._shown)
 

@@ -56,13 +56,14 @@ def who(name: str | None) -> str | None:
 
 
 def decision_problem(
-    state: ReviewState, body: DecisionIn, reviewer: str
+    state: ReviewState, body: DecisionIn, reviewer: str, *, named: int | None = None
 ) -> tuple[int, str] | None:
-    """Why a decision cannot be stored, in words that do not repeat the submitted values."""
+    """Why a decision cannot be stored, in words that do not repeat the submitted values; they
+    name the sample by ``named`` (default its id: a blind page knows it by another)."""
     n = state.run.num_samples
     if not 0 <= body.sample_id < n:
         return 404, f"unknown sample id: ids lie in [0, {n})"
-    i, kind, decision = body.sample_id, body.kind, body.decision
+    i, kind, decision = body.sample_id if named is None else named, body.kind, body.decision
     if kind is not None and kind not in KINDS:
         return 400, f"sample {i}: kind must be one of {', '.join(KINDS)}"
     actions = ("unsure", "skip")

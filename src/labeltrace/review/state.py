@@ -264,7 +264,7 @@ class ReviewState:
             "unresolved": int(r.unresolved[order].sum()),  # label votes that do not settle it yet
             # every sample decided without a consensus (votes, or only unsure / skip): what
             # review --export lists in its .unresolved.csv
-            "without_consensus": int(((v.latest_kind >= 0) & ~r.resolved).sum()),  # every sample, not the queue's
+            "without_consensus": int(v.without_consensus.sum()),  # every sample, not the queue's
             "rule": {"agree": v.rule.agree, "count_given": v.rule.count_given,
                      "names": not v.rule.one_vote_settles, "text": v.rule.describe()},  # fmt: skip
             "live": self.live.status() if self.live is not None else None,
@@ -285,7 +285,7 @@ class ReviewState:
         v = self.verdicts()
         r = v.resolution
         masks = {"disputed": r.disputed, "unsure": v.status_text() == "unsure",  # as the export's status says
-                 "unresolved": (v.latest_kind >= 0) & ~r.resolved}  # fmt: skip
+                 "unresolved": v.without_consensus}  # fmt: skip
         if what not in masks:
             raise ValueError(f"what must be one of {', '.join(masks)}")
         hits = np.flatnonzero(masks[what][self.order()])

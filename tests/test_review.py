@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -470,23 +471,42 @@ def test_kill_9_keeps_every_acknowledged_decision(run_dir: Path) -> None:
 def test_serve_generates_a_token_off_loopback(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import uvicorn
-
     from labeltrace.review import serve
 
-    seen: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
-    serve(run_dir, host="0.0.0.0", port=9999)
+    seen: dict[str, Any] = {}
+
+    def run(app: object, sock: socket.socket, **kw: object) -> None:
+        seen.update(app=app, bound=sock.getsockname()[:2], **kw)
+        sock.close()
+
+    monkeypatch.setattr("labeltrace.review.app._run", run)
+    serve(run_dir, host="0.0.0.0", port=0)  # 0: a free port, the one printed
     out = capsys.readouterr().out
     token = out.split("token: ")[1].split()[0]
     assert len(token) >= 24 and f"?token={token}" in out
-    assert (seen["host"], seen["port"]) == ("0.0.0.0", 9999)
-    c = TestClient(seen["app"], base_url="http://192.0.2.1:9999")  # type: ignore[arg-type]
+    port = seen["bound"][1]
+    assert seen["bound"][0] == "0.0.0.0" and port > 0 and f":{port}/?token=" in out
+    assert (seen["host"], seen["port"]) == ("0.0.0.0", port)
+    c = TestClient(seen["app"], base_url=f"http://192.0.2.1:{port}")
     assert c.get("/api/state").status_code == 401
     assert c.get("/api/state", headers={"X-Labeltrace-Token": token}).status_code == 200
-    serve(run_dir)  # loopback: no token
-    assert "?token=" not in capsys.readouterr().out
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8765
+    serve(run_dir, port=0)  # loopback: no token
+    out = capsys.readouterr().out
+    assert "?token=" not in out and f"open http://127.0.0.1:{seen['port']}/\n" in out
+    assert seen["bound"][0] == "127.0.0.1"
+
+
+def test_a_port_in_use_is_an_error_before_any_url(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`review` printed its URL, then uvicorn failed to bind: the URL shown was another program's."""
+    from labeltrace.cli import main
+
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        taken = other.getsockname()[1]
+        assert main(["review", str(run_dir), "--port", str(taken)]) == 2
+    out, err = capsys.readouterr()
+    assert "open http" not in out
+    assert f"error: cannot listen on 127.0.0.1 port {taken}: Address already in use; " \
+        "another program (or another review server) listens there: choose another --port (0 picks a free one)" in err
 
 
 def test_state_carries_the_scans_contradicted_class_warnings(run_dir: Path) -> None:

@@ -44,12 +44,10 @@ def test_empty_or_short_token_is_refused(run_dir: Path, bad: str) -> None:
 def test_serve_refuses_an_explicit_empty_token_on_any_host(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import uvicorn
-
     from labeltrace.review import serve
 
     started: list[object] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw))
+    monkeypatch.setattr("labeltrace.review.app._run", lambda app, sock, **kw: (sock.close(), started.append(kw)))
     for host in ("0.0.0.0", "127.0.0.1"):
         with pytest.raises(ValueError, match="at least 16"):
             serve(run_dir, host=host, token="")
@@ -59,7 +57,7 @@ def test_serve_refuses_an_explicit_empty_token_on_any_host(
     err = capsys.readouterr().err
     assert rc == 2 and "at least 16 characters" in err and started == []
     # no token at all off loopback: one is generated (kept behaviour)
-    serve(run_dir, host="0.0.0.0")
+    serve(run_dir, host="0.0.0.0", port=0)
     assert len(started) == 1 and "token: " in capsys.readouterr().out
 
 
@@ -71,19 +69,17 @@ def test_the_printed_url_opens_the_page_whatever_the_token_and_a_public_host_is_
     import re
     from urllib.parse import urlsplit
 
-    import uvicorn
-
     from labeltrace.review import serve
 
     apps: list[object] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    monkeypatch.setattr("labeltrace.review.app._run", lambda app, sock, **kw: (sock.close(), apps.append(app)))
     token = "team+review#2024&x%y"
-    serve(run_dir, token=token)
+    serve(run_dir, token=token, port=0)
     out = capsys.readouterr().out
     url = urlsplit(re.search(r"open (\S+)", out).group(1))
     assert TestClient(apps[0], base_url=LOCAL).get(f"/?{url.query}").status_code == 200
     assert "warning" not in out
-    serve(run_dir, host="0.0.0.0", token=token)
+    serve(run_dir, host="0.0.0.0", token=token, port=0)
     out = capsys.readouterr().out
     assert "warning: the review server listens on 0.0.0.0" in out and "plain HTTP" in out
     assert "open http://0.0.0.0" not in out

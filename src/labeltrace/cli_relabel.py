@@ -23,13 +23,13 @@ def non_negative(text: str) -> int:
 
 
 def port(text: str) -> int:
-    """argparse type: a TCP port, 1-65535."""
+    """argparse type: a TCP port, 0-65535 (0: a free one)."""
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 1 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"a port lies in 1-65535, got {v}")
+    if not 0 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"a port lies in 0-65535 (0: a free one), got {v}")
     return v
 
 
@@ -163,7 +163,7 @@ def add_relabel_commands(sub: Any) -> None:
     si.add_argument("--features", help="(N, D) .npy features, rows aligned with the votes (needed by model selectors); "
                     "several files separated by commas are views of the same images (e.g. one backbone at several "
                     "resolutions): a head is trained on each and their posteriors averaged")
-    from labeltrace.relabel.experiment import DEFAULT_SELECTORS
+    from labeltrace.relabel.priority import DEFAULT_SELECTORS
 
     si.add_argument("--selectors", default=",".join(DEFAULT_SELECTORS),
                     help="comma-separated relabel priorities (labeltrace.relabel.priority)")  # fmt: skip
@@ -205,7 +205,7 @@ def add_relabel_commands(sub: Any) -> None:
                         "(--live).")
     rv.add_argument("run_dir")
     rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
-    rv.add_argument("--port", type=port, default=8765, help="(default 8765)")
+    rv.add_argument("--port", type=port, default=8765, help="(default 8765; 0: a free one, printed)")
     rv.add_argument("--token", help="access token, at least 16 printable ASCII characters without spaces (an empty or shorter one is an error); "
                     "generated and printed when binding beyond loopback without one")
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")

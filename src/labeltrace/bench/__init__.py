@@ -37,7 +37,6 @@ from labeltrace.bench.config import (
     resolve_detectors,
 )
 from labeltrace.decide.detectors import get as get_detector
-from labeltrace.train.loop import check_device
 
 __all__ = ["BenchResult", "add_arguments", "apply_quick", "load_config", "parse_config", "run_bench",
            "run_from_args"]  # fmt: skip
@@ -73,6 +72,9 @@ def run_bench(
 
     t_start = time.perf_counter()
     detectors = resolve_detectors(cfg.detectors)
+    # torch: imported when a bench runs, not for --help
+    from labeltrace.train.loop import check_device
+
     check_device(cfg.device, "device")
     for name in detectors:  # imported before any cell's clock runs: the first cell paid for it
         package = get_detector(name).requires  # (a missing one: that detector's rows say so, as before)
@@ -222,6 +224,8 @@ def run_from_args(args: argparse.Namespace) -> int:
                       ("device", args.device)):  # fmt: skip
         if val is not None:
             cfg = replace(cfg, **{attr: val})
+    from labeltrace.train.loop import check_device
+
     check_device(cfg.device, "--device" if args.device is not None else f"{args.config}: device")
     dropped = _rows_outside(Path(args.out) / f"{cfg.name}.csv", cfg)
     if dropped:  # the run rewrites that file with its own rows only

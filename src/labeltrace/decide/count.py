@@ -25,7 +25,6 @@ predicted by a model that never trained on that sample) or a score vector:
 from __future__ import annotations
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
 
 from labeltrace._checks import round_half_up
 from labeltrace.score import confident
@@ -213,6 +212,9 @@ def bimodal_count(score: np.ndarray, *, seed: int = 0) -> int:
     if s.size < 10 or np.ptp(s) == 0:
         return 0
     z = ((s - s.mean()) / s.std()).reshape(-1, 1)
+    # imported here: the CLI's --help builds the detector table
+    from sklearn.mixture import GaussianMixture
+
     one = GaussianMixture(1, random_state=seed).fit(z)
     two = GaussianMixture(2, random_state=seed).fit(z)
     if two.bic(z) >= one.bic(z):

@@ -19,8 +19,6 @@ outlier rule).
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import brentq
-from sklearn.mixture import GaussianMixture
 
 from labeltrace._checks import check_finite_float as _check_finite_float
 from labeltrace._checks import check_scores as _check_scores
@@ -94,6 +92,10 @@ def gmm_cutoff(scores: np.ndarray, *, seed: int = 0) -> float:
         raise ValueError("gmm_cutoff needs at least 2 distinct score values")
     mu, sd = s.mean(), s.std()
     z = ((s - mu) / sd).reshape(-1, 1)
+    # imported here: the CLI's --help builds the detector table
+    from scipy.optimize import brentq
+    from sklearn.mixture import GaussianMixture
+
     gmm = GaussianMixture(n_components=2, random_state=seed).fit(z)
     means = gmm.means_.ravel()
     var = gmm.covariances_.reshape(-1)

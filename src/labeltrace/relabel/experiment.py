@@ -35,6 +35,7 @@ from labeltrace.relabel.arrays import check_label_vector, check_posterior, check
 from labeltrace.relabel.campaign import Campaign, UpdateFn
 from labeltrace.relabel.head import HeadConfig, HeadRetrainer, standardize
 from labeltrace.relabel.live import LiveConfig, TimedUpdate, build_updater
+from labeltrace.relabel.priority import DEFAULT_SELECTORS
 from labeltrace.relabel.propagation import neighbour_graph
 from labeltrace.relabel.result import DEFAULT_FRACTIONS, CampaignResult, campaign_result
 from labeltrace.relabel.stats import SimulationResult, aggregate, normalized_gain, ratio_to_random
@@ -56,9 +57,6 @@ __all__ = [
     "run_simulation",
 ]
 
-DEFAULT_SELECTORS: tuple[str, ...] = ("random", "cross_entropy", "joint", "sei", "sei_joint",
-                                      "oracle")  # fmt: skip
-"""The selectors ``labeltrace simulate`` compares by default."""
 DEFAULT_HEAD = HeadConfig()
 
 

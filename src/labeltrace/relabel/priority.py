@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import rankdata
 
 from labeltrace._checks import describe_ids, listing
 from labeltrace.relabel.arrays import (
@@ -56,6 +55,7 @@ from labeltrace.relabel.arrays import (
 )
 
 __all__ = [
+    "DEFAULT_SELECTORS",
     "EPS",
     "MODEL_INPUTS",
     "Input",
@@ -139,6 +139,9 @@ def sei_joint(sei: np.ndarray, posterior: np.ndarray, *, gamma: float = 0.3) -> 
     s = check_vector(sei, "sei")
     p = check_posterior(posterior, n=s.shape[0])
     n = s.shape[0]
+    # imported here: scipy.stats takes seconds, the CLI's --help none
+    from scipy.stats import rankdata
+
     r = rankdata(-s, method="average")
     r01 = (r - 1.0) / (n - 1.0) if n > 1 else np.ones(n)
     return r01 - ambiguity_penalty(p, gamma=gamma)
@@ -233,6 +236,9 @@ def _random_rule(inp: Mapping[str, Any]) -> np.ndarray:
         )
     return random(inp["n"], seed=inp["seed"])
 
+
+DEFAULT_SELECTORS: tuple[str, ...] = ("random", "cross_entropy", "joint", "sei", "sei_joint", "oracle")
+"""The selectors ``labeltrace simulate`` compares by default."""
 
 _REGISTRY: dict[str, Priority] = {
     p.name: p

@@ -37,6 +37,7 @@ validated with strict types, and no error response repeats what the client sent.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import socket
@@ -329,15 +330,16 @@ def serve(
     Binding to a non-loopback ``host`` requires a token: one is generated with
     :mod:`secrets` when none is given (``None``); a given token that is empty or shorter than
     16 characters is refused with ``ValueError``, whatever the host. The URL to open (with the
-    token) is printed at start.
+    token) is printed once the port is taken; ``port`` 0 takes a free one. A port that cannot be
+    taken (in use) is an ``OSError`` naming it, before anything is printed.
     """
-    import uvicorn
-
     token = check_token(token)
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
     app = create_app(run_dir, reviewer=reviewer, token=token, consensus=consensus, live=live,
                      features=features, blind=blind)  # fmt: skip
+    sock = listen(host, port)  # before the URL is printed: a port in use is an error, not someone else's URL
+    port = int(sock.getsockname()[1])  # port 0: the free one the system chose
     name = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host  # every interface: this machine's name
     shown = f"[{name}]" if ":" in name else name
     url = f"http://{shown}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
@@ -358,4 +360,25 @@ def serve(
           flush=True)  # fmt: skip
     if token:
         print(f"token: {token}  (send it as header {TOKEN_HEADER} or ?token=)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    _run(app, sock, host=host, port=port, log_level=log_level)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` (``port`` 0: a free one), or an ``OSError`` that
+    says which address could not be taken and what to do."""
+    try:
+        family, _, _, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                    flags=socket.AI_PASSIVE)[0]  # fmt: skip
+        return socket.create_server(addr[:2], family=family, backlog=2048)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        hint = ("another program (or another review server) listens there: choose another --port (0 picks "
+                "a free one)" if exc.errno == errno.EADDRINUSE else "check --host and --port")  # fmt: skip
+        raise OSError(f"cannot listen on {host or 'every interface'} port {port}: {why}; {hint}") from None
+
+
+def _run(app: FastAPI, sock: socket.socket, *, host: str, port: int, log_level: str) -> None:
+    """uvicorn serving ``app`` on the bound ``sock`` until interrupted."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level)).run(sockets=[sock])

@@ -16,6 +16,8 @@
   let keyIndex = new Map(); // key (lower case) -> class index
   let defaultReviewer = ""; // the server's --reviewer: the name of a page that gives none
   let blind = null; // "model" / "all": the server sends neither the model's view nor the others' votes (nor the given label)
+  let statusAbout = null; // the sample an error message is about: marked as earlier once another one shows
+  let lastDecided = null; // {position, id} of this page's latest saved decision: Backspace goes back to it
 
   async function api(path, opts = {}) {
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
@@ -31,7 +33,9 @@
     try { body = await r.json(); } catch (e) { body = null; }
     if (!r.ok) {
       const d = body && body.detail;
-      throw new Error(typeof d === "string" ? d : `HTTP ${r.status}`);
+      const field = (x) => (Array.isArray(x.loc) && x.loc.length ? `${x.loc[x.loc.length - 1]}: ` : "");
+      const words = Array.isArray(d) ? d.filter((x) => x && x.msg).map((x) => field(x) + x.msg).join("; ") : "";
+      throw new Error(typeof d === "string" ? d : words || `HTTP ${r.status}`);
     }
     return body;
   }
@@ -47,16 +51,26 @@
   // the name a decision of this page is stored under, spelled as the store spells names
   const me = () => ((who() || defaultReviewer).split(/\s+/).filter(Boolean).join(" ") || "anonymous").normalize("NFC");
   const withWho = (path) => (who() ? `${path}?reviewer=${encodeURIComponent(who())}` : path);
-  // a decision button gives up the focus when clicked: Enter or Space would click it again on the next sample
-  const onDecide = (el, fn) => el.addEventListener("click", (ev) => { ev.currentTarget.blur(); fn(); });
+  // a decision button gives up the focus when used (to the item's heading, where a screen reader
+  // reads the next sample): Enter or Space would click it again on the next sample
+  const leaveDecisionButton = () => {
+    const a = document.activeElement;
+    if (a && a.closest && a.closest(".classes, .actions")) $("item-head").focus();
+  };
+  const onDecide = (el, fn) => el.addEventListener("click", () => { leaveDecisionButton(); fn(); });
+  const press = (el, on) => { el.classList.toggle("chosen", on); el.setAttribute("aria-pressed", String(on)); };
   const SVG = "http://www.w3.org/2000/svg";
   const fmt = (x, d = 3) => (x === null || x === undefined ? "—" : Number(x).toPrecision(d));
 
-  function setStatus(text, cls) {
+  // `about`: the item an error is about; once another item shows, the message says it was earlier
+  function setStatus(text, cls, about = null) {
     const s = $("status");
     s.textContent = text;
     s.className = "status " + (cls || "");
+    delete s.dataset.earlier;
+    statusAbout = cls === "error" ? about : null;
   }
+  const where = (it) => `sample ${it.id} (position ${it.position + 1})`;
 
   // an action shows in parentheses, a class named like one with "class": never mistaken
   function describe(d) {
@@ -70,7 +84,8 @@
     if (p.rule) {
       named = Boolean(p.rule.names);
       $("reviewer").required = named;
-      if (named) $("reviewer").placeholder = "your name (required)";
+      $("reviewer").setAttribute("aria-required", String(named));
+      $("req").hidden = !named;
     }
     $("bar-fill").style.width = (p.total ? (100 * p.reviewed) / p.total : 0) + "%";
     let t = `${p.reviewed} / ${p.total} reviewed`;
@@ -118,7 +133,9 @@
       b.className = "cls";
       b.dataset.index = String(j);
       b.title = c;
+      b.setAttribute("aria-pressed", "false");
       if (keyOf[j]) {
+        b.setAttribute("aria-keyshortcuts", keyOf[j]);
         const k = document.createElement("kbd");
         k.textContent = keyOf[j];
         b.appendChild(k);
@@ -141,8 +158,10 @@
   function setZoom(z) {
     zoom = z;
     const f = $("frame"), im = $("image");
-    document.querySelectorAll("[data-zoom]").forEach((b) => b.classList.toggle("chosen", Number(b.dataset.zoom) === z));
+    document.querySelectorAll("[data-zoom]").forEach((b) => press(b, Number(b.dataset.zoom) === z));
     f.classList.toggle("zoomed", z > 1);
+    if (z > 1) { f.tabIndex = 0; f.setAttribute("role", "group"); } // the keyboard moves a zoomed image
+    else { f.removeAttribute("tabindex"); f.removeAttribute("role"); }
     im.style.width = im.style.height = z > 1 ? `${512 * z}px` : "";
     if (item) {
       const url = imageUrl(item.id, false, z > 1);
@@ -167,6 +186,14 @@
     if (!item) return;
     if (item.id !== shownId) { shownId = item.id; setZoom(1); } // each sample starts whole in the frame
     $("image").alt = `sample ${item.id}`;
+    $("item-head").textContent = `Sample ${item.id}, ${item.position + 1} of ${item.total}` +
+      (blind === "all" ? "" : `, given label ${item.given_label}`) +
+      (blind || item.suggested_label === null || item.suggested_label === item.given_label ? ""
+        : `, suggested ${item.suggested_label}`);
+    if (statusAbout && statusAbout.id !== item.id && !$("status").dataset.earlier) {
+      $("status").dataset.earlier = "1"; // the error stays, said to be about another sample
+      $("status").textContent = `Earlier, on ${where(statusAbout)}: ${$("status").textContent}`;
+    }
     // blind: no rank or score (the model's view), and under --blind-all no external id (a folder
     // dataset's is class/file)
     $("caption").textContent = [`id ${item.id}`, item.rank === null ? null : `rank ${item.rank}`,
@@ -182,14 +209,14 @@
       const c = classes[Number(b.dataset.index)];
       b.classList.toggle("is-given", c === item.given_label);
       b.classList.toggle("is-suggested", c === item.suggested_label);
-      b.classList.toggle("chosen", own && cur.kind === "label" && cur.decision === c);
+      press(b, own && cur.kind === "label" && cur.decision === c);
       const tags = [];
       if (c === item.given_label) tags.push("given");
       if (c === item.suggested_label) tags.push("suggested");
       b.querySelector(".tag").textContent = tags.join(" · ");
     });
-    $("unsure").classList.toggle("chosen", own && cur.kind === "unsure");
-    $("skip").classList.toggle("chosen", own && cur.kind === "skip");
+    press($("unsure"), own && cur.kind === "unsure");
+    press($("skip"), own && cur.kind === "skip");
     $("current").textContent = cur
       ? `${own ? "Current decision" : `Latest decision, by ${cur.reviewer} (not yours)`}: ${describe(cur)} — ` +
         `${cur.reviewer}, ${cur.decided_at.replace("T", " ").slice(0, 19)} UTC` +
@@ -241,6 +268,7 @@
       const name = document.createElement("span");
       name.className = "name";
       name.textContent = t.label;
+      name.title = t.label;
       const bar = document.createElement("span");
       bar.className = "bar2";
       const fill = document.createElement("div");
@@ -261,10 +289,14 @@
     if (!traj) return;
     const w = 300, h = 56, n = traj.p_given.length;
     const svg = document.createElementNS(SVG, "svg");
+    const ends = (vals) => { const v = vals.filter((x) => x !== null); return v.length ? `${fmt(v[0], 2)} to ${fmt(v[v.length - 1], 2)}` : "not recorded"; };
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", `trajectory over ${n} epoch${n === 1 ? "" : "s"}: p(given) from ` +
+      `${ends(traj.p_given)}, signed entropy from ${ends(traj.signed_entropy)}`);
     svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
     svg.setAttribute("preserveAspectRatio", "none");
     const x = (t) => (n > 1 ? (t * (w - 8)) / (n - 1) + 4 : w / 2);
-    const line = (vals, lo, hi, color) => {
+    const line = (vals, lo, hi, color, dash) => {
       const pts = vals.map((v, t) => (v === null ? null : `${x(t).toFixed(1)},${(h - 4 - ((v - lo) / (hi - lo)) * (h - 8)).toFixed(1)}`))
         .filter((p) => p !== null);
       if (!pts.length) return;
@@ -274,6 +306,7 @@
       pl.setAttribute("stroke", color);
       pl.setAttribute("stroke-width", "2");
       pl.setAttribute("vector-effect", "non-scaling-stroke");
+      if (dash) pl.setAttribute("stroke-dasharray", dash); // told apart without colour
       svg.appendChild(pl);
     };
     const mid = document.createElementNS(SVG, "line");
@@ -282,7 +315,7 @@
     mid.setAttribute("stroke", "#dde1e6");
     svg.appendChild(mid);
     line(traj.p_given, 0, 1, "#1f5fa8");
-    line(traj.signed_entropy, -1, 1, "#d17a00");
+    line(traj.signed_entropy, -1, 1, "#d17a00", "4 2");
     svg.setAttribute("data-epochs", String(n));
     box.appendChild(svg);
   }
@@ -350,6 +383,7 @@
 
   async function decide(kind, label) {
     if (!item) return;
+    leaveDecisionButton(); // a key pressed on a focused decision button: Enter must not decide the next sample
     // a key while a decision is sent, or while the sample just saved is still shown (the page is
     // moving on): never a second decision on that sample by accident
     if (busy || (pendingId !== null && item.id === pendingId)) {
@@ -357,7 +391,7 @@
       setStatus(busy ? "NOT saved: the previous decision is still being saved — press the key again once it reads saved"
         : `NOT saved: sample ${pendingId} is decided and the page is moving on — press the key again once ` +
           "another sample shows",
-      "error");
+      "error", busy ? null : item);
       return;
     }
     if (named && !who()) {
@@ -365,11 +399,12 @@
       setStatus(`NOT saved: type your name in the Reviewer box (top) first, then press Enter — one vote cannot ` +
         "settle a sample here, so every vote needs a name", "error");
       $("reviewer").classList.add("needed");
+      $("reviewer").setAttribute("aria-invalid", "true");
       return;
     }
     busy = true;
     dropped = false;
-    const id = item.id;
+    const id = item.id, at = item;
     setStatus("saving…", "saving");
     let r;
     try {
@@ -385,13 +420,15 @@
       });
     } catch (e) {
       busy = false;
-      setStatus(`NOT saved: ${e.message}`, "error");
+      setStatus(`NOT saved (${where(at)}): ${e.message}`, "error", at);
       return;
     }
     // stored: from here on, a failure of the page is never reported as a decision not saved
     busy = false;
-    const saved = `saved: ${describe(r.decision)} for sample ${id}`;
+    const saved = `saved: ${describe(r.decision)} for sample ${id} (position ${at.position + 1})`;
     setStatus(saved, "saved");
+    lastDecided = { position: at.position, id };
+    $("back").hidden = false;
     let moved = true;
     try {
       showProgress(r);
@@ -427,8 +464,22 @@
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (ev.repeat && !ev.key.startsWith("Arrow")) return; // a held key decides one sample, not a run of them
     // a text box takes its keys; a slider (window / level) does not: a class key still decides
-    if (ev.target && ((ev.target.tagName === "INPUT" && ev.target.type !== "range") || ev.target.tagName === "TEXTAREA")) {
-      if (ev.key === "Escape" || ev.key === "Enter") ev.target.blur();
+    const t = ev.target;
+    if (t && ((t.tagName === "INPUT" && t.type !== "range") || t.tagName === "TEXTAREA")) {
+      if (ev.key === "Escape" || ev.key === "Enter") t.blur();
+      return;
+    }
+    // a focused slider and a focused zoomed image keep their arrow keys (a value, a pan)
+    const own = t && ((t.tagName === "INPUT" && t.type === "range") || t.id === "frame");
+    if (own && ev.key.startsWith("Arrow")) return;
+    if (t && t.id === "frame" && ev.key === "Escape") { t.blur(); return; }
+    if (ev.key === "Backspace") {
+      if (lastDecided) { ev.preventDefault(); load(lastDecided.position); }
+      return;
+    }
+    if (!$("shortcuts").checked) { // single-character shortcuts off: arrows and Backspace only
+      if (ev.key === "ArrowLeft") { ev.preventDefault(); load(want - 1); }
+      if (ev.key === "ArrowRight") { ev.preventDefault(); load(want + 1); }
       return;
     }
     let j = keyIndex.get(ev.key.toLowerCase());
@@ -449,6 +500,10 @@
 
   onDecide($("unsure"), () => decide("unsure"));
   onDecide($("skip"), () => decide("skip"));
+  $("back").addEventListener("click", () => { if (lastDecided) load(lastDecided.position); });
+  $("shortcuts").addEventListener("change", () => {
+    try { localStorage.setItem("labeltrace.shortcuts", $("shortcuts").checked ? "on" : "off"); } catch (e) { /* private mode */ }
+  });
   $("prev").addEventListener("click", () => load(want - 1));
   $("next").addEventListener("click", () => load(want + 1));
   $("resume").addEventListener("click", () => load(Number($("resume").dataset.pos || 0)));
@@ -467,15 +522,13 @@
       setStatus(`could not search: ${e.message}`, "error");
     }
   }));
-  document.querySelectorAll("[data-zoom]").forEach((b) => b.addEventListener("click", () => {
-    b.blur(); setZoom(Number(b.dataset.zoom));
-  }));
+  document.querySelectorAll("[data-zoom]").forEach((b) => b.addEventListener("click", () => setZoom(Number(b.dataset.zoom))));
   ["win", "lev"].forEach((id) => {
     $(id).addEventListener("input", applyWindow);
     $(id).addEventListener("pointerup", () => $(id).blur()); // the arrow keys move between samples again
   });
   $("wl-reset").addEventListener("click", () => {
-    $("wl-reset").blur(); $("win").value = "255"; $("lev").value = "127.5"; applyWindow(); setZoom(1);
+    $("win").value = "255"; $("lev").value = "127.5"; applyWindow(); setZoom(1);
   });
   let drag = null; // a zoomed image is moved by dragging it
   $("frame").addEventListener("mousedown", (ev) => {
@@ -491,7 +544,10 @@
     $("frame").scrollTop = drag.top - (ev.clientY - drag.y);
   });
   window.addEventListener("mouseup", () => { drag = null; $("frame").classList.remove("dragging"); });
-  $("reviewer").addEventListener("input", () => $("reviewer").classList.remove("needed"));
+  $("reviewer").addEventListener("input", () => {
+    $("reviewer").classList.remove("needed");
+    $("reviewer").removeAttribute("aria-invalid");
+  });
   $("reviewer").addEventListener("change", () => {
     try { localStorage.setItem("labeltrace.reviewer", $("reviewer").value.trim()); } catch (e) { /* private mode */ }
   });
@@ -501,6 +557,7 @@
       let name = params.get("reviewer");
       if (!name) { try { name = localStorage.getItem("labeltrace.reviewer"); } catch (e) { name = null; } }
       $("reviewer").value = name || "";
+      try { $("shortcuts").checked = localStorage.getItem("labeltrace.shortcuts") !== "off"; } catch (e) { /* private mode */ }
       const s = await api(withWho("/api/state"));
       classes = s.classes;
       $("run").textContent = s.run;

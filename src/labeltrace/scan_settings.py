@@ -210,6 +210,7 @@ def check(config: ScanConfig, model: str | None, n: int) -> None:
     """Refuse settings that cannot run, each error naming its flag; ``model`` None (``auto``, not
     probed yet) checks what does not depend on it — the scan checks before it probes and after."""
     needs = detectors.get(config.detector).needs  # unknown → a clear error
+    detectors.check_installed(config.detector)  # before the folder is claimed: nothing left behind to resume
     if config.runs not in (1, 2):
         raise ValueError(f"--runs must be 1 or 2, got {config.runs}")
     for flag, v in (("--epochs", config.epochs), ("--batch-size", config.batch_size), ("--hidden", config.hidden),

@@ -161,7 +161,8 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``bench`` options (shared by ``labeltrace bench`` and ``python -m labeltrace.bench``)."""
-    p.add_argument("--config", default="benchmarks/configs/default.toml", help="TOML grid (default: %(default)s)")
+    p.add_argument("--config", help=f"TOML grid, or the name of a packaged one ({', '.join(packaged_configs())}); "
+                   f"default: {REPO_CONFIG}, the grid of a labeltrace checkout")
     p.add_argument("--quick", action="store_true", help="the config's tiny [quick] grid (CI smoke test)")
     p.add_argument("--out", default="benchmarks/results", help="results folder (default: %(default)s)")
     p.add_argument("--name", help="output file stem (default: the config's name)")
@@ -188,8 +189,33 @@ def _command() -> str:
     return shlex.join(prefix + argv)
 
 
+#: ``--config`` left out: the repository's grid, read from a checkout of labeltrace
+REPO_CONFIG = "benchmarks/configs/default.toml"
+#: the grids installed with the package, named by ``--config NAME``
+PACKAGED = Path(__file__).with_name("configs")
+
+
+def packaged_configs() -> list[str]:
+    """The names ``--config`` takes for the grids installed with the package."""
+    return sorted(p.stem for p in PACKAGED.glob("*.toml"))
+
+
+def config_path(given: str | None) -> Path:
+    """The TOML file of ``--config``: a path, a packaged grid's name, or (None) the checkout's grid."""
+    if given is None:
+        if not Path(REPO_CONFIG).is_file():
+            raise ValueError(f"no --config given, and {REPO_CONFIG} (the grid of a labeltrace checkout) is not in "
+                             f"this folder: pass --config FILE, or --config digits for the packaged digits grid "
+                             f"({PACKAGED / 'digits.toml'}, a template for your own)")  # fmt: skip
+        return Path(REPO_CONFIG)
+    if not Path(given).expanduser().exists() and given in packaged_configs():
+        return PACKAGED / f"{given}.toml"
+    return Path(given)
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """Run ``bench`` from parsed :func:`add_arguments` options; 1 when every cell failed."""
+    args.config = str(config_path(args.config))
     cfg = load_config(args.config, quick=args.quick)
     for flag in ("only", "models", "seeds", "detectors"):
         given = getattr(args, flag)

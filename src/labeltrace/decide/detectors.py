@@ -35,7 +35,7 @@ from labeltrace.decide.evidence import (
 )
 from labeltrace.score import probs as P
 
-__all__ = ["Decision", "Detection", "Detector", "applicable", "available", "detect", "get", "register",
+__all__ = ["Decision", "Detection", "Detector", "applicable", "available", "check_installed", "detect", "get", "register",
            "unregister"]
 
 
@@ -142,9 +142,16 @@ def detect(name: str, ev: Evidence) -> Detection:
     if missing:
         raise ValueError(f"detector {name!r} needs {' and '.join(m.replace('_', '-') for m in missing)} evidence, "
                          "which these recordings do not provide")  # fmt: skip
+    check_installed(name)
+    return d.run(ev)
+
+
+def check_installed(name: str) -> None:
+    """A ``ValueError`` naming the package and the extra when detector ``name`` needs a package that
+    is not installed (the scan checks before it claims its folder or trains)."""
+    d = get(name)
     if d.requires is not None and importlib.util.find_spec(d.requires) is None:
         raise ValueError(f"detector {name!r} needs the {d.requires} package (pip install 'labeltrace[bench]')")
-    return d.run(ev)
 
 
 def _by_cutoff(s: np.ndarray, cut: float, rule: str) -> Decision:

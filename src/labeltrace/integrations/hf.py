@@ -45,11 +45,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from labeltrace.record import Recorder
 from labeltrace.record.batch import as_index_array, to_numpy
+
+try:
+    from transformers import Trainer, TrainerCallback
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+except ImportError as exc:  # the integration's own extra, named
+    raise ImportError("labeltrace.integrations.hf needs transformers and accelerate: "
+                      "pip install 'labeltrace[hf-trainer]'") from exc
 
 __all__ = ["RECORDER_FILE", "RecordingTrainer"]
 

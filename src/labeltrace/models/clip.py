@@ -17,7 +17,7 @@ with ``scale = exp(logit_scale)`` clipped at 100, as in CLIP. Fine-tuning modes
 The logit scale trains in every mode when ``learnable_scale`` is True.
 
 The model is a Hugging Face ``transformers`` ``CLIPModel`` (optional dependency:
-``pip install transformers``), loaded with :func:`load_clip`. Only the attributes
+``pip install 'labeltrace[clip]'``), loaded with :func:`load_clip`. Only the attributes
 ``vision_model``, ``visual_projection``, ``text_model``, ``text_projection`` and
 ``logit_scale`` are used, so this module itself imports ``transformers`` only when loading.
 """

@@ -184,7 +184,7 @@ def load_clip(
         from transformers import AutoProcessor, AutoTokenizer, CLIPModel
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("CLIP support needs the optional package 'transformers': "
-                          "pip install transformers") from exc
+                          "pip install 'labeltrace[clip]'") from exc
     src = _local_source(name_or_path)
     try:
         model = CLIPModel.from_pretrained(src, local_files_only=local_files_only)

@@ -85,3 +85,16 @@ def test_help_does_not_import_the_heavy_libraries() -> None:
             "print(sorted(m for m in ('torch', 'sklearn', 'scipy.stats', 'fastapi') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_a_bad_setting_is_refused_before_the_data_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """`--lr 0` on a folder of 100k images was refused after the whole folder had been read."""
+    def read(args: object) -> None:
+        raise AssertionError("the data was read before the settings were checked")
+
+    monkeypatch.setattr("labeltrace.cli._load_dataset", read)
+    for flags, words in ((["--lr", "0"], "--lr must be > 0, got 0.0"), (["--folds", "1"], "--folds must be >= 2"),
+                         (["--model", "small-cnn", "--finetune"], "--finetune applies to effnet-lite0, not small-cnn")):
+        assert main(["scan", str(tmp_path / "images"), "--out", str(tmp_path / "run"), *flags]) == 2
+        assert words in capsys.readouterr().err

@@ -115,6 +115,7 @@ def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, 
 def _cmd_scan(args: argparse.Namespace) -> int:
     from labeltrace.report.summary import print_summary
     from labeltrace.scan import ScanConfig, scan
+    from labeltrace.scan_settings import check
     from labeltrace.train.distributed import init_from_env
 
     d = init_from_env(args.device)  # under torchrun: one process group, gloo on CPU, nccl on GPU
@@ -122,7 +123,6 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         from labeltrace.data.errors import DataWarning
 
         warnings.simplefilter("ignore", DataWarning)  # this worker process only
-    ds, origin = _load_dataset(args)
     cfg = ScanConfig(
         model=args.model, epochs=args.epochs, runs=args.runs, folds=args.folds, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
@@ -132,6 +132,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         **({} if args.early_stop is None else {"early_stop": args.early_stop}), stream=args.stream,
         workers=args.workers,
     )  # fmt: skip
+    check(cfg, None if args.model == "auto" else args.model, None)  # the settings first: not after minutes of reading DATA
+    ds, origin = _load_dataset(args)
     log = (lambda s: None) if args.quiet or not d.is_writer else (lambda s: print(s, file=sys.stderr))
     if ds.skipped:
         log(f"skipped {len(ds.skipped)} unreadable images (listed in run.json):")

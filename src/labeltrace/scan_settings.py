@@ -206,9 +206,10 @@ def recording_protocol(detector: str, config: ScanConfig, *, frozen_features: bo
     return None
 
 
-def check(config: ScanConfig, model: str | None, n: int) -> None:
+def check(config: ScanConfig, model: str | None, n: int | None) -> None:
     """Refuse settings that cannot run, each error naming its flag; ``model`` None (``auto``, not
-    probed yet) checks what does not depend on it — the scan checks before it probes and after."""
+    probed yet) checks what does not depend on it — the scan checks before it probes and after;
+    ``n`` None (the data not read yet, as the CLI checks first) what does not depend on the size."""
     needs = detectors.get(config.detector).needs  # unknown → a clear error
     detectors.check_installed(config.detector)  # before the folder is claimed: nothing left behind to resume
     if config.runs not in (1, 2):
@@ -227,9 +228,12 @@ def check(config: ScanConfig, model: str | None, n: int) -> None:
         raise ValueError(f"--seed must be a whole number >= 0, got {config.seed!r}")
     if model == "clip" and not config.clip_model:
         raise ValueError("--model clip needs --clip-model: a local CLIP directory or a cached hub name")
-    if ("held_out" in needs or "cv_probs" in needs) and not 2 <= config.folds <= n // 2:
+    if n is None:
+        if ("held_out" in needs or "cv_probs" in needs) and config.folds < 2:
+            raise ValueError(f"--folds must be >= 2 for --detector {config.detector}, got {config.folds}")
+    elif ("held_out" in needs or "cv_probs" in needs) and not 2 <= config.folds <= n // 2:
         raise ValueError(f"--folds must be in [2, N/2 = {n // 2}] for --detector {config.detector}, got {config.folds}")
-    if "features" in needs and n <= config.knn_k + 1:
+    if n is not None and "features" in needs and n <= config.knn_k + 1:
         raise ValueError(f"--detector {config.detector} votes among each sample's {config.knn_k} nearest neighbours: "
                          f"it needs more than {config.knn_k + 1} samples, got {n}")
     if config.finetune and model is not None and model != "effnet-lite0":

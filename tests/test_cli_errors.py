@@ -95,6 +95,7 @@ def test_a_bad_setting_is_refused_before_the_data_is_read(tmp_path: Path, monkey
 
     monkeypatch.setattr("labeltrace.cli._load_dataset", read)
     for flags, words in ((["--lr", "0"], "--lr must be > 0, got 0.0"), (["--folds", "1"], "--folds must be >= 2"),
-                         (["--model", "small-cnn", "--finetune"], "--finetune applies to effnet-lite0, not small-cnn")):
+                         (["--model", "small-cnn", "--finetune"], "--finetune applies to effnet-lite0, not small-cnn"),
+                         (["--detector", "sei", "--early-stop"], "--early-stop stops a cross-fitted recording")):
         assert main(["scan", str(tmp_path / "images"), "--out", str(tmp_path / "run"), *flags]) == 2
         assert words in capsys.readouterr().err

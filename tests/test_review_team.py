@@ -310,3 +310,24 @@ def test_a_decisions_file_replaced_under_the_server_is_not_read_as_its_own(tmp_p
     (rd / "incoming.db").replace(rd / "reviews.db")
     for r in (c.get("/api/state"), c.get("/api/item/0"), c.get("/api/history/9"), c.get("/api/context/0")):
         assert r.status_code == 409, r.text
+
+
+def test_every_export_and_the_report_warn_of_set_aside_decisions(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                                 ) -> None:  # fmt: skip
+    """Only the review page and `review --export` said so: `export --to csv` (and parquet, Label
+    Studio) and the report wrote a run without its set-aside decisions in silence."""
+    from labeltrace.cli import main
+    from labeltrace.export import export_run
+    from labeltrace.report import write_report
+
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=1)
+    run_store(open_run(rd)).add(0, "dog", reviewer="ada")
+    (rd / "reviews.db").rename(rd / "reviews.db.replaced-20260101T000000")
+    said = "reviews.db.replaced-20260101T000000 in"
+    for to in ("csv", "parquet", "labelstudio"):
+        told: list[str] = []
+        export_run(rd, to, warn=told.append)
+        assert len([t for t in told if said in t and "not part of this review or its exports" in t]) == 1, to
+    assert said in write_report(rd).read_text()
+    assert main(["report", str(rd)]) == 0 and said in capsys.readouterr().err
+    assert main(["export", str(rd), "--to", "csv"]) == 0 and said in capsys.readouterr().err

@@ -178,10 +178,15 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from labeltrace.relabel.runstore import set_aside_text
     from labeltrace.report import write_report
+    from labeltrace.rundir import open_run
 
     out = write_report(args.run_dir, args.out, format=args.format, top=args.top)
     print(f"wrote {out}")
+    aside = set_aside_text(open_run(args.run_dir))
+    if aside is not None:
+        print(f"warning: {aside}", file=sys.stderr)
     return 0
 
 
@@ -348,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a run to Label Studio / FiftyOne / CSV / Parquet, or import relabels")
     ex.add_argument("run_dir")
     ex.add_argument("--to", choices=["labelstudio", "fiftyone", "csv", "parquet"])
-    ex.add_argument("--out", help="output file (fiftyone: the dataset's name); default inside RUN_DIR")
+    ex.add_argument("--out", help="output file, default inside RUN_DIR (export.csv, export.parquet, labelstudio_tasks.json); "
+                    "fiftyone: the dataset's name, default labeltrace-<RUN_DIR's name>, images of an in-memory run "
+                    "written to RUN_DIR/fiftyone_images")
     ex.add_argument("--images", default="data-uri", choices=["data-uri", "local-files"],
                     help="Label Studio: embed images or reference them through local-files storage (default data-uri)")
     ex.add_argument("--document-root", help="Label Studio local-files document root")

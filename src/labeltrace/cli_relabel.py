@@ -166,7 +166,7 @@ def add_relabel_commands(sub: Any) -> None:
     from labeltrace.relabel.priority import DEFAULT_SELECTORS
 
     si.add_argument("--selectors", default=",".join(DEFAULT_SELECTORS),
-                    help="comma-separated relabel priorities (labeltrace.relabel.priority)")  # fmt: skip
+                    help="comma-separated relabel priorities (labeltrace.relabel.priority; default: %(default)s)")  # fmt: skip
     si.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1; default 5)")
     si.add_argument("--noise-rate", type=float, default=0.15, help="initial label noise rate (default 0.15)")
     si.add_argument("--budget-factor", type=float, default=3.0, help="budget = factor x noisy labels (default 3.0)")

@@ -1,9 +1,12 @@
-"""The run directory: the one place that knows its file names and formats.
+"""The run directory: its layout, its claim and its writers (the file names themselves live in
+:mod:`labeltrace.run_layout`).
 
 A scan writes, and the report, review app, exports and ``labeltrace score`` read::
 
     RUN_DIR/
       fingerprint.json     everything that determines the result, written when the scan starts
+      command.json         the scan's command line, written when it claims the folder (a stopped
+                           scan's folder names the command that resumes it)
       run.json             config, seed, versions, timings, detector + cutoff, counts, metrics
       samples.parquet      one row per sample (see SAMPLE_COLUMNS), sorted by id
       samples.csv          the same table, when asked for
@@ -20,6 +23,9 @@ A scan writes, and the report, review app, exports and ``labeltrace score`` read
       queue.parquet        the relabel order the review app serves (labeltrace queue)
       reviews.db           the review app's decisions (SQLite)
       review_context.npz   the review page's context (reduced features, trajectories), cached
+      report.html, report/ (--format png), export.csv / .parquet, labelstudio_tasks.json (+ .config.xml),
+      fiftyone_images/     the report and exports at their default paths (a scan with --force
+                           removes them with the rest; reviews.db stays, or is set aside)
 
 Every write is atomic (temporary file in the same folder, then rename). A run directory never
 silently mixes two configurations: :func:`~labeltrace.run_claim.claim` compares the fingerprint of

@@ -236,6 +236,9 @@ def check(config: ScanConfig, model: str | None, n: int | None) -> None:
     if n is not None and "features" in needs and n <= config.knn_k + 1:
         raise ValueError(f"--detector {config.detector} votes among each sample's {config.knn_k} nearest neighbours: "
                          f"it needs more than {config.knn_k + 1} samples, got {n}")
+    if config.early_stop and "held_out" not in needs:  # it would be ignored, and still bind the folder's fingerprint
+        raise ValueError(f"--early-stop stops a cross-fitted recording (a detector with held-out dynamics, such as "
+                         f"crossfit); --detector {config.detector} does not record one: leave --early-stop out")
     if config.finetune and model is not None and model != "effnet-lite0":
         raise ValueError(f"--finetune applies to effnet-lite0, not {model}")
     if config.noise:

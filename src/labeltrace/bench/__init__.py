@@ -165,7 +165,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"default: {REPO_CONFIG}, the grid of a labeltrace checkout")
     p.add_argument("--quick", action="store_true", help="the config's tiny [quick] grid (CI smoke test)")
     p.add_argument("--out", default="benchmarks/results", help="results folder (default: %(default)s)")
-    p.add_argument("--name", help="output file stem (default: the config's name)")
+    p.add_argument("--name", help="output file stem (default: the config's name; with --quick, NAME-quick)")
     p.add_argument("--cache-dir", help="trainings cache (default: the config's, ~/.cache/labeltrace/bench)")
     p.add_argument("--only", help="comma-separated dataset names to run")
     p.add_argument("--seeds", help="comma-separated seeds, overriding the config")

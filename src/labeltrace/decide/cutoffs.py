@@ -13,7 +13,9 @@ cutoff (:func:`~labeltrace.decide.auxiliary.assign_auxiliary`,
 Unsupervised alternatives, here: :func:`gmm_cutoff` (two-component 1-D Gaussian mixture),
 :func:`top_fraction` (flag an assumed/estimated noise rate, e.g. from
 :func:`estimate_noise_rate`) and :func:`unsupervised_cutoff` (the GMM split, else a robust
-outlier rule).
+outlier rule). No rule here tests for bimodality: a unimodal score (normal, uniform) is split by
+the mixture near its middle, flagging about half the samples — pass such rules scores whose noisy
+samples form their own mode, or use the auxiliary or count-based cuts.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def gmm_cutoff(scores: np.ndarray, *, seed: int = 0) -> float:
     ------
     ValueError
         On NaN/inf or degenerate input, or when the low component's posterior does not cross
-        0.5 between the means (no two-cluster structure to split).
+        0.5 between the means. This is not a bimodality test: two components fitted to unimodal
+        scores (normal, uniform) usually do cross, and the cut then falls near the middle.
     """
     s = _check_scores(scores)
     _reject_nan(s, "scores")
@@ -168,8 +171,10 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
 
 
 def unsupervised_cutoff(scores: np.ndarray) -> tuple[float, str]:
-    """A cutoff without auxiliary samples: the two-component GMM split (:func:`gmm_cutoff`) when
-    the finite scores are bimodal, else a robust outlier rule (median − 3 × 1.4826 × MAD).
+    """A cutoff without auxiliary samples: the two-component GMM split (:func:`gmm_cutoff`), else
+    (when the two fitted components do not cross between their means) a robust outlier rule
+    (median − 3 × 1.4826 × MAD). No bimodality test is made: on unimodal normal or uniform scores
+    the GMM split flags about half the samples.
     Returns ``(cutoff, rule)`` with rule ``"gmm"`` or ``"robust-z3"``. NaN and ±inf scores are left
     out of the fit; without any finite score it raises ``ValueError``."""
     s = _check_scores(scores)

@@ -9,7 +9,8 @@ table, so a new detector is one :func:`register` call::
 A detector's ``score(evidence)`` returns an ``(N,)`` array, **lower = more likely mislabeled**;
 its ``decide(evidence, score)`` returns ``(flagged mask, cutoff, rule)``. ``needs`` names the
 :class:`~labeltrace.decide.evidence.Evidence` items it reads (``in_sample`` recordings,
-``held_out`` cross-fitted recording, ``cv_probs``, ``features``); ``scan`` records what the chosen
+``single`` one in-sample training without auxiliary samples, ``held_out`` cross-fitted recording,
+``cv_probs``, ``features``); ``scan`` records what the chosen
 detector needs, and reports every other detector whose needs that recording also meets.
 """
 

@@ -48,6 +48,7 @@ are named in a warning; a task naming an ``external_id`` the run does not have i
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -63,6 +64,7 @@ from labeltrace.export.labelstudio import (
     report_problems,
 )
 from labeltrace.export.tables import review_table
+from labeltrace.relabel.runstore import set_aside_text
 from labeltrace.rundir import atomic_write, open_run, write_table
 
 __all__ = [
@@ -104,7 +106,8 @@ def export_run(
     only_suspects
         Label Studio, csv and parquet: export the flagged samples alone.
     warn : callable, optional
-        Label Studio and FiftyOne: gets one message naming the samples whose image could not
+        Gets a message naming the decision files a scan with ``--force`` set aside (their
+        decisions are in no export), and (Label Studio and FiftyOne) one naming the samples whose image could not
         be exported (unreadable, or outside the roots the scan allowed); default
         :func:`warnings.warn`. Such samples are exported without their image (Label Studio:
         ``data.image`` empty, ``data.image_error`` the reason; FiftyOne: left out) -- one bad
@@ -122,6 +125,12 @@ def export_run(
     if to not in TARGETS:
         raise ValueError(f"unknown export target {to!r}; choose one of {TARGETS}")
     run = open_run(run_dir)
+    aside = set_aside_text(run)  # decisions a scan with --force set aside: in none of these exports
+    if aside is not None:
+        if warn is None:
+            warnings.warn(aside, UserWarning, stacklevel=2)
+        else:
+            warn(aside)
     if to == "fiftyone":
         if only_suspects:
             raise ValueError("--only-suspects does not apply to a FiftyOne export (every sample goes, with its "

@@ -1,9 +1,12 @@
 """Record training dynamics: :class:`Recorder` (update / end_epoch / state / merge of ranks) and
 :class:`Dynamics`, the read-only per-sample view of what was recorded.
 
-Modules: :mod:`~labeltrace.record.batch` (input checks and the recorded quantities),
+Modules: :mod:`~labeltrace.record.recorder` (:class:`Recorder`),
+:mod:`~labeltrace.record.batch` (input checks and the recorded quantities),
 :mod:`~labeltrace.record.storage` (per-epoch arrays in memory or in files),
-:mod:`~labeltrace.record.state` (checkpoints), :mod:`~labeltrace.record.dynamics`.
+:mod:`~labeltrace.record.state` (checkpoints), :mod:`~labeltrace.record.dynamics`,
+:mod:`~labeltrace.record.recording` (what a recording protocol produced, and its folder on disk),
+:mod:`~labeltrace.record.processes` (the warning for a plain Recorder under several processes).
 """
 
 from labeltrace.record.batch import FIELDS

@@ -7,6 +7,7 @@ One concept a module; imports run one way (top to bottom), nothing is imported f
     priority    the registry of relabel rules; each declares what it needs (model or truth)
     annotator   the Annotator protocol; SimulatedAnnotator (draws from distributions)
     consensus   when votes settle a sample (agreeing votes, strict majority): one rule for all
+    steps       what a campaign reports: one recorded vote (Step), a snapshot (CampaignLog)
     campaign    Campaign: the state with step() / record() / set_posterior(), and its log
     result      CampaignResult: a finished campaign measured against the truth (curves, AUC)
     stats       t-intervals over seeds, normalised gain, aggregates
@@ -20,6 +21,8 @@ One concept a module; imports run one way (top to bottom), nothing is imported f
     queue       ``labeltrace queue``: a scan run's review queue (queue.parquet)
     reviews_sql the SQL of the decisions store (reviews.db): schema and statements
     reviewers   reviewer names in the store: one spelling per person
+    store_file  the decisions file's binding to its run; read-only and never-create connections
+    decision_checks  one decision's own checks (ids, classes, kinds, reviewer names)
     decisions   the review app's decisions store (reviews.db): rows, votes, the stored rule
     runstore    a run's decisions store, bound to its classes, size and sample ids
     verdicts    the decisions resolved by consensus: final labels, the unresolved list

@@ -24,7 +24,13 @@ from labeltrace.diagnostics import contradicted_text
 from labeltrace.report import plots, stats
 from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
 from labeltrace.report.images import png_bytes, png_data_uri
-from labeltrace.report.reviewed import ReviewView, review_badge, review_html, review_view
+from labeltrace.report.reviewed import (
+    ReviewView,
+    aside_html,
+    review_badge,
+    review_html,
+    review_view,
+)
 from labeltrace.report.summary import cut_text, estimate_note
 from labeltrace.rundir import atomic_write, open_run
 
@@ -253,6 +259,7 @@ def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], top: int, thumb: in
     body = (
         _summary_html(d)
         + (review_html(review, _e) if review is not None else "")
+        + aside_html(d.run, _e)
         + _figures_html(d, figs)
         + _classes_html(d)
         + _suspects_html(d, ids, thumbs, review)

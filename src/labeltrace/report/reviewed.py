@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labeltrace.relabel.runstore import open_store
+from labeltrace.relabel.runstore import open_store, set_aside_text
 from labeltrace.relabel.verdicts import verdicts
 from labeltrace.rundir import Run
 
-__all__ = ["ReviewView", "review_badge", "review_html", "review_view"]
+__all__ = ["ReviewView", "aside_html", "review_badge", "review_html", "review_view"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,13 @@ def review_html(r: ReviewView, esc: Callable[[object], str]) -> str:
         "a suspect an expert decided carries the review's decision. The cleaned labels: "
         "<code>labeltrace review RUN_DIR --export FILE</code>.</p></section>"
     )
+
+
+def aside_html(run: Run, esc: Callable[[object], str]) -> str:
+    """A warning paragraph when a scan with ``--force`` set decision files aside ("" when none):
+    their decisions are in neither the report nor the exports."""
+    aside = set_aside_text(run)
+    return "" if aside is None else f"<section id='set-aside'><p class='warn'>⚠ {esc(aside)}.</p></section>"
 
 
 def review_badge(r: ReviewView | None, i: int, esc: Callable[[object], str]) -> str:

@@ -121,7 +121,7 @@ def create_app(
         also accepts ``?reviewer=``).
     token : str, optional
         When set, every request must carry it (header ``X-Labeltrace-Token`` or ``?token=``);
-        at least 16 printable characters without spaces (``ValueError`` otherwise: an empty
+        at least 16 printable ASCII characters without spaces (``ValueError`` otherwise: an empty
         token never means "no token"). When not set, only requests addressed to a loopback host
         name are answered.
     consensus : ConsensusRule, optional
@@ -328,8 +328,8 @@ def serve(
     """Run the review app with uvicorn until interrupted.
 
     Binding to a non-loopback ``host`` requires a token: one is generated with
-    :mod:`secrets` when none is given (``None``); a given token that is empty or shorter than
-    16 characters is refused with ``ValueError``, whatever the host. The URL to open (with the
+    :mod:`secrets` when none is given (``None``); a given token that is empty, shorter than 16 characters
+    or not printable ASCII without spaces is refused with ``ValueError``, whatever the host. The URL to open (with the
     token) is printed once the port is taken; ``port`` 0 takes a free one. A port that cannot be
     taken (in use) is an ``OSError`` naming it, before anything is printed.
     """

@@ -320,9 +320,9 @@ class ReviewStore:
             return [Decision(*r) for r in con.execute(q + " ORDER BY seq", args).fetchall()]
 
     def _latest(self, *, reviewer: str | None = None, per_reviewer: bool = False, sample_id: int | None = None,
-                cols: str = SQL.COLS_D) -> list[Any]:  # fmt: skip
-        """Latest rows per sample (of one reviewer when given), or per (sample, reviewer): as
-        Decisions, or as tuples of ``cols`` when other columns are asked for."""
+                samples: Sequence[int] | None = None, cols: str = SQL.COLS_D) -> list[Any]:  # fmt: skip
+        """Latest rows per sample (of one reviewer when given; of ``sample_id`` or ``samples`` alone when
+        given), or per (sample, reviewer): as Decisions, or as tuples of ``cols`` when other columns are asked for."""
         conds: list[str] = []
         args: list[Any] = []
         if reviewer is not None:
@@ -331,6 +331,9 @@ class ReviewStore:
         if sample_id is not None:
             conds.append("sample_id = ?")
             args.append(int(sample_id))
+        if samples is not None:
+            conds.append(f"sample_id IN ({', '.join('?' * len(samples))})")
+            args.extend(int(i) for i in samples)
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
         q = SQL.LATEST.format(where=where, by=", reviewer" if per_reviewer else "", cols=cols)
         with self._connect() as con:
@@ -356,12 +359,21 @@ class ReviewStore:
         """Each reviewer's latest row on one sample (on every sample when None), oldest first."""
         return self._latest(per_reviewer=True, sample_id=sample_id)
 
-    def vote_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def vote_arrays(self, samples: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(vote_ids, vote_labels, latest_kind)``: each reviewer's latest label decision as one
         vote (sample, class id), and (N,) the kind code of each sample's latest row (-1 none, 0
-        label, 1 unsure, 2 skip) — one read of the table, no Decision objects."""
-        rows = self._latest(per_reviewer=True, cols="d.sample_id, d.kind, d.decision")
+        label, 1 unsure, 2 skip) — one read of the table, no Decision objects; of ``samples`` alone
+        when given (a few hundred at most: one SQL parameter each)."""
+        rows = self._latest(per_reviewer=True, samples=samples, cols="d.sample_id, d.kind, d.decision")
         return vote_arrays(rows, self.num_samples, self.classes, KINDS)
+
+    def rows_since(self, seq: int, reviewer: str | None = None) -> list[tuple[int, str, str]]:
+        """``(sample_id, kind, decision)`` of the rows stored after ``seq`` (of ``reviewer`` when
+        given), oldest first: what changed since a reader last looked."""
+        cond, args = ("AND reviewer = ?", [self.stored_spelling(reviewer)]) if reviewer is not None else ("", [])
+        with self._connect() as con:
+            return con.execute(f"SELECT sample_id, kind, decision FROM decisions WHERE seq > ? {cond} ORDER BY seq",
+                               [int(seq), *args]).fetchall()  # fmt: skip
 
     def vote_counts(self) -> np.ndarray:
         """(N, K) int64: per sample and class, the reviewers whose latest row is that label."""

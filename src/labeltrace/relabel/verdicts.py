@@ -13,7 +13,7 @@ a sample nobody voted on is never resolved, whatever the rule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +23,7 @@ from labeltrace.relabel.decisions import KINDS, ReviewStore
 from labeltrace.relabel.runstore import open_store
 from labeltrace.rundir import Run
 
-__all__ = ["NO_CONSENSUS", "Verdicts", "final_labels", "run_verdicts", "unresolved_table",
+__all__ = ["NO_CONSENSUS", "Verdicts", "final_labels", "run_verdicts", "unresolved_table", "updated",
            "verdicts"]  # fmt: skip
 
 NO_CONSENSUS = "no consensus"
@@ -38,16 +38,15 @@ class Verdicts:
     ----------
     rule : the consensus rule applied.
     given : given labels.
-    voted : (M,) int64 the samples with at least one reviewer vote, ascending.
-    votes : (M, K) their reviewer votes (each reviewer's latest label decision).
-    resolution : the rule's verdict per sample.
+    num_classes : K.
+    resolution : the rule's verdict per sample (from each reviewer's latest label decision as
+        one vote).
     latest_kind : kind code of each sample's latest row (-1 none, 0 label, 1 unsure, 2 skip).
     """
 
     rule: ConsensusRule
     given: np.ndarray
-    voted: np.ndarray
-    votes: np.ndarray
+    num_classes: int
     resolution: Resolution
     latest_kind: np.ndarray
 
@@ -109,9 +108,31 @@ def verdicts(store: ReviewStore | None, given: np.ndarray, num_classes: int) -> 
         np.add.at(votes, (inv, labs), 1)
     else:
         voted, votes = np.zeros(0, dtype=np.int64), np.zeros((0, k), dtype=np.int64)
-    return Verdicts(rule=rule, given=g, voted=voted, votes=votes,
+    return Verdicts(rule=rule, given=g, num_classes=k,
                     resolution=_scatter(resolve(votes, g[voted], rule), voted, g.size, rule),
                     latest_kind=kind)  # fmt: skip
+
+
+def updated(v: Verdicts, store: ReviewStore, samples: np.ndarray) -> Verdicts:
+    """``v`` with ``samples`` resolved again from ``store``'s rows now, every other sample as in
+    ``v``: a decision changes the verdict of its own sample alone, so a review server resolves the
+    samples decided since it last looked, not every stored decision again (which grew with the
+    decisions: 1.2 s per decision at 100,000 of them)."""
+    ids = np.unique(np.asarray(samples, dtype=np.int64))
+    s, labs, kind = store.vote_arrays(ids.tolist())
+    votes = np.zeros((ids.size, v.num_classes), dtype=np.int64)
+    np.add.at(votes, (np.searchsorted(ids, s), labs), 1)
+    part, r = resolve(votes, v.given[ids], v.rule), v.resolution
+
+    def patch(full: np.ndarray, x: np.ndarray) -> np.ndarray:
+        out = full.copy()
+        out[ids] = x
+        return out
+
+    latest = patch(v.latest_kind, kind[ids])
+    return Verdicts(rule=v.rule, given=v.given, num_classes=v.num_classes, latest_kind=latest,
+                    resolution=Resolution(**{f.name: patch(getattr(r, f.name), getattr(part, f.name))
+                                             for f in fields(Resolution)}))  # fmt: skip
 
 
 def _scatter(part: Resolution, ids: np.ndarray, n: int, rule: ConsensusRule) -> Resolution:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from labeltrace.relabel import priority as prio
+from labeltrace.relabel.arrays import decision_arrays
 from labeltrace.relabel.campaign import Campaign
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.decisions import KINDS
@@ -37,13 +38,16 @@ from labeltrace.relabel.live import LiveConfig, LiveQueue, build_updater
 from labeltrace.relabel.order import review_order
 from labeltrace.relabel.queue import DEFAULT_METHOD, queue_meta, queue_posterior, run_sei
 from labeltrace.relabel.runstore import run_store
-from labeltrace.relabel.verdicts import Verdicts, verdicts
+from labeltrace.relabel.verdicts import Verdicts, updated, verdicts
 from labeltrace.review.context import ReviewContext, top_classes
 from labeltrace.rundir import QUEUE, Run
 
 __all__ = ["ReviewState"]
 
 _LABEL, _UNSURE, _SKIP = (KINDS.index(k) for k in ("label", "unsure", "skip"))
+#: samples decided since the last look up to which they alone are resolved again (one SQL parameter
+#: each); more (another process imported a file) and every decision is resolved again
+_INCREMENTAL = 500
 
 
 def _finite(x: float) -> float | None:
@@ -118,7 +122,7 @@ class ReviewState:
         self._posterior: np.ndarray | None = None
         self._reached = 0
         self._verdicts: tuple[int, Verdicts] | None = None
-        self._kinds: tuple[tuple[int, str], np.ndarray] | None = None
+        self._kinds: dict[str, tuple[int, np.ndarray]] = {}  # per reviewer: (seq, latest kinds)
         self._queue = queue_meta(run.path / QUEUE) or {}
         self.method = self._queue.get("method", DEFAULT_METHOD)
         self.live = self._live(live, log) if live is not None else None
@@ -195,8 +199,15 @@ class ReviewState:
         share one."""
         seq, rule = self.store.last_seq(), self.store.rule()
         cached = self._verdicts
-        if cached is not None and cached[0] == seq and cached[1].rule == rule:
-            return cached[1]
+        if cached is not None and cached[1].rule == rule:
+            if cached[0] == seq:
+                return cached[1]
+            if seq > cached[0]:  # the samples decided since: resolved again, the others kept
+                touched = {r[0] for r in self.store.rows_since(cached[0])}
+                if len(touched) <= _INCREMENTAL:
+                    v = updated(cached[1], self.store, np.fromiter(touched, np.int64, len(touched)))
+                    self._verdicts = (seq, v)
+                    return v
         v = verdicts(self.store, self.given, len(self.classes))
         self._verdicts = (seq, v)
         return v
@@ -204,14 +215,21 @@ class ReviewState:
     def kinds_of(self, reviewer: str) -> np.ndarray:
         """(N,) kind codes of ``reviewer``'s latest decisions (:meth:`ReviewStore.current_arrays`),
         read again only after a new decision: a request asks for them several times."""
-        key = (self.store.last_seq(), reviewer)
-        cached = self._kinds
-        if cached is None or cached[0] != key:
+        seq = self.store.last_seq()
+        cached = self._kinds.get(reviewer)
+        if cached is not None and cached[0] == seq:
+            return cached[1]
+        if cached is not None and seq > cached[0]:  # the rows since: each sample's newest one, on a copy
+            newest = {r[0]: r for r in self.store.rows_since(cached[0], reviewer)}
+            code = decision_arrays(list(newest.values()), self.run.num_samples, self.classes, KINDS)[0]
+            kinds = cached[1].copy()
+            at = np.fromiter(newest, np.int64, len(newest))
+            kinds[at] = code[at]
+        else:
             kinds = self.store.current_arrays(reviewer)[0]
-            kinds.flags.writeable = False  # shared by the readers of one request
-            cached = (key, kinds)
-            self._kinds = cached
-        return cached[1]
+        kinds.flags.writeable = False  # shared by the readers of one request
+        self._kinds[reviewer] = (seq, kinds)
+        return kinds
 
     def done(self, v: Verdicts, reviewer: str | None) -> np.ndarray:
         """(N,) bool: samples done for ``reviewer`` (module docstring)."""

@@ -231,8 +231,8 @@ def restore(rec: Recorder, state: dict[str, Any], *, base: Path | None, owned: b
     rec._acc, rec._cnt, rec._pacc = acc, cnt, pacc
     for key, arr in new.items():
         setattr(rec, "_" + key, _frozen(arr))
-    rec._probs = [_frozen(probs[w].copy()) for w in range(W)]
-    rec._probs_seen = [_frozen(probs_seen[w].copy()) for w in range(W)]
+    rec._probs = [_frozen(probs[w]) for w in range(W)]  # views of the one array read: no second copy
+    rec._probs_seen = [_frozen(probs_seen[w]) for w in range(W)]
     rec._store, rec.directory, rec._row_tokens = store, directory, tokens
 
 

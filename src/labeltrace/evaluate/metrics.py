@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from labeltrace._checks import check_int
 from labeltrace._checks import describe_ids as _describe_ids
@@ -156,6 +155,9 @@ def detection_report(
         # of ±inf, which ranks first or last, is then no error for sklearn
         t, neg_s = truth[scored], np.unique(-s[scored], return_inverse=True)[1].astype(np.float64)
         n_pos = int(t.sum())
+        # here, not at import: every export and report imports this module, scikit-learn takes seconds
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
         if 0 < n_pos < t.size:
             auroc = float(roc_auc_score(t, neg_s))
         if n_pos > 0:

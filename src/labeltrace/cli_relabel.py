@@ -37,7 +37,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     from labeltrace.relabel.queue import write_queue
 
     q = write_queue(args.run_dir, args.out, method=args.method, gamma=args.gamma, seed=args.seed,
-                    posterior=args.posterior, budget=args.budget)  # fmt: skip
+                    posterior=args.posterior, budget=args.budget, settled_last=not args.requeue_settled)  # fmt: skip
     if q.note:
         print(f"note: {q.note}", file=sys.stderr)
     print(f"wrote {' and '.join(map(str, q.paths))}: {q.table.num_rows} samples by {q.method} priority "
@@ -152,6 +152,10 @@ def add_relabel_commands(sub: Any) -> None:
                     "simulated with the model's posterior standing in for the reviewers")
     qu.add_argument("--seed", type=int, default=0,
                     help="seed of --method random and of the --budget estimate's simulated reviews (default 0)")
+    qu.add_argument("--requeue-settled", action="store_true",
+                    help="keep the samples an earlier review round settled in priority order (default: after all "
+                    "others; a cleaned manifest from review --export, scanned again, says which: its review_status "
+                    "consensus on the sample's label)")
     qu.add_argument("--top", type=non_negative, default=10, help="queue items shown (default 10)")
     qu.set_defaults(func=_cmd_queue)
 

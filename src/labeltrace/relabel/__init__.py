@@ -18,6 +18,7 @@ One concept a module; imports run one way (top to bottom), nothing is imported f
     io          vote / feature readers; CSV, PNG, JSON writers; the text summary
     simulation  ``labeltrace simulate``: files in, files out
     preflight   what relabeling B samples of a queue is expected to fix
+    earlier     the samples an earlier review round settled (a cleaned manifest scanned again)
     queue       ``labeltrace queue``: a scan run's review queue (queue.parquet)
     reviews_sql the SQL of the decisions store (reviews.db): schema and statements
     reviewers   reviewer names in the store: one spelling per person

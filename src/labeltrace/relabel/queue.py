@@ -34,6 +34,7 @@ from labeltrace.diagnostics import agreement
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
 from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.earlier import settled_before
 from labeltrace.relabel.preflight import Estimate, preflight
 from labeltrace.relabel.runstore import open_store
 
@@ -267,12 +268,16 @@ def queue_table(
     gamma: float = 0.3,
     seed: int = 0,
     posterior: Window = "auto",
+    settled_last: bool = True,
 ) -> Queue:
     """The review queue of ``run`` by priority ``method`` (:func:`queue_methods`).
 
     The label counts are one vote for each given label; the posterior comes from
     :func:`queue_posterior`; ``sei`` from the samples table when the rule needs it; ``seed``
-    seeds ``random``, ``gamma`` is the ambiguity threshold of ``joint`` / ``sei_joint``.
+    seeds ``random``, ``gamma`` is the ambiguity threshold of ``joint`` / ``sei_joint``. With
+    ``settled_last``, the samples an earlier review round settled
+    (:func:`~labeltrace.relabel.earlier.settled_before`: a cleaned manifest scanned again) come
+    after all others, each group in priority order (column ``settled_before``).
     """
     rule = prio.get(method)
     qp = queue_posterior(run, posterior)
@@ -295,11 +300,27 @@ def queue_table(
         "priority": q["priority"],
         "rank": q["rank"],
     })  # fmt: skip
-    note = None
+    notes = []
     if qp.epochs is not None and qp.epochs < LAST_EPOCHS:
-        note = f"the run kept the softmax of {qp.epochs} epochs only; posterior over those"
+        notes.append(f"the run kept the softmax of {qp.epochs} epochs only; posterior over those")
     meta = {"method": rule.name, "gamma": gamma, "seed": seed, "posterior": qp.window,
             "last": qp.epochs, "held_out": qp.held_out}  # fmt: skip
+    settled, why = settled_before(run)
+    if why:
+        notes.append(why)
+    if settled is not None:
+        before = settled[q["id"]]
+        table = table.append_column("settled_before", pa.array(before))
+        if settled_last and before.any():
+            table = table.take(pa.array(np.argsort(before, kind="stable")))
+            table = table.set_column(table.column_names.index("rank"), "rank",
+                                     pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))  # fmt: skip
+        meta["settled_before"] = {"count": int(before.sum()), "last": bool(settled_last)}
+        if before.any():
+            notes.append(f"{int(before.sum())} sample{'s' if before.sum() != 1 else ''} settled by an earlier "
+                         "review round (the manifest's review_status: consensus on its label) "
+                         + ("queued after the others" if settled_last else "kept in priority order"))
+    note = "; ".join(notes) or None
     return Queue(table=table, method=rule.name, posterior=qp, note=note, meta=meta)
 
 
@@ -322,6 +343,7 @@ def write_queue(
     posterior: Window = "auto",
     budget: int | None = None,
     repeats: int = 200,
+    settled_last: bool = True,
 ) -> Queue:
     """Write the queue of the run in ``run_dir`` to ``out`` (``.csv`` or ``.parquet``) and its
     order (``id, priority, rank``) to the run's queue file, which the review app serves.
@@ -329,10 +351,10 @@ def write_queue(
     With ``budget``, also estimate what relabeling that many samples of the queue fixes
     (:func:`labeltrace.relabel.preflight.preflight`, ``repeats`` simulated campaigns) under the
     consensus rule stored with the run's decisions (``review --agree / --count-given``; single-
-    expert review when none is stored).
+    expert review when none is stored). ``settled_last``: as in :func:`queue_table`.
     """
     run = rundir.open_run(run_dir)
-    q = queue_table(run, method=method, gamma=gamma, seed=seed, posterior=posterior)
+    q = queue_table(run, method=method, gamma=gamma, seed=seed, posterior=posterior, settled_last=settled_last)
     estimate, warn, rule = None, None, None
     if budget is not None:
         given = run.column("given_label_id").astype(np.int64)
@@ -358,6 +380,9 @@ def write_queue(
         if decided:
             notes.append(f"{decided} sample{'s' if decided != 1 else ''} already have a decision: the estimate "
                          "simulates the review from the scan's labels, as if none had been made")
+        if q.meta.get("settled_before", {}).get("count") and settled_last:
+            notes.append("the estimate follows the priority alone, the samples settled by an earlier round among "
+                         "the others")
         warn = "; ".join(notes) or None
     written = rundir.write_table(Path(out), q.table)
     order = q.table.select(["id", "priority", "rank"])

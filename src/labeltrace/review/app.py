@@ -54,6 +54,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.earlier import settled_before
 from labeltrace.relabel.live import LiveConfig
 from labeltrace.relabel.reviewers import MAX_REVIEWER
 from labeltrace.relabel.runstore import set_aside_text
@@ -78,7 +79,7 @@ from labeltrace.review.security import (
     is_loopback,
 )
 from labeltrace.review.state import ReviewState
-from labeltrace.rundir import open_run
+from labeltrace.rundir import QUEUE, open_run
 
 __all__ = ["TOKEN_HEADER", "create_app", "is_loopback", "serve"]
 
@@ -352,6 +353,11 @@ def serve(
     aside = set_aside_text(st.run)
     if aside is not None:
         print(f"warning: {aside}", flush=True)
+    settled = settled_before(st.run)[0]
+    if settled is not None and settled.any() and not (st.run.path / QUEUE).exists():
+        print(f"note: {int(settled.sum())} samples were settled by an earlier review round (the manifest's "
+              f"review_status); this page serves the scan's order, `labeltrace queue {run_dir} --out FILE` "
+              "queues them after the others", flush=True)  # fmt: skip
     print(f"consensus: {st.rule.describe()}"
           + (f"; live re-ranking by {live.method} every {live.every} settled samples ({st.method})"
              if live is not None else "")

@@ -328,8 +328,10 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
              and _not_newer(r, stored[r["sample_id"]])]  # fmt: skip
     # an annotation stored already (the same file imported again: its older entries) is a repeat,
     # which add_many skips, not an older export's
-    had = {(d.sample_id, d.kind, d.decision, iso(d.decided_at)) for i in {r["sample_id"] for r in stale}
-           for d in store.history(i) if d.reviewer == LS_REVIEWER}  # fmt: skip
+    # (one read of the table: one per stale sample took 27 s for 30,000 of them)
+    touched = {r["sample_id"] for r in stale}
+    had = {(d.sample_id, d.kind, d.decision, iso(d.decided_at)) for d in (store.history() if stale else [])
+           if d.reviewer == LS_REVIEWER and d.sample_id in touched}  # fmt: skip
     stale = [r for r in stale if (r["sample_id"], r["kind"], r["decision"], iso(r["decided_at"])) not in had]
     if stale:
         ids = sorted({r["sample_id"] for r in stale})

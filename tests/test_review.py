@@ -621,3 +621,31 @@ def test_full_serves_a_large_image_at_its_own_resolution(tmp_path: Path) -> None
     assert size("/api/image/0?full=true") == (1200, 900)
     assert size("/api/image/1?full=true") == (1024, 2048)  # capped at 2048 px
     assert size("/api/image/2?full=true") == size("/api/image/2") == (512, 512)  # 8 px: enlarged as for display
+
+
+def test_listen_takes_ipv4_clients_on_every_ipv6_interface_and_names_an_unknown_host(tmp_path: Path) -> None:
+    """--host :: stopped answering IPv4 clients (the socket was IPv6-only); an unknown host read
+    'Unknown error -2'."""
+    from labeltrace.review.app import listen
+
+    if socket.has_ipv6 and socket.has_dualstack_ipv6():
+        try:
+            sock = listen("::", 0)
+        except OSError:
+            pytest.skip("no IPv6 on this machine")
+        with sock, socket.create_connection(("127.0.0.1", sock.getsockname()[1]), timeout=5):
+            pass
+    with pytest.raises(OSError, match=r"cannot listen on no-such-host\.invalid port 0: (?!Unknown error).+; check "):
+        listen("no-such-host.invalid", 0)
+
+
+def test_a_server_that_cannot_take_its_port_stores_no_rule(run_dir: Path) -> None:
+    """`review --agree 3` on a port in use failed, but had already stored its rule, which the
+    server running there then followed."""
+    from labeltrace.cli import main
+
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        assert main(["review", str(run_dir), "--port", str(other.getsockname()[1]), "--agree", "3"]) == 2
+    from labeltrace.relabel.runstore import run_store
+
+    assert run_store(open_run(run_dir)).rule().agree == 1

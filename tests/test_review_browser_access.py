@@ -172,3 +172,59 @@ def test_the_trajectory_has_a_text_alternative(tmp_path: Path, browser: object) 
         label = svg.get_attribute("aria-label") or ""
         assert label.startswith("trajectory over ") and "p(given) from " in label and "signed entropy from " in label
         assert svg.locator("polyline[stroke-dasharray]").count() == 1  # the two lines differ without colour
+
+
+def test_keys_work_after_the_shortcut_checkbox_was_clicked(tmp_path: Path, browser: object) -> None:
+    """The clicked checkbox kept the focus and was taken for a text box: every key, arrows and
+    Backspace included, did nothing until the reviewer clicked elsewhere."""
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=19)
+    first = int(review_order(open_run(rd))[0])
+    for base in serve(create_app(rd)):
+        page = _page(browser, base)
+        page.locator("#shortcuts").click()
+        page.keyboard.press("ArrowRight")  # off: the arrows still move
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")
+        page.locator("#shortcuts").click()  # on again, the focus still on it
+        page.keyboard.press("ArrowLeft")
+        expect(page.locator("#position")).to_have_text(f"1 / {N}")
+        page.keyboard.press("2")
+        page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+        assert decision_rows(rd) == [(first, "label", "dog", "ada")]
+        assert page.locator(".cls").first.get_attribute("aria-keyshortcuts") == "1"
+        page.locator("#shortcuts").click()
+        assert page.locator(".cls").first.get_attribute("aria-keyshortcuts") is None  # not said while off
+
+
+def test_escape_leaves_a_focused_slider(tmp_path: Path, browser: object) -> None:
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=20)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base)
+        page.locator("#win").focus()
+        page.keyboard.press("Escape")
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")
+
+
+def test_a_clicked_decision_does_not_scroll_the_page_to_its_top(tmp_path: Path, browser: object) -> None:
+    """The focus moved to the item's heading and scrolled it into view: on a zoomed laptop or a
+    phone every tap took the class buttons off the screen."""
+    classes = [f"class{j}" for j in range(12)]
+    rd = make_run(tmp_path, n=N, k=12, classes=classes, seed=21)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, viewport={"width": 640, "height": 360})
+        button = page.locator(".cls").nth(10)
+        button.scroll_into_view_if_needed()
+        before = _js(page, "() => window.scrollY")
+        assert before > 0
+        button.click()
+        page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+        assert _js(page, "() => window.scrollY") == before
+
+
+def test_on_a_phone_the_decision_comes_before_the_models_view(tmp_path: Path, browser: object) -> None:
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=22)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, viewport={"width": 375, "height": 667})
+        page.wait_for_selector("#trajectory svg")  # type: ignore[attr-defined]
+        img, cls, ctx = (page.locator(s).first.bounding_box() for s in ("#image", ".cls", "#context"))
+        assert img and cls and ctx and img["y"] < cls["y"] < ctx["y"]

@@ -359,3 +359,14 @@ def test_the_server_resolving_only_new_decisions_agrees_with_resolving_them_all(
         assert np.array_equal(got.latest_kind, want.latest_kind), batch
         for r in who:
             assert np.array_equal(state.kinds_of(r), state.store.current_arrays(r)[0]), (batch, r)
+
+
+def test_the_server_keeps_the_latest_kinds_of_a_bounded_number_of_reviewers(tmp_path: Path) -> None:
+    """Every ?reviewer= a page sent kept an (N,) array for good."""
+    from labeltrace.review.state import _KINDS_KEPT, ReviewState
+
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=4)
+    state = ReviewState(open_run(rd))
+    for j in range(_KINDS_KEPT + 10):
+        state.kinds_of(f"visitor{j}")
+    assert len(state._kinds) == _KINDS_KEPT and f"visitor{_KINDS_KEPT + 9}" in state._kinds

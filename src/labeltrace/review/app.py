@@ -337,9 +337,14 @@ def serve(
     token = check_token(token)
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
-    app = create_app(run_dir, reviewer=reviewer, token=token, consensus=consensus, live=live,
-                     features=features, blind=blind)  # fmt: skip
-    sock = listen(host, port)  # before the URL is printed: a port in use is an error, not someone else's URL
+    # the port first: one in use is an error before any URL is printed, or the rule stored (--agree)
+    sock = listen(host, port)
+    try:
+        app = create_app(run_dir, reviewer=reviewer, token=token, consensus=consensus, live=live,
+                         features=features, blind=blind)  # fmt: skip
+    except BaseException:
+        sock.close()
+        raise
     port = int(sock.getsockname()[1])  # port 0: the free one the system chose
     name = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host  # every interface: this machine's name
     shown = f"[{name}]" if ":" in name else name
@@ -375,9 +380,11 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         family, _, _, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                                     flags=socket.AI_PASSIVE)[0]  # fmt: skip
-        return socket.create_server(addr[:2], family=family, backlog=2048)
-    except OSError as exc:
-        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        both = family == socket.AF_INET6 and addr[0] == "::" and socket.has_dualstack_ipv6()  # IPv4 clients too
+        return socket.create_server(addr[:2], family=family, backlog=2048, dualstack_ipv6=both)
+    except OSError as exc:  # a host that does not resolve: gaierror, whose code is no errno
+        gai = isinstance(exc, socket.gaierror) or not exc.errno
+        why = (exc.strerror or str(exc)) if gai else os.strerror(exc.errno)
         hint = ("another program (or another review server) listens there: choose another --port (0 picks "
                 "a free one)" if exc.errno == errno.EADDRINUSE else "check --host and --port")  # fmt: skip
         raise OSError(f"cannot listen on {host or 'every interface'} port {port}: {why}; {hint}") from None

@@ -48,6 +48,8 @@ _LABEL, _UNSURE, _SKIP = (KINDS.index(k) for k in ("label", "unsure", "skip"))
 #: samples decided since the last look up to which they alone are resolved again (one SQL parameter
 #: each); more (another process imported a file) and every decision is resolved again
 _INCREMENTAL = 500
+#: reviewers whose latest kinds are kept between requests (the most recently asked)
+_KINDS_KEPT = 32
 
 
 def _finite(x: float) -> float | None:
@@ -228,7 +230,10 @@ class ReviewState:
         else:
             kinds = self.store.current_arrays(reviewer)[0]
         kinds.flags.writeable = False  # shared by the readers of one request
-        self._kinds[reviewer] = (seq, kinds)
+        self._kinds.pop(reviewer, None)
+        self._kinds[reviewer] = (seq, kinds)  # the most recent last; a page's every name kept would grow
+        while len(self._kinds) > _KINDS_KEPT:
+            self._kinds.pop(next(iter(self._kinds)), None)
         return kinds
 
     def done(self, v: Verdicts, reviewer: str | None) -> np.ndarray:

@@ -55,7 +55,7 @@
   // reads the next sample): Enter or Space would click it again on the next sample
   const leaveDecisionButton = () => {
     const a = document.activeElement;
-    if (a && a.closest && a.closest(".classes, .actions")) $("item-head").focus();
+    if (a && a.closest && a.closest(".classes, .actions")) $("item-head").focus({ preventScroll: true });
   };
   const onDecide = (el, fn) => el.addEventListener("click", () => { leaveDecisionButton(); fn(); });
   const press = (el, on) => { el.classList.toggle("chosen", on); el.setAttribute("aria-pressed", String(on)); };
@@ -124,6 +124,16 @@
     $("keys").textContent = own ? "a class's own name" : classes.length > 9 ? "1–9, 0" : `1–${classes.length}`;
   }
 
+  // the buttons say which single keys decide, while those keys are on
+  function shortcutKeys() {
+    const on = $("shortcuts").checked;
+    document.querySelectorAll(".cls").forEach((b) => {
+      const k = keyOf[Number(b.dataset.index)];
+      if (on && k) b.setAttribute("aria-keyshortcuts", k); else b.removeAttribute("aria-keyshortcuts");
+    });
+    ["unsure", "skip"].forEach((id) => (on ? $(id).setAttribute("aria-keyshortcuts", id[0]) : $(id).removeAttribute("aria-keyshortcuts")));
+  }
+
   function buildButtons() {
     buildKeys();
     const box = $("classes");
@@ -135,7 +145,6 @@
       b.title = c;
       b.setAttribute("aria-pressed", "false");
       if (keyOf[j]) {
-        b.setAttribute("aria-keyshortcuts", keyOf[j]);
         const k = document.createElement("kbd");
         k.textContent = keyOf[j];
         b.appendChild(k);
@@ -160,8 +169,12 @@
     const f = $("frame"), im = $("image");
     document.querySelectorAll("[data-zoom]").forEach((b) => press(b, Number(b.dataset.zoom) === z));
     f.classList.toggle("zoomed", z > 1);
-    if (z > 1) { f.tabIndex = 0; f.setAttribute("role", "group"); } // the keyboard moves a zoomed image
-    else { f.removeAttribute("tabindex"); f.removeAttribute("role"); }
+    if (z > 1) { // the keyboard moves a zoomed image
+      f.tabIndex = 0; f.setAttribute("role", "group");
+      f.setAttribute("aria-label", "zoomed image: the arrow keys move it, Escape leaves it");
+    } else {
+      ["tabindex", "role", "aria-label"].forEach((a) => f.removeAttribute(a));
+    }
     im.style.width = im.style.height = z > 1 ? `${512 * z}px` : "";
     if (item) {
       const url = imageUrl(item.id, false, z > 1);
@@ -465,14 +478,16 @@
     if (ev.repeat && !ev.key.startsWith("Arrow")) return; // a held key decides one sample, not a run of them
     // a text box takes its keys; a slider (window / level) does not: a class key still decides
     const t = ev.target;
-    if (t && ((t.tagName === "INPUT" && t.type !== "range") || t.tagName === "TEXTAREA")) {
+    const typed = t && ((t.tagName === "INPUT" && !["range", "checkbox", "radio", "button"].includes(t.type)) ||
+      t.tagName === "TEXTAREA");
+    if (typed) {
       if (ev.key === "Escape" || ev.key === "Enter") t.blur();
       return;
     }
-    // a focused slider and a focused zoomed image keep their arrow keys (a value, a pan)
+    // a focused slider and a focused zoomed image keep their arrow keys (a value, a pan); Escape leaves them
     const own = t && ((t.tagName === "INPUT" && t.type === "range") || t.id === "frame");
     if (own && ev.key.startsWith("Arrow")) return;
-    if (t && t.id === "frame" && ev.key === "Escape") { t.blur(); return; }
+    if (own && ev.key === "Escape") { t.blur(); return; }
     if (ev.key === "Backspace") {
       if (lastDecided) { ev.preventDefault(); load(lastDecided.position); }
       return;
@@ -502,6 +517,7 @@
   onDecide($("skip"), () => decide("skip"));
   $("back").addEventListener("click", () => { if (lastDecided) load(lastDecided.position); });
   $("shortcuts").addEventListener("change", () => {
+    shortcutKeys();
     try { localStorage.setItem("labeltrace.shortcuts", $("shortcuts").checked ? "on" : "off"); } catch (e) { /* private mode */ }
   });
   $("prev").addEventListener("click", () => load(want - 1));
@@ -581,6 +597,7 @@
         w.hidden = false;
       }
       buildButtons();
+      shortcutKeys();
       showProgress(s);
       if (total === 0) { setStatus("The review queue is empty.", ""); return; }
       const start = params.has("pos") ? Number(params.get("pos")) : Math.min(s.resume, total - 1);

@@ -95,3 +95,26 @@ def test_the_command_line(tmp_path: Path, capsys: object) -> None:
     assert sorted(pacsv.read_csv(tmp_path / "a.csv").column("id").to_pylist()[-3:]) == sorted(confirmed)
     assert main(["queue", str(rd), "--out", str(tmp_path / "b.csv"), "--requeue-settled"]) == 0
     assert pacsv.read_csv(tmp_path / "b.csv").column("id").to_pylist()[:3] == confirmed
+
+
+def test_a_third_round_remembers_what_the_first_settled(tmp_path: Path) -> None:
+    """Each export renames the round before it (review_status_1, _2 ...): a sample the first round
+    settled and the second did not look at is still settled; one the second round reopened is not."""
+    rd, confirmed, _ = _round_two(tmp_path)
+    man = Path(json.loads((rd / "run.json").read_text())["data"]["source"])
+    t = pacsv.read_csv(man)
+    names = t.column_names
+    renamed = t.rename_columns([f"{c}_1" if c in (DECISION_COLUMN, STATUS_COLUMN) else c for c in names])
+    n = renamed.num_rows
+    paths = renamed.column("path").to_pylist()
+    ext = open_run(rd).column("external_id").tolist()
+    reopened = ext[confirmed[0]]  # the second round: no consensus on the first confirmed sample
+    status2 = ["no consensus" if p == reopened else "" for p in paths]
+    import pyarrow as pa
+
+    third = renamed.append_column(DECISION_COLUMN, pa.array(["no consensus" if s else "" for s in status2]))
+    third = third.append_column(STATUS_COLUMN, pa.array(status2))
+    pacsv.write_csv(third, man)
+    settled, note = earlier.settled_before(open_run(rd))
+    assert note is None and n == 20
+    assert sorted(np.flatnonzero(settled).tolist()) == sorted(confirmed[1:])

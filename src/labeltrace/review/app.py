@@ -329,10 +329,11 @@ def serve(
     """Run the review app with uvicorn until interrupted.
 
     Binding to a non-loopback ``host`` requires a token: one is generated with
-    :mod:`secrets` when none is given (``None``); a given token that is empty, shorter than 16 characters
-    or not printable ASCII without spaces is refused with ``ValueError``, whatever the host. The URL to open (with the
-    token) is printed once the port is taken; ``port`` 0 takes a free one. A port that cannot be
-    taken (in use) is an ``OSError`` naming it, before anything is printed.
+    :mod:`secrets` when none is given (``None``); a given token that is empty, shorter than 16
+    characters or not printable ASCII without spaces is refused with ``ValueError``, whatever the
+    host. The URL to open (with the token) is printed once the port is taken; ``port`` 0 takes a
+    free one. A port that cannot be taken (in use) is an ``OSError`` naming it, raised before
+    anything is printed or stored (the consensus rule).
     """
     token = check_token(token)
     if token is None and not is_loopback(host):

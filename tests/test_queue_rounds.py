@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.csv as pacsv
 from runfactory import make_run
 
@@ -110,8 +111,6 @@ def test_a_third_round_remembers_what_the_first_settled(tmp_path: Path) -> None:
     ext = open_run(rd).column("external_id").tolist()
     reopened = ext[confirmed[0]]  # the second round: no consensus on the first confirmed sample
     status2 = ["no consensus" if p == reopened else "" for p in paths]
-    import pyarrow as pa
-
     third = renamed.append_column(DECISION_COLUMN, pa.array(["no consensus" if s else "" for s in status2]))
     third = third.append_column(STATUS_COLUMN, pa.array(status2))
     pacsv.write_csv(third, man)

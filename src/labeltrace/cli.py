@@ -178,15 +178,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from labeltrace.relabel.runstore import set_aside_text
     from labeltrace.report import write_report
-    from labeltrace.rundir import open_run
 
-    out = write_report(args.run_dir, args.out, format=args.format, top=args.top)
+    out = write_report(args.run_dir, args.out, format=args.format, top=args.top,
+                       warn=lambda m: print(f"warning: {m}", file=sys.stderr))  # fmt: skip
     print(f"wrote {out}")
-    aside = set_aside_text(open_run(args.run_dir))
-    if aside is not None:
-        print(f"warning: {aside}", file=sys.stderr)
     return 0
 
 

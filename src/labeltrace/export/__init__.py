@@ -127,12 +127,10 @@ def export_run(
     if to not in TARGETS:
         raise ValueError(f"unknown export target {to!r}; choose one of {TARGETS}")
     run = open_run(run_dir)
+    say = warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3))  # the caller's line
     aside = set_aside_text(run)  # decisions a scan with --force set aside: in none of these exports
     if aside is not None:
-        if warn is None:
-            warnings.warn(aside, UserWarning, stacklevel=2)
-        else:
-            warn(aside)
+        say(aside)
     if to == "fiftyone":
         if only_suspects:
             raise ValueError("--only-suspects does not apply to a FiftyOne export (every sample goes, with its "
@@ -144,8 +142,7 @@ def export_run(
         path = Path(out) if out is not None else run.path / rundir.LABELSTUDIO_TASKS
         n_tasks = int(run.column("is_suspect").sum()) if only_suspects else run.num_samples
         if images == "data-uri" and n_tasks > LARGE_DATA_URI:
-            (warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3)))(
-                f"{n_tasks:,} tasks each embed their image as a data URI (a PNG re-encoded per task: 2,000 photos "
+            say(f"{n_tasks:,} tasks each embed their image as a data URI (a PNG re-encoded per task: 2,000 photos "
                 "of 320 px took 2 minutes and 541 MB); --images local-files --document-root DIR (Label Studio "
                 "serves the files) or --only-suspects keeps the file small")  # fmt: skip
         problems: list[tuple[int, str]] = []  # written one task at a time: a data-URI task holds its image

@@ -159,6 +159,12 @@ class ReviewStore:
             raise ValueError(f"{self.path} can only be read here (a write-protected file or folder): "
                              "decisions cannot be saved to it")
 
+    def _still_bound(self, con: sqlite3.Connection) -> None:
+        """In a write's transaction: :func:`~labeltrace.relabel.store_file.still_bound` (the ids'
+        digest kept: one opened without ids takes the one another opener stored)."""
+        self._samples = still_bound(con, self.path, classes=self.classes, num_samples=self.num_samples,
+                                    samples=self._samples)  # fmt: skip
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         if self.read_only:
@@ -257,7 +263,7 @@ class ReviewStore:
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                self._samples = still_bound(con, self.path, classes=self.classes, num_samples=self.num_samples, samples=self._samples)
+                self._still_bound(con)
                 i, k, dec, who = self.validate(sample_id, decision, kind, reviewer, self._names.read(con))
                 seq = int(con.execute(SQL.INSERT, (i, k, dec, who, at, source)).lastrowid or 0)
                 con.execute("COMMIT")
@@ -284,7 +290,7 @@ class ReviewStore:
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")  # every row checked in it, before any is written
             try:
-                self._samples = still_bound(con, self.path, classes=self.classes, num_samples=self.num_samples, samples=self._samples)
+                self._still_bound(con)
                 checked = []
                 known = {key: list(v) for key, v in self._names.read(con).items()}
                 for r in rows:

@@ -11,6 +11,7 @@ import html
 import math
 import os
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 from labeltrace import rundir
 from labeltrace._checks import listing
 from labeltrace.diagnostics import contradicted_text
+from labeltrace.relabel.runstore import set_aside_text
 from labeltrace.report import plots, stats
 from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
 from labeltrace.report.images import png_bytes, png_data_uri
@@ -283,6 +285,7 @@ def write_report(
     top: int = 48,
     thumb_size: int = 128,
     seed: int = 0,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the report of a finished run.
 
@@ -306,6 +309,9 @@ def write_report(
         with nearest neighbour).
     seed : int
         Chooses the individual trajectories drawn.
+    warn : callable, optional
+        Gets a message naming the decision files a scan with ``--force`` set aside (their
+        decisions are not in the report; the HTML page says so too); default :func:`warnings.warn`.
 
     Returns
     -------
@@ -317,6 +323,9 @@ def write_report(
     if int(top) < 0:
         raise ValueError(f"top must be >= 0, got {top}")
     run = open_run(run_dir)
+    aside = set_aside_text(run)
+    if aside is not None:
+        (warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3)))(aside)
     d = read_report_data(run)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # matplotlib layout warnings on tiny data

@@ -140,6 +140,9 @@ def create_app(
     """
     token = check_token(token)
     blind = check_mode(blind)
+    if blind is not None and live is not None:  # refused before the live queue ranks anything
+        raise ValueError("a blind review cannot re-rank live (--live): the order, and its status, would follow "
+                         "the other reviewers' decisions")  # fmt: skip
     run = open_run(run_dir)
     state = ReviewState(run, reviewer=reviewer, consensus=consensus, live=live,
                         features=None if features is None else str(features),
@@ -149,9 +152,6 @@ def create_app(
 
     app.add_middleware(Guard, token=token, max_body=MAX_BODY_BYTES)
     state.own_only = blind is not None
-    if blind is not None and live is not None:
-        raise ValueError("a blind review cannot re-rank live (--live): the order, and its status, would follow "
-                         "the other reviewers' decisions")  # fmt: skip
     if state.store.read_only:
         raise ValueError(f"{state.store.path} can only be read here (a write-protected file or folder): the review "
                          "page could save no decision; copy the run to a folder you may write")  # fmt: skip

@@ -649,3 +649,14 @@ def test_a_server_that_cannot_take_its_port_stores_no_rule(run_dir: Path) -> Non
     from labeltrace.relabel.runstore import run_store
 
     assert run_store(open_run(run_dir)).rule().agree == 1
+
+
+def test_the_server_starts_without_torch_or_matplotlib(run_dir: Path) -> None:
+    """The review server imported torch (through the live loop's head) and matplotlib (through the
+    report package, for its image helpers) at start: ~5 s before the page could be served. They are
+    imported where a head trains or a plot is drawn; asserted on the modules a fresh process loads."""
+    code = ("import sys\nfrom labeltrace.review import create_app\n"
+            f"app = create_app({str(run_dir)!r}, reviewer='ann')\n"
+            "print(sorted(m for m in ('torch', 'matplotlib', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

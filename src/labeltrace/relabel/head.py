@@ -22,18 +22,19 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
-import torch
 
 from labeltrace._checks import describe_ids
-from labeltrace.train.seeds import seed_torch
+
+if TYPE_CHECKING:  # torch is imported where a head trains: the review server starts without it
+    import torch
 
 __all__ = ["FeatureViews", "HeadConfig", "HeadOutput", "HeadRetrainer", "standardize", "train_head"]
 
 #: One ``(N, D)`` feature matrix, or a list of views of the same N images (widths may differ).
-FeatureViews: TypeAlias = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
+FeatureViews: TypeAlias = "np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]"
 
 
 _BLOCK = 1 << 22  # float64 elements of one block of columns (32 MiB)
@@ -141,6 +142,8 @@ class HeadOutput:
 
 
 def _as_tensor(features: np.ndarray | torch.Tensor) -> torch.Tensor:
+    import torch
+
     x = torch.as_tensor(features, dtype=torch.float32)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"features must be a non-empty (N, D) array, got shape {tuple(x.shape)}")
@@ -149,6 +152,8 @@ def _as_tensor(features: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def _as_views(features: FeatureViews) -> list[torch.Tensor]:
     """Every view as a float32 tensor; all must have the same number of rows."""
+    import torch
+
     if isinstance(features, (np.ndarray, torch.Tensor)):
         return [_as_tensor(features)]
     views = [_as_tensor(f) for f in features]
@@ -200,9 +205,12 @@ def train_head(
 def _train_one(x: torch.Tensor, lab: np.ndarray, num_classes: int,
                config: HeadConfig) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
     """One training of :func:`train_head`: its (posterior, SEI, fit)."""
+    import torch
+
     from labeltrace.models import build_model
     from labeltrace.score import trajectory as scores
     from labeltrace.train import TrainConfig, train_recorded
+    from labeltrace.train.seeds import seed_torch
 
     opts: dict[str, Any] = {"in_dim": int(x.shape[1])}
     if config.model == "mlp":
@@ -267,9 +275,12 @@ def _retrain_without(x: torch.Tensor, lab: np.ndarray, out: np.ndarray, num_clas
     says. Left-out samples: the mean over the same epochs of its softmax in evaluation mode,
     taken after each epoch.
     """
+    import torch
+
     from labeltrace.models import build_model
     from labeltrace.train import train_recorded
     from labeltrace.train.loop import predict_logits
+    from labeltrace.train.seeds import seed_torch
 
     kept, left = np.flatnonzero(~out), torch.as_tensor(np.flatnonzero(out))
     seed = config.seed + 55

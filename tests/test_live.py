@@ -146,6 +146,29 @@ def test_app_live_order_changes_after_decisions(run_dir: Path, method: str) -> N
     assert s["live"]["version"] == 1 and s["live"]["error"] is None
 
 
+def test_the_propagation_graph_is_computed_once_per_run(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every review server with `--live propagation` computed the exact neighbour graph again on its
+    first refresh (minutes at 100k samples, ~N^1.8): it is cached with the page's context."""
+    import labeltrace.relabel.propagation as prop
+
+    calls = []
+    real = prop.neighbour_graph
+    spy = lambda x, *, k: calls.append(k) or real(x, k=k)  # noqa: E731
+    monkeypatch.setattr(prop, "neighbour_graph", spy)
+    monkeypatch.setattr("labeltrace.relabel.live.neighbour_graph", spy)
+    for _ in range(2):  # two servers, one after the other
+        app = create_app(run_dir, live=LiveConfig(method="propagation", every=1, k=4))
+        c = TestClient(app, base_url=LOCAL)
+        i = c.get("/api/item/0").json()["id"]
+        label = open_run(run_dir).classes[0]
+        assert c.post("/api/decision", json={"sample_id": i, "reviewer": "ada", "decision": label}).status_code == 200
+        live = app.state.review.live
+        assert live.wait(30) and live.error is None and live.version >= 1
+    assert calls == [4]
+    emb = ReviewContext(open_run(run_dir)).load()["embedding"]
+    np.testing.assert_array_equal(ReviewContext(open_run(run_dir)).graph(4), real(emb, k=4))
+
+
 def test_context_neighbours_top_and_trajectory(run_dir: Path) -> None:
     c = TestClient(create_app(run_dir), base_url=LOCAL)
     run = open_run(run_dir)

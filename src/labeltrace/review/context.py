@@ -6,7 +6,9 @@ Computed on first use and cached in the run directory (``rundir.REVIEW_CONTEXT``
 the run's features (:func:`labeltrace.relabel.features.run_features`) reduced to at most
 ``DIMS`` principal components, and the per-epoch ``p(given)`` and signed entropy (divided by
 ``log K``, so in ``[-1, 1]``) of the run's first recording (held out for a cross-fitted run;
-absent for a streaming recording). Needs no web stack.
+absent for a streaming recording). The live queue's label propagation adds its neighbour graph
+(:meth:`ReviewContext.graph`, exact neighbours in the same reduced features) to the same cache, so
+only the first server on a run computes it (minutes at 100k samples). Needs no web stack.
 """
 
 from __future__ import annotations
@@ -89,17 +91,35 @@ class ReviewContext:
                     data = None
             if data is None:
                 data = self._build()
-                buf = io.BytesIO()
-                np.savez(buf, **data)
-                payload = buf.getvalue()
-                if self.features_file is None:
-
-                    def write(fh: IO[bytes]) -> None:
-                        fh.write(payload)
-
-                    atomic_write(path, write)
+                self._save(data)
             self._data = data
             return data
+
+    def _save(self, data: dict[str, Any]) -> None:
+        """Write ``data`` to the run directory's cache (not when the features came from a file)."""
+        if self.features_file is not None:
+            return
+        buf = io.BytesIO()
+        np.savez(buf, **data)
+        payload = buf.getvalue()
+
+        def write(fh: IO[bytes]) -> None:
+            fh.write(payload)
+
+        atomic_write(self.run.path / rundir.REVIEW_CONTEXT, write)
+
+    def graph(self, k: int) -> np.ndarray:
+        """(N, k) each sample's ``k`` nearest neighbours in the reduced features
+        (:func:`labeltrace.relabel.propagation.neighbour_graph`), cached with the context."""
+        from labeltrace.relabel.propagation import neighbour_graph
+
+        data = self.load()
+        name = f"graph_{int(k)}"
+        if name not in data:
+            data[name] = neighbour_graph(data["embedding"], k=k)
+            with self._lock:
+                self._save(data)
+        return data[name]
 
     # ------------------------------------------------------------------ per sample
     def trajectory(self, i: int) -> dict[str, Any] | None:

@@ -166,10 +166,14 @@ class ReviewState:
         head = HeadConfig(folds=5 if self.run.held_out else 1)
 
         def build() -> Callable[[np.ndarray], Any]:
-            # propagation: the page's reduced features (the neighbours it shows); a refit: all
-            x = (self.context.load()["embedding"] if config.method == "propagation"
-                 else run_features(self.run, self.features).values)  # fmt: skip
-            return build_updater(config, x, posterior=post, labels=self.given, sei=sei, head=head)
+            # propagation: the page's reduced features (the neighbours it shows) and their graph,
+            # cached with them; a refit: all features
+            if config.method == "propagation":
+                x, graph = self.context.load()["embedding"], self.context.graph(config.k)
+            else:
+                x, graph = run_features(self.run, self.features).values, None
+            return build_updater(config, x, posterior=post, labels=self.given, sei=sei, head=head,
+                                 neighbours=graph)  # fmt: skip
 
         return LiveQueue(self._static, campaign, _Lazy(build), log=log)
 

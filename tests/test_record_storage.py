@@ -406,3 +406,55 @@ def test_a_loaded_recorder_refuses_files_replaced_after_it_was_loaded(tmp_path):
     with pytest.raises(ValueError, match="now holds another recording's store"):
         loaded.dynamics()
     np.testing.assert_array_equal(snap.epochs("margin"), want)
+
+
+def _finished(n: int = 4000, k: int = 50, epochs: int = 4, keep: int = 3) -> Recorder:
+    rng = np.random.default_rng(21)
+    rec, labels = Recorder(n, k, keep_probs=keep), rng.integers(0, k, n)
+    for _ in range(epochs):
+        rec.update(np.arange(n), rng.normal(size=(n, k)).astype(np.float32), labels)
+        rec.end_epoch()
+    return rec
+
+
+def test_a_finished_recording_can_be_read_through_memory_maps(tmp_path):
+    """`score` / `queue` / the review server held every kept softmax epoch (N × K float32 each) and
+    its float64 sum in memory, copied up to three times while loading (849 MB for a 100k × 100
+    run's queue); `Recorder.load(mmap=True)` maps them from the file, read as used."""
+    rec = _finished()
+    path = rec.save(tmp_path / "r.npz")
+    window = 3 * 4000 * 50 * 4 + 4000 * 50 * 8  # the kept softmax and its float64 sum
+    peaks = {}
+    for mmap in (False, True):
+        tracemalloc.start()
+        try:
+            back = Recorder.load(path, mmap=mmap)
+            peaks[mmap] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        got, want = back.dynamics(), rec.dynamics()
+        np.testing.assert_array_equal(got.posterior(last=3), want.posterior(last=3))
+        np.testing.assert_array_equal(got.mean_posterior(), want.mean_posterior())
+        for f in FIELDS:
+            np.testing.assert_array_equal(got.epochs(f), want.epochs(f))
+    assert peaks[True] < peaks[False] - window, peaks
+    back = Recorder.load(path, mmap=True)  # and a mapped recorder records on like any other
+    z = np.random.default_rng(22).normal(size=(4000, 50)).astype(np.float32)
+    for r in (back, rec):
+        r.update(np.arange(4000), z, rec.labels)
+        r.end_epoch()
+    np.testing.assert_array_equal(back.dynamics().posterior(last=3), rec.dynamics().posterior(last=3))
+
+
+def test_a_mapped_load_reads_compressed_entries_and_names_a_cut_short_file(tmp_path):
+    rec = _finished(n=3000)
+    path = rec.save(tmp_path / "r.npz")
+    with np.load(path, allow_pickle=False) as z:
+        np.savez_compressed(tmp_path / "c.npz", **{k: z[k] for k in z.files})  # as another tool may rewrite it
+    back = Recorder.load(tmp_path / "c.npz", mmap=True)
+    np.testing.assert_array_equal(back.dynamics().posterior(last=3), rec.dynamics().posterior(last=3))
+    data = path.read_bytes()
+    for cut in (len(data) // 2, len(data) - 100):
+        (tmp_path / "cut.npz").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=r"cut\.npz: unreadable, damaged or cut short"):
+            Recorder.load(tmp_path / "cut.npz", mmap=True)

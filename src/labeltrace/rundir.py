@@ -184,7 +184,7 @@ class Run:
         p = dynamics_path(self.path, run_index)
         if not p.exists():
             raise ValueError(f"run {self.path} has no saved dynamics for training run {run_index} ({p})")
-        return Recorder.load(p)
+        return Recorder.load(p, mmap=True)
 
     def recording(self) -> Recording:
         """Everything the scan recorded (runs, auxiliary masks, folds, embedding)."""
@@ -204,7 +204,7 @@ class Run:
     def in_sample_dynamics(self, run_index: int = 0) -> Dynamics | None:
         """A cross-fitted run's in-sample companion dynamics, or None when it has none."""
         p = in_sample_path(self.path, run_index)
-        return Recorder.load(p).dynamics() if p.exists() else None
+        return Recorder.load(p, mmap=True).dynamics() if p.exists() else None
 
     def is_auxiliary(self, run_index: int = 0) -> np.ndarray:
         """(N,) bool: samples relabeled to the auxiliary class in training run ``run_index``."""

@@ -378,14 +378,21 @@ class Recorder:
         return rec
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, local: bool = False) -> Recorder:
+    def load(cls, path: str | os.PathLike[str], *, local: bool = False, mmap: bool = False) -> Recorder:
         """Load a recorder written by :meth:`save` (``allow_pickle=False``), by the path given to
-        it or the one it returned; ``local`` as the constructor's (the file does not keep it)."""
+        it or the one it returned; ``local`` as the constructor's (the file does not keep it).
+
+        ``mmap``: the kept softmax window, its running sum and embedded per-epoch rows stay in the
+        file, read-only memory maps read as they are used (for reading a finished recording: a run
+        directory's ``score``, ``queue``, report and review server; N × K × kept epochs of float32
+        otherwise held in memory). The file must then not be rewritten in place while in use
+        (:meth:`save` replaces it, which leaves the maps on the old file).
+        """
         path = Path(path)
         if not path.exists() and _state.npz_path(path).exists():
             path = _state.npz_path(path)
-        with reading(path), np.load(path, allow_pickle=False) as z:
-            state = {k: z[k] for k in z.files}
+        with reading(path):
+            state = _state.read_npz(path, mmap=mmap)
         meta = _state.read_meta(state)
         rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
                   local=local)  # fmt: skip

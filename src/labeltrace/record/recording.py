@@ -171,7 +171,8 @@ class RecordingDir:
         shutil.rmtree(self.path / self.CHECKPOINTS, ignore_errors=True)
 
     def load(self) -> Recording:
-        """Read a finished recording back."""
+        """Read a finished recording back: its large arrays (each run's kept softmax, the
+        embedding) as read-only memory maps of the files (:meth:`Recorder.load`'s ``mmap``)."""
         if not self.finished:
             raise ValueError(f"{self.path}: no finished recording ({self.META} missing)")
         meta = self.meta()
@@ -182,16 +183,16 @@ class RecordingDir:
             if name is None:
                 return None
             with reading(self.path / name):
-                return np.load(self.path / name, allow_pickle=False)
+                return np.load(self.path / name, allow_pickle=False, mmap_mode="r")
 
         runs = []
         for entry in meta["runs"]:
-            dyn = Recorder.load(self.path / entry["dynamics"]).dynamics()
+            dyn = Recorder.load(self.path / entry["dynamics"], mmap=True).dynamics()
             aux = npy(entry["auxiliary"])
             ins = entry.get("in_sample")
             runs.append(RecordedRun(
                 dyn, aux.astype(bool) if aux is not None else np.zeros(dyn.num_samples, bool), k, held_out=held,
-                in_sample=Recorder.load(self.path / ins).dynamics() if ins else None,
+                in_sample=Recorder.load(self.path / ins, mmap=True).dynamics() if ins else None,
             ))  # fmt: skip
         return Recording(
             kind=meta["kind"], runs=tuple(runs), num_classes=k, seconds=tuple(meta["seconds"]),

@@ -31,12 +31,13 @@ from labeltrace.record.storage import FileStore, MemoryStore
 if TYPE_CHECKING:
     from labeltrace.record.recorder import Recorder
 
-__all__ = ["FORMAT", "build", "read_meta", "restore", "save"]
+__all__ = ["FORMAT", "build", "read_meta", "read_npz", "restore", "save"]
 
 FORMAT = "labeltrace.recorder/2"
 _OLD_FORMAT = "labeltrace.recorder/1"
 _NF = len(FIELDS)
 _BLOCK_BYTES = 16 << 20
+_MAP_BYTES = 1 << 20  # stored entries at least this large are memory-mapped by read_npz(mmap=True)
 
 
 def read_meta(state: dict[str, Any]) -> dict[str, Any]:
@@ -132,17 +133,49 @@ def _write_npz(fh: IO[bytes], arrays: dict[str, Any]) -> None:
                         out.write(np.ascontiguousarray(block).data)
 
 
+def read_npz(path: Path, *, mmap: bool = False) -> dict[str, np.ndarray]:
+    """Every entry of the ``.npz`` at ``path`` (no pickle); ``mmap``: entries stored uncompressed
+    (as :func:`save` writes them) of at least 1 MiB are read-only memory maps of the file, not
+    copies in memory, so a finished recording's kept softmax (N × K × kept epochs) is read from
+    disk as it is used. Cut-short or damaged files raise from numpy or :mod:`zipfile`."""
+    if not mmap:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        for info in zf.infolist():
+            name = info.filename.removesuffix(".npy")
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size < _MAP_BYTES:
+                with zf.open(info) as member:
+                    out[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            fh.seek(info.header_offset)
+            local = fh.read(30)  # the local file header: its name and extra field lengths close it
+            if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile(f"entry {info.filename!r}: no local header")
+            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+            fh.seek(start)
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            if dtype.hasobject:
+                raise ValueError(f"entry {info.filename!r} holds Python objects")
+            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=fh.tell(), shape=shape,
+                                  order="F" if fortran else "C")  # fmt: skip
+    return out
+
+
 def _row_blocks(a: np.ndarray) -> Iterable[np.ndarray]:
     step = max(1, _BLOCK_BYTES // max(1, a[0].nbytes if len(a) else 1))
     for i in range(0, len(a), step):
         yield a[i : i + step]
 
 
-def _array(state: dict[str, Any], key: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+def _array(state: dict[str, Any], key: str, shape: tuple[int, ...], dtype: Any, *, copy: bool = True) -> np.ndarray:
     if key not in state or tuple(np.shape(state[key])) != shape:
         got = tuple(np.shape(state[key])) if key in state else None
         raise ValueError(f"recorder state entry {key!r} missing or not of shape {shape} (got {got})")
-    return np.array(state[key], dtype=dtype)
+    return np.array(state[key], dtype=dtype) if copy else np.asarray(state[key], dtype=dtype)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -188,9 +221,9 @@ def restore(rec: Recorder, state: dict[str, Any], *, base: Path | None, owned: b
         "prev_correct": _array(state, "prev_correct", (N,), np.int8),
         "forget": _array(state, "forget", (N,), np.int64),
         "ever_correct": _array(state, "ever_correct", (N,), bool),
-        "psum": _array(state, "psum", (N, K) if KP else (0, 0), f64),
+        "psum": _array(state, "psum", (N, K) if KP else (0, 0), f64, copy=not owned),
     }  # fmt: skip
-    probs = _array(state, "probs", (W, N, K), f32)
+    probs = _array(state, "probs", (W, N, K), f32, copy=not owned)
     probs_seen = _array(state, "probs_seen", (W, N), bool)
     storage = meta.get("storage", {"kind": "embedded" if rec.mode == "full" else "none"})
     store: MemoryStore | FileStore | None = None

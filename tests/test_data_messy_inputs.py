@@ -57,7 +57,11 @@ def test_a_repeated_header_name_is_refused(tmp_path: Path) -> None:
     (["1", "1.0", "2", "2"], None, r"decimal point.*'1' \(row 1\) / '1.0' \(row 2\)"),  # a float export appended
     (["01", "02"], ["1", "2", "3"], r"unknown labels.*row 1 '01'"),  # was read as positions 1, 2: '2', '3'
     ([unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café"), "dog", "dog"], None,
-     "the same name in two Unicode forms"),
+     r"the same name in two Unicode forms or with other spaces.*'caf\\xe9' \(row 1\) / 'cafe\\u0301' \(row 2\)"),
+    # a no-break space (a spreadsheet's), two spaces, a full-width letter (an input method's): extra classes, silently
+    (["normal tissue", "normal\u00a0tissue", "tumor", "tumor"], None, r"'normal tissue' \(row 1\) / 'normal\\xa0tissue'"),
+    (["normal tissue", "normal  tissue", "tumor", "tumor"], None, "write one class two ways"),
+    (["Tumor", "\uff34umor", "a", "a"], None, r"'Tumor' \(row 1\) / '\\uff34umor' \(row 2\)"),
     ([[0], [1], [0, 1], [1]], None, r"multi-label.*row 3 \[0, 1\]"),
     ([b"a", b"a", b"b", b"b"], None, r"row 1 b'a'"),
 ])
@@ -333,3 +337,13 @@ def test_class_folders_in_two_letter_cases_are_read_as_two_classes_with_a_warnin
     with pytest.warns(DataWarning, match=r"differ only in letter case .*: A / a; if each pair is one class"):
         ds = from_folder(tmp_path)
     assert list(ds.classes) == ["A", "a", "b"]
+
+
+def test_class_folders_that_write_one_name_two_ways_are_refused(tmp_path: Path) -> None:
+    """'café' as a macOS copy leaves it (NFD) beside 'café' (NFC) were two classes, silently; the same
+    labels in a manifest are refused."""
+    for cls in (unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café"), "tea"):
+        for k in range(2):
+            _png(tmp_path / cls / f"{k}.png", 10 * k)
+    with pytest.raises(DataError, match=r"write one class name two ways.*'cafe\\u0301' / 'caf\\xe9'.*merge each pair"):
+        from_folder(tmp_path)

@@ -28,6 +28,7 @@ __all__ = [
     "is_empty",
     "is_missing",
     "marker_set",
+    "name_key",
     "parse_labels",
     "resolve_roots",
 ]
@@ -189,16 +190,24 @@ def _as_int(v: Any) -> int | None:
     return None
 
 
+def name_key(name: str) -> str:
+    """What a class name reads as: Unicode compatibility form (NFKC: NFC and NFD "café", a
+    full-width "Ｔ" and "T", a no-break space and a space are one) with runs of white space
+    as one space. Two names with one key are one class written two ways."""
+    return " ".join(unicodedata.normalize("NFKC", name).split())
+
+
 def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
     """Labels that are one class written two ways are refused naming the rows: two spellings of one
-    integer ("1", "01", "+1", "١", "1.0") or of one Unicode name (NFC vs NFD "café"); read as two classes
+    integer ("1", "01", "+1", "١", "1.0") or of one name (:func:`name_key`: NFC vs NFD "café", a
+    no-break or a double space, a full-width letter, as a spreadsheet or an input method leaves them); read as two classes
     or merged silently, either way some images would carry the wrong class. Names that differ only
     in letter case ("benign", "Benign") can be two classes (EMNIST's letters): they are read as
     such, with a warning naming the rows."""
     texts = {v for v in raw if isinstance(v, str)}
     groups: dict[Any, set[str]] = {}
     for v in texts:
-        key = ("int", int(v.split(".")[0])) if _NUMBER_RE.match(v) else ("name", unicodedata.normalize("NFC", v))
+        key = ("int", int(v.split(".")[0])) if _NUMBER_RE.match(v) else ("name", name_key(v))
         groups.setdefault(key, set()).add(v)
     cases: dict[str, set[str]] = {}
     for key, spelt in groups.items():
@@ -223,8 +232,9 @@ def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
     if clash:
         raise DataError(
             "labels that write one class two ways (" + ("numbers with a sign, leading zeros, a decimal point or other digits"
-            if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms") + "): "
-            + listing(" / ".join(f"{v!r} ({row_name(first[v])})" for v in vs) for vs in clash.values())
+            if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms or with other spaces") + "): "
+            + listing(" / ".join(f"{ascii(v)} ({row_name(first[v])})" for v in sorted(vs, key=first.get))
+                      for vs in clash.values())
             + "; write each class one way (or, if they are different classes, list every name in a classes.txt "
             "beside the manifest, labeltrace scan --classes FILE, or classes=[...])"
         )

@@ -407,6 +407,26 @@ def test_from_hf_tiny_dataset() -> None:
     np.testing.assert_array_equal(ds.load(2)[..., 0], arrays[3] / np.float32(255))
 
 
+@pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="datasets not installed")
+def test_from_hf_classes_in_another_order_keep_each_rows_class() -> None:
+    """classes= listing a ClassLabel's names in another order swapped every label, silently (the
+    values were taken as positions in classes=); names are looked up now. A list sharing no name
+    with the ClassLabel renames its positions; a DatasetDict is named as one."""
+    import datasets
+
+    label = datasets.ClassLabel(names=["cat", "dog"])
+    hf = datasets.Dataset.from_dict({"image": [np.zeros((2, 2), np.uint8)] * 4, "label": [0, 0, 1, 1]},
+                                    features=datasets.Features({"image": datasets.Image(), "label": label}))
+    ds = from_hf(hf, classes=["dog", "cat"])
+    assert [ds.classes[i] for i in ds.labels] == ["cat", "cat", "dog", "dog"] and ds.classes == ("dog", "cat")
+    ds = from_hf(hf, classes=["benign", "malignant"])
+    assert [ds.classes[i] for i in ds.labels] == ["benign", "benign", "malignant", "malignant"]
+    with pytest.raises(DataError, match=r"unknown labels.*'dog'"):
+        from_hf(hf, classes=["cat", "bird"])
+    with pytest.raises(DataError, match=r"one split of the DatasetDict, e\.g\. dataset\['train'\] \(its splits: 'train', 'test'\)"):
+        from_hf(datasets.DatasetDict({"train": hf, "test": hf}))
+
+
 
 @pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="datasets not installed")
 def test_from_hf_names_a_corrupt_image_and_a_missing_id() -> None:

@@ -142,7 +142,9 @@ def from_hf(
     """Dataset from a Hugging Face ``datasets.Dataset`` (map-style, not streaming).
 
     Class names come from ``classes=``, else the label column's ``ClassLabel`` names, else as in
-    :func:`parse_labels`. Images may be PIL images, arrays or ``{"bytes", "path"}`` dicts.
+    :func:`parse_labels`. With both, a ``classes=`` that shares names with the ``ClassLabel``
+    looks each label up by its name (it may order them otherwise, or add classes no row has; a
+    name it lacks is refused); one that shares none renames the ``ClassLabel``'s positions. Images may be PIL images, arrays or ``{"bytes", "path"}`` dicts.
     Sources are ``"hf:<row>"``; ids the ``id_column`` or ``"<row>"``. ``max_pixels`` as in
     :func:`from_folder`, checked from the header for bytes and paths; an ``Image`` feature's value
     reaches it decoded by ``datasets`` (Pillow's own limit guards that decoding). ``datasets``
@@ -153,6 +155,9 @@ def from_hf(
         raise DataError(
             "from_hf needs a map-style datasets.Dataset (not an IterableDataset or DatasetDict)"
         )
+    if isinstance(dataset.column_names, dict):  # a DatasetDict: {split: columns}
+        raise DataError(f"from_hf needs one split of the DatasetDict, e.g. dataset[{next(iter(dataset.column_names), 'train')!r}] "
+                        f"(its splits: {listing(map(repr, dataset.column_names))})")  # fmt: skip
     cols = list(dataset.column_names)
     missing = [c for c in (image_column, label_column, id_column) if c and c not in cols]
     if missing:
@@ -171,6 +176,14 @@ def from_hf(
         if out:
             raise DataError(f"labels beyond the {len(names)} ClassLabel names at rows {listing(out)}")
         labels, cls = as_ints, tuple(str(c) for c in names)
+    elif names is not None and as_ints is not None and {str(c) for c in names} & {str(c) for c in classes}:
+        # classes= naming the ClassLabel's classes: each value is looked up by its name in classes=
+        # (taken as positions, a list in another order renamed every label); with no name in
+        # common, classes= renames the ClassLabel's positions (the else branch)
+        out = np.flatnonzero(as_ints >= len(names)).tolist()
+        if out:
+            raise DataError(f"labels beyond the {len(names)} ClassLabel names at rows {listing(out)}")
+        labels, cls = parse_labels([str(names[i]) for i in as_ints], classes, row_name=lambda k: f"row {k}")
     else:
         labels, cls = parse_labels(values if as_ints is None else as_ints.tolist(),
                                    classes if classes is not None else names, row_name=lambda k: f"row {k}")

@@ -242,6 +242,29 @@ def test_dicom_monochrome1_inverted_and_magic_detection(tmp_path: Path) -> None:
 
 
 @needs_pydicom
+def test_a_palette_colour_dicom_is_read_through_its_colour_table(tmp_path: Path) -> None:
+    """PALETTE COLOR (ultrasound, nuclear medicine) was read as its indices scaled as gray: white
+    came out black and dark gray the brightest. An interpretation not read is refused."""
+    import pydicom
+
+    idx = np.array([[0, 1], [2, 3]], dtype=np.uint16)
+    p = _write_dicom(tmp_path / "pal.dcm", idx, slope=1.0, intercept=0.0, photometric="PALETTE COLOR")
+    ds = pydicom.dcmread(p)
+    lut = {"Red": [65535, 0, 65535, 16384], "Green": [65535, 0, 0, 16384], "Blue": [65535, 0, 0, 16384]}
+    for c, v in lut.items():  # white, black, red, dark gray
+        setattr(ds, f"{c}PaletteColorLookupTableDescriptor", [4, 0, 16])
+        ds[f"{c}PaletteColorLookupTableDescriptor"].VR = "US"  # the standard's "US or SS": say which
+        setattr(ds, f"{c}PaletteColorLookupTableData", np.array(v, "<u2").tobytes())
+    ds.save_as(p, enforce_file_format=True)
+    want = np.array([[[1, 1, 1], [0, 0, 0]], [[1, 0, 0], [16384 / 65535] * 3]], dtype=np.float32)
+    np.testing.assert_allclose(decode_image(p), want, atol=1e-6)
+    ds.PhotometricInterpretation = "HSV"
+    ds.save_as(p, enforce_file_format=True)
+    with pytest.raises(DataError, match=r"pal\.dcm: unsupported DICOM PhotometricInterpretation 'HSV'"):
+        decode_image(p)
+
+
+@needs_pydicom
 def test_dicom_example_ct_matches_pydicom() -> None:
     import pydicom
     from pydicom import examples

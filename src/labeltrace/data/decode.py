@@ -18,7 +18,9 @@ Every decoded image is an ``(H, W, C)`` float32 array with ``C`` in ``{1, 3}`` a
 - DICOM (``.dcm``/``.dicom`` or the ``DICM`` magic), through the optional ``pydicom``:
   ``RescaleSlope`` / ``RescaleIntercept`` are applied, ``MONOCHROME1`` is inverted so that
   high values are bright, and grayscale pixels are min-max scaled per image to [0, 1] (a
-  constant image becomes all zeros). Colour DICOM is divided by ``2**BitsStored - 1``.
+  constant image becomes all zeros). Colour DICOM is divided by ``2**BitsStored - 1``;
+  ``PALETTE COLOR`` (ultrasound, nuclear medicine) has its colour table applied, RGB scaled by
+  the table's 8- or 16-bit range; other one-sample interpretations are refused.
 
 **Pixel limit.** A small file can declare a huge image (a "decompression bomb": a 420 KB PNG
 of 12000x12000 pixels costs gigabytes once decoded). Every decoder reads the size from the
@@ -230,10 +232,19 @@ def _decode_dicom(path: Path, max_pixels: int | None = None) -> np.ndarray:
         return (px.astype(np.float32) / float(2**bits - 1)).clip(0.0, 1.0)
     if spp != 1 or px.ndim != 2:
         raise DataError(f"unsupported DICOM pixel layout {px.shape} (SamplesPerPixel={spp})")
+    photometric = str(getattr(ds, "PhotometricInterpretation", "")).upper()
+    if photometric == "PALETTE COLOR":  # ultrasound, nuclear medicine: indices into a colour table
+        from pydicom.pixels import apply_color_lut
+
+        rgb = apply_color_lut(px, ds)  # 8- or 16-bit entries, as the table's descriptor says
+        return (rgb.astype(np.float32) / float(np.iinfo(rgb.dtype).max)).clip(0.0, 1.0)
+    if photometric not in ("MONOCHROME1", "MONOCHROME2", ""):
+        raise DataError(f"unsupported DICOM PhotometricInterpretation {photometric!r} for one sample per pixel "
+                        "(MONOCHROME1, MONOCHROME2 and PALETTE COLOR are read)")  # fmt: skip
     a = px.astype(np.float64) * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
         getattr(ds, "RescaleIntercept", 0) or 0
     )
-    if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+    if photometric == "MONOCHROME1":
         a = -a
     lo, hi = float(a.min()), float(a.max())
     out = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)

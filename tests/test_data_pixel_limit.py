@@ -135,3 +135,15 @@ def test_dicom_rows_and_columns_are_checked_before_the_pixel_data(tmp_path: Path
     ds.save_as(p, enforce_file_format=True)
     with pytest.raises(DataError, match=r"big\.dcm: .*8000x9000 = 72,000,000 pixels"):
         decode_image(p)
+
+
+def test_a_limit_above_pillows_guard_lets_such_an_image_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--max-pixels 300000000 could not read a 196-megapixel scan: Pillow's own guard (twice ~89 MP)
+    refused it first, in its own words. A larger limit raises that guard; over it, ours speaks."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000)  # Pillow refuses over 10,000 pixels
+    p = tmp_path / "big.png"
+    Image.new("L", (200, 100)).save(p)  # 20,000 pixels
+    assert decode_image(p, max_pixels=50_000).shape == (100, 200, 1)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000)
+    with pytest.raises(DataError, match=r"big\.png: .*over the limit of 8,000 pixels"):
+        decode_image(p, max_pixels=8_000)

@@ -339,3 +339,25 @@ def test_truth_column_rows_match_paths_written_with_a_dot(tmp_path: Path) -> Non
     ds, origin = _load_dataset(args)
     assert ds.ids == tuple(paths)
     assert _truth_labels(args, ds, origin).tolist() == [0, 1, 0, 0, 0, 1]
+
+
+def test_manifests_that_cannot_be_read_as_written_are_named(tmp_path: Path) -> None:
+    """A stray double quote in a long CSV ended in csv.Error's traceback; a NUL byte in a path said
+    only 'embedded null byte'; a cut-short Parquet file named no file; URLs and Windows paths were
+    'file not found', the URL with its '//' folded."""
+    rows = ["img/0.png,a", "img/1.png,a", "img/2.png,a", '"img/3.png,b'] + ["img/4.png,b"] * 15_000
+    m = _manifest(tmp_path, "path,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"m\.csv: line 5 cannot be read as CSV \(field larger than field limit.*a stray double quote"):
+        from_manifest(m)
+    body = ["img/0.png,a", "img/1.png,a", "img/2.png,b", "img/3.png,b"]
+    for bad, words in (("img/4\x00.png", r"NUL byte.*row 3 \('img/4\\x00\.png'\)"),
+                       ("s3://bucket/img/4.png", r"URLs: row 3 \('s3://bucket/img/4\.png'\); labeltrace reads local files"),
+                       ("img\\4.png", r"backslashes name no file: row 3 \('img\\\\4\.png'\); Windows paths\? Write them with '/'")):
+        m = _manifest(tmp_path, "path,label\n" + "\n".join(body[:2] + [f"{bad},a"] + body[2:]) + "\n")
+        with pytest.raises(DataError, match=r"m\.csv: paths .*" + words):
+            from_manifest(m)
+    pq.write_table(pa.table({"path": [r.split(",")[0] for r in body], "label": ["a", "a", "b", "b"]}), tmp_path / "m.parquet")
+    data = (tmp_path / "m.parquet").read_bytes()
+    (tmp_path / "m.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"m\.parquet: not a readable Parquet file \(.*magic bytes"):
+        from_manifest(tmp_path / "m.parquet")

@@ -27,7 +27,8 @@ of 12000x12000 pixels costs gigabytes once decoded). Every decoder reads the siz
 header first and refuses, with a :class:`DataError` naming the file and its size, an image of
 more than ``max_pixels`` pixels (default :data:`MAX_PIXELS`, 40 megapixels; for DICOM, rows x
 columns x frames). Pillow's own guard (``Image.MAX_IMAGE_PIXELS``, about 89 megapixels with a
-warning, twice that with an error) stays in place above it.
+warning, twice that with an error) stays in place above it, unless a larger ``max_pixels``
+raises it (:func:`open_image`).
 """
 
 from __future__ import annotations
@@ -103,8 +104,21 @@ def check_pixels(width: int, height: int, max_pixels: int | None = None, frames:
 
 
 def open_image(fp: str | Path | BinaryIO, max_pixels: int | None = None) -> Image.Image:
-    """``Image.open`` (header only) and the pixel limit; the caller loads and closes it."""
-    img = Image.open(fp)
+    """``Image.open`` (header only) and the pixel limit; the caller loads and closes it.
+
+    A limit above Pillow's own guard (``Image.MAX_IMAGE_PIXELS``, about 89 megapixels, refusing
+    twice that) raises that guard to it for the process: ``--max-pixels`` is the user's word on
+    how large an image may be, and this function checks it before anything is decoded.
+    """
+    limit = pixel_limit(max_pixels)
+    guard = Image.MAX_IMAGE_PIXELS
+    if guard is not None and limit > guard:
+        Image.MAX_IMAGE_PIXELS = int(limit)
+    try:
+        img = Image.open(fp)
+    except Image.DecompressionBombError as exc:  # over twice Pillow's guard: over ours too
+        raise DataError(f"{exc} (over the limit of {int(limit):,} pixels; raise it with --max-pixels or "
+                        "max_pixels=)") from None
     try:
         check_pixels(img.width, img.height, max_pixels)
     except BaseException:

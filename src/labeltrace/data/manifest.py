@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +48,51 @@ def _text(path: Path, read: Callable[[], T]) -> T:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
 
 
+def _parquet(path: Path, read: Callable[[], T]) -> T:
+    """``read()`` of a Parquet file, a damaged or cut-short one named in a DataError (pyarrow's
+    own message names no file)."""
+    import pyarrow as pa
+
+    try:
+        return read()
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _csv_rows(path: Path, reader: Any) -> list[Any]:
+    """Every row of a ``csv`` reader over ``path``; the module's own error (a field over its size
+    limit: a stray double quote runs a field on to the next quote) named with the file and line."""
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {reader.line_num + 1} cannot be read as CSV ({exc}); a stray double quote? "
+                        "A field that opens with one runs on, across lines, to the next") from None
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _check_path_texts(path: Path, root: Path, raw: Sequence[str]) -> None:
+    """Paths that cannot be local files as written are refused naming their rows: a NUL byte, a URL
+    (``s3://``, ``https://``: not downloaded), a Windows path with backslashes naming no file."""
+    def rows(ks: Sequence[int]) -> str:
+        return listing(f"row {k + 1} ({raw[k]!r})" for k in ks)
+
+    nul = [k for k, v in enumerate(raw) if "\x00" in v]
+    if nul:
+        raise DataError(f"{path}: paths with a NUL byte (a damaged file or a binary cell?): {rows(nul)}")
+    urls = [k for k, v in enumerate(raw) if _URL.match(v)]
+    if urls:
+        raise DataError(f"{path}: paths that are URLs: {rows(urls)}; labeltrace reads local files: download the "
+                        "images and list their paths (relative to the manifest's folder, or absolute)")  # fmt: skip
+    back = [k for k, v in enumerate(raw) if "\\" in v and not (root / v).exists()]
+    if back:
+        raise DataError(f"{path}: paths with backslashes name no file: {rows(back)}; Windows paths? Write them "
+                        "with '/' (a/b.png)")  # fmt: skip
+
+
 def row_ids(values: Sequence[Any], *, paths: bool) -> list[str]:
     """The sample ids a manifest column gives its rows: an id column's values stripped; a path
     column's stripped paths in POSIX form (``./a.png`` is ``a.png``), as :func:`from_manifest`
@@ -61,11 +107,15 @@ def manifest_columns(path: Path) -> list[str]:
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        return list(pq.read_schema(path).names)
+        return list(_parquet(path, lambda: pq.read_schema(path)).names)
     if suffix in (".csv", ".tsv", ".txt"):
         def header() -> list[str]:
             with open(path, newline="", encoding="utf-8-sig") as fh:
-                return list(next(csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ","), []))
+                reader = csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+                try:
+                    return list(next(reader, []))
+                except csv.Error as exc:
+                    raise DataError(f"{path}: its header cannot be read as CSV ({exc})") from None
 
         return _text(path, header)
     raise DataError(f"{path}: manifest must be .csv, .tsv or .parquet")
@@ -108,13 +158,17 @@ def read_columns(path: Path, columns: list[str]) -> dict[str, list[Any]]:
         missing = [c for c in columns if c not in names]
         if missing:
             raise DataError(f"{path}: missing columns {missing}; columns are {names}{_COLUMN_HINT}")
-        table = pq.read_table(path, columns=columns)
+        table = _parquet(path, lambda: pq.read_table(path, columns=columns))
         return {c: table.column(c).to_pylist() for c in columns}
     if suffix in (".csv", ".tsv", ".txt"):
         def table() -> tuple[list[str], list[dict[Any, Any]]]:
             with open(path, newline="", encoding="utf-8-sig") as fh:
                 reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                return list(reader.fieldnames or []), list(reader)
+                try:
+                    names = list(reader.fieldnames or [])
+                except csv.Error as exc:
+                    raise DataError(f"{path}: its header cannot be read as CSV ({exc})") from None
+                return names, _csv_rows(path, reader)
 
         names, rows = _text(path, table)
         _unique_header(path, names)
@@ -209,6 +263,7 @@ def from_manifest(
         found = next((c for c in beside if c.is_file()), None)
         classes = read_classes_file(found) if found is not None else None
     raw_paths = [str(v).strip() for v in table[path_column]]
+    _check_path_texts(path, root, raw_paths)
     labels, cls = parse_labels(table[label_column], classes,
                                row_name=lambda k: f"row {k + 1} ({raw_paths[k]})")
     sources = row_ids(raw_paths, paths=True)

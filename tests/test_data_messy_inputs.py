@@ -268,6 +268,24 @@ def test_a_truncated_npz_is_named(tmp_path: Path) -> None:
         from_npz(tmp_path / "cut.npz")
 
 
+def test_an_npz_s_array_problems_name_the_file_and_say_what_to_do(tmp_path: Path) -> None:
+    """A .npy renamed .npz ended in a TypeError traceback; the arrays' errors named neither the file
+    nor the keys, nor the usual cause (channels first, 0..255 stored as float)."""
+    y = np.array([0] * 5 + [1] * 5)
+    np.save(tmp_path / "one.npy", np.zeros((10, 8, 8), np.uint8))
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")
+    with pytest.raises(DataError, match=r"one\.npz: one \(10, 8, 8\) array \(np\.save's \.npy format\), not an \.npz"):
+        from_npz(tmp_path / "one.npz")
+    for name, images, labels, words in (
+        ("count", np.zeros((10, 8, 8), np.uint8), y[:-1], r"10 images but 9 labels"),
+        ("chw", np.zeros((10, 3, 8, 8), np.uint8), y, r"got \(10, 3, 8, 8\); channels first.*transpose\(0, 2, 3, 1\)"),
+        ("f255", np.full((10, 8, 8), 200, np.float32), y, r"\(values run from 200 to 200\); 0\.\.255 stored as float\? Pass images / 255"),
+    ):
+        np.savez(tmp_path / f"{name}.npz", train_images=images, train_labels=labels)
+        with pytest.raises(DataError, match=rf"{name}\.npz \(train_images, train_labels\): .*{words}"):
+            from_npz(tmp_path / f"{name}.npz")
+
+
 def test_cli_classes_file_names_an_npz_s_classes(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", train_images=np.zeros((4, 3, 3), np.uint8), train_labels=np.array([0, 0, 1, 1]))
     (tmp_path / "names.txt").write_text("cat\ndog\n")

@@ -361,3 +361,21 @@ def test_manifests_that_cannot_be_read_as_written_are_named(tmp_path: Path) -> N
     (tmp_path / "m.parquet").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match=r"m\.parquet: not a readable Parquet file \(.*magic bytes"):
         from_manifest(tmp_path / "m.parquet")
+
+
+def test_a_layout_that_is_nearly_right_says_how_to_read_it(tmp_path: Path) -> None:
+    """Three messages that named the symptom, not the cause: a classes.txt picked up beside the
+    manifest with a name twice ('duplicate class names', no file), an `id` column of patient ids
+    taken as sample ids (the user may not know it is read), a folder of images beside its
+    labels.csv ('only one class found: images')."""
+    (tmp_path / "classes.txt").write_text("benign\nmalignant\n\nbenign\n")
+    m = _manifest(tmp_path, "path,label\nimg/0.png,benign\nimg/1.png,benign\nimg/2.png,malignant\nimg/3.png,malignant\n")
+    with pytest.raises(DataError, match=r"classes\.txt: class names listed more than once: 'benign' \(lines 1, 4\)"):
+        from_manifest(m)
+    (tmp_path / "classes.txt").unlink()
+    m = _manifest(tmp_path, "path,label,id\nimg/0.png,a,P0\nimg/1.png,a,P0\nimg/2.png,b,P1\nimg/3.png,b,P2\n")
+    with pytest.raises(DataError, match=r"'P0' \(rows 1, 2\); the column 'id' is read as the sample ids.*--id-column path"):
+        from_manifest(m)
+    assert from_manifest(m, id_column="path").ids[:2] == ("img/0.png", "img/1.png")
+    with pytest.raises(DataError, match=r"one class folder \('img'\), and a manifest beside: m\.csv; .*labeltrace scan .*m\.csv"):
+        from_folder(tmp_path)

@@ -145,6 +145,11 @@ def from_folder(
             f"{len(loose)} image files directly in {root} are ignored (not in a class folder): "
             f"{listing(loose)}", DataWarning, stacklevel=2,
         )
+    tables = [p.name for p in visible if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq")]
+    if len(class_dirs) < 2 and tables:  # a folder of images beside the table that labels them
+        found = "no class sub-folders" if not class_dirs else f"one class folder ({class_dirs[0].name!r})"
+        raise DataError(f"{root}: {found}, and a manifest beside: {listing(tables)}; to read the labels it "
+                        f"lists, give the file as DATA (labeltrace scan {root / tables[0]})")  # fmt: skip
     if not class_dirs:
         raise DataError(f"{root}: no class sub-folders found")
     files: list[Path] = []
@@ -233,8 +238,10 @@ def from_arrays(
             f"labels must be (N,) or (N, 1); got shape {lab.shape} (multi-label is not supported)"
         )
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+        first = images.ndim == 4 and images.shape[1] in (1, 3)
         raise DataError(
             f"images must be (N, H, W) or (N, H, W, C), C in {{1, 3}}; got {images.shape}"
+            + ("; channels first (PyTorch's layout)? Pass images.transpose(0, 2, 3, 1)" if first else "")
         )
     if len(images) != len(lab):
         raise DataError(f"{len(images)} images but {len(lab)} labels")
@@ -242,8 +249,12 @@ def from_arrays(
         flat = images.reshape(len(images), -1)
         bad = np.flatnonzero(~np.all(np.isfinite(flat) & (flat >= 0) & (flat <= 1), axis=1))
         if bad.size:
+            finite = flat[np.isfinite(flat)]
+            seen = f" (values run from {finite.min():g} to {finite.max():g})" if finite.size else ""
+            hint = ("; 0..255 stored as float? Pass images / 255, or images.astype(np.uint8)"
+                    if finite.size and finite.max() > 1 and finite.min() >= 0 and finite.max() <= 255 else "")
             raise DataError(
-                f"float images must lie in [0, 1]; not so for samples {listing(bad.tolist())}"
+                f"float images must lie in [0, 1]; not so for samples {listing(bad.tolist())}{seen}{hint}"
             )
     elif images.dtype not in (np.uint8, np.uint16, np.bool_):
         raise DataError(
@@ -276,7 +287,11 @@ def from_npz(
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r")  # an .npy is mapped, not read
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # one array saved with np.save, named .npz
+            raise DataError(f"{path}: one {np.shape(loaded)} array (np.save's .npy format), not an .npz archive "
+                            f"with {need[0]!r} and {need[1]!r} (np.savez(path, {need[0]}=..., {need[1]}=...))")
+        with loaded as z:
             keys = list(z.files)
             missing = [k for k in need if k not in keys]
             if missing:
@@ -295,4 +310,7 @@ def from_npz(
                         "download?)") from None
     images, labels = arrays
     ids = [f"{split}:{i}" for i in range(len(images))]
-    return from_arrays(images, labels, classes=classes, ids=ids)
+    try:
+        return from_arrays(images, labels, classes=classes, ids=ids)
+    except DataError as exc:  # the arrays' problem, said of the file and its keys
+        raise DataError(f"{path} ({need[0]}, {need[1]}): {exc}") from None

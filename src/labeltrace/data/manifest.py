@@ -37,6 +37,14 @@ T = TypeVar("T")
 def read_classes_file(path: Path) -> tuple[str, ...]:
     """The class names of a classes file, one per line in id order (blank lines ignored)."""
     lines = [ln.strip() for ln in _text(path, lambda: path.read_text(encoding="utf-8-sig")).splitlines()]
+    at: dict[str, list[int]] = {}
+    for k, ln in enumerate(lines):
+        if ln:
+            at.setdefault(ln, []).append(k + 1)
+    dup = {name: ks for name, ks in at.items() if len(ks) > 1}
+    if dup:
+        raise DataError(f"{path}: class names listed more than once: "
+                        + listing(f"{name!r} (lines {listing(ks)})" for name, ks in dup.items()) + "; list each class once")
     return tuple(ln for ln in lines if ln)
 
 
@@ -234,6 +242,7 @@ def from_manifest(
     path = path.parent.resolve() / path.name
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
+    named = id_column
     id_column = manifest_id_column(path, id_column, path_column=path_column, label_column=label_column)
     cols = [path_column, label_column] + ([id_column] if id_column else [])
     table = read_columns(path, list(dict.fromkeys(cols)))
@@ -275,6 +284,9 @@ def from_manifest(
         raise DataError(
             f"{path}: duplicate ids: "
             + listing(f"{v!r} (rows {listing(k + 1 for k in ks)})" for v, ks in dup.items())
+            + ("" if named else f"; the column {id_column!r} is read as the sample ids (found by its name): if "
+               f"rows share one (several images of a patient), key the rows by their paths with --id-column "
+               f"{path_column} (in Python: id_column={path_column!r})")
         )
     return finalize(
         classes=cls, labels=labels, sources=sources, ids=ids, source=FileSource(files, max_pixels),

@@ -97,6 +97,29 @@ def test_a_bad_setting_is_refused_before_the_data_is_read(tmp_path: Path, monkey
     monkeypatch.setattr("labeltrace.cli._load_dataset", read)
     for flags, words in ((["--lr", "0"], "--lr must be > 0, got 0.0"), (["--folds", "1"], "--folds must be >= 2"),
                          (["--model", "small-cnn", "--finetune"], "--finetune applies to effnet-lite0, not small-cnn"),
-                         (["--detector", "sei", "--early-stop"], "--early-stop stops a cross-fitted recording")):
+                         (["--detector", "sei", "--early-stop"], "--early-stop stops a cross-fitted recording"),
+                         (["--truth-column", "t"], "error: --truth-column needs a manifest")):  # a folder: rc 1 after reading it
         assert main(["scan", str(tmp_path / "images"), "--out", str(tmp_path / "run"), *flags]) == 2
         assert words in capsys.readouterr().err
+
+
+def test_images_left_out_are_named_under_quiet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """`--on-bad-image skip --quiet` left an image out without a word on the terminal (only in run.json),
+    while lesser warnings printed."""
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / "d" / cls).mkdir(parents=True)
+        for k in range(3):
+            Image.new("L", (8, 8), 40 * k).save(tmp_path / "d" / cls / f"{k}.png")
+    (tmp_path / "d" / "a" / "bad.png").write_bytes(b"")
+
+    def stop(*args: object, **kw: object) -> None:
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr("labeltrace.scan.scan", stop)
+    argv = ["scan", str(tmp_path / "d"), "--out", str(tmp_path / "run"), "--on-bad-image", "skip", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "warning: skipped 1 unreadable images" in err and "a/bad.png: cannot decode image" in err

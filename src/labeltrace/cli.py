@@ -55,15 +55,15 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
 
         named = {"classes": read_classes_file(Path(args.classes))}
         if args.example or (args.data and not args.labels and Path(args.data).is_dir()):
-            raise SystemExit("error: --classes names the classes of a manifest or an .npz; a folder's classes are its "
+            raise ValueError("--classes names the classes of a manifest or an .npz; a folder's classes are its "
                              "sub-folders")
 
     if getattr(args, "split", None) is not None and (args.labels or Path(args.data or "").suffix.lower() != ".npz"):
-        raise SystemExit("error: --split picks a split of a .npz file; DATA here is a folder, a manifest or "
+        raise ValueError("--split picks a split of a .npz file; DATA here is a folder, a manifest or "
                          "an example, read whole (give the split's own folder or manifest instead)")  # fmt: skip
     if args.example:
         if args.data or args.labels:
-            raise SystemExit("error: give either DATA/--labels or --example, not both")
+            raise ValueError("give either DATA/--labels or --example, not both")
         return data.example(args.example), {"kind": "example", "source": args.example}
     common = {"on_bad_image": args.on_bad_image, "allow_roots": args.allow_root, "max_pixels": args.max_pixels}
     limits = {"max_pixels": args.max_pixels} if args.max_pixels is not None else {}  # run.json: for the report
@@ -83,7 +83,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
             _unlisted_images(root, ds, getattr(args, "out", None))
         return ds, {"kind": "manifest", "source": str(man.resolve()), **used(man), **limits}
     if not args.data:
-        raise SystemExit("error: give DATA (a folder, manifest or .npz), --labels FILE, or --example digits")
+        raise ValueError("give DATA (a folder, manifest or .npz), --labels FILE, or --example digits")
     p = Path(args.data)
     if not p.exists():
         raise ValueError(f"{p} does not exist (DATA: a folder, a .csv/.parquet manifest or a .npz file)")
@@ -99,7 +99,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     if p.suffix.lower() == ".npz":
         split = args.split or "train"
         return data.from_npz(p, split=split, **named), {"kind": "npz", "source": str(p.resolve()), "split": split}
-    raise SystemExit(f"error: cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
+    raise ValueError(f"cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
 
 
 def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, ANN202
@@ -107,7 +107,7 @@ def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, 
     from labeltrace.data.manifest import truth_column
 
     if origin.get("kind") != "manifest":
-        raise SystemExit("error: --truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
+        raise ValueError("--truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
     return truth_column(Path(origin["source"]), args.truth_column, ds,
                         id_column=origin.get("id_column"), path_column=origin["path_column"])  # fmt: skip
 
@@ -133,12 +133,15 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         workers=args.workers,
     )  # fmt: skip
     check(cfg, None if args.model == "auto" else args.model, None)  # the settings first: not after minutes of reading DATA
+    if args.truth_column and not (args.labels or Path(args.data or "").suffix.lower() in (".csv", ".tsv", ".parquet")):
+        raise ValueError("--truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
     ds, origin = _load_dataset(args)
     log = (lambda s: None) if args.quiet or not d.is_writer else (lambda s: print(s, file=sys.stderr))
-    if ds.skipped:
-        log(f"skipped {len(ds.skipped)} unreadable images (listed in run.json):")
+    if ds.skipped and d.is_writer:  # samples left out: said under --quiet too, as warnings are
+        print(f"warning: skipped {len(ds.skipped)} unreadable images (--on-bad-image skip; all listed in run.json):",
+              file=sys.stderr)  # fmt: skip
         for src, why in ds.skipped[:10]:
-            log(f"  {src}: {why}")
+            print(f"  {src}: {why}", file=sys.stderr)
     log(f"{len(ds)} samples, {ds.n_classes} classes → {args.out}")
     truth = _truth_labels(args, ds, origin) if args.truth_column else None
     t0 = time.perf_counter()
@@ -195,7 +198,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"imported {n} decisions into {Path(args.run_dir) / 'reviews.db'}")
         return 0
     if not args.to:
-        raise SystemExit("error: give --to labelstudio|fiftyone|csv|parquet or --from-labelstudio EXPORT.json")
+        raise ValueError("give --to labelstudio|fiftyone|csv|parquet or --from-labelstudio EXPORT.json")
     out = export.export_run(args.run_dir, args.to, args.out, images=args.images, document_root=args.document_root,
                             only_suspects=args.only_suspects, overwrite=args.overwrite,
                             warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))  # fmt: skip

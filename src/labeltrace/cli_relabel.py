@@ -93,10 +93,10 @@ def _cmd_review(args: argparse.Namespace) -> int:
         from labeltrace.export.cleaned import export_labels
 
         if rule is not None:
-            raise SystemExit("error: --agree / --count-given set the rule of a review session; --export uses the "
+            raise ValueError("--agree / --count-given set the rule of a review session; --export uses the "
                              "rule stored with the decisions")
         if args.blind is not None:
-            raise SystemExit("error: --blind / --blind-all set what a review session shows; --export serves no page")
+            raise ValueError("--blind / --blind-all set what a review session shows; --export serves no page")
         out = export_labels(args.run_dir, args.export,
                             report=lambda m: print(m, file=sys.stderr if m.startswith("warning:") else sys.stdout))
         print(f"wrote {out}")

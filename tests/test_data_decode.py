@@ -285,3 +285,14 @@ def test_a_palette_image_with_alpha_keeps_its_colours(tmp_path: Path) -> None:
     pa.save(path)
     assert Image.open(path).mode == "PA"
     np.testing.assert_allclose(decode_image(path), np.tile([1.0, 0.0, 0.0], (2, 2, 1)))
+
+
+def test_a_file_that_is_no_image_says_what_it_is(tmp_path: Path) -> None:
+    """'cannot decode image (UnidentifiedImageError: cannot identify image file '/abs/path')' repeated the
+    path and did not say that the file was empty."""
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.png").write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match=r"empty\.png: empty file \(0 bytes; an interrupted copy\?\)$"):
+        decode_image(tmp_path / "empty.png")
+    with pytest.raises(DataError, match=r"notes\.png: not an image file Pillow knows, nor DICOM"):
+        decode_image(tmp_path / "notes.png")

@@ -294,7 +294,9 @@ def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarr
         except UnidentifiedImageError:
             if _is_dicom(path):
                 return _decode_dicom(path, max_pixels)
-            raise
+            if path.stat().st_size == 0:
+                raise DataError("empty file (0 bytes; an interrupted copy?)") from None
+            raise DataError("not an image file Pillow knows, nor DICOM (cannot identify its format)") from None
     except MissingDependencyError:
         raise
     except DataError as exc:

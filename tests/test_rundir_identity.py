@@ -178,6 +178,26 @@ def test_force_keeps_the_review_decisions_aside(tmp_path: Path) -> None:
     assert any("aside" in s for s in logs)
 
 
+def test_a_new_scan_takes_back_set_aside_decisions_about_its_samples(tmp_path: Path) -> None:
+    """A `scan --force` of other data by mistake, stopped at once, then the first scan's own command
+    again: its 3 decisions stayed set aside for good, out of the review and every export."""
+    out = tmp_path / "R"
+    about_a = lambda db: db.read_bytes().startswith(b"A")  # noqa: E731 -- the decisions' binding, as bound_to reads it
+    assert rundir.claim(out, {"scan": "A"}, reviews_fit=about_a) == "new"
+    (out / rundir.RUN_JSON).write_text("{}")
+    (out / "reviews.db").write_bytes(b"A: 3 decisions")
+    (out / "reviews.db-wal").write_bytes(b"A: pending")
+    assert rundir.claim(out, {"scan": "B"}, force=True, reviews_fit=lambda db: False) == "new"
+    assert not (out / "reviews.db").exists()
+    rundir.release(out)  # stopped before it recorded anything
+    (out / "reviews.db.replaced-20200101T000000").write_bytes(b"B: an older scan's")  # not about A: stays aside
+    logs: list[str] = []
+    assert rundir.claim(out, {"scan": "A"}, reviews_fit=about_a, log=logs.append) == "new"
+    assert (out / "reviews.db").read_bytes() == b"A: 3 decisions" and (out / "reviews.db-wal").read_bytes() == b"A: pending"
+    assert [p.name for p in out.glob("reviews.db.replaced-*")] == ["reviews.db.replaced-20200101T000000"]
+    assert any("took back the review decisions set aside as reviews.db.replaced-" in s for s in logs)
+
+
 def test_force_removes_the_fiftyone_export_images_of_the_earlier_scan(tmp_path: Path) -> None:
     """The FiftyOne export writes an in-memory image once and reuses it: after --force the old
     scan's PNGs would have stood for the new scan's samples."""

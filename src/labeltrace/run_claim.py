@@ -86,7 +86,8 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
       what differs — unless ``force``, which removes what the earlier scan wrote (its review
       decisions are kept aside as ``reviews.db.replaced-<time>``, never deleted — or kept in place
       where ``reviews_fit(path_of_reviews_db)`` says they are about the new scan's samples and
-      classes too) → ``"new"``.
+      classes too) → ``"new"``. A ``"new"`` claim with no decisions file takes back the newest
+      set-aside one that fits.
 
     Half-written files a killed scan left (``samples.parquet.<random>.tmp``, ...) are removed.
     """
@@ -111,6 +112,7 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
     elif held:
         why = f"files of an earlier scan without a fingerprint ({', '.join(held)})"
     else:
+        _take_back_decisions(path, reviews_fit, log)
         atomic_write_json(fp_path, fp)
         return "new"
     if not force:
@@ -137,8 +139,28 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
                     f"aside as {aside.name}")
     if log is not None:
         log(f"--force: replaced {why} in {path}")
+    _take_back_decisions(path, reviews_fit, log)
     atomic_write_json(fp_path, fp)
     return "new"
+
+
+def _take_back_decisions(path: Path, reviews_fit: Callable[[Path], bool] | None, log: Any) -> None:
+    """A new scan without a decisions file takes back the newest set-aside one (``reviews.db.replaced-
+    <time>``) that ``reviews_fit`` says is about its samples and classes: a ``--force`` by mistake,
+    stopped and followed by the first scan's own command again, had left its decisions aside for good."""
+    if reviews_fit is None or (path / REVIEWS_DB).exists():
+        return
+    aside = sorted((p for p in path.glob(f"{glob_escape(REVIEWS_DB)}.replaced-*")
+                    if not p.name.endswith(("-wal", "-shm"))), key=lambda p: p.name, reverse=True)  # fmt: skip
+    for db in aside:
+        if db.is_file() and reviews_fit(db):
+            for side in ("", "-wal", "-shm"):  # the write-ahead log goes back with it
+                if db.with_name(db.name + side).is_file():
+                    db.with_name(db.name + side).rename(path / (REVIEWS_DB + side))
+            if log is not None:
+                log(f"took back the review decisions set aside as {db.name}: they are about this scan's samples "
+                    "and classes")  # fmt: skip
+            return
 
 
 def _remove_temporaries(path: Path, names: tuple[str, ...]) -> None:

@@ -286,6 +286,39 @@ def test_a_server_whose_decisions_file_was_set_aside_answers_409_and_creates_not
     assert not (rd / "reviews.db").exists()
 
 
+def test_a_server_on_a_scan_replaced_with_the_same_samples_answers_409(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`scan --force` of the same samples keeps reviews.db: the server went on showing the first
+    scan's given label beside the second scan's posterior, and a decision made on that page was filed
+    as a relabel of the second scan's label. Any later scan in the folder now stops the API; the
+    page context cached for the first scan is not served for the second."""
+    import os
+
+    from labeltrace.review.context import ReviewContext
+
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=1)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    assert c.post("/api/decision", json={"sample_id": 0, "decision": "dog"}).status_code == 200
+    first = ReviewContext(open_run(rd)).load()
+    assert c.get("/api/context/0").status_code == 200
+    meta = (rd / "run.json").read_text()
+    (rd / "run.json").unlink()  # the new scan, training: no run.json yet
+    r = c.post("/api/decision", json={"sample_id": 1, "decision": "fox"})
+    assert r.status_code == 409 and "scanned again since this review started" in r.json()["detail"]
+    (rd / "run.json.tmp").write_text(meta.replace('"seed"', '"seed" ', 1))  # finished: written anew
+    os.replace(rd / "run.json.tmp", rd / "run.json")
+    for r in (c.get("/api/state"), c.get("/api/item/1"), c.get("/api/image/1"),
+              c.post("/api/decision", json={"sample_id": 1, "decision": "fox"})):
+        assert r.status_code == 409 and "scanned again since this review started" in r.json()["detail"]
+    assert [d.sample_id for d in run_store(open_run(rd)).history()] == [0]
+    built: list[int] = []
+    real = ReviewContext._build
+    monkeypatch.setattr(ReviewContext, "_build", lambda self: built.append(1) or real(self))
+    again = ReviewContext(open_run(rd)).load()
+    assert built == [1] and str(again["scan"]) != str(first["scan"])
+    assert TestClient(create_app(rd), base_url=LOCAL).get("/api/state").status_code == 200  # a restarted server
+
+
 def test_next_unsure_skips_samples_the_votes_settled(tmp_path: Path) -> None:
     """ada labels, bob then says unsure: the sample is settled (one vote), not open; 'Next unsure'
     pointed at it while the report and the export counted it settled."""

@@ -92,7 +92,7 @@ from labeltrace.run_source import image_source, open_source, source_bits
 __all__ = [
     "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
     "IMAGES_INDEX", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
-    "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict",
+    "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "scan_mark",
     "atomic_write", "claim", "dynamics_path", "held_command", "held_fingerprint", "held_meta", "image_source", "in_sample_path",
     "open_run", "record_command", "recording_dir", "release", "write_json", "write_table", "writing",
 ]  # fmt: skip
@@ -285,3 +285,14 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     if not sp.exists():
         raise ValueError(f"{path}: {SAMPLES} missing — the scan did not finish")
     return Run(path=path, meta=meta, samples=pq.read_table(sp))
+
+
+def scan_mark(run_dir: str | os.PathLike[str]) -> tuple[int, int, int] | None:
+    """Which scan ``run_dir`` holds now: its ``run.json``'s inode, modification time and size, or
+    None when there is none. A scan writes ``run.json`` last and anew (an atomic replace), so any
+    later scan into the folder (``--force``, or the same one run again) changes the mark."""
+    try:
+        st = (Path(run_dir) / RUN_JSON).stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

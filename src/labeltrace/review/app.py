@@ -79,13 +79,15 @@ from labeltrace.review.security import (
     is_loopback,
 )
 from labeltrace.review.state import ReviewState
-from labeltrace.rundir import QUEUE, open_run
+from labeltrace.rundir import QUEUE, open_run, scan_mark
 
 __all__ = ["TOKEN_HEADER", "create_app", "is_loopback", "serve"]
 
 IMAGE_SIZE = 512
 THUMB_SIZE = 96
 FULL_SIZE = 2048  # ?full=true: the image at its own resolution, its longer side at most this
+RESCANNED = ("the run was scanned again since this review started: nothing was saved; restart `labeltrace review` "
+             "and reload the page")
 
 
 def _err(status: int, detail: str) -> JSONResponse:
@@ -150,7 +152,9 @@ def create_app(
     app = FastAPI(title="labeltrace review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.review = state
 
-    app.add_middleware(Guard, token=token, max_body=MAX_BODY_BYTES)
+    mark = scan_mark(run.path)  # the scan served: another one in the folder stops every answer
+    app.add_middleware(Guard, token=token, max_body=MAX_BODY_BYTES,
+                       stale=lambda: None if scan_mark(run.path) == mark else RESCANNED)
     state.own_only = blind is not None
     if state.store.read_only:
         raise ValueError(f"{state.store.path} can only be read here (a write-protected file or folder): the review "
@@ -167,8 +171,7 @@ def create_app(
     @app.exception_handler(StoreReplaced)
     async def store_replaced(request: Request, exc: StoreReplaced) -> JSONResponse:
         print(f"labeltrace review: {exc}", file=sys.stderr, flush=True)  # the path: the console only
-        return _err(409, "the run was scanned again since this review started (its decisions file was "
-                    "replaced): nothing was saved; restart `labeltrace review` and reload the page")  # fmt: skip
+        return _err(409, RESCANNED)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,7 +2,8 @@
 trajectory, and its nearest neighbours among the samples labelled with the given and the
 suggested class.
 
-Computed on first use and cached in the run directory (``rundir.REVIEW_CONTEXT``, an ``.npz``):
+Computed on first use and cached in the run directory (``rundir.REVIEW_CONTEXT``, an ``.npz``,
+keyed to the scan's ``run.json``):
 the run's features (:func:`labeltrace.relabel.features.run_features`) reduced to at most
 ``DIMS`` principal components, and the per-epoch ``p(given)`` and signed entropy (divided by
 ``log K``, so in ``[-1, 1]``) of the run's first recording (held out for a cross-fitted run;
@@ -13,6 +14,7 @@ only the first server on a run computes it (minutes at 100k samples). Needs no w
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 from typing import IO, Any
@@ -65,7 +67,7 @@ class ReviewContext:
         emb = reduce(f.values)
         norm = np.linalg.norm(emb, axis=1, keepdims=True)
         out: dict[str, Any] = {"embedding": emb / np.where(norm > 0, norm, 1.0),
-                               "source": np.array(f.source)}  # fmt: skip
+                               "source": np.array(f.source), "scan": np.array(self._scan())}  # fmt: skip
         try:
             run0 = self.run.recording().runs[0]
             dyn = run0.dynamics
@@ -77,6 +79,10 @@ class ReviewContext:
             pass
         return out
 
+    def _scan(self) -> str:
+        """The scan the context is of: a digest of its ``run.json`` (written anew by every scan)."""
+        return hashlib.sha256((self.run.path / rundir.RUN_JSON).read_bytes()).hexdigest()
+
     def load(self) -> dict[str, Any]:
         """The context arrays: from the run directory's cache, else built and cached."""
         with self._lock:
@@ -87,8 +93,8 @@ class ReviewContext:
             if path.is_file() and self.features_file is None:
                 with np.load(path, allow_pickle=False) as z:
                     data = {name: z[name] for name in z.files}
-                if data["embedding"].shape[0] != self.run.num_samples:
-                    data = None
+                if data["embedding"].shape[0] != self.run.num_samples or str(data.get("scan", "")) != self._scan():
+                    data = None  # another scan's (the same samples scanned again), or from before the key
             if data is None:
                 data = self._build()
                 self._save(data)

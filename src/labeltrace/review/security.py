@@ -137,10 +137,12 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
 class Guard:
     """ASGI middleware applying the checks of the module docstring to every HTTP request."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, *, token: str | None, max_body: int = MAX_BODY_BYTES,
+                 stale: Callable[[], str | None] | None = None) -> None:  # fmt: skip
         self.app = app
         self.token = check_token(token)
         self.max_body = int(max_body)
+        self.stale = stale  # why the API may no longer answer (the run was scanned again), or None
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers: dict[str, str] = {}
@@ -172,7 +174,8 @@ class Guard:
         length = headers.get("content-length")
         if length is not None and (not length.strip().isdigit() or int(length) > self.max_body):
             return 413, f"request body larger than {self.max_body} bytes"
-        return None
+        why = self.stale() if self.stale is not None and str(scope.get("path", "")).startswith("/api/") else None
+        return (409, why) if why is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -5,6 +5,8 @@ which epoch."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -270,7 +272,7 @@ def test_a_second_scan_into_a_folder_being_written_is_refused_at_once(tmp_path: 
         assert made and out.is_dir()
         x, y = _arrays()
         cfg = ScanConfig(model="small-cnn", epochs=1, detector="sei", runs=1)
-        with pytest.raises(rundir.RunDirConflict, match="another scan is writing into it now"):
+        with pytest.raises(rundir.RunDirConflict, match=r"another labeltrace command is using it now \(a scan, or a "):
             scan(from_arrays(x, y), out, cfg, progress=False, log=lambda s: None)
     assert not out.exists()  # made for the scan, left empty: removed
     out.mkdir()
@@ -422,3 +424,52 @@ def test_a_stopped_scan_names_the_command_that_resumes_it(tmp_path: Path, capsys
     monkeypatch.undo()
     assert main(["scan", str(data), "--out", str(out), *BASE]) == 0  # that command resumes it
     assert (out / "run.json").is_file()
+
+
+def _holding(tmp_path: Path, code: str) -> subprocess.Popen[str]:
+    """A second process that runs ``code`` (a `with` that holds the folder), says 'held', then waits
+    for its stdin to close."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys\nfrom labeltrace import rundir, run_claim\n" + code
+                             + "\n    print('held', flush=True)\n    sys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path)  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_scan_and_a_command_writing_into_its_folder_exclude_each_other(tmp_path: Path) -> None:
+    """`queue`, `report` and `export` took no hold of the folder: a `scan --force` started meanwhile
+    removed their half-written file (a bare errno), or they wrote the first scan's queue or report into
+    the second's folder after its claim. Now they share the folder with each other, not with a scan,
+    and a refusal names the scan's process and command."""
+    from runfactory import make_run
+
+    from labeltrace.export import export_run
+    from labeltrace.relabel.queue import write_queue
+    from labeltrace.report import write_report
+
+    rd = make_run(tmp_path / "w", n=20, k=3, seed=3)
+    proc = _holding(tmp_path, f"with run_claim.using({str(rd)!r}):")  # a report being written
+    try:
+        with pytest.raises(rundir.RunDirConflict, match="another labeltrace command is using it now"):
+            scan(from_arrays(*_arrays()), rd, ScanConfig(model="small-cnn", epochs=1, detector="sei", runs=1),
+                 progress=False, log=lambda s: None, force=True)  # fmt: skip
+        write_queue(rd, rd / "queue.parquet")  # another reader-writer meanwhile: fine
+    finally:
+        proc.communicate("")
+    out = tmp_path / "R"
+    rundir.claim(out, {"a": 1})
+    proc = _holding(tmp_path, f"with rundir.writing({str(out)!r}):\n"  # the scan, training
+                              f"    rundir.record_command({str(out)!r}, ['labeltrace', 'scan', 'data'])")
+    (out / rundir.RUN_JSON).write_text((rd / rundir.RUN_JSON).read_text())  # (as if) finished: a reader would go on
+    (out / rundir.SAMPLES).write_bytes((rd / rundir.SAMPLES).read_bytes())
+    try:
+        for write in (lambda: write_queue(out, out / "queue.parquet"), lambda: write_report(out),
+                      lambda: export_run(out, "csv")):
+            with pytest.raises(rundir.RunDirConflict, match=r"a scan is writing into it now; wait for it to end"):
+                write()
+        (out / rundir.RUN_JSON).unlink()  # unfinished: the scan's process and command are named
+        with pytest.raises(ValueError, match=rf"a scan is writing into it now \(process {proc.pid}: labeltrace scan data"):
+            rundir.open_run(out)
+    finally:
+        proc.communicate("")
+    assert not list(out.glob("*.tmp")) and not (out / "queue.parquet").exists()

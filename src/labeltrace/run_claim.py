@@ -30,7 +30,7 @@ from labeltrace.run_layout import (
 )
 
 __all__ = ["RunDirConflict", "claim", "held_command", "held_fingerprint", "held_meta", "record_command", "release",
-           "writing"]
+           "scan_running", "sharing", "using", "writing"]
 
 #: the files a scan itself writes into its folder (other commands write the rest of OWNED)
 _SCAN_WRITES = (FINGERPRINT, SCAN_COMMAND, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS)
@@ -50,9 +50,24 @@ def held_fingerprint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def record_command(run_dir: str | os.PathLike[str], command: list[str]) -> None:
-    """Keep the command line of the scan that claimed ``run_dir``: until its ``run.json`` is written,
-    a stopped scan's folder can say which command resumes it."""
-    atomic_write_json(Path(run_dir) / SCAN_COMMAND, {"command": [str(a) for a in command]})
+    """Keep the command line of the scan that claimed ``run_dir``, with its process id: until its
+    ``run.json`` is written, a stopped scan's folder can say which command resumes it, and a running
+    one which process holds it."""
+    atomic_write_json(Path(run_dir) / SCAN_COMMAND, {"command": [str(a) for a in command], "pid": os.getpid()})
+
+
+def _holder(run_dir: Path) -> str:
+    """`` (process N: labeltrace scan ...)`` for the scan that recorded its command in ``run_dir``
+    when it has not finished (no ``run.json``) and its process is alive, else ``""``."""
+    if (run_dir / RUN_JSON).exists():  # finished: whoever holds the folder now, not that scan
+        return ""
+    try:
+        pid = int(read_json(run_dir / SCAN_COMMAND).get("pid"))
+        os.kill(pid, 0)  # alive (signal 0 sends nothing)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return ""
+    cmd = held_command(run_dir)
+    return f" (process {pid}" + (f": {cmd})" if cmd else ")")
 
 
 def held_command(run_dir: str | os.PathLike[str]) -> str | None:
@@ -182,31 +197,94 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
     made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     fd: int | None = None
-    if os.name != "nt":  # Windows opens no folder so: unlocked there
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except PermissionError:  # a folder we may write but not read: unlocked
-            fd = None
     held = False  # this call holds the folder (locked, or no lock to be had): it may remove what it made
     try:
         try:
-            import fcntl
-
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = _lock(path, exclusive=True)
         except BlockingIOError:
-            raise RunDirConflict(f"{path}: another scan is writing into it now; wait for it to end, or "
-                                 "choose another --out") from None  # fmt: skip
-        except (ImportError, OSError):  # not POSIX, or e.g. ENOLCK on a network file system: unlocked
-            pass
+            who = _holder(path)
+            raise RunDirConflict(f"{path}: " + (f"another scan is writing into it now{who}" if who else
+                                 "another labeltrace command is using it now (a scan, or a queue, report or export "
+                                 "writing its file)") + "; wait for it to end, or choose another --out") from None
         held = True
+        _HELD.add(path.resolve())
         yield made
     finally:
+        _HELD.discard(path.resolve())
         if held and made and path.is_dir() and not any(path.iterdir()):  # before the lock goes
             with contextlib.suppress(OSError):  # never in place of the scan's own error
                 path.rmdir()
         if fd is not None:
             os.close(fd)
+
+
+#: folders this process holds for a scan (:func:`writing`): what it writes there needs no other hold
+_HELD: set[Path] = set()
+
+
+def _lock(path: Path, *, exclusive: bool) -> int | None:
+    """The folder opened and ``flock``-ed, without waiting: its descriptor, or None where nothing
+    can be locked (Windows, a folder we may not read, a network file system without locks);
+    ``BlockingIOError`` when another process holds it the other way."""
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):  # Windows opens no folder so
+        return None
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    except OSError:  # e.g. ENOLCK on a network file system: unlocked
+        pass
+    return fd
+
+
+@contextmanager
+def using(run_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold a finished scan's folder while a command reads it and writes its file (a queue, report,
+    export): shared with other such commands, never with a scan. A scan into the folder meanwhile
+    (``--force`` would remove the file being written, or leave it beside another scan's results) is
+    refused by :func:`writing`; so is this while a scan writes (:class:`RunDirConflict`)."""
+    path = Path(run_dir)
+    if not path.is_dir() or path.resolve() in _HELD:
+        yield
+        return
+    try:
+        fd = _lock(path, exclusive=False)
+    except BlockingIOError:
+        raise RunDirConflict(f"{path}: a scan is writing into it now{_holder(path)}; wait for it to end") from None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def sharing(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(run_dir, ...)`` run inside :func:`using` its ``run_dir``."""
+    import functools
+
+    @functools.wraps(fn)
+    def held(run_dir: str | os.PathLike[str], *args: Any, **kw: Any) -> Any:
+        with using(run_dir):
+            return fn(run_dir, *args, **kw)
+
+    return held
+
+
+def scan_running(run_dir: str | os.PathLike[str]) -> str | None:
+    """`` (process N: command)`` or ``""`` when a scan holds ``run_dir`` now, else None."""
+    path = Path(run_dir)
+    try:
+        fd = _lock(path, exclusive=False)
+    except BlockingIOError:
+        return _holder(path)
+    if fd is not None:
+        os.close(fd)
+    return None
 
 
 def release(run_dir: str | os.PathLike[str], *, remove_dir: bool = True) -> None:

@@ -56,6 +56,7 @@ from labeltrace.run_claim import (
     held_meta,
     record_command,
     release,
+    scan_running,
     writing,
 )
 from labeltrace.run_images import ImageStore
@@ -273,6 +274,10 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     meta_p = path / RUN_JSON
     if not meta_p.exists():
         if (path / FINGERPRINT).is_file():  # claimed by a scan that has not finished (stopped, or running)
+            running = scan_running(path)
+            if running is not None:
+                raise ValueError(f"{path}: a scan is writing into it now{running}; wait for it to end "
+                                 f"({RUN_JSON} is written at its end)")  # fmt: skip
             cmd = held_command(path)
             raise ValueError(f"{path} holds a scan that has not finished ({RUN_JSON} is written at its end): run "
                              + (f"its command again, `{cmd}`," if cmd else "the scan's command again")

@@ -65,6 +65,7 @@ from labeltrace.export.labelstudio import (
 )
 from labeltrace.export.tables import review_table
 from labeltrace.relabel.runstore import set_aside_text
+from labeltrace.run_claim import sharing
 from labeltrace.rundir import atomic_write, open_run, write_table
 
 __all__ = [
@@ -81,6 +82,7 @@ LARGE_DATA_URI = 5000
 TARGETS: tuple[str, ...] = ("labelstudio", "csv", "parquet", "fiftyone")
 
 
+@sharing
 def export_run(
     run_dir: str | os.PathLike[str],
     to: Target,

@@ -48,6 +48,7 @@ from labeltrace._checks import listing
 from labeltrace.data.validate import is_missing, marker_set
 from labeltrace.relabel.runstore import set_aside_text
 from labeltrace.relabel.verdicts import Verdicts, run_verdicts, unresolved_table
+from labeltrace.run_claim import sharing
 from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
 
 __all__ = ["DECISION_COLUMN", "STATUS_COLUMN", "classes_path", "export_labels", "missing_like_labels",
@@ -290,6 +291,7 @@ def unresolved_path(out: str | os.PathLike[str]) -> Path:
     return out.with_name(out.stem + ".unresolved.csv")
 
 
+@sharing
 def export_labels(
     run_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,

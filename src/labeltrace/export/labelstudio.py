@@ -27,6 +27,7 @@ from labeltrace.relabel.order import every_sample_in_review_order
 from labeltrace.relabel.runstore import run_store
 from labeltrace.relabel.verdicts import run_verdicts
 from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
+from labeltrace.run_claim import sharing
 from labeltrace.rundir import Run, open_run
 
 __all__ = ["LS_REVIEWER", "ImageMode", "import_labelstudio", "iter_labelstudio_tasks", "labelstudio_config",
@@ -193,6 +194,7 @@ def report_problems(
         warn(msg)
 
 
+@sharing
 def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.PathLike[str], *,
                        warn: Callable[[str], None] | None = None) -> int:  # fmt: skip
     """Read a Label Studio export (JSON or JSON-MIN) into ``reviews.db``; returns rows written.

@@ -37,6 +37,7 @@ from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.earlier import settled_before
 from labeltrace.relabel.preflight import Estimate, preflight
 from labeltrace.relabel.runstore import open_store
+from labeltrace.run_claim import sharing
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -333,6 +334,7 @@ def run_sei(run: rundir.Run) -> np.ndarray:
     return combined_score("sei", run.recording().in_sample_runs())
 
 
+@sharing
 def write_queue(
     run_dir: str | os.PathLike[str],
     out: str | os.PathLike[str],

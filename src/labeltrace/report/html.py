@@ -34,6 +34,7 @@ from labeltrace.report.reviewed import (
     review_view,
 )
 from labeltrace.report.summary import cut_text, estimate_note
+from labeltrace.run_claim import sharing
 from labeltrace.rundir import atomic_write, open_run
 
 __all__ = ["PNG_FIGURES", "write_report"]
@@ -277,6 +278,7 @@ def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], top: int, thumb: in
 
 
 # --------------------------------------------------------------------------- entry point
+@sharing
 def write_report(
     run_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,

@@ -123,3 +123,30 @@ def test_images_left_out_are_named_under_quiet(tmp_path: Path, monkeypatch: pyte
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "warning: skipped 1 unreadable images" in err and "a/bad.png: empty file (0 bytes; an interrupted copy?)" in err
+
+
+def test_a_decisions_file_that_cannot_be_written_is_one_line_and_a_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """On a full disk `report` ended in sqlite3's traceback and a decision on the page in 'HTTP 500'."""
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from labeltrace.relabel.decisions import ReviewStore
+    from labeltrace.review import create_app
+
+    rd = make_run(tmp_path, n=12, k=3, seed=2)
+    app = create_app(rd)
+    full = sqlite3.OperationalError("database or disk is full")
+
+    def fail(*args: object, **kw: object) -> None:
+        raise full
+
+    monkeypatch.setattr(ReviewStore, "add", fail)
+    r = TestClient(app, base_url="http://127.0.0.1").post("/api/decision", json={"sample_id": 3, "decision": "unsure"})
+    assert r.status_code == 503 and r.json()["detail"].startswith("sample 3: NOT saved, the server could not write")
+    monkeypatch.setattr("labeltrace.report.html.read_report_data", fail)
+    assert main(["report", str(rd)]) == 2
+    err = capsys.readouterr().err
+    assert "error: the review decisions file (reviews.db) could not be read or written: database or disk is full" in err
+    assert "Traceback" not in err

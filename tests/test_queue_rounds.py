@@ -77,7 +77,7 @@ def test_a_run_without_an_earlier_round_or_its_manifest(tmp_path: Path) -> None:
 def test_the_review_page_without_a_queue_says_how_to_queue_them_last(tmp_path: Path, monkeypatch: object,
                                                                      capsys: object) -> None:  # fmt: skip
     rd, _, _ = _round_two(tmp_path)
-    monkeypatch.setattr("labeltrace.review.app._run", lambda app, sock, **kw: sock.close())  # type: ignore[attr-defined]
+    monkeypatch.setattr("labeltrace.review.server._run", lambda app, sock, **kw: sock.close())  # type: ignore[attr-defined]
     from labeltrace.review import serve
 
     serve(rd, port=0)

@@ -479,7 +479,7 @@ def test_serve_generates_a_token_off_loopback(
         seen.update(app=app, bound=sock.getsockname()[:2], **kw)
         sock.close()
 
-    monkeypatch.setattr("labeltrace.review.app._run", run)
+    monkeypatch.setattr("labeltrace.review.server._run", run)
     serve(run_dir, host="0.0.0.0", port=0)  # 0: a free port, the one printed
     out = capsys.readouterr().out
     token = out.split("token: ")[1].split()[0]
@@ -626,7 +626,7 @@ def test_full_serves_a_large_image_at_its_own_resolution(tmp_path: Path) -> None
 def test_listen_takes_ipv4_clients_on_every_ipv6_interface_and_names_an_unknown_host(tmp_path: Path) -> None:
     """--host :: stopped answering IPv4 clients (the socket was IPv6-only); an unknown host read
     'Unknown error -2'."""
-    from labeltrace.review.app import listen
+    from labeltrace.review.server import listen
 
     if socket.has_ipv6 and socket.has_dualstack_ipv6():
         try:

@@ -106,7 +106,7 @@ def test_an_unknown_blind_mode_is_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, object]]]:
     calls: list[dict[str, object]] = []
-    monkeypatch.setattr("labeltrace.review.app.serve", lambda run_dir, **kw: calls.append(kw))
+    monkeypatch.setattr("labeltrace.review.server.serve", lambda run_dir, **kw: calls.append(kw))
     yield calls
 
 

@@ -47,7 +47,7 @@ def test_serve_refuses_an_explicit_empty_token_on_any_host(
     from labeltrace.review import serve
 
     started: list[object] = []
-    monkeypatch.setattr("labeltrace.review.app._run", lambda app, sock, **kw: (sock.close(), started.append(kw)))
+    monkeypatch.setattr("labeltrace.review.server._run", lambda app, sock, **kw: (sock.close(), started.append(kw)))
     for host in ("0.0.0.0", "127.0.0.1"):
         with pytest.raises(ValueError, match="at least 16"):
             serve(run_dir, host=host, token="")
@@ -72,7 +72,7 @@ def test_the_printed_url_opens_the_page_whatever_the_token_and_a_public_host_is_
     from labeltrace.review import serve
 
     apps: list[object] = []
-    monkeypatch.setattr("labeltrace.review.app._run", lambda app, sock, **kw: (sock.close(), apps.append(app)))
+    monkeypatch.setattr("labeltrace.review.server._run", lambda app, sock, **kw: (sock.close(), apps.append(app)))
     token = "team+review#2024&x%y"
     serve(run_dir, token=token, port=0)
     out = capsys.readouterr().out

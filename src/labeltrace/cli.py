@@ -4,6 +4,7 @@ review live in :mod:`labeltrace.cli_relabel`)."""
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import time
 import warnings
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from labeltrace.cli_relabel import add_relabel_commands, non_negative
+from labeltrace.run_layout import REVIEWS_DB
 
 __all__ = ["main"]
 
@@ -399,6 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(args))
         except (ValueError, OSError, ImportError) as e:  # DataError, a missing path or an optional extra: a message
             print(f"error: {e}", file=sys.stderr)
+            return 2
+        except sqlite3.Error as e:  # the review decisions file: a full disk, a lock, a damaged file
+            print(f"error: the review decisions file ({REVIEWS_DB}) could not be read or written: {e}; nothing "
+                  "was changed in it (a full disk? free some space and run the command again)", file=sys.stderr)
             return 2
         except KeyboardInterrupt:  # Ctrl-C: a line, not a traceback (bench says its own before this)
             print("\ninterrupted" + (": the same command resumes the scan from its last finished epoch"

@@ -10,14 +10,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from labeltrace.review.app import create_app, serve
+    from labeltrace.review.app import create_app
+    from labeltrace.review.server import serve
 
 __all__ = ["create_app", "serve"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("create_app", "serve"):
-        from labeltrace.review import app
+    if name == "create_app":
+        from labeltrace.review.app import create_app
 
-        return getattr(app, name)
+        return create_app
+    if name == "serve":
+        from labeltrace.review.server import serve
+
+        return serve
     raise AttributeError(f"module 'labeltrace.review' has no attribute {name!r}")

@@ -1,0 +1,109 @@
+"""Running the review app: the port taken first, the URL and the session's settings printed, then
+uvicorn until interrupted (:func:`serve`). The app itself is :func:`labeltrace.review.app.create_app`."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import socket
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI
+
+from labeltrace.relabel.consensus import ConsensusRule
+from labeltrace.relabel.earlier import settled_before
+from labeltrace.relabel.live import LiveConfig
+from labeltrace.relabel.runstore import set_aside_text
+from labeltrace.review.app import create_app
+from labeltrace.review.blind import BlindMode
+from labeltrace.review.security import TOKEN_HEADER, check_token, is_loopback
+from labeltrace.rundir import QUEUE
+
+__all__ = ["listen", "serve"]
+
+
+def serve(
+    run_dir: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    reviewer: str | None = None,
+    log_level: str = "warning",
+    consensus: ConsensusRule | None = None,
+    live: LiveConfig | None = None,
+    features: str | os.PathLike[str] | None = None,
+    blind: BlindMode | None = None,
+) -> None:
+    """Run the review app with uvicorn until interrupted.
+
+    Binding to a non-loopback ``host`` requires a token: one is generated with
+    :mod:`secrets` when none is given (``None``); a given token that is empty, shorter than 16
+    characters or not printable ASCII without spaces is refused with ``ValueError``, whatever the
+    host. The URL to open (with the token) is printed once the port is taken; ``port`` 0 takes a
+    free one. A port that cannot be taken (in use) is an ``OSError`` naming it, raised before
+    anything is printed or stored (the consensus rule).
+    """
+    token = check_token(token)
+    if token is None and not is_loopback(host):
+        token = secrets.token_urlsafe(24)
+    # the port first: one in use is an error before any URL is printed, or the rule stored (--agree)
+    sock = listen(host, port)
+    try:
+        app = create_app(run_dir, reviewer=reviewer, token=token, consensus=consensus, live=live,
+                         features=features, blind=blind)  # fmt: skip
+    except BaseException:
+        sock.close()
+        raise
+    port = int(sock.getsockname()[1])  # port 0: the free one the system chose
+    name = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host  # every interface: this machine's name
+    shown = f"[{name}]" if ":" in name else name
+    url = f"http://{shown}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
+    print(f"labeltrace review of {Path(run_dir).resolve()}\nopen {url}", flush=True)
+    if not is_loopback(host):
+        print(f"warning: the review server listens on {host or 'every interface'}, reachable from other "
+              "machines over plain HTTP, where the token and the images can be read on the way; for "
+              "reviewers elsewhere put it behind an HTTPS reverse proxy or an SSH tunnel", flush=True)  # fmt: skip
+    st = app.state.review
+    aside = set_aside_text(st.run)
+    if aside is not None:
+        print(f"warning: {aside}", flush=True)
+    settled = settled_before(st.run)[0]
+    if settled is not None and settled.any() and not (st.run.path / QUEUE).exists():
+        print(f"note: {int(settled.sum())} samples were settled by an earlier review round (the manifest's "
+              f"review_status); this page serves the scan's order, `labeltrace queue {run_dir} --out FILE` "
+              "queues them after the others", flush=True)  # fmt: skip
+    print(f"consensus: {st.rule.describe()}"
+          + (f"; live re-ranking by {live.method} every {live.every} settled samples ({st.method})"
+             if live is not None else "")
+          + ("; blind review: the model's view, the other reviewers' decisions"
+             + (" and the given label" if blind == "all" else "") + " are hidden" if blind else ""),
+          flush=True)  # fmt: skip
+    if token:
+        print(f"token: {token}  (send it as header {TOKEN_HEADER} or ?token=)", flush=True)
+    _run(app, sock, host=host, port=port, log_level=log_level)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` (``port`` 0: a free one), or an ``OSError`` that
+    says which address could not be taken and what to do."""
+    try:
+        family, _, _, _, addr = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                    flags=socket.AI_PASSIVE)[0]  # fmt: skip
+        both = family == socket.AF_INET6 and addr[0] == "::" and socket.has_dualstack_ipv6()  # IPv4 clients too
+        return socket.create_server(addr[:2], family=family, backlog=2048, dualstack_ipv6=both)
+    except OSError as exc:  # a host that does not resolve: gaierror, whose code is no errno
+        gai = isinstance(exc, socket.gaierror) or not exc.errno
+        why = (exc.strerror or str(exc)) if gai else os.strerror(exc.errno)
+        hint = ("another program (or another review server) listens there: choose another --port (0 picks "
+                "a free one)" if exc.errno == errno.EADDRINUSE else "check --host and --port")  # fmt: skip
+        raise OSError(f"cannot listen on {host or 'every interface'} port {port}: {why}; {hint}") from None
+
+
+def _run(app: FastAPI, sock: socket.socket, *, host: str, port: int, log_level: str) -> None:
+    """uvicorn serving ``app`` on the bound ``sock`` until interrupted."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level)).run(sockets=[sock])

@@ -162,3 +162,29 @@ def test_vote_arrays_read_once_agree_with_the_decision_objects(tmp_path: Path) -
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(latest, st.current_arrays()[0])
     assert {0, 1, 2} <= set(latest.tolist())  # every kind is somewhere the latest
+
+
+def test_an_export_while_reviewers_decide_lists_the_votes_it_counted(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """`review --export` under live decisions wrote `votes: 3: rev0_1; 8: rev0_0` beside `n_votes 3`: the
+    votes were counted from one read of the store and listed from a second."""
+    rd = make_run(tmp_path, n=12, k=3, seed=2)
+    run = open_run(rd)
+    c = run.classes
+    st = _store(rd)
+    st.set_rule(ConsensusRule(agree=2))
+    st.add(0, c[0], reviewer="ada")
+    st.add(0, c[1], reviewer="bob")
+    real_rule = ReviewStore.rule
+
+    def rule_while_eve_decides(self: ReviewStore) -> ConsensusRule:  # read between the export's reads
+        if not any(d.reviewer == "eve" for d in real_history(self)):
+            self.add(0, c[2], reviewer="eve")
+        return real_rule(self)
+
+    real_history = ReviewStore.history
+    monkeypatch.setattr(ReviewStore, "rule", rule_while_eve_decides)
+    out = export_labels(rd)
+    row = csv_rows(unresolved_path(out))[0]
+    named = [who for part in row["votes"].split("; ") for who in part.split(": ")[1].split(", ")]
+    assert int(row["n_votes"]) == len(named) == 2 and "eve" not in named

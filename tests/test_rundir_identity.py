@@ -473,3 +473,25 @@ def test_a_scan_and_a_command_writing_into_its_folder_exclude_each_other(tmp_pat
     finally:
         proc.communicate("")
     assert not list(out.glob("*.tmp")) and not (out / "queue.parquet").exists()
+
+
+def test_files_written_as_one_batch_are_renamed_together_or_not_at_all(tmp_path: Path) -> None:
+    """The cleaned labels (.csv beside .npy, the class list, the unresolved list) were renamed one by one
+    as each was written: two exports at once, or one killed between two files, left a .csv saying
+    label 5 beside a .npy saying 3. In a batch every file is written first, then all are renamed."""
+    from labeltrace._io import atomic_batch, atomic_write
+
+    (tmp_path / "a.csv").write_text("old a")
+    seen = []
+    with atomic_batch():
+        atomic_write(tmp_path / "a.csv", lambda fh: fh.write(b"new a"))
+        seen.append((tmp_path / "a.csv").read_text())  # not yet renamed: the old file still there
+        with atomic_batch():  # nested: the outer one renames
+            atomic_write(tmp_path / "b.npy", lambda fh: fh.write(b"new b"))
+        seen.append((tmp_path / "b.npy").exists())
+    assert seen == ["old a", False]
+    assert (tmp_path / "a.csv").read_text() == "new a" and (tmp_path / "b.npy").read_text() == "new b"
+    with pytest.raises(RuntimeError, match="killed"), atomic_batch():
+        atomic_write(tmp_path / "a.csv", lambda fh: fh.write(b"newer a"))
+        raise RuntimeError("killed before the second file")
+    assert (tmp_path / "a.csv").read_text() == "new a" and not list(tmp_path.glob("*.tmp"))

@@ -10,6 +10,7 @@ import secrets
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -18,12 +19,17 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["atomic_write", "atomic_write_json", "differing_keys", "digest", "json_default", "read_json", "reading",
+__all__ = ["atomic_batch", "atomic_write", "atomic_write_json", "differing_keys", "digest", "json_default", "read_json", "reading",
            "write_json", "write_json_array", "write_table"]
 
 
+#: inside :func:`atomic_batch`: the (temporary, final) pairs written so far, renamed at its end
+_BATCH: ContextVar[list[tuple[str, Path]] | None] = ContextVar("labeltrace_atomic_batch", default=None)
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
-    """Call ``write(fh)`` on a temporary file next to ``path``, fsync, then rename over ``path``."""
+    """Call ``write(fh)`` on a temporary file next to ``path``, fsync, then rename over ``path``
+    (inside :func:`atomic_batch`: at the batch's end, with the batch's other files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _temporary(path)
@@ -32,12 +38,41 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        batch = _BATCH.get()
+        if batch is not None:
+            batch.append((tmp, path))
+            return path
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _sync_dir(path.parent)
     return path
+
+
+@contextmanager
+def atomic_batch() -> Iterator[None]:
+    """Files that belong together (a label file and its companions): every :func:`atomic_write`
+    inside writes its temporary file, and all are renamed one after the other once the block ends
+    without error (none is, on an error). So two writers of the same files, or one killed while
+    writing, leave the files of one writer, not a mix (bar a kill in the microseconds of the renames)."""
+    if _BATCH.get() is not None:  # nested: the outer batch renames
+        yield
+        return
+    batch: list[tuple[str, Path]] = []
+    token = _BATCH.set(batch)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in batch:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        _BATCH.reset(token)
+    for tmp, path in batch:
+        os.replace(tmp, path)
+    for folder in dict.fromkeys(path.parent for _, path in batch):
+        _sync_dir(folder)
 
 
 def _temporary(path: Path) -> tuple[int, str]:

@@ -45,8 +45,10 @@ import pyarrow.parquet as pq
 
 from labeltrace import rundir
 from labeltrace._checks import listing
+from labeltrace._io import atomic_batch
 from labeltrace.data.validate import is_missing, marker_set
-from labeltrace.relabel.runstore import set_aside_text
+from labeltrace.relabel.decisions import Decision
+from labeltrace.relabel.runstore import open_store, set_aside_text
 from labeltrace.relabel.verdicts import Verdicts, run_verdicts, unresolved_table
 from labeltrace.run_claim import sharing
 from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
@@ -324,7 +326,16 @@ def export_labels(
     aside = set_aside_text(run)
     if aside is not None and report is not None:
         report(f"warning: {aside}")
-    v = run_verdicts(run)
+    store = open_store(run)
+    views = store.views() if store is not None else []  # one read: the labels and the unresolved list agree
+    v = run_verdicts(run, views=views)
+    with atomic_batch():  # the label file and its companions, renamed together: one export's, never a mix
+        return _write_all(run, out, v, views, report)
+
+
+def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views: list[Decision],
+               report: Callable[[str], None] | None) -> Path:  # fmt: skip
+    """The label file of :func:`export_labels` and its companions (class list, unresolved samples)."""
     path = _export(run, Path(out) if out is not None else None, v)
     odd = missing_like_labels(run, v)
     if odd and report is not None:
@@ -346,7 +357,7 @@ def export_labels(
                    f"{', '.join(map(repr, empty))}; a manifest's integer labels are positions in the scan's class "
                    "list, so renumber them before scanning these labels again")  # fmt: skip
     if (run.path / REVIEWS_DB).exists():
-        table = unresolved_table(run, v)
+        table = unresolved_table(run, v, views=views)
         listed = _csv_table(table, unresolved_path(path))
         if report is not None:
             n, rule = table.num_rows, v.rule.describe()

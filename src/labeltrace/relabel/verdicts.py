@@ -18,8 +18,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pyarrow as pa
 
+from labeltrace.relabel.arrays import vote_arrays
 from labeltrace.relabel.consensus import ConsensusRule, Resolution, resolve
-from labeltrace.relabel.decisions import KINDS, ReviewStore
+from labeltrace.relabel.decisions import KINDS, Decision, ReviewStore
 from labeltrace.relabel.runstore import open_store
 from labeltrace.rundir import Run
 
@@ -91,15 +92,18 @@ class Verdicts:
         return names[np.where(self.resolution.resolved, 4, idx)]
 
 
-def verdicts(store: ReviewStore | None, given: np.ndarray, num_classes: int) -> Verdicts:
-    """Resolve the decisions of ``store`` (None: nobody reviewed yet) for the ``given`` labels."""
+def verdicts(store: ReviewStore | None, given: np.ndarray, num_classes: int, *,
+             views: list[Decision] | None = None) -> Verdicts:  # fmt: skip
+    """Resolve the decisions of ``store`` (None: nobody reviewed yet) for the ``given`` labels;
+    from ``views`` (:meth:`ReviewStore.views`, read once by a caller that lists them too) when given."""
     g = np.asarray(given, dtype=np.int64)
     if store is None:
         s, labs = np.zeros(0, np.int64), np.zeros(0, np.int64)
         kind = np.full(g.size, -1, dtype=np.int8)
         rule = ConsensusRule()
     else:
-        s, labs, kind = store.vote_arrays()
+        s, labs, kind = (store.vote_arrays() if views is None else vote_arrays(
+            [(d.sample_id, d.kind, d.decision) for d in views], store.num_samples, store.classes, KINDS))
         rule = store.rule()
     k = int(num_classes)
     if s.size:
@@ -148,9 +152,9 @@ def _scatter(part: Resolution, ids: np.ndarray, n: int, rule: ConsensusRule) -> 
                       top=full(part.top, int(rule.count_given)), second=full(part.second, 0))  # fmt: skip
 
 
-def run_verdicts(run: Run) -> Verdicts:
-    """:func:`verdicts` of a run's ``reviews.db``."""
-    return verdicts(open_store(run), run.column("given_label_id"), len(run.classes))
+def run_verdicts(run: Run, *, views: list[Decision] | None = None) -> Verdicts:
+    """:func:`verdicts` of a run's ``reviews.db`` (from ``views`` read from it, when given)."""
+    return verdicts(open_store(run), run.column("given_label_id"), len(run.classes), views=views)
 
 
 def final_labels(run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -171,17 +175,21 @@ def _needs(top: int, second: int, n_votes: int, rule: ConsensusRule) -> str:
     return f"{n} more agreeing vote{'s' if n > 1 else ''}"
 
 
-def unresolved_table(run: Run, v: Verdicts | None = None) -> pa.Table:
+def unresolved_table(run: Run, v: Verdicts | None = None, *, views: list[Decision] | None = None) -> pa.Table:
     """One row per sample with a decision but no consensus: ``id, external_id, given_label,
     status`` (``no consensus`` — votes that do not settle it —, or ``unsure`` / ``skip`` when its
     latest decision says so and no vote stands), ``votes`` (``"cat: ada, bob; dog: eve"``),
-    ``n_votes`` and ``needs`` (what would settle it)."""
-    v = run_verdicts(run) if v is None else v
+    ``n_votes`` and ``needs`` (what would settle it). Give ``v`` with the ``views`` it was resolved
+    from (:func:`run_verdicts`), or neither: votes stored between two reads would make ``votes``
+    contradict ``n_votes``."""
+    store = open_store(run)
+    if v is None:
+        views = store.views() if store is not None else []
+        v = run_verdicts(run, views=views)
     r = v.resolution
     ids = np.flatnonzero(v.without_consensus)
-    store = open_store(run)
     by: dict[int, dict[str, list[str]]] = {}
-    for d in store.views() if store is not None and ids.size else []:
+    for d in (views if views is not None else store.views()) if store is not None and ids.size else []:
         if d.kind == "label":
             by.setdefault(d.sample_id, {}).setdefault(d.decision, []).append(d.reviewer)
     text = ["; ".join(f"{c}: {', '.join(who)}" for c, who in sorted(by.get(i, {}).items()))

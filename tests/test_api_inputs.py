@@ -148,3 +148,58 @@ def test_zero_dimensional_integer_arrays_and_tensors_are_ints() -> None:
     for bad in (torch.tensor(1.0), torch.tensor(True), np.array(True), np.array([1])):
         with pytest.raises(ValueError, match="epoch must be an int"):
             d.at("loss", bad)
+
+
+def test_a_notebook_cell_may_register_its_score_again() -> None:
+    """Running the cell that registers a score a second time raised 'already registered'."""
+    def make(value: float):  # noqa: ANN202
+        def fn(dyn, **kw):  # noqa: ANN001, ANN003, ANN202
+            return np.full(dyn.num_samples, value)
+
+        return fn
+
+    T.register("test_api_inputs_again")(make(1.0))
+    try:
+        with pytest.raises(ValueError, match=r"already registered \(register\('test_api_inputs_again', overwrite=True\)"):
+            T.register("test_api_inputs_again")(make(2.0))
+        T.register("test_api_inputs_again", overwrite=True)(make(2.0))
+        assert T.compute("test_api_inputs_again", _dyn()).tolist() == [2.0] * 4
+    finally:
+        T._REGISTRY.pop("test_api_inputs_again")
+
+
+def test_campaign_classes_and_a_run_in_a_notebook(tmp_path) -> None:  # noqa: ANN001
+    """Campaign(num_classes=3.9) ran with 3 classes; repr(open_run(...)) printed 13,000 characters."""
+    from runfactory import make_run
+
+    from labeltrace.relabel.campaign import Campaign
+    from labeltrace.rundir import open_run
+
+    with pytest.raises(ValueError, match="num_classes"):
+        Campaign(np.array([0, 1, 2, 0]), num_classes=3.9, budget=2, posterior=np.full((4, 3), 1 / 3))
+    shown = repr(open_run(make_run(tmp_path, n=30, k=3, seed=1)))
+    assert shown.startswith("Run(path=") and len(shown) < 300
+
+
+def test_a_models_outputs_with_a_gradient_are_read_everywhere() -> None:
+    """Scores and probabilities straight from a model (tensors that require grad) worked in
+    labeltrace.score but raised torch's "Can't call numpy() on Tensor that requires grad" in the
+    cutoffs, the metrics and the relabel functions."""
+    from labeltrace.decide.cutoffs import flag, top_fraction
+    from labeltrace.evaluate.metrics import detection_report, flag_top_k
+    from labeltrace.relabel.preflight import preflight
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(6, 3, generator=g, requires_grad=True)
+    logits = torch.randn(40, 6, generator=g) @ w
+    y = torch.randint(0, 3, (40,), generator=g)
+    scores = -torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    plain = scores.detach().numpy()
+    assert top_fraction(scores, 0.2) == top_fraction(plain, 0.2)
+    np.testing.assert_array_equal(flag(scores, -1.0), flag(plain, -1.0))
+    np.testing.assert_array_equal(flag_top_k(scores, 5), flag_top_k(plain, 5))
+    truth = torch.arange(40) % 5 == 0
+    assert detection_report(truth, scores < -1.5, scores) == detection_report(truth.numpy(), plain < -1.5, plain)
+    p = logits.softmax(1)
+    a, b = preflight(p, y, budget=5, repeats=2), preflight(p.detach().numpy(), y.numpy(), budget=5, repeats=2)
+    assert a == b

@@ -55,6 +55,11 @@ def test_bad_numbers_are_refused_by_their_flag(argv: list[str], message: str, ca
     ({"weight_decay": -1.0}, "--weight-decay must be >= 0, got -1.0"),
     ({"weight_decay": float("nan")}, "--weight-decay must be >= 0, got nan"),
     ({"workers": -1}, "--workers must be >= 0, got -1"),
+    # from Python: "'<' not supported between instances of 'str' and 'int'", or folds=5.0 deep in the trainer
+    ({"epochs": "10"}, r"--epochs \(ScanConfig.epochs\) must be a whole number or None, got '10' \(str\)"),
+    ({"folds": 5.0}, r"--folds \(ScanConfig.folds\) must be a whole number, got 5.0 \(float\)"),
+    ({"lr": "1e-3"}, r"--lr \(ScanConfig.lr\) must be a number or None, got '1e-3' \(str\)"),
+    ({"early_stop": "yes"}, r"--early-stop \(ScanConfig.early_stop\) must be True or False, got 'yes'"),
 ])  # fmt: skip
 def test_settings_torch_would_refuse_in_its_own_words_are_refused_by_their_flag(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -150,3 +155,16 @@ def test_a_decisions_file_that_cannot_be_written_is_one_line_and_a_503(tmp_path:
     err = capsys.readouterr().err
     assert "error: the review decisions file (reviews.db) could not be read or written: database or disk is full" in err
     assert "Traceback" not in err
+
+
+def test_scan_from_python_names_a_wrong_argument(tmp_path: Path) -> None:
+    """scan('imgs', ...) said '--folds must be in [2, N/2 = 2]' (N = len('imgs')); a dict for config
+    "'dict' object has no attribute 'model'"."""
+    from labeltrace.data import example
+    from labeltrace.scan import scan
+
+    with pytest.raises(TypeError, match=r"ds must be an ImageDataset \(labeltrace\.data\.from_folder\(path\).*got str"):
+        scan("imgs", tmp_path / "run")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"config must be a ScanConfig .*got dict"):
+        scan(example("digits"), tmp_path / "run", {"epochs": 2})  # type: ignore[arg-type]
+    assert not (tmp_path / "run").exists()

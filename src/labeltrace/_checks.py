@@ -6,6 +6,7 @@ still rounds as Python does: a rate × N on an exact half practically never occu
 from __future__ import annotations
 
 import operator
+import sys
 
 import numpy as np
 
@@ -22,6 +23,7 @@ __all__ = [
     "listing",
     "reject_nan",
     "round_half_up",
+    "to_numpy",
 ]
 
 from collections.abc import Iterable
@@ -73,8 +75,9 @@ def check_num_classes(num_classes: int) -> int:
 
 
 def check_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """1-D integer labels in ``[0, num_classes)``, returned as a new int64 array."""
-    arr = np.asarray(labels)
+    """1-D integer labels in ``[0, num_classes)``, returned as a new int64 array (a tensor read as
+    :func:`to_numpy` reads it)."""
+    arr = to_numpy(labels, "labels")
     if arr.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {arr.shape}")
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
@@ -88,9 +91,33 @@ def check_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return arr.astype(np.int64, copy=True)
 
 
+def to_numpy(x: Any, name: str) -> np.ndarray:
+    """A numpy array of ``x`` (torch tensors copied to the host; bfloat16 widened exactly)."""
+    torch = sys.modules.get("torch")  # not imported: x cannot be a tensor (keeps the import light)
+    if torch is not None and isinstance(x, torch.Tensor):
+        if x.device.type == "meta":
+            raise ValueError(f"{name} is a tensor on the meta device, which holds no values")
+        if x.is_complex():
+            raise ValueError(f"{name} must be real, got complex dtype {x.dtype}")
+        try:
+            t = x.detach()
+            if t.layout != torch.strided:
+                t = t.to_dense()
+            t = t.cpu()
+            if t.dtype == torch.bfloat16:
+                t = t.to(torch.float32)  # exact; numpy has no bfloat16
+            return t.resolve_conj().resolve_neg().numpy()
+        except (RuntimeError, TypeError, NotImplementedError) as e:
+            raise ValueError(f"{name} could not be read from a {x.dtype} tensor on {x.device}: {e}") from None
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ValueError(f"{name} could not be read as an array: {e}") from None
+
+
 def check_mask(mask: np.ndarray, n: int, name: str) -> np.ndarray:
-    """A boolean array of shape ``(n,)``."""
-    arr = np.asarray(mask)
+    """A boolean array of shape ``(n,)`` (a torch tensor read as :func:`to_numpy` reads it)."""
+    arr = to_numpy(mask, name)
     if arr.dtype != bool:
         raise ValueError(f"{name} must be a boolean array, got dtype {arr.dtype}")
     if arr.shape != (n,):
@@ -99,8 +126,9 @@ def check_mask(mask: np.ndarray, n: int, name: str) -> np.ndarray:
 
 
 def check_scores(scores: np.ndarray, name: str = "scores", *, n: int | None = None) -> np.ndarray:
-    """1-D numeric (not boolean) scores, of length ``n`` when given, as float64 (NaN allowed)."""
-    s = np.asarray(scores)
+    """1-D numeric (not boolean) scores, of length ``n`` when given, as float64 (NaN allowed); a
+    torch tensor (on any device, with a gradient) read as :func:`to_numpy` reads it."""
+    s = to_numpy(scores, name)
     if s.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {s.shape}")
     if n is not None and s.shape[0] != n:

@@ -104,8 +104,8 @@ class Run:
     """A finished scan, read back from its directory."""
 
     path: Path
-    meta: dict[str, Any]
-    samples: pa.Table
+    meta: dict[str, Any] = field(repr=False)  # a notebook shows the path, not 13,000 characters
+    samples: pa.Table = field(repr=False)
     _images: ImageStore | None = field(default=None, repr=False)
     _source: Any = field(default=None, repr=False)  # the reopened array dataset (image_source)
 

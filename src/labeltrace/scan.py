@@ -196,6 +196,12 @@ def scan(
     Rank 0 holds ``out`` for the whole scan (:func:`labeltrace.rundir.writing`): a second scan
     into it meanwhile is refused.
     """
+    if not isinstance(ds, ImageDataset):
+        raise TypeError(f"ds must be an ImageDataset (labeltrace.data.from_folder(path), from_manifest(csv), "
+                        f"from_npz(path), from_arrays(images, labels), from_hf(dataset)), got {type(ds).__name__}")
+    if not isinstance(config, ScanConfig):
+        raise TypeError(f"config must be a ScanConfig (labeltrace.scan.ScanConfig(epochs=..., ...)), got "
+                        f"{type(config).__name__}")  # fmt: skip
     out = Path(out)
     d = distributed.current()  # under torchrun: every rank trains its shard, rank 0 writes
     with ExitStack() as held:  # rank 0 holds the folder; its refusal reaches every rank

@@ -206,10 +206,44 @@ def recording_protocol(detector: str, config: ScanConfig, *, frozen_features: bo
     return None
 
 
+_WHOLE = ("epochs", "runs", "folds", "batch_size", "image_size", "width", "hidden", "resolution", "suggest_last", "seed",
+          "knn_k", "workers")
+_REAL = ("lr", "momentum", "weight_decay", "aux_fraction")
+_FLAGS = ("augment", "finetune", "csv", "early_stop", "stream")
+_TEXT = ("model", "schedule", "head", "detector", "device")
+
+
+def _check_types(config: ScanConfig) -> None:
+    """Each field of the type it is read as, named as the flag and the field (``ScanConfig(epochs="10")``
+    from Python failed deep inside: "'<' not supported between 'str' and 'int'", or ``folds=5.0`` in
+    the trainer)."""
+    def refuse(name: str, what: str, v: Any) -> None:
+        raise ValueError(f"--{name.replace('_', '-')} (ScanConfig.{name}) must be {what}, got {v!r} "
+                         f"({type(v).__name__})")  # fmt: skip
+
+    for name in _WHOLE:
+        v = getattr(config, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer)):
+            refuse(name, "a whole number" + (" or None" if name not in ("runs", "folds", "seed", "knn_k",
+                                                                        "suggest_last") else ""), v)  # fmt: skip
+    for name in _REAL:
+        v = getattr(config, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating)):
+            refuse(name, "a number" + ("" if name == "momentum" else " or None"), v)  # its range: checked below
+    for name in _FLAGS:
+        v = getattr(config, name)
+        if v is not None and not isinstance(v, bool | np.bool_):
+            refuse(name, "True or False" + (" or None" if name in ("augment", "stream") else ""), v)
+    for name in _TEXT:
+        if not isinstance(getattr(config, name), str):
+            refuse(name, "a string", getattr(config, name))
+
+
 def check(config: ScanConfig, model: str | None, n: int | None) -> None:
     """Refuse settings that cannot run, each error naming its flag; ``model`` None (``auto``, not
     probed yet) checks what does not depend on it — the scan checks before it probes and after;
     ``n`` None (the data not read yet, as the CLI checks first) what does not depend on the size."""
+    _check_types(config)
     needs = detectors.get(config.detector).needs  # unknown → a clear error
     detectors.check_installed(config.detector)  # before the folder is claimed: nothing left behind to resume
     if config.runs not in (1, 2):

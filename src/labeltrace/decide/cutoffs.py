@@ -26,7 +26,7 @@ from labeltrace._checks import check_finite_float as _check_finite_float
 from labeltrace._checks import check_scores as _check_scores
 from labeltrace._checks import describe_ids as _describe_ids
 from labeltrace._checks import reject_nan as _reject_nan
-from labeltrace._checks import round_half_up
+from labeltrace._checks import round_half_up, to_numpy
 from labeltrace.decide.auxiliary import (
     assign_auxiliary,
     assign_auxiliary_pair,
@@ -165,7 +165,7 @@ def top_fraction(scores: np.ndarray, rate: float) -> float:
         return float(kth)
     # the next float above in the scores' own precision: a float32 (or float16) array compared with
     # `scores < c` compares in that precision (NumPy 2), where float64's next float rounds back to kth
-    dt = np.asarray(scores).dtype
+    dt = to_numpy(scores, "scores").dtype
     dt = dt if dt.kind == "f" and dt.itemsize < 8 else np.dtype(np.float64)
     return float(np.nextafter(np.asarray(kth, dtype=dt), dt.type(np.inf)))
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import check_int
+from labeltrace._checks import check_int, to_numpy
 from labeltrace._checks import describe_ids as _describe_ids
 
 __all__ = ["detection_report", "expected_hits", "flag_top_k", "interval_text", "report_at_true_rate", "t_interval"]
@@ -21,7 +21,7 @@ NanPolicy = Literal["raise", "omit"]
 
 
 def _as_bool_mask(x: np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(x)
+    arr = to_numpy(x, name)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.dtype == bool:
@@ -38,7 +38,7 @@ def _as_scores(scores: np.ndarray, n: int, nan_policy: NanPolicy) -> tuple[np.nd
     """Return (scores as float64, mask of scored samples); raise on NaN unless omitted."""
     if nan_policy not in ("raise", "omit"):
         raise ValueError(f"nan_policy must be 'raise' or 'omit', got {nan_policy!r}")
-    s = np.asarray(scores)
+    s = to_numpy(scores, "scores")
     if s.ndim != 1:
         raise ValueError(f"scores must be 1-D, got shape {s.shape}")
     if s.shape[0] != n:
@@ -80,7 +80,7 @@ def flag_top_k(scores: np.ndarray, k: int, *, nan_policy: NanPolicy = "raise") -
     np.ndarray
         (N,) bool mask with exactly ``k`` True entries.
     """
-    s = np.asarray(scores)
+    s = to_numpy(scores, "scores")
     n = s.shape[0] if s.ndim >= 1 else -1
     s, scored = _as_scores(s, n, nan_policy)
     k = _check_k(k, int(scored.sum()))

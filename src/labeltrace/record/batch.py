@@ -29,37 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import describe_ids, id_list
+from labeltrace._checks import describe_ids, id_list, to_numpy
 
 __all__ = ["FIELDS", "FLOAT32_MAX", "as_index_array", "as_logits", "batch_quantities", "to_numpy"]
 
 FIELDS: tuple[str, ...] = ("entropy", "signed_entropy", "correct", "margin", "p_given", "loss")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _TINY32 = float(np.finfo(np.float32).smallest_subnormal)
-
-
-def to_numpy(x: Any, name: str) -> np.ndarray:
-    """A numpy array of ``x`` (torch tensors copied to the host; bfloat16 widened exactly)."""
-    torch = sys.modules.get("torch")  # not imported: x cannot be a tensor (keeps the import light)
-    if torch is not None and isinstance(x, torch.Tensor):
-        if x.device.type == "meta":
-            raise ValueError(f"{name} is a tensor on the meta device, which holds no values")
-        if x.is_complex():
-            raise ValueError(f"{name} must be real, got complex dtype {x.dtype}")
-        try:
-            t = x.detach()
-            if t.layout != torch.strided:
-                t = t.to_dense()
-            t = t.cpu()
-            if t.dtype == torch.bfloat16:
-                t = t.to(torch.float32)  # exact; numpy has no bfloat16
-            return t.resolve_conj().resolve_neg().numpy()
-        except (RuntimeError, TypeError, NotImplementedError) as e:
-            raise ValueError(f"{name} could not be read from a {x.dtype} tensor on {x.device}: {e}") from None
-    try:
-        return np.asarray(x)
-    except (ValueError, TypeError, OverflowError) as e:
-        raise ValueError(f"{name} could not be read as an array: {e}") from None
 
 
 def as_index_array(x: Any, name: str, upper: int, ids: np.ndarray | None = None) -> np.ndarray:

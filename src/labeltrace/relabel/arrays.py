@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import check_probability_rows, describe_ids
+from labeltrace._checks import check_probability_rows, describe_ids, to_numpy
 
 __all__ = [
     "EPS",
@@ -32,7 +32,7 @@ EPS = 1e-12
 
 def as_matrix(x: Any, name: str, *, n: int | None = None, k: int | None = None) -> np.ndarray:
     """A finite, non-negative (N, K) float64 array with ``K >= 2`` (and the given N, K)."""
-    arr = np.asarray(x, dtype=np.float64)
+    arr = np.asarray(to_numpy(x, name), dtype=np.float64)  # a tensor: on any device, with a gradient
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (N, K) array, got shape {arr.shape}")
     if n is not None and arr.shape[0] != n:
@@ -74,7 +74,7 @@ def normalize_counts(
 
 def check_vector(x: Any, name: str, n: int | None = None) -> np.ndarray:
     """A finite (N,) float64 vector (of length ``n`` when given)."""
-    v = np.asarray(x, dtype=np.float64)
+    v = np.asarray(to_numpy(x, name), dtype=np.float64)
     if v.ndim != 1:
         raise ValueError(f"{name} must be a 1-D (N,) array, got shape {v.shape}")
     if n is not None and v.shape[0] != n:
@@ -87,7 +87,7 @@ def check_vector(x: Any, name: str, n: int | None = None) -> np.ndarray:
 
 def check_label_vector(labels: Any, n: int, k: int, name: str) -> np.ndarray:
     """(n,) integer labels in ``0..k-1``, as a new int64 array."""
-    lab = np.asarray(labels)
+    lab = to_numpy(labels, name)
     if lab.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},) (one per image), got {lab.shape}")
     if lab.size and not np.issubdtype(lab.dtype, np.integer):

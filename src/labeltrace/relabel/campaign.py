@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from labeltrace._checks import id_list, listing
+from labeltrace._checks import check_int, id_list, listing
 from labeltrace.relabel.annotator import Annotator
 from labeltrace.relabel.arrays import (
     as_class,
@@ -107,7 +107,7 @@ class Campaign:
         count_initial_label: bool = True,
         agree: int = 1,
     ) -> None:
-        k = int(num_classes)
+        k = check_int("num_classes", num_classes, 1)  # 3.9 was taken as 3
         if k < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         init = np.asarray(initial_labels)

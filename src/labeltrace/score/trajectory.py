@@ -48,12 +48,14 @@ ScoreFn = Callable[..., np.ndarray]
 _REGISTRY: dict[str, ScoreFn] = {}
 
 
-def register(name: str) -> Callable[[ScoreFn], ScoreFn]:
-    """Decorator adding a ``f(dyn, **kw) -> (N,)`` score to the registry under ``name``."""
+def register(name: str, *, overwrite: bool = False) -> Callable[[ScoreFn], ScoreFn]:
+    """Decorator adding a ``f(dyn, **kw) -> (N,)`` score to the registry under ``name``;
+    ``overwrite`` replaces one registered before (a notebook cell run again), as
+    :func:`labeltrace.decide.detectors.register` does."""
 
     def deco(fn: ScoreFn) -> ScoreFn:
-        if name in _REGISTRY:
-            raise ValueError(f"score {name!r} is already registered")
+        if name in _REGISTRY and not overwrite:
+            raise ValueError(f"score {name!r} is already registered (register({name!r}, overwrite=True) replaces it)")
         _REGISTRY[name] = fn
         return fn
 

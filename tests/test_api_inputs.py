@@ -203,3 +203,22 @@ def test_a_models_outputs_with_a_gradient_are_read_everywhere() -> None:
     p = logits.softmax(1)
     a, b = preflight(p, y, budget=5, repeats=2), preflight(p.detach().numpy(), y.numpy(), budget=5, repeats=2)
     assert a == b
+
+
+def test_a_cross_fitted_runs_dynamics_must_name_their_view(tmp_path) -> None:  # noqa: ANN001
+    """open_run(d).dynamics() of a default (crossfit) run gave the held-out view, while the table's sei
+    and `labeltrace score` read the in-sample one: compute('sei', run.dynamics()) disagreed with the
+    sei column by up to 3.1, silently."""
+    from runfactory import make_run
+
+    from labeltrace.rundir import open_run
+
+    run = open_run(make_run(tmp_path / "cf", n=40, k=3, seed=8, crossfit=True))
+    with pytest.raises(ValueError, match=r"cross-fitted run with two views.*held_out=True.*held_out=False"):
+        run.dynamics()
+    assert run.dynamics(held_out=False) is not None and run.dynamics(held_out=True).num_samples == 40
+    np.testing.assert_array_equal(run.dynamics(held_out=False).mean("p_given"), run.in_sample_dynamics(0).mean("p_given"))
+    plain = open_run(make_run(tmp_path / "in", n=40, k=3, seed=8))
+    assert plain.dynamics().num_samples == plain.dynamics(held_out=False).num_samples == 40
+    with pytest.raises(ValueError, match="not cross-fitted"):
+        plain.dynamics(held_out=True)

@@ -193,7 +193,7 @@ def test_scan_under_two_processes(tmp_path):
     assert run.meta["fingerprint"]["world_size"] == 2
     assert json.loads((tmp_path / "run" / "fingerprint.json").read_text())["world_size"] == 2
     assert run.meta["metrics"]["auroc"] > 0.5 and sorted(run.column("rank").tolist()) == list(range(1, N + 1))
-    dyn = run.dynamics(0)
+    dyn = run.dynamics(0, held_out=True)
     assert dyn.num_epochs == EPOCHS and dyn.seen().all()  # every sample held out once per epoch
     assert (run.in_sample_dynamics(0).n_seen == EPOCHS).all()
     assert run.image(5).shape == (8, 8, 1) and not (tmp_path / "run" / rundir.IMAGES).exists()

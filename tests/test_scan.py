@@ -234,7 +234,7 @@ def test_default_scan_is_cross_fitted_and_held_out(tmp_path, capsys):
     assert run.num_runs == 1 and "aux_run0" not in run.samples.column_names
     folds = run.column("fold")
     assert sorted(np.unique(folds).tolist()) == [0, 1, 2, 3]
-    dyn = run.dynamics(0)
+    dyn = run.dynamics(0, held_out=True)
     assert dyn.num_classes == 10 and dyn.num_epochs == 4 and (dyn.n_seen == 4).all()  # once per epoch
     ins = run.in_sample_dynamics(0)  # the fold models' training batches: every sample, every epoch
     assert ins is not None and ins.num_epochs == 4 and (ins.n_seen == 4).all()
@@ -272,7 +272,7 @@ def test_scan_finetune_trains_the_whole_effnet(tmp_path):
     run = rundir.open_run(res.run_dir)
     assert run.meta["inputs"]["kind"] == "images" and run.meta["config"]["finetune"]
     assert run.meta["train"]["lr"] == 1e-3  # the fine-tuning default
-    assert run.dynamics(0).num_classes == 2 and np.isfinite(run.column("score")).all()
+    assert run.dynamics(0, held_out=True).num_classes == 2 and np.isfinite(run.column("score")).all()
     with pytest.raises(ValueError, match="finetune"):
         scan(ds, tmp_path / "bad", ScanConfig(model="small-cnn", finetune=True, epochs=1), progress=False,
              log=lambda s: None)  # fmt: skip

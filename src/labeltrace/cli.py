@@ -168,7 +168,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             w = slice(int(a) if a else None, int(b) if b else None)
         except ValueError:
             raise ValueError(f"--window must be START:STOP (epochs, either may be left out), got {args.window!r}") from None
-        t = run.dynamics(0).num_epochs
+        t = run.recorder(0).num_epochs  # either view of a cross-fitted run: the same epochs
         if not range(t)[w]:
             raise ValueError(f"--window {args.window} selects none of the {t} recorded epochs (0..{t - 1})")
         kw["epochs"] = w

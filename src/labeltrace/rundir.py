@@ -198,8 +198,27 @@ class Run:
                              "default, or an in-sample detector)")  # fmt: skip
         return rec.load()
 
-    def dynamics(self, run_index: int = 0) -> Dynamics:
-        """The recorded dynamics of training run ``run_index``."""
+    def dynamics(self, run_index: int = 0, *, held_out: bool | None = None) -> Dynamics:
+        """The recorded dynamics of training run ``run_index``.
+
+        A cross-fitted run (``--detector crossfit``, the default) recorded each sample two ways, so
+        ``held_out`` must say which: True the held-out view (by the fold models that never trained on
+        it: the queue's posterior), False the in-sample one (by those that train on it: what the
+        table's trajectory scores such as ``sei`` and ``labeltrace score`` read). An in-sample run
+        has the one view (``held_out`` None or False)."""
+        if self.held_out:
+            if held_out is None:
+                raise ValueError(f"{self.path} is a cross-fitted run with two views of each sample: ask "
+                                 "dynamics(held_out=True) for the held-out one (the queue's posterior) or "
+                                 "dynamics(held_out=False) for the in-sample one (the table's sei and other "
+                                 "trajectory scores)")  # fmt: skip
+            if not held_out:
+                ins = self.in_sample_dynamics(run_index)
+                if ins is None:
+                    raise ValueError(f"{self.path} kept no in-sample dynamics of its cross-fitted run")
+                return ins
+        elif held_out:
+            raise ValueError(f"{self.path} is not cross-fitted: it has in-sample dynamics only (held_out=False)")
         return self.recorder(run_index).dynamics()
 
     def in_sample_dynamics(self, run_index: int = 0) -> Dynamics | None:

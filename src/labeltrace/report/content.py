@@ -73,7 +73,7 @@ def read_report_data(run: Run) -> ReportData:
         # its held-out recording only when it kept none (and then the run has no sei column either)
         dyn = run.in_sample_dynamics(0) if run.held_out else run.dynamics(0)
         if dyn is None:
-            dyn, view = run.dynamics(0), "held-out"
+            dyn, view = run.dynamics(0, held_out=True), "held-out"
         se = dyn.epochs("signed_entropy").astype(np.float64)
         # a sample relabeled to the auxiliary class in run 0 is shown with its trajectory from
         # the first run in which it kept its label

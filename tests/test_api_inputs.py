@@ -222,3 +222,23 @@ def test_a_cross_fitted_runs_dynamics_must_name_their_view(tmp_path) -> None:  #
     assert plain.dynamics().num_samples == plain.dynamics(held_out=False).num_samples == 40
     with pytest.raises(ValueError, match="not cross-fitted"):
         plain.dynamics(held_out=True)
+
+
+def test_the_public_functions_are_found_where_a_user_looks() -> None:
+    """find_suspects did not show in dir(labeltrace) (tab completion), labeltrace.decide and
+    labeltrace.evaluate exported nothing, and the cleanlab-style scores lived only in submodules."""
+    import labeltrace
+    import labeltrace.decide as decide
+    import labeltrace.evaluate as evaluate
+    import labeltrace.score as score
+    from labeltrace.decide.own_run import find_suspects
+    from labeltrace.score.confident import find_label_issues
+
+    assert "find_suspects" in dir(labeltrace) and labeltrace.find_suspects is find_suspects
+    assert decide.find_suspects is find_suspects and "top_fraction" in dir(decide)
+    assert callable(evaluate.detection_report) and "inject" in dir(evaluate)
+    assert score.find_label_issues is find_label_issues and callable(score.knn_vote)
+    for module in (decide, evaluate, score):
+        assert all(callable(getattr(module, n)) for n in module.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        decide.nothing  # noqa: B018

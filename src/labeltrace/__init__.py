@@ -13,4 +13,8 @@ def __getattr__(name: str) -> Any:
 
         return find_suspects
     raise AttributeError(f"module 'labeltrace' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # tab completion shows find_suspects, imported on first use
+    return sorted(set(globals()) | set(__all__))
 __version__ = "0.1.0"

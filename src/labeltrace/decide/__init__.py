@@ -1,1 +1,34 @@
-"""Deciding which samples to flag: cutoffs and the detector table."""
+"""Deciding which samples to flag: cutoffs and the detector table.
+
+The public functions are importable from here (imported on first use: the detector table pulls
+in scikit-learn): :func:`find_suspects` (the one-training mode), the cutoffs (:func:`flag`,
+:func:`top_fraction`, :func:`gmm_cutoff`, :func:`unsupervised_cutoff`, :func:`auxiliary_cutoff`),
+:func:`rank_of` / :func:`score_table`, and the detector table (:func:`detect`, :func:`get`,
+:func:`available`, :func:`register`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "find_suspects": "own_run",
+    "flag": "cutoffs", "top_fraction": "cutoffs", "gmm_cutoff": "cutoffs", "unsupervised_cutoff": "cutoffs",
+    "auxiliary_cutoff": "cutoffs", "estimate_noise_rate": "cutoffs",
+    "rank_of": "ranking", "score_table": "ranking",
+    "detect": "detectors", "get": "detectors", "available": "detectors", "register": "detectors",
+    "Detection": "detectors", "Detector": "detectors",
+}  # fmt: skip
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"labeltrace.decide.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'labeltrace.decide' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -71,7 +71,11 @@ class Campaign:
     update_posterior, update_every : the refit hook (module docstring). If the rule reads a
         posterior (or SEI) that was not given, ``update_posterior`` is also called once before
         the first pick to provide it.
-    count_initial_label : count the initial label as one vote in the majority rule.
+    count_initial_label : count the initial label as one vote in the majority rule (default True,
+        the paper's simulation protocol; the review app, ``labeltrace queue --budget`` and
+        :func:`~labeltrace.relabel.preflight.preflight` default to single-expert review,
+        ``ConsensusRule()``: pass ``count_initial_label=rule.count_given, agree=rule.agree`` to
+        simulate what a review under ``rule`` does).
     agree : votes the leading label needs to settle a sample (besides a strict majority).
 
     Attributes

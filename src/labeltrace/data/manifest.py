@@ -305,8 +305,15 @@ def truth_column(path: Path, column: str, ds: ImageDataset, *, id_column: str | 
         raise DataError(f"--truth-column {column!r} is not a column of {path}; its columns are {names}")
     key = id_column or path_column
     table = read_columns(path, list(dict.fromkeys([key, column])))
+    where = [str(v).strip() for v in table[key]]
+    markers = marker_set()
+    miss = [k for k, v in enumerate(table[column]) if is_missing(v, markers)]
+    if miss:  # as the label column reads them; a sample with no known truth cannot be scored against it
+        raise DataError(f"{path}: --truth-column {column!r} has no value in {len(miss)} rows (empty, NaN, N/A, ...): "
+                        + listing(f"row {k + 1} ({where[k]})" for k in miss)
+                        + "; every sample needs its known true label: fill them, or leave --truth-column out")
     try:
-        truth, _ = parse_labels(table[column], ds.classes, row_name=lambda k: f"row {k + 1}")
+        truth, _ = parse_labels(table[column], ds.classes, row_name=lambda k: f"row {k + 1} ({where[k]})")
     except ValueError as e:  # name the column and the file, as the label column's errors do
         raise DataError(f"{path}: --truth-column {column!r}: {e}") from None
     pos = {v: i for i, v in enumerate(row_ids(table[key], paths=not id_column))}

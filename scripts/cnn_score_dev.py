@@ -80,7 +80,7 @@ def window_candidates(run_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray,
     """``--study window``: the scores, the truth and the counts (the scan's, and the last-5 count)."""
     run = open_run(run_dir)
     labels = run.column("given_label_id").astype(np.int64)
-    held, ins = run.dynamics(), run.in_sample_dynamics()
+    held, ins = run.dynamics(held_out=True), run.in_sample_dynamics()
     assert ins is not None, f"{run_dir}: no in-sample recording"
     T = held.num_epochs
     half, last5 = slice(T // 2, T), slice(T - 5, T)
@@ -100,7 +100,7 @@ def candidates(run_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray, dict[s
     """``--study margin``: the scores, the truth (is_noisy) and the counts (the scan's)."""
     run = open_run(run_dir)
     labels = run.column("given_label_id").astype(np.int64)
-    held = run.dynamics().mean_posterior()
+    held = run.dynamics(held_out=True).mean_posterior()
     held = held / held.sum(1, keepdims=True)
     p = held[np.arange(len(labels)), labels]
     ins = run.in_sample_dynamics()

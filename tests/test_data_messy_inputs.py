@@ -368,3 +368,29 @@ def test_class_folders_that_write_one_name_two_ways_are_refused(tmp_path: Path) 
             _png(tmp_path / cls / f"{k}.png", 10 * k)
     with pytest.raises(DataError, match=r"write one class name two ways.*'cafe\\u0301' / 'caf\\xe9'.*merge each pair"):
         from_folder(tmp_path)
+
+
+def test_class_folders_of_compatibility_forms_are_two_classes_with_a_warning(tmp_path: Path) -> None:
+    """The glyphs of a character dataset ('2' and '\u00b2', 'カ' and 'ｶ') may be classes of their own:
+    the review of the first refusal found them refused with no way around it (a folder has no
+    class list to say so)."""
+    for cls in ("2", "\u00b2", "tea"):
+        for k in range(2):
+            _png(tmp_path / cls / f"{k}.png", 10 * k)
+    with pytest.warns(DataWarning, match=r"differ only in Unicode compatibility forms.*'2' / '\\xb2'"):
+        assert from_folder(tmp_path).classes == ("2", "tea", "\u00b2")
+
+
+def test_a_pq_manifest_is_data_as_the_refusal_beside_it_says(tmp_path: Path) -> None:
+    """A folder of images beside labels.pq was told to scan labels.pq, which the CLI then refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for k in range(4):
+        _png(tmp_path / "images" / f"{k}.png", 40 * k)
+    pq.write_table(pa.table({"path": [f"images/{k}.png" for k in range(4)], "label": ["a", "a", "b", "b"]}),
+                   tmp_path / "labels.pq")
+    with pytest.raises(DataError, match=r"a manifest beside: labels\.pq; .*labeltrace scan .*labels\.pq"):
+        _load([str(tmp_path)])
+    ds, origin = _load([str(tmp_path / "labels.pq")])
+    assert ds.classes == ("a", "b") and origin["kind"] == "manifest"

@@ -458,3 +458,26 @@ def test_a_mapped_load_reads_compressed_entries_and_names_a_cut_short_file(tmp_p
         (tmp_path / "cut.npz").write_bytes(data[:cut])
         with pytest.raises(ValueError, match=r"cut\.npz: unreadable, damaged or cut short"):
             Recorder.load(tmp_path / "cut.npz", mmap=True)
+
+
+def test_a_mapped_entry_whose_header_does_not_fit_it_is_refused(tmp_path):
+    """read_npz(mmap=True) trusted an entry's .npy header: a shape claiming twice the rows mapped the
+    next entry's bytes as its own (np.load refuses the same file)."""
+    import struct
+    import zipfile
+
+    from labeltrace.record.state import read_npz
+
+    a = np.arange(300_000, dtype=np.float64).reshape(1000, 300)
+    np.savez(tmp_path / "ok.npz", a=a, b=np.ones((1000, 300)))
+    data = bytearray((tmp_path / "ok.npz").read_bytes())
+    with zipfile.ZipFile(tmp_path / "ok.npz") as zf:
+        info = zf.getinfo("a.npy")
+    local = info.header_offset
+    start = local + 30 + struct.unpack("<H", data[local + 26 : local + 28])[0] + struct.unpack("<H", data[local + 28 : local + 30])[0]
+    at = data.index(b"(1000, 300)", start)
+    data[at : at + 11] = b"(2000, 300)"
+    (tmp_path / "bad.npz").write_bytes(bytes(data))
+    np.testing.assert_array_equal(read_npz(tmp_path / "ok.npz", mmap=True)["a"], a)
+    with pytest.raises(ValueError, match=r"entry 'a\.npy': its header's shape \(2000, 300\) does not fill"):
+        read_npz(tmp_path / "bad.npz", mmap=True)

@@ -479,7 +479,7 @@ def test_files_written_as_one_batch_are_renamed_together_or_not_at_all(tmp_path:
     """The cleaned labels (.csv beside .npy, the class list, the unresolved list) were renamed one by one
     as each was written: two exports at once, or one killed between two files, left a .csv saying
     label 5 beside a .npy saying 3. In a batch every file is written first, then all are renamed."""
-    from labeltrace._io import atomic_batch, atomic_write
+    from labeltrace._io import atomic_batch, atomic_remove, atomic_write
 
     (tmp_path / "a.csv").write_text("old a")
     seen = []
@@ -495,3 +495,26 @@ def test_files_written_as_one_batch_are_renamed_together_or_not_at_all(tmp_path:
         atomic_write(tmp_path / "a.csv", lambda fh: fh.write(b"newer a"))
         raise RuntimeError("killed before the second file")
     assert (tmp_path / "a.csv").read_text() == "new a" and not list(tmp_path.glob("*.tmp"))
+    (tmp_path / "b.classes.txt").write_text("old list")
+    (tmp_path / "c.npy").mkdir()  # a rename that fails partway: the rest is cleaned, nothing removed before
+    with pytest.raises(OSError), atomic_batch():
+        atomic_write(tmp_path / "a.csv", lambda fh: fh.write(b"newest a"))
+        atomic_remove(tmp_path / "b.classes.txt")
+        atomic_write(tmp_path / "c.npy", lambda fh: fh.write(b"c"))
+        atomic_write(tmp_path / "d.csv", lambda fh: fh.write(b"d"))
+        assert (tmp_path / "b.classes.txt").exists()  # removed with the batch, not before
+    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "d.csv").exists()
+
+
+def test_a_refused_second_hold_leaves_the_first_holders(tmp_path: Path) -> None:
+    """A second writing() refused inside the first dropped the first's hold: the process then refused
+    its own folder to a queue it wrote."""
+    from runfactory import make_run
+
+    from labeltrace.relabel.queue import write_queue
+
+    rd = make_run(tmp_path, n=20, k=3, seed=3)
+    with rundir.writing(rd):
+        with pytest.raises(rundir.RunDirConflict), rundir.writing(rd):
+            pass
+        write_queue(rd, rd / "queue.parquet")  # this process holds the folder: its own commands go on

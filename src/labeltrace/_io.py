@@ -19,12 +19,12 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["atomic_batch", "atomic_write", "atomic_write_json", "differing_keys", "digest", "json_default", "read_json", "reading",
+__all__ = ["atomic_batch", "atomic_remove", "atomic_write", "atomic_write_json", "differing_keys", "digest", "json_default", "read_json", "reading",
            "write_json", "write_json_array", "write_table"]
 
 
 #: inside :func:`atomic_batch`: the (temporary, final) pairs written so far, renamed at its end
-_BATCH: ContextVar[list[tuple[str, Path]] | None] = ContextVar("labeltrace_atomic_batch", default=None)
+_BATCH: ContextVar[list[tuple[str | None, Path]] | None] = ContextVar("labeltrace_atomic_batch", default=None)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
@@ -59,20 +59,40 @@ def atomic_batch() -> Iterator[None]:
     if _BATCH.get() is not None:  # nested: the outer batch renames
         yield
         return
-    batch: list[tuple[str, Path]] = []
+    batch: list[tuple[str | None, Path]] = []
     token = _BATCH.set(batch)
     try:
         yield
     except BaseException:
         for tmp, _ in batch:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
         raise
     finally:
         _BATCH.reset(token)
-    for tmp, path in batch:
-        os.replace(tmp, path)
+    try:
+        for k, (tmp, path) in enumerate(batch):
+            if tmp is None:  # atomic_remove's: gone with the batch's files, not before them
+                path.unlink(missing_ok=True)
+            else:
+                os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in batch[k:]:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+        raise
     for folder in dict.fromkeys(path.parent for _, path in batch):
         _sync_dir(folder)
+
+
+def atomic_remove(path: str | os.PathLike[str]) -> None:
+    """Remove ``path`` if it exists (inside :func:`atomic_batch`: when the batch's files are renamed,
+    so that a failed batch leaves the older files together)."""
+    batch = _BATCH.get()
+    if batch is not None:
+        batch.append((None, Path(path)))
+    else:
+        Path(path).unlink(missing_ok=True)
 
 
 def _temporary(path: Path) -> tuple[int, str]:

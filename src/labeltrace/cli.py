@@ -95,7 +95,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
             raise ValueError(f"--out {args.out} is DATA {p} or inside it: its sub-folders are read as classes, so the run "
                              "directory would be read as one the next time; choose an --out outside DATA")
         return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve()), **limits}
-    if p.suffix.lower() in (".csv", ".tsv", ".parquet"):
+    if p.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq"):
         ds = data.from_manifest(p, **man_cols, **read_as_is, **named, **common)
         return ds, {"kind": "manifest", "source": str(p.resolve()), **used(p), **limits}
     if p.suffix.lower() == ".npz":
@@ -135,7 +135,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         workers=args.workers,
     )  # fmt: skip
     check(cfg, None if args.model == "auto" else args.model, None)  # the settings first: not after minutes of reading DATA
-    if args.truth_column and not (args.labels or Path(args.data or "").suffix.lower() in (".csv", ".tsv", ".parquet")):
+    if args.truth_column and not (args.labels or Path(args.data or "").suffix.lower() in (".csv", ".tsv", ".parquet", ".pq")):
         raise ValueError("--truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
     ds, origin = _load_dataset(args)
     log = (lambda s: None) if args.quiet or not d.is_writer else (lambda s: print(s, file=sys.stderr))

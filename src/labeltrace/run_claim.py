@@ -210,7 +210,8 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
         _HELD.add(path.resolve())
         yield made
     finally:
-        _HELD.discard(path.resolve())
+        if held:  # a refused call leaves the hold of the one that has it
+            _HELD.discard(path.resolve())
         if held and made and path.is_dir() and not any(path.iterdir()):  # before the lock goes
             with contextlib.suppress(OSError):  # never in place of the scan's own error
                 path.rmdir()

@@ -195,14 +195,23 @@ def from_folder(
             + (f": each holds sub-folders of the same names ({listing(sorted(shared))})" if shared else "")
             + "; point DATA at one split's folder if these are train / val / test", DataWarning, stacklevel=2,
         )
-    keys: dict[str, list[str]] = {}
-    for d in class_dirs:
-        keys.setdefault(name_key(d.name), []).append(d.name)
-    same = [names for names in keys.values() if len(names) > 1]
-    if same:  # as manifest labels: one name in two Unicode forms (a copy from macOS) or spacings is one class
+    def alike(compat: bool) -> list[list[str]]:
+        keys: dict[str, list[str]] = {}
+        for d in class_dirs:
+            keys.setdefault(name_key(d.name, compat=compat), []).append(d.name)
+        return [names for names in keys.values() if len(names) > 1]
+
+    same = alike(False)
+    if same:  # one name in two Unicode forms (a copy from macOS) or spacings: one class, never two
         raise DataError(f"class folders of {root} write one class name two ways (two Unicode forms or other "
                         f"spaces): {listing(' / '.join(map(ascii, names)) for names in same)}; merge each "
                         "pair into one folder")  # fmt: skip
+    close = alike(True)
+    if close:  # "2" / "²", "カ" / "ｶ": the glyphs of a character dataset may be classes of their own
+        warnings.warn(f"class folders of {root} differ only in Unicode compatibility forms (full-width, "
+                      f"superscript, ligature ...) and are read as different classes: "
+                      f"{listing(' / '.join(map(ascii, names)) for names in close)}; if each pair is one class, "
+                      "merge the folders", DataWarning, stacklevel=2)  # fmt: skip
     twins = {d.name.lower() for d in class_dirs if sum(e.name.lower() == d.name.lower() for e in class_dirs) > 1}
     if twins:  # as manifest labels: maybe two classes (EMNIST's letters), maybe one folder renamed
         warnings.warn(f"class folders of {root} differ only in letter case and are read as different classes: "

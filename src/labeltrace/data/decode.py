@@ -33,6 +33,7 @@ raises it (:func:`open_image`).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -103,19 +104,29 @@ def check_pixels(width: int, height: int, max_pixels: int | None = None, frames:
         )
 
 
+_GUARD = threading.Lock()  # Pillow's guard is one global: raised by one open at a time
+
+
 def open_image(fp: str | Path | BinaryIO, max_pixels: int | None = None) -> Image.Image:
     """``Image.open`` (header only) and the pixel limit; the caller loads and closes it.
 
     A limit above Pillow's own guard (``Image.MAX_IMAGE_PIXELS``, about 89 megapixels, refusing
-    twice that) raises that guard to it for the process: ``--max-pixels`` is the user's word on
-    how large an image may be, and this function checks it before anything is decoded.
+    twice that) raises that guard to it for this open alone, under a lock, then puts it back:
+    ``--max-pixels`` is the user's word on how large an image may be, and this function checks it
+    before anything is decoded.
     """
     limit = pixel_limit(max_pixels)
-    guard = Image.MAX_IMAGE_PIXELS
-    if guard is not None and limit > guard:
-        Image.MAX_IMAGE_PIXELS = int(limit)
     try:
-        img = Image.open(fp)
+        if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+            with _GUARD:  # raised for this open alone (the header is read), then put back
+                guard = Image.MAX_IMAGE_PIXELS
+                Image.MAX_IMAGE_PIXELS = int(limit)
+                try:
+                    img = Image.open(fp)
+                finally:
+                    Image.MAX_IMAGE_PIXELS = guard
+        else:
+            img = Image.open(fp)
     except Image.DecompressionBombError as exc:  # over twice Pillow's guard: over ours too
         raise DataError(f"{exc} (over the limit of {int(limit):,} pixels; raise it with --max-pixels or "
                         "max_pixels=)") from None
@@ -248,7 +259,10 @@ def _decode_dicom(path: Path, max_pixels: int | None = None) -> np.ndarray:
         raise DataError(f"unsupported DICOM pixel layout {px.shape} (SamplesPerPixel={spp})")
     photometric = str(getattr(ds, "PhotometricInterpretation", "")).upper()
     if photometric == "PALETTE COLOR":  # ultrasound, nuclear medicine: indices into a colour table
-        from pydicom.pixels import apply_color_lut
+        try:
+            from pydicom.pixels import apply_color_lut
+        except ImportError:  # pydicom 2.x
+            from pydicom.pixel_data_handlers.util import apply_color_lut
 
         rgb = apply_color_lut(px, ds)  # 8- or 16-bit entries, as the table's descriptor says
         return (rgb.astype(np.float32) / float(np.iinfo(rgb.dtype).max)).clip(0.0, 1.0)

@@ -190,11 +190,12 @@ def _as_int(v: Any) -> int | None:
     return None
 
 
-def name_key(name: str) -> str:
-    """What a class name reads as: Unicode compatibility form (NFKC: NFC and NFD "café", a
-    full-width "Ｔ" and "T", a no-break space and a space are one) with runs of white space
-    as one space. Two names with one key are one class written two ways."""
-    return " ".join(unicodedata.normalize("NFKC", name).split())
+def name_key(name: str, *, compat: bool = True) -> str:
+    """What a class name reads as, runs of white space as one space (a no-break space is one):
+    in Unicode's compatibility form (NFKC: NFC and NFD "café", a full-width "Ｔ" and "T", but
+    also "2" and "²", "ﬁ" and "fi") or, ``compat=False``, its canonical form (NFC: "café" alone).
+    Two names with one key are one class written two ways."""
+    return " ".join(unicodedata.normalize("NFKC" if compat else "NFC", name).split())
 
 
 def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:

@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 
 from labeltrace import rundir
 from labeltrace._checks import listing
-from labeltrace._io import atomic_batch
+from labeltrace._io import atomic_batch, atomic_remove
 from labeltrace.data.validate import is_missing, marker_set
 from labeltrace.relabel.decisions import Decision
 from labeltrace.relabel.runstore import open_store, set_aside_text
@@ -350,7 +350,7 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
         names = "".join(f"{c}\n" for c in class_list).encode()
         atomic_write(classes_path(path), lambda fh: fh.write(names))
     else:  # never leave an older export's list beside these labels
-        classes_path(path).unlink(missing_ok=True)
+        atomic_remove(classes_path(path))
         empty = sorted(set(run.classes) - {run.classes[j] for j in np.unique(v.final)})
         if empty and report is not None and _rescannable(run, path):
             report(f"warning: the review left no sample in class{'es' if len(empty) > 1 else ''} "

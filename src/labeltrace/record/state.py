@@ -137,8 +137,10 @@ def read_npz(path: Path, *, mmap: bool = False) -> dict[str, np.ndarray]:
     """Every entry of the ``.npz`` at ``path`` (no pickle); ``mmap``: entries stored uncompressed
     (as :func:`save` writes them) of at least 1 MiB are read-only memory maps of the file, not
     copies in memory, so a finished recording's kept softmax (N × K × kept epochs) is read from
-    disk as it is used. Cut-short or damaged files raise from numpy or :mod:`zipfile`."""
-    if not mmap:
+    disk as it is used. Cut-short or damaged files raise from numpy or :mod:`zipfile`; a mapped
+    entry's sizes are checked, its CRC-32 is not (that would read it whole). Windows keeps a
+    mapped file from being replaced or removed: there every entry is read into memory."""
+    if not mmap or os.name == "nt":
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     out: dict[str, np.ndarray] = {}
@@ -160,7 +162,12 @@ def read_npz(path: Path, *, mmap: bool = False) -> dict[str, np.ndarray]:
             shape, fortran, dtype = read_header(fh)
             if dtype.hasobject:
                 raise ValueError(f"entry {info.filename!r} holds Python objects")
-            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=fh.tell(), shape=shape,
+            header = fh.tell() - start
+            if header + int(np.prod(shape)) * dtype.itemsize != info.file_size:  # a damaged header maps the next entry
+                raise ValueError(f"entry {info.filename!r}: its header's shape {shape} does not fill its "
+                                 f"{info.file_size} bytes")  # fmt: skip
+            # through the handle the zip was read with: a file replaced meanwhile is not mapped at these offsets
+            out[name] = np.memmap(fh, dtype=dtype, mode="r", offset=fh.tell(), shape=shape,
                                   order="F" if fortran else "C")  # fmt: skip
     return out
 

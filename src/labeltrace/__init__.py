@@ -1,20 +1,15 @@
 """labeltrace: find mislabeled images from training dynamics and get them fixed."""
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from labeltrace._lazy import exports
 from labeltrace.record import Dynamics, Recorder
 
-__all__ = ["Dynamics", "Recorder", "__version__", "find_suspects"]
+if TYPE_CHECKING:
+    from labeltrace.decide.own_run import find_suspects as find_suspects
 
-
-def __getattr__(name: str) -> Any:
-    if name == "find_suspects":  # imported on first use: the detector table pulls in scikit-learn
-        from labeltrace.decide.own_run import find_suspects
-
-        return find_suspects
-    raise AttributeError(f"module 'labeltrace' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:  # tab completion shows find_suspects, imported on first use
-    return sorted(set(globals()) | set(__all__))
 __version__ = "0.1.0"
+
+# find_suspects is imported on first use (the detector table pulls in scikit-learn), listed by dir()
+_all, __getattr__, __dir__ = exports(__name__, {"find_suspects": "decide.own_run"})
+__all__ = ["Dynamics", "Recorder", "__version__", *_all]

@@ -9,8 +9,7 @@ in scikit-learn): :func:`find_suspects` (the one-training mode), the cutoffs (:f
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from labeltrace._lazy import exports
 
 _WHERE = {
     "find_suspects": "own_run",
@@ -21,14 +20,4 @@ _WHERE = {
     "Detection": "detectors", "Detector": "detectors",
 }  # fmt: skip
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"labeltrace.decide.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'labeltrace.decide' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = exports(__name__, _WHERE)

@@ -8,8 +8,7 @@ Importable from here (on first use): :func:`detection_report`, :func:`flag_top_k
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from labeltrace._lazy import exports
 
 _WHERE = {
     "detection_report": "metrics", "flag_top_k": "metrics", "report_at_true_rate": "metrics", "t_interval": "metrics",
@@ -17,14 +16,4 @@ _WHERE = {
     "confusion_calibrated": "noise", "instance_dependent": "noise", "NoisyLabels": "noise",
 }  # fmt: skip
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"labeltrace.evaluate.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'labeltrace.evaluate' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = exports(__name__, _WHERE)

@@ -6,17 +6,11 @@ review server's :mod:`labeltrace.report.images`) load without matplotlib.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from labeltrace._lazy import exports
 
 if TYPE_CHECKING:
-    from labeltrace.report.html import write_report
+    from labeltrace.report.html import write_report as write_report
 
-__all__ = ["write_report"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "write_report":
-        from labeltrace.report.html import write_report
-
-        return write_report
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__, __dir__ = exports(__name__, {"write_report": "html"})

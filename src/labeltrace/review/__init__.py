@@ -7,22 +7,12 @@ first use. The decisions store and the review order live in :mod:`labeltrace.rel
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from labeltrace._lazy import exports
 
 if TYPE_CHECKING:
-    from labeltrace.review.app import create_app
-    from labeltrace.review.server import serve
+    from labeltrace.review.app import create_app as create_app
+    from labeltrace.review.server import serve as serve
 
-__all__ = ["create_app", "serve"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from labeltrace.review.app import create_app
-
-        return create_app
-    if name == "serve":
-        from labeltrace.review.server import serve
-
-        return serve
-    raise AttributeError(f"module 'labeltrace.review' has no attribute {name!r}")
+__all__, __getattr__, __dir__ = exports(__name__, {"create_app": "app", "serve": "server"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_relabel_commands"]
@@ -128,8 +129,25 @@ def review_rule(args: argparse.Namespace) -> Any:
                          count_given=stored.count_given if args.count_given is None else args.count_given)
 
 
+def _cmd_relocate(args: argparse.Namespace) -> int:
+    from labeltrace.run_moved import relocate
+
+    found, n = relocate(args.run_dir, args.data_root)
+    print(f"{args.run_dir}: its images are now read under {Path(args.data_root).resolve()} ({found} of {n} image "
+          "files found there" + ("" if found == n else f"; {n - found} missing: the page and report show them "
+                                 "as unavailable") + "); a review server already running on it: restart it")  # fmt: skip
+    return 0
+
+
 def add_relabel_commands(sub: Any) -> None:
-    """Add ``queue``, ``simulate`` and ``review`` to ``sub`` (an argparse subparsers object)."""
+    """Add ``queue``, ``simulate``, ``review`` and ``relocate`` to ``sub`` (an argparse subparsers object)."""
+    rl = sub.add_parser("relocate", help="say where a run's images folder lies now (moved or copied elsewhere)",
+                        description="The scan read its images from a folder that has moved (the run copied to the "
+                        "reviewer's machine, a disk mounted elsewhere): the report, the review page and the exports "
+                        "read them under DATA_ROOT from now on. run.json is not changed; a new scan removes this.")
+    rl.add_argument("run_dir")
+    rl.add_argument("data_root", help="the folder that now holds what the scan read from its data root")
+    rl.set_defaults(func=_cmd_relocate)
     qu = sub.add_parser("queue", help="order a run's samples for relabeling (active label cleaning)",
                         description="Write the review queue of a scan run: id, external_id, path, given and suggested "
                         "label, priority, rank; also RUN_DIR/queue.parquet, the order the review app serves. With "

@@ -11,7 +11,7 @@ from labeltrace.record.recording import RecordingDir
 __all__ = [
     "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
     "IMAGES_INDEX", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "OWNED", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
-    "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SCAN_COMMAND", "SAMPLES_CSV", "SAMPLE_COLUMNS", "dynamics_path",
+    "MOVED", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SCAN_COMMAND", "SAMPLES_CSV", "SAMPLE_COLUMNS", "dynamics_path",
     "in_sample_path", "recording_dir",
 ]  # fmt: skip
 
@@ -19,6 +19,8 @@ FORMAT = "labeltrace.run/1"
 FINGERPRINT = "fingerprint.json"
 #: the command line of the scan that claimed the folder (a stopped scan's, to rerun it)
 SCAN_COMMAND = "command.json"
+#: where the images folder lies now, when it moved since the scan (labeltrace relocate)
+MOVED = "data_moved.json"
 RECORDING = "dynamics"
 CV_PROBS = "cv_probs.npy"
 RUN_JSON = "run.json"
@@ -81,7 +83,7 @@ def in_sample_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
 
 #: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
 #: these, and only these)
-OWNED = (FINGERPRINT, SCAN_COMMAND, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE,
+OWNED = (FINGERPRINT, SCAN_COMMAND, MOVED, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE,
          REVIEW_CONTEXT, RECORDING,
          FIFTYONE_IMAGES, REPORT_HTML, REPORT_PNG, LABELSTUDIO_TASKS, LABELSTUDIO_CONFIG, f"{EXPORT_TABLE}.csv",
          f"{EXPORT_TABLE}.parquet")  # no generic name such as "checkpoints": --force never removes a user's folder

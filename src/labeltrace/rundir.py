@@ -7,6 +7,7 @@ A scan writes, and the report, review app, exports and ``labeltrace score`` read
       fingerprint.json     everything that determines the result, written when the scan starts
       command.json         the scan's command line, written when it claims the folder (a stopped
                            scan's folder names the command that resumes it)
+      data_moved.json      where the images folder lies now, when it moved (labeltrace relocate)
       run.json             config, seed, versions, timings, detector + cutoff, counts, metrics
       samples.parquet      one row per sample (see SAMPLE_COLUMNS), sorted by id
       samples.csv          the same table, when asked for
@@ -72,6 +73,7 @@ from labeltrace.run_layout import (
     IMAGES_INDEX,
     LABELSTUDIO_CONFIG,
     LABELSTUDIO_TASKS,
+    MOVED,
     QUEUE,
     RECORDING,
     REPORT_HTML,
@@ -87,13 +89,14 @@ from labeltrace.run_layout import (
     in_sample_path,
     recording_dir,
 )
+from labeltrace.run_moved import apply_move, moved_path
 from labeltrace.run_source import image_source, open_source, source_bits
 
 # the run directory's one import for its callers: the layout's names, the claim and the writers
 __all__ = [
     "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
     "IMAGES_INDEX", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
-    "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "scan_mark",
+    "MOVED", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "scan_mark",
     "atomic_write", "claim", "dynamics_path", "held_command", "held_fingerprint", "held_meta", "image_source", "in_sample_path",
     "open_run", "record_command", "recording_dir", "release", "write_json", "write_table", "writing",
 ]  # fmt: skip
@@ -243,6 +246,9 @@ class Run:
             return None
         p = Path(src)
         root = self.data_root
+        moved_from = self.meta["data"].get("moved_from")
+        if moved_from and root is not None:  # labeltrace relocate: absolute paths under the old root moved too
+            p = moved_path(p, Path(moved_from), root)
         if not p.is_absolute():
             if root is None:
                 raise ValueError(f"sample {sample_id}: relative path {src!r} but the run has no data root")
@@ -308,7 +314,7 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     sp = path / SAMPLES
     if not sp.exists():
         raise ValueError(f"{path}: {SAMPLES} missing — the scan did not finish")
-    return Run(path=path, meta=meta, samples=pq.read_table(sp))
+    return Run(path=path, meta=apply_move(path, meta), samples=pq.read_table(sp))  # its images moved: read there
 
 
 def scan_mark(run_dir: str | os.PathLike[str]) -> tuple[int, int, int] | None:

@@ -518,3 +518,23 @@ def test_a_refused_second_hold_leaves_the_first_holders(tmp_path: Path) -> None:
         with pytest.raises(rundir.RunDirConflict), rundir.writing(rd):
             pass
         write_queue(rd, rd / "queue.parquet")  # this process holds the folder: its own commands go on
+
+
+def test_a_killed_writers_temporary_file_goes_with_the_next_write(tmp_path: Path) -> None:
+    """A SIGKILLed export left labelstudio_tasks.json.<random>.tmp (hundreds of MB for a large one) for
+    good: only `scan --force` removed it. The next write of that file removes one untouched for an hour,
+    never a live writer's."""
+    import os
+    import time
+
+    from labeltrace._io import STALE_SECONDS, atomic_write
+
+    stale, live = tmp_path / "tasks.json.0badc0de.tmp", tmp_path / "tasks.json.1234abcd.tmp"
+    other = tmp_path / "report.html.0badc0de.tmp"
+    for f in (stale, live, other):
+        f.write_bytes(b"half written")
+    old = time.time() - STALE_SECONDS - 60
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    atomic_write(tmp_path / "tasks.json", lambda fh: fh.write(b"{}"))
+    assert not stale.exists() and live.exists() and other.exists()  # another file's: its own write removes it

@@ -27,11 +27,17 @@ __all__ = ["atomic_batch", "atomic_remove", "atomic_write", "atomic_write_json",
 _BATCH: ContextVar[list[tuple[str | None, Path]] | None] = ContextVar("labeltrace_atomic_batch", default=None)
 
 
+#: a temporary file of a target untouched this long was left by a killed writer (a live one writes on)
+STALE_SECONDS = 3600.0
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(fh)`` on a temporary file next to ``path``, fsync, then rename over ``path``
-    (inside :func:`atomic_batch`: at the batch's end, with the batch's other files)."""
+    (inside :func:`atomic_batch`: at the batch's end, with the batch's other files). Temporary files
+    of ``path`` that a killed writer left (untouched for :data:`STALE_SECONDS`) are removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
     fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -93,6 +99,20 @@ def atomic_remove(path: str | os.PathLike[str]) -> None:
         batch.append((None, Path(path)))
     else:
         Path(path).unlink(missing_ok=True)
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove ``<name>.<random>.tmp`` files beside ``path`` not modified for :data:`STALE_SECONDS`."""
+    import time
+    from glob import escape
+
+    old = time.time() - STALE_SECONDS
+    for tmp in path.parent.glob(f"{escape(path.name)}.*.tmp"):
+        try:
+            if tmp.stat().st_mtime < old:
+                tmp.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove
+            pass
 
 
 def _temporary(path: Path) -> tuple[int, str]:

@@ -78,7 +78,8 @@ def finalize(
     if unwritable:  # a file name that is not UTF-8: the run's tables could not hold its id
         raise DataError(
             f"ids that are not valid UTF-8 text{where} (a file or folder name in another encoding?): "
-            + listing(ascii(str(ids[k])) for k in unwritable) + "; rename them, or give ids in a manifest"
+            + listing(ascii(str(ids[k])) for k in unwritable) + "; rename them to UTF-8 (e.g. `convmv -f latin1 -t "
+            "utf-8 -r --notest DIR`): the run's tables, and a manifest, hold UTF-8 text only"
         )
     dup = _duplicates([str(v) for v in ids])
     if dup:

@@ -168,3 +168,24 @@ def test_scan_from_python_names_a_wrong_argument(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"config must be a ScanConfig .*got dict"):
         scan(example("digits"), tmp_path / "run", {"epochs": 2})  # type: ignore[arg-type]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_scan_started_with_python_dash_m_records_a_command_that_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m labeltrace scan ...` recorded `.../labeltrace/__main__.py scan ...` as the command that
+    resumes it: pasted, 'Permission denied'."""
+    import argparse
+
+    import labeltrace.cli as cli
+
+    seen: dict[str, list[str]] = {}
+    real = argparse.ArgumentParser.parse_args
+
+    def parse(self: argparse.ArgumentParser, *a: object, **kw: object) -> argparse.Namespace:
+        ns = real(self, *a, **kw)  # type: ignore[arg-type]
+        ns.func = lambda args: seen.setdefault("argv", args.argv) and 0
+        return ns
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse)
+    monkeypatch.setattr(sys, "argv", ["/somewhere/labeltrace/__main__.py", "report", "R"])
+    assert cli.main() == 0
+    assert seen["argv"] == [sys.executable, "-m", "labeltrace", "report", "R"]

@@ -11,6 +11,8 @@ from runfactory import make_run
 
 from labeltrace import rundir
 from labeltrace.cli import main
+from labeltrace.export import export_run
+from labeltrace.report import write_report
 from labeltrace.review import create_app
 
 
@@ -27,6 +29,10 @@ def test_a_moved_images_folder_is_read_at_its_new_place(tmp_path: Path, capsys: 
         rundir.open_run(rd).image(0)
     c = TestClient(create_app(rd), base_url="http://127.0.0.1")
     assert c.get("/api/image/0").status_code == 404
+    told: list[str] = []  # the report wrote 48 "image unavailable" tiles without a word
+    write_report(rd, tmp_path / "r.html", warn=told.append)
+    export_run(rd, "csv", tmp_path / "e.csv", warn=told.append)
+    assert len(told) == 2 and all(f"labeltrace relocate {rd} NEW_ROOT" in t and "is not there" in t for t in told)
     assert main(["relocate", str(rd), str(tmp_path / "nowhere")]) == 2  # no such folder
     assert main(["relocate", str(rd), str(tmp_path)]) == 2  # holds none of the run's images
     assert "none of the run's 12 image files is under" in capsys.readouterr().err

@@ -538,3 +538,32 @@ def test_a_killed_writers_temporary_file_goes_with_the_next_write(tmp_path: Path
     os.utime(other, (old, old))
     atomic_write(tmp_path / "tasks.json", lambda fh: fh.write(b"{}"))
     assert not stale.exists() and live.exists() and other.exists()  # another file's: its own write removes it
+
+
+def test_force_keeps_an_older_decisions_file_about_the_same_images(tmp_path: Path) -> None:
+    """A reviews.db written before stores kept their sample ids was set aside by `scan --force` of the
+    very same images ('other samples or classes'), and its decisions left the cleaned labels. It is
+    about the scan whose folder holds it: compared with that scan's ids before they are replaced."""
+    import sqlite3
+
+    from runfactory import make_run
+
+    from labeltrace.relabel.runstore import run_store
+    from labeltrace.relabel.store_file import bound_to
+
+    rd = make_run(tmp_path, n=12, k=3, seed=4)
+    run = rundir.open_run(rd)
+    run_store(run).add(1, run.classes[0], reviewer="bob")
+    with sqlite3.connect(rd / "reviews.db") as con:  # as an older version wrote it
+        con.execute("DELETE FROM meta WHERE key = 'samples'")
+    ids = run.column("external_id").tolist()
+    assert not bound_to(rd / "reviews.db", classes=run.classes, ids=ids)  # its samples unknown
+    assert not bound_to(rd / "reviews.db", classes=run.classes, ids=ids[::-1], held_ids=rundir.held_ids(rd))
+    logs: list[str] = []
+
+    def fits(db: Path) -> bool:
+        return bound_to(db, classes=run.classes, ids=ids, held_ids=rundir.held_ids(rd))
+
+    rundir.claim(rd, {"another": "setting"}, force=True, reviews_fit=fits, log=logs.append)
+    assert (rd / "reviews.db").is_file() and not list(rd.glob("reviews.db.replaced-*"))
+    assert any("kept the review decisions" in s for s in logs)

@@ -395,6 +395,8 @@ def _warning_printer(default: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
+    if argv is None and Path(sys.argv[0]).name == "__main__.py":  # python -m labeltrace: a command to paste
+        args.argv = [sys.executable, "-m", "labeltrace", *sys.argv[1:]]
     with warnings.catch_warnings():
         warnings.showwarning = _warning_printer(warnings.showwarning)
         try:

@@ -29,7 +29,8 @@ from labeltrace.run_layout import (
     SCAN_COMMAND,
 )
 
-__all__ = ["RunDirConflict", "claim", "held_command", "held_fingerprint", "held_meta", "record_command", "release",
+__all__ = ["RunDirConflict", "claim", "held_command", "held_fingerprint", "held_ids", "held_meta", "record_command",
+           "release",
            "scan_running", "sharing", "using", "writing"]
 
 #: the files a scan itself writes into its folder (other commands write the rest of OWNED)
@@ -90,6 +91,18 @@ def held_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
+def held_ids(run_dir: str | os.PathLike[str]) -> list[str] | None:
+    """The sample ids (``external_id``) of the finished scan ``run_dir`` holds, or None (none, or
+    unreadable): what an older decisions file there, which does not keep its ids, is about."""
+    p = Path(run_dir) / SAMPLES
+    try:
+        import pyarrow.parquet as pq
+
+        return [str(v) for v in pq.read_table(p, columns=["external_id"]).column(0).to_pylist()]
+    except Exception:  # noqa: BLE001 - missing, damaged or of another layout: unknown
+        return None
+
+
 def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force: bool = False,
           log: Any = None, reviews_fit: Callable[[Path], bool] | None = None) -> str:  # fmt: skip
     """Make ``run_dir`` the home of the scan described by ``fingerprint`` (JSON-serialisable).
@@ -132,13 +145,14 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         return "new"
     if not force:
         raise RunDirConflict(f"{path} holds {why}; choose another --out, or pass --force to replace it")
+    db = path / REVIEWS_DB
+    keep = db.is_file() and reviews_fit is not None and reviews_fit(db)  # before the earlier scan's table goes
     for name in held:
         target = path / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     stamp = time.strftime("%Y%m%dT%H%M%S")
     _remove_temporaries(path, OWNED)  # replaced: a killed queue's, review's or export's go with it
-    db = path / REVIEWS_DB
-    if db.is_file() and reviews_fit is not None and reviews_fit(db):  # decisions about these very images
+    if keep:  # decisions about these very images
         if log is not None:
             log(f"kept the review decisions in {REVIEWS_DB}: this scan has the same samples and classes")
         db = None

@@ -17,7 +17,7 @@ from typing import Any
 from labeltrace._io import atomic_write_json, read_json
 from labeltrace.run_layout import MOVED, RUN_JSON
 
-__all__ = ["apply_move", "moved_path", "relocate"]
+__all__ = ["apply_move", "missing_root_text", "moved_path", "relocate"]
 
 
 def apply_move(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -33,6 +33,17 @@ def apply_move(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
         return meta
     roots = [str(moved_path(Path(r), Path(old), Path(new))) for r in data.get("allowed_roots") or [old]]
     return {**meta, "data": {**data, "root": new, "allowed_roots": roots, "moved_from": old}}
+
+
+def missing_root_text(run: Any) -> str | None:
+    """A warning when the folder a run reads its images from is not there (moved, another machine),
+    naming the command that points it to the new place; None when it is (or the run has none)."""
+    root = run.data_root
+    if root is None or Path(root).is_dir():
+        return None
+    return (f"the images folder of {run.path}, {root}, is not there (moved, or the run copied to another "
+            f"machine?): its images show as unavailable; `labeltrace relocate {run.path} NEW_ROOT` reads them "
+            "where they are now")
 
 
 def moved_path(p: Path, old: Path, new: Path) -> Path:

@@ -238,7 +238,9 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
                          "in memory: scan with --no-stream")  # fmt: skip
     fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size)
-    fits = lambda db: bound_to(db, classes=list(ds.classes), ids=list(ds.ids))  # noqa: E731 -- the review's decisions stay
+    def fits(db: Path) -> bool:  # the review's decisions stay when they are about these images
+        return bound_to(db, classes=list(ds.classes), ids=list(ds.ids), held_ids=rd.held_ids(out))
+
     claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log, reviews_fit=fits))
     if command and claimed in ("new", "resume") and d.is_writer:  # a stopped scan's folder names it
         rd.record_command(out, command)

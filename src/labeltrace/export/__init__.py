@@ -66,6 +66,7 @@ from labeltrace.export.labelstudio import (
 from labeltrace.export.tables import review_table
 from labeltrace.relabel.runstore import set_aside_text
 from labeltrace.run_claim import sharing
+from labeltrace.run_moved import missing_root_text
 from labeltrace.rundir import atomic_write, open_run, write_table
 
 __all__ = [
@@ -111,7 +112,8 @@ def export_run(
         Label Studio, csv and parquet: export the flagged samples alone.
     warn : callable, optional
         Gets a message naming the decision files a scan with ``--force`` set aside (their
-        decisions are in no export), and (Label Studio and FiftyOne) one naming the samples whose image could not
+        decisions are in no export), one when the images folder is not there (``labeltrace
+        relocate``), and (Label Studio and FiftyOne) one naming the samples whose image could not
         be exported (unreadable, or outside the roots the scan allowed); default
         :func:`warnings.warn`. Such samples are exported without their image (Label Studio:
         ``data.image`` empty, ``data.image_error`` the reason; FiftyOne: left out) -- one bad
@@ -130,9 +132,10 @@ def export_run(
         raise ValueError(f"unknown export target {to!r}; choose one of {TARGETS}")
     run = open_run(run_dir)
     say = warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3))  # the caller's line
-    aside = set_aside_text(run)  # decisions a scan with --force set aside: in none of these exports
-    if aside is not None:
-        say(aside)
+    # decisions a scan with --force set aside (in none of these exports); an images folder not there
+    for text in (set_aside_text(run), missing_root_text(run)):
+        if text is not None:
+            say(text)
     if to == "fiftyone":
         if only_suspects:
             raise ValueError("--only-suspects does not apply to a FiftyOne export (every sample goes, with its "

@@ -45,5 +45,6 @@ def set_aside_text(run: Run) -> str | None:
     if not aside:
         return None
     return (f"{', '.join(aside)} in {run.path} hold{'s' if len(aside) == 1 else ''} the review decisions of an "
-            "earlier scan, set aside by a scan with --force because that scan had other samples or classes: "
-            "they are not part of this review or its exports")
+            "earlier scan, set aside by a scan with --force because that scan had other samples or classes (or "
+            "wrote a decisions file that does not say which samples it is about): they are not part of this review "
+            f"or its exports; if one is about these very images, rename it to {REVIEWS_DB} (with its -wal file)")

@@ -102,11 +102,13 @@ def still_bound(con: sqlite3.Connection, path: Path, *, classes: list[str], num_
     return samples
 
 
-def bound_to(path: str | os.PathLike[str], *, classes: Sequence[str], ids: Sequence[str]) -> bool:
+def bound_to(path: str | os.PathLike[str], *, classes: Sequence[str], ids: Sequence[str],
+             held_ids: Sequence[str] | None = None) -> bool:  # fmt: skip
     """Whether the store file ``path`` holds decisions about exactly these samples (``ids``, in
-    order) and ``classes``. Read only; False when unreadable, and for a store written before stores
-    kept the ids (its samples unknown: a dataset of the same size and classes, reordered or
-    another, would inherit its decisions)."""
+    order) and ``classes``. Read only; False when unreadable. A store written before stores kept
+    the ids is about the samples of the scan whose folder holds it: ``held_ids`` (that scan's ids,
+    when known) stand in for its own; without them its samples are unknown (a dataset of the same
+    size and classes, reordered or another, would inherit its decisions): False."""
     try:
         con = read_only_connect(path)
         try:
@@ -117,4 +119,7 @@ def bound_to(path: str | os.PathLike[str], *, classes: Sequence[str], ids: Seque
         check_meta(Path(path), rows, classes=[str(c) for c in classes], num_samples=len(ids), digest=digest)
     except (sqlite3.Error, ValueError):  # not a store, its meta unreadable, or another run's
         return False
-    return rows.get("samples") == digest
+    kept = rows.get("samples")
+    if kept is None and held_ids is not None:  # an older store: the ids of the scan it was made with
+        kept = ids_digest(held_ids)
+    return kept == digest

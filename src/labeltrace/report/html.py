@@ -35,6 +35,7 @@ from labeltrace.report.reviewed import (
 )
 from labeltrace.report.summary import cut_text, estimate_note
 from labeltrace.run_claim import sharing
+from labeltrace.run_moved import missing_root_text
 from labeltrace.rundir import atomic_write, open_run
 
 __all__ = ["PNG_FIGURES", "write_report"]
@@ -313,7 +314,8 @@ def write_report(
         Chooses the individual trajectories drawn.
     warn : callable, optional
         Gets a message naming the decision files a scan with ``--force`` set aside (their
-        decisions are not in the report; the HTML page says so too); default :func:`warnings.warn`.
+        decisions are not in the report; the HTML page says so too), and one when the images
+        folder is not there (``labeltrace relocate``); default :func:`warnings.warn`.
 
     Returns
     -------
@@ -325,9 +327,9 @@ def write_report(
     if int(top) < 0:
         raise ValueError(f"top must be >= 0, got {top}")
     run = open_run(run_dir)
-    aside = set_aside_text(run)
-    if aside is not None:
-        (warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3)))(aside)
+    for text in (set_aside_text(run), missing_root_text(run)):
+        if text is not None:
+            (warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3)))(text)
     d = read_report_data(run)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # matplotlib layout warnings on tiny data

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["atomic_batch", "atomic_remove", "atomic_write", "atomic_write_json", "differing_keys", "digest", "json_default", "read_json", "reading",
-           "write_json", "write_json_array", "write_table"]
+           "temporaries", "write_json", "write_json_array", "write_table"]
 
 
 #: inside :func:`atomic_batch`: the (temporary, final) pairs written so far, renamed at its end
@@ -101,13 +101,21 @@ def atomic_remove(path: str | os.PathLike[str]) -> None:
         Path(path).unlink(missing_ok=True)
 
 
-def _remove_stale(path: Path) -> None:
-    """Remove ``<name>.<random>.tmp`` files beside ``path`` not modified for :data:`STALE_SECONDS`."""
-    import time
+def temporaries(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """The temporary files (``<name>.<random>.tmp``) :func:`atomic_write` makes beside ``path``: a
+    live writer's, or those a killed one left."""
     from glob import escape
 
+    path = Path(path)
+    return path.parent.glob(f"{escape(path.name)}.*.tmp")
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove :func:`temporaries` of ``path`` not modified for :data:`STALE_SECONDS`."""
+    import time
+
     old = time.time() - STALE_SECONDS
-    for tmp in path.parent.glob(f"{escape(path.name)}.*.tmp"):
+    for tmp in temporaries(path):
         try:
             if tmp.stat().st_mtime < old:
                 tmp.unlink()

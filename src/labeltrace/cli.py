@@ -48,6 +48,7 @@ def _unlisted_images(root: Path, ds: Any, out: str | None) -> None:
 def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, origin), imported lazily
     """The dataset named on the command line and a description of where it came from."""
     from labeltrace import data
+    from labeltrace.data.manifest import MANIFEST_SUFFIXES
 
     man_cols = {"path_column": args.path_column, "label_column": args.label_column, "id_column": args.id_column}
     read_as_is = {"missing_values": ()} if getattr(args, "no_missing_markers", False) else {}
@@ -95,7 +96,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
             raise ValueError(f"--out {args.out} is DATA {p} or inside it: its sub-folders are read as classes, so the run "
                              "directory would be read as one the next time; choose an --out outside DATA")
         return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve()), **limits}
-    if p.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq"):
+    if p.suffix.lower() in MANIFEST_SUFFIXES:
         ds = data.from_manifest(p, **man_cols, **read_as_is, **named, **common)
         return ds, {"kind": "manifest", "source": str(p.resolve()), **used(p), **limits}
     if p.suffix.lower() == ".npz":
@@ -105,11 +106,10 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
 
 
 def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, ANN202
-    """Known true labels from a manifest column (names or ids), aligned with the dataset's samples."""
+    """Known true labels from a manifest column (names or ids), aligned with the dataset's samples
+    (``origin`` a manifest's: :func:`_cmd_scan` refuses --truth-column for other DATA before reading it)."""
     from labeltrace.data.manifest import truth_column
 
-    if origin.get("kind") != "manifest":
-        raise ValueError("--truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
     return truth_column(Path(origin["source"]), args.truth_column, ds,
                         id_column=origin.get("id_column"), path_column=origin["path_column"])  # fmt: skip
 
@@ -135,8 +135,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         workers=args.workers,
     )  # fmt: skip
     check(cfg, None if args.model == "auto" else args.model, None)  # the settings first: not after minutes of reading DATA
-    if args.truth_column and not (args.labels or Path(args.data or "").suffix.lower() in (".csv", ".tsv", ".parquet", ".pq")):
-        raise ValueError("--truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
+    from labeltrace.data.manifest import MANIFEST_SUFFIXES
+
+    if args.truth_column and not (args.labels or Path(args.data or "").suffix.lower() in MANIFEST_SUFFIXES):
+        raise ValueError("--truth-column needs a manifest (DATA as .csv/.parquet or --labels)")  # before DATA is read
     ds, origin = _load_dataset(args)
     log = (lambda s: None) if args.quiet or not d.is_writer else (lambda s: print(s, file=sys.stderr))
     if ds.skipped and d.is_writer:  # samples left out: said under --quiet too, as warnings are

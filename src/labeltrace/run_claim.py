@@ -12,7 +12,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
-from labeltrace._io import atomic_write_json, differences, read_json
+from labeltrace._io import atomic_write_json, differences, read_json, temporaries
 from labeltrace.run_layout import (
     CLEANED,
     CV_PROBS,
@@ -193,10 +193,10 @@ def _take_back_decisions(path: Path, reviews_fit: Callable[[Path], bool] | None,
 
 
 def _remove_temporaries(path: Path, names: tuple[str, ...]) -> None:
-    """Remove the half-written files ``atomic_write`` leaves beside ``names`` (``<name>.<random>.tmp``)
+    """Remove the half-written files ``atomic_write`` leaves beside ``names`` (:func:`temporaries`)
     when its process is killed."""
     for name in names:
-        for tmp in path.glob(f"{glob_escape(name)}.*.tmp"):
+        for tmp in temporaries(path / name):
             tmp.unlink(missing_ok=True)
 
 

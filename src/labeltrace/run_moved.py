@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from labeltrace._io import atomic_write_json, read_json
-from labeltrace.run_layout import MOVED, RUN_JSON
+from labeltrace.run_layout import MOVED
 
 __all__ = ["apply_move", "missing_root_text", "moved_path", "relocate"]
 
@@ -59,9 +59,8 @@ def relocate(run_dir: str | os.PathLike[str], new_root: str | os.PathLike[str]) 
     from labeltrace.rundir import open_run
 
     run_dir = Path(run_dir)
-    meta = read_json(run_dir / RUN_JSON) if (run_dir / RUN_JSON).is_file() else {}
-    old = (meta.get("data") or {}).get("root")
     run = open_run(run_dir)  # a finished run (its errors), read with any earlier move
+    old = run.meta["data"].get("moved_from") or run.meta["data"].get("root")  # the scan's own root
     if not old:
         raise ValueError(f"{run_dir}: its samples came from no image folder (arrays, an .npz or Hugging Face "
                          "rows): there is no data root to move")  # fmt: skip

@@ -35,6 +35,7 @@ from labeltrace.data.hf import (  # re-exported: the Hugging Face adapter's own 
     from_hf,
 )
 from labeltrace.data.manifest import (  # re-exported: the manifest adapter lives in its own module
+    MANIFEST_SUFFIXES,
     from_manifest,
     manifest_columns,
     manifest_id_column,
@@ -145,7 +146,7 @@ def from_folder(
             f"{len(loose)} image files directly in {root} are ignored (not in a class folder): "
             f"{listing(loose)}", DataWarning, stacklevel=2,
         )
-    tables = [p.name for p in visible if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq")]
+    tables = [p.name for p in visible if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES]
     if len(class_dirs) < 2 and tables:  # a folder of images beside the table that labels them
         found = "no class sub-folders" if not class_dirs else f"one class folder ({class_dirs[0].name!r})"
         raise DataError(f"{root}: {found}, and a manifest beside: {listing(tables)}; to read the labels it "

@@ -28,10 +28,13 @@ from labeltrace.data.validate import (
     resolve_roots,
 )
 
-__all__ = ["from_manifest", "manifest_columns", "manifest_id_column", "read_classes_file", "read_columns", "row_ids",
+__all__ = ["MANIFEST_SUFFIXES", "from_manifest", "manifest_columns", "manifest_id_column", "read_classes_file", "read_columns", "row_ids",
            "truth_column"]
 
 T = TypeVar("T")
+
+#: what names a manifest given as DATA (``labeltrace scan DATA``)
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 
 def read_classes_file(path: Path) -> tuple[str, ...]:
@@ -69,11 +72,12 @@ def _parquet(path: Path, read: Callable[[], T]) -> T:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
-def _csv_rows(path: Path, reader: Any) -> list[Any]:
-    """Every row of a ``csv`` reader over ``path``; the module's own error (a field over its size
-    limit: a stray double quote runs a field on to the next quote) named with the file and line."""
+def _csv(path: Path, reader: Any, read: Callable[[], T]) -> T:
+    """``read()`` of the ``csv`` reader ``reader`` over ``path`` (its header or its rows); the
+    module's own error (a field over its size limit: a stray double quote runs a field on to the
+    next quote) named with the file and line."""
     try:
-        return list(reader)
+        return read()
     except csv.Error as exc:
         raise DataError(f"{path}: line {reader.line_num + 1} cannot be read as CSV ({exc}); a stray double quote? "
                         "A field that opens with one runs on, across lines, to the next") from None
@@ -120,10 +124,7 @@ def manifest_columns(path: Path) -> list[str]:
         def header() -> list[str]:
             with open(path, newline="", encoding="utf-8-sig") as fh:
                 reader = csv.reader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                try:
-                    return list(next(reader, []))
-                except csv.Error as exc:
-                    raise DataError(f"{path}: its header cannot be read as CSV ({exc})") from None
+                return _csv(path, reader, lambda: list(next(reader, [])))
 
         return _text(path, header)
     raise DataError(f"{path}: manifest must be .csv, .tsv or .parquet")
@@ -172,11 +173,8 @@ def read_columns(path: Path, columns: list[str]) -> dict[str, list[Any]]:
         def table() -> tuple[list[str], list[dict[Any, Any]]]:
             with open(path, newline="", encoding="utf-8-sig") as fh:
                 reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                try:
-                    names = list(reader.fieldnames or [])
-                except csv.Error as exc:
-                    raise DataError(f"{path}: its header cannot be read as CSV ({exc})") from None
-                return names, _csv_rows(path, reader)
+                names = _csv(path, reader, lambda: list(reader.fieldnames or []))
+                return names, _csv(path, reader, lambda: list(reader))
 
         names, rows = _text(path, table)
         _unique_header(path, names)

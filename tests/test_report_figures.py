@@ -85,8 +85,8 @@ def test_png_folder_keeps_only_this_reports_figures_written_atomically(tmp_path:
     assert sorted(p.name for p in folder.iterdir()) == ["precision_recall.png", "score_histogram.png",
                                                         "signed_entropy_trajectories.png", "top_suspects.png"]
     written: list[str] = []
-    atomic = report_html.atomic_write
-    monkeypatch.setattr(report_html, "atomic_write", lambda p, w: written.append(Path(p).name) or atomic(p, w))
+    atomic = report_html.atomic_write_bytes
+    monkeypatch.setattr(report_html, "atomic_write_bytes", lambda p, b: written.append(Path(p).name) or atomic(p, b))
     without = make_run(tmp_path / "b", n=30, k=3, with_truth=False, with_files=False)
     write_report(without, folder, format="png", top=0)
     assert sorted(p.name for p in folder.iterdir()) == ["score_histogram.png", "signed_entropy_trajectories.png"]

@@ -32,9 +32,9 @@ from typing import Any
 
 def listing(items: Iterable[object], limit: int = 10) -> str:
     """``"a, b, c (and 5 more)"``: the first ``limit`` items of an error message's list."""
-    items = [str(x) for x in items]
-    more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
+    texts = [str(x) for x in items]
+    more = f" (and {len(texts) - limit} more)" if len(texts) > limit else ""
+    return ", ".join(texts[:limit]) + more
 
 
 def id_list(ids: Any, limit: int = 10) -> str:

@@ -226,10 +226,19 @@ def json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Atomically write ``data``."""
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_save_array(path: str | os.PathLike[str], arr: np.ndarray) -> Path:
+    """Atomically write ``arr`` as a ``.npy`` file (no pickled objects)."""
+    return atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False))
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Atomically write ``obj`` as compact JSON (numpy scalars as Python numbers)."""
-    data = json.dumps(obj, default=json_default, sort_keys=True).encode()
-    return atomic_write(path, lambda fh: fh.write(data))
+    return atomic_write_bytes(path, json.dumps(obj, default=json_default, sort_keys=True).encode())
 
 
 def digest(obj: Any) -> str:
@@ -259,8 +268,7 @@ def _clean(o: Any) -> Any:
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (NaN written as null)."""
-    data = json.dumps(_clean(obj), indent=2, default=json_default).encode()
-    return atomic_write(path, lambda fh: fh.write(data))
+    return atomic_write_bytes(path, json.dumps(_clean(obj), indent=2, default=json_default).encode())
 
 
 def write_json_array(path: str | os.PathLike[str], items: Iterable[Any], *,

@@ -51,7 +51,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     from labeltrace.data.manifest import MANIFEST_SUFFIXES
 
     man_cols = {"path_column": args.path_column, "label_column": args.label_column, "id_column": args.id_column}
-    read_as_is = {"missing_values": ()} if getattr(args, "no_missing_markers", False) else {}
+    read_as_is: dict[str, Any] = {"missing_values": ()} if getattr(args, "no_missing_markers", False) else {}
     named: dict[str, Any] = {}  # --classes: the class list, in id order
     if getattr(args, "classes", None):
         from labeltrace.data.manifest import read_classes_file

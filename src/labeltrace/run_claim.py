@@ -155,8 +155,7 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
     if keep:  # decisions about these very images
         if log is not None:
             log(f"kept the review decisions in {REVIEWS_DB}: this scan has the same samples and classes")
-        db = None
-    for kept in [*([db] if db is not None else []), *sorted(path.glob(f"{CLEANED}.*"))]:  # set aside
+    for kept in [*([] if keep else [db]), *sorted(path.glob(f"{CLEANED}.*"))]:  # set aside
         if kept.is_file() and ".replaced-" not in kept.name and not kept.name.endswith(".tmp"):
             aside = kept.with_name(f"{kept.name}.replaced-{stamp}")
             kept.rename(aside)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._io import atomic_write
+from labeltrace._io import atomic_save_array
 from labeltrace.data.decode import to_uint8, to_uint16
 from labeltrace.run_source import source_bits
 
@@ -28,7 +28,7 @@ def write_images(ds: Any, single: Path, flat: Path, index: Path) -> list[Path]:
     dtype, quantize = (np.uint16, to_uint16) if wide else (np.uint8, to_uint8)
     if ds.image_shape is not None:
         imgs = ds.materialize(dtype=dtype).transpose(0, 2, 3, 1)
-        atomic_write(single, lambda fh: np.save(fh, imgs, allow_pickle=False))
+        atomic_save_array(single, imgs)
         return [single]
     n = len(ds)
     shapes = np.asarray(ds.shapes, np.int64) if ds.shapes is not None else \
@@ -46,7 +46,7 @@ def write_images(ds: Any, single: Path, flat: Path, index: Path) -> list[Path]:
     del out
     tmp.replace(flat)
     table = np.column_stack([offsets[:-1], shapes])
-    atomic_write(index, lambda fh: np.save(fh, table, allow_pickle=False))
+    atomic_save_array(index, table)
     return [flat, index]
 
 

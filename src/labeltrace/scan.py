@@ -257,7 +257,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         log(f"streaming the inputs: decoded batch by batch ({'--stream' if config.stream else 'over 2 GiB in memory'})")
     try:
         with d.writer_first() if on_frozen_features(model, config) else nullcontext():
-            inputs = prepare_inputs(ds, model, image_size=config.image_size, resolution=config.resolution,
+            inputs = prepare_inputs(ds, model, image_size=config.image_size, resolution=resolution,
                                     finetune=config.finetune, cache_dir=config.cache_dir,
                                     device=str(resolve_device(config.device)), progress=progress and d.is_writer,
                                     stream=stream, workers=config.workers)  # fmt: skip

@@ -82,8 +82,8 @@ def write_outputs(
     cols["normalized_margin"] = P.normalized_margin(post, given)
     noise_rate_est = float(P.estimate_noise_rate(post, given))
     doubted = contradicted_classes(post, given, classes)
-    for row in doubted:
-        print(f"warning: {contradicted_text(row)}", file=sys.stderr)
+    for doubt in doubted:
+        print(f"warning: {contradicted_text(doubt)}", file=sys.stderr)
     sugg = post.argmax(1)
     warned = [w for w in (overflagging(det.name, det.flagged, model=model),
                           no_better_than_one_class(sugg, given, classes)) if w is not None]  # fmt: skip
@@ -145,7 +145,8 @@ def write_outputs(
         write_images(ds, out / rd.IMAGES, out / rd.IMAGES_FLAT, out / rd.IMAGES_INDEX)
     timings["total"] = time.perf_counter() - t_start
     earlier = rd.held_meta(out)  # a finished scan re-scored: it trained nothing now, keep when and how long it did
-    row = detectors.get(det.name)
+    det_row = detectors.get(det.name)
+    accuracy = list(rec.accuracy) if rec is not None else []
     held = rec is not None and rec.held_out
     meta: dict[str, Any] = {
         "format": rd.FORMAT, "labeltrace_version": __version__,
@@ -153,8 +154,7 @@ def write_outputs(
         **({"rescored": time.strftime("%Y-%m-%dT%H:%M:%S%z")} if earlier else {}),
         "command": command, "config": asdict(config), "model": model, "model_probe": probe,
         "resolution_probe": resolution_probe,
-        "train": asdict(tcfg) | ({"held_out_accuracy": list(rec.accuracy)} if held
-                                 else {"final_train_accuracy": list(rec.accuracy) if rec else []}),
+        "train": asdict(tcfg) | ({"held_out_accuracy": accuracy} if held else {"final_train_accuracy": accuracy}),
         "inputs": inputs.description, "runs": len(rec.runs) if rec is not None else 0,
         "protocol": _protocol(rec, config, tcfg),
         "data": {"kind": ds.kind, **(origin or {}), **({"image_source": source} if source else {}),
@@ -170,7 +170,7 @@ def write_outputs(
         "timings": _timings(timings, earlier),
         "detector": {"name": det.name, "rule": det.rule, "cutoff": det.cutoff, "n_hat": det.n_hat,
                      "score_column": "score",
-                     "summary": row.summary, "needs": list(row.needs)},
+                     "summary": det_row.summary, "needs": list(det_row.needs)},
         "detectors": per_det, "scores": list(cols),
         "counts": {"n": N, "flagged": int(det.flagged.sum()),
                    "auxiliary_per_run": [int(r.is_auxiliary.sum()) for r in rec.runs] if rec else []},

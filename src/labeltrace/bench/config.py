@@ -346,7 +346,7 @@ def load_config(path: str | Path, *, quick: bool = False) -> BenchConfig:
 
 def _resolve_paths(d: DatasetSpec, base: Path) -> DatasetSpec:
     """``path`` and ``features`` relative to the config file's folder (``~`` expanded)."""
-    out = {}
+    out: dict[str, Any] = {}
     for k in ("path", "features"):
         v = getattr(d, k)
         if v is not None:

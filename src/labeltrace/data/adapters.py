@@ -159,7 +159,7 @@ def from_folder(
     linked: list[str] = []  # symlinked folders below a class folder: not followed, named in a warning
     subdirs: list[set[str]] = []
     for k, d in enumerate(class_dirs):
-        found = []
+        in_class: list[Path] = []
         for top, dirs, seen in visible_walk(d):  # a broken symlink is listed, so it is reported as missing
             if Path(top) == d:
                 subdirs.append(set(dirs))
@@ -167,12 +167,12 @@ def from_folder(
             for f in seen:  # each name's extension once: read, or named in the warning
                 ext = Path(f).suffix.lower()
                 if ext in exts:
-                    found.append(Path(top) / f)
+                    in_class.append(Path(top) / f)
                 elif ext not in _DOCUMENTS and f not in _NOT_IMAGES:
                     other.append((Path(top) / f).relative_to(root).as_posix())
-        found.sort()
-        files += found
-        labels += [k] * len(found)
+        in_class.sort()
+        files += in_class
+        labels += [k] * len(in_class)
     if other:
         warnings.warn(
             f"{len(other)} files in the class folders of {root} are not read (their extension is not one of "

@@ -166,6 +166,7 @@ def _tiff_as_stored_then_turned(img: Image.Image) -> Image.Image:
     if orientation not in (5, 6, 7, 8) or stored is None or getattr(img, "_im", None) is not None:
         return img
     img._size = tuple(stored)  # the stored width and height, not the turned ones
+    assert tag is not None  # orientations 5-8 come from it
     del tag[0x0112]
     exif = img.getexif()
     exif.pop(0x0112, None)
@@ -262,7 +263,7 @@ def _decode_dicom(path: Path, max_pixels: int | None = None) -> np.ndarray:
         try:
             from pydicom.pixels import apply_color_lut
         except ImportError:  # pydicom 2.x
-            from pydicom.pixel_data_handlers.util import apply_color_lut
+            from pydicom.pixel_data_handlers.util import apply_color_lut  # type: ignore[no-redef]
 
         rgb = apply_color_lut(px, ds)  # 8- or 16-bit entries, as the table's descriptor says
         return (rgb.astype(np.float32) / float(np.iinfo(rgb.dtype).max)).clip(0.0, 1.0)

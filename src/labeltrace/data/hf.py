@@ -176,7 +176,7 @@ def from_hf(
         if out:
             raise DataError(f"labels beyond the {len(names)} ClassLabel names at rows {listing(out)}")
         labels, cls = as_ints, tuple(str(c) for c in names)
-    elif names is not None and as_ints is not None and {str(c) for c in names} & {str(c) for c in classes}:
+    elif classes is not None and names is not None and as_ints is not None and {str(c) for c in names} & {str(c) for c in classes}:
         # classes= naming the ClassLabel's classes: each value is looked up by its name in classes=
         # (taken as positions, a list in another order renamed every label); with no name in
         # common, classes= renames the ClassLabel's positions (the else branch)

@@ -139,7 +139,8 @@ class TensorLoader:
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither")
         c = self.x.shape[1]
-        self.mean = self.std = None
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
         if mean is not None:
             m = torch.as_tensor(np.asarray(mean, dtype=np.float32)).reshape(-1)
             s = torch.as_tensor(np.asarray(std, dtype=np.float32)).reshape(-1)
@@ -199,6 +200,6 @@ class TensorLoader:
             xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb
             if self.augment is not None:
                 xb = augment_batch(xb, self.augment, generator=g)
-            if self.mean is not None:
+            if self.mean is not None and self.std is not None:
                 xb = (xb - self.mean) / self.std
             yield self.ids[idx], xb, self.y[idx]

@@ -26,7 +26,7 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def parallel_map(fn: Callable[[int], object], idx: Sequence[int], workers: int | None) -> list:
+def parallel_map(fn: Callable[[int], object], idx: Sequence[int] | np.ndarray, workers: int | None) -> list:
     """``[fn(i) for i in idx]``, in order, on a thread pool (Pillow releases the GIL).
 
     The ids are split into a few chunks per thread, so per-task overhead stays small.
@@ -103,14 +103,19 @@ class ArraySource:
         rows = np.arange(shape[0]) if self.rows is None else np.asarray(self.rows, dtype=np.int64)
         object.__setattr__(self, "rows", rows)
 
+    @property
+    def _rows(self) -> np.ndarray:
+        assert self.rows is not None  # set by __post_init__
+        return self.rows
+
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self._rows)
 
     def load(self, i: int) -> np.ndarray:
-        return array_to_float(self.images[self.rows[i]])
+        return array_to_float(self.images[self._rows[i]])
 
     def take(self, idx: np.ndarray) -> ArraySource:
-        return ArraySource(self.images, self.rows[np.asarray(idx, dtype=np.int64)])
+        return ArraySource(self.images, self._rows[np.asarray(idx, dtype=np.int64)])
 
     def stored_bits(self) -> int:
         """Bits per sample of the array: 16 for ``uint16``, else 8."""

@@ -9,7 +9,7 @@ import unicodedata
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -113,8 +113,8 @@ def finalize(
     ds = ImageDataset(
         classes=tuple(classes),
         labels=np.asarray(labels, dtype=np.int64)[idx],
-        sources=tuple(str(sources[i]) for i in idx),
-        ids=tuple(str(ids[i]) for i in idx),
+        sources=tuple(str(sources[i]) for i in idx.tolist()),
+        ids=tuple(str(ids[i]) for i in idx.tolist()),
         source=source.take(idx) if bad else source,
         root=root,
         skipped=skipped,
@@ -235,7 +235,7 @@ def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
         raise DataError(
             "labels that write one class two ways (" + ("numbers with a sign, leading zeros, a decimal point or other digits"
             if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms or with other spaces") + "): "
-            + listing(" / ".join(f"{ascii(v)} ({row_name(first[v])})" for v in sorted(vs, key=first.get))
+            + listing(" / ".join(f"{ascii(v)} ({row_name(first[v])})" for v in sorted(vs, key=first.__getitem__))
                       for vs in clash.values())
             + "; write each class one way (or, if they are different classes, list every name in a classes.txt "
             "beside the manifest, labeltrace scan --classes FILE, or classes=[...])"
@@ -276,15 +276,16 @@ def parse_labels(
         _check_spellings(raw, row_name)
     ints = [_as_int(v) for v in raw]
     all_int = all(v is not None for v in ints)
+    nums = cast(list[int], ints)  # read only where all_int
     if classes is not None:
         classes = tuple(str(c) for c in classes)
         index = {c: k for k, c in enumerate(classes)}
         if all(isinstance(v, str) and v in index for v in raw):
             return np.array([index[v] for v in raw], dtype=np.int64), classes
         if all_int:
-            bad = [k for k, v in enumerate(ints) if not 0 <= v < len(classes)]  # type: ignore
-            named = [str(v) if isinstance(v, str) else str(i) for v, i in zip(raw, ints, strict=True)]
-            clash = [k for k, (s, i) in enumerate(zip(named, ints, strict=True)) if index.get(s, i) != i]
+            bad = [k for k, v in enumerate(nums) if not 0 <= v < len(classes)]
+            spelled = [str(v) if isinstance(v, str) else str(i) for v, i in zip(raw, nums, strict=True)]
+            clash = [k for k, (s, i) in enumerate(zip(spelled, nums, strict=True)) if index.get(s, i) != i]
             if clash and not bad:
                 raise DataError(
                     "ambiguous labels: the class names are numbers, and each of these labels is the "
@@ -298,34 +299,34 @@ def parse_labels(
                 f"unknown labels (classes are {listing(repr(c) for c in classes)}): "
                 + listing(f"{row_name(k)} {raw[k]!r}" for k in bad)
             )
-        return np.array(ints, dtype=np.int64), classes
+        return np.array(nums, dtype=np.int64), classes
     if all_int:
-        neg = [k for k, v in enumerate(ints) if v < 0]  # type: ignore[operator]
+        neg = [k for k, v in enumerate(nums) if v < 0]
         if neg:
             raise DataError(
                 "negative integer labels: " + listing(f"{row_name(k)} {raw[k]!r}" for k in neg)
             )
-        k_max = max(ints) if ints else -1  # type: ignore[type-var]
-        if k_max >= len(ints):  # positions 0..K-1 with K > N: a column of ids or codes, not classes
-            top = sorted(range(len(ints)), key=lambda k: -ints[k])[:3]  # type: ignore[operator]
+        k_max = max(nums) if nums else -1
+        if k_max >= len(nums):  # positions 0..K-1 with K > N: a column of ids or codes, not classes
+            top = sorted(range(len(nums)), key=lambda k: -nums[k])[:3]
             raise DataError(
                 f"integer labels are class positions 0..K-1 unless a class list is given, so label {k_max} would "
-                f"make {k_max + 1:,} classes for {len(ints):,} samples: "
+                f"make {k_max + 1:,} classes for {len(nums):,} samples: "
                 + listing(f"{row_name(k)} {raw[k]!r}" for k in top)
                 + "; a column of ids? Give the labels as class names. Codes that name classes? Give them as text "
                 "and list them, one per line, in a classes.txt beside the manifest (labeltrace scan --classes FILE, "
                 "or classes=[...])"
             )
-        if ints and min(ints) > 0:  # type: ignore[type-var]
+        if nums and min(nums) > 0:
             raise DataError(
-                f"integer labels are class positions 0..K-1, and no label is 0 (they run from {min(ints)} to "  # type: ignore[type-var]
+                f"integer labels are class positions 0..K-1, and no label is 0 (they run from {min(nums)} to "
                 f"{k_max}), while every class needs at least 2 samples: labels counted from 1? Subtract 1. A subset "
                 "without class 0? Renumber its classes from 0. Codes that name classes (e.g. BI-RADS 2 and 5)? "
                 "Give them as text (as a CSV manifest does) and list them, one per line, in a classes.txt beside "
                 "the manifest (labeltrace scan --classes FILE, or classes=[...]): integer-typed labels are "
                 "positions in that list, text labels its names"
             )
-        return np.array(ints, dtype=np.int64), tuple(str(k) for k in range(k_max + 1))
+        return np.array(nums, dtype=np.int64), tuple(str(k) for k in range(k_max + 1))
     names = tuple(sorted({str(v) for v in raw}))
     index = {c: k for k, c in enumerate(names)}
     return np.array([index[str(v)] for v in raw], dtype=np.int64), names

@@ -217,7 +217,7 @@ def auxiliary_cutoff(
         qq = _check_finite_float(q, "q")
         if not 0.0 <= qq <= 100.0:
             raise ValueError(f"q must be in [0, 100], got {q!r}")
-        return float(np.percentile(vals, qq, method=method))
+        return float(np.percentile(vals, qq, method=method))  # type: ignore[call-overload]
     raise ValueError(f"rule must be 'mean' or 'percentile', got {rule!r}")
 
 

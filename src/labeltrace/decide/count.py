@@ -189,7 +189,7 @@ def implant_weight(post: np.ndarray, other: np.ndarray, labels: np.ndarray, *, s
     tot = w_oth.sum(1, keepdims=True)
     uniform = (1.0 - np.eye(k)[labels]) / (k - 1)
     conf = np.where(tot > 0, w_oth / np.where(tot > 0, tot, 1.0), uniform)
-    u = np.random.default_rng(seed).random(n)
+    u = np.random.default_rng(seed).random(int(n))
     c = np.minimum((((1.0 - mix) * conf + mix * uniform).cumsum(1) < u[:, None]).sum(1), k - 1)
     truth = np.r_[np.zeros(n, bool), np.ones(n, bool)]
     best, best_w = -1.0, 0.0

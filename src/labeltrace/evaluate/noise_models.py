@@ -375,7 +375,7 @@ def instance_dependent(
     probs /= probs.sum(axis=1, keepdims=True)
 
     flip = rng.random(n) < q
-    u_dest = 1.0 - rng.random(n)
+    u_dest = 1.0 - rng.random(int(n))
     dest = _sample_rows(np.cumsum(probs, axis=1), u_dest)
     noisy = np.where(flip, dest, y)
     return _result(y, noisy)

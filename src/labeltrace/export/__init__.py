@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Literal
 
 from labeltrace import rundir
-from labeltrace._io import write_json_array
+from labeltrace._io import atomic_write_bytes, write_json_array
 from labeltrace.export.labelstudio import (
     ImageMode,
     import_labelstudio,
@@ -67,7 +67,7 @@ from labeltrace.export.tables import review_table
 from labeltrace.relabel.runstore import set_aside_text
 from labeltrace.run_claim import sharing
 from labeltrace.run_moved import missing_root_text
-from labeltrace.rundir import atomic_write, open_run, write_table
+from labeltrace.rundir import open_run, write_table
 
 __all__ = [
     "TARGETS",
@@ -155,7 +155,7 @@ def export_run(
                                        only_suspects=only_suspects)  # fmt: skip
         write_json_array(path, tasks, done=lambda n: report_problems(problems, n, warn))
         xml = labelstudio_config(run.classes).encode("utf-8")
-        atomic_write(path.with_name(path.stem + ".config.xml"), lambda fh: fh.write(xml))
+        atomic_write_bytes(path.with_name(path.stem + ".config.xml"), xml)
         return path
     path = Path(out) if out is not None else run.path / f"{rundir.EXPORT_TABLE}.{to}"
     if path.suffix != f".{to}":

@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 
 from labeltrace import rundir
 from labeltrace._checks import listing
-from labeltrace._io import atomic_batch, atomic_remove
+from labeltrace._io import atomic_batch, atomic_remove, atomic_save_array, atomic_write_bytes
 from labeltrace.data.validate import is_missing, marker_set
 from labeltrace.relabel.decisions import Decision
 from labeltrace.relabel.runstore import open_store, set_aside_text
@@ -108,7 +108,7 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
         if isinstance(v, str) and v == classes[given[i]]:
             return classes[final[i]]
         try:
-            as_id = int(v)  # type: ignore[arg-type]
+            as_id = int(v)  # type: ignore[call-overload]
         except (TypeError, ValueError):
             as_id = None
         if as_id is not None and as_id == given[i]:
@@ -172,7 +172,7 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
         w.writerow(row + [d, st])
     check_all_matched()
     payload = (b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode("utf-8")
-    return atomic_write(out, lambda fh: fh.write(payload))
+    return atomic_write_bytes(out, payload)
 
 
 def _kept_rounds(columns: list[str]) -> list[str]:
@@ -263,9 +263,10 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     import shlex
 
     out = Path(out)
-    if not _rescannable(run, out):
+    data_root = run.data_root
+    if data_root is None or not _rescannable(run, out):
         return None
-    cmd = ["labeltrace", "scan", str(run.data_root), "--labels", str(out), "--out", "NEW_RUN_DIR"]
+    cmd = ["labeltrace", "scan", str(data_root), "--labels", str(out), "--out", "NEW_RUN_DIR"]
     data = run.meta["data"]
     if data.get("kind") == "manifest":
         for flag, key, default in (("--path-column", "path_column", "path"), ("--label-column", "label_column", "label"),
@@ -274,7 +275,7 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
                 cmd += [flag, str(data[key])]
     if classes_path(out).is_file():  # export_labels writes it, or removes an older one
         cmd += ["--classes", str(classes_path(out))]
-    root = Path(run.data_root).resolve()
+    root = data_root.resolve()
     for r in data.get("allowed_roots") or ():  # the folders besides the data root the scan read files in
         if Path(r).resolve() != root:
             cmd += ["--allow-root", str(r)]
@@ -348,7 +349,7 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
         # the class list in id order, so that the rescan reads the labels as this run did (numeric class
         # folders such as 1..5 or 3 / 5, and the same class ids)
         names = "".join(f"{c}\n" for c in class_list).encode()
-        atomic_write(classes_path(path), lambda fh: fh.write(names))
+        atomic_write_bytes(classes_path(path), names)
     else:  # never leave an older export's list beside these labels
         atomic_remove(classes_path(path))
         empty = sorted(set(run.classes) - {run.classes[j] for j in np.unique(v.final)})
@@ -404,4 +405,4 @@ def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
         return _csv_table(t, outp)
     _csv_table(t, outp.with_suffix(".csv"))
     arr = final.astype(np.int64)
-    return atomic_write(outp, lambda fh: np.save(fh, arr, allow_pickle=False))
+    return atomic_save_array(outp, arr)

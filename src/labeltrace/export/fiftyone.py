@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from labeltrace._io import atomic_write_bytes
 from labeltrace.export.labelstudio import report_problems
 from labeltrace.relabel.order import every_sample_in_review_order
 from labeltrace.relabel.verdicts import run_verdicts
 from labeltrace.report.images import load_rgb, png_bytes
-from labeltrace.rundir import FIFTYONE_IMAGES, Run, atomic_write
+from labeltrace.rundir import FIFTYONE_IMAGES, Run
 
 __all__ = ["to_fiftyone"]
 
@@ -67,7 +68,7 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
                 f = img_dir / f"{i:07d}.png"
                 if not f.exists():
                     png = png_bytes(load_rgb(run, i))
-                    atomic_write(f, lambda fh, b=png: fh.write(b))
+                    atomic_write_bytes(f, png)
         except (ValueError, OSError) as exc:  # one sample, not the export
             problems.append((i, str(exc)))
             continue

@@ -39,8 +39,8 @@ def review_table(run: Run) -> pa.Table:
             reviewer[i] = ", ".join(who for who, _ in votes)
             at[i] = max(when for _, when in votes)
     t = run.samples.take(pa.array(order))
-    dec = np.where(decision == "", None, decision)
-    stat = np.where(status == "", None, status)
+    dec = np.where(decision == "", None, decision)  # type: ignore[call-overload]
+    stat = np.where(status == "", None, status)  # type: ignore[call-overload]
     return (
         t.append_column("queue_position", pa.array(np.arange(order.size, dtype=np.int64),
                                                    mask=np.arange(order.size) >= queued))

@@ -13,7 +13,8 @@ imported only when a model is loaded.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -221,6 +222,7 @@ def extract_features(
     if model is None:
         model = load_efficientnet_lite0(pretrained=True)
     model = model.to(dev).eval()
+    extract = cast(Callable[[torch.Tensor], torch.Tensor], model.extract_features)
     mean_t: torch.Tensor | None = None
     std_t: torch.Tensor | None = None
     if normalize is not None:
@@ -262,7 +264,7 @@ def extract_features(
                     )
                 if mean_t is not None and std_t is not None:
                     x = (x - mean_t) / std_t
-                fmap = model.extract_features(x)
+                fmap = extract(x)
                 out.append(fmap.mean(dim=(2, 3)).to("cpu", torch.float32).numpy())
             offset += whole.shape[0]
     if not out:

@@ -108,6 +108,14 @@ class CLIPPromptClassifier(nn.Module):
         K, or K + 1 with an auxiliary prompt.
     """
 
+    # buffers registered in __init__ (nn.Module's __getattr__ types them as Tensor | Module)
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor | None
+    prompt_owner: torch.Tensor
+    image_mean: torch.Tensor
+    image_std: torch.Tensor
+    clip: Any  # a transformers CLIPModel (untyped)
+
     def __init__(
         self,
         model: nn.Module,

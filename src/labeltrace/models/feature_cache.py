@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from labeltrace._checks import listing
-from labeltrace._io import atomic_write, atomic_write_json
+from labeltrace._io import atomic_save_array, atomic_write_json
 
 __all__ = ["PIPELINE_VERSION", "cache_entry", "cached_features", "features_dir", "fingerprint_array",
            "fingerprint_files", "fingerprint_rows", "package_versions", "write_sidecar"]  # fmt: skip
@@ -227,6 +227,6 @@ def cached_features(
     arr = np.asarray(compute())
     if arr.dtype == object:
         raise ValueError("compute() returned an object array; only numeric arrays are cached")
-    atomic_write(path, lambda fh: np.save(fh, arr, allow_pickle=False))
+    atomic_save_array(path, arr)
     write_sidecar(path, key_parts, arr.shape, arr.dtype)
     return arr

@@ -12,7 +12,8 @@ Every module here has ``features(x)``: the embedding used for kNN-style scores.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -218,7 +219,8 @@ class FrozenBackboneClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The head's embedding of the backbone features (identity for a linear head)."""
-        return self.head.features(self.embed(x))
+        head_features = cast(Callable[[torch.Tensor], torch.Tensor], self.head.features)
+        return head_features(self.embed(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the head."""

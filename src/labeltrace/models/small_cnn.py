@@ -109,7 +109,7 @@ class SmallResNet(nn.Module):
         # Not below 8 channels: torch 2.13's CPU backward then corrupts the heap on an AVX2-only CPU
         # (AMD EPYC; widths 1-7 abort the process, 8 and up run clean), so narrow nets stay NCHW
         self.channels_last = width >= _MIN_CHANNELS_LAST  # a bool: torch.save cannot pickle a memory_format
-        self.to(memory_format=self.memory_format)
+        self.to(memory_format=self.memory_format)  # type: ignore[call-overload]  # torch accepts it, its stubs do not
 
     @property
     def memory_format(self) -> torch.memory_format:

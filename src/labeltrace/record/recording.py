@@ -33,7 +33,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._io import atomic_write, atomic_write_json, differing_keys, read_json, reading
+from labeltrace._io import (
+    atomic_save_array,
+    atomic_write_json,
+    differing_keys,
+    read_json,
+    reading,
+)
 from labeltrace.record import Dynamics, Recorder
 
 __all__ = ["FingerprintMismatch", "RecordedRun", "Recording", "RecordingDir"]
@@ -154,7 +160,7 @@ class RecordingDir:
             entry: dict[str, Any] = {"dynamics": self.run_file(r).name, "auxiliary": None, "in_sample": None}
             if run.has_auxiliary:
                 entry["auxiliary"] = f"run{r}_aux.npy"
-                atomic_write(self.path / entry["auxiliary"], lambda fh, a=run.is_auxiliary: np.save(fh, a))
+                atomic_save_array(self.path / entry["auxiliary"], run.is_auxiliary)
             if in_sample is not None and r == 0:
                 in_sample.save(self.in_sample_file(r))
                 entry["in_sample"] = self.in_sample_file(r).name
@@ -163,7 +169,7 @@ class RecordingDir:
         for name, arr in (("folds", rec.folds), ("embedding", rec.embedding)):
             if arr is not None:
                 files[name] = f"{name}.npy"
-                atomic_write(self.path / files[name], lambda fh, a=arr: np.save(fh, a, allow_pickle=False))
+                atomic_save_array(self.path / files[name], arr)
         atomic_write_json(self.path / self.META, {
             "format": FORMAT, "kind": rec.kind, "num_classes": rec.num_classes, "runs": runs, **files,
             "seconds": list(rec.seconds), "accuracy": list(rec.accuracy), "fingerprint": dict(rec.fingerprint),

@@ -73,9 +73,9 @@ def simulate_files(
         )
     feats = None
     if features is not None:  # one file, or several views of the same images: "a.npy,b.npy"
-        paths = features.split(",") if isinstance(features, str) else [features]
+        views = features.split(",") if isinstance(features, str) else [features]
         feats = [rio.load_features(f.strip() if isinstance(f, str) else f, n=vote_counts.shape[0])
-                 for f in paths]  # fmt: skip
+                 for f in views]  # fmt: skip
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     sim = run_simulation(vote_counts, features=feats, selectors=names, seeds=seed_list,
                          noise_rate=noise_rate, budget_factor=budget_factor, budget=budget,

@@ -44,7 +44,7 @@ def _uri(path: str | os.PathLike[str], mode: str) -> str:
 
 def existing_connect(path: str | os.PathLike[str], **kw: object) -> sqlite3.Connection:
     """``path`` opened for reading and writing, never created (a missing file is an error)."""
-    return sqlite3.connect(_uri(path, "rw"), uri=True, **kw)  # type: ignore[arg-type]
+    return sqlite3.connect(_uri(path, "rw"), uri=True, **kw)  # type: ignore[call-overload]
 
 
 def read_only_connect(path: str | os.PathLike[str], **kw: object) -> sqlite3.Connection:
@@ -54,13 +54,13 @@ def read_only_connect(path: str | os.PathLike[str], **kw: object) -> sqlite3.Con
     immutable."""
     uri = _uri(path, "ro")
     try:
-        con = sqlite3.connect(uri, uri=True, **kw)  # type: ignore[arg-type]
+        con = sqlite3.connect(uri, uri=True, **kw)  # type: ignore[call-overload]
         con.execute("SELECT 1 FROM sqlite_master LIMIT 1")
         return con
     except sqlite3.OperationalError:
         if Path(f"{path}-wal").exists():
             raise
-        return sqlite3.connect(uri + "&immutable=1", uri=True, **kw)  # type: ignore[arg-type]
+        return sqlite3.connect(uri + "&immutable=1", uri=True, **kw)  # type: ignore[call-overload]
 
 
 def check_meta(path: Path, rows: dict[str, str], *, classes: list[str], num_samples: int,

@@ -105,7 +105,7 @@ def read_report_data(run: Run) -> ReportData:
         signed_entropy=se,
         traj_view=view,
         traj_note=note,
-        aux_all=aux.all(axis=0),
+        aux_all=np.asarray(aux.all(axis=0)),
     )
 
 

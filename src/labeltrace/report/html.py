@@ -21,6 +21,7 @@ import numpy as np
 
 from labeltrace import rundir
 from labeltrace._checks import listing
+from labeltrace._io import atomic_write_bytes
 from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.runstore import set_aside_text
 from labeltrace.report import plots, stats
@@ -36,7 +37,7 @@ from labeltrace.report.reviewed import (
 from labeltrace.report.summary import cut_text, estimate_note
 from labeltrace.run_claim import sharing
 from labeltrace.run_moved import missing_root_text
-from labeltrace.rundir import atomic_write, open_run
+from labeltrace.rundir import open_run
 
 __all__ = ["PNG_FIGURES", "write_report"]
 
@@ -337,7 +338,7 @@ def write_report(
         if format == "html":
             path = Path(out) if out is not None else run.path / rundir.REPORT_HTML
             page = _html(d, figs, int(top), int(thumb_size)).encode("utf-8")
-            return atomic_write(path, lambda fh: fh.write(page))
+            return atomic_write_bytes(path, page)
         folder = Path(out) if out is not None else run.path / rundir.REPORT_PNG
         folder.mkdir(parents=True, exist_ok=True)
         pngs = {name: png for name, (_, png) in figs.items()}
@@ -351,7 +352,7 @@ def write_report(
             ]
             pngs["top_suspects"] = plots.figure_png(plots.suspect_grid(imgs, caps))
         for name, png in pngs.items():
-            atomic_write(folder / f"{name}.png", lambda fh, png=png: fh.write(png))
+            atomic_write_bytes(folder / f"{name}.png", png)
         for name in sorted(set(PNG_FIGURES) - set(pngs)):  # another run's (or this one's before) figure: not this report's
             (folder / f"{name}.png").unlink(missing_ok=True)
         return folder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -31,7 +32,7 @@ COLORS = {
 _GROUP_TITLES = {"easy": "easy", "hard": "hard but clean", "suspect": "suspect"}
 
 
-def _figure(w: float, h: float, *, layout: str | None = "constrained") -> Figure:
+def _figure(w: float, h: float, *, layout: Literal["constrained"] | None = "constrained") -> Figure:
     fig = Figure(figsize=(w, h), dpi=110, layout=layout)
     FigureCanvasAgg(fig)
     return fig
@@ -75,7 +76,7 @@ def score_histogram(
         y = np.asarray(noisy, dtype=bool)
         ax.hist(
             [s[ok & ~y], s[ok & y]],
-            bins=edges,
+            bins=edges,  # type: ignore[arg-type]  # an array of edges, as matplotlib takes
             stacked=True,
             color=[COLORS["clean"], COLORS["suspect"]],
             label=["clean (known)", "mislabeled (known)"],
@@ -85,7 +86,7 @@ def score_histogram(
     else:
         ax.hist(
             s[ok],
-            bins=edges,
+            bins=edges,  # type: ignore[arg-type]  # an array of edges, as matplotlib takes
             color=COLORS["clean"],
             edgecolor="white",
             linewidth=0.4,

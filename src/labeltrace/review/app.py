@@ -211,6 +211,7 @@ def create_app(
         if blind is None:
             return state.item(pos, me, shown=not peek)
         it = state.item(pos, me, shown=not peek)
+        assert me is not None  # a blind page always speaks for one reviewer
         own = sum(d.reviewer == me for d in state.store.history(it["id"]))
         out = blind_item(it, blind, reviewer=me, own_history=own)
         if hidden is not None:

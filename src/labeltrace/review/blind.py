@@ -31,7 +31,7 @@ suspect ones.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -72,6 +72,14 @@ def blind_item(item: dict[str, Any], mode: BlindMode, *, reviewer: str, own_hist
     out["consensus"] = {"status": "hidden", "label": None, "votes": None, "text": item["consensus"]["text"]}
     out["blind"] = mode
     return out
+
+
+@overload
+def blind_decision(d: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@overload
+def blind_decision(d: None) -> None: ...
 
 
 def blind_decision(d: dict[str, Any] | None) -> dict[str, Any] | None:

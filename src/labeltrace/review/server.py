@@ -96,8 +96,8 @@ def listen(host: str, port: int) -> socket.socket:
         both = family == socket.AF_INET6 and addr[0] == "::" and socket.has_dualstack_ipv6()  # IPv4 clients too
         return socket.create_server(addr[:2], family=family, backlog=2048, dualstack_ipv6=both)
     except OSError as exc:  # a host that does not resolve: gaierror, whose code is no errno
-        gai = isinstance(exc, socket.gaierror) or not exc.errno
-        why = (exc.strerror or str(exc)) if gai else os.strerror(exc.errno)
+        code = None if isinstance(exc, socket.gaierror) else exc.errno
+        why = os.strerror(code) if code else (exc.strerror or str(exc))
         hint = ("another program (or another review server) listens there: choose another --port (0 picks "
                 "a free one)" if exc.errno == errno.EADDRINUSE else "check --host and --port")  # fmt: skip
         raise OSError(f"cannot listen on {host or 'every interface'} port {port}: {why}; {hint}") from None

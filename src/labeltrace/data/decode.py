@@ -40,6 +40,13 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from labeltrace.data.dicom import (
+    DICOM_SUFFIXES,
+    dicom_frames,
+    dicom_to_array,
+    has_dicom_magic,
+    read_dicom,
+)
 from labeltrace.data.errors import DataError, MissingDependencyError
 
 __all__ = [
@@ -65,7 +72,6 @@ __all__ = [
 IMAGE_SUFFIXES: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
 )
-DICOM_SUFFIXES: tuple[str, ...] = (".dcm", ".dicom")
 
 #: Default pixel limit of every decoder (a module-level setting; each call can pass its own).
 MAX_PIXELS = 40_000_000
@@ -136,17 +142,6 @@ def open_image(fp: str | Path | BinaryIO, max_pixels: int | None = None) -> Imag
         img.close()
         raise
     return img
-
-
-def _is_dicom(path: Path) -> bool:
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"
 
 
 #: Pillow's turn for each EXIF orientation (as ImageOps.exif_transpose applies them)
@@ -238,46 +233,11 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def _decode_dicom(path: Path, max_pixels: int | None = None) -> np.ndarray:
-    try:
-        import pydicom
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingDependencyError(
-            f"{path} is a DICOM file; reading it needs pydicom (pip install 'labeltrace[dicom]')"
-        ) from exc
-    ds = pydicom.dcmread(path)
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+def _decode_dicom(path: Path, max_pixels: int) -> np.ndarray:
+    ds = read_dicom(path)
     check_pixels(int(getattr(ds, "Columns", 0) or 0), int(getattr(ds, "Rows", 0) or 0), max_pixels,
-                 frames=frames)  # fmt: skip
-    px = np.asarray(ds.pixel_array)
-    spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    if frames > 1:
-        px = px[0]
-    if spp == 3:
-        bits = int(getattr(ds, "BitsStored", 8) or 8)
-        return (px.astype(np.float32) / float(2**bits - 1)).clip(0.0, 1.0)
-    if spp != 1 or px.ndim != 2:
-        raise DataError(f"unsupported DICOM pixel layout {px.shape} (SamplesPerPixel={spp})")
-    photometric = str(getattr(ds, "PhotometricInterpretation", "")).upper()
-    if photometric == "PALETTE COLOR":  # ultrasound, nuclear medicine: indices into a colour table
-        try:
-            from pydicom.pixels import apply_color_lut
-        except ImportError:  # pydicom 2.x
-            from pydicom.pixel_data_handlers.util import apply_color_lut  # type: ignore[no-redef]
-
-        rgb = apply_color_lut(px, ds)  # 8- or 16-bit entries, as the table's descriptor says
-        return (rgb.astype(np.float32) / float(np.iinfo(rgb.dtype).max)).clip(0.0, 1.0)
-    if photometric not in ("MONOCHROME1", "MONOCHROME2", ""):
-        raise DataError(f"unsupported DICOM PhotometricInterpretation {photometric!r} for one sample per pixel "
-                        "(MONOCHROME1, MONOCHROME2 and PALETTE COLOR are read)")  # fmt: skip
-    a = px.astype(np.float64) * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
-        getattr(ds, "RescaleIntercept", 0) or 0
-    )
-    if photometric == "MONOCHROME1":
-        a = -a
-    lo, hi = float(a.min()), float(a.max())
-    out = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    return out.astype(np.float32)[..., None]
+                 frames=dicom_frames(ds))  # fmt: skip
+    return dicom_to_array(ds)
 
 
 def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
@@ -307,7 +267,7 @@ def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarr
             with open_image(path, max_pixels) as img:
                 return pil_to_array(load_pixels(img))
         except UnidentifiedImageError:
-            if _is_dicom(path):
+            if has_dicom_magic(path):
                 return _decode_dicom(path, max_pixels)
             if path.stat().st_size == 0:
                 raise DataError("empty file (0 bytes; an interrupted copy?)") from None

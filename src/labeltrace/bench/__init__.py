@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from labeltrace._io import atomic_write
+from labeltrace._io import atomic_write_bytes
 from labeltrace.bench._toml import check_name, seed_list
 from labeltrace.bench.config import (
     BenchConfig,
@@ -148,7 +148,7 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
     md = report.markdown_report(rows, name=cfg.name, command=command, seeds=cfg.seeds,
                                 elapsed=time.perf_counter() - t_start, plots=plot_names,
                                 failures=failures)  # fmt: skip
-    atomic_write(files["md"], lambda fh: fh.write(md.encode()))
+    atomic_write_bytes(files["md"], md.encode())
     if rows:
         log("")
         log(report.text_table(rows, "f1"))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._io import atomic_write
+from labeltrace._io import atomic_write_bytes
 from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS, failure
 
 __all__ = [
@@ -42,7 +42,7 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
     for r in rows:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     data = buf.getvalue().encode()
-    atomic_write(path, lambda fh: fh.write(data))
+    atomic_write_bytes(path, data)
 
 
 def machine_info() -> dict[str, str]:

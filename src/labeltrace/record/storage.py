@@ -37,12 +37,12 @@ import uuid
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from labeltrace._checks import id_list
-from labeltrace._io import atomic_write
+from labeltrace._io import atomic_write_bytes
 
 __all__ = ["STORE_FORMAT", "FileStore", "MemoryStore"]
 
@@ -172,12 +172,7 @@ class FileStore:
             "layout": "epoch-major (epoch, sample), C order, little-endian, no header",
             "store_id": st.store_id,
         }
-        text = json.dumps(meta, indent=1).encode()
-
-        def write(fh: IO[bytes]) -> None:
-            fh.write(text)
-
-        atomic_write(d / _META, write)
+        atomic_write_bytes(d / _META, json.dumps(meta, indent=1).encode())
         return st
 
     @classmethod

@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from labeltrace import rundir
-from labeltrace._io import atomic_write
+from labeltrace._io import atomic_write_bytes
 from labeltrace.relabel.features import run_features
 from labeltrace.rundir import Run
 
@@ -107,12 +107,7 @@ class ReviewContext:
             return
         buf = io.BytesIO()
         np.savez(buf, **data)
-        payload = buf.getvalue()
-
-        def write(fh: IO[bytes]) -> None:
-            fh.write(payload)
-
-        atomic_write(self.run.path / rundir.REVIEW_CONTEXT, write)
+        atomic_write_bytes(self.run.path / rundir.REVIEW_CONTEXT, buf.getvalue())
 
     def graph(self, k: int) -> np.ndarray:
         """(N, k) each sample's ``k`` nearest neighbours in the reduced features

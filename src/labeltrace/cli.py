@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="self-contained HTML report (or PNG figures) of a run")
     rp.add_argument("run_dir")
-    rp.add_argument("--out", help="output file (html) or folder (png); default inside RUN_DIR")
+    rp.add_argument("--out", help="output file (html; an existing folder gets report.html) or folder (png); default inside RUN_DIR")
     rp.add_argument("--format", default="html", choices=["html", "png"])
     rp.add_argument("--top", type=non_negative, default=48, help="suspects shown (default 48)")
     rp.set_defaults(func=_cmd_report)

@@ -133,7 +133,12 @@ def _cmd_relocate(args: argparse.Namespace) -> int:
     from labeltrace.run_moved import relocate
 
     found, n = relocate(args.run_dir, args.data_root)
-    print(f"{args.run_dir}: its images are now read under {Path(args.data_root).resolve()} ({found} of {n} image "
+    new = Path(args.data_root).resolve()
+    if new.is_file():  # an .npz, checked whole
+        print(f"{args.run_dir}: its images are now read from {new} (the scanned pixels, all {n}); a review server "
+              "already running on it: restart it")  # fmt: skip
+        return 0
+    print(f"{args.run_dir}: its images are now read under {new} ({found} of {n} image "
           "files found there" + ("" if found == n else f"; {n - found} missing: the page and report show them "
                                  "as unavailable") + "); a review server already running on it: restart it")  # fmt: skip
     return 0
@@ -141,12 +146,14 @@ def _cmd_relocate(args: argparse.Namespace) -> int:
 
 def add_relabel_commands(sub: Any) -> None:
     """Add ``queue``, ``simulate``, ``review`` and ``relocate`` to ``sub`` (an argparse subparsers object)."""
-    rl = sub.add_parser("relocate", help="say where a run's images folder lies now (moved or copied elsewhere)",
-                        description="The scan read its images from a folder that has moved (the run copied to the "
-                        "reviewer's machine, a disk mounted elsewhere): the report, the review page and the exports "
-                        "read them under DATA_ROOT from now on. run.json is not changed; a new scan removes this.")
+    rl = sub.add_parser("relocate", help="say where a run's images folder (or .npz) lies now (moved or copied elsewhere)",
+                        description="The scan read its images from a folder (or an .npz) that has moved (the run copied "
+                        "to the reviewer's machine, a disk mounted elsewhere): the report, the review page and the "
+                        "exports read them under DATA_ROOT from now on (an .npz: from that file, once checked to hold "
+                        "the scanned pixels). run.json is not changed; a new scan removes this.")
     rl.add_argument("run_dir")
-    rl.add_argument("data_root", help="the folder that now holds what the scan read from its data root")
+    rl.add_argument("data_root", help="the folder that now holds what the scan read from its data root (a run scanned "
+                    "from an .npz: the file's new path)")
     rl.set_defaults(func=_cmd_relocate)
     qu = sub.add_parser("queue", help="order a run's samples for relabeling (active label cleaning)",
                         description="Write the review queue of a scan run: id, external_id, path, given and suggested "

@@ -10,7 +10,7 @@ from labeltrace.record.recording import RecordingDir
 
 __all__ = [
     "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
-    "IMAGES_INDEX", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "OWNED", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
+    "IMAGES_INDEX", "IMAGE_FILES", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "OWNED", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
     "MOVED", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SCAN_COMMAND", "SAMPLES_CSV", "SAMPLE_COLUMNS", "dynamics_path",
     "in_sample_path", "recording_dir",
 ]  # fmt: skip
@@ -30,6 +30,8 @@ IMAGES = "images.npy"
 #: in-memory images of several sizes: all pixels one after another, and (offset, h, w, c) per image
 IMAGES_FLAT = "images_flat.npy"
 IMAGES_INDEX = "images_index.npy"
+#: the scanned image files' stamps (labeltrace.run_files): a file changed since is not shown
+IMAGE_FILES = "image_files.npy"
 REVIEWS_DB = "reviews.db"
 #: what `labeltrace report` and `labeltrace export` write into the run directory by default (derived
 #: from the scan: --force removes them with it) and the cleaned labels' default stem (the review's
@@ -83,7 +85,7 @@ def in_sample_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
 
 #: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
 #: these, and only these)
-OWNED = (FINGERPRINT, SCAN_COMMAND, MOVED, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, CV_PROBS, QUEUE,
+OWNED = (FINGERPRINT, SCAN_COMMAND, MOVED, RUN_JSON, SAMPLES, SAMPLES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, IMAGE_FILES, CV_PROBS, QUEUE,
          REVIEW_CONTEXT, RECORDING,
          FIFTYONE_IMAGES, REPORT_HTML, REPORT_PNG, LABELSTUDIO_TASKS, LABELSTUDIO_CONFIG, f"{EXPORT_TABLE}.csv",
          f"{EXPORT_TABLE}.parquet")  # no generic name such as "checkpoints": --force never removes a user's folder

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["image_source", "open_source", "source_bits"]
+__all__ = ["image_source", "open_source", "same_pixels", "source_bits"]
 
 
 def image_source(origin: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -25,8 +25,19 @@ def image_source(origin: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def open_source(run_path: Path, src: dict[str, Any] | None, num_samples: int) -> Any:
+def same_pixels(ds: Any, identity: str | None) -> bool:
+    """Whether ``ds`` holds the pixels and ids of the scanned data: its
+    :func:`~labeltrace.models.inputs.data_identity` is the run fingerprint's ``data`` entry."""
+    from labeltrace.models.inputs import data_identity
+
+    return identity is not None and data_identity(ds) == identity
+
+
+def open_source(run_path: Path, src: dict[str, Any] | None, num_samples: int, identity: str | None = None) -> Any:
     """The array dataset a run read, opened again from its ``data.image_source`` entry ``src``.
+    A ``.npz`` whose size and modification time are the scan's is taken as it is; one of the same
+    size with another time (copied without ``cp -p``, checked out, restored) is compared pixel by
+    pixel with the scan's fingerprint ``identity`` (the run fingerprint's ``data`` entry).
 
     Raises
     ------
@@ -41,10 +52,14 @@ def open_source(run_path: Path, src: dict[str, Any] | None, num_samples: int) ->
     if src["kind"] == "npz":
         p = Path(src["path"])
         st = p.stat() if p.is_file() else None
-        if st is None or (st.st_size, st.st_mtime_ns) != (src["size"], src["mtime_ns"]):
-            why = "is missing" if st is None else "changed since the scan"
-            raise ValueError(f"run {run_path}: its images' source {p} {why}; cannot show its images")
+        if st is None:
+            raise ValueError(f"run {run_path}: its images' source {p} is missing; cannot show its images "
+                             f"(moved? labeltrace relocate {run_path} NEW.npz reads it where it is now)")  # fmt: skip
         ds = data.from_npz(p, split=src["split"])
+        if (st.st_size, st.st_mtime_ns) != (src["size"], src["mtime_ns"]) and not (
+                st.st_size == src["size"] and same_pixels(ds, identity)):
+            raise ValueError(f"run {run_path}: its images' source {p} changed since the scan (other images than the "
+                             "ones scored); cannot show its images")  # fmt: skip
     else:
         ds = data.example(src["name"])
     if len(ds) != num_samples:

@@ -21,6 +21,8 @@ A scan writes, and the report, review app, exports and ``labeltrace score`` read
                            data.image_source; runs written before keep reading their images.npy)
       images_flat.npy      in-memory images of several sizes instead: all pixels one after another,
       images_index.npy     and (offset, h, w, c) per image (labeltrace.run_images)
+      image_files.npy      image files: a stamp of each scanned file (labeltrace.run_files), so that
+                           a file changed since the scan is refused, never shown as the scanned one
       queue.parquet        the relabel order the review app serves (labeltrace queue)
       reviews.db           the review app's decisions (SQLite)
       review_context.npz   the review page's context (reduced features, trajectories), cached
@@ -61,6 +63,7 @@ from labeltrace.run_claim import (
     scan_running,
     writing,
 )
+from labeltrace.run_files import FileStamps
 from labeltrace.run_images import ImageStore
 from labeltrace.run_layout import (
     CLEANED,
@@ -69,6 +72,7 @@ from labeltrace.run_layout import (
     FIFTYONE_IMAGES,
     FINGERPRINT,
     FORMAT,
+    IMAGE_FILES,
     IMAGES,
     IMAGES_FLAT,
     IMAGES_INDEX,
@@ -96,7 +100,7 @@ from labeltrace.run_source import image_source, open_source, source_bits
 # the run directory's one import for its callers: the layout's names, the claim and the writers
 __all__ = [
     "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
-    "IMAGES_INDEX", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
+    "IMAGES_INDEX", "IMAGE_FILES", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
     "MOVED", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "scan_mark",
     "atomic_write", "claim", "dynamics_path", "held_command", "held_fingerprint", "held_ids", "held_meta", "image_source", "in_sample_path",
     "open_run", "record_command", "recording_dir", "release", "write_json", "write_table", "writing",
@@ -112,6 +116,7 @@ class Run:
     samples: pa.Table = field(repr=False)
     _images: ImageStore | None = field(default=None, repr=False)
     _source: Any = field(default=None, repr=False)  # the reopened array dataset (image_source)
+    _stamps: FileStamps | None = field(default=None, repr=False)
 
     @property
     def classes(self) -> list[str]:
@@ -282,7 +287,12 @@ class Run:
 
         f = self.image_file(i)
         if f is not None:
-            return decode.decode_image(f, max_pixels=self.max_pixels), decode.stored_bits(f)
+            a = decode.decode_image(f, max_pixels=self.max_pixels)
+            if self._stamps is None and (self.path / IMAGE_FILES).is_file():  # runs written before keep none
+                self._stamps = FileStamps(self.path / IMAGE_FILES, self.num_samples)
+            if self._stamps is not None:
+                self._stamps.check(i, f)
+            return a, decode.stored_bits(f)
         files = (self.path / IMAGES, self.path / IMAGES_FLAT, self.path / IMAGES_INDEX)
         if self._images is None and ImageStore.exists(*files):  # in-memory arrays, or a run written before
             self._images = ImageStore(*files)
@@ -290,7 +300,8 @@ class Run:
             a = self._images[i]
             return a, 16 if a.dtype == np.uint16 else 8
         if self._source is None:
-            self._source = open_source(self.path, self.meta["data"].get("image_source"), self.num_samples)
+            self._source = open_source(self.path, self.meta["data"].get("image_source"), self.num_samples,
+                                       (self.meta.get("fingerprint") or {}).get("data"))
         return self._source.load(i), source_bits(self._source)
 
 

@@ -159,10 +159,22 @@ def _by_cutoff(s: np.ndarray, cut: float, rule: str) -> Decision:
     return Decision(cutoffs.flag(s, cut), cut, rule)
 
 
+def _top_k(s: np.ndarray, rate: float, rule: str) -> Decision:
+    """The ``round(rate * N)`` lowest scores flagged, a group tied at the cut whole or not at all
+    (:func:`~labeltrace.decide.cutoffs.top_fraction`); when the tie moved the count, the rule says
+    so (a forgetting count asked for 4 with 31 samples tied at the cut flags none)."""
+    d = _by_cutoff(s, cutoffs.top_fraction(s, rate), rule)
+    asked, got = round_half_up(rate * len(s)), int(d.flagged.sum())
+    if got != asked:
+        tied = int(np.sum(s == np.sort(s)[max(asked, 1) - 1]))
+        d = d._replace(rule=f"{rule} ({asked} asked, {got} flagged: {tied} samples tie at the cut, flagged all or none)")
+    return d
+
+
 def _by_count(s: np.ndarray, n_hat: int, rule: str) -> Decision:
     """The ``n_hat`` lowest scores flagged (a group tied at the cut whole or not at all), the rule
     ``"<rule> <n_hat>"``."""
-    return _by_cutoff(s, cutoffs.top_fraction(s, n_hat / len(s)), f"{rule} {n_hat}")._replace(n_hat=n_hat)
+    return _top_k(s, n_hat / len(s), f"{rule} {n_hat}")._replace(n_hat=n_hat)
 
 
 # ----------------------------------------------------------------------------- held out (cross-fitted)
@@ -339,7 +351,7 @@ register(Detector("loss", ("in_sample",), lambda ev: combined_score("loss", ev.i
 
 def _forgetting_decide(ev: Evidence, s: np.ndarray) -> Decision:
     rate = float(P.estimate_noise_rate(posterior(ev.in_sample), ev.labels))
-    return _by_cutoff(s, cutoffs.top_fraction(s, rate), f"top-k at estimated rate {rate:.3f}")
+    return _top_k(s, rate, f"top-k at estimated rate {rate:.3f}")
 
 
 register(Detector("forgetting", ("in_sample",), lambda ev: combined_score("forgetting", ev.in_sample),

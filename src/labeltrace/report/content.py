@@ -174,9 +174,10 @@ def figures(d: ReportData, *, seed: int) -> dict[str, tuple[str, bytes]]:
     if d.noisy is not None:
         p, r = stats.precision_recall(d.score, d.noisy)
         m = stats.flagged_metrics(d.flagged, d.noisy)
+        flagged = bool(d.flagged.any())  # nothing flagged: no set to draw (its precision is no point at 0)
         figs["precision_recall"] = (
             "Precision–recall of ranking by the score against the known noisy labels; "
-            "the dot is the flagged set.",
-            plots.figure_png(plots.pr_figure(p, r, point=(m["recall"], m["precision"]))),
+            + ("the dot is the flagged set." if flagged else "nothing is flagged."),
+            plots.figure_png(plots.pr_figure(p, r, point=(m["recall"], m["precision"]) if flagged else None)),
         )
     return figs

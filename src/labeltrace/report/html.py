@@ -63,6 +63,15 @@ def _num(x: Any, digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
+def _share(x: Any, places: int = 3) -> str:
+    """A value in [0, 1] to ``places`` decimals; one short of 1 never printed as 1 ("0.999+" beside
+    "1 clean sample flagged" rather than "1")."""
+    if x is None or not math.isfinite(v := float(x)):
+        return "—"
+    text = f"{v:.{places}f}"
+    return f"{1 - 10.0**-places:.{places}f}+" if v < 1 and float(text) >= 1 else text
+
+
 def _pct(x: float) -> str:
     return "—" if not math.isfinite(x) else f"{100 * x:.1f}%"
 
@@ -146,10 +155,11 @@ def _summary_html(d: ReportData) -> str:
         )
     if d.noisy is not None:
         m = stats.flagged_metrics(d.flagged, d.noisy)
+        precision = _share(m["precision"]) if d.flagged.any() else "— (none flagged)"
         out += (
             '<div class="quality" id="quality">Against the known true labels, the flagged set has '
-            f"<b>precision {_num(m['precision'])}</b>, <b>recall {_num(m['recall'])}</b>, "
-            f"<b>F1 {_num(m['f1'])}</b> ({m['tp']} of {int(d.noisy.sum())} mislabeled samples "
+            f"<b>precision {precision}</b>, <b>recall {_share(m['recall'])}</b>, "
+            f"<b>F1 {_share(m['f1'])}</b> ({m['tp']} of {int(d.noisy.sum())} mislabeled samples "
             f"found, {m['fp']} clean samples flagged).</div>"
         )
     for row in meta.get("contradicted_classes") or []:  # absent in runs written before the check
@@ -195,7 +205,7 @@ def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None
         f'<div class="lab meta file" title="{_e(path)}">{_e(where)}</div>'
         f'<div class="lab">{labels}</div>'
         f'<div class="meta">{_e(d.score_name)} {_num(d.score[i])}{sei} · '
-        f"p {_num(d.suggested_prob[i], 2)}</div></div>"
+        f"p {_share(d.suggested_prob[i], 2)}</div></div>"
     )
 
 
@@ -207,8 +217,11 @@ def _suspects_html(
         _suspect_card(d, int(i), img, err, review) for i, (img, err) in zip(ids, thumbs, strict=True)
     )
     nflag = int(d.flagged[ids].sum())
+    missing = unavailable_text(ids, thumbs)
     return (
         f"<section><h2>Top {len(ids)} suspects</h2>"
+        + (f'<div class="quality warn">{_e(missing)}.</div>' if missing else "")
+        + 
         "<p class='note'>Ranked by the detector's score (rank 1 = most suspect); "
         f"{nflag} of them flagged (red top edge). Given label struck through, the model's "
         "suggestion in green; <i>p</i> is the suggestion's probability under the posterior behind the "
@@ -253,11 +266,19 @@ def _figures_html(d: ReportData, figs: dict[str, tuple[str, bytes]]) -> str:
     )
 
 
-def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], top: int, thumb: int) -> str:
+def unavailable_text(ids: np.ndarray, thumbs: list[tuple[np.ndarray | None, str | None]]) -> str | None:
+    """What the report says when some of the suspects' images could not be shown, with why."""
+    why = [str(err) for img, err in thumbs if img is None]
+    if not why:
+        return None
+    return (f"{len(why)} of the {len(ids)} suspects' images could not be shown (drawn as 'image unavailable'): "
+            + listing(why, limit=3))
+
+
+def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], ids: np.ndarray,
+          thumbs: list[tuple[np.ndarray | None, str | None]]) -> str:  # fmt: skip
     from labeltrace import __version__
 
-    ids = top_ids(d, top)
-    thumbs = [thumbnail(d.run, int(i), thumb) for i in ids]
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = f"labeltrace report — {d.run.path.resolve().name}"
     review = review_view(d.run)  # experts' decisions so far, beside the scan's view
@@ -298,7 +319,8 @@ def write_report(
     run_dir : path
         Run directory written by ``labeltrace scan``.
     out : path, optional
-        ``format="html"``: the HTML file (default ``RUN_DIR/report.html``).
+        ``format="html"``: the HTML file (default ``RUN_DIR/report.html``; an existing folder gets
+        ``report.html`` in it).
         ``format="png"``: a folder for the figures (default ``RUN_DIR/report/``).
     format : {"html", "png"}
         One self-contained HTML page (images embedded as base64 PNG, no external files), or the
@@ -328,27 +350,33 @@ def write_report(
     if int(top) < 0:
         raise ValueError(f"top must be >= 0, got {top}")
     run = open_run(run_dir)
+    say = warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3))
     for text in (set_aside_text(run), missing_root_text(run)):
         if text is not None:
-            (warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3)))(text)
+            say(text)
     d = read_report_data(run)
+    ids = top_ids(d, top)
+    thumbs = [thumbnail(run, int(i), int(thumb_size) if format == "html" else 64) for i in ids]
+    if (missing := unavailable_text(ids, thumbs)) is not None and missing_root_text(run) is None:
+        say(missing)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # matplotlib layout warnings on tiny data
         figs = figures(d, seed=seed)
         if format == "html":
             path = Path(out) if out is not None else run.path / rundir.REPORT_HTML
-            page = _html(d, figs, int(top), int(thumb_size)).encode("utf-8")
+            if path.is_dir():  # a folder: the page goes into it
+                path = path / rundir.REPORT_HTML
+            page = _html(d, figs, ids, thumbs).encode("utf-8")
             return atomic_write_bytes(path, page)
         folder = Path(out) if out is not None else run.path / rundir.REPORT_PNG
         folder.mkdir(parents=True, exist_ok=True)
         pngs = {name: png for name, (_, png) in figs.items()}
-        ids = top_ids(d, top)
         if ids.size:
-            thumbs = [thumbnail(run, int(i), 64)[0] for i in ids]
-            imgs = [t if t is not None else np.full((64, 64, 3), 230, np.uint8) for t in thumbs]
+            imgs = [t if t is not None else np.full((64, 64, 3), 230, np.uint8) for t, _ in thumbs]
             caps = [
-                f"#{int(d.rank[i])} {d.classes[d.given[i]]}→{d.classes[d.suggested[i]]}"
-                for i in ids
+                f"#{int(d.rank[i])} {plots.fit(d.classes[d.given[i]])}\n→ {plots.fit(d.classes[d.suggested[i]])}"
+                + ("" if t is not None else "\n(image unavailable)")
+                for i, (t, _) in zip(ids, thumbs, strict=True)
             ]
             pngs["top_suspects"] = plots.figure_png(plots.suspect_grid(imgs, caps))
         for name, png in pngs.items():

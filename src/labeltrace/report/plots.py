@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "COLORS",
@@ -144,6 +145,7 @@ def trajectory_figure(
         for i in rng.choice(ids, size=min(lines, ids.size), replace=False):
             ax.plot(x, se[:, i], color=c, linewidth=0.7, alpha=0.55)
     ax.set_xlabel("epoch", fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel("signed entropy  ±H(p)", fontsize=9)
     ax.set_xlim(1, max(T, 2))
     ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
@@ -176,14 +178,19 @@ def pr_figure(
     return fig
 
 
+def fit(name: str, width: int = 16) -> str:
+    """``name`` cut to ``width`` characters (the last one an ellipsis) to fit a grid caption's line."""
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def suspect_grid(images: Sequence[np.ndarray], captions: Sequence[str], *, cols: int = 8) -> Figure:
-    """A grid of images with short captions (the top suspects, for ``format="png"``)."""
+    """A grid of images with short captions of up to three lines (the top suspects, for ``format="png"``)."""
     n = max(len(images), 1)
     cols = min(cols, n)
     rows = -(-n // cols)
-    fig = _figure(1.3 * cols, 1.55 * rows, layout=None)  # constrained layout is slow for many axes
+    fig = _figure(1.3 * cols, 1.8 * rows, layout=None)  # constrained layout is slow for many axes
     fig.subplots_adjust(
-        left=0.01, right=0.99, bottom=0.01, top=1 - 0.3 / (1.55 * rows), wspace=0.08, hspace=0.3
+        left=0.01, right=0.99, bottom=0.01, top=1 - 0.45 / (1.8 * rows), wspace=0.08, hspace=0.5
     )
     for j, (img, cap) in enumerate(zip(images, captions, strict=True)):
         ax = fig.add_subplot(rows, cols, j + 1)

@@ -1,0 +1,129 @@
+"""An image changed since the scan is never shown beside the scanned image's scores: a replaced file
+is refused by name (report, review page), an ``.npz`` whose time alone moved still shows, and a
+moved ``.npz`` can be pointed at."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from labeltrace import data, rundir
+from labeltrace.cli import main
+from labeltrace.report import write_report
+from labeltrace.review import create_app
+from labeltrace.run_files import EDGE, file_stamp, write_stamps
+from labeltrace.scan import ScanConfig, scan
+
+
+def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = (rng.random((n, 12, 12)) * 80 + 120 * y[:, None, None]).astype(np.uint8)
+    return x, y
+
+
+def _folder(root: Path, n: int = 24) -> Path:
+    x, y = _images(n, 0)
+    for i in range(n):
+        d = root / ("ab"[y[i]])
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[i]).save(d / f"{i:03d}.png")
+    return root
+
+
+def _scan(ds: data.ImageDataset, out: Path, origin: dict | None = None) -> Path:
+    scan(ds, out, ScanConfig(epochs=2, folds=2, batch_size=16, seed=0), progress=False, log=lambda s: None,
+         origin=origin)
+    return out
+
+
+def test_stamps_tell_another_file_not_a_copy(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    payload = bytes(np.random.default_rng(1).integers(0, 256, 3 * EDGE + 17, dtype=np.uint8))
+    a.write_bytes(payload)
+    shutil.copy(a, b)  # a copy (another path, another time) keeps its stamp
+    os.utime(b, (1, 1))
+    assert file_stamp(a) == file_stamp(b)
+    b.write_bytes(payload[:-1] + bytes([payload[-1] ^ 1]))  # the last byte: the tail is read
+    assert file_stamp(a) != file_stamp(b)
+    b.write_bytes(bytes([payload[0] ^ 1]) + payload[1:])  # the first byte: the head is read
+    assert file_stamp(a) != file_stamp(b)
+    b.write_bytes(payload + b"\0")  # one byte longer: the size is in the stamp
+    assert file_stamp(a) != file_stamp(b)
+    small = tmp_path / "s.bin"  # smaller than one edge: read whole
+    small.write_bytes(b"xy")
+    assert file_stamp(small) != file_stamp(a)
+    write_stamps([a, b, small], tmp_path / "st.npy")
+    st = np.load(tmp_path / "st.npy")
+    assert st.shape == (3, 16) and st.dtype == np.uint8 and st[0].tobytes() == file_stamp(a)
+
+
+def test_a_replaced_image_file_is_refused_not_shown(tmp_path: Path) -> None:
+    """The report and the review page showed the new picture beside the old score (the rank-3 card
+    read 'malignant → benign, p 0.92' under an image the model never saw)."""
+    root = _folder(tmp_path / "imgs")
+    rd = _scan(data.from_folder(root), tmp_path / "run")
+    assert (rd / rundir.IMAGE_FILES).is_file()
+    run = rundir.open_run(rd)
+    victim = int(np.flatnonzero(run.column("rank") == 1)[0])  # the top suspect: on the report's first card
+    f = run.image_file(victim)
+    assert f is not None
+    original = f.read_bytes()
+    before = run.image(victim)
+    donor = next(p for p in sorted(root.rglob("*.png")) if p != f)
+    shutil.copy(donor, f)  # another picture under the scanned name
+    with pytest.raises(ValueError, match=rf"sample {victim}: its image file .* changed since the scan"):
+        rundir.open_run(rd).image(victim)
+    told: list[str] = []
+    page = write_report(rd, tmp_path / "r.html", warn=told.append).read_text()
+    assert len(told) == 1 and "1 of the" in told[0] and "changed since the scan" in told[0]
+    assert "suspects&#x27; images could not be shown" in page or "suspects' images could not be shown" in page
+    c = TestClient(create_app(rd), base_url="http://127.0.0.1")
+    assert c.get(f"/api/image/{victim}").status_code == 404
+    f.write_bytes(original)  # put back: shown again (a copy's time does not matter)
+    os.utime(f, (1, 1))
+    assert (rundir.open_run(rd).image(victim) == before).all()
+    assert c.get(f"/api/image/{victim}").status_code == 200
+
+
+def test_a_touched_npz_still_shows_and_a_moved_one_can_be_pointed_at(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A ``touch`` (a copy without ``cp -p``, a checkout) lost every image of an .npz run ('changed
+    since the scan', false), and ``relocate`` refused .npz runs."""
+    x, y = _images(24, 2)
+    npz = tmp_path / "d.npz"
+    np.savez(npz, train_images=x, train_labels=y)
+    rd = _scan(data.from_npz(npz), tmp_path / "run", {"kind": "npz", "source": str(npz)})  # as the CLI scans it
+    assert not (rd / rundir.IMAGES).exists()  # read again from the .npz
+    first = rundir.open_run(rd).image(0)
+    os.utime(npz, (1, 1))  # the same bytes, another time
+    assert (rundir.open_run(rd).image(0) == first).all()
+    x2 = x.copy()
+    x2[3] = 255 - x2[3]  # the same size, other pixels
+    np.savez(npz, train_images=x2, train_labels=y)
+    with pytest.raises(ValueError, match="changed since the scan"):
+        rundir.open_run(rd).image(0)
+    np.savez(npz, train_images=x, train_labels=y)
+    moved = tmp_path / "else" / "moved.npz"
+    moved.parent.mkdir()
+    shutil.move(str(npz), moved)
+    told: list[str] = []
+    write_report(rd, tmp_path / "r.html", warn=told.append)
+    assert any(f"labeltrace relocate {rd} NEW.npz" in t for t in told)
+    other = tmp_path / "other.npz"
+    np.savez(other, train_images=x2, train_labels=y)
+    assert main(["relocate", str(rd), str(other)]) == 2
+    assert "holds other images than the scan read" in capsys.readouterr().err
+    assert main(["relocate", str(rd), str(moved)]) == 0
+    assert "the scanned pixels, all 24" in capsys.readouterr().out
+    assert (rundir.open_run(rd).image(0) == first).all()
+    moved2 = tmp_path / "again.npz"  # moved a second time: pointed at from the new place again
+    shutil.move(str(moved), moved2)
+    assert main(["relocate", str(rd), str(moved2)]) == 0
+    assert (rundir.open_run(rd).image(0) == first).all()

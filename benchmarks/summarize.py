@@ -47,8 +47,11 @@ def _px(rows: list[dict[str, str]]) -> str:
 def _read(paths: list[str]) -> list[dict[str, str]]:
     """Every bench row of ``paths`` (not the *_sei_epochs files); a (cell, detector, seed) that two
     rows give is an error naming both files: the means would count it twice, the paired
-    differences once."""
+    differences once. So is a cell whose rows were made with two settings (their ``settings``
+    column; rows written before it have none and are not compared): pooled, they would pass for
+    more seeds of one setting."""
     rows, seen = [], {}
+    settings: dict[tuple[str, ...], tuple[str, str]] = {}
     for p in paths:
         with open(p, newline="") as fh:
             for r in csv.DictReader(fh):
@@ -59,6 +62,13 @@ def _read(paths: list[str]) -> list[dict[str, str]]:
                     raise SystemExit(f"summarize.py: {' / '.join(key[:4])} seed {key[4]} is in {seen[key]} and in {p}; "
                                      "give each cell's rows once")  # fmt: skip
                 seen[key] = p
+                made = r.get("settings") or ""
+                if made:
+                    first = settings.setdefault(key[:3], (made, p))
+                    if first[0] != made:
+                        raise SystemExit(f"summarize.py: {' / '.join(key[:3])} has rows made with settings {first[0]} "
+                                         f"(in {first[1]}) and {made} (in {p}): another model, dataset or bench "
+                                         "setting; summarize each setting apart")  # fmt: skip
                 rows.append(r)
     return rows
 

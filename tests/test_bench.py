@@ -321,7 +321,7 @@ def test_summary_tables_mean_std_and_best() -> None:
     assert stats[(cells[0], "sei")] == pytest.approx((0.6, 0.02**0.5, 2))  # sample std (ddof 1)
     assert stats[(cells[0], "bad")] == pytest.approx((0.1, 0.0, 1))  # NaN left out
     md = markdown_report(rows, name="n", command="c", seeds=[0, 1])
-    assert "| d | l | m | 0.600 ± 0.141 | **0.800 ± 0.000** | 0.100 |" in md
+    assert "| d | l | m | 0.600 ± 0.141 | **0.800 ± 0.000** | 0.100 (1/2 seeds) |" in md
     assert "| d | l | m | 0.600 | cl | 0.800 | -0.200 |" in md  # SEI minus best other
     txt = text_table(rows)
     assert "0.800*" in txt and "0.600 " in txt
@@ -619,3 +619,111 @@ def test_a_failed_detector_is_listed_under_failures() -> None:
            "note": "failed: features must be 2-D"}  # fmt: skip
     md = markdown_report([row], name="t", command="x", seeds=(0,), elapsed=1.0)
     assert "## Failures" in md and "digits symmetric:0.2 m seed 0 / cl: features must be 2-D" in md
+
+
+def test_rows_name_their_settings(quick) -> None:
+    cfg, res, tmp = quick
+    _, rows = _read(tmp / "out" / "quick.csv")
+    made = {r["settings"] for r in rows}
+    assert len(made) == 1 and len(next(iter(made))) == 12
+    cell = expand(cfg)[0]
+    longer = replace(cfg, models={k: replace(m, epochs=m.epochs + 1) for k, m in cfg.models.items()})
+    assert cells.settings_digest(expand(longer)[0], longer) != cells.settings_digest(cell, cfg)
+    moved = replace(cell, dataset=replace(cell.dataset, path="/elsewhere/d.npz"))  # the file's place is no setting
+    assert cells.settings_digest(moved, cfg) == cells.settings_digest(cell, cfg)
+
+
+def test_a_detector_failed_on_some_seeds_shows_its_count_and_is_not_best() -> None:
+    """aum's one surviving seed was printed in bold as the cell's best mean over 2 seeds."""
+    rows = [{"dataset": "d", "labels": "l", "model": "m", "detector": det, "seed": s, "f1": v}
+            for det, vals in (("aum", [0.848, float("nan")]), ("knn_vote", [0.81, 0.804])) for s, v in enumerate(vals)]
+    md = markdown_report(rows, name="n", command="c", seeds=[0, 1])
+    assert "| d | l | m | 0.848 (1/2 seeds) | **0.807 ± 0.004** |" in md
+    assert "0.848?" in text_table(rows) and "0.807*" in text_table(rows)
+
+
+def test_one_seed_cannot_tell_seed_noise() -> None:
+    from labeltrace.bench.paired import bar_lines
+
+    rows = [{"dataset": "d", "labels": "symmetric:0.2", "model": "m", "detector": det, "seed": 0, "f1": f1,
+             "auroc": 0.8} for det, f1 in (("crossfit", 0.5), ("cleanlab", 0.6))]  # fmt: skip
+    text = "\n".join(bar_lines(rows, "crossfit"))
+    assert "not assessable with one seed" in text and "0 of 1" not in text
+
+
+def test_a_run_over_the_grids_name_keeps_the_last_whole_runs_files_until_it_is_done(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    """A killed rerun left a partial CSV of new settings beside the old run's markdown."""
+    cfg = replace(load_config(QUICK), cache_dir=str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "quick.csv").write_text("the last whole run\n")
+    (out / "quick.md").write_text("the last whole run\n")
+    done = []
+
+    def one_cell(cell, data, cfg, names, **kw):
+        if done:
+            raise KeyboardInterrupt
+        done.append(cell)
+        return [{"dataset": "digits", "labels": cell.labels, "model": "small-cnn", "seed": 0, "detector": "sei",
+                 "f1": 0.5}], []  # fmt: skip
+
+    monkeypatch.setattr(cells, "run_cell", one_cell)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(replace(cfg, detectors=("sei",)), out_dir=out, log=lambda s: None, plots=False)
+    assert (out / "quick.csv").read_text() == (out / "quick.md").read_text() == "the last whole run\n"
+    assert "symmetric:0.2" in (out / "quick.partial.csv").read_text()
+    done.clear()
+    monkeypatch.setattr(cells, "run_cell", lambda cell, *a, **k: one_cell(cell, *a, **k) if not done.clear() else 0)
+    res = run_bench(replace(cfg, detectors=("sei",)), out_dir=out, log=lambda s: None, plots=False)
+    assert len(res.rows) == 2 and not (out / "quick.partial.csv").exists()
+    assert "confusion:0.4" in (out / "quick.csv").read_text() and "the last" not in (out / "quick.md").read_text()
+
+
+def test_what_cannot_run_is_refused_before_any_training(tmp_path: Path, monkeypatch) -> None:
+    """A missing dataset file was found when its turn came, after the others had trained, and the
+    run exited 0; a selection of no cell wrote an empty CSV and a malformed table."""
+    import labeltrace.bench as bench
+    from labeltrace.cli import build_parser
+
+    cfg = replace(load_config(QUICK), cache_dir=str(tmp_path / "cache"))
+    d = cfg.datasets[0]
+    missing = replace(cfg, datasets=(d, replace(d, name="mine", source="npz", path=str(tmp_path / "no.npz"))))
+    monkeypatch.setattr(cells, "run_cell", lambda *a, **k: pytest.fail("trained before refusing"))
+    with pytest.raises(ValueError, match=r"dataset files not found: mine: .*no.npz"):
+        run_bench(missing, out_dir=tmp_path / "o", log=lambda s: None)
+    with pytest.raises(ValueError, match=r"this selection runs no cell \(digits: models \[\]"):
+        run_bench(replace(cfg, datasets=(replace(d, models=()),)), out_dir=tmp_path / "o", log=lambda s: None)
+    (tmp_path / "o" / "quick.csv").write_text(
+        "dataset,labels,model,seed,detector\ndigits,symmetric:0.9,small-cnn,0,sei\n")  # a label set since dropped
+    args = build_parser().parse_args(["bench", "--config", str(QUICK), "--out", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match=r"holds 1 rows this run would not write \(e.g. digits symmetric:0.9"):
+        bench.run_from_args(args)
+    (tmp_path / "o" / "quick.csv").unlink()
+    monkeypatch.setattr(bench, "run_bench", lambda cfg, **k: bench.BenchResult([{"f1": 1.0}], [], failures=["x"]))
+    assert bench.run_from_args(args) == 1  # a failed cell: its rows are missing
+
+
+def test_a_failed_sei_curve_keeps_the_cells_rows(quick, monkeypatch) -> None:
+    cfg, _, tmp = quick
+
+    def broken(self):
+        raise ValueError("the auxiliary set is empty")
+
+    monkeypatch.setattr(CellRunner, "sei_curve", broken)
+    said: list[str] = []
+    res = run_bench(replace(cfg, detectors=("sei", "aum")), out_dir=tmp / "curve", log=said.append, plots=False,
+                    recompute_scores=True)  # fmt: skip
+    assert not res.failures and {r["detector"] for r in res.rows} == {"sei", "aum"} and res.curve == []
+    assert any("sei curve FAILED: the auxiliary set is empty" in s for s in said)
+
+
+def test_quick_without_a_quick_table_keeps_the_configs_datasets(tmp_path: Path) -> None:
+    """--quick on a config without [quick] named a 'digits' dataset the user never wrote."""
+    (tmp_path / "c.toml").write_text(
+        'name = "x"\nseeds = [0, 1]\n[models.m]\nkind = "small-cnn"\nepochs = 20\n'
+        '[[datasets]]\nname = "mine"\nsource = "npz"\npath = "b.npz"\nlabels = ["symmetric:0.3", "confusion:0.4"]\n'
+        'models = ["m"]\n')  # fmt: skip
+    q = load_config(tmp_path / "c.toml", quick=True)
+    assert [d.name for d in q.datasets] == ["mine"] and q.datasets[0].labels == ("confusion:0.4",)
+    assert q.seeds == (0,) and q.models["m"].epochs == 4 and q.datasets[0].subset == 300

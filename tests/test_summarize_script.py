@@ -79,3 +79,26 @@ def test_best_other_has_every_seed_and_crossfit_wins_an_auroc_tie(tmp_path: Path
     cols = [c.strip() for c in line.split("|")]
     assert not cols[11].startswith("gmm")  # best other: not the detector missing a seed
     assert cols[14] == "0.800 (crossfit)"  # every AUROC is 0.8: crossfit's own, not another name's
+
+
+def test_rows_of_two_settings_are_not_pooled_as_more_seeds(tmp_path: Path) -> None:
+    """A grid run at 4 epochs (seeds 0, 1) and again at 12 (seeds 2, 3) summarised as one cell of 4
+    seeds, with an interval over both settings."""
+    mod = _load()
+    cols = [*COLS, "settings"]
+
+    def write(p: Path, seeds: range, settings: str) -> Path:
+        with open(p, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            w.writerows([_row("crossfit", s, 0.6, 120) | {"settings": settings} for s in seeds])
+        return p
+
+    a, b = write(tmp_path / "a.csv", range(2), "aaaaaaaaaaaa"), write(tmp_path / "b.csv", range(2, 4), "bbbbbbbbbbbb")
+    with pytest.raises(SystemExit, match=r"d / symmetric:0.2 / m has rows made with settings aaaaaaaaaaaa .* and "
+                                         r"bbbbbbbbbbbb .*summarize each setting apart"):
+        mod.main([str(a), str(b)])
+    c = write(tmp_path / "c.csv", range(2, 4), "aaaaaaaaaaaa")
+    mod.main([str(a), str(c)])  # one setting: four seeds
+    old = _write(tmp_path / "old.csv", [_row("crossfit", s, 0.6, 120) for s in range(4, 6)])
+    mod.main([str(a), str(old)])  # rows written before the column say nothing, and are not refused

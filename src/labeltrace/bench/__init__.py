@@ -3,8 +3,11 @@
 Run ``labeltrace bench --config benchmarks/configs/default.toml`` (or ``python -m
 labeltrace.bench ...``). Trainings and cross-validated probabilities are cached (default
 ``~/.cache/labeltrace/bench``), so a re-run resumes and recomputes nothing already done.
-Writes ``<out>/<name>.csv`` (one row per cell x detector x seed), ``<name>.md`` (mean ± std
-over seeds, best in bold, cost, machine), ``<name>_sei_epochs.csv`` and plots.
+Writes ``<out>/<name>.csv`` (one row per cell x detector x seed; its ``settings`` column names the
+model's, dataset's and bench's settings the row was made with), ``<name>.md`` (mean ± std over
+seeds, best in bold, cost, machine), ``<name>_sei_epochs.csv`` and plots, when the grid is done;
+while it runs, the rows so far are in ``<name>.partial.csv`` (a stopped run leaves the last whole
+run's files as they were).
 
 Detectors: the rows of the detector table, :func:`labeltrace.decide.detectors.available` (a row
 added there is benchmarked without any change here; ``cleanlab`` is the package's
@@ -104,6 +107,14 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
         "sei_epochs_csv": out / f"{cfg.name}_sei_epochs.csv",
     }
     cells = expand(cfg)
+    if not cells:
+        raise ValueError("this selection runs no cell (" + "; ".join(
+            f"{d.name}: models {list(d.models)}, label sets {list(d.labels)}" for d in cfg.datasets) + ")")
+    unfound = [f"{d.name}: {d.path}" for d in cfg.datasets
+               if d.source != "digits" and not Path(d.path or "").expanduser().exists()]  # fmt: skip
+    if unfound:  # said before any training, not when the dataset's turn comes
+        raise ValueError(f"dataset files not found: {'; '.join(unfound)}")
+    partial = out / f"{cfg.name}.partial.csv"  # the rows so far; NAME.csv and NAME.md stay the last whole run's
     log(f"bench {cfg.name}: {len(cells)} cells x {len(detectors)} detectors ({', '.join(detectors)}); "
         f"cache {cfg.cache_path}")  # fmt: skip
     rows: list[dict[str, Any]] = []
@@ -126,13 +137,14 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
             continue
         rows += r
         curve += c
-        report.write_csv(files["csv"], rows)
+        report.write_csv(partial, rows)
         log(f"  done in {time.perf_counter() - t0:.1f}s: " + ", ".join(
             f"{x['detector']} {x['f1']:.3f}" for x in r if x["f1"] == x["f1"]))  # fmt: skip
         for x in r:
             if (why := failure(x)) is not None:
                 log(f"  {x['detector']} FAILED: {why}")
     report.write_csv(files["csv"], rows)
+    partial.unlink(missing_ok=True)
     if curve:
         report.write_csv(files["sei_epochs_csv"], curve, columns=report.CURVE_CSV_COLUMNS)
     plot_names: list[str] = []
@@ -214,7 +226,8 @@ def config_path(given: str | None) -> Path:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Run ``bench`` from parsed :func:`add_arguments` options; 1 when every cell failed."""
+    """Run ``bench`` from parsed :func:`add_arguments` options; 1 when a cell failed (its rows are
+    missing; a detector that failed on a seed is a row that says so, and not an error)."""
     args.config = str(config_path(args.config))
     cfg = load_config(args.config, quick=args.quick)
     for flag in ("only", "models", "seeds", "detectors"):
@@ -265,9 +278,10 @@ def run_from_args(args: argparse.Namespace) -> int:
         res = run_bench(cfg, out_dir=args.out, recompute_scores=args.recompute_scores, progress=args.progress,
                         plots=not args.no_plots, log=log, command=_command())  # fmt: skip
     except KeyboardInterrupt:
-        log("interrupted: the trainings finished so far are cached; the same command resumes")
+        log(f"interrupted: the trainings finished so far are cached and the rows so far are in "
+            f"{Path(args.out) / f'{cfg.name}.partial.csv'}; the same command resumes")
         return 130
-    return 1 if res.failures and not res.rows else 0
+    return 1 if res.failures else 0
 
 
 def _rows_outside(path: Path, cfg: BenchConfig) -> list[str]:
@@ -277,11 +291,13 @@ def _rows_outside(path: Path, cfg: BenchConfig) -> list[str]:
     if not path.is_file():
         return []
     models = {d.name: set(d.models) for d in cfg.datasets}
+    labels = {d.name: set(d.labels) for d in cfg.datasets}
     seeds, dets = {str(s) for s in cfg.seeds}, set(resolve_detectors(cfg.detectors))
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return [f"{r.get('dataset')} {r.get('labels')} {r.get('model')} seed {r.get('seed')} {r.get('detector')}"
             for r in rows if r.get("model") not in models.get(str(r.get("dataset")), set())
+            or r.get("labels") not in labels.get(str(r.get("dataset")), set())
             or r.get("seed") not in seeds or r.get("detector") not in dets]  # fmt: skip
 
 

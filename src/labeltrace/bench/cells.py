@@ -45,14 +45,14 @@ from labeltrace.record.recording import FingerprintMismatch, Recording, Recordin
 from labeltrace.score import trajectory
 from labeltrace.train import protocol
 
-__all__ = ["CSV_COLUMNS", "CURVE_COLUMNS", "CellRunner", "failure", "run_cell"]
+__all__ = ["CSV_COLUMNS", "CURVE_COLUMNS", "CellRunner", "failure", "run_cell", "settings_digest"]
 
 Log = Callable[[str], None]
 
 CSV_COLUMNS: tuple[str, ...] = (
     "dataset", "labels", "noise", "rate", "true_rate", "model", "detector", "seed",
     "precision", "recall", "f1", "auroc", "ap", "n_flagged", "f1_at_true_rate", "recall_at_200",
-    "wall_seconds", "n_trainings", "n", "n_noisy", "rule", "cutoff", "note", "resolution",
+    "wall_seconds", "n_trainings", "n", "n_noisy", "rule", "cutoff", "note", "resolution", "settings",
 )  # fmt: skip
 CURVE_COLUMNS: tuple[str, ...] = (
     "dataset", "labels", "rate", "model", "seed", "epochs", "f1", "f1_at_true_rate", "auroc",
@@ -82,6 +82,18 @@ def failure(row: dict[str, Any]) -> str | None:
     return note[len(_FAILED):].strip() if note.startswith(_FAILED) else None
 
 
+def settings_digest(cell: Cell, cfg: BenchConfig) -> str:
+    """12 hex characters naming everything besides the label set and the seed that a cell's rows
+    depend on — the model's settings (epochs, learning rate, ...), the dataset's (subset, split,
+    classes, resolution; not its file's path) and the bench's (folds, k, auxiliary fraction) — so
+    that rows of two settings of one cell are never pooled as more seeds (``summarize.py``)."""
+    from dataclasses import asdict
+
+    spec = {k: v for k, v in asdict(cell.dataset).items() if k not in ("name", "path", "features", "labels", "models")}
+    return digest({"model": cell.model.key(), "dataset": spec, "n_folds": cfg.n_folds, "knn_k": cfg.knn_k,
+                   "aux_fraction": cfg.aux_fraction})[:12]  # fmt: skip
+
+
 class CellRunner:
     """Everything a cell needs, computed on first use and cached on disk."""
 
@@ -106,6 +118,7 @@ class CellRunner:
             "aux_fraction": cfg.aux_fraction, "labeltrace": __version__, "aux_draw": protocol.AUX_DRAW,
         })  # fmt: skip
         self.result_dir = self.cache / "results" / self.key
+        self.settings = settings_digest(cell, cfg)
 
     # ------------------------------------------------------------------ recordings
     def _record(self, plan: protocol.Protocol, folder: str, what: str) -> Recording:
@@ -224,7 +237,7 @@ class CellRunner:
             "dataset": c.dataset.name, "labels": c.labels, "noise": c.noise_kind,
             "rate": c.nominal_rate if c.nominal_rate is not None else round(true_rate, 4),
             "true_rate": true_rate, "model": c.model.name, "seed": c.seed, "n": int(self.truth.size),
-            "n_noisy": int(self.truth.sum()), "resolution": self.resolution or "",
+            "n_noisy": int(self.truth.sum()), "resolution": self.resolution or "", "settings": self.settings,
         }  # fmt: skip
 
     def row(self, name: str, ev: Evidence | None = None) -> dict[str, Any]:
@@ -290,11 +303,11 @@ def run_cell(
     rows, older = [], []
     for name in names:
         p = runner.result_dir / f"{name}.json"
-        if p.is_file() and not recompute_scores:  # rows cached before the resolution column get it here
+        if p.is_file() and not recompute_scores:  # rows cached before the resolution / settings columns get them here
             row = json.loads(p.read_text())
             if row.pop("_code", None) != code_digest():
                 older.append(name)
-            rows.append(row | {"resolution": runner.resolution or ""})
+            rows.append(row | {"resolution": runner.resolution or "", "settings": runner.settings})
             continue
         row = runner.row(name, ev)
         if failure(row) is not None:  # a failure is computed again next time, not kept
@@ -311,6 +324,11 @@ def run_cell(
         if p.is_file() and not recompute_scores:
             curve = json.loads(p.read_text())
         else:
-            curve = runner.sei_curve()
-            atomic_write_json(p, curve)
+            try:
+                curve = runner.sei_curve()
+            except ValueError as e:  # as the sei row's own failure: the cell's other rows stand
+                log(f"  sei curve FAILED: {e}")
+                curve = []
+            else:
+                atomic_write_json(p, curve)
     return rows, curve

@@ -339,6 +339,8 @@ def load_dataset(spec: DatasetSpec, cache_dir: Path, *, progress: bool = False, 
     if spec.subset and spec.subset < clean.size:
         sub = stratified_subset(clean, spec.subset)
         idx, clean = (sub if idx is None else idx[sub]), clean[sub]
+    elif spec.subset:
+        log(f"note: dataset {spec.name!r}: subset = {spec.subset} is not below its {clean.size} samples; all are used")
     if idx is not None:
         real = {c: v[idx] for c, v in real.items()}
     return DatasetData(spec=spec, cache_dir=cache_dir, clean=clean, num_classes=int(k), n_full=n_full, _dataset=make,

@@ -14,12 +14,12 @@ if TYPE_CHECKING:
 
 __all__ = ["QUICK_DEFAULTS", "apply_quick", "check_quick"]
 
-#: ``--quick`` overrides used when a config has no ``[quick]`` table.
+#: ``--quick`` overrides used when a config has no ``[quick]`` table (every dataset of the config,
+#: each with those of these label sets it has, else its first one).
 QUICK_DEFAULTS: dict[str, Any] = {
     "seeds": [0],
     "epochs": 4,
     "subset": 300,
-    "datasets": ["digits"],
     "labels": ["symmetric:0.2", "confusion:0.4"],
 }
 _KEYS = {"seeds", "epochs", "subset", "datasets", "labels", "detectors", "models"}

@@ -111,21 +111,30 @@ def _fmt(m: float, s: float, n: int) -> str:
     return f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}"
 
 
+def _full_and_best(stats: dict[tuple[CellKey, str], tuple[float, float, int]], c: CellKey,
+                   dets: Sequence[str]) -> tuple[int, float | None]:  # fmt: skip
+    """A cell's number of seeds (the most any detector has) and the best mean among the detectors
+    with all of them: one that failed on some seeds shows its n, and is not 'best' on fewer."""
+    have = [stats[(c, d)] for d in dets if (c, d) in stats]
+    full = max((n for _, _, n in have), default=0)
+    means = [m for m, _, n in have if n == full]
+    return full, (max(means) if means else None)
+
+
 def _metric_table(rows: Sequence[dict[str, Any]], metric: str, *, bold: bool = True) -> list[str]:
     cells, dets, stats = summarize(rows, metric)
     head = "| dataset | labels | model | " + " | ".join(dets) + " |"
     lines = [head, "|" + "---|" * (3 + len(dets))]
     for c in cells:
-        means = [stats[(c, d)][0] for d in dets if (c, d) in stats]
-        best = max(means) if means else None
+        full, best = _full_and_best(stats, c, dets)
         out = []
         for d in dets:
             if (c, d) not in stats:
                 out.append("–")
                 continue
             m, s, n = stats[(c, d)]
-            txt = _fmt(m, s, n)
-            out.append(f"**{txt}**" if bold and best is not None and m >= best - 1e-12 else txt)
+            txt = _fmt(m, s, n) + (f" ({n}/{full} seeds)" if n < full else "")
+            out.append(f"**{txt}**" if bold and best is not None and n == full and m >= best - 1e-12 else txt)
         lines.append(f"| {c[0]} | {c[1]} | {c[2]} | " + " | ".join(out) + " |")
     return lines
 
@@ -150,9 +159,10 @@ def _sei_minus_best(rows: Sequence[dict[str, Any]], metric: str) -> list[str]:
     lines = [f"| dataset | labels | model | SEI {metric} | best other | its {metric} | SEI − best other |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for c in cells:
-        if (c, "sei") not in stats:
+        full, _ = _full_and_best(stats, c, dets)
+        if (c, "sei") not in stats or stats[(c, "sei")][2] < full:  # SEI failed on a seed: no comparison
             continue
-        others = [(stats[(c, d)][0], d) for d in dets if d != "sei" and (c, d) in stats]
+        others = [(stats[(c, d)][0], d) for d in dets if d != "sei" and (c, d) in stats and stats[(c, d)][2] == full]
         if not others:
             continue
         bm, bd = max(others)
@@ -255,18 +265,17 @@ def text_table(rows: Sequence[dict[str, Any]], metric: str = "f1") -> str:
     lab = [f"{c[0]} {c[1]} {c[2]}" for c in cells]
     w0 = max([len("cell")] + [len(s) for s in lab])
     wd = [max(6, len(d)) for d in dets]
-    lines = [f"{metric} (mean over seeds; * = best)",
+    lines = [f"{metric} (mean over seeds; * = best; ? = failed on some seeds, mean of the rest)",
              "cell".ljust(w0) + "  " + "  ".join(d.rjust(w) for d, w in zip(dets, wd, strict=True))]  # fmt: skip
     for c, name in zip(cells, lab, strict=True):
-        means = [stats[(c, d)][0] for d in dets if (c, d) in stats]
-        best = max(means) if means else None
+        full, best = _full_and_best(stats, c, dets)
         vals = []
         for d, w in zip(dets, wd, strict=True):
             if (c, d) not in stats:
                 vals.append("-".rjust(w))
                 continue
-            m = stats[(c, d)][0]
-            star = "*" if best is not None and m >= best - 1e-12 else " "
+            m, _, n = stats[(c, d)]
+            star = "*" if best is not None and n == full and m >= best - 1e-12 else ("?" if n < full else " ")
             vals.append(f"{m:.3f}{star}".rjust(w))
         lines.append(name.ljust(w0) + "  " + "  ".join(vals))
     return "\n".join(lines)

@@ -727,3 +727,14 @@ def test_quick_without_a_quick_table_keeps_the_configs_datasets(tmp_path: Path) 
     q = load_config(tmp_path / "c.toml", quick=True)
     assert [d.name for d in q.datasets] == ["mine"] and q.datasets[0].labels == ("confusion:0.4",)
     assert q.seeds == (0,) and q.models["m"].epochs == 4 and q.datasets[0].subset == 300
+
+
+def test_clean_cells_show_how_many_each_detector_accuses() -> None:
+    """On a cell without errors every metric read '–' or 0.000, and the number that matters there,
+    the false accusations (cl 6.5 against aum 66.5), was missing."""
+    rows = [{"dataset": "d", "labels": "clean", "model": "m", "detector": det, "seed": s, "n_noisy": 0,
+             "n_flagged": n, "f1": float("nan")}
+            for det, ns in (("cl", [6, 7]), ("aum", [66, 67]), ("gmm", [-1, 5])) for s, n in enumerate(ns)]  # fmt: skip
+    md = markdown_report(rows, name="n", command="c", seeds=[0, 1])
+    assert "## Flagged on cells without label errors" in md
+    assert "| d | clean | m | 6.500 ± 0.707 | 66.500 ± 0.707 | 5.000 (1/2 seeds) |" in md

@@ -111,6 +111,12 @@ def _fmt(m: float, s: float, n: int) -> str:
     return f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}"
 
 
+def _flags(r: dict[str, Any]) -> float:
+    """A row's number flagged (NaN for a failed detector's -1)."""
+    n = _finite(r.get("n_flagged"))
+    return n if n is not None and n >= 0 else float("nan")
+
+
 def _full_and_best(stats: dict[tuple[CellKey, str], tuple[float, float, int]], c: CellKey,
                    dets: Sequence[str]) -> tuple[int, float | None]:  # fmt: skip
     """A cell's number of seeds (the most any detector has) and the best mean among the detectors
@@ -234,6 +240,10 @@ def markdown_report(
         *_metric_table(rows, "recall", bold=False),
         "",
     ]
+    clean = [r for r in rows if _finite(r.get("n_noisy")) == 0]
+    if clean:  # no error to find: precision, recall and F1 say nothing there; the false accusations do
+        out += ["## Flagged on cells without label errors (every flag a false accusation; fewer is better)", "",
+                *_metric_table([r | {"n_flagged": _flags(r)} for r in clean], "n_flagged", bold=False), ""]
     for metric in ("f1", "auroc"):
         table = paired_table(rows, metric, reference)
         if table:

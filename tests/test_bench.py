@@ -672,12 +672,21 @@ def test_a_run_over_the_grids_name_keeps_the_last_whole_runs_files_until_it_is_d
     with pytest.raises(KeyboardInterrupt):
         run_bench(replace(cfg, detectors=("sei",)), out_dir=out, log=lambda s: None, plots=False)
     assert (out / "quick.csv").read_text() == (out / "quick.md").read_text() == "the last whole run\n"
-    assert "symmetric:0.2" in (out / "quick.partial.csv").read_text()
+    assert "symmetric:0.2" in (out / "quick.csv.partial").read_text()
     done.clear()
     monkeypatch.setattr(cells, "run_cell", lambda cell, *a, **k: one_cell(cell, *a, **k) if not done.clear() else 0)
     res = run_bench(replace(cfg, detectors=("sei",)), out_dir=out, log=lambda s: None, plots=False)
-    assert len(res.rows) == 2 and not (out / "quick.partial.csv").exists()
+    assert len(res.rows) == 2 and not (out / "quick.csv.partial").exists()
     assert "confusion:0.4" in (out / "quick.csv").read_text() and "the last" not in (out / "quick.md").read_text()
+    (out / "quick.md").write_text("the last whole run\n")
+
+    def failing(cell, *a, **k):
+        raise ValueError("no data")
+
+    monkeypatch.setattr(cells, "run_cell", failing)  # every cell fails: nothing replaces the last run's files
+    res = run_bench(replace(cfg, detectors=("sei",)), out_dir=out, log=lambda s: None, plots=False)
+    assert len(res.failures) == 2 and (out / "quick.md").read_text() == "the last whole run\n"
+    assert "confusion:0.4" in (out / "quick.csv").read_text()
 
 
 def test_what_cannot_run_is_refused_before_any_training(tmp_path: Path, monkeypatch) -> None:

@@ -64,6 +64,14 @@ def test_stamps_tell_another_file_not_a_copy(tmp_path: Path) -> None:
     assert st.shape == (3, 16) and st.dtype == np.uint8 and st[0].tobytes() == file_stamp(a)
 
 
+def test_a_file_that_cannot_be_stamped_is_never_shown(tmp_path: Path) -> None:
+    """A file gone between the fingerprint and the stamps failed the whole scan at its end."""
+    a = tmp_path / "a.png"
+    a.write_bytes(b"x" * 10)
+    assert write_stamps([a, tmp_path / "gone.png"], tmp_path / "st.npy") == [str(tmp_path / "gone.png")]
+    assert not np.load(tmp_path / "st.npy")[1].any()
+
+
 def test_a_replaced_image_file_is_refused_not_shown(tmp_path: Path) -> None:
     """The report and the review page showed the new picture beside the old score (the rank-3 card
     read 'malignant → benign, p 0.92' under an image the model never saw)."""
@@ -86,6 +94,16 @@ def test_a_replaced_image_file_is_refused_not_shown(tmp_path: Path) -> None:
     assert "suspects&#x27; images could not be shown" in page or "suspects' images could not be shown" in page
     c = TestClient(create_app(rd), base_url="http://127.0.0.1")
     assert c.get(f"/api/image/{victim}").status_code == 404
+    from labeltrace.export import export_run
+
+    told.clear()  # nor linked by an export
+    export_run(rd, "labelstudio", tmp_path / "ls.json", images="local-files", warn=told.append)
+    assert len(told) == 1 and f"sample {victim}" in told[0] and "changed since the scan" in told[0]
+    other = tmp_path / "other"  # a folder of other pictures under the scanned names
+    shutil.copytree(root, other)
+    for p in other.rglob("*.png"):
+        Image.fromarray(np.full((12, 12), 7, np.uint8)).save(p)
+    assert main(["relocate", str(rd), str(other)]) == 2
     f.write_bytes(original)  # put back: shown again (a copy's time does not matter)
     os.utime(f, (1, 1))
     assert (rundir.open_run(rd).image(victim) == before).all()

@@ -25,6 +25,10 @@ def test_one_short_of_one_is_not_printed_as_one() -> None:
     assert report_html._share(1.0) == "1.000"
     assert report_html._share(0.7) == "0.700"  # the terminal summary's 3 decimals, not '0.7'
     assert report_html._share(float("nan")) == "—" and report_html._share(None) == "—"
+    assert report_html._share(1 / 2500) == "0.000+" and report_html._share(0.0) == "0.000"  # the other end
+    from labeltrace.report.summary import _share as terminal
+
+    assert terminal(2499 / 2500) == "0.999+" and terminal(None) == "n/a"  # the terminal summary too
 
 
 def test_a_tie_that_moves_the_count_is_said_in_the_rule() -> None:
@@ -60,9 +64,16 @@ def test_a_folder_as_out_gets_the_page(tmp_path: Path) -> None:
     assert (tmp_path / "pages" / rundir.REPORT_HTML).is_file()
 
 
-def test_grid_captions_fit_their_column(tmp_path: Path) -> None:
+def test_grid_captions_fit_their_column(tmp_path: Path, monkeypatch) -> None:
     assert plots.fit("short") == "short"
     assert plots.fit("a" * 30) == "a" * 15 + "…" and len(plots.fit("a" * 30)) == 16
     rd = make_run(tmp_path, n=30, k=3, classes=["invasive ductal carcinoma", "benign fibroadenoma", "normal"])
+    drawn: list[list[str]] = []
+    grid = plots.suspect_grid
+    monkeypatch.setattr(plots, "suspect_grid", lambda imgs, caps: drawn.append(list(caps)) or grid(imgs, caps))
     folder = write_report(rd, tmp_path / "png", format="png", top=8)
-    assert (folder / "top_suspects.png").is_file()
+    assert (folder / "top_suspects.png").is_file() and len(drawn) == 1 and len(drawn[0]) == 8
+    for cap in drawn[0]:  # "#rank given" / "→ suggested", each cut to fit the column
+        first, second = cap.split("\n")[:2]
+        assert first.startswith("#") and second.startswith("→ ")
+        assert len(first.split(" ", 1)[1]) <= 16 and len(second) <= 18

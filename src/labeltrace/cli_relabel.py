@@ -133,14 +133,14 @@ def _cmd_relocate(args: argparse.Namespace) -> int:
     from labeltrace.run_moved import relocate
 
     found, n = relocate(args.run_dir, args.data_root)
-    new = Path(args.data_root).resolve()
+    new = Path(args.data_root).expanduser().resolve()
     if new.is_file():  # an .npz, checked whole
         print(f"{args.run_dir}: its images are now read from {new} (the scanned pixels, all {n}); a review server "
               "already running on it: restart it")  # fmt: skip
         return 0
     print(f"{args.run_dir}: its images are now read under {new} ({found} of {n} image "
-          "files found there" + ("" if found == n else f"; {n - found} missing: the page and report show them "
-                                 "as unavailable") + "); a review server already running on it: restart it")  # fmt: skip
+          "files found there" + ("" if found == n else f"; {n - found} missing or changed since the scan: the page "
+                                 "and report show them as unavailable") + "); a review server already running on it: restart it")  # fmt: skip
     return 0
 
 

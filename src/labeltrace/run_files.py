@@ -1,6 +1,8 @@
 """The scanned image files' stamps (``image_files.npy`` in the run directory), so that the report,
-the review page and the exports never show, beside a sample's scores, another picture than the one
-the scan read: a file replaced, re-exported or edited since is refused by name instead.
+the review page and the exports never show or link, beside a sample's scores, another picture than
+the one the scan read: a file replaced, re-exported or edited since is refused by name instead. The
+scan stamps the files when it claims its folder, before it reads them (a file changed while it
+trains changes the fingerprint its resume checks, as before).
 
 A stamp is 16 bytes of BLAKE2b over the file's size, its first and its last 4 KiB (the whole file
 when it is smaller): two short reads per file, so a scan of 100,000 images pays seconds for it, and
@@ -39,13 +41,22 @@ def file_stamp(path: str | os.PathLike[str]) -> bytes:
     return h.digest()
 
 
-def write_stamps(paths: Sequence[str | os.PathLike[str]], out: Path) -> Path:
-    """Stamp every file of ``paths`` (in sample order) into ``out``, an ``(N, 16)`` uint8 array."""
+def write_stamps(paths: Sequence[str | os.PathLike[str]], out: Path) -> list[str]:
+    """Stamp every file of ``paths`` (in sample order) into ``out``, an ``(N, 16)`` uint8 array;
+    returns the files that could not be read (their stamp is zeros, which no file has: they are
+    refused when shown)."""
     from labeltrace.data.sources import parallel_map
 
-    stamps = parallel_map(lambda i: file_stamp(paths[i]), range(len(paths)), None)
+    def one(i: int) -> bytes:
+        try:
+            return file_stamp(paths[i])
+        except OSError:
+            return bytes(16)
+
+    stamps = parallel_map(one, range(len(paths)), None)
     arr = np.frombuffer(b"".join(stamps), dtype=np.uint8).reshape(len(paths), 16)
-    return atomic_save_array(out, arr)
+    atomic_save_array(out, arr)
+    return [str(paths[i]) for i in np.flatnonzero(~arr.any(axis=1)).tolist()]
 
 
 class FileStamps:
@@ -58,10 +69,18 @@ class FileStamps:
                              f"{num_samples} samples (a damaged run directory? scan it again)")  # fmt: skip
         self._arr = arr
 
+    def matches(self, sample_id: int, path: Path) -> bool:
+        """Whether ``path`` is (by its stamp) the file the scan read for ``sample_id``; False for a
+        file that cannot be read."""
+        try:
+            return file_stamp(path) == self._arr[int(sample_id)].tobytes()
+        except OSError:
+            return False
+
     def check(self, sample_id: int, path: Path) -> None:
         """Raise ``ValueError`` naming the sample and the file when ``path`` is not the file the
         scan read (module docstring)."""
-        if file_stamp(path) != self._arr[int(sample_id)].tobytes():
+        if path.is_file() and file_stamp(path) != self._arr[int(sample_id)].tobytes():
             raise ValueError(
                 f"sample {sample_id}: its image file {path} changed since the scan (another picture than the one "
                 "scored); put the scanned file back, or scan the folder again"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labeltrace._io import atomic_write_json, read_json
-from labeltrace.run_layout import MOVED
+from labeltrace.run_layout import IMAGE_FILES, MOVED
 
 __all__ = ["apply_move", "missing_root_text", "moved_path", "relocate"]
 
@@ -87,7 +87,7 @@ def _relocate_npz(run: Any, src: dict[str, Any], new: Path) -> tuple[int, int]:
 
 def relocate(run_dir: str | os.PathLike[str], new_root: str | os.PathLike[str]) -> tuple[int, int]:
     """Say that ``run_dir``'s images now lie under ``new_root`` (module doc); returns (found, of N)
-    image files there. A run scanned from an ``.npz`` takes the file's new path as ``new_root``,
+    image files there (the scanned files, by their stamps, where the run kept them). A run scanned from an ``.npz`` takes the file's new path as ``new_root``,
     checked to hold the scanned pixels. Refused (``ValueError``) when the run read no image files
     nor an ``.npz`` (arrays and Hugging Face rows keep their pixels in the run), when ``new_root``
     is no folder (no such file), or when none of the run's image files is in it (other pixels)."""
@@ -111,5 +111,14 @@ def relocate(run_dir: str | os.PathLike[str], new_root: str | os.PathLike[str]) 
     if found == 0:
         raise ValueError(f"none of the run's {len(files)} image files is under {new} (the first would be "
                          f"{files[0]}): give the folder that holds what the scan read from {old}")  # fmt: skip
+    if (run.path / IMAGE_FILES).is_file():  # the files the scan read, not others under their names
+        from labeltrace.run_files import FileStamps
+
+        stamps = FileStamps(run.path / IMAGE_FILES, run.num_samples)
+        found = sum(f.is_file() and stamps.matches(i, f) for i, f in enumerate(files))
+        if found == 0:
+            raise ValueError(f"{new} holds files under the names of the run's images, but none of them is the file "
+                             f"the scan read from {old} (other pictures): give the folder that holds the scanned "
+                             "images")  # fmt: skip
     atomic_write_json(run_dir / MOVED, {"from": old, "to": str(new)})
     return found, len(files)

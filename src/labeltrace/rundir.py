@@ -115,7 +115,7 @@ class Run:
     meta: dict[str, Any] = field(repr=False)  # a notebook shows the path, not 13,000 characters
     samples: pa.Table = field(repr=False)
     _images: ImageStore | None = field(default=None, repr=False)
-    _source: Any = field(default=None, repr=False)  # the reopened array dataset (image_source)
+    _source: Any = field(default=None, repr=False)  # the reopened array dataset (image_source), or why not
     _stamps: FileStamps | None = field(default=None, repr=False)
 
     @property
@@ -265,6 +265,18 @@ class Run:
             raise ValueError(f"sample {sample_id}: image path {src!r} escapes the data root {root}{also}")
         return p
 
+    def scanned_image_file(self, sample_id: int) -> Path | None:
+        """:meth:`image_file`, checked to be the file the scan read (its stamp,
+        :mod:`labeltrace.run_files`; runs written before stamps were kept are not checked):
+        ``ValueError`` naming the sample and the file when it changed since."""
+        f = self.image_file(sample_id)
+        if f is not None:
+            if self._stamps is None and (self.path / IMAGE_FILES).is_file():
+                self._stamps = FileStamps(self.path / IMAGE_FILES, self.num_samples)
+            if self._stamps is not None:
+                self._stamps.check(int(sample_id), f)
+        return f
+
     def image(self, sample_id: int) -> np.ndarray:
         """A sample's image as (H, W, C) uint8 (C = 1 or 3): kept ``uint16`` pixels scaled by
         255/65535, as the scan's other sources are (:meth:`pixels` gives them as they are)."""
@@ -285,23 +297,24 @@ class Run:
             raise ValueError(f"sample id {sample_id} out of range [0, {self.num_samples})")
         from labeltrace.data import decode  # lazy: decoding lives at the data edge
 
-        f = self.image_file(i)
+        f = self.scanned_image_file(i)
         if f is not None:
-            a = decode.decode_image(f, max_pixels=self.max_pixels)
-            if self._stamps is None and (self.path / IMAGE_FILES).is_file():  # runs written before keep none
-                self._stamps = FileStamps(self.path / IMAGE_FILES, self.num_samples)
-            if self._stamps is not None:
-                self._stamps.check(i, f)
-            return a, decode.stored_bits(f)
+            return decode.decode_image(f, max_pixels=self.max_pixels), decode.stored_bits(f)
         files = (self.path / IMAGES, self.path / IMAGES_FLAT, self.path / IMAGES_INDEX)
         if self._images is None and ImageStore.exists(*files):  # in-memory arrays, or a run written before
             self._images = ImageStore(*files)
         if self._images is not None:
             a = self._images[i]
             return a, 16 if a.dtype == np.uint16 else 8
+        if isinstance(self._source, ValueError):  # refused once: not opened (and fingerprinted) again per image
+            raise self._source
         if self._source is None:
-            self._source = open_source(self.path, self.meta["data"].get("image_source"), self.num_samples,
-                                       (self.meta.get("fingerprint") or {}).get("data"))
+            try:
+                self._source = open_source(self.path, self.meta["data"].get("image_source"), self.num_samples,
+                                           (self.meta.get("fingerprint") or {}).get("data"))
+            except ValueError as exc:
+                self._source = exc
+                raise
         return self._source.load(i), source_bits(self._source)
 
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import torch
 
 from labeltrace import rundir as rd
+from labeltrace._checks import listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
 from labeltrace.decide import count, detectors
@@ -33,6 +34,7 @@ from labeltrace.models.probe import close_call
 from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import Recording
 from labeltrace.relabel.store_file import bound_to
+from labeltrace.run_files import write_stamps
 from labeltrace.scan_settings import (  # re-exported: the scan's settings live there
     FINETUNE_DEFAULTS,
     MODEL_DEFAULTS,
@@ -244,6 +246,11 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log, reviews_fit=fits))
     if command and claimed in ("new", "resume") and d.is_writer:  # a stopped scan's folder names it
         rd.record_command(out, command)
+    if ds.root is not None and d.is_writer and not (out / rd.IMAGE_FILES).is_file():  # before the files are read
+        unread = write_stamps([ds.root / s for s in ds.sources], out / rd.IMAGE_FILES)
+        if unread:
+            log(f"warning: {len(unread)} image files could not be read to stamp them, and will not be shown: "
+                f"{listing(unread)}")  # fmt: skip
     if claimed == "finished":
         log(f"{out} already holds this finished scan: results recomputed from its saved recording, nothing retrained"
             if rd.recording_dir(out).finished or not {"held_out", "single", "in_sample"} & set(

@@ -36,7 +36,6 @@ from labeltrace.diagnostics import (
 from labeltrace.evaluate import metrics
 from labeltrace.models.inputs import Inputs
 from labeltrace.record.recording import Recording
-from labeltrace.run_files import write_stamps
 from labeltrace.run_images import write_images
 from labeltrace.score import probs as P
 from labeltrace.train import TrainConfig
@@ -144,8 +143,6 @@ def write_outputs(
     source = rd.image_source(origin)  # npz / example: the report reads thumbnails from there
     if ds.root is None and source is None:  # arrays handed over in memory: keep their pixels to show them
         write_images(ds, out / rd.IMAGES, out / rd.IMAGES_FLAT, out / rd.IMAGES_INDEX)
-    if ds.root is not None:  # image files: what the report and the review may show as the scanned images
-        write_stamps([ds.root / s for s in ds.sources], out / rd.IMAGE_FILES)
     timings["total"] = time.perf_counter() - t_start
     earlier = rd.held_meta(out)  # a finished scan re-scored: it trained nothing now, keep when and how long it did
     det_row = detectors.get(det.name)

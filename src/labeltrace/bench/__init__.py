@@ -6,7 +6,7 @@ labeltrace.bench ...``). Trainings and cross-validated probabilities are cached 
 Writes ``<out>/<name>.csv`` (one row per cell x detector x seed; its ``settings`` column names the
 model's, dataset's and bench's settings the row was made with), ``<name>.md`` (mean ± std over
 seeds, best in bold, cost, machine), ``<name>_sei_epochs.csv`` and plots, when the grid is done;
-while it runs, the rows so far are in ``<name>.partial.csv`` (a stopped run leaves the last whole
+while it runs, the rows so far are in ``<name>.csv.partial`` (a stopped run leaves the last whole
 run's files as they were).
 
 Detectors: the rows of the detector table, :func:`labeltrace.decide.detectors.available` (a row
@@ -114,7 +114,7 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
                if d.source != "digits" and not Path(d.path or "").expanduser().exists()]  # fmt: skip
     if unfound:  # said before any training, not when the dataset's turn comes
         raise ValueError(f"dataset files not found: {'; '.join(unfound)}")
-    partial = out / f"{cfg.name}.partial.csv"  # the rows so far; NAME.csv and NAME.md stay the last whole run's
+    partial = out / f"{cfg.name}.csv.partial"  # the rows so far; NAME.csv and NAME.md stay the last whole run's
     log(f"bench {cfg.name}: {len(cells)} cells x {len(detectors)} detectors ({', '.join(detectors)}); "
         f"cache {cfg.cache_path}")  # fmt: skip
     rows: list[dict[str, Any]] = []
@@ -143,10 +143,15 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
         for x in r:
             if (why := failure(x)) is not None:
                 log(f"  {x['detector']} FAILED: {why}")
+    if failures and not rows:  # nothing to write in place of the last whole run's files
+        log(f"every cell failed: {files['csv']} and {files['md']} are left as they were")
+        return BenchResult(rows, curve, {}, failures)
     report.write_csv(files["csv"], rows)
     partial.unlink(missing_ok=True)
     if curve:
         report.write_csv(files["sei_epochs_csv"], curve, columns=report.CURVE_CSV_COLUMNS)
+    else:  # an earlier run's curve is not this run's
+        files["sei_epochs_csv"].unlink(missing_ok=True)
     plot_names: list[str] = []
     if plots and rows:
         p = out / f"{cfg.name}_f1_vs_rate.png"
@@ -175,7 +180,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``bench`` options (shared by ``labeltrace bench`` and ``python -m labeltrace.bench``)."""
     p.add_argument("--config", help=f"TOML grid, or the name of a packaged one ({', '.join(packaged_configs())}); "
                    f"default: {REPO_CONFIG}, the grid of a labeltrace checkout")
-    p.add_argument("--quick", action="store_true", help="the config's tiny [quick] grid (CI smoke test)")
+    p.add_argument("--quick", action="store_true", help="a tiny grid: the config's [quick] table; without one, every dataset at 300 images, one seed, 4 epochs, "
+                   "the label sets symmetric:0.2 / confusion:0.4 (else each dataset's first)")
     p.add_argument("--out", default="benchmarks/results", help="results folder (default: %(default)s)")
     p.add_argument("--name", help="output file stem (default: the config's name; with --quick, NAME-quick)")
     p.add_argument("--cache-dir", help="trainings cache (default: the config's, ~/.cache/labeltrace/bench)")
@@ -279,7 +285,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                         plots=not args.no_plots, log=log, command=_command())  # fmt: skip
     except KeyboardInterrupt:
         log(f"interrupted: the trainings finished so far are cached and the rows so far are in "
-            f"{Path(args.out) / f'{cfg.name}.partial.csv'}; the same command resumes")
+            f"{Path(args.out) / f'{cfg.name}.csv.partial'}; the same command resumes")
         return 130
     return 1 if res.failures else 0
 

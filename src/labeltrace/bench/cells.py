@@ -87,9 +87,12 @@ def settings_digest(cell: Cell, cfg: BenchConfig) -> str:
     depend on — the model's settings (epochs, learning rate, ...), the dataset's (subset, split,
     classes, resolution; not its file's path) and the bench's (folds, k, auxiliary fraction) — so
     that rows of two settings of one cell are never pooled as more seeds (``summarize.py``)."""
-    from dataclasses import asdict
+    from dataclasses import MISSING, fields
 
-    spec = {k: v for k, v in asdict(cell.dataset).items() if k not in ("name", "path", "features", "labels", "models")}
+    # the dataset's settings that differ from their defaults: a field added later leaves digests as they were
+    spec = {f.name: getattr(cell.dataset, f.name) for f in fields(cell.dataset)
+            if f.name not in ("name", "path", "features", "labels", "models")
+            and (f.default is MISSING or getattr(cell.dataset, f.name) != f.default)}  # fmt: skip
     return digest({"model": cell.model.key(), "dataset": spec, "n_folds": cfg.n_folds, "knn_k": cfg.knn_k,
                    "aux_fraction": cfg.aux_fraction})[:12]  # fmt: skip
 

@@ -63,7 +63,7 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
     problems: list[tuple[int, str]] = []
     for i in order:
         try:
-            f = run.image_file(i)
+            f = run.scanned_image_file(i)  # a file changed since the scan is not linked
             if f is None:
                 f = img_dir / f"{i:07d}.png"
                 if not f.exists():

@@ -75,7 +75,7 @@ def _ls_image(run: Run, i: int, images: ImageMode, document_root: Path | None, s
         if max(img.shape[:2]) < size:
             img = display_image(img, size=size)
         return png_data_uri(png_bytes(img))
-    f = run.image_file(i)
+    f = run.scanned_image_file(i)  # a file changed since the scan is not linked
     if f is None:
         raise ValueError(
             f"sample {i} has no image file (array dataset); "

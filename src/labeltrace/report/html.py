@@ -11,6 +11,7 @@ import html
 import math
 import os
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
@@ -63,13 +64,7 @@ def _num(x: Any, digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
-def _share(x: Any, places: int = 3) -> str:
-    """A value in [0, 1] to ``places`` decimals; one short of 1 never printed as 1 ("0.999+" beside
-    "1 clean sample flagged" rather than "1")."""
-    if x is None or not math.isfinite(v := float(x)):
-        return "—"
-    text = f"{v:.{places}f}"
-    return f"{1 - 10.0**-places:.{places}f}+" if v < 1 and float(text) >= 1 else text
+_share = stats.share_text
 
 
 def _pct(x: float) -> str:
@@ -268,11 +263,11 @@ def _figures_html(d: ReportData, figs: dict[str, tuple[str, bytes]]) -> str:
 
 def unavailable_text(ids: np.ndarray, thumbs: list[tuple[np.ndarray | None, str | None]]) -> str | None:
     """What the report says when some of the suspects' images could not be shown, with why."""
-    why = [str(err) for img, err in thumbs if img is None]
+    why = Counter(str(err) for img, err in thumbs if img is None)
     if not why:
         return None
-    return (f"{len(why)} of the {len(ids)} suspects' images could not be shown (drawn as 'image unavailable'): "
-            + listing(why, limit=3))
+    return (f"{why.total()} of the {len(ids)} suspects' images could not be shown (drawn as 'image unavailable'): "
+            + listing((f"{n} × {w}" if n > 1 else w for w, n in why.most_common()), limit=3))
 
 
 def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], ids: np.ndarray,
@@ -337,8 +332,10 @@ def write_report(
         Chooses the individual trajectories drawn.
     warn : callable, optional
         Gets a message naming the decision files a scan with ``--force`` set aside (their
-        decisions are not in the report; the HTML page says so too), and one when the images
-        folder is not there (``labeltrace relocate``); default :func:`warnings.warn`.
+        decisions are not in the report; the HTML page says so too), one when the images
+        folder (or ``.npz``) is not there (``labeltrace relocate``), and one when some suspects'
+        images cannot be shown (a file changed since the scan, unreadable), saying why; default
+        :func:`warnings.warn`.
 
     Returns
     -------
@@ -356,7 +353,9 @@ def write_report(
             say(text)
     d = read_report_data(run)
     ids = top_ids(d, top)
-    thumbs = [thumbnail(run, int(i), int(thumb_size) if format == "html" else 64) for i in ids]
+    with warnings.catch_warnings():  # a decoder's warnings about one image (the tile says what is wrong)
+        warnings.simplefilter("ignore", UserWarning)
+        thumbs = [thumbnail(run, int(i), int(thumb_size) if format == "html" else 64) for i in ids]
     if (missing := unavailable_text(ids, thumbs)) is not None and missing_root_text(run) is None:
         say(missing)
     with warnings.catch_warnings():

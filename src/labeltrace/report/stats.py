@@ -5,7 +5,9 @@ Pure array functions; score convention: lower = more suspect.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +21,18 @@ __all__ = [
     "precision_recall",
     "trajectory_groups",
 ]
+
+
+def share_text(x: Any, places: int = 3, *, missing: str = "—") -> str:
+    """A value in [0, 1] to ``places`` decimals, where rounding never reaches an end the value does
+    not: one short of 1 is "0.999+" (not "1.000" beside "1 clean sample flagged"), a little above 0
+    "0.000+"; ``missing`` for None or NaN."""
+    if x is None or not math.isfinite(v := float(x)):
+        return missing
+    text = f"{v:.{places}f}"
+    if v < 1 and float(text) >= 1:
+        return f"{1 - 10.0**-places:.{places}f}+"
+    return f"{0:.{places}f}+" if v > 0 and float(text) <= 0 else text
 
 
 def flagged_metrics(flagged: np.ndarray, noisy: np.ndarray) -> dict[str, float]:

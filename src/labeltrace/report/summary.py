@@ -7,6 +7,7 @@ from pathlib import Path
 
 from labeltrace import rundir
 from labeltrace.diagnostics import agreement
+from labeltrace.report.stats import share_text
 
 
 def _num(v: object, spec: str = ".3f") -> str:
@@ -15,6 +16,11 @@ def _num(v: object, spec: str = ".3f") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
     return format(v, spec)
+
+
+def _share(v: object) -> str:
+    """A share in [0, 1] to 3 decimals, never rounded to an end it does not reach ("0.999+")."""
+    return share_text(v, missing="n/a")
 
 
 def _text(v: object) -> str:
@@ -91,8 +97,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     if met:
         lines.append(
             f"against the true labels ({m['noise']['spec']}, realised {m['noise']['realised_rate']:.1%}): "
-            f"precision {_num(met['precision'])}  recall {_num(met['recall'])}  F1 {_num(met['f1'])}  "
-            f"AUROC {_num(met['auroc'])}  AP {_num(met['average_precision'])}"
+            f"precision {_share(met['precision'])}  recall {_share(met['recall'])}  F1 {_share(met['f1'])}  "
+            f"AUROC {_share(met['auroc'])}  AP {_share(met['average_precision'])}"
         )
     per_det = (m.get("noise") or {}).get("per_detector")
     if per_det:

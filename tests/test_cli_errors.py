@@ -52,8 +52,8 @@ def test_bad_numbers_are_refused_by_their_flag(argv: list[str], message: str, ca
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"weight_decay": -1.0}, "--weight-decay must be >= 0, got -1.0"),
-    ({"weight_decay": float("nan")}, "--weight-decay must be >= 0, got nan"),
+    ({"weight_decay": -1.0}, "--weight-decay must be a finite number >= 0, got -1.0"),
+    ({"weight_decay": float("nan")}, "--weight-decay must be a finite number >= 0, got nan"),
     ({"workers": -1}, "--workers must be >= 0, got -1"),
     # from Python: "'<' not supported between instances of 'str' and 'int'", or folds=5.0 deep in the trainer
     ({"epochs": "10"}, r"--epochs \(ScanConfig.epochs\) must be a whole number or None, got '10' \(str\)"),
@@ -100,7 +100,7 @@ def test_a_bad_setting_is_refused_before_the_data_is_read(tmp_path: Path, monkey
         raise AssertionError("the data was read before the settings were checked")
 
     monkeypatch.setattr("labeltrace.cli._load_dataset", read)
-    for flags, words in ((["--lr", "0"], "--lr must be > 0, got 0.0"), (["--folds", "1"], "--folds must be >= 2"),
+    for flags, words in ((["--lr", "0"], "--lr must be a finite number > 0, got 0.0"), (["--folds", "1"], "--folds must be >= 2"),
                          (["--model", "small-cnn", "--finetune"], "--finetune applies to effnet-lite0, not small-cnn"),
                          (["--detector", "sei", "--early-stop"], "--early-stop stops a cross-fitted recording"),
                          (["--truth-column", "t"], "error: --truth-column needs a manifest")):  # a folder: rc 1 after reading it

@@ -108,7 +108,7 @@ def test_a_tie_at_the_cut_is_said_in_the_rule_and_the_count_is_kept() -> None:
     det = find_suspects(rec.dynamics())
     assert np.flatnonzero(det.flagged).tolist() == [0, 1, 2, 3, 4]  # the flagged set is as before
     assert det.n_hat == 4
-    assert det.rule == "contradicted-count 4 (5 flagged: a tie at the cut)"
+    assert det.rule == "contradicted-count 4 (4 asked, 5 flagged: 4 samples tie at the cut, flagged all or none)"
     assert [f.name for f in dataclasses.fields(det)][:5] == ["name", "score", "flagged", "cutoff", "rule"]
 
 

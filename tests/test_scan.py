@@ -387,7 +387,7 @@ def test_contradicted_classes_name_the_classes_a_posterior_mostly_overrules() ->
 
 @pytest.mark.parametrize(("setting", "message"), [
     ({"epochs": 0}, "--epochs must be >= 1, got 0"), ({"batch_size": 0}, "--batch-size must be >= 1"),
-    ({"lr": 0.0}, "--lr must be > 0"), ({"width": 0}, "--width must be >= 1"), ({"hidden": 0}, "--hidden must be >= 1"),
+    ({"lr": 0.0}, "--lr must be a finite number > 0"), ({"width": 0}, "--width must be >= 1"), ({"hidden": 0}, "--hidden must be >= 1"),
     ({"image_size": 0}, "--image-size must be >= 1"), ({"runs": 3}, "--runs must be 1 or 2"),
     ({"seed": -1}, "--seed must be a whole number >= 0, got -1"),
 ])  # fmt: skip

@@ -3,10 +3,12 @@ every writer."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import secrets
+import shutil
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -49,6 +51,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
             batch.append((tmp, path))
             return path
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and exc.filename is None:  # a bare errno names no file
+            free = shutil.disk_usage(path.parent).free
+            raise OSError(exc.errno, f"{exc.strerror} (writing {path}; {free:,} bytes free there: is the disk full?)",
+                          str(path)) from exc  # fmt: skip
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

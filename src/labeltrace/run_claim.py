@@ -17,6 +17,7 @@ from labeltrace.run_layout import (
     CLEANED,
     CV_PROBS,
     FINGERPRINT,
+    IMAGE_FILES,
     IMAGES,
     IMAGES_FLAT,
     IMAGES_INDEX,
@@ -311,9 +312,12 @@ def release(run_dir: str | os.PathLike[str], *, remove_dir: bool = True) -> None
         import shutil
 
         shutil.rmtree(rec)
-    if [name for name in OWNED if (path / name).exists()] not in ([FINGERPRINT], [FINGERPRINT, SCAN_COMMAND]):
+    # what a claim writes before anything is recorded: the fingerprint, the command, the files' stamps
+    if not {FINGERPRINT} <= {name for name in OWNED if (path / name).exists()} <= {FINGERPRINT, SCAN_COMMAND,
+                                                                                  IMAGE_FILES}:
         return
     (path / SCAN_COMMAND).unlink(missing_ok=True)
+    (path / IMAGE_FILES).unlink(missing_ok=True)
     (path / FINGERPRINT).unlink()
     if remove_dir and not any(path.iterdir()):
         path.rmdir()

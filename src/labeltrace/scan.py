@@ -88,6 +88,11 @@ def _labels(ds: ImageDataset, config: ScanConfig, noise_features: Callable[[], n
         feats = noise_features() if noise.parse_spec(config.noise)[0] in ("instance", "confusion") \
             else np.zeros((len(given), 0), np.float32)  # fmt: skip
         nl = noise.inject(config.noise, given, ds.n_classes, feats, seed=config.seed)
+        counts = np.bincount(nl.labels, minlength=ds.n_classes)
+        if (counts < 2).any():  # refused before any training: the scores need every class twice
+            few = [f"{ds.classes[c]!r} ({counts[c]})" for c in np.flatnonzero(counts < 2)]
+            raise ValueError(f"--noise {config.noise} with --seed {config.seed} leaves class {listing(few)} with fewer "
+                             "than 2 labels (every class needs 2 to be scored): another --seed, or a lower rate")  # fmt: skip
         log(f"injected {config.noise} noise: {int(nl.flipped.sum())} of {len(ds)} labels flipped ({nl.rate:.1%})")
         info = {"spec": config.noise, "realised_rate": nl.rate, "n_flipped": int(nl.flipped.sum())}
         return nl.labels, given, info

@@ -7,6 +7,7 @@ Pure settings: nothing here trains or writes (:mod:`labeltrace.scan` runs the sc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labeltrace._io import digest
-from labeltrace.data import ImageDataset
+from labeltrace.data import ImageDataset, decode
 from labeltrace.decide import detectors
 from labeltrace.evaluate import noise
 from labeltrace.models.inputs import data_identity, should_stream
@@ -252,10 +253,13 @@ def check(config: ScanConfig, model: str | None, n: int | None) -> None:
                     ("--width", config.width), ("--image-size", config.image_size)):  # fmt: skip
         if v is not None and v < 1:  # 0 is no "default": the flag left out is
             raise ValueError(f"{flag} must be >= 1, got {v}")
-    if config.lr is not None and not config.lr > 0:
-        raise ValueError(f"--lr must be > 0, got {config.lr}")
-    if config.weight_decay is not None and not config.weight_decay >= 0:
-        raise ValueError(f"--weight-decay must be >= 0, got {config.weight_decay}")
+    if config.lr is not None and not 0 < config.lr < math.inf:
+        raise ValueError(f"--lr must be a finite number > 0, got {config.lr}")
+    if config.weight_decay is not None and not 0 <= config.weight_decay < math.inf:
+        raise ValueError(f"--weight-decay must be a finite number >= 0, got {config.weight_decay}")
+    if config.image_size is not None and config.image_size**2 > decode.MAX_PIXELS:  # the decoders' pixel limit
+        raise ValueError(f"--image-size {config.image_size} makes {config.image_size**2:,}-pixel inputs, over the "
+                         f"limit of {decode.MAX_PIXELS:,} pixels per image")  # fmt: skip
     if config.workers is not None and config.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {config.workers}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:

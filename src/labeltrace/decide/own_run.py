@@ -10,7 +10,6 @@ and on a small set the count also reads their nearest neighbours' labels, as the
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from typing import Any
 
@@ -40,7 +39,7 @@ def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "
     cut, named in ``rule`` (e.g. ``"contradicted-count 12"``). ``flagged.sum()`` equals
     ``n_hat`` unless scores tie at the cut: a tied group is flagged whole or not at all
     (:func:`labeltrace.decide.cutoffs.top_fraction`), and ``rule`` then says so, e.g.
-    ``"contradicted-count 4 (5 flagged: a tie at the cut)"``.
+    ``"contradicted-count 4 (4 asked, 5 flagged: 4 samples tie at the cut, flagged all or none)"``.
 
     ``dynamics``: ``Recorder.dynamics()`` of a run without an auxiliary class, every sample
     recorded in at least one finished epoch (``rec.update`` with its id, then ``rec.end_epoch()``;
@@ -138,11 +137,8 @@ def _features(features: Any, n: int, knn_k: int) -> np.ndarray:
 
 
 def _with_count(det: detectors.Detection) -> detectors.Detection:
-    """``det`` with its rule saying how many were flagged when a tie at the cut made that differ
-    from its count ``n_hat``."""
+    """``det``, checked to report the count that set its cut (its rule says when a tie at the cut
+    flagged more or fewer: :func:`labeltrace.decide.detectors._top_k`)."""
     if det.n_hat is None:
         raise AssertionError(f"detector {det.name!r} did not report the count that set its cut")
-    flagged = int(det.flagged.sum())
-    if flagged == det.n_hat:
-        return det
-    return dataclasses.replace(det, rule=f"{det.rule} ({flagged} flagged: a tie at the cut)")
+    return det

@@ -122,15 +122,26 @@ def check_device(device: str, flag: str = "--device") -> str:
         raise ValueError(f"{flag} {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     if d.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"{flag} {device!r}: Apple's MPS is not available here; use cpu (or auto)")
+    if d.type == "meta":  # tensors without data: nothing can be computed there
+        raise ValueError(f"{flag} {device!r}: the meta device holds no data to train on; use cpu (or auto)")
+    if d.type not in ("cpu", "cuda", "mps"):  # xpu, xla, hip, ...: torch knows the name, this build may not
+        try:
+            torch.zeros(1, device=d)
+        except Exception as exc:  # torch raises AssertionError, RuntimeError, ... for a backend it lacks
+            raise ValueError(f"{flag} {device!r}: torch on this machine cannot use it ({exc}); use cpu (or auto)") \
+                from None
     return device
 
 
 def lr_at(config: TrainConfig, epoch: int) -> float:
-    """Learning rate for a (0-based) epoch: cosine to 0, step ×0.1 at 50 % and 75 %, or constant."""
+    """Learning rate for a (0-based) epoch: cosine to 0, step ×0.1 at 50 % and 75 % (never at the
+    first epoch, and at two epochs apart: one or two epochs train at the full rate, then ×0.1), or
+    constant."""
     if config.schedule == "cosine":
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
     if config.schedule == "step":
-        return config.lr * (0.1 ** ((epoch >= config.epochs // 2) + (epoch >= (3 * config.epochs) // 4)))
+        first, second = max(1, config.epochs // 2), max(2, (3 * config.epochs) // 4)
+        return config.lr * (0.1 ** ((epoch >= first) + (epoch >= second)))
     return config.lr
 
 
@@ -189,6 +200,8 @@ def run_epoch(
         y = labels.index_select(0, ids).to(device, non_blocking=True)
         logits = model_logits(model(x))
         loss = nn.functional.cross_entropy(logits, y)
+        if not bool(torch.isfinite(loss)) or not bool(torch.isfinite(logits.detach()).all()):  # (-inf logits
+            _diverged(epoch, opt, f"loss {float(loss)}, logits not finite")  # beside the label's: a loss of 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -201,10 +214,26 @@ def run_epoch(
             on_batch(ids, logits, y)
         correct += int((logits.detach().argmax(1) == y).sum())
         total_loss += float(loss.detach()) * len(ids)
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the epoch's last step
+        _diverged(epoch, opt, "weights not finite")
     if dist.active:
         c, total_loss = dist.sum(correct, total_loss)
         correct = int(c)
     return correct, total_loss
+
+
+def check_finite(logits: torch.Tensor, epoch: int, opt: torch.optim.Optimizer) -> torch.Tensor:
+    """``logits`` of a model :func:`run_epoch` trained, refused as a diverged training when not
+    finite (in eval mode, with its running statistics, a model can overflow where its training
+    batches did not)."""
+    if not bool(torch.isfinite(logits).all()):
+        _diverged(epoch, opt, "predictions not finite")
+    return logits
+
+
+def _diverged(epoch: int, opt: torch.optim.Optimizer, what: str) -> None:
+    raise ValueError(f"the training diverged at epoch {epoch + 1} ({what} at learning rate "
+                     f"{opt.param_groups[0]['lr']:g}): lower --lr (lr= in Python)")
 
 
 #: eval batch on a CPU: a small batch's activations stay in the cache. The small CNN at 28 px

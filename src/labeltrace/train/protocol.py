@@ -52,6 +52,7 @@ from labeltrace.train.early_stop import EarlyStop
 from labeltrace.train.embedding import common_embedding, network_embedding
 from labeltrace.train.loop import (
     TrainConfig,
+    check_finite,
     make_optimizer,
     predict_logits,
     resolve_device,
@@ -373,7 +374,7 @@ def crossfit_recorded(
             mine, real = d.shard(held_ids[k])
             ids = mine[real]
             d.sync_buffers(models[k])  # every rank predicts its shard with the model rank 0 checkpoints
-            logits = predict_logits(models[k], source, ids, device=device)
+            logits = check_finite(predict_logits(models[k], source, ids, device=device), epoch, opts[k])
             if len(ids):  # a held-out fold smaller than the number of processes leaves some shards empty
                 rec.update(ids, logits, y_all.index_select(0, ids))
         for r in recorders.values():

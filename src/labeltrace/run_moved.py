@@ -87,10 +87,11 @@ def _relocate_npz(run: Any, src: dict[str, Any], new: Path) -> tuple[int, int]:
 
 def relocate(run_dir: str | os.PathLike[str], new_root: str | os.PathLike[str]) -> tuple[int, int]:
     """Say that ``run_dir``'s images now lie under ``new_root`` (module doc); returns (found, of N)
-    image files there (the scanned files, by their stamps, where the run kept them). A run scanned from an ``.npz`` takes the file's new path as ``new_root``,
-    checked to hold the scanned pixels. Refused (``ValueError``) when the run read no image files
-    nor an ``.npz`` (arrays and Hugging Face rows keep their pixels in the run), when ``new_root``
-    is no folder (no such file), or when none of the run's image files is in it (other pixels)."""
+    image files there (the scanned files, told by their stamps where the run kept them). A run
+    scanned from an ``.npz`` takes the file's new path as ``new_root``, checked to hold the scanned
+    pixels. Refused (``ValueError``) when the run read no image files nor an ``.npz`` (arrays and
+    Hugging Face rows keep their pixels in the run), when ``new_root`` is no folder (no such
+    file), or when none of the run's image files is in it (other pixels)."""
     from labeltrace.rundir import open_run
 
     run_dir = Path(run_dir)

@@ -93,7 +93,9 @@ def test_a_replaced_image_file_is_refused_not_shown(tmp_path: Path) -> None:
     assert len(told) == 1 and "1 of the" in told[0] and "changed since the scan" in told[0]
     assert "suspects&#x27; images could not be shown" in page or "suspects' images could not be shown" in page
     c = TestClient(create_app(rd), base_url="http://127.0.0.1")
-    assert c.get(f"/api/image/{victim}").status_code == 404
+    r = c.get(f"/api/image/{victim}")  # the page says what (its status line shows it), not where
+    assert r.status_code == 404 and "its file changed since the scan" in r.json()["detail"]
+    assert str(f) not in r.json()["detail"]
     from labeltrace.export import export_run
 
     told.clear()  # nor linked by an export

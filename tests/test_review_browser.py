@@ -275,3 +275,22 @@ def test_holding_a_decision_key_decides_one_sample(tmp_path: Path, browser: obje
         time.sleep(0.5)
         assert len(decision_rows(rd)) == 1
         page.close()
+
+
+def test_an_image_changed_since_the_scan_says_why_on_the_page(tmp_path: Path, browser: object) -> None:
+    """A refused image was a broken icon, with the reason only on the server's console."""
+    from PIL import Image
+
+    from labeltrace import rundir
+    from labeltrace.run_files import write_stamps
+
+    rd = make_run(tmp_path, n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=6)
+    run = open_run(rd)
+    write_stamps([run.image_file(i) for i in range(run.num_samples)], rd / rundir.IMAGE_FILES)
+    first = int(review_order(run)[0])
+    Image.fromarray(__import__("numpy").full((16, 16, 3), 9, "uint8")).save(run.image_file(first))
+    for base in serve(create_app(rd, token=TOKEN)):
+        page = _opened(browser, base)
+        expect(page.locator("#status")).to_contain_text(f"image of sample {first} not shown: its file changed "
+                                                        "since the scan")  # fmt: skip
+        page.close()

@@ -23,10 +23,14 @@ import numpy as np
 
 from labeltrace._io import atomic_save_array
 
-__all__ = ["EDGE", "FileStamps", "file_stamp", "write_stamps"]
+__all__ = ["EDGE", "FileStamps", "ImageChanged", "file_stamp", "write_stamps"]
 
 EDGE = 4096
 """Bytes read at each end of a file."""
+
+
+class ImageChanged(ValueError):
+    """An image file is not the one the scan read (its stamp differs)."""
 
 
 def file_stamp(path: str | os.PathLike[str]) -> bytes:
@@ -81,7 +85,7 @@ class FileStamps:
         """Raise ``ValueError`` naming the sample and the file when ``path`` is not the file the
         scan read (module docstring)."""
         if path.is_file() and file_stamp(path) != self._arr[int(sample_id)].tobytes():
-            raise ValueError(
+            raise ImageChanged(
                 f"sample {sample_id}: its image file {path} changed since the scan (another picture than the one "
                 "scored); put the scanned file back, or scan the folder again"
             )

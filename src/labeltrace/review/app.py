@@ -73,6 +73,7 @@ from labeltrace.review.security import (
     is_loopback,
 )
 from labeltrace.review.state import ReviewState
+from labeltrace.run_files import ImageChanged
 from labeltrace.rundir import open_run, scan_mark
 
 __all__ = ["TOKEN_HEADER", "create_app", "is_loopback"]
@@ -260,6 +261,9 @@ def create_app(
             img = display_image(img, size=size)
         except (ValueError, OSError) as exc:
             print(f"labeltrace review: image of sample {sample_id} unavailable: {exc}", file=sys.stderr, flush=True)
+            if isinstance(exc, ImageChanged):  # the page may say what, not where (the console names the file)
+                return _err(404, f"image of sample {sample_id} not shown: its file changed since the scan (another "
+                            "picture than the one scored)")  # fmt: skip
             return _err(404, f"image of sample {sample_id} unavailable (the server's console says why)")
         return Response(
             png_bytes(img),

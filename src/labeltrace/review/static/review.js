@@ -546,6 +546,14 @@
   $("wl-reset").addEventListener("click", () => {
     $("win").value = "255"; $("lev").value = "127.5"; applyWindow(); setZoom(1);
   });
+  // an image the server refuses (changed since the scan, unreadable): the reason, not a broken icon alone
+  $("image").addEventListener("error", () => {
+    const about = item, src = $("image").getAttribute("src");
+    if (!src) return;
+    fetch(src, { cache: "no-store" }).then((r) => r.json()).then((j) => {
+      if (item === about && j && j.detail) setStatus(`${j.detail} — decide without it, or skip`, "error", about);
+    }).catch(() => {});
+  });
   let drag = null; // a zoomed image is moved by dragging it
   $("frame").addEventListener("mousedown", (ev) => {
     if (zoom === 1) return;

@@ -147,3 +147,17 @@ def test_a_touched_npz_still_shows_and_a_moved_one_can_be_pointed_at(tmp_path: P
     shutil.move(str(moved), moved2)
     assert main(["relocate", str(rd), str(moved2)]) == 0
     assert (rundir.open_run(rd).image(0) == first).all()
+
+
+def test_a_rescan_of_changed_images_names_them(tmp_path: Path) -> None:
+    """The refusal said 'differs in: data' and named no file."""
+    root = _folder(tmp_path / "imgs")
+    rd = _scan(data.from_folder(root), tmp_path / "run")
+    files = sorted(root.rglob("*.png"))
+    Image.fromarray(np.full((12, 12), 3, np.uint8)).save(files[2])  # edited
+    files[5].unlink()  # gone
+    Image.fromarray(np.full((12, 12), 200, np.uint8)).save(root / "b" / "new.png")  # new
+    with pytest.raises(rundir.RunDirConflict, match=r"differs in: data.*\(the images that differ from that scan's: "
+                       rf"{files[2].relative_to(root).as_posix()}, {files[5].relative_to(root).as_posix()} \(gone\), "
+                       r"b/new.png \(new\)\)"):  # fmt: skip
+        _scan(data.from_folder(root), rd)

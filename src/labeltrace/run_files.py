@@ -23,7 +23,7 @@ import numpy as np
 
 from labeltrace._io import atomic_save_array
 
-__all__ = ["EDGE", "FileStamps", "ImageChanged", "file_stamp", "write_stamps"]
+__all__ = ["EDGE", "FileStamps", "ImageChanged", "changed_files", "file_stamp", "write_stamps"]
 
 EDGE = 4096
 """Bytes read at each end of a file."""
@@ -89,3 +89,17 @@ class FileStamps:
                 f"sample {sample_id}: its image file {path} changed since the scan (another picture than the one "
                 "scored); put the scanned file back, or scan the folder again"
             )
+
+
+def changed_files(stamps: Path, scanned: Sequence[str], root: Path, now: Sequence[str]) -> list[str]:
+    """What differs between the files a finished scan read (``scanned``, relative to ``root`` as its
+    samples table has them, stamped in ``stamps``) and the files a new scan of ``root`` lists
+    (``now``): each changed, gone or new file once, changed first — for a refusal that says
+    'differs in: data' to say where."""
+    st = FileStamps(stamps, len(scanned))
+    listed = set(now)
+    changed = [s for i, s in enumerate(scanned) if s in listed and not st.matches(i, root / s)]
+    gone = [f"{s} (gone)" for s in scanned if s not in listed]
+    before = set(scanned)
+    new = [f"{s} (new)" for s in now if s not in before]
+    return changed + gone + new

@@ -34,7 +34,7 @@ from labeltrace.models.probe import close_call
 from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import Recording
 from labeltrace.relabel.store_file import bound_to
-from labeltrace.run_files import write_stamps
+from labeltrace.run_files import changed_files, write_stamps
 from labeltrace.scan_settings import (  # re-exported: the scan's settings live there
     FINETUNE_DEFAULTS,
     MODEL_DEFAULTS,
@@ -248,7 +248,12 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     def fits(db: Path) -> bool:  # the review's decisions stay when they are about these images
         return bound_to(db, classes=list(ds.classes), ids=list(ds.ids), held_ids=rd.held_ids(out))
 
-    claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log, reviews_fit=fits))
+    try:
+        claimed = _on_writer(d, lambda: rd.claim(out, fp, force=force, log=log, reviews_fit=fits))
+    except rd.RunDirConflict as exc:  # other images: say which
+        if d.is_writer and (which := _changed_images(out, ds, fp)):
+            raise rd.RunDirConflict(f"{exc} (the images that differ from that scan's: {listing(which)})") from None
+        raise
     if command and claimed in ("new", "resume") and d.is_writer:  # a stopped scan's folder names it
         rd.record_command(out, command)
     if ds.root is not None and d.is_writer and not (out / rd.IMAGE_FILES).is_file():  # before the files are read
@@ -337,6 +342,23 @@ def _resolve(config: ScanConfig, ds: ImageDataset, out: Path, force: bool) -> tu
         return model, probe, r, {"model": str(r), "accuracy": {}, "n": 0,
                                  "reason": "kept from the scan already in the run directory (--force probes again)"}
     return (model, probe, *resolve_resolution(config, model, ds))
+
+
+def _changed_images(out: Path, ds: ImageDataset, fp: dict[str, Any]) -> list[str]:
+    """The image files that differ between the finished scan ``out`` holds and ``ds``, when the
+    images are what differs (empty when either is no image folder, or the scan kept no stamps)."""
+    stamps, table = out / rd.IMAGE_FILES, out / rd.SAMPLES
+    if ds.root is None or not stamps.is_file() or not table.is_file():
+        return []
+    import pyarrow.parquet as pq
+
+    try:
+        if (rd.held_fingerprint(out) or {}).get("data") == fp.get("data"):
+            return []
+        scanned = [str(p) for p in pq.read_table(table, columns=["path"]).column("path").to_pylist()]
+        return changed_files(stamps, scanned, ds.root, [str(s) for s in ds.sources])
+    except (OSError, ValueError):  # a damaged table or stamps: the refusal as it was
+        return []
 
 
 def _on_writer(d: distributed.Dist, fn: Callable[[], T]) -> T:

@@ -660,3 +660,23 @@ def test_the_server_starts_without_torch_or_matplotlib(run_dir: Path) -> None:
             "print(sorted(m for m in ('torch', 'matplotlib', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_the_server_builds_the_page_context_before_the_first_request(run_dir: Path, monkeypatch) -> None:
+    """The first /api/context without an embedding decoded every image inside that request (minutes
+    at 100k samples) after the page had opened: the server builds it in the background at start."""
+    from labeltrace import rundir
+    from labeltrace.review import server
+
+    started: list[threading.Thread] = []
+    warm = server.warm_context
+    monkeypatch.setattr(server, "warm_context", lambda ctx: started.append(warm(ctx)) or started[-1])
+    monkeypatch.setattr(server, "_run", lambda app, sock, **kw: sock.close())
+    assert not (run_dir / rundir.REVIEW_CONTEXT).exists()
+    server.serve(run_dir, port=0)
+    assert len(started) == 1
+    started[0].join(timeout=60)
+    assert (run_dir / rundir.REVIEW_CONTEXT).is_file()  # built with no request made
+    started.clear()
+    server.serve(run_dir, port=0, blind="all")  # a blind page asks for no context: none built
+    assert started == []

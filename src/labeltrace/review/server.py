@@ -7,7 +7,9 @@ import errno
 import os
 import secrets
 import socket
+import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI
@@ -22,7 +24,7 @@ from labeltrace.review.security import TOKEN_HEADER, check_token, is_loopback
 from labeltrace.run_moved import missing_root_text
 from labeltrace.rundir import QUEUE
 
-__all__ = ["listen", "serve"]
+__all__ = ["listen", "serve", "warm_context"]
 
 
 def serve(
@@ -84,7 +86,23 @@ def serve(
           flush=True)  # fmt: skip
     if token:
         print(f"token: {token}  (send it as header {TOKEN_HEADER} or ?token=)", flush=True)
+    if blind is None:  # the page's context (features, neighbours) built while the reviewer opens the page,
+        warm_context(st.context)  # not inside the first request (minutes at 100k images without an embedding)
     _run(app, sock, host=host, port=port, log_level=log_level)
+
+
+def warm_context(context: Any) -> threading.Thread:
+    """Build (or read) ``context`` in a background thread; an error is left for the request that
+    needs it to report (a request waits on the context's lock meanwhile)."""
+    def build() -> None:
+        try:
+            context.load()
+        except Exception:  # noqa: BLE001 - said by /api/context, where it matters
+            pass
+
+    t = threading.Thread(target=build, name="labeltrace-review-context", daemon=True)
+    t.start()
+    return t
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["atomic_batch", "atomic_remove", "atomic_write", "atomic_write_json", "differing_keys", "digest", "json_default", "read_json", "reading",
+__all__ = ["atomic_batch", "atomic_remove", "atomic_write", "atomic_write_json", "differing_keys", "digest", "iter_json_items", "json_default", "read_json", "reading",
            "temporaries", "write_json", "write_json_array", "write_table"]
 
 
@@ -176,6 +176,70 @@ def read_json(path: str | os.PathLike[str], hint: str = "") -> Any:
     """The JSON in ``path``; a damaged file raises ``ValueError`` naming it (:func:`reading`)."""
     with reading(path, hint):
         return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def iter_json_items(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> Iterator[Any]:
+    """The items of a JSON file holding one array, parsed one at a time (a file of one object: that
+    object), so that a large export is never held whole, as text or as objects. ``JSONDecodeError``
+    (a ``ValueError``) for a file that is not such JSON; its position counts from the item it is in."""
+    dec = json.JSONDecoder()
+    with open(path, encoding="utf-8") as fh:
+        buf, pos = "", 0
+
+        def fill() -> bool:  # more text after buf[pos:]; reads at least as much as it holds (linear overall)
+            nonlocal buf, pos
+            s = fh.read(max(chunk, len(buf) - pos))
+            buf, pos = buf[pos:] + s, 0
+            return bool(s)
+
+        def skip_space() -> bool:  # True when a character follows
+            nonlocal pos
+            while True:
+                while pos < len(buf) and buf[pos] in " \t\r\n":
+                    pos += 1
+                if pos < len(buf) or not fill():
+                    return pos < len(buf)
+
+        def fail(what: str) -> json.JSONDecodeError:
+            return json.JSONDecodeError(what, buf, pos)
+
+        if not skip_space():
+            raise fail("an empty file (expected a JSON array)")
+        if buf[pos] != "[":  # one object (or another value): parsed whole
+            while fill():
+                pass
+            yield json.loads(buf)
+            return
+        pos += 1
+        if skip_space() and buf[pos] == "]":
+            pos += 1
+        else:
+            while True:
+                if not skip_space():
+                    raise fail("the array is cut short")
+                while True:
+                    try:
+                        item, end = dec.raw_decode(buf, pos)
+                    except json.JSONDecodeError:
+                        if fill():
+                            continue
+                        raise
+                    if end == len(buf) and fill():  # a number may go on in the next chunk
+                        continue
+                    break
+                yield item
+                pos = end
+                if not skip_space():
+                    raise fail("the array is cut short")
+                if buf[pos] == ",":
+                    pos += 1
+                    continue
+                if buf[pos] != "]":
+                    raise fail("expected ',' or ']' after an item")
+                pos += 1
+                break
+        if skip_space():
+            raise fail("extra data after the array")
 
 
 def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:

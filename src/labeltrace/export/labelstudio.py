@@ -15,6 +15,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from labeltrace._checks import listing
+from labeltrace._io import iter_json_items
 from labeltrace.export.labelstudio_results import (
     LS_LABEL,
     LS_REVIEW,
@@ -218,14 +219,18 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
         Unreadable JSON, a task that matches no sample, or an unknown class (naming the task).
     """
     run = open_run(run_dir)
-    try:
-        tasks = json.loads(Path(export_json).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{export_json}: cannot read a Label Studio export: {exc}") from exc
-    if isinstance(tasks, dict):
-        tasks = [tasks]
-    if not isinstance(tasks, list):
-        raise ValueError(f"{export_json}: expected a JSON list of tasks")
+
+    def read() -> Iterator[Any]:  # task by task: an export of hundreds of MB is never held whole
+        try:
+            with open(export_json, encoding="utf-8") as fh:
+                head = fh.read(4096).lstrip()
+            if head[:1] not in ("[", "{"):  # a list of tasks, or one task
+                raise ValueError(f"{export_json}: expected a JSON list of tasks")
+            yield from iter_json_items(export_json)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{export_json}: cannot read a Label Studio export: {exc}") from exc
+
+    tasks = read()
     classes = set(run.classes)
     ext_ids = [str(e) for e in run.column("external_id")]
     by_ext = {e: i for i, e in enumerate(ext_ids)}

@@ -2,7 +2,8 @@
 trajectory, and its nearest neighbours among the samples labelled with the given and the
 suggested class.
 
-Computed on first use and cached in the run directory (``rundir.REVIEW_CONTEXT``, an ``.npz``,
+Computed on first use (``labeltrace review`` starts it in the background when the server starts)
+and cached in the run directory (``rundir.REVIEW_CONTEXT``, an ``.npz``,
 keyed to the scan's ``run.json``):
 the run's features (:func:`labeltrace.relabel.features.run_features`) reduced to at most
 ``DIMS`` principal components, and the per-epoch ``p(given)`` and signed entropy (divided by

@@ -35,5 +35,6 @@ def test_one_object_and_broken_files(tmp_path: Path) -> None:
         p.write_text(text)
         with pytest.raises(ValueError):
             list(iter_json_items(p, chunk=2))
-    p.write_text("[12345678]")  # a number cut by the chunk: read on
-    assert list(iter_json_items(p, chunk=3)) == [12345678]
+    for text, chunk in (("[12345678]", 3), ("[0.0]", 1), ("[1e5, -2.5E-3]", 1), ("[1.25]", 2)):
+        p.write_text(text)  # a number cut by the chunk: read on ('0.' of '0.0' parsed as 0 before)
+        assert list(iter_json_items(p, chunk=chunk)) == json.loads(text)

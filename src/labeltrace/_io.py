@@ -224,7 +224,9 @@ def iter_json_items(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> It
                         if fill():
                             continue
                         raise
-                    if end == len(buf) and fill():  # a number may go on in the next chunk
+                    # a number cut by the chunk parses as its first part ("0." of "0.5" as 0): an item
+                    # is whole only where a delimiter follows it (or the file ends)
+                    if (end == len(buf) or buf[end] not in " \t\r\n,]") and fill():
                         continue
                     break
                 yield item

@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["atomic_batch", "atomic_remove", "atomic_write", "atomic_write_json", "differing_keys", "digest", "iter_json_items", "json_default", "read_json", "reading",
+__all__ = ["atomic_batch", "atomic_remove", "atomic_save_array", "atomic_write", "atomic_write_bytes", "atomic_write_json", "differing_keys", "digest", "iter_json_items", "json_default", "read_json", "reading",
            "temporaries", "write_json", "write_json_array", "write_table"]
 
 

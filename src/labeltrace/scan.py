@@ -347,17 +347,15 @@ def _resolve(config: ScanConfig, ds: ImageDataset, out: Path, force: bool) -> tu
 def _changed_images(out: Path, ds: ImageDataset, fp: dict[str, Any]) -> list[str]:
     """The image files that differ between the finished scan ``out`` holds and ``ds``, when the
     images are what differs (empty when either is no image folder, or the scan kept no stamps)."""
-    stamps, table = out / rd.IMAGE_FILES, out / rd.SAMPLES
-    if ds.root is None or not stamps.is_file() or not table.is_file():
+    stamps = out / rd.IMAGE_FILES
+    if ds.root is None or not stamps.is_file():
         return []
-    import pyarrow.parquet as pq
-
     try:
         if (rd.held_fingerprint(out) or {}).get("data") == fp.get("data"):
             return []
-        scanned = [str(p) for p in pq.read_table(table, columns=["path"]).column("path").to_pylist()]
-        return changed_files(stamps, scanned, ds.root, [str(s) for s in ds.sources])
-    except (OSError, ValueError):  # a damaged table or stamps: the refusal as it was
+        scanned = rd.held_column(out, "path")
+        return [] if scanned is None else changed_files(stamps, scanned, ds.root, [str(s) for s in ds.sources])
+    except (OSError, ValueError):  # damaged stamps or fingerprint: the refusal as it was
         return []
 
 

@@ -64,9 +64,8 @@ from labeltrace.export.labelstudio import (
     report_problems,
 )
 from labeltrace.export.tables import review_table
-from labeltrace.relabel.runstore import set_aside_text
+from labeltrace.relabel.runstore import notices
 from labeltrace.run_claim import sharing
-from labeltrace.run_moved import missing_root_text
 from labeltrace.rundir import open_run, write_table
 
 __all__ = [
@@ -133,9 +132,8 @@ def export_run(
     run = open_run(run_dir)
     say = warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3))  # the caller's line
     # decisions a scan with --force set aside (in none of these exports); an images folder not there
-    for text in (set_aside_text(run), missing_root_text(run)):
-        if text is not None:
-            say(text)
+    for text in notices(run):
+        say(text)
     if to == "fiftyone":
         if only_suspects:
             raise ValueError("--only-suspects does not apply to a FiftyOne export (every sample goes, with its "

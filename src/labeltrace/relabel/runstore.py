@@ -8,7 +8,7 @@ import numpy as np
 from labeltrace.relabel.decisions import ReviewStore
 from labeltrace.rundir import REVIEWS_DB, Run
 
-__all__ = ["current_decisions", "open_store", "run_store", "set_aside_text"]
+__all__ = ["current_decisions", "notices", "open_store", "run_store", "set_aside_text"]
 
 
 def current_decisions(run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -48,3 +48,12 @@ def set_aside_text(run: Run) -> str | None:
             "earlier scan, set aside by a scan with --force because that scan had other samples or classes (or "
             "wrote a decisions file that does not say which samples it is about): they are not part of this review "
             f"or its exports; if one is about these very images, rename it to {REVIEWS_DB} (with its -wal file)")
+
+
+def notices(run: Run) -> list[str]:
+    """What every command that reads a run says first: decision files a scan with ``--force`` set
+    aside (:func:`set_aside_text`), an images folder or ``.npz`` that is not there
+    (:func:`labeltrace.run_moved.missing_root_text`)."""
+    from labeltrace.run_moved import missing_root_text
+
+    return [text for text in (set_aside_text(run), missing_root_text(run)) if text is not None]

@@ -24,7 +24,7 @@ from labeltrace import rundir
 from labeltrace._checks import listing
 from labeltrace._io import atomic_write_bytes
 from labeltrace.diagnostics import contradicted_text
-from labeltrace.relabel.runstore import set_aside_text
+from labeltrace.relabel.runstore import notices
 from labeltrace.report import plots, stats
 from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
 from labeltrace.report.images import png_bytes, png_data_uri
@@ -348,9 +348,8 @@ def write_report(
         raise ValueError(f"top must be >= 0, got {top}")
     run = open_run(run_dir)
     say = warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3))
-    for text in (set_aside_text(run), missing_root_text(run)):
-        if text is not None:
-            say(text)
+    for text in notices(run):
+        say(text)
     d = read_report_data(run)
     ids = top_ids(d, top)
     with warnings.catch_warnings():  # a decoder's warnings about one image (the tile says what is wrong)

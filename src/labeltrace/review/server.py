@@ -17,11 +17,10 @@ from fastapi import FastAPI
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.earlier import settled_before
 from labeltrace.relabel.live import LiveConfig
-from labeltrace.relabel.runstore import set_aside_text
+from labeltrace.relabel.runstore import notices
 from labeltrace.review.app import create_app
 from labeltrace.review.blind import BlindMode
 from labeltrace.review.security import TOKEN_HEADER, check_token, is_loopback
-from labeltrace.run_moved import missing_root_text
 from labeltrace.rundir import QUEUE
 
 __all__ = ["listen", "serve", "warm_context"]
@@ -70,9 +69,8 @@ def serve(
               "machines over plain HTTP, where the token and the images can be read on the way; for "
               "reviewers elsewhere put it behind an HTTPS reverse proxy or an SSH tunnel", flush=True)  # fmt: skip
     st = app.state.review
-    for text in (set_aside_text(st.run), missing_root_text(st.run)):
-        if text is not None:
-            print(f"warning: {text}", flush=True)
+    for text in notices(st.run):
+        print(f"warning: {text}", flush=True)
     settled = settled_before(st.run)[0]
     if settled is not None and settled.any() and not (st.run.path / QUEUE).exists():
         print(f"note: {int(settled.sum())} samples were settled by an earlier review round (the manifest's "

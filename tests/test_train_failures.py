@@ -113,3 +113,47 @@ def test_a_step_schedule_over_one_or_two_epochs_starts_at_the_full_rate() -> Non
     assert rates[1] == [1.0] and rates[2] == pytest.approx([1.0, 0.1]) and rates[3] == pytest.approx([1.0, 0.1, 0.01])
     assert rates[4] == pytest.approx([1.0, 1.0, 0.1, 0.01])  # as before from 3 epochs on
     assert rates[8] == pytest.approx([1.0] * 4 + [0.1] * 2 + [0.01] * 2)
+
+
+@pytest.mark.parametrize("n", [129, 257])
+def test_a_lone_last_sample_trains_with_the_batch_before_it(n: int) -> None:
+    """1x1 images, n = 1 more than a multiple of the batch: the last training batch held one image
+    and BatchNorm refused it ("Expected more than 1 value per channel when training")."""
+    from labeltrace.models.small_cnn import SmallResNet
+    from labeltrace.train import loop
+
+    torch.manual_seed(0)
+    seen: list[int] = []
+    sizes: list[int] = []
+    x = torch.rand(n, 1, 1, 1)
+    y = np.arange(n) % 2
+    real = loop.run_epoch
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        inner = kwargs["on_batch"]
+
+        def hook(ids: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+            seen.extend(ids.tolist())
+            sizes.append(len(ids))
+            inner(ids, logits, labels)
+
+        return real(*args, **{**kwargs, "on_batch": hook})
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop, "run_epoch", spy)
+        res = loop.train_recorded(SmallResNet(1, 2, width=8), x, y, num_classes=2, progress=False,
+                             config=TrainConfig(epochs=2, batch_size=128, device="cpu"))  # fmt: skip
+    assert sizes == [128] * (n // 128 - 1) + [129] + [128] * (n // 128 - 1) + [129]
+    assert sorted(seen) == sorted(list(range(n)) * 2)  # every sample once an epoch
+    assert res.recorder.num_epochs == 2
+
+
+def test_batches_of_one_stay_batches_of_one() -> None:
+    from labeltrace.train.batches import as_source
+    from labeltrace.train.loop import _batches
+
+    src = as_source(torch.zeros(5, 1))
+    assert [len(i) for i, _ in _batches(src, torch.arange(5), 1)] == [1] * 5
+    assert [len(i) for i, _ in _batches(src, torch.arange(5), 2)] == [2, 3]
+    assert [len(i) for i, _ in _batches(src, torch.arange(5), 5)] == [5]
+    assert [len(i) for i, _ in _batches(src, torch.arange(1), 4)] == [1]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -193,7 +193,7 @@ def run_epoch(
     aug = epoch_generator(augment_seed(config.seed, dist.rank), epoch) if dist.active else gen
     model.train()
     correct, total_loss = 0, 0.0
-    for b, (ids, x) in enumerate(source.batches(mine, batch)):
+    for b, (ids, x) in enumerate(_batches(source, mine, batch)):
         if config.augment:
             x = augment_batch(x, aug)
         x = x.to(device, non_blocking=True)
@@ -220,6 +220,24 @@ def run_epoch(
         c, total_loss = dist.sum(correct, total_loss)
         correct = int(c)
     return correct, total_loss
+
+
+def _batches(source: BatchSource, ids: torch.Tensor, batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``source.batches(ids, batch)``, a lone last sample joined to the batch before it: a training
+    batch of one sample is one full SGD step on one image, and BatchNorm cannot train on it when the
+    image is 1x1 ("Expected more than 1 value per channel"). Only a run whose sample count is 1 more
+    than a multiple of ``batch`` changes (its last batch holds ``batch + 1`` samples)."""
+    held: tuple[torch.Tensor, torch.Tensor] | None = None
+    for ids_x in source.batches(ids, batch):
+        if held is not None:
+            if len(ids_x[0]) == 1 < batch:  # full chunks come first: a chunk of one is the last
+                ids_x = (torch.cat([held[0], ids_x[0]]), torch.cat([held[1], ids_x[1]]))
+                held = None
+            else:
+                yield held
+        held = ids_x
+    if held is not None:
+        yield held
 
 
 def check_finite(logits: torch.Tensor, epoch: int, opt: torch.optim.Optimizer) -> torch.Tensor:

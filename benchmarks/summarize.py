@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from labeltrace.bench.cells import failure  # noqa: E402
+from labeltrace.bench.cells import failure, warning  # noqa: E402
 from labeltrace.bench.paired import bar_lines, paired  # noqa: E402
 from labeltrace.evaluate.metrics import interval_text  # noqa: E402
 
@@ -178,6 +178,11 @@ def main(paths: list[str]) -> None:
     if failed:
         print(f"\n## Failed rows, left out of every table above: {len(failed)}\n")
         for r in failed:
+            print(f"- {r['dataset']} | {r['labels']} | {r['model']} | {r['detector']} | seed {r['seed']}: {r['note']}")
+    warned = [r for r in rows if warning(r) is not None]
+    if warned:
+        print(f"\n## Flagged sets that look like a collapsed model, kept in every table above: {len(warned)}\n")
+        for r in warned:
             print(f"- {r['dataset']} | {r['labels']} | {r['model']} | {r['detector']} | seed {r['seed']}: {r['note']}")
 
 

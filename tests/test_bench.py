@@ -56,7 +56,7 @@ def test_quick_grid_writes_csv_markdown_and_plots(quick) -> None:
     assert {(r["labels"], r["detector"]) for r in rows} == {(c.labels, d) for c in cells for d in dets}
     for r in rows:
         assert r["dataset"] == "digits" and r["model"] == "small-cnn" and r["seed"] == "0"
-        assert r["note"] == "" or r["note"].startswith("failed")
+        assert r["note"] == "" or r["note"].startswith(("failed:", "warning: flags"))
         if r["note"]:
             continue
         for m in METRICS:
@@ -747,3 +747,25 @@ def test_clean_cells_show_how_many_each_detector_accuses() -> None:
     md = markdown_report(rows, name="n", command="c", seeds=[0, 1])
     assert "## Flagged on cells without label errors" in md
     assert "| d | clean | m | 6.500 ± 0.707 | 66.500 ± 0.707 | 5.000 (1/2 seeds) |" in md
+
+
+def test_a_flagged_set_that_looks_like_a_collapsed_model_is_warned_of() -> None:
+    """Three detectors flagged the same 83 minority-label samples of a model that collapsed to the
+    majority class; the tables showed only a low F1 among the other seeds' rows."""
+    given = np.array([0] * 10 + [1] * 5 + [2] * 5)
+    assert cells.flag_warning(np.zeros(20, bool), given, 3) == ""
+    some = np.zeros(20, bool)
+    some[[0, 10, 11]] = True
+    assert cells.flag_warning(some, given, 3) == ""
+    rare = given == 1
+    assert cells.flag_warning(rare, given, 3) == "warning: flags every sample labelled class 1 (5)"
+    most = given > 0
+    most[0] = True
+    assert cells.flag_warning(most, given, 3) == (
+        "warning: flags 11 of 20 samples (55%); flags every sample labelled class 1 (5), class 2 (5)")
+    assert cells.flag_warning(np.ones(20, bool), given, 4) == "warning: flags 20 of 20 samples (100%)"
+    row = {"dataset": "d", "labels": "l", "model": "m", "seed": 0, "detector": "aum", "f1": 0.2,
+           "note": cells.flag_warning(rare, given, 3)}
+    md = markdown_report([row], name="t", command="x", seeds=(0,), elapsed=1.0)
+    assert "## Warnings" in md and "d l m seed 0 / aum: flags every sample labelled class 1 (5)" in md
+    assert "0.200" in md and cells.failure(row) is None  # a warning is a row like any other

@@ -102,3 +102,16 @@ def test_rows_of_two_settings_are_not_pooled_as_more_seeds(tmp_path: Path) -> No
     mod.main([str(a), str(c)])  # one setting: four seeds
     old = _write(tmp_path / "old.csv", [_row("crossfit", s, 0.6, 120) for s in range(4, 6)])
     mod.main([str(a), str(old)])  # rows written before the column say nothing, and are not refused
+
+
+def test_warned_rows_are_listed_and_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mod = _load()
+    rows = [_row("crossfit", s, 0.6, 120) for s in range(4)]
+    rows += [_row("crossfit", 4, 0.1, 83, "warning: flags every sample labelled class 1 (83)")]
+    rows += [_row(d, s, 0.5, 110) for d in ("cleanlab", "single") for s in range(5)]
+    mod.main([str(_write(tmp_path / "r.csv", rows))])
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("| d | symmetric:0.2 | m | "))
+    assert [c.strip() for c in line.split("|")][4] == "5"  # all five seeds counted
+    assert "look like a collapsed model, kept in every table above: 1" in out
+    assert "crossfit | seed 4: warning: flags every sample labelled class 1 (83)" in out

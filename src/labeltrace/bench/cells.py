@@ -40,12 +40,14 @@ from labeltrace.bench.config import BenchConfig
 from labeltrace.bench.grid import Cell, DatasetData
 from labeltrace.decide import auxiliary, cutoffs, detectors
 from labeltrace.decide.evidence import Evidence, combined_score
+from labeltrace.diagnostics import MOST
 from labeltrace.evaluate import metrics
 from labeltrace.record.recording import FingerprintMismatch, Recording, RecordingDir
 from labeltrace.score import trajectory
 from labeltrace.train import protocol
 
-__all__ = ["CSV_COLUMNS", "CURVE_COLUMNS", "CellRunner", "failure", "run_cell", "settings_digest"]
+__all__ = ["CSV_COLUMNS", "CURVE_COLUMNS", "CellRunner", "failure", "flag_warning", "run_cell", "settings_digest",
+           "warning"]
 
 Log = Callable[[str], None]
 
@@ -76,10 +78,36 @@ def code_digest() -> str:
 _FAILED = "failed:"  # how the note of a detector's row that failed begins, before the reason
 
 
+_WARNING = "warning:"  # how the note of a row whose flagged set looks like a collapsed model begins
+
+
 def failure(row: dict[str, Any]) -> str | None:
     """Why the detector of a CSV row failed (its note), or None when it did not."""
     note = str(row.get("note", ""))
     return note[len(_FAILED):].strip() if note.startswith(_FAILED) else None
+
+
+def warning(row: dict[str, Any]) -> str | None:
+    """What a CSV row's note warns of (:func:`flag_warning`), or None."""
+    note = str(row.get("note", ""))
+    return note[len(_WARNING):].strip() if note.startswith(_WARNING) else None
+
+
+def flag_warning(flagged: np.ndarray, given: np.ndarray, num_classes: int) -> str:
+    """The note of a row whose flagged set says more about its model than about the labels, else "":
+    it flags most samples (:data:`labeltrace.diagnostics.MOST`), or every sample of a class — what a
+    model that collapsed to the majority class does (the rare class's labels all contradicted), which
+    the metrics alone hide among the other seeds' rows."""
+    f = np.asarray(flagged, dtype=bool)
+    g = np.asarray(given, dtype=np.int64)
+    said = []
+    if f.size and f.sum() > MOST * f.size:
+        said.append(f"flags {int(f.sum()):,} of {f.size:,} samples ({f.mean():.0%})")
+    sizes = np.bincount(g, minlength=num_classes)
+    whole = np.flatnonzero((np.bincount(g[f], minlength=num_classes) == sizes) & (sizes > 0))
+    if whole.size and whole.size < np.count_nonzero(sizes):  # every class whole: said by the share above
+        said.append("flags every sample labelled " + ", ".join(f"class {c} ({sizes[c]:,})" for c in whole))
+    return f"{_WARNING} {'; '.join(said)}" if said else ""
 
 
 def settings_digest(cell: Cell, cfg: BenchConfig) -> str:
@@ -264,7 +292,7 @@ class CellRunner:
             "precision": rep["precision"], "recall": rep["recall"], "f1": rep["f1"], "auroc": rep["auroc"],
             "ap": rep["average_precision"], "n_flagged": rep["n_flagged"], "f1_at_true_rate": at["f1"],
             "wall_seconds": d["wall_seconds"], "n_trainings": d["n_trainings"], "rule": d["rule"],
-            "cutoff": d["cutoff"],
+            "cutoff": d["cutoff"], "note": flag_warning(d["flagged"], self.given, self.k),
         }  # fmt: skip
 
     def sei_curve(self) -> list[dict[str, Any]]:

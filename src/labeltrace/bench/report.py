@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from labeltrace._io import atomic_write_bytes
-from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS, failure
+from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS, failure, warning
 
 __all__ = [
     "machine_info",
@@ -264,6 +264,10 @@ def markdown_report(
                    for r in rows if (why := failure(r)) is not None]  # fmt: skip
     if failures or failed_rows:  # whole cells, and single detectors of a cell (their rows read "–")
         out += ["## Failures", "", *[f"- {f}" for f in [*failures, *failed_rows]], ""]
+    warned = [f"- {r['dataset']} {r['labels']} {r['model']} seed {r['seed']} / {r['detector']}: {why}"
+              for r in rows if (why := warning(r)) is not None]  # fmt: skip
+    if warned:  # kept in every table above: the numbers are what the detector did
+        out += ["## Warnings (flagged sets that look like a collapsed model; in the tables above)", "", *warned, ""]
     if plots:
         out += ["## Plots", "", *[f"![{p}]({p})" for p in plots], ""]
     return "\n".join(out)

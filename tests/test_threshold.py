@@ -127,6 +127,25 @@ def test_auxiliary_cutoff_percentile_matches_aum_reference_rule() -> None:
     assert th.auxiliary_cutoff(s, is_aux, rule="percentile", q=50) == 50.0
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_the_percentile_cut_is_the_aum_reference_rule_at_every_size(seed: int) -> None:
+    """At 101 auxiliary scores the interpolated 99th percentile happened to be the reference's cut;
+    at M = 90 with one memorised threshold sample it sat 4.45 below it and flagged none of the
+    samples the reference flags between the two (the order statistic is ``M - floor(M / 100)``)."""
+    rng = np.random.default_rng(seed)
+    for m in range(1, 602, 3):
+        aux = rng.integers(-8, 8, m).astype(float)  # ties everywhere
+        aux[rng.random(m) < 0.03] = 20.0  # a few memorised threshold samples
+        s = np.concatenate([aux, np.arange(-9.0, 21.0, 0.5)])
+        is_aux = np.arange(s.size) < m
+        reference = (aux[None, :] > s[:, None]).mean(axis=1) > 0.01
+        np.testing.assert_array_equal(th.flag(s, th.auxiliary_cutoff(s, is_aux, rule="percentile")), reference,
+                                      err_msg=f"M = {m}")  # fmt: skip
+    aux = np.r_[np.full(89, -3.0), 2.0]
+    assert th.auxiliary_cutoff(aux, np.ones(90, bool), rule="percentile") == 2.0
+    assert th.auxiliary_cutoff(aux, np.ones(90, bool), rule="percentile", method="linear") == pytest.approx(-2.45)
+
+
 def test_auxiliary_cutoff_validation() -> None:
     s = np.array([1.0, np.nan, 2.0])
     with pytest.raises(ValueError, match=r"1 NaN values at sample ids \[1\]"):
@@ -169,7 +188,8 @@ def test_combine_cutoffs_and_pooled() -> None:
         th.combine_cutoffs(th.auxiliary_cutoff(sa, aux_a), th.auxiliary_cutoff(sb, aux_b))
     )
     p99 = th.pooled_auxiliary_cutoff(sa, sb, aux_a, aux_b, rule="percentile")
-    assert p99 == pytest.approx(np.percentile(np.r_[sa[aux_a], sb[aux_b]], 99))
+    pooled_aux = np.sort(np.r_[sa[aux_a], sb[aux_b]])
+    assert p99 == pooled_aux[pooled_aux.size - pooled_aux.size // 100 - 1]  # the order statistic M - floor(M/100)
 
 
 def _bimodal(seed: int, n_lo: int = 150, n_hi: int = 450) -> np.ndarray:

@@ -177,15 +177,18 @@ def auxiliary_cutoff(
     *,
     rule: Literal["mean", "percentile"] = "mean",
     q: float = 99.0,
-    method: str = "linear",
+    method: str = "inverted_cdf",
 ) -> float:
     """Cutoff from the scores of the auxiliary (known-mislabeled) samples.
 
     ``rule="mean"`` (SEI paper): the mean auxiliary score. ``rule="percentile"`` (AUM, Pleiss
     et al. 2020): the ``q``-th percentile (default 99th) of the auxiliary scores — almost all
     deliberately mislabeled samples score below it, so a real sample scoring below it looks
-    like them and is flagged (the AUM reference code flags a sample when more than 1% of
-    threshold samples score strictly higher, the same rule up to interpolation).
+    like them and is flagged. With the default ``method`` the percentile is an order statistic,
+    the ``ceil(q/100 · M)``-th smallest of the ``M`` auxiliary scores, and ``scores < cutoff`` is
+    exactly the AUM reference code's rule: flagged when more than ``(100 − q)`` % of the
+    threshold samples score strictly higher (``"linear"`` interpolates below that statistic, by up
+    to one rank: it flagged up to 30 % fewer where a few threshold samples are memorised, M = 90).
     In both cases flag with ``scores < cutoff`` (:func:`flag`). The percentile rule is a far
     more inclusive cutoff than the mean.
 
@@ -198,8 +201,8 @@ def auxiliary_cutoff(
     rule : {"mean", "percentile"}, default "mean"
     q : float, default 99.0
         Percentile in ``[0, 100]`` for ``rule="percentile"``.
-    method : str, default "linear"
-        ``np.percentile`` interpolation method for ``rule="percentile"``.
+    method : str, default "inverted_cdf"
+        ``np.percentile`` method for ``rule="percentile"`` (the default: the AUM reference's rule).
 
     Returns
     -------
@@ -277,7 +280,7 @@ def pooled_auxiliary_cutoff(
     *,
     rule: Literal["mean", "percentile"] = "mean",
     q: float = 99.0,
-    method: str = "linear",
+    method: str = "inverted_cdf",
 ) -> float:
     """:func:`auxiliary_cutoff` over both runs' auxiliary scores pooled together.
 

@@ -4,6 +4,7 @@ computed, for the ids of the batch; a Lightning checkpoint resumes it exactly.""
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -254,3 +255,22 @@ def test_ddp_checkpoints_between_epochs_go_through(tmp_path, as_if_two_ranks):
     fit(2, tmp_path, cb)  # validation once an epoch, saved after it: between epochs
     assert type(cb.recorder).__name__ == "DistributedRecorder" and cb.dynamics().num_epochs == 2
     assert (tmp_path / "ckpt" / "last.ckpt").exists()
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
+def test_an_epoch_lightning_did_not_finish_says_how_many_samples_it_holds(tmp_path):
+    """A stop mid-epoch, resumed with max_epochs: Lightning went on with the next epoch and the
+    recorder's epoch closed with 14 of 24 samples, silently (a review's run: 333 of 1,500)."""
+    first, m1 = RecorderCallback(N, K), EpochLogged()
+    with pytest.warns(UserWarning, match=r"Lightning epoch 2 stopped mid-way and the fit ended there .*closes with "
+                                         r"14 of 24 samples"):  # fmt: skip
+        plain_trainer(tmp_path, first, max_steps=10, max_epochs=-1).fit(m1, loader())
+    resumed, m2 = RecorderCallback(N, K), EpochLogged()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        plain_trainer(tmp_path, resumed, max_epochs=5).fit(m2, loader(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    partial = [str(w.message) for w in seen if "stopped mid-way" in str(w.message)]
+    assert {e for e, *_ in m2.log_} == {3, 4}  # Lightning 2.6 went on with epoch 3 (with max_steps it continues 2)
+    assert len(partial) == 1 and "the fit went on with Lightning epoch 3" in partial[0] and "14 of 24" in partial[0]
+    assert sorted(set(np.asarray(resumed.dynamics().n_seen).tolist())) == [4, 5]
+    assert_same(resumed.dynamics(), recorded_as_lightning_ran(m1.log_, m2.log_))

@@ -22,8 +22,10 @@ the validation loop and before any checkpoint of that epoch is written (a
 failing that, at ``on_train_epoch_end`` once the epoch's batches are all done. An epoch that
 Lightning stops early (``max_steps`` mid-epoch, ``trainer.should_stop``) stays open in the
 checkpoints written at that stop, so a resume that continues the epoch continues the recorder's
-epoch too; it closes when Lightning starts its next epoch, or at the end of ``fit`` (so
-:meth:`RecorderCallback.dynamics` holds the partial epoch). A batch that ``training_step`` skips
+epoch too; it closes when Lightning starts its next epoch (Lightning 2.6 does so, instead of
+continuing it, for a fit resumed with ``max_epochs``), or at the end of ``fit`` (so
+:meth:`RecorderCallback.dynamics` holds the partial epoch); either way a warning says how many
+samples the partial epoch holds. A batch that ``training_step`` skips
 (returns ``None``, under automatic optimization) is not recorded.
 
 Under a multi-process strategy that runs this script on every rank (``strategy="ddp"`` under a
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -152,7 +155,20 @@ class RecorderCallback(pl.Callback):
     def _close_if_moved_on(self, trainer: pl.Trainer) -> None:
         """Close an epoch left open by a stop mid-epoch once Lightning runs another epoch."""
         if 0 <= self._pending_epoch != trainer.current_epoch:
+            self._warn_partial(f"the fit went on with Lightning epoch {trainer.current_epoch} (a resume from a stop "
+                               "mid-epoch that did not continue it)")  # fmt: skip
             self._close()
+
+    def _warn_partial(self, why: str) -> None:
+        """Say how many samples an epoch Lightning did not finish holds, as it closes (a plain
+        Recorder's; a DistributedRecorder holds only this rank's part of it)."""
+        if not isinstance(self.recorder, Recorder):
+            return
+        held, n = int(self.recorder.pending().ids.size), self.recorder.num_samples
+        warnings.warn(f"RecorderCallback: Lightning epoch {self._pending_epoch} stopped mid-way and {why}: the "
+                      f"recorder's epoch {self.recorder.num_epochs} closes with {held:,} of {n:,} samples, so the "
+                      "others' scores average one epoch fewer. Resume from a checkpoint taken between epochs, or "
+                      "record that epoch again in a new Recorder, where that matters", UserWarning, stacklevel=3)  # fmt: skip
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not isinstance(self.recorder, Recorder):  # a DistributedRecorder: checkpoints between epochs only
@@ -188,7 +204,10 @@ class RecorderCallback(pl.Callback):
         # resume that continues it continues the recorder's epoch
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._close()  # an epoch stopped mid-way, after the last checkpoint: into the dynamics
+        if self._pending_epoch >= 0:  # an epoch stopped mid-way, after the last checkpoint: into the dynamics
+            self._warn_partial("the fit ended there (max_steps, should_stop); dynamics() holds that part as an epoch "
+                               "(a resume from this stop's checkpoint continues it, if Lightning continues the epoch)")  # fmt: skip
+        self._close()
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

@@ -425,3 +425,30 @@ def test_an_epoch_window_selecting_no_epoch_is_refused():
     with pytest.raises(ValueError, match="epoch window 2:2 selects none"):
         d.std("margin", epochs=slice(2, 2))
     np.testing.assert_array_equal(scores.compute("sei", d, epochs=slice(-2, None)), scores.compute("sei", d, epochs=slice(2, 4)))
+
+
+def test_a_recorder_goes_into_a_torch_checkpoint_beside_the_model(tmp_path) -> None:
+    """rec.state_dict() beside a model's weights: torch.load (weights_only by default since torch
+    2.6) refused its numpy arrays (UnpicklingError)."""
+    rng = np.random.default_rng(0)
+    rec = Recorder(30, 3)
+    for _ in range(2):
+        rec.update(np.arange(30), rng.normal(size=(30, 3)), np.arange(30) % 3)
+        rec.end_epoch()
+    rec.update(np.arange(10), rng.normal(size=(10, 3)), np.arange(10) % 3)  # an epoch in progress
+    model = torch.nn.Linear(4, 3)
+    torch.save({"model": model.state_dict(), "recorder": rec.state_dict(tensors=True)}, tmp_path / "ckpt.pt")
+    state = torch.load(tmp_path / "ckpt.pt")  # weights_only=True
+    back = Recorder.from_state_dict(state["recorder"])
+    again = Recorder(30, 3)
+    again.load_state_dict(state["recorder"])
+    for r in (back, again):
+        assert r.num_epochs == 2 and r.epoch_in_progress
+        r.end_epoch()
+    rec.end_epoch()
+    for r in (back, again):
+        for f in ("loss", "margin", "correct"):
+            np.testing.assert_array_equal(r.dynamics().epochs(f), rec.dynamics().epochs(f))
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|numpy"):  # the plain form: refused there
+        torch.save({"recorder": rec.state_dict()}, tmp_path / "plain.pt")
+        torch.load(tmp_path / "plain.pt")

@@ -148,3 +148,19 @@ def test_a_model_output_passed_as_logits_says_to_pass_the_tensor():
     for out, what in (({"logits": torch.zeros(2, 3)}, "dict"), ((torch.zeros(2, 3),), "tuple")):
         with pytest.raises(ValueError, match=f"from a {what}: pass the logits tensor itself"):
             rec.update([0, 1], out, [0, 1])
+
+
+@pytest.mark.parametrize("shape", [(4,), (4, 1)])
+def test_a_single_logit_binary_model_is_told_how_to_record(shape):
+    rec = Recorder(8, 2)
+    z = torch.randn(*shape)
+    with pytest.raises(ValueError, match=r"got \(4,( 1)?\).*torch.cat\(\[torch.zeros_like\(z\), z\], 1\)"):
+        rec.update(torch.arange(4), z, torch.zeros(4, dtype=torch.long))
+    two = torch.cat([torch.zeros_like(z.reshape(4, 1)), z.reshape(4, 1)], 1)  # the advice, followed
+    rec.update(torch.arange(4), two, torch.ones(4, dtype=torch.long))
+    rec.end_epoch()
+    p = torch.sigmoid(z.reshape(4)).double().numpy()
+    np.testing.assert_allclose(rec.dynamics().epochs("p_given")[0, :4], p, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"got \(4, 3\)") as e:  # not a binary model's shape: no such advice
+        rec.update(torch.arange(4), torch.randn(4, 3), torch.zeros(4, dtype=torch.long))
+    assert "zeros_like" not in str(e.value)

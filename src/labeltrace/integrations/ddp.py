@@ -38,6 +38,7 @@ import numpy as np
 import torch.distributed as dist
 
 from labeltrace.record import Dynamics, PendingUpdates, Recorder
+from labeltrace.record.recorder import as_arrays
 from labeltrace.record.state import read_meta
 
 __all__ = ["DistributedRecorder"]
@@ -193,16 +194,18 @@ class DistributedRecorder:
                 "end_epoch(): save between epochs"
             )
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Rank 0: the recorder's state (between epochs); other ranks: an empty dict."""
+    def state_dict(self, *, tensors: bool = False) -> dict[str, Any]:
+        """Rank 0: the recorder's state (between epochs; ``tensors`` as for
+        :meth:`Recorder.state_dict`); other ranks: an empty dict."""
         if self.rank != 0:
             return {}
         self._need_between_epochs()
-        return self._rec.state_dict()
+        return self._rec.state_dict(tensors=tensors)
 
-    def load_state_dict(self, state: dict[str, np.ndarray], *, base: str | os.PathLike[str] | None = None) -> None:
-        """Every rank, with rank 0's state: rank 0 restores the recorder, the others its labels
-        and epoch count."""
+    def load_state_dict(self, state: dict[str, Any], *, base: str | os.PathLike[str] | None = None) -> None:
+        """Every rank, with rank 0's state (either form of :meth:`state_dict`): rank 0 restores the
+        recorder, the others its labels and epoch count."""
+        state = as_arrays(state)
         if self.rank == 0:
             self._rec.load_state_dict(state, base=base)
             self._synced_labels = self._rec.labels.copy()

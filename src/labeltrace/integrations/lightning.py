@@ -47,9 +47,6 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-import torch
-
 from labeltrace.record import Dynamics, Recorder
 
 try:
@@ -217,14 +214,10 @@ class RecorderCallback(pl.Callback):
                 f"{self._pending_epoch} is open), which a DistributedRecorder cannot hold: checkpoint between "
                 "epochs only (see the RecorderCallback docstring)"
             )
-        st = self.recorder.state_dict()
-        out: dict[str, Any] = {"pending_epoch": self._pending_epoch}
-        out["recorder"] = {k: str(v) if k == "meta" else torch.from_numpy(np.ascontiguousarray(v)) for k, v in st.items()}
-        return out
+        return {"pending_epoch": self._pending_epoch, "recorder": self.recorder.state_dict(tensors=True)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        st = {k: np.array(v) if k == "meta" else v.cpu().numpy() for k, v in state_dict["recorder"].items()}
-        self.recorder.load_state_dict(st)
+        self.recorder.load_state_dict(state_dict["recorder"])
         self._pending_epoch = int(state_dict.get("pending_epoch", -1))
 
 

@@ -85,8 +85,13 @@ def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray) -> np.ndarr
         raise ValueError(f"{e}{f' (got {hint})' if hint else ''}") from None
     if a.ndim != 2 or a.shape[0] != batch or a.shape[1] != num_classes:
         hint = _outputs_hint(x)
+        binary = ""
+        if num_classes == 2 and a.shape in ((batch,), (batch, 1)):
+            binary = ("; a binary model with one logit z (BCEWithLogitsLoss) gives the two-class logits "
+                      "torch.cat([torch.zeros_like(z), z], 1) (z of shape (batch, 1)), whose softmax is [1 - sigmoid(z), "
+                      "sigmoid(z)]")  # fmt: skip
         raise ValueError(f"logits must have shape (batch={batch}, num_classes={num_classes}), got {tuple(a.shape)}"
-                         f"{f' from {hint}' if hint else ''}")  # fmt: skip
+                         f"{f' from {hint}' if hint else ''}{binary}")  # fmt: skip
     kind = a.dtype.kind
     if kind == "c":
         raise ValueError(f"logits must be real, got complex dtype {a.dtype}")

@@ -337,23 +337,35 @@ class Recorder:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ persistence
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(self, *, tensors: bool = False) -> dict[str, Any]:
         """Everything needed to resume, as plain numpy arrays (no pickle needed to store it).
 
         With a ``directory`` the per-epoch arrays stay in their files (flushed first) and the
         state holds O(N) numbers per quantity, the kept softmax and the directory (absolute);
         otherwise it embeds them.
+
+        ``tensors=True``: CPU torch tensors and the settings as a ``str`` instead — what goes into
+        your model's checkpoint beside its weights (``torch.save({"model": ..., "recorder":
+        rec.state_dict(tensors=True)})``) and comes back from ``torch.load`` with its default
+        ``weights_only=True``, which refuses numpy arrays. :meth:`load_state_dict` and
+        :meth:`from_state_dict` take either form.
         """
         st = _state.build(self, embed=None, base=None)
-        return {k: v if k == "rows" else np.array(v, copy=True) for k, v in st.items()}  # rows: stacked anew
+        out = {k: v if k == "rows" else np.array(v, copy=True) for k, v in st.items()}  # rows: stacked anew
+        if not tensors:
+            return out
+        import torch
 
-    def load_state_dict(self, state: dict[str, np.ndarray], *, base: str | os.PathLike[str] | None = None) -> None:
-        """Restore from :meth:`state_dict` (shapes and settings must match this recorder).
+        return {k: str(v) if k == "meta" else torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+
+    def load_state_dict(self, state: dict[str, Any], *, base: str | os.PathLike[str] | None = None) -> None:
+        """Restore from :meth:`state_dict` (shapes and settings must match this recorder), in
+        either of its forms (numpy arrays, or ``tensors=True``'s).
 
         A state that points to files adopts them (``base`` resolves a relative directory); an
         embedded state loads its arrays into memory, or into this recorder's ``directory``.
         """
-        _state.restore(self, state, base=None if base is None else Path(base))
+        _state.restore(self, as_arrays(state), base=None if base is None else Path(base))
 
     def save(self, path: str | os.PathLike[str], *, embed: bool | None = None) -> Path:
         """Write the state to ``path`` (``.npz``, no pickle) atomically; returns the path.
@@ -367,10 +379,11 @@ class Recorder:
         return _state.save(self, _state.npz_path(path), embed=embed)
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, np.ndarray], *, base: str | os.PathLike[str] | None = None,
+    def from_state_dict(cls, state: dict[str, Any], *, base: str | os.PathLike[str] | None = None,
                         local: bool = False) -> Recorder:  # fmt: skip
         """A recorder rebuilt from :meth:`state_dict` (settings taken from the state; ``local``
         as the constructor's, which the state does not keep)."""
+        state = as_arrays(state)
         meta = _state.read_meta(state)
         rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
                   local=local)  # fmt: skip
@@ -398,3 +411,16 @@ class Recorder:
                   local=local)  # fmt: skip
         _state.restore(rec, state, base=path.parent, owned=True)  # embedded rows: used, not copied
         return rec
+
+
+def as_arrays(state: dict[str, Any]) -> dict[str, Any]:
+    """A :meth:`Recorder.state_dict` as numpy arrays: torch tensors (``tensors=True``'s, or any that
+    went through a checkpoint on a device) as their CPU values, the settings' ``str`` as an array."""
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        if k == "meta" and isinstance(v, str):
+            v = np.array(v)
+        elif hasattr(v, "detach") and hasattr(v, "cpu"):  # a torch tensor, without importing torch
+            v = v.detach().cpu().numpy()
+        out[k] = v
+    return out

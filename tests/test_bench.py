@@ -769,3 +769,14 @@ def test_a_flagged_set_that_looks_like_a_collapsed_model_is_warned_of() -> None:
     md = markdown_report([row], name="t", command="x", seeds=(0,), elapsed=1.0)
     assert "## Warnings" in md and "d l m seed 0 / aum: flags every sample labelled class 1 (5)" in md
     assert "0.200" in md and cells.failure(row) is None  # a warning is a row like any other
+
+
+def test_one_noise_written_two_ways_is_one_label_set() -> None:
+    """symmetric:0.2 and symmetric:0.20 were two cells, apart in every table and never paired."""
+    raw = {"name": "x", "seeds": [0], "detectors": ["aum"], "models": {"m": {"kind": "small-cnn", "epochs": 2}},
+           "datasets": [{"name": "digits", "source": "digits", "labels": ["symmetric:0.20", "confusion:.4", "clean"],
+                         "models": ["m"]}]}  # fmt: skip
+    assert parse_config(raw).datasets[0].labels == ("symmetric:0.2", "confusion:0.4", "clean")
+    raw["datasets"][0]["labels"] = ["symmetric:0.2", "clean", "symmetric:0.20"]
+    with pytest.raises(ValueError, match="labels 'symmetric:0.2' and 'symmetric:0.20' are the same label set"):
+        parse_config(raw)

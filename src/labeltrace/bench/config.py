@@ -170,17 +170,20 @@ class BenchConfig:
 
 
 # ----------------------------------------------------------------------------- parsing
-def _parse_label_spec(spec: str, source: str, where: str) -> None:
+def _parse_label_spec(spec: str, source: str, where: str) -> str:
+    """The label set as the bench names it: a source's own, or synthetic noise written one way
+    (``symmetric:0.20`` and ``symmetric:.2`` are ``symmetric:0.2``: one cell, not two)."""
     from labeltrace.evaluate.noise import parse_spec
 
     real = {"cifar10n": CIFAR10N_LABELS, "cifar10h": CIFAR10H_LABELS}.get(source)
     if spec in (real or ("clean",)):
-        return
+        return spec
     try:  # synthetic noise on the clean labels, any source
-        parse_spec(spec)
+        kind, rate = parse_spec(spec)
     except ValueError as e:
         names = f"; or a label set of the source: {real}" if real else "; or 'clean'"
         raise _err(where, f"labels {spec!r}: {str(e).removeprefix('--noise ')}{names}") from None
+    return f"{kind}:{rate!r}"
 
 
 def _parse_model(name: str, d: Mapping[str, Any]) -> ModelSpec:
@@ -239,9 +242,12 @@ def _parse_dataset(i: int, d: Mapping[str, Any], models: Mapping[str, ModelSpec]
     source = _typed(d, "source", str, where)
     if source not in SOURCES:
         raise _err(where, f"source must be one of {SOURCES}, got {source!r}")
-    labels = _str_list(d, "labels", where)
-    for spec in labels:
-        _parse_label_spec(spec, source, where)
+    given = _str_list(d, "labels", where)
+    labels = tuple(_parse_label_spec(spec, source, where) for spec in given)
+    twice = [f"{a!r} and {b!r}" for i, (a, c) in enumerate(zip(given, labels)) for b, e in
+             zip(given[i + 1 :], labels[i + 1 :]) if c == e]  # fmt: skip
+    if twice:
+        raise _err(where, f"labels {', '.join(twice)} are the same label set")
     mnames = _str_list(d, "models", where)
     missing = [m for m in mnames if m not in models]
     if missing:

@@ -247,3 +247,25 @@ def test_a_relabelled_sample_whose_manifest_row_is_gone_is_refused(tmp_path: Pat
         export_labels(rd, tmp_path / f"clean{suffix}")
     assert "sample(s) 0 (" in str(e.value) and " 1 (" not in str(e.value)  # an unsure changes no label
     assert not (tmp_path / f"clean{suffix}").exists()
+
+
+def test_the_rescan_command_trains_the_model_the_scan_ran(tmp_path: Path) -> None:
+    """Round 1 ran effnet-lite0 (picked by --model auto); the printed rescan probed again and got the
+    small CNN, so the two rounds' counts (68 -> 78 flagged after 4 fixes) compared two models."""
+    import shlex
+
+    from labeltrace.cli import build_parser
+    from labeltrace.export.cleaned import rescan_command
+
+    rd = make_run(tmp_path, n=12, k=3, seed=12, kind="manifest")
+    meta = json.loads((rd / "run.json").read_text())
+    meta["model"] = "effnet-lite0"
+    meta["config"].update(model="auto", resolution=96, epochs=7, lr=0.01, augment=False, seed=3, csv=True,
+                          device="cpu", detector="crossfit")  # fmt: skip
+    (rd / "run.json").write_text(json.dumps(meta))
+    cmd = rescan_command(open_run(rd), tmp_path / "clean.csv")
+    assert cmd is not None
+    args = build_parser().parse_args(shlex.split(cmd.replace("NEW_RUN_DIR", str(tmp_path / "r2")))[1:])
+    assert (args.model, args.resolution, args.epochs, args.lr, args.augment, args.seed) == (
+        "effnet-lite0", 96, 7, 0.01, False, 3)
+    assert not args.csv and args.device == "auto" and args.detector == "crossfit"  # outputs and machine: not kept

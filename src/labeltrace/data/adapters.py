@@ -190,12 +190,16 @@ def from_folder(
     shared = set.intersection(*subdirs) if len(subdirs) > 1 and all(subdirs) else set()
     if len(shared) < 2 or any(len(shared) < len(x) / 2 for x in subdirs):
         shared = set()  # at least two shared names, at least half of every folder's: not one patient in both
-    if shared or {d.name.lower() for d in class_dirs} & _SPLIT_NAMES:
+    split_named = bool({d.name.lower() for d in class_dirs} & _SPLIT_NAMES)
+    if shared or split_named:
         warnings.warn(
             f"the class folders of {root} ({listing(d.name for d in class_dirs)}) look like splits, not classes"
             + (f": each holds sub-folders of the same names ({listing(sorted(shared))})" if shared else "")
-            + "; point DATA at one split's folder if these are train / val / test", DataWarning, stacklevel=2,
-        )
+            + "; point DATA at one split's folder if these are train / val / test"
+            + ("" if split_named else " (sub-folders of patients or studies with images in several classes share "
+               "names too: then the class folders are right, and this warning can be ignored)"),
+            DataWarning, stacklevel=2,
+        )  # fmt: skip
     def alike(compat: bool) -> list[list[str]]:
         keys: dict[str, list[str]] = {}
         for d in class_dirs:

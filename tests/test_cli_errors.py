@@ -189,3 +189,15 @@ def test_a_scan_started_with_python_dash_m_records_a_command_that_runs(monkeypat
     monkeypatch.setattr(sys, "argv", ["/somewhere/labeltrace/__main__.py", "report", "R"])
     assert cli.main() == 0
     assert seen["argv"] == [sys.executable, "-m", "labeltrace", "report", "R"]
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
+    """`labeltrace queue ... | head` ended in 'error: [Errno 32] Broken pipe'."""
+    rd = make_run(tmp_path, n=400, k=3, seed=1)
+    code = f"import sys; from labeltrace.cli import main; sys.exit(main(['queue', {str(rd)!r}, '--out', {str(tmp_path / 'q.csv')!r}, '--top', '400']))"
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    assert p.stdout.read(20)  # the first lines came
+    p.stdout.close()  # the reader has what it wanted
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and "error" not in err and "Broken pipe" not in err, err

@@ -4,6 +4,7 @@ review live in :mod:`labeltrace.cli_relabel`)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import time
@@ -403,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _warning_printer(warnings.showwarning)
         try:
             return int(args.func(args))
+        except BrokenPipeError:  # `labeltrace queue ... | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit's flush
+            return 141  # what a shell reports for a command a closed pipe stopped (128 + SIGPIPE)
         except (ValueError, OSError, ImportError) as e:  # DataError, a missing path or an optional extra: a message
             print(f"error: {e}", file=sys.stderr)
             return 2

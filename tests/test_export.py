@@ -487,3 +487,30 @@ def test_a_large_label_studio_export_with_embedded_images_is_warned_of(tmp_path:
     told.clear()
     ex.export_run(rd, "labelstudio", tmp_path / "t2.json", images="local-files", warn=told.append)
     assert not any("data URI" in t for t in told)
+
+
+def test_local_files_a_browser_cannot_show_are_embedded_and_named(tmp_path: Path) -> None:
+    """A DICOM scan's tasks linked /data/local-files/?d=...dcm (a blank task in the annotator's
+    browser), a 12-bit image in a 16-bit PNG nearly black."""
+    from labeltrace.export.labelstudio import _shown_as_is
+
+    rd = make_run(tmp_path, n=20, k=3, seed=4)
+    run = open_run(rd)
+    i = 5
+    f = run.data_root / run.column("path")[i]
+    Image.fromarray((np.arange(64, dtype=np.uint16).reshape(8, 8) * 60)).save(f)  # 12-bit values, 16-bit PNG
+    assert Image.open(f).mode.startswith("I") and not _shown_as_is(f)
+    said: list[str] = []
+    out = export_run(rd, "labelstudio", tmp_path / "t.json", images="local-files", warn=said.append)
+    tasks = {t["data"]["labeltrace_id"]: t for t in json.loads(Path(out).read_text())}
+    assert tasks[i]["data"]["image"].startswith("data:image/png;base64,")
+    shown = _decode(tasks[i]["data"]["image"])
+    assert shown.max() > 200  # display-scaled, not nearly black
+    assert all(t["data"]["image"].startswith("/data/local-files/") for j, t in tasks.items() if j != i)
+    assert len(said) == 1 and "1 of 20 images are files a browser does not show" in said[0]
+    assert f"sample {i} ({run.column('path')[i]})" in said[0]
+    for name, data in (("a.dcm", b"\0" * 200), ("a.tif", b"II*\0"), ("a.JPG", b"\xff\xd8")):
+        (tmp_path / name).write_bytes(data)
+        assert _shown_as_is(tmp_path / name) == (name == "a.JPG")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "eight.png")
+    assert _shown_as_is(tmp_path / "eight.png")

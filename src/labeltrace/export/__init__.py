@@ -149,9 +149,10 @@ def export_run(
                 "of 320 px took 2 minutes and 541 MB); --images local-files --document-root DIR (Label Studio "
                 "serves the files) or --only-suspects keeps the file small")  # fmt: skip
         problems: list[tuple[int, str]] = []  # written one task at a time: a data-URI task holds its image
+        embedded: list[int] = []
         tasks = iter_labelstudio_tasks(run, problems, images=images, document_root=document_root,
-                                       only_suspects=only_suspects)  # fmt: skip
-        write_json_array(path, tasks, done=lambda n: report_problems(problems, n, warn))
+                                       only_suspects=only_suspects, embedded=embedded)  # fmt: skip
+        write_json_array(path, tasks, done=lambda n: report_problems(problems, n, warn, embedded=embedded, run=run))
         xml = labelstudio_config(run.classes).encode("utf-8")
         atomic_write_bytes(path.with_name(path.stem + ".config.xml"), xml)
         return path

@@ -70,18 +70,44 @@ def _choice(label: str) -> list[dict[str, Any]]:
     ]
 
 
-def _ls_image(run: Run, i: int, images: ImageMode, document_root: Path | None, size: int) -> str:
+#: image files a browser shows as they are (Label Studio's local-files serves the file itself)
+_BROWSER_SHOWS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
+
+
+def _shown_as_is(f: Path) -> bool:
+    """Whether a browser shows the file as the scan saw it: not DICOM or TIFF, and not a 16-bit PNG
+    (a browser maps its full range to 8 bits, so 12-bit X-ray data in it shows nearly black)."""
+    suffix = f.suffix.lower()
+    if suffix not in _BROWSER_SHOWS:
+        return False
+    if suffix == ".png":
+        with open(f, "rb") as fh:
+            head = fh.read(25)  # signature, IHDR length and type, width, height, bit depth
+        return not (len(head) == 25 and head[12:16] == b"IHDR" and head[24] == 16)
+    return True
+
+
+def _data_uri(run: Run, i: int, size: int) -> str:
+    img = load_rgb(run, i)
+    if max(img.shape[:2]) < size:
+        img = display_image(img, size=size)
+    return png_data_uri(png_bytes(img))
+
+
+def _ls_image(run: Run, i: int, images: ImageMode, document_root: Path | None, size: int,
+              embedded: list[int] | None = None) -> str:  # fmt: skip
     if images == "data-uri":
-        img = load_rgb(run, i)
-        if max(img.shape[:2]) < size:
-            img = display_image(img, size=size)
-        return png_data_uri(png_bytes(img))
+        return _data_uri(run, i, size)
     f = run.scanned_image_file(i)  # a file changed since the scan is not linked
     if f is None:
         raise ValueError(
             f"sample {i} has no image file (array dataset); "
             "export the Label Studio tasks with --images data-uri (images='data-uri' in Python)"
         )
+    if not _shown_as_is(f):  # linked, the annotator would see a blank or black task
+        if embedded is not None:
+            embedded.append(i)
+        return _data_uri(run, i, size)
     root = (document_root or run.data_root or f.parent).resolve()
     if not f.is_relative_to(root):
         raise ValueError(
@@ -108,9 +134,10 @@ def labelstudio_tasks(
     writes them to its file one at a time, through :func:`iter_labelstudio_tasks`.)
     """
     problems: list[tuple[int, str]] = []
+    embedded: list[int] = []
     tasks = list(iter_labelstudio_tasks(run, problems, images=images, document_root=document_root,
-                                        only_suspects=only_suspects, image_size=image_size))  # fmt: skip
-    report_problems(problems, len(tasks), warn)
+                                        only_suspects=only_suspects, image_size=image_size, embedded=embedded))  # fmt: skip
+    report_problems(problems, len(tasks), warn, embedded=embedded, run=run)
     return tasks
 
 
@@ -122,10 +149,14 @@ def iter_labelstudio_tasks(
     document_root: str | os.PathLike[str] | None = None,
     only_suspects: bool = False,
     image_size: int = 256,
+    embedded: list[int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The tasks of :func:`labelstudio_tasks` one at a time (a data-URI task holds its image: all
     of a large set's would not fit in memory); each sample whose image could not be exported is
-    appended to ``problems`` as ``(sample id, reason)`` (:func:`report_problems` tells of them)."""
+    appended to ``problems`` as ``(sample id, reason)`` (:func:`report_problems` tells of them).
+    With ``images="local-files"`` a file a browser does not show as it is (DICOM, TIFF, a 16-bit
+    PNG) is embedded as a PNG data URI instead, display-scaled as the review page shows it, and
+    its sample id appended to ``embedded``."""
     if images not in ("data-uri", "local-files"):
         raise ValueError(f"images must be 'data-uri' or 'local-files', got {images!r}")
     root = Path(document_root) if document_root is not None else None
@@ -145,7 +176,7 @@ def iter_labelstudio_tasks(
     for i in order.tolist():
         review = ({"review_decision": str(decision[i]), "review_status": str(status[i])} if status[i] else {})
         try:
-            image, error = _ls_image(run, i, images, root, image_size), None
+            image, error = _ls_image(run, i, images, root, image_size, embedded), None
         except (ValueError, OSError) as exc:  # DataError included: one sample, not the export
             image, error = "", str(exc)
             problems.append((i, error))
@@ -179,20 +210,24 @@ def iter_labelstudio_tasks(
 
 
 def report_problems(
-    problems: list[tuple[int, str]], total: int, warn: Callable[[str], None] | None
-) -> None:
+    problems: list[tuple[int, str]], total: int, warn: Callable[[str], None] | None, *,
+    embedded: list[int] | None = None, run: Run | None = None,
+) -> None:  # fmt: skip
     """Tell ``warn`` (default :func:`warnings.warn`) which samples were exported without their
-    image; ``ValueError`` when that is every one of them (nothing worth writing)."""
+    image, and which local files went in as data URIs (``embedded``, named by their paths in
+    ``run``); ``ValueError`` when every image failed (nothing worth writing)."""
+    say = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=4))
+    if embedded:
+        paths = run.column("path") if run is not None else None
+        say(f"{len(embedded)} of {total} images are files a browser does not show as they are (DICOM, TIFF, a "
+            "16-bit PNG: a blank or nearly black task): embedded as PNG data URIs instead, display-scaled: "
+            + listing(f"sample {i}" + (f" ({paths[i]})" if paths is not None else "") for i in embedded))  # fmt: skip
     if not problems:
         return
     listed = listing(f"sample {i} ({why})" for i, why in problems)
     if len(problems) == total:
         raise ValueError(f"no image could be exported ({total} samples): {listed}")
-    msg = f"{len(problems)} of {total} images could not be exported (exported without image): {listed}"
-    if warn is None:
-        warnings.warn(msg, UserWarning, stacklevel=3)
-    else:
-        warn(msg)
+    say(f"{len(problems)} of {total} images could not be exported (exported without image): {listed}")
 
 
 @sharing

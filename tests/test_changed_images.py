@@ -161,3 +161,39 @@ def test_a_rescan_of_changed_images_names_them(tmp_path: Path) -> None:
                        rf"{files[2].relative_to(root).as_posix()}, {files[5].relative_to(root).as_posix()} \(gone\), "
                        r"b/new.png \(new\)\)"):  # fmt: skip
         _scan(data.from_folder(root), rd)
+
+
+def test_byte_identical_files_are_named_with_their_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An image filed under both classes (benign/P002/img_0005.png, malignant/P002/img_0005_followup.png)
+    was never called a conflict: one copy was flagged, the other shown clean."""
+    root = _folder(tmp_path / "d")
+    shutil.copy(root / "a" / "000.png", root / "b" / "000_followup.png")  # under the other label
+    shutil.copy(root / "b" / "001.png", root / "b" / "001_again.png")  # twice under its own
+    out = tmp_path / "run"
+    scan(data.from_folder(root), out, ScanConfig(epochs=2, folds=2, batch_size=16, seed=0), progress=False,
+         log=lambda s: None)  # fmt: skip
+    err = capsys.readouterr().err
+    run = rundir.open_run(out)
+    paths = run.column("path").tolist()
+    groups = [[paths[i] for i in g] for g in run.meta["identical_files"]]
+    assert sorted(groups) == [["a/000.png", "b/000_followup.png"], ["b/001.png", "b/001_again.png"]]
+    assert ("2 image files are byte-identical copies filed under different labels: at least one label of each group "
+            "is wrong" in err and "a/000.png (a) = b/000_followup.png (b)" in err)  # fmt: skip
+    assert "2 image files are byte-identical copies of another under the same label (1 group)" in err
+    assert "b/001.png = b/001_again.png" in err
+    assert sum("byte-identical" in w for w in run.meta["warnings"]) == 2  # the report shows them
+
+
+def test_equal_stamps_of_different_files_are_no_copies(tmp_path: Path) -> None:
+    from labeltrace.run_files import identical_files
+
+    rng = np.random.default_rng(2)
+    ends = bytes(rng.integers(0, 256, 2 * EDGE, dtype=np.uint8))
+    files = [tmp_path / f"{i}.bin" for i in range(4)]
+    files[0].write_bytes(ends[:EDGE] + b"middle one" + ends[EDGE:])
+    files[1].write_bytes(ends[:EDGE] + b"middle two" + ends[EDGE:])  # same size and ends: the same stamp
+    files[2].write_bytes(files[0].read_bytes())
+    files[3].write_bytes(b"small")
+    assert file_stamp(files[0]) == file_stamp(files[1])
+    write_stamps(files, tmp_path / "stamps.npy")
+    assert identical_files(tmp_path / "stamps.npy", files) == [[0, 2]]

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MOST", "agreement", "contradicted_classes", "contradicted_text", "no_better_than_one_class",
-           "overflagging"]
+from labeltrace._checks import listing
+
+__all__ = ["MOST", "agreement", "contradicted_classes", "contradicted_text", "identical_text",
+           "no_better_than_one_class", "overflagging"]
 
 #: a cut that flags more than this fraction of a dataset gets a warning (:func:`overflagging`)
 MOST = 0.5
@@ -115,3 +117,27 @@ def no_better_than_one_class(suggested: np.ndarray, given: np.ndarray, classes: 
             "try a stronger model, more epochs or more images — or many labels are wrong, in any class, "
             f"{common!r} included (a model right on every image agrees with only 1 − the noise rate). Without "
             "clean labels the two look alike: look at a few flagged images to tell which")
+
+
+def identical_text(groups: list[list[int]], given: np.ndarray, classes: list[str], paths: list[str]) -> list[str]:
+    """The warnings about byte-identical image files (``groups`` of sample ids,
+    :func:`labeltrace.run_files.identical_files`): copies under different labels — at least one of
+    each is wrong, whatever the scores say, and the ranking flags one copy at most — and copies
+    under one label, which back each other's label from fold to fold (a wrong label two copies
+    share is hard to find: the held-out model of one has trained on the other)."""
+    g = np.asarray(given, dtype=np.int64)
+    split = [grp for grp in groups if len(set(g[grp].tolist())) > 1]
+    alike = [grp for grp in groups if len(set(g[grp].tolist())) == 1]
+    out = []
+    if split:
+        n = sum(len(grp) for grp in split)
+        out.append(f"{n} image files are byte-identical copies filed under different labels: at least one label of "
+                   "each group is wrong, whatever the scores say (the ranking flags one copy at most): "
+                   + listing(" = ".join(f"{paths[i]} ({classes[g[i]]})" for i in grp) for grp in split))  # fmt: skip
+    if alike:
+        n = sum(len(grp) for grp in alike)
+        out.append(f"{n} image files are byte-identical copies of another under the same label ({len(alike)} "
+                   f"group{'s' if len(alike) > 1 else ''}): each copy backs its twin's label from fold to fold, so a wrong label they share is hard "
+                   "to find; keep one copy of each: " + listing(" = ".join(paths[i] for i in grp) for grp in alike))  # fmt: skip
+    return out
+

@@ -23,7 +23,7 @@ import numpy as np
 
 from labeltrace._io import atomic_save_array
 
-__all__ = ["EDGE", "FileStamps", "ImageChanged", "changed_files", "file_stamp", "write_stamps"]
+__all__ = ["EDGE", "FileStamps", "ImageChanged", "changed_files", "file_stamp", "identical_files", "write_stamps"]
 
 EDGE = 4096
 """Bytes read at each end of a file."""
@@ -103,3 +103,28 @@ def changed_files(stamps: Path, scanned: Sequence[str], root: Path, now: Sequenc
     before = set(scanned)
     new = [f"{s} (new)" for s in now if s not in before]
     return changed + gone + new
+
+
+def identical_files(stamps: Path, paths: Sequence[str | os.PathLike[str]]) -> list[list[int]]:
+    """Groups of two or more samples whose files are byte for byte the same: equal stamps, each
+    candidate then hashed whole (only those: the stamps of distinct files almost never agree).
+    ``paths`` in sample order, as stamped in ``stamps``; unreadable files (zero stamps) are left out.
+    Each group sorted, the groups by their first sample."""
+    arr = np.load(stamps, allow_pickle=False)
+    if arr.shape != (len(paths), 16):
+        return []
+    ids = np.flatnonzero(arr.any(axis=1))
+    keys = np.ascontiguousarray(arr[ids]).view("V16").ravel()
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    groups: list[list[int]] = []
+    for g in np.flatnonzero(counts > 1).tolist():
+        same: dict[bytes, list[int]] = {}
+        for i in ids[inverse == g].tolist():
+            try:
+                with open(paths[i], "rb") as fh:
+                    same.setdefault(hashlib.file_digest(fh, "blake2b").digest(), []).append(i)
+            except OSError:
+                continue
+        groups += [sorted(v) for v in same.values() if len(v) > 1]
+    return sorted(groups)
+

@@ -30,12 +30,14 @@ from labeltrace.decide.ranking import rank_of
 from labeltrace.diagnostics import (
     contradicted_classes,
     contradicted_text,
+    identical_text,
     no_better_than_one_class,
     overflagging,
 )
 from labeltrace.evaluate import metrics
 from labeltrace.models.inputs import Inputs
 from labeltrace.record.recording import Recording
+from labeltrace.run_files import identical_files
 from labeltrace.run_images import write_images
 from labeltrace.score import probs as P
 from labeltrace.train import TrainConfig
@@ -90,6 +92,9 @@ def write_outputs(
     unscored = np.isnan(det.score)
     if unscored.any():
         warned.append(f"{det.name} could not score {describe_ids(unscored)}; they rank first")
+    identical = (identical_files(out / rd.IMAGE_FILES, [ds.root / s for s in ds.sources])
+                 if ds.root is not None and (out / rd.IMAGE_FILES).is_file() else [])  # fmt: skip
+    warned += identical_text(identical, given, classes, [str(s) for s in ds.sources])
     for w in warned:  # kept in run.json too: the report shows them
         print(f"warning: {w}", file=sys.stderr)
     table_cols: dict[str, Any] = {
@@ -177,6 +182,7 @@ def write_outputs(
         "cost": {"trainings": rec.num_trainings if rec else (config.folds if _kfold(config) else 0),
                  "seconds": float(sum(rec.seconds)) if rec else (timings.get("train", 0.0) if _kfold(config) else 0.0)},
         "noise_rate_estimate": noise_rate_est, "contradicted_classes": doubted, "warnings": warned,
+        "identical_files": identical,
         "noise": noise_info,
         "metrics": report,
     }  # fmt: skip

@@ -52,6 +52,11 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     from labeltrace.data.manifest import MANIFEST_SUFFIXES
 
     man_cols = {"path_column": args.path_column, "label_column": args.label_column, "id_column": args.id_column}
+    if getattr(args, "group_column", None):
+        man_cols["group_column"] = args.group_column
+        if args.example or not (args.labels or Path(args.data or "").suffix.lower() in MANIFEST_SUFFIXES):
+            raise ValueError("--group-column names a manifest's column; DATA here is not a manifest (list the images "
+                             "with their group in one: path,label,patient)")  # fmt: skip
     read_as_is: dict[str, Any] = {"missing_values": ()} if getattr(args, "no_missing_markers", False) else {}
     named: dict[str, Any] = {}  # --classes: the class list, in id order
     if getattr(args, "classes", None):
@@ -317,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--path-column", default="path", help="manifest column of the image paths (default path)")
     s.add_argument("--label-column", default="label", help="manifest column of the labels (default label)")
     s.add_argument("--id-column", help="manifest column of sample ids (default: 'id' when present, else the path)")
+    s.add_argument("--group-column", metavar="COLUMN",
+                   help="manifest column of each image's group (a patient, a study): the cross-fitted folds keep a "
+                        "group together and a sample's nearest neighbours are found outside its group, so that "
+                        "another image of the same patient cannot vouch for a wrong label they share")
     s.add_argument("--classes", metavar="FILE",
                    help="the class names of a manifest or .npz, one per line in id order (integer labels are "
                         "positions in it; default: a classes.txt beside the manifest, else 0..K-1 or the sorted names)")

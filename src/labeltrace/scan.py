@@ -152,7 +152,8 @@ def _frozen_features(inputs: Inputs, n: int, log: Callable[[str], None]) -> np.n
 
 
 def _evidence(rec: Recording | None, inputs: Inputs, given: np.ndarray, k: int, config: ScanConfig,
-              cv: Callable[[], np.ndarray] | None, log: Callable[[str], None]) -> Evidence:  # fmt: skip
+              cv: Callable[[], np.ndarray] | None, log: Callable[[str], None],
+              groups: tuple[str, ...] | None = None) -> Evidence:  # fmt: skip
     frozen = _frozen_features(inputs, len(given), log)
     feats = frozen if frozen is not None else (rec.embedding if rec is not None else None)
     return Evidence(
@@ -160,7 +161,7 @@ def _evidence(rec: Recording | None, inputs: Inputs, given: np.ndarray, k: int, 
         single=rec.runs[0] if rec is not None and not rec.held_out and len(rec.runs) == 1 else None,
         held_out=rec.runs[0] if rec is not None and rec.held_out else None, cv_probs=cv,
         features=feats if feats is not None and len(given) > config.knn_k + 1 else None, knn_k=config.knn_k,
-        features_frozen=frozen is not None,
+        features_frozen=frozen is not None, groups=groups,
     )  # fmt: skip
 
 
@@ -290,7 +291,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
                                   directory=rd.recording_dir(out).path, data={"fingerprint": digest(fp)},
                                   classes=list(ds.classes), keep_probs=config.suggest_last,
                                   embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
-                                  dist=d)  # fmt: skip
+                                  dist=d, groups=ds.groups)  # fmt: skip
     except BaseException:  # Ctrl-C too: a folder stopped before recording anything is not this scan's
         if claimed == "new" and d.is_writer:  # (a bad setting, a model that does not load); a resume stays
             try:
@@ -308,10 +309,10 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
             if p.is_file():
                 return np.load(p, allow_pickle=False)
             probs = protocol.cross_validated_probs(spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes,
-                                                   seed=config.seed, folds=config.folds)  # fmt: skip
+                                                   seed=config.seed, folds=config.folds, groups=ds.groups)  # fmt: skip
             rd.atomic_write(p, lambda fh: np.save(fh, probs, allow_pickle=False))
             return probs
-    ev = _evidence(rec, inputs, given, ds.n_classes, config, cv, log)
+    ev = _evidence(rec, inputs, given, ds.n_classes, config, cv, log, ds.groups)
     det = detectors.detect(config.detector, ev)  # the chosen detector first: its errors are the user's
     timings["train"] = time.perf_counter() - t0
 

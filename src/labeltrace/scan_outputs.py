@@ -103,6 +103,7 @@ def write_outputs(
         "suggested_label": [classes[i] for i in sugg], "suggested_label_id": sugg.astype(np.int64),
         "suggested_prob": post[np.arange(N), sugg], "score": det.score, "is_suspect": det.flagged,
         "rank": rank_of(det.score),
+        **({"group": list(ds.groups)} if ds.groups is not None else {}),
     }  # fmt: skip
     table_cols.update(cols)
     for name, v in table_cols.items():  # -0.0 + 0.0 = 0.0: a negated zero count (forgetting) is no "-0" in a CSV

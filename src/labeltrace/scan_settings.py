@@ -317,4 +317,5 @@ def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: n
                      **({"embedding": "common"} if common else {})},
         "detector": config.detector, "seed": config.seed, "knn_k": config.knn_k,
         **({"world_size": world_size} if world_size > 1 else {}),
+        **({"groups": digest(list(ds.groups))} if ds.groups is not None else {}),  # folds and neighbours read them
     }  # fmt: skip

@@ -70,6 +70,11 @@ class ImageDataset:
         then any root allowed explicitly (``allow_roots=`` of the adapters). The adapters refuse
         files elsewhere; a scan records these roots, and the report, review app and exports
         serve only files inside them.
+    groups : tuple of str, or None
+        Per sample, the group it belongs to (a patient, a study, a scanner session: images that
+        share one are alike), or None when every sample stands alone. The cross-fitted folds keep
+        a group together, and the kNN evidence finds a sample's neighbours outside its group, so
+        that another image of the same patient cannot vouch for a wrong label they share.
     """
 
     classes: tuple[str, ...]
@@ -81,6 +86,7 @@ class ImageDataset:
     skipped: tuple[tuple[str, str], ...] = ()
     shapes: np.ndarray | None = field(default=None)
     allowed_roots: tuple[Path, ...] = ()
+    groups: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         classes = tuple(str(c) for c in self.classes)
@@ -130,6 +136,14 @@ class ImageDataset:
         if self.root is not None:
             roots.insert(0, Path(self.root).resolve())
         object.__setattr__(self, "allowed_roots", tuple(dict.fromkeys(roots)))
+        if self.groups is not None:
+            groups = tuple(str(g) for g in self.groups)
+            if len(groups) != n:
+                raise DataError(f"groups has {len(groups)} entries for {n} labels")
+            empty = [k for k, g in enumerate(groups) if not g.strip()]
+            if empty:
+                raise DataError(f"empty group for {len(empty)} samples: {listing(ids[k] for k in empty)}")
+            object.__setattr__(self, "groups", groups)
 
     # ----------------------------------------------------------------- metadata
     def __len__(self) -> int:
@@ -356,7 +370,7 @@ class ImageDataset:
         if labels.shape != self.labels.shape:
             raise DataError(f"labels must have shape {self.labels.shape}; got {labels.shape}")
         return ImageDataset(self.classes, labels, self.sources, self.ids, self.source,
-                            self.root, self.skipped, self.shapes, self.allowed_roots)
+                            self.root, self.skipped, self.shapes, self.allowed_roots, self.groups)
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> ImageDataset:
         """Samples ``idx`` as a new dataset (renumbered 0..len(idx)-1, external ids kept)."""
@@ -367,4 +381,5 @@ class ImageDataset:
             self.classes, self.labels[idx], tuple(self.sources[i] for i in idx),
             tuple(self.ids[i] for i in idx), self.source.take(idx), self.root, self.skipped,
             None if self.shapes is None else self.shapes[idx], self.allowed_roots,
+            None if self.groups is None else tuple(self.groups[i] for i in idx),
         )

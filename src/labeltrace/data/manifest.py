@@ -198,6 +198,7 @@ def from_manifest(
     root: str | Path | None = None, on_bad_image: OnBadImage = "fail", verify: bool = True,
     workers: int | None = None, max_pixels: int | None = None,
     allow_roots: Sequence[str | Path] = (), missing_values: Collection[str] = MISSING_VALUES,
+    group_column: str | None = None,
 ) -> ImageDataset:
     """Dataset from a CSV/TSV or Parquet manifest with one row per image.
 
@@ -232,6 +233,9 @@ def from_manifest(
     missing_values : collection of str
         Label and id values read as missing (case-insensitive); ``()`` keeps only empty cells
         and nulls missing, e.g. for a class named ``NA``.
+    group_column : str, optional
+        Column of each image's group — a patient, a study: images alike because they share it
+        (:attr:`ImageDataset.groups`); missing values are refused naming the rows.
     """
     pixel_limit(max_pixels)
     # relative paths start at the folder the manifest is in as given: a symlinked manifest's own folder,
@@ -242,7 +246,9 @@ def from_manifest(
         raise DataError(f"{path}: manifest not found")
     named = id_column
     id_column = manifest_id_column(path, id_column, path_column=path_column, label_column=label_column)
-    cols = [path_column, label_column] + ([id_column] if id_column else [])
+    cols = [path_column, label_column] + ([id_column] if id_column else []) + ([group_column] if group_column else [])
+    if group_column and group_column not in (names := manifest_columns(path)):
+        raise DataError(f"--group-column {group_column!r} is not a column of {path}; its columns are {names}")
     table = read_columns(path, list(dict.fromkeys(cols)))
     empty = [k for k, v in enumerate(table[path_column]) if is_empty(v)]
     if empty:
@@ -290,7 +296,7 @@ def from_manifest(
         classes=cls, labels=labels, sources=sources, ids=ids, source=FileSource(files, max_pixels),
         root=root, on_bad_image=on_bad_image, verify=verify, workers=workers,
         where=f" ({path}; relative paths start at {root})",
-        allowed_roots=roots,
+        allowed_roots=roots, groups=[str(v).strip() for v in table[group_column]] if group_column else None,
     )
 
 

@@ -64,7 +64,7 @@ def finalize(
     *, classes: Sequence[str], labels: np.ndarray, sources: Sequence[str], ids: Sequence[str],
     source: ImageSource, root: Path | None, on_bad_image: str, verify: bool,
     workers: int | None, shapes: np.ndarray | None = None, where: str = "",
-    allowed_roots: tuple[Path, ...] = (),
+    allowed_roots: tuple[Path, ...] = (), groups: Sequence[str] | None = None,
 ) -> ImageDataset:
     """Check images (decode all, or existence only), skip or fail on bad ones, build and check."""
     if on_bad_image not in ("fail", "skip"):
@@ -120,6 +120,7 @@ def finalize(
         skipped=skipped,
         shapes=None if shapes is None else shapes[idx],
         allowed_roots=allowed_roots,
+        groups=None if groups is None else tuple(str(groups[i]) for i in idx.tolist()),
     )
     check_class_counts(ds)
     return ds

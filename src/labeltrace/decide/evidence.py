@@ -40,7 +40,8 @@ class Evidence:
     callable is called after its item was computed. ``knn_k`` is the kNN vote's neighbour count.
     ``features_frozen``: the features are a frozen backbone's (the model trained on them), not a
     trained network's embedding — the default detector mixes their kNN label shares into its
-    posterior only then (:data:`labeltrace.decide.count.KNN_WEIGHT`).
+    posterior only then (:data:`labeltrace.decide.count.KNN_WEIGHT`). ``groups`` (one key per
+    sample: a patient, a study): a sample's nearest neighbours are found outside its group.
     """
 
     def __init__(
@@ -56,12 +57,16 @@ class Evidence:
         cost: dict[str, Callable[[], tuple[int, float]] | tuple[int, float]] | None = None,
         knn_k: int = 10,
         features_frozen: bool = False,
+        groups: Sequence[str] | None = None,
     ) -> None:
         self.num_classes = int(num_classes)
         # class ids in 0..K-1: 1.7 would be class 1, and -1 would read the posterior's last column
         self.labels = as_index_array(labels, "labels", self.num_classes)
         self.knn_k = check_int("knn_k", knn_k, 1, hint=" (the neighbours of each sample)")
         self.features_frozen = bool(features_frozen)
+        self.groups = None if groups is None else np.asarray([str(g) for g in groups])
+        if self.groups is not None and self.groups.shape != self.labels.shape:
+            raise ValueError(f"groups has {self.groups.size} entries for {self.labels.size} samples")
         self._providers: dict[str, Provider] = {
             "in_sample": in_sample, "single": single, "held_out": held_out, "cv_probs": cv_probs,
             "features": features,
@@ -110,7 +115,8 @@ class Evidence:
         no direction, hence no cosine neighbours: it gets the label shares of the whole set, the
         others find their neighbours among the rest, and a warning names it."""
         if "knn_shares" not in self._values:
-            self._values["knn_shares"] = _knn_shares(self.features, self.labels, self.num_classes, self.knn_k)
+            self._values["knn_shares"] = _knn_shares(self.features, self.labels, self.num_classes, self.knn_k,
+                                                     self.groups)  # fmt: skip
         return self._values["knn_shares"]
 
     def cost(self, needs: Sequence[str]) -> tuple[int, float]:
@@ -174,20 +180,27 @@ def posterior(runs: Sequence[RecordedRun], *, last: int | None = None) -> np.nda
     return out
 
 
-def _knn_shares(features: np.ndarray, labels: np.ndarray, num_classes: int, k: int) -> np.ndarray:
-    """:func:`labeltrace.score.knn.knn_probs`, with all-zero rows given the set's label shares."""
+def _knn_shares(features: np.ndarray, labels: np.ndarray, num_classes: int, k: int,
+                groups: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """:func:`labeltrace.score.knn.knn_probs`, with all-zero rows given the set's label shares;
+    with ``groups`` each sample's neighbours outside its group (``k`` at most what the largest
+    group leaves)."""
     from labeltrace.score.knn import knn_probs
 
     x = np.asarray(features)
     zero = np.flatnonzero(np.count_nonzero(x, axis=1) == 0) if x.ndim == 2 else np.empty(0, np.int64)
+    if groups is not None:
+        keep_g = groups if zero.size == 0 else np.delete(groups, zero)
+        k = min(k, max(1, len(keep_g) - int(np.unique(keep_g, return_counts=True)[1].max())))
     if zero.size == 0:
-        return knn_probs(x, labels, num_classes=num_classes, k=k)
+        return knn_probs(x, labels, num_classes=num_classes, k=k, groups=groups)
     keep = np.setdiff1d(np.arange(len(labels)), zero)
     if keep.size < 2:
         raise ValueError(f"features are all zeros for {describe_ids(zero)}: no kNN label shares without two "
                          "samples that have a direction")  # fmt: skip
     out = np.empty((len(labels), num_classes), dtype=np.float64)
-    out[keep] = knn_probs(x[keep], labels[keep], num_classes=num_classes, k=min(k, keep.size - 1))
+    out[keep] = knn_probs(x[keep], labels[keep], num_classes=num_classes, k=min(k, keep.size - 1),
+                          groups=None if groups is None else groups[keep])  # fmt: skip
     out[zero] = np.bincount(labels, minlength=num_classes) / len(labels)
     warnings.warn(f"features are all zeros for {describe_ids(zero)}: they have no cosine neighbours, so their "
                   "kNN label shares are the whole set's; the others' neighbours are found without them",

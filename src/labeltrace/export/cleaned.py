@@ -271,7 +271,7 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     data = run.meta["data"]
     if data.get("kind") == "manifest":
         for flag, key, default in (("--path-column", "path_column", "path"), ("--label-column", "label_column", "label"),
-                                   ("--id-column", "id_column", "id")):  # fmt: skip
+                                   ("--id-column", "id_column", "id"), ("--group-column", "group_column", None)):  # fmt: skip
             if data.get(key) not in (None, default):
                 cmd += [flag, str(data[key])]
     if classes_path(out).is_file():  # export_labels writes it, or removes an older one

@@ -128,8 +128,10 @@ def _exact_similarity(
     return np.round(dot / norm[rows, None] / norm[cand], _COSINE_DECIMALS)
 
 
-def _candidates(x32: np.ndarray, euclidean: bool, c: int, batch_size: int) -> np.ndarray:
-    """``(N, c)`` candidate neighbour ids from float32 tiles (self excluded).
+def _candidates(x32: np.ndarray, euclidean: bool, c: int, batch_size: int,
+                codes: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """``(N, c)`` candidate neighbour ids from float32 tiles (self excluded, and with group
+    ``codes`` every sample of the row's group).
 
     Each tile's similarities become int64 keys ``(monotone int32 image of the float) << 32 |
     (2**32 - 1 - j)``: unique, ordered by (similarity desc, index asc), and carrying the index,
@@ -167,7 +169,9 @@ def _candidates(x32: np.ndarray, euclidean: bool, c: int, batch_size: int) -> np
             key <<= 32
             key |= low[None, cols]
             lo, hi = max(a, u), min(rows.stop, cols.stop)
-            if lo < hi:  # exclude self
+            if codes is not None:  # exclude the row's group (self included)
+                key[codes[rows][:, None] == codes[None, cols]] = _SENTINEL
+            elif lo < hi:  # exclude self
                 ids = np.arange(lo, hi)
                 key[ids - a, ids - u] = _SENTINEL
             if w > c:
@@ -186,6 +190,7 @@ def knn_indices(
     k: int = 10,
     metric: Metric = "cosine",
     batch_size: int = 4096,
+    groups: Any = None,
 ) -> np.ndarray:
     """Ids of each sample's k nearest neighbours, ``(N, k)`` int64, nearest first.
 
@@ -201,20 +206,35 @@ def knn_indices(
         Tile side of the float32 similarity products. Memory: about ``16 * batch_size**2``
         bytes of tile buffers plus a float32 copy of the features. Does not change the
         result (barring the near-tie case of the module docstring).
+    groups : array_like, optional
+        ``(N,)`` group keys (a patient, a study): a sample's neighbours are found outside its
+        group, so that another image of the same patient never counts as one. ``k`` must then
+        be at most ``N`` minus the largest group.
 
     Returns
     -------
     np.ndarray
-        Row i lists neighbours by decreasing similarity, ties by lower id; never contains i.
+        Row i lists neighbours by decreasing similarity, ties by lower id; never contains i
+        (nor, with ``groups``, any sample of i's group).
     """
     x, norm, x32 = _prepare(features, metric)
     n = x.shape[0]
     if n < 2:
         raise ValueError(f"need at least 2 samples for neighbours, got {n}")
-    k = check_int("k", k, 1, n - 1)
+    codes = None
+    outside = n - 1
+    if groups is not None:
+        g = np.asarray(groups)
+        if g.shape != (n,):
+            raise ValueError(f"groups must have shape ({n},), got {g.shape}")
+        _, codes = np.unique(g.astype(str), return_inverse=True)
+        outside = n - int(np.bincount(codes).max())
+        if outside < 1:
+            raise ValueError("every sample is in one group: no neighbour outside it")
+    k = check_int("k", k, 1, outside, hint="" if groups is None else " (N minus the largest group)")
     batch_size = check_int("batch_size", batch_size, 1)
-    c = min(n - 1, k + _EXTRA_CANDIDATES)
-    cand = _candidates(x32, norm is None, c, batch_size)
+    c = min(outside, k + _EXTRA_CANDIDATES)
+    cand = _candidates(x32, norm is None, c, batch_size, codes)
     del x32
 
     out = np.empty((n, k), dtype=np.int64)
@@ -246,16 +266,17 @@ def knn_vote(
     k: int = 10,
     metric: Metric = "cosine",
     batch_size: int = 4096,
+    groups: Any = None,
 ) -> np.ndarray:
     """Fraction of the k nearest neighbours sharing the sample's given label; float64 ``(N,)``.
 
     Values are multiples of ``1 / k`` in [0, 1]; lower = more suspect. Labels may be any
     integers (they are only compared for equality). See :func:`knn_indices` for the
-    neighbour definition, tie-breaking and parameters.
+    neighbour definition, tie-breaking and parameters (``groups`` included).
     """
     x = to_numpy(features, "features")
     y = _check_labels(labels, x)
-    nbrs = knn_indices(x, k=k, metric=metric, batch_size=batch_size)
+    nbrs = knn_indices(x, k=k, metric=metric, batch_size=batch_size, groups=groups)
     return (y[nbrs] == y[:, None]).mean(axis=1)
 
 
@@ -267,12 +288,14 @@ def knn_probs(
     k: int = 10,
     metric: Metric = "cosine",
     batch_size: int = 4096,
+    groups: Any = None,
 ) -> np.ndarray:
     """Label distribution of each sample's k nearest neighbours, float64 ``(N, K)``.
 
     Rows sum to 1; ``probs[i, labels[i]]`` equals :func:`knn_vote`. Labels must lie in
     ``[0, K)`` with ``K = num_classes`` (default ``max(labels) + 1``). Usable as a
-    ``probs`` matrix for :mod:`labeltrace.score.probs`.
+    ``probs`` matrix for :mod:`labeltrace.score.probs`. ``groups``: neighbours outside each
+    sample's group (:func:`knn_indices`).
     """
     x = to_numpy(features, "features")
     y = _check_labels(labels, x)
@@ -280,7 +303,7 @@ def knn_probs(
         raise ValueError(f"knn_probs needs at least 2 samples (each one's neighbours are the others), got {y.size}")
     kk = int(y.max()) + 1 if num_classes is None else check_int("num_classes", num_classes, 1)
     _check_range(y, kk)  # before the search, not after it (label_shares checks them too)
-    return label_shares(knn_indices(x, k=k, metric=metric, batch_size=batch_size), y, kk)
+    return label_shares(knn_indices(x, k=k, metric=metric, batch_size=batch_size, groups=groups), y, kk)
 
 
 def label_shares(neighbours: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -11,7 +11,8 @@ protocol.cv_seed`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -84,18 +85,45 @@ def _validate(
     return x, y, int(k)
 
 
-def fold_ids(labels: Any, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:
+def fold_ids(labels: Any, *, n_folds: int = 5, seed: int = 0, groups: Sequence[str] | None = None) -> np.ndarray:
     """Fold index of each sample, ``(N,)`` int64, as used by :func:`crossval_probs`.
 
     ``StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)`` (cleanlab's split; the seed
     taken modulo 2**32, :func:`~labeltrace.train.seeds.legacy_seed`).
     A class with fewer than ``n_folds`` samples is spread over fewer folds (scikit-learn warns).
+    With ``groups`` (one key per sample), :func:`grouped_folds`: a group's samples share a fold.
     """
     y = np.asarray(labels)
+    if groups is not None:
+        return grouped_folds(y, n_folds, legacy_seed(seed), groups)
     folds = np.empty(y.shape[0], dtype=np.int64)
     skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=legacy_seed(seed))
     for f, (_, test) in enumerate(skf.split(np.zeros((y.shape[0], 1)), y)):
         folds[test] = f
+    return folds
+
+
+def grouped_folds(labels: np.ndarray, n_folds: int, seed: int, groups: Sequence[str]) -> np.ndarray:
+    """``(N,)`` fold index per sample, a group's samples (a patient's images) in one fold, the classes
+    spread over the folds as evenly as whole groups allow: scikit-learn's ``StratifiedGroupKFold``
+    (shuffled, ``random_state`` the seed modulo 2**32). A held-out model then never trained on
+    another image of the same patient."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    y = np.asarray(labels)
+    if len(groups) != y.shape[0]:
+        raise ValueError(f"groups has {len(groups)} entries for {y.shape[0]} samples")
+    _, codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    n_groups = int(codes.max()) + 1 if codes.size else 0
+    if n_groups < n_folds:
+        raise ValueError(f"{n_groups} groups cannot be split into {n_folds} folds (a group's samples share a fold): "
+                         "fewer folds, or no groups")  # fmt: skip
+    folds = np.empty(y.shape[0], dtype=np.int64)
+    split = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=legacy_seed(seed))
+    with warnings.catch_warnings():  # "the least populated class has only m members": the classes as they come
+        warnings.simplefilter("ignore", UserWarning)
+        for f, (_, held) in enumerate(split.split(np.zeros((y.shape[0], 1)), y, codes)):
+            folds[held] = f
     return folds
 
 
@@ -110,6 +138,7 @@ def crossval_probs(
     max_iter: int = 1000,
     num_classes: int | None = None,
     estimator_factory: Callable[[], ProbaEstimator] | None = None,
+    groups: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Out-of-fold predicted probabilities, float64 ``(N, K)``.
 
@@ -134,6 +163,8 @@ def crossval_probs(
     estimator_factory : callable, optional
         Returns a fresh unfitted classifier with ``fit``, ``predict_proba`` and ``classes_``
         (e.g. ``lambda: sklearn.ensemble.RandomForestClassifier(random_state=0)``).
+    groups : sequence of str, optional
+        One key per sample (a patient, a study): a group's samples share a fold (:func:`fold_ids`).
 
     Returns
     -------
@@ -160,7 +191,7 @@ def crossval_probs(
             return LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs", random_state=legacy_seed(seed))
 
     x = x.astype(np.float64)
-    folds = fold_ids(y, n_folds=n_folds, seed=seed)
+    folds = fold_ids(y, n_folds=n_folds, seed=seed, groups=groups)
     out = np.zeros((y.size, k), dtype=np.float64)
     for f in range(n_folds):
         test = folds == f
@@ -240,14 +271,15 @@ def cross_validated_probs(
     folds: int = 5,
     C: float = 0.05,
     max_iter: int = 1000,
+    groups: Sequence[str] | None = None,
 ) -> np.ndarray:
     """(N, K) out-of-fold probabilities after training: ``folds`` fits of ``spec`` with ``train``
     (fold ``f`` seeded :func:`cv_seed`), or, with ``spec=None``, cleanlab's recipe — logistic
     regression (``C``, ``max_iter``) on standardised features. ``inputs`` in memory; one process
-    (rank 0 of a data-parallel scan computes it alone)."""
+    (rank 0 of a data-parallel scan computes it alone). ``groups``: a group in one fold."""
     if spec is None:
         return crossval_probs(inputs.numpy(), given, n_folds=folds, C=C, max_iter=max_iter, seed=seed,
-                              num_classes=num_classes)  # fmt: skip
+                              num_classes=num_classes, groups=groups)  # fmt: skip
     if train is None:
         raise ValueError("cross_validated_probs: a network needs its training settings")
 
@@ -259,4 +291,4 @@ def cross_validated_probs(
 
     flat = inputs.reshape(len(inputs), -1).numpy()
     return crossval_probs(flat, given, n_folds=folds, seed=seed, standardize=False, num_classes=num_classes,
-                          estimator_factory=factory)  # fmt: skip
+                          estimator_factory=factory, groups=groups)  # fmt: skip

@@ -30,7 +30,7 @@ finished one is loaded instead of retrained, an interrupted one resumes from its
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,10 @@ from labeltrace.record.recording import RecordedRun, Recording, RecordingDir
 from labeltrace.train import distributed
 from labeltrace.train.batches import BatchSource, as_source
 from labeltrace.train.checkpoint import Checkpoint, config_key, training_identity
-from labeltrace.train.crossval import cross_validated_probs  # one of the protocols' entry points
+from labeltrace.train.crossval import (  # the first: a protocols' entry point
+    cross_validated_probs,
+    grouped_folds,
+)
 from labeltrace.train.distributed import Dist
 from labeltrace.train.early_stop import EarlyStop
 from labeltrace.train.embedding import common_embedding, network_embedding
@@ -86,13 +89,18 @@ AUX_DRAW = 2
 
 
 # ----------------------------------------------------------------------------- folds
-def stratified_folds(labels: np.ndarray, n_folds: int, *, seed: int) -> np.ndarray:
-    """(N,) fold index per sample: each class spread evenly over the folds, seeded."""
+def stratified_folds(labels: np.ndarray, n_folds: int, *, seed: int, groups: Sequence[str] | None = None) -> np.ndarray:
+    """(N,) fold index per sample: each class spread evenly over the folds, seeded. With
+    ``groups`` (one key per sample: a patient, a study) a group's samples share a fold, the
+    classes spread as evenly as whole groups allow (scikit-learn's ``StratifiedGroupKFold``): a
+    held-out model then never trained on another image of the same patient."""
     labels = np.asarray(labels)
     if n_folds < 2:
         raise ValueError(f"n_folds must be >= 2, got {n_folds}")
     if len(labels) < n_folds:
         raise ValueError(f"{len(labels)} samples cannot be split into {n_folds} folds")
+    if groups is not None:
+        return grouped_folds(labels, n_folds, seed, groups)
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(len(labels)), labels))  # by class, random within class
     folds = np.empty(len(labels), dtype=np.int64)
@@ -138,7 +146,7 @@ def auxiliary_masks(protocol: InSample, given: np.ndarray, num_classes: int, see
 
 def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, given: np.ndarray, seed: int,
                  data: Mapping[str, Any], keep_probs: int, embedding: bool,
-                 classes: list[str] | None) -> dict[str, Any]:  # fmt: skip
+                 classes: list[str] | None, groups: Sequence[str] | None = None) -> dict[str, Any]:  # fmt: skip
     proto = {k: (vars(v) if isinstance(v, EarlyStop) else v) for k, v in vars(protocol).items()
              if not (k == "early_stop" and v is None)}  # absent when off: earlier recordings stay valid
     return {
@@ -150,6 +158,8 @@ def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, give
         **({"aux_draw": AUX_DRAW} if isinstance(protocol, InSample) and protocol.runs > 1 else {}),
         # the class names build CLIP's head from its prompts (the other networks do not read them)
         **({"classes": list(classes or [])} if spec.kind == "clip" else {}),
+        # the folds keep a group together (absent without groups: earlier recordings stay valid)
+        **({"groups": digest([str(g) for g in groups])} if groups is not None and isinstance(protocol, CrossFit) else {}),
     }  # fmt: skip
 
 
@@ -170,6 +180,7 @@ def record(
     progress: bool = True,
     log: Log | None = None,
     dist: Dist | None = None,
+    groups: Sequence[str] | None = None,
 ) -> Recording:
     """Record ``protocol`` into ``directory`` (or load it when it is already there).
 
@@ -180,10 +191,12 @@ def record(
     ``inputs``: one in-memory tensor, or a :class:`~labeltrace.train.batches.BatchSource`.
     ``dist`` (default: :func:`labeltrace.train.distributed.current`): data-parallel when
     ``torch.distributed`` is initialised; rank 0 writes, every rank returns the recording.
+    ``groups`` (one key per sample: a patient, a study): a cross-fit keeps each group in one fold
+    (:func:`stratified_folds`).
     """
     d = distributed.current() if dist is None else dist
     store = RecordingDir(directory)
-    fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs, embedding, classes)
+    fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs, embedding, classes, groups)
     store.check(fp, added=("aux_draw", "classes"))  # recordings before them saved their draws and classes
     if store.finished:
         if log is not None:
@@ -193,7 +206,7 @@ def record(
                           "classes": classes, "keep_probs": keep_probs, "embedding": embedding,
                           "progress": progress, "log": log, "dist": d}
     if isinstance(protocol, CrossFit):
-        rec = _crossfit(protocol, spec, train, inputs, given, **kw)
+        rec = _crossfit(protocol, spec, train, inputs, given, groups=groups, **kw)
     else:
         rec = _in_sample(protocol, spec, train, inputs, given, **kw)
     if d.active:
@@ -250,7 +263,7 @@ def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs
 def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs: Inputs, given: np.ndarray,
               *, num_classes: int, seed: int, store: RecordingDir, fingerprint: dict[str, Any],
               classes: list[str] | None, keep_probs: int, embedding: bool, progress: bool,
-              log: Log | None, dist: Dist) -> Recording | None:  # fmt: skip
+              log: Log | None, dist: Dist, groups: Sequence[str] | None = None) -> Recording | None:  # fmt: skip
     K, n = num_classes, len(given)
     base = crossfit_seed(seed)
     built: list[nn.Module] = []
@@ -269,7 +282,7 @@ def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs:
                                     keep_probs=keep_probs, progress=progress, in_sample=in_sample,
                                     key=digest(fingerprint), log=log, recorder_dir=store.rows_dir("run0"),
                                     dist=dist, early_stop=protocol.early_stop,
-                                    epoch_seconds=epoch_seconds)  # fmt: skip
+                                    epoch_seconds=epoch_seconds, groups=groups)  # fmt: skip
     if not dist.is_writer:
         return None
     dyn = held.dynamics()
@@ -300,11 +313,12 @@ def crossfit_recorded(
     dist: Dist | None = None,
     early_stop: EarlyStop | None = None,
     epoch_seconds: list[float] | None = None,
+    groups: Sequence[str] | None = None,
 ) -> tuple[Recorder, np.ndarray]:
     """Train ``n_folds`` models in lockstep and record every sample's held-out predictions.
 
     ``build_model(fold)`` builds fold ``fold``'s network (seed its initialisation inside);
-    ``config.seed`` seeds the folds (:func:`stratified_folds`) and, as ``seed * 1009 + k``, fold
+    ``config.seed`` seeds the folds (:func:`stratified_folds`, a group of ``groups`` in one fold) and, as ``seed * 1009 + k``, fold
     ``k``'s batch order. ``in_sample``, when given, also records every training batch of every
     fold model: each sample's in-sample logits from the ``n_folds - 1`` models that train on it
     (averaged within the epoch), at no extra training cost. With ``checkpoint_dir`` every epoch
@@ -327,7 +341,7 @@ def crossfit_recorded(
     n = int(source.shape[0])
     labels = training_labels(labels, n, num_classes)
     device = resolve_device(config.device)
-    folds = stratified_folds(labels, n_folds, seed=config.seed)
+    folds = stratified_folds(labels, n_folds, seed=config.seed, groups=groups)
     models = [build_model(k).to(device) for k in range(n_folds)]
     opts = [make_optimizer(m, config) for m in models]
     train_ids = [torch.as_tensor(np.flatnonzero(folds != k)) for k in range(n_folds)]

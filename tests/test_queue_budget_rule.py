@@ -99,3 +99,23 @@ def test_the_budget_estimate_says_when_the_model_learned_no_more_than_one_class(
     q = write_queue(rd, tmp_path / "q.csv", method="cross_entropy", budget=5, repeats=20)
     assert "the model agrees with 70.0% of the given labels, no more than answering 'benign'" in q.estimate_note
     np.testing.assert_array_equal(seen["args"][0], q.posterior.probs.argmax(1))  # the queue's own posterior
+
+
+def test_an_estimate_that_cannot_break_a_label_says_so_instead_of_0_to_0() -> None:
+    """'to change 0 (95 % interval 0–0) right labels to wrong ones' was printed for every budget below
+    the count the model disagrees with: the first B samples held no label the model agrees with, so
+    its simulated reviewers could break none, whatever real reviewers do."""
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(3) * 0.3, size=200)
+    g = p.argmax(1).copy()
+    g[:40] = (g[:40] + 1) % 3  # 40 labels the model calls wrong: the queue's first
+    est = preflight(p, g, budget=30, repeats=20, seed=0)
+    assert est.agreeing == 0 and est.broken == 0
+    assert "changes no right label to a wrong one: what real reviewers' mistakes cost is not in it" in est.message()
+    assert "interval 0–0" not in est.message()
+    wide = preflight(p, g, budget=120, repeats=20, seed=0)
+    assert wide.agreeing is not None and wide.agreeing > 0 and "right labels to wrong ones" in wide.message()
+    assert est.sureness is not None and 1 / 3 <= est.sureness <= 1  # the reached samples' mean top probability
+    near = np.full((200, 3), 1 / 3) + rng.uniform(0, 1e-3, (200, 3))
+    flat = preflight(near / near.sum(1, keepdims=True), g, budget=30, repeats=20, seed=0)
+    assert flat.sureness is not None and flat.sureness < 0.35  # a model that knows nothing: the queue warns

@@ -47,6 +47,10 @@ class Estimate:
     samples : samples the simulated campaigns reviewed, mean (``budget`` under single-expert
         review; fewer when a sample takes several reviews: ``agree`` above 1, ``count_given``).
     one_review_each : the consensus rule settles a sample with one review (single-expert review).
+    agreeing : of the samples the budget reaches, those whose given label the posterior agrees
+        with (its argmax): only they can be broken, so with none ``broken`` is 0 by construction.
+    sureness : the posterior's mean top probability over the samples the budget reaches — how
+        often the simulated reviewers, drawn from it, name the label it calls true.
     """
 
     budget: int
@@ -61,6 +65,8 @@ class Estimate:
     used: float | None = None
     samples: float | None = None
     one_review_each: bool = True
+    agreeing: int | None = None
+    sureness: float | None = None
 
     def message(self) -> str:
         """``relabeling B samples is expected to fix X (95 % interval L–H)`` (``B reviews, on S
@@ -75,11 +81,15 @@ class Estimate:
         if self.used is not None and self.used < self.budget:
             head = (f"the budget of {self.budget} reviews is more than the queue can use: every sample "
                     f"settles after {self.used:.0f} reviews, which are")  # fmt: skip
-        return (f"{head} expected to fix {self.fixed:.0f} "
-                f"(95 % interval {self.fixed_low:.0f}–{self.fixed_high:.0f}) of the "
-                f"{self.wrong} labels the model calls wrong, and to change "
-                f"{self.broken:.0f} (95 % interval {self.broken_low:.0f}–{self.broken_high:.0f}) "
-                "right labels to wrong ones")  # fmt: skip
+        fixes = (f"{head} expected to fix {self.fixed:.0f} "
+                 f"(95 % interval {self.fixed_low:.0f}–{self.fixed_high:.0f}) of the "
+                 f"{self.wrong} labels the model calls wrong")  # fmt: skip
+        if self.agreeing == 0:  # nothing the simulation could break: no number to give
+            return (f"{fixes}; every label they reach is one the model calls wrong, so the simulation, its "
+                    "reviewers drawn from the model, changes no right label to a wrong one: what real reviewers' "
+                    "mistakes cost is not in it")  # fmt: skip
+        return (f"{fixes}, and to change {self.broken:.0f} (95 % interval {self.broken_low:.0f}–"
+                f"{self.broken_high:.0f}) right labels to wrong ones")  # fmt: skip
 
 
 def preflight(
@@ -147,7 +157,8 @@ def preflight(
                     fixed_high=float(hi), broken=float(broken.mean()), broken_low=float(blo),
                     broken_high=float(bhi), wrong=int((g != truth).sum()),
                     repeats=int(repeats), used=float(used.mean()), samples=float(samples.mean()),
-                    one_review_each=rule.one_vote_settles)  # fmt: skip
+                    one_review_each=rule.one_vote_settles, agreeing=was_right,
+                    sureness=float(p[top].max(axis=1).mean()))  # fmt: skip
 
 
 def _single_reviews(p: np.ndarray, g: np.ndarray, truth: np.ndarray, order: Priority, *, budget: int,

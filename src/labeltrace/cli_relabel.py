@@ -198,7 +198,7 @@ def add_relabel_commands(sub: Any) -> None:
                     help="comma-separated relabel priorities (labeltrace.relabel.priority; default: %(default)s)")  # fmt: skip
     si.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1; default 5)")
     si.add_argument("--noise-rate", type=float, default=0.15, help="initial label noise rate (default 0.15)")
-    si.add_argument("--budget-factor", type=float, default=3.0, help="budget = factor x noisy labels (default 3.0)")
+    si.add_argument("--budget-factor", type=float, default=3.0, help="budget = factor x round(--noise-rate x N), the noisy labels expected (default 3.0)")
     si.add_argument("--budget", type=int, help="budget in relabels (overrides --budget-factor)")
     si.add_argument("--out", required=True, help="output folder (curves.csv, summary.csv, seeds.csv, simulation.json, campaign.png)")
     si.add_argument("--epochs", type=int, default=20, help="head epochs (default 20)")

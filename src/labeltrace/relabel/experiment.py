@@ -211,6 +211,9 @@ def _simulation_budget(n: int, noise_rate: float, budget_factor: float, budget: 
         if not budget_factor > 0:
             raise ValueError(f"budget_factor must be > 0, got {budget_factor}")
         budget = round(budget_factor * round(noise_rate * n))
+        if budget < 1:  # the user gave no budget: say where the 0 came from
+            raise ValueError(f"the budget (--budget-factor {budget_factor:g} x round(--noise-rate {noise_rate:g} x "
+                             f"{n:,} samples) = {budget}) is no relabel: give --budget, or a higher --noise-rate")  # fmt: skip
     if int(budget) != budget or budget < 1:
         raise ValueError(f"budget must be a positive integer, got {budget}")
     return int(budget)

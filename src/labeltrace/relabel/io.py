@@ -313,7 +313,7 @@ def format_summary(sim: SimulationResult) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     n = sim.results[next(iter(sim.results))][0].initial_labels.size
     info = (
-        f"{n} images, {len(sim.seeds)} seeds, target noise {sim.noise_rate:.0%} "
+        f"{n} images, {len(sim.seeds)} seeds, target noise {100 * sim.noise_rate:.3g}% "
         f"(realised {min(sim.n_noisy)}–{max(sim.n_noisy)} noisy), budget {sim.budget} relabels"
         + (f", {_ACTIVE[sim.active_method]} every {sim.active_every}" if sim.active_every
            else ", static model")
@@ -322,6 +322,12 @@ def format_summary(sim: SimulationResult) -> str:
     acc = [a for a in sim.head_accuracy if math.isfinite(a)]
     if acc:
         info += f"; initial head agrees with the majority on {100 * np.mean(acc):.1f}%"
+    used = max(r.relabels_used for runs in sim.results.values() for r in runs)
+    if used < sim.budget:  # every campaign settled every sample early: the tail is flat for all
+        lines.append(f"note: every campaign settled every sample within {used:,} of the {sim.budget:,} relabels; AUC "
+                     "and gain average the accuracy over the whole budget, so the flat tail after that makes the "
+                     f"selectors look alike (random near the oracle): --budget {used:,} compares them where they "
+                     "differ")  # fmt: skip
     return info + "\n" + "\n".join(lines)
 
 

@@ -452,3 +452,24 @@ def test_a_recorder_goes_into_a_torch_checkpoint_beside_the_model(tmp_path) -> N
     with pytest.raises(Exception, match="(?i)weights_only|unsupported|numpy"):  # the plain form: refused there
         torch.save({"recorder": rec.state_dict()}, tmp_path / "plain.pt")
         torch.load(tmp_path / "plain.pt")
+
+
+def test_a_recorder_saved_mid_epoch_says_so_when_loaded(tmp_path) -> None:
+    """A loop that restarts the epoch from its start's model checkpoint averaged the loaded pending
+    updates with the redone ones, silently."""
+    import warnings
+
+    rec = Recorder(12, 2)
+    rec.update(np.arange(12), np.zeros((12, 2)), np.arange(12) % 2)
+    rec.end_epoch()
+    rec.save(tmp_path / "between.npz")
+    rec.update(np.arange(5), np.ones((5, 2)), np.arange(5) % 2)
+    rec.save(tmp_path / "mid.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not Recorder.load(tmp_path / "between.npz").epoch_in_progress
+    with pytest.warns(UserWarning, match=r"mid\.npz was saved mid-epoch, with 5 samples' updates of epoch 1 pending.*"
+                                         r"rec\.clear_pending\(\)"):  # fmt: skip
+        back = Recorder.load(tmp_path / "mid.npz")
+    back.clear_pending()
+    assert not back.epoch_in_progress

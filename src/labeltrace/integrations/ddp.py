@@ -38,8 +38,7 @@ import numpy as np
 import torch.distributed as dist
 
 from labeltrace.record import Dynamics, PendingUpdates, Recorder
-from labeltrace.record.recorder import as_arrays
-from labeltrace.record.state import read_meta
+from labeltrace.record.state import as_arrays, read_meta
 
 __all__ = ["DistributedRecorder"]
 

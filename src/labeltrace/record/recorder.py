@@ -365,7 +365,7 @@ class Recorder:
         A state that points to files adopts them (``base`` resolves a relative directory); an
         embedded state loads its arrays into memory, or into this recorder's ``directory``.
         """
-        _state.restore(self, as_arrays(state), base=None if base is None else Path(base))
+        _state.restore(self, _state.as_arrays(state), base=None if base is None else Path(base))
 
     def save(self, path: str | os.PathLike[str], *, embed: bool | None = None) -> Path:
         """Write the state to ``path`` (``.npz``, no pickle) atomically; returns the path.
@@ -383,7 +383,7 @@ class Recorder:
                         local: bool = False) -> Recorder:  # fmt: skip
         """A recorder rebuilt from :meth:`state_dict` (settings taken from the state; ``local``
         as the constructor's, which the state does not keep)."""
-        state = as_arrays(state)
+        state = _state.as_arrays(state)
         meta = _state.read_meta(state)
         rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
                   local=local)  # fmt: skip
@@ -410,17 +410,10 @@ class Recorder:
         rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
                   local=local)  # fmt: skip
         _state.restore(rec, state, base=path.parent, owned=True)  # embedded rows: used, not copied
+        if rec.epoch_in_progress:
+            warnings.warn(f"{path} was saved mid-epoch, with {int(np.count_nonzero(rec._cnt)):,} samples' updates of epoch "
+                          f"{rec.num_epochs} pending: they are averaged with this epoch's next ones. A loop that "
+                          "restarts the epoch (from a model checkpoint taken at its start) records them twice: call "
+                          "rec.clear_pending() first", UserWarning, stacklevel=2)  # fmt: skip
         return rec
 
-
-def as_arrays(state: dict[str, Any]) -> dict[str, Any]:
-    """A :meth:`Recorder.state_dict` as numpy arrays: torch tensors (``tensors=True``'s, or any that
-    went through a checkpoint on a device) as their CPU values, the settings' ``str`` as an array."""
-    out: dict[str, Any] = {}
-    for k, v in state.items():
-        if k == "meta" and isinstance(v, str):
-            v = np.array(v)
-        elif hasattr(v, "detach") and hasattr(v, "cpu"):  # a torch tensor, without importing torch
-            v = v.detach().cpu().numpy()
-        out[k] = v
-    return out

@@ -31,7 +31,7 @@ from labeltrace.record.storage import FileStore, MemoryStore
 if TYPE_CHECKING:
     from labeltrace.record.recorder import Recorder
 
-__all__ = ["FORMAT", "build", "read_meta", "read_npz", "restore", "save"]
+__all__ = ["FORMAT", "as_arrays", "build", "read_meta", "read_npz", "restore", "save"]
 
 FORMAT = "labeltrace.recorder/2"
 _OLD_FORMAT = "labeltrace.recorder/1"
@@ -280,3 +280,16 @@ def npz_path(path: str | os.PathLike[str]) -> Path:
     """``path`` as :meth:`Recorder.save` writes it: with ``.npz`` appended unless it ends so."""
     p = Path(path)
     return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")
+
+
+def as_arrays(state: dict[str, Any]) -> dict[str, Any]:
+    """A :meth:`~labeltrace.record.Recorder.state_dict` as numpy arrays: torch tensors (``tensors=True``'s, or any that
+    went through a checkpoint on a device) as their CPU values, the settings' ``str`` as an array."""
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        if k == "meta" and isinstance(v, str):
+            v = np.array(v)
+        elif hasattr(v, "detach") and hasattr(v, "cpu"):  # a torch tensor, without importing torch
+            v = v.detach().cpu().numpy()
+        out[k] = v
+    return out

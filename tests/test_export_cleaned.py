@@ -114,7 +114,7 @@ def test_the_printed_rescan_command_reads_the_cleaned_labels_back(tmp_path: Path
 def test_the_rescan_command_names_a_manifest_s_own_columns(tmp_path: Path) -> None:
     """A manifest scanned with --path-column file --label-column dx keeps those columns in its
     cleaned copy; the printed command left the flags out and failed with 'missing columns'."""
-    from labeltrace.export.cleaned import rescan_command
+    from labeltrace.export.rescan import rescan_command
 
     rd = make_run(tmp_path, n=12, k=3, seed=8, kind="manifest")
     meta = json.loads((rd / "run.json").read_text())
@@ -176,7 +176,7 @@ def test_a_class_the_review_empties_leaves_the_class_list_and_an_older_list_is_r
 
 
 def test_the_rescan_command_repeats_the_scan_s_allowed_roots_pixel_limit_and_markers(tmp_path: Path) -> None:
-    from labeltrace.export.cleaned import rescan_command
+    from labeltrace.export.rescan import rescan_command
 
     rd = make_run(tmp_path, n=12, k=3, seed=11, kind="manifest")
     meta = json.loads((rd / "run.json").read_text())
@@ -192,7 +192,7 @@ def test_the_rescan_command_repeats_the_scan_s_allowed_roots_pixel_limit_and_mar
 def test_class_folders_spelled_like_array_paths_are_still_image_files(tmp_path: Path) -> None:
     """A folder run whose class folders are named 'array:one' (legal on Linux and macOS) holds
     image files; the rescan command was withheld as if its samples were arrays."""
-    from labeltrace.export.cleaned import rescan_command
+    from labeltrace.export.rescan import rescan_command
 
     rd = make_run(tmp_path, n=12, k=2, seed=9, kind="folder", classes=["array:one", "array:two"])
     run = open_run(rd)
@@ -216,7 +216,7 @@ def test_a_run_with_a_truth_column_writes_its_cleaned_labels(tmp_path: Path) -> 
 
 
 def test_the_rescan_command_skips_the_images_the_scan_skipped(tmp_path: Path) -> None:
-    from labeltrace.export.cleaned import rescan_command
+    from labeltrace.export.rescan import rescan_command
 
     rd = make_run(tmp_path, n=12, k=3, seed=11, kind="manifest")
     assert "--on-bad-image" not in (rescan_command(open_run(rd), tmp_path / "clean.csv") or "")
@@ -255,7 +255,7 @@ def test_the_rescan_command_trains_the_model_the_scan_ran(tmp_path: Path) -> Non
     import shlex
 
     from labeltrace.cli import build_parser
-    from labeltrace.export.cleaned import rescan_command
+    from labeltrace.export.rescan import rescan_command
 
     rd = make_run(tmp_path, n=12, k=3, seed=12, kind="manifest")
     meta = json.loads((rd / "run.json").read_text())

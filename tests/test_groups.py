@@ -96,7 +96,7 @@ def test_a_scan_with_groups_keeps_them_in_its_folds_and_its_table(tmp_path: Path
     groups, folds = run.column("group"), run.column("fold")
     for g in set(groups.tolist()):
         assert len(set(folds[groups == g].tolist())) == 1
-    from labeltrace.export.cleaned import rescan_command
+    from labeltrace.export.rescan import rescan_command
 
     assert "--group-column patient" in (rescan_command(run, tmp_path / "clean.csv") or "")  # the next round too
     assert main([*args, "--out", str(tmp_path / "plain")]) == 0
@@ -106,3 +106,35 @@ def test_a_scan_with_groups_keeps_them_in_its_folds_and_its_table(tmp_path: Path
     capsys.readouterr()
     assert main(["scan", str(tmp_path / "d"), "--out", str(tmp_path / "x"), "--group-column", "patient"]) == 2
     assert "--group-column names a manifest's column" in capsys.readouterr().err
+
+
+def test_a_folder_of_patients_gives_its_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(1)
+    root = tmp_path / "d"
+    for c, patients in (("benign", ("P1", "P2", "P3", "P4")), ("malignant", ("P2", "P5", "P6", "P7"))):
+        for p in patients:
+            (root / c / p).mkdir(parents=True)
+            for v in range(2):
+                Image.fromarray((rng.random((8, 8)) * 100 + 100 * (c == "malignant")).astype(np.uint8)).save(
+                    root / c / p / f"{v}.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "benign" / "loose.png")
+    ds = data.from_folder(root, group_by_folder=True)
+    assert ds.groups is not None
+    by_path = dict(zip(ds.sources, ds.groups, strict=True))
+    assert by_path["benign/P2/0.png"] == by_path["malignant/P2/1.png"] == "P2"  # one patient, two classes
+    assert by_path["benign/loose.png"] == "benign/loose.png"  # directly in its class folder: its own group
+    out = tmp_path / "run"
+    assert main(["scan", str(root), "--group-by-folder", "--model", "small-cnn", "--epochs", "1", "--folds", "3",
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    run = rundir.open_run(out)
+    assert run.column("group").tolist() == list(ds.groups)
+    from labeltrace.export.cleaned import export_labels
+    from labeltrace.export.rescan import rescan_command
+
+    clean = export_labels(out, tmp_path / "clean.csv")
+    assert clean.read_text().splitlines()[0].startswith('"path","label","group",')
+    cmd = rescan_command(run, clean) or ""
+    assert "--group-column group" in cmd
+    capsys.readouterr()
+    assert main(["scan", str(tmp_path / "clean.csv"), "--group-by-folder", "--out", str(tmp_path / "x")]) == 2
+    assert "--group-by-folder reads the groups of a folder" in capsys.readouterr().err

@@ -55,8 +55,12 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     if getattr(args, "group_column", None):
         man_cols["group_column"] = args.group_column
         if args.example or not (args.labels or Path(args.data or "").suffix.lower() in MANIFEST_SUFFIXES):
-            raise ValueError("--group-column names a manifest's column; DATA here is not a manifest (list the images "
-                             "with their group in one: path,label,patient)")  # fmt: skip
+            raise ValueError("--group-column names a manifest's column; DATA here is not a manifest (for a folder "
+                             "DATA/<class>/<patient>/<image>, --group-by-folder)")  # fmt: skip
+    by_folder = bool(getattr(args, "group_by_folder", False))
+    if by_folder and (args.example or args.labels or not Path(args.data or "").is_dir()):
+        raise ValueError("--group-by-folder reads the groups of a folder DATA/<class>/<patient>/<image>; for a "
+                         "manifest, --group-column names its column")  # fmt: skip
     read_as_is: dict[str, Any] = {"missing_values": ()} if getattr(args, "no_missing_markers", False) else {}
     named: dict[str, Any] = {}  # --classes: the class list, in id order
     if getattr(args, "classes", None):
@@ -101,7 +105,8 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
         if out is not None and (out == p.resolve() or p.resolve() in out.parents):
             raise ValueError(f"--out {args.out} is DATA {p} or inside it: its sub-folders are read as classes, so the run "
                              "directory would be read as one the next time; choose an --out outside DATA")
-        return data.from_folder(p, **common), {"kind": "folder", "source": str(p.resolve()), **limits}
+        return data.from_folder(p, **common, group_by_folder=by_folder), {
+            "kind": "folder", "source": str(p.resolve()), **limits, **({"group_by_folder": True} if by_folder else {})}
     if p.suffix.lower() in MANIFEST_SUFFIXES:
         ds = data.from_manifest(p, **man_cols, **read_as_is, **named, **common)
         return ds, {"kind": "manifest", "source": str(p.resolve()), **used(p), **limits}
@@ -322,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--path-column", default="path", help="manifest column of the image paths (default path)")
     s.add_argument("--label-column", default="label", help="manifest column of the labels (default label)")
     s.add_argument("--id-column", help="manifest column of sample ids (default: 'id' when present, else the path)")
+    s.add_argument("--group-by-folder", action="store_true",
+                   help="a folder DATA/<class>/<patient>/<image>: the folder below the class folder is the image's "
+                        "group, as --group-column's")
     s.add_argument("--group-column", metavar="COLUMN",
                    help="manifest column of each image's group (a patient, a study): the cross-fitted folds keep a "
                         "group together and a sample's nearest neighbours are found outside its group, so that "

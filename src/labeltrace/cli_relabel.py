@@ -101,7 +101,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
         out = export_labels(args.run_dir, args.export,
                             report=lambda m: print(m, file=sys.stderr if m.startswith("warning:") else sys.stdout))
         print(f"wrote {out}")
-        from labeltrace.export.cleaned import rescan_command
+        from labeltrace.export.rescan import rescan_command
         from labeltrace.rundir import open_run
 
         cmd = rescan_command(open_run(args.run_dir), out)

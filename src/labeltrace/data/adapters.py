@@ -93,7 +93,7 @@ def from_folder(
     root: str | Path, *, on_bad_image: OnBadImage = "fail",
     extensions: Sequence[str] = IMAGE_SUFFIXES + DICOM_SUFFIXES, verify: bool = True,
     workers: int | None = None, max_pixels: int | None = None,
-    allow_roots: Sequence[str | Path] = (),
+    allow_roots: Sequence[str | Path] = (), group_by_folder: bool = False,
 ) -> ImageDataset:
     """Dataset from ``root/<class>/.../<image>``: one sub-folder per class, its images at any depth
     below it (``root/<class>/<patient>/<image>`` too), as torchvision's ``ImageFolder`` reads.
@@ -129,6 +129,10 @@ def from_folder(
         :data:`labeltrace.data.decode.MAX_PIXELS`, 40 megapixels); such images count as bad.
     allow_roots : sequence of path
         Other folders image files may lie in (e.g. the target of a symlinked class folder).
+    group_by_folder : bool
+        Each image's group (:attr:`ImageDataset.groups`) is the name of the folder right below its
+        class folder — ``root/<class>/<patient>/<image>``: a patient's images under any class are
+        one group; an image directly in its class folder is a group of its own.
     """
     pixel_limit(max_pixels)
     root = Path(root).expanduser().resolve()
@@ -225,10 +229,11 @@ def from_folder(
     rel = [f.relative_to(root).as_posix() for f in files]
     resolved = inside_roots(files, rel, roots)
     distinct_files(resolved, rel, f" ({root})")
+    groups = [p.split("/")[1] if p.count("/") >= 2 else p for p in rel] if group_by_folder else None
     return finalize(
         classes=[d.name for d in class_dirs], labels=np.array(labels, dtype=np.int64), sources=rel,
         ids=rel, source=FileSource(resolved, max_pixels), root=root, on_bad_image=on_bad_image,
-        verify=verify, workers=workers, where=f" ({root})", allowed_roots=roots,
+        verify=verify, workers=workers, where=f" ({root})", allowed_roots=roots, groups=groups,
     )
 
 

@@ -1,0 +1,78 @@
+"""The ``labeltrace scan`` command a cleaned-label export prints: the images scanned again with the
+reviewed labels, by the model and with the settings the first scan ran."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from labeltrace.export.cleaned import _rescannable, classes_path, missing_like_labels
+from labeltrace.rundir import Run
+
+__all__ = ["rescan_command"]
+
+
+def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
+    """The ``labeltrace scan`` command that scans the images again with the cleaned labels ``out``
+    (written by :func:`~labeltrace.export.cleaned.export_labels`): their paths are the scan's, relative to the data root; a
+    manifest's own column names, the class list written beside ``out``, ``--no-missing-markers``
+    (for a class named ``none``) and ``--on-bad-image skip`` (when the scan skipped images) are
+    passed on, and so are the model the scan ran and its settings (:func:`_scan_flags`). None for an
+    array run."""
+    import shlex
+
+    out = Path(out)
+    data_root = run.data_root
+    if data_root is None or not _rescannable(run, out):
+        return None
+    cmd = ["labeltrace", "scan", str(data_root), "--labels", str(out), "--out", "NEW_RUN_DIR", *_scan_flags(run)]
+    data = run.meta["data"]
+    if data.get("group_by_folder"):  # the cleaned labels are a manifest: their group column
+        cmd += ["--group-column", "group"]
+    if data.get("kind") == "manifest":
+        for flag, key, default in (("--path-column", "path_column", "path"), ("--label-column", "label_column", "label"),
+                                   ("--id-column", "id_column", "id"), ("--group-column", "group_column", None)):  # fmt: skip
+            if data.get(key) not in (None, default):
+                cmd += [flag, str(data[key])]
+    if classes_path(out).is_file():  # export_labels writes it, or removes an older one
+        cmd += ["--classes", str(classes_path(out))]
+    root = data_root.resolve()
+    for r in data.get("allowed_roots") or ():  # the folders besides the data root the scan read files in
+        if Path(r).resolve() != root:
+            cmd += ["--allow-root", str(r)]
+    if data.get("max_pixels") is not None:
+        cmd += ["--max-pixels", str(data["max_pixels"])]
+    if data.get("skipped"):  # the scan skipped unreadable images: so must the new one
+        cmd += ["--on-bad-image", "skip"]
+    if data.get("missing_markers") is False or missing_like_labels(run):
+        cmd += ["--no-missing-markers"]  # a class or id named 'none': read them as they are
+    return " ".join(shlex.quote(c) if c != "NEW_RUN_DIR" else c for c in cmd)
+
+
+#: the scan settings (with a ``labeltrace scan`` flag) a rescan keeps: the model's and the
+#: detector's; not the outputs' (csv), the machine's (device, workers, stream, cache), nor --noise
+#: (refused for a cleaned export)
+_KEPT = ("epochs", "runs", "folds", "batch_size", "lr", "weight_decay", "schedule", "augment", "image_size", "width",
+         "head", "hidden", "finetune", "detector", "seed", "clip_model", "clip_template", "aux_prompt", "early_stop")
+
+
+def _scan_flags(run: Run) -> list[str]:
+    """The flags that make the rescan train what the first scan trained: the model it ran (not
+    ``auto``: a probe on the cleaned labels can pick the other one, and the counts of the two rounds
+    then compare two models), the feature resolution it used, and every setting it was given."""
+    from dataclasses import asdict
+
+    from labeltrace.scan_settings import ScanConfig
+
+    config, default = run.meta.get("config") or {}, asdict(ScanConfig())
+    model = run.meta.get("model")
+    out = ["--model", str(model)] if model else []
+    if model == "effnet-lite0" and not config.get("finetune") and isinstance(config.get("resolution"), int):
+        out += ["--resolution", str(config["resolution"])]
+    for key in _KEPT:
+        v = config.get(key, default[key])
+        if v is None or v == default[key]:
+            continue
+        flag = "--" + key.replace("_", "-")
+        out += ([flag] if v else [f"--no-{flag[2:]}"]) if isinstance(v, bool) else [flag, str(v)]
+    return out

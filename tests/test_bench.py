@@ -752,22 +752,23 @@ def test_clean_cells_show_how_many_each_detector_accuses() -> None:
 def test_a_flagged_set_that_looks_like_a_collapsed_model_is_warned_of() -> None:
     """Three detectors flagged the same 83 minority-label samples of a model that collapsed to the
     majority class; the tables showed only a low F1 among the other seeds' rows."""
-    given = np.array([0] * 10 + [1] * 5 + [2] * 5)
-    assert cells.flag_warning(np.zeros(20, bool), given, 3) == ""
-    some = np.zeros(20, bool)
-    some[[0, 10, 11]] = True
-    assert cells.flag_warning(some, given, 3) == ""
+    given = np.array([0] * 20 + [1] * 10 + [2] * 10 + [3] * 2)
+    assert cells.flag_warning(np.zeros(42, bool), given, 4) == ""
+    some = np.zeros(42, bool)
+    some[[0, 20, 21]] = True
+    assert cells.flag_warning(some, given, 4) == ""
     rare = given == 1
-    assert cells.flag_warning(rare, given, 3) == "warning: flags every sample labelled class 1 (5)"
-    most = given > 0
-    most[0] = True
-    assert cells.flag_warning(most, given, 3) == (
-        "warning: flags 11 of 20 samples (55%); flags every sample labelled class 1 (5), class 2 (5)")
-    assert cells.flag_warning(np.ones(20, bool), given, 4) == "warning: flags 20 of 20 samples (100%)"
+    assert cells.flag_warning(rare, given, 4) == "warning: flags every sample labelled class 1 (10)"
+    assert cells.flag_warning(given == 3, given, 4) == ""  # a class of two: says little
+    most = (given == 1) | (given == 2)
+    most[:2] = True
+    assert cells.flag_warning(most, given, 4) == (
+        "warning: flags 22 of 42 samples (52%); flags every sample labelled class 1 (10), class 2 (10)")
+    assert cells.flag_warning(np.ones(42, bool), given, 4) == "warning: flags 42 of 42 samples (100%)"
     row = {"dataset": "d", "labels": "l", "model": "m", "seed": 0, "detector": "aum", "f1": 0.2,
-           "note": cells.flag_warning(rare, given, 3)}
+           "note": cells.flag_warning(rare, given, 4)}
     md = markdown_report([row], name="t", command="x", seeds=(0,), elapsed=1.0)
-    assert "## Warnings" in md and "d l m seed 0 / aum: flags every sample labelled class 1 (5)" in md
+    assert "## Warnings" in md and "d l m seed 0 / aum: flags every sample labelled class 1 (10)" in md
     assert "0.200" in md and cells.failure(row) is None  # a warning is a row like any other
 
 

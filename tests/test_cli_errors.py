@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from runfactory import make_run
 
@@ -193,11 +194,34 @@ def test_a_scan_started_with_python_dash_m_records_a_command_that_runs(monkeypat
 
 def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
     """`labeltrace queue ... | head` ended in 'error: [Errno 32] Broken pipe'."""
-    rd = make_run(tmp_path, n=400, k=3, seed=1)
-    code = f"import sys; from labeltrace.cli import main; sys.exit(main(['queue', {str(rd)!r}, '--out', {str(tmp_path / 'q.csv')!r}, '--top', '400']))"
+    rd = make_run(tmp_path, n=3000, k=3, seed=1)  # 3,000 lines: more than a pipe buffers, so the write must fail
+    code = f"import sys; from labeltrace.cli import main; sys.exit(main(['queue', {str(rd)!r}, '--out', {str(tmp_path / 'q.csv')!r}, '--top', '3000']))"
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert p.stdout is not None and p.stderr is not None
     assert p.stdout.read(20)  # the first lines came
     p.stdout.close()  # the reader has what it wanted
     err = p.stderr.read().decode()
     assert p.wait() == 141 and "error" not in err and "Broken pipe" not in err, err
+
+
+def test_a_broken_pipe_that_is_not_the_output_s_is_an_error(tmp_path: Path, monkeypatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """A worker's or a FIFO's broken pipe ended the command quietly with 141 as if `| head` had."""
+    from labeltrace import cli
+
+    def broken(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe (a decoding worker)")
+
+    monkeypatch.setattr(cli, "_cmd_score", broken)
+    assert main(["score", str(tmp_path), "--method", "loss"]) == 2
+    assert "error: [Errno 32] Broken pipe (a decoding worker)" in capsys.readouterr().err
+
+
+def test_copies_that_share_a_group_are_not_said_to_back_each_other() -> None:
+    from labeltrace.diagnostics import identical_text
+
+    given, paths = np.array([0, 0, 1, 1, 0]), ["a", "b", "c", "d", "e"]
+    both = identical_text([[0, 1], [2, 4]], given, ["x", "y"], paths)
+    assert len(both) == 2 and "c (y) = e (x)" in both[0] and "a = b" in both[1]
+    grouped = identical_text([[0, 1], [2, 4]], given, ["x", "y"], paths, ["p1", "p1", "p2", "p3", "p4"])
+    assert len(grouped) == 1 and "different labels" in grouped[0]  # one patient's copies share a fold

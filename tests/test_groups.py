@@ -138,3 +138,46 @@ def test_a_folder_of_patients_gives_its_groups(tmp_path: Path, capsys: pytest.Ca
     capsys.readouterr()
     assert main(["scan", str(tmp_path / "clean.csv"), "--group-by-folder", "--out", str(tmp_path / "x")]) == 2
     assert "--group-by-folder reads the groups of a folder" in capsys.readouterr().err
+
+
+def test_folds_that_cannot_hold_whole_groups_are_refused_by_name() -> None:
+    """A class whose images all belong to one patient was never trained on by the fold holding that
+    patient out (its 6 images all got p(given) = 0); groups of sizes 132, 28, 19, 9, 5 left a fold
+    empty and the k-fold probabilities failed with scikit-learn's 'Found array with 0 sample(s)'."""
+    y = np.array([0] * 60 + [1] * 60 + [2] * 6)
+    g = [f"a{i % 20}" for i in range(60)] + [f"b{i % 20}" for i in range(60)] + ["X"] * 6
+    with pytest.raises(ValueError, match=r"class 2's images all lie in the groups X, which fold \d holds out"):
+        grouped_folds(y, 5, 0, g)
+    sizes, cls = [132, 19, 28, 9, 5], [1, 0, 1, 1, 2]
+    y = np.concatenate([[c] * s for c, s in zip(cls, sizes, strict=True)])
+    g = [f"g{i}" for i, s in enumerate(sizes) for _ in range(s)]
+    with pytest.raises(ValueError, match=r"5 groups of sizes 132, 28, 19, 9, 5 do not fill 5 folds .*0.*fewer folds"):
+        grouped_folds(y, 5, 0, g)
+
+
+def test_the_knn_vote_reaches_for_its_class_outside_the_group() -> None:
+    """With groups the vote's ceiling counted the sample's own group as neighbours it could have."""
+    from labeltrace.decide import detectors
+    from labeltrace.decide.evidence import Evidence
+
+    rng = np.random.default_rng(4)
+    y = np.repeat([0, 1], [8, 30])
+    groups = np.array(["A"] * 4 + ["B"] * 4 + [f"c{i}" for i in range(30)])
+    x = np.eye(2)[y] * 5 + rng.normal(0, 0.05, (38, 2))
+    ev = Evidence(y, 2, features=x, knn_k=10, groups=groups)
+    reach, k = ev.knn_reach()
+    assert k == 10 and reach[:8].tolist() == [4] * 8 and reach[8:].tolist() == [29] * 30
+    score = detectors.detect("knn_vote", ev).score
+    assert np.allclose(score, 1.0)  # every sample of class 0 votes 4 of the 4 it can reach
+    assert not (ev.knn_shares()[:8, 0] > 0.4 + 1e-9).any()  # the shares themselves: 4 of 10
+    big = Evidence(y, 2, features=x, knn_k=10, groups=np.array(["all"] * 30 + ["p"] * 8))
+    with pytest.warns(UserWarning, match="the largest group holds 30 of 38 samples: .* over 8, not 10"):
+        big.knn_shares()
+    assert big.knn_reach()[1] == 8
+
+
+def test_a_group_column_that_is_the_label_or_path_is_refused(tmp_path: Path) -> None:
+    m = _manifest(tmp_path)
+    for col, what in (("label", "label"), ("path", "path")):
+        with pytest.raises(DataError, match=f"--group-column '{col}' is the {what} column"):
+            data.from_manifest(m, group_column=col)

@@ -13,116 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from labeltrace.cli_data import _load_dataset, _truth_labels  # cli._load_dataset: patched by tests
 from labeltrace.cli_relabel import add_relabel_commands, non_negative
 from labeltrace.run_layout import REVIEWS_DB
 
 __all__ = ["main"]
-
-
-def _unlisted_images(root: Path, ds: Any, out: str | None) -> None:
-    """A warning naming the image files under DATA that the ``--labels`` manifest does not list: they
-    are not scanned (a manifest may label a subset on purpose, but never silently). Listed files
-    skipped as unreadable are not named again."""
-    import os
-
-    from labeltrace._checks import listing
-    from labeltrace.data.adapters import visible_walk
-    from labeltrace.data.decode import DICOM_SUFFIXES, IMAGE_SUFFIXES
-
-    exts = {e.lower() for e in IMAGE_SUFFIXES + DICOM_SUFFIXES}
-    base = root.resolve()
-    written = [*ds.sources, *(src for src, _ in ds.skipped)]
-    listed = {os.path.normpath(os.path.join(base, s)) for s in written}  # as written, against DATA resolved
-    listed |= {str(p) for p in getattr(ds.source, "paths", ())}  # and resolved (absolute paths through a link)
-    listed |= {str(Path(base, src).resolve()) for src, _ in ds.skipped}  # listed, skipped as unreadable
-    skip = Path(out).resolve() if out else None  # a run directory inside DATA: its report's images
-    found = []
-    for top, dirs, names in visible_walk(base):  # no resolve() per file: a big DATA walks fast
-        dirs[:] = [d for d in dirs if Path(top, d) != skip]
-        found += [os.path.join(top, f) for f in names if Path(f).suffix.lower() in exts]
-    left = sorted(Path(f).relative_to(base).as_posix() for f in found if f not in listed)
-    if left:
-        print(f"warning: {len(left)} image files under {root} are not in the --labels manifest and are not scanned: "
-              f"{listing(left)}", file=sys.stderr)
-
-
-def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, origin), imported lazily
-    """The dataset named on the command line and a description of where it came from."""
-    from labeltrace import data
-    from labeltrace.data.manifest import MANIFEST_SUFFIXES
-
-    man_cols = {"path_column": args.path_column, "label_column": args.label_column, "id_column": args.id_column}
-    if getattr(args, "group_column", None):
-        man_cols["group_column"] = args.group_column
-        if args.example or not (args.labels or Path(args.data or "").suffix.lower() in MANIFEST_SUFFIXES):
-            raise ValueError("--group-column names a manifest's column; DATA here is not a manifest (for a folder "
-                             "DATA/<class>/<patient>/<image>, --group-by-folder)")  # fmt: skip
-    by_folder = bool(getattr(args, "group_by_folder", False))
-    if by_folder and (args.example or args.labels or not Path(args.data or "").is_dir()):
-        raise ValueError("--group-by-folder reads the groups of a folder DATA/<class>/<patient>/<image>; for a "
-                         "manifest, --group-column names its column")  # fmt: skip
-    read_as_is: dict[str, Any] = {"missing_values": ()} if getattr(args, "no_missing_markers", False) else {}
-    named: dict[str, Any] = {}  # --classes: the class list, in id order
-    if getattr(args, "classes", None):
-        from labeltrace.data.manifest import read_classes_file
-
-        named = {"classes": read_classes_file(Path(args.classes))}
-        if args.example or (args.data and not args.labels and Path(args.data).is_dir()):
-            raise ValueError("--classes names the classes of a manifest or an .npz; a folder's classes are its "
-                             "sub-folders")
-
-    if getattr(args, "split", None) is not None and (args.labels or Path(args.data or "").suffix.lower() != ".npz"):
-        raise ValueError("--split picks a split of a .npz file; DATA here is a folder, a manifest or "
-                         "an example, read whole (give the split's own folder or manifest instead)")  # fmt: skip
-    if args.example:
-        if args.data or args.labels:
-            raise ValueError("give either DATA/--labels or --example, not both")
-        return data.example(args.example), {"kind": "example", "source": args.example}
-    common = {"on_bad_image": args.on_bad_image, "allow_roots": args.allow_root, "max_pixels": args.max_pixels}
-    limits = {"max_pixels": args.max_pixels} if args.max_pixels is not None else {}  # run.json: for the report
-
-    def used(manifest: Path) -> dict[str, Any]:  # the id column the rows are keyed by (auto-detected `id`)
-        from labeltrace.data.manifest import manifest_id_column
-
-        return {**man_cols, "id_column": manifest_id_column(manifest, args.id_column, path_column=args.path_column,
-                                                            label_column=args.label_column),
-                **({"missing_markers": False} if read_as_is else {})}  # fmt: skip
-
-    if args.labels:
-        man = Path(args.labels)
-        root = Path(args.data) if args.data else None
-        ds = data.from_manifest(man, root=root, **man_cols, **read_as_is, **named, **common)
-        if root is not None and root.is_dir():
-            _unlisted_images(root, ds, getattr(args, "out", None))
-        return ds, {"kind": "manifest", "source": str(man.resolve()), **used(man), **limits}
-    if not args.data:
-        raise ValueError("give DATA (a folder, manifest or .npz), --labels FILE, or --example digits")
-    p = Path(args.data)
-    if not p.exists():
-        raise ValueError(f"{p} does not exist (DATA: a folder, a .csv/.parquet manifest or a .npz file)")
-    if p.is_dir():
-        out = Path(args.out).resolve() if getattr(args, "out", None) else None
-        if out is not None and (out == p.resolve() or p.resolve() in out.parents):
-            raise ValueError(f"--out {args.out} is DATA {p} or inside it: its sub-folders are read as classes, so the run "
-                             "directory would be read as one the next time; choose an --out outside DATA")
-        return data.from_folder(p, **common, group_by_folder=by_folder), {
-            "kind": "folder", "source": str(p.resolve()), **limits, **({"group_by_folder": True} if by_folder else {})}
-    if p.suffix.lower() in MANIFEST_SUFFIXES:
-        ds = data.from_manifest(p, **man_cols, **read_as_is, **named, **common)
-        return ds, {"kind": "manifest", "source": str(p.resolve()), **used(p), **limits}
-    if p.suffix.lower() == ".npz":
-        split = args.split or "train"
-        return data.from_npz(p, split=split, **named), {"kind": "npz", "source": str(p.resolve()), "split": split}
-    raise ValueError(f"cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
-
-
-def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, ANN202
-    """Known true labels from a manifest column (names or ids), aligned with the dataset's samples
-    (``origin`` a manifest's: :func:`_cmd_scan` refuses --truth-column for other DATA before reading it)."""
-    from labeltrace.data.manifest import truth_column
-
-    return truth_column(Path(origin["source"]), args.truth_column, ds,
-                        id_column=origin.get("id_column"), path_column=origin["path_column"])  # fmt: skip
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
@@ -412,6 +307,18 @@ def _warning_printer(default: Any) -> Any:
     return show
 
 
+def _output_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (poll says POLLERR on its write end)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no real stdout (a test's capture)
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
@@ -421,9 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _warning_printer(warnings.showwarning)
         try:
             return int(args.func(args))
-        except BrokenPipeError:  # `labeltrace queue ... | head`: the reader has what it wanted
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit's flush
-            return 141  # what a shell reports for a command a closed pipe stopped (128 + SIGPIPE)
+        except BrokenPipeError as e:  # `labeltrace queue ... | head`: the reader has what it wanted
+            if _output_closed():  # quietly, and not again at exit's flush
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 141  # what a shell reports for a command a closed pipe stopped (128 + SIGPIPE)
+            print(f"error: {e}", file=sys.stderr)  # another pipe (a worker's, a FIFO): an error like any
+            return 2
         except (ValueError, OSError, ImportError) as e:  # DataError, a missing path or an optional extra: a message
             print(f"error: {e}", file=sys.stderr)
             return 2

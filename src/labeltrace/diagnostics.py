@@ -119,20 +119,23 @@ def no_better_than_one_class(suggested: np.ndarray, given: np.ndarray, classes: 
             "clean labels the two look alike: look at a few flagged images to tell which")
 
 
-def identical_text(groups: list[list[int]], given: np.ndarray, classes: list[str], paths: list[str]) -> list[str]:
+def identical_text(groups: list[list[int]], given: np.ndarray, classes: list[str], paths: list[str],
+                   sample_groups: Any = None) -> list[str]:  # fmt: skip
     """The warnings about byte-identical image files (``groups`` of sample ids,
     :func:`labeltrace.run_files.identical_files`): copies under different labels — at least one of
-    each is wrong, whatever the scores say, and the ranking flags one copy at most — and copies
+    each is wrong, whatever the scores say, and the ranking may flag one copy only — and copies
     under one label, which back each other's label from fold to fold (a wrong label two copies
-    share is hard to find: the held-out model of one has trained on the other)."""
+    share is hard to find: the held-out model of one has trained on the other) unless they share
+    a group of ``sample_groups`` (the scan's ``--group-column``: one fold then)."""
     g = np.asarray(given, dtype=np.int64)
     split = [grp for grp in groups if len(set(g[grp].tolist())) > 1]
-    alike = [grp for grp in groups if len(set(g[grp].tolist())) == 1]
+    apart = (lambda grp: True) if sample_groups is None else (lambda grp: len({sample_groups[i] for i in grp}) > 1)
+    alike = [grp for grp in groups if len(set(g[grp].tolist())) == 1 and apart(grp)]
     out = []
     if split:
         n = sum(len(grp) for grp in split)
         out.append(f"{n} image files are byte-identical copies filed under different labels: at least one label of "
-                   "each group is wrong, whatever the scores say (the ranking flags one copy at most): "
+                   "each group is wrong, whatever the scores say (the ranking may flag one copy only): "
                    + listing(" = ".join(f"{paths[i]} ({classes[g[i]]})" for i in grp) for grp in split))  # fmt: skip
     if alike:
         n = sum(len(grp) for grp in alike)

@@ -116,10 +116,12 @@ def identical_files(stamps: Path, paths: Sequence[str | os.PathLike[str]]) -> li
     ids = np.flatnonzero(arr.any(axis=1))
     keys = np.ascontiguousarray(arr[ids]).view("V16").ravel()
     _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    order = np.argsort(inverse, kind="stable")  # the samples of each stamp together, once
+    bounds = np.concatenate([[0], np.cumsum(counts)])
     groups: list[list[int]] = []
     for g in np.flatnonzero(counts > 1).tolist():
         same: dict[bytes, list[int]] = {}
-        for i in ids[inverse == g].tolist():
+        for i in ids[order[bounds[g] : bounds[g + 1]]].tolist():
             try:
                 with open(paths[i], "rb") as fh:
                     same.setdefault(hashlib.file_digest(fh, "blake2b").digest(), []).append(i)

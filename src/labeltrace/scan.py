@@ -175,9 +175,7 @@ def _posterior(rec: Recording | None, ev: Evidence, config: ScanConfig) -> np.nd
         return posterior(rec.runs, last=min(config.suggest_last, rec.runs[0].dynamics.num_epochs))
     if ev.has("cv_probs"):
         return ev.cv_probs
-    from labeltrace.score.knn import knn_probs
-
-    return knn_probs(ev.features, ev.labels, k=config.knn_k)
+    return ev.knn_shares()  # the kNN vote's own neighbours (outside each sample's group)
 
 
 def scan(

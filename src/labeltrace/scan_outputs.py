@@ -94,7 +94,7 @@ def write_outputs(
         warned.append(f"{det.name} could not score {describe_ids(unscored)}; they rank first")
     identical = (identical_files(out / rd.IMAGE_FILES, [ds.root / s for s in ds.sources])
                  if ds.root is not None and (out / rd.IMAGE_FILES).is_file() else [])  # fmt: skip
-    warned += identical_text(identical, given, classes, [str(s) for s in ds.sources])
+    warned += identical_text(identical, given, classes, [str(s) for s in ds.sources], ds.groups)
     for w in warned:  # kept in run.json too: the report shows them
         print(f"warning: {w}", file=sys.stderr)
     table_cols: dict[str, Any] = {

@@ -95,17 +95,18 @@ def warning(row: dict[str, Any]) -> str | None:
 
 def flag_warning(flagged: np.ndarray, given: np.ndarray, num_classes: int) -> str:
     """The note of a row whose flagged set says more about its model than about the labels, else "":
-    it flags most samples (:data:`labeltrace.diagnostics.MOST`), or every sample of a class — what a
-    model that collapsed to the majority class does (the rare class's labels all contradicted), which
-    the metrics alone hide among the other seeds' rows."""
+    it flags most samples (:data:`labeltrace.diagnostics.MOST`), or every sample of a class of at least
+    ten — what a model that collapsed to the majority class does (the rare class's labels all
+    contradicted), which the metrics alone hide among the other seeds' rows. (Two flagged samples of
+    a class of two say little.)"""
     f = np.asarray(flagged, dtype=bool)
     g = np.asarray(given, dtype=np.int64)
     said = []
     if f.size and f.sum() > MOST * f.size:
         said.append(f"flags {int(f.sum()):,} of {f.size:,} samples ({f.mean():.0%})")
     sizes = np.bincount(g, minlength=num_classes)
-    whole = np.flatnonzero((np.bincount(g[f], minlength=num_classes) == sizes) & (sizes > 0))
-    if whole.size and whole.size < np.count_nonzero(sizes):  # every class whole: said by the share above
+    whole = np.flatnonzero((np.bincount(g[f], minlength=num_classes) == sizes) & (sizes >= 10))
+    if whole.size and not f.all():  # every sample flagged: said by the share above
         said.append("flags every sample labelled " + ", ".join(f"class {c} ({sizes[c]:,})" for c in whole))
     return f"{_WARNING} {'; '.join(said)}" if said else ""
 

@@ -249,6 +249,9 @@ def from_manifest(
     cols = [path_column, label_column] + ([id_column] if id_column else []) + ([group_column] if group_column else [])
     if group_column and group_column not in (names := manifest_columns(path)):
         raise DataError(f"--group-column {group_column!r} is not a column of {path}; its columns are {names}")
+    if group_column and group_column in (path_column, label_column):  # every class one group / no group at all
+        raise DataError(f"--group-column {group_column!r} is the {'label' if group_column == label_column else 'path'} "
+                        "column: name the column of each image's patient or study")  # fmt: skip
     table = read_columns(path, list(dict.fromkeys(cols)))
     empty = [k for k, v in enumerate(table[path_column]) if is_empty(v)]
     if empty:

@@ -52,7 +52,7 @@ def _probe(source: ImageSource, i: int) -> tuple[tuple[int, int, int], int, floa
         p = source.path(i)
         return msg.removeprefix(f"{p}: ") if p is not None else msg
     p = source.path(i)
-    if p is None or p.suffix.lower() not in (".png", ".tif", ".tiff"):  # arrays, JPEG, DICOM (scaled): 8
+    if p is None or p.suffix.lower() in (".jpg", ".jpeg", ".dcm", ".dicom"):  # arrays, JPEG, DICOM (scaled): 8
         return img.shape, 8, 1.0  # type: ignore[return-value]
     from labeltrace.data.decode import stored_bits
 

@@ -364,11 +364,12 @@ def _knn_score(ev: Evidence) -> np.ndarray:
     """The kNN vote (:func:`labeltrace.score.knn.knn_vote`) over the most its class lets it reach: a
     sample of a class of ``n`` samples has at most ``n - 1`` neighbours of its class, so with
     ``k`` >= ``n`` every clean sample of it voted below 0.5 (4 classes of 5 images: all 20 flagged).
-    Classes of more than ``k`` samples are unchanged."""
+    With groups, the class's samples outside the sample's group (:meth:`Evidence.knn_reach`). A
+    sample with more than ``k`` such samples is unchanged."""
     vote = ev.knn_shares()[np.arange(len(ev.labels)), ev.labels]
-    sizes = np.bincount(ev.labels, minlength=ev.num_classes)
-    ceiling = np.minimum(1.0, (sizes[ev.labels] - 1) / ev.knn_k)
-    return np.minimum(1.0, vote / np.maximum(ceiling, 1.0 / ev.knn_k))
+    reach, k = ev.knn_reach()  # with groups: the class's samples outside the sample's group
+    ceiling = np.minimum(1.0, reach / k)
+    return np.minimum(1.0, vote / np.maximum(ceiling, 1.0 / k))
 
 
 register(Detector("knn_vote", ("features",), _knn_score, lambda ev, s: Decision(s < 0.5, 0.5, "vote < 0.5"),

@@ -115,9 +115,23 @@ class Evidence:
         no direction, hence no cosine neighbours: it gets the label shares of the whole set, the
         others find their neighbours among the rest, and a warning names it."""
         if "knn_shares" not in self._values:
-            self._values["knn_shares"] = _knn_shares(self.features, self.labels, self.num_classes, self.knn_k,
-                                                     self.groups)  # fmt: skip
+            self._values["knn_shares"], self._values["knn_k_used"] = _knn_shares(
+                self.features, self.labels, self.num_classes, self.knn_k, self.groups)
         return self._values["knn_shares"]
+
+    def knn_reach(self) -> tuple[np.ndarray, int]:
+        """((N,) how many of each sample's possible neighbours share its label — its class's other
+        samples, outside its group when there are groups —, the neighbours each sample has): the most
+        a kNN vote for the given label can reach is their ratio, at most 1."""
+        self.knn_shares()
+        k = int(self._values["knn_k_used"])
+        y = self.labels
+        sizes = np.bincount(y, minlength=self.num_classes)
+        if self.groups is None:
+            return sizes[y] - 1, k
+        _, g = np.unique(self.groups, return_inverse=True)
+        pair = g * self.num_classes + y
+        return sizes[y] - np.bincount(pair)[pair], k
 
     def cost(self, needs: Sequence[str]) -> tuple[int, float]:
         """(model fits, wall seconds) of the evidence ``needs`` uses, each counted once."""
@@ -181,28 +195,34 @@ def posterior(runs: Sequence[RecordedRun], *, last: int | None = None) -> np.nda
 
 
 def _knn_shares(features: np.ndarray, labels: np.ndarray, num_classes: int, k: int,
-                groups: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """:func:`labeltrace.score.knn.knn_probs`, with all-zero rows given the set's label shares;
-    with ``groups`` each sample's neighbours outside its group (``k`` at most what the largest
-    group leaves)."""
+                groups: np.ndarray | None = None) -> tuple[np.ndarray, int]:  # fmt: skip
+    """(:func:`labeltrace.score.knn.knn_probs`, with all-zero rows given the set's label shares;
+    the neighbours each sample has); with ``groups`` each sample's neighbours outside its group
+    (``k`` at most what the largest group leaves, said in a warning when that is fewer)."""
     from labeltrace.score.knn import knn_probs
 
     x = np.asarray(features)
     zero = np.flatnonzero(np.count_nonzero(x, axis=1) == 0) if x.ndim == 2 else np.empty(0, np.int64)
     if groups is not None:
         keep_g = groups if zero.size == 0 else np.delete(groups, zero)
-        k = min(k, max(1, len(keep_g) - int(np.unique(keep_g, return_counts=True)[1].max())))
+        largest = int(np.unique(keep_g, return_counts=True)[1].max())
+        if len(keep_g) - largest < k:
+            warnings.warn(f"the largest group holds {largest:,} of {len(keep_g):,} samples: its samples have "
+                          f"{len(keep_g) - largest} neighbours outside it, so every sample's kNN vote is over "
+                          f"{max(1, len(keep_g) - largest)}, not {k}", UserWarning, stacklevel=3)  # fmt: skip
+            k = max(1, len(keep_g) - largest)
     if zero.size == 0:
-        return knn_probs(x, labels, num_classes=num_classes, k=k, groups=groups)
+        return knn_probs(x, labels, num_classes=num_classes, k=k, groups=groups), k
     keep = np.setdiff1d(np.arange(len(labels)), zero)
     if keep.size < 2:
         raise ValueError(f"features are all zeros for {describe_ids(zero)}: no kNN label shares without two "
                          "samples that have a direction")  # fmt: skip
     out = np.empty((len(labels), num_classes), dtype=np.float64)
-    out[keep] = knn_probs(x[keep], labels[keep], num_classes=num_classes, k=min(k, keep.size - 1),
+    k = min(k, keep.size - 1)
+    out[keep] = knn_probs(x[keep], labels[keep], num_classes=num_classes, k=k,
                           groups=None if groups is None else groups[keep])  # fmt: skip
     out[zero] = np.bincount(labels, minlength=num_classes) / len(labels)
     warnings.warn(f"features are all zeros for {describe_ids(zero)}: they have no cosine neighbours, so their "
                   "kNN label shares are the whole set's; the others' neighbours are found without them",
                   UserWarning, stacklevel=3)  # fmt: skip
-    return out
+    return out, k

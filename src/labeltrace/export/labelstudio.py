@@ -87,9 +87,12 @@ def _shown_as_is(f: Path) -> bool:
     return True
 
 
-def _data_uri(run: Run, i: int, size: int) -> str:
+def _data_uri(run: Run, i: int, size: int, *, shrink: bool = False) -> str:
+    """A sample's image as a PNG data URI: a small one enlarged to about ``size``; with ``shrink`` a
+    larger one reduced to it (a file embedded in place of a link: a 3,000 px DICOM in full would
+    add megabytes a task)."""
     img = load_rgb(run, i)
-    if max(img.shape[:2]) < size:
+    if max(img.shape[:2]) < size or shrink:
         img = display_image(img, size=size)
     return png_data_uri(png_bytes(img))
 
@@ -107,7 +110,7 @@ def _ls_image(run: Run, i: int, images: ImageMode, document_root: Path | None, s
     if not _shown_as_is(f):  # linked, the annotator would see a blank or black task
         if embedded is not None:
             embedded.append(i)
-        return _data_uri(run, i, size)
+        return _data_uri(run, i, size, shrink=True)
     root = (document_root or run.data_root or f.parent).resolve()
     if not f.is_relative_to(root):
         raise ValueError(
@@ -155,8 +158,8 @@ def iter_labelstudio_tasks(
     of a large set's would not fit in memory); each sample whose image could not be exported is
     appended to ``problems`` as ``(sample id, reason)`` (:func:`report_problems` tells of them).
     With ``images="local-files"`` a file a browser does not show as it is (DICOM, TIFF, a 16-bit
-    PNG) is embedded as a PNG data URI instead, display-scaled as the review page shows it, and
-    its sample id appended to ``embedded``."""
+    PNG) is embedded as a PNG data URI instead, display-scaled as the review page shows it (to
+    about ``image_size``, larger images shrunk too), and its sample id appended to ``embedded``."""
     if images not in ("data-uri", "local-files"):
         raise ValueError(f"images must be 'data-uri' or 'local-files', got {images!r}")
     root = Path(document_root) if document_root is not None else None
@@ -220,7 +223,8 @@ def report_problems(
     if embedded:
         paths = run.column("path") if run is not None else None
         say(f"{len(embedded)} of {total} images are files a browser does not show as they are (DICOM, TIFF, a "
-            "16-bit PNG: a blank or nearly black task): embedded as PNG data URIs instead, display-scaled: "
+            "16-bit PNG: a blank or nearly black task): embedded as PNG data URIs instead, display-scaled to "
+            "about 256 px (the file grows with each; --only-suspects keeps it small): "
             + listing(f"sample {i}" + (f" ({paths[i]})" if paths is not None else "") for i in embedded))  # fmt: skip
     if not problems:
         return

@@ -25,7 +25,8 @@ checkpoints written at that stop, so a resume that continues the epoch continues
 epoch too; it closes when Lightning starts its next epoch (Lightning 2.6 does so, instead of
 continuing it, for a fit resumed with ``max_epochs``), or at the end of ``fit`` (so
 :meth:`RecorderCallback.dynamics` holds the partial epoch); either way a warning says how many
-samples the partial epoch holds. A batch that ``training_step`` skips
+samples the partial epoch holds (with a plain recorder; under DDP each rank holds only its part of
+it, and no warning is given). A batch that ``training_step`` skips
 (returns ``None``, under automatic optimization) is not recorded.
 
 Under a multi-process strategy that runs this script on every rank (``strategy="ddp"`` under a

@@ -7,7 +7,8 @@ excluded) that carry the same given label: a sample labeled ``cat`` deep inside 
 Neighbours are exact (brute force), found without ever holding an ``N x N`` matrix:
 
 1. **Candidates.** Similarities are computed in float32 tile by tile (``batch_size`` x
-   ``batch_size`` matrix products) and the ``min(N - 1, k + 16)`` best per sample are kept.
+   ``batch_size`` matrix products) and the ``min(N - 1, k + 16)`` best per sample are kept
+   (with ``groups``: ``min(N - largest group, k + 16)``, the sample's whole group left out).
 2. **Exact ranking.** Those candidates are re-scored in float64, pair by pair (the same
    arithmetic for a pair whatever the batch), and the k best kept. Cosine similarities are
    rounded to 12 decimals here, so that mathematically equal similarities computed from
@@ -15,7 +16,8 @@ Neighbours are exact (brute force), found without ever holding an ``N x N`` matr
 
 Ordering is by decreasing similarity; **ties are broken by the lower sample index**, in both
 stages. Only index ``i`` itself is excluded from sample ``i``'s neighbours: an exact duplicate
-of ``i`` is a neighbour (at similarity 1 for cosine). The result can differ from a
+of ``i`` is a neighbour (at similarity 1 for cosine) — unless ``groups`` are given (a patient's
+images): then every sample of ``i``'s group is excluded. The result can differ from a
 pure-float64 search only if more than 16 extra samples fall within float32 rounding (~1e-6)
 of the k-th neighbour's similarity; ``batch_size`` only moves float32 rounding in stage 1, so
 it can change the result in that case only.

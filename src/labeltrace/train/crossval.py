@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from labeltrace._checks import check_int, check_num_classes, id_list
+from labeltrace._checks import check_int, check_num_classes, id_list, listing
 from labeltrace.train.seeds import cv_seed, legacy_seed, seed_torch
 
 if TYPE_CHECKING:
@@ -118,12 +118,25 @@ def grouped_folds(labels: np.ndarray, n_folds: int, seed: int, groups: Sequence[
     if n_groups < n_folds:
         raise ValueError(f"{n_groups} groups cannot be split into {n_folds} folds (a group's samples share a fold): "
                          "fewer folds, or no groups")  # fmt: skip
-    folds = np.empty(y.shape[0], dtype=np.int64)
+    folds = np.full(y.shape[0], -1, dtype=np.int64)
     split = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=legacy_seed(seed))
     with warnings.catch_warnings():  # "the least populated class has only m members": the classes as they come
         warnings.simplefilter("ignore", UserWarning)
         for f, (_, held) in enumerate(split.split(np.zeros((y.shape[0], 1)), y, codes)):
             folds[held] = f
+    sizes = np.bincount(folds, minlength=n_folds)
+    if (sizes == 0).any():  # whole groups could not fill every fold
+        raise ValueError(f"{n_groups} groups of sizes {listing(sorted(np.bincount(codes).tolist(), reverse=True))} do "
+                         f"not fill {n_folds} folds (fold sizes {sizes.tolist()}): fewer folds")  # fmt: skip
+    classes = np.unique(y)
+    for f in range(n_folds):  # a class every image of which a fold holds out is never trained on there
+        missing = np.setdiff1d(classes, y[folds != f])
+        if missing.size:
+            c = missing[0]
+            held = np.unique(np.asarray([str(g) for g in groups])[y == c])
+            raise ValueError(f"class {c}'s images all lie in the groups {listing(held)}, which fold {f} holds out: "
+                             f"its model would never see class {c}, and call all of them wrong; fewer folds, finer "
+                             "groups, or more groups in that class")  # fmt: skip
     return folds
 
 

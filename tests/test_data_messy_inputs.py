@@ -399,7 +399,8 @@ def test_a_pq_manifest_is_data_as_the_refusal_beside_it_says(tmp_path: Path) -> 
 
 def test_8_and_16_bit_files_mixed_are_named(tmp_path: Path) -> None:
     """Two exports of one X-ray set, 8-bit PNGs and 12-bit values in 16-bit PNGs: the 16-bit ones
-    reached the model at a sixteenth of the brightness, silently (the model answered one class)."""
+    reached the model at a sixteenth of the brightness, silently (the model answered one class).
+    A 16-bit file that uses its range is read as bright as an 8-bit one: no warning."""
     rng = np.random.default_rng(0)
     for c in ("a", "b"):
         (tmp_path / "d" / c).mkdir(parents=True)
@@ -407,8 +408,8 @@ def test_8_and_16_bit_files_mixed_are_named(tmp_path: Path) -> None:
             pix = rng.integers(0, 256, (6, 6))
             Image.fromarray(pix.astype(np.uint8)).save(tmp_path / "d" / c / f"{k}.png")
             Image.fromarray((pix * 16).astype(np.uint16)).save(tmp_path / "d" / c / f"{k}_12bit.png")
-    with pytest.warns(UserWarning, match=r"6 of 12 images .*are 16-bit files, the others 8-bit .*brightest pixel is at "
-                                         r"6% of their range.*a/0_12bit.png"):  # fmt: skip
+    with pytest.warns(UserWarning, match=r"6 of 12 images .*are 16-bit files whose brightest pixel is at most 12.5% "
+                                         r"of their range \(6%, median.*a/0_12bit.png"):  # fmt: skip
         from_folder(tmp_path / "d")
     for f in (tmp_path / "d").rglob("*.png"):
         if "12bit" not in f.name:
@@ -416,3 +417,7 @@ def test_8_and_16_bit_files_mixed_are_named(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # all 16-bit: one scale for every image
         assert len(from_folder(tmp_path / "d")) == 6
+    Image.fromarray(np.full((6, 6), 60000, np.uint16)).save(tmp_path / "d" / "a" / "full.png")
+    Image.fromarray(np.full((6, 6), 200, np.uint8)).save(tmp_path / "d" / "b" / "eight.png")
+    with pytest.warns(UserWarning, match=r"6 of 8 images"):  # the dim ones named, not the full-range one
+        from_folder(tmp_path / "d")

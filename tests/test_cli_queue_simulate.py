@@ -224,3 +224,22 @@ def test_cleaned_labels_scan_again_with_the_printed_command(tmp_path: Path, caps
     argv[argv.index("NEW_RUN_DIR")] = str(tmp_path / "again")
     assert main([*argv, "--model", "small-cnn", "--epochs", "1", "--folds", "2", "--quiet"]) == 0
     assert rundir.open_run(tmp_path / "again").num_samples == 24
+
+
+def test_simulate_runs_the_seeds_it_is_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--seeds took only a count (always seeds 0..N-1): a researcher could not draw a disjoint set of
+    seeds to see the spread anew."""
+    votes_path, _ = _votes_csv(tmp_path / "labels.csv")
+    args = ["simulate", "--votes", str(votes_path), "--selectors", "random,oracle", "--noise-rate", "0.2",
+            "--budget", "30", "--quiet"]  # fmt: skip
+    assert main([*args, "--seeds", "7,9", "--out", str(tmp_path / "a")]) == 0
+    with open(tmp_path / "a" / "seeds.csv") as fh:
+        assert {int(r["seed"]) for r in csv.DictReader(fh)} == {7, 9}
+    assert main([*args, "--seeds", "2", "--out", str(tmp_path / "b")]) == 0
+    with open(tmp_path / "b" / "seeds.csv") as fh:
+        assert {int(r["seed"]) for r in csv.DictReader(fh)} == {0, 1}
+    capsys.readouterr()
+    for bad in ("0", "3,3", "-1,2", "x"):
+        with pytest.raises(SystemExit):
+            main([*args, "--seeds", bad, "--out", str(tmp_path / "c")])
+        assert "--seeds" in capsys.readouterr().err

@@ -12,6 +12,23 @@ from typing import Any
 __all__ = ["add_relabel_commands"]
 
 
+def seed_list(text: str) -> int | list[int]:
+    """argparse type of ``simulate --seeds``: a count N (seeds 0..N-1) or the seeds themselves,
+    comma-separated (``5,6,7``: another set than 0..2, to see the spread anew)."""
+    try:
+        if "," not in text:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            return n
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count >= 1 or comma-separated seeds >= 0, got {text!r}") from None
+    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct whole numbers >= 0, got {text!r}")
+    return seeds
+
+
 def non_negative(text: str) -> int:
     """argparse type: a whole number >= 0 (``--top``)."""
     try:
@@ -196,7 +213,8 @@ def add_relabel_commands(sub: Any) -> None:
 
     si.add_argument("--selectors", default=",".join(DEFAULT_SELECTORS),
                     help="comma-separated relabel priorities (labeltrace.relabel.priority; default: %(default)s)")  # fmt: skip
-    si.add_argument("--seeds", type=int, default=5, help="number of seeds (0..n-1; default 5)")
+    si.add_argument("--seeds", type=seed_list, default=5,
+                    help="a number of seeds N (0..N-1; default 5) or the seeds themselves, comma-separated (5,6,7)")
     si.add_argument("--noise-rate", type=float, default=0.15, help="initial label noise rate (default 0.15)")
     si.add_argument("--budget-factor", type=float, default=3.0, help="budget = factor x round(--noise-rate x N), the noisy labels expected (default 3.0)")
     si.add_argument("--budget", type=int, help="budget in relabels (overrides --budget-factor)")

@@ -19,6 +19,7 @@ __all__ = [
     "check_num_classes",
     "check_scores",
     "describe_ids",
+    "group_codes",
     "id_list",
     "listing",
     "reject_nan",
@@ -177,3 +178,13 @@ def round_half_up(x: float) -> int:
     """``floor(x + 0.5)``: a count such as ``rate × N`` rounded with halves up (Python's ``round``
     sends them to the even neighbour, so 12.5 → 12 but 7.5 → 8)."""
     return int(np.floor(x + 0.5))
+
+
+def group_codes(groups: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(keys, codes)`` of per-sample group keys (a patient, a study): the keys as text (``1`` and
+    ``"1"`` are one group) and ``(N,)`` int codes ``0..G-1`` in sorted key order — one reading for
+    the folds that keep a group together and the neighbours found outside it."""
+    keys = np.asarray(groups).astype(str)
+    _, codes = np.unique(keys, return_inverse=True)
+    return keys, codes.reshape(keys.shape)
+

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import check_int, describe_ids
+from labeltrace._checks import check_int, describe_ids, group_codes
 from labeltrace.decide import auxiliary
 from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import RecordedRun
@@ -129,7 +129,7 @@ class Evidence:
         sizes = np.bincount(y, minlength=self.num_classes)
         if self.groups is None:
             return sizes[y] - 1, k
-        _, g = np.unique(self.groups, return_inverse=True)
+        _, g = group_codes(self.groups)
         pair = g * self.num_classes + y
         return sizes[y] - np.bincount(pair)[pair], k
 

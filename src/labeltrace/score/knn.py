@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import check_int, id_list
+from labeltrace._checks import check_int, group_codes, id_list
 from labeltrace.record.batch import to_numpy
 
 __all__ = ["knn_indices", "knn_probs", "knn_vote", "label_shares"]
@@ -226,10 +226,9 @@ def knn_indices(
     codes = None
     outside = n - 1
     if groups is not None:
-        g = np.asarray(groups)
+        g, codes = group_codes(groups)
         if g.shape != (n,):
             raise ValueError(f"groups must have shape ({n},), got {g.shape}")
-        _, codes = np.unique(g.astype(str), return_inverse=True)
         outside = n - int(np.bincount(codes).max())
         if outside < 1:
             raise ValueError("every sample is in one group: no neighbour outside it")

@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from labeltrace._checks import check_int, check_num_classes, id_list, listing
+from labeltrace._checks import check_int, check_num_classes, group_codes, id_list, listing
 from labeltrace.train.seeds import cv_seed, legacy_seed, seed_torch
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def grouped_folds(labels: np.ndarray, n_folds: int, seed: int, groups: Sequence[
     y = np.asarray(labels)
     if len(groups) != y.shape[0]:
         raise ValueError(f"groups has {len(groups)} entries for {y.shape[0]} samples")
-    _, codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    keys, codes = group_codes(groups)
     n_groups = int(codes.max()) + 1 if codes.size else 0
     if n_groups < n_folds:
         raise ValueError(f"{n_groups} groups cannot be split into {n_folds} folds (a group's samples share a fold): "
@@ -133,7 +133,7 @@ def grouped_folds(labels: np.ndarray, n_folds: int, seed: int, groups: Sequence[
         missing = np.setdiff1d(classes, y[folds != f])
         if missing.size:
             c = missing[0]
-            held = np.unique(np.asarray([str(g) for g in groups])[y == c])
+            held = np.unique(keys[y == c])
             raise ValueError(f"class {c}'s images all lie in the groups {listing(held)}, which fold {f} holds out: "
                              f"its model would never see class {c}, and call all of them wrong; fewer folds, finer "
                              "groups, or more groups in that class")  # fmt: skip

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from labeltrace.cli_data import _load_dataset, _truth_labels  # cli._load_dataset: patched by tests
+from labeltrace.cli_own import _check_flags, scan_recording
 from labeltrace.cli_relabel import add_relabel_commands, non_negative
 from labeltrace.run_layout import REVIEWS_DB
 
@@ -26,6 +27,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     from labeltrace.scan_settings import check
     from labeltrace.train.distributed import init_from_env
 
+    detector = _check_flags(args)  # --recording: a training the user ran, scored and written, none run here
+    if args.recording is not None:
+        return scan_recording(args, detector)
     d = init_from_env(args.device)  # under torchrun: one process group, gloo on CPU, nccl on GPU
     if d.rank != 0:  # every rank reads the data (and the truth labels): one set of input warnings, rank 0's
         from labeltrace.data.errors import DataWarning
@@ -34,7 +38,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     cfg = ScanConfig(
         model=args.model, epochs=args.epochs, runs=args.runs, folds=args.folds, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
-        image_size=args.image_size, width=args.width, head=args.head, hidden=args.hidden, finetune=args.finetune, resolution=args.resolution, detector=args.detector,
+        image_size=args.image_size, width=args.width, head=args.head, hidden=args.hidden, finetune=args.finetune, resolution=args.resolution, detector=args.detector or "crossfit",
         noise=args.noise, seed=args.seed, device=args.device, cache_dir=args.cache_dir, csv=args.csv,
         clip_model=args.clip_model, clip_template=args.clip_template, aux_prompt=args.aux_prompt,
         **({} if args.early_stop is None else {"early_stop": args.early_stop}), stream=args.stream,
@@ -175,9 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="effnet-lite0: train the whole network on the images (lr 1e-3; meant for a GPU) "
                         "instead of a head on cached frozen features")
     s.add_argument("--epochs", type=int, help="training epochs per run (default depends on the model)")
-    s.add_argument("--detector", default="crossfit", choices=detectors, metavar="DETECTOR",
-                   help="score and cutoff that flag suspects (the detector table; see benchmarks/RESULTS.md for "
-                        "which wins where): " + "; ".join(f"{n}: {table.get(n).summary}" for n in detectors))
+    s.add_argument("--recording", metavar="RECORDER.npz",
+                   help="no training: score the recording of a training you ran (a labeltrace Recorder saved with "
+                        "rec.save, sample i = the i-th sample of DATA) and write its run directory for the report, "
+                        "review, export and queue (labeltrace.write_run); no training setting goes with it")
+    s.add_argument("--features", metavar="FILE.npy",
+                   help="--recording: your network's (N, D) embeddings of DATA's samples, in their order "
+                        "(the count reads their nearest neighbours' labels; the queue reads them)")
+    s.add_argument("--detector", default=None, choices=detectors, metavar="DETECTOR",
+                   help="score and cutoff that flag suspects (default crossfit; with --recording single) (the "
+                        "detector table; see benchmarks/RESULTS.md for which wins where): " + "; ".join(f"{n}: {table.get(n).summary}" for n in detectors))
     s.add_argument("--folds", type=int, default=5,
                    help="crossfit and cross-validated probabilities: number of folds = models trained (default 5)")
     s.add_argument("--early-stop", action=argparse.BooleanOptionalAction, default=None,

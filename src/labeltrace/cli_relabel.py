@@ -124,6 +124,9 @@ def _cmd_review(args: argparse.Namespace) -> int:
         cmd = rescan_command(open_run(args.run_dir), out)
         if cmd is not None:
             print(f"to scan with the cleaned labels: {cmd}")
+        elif open_run(args.run_dir).own_training:
+            print("to check the cleaned labels: train on them as before, recording, and write_run the new "
+                  "recording into a new run directory")
         return 0
     live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,

@@ -11,7 +11,7 @@ from labeltrace.record.recording import RecordingDir
 __all__ = [
     "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
     "IMAGES_INDEX", "IMAGE_FILES", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "OWNED", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
-    "MOVED", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SCAN_COMMAND", "SAMPLES_CSV", "SAMPLE_COLUMNS", "dynamics_path",
+    "MOVED", "OWN_TRAINING", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SCAN_COMMAND", "SAMPLES_CSV", "SAMPLE_COLUMNS", "dynamics_path",
     "in_sample_path", "recording_dir",
 ]  # fmt: skip
 
@@ -22,6 +22,9 @@ SCAN_COMMAND = "command.json"
 #: where the images folder lies now, when it moved since the scan (labeltrace relocate)
 MOVED = "data_moved.json"
 RECORDING = "dynamics"
+#: run.json's ``protocol.kind`` and ``model`` of a run written from the user's own training
+#: (labeltrace.write_run), not by a scan
+OWN_TRAINING = "own training"
 CV_PROBS = "cv_probs.npy"
 RUN_JSON = "run.json"
 SAMPLES = "samples.parquet"

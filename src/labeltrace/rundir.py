@@ -80,6 +80,7 @@ from labeltrace.run_layout import (
     LABELSTUDIO_CONFIG,
     LABELSTUDIO_TASKS,
     MOVED,
+    OWN_TRAINING,
     QUEUE,
     RECORDING,
     REPORT_HTML,
@@ -102,7 +103,7 @@ from labeltrace.run_source import image_source, open_source, source_bits
 __all__ = [
     "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
     "IMAGES_INDEX", "IMAGE_FILES", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
-    "MOVED", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "scan_mark",
+    "MOVED", "OWN_TRAINING", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "scan_mark",
     "atomic_write", "claim", "dynamics_path", "held_column", "held_command", "held_fingerprint", "held_ids", "held_meta", "image_source", "in_sample_path",
     "open_run", "record_command", "recording_dir", "release", "write_json", "write_table", "writing",
 ]  # fmt: skip
@@ -150,6 +151,12 @@ class Run:
     @property
     def num_runs(self) -> int:
         return int(self.meta.get("runs", 1))
+
+    @property
+    def own_training(self) -> bool:
+        """True for a run :func:`labeltrace.write_run` wrote from a recording of your own training
+        (not a scan: no ``labeltrace scan`` command repeats it)."""
+        return (self.meta.get("protocol") or {}).get("kind") == OWN_TRAINING
 
     @property
     def held_out(self) -> bool:

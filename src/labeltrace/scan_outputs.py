@@ -45,7 +45,7 @@ from labeltrace.train import TrainConfig
 if TYPE_CHECKING:
     from labeltrace.scan_settings import ScanConfig
 
-__all__ = ["side_by_side", "write_outputs"]
+__all__ = ["side_by_side", "write_outputs", "write_results"]
 
 
 def side_by_side(ev: Evidence, chosen: detectors.Detection) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -73,8 +73,36 @@ def write_outputs(
     probe: dict[str, Any] | None = None, resolution_probe: dict[str, Any] | None = None,
     distributed: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
-    """Write ``samples.parquet`` (+ csv), ``run.json`` and, for in-memory arrays that cannot be
-    read again from a source, ``images.npy``; return the table and meta."""
+    """Write a scan's ``samples.parquet`` (+ csv), ``run.json`` and, for in-memory arrays that
+    cannot be read again from a source, ``images.npy``; return the table and meta."""
+    accuracy = list(rec.accuracy) if rec is not None else []
+    held = rec is not None and rec.held_out
+    described: dict[str, Any] = {
+        "command": command, "config": asdict(config), "model": model, "model_probe": probe,
+        "resolution_probe": resolution_probe,
+        "train": asdict(tcfg) | ({"held_out_accuracy": accuracy} if held else {"final_train_accuracy": accuracy}),
+        "inputs": inputs.description, "protocol": _protocol(rec, config, tcfg), "seed": config.seed,
+        "distributed": distributed or {"world_size": 1, "backend": None},
+        "cost": {"trainings": rec.num_trainings if rec else (config.folds if _kfold(config) else 0),
+                 "seconds": float(sum(rec.seconds)) if rec else (timings.get("train", 0.0) if _kfold(config) else 0.0)},
+    }  # fmt: skip
+    return write_results(out, ds, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
+                         noise_info=noise_info, origin=origin, fingerprint=fingerprint, timings=timings,
+                         t_start=t_start, described=described, csv=config.csv, model=model)  # fmt: skip
+
+
+def write_results(
+    out: Path, ds: ImageDataset, *, rec: Recording | None, ev: Evidence, det: detectors.Detection,
+    post: np.ndarray, given: np.ndarray, truth: np.ndarray, noise_info: dict[str, Any] | None,
+    origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
+    described: dict[str, Any], csv: bool, model: str | None,
+) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
+    """Write ``samples.parquet`` (+ csv when ``csv``), ``run.json`` and, for in-memory arrays
+    that cannot be read again from a source, ``images.npy``; return the table and meta — for a
+    scan (:func:`write_outputs`) or a recording of your own training
+    (:func:`labeltrace.own_training.write_run`). ``described``: run.json's account of how the
+    dynamics were made (``command``, ``config``, ``model``, ``train``, ``inputs``, ``protocol``,
+    ``seed``, ``cost``, ...); ``model``: the model the warnings name (None: none of ours)."""
     t0 = time.perf_counter()
     N, classes = len(ds), list(ds.classes)
     cols, results = side_by_side(ev, det)
@@ -142,7 +170,7 @@ def write_outputs(
     table = pa.table(table_cols)
     timings["score"] = time.perf_counter() - t0
     rd.write_table(out / rd.SAMPLES, table)
-    if config.csv:
+    if csv:
         rd.write_table(out / rd.SAMPLES_CSV, table)
     else:  # an earlier scan's of this run (re-scored without --csv) would not be this table
         (out / rd.SAMPLES_CSV).unlink(missing_ok=True)
@@ -152,23 +180,16 @@ def write_outputs(
     timings["total"] = time.perf_counter() - t_start
     earlier = rd.held_meta(out)  # a finished scan re-scored: it trained nothing now, keep when and how long it did
     det_row = detectors.get(det.name)
-    accuracy = list(rec.accuracy) if rec is not None else []
-    held = rec is not None and rec.held_out
     meta: dict[str, Any] = {
         "format": rd.FORMAT, "labeltrace_version": __version__,
         "created": earlier.get("created") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **({"rescored": time.strftime("%Y-%m-%dT%H:%M:%S%z")} if earlier else {}),
-        "command": command, "config": asdict(config), "model": model, "model_probe": probe,
-        "resolution_probe": resolution_probe,
-        "train": asdict(tcfg) | ({"held_out_accuracy": accuracy} if held else {"final_train_accuracy": accuracy}),
-        "inputs": inputs.description, "runs": len(rec.runs) if rec is not None else 0,
-        "protocol": _protocol(rec, config, tcfg),
+        **described, "runs": len(rec.runs) if rec is not None else 0,
         "data": {"kind": ds.kind, **(origin or {}), **({"image_source": source} if source else {}),
                  "root": str(ds.root) if ds.root else None,
                  "allowed_roots": [str(r) for r in ds.allowed_roots],  # image files outside are never read
                  "num_samples": N, "classes": classes, "skipped": [list(s) for s in ds.skipped]},
-        "seed": config.seed, "fingerprint": fingerprint,
-        "distributed": distributed or {"world_size": 1, "backend": None},
+        "fingerprint": fingerprint,
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
                      "scikit-learn": sklearn.__version__, "platform": platform.platform(),
                      # the results depend on them (float sums in another order), the fingerprint does not
@@ -180,8 +201,6 @@ def write_outputs(
         "detectors": per_det, "scores": list(cols),
         "counts": {"n": N, "flagged": int(det.flagged.sum()),
                    "auxiliary_per_run": [int(r.is_auxiliary.sum()) for r in rec.runs] if rec else []},
-        "cost": {"trainings": rec.num_trainings if rec else (config.folds if _kfold(config) else 0),
-                 "seconds": float(sum(rec.seconds)) if rec else (timings.get("train", 0.0) if _kfold(config) else 0.0)},
         "noise_rate_estimate": noise_rate_est, "contradicted_classes": doubted, "warnings": warned,
         "identical_files": identical,
         "noise": noise_info,

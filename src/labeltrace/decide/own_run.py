@@ -23,7 +23,7 @@ from labeltrace.record import Dynamics
 from labeltrace.record.batch import to_numpy
 from labeltrace.record.recording import RecordedRun
 
-__all__ = ["find_suspects"]
+__all__ = ["find_suspects", "one_run_evidence", "with_count"]
 
 #: the detectors that read one plain run
 ONE_RUN = ("single", "single_aum", "single_sei", "single_confidence")
@@ -60,6 +60,14 @@ def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "
     rows, which ones are a sample's neighbours depends on the samples' order
     (:mod:`labeltrace.score.knn`).
     """
+    ev = one_run_evidence(dynamics, features=features, detector=detector, knn_k=knn_k)
+    return with_count(detectors.detect(detector, ev))
+
+
+def one_run_evidence(dynamics: Dynamics, *, features: Any = None, detector: str = "single", knn_k: int = 10,
+                     groups: tuple[str, ...] | None = None) -> Evidence:  # fmt: skip
+    """The evidence :func:`find_suspects` reads, every input checked as it says; ``groups``: each
+    sample's group (a patient), whose other samples are never its kNN neighbours."""
     if detector not in ONE_RUN:
         raise ValueError(f"detector must be one of {ONE_RUN} (one plain run), got {detector!r}")
     if not isinstance(dynamics, Dynamics):
@@ -70,8 +78,7 @@ def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "
     if features is not None:
         features = _features(features, n, knn_k)
     run = RecordedRun(dynamics, np.zeros(n, dtype=bool), k)
-    ev = Evidence(dynamics.labels, k, single=run, features=features, knn_k=knn_k)
-    return _with_count(detectors.detect(detector, ev))
+    return Evidence(dynamics.labels, k, single=run, features=features, knn_k=knn_k, groups=groups)
 
 
 def _check_recorded(dynamics: Dynamics, *, per_class: bool) -> None:
@@ -94,7 +101,7 @@ def _check_recorded(dynamics: Dynamics, *, per_class: bool) -> None:
                       f"recorded ones ({int(seen[few].min())} of up to {int(seen.max())}): "
                       f"{describe_ids(few)}. Each score averages the epochs a sample was seen in, so a sample seen "
                       "only early keeps its early, high loss and is flagged more often: record every sample in "
-                      "every epoch, or flag only among the samples recorded alike", RuntimeWarning, stacklevel=3)
+                      "every epoch, or flag only among the samples recorded alike", RuntimeWarning, stacklevel=4)
     present = np.unique(dynamics.labels)
     empty = np.setdiff1d(np.arange(k), present)
     if per_class and empty.size:
@@ -136,7 +143,7 @@ def _features(features: Any, n: int, knn_k: int) -> np.ndarray:
     return x
 
 
-def _with_count(det: detectors.Detection) -> detectors.Detection:
+def with_count(det: detectors.Detection) -> detectors.Detection:
     """``det``, checked to report the count that set its cut (its rule says when a tie at the cut
     flagged more or fewer: :func:`labeltrace.decide.detectors._top_k`)."""
     if det.n_hat is None:

@@ -18,11 +18,13 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     manifest's own column names, the class list written beside ``out``, ``--no-missing-markers``
     (for a class named ``none``) and ``--on-bad-image skip`` (when the scan skipped images) are
     passed on, and so are the model the scan ran and its settings (:func:`_scan_flags`). None for an
-    array run."""
+    array run, and for a run written from your own training (:func:`labeltrace.write_run`)."""
     import shlex
 
     out = Path(out)
     data_root = run.data_root
+    if run.own_training:  # no scan to repeat: the user's own training, on the cleaned labels, is the rescan
+        return None
     if data_root is None or not _rescannable(run, out):
         return None
     cmd = ["labeltrace", "scan", str(data_root), "--labels", str(out), "--out", "NEW_RUN_DIR", *_scan_flags(run)]

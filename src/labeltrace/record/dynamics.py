@@ -94,6 +94,12 @@ class Dynamics:
         return self._values, self._seen
 
     @property
+    def kept_epochs(self) -> int:
+        """How many of the last epochs' softmax is kept (:meth:`posterior` averages them; 0 with
+        ``Recorder(keep_probs=0)``)."""
+        return len(self._probs)
+
+    @property
     def n_seen(self) -> np.ndarray:
         """(N,) number of epochs in which each sample was seen."""
         return self._n_seen.copy()

@@ -151,12 +151,14 @@ class RecordingDir:
                 "record into another folder, or remove this one (labeltrace scan: --force) to record again"
             )
 
-    def save(self, rec: Recording, recorders: Sequence[Recorder], in_sample: Recorder | None = None) -> None:
-        """Write ``rec`` (its runs' recorders given in order); ``recording.json`` last."""
+    def save(self, rec: Recording, recorders: Sequence[Recorder], in_sample: Recorder | None = None, *,
+             embed: bool | None = None) -> None:  # fmt: skip
+        """Write ``rec`` (its runs' recorders given in order); ``recording.json`` last. ``embed``:
+        :meth:`Recorder.save`'s (True copies a recorder's per-epoch files into its run file)."""
         self.path.mkdir(parents=True, exist_ok=True)
         runs: list[dict[str, Any]] = []
         for r, (run, recorder) in enumerate(zip(rec.runs, recorders, strict=True)):
-            recorder.save(self.run_file(r))
+            recorder.save(self.run_file(r), embed=embed)
             entry: dict[str, Any] = {"dynamics": self.run_file(r).name, "auxiliary": None, "in_sample": None}
             if run.has_auxiliary:
                 entry["auxiliary"] = f"run{r}_aux.npy"

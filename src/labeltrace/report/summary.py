@@ -78,8 +78,10 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     epochs = f"{trained} of {m['train']['epochs']} epochs (early stop)" if trained < m["train"]["epochs"] \
         else f"{m['train']['epochs']} epochs"  # fmt: skip
     world = (m.get("distributed") or {}).get("world_size", 1)
+    own = run.own_training
     lines = [
-        f"labeltrace scan — {n:,} samples, {len(run.classes)} classes, model {m['model']}, "
+        f"labeltrace {'write_run' if own else 'scan'} — {n:,} samples, {len(run.classes)} classes, "
+        + ("your own training, " if own else f"model {m['model']}, ")
         + (run.recordings if run.trained == "none" else f"{epochs} x {run.recordings}")
         + (f", {world} processes" if world > 1 else "")
         + (f", {elapsed:.1f} s" if elapsed is not None else ""),

@@ -1,0 +1,243 @@
+"""write_run / scan --recording: a run directory from a training the user ran, read by the report,
+the review page, the exports and the queue as a scan's."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from labeltrace import Recorder, write_run
+from labeltrace.cli import main
+from labeltrace.data import from_arrays, from_folder
+from labeltrace.export.rescan import rescan_command
+from labeltrace.review import create_app
+from labeltrace.rundir import RunDirConflict, open_run
+
+torch.set_num_threads(1)
+N, K, SIDE = 150, 3, 6
+
+
+def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images (N, SIDE, SIDE) uint8, given labels, true labels): three classes of blobs, 20 flipped."""
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, K, N)
+    base = rng.integers(0, 60, (N, SIDE, SIDE))
+    for c in range(K):  # class c: a bright row c * 2
+        base[true == c, 2 * c, :] += 180
+    given = true.copy()
+    wrong = rng.choice(N, 20, replace=False)
+    given[wrong] = (given[wrong] + 1) % K
+    return base.astype(np.uint8), given, true
+
+
+def _train(images: np.ndarray, labels: np.ndarray, epochs: int = 8, recorder: Recorder | None = None,
+           logits_out: list | None = None) -> Recorder:  # fmt: skip
+    """A linear model on the flattened images, every batch recorded (and its logits kept by epoch)."""
+    x = torch.tensor(images.reshape(len(images), -1) / 255.0, dtype=torch.float32)
+    y = torch.tensor(labels)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(x.shape[1], K)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    rec = recorder or Recorder(len(images), K)
+    for _ in range(epochs):
+        epoch_logits = np.zeros((len(images), K))
+        for ids in torch.randperm(len(images)).split(32):
+            z = model(x[ids])
+            loss = torch.nn.functional.cross_entropy(z, y[ids])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.update(ids, z, y[ids])
+            epoch_logits[ids.numpy()] = z.detach().double().numpy()
+        rec.end_epoch()
+        if logits_out is not None:
+            logits_out.append(epoch_logits)
+    return rec
+
+
+def _dataset(images: np.ndarray, given: np.ndarray):  # noqa: ANN202
+    return from_arrays(images, given, classes=["a", "b", "c"])
+
+
+def test_write_run_scores_the_recording_as_its_logits_say(tmp_path: Path) -> None:
+    images, given, true = _data()
+    logits: list[np.ndarray] = []
+    rec = _train(images, given, logits_out=logits)
+    res = write_run(_dataset(images, given), rec, tmp_path / "run", true_labels=true, seconds=1.5, log=lambda s: None)
+    run = open_run(tmp_path / "run")
+    # expected values from the logits, by hand: the single score is minus the mean cross-entropy,
+    # the suggestion the argmax of the mean softmax of the last 5 epochs
+    z = np.stack(logits)  # (T, N, K)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    loss = -logp[:, np.arange(N), given].mean(0)
+    np.testing.assert_allclose(run.column("score"), -loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(run.column("suggested_label_id"), np.exp(logp[-5:]).mean(0).argmax(1))
+    flagged = run.column("is_suspect").astype(bool)
+    assert flagged.sum() == res.meta["detector"]["n_hat"] and res.meta["detector"]["name"] == "single"
+    wrong = given != true
+    assert (flagged & wrong).sum() >= 15 and flagged.sum() <= 40  # 20 wrong
+    assert run.own_training and run.meta["model"] == "own training" and run.meta["cost"]["seconds"] == 1.5
+    assert run.meta["metrics"]["n_noisy"] == 20 and run.meta["train"]["epochs"] == 8
+    # the recording itself is in the run: `score` and the queue read it
+    np.testing.assert_allclose(-run.dynamics(0).mean("loss"), run.column("score"), rtol=1e-6)
+    assert run.recording().runs[0].dynamics.num_epochs == 8
+
+
+def test_the_consumers_read_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images, given, _ = _data()
+    rec = _train(images, given)
+    feats = images.reshape(N, -1).astype(np.float32) + 1.0
+    out = tmp_path / "run"
+    write_run(_dataset(images, given), rec, out, features=feats, log=lambda s: None)
+    assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
+    assert main(["queue", str(out), "--budget", "10", "--out", str(tmp_path / "q.csv")]) == 0
+    with open(tmp_path / "q.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == N
+    assert main(["export", str(out), "--to", "labelstudio"]) == 0
+    c = TestClient(create_app(out), base_url="http://127.0.0.1")  # type: ignore[arg-type]
+    item = c.get("/api/item/0").json()
+    assert c.post("/api/decision", json={"sample_id": item["id"], "decision": "c"}).status_code == 200
+    capsys.readouterr()
+    assert main(["review", str(out), "--export", str(tmp_path / "clean.csv")]) == 0
+    said = capsys.readouterr().out
+    assert "labeltrace scan" not in said and "write_run the new recording" in said  # no scan to repeat
+    assert rescan_command(open_run(out), tmp_path / "clean.csv") is None
+    # the embedding the queue and live re-ranking read: the features given
+    assert np.load(out / "dynamics" / "embedding.npy").shape == (N, SIDE * SIDE)
+
+
+def test_a_dataset_in_another_order_is_refused_by_sample(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    rec = _train(images, given, epochs=2)
+    order = np.roll(np.arange(N), 1)
+    with pytest.raises(ValueError, match=r"samples were recorded with another label than the dataset gives them: "
+                                         r"\d+ \(\d+: recorded '[abc]', the dataset's '[abc]'\)"):  # fmt: skip
+        write_run(_dataset(images[order], given[order]), rec, tmp_path / "run", log=lambda s: None)
+    assert not (tmp_path / "run").exists()  # refused before the folder is made
+    with pytest.raises(ValueError, match="the recorder holds 150 samples, the dataset 149"):
+        write_run(_dataset(images[:-1], given[:-1]), rec, tmp_path / "run", log=lambda s: None)
+    four = Recorder(N, K + 1)
+    four.update(np.arange(N), np.zeros((N, K + 1)), given)
+    four.end_epoch()
+    with pytest.raises(ValueError, match="4 classes \\(one more: a model with an auxiliary class"):
+        write_run(_dataset(images, given), four, tmp_path / "run", log=lambda s: None)
+    with pytest.raises(TypeError, match="recorder must be a labeltrace Recorder"):
+        write_run(_dataset(images, given), rec.dynamics(), tmp_path / "run", log=lambda s: None)
+
+
+def test_an_unclosed_epoch_is_left_out_and_the_callers_recorder_kept(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    rec = _train(images, given, epochs=3)
+    rec.update(np.arange(10), np.zeros((10, K)), given[:10])  # an epoch begun, not closed
+    with pytest.warns(UserWarning, match="updates of an epoch not closed"):
+        write_run(_dataset(images, given), rec, tmp_path / "run", log=lambda s: None)
+    assert rec.epoch_in_progress  # the caller's recorder as it was
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the run's copy holds no pending updates: no mid-epoch warning on load
+        run = open_run(tmp_path / "run")
+        assert run.dynamics(0).num_epochs == 3
+
+
+def test_a_recorder_on_files_is_copied_into_the_run(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    rec = _train(images, given, epochs=3, recorder=Recorder(N, K, directory=tmp_path / "mine"))
+    write_run(_dataset(images, given), rec, tmp_path / "run", log=lambda s: None)
+    want = open_run(tmp_path / "run").dynamics(0).epochs("loss").copy()
+    shutil.rmtree(tmp_path / "mine")  # the user's files gone: the run stands alone
+    np.testing.assert_array_equal(open_run(tmp_path / "run").dynamics(0).epochs("loss"), want)
+
+
+def test_the_folder_is_claimed_as_a_scans(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    ds, out = _dataset(images, given), tmp_path / "run"
+    rec = _train(images, given, epochs=3)
+    write_run(ds, rec, out, log=lambda s: None)
+    write_run(ds, rec, out, log=lambda s: None)  # the same recording again: rewritten
+    c = TestClient(create_app(out), base_url="http://127.0.0.1")  # type: ignore[arg-type]
+    assert c.post("/api/decision", json={"sample_id": 7, "decision": "b"}).status_code == 200
+    more = _train(images, given, epochs=4)  # trained on: another recording of the same samples
+    with pytest.raises(RunDirConflict, match="own_training"):
+        write_run(ds, more, out, log=lambda s: None)
+    said: list[str] = []
+    write_run(ds, more, out, force=True, log=said.append)
+    assert open_run(out).dynamics(0).num_epochs == 4
+    assert any("kept the review decisions" in s for s in said)  # decisions about these very samples stay
+    c = TestClient(create_app(out), base_url="http://127.0.0.1")  # type: ignore[arg-type]
+    assert c.get("/api/history/7").json()[0]["decision"] == "b"
+
+
+def test_no_softmax_kept_needs_features(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    rec = _train(images, given, epochs=3, recorder=Recorder(N, K, keep_probs=0))
+    with pytest.raises(ValueError, match="kept no softmax"):
+        write_run(_dataset(images, given), rec, tmp_path / "run", log=lambda s: None)
+    feats = images.reshape(N, -1).astype(np.float32) + 1.0
+    write_run(_dataset(images, given), rec, tmp_path / "run2", features=feats, log=lambda s: None)
+    assert open_run(tmp_path / "run2").column("suggested_prob").max() <= 1.0
+
+
+def _folder(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    images, given, true = _data()
+    root = tmp_path / "data"
+    for i, (img, lab) in enumerate(zip(images, given, strict=True)):
+        (root / "abc"[lab]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(root / "abc"[lab] / f"{i:03d}.png")
+    return root, true
+
+
+def test_cli_scan_recording(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = _folder(tmp_path)
+    ds = from_folder(root)  # the training reads the images in labeltrace's order: sample i is id i
+    imgs = np.stack([ds.load(i)[..., 0] for i in range(len(ds))])
+    rec = _train((imgs * 255).astype(np.uint8), ds.labels, epochs=4)
+    rec.save(tmp_path / "rec.npz")
+    np.save(tmp_path / "emb.npy", imgs.reshape(len(ds), -1) + 1.0)
+    out = tmp_path / "run"
+    argv = ["scan", str(root), "--recording", str(tmp_path / "rec.npz"), "--features", str(tmp_path / "emb.npy"),
+            "--out", str(out), "--csv", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    said = capsys.readouterr().out
+    assert "labeltrace write_run" in said and "your own training" in said
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["command"][1:] == argv and meta["data"]["kind"] == "folder" and (out / "samples.csv").is_file()
+    assert open_run(out).image(0).shape[:2] == (SIDE, SIDE)  # the report's and review's images: DATA's files
+    assert main([*argv, "--detector", "single_sei", "--force"]) == 0
+    for extra, said_err in ((["--epochs", "3"], "--epochs set a training labeltrace would run"),
+                            (["--detector", "sei"], "--detector one of single"),
+                            (["--model", "small-cnn"], "--model set a training")):  # fmt: skip
+        assert main([*argv, *extra]) == 2
+        assert said_err in capsys.readouterr().err
+    assert main(["scan", str(root), "--features", str(tmp_path / "emb.npy"), "--out", str(tmp_path / "x")]) == 2
+    assert "--features gives the embedding of your own training" in capsys.readouterr().err
+    np.save(tmp_path / "short.npy", np.ones((3, 2)))
+    assert main([*argv[:4], "--features", str(tmp_path / "short.npy"), "--out", str(tmp_path / "y")]) == 2
+    assert "one row per sample of DATA (150), in its order" in capsys.readouterr().err
+
+
+def test_groups_keep_a_twin_from_vouching_for_its_wrong_label(tmp_path: Path) -> None:
+    import dataclasses
+
+    images, given, true = _data()
+    twins = np.repeat(np.arange(N), 2)  # each image twice (two views of one patient), same label
+    imgs2, given2 = images[twins], given[twins]
+    rec = _train(imgs2, given2, epochs=4)
+    feats = imgs2.reshape(2 * N, -1).astype(np.float32) + 1.0
+    plain = _dataset(imgs2, given2)
+    grouped = dataclasses.replace(plain, groups=tuple(f"p{i}" for i in twins))
+    a = write_run(plain, rec, tmp_path / "plain", features=feats, log=lambda s: None)
+    b = write_run(grouped, rec, tmp_path / "grouped", features=feats, log=lambda s: None)
+    wrong = (given != true)[twins]
+    vote_plain = a.table.column("knn_vote").to_numpy()
+    vote_grouped = b.table.column("knn_vote").to_numpy()
+    # the twin, its nearest neighbour with the same wrong label, no longer votes for it
+    assert vote_grouped[wrong].mean() < vote_plain[wrong].mean() - 0.05
+    assert b.table.column("group").to_pylist()[:2] == ["p0", "p0"] and "group" not in a.table.column_names

@@ -241,3 +241,14 @@ def test_groups_keep_a_twin_from_vouching_for_its_wrong_label(tmp_path: Path) ->
     # the twin, its nearest neighbour with the same wrong label, no longer votes for it
     assert vote_grouped[wrong].mean() < vote_plain[wrong].mean() - 0.05
     assert b.table.column("group").to_pylist()[:2] == ["p0", "p0"] and "group" not in a.table.column_names
+
+
+def test_a_run_that_did_not_finish_says_to_write_it_again(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    rec = _train(images, given, epochs=2)
+    write_run(_dataset(images, given), rec, tmp_path / "run", log=lambda s: None)
+    (tmp_path / "run" / "run.json").unlink()  # stopped before its last file
+    with pytest.raises(ValueError, match="from your own training that has not finished: write it again"):
+        open_run(tmp_path / "run")
+    write_run(_dataset(images, given), rec, tmp_path / "run", log=lambda s: None)  # the same recording: finished now
+    assert open_run(tmp_path / "run").own_training

@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from labeltrace.relabel.store_file import bound_to
 from labeltrace.run_files import write_stamps
 from labeltrace.run_layout import OWN_TRAINING
 
+if TYPE_CHECKING:
+    from labeltrace.scan import ScanResult
+
 __all__ = ["OWN_TRAINING", "write_run"]
 
 #: the last kept epochs the suggested labels average (the scan's ``suggest_last`` default)
@@ -43,7 +46,7 @@ SUGGEST_LAST = 5
 def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, features: Any = None,
               detector: str = "single", knn_k: int = 10, true_labels: Any = None, seconds: float | None = None,
               origin: dict[str, Any] | None = None, command: list[str] | None = None, force: bool = False,
-              csv: bool = False, log: Callable[[str], None] = print) -> Any:  # fmt: skip
+              csv: bool = False, log: Callable[[str], None] = print) -> ScanResult:  # fmt: skip
     """Score and flag the samples of your own training and write the run directory ``out``;
     returns a :class:`labeltrace.scan.ScanResult`.
 

@@ -337,6 +337,9 @@ def open_run(path: str | os.PathLike[str]) -> Run:
                 raise ValueError(f"{path}: a scan is writing into it now{running}; wait for it to end "
                                  f"({RUN_JSON} is written at its end)")  # fmt: skip
             cmd = held_command(path)
+            if "own_training" in (held_fingerprint(path) or {}):  # labeltrace.write_run's: nothing to resume
+                raise ValueError(f"{path} holds a run written from your own training that has not finished: write it "
+                                 "again (" + (f"`{cmd}`" if cmd else "write_run with the same recording") + ")")
             raise ValueError(f"{path} holds a scan that has not finished ({RUN_JSON} is written at its end): run "
                              + (f"its command again, `{cmd}`," if cmd else "the scan's command again")
                              + " to resume it from its last finished epoch, or scan with --force to start over")  # fmt: skip

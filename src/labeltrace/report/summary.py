@@ -90,7 +90,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         f"estimated noise rate {m['noise_rate_estimate']:.1%} ({estimate_note(run)})",
     ]
     agree, base, common = agreement(run.column("suggested_label_id"), run.column("given_label_id"), run.classes)
-    lines.append({"none": "the kNN vote (leave-one-out) agrees"}.get(run.trained, "the models agree")
+    lines.append({"none": "the kNN vote (leave-one-out) agrees"}.get(run.trained, "your model agrees" if own else
+                                                                     "the models agree")
                  + f" with {agree:.1%} of the given labels"
                  + {"crossfit": " (held out)", "k-fold": " (held out)", "none": ""}.get(
                      run.trained, " (models that trained on them)")

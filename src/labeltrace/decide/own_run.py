@@ -30,7 +30,7 @@ ONE_RUN = ("single", "single_aum", "single_sei", "single_confidence")
 
 
 def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "single",
-                  knn_k: int = 10) -> detectors.Detection:  # fmt: skip
+                  knn_k: int = 10, groups: Any = None) -> detectors.Detection:  # fmt: skip
     """The suspects of one plain training run:
     ``Detection(name, score, flagged, cutoff, rule, n_hat)``.
 
@@ -58,14 +58,17 @@ def find_suspects(dynamics: Dynamics, *, features: Any = None, detector: str = "
     features, ``knn_k`` (an int, ``1 <= knn_k <= N - 2``) is the neighbour count. The
     neighbours are exact, ties broken by the lower sample index: among exact duplicate feature
     rows, which ones are a sample's neighbours depends on the samples' order
-    (:mod:`labeltrace.score.knn`).
+    (:mod:`labeltrace.score.knn`). ``groups``: one key per sample (a patient, a study; read as
+    text), optional: with features, each sample's neighbours are found outside its group, so that
+    another image of the same patient cannot vouch for a label the two share (without features
+    nothing reads them).
     """
-    ev = one_run_evidence(dynamics, features=features, detector=detector, knn_k=knn_k)
+    ev = one_run_evidence(dynamics, features=features, detector=detector, knn_k=knn_k, groups=groups)
     return with_count(detectors.detect(detector, ev))
 
 
 def one_run_evidence(dynamics: Dynamics, *, features: Any = None, detector: str = "single", knn_k: int = 10,
-                     groups: tuple[str, ...] | None = None) -> Evidence:  # fmt: skip
+                     groups: Any = None) -> Evidence:  # fmt: skip
     """The evidence :func:`find_suspects` reads, every input checked as it says; ``groups``: each
     sample's group (a patient), whose other samples are never its kNN neighbours."""
     if detector not in ONE_RUN:

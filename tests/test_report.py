@@ -275,7 +275,7 @@ def test_contradicted_class_warning_is_shown_and_escaped(tmp_path: Path) -> None
     (rd / "run.json").write_text(json.dumps(meta))
     page = write_report(rd).read_text(encoding="utf-8")
     box = re.search(r'<div class="quality warn">(.*?)</div>', page).group(1)
-    assert box.startswith("class &#x27;&lt;b&gt;cat&lt;/b&gt;&#x27;: the scan&#x27;s models contradict 9 of its 10 labels (90%)")
+    assert box.startswith("class &#x27;&lt;b&gt;cat&lt;/b&gt;&#x27;: the models contradict 9 of its 10 labels (90%)")
     assert "<b>cat</b>" not in page
 
 

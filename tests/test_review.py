@@ -515,7 +515,7 @@ def test_state_carries_the_scans_contradicted_class_warnings(run_dir: Path) -> N
     meta["contradicted_classes"] = [{"class": "cat", "samples": 10, "contradicted": 8, "suggested": "dog"}]
     write_json(run_dir / "run.json", meta)
     (w,) = client(run_dir).get("/api/state").json()["warnings"]
-    assert w.startswith("class 'cat': the scan's models contradict 8 of its 10 labels (80%), most often suggesting 'dog'")
+    assert w.startswith("class 'cat': the models contradict 8 of its 10 labels (80%), most often suggesting 'dog'")
     page = client(run_dir).get("/").text
     assert 'id="warnings"' in page and "textContent = s.warnings" in page  # shown as text, never as HTML
     meta["warnings"] = ["crossfit flags 41 of 60 samples (68%)"]  # the scan's other warnings (run.json)

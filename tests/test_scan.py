@@ -378,7 +378,7 @@ def test_contradicted_classes_name_the_classes_a_posterior_mostly_overrules() ->
     rows = contradicted_classes(post, given, classes)
     assert rows == [{"class": "dog", "samples": 4, "contradicted": 3, "suggested": "fox"}]
     msg = contradicted_text(rows[0])
-    assert msg.startswith("class 'dog': the scan's models contradict 3 of its 4 labels (75%), most often suggesting 'fox'")
+    assert msg.startswith("class 'dog': the models contradict 3 of its 4 labels (75%), most often suggesting 'fox'")
     assert contradicted_classes(np.eye(3)[given], given, classes) == []  # a posterior that agrees: no warning
     # a tie between two suggested classes goes to the lowest id
     tie = contradicted_classes(np.eye(3)[[1, 2]], np.array([0, 0]), classes)

@@ -109,7 +109,7 @@ def test_the_consumers_read_it(tmp_path: Path, capsys: pytest.CaptureFixture[str
     capsys.readouterr()
     assert main(["review", str(out), "--export", str(tmp_path / "clean.csv")]) == 0
     said = capsys.readouterr().out
-    assert "labeltrace scan" not in said and "write_run the new recording" in said  # no scan to repeat
+    assert "to check the cleaned labels" not in said  # in-memory images: no command reads them again
     assert rescan_command(open_run(out), tmp_path / "clean.csv") is None
     # the embedding the queue and live re-ranking read: the features given
     assert np.load(out / "dynamics" / "embedding.npy").shape == (N, SIDE * SIDE)
@@ -175,14 +175,72 @@ def test_the_folder_is_claimed_as_a_scans(tmp_path: Path) -> None:
     assert c.get("/api/history/7").json()[0]["decision"] == "b"
 
 
-def test_no_softmax_kept_needs_features(tmp_path: Path) -> None:
+def test_no_softmax_kept_is_refused_before_the_folder_is_touched(tmp_path: Path) -> None:
     images, given, _ = _data()
     rec = _train(images, given, epochs=3, recorder=Recorder(N, K, keep_probs=0))
-    with pytest.raises(ValueError, match="kept no softmax"):
-        write_run(_dataset(images, given), rec, tmp_path / "run", log=lambda s: None)
     feats = images.reshape(N, -1).astype(np.float32) + 1.0
-    write_run(_dataset(images, given), rec, tmp_path / "run2", features=feats, log=lambda s: None)
-    assert open_run(tmp_path / "run2").column("suggested_prob").max() <= 1.0
+    with pytest.raises(ValueError, match=r"kept no softmax \(Recorder\(keep_probs=0\)\), which the suggested labels, "
+                                         "the queue and the review page read"):  # fmt: skip
+        write_run(_dataset(images, given), rec, tmp_path / "run", features=feats, log=lambda s: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_samples_a_sampler_left_out_of_the_last_epochs_read_their_whole_trajectory(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    rec = _train(images, given, epochs=6)
+    late = np.arange(10)  # drawn in none of the last 5 epochs, the softmax kept (a sampler with replacement)
+    x = torch.tensor(images.reshape(N, -1) / 255.0, dtype=torch.float32)
+    for _ in range(5):
+        rest = np.setdiff1d(np.arange(N), late)
+        rec.update(rest, torch.zeros(rest.size, K) + x[rest, :K], given[rest])
+        rec.end_epoch()
+    out = tmp_path / "run"
+    write_run(_dataset(images, given), rec, out, log=lambda s: None)
+    dyn = rec.dynamics()
+    assert np.isnan(dyn.posterior(last=5)[late]).all()  # what the last epochs say of them: nothing
+    np.testing.assert_array_equal(open_run(out).column("suggested_label_id")[late], dyn.mean_posterior()[late].argmax(1))
+    assert main(["queue", str(out), "--out", str(tmp_path / "q.csv")]) == 0  # no NaN in the queue's posterior
+    c = TestClient(create_app(out), base_url="http://127.0.0.1")  # type: ignore[arg-type]
+    positions = {c.get(f"/api/item/{p}").json()["id"]: p for p in range(N)}
+    item = c.get(f"/api/item/{positions[3]}")
+    assert item.status_code == 200 and item.json()["top"]  # the review page shows the model's view of sample 3
+
+
+def test_the_recorder_as_the_integrations_hold_it(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    rec = _train(images, given, epochs=2)
+
+    class Held:  # a callback under DDP: .recorder is a DistributedRecorder, whose .recorder is rank 0's Recorder
+        def __init__(self, inner: object) -> None:
+            self.recorder = inner
+
+    ds = _dataset(images, given)
+    write_run(ds, Held(Held(rec)), tmp_path / "a", seconds=np.float32(3.5), log=lambda s: None)
+    assert open_run(tmp_path / "a").meta["cost"]["seconds"] == 3.5
+    write_run(ds, rec.state_dict(), tmp_path / "b", log=lambda s: None)  # a checkpoint's state
+    np.testing.assert_array_equal(open_run(tmp_path / "b").column("score"), open_run(tmp_path / "a").column("score"))
+    with pytest.raises(ValueError, match=r"is a folder: give the file rec.save\(path\) wrote"):
+        write_run(ds, tmp_path / "a", tmp_path / "c", log=lambda s: None)
+    torch.save({"recorder": rec.state_dict(tensors=True)}, tmp_path / "ckpt.pt")
+    with pytest.raises(ValueError, match=r"is not a recorder file rec.save\(path\) wrote .*Recorder.from_state_dict"):
+        write_run(ds, tmp_path / "ckpt.pt", tmp_path / "c", log=lambda s: None)
+    with pytest.raises(ValueError, match="no such recorder file"):
+        write_run(ds, tmp_path / "nope.npz", tmp_path / "c", log=lambda s: None)
+    with pytest.raises(ValueError, match="seconds must be a finite number >= 0"):
+        write_run(ds, rec, tmp_path / "c", seconds=-1, log=lambda s: None)
+
+
+def test_warnings_about_the_recording_are_kept_for_the_report(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    rec = Recorder(N, K)
+    rec.update(np.arange(5), np.zeros((5, K)), given[:5])  # 5 samples seen in one epoch of 4
+    for _ in range(4):
+        rest = np.arange(5, N)
+        rec.update(rest, np.eye(K)[given[rest]] * 3, given[rest])
+        rec.end_epoch()
+    with pytest.warns(RuntimeWarning, match="fewer than half as many epochs"):
+        write_run(_dataset(images, given), rec, tmp_path / "run", log=lambda s: None)
+    assert any("fewer than half as many epochs" in w for w in open_run(tmp_path / "run").meta["warnings"])
 
 
 def _folder(tmp_path: Path) -> tuple[Path, np.ndarray]:
@@ -210,12 +268,27 @@ def test_cli_scan_recording(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     meta = json.loads((out / "run.json").read_text())
     assert meta["command"][1:] == argv and meta["data"]["kind"] == "folder" and (out / "samples.csv").is_file()
     assert open_run(out).image(0).shape[:2] == (SIDE, SIDE)  # the report's and review's images: DATA's files
+    capsys.readouterr()
+    assert main(["review", str(out), "--export", str(tmp_path / "clean.csv")]) == 0
+    said = capsys.readouterr().out
+    assert "to check the cleaned labels: train on them as before, recording each row i of" in said
+    cmd = said.split("then: ")[1].strip()  # round 2: your training on the cleaned labels, recorded
+    assert "--recording NEW_RECORDER.npz --features NEW_FEATURES.npy" in cmd and "--labels" in cmd
+    import shlex
+
+    from labeltrace.cli import build_parser
+
+    parsed = build_parser().parse_args(shlex.split(cmd)[1:])
+    assert parsed.recording == "NEW_RECORDER.npz" and parsed.labels == str(tmp_path / "clean.csv")
     assert main([*argv, "--detector", "single_sei", "--force"]) == 0
     for extra, said_err in ((["--epochs", "3"], "--epochs set a training labeltrace would run"),
+                            (["--truth-column", "t"], "--truth-column needs a manifest"),
                             (["--detector", "sei"], "--detector one of single"),
                             (["--model", "small-cnn"], "--model set a training")):  # fmt: skip
         assert main([*argv, *extra]) == 2
         assert said_err in capsys.readouterr().err
+    assert main(["scan", str(tmp_path / "absent"), "--recording", str(tmp_path / "run"), "--out", str(tmp_path / "x")]) == 2
+    assert "is a folder: give the file rec.save(path) wrote" in capsys.readouterr().err  # said before DATA is read
     assert main(["scan", str(root), "--features", str(tmp_path / "emb.npy"), "--out", str(tmp_path / "x")]) == 2
     assert "--features gives the embedding of your own training" in capsys.readouterr().err
     np.save(tmp_path / "short.npy", np.ones((3, 2)))
@@ -252,3 +325,41 @@ def test_a_run_that_did_not_finish_says_to_write_it_again(tmp_path: Path) -> Non
         open_run(tmp_path / "run")
     write_run(_dataset(images, given), rec, tmp_path / "run", log=lambda s: None)  # the same recording: finished now
     assert open_run(tmp_path / "run").own_training
+
+
+def _imagefolder_order(root: Path) -> list[str]:
+    """torchvision's ImageFolder order, as its make_dataset walks (torchvision does not import here)."""
+    import os
+
+    out = []
+    for c in sorted(e.name for e in os.scandir(root) if e.is_dir()):
+        for top, _, names in sorted(os.walk(root / c, followlinks=True)):
+            out += [os.path.join(top, f) for f in sorted(names)]
+    return out
+
+
+def test_paths_put_the_dataset_in_the_trainings_order(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    root = tmp_path / "data"
+    files = []
+    for i, (img, lab) in enumerate(zip(images, given, strict=True)):
+        sub = root / "abc"[lab] / ("" if i % 3 else f"batch{lab}{i % 2}")  # files beside sub-folders: ImageFolder's order
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(sub / f"img{i:03d}.png")
+        files.append(sub / f"img{i:03d}.png")
+    ds = from_folder(root)
+    assert [str(ds.path(i)) for i in range(N)] == [str(Path(p).resolve()) for p in _imagefolder_order(root)]
+    order = np.random.default_rng(3).permutation(N)  # the training's own order of the files
+    logits: list[np.ndarray] = []
+    rec = _train(images[order], given[order], epochs=3, logits_out=logits)
+    run = write_run(ds, rec, tmp_path / "run", paths=[files[i] for i in order], log=lambda s: None).table
+    assert run.column("path").to_pylist() == [files[i].relative_to(root).as_posix() for i in order]
+    z = logits[-1][np.arange(N), given[order]] - np.log(np.exp(logits[-1]).sum(1))
+    np.testing.assert_allclose(open_run(tmp_path / "run").dynamics(0).at("loss", -1), -z, rtol=1e-5)
+    with pytest.raises(ValueError, match="1 of the 150 paths are not images of the dataset"):
+        write_run(ds, rec, tmp_path / "x", paths=[*files[:-1], tmp_path / "other.png"], log=lambda s: None)
+    with pytest.raises(ValueError, match="paths names 1 files more than once"):
+        write_run(ds, rec, tmp_path / "x", paths=[*files[:-1], files[0]], log=lambda s: None)
+    with pytest.raises(ValueError, match="paths names 149 of the dataset's 150 images"):
+        write_run(ds, rec, tmp_path / "x", paths=files[:-1], log=lambda s: None)
+    assert not (tmp_path / "x").exists()

@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labeltrace.cli_data import _load_dataset, _truth_labels  # cli._load_dataset: patched by tests
+from labeltrace.cli_data import (  # cli._load_dataset: patched by tests
+    _check_truth_column,
+    _load_dataset,
+    _truth_labels,
+)
 from labeltrace.cli_own import _check_flags, scan_recording
 from labeltrace.cli_relabel import add_relabel_commands, non_negative
 from labeltrace.run_layout import REVIEWS_DB
@@ -45,10 +49,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         workers=args.workers,
     )  # fmt: skip
     check(cfg, None if args.model == "auto" else args.model, None)  # the settings first: not after minutes of reading DATA
-    from labeltrace.data.manifest import MANIFEST_SUFFIXES
-
-    if args.truth_column and not (args.labels or Path(args.data or "").suffix.lower() in MANIFEST_SUFFIXES):
-        raise ValueError("--truth-column needs a manifest (DATA as .csv/.parquet or --labels)")  # before DATA is read
+    _check_truth_column(args)
     ds, origin = _load_dataset(args)
     log = (lambda s: None) if args.quiet or not d.is_writer else (lambda s: print(s, file=sys.stderr))
     if ds.skipped and d.is_writer:  # samples left out: said under --quiet too, as warnings are

@@ -108,6 +108,14 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     raise ValueError(f"cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
 
 
+def _check_truth_column(args: argparse.Namespace) -> None:
+    """``--truth-column`` names a manifest's column: refused for other DATA before DATA is read."""
+    from labeltrace.data.manifest import MANIFEST_SUFFIXES
+
+    if args.truth_column and not (args.labels or Path(args.data or "").suffix.lower() in MANIFEST_SUFFIXES):
+        raise ValueError("--truth-column needs a manifest (DATA as .csv/.parquet or --labels)")
+
+
 def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, ANN202
     """Known true labels from a manifest column (names or ids), aligned with the dataset's samples
     (``origin`` a manifest's: :func:`_cmd_scan` refuses --truth-column for other DATA before reading it)."""

@@ -46,11 +46,13 @@ def scan_recording(args: argparse.Namespace, detector: str) -> int:
     features scored and written by :func:`labeltrace.write_run`, the summary printed."""
     import numpy as np
 
-    from labeltrace.cli_data import _load_dataset, _truth_labels
-    from labeltrace.own_training import write_run
+    from labeltrace.cli_data import _check_truth_column, _load_dataset, _truth_labels
+    from labeltrace.own_training import read_recorder, write_run
     from labeltrace.relabel.features import check_features_file
     from labeltrace.report.summary import print_summary
 
+    _check_truth_column(args)
+    rec = read_recorder(args.recording)  # before DATA is read: a wrong file is said at once
     ds, origin = _load_dataset(args)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     if ds.skipped:
@@ -63,7 +65,7 @@ def scan_recording(args: argparse.Namespace, detector: str) -> int:
         features = np.load(args.features, allow_pickle=False)
     log(f"{len(ds)} samples, {ds.n_classes} classes, your training's recording {args.recording} → {args.out}")
     t0 = time.perf_counter()
-    res = write_run(ds, args.recording, args.out, features=features, detector=detector, true_labels=truth, origin=origin,
+    res = write_run(ds, rec, args.out, features=features, detector=detector, true_labels=truth, origin=origin,
                     command=args.argv, force=args.force, csv=args.csv, log=log)  # fmt: skip
     print_summary(res.run_dir, top=args.top, elapsed=time.perf_counter() - t0)
     return 0

@@ -121,12 +121,14 @@ def _cmd_review(args: argparse.Namespace) -> int:
         from labeltrace.export.rescan import rescan_command
         from labeltrace.rundir import open_run
 
-        cmd = rescan_command(open_run(args.run_dir), out)
-        if cmd is not None:
+        run = open_run(args.run_dir)
+        cmd = rescan_command(run, out)
+        if cmd is not None and run.own_training:  # labeltrace.write_run's: the user's training is the rescan
+            print(f"to check the cleaned labels: train on them as before, recording each row i of {out} as sample "
+                  f"id i, save the recorder (rec.save) and, where the command reads them, your network's features "
+                  f"of those rows, then: {cmd}")
+        elif cmd is not None:
             print(f"to scan with the cleaned labels: {cmd}")
-        elif open_run(args.run_dir).own_training:
-            print("to check the cleaned labels: train on them as before, recording, and write_run the new "
-                  "recording into a new run directory")
         return 0
     live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,

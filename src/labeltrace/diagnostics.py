@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from labeltrace._checks import listing
+from labeltrace.run_layout import OWN_TRAINING
 
 __all__ = ["MOST", "agreement", "contradicted_classes", "contradicted_text", "identical_text",
            "no_better_than_one_class", "overflagging"]
@@ -42,6 +43,9 @@ def overflagging(name: str, flagged: np.ndarray, *, model: str | None = None) ->
         model, f" than {model}")
     other = ("or use the default detector (crossfit)" if name != "crossfit" else
              f"or a stronger model{stronger}: a weak model's held-out posterior doubts most labels")
+    if model == OWN_TRAINING:  # labeltrace.write_run: no detector choice brings in held-out models
+        other = ("or scan the images with labeltrace scan (its default detector, crossfit, judges each label by "
+                 "models that never trained on it)")
     return (f"{name} flags {k:,} of {f.size:,} samples ({k / f.size:.0%}): a cut that accuses most of a "
             f"dataset says more about the rule than the labels; read the ranking (score, rank) instead, {other}")
 
@@ -79,7 +83,7 @@ def contradicted_classes(post: np.ndarray, given: np.ndarray, classes: list[str]
 def contradicted_text(row: dict[str, Any]) -> str:
     """The warning for one row of :func:`contradicted_classes`."""
     n, c = row["samples"], row["contradicted"]
-    return (f"class {row['class']!r}: the scan's models contradict {c:,} of its {n:,} labels ({c / n:.0%}), "
+    return (f"class {row['class']!r}: the models contradict {c:,} of its {n:,} labels ({c / n:.0%}), "
             f"most often suggesting {row['suggested']!r}. Either many of these labels are wrong (a swapped or "
             "mis-mapped class?) or the model does not recognise this class well (too few or too hard images); "
             "within the class the ranking cannot fully tell the two apart: review it with care, check the class "
@@ -111,7 +115,7 @@ def no_better_than_one_class(suggested: np.ndarray, given: np.ndarray, classes: 
     agree, base, common = agreement(suggested, given, classes)
     if agree > base:
         return None
-    return (f"the scan's models agree with {agree:.1%} of the given labels, no more than answering {common!r} for "
+    return (f"the models agree with {agree:.1%} of the given labels, no more than answering {common!r} for "
             f"every sample would ({base:.1%}). Either they learned little from these images — then what they "
             "contradict, and the flagged samples, are weak evidence of wrong labels: read them as questions, and "
             "try a stronger model, more epochs or more images — or many labels are wrong, in any class, "

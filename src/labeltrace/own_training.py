@@ -12,10 +12,11 @@ itself (copied in, so the directory stands alone), which ``labeltrace report``, 
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from labeltrace._checks import listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
 from labeltrace.decide import detectors
+from labeltrace.decide.evidence import posterior
 from labeltrace.decide.own_run import one_run_evidence, with_count
 from labeltrace.models.inputs import data_identity
 from labeltrace.record import Dynamics, Recorder
@@ -37,39 +39,46 @@ from labeltrace.run_layout import OWN_TRAINING
 if TYPE_CHECKING:
     from labeltrace.scan import ScanResult
 
-__all__ = ["OWN_TRAINING", "write_run"]
+__all__ = ["OWN_TRAINING", "read_recorder", "write_run"]
 
 #: the last kept epochs the suggested labels average (the scan's ``suggest_last`` default)
 SUGGEST_LAST = 5
 
 
 def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, features: Any = None,
-              detector: str = "single", knn_k: int = 10, true_labels: Any = None, seconds: float | None = None,
-              origin: dict[str, Any] | None = None, command: list[str] | None = None, force: bool = False,
-              csv: bool = False, log: Callable[[str], None] = print) -> ScanResult:  # fmt: skip
+              detector: str = "single", knn_k: int = 10, paths: Sequence[Any] | None = None,
+              true_labels: Any = None, seconds: float | None = None, origin: dict[str, Any] | None = None,
+              command: list[str] | None = None, force: bool = False, csv: bool = False,
+              log: Callable[[str], None] = print) -> ScanResult:  # fmt: skip
     """Score and flag the samples of your own training and write the run directory ``out``;
     returns a :class:`labeltrace.scan.ScanResult`.
 
     ``ds``: the images trained on, sample ``i`` the one your training recorded under id ``i``
     (``labeltrace.data.from_folder``, ``from_manifest``, ``from_arrays``, ...); its classes in
-    the order of your model's logits. The labels the recorder holds must be the dataset's: a
-    sample recorded with another label is named in the error (a dataset read in another order
-    than your training's, or classes in another order).
-    ``recorder``: a :class:`~labeltrace.Recorder` (or the path of one saved with ``rec.save``,
-    or an object with a ``.recorder``: the Lightning and HF callbacks, a ``DistributedRecorder``
-    on rank 0) of a plain training — no auxiliary class — every sample recorded in a closed
-    epoch. Updates of an epoch not closed are left out, with a warning. The recording is copied
-    into ``out`` (its per-epoch files too): the recorder is not changed and ``out`` stands alone.
+    the order of your model's logits. ``paths``: the image file your training recorded as id
+    ``i``, for every ``i`` (e.g. ``[p for p, _ in image_folder.samples]``), optional: ``ds`` is
+    then read in that order. Without it the labels the recorder holds must be the dataset's: a
+    sample recorded with another label is named in the error — but two samples of one class in
+    swapped places cannot be told apart, so pass ``paths`` unless your training reads its images
+    through ``ds`` (or a manifest lists them in your training's order).
+    ``recorder``: a :class:`~labeltrace.Recorder` (or the path of a file ``rec.save(path)``
+    wrote, a ``rec.state_dict()``, or an object with a ``.recorder``: the Lightning and HF
+    callbacks, a ``DistributedRecorder`` on rank 0) of a plain training — no auxiliary class —
+    every sample recorded in a closed epoch, its softmax kept (``keep_probs`` >= 1, the
+    default 5: the suggested labels, the queue and the review page read it). Updates of an epoch
+    not closed are left out, with a warning. The recording is copied into ``out`` (its
+    per-epoch files too): the recorder is not changed and ``out`` stands alone.
     ``features``, ``detector``, ``knn_k``: as :func:`labeltrace.find_suspects` (the features,
     e.g. your network's penultimate embedding, are kept as the run's embedding: the queue and
-    the review page's live re-ranking read them). ``true_labels``: known clean labels, one class
-    id per sample, for the detection metrics. ``seconds``: what the training took (run.json's
-    cost), when you know. ``origin``, ``command``: as :func:`labeltrace.scan.scan`'s; ``csv``:
-    also write ``samples.csv``.
+    the review page's live re-ranking read them); ``ds.groups`` as its ``groups``.
+    ``true_labels``: known clean labels, one class id per sample, for the detection metrics.
+    ``seconds``: what the training took (run.json's cost), when you know. ``origin``,
+    ``command``: as :func:`labeltrace.scan.scan`'s; ``csv``: also write ``samples.csv``.
 
-    ``out`` is claimed as a scan's: a directory holding another run is refused
-    (:class:`labeltrace.rundir.RunDirConflict`) unless ``force`` (review decisions about the same
-    samples and classes are kept); writing the same recording again rewrites the results.
+    Everything is checked before ``out`` is touched. ``out`` is claimed as a scan's: a directory
+    holding another run is refused (:class:`labeltrace.rundir.RunDirConflict`) unless ``force``
+    (review decisions about the same samples and classes are kept); writing the same recording
+    again rewrites the results.
     """
     from labeltrace.scan import ScanResult, _check_truth
     from labeltrace.scan_outputs import write_results
@@ -79,20 +88,33 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
     if not isinstance(ds, ImageDataset):
         raise TypeError(f"ds must be an ImageDataset (labeltrace.data.from_folder(path), from_manifest(csv), "
                         f"from_arrays(images, labels), ...), got {type(ds).__name__}")  # fmt: skip
-    rec = _recorder(recorder)
+    out = Path(out)
+    rec = read_recorder(recorder)
+    if paths is not None:
+        ds = _in_order(ds, paths)
     dyn = rec.dynamics()
     _check_same_samples(ds, dyn)
     truth = _check_truth(ds, ScanConfig(), true_labels)
-    if seconds is not None and not (isinstance(seconds, int | float) and np.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"seconds must be a finite number >= 0 (the training's wall time), got {seconds!r}")
-    ev = one_run_evidence(dyn, features=features, detector=detector, knn_k=knn_k, groups=ds.groups)
-    det = with_count(detectors.detect(detector, ev))  # before the folder is touched: errors are the user's
+    seconds = _seconds(seconds)
+    with warnings.catch_warnings(record=True) as caught:  # said, and kept in run.json for the report
+        warnings.simplefilter("always")
+        ev = one_run_evidence(dyn, features=features, detector=detector, knn_k=knn_k, groups=ds.groups)
+        det = with_count(detectors.detect(detector, ev))
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    noted = [str(w.message) for w in caught if issubclass(w.category, UserWarning | RuntimeWarning)]
+    run = RecordedRun(dyn, np.zeros(len(ds), bool), ds.n_classes)
+    post = posterior([run], last=min(SUGGEST_LAST, dyn.kept_epochs))
+    acc = _final_accuracy(dyn)
+    if not np.isfinite(acc):
+        noted.append(f"the last of the {dyn.num_epochs} epochs recorded no sample (end_epoch() called twice?): the "
+                     "scores average it as an epoch no sample was seen in; the final training accuracy is unknown")
     given = ds.labels.copy()
-    out = Path(out)
+    embedding = None if not ev.has("features") else np.asarray(ev.features, dtype=np.float32)
     fp = {"own_training": _recording_key(dyn), "data": data_identity(ds), "classes": list(ds.classes),
           "labels": digest(given.astype(np.int64)),
           "truth": None if truth is None else digest(truth.astype(np.int64)), "detector": detector, "knn_k": knn_k,
-          "features": None if not ev.has("features") else digest(np.ascontiguousarray(ev.features)),
+          "features": None if embedding is None else digest(np.ascontiguousarray(ev.features)),
           **({"groups": digest(list(ds.groups))} if ds.groups is not None else {})}  # fmt: skip
 
     def fits(db: Path) -> bool:  # the review's decisions stay when they are about these images
@@ -107,13 +129,10 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
             if unread:
                 log(f"warning: {len(unread)} image files could not be read to stamp them, and will not be shown: "
                     f"{listing(unread)}")  # fmt: skip
-        acc = _final_accuracy(dyn)
-        embedding = None if not ev.has("features") else np.asarray(ev.features, dtype=np.float32)
-        recording = Recording(kind="in-sample", runs=(RecordedRun(dyn, np.zeros(len(ds), bool), ds.n_classes),),
-                              num_classes=ds.n_classes, seconds=(float(seconds or 0.0),), accuracy=(acc,),
-                              embedding=embedding, fingerprint={"data": digest(fp)})  # fmt: skip
+        recording = Recording(kind="in-sample", runs=(run,), num_classes=ds.n_classes,
+                              seconds=(seconds or 0.0,), accuracy=(acc,), embedding=embedding,
+                              fingerprint={"data": digest(fp)})  # fmt: skip
         rd.recording_dir(out).save(recording, [rec], embed=True)
-        post = _posterior(dyn, ev)
         described: dict[str, Any] = {
             "command": command, "config": {"detector": detector, "knn_k": knn_k, "suggest_last": SUGGEST_LAST},
             "model": OWN_TRAINING, "model_probe": None, "resolution_probe": None,
@@ -123,44 +142,101 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
             "protocol": {"kind": OWN_TRAINING, "runs": 1, "dynamics": "in-sample", "epochs_planned": dyn.num_epochs,
                          "epochs_trained": dyn.num_epochs, "early_stop": {"enabled": False}},
             "seed": None, "distributed": {"world_size": 1, "backend": None},
-            "cost": {"trainings": 1, "seconds": None if seconds is None else float(seconds),
-                     "note": "your own training: no training beyond it"},
+            "cost": {"trainings": 1, "seconds": seconds, "note": "your own training: no training beyond it"},
         }  # fmt: skip
-        timings = {"train": 0.0}
+        timings: dict[str, float] = {}  # no training here: its time is cost.seconds, when given
         table, meta = write_results(
             out, ds, rec=recording, ev=ev, det=det, post=post, given=given, truth=given if truth is None else truth,
             noise_info=None if truth is None else {"spec": "known true labels",
                                                    "realised_rate": float((truth != given).mean()),
                                                    "n_flipped": int((truth != given).sum())},
             origin=origin, fingerprint=fp, timings=timings, t_start=t_start, described=described, csv=csv,
-            model=None,
+            model=OWN_TRAINING, noted=noted,
         )  # fmt: skip
     return ScanResult(out, table, meta, det, timings)
 
 
-def _recorder(recorder: Any) -> Recorder:
-    """The recorder to write: a copy (the caller's is never changed) whose pending updates of an
-    unclosed epoch are dropped, with a warning."""
-    if isinstance(recorder, str | os.PathLike):
-        with warnings.catch_warnings():  # a file saved mid-epoch: said below, in this call's terms
-            warnings.filterwarnings("ignore", message=".*was saved mid-epoch", category=UserWarning)
-            rec = Recorder.load(recorder)
-    elif isinstance(recorder, Recorder):
-        rec = Recorder.from_state_dict(recorder.state_dict())
-    elif isinstance(getattr(recorder, "recorder", None), Recorder):  # the callbacks, a DistributedRecorder
-        rec = Recorder.from_state_dict(recorder.recorder.state_dict())
+def read_recorder(recorder: Any) -> Recorder:
+    """The recorder :func:`write_run` writes, from what it was given (its docstring); the caller's
+    own is used as it is (never changed), or copied when it holds updates of an unclosed epoch,
+    which are dropped with a warning."""
+    obj = recorder
+    for _ in range(3):  # a callback's .recorder, which under DDP is a DistributedRecorder's
+        if isinstance(obj, Recorder | dict | str | os.PathLike) or not hasattr(obj, "recorder"):
+            break
+        obj = obj.recorder
+    if isinstance(obj, str | os.PathLike):
+        rec = _load(Path(obj))
+    elif isinstance(obj, dict):
+        rec = Recorder.from_state_dict(obj)
+    elif isinstance(obj, Recorder):
+        rec = obj
     else:
-        raise TypeError(f"recorder must be a labeltrace Recorder, the path of one saved with rec.save(path), or a "
-                        f"callback holding one (.recorder), got {type(recorder).__name__}")  # fmt: skip
+        raise TypeError(f"recorder must be a labeltrace Recorder, the path of a file rec.save(path) wrote, a "
+                        f"rec.state_dict(), or a callback holding one (.recorder), got {type(recorder).__name__}")
     if rec.num_epochs == 0:
         raise ValueError("the recorder holds no closed epoch: close each epoch with rec.end_epoch() after its "
                          "rec.update calls, then write the run")  # fmt: skip
+    if rec.keep_probs == 0:
+        raise ValueError("the recorder kept no softmax (Recorder(keep_probs=0)), which the suggested labels, the "
+                         "queue and the review page read: record with keep_probs >= 1 (the default 5)")
     if rec.epoch_in_progress:
         warnings.warn(f"the recorder holds updates of an epoch not closed (epoch {rec.num_epochs}); the run holds "
                       f"the {rec.num_epochs} closed epochs only (rec.end_epoch() closes it)", UserWarning,
                       stacklevel=3)  # fmt: skip
+        rec = Recorder.from_state_dict(rec.state_dict()) if rec is obj else rec
         rec.clear_pending()
     return rec
+
+
+def _load(p: Path) -> Recorder:
+    """A recorder file ``rec.save(path)`` wrote; a folder or another file is named as such."""
+    if p.is_dir():
+        raise ValueError(f"{p} is a folder: give the file rec.save(path) wrote (a .npz); the folder of a "
+                         "Recorder(directory=...) holds its per-epoch arrays, not the recorder")
+    try:
+        with warnings.catch_warnings():  # a file saved mid-epoch: said by read_recorder, in this call's terms
+            warnings.filterwarnings("ignore", message=".*was saved mid-epoch", category=UserWarning)
+            return Recorder.load(p)
+    except FileNotFoundError:
+        raise ValueError(f"{p}: no such recorder file (the file rec.save(path) wrote)") from None
+    except (ValueError, OSError, KeyError) as exc:
+        raise ValueError(f"{p} is not a recorder file rec.save(path) wrote ({exc}); a recorder kept in a torch "
+                         "checkpoint (rec.state_dict(tensors=True)): pass Recorder.from_state_dict(torch.load(path)"
+                         "[key]), or save it with rec.save('recorder.npz') first") from None
+
+
+def _seconds(seconds: Any) -> float | None:
+    if seconds is None:
+        return None
+    ok = isinstance(seconds, numbers.Real) and not isinstance(seconds, bool | np.bool_)
+    if not ok or not np.isfinite(float(seconds)) or float(seconds) < 0:
+        raise ValueError(f"seconds must be a finite number >= 0 (the training's wall time), got {seconds!r}")
+    return float(seconds)
+
+
+def _in_order(ds: ImageDataset, paths: Sequence[Any]) -> ImageDataset:
+    """``ds`` read in the order of ``paths`` (one image file per recorded id), every file one of
+    its samples, each once."""
+    if ds.kind != "files":
+        raise ValueError("paths= orders a dataset of image files; this one holds in-memory images: build it in "
+                         "your training's order")  # fmt: skip
+    where = {ds.path(i).resolve(): i for i in range(len(ds))}  # type: ignore[union-attr]
+    asked = [Path(p).expanduser().resolve() for p in paths]
+    missing = [str(p) for p in asked if p not in where]
+    if missing:
+        raise ValueError(f"{len(missing)} of the {len(asked)} paths are not images of the dataset "
+                         f"({len(ds)} files under {ds.root}): {listing(missing)}")  # fmt: skip
+    idx = np.array([where[p] for p in asked], dtype=np.int64)
+    twice = np.flatnonzero(np.bincount(idx, minlength=len(ds)) > 1)
+    if twice.size:
+        raise ValueError(f"paths names {twice.size} files more than once: {listing(ds.sources[i] for i in twice)}")
+    if idx.size != len(ds):
+        left = np.setdiff1d(np.arange(len(ds)), idx)
+        raise ValueError(f"paths names {idx.size} of the dataset's {len(ds)} images; not: "
+                         f"{listing(ds.sources[i] for i in left)} — read the dataset your training read, or "
+                         "subset it (ds.subset)")  # fmt: skip
+    return ds.subset(idx)
 
 
 def _check_same_samples(ds: ImageDataset, dyn: Dynamics) -> None:
@@ -201,18 +277,3 @@ def _final_accuracy(dyn: Dynamics) -> float:
     seen = ~np.isnan(correct)
     return float(correct[seen].mean()) if seen.any() else float("nan")
 
-
-def _posterior(dyn: Dynamics, ev: Any) -> np.ndarray:
-    """The posterior behind the suggested labels: the mean softmax of the last kept epochs
-    (:data:`SUGGEST_LAST` at most); a sample not seen in them, the mean over every epoch it was
-    seen in; without a kept softmax, the kNN label shares of the features."""
-    if dyn.kept_epochs == 0:
-        if not ev.has("features"):
-            raise ValueError("the recorder kept no softmax (Recorder(keep_probs=0)), which the suggested labels "
-                             "read: record with keep_probs >= 1 (the default 5), or pass features=") from None
-        return np.asarray(ev.knn_shares())
-    post = dyn.posterior(last=min(SUGGEST_LAST, dyn.kept_epochs))
-    gap = np.isnan(post).any(axis=1)
-    if gap.any():
-        post[gap] = dyn.mean_posterior()[gap]
-    return post

@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,14 +96,15 @@ def write_results(
     out: Path, ds: ImageDataset, *, rec: Recording | None, ev: Evidence, det: detectors.Detection,
     post: np.ndarray, given: np.ndarray, truth: np.ndarray, noise_info: dict[str, Any] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
-    described: dict[str, Any], csv: bool, model: str | None,
+    described: dict[str, Any], csv: bool, model: str | None, noted: Sequence[str] = (),
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write ``samples.parquet`` (+ csv when ``csv``), ``run.json`` and, for in-memory arrays
     that cannot be read again from a source, ``images.npy``; return the table and meta — for a
     scan (:func:`write_outputs`) or a recording of your own training
     (:func:`labeltrace.own_training.write_run`). ``described``: run.json's account of how the
     dynamics were made (``command``, ``config``, ``model``, ``train``, ``inputs``, ``protocol``,
-    ``seed``, ``cost``, ...); ``model``: the model the warnings name (None: none of ours)."""
+    ``seed``, ``cost``, ...); ``model``: the model the warnings name (None: none of ours);
+    ``noted``: warnings already said (as Python warnings) that run.json keeps too, for the report."""
     t0 = time.perf_counter()
     N, classes = len(ds), list(ds.classes)
     cols, results = side_by_side(ev, det)
@@ -201,7 +203,7 @@ def write_results(
         "detectors": per_det, "scores": list(cols),
         "counts": {"n": N, "flagged": int(det.flagged.sum()),
                    "auxiliary_per_run": [int(r.is_auxiliary.sum()) for r in rec.runs] if rec else []},
-        "noise_rate_estimate": noise_rate_est, "contradicted_classes": doubted, "warnings": warned,
+        "noise_rate_estimate": noise_rate_est, "contradicted_classes": doubted, "warnings": [*noted, *warned],
         "identical_files": identical,
         "noise": noise_info,
         "metrics": report,

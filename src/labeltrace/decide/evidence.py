@@ -175,7 +175,9 @@ def auxiliary_scores(name: str, runs: Sequence[RecordedRun], **kw: Any) -> np.nd
 def posterior(runs: Sequence[RecordedRun], *, last: int | None = None) -> np.ndarray:
     """(N, K) mean softmax over the last ``last`` epochs (all epochs when None), over the real
     classes only (auxiliary column dropped, rows renormalised), averaged over the runs where the
-    sample kept its label."""
+    sample kept its label. A sample a run did not see in its last ``last`` epochs (a sampler that
+    draws with replacement, in a training of your own) reads that run's mean over every epoch it
+    was seen in."""
     K = runs[0].num_classes
     n = runs[0].dynamics.num_samples
     acc = np.zeros((n, K))
@@ -183,6 +185,9 @@ def posterior(runs: Sequence[RecordedRun], *, last: int | None = None) -> np.nda
     fallback = None
     for r in runs:
         p = (r.dynamics.mean_posterior() if last is None else r.dynamics.posterior(last=last))[:, :K]
+        gap = np.isnan(p).any(axis=1)
+        if gap.any():
+            p[gap] = r.dynamics.mean_posterior()[gap, :K]
         p = p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
         keep = ~r.is_auxiliary
         acc[keep] += p[keep]

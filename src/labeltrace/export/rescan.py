@@ -17,17 +17,18 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     (written by :func:`~labeltrace.export.cleaned.export_labels`): their paths are the scan's, relative to the data root; a
     manifest's own column names, the class list written beside ``out``, ``--no-missing-markers``
     (for a class named ``none``) and ``--on-bad-image skip`` (when the scan skipped images) are
-    passed on, and so are the model the scan ran and its settings (:func:`_scan_flags`). None for an
-    array run, and for a run written from your own training (:func:`labeltrace.write_run`)."""
+    passed on, and so are the model the scan ran and its settings (:func:`_scan_flags`). A run
+    written from your own training (:func:`labeltrace.write_run`) is checked again by training
+    again: its command reads the new recording (``--recording NEW_RECORDER.npz``, and
+    ``--features NEW_FEATURES.npy`` when it had features) instead. None for an array run."""
     import shlex
 
     out = Path(out)
     data_root = run.data_root
-    if run.own_training:  # no scan to repeat: the user's own training, on the cleaned labels, is the rescan
-        return None
     if data_root is None or not _rescannable(run, out):
         return None
-    cmd = ["labeltrace", "scan", str(data_root), "--labels", str(out), "--out", "NEW_RUN_DIR", *_scan_flags(run)]
+    cmd = ["labeltrace", "scan", str(data_root), "--labels", str(out), "--out", "NEW_RUN_DIR",
+           *(_own_flags(run) if run.own_training else _scan_flags(run))]
     data = run.meta["data"]
     if data.get("group_by_folder"):  # the cleaned labels are a manifest: their group column
         cmd += ["--group-column", "group"]
@@ -48,7 +49,24 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
         cmd += ["--on-bad-image", "skip"]
     if data.get("missing_markers") is False or missing_like_labels(run):
         cmd += ["--no-missing-markers"]  # a class or id named 'none': read them as they are
-    return " ".join(shlex.quote(c) if c != "NEW_RUN_DIR" else c for c in cmd)
+    return " ".join(c if c in _PLACEHOLDERS else shlex.quote(c) for c in cmd)
+
+
+#: the words of a rescan command the user fills in
+_PLACEHOLDERS = ("NEW_RUN_DIR", "NEW_RECORDER.npz", "NEW_FEATURES.npy")
+
+
+def _own_flags(run: Run) -> list[str]:
+    """A write_run's rescan: the recording of the user's training on the cleaned labels (and its
+    features, when the first run had them), its one-training detector when not the default."""
+    from labeltrace.run_layout import recording_dir
+
+    rec = recording_dir(run.path)
+    out = ["--recording", "NEW_RECORDER.npz"]
+    if rec.finished and rec.meta().get("embedding"):
+        out += ["--features", "NEW_FEATURES.npy"]
+    detector = (run.meta.get("config") or {}).get("detector")
+    return out + (["--detector", str(detector)] if detector not in (None, "single") else [])
 
 
 #: the scan settings (with a ``labeltrace scan`` flag) a rescan keeps: the model's and the

@@ -153,7 +153,8 @@ def run_features(run: Run, features: str | os.PathLike[str] | None = None) -> Ru
         x = np.load(rec.path / name, allow_pickle=False)
         if x.ndim == 2 and x.shape[0] == n:
             return RunFeatures(standardize(x), "the embeddings of the scan's fold models, side by side"
-                               if meta.get("kind") == "crossfit" else "the embedding of the scan's network")
+                               if meta.get("kind") == "crossfit" else "the features given with your training's "
+                               "recording" if run.own_training else "the embedding of the scan's network")
     cached = _from_cache(run)
     if cached is not None and cached.ndim == 2 and cached.shape[0] == n:
         return RunFeatures(standardize(cached), "the scan's frozen EfficientNet-Lite0 features")

@@ -84,7 +84,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         + ("your own training, " if own else f"model {m['model']}, ")
         + (run.recordings if run.trained == "none" else f"{epochs} x {run.recordings}")
         + (f", {world} processes" if world > 1 else "")
-        + (f", {elapsed:.1f} s" if elapsed is not None else ""),
+        + (f", {'written in ' if own else ''}{elapsed:.1f} s" if elapsed is not None else ""),
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}" + cut_text(run, det.get("cutoff"))
         + f" ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%} ({estimate_note(run)})",
@@ -94,7 +94,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
                                                                      "the models agree")
                  + f" with {agree:.1%} of the given labels"
                  + {"crossfit": " (held out)", "k-fold": " (held out)", "none": ""}.get(
-                     run.trained, " (models that trained on them)")
+                     run.trained, " (as it trained on them)" if own else " (models that trained on them)")
                  + f"; answering {common!r} for every sample would agree with {base:.1%}")
     met = m.get("metrics")
     if met:

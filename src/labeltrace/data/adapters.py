@@ -98,10 +98,12 @@ def from_folder(
     """Dataset from ``root/<class>/.../<image>``: one sub-folder per class, its images at any depth
     below it (``root/<class>/<patient>/<image>`` too), as torchvision's ``ImageFolder`` reads.
 
-    Class ids follow the sorted folder names; the samples are in ``ImageFolder``'s order (class by
-    class, each class's files by folder path, then name), so sample ``i`` is its sample ``i`` where
-    the two read the same files (it reads hidden ones too; to record your training by this
-    dataset's ids, pass ``labeltrace.write_run`` the files' order as ``paths=``). Hidden files and folders (``.name``, and a NAS's
+    Class ids follow the sorted folder names; the samples go class by class, each class's files
+    sorted by their paths. In a flat class folder that is ``ImageFolder``'s order; in nested ones
+    it is not (``ImageFolder`` lists a folder's own files before its sub-folders', this order
+    compares path parts: ``cat/b/1.png`` before ``cat/c.png``), and ``ImageFolder`` reads hidden
+    files too: to score a training that numbered its samples its own way, pass
+    ``labeltrace.write_run`` the files in that order as ``paths=``. Hidden files and folders (``.name``, and a NAS's
     ``@eaDir`` thumbnails) are ignored; files whose extension (case-insensitive) is not in
     ``extensions`` (documents such as ``.txt`` or ``.csv`` aside) and image files directly in
     ``root`` are ignored with a warning naming them, and
@@ -177,7 +179,7 @@ def from_folder(
                     in_class.append(Path(top) / f)
                 elif ext not in _DOCUMENTS and f not in _NOT_IMAGES:
                     other.append((Path(top) / f).relative_to(root).as_posix())
-        in_class.sort(key=lambda p: (str(p.parent), p.name))  # ImageFolder's: sorted(os.walk(...)), then names
+        in_class.sort()  # by path parts (a run directory's sample order: kept as it is)
         files += in_class
         labels += [k] * len(in_class)
     if other:

@@ -233,7 +233,6 @@ def test_an_all_zero_feature_row_is_named_with_advice_the_caller_can_follow() ->
         find_suspects(rec.dynamics(), features=x)
 
 
-
 def test_find_suspects_groups_keep_a_twin_out_of_the_neighbours() -> None:
     from labeltrace.decide.own_run import one_run_evidence
 
@@ -246,14 +245,17 @@ def test_find_suspects_groups_keep_a_twin_out_of_the_neighbours() -> None:
     twins = np.repeat(np.arange(n // 2), 2)  # two near-identical views of each patient, one label
     x = (rng.normal(0, 1, (n // 2, 8)) + 3.0 * np.eye(k, 8)[true])[twins] + rng.normal(0, 1e-3, (n, 8))
     rec = Recorder(n, k)
-    rec.update(np.arange(n), rng.normal(0, 1, (n, k)), given[twins])
-    rec.end_epoch()
+    for _ in range(3):  # a network that memorised every label: it contradicts none, the neighbours do
+        rec.update(np.arange(n), 4.0 * np.eye(k)[given[twins]] + rng.normal(0, 0.5, (n, k)), given[twins])
+        rec.end_epoch()
     dyn, groups = rec.dynamics(), [f"p{i}" for i in twins]
     bad = np.isin(twins, wrong)
     share = {g is not None: one_run_evidence(dyn, features=x, groups=g).knn_shares()[np.arange(n), given[twins]]
              for g in (None, groups)}  # fmt: skip
     # without groups the twin (same wrong label) is each wrong sample's nearest neighbour and vouches for it
     assert share[True][bad].mean() < share[False][bad].mean() - 0.05
-    assert find_suspects(dyn, features=x, groups=groups).flagged.shape == (n,)
+    plain, grouped = find_suspects(dyn, features=x), find_suspects(dyn, features=x, groups=groups)
+    assert grouped.n_hat > plain.n_hat and "knn-count" in grouped.rule  # the twins no longer hide the wrong labels
+    assert grouped.flagged.sum() > plain.flagged.sum()
     with pytest.raises(ValueError, match="groups has 3 entries for 120 samples"):
         find_suspects(dyn, features=x, groups=["a", "b", "c"])

@@ -64,7 +64,7 @@ def _train(images: np.ndarray, labels: np.ndarray, epochs: int = 8, recorder: Re
     return rec
 
 
-def _dataset(images: np.ndarray, given: np.ndarray):  # noqa: ANN202
+def _dataset(images: np.ndarray, given: np.ndarray):  # noqa: ANN202 - an ImageDataset
     return from_arrays(images, given, classes=["a", "b", "c"])
 
 
@@ -264,7 +264,7 @@ def test_cli_scan_recording(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
             "--out", str(out), "--csv", "--quiet"]  # fmt: skip
     assert main(argv) == 0
     said = capsys.readouterr().out
-    assert "labeltrace write_run" in said and "your own training" in said
+    assert said.startswith("labeltrace (your own training) — 150 samples, 3 classes, 4 epochs x 1 run, written in")
     meta = json.loads((out / "run.json").read_text())
     assert meta["command"][1:] == argv and meta["data"]["kind"] == "folder" and (out / "samples.csv").is_file()
     assert open_run(out).image(0).shape[:2] == (SIDE, SIDE)  # the report's and review's images: DATA's files
@@ -353,6 +353,8 @@ def test_paths_put_the_dataset_in_the_trainings_order(tmp_path: Path) -> None:
     order = np.array([files.index(Path(p)) for p in _imagefolder_order(root)])  # the training's: ImageFolder's
     logits: list[np.ndarray] = []
     rec = _train(images[order], given[order], epochs=3, logits_out=logits)
+    with pytest.warns(UserWarning, match="which torchvision's ImageFolder lists in another order than this dataset"):
+        write_run(ds, rec, tmp_path / "unordered", log=lambda s: None)  # accepted: each class's labels agree
     run = write_run(ds, rec, tmp_path / "run", paths=[files[i] for i in order], log=lambda s: None).table
     assert run.column("path").to_pylist() == [files[i].relative_to(root).as_posix() for i in order]
     z = logits[-1][np.arange(N), given[order]] - np.log(np.exp(logits[-1]).sum(1))
@@ -364,3 +366,60 @@ def test_paths_put_the_dataset_in_the_trainings_order(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="paths names 149 of the dataset's 150 images"):
         write_run(ds, rec, tmp_path / "x", paths=files[:-1], log=lambda s: None)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_recorder_keeping_its_files_inside_out_is_refused(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    out = tmp_path / "run"
+    rec = _train(images, given, epochs=2, recorder=Recorder(N, K, directory=out / "dynamics"))
+    for force in (False, True):
+        with pytest.raises(ValueError, match="keeps its per-epoch files in .*inside out"):
+            write_run(_dataset(images, given), rec, out, force=force, log=lambda s: None)
+    assert rec.dynamics().epochs("loss").shape == (2, N)  # the user's recording as it was
+    assert sorted(p.name for p in out.iterdir()) == ["dynamics"]
+
+
+def test_recording_json_stays_json_with_unknowns(tmp_path: Path) -> None:
+    images, given, _ = _data()
+    rec = _train(images, given, epochs=2)
+    with pytest.warns(UserWarning, match="closes with no update"):
+        rec.end_epoch()  # twice: an epoch no sample was seen in
+    write_run(_dataset(images, given), rec, tmp_path / "run", log=lambda s: None)
+
+    def refuse(c: str) -> None:
+        raise ValueError(c)
+
+    meta = json.loads((tmp_path / "run" / "dynamics" / "recording.json").read_text(), parse_constant=refuse)
+    assert meta["accuracy"] == [None] and meta["seconds"] == [None]  # unknown: no NaN in the JSON
+    run = open_run(tmp_path / "run")
+    assert np.isnan(run.recording().accuracy[0]) and any("recorded no sample" in w for w in run.meta["warnings"])
+
+
+def test_cli_a_skipped_image_takes_no_id_and_few_samples_leave_features_out(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    images, given, _ = _data()
+    n = 11  # fewer than the 10 neighbours + 2 the count reads with features
+    root = tmp_path / "data"
+    root.mkdir()
+    rows = ["path,label"]
+    for i in range(n):
+        Image.fromarray(images[i]).save(root / f"{i:02d}.png")
+        rows.append(f"{i:02d}.png,{'abc'[given[i]]}")
+    (root / "bad.png").write_bytes(b"not a png")
+    rows.insert(4, "bad.png,a")
+    (root / "m.csv").write_text("\n".join(rows) + "\n")
+    from labeltrace.data import from_manifest
+
+    ds = from_manifest(root / "m.csv", on_bad_image="skip")  # the training reads what the scan reads
+    rec = _train((np.stack([ds.load(i)[..., 0] for i in range(len(ds))]) * 255).astype(np.uint8), ds.labels, epochs=2)
+    rec.save(tmp_path / "rec.npz")
+    np.save(tmp_path / "emb.npy", np.ones((n, 4)) + np.arange(n)[:, None])
+    out = tmp_path / "run"
+    assert main(["scan", str(root / "m.csv"), "--recording", str(tmp_path / "rec.npz"), "--features",
+                 str(tmp_path / "emb.npy"), "--on-bad-image", "skip", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--features left out" in err and "bad.png" in err
+    assert main(["review", str(out), "--export", str(tmp_path / "clean.csv")]) == 0
+    said = capsys.readouterr().out
+    assert "leaving out the 1 unreadable files the scan skipped, which take no id (bad.png)" in said
+    assert "--on-bad-image skip" in said and "--features" not in said.split("then: ")[1]

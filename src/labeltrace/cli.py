@@ -182,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, help="training epochs per run (default depends on the model)")
     s.add_argument("--recording", metavar="RECORDER.npz",
                    help="no training: score the recording of a training you ran (a labeltrace Recorder saved with "
-                        "rec.save, sample i = the i-th sample of DATA) and write its run directory for the report, "
+                        "rec.save, sample i = the i-th sample of DATA: a folder in labeltrace's order, class by "
+                        "class, files sorted by path — in nested folders not torchvision ImageFolder's, which a "
+                        "warning says; a manifest in its rows' order) and write its run directory for the report, "
                         "review, export and queue (labeltrace.write_run); no training setting goes with it")
     s.add_argument("--features", metavar="FILE.npy",
                    help="--recording: your network's (N, D) embeddings of DATA's samples, in their order "

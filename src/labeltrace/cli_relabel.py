@@ -118,15 +118,20 @@ def _cmd_review(args: argparse.Namespace) -> int:
         out = export_labels(args.run_dir, args.export,
                             report=lambda m: print(m, file=sys.stderr if m.startswith("warning:") else sys.stdout))
         print(f"wrote {out}")
+        from labeltrace._checks import listing
         from labeltrace.export.rescan import rescan_command
         from labeltrace.rundir import open_run
 
         run = open_run(args.run_dir)
         cmd = rescan_command(run, out)
         if cmd is not None and run.own_training:  # labeltrace.write_run's: the user's training is the rescan
-            print(f"to check the cleaned labels: train on them as before, recording each row i of {out} as sample "
-                  f"id i, save the recorder (rec.save) and, where the command reads them, your network's features "
-                  f"of those rows, then: {cmd}")
+            skipped = [str(s[0]) for s in run.meta["data"].get("skipped") or []]
+            rows = (f"the rows of {out} in order, as sample ids 0, 1, ... — leaving out the {len(skipped)} unreadable "
+                    f"files the scan skipped, which take no id ({listing(skipped)})" if skipped else
+                    f"each row i of {out} as sample id i")  # fmt: skip
+            print(f"to check the cleaned labels: train on them as before, recording {rows}; save the recorder "
+                  f"(rec.save) and, where the command reads them, your network's features of those samples, then: "
+                  f"{cmd}")
         elif cmd is not None:
             print(f"to scan with the cleaned labels: {cmd}")
         return 0

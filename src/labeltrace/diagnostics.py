@@ -33,7 +33,8 @@ def overflagging(name: str, flagged: np.ndarray, *, model: str | None = None) ->
     (crossfit) does it when its model barely learns the images (the small CNN on 2,000 CIFAR-10
     photos: 57 %), and the warning then points to a stronger model instead of to itself — to the
     pretrained features (``--model effnet-lite0``) only when ``model``, the model the scan used, is
-    the CNN trained from scratch.
+    the CNN trained from scratch; for a recording of your own training (``model`` is
+    :data:`~labeltrace.run_layout.OWN_TRAINING`), to ``labeltrace scan``.
     """
     f = np.asarray(flagged, dtype=bool)
     k = int(f.sum())

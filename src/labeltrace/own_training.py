@@ -12,7 +12,6 @@ itself (copied in, so the directory stands alone), which ``labeltrace report``, 
 
 from __future__ import annotations
 
-import numbers
 import os
 import time
 import warnings
@@ -23,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labeltrace import rundir as rd
-from labeltrace._checks import listing
+from labeltrace._checks import check_finite_float, listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
+from labeltrace.data.errors import DataWarning
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import posterior
 from labeltrace.decide.own_run import one_run_evidence, with_count
@@ -90,8 +90,14 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
                         f"from_arrays(images, labels), ...), got {type(ds).__name__}")  # fmt: skip
     out = Path(out)
     rec = read_recorder(recorder)
+    if rec.directory is not None and _inside(rec.directory, out):
+        raise ValueError(f"the recorder keeps its per-epoch files in {rec.directory}, inside out {out}, which the run "
+                         "directory's own files replace: write the run elsewhere (its copy of the recording goes "
+                         f"to {out / rd.RECORDING})")  # fmt: skip
     if paths is not None:
         ds = _in_order(ds, paths)
+    elif (note := _order_note(ds)) is not None:
+        warnings.warn(note, DataWarning, stacklevel=2)
     dyn = rec.dynamics()
     _check_same_samples(ds, dyn)
     truth = _check_truth(ds, ScanConfig(), true_labels)
@@ -130,7 +136,8 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
                 log(f"warning: {len(unread)} image files could not be read to stamp them, and will not be shown: "
                     f"{listing(unread)}")  # fmt: skip
         recording = Recording(kind="in-sample", runs=(run,), num_classes=ds.n_classes,
-                              seconds=(seconds or 0.0,), accuracy=(acc,), embedding=embedding,
+                              seconds=(float("nan") if seconds is None else seconds,), accuracy=(acc,),
+                              embedding=embedding,
                               fingerprint={"data": digest(fp)})  # fmt: skip
         rd.recording_dir(out).save(recording, [rec], embed=True)
         described: dict[str, Any] = {
@@ -182,7 +189,7 @@ def read_recorder(recorder: Any) -> Recorder:
                          "queue and the review page read: record with keep_probs >= 1 (the default 5)")
     if rec.epoch_in_progress:
         warnings.warn(f"the recorder holds updates of an epoch not closed (epoch {rec.num_epochs}); the run holds "
-                      f"the {rec.num_epochs} closed epochs only (rec.end_epoch() closes it)", UserWarning,
+                      f"the {rec.num_epochs} closed epochs only (rec.end_epoch() closes it)", DataWarning,
                       stacklevel=3)  # fmt: skip
         rec = Recorder.from_state_dict(rec.state_dict()) if rec is obj else rec
         rec.clear_pending()
@@ -209,10 +216,35 @@ def _load(p: Path) -> Recorder:
 def _seconds(seconds: Any) -> float | None:
     if seconds is None:
         return None
-    ok = isinstance(seconds, numbers.Real) and not isinstance(seconds, bool | np.bool_)
-    if not ok or not np.isfinite(float(seconds)) or float(seconds) < 0:
+    if isinstance(seconds, bool | np.bool_) or check_finite_float(seconds, "seconds") < 0:
         raise ValueError(f"seconds must be a finite number >= 0 (the training's wall time), got {seconds!r}")
     return float(seconds)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    p, f = Path(path).resolve(), Path(folder).resolve()
+    return p == f or f in p.parents
+
+
+def _order_note(ds: ImageDataset) -> str | None:
+    """A warning when ``ds`` looks read from a folder (its samples class by class, each class's
+    files sorted by path parts, as ``from_folder`` lists them) whose order torchvision's
+    ``ImageFolder`` would list otherwise (files beside sub-folders): a training that numbered its
+    samples by an ``ImageFolder`` recorded other images under these ids, unseen by the label check."""
+    if ds.root is None or len(ds) < 2 or (np.diff(ds.labels) < 0).any():
+        return None
+    parts = [tuple(Path(s).parts) for s in ds.sources]
+    by_parts = sorted(range(len(ds)), key=lambda i: (ds.labels[i], parts[i]))
+    if by_parts != list(range(len(ds))):  # not a folder's listing (a manifest's own order)
+        return None
+    theirs = sorted(range(len(ds)), key=lambda i: (ds.labels[i], str(Path(*parts[i][:-1])), parts[i][-1]))
+    if theirs == by_parts:
+        return None
+    first = next(i for i, (a, b) in enumerate(zip(by_parts, theirs, strict=True)) if a != b)
+    return (f"the class folders hold files beside sub-folders, which torchvision's ImageFolder lists in another "
+            f"order than this dataset (its sample {first} is {ds.sources[theirs[first]]!r}, here "
+            f"{ds.sources[first]!r}): if your training numbered its samples by an ImageFolder, pass paths=[p for p, _ "
+            "in folder.samples] (the label check cannot see images of one class in swapped places)")
 
 
 def _in_order(ds: ImageDataset, paths: Sequence[Any]) -> ImageDataset:

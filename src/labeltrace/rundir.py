@@ -154,8 +154,8 @@ class Run:
 
     @property
     def own_training(self) -> bool:
-        """True for a run :func:`labeltrace.write_run` wrote from a recording of your own training
-        (not a scan: no ``labeltrace scan`` command repeats it)."""
+        """True for a run :func:`labeltrace.write_run` (``labeltrace scan --recording``) wrote from a
+        recording of your own training: no training of ours made it, and only yours repeats it."""
         return (self.meta.get("protocol") or {}).get("kind") == OWN_TRAINING
 
     @property

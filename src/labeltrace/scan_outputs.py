@@ -103,7 +103,8 @@ def write_results(
     scan (:func:`write_outputs`) or a recording of your own training
     (:func:`labeltrace.own_training.write_run`). ``described``: run.json's account of how the
     dynamics were made (``command``, ``config``, ``model``, ``train``, ``inputs``, ``protocol``,
-    ``seed``, ``cost``, ...); ``model``: the model the warnings name (None: none of ours);
+    ``seed``, ``cost``, ...); ``model``: the model the warnings name (``run_layout.OWN_TRAINING``
+    for your own training's);
     ``noted``: warnings already said (as Python warnings) that run.json keeps too, for the report."""
     t0 = time.perf_counter()
     N, classes = len(ds), list(ds.classes)

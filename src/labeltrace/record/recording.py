@@ -174,7 +174,7 @@ class RecordingDir:
                 atomic_save_array(self.path / files[name], arr)
         atomic_write_json(self.path / self.META, {
             "format": FORMAT, "kind": rec.kind, "num_classes": rec.num_classes, "runs": runs, **files,
-            "seconds": list(rec.seconds), "accuracy": list(rec.accuracy), "fingerprint": dict(rec.fingerprint),
+            "seconds": _finite(rec.seconds), "accuracy": _finite(rec.accuracy), "fingerprint": dict(rec.fingerprint),
         })  # fmt: skip
         shutil.rmtree(self.path / self.CHECKPOINTS, ignore_errors=True)
 
@@ -203,7 +203,16 @@ class RecordingDir:
                 in_sample=Recorder.load(self.path / ins, mmap=True).dynamics() if ins else None,
             ))  # fmt: skip
         return Recording(
-            kind=meta["kind"], runs=tuple(runs), num_classes=k, seconds=tuple(meta["seconds"]),
-            accuracy=tuple(meta["accuracy"]), folds=npy(meta.get("folds")), embedding=npy(meta.get("embedding")),
+            kind=meta["kind"], runs=tuple(runs), num_classes=k, seconds=_floats(meta["seconds"]),
+            accuracy=_floats(meta["accuracy"]), folds=npy(meta.get("folds")), embedding=npy(meta.get("embedding")),
             fingerprint=meta.get("fingerprint", {}),
         )  # fmt: skip
+
+
+def _finite(values: Sequence[float]) -> list[float | None]:
+    """JSON numbers: an unknown value (NaN: a training's time not given, an epoch with no sample) as null."""
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def _floats(values: Sequence[float | None]) -> tuple[float, ...]:
+    return tuple(float("nan") if v is None else float(v) for v in values)

@@ -80,8 +80,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     world = (m.get("distributed") or {}).get("world_size", 1)
     own = run.own_training
     lines = [
-        f"labeltrace {'write_run' if own else 'scan'} — {n:,} samples, {len(run.classes)} classes, "
-        + ("your own training, " if own else f"model {m['model']}, ")
+        f"labeltrace {'(your own training)' if own else 'scan'} — {n:,} samples, {len(run.classes)} classes, "
+        + ("" if own else f"model {m['model']}, ")
         + (run.recordings if run.trained == "none" else f"{epochs} x {run.recordings}")
         + (f", {world} processes" if world > 1 else "")
         + (f", {'written in ' if own else ''}{elapsed:.1f} s" if elapsed is not None else ""),

@@ -284,7 +284,9 @@ def test_cli_scan_recording(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     for extra, said_err in ((["--epochs", "3"], "--epochs set a training labeltrace would run"),
                             (["--truth-column", "t"], "--truth-column needs a manifest"),
                             (["--detector", "sei"], "--detector one of single"),
-                            (["--model", "small-cnn"], "--model set a training")):  # fmt: skip
+                            (["--model", "small-cnn"], "--model set a training"),
+                            (["--seed", "0"], "--seed set a training"),  # at its default, but named
+                            (["--no-augment"], "--augment set a training")):  # fmt: skip
         assert main([*argv, *extra]) == 2
         assert said_err in capsys.readouterr().err
     assert main(["scan", str(tmp_path / "absent"), "--recording", str(tmp_path / "run"), "--out", str(tmp_path / "x")]) == 2

@@ -79,22 +79,27 @@ def test_blind_all_hides_the_given_label_too(tmp_path: Path) -> None:
     c = TestClient(create_app(rd, blind="all"), base_url=LOCAL)
     it = c.get("/api/item/0").json()
     assert it["given_label"] is None and all(it[k] is None for k in MODEL_FIELDS)
-    r = c.post("/api/decision", json={"sample_id": it["id"], "decision": _other(rd, it["id"])})
+    r = c.post("/api/decision", json={"sample_id": it["id"], "decision": _other(rd, it["id"]), "reviewer": "ada"})
     assert r.status_code == 200 and "changed" not in r.json()  # it would give the given label away
     assert _sources(rd)[0][3] == "app-blind-all"
 
 
-def test_a_nameless_blind_page_sees_its_own_decision_only(tmp_path: Path) -> None:
-    """Single-expert review takes nameless decisions ("anonymous"): a nameless blind page shows
-    those as its own, and not a named colleague's."""
+def test_a_blind_page_needs_a_name_and_sees_its_own_decisions_only(tmp_path: Path) -> None:
+    """Nameless pages were all one "anonymous": a second reviewer's blind page showed the first's
+    decisions as its own and skipped the samples they decided. A blind review takes named
+    decisions only, and a page sees its own."""
     rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=3)
     c = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
     first, second = (c.get(f"/api/item/{p}?peek=true").json()["id"] for p in (0, 1))
-    c.post("/api/decision", json={"sample_id": first, "decision": "dog"})
+    r = c.post("/api/decision", json={"sample_id": first, "decision": "dog"})
+    assert r.status_code == 400 and "a blind review needs a reviewer name" in r.json()["detail"]
+    assert run_store(open_run(rd)).history() == []
+    c.post("/api/decision", json={"sample_id": first, "decision": "dog", "reviewer": "bob"})
     c.post("/api/decision", json={"sample_id": second, "decision": "fox", "reviewer": "ada"})
-    own = c.get("/api/item/0").json()
-    assert own["decision"]["decision"] == "dog" and own["decision"]["reviewer"] == "anonymous"
-    assert c.get("/api/item/1").json()["decision"] is None
+    own = c.get("/api/item/0?reviewer=bob").json()
+    assert own["decision"]["decision"] == "dog" and own["decision"]["reviewer"] == "bob"
+    assert c.get("/api/item/1?reviewer=bob").json()["decision"] is None
+    assert c.get("/api/item/0?reviewer=eve").json()["decision"] is None
 
 
 def test_an_unknown_blind_mode_is_refused(tmp_path: Path) -> None:
@@ -157,8 +162,8 @@ def test_a_blind_single_expert_page_still_shows_the_samples_others_decided(tmp_p
     ids = [c.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(4)]
     for i in ids[1:4]:  # one vote settles a sample here: ada's decisions close them for a page that is not blind
         c.post("/api/decision", json={"sample_id": i, "decision": "fox", "reviewer": "ada"})
-    assert c.get("/api/state").json()["resume"] == 0
-    r = c.post("/api/decision", json={"sample_id": ids[0], "decision": "cat"}).json()
+    assert c.get("/api/state?reviewer=bob").json()["resume"] == 0
+    r = c.post("/api/decision", json={"sample_id": ids[0], "decision": "cat", "reviewer": "bob"}).json()
     assert r["next"] == 1
     open_page = TestClient(create_app(rd), base_url=LOCAL)  # the control: not blind, the settled are skipped
     assert open_page.get("/api/state").json()["resume"] == 4
@@ -181,11 +186,18 @@ def test_blind_all_hides_the_sample_ids_that_follow_the_class_folders(tmp_path: 
     got = Image.open(io.BytesIO(c.get(f"/api/image/{shown[0]}").content))
     want = Image.open(io.BytesIO(plain.get(f"/api/image/{real[0]}").content))
     assert (got.mode, got.size, got.tobytes()) == (want.mode, want.size, want.tobytes())
-    r = c.post("/api/decision", json={"sample_id": shown[0], "decision": "dog"}).json()
+    r = c.post("/api/decision", json={"sample_id": shown[0], "decision": "dog", "reviewer": "ada"}).json()
     assert r["decision"]["sample_id"] == shown[0]
     assert [(d.sample_id, d.decision) for d in run_store(run).history()] == [(real[0], "dog")]
-    assert c.get("/api/item/0").json()["decision"]["sample_id"] == shown[0]
-    bad = c.post("/api/decision", json={"sample_id": shown[1], "decision": "zebra"})
+    assert c.get("/api/item/0?reviewer=ada").json()["decision"]["sample_id"] == shown[0]
+    again = TestClient(create_app(rd, blind="all"), base_url=LOCAL)  # the server restarted: a page left open
+    assert [again.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(30)] == shown  # posts what it showed
+    j = next(p for p in range(2, 30) if shown[p] != real[p])  # the permutation is drawn anew for each store
+    missing = run.image_file(real[j])
+    missing.rename(missing.with_suffix(".gone"))
+    err = again.get(f"/api/image/{shown[j]}").json()["detail"]
+    assert err.startswith(f"image of sample {shown[j]} ") and f"sample {real[j]} " not in err  # the real id: untold
+    bad = c.post("/api/decision", json={"sample_id": shown[1], "decision": "zebra", "reviewer": "ada"})
     assert bad.status_code == 400 and bad.json()["detail"].startswith(f"sample {shown[1]}:")
 
 

@@ -209,7 +209,8 @@ def test_two_servers_on_one_run_follow_the_rule_stored_last(tmp_path: Path) -> N
         assert r.status_code == 400 and "needs a reviewer name" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("name", ["\x00x", "ada\u202eevil", "bo\x1bb", "\u2067eve"])
+@pytest.mark.parametrize("name", ["\x00x", "ada\u202eevil", "bo\x1bb", "\u2067eve",
+                                  "ada\u200b", "\ufeffada", "a\u00adda"])  # a second vote under a look-alike
 def test_a_reviewer_name_with_a_hidden_control_character_is_refused(tmp_path: Path, name: str) -> None:
     """NUL, escapes and bidirectional overrides were stored and written raw into the exports, where
     a name can print backwards or look like another."""

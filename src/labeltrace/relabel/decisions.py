@@ -28,7 +28,7 @@ import datetime as _dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -415,5 +415,13 @@ class ReviewStore:
         with self._connect() as con:
             con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('consensus', ?)",
                         (value,))  # fmt: skip
+
+    def setting(self, key: str, make: Callable[[], str]) -> str:
+        """The value stored under ``key`` with the decisions, stored first as ``make()`` when
+        absent (two servers opening the store at once read one value)."""
+        self._writable()
+        with self._connect() as con:
+            con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, make()))
+            return str(con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
 
 

@@ -21,6 +21,8 @@ __all__ = [
 MAX_REVIEWER = 100
 
 #: characters that reorder or hide text: bidirectional embeddings, overrides and isolates
+#: zero-width non-joiner and joiner: invisible, yet part of how some scripts spell names
+_JOINERS = frozenset("\u200c\u200d")
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 
@@ -31,10 +33,12 @@ def spelling(reviewer: str) -> str:
 
 def hidden_character(name: str) -> str | None:
     """Why ``name`` cannot be a reviewer's name, or None: a control character (NUL, escape, ...) or
-    one that reverses or hides the text around it (U+202E, ...), which would make two names look
-    alike, or a name print backwards in the exports. Joiners (U+200C / U+200D) are allowed: some
-    scripts spell names with them."""
-    bad = next((c for c in name if unicodedata.category(c) == "Cc" or c in _BIDI), None)
+    an invisible format character — one that reverses or hides the text around it (U+202E, ...), a
+    zero-width space (U+200B), a soft hyphen (U+00AD), a byte-order mark (U+FEFF) —, which would
+    make two names look alike (one person casting two votes), or a name print backwards in the
+    exports. Joiners (U+200C / U+200D) are allowed: some scripts spell names with them."""
+    bad = next((c for c in name if c not in _JOINERS and (unicodedata.category(c) in ("Cc", "Cf") or c in _BIDI)),
+               None)  # fmt: skip
     return None if bad is None else f"reviewer name has an invisible control character U+{ord(bad):04X}; type it plainly"
 
 

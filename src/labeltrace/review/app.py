@@ -154,7 +154,7 @@ def create_app(
     if state.store.read_only:
         raise ValueError(f"{state.store.path} can only be read here (a write-protected file or folder): the review "
                          "page could save no decision; copy the run to a folder you may write")  # fmt: skip
-    hidden = HiddenIds(run.num_samples) if blind == "all" else None  # ids that would tell the class folder
+    hidden = HiddenIds.for_store(run.num_samples, state.store) if blind == "all" else None  # ids telling the class
 
     def page_name(reviewer: str | None) -> str | None:
         """The reviewer a request speaks for: its name, else the server's --reviewer; a blind page
@@ -246,13 +246,14 @@ def create_app(
     def get_image(sample_id: int, thumb: bool = False, full: bool = False) -> Response:
         if not 0 <= sample_id < run.num_samples:
             return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
+        shown = sample_id  # the id the page names (--blind-all: a hidden one, never the real one in a message)
         sample_id = hidden.real(sample_id) if hidden is not None else sample_id
         # the reason names files on the server: it goes to the server's console, not to the page
         try:
             run.image_file(sample_id)  # inside the roots the scan allowed, or refused
         except ValueError as exc:
             print(f"labeltrace review: {exc}", file=sys.stderr, flush=True)
-            return _err(403, f"image of sample {sample_id} refused: it lies outside the folders the scan "
+            return _err(403, f"image of sample {shown} refused: it lies outside the folders the scan "
                         "read (the server's console says where)")  # fmt: skip
         try:
             img = load_rgb(run, sample_id)
@@ -262,9 +263,9 @@ def create_app(
         except (ValueError, OSError) as exc:
             print(f"labeltrace review: image of sample {sample_id} unavailable: {exc}", file=sys.stderr, flush=True)
             if isinstance(exc, ImageChanged):  # the page may say what, not where (the console names the file)
-                return _err(404, f"image of sample {sample_id} not shown: its file changed since the scan (another "
+                return _err(404, f"image of sample {shown} not shown: its file changed since the scan (another "
                             "picture than the one scored)")  # fmt: skip
-            return _err(404, f"image of sample {sample_id} unavailable (the server's console says why)")
+            return _err(404, f"image of sample {shown} unavailable (the server's console says why)")
         return Response(
             png_bytes(img),
             media_type="image/png",
@@ -284,6 +285,9 @@ def create_app(
             return _err(400, f"sample {sent}: this review needs a reviewer name ({state.rule.describe()}: "
                         "each reviewer's vote counts once); enter your name in the Reviewer box, or send "
                         "\"reviewer\"")  # fmt: skip
+        if blind is not None and who_of(who) is None:  # nameless pages would all read one "anonymous"'s votes
+            return _err(400, f"sample {sent}: a blind review needs a reviewer name (each reviewer sees their own "
+                        "decisions only); enter your name in the Reviewer box, or send \"reviewer\"")  # fmt: skip
         try:
             row = state.store.add(
                 body.sample_id, body.decision, kind=body.kind, reviewer=who, source=decision_source(blind)

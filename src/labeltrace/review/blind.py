@@ -95,14 +95,20 @@ def blind_progress(progress: dict[str, Any]) -> dict[str, Any]:
 
 
 class HiddenIds:
-    """Sample ids as a ``--blind-all`` page sees them: a random permutation drawn for each server
-    (no seed: nothing about it is to be reproduced). A folder dataset numbers its samples class
-    folder by class folder, so the real ids would tell the given class; the page sends the ids it
-    was shown, and the server maps them back."""
+    """Sample ids as a ``--blind-all`` page sees them: a random permutation, drawn once for a
+    store of decisions (:meth:`for_store`: its seed is kept with them, so a page left open while
+    the server restarts still posts to the samples it showed). A folder dataset numbers its
+    samples class folder by class folder, so the real ids would tell the given class; the page
+    sends the ids it was shown, and the server maps them back."""
 
-    def __init__(self, n: int) -> None:
-        self._shown = np.random.default_rng(secrets.randbits(128)).permutation(n)
+    def __init__(self, n: int, seed: int) -> None:
+        self._shown = np.random.default_rng(seed).permutation(n)
         self._real = np.argsort(self._shown)
+
+    @classmethod
+    def for_store(cls, n: int, store: Any) -> HiddenIds:
+        """The permutation of the decisions ``store`` (a :class:`~labeltrace.relabel.ReviewStore`)."""
+        return cls(n, int(store.setting("blind_ids_seed", lambda: str(secrets.randbits(128)))))
 
     def shown(self, i: int) -> int:
         return int(self._shown[i])

@@ -302,6 +302,7 @@ def create_app(
                         "full disk?); press the key again once it can")  # fmt: skip
         state.sync()  # the live queue takes it in; a due refresh starts in the background
         name = page_name(who)
+        state.leases.release(row.sample_id, name)  # decided: no longer held open for this reviewer
         order = state.order()  # one snapshot: a live refresh may swap the order in the background
         pos = int(state.positions(order)[row.sample_id])
         nxt = state.next_position(pos, name, order) if pos >= 0 else None

@@ -40,6 +40,7 @@ from labeltrace.relabel.queue import DEFAULT_METHOD, queue_meta, queue_posterior
 from labeltrace.relabel.runstore import run_store
 from labeltrace.relabel.verdicts import Verdicts, updated, verdicts
 from labeltrace.review.context import ReviewContext, top_classes
+from labeltrace.review.leases import Leases
 from labeltrace.rundir import QUEUE, Run
 
 __all__ = ["ReviewState"]
@@ -123,6 +124,7 @@ class ReviewState:
         self._sync_lock = threading.Lock()
         self._posterior: np.ndarray | None = None
         self._reached = 0
+        self.leases = Leases()  # the samples each reviewer has open: a team's next samples differ
         self._verdicts: tuple[int, Verdicts] | None = None
         self._kinds: dict[str, tuple[int, np.ndarray]] = {}  # per reviewer: (seq, latest kinds)
         self._queue = queue_meta(run.path / QUEUE) or {}
@@ -280,12 +282,13 @@ class ReviewState:
             skipped = self.kinds_of(reviewer)[order] == _SKIP
         r = v.resolution
         pending = np.flatnonzero(~done)
+        free = pending[self._free(v, reviewer, order)[pending]]  # not open on another reviewer's page
         return {
             "total": int(order.size),
             "reviewed": int(done.sum()),
             "changed": int(v.changed[order].sum()),
             "skipped": int((skipped & ~done).sum()),
-            "resume": int(pending[0]) if pending.size else int(order.size),
+            "resume": int(free[0]) if free.size else int(pending[0]) if pending.size else int(order.size),
             "resolved": int(r.resolved[order].sum()),
             "disputed": int(r.disputed[order].sum()),
             "unresolved": int(r.unresolved[order].sum()),  # label votes that do not settle it yet
@@ -299,10 +302,24 @@ class ReviewState:
 
     def next_position(self, after: int, reviewer: str | None, order: np.ndarray | None = None) -> int:
         """The first position after ``after`` in ``order`` (default :meth:`order`) not done for
-        ``reviewer`` (``after + 1`` when every later one is done)."""
-        done = self.done(self.verdicts(), reviewer)[self.order() if order is None else order]
-        later = np.flatnonzero(~done[after + 1 :])
+        ``reviewer`` — and not open on other reviewers' pages that give it the votes it needs
+        (:mod:`labeltrace.review.leases`), when there is such a one — (``after + 1`` when every
+        later one is done)."""
+        v = self.verdicts()
+        order = self.order() if order is None else order
+        todo = ~self.done(v, reviewer)[order][after + 1 :]
+        later = np.flatnonzero(todo & self._free(v, reviewer, order)[after + 1 :])
+        if not later.size:
+            later = np.flatnonzero(todo)
         return int(after + 1 + later[0]) if later.size else after + 1
+
+    def _free(self, v: Verdicts, reviewer: str | None, order: np.ndarray) -> np.ndarray:
+        """(len(order),) bool: positions whose sample other reviewers' open pages leave votes to
+        give (all of them on a blind review, where each reviewer reads every sample)."""
+        if self.own_only:
+            return np.ones(order.size, dtype=bool)
+        need = np.maximum(v.rule.agree - v.resolution.n_votes, 1)
+        return (self.leases.held_by_others(reviewer, self.run.num_samples) < need)[order]
 
     def find(self, after: int, what: str) -> tuple[int | None, int]:
         """The first position after ``after`` (wrapping around to the start) whose sample is
@@ -327,6 +344,8 @@ class ReviewState:
         ``shown``: it is shown to a reviewer (:meth:`show`), not looked ahead at."""
         order = self.order()
         i = self.show(pos) if shown else int(order[pos])
+        if shown:
+            self.leases.take(i, reviewer)
         hist = self.store.history(i)
         me = None if reviewer is None else self.store.stored_spelling(reviewer)
         mine = [d for d in hist if me is None or d.reviewer == me]

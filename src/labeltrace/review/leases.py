@@ -2,9 +2,9 @@
 different samples.
 
 Without it every reviewer's "next" is the first sample not yet done, where the reviewer one step
-ahead already sits: a team of five moved in lockstep and settled 109 samples in the time one
-reviewer settles 400 (the others' decisions fell on samples already settled, or turned them into
-ties). A sample shown to a reviewer is held for :data:`SECONDS`; another reviewer's next sample
+ahead already sits: a team of five moved in lockstep and settled 106 samples with the 400
+decisions that settle 400 (the others' decisions fell on samples already settled, or turned them
+into ties; ``scripts/review_team_sim.py``). A sample shown to a reviewer is held for :data:`SECONDS`; another reviewer's next sample
 skips it while it still needs no more votes than the others holding it can give, and comes back
 once it is decided or the hold lapses (a reviewer who walked away holds nothing for long).
 """

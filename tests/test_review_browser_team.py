@@ -135,3 +135,24 @@ def test_two_reviewers_reach_consensus(tmp_path: Path, browser: Any) -> None:
     listed = {int(r["id"]): r for r in csv_rows(unresolved_path(out))}
     assert set(listed) == {order[1], order[2]}
     assert "Ada" in listed[order[1]]["votes"] and "Bob" in listed[order[1]]["votes"]
+
+
+def test_another_name_in_the_box_shows_that_reviewers_progress(tmp_path: Path, browser: Any) -> None:
+    """The page kept the first name's progress and decisions after the name was changed (a shared
+    machine, a colleague taking over): it reads them again for the new name."""
+    rd = _run(tmp_path, "rename")
+    app = create_app(rd, token=TOKEN, consensus=ConsensusRule(agree=2))
+    for base in serve(app):
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.goto(f"{base}/?token={TOKEN}&reviewer=Ada")
+        expect(page.locator("#position")).to_have_text(f"1 / {N}")
+        page.keyboard.press("1")
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")
+        expect(page.locator("#progress-text")).to_contain_text(f"1 / {N} reviewed")
+        page.keyboard.press("ArrowLeft")
+        expect(page.locator("#current")).to_contain_text("Current decision")
+        page.fill("#reviewer", "Bob")
+        page.locator("#reviewer").dispatch_event("change")
+        expect(page.locator("#progress-text")).to_contain_text(f"0 / {N} reviewed")
+        expect(page.locator("#current")).to_have_text("No decision yet.")  # Ada's vote is hers, not Bob's
+        page.close()

@@ -572,8 +572,16 @@
     $("reviewer").classList.remove("needed");
     $("reviewer").removeAttribute("aria-invalid");
   });
-  $("reviewer").addEventListener("change", () => {
+  $("reviewer").addEventListener("change", async () => {
     try { localStorage.setItem("labeltrace.reviewer", $("reviewer").value.trim()); } catch (e) { /* private mode */ }
+    // another reviewer at this page: their progress, and the sample shown as they see it (their decision)
+    if (!classes.length) return; // not started yet: init reads the name
+    try {
+      showProgress(await api(withWho("/api/state")));
+      if (item) await load(item.position);
+    } catch (e) {
+      setStatus(`could not read this reviewer's progress: ${e.message}`, "error");
+    }
   });
 
   async function init() {

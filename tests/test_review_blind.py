@@ -207,3 +207,16 @@ def test_a_blind_review_cannot_re_rank_live(tmp_path: Path) -> None:
     rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=1)
     with pytest.raises(ValueError, match="a blind review cannot re-rank live"):
         create_app(rd, blind="model", live=LiveConfig(method="propagation", every=5))
+
+
+def test_a_blind_page_is_not_told_a_colleagues_name(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=8)
+    c = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
+    first = c.get("/api/item/0?peek=true").json()["id"]
+    assert c.post("/api/decision", json={"sample_id": first, "decision": "dog", "reviewer": "Ada"}).status_code == 200
+    r = c.post("/api/decision", json={"sample_id": first, "decision": "dog", "reviewer": "ADA"})
+    assert r.status_code == 400 and "differs only in letter case from a name with decisions" in r.json()["detail"]
+    assert "Ada" not in r.json()["detail"]
+    seen = TestClient(create_app(rd), base_url=LOCAL)  # not blind: the stored spelling is named, to be used
+    r = seen.post("/api/decision", json={"sample_id": first, "decision": "dog", "reviewer": "ADA"})
+    assert r.status_code == 400 and "'Ada'" in r.json()["detail"]

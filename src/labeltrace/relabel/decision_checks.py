@@ -1,18 +1,42 @@
-"""One decision's own checks, before any reviewer or store is involved: a sample id in range, a
-decision that is a class or a review action, and its kind."""
+"""One decision: its stored row (:class:`Decision`), and its own checks, before any reviewer or
+store is involved: a sample id in range, a decision that is a class or a review action, and its
+kind."""
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["KINDS", "check_decision"]
+__all__ = ["KINDS", "Decision", "check_decision", "now_iso"]
 
 #: what a decision is: a class (``label``), or one of the review actions
 KINDS: tuple[str, ...] = ("label", "unsure", "skip")
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One stored decision row."""
+
+    seq: int
+    sample_id: int
+    kind: str
+    decision: str
+    reviewer: str
+    decided_at: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def check_decision(sample_id: Any, decision: Any, kind: Any = None, *, classes: Sequence[str], num_samples: int,

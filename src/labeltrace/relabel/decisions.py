@@ -24,13 +24,11 @@ resolves — see :mod:`labeltrace.relabel.verdicts`.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +37,7 @@ import numpy as np
 from labeltrace.relabel import reviews_sql as SQL
 from labeltrace.relabel.arrays import decision_arrays, vote_arrays
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.decision_checks import KINDS, check_decision
+from labeltrace.relabel.decision_checks import KINDS, Decision, check_decision, now_iso
 from labeltrace.relabel.reviewers import (
     ReviewerNames,
     name_key,
@@ -60,27 +58,6 @@ from labeltrace.relabel.store_file import (
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
 Kind = Literal["label", "unsure", "skip"]
-
-
-def now_iso() -> str:
-    """The current UTC time, ISO 8601 with milliseconds."""
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One stored decision row."""
-
-    seq: int
-    sample_id: int
-    kind: str
-    decision: str
-    reviewer: str
-    decided_at: str
-    source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class ReviewStore:
@@ -235,10 +212,10 @@ class ReviewStore:
         """``reviewer`` as this store spells it (:func:`~labeltrace.relabel.reviewers.stored_spelling`)."""
         return stored_spelling(reviewer, self._known())
 
-    def name_problem(self, reviewer: str) -> str | None:
+    def name_problem(self, reviewer: str, *, reveal: bool = True) -> str | None:
         """Why ``reviewer`` cannot sign a decision here, or None
         (:func:`~labeltrace.relabel.reviewers.name_problem`)."""
-        return name_problem(reviewer, self._known())
+        return name_problem(reviewer, self._known(), reveal=reveal)
 
     def _known(self) -> dict[str, list[str]]:
         """The stored reviewer names (:class:`ReviewerNames`), read in a connection of their own."""

@@ -68,10 +68,11 @@ def case_twin(reviewer: str, known: dict[str, list[str]]) -> str | None:
     return None if not spellings or who in spellings else spellings[0]
 
 
-def name_problem(reviewer: str, known: dict[str, list[str]]) -> str | None:
+def name_problem(reviewer: str, known: dict[str, list[str]], *, reveal: bool = True) -> str | None:
     """Why ``reviewer`` cannot sign a decision in a store holding the names ``known``, or None: too
     long, a hidden character, or another letter case of a stored name (one person is one vote).
-    The words never repeat the name submitted (the review app sends them back to the page)."""
+    The words never repeat the name submitted (the review app sends them back to the page), and
+    name the stored one only when ``reveal`` (a blind page learns no colleague's name)."""
     who = stored_spelling(reviewer, known)
     if len(who) > MAX_REVIEWER:
         return f"reviewer name longer than {MAX_REVIEWER} characters"
@@ -79,6 +80,9 @@ def name_problem(reviewer: str, known: dict[str, list[str]]) -> str | None:
     if hidden is not None:
         return hidden
     twin = case_twin(who, known)
+    if twin is not None and not reveal:
+        return ("this reviewer name differs only in letter case from a name with decisions stored; type your "
+                "name as you did before, or choose another (one person is one vote)")  # fmt: skip
     if twin is not None:  # the stored name, not the submitted one, is named
         return (f"this reviewer name differs only in letter case from {twin!r}, who has decisions "
                 "stored; use that spelling (one person is one vote)")  # fmt: skip

@@ -278,7 +278,7 @@ def create_app(
         if hidden is not None and 0 <= sent < run.num_samples:
             body = body.model_copy(update={"sample_id": hidden.real(sent)})
         who = who_of(body.reviewer) or state.reviewer or ""  # an empty name is the default reviewer, as in GET
-        problem = decision_problem(state, body, who, named=sent)
+        problem = decision_problem(state, body, who, named=sent, blind=blind is not None)
         if problem is not None:
             return _err(*problem)
         if not state.rule.one_vote_settles and who_of(who) is None:  # nameless votes would all be one "anonymous"

@@ -56,10 +56,11 @@ def who(name: str | None) -> str | None:
 
 
 def decision_problem(
-    state: ReviewState, body: DecisionIn, reviewer: str, *, named: int | None = None
+    state: ReviewState, body: DecisionIn, reviewer: str, *, named: int | None = None, blind: bool = False
 ) -> tuple[int, str] | None:
     """Why a decision cannot be stored, in words that do not repeat the submitted values; they
-    name the sample by ``named`` (default its id: a blind page knows it by another)."""
+    name the sample by ``named`` (default its id: a blind page knows it by another), and, for a
+    ``blind`` page, no other reviewer."""
     n = state.run.num_samples
     if not 0 <= body.sample_id < n:
         return 404, f"unknown sample id: ids lie in [0, {n})"
@@ -81,5 +82,5 @@ def decision_problem(
             f"sample {i}: decision must be a class ({listing(state.classes, limit=50)}) or a "
             f"review action ({', '.join(actions)})"
         )
-    problem = state.store.name_problem(reviewer)
+    problem = state.store.name_problem(reviewer, reveal=not blind)
     return None if problem is None else (400, f"sample {i}: {problem}")

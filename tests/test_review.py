@@ -680,3 +680,46 @@ def test_the_server_builds_the_page_context_before_the_first_request(run_dir: Pa
     started.clear()
     server.serve(run_dir, port=0, blind="all")  # a blind page asks for no context: none built
     assert started == []
+
+
+def test_an_image_is_decoded_once_and_again_when_its_file_changes(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Every request decoded the whole file again: a quarter of a second for a large X-ray, for
+    each thumbnail and each reviewer."""
+    import labeltrace.review.app as review_app
+
+    rd = make_run(tmp_path, n=12, k=3, seed=4)
+    calls: list[int] = []
+    real = review_app.load_rgb
+    monkeypatch.setattr(review_app, "load_rgb", lambda run, i: calls.append(i) or real(run, i))
+    c = client(rd)
+    first = c.get("/api/image/3").content
+    assert c.get("/api/image/3").content == first and calls == [3]  # kept
+    c.get("/api/image/3?thumb=true")
+    assert calls == [3, 3]  # another size: rendered once more
+    f = open_run(rd).image_file(3)
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file touched since
+    c.get("/api/image/3")
+    assert calls == [3, 3, 3]
+
+
+def test_rendered_images_keep_the_most_recent_within_their_bytes() -> None:
+    from labeltrace.review.rendered import RenderedImages
+
+    kept = RenderedImages(max_bytes=10)
+    made: list[str] = []
+
+    def render(key: str, data: bytes) -> bytes:
+        return kept.get(key, lambda: made.append(key) or data)
+
+    render("a", b"aaaa")
+    render("b", b"bbbb")
+    render("a", b"????")  # kept: not rendered again, and now the most recent
+    render("c", b"cccc")  # 12 bytes: the least recent, b, goes
+    assert made == ["a", "b", "c"] and render("a", b"????") == b"aaaa"
+    render("b", b"bbbb")
+    assert made == ["a", "b", "c", "b"]
+    render("big", b"x" * 11)  # larger than all it may keep: served, not kept
+    render("big", b"x" * 11)
+    assert made[-2:] == ["big", "big"]

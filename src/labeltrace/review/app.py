@@ -63,6 +63,7 @@ from labeltrace.review.blind import (
     check_mode,
     decision_source,
 )
+from labeltrace.review.rendered import RenderedImages
 from labeltrace.review.requests import DecisionIn, decision_problem, validation_detail
 from labeltrace.review.requests import who as who_of
 from labeltrace.review.security import (
@@ -154,6 +155,7 @@ def create_app(
     if state.store.read_only:
         raise ValueError(f"{state.store.path} can only be read here (a write-protected file or folder): the review "
                          "page could save no decision; copy the run to a folder you may write")  # fmt: skip
+    rendered = RenderedImages()  # each image decoded once for every reviewer and visit
     hidden = HiddenIds.for_store(run.num_samples, state.store) if blind == "all" else None  # ids telling the class
 
     def page_name(reviewer: str | None) -> str | None:
@@ -250,16 +252,20 @@ def create_app(
         sample_id = hidden.real(sample_id) if hidden is not None else sample_id
         # the reason names files on the server: it goes to the server's console, not to the page
         try:
-            run.image_file(sample_id)  # inside the roots the scan allowed, or refused
+            path = run.image_file(sample_id)  # inside the roots the scan allowed, or refused
         except ValueError as exc:
             print(f"labeltrace review: {exc}", file=sys.stderr, flush=True)
             return _err(403, f"image of sample {shown} refused: it lies outside the folders the scan "
                         "read (the server's console says where)")  # fmt: skip
-        try:
+        def render() -> bytes:
             img = load_rgb(run, sample_id)
             # full: a large image at its own resolution (to zoom in), a small one as for display
             size = THUMB_SIZE if thumb else max(IMAGE_SIZE, min(max(img.shape[:2]), FULL_SIZE)) if full else IMAGE_SIZE
-            img = display_image(img, size=size)
+            return png_bytes(display_image(img, size=size))
+
+        try:
+            st = path.stat() if path is not None else None  # a file changed since it was kept: read again
+            data = rendered.get((sample_id, thumb, full, st and (st.st_mtime_ns, st.st_size)), render)
         except (ValueError, OSError) as exc:
             print(f"labeltrace review: image of sample {sample_id} unavailable: {exc}", file=sys.stderr, flush=True)
             if isinstance(exc, ImageChanged):  # the page may say what, not where (the console names the file)
@@ -267,7 +273,7 @@ def create_app(
                             "picture than the one scored)")  # fmt: skip
             return _err(404, f"image of sample {shown} unavailable (the server's console says why)")
         return Response(
-            png_bytes(img),
+            data,
             media_type="image/png",
             headers={"Cache-Control": "private, max-age=3600"},
         )

@@ -215,8 +215,19 @@ def test_a_blind_page_is_not_told_a_colleagues_name(tmp_path: Path) -> None:
     first = c.get("/api/item/0?peek=true").json()["id"]
     assert c.post("/api/decision", json={"sample_id": first, "decision": "dog", "reviewer": "Ada"}).status_code == 200
     r = c.post("/api/decision", json={"sample_id": first, "decision": "dog", "reviewer": "ADA"})
-    assert r.status_code == 400 and "differs only in letter case from a name with decisions" in r.json()["detail"]
+    assert r.status_code == 400 and "differs only in letter case (or in characters that show nothing) from a name with decisions" in r.json()["detail"]
     assert "Ada" not in r.json()["detail"]
     seen = TestClient(create_app(rd), base_url=LOCAL)  # not blind: the stored spelling is named, to be used
     r = seen.post("/api/decision", json={"sample_id": first, "decision": "dog", "reviewer": "ADA"})
     assert r.status_code == 400 and "'Ada'" in r.json()["detail"]
+
+
+def test_a_blind_page_needs_a_name_of_its_own_and_says_so(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, classes=CLASSES, seed=9)
+    c = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
+    assert c.get("/api/state").json()["rule"]["names"] is True  # the page marks the Reviewer box as needed
+    first = c.get("/api/item/0?peek=true").json()["id"]
+    for name in ("anonymous", "Anonymous"):  # how nameless decisions are stored: every nameless page's
+        r = c.post("/api/decision", json={"sample_id": first, "decision": "dog", "reviewer": name})
+        assert r.status_code == 400 and "a reviewer name of your own" in r.json()["detail"]
+    assert run_store(open_run(rd)).history() == []

@@ -24,7 +24,8 @@ def _page(c: TestClient, who: str) -> int:
 
 def test_one_vote_each_reviewer_gets_another_sample(tmp_path: Path) -> None:
     """Everyone's next was the first sample not done, where the reviewer ahead already sat: five
-    reviewers settled 109 samples in the time one settles 400."""
+    reviewers settled 106 samples with the 400 decisions that settle 400
+    (scripts/review_team_sim.py)."""
     rd = make_run(tmp_path, n=20, k=3, seed=1)
     c = TestClient(create_app(rd), base_url=LOCAL)
     assert [_page(c, who) for who in ("ada", "bob", "cy")] == [0, 1, 2]
@@ -66,10 +67,29 @@ def test_holds_lapse_and_move_with_the_page() -> None:
     assert held.held_by_others("ada", 8).sum() == 0
     held.take(6, "ada")  # one page shows one sample: the earlier hold goes
     assert np.flatnonzero(held.held_by_others("bob", 8)).tolist() == [6]
-    held.take(6, None)  # a nameless page is a reviewer of its own
-    assert held.held_by_others("bob", 8)[6] == 2
+    held.take(6, None)  # a nameless page's hold: a lone reviewer's (or every nameless page's), for no one
+    assert held.held_by_others("bob", 8)[6] == 1 and held.held_by_others(None, 8)[6] == 1
     now[0] = 121.0  # walked away
     assert held.held_by_others("bob", 8).sum() == 0
     held.take(2, "ada")
     held.release(2, "ada")
     assert held.held_by_others("bob", 8).sum() == 0
+
+
+def test_two_decisions_at_once_are_sent_to_two_samples(tmp_path: Path) -> None:
+    """The hold was taken only when a page loaded its next sample: two decisions posted before
+    either page loaded got the same next one."""
+    rd = make_run(tmp_path, n=20, k=3, seed=5)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    assert [_page(c, who) for who in ("ada", "bob")] == [0, 1]
+    ids = [c.get(f"/api/item/{p}?peek=true").json()["id"] for p in (0, 1)]
+    nxt = [c.post("/api/decision", json={"sample_id": i, "decision": "cat", "reviewer": who}).json()["next"]
+           for i, who in zip(ids, ("ada", "bob"), strict=True)]  # fmt: skip
+    assert nxt == [2, 3]
+
+
+def test_a_lone_reviewer_typing_a_name_resumes_where_they_were(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=20, k=3, seed=6)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    c.get("/api/item/0")  # the page opened before a name was typed: a nameless hold
+    assert c.get("/api/state?reviewer=ada").json()["resume"] == 0

@@ -286,7 +286,7 @@ def test_cli_scan_recording(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
                             (["--detector", "sei"], "--detector one of single"),
                             (["--model", "small-cnn"], "--model set a training"),
                             (["--seed", "0"], "--seed set a training"),  # at its default, but named
-                            (["--no-augment"], "--augment set a training")):  # fmt: skip
+                            (["--sched", "cosine"], "--schedule set a training")):  # and abbreviated  # fmt: skip
         assert main([*argv, *extra]) == 2
         assert said_err in capsys.readouterr().err
     assert main(["scan", str(tmp_path / "absent"), "--recording", str(tmp_path / "run"), "--out", str(tmp_path / "x")]) == 2

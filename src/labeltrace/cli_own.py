@@ -33,10 +33,12 @@ def _check_flags(args: argparse.Namespace) -> str:
             raise ValueError("--features gives the embedding of your own training's network: it goes with "
                              "--recording (labeltrace scan trains its own networks and reads their embeddings)")
         return ""
-    words = {w.split("=")[0] for w in getattr(args, "argv", None) or [] if w.startswith("--")}
+    # the options named (argparse takes a unique prefix of one too: --see for --seed)
+    words = {w.split("=")[0] for w in getattr(args, "argv", None) or [] if w.startswith("--") and len(w) > 2}
     flags = {k: f"--{k.replace('_', '-')}" for k in TRAINING_FLAGS}
     given = [flag for k, flag in flags.items()  # set to another value, or named (at its default too)
-             if getattr(args, k) != TRAINING_FLAGS[k] or {flag, f"--no-{flag[2:]}"} & words]
+             if getattr(args, k) != TRAINING_FLAGS[k]
+             or any(f.startswith(w) for w in words for f in (flag, f"--no-{flag[2:]}"))]
     if given:
         raise ValueError(f"--recording reads a training you ran: {', '.join(given)} set a training labeltrace would "
                          "run, and none runs (leave them out)")  # fmt: skip

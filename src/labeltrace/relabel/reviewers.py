@@ -9,6 +9,7 @@ table at every decision.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import unicodedata
@@ -23,7 +24,10 @@ MAX_REVIEWER = 100
 #: characters that reorder or hide text: bidirectional embeddings, overrides and isolates
 #: zero-width non-joiner and joiner: invisible, yet part of how some scripts spell names
 _JOINERS = frozenset("\u200c\u200d")
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+#: Unicode's Default_Ignorable_Code_Point: characters shown as nothing at all
+_IGNORABLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+                        "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
 
 
 def spelling(reviewer: str) -> str:
@@ -37,9 +41,8 @@ def hidden_character(name: str) -> str | None:
     zero-width space (U+200B), a soft hyphen (U+00AD), a byte-order mark (U+FEFF) —, which would
     make two names look alike (one person casting two votes), or a name print backwards in the
     exports. Joiners (U+200C / U+200D) are allowed: some scripts spell names with them."""
-    bad = next((c for c in name if c not in _JOINERS and (unicodedata.category(c) in ("Cc", "Cf") or c in _BIDI)),
-               None)  # fmt: skip
-    return None if bad is None else f"reviewer name has an invisible control character U+{ord(bad):04X}; type it plainly"
+    bad = next((c for c in name if c not in _JOINERS and unicodedata.category(c) in ("Cc", "Cf")), None)
+    return None if bad is None else f"reviewer name has an invisible character U+{ord(bad):04X}; type it plainly"
 
 
 def same_name(a: str, b: str) -> bool:
@@ -48,8 +51,10 @@ def same_name(a: str, b: str) -> bool:
 
 
 def name_key(name: str) -> str:
-    """What two spellings of one name share: NFC, case-folded ("José" / "JOSÉ", either form)."""
-    return unicodedata.normalize("NFC", name).casefold()
+    """What two spellings of one name share: NFC, case-folded ("José" / "JOSÉ", either form),
+    without the characters that show nothing (Unicode's default-ignorable ones: joiners,
+    variation selectors, fillers), so that "alice" and "alice" + U+200D are one name."""
+    return _IGNORABLE.sub("", unicodedata.normalize("NFC", name)).casefold()
 
 
 def stored_spelling(reviewer: str, known: dict[str, list[str]]) -> str:
@@ -81,11 +86,12 @@ def name_problem(reviewer: str, known: dict[str, list[str]], *, reveal: bool = T
         return hidden
     twin = case_twin(who, known)
     if twin is not None and not reveal:
-        return ("this reviewer name differs only in letter case from a name with decisions stored; type your "
-                "name as you did before, or choose another (one person is one vote)")  # fmt: skip
+        return ("this reviewer name differs only in letter case (or in characters that show nothing) from a name "
+                "with decisions stored; type your name as you did before, or choose another (one person is one "
+                "vote)")  # fmt: skip
     if twin is not None:  # the stored name, not the submitted one, is named
-        return (f"this reviewer name differs only in letter case from {twin!r}, who has decisions "
-                "stored; use that spelling (one person is one vote)")  # fmt: skip
+        return (f"this reviewer name differs only in letter case (or in characters that show nothing) from "
+                f"{twin!r}, who has decisions stored; use that spelling (one person is one vote)")  # fmt: skip
     return None
 
 

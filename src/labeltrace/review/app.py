@@ -51,7 +51,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.live import LiveConfig
-from labeltrace.relabel.reviewers import MAX_REVIEWER
+from labeltrace.relabel.reviewers import MAX_REVIEWER, name_key, spelling
 from labeltrace.relabel.store_file import StoreReplaced
 from labeltrace.report.images import display_image, load_rgb, png_bytes
 from labeltrace.review.blind import (
@@ -63,7 +63,7 @@ from labeltrace.review.blind import (
     check_mode,
     decision_source,
 )
-from labeltrace.review.rendered import RenderedImages
+from labeltrace.review.rendered import MAX_BYTES, RenderedImages
 from labeltrace.review.requests import DecisionIn, decision_problem, validation_detail
 from labeltrace.review.requests import who as who_of
 from labeltrace.review.security import (
@@ -155,7 +155,9 @@ def create_app(
     if state.store.read_only:
         raise ValueError(f"{state.store.path} can only be read here (a write-protected file or folder): the review "
                          "page could save no decision; copy the run to a folder you may write")  # fmt: skip
-    rendered = RenderedImages()  # each image decoded once for every reviewer and visit
+    # each image decoded once for every reviewer and visit; not shared on a blind review, where how
+    # fast an image comes would tell which ones colleagues have opened
+    rendered = RenderedImages(max_bytes=0 if blind is not None else MAX_BYTES)
     hidden = HiddenIds.for_store(run.num_samples, state.store) if blind == "all" else None  # ids telling the class
 
     def page_name(reviewer: str | None) -> str | None:
@@ -193,6 +195,8 @@ def create_app(
         warned = [] if blind else [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []] + list(
             run.meta.get("warnings") or [])
         progress = state.progress(who)
+        if blind is not None:  # every blind decision is named: the page marks the box as needed
+            progress["rule"] = {**progress["rule"], "names": True}
         return {
             "run": run.path.resolve().name,
             "classes": state.classes,
@@ -291,9 +295,11 @@ def create_app(
             return _err(400, f"sample {sent}: this review needs a reviewer name ({state.rule.describe()}: "
                         "each reviewer's vote counts once); enter your name in the Reviewer box, or send "
                         "\"reviewer\"")  # fmt: skip
-        if blind is not None and who_of(who) is None:  # nameless pages would all read one "anonymous"'s votes
-            return _err(400, f"sample {sent}: a blind review needs a reviewer name (each reviewer sees their own "
-                        "decisions only); enter your name in the Reviewer box, or send \"reviewer\"")  # fmt: skip
+        if blind is not None and (who_of(who) is None or name_key(who) == name_key(spelling(""))):
+            # nameless pages would all read one "anonymous"'s votes (a reviewer so named: theirs)
+            return _err(400, f"sample {sent}: a blind review needs a reviewer name of your own (each reviewer sees "
+                        "their own decisions only; nameless decisions are stored as 'anonymous'); enter your name "
+                        "in the Reviewer box, or send \"reviewer\"")  # fmt: skip
         try:
             row = state.store.add(
                 body.sample_id, body.decision, kind=body.kind, reviewer=who, source=decision_source(blind)
@@ -312,6 +318,8 @@ def create_app(
         order = state.order()  # one snapshot: a live refresh may swap the order in the background
         pos = int(state.positions(order)[row.sample_id])
         nxt = state.next_position(pos, name, order) if pos >= 0 else None
+        if nxt is not None and nxt < order.size:  # held for this page from now: a colleague deciding meanwhile
+            state.leases.take(int(order[nxt]), name)  # is sent elsewhere, before this page loads it
         if blind is None:
             return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
         decision = blind_decision(row.to_dict())

@@ -4,9 +4,12 @@ different samples.
 Without it every reviewer's "next" is the first sample not yet done, where the reviewer one step
 ahead already sits: a team of five moved in lockstep and settled 106 samples with the 400
 decisions that settle 400 (the others' decisions fell on samples already settled, or turned them
-into ties; ``scripts/review_team_sim.py``). A sample shown to a reviewer is held for :data:`SECONDS`; another reviewer's next sample
-skips it while it still needs no more votes than the others holding it can give, and comes back
-once it is decided or the hold lapses (a reviewer who walked away holds nothing for long).
+into ties; ``scripts/review_team_sim.py``). A sample shown to a named reviewer (or answered as
+their next) is held for :data:`SECONDS`, until they decide it or open another; another reviewer's
+next sample skips it while it still needs no more votes than the others holding it can give. A
+held sample a reviewer walked away from is passed by the others' next samples and comes back at a
+page's resume (where it starts, or reloads) once the hold lapses. Holds live in one server
+process: two servers on one run directory do not see each other's.
 """
 
 from __future__ import annotations
@@ -48,14 +51,15 @@ class Leases:
             self._drop(int(sample), reviewer)
 
     def held_by_others(self, reviewer: str | None, n: int) -> np.ndarray:
-        """(n,) int: how many other reviewers hold each sample now."""
+        """(n,) int: how many other named reviewers hold each sample now (a nameless page's holds
+        count for no one: it is a lone reviewer's, or every nameless page's at once)."""
         out = np.zeros(n, dtype=np.int64)
         now = self._clock()
         with self._lock:
             self._expire(now)
             for s, who in self._held.items():
                 if 0 <= s < n:
-                    out[s] = sum(1 for r in who if r != reviewer)
+                    out[s] = sum(1 for r in who if r is not None and r != reviewer)
         return out
 
     def _drop(self, sample: int, reviewer: str | None) -> None:

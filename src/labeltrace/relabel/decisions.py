@@ -400,5 +400,3 @@ class ReviewStore:
         with self._connect() as con:
             con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, make()))
             return str(con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
-
-

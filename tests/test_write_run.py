@@ -218,11 +218,21 @@ def test_the_recorder_as_the_integrations_hold_it(tmp_path: Path) -> None:
     write_run(ds, Held(Held(rec)), tmp_path / "a", seconds=np.float32(3.5), log=lambda s: None)
     assert open_run(tmp_path / "a").meta["cost"]["seconds"] == 3.5
     write_run(ds, rec.state_dict(), tmp_path / "b", log=lambda s: None)  # a checkpoint's state
+    lightning = {"recorder": rec.state_dict(tensors=True), "pending_epoch": None}  # a Lightning callback's state
+    write_run(ds, lightning, tmp_path / "b", log=lambda s: None)
+
+    class OtherRank:  # a DistributedRecorder on rank 1
+        @property
+        def recorder(self) -> Recorder:
+            raise RuntimeError("recorder lives on rank 0 only (this is rank 1)")
+
+    with pytest.raises(RuntimeError, match=r"this is rank 1\): call it on rank 0 only"):
+        write_run(ds, Held(OtherRank()), tmp_path / "c", log=lambda s: None)
     np.testing.assert_array_equal(open_run(tmp_path / "b").column("score"), open_run(tmp_path / "a").column("score"))
     with pytest.raises(ValueError, match=r"is a folder: give the file rec.save\(path\) wrote"):
         write_run(ds, tmp_path / "a", tmp_path / "c", log=lambda s: None)
     torch.save({"recorder": rec.state_dict(tensors=True)}, tmp_path / "ckpt.pt")
-    with pytest.raises(ValueError, match=r"is not a recorder file rec.save\(path\) wrote .*Recorder.from_state_dict"):
+    with pytest.raises(ValueError, match=r"is not a recorder file rec.save\(path\) wrote .*torch.load\(path\)\['callbacks'\]"):
         write_run(ds, tmp_path / "ckpt.pt", tmp_path / "c", log=lambda s: None)
     with pytest.raises(ValueError, match="no such recorder file"):
         write_run(ds, tmp_path / "nope.npz", tmp_path / "c", log=lambda s: None)
@@ -357,10 +367,13 @@ def test_paths_put_the_dataset_in_the_trainings_order(tmp_path: Path) -> None:
     rec = _train(images[order], given[order], epochs=3, logits_out=logits)
     with pytest.warns(UserWarning, match="which torchvision's ImageFolder lists in another order than this dataset"):
         write_run(ds, rec, tmp_path / "unordered", log=lambda s: None)  # accepted: each class's labels agree
+    assert any("ImageFolder lists in another order" in w for w in open_run(tmp_path / "unordered").meta["warnings"])
     run = write_run(ds, rec, tmp_path / "run", paths=[files[i] for i in order], log=lambda s: None).table
     assert run.column("path").to_pylist() == [files[i].relative_to(root).as_posix() for i in order]
     z = logits[-1][np.arange(N), given[order]] - np.log(np.exp(logits[-1]).sum(1))
     np.testing.assert_allclose(open_run(tmp_path / "run").dynamics(0).at("loss", -1), -z, rtol=1e-5)
+    rel = write_run(ds, rec, tmp_path / "rel", paths=[files[i].relative_to(root) for i in order], log=lambda s: None)
+    assert rel.table.column("path").to_pylist() == run.column("path").to_pylist()  # relative to the data root
     with pytest.raises(ValueError, match="1 of the 150 paths are not images of the dataset"):
         write_run(ds, rec, tmp_path / "x", paths=[*files[:-1], tmp_path / "other.png"], log=lambda s: None)
     with pytest.raises(ValueError, match="paths names 1 files more than once"):

@@ -96,14 +96,14 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
                          f"to {out / rd.RECORDING})")  # fmt: skip
     if paths is not None:
         ds = _in_order(ds, paths)
-    elif (note := _order_note(ds)) is not None:
-        warnings.warn(note, DataWarning, stacklevel=2)
     dyn = rec.dynamics()
     _check_same_samples(ds, dyn)
     truth = _check_truth(ds, ScanConfig(), true_labels)
     seconds = _seconds(seconds)
     with warnings.catch_warnings(record=True) as caught:  # said, and kept in run.json for the report
         warnings.simplefilter("always")
+        if paths is None and (note := _order_note(ds)) is not None:
+            warnings.warn(note, DataWarning, stacklevel=2)
         ev = one_run_evidence(dyn, features=features, detector=detector, knn_k=knn_k, groups=ds.groups)
         det = with_count(detectors.detect(detector, ev))
     for w in caught:
@@ -169,9 +169,18 @@ def read_recorder(recorder: Any) -> Recorder:
     which are dropped with a warning."""
     obj = recorder
     for _ in range(3):  # a callback's .recorder, which under DDP is a DistributedRecorder's
-        if isinstance(obj, Recorder | dict | str | os.PathLike) or not hasattr(obj, "recorder"):
+        if isinstance(obj, Recorder | dict | str | os.PathLike):
             break
-        obj = obj.recorder
+        try:
+            inner = getattr(obj, "recorder", None)
+        except RuntimeError as exc:  # a DistributedRecorder on another rank than 0
+            raise RuntimeError(f"write_run: {exc}: call it on rank 0 only (if trainer.is_global_zero: / if "
+                               "rec.is_writer:), which writes the run directory") from None
+        if inner is None:
+            break
+        obj = inner
+    if isinstance(obj, dict) and isinstance(obj.get("recorder"), dict) and "meta" not in obj:
+        obj = obj["recorder"]  # a Lightning checkpoint's callback state: {"recorder": ..., "pending_epoch": ...}
     if isinstance(obj, str | os.PathLike):
         rec = _load(Path(obj))
     elif isinstance(obj, dict):
@@ -209,8 +218,9 @@ def _load(p: Path) -> Recorder:
         raise ValueError(f"{p}: no such recorder file (the file rec.save(path) wrote)") from None
     except (ValueError, OSError, KeyError) as exc:
         raise ValueError(f"{p} is not a recorder file rec.save(path) wrote ({exc}); a recorder kept in a torch "
-                         "checkpoint (rec.state_dict(tensors=True)): pass Recorder.from_state_dict(torch.load(path)"
-                         "[key]), or save it with rec.save('recorder.npz') first") from None
+                         "checkpoint (rec.state_dict(tensors=True)): pass write_run torch.load(path)[key] — a Lightning "
+                         "checkpoint's: torch.load(path)['callbacks'][<the callback's name, e.g. 'RecorderCallback'>]"
+                         " — or save it with rec.save('recorder.npz') first") from None
 
 
 def _seconds(seconds: Any) -> float | None:
@@ -241,24 +251,35 @@ def _order_note(ds: ImageDataset) -> str | None:
     if theirs == by_parts:
         return None
     first = next(i for i, (a, b) in enumerate(zip(by_parts, theirs, strict=True)) if a != b)
-    return (f"the class folders hold files beside sub-folders, which torchvision's ImageFolder lists in another "
-            f"order than this dataset (its sample {first} is {ds.sources[theirs[first]]!r}, here "
-            f"{ds.sources[first]!r}): if your training numbered its samples by an ImageFolder, pass paths=[p for p, _ "
-            "in folder.samples] (the label check cannot see images of one class in swapped places)")
+    return (f"the images lie in nested class folders, which torchvision's ImageFolder lists in another order "
+            f"than this dataset (its sample {first} is {ds.sources[theirs[first]]!r}, here {ds.sources[first]!r}): "
+            "if your training numbered its samples by an ImageFolder, its scores are written onto other images "
+            "of the same class (no label check can see that) — pass write_run paths=[p for p, _ in "
+            "folder.samples], or give labeltrace scan --recording a manifest (DATA as .csv) listing the files "
+            "in your training's order")
 
 
 def _in_order(ds: ImageDataset, paths: Sequence[Any]) -> ImageDataset:
-    """``ds`` read in the order of ``paths`` (one image file per recorded id), every file one of
-    its samples, each once."""
+    """``ds`` read in the order of ``paths`` (one image file per recorded id; a relative path is
+    read against the dataset's root, else the working directory), every file one of its samples,
+    each once."""
     if ds.kind != "files":
         raise ValueError("paths= orders a dataset of image files; this one holds in-memory images: build it in "
                          "your training's order")  # fmt: skip
     where = {ds.path(i).resolve(): i for i in range(len(ds))}  # type: ignore[union-attr]
-    asked = [Path(p).expanduser().resolve() for p in paths]
+    def found(p: Any) -> Path:
+        p = Path(p).expanduser()
+        under = (ds.root / p).resolve() if ds.root is not None and not p.is_absolute() else None
+        return under if under in where else p.resolve()
+
+    asked = [found(p) for p in paths]
     missing = [str(p) for p in asked if p not in where]
     if missing:
         raise ValueError(f"{len(missing)} of the {len(asked)} paths are not images of the dataset "
-                         f"({len(ds)} files under {ds.root}): {listing(missing)}")  # fmt: skip
+                         f"({len(ds)} files under {ds.root}; relative paths read against it, else the working "
+                         f"directory): {listing(missing)} — from_folder leaves out hidden files and folders "
+                         "(.name), which torchvision's ImageFolder reads: a manifest lists exactly your training's "
+                         "files")  # fmt: skip
     idx = np.array([where[p] for p in asked], dtype=np.int64)
     twice = np.flatnonzero(np.bincount(idx, minlength=len(ds)) > 1)
     if twice.size:

@@ -56,7 +56,7 @@ def review_html(r: ReviewView, esc: Callable[[object], str]) -> str:
              f"{int((st == 'unsure').sum()):,} unsure", f"{int((st == 'skip').sum()):,} skipped"]  # fmt: skip
     return (
         "<section id='review'><h2>Review</h2><p>" + " · ".join(parts) + ".</p>"
-        "<p class='note'>The flags, ranks and suggestions in this report are the scan's (the model's view); "
+        "<p class='note'>The flags, ranks and suggestions in this report are the run's (the model's view); "
         "a suspect an expert decided carries the review's decision. The cleaned labels: "
         "<code>labeltrace review RUN_DIR --export FILE</code>.</p></section>"
     )

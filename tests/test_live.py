@@ -115,6 +115,27 @@ def test_a_look_far_ahead_keeps_that_sample_and_freezes_nothing_before_it(monkey
     assert lq.order.tolist() == [7, 6, 0, 2, 3, 4, 1, 5]
 
 
+def test_decisions_settled_during_a_refresh_count_towards_the_next() -> None:
+    """At 50,000 samples the first refresh took 20 s and 100 samples settled meanwhile: they waited
+    for a full --live-every more before they reached the posterior."""
+    lq, c = _queue(n=8, every=2)
+    arrived = np.array([5, 4])
+
+    def slow(labels: np.ndarray) -> np.ndarray:  # two more samples settle while it computes
+        c.settle_all(arrived, np.zeros(2, dtype=np.int64))
+        return np.tile([0.6, 0.4], (8, 1))
+
+    lq.updater = slow
+    labels = np.zeros(8, dtype=np.int64)
+    resolved = np.zeros(8, dtype=bool)
+    resolved[[7, 6]] = True
+    assert lq.sync(labels, resolved, reached=0) and lq.version == 1  # the refresh, from 2 settled
+    assert c.relabels_used == 4 and c.update_due  # the 2 that arrived meanwhile: the next is due at once
+    lq.updater = lambda labels: np.tile([0.7, 0.3], (8, 1))
+    resolved[arrived] = True
+    assert lq.sync(labels, resolved, reached=0) and lq.version == 2
+
+
 def test_live_queue_keeps_its_order_when_a_refresh_fails() -> None:
     lq, _ = _queue()
     msgs: list[str] = []

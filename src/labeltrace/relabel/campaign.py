@@ -175,11 +175,15 @@ class Campaign:
         self._order = ids[np.argsort(-pr[ids], kind="stable")].tolist()
         self._ptr = 0
 
-    def set_posterior(self, posterior: np.ndarray, sei: np.ndarray | None = None) -> None:
+    def set_posterior(self, posterior: np.ndarray, sei: np.ndarray | None = None, *,
+                      as_of: int | None = None) -> None:  # fmt: skip
         """Install a new model output and re-rank the unsettled samples from it.
 
         ``sei`` None keeps the previous SEI. Clears :attr:`update_due` until the next
-        ``update_every`` relabels. Safe while a sample is in progress: it stays first.
+        ``update_every`` relabels after ``as_of``, the relabels the output was computed from
+        (default: all so far; a refresh that ran while more arrived gives its start, so that a
+        next one is due at once when ``update_every`` arrived meanwhile). Safe while a sample is
+        in progress: it stays first.
         """
         n, k = self.num_samples, self.num_classes
         self.posterior = check_posterior(posterior, n=n, k=k)
@@ -187,7 +191,8 @@ class Campaign:
             self.sei = check_vector(sei, "sei", n)
         self.n_updates += 1
         every = self.update_every
-        while every and self._next_update <= self.relabels_used:
+        base = self.relabels_used if as_of is None else min(int(as_of), self.relabels_used)
+        while every and self._next_update <= base:
             self._next_update += every
         self._rerank()
 

@@ -199,11 +199,11 @@ class LiveQueue:
             self.frontier = max(self.frontier, min(int(reached), self._order.size))
             if not c.update_due or self.refreshing:
                 return False
-            snapshot = self._labels.copy()
+            snapshot, as_of = self._labels.copy(), c.relabels_used
             if not self.background:
-                self._refresh(snapshot)
+                self._refresh(snapshot, as_of)
                 return True
-            self._thread = threading.Thread(target=self._refresh, args=(snapshot,), daemon=True,
+            self._thread = threading.Thread(target=self._refresh, args=(snapshot, as_of), daemon=True,
                                             name="labeltrace-live-rerank")  # fmt: skip
             self._thread.start()
             return True
@@ -229,7 +229,9 @@ class LiveQueue:
             th.join(timeout)
         return not self.refreshing
 
-    def _refresh(self, labels: np.ndarray) -> None:
+    def _refresh(self, labels: np.ndarray, as_of: int) -> None:
+        """Compute a posterior from ``labels`` (the ``as_of`` settled so far) and install it; the
+        decisions that arrived meanwhile count towards the next refresh."""
         t0 = time.perf_counter()
         try:
             out = self.updater(labels)
@@ -241,7 +243,7 @@ class LiveQueue:
                 self.log(f"live re-ranking failed, the order stays as it was: {self.error}")
             return
         with self._lock:
-            self.campaign.set_posterior(post, sei)
+            self.campaign.set_posterior(post, sei, as_of=as_of)
             self._order = self._reordered()
             self.version += 1
             self.seconds += time.perf_counter() - t0

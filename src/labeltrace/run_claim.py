@@ -151,7 +151,8 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
         atomic_write_json(fp_path, fp)
         return "new"
     if not force:
-        raise RunDirConflict(f"{path} holds {why}; choose another --out, or pass --force (from Python: force=True) to replace it")
+        raise RunDirConflict(f"{path} holds {why}; choose another --out, or pass --force (from Python: force=True) "
+                             "to replace it")
     db = path / REVIEWS_DB
     keep = db.is_file() and reviews_fit is not None and reviews_fit(db)  # before the earlier scan's table goes
     for name in held:

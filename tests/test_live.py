@@ -98,23 +98,6 @@ def test_live_queue_reranks_only_what_nobody_reached() -> None:
     assert c.labels.tolist() == [0] * 7 + [1]
 
 
-def test_a_look_far_ahead_keeps_that_sample_and_freezes_nothing_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One reviewer opening position 15,000 of 20,000 once froze every position before it: the
-    live order stopped re-ranking for everyone."""
-    import labeltrace.relabel.live as live
-
-    monkeypatch.setattr(live, "WALK", 3)  # a walk of 3 positions past the reached ones, in a queue of 8
-    lq, _ = _queue(n=8, every=1)
-    assert lq.show(0) == 7 and lq.show(1) == 6  # walking: positions 0 and 1 keep their samples
-    assert lq.show(6) == 1  # position 6 is 5 past the reached 2: a jump
-    assert lq.frontier == 2
-    labels = np.zeros(8, dtype=np.int64)
-    resolved = np.zeros(8, dtype=bool)
-    resolved[7] = True
-    assert lq.sync(labels, resolved, reached=lq.frontier)  # a refresh: the rest reversed, sample 1 stays at 6
-    assert lq.order.tolist() == [7, 6, 0, 2, 3, 4, 1, 5]
-
-
 def test_decisions_settled_during_a_refresh_count_towards_the_next() -> None:
     """At 50,000 samples the first refresh took 20 s and 100 samples settled meanwhile: they waited
     for a full --live-every more before they reached the posterior."""

@@ -15,9 +15,7 @@ it finishes stays valid. Positions the reviewers have been shown (the leading ``
 and the positions of the samples already decided (``pinned``) never move: a re-ranking reorders
 only the other samples, among the other positions, so the page's position numbers and the
 *previous* key keep their meaning — and one decision far down the queue (a script's, another
-tool's) pins that one position, not every position before it, as does a sample shown more than
-:data:`WALK` positions past the reached ones (a jump, a link: one reviewer opening position 15,000
-of 20,000 once had frozen every position before it, and the live order with them).
+tool's) pins that one position, not every position before it.
 """
 
 from __future__ import annotations
@@ -36,12 +34,6 @@ from labeltrace.relabel.head import HeadConfig, HeadRetrainer
 from labeltrace.relabel.propagation import LabelPropagation, neighbour_graph
 
 __all__ = ["LiveConfig", "LiveQueue", "TimedUpdate", "build_updater"]
-
-
-#: how far past the reached positions a shown one still counts as the reviewers walking the queue
-#: (a team a few positions apart, samples others hold or decided skipped): it and those before it
-#: keep their samples; one shown further keeps only its own
-WALK = 64
 
 
 @dataclass(frozen=True)
@@ -210,16 +202,11 @@ class LiveQueue:
 
     def show(self, pos: int) -> int:
         """The sample at position ``pos``, now shown: it and the positions before keep their
-        samples — or, shown more than :data:`WALK` positions past the reached ones, it alone.
-        One step under the lock, so a refresh cannot install a new order between the reading and
-        the marking (the reviewer would be shown a sample the new order had moved, and the sample
-        it had put at ``pos`` would sit behind the reviewer, never shown)."""
+        samples. One step under the lock, so a refresh cannot install a new order between the
+        reading and the marking (the reviewer would be shown a sample the new order had moved, and
+        the sample it had put at ``pos`` would sit behind the reviewer, never shown)."""
         with self._lock:
-            pos = int(pos)
-            if pos < self.frontier + WALK:  # the reviewers walking the queue, a few positions apart
-                self.frontier = max(self.frontier, min(pos + 1, self._order.size))
-            else:  # a look far ahead: that sample keeps its place, those before it may still move
-                self.pinned[self._order[pos]] = True
+            self.frontier = max(self.frontier, min(int(pos) + 1, self._order.size))
             return int(self._order[pos])
 
     def wait(self, timeout: float | None = None) -> bool:

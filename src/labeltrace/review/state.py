@@ -123,6 +123,7 @@ class ReviewState:
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._posterior: np.ndarray | None = None
+        self._reached = 0
         self.leases = Leases()  # the samples each reviewer has open: a team's next samples differ
         self._verdicts: tuple[int, Verdicts] | None = None
         self._kinds: dict[str, tuple[int, np.ndarray]] = {}  # per reviewer: (seq, latest kinds)
@@ -257,6 +258,7 @@ class ReviewState:
     def show(self, pos: int) -> int:
         """The sample at position ``pos``, shown to a reviewer: a live re-ranking keeps it and
         those before (read and marked in one step; :meth:`LiveQueue.show`)."""
+        self._reached = max(self._reached, int(pos) + 1)
         return self.live.show(pos) if self.live is not None else int(self._static[pos])
 
     def sync(self) -> None:
@@ -267,7 +269,7 @@ class ReviewState:
             v = self.verdicts()
             # the decided samples keep their positions, wherever they are; of the others only the
             # positions shown so far stay (one decision at the end of the queue freezes nothing else)
-            self.live.sync(v.final, v.resolution.resolved, self.live.frontier, pinned=v.latest_kind >= 0)
+            self.live.sync(v.final, v.resolution.resolved, self._reached, pinned=v.latest_kind >= 0)
 
     def progress(self, reviewer: str | None) -> dict[str, Any]:
         """Counts over the queue for ``reviewer`` and the first position not done for them."""

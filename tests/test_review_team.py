@@ -418,3 +418,33 @@ def test_a_name_with_a_character_that_shows_nothing_is_the_same_name(tmp_path: P
     assert r.status_code == 400 and "characters that show nothing" in r.json()["detail"]
     persian = "\u0645\u06cc\u200c\u0646\u0627"  # a joiner inside a name of its own: a name like any
     assert c.post("/api/decision", json={"sample_id": first, "decision": "cat", "reviewer": persian}).status_code == 200
+
+
+def test_a_stored_name_with_a_hidden_character_still_signs(tmp_path: Path) -> None:
+    """Names such as "bob" + U+200B were taken before they were refused: their reviewer, under
+    that name or the plain one, must still be able to sign (neither was, for a while)."""
+    import sqlite3
+
+    rd = make_run(tmp_path, n=12, k=3, seed=3)
+    store = run_store(open_run(rd))
+    store.add(0, "cat", reviewer="ann")
+    con = sqlite3.connect(store.path)
+    con.execute("INSERT INTO decisions (sample_id, kind, decision, reviewer, decided_at, source) "
+                "VALUES (1, 'label', 'cat', ?, '2026-12-01T00:00:00.000+00:00', 'app')", ("bob\u200b",))
+    con.commit()
+    con.close()
+    store = run_store(open_run(rd))
+    store.add(2, "cat", reviewer="bob\u200b")  # the stored spelling
+    store.add(3, "cat", reviewer="bob")  # the plain one: no twin of a name no one may type any more
+    with pytest.raises(ValueError, match="invisible character U\\+200B"):
+        store.add(4, "cat", reviewer="eve\u200b")  # a new one is refused
+
+
+def test_names_that_show_alike_are_one_name_whatever_their_form(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=4)
+    store = run_store(open_run(rd))
+    store.add(0, "cat", reviewer="Jos\u00e9")
+    with pytest.raises(ValueError, match="characters that show nothing"):
+        store.add(1, "cat", reviewer="Jose\u034f\u0301")  # a grapheme joiner between e and its accent
+    with pytest.raises(ValueError, match="shows nothing"):
+        store.add(1, "cat", reviewer="\u3164")  # a Hangul filler alone

@@ -220,6 +220,10 @@ def test_the_recorder_as_the_integrations_hold_it(tmp_path: Path) -> None:
     write_run(ds, rec.state_dict(), tmp_path / "b", log=lambda s: None)  # a checkpoint's state
     lightning = {"recorder": rec.state_dict(tensors=True), "pending_epoch": None}  # a Lightning callback's state
     write_run(ds, lightning, tmp_path / "b", log=lambda s: None)
+    own = {"recorder": rec.state_dict(), "meta": {"epoch": 3}}  # a user's checkpoint entry with a meta of its own
+    write_run(ds, own, tmp_path / "b", log=lambda s: None)
+    with pytest.raises(ValueError, match="a DistributedRecorder's on a rank other than 0"):
+        write_run(ds, {"recorder": {}, "pending_epoch": None}, tmp_path / "c", log=lambda s: None)
 
     class OtherRank:  # a DistributedRecorder on rank 1
         @property
@@ -438,3 +442,13 @@ def test_cli_a_skipped_image_takes_no_id_and_few_samples_leave_features_out(
     said = capsys.readouterr().out
     assert "leaving out the 1 unreadable files the scan skipped, which take no id (bad.png)" in said
     assert "--on-bad-image skip" in said and "--features" not in said.split("then: ")[1]
+
+
+def test_cli_data_flags_beside_recording_are_not_taken_for_training_flags() -> None:
+    import argparse
+
+    from labeltrace.cli_own import TRAINING_FLAGS, _check_flags
+
+    args = argparse.Namespace(**TRAINING_FLAGS, recording="r.npz", features=None, detector=None,
+                              argv=["labeltrace", "scan", "d.csv", "--no-m", "--recording", "r.npz"])  # fmt: skip
+    assert _check_flags(args) == "single"  # --no-m is --no-missing-markers, no --no-model

@@ -21,6 +21,8 @@ TRAINING_FLAGS = {
     "workers": None, "device": "auto", "cache_dir": None, "clip_model": None, "clip_template": "a photo of a {}",
     "aux_prompt": "a photo of something else",
 }  # fmt: skip
+#: the training flags with a --no- form (argparse.BooleanOptionalAction)
+_ON_OFF = ("augment", "early_stop", "stream")
 
 
 def _check_flags(args: argparse.Namespace) -> str:
@@ -36,9 +38,9 @@ def _check_flags(args: argparse.Namespace) -> str:
     # the options named (argparse takes a unique prefix of one too: --see for --seed)
     words = {w.split("=")[0] for w in getattr(args, "argv", None) or [] if w.startswith("--") and len(w) > 2}
     flags = {k: f"--{k.replace('_', '-')}" for k in TRAINING_FLAGS}
-    given = [flag for k, flag in flags.items()  # set to another value, or named (at its default too)
-             if getattr(args, k) != TRAINING_FLAGS[k]
-             or any(f.startswith(w) for w in words for f in (flag, f"--no-{flag[2:]}"))]
+    named = {k: (flag, f"--no-{flag[2:]}") if k in _ON_OFF else (flag,) for k, flag in flags.items()}
+    given = [flags[k] for k in flags  # set to another value, or named (at its default too)
+             if getattr(args, k) != TRAINING_FLAGS[k] or any(f.startswith(w) for w in words for f in named[k])]
     if given:
         raise ValueError(f"--recording reads a training you ran: {', '.join(given)} set a training labeltrace would "
                          "run, and none runs (leave them out)")  # fmt: skip

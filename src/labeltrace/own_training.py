@@ -179,8 +179,12 @@ def read_recorder(recorder: Any) -> Recorder:
         if inner is None:
             break
         obj = inner
-    if isinstance(obj, dict) and isinstance(obj.get("recorder"), dict) and "meta" not in obj:
-        obj = obj["recorder"]  # a Lightning checkpoint's callback state: {"recorder": ..., "pending_epoch": ...}
+    if isinstance(obj, dict) and isinstance(obj.get("recorder"), dict):  # a checkpoint's entry holding one:
+        if not obj["recorder"]:  # a DistributedRecorder's state on a rank other than 0
+            raise ValueError("the recorder state is empty: a DistributedRecorder's on a rank other than 0; save "
+                             "the checkpoint, or call write_run, on rank 0")  # fmt: skip
+        if "meta" in obj["recorder"]:  # a Lightning callback's {"recorder": ..., "pending_epoch": ...}
+            obj = obj["recorder"]
     if isinstance(obj, str | os.PathLike):
         rec = _load(Path(obj))
     elif isinstance(obj, dict):
@@ -270,7 +274,11 @@ def _in_order(ds: ImageDataset, paths: Sequence[Any]) -> ImageDataset:
     def found(p: Any) -> Path:
         p = Path(p).expanduser()
         under = (ds.root / p).resolve() if ds.root is not None and not p.is_absolute() else None
-        return under if under in where else p.resolve()
+        here = p.resolve()
+        if under in where and here in where and under != here:
+            raise ValueError(f"path {p} names two of the dataset's images, one under its root {ds.root} and one "
+                             "under the working directory: give absolute paths")  # fmt: skip
+        return under if under in where else here
 
     asked = [found(p) for p in paths]
     missing = [str(p) for p in asked if p not in where]

@@ -54,7 +54,8 @@ def name_key(name: str) -> str:
     """What two spellings of one name share: NFC, case-folded ("José" / "JOSÉ", either form),
     without the characters that show nothing (Unicode's default-ignorable ones: joiners,
     variation selectors, fillers), so that "alice" and "alice" + U+200D are one name."""
-    return _IGNORABLE.sub("", unicodedata.normalize("NFC", name)).casefold()
+    bare = _IGNORABLE.sub("", unicodedata.normalize("NFC", name))
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", bare).casefold())
 
 
 def stored_spelling(reviewer: str, known: dict[str, list[str]]) -> str:
@@ -67,9 +68,10 @@ def stored_spelling(reviewer: str, known: dict[str, list[str]]) -> str:
 
 def case_twin(reviewer: str, known: dict[str, list[str]]) -> str | None:
     """The stored name (of ``known``) that differs from ``reviewer`` only in letter case (the first
-    stored), or None: none, or ``reviewer`` itself is stored (in either Unicode form)."""
+    stored), or None: none, or ``reviewer`` itself is stored (in either Unicode form). A stored
+    name with a hidden character (written before such names were refused) is no one's twin."""
     who = stored_spelling(reviewer, known)
-    spellings = known.get(name_key(who), [])
+    spellings = [s for s in known.get(name_key(who), []) if hidden_character(s) is None or s == who]
     return None if not spellings or who in spellings else spellings[0]
 
 
@@ -81,9 +83,11 @@ def name_problem(reviewer: str, known: dict[str, list[str]], *, reveal: bool = T
     who = stored_spelling(reviewer, known)
     if len(who) > MAX_REVIEWER:
         return f"reviewer name longer than {MAX_REVIEWER} characters"
-    hidden = hidden_character(who)
+    hidden = None if who in known.get(name_key(who), []) else hidden_character(who)  # a stored name signs
     if hidden is not None:
         return hidden
+    if not name_key(who):
+        return "reviewer name shows nothing (only invisible characters); type it plainly"
     twin = case_twin(who, known)
     if twin is not None and not reveal:
         return ("this reviewer name differs only in letter case (or in characters that show nothing) from a name "

@@ -319,7 +319,8 @@ def create_app(
         pos = int(state.positions(order)[row.sample_id])
         nxt = state.next_position(pos, name, order) if pos >= 0 else None
         if nxt is not None and nxt < order.size:  # held for this page from now: a colleague deciding meanwhile
-            state.leases.take(int(order[nxt]), name)  # is sent elsewhere, before this page loads it
+            # is sent elsewhere, before this page loads it; shown, so a live refresh keeps it at nxt
+            state.leases.take(state.show(nxt), name)
         if blind is None:
             return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
         decision = blind_decision(row.to_dict())

@@ -16,6 +16,7 @@ from typing import Any
 from labeltrace.cli_data import (  # cli._load_dataset: patched by tests
     _check_truth_column,
     _load_dataset,
+    _say_skipped,
     _truth_labels,
 )
 from labeltrace.cli_own import _check_flags, scan_recording
@@ -52,11 +53,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     _check_truth_column(args)
     ds, origin = _load_dataset(args)
     log = (lambda s: None) if args.quiet or not d.is_writer else (lambda s: print(s, file=sys.stderr))
-    if ds.skipped and d.is_writer:  # samples left out: said under --quiet too, as warnings are
-        print(f"warning: skipped {len(ds.skipped)} unreadable images (--on-bad-image skip; all listed in run.json):",
-              file=sys.stderr)  # fmt: skip
-        for src, why in ds.skipped[:10]:
-            print(f"  {src}: {why}", file=sys.stderr)
+    if d.is_writer:
+        _say_skipped(ds)
     log(f"{len(ds)} samples, {ds.n_classes} classes → {args.out}")
     truth = _truth_labels(args, ds, origin) if args.truth_column else None
     t0 = time.perf_counter()

@@ -108,6 +108,17 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     raise ValueError(f"cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
 
 
+def _say_skipped(ds: Any, also: str = "") -> None:
+    """The unreadable images ``--on-bad-image skip`` left out (said under --quiet too, as warnings
+    are): how many, the first ten with why; ``also``: what the caller adds."""
+    if not ds.skipped:
+        return
+    print(f"warning: skipped {len(ds.skipped)} unreadable images (--on-bad-image skip; all listed in run.json)"
+          f"{also}:", file=sys.stderr)  # fmt: skip
+    for src, why in ds.skipped[:10]:
+        print(f"  {src}: {why}", file=sys.stderr)
+
+
 def _check_truth_column(args: argparse.Namespace) -> None:
     """``--truth-column`` names a manifest's column: refused for other DATA before DATA is read."""
     from labeltrace.data.manifest import MANIFEST_SUFFIXES

@@ -9,8 +9,6 @@ import time
 
 __all__: list[str] = []
 
-#: the neighbours the count reads with --features (the scan's default knn_k)
-KNN_K = 10
 
 #: the scan's settings of the training it runs, with their command-line defaults: a recording was
 #: trained already, so none of them may be given beside --recording
@@ -56,32 +54,31 @@ def scan_recording(args: argparse.Namespace, detector: str) -> int:
     features scored and written by :func:`labeltrace.write_run`, the summary printed."""
     import numpy as np
 
-    from labeltrace.cli_data import _check_truth_column, _load_dataset, _truth_labels
+    from labeltrace.cli_data import _check_truth_column, _load_dataset, _say_skipped, _truth_labels
     from labeltrace.own_training import read_recorder, write_run
     from labeltrace.relabel.features import check_features_file
     from labeltrace.report.summary import print_summary
+    from labeltrace.scan_settings import ScanConfig
+
+    knn_k = ScanConfig.knn_k  # the neighbours the count reads with --features: the scan's
 
     _check_truth_column(args)
     rec = read_recorder(args.recording)  # before DATA is read: a wrong file is said at once
     ds, origin = _load_dataset(args)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
-    if ds.skipped:
-        print(f"warning: skipped {len(ds.skipped)} unreadable images (--on-bad-image skip; all listed in run.json); "
-              "the recording must number the samples without them:", file=sys.stderr)  # fmt: skip
-        for src, why in ds.skipped[:10]:
-            print(f"  {src}: {why}", file=sys.stderr)
+    _say_skipped(ds, "; the recording must number the samples without them")
     truth = _truth_labels(args, ds, origin) if args.truth_column else None
     features = None
     if args.features is not None:
         check_features_file(args.features, len(ds), rows=f"one row per sample of DATA ({len(ds)}), in its order")
         features = np.load(args.features, allow_pickle=False)
-        if len(ds) < KNN_K + 2:  # as a scan does: too few samples for the neighbours the count reads
-            print(f"warning: {len(ds)} samples are too few for the {KNN_K} nearest neighbours the count reads "
-                  f"(at least {KNN_K + 2}): --features left out", file=sys.stderr)  # fmt: skip
+        if len(ds) < knn_k + 2:  # as a scan does: too few samples for the neighbours the count reads
+            print(f"warning: {len(ds)} samples are too few for the {knn_k} nearest neighbours the count reads "
+                  f"(at least {knn_k + 2}): --features left out", file=sys.stderr)  # fmt: skip
             features = None
     log(f"{len(ds)} samples, {ds.n_classes} classes, your training's recording {args.recording} → {args.out}")
     t0 = time.perf_counter()
-    res = write_run(ds, rec, args.out, features=features, detector=detector, knn_k=KNN_K, true_labels=truth,
+    res = write_run(ds, rec, args.out, features=features, detector=detector, knn_k=knn_k, true_labels=truth,
                     origin=origin, command=args.argv, force=args.force, csv=args.csv, log=log)  # fmt: skip
     print_summary(res.run_dir, top=args.top, elapsed=time.perf_counter() - t0)
     return 0

@@ -35,6 +35,7 @@ from labeltrace.record.recording import RecordedRun, Recording
 from labeltrace.relabel.store_file import bound_to
 from labeltrace.run_files import write_stamps
 from labeltrace.run_layout import OWN_TRAINING
+from labeltrace.scan_settings import ScanConfig
 
 if TYPE_CHECKING:
     from labeltrace.scan import ScanResult
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["OWN_TRAINING", "read_recorder", "write_run"]
 
 #: the last kept epochs the suggested labels average (the scan's ``suggest_last`` default)
-SUGGEST_LAST = 5
+SUGGEST_LAST: int = ScanConfig.suggest_last
 
 
 def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, features: Any = None,
@@ -80,9 +81,8 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
     (review decisions about the same samples and classes are kept); writing the same recording
     again rewrites the results.
     """
-    from labeltrace.scan import ScanResult, _check_truth
+    from labeltrace.scan import ScanResult, known_truth, known_truth_info
     from labeltrace.scan_outputs import write_results
-    from labeltrace.scan_settings import ScanConfig
 
     t_start = time.perf_counter()
     if not isinstance(ds, ImageDataset):
@@ -98,7 +98,7 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
         ds = _in_order(ds, paths)
     dyn = rec.dynamics()
     _check_same_samples(ds, dyn)
-    truth = _check_truth(ds, ScanConfig(), true_labels)
+    truth = known_truth(ds, true_labels)
     seconds = _seconds(seconds)
     with warnings.catch_warnings(record=True) as caught:  # said, and kept in run.json for the report
         warnings.simplefilter("always")
@@ -154,9 +154,7 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
         timings: dict[str, float] = {}  # no training here: its time is cost.seconds, when given
         table, meta = write_results(
             out, ds, rec=recording, ev=ev, det=det, post=post, given=given, truth=given if truth is None else truth,
-            noise_info=None if truth is None else {"spec": "known true labels",
-                                                   "realised_rate": float((truth != given).mean()),
-                                                   "n_flipped": int((truth != given).sum())},
+            noise_info=None if truth is None else known_truth_info(given, truth),
             origin=origin, fingerprint=fp, timings=timings, t_start=t_start, described=described, csv=csv,
             model=OWN_TRAINING, noted=noted,
         )  # fmt: skip

@@ -81,9 +81,7 @@ def _labels(ds: ImageDataset, config: ScanConfig, noise_features: Callable[[], n
     given = ds.labels.copy()
     info: dict[str, Any] | None = None
     if true_labels is not None:  # checked by _check_truth
-        info = {"spec": "known true labels", "realised_rate": float((true_labels != given).mean()),
-                "n_flipped": int((true_labels != given).sum())}  # fmt: skip
-        return given, true_labels, info
+        return given, true_labels, known_truth_info(given, true_labels)
     if config.noise:
         feats = noise_features() if noise.parse_spec(config.noise)[0] in ("instance", "confusion") \
             else np.zeros((len(given), 0), np.float32)  # fmt: skip
@@ -100,16 +98,27 @@ def _labels(ds: ImageDataset, config: ScanConfig, noise_features: Callable[[], n
 
 
 def _check_truth(ds: ImageDataset, config: ScanConfig, true_labels: np.ndarray | None) -> np.ndarray | None:
+    """:func:`known_truth`, and not beside ``--noise``."""
+    if true_labels is not None and config.noise:
+        raise ValueError("give either known true labels or --noise, not both")
+    return known_truth(ds, true_labels)
+
+
+def known_truth(ds: ImageDataset, true_labels: Any) -> np.ndarray | None:
     """Known true labels as class ids, checked before anything is claimed or trained: one per
-    sample, whole numbers in ``[0, K)`` (the error names the samples), and not beside ``--noise``."""
+    sample, whole numbers in ``[0, K)`` (the error names the samples); None when none."""
     if true_labels is None:
         return None
-    if config.noise:
-        raise ValueError("give either known true labels or --noise, not both")
     shape = np.shape(true_labels)
     if shape != (len(ds),):
         raise ValueError(f"true labels have shape {shape}, the dataset ({len(ds)},)")
     return as_index_array(true_labels, "true labels", ds.n_classes, ids=np.arange(len(ds)))
+
+
+def known_truth_info(given: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """run.json's ``noise`` for known true labels: how many of the given ones differ from them."""
+    wrong = truth != given
+    return {"spec": "known true labels", "realised_rate": float(wrong.mean()), "n_flipped": int(wrong.sum())}
 
 
 def _noise_features(inputs: Inputs) -> np.ndarray:

@@ -13,7 +13,7 @@ from runfactory import make_run
 from labeltrace.record import Recorder
 from labeltrace.relabel import experiment
 from labeltrace.relabel.campaign import Campaign
-from labeltrace.relabel.live import LiveConfig, LiveQueue
+from labeltrace.relabel.live import ACTIVE, LiveConfig, LiveQueue
 from labeltrace.relabel.propagation import LabelPropagation, neighbour_graph
 from labeltrace.relabel.queue import queue_posterior, write_queue
 from labeltrace.review import create_app
@@ -98,6 +98,82 @@ def test_live_queue_reranks_only_what_nobody_reached() -> None:
     assert c.labels.tolist() == [0] * 7 + [1]
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _walk(n: int = 20) -> tuple[LiveQueue, _Clock, list[int]]:
+    """A live queue of n samples whose first refresh ranks sample 0 most suspect, then 1, 2, ...
+    (the initial order is the reverse: n-1 first)."""
+    lq, _ = _queue(n=n, every=1)
+    clock = _Clock()
+    lq._clock = clock
+    return lq, clock, lq.order.tolist()
+
+
+def _decide(lq: LiveQueue, sample: int) -> None:
+    n = lq.members.size
+    resolved = np.zeros(n, dtype=bool)
+    resolved[sample] = True
+    assert lq.sync(np.zeros(n, dtype=np.int64), resolved) and lq.version == 1
+
+
+def test_one_look_far_down_the_queue_moves_nothing_before_it() -> None:
+    """One reviewer opening position 15 (a link, a find) froze every position before it: the
+    re-ranking reached no one walking the queue from the start."""
+    lq, _, before = _walk()
+    assert lq.show(0, "ada") == before[0] and lq.show(1, "ada") == before[1]
+    far = lq.show(15, "bo")
+    _decide(lq, before[0])
+    after = lq.order.tolist()
+    assert after[:2] == before[:2] and after[15] == far == before[15]  # shown: kept where they are
+    assert after[2:5] == [0, 1, 2]  # the refresh's most suspect, right after ada
+    assert sorted(after) == sorted(before)
+
+
+def test_a_lone_reviewer_who_jumped_is_served_the_live_picks_ahead_of_them() -> None:
+    lq, _, before = _walk()
+    lq.show(0, "ada")
+    for pos in (10, 11):  # a jump, then walking on
+        lq.show(pos, "ada")
+    _decide(lq, before[0])
+    after = lq.order.tolist()
+    assert after[10:12] == before[10:12]
+    assert after[12:15] == [0, 1, 2]  # ahead of ada, not on the positions she passed over
+    assert not {0, 1, 2} & set(after[1:10]) and sorted(after) == sorted(before)
+
+
+def test_a_reviewer_gone_for_ten_minutes_no_longer_steers_the_re_ranking() -> None:
+    lq, clock, before = _walk()
+    lq.show(2, "bo")  # bo stopped at position 2
+    clock.now = ACTIVE + 1
+    lq.show(10, "ada")
+    assert lq.start() == 10
+    clock.now = 1.0
+    assert lq.start() == 2  # still active: the earliest place steers
+    clock.now = ACTIVE + 1
+    _decide(lq, before[10])
+    assert lq.order.tolist()[11:13] == [0, 1]
+
+
+def test_every_recent_place_of_the_nameless_pages_counts_a_named_reviewers_latest_only() -> None:
+    lq, clock, _ = _walk()
+    lq.show(3)
+    lq.show(10)  # another nameless page, or the same one after a jump: both count
+    assert lq.start() == 3
+    lq.show(3, "ada")
+    lq.show(10, "ada")
+    lq.show(5)
+    clock.now = ACTIVE + 1  # the nameless places lapse; ada's too
+    assert lq.start() == 0
+    lq.show(12, "ada")
+    assert lq.start() == 12
+
+
 def test_decisions_settled_during_a_refresh_count_towards_the_next() -> None:
     """At 50,000 samples the first refresh took 20 s and 100 samples settled meanwhile: they waited
     for a full --live-every more before they reached the posterior."""
@@ -165,6 +241,27 @@ def test_app_live_order_changes_after_decisions(run_dir: Path, method: str) -> N
     assert sorted(after) == sorted(before) and after[2:] != before[2:]
     s = c.get("/api/state").json()
     assert s["live"]["version"] == 1 and s["live"]["error"] is None
+
+
+def test_app_a_colleagues_look_far_ahead_leaves_the_live_order_moving(run_dir: Path) -> None:
+    """The page's reviewer names reach the live queue: bo opening position 40 once froze positions
+    0-40 for ada, who walks the queue from the start."""
+    app = create_app(run_dir, live=LiveConfig(method="head", every=2))
+    c = TestClient(app, base_url=LOCAL)
+    n = open_run(run_dir).num_samples
+    before = _ids(c, n)
+    assert c.get("/api/item/40?reviewer=bo").json()["id"] == before[40]
+    classes, given = open_run(run_dir).classes, open_run(run_dir).column("given_label")
+    for p in range(2):
+        assert c.get(f"/api/item/{p}?reviewer=ada").json()["id"] == before[p]
+        r = c.post("/api/decision", json={"sample_id": before[p], "reviewer": "ada",
+                                          "decision": next(x for x in classes if x != given[before[p]])})
+        assert r.status_code == 200 and r.json()["next"] == p + 1
+    live = app.state.review.live
+    assert live.wait(30) and live.version == 1 and live.start() == 2
+    after = _ids(c, n)
+    assert after[:3] == before[:3] and after[40] == before[40]  # shown (2: ada's next, held)
+    assert after[3:40] != before[3:40]  # re-ranked after ada, not frozen up to bo's look
 
 
 def test_the_propagation_graph_is_computed_once_per_run(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

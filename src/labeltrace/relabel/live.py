@@ -11,11 +11,15 @@ says when a refresh is due, and the refresh is an ``update_posterior`` callable
 :meth:`~labeltrace.relabel.campaign.Campaign.set_posterior` installs.
 
 The refresh runs in a background thread, so no decision waits for it; the order in use until
-it finishes stays valid. Positions the reviewers have been shown (the leading ``reached`` ones)
-and the positions of the samples already decided (``pinned``) never move: a re-ranking reorders
-only the other samples, among the other positions, so the page's position numbers and the
-*previous* key keep their meaning — and one decision far down the queue (a script's, another
-tool's) pins that one position, not every position before it.
+it finishes stays valid. The samples a reviewer has been shown and the samples already decided
+(``pinned``) never move: a re-ranking reorders only the other samples, among the other positions,
+so the page's position numbers and the *previous* key keep their meaning. The other positions
+take the new ranking from where the reviewers are: the free positions from the earliest place a
+reviewer active in the last :data:`ACTIVE` seconds was shown get the most suspect samples, in
+order; free positions behind every such reviewer (ones a jump, a link or a find passed over) get
+the rest. So one look far down the queue moves nothing before it — it had frozen every position
+before it for everyone, as a decision there (a script's, another tool's) still does not — and a
+lone reviewer who jumped and walked on from there is served the live picks ahead of them.
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ from labeltrace.relabel.campaign import Campaign, UpdateFn
 from labeltrace.relabel.head import HeadConfig, HeadRetrainer
 from labeltrace.relabel.propagation import LabelPropagation, neighbour_graph
 
-__all__ = ["LiveConfig", "LiveQueue", "TimedUpdate", "build_updater"]
+__all__ = ["ACTIVE", "LiveConfig", "LiveQueue", "TimedUpdate", "build_updater"]
+
+#: how long after a reviewer was last shown a sample their place still steers where a re-ranking
+#: puts the most suspect samples (ten minutes: a reviewer reading, not one who left)
+ACTIVE = 600.0
+#: positions kept per nameless viewer: nameless pages share one name, so each place one of them
+#: was shown in the last :data:`ACTIVE` seconds counts (the earliest steers), up to this many
+_NAMELESS_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,7 @@ class LiveQueue:
     background : refresh in a thread (the app); False refreshes inside :meth:`sync` (tests,
         scripts).
     log : told when a refresh fails (the queue then keeps its order).
+    clock : seconds, monotonic (tests pass their own): when each reviewer was last shown a sample.
 
     Attributes
     ----------
@@ -132,6 +144,7 @@ class LiveQueue:
         *,
         background: bool = True,
         log: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if campaign.update_every is None or campaign.update_posterior is not None:
             raise ValueError("a live queue's campaign needs update_every and no update_posterior")
@@ -142,8 +155,10 @@ class LiveQueue:
         self.updater = updater
         self.background = bool(background)
         self.log = log
-        self.frontier = 0
-        self.pinned = np.zeros(campaign.num_samples, dtype=bool)
+        self.pinned = np.zeros(campaign.num_samples, dtype=bool)  # decided: kept where they are
+        self.shown = np.zeros(campaign.num_samples, dtype=bool)  # shown to a reviewer: kept too
+        self._clock = clock
+        self._places: dict[str | None, list[tuple[float, int]]] = {}  # viewer -> (when, position) shown
         self.version = 0
         self.seconds = 0.0
         self.error: str | None = None
@@ -171,15 +186,15 @@ class LiveQueue:
                 "until_next": c.until_update}  # fmt: skip
 
     # ------------------------------------------------------------------ writes
-    def sync(self, labels: np.ndarray, resolved: np.ndarray, reached: int,
+    def sync(self, labels: np.ndarray, resolved: np.ndarray, reached: int = 0,
              pinned: np.ndarray | None = None) -> bool:  # fmt: skip
         """Take in the decisions so far and start a refresh when one is due.
 
         ``labels`` (N,) are the current labels (consensus where resolved, given elsewhere),
-        ``resolved`` (N,) the samples that have a consensus, ``reached`` the number of leading
-        positions the reviewers have reached (they keep their place), ``pinned`` (N,) bool the
-        samples with a decision (they keep their position wherever it is; default: the resolved
-        ones). Returns whether a refresh started.
+        ``resolved`` (N,) the samples that have a consensus, ``reached`` a number of leading
+        positions shown by other means than :meth:`show` (their samples keep their place; 0:
+        none), ``pinned`` (N,) bool the samples with a decision (they keep their position wherever
+        it is; default: the resolved ones). Returns whether a refresh started.
         """
         with self._lock:
             c = self.campaign
@@ -188,7 +203,7 @@ class LiveQueue:
             c.settle_all(new, np.asarray(labels, dtype=np.int64)[new])  # one vote settles each (no initial vote)
             self._labels = np.asarray(labels, dtype=np.int64).copy()
             self.pinned |= res if pinned is None else np.asarray(pinned, dtype=bool)
-            self.frontier = max(self.frontier, min(int(reached), self._order.size))
+            self.shown[self._order[: max(int(reached), 0)]] = True
             if not c.update_due or self.refreshing:
                 return False
             snapshot, as_of = self._labels.copy(), c.relabels_used
@@ -200,14 +215,31 @@ class LiveQueue:
             self._thread.start()
             return True
 
-    def show(self, pos: int) -> int:
-        """The sample at position ``pos``, now shown: it and the positions before keep their
-        samples. One step under the lock, so a refresh cannot install a new order between the
-        reading and the marking (the reviewer would be shown a sample the new order had moved, and
-        the sample it had put at ``pos`` would sit behind the reviewer, never shown)."""
+    def show(self, pos: int, viewer: str | None = None) -> int:
+        """The sample at position ``pos``, now shown to ``viewer`` (a reviewer's name; None for a
+        nameless page): it keeps its position, and ``viewer``'s place steers the next re-ranking
+        (module docstring). One step under the lock, so a refresh cannot install a new order
+        between the reading and the marking (the reviewer would be shown a sample the new order
+        had moved)."""
         with self._lock:
-            self.frontier = max(self.frontier, min(int(pos) + 1, self._order.size))
-            return int(self._order[pos])
+            pos = int(pos)
+            i = int(self._order[pos])
+            self.shown[i] = True
+            now = self._clock()
+            if viewer is None:  # every nameless page's places, the recent ones
+                kept = [(t, p) for t, p in self._places.get(None, []) if now - t < ACTIVE][-_NAMELESS_KEPT + 1 :]
+                self._places[None] = [*kept, (now, pos)]
+            else:
+                self._places[viewer] = [(now, pos)]
+            return i
+
+    def start(self) -> int:
+        """The earliest position a reviewer active in the last :data:`ACTIVE` seconds was shown
+        (0 when none was): where a re-ranking's most suspect samples begin."""
+        with self._lock:
+            now = self._clock()
+            places = [p for kept in self._places.values() for t, p in kept if now - t < ACTIVE]
+            return min(places, default=0)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a running refresh; True when none runs any more."""
@@ -237,17 +269,20 @@ class LiveQueue:
             self.error = None
 
     def _reordered(self) -> np.ndarray:
-        """The reached prefix and the pinned samples where they are; the other positions, in
-        order, take the campaign's ranking of the remaining members."""
+        """The shown and the pinned samples where they are; the other positions take the
+        campaign's ranking of the remaining members — those from :meth:`start` on first, in
+        order, then those behind it."""
         order = self._order
-        keep = self.pinned[order]
-        keep[: self.frontier] = True
+        keep = self.pinned[order] | self.shown[order]
         taken = np.zeros(self.members.size, dtype=bool)
         taken[order[keep]] = True
         ranked = self.campaign.ranking()
         ranked = ranked[self.members[ranked] & ~taken[ranked]]
         taken[ranked] = True
         rest = order[~taken[order]]  # settled but not pinned: after the ranked, in their order
+        free = np.flatnonzero(~keep)
+        start = self.start()
+        free = np.concatenate([free[free >= start], free[free < start]])
         out = order.copy()
-        out[~keep] = np.concatenate([ranked, rest])
+        out[free] = np.concatenate([ranked, rest])
         return out

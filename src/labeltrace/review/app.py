@@ -127,8 +127,9 @@ def create_app(
         Agreeing reviews a sample needs; stored with the decisions (None keeps the stored rule,
         single-expert review when none).
     live : LiveConfig, optional
-        Re-rank the samples not yet reached every ``live.every`` settled samples, in the
-        background (label propagation or a head refit on the run's features).
+        Re-rank the samples no one has been shown every ``live.every`` settled samples, in the
+        background (label propagation or a head refit on the run's features), from the
+        earliest place an active reviewer is at (:mod:`labeltrace.relabel.live`).
     features : path, optional
         An (N, D) ``.npy`` of features to use instead of the run's own (neighbours, refits).
     blind : {"model", "all"}, optional
@@ -320,7 +321,7 @@ def create_app(
         nxt = state.next_position(pos, name, order) if pos >= 0 else None
         if nxt is not None and nxt < order.size:  # held for this page from now: a colleague deciding meanwhile
             # is sent elsewhere, before this page loads it; shown, so a live refresh keeps it at nxt
-            state.leases.take(state.show(nxt), name)
+            state.leases.take(state.show(nxt, name), name)
         if blind is None:
             return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
         decision = blind_decision(row.to_dict())

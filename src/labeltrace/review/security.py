@@ -163,8 +163,8 @@ class Guard:
             origin is not None and not same_origin(origin, headers.get("host", ""), scope.get("scheme", "http"))
         )
         changing = scope.get("method", "GET").upper() in STATE_CHANGING
-        # even a GET of the API: showing an item moves the live queue's frontier (an <img> on any
-        # site could otherwise mark the whole queue seen and freeze its re-ranking)
+        # even a GET of the API: showing an item pins it in the live queue and steers its
+        # re-ranking (an <img> on any site could otherwise mark the whole queue seen)
         if foreign and (changing or str(scope.get("path", "")).startswith("/api/")):
             return 403, "cross-origin request refused: the review page alone may call the API"
         if changing:

@@ -123,7 +123,6 @@ class ReviewState:
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._posterior: np.ndarray | None = None
-        self._reached = 0
         self.leases = Leases()  # the samples each reviewer has open: a team's next samples differ
         self._verdicts: tuple[int, Verdicts] | None = None
         self._kinds: dict[str, tuple[int, np.ndarray]] = {}  # per reviewer: (seq, latest kinds)
@@ -255,11 +254,11 @@ class ReviewState:
         closed = v.rule.one_vote_settles & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
         return r.resolved | (mine == _LABEL) | (mine == _UNSURE) | closed
 
-    def show(self, pos: int) -> int:
-        """The sample at position ``pos``, shown to a reviewer: a live re-ranking keeps it and
-        those before (read and marked in one step; :meth:`LiveQueue.show`)."""
-        self._reached = max(self._reached, int(pos) + 1)
-        return self.live.show(pos) if self.live is not None else int(self._static[pos])
+    def show(self, pos: int, reviewer: str | None = None) -> int:
+        """The sample at position ``pos``, shown to ``reviewer``: a live re-ranking keeps it where
+        it is and puts its most suspect samples after the earliest place a reviewer is at (read
+        and marked in one step; :meth:`LiveQueue.show`)."""
+        return self.live.show(pos, reviewer) if self.live is not None else int(self._static[pos])
 
     def sync(self) -> None:
         """Pass the decisions to the live queue (a refresh starts when one is due)."""
@@ -267,9 +266,9 @@ class ReviewState:
             return
         with self._sync_lock:  # two requests' verdicts reach the queue in the order they were read
             v = self.verdicts()
-            # the decided samples keep their positions, wherever they are; of the others only the
-            # positions shown so far stay (one decision at the end of the queue freezes nothing else)
-            self.live.sync(v.final, v.resolution.resolved, self._reached, pinned=v.latest_kind >= 0)
+            # the decided samples keep their positions, wherever they are (one decision at the
+            # end of the queue moves nothing else), as do the samples shown (LiveQueue.show)
+            self.live.sync(v.final, v.resolution.resolved, pinned=v.latest_kind >= 0)
 
     def progress(self, reviewer: str | None) -> dict[str, Any]:
         """Counts over the queue for ``reviewer`` and the first position not done for them."""
@@ -343,7 +342,7 @@ class ReviewState:
         """The queue item at ``pos``: labels, the decision shown, every reviewer's view.
         ``shown``: it is shown to a reviewer (:meth:`show`), not looked ahead at."""
         order = self.order()
-        i = self.show(pos) if shown else int(order[pos])
+        i = self.show(pos, reviewer) if shown else int(order[pos])
         if shown:
             self.leases.take(i, reviewer)
         hist = self.store.history(i)

@@ -255,6 +255,26 @@ def test_find_walks_the_disputed_unsure_and_unresolved_samples_in_queue_order(tm
     assert blind.get("/api/find?what=disputed").status_code == 403
 
 
+def test_find_sends_two_adjudicators_to_different_disputed_samples(tmp_path: Path) -> None:
+    """/api/find ignored the holds: the two reviewers settling disputes were both sent to the first
+    disputed sample, where the second vote of the pair was wasted."""
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=1)
+    c = TestClient(create_app(rd, consensus=ConsensusRule(agree=2)), base_url=LOCAL)
+    ids = [c.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(6)]
+    for pos in (1, 4):  # two disputed samples
+        for who, label in (("ada", "cat"), ("bob", "dog")):
+            r = c.post("/api/decision", json={"sample_id": ids[pos], "decision": label, "reviewer": who})
+            assert r.status_code == 200
+    find = lambda who: c.get(f"/api/find?what=disputed&after=-1&reviewer={who}").json()  # noqa: E731
+    assert find("cy") == {"position": 1, "count": 2}
+    assert c.get("/api/item/1?reviewer=cy").status_code == 200  # cy opens it: held for cy
+    assert find("dee") == {"position": 4, "count": 2}  # dee is sent to the other one
+    assert find("cy") == {"position": 1, "count": 2}  # cy's own hold does not send cy away
+    assert c.get("/api/item/4?reviewer=dee").status_code == 200
+    assert find("eve") == {"position": 1, "count": 2}  # both held: the first, as before
+    assert c.get("/api/find?what=disputed&after=-1").json() == {"position": 1, "count": 2}  # nameless
+
+
 def test_a_decision_after_the_run_was_replaced_is_refused_not_misfiled(tmp_path: Path) -> None:
     import shutil
 

@@ -229,11 +229,12 @@ def create_app(
         return out
 
     @app.get("/api/find", response_model=None)
-    def find(what: Annotated[str, Query(pattern="^(disputed|unsure|unresolved)$")], after: int = -1
+    def find(what: Annotated[str, Query(pattern="^(disputed|unsure|unresolved)$")], after: int = -1,
+             reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None
              ) -> dict[str, Any] | JSONResponse:  # fmt: skip
         if blind is not None:
             return _err(403, "blind review: the other reviewers' decisions are not shown")
-        pos, count = state.find(after, what)
+        pos, count = state.find(after, what, page_name(reviewer))
         return {"position": pos, "count": count}
 
     @app.get("/api/context/{sample_id}", response_model=None)

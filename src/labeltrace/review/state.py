@@ -320,22 +320,29 @@ class ReviewState:
         need = np.maximum(v.rule.agree - v.resolution.n_votes, 1)
         return (self.leases.held_by_others(reviewer, self.run.num_samples) < need)[order]
 
-    def find(self, after: int, what: str) -> tuple[int | None, int]:
+    def find(self, after: int, what: str, reviewer: str | None = None) -> tuple[int | None, int]:
         """The first position after ``after`` (wrapping around to the start) whose sample is
         ``what`` — ``"disputed"`` (label votes that disagree), ``"unsure"`` (its latest decision,
         by anyone, is unsure, and no label votes settle it) or ``"unresolved"`` (decided without a consensus: what ``review
-        --export`` lists in its .unresolved.csv) — and how many positions are; None when none."""
+        --export`` lists in its .unresolved.csv) — and how many positions are; None when none.
+        One that other reviewers' open pages give the votes it needs is passed over while
+        another is left (:meth:`next_position`'s rule: two reviewers settling what the others
+        left open were sent to the same sample)."""
         v = self.verdicts()
         r = v.resolution
         masks = {"disputed": r.disputed, "unsure": v.status_text() == "unsure",  # as the export's status says
                  "unresolved": v.without_consensus}  # fmt: skip
         if what not in masks:
             raise ValueError(f"what must be one of {', '.join(masks)}")
-        hits = np.flatnonzero(masks[what][self.order()])
+        order = self.order()
+        hit = masks[what][order]
+        hits = np.flatnonzero(hit)
         if not hits.size:
             return None, 0
-        later = hits[hits > after]
-        return int(later[0] if later.size else hits[0]), int(hits.size)
+        free = np.flatnonzero(hit & self._free(v, reviewer, order))
+        pick = free if free.size else hits
+        later = pick[pick > after]
+        return int(later[0] if later.size else pick[0]), int(hits.size)
 
     # ------------------------------------------------------------------ what the page shows
     def item(self, pos: int, reviewer: str | None, *, shown: bool = False) -> dict[str, Any]:

@@ -529,7 +529,7 @@
   document.querySelectorAll("#find [data-what]").forEach((b) => b.addEventListener("click", async () => {
     const what = b.dataset.what;
     try {
-      const r = await api(`/api/find?what=${what}&after=${want}`);
+      const r = await api(`/api/find?what=${what}&after=${want}` + (who() ? `&reviewer=${encodeURIComponent(who())}` : ""));
       if (r.position === null) { setStatus(`No sample in the queue is ${FOUND[what]}.`, ""); return; }
       if (await load(r.position)) {
         setStatus(`${r.count} sample${r.count === 1 ? " is" : "s are"} ${FOUND[what]}; this is the next.`, "");

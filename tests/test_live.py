@@ -195,6 +195,35 @@ def test_decisions_settled_during_a_refresh_count_towards_the_next() -> None:
     assert lq.sync(labels, resolved, reached=0) and lq.version == 2
 
 
+def test_a_refresh_due_when_a_long_one_ends_starts_then_not_at_the_next_decision() -> None:
+    """Decisions settled during a long background refresh made the next one due, but it started
+    only when one more decision arrived (after a long refresh, the slowest reviewers' last ones)."""
+    import threading
+
+    lq, _ = _queue(n=8, every=2)
+    lq.background = True
+    release, calls = threading.Event(), []
+
+    def slow(labels: np.ndarray) -> np.ndarray:
+        calls.append(labels.copy())
+        if len(calls) == 1:
+            assert release.wait(10)
+        return np.tile([0.6, 0.4], (8, 1))
+
+    lq.updater = slow
+    labels = np.zeros(8, dtype=np.int64)
+    resolved = np.zeros(8, dtype=bool)
+    resolved[[7, 6]] = True
+    assert lq.sync(labels, resolved) and lq.refreshing
+    resolved[[5, 4]] = True
+    labels[5] = 1
+    assert not lq.sync(labels, resolved)  # one runs: these two wait for it
+    release.set()
+    assert lq.wait(10) and lq.version == 2 and not lq.refreshing  # the second, with no decision since
+    assert len(calls) == 2 and calls[1][5] == 1 and lq.campaign.relabels_used == 4
+    assert not lq.campaign.update_due
+
+
 def test_live_queue_keeps_its_order_when_a_refresh_fails() -> None:
     lq, _ = _queue()
     msgs: list[str] = []

@@ -165,6 +165,7 @@ class LiveQueue:
         self._labels = campaign.labels.copy()
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
+        self._running = False  # set and cleared under the lock: a decision never sees a refresh ending
 
     # ------------------------------------------------------------------ reads
     @property
@@ -175,7 +176,7 @@ class LiveQueue:
     @property
     def refreshing(self) -> bool:
         """A refresh is running."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._running
 
     def status(self) -> dict[str, Any]:
         """What the page shows: refreshes so far, whether one runs, decisions until the next."""
@@ -210,7 +211,8 @@ class LiveQueue:
             if not self.background:
                 self._refresh(snapshot, as_of)
                 return True
-            self._thread = threading.Thread(target=self._refresh, args=(snapshot, as_of), daemon=True,
+            self._running = True
+            self._thread = threading.Thread(target=self._refreshes, args=(snapshot, as_of), daemon=True,
                                             name="labeltrace-live-rerank")  # fmt: skip
             self._thread.start()
             return True
@@ -248,7 +250,21 @@ class LiveQueue:
             th.join(timeout)
         return not self.refreshing
 
-    def _refresh(self, labels: np.ndarray, as_of: int) -> None:
+    def _refreshes(self, labels: np.ndarray, as_of: int) -> None:
+        """The background thread: a refresh, then another at once while the decisions settled
+        during the last one make one due (they had waited for the next decision to arrive)."""
+        try:
+            while self._refresh(labels, as_of):
+                with self._lock:
+                    if not self.campaign.update_due:
+                        self._running = False  # under the lock: a decision after this starts the next
+                        return
+                    labels, as_of = self._labels.copy(), self.campaign.relabels_used
+        finally:
+            with self._lock:
+                self._running = False
+
+    def _refresh(self, labels: np.ndarray, as_of: int) -> bool:
         """Compute a posterior from ``labels`` (the ``as_of`` settled so far) and install it; the
         decisions that arrived meanwhile count towards the next refresh."""
         t0 = time.perf_counter()
@@ -260,13 +276,14 @@ class LiveQueue:
             self.error = f"{type(exc).__name__}: {exc}"
             if self.log is not None:
                 self.log(f"live re-ranking failed, the order stays as it was: {self.error}")
-            return
+            return False
         with self._lock:
             self.campaign.set_posterior(post, sei, as_of=as_of)
             self._order = self._reordered()
             self.version += 1
             self.seconds += time.perf_counter() - t0
             self.error = None
+        return True
 
     def _reordered(self) -> np.ndarray:
         """The shown and the pinned samples where they are; the other positions take the

@@ -272,27 +272,6 @@ def test_app_live_order_changes_after_decisions(run_dir: Path, method: str) -> N
     assert s["live"]["version"] == 1 and s["live"]["error"] is None
 
 
-def test_app_a_colleagues_look_far_ahead_leaves_the_live_order_moving(run_dir: Path) -> None:
-    """The page's reviewer names reach the live queue: bo opening position 40 once froze positions
-    0-40 for ada, who walks the queue from the start."""
-    app = create_app(run_dir, live=LiveConfig(method="head", every=2))
-    c = TestClient(app, base_url=LOCAL)
-    n = open_run(run_dir).num_samples
-    before = _ids(c, n)
-    assert c.get("/api/item/40?reviewer=bo").json()["id"] == before[40]
-    classes, given = open_run(run_dir).classes, open_run(run_dir).column("given_label")
-    for p in range(2):
-        assert c.get(f"/api/item/{p}?reviewer=ada").json()["id"] == before[p]
-        r = c.post("/api/decision", json={"sample_id": before[p], "reviewer": "ada",
-                                          "decision": next(x for x in classes if x != given[before[p]])})
-        assert r.status_code == 200 and r.json()["next"] == p + 1
-    live = app.state.review.live
-    assert live.wait(30) and live.version == 1 and live.start() == 2
-    after = _ids(c, n)
-    assert after[:3] == before[:3] and after[40] == before[40]  # shown (2: ada's next, held)
-    assert after[3:40] != before[3:40]  # re-ranked after ada, not frozen up to bo's look
-
-
 def test_the_propagation_graph_is_computed_once_per_run(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every review server with `--live propagation` computed the exact neighbour graph again on its
     first refresh (minutes at 100k samples, ~N^1.8): it is cached with the page's context."""

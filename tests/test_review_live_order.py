@@ -88,3 +88,25 @@ def test_a_refresh_that_lands_while_an_item_is_served_keeps_the_sample_shown(tmp
     shown = c.get("/api/item/7?reviewer=ann").json()["id"]  # a position this refresh re-ranks
     assert live.version == 1 and shown == before[7]
     assert _ids(c, 60)[7] == shown  # where the reviewer saw it
+
+
+def test_app_a_colleagues_look_far_ahead_leaves_the_live_order_moving(tmp_path: Path) -> None:
+    """The page's reviewer names reach the live queue: bo opening position 40 once froze positions
+    0-40 for ada, who walks the queue from the start."""
+    run_dir = make_run(tmp_path, n=60, k=3, seed=11, embedding=True)
+    app = create_app(run_dir, live=LiveConfig(method="head", every=2))
+    c = TestClient(app, base_url=LOCAL)
+    n = open_run(run_dir).num_samples
+    before = _ids(c, n)
+    assert c.get("/api/item/40?reviewer=bo").json()["id"] == before[40]
+    classes, given = open_run(run_dir).classes, open_run(run_dir).column("given_label")
+    for p in range(2):
+        assert c.get(f"/api/item/{p}?reviewer=ada").json()["id"] == before[p]
+        r = c.post("/api/decision", json={"sample_id": before[p], "reviewer": "ada",
+                                          "decision": next(x for x in classes if x != given[before[p]])})
+        assert r.status_code == 200 and r.json()["next"] == p + 1
+    live = app.state.review.live
+    assert live.wait(30) and live.version == 1 and live.start() == 2
+    after = _ids(c, n)
+    assert after[:3] == before[:3] and after[40] == before[40]  # shown (2: ada's next, held)
+    assert after[3:40] != before[3:40]  # re-ranked after ada, not frozen up to bo's look

@@ -254,15 +254,17 @@ class LiveQueue:
         """The background thread: a refresh, then another at once while the decisions settled
         during the last one make one due (they had waited for the next decision to arrive)."""
         try:
-            while self._refresh(labels, as_of):
-                with self._lock:
-                    if not self.campaign.update_due:
-                        self._running = False  # under the lock: a decision after this starts the next
+            while True:
+                done = self._refresh(labels, as_of)
+                with self._lock:  # cleared once, under the lock: a decision after it starts the next
+                    if not done or not self.campaign.update_due:
+                        self._running = False
                         return
                     labels, as_of = self._labels.copy(), self.campaign.relabels_used
-        finally:
-            with self._lock:
+        except BaseException:
+            with self._lock:  # no other refresh can have started: _running was set
                 self._running = False
+            raise
 
     def _refresh(self, labels: np.ndarray, as_of: int) -> bool:
         """Compute a posterior from ``labels`` (the ``as_of`` settled so far) and install it; the

@@ -492,7 +492,7 @@ def test_a_large_label_studio_export_with_embedded_images_is_warned_of(tmp_path:
 def test_local_files_a_browser_cannot_show_are_embedded_and_named(tmp_path: Path) -> None:
     """A DICOM scan's tasks linked /data/local-files/?d=...dcm (a blank task in the annotator's
     browser), a 12-bit image in a 16-bit PNG nearly black."""
-    from labeltrace.export.labelstudio import _shown_as_is
+    from labeltrace.export.labelstudio_images import _shown_as_is
 
     rd = make_run(tmp_path, n=20, k=3, seed=4)
     run = open_run(rd)

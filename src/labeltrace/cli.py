@@ -112,10 +112,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
         return 0
     if not args.to:
         raise ValueError("give --to labelstudio|fiftyone|csv|parquet or --from-labelstudio EXPORT.json")
+    if args.max_side is not None and (args.to != "labelstudio" or args.images != "data-uri"):
+        raise ValueError("--max-side sets the size of the images a Label Studio export embeds (--to labelstudio "
+                         "--images data-uri); nothing else is resized")
+    max_side = export.MAX_SIDE if args.max_side is None else args.max_side or None
     out = export.export_run(args.run_dir, args.to, args.out, images=args.images, document_root=args.document_root,
-                            only_suspects=args.only_suspects, overwrite=args.overwrite,
+                            only_suspects=args.only_suspects, overwrite=args.overwrite, max_side=max_side,
                             warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))  # fmt: skip
     print(f"wrote {out}")
+    if args.to == "labelstudio" and args.images == "local-files":
+        from labeltrace.export.labelstudio_images import document_root_of, local_files_setup
+        from labeltrace.rundir import open_run
+
+        print(local_files_setup(document_root_of(open_run(args.run_dir), args.document_root)))
     return 0
 
 
@@ -275,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dir")
     rp.add_argument("--out", help="output file (html; an existing folder gets report.html) or folder (png); default inside RUN_DIR")
     rp.add_argument("--format", default="html", choices=["html", "png"])
-    rp.add_argument("--top", type=non_negative, default=48, help="suspects shown (default 48)")
+    rp.add_argument("--top", type=non_negative, default=48, help="suspects shown (default 48, at most 1000)")
     rp.set_defaults(func=_cmd_report)
 
     ex = sub.add_parser("export", help="export a run to Label Studio / FiftyOne / CSV / Parquet, or import relabels")
@@ -286,7 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "written to RUN_DIR/fiftyone_images")
     ex.add_argument("--images", default="data-uri", choices=["data-uri", "local-files"],
                     help="Label Studio: embed images or reference them through local-files storage (default data-uri)")
-    ex.add_argument("--document-root", help="Label Studio local-files document root")
+    ex.add_argument("--document-root", help="Label Studio local-files document root (default: the data root; an image "
+                    "outside it is refused); the export prints the Label Studio settings it needs")
+    ex.add_argument("--max-side", type=non_negative, metavar="PX",
+                    help="Label Studio data URIs: an image larger than PX on its longer side is embedded shrunk to it "
+                    "(default 1024; 0 embeds every image whole)")
     ex.add_argument("--only-suspects", action="store_true", help="export the flagged samples alone (not fiftyone)")
     ex.add_argument("--overwrite", action="store_true",
                     help="fiftyone: replace an existing dataset of that name, an earlier export of this run included (its tags and edits made in FiftyOne are lost; without it, one is refused)")

@@ -276,9 +276,13 @@ class Run:
     def scanned_image_file(self, sample_id: int) -> Path | None:
         """:meth:`image_file`, checked to be the file the scan read (its stamp,
         :mod:`labeltrace.run_files`; runs written before stamps were kept are not checked):
-        ``ValueError`` naming the sample and the file when it changed since."""
+        ``ValueError`` naming the sample and the file when it changed since, ``FileNotFoundError``
+        when it is gone (an export linking it would show nothing)."""
         f = self.image_file(sample_id)
         if f is not None:
+            if not f.is_file():
+                raise FileNotFoundError(f"sample {sample_id}: its image file {f} is not there (moved or deleted "
+                                        "since the scan; labeltrace relocate RUN_DIR NEW_ROOT if the data moved)")
             if self._stamps is None and (self.path / IMAGE_FILES).is_file():
                 self._stamps = FileStamps(self.path / IMAGE_FILES, self.num_samples)
             if self._stamps is not None:

@@ -11,7 +11,11 @@
     Label Studio local-files URL ``/data/local-files/?d=<path relative to document_root>``
     (``images="local-files"``; start Label Studio with
     ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
-    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document_root>``);
+    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document_root>``, and add to the project a Local
+    Files source storage whose absolute path is that root or a folder under it holding the
+    images — no Sync needed —: Label Studio serves a local file only under such a storage;
+    :func:`~labeltrace.export.labelstudio_images.local_files_setup` says it with the root filled
+    in). A data-URI image larger than ``max_side`` (1024 px) is embedded shrunk to it;
   - ``data.labeltrace_id`` (the sample id, used to read results back), ``external_id``,
     ``given_label``, ``suggested_label``, ``score``, ``rank``, ``is_suspect``, for a decided
     sample ``review_decision`` and ``review_status`` (as in the table export below), and ``info``
@@ -56,6 +60,7 @@ from typing import Literal
 from labeltrace import rundir
 from labeltrace._io import atomic_write_bytes, write_json_array
 from labeltrace.export.labelstudio import (
+    MAX_SIDE,
     ImageMode,
     import_labelstudio,
     iter_labelstudio_tasks,
@@ -69,6 +74,7 @@ from labeltrace.run_claim import sharing
 from labeltrace.rundir import open_run, write_table
 
 __all__ = [
+    "MAX_SIDE",
     "TARGETS",
     "export_run",
     "import_labelstudio",
@@ -79,6 +85,8 @@ __all__ = [
 Target = Literal["labelstudio", "csv", "parquet", "fiftyone"]
 #: more Label Studio tasks than this with their images embedded: a warning (a file of gigabytes)
 LARGE_DATA_URI = 5000
+#: a tasks file larger than this (bytes): a warning (Label Studio's default upload limit is 250 MB)
+LARGE_UPLOAD = 200 * 2**20
 TARGETS: tuple[str, ...] = ("labelstudio", "csv", "parquet", "fiftyone")
 
 
@@ -91,6 +99,7 @@ def export_run(
     images: ImageMode = "data-uri",
     document_root: str | os.PathLike[str] | None = None,
     only_suspects: bool = False,
+    max_side: int | None = MAX_SIDE,
     warn: Callable[[str], None] | None = None,
     overwrite: bool = False,
 ) -> Path | str:
@@ -106,7 +115,12 @@ def export_run(
         Output file (defaults: ``RUN_DIR/labelstudio_tasks.json``, ``RUN_DIR/export.csv``,
         ``RUN_DIR/export.parquet``); for ``fiftyone`` the dataset name.
     images, document_root
-        Label Studio only: image embedding mode and local-files document root (default the data root).
+        Label Studio only: image embedding mode and local-files document root (default the data
+        root; a local-files export with an image outside it is refused, naming the folder that
+        holds them all).
+    max_side
+        Label Studio data URIs: an image larger than this many pixels on its longer side is
+        embedded shrunk to it (default 1024; None embeds it whole), and a warning counts them.
     only_suspects
         Label Studio, csv and parquet: export the flagged samples alone.
     warn : callable, optional
@@ -150,11 +164,19 @@ def export_run(
                 "serves the files) or --only-suspects keeps the file small")  # fmt: skip
         problems: list[tuple[int, str]] = []  # written one task at a time: a data-URI task holds its image
         embedded: list[int] = []
+        shrunk: list[int] = []
         tasks = iter_labelstudio_tasks(run, problems, images=images, document_root=document_root,
-                                       only_suspects=only_suspects, embedded=embedded)  # fmt: skip
-        write_json_array(path, tasks, done=lambda n: report_problems(problems, n, warn, embedded=embedded, run=run))
+                                       only_suspects=only_suspects, max_side=max_side, embedded=embedded,
+                                       shrunk=shrunk)  # fmt: skip
+        write_json_array(path, tasks, done=lambda n: report_problems(problems, n, warn, embedded=embedded,
+                                                                     shrunk=shrunk, max_side=max_side, run=run))
         xml = labelstudio_config(run.classes).encode("utf-8")
         atomic_write_bytes(path.with_name(path.stem + ".config.xml"), xml)
+        size = path.stat().st_size
+        if size > LARGE_UPLOAD:
+            say(f"{path} is {size / 2**20:,.0f} MB: Label Studio refuses an upload over 250 MB unless it is started "
+                "with a larger DATA_UPLOAD_MAX_MEMORY_SIZE; --images local-files (Label Studio serves the files), "
+                "--only-suspects or a smaller --max-side keeps the file small")  # fmt: skip
         return path
     path = Path(out) if out is not None else run.path / f"{rundir.EXPORT_TABLE}.{to}"
     if path.suffix != f".{to}":

@@ -63,7 +63,7 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
     problems: list[tuple[int, str]] = []
     for i in order:
         try:
-            f = run.scanned_image_file(i)  # a file changed since the scan is not linked
+            f = run.scanned_image_file(i)  # a file changed or gone since the scan is not linked
             if f is None:
                 f = img_dir / f"{i:07d}.png"
                 if not f.exists():
@@ -89,7 +89,7 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
             s["review_decision"], s["review_status"] = str(decision[i]), str(status[i])
         s["final"] = fo.Classification(label=classes[v.final[i]])
         samples.append(s)
-    report_problems(problems, len(order), warn)
+    report_problems(problems, len(order), warn, left_out=True)
     ds = fo.Dataset(name, overwrite=overwrite)
     ds.persistent = True
     ds.info["labeltrace_run"] = owner

@@ -7,15 +7,20 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import quote
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from labeltrace._checks import listing
 from labeltrace._io import iter_json_items
+from labeltrace.export.labelstudio_images import (
+    MAX_SIDE,
+    ImageMode,
+    check_document_root,
+    document_root_of,
+    task_image,
+)
 from labeltrace.export.labelstudio_results import (
     LS_LABEL,
     LS_REVIEW,
@@ -27,14 +32,12 @@ from labeltrace.export.labelstudio_results import (
 from labeltrace.relabel.order import every_sample_in_review_order
 from labeltrace.relabel.runstore import run_store
 from labeltrace.relabel.verdicts import run_verdicts
-from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
 from labeltrace.run_claim import sharing
 from labeltrace.rundir import Run, open_run
 
-__all__ = ["LS_REVIEWER", "ImageMode", "import_labelstudio", "iter_labelstudio_tasks", "labelstudio_config",
+__all__ = ["LS_REVIEWER", "MAX_SIDE", "ImageMode", "import_labelstudio", "iter_labelstudio_tasks", "labelstudio_config",
            "labelstudio_tasks"]
 
-ImageMode = Literal["data-uri", "local-files"]
 LS_IMAGE = "image"  # to_name / data key
 LS_REVIEWER = "labelstudio"
 #: the fields a JSON-MIN export gives an annotated task (null, or absent, for a task nobody annotated)
@@ -70,55 +73,6 @@ def _choice(label: str) -> list[dict[str, Any]]:
     ]
 
 
-#: image files a browser shows as they are (Label Studio's local-files serves the file itself)
-_BROWSER_SHOWS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
-
-
-def _shown_as_is(f: Path) -> bool:
-    """Whether a browser shows the file as the scan saw it: not DICOM or TIFF, and not a 16-bit PNG
-    (a browser maps its full range to 8 bits, so 12-bit X-ray data in it shows nearly black)."""
-    suffix = f.suffix.lower()
-    if suffix not in _BROWSER_SHOWS:
-        return False
-    if suffix == ".png":
-        with open(f, "rb") as fh:
-            head = fh.read(25)  # signature, IHDR length and type, width, height, bit depth
-        return not (len(head) == 25 and head[12:16] == b"IHDR" and head[24] == 16)
-    return True
-
-
-def _data_uri(run: Run, i: int, size: int, *, shrink: bool = False) -> str:
-    """A sample's image as a PNG data URI: a small one enlarged to about ``size``; with ``shrink`` a
-    larger one reduced to it (a file embedded in place of a link: a 3,000 px DICOM in full would
-    add megabytes a task)."""
-    img = load_rgb(run, i)
-    if max(img.shape[:2]) < size or shrink:
-        img = display_image(img, size=size)
-    return png_data_uri(png_bytes(img))
-
-
-def _ls_image(run: Run, i: int, images: ImageMode, document_root: Path | None, size: int,
-              embedded: list[int] | None = None) -> str:  # fmt: skip
-    if images == "data-uri":
-        return _data_uri(run, i, size)
-    f = run.scanned_image_file(i)  # a file changed since the scan is not linked
-    if f is None:
-        raise ValueError(
-            f"sample {i} has no image file (array dataset); "
-            "export the Label Studio tasks with --images data-uri (images='data-uri' in Python)"
-        )
-    if not _shown_as_is(f):  # linked, the annotator would see a blank or black task
-        if embedded is not None:
-            embedded.append(i)
-        return _data_uri(run, i, size, shrink=True)
-    root = (document_root or run.data_root or f.parent).resolve()
-    if not f.is_relative_to(root):
-        raise ValueError(
-            f"sample {i}: image {f} lies outside the Label Studio document root {root}"
-        )
-    return "/data/local-files/?d=" + quote(f.relative_to(root).as_posix())
-
-
 def labelstudio_tasks(
     run: Run,
     *,
@@ -126,21 +80,25 @@ def labelstudio_tasks(
     document_root: str | os.PathLike[str] | None = None,
     only_suspects: bool = False,
     image_size: int = 256,
+    max_side: int | None = MAX_SIDE,
     warn: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Label Studio tasks of a run, in review-queue order (see the module docstring).
 
-    A sample whose image cannot be exported (unreadable, outside the run's allowed roots or
-    the document root) is still exported, with ``data.image`` empty and the reason in
+    A sample whose image cannot be exported (changed or gone since the scan, unreadable, outside
+    the run's allowed roots) is still exported, with ``data.image`` empty and the reason in
     ``data.image_error``; ``warn`` (default :func:`warnings.warn`) then gets one message that
-    counts and names them. When no image at all can be exported, ``ValueError``. (The export
-    writes them to its file one at a time, through :func:`iter_labelstudio_tasks`.)
+    counts and names them. When no image at all can be exported, ``ValueError``; a local-files
+    export with images outside the document root is refused (:func:`check_document_root`). (The
+    export writes them to its file one at a time, through :func:`iter_labelstudio_tasks`.)
     """
     problems: list[tuple[int, str]] = []
     embedded: list[int] = []
+    shrunk: list[int] = []
     tasks = list(iter_labelstudio_tasks(run, problems, images=images, document_root=document_root,
-                                        only_suspects=only_suspects, image_size=image_size, embedded=embedded))  # fmt: skip
-    report_problems(problems, len(tasks), warn, embedded=embedded, run=run)
+                                        only_suspects=only_suspects, image_size=image_size, max_side=max_side,
+                                        embedded=embedded, shrunk=shrunk))  # fmt: skip
+    report_problems(problems, len(tasks), warn, embedded=embedded, shrunk=shrunk, max_side=max_side, run=run)
     return tasks
 
 
@@ -152,20 +110,29 @@ def iter_labelstudio_tasks(
     document_root: str | os.PathLike[str] | None = None,
     only_suspects: bool = False,
     image_size: int = 256,
+    max_side: int | None = MAX_SIDE,
     embedded: list[int] | None = None,
+    shrunk: list[int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The tasks of :func:`labelstudio_tasks` one at a time (a data-URI task holds its image: all
     of a large set's would not fit in memory); each sample whose image could not be exported is
     appended to ``problems`` as ``(sample id, reason)`` (:func:`report_problems` tells of them).
     With ``images="local-files"`` a file a browser does not show as it is (DICOM, TIFF, a 16-bit
     PNG) is embedded as a PNG data URI instead, display-scaled as the review page shows it (to
-    about ``image_size``, larger images shrunk too), and its sample id appended to ``embedded``."""
+    about ``image_size``, larger images shrunk too), and its sample id appended to ``embedded``.
+    A data-URI image larger than ``max_side`` pixels (None: no limit) is shrunk to it, its id
+    appended to ``shrunk``. A local-files export is checked first (:func:`check_document_root`)."""
     if images not in ("data-uri", "local-files"):
         raise ValueError(f"images must be 'data-uri' or 'local-files', got {images!r}")
-    root = Path(document_root) if document_root is not None else None
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be >= 1 pixel, or None for no limit; got {max_side!r}")
     order = every_sample_in_review_order(run)[0]
     if only_suspects:
         order = order[run.column("is_suspect").astype(bool)[order]]
+    root = None
+    if images == "local-files":
+        root = document_root_of(run, document_root)
+        check_document_root(run, order, root)
     classes = run.classes
     given = run.column("given_label_id").astype(np.int64)
     sugg = run.column("suggested_label_id").astype(np.int64)
@@ -179,7 +146,8 @@ def iter_labelstudio_tasks(
     for i in order.tolist():
         review = ({"review_decision": str(decision[i]), "review_status": str(status[i])} if status[i] else {})
         try:
-            image, error = _ls_image(run, i, images, root, image_size, embedded), None
+            image = task_image(run, i, images, root, image_size, max_side=max_side, embedded=embedded, shrunk=shrunk)
+            error = None
         except (ValueError, OSError) as exc:  # DataError included: one sample, not the export
             image, error = "", str(exc)
             problems.append((i, error))
@@ -214,12 +182,18 @@ def iter_labelstudio_tasks(
 
 def report_problems(
     problems: list[tuple[int, str]], total: int, warn: Callable[[str], None] | None, *,
-    embedded: list[int] | None = None, run: Run | None = None,
+    embedded: list[int] | None = None, shrunk: list[int] | None = None, max_side: int | None = None,
+    run: Run | None = None, left_out: bool = False,
 ) -> None:  # fmt: skip
     """Tell ``warn`` (default :func:`warnings.warn`) which samples were exported without their
-    image, and which local files went in as data URIs (``embedded``, named by their paths in
-    ``run``); ``ValueError`` when every image failed (nothing worth writing)."""
+    image (``left_out``: left out of the export), which local files went in as data URIs
+    (``embedded``, named by their paths in ``run``) and how many images were shrunk to
+    ``max_side`` (``shrunk``); ``ValueError`` when every image failed (nothing worth writing)."""
     say = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=4))
+    if shrunk:
+        say(f"{len(shrunk)} of {total} images are larger than {max_side} px: embedded shrunk to {max_side} px on "
+            "their longer side (--max-side 0 embeds them whole, a file several times their size; --images "
+            "local-files links the files themselves)")  # fmt: skip
     if embedded:
         paths = run.column("path") if run is not None else None
         say(f"{len(embedded)} of {total} images are files a browser does not show as they are (DICOM, TIFF, a "
@@ -231,7 +205,8 @@ def report_problems(
     listed = listing(f"sample {i} ({why})" for i, why in problems)
     if len(problems) == total:
         raise ValueError(f"no image could be exported ({total} samples): {listed}")
-    say(f"{len(problems)} of {total} images could not be exported (exported without image): {listed}")
+    what = "left out of the export" if left_out else "exported without image"
+    say(f"{len(problems)} of {total} images could not be exported ({what}): {listed}")
 
 
 @sharing

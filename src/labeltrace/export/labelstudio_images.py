@@ -1,0 +1,131 @@
+"""What a Label Studio task shows as its image: a PNG data URI, or a link Label Studio's
+local-files storage serves — and the setup that storage needs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+import numpy as np
+
+from labeltrace._checks import listing
+from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
+from labeltrace.rundir import Run
+
+__all__ = ["MAX_SIDE", "ImageMode", "check_document_root", "document_root_of", "local_files_setup", "task_image"]
+
+ImageMode = Literal["data-uri", "local-files"]
+#: the longest side of an image embedded as a data URI, by default: a 2,000 × 1,500 photo in full
+#: made a 5.4 MB task (Label Studio's default upload limit, 250 MB, held about 50 of them)
+MAX_SIDE = 1024
+#: image files a browser shows as they are (Label Studio's local-files serves the file itself)
+_BROWSER_SHOWS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
+
+
+def _shown_as_is(f: Path) -> bool:
+    """Whether a browser shows the file as the scan saw it: not DICOM or TIFF, and not a 16-bit PNG
+    (a browser maps its full range to 8 bits, so 12-bit X-ray data in it shows nearly black)."""
+    suffix = f.suffix.lower()
+    if suffix not in _BROWSER_SHOWS:
+        return False
+    if suffix == ".png":
+        with open(f, "rb") as fh:
+            head = fh.read(25)  # signature, IHDR length and type, width, height, bit depth
+        return not (len(head) == 25 and head[12:16] == b"IHDR" and head[24] == 16)
+    return True
+
+
+def _data_uri(run: Run, i: int, size: int, *, max_side: int | None, shrunk: list[int] | None) -> str:
+    """A sample's image as a PNG data URI: a small one enlarged to about ``size``, one larger than
+    ``max_side`` (None: no limit) reduced to it, its id appended to ``shrunk``."""
+    img = load_rgb(run, i)
+    longest = max(img.shape[:2])
+    if longest < size:
+        img = display_image(img, size=size)
+    elif max_side is not None and longest > max_side:
+        img = display_image(img, size=max_side)
+        if shrunk is not None:
+            shrunk.append(i)
+    return png_data_uri(png_bytes(img))
+
+
+def document_root_of(run: Run, document_root: str | os.PathLike[str] | None) -> Path:
+    """The local-files document root an export links under: the one given, else the data root."""
+    root = Path(document_root) if document_root is not None else run.data_root
+    if root is None:
+        raise ValueError(f"{run.path}: the run has no data root (an array dataset): export the Label Studio "
+                         "tasks with --images data-uri (images='data-uri' in Python)")  # fmt: skip
+    return root.resolve()
+
+
+def check_document_root(run: Run, order: np.ndarray, root: Path) -> None:
+    """Refuse a local-files export that would link images Label Studio cannot serve: a sample with
+    no image file (an array dataset), or a file a browser shows as it is outside ``root`` — every
+    such task would open blank (one wrong ``--document-root`` had left 1,813 of 2,000 so, with a
+    warning and exit status 0). The message names the folder that holds them all."""
+    outside: list[tuple[int, Path]] = []
+    files: list[Path] = []
+    for i in order.tolist():
+        try:
+            f = run.image_file(i)
+            if f is None:
+                raise LookupError(i)
+            files.append(f)
+            if not f.is_relative_to(root) and f.is_file() and _shown_as_is(f):
+                outside.append((i, f))
+        except LookupError:
+            raise ValueError(f"sample {i} has no image file (an array dataset): export the Label Studio tasks "
+                             "with --images data-uri (images='data-uri' in Python)") from None  # fmt: skip
+        except (ValueError, OSError):  # outside the scan's roots, unreadable: that task's own problem
+            continue
+    if outside and files:
+        common = Path(*_common_parts([f.parent for f in files]))
+        raise ValueError(
+            f"{len(outside)} of {len(files)} images lie outside the Label Studio document root {root} (Label "
+            f"Studio would serve none of those): {listing(f'sample {i} ({f})' for i, f in outside)}; pass "
+            f"--document-root {common} (document_root= in Python), the folder that holds them all, and start "
+            "Label Studio with it"
+        )
+
+
+def _common_parts(dirs: list[Path]) -> tuple[str, ...]:
+    parts = dirs[0].parts
+    for d in dirs[1:]:
+        p = d.parts
+        n = next((k for k, (a, b) in enumerate(zip(parts, p, strict=False)) if a != b), min(len(parts), len(p)))
+        parts = parts[:n]
+    return parts or (Path(dirs[0].anchor).as_posix(),)
+
+
+def local_files_setup(root: Path) -> str:
+    """What Label Studio needs to serve the links of a local-files export under ``root``."""
+    return (f"Label Studio serves these images only when started with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
+            f"and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root}, and when the project has a Local Files source "
+            f"storage (Settings > Cloud Storage > Add Source Storage > Local files) whose absolute path is {root} "
+            "or a folder under it that holds the images; importing the tasks JSON needs no Sync of that storage")
+
+
+def task_image(run: Run, i: int, images: ImageMode, root: Path | None, size: int, *,
+               max_side: int | None = MAX_SIDE, embedded: list[int] | None = None,
+               shrunk: list[int] | None = None) -> str:  # fmt: skip
+    """A task's ``data.image`` for sample ``i``: a data URI (``images="data-uri"``, or a local file a
+    browser does not show as it is: DICOM, TIFF, a 16-bit PNG — its id appended to ``embedded``,
+    display-scaled to about ``size``), else ``/data/local-files/?d=<path under root>``.
+    ``ValueError`` / ``OSError`` when the image cannot be exported (changed or gone since the scan,
+    unreadable, outside ``root``)."""
+    if images == "data-uri":
+        return _data_uri(run, i, size, max_side=max_side, shrunk=shrunk)
+    f = run.scanned_image_file(i)  # a file changed or gone since the scan is not linked
+    if f is None:
+        raise ValueError(f"sample {i} has no image file (array dataset); export the Label Studio tasks with "
+                         "--images data-uri (images='data-uri' in Python)")  # fmt: skip
+    if not _shown_as_is(f):  # linked, the annotator would see a blank or black task
+        if embedded is not None:
+            embedded.append(i)
+        return _data_uri(run, i, size, max_side=size, shrunk=None)
+    root = (root or run.data_root or f.parent).resolve()
+    if not f.is_relative_to(root):
+        raise ValueError(f"sample {i}: image {f} lies outside the Label Studio document root {root}")
+    return "/data/local-files/?d=" + quote(f.relative_to(root).as_posix())

@@ -131,3 +131,22 @@ def test_the_report_caps_its_suspects_and_says_how_many_are_flagged(tmp_path: Pa
     assert f"Top {flagged} suspects</h2>" in page
     with pytest.raises(ValueError, match=r"top must lie in \[0, 1000\], got 1001.*samples.csv"):
         write_report(rd, tmp_path / "r3.html", top=1001)
+
+
+def test_a_jpeg_goes_into_its_task_as_a_jpeg(tmp_path: Path) -> None:
+    """Re-encoded as PNG a photo took 8 times its file's bytes (20 JPEGs of 13 MB: 108 MB of tasks)."""
+    import pyarrow as pa
+
+    from labeltrace.rundir import write_table
+
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    paths = run.samples.column("path").to_pylist()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(run.data_root / "x.JPG", quality=90)
+    paths[3] = "x.JPG"
+    write_table(rd / "samples.parquet", run.samples.set_column(run.samples.column_names.index("path"), "path",
+                                                                pa.array(paths)))  # fmt: skip
+    tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json"))
+    assert tasks[3]["data"]["image"].startswith("data:image/jpeg;base64,") and _size(tasks[3]["data"]["image"]) == (240, 160)
+    assert all(t["data"]["image"].startswith("data:image/png;base64,") for i, t in tasks.items() if i != 3)

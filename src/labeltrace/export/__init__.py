@@ -6,7 +6,8 @@
   is the ``<out stem>.config.xml`` written beside it). One task per sample, in review-queue
   order (every export lists every sample: those a queue file leaves out come last, by rank), with
 
-  - ``data.image``: the image as a ``data:image/png;base64`` URI (``images="data-uri"``,
+  - ``data.image``: the image as a ``data:image/png;base64`` URI (a JPEG file's as
+    ``data:image/jpeg``; ``images="data-uri"``,
     self-contained; tiny images enlarged by an integer factor with nearest neighbour), or a
     Label Studio local-files URL ``/data/local-files/?d=<path relative to document_root>``
     (``images="local-files"``; start Label Studio with

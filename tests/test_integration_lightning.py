@@ -274,3 +274,50 @@ def test_an_epoch_lightning_did_not_finish_says_how_many_samples_it_holds(tmp_pa
     assert len(partial) == 1 and "the fit went on with Lightning epoch 3" in partial[0] and "14 of 24" in partial[0]
     assert sorted(set(np.asarray(resumed.dynamics().n_seen).tolist())) == [4, 5]
     assert_same(resumed.dynamics(), recorded_as_lightning_ran(m1.log_, m2.log_))
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
+def test_a_resumed_epoch_a_shuffling_loader_drew_afresh_says_how_many_samples_it_holds(tmp_path):
+    """A stop mid-epoch with shuffle=True, resumed with max_steps: Lightning continued the epoch in a
+    new order, and the recorder's epoch closed with 165 of 200 samples without a word."""
+
+    def shuffled():
+        return torch.utils.data.DataLoader(Data(), batch_size=7, shuffle=True, generator=torch.Generator().manual_seed(3))
+
+    first = RecorderCallback(N, K)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        plain_trainer(tmp_path, first, max_steps=10, max_epochs=-1).fit(EpochLogged(), shuffled())
+    resumed, m2 = RecorderCallback(N, K), EpochLogged()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        plain_trainer(tmp_path, resumed, max_steps=20, max_epochs=-1).fit(m2, shuffled(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert {e for e, *_ in m2.log_} == {2, 3, 4}  # Lightning continued epoch 2
+    redrawn = [str(w.message) for w in seen if "drew the rest of that epoch afresh" in str(w.message)]
+    assert len(redrawn) == 1 and "Lightning epoch 2, resumed mid-way" in redrawn[0]
+    assert f"holds {N - int((np.asarray(resumed.dynamics().n_seen) < 5).sum())} of {N} samples" in redrawn[0]
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
+def test_a_resumed_epoch_whose_loader_started_again_is_said_and_a_resume_between_epochs_is_not(tmp_path):
+    """Lightning resumes the batch count, not a plain DataLoader's order: the resumed epoch 2 ran
+    its last two batches from the loader's start, samples 0-13 again, and 14-23 never."""
+    first = RecorderCallback(N, K)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        plain_trainer(tmp_path, first, max_steps=10, max_epochs=-1).fit(EpochLogged(), loader())
+    m2 = EpochLogged()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        plain_trainer(tmp_path, RecorderCallback(N, K), max_steps=20, max_epochs=-1).fit(
+            m2, loader(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert np.concatenate([ids for e, ids, _ in m2.log_ if e == 2]).tolist() == list(range(14))
+    redrawn = [str(w.message) for w in seen if "drew the rest of that epoch afresh" in str(w.message)]
+    assert len(redrawn) == 1 and "holds 14 of 24 samples" in redrawn[0]
+    between = tmp_path / "between"
+    plain_trainer(between, RecorderCallback(N, K), max_epochs=2).fit(EpochLogged(), loader())
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        plain_trainer(between, RecorderCallback(N, K), max_epochs=4).fit(
+            EpochLogged(), loader(), ckpt_path=between / "ckpt" / "last.ckpt")
+    assert not [w for w in seen if "afresh" in str(w.message) or "mid-way" in str(w.message)]

@@ -84,7 +84,9 @@ class DistributedRecorder:
         dedupe: bool = True,
     ) -> None:
         if not (dist.is_available() and dist.is_initialized()):
-            raise ValueError("DistributedRecorder needs torch.distributed initialised (init_process_group)")
+            raise ValueError("DistributedRecorder needs torch.distributed initialised (init_process_group); with the "
+                             "Hugging Face Trainer, build it after the TrainingArguments, which initialise it, and "
+                             "with Lightning the RecorderCallback builds it under strategy=\"ddp\"")
         self.group = group
         self.rank = dist.get_rank(group)
         self.world_size = dist.get_world_size(group)

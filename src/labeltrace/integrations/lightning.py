@@ -13,8 +13,10 @@ by default; a tuple/list by position; or any function of the batch), the logits 
 callback's ``state_dict`` goes into Lightning checkpoints (torch tensors and strings only, so
 ``weights_only`` loading works), and ``trainer.fit(..., ckpt_path=...)`` resumes it. A
 checkpoint taken mid-epoch resumes exactly only with a loader Lightning can resume (it warns
-otherwise): with another, the rest of that epoch is drawn afresh, and the recorder records what
-was trained — some samples twice in that epoch (averaged), some not at all.
+otherwise): with another — a plain ``DataLoader``, shuffled or not — the rest of that epoch is
+drawn afresh from the loader's start, and the recorder records what was trained — some samples
+twice in that epoch (averaged), some not at all; when that epoch ends, a warning says how many
+samples it holds.
 
 An epoch of the recorder closes after the last training batch of a Lightning epoch — before
 the validation loop and before any checkpoint of that epoch is written (a
@@ -117,6 +119,7 @@ class RecorderCallback(pl.Callback):
         self.recorder: Any = Recorder(num_samples, num_classes, **self._settings)
         self._ids, self._labels, self._logits = ids, labels, logits
         self._pending_epoch = -1  # the Lightning epoch whose updates the recorder holds open, or -1
+        self._resumed_open = False  # resumed into an epoch stopped mid-way: said if it ends with samples missing
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
@@ -145,10 +148,28 @@ class RecorderCallback(pl.Callback):
         return self.recorder.dynamics()
 
     # ------------------------------------------------------------------ hooks
-    def _close(self) -> None:
+    def _close(self, finished: bool = False) -> None:
         if self._pending_epoch >= 0:
+            if finished and self._resumed_open:
+                self._warn_redrawn()
             self.recorder.end_epoch()  # collective for a DistributedRecorder: every rank is here
             self._pending_epoch = -1
+        self._resumed_open = False
+
+    def _warn_redrawn(self) -> None:
+        """An epoch resumed mid-way ran to its end with samples missing: the loader drew the rest of
+        it afresh (Lightning resumes the batch count, not a plain DataLoader's order), silently."""
+        if not isinstance(self.recorder, Recorder):
+            return
+        held, n = int(self.recorder.pending().ids.size), self.recorder.num_samples
+        if held < n:
+            warnings.warn(f"RecorderCallback: Lightning epoch {self._pending_epoch}, resumed mid-way, ran to its end "
+                          f"but the recorder's epoch {self.recorder.num_epochs} holds {held:,} of {n:,} samples: the "
+                          "loader drew the rest of that epoch afresh (a DataLoader Lightning cannot resume starts its "
+                          "order again, shuffled or not), so some samples were trained twice in it (averaged) and the "
+                          "others' scores average one epoch fewer. Resume from a checkpoint taken between epochs "
+                          "where that matters",
+                          UserWarning, stacklevel=3)  # fmt: skip
 
     def _close_if_moved_on(self, trainer: pl.Trainer) -> None:
         """Close an epoch left open by a stop mid-epoch once Lightning runs another epoch."""
@@ -193,11 +214,11 @@ class RecorderCallback(pl.Callback):
             self.recorder.update(ids, z, labels)
         self._pending_epoch = trainer.current_epoch  # also when skipped: every rank closes alike
         if _epoch_batches_done(trainer):
-            self._close()  # before validation and before this epoch's checkpoints
+            self._close(finished=True)  # before validation and before this epoch's checkpoints
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if _epoch_batches_done(trainer):
-            self._close()
+            self._close(finished=True)
         # else Lightning stopped mid-epoch: the epoch stays open in this stop's checkpoints, so a
         # resume that continues it continues the recorder's epoch
 
@@ -220,6 +241,7 @@ class RecorderCallback(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.recorder.load_state_dict(state_dict["recorder"])
         self._pending_epoch = int(state_dict.get("pending_epoch", -1))
+        self._resumed_open = self._pending_epoch >= 0  # a resume into an epoch stopped mid-way
 
 
 def _epoch_batches_done(trainer: pl.Trainer) -> bool:

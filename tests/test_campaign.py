@@ -477,3 +477,17 @@ def test_a_budget_past_the_last_settled_sample_is_said_in_the_summary() -> None:
     assert "note:" not in rio.format_summary(fit)
     with pytest.raises(ValueError, match=r"--budget-factor 3 x round\(--noise-rate 0.0003 x .* is no relabel"):
         experiment.run_simulation(votes, selectors=["random"], seeds=[0], noise_rate=0.0003)
+
+
+def test_the_summary_header_names_an_ensemble_and_a_pruned_head() -> None:
+    """`simulate --ensemble 3` / `--prune` printed "static model" only: the header now says which head."""
+    from labeltrace.relabel.head import HeadConfig
+    from labeltrace.relabel.io import format_summary
+
+    votes, feats, _ = _data()
+    kw: dict[str, Any] = {"selectors": ["random", "cross_entropy"], "seeds": [0], "noise_rate": 0.2,
+                          "budget_factor": 1.0, "features": feats}  # fmt: skip
+    plain = format_summary(experiment.run_simulation(votes, head=HeadConfig(epochs=2), **kw))
+    assert "static model" in plain and "heads averaged" not in plain and "refit" not in plain
+    both = format_summary(experiment.run_simulation(votes, head=HeadConfig(epochs=2, ensemble=2, prune=True), **kw))
+    assert "static model, 2 heads averaged, head refit without the labels its first run contradicts" in both

@@ -65,6 +65,10 @@ def test_missing_values_can_be_switched_off_for_a_class_named_NA(tmp_path: Path)
         from_manifest(tmp_path / "m.csv")
     ds = from_manifest(tmp_path / "m.csv", missing_values=())
     assert ds.classes == ("EU", "NA") and ds.labels.tolist() == [1, 0, 1, 0, 1, 0]
+    (tmp_path / "e.csv").write_text("path,label\n" + "".join(f"{p},{q}\n" for p, q in zip(paths, ["NA", "", *labels[2:]])))
+    with pytest.raises(DataError, match=r"missing 'label' in 1 row \(empty or null; --no-missing-markers") as e:
+        from_manifest(tmp_path / "e.csv", missing_values=())  # only the empty cell: the message names no marker
+    assert "N/A" not in str(e.value)
 
 
 # --------------------------------------------------------------------------- the id column

@@ -265,8 +265,10 @@ def from_manifest(
             n = len(miss)
             rows = (f"row {k + 1} ({str(table[path_column][k]).strip()}) {table[c][k]!r}" for k in miss)
             raise DataError(
-                f"{path}: missing {c!r} in {n} row{'s' if n != 1 else ''} (empty, null, or a "
-                f"missing-value marker such as NaN, N/A, null, None, -): {listing(rows)}"
+                f"{path}: missing {c!r} in {n} row{'s' if n != 1 else ''} "
+                + ("(empty, null, or a missing-value marker such as NaN, N/A, null, None, -)" if markers
+                   else "(empty or null; --no-missing-markers reads every marker as a value)")
+                + f": {listing(rows)}"
                 + (f"; fill them in the file, or read such {c!r} values as they are (labeltrace scan "
                    "--no-missing-markers; in Python, missing_values=())" if markers else "")
             )

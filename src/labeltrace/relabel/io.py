@@ -78,7 +78,9 @@ def load_votes(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
         cols = [j for j, name in enumerate(header) if name.startswith("votes_")]
         if not cols:
             raise ValueError(
-                f"{path}: no vote columns (names starting with 'votes_'); columns: {header}"
+                f"{path}: no vote columns (names starting with 'votes_'); columns: {header}. A votes file has one "
+                "count column per class, votes_<class> (CIFAR-10H's layout): count annotators' label columns (such "
+                "as CIFAR-10N's random1, random2, random3) into such columns first"
             )
         classes = [header[j][len("votes_") :] for j in cols]
         repeated = sorted({c for c in classes if classes.count(c) > 1})
@@ -318,6 +320,8 @@ def format_summary(sim: SimulationResult) -> str:
         + (f", {_ACTIVE[sim.active_method]} every {sim.active_every}" if sim.active_every
            else ", static model")
         + (f", {sim.head.folds}-fold cross-fitted head" if sim.head and sim.head.folds > 1 else "")
+        + (f", {sim.head.ensemble} heads averaged" if sim.head and sim.head.ensemble > 1 else "")
+        + (", head refit without the labels its first run contradicts" if sim.head and sim.head.prune else "")
     )
     acc = [a for a in sim.head_accuracy if math.isfinite(a)]
     if acc:

@@ -452,3 +452,13 @@ def test_cli_data_flags_beside_recording_are_not_taken_for_training_flags() -> N
     args = argparse.Namespace(**TRAINING_FLAGS, recording="r.npz", features=None, detector=None,
                               argv=["labeltrace", "scan", "d.csv", "--no-m", "--recording", "r.npz"])  # fmt: skip
     assert _check_flags(args) == "single"  # --no-m is --no-missing-markers, no --no-model
+
+
+def test_the_training_flags_scan_recording_refuses_are_the_scan_parsers_at_their_defaults() -> None:
+    """`scan --recording` tells a training flag given from one left alone by its value: a scan
+    default changed in the parser alone would refuse every recording."""
+    from labeltrace.cli import build_parser
+    from labeltrace.cli_own import TRAINING_FLAGS
+
+    args = build_parser().parse_args(["scan", "DATA", "--out", "RUN", "--recording", "r.npz"])
+    assert {k: getattr(args, k) for k in TRAINING_FLAGS} == TRAINING_FLAGS

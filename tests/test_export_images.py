@@ -150,3 +150,36 @@ def test_a_jpeg_goes_into_its_task_as_a_jpeg(tmp_path: Path) -> None:
     tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json"))
     assert tasks[3]["data"]["image"].startswith("data:image/jpeg;base64,") and _size(tasks[3]["data"]["image"]) == (240, 160)
     assert all(t["data"]["image"].startswith("data:image/png;base64,") for i, t in tasks.items() if i != 3)
+
+
+def test_max_side_bounds_the_enlargement_of_a_small_image_too(tmp_path: Path) -> None:
+    """`--max-side 100` embedded 8 px images at 256 x 256 (enlarged for display first): a maximum."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json", max_side=100))
+    assert max(_size(tasks[0]["data"]["image"])) <= 100
+    assert max(_size(_tasks(export_run(rd, "labelstudio", tmp_path / "u.json"))[0]["data"]["image"])) > 100
+
+
+def test_local_files_link_a_symlinked_file_as_the_dataset_lists_it(tmp_path: Path) -> None:
+    """A data root of links into a content store (DVC, git-annex): the files resolved outside the
+    data root, so every task was refused, though Label Studio serves the link under the root."""
+    import os
+    import shutil
+    from urllib.parse import parse_qs, urlparse
+
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    store = tmp_path / "store"
+    store.mkdir()
+    for k, p in enumerate(run.column("path")):
+        f = run.data_root / p
+        shutil.move(f, store / f"{k}.png")
+        os.symlink(store / f"{k}.png", f)
+    meta = json.loads((rd / "run.json").read_text())
+    meta["data"]["allowed_roots"] = [str(run.data_root), str(store)]  # the scan allowed the store
+    (rd / "run.json").write_text(json.dumps(meta))
+    tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json", images="local-files"))
+    for i, t in tasks.items():
+        assert parse_qs(urlparse(t["data"]["image"]).query)["d"] == [open_run(rd).column("path")[i]]
+    linked = _tasks(export_run(rd, "labelstudio", tmp_path / "u.json", images="local-files", document_root=store))
+    assert parse_qs(urlparse(linked[0]["data"]["image"]).query)["d"] == ["0.png"]  # the store itself, resolved

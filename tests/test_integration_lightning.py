@@ -321,3 +321,15 @@ def test_a_resumed_epoch_whose_loader_started_again_is_said_and_a_resume_between
         plain_trainer(between, RecorderCallback(N, K), max_epochs=4).fit(
             EpochLogged(), loader(), ckpt_path=between / "ckpt" / "last.ckpt")
     assert not [w for w in seen if "afresh" in str(w.message) or "mid-way" in str(w.message)]
+
+
+def test_a_resumed_epoch_whose_loader_leaves_samples_out_but_repeats_none_says_nothing():
+    """drop_last, a Subset, a loader Lightning resumes exactly: samples missing from the epoch, none
+    trained twice in it — no redraw, so no warning of one."""
+    cb = RecorderCallback(num_samples=24, num_classes=3)
+    cb.recorder.update(torch.arange(20), torch.zeros(20, 3), torch.zeros(20, dtype=torch.long))
+    cb._pending_epoch, cb._resumed_open = 2, True  # as load_state_dict leaves a mid-epoch checkpoint
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        cb._close(finished=True)
+    assert not seen and cb.recorder.num_epochs == 1

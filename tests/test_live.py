@@ -131,7 +131,7 @@ def test_one_look_far_down_the_queue_moves_nothing_before_it() -> None:
     _decide(lq, before[0])
     after = lq.order.tolist()
     assert after[:2] == before[:2] and after[15] == far == before[15]  # shown: kept where they are
-    assert after[2:5] == [0, 1, 2]  # the refresh's most suspect, right after ada
+    assert after[2:5] == [0, 2, 5] and after[16:18] == [1, 3]  # dealt in turn after ada and after bo
     assert sorted(after) == sorted(before)
 
 
@@ -150,28 +150,41 @@ def test_a_lone_reviewer_who_jumped_is_served_the_live_picks_ahead_of_them() -> 
 def test_a_reviewer_gone_for_ten_minutes_no_longer_steers_the_re_ranking() -> None:
     lq, clock, before = _walk()
     lq.show(2, "bo")  # bo stopped at position 2
-    clock.now = ACTIVE + 1
+    clock.now = ACTIVE / 2
     lq.show(10, "ada")
-    assert lq.start() == 10
-    clock.now = 1.0
-    assert lq.start() == 2  # still active: the earliest place steers
+    assert lq.places().tolist() == [2, 10]  # both active
     clock.now = ACTIVE + 1
+    assert lq.places().tolist() == [10]
     _decide(lq, before[10])
-    assert lq.order.tolist()[11:13] == [0, 1]
+    assert lq.order.tolist()[11:13] == [0, 1]  # all after ada: none after bo's old place
 
 
-def test_every_recent_place_of_the_nameless_pages_counts_a_named_reviewers_latest_only() -> None:
-    lq, clock, _ = _walk()
-    lq.show(3)
-    lq.show(10)  # another nameless page, or the same one after a jump: both count
-    assert lq.start() == 3
+def test_a_nameless_reviewer_who_jumped_is_served_ahead_too_and_gone_reviewers_lapse() -> None:
+    """Nameless pages share one place, the latest (every recent one had counted: a lone nameless
+    reviewer who jumped found the picks behind them for ten minutes)."""
+    lq, clock, before = _walk()
+    for pos in (0, 1, 10, 11):
+        lq.show(pos)
+    assert lq.places().tolist() == [11] and lq.start() == 11
     lq.show(3, "ada")
-    lq.show(10, "ada")
-    lq.show(5)
-    clock.now = ACTIVE + 1  # the nameless places lapse; ada's too
-    assert lq.start() == 0
+    assert lq.places().tolist() == [3, 11]
+    clock.now = ACTIVE + 1  # both lapse
+    assert lq.places().tolist() == [] and lq.start() == 0
     lq.show(12, "ada")
-    assert lq.start() == 12
+    assert lq.places().tolist() == [12] and set(lq._places) == {"ada"}  # the gone ones dropped
+
+
+def test_the_live_picks_are_dealt_in_turn_to_each_reviewers_next_positions() -> None:
+    """Every pick had gone after the earliest active reviewer: a colleague working further down
+    the queue was served samples ranked below the whole gap between them."""
+    lq, _, before = _walk()
+    lq.show(0, "ada")
+    lq.show(10, "bo")
+    _decide(lq, before[0])
+    after = lq.order.tolist()
+    assert after[0] == before[0] and after[10] == before[10]
+    assert [after[1], after[11], after[2], after[12]] == [0, 1, 2, 3]  # ada's next, bo's next, ...
+    assert sorted(after) == sorted(before)
 
 
 def test_decisions_settled_during_a_refresh_count_towards_the_next() -> None:

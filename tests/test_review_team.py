@@ -272,6 +272,8 @@ def test_find_sends_two_adjudicators_to_different_disputed_samples(tmp_path: Pat
     assert find("cy") == {"position": 1, "count": 2}  # cy's own hold does not send cy away
     assert c.get("/api/item/4?reviewer=dee").status_code == 200
     assert find("eve") == {"position": 1, "count": 2}  # both held: the first, as before
+    on1 = c.get("/api/find?what=disputed&after=1&reviewer=cy").json()
+    assert on1 == {"position": 4, "count": 2}  # from the one cy shows: the other, held or not (not back to 1)
     assert c.get("/api/find?what=disputed&after=-1").json() == {"position": 1, "count": 2}  # nameless
 
 

@@ -275,8 +275,8 @@ def add_relabel_commands(sub: Any) -> None:
                     "decision needs a reviewer name); stored with the decisions; default: the stored rule, else not")
     rv.add_argument("--live", action="store_true",
                     help="re-rank the samples no one has been shown as decisions arrive, in the background (the "
-                    "samples shown and the decided ones stay; the most suspect go next after the earliest "
-                    "place an active reviewer is at); without a queue file the order starts as "
+                    "samples shown and the decided ones stay; the most suspect are dealt in turn to the "
+                    "positions right after each active reviewer); without a queue file the order starts as "
                     "`labeltrace queue` would write it by default, not the scan's rank")
     rv.add_argument("--live-every", type=int, default=20, metavar="M", help="settled samples between re-rankings (default 20)")
     rv.add_argument("--live-method", default="propagation", choices=["propagation", "head"],

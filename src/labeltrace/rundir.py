@@ -250,14 +250,14 @@ class Run:
             return np.zeros(self.num_samples, dtype=bool)
         return self.column(name).astype(bool)
 
-    def image_file(self, sample_id: int) -> Path | None:
-        """The image file of a sample, resolved (symlinks followed) and checked to lie inside one
-        of :attr:`allowed_roots` (``ValueError`` otherwise); None for array datasets (a run with no
-        data root and no allowed root: whatever its path column says, e.g. a folder named ``hf:x``)."""
-        src = str(self.samples.column("path")[int(sample_id)].as_py())
-        roots = self.allowed_roots
-        if not roots:
+    def listed_image_path(self, sample_id: int) -> Path | None:
+        """The image path of a sample as the dataset lists it, made absolute under the data root
+        but not resolved (a symlink stays the link: what a tool serving files under a root, such as
+        Label Studio's local files, is given); None for array datasets. Not checked: use
+        :meth:`image_file` to read the file."""
+        if not self.allowed_roots:
             return None
+        src = str(self.samples.column("path")[int(sample_id)].as_py())
         p = Path(src)
         root = self.data_root
         moved_from = self.meta["data"].get("moved_from")
@@ -267,7 +267,17 @@ class Run:
             if root is None:
                 raise ValueError(f"sample {sample_id}: relative path {src!r} but the run has no data root")
             p = root / p
-        p = p.resolve()
+        return Path(os.path.normpath(p))
+
+    def image_file(self, sample_id: int) -> Path | None:
+        """The image file of a sample, resolved (symlinks followed) and checked to lie inside one
+        of :attr:`allowed_roots` (``ValueError`` otherwise); None for array datasets (a run with no
+        data root and no allowed root: whatever its path column says, e.g. a folder named ``hf:x``)."""
+        listed = self.listed_image_path(sample_id)
+        if listed is None:
+            return None
+        src, root, roots = str(self.samples.column("path")[int(sample_id)].as_py()), self.data_root, self.allowed_roots
+        p = listed.resolve()
         if not any(p.is_relative_to(r) for r in roots):
             also = f" and the allowed roots {', '.join(map(str, roots[1:]))}" if len(roots) > 1 else ""
             raise ValueError(f"sample {sample_id}: image path {src!r} escapes the data root {root}{also}")

@@ -1,5 +1,5 @@
-"""What a Label Studio task shows as its image: a PNG data URI, or a link Label Studio's
-local-files storage serves — and the setup that storage needs."""
+"""What a Label Studio task shows as its image: a data URI (PNG, or JPEG for a JPEG file), or a
+link Label Studio's local-files storage serves — and the setup that storage needs."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ ImageMode = Literal["data-uri", "local-files"]
 #: the longest side of an image embedded as a data URI, by default: a 2,000 × 1,500 photo in full
 #: made a 5.4 MB task (Label Studio's default upload limit, 250 MB, held about 50 of them)
 MAX_SIDE = 1024
+#: what a local-files export of images without files (an array dataset) is told to do instead
+_USE_DATA_URI = "export the Label Studio tasks with --images data-uri (images='data-uri' in Python)"
 #: image files a browser shows as they are (Label Studio's local-files serves the file itself)
 _BROWSER_SHOWS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
 
@@ -47,6 +49,7 @@ def _data_uri(run: Run, i: int, size: int, *, max_side: int | None, shrunk: list
     its file's bytes), every other image as a PNG."""
     img = load_rgb(run, i)
     longest = max(img.shape[:2])
+    size = size if max_side is None else min(size, max_side)  # max_side bounds an enlargement too
     if longest < size:
         img = display_image(img, size=size)
     elif max_side is not None and longest > max_side:
@@ -65,9 +68,20 @@ def document_root_of(run: Run, document_root: str | os.PathLike[str] | None) -> 
     """The local-files document root an export links under: the one given, else the data root."""
     root = Path(document_root) if document_root is not None else run.data_root
     if root is None:
-        raise ValueError(f"{run.path}: the run has no data root (an array dataset): export the Label Studio "
-                         "tasks with --images data-uri (images='data-uri' in Python)")  # fmt: skip
-    return root.resolve()
+        raise ValueError(f"{run.path}: the run has no data root (an array dataset): {_USE_DATA_URI}")
+    return Path(os.path.abspath(root))  # as given: Label Studio joins it with a link, no symlink followed
+
+
+def _under(run: Run, i: int, f: Path, root: Path) -> Path | None:
+    """Sample ``i``'s image (``f``, resolved) as a path under ``root``: its path as the dataset
+    lists it (a symlink in a DVC or git-annex tree stays the link Label Studio is given), else
+    the resolved file's; under ``root`` as given or resolved. None when under neither."""
+    listed = run.listed_image_path(i)
+    for path in ([listed] if listed is not None else []) + [f]:
+        for r in dict.fromkeys((root, root.resolve())):
+            if path.is_relative_to(r):
+                return path.relative_to(r)
+    return None
 
 
 def check_document_root(run: Run, order: np.ndarray, root: Path) -> None:
@@ -83,11 +97,10 @@ def check_document_root(run: Run, order: np.ndarray, root: Path) -> None:
             if f is None:
                 raise LookupError(i)
             files.append(f)
-            if not f.is_relative_to(root) and f.is_file() and _shown_as_is(f):
+            if _under(run, i, f, root) is None and f.is_file() and _shown_as_is(f):
                 outside.append((i, f))
         except LookupError:
-            raise ValueError(f"sample {i} has no image file (an array dataset): export the Label Studio tasks "
-                             "with --images data-uri (images='data-uri' in Python)") from None  # fmt: skip
+            raise ValueError(f"sample {i} has no image file (an array dataset): {_USE_DATA_URI}") from None
         except (ValueError, OSError):  # outside the scan's roots, unreadable: that task's own problem
             continue
     if outside and files:
@@ -129,13 +142,13 @@ def task_image(run: Run, i: int, images: ImageMode, root: Path | None, size: int
         return _data_uri(run, i, size, max_side=max_side, shrunk=shrunk)
     f = run.scanned_image_file(i)  # a file changed or gone since the scan is not linked
     if f is None:
-        raise ValueError(f"sample {i} has no image file (array dataset); export the Label Studio tasks with "
-                         "--images data-uri (images='data-uri' in Python)")  # fmt: skip
+        raise ValueError(f"sample {i} has no image file (an array dataset): {_USE_DATA_URI}")
     if not _shown_as_is(f):  # linked, the annotator would see a blank or black task
         if embedded is not None:
             embedded.append(i)
         return _data_uri(run, i, size, max_side=size, shrunk=None)
-    root = (root or run.data_root or f.parent).resolve()
-    if not f.is_relative_to(root):
+    root = root or run.data_root or f.parent
+    rel = _under(run, i, f, root)
+    if rel is None:
         raise ValueError(f"sample {i}: image {f} lies outside the Label Studio document root {root}")
-    return "/data/local-files/?d=" + quote(f.relative_to(root).as_posix())
+    return "/data/local-files/?d=" + quote(rel.as_posix())

@@ -157,12 +157,14 @@ class RecorderCallback(pl.Callback):
         self._resumed_open = False
 
     def _warn_redrawn(self) -> None:
-        """An epoch resumed mid-way ran to its end with samples missing: the loader drew the rest of
-        it afresh (Lightning resumes the batch count, not a plain DataLoader's order), silently."""
+        """An epoch resumed mid-way ran to its end with samples trained twice in it: the loader drew
+        the rest of it afresh (Lightning resumes the batch count, not a plain DataLoader's order),
+        silently. (A loader Lightning resumes exactly repeats none, whatever it leaves out.)"""
         if not isinstance(self.recorder, Recorder):
             return
-        held, n = int(self.recorder.pending().ids.size), self.recorder.num_samples
-        if held < n:
+        pending = self.recorder.pending()
+        held, n = int(pending.ids.size), self.recorder.num_samples
+        if pending.counts.size and int(pending.counts.max()) > 1:  # a sample twice in one epoch: drawn again
             warnings.warn(f"RecorderCallback: Lightning epoch {self._pending_epoch}, resumed mid-way, ran to its end "
                           f"but the recorder's epoch {self.recorder.num_epochs} holds {held:,} of {n:,} samples: the "
                           "loader drew the rest of that epoch afresh (a DataLoader Lightning cannot resume starts its "

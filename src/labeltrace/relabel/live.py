@@ -14,12 +14,15 @@ The refresh runs in a background thread, so no decision waits for it; the order 
 it finishes stays valid. The samples a reviewer has been shown and the samples already decided
 (``pinned``) never move: a re-ranking reorders only the other samples, among the other positions,
 so the page's position numbers and the *previous* key keep their meaning. The other positions
-take the new ranking from where the reviewers are: the free positions from the earliest place a
-reviewer active in the last :data:`ACTIVE` seconds was shown get the most suspect samples, in
-order; free positions behind every such reviewer (ones a jump, a link or a find passed over) get
+take the new ranking from where the reviewers are: each reviewer active in the last
+:data:`ACTIVE` seconds is at the position they were last shown, and the most suspect samples are
+dealt in turn to the free positions right after each such place (the first to the first free
+position after each reviewer, then the second ...), so every reviewer's next samples are live
+picks; free positions behind every such reviewer (ones a jump, a link or a find passed over) get
 the rest. So one look far down the queue moves nothing before it — it had frozen every position
 before it for everyone, as a decision there (a script's, another tool's) still does not — and a
-lone reviewer who jumped and walked on from there is served the live picks ahead of them.
+reviewer who jumped and walked on from there is served the live picks ahead of them. Nameless
+pages share one place (the latest), as they share one name.
 """
 
 from __future__ import annotations
@@ -42,9 +45,6 @@ __all__ = ["ACTIVE", "LiveConfig", "LiveQueue", "TimedUpdate", "build_updater"]
 #: how long after a reviewer was last shown a sample their place still steers where a re-ranking
 #: puts the most suspect samples (ten minutes: a reviewer reading, not one who left)
 ACTIVE = 600.0
-#: positions kept per nameless viewer: nameless pages share one name, so each place one of them
-#: was shown in the last :data:`ACTIVE` seconds counts (the earliest steers), up to this many
-_NAMELESS_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class LiveQueue:
         self.pinned = np.zeros(campaign.num_samples, dtype=bool)  # decided: kept where they are
         self.shown = np.zeros(campaign.num_samples, dtype=bool)  # shown to a reviewer: kept too
         self._clock = clock
-        self._places: dict[str | None, list[tuple[float, int]]] = {}  # viewer -> (when, position) shown
+        self._places: dict[str | None, tuple[float, int]] = {}  # viewer -> (when, position) last shown
         self.version = 0
         self.seconds = 0.0
         self.error: str | None = None
@@ -228,20 +228,22 @@ class LiveQueue:
             i = int(self._order[pos])
             self.shown[i] = True
             now = self._clock()
-            if viewer is None:  # every nameless page's places, the recent ones
-                kept = [(t, p) for t, p in self._places.get(None, []) if now - t < ACTIVE][-_NAMELESS_KEPT + 1 :]
-                self._places[None] = [*kept, (now, pos)]
-            else:
-                self._places[viewer] = [(now, pos)]
+            for who in [w for w, (t, _) in self._places.items() if now - t >= ACTIVE]:
+                del self._places[who]  # gone: no longer steers, and the map holds the active ones only
+            self._places[viewer] = (now, pos)
             return i
 
-    def start(self) -> int:
-        """The earliest position a reviewer active in the last :data:`ACTIVE` seconds was shown
-        (0 when none was): where a re-ranking's most suspect samples begin."""
+    def places(self) -> np.ndarray:
+        """The positions the reviewers active in the last :data:`ACTIVE` seconds were last shown,
+        sorted, each once: where a re-ranking deals its most suspect samples."""
         with self._lock:
             now = self._clock()
-            places = [p for kept in self._places.values() for t, p in kept if now - t < ACTIVE]
-            return min(places, default=0)
+            return np.unique(np.array([p for t, p in self._places.values() if now - t < ACTIVE], dtype=np.int64))
+
+    def start(self) -> int:
+        """The earliest of :meth:`places` (0 when no reviewer is active)."""
+        at = self.places()
+        return int(at[0]) if at.size else 0
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a running refresh; True when none runs any more."""
@@ -289,8 +291,8 @@ class LiveQueue:
 
     def _reordered(self) -> np.ndarray:
         """The shown and the pinned samples where they are; the other positions take the
-        campaign's ranking of the remaining members — those from :meth:`start` on first, in
-        order, then those behind it."""
+        campaign's ranking of the remaining members, dealt in turn to the free positions after
+        each active reviewer's place (:meth:`places`), then to those behind every one of them."""
         order = self._order
         keep = self.pinned[order] | self.shown[order]
         taken = np.zeros(self.members.size, dtype=bool)
@@ -299,9 +301,20 @@ class LiveQueue:
         ranked = ranked[self.members[ranked] & ~taken[ranked]]
         taken[ranked] = True
         rest = order[~taken[order]]  # settled but not pinned: after the ranked, in their order
-        free = np.flatnonzero(~keep)
-        start = self.start()
-        free = np.concatenate([free[free >= start], free[free < start]])
         out = order.copy()
-        out[free] = np.concatenate([ranked, rest])
+        out[_dealt(np.flatnonzero(~keep), self.places())] = np.concatenate([ranked, rest])
         return out
+
+
+def _dealt(free: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """``free`` (ascending positions) in the order a re-ranking fills them: the k-th free position
+    after each place (up to the next place) for k = 0, 1, ..., places in turn; then the free
+    positions before every place, in order. Without places, ``free`` as it is."""
+    if not places.size:
+        return free
+    seg = np.searchsorted(places, free, side="left") - 1  # the last place before each free position
+    ahead = seg >= 0
+    s = seg[ahead]
+    first = np.searchsorted(s, s, side="left")  # s ascends: each position's index within its segment
+    k = np.arange(s.size) - first
+    return np.concatenate([free[ahead][np.lexsort((s, k))], free[~ahead]])

@@ -43,9 +43,9 @@ from labeltrace.rundir import open_run
 __all__ = ["PNG_FIGURES", "write_report"]
 
 ReportFormat = Literal["html", "png"]
-#: every figure ``format="png"`` may write; the ones a report does not draw are removed from its folder
 #: the most suspects a report shows (each a thumbnail drawn into the page or the PNG grid)
 MAX_TOP = 1000
+#: every figure ``format="png"`` may write; the ones a report does not draw are removed from its folder
 PNG_FIGURES = ("score_histogram", "signed_entropy_trajectories", "precision_recall", "top_suspects")
 
 

@@ -27,8 +27,10 @@ def load_rgb(run: Run, sample_id: int) -> np.ndarray:
     Raises
     ------
     ValueError
-        Unknown sample id, a path escaping the allowed roots, or an unreadable image (the message
-        names the sample and the file).
+        Unknown sample id, a path escaping the allowed roots, a file changed since the scan, or an
+        unreadable image (the message names the sample and the file).
+    FileNotFoundError
+        The image file is gone since the scan (the message names the sample and the file).
     """
     from labeltrace.data.decode import (  # lazy: decoding lives at the data edge
         array_to_float,

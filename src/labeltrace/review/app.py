@@ -128,8 +128,8 @@ def create_app(
         single-expert review when none).
     live : LiveConfig, optional
         Re-rank the samples no one has been shown every ``live.every`` settled samples, in the
-        background (label propagation or a head refit on the run's features), from the
-        earliest place an active reviewer is at (:mod:`labeltrace.relabel.live`).
+        background (label propagation or a head refit on the run's features), dealt in turn
+        to the positions right after each active reviewer (:mod:`labeltrace.relabel.live`).
     features : path, optional
         An (N, D) ``.npy`` of features to use instead of the run's own (neighbours, refits).
     blind : {"model", "all"}, optional

@@ -256,8 +256,8 @@ class ReviewState:
 
     def show(self, pos: int, reviewer: str | None = None) -> int:
         """The sample at position ``pos``, shown to ``reviewer``: a live re-ranking keeps it where
-        it is and puts its most suspect samples after the earliest place a reviewer is at (read
-        and marked in one step; :meth:`LiveQueue.show`)."""
+        it is and deals its most suspect samples to the positions after each active reviewer's
+        (read and marked in one step; :meth:`LiveQueue.show`)."""
         return self.live.show(pos, reviewer) if self.live is not None else int(self._static[pos])
 
     def sync(self) -> None:
@@ -339,10 +339,14 @@ class ReviewState:
         hits = np.flatnonzero(hit)
         if not hits.size:
             return None, 0
-        free = np.flatnonzero(hit & self._free(v, reviewer, order))
-        pick = free if free.size else hits
-        later = pick[pick > after]
-        return int(later[0] if later.size else pick[0]), int(hits.size)
+        if hits.size > 1 and 0 <= after < hit.size:
+            hit[after] = False  # another one, not the sample the page shows
+        free = hit & self._free(v, reviewer, order)
+        for pick in (np.flatnonzero(free), np.flatnonzero(hit)):  # held by others only when none is free
+            if pick.size:
+                later = pick[pick > after]
+                return int(later[0] if later.size else pick[0]), int(hits.size)
+        return int(hits[0]), int(hits.size)
 
     # ------------------------------------------------------------------ what the page shows
     def item(self, pos: int, reviewer: str | None, *, shown: bool = False) -> dict[str, Any]:

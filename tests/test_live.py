@@ -160,8 +160,8 @@ def test_a_reviewer_gone_for_ten_minutes_no_longer_steers_the_re_ranking() -> No
 
 
 def test_a_nameless_reviewer_who_jumped_is_served_ahead_too_and_gone_reviewers_lapse() -> None:
-    """Nameless pages share one place, the latest (every recent one had counted: a lone nameless
-    reviewer who jumped found the picks behind them for ten minutes)."""
+    """Nameless pages that send no page id share one place, the latest (every recent one had
+    counted: a lone nameless reviewer who jumped found the picks behind them for ten minutes)."""
     lq, clock, before = _walk()
     for pos in (0, 1, 10, 11):
         lq.show(pos)
@@ -171,7 +171,10 @@ def test_a_nameless_reviewer_who_jumped_is_served_ahead_too_and_gone_reviewers_l
     clock.now = ACTIVE + 1  # both lapse
     assert lq.places().tolist() == [] and lq.start() == 0
     lq.show(12, "ada")
-    assert lq.places().tolist() == [12] and set(lq._places) == {"ada"}  # the gone ones dropped
+    assert lq.places().tolist() == [12] and set(lq._places) == {("ada", None)}  # the gone ones dropped
+    lq.show(2, None, "tab-1")
+    lq.show(8, None, "tab-2")  # pages that send their id: a place each, nameless or not
+    assert lq.places().tolist() == [2, 8, 12]
 
 
 def test_the_live_picks_are_dealt_in_turn_to_each_reviewers_next_positions() -> None:

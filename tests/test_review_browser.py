@@ -240,10 +240,10 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
         page.close()
     monkeypatch.setattr(ReviewStore, "add", slow_add)
 
-    def item(self: ReviewState, pos: int, reviewer: object, *, shown: bool = False) -> object:
+    def item(self: ReviewState, pos: int, reviewer: object, *, shown: bool = False, **kw: object) -> object:
         if shown and pos > 0:
             showing.wait(30)  # the next item is slow to come
-        return slow_item(self, pos, reviewer, shown=shown)
+        return slow_item(self, pos, reviewer, shown=shown, **kw)
 
     monkeypatch.setattr(ReviewState, "item", item)
     rd2 = make_run(tmp_path / "two", n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=5)

@@ -156,3 +156,22 @@ def test_another_name_in_the_box_shows_that_reviewers_progress(tmp_path: Path, b
         expect(page.locator("#progress-text")).to_contain_text(f"0 / {N} reviewed")
         expect(page.locator("#current")).to_have_text("No decision yet.")  # Ada's vote is hers, not Bob's
         page.close()
+
+
+def test_a_reviewers_two_tabs_each_keep_their_sample(tmp_path: Path, browser: Any) -> None:
+    """A second tab ended the first one's hold: a colleague opening the page was sent to the sample
+    still open in the first tab."""
+    rd = _run(tmp_path, "tabs")
+    for base in serve(create_app(rd, token=TOKEN)):
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        first, second = ctx.new_page(), ctx.new_page()
+        first.goto(f"{base}/?token={TOKEN}&reviewer=Ada")
+        expect(first.locator("#position")).to_have_text(f"1 / {N}")
+        second.goto(f"{base}/?token={TOKEN}&reviewer=Ada")
+        expect(second.locator("#position")).to_have_text(f"1 / {N}")
+        second.keyboard.press("ArrowRight")
+        expect(second.locator("#position")).to_have_text(f"2 / {N}")
+        bob = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        bob.goto(f"{base}/?token={TOKEN}&reviewer=Bob")
+        expect(bob.locator("#position")).to_have_text(f"3 / {N}")  # past both of Ada's tabs
+        ctx.close()

@@ -93,3 +93,29 @@ def test_a_lone_reviewer_typing_a_name_resumes_where_they_were(tmp_path: Path) -
     c = TestClient(create_app(rd), base_url=LOCAL)
     c.get("/api/item/0")  # the page opened before a name was typed: a nameless hold
     assert c.get("/api/state?reviewer=ada").json()["resume"] == 0
+
+
+def test_a_reviewers_second_tab_keeps_the_first_tabs_hold() -> None:
+    """A second tab ended the first one's hold: a colleague was sent to the sample still open there."""
+    held = Leases(seconds=120, clock=lambda: 0.0)
+    held.take(5, "ada", "tab-a")
+    held.take(6, "ada", "tab-b")
+    assert np.flatnonzero(held.held_by_others("bob", 8)).tolist() == [5, 6]
+    assert held.held_by_others("bob", 8)[5] == 1  # one reviewer, however many tabs
+    held.take(7, "ada", "tab-a")  # tab a moves on: its own earlier hold goes, tab b's stays
+    assert np.flatnonzero(held.held_by_others("bob", 8)).tolist() == [6, 7]
+    held.release(6, "ada")  # decided (from any tab): no longer held for ada
+    assert np.flatnonzero(held.held_by_others("bob", 8)).tolist() == [7]
+
+
+def test_the_page_id_reaches_the_holds_and_the_decisions_next_hold(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=20, k=3, seed=4)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    first = c.get("/api/item/0?reviewer=ada&page=a").json()["id"]
+    c.get("/api/item/1?reviewer=ada&page=b")
+    assert c.get("/api/state?reviewer=bob").json()["resume"] == 2  # both of ada's tabs held
+    r = c.post("/api/decision", json={"sample_id": first, "decision": "cat", "reviewer": "ada", "page": "a"})
+    assert r.status_code == 200 and r.json()["next"] == 2  # tab a's next: 2 (1 is tab b's, ada's own)
+    assert c.get("/api/state?reviewer=bob").json()["resume"] == 3  # 1 and 2 held for ada's two tabs
+    long = c.post("/api/decision", json={"sample_id": 3, "decision": "cat", "reviewer": "bob", "page": "x" * 65})
+    assert long.status_code == 422

@@ -21,8 +21,8 @@ position after each reviewer, then the second ...), so every reviewer's next sam
 picks; free positions behind every such reviewer (ones a jump, a link or a find passed over) get
 the rest. So one look far down the queue moves nothing before it — it had frozen every position
 before it for everyone, as a decision there (a script's, another tool's) still does not — and a
-reviewer who jumped and walked on from there is served the live picks ahead of them. Nameless
-pages share one place (the latest), as they share one name.
+reviewer who jumped and walked on from there is served the live picks ahead of them. Each page
+(browser tab) that sends its id has a place of its own; pages that send none share one per name.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ class LiveQueue:
         self.pinned = np.zeros(campaign.num_samples, dtype=bool)  # decided: kept where they are
         self.shown = np.zeros(campaign.num_samples, dtype=bool)  # shown to a reviewer: kept too
         self._clock = clock
-        self._places: dict[str | None, tuple[float, int]] = {}  # viewer -> (when, position) last shown
+        self._places: dict[tuple[str | None, str | None], tuple[float, int]] = {}  # (viewer, page) -> (when, pos)
         self.version = 0
         self.seconds = 0.0
         self.error: str | None = None
@@ -217,10 +217,10 @@ class LiveQueue:
             self._thread.start()
             return True
 
-    def show(self, pos: int, viewer: str | None = None) -> int:
+    def show(self, pos: int, viewer: str | None = None, page: str | None = None) -> int:
         """The sample at position ``pos``, now shown to ``viewer`` (a reviewer's name; None for a
-        nameless page): it keeps its position, and ``viewer``'s place steers the next re-ranking
-        (module docstring). One step under the lock, so a refresh cannot install a new order
+        nameless page) on ``page`` (a browser tab's id; None when the page sends none): it keeps
+        its position, and that page's place steers the next re-ranking (module docstring). One step under the lock, so a refresh cannot install a new order
         between the reading and the marking (the reviewer would be shown a sample the new order
         had moved)."""
         with self._lock:
@@ -230,7 +230,7 @@ class LiveQueue:
             now = self._clock()
             for who in [w for w, (t, _) in self._places.items() if now - t >= ACTIVE]:
                 del self._places[who]  # gone: no longer steers, and the map holds the active ones only
-            self._places[viewer] = (now, pos)
+            self._places[(viewer, page)] = (now, pos)
             return i
 
     def places(self) -> np.ndarray:

@@ -64,7 +64,7 @@ from labeltrace.review.blind import (
     decision_source,
 )
 from labeltrace.review.rendered import MAX_BYTES, RenderedImages
-from labeltrace.review.requests import DecisionIn, decision_problem, validation_detail
+from labeltrace.review.requests import MAX_PAGE, DecisionIn, decision_problem, validation_detail
 from labeltrace.review.requests import who as who_of
 from labeltrace.review.security import (
     MAX_BODY_BYTES,
@@ -210,15 +210,16 @@ def create_app(
 
     @app.get("/api/item/{pos}", response_model=None)
     def get_item(pos: int, reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None,
-                 peek: bool = False) -> dict[str, Any] | JSONResponse:  # fmt: skip
+                 peek: bool = False, page: Annotated[str | None, Query(max_length=MAX_PAGE)] = None
+                 ) -> dict[str, Any] | JSONResponse:  # fmt: skip
         total = state.order().size
         if not 0 <= pos < total:
             return _err(404, f"queue position out of range [0, {total})")
         # shown to a reviewer (not a peek): a live re-ranking leaves it where it is
         me = page_name(reviewer)
         if blind is None:
-            return state.item(pos, me, shown=not peek)
-        it = state.item(pos, me, shown=not peek)
+            return state.item(pos, me, shown=not peek, page=page)
+        it = state.item(pos, me, shown=not peek, page=page)
         assert me is not None  # a blind page always speaks for one reviewer
         own = sum(d.reviewer == me for d in state.store.history(it["id"]))
         out = blind_item(it, blind, reviewer=me, own_history=own)
@@ -319,10 +320,10 @@ def create_app(
         state.leases.release(row.sample_id, name)  # decided: no longer held open for this reviewer
         order = state.order()  # one snapshot: a live refresh may swap the order in the background
         pos = int(state.positions(order)[row.sample_id])
-        nxt = state.next_position(pos, name, order) if pos >= 0 else None
+        nxt = state.next_position(pos, name, order, body.page) if pos >= 0 else None
         if nxt is not None and nxt < order.size:  # held for this page from now: a colleague deciding meanwhile
             # is sent elsewhere, before this page loads it; shown, so a live refresh keeps it at nxt
-            state.leases.take(state.show(nxt, name), name)
+            state.leases.take(state.show(nxt, name, body.page), name, body.page)
         if blind is None:
             return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
         decision = blind_decision(row.to_dict())

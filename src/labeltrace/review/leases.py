@@ -8,8 +8,9 @@ into ties; ``scripts/review_team_sim.py``). A sample shown to a named reviewer (
 their next) is held for :data:`SECONDS`, until they decide it or open another; another reviewer's
 next sample skips it while it still needs no more votes than the others holding it can give. A
 held sample a reviewer walked away from is passed by the others' next samples and comes back at a
-page's resume (where it starts, or reloads) once the hold lapses. Holds live in one server
-process: two servers on one run directory do not see each other's.
+page's resume (where it starts, or reloads) once the hold lapses. Each page (browser tab) holds
+its own sample: a reviewer's second tab does not end the first one's hold. Holds live in one
+server process: two servers on one run directory do not see each other's.
 """
 
 from __future__ import annotations
@@ -32,23 +33,25 @@ class Leases:
     def __init__(self, seconds: float = SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = float(seconds)
         self._clock = clock
-        self._held: dict[int, dict[str | None, float]] = {}  # sample -> reviewer -> until
+        self._held: dict[int, dict[tuple[str | None, str | None], float]] = {}  # sample -> (reviewer, page) -> until
         self._lock = threading.Lock()
 
-    def take(self, sample: int, reviewer: str | None) -> None:
-        """``reviewer`` is shown ``sample``: theirs for :attr:`seconds` (their earlier holds lapse:
-        one page shows one sample)."""
+    def take(self, sample: int, reviewer: str | None, page: str | None = None) -> None:
+        """``reviewer`` is shown ``sample`` on ``page`` (a tab's id; None: a page that sends none):
+        theirs for :attr:`seconds` (that page's earlier hold lapses: one page shows one sample; a
+        second tab of theirs keeps its own)."""
         now = self._clock()
+        key = (reviewer, page)
         with self._lock:
-            for s in [s for s, who in self._held.items() if reviewer in who]:
-                self._drop(s, reviewer)
-            self._held.setdefault(int(sample), {})[reviewer] = now + self.seconds
+            for s in [s for s, who in self._held.items() if key in who]:
+                self._drop(s, lambda k: k == key)
+            self._held.setdefault(int(sample), {})[key] = now + self.seconds
             self._expire(now)
 
     def release(self, sample: int, reviewer: str | None) -> None:
-        """``reviewer`` decided ``sample``: no longer held for them."""
+        """``reviewer`` decided ``sample``: no longer held for them (on any page of theirs)."""
         with self._lock:
-            self._drop(int(sample), reviewer)
+            self._drop(int(sample), lambda k: k[0] == reviewer)
 
     def held_by_others(self, reviewer: str | None, n: int) -> np.ndarray:
         """(n,) int: how many other named reviewers hold each sample now (a nameless page's holds
@@ -59,13 +62,26 @@ class Leases:
             self._expire(now)
             for s, who in self._held.items():
                 if 0 <= s < n:
-                    out[s] = sum(1 for r in who if r is not None and r != reviewer)
+                    out[s] = len({r for r, _ in who if r is not None and r != reviewer})
         return out
 
-    def _drop(self, sample: int, reviewer: str | None) -> None:
+    def held_elsewhere(self, reviewer: str, page: str, n: int) -> np.ndarray:
+        """(n,) bool: the samples ``reviewer`` holds open on pages other than ``page`` (their other
+        tabs: not this tab's next sample)."""
+        out = np.zeros(n, dtype=bool)
+        now = self._clock()
+        with self._lock:
+            self._expire(now)
+            for s, who in self._held.items():
+                if 0 <= s < n and any(r == reviewer and p != page for r, p in who):
+                    out[s] = True
+        return out
+
+    def _drop(self, sample: int, which: Callable[[tuple[str | None, str | None]], bool]) -> None:
         who = self._held.get(sample)
         if who is not None:
-            who.pop(reviewer, None)
+            for k in [k for k in who if which(k)]:
+                del who[k]
             if not who:
                 del self._held[sample]
 

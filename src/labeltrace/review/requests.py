@@ -4,16 +4,20 @@ stored — in words that never repeat the submitted values."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, StringConstraints
 
 from labeltrace._checks import listing
 from labeltrace.relabel.decisions import KINDS
 from labeltrace.relabel.reviewers import spelling
 from labeltrace.review.state import ReviewState
 
-__all__ = ["DecisionIn", "decision_problem", "validation_detail", "who"]
+__all__ = ["MAX_PAGE", "DecisionIn", "decision_problem", "validation_detail", "who"]
+
+
+#: the longest page id a request may send (a page makes a UUID per tab: 36 characters)
+MAX_PAGE = 64
 
 
 class DecisionIn(BaseModel):
@@ -26,6 +30,7 @@ class DecisionIn(BaseModel):
     decision: StrictStr
     kind: StrictStr | None = None
     reviewer: StrictStr | None = None
+    page: Annotated[StrictStr, StringConstraints(max_length=MAX_PAGE)] | None = None  # the tab: its own hold
 
 
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}

@@ -254,11 +254,11 @@ class ReviewState:
         closed = v.rule.one_vote_settles & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
         return r.resolved | (mine == _LABEL) | (mine == _UNSURE) | closed
 
-    def show(self, pos: int, reviewer: str | None = None) -> int:
+    def show(self, pos: int, reviewer: str | None = None, page: str | None = None) -> int:
         """The sample at position ``pos``, shown to ``reviewer``: a live re-ranking keeps it where
         it is and deals its most suspect samples to the positions after each active reviewer's
         (read and marked in one step; :meth:`LiveQueue.show`)."""
-        return self.live.show(pos, reviewer) if self.live is not None else int(self._static[pos])
+        return self.live.show(pos, reviewer, page) if self.live is not None else int(self._static[pos])
 
     def sync(self) -> None:
         """Pass the decisions to the live queue (a refresh starts when one is due)."""
@@ -299,15 +299,19 @@ class ReviewState:
             "live": self.live.status() if self.live is not None else None,
         }
 
-    def next_position(self, after: int, reviewer: str | None, order: np.ndarray | None = None) -> int:
+    def next_position(self, after: int, reviewer: str | None, order: np.ndarray | None = None,
+                      page: str | None = None) -> int:  # fmt: skip
         """The first position after ``after`` in ``order`` (default :meth:`order`) not done for
         ``reviewer`` — and not open on other reviewers' pages that give it the votes it needs
-        (:mod:`labeltrace.review.leases`), when there is such a one — (``after + 1`` when every
-        later one is done)."""
+        (:mod:`labeltrace.review.leases`), nor on this reviewer's other tabs than ``page``, when
+        there is such a one — (``after + 1`` when every later one is done)."""
         v = self.verdicts()
         order = self.order() if order is None else order
         todo = ~self.done(v, reviewer)[order][after + 1 :]
-        later = np.flatnonzero(todo & self._free(v, reviewer, order)[after + 1 :])
+        free = self._free(v, reviewer, order)
+        if reviewer is not None and page is not None and not self.own_only:
+            free &= ~self.leases.held_elsewhere(reviewer, page, self.run.num_samples)[order]
+        later = np.flatnonzero(todo & free[after + 1 :])
         if not later.size:
             later = np.flatnonzero(todo)
         return int(after + 1 + later[0]) if later.size else after + 1
@@ -349,13 +353,14 @@ class ReviewState:
         return int(hits[0]), int(hits.size)
 
     # ------------------------------------------------------------------ what the page shows
-    def item(self, pos: int, reviewer: str | None, *, shown: bool = False) -> dict[str, Any]:
+    def item(self, pos: int, reviewer: str | None, *, shown: bool = False, page: str | None = None) -> dict[str, Any]:
         """The queue item at ``pos``: labels, the decision shown, every reviewer's view.
-        ``shown``: it is shown to a reviewer (:meth:`show`), not looked ahead at."""
+        ``shown``: it is shown to a reviewer (:meth:`show`) on ``page`` (a tab's id), not looked
+        ahead at."""
         order = self.order()
-        i = self.show(pos, reviewer) if shown else int(order[pos])
+        i = self.show(pos, reviewer, page) if shown else int(order[pos])
         if shown:
-            self.leases.take(i, reviewer)
+            self.leases.take(i, reviewer, page)
         hist = self.store.history(i)
         me = None if reviewer is None else self.store.stored_spelling(reviewer)
         mine = [d for d in hist if me is None or d.reviewer == me]

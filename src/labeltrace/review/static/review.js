@@ -51,6 +51,10 @@
   // the name a decision of this page is stored under, spelled as the store spells names
   const me = () => ((who() || defaultReviewer).split(/\s+/).filter(Boolean).join(" ") || "anonymous").normalize("NFC");
   const withWho = (path) => (who() ? `${path}?reviewer=${encodeURIComponent(who())}` : path);
+  // this tab's id: the sample it shows is held for it, and its place steers a live re-ranking,
+  // apart from the reviewer's other tabs
+  const PAGE = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Math.random()).slice(2);
+  const onPage = (path) => `${path}${path.includes("?") ? "&" : "?"}page=${PAGE}`;
   // a decision button gives up the focus when used (to the item's heading, where a screen reader
   // reads the next sample): Enter or Space would click it again on the next sample
   const leaveDecisionButton = () => {
@@ -376,7 +380,7 @@
     want = p;
     const mine = ++loadSeq;
     try {
-      const it = await api(withWho(`/api/item/${p}`));
+      const it = await api(onPage(withWho(`/api/item/${p}`)));
       if (mine !== loadSeq) return true;
       item = it;
       if (!moving || it.id !== pendingId) pendingId = null;
@@ -429,6 +433,7 @@
           decision: kind === "label" ? label : kind,
           kind: kind,
           reviewer: who(),
+          page: PAGE,
         }),
       });
     } catch (e) {

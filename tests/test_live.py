@@ -175,6 +175,9 @@ def test_a_nameless_reviewer_who_jumped_is_served_ahead_too_and_gone_reviewers_l
     lq.show(2, None, "tab-1")
     lq.show(8, None, "tab-2")  # pages that send their id: a place each, nameless or not
     assert lq.places().tolist() == [2, 8, 12]
+    for k in range(5):  # a viewer's newest four pages count (a script sending an id per request)
+        lq.show(13 + k, "bot", f"page-{k}")
+    assert lq.places().tolist() == [2, 8, 12, 14, 15, 16, 17]
 
 
 def test_the_live_picks_are_dealt_in_turn_to_each_reviewers_next_positions() -> None:

@@ -174,4 +174,9 @@ def test_a_reviewers_two_tabs_each_keep_their_sample(tmp_path: Path, browser: An
         bob = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         bob.goto(f"{base}/?token={TOKEN}&reviewer=Bob")
         expect(bob.locator("#position")).to_have_text(f"3 / {N}")  # past both of Ada's tabs
+        kept = second.evaluate("sessionStorage.getItem('labeltrace.page')")
+        second.reload()  # a reload is the same page: its hold and live place are not left behind
+        expect(second.locator("#position")).to_have_text(f"1 / {N}")  # resumed where Ada has nothing decided
+        assert kept and second.evaluate("sessionStorage.getItem('labeltrace.page')") == kept
+        assert first.evaluate("sessionStorage.getItem('labeltrace.page')") != kept
         ctx.close()

@@ -119,3 +119,22 @@ def test_the_page_id_reaches_the_holds_and_the_decisions_next_hold(tmp_path: Pat
     assert c.get("/api/state?reviewer=bob").json()["resume"] == 3  # 1 and 2 held for ada's two tabs
     long = c.post("/api/decision", json={"sample_id": 3, "decision": "cat", "reviewer": "bob", "page": "x" * 65})
     assert long.status_code == 422
+
+
+def test_one_reviewer_holds_samples_on_at_most_four_pages() -> None:
+    """A script sending a new page id with every request held every sample it opened."""
+    now = [0.0]
+    held = Leases(seconds=120, clock=lambda: now[0])
+    for k in range(6):
+        now[0] = float(k)
+        held.take(k, "bot", f"page-{k}")
+    assert np.flatnonzero(held.held_by_others("bob", 8)).tolist() == [2, 3, 4, 5]  # the newest four
+
+
+def test_a_tabs_next_passes_the_reviewers_other_tab_on_a_blind_review_too(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=20, k=3, seed=4)
+    c = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
+    first = c.get("/api/item/0?reviewer=ada&page=a").json()["id"]
+    c.get("/api/item/1?reviewer=ada&page=b")
+    r = c.post("/api/decision", json={"sample_id": first, "decision": "cat", "reviewer": "ada", "page": "a"})
+    assert r.status_code == 200 and r.json()["next"] == 2

@@ -42,6 +42,9 @@ from labeltrace.relabel.propagation import LabelPropagation, neighbour_graph
 
 __all__ = ["ACTIVE", "LiveConfig", "LiveQueue", "TimedUpdate", "build_updater"]
 
+#: the most pages (browser tabs) of one viewer whose places count: the newest (a script sending a
+#: new page id with every request would otherwise deal the picks behind every place it passed)
+PAGES = 4
 #: how long after a reviewer was last shown a sample their place still steers where a re-ranking
 #: puts the most suspect samples (ten minutes: a reviewer reading, not one who left)
 ACTIVE = 600.0
@@ -230,7 +233,11 @@ class LiveQueue:
             now = self._clock()
             for who in [w for w, (t, _) in self._places.items() if now - t >= ACTIVE]:
                 del self._places[who]  # gone: no longer steers, and the map holds the active ones only
+            self._places.pop((viewer, page), None)  # re-inserted: the map runs oldest first
             self._places[(viewer, page)] = (now, pos)
+            mine = [k for k in self._places if k[0] == viewer]
+            for k in mine[: max(0, len(mine) - PAGES)]:  # a viewer's oldest pages beyond PAGES
+                del self._places[k]
             return i
 
     def places(self) -> np.ndarray:

@@ -21,10 +21,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["SECONDS", "Leases"]
+__all__ = ["PAGES", "SECONDS", "Leases"]
 
 #: how long a sample shown to a reviewer stays theirs (about twenty reads of an image)
 SECONDS = 120.0
+#: the most pages (browser tabs) one reviewer holds samples on: a newer page's hold ends the oldest
+#: (a script sending a new page id with every request held every sample it opened)
+PAGES = 4
 
 
 class Leases:
@@ -45,6 +48,12 @@ class Leases:
         with self._lock:
             for s in [s for s, who in self._held.items() if key in who]:
                 self._drop(s, lambda k: k == key)
+            mine = sorted(((until, s, k) for s, who in self._held.items() for k, until in who.items() if k[0] == reviewer),
+                          key=lambda h: h[0])  # fmt: skip
+            for _, s, k in mine[: max(0, len(mine) - PAGES + 1)]:  # the oldest pages' holds
+                self._held[s].pop(k, None)
+                if not self._held[s]:
+                    del self._held[s]
             self._held.setdefault(int(sample), {})[key] = now + self.seconds
             self._expire(now)
 

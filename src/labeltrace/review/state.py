@@ -309,7 +309,7 @@ class ReviewState:
         order = self.order() if order is None else order
         todo = ~self.done(v, reviewer)[order][after + 1 :]
         free = self._free(v, reviewer, order)
-        if reviewer is not None and page is not None and not self.own_only:
+        if reviewer is not None and page is not None:  # blind too: a reviewer's own tabs reveal no one
             free &= ~self.leases.held_elsewhere(reviewer, page, self.run.num_samples)[order]
         later = np.flatnonzero(todo & free[after + 1 :])
         if not later.size:

@@ -52,8 +52,17 @@
   const me = () => ((who() || defaultReviewer).split(/\s+/).filter(Boolean).join(" ") || "anonymous").normalize("NFC");
   const withWho = (path) => (who() ? `${path}?reviewer=${encodeURIComponent(who())}` : path);
   // this tab's id: the sample it shows is held for it, and its place steers a live re-ranking,
-  // apart from the reviewer's other tabs
-  const PAGE = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Math.random()).slice(2);
+  // apart from the reviewer's other tabs; kept for the tab (sessionStorage), so a reload is the
+  // same page, not a new one whose old hold and place would linger
+  const PAGE = (() => {
+    const made = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Math.random()).slice(2);
+    try {
+      const kept = sessionStorage.getItem("labeltrace.page");
+      if (kept) return kept;
+      sessionStorage.setItem("labeltrace.page", made);
+    } catch (e) { /* private mode: a page id per load */ }
+    return made;
+  })();
   const onPage = (path) => `${path}${path.includes("?") ? "&" : "?"}page=${PAGE}`;
   // a decision button gives up the focus when used (to the item's heading, where a screen reader
   // reads the next sample): Enter or Space would click it again on the next sample

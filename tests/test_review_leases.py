@@ -138,3 +138,19 @@ def test_a_tabs_next_passes_the_reviewers_other_tab_on_a_blind_review_too(tmp_pa
     c.get("/api/item/1?reviewer=ada&page=b")
     r = c.post("/api/decision", json={"sample_id": first, "decision": "cat", "reviewer": "ada", "page": "a"})
     assert r.status_code == 200 and r.json()["next"] == 2
+
+
+def test_nameless_pages_that_say_their_id_are_sent_to_different_samples(tmp_path: Path) -> None:
+    """A nameless team (one vote settles, no names needed) moved in lockstep: every page's next was
+    the sample another page sat on. Pages that send their id now hold for one another."""
+    rd = make_run(tmp_path, n=20, k=3, seed=4)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    assert c.get("/api/state?page=a").json()["resume"] == 0
+    first = c.get("/api/item/0?page=a").json()["id"]
+    assert c.get("/api/state?page=b").json()["resume"] == 1  # page a sits on 0
+    c.get("/api/item/1?page=b")
+    assert c.get("/api/state?page=a").json()["resume"] == 0  # its own sample: not another page's
+    r = c.post("/api/decision", json={"sample_id": first, "decision": "cat", "page": "a"})
+    assert r.status_code == 200 and r.json()["next"] == 2  # not page b's sample
+    assert c.get("/api/state").json()["resume"] == 1  # a script without a page id: as before
+    assert c.get("/api/find?what=disputed&page=a").json() == {"position": None, "count": 0}

@@ -188,14 +188,14 @@ def create_app(
         )
 
     @app.get("/api/state")
-    def get_state(reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None
-                  ) -> dict[str, Any]:  # fmt: skip
+    def get_state(reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None,
+                  page: Annotated[str | None, Query(max_length=MAX_PAGE)] = None) -> dict[str, Any]:  # fmt: skip
         who = page_name(reviewer)
         # the scan's warnings about classes its models overrule (absent in runs from before them),
         # and its others (a cut that accuses most samples, ...): the model's view, hidden when blind
         warned = [] if blind else [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []] + list(
             run.meta.get("warnings") or [])
-        progress = state.progress(who)
+        progress = state.progress(who, page)
         if blind is not None:  # every blind decision is named: the page marks the box as needed
             progress["rule"] = {**progress["rule"], "names": True}
         return {
@@ -231,11 +231,11 @@ def create_app(
 
     @app.get("/api/find", response_model=None)
     def find(what: Annotated[str, Query(pattern="^(disputed|unsure|unresolved)$")], after: int = -1,
-             reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None
-             ) -> dict[str, Any] | JSONResponse:  # fmt: skip
+             reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None,
+             page: Annotated[str | None, Query(max_length=MAX_PAGE)] = None) -> dict[str, Any] | JSONResponse:  # fmt: skip
         if blind is not None:
             return _err(403, "blind review: the other reviewers' decisions are not shown")
-        pos, count = state.find(after, what, page_name(reviewer))
+        pos, count = state.find(after, what, page_name(reviewer), page)
         return {"position": pos, "count": count}
 
     @app.get("/api/context/{sample_id}", response_model=None)
@@ -325,11 +325,11 @@ def create_app(
             # is sent elsewhere, before this page loads it; shown, so a live refresh keeps it at nxt
             state.leases.take(state.show(nxt, name, body.page), name, body.page)
         if blind is None:
-            return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
+            return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name, body.page)}
         decision = blind_decision(row.to_dict())
         if hidden is not None:
             decision["sample_id"] = sent
-        return {"saved": True, "decision": decision, "next": nxt, **blind_progress(state.progress(name))}
+        return {"saved": True, "decision": decision, "next": nxt, **blind_progress(state.progress(name, body.page))}
 
     @app.get("/api/history/{sample_id}", response_model=None)
     def get_history(sample_id: int) -> list[dict[str, Any]] | JSONResponse:

@@ -8,8 +8,9 @@ into ties; ``scripts/review_team_sim.py``). A sample shown to a named reviewer (
 their next) is held for :data:`SECONDS`, until they decide it or open another; another reviewer's
 next sample skips it while it still needs no more votes than the others holding it can give. A
 held sample a reviewer walked away from is passed by the others' next samples and comes back at a
-page's resume (where it starts, or reloads) once the hold lapses. Each page (browser tab) holds
-its own sample: a reviewer's second tab does not end the first one's hold. Holds live in one
+page's resume (where it starts, or reloads) once the hold lapses. Each page (browser tab, by the
+id it sends) holds its own sample: a reviewer's second tab does not end the first one's hold, and
+passes it; pages without a name that send their id hold for one another. Holds live in one
 server process: two servers on one run directory do not see each other's.
 """
 
@@ -62,16 +63,21 @@ class Leases:
         with self._lock:
             self._drop(int(sample), lambda k: k[0] == reviewer)
 
-    def held_by_others(self, reviewer: str | None, n: int) -> np.ndarray:
-        """(n,) int: how many other named reviewers hold each sample now (a nameless page's holds
-        count for no one: it is a lone reviewer's, or every nameless page's at once)."""
+    def held_by_others(self, reviewer: str | None, n: int, page: str | None = None) -> np.ndarray:
+        """(n,) int: how many other named reviewers hold each sample now; for a nameless page that
+        says its id (``page``), also the other nameless pages that said theirs (a nameless team
+        with one vote settling); other nameless holds count for no one (a page that sends no id
+        is a lone reviewer's, or every such page's at once)."""
         out = np.zeros(n, dtype=np.int64)
         now = self._clock()
+        nameless = reviewer is None and page is not None
         with self._lock:
             self._expire(now)
             for s, who in self._held.items():
                 if 0 <= s < n:
-                    out[s] = len({r for r, _ in who if r is not None and r != reviewer})
+                    out[s] = len({(r, None if r is not None else p) for r, p in who
+                                  if (r is not None and r != reviewer)
+                                  or (nameless and r is None and p is not None and p != page)})  # fmt: skip
         return out
 
     def held_elsewhere(self, reviewer: str, page: str, n: int) -> np.ndarray:

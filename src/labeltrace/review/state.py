@@ -270,8 +270,9 @@ class ReviewState:
             # end of the queue moves nothing else), as do the samples shown (LiveQueue.show)
             self.live.sync(v.final, v.resolution.resolved, pinned=v.latest_kind >= 0)
 
-    def progress(self, reviewer: str | None) -> dict[str, Any]:
-        """Counts over the queue for ``reviewer`` and the first position not done for them."""
+    def progress(self, reviewer: str | None, page: str | None = None) -> dict[str, Any]:
+        """Counts over the queue for ``reviewer`` and the first position not done for them (nor
+        open on another page: :meth:`_free`, ``page`` the asking tab's id)."""
         v = self.verdicts()
         order = self.order()
         done = self.done(v, reviewer)[order]
@@ -281,7 +282,7 @@ class ReviewState:
             skipped = self.kinds_of(reviewer)[order] == _SKIP
         r = v.resolution
         pending = np.flatnonzero(~done)
-        free = pending[self._free(v, reviewer, order)[pending]]  # not open on another reviewer's page
+        free = pending[self._free(v, reviewer, order, page)[pending]]  # not open on another reviewer's page
         return {
             "total": int(order.size),
             "reviewed": int(done.sum()),
@@ -308,23 +309,27 @@ class ReviewState:
         v = self.verdicts()
         order = self.order() if order is None else order
         todo = ~self.done(v, reviewer)[order][after + 1 :]
-        free = self._free(v, reviewer, order)
-        if reviewer is not None and page is not None:  # blind too: a reviewer's own tabs reveal no one
-            free &= ~self.leases.held_elsewhere(reviewer, page, self.run.num_samples)[order]
-        later = np.flatnonzero(todo & free[after + 1 :])
+        later = np.flatnonzero(todo & self._free(v, reviewer, order, page)[after + 1 :])
         if not later.size:
             later = np.flatnonzero(todo)
         return int(after + 1 + later[0]) if later.size else after + 1
 
-    def _free(self, v: Verdicts, reviewer: str | None, order: np.ndarray) -> np.ndarray:
+    def _free(self, v: Verdicts, reviewer: str | None, order: np.ndarray, page: str | None = None) -> np.ndarray:
         """(len(order),) bool: positions whose sample other reviewers' open pages leave votes to
-        give (all of them on a blind review, where each reviewer reads every sample)."""
+        give (all of them on a blind review, where each reviewer reads every sample), and, for
+        ``page`` (a tab's id), not open in the same reviewer's other tabs (blind too)."""
+        n = self.run.num_samples
         if self.own_only:
-            return np.ones(order.size, dtype=bool)
-        need = np.maximum(v.rule.agree - v.resolution.n_votes, 1)
-        return (self.leases.held_by_others(reviewer, self.run.num_samples) < need)[order]
+            free = np.ones(order.size, dtype=bool)
+        else:
+            need = np.maximum(v.rule.agree - v.resolution.n_votes, 1)
+            free = (self.leases.held_by_others(reviewer, n, page) < need)[order]
+        if reviewer is not None and page is not None:  # a reviewer's own tabs reveal no one
+            free &= ~self.leases.held_elsewhere(reviewer, page, n)[order]
+        return free
 
-    def find(self, after: int, what: str, reviewer: str | None = None) -> tuple[int | None, int]:
+    def find(self, after: int, what: str, reviewer: str | None = None, page: str | None = None
+             ) -> tuple[int | None, int]:  # fmt: skip
         """The first position after ``after`` (wrapping around to the start) whose sample is
         ``what`` — ``"disputed"`` (label votes that disagree), ``"unsure"`` (its latest decision,
         by anyone, is unsure, and no label votes settle it) or ``"unresolved"`` (decided without a consensus: what ``review
@@ -345,7 +350,7 @@ class ReviewState:
             return None, 0
         if hits.size > 1 and 0 <= after < hit.size:
             hit[after] = False  # another one, not the sample the page shows
-        free = hit & self._free(v, reviewer, order)
+        free = hit & self._free(v, reviewer, order, page)
         for pick in (np.flatnonzero(free), np.flatnonzero(hit)):  # held by others only when none is free
             if pick.size:
                 later = pick[pick > after]

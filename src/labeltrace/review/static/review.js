@@ -543,7 +543,7 @@
   document.querySelectorAll("#find [data-what]").forEach((b) => b.addEventListener("click", async () => {
     const what = b.dataset.what;
     try {
-      const r = await api(`/api/find?what=${what}&after=${want}` + (who() ? `&reviewer=${encodeURIComponent(who())}` : ""));
+      const r = await api(onPage(`/api/find?what=${what}&after=${want}` + (who() ? `&reviewer=${encodeURIComponent(who())}` : "")));
       if (r.position === null) { setStatus(`No sample in the queue is ${FOUND[what]}.`, ""); return; }
       if (await load(r.position)) {
         setStatus(`${r.count} sample${r.count === 1 ? " is" : "s are"} ${FOUND[what]}; this is the next.`, "");
@@ -591,7 +591,7 @@
     // another reviewer at this page: their progress, and the sample shown as they see it (their decision)
     if (!classes.length) return; // not started yet: init reads the name
     try {
-      showProgress(await api(withWho("/api/state")));
+      showProgress(await api(onPage(withWho("/api/state"))));
       if (item) await load(item.position);
     } catch (e) {
       setStatus(`could not read this reviewer's progress: ${e.message}`, "error");
@@ -604,7 +604,7 @@
       if (!name) { try { name = localStorage.getItem("labeltrace.reviewer"); } catch (e) { name = null; } }
       $("reviewer").value = name || "";
       try { $("shortcuts").checked = localStorage.getItem("labeltrace.shortcuts") !== "off"; } catch (e) { /* private mode */ }
-      const s = await api(withWho("/api/state"));
+      const s = await api(onPage(withWho("/api/state")));
       classes = s.classes;
       $("run").textContent = s.run;
       document.title = `labeltrace review — ${s.run}`;

@@ -80,6 +80,17 @@ class Leases:
                                   or (nameless and r is None and p is not None and p != page)})  # fmt: skip
         return out
 
+    def free(self, need: np.ndarray, reviewer: str | None, page: str | None, *, blind: bool = False) -> np.ndarray:
+        """(N,) bool: the samples whose other holders (:meth:`held_by_others`) leave ``need`` (N,)
+        votes to give — all of them on a ``blind`` review, where each reviewer reads every sample —
+        and, for ``page``, not open in the same reviewer's other tabs (blind too: a reviewer's own
+        tabs reveal no one)."""
+        n = int(need.size)
+        free = np.ones(n, dtype=bool) if blind else self.held_by_others(reviewer, n, page) < need
+        if reviewer is not None and page is not None:
+            free &= ~self.held_elsewhere(reviewer, page, n)
+        return free
+
     def held_elsewhere(self, reviewer: str, page: str, n: int) -> np.ndarray:
         """(n,) bool: the samples ``reviewer`` holds open on pages other than ``page`` (their other
         tabs: not this tab's next sample)."""

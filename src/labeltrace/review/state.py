@@ -315,18 +315,9 @@ class ReviewState:
         return int(after + 1 + later[0]) if later.size else after + 1
 
     def _free(self, v: Verdicts, reviewer: str | None, order: np.ndarray, page: str | None = None) -> np.ndarray:
-        """(len(order),) bool: positions whose sample other reviewers' open pages leave votes to
-        give (all of them on a blind review, where each reviewer reads every sample), and, for
-        ``page`` (a tab's id), not open in the same reviewer's other tabs (blind too)."""
-        n = self.run.num_samples
-        if self.own_only:
-            free = np.ones(order.size, dtype=bool)
-        else:
-            need = np.maximum(v.rule.agree - v.resolution.n_votes, 1)
-            free = (self.leases.held_by_others(reviewer, n, page) < need)[order]
-        if reviewer is not None and page is not None:  # a reviewer's own tabs reveal no one
-            free &= ~self.leases.held_elsewhere(reviewer, page, n)[order]
-        return free
+        """(len(order),) bool: :meth:`Leases.free` for the votes each sample still needs."""
+        need = np.maximum(v.rule.agree - v.resolution.n_votes, 1)
+        return self.leases.free(need, reviewer, page, blind=self.own_only)[order]
 
     def find(self, after: int, what: str, reviewer: str | None = None, page: str | None = None
              ) -> tuple[int | None, int]:  # fmt: skip

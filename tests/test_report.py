@@ -309,6 +309,7 @@ def test_report_and_summary_of_a_run_without_recording_or_cutoff(tmp_path: Path)
     text = summary_text(rd)
     assert "by cleanlab (prune_by_noise_rate)" in text and "<" not in text.splitlines()[1]
     assert "precision 0.000  recall n/a  F1 n/a  AUROC n/a  AP n/a" in text
+    assert "(known true labels, wrong 0.0%)" in text and "realised" not in text  # nothing was injected
     assert "x 0 runs" not in text
     # a kNN-vote run written before the k-fold kind (protocol "none" with folds, no cv_probs.npy): no training
     _patch_meta(rd, protocol={"kind": "none", "dynamics": "none", "folds": 5})

@@ -25,7 +25,7 @@ def test_a_cross_fitted_run_draws_the_in_sample_recording_its_sei_comes_from(tmp
     np.testing.assert_array_equal(d.signed_entropy, ins.epochs("signed_entropy"))
     assert not np.array_equal(d.signed_entropy, run.dynamics(0, held_out=True).epochs("signed_entropy"))
     caption = figures(d, seed=0)["signed_entropy_trajectories"][0]
-    assert "in-sample: each sample as seen by the models that trained on its label" in caption
+    assert "in-sample: each sample as seen by the model(s) that trained on its label" in caption
     # a cross-fitted run without an in-sample companion draws its held-out recording, and says so
     (run.path / "dynamics" / "run0_in_sample.npz").unlink()
     d = read_report_data(open_run(run.path))

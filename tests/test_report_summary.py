@@ -30,7 +30,7 @@ def _card(page: str, key: str) -> str:
 def test_the_noise_rate_card_says_an_in_sample_estimate_is_a_lower_bound(tmp_path: Path) -> None:
     rd = make_run(tmp_path, n=30, k=3)  # in-sample runs
     card = _card(write_report(rd, top=3).read_text(encoding="utf-8"), "Noise-rate estimate")
-    assert card.endswith("on the posterior of models that trained on these labels: a lower bound")
+    assert card.endswith("on the posterior of the model(s) that trained on these labels: a lower bound")
     cf = make_run(tmp_path / "cf", n=30, k=3, crossfit=True)
     assert "lower bound" not in _card(write_report(cf, top=3).read_text(encoding="utf-8"), "Noise-rate estimate")
 

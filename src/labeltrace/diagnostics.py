@@ -145,7 +145,8 @@ def identical_text(groups: list[list[int]], given: np.ndarray, classes: list[str
     if alike:
         n = sum(len(grp) for grp in alike)
         out.append(f"{n} image files are byte-identical copies of another under the same label ({len(alike)} "
-                   f"group{'s' if len(alike) > 1 else ''}): each copy backs its twin's label from fold to fold, so a wrong label they share is hard "
+                   f"group{'s' if len(alike) > 1 else ''}): each copy backs its twin's label (the model judging one has trained on the "
+                   "other, held out or not), so a wrong label they share is hard "
                    "to find; keep one copy of each: " + listing(" = ".join(paths[i] for i in grp) for grp in alike))  # fmt: skip
     return out
 

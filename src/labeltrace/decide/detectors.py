@@ -296,7 +296,8 @@ def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -
             cut, rule = 0.0, f"{rule}, capped at 0"
         return _by_cutoff(s, cut, rule)
 
-    return Detector(name, ("in_sample",), s_fn, decide, summary)
+    return Detector(name, ("in_sample",), s_fn, decide, f"{summary}; without auxiliary samples (one run): the "
+                    "unsupervised cut" + (", capped at 0" if score in SIGNED else ""))
 
 
 def _mid(ev: Evidence) -> int:

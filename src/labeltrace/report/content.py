@@ -127,7 +127,7 @@ def thumbnail(run: Run, i: int, size: int) -> tuple[np.ndarray | None, str | Non
 # --------------------------------------------------------------------------- figures
 #: what each recording of the signed-entropy figure is, for its caption
 _VIEWS = {
-    "in-sample": "in-sample: each sample as seen by the models that trained on its label (the recording "
+    "in-sample": "in-sample: each sample as seen by the model(s) that trained on its label (the recording "
                  "SEI is computed from)",
     "held-out": "held-out: each sample as seen by the cross-fitted model that did not train on it",
 }

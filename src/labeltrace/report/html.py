@@ -222,11 +222,18 @@ def _suspects_html(
         "<p class='note'>Ranked by the detector's score (rank 1 = most suspect); "
         f"{nflag} of them flagged (red top edge). Given label struck through, the model's "
         "suggestion in green; <i>p</i> is the suggestion's probability under the posterior behind the "
-        "suggestions, while the score that ranks and flags may read more (crossfit: the in-sample trajectory "
-        "beside the held-out one, and on small frozen-feature sets the neighbours' labels), so a confident "
+        f"suggestions, while the score that ranks and flags {_score_reads(d)}, so a confident "
         "suggestion can rank below a less confident one.</p>"
         f"<div class='grid'>{cards}</div></section>"
     )
+
+
+def _score_reads(d: ReportData) -> str:
+    """What the score that ranks reads beside that posterior, in the suspects' note."""
+    if (d.run.meta.get("detector") or {}).get("name") == "crossfit":
+        return ("also reads the in-sample trajectory beside the held-out one (and on small frozen-feature sets "
+                "the neighbours' labels)")  # fmt: skip
+    return f"is the detector's own ({_e(d.score_name)}), not that probability"
 
 
 def _suspects_heading(shown: int, flagged: int) -> str:

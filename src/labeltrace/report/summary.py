@@ -47,7 +47,7 @@ def lower_bound_note(run: rundir.Run) -> str:
     """Why the noise-rate estimate of an in-sample run is a lower bound ("" for other runs): the
     summary's and the report's one wording."""
     if run.trained == "runs":
-        return "on the posterior of models that trained on these labels: a lower bound"
+        return "on the posterior of the model(s) that trained on these labels: a lower bound"
     return ""
 
 
@@ -99,7 +99,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     met = m.get("metrics")
     if met:
         lines.append(
-            f"against the true labels ({m['noise']['spec']}, realised {m['noise']['realised_rate']:.1%}): "
+            f"against the true labels ({m['noise']['spec']}, "
+            f"{'wrong' if m['noise']['spec'] == 'known true labels' else 'realised'} {m['noise']['realised_rate']:.1%}): "
             f"precision {_share(met['precision'])}  recall {_share(met['recall'])}  F1 {_share(met['f1'])}  "
             f"AUROC {_share(met['auroc'])}  AP {_share(met['average_precision'])}"
         )

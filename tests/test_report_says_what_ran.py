@@ -1,0 +1,41 @@
+"""What the product says about a run matches the run's kind (a review read every text of sei, aum,
+cl, own-training and crossfit runs against what each did)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from runfactory import make_run
+
+from labeltrace.decide.detectors import get
+from labeltrace.diagnostics import identical_text
+from labeltrace.report import write_report
+
+
+def test_an_in_sample_detectors_summary_says_its_cut_without_auxiliary_samples() -> None:
+    """run.json said "cut at the auxiliary samples' mean" of a `--runs 1` scan cut by a GMM."""
+    assert get("sei").summary.endswith("without auxiliary samples (one run): the unsupervised cut, capped at 0")
+    assert get("aum").summary.endswith("without auxiliary samples (one run): the unsupervised cut")
+
+
+def test_identical_copies_are_explained_without_folds() -> None:
+    """"each copy backs its twin's label from fold to fold" was said of runs with no folds."""
+    (text,) = identical_text([[0, 1]], np.array([0, 0]), ["cat"], ["a.png", "b.png"])
+    assert "fold to fold" not in text and "has trained on the other, held out or not" in text
+
+
+def test_the_suspects_note_describes_the_runs_own_score(tmp_path: Path) -> None:
+    """The note described crossfit's score (the in-sample trajectory beside the held-out one) on
+    sei, aum, cl and own-training reports."""
+    rd = make_run(tmp_path / "sei", n=30, k=3, seed=1)
+    page = Path(write_report(rd, tmp_path / "sei.html")).read_text()
+    assert "is the detector's own (sei), not that probability" in page and "in-sample trajectory" not in page
+    cf = make_run(tmp_path / "cf", n=30, k=3, seed=1, crossfit=True)
+    meta = json.loads((cf / "run.json").read_text())
+    meta["detector"]["name"] = "crossfit"
+    (cf / "run.json").write_text(json.dumps(meta))
+    page = Path(write_report(cf, tmp_path / "cf.html")).read_text()
+    assert "also reads the in-sample trajectory beside the held-out one" in page
+

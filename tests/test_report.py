@@ -303,7 +303,7 @@ def test_report_and_summary_of_a_run_without_recording_or_cutoff(tmp_path: Path)
                 train={"epochs": 8}, model="small-cnn", noise={"spec": "known true labels", "realised_rate": 0.0},
                 metrics={"precision": 0.0, "recall": None, "f1": None, "auroc": None, "average_precision": None})  # fmt: skip
     page = write_report(rd, top=3).read_text(encoding="utf-8")
-    assert "cleanlab records no training" in page
+    assert "cleanlab records no training dynamics" in page
     assert "flags by its own mask, not by a cutoff" in page
     assert "5 cross-validated folds (out-of-fold probabilities)" in page
     text = summary_text(rd)

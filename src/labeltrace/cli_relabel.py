@@ -120,9 +120,14 @@ def _cmd_review(args: argparse.Namespace) -> int:
         print(f"wrote {out}")
         from labeltrace._checks import listing
         from labeltrace.export.rescan import rescan_command
+        from labeltrace.relabel.verdicts import run_verdicts
         from labeltrace.rundir import open_run
 
         run = open_run(args.run_dir)
+        v = run_verdicts(run)
+        decided, changed = int((v.status_text() != "").sum()), int(v.changed.sum())
+        print(f"{decided:,} of {run.num_samples:,} samples decided, {changed:,} label{'s' if changed != 1 else ''} changed"
+              + ("" if changed else f": {out} holds the given labels"))
         cmd = rescan_command(run, out)
         if cmd is not None and run.own_training:  # labeltrace.write_run's: the user's training is the rescan
             skipped = [str(s[0]) for s in run.meta["data"].get("skipped") or []]

@@ -68,7 +68,8 @@ def read_report_data(run: Run) -> ReportData:
     view = "in-sample"
     try:
         if run.num_runs == 0:
-            raise ValueError(f"{det.get('name', 'this detector')} records no training: out-of-fold probabilities only")
+            raise ValueError(f"{det.get('name', 'this detector')} records no training dynamics: out-of-fold "
+                             "probabilities only")
         # the recording the groups' column (sei) comes from: a cross-fitted run's in-sample companion;
         # its held-out recording only when it kept none (and then the run has no sei column either)
         dyn = run.in_sample_dynamics(0) if run.held_out else run.dynamics(0)

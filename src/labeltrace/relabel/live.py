@@ -223,9 +223,9 @@ class LiveQueue:
     def show(self, pos: int, viewer: str | None = None, page: str | None = None) -> int:
         """The sample at position ``pos``, now shown to ``viewer`` (a reviewer's name; None for a
         nameless page) on ``page`` (a browser tab's id; None when the page sends none): it keeps
-        its position, and that page's place steers the next re-ranking (module docstring). One step under the lock, so a refresh cannot install a new order
-        between the reading and the marking (the reviewer would be shown a sample the new order
-        had moved)."""
+        its position, and that page's place steers the next re-ranking (module docstring). One
+        step under the lock, so a refresh cannot install a new order between the reading and the
+        marking (the reviewer would be shown a sample the new order had moved)."""
         with self._lock:
             pos = int(pos)
             i = int(self._order[pos])

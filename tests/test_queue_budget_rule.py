@@ -136,3 +136,18 @@ def test_a_model_unsure_of_the_samples_reached_is_said(tmp_path: Path, monkeypat
     monkeypatch.setattr(qmod, "preflight", lambda *a, **k: dc_replace(real(*a, **k), sureness=0.31))
     q = write_queue(rd, tmp_path / "q2.csv", method="cross_entropy", budget=12, repeats=20)
     assert "the model is unsure of the samples the budget reaches (mean top probability 0.31)" in (q.estimate_note or "")
+
+
+def test_a_budget_past_the_flagged_samples_says_the_runs_own_estimate_of_wrong_labels(tmp_path: Path) -> None:
+    """On a nearly clean run the estimate said 'expected to fix 22 (15-29) of the 118 labels the
+    model calls wrong' where the scan itself estimated about 5 wrong labels and flagged 4."""
+    import json
+
+    rd = make_run(tmp_path, n=60, k=3, seed=2)
+    meta = json.loads((rd / "run.json").read_text())
+    meta["noise_rate_estimate"] = 0.05
+    (rd / "run.json").write_text(json.dumps(meta))
+    q = write_queue(rd, tmp_path / "q.csv", method="cross_entropy", budget=59, repeats=5)
+    assert q.estimate is not None
+    assert f"(it estimates 3 wrong labels in all, against the {q.estimate.wrong:,} the model calls wrong)" in (
+        q.estimate_note or "")

@@ -375,7 +375,10 @@ def write_queue(
         notes = []
         reached = estimate.samples if estimate.samples is not None else budget  # reviews on several samples each
         if reached > flagged:
-            notes.append(f"the budget passes the {flagged} samples the scan flagged; past them the "
+            rate = run.meta.get("noise_rate_estimate")
+            est = (f" (it estimates {round(float(rate) * run.num_samples):,} wrong labels in all, against the "
+                   f"{estimate.wrong:,} the model calls wrong)" if isinstance(rate, (int, float)) else "")  # fmt: skip
+            notes.append(f"the budget passes the {flagged} samples the scan flagged{est}; past them the "
                          "estimate counts every label the model disagrees with as wrong, a count that is only as "
                          "good as the model (validated on one regime, a cross-fitted head on CIFAR-10H: "
                          "benchmarks/RESULTS.md §7)")  # fmt: skip

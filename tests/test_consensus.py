@@ -117,10 +117,10 @@ def test_cli_export_reports_the_unresolved(tmp_path: Path, capsys: pytest.Captur
     text = capsys.readouterr().out
     assert "1 sample without a consensus (1 agreeing review, more than any other label)" in text
     assert str(unresolved_path(out)) in text
-    assert "1 of 12 samples decided, 0 labels changed: " in text  # a tie: decided, nothing changed
+    assert "1 of 12 samples have a decision (a skip too), 0 labels changed: " in text  # a tie: decided, nothing changed
     st.add(1, "cat" if _given(rd, 1) != "cat" else "bird", reviewer="ada")
     assert main(["review", str(rd), "--export", str(out)]) == 0
-    assert "2 of 12 samples decided, 1 label changed\n" in capsys.readouterr().out
+    assert "2 of 12 samples have a decision (a skip too), 1 label changed\n" in capsys.readouterr().out
     assert main(["review", str(rd), "--export", str(out), "--agree", "2"]) == 2  # bad input: rc 2, one line
     assert "rule stored with the decisions" in capsys.readouterr().err
 

@@ -39,3 +39,11 @@ def test_the_suspects_note_describes_the_runs_own_score(tmp_path: Path) -> None:
     page = Path(write_report(cf, tmp_path / "cf.html")).read_text()
     assert "also reads the in-sample trajectory beside the held-out one" in page
 
+
+
+def test_the_crossfit_variants_suspects_note_describes_crossfits_score(tmp_path: Path) -> None:
+    cf = make_run(tmp_path, n=30, k=3, seed=1, crossfit=True)
+    meta = json.loads((cf / "run.json").read_text())
+    meta["detector"]["name"] = "crossfit_clcount"  # crossfit's score, confident learning's count
+    (cf / "run.json").write_text(json.dumps(meta))
+    assert "also reads the in-sample trajectory" in Path(write_report(cf, tmp_path / "cf.html")).read_text()

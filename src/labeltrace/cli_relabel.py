@@ -126,7 +126,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
         run = open_run(args.run_dir)
         v = run_verdicts(run)
         decided, changed = int((v.status_text() != "").sum()), int(v.changed.sum())
-        print(f"{decided:,} of {run.num_samples:,} samples decided, {changed:,} label{'s' if changed != 1 else ''} changed"
+        print(f"{decided:,} of {run.num_samples:,} samples have a decision (a skip too), {changed:,} "
+              f"label{'s' if changed != 1 else ''} changed"
               + ("" if changed else f": {out} holds the given labels"))
         cmd = rescan_command(run, out)
         if cmd is not None and run.own_training:  # labeltrace.write_run's: the user's training is the rescan

@@ -42,8 +42,8 @@ from labeltrace.relabel.propagation import LabelPropagation, neighbour_graph
 
 __all__ = ["ACTIVE", "LiveConfig", "LiveQueue", "TimedUpdate", "build_updater"]
 
-#: the most pages (browser tabs) of one viewer whose places count: the newest (a script sending a
-#: new page id with every request would otherwise deal the picks behind every place it passed)
+#: the most pages (browser tabs) of one named viewer whose places count: the newest (a script sending
+#: a new page id with every request would otherwise deal the picks behind every place it passed)
 PAGES = 4
 #: how long after a reviewer was last shown a sample their place still steers where a re-ranking
 #: puts the most suspect samples (ten minutes: a reviewer reading, not one who left)
@@ -235,8 +235,8 @@ class LiveQueue:
                 del self._places[who]  # gone: no longer steers, and the map holds the active ones only
             self._places.pop((viewer, page), None)  # re-inserted: the map runs oldest first
             self._places[(viewer, page)] = (now, pos)
-            mine = [k for k in self._places if k[0] == viewer]
-            for k in mine[: max(0, len(mine) - PAGES)]:  # a viewer's oldest pages beyond PAGES
+            mine = [k for k in self._places if k[0] == viewer] if viewer is not None else []
+            for k in mine[: max(0, len(mine) - PAGES)]:  # a named viewer's oldest pages beyond PAGES
                 del self._places[k]
             return i
 

@@ -228,9 +228,20 @@ def _suspects_html(
     )
 
 
+def _scored_as(detector: str) -> str:
+    """The score a detector ranks by, from the detector table (its own name when the table has no
+    such detector: a run written by other code)."""
+    from labeltrace.decide import detectors
+
+    try:
+        return detectors.get(detector).column
+    except (KeyError, ValueError):
+        return detector
+
+
 def _score_reads(d: ReportData) -> str:
     """What the score that ranks reads beside that posterior, in the suspects' note."""
-    if (d.run.meta.get("detector") or {}).get("name") == "crossfit":
+    if _scored_as(d.score_name) == "crossfit":  # crossfit_clcount, _rate, _cl: its score, another cut
         return ("also reads the in-sample trajectory beside the held-out one (and on small frozen-feature sets "
                 "the neighbours' labels)")  # fmt: skip
     return f"is the detector's own ({_e(d.score_name)}), not that probability"

@@ -9,16 +9,18 @@ Routes (all need the token when one is set: header ``X-Labeltrace-Token`` or ``?
                             overrule (``?reviewer=`` counts for that reviewer)
 ``GET  /api/item/{pos}``    the queue item at position ``pos`` (0-based): its labels, the
                             model's top classes, the decision shown, every reviewer's view
-                            (``?peek=true``: a look-ahead that does not count as shown)
+                            (``?peek=true``: a look-ahead that does not count as shown;
+                            ``?reviewer=``, ``?page=`` a tab's id: whose hold and live place)
 ``GET  /api/find``          ``?what=disputed|unsure|unresolved&after=POS``: the next queue
                             position after ``POS`` (wrapping around) with such a sample, and
-                            how many there are (``{"position": null, "count": 0}`` for none)
+                            how many there are (``{"position": null, "count": 0}`` for none;
+                            ``?reviewer=``, ``?page=``: passing the samples others hold)
 ``GET  /api/context/{id}``  a sample's nearest examples of its given and suggested class, and
                             its per-epoch trajectory (computed once, cached in the run)
 ``GET  /api/image/{id}``    a sample's image as PNG (by sample id only, scaled for display;
                             ``?thumb=true``: small, for the neighbours; ``?full=true``: a large
                             image at its own resolution, up to 2048 px, for zooming in)
-``POST /api/decision``      ``{"sample_id", "decision", "kind"?, "reviewer"?}`` → committed row,
+``POST /api/decision``      ``{"sample_id", "decision", "kind"?, "reviewer"?, "page"?}`` → committed row,
                             progress, and the next position for that reviewer (``reviewer`` is
                             required when the rule asks for more than one agreeing review)
 ``GET  /api/history/{id}``  every decision ever stored for a sample, oldest first
@@ -188,14 +190,14 @@ def create_app(
         )
 
     @app.get("/api/state")
-    def get_state(reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None,
-                  page: Annotated[str | None, Query(max_length=MAX_PAGE)] = None) -> dict[str, Any]:  # fmt: skip
+    def get_state(reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None
+                  ) -> dict[str, Any]:  # fmt: skip
         who = page_name(reviewer)
         # the scan's warnings about classes its models overrule (absent in runs from before them),
         # and its others (a cut that accuses most samples, ...): the model's view, hidden when blind
         warned = [] if blind else [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []] + list(
             run.meta.get("warnings") or [])
-        progress = state.progress(who, page)
+        progress = state.progress(who)
         if blind is not None:  # every blind decision is named: the page marks the box as needed
             progress["rule"] = {**progress["rule"], "names": True}
         return {
@@ -325,11 +327,11 @@ def create_app(
             # is sent elsewhere, before this page loads it; shown, so a live refresh keeps it at nxt
             state.leases.take(state.show(nxt, name, body.page), name, body.page)
         if blind is None:
-            return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name, body.page)}
+            return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
         decision = blind_decision(row.to_dict())
         if hidden is not None:
             decision["sample_id"] = sent
-        return {"saved": True, "decision": decision, "next": nxt, **blind_progress(state.progress(name, body.page))}
+        return {"saved": True, "decision": decision, "next": nxt, **blind_progress(state.progress(name))}
 
     @app.get("/api/history/{sample_id}", response_model=None)
     def get_history(sample_id: int) -> list[dict[str, Any]] | JSONResponse:

@@ -10,8 +10,10 @@ next sample skips it while it still needs no more votes than the others holding 
 held sample a reviewer walked away from is passed by the others' next samples and comes back at a
 page's resume (where it starts, or reloads) once the hold lapses. Each page (browser tab, by the
 id it sends) holds its own sample: a reviewer's second tab does not end the first one's hold, and
-passes it; pages without a name that send their id hold for one another. Holds live in one
-server process: two servers on one run directory do not see each other's.
+its next passes it; pages without a name that send their id hold for one another (each apart; a
+named reviewer's pages count up to :data:`PAGES`). A resume passes only other named reviewers'
+holds: a page that lost its id (closed and opened again) would otherwise skip its own sample.
+Holds live in one server process: two servers on one run directory do not see each other's.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ __all__ = ["PAGES", "SECONDS", "Leases"]
 
 #: how long a sample shown to a reviewer stays theirs (about twenty reads of an image)
 SECONDS = 120.0
-#: the most pages (browser tabs) one reviewer holds samples on: a newer page's hold ends the oldest
-#: (a script sending a new page id with every request held every sample it opened)
+#: the most pages (browser tabs) one named reviewer holds samples on: a newer page's hold ends the
+#: oldest (a script sending a new page id with every request held every sample it opened)
 PAGES = 4
 
 
@@ -37,7 +39,9 @@ class Leases:
     def __init__(self, seconds: float = SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = float(seconds)
         self._clock = clock
-        self._held: dict[int, dict[tuple[str | None, str | None], float]] = {}  # sample -> (reviewer, page) -> until
+        # sample -> (reviewer, page) -> (until, the take's number)
+        self._held: dict[int, dict[tuple[str | None, str | None], tuple[float, int]]] = {}
+        self._taken = 0
         self._lock = threading.Lock()
 
     def take(self, sample: int, reviewer: str | None, page: str | None = None) -> None:
@@ -49,13 +53,15 @@ class Leases:
         with self._lock:
             for s in [s for s, who in self._held.items() if key in who]:
                 self._drop(s, lambda k: k == key)
-            mine = sorted(((until, s, k) for s, who in self._held.items() for k, until in who.items() if k[0] == reviewer),
-                          key=lambda h: h[0])  # fmt: skip
-            for _, s, k in mine[: max(0, len(mine) - PAGES + 1)]:  # the oldest pages' holds
-                self._held[s].pop(k, None)
-                if not self._held[s]:
-                    del self._held[s]
-            self._held.setdefault(int(sample), {})[key] = now + self.seconds
+            if reviewer is not None:  # a named reviewer's oldest pages beyond PAGES (nameless pages are apart)
+                mine = sorted(((t, s, k) for s, who in self._held.items() for k, t in who.items() if k[0] == reviewer),
+                              key=lambda h: h[0])  # fmt: skip
+                for _, s, k in mine[: max(0, len(mine) - PAGES + 1)]:
+                    self._held[s].pop(k, None)
+                    if not self._held[s]:
+                        del self._held[s]
+            self._taken += 1  # a later take sorts after an earlier one of the same clock reading
+            self._held.setdefault(int(sample), {})[key] = (now + self.seconds, self._taken)
             self._expire(now)
 
     def release(self, sample: int, reviewer: str | None) -> None:
@@ -114,7 +120,7 @@ class Leases:
     def _expire(self, now: float) -> None:
         for s in list(self._held):
             who = self._held[s]
-            for r in [r for r, until in who.items() if until <= now]:
+            for r in [r for r, (until, _) in who.items() if until <= now]:
                 del who[r]
             if not who:
                 del self._held[s]

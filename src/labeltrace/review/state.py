@@ -270,9 +270,11 @@ class ReviewState:
             # end of the queue moves nothing else), as do the samples shown (LiveQueue.show)
             self.live.sync(v.final, v.resolution.resolved, pinned=v.latest_kind >= 0)
 
-    def progress(self, reviewer: str | None, page: str | None = None) -> dict[str, Any]:
+    def progress(self, reviewer: str | None) -> dict[str, Any]:
         """Counts over the queue for ``reviewer`` and the first position not done for them (nor
-        open on another page: :meth:`_free`, ``page`` the asking tab's id)."""
+        open on another reviewer's page: :meth:`_free` without a page — a resume does not pass the
+        holds of the reviewer's other tabs or of nameless pages, which may be their own tab under
+        an id it lost, closed and opened again)."""
         v = self.verdicts()
         order = self.order()
         done = self.done(v, reviewer)[order]
@@ -282,7 +284,7 @@ class ReviewState:
             skipped = self.kinds_of(reviewer)[order] == _SKIP
         r = v.resolution
         pending = np.flatnonzero(~done)
-        free = pending[self._free(v, reviewer, order, page)[pending]]  # not open on another reviewer's page
+        free = pending[self._free(v, reviewer, order)[pending]]  # not open on another reviewer's page
         return {
             "total": int(order.size),
             "reviewed": int(done.sum()),

@@ -591,7 +591,7 @@
     // another reviewer at this page: their progress, and the sample shown as they see it (their decision)
     if (!classes.length) return; // not started yet: init reads the name
     try {
-      showProgress(await api(onPage(withWho("/api/state"))));
+      showProgress(await api(withWho("/api/state")));
       if (item) await load(item.position);
     } catch (e) {
       setStatus(`could not read this reviewer's progress: ${e.message}`, "error");
@@ -604,7 +604,7 @@
       if (!name) { try { name = localStorage.getItem("labeltrace.reviewer"); } catch (e) { name = null; } }
       $("reviewer").value = name || "";
       try { $("shortcuts").checked = localStorage.getItem("labeltrace.shortcuts") !== "off"; } catch (e) { /* private mode */ }
-      const s = await api(onPage(withWho("/api/state")));
+      const s = await api(withWho("/api/state"));
       classes = s.classes;
       $("run").textContent = s.run;
       document.title = `labeltrace review — ${s.run}`;

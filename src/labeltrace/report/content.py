@@ -6,6 +6,7 @@ PNG folder are written by :func:`labeltrace.report.html.write_report`.
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from labeltrace.report.images import display_image, load_rgb
 from labeltrace.report.summary import cut_text
 from labeltrace.rundir import Run
 
-__all__ = ["ReportData", "figures", "read_report_data", "thumbnail", "top_ids"]
+__all__ = ["ReportData", "figures", "read_report_data", "score_reads", "suspects_heading", "thumbnail", "top_ids"]
 
 
 @dataclass
@@ -182,3 +183,30 @@ def figures(d: ReportData, *, seed: int) -> dict[str, tuple[str, bytes]]:
             plots.figure_png(plots.pr_figure(p, r, point=(m["recall"], m["precision"]) if flagged else None)),
         )
     return figs
+
+
+def _scored_as(detector: str) -> str:
+    """The score a detector ranks by, from the detector table (its own name when the table has no
+    such detector: a run written by other code)."""
+    from labeltrace.decide import detectors
+
+    try:
+        return detectors.get(detector).column
+    except (KeyError, ValueError):
+        return detector
+
+
+def score_reads(d: ReportData) -> str:
+    """What the score that ranks reads beside that posterior, in the suspects' note."""
+    if _scored_as(d.score_name) == "crossfit":  # crossfit_clcount, _rate, _cl: its score, another cut
+        return ("also reads the in-sample trajectory beside the held-out one (and on small frozen-feature sets "
+                "the neighbours' labels)")  # fmt: skip
+    return f"is the detector's own ({html.escape(d.score_name)}), not that probability"
+
+
+def suspects_heading(shown: int, flagged: int) -> str:
+    """"Top 48 suspects" — or, past the flagged ones, what they are: "Top 50000 suspects" over 2,615
+    flagged samples called every sample a suspect."""
+    if flagged == shown:
+        return f"Top {shown} suspects"
+    return f"The {shown} most suspect samples, {flagged} of them flagged"

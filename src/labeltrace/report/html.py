@@ -26,7 +26,15 @@ from labeltrace._io import atomic_write_bytes
 from labeltrace.diagnostics import contradicted_text
 from labeltrace.relabel.runstore import notices
 from labeltrace.report import plots, stats
-from labeltrace.report.content import ReportData, figures, read_report_data, thumbnail, top_ids
+from labeltrace.report.content import (
+    ReportData,
+    figures,
+    read_report_data,
+    score_reads,
+    suspects_heading,
+    thumbnail,
+    top_ids,
+)
 from labeltrace.report.images import png_bytes, png_data_uri
 from labeltrace.report.reviewed import (
     ReviewView,
@@ -216,43 +224,16 @@ def _suspects_html(
     nflag = int(d.flagged[ids].sum())
     missing = unavailable_text(ids, thumbs)
     return (
-        f"<section><h2>{_suspects_heading(len(ids), nflag)}</h2>"
+        f"<section><h2>{suspects_heading(len(ids), nflag)}</h2>"
         + (f'<div class="quality warn">{_e(missing)}.</div>' if missing else "")
         + 
         "<p class='note'>Ranked by the detector's score (rank 1 = most suspect); "
         f"{nflag} of them flagged (red top edge). Given label struck through, the model's "
         "suggestion in green; <i>p</i> is the suggestion's probability under the posterior behind the "
-        f"suggestions, while the score that ranks and flags {_score_reads(d)}, so a confident "
+        f"suggestions, while the score that ranks and flags {score_reads(d)}, so a confident "
         "suggestion can rank below a less confident one.</p>"
         f"<div class='grid'>{cards}</div></section>"
     )
-
-
-def _scored_as(detector: str) -> str:
-    """The score a detector ranks by, from the detector table (its own name when the table has no
-    such detector: a run written by other code)."""
-    from labeltrace.decide import detectors
-
-    try:
-        return detectors.get(detector).column
-    except (KeyError, ValueError):
-        return detector
-
-
-def _score_reads(d: ReportData) -> str:
-    """What the score that ranks reads beside that posterior, in the suspects' note."""
-    if _scored_as(d.score_name) == "crossfit":  # crossfit_clcount, _rate, _cl: its score, another cut
-        return ("also reads the in-sample trajectory beside the held-out one (and on small frozen-feature sets "
-                "the neighbours' labels)")  # fmt: skip
-    return f"is the detector's own ({_e(d.score_name)}), not that probability"
-
-
-def _suspects_heading(shown: int, flagged: int) -> str:
-    """"Top 48 suspects" — or, past the flagged ones, what they are: "Top 50000 suspects" over 2,615
-    flagged samples called every sample a suspect."""
-    if flagged == shown:
-        return f"Top {shown} suspects"
-    return f"The {shown} most suspect samples, {flagged} of them flagged"
 
 
 def _classes_html(d: ReportData) -> str:

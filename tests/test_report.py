@@ -381,8 +381,8 @@ def test_the_noise_rate_estimate_says_what_it_is_and_that_the_cut_counts_its_own
     _patch_meta(rd, noise_rate_estimate=(flagged + 30) / 100, train={"epochs": 8}, model="small-cnn")
     text = summary_text(rd)
     assert f"estimated noise rate {(flagged + 30) / 100:.1%} (confident learning's calibrated joint on the posterior " \
-        f"behind the suggestions; the cut flags fewer, {flagged} against {flagged + 30}: it counts by its own rule)" in text
-    assert "it counts by its own rule" in write_report(rd, top=3).read_text(encoding="utf-8")
+        f"behind the suggestions; the cut flags fewer, {flagged} against {flagged + 30}: it flags by its own rule)" in text
+    assert "it flags by its own rule" in write_report(rd, top=3).read_text(encoding="utf-8")
     _patch_meta(rd, noise_rate_estimate=(flagged + 2) / 100)  # close to the count: nothing to explain
     assert "own rule" not in summary_text(rd)
 

@@ -53,7 +53,7 @@ def lower_bound_note(run: rundir.Run) -> str:
 
 def estimate_note(run: rundir.Run) -> str:
     """What the noise-rate estimate is, and — when the cut flags clearly more or fewer samples than
-    the estimate × N — that the cut counted by its own rule: the summary's and the report's one
+    the estimate × N — that the cut flagged by its own rule: the summary's and the report's one
     wording. Two numbers of wrong labels side by side read as a contradiction otherwise."""
     m = run.meta
     est, n = m.get("noise_rate_estimate"), run.num_samples
@@ -63,7 +63,7 @@ def estimate_note(run: rundir.Run) -> str:
         expected = est * n
         if abs(flagged - expected) > max(0.1 * expected, 5):
             parts.append(f"the cut flags {'fewer' if flagged < expected else 'more'}, {flagged:,} against "
-                         f"{expected:,.0f}: it counts by its own rule")
+                         f"{expected:,.0f}: it flags by its own rule")
     return "; ".join(p for p in parts if p)
 
 

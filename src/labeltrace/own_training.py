@@ -234,8 +234,7 @@ def _seconds(seconds: Any) -> float | None:
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    p, f = Path(path).resolve(), Path(folder).resolve()
-    return p == f or f in p.parents
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
 def _order_note(ds: ImageDataset) -> str | None:

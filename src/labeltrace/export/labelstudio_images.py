@@ -94,16 +94,15 @@ def check_document_root(run: Run, order: np.ndarray, root: Path) -> None:
     for i in order.tolist():
         try:
             f = run.image_file(i)
-            if f is None:
-                raise LookupError(i)
-            files.append(f)
-            if _under(run, i, f, root) is None and f.is_file() and _shown_as_is(f):
-                outside.append((i, f))
-        except LookupError:
-            raise ValueError(f"sample {i} has no image file (an array dataset): {_USE_DATA_URI}") from None
+            if f is not None:
+                files.append(f)
+                if _under(run, i, f, root) is None and f.is_file() and _shown_as_is(f):
+                    outside.append((i, f))
         except (ValueError, OSError):  # outside the scan's roots, unreadable: that task's own problem
             continue
-    if outside and files:
+        if f is None:
+            raise ValueError(f"sample {i} has no image file (an array dataset): {_USE_DATA_URI}")
+    if outside:
         common = Path(*_common_parts([f.parent for f in files]))
         raise ValueError(
             f"{len(outside)} of {len(files)} images lie outside the Label Studio document root {root} (Label "

@@ -192,7 +192,7 @@ def _scored_as(detector: str) -> str:
 
     try:
         return detectors.get(detector).column
-    except (KeyError, ValueError):
+    except ValueError:  # not in the table
         return detector
 
 

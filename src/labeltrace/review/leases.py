@@ -52,14 +52,12 @@ class Leases:
         key = (reviewer, page)
         with self._lock:
             for s in [s for s, who in self._held.items() if key in who]:
-                self._drop(s, lambda k: k == key)
+                self._drop(s, key.__eq__)
             if reviewer is not None:  # a named reviewer's oldest pages beyond PAGES (nameless pages are apart)
                 mine = sorted(((t, s, k) for s, who in self._held.items() for k, t in who.items() if k[0] == reviewer),
                               key=lambda h: h[0])  # fmt: skip
                 for _, s, k in mine[: max(0, len(mine) - PAGES + 1)]:
-                    self._held[s].pop(k, None)
-                    if not self._held[s]:
-                        del self._held[s]
+                    self._drop(s, k.__eq__)
             self._taken += 1  # a later take sorts after an earlier one of the same clock reading
             self._held.setdefault(int(sample), {})[key] = (now + self.seconds, self._taken)
             self._expire(now)

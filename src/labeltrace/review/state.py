@@ -343,12 +343,11 @@ class ReviewState:
             return None, 0
         if hits.size > 1 and 0 <= after < hit.size:
             hit[after] = False  # another one, not the sample the page shows
-        free = hit & self._free(v, reviewer, order, page)
-        for pick in (np.flatnonzero(free), np.flatnonzero(hit)):  # held by others only when none is free
-            if pick.size:
-                later = pick[pick > after]
-                return int(later[0] if later.size else pick[0]), int(hits.size)
-        return int(hits[0]), int(hits.size)
+        pick = np.flatnonzero(hit & self._free(v, reviewer, order, page))
+        if not pick.size:  # held by others only when none is free
+            pick = np.flatnonzero(hit)
+        later = pick[pick > after]
+        return int(later[0] if later.size else pick[0]), int(hits.size)
 
     # ------------------------------------------------------------------ what the page shows
     def item(self, pos: int, reviewer: str | None, *, shown: bool = False, page: str | None = None) -> dict[str, Any]:

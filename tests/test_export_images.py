@@ -104,10 +104,11 @@ def test_local_files_refused_when_the_root_holds_none_of_them_and_told_how_to_se
     root = open_run(rd).data_root
     with pytest.raises(ValueError, match=r"7 of 12 images lie outside the Label Studio document root .*none of those") as e:
         export_run(rd, "labelstudio", tmp_path / "t.json", images="local-files", document_root=root / "cat")
-    assert f"--document-root {root} " in str(e.value) and not (tmp_path / "t.json").exists()
+    assert f"--document-root {root.parent} " in str(e.value) and not (tmp_path / "t.json").exists()
     assert main(["export", str(rd), "--to", "labelstudio", "--images", "local-files", "--out", str(tmp_path / "t.json")]) == 0
     out = capsys.readouterr().out
-    assert f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root.resolve()}" in out and "Local Files source storage" in out
+    assert f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root.resolve().parent}" in out
+    assert f"Local Files source storage (Settings > Cloud Storage > Add Source Storage > Local files) whose absolute local path is {root.resolve()} " in out
 
 
 def test_local_files_of_an_array_dataset_are_refused_once(tmp_path: Path) -> None:
@@ -180,6 +181,6 @@ def test_local_files_link_a_symlinked_file_as_the_dataset_lists_it(tmp_path: Pat
     (rd / "run.json").write_text(json.dumps(meta))
     tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json", images="local-files"))
     for i, t in tasks.items():
-        assert parse_qs(urlparse(t["data"]["image"]).query)["d"] == [open_run(rd).column("path")[i]]
-    linked = _tasks(export_run(rd, "labelstudio", tmp_path / "u.json", images="local-files", document_root=store))
-    assert parse_qs(urlparse(linked[0]["data"]["image"]).query)["d"] == ["0.png"]  # the store itself, resolved
+        assert parse_qs(urlparse(t["data"]["image"]).query)["d"] == ["data/" + open_run(rd).column("path")[i]]
+    linked = _tasks(export_run(rd, "labelstudio", tmp_path / "u.json", images="local-files", document_root=tmp_path))
+    assert parse_qs(urlparse(linked[0]["data"]["image"]).query)["d"] == ["data/" + open_run(rd).column("path")[0]]

@@ -106,9 +106,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from labeltrace import export
 
     if args.from_labelstudio:
-        n = export.import_labelstudio(args.run_dir, args.from_labelstudio,
-                                      warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
-        print(f"imported {n} decisions into {Path(args.run_dir) / 'reviews.db'}")
+        export.import_labelstudio(args.run_dir, args.from_labelstudio, info=print,
+                                  warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
         return 0
     if not args.to:
         raise ValueError("give --to labelstudio|fiftyone|csv|parquet or --from-labelstudio EXPORT.json")
@@ -116,15 +115,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise ValueError("--max-side sets the size of the images a Label Studio export embeds (--to labelstudio "
                          "--images data-uri); nothing else is resized")
     max_side = export.MAX_SIDE if args.max_side is None else args.max_side or None
+    said: list[str] = []
     out = export.export_run(args.run_dir, args.to, args.out, images=args.images, document_root=args.document_root,
                             only_suspects=args.only_suspects, overwrite=args.overwrite, max_side=max_side,
-                            warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))  # fmt: skip
+                            warn=lambda msg: print(f"warning: {msg}", file=sys.stderr), info=said.append)  # fmt: skip
     print(f"wrote {out}")
-    if args.to == "labelstudio" and args.images == "local-files":
-        from labeltrace.export.labelstudio_images import document_root_of, local_files_setup
-        from labeltrace.rundir import open_run
-
-        print(local_files_setup(document_root_of(open_run(args.run_dir), args.document_root)))
+    for line in said:  # the local-files setup Label Studio needs
+        print(line)
     return 0
 
 
@@ -295,8 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "written to RUN_DIR/fiftyone_images")
     ex.add_argument("--images", default="data-uri", choices=["data-uri", "local-files"],
                     help="Label Studio: embed images or reference them through local-files storage (default data-uri)")
-    ex.add_argument("--document-root", help="Label Studio local-files document root (default: the data root; an image "
-                    "outside it is refused); the export prints the Label Studio settings it needs")
+    ex.add_argument("--document-root", help="Label Studio local-files document root (default: the folder above the "
+                    "data root, which is then the project's Local Files storage: Label Studio refuses a storage at "
+                    "its root; an image outside it is refused); the export prints the Label Studio settings it needs")
     ex.add_argument("--max-side", type=non_negative, metavar="PX",
                     help="Label Studio data URIs: an image larger than PX on its longer side is embedded shrunk to it "
                     "(default 1024; 0 embeds every image whole)")

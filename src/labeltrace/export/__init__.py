@@ -12,18 +12,22 @@
     Label Studio local-files URL ``/data/local-files/?d=<path relative to document_root>``
     (``images="local-files"``; start Label Studio with
     ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
-    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document_root>``, and add to the project a Local
-    Files source storage whose absolute path is that root or a folder under it holding the
-    images — no Sync needed —: Label Studio serves a local file only under such a storage;
-    :func:`~labeltrace.export.labelstudio_images.local_files_setup` says it with the root filled
+    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document_root>`` — by default the folder above the
+    data root —, and add to the project a Local Files source storage whose absolute path is the
+    deepest folder that holds every image — by default the data root; no Sync needed —: Label
+    Studio serves a local file only under such a storage, and refuses one at the document root
+    itself, so images with no common folder strictly below the root are refused; ``info`` gets
+    :func:`~labeltrace.export.labelstudio_images.local_files_setup`'s text with both filled
     in). A data-URI image larger than ``max_side`` (1024 px) is embedded shrunk to it;
   - ``data.labeltrace_id`` (the sample id, used to read results back), ``external_id``,
     ``given_label``, ``suggested_label``, ``score``, ``rank``, ``is_suspect``, for a decided
     sample ``review_decision`` and ``review_status`` (as in the table export below), and ``info``
     (a one-line summary shown as the task's header);
-  - two ``predictions`` (Label Studio's pre-annotations): the given label
-    (``model_version="given-label"``) first, then the suggested label with its posterior
-    probability as ``score`` (``model_version="labeltrace"``).
+  - two ``predictions`` (Label Studio's pre-annotations): the suggested label with its posterior
+    probability as ``score`` (``model_version="labeltrace"``), then the given label
+    (``model_version="given-label"``) — last, because Label Studio pre-selects the last one's
+    model version on a project's first import: a task opens with its given label ticked, and a
+    Submit unchanged confirms it (the project's settings switch to the suggestions).
 
   The config has a single-choice ``label`` control with one choice per class and a
   ``review`` control with the choice ``unsure``; a skipped (cancelled) annotation reads back
@@ -40,8 +44,9 @@
   decided sample (and ``ground_truth`` when known); an existing dataset of that name, an earlier
   export of the run included, is replaced only with ``overwrite``.
 
-:func:`import_labelstudio` reads a Label Studio JSON (or JSON-MIN) export back and writes its
-decisions into ``reviews.db`` with reviewer ``"labelstudio"``, so
+:func:`import_labelstudio` reads a Label Studio JSON (or JSON-MIN, which leaves skips out) export
+back and writes its decisions into ``reviews.db`` with reviewer ``"labelstudio"`` (each task's
+latest submitted annotation, a ground-truth one first; a skip only when nobody submitted one), so
 :func:`labeltrace.export.cleaned.export_labels` produces the cleaned label file from them; an
 annotation no newer than the Label Studio decision already stored for its sample is left out
 (and said so), so importing an older export never undoes newer decisions. A task whose
@@ -53,22 +58,25 @@ are named in a warning; a task naming an ``external_id`` the run does not have i
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from labeltrace import rundir
+from labeltrace._checks import listing
 from labeltrace._io import atomic_write_bytes, write_json_array
 from labeltrace.export.labelstudio import (
     MAX_SIDE,
     ImageMode,
-    import_labelstudio,
     iter_labelstudio_tasks,
     labelstudio_config,
     labelstudio_tasks,
     report_problems,
 )
+from labeltrace.export.labelstudio_images import local_files_setup
+from labeltrace.export.labelstudio_import import import_labelstudio
 from labeltrace.export.tables import review_table
 from labeltrace.relabel.runstore import notices
 from labeltrace.run_claim import sharing
@@ -103,6 +111,7 @@ def export_run(
     max_side: int | None = MAX_SIDE,
     warn: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    info: Callable[[str], None] | None = None,
 ) -> Path | str:
     """Export a run for a labeling tool (see the module docstring for each target).
 
@@ -116,9 +125,9 @@ def export_run(
         Output file (defaults: ``RUN_DIR/labelstudio_tasks.json``, ``RUN_DIR/export.csv``,
         ``RUN_DIR/export.parquet``); for ``fiftyone`` the dataset name.
     images, document_root
-        Label Studio only: image embedding mode and local-files document root (default the data
-        root; a local-files export with an image outside it is refused, naming the folder that
-        holds them all).
+        Label Studio only: image embedding mode and local-files document root (default the folder
+        above the data root; a local-files export with an image outside it, or with no folder
+        strictly below it that holds every image, is refused, naming a root that works).
     max_side
         Label Studio data URIs: an image larger than this many pixels on its longer side is
         embedded shrunk to it (default 1024; None embeds it whole), and a warning counts them.
@@ -135,6 +144,9 @@ def export_run(
     overwrite
         FiftyOne only: replace an existing dataset of that name (refused with ``ValueError``
         otherwise, so a dataset of the user's is never deleted by accident).
+    info : callable, optional
+        Label Studio local files: gets what Label Studio needs to serve the linked files (the
+        document root, the Local Files storage folder; the CLI prints it).
 
     Returns
     -------
@@ -163,12 +175,18 @@ def export_run(
             say(f"{n_tasks:,} tasks each embed their image as a data URI (a PNG re-encoded per task: 2,000 photos "
                 "of 320 px took 2 minutes and 541 MB); --images local-files --document-root DIR (Label Studio "
                 "serves the files) or --only-suspects keeps the file small")  # fmt: skip
+        fields = [c for c in run.classes if re.search(r"\$[\w\[\].{}]", c)]
+        if fields:  # Label Studio's page reads "$name" in a choice as the task's field of that name
+            say(f"class name{'s' if len(fields) != 1 else ''} {listing(map(repr, fields))}: Label Studio's labeling "
+                "page reads '$' followed by a name in a choice as a task field (the way the config shows $info), "
+                "so such a choice may show and submit as another text; rename the class before labeling it there")
         problems: list[tuple[int, str]] = []  # written one task at a time: a data-URI task holds its image
         embedded: list[int] = []
         shrunk: list[int] = []
+        storage: list[tuple[Path, Path]] = []
         tasks = iter_labelstudio_tasks(run, problems, images=images, document_root=document_root,
                                        only_suspects=only_suspects, max_side=max_side, embedded=embedded,
-                                       shrunk=shrunk)  # fmt: skip
+                                       shrunk=shrunk, storage=storage)  # fmt: skip
         write_json_array(path, tasks, done=lambda n: report_problems(problems, n, warn, embedded=embedded,
                                                                      shrunk=shrunk, max_side=max_side, run=run))
         xml = labelstudio_config(run.classes).encode("utf-8")
@@ -178,6 +196,8 @@ def export_run(
             say(f"{path} is {size / 2**20:,.0f} MB: Label Studio refuses an upload over 250 MB unless it is started "
                 "with a larger DATA_UPLOAD_MAX_MEMORY_SIZE; --images local-files (Label Studio serves the files), "
                 "--only-suspects or a smaller --max-side keeps the file small")  # fmt: skip
+        if storage and info is not None:
+            info(local_files_setup(*storage[0]))
         return path
     path = Path(out) if out is not None else run.path / f"{rundir.EXPORT_TABLE}.{to}"
     if path.suffix != f".{to}":

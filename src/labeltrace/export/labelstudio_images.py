@@ -65,8 +65,12 @@ def _data_uri(run: Run, i: int, size: int, *, max_side: int | None, shrunk: list
 
 
 def document_root_of(run: Run, document_root: str | os.PathLike[str] | None) -> Path:
-    """The local-files document root an export links under: the one given, else the data root."""
-    root = Path(document_root) if document_root is not None else run.data_root
+    """The local-files document root an export links under: the one given, else the folder above
+    the data root (Label Studio serves a file only from a storage folder strictly below its document
+    root, and refuses the root itself as one: the data root is then the storage)."""
+    if document_root is None and run.data_root is not None:
+        return Path(os.path.abspath(run.data_root)).parent
+    root = Path(document_root) if document_root is not None else None
     if root is None:
         raise ValueError(f"{run.path}: the run has no data root (an array dataset): {_USE_DATA_URI}")
     return Path(os.path.abspath(root))  # as given: Label Studio joins it with a link, no symlink followed
@@ -84,20 +88,28 @@ def _under(run: Run, i: int, f: Path, root: Path) -> Path | None:
     return None
 
 
-def check_document_root(run: Run, order: np.ndarray, root: Path) -> None:
-    """Refuse a local-files export that would link images Label Studio cannot serve: a sample with
-    no image file (an array dataset), or a file a browser shows as it is outside ``root`` — every
-    such task would open blank (one wrong ``--document-root`` had left 1,813 of 2,000 so, with a
-    warning and exit status 0). The message names the folder that holds them all."""
+def check_document_root(run: Run, order: np.ndarray, root: Path) -> Path | None:
+    """The Local Files storage folder a local-files export under ``root`` needs (None when no task
+    links a file): the deepest folder below ``root`` that holds every linked image. Refused
+    (``ValueError``): a sample with no image file (an array dataset); a file a browser shows as it
+    is outside ``root`` — every such task would open blank (one wrong ``--document-root`` had left
+    1,813 of 2,000 so, with a warning and exit status 0), the message naming a root that holds them
+    all —; and images with no common folder strictly below ``root`` (Label Studio refuses a storage
+    at its document root itself, and serves a file only from under a storage)."""
     outside: list[tuple[int, Path]] = []
     files: list[Path] = []
+    linked: list[Path] = []  # the folders of the linked files, under root
     for i in order.tolist():
         try:
             f = run.image_file(i)
             if f is not None:
                 files.append(f)
-                if _under(run, i, f, root) is None and f.is_file() and _shown_as_is(f):
-                    outside.append((i, f))
+                if f.is_file() and _shown_as_is(f):
+                    rel = _under(run, i, f, root)
+                    if rel is None:
+                        outside.append((i, f))
+                    else:
+                        linked.append(rel.parent)
         except (ValueError, OSError):  # outside the scan's roots, unreadable: that task's own problem
             continue
         if f is None:
@@ -107,9 +119,20 @@ def check_document_root(run: Run, order: np.ndarray, root: Path) -> None:
         raise ValueError(
             f"{len(outside)} of {len(files)} images lie outside the Label Studio document root {root} (Label "
             f"Studio would serve none of those): {listing(f'sample {i} ({f})' for i, f in outside)}; pass "
-            f"--document-root {common} (document_root= in Python), the folder that holds them all, and start "
-            "Label Studio with it"
+            f"--document-root {common.parent} (document_root= in Python), the folder above the one that holds "
+            "them all, and start Label Studio with it"
         )
+    if not linked:
+        return None
+    below = _common_parts(linked) if all(p.parts for p in linked) else ()  # relative: none in common is (".",)
+    if below in ((), (".",)):
+        raise ValueError(
+            f"the images have no common folder below the Label Studio document root {root} (some lie in it "
+            "directly, or they spread over several of its folders): Label Studio serves a local file only "
+            "from a Local Files storage folder strictly below its document root, and refuses the root itself as "
+            f"one; pass --document-root {root.parent} (document_root= in Python), the folder above it"
+        )
+    return root.joinpath(*below)
 
 
 def _common_parts(dirs: list[Path]) -> tuple[str, ...]:
@@ -121,12 +144,14 @@ def _common_parts(dirs: list[Path]) -> tuple[str, ...]:
     return parts or (Path(dirs[0].anchor).as_posix(),)
 
 
-def local_files_setup(root: Path) -> str:
-    """What Label Studio needs to serve the links of a local-files export under ``root``."""
+def local_files_setup(root: Path, storage: Path) -> str:
+    """What Label Studio needs to serve the links of a local-files export under ``root`` whose
+    images all lie in ``storage`` (:func:`check_document_root`)."""
     return (f"Label Studio serves these images only when started with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
             f"and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root}, and when the project has a Local Files source "
-            f"storage (Settings > Cloud Storage > Add Source Storage > Local files) whose absolute path is {root} "
-            "or a folder under it that holds the images; importing the tasks JSON needs no Sync of that storage")
+            f"storage (Settings > Cloud Storage > Add Source Storage > Local files) whose absolute local path is "
+            f"{storage} (a folder strictly below the document root: Label Studio refuses the root itself); "
+            "importing the tasks JSON needs no Sync of that storage")
 
 
 def task_image(run: Run, i: int, images: ImageMode, root: Path | None, size: int, *,

@@ -1,0 +1,255 @@
+"""Label Studio results read back into the decisions store (``labeltrace export RUN_DIR
+--from-labelstudio FILE``): each task's decision, from Label Studio's JSON or JSON-MIN export."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from labeltrace._checks import listing
+from labeltrace._io import iter_json_items
+from labeltrace.export.labelstudio_results import annotation_says, decision_of, iso, min_decision
+from labeltrace.relabel.runstore import run_store
+from labeltrace.relabel.verdicts import run_verdicts
+from labeltrace.run_claim import sharing
+from labeltrace.rundir import Run, open_run
+
+__all__ = ["LS_REVIEWER", "import_labelstudio"]
+
+LS_REVIEWER = "labelstudio"
+#: the fields a JSON-MIN export gives an annotated task (null, or absent, for a task nobody annotated)
+_MIN_ANNOTATION_KEYS = ("annotator", "annotation_id", "updated_at", "created_at", "lead_time")
+
+
+def _tasks(export_json: str | os.PathLike[str]) -> Iterator[Any]:
+    """The export's tasks one at a time: an export of hundreds of MB is never held whole."""
+    try:
+        with open(export_json, encoding="utf-8") as fh:
+            head = fh.read(4096).lstrip()
+        if head[:1] not in ("[", "{"):  # a list of tasks, or one task
+            raise ValueError(f"{export_json}: expected a JSON list of tasks")
+        yield from iter_json_items(export_json)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{export_json}: cannot read a Label Studio export: {exc}") from exc
+
+
+def _sample_of(run: Run, data: dict[str, Any], where: str, by_ext: dict[str, int], ext_ids: list[str]) -> int:
+    """The run's sample a task names (``labeltrace_id``, else ``external_id``); ``ValueError`` when
+    it names none, or two that disagree."""
+    sid = data.get("labeltrace_id")
+    if sid is None and data.get("external_id") is not None:
+        sid = by_ext.get(str(data["external_id"]))
+    if isinstance(sid, str) and sid.strip().lstrip("-").isdigit():
+        sid = int(sid)
+    if not isinstance(sid, int) or isinstance(sid, bool) or not 0 <= sid < run.num_samples:
+        raise ValueError(f"{where}: no sample matches (labeltrace_id {data.get('labeltrace_id')!r}, "
+                         f"external_id {data.get('external_id')!r})")  # fmt: skip
+    ext = data.get("external_id")
+    if ext is not None and str(ext) not in by_ext:
+        raise ValueError(
+            f"{where}: names external_id {str(ext)!r}, which no sample of this run has (labeltrace_id {sid} "
+            f"is {ext_ids[sid]!r}): an image renamed or replaced since the export, or a task file of "
+            "another run?"
+        )
+    if ext is not None and by_ext.get(str(ext), sid) != sid:
+        raise ValueError(
+            f"{where}: labeltrace_id {sid} is this run's sample {ext_ids[sid]!r}, but the task names "
+            f"external_id {str(ext)!r} (sample {by_ext[str(ext)]}): a task file of another run?"
+        )
+    return sid
+
+
+def _latest(anns: list[dict[str, Any]]) -> dict[str, Any]:
+    """The latest annotation (``updated_at`` / ``created_at``, then list order)."""
+    return max(enumerate(anns), key=lambda ka: (iso(ka[1].get("updated_at") or ka[1].get("created_at")) or "",
+                                                ka[0]))[1]  # fmt: skip
+
+
+def _task_decision(anns: list[dict[str, Any]], classes: set[str],
+                   where: str) -> tuple[tuple[str, str] | None, str | None, bool]:  # fmt: skip
+    """A full-JSON task's ``(decision or None, its time, whether its annotators disagree)``: the
+    latest submitted annotation — a ground-truth one first —; a cancelled (skipped) one only when
+    nobody submitted one (a colleague's skip never erases a class another annotator chose)."""
+    submitted = [a for a in anns if not a.get("was_cancelled")]
+    said = {annotation_says(a, classes, where) for a in submitted} - {None}
+    last = _latest([a for a in submitted if a.get("ground_truth")] or submitted or anns)
+    at = iso(last.get("updated_at") or last.get("created_at"))
+    if last.get("was_cancelled"):
+        return ("skip", "skip"), at, len(said) > 1
+    return decision_of(last.get("result") or [], classes, where), at, len(said) > 1
+
+
+@sharing
+def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.PathLike[str], *,
+                       warn: Callable[[str], None] | None = None,
+                       info: Callable[[str], None] | None = None) -> int:  # fmt: skip
+    """Read a Label Studio export (JSON or JSON-MIN) into ``reviews.db``; returns rows written.
+
+    Each task is matched by ``data.labeltrace_id`` (else ``external_id``). Of a task's
+    annotations the latest submitted one (``updated_at`` / ``created_at``, then list order) counts —
+    one marked ground truth before the others —: a class choice → relabel decision, ``review:
+    unsure`` → ``unsure`` (with a class ticked too: ``unsure``); a cancelled (skipped) annotation
+    → ``skip``, only when no annotation of the task was submitted. A task whose counted annotation
+    holds no choice is not imported, and ``warn`` names its sample; so are the tasks whose
+    annotations disagree, those with a draft alone (never submitted: not imported), and the samples the
+    import leaves disputed. A JSON-MIN export lists each annotation (the latest counts; every one
+    is kept in the history) but leaves skipped ones out: ``warn`` says so. Rows are stored with
+    reviewer and source ``"labelstudio"`` and the annotation's time; importing the same file twice
+    writes nothing new. All tasks are checked before anything is written. ``info`` gets one line
+    of what the import decided (labels changed, confirmed, unsure, skipped). An annotation deleted
+    in Label Studio does not delete a decision imported before it.
+
+    The latest annotation counts across imports too: an annotation older than (or as old as)
+    the Label Studio decision already stored for its sample is not imported — importing last
+    week's export after this week's never undoes this week's decisions — and ``warn`` (default
+    :func:`warnings.warn`) is told how many were left out and for which samples.
+
+    Raises
+    ------
+    ValueError
+        Unreadable JSON, a task that matches no sample, or an unknown class (naming the task and
+        its sample).
+    """
+    run = open_run(run_dir)
+    classes = set(run.classes)
+    ext_ids = [str(e) for e in run.column("external_id")]
+    by_ext = {e: i for i, e in enumerate(ext_ids)}
+    rows: list[dict[str, Any]] = []
+    empty: list[int] = []  # samples whose counted annotation holds no choice
+    several: list[int] = []  # samples whose annotations disagree: only the latest is imported
+    drafts: list[int] = []  # samples with a draft and no submitted annotation
+    minimal = 0  # JSON-MIN entries (skips are not in such a file)
+    for t_idx, task in enumerate(_tasks(export_json)):
+        tid = task.get("id", t_idx) if isinstance(task, dict) else t_idx
+        if not isinstance(task, dict):
+            raise ValueError(f"{export_json}: task {tid}: not a JSON object")
+        full = "data" in task or "annotations" in task or "completions" in task
+        data = task.get("data", {}) if full else task
+        sid = _sample_of(run, data, f"{export_json}: task {tid}", by_ext, ext_ids)
+        where = f"{export_json}: task {tid} (sample {sid}, external_id {ext_ids[sid]!r})"
+        if full:
+            anns = [a for a in (task.get("annotations") or task.get("completions") or []) if isinstance(a, dict)]
+            if not anns:
+                if task.get("drafts"):
+                    drafts.append(sid)
+                continue
+            dec, at, disagree = _task_decision(anns, classes, where)
+            if disagree:
+                several.append(sid)
+        else:
+            minimal += 1
+            at = iso(task.get("updated_at") or task.get("created_at"))
+            dec = min_decision(task, classes, where)
+        if dec is None:  # an empty submission (a JSON-MIN entry without annotation fields was never annotated)
+            if full or any(task.get(key) is not None for key in _MIN_ANNOTATION_KEYS):
+                empty.append(sid)
+            continue
+        rows.append({"sample_id": sid, "kind": dec[0], "decision": dec[1], "reviewer": LS_REVIEWER, "decided_at": at})
+    said_by: dict[int, set[tuple[str, str]]] = {}  # JSON-MIN lists one entry per annotation: they may disagree too
+    for r in rows:
+        said_by.setdefault(r["sample_id"], set()).add((r["kind"], r["decision"]))
+    several += [i for i, said in said_by.items() if len(said) > 1]
+    # each sample's rows oldest first, so that its latest annotation is its current decision whatever
+    # the file's order (a JSON-MIN export lists one entry per annotation; rows without a time, and
+    # the samples among themselves, keep the file's order)
+    first: dict[int, int] = {}
+    for k, r in enumerate(rows):
+        first.setdefault(r["sample_id"], k)
+    rows.sort(key=lambda r: (first[r["sample_id"]], r["decided_at"] or ""))
+    say = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=3))
+    _tell(say, export_json, empty=empty, several=several, drafts=drafts, minimal=minimal)
+    store = run_store(run)
+    before = run_verdicts(run).resolution.disputed.copy()
+    rows = _newer(store, rows, say, export_json)
+    n = store.add_many(rows, source=LS_REVIEWER)
+    verdicts = run_verdicts(run)
+    disputed = np.flatnonzero(verdicts.resolution.disputed & ~before)
+    if disputed.size:  # the import disagrees with the review page's decisions there
+        say(f"{export_json}: the import leaves sample{'s' if disputed.size != 1 else ''} "
+            f"{listing(map(str, disputed.tolist()))} disputed (Label Studio's label against the review's): "
+            "they keep their given labels until another vote settles them (review page: Next disputed)")
+    if info is not None:
+        info(_summary(run, rows, n))
+    return n
+
+
+def _tell(say: Callable[[str], None], export_json: str | os.PathLike[str], *, empty: list[int], several: list[int],
+          drafts: list[int], minimal: int) -> None:  # fmt: skip
+    """The warnings of what an import leaves out or decides on one annotation of several."""
+    def samples(ids: list[int]) -> str:
+        return f"sample{'s' if len(set(ids)) != 1 else ''} {listing(map(str, sorted(set(ids))))}"
+
+    if minimal:
+        say(f"{export_json} is a JSON-MIN export, which leaves skipped (cancelled) annotations out: a task "
+            "skipped in Label Studio imports as undecided (and an annotator's earlier class stands); Label "
+            "Studio's JSON export keeps them")  # fmt: skip
+    if empty:
+        say(f"{export_json}: {len(empty)} task{'s' if len(empty) != 1 else ''} not imported: the latest "
+            f"annotation of {samples(empty)} holds no class and no 'unsure' (an empty submission); earlier "
+            "annotations of those tasks are not used either — annotate them again, or decide them on the "
+            "review page")  # fmt: skip
+    if drafts:
+        say(f"{export_json}: {len(drafts)} task{'s' if len(drafts) != 1 else ''} not imported: {samples(drafts)} "
+            "hold only a draft (never submitted in Label Studio)")  # fmt: skip
+    if several:
+        say(f"{export_json}: the annotations of {samples(several)} disagree (several annotators, or one who "
+            "changed their mind); only the latest annotation of each counts (one marked ground truth first), "
+            "as the one reviewer 'labelstudio' — to count several annotators' votes, decide those samples on "
+            "the review page under each annotator's name")  # fmt: skip
+
+
+def _newer(store: Any, rows: list[dict[str, Any]], say: Callable[[str], None],
+           export_json: str | os.PathLike[str]) -> list[dict[str, Any]]:  # fmt: skip
+    """``rows`` less those no newer than the Label Studio decision already stored for their sample
+    (``say`` names the samples whose latest annotation in this file is so: an older export; the
+    earlier annotations a JSON-MIN file lists beside its latest one are history, left out without a word)."""
+    stored = store.current(reviewer=LS_REVIEWER)
+    stale = [r for r in rows if r["sample_id"] in stored and r["decided_at"] is not None
+             and _not_newer(r, stored[r["sample_id"]])]  # fmt: skip
+    if not stale:
+        return rows
+    # an annotation stored already (the same file imported again: its older entries) is a repeat,
+    # which add_many skips, not an older export's
+    # (one read of the table: one per stale sample took 27 s for 30,000 of them)
+    touched = {r["sample_id"] for r in stale}
+    had = {(d.sample_id, d.kind, d.decision, iso(d.decided_at)) for d in store.history()
+           if d.reviewer == LS_REVIEWER and d.sample_id in touched}  # fmt: skip
+    stale = [r for r in stale if (r["sample_id"], r["kind"], r["decision"], iso(r["decided_at"])) not in had]
+    last = {r["sample_id"]: id(r) for r in rows}  # each sample's latest row in this file
+    older = [r for r in stale if last[r["sample_id"]] == id(r)]
+    if older:
+        ids = sorted({r["sample_id"] for r in older})
+        say(f"{export_json}: {len(older)} annotation{'s' if len(older) != 1 else ''} not imported: no newer than "
+            f"the Label Studio decision already stored for sample{'s' if len(ids) != 1 else ''} "
+            f"{listing(map(str, ids))} (an older export?); the stored decisions stay current")  # fmt: skip
+    left_out = {id(r) for r in stale}
+    return [r for r in rows if id(r) not in left_out]
+
+
+def _summary(run: Run, rows: list[dict[str, Any]], n: int) -> str:
+    """What an import decided: its rows' latest decision per sample, by kind."""
+    latest = {r["sample_id"]: r for r in rows}
+    if not n:
+        return f"imported nothing new into {run.path / 'reviews.db'} (reviewer '{LS_REVIEWER}')"
+    given, classes = run.column("given_label_id"), run.classes
+    labels = [r for r in latest.values() if r["kind"] == "label"]
+    changed = sum(r["decision"] != classes[int(given[r["sample_id"]])] for r in labels)
+    kinds = [r["kind"] for r in latest.values()]
+    return (f"imported {n} annotation{'s' if n != 1 else ''} into {run.path / 'reviews.db'} (reviewer "
+            f"'{LS_REVIEWER}'): {len(latest)} sample{'s' if len(latest) != 1 else ''} decided in this file — "
+            f"{changed} label{'s' if changed != 1 else ''} changed, {len(labels) - changed} confirmed, "
+            f"{kinds.count('unsure')} unsure, {kinds.count('skip')} skipped")
+
+
+def _not_newer(row: dict[str, Any], stored: Any) -> bool:
+    """Whether an imported row is no newer than the stored decision (a repeat of the stored
+    decision itself is not: :meth:`ReviewStore.add_many` skips it as a duplicate)."""
+    at, was = iso(row["decided_at"]), iso(stored.decided_at)
+    if at is None or was is None or at > was:
+        return False
+    return not (at == was and (row["kind"], row["decision"]) == (stored.kind, stored.decision))

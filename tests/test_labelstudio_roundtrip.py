@@ -1,0 +1,171 @@
+"""What a real Label Studio (1.23.2) does with the export, and what its exports hold, as a review
+that ran the round trip found: the storage it refuses, the prediction it pre-selects, a colleague's
+skip, ground truth, drafts, and JSON-MIN's missing skips."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from runfactory import make_run
+
+from labeltrace.cli import main
+from labeltrace.export import export_run, import_labelstudio
+from labeltrace.relabel.runstore import run_store
+from labeltrace.rundir import open_run, write_table
+
+
+def _tasks(path: Path | str) -> list[dict]:
+    return json.loads(Path(path).read_text())
+
+
+def _ann(label: str | None, at: str, *, cancelled: bool = False, ground_truth: bool = False, who: int = 1) -> dict:
+    result = [] if label is None else [{"type": "choices", "from_name": "label", "to_name": "image",
+                                        "value": {"choices": [label]}}]  # fmt: skip
+    return {"completed_by": who, "updated_at": at, "created_at": at, "was_cancelled": cancelled,
+            "ground_truth": ground_truth, "result": result}  # fmt: skip
+
+
+def _full(path: Path, *tasks: tuple[int, list[dict]], drafts: dict[int, list[dict]] | None = None) -> Path:
+    path.write_text(json.dumps([{"id": 100 + sid, "data": {"labeltrace_id": sid}, "annotations": anns,
+                                 **({"drafts": drafts[sid]} if drafts and sid in drafts else {})}
+                                for sid, anns in tasks]))  # fmt: skip
+    return path
+
+
+def test_local_files_link_below_a_root_above_the_data_root_and_name_the_storage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The printed setup had the storage at the document root (the data root), which Label Studio
+    refuses ("cannot be the same as LOCAL_FILES_DOCUMENT_ROOT"): every image 404ed."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    root = run.data_root.resolve()
+    said: list[str] = []
+    tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json", images="local-files", info=said.append))
+    for t in tasks:
+        d = parse_qs(urlparse(t["data"]["image"]).query)["d"][0]
+        assert d == f"{root.name}/{run.column('path')[t['data']['labeltrace_id']]}"
+        assert (root.parent / d).is_file()  # what Label Studio joins: the document root and the link
+    assert len(said) == 1 and f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root.parent}," in said[0]
+    assert f"whose absolute local path is {root} (a folder strictly below the document root" in said[0]
+    assert main(["export", str(rd), "--to", "labelstudio", "--images", "local-files", "--out", str(tmp_path / "u.json")]) == 0
+    assert said[0] in capsys.readouterr().out
+    # the data root itself as the document root: the images spread over its class folders, and no
+    # one storage below it holds them all
+    with pytest.raises(ValueError, match=rf"no common folder below the Label Studio document root {root}.*"
+                                         rf"--document-root {root.parent} "):  # fmt: skip
+        export_run(rd, "labelstudio", tmp_path / "v.json", images="local-files", document_root=root)
+    # a root further up: the storage is still the deepest folder that holds them all
+    export_run(rd, "labelstudio", tmp_path / "w.json", images="local-files", document_root=root.parent.parent,
+               info=said.append)  # fmt: skip
+    assert f"DOCUMENT_ROOT={root.parent.parent}," in said[-1] and f"absolute local path is {root} " in said[-1]
+
+
+def test_images_directly_in_the_document_root_are_refused(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    flat = [p.replace("/", "_") for p in run.column("path")]
+    for p, f in zip(run.column("path"), flat, strict=True):
+        shutil.move(run.data_root / p, run.data_root / f)
+    write_table(rd / "samples.parquet", run.samples.set_column(run.samples.column_names.index("path"), "path",
+                                                                pa.array(flat)))  # fmt: skip
+    root = run.data_root.resolve()
+    with pytest.raises(ValueError, match="some lie in it directly"):
+        export_run(rd, "labelstudio", tmp_path / "t.json", images="local-files", document_root=root)
+    said: list[str] = []
+    tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json", images="local-files", info=said.append))
+    assert parse_qs(urlparse(tasks[0]["data"]["image"]).query)["d"][0].startswith(f"{root.name}/")
+    assert f"absolute local path is {root} " in said[0]
+
+
+def test_a_colleagues_skip_does_not_erase_a_relabel(tmp_path: Path) -> None:
+    """A annotated 'bird', then B skipped the task: the import stored 'skip', A's relabel lost, no word."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    classes = open_run(rd).classes
+    f = _full(tmp_path / "ls.json",
+              (0, [_ann(classes[1], "2025-01-01T10:00:00Z", who=1), _ann(None, "2025-01-01T11:00:00Z", cancelled=True, who=2)]),
+              (1, [_ann(None, "2025-01-01T11:00:00Z", cancelled=True)]))  # fmt: skip
+    told: list[str] = []
+    assert import_labelstudio(rd, f, warn=told.append) == 2
+    cur = run_store(open_run(rd)).current()
+    assert (cur[0].kind, cur[0].decision) == ("label", classes[1])
+    assert cur[1].kind == "skip"  # skipped by everyone who saw it: a skip
+    assert told == []
+
+
+def test_a_ground_truth_annotation_counts_before_a_later_one(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    classes = open_run(rd).classes
+    f = _full(tmp_path / "ls.json", (3, [_ann(classes[2], "2025-01-01T10:00:00Z", ground_truth=True, who=1),
+                                         _ann(classes[0], "2025-01-01T12:00:00Z", who=2)]))  # fmt: skip
+    told: list[str] = []
+    import_labelstudio(rd, f, warn=told.append)
+    assert run_store(open_run(rd)).current()[3].decision == classes[2]
+    assert len(told) == 1 and "sample 3 disagree" in told[0] and "one marked ground truth first" in told[0]
+
+
+def test_drafts_never_submitted_are_named(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    classes = open_run(rd).classes
+    f = _full(tmp_path / "ls.json", (5, []), (6, [_ann(classes[0], "2025-01-01T10:00:00Z")]),
+              drafts={5: [{"result": [], "created_at": "2025-01-01T10:00:00Z"}]})  # fmt: skip
+    told: list[str] = []
+    assert import_labelstudio(rd, f, warn=told.append) == 1
+    assert len(told) == 1 and "1 task not imported: sample 5 hold only a draft" in told[0]
+
+
+def test_json_min_after_json_of_the_same_snapshot_calls_nothing_an_older_export(tmp_path: Path) -> None:
+    """JSON-MIN lists every annotation: the ones its latest superseded were called '(an older export?)'."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    classes = open_run(rd).classes
+    a, b = "2025-01-01T10:00:00Z", "2025-01-01T12:00:00Z"
+    full = _full(tmp_path / "ls.json", (2, [_ann(classes[0], a, who=1), _ann(classes[1], b, who=2)]))
+    assert import_labelstudio(rd, full) == 1
+    mini = tmp_path / "min.json"
+    mini.write_text(json.dumps([{"id": 102, "labeltrace_id": 2, "label": classes[0], "updated_at": a},
+                                {"id": 102, "labeltrace_id": 2, "label": classes[1], "updated_at": b}]))
+    told: list[str] = []
+    assert import_labelstudio(rd, mini, warn=told.append) == 0
+    assert not any("older export" in t for t in told)
+    assert any("JSON-MIN export, which leaves skipped (cancelled) annotations out" in t for t in told)
+    assert run_store(open_run(rd)).current()[2].decision == classes[1]
+
+
+def test_an_unknown_class_names_the_sample(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    ext = open_run(rd).column("external_id")
+    f = _full(tmp_path / "ls.json", (4, [_ann("other", "2025-01-01T10:00:00Z")]))
+    with pytest.raises(ValueError, match=rf"task 104 \(sample 4, external_id '{ext[4]}'\): unknown class 'other'"):
+        import_labelstudio(rd, f)
+
+
+def test_the_cli_says_what_an_import_decided(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'imported 20 decisions' of 16 samples, with no word of what changed."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    classes, given = run.classes, run.column("given_label_id").astype(int)
+    other = classes[(given[0] + 1) % 3]
+    f = _full(tmp_path / "ls.json", (0, [_ann(classes[given[0]], "2025-01-01T10:00:00Z"),
+                                         _ann(other, "2025-01-01T11:00:00Z")]),
+              (1, [_ann(classes[given[1]], "2025-01-01T10:00:00Z")]),
+              (2, [_ann(None, "2025-01-01T10:00:00Z", cancelled=True)]))  # fmt: skip
+    assert main(["export", str(rd), "--from-labelstudio", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert ("imported 3 annotations into" in out and "3 samples decided in this file — 1 label changed, "
+            "1 confirmed, 0 unsure, 1 skipped" in out)  # fmt: skip
+    assert main(["export", str(rd), "--from-labelstudio", str(f)]) == 0
+    assert "imported nothing new into" in capsys.readouterr().out
+    assert np.array_equal(run.column("given_label_id").astype(int), given)  # the scan's labels untouched
+
+
+def test_a_class_name_label_studio_reads_as_a_task_field_is_warned_of(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, classes=["a b", "$5", "x,y"])
+    told: list[str] = []
+    export_run(rd, "labelstudio", tmp_path / "t.json", warn=told.append)
+    assert len(told) == 1 and "class name '$5': Label Studio's labeling page reads '$'" in told[0]

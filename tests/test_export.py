@@ -8,7 +8,6 @@ import io
 import json
 import sqlite3
 import sys
-import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv  # noqa: F401 - pa.csv
 import pyarrow.parquet as pq
 import pytest
+from fake_fiftyone import fake_fiftyone
 from PIL import Image
 from runfactory import csv_rows, make_run
 
@@ -219,7 +219,7 @@ def test_import_labelstudio_min_and_errors(tmp_path: Path) -> None:
     told: list[str] = []  # the third task was never annotated: nothing to say of it
     assert import_labelstudio(rd, f, warn=told.append) == 2
     assert import_labelstudio(rd, f, warn=told.append) == 0  # no times in a JSON-MIN export: a re-import repeats nothing
-    assert len(told) == 2 and all("is a JSON-MIN export, which leaves skipped (cancelled) annotations out" in t
+    assert len(told) == 2 and all("is a JSON-MIN export, which leaves skipped (cancelled) annotations and ground-truth marks out" in t
                                   for t in told)  # fmt: skip
     f.write_text(json.dumps([{"image": "x", "labeltrace_id": 9, "id": 3, "annotator": 4, "annotation_id": 7}]))
     with pytest.warns(UserWarning, match="sample 9 holds no class"):  # annotated, but empty
@@ -310,29 +310,7 @@ def test_fiftyone_dataset(run_dir: Path) -> None:  # pragma: no cover - needs th
 
 
 def _fake_fiftyone(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
-    """The few FiftyOne names the export uses, recording the datasets it builds."""
-    import types
-
-    made: dict[str, object] = {}
-    fo = types.ModuleType("fiftyone")
-
-    class Dataset:
-        def __init__(self, name: str, overwrite: bool = False) -> None:
-            self.name, self.samples, self.info = name, [], {}
-            made[name] = self
-
-        def add_samples(self, s: list) -> None:
-            self.samples.extend(s)
-
-        def save(self) -> None:
-            pass
-
-    fo.Sample = fo.Classification = dict  # type: ignore[attr-defined]
-    fo.Dataset = Dataset  # type: ignore[attr-defined]
-    fo.dataset_exists = lambda name: name in made  # type: ignore[attr-defined]
-    fo.load_dataset = lambda name: made[name]  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "fiftyone", fo)
-    return made
+    return fake_fiftyone(monkeypatch)
 
 
 def test_fiftyone_fields_say_what_they_hold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -396,14 +374,13 @@ def test_fiftyone_never_replaces_an_existing_dataset_unasked(tmp_path: Path, mon
                                                             ) -> None:  # fmt: skip
     made = _fake_fiftyone(monkeypatch)
     rd = make_run(tmp_path, n=12, k=3, seed=0)
-    theirs = object()
-    made["mine"] = theirs  # the user's own dataset of that name
+    theirs = sys.modules["fiftyone"].Dataset("mine")  # the user's own dataset of that name
     with pytest.raises(ValueError, match=r"'mine' already exists \(not an export of this run\); pass --overwrite"):
         export_run(rd, "fiftyone", "mine")
     assert made["mine"] is theirs
     assert export_run(rd, "fiftyone", "mine", overwrite=True) == "mine" and made["mine"] is not theirs
     first = made["mine"]  # now an export of this run: the tags and edits made in FiftyOne since are its user's
-    with pytest.raises(ValueError, match=r"'mine' already exists \(an earlier export of this run\); pass --overwrite"):
+    with pytest.raises(ValueError, match=r"'mine' already exists \(an earlier export of this run\); pass --update \(update=True\).*--overwrite"):
         export_run(rd, "fiftyone", "mine")
     assert made["mine"] is first
     assert export_run(rd, "fiftyone", "mine", overwrite=True) == "mine" and made["mine"] is not first
@@ -495,7 +472,7 @@ def test_a_large_label_studio_export_with_embedded_images_is_warned_of(tmp_path:
 def test_local_files_a_browser_cannot_show_are_embedded_and_named(tmp_path: Path) -> None:
     """A DICOM scan's tasks linked /data/local-files/?d=...dcm (a blank task in the annotator's
     browser), a 12-bit image in a 16-bit PNG nearly black."""
-    from labeltrace.export.labelstudio_images import _shown_as_is
+    from labeltrace.report.images import browser_shows as _shown_as_is
 
     rd = make_run(tmp_path, n=20, k=3, seed=4)
     run = open_run(rd)

@@ -117,7 +117,7 @@ def test_drafts_never_submitted_are_named(tmp_path: Path) -> None:
               drafts={5: [{"result": [], "created_at": "2025-01-01T10:00:00Z"}]})  # fmt: skip
     told: list[str] = []
     assert import_labelstudio(rd, f, warn=told.append) == 1
-    assert len(told) == 1 and "1 task not imported: sample 5 hold only a draft" in told[0]
+    assert len(told) == 1 and "1 task not imported: sample 5 holds only a draft" in told[0]
 
 
 def test_json_min_after_json_of_the_same_snapshot_calls_nothing_an_older_export(tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_json_min_after_json_of_the_same_snapshot_calls_nothing_an_older_export(
     told: list[str] = []
     assert import_labelstudio(rd, mini, warn=told.append) == 0
     assert not any("older export" in t for t in told)
-    assert any("JSON-MIN export, which leaves skipped (cancelled) annotations out" in t for t in told)
+    assert any("JSON-MIN export, which leaves skipped (cancelled) annotations and ground-truth marks out" in t for t in told)
     assert run_store(open_run(rd)).current()[2].decision == classes[1]
 
 
@@ -157,7 +157,7 @@ def test_the_cli_says_what_an_import_decided(tmp_path: Path, capsys: pytest.Capt
               (2, [_ann(None, "2025-01-01T10:00:00Z", cancelled=True)]))  # fmt: skip
     assert main(["export", str(rd), "--from-labelstudio", str(f)]) == 0
     out = capsys.readouterr().out
-    assert ("imported 3 annotations into" in out and "3 samples decided in this file — 1 label changed, "
+    assert ("imported 3 annotations into" in out and "of the 3 samples this file decides, 1 label changed, "
             "1 confirmed, 0 unsure, 1 skipped" in out)  # fmt: skip
     assert main(["export", str(rd), "--from-labelstudio", str(f)]) == 0
     assert "imported nothing new into" in capsys.readouterr().out
@@ -169,3 +169,29 @@ def test_a_class_name_label_studio_reads_as_a_task_field_is_warned_of(tmp_path: 
     told: list[str] = []
     export_run(rd, "labelstudio", tmp_path / "t.json", warn=told.append)
     assert len(told) == 1 and "class name '$5': Label Studio's labeling page reads '$'" in told[0]
+
+
+def test_a_json_export_after_the_json_min_one_says_whose_decision_stays(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON-MIN has no ground-truth marks: its newer annotation stayed current when the JSON export's
+    older ground truth came next, and the summary counted the ground truth's label as changed."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    classes, given = run.classes, int(run.column("given_label_id")[2])
+    truth, later = classes[(given + 1) % 3], classes[given]
+    a, b = "2025-01-01T10:00:00Z", "2025-01-01T12:00:00Z"
+    mini = tmp_path / "min.json"
+    mini.write_text(json.dumps([{"id": 102, "labeltrace_id": 2, "label": truth, "updated_at": a},
+                                {"id": 102, "labeltrace_id": 2, "label": later, "updated_at": b}]))
+    told: list[str] = []
+    import_labelstudio(rd, mini, warn=told.append)
+    assert any("leaves skipped (cancelled) annotations and ground-truth marks out" in t for t in told)
+    assert any("disagree" in t and "ground truth" not in t for t in told)
+    full = _full(tmp_path / "ls.json", (2, [_ann(truth, a, ground_truth=True, who=1), _ann(later, b, who=2)]))
+    told.clear()
+    said: list[str] = []
+    import_labelstudio(rd, full, warn=told.append, info=said.append)
+    assert run_store(open_run(rd)).current()[2].decision == later
+    assert any("the Label Studio decision stored for sample 2 is not this file's" in t for t in told)
+    assert len(said) == 1 and "imported nothing new" in said[0]

@@ -117,9 +117,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     max_side = export.MAX_SIDE if args.max_side is None else args.max_side or None
     said: list[str] = []
     out = export.export_run(args.run_dir, args.to, args.out, images=args.images, document_root=args.document_root,
-                            only_suspects=args.only_suspects, overwrite=args.overwrite, max_side=max_side,
+                            only_suspects=args.only_suspects, overwrite=args.overwrite, update=args.update, max_side=max_side,
                             warn=lambda msg: print(f"warning: {msg}", file=sys.stderr), info=said.append)  # fmt: skip
-    print(f"wrote {out}")
+    print(f"{'updated' if args.update else 'wrote'} {out}")
     for line in said:  # the local-files setup Label Studio needs
         print(line)
     return 0
@@ -301,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--only-suspects", action="store_true", help="export the flagged samples alone (not fiftyone)")
     ex.add_argument("--overwrite", action="store_true",
                     help="fiftyone: replace an existing dataset of that name, an earlier export of this run included (its tags and edits made in FiftyOne are lost; without it, one is refused)")
+    ex.add_argument("--update", action="store_true",
+                    help="fiftyone: refresh the review fields (review_decision, review_status, final) of an earlier "
+                    "export of this run in place, keeping its tags, views and evaluations")
     ex.add_argument("--from-labelstudio", metavar="EXPORT_JSON", help="read relabels back from a Label Studio export")
     ex.set_defaults(func=_cmd_export)
 

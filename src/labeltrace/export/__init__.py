@@ -40,9 +40,12 @@
   time —, ``final_label``).
 * ``"fiftyone"`` — a persistent FiftyOne dataset (optional extra; ``out`` is its name) with
   fields ``given``, ``suggested``, ``final`` (the label after the review; classifications),
-  ``sei``, ``score``, ``rank``, ``is_suspect``, ``review_decision`` / ``review_status`` of a
-  decided sample (and ``ground_truth`` when known); an existing dataset of that name, an earlier
-  export of the run included, is replaced only with ``overwrite``.
+  ``sei``, ``score``, ``rank``, ``is_suspect``, ``labeltrace_id``, ``external_id``,
+  ``review_decision`` / ``review_status`` of a decided sample (and ``ground_truth`` when known);
+  a file a browser does not show (DICOM, TIFF, 16-bit PNG) is linked as a PNG written under the
+  run's ``fiftyone_images``. An existing dataset of that name, an earlier export of the run
+  included, is replaced only with ``overwrite``; ``update`` refreshes the review's fields of an
+  earlier export in place, keeping its tags, views and evaluations.
 
 :func:`import_labelstudio` reads a Label Studio JSON (or JSON-MIN, which leaves skips out) export
 back and writes its decisions into ``reviews.db`` with reviewer ``"labelstudio"`` (each task's
@@ -112,6 +115,7 @@ def export_run(
     warn: Callable[[str], None] | None = None,
     overwrite: bool = False,
     info: Callable[[str], None] | None = None,
+    update: bool = False,
 ) -> Path | str:
     """Export a run for a labeling tool (see the module docstring for each target).
 
@@ -144,6 +148,10 @@ def export_run(
     overwrite
         FiftyOne only: replace an existing dataset of that name (refused with ``ValueError``
         otherwise, so a dataset of the user's is never deleted by accident).
+    update
+        FiftyOne only: refresh the review's fields (``review_decision``, ``review_status``,
+        ``final``) of an earlier export of this run in place, keeping what was added to it in
+        FiftyOne (tags, views, evaluations).
     info : callable, optional
         Label Studio local files: gets what Label Studio needs to serve the linked files (the
         document root, the Local Files storage folder; the CLI prints it).
@@ -161,13 +169,16 @@ def export_run(
     # decisions a scan with --force set aside (in none of these exports); an images folder not there
     for text in notices(run):
         say(text)
+    if update and (to != "fiftyone" or overwrite):
+        raise ValueError("--update refreshes an earlier FiftyOne export's review fields (--to fiftyone, without "
+                         "--overwrite)")
     if to == "fiftyone":
         if only_suspects:
             raise ValueError("--only-suspects does not apply to a FiftyOne export (every sample goes, with its "
                              "suspect field: filter on it in FiftyOne)")
         from labeltrace.export.fiftyone import to_fiftyone
 
-        return to_fiftyone(run, None if out is None else str(out), warn=warn, overwrite=overwrite)
+        return to_fiftyone(run, None if out is None else str(out), warn=warn, overwrite=overwrite, update=update)
     if to == "labelstudio":
         path = Path(out) if out is not None else run.path / rundir.LABELSTUDIO_TASKS
         n_tasks = int(run.column("is_suspect").sum()) if only_suspects else run.num_samples

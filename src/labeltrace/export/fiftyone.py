@@ -1,8 +1,12 @@
-"""A persistent FiftyOne dataset of a run (optional extra)."""
+"""A persistent FiftyOne dataset of a run (optional extra), and the review's fields of one
+refreshed in place."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -10,21 +14,16 @@ from labeltrace._io import atomic_write_bytes
 from labeltrace.export.labelstudio import report_problems
 from labeltrace.relabel.order import every_sample_in_review_order
 from labeltrace.relabel.verdicts import run_verdicts
-from labeltrace.report.images import load_rgb, png_bytes
+from labeltrace.report.images import browser_shows, load_rgb, png_bytes
 from labeltrace.rundir import FIFTYONE_IMAGES, Run
 
 __all__ = ["to_fiftyone"]
 
+#: the fields a review changes: what ``update=True`` refreshes
+REVIEW_FIELDS = ("review_decision", "review_status", "final")
 
-def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | None = None,
-                overwrite: bool = False) -> str:  # fmt: skip
-    """A persistent FiftyOne dataset of ``run``; samples whose image cannot be exported are left
-    out and named in one ``warn`` message (see :func:`labeltrace.export.export_run`). Each sample
-    holds the model's view (``given``, ``suggested``, ``score``, ``rank``, ``is_suspect``, ``sei``),
-    the review so far (``review_decision`` / ``review_status`` of a decided sample, as in the cleaned
-    labels) and ``final``, its label after the review. An existing dataset of that name — an earlier
-    export of this run included: the tags and edits made in FiftyOne would be lost — is replaced only
-    with ``overwrite`` (``ValueError`` otherwise), checked before any image is written."""
+
+def _fiftyone() -> Any:
     try:
         import fiftyone as fo
     except ImportError as exc:
@@ -34,14 +33,111 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
             "export --to fiftyone needs FiftyOne, an optional extra: "
             "pip install 'labeltrace[fiftyone]' (or pip install fiftyone)"
         ) from exc
+    return fo
+
+
+@contextmanager
+def _said(what: str) -> Iterator[None]:
+    """FiftyOne's own failures (its database not starting, a sample it refuses) as one ``ValueError``
+    that says what was left as it was."""
+    try:
+        yield
+    except (ValueError, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - FiftyOne's and its database's exception types vary by version
+        raise ValueError(f"FiftyOne failed ({type(exc).__name__}: {exc}); {what}") from exc
+
+
+def _check_name(fo: Any, name: str, overwrite: bool) -> None:
+    """Refuse, before any image is written, a name FiftyOne would refuse after every sample was
+    built: one whose slug (lower case, punctuation and non-ASCII letters dropped) is empty or another
+    dataset's — FiftyOne keeps slugs unique, ``overwrite`` or not."""
+    try:
+        from fiftyone.core.utils import to_slug
+    except ImportError:  # an older FiftyOne without slugs
+        return
+    try:
+        slug = to_slug(name)
+    except ValueError:
+        slug = ""
+    if not slug:
+        raise ValueError(f"FiftyOne cannot name a dataset {name!r} (its URL-safe form is empty: FiftyOne drops "
+                         "non-ASCII letters and punctuation); choose a name with --out (name= in Python)")
+    same = [n for n in fo.list_datasets() if n != name and to_slug(n) == slug]
+    if same:
+        raise ValueError(f"FiftyOne cannot name a dataset {name!r}: its URL-safe form {slug!r} is that of the "
+                         f"existing dataset {same[0]!r} (FiftyOne keeps them unique, --overwrite or not); choose "
+                         "another name with --out (name= in Python)")  # fmt: skip
+
+
+def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | None = None,
+                overwrite: bool = False, update: bool = False) -> str:  # fmt: skip
+    """A persistent FiftyOne dataset of ``run``; samples whose image cannot be exported are left
+    out and named in one ``warn`` message (see :func:`labeltrace.export.export_run`). Each sample
+    holds the model's view (``given``, ``suggested``, ``score``, ``rank``, ``is_suspect``, ``sei``),
+    its ``external_id``, the review so far (``review_decision`` / ``review_status`` of a decided
+    sample, as in the cleaned labels) and ``final``, its label after the review. A file a browser
+    does not show as it is (DICOM, TIFF, a 16-bit PNG) is written as a PNG under the run's
+    ``fiftyone_images`` and linked there, as an in-memory run's images are.
+
+    An existing dataset of that name — an earlier export of this run included: the tags and edits
+    made in FiftyOne would be lost — is replaced only with ``overwrite`` (``ValueError``
+    otherwise, checked before any image is written); ``update`` instead refreshes the review's
+    fields (``review_decision``, ``review_status``, ``final``) of an earlier export of this run in
+    place, keeping its tags, views and evaluations. A new dataset is built under a temporary name
+    and takes its own only when complete: a failure leaves no half-built dataset, and an
+    overwritten one as it was."""
+    fo = _fiftyone()
     name = name or f"labeltrace-{run.path.resolve().name}"
-    owner = str(run.path.resolve())  # recorded in the dataset's info, for the message below
-    if not overwrite and fo.dataset_exists(name):
-        mine = (getattr(fo.load_dataset(name), "info", None) or {}).get("labeltrace_run") == owner
+    owner = str(run.path.resolve())  # recorded in the dataset's info, for the messages below
+    with _said("nothing was exported"):
+        exists = fo.dataset_exists(name)
+        mine = exists and (getattr(fo.load_dataset(name), "info", None) or {}).get("labeltrace_run") == owner
+    if update:
+        return _update(fo, run, name, exists=exists, mine=mine)
+    if exists and not overwrite:
         raise ValueError(f"a FiftyOne dataset named {name!r} already exists ("
-                         + ("an earlier export of this run" if mine else "not an export of this run")
-                         + "); pass --overwrite (overwrite=True) to replace it — the tags, labels and views "
-                         "added to it in FiftyOne are lost — or choose another name with --out")  # fmt: skip
+                         + ("an earlier export of this run); pass --update (update=True) to refresh its review "
+                            "fields, its tags, views and evaluations kept, " if mine else "not an export of this "
+                            "run); pass ")
+                         + "--overwrite (overwrite=True) to replace it — the tags, labels and views added to it in "
+                         "FiftyOne are lost — or choose another name with --out")  # fmt: skip
+    with _said("nothing was exported"):
+        _check_name(fo, name, overwrite)
+    samples, problems = _samples(fo, run)
+    report_problems(problems, len(samples) + len(problems), warn, left_out=True)
+    temp = f"labeltrace-building-{uuid.uuid4().hex[:12]}"
+    ds = None
+    try:
+        with _said(f"no dataset was written ({name!r} is as it was)"):
+            ds = fo.Dataset(temp)
+            ds.info["labeltrace_run"] = owner
+            ds.default_classes = list(run.classes)
+            ds.save()
+            ds.add_samples(samples)
+            if exists:
+                fo.load_dataset(name).delete()
+            ds.name = name
+            ds.persistent = True
+    except BaseException:
+        if ds is not None and ds.name == temp:
+            ds.delete()  # not persistent yet: nothing of it outlives the failure
+        raise
+    return str(ds.name)
+
+
+def _review_values(fo: Any, run: Run) -> tuple[list[Any], list[Any], list[Any]]:
+    """Per sample: the review's decision and status (None while undecided) and the ``final`` label."""
+    v = run_verdicts(run)  # the experts' review so far: the export carries it beside the model's view
+    decision, status, classes = v.decision_text(run.classes), v.status_text(), run.classes
+    undecided = [s == "" for s in status]
+    return ([None if u else str(d) for d, u in zip(decision, undecided, strict=True)],
+            [None if u else str(s) for s, u in zip(status, undecided, strict=True)],
+            [fo.Classification(label=classes[k]) for k in v.final])  # fmt: skip
+
+
+def _samples(fo: Any, run: Run) -> tuple[list[Any], list[tuple[int, str]]]:
+    """The run's FiftyOne samples in review order, and the ``(sample id, reason)`` of those left out."""
     classes = run.classes
     given = run.column("given_label_id").astype(np.int64)
     sugg = run.column("suggested_label_id").astype(np.int64)
@@ -49,32 +145,26 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
     score = run.column("score").astype(np.float64)
     sei = run.column("sei").astype(np.float64) if "sei" in run.samples.column_names else None
     rank = run.column("rank").astype(np.int64)
-    v = run_verdicts(run)  # the experts' review so far: the export carries it beside the model's view
-    decision, status = v.decision_text(classes), v.status_text()
     sus = run.column("is_suspect").astype(bool)
-    truth = (
-        run.column("true_label_id").astype(np.int64)
-        if "true_label_id" in run.samples.column_names
-        else None
-    )
+    ext = run.column("external_id")
+    truth = run.column("true_label_id").astype(np.int64) if "true_label_id" in run.samples.column_names else None
+    decision, status, final = _review_values(fo, run)
     img_dir = run.path / FIFTYONE_IMAGES  # a new scan (--force) removes it: never another scan's images
-    samples = []
-    order = every_sample_in_review_order(run)[0].tolist()
-    problems: list[tuple[int, str]] = []
-    for i in order:
+    samples, problems = [], []
+    for i in every_sample_in_review_order(run)[0].tolist():
         try:
             f = run.scanned_image_file(i)  # a file changed or gone since the scan is not linked
-            if f is None:
+            if f is None or not browser_shows(f):  # in memory; DICOM, TIFF, 16-bit: a PNG FiftyOne's App shows
                 f = img_dir / f"{i:07d}.png"
                 if not f.exists():
-                    png = png_bytes(load_rgb(run, i))
-                    atomic_write_bytes(f, png)
+                    atomic_write_bytes(f, png_bytes(load_rgb(run, i)))
         except (ValueError, OSError) as exc:  # one sample, not the export
             problems.append((i, str(exc)))
             continue
         s = fo.Sample(
             filepath=str(f),
             labeltrace_id=i,
+            external_id=str(ext[i]),
             given=fo.Classification(label=classes[given[i]]),
             suggested=fo.Classification(label=classes[sugg[i]], confidence=float(prob[i])),
             score=float(score[i]),
@@ -85,14 +175,33 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
             s["sei"] = float(sei[i])
         if truth is not None:
             s["ground_truth"] = fo.Classification(label=classes[truth[i]])
-        if status[i]:  # decided: the review's decision and status, as in the cleaned labels
-            s["review_decision"], s["review_status"] = str(decision[i]), str(status[i])
-        s["final"] = fo.Classification(label=classes[v.final[i]])
+        if status[i] is not None:  # decided: the review's decision and status, as in the cleaned labels
+            s["review_decision"], s["review_status"] = decision[i], status[i]
+        s["final"] = final[i]
         samples.append(s)
-    report_problems(problems, len(order), warn, left_out=True)
-    ds = fo.Dataset(name, overwrite=overwrite)
-    ds.persistent = True
-    ds.info["labeltrace_run"] = owner
-    ds.save()
-    ds.add_samples(samples)
+    return samples, problems
+
+
+def _update(fo: Any, run: Run, name: str, *, exists: bool, mine: bool) -> str:
+    """Refresh the review's fields of ``name``, an earlier export of ``run``, in place."""
+    if not exists or not mine:
+        raise ValueError(f"--update refreshes an earlier export of this run, and the FiftyOne dataset {name!r} "
+                         + ("does not exist" if not exists else "is not one") + "; export without --update first")
+    ds = fo.load_dataset(name)
+    with _said(f"{name!r} is as it was"):
+        ids = [int(i) for i in ds.values("labeltrace_id")]
+        given = ds.values("given.label")
+    classes = run.classes
+    run_given = [classes[k] for k in run.column("given_label_id").astype(np.int64)]
+    wrong = [i for i, g in zip(ids, given, strict=True) if not 0 <= i < run.num_samples or run_given[i] != g]
+    if wrong:
+        raise ValueError(f"the FiftyOne dataset {name!r} does not hold this run's samples (sample {wrong[0]} "
+                         "and others differ: the run was scanned again since?); export it again with --overwrite")
+    values = dict(zip(REVIEW_FIELDS, _review_values(fo, run), strict=True))
+    with _said(f"{name!r} may hold some of the new values: run the update again"):
+        schema = ds.get_field_schema()
+        for field, per_sample in values.items():
+            new = {i: per_sample[i] for i in ids}
+            if field in schema or any(v is not None for v in new.values()):  # FiftyOne types a new field by a value
+                ds.set_values(field, new, key_field="labeltrace_id")
     return str(ds.name)

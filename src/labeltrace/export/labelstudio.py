@@ -198,7 +198,8 @@ def report_problems(
             + listing(f"sample {i}" + (f" ({paths[i]})" if paths is not None else "") for i in embedded))  # fmt: skip
     if not problems:
         return
-    listed = listing(f"sample {i} ({why})" for i, why in problems)
+    # a reason that names its sample already ("sample 7: its image file ...") is not prefixed twice
+    listed = listing(f"sample {i} ({why.removeprefix(f'sample {i}: ')})" for i, why in problems)
     if len(problems) == total:
         raise ValueError(f"no image could be exported ({total} samples): {listed}")
     what = "left out of the export" if left_out else "exported without image"

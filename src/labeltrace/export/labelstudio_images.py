@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from labeltrace._checks import listing
-from labeltrace.report.images import display_image, load_rgb, png_bytes, png_data_uri
+from labeltrace.report.images import browser_shows, display_image, load_rgb, png_bytes, png_data_uri
 from labeltrace.rundir import Run
 
 __all__ = ["MAX_SIDE", "ImageMode", "check_document_root", "document_root_of", "local_files_setup", "task_image"]
@@ -25,23 +25,6 @@ ImageMode = Literal["data-uri", "local-files"]
 MAX_SIDE = 1024
 #: what a local-files export of images without files (an array dataset) is told to do instead
 _USE_DATA_URI = "export the Label Studio tasks with --images data-uri (images='data-uri' in Python)"
-#: image files a browser shows as they are (Label Studio's local-files serves the file itself)
-_BROWSER_SHOWS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
-
-
-def _shown_as_is(f: Path) -> bool:
-    """Whether a browser shows the file as the scan saw it: not DICOM or TIFF, and not a 16-bit PNG
-    (a browser maps its full range to 8 bits, so 12-bit X-ray data in it shows nearly black)."""
-    suffix = f.suffix.lower()
-    if suffix not in _BROWSER_SHOWS:
-        return False
-    if suffix == ".png":
-        with open(f, "rb") as fh:
-            head = fh.read(25)  # signature, IHDR length and type, width, height, bit depth
-        return not (len(head) == 25 and head[12:16] == b"IHDR" and head[24] == 16)
-    return True
-
-
 def _data_uri(run: Run, i: int, size: int, *, max_side: int | None, shrunk: list[int] | None) -> str:
     """A sample's image as a data URI: a small one enlarged to about ``size``, one larger than
     ``max_side`` (None: no limit) reduced to it, its id appended to ``shrunk``. A JPEG file goes in
@@ -104,7 +87,7 @@ def check_document_root(run: Run, order: np.ndarray, root: Path) -> Path | None:
             f = run.image_file(i)
             if f is not None:
                 files.append(f)
-                if f.is_file() and _shown_as_is(f):
+                if f.is_file() and browser_shows(f):
                     rel = _under(run, i, f, root)
                     if rel is None:
                         outside.append((i, f))
@@ -167,7 +150,7 @@ def task_image(run: Run, i: int, images: ImageMode, root: Path | None, size: int
     f = run.scanned_image_file(i)  # a file changed or gone since the scan is not linked
     if f is None:
         raise ValueError(f"sample {i} has no image file (an array dataset): {_USE_DATA_URI}")
-    if not _shown_as_is(f):  # linked, the annotator would see a blank or black task
+    if not browser_shows(f):  # linked, the annotator would see a blank or black task
         if embedded is not None:
             embedded.append(i)
         return _data_uri(run, i, size, max_side=size, shrunk=None)

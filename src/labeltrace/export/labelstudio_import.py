@@ -165,8 +165,15 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     _tell(say, export_json, empty=empty, several=several, drafts=drafts, minimal=minimal)
     store = run_store(run)
     before = run_verdicts(run).resolution.disputed.copy()
-    rows = _newer(store, rows, say, export_json)
+    said = {r["sample_id"]: (r["kind"], r["decision"]) for r in rows}  # the file's decision of each sample
+    rows, named = _newer(store, rows, say, export_json)
     n = store.add_many(rows, source=LS_REVIEWER)
+    current = {i: (d.kind, d.decision) for i, d in store.current(reviewer=LS_REVIEWER).items() if i in said}
+    other = sorted(i for i, dec in said.items() if current.get(i) != dec and i not in named)
+    if other:  # e.g. a JSON export after the JSON-MIN one of the same project: its ground truth is older
+        say(f"{export_json}: the Label Studio decision stored for sample{'s' if len(other) != 1 else ''} "
+            f"{listing(map(str, other))} is not this file's: a newer annotation imported before stays current "
+            "(an export in the other format, or an older one?)")  # fmt: skip
     verdicts = run_verdicts(run)
     disputed = np.flatnonzero(verdicts.resolution.disputed & ~before)
     if disputed.size:  # the import disagrees with the review page's decisions there
@@ -174,7 +181,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             f"{listing(map(str, disputed.tolist()))} disputed (Label Studio's label against the review's): "
             "they keep their given labels until another vote settles them (review page: Next disputed)")
     if info is not None:
-        info(_summary(run, rows, n))
+        info(_summary(run, current, n))
     return n
 
 
@@ -185,9 +192,10 @@ def _tell(say: Callable[[str], None], export_json: str | os.PathLike[str], *, em
         return f"sample{'s' if len(set(ids)) != 1 else ''} {listing(map(str, sorted(set(ids))))}"
 
     if minimal:
-        say(f"{export_json} is a JSON-MIN export, which leaves skipped (cancelled) annotations out: a task "
-            "skipped in Label Studio imports as undecided (and an annotator's earlier class stands); Label "
-            "Studio's JSON export keeps them")  # fmt: skip
+        say(f"{export_json} is a JSON-MIN export, which leaves skipped (cancelled) annotations and ground-truth "
+            "marks out: a task skipped in Label Studio imports as undecided (an annotator's earlier class "
+            "stands), and the latest annotation counts even where another is ground truth; Label Studio's JSON "
+            "export keeps both")  # fmt: skip
     if empty:
         say(f"{export_json}: {len(empty)} task{'s' if len(empty) != 1 else ''} not imported: the latest "
             f"annotation of {samples(empty)} holds no class and no 'unsure' (an empty submission); earlier "
@@ -195,24 +203,26 @@ def _tell(say: Callable[[str], None], export_json: str | os.PathLike[str], *, em
             "review page")  # fmt: skip
     if drafts:
         say(f"{export_json}: {len(drafts)} task{'s' if len(drafts) != 1 else ''} not imported: {samples(drafts)} "
-            "hold only a draft (never submitted in Label Studio)")  # fmt: skip
+            f"hold{'s' if len(set(drafts)) == 1 else ''} only a draft (never submitted in Label Studio)")  # fmt: skip
     if several:
         say(f"{export_json}: the annotations of {samples(several)} disagree (several annotators, or one who "
-            "changed their mind); only the latest annotation of each counts (one marked ground truth first), "
+            "changed their mind); only the latest annotation of each counts"
+            + ("" if minimal else " (one marked ground truth first)") + ", "
             "as the one reviewer 'labelstudio' — to count several annotators' votes, decide those samples on "
             "the review page under each annotator's name")  # fmt: skip
 
 
 def _newer(store: Any, rows: list[dict[str, Any]], say: Callable[[str], None],
-           export_json: str | os.PathLike[str]) -> list[dict[str, Any]]:  # fmt: skip
-    """``rows`` less those no newer than the Label Studio decision already stored for their sample
-    (``say`` names the samples whose latest annotation in this file is so: an older export; the
-    earlier annotations a JSON-MIN file lists beside its latest one are history, left out without a word)."""
+           export_json: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], set[int]]:  # fmt: skip
+    """``rows`` less those no newer than the Label Studio decision already stored for their sample,
+    and the samples ``say`` was told of: those whose latest annotation in this file is so (an older
+    export; the earlier annotations a JSON-MIN file lists beside its latest one are history, left
+    out without a word)."""
     stored = store.current(reviewer=LS_REVIEWER)
     stale = [r for r in rows if r["sample_id"] in stored and r["decided_at"] is not None
              and _not_newer(r, stored[r["sample_id"]])]  # fmt: skip
     if not stale:
-        return rows
+        return rows, set()
     # an annotation stored already (the same file imported again: its older entries) is a repeat,
     # which add_many skips, not an older export's
     # (one read of the table: one per stale sample took 27 s for 30,000 of them)
@@ -228,20 +238,19 @@ def _newer(store: Any, rows: list[dict[str, Any]], say: Callable[[str], None],
             f"the Label Studio decision already stored for sample{'s' if len(ids) != 1 else ''} "
             f"{listing(map(str, ids))} (an older export?); the stored decisions stay current")  # fmt: skip
     left_out = {id(r) for r in stale}
-    return [r for r in rows if id(r) not in left_out]
+    return [r for r in rows if id(r) not in left_out], {r["sample_id"] for r in older}
 
 
-def _summary(run: Run, rows: list[dict[str, Any]], n: int) -> str:
-    """What an import decided: its rows' latest decision per sample, by kind."""
-    latest = {r["sample_id"]: r for r in rows}
+def _summary(run: Run, current: dict[int, tuple[str, str]], n: int) -> str:
+    """What an import leaves decided: the current Label Studio decision of the file's samples, by kind."""
     if not n:
         return f"imported nothing new into {run.path / 'reviews.db'} (reviewer '{LS_REVIEWER}')"
     given, classes = run.column("given_label_id"), run.classes
-    labels = [r for r in latest.values() if r["kind"] == "label"]
-    changed = sum(r["decision"] != classes[int(given[r["sample_id"]])] for r in labels)
-    kinds = [r["kind"] for r in latest.values()]
+    labels = [i for i, (kind, _) in current.items() if kind == "label"]
+    changed = sum(current[i][1] != classes[int(given[i])] for i in labels)
+    kinds = [kind for kind, _ in current.values()]
     return (f"imported {n} annotation{'s' if n != 1 else ''} into {run.path / 'reviews.db'} (reviewer "
-            f"'{LS_REVIEWER}'): {len(latest)} sample{'s' if len(latest) != 1 else ''} decided in this file — "
+            f"'{LS_REVIEWER}'): of the {len(current)} sample{'s' if len(current) != 1 else ''} this file decides, "
             f"{changed} label{'s' if changed != 1 else ''} changed, {len(labels) - changed} confirmed, "
             f"{kinds.count('unsure')} unsure, {kinds.count('skip')} skipped")
 

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from labeltrace.rundir import Run
 
-__all__ = ["display_image", "load_rgb", "png_bytes", "png_data_uri", "stretch"]
+__all__ = ["browser_shows", "display_image", "load_rgb", "png_bytes", "png_data_uri", "stretch"]
+
+#: image files a browser shows as they are (Label Studio's local-files serves the file itself)
+_BROWSER_SHOWS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
+
+
+def browser_shows(f: Path) -> bool:
+    """Whether a browser shows the file as the scan saw it: not DICOM or TIFF, and not a 16-bit PNG
+    (a browser maps its full range to 8 bits, so 12-bit X-ray data in it shows nearly black)."""
+    suffix = f.suffix.lower()
+    if suffix not in _BROWSER_SHOWS:
+        return False
+    if suffix == ".png":
+        with open(f, "rb") as fh:
+            head = fh.read(25)  # signature, IHDR length and type, width, height, bit depth
+        return not (len(head) == 25 and head[12:16] == b"IHDR" and head[24] == 16)
+    return True
 
 
 def load_rgb(run: Run, sample_id: int) -> np.ndarray:

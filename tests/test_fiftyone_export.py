@@ -1,0 +1,108 @@
+"""The FiftyOne export as a review found it against FiftyOne 1.22.1: DICOM / 16-bit files linked as
+they are (a crash, or images its App cannot show), a half-built dataset left behind, names FiftyOne
+refuses only after every sample was built, and no way to refresh a review without losing the
+team's tags."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fake_fiftyone import fake_fiftyone
+from PIL import Image
+from runfactory import make_run
+
+from labeltrace.export import export_run
+from labeltrace.relabel.runstore import run_store
+from labeltrace.rundir import open_run
+
+
+def test_a_file_a_browser_cannot_show_is_linked_as_a_png(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    f = run.data_root / run.column("path")[4]
+    Image.fromarray((np.arange(64, dtype=np.uint16).reshape(8, 8) * 60)).save(f)  # 12-bit values, 16-bit PNG
+    export_run(rd, "fiftyone", "ds")
+    by_id = {s["labeltrace_id"]: s for s in made["ds"].samples}
+    png = Path(by_id[4]["filepath"])
+    assert png == rd / "fiftyone_images" / "0000004.png"
+    assert np.asarray(Image.open(png)).max() > 200  # stretched for display, not nearly black
+    assert all(Path(s["filepath"]) == run.data_root / run.column("path")[i] for i, s in by_id.items() if i != 4)
+    assert all(s["external_id"] == str(run.column("external_id")[i]) for i, s in by_id.items())
+    assert made["ds"].default_classes == run.classes and made["ds"].persistent
+
+
+def test_a_failed_export_leaves_no_dataset_and_the_old_one_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FiftyOne refused a sample half-way: 5 of 80 samples stayed in a persistent dataset the next
+    export called 'an earlier export of this run', and --overwrite had deleted the old one first."""
+    made = fake_fiftyone(monkeypatch, fail_on=6)
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    with pytest.raises(ValueError, match=r"FiftyOne failed \(TypeError: Sample media type.*no dataset was written"):
+        export_run(rd, "fiftyone", "ds")
+    assert made == {}
+    old = sys.modules["fiftyone"].Dataset("ds")  # the user's own, replaced only by a complete export
+    with pytest.raises(ValueError, match=r"\('ds' is as it was\)"):
+        export_run(rd, "fiftyone", "ds", overwrite=True)
+    assert list(made) == ["ds"] and made["ds"] is old
+
+
+def test_a_name_fiftyone_would_refuse_is_refused_before_anything_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    export_run(rd, "fiftyone", "Round_1")
+    with pytest.raises(ValueError, match=r"'round-1'.*URL-safe form 'round-1' is that of the existing dataset "
+                                         r"'Round_1'.*--out"):  # fmt: skip
+        export_run(rd, "fiftyone", "round-1", overwrite=True)
+    with pytest.raises(ValueError, match=r"cannot name a dataset '第三轮' \(its URL-safe form is empty"):
+        export_run(rd, "fiftyone", "第三轮")
+    assert list(made) == ["Round_1"]
+
+
+def test_update_refreshes_the_review_and_keeps_the_teams_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    export_run(rd, "fiftyone", "ds")
+    ds = made["ds"]
+    for s in ds.samples:
+        s["tags"] = ["seen"]  # the team's work in FiftyOne
+    export_run(rd, "fiftyone", "ds", update=True)  # nobody decided yet: no review field to type (FiftyOne refuses)
+    assert not any("review_decision" in s for s in ds.samples)
+    given = run.column("given_label_id").astype(int)
+    fixed = run.classes[(given[3] + 1) % 3]
+    run_store(run).add(3, fixed, reviewer="ada")
+    assert export_run(rd, "fiftyone", "ds", update=True) == "ds"
+    assert made["ds"] is ds and all(s["tags"] == ["seen"] for s in ds.samples)
+    by_id = {s["labeltrace_id"]: s for s in ds.samples}
+    assert by_id[3]["final"] == {"label": fixed} and by_id[3]["review_decision"] == fixed
+    assert by_id[3]["review_status"] == "consensus"
+    assert by_id[4]["review_decision"] is None and by_id[4]["final"] == {"label": run.classes[given[4]]}
+    other = make_run(tmp_path / "b", n=12, k=3, seed=2)
+    with pytest.raises(ValueError, match="--update refreshes an earlier export of this run, and the FiftyOne "
+                                         "dataset 'ds' is not one"):  # fmt: skip
+        export_run(other, "fiftyone", "ds", update=True)
+    with pytest.raises(ValueError, match="'nope' does not exist"):
+        export_run(rd, "fiftyone", "nope", update=True)
+    ds.samples[0]["given"] = {"label": "someone else's"}  # rescanned since: other samples
+    with pytest.raises(ValueError, match="does not hold this run's samples"):
+        export_run(rd, "fiftyone", "ds", update=True)
+    with pytest.raises(ValueError, match="--update refreshes an earlier FiftyOne export"):
+        export_run(rd, "csv", update=True)
+
+
+def test_a_left_out_sample_is_named_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'sample 231 (sample 231: its image file ... changed since the scan ...)'."""
+    fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    (run.data_root / run.column("path")[5]).unlink()
+    told: list[str] = []
+    export_run(rd, "fiftyone", "ds", warn=told.append)
+    assert len(told) == 1 and "sample 5 (" in told[0] and "sample 5 (sample 5" not in told[0]

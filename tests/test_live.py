@@ -452,7 +452,7 @@ def test_queue_budget_prints_the_estimate(tmp_path: Path, capsys: pytest.Capture
     assert main(["queue", str(rd), "--out", str(tmp_path / "q.csv"), "--budget", "10"]) == 0
     out = capsys.readouterr().out
     assert "(posterior: held-out (cross-fitted), mean over every epoch)" in out
-    assert "relabeling 10 samples is expected to fix " in out and "95 % interval" in out
+    assert "relabeling 10 samples is expected to fix " in out and "in 95 % of the simulated reviews, which take the model's word for the truth" in out
     flagged = int(open_run(rd).column("is_suspect").sum())
     assert main(["queue", str(rd), "--out", str(tmp_path / "q.csv"), "--budget",
                  str(flagged + 1)]) == 0  # fmt: skip

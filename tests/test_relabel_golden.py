@@ -182,7 +182,10 @@ def test_simulations_with_a_head_reproduce(
             np.testing.assert_array_equal(np.asarray(getattr(sim, f), dtype=np.float64),
                                           gold[f"{name}/{f}"], err_msg=f"{name}/{f}")  # fmt: skip
         assert sim.budget == gold[f"{name}/budget"]
-        assert rio.format_summary(sim) == texts[name]
+        # the header says what its brackets are since the golden was made; the rest reads as it did
+        said = " seeds (each cell: the mean [its 95 % t-interval over the seeds]),"
+        text = rio.format_summary(sim)
+        assert said in text and text.replace(said, " seeds,", 1) == texts[name]
         if "random" in sim.results:
             for sel in sim.results:
                 for f in (0.1, 0.25, 0.5):

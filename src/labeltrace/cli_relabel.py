@@ -204,7 +204,8 @@ def add_relabel_commands(sub: Any) -> None:
                     "in-sample run's mean softmax over the last 5 epochs; last / mean: that window on the run's "
                     "dynamics")
     qu.add_argument("--budget", type=int, metavar="B",
-                    help="also print what B reviews of the queue are expected to fix (95 %% interval): the first B "
+                    help="also print what B reviews of the queue are expected to fix (with the range of 95 %% of the simulated "
+                    "reviews: the model's own errors are not in it): the first B "
                     "samples under single-expert review, fewer when the consensus rule stored with the decisions asks "
                     "several reviews of a sample; "
                     "simulated with the model's posterior standing in for the reviewers")

@@ -275,7 +275,9 @@ def plot_campaigns(
             x, a.remaining_ambiguous, ":", color=color, lw=1.8, label=f"{a.selector} ambiguous"
         )
     ax.set_xlabel("relabels spent")
-    ax.set_ylabel("correct labels (%)")
+    n_seeds = max(a.n_seeds for a in aggs)
+    ax.set_ylabel("correct labels (%)" + (f"; band: 95 % t-interval of the mean over {n_seeds} seeds"
+                                           if n_seeds > 1 else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax2.set_xlabel("relabels spent")
@@ -315,7 +317,8 @@ def format_summary(sim: SimulationResult) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     n = sim.results[next(iter(sim.results))][0].initial_labels.size
     info = (
-        f"{n} images, {len(sim.seeds)} seeds, target noise {100 * sim.noise_rate:.3g}% "
+        f"{n} images, {len(sim.seeds)} seeds (each cell: the mean [its 95 % t-interval over the seeds]), "
+        f"target noise {100 * sim.noise_rate:.3g}% "
         f"(realised {min(sim.n_noisy)}–{max(sim.n_noisy)} noisy), budget {sim.budget} relabels"
         + (f", {_ACTIVE[sim.active_method]} every {sim.active_every}" if sim.active_every
            else ", static model")

@@ -5,7 +5,10 @@ posterior standing in for the annotators (:class:`~labeltrace.relabel.annotator.
 SimulatedAnnotator` drawing each review from a sample's posterior): the sample's *true* label is
 then what such annotators agree on, ``argmax p``, and a sample is *fixed* when its given label
 differs from it and the review settles on it. Each repeat draws new reviews; the estimate is
-the mean over repeats with the 2.5–97.5 % percentiles of the repeats as its 95 % interval.
+the mean over repeats, with the 2.5–97.5 % percentiles of the repeats as the range of the
+simulated reviews — not a confidence interval: the model's own errors are not in it (taking its
+posterior for the truth, the estimate runs low where the budget stays among the labels it calls
+wrong and the model's probabilities are low, and high past the wrong labels; RESULTS.md §7.4).
 
 The campaign follows the review app's rule (:class:`~labeltrace.relabel.consensus.
 ConsensusRule`; single-expert review by default: one review settles a sample), in the queue's
@@ -38,7 +41,8 @@ class Estimate:
     Attributes
     ----------
     budget : reviews spent (samples relabeled, with one review a sample).
-    fixed, fixed_low, fixed_high : wrong labels made right — mean and 95 % interval.
+    fixed, fixed_low, fixed_high : wrong labels made right — mean, and the 2.5 / 97.5 % percentiles
+        of the simulated reviews (their spread alone: not a confidence interval).
     broken, broken_low, broken_high : right labels made wrong (a review that errs).
     wrong : labels the posterior calls wrong in the whole dataset (``given != argmax p``).
     repeats : simulated campaigns.
@@ -69,7 +73,7 @@ class Estimate:
     sureness: float | None = None
 
     def message(self) -> str:
-        """``relabeling B samples is expected to fix X (95 % interval L–H)`` (``B reviews, on S
+        """``relabeling B samples is expected to fix X (L–H in 95 % of the simulated reviews ...)`` (``B reviews, on S
         samples on average, are ...`` when the rule can ask several reviews of a sample); a budget the queue cannot spend
         says how many reviews settle every sample instead."""
         what = "samples" if self.budget != 1 else "sample"
@@ -82,14 +86,15 @@ class Estimate:
             head = (f"the budget of {self.budget} reviews is more than the queue can use: every sample "
                     f"settles after {self.used:.0f} reviews, which are")  # fmt: skip
         fixes = (f"{head} expected to fix {self.fixed:.0f} "
-                 f"(95 % interval {self.fixed_low:.0f}–{self.fixed_high:.0f}) of the "
+                 f"({self.fixed_low:.0f}–{self.fixed_high:.0f} in 95 % of the simulated reviews, which take the "
+                 f"model's word for the truth: its own errors are not in that range) of the "
                  f"{self.wrong} labels the model calls wrong")  # fmt: skip
         if self.agreeing == 0:  # nothing the simulation could break: no number to give
             return (f"{fixes}; every label they reach is one the model calls wrong, so the simulation, its "
                     "reviewers drawn from the model, changes no right label to a wrong one: what real reviewers' "
                     "mistakes cost is not in it")  # fmt: skip
-        return (f"{fixes}, and to change {self.broken:.0f} (95 % interval {self.broken_low:.0f}–"
-                f"{self.broken_high:.0f}) right labels to wrong ones")  # fmt: skip
+        return (f"{fixes}, and to change {self.broken:.0f} ({self.broken_low:.0f}–"
+                f"{self.broken_high:.0f} in 95 % of them) right labels to wrong ones")  # fmt: skip
 
 
 def preflight(

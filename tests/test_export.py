@@ -299,7 +299,10 @@ def test_fiftyone_missing_names_the_extra(run_dir: Path) -> None:
 def test_fiftyone_dataset(run_dir: Path) -> None:  # pragma: no cover - needs the optional extra
     import fiftyone as fo
 
-    name = export_run(run_dir, "fiftyone", "labeltrace-test")
+    import uuid
+
+    # a name of its own: the developer's FiftyOne database may hold a dataset of any fixed one
+    name = export_run(run_dir, "fiftyone", f"labeltrace-test-{uuid.uuid4().hex[:12]}")
     ds = fo.load_dataset(name)
     try:
         assert len(ds) == open_run(run_dir).num_samples

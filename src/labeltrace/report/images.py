@@ -18,16 +18,13 @@ _BROWSER_SHOWS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
 
 
 def browser_shows(f: Path) -> bool:
-    """Whether a browser shows the file as the scan saw it: not DICOM or TIFF, and not a 16-bit PNG
-    (a browser maps its full range to 8 bits, so 12-bit X-ray data in it shows nearly black)."""
+    """Whether a browser shows the file as the scan saw it: not DICOM or TIFF, and not a PNG the
+    scan read as 16-bit (:func:`labeltrace.data.decode.stored_bits`: a browser maps its full range
+    to 8 bits, so 12-bit X-ray data in it shows nearly black)."""
+    from labeltrace.data.decode import stored_bits  # lazy: decoding lives at the data edge
+
     suffix = f.suffix.lower()
-    if suffix not in _BROWSER_SHOWS:
-        return False
-    if suffix == ".png":
-        with open(f, "rb") as fh:
-            head = fh.read(25)  # signature, IHDR length and type, width, height, bit depth
-        return not (len(head) == 25 and head[12:16] == b"IHDR" and head[24] == 16)
-    return True
+    return suffix in _BROWSER_SHOWS and (suffix != ".png" or stored_bits(f) == 8)
 
 
 def load_rgb(run: Run, sample_id: int) -> np.ndarray:

@@ -20,6 +20,7 @@ def fake_fiftyone(monkeypatch: pytest.MonkeyPatch, *, fail_on: int | None = None
         def __init__(self, name: str, overwrite: bool = False) -> None:
             self._name, self.samples, self.info, self.persistent = name, [], {}, False
             self.default_classes: list[str] = []
+            self.set_calls: list[tuple[str, dict]] = []
             made[name] = self
 
         @property
@@ -46,16 +47,23 @@ def fake_fiftyone(monkeypatch: pytest.MonkeyPatch, *, fail_on: int | None = None
 
         def values(self, field: str) -> list:
             first, _, rest = field.partition(".")
-            return [s[first][rest] if rest else s[first] for s in self.samples]
+            return [(s.get(first) or {}).get(rest) if rest else s.get(first) for s in self.samples]
 
         def get_field_schema(self) -> dict[str, Any]:
             return {k: None for s in self.samples for k in s}
 
         def set_values(self, field: str, values: dict, key_field: str) -> None:
-            if field not in self.get_field_schema() and all(v is None for v in values.values()):
+            """Only the samples whose key ``values`` holds; a dotted field sets the embedded value."""
+            first, _, rest = field.partition(".")
+            if first not in self.get_field_schema() and all(v is None for v in values.values()):
                 raise ValueError(f"Cannot infer an appropriate type for new sample field {field!r} from empty/all-None values")
             for s in self.samples:
-                s[field] = values[s[key_field]]
+                if s.get(key_field) in values:
+                    if rest:
+                        s[first][rest] = values[s[key_field]]
+                    else:
+                        s[first] = values[s[key_field]]
+            self.set_calls.append((field, dict(values)))
 
     fo.Sample = fo.Classification = dict  # type: ignore[attr-defined]
     fo.Dataset = Dataset  # type: ignore[attr-defined]
@@ -64,10 +72,12 @@ def fake_fiftyone(monkeypatch: pytest.MonkeyPatch, *, fail_on: int | None = None
     fo.list_datasets = lambda: sorted(made)  # type: ignore[attr-defined]
     core, utils = types.ModuleType("fiftyone.core"), types.ModuleType("fiftyone.core.utils")
 
-    def to_slug(name: str) -> str:  # FiftyOne's rule, in short: lower case, ASCII letters and digits
-        slug = "-".join("".join(c if c.isascii() and c.isalnum() else " " for c in name.lower()).split())
-        if not slug:
-            raise ValueError(f"{name!r} has invalid slug-friendly name ''")
+    def to_slug(name: str) -> str:  # FiftyOne 1.22's rule (fiftyone.core.utils.to_slug)
+        kept = ["-" if c.isspace() or c in "+_.-" else c.lower() for c in name if c.isascii() and
+                (c.isalnum() or c.isspace() or c in "+_.-")]  # fmt: skip
+        slug = "-".join(filter(None, "".join(kept).split("-")))
+        if not 1 <= len(slug) <= 1551 or len(name) > 1551:
+            raise ValueError(f"{name!r} has invalid slug-friendly name {slug!r}; length {len(slug)} < 1")
         return slug
 
     utils.to_slug = to_slug  # type: ignore[attr-defined]

@@ -60,7 +60,7 @@ def test_a_name_fiftyone_would_refuse_is_refused_before_anything_is_built(
     with pytest.raises(ValueError, match=r"'round-1'.*URL-safe form 'round-1' is that of the existing dataset "
                                          r"'Round_1'.*--out"):  # fmt: skip
         export_run(rd, "fiftyone", "round-1", overwrite=True)
-    with pytest.raises(ValueError, match=r"cannot name a dataset '第三轮' \(its URL-safe form is empty"):
+    with pytest.raises(ValueError, match=r"cannot name a dataset '第三轮' \('第三轮' has invalid slug-friendly name ''.*--out"):
         export_run(rd, "fiftyone", "第三轮")
     assert list(made) == ["Round_1"]
 
@@ -83,12 +83,19 @@ def test_update_refreshes_the_review_and_keeps_the_teams_work(tmp_path: Path, mo
     by_id = {s["labeltrace_id"]: s for s in ds.samples}
     assert by_id[3]["final"] == {"label": fixed} and by_id[3]["review_decision"] == fixed
     assert by_id[3]["review_status"] == "consensus"
-    assert by_id[4]["review_decision"] is None and by_id[4]["final"] == {"label": run.classes[given[4]]}
+    assert by_id[4].get("review_decision") is None and by_id[4]["final"] == {"label": run.classes[given[4]]}
+    # the samples whose review changed alone, and final's label alone (its label tags and id kept)
+    assert [(f, sorted(v)) for f, v in ds.set_calls] == [("review_decision", [3]), ("review_status", [3]),
+                                                         ("final.label", [3])]
+    ds.samples.append({"filepath": "x.png", "given": {"label": "added in FiftyOne"}})  # no labeltrace_id: not ours
+    ds.set_calls.clear()
+    export_run(rd, "fiftyone", "ds", update=True)
+    assert ds.set_calls == []  # nothing changed since
     other = make_run(tmp_path / "b", n=12, k=3, seed=2)
-    with pytest.raises(ValueError, match="--update refreshes an earlier export of this run, and the FiftyOne "
-                                         "dataset 'ds' is not one"):  # fmt: skip
+    with pytest.raises(ValueError, match="the FiftyOne dataset 'ds' is not one; choose another name "
+                                         "with --out, or replace it with --overwrite"):  # fmt: skip
         export_run(other, "fiftyone", "ds", update=True)
-    with pytest.raises(ValueError, match="'nope' does not exist"):
+    with pytest.raises(ValueError, match="there is no FiftyOne dataset 'nope'"):
         export_run(rd, "fiftyone", "nope", update=True)
     ds.samples[0]["given"] = {"label": "someone else's"}  # rescanned since: other samples
     with pytest.raises(ValueError, match="does not hold this run's samples"):
@@ -106,3 +113,28 @@ def test_a_left_out_sample_is_named_once(tmp_path: Path, monkeypatch: pytest.Mon
     told: list[str] = []
     export_run(rd, "fiftyone", "ds", warn=told.append)
     assert len(told) == 1 and "sample 5 (" in told[0] and "sample 5 (sample 5" not in told[0]
+
+
+def test_a_failed_rename_loses_neither_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old dataset was deleted before the new one took its name; a failed rename then deleted the
+    new one too, and the message said "'ds' is as it was"."""
+    made = fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    export_run(rd, "fiftyone", "ds")
+    old = made["ds"]
+    old.samples[0]["tags"] = ["the team's"]
+    Dataset = type(old)
+    real = Dataset.name.fset
+
+    def refuse(self, new: str) -> None:  # the database lost as the new dataset takes the name
+        if new == "ds" and self is not old:
+            raise ConnectionError("lost the database")
+        real(self, new)
+
+    monkeypatch.setattr(Dataset, "name", property(Dataset.name.fget, refuse))
+    with pytest.raises(ValueError, match=r"ConnectionError: lost the database\); the export is complete as the "
+                                         r"dataset 'labeltrace-building-[0-9a-f]+'; 'ds' is as it was"):  # fmt: skip
+        export_run(rd, "fiftyone", "ds", overwrite=True)
+    assert made["ds"] is old and old.samples[0]["tags"] == ["the team's"]
+    built = [n for n in made if n.startswith("labeltrace-building-")]
+    assert len(built) == 1 and made[built[0]].persistent and len(made[built[0]].samples) == 12

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import numpy as np
@@ -38,32 +38,29 @@ def _fiftyone() -> Any:
 
 @contextmanager
 def _said(what: str) -> Iterator[None]:
-    """FiftyOne's own failures (its database not starting, a sample it refuses) as one ``ValueError``
-    that says what was left as it was."""
+    """A failure of FiftyOne's (its database not starting or lost, a sample or a name it refuses)
+    as one ``ValueError`` that says what it left as it was; wraps FiftyOne's calls alone."""
     try:
         yield
-    except (ValueError, OSError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - FiftyOne's and its database's exception types vary by version
+    except Exception as exc:
         raise ValueError(f"FiftyOne failed ({type(exc).__name__}: {exc}); {what}") from exc
 
 
-def _check_name(fo: Any, name: str, overwrite: bool) -> None:
+def _check_name(fo: Any, name: str) -> None:
     """Refuse, before any image is written, a name FiftyOne would refuse after every sample was
-    built: one whose slug (lower case, punctuation and non-ASCII letters dropped) is empty or another
-    dataset's — FiftyOne keeps slugs unique, ``overwrite`` or not."""
+    built: one whose slug (lower case, punctuation and non-ASCII letters dropped) is invalid or
+    another dataset's — FiftyOne keeps slugs unique, ``overwrite`` or not."""
     try:
         from fiftyone.core.utils import to_slug
     except ImportError:  # an older FiftyOne without slugs
         return
     try:
         slug = to_slug(name)
-    except ValueError:
-        slug = ""
-    if not slug:
-        raise ValueError(f"FiftyOne cannot name a dataset {name!r} (its URL-safe form is empty: FiftyOne drops "
-                         "non-ASCII letters and punctuation); choose a name with --out (name= in Python)")
-    same = [n for n in fo.list_datasets() if n != name and to_slug(n) == slug]
+    except ValueError as exc:  # empty, or over FiftyOne's length
+        raise ValueError(f"FiftyOne cannot name a dataset {name!r} ({exc}: FiftyOne keeps ASCII letters, digits "
+                         "and separators of a name); choose a name with --out (name= in Python)") from None
+    with _said("nothing was exported"):
+        same = [n for n in fo.list_datasets() if n != name and to_slug(n) == slug]
     if same:
         raise ValueError(f"FiftyOne cannot name a dataset {name!r}: its URL-safe form {slug!r} is that of the "
                          f"existing dataset {same[0]!r} (FiftyOne keeps them unique, --overwrite or not); choose "
@@ -83,10 +80,11 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
     An existing dataset of that name — an earlier export of this run included: the tags and edits
     made in FiftyOne would be lost — is replaced only with ``overwrite`` (``ValueError``
     otherwise, checked before any image is written); ``update`` instead refreshes the review's
-    fields (``review_decision``, ``review_status``, ``final``) of an earlier export of this run in
-    place, keeping its tags, views and evaluations. A new dataset is built under a temporary name
-    and takes its own only when complete: a failure leaves no half-built dataset, and an
-    overwritten one as it was."""
+    fields (``review_decision``, ``review_status``, ``final``'s label) of an earlier export of this
+    run in place, on the samples whose review changed, keeping the sample tags, saved views and
+    evaluations (an evaluation of ``final`` describes the labels it was run on). A new dataset is
+    built under a temporary name and takes its own only when complete: a failure leaves no
+    half-built dataset, and a dataset it was to replace as it was."""
     fo = _fiftyone()
     name = name or f"labeltrace-{run.path.resolve().name}"
     owner = str(run.path.resolve())  # recorded in the dataset's info, for the messages below
@@ -102,38 +100,57 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
                             "run); pass ")
                          + "--overwrite (overwrite=True) to replace it — the tags, labels and views added to it in "
                          "FiftyOne are lost — or choose another name with --out")  # fmt: skip
-    with _said("nothing was exported"):
-        _check_name(fo, name, overwrite)
+    _check_name(fo, name)
     samples, problems = _samples(fo, run)
     report_problems(problems, len(samples) + len(problems), warn, left_out=True)
-    temp = f"labeltrace-building-{uuid.uuid4().hex[:12]}"
     ds = None
     try:
         with _said(f"no dataset was written ({name!r} is as it was)"):
-            ds = fo.Dataset(temp)
+            ds = fo.Dataset(f"labeltrace-building-{uuid.uuid4().hex[:12]}")
             ds.info["labeltrace_run"] = owner
             ds.default_classes = list(run.classes)
             ds.save()
             ds.add_samples(samples)
-            if exists:
-                fo.load_dataset(name).delete()
-            ds.name = name
             ds.persistent = True
     except BaseException:
-        if ds is not None and ds.name == temp:
-            ds.delete()  # not persistent yet: nothing of it outlives the failure
+        if ds is not None:
+            with suppress(Exception):  # the failure's own message says more
+                ds.delete()
         raise
-    return str(ds.name)
+    _take_name(fo, ds, name, exists)
+    return name
 
 
-def _review_values(fo: Any, run: Run) -> tuple[list[Any], list[Any], list[Any]]:
+def _take_name(fo: Any, ds: Any, name: str, exists: bool) -> None:
+    """Give the complete dataset ``ds`` its ``name``; the one of that name, when it ``exists``, is
+    set aside first and deleted last, so a failure on the way loses neither (the message names
+    where each is)."""
+    built, old = ds.name, None
+    with _said(f"the export is complete as the dataset {built!r}; {name!r} is as it was"):
+        if exists:
+            old = fo.load_dataset(name)
+            old.name = f"labeltrace-replaced-{uuid.uuid4().hex[:12]}"
+    try:
+        with _said(f"the export is complete as the dataset {built!r}; {name!r} is as it was"):
+            ds.name = name
+    except BaseException:
+        if old is not None:
+            with suppress(Exception):
+                old.name = name
+        raise
+    if old is not None:
+        with _said(f"the export is {name!r}; the dataset it replaces is left as {old.name!r} (delete it in FiftyOne)"):
+            old.delete()
+
+
+def _review_values(run: Run) -> tuple[list[str | None], list[str | None], list[str]]:
     """Per sample: the review's decision and status (None while undecided) and the ``final`` label."""
     v = run_verdicts(run)  # the experts' review so far: the export carries it beside the model's view
     decision, status, classes = v.decision_text(run.classes), v.status_text(), run.classes
     undecided = [s == "" for s in status]
     return ([None if u else str(d) for d, u in zip(decision, undecided, strict=True)],
             [None if u else str(s) for s, u in zip(status, undecided, strict=True)],
-            [fo.Classification(label=classes[k]) for k in v.final])  # fmt: skip
+            [classes[k] for k in v.final])  # fmt: skip
 
 
 def _samples(fo: Any, run: Run) -> tuple[list[Any], list[tuple[int, str]]]:
@@ -148,7 +165,7 @@ def _samples(fo: Any, run: Run) -> tuple[list[Any], list[tuple[int, str]]]:
     sus = run.column("is_suspect").astype(bool)
     ext = run.column("external_id")
     truth = run.column("true_label_id").astype(np.int64) if "true_label_id" in run.samples.column_names else None
-    decision, status, final = _review_values(fo, run)
+    decision, status, final = _review_values(run)
     img_dir = run.path / FIFTYONE_IMAGES  # a new scan (--force) removes it: never another scan's images
     samples, problems = [], []
     for i in every_sample_in_review_order(run)[0].tolist():
@@ -177,31 +194,43 @@ def _samples(fo: Any, run: Run) -> tuple[list[Any], list[tuple[int, str]]]:
             s["ground_truth"] = fo.Classification(label=classes[truth[i]])
         if status[i] is not None:  # decided: the review's decision and status, as in the cleaned labels
             s["review_decision"], s["review_status"] = decision[i], status[i]
-        s["final"] = final[i]
+        s["final"] = fo.Classification(label=final[i])
         samples.append(s)
     return samples, problems
 
 
 def _update(fo: Any, run: Run, name: str, *, exists: bool, mine: bool) -> str:
-    """Refresh the review's fields of ``name``, an earlier export of ``run``, in place."""
-    if not exists or not mine:
-        raise ValueError(f"--update refreshes an earlier export of this run, and the FiftyOne dataset {name!r} "
-                         + ("does not exist" if not exists else "is not one") + "; export without --update first")
-    ds = fo.load_dataset(name)
+    """Refresh the review's fields of ``name``, an earlier export of ``run``, in place: on the
+    samples whose review changed, ``final``'s label alone (its label tags and id kept)."""
+    if not exists:
+        raise ValueError(f"--update refreshes an earlier export of this run, and there is no FiftyOne dataset "
+                         f"{name!r}; export without --update first")  # fmt: skip
+    if not mine:
+        raise ValueError(f"--update refreshes an earlier export of this run, and the FiftyOne dataset {name!r} is "
+                         "not one; choose another name with --out, or replace it with --overwrite (its tags, "
+                         "labels and views are lost)")  # fmt: skip
+    fields = ("labeltrace_id", "given.label", *REVIEW_FIELDS[:2], "final.label")
     with _said(f"{name!r} is as it was"):
-        ids = [int(i) for i in ds.values("labeltrace_id")]
-        given = ds.values("given.label")
+        ds = fo.load_dataset(name)
+        schema = ds.get_field_schema()
+        held = {f: (ds.values(f) if f.split(".")[0] in schema else None) for f in fields}
+    ids = held["labeltrace_id"] or []
+    ours = [k for k, i in enumerate(ids) if i is not None]  # samples the team added in FiftyOne have none
     classes = run.classes
     run_given = [classes[k] for k in run.column("given_label_id").astype(np.int64)]
-    wrong = [i for i, g in zip(ids, given, strict=True) if not 0 <= i < run.num_samples or run_given[i] != g]
+    given = held["given.label"] or []
+    wrong = [int(ids[k]) for k in ours if not 0 <= int(ids[k]) < run.num_samples or run_given[int(ids[k])] != given[k]]
     if wrong:
-        raise ValueError(f"the FiftyOne dataset {name!r} does not hold this run's samples (sample {wrong[0]} "
-                         "and others differ: the run was scanned again since?); export it again with --overwrite")
-    values = dict(zip(REVIEW_FIELDS, _review_values(fo, run), strict=True))
+        raise ValueError(f"the FiftyOne dataset {name!r} does not hold this run's samples ({len(wrong)} differ, "
+                         f"sample {wrong[0]} among them: the run was scanned again since?); export it again with "
+                         "--overwrite (its tags, labels and views are lost) or under another name with --out")
+    decision, status, final = _review_values(run)
+    new: dict[str, list[str | None] | list[str]] = {"review_decision": decision, "review_status": status,
+                                                    "final.label": final}
     with _said(f"{name!r} may hold some of the new values: run the update again"):
-        schema = ds.get_field_schema()
-        for field, per_sample in values.items():
-            new = {i: per_sample[i] for i in ids}
-            if field in schema or any(v is not None for v in new.values()):  # FiftyOne types a new field by a value
-                ds.set_values(field, new, key_field="labeltrace_id")
+        for field, per_sample in new.items():
+            was = held[field] or [None] * len(ids)
+            changed = {int(ids[k]): per_sample[int(ids[k])] for k in ours if was[k] != per_sample[int(ids[k])]}
+            if changed and (field.split(".")[0] in schema or any(v is not None for v in changed.values())):
+                ds.set_values(field, changed, key_field="labeltrace_id")  # FiftyOne types a new field by a value
     return str(ds.name)

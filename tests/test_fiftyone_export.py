@@ -24,7 +24,7 @@ def test_a_file_a_browser_cannot_show_is_linked_as_a_png(tmp_path: Path, monkeyp
     rd = make_run(tmp_path, n=12, k=3, seed=1)
     run = open_run(rd)
     f = run.data_root / run.column("path")[4]
-    Image.fromarray((np.arange(64, dtype=np.uint16).reshape(8, 8) * 60)).save(f)  # 12-bit values, 16-bit PNG
+    Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 60).save(f)  # 12-bit values, 16-bit PNG
     export_run(rd, "fiftyone", "ds")
     by_id = {s["labeltrace_id"]: s for s in made["ds"].samples}
     png = Path(by_id[4]["filepath"])

@@ -61,10 +61,13 @@ def test_local_files_link_below_a_root_above_the_data_root_and_name_the_storage(
     with pytest.raises(ValueError, match=rf"no common folder below the Label Studio document root {root}.*"
                                          rf"--document-root {root.parent} "):  # fmt: skip
         export_run(rd, "labelstudio", tmp_path / "v.json", images="local-files", document_root=root)
-    # a root further up: the storage is still the deepest folder that holds them all
+    # a root further up: the storage is the folder right below it (the same for every subset exported)
     export_run(rd, "labelstudio", tmp_path / "w.json", images="local-files", document_root=root.parent.parent,
                info=said.append)  # fmt: skip
-    assert f"DOCUMENT_ROOT={root.parent.parent}," in said[-1] and f"absolute local path is {root} " in said[-1]
+    assert f"DOCUMENT_ROOT={root.parent.parent}," in said[-1] and f"absolute local path is {root.parent} " in said[-1]
+    # the suspects alone, of a class or two: the data root still, so one project serves every export
+    export_run(rd, "labelstudio", tmp_path / "x.json", images="local-files", only_suspects=True, info=said.append)
+    assert f"absolute local path is {root} " in said[-1]
 
 
 def test_images_directly_in_the_document_root_are_refused(tmp_path: Path) -> None:
@@ -193,5 +196,52 @@ def test_a_json_export_after_the_json_min_one_says_whose_decision_stays(
     said: list[str] = []
     import_labelstudio(rd, full, warn=told.append, info=said.append)
     assert run_store(open_run(rd)).current()[2].decision == later
-    assert any("the Label Studio decision stored for sample 2 is not this file's" in t for t in told)
+    assert any("the ground-truth annotation of sample 2 is older than the Label Studio decision imported before, "
+               "which stays current" in t for t in told)
+    assert not any("older export" in t or "is not this file's" in t for t in told)
     assert len(said) == 1 and "imported nothing new" in said[0]
+
+
+def test_the_summary_counts_the_files_decisions_that_stand(tmp_path: Path) -> None:
+    """'of the 2 samples this file decides, 2 labels changed': one of them kept a newer decision."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    classes, given = run.classes, run.column("given_label_id").astype(int)
+    newer = tmp_path / "day2.json"
+    newer.write_text(json.dumps([{"id": 1, "labeltrace_id": 2, "label": classes[given[2]],
+                                  "updated_at": "2025-01-02T10:00:00Z"}]))  # fmt: skip
+    import_labelstudio(rd, newer, warn=lambda m: None)
+    older = _full(tmp_path / "day1.json", (2, [_ann(classes[(given[2] + 1) % 3], "2025-01-01T10:00:00Z")]),
+                  (4, [_ann(classes[(given[4] + 1) % 3], "2025-01-01T10:00:00Z")]))  # fmt: skip
+    said: list[str] = []
+    told: list[str] = []
+    assert import_labelstudio(rd, older, warn=told.append, info=said.append) == 1
+    assert said[0].endswith("of the 2 samples this file decides, 1 label changed, 0 confirmed, 0 unsure, 0 skipped, "
+                            "1 keeps a decision stored before")  # fmt: skip
+    assert len(told) == 1 and "no newer than the Label Studio decision already stored for sample 2" in told[0]
+
+
+def test_links_into_a_store_of_files_without_a_suffix_are_linked_as_listed(tmp_path: Path) -> None:
+    """DVC's cache keeps files under their hashes, no suffix: every image counted as one a browser
+    cannot show (all embedded, 'DICOM, TIFF, a 16-bit PNG' said of .png paths) and a wrong
+    --document-root was no longer refused."""
+    import json as _json
+    import os
+
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    store = tmp_path / "cache"
+    store.mkdir()
+    for k, p in enumerate(run.column("path")):
+        f = run.data_root / p
+        shutil.move(f, store / f"{k:032x}")
+        os.symlink(store / f"{k:032x}", f)
+    meta = _json.loads((rd / "run.json").read_text())
+    meta["data"]["allowed_roots"] = [str(run.data_root), str(store)]
+    (rd / "run.json").write_text(_json.dumps(meta))
+    told: list[str] = []
+    tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json", images="local-files", warn=told.append))
+    assert all(t["data"]["image"].startswith("/data/local-files/?d=data/") for t in tasks) and told == []
+    with pytest.raises(ValueError, match=rf"no common folder below the Label Studio document root {store} .*"
+                                         rf"--document-root {tmp_path} "):  # fmt: skip
+        export_run(rd, "labelstudio", tmp_path / "u.json", images="local-files", document_root=store)

@@ -24,6 +24,7 @@ __all__ = [
     "listing",
     "reject_nan",
     "round_half_up",
+    "samples_named",
     "to_numpy",
 ]
 
@@ -45,6 +46,12 @@ def id_list(ids: Any, limit: int = 10) -> str:
     shown = ", ".join(str(int(i)) for i in arr[:limit])
     more = f" (and {arr.size - limit} more)" if arr.size > limit else ""
     return f"[{shown}]{more}"
+
+
+def samples_named(ids: Iterable[int], limit: int = 10) -> str:
+    """``"sample 3"`` / ``"samples 2, 5, 9 (and 4 more)"``: sample ids in a message, sorted, once each."""
+    unique = sorted(set(ids))
+    return f"sample{'s' if len(unique) != 1 else ''} {listing(map(str, unique), limit)}"
 
 
 def describe_ids(ids: Any, limit: int = 10) -> str:

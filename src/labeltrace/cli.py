@@ -292,9 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "written to RUN_DIR/fiftyone_images")
     ex.add_argument("--images", default="data-uri", choices=["data-uri", "local-files"],
                     help="Label Studio: embed images or reference them through local-files storage (default data-uri)")
-    ex.add_argument("--document-root", help="Label Studio local-files document root (default: the folder above the "
-                    "data root, which is then the project's Local Files storage: Label Studio refuses a storage at "
-                    "its root; an image outside it is refused); the export prints the Label Studio settings it needs")
+    ex.add_argument("--document-root", help="Label Studio local-files document root (default: the data root's parent; "
+                    "the data root is then the project's Local Files storage, as Label Studio refuses one at its "
+                    "document root; an image outside it is refused); the export prints the Label Studio settings it "
+                    "needs")
     ex.add_argument("--max-side", type=non_negative, metavar="PX",
                     help="Label Studio data URIs: an image larger than PX on its longer side is embedded shrunk to it "
                     "(default 1024; 0 embeds every image whole)")

@@ -171,7 +171,7 @@ def _samples(fo: Any, run: Run) -> tuple[list[Any], list[tuple[int, str]]]:
     for i in every_sample_in_review_order(run)[0].tolist():
         try:
             f = run.scanned_image_file(i)  # a file changed or gone since the scan is not linked
-            if f is None or not browser_shows(f):  # in memory; DICOM, TIFF, 16-bit: a PNG FiftyOne's App shows
+            if f is None or not browser_shows(f, run.listed_image_path(i)):  # in memory; DICOM, TIFF, 16-bit
                 f = img_dir / f"{i:07d}.png"
                 if not f.exists():
                     atomic_write_bytes(f, png_bytes(load_rgb(run, i)))

@@ -70,6 +70,7 @@ def labelstudio_tasks(
     image_size: int = 256,
     max_side: int | None = MAX_SIDE,
     warn: Callable[[str], None] | None = None,
+    storage: list[tuple[Path, Path]] | None = None,
 ) -> list[dict[str, Any]]:
     """Label Studio tasks of a run, in review-queue order (see the module docstring).
 
@@ -77,15 +78,17 @@ def labelstudio_tasks(
     the run's allowed roots) is still exported, with ``data.image`` empty and the reason in
     ``data.image_error``; ``warn`` (default :func:`warnings.warn`) then gets one message that
     counts and names them. When no image at all can be exported, ``ValueError``; a local-files
-    export with images outside the document root is refused (:func:`check_document_root`). (The
-    export writes them to its file one at a time, through :func:`iter_labelstudio_tasks`.)
+    export with images outside the document root is refused (:func:`check_document_root`), and
+    ``(document root, Local Files storage folder)`` appended to ``storage`` when a task links a file
+    (:func:`~labeltrace.export.labelstudio_images.local_files_setup` says what Label Studio needs).
+    (The export writes them to its file one at a time, through :func:`iter_labelstudio_tasks`.)
     """
     problems: list[tuple[int, str]] = []
     embedded: list[int] = []
     shrunk: list[int] = []
     tasks = list(iter_labelstudio_tasks(run, problems, images=images, document_root=document_root,
                                         only_suspects=only_suspects, image_size=image_size, max_side=max_side,
-                                        embedded=embedded, shrunk=shrunk))  # fmt: skip
+                                        embedded=embedded, shrunk=shrunk, storage=storage))  # fmt: skip
     report_problems(problems, len(tasks), warn, embedded=embedded, shrunk=shrunk, max_side=max_side, run=run)
     return tasks
 

@@ -25,6 +25,8 @@ ImageMode = Literal["data-uri", "local-files"]
 MAX_SIDE = 1024
 #: what a local-files export of images without files (an array dataset) is told to do instead
 _USE_DATA_URI = "export the Label Studio tasks with --images data-uri (images='data-uri' in Python)"
+
+
 def _data_uri(run: Run, i: int, size: int, *, max_side: int | None, shrunk: list[int] | None) -> str:
     """A sample's image as a data URI: a small one enlarged to about ``size``, one larger than
     ``max_side`` (None: no limit) reduced to it, its id appended to ``shrunk``. A JPEG file goes in
@@ -73,7 +75,9 @@ def _under(run: Run, i: int, f: Path, root: Path) -> Path | None:
 
 def check_document_root(run: Run, order: np.ndarray, root: Path) -> Path | None:
     """The Local Files storage folder a local-files export under ``root`` needs (None when no task
-    links a file): the deepest folder below ``root`` that holds every linked image. Refused
+    links a file): the folder right below ``root`` that holds every linked image — the data root
+    under the default root, whichever samples are exported (a subset's deepest common folder, one
+    class's, would not serve the next export's other classes). Refused
     (``ValueError``): a sample with no image file (an array dataset); a file a browser shows as it
     is outside ``root`` — every such task would open blank (one wrong ``--document-root`` had left
     1,813 of 2,000 so, with a warning and exit status 0), the message naming a root that holds them
@@ -86,11 +90,12 @@ def check_document_root(run: Run, order: np.ndarray, root: Path) -> Path | None:
         try:
             f = run.image_file(i)
             if f is not None:
-                files.append(f)
-                if f.is_file() and browser_shows(f):
+                listed = run.listed_image_path(i)
+                files.append(listed or f)  # as the dataset lists it: a link stays a link
+                if f.is_file() and browser_shows(f, listed):
                     rel = _under(run, i, f, root)
                     if rel is None:
-                        outside.append((i, f))
+                        outside.append((i, listed or f))
                     else:
                         linked.append(rel.parent)
         except (ValueError, OSError):  # outside the scan's roots, unreadable: that task's own problem
@@ -115,7 +120,7 @@ def check_document_root(run: Run, order: np.ndarray, root: Path) -> Path | None:
             "from a Local Files storage folder strictly below its document root, and refuses the root itself as "
             f"one; pass --document-root {root.parent} (document_root= in Python), the folder above it"
         )
-    return root.joinpath(*below)
+    return root / below[0]
 
 
 def _common_parts(dirs: list[Path]) -> tuple[str, ...]:
@@ -150,7 +155,7 @@ def task_image(run: Run, i: int, images: ImageMode, root: Path | None, size: int
     f = run.scanned_image_file(i)  # a file changed or gone since the scan is not linked
     if f is None:
         raise ValueError(f"sample {i} has no image file (an array dataset): {_USE_DATA_URI}")
-    if not browser_shows(f):  # linked, the annotator would see a blank or black task
+    if not browser_shows(f, run.listed_image_path(i)):  # linked, the annotator would see a blank or black task
         if embedded is not None:
             embedded.append(i)
         return _data_uri(run, i, size, max_side=size, shrunk=None)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import listing
+from labeltrace._checks import listing, samples_named
 from labeltrace._io import iter_json_items
 from labeltrace.export.labelstudio_results import annotation_says, decision_of, iso, min_decision
 from labeltrace.relabel.runstore import run_store
@@ -64,24 +64,24 @@ def _sample_of(run: Run, data: dict[str, Any], where: str, by_ext: dict[str, int
     return sid
 
 
-def _latest(anns: list[dict[str, Any]]) -> dict[str, Any]:
-    """The latest annotation (``updated_at`` / ``created_at``, then list order)."""
-    return max(enumerate(anns), key=lambda ka: (iso(ka[1].get("updated_at") or ka[1].get("created_at")) or "",
-                                                ka[0]))[1]  # fmt: skip
+def _when(entry: dict[str, Any]) -> str | None:
+    """An annotation's (or a JSON-MIN entry's) time: ``updated_at``, else ``created_at``."""
+    return iso(entry.get("updated_at") or entry.get("created_at"))
 
 
 def _task_decision(anns: list[dict[str, Any]], classes: set[str],
-                   where: str) -> tuple[tuple[str, str] | None, str | None, bool]:  # fmt: skip
-    """A full-JSON task's ``(decision or None, its time, whether its annotators disagree)``: the
-    latest submitted annotation — a ground-truth one first —; a cancelled (skipped) one only when
-    nobody submitted one (a colleague's skip never erases a class another annotator chose)."""
+                   where: str) -> tuple[tuple[str, str] | None, str | None, bool, bool]:  # fmt: skip
+    """A full-JSON task's ``(decision or None, its time, whether its annotators disagree, whether
+    the annotation counted is ground truth)``: the latest submitted annotation (then list order) —
+    a ground-truth one first —; a cancelled (skipped) one only when nobody submitted one (a
+    colleague's skip never erases a class another annotator chose)."""
     submitted = [a for a in anns if not a.get("was_cancelled")]
     said = {annotation_says(a, classes, where) for a in submitted} - {None}
-    last = _latest([a for a in submitted if a.get("ground_truth")] or submitted or anns)
-    at = iso(last.get("updated_at") or last.get("created_at"))
+    truth = [a for a in submitted if a.get("ground_truth")]
+    last = max(enumerate(truth or submitted or anns), key=lambda ka: (_when(ka[1]) or "", ka[0]))[1]
     if last.get("was_cancelled"):
-        return ("skip", "skip"), at, len(said) > 1
-    return decision_of(last.get("result") or [], classes, where), at, len(said) > 1
+        return ("skip", "skip"), _when(last), len(said) > 1, False
+    return decision_of(last.get("result") or [], classes, where), _when(last), len(said) > 1, bool(truth)
 
 
 @sharing
@@ -96,9 +96,11 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     unsure`` → ``unsure`` (with a class ticked too: ``unsure``); a cancelled (skipped) annotation
     → ``skip``, only when no annotation of the task was submitted. A task whose counted annotation
     holds no choice is not imported, and ``warn`` names its sample; so are the tasks whose
-    annotations disagree, those with a draft alone (never submitted: not imported), and the samples the
-    import leaves disputed. A JSON-MIN export lists each annotation (the latest counts; every one
-    is kept in the history) but leaves skipped ones out: ``warn`` says so. Rows are stored with
+    annotations disagree, those with a draft alone (never submitted: not imported), the samples
+    whose stored decision stays another than the file's (a newer one imported before, a ground
+    truth older than it), and the samples the import leaves disputed. A JSON-MIN export lists each
+    annotation (the latest counts; the others are kept in the history, but for those older than a
+    decision stored already) but leaves skipped ones and ground-truth marks out: ``warn`` says so. Rows are stored with
     reviewer and source ``"labelstudio"`` and the annotation's time; importing the same file twice
     writes nothing new. All tasks are checked before anything is written. ``info`` gets one line
     of what the import decided (labels changed, confirmed, unsure, skipped). An annotation deleted
@@ -123,6 +125,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     empty: list[int] = []  # samples whose counted annotation holds no choice
     several: list[int] = []  # samples whose annotations disagree: only the latest is imported
     drafts: list[int] = []  # samples with a draft and no submitted annotation
+    truth: set[int] = set()  # samples whose counted annotation is ground truth
     minimal = 0  # JSON-MIN entries (skips are not in such a file)
     for t_idx, task in enumerate(_tasks(export_json)):
         tid = task.get("id", t_idx) if isinstance(task, dict) else t_idx
@@ -138,12 +141,14 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
                 if task.get("drafts"):
                     drafts.append(sid)
                 continue
-            dec, at, disagree = _task_decision(anns, classes, where)
+            dec, at, disagree, is_truth = _task_decision(anns, classes, where)
             if disagree:
                 several.append(sid)
+            if is_truth:
+                truth.add(sid)
         else:
             minimal += 1
-            at = iso(task.get("updated_at") or task.get("created_at"))
+            at = _when(task)
             dec = min_decision(task, classes, where)
         if dec is None:  # an empty submission (a JSON-MIN entry without annotation fields was never annotated)
             if full or any(task.get(key) is not None for key in _MIN_ANNOTATION_KEYS):
@@ -166,58 +171,58 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     store = run_store(run)
     before = run_verdicts(run).resolution.disputed.copy()
     said = {r["sample_id"]: (r["kind"], r["decision"]) for r in rows}  # the file's decision of each sample
-    rows, named = _newer(store, rows, say, export_json)
+    rows, named = _newer(store, rows, say, export_json, truth)
     n = store.add_many(rows, source=LS_REVIEWER)
     current = {i: (d.kind, d.decision) for i, d in store.current(reviewer=LS_REVIEWER).items() if i in said}
-    other = sorted(i for i, dec in said.items() if current.get(i) != dec and i not in named)
-    if other:  # e.g. a JSON export after the JSON-MIN one of the same project: its ground truth is older
-        say(f"{export_json}: the Label Studio decision stored for sample{'s' if len(other) != 1 else ''} "
-            f"{listing(map(str, other))} is not this file's: a newer annotation imported before stays current "
-            "(an export in the other format, or an older one?)")  # fmt: skip
+    kept = [i for i, dec in said.items() if current.get(i) != dec]  # a decision stored before stays current
+    if marked := [i for i in kept if i in truth]:
+        say(f"{export_json}: the ground-truth annotation of {samples_named(marked)} is older than the Label Studio "
+            "decision imported before, which stays current (the import takes the newer of two decisions): "
+            "decide those samples on the review page")  # fmt: skip
+    if other := [i for i in kept if i not in truth and i not in named]:  # e.g. JSON after JSON-MIN
+        say(f"{export_json}: the Label Studio decision stored for {samples_named(other)} is not this file's: a "
+            "newer annotation imported before stays current (an export in the other format, or an older one?)")
     verdicts = run_verdicts(run)
     disputed = np.flatnonzero(verdicts.resolution.disputed & ~before)
     if disputed.size:  # the import disagrees with the review page's decisions there
-        say(f"{export_json}: the import leaves sample{'s' if disputed.size != 1 else ''} "
-            f"{listing(map(str, disputed.tolist()))} disputed (Label Studio's label against the review's): "
+        say(f"{export_json}: the import leaves {samples_named(disputed.tolist())} disputed (Label Studio's label "
+            "against the review's): "
             "they keep their given labels until another vote settles them (review page: Next disputed)")
     if info is not None:
-        info(_summary(run, current, n))
+        info(_summary(run, {i: said[i] for i in said if i not in kept}, len(kept), n))
     return n
 
 
 def _tell(say: Callable[[str], None], export_json: str | os.PathLike[str], *, empty: list[int], several: list[int],
           drafts: list[int], minimal: int) -> None:  # fmt: skip
     """The warnings of what an import leaves out or decides on one annotation of several."""
-    def samples(ids: list[int]) -> str:
-        return f"sample{'s' if len(set(ids)) != 1 else ''} {listing(map(str, sorted(set(ids))))}"
-
     if minimal:
         say(f"{export_json} is a JSON-MIN export, which leaves skipped (cancelled) annotations and ground-truth "
             "marks out: a task skipped in Label Studio imports as undecided (an annotator's earlier class "
             "stands), and the latest annotation counts even where another is ground truth; Label Studio's JSON "
             "export keeps both")  # fmt: skip
     if empty:
-        say(f"{export_json}: {len(empty)} task{'s' if len(empty) != 1 else ''} not imported: the latest "
-            f"annotation of {samples(empty)} holds no class and no 'unsure' (an empty submission); earlier "
+        say(f"{export_json}: {len(empty)} task{'s' if len(empty) != 1 else ''} not imported: the annotation "
+            f"counted (the latest submitted, or the ground truth) of {samples_named(empty)} holds no class and no 'unsure' (an empty submission); earlier "
             "annotations of those tasks are not used either — annotate them again, or decide them on the "
             "review page")  # fmt: skip
     if drafts:
-        say(f"{export_json}: {len(drafts)} task{'s' if len(drafts) != 1 else ''} not imported: {samples(drafts)} "
+        say(f"{export_json}: {len(drafts)} task{'s' if len(drafts) != 1 else ''} not imported: {samples_named(drafts)} "
             f"hold{'s' if len(set(drafts)) == 1 else ''} only a draft (never submitted in Label Studio)")  # fmt: skip
     if several:
-        say(f"{export_json}: the annotations of {samples(several)} disagree (several annotators, or one who "
+        say(f"{export_json}: the annotations of {samples_named(several)} disagree (several annotators, or one who "
             "changed their mind); only the latest annotation of each counts"
             + ("" if minimal else " (one marked ground truth first)") + ", "
             "as the one reviewer 'labelstudio' — to count several annotators' votes, decide those samples on "
             "the review page under each annotator's name")  # fmt: skip
 
 
-def _newer(store: Any, rows: list[dict[str, Any]], say: Callable[[str], None],
-           export_json: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], set[int]]:  # fmt: skip
+def _newer(store: Any, rows: list[dict[str, Any]], say: Callable[[str], None], export_json: str | os.PathLike[str],
+           truth: set[int]) -> tuple[list[dict[str, Any]], set[int]]:  # fmt: skip
     """``rows`` less those no newer than the Label Studio decision already stored for their sample,
     and the samples ``say`` was told of: those whose latest annotation in this file is so (an older
     export; the earlier annotations a JSON-MIN file lists beside its latest one are history, left
-    out without a word)."""
+    out without a word; a ground truth among them, in ``truth``, is said of apart)."""
     stored = store.current(reviewer=LS_REVIEWER)
     stale = [r for r in rows if r["sample_id"] in stored and r["decided_at"] is not None
              and _not_newer(r, stored[r["sample_id"]])]  # fmt: skip
@@ -231,7 +236,7 @@ def _newer(store: Any, rows: list[dict[str, Any]], say: Callable[[str], None],
            if d.reviewer == LS_REVIEWER and d.sample_id in touched}  # fmt: skip
     stale = [r for r in stale if (r["sample_id"], r["kind"], r["decision"], iso(r["decided_at"])) not in had]
     last = {r["sample_id"]: id(r) for r in rows}  # each sample's latest row in this file
-    older = [r for r in stale if last[r["sample_id"]] == id(r)]
+    older = [r for r in stale if last[r["sample_id"]] == id(r) and r["sample_id"] not in truth]  # truth: said apart
     if older:
         ids = sorted({r["sample_id"] for r in older})
         say(f"{export_json}: {len(older)} annotation{'s' if len(older) != 1 else ''} not imported: no newer than "
@@ -241,18 +246,20 @@ def _newer(store: Any, rows: list[dict[str, Any]], say: Callable[[str], None],
     return [r for r in rows if id(r) not in left_out], {r["sample_id"] for r in older}
 
 
-def _summary(run: Run, current: dict[int, tuple[str, str]], n: int) -> str:
-    """What an import leaves decided: the current Label Studio decision of the file's samples, by kind."""
+def _summary(run: Run, took: dict[int, tuple[str, str]], kept: int, n: int) -> str:
+    """What an import decided: the samples whose decision is now the file's (``took``), by kind,
+    and how many keep a decision stored before (``kept``)."""
     if not n:
         return f"imported nothing new into {run.path / 'reviews.db'} (reviewer '{LS_REVIEWER}')"
     given, classes = run.column("given_label_id"), run.classes
-    labels = [i for i, (kind, _) in current.items() if kind == "label"]
-    changed = sum(current[i][1] != classes[int(given[i])] for i in labels)
-    kinds = [kind for kind, _ in current.values()]
+    labels = [i for i, (kind, _) in took.items() if kind == "label"]
+    changed = sum(took[i][1] != classes[int(given[i])] for i in labels)
+    kinds = [kind for kind, _ in took.values()]
     return (f"imported {n} annotation{'s' if n != 1 else ''} into {run.path / 'reviews.db'} (reviewer "
-            f"'{LS_REVIEWER}'): of the {len(current)} sample{'s' if len(current) != 1 else ''} this file decides, "
-            f"{changed} label{'s' if changed != 1 else ''} changed, {len(labels) - changed} confirmed, "
-            f"{kinds.count('unsure')} unsure, {kinds.count('skip')} skipped")
+            f"'{LS_REVIEWER}'): of the {len(took) + kept} sample{'s' if len(took) + kept != 1 else ''} this file "
+            f"decides, {changed} label{'s' if changed != 1 else ''} changed, {len(labels) - changed} confirmed, "
+            f"{kinds.count('unsure')} unsure, {kinds.count('skip')} skipped"
+            + (f", {kept} keep{'s' if kept == 1 else ''} a decision stored before" if kept else ""))
 
 
 def _not_newer(row: dict[str, Any], stored: Any) -> bool:

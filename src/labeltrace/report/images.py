@@ -17,13 +17,15 @@ __all__ = ["browser_shows", "display_image", "load_rgb", "png_bytes", "png_data_
 _BROWSER_SHOWS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
 
 
-def browser_shows(f: Path) -> bool:
-    """Whether a browser shows the file as the scan saw it: not DICOM or TIFF, and not a PNG the
-    scan read as 16-bit (:func:`labeltrace.data.decode.stored_bits`: a browser maps its full range
-    to 8 bits, so 12-bit X-ray data in it shows nearly black)."""
+def browser_shows(f: Path, name: Path | None = None) -> bool:
+    """Whether a browser shows the file ``f`` as the scan saw it: not DICOM or TIFF, and not a PNG
+    the scan read as 16-bit (:func:`labeltrace.data.decode.stored_bits`: a browser maps its full
+    range to 8 bits, so 12-bit X-ray data in it shows nearly black). The type is ``name``'s when
+    given — the path the dataset lists, a link into a content store whose files have no suffix
+    (DVC's cache) — else ``f``'s."""
     from labeltrace.data.decode import stored_bits  # lazy: decoding lives at the data edge
 
-    suffix = f.suffix.lower()
+    suffix = (name or f).suffix.lower()
     return suffix in _BROWSER_SHOWS and (suffix != ".png" or stored_bits(f) == 8)
 
 

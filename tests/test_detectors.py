@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labeltrace.decide import detectors
+from labeltrace.decide import detectors, flagging
 from labeltrace.decide.evidence import Evidence
 
 
@@ -70,7 +70,7 @@ def test_a_count_rule_reports_its_count_and_a_plain_tuple_rule_still_works() -> 
     ev = Evidence(y, k, features=rng.normal(size=(n, 4)))
     need: tuple[Need, ...] = ("features",)
     detectors.register(detectors.Detector("toy_count", need, lambda e: scores,
-                                          lambda e, s: detectors._by_count(s, 7, "toy-count"), "toy"))
+                                          lambda e, s: flagging.by_count(s, 7, "toy-count"), "toy"))
     detectors.register(detectors.Detector("toy_tuple", need, lambda e: scores,
                                           lambda e, s: (s < 0.25, 0.25, "below 0.25"), "toy"))
     try:

@@ -13,7 +13,7 @@ from runfactory import make_run
 
 from labeltrace import rundir
 from labeltrace.cli import main
-from labeltrace.decide.detectors import _top_k
+from labeltrace.decide.flagging import top_k
 from labeltrace.report import html as report_html
 from labeltrace.report import plots, write_report
 
@@ -34,11 +34,11 @@ def test_one_short_of_one_is_not_printed_as_one() -> None:
 def test_a_tie_that_moves_the_count_is_said_in_the_rule() -> None:
     """forgetting asked for 4 of 400 with 31 tied at the cut flagged none, and said only 'top-k'."""
     s = np.r_[np.full(31, -11.0), np.zeros(369)]
-    d = _top_k(s, 0.01, "top-k at estimated rate 0.010")
+    d = top_k(s, 0.01, "top-k at estimated rate 0.010")
     assert int(d.flagged.sum()) == 0
     assert d.rule == ("top-k at estimated rate 0.010 (4 asked, 0 flagged: 31 samples tie at the cut, "
                       "flagged all or none)")  # fmt: skip
-    plain = _top_k(np.arange(400.0), 0.01, "top-k")  # no tie: the rule as before
+    plain = top_k(np.arange(400.0), 0.01, "top-k")  # no tie: the rule as before
     assert int(plain.flagged.sum()) == 4 and plain.rule == "top-k"
 
 

@@ -7,8 +7,10 @@ table, so a new detector is one :func:`register` call::
                       summary="one line for --help and the reports"))
 
 A detector's ``score(evidence)`` returns an ``(N,)`` array, **lower = more likely mislabeled**;
-its ``decide(evidence, score)`` returns ``(flagged mask, cutoff, rule)``. ``needs`` names the
-:class:`~labeltrace.decide.evidence.Evidence` items it reads (``in_sample`` recordings,
+its ``decide(evidence, score)`` returns ``(flagged mask, cutoff, rule)`` (a
+:class:`~labeltrace.decide.flagging.Decision`: :mod:`labeltrace.decide.flagging` builds one by a
+cutoff, a fraction or a count). ``needs`` names the :class:`~labeltrace.decide.evidence.Evidence`
+items it reads (``in_sample`` recordings,
 ``single`` one in-sample training without auxiliary samples, ``held_out`` cross-fitted recording,
 ``cv_probs``, ``features``); ``scan`` records what the chosen
 detector needs, and reports every other detector whose needs that recording also meets.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -34,21 +36,11 @@ from labeltrace.decide.evidence import (
     combined_score,
     posterior,
 )
+from labeltrace.decide.flagging import Decision, by_count, by_cutoff, top_k
 from labeltrace.score import probs as P
 
 __all__ = ["Decision", "Detection", "Detector", "applicable", "available", "check_installed", "detect", "get", "register",
            "unregister"]
-
-
-class Decision(NamedTuple):
-    """What a detector's ``decide`` returns: the flagged mask, the cutoff (NaN when the rule is a
-    mask), the rule's text, and the estimated count of wrong labels that set the cut where the rule
-    is a count (else None). A plain ``(flagged, cutoff, rule)`` tuple is accepted too."""
-
-    flagged: np.ndarray
-    cutoff: float
-    rule: str
-    n_hat: int | None = None
 
 
 @dataclass(frozen=True)
@@ -155,28 +147,6 @@ def check_installed(name: str) -> None:
         raise ValueError(f"detector {name!r} needs the {d.requires} package (pip install 'labeltrace[bench]')")
 
 
-def _by_cutoff(s: np.ndarray, cut: float, rule: str) -> Decision:
-    return Decision(cutoffs.flag(s, cut), cut, rule)
-
-
-def _top_k(s: np.ndarray, rate: float, rule: str) -> Decision:
-    """The ``round(rate * N)`` lowest scores flagged, a group tied at the cut whole or not at all
-    (:func:`~labeltrace.decide.cutoffs.top_fraction`); when the tie moved the count, the rule says
-    so (a forgetting count asked for 4 with 31 samples tied at the cut flags none)."""
-    d = _by_cutoff(s, cutoffs.top_fraction(s, rate), rule)
-    asked, got = round_half_up(rate * len(s)), int(d.flagged.sum())
-    if got != asked:
-        tied = int(np.sum(s == np.sort(s)[max(asked, 1) - 1]))
-        d = d._replace(rule=f"{rule} ({asked} asked, {got} flagged: {tied} samples tie at the cut, flagged all or none)")
-    return d
-
-
-def _by_count(s: np.ndarray, n_hat: int, rule: str) -> Decision:
-    """The ``n_hat`` lowest scores flagged (a group tied at the cut whole or not at all), the rule
-    ``"<rule> <n_hat>"``."""
-    return _top_k(s, n_hat / len(s), f"{rule} {n_hat}")._replace(n_hat=n_hat)
-
-
 # ----------------------------------------------------------------------------- held out (cross-fitted)
 def _held_posteriors(ev: Evidence) -> tuple[np.ndarray, np.ndarray | None]:
     run = ev.held_out
@@ -209,7 +179,7 @@ def _crossfit_score(ev: Evidence) -> np.ndarray:
 
 def _crossfit_decide(ev: Evidence, s: np.ndarray) -> Decision:
     held, ins = _crossfit_posteriors(ev)
-    return _by_count(s, C.conservative_count(held, ins, ev.labels), "count")
+    return by_count(s, C.conservative_count(held, ins, ev.labels), "count")
 
 
 def _crossfit_cl_decide(ev: Evidence, s: np.ndarray) -> Decision:
@@ -231,7 +201,7 @@ def _crossfit_counted(name: str, count: Callable[[Evidence, np.ndarray, np.ndarr
 
     def decide(ev: Evidence, s: np.ndarray) -> Decision:
         held, _ = _crossfit_posteriors(ev)
-        return _by_count(s, count(ev, held, s), f"{name.split('_', 1)[1]}-count")
+        return by_count(s, count(ev, held, s), f"{name.split('_', 1)[1]}-count")
 
     return Detector(name, ("held_out",), _crossfit_score, decide, summary, score_name="crossfit")
 
@@ -290,11 +260,11 @@ def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -
             pooled = auxiliary_scores(score, runs, **window(ev))
             cut = auxiliary.auxiliary_cutoff(pooled, np.ones(pooled.size, bool), rule=aux_rule)  # type: ignore[arg-type]
             note = f" (epoch {window(ev)['epoch']})" if "epoch" in kw and name != "se_last" else ""
-            return _by_cutoff(s, cut, f"auxiliary-{aux_rule}{note}")
+            return by_cutoff(s, cut, f"auxiliary-{aux_rule}{note}")
         cut, rule = cutoffs.unsupervised_cutoff(s)
         if score in SIGNED and cut > 0.0:  # a signed entropy >= 0 agrees with its label: never flagged
             cut, rule = 0.0, f"{rule}, capped at 0"
-        return _by_cutoff(s, cut, rule)
+        return by_cutoff(s, cut, rule)
 
     return Detector(name, ("in_sample",), s_fn, decide, f"{summary}; without auxiliary samples (one run): the "
                     "unsupervised cut" + (", capped at 0" if score in SIGNED else ""))
@@ -329,7 +299,7 @@ def _single(name: str, score: str, summary: str) -> Detector:
             post = dyn.mean_posterior()[:, : ev.num_classes]
             rate = C.cl_rate_count(post / post.sum(1, keepdims=True), ev.labels)
             n_hat, rule = min(C.bimodal_count(s), round_half_up(C.SINGLE_RATE_FACTOR * rate)), "min"
-        return _by_count(s, n_hat, f"{rule}-count")
+        return by_count(s, n_hat, f"{rule}-count")
 
     return Detector(name, ("single",), s_fn, decide, summary)
 
@@ -343,7 +313,7 @@ for _score, _what in (("aum", "area under the margin"), ("sei", "SEI"), ("confid
 
 
 def _loss_decide(ev: Evidence, s: np.ndarray) -> Decision:
-    return _by_cutoff(s, *cutoffs.unsupervised_cutoff(s))
+    return by_cutoff(s, *cutoffs.unsupervised_cutoff(s))
 
 
 register(Detector("loss", ("in_sample",), lambda ev: combined_score("loss", ev.in_sample), _loss_decide,
@@ -352,7 +322,7 @@ register(Detector("loss", ("in_sample",), lambda ev: combined_score("loss", ev.i
 
 def _forgetting_decide(ev: Evidence, s: np.ndarray) -> Decision:
     rate = float(P.estimate_noise_rate(posterior(ev.in_sample), ev.labels))
-    return _top_k(s, rate, f"top-k at estimated rate {rate:.3f}")
+    return top_k(s, rate, f"top-k at estimated rate {rate:.3f}")
 
 
 register(Detector("forgetting", ("in_sample",), lambda ev: combined_score("forgetting", ev.in_sample),

@@ -148,7 +148,7 @@ def _features(features: Any, n: int, knn_k: int) -> np.ndarray:
 
 def with_count(det: detectors.Detection) -> detectors.Detection:
     """``det``, checked to report the count that set its cut (its rule says when a tie at the cut
-    flagged more or fewer: :func:`labeltrace.decide.detectors._top_k`)."""
+    flagged more or fewer: :func:`labeltrace.decide.flagging.top_k`)."""
     if det.n_hat is None:
         raise AssertionError(f"detector {det.name!r} did not report the count that set its cut")
     return det

@@ -44,17 +44,17 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import check_int, describe_ids, id_list
+from labeltrace._checks import check_int, describe_ids
 from labeltrace._io import reading
 from labeltrace.record import state as _state
 from labeltrace.record.batch import FIELDS, FLOAT32_MAX, as_index_array, as_logits, batch_quantities
 from labeltrace.record.dynamics import Dynamics
+from labeltrace.record.pending import PendingUpdates, check_labels, checked_pending
 from labeltrace.record.processes import warn_if_sharded
 from labeltrace.record.storage import FileStore, MemoryStore
 
@@ -70,18 +70,6 @@ Mode = Literal["full", "streaming"]
 def _frozen(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
-
-
-@dataclass(frozen=True)
-class PendingUpdates:
-    """The updates of the unfinished epoch for the samples updated so far (see
-    :meth:`Recorder.pending`): what ranks exchange before :meth:`Recorder.end_epoch`."""
-
-    ids: np.ndarray  # (M,) int64, sorted, unique
-    labels: np.ndarray  # (M,) int64
-    sums: np.ndarray  # (F, M) float64: sum of each recorded quantity over the updates
-    counts: np.ndarray  # (M,) int64 >= 1: number of updates
-    prob_sums: np.ndarray  # (M, K) float64 sum of the softmax over the updates ((M, 0) if none kept)
 
 
 class Recorder:
@@ -199,18 +187,7 @@ class Recorder:
     def check_labels(self, ids: np.ndarray, labels: np.ndarray) -> None:
         """Raise ``ValueError`` if ``labels`` (for sample ``ids``, int64 arrays) contradict the
         labels recorded so far or each other (one sample, two labels)."""
-        known = self.labels[ids]
-        changed = (known >= 0) & (known != labels)
-        if changed.any():
-            raise ValueError(
-                "the given label of a sample changed during recording for sample ids "
-                f"{id_list(ids[changed])}; start a new Recorder when labels change"
-            )
-        order = np.argsort(ids, kind="stable")
-        si, sl = ids[order], labels[order]
-        clash = (si[1:] == si[:-1]) & (sl[1:] != sl[:-1])
-        if clash.any():
-            raise ValueError(f"the same updates give different labels to {describe_ids(np.unique(si[1:][clash]))}")
+        check_labels(self.labels, ids, labels)
 
     def end_epoch(self) -> None:
         """Close the current epoch: average repeated updates, mark unseen samples as missing."""
@@ -279,22 +256,14 @@ class Recorder:
     def add_pending(self, upd: PendingUpdates) -> None:
         """Add another recorder's unfinished-epoch updates to this one's, as if made here:
         repeats of a sample (here and there) are averaged at :meth:`end_epoch`."""
-        ids = as_index_array(upd.ids, "ids", self.num_samples)
-        M = ids.size
-        labels = as_index_array(upd.labels, "labels", self.num_classes, ids=ids)
-        sums, counts, psums = np.asarray(upd.sums), np.asarray(upd.counts), np.asarray(upd.prob_sums)
-        if labels.shape != (M,) or sums.shape != (_NF, M) or counts.shape != (M,) or np.unique(ids).size != M:
-            raise ValueError("pending updates must hold unique ids with one label, count and sum per field each")
-        if self.keep_probs and psums.shape != (M, self.num_classes):
-            raise ValueError(f"pending updates hold no softmax sums of shape ({M}, {self.num_classes})")
-        if (counts < 1).any() or not np.isfinite(sums).all():
-            raise ValueError("pending updates need counts >= 1 and finite sums")
+        upd = checked_pending(upd, self.num_samples, self.num_classes, keep_probs=bool(self.keep_probs))
+        ids, labels = upd.ids, upd.labels
         self.check_labels(ids, labels)
         self.labels[ids] = labels
-        self._acc[:, ids] += sums
-        self._cnt[ids] += counts
+        self._acc[:, ids] += upd.sums
+        self._cnt[ids] += upd.counts
         if self.keep_probs:
-            self._pacc[ids] += psums
+            self._pacc[ids] += upd.prob_sums
 
     def merge(self, others: Sequence[Recorder]) -> None:
         """Merge the current-epoch updates of other recorders (e.g. other DDP ranks) into this one.

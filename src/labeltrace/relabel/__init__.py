@@ -19,10 +19,11 @@ One concept a module; imports run one way (top to bottom), nothing is imported f
     simulation  ``labeltrace simulate``: files in, files out
     preflight   what relabeling B samples of a queue is expected to fix
     earlier     the samples an earlier review round settled (a cleaned manifest scanned again)
+    posterior   what a scan run's queue ranks by: its posterior (held-out or last epochs), its SEI
     queue       ``labeltrace queue``: a scan run's review queue (queue.parquet)
     reviews_sql the SQL of the decisions store (reviews.db): schema and statements
     reviewers   reviewer names in the store: one spelling per person
-    store_file  the decisions file's binding to its run; read-only and never-create connections
+    store_file  the decisions file's binding to its run; its connections (read-only, never-create)
     decision_checks  one decision's own checks (ids, classes, kinds, reviewer names)
     decisions   the review app's decisions store (reviews.db): rows, votes, the stored rule
     runstore    a run's decisions store, bound to its classes, size and sample ids

@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,15 +45,7 @@ from labeltrace.relabel.reviewers import (
     spelling,
     stored_spelling,
 )
-from labeltrace.relabel.store_file import (
-    StoreReplaced,
-    check_meta,
-    existing_connect,
-    ids_digest,
-    may_write,
-    read_only_connect,
-    still_bound,
-)
+from labeltrace.relabel.store_file import check_meta, connect, ids_digest, may_write, still_bound
 
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
@@ -142,34 +134,10 @@ class ReviewStore:
         self._samples = still_bound(con, self.path, classes=self.classes, num_samples=self.num_samples,
                                     samples=self._samples)  # fmt: skip
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        if self.read_only:
-            con = read_only_connect(self.path, timeout=30.0, isolation_level=None)
-            try:
-                yield con
-            finally:
-                con.close()
-            return
-        if self._opened:  # never an empty store created where one was, nor another store read as this one
-            try:
-                same = self.path.stat().st_ino == self._inode
-            except OSError:
-                same = False
-            if not same:
-                raise StoreReplaced(
-                    f"{self.path} is gone or replaced since this review opened it (the run was scanned again "
-                    "with --force?): nothing was saved; restart `labeltrace review` on the run"
-                )
-            con = existing_connect(self.path, timeout=30.0, isolation_level=None)
-        else:
-            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        try:
-            con.execute("PRAGMA synchronous=FULL")
-            con.execute("PRAGMA busy_timeout=30000")
-            yield con
-        finally:
-            con.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A connection to this store's file (:func:`~labeltrace.relabel.store_file.connect`): read
+        only, or — once opened — to the file it opened and no other."""
+        return connect(self.path, read_only=self.read_only, inode=self._inode if self._opened else None)
 
     # ------------------------------------------------------------------ validation
     def validate(

@@ -2,17 +2,15 @@
 suggestion, written where the review app reads it (``RUN_DIR/queue.parquet``).
 
 :func:`write_queue` is ``labeltrace queue``: it builds the posterior from the run's saved
-dynamics (:func:`run_posterior`, the one call into :mod:`labeltrace.decide`), computes the
-priority with the given labels as the label counts, orders the samples (:func:`build_queue`)
-and writes the queue file and the review order; with a budget it also estimates what
-relabeling that many samples will fix (:mod:`labeltrace.relabel.preflight`).
+dynamics (:func:`~labeltrace.relabel.posterior.queue_posterior`), computes the priority with
+the given labels as the label counts, orders the samples (:func:`build_queue`) and writes the
+queue file and the review order; with a budget it also estimates what relabeling that many
+samples will fix (:mod:`labeltrace.relabel.preflight`).
 
-The posterior (:func:`queue_posterior`): a cross-fitted run's is its **held-out** posterior —
-every sample predicted by the models that never trained on it, averaged over the whole
-trajectory (what ``labeltrace scan`` suggests labels from); an in-sample run's is the softmax of
-its last epochs (``window="auto"``). The queue file's schema metadata (key
-``labeltrace.queue``) records the rule and the posterior, so the review app's live queue ranks
-by the same rule.
+The posterior, and the SEI a rule may need, come from :mod:`labeltrace.relabel.posterior` (a
+cross-fitted run's held-out posterior, an in-sample run's last epochs). The queue file's schema
+metadata (key ``labeltrace.queue``) records the rule and the posterior, so the review app's
+live queue ranks by the same rule.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,23 +33,26 @@ from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.earlier import settled_before
+from labeltrace.relabel.posterior import (
+    LAST_EPOCHS,
+    QueuePosterior,
+    Window,
+    queue_posterior,
+    run_sei,
+)
 from labeltrace.relabel.preflight import Estimate, preflight
 from labeltrace.relabel.runstore import open_store
 from labeltrace.run_claim import sharing
 
 __all__ = [
     "DEFAULT_METHOD",
-    "LAST_EPOCHS",
     "META_KEY",
     "Queue",
-    "QueuePosterior",
     "build_queue",
     "queue_meta",
     "queue_methods",
     "queue_posterior",
     "queue_table",
-    "run_posterior",
-    "run_sei",
     "write_queue",
 ]
 
@@ -61,78 +62,15 @@ __all__ = [
 #: real votes; 319 broken for a full review, 37 by the votes)
 SURE = 0.6
 
-LAST_EPOCHS = 5
-"""``posterior="last"``: the softmax is averaged over this many final epochs (or fewer kept)."""
 DEFAULT_METHOD = "cross_entropy"
 """The default relabel priority of the queue and the review app (benchmarks/RESULTS.md, §7)."""
 META_KEY = b"labeltrace.queue"
 """Schema metadata key of the queue file: JSON ``{method, gamma, seed, posterior}``."""
-Window = Literal["auto", "last", "mean"]
 
 
 def queue_methods() -> list[str]:
     """The priorities a scan run can feed: every registry rule that needs no true labels."""
     return [name for name in prio.available() if "true_dist" not in prio.get(name).inputs]
-
-
-# --------------------------------------------------------------------------- the posterior
-
-
-def run_posterior(run: rundir.Run, *, last: int | None = None) -> np.ndarray:
-    """(N, K) mean softmax of a run's saved dynamics over its last ``last`` epochs (all when
-    None), averaged over its training runs. The one place the queue asks ``decide`` for it."""
-    from labeltrace.decide.evidence import posterior
-
-    return posterior(run.recording().runs, last=last)
-
-
-@dataclass(frozen=True, eq=False)
-class QueuePosterior:
-    """The posterior a queue ranks by.
-
-    Attributes
-    ----------
-    probs : (N, K) probabilities.
-    window : ``"last"`` or ``"mean"`` (every epoch), as resolved.
-    epochs : epochs averaged over for ``"last"`` (fewer than asked when the run kept fewer);
-        None for ``"mean"``.
-    held_out : the run's dynamics are held out (a cross-fitted run).
-    """
-
-    probs: np.ndarray
-    window: Literal["last", "mean"]
-    epochs: int | None
-    held_out: bool
-
-    def describe(self) -> str:
-        """``"held-out (cross-fitted), mean over every epoch"`` — for messages."""
-        view = "held-out (cross-fitted)" if self.held_out else "in-sample"
-        span = "mean over every epoch" if self.window == "mean" else f"last {self.epochs} epochs"
-        return f"{view}, {span}"
-
-
-def queue_posterior(
-    run: rundir.Run, window: Window = "auto", *, last: int = LAST_EPOCHS
-) -> QueuePosterior:
-    """The run's posterior: the mean softmax over every epoch (``window="mean"``) or over the
-    last ``last`` epochs (``"last"``; as many as the recorder kept when fewer). ``"auto"``: a
-    cross-fitted run's held-out posterior over every epoch, an in-sample run's last epochs."""
-    held = run.held_out
-    if window == "auto":
-        window = "mean" if held else "last"
-    if window == "mean":
-        return QueuePosterior(run_posterior(run, last=None), "mean", None, held)
-    if window != "last":
-        raise ValueError(f"posterior window must be 'auto', 'last' or 'mean', got {window!r}")
-    if last < 1:
-        raise ValueError(f"last must be >= 1, got {last}")
-    for n in range(int(last), 0, -1):
-        try:
-            return QueuePosterior(run_posterior(run, last=n), "last", n, held)
-        except ValueError:
-            if n == 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- the queue
@@ -329,15 +267,6 @@ def queue_table(
                          + ("queued after the others" if settled_last else "kept in priority order"))
     note = "; ".join(notes) or None
     return Queue(table=table, method=rule.name, posterior=qp, note=note, meta=meta)
-
-
-def run_sei(run: rundir.Run) -> np.ndarray:
-    """(N,) the run's SEI: its samples-table column, else computed from its recording."""
-    if "sei" in run.samples.column_names:
-        return run.column("sei").astype(np.float64)
-    from labeltrace.decide.evidence import combined_score
-
-    return combined_score("sei", run.recording().in_sample_runs())
 
 
 @sharing

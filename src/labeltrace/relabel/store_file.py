@@ -1,7 +1,8 @@
 """The decisions file's binding to a run: which classes, how many samples and which sample ids
 (in order) its decisions are about. A store checks it when it opens the file and again in each
 write (a new scan may replace the file under a running review); a new scan with ``--force``
-asks whether the file fits it (:func:`bound_to`)."""
+asks whether the file fits it (:func:`bound_to`). A store's every connection to the file
+(:func:`connect`) is read only, or to the file it opened and no other."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import json
 import os
 import sqlite3
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from labeltrace.relabel import reviews_sql as SQL
 
-__all__ = ["StoreReplaced", "bound_to", "check_meta", "existing_connect", "ids_digest", "may_write", "read_only_connect",
-           "still_bound"]
+__all__ = ["StoreReplaced", "bound_to", "check_meta", "connect", "existing_connect", "ids_digest", "may_write",
+           "read_only_connect", "still_bound"]
 
 
 class StoreReplaced(ValueError):
@@ -61,6 +63,41 @@ def read_only_connect(path: str | os.PathLike[str], **kw: object) -> sqlite3.Con
         if Path(f"{path}-wal").exists():
             raise
         return sqlite3.connect(uri + "&immutable=1", uri=True, **kw)  # type: ignore[call-overload]
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False, inode: int | None = None) -> Iterator[sqlite3.Connection]:
+    """A connection to the store file ``path`` in autocommit mode (each write an explicit
+    transaction), closed on exit. ``read_only``: :func:`read_only_connect`. Otherwise the file a
+    store opened (``inode``; None while it opens or creates it) is opened again, never created:
+    never an empty store created where one was, nor another store read as this one
+    (:class:`StoreReplaced`); writes are ``synchronous=FULL`` with a 30 s busy timeout."""
+    if read_only:
+        con = read_only_connect(path, timeout=30.0, isolation_level=None)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+    if inode is not None:
+        try:
+            same = path.stat().st_ino == inode
+        except OSError:
+            same = False
+        if not same:
+            raise StoreReplaced(
+                f"{path} is gone or replaced since this review opened it (the run was scanned again "
+                "with --force?): nothing was saved; restart `labeltrace review` on the run"
+            )
+        con = existing_connect(path, timeout=30.0, isolation_level=None)
+    else:
+        con = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    try:
+        con.execute("PRAGMA synchronous=FULL")
+        con.execute("PRAGMA busy_timeout=30000")
+        yield con
+    finally:
+        con.close()
 
 
 def check_meta(path: Path, rows: dict[str, str], *, classes: list[str], num_samples: int,

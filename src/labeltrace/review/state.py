@@ -3,10 +3,11 @@ their consensus, and each sample's context. No web stack here; :mod:`labeltrace.
 maps it to routes.
 
 Positions a reviewer has been shown, and the decided samples' positions, keep their samples
-when a live queue re-ranks; look-aheads (``peek``) do not count. A live queue without a queue
-file (``labeltrace queue``) serves its own ranking from the start (the default queue method on
-the run's posterior, what ``labeltrace queue`` would write) rather than the scan's rank, so a
-re-ranking moves samples only when the decisions changed what the model sees.
+when a live queue re-ranks; look-aheads (``peek``) do not count. A live queue
+(:mod:`labeltrace.review.live_queue`) without a queue file (``labeltrace queue``) serves its own
+ranking from the start (the default queue method on the run's posterior, what ``labeltrace
+queue`` would write) rather than the scan's rank, so a re-ranking moves samples only when the
+decisions changed what the model sees.
 
 Who has done what: a sample is **done for reviewer X** when its votes settle it (the consensus
 rule), when X's own latest decision on it is a label or *unsure*, or — under single-expert
@@ -27,20 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import decision_arrays
-from labeltrace.relabel.campaign import Campaign
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.decisions import KINDS
-from labeltrace.relabel.features import check_features_file, run_features
-from labeltrace.relabel.head import HeadConfig
-from labeltrace.relabel.live import LiveConfig, LiveQueue, build_updater
+from labeltrace.relabel.features import check_features_file
+from labeltrace.relabel.live import LiveConfig, LiveQueue
 from labeltrace.relabel.order import review_order
-from labeltrace.relabel.queue import DEFAULT_METHOD, queue_meta, queue_posterior, run_sei
+from labeltrace.relabel.posterior import queue_posterior
+from labeltrace.relabel.queue import DEFAULT_METHOD, queue_meta
 from labeltrace.relabel.runstore import run_store
 from labeltrace.relabel.verdicts import Verdicts, updated, verdicts
 from labeltrace.review.context import ReviewContext, top_classes
 from labeltrace.review.leases import Leases
+from labeltrace.review.live_queue import live_queue
 from labeltrace.rundir import QUEUE, Run
 
 __all__ = ["ReviewState"]
@@ -55,19 +55,6 @@ _KINDS_KEPT = 32
 
 def _finite(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
-
-
-class _Lazy:
-    """An update built on its first call (in the refresh thread: features load there)."""
-
-    def __init__(self, build: Callable[[], Callable[[np.ndarray], Any]]) -> None:
-        self.build = build
-        self.fn: Callable[[np.ndarray], Any] | None = None
-
-    def __call__(self, labels: np.ndarray) -> Any:
-        if self.fn is None:
-            self.fn = self.build()
-        return self.fn(labels)
 
 
 class ReviewState:
@@ -153,30 +140,10 @@ class ReviewState:
         post = self.base_posterior()
         if post is None:
             raise ValueError(f"{self.run.path}: live re-ranking needs the run's recorded posterior")
-        rule = prio.get(self.method)
-        sei = run_sei(self.run) if "sei" in rule.inputs else None
-        # the queue file's own gamma and seed: the live queue ranks as the queue was written
-        gamma, seed = float(self._queue.get("gamma", 0.3)), int(self._queue.get("seed", 0))
-        campaign = Campaign(self.given, num_classes=len(self.classes), budget=None, priority=rule,
-                            posterior=post, sei=sei, count_initial_label=False,
-                            update_every=config.every, gamma=gamma, seed=seed)  # fmt: skip
-        if not (self.run.path / QUEUE).exists():
-            # no queue file: the order shown is the live ranking's own, not the scan's rank, so a
-            # refresh that changed no label reproduces it (the first one reshuffled everything)
-            self._static = campaign.ranking()
-        head = HeadConfig(folds=5 if self.run.held_out else 1)
-
-        def build() -> Callable[[np.ndarray], Any]:
-            # propagation: the page's reduced features (the neighbours it shows) and their graph,
-            # cached with them; a refit: all features
-            if config.method == "propagation":
-                x, graph = self.context.load()["embedding"], self.context.graph(config.k)
-            else:
-                x, graph = run_features(self.run, self.features).values, None
-            return build_updater(config, x, posterior=post, labels=self.given, sei=sei, head=head,
-                                 neighbours=graph)  # fmt: skip
-
-        return LiveQueue(self._static, campaign, _Lazy(build), log=log)
+        live, self._static = live_queue(self.run, config, order=self._static, posterior=post, given=self.given,
+                                        method=self.method, queue=self._queue, context=self.context,
+                                        features=self.features, log=log)  # fmt: skip
+        return live
 
     # ------------------------------------------------------------------ the order
     def order(self) -> np.ndarray:

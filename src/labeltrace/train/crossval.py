@@ -1,7 +1,8 @@
 """Out-of-fold predicted probabilities from features: cleanlab's recipe.
 
-:func:`crossval_probs` fits one model per fold of a stratified K-fold split and predicts the
-held-out fold, so every sample's probabilities come from a model that never saw it. Feed the
+:func:`crossval_probs` fits one model per fold of a stratified K-fold split
+(:func:`~labeltrace.train.folds.fold_ids`) and predicts the held-out fold, so every sample's
+probabilities come from a model that never saw it. Feed the
 result to :mod:`labeltrace.score.probs` (self-confidence, ...) and :mod:`labeltrace.score.confident`
 (confident learning).
 :func:`cross_validated_probs` (also :func:`labeltrace.train.protocol.cross_validated_probs`) runs
@@ -11,17 +12,16 @@ protocol.cv_seed`.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from labeltrace._checks import check_int, check_num_classes, group_codes, id_list, listing
+from labeltrace._checks import check_int, check_num_classes, id_list
+from labeltrace.train.folds import fold_ids, grouped_folds
 from labeltrace.train.seeds import cv_seed, legacy_seed, seed_torch
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from labeltrace.train.loop import TrainConfig
     from labeltrace.train.recipe import NetworkSpec
 
-__all__ = ["NetworkEstimator", "cross_validated_probs", "crossval_probs", "fold_ids"]
+__all__ = ["NetworkEstimator", "cross_validated_probs", "crossval_probs", "fold_ids", "grouped_folds"]
 
 
 class ProbaEstimator(Protocol):
@@ -83,61 +83,6 @@ def _validate(
     if np.unique(y).size < 2:
         raise ValueError("labels must contain at least 2 distinct classes")
     return x, y, int(k)
-
-
-def fold_ids(labels: Any, *, n_folds: int = 5, seed: int = 0, groups: Sequence[str] | None = None) -> np.ndarray:
-    """Fold index of each sample, ``(N,)`` int64, as used by :func:`crossval_probs`.
-
-    ``StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)`` (cleanlab's split; the seed
-    taken modulo 2**32, :func:`~labeltrace.train.seeds.legacy_seed`).
-    A class with fewer than ``n_folds`` samples is spread over fewer folds (scikit-learn warns).
-    With ``groups`` (one key per sample), :func:`grouped_folds`: a group's samples share a fold.
-    """
-    y = np.asarray(labels)
-    if groups is not None:
-        return grouped_folds(y, n_folds, legacy_seed(seed), groups)
-    folds = np.empty(y.shape[0], dtype=np.int64)
-    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=legacy_seed(seed))
-    for f, (_, test) in enumerate(skf.split(np.zeros((y.shape[0], 1)), y)):
-        folds[test] = f
-    return folds
-
-
-def grouped_folds(labels: np.ndarray, n_folds: int, seed: int, groups: Sequence[str]) -> np.ndarray:
-    """``(N,)`` fold index per sample, a group's samples (a patient's images) in one fold, the classes
-    spread over the folds as evenly as whole groups allow: scikit-learn's ``StratifiedGroupKFold``
-    (shuffled, ``random_state`` the seed modulo 2**32). A held-out model then never trained on
-    another image of the same patient."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    y = np.asarray(labels)
-    if len(groups) != y.shape[0]:
-        raise ValueError(f"groups has {len(groups)} entries for {y.shape[0]} samples")
-    keys, codes = group_codes(groups)
-    n_groups = int(codes.max()) + 1 if codes.size else 0
-    if n_groups < n_folds:
-        raise ValueError(f"{n_groups} groups cannot be split into {n_folds} folds (a group's samples share a fold): "
-                         "fewer folds, or no groups")  # fmt: skip
-    folds = np.full(y.shape[0], -1, dtype=np.int64)
-    split = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=legacy_seed(seed))
-    with warnings.catch_warnings():  # "the least populated class has only m members": the classes as they come
-        warnings.simplefilter("ignore", UserWarning)
-        for f, (_, held) in enumerate(split.split(np.zeros((y.shape[0], 1)), y, codes)):
-            folds[held] = f
-    sizes = np.bincount(folds, minlength=n_folds)
-    if (sizes == 0).any():  # whole groups could not fill every fold
-        raise ValueError(f"{n_groups} groups of sizes {listing(sorted(np.bincount(codes).tolist(), reverse=True))} do "
-                         f"not fill {n_folds} folds (fold sizes {sizes.tolist()}): fewer folds")  # fmt: skip
-    classes = np.unique(y)
-    for f in range(n_folds):  # a class every image of which a fold holds out is never trained on there
-        missing = np.setdiff1d(classes, y[folds != f])
-        if missing.size:
-            c = missing[0]
-            held = np.unique(keys[y == c])
-            raise ValueError(f"class {c}'s images all lie in the groups {listing(held)}, which fold {f} holds out: "
-                             f"its model would never see class {c}, and call all of them wrong; fewer folds, finer "
-                             "groups, or more groups in that class")  # fmt: skip
-    return folds
 
 
 def crossval_probs(

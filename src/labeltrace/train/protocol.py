@@ -48,11 +48,11 @@ from labeltrace.train.batches import BatchSource, as_source
 from labeltrace.train.checkpoint import Checkpoint, config_key, training_identity
 from labeltrace.train.crossval import (  # the first: a protocols' entry point
     cross_validated_probs,
-    grouped_folds,
 )
 from labeltrace.train.distributed import Dist
 from labeltrace.train.early_stop import EarlyStop
 from labeltrace.train.embedding import common_embedding, network_embedding
+from labeltrace.train.folds import stratified_folds
 from labeltrace.train.loop import (
     TrainConfig,
     check_finite,
@@ -86,26 +86,6 @@ Inputs = torch.Tensor | BatchSource
 _VERSION = 1  # bump when a protocol changes what it records for the same settings
 #: the two-run auxiliary draw (decide.auxiliary.assign_auxiliary_pair): 2 = seeds 2s, 2s + 1 (1 = s, s + 1)
 AUX_DRAW = 2
-
-
-# ----------------------------------------------------------------------------- folds
-def stratified_folds(labels: np.ndarray, n_folds: int, *, seed: int, groups: Sequence[str] | None = None) -> np.ndarray:
-    """(N,) fold index per sample: each class spread evenly over the folds, seeded. With
-    ``groups`` (one key per sample: a patient, a study) a group's samples share a fold, the
-    classes spread as evenly as whole groups allow (scikit-learn's ``StratifiedGroupKFold``): a
-    held-out model then never trained on another image of the same patient."""
-    labels = np.asarray(labels)
-    if n_folds < 2:
-        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
-    if len(labels) < n_folds:
-        raise ValueError(f"{len(labels)} samples cannot be split into {n_folds} folds")
-    if groups is not None:
-        return grouped_folds(labels, n_folds, seed, groups)
-    rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(labels)), labels))  # by class, random within class
-    folds = np.empty(len(labels), dtype=np.int64)
-    folds[order] = np.arange(len(labels)) % n_folds
-    return folds
 
 
 # ----------------------------------------------------------------------------- protocols

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from labeltrace._io import atomic_save_array
-from labeltrace.data.decode import to_uint8, to_uint16
+from labeltrace.data.transforms import to_uint8, to_uint16
 from labeltrace.run_source import source_bits
 
 __all__ = ["ImageStore", "write_images"]

@@ -302,12 +302,12 @@ class Run:
     def image(self, sample_id: int) -> np.ndarray:
         """A sample's image as (H, W, C) uint8 (C = 1 or 3): kept ``uint16`` pixels scaled by
         255/65535, as the scan's other sources are (:meth:`pixels` gives them as they are)."""
-        from labeltrace.data import decode  # lazy: decoding lives at the data edge
+        from labeltrace.data import decode, transforms  # lazy: decoding lives at the data edge
 
         a, _ = self.pixels(sample_id)
         if a.dtype == np.uint8:
             return a
-        return decode.to_uint8(a if a.dtype.kind == "f" else decode.array_to_float(a))
+        return transforms.to_uint8(a if a.dtype.kind == "f" else decode.array_to_float(a))
 
     def pixels(self, sample_id: int) -> tuple[np.ndarray, int]:
         """A sample's image as read, and the bits per sample its source stores (16: a 16-bit file

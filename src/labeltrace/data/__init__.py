@@ -26,16 +26,10 @@ from labeltrace.data.base import (
     ImageDataset,
     ImageSource,
 )
-from labeltrace.data.decode import (
-    array_to_float,
-    convert_channels,
-    decode_image,
-    pil_to_array,
-    resize_image,
-    to_uint8_thumbnail,
-)
+from labeltrace.data.decode import array_to_float, decode_image, pil_to_array
 from labeltrace.data.errors import DataError, DataWarning, MissingDependencyError
 from labeltrace.data.examples import available_examples, example
+from labeltrace.data.transforms import convert_channels, resize_image, to_uint8_thumbnail
 from labeltrace.data.validate import check_class_counts
 
 _LOADER_NAMES = ("Augment", "TensorLoader", "augment_batch", "channel_stats")

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from labeltrace._checks import listing
-from labeltrace.data.decode import convert_channels, resize_image
 from labeltrace.data.errors import DataError
 from labeltrace.data.sources import ArraySource, FileSource, ImageSource, parallel_map
 from labeltrace.data.sources import default_workers as default_workers
 from labeltrace.data.subset import stratified_subset as stratified_subset
+from labeltrace.data.transforms import convert_channels, resize_image
 
 __all__ = [
     "ArraySource",

@@ -89,7 +89,7 @@ def pixels_fingerprint(ds: ImageDataset) -> str:
     and strided hash in turn, at its own size (no image is resized)."""
     import hashlib
 
-    from labeltrace.data.decode import to_uint8, to_uint16
+    from labeltrace.data.transforms import to_uint8, to_uint16
     from labeltrace.models import backbone
     from labeltrace.models.feature_cache import fingerprint_rows
 

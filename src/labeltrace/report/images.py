@@ -48,10 +48,8 @@ def load_rgb(run: Run, sample_id: int) -> np.ndarray:
     FileNotFoundError
         The image file is gone since the scan (the message names the sample and the file).
     """
-    from labeltrace.data.decode import (  # lazy: decoding lives at the data edge
-        array_to_float,
-        to_uint8,
-    )
+    from labeltrace.data.decode import array_to_float  # lazy: decoding lives at the data edge
+    from labeltrace.data.transforms import to_uint8
 
     a, bits = run.pixels(sample_id)  # a file decoded (Run.image_file checks its root), or the kept pixels
     if a.dtype != np.uint8:  # decoded, or an images.npy of another dtype (runs written before)

@@ -33,11 +33,12 @@ from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.earlier import settled_before
-from labeltrace.relabel.posterior import (
+from labeltrace.relabel.posterior import (  # re-exported: this module's public names before the split
     LAST_EPOCHS,
     QueuePosterior,
     Window,
     queue_posterior,
+    run_posterior,
     run_sei,
 )
 from labeltrace.relabel.preflight import Estimate, preflight
@@ -45,14 +46,18 @@ from labeltrace.relabel.runstore import open_store
 from labeltrace.run_claim import sharing
 
 __all__ = [
+    "build_queue",
     "DEFAULT_METHOD",
+    "LAST_EPOCHS",
     "META_KEY",
     "Queue",
-    "build_queue",
     "queue_meta",
     "queue_methods",
     "queue_posterior",
     "queue_table",
+    "QueuePosterior",
+    "run_posterior",
+    "run_sei",
     "write_queue",
 ]
 

@@ -9,6 +9,7 @@ dynamics, a detector cutoff, and every file the run directory format asks for.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -313,3 +314,22 @@ def decision_rows(run_dir: Path) -> list[tuple]:
         return con.execute("SELECT sample_id, kind, decision, reviewer FROM decisions ORDER BY seq").fetchall()
     finally:
         con.close()
+
+
+def link_into_store(run_dir: Path, store: Path, name: Callable[[int], str]) -> None:
+    """Move each of a run's image files into ``store`` (as ``name(k)``, k its row), leave a symlink
+    where it was, and allow the store among the run's roots: a data root of links into a content
+    store, as DVC or git-annex keep one."""
+    import json
+    import os
+    import shutil
+
+    run = rundir.open_run(run_dir)
+    store.mkdir(parents=True, exist_ok=True)
+    for k, p in enumerate(run.column("path")):
+        f = run.data_root / p
+        shutil.move(f, store / name(k))
+        os.symlink(store / name(k), f)
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["data"]["allowed_roots"] = [str(run.data_root), str(store)]  # the scan allowed the store
+    (run_dir / "run.json").write_text(json.dumps(meta))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from runfactory import make_run
+from runfactory import link_into_store, make_run
 from test_export import _fake_fiftyone
 
 import labeltrace.export as ex
@@ -164,21 +164,11 @@ def test_max_side_bounds_the_enlargement_of_a_small_image_too(tmp_path: Path) ->
 def test_local_files_link_a_symlinked_file_as_the_dataset_lists_it(tmp_path: Path) -> None:
     """A data root of links into a content store (DVC, git-annex): the files resolved outside the
     data root, so every task was refused, though Label Studio serves the link under the root."""
-    import os
-    import shutil
     from urllib.parse import parse_qs, urlparse
 
     rd = make_run(tmp_path, n=12, k=3, seed=1)
-    run = open_run(rd)
     store = tmp_path / "store"
-    store.mkdir()
-    for k, p in enumerate(run.column("path")):
-        f = run.data_root / p
-        shutil.move(f, store / f"{k}.png")
-        os.symlink(store / f"{k}.png", f)
-    meta = json.loads((rd / "run.json").read_text())
-    meta["data"]["allowed_roots"] = [str(run.data_root), str(store)]  # the scan allowed the store
-    (rd / "run.json").write_text(json.dumps(meta))
+    link_into_store(rd, store, lambda k: f"{k}.png")
     tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json", images="local-files"))
     for i, t in tasks.items():
         assert parse_qs(urlparse(t["data"]["image"]).query)["d"] == ["data/" + open_run(rd).column("path")[i]]

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pyarrow as pa
 import pytest
-from runfactory import make_run
+from runfactory import link_into_store, make_run
 
 from labeltrace.cli import main
 from labeltrace.export import export_run, import_labelstudio
@@ -225,20 +225,9 @@ def test_links_into_a_store_of_files_without_a_suffix_are_linked_as_listed(tmp_p
     """DVC's cache keeps files under their hashes, no suffix: every image counted as one a browser
     cannot show (all embedded, 'DICOM, TIFF, a 16-bit PNG' said of .png paths) and a wrong
     --document-root was no longer refused."""
-    import json as _json
-    import os
-
     rd = make_run(tmp_path, n=12, k=3, seed=1)
-    run = open_run(rd)
     store = tmp_path / "cache"
-    store.mkdir()
-    for k, p in enumerate(run.column("path")):
-        f = run.data_root / p
-        shutil.move(f, store / f"{k:032x}")
-        os.symlink(store / f"{k:032x}", f)
-    meta = _json.loads((rd / "run.json").read_text())
-    meta["data"]["allowed_roots"] = [str(run.data_root), str(store)]
-    (rd / "run.json").write_text(_json.dumps(meta))
+    link_into_store(rd, store, lambda k: f"{k:032x}")
     told: list[str] = []
     tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json", images="local-files", warn=told.append))
     assert all(t["data"]["image"].startswith("/data/local-files/?d=data/") for t in tasks) and told == []

@@ -293,48 +293,6 @@ def test_fiftyone_missing_names_the_extra(run_dir: Path) -> None:
         export_run(run_dir, "fiftyone")
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("fiftyone") is None, reason="fiftyone (optional extra) not installed"
-)
-def test_fiftyone_dataset(run_dir: Path, tmp_path: Path) -> None:  # pragma: no cover - needs the optional extra
-    """Against a real FiftyOne: the export, an update that keeps the team's tags, an overwrite that
-    leaves no dataset behind but the new one."""
-    import shutil
-    import uuid
-
-    import fiftyone as fo
-
-    from labeltrace.relabel.runstore import run_store
-
-    rd = tmp_path / "run"
-    shutil.copytree(run_dir, rd)  # decisions are written below: a copy of the module's run
-    # a name of its own: the developer's FiftyOne database may hold a dataset of any fixed one
-    name = export_run(rd, "fiftyone", f"labeltrace-test-{uuid.uuid4().hex[:12]}")
-    before = set(fo.list_datasets())
-    ds = fo.load_dataset(name)
-    try:
-        run = open_run(rd)
-        assert len(ds) == run.num_samples and ds.persistent
-        s = ds.first()
-        assert s["given"].label in run.classes and isinstance(s["is_suspect"], bool)
-        assert s["external_id"] == str(run.column("external_id")[s["labeltrace_id"]])
-        ds.take(3, seed=0).tag_samples("seen")
-        export_run(rd, "fiftyone", name, update=True)  # nothing decided: no review field to type
-        i = int(s["labeltrace_id"])
-        fixed = run.classes[(int(run.column("given_label_id")[i]) + 1) % len(run.classes)]
-        ds.select(s.id).tag_labels("checked", label_fields="final")
-        run_store(run).add(i, fixed, reviewer="ada")
-        export_run(rd, "fiftyone", name, update=True)
-        ds.reload()
-        s = ds[s.id]
-        assert (s["review_decision"], s["final"].label, s["final"].tags) == (fixed, fixed, ["checked"])
-        assert ds.count_sample_tags() == {"seen": 3}
-        export_run(rd, "fiftyone", name, overwrite=True)
-        assert set(fo.list_datasets()) == before and fo.load_dataset(name).count_sample_tags() == {}
-    finally:
-        fo.load_dataset(name).delete()
-
-
 def _fake_fiftyone(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     return fake_fiftyone(monkeypatch)
 

@@ -5,6 +5,7 @@ team's tags."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from fake_fiftyone import fake_fiftyone
 from PIL import Image
-from runfactory import make_run
+from runfactory import link_into_store, make_run
 
 from labeltrace.export import export_run
 from labeltrace.relabel.runstore import run_store
@@ -138,3 +139,93 @@ def test_a_failed_rename_loses_neither_dataset(tmp_path: Path, monkeypatch: pyte
     assert made["ds"] is old and old.samples[0]["tags"] == ["the team's"]
     built = [n for n in made if n.startswith("labeltrace-building-")]
     assert len(built) == 1 and made[built[0]].persistent and len(made[built[0]].samples) == 12
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("fiftyone") is None, reason="fiftyone (optional extra) not installed"
+)
+def test_fiftyone_dataset(tmp_path: Path) -> None:  # pragma: no cover - needs the optional extra
+    """Against a real FiftyOne: the export, an update that keeps the team's tags, an overwrite that
+    leaves no dataset behind but the new one."""
+    import uuid
+
+    import fiftyone as fo
+
+    from labeltrace.relabel.runstore import run_store
+
+    rd = make_run(tmp_path, n=30, k=3, seed=2)
+    # a name of its own: the developer's FiftyOne database may hold a dataset of any fixed one
+    name = export_run(rd, "fiftyone", f"labeltrace-test-{uuid.uuid4().hex[:12]}")
+    before = set(fo.list_datasets())
+    ds = fo.load_dataset(name)
+    try:
+        run = open_run(rd)
+        assert len(ds) == run.num_samples and ds.persistent
+        s = ds.first()
+        assert s["given"].label in run.classes and isinstance(s["is_suspect"], bool)
+        assert s["external_id"] == str(run.column("external_id")[s["labeltrace_id"]])
+        ds.take(3, seed=0).tag_samples("seen")
+        export_run(rd, "fiftyone", name, update=True)  # nothing decided: no review field to type
+        i = int(s["labeltrace_id"])
+        fixed = run.classes[(int(run.column("given_label_id")[i]) + 1) % len(run.classes)]
+        ds.select(s.id).tag_labels("checked", label_fields="final")
+        run_store(run).add(i, fixed, reviewer="ada")
+        export_run(rd, "fiftyone", name, update=True)
+        ds.reload()
+        s = ds[s.id]
+        assert (s["review_decision"], s["final"].label, s["final"].tags) == (fixed, fixed, ["checked"])
+        assert ds.count_sample_tags() == {"seen": 3}
+        export_run(rd, "fiftyone", name, overwrite=True)
+        assert set(fo.list_datasets()) == before and fo.load_dataset(name).count_sample_tags() == {}
+    finally:
+        fo.load_dataset(name).delete()
+
+
+def test_links_into_a_store_of_files_without_a_suffix_are_linked_as_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link into DVC's cache was judged by the cached file (no suffix: written again as a PNG),
+    then linked by it (a filepath FiftyOne's App cannot type)."""
+    made = fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    link_into_store(rd, tmp_path / "cache", lambda k: f"{k:032x}")
+    run = open_run(rd)
+    export_run(rd, "fiftyone", "ds")
+    assert sorted(s["filepath"] for s in made["ds"].samples) == sorted(str(run.data_root / p)
+                                                                        for p in run.column("path"))
+    assert not (rd / "fiftyone_images").exists()
+
+
+def test_update_gives_a_cleared_final_a_label_and_refuses_a_dataset_without_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    export_run(rd, "fiftyone", "ds")
+    ds = made["ds"]
+    ds.samples[0]["final"] = None  # the team cleared it
+    export_run(rd, "fiftyone", "ds", update=True)
+    i = ds.samples[0]["labeltrace_id"]
+    assert ds.samples[0]["final"] == {"label": run.classes[int(run.column("given_label_id")[i])]}
+    for s in ds.samples:
+        del s["given"]
+    with pytest.raises(ValueError, match="'ds' has no given field .*--overwrite"):
+        export_run(rd, "fiftyone", "ds", update=True)
+
+
+def test_a_replaced_dataset_that_cannot_be_deleted_is_named_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = fake_fiftyone(monkeypatch)
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    export_run(rd, "fiftyone", "ds")
+    old = made["ds"]
+
+    def refuse() -> None:
+        raise ConnectionError("lost the database")
+
+    monkeypatch.setattr(old, "delete", refuse)
+    told: list[str] = []
+    assert export_run(rd, "fiftyone", "ds", overwrite=True, warn=told.append) == "ds" and made["ds"] is not old
+    assert len(told) == 1 and f"failed to delete the dataset it replaces (ConnectionError: lost the database), left as {old.name!r}" in told[0]

@@ -61,10 +61,11 @@ def test_local_files_link_below_a_root_above_the_data_root_and_name_the_storage(
     with pytest.raises(ValueError, match=rf"no common folder below the Label Studio document root {root}.*"
                                          rf"--document-root {root.parent} "):  # fmt: skip
         export_run(rd, "labelstudio", tmp_path / "v.json", images="local-files", document_root=root)
-    # a root further up: the storage is the folder right below it (the same for every subset exported)
+    # a root further up: the storage is still the data root (a folder higher up would serve the run
+    # directory beside it too)
     export_run(rd, "labelstudio", tmp_path / "w.json", images="local-files", document_root=root.parent.parent,
                info=said.append)  # fmt: skip
-    assert f"DOCUMENT_ROOT={root.parent.parent}," in said[-1] and f"absolute local path is {root.parent} " in said[-1]
+    assert f"DOCUMENT_ROOT={root.parent.parent}," in said[-1] and f"absolute local path is {root} " in said[-1]
     # the suspects alone, of a class or two: the data root still, so one project serves every export
     export_run(rd, "labelstudio", tmp_path / "x.json", images="local-files", only_suspects=True, info=said.append)
     assert f"absolute local path is {root} " in said[-1]

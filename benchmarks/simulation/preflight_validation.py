@@ -105,7 +105,7 @@ def main() -> None:
         "",
         "| budget | estimate (mean) | real fixed (mean) | relative error (mean) "
         "| seeds within 20 % | real in the 95 % interval | est. broken | real broken "
-        "| expected wrong (mean) | real wrong reached (mean) | its error | seeds within 20 % "
+        "| expected wrong (mean) | real wrong reached (mean) | its error | its seeds within 20 % "
         "| real wrong reached in its 95 % interval | real fixed in it |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]

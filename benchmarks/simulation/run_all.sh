@@ -107,7 +107,8 @@ $DEV --features ${FF}_224tta_10k.npy,${FF}_160tta_10k.npy,${FF}_96tta_10k.npy --
 
 # the pre-flight estimate of `labeltrace queue --budget` against the real votes
 python benchmarks/simulation/preflight_validation.py $H --noise-rate 0.15 --folds 5 --priority cross_entropy --out $R/preflight_cifar10h_n15
-python benchmarks/simulation/preflight_validation.py $N --noise-rate 0.15 --folds 5 --priority cross_entropy --out $R/preflight_cifar10n_n15
+# (the features extract_features.py writes for the subset: the committed run read them there)
+python benchmarks/simulation/preflight_validation.py --votes /work/cache/simulation/cifar10n_votes_10k.csv --features /work/cache/features/cifar10n_effl0_96_10k.npy --noise-rate 0.15 --folds 5 --priority cross_entropy --out $R/preflight_cifar10n_n15
 
 # what each selector spends its first 10 % of the budget on (seed 0, static head)
 python benchmarks/simulation/analyze_picks.py $H --noise-rate 0.15 > $R/picks_cifar10h_n15.md

@@ -58,23 +58,23 @@ from labeltrace.data.transforms import (  # re-exported: this module's public na
 )
 
 __all__ = [
+    "DICOM_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "MAX_PIXELS",
     "array_to_float",
     "check_pixels",
     "convert_channels",
     "decode_image",
-    "DICOM_SUFFIXES",
-    "IMAGE_SUFFIXES",
     "load_pixels",
-    "MAX_PIXELS",
     "mode_bits",
     "open_image",
     "pil_to_array",
     "pixel_limit",
     "resize_image",
     "stored_bits",
-    "to_uint16",
     "to_uint8",
     "to_uint8_thumbnail",
+    "to_uint16",
 ]
 
 IMAGE_SUFFIXES: tuple[str, ...] = (

@@ -4,6 +4,7 @@ refreshed in place."""
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -57,8 +58,9 @@ def _check_name(fo: Any, name: str) -> None:
     try:
         slug = to_slug(name)
     except ValueError as exc:  # empty, or over FiftyOne's length
-        raise ValueError(f"FiftyOne cannot name a dataset {name!r} ({exc}: FiftyOne keeps ASCII letters, digits "
-                         "and separators of a name); choose a name with --out (name= in Python)") from None
+        raise ValueError(f"FiftyOne cannot name a dataset {name!r} ({exc}: a name's URL-safe form keeps its ASCII "
+                         "letters, digits and separators, 1 to 1,551 of them); choose a name with --out (name= in "
+                         "Python)") from None
     with _said("nothing was exported"):
         same = [n for n in fo.list_datasets() if n != name and to_slug(n) == slug]
     if same:
@@ -117,30 +119,36 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
             with suppress(Exception):  # the failure's own message says more
                 ds.delete()
         raise
-    _take_name(fo, ds, name, exists)
+    _take_name(fo, ds, name, exists, warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=4)))
     return name
 
 
-def _take_name(fo: Any, ds: Any, name: str, exists: bool) -> None:
+def _take_name(fo: Any, ds: Any, name: str, exists: bool, say: Callable[[str], None]) -> None:
     """Give the complete dataset ``ds`` its ``name``; the one of that name, when it ``exists``, is
-    set aside first and deleted last, so a failure on the way loses neither (the message names
-    where each is)."""
+    set aside first and deleted last, so a failure on the way loses neither (the message, or
+    ``say`` when the export itself is done, names where each is)."""
     built, old = ds.name, None
     with _said(f"the export is complete as the dataset {built!r}; {name!r} is as it was"):
         if exists:
             old = fo.load_dataset(name)
             old.name = f"labeltrace-replaced-{uuid.uuid4().hex[:12]}"
     try:
-        with _said(f"the export is complete as the dataset {built!r}; {name!r} is as it was"):
-            ds.name = name
-    except BaseException:
+        ds.name = name
+    except Exception as exc:
+        where = f"{name!r} is as it was"
         if old is not None:
-            with suppress(Exception):
+            try:
                 old.name = name
-        raise
+            except Exception:  # the first failure is the one to report
+                where = f"the dataset that was {name!r} is left as {old.name!r}"
+        raise ValueError(f"FiftyOne failed ({type(exc).__name__}: {exc}); the export is complete as the dataset "
+                         f"{built!r}; {where}") from exc  # fmt: skip
     if old is not None:
-        with _said(f"the export is {name!r}; the dataset it replaces is left as {old.name!r} (delete it in FiftyOne)"):
+        try:
             old.delete()
+        except Exception as exc:  # the export is done: a word, not a failure
+            say(f"the export is {name!r}; FiftyOne failed to delete the dataset it replaces ({type(exc).__name__}: "
+                f"{exc}), left as {old.name!r}: delete it in FiftyOne")  # fmt: skip
 
 
 def _review_values(run: Run) -> tuple[list[str | None], list[str | None], list[str]]:
@@ -171,7 +179,8 @@ def _samples(fo: Any, run: Run) -> tuple[list[Any], list[tuple[int, str]]]:
     for i in every_sample_in_review_order(run)[0].tolist():
         try:
             f = run.scanned_image_file(i)  # a file changed or gone since the scan is not linked
-            if f is None or not browser_shows(f, run.listed_image_path(i)):  # in memory; DICOM, TIFF, 16-bit
+            listed = run.listed_image_path(i)
+            if f is None or not browser_shows(f, listed):  # in memory; DICOM, TIFF, 16-bit
                 f = img_dir / f"{i:07d}.png"
                 if not f.exists():
                     atomic_write_bytes(f, png_bytes(load_rgb(run, i)))
@@ -179,7 +188,7 @@ def _samples(fo: Any, run: Run) -> tuple[list[Any], list[tuple[int, str]]]:
             problems.append((i, str(exc)))
             continue
         s = fo.Sample(
-            filepath=str(f),
+            filepath=str(f if f.parent == img_dir else listed or f),  # a link as listed: its suffix types it
             labeltrace_id=i,
             external_id=str(ext[i]),
             given=fo.Classification(label=classes[given[i]]),
@@ -214,16 +223,20 @@ def _update(fo: Any, run: Run, name: str, *, exists: bool, mine: bool) -> str:
         ds = fo.load_dataset(name)
         schema = ds.get_field_schema()
         held = {f: (ds.values(f) if f.split(".")[0] in schema else None) for f in fields}
-    ids = held["labeltrace_id"] or []
+    if held["labeltrace_id"] is None or held["given.label"] is None:
+        raise ValueError(f"the FiftyOne dataset {name!r} has no {'labeltrace_id' if held['labeltrace_id'] is None else 'given'}"
+                         " field (removed in FiftyOne?): --update matches its samples to the run's by it; export "
+                         "again with --overwrite (its tags, labels and views are lost) or under another name with --out")
+    ids, given = held["labeltrace_id"], held["given.label"]
     ours = [k for k, i in enumerate(ids) if i is not None]  # samples the team added in FiftyOne have none
     classes = run.classes
     run_given = [classes[k] for k in run.column("given_label_id").astype(np.int64)]
-    given = held["given.label"] or []
     wrong = [int(ids[k]) for k in ours if not 0 <= int(ids[k]) < run.num_samples or run_given[int(ids[k])] != given[k]]
     if wrong:
-        raise ValueError(f"the FiftyOne dataset {name!r} does not hold this run's samples ({len(wrong)} differ, "
-                         f"sample {wrong[0]} among them: the run was scanned again since?); export it again with "
-                         "--overwrite (its tags, labels and views are lost) or under another name with --out")
+        raise ValueError(f"the FiftyOne dataset {name!r} does not hold this run's samples as exported ({len(wrong)} "
+                         f"differ, sample {wrong[0]} among them: the run scanned again since, or their given label "
+                         "edited in FiftyOne?); export it again with --overwrite (its tags, labels and views are "
+                         "lost) or under another name with --out")  # fmt: skip
     decision, status, final = _review_values(run)
     new: dict[str, list[str | None] | list[str]] = {"review_decision": decision, "review_status": status,
                                                     "final.label": final}
@@ -231,6 +244,11 @@ def _update(fo: Any, run: Run, name: str, *, exists: bool, mine: bool) -> str:
         for field, per_sample in new.items():
             was = held[field] or [None] * len(ids)
             changed = {int(ids[k]): per_sample[int(ids[k])] for k in ours if was[k] != per_sample[int(ids[k])]}
+            if field == "final.label":  # a final the team cleared has no label to set: a new classification
+                cleared = {int(ids[k]) for k in ours if was[k] is None}
+                if cleared:
+                    ds.set_values("final", {i: fo.Classification(label=changed.pop(i)) for i in cleared},
+                                  key_field="labeltrace_id")  # fmt: skip
             if changed and (field.split(".")[0] in schema or any(v is not None for v in changed.values())):
                 ds.set_values(field, changed, key_field="labeltrace_id")  # FiftyOne types a new field by a value
     return str(ds.name)

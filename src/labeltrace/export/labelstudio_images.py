@@ -75,9 +75,10 @@ def _under(run: Run, i: int, f: Path, root: Path) -> Path | None:
 
 def check_document_root(run: Run, order: np.ndarray, root: Path) -> Path | None:
     """The Local Files storage folder a local-files export under ``root`` needs (None when no task
-    links a file): the folder right below ``root`` that holds every linked image — the data root
-    under the default root, whichever samples are exported (a subset's deepest common folder, one
-    class's, would not serve the next export's other classes). Refused
+    links a file): the deepest folder below ``root`` that holds the data root and every linked
+    image — the data root itself, whichever samples are exported (a subset's deepest common folder,
+    one class's, would not serve the next export's other classes; a folder higher up would serve
+    more than the images, the run directory beside them included). Refused
     (``ValueError``): a sample with no image file (an array dataset); a file a browser shows as it
     is outside ``root`` — every such task would open blank (one wrong ``--document-root`` had left
     1,813 of 2,000 so, with a warning and exit status 0), the message naming a root that holds them
@@ -112,6 +113,11 @@ def check_document_root(run: Run, order: np.ndarray, root: Path) -> Path | None:
         )
     if not linked:
         return None
+    data_root = run.data_root
+    for r in dict.fromkeys((root, root.resolve())):
+        if data_root is not None and data_root.is_relative_to(r):  # the same storage for every subset
+            linked.append(data_root.relative_to(r))
+            break
     below = _common_parts(linked) if all(p.parts for p in linked) else ()  # relative: none in common is (".",)
     if below in ((), (".",)):
         raise ValueError(
@@ -120,7 +126,7 @@ def check_document_root(run: Run, order: np.ndarray, root: Path) -> Path | None:
             "from a Local Files storage folder strictly below its document root, and refuses the root itself as "
             f"one; pass --document-root {root.parent} (document_root= in Python), the folder above it"
         )
-    return root / below[0]
+    return root.joinpath(*below)
 
 
 def _common_parts(dirs: list[Path]) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import listing, samples_named
+from labeltrace._checks import samples_named
 from labeltrace._io import iter_json_items
 from labeltrace.export.labelstudio_results import annotation_says, decision_of, iso, min_decision
 from labeltrace.relabel.runstore import run_store
@@ -238,10 +238,9 @@ def _newer(store: Any, rows: list[dict[str, Any]], say: Callable[[str], None], e
     last = {r["sample_id"]: id(r) for r in rows}  # each sample's latest row in this file
     older = [r for r in stale if last[r["sample_id"]] == id(r) and r["sample_id"] not in truth]  # truth: said apart
     if older:
-        ids = sorted({r["sample_id"] for r in older})
         say(f"{export_json}: {len(older)} annotation{'s' if len(older) != 1 else ''} not imported: no newer than "
-            f"the Label Studio decision already stored for sample{'s' if len(ids) != 1 else ''} "
-            f"{listing(map(str, ids))} (an older export?); the stored decisions stay current")  # fmt: skip
+            f"the Label Studio decision already stored for {samples_named(r['sample_id'] for r in older)} (an "
+            "older export?); the stored decisions stay current")  # fmt: skip
     left_out = {id(r) for r in stale}
     return [r for r in rows if id(r) not in left_out], {r["sample_id"] for r in older}
 

@@ -20,7 +20,8 @@ __all__ = ["PendingUpdates", "check_labels", "checked_pending"]
 @dataclass(frozen=True)
 class PendingUpdates:
     """The updates of the unfinished epoch for the samples updated so far (see
-    :meth:`Recorder.pending`): what ranks exchange before :meth:`Recorder.end_epoch`."""
+    :meth:`labeltrace.record.recorder.Recorder.pending`): what ranks exchange before
+    :meth:`~labeltrace.record.recorder.Recorder.end_epoch`."""
 
     ids: np.ndarray  # (M,) int64, sorted, unique
     labels: np.ndarray  # (M,) int64

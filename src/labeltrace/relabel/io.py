@@ -317,8 +317,9 @@ def format_summary(sim: SimulationResult) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     n = sim.results[next(iter(sim.results))][0].initial_labels.size
     info = (
-        f"{n} images, {len(sim.seeds)} seeds (each cell: the mean [its 95 % t-interval over the seeds]), "
-        f"target noise {100 * sim.noise_rate:.3g}% "
+        f"{n} images, {len(sim.seeds)} seed{'s' if len(sim.seeds) != 1 else ''}"
+        + (" (each cell: the mean [its 95 % t-interval over the seeds]), " if len(sim.seeds) > 1 else ", ")
+        + f"target noise {100 * sim.noise_rate:.3g}% "
         f"(realised {min(sim.n_noisy)}–{max(sim.n_noisy)} noisy), budget {sim.budget} relabels"
         + (f", {_ACTIVE[sim.active_method]} every {sim.active_every}" if sim.active_every
            else ", static model")

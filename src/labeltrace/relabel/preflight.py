@@ -6,9 +6,10 @@ SimulatedAnnotator` drawing each review from a sample's posterior): the sample's
 then what such annotators agree on, ``argmax p``, and a sample is *fixed* when its given label
 differs from it and the review settles on it. Each repeat draws new reviews; the estimate is
 the mean over repeats, with the 2.5–97.5 % percentiles of the repeats as the range of the
-simulated reviews — not a confidence interval: the model's own errors are not in it (taking its
-posterior for the truth, the estimate runs low where the budget stays among the labels it calls
-wrong and the model's probabilities are low, and high past the wrong labels; RESULTS.md §7.4).
+simulated reviews — not a confidence interval: the model's own errors are not in it, nor the
+reviewers' (taking its posterior for the truth, on CIFAR-10H's votes the estimate runs low while
+the budget stays among the wrong labels and high past them; where one reviewer's answer is often
+wrong, as with CIFAR-10N's annotators, high at every budget; RESULTS.md §7.4).
 
 The campaign follows the review app's rule (:class:`~labeltrace.relabel.consensus.
 ConsensusRule`; single-expert review by default: one review settles a sample), in the queue's

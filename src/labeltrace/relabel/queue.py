@@ -46,16 +46,16 @@ from labeltrace.relabel.runstore import open_store
 from labeltrace.run_claim import sharing
 
 __all__ = [
-    "build_queue",
     "DEFAULT_METHOD",
     "LAST_EPOCHS",
     "META_KEY",
     "Queue",
+    "QueuePosterior",
+    "build_queue",
     "queue_meta",
     "queue_methods",
     "queue_posterior",
     "queue_table",
-    "QueuePosterior",
     "run_posterior",
     "run_sei",
     "write_queue",

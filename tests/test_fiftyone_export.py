@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,10 +20,17 @@ from labeltrace.export import export_run
 from labeltrace.relabel.runstore import run_store
 from labeltrace.rundir import open_run
 
+Faked = tuple[dict[str, Any], Path]
 
-def test_a_file_a_browser_cannot_show_is_linked_as_a_png(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    made = fake_fiftyone(monkeypatch)
-    rd = make_run(tmp_path, n=12, k=3, seed=1)
+
+@pytest.fixture
+def faked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Faked:
+    """The fake FiftyOne's datasets, and a 12-sample run to export."""
+    return fake_fiftyone(monkeypatch), make_run(tmp_path, n=12, k=3, seed=1)
+
+
+def test_a_file_a_browser_cannot_show_is_linked_as_a_png(faked: Faked) -> None:
+    made, rd = faked
     run = open_run(rd)
     f = run.data_root / run.column("path")[4]
     Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 60).save(f)  # 12-bit values, 16-bit PNG
@@ -52,11 +60,8 @@ def test_a_failed_export_leaves_no_dataset_and_the_old_one_as_it_was(
     assert list(made) == ["ds"] and made["ds"] is old
 
 
-def test_a_name_fiftyone_would_refuse_is_refused_before_anything_is_built(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    made = fake_fiftyone(monkeypatch)
-    rd = make_run(tmp_path, n=12, k=3, seed=1)
+def test_a_name_fiftyone_would_refuse_is_refused_before_anything_is_built(faked: Faked) -> None:
+    made, rd = faked
     export_run(rd, "fiftyone", "Round_1")
     with pytest.raises(ValueError, match=r"'round-1'.*URL-safe form 'round-1' is that of the existing dataset "
                                          r"'Round_1'.*--out"):  # fmt: skip
@@ -66,9 +71,8 @@ def test_a_name_fiftyone_would_refuse_is_refused_before_anything_is_built(
     assert list(made) == ["Round_1"]
 
 
-def test_update_refreshes_the_review_and_keeps_the_teams_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    made = fake_fiftyone(monkeypatch)
-    rd = make_run(tmp_path, n=12, k=3, seed=1)
+def test_update_refreshes_the_review_and_keeps_the_teams_work(faked: Faked, tmp_path: Path) -> None:
+    made, rd = faked
     run = open_run(rd)
     export_run(rd, "fiftyone", "ds")
     ds = made["ds"]
@@ -116,11 +120,10 @@ def test_a_left_out_sample_is_named_once(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(told) == 1 and "sample 5 (" in told[0] and "sample 5 (sample 5" not in told[0]
 
 
-def test_a_failed_rename_loses_neither_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_rename_loses_neither_dataset(faked: Faked, monkeypatch: pytest.MonkeyPatch) -> None:
     """The old dataset was deleted before the new one took its name; a failed rename then deleted the
     new one too, and the message said "'ds' is as it was"."""
-    made = fake_fiftyone(monkeypatch)
-    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    made, rd = faked
     export_run(rd, "fiftyone", "ds")
     old = made["ds"]
     old.samples[0]["tags"] = ["the team's"]
@@ -181,13 +184,10 @@ def test_fiftyone_dataset(tmp_path: Path) -> None:  # pragma: no cover - needs t
         fo.load_dataset(name).delete()
 
 
-def test_links_into_a_store_of_files_without_a_suffix_are_linked_as_listed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_links_into_a_store_of_files_without_a_suffix_are_linked_as_listed(faked: Faked, tmp_path: Path) -> None:
     """A link into DVC's cache was judged by the cached file (no suffix: written again as a PNG),
     then linked by it (a filepath FiftyOne's App cannot type)."""
-    made = fake_fiftyone(monkeypatch)
-    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    made, rd = faked
     link_into_store(rd, tmp_path / "cache", lambda k: f"{k:032x}")
     run = open_run(rd)
     export_run(rd, "fiftyone", "ds")
@@ -196,11 +196,8 @@ def test_links_into_a_store_of_files_without_a_suffix_are_linked_as_listed(
     assert not (rd / "fiftyone_images").exists()
 
 
-def test_update_gives_a_cleared_final_a_label_and_refuses_a_dataset_without_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    made = fake_fiftyone(monkeypatch)
-    rd = make_run(tmp_path, n=12, k=3, seed=1)
+def test_update_gives_a_cleared_final_a_label_and_refuses_a_dataset_without_given(faked: Faked) -> None:
+    made, rd = faked
     run = open_run(rd)
     export_run(rd, "fiftyone", "ds")
     ds = made["ds"]
@@ -215,10 +212,9 @@ def test_update_gives_a_cleared_final_a_label_and_refuses_a_dataset_without_give
 
 
 def test_a_replaced_dataset_that_cannot_be_deleted_is_named_not_fatal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    faked: Faked, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made = fake_fiftyone(monkeypatch)
-    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    made, rd = faked
     export_run(rd, "fiftyone", "ds")
     old = made["ds"]
 

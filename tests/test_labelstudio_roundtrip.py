@@ -235,3 +235,21 @@ def test_links_into_a_store_of_files_without_a_suffix_are_linked_as_listed(tmp_p
     with pytest.raises(ValueError, match=rf"no common folder below the Label Studio document root {store} .*"
                                          rf"--document-root {tmp_path} "):  # fmt: skip
         export_run(rd, "labelstudio", tmp_path / "u.json", images="local-files", document_root=store)
+
+
+def test_json_min_passes_an_unknown_class_a_later_annotation_replaced(tmp_path: Path) -> None:
+    """JSON-MIN refused a whole file for an unknown class in an annotation a later one replaced, where
+    the JSON export of the same project imported (the second review of the round trip)."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    classes = open_run(rd).classes
+    f = tmp_path / "min.json"
+    f.write_text(json.dumps([{"id": 109, "labeltrace_id": 2, "label": "autre", "updated_at": "2025-01-01T10:00:00Z"},
+                             {"id": 109, "labeltrace_id": 2, "label": classes[1], "updated_at": "2025-01-01T11:00:00Z"}]))
+    told: list[str] = []
+    assert import_labelstudio(rd, f, warn=told.append) == 1
+    assert run_store(open_run(rd)).current()[2].decision == classes[1]
+    assert any("the annotations of sample 2 disagree" in t for t in told)
+    f.write_text(json.dumps([{"id": 109, "labeltrace_id": 3, "label": classes[1], "updated_at": "2025-01-01T10:00:00Z"},
+                             {"id": 109, "labeltrace_id": 3, "label": "autre", "updated_at": "2025-01-01T11:00:00Z"}]))
+    with pytest.raises(ValueError, match=r"task 109 \(sample 3, .*unknown class 'autre'"):
+        import_labelstudio(rd, f)

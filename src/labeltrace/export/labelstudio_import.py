@@ -114,8 +114,9 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     Raises
     ------
     ValueError
-        Unreadable JSON, a task that matches no sample, or an unknown class (naming the task and
-        its sample).
+        Unreadable JSON, a task that matches no sample, or an unknown class in the annotation that
+        counts (naming the task and its sample; in an annotation a later one replaced, it counts as
+        a disagreement, JSON or JSON-MIN alike).
     """
     run = open_run(run_dir)
     classes = set(run.classes)
@@ -127,6 +128,8 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     drafts: list[int] = []  # samples with a draft and no submitted annotation
     truth: set[int] = set()  # samples whose counted annotation is ground truth
     minimal = 0  # JSON-MIN entries (skips are not in such a file)
+    latest_min: dict[int, tuple[str, int]] = {}  # a JSON-MIN sample's latest readable entry: (time, task index)
+    unreadable: list[tuple[int, tuple[str, int], ValueError]] = []  # refused only when its sample's latest
     for t_idx, task in enumerate(_tasks(export_json)):
         tid = task.get("id", t_idx) if isinstance(task, dict) else t_idx
         if not isinstance(task, dict):
@@ -149,12 +152,21 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
         else:
             minimal += 1
             at = _when(task)
-            dec = min_decision(task, classes, where)
+            try:
+                dec = min_decision(task, classes, where)
+            except ValueError as exc:  # as in a JSON export, an annotation superseded by a readable one is passed
+                unreadable.append((sid, (at or "", t_idx), exc))
+                continue
+            latest_min[sid] = max(latest_min.get(sid, ("", -1)), (at or "", t_idx))
         if dec is None:  # an empty submission (a JSON-MIN entry without annotation fields was never annotated)
             if full or any(task.get(key) is not None for key in _MIN_ANNOTATION_KEYS):
                 empty.append(sid)
             continue
         rows.append({"sample_id": sid, "kind": dec[0], "decision": dec[1], "reviewer": LS_REVIEWER, "decided_at": at})
+    for sid, when, refused in unreadable:
+        if latest_min.get(sid, ("", -1)) < when:  # the sample's latest entry: nothing to import it from
+            raise refused
+        several.append(sid)  # an earlier annotation said something else (unreadable here)
     said_by: dict[int, set[tuple[str, str]]] = {}  # JSON-MIN lists one entry per annotation: they may disagree too
     for r in rows:
         said_by.setdefault(r["sample_id"], set()).add((r["kind"], r["decision"]))

@@ -126,3 +126,17 @@ def test_the_agreement_line_says_what_made_the_suggestions(scanned: tuple[Path, 
     run = open_run(out)
     agree = float((run.column("suggested_label_id") == run.column("given_label_id")).mean())
     assert words.format(a=f"{agree:.1%}") in summary_text(out)
+
+
+def test_a_crossfit_runs_held_out_accuracy_is_its_last_epochs(tmp_path: Path) -> None:
+    """run.json's held_out_accuracy was the mean over every epoch (the first, poor ones included), beside
+    in-sample runs' final_train_accuracy of their last epoch: two kinds of number under one name."""
+    out = tmp_path / "R"
+    assert main(["scan", str(_npz(tmp_path / "d.npz")), "--out", str(out), "--model", "small-cnn", "--seed", "3",
+                 "--batch-size", "8", "--epochs", "3", "--folds", "2", "--quiet"]) == 0  # fmt: skip
+    rows = out / "dynamics" / "run0.rows"  # the held-out rows: epoch-major (epoch, sample), as store.json says
+    correct = np.fromfile(rows / "correct.f32", dtype="<f4").reshape(3, 60)
+    seen = np.fromfile(rows / "seen.u8", dtype=np.uint8).reshape(3, 60).astype(bool)
+    train = json.loads((out / "run.json").read_text())["train"]
+    assert train["held_out_accuracy"] == [pytest.approx(correct[2][seen[2]].mean())]
+    assert train["held_out_accuracy_over_epochs"] == [pytest.approx(np.mean([correct[t][seen[t]].mean() for t in range(3)]))]

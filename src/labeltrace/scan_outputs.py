@@ -81,7 +81,7 @@ def write_outputs(
     described: dict[str, Any] = {
         "command": command, "config": asdict(config), "model": model, "model_probe": probe,
         "resolution_probe": resolution_probe,
-        "train": asdict(tcfg) | ({"held_out_accuracy": accuracy} if held else {"final_train_accuracy": accuracy}),
+        "train": asdict(tcfg) | (_held_out_accuracy(rec, accuracy) if held else {"final_train_accuracy": accuracy}),
         "inputs": inputs.description, "protocol": _protocol(rec, config, tcfg), "seed": config.seed,
         "distributed": distributed or {"world_size": 1, "backend": None},
         "cost": {"trainings": rec.num_trainings if rec else (config.folds if _kfold(config) else 0),
@@ -90,6 +90,14 @@ def write_outputs(
     return write_results(out, ds, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
                          noise_info=noise_info, origin=origin, fingerprint=fingerprint, timings=timings,
                          t_start=t_start, described=described, csv=config.csv, model=model)  # fmt: skip
+
+
+def _held_out_accuracy(rec: Recording | None, over_epochs: list[float]) -> dict[str, list[float]]:
+    """A cross-fitted run's held-out accuracy at its last epoch — what an in-sample run's
+    ``final_train_accuracy`` is to its training — and, beside it, its mean over every epoch (the
+    recording's own number, which the first, poor epochs pull down)."""
+    last = [float(np.nanmean(r.dynamics.at("correct", -1))) for r in rec.runs] if rec is not None else []
+    return {"held_out_accuracy": last, "held_out_accuracy_over_epochs": over_epochs}
 
 
 def write_results(

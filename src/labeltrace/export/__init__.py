@@ -14,7 +14,7 @@
     ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
     ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document_root>`` — by default the folder above the
     data root —, and add to the project a Local Files source storage whose absolute path is the
-    folder right below the root holding every image — by default the data root; no Sync needed —: Label
+    deepest folder below the root holding the data root and every image — the data root; no Sync needed —: Label
     Studio serves a local file only under such a storage, and refuses one at the document root
     itself, so images with no common folder strictly below the root are refused; ``info`` gets
     :func:`~labeltrace.export.labelstudio_images.local_files_setup`'s text with both filled

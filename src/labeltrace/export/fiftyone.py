@@ -180,15 +180,17 @@ def _samples(fo: Any, run: Run) -> tuple[list[Any], list[tuple[int, str]]]:
         try:
             f = run.scanned_image_file(i)  # a file changed or gone since the scan is not linked
             listed = run.listed_image_path(i)
-            if f is None or not browser_shows(f, listed):  # in memory; DICOM, TIFF, 16-bit
-                f = img_dir / f"{i:07d}.png"
-                if not f.exists():
-                    atomic_write_bytes(f, png_bytes(load_rgb(run, i)))
+            if f is None or not browser_shows(f, listed):  # in memory; DICOM, TIFF, 16-bit: a PNG of it
+                path = img_dir / f"{i:07d}.png"
+                if not path.exists():
+                    atomic_write_bytes(path, png_bytes(load_rgb(run, i)))
+            else:
+                path = listed or f  # a link as the dataset lists it: its suffix types it
         except (ValueError, OSError) as exc:  # one sample, not the export
             problems.append((i, str(exc)))
             continue
         s = fo.Sample(
-            filepath=str(f if f.parent == img_dir else listed or f),  # a link as listed: its suffix types it
+            filepath=str(path),
             labeltrace_id=i,
             external_id=str(ext[i]),
             given=fo.Classification(label=classes[given[i]]),

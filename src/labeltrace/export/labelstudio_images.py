@@ -53,12 +53,11 @@ def document_root_of(run: Run, document_root: str | os.PathLike[str] | None) -> 
     """The local-files document root an export links under: the one given, else the folder above
     the data root (Label Studio serves a file only from a storage folder strictly below its document
     root, and refuses the root itself as one: the data root is then the storage)."""
-    if document_root is None and run.data_root is not None:
-        return Path(os.path.abspath(run.data_root)).parent
-    root = Path(document_root) if document_root is not None else None
-    if root is None:
+    if document_root is not None:
+        return Path(os.path.abspath(document_root))  # as given: Label Studio joins it with a link, no symlink followed
+    if run.data_root is None:
         raise ValueError(f"{run.path}: the run has no data root (an array dataset): {_USE_DATA_URI}")
-    return Path(os.path.abspath(root))  # as given: Label Studio joins it with a link, no symlink followed
+    return Path(os.path.abspath(run.data_root)).parent
 
 
 def _under(run: Run, i: int, f: Path, root: Path) -> Path | None:
@@ -118,8 +117,8 @@ def check_document_root(run: Run, order: np.ndarray, root: Path) -> Path | None:
         if data_root is not None and data_root.is_relative_to(r):  # the same storage for every subset
             linked.append(data_root.relative_to(r))
             break
-    below = _common_parts(linked) if all(p.parts for p in linked) else ()  # relative: none in common is (".",)
-    if below in ((), (".",)):
+    below = _common_parts(linked)  # relative paths: none in common (or one lying in root) is (".",)
+    if below == (".",):
         raise ValueError(
             f"the images have no common folder below the Label Studio document root {root} (some lie in it "
             "directly, or they spread over several of its folders): Label Studio serves a local file only "
@@ -165,7 +164,7 @@ def task_image(run: Run, i: int, images: ImageMode, root: Path | None, size: int
         if embedded is not None:
             embedded.append(i)
         return _data_uri(run, i, size, max_side=size, shrunk=None)
-    root = root or run.data_root or f.parent
+    root = root or document_root_of(run, None)  # the export's default root
     rel = _under(run, i, f, root)
     if rel is None:
         raise ValueError(f"sample {i}: image {f} lies outside the Label Studio document root {root}")

@@ -366,13 +366,18 @@ def write_json_array(path: str | os.PathLike[str], items: Iterable[Any], *,
 
 
 def write_table(path: str | os.PathLike[str], table: pa.Table) -> Path:
-    """Atomically write a table as Parquet (``.parquet``) or CSV (``.csv``)."""
+    """Atomically write a table as Parquet (``.parquet``) or CSV (``.csv``: a table for people,
+    its text cells that a spreadsheet would run as formulas prefixed with ``'``,
+    :mod:`labeltrace._spreadsheet`)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
+
+    from labeltrace._spreadsheet import spreadsheet_safe
 
     path = Path(path)
     if path.suffix == ".parquet":
         return atomic_write(path, lambda fh: pq.write_table(table, fh))
     if path.suffix == ".csv":
-        return atomic_write(path, lambda fh: pacsv.write_csv(table, fh))
+        safe = spreadsheet_safe(table)
+        return atomic_write(path, lambda fh: pacsv.write_csv(safe, fh))
     raise ValueError(f"unsupported table format {path.suffix!r} (use .parquet or .csv)")

@@ -70,6 +70,7 @@ from typing import Literal
 from labeltrace import rundir
 from labeltrace._checks import listing
 from labeltrace._io import atomic_write_bytes, write_json_array
+from labeltrace._spreadsheet import formula_cells
 from labeltrace.export.labelstudio import (
     MAX_SIDE,
     ImageMode,
@@ -216,4 +217,9 @@ def export_run(
     table = review_table(run)
     if only_suspects:
         table = table.filter(table.column("is_suspect"))
+    formulas = formula_cells(table) if to == "csv" else 0
+    if formulas:
+        say(f"{formulas:,} text cell{'s' if formulas != 1 else ''} (a path, a label, a reviewer's name ...) "
+            "begin with =, +, -, @ or a tab, which a spreadsheet runs as a formula: written with a leading ' "
+            "in the CSV; --to parquet keeps every value as it is")
     return write_table(path, table)

@@ -45,7 +45,13 @@ import pyarrow.parquet as pq
 
 from labeltrace import rundir
 from labeltrace._checks import listing
-from labeltrace._io import atomic_batch, atomic_remove, atomic_save_array, atomic_write_bytes
+from labeltrace._io import (
+    atomic_batch,
+    atomic_remove,
+    atomic_save_array,
+    atomic_write_bytes,
+    write_table,
+)
 from labeltrace.data.validate import is_missing, marker_set
 from labeltrace.relabel.decisions import Decision
 from labeltrace.relabel.runstore import open_store, set_aside_text
@@ -325,7 +331,7 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
                    "list, so renumber them before scanning these labels again")  # fmt: skip
     if (run.path / REVIEWS_DB).exists():
         table = unresolved_table(run, v, views=views)
-        listed = _csv_table(table, unresolved_path(path))
+        listed = write_table(unresolved_path(path), table)  # a list for people: safe in a spreadsheet
         if report is not None:
             n, rule = table.num_rows, v.rule.describe()
             status = table.column("status").to_pylist()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,24 @@ from labeltrace.report.images import display_image, load_rgb
 from labeltrace.report.summary import cut_text
 from labeltrace.rundir import Run
 
-__all__ = ["ReportData", "figures", "read_report_data", "score_reads", "suspects_heading", "thumbnail", "top_ids"]
+__all__ = ["ReportData", "escape_html", "figures", "read_report_data", "score_reads", "suspects_heading", "thumbnail", "top_ids"]
+
+
+#: a character that reorders the text around it: a bidi control (U+202E turns the rest of a line
+#: around) or a right-to-left letter
+_BIDI = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
+                   "\U00010800-\U00010fff\U0001e800-\U0001efff]")
+
+
+def escape_html(x: object) -> str:
+    """HTML-escape any value (class names, paths and config values come from users); one that
+    holds a bidi control or a right-to-left letter is isolated (U+2068 ... U+2069), so that it
+    reorders none of the text beside it (a given label holding U+202E showed the model's suggestion
+    before it, the arrow reversed)."""
+    text = str(x)
+    if _BIDI.search(text):
+        text = "\u2068" + text + "\u2069"
+    return html.escape(text, quote=True)
 
 
 @dataclass

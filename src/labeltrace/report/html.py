@@ -7,7 +7,6 @@ What the page shows (the run's columns, the top suspects, the figures) is read a
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import math
 import os
 import warnings
@@ -28,6 +27,7 @@ from labeltrace.relabel.runstore import notices
 from labeltrace.report import plots, stats
 from labeltrace.report.content import (
     ReportData,
+    escape_html,
     figures,
     read_report_data,
     score_reads,
@@ -57,9 +57,7 @@ MAX_TOP = 1000
 PNG_FIGURES = ("score_histogram", "signed_entropy_trajectories", "precision_recall", "top_suspects")
 
 
-def _e(x: object) -> str:
-    """HTML-escape any value (class names, paths and config values come from users)."""
-    return html.escape(str(x), quote=True)
+_e = escape_html  # every value a user gave goes through it
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -202,12 +200,12 @@ def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None
         sei = f" · SEI {_num(d.sei[i])}"
     state = "flagged" if d.flagged[i] else "unflagged"
     ext, path = d.external_id[i], d.path[i]
-    where = ext if path == ext else f"{ext} · {path}"  # the file to look up (a manifest's id and its file)
+    where = _e(ext) if path == ext else f"{_e(ext)} · {_e(path)}"  # the file to look up (a manifest's id and its file)
     return (
         f'<div class="sus {state}" data-id="{i}">{pic}'
         f'<div class="lab"><span class="rk">#{int(d.rank[i])}</span> '
         f'<span class="meta">id {i}</span>{badge}{review_badge(review, i, _e)}</div>'
-        f'<div class="lab meta file" title="{_e(path)}">{_e(where)}</div>'
+        f'<div class="lab meta file" title="{_e(path)}">{where}</div>'
         f'<div class="lab">{labels}</div>'
         f'<div class="meta">{_e(d.score_name)} {_num(d.score[i])}{sei} · '
         f"p {_share(d.suggested_prob[i], 2)}</div></div>"

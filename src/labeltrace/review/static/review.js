@@ -84,12 +84,16 @@
     statusAbout = cls === "error" ? about : null;
   }
   const where = (it) => `sample ${it.id} (position ${it.position + 1})`;
+  // a name that holds a bidi control or a right-to-left letter, isolated (U+2068 ... U+2069) in a
+  // line of text: a class name with U+202E showed the reviewer's name and the date after it backwards
+  const BIDI = /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069\u{10800}-\u{10fff}\u{1e800}-\u{1efff}]/u;
+  const iso = (s) => (typeof s === "string" && BIDI.test(s) ? `\u2068${s}\u2069` : s);
 
   // an action shows in parentheses, a class named like one with "class": never mistaken
   function describe(d) {
     if (!d) return "";
     if (d.kind !== "label") return `(${d.kind === "skip" ? "skipped" : d.kind})`;
-    return d.decision === "unsure" || d.decision === "skip" ? `class ${d.decision}` : d.decision;
+    return d.decision === "unsure" || d.decision === "skip" ? `class ${d.decision}` : iso(d.decision);
   }
 
   function showProgress(p) {
@@ -213,9 +217,9 @@
     if (item.id !== shownId) { shownId = item.id; setZoom(1); } // each sample starts whole in the frame
     $("image").alt = `sample ${item.id}`;
     $("item-head").textContent = `Sample ${item.id}, ${item.position + 1} of ${item.total}` +
-      (blind === "all" ? "" : `, given label ${item.given_label}`) +
+      (blind === "all" ? "" : `, given label ${iso(item.given_label)}`) +
       (blind || item.suggested_label === null || item.suggested_label === item.given_label ? ""
-        : `, suggested ${item.suggested_label}`);
+        : `, suggested ${iso(item.suggested_label)}`);
     if (statusAbout && statusAbout.id !== item.id && !$("status").dataset.earlier) {
       $("status").dataset.earlier = "1"; // the error stays, said to be about another sample
       $("status").textContent = `Earlier, on ${where(statusAbout)}: ${$("status").textContent}`;
@@ -223,7 +227,7 @@
     // blind: no rank or score (the model's view), and under --blind-all no external id (a folder
     // dataset's is class/file)
     $("caption").textContent = [`id ${item.id}`, item.rank === null ? null : `rank ${item.rank}`,
-      blind ? null : `score ${fmt(item.score)}`, item.external_id].filter((x) => x !== null).join(" · ");
+      blind ? null : `score ${fmt(item.score)}`, iso(item.external_id)].filter((x) => x !== null).join(" · ");
     $("given").textContent = item.given_label;
     $("given").classList.toggle("differs", item.suggested_label !== null && item.given_label !== item.suggested_label);
     $("suggested").textContent = item.suggested_label;
@@ -244,8 +248,8 @@
     press($("unsure"), own && cur.kind === "unsure");
     press($("skip"), own && cur.kind === "skip");
     $("current").textContent = cur
-      ? `${own ? "Current decision" : `Latest decision, by ${cur.reviewer} (not yours)`}: ${describe(cur)} — ` +
-        `${cur.reviewer}, ${cur.decided_at.replace("T", " ").slice(0, 19)} UTC` +
+      ? `${own ? "Current decision" : `Latest decision, by ${iso(cur.reviewer)} (not yours)`}: ${describe(cur)} — ` +
+        `${iso(cur.reviewer)}, ${cur.decided_at.replace("T", " ").slice(0, 19)} UTC` +
         (item.history > 1 ? ` (${item.history} entries kept${blind ? "" : ", by all reviewers"})` : "")
       : "No decision yet.";
     $("position").textContent = `${item.position + 1} / ${item.total}`;
@@ -265,7 +269,7 @@
     item.views.forEach((v) => {
       const d = describe(v);
       if (!by.has(d)) by.set(d, []);
-      by.get(d).push(v.reviewer);
+      by.get(d).push(iso(v.reviewer));
     });
     const parts = [...by.keys()].sort().map((d) => `${d}: ${by.get(d).join(", ")}`);
     const line = document.createElement("span");
@@ -275,7 +279,7 @@
     const c = item.consensus;
     if (c.status === "resolved") {
       st.className = "resolved";
-      st.textContent = `— consensus: ${c.label}`;
+      st.textContent = `— consensus: ${iso(c.label)}`;
     } else if (c.status === "disputed") {
       st.className = "disputed";
       st.textContent = `— reviewers disagree; no consensus yet (${c.text})`;
@@ -355,13 +359,13 @@
       row.dataset.role = grp.role;
       const k = document.createElement("div");
       k.className = "k";
-      k.textContent = `Nearest ${grp.role === "given" ? "given" : "suggested"} class: ${grp.label}`;
+      k.textContent = `Nearest ${grp.role === "given" ? "given" : "suggested"} class: ${iso(grp.label)}`;
       const thumbs = document.createElement("div");
       thumbs.className = "thumbs";
       grp.ids.forEach((id) => {
         const im = document.createElement("img");
         im.src = imageUrl(id, true);
-        im.alt = `sample ${id} (${grp.label})`;
+        im.alt = `sample ${id} (${iso(grp.label)})`;
         im.title = `sample ${id}`;
         im.dataset.id = String(id);
         thumbs.appendChild(im);

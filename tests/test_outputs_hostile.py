@@ -85,3 +85,21 @@ def _number(v: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_the_queue_and_score_printouts_keep_each_sample_on_its_row(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """A class name with a newline (a folder may be named so) split the queue's printed row in two,
+    and a U+202E in it turned the rest of the terminal line around; the scan's summary escaped
+    both already (\\n, \\u202e), the queue and score printouts now do too."""
+    from labeltrace.cli import main
+
+    classes = ["new\nline", "\u202eevil", "plain"]
+    rd = make_run(tmp_path, n=24, k=3, classes=classes, seed=1)
+    for argv in (["queue", str(rd), "--out", str(tmp_path / "q.parquet"), "--top", "24"],
+                 ["score", str(rd), "--method", "sei", "--top", "24"]):  # fmt: skip
+        assert main(argv) == 0
+        rows = [ln for ln in capsys.readouterr().out.splitlines() if " id " in ln]
+        assert len(rows) == 24 and not any("\u202e" in ln for ln in rows), rows
+    assert main(["queue", str(rd), "--out", str(tmp_path / "q.parquet"), "--top", "24"]) == 0
+    assert "new\\nline" in capsys.readouterr().out

@@ -68,6 +68,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from labeltrace import rundir
     from labeltrace.decide.ranking import score_table
+    from labeltrace.report.summary import printable
 
     run = rundir.open_run(args.run_dir)
     kw: dict = {}
@@ -89,7 +90,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}")
     else:
         for row in table.slice(0, args.top).to_pylist():
-            print(f"{row['rank']:>6}  id {row['id']:>7}  {row['external_id']:<30}  {args.method} {row[args.method]: .4f}")
+            print(f"{row['rank']:>6}  id {row['id']:>7}  {printable(row['external_id']):<30}  "
+                  f"{args.method} {row[args.method]: .4f}")
     return 0
 
 

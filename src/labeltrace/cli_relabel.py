@@ -65,9 +65,12 @@ def _cmd_queue(args: argparse.Namespace) -> int:
               f"in for the reviewers; consensus: {q.rule.describe() if q.rule else ''})")  # fmt: skip
         if q.estimate_note:
             print(f"note: {q.estimate_note}", file=sys.stderr)
+    from labeltrace.report.summary import printable  # a name's newline or U+202E stays on its row
+
     for row in q.table.slice(0, args.top).to_pylist():
-        print(f"{row['rank']:>6}  id {row['id']:>7}  {row['external_id']:<30}  {row['given_label']} -> "
-              f"{row['suggested_label']} ({row['suggested_confidence']:.2f})  priority {row['priority']: .4f}")  # fmt: skip
+        ext, given, sugg = (printable(row[c]) for c in ("external_id", "given_label", "suggested_label"))
+        print(f"{row['rank']:>6}  id {row['id']:>7}  {ext:<30}  {given} -> "
+              f"{sugg} ({row['suggested_confidence']:.2f})  priority {row['priority']: .4f}")  # fmt: skip
     return 0
 
 

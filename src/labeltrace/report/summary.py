@@ -23,7 +23,7 @@ def _share(v: object) -> str:
     return share_text(v, missing="n/a")
 
 
-def _text(v: object) -> str:
+def printable(v: object) -> str:
     """``str(v)`` with its control characters escaped as ``repr`` writes them: a class name or file
     name holding a newline stays on its row ("naïve\\nline"; other characters as they are)."""
     t = str(v)
@@ -123,10 +123,10 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         ext, given, sugg = run.column("external_id"), run.column("given_label"), run.column("suggested_label")
         prob, score, rank = run.column("suggested_prob"), run.column("score"), run.column("rank")
         for i in order:
-            name = _text(ext[i])
+            name = printable(ext[i])
             name = name if len(name) <= 28 else "…" + name[-27:]
-            lines.append(f"  {rank[i]:>5} {i:>7}  {name:<28} {_text(given[i]):>12} -> "
-                         f"{_text(sugg[i]):<12} {prob[i]:5.2f} {score[i]:8.4f}")  # fmt: skip
+            lines.append(f"  {rank[i]:>5} {i:>7}  {name:<28} {printable(given[i]):>12} -> "
+                         f"{printable(sugg[i]):<12} {prob[i]:5.2f} {score[i]:8.4f}")  # fmt: skip
     files = [Path(run.path) / name for name in (rundir.SAMPLES, rundir.SAMPLES_CSV, rundir.RUN_JSON)]
     lines.append("files: " + "  ".join(str(f) for f in files if f.exists())
                  + f"  (the HTML report: labeltrace report {run.path})")

@@ -52,6 +52,9 @@ def serve(app: Any) -> Iterator[str]:
 
 def launch() -> Iterator[object]:
     """A headless Chromium under Playwright (a broken browser install skips, it does not fail)."""
+    # expect()'s 5 s default ran out on a loaded 2-core machine (the trajectory's svg, drawn after
+    # the item's fetch, while other jobs shared the cores): a slow page is not a wrong one
+    sync_api.expect.set_options(timeout=15_000)
     with sync_api.sync_playwright() as p:
         try:
             b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)

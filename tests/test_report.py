@@ -90,15 +90,16 @@ def test_class_table(page: str, run_dir: Path) -> None:
     table = re.search(r"<table id='classes'>(.*?)</table>", page, re.S).group(1)
     rows = re.findall(
         r"<tr><td>([^<]*)</td><td class='n'>([\d,]+)</td><td class='n'>([\d,]+)</td>"
-        r"<td class='n'>[^<]*</td><td>([^<]*)</td></tr>",
+        r"<td class='n'>[^<]*</td><td>([^<]*)</td><td class='n'>([\d,]+)</td></tr>",
         table,
     )
     classes = open_run(run_dir).classes
     assert [r[0] for r in rows] == classes
-    for name, n, f, relabel in rows:
+    for name, n, f, relabel, agreed in rows:
         mine = [k for k in range(len(t["id"])) if t["given_label"][k] == name]
         assert int(n) == len(mine)
         assert int(f) == sum(t["is_suspect"][k] for k in mine)
+        assert int(agreed) == sum(t["is_suspect"][k] and t["suggested_label"][k] == name for k in mine)
         moved = Counter(
             t["suggested_label"][k]
             for k in mine
@@ -228,6 +229,7 @@ def test_class_table_matches_counter(arg: tuple[int, list[tuple[int, int, bool]]
     out = stats.class_table(g, s, f, names)
     for j, row in enumerate(out):
         assert row.samples == int((g == j).sum()) and row.flagged == int(((g == j) & f).sum())
+        assert row.agreed == int(((g == j) & f & (s == j)).sum())
         c = Counter(int(b) for a, b, fl in rows if a == j and fl and b != j)
         if c:
             top = max(c.values())

@@ -71,3 +71,37 @@ def test_terminal_summary_escapes_control_characters_in_names(tmp_path: Path) ->
     rows = text.splitlines()[text.splitlines().index(next(s for s in text.splitlines() if s.startswith("top "))) + 2:-1]
     assert len(rows) == 30 and all("->" in r for r in rows)  # one line per suspect
     assert "naïve\\nline" in text and "tab\\there" in text
+
+
+def _flag(rd: Path, given: list[int], suggested: list[int], flagged: list[bool]) -> None:
+    """Rewrite the run's given / suggested labels and flags (a rare class's scan, in small)."""
+    import pyarrow as pa
+
+    from labeltrace.rundir import SAMPLES, write_table
+
+    run = open_run(rd)
+    t = run.samples
+    names = run.classes
+    cols = {"given_label": [names[i] for i in given], "given_label_id": pa.array(given, pa.int64()),
+            "suggested_label": [names[i] for i in suggested], "suggested_label_id": pa.array(suggested, pa.int64()),
+            "is_suspect": flagged}  # fmt: skip
+    for name, values in cols.items():
+        t = t.set_column(t.schema.get_field_index(name), name, pa.array(values, t.schema.field(name).type))
+    write_table(rd / SAMPLES, t)
+    _patch(rd, counts={**run.meta["counts"], "flagged": sum(flagged)})
+
+
+def test_terminal_summary_says_which_classes_the_flagged_samples_are(tmp_path: Path) -> None:
+    # 30 samples, 'c' the rare class (3 labels): all 3 flagged as really 'a', and 2 'a' labels flagged
+    # although the model agrees with them; nothing of 'b' — a user reads that off one line, not the top 10
+    rd = make_run(tmp_path, n=30, k=3, classes=["a", "b", "c"], crossfit=True)
+    _patch(rd, **BASE)
+    given = [0] * 17 + [1] * 10 + [2] * 3
+    suggested = [0] * 17 + [1] * 10 + [0] * 3
+    flagged = [True, True] + [False] * 25 + [True] * 3
+    _flag(rd, given, suggested, flagged)
+    line = next(s for s in summary_text(rd, top=3).splitlines() if s.startswith("flagged per given class"))
+    assert line == ("flagged per given class: 'c' 3 of 3 (100.0%: 3 suggested 'a'); 'a' 2 of 17 (11.8%: the model "
+                    "agrees with all 2); none flagged in 'b' (10 samples)")
+    _flag(rd, given, suggested, [False] * 30)  # nothing flagged: no such line
+    assert "flagged per given class" not in summary_text(rd, top=3)

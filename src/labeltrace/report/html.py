@@ -241,11 +241,13 @@ def _classes_html(d: ReportData) -> str:
         relabel = f"{_e(r.relabel_to)} ({r.relabel_count})" if r.relabel_to else "—"
         rows.append(
             f"<tr><td>{_e(r.name)}</td><td class='n'>{r.samples:,}</td>"
-            f"<td class='n'>{r.flagged:,}</td><td class='n'>{share}</td><td>{relabel}</td></tr>"
+            f"<td class='n'>{r.flagged:,}</td><td class='n'>{share}</td><td>{relabel}</td>"
+            f"<td class='n'>{r.agreed:,}</td></tr>"
         )
     head = (
         "<tr><th>given class</th><th class='n'>samples</th><th class='n'>flagged</th>"
-        "<th class='n'>flagged %</th><th>most common suggested relabel (flagged)</th></tr>"
+        "<th class='n'>flagged %</th><th>most common suggested relabel (flagged)</th>"
+        "<th class='n'>flagged, the model agreeing with the label</th></tr>"
     )
     return (
         "<section><h2>Per class</h2><table id='classes'>"

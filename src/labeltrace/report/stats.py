@@ -17,6 +17,7 @@ from labeltrace.evaluate import metrics
 __all__ = [
     "ClassRow",
     "class_table",
+    "class_text",
     "flagged_metrics",
     "precision_recall",
     "trajectory_groups",
@@ -64,12 +65,15 @@ class ClassRow:
     flagged: int
     relabel_to: str | None  # most common suggested label among flagged samples that differs
     relabel_count: int
+    agreed: int = 0  # flagged samples whose suggested label is their given one (the model agrees with it)
 
 
 def class_table(
     given: np.ndarray, suggested: np.ndarray, flagged: np.ndarray, classes: list[str]
 ) -> list[ClassRow]:
-    """Per given class: samples, flagged, and the most common suggested relabel of the flagged.
+    """Per given class: samples, flagged, the most common suggested relabel of the flagged, and how
+    many flagged samples the model agrees with (suggested = given: a count that reaches past the
+    samples the model contradicts flags them too).
 
     ``given`` and ``suggested`` are class ids in ``[0, K)``; ties in the relabel go to the
     lowest class id.
@@ -87,6 +91,7 @@ def class_table(
     samples = np.bincount(g, minlength=k)
     nflag = np.bincount(g[f], minlength=k)
     moved = f & (s != g)
+    agreed = np.bincount(g[f & ~moved], minlength=k)
     # the (given, suggested) pairs that occur, counted: memory O(flagged), not O(K²)
     pairs, counts = np.unique(g[moved] * k + s[moved], return_counts=True)
     pg, ps = pairs // k, pairs % k
@@ -102,9 +107,35 @@ def class_table(
             int(nflag[j]),
             classes[best[j]] if cnt[j] else None,
             int(cnt[j]),
+            int(agreed[j]),
         )
         for j in range(k)
     ]
+
+
+def class_text(rows: list[ClassRow], limit: int = 6) -> str:
+    """The flagged samples per given class in one line (the terminal summary's): the classes with
+    flagged samples, most flagged first, each with its share flagged and what the model suggests
+    for them, then how many classes had none flagged — so that "every flagged sample is a
+    'pneumonia' label" is read at a glance, not pieced together from the top suspects."""
+    hit = sorted((r for r in rows if r.flagged), key=lambda r: -r.flagged)  # stable: class order within a tie
+    parts = []
+    for r in hit:
+        said = [f"{r.relabel_count:,} suggested {r.relabel_to!r}"] if r.relabel_to else []
+        other = r.flagged - r.relabel_count - r.agreed
+        if other:
+            said.append(f"{other:,} suggested another class")
+        if r.agreed:
+            said.append(f"the model agrees with {'all ' if r.agreed == r.flagged else ''}{r.agreed:,}")
+        parts.append(f"{r.name!r} {r.flagged:,} of {r.samples:,} ({r.flagged / r.samples:.1%}: {', '.join(said)})")
+    none = [r for r in rows if not r.flagged]
+    text = "; ".join(parts[:limit]) + (f"; {len(parts) - limit} more classes with flagged samples"
+                                       if len(parts) > limit else "")
+    if none:
+        names = ", ".join(repr(r.name) for r in none[:limit]) + (f" and {len(none) - limit} more" if len(none) > limit
+                                                                 else "")
+        text += ("; " if text else "") + f"none flagged in {names} ({sum(r.samples for r in none):,} samples)"
+    return f"flagged per given class: {text}"
 
 
 def trajectory_groups(

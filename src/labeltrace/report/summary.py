@@ -7,7 +7,7 @@ from pathlib import Path
 
 from labeltrace import rundir
 from labeltrace.diagnostics import agreement
-from labeltrace.report.stats import share_text
+from labeltrace.report.stats import class_table, class_text, share_text
 
 
 def _num(v: object, spec: str = ".3f") -> str:
@@ -96,6 +96,10 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
                  + {"crossfit": " (held out)", "k-fold": " (held out)", "none": ""}.get(
                      run.trained, " (as it trained on them)" if own else " (models that trained on them)")
                  + f"; answering {common!r} for every sample would agree with {base:.1%}")
+    if flagged:
+        lines.append(class_text(class_table(run.column("given_label_id").astype("int64"),
+                                            run.column("suggested_label_id").astype("int64"),
+                                            run.column("is_suspect").astype(bool), run.classes)))
     met = m.get("metrics")
     if met:
         lines.append(

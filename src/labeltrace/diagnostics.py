@@ -5,7 +5,9 @@
 * :func:`contradicted_classes` / :func:`contradicted_text` — classes whose labels the models
   overrule for most of their images;
 * :func:`agreement` / :func:`no_better_than_one_class` — models that agree with the given labels
-  no more often than answering the most common class for every sample would.
+  no more often than answering the most common class for every sample would;
+* :func:`inflated_estimate` — a noise-rate estimate far above the labels the models contradict,
+  raised by a class the models barely recognise (a rare class).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from labeltrace._checks import listing
 from labeltrace.run_layout import OWN_TRAINING
 
-__all__ = ["MOST", "agreement", "contradicted_classes", "contradicted_text", "identical_text",
+__all__ = ["MOST", "agreement", "contradicted_classes", "contradicted_text", "identical_text", "inflated_estimate",
            "no_better_than_one_class", "overflagging"]
 
 #: a cut that flags more than this fraction of a dataset gets a warning (:func:`overflagging`)
@@ -122,6 +124,50 @@ def no_better_than_one_class(suggested: np.ndarray, given: np.ndarray, classes: 
             "try a stronger model, more epochs or more images — or many labels are wrong, in any class, "
             f"{common!r} included (a model right on every image agrees with only 1 − the noise rate). Without "
             "clean labels the two look alike: look at a few flagged images to tell which")
+
+
+def inflated_estimate(post: np.ndarray, given: np.ndarray, classes: list[str]) -> str | None:
+    """A warning when confident learning's noise-rate estimate on ``post`` (the run's
+    ``noise_rate_estimate``) counts more than twice — and 10 more than — the labels ``post``
+    contradicts (argmax ≠ given), most of the excess labels ``post`` agrees with that pass the
+    threshold of a class whose own labels get less than chance (1 / K) on average; else None.
+
+    Confident learning counts a label as really class c when p(c) reaches c's threshold, the mean
+    p(c) over c's own labels (a label whose own class is below its threshold and one other class
+    above it). A class the models barely recognise — a rare finding: 15 pneumonia images among
+    755 chest X-rays, frozen features, held-out mean p(pneumonia) 0.007 on them — sets that bar near
+    0, and hundreds of labels the models agree with pass it: 44 % estimated on a clean set whose
+    models contradict 2 %. The estimate then counts the bar, not the wrong labels. In a class whose
+    labels are mostly wrong the bar is low too, but the models then contradict many labels, and the
+    warning needs the estimate above twice their count.
+    """
+    from labeltrace.score.confident import confident_thresholds, estimate_noise_rate
+
+    p = np.asarray(post, dtype=np.float64)
+    g = np.asarray(given, dtype=np.int64)
+    n, k = p.shape
+    est = float(estimate_noise_rate(p, g)) * n
+    pred = p.argmax(axis=1)
+    contra = int((pred != g).sum())
+    if est <= max(2 * contra, contra + 10):
+        return None
+    t = confident_thresholds(p, g)
+    above = p >= t - 1e-6  # cleanlab's slack (score.confident._FUZZ)
+    only = above.sum(axis=1) == 1  # one class above its threshold: confident learning's guess is that class
+    guess = above.argmax(axis=1)
+    counted = only & (guess != g) & (pred == g)  # counted as wrong, though the models agree with the label
+    per = np.bincount(guess[counted], minlength=k)
+    c = int(per.argmax())
+    if 2 * per.sum() < est - contra or t[c] >= 1.0 / k:
+        return None
+    name = classes[c]
+    return (f"the estimated noise rate, {est / n:.1%} ({est:,.0f} labels), is far above the share of labels the models "
+            f"contradict, {contra / n:.1%} ({contra:,}): confident learning counts a label as really {name!r} when its "
+            f"p({name!r}) reaches {float(t[c]):.3g}, the models' mean p({name!r}) on the {name!r} labels themselves — "
+            f"that low when they barely recognise the class (a rare or hard one) — and {int(per[c]):,} labels the "
+            "models agree with pass it. Read the rate as inflated, not as a count of wrong labels (a count that reads "
+            "it — crossfit's on a small set, crossfit_rate — flags more for it); the flagged samples per class say "
+            "more")
 
 
 def identical_text(groups: list[list[int]], given: np.ndarray, classes: list[str], paths: list[str],

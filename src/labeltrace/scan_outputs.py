@@ -32,6 +32,7 @@ from labeltrace.diagnostics import (
     contradicted_classes,
     contradicted_text,
     identical_text,
+    inflated_estimate,
     no_better_than_one_class,
     overflagging,
 )
@@ -127,7 +128,8 @@ def write_results(
         print(f"warning: {contradicted_text(doubt)}", file=sys.stderr)
     sugg = post.argmax(1)
     warned = [w for w in (overflagging(det.name, det.flagged, model=model),
-                          no_better_than_one_class(sugg, given, classes)) if w is not None]  # fmt: skip
+                          no_better_than_one_class(sugg, given, classes),
+                          inflated_estimate(post, given, classes)) if w is not None]  # fmt: skip
     unscored = np.isnan(det.score)
     if unscored.any():
         warned.append(f"{det.name} could not score {describe_ids(unscored)}; they rank first")

@@ -333,3 +333,12 @@ def link_into_store(run_dir: Path, store: Path, name: Callable[[int], str]) -> N
     meta = json.loads((run_dir / "run.json").read_text())
     meta["data"]["allowed_roots"] = [str(run.data_root), str(store)]  # the scan allowed the store
     (run_dir / "run.json").write_text(json.dumps(meta))
+
+
+def rare_posterior(p_rare_of_rare: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(post, given)``: 740 'normal' labels (class 0) whose held-out p('pneumonia') is small (a
+    Beta(0.5, 60), mean 0.008) and the given 'pneumonia' labels (class 1) with ``p_rare_of_rare``: a
+    scan's posterior on a rare finding (PneumoniaMNIST, 15 pneumonia images among 755)."""
+    rng = np.random.default_rng(seed)
+    p1 = np.r_[rng.beta(0.5, 60, 740), p_rare_of_rare]
+    return np.stack([1 - p1, p1], axis=1), np.r_[np.zeros(740, int), np.ones(p_rare_of_rare.size, int)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runfactory import make_run
+from runfactory import make_run, rare_posterior
 
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.preflight import preflight
@@ -151,3 +151,26 @@ def test_a_budget_past_the_flagged_samples_says_the_runs_own_estimate_of_wrong_l
     assert q.estimate is not None
     assert f"(it estimates 3 wrong labels in all, against the {q.estimate.wrong:,} the model calls wrong)" in (
         q.estimate_note or "")
+
+
+def test_a_budget_past_the_flagged_samples_says_when_the_scan_called_its_estimate_inflated(tmp_path: Path) -> None:
+    """A clean rare-class set (15 pneumonia among 755 chest X-rays): the note read 'it estimates 334
+    wrong labels in all, against the 15 the model calls wrong' with no word that the scan had found
+    the 334 inflated by the class the model does not recognise."""
+    import json
+
+    from labeltrace.diagnostics import inflated_estimate
+
+    post, given = rare_posterior(np.random.default_rng(1).uniform(0.001, 0.015, 15))
+    words = inflated_estimate(post, given, ["normal", "pneumonia"])
+    assert words is not None
+    rd = make_run(tmp_path, n=60, k=3, seed=2)
+    meta = json.loads((rd / "run.json").read_text())
+    meta["noise_rate_estimate"] = 0.05
+    q = write_queue(rd, tmp_path / "q.csv", method="cross_entropy", budget=59, repeats=5)
+    assert "inflates" not in (q.estimate_note or "")  # no such warning in the run: nothing said
+    meta["warnings"] = [*meta.get("warnings", []), words]
+    (rd / "run.json").write_text(json.dumps(meta))
+    q = write_queue(rd, tmp_path / "q2.csv", method="cross_entropy", budget=59, repeats=5)
+    assert (f"(it estimates 3 wrong labels in all, against the {q.estimate.wrong:,} the model calls wrong; the scan "
+            "warned that a class the model barely recognises inflates that estimate)") in (q.estimate_note or "")

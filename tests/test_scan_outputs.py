@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from runfactory import rare_posterior
 from sklearn.datasets import load_digits
 
 from labeltrace import scan_outputs
@@ -142,14 +143,6 @@ def test_a_crossfit_runs_held_out_accuracy_is_its_last_epochs(tmp_path: Path) ->
     assert train["held_out_accuracy_over_epochs"] == [pytest.approx(np.mean([correct[t][seen[t]].mean() for t in range(3)]))]
 
 
-def _rare_posterior(p_rare_of_rare: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """740 'normal' labels whose held-out p('pneumonia') is small (a Beta(0.5, 60), mean 0.008) and
-    the given 'pneumonia' labels with ``p_rare_of_rare``: a scan's posterior on a rare finding."""
-    rng = np.random.default_rng(seed)
-    p1 = np.r_[rng.beta(0.5, 60, 740), p_rare_of_rare]
-    return np.stack([1 - p1, p1], axis=1), np.r_[np.zeros(740, int), np.ones(p_rare_of_rare.size, int)]
-
-
 def test_a_noise_rate_a_rare_class_inflates_is_warned_of() -> None:
     """15 pneumonia images among 755 chest X-rays (PneumoniaMNIST, clean labels, frozen features): the
     held-out models called every one 'normal' (mean p(pneumonia) 0.007), and confident learning's
@@ -159,7 +152,7 @@ def test_a_noise_rate_a_rare_class_inflates_is_warned_of() -> None:
     from labeltrace.score.confident import estimate_noise_rate
 
     classes = ["normal", "pneumonia"]
-    post, given = _rare_posterior(np.random.default_rng(1).uniform(0.001, 0.015, 15))
+    post, given = rare_posterior(np.random.default_rng(1).uniform(0.001, 0.015, 15))
     assert estimate_noise_rate(post, given) > 0.3  # the inflated estimate itself
     words = inflated_estimate(post, given, classes)
     assert words is not None
@@ -167,10 +160,10 @@ def test_a_noise_rate_a_rare_class_inflates_is_warned_of() -> None:
     assert "counts a label as really 'pneumonia' when its p('pneumonia') reaches 0.00" in words
     assert "Read the rate as inflated" in words
     # a model that recognises the rare class: its threshold is high, and nothing is said
-    post, given = _rare_posterior(np.random.default_rng(1).uniform(0.6, 0.99, 15))
+    post, given = rare_posterior(np.random.default_rng(1).uniform(0.6, 0.99, 15))
     assert inflated_estimate(post, given, classes) is None
     # a class whose labels are mostly wrong (160 'pneumonia' labels, the models contradict 150): the
     # estimate stays within twice the labels the models contradict, and nothing is said
     rng = np.random.default_rng(2)
-    post, given = _rare_posterior(np.r_[rng.uniform(0.001, 0.3, 150), rng.uniform(0.6, 0.99, 10)])
+    post, given = rare_posterior(np.r_[rng.uniform(0.001, 0.3, 150), rng.uniform(0.6, 0.99, 10)])
     assert inflated_estimate(post, given, classes) is None

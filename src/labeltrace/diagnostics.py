@@ -20,7 +20,7 @@ from labeltrace._checks import listing
 from labeltrace.run_layout import OWN_TRAINING
 
 __all__ = ["MOST", "agreement", "contradicted_classes", "contradicted_text", "identical_text", "inflated_estimate",
-           "no_better_than_one_class", "overflagging"]
+           "no_better_than_one_class", "overflagging", "warned_inflated"]
 
 #: a cut that flags more than this fraction of a dataset gets a warning (:func:`overflagging`)
 MOST = 0.5
@@ -126,6 +126,15 @@ def no_better_than_one_class(suggested: np.ndarray, given: np.ndarray, classes: 
             "clean labels the two look alike: look at a few flagged images to tell which")
 
 
+#: how :func:`inflated_estimate`'s warning begins (:func:`warned_inflated` finds it in run.json)
+_INFLATED = "the estimated noise rate, "
+
+
+def warned_inflated(warnings: list[str] | None) -> bool:
+    """Whether a run's warnings (run.json ``warnings``) hold :func:`inflated_estimate`'s."""
+    return any(isinstance(w, str) and w.startswith(_INFLATED) for w in warnings or [])
+
+
 def inflated_estimate(post: np.ndarray, given: np.ndarray, classes: list[str]) -> str | None:
     """A warning when confident learning's noise-rate estimate on ``post`` (the run's
     ``noise_rate_estimate``) counts more than twice — and 10 more than — the labels ``post``
@@ -161,7 +170,7 @@ def inflated_estimate(post: np.ndarray, given: np.ndarray, classes: list[str]) -
     if 2 * per.sum() < est - contra or t[c] >= 1.0 / k:
         return None
     name = classes[c]
-    return (f"the estimated noise rate, {est / n:.1%} ({est:,.0f} labels), is far above the share of labels the models "
+    return (f"{_INFLATED}{est / n:.1%} ({est:,.0f} labels), is far above the share of labels the models "
             f"contradict, {contra / n:.1%} ({contra:,}): confident learning counts a label as really {name!r} when its "
             f"p({name!r}) reaches {float(t[c]):.3g}, the models' mean p({name!r}) on the {name!r} labels themselves — "
             f"that low when they barely recognise the class (a rare or hard one) — and {int(per[c]):,} labels the "

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from labeltrace import rundir
 from labeltrace._checks import describe_ids
-from labeltrace.diagnostics import agreement
+from labeltrace.diagnostics import agreement, warned_inflated
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
 from labeltrace.relabel.consensus import ConsensusRule
@@ -311,7 +311,10 @@ def write_queue(
         if reached > flagged:
             rate = run.meta.get("noise_rate_estimate")
             est = (f" (it estimates {round(float(rate) * run.num_samples):,} wrong labels in all, against the "
-                   f"{estimate.wrong:,} the model calls wrong)" if isinstance(rate, (int, float)) else "")  # fmt: skip
+                   f"{estimate.wrong:,} the model calls wrong"
+                   + ("; the scan warned that a class the model barely recognises inflates that estimate)"
+                      if warned_inflated(run.meta.get("warnings")) else ")")
+                   if isinstance(rate, (int, float)) else "")  # fmt: skip
             notes.append(f"the budget passes the {flagged} samples the scan flagged{est}; past them the "
                          "estimate counts every label the model disagrees with as wrong, a count that is only as "
                          "good as the model (validated on one regime, a cross-fitted head on CIFAR-10H: "

@@ -74,3 +74,26 @@ def test_a_close_probe_call_is_named_as_one() -> None:
     assert words is not None and "0.005 apart" in words and "±0.036 on 524 samples" in words
     assert close_call({"effnet-lite0": 0.630, "small-cnn": 0.725}, 600) is None  # digits: a clear pick
     assert close_call({"small-cnn": 0.7}, 600) is None and close_call({}, 0) is None
+
+
+def test_a_probe_no_candidate_of_which_beats_the_common_class_says_so(tmp_path: Path) -> None:
+    """A rare finding (33 pneumonia labels among 779 chest X-rays): the probe read small-cnn 0.958,
+    effnet-lite0 0.948 — and answering 'normal' everywhere 0.958, which it did not say — and the
+    resolution probe 0.948 for both sizes; accuracy cannot tell which learns the rare class."""
+    from labeltrace.models.probe import Probe, _cached, no_better_than_majority
+
+    y = np.r_[np.zeros(570, int), np.ones(30, int)]
+    rng = np.random.default_rng(0)
+    noise = lambda r, idx: rng.normal(size=(idx.size, 8)).astype(np.float32)  # noqa: E731 - features that say nothing
+    p = resolution_probe(noise, y, num_classes=2, seed=0, classes=["normal", "pneumonia"])
+    assert (p.majority, p.common) == (0.95, "normal") and max(p.accuracy.values()) <= 0.95
+    words = no_better_than_majority(p.as_dict())
+    assert words == ("neither beats answering 'normal' for every sample of the probe's subset (0.950): its held-out "
+                     "accuracy cannot tell which candidate learns more than that class, so this pick says little")
+    assert resolution_probe(noise, y, num_classes=2, seed=0).common == "0"  # no names: the class id
+    better = Probe("small-cnn", {"small-cnn": 0.958, "effnet-lite0": 0.948}, 600, "probed", 0.95, "normal")
+    assert no_better_than_majority(better.as_dict()) is None
+    assert no_better_than_majority(Probe("small-cnn", {}, 0, "no probe").as_dict()) is None
+    ds = from_arrays(np.zeros((6, 4, 4), np.uint8), np.array([0, 1] * 3))  # kept in the probe cache, and read back
+    _cached(ds, tmp_path, {"what": "test"}, lambda: p)
+    assert _cached(ds, tmp_path, {"what": "test"}, lambda: None) == p

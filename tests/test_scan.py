@@ -317,6 +317,23 @@ def test_auto_probe_sees_the_noisy_labels_the_scan_trains_on(tmp_path, monkeypat
     assert run.meta["model"] == "small-cnn" and run.meta["model_probe"]["model"] == "small-cnn"
 
 
+def test_a_probe_no_better_than_the_common_class_is_named_in_the_log(tmp_path, monkeypatch):
+    """A rare finding's probe (small-cnn 0.958, effnet-lite0 0.948, 'normal' everywhere 0.958): the
+    scan printed the pick and the accuracies, not that neither candidate had learned the rare class."""
+    from labeltrace.models import probe as probe_mod
+
+    monkeypatch.setattr(probe_mod, "choose_model", lambda ds, **kw: probe_mod.Probe(
+        "small-cnn", {"small-cnn": 0.95, "effnet-lite0": 0.948}, 600, "higher 3-fold held-out accuracy on 600 samples",
+        0.95, "0"))  # fmt: skip
+    x, y = digits_subset(60)
+    lines: list[str] = []
+    scan(from_arrays(x, y, classes=[str(i) for i in range(10)]), tmp_path / "run",
+         ScanConfig(model="auto", epochs=1, folds=2, batch_size=64, seed=0), progress=False, log=lines.append)
+    assert ("  neither beats answering '0' for every sample of the probe's subset (0.950): its held-out accuracy "
+            "cannot tell which candidate learns more than that class, so this pick says little; the scan's warnings "
+            "say whether its models did") in lines
+
+
 def test_overflagging_warns_past_half() -> None:
     from labeltrace.diagnostics import overflagging
 

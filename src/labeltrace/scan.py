@@ -30,7 +30,7 @@ from labeltrace.decide.evidence import Evidence, posterior
 from labeltrace.evaluate import noise
 from labeltrace.models.features import FeatureBatches
 from labeltrace.models.inputs import Inputs, prepare_inputs
-from labeltrace.models.probe import close_call
+from labeltrace.models.probe import close_call, no_better_than_majority
 from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import Recording
 from labeltrace.relabel.store_file import bound_to
@@ -247,6 +247,9 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
             if close is not None:
                 log(f"  {close}; {flag} {'effnet-lite0' if choice == 'small-cnn' else 'small-cnn'} scans with the "
                     f"other, {flag} {choice} keeps this one")  # fmt: skip
+            weak = no_better_than_majority(pr)
+            if weak is not None:
+                log(f"  {weak}; the scan's warnings say whether its models did")
     check(config, model, len(ds))
     stream = streams(config, model, ds)
     if stream and "cv_probs" in detectors.get(config.detector).needs:

@@ -167,3 +167,42 @@ def test_a_noise_rate_a_rare_class_inflates_is_warned_of() -> None:
     rng = np.random.default_rng(2)
     post, given = rare_posterior(np.r_[rng.uniform(0.001, 0.3, 150), rng.uniform(0.6, 0.99, 10)])
     assert inflated_estimate(post, given, classes) is None
+
+
+def test_a_class_with_fewer_samples_than_folds_is_named() -> None:
+    from labeltrace.diagnostics import small_classes
+
+    given = np.r_[np.zeros(300, int), np.ones(2, int), np.full(4, 2)]
+    names = ["normal", "pneumonia", "covid"]
+    assert small_classes(given, names, None) is None  # no folds (an in-sample run)
+    assert small_classes(given, names, 2) is None  # every class has 2 samples or more
+    assert small_classes(given, names, 3) == (
+        "class 'pneumonia' (2 samples) has fewer samples than the 3 folds: the model that judges each of its samples "
+        "held out trained on at most 1 other of its class, so its verdict on these labels is weak evidence either way; "
+        "more images of the class help, fewer --folds do not")
+    words = small_classes(given, names, 5)
+    assert words is not None and words.startswith("classes 'pneumonia' (2 samples), 'covid' (4 samples) have fewer")
+    assert "trained on at most 3 others of its class" in words
+
+
+@pytest.mark.parametrize("detector", ["crossfit", "cl"])
+def test_a_scan_names_a_class_smaller_than_its_folds(tmp_path: Path, detector: str, capsys) -> None:  # noqa: ANN001
+    """2 pneumonia images among 302 chest X-rays, 5 folds: the default scan said nothing of it, the
+    K-fold detectors printed scikit-learn's warning with its source line ('The least populated class
+    in y has only 2 members, which is less than n_splits=5.')."""
+    import warnings
+
+    from labeltrace.data import from_arrays
+    from labeltrace.scan import ScanConfig, scan
+
+    x, y = load_digits(return_X_y=True)
+    keep = np.r_[np.flatnonzero(y == 0)[:40], np.flatnonzero(y == 1)[:2]]  # a class of 2
+    ds = from_arrays((x[keep].reshape(-1, 8, 8) * 16).clip(0, 255).astype(np.uint8), (y[keep] == 1).astype(int),
+                     classes=["normal", "pneumonia"])  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # scikit-learn's own warning is not repeated
+        scan(ds, tmp_path / "run", ScanConfig(model="small-cnn", epochs=1, folds=5, batch_size=64, seed=0,
+                                               detector=detector), progress=False, log=lambda s: None)  # fmt: skip
+    (w,) = [w for w in open_run(tmp_path / "run").meta["warnings"] if "fewer samples than the 5 folds" in w]
+    assert w.startswith("class 'pneumonia' (2 samples) has fewer samples than the 5 folds")
+    assert f"warning: {w}" in capsys.readouterr().err

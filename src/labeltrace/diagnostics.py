@@ -7,7 +7,8 @@
 * :func:`agreement` / :func:`no_better_than_one_class` — models that agree with the given labels
   no more often than answering the most common class for every sample would;
 * :func:`inflated_estimate` — a noise-rate estimate far above the labels the models contradict,
-  raised by a class the models barely recognise (a rare class).
+  raised by a class the models barely recognise (a rare class);
+* :func:`small_classes` — classes with fewer samples than the folds that judge them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from labeltrace._checks import listing
 from labeltrace.run_layout import OWN_TRAINING
 
 __all__ = ["MOST", "agreement", "contradicted_classes", "contradicted_text", "identical_text", "inflated_estimate",
-           "no_better_than_one_class", "overflagging", "warned_inflated"]
+           "no_better_than_one_class", "overflagging", "small_classes", "warned_inflated"]
 
 #: a cut that flags more than this fraction of a dataset gets a warning (:func:`overflagging`)
 MOST = 0.5
@@ -177,6 +178,30 @@ def inflated_estimate(post: np.ndarray, given: np.ndarray, classes: list[str]) -
             "models agree with pass it. Read the rate as inflated, not as a count of wrong labels (a count that reads "
             "it — crossfit's on a small set, crossfit_rate — flags more for it); the flagged samples per class say "
             "more")
+
+
+def small_classes(given: np.ndarray, classes: list[str], folds: int | None) -> str | None:
+    """A warning naming the classes with fewer samples than ``folds`` (the cross-fitted or K-fold
+    models that judge each sample held out; None: no folds), else None.
+
+    Each fold then holds at most one of the class's samples out, so the model that judges one of
+    them trained on the class's other samples alone — 1 to ``folds`` − 2 images — and fewer folds do
+    not change that. scikit-learn's own warning ("The least populated class in y has only 2
+    members, which is less than n_splits=5"), printed with its source line, came only with the
+    K-fold detectors (cl, cleanlab); the default (crossfit) said nothing."""
+    if folds is None:
+        return None
+    counts = np.bincount(np.asarray(given, dtype=np.int64), minlength=len(classes))
+    few = [c for c in np.flatnonzero(counts < folds) if counts[c] > 0]
+    if not few:
+        return None
+    most = int(counts[few].max())
+    one = len(few) == 1
+    named = listing(f"{classes[c]!r} ({int(counts[c])} sample{'s' if counts[c] != 1 else ''})" for c in few)
+    return (f"{'class' if one else 'classes'} {named} {'has' if one else 'have'} fewer samples than the {folds} folds: "
+            f"the model that judges each of {'its' if one else 'their'} samples held out trained on at most "
+            f"{most - 1} other{'s' if most != 2 else ''} of its class, so its verdict on these labels is weak evidence "
+            "either way; more images of the class help, fewer --folds do not")
 
 
 def identical_text(groups: list[list[int]], given: np.ndarray, classes: list[str], paths: list[str],

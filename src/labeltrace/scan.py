@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field, replace
@@ -247,8 +248,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
             if close is not None:
                 log(f"  {close}; {flag} {'effnet-lite0' if choice == 'small-cnn' else 'small-cnn'} scans with the "
                     f"other, {flag} {choice} keeps this one")  # fmt: skip
-            weak = no_better_than_majority(pr)
-            if weak is not None:
+            if (weak := no_better_than_majority(pr)) is not None:
                 log(f"  {weak}; the scan's warnings say whether its models did")
     check(config, model, len(ds))
     stream = streams(config, model, ds)
@@ -318,8 +318,10 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
             p = out / rd.CV_PROBS
             if p.is_file():
                 return np.load(p, allow_pickle=False)
-            probs = protocol.cross_validated_probs(spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes,
-                                                   seed=config.seed, folds=config.folds, groups=ds.groups)  # fmt: skip
+            with warnings.catch_warnings():  # scikit-learn's "least populated class": said in the scan's words
+                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                probs = protocol.cross_validated_probs(spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes,
+                                                       seed=config.seed, folds=config.folds, groups=ds.groups)  # fmt: skip
             rd.atomic_write(p, lambda fh: np.save(fh, probs, allow_pickle=False))
             return probs
     ev = _evidence(rec, inputs, given, ds.n_classes, config, cv, log, ds.groups)

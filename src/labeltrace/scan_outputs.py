@@ -35,6 +35,7 @@ from labeltrace.diagnostics import (
     inflated_estimate,
     no_better_than_one_class,
     overflagging,
+    small_classes,
 )
 from labeltrace.evaluate import metrics
 from labeltrace.models.inputs import Inputs
@@ -90,7 +91,9 @@ def write_outputs(
     }  # fmt: skip
     return write_results(out, ds, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
                          noise_info=noise_info, origin=origin, fingerprint=fingerprint, timings=timings,
-                         t_start=t_start, described=described, csv=config.csv, model=model)  # fmt: skip
+                         t_start=t_start, described=described, csv=config.csv, model=model,
+                         folds=rec.num_trainings if rec is not None and rec.held_out else
+                         config.folds if _kfold(config) else None)  # the held-out folds  # fmt: skip
 
 
 def _held_out_accuracy(rec: Recording | None, over_epochs: list[float]) -> dict[str, list[float]]:
@@ -105,7 +108,7 @@ def write_results(
     out: Path, ds: ImageDataset, *, rec: Recording | None, ev: Evidence, det: detectors.Detection,
     post: np.ndarray, given: np.ndarray, truth: np.ndarray, noise_info: dict[str, Any] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
-    described: dict[str, Any], csv: bool, model: str | None, noted: Sequence[str] = (),
+    described: dict[str, Any], csv: bool, model: str | None, noted: Sequence[str] = (), folds: int | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write ``samples.parquet`` (+ csv when ``csv``), ``run.json`` and, for in-memory arrays
     that cannot be read again from a source, ``images.npy``; return the table and meta — for a
@@ -114,7 +117,8 @@ def write_results(
     dynamics were made (``command``, ``config``, ``model``, ``train``, ``inputs``, ``protocol``,
     ``seed``, ``cost``, ...); ``model``: the model the warnings name (``run_layout.OWN_TRAINING``
     for your own training's);
-    ``noted``: warnings already said (as Python warnings) that run.json keeps too, for the report."""
+    ``noted``: warnings already said (as Python warnings) that run.json keeps too, for the report;
+    ``folds``: how many held-out folds judged the samples (None: none)."""
     t0 = time.perf_counter()
     N, classes = len(ds), list(ds.classes)
     cols, results = side_by_side(ev, det)
@@ -129,7 +133,8 @@ def write_results(
     sugg = post.argmax(1)
     warned = [w for w in (overflagging(det.name, det.flagged, model=model),
                           no_better_than_one_class(sugg, given, classes),
-                          inflated_estimate(post, given, classes)) if w is not None]  # fmt: skip
+                          inflated_estimate(post, given, classes), small_classes(given, classes, folds))
+              if w is not None]  # fmt: skip
     unscored = np.isnan(det.score)
     if unscored.any():
         warned.append(f"{det.name} could not score {describe_ids(unscored)}; they rank first")

@@ -45,6 +45,27 @@ def test_digit_classes_are_chosen_by_their_own_digit(tmp_path: Path, browser: ob
         assert page.locator("#keys").inner_text() == "a class's own name"
 
 
+@pytest.mark.parametrize("classes", [
+    [str(d) for d in range(11)],  # a manifest's integer labels 0..10 (grades, counts)
+    sorted(str(d) for d in range(1, 13)),  # class folders 1..12, read in sorted order: 1, 10, 11, 12, 2, ...
+])
+def test_digit_named_classes_beyond_ten_keep_their_own_digit(tmp_path: Path, browser: object,
+                                                             classes: list[str]) -> None:
+    """Eleven or more classes named by numbers took the keys by position: key 2 decided class '1'
+    (or, in a folder's order, '10'), while a button named 2 stood beside it."""
+    rd = make_run(tmp_path, n=N, k=len(classes), classes=classes, seed=3)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?reviewer=ada")
+        keys = dict(zip(page.locator(".cls span:not(.tag)").all_inner_texts(),
+                        [b.get_attribute("aria-keyshortcuts") for b in page.locator(".cls").all()], strict=True))
+        assert {c: k for c, k in keys.items() if k} == {c: c for c in classes if len(c) == 1}
+        first = int(review_order(open_run(rd))[0])
+        page.keyboard.press("2")
+        page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+        assert decision_rows(rd) == [(first, "label", "2", "ada")]
+        assert page.locator("#keys").inner_text() == "a class's own digit"
+
+
 def test_enter_after_a_click_does_not_decide_the_next_sample(tmp_path: Path, browser: object) -> None:
     """The clicked button kept the focus: Enter (or Space) clicked it again on the next sample."""
     rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=4)

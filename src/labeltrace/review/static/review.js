@@ -131,14 +131,19 @@
   }
 
   // classes named by one character each (digits 0-9, letters) are chosen by that character: key
-  // "5" is class "5", not the fifth class ("4"); otherwise 1-9 and 0 choose the first ten
+  // "5" is class "5", not the fifth class ("4"); so is a class named by one digit among longer names
+  // (0..10, or folders 1, 10, 11, 12, 2, ...: by position key 2 chose "1" or "10"), the others then
+  // without a key; otherwise 1-9 and 0 choose the first ten
   function buildKeys() {
     const lower = classes.map((c) => c.toLowerCase());
     const own = classes.every((c) => [...c].length === 1 && c.trim() !== "") && new Set(lower).size === classes.length &&
       !lower.some((c) => c === "u" || c === "s");
-    keyOf = classes.map((c, j) => (own ? c : j < 9 ? String(j + 1) : j === 9 ? "0" : ""));
+    const digits = !own && classes.some((c) => /^[0-9]$/.test(c));
+    keyOf = classes.map((c, j) => (own ? c : digits ? (/^[0-9]$/.test(c) ? c : "") :
+      j < 9 ? String(j + 1) : j === 9 ? "0" : ""));
     keyIndex = new Map(keyOf.map((k, j) => [k.toLowerCase(), j]).filter(([k]) => k !== ""));
-    $("keys").textContent = own ? "a class's own name" : classes.length > 9 ? "1–9, 0" : `1–${classes.length}`;
+    $("keys").textContent = own ? "a class's own name" : digits ? "a class's own digit" :
+      classes.length > 9 ? "1–9, 0" : `1–${classes.length}`;
   }
 
   // the buttons say which single keys decide, while those keys are on

@@ -371,6 +371,16 @@ def test_class_folders_that_write_one_name_two_ways_are_refused(tmp_path: Path) 
         from_folder(tmp_path)
 
 
+def test_class_folders_that_write_one_number_two_ways_are_two_classes_with_a_warning(tmp_path: Path) -> None:
+    """Folders '1' and '01' (two exports merged) were two classes without a word, where the same
+    labels in a manifest are refused: a folder has no class list to say they are meant."""
+    for cls in ("1", "01", "007", "7", "2"):
+        for k in range(2):
+            _png(tmp_path / cls / f"{k}.png", 10 * k)
+    with pytest.warns(DataWarning, match=r"write one number two ways .*: '007' / '7', '01' / '1'; .*merge"):
+        assert from_folder(tmp_path).classes == ("007", "01", "1", "2", "7")
+
+
 def test_class_folders_of_compatibility_forms_are_two_classes_with_a_warning(tmp_path: Path) -> None:
     """The glyphs of a character dataset ('2' and '\u00b2', 'カ' and 'ｶ') may be classes of their own:
     the review of the first refusal found them refused with no way around it (a folder has no

@@ -50,6 +50,7 @@ from labeltrace.data.validate import (
     id_texts,
     inside_roots,
     name_key,
+    number_key,
     parse_labels,
     resolve_roots,
 )
@@ -231,6 +232,15 @@ def from_folder(
         warnings.warn(f"class folders of {root} differ only in letter case and are read as different classes: "
                       + listing(" / ".join(d.name for d in class_dirs if d.name.lower() == t) for t in sorted(twins))
                       + "; if each pair is one class, merge the folders", DataWarning, stacklevel=2)  # fmt: skip
+    numbers: dict[int, list[str]] = {}
+    for d in class_dirs:
+        if (number := number_key(d.name)) is not None:
+            numbers.setdefault(number, []).append(d.name)
+    spelt = [names for names in numbers.values() if len(names) > 1]
+    if spelt:  # "1" / "01": a manifest's labels are refused, but codes ("007", "7") can be two classes
+        warnings.warn(f"class folders of {root} write one number two ways and are read as different classes: "
+                      f"{listing(' / '.join(map(ascii, names)) for names in spelt)}; if each pair is one class, "
+                      "merge the folders", DataWarning, stacklevel=2)  # fmt: skip
     rel = [f.relative_to(root).as_posix() for f in files]
     resolved = inside_roots(files, rel, roots)
     distinct_files(resolved, rel, f" ({root})")

@@ -30,6 +30,7 @@ __all__ = [
     "is_missing",
     "marker_set",
     "name_key",
+    "number_key",
     "parse_labels",
     "resolve_roots",
 ]
@@ -191,6 +192,11 @@ def name_key(name: str, *, compat: bool = True) -> str:
     return " ".join(unicodedata.normalize("NFKC" if compat else "NFC", name).split())
 
 
+def number_key(name: str) -> int | None:
+    """The integer a class name spells in any way ("1", "01", "+1", "١", "1.0"), else None."""
+    return int(name.split(".")[0]) if _NUMBER_RE.match(name) else None
+
+
 def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
     """Labels that are one class written two ways are refused naming the rows: two spellings of one
     integer ("1", "01", "+1", "١", "1.0") or of one name (:func:`name_key`: NFC vs NFD "café", a
@@ -201,7 +207,8 @@ def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
     texts = {v for v in raw if isinstance(v, str)}
     groups: dict[Any, set[str]] = {}
     for v in texts:
-        key = ("int", int(v.split(".")[0])) if _NUMBER_RE.match(v) else ("name", name_key(v))
+        number = number_key(v)
+        key = ("int", number) if number is not None else ("name", name_key(v))
         groups.setdefault(key, set()).add(v)
     cases: dict[str, set[str]] = {}
     for key, spelt in groups.items():

@@ -175,6 +175,26 @@ def test_a_class_the_review_empties_leaves_the_class_list_and_an_older_list_is_r
     assert any("left no sample in class" in x for x in msgs)
 
 
+def test_a_class_the_review_leaves_with_one_sample_is_named_before_the_rescan_refuses_it(tmp_path: Path) -> None:
+    """A class of two or three images (a long tail) with all but one relabelled: the export said nothing
+    and printed a rescan command, which refused the labels ('classes with fewer than 2 samples')."""
+    rd = make_run(tmp_path, n=12, k=3, seed=10, classes=["a", "b", "rare"])
+    run = open_run(rd)
+    rare = np.flatnonzero(run.column("given_label_id") == 2).tolist()
+    assert len(rare) >= 2
+    for i in rare[1:]:
+        run_store(run).add(int(i), "a", reviewer="ada")
+    msgs: list[str] = []
+    export_labels(rd, tmp_path / "clean.csv", report=msgs.append)
+    kept = str(run.column("path")[rare[0]])
+    told = [x for x in msgs if "one sample" in x]
+    assert len(told) == 1 and f"'rare' ({kept})" in told[0] and "fewer than 2 samples" in told[0]
+    msgs.clear()
+    run_store(run).add(int(rare[0]), "a", reviewer="ada")  # emptied: the class list leaves it out, no warning
+    export_labels(rd, tmp_path / "clean.csv", report=msgs.append)
+    assert not [x for x in msgs if "one sample" in x]
+
+
 def test_the_rescan_command_repeats_the_scan_s_allowed_roots_pixel_limit_and_markers(tmp_path: Path) -> None:
     from labeltrace.export.rescan import rescan_command
 

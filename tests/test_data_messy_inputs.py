@@ -371,6 +371,18 @@ def test_class_folders_that_write_one_name_two_ways_are_refused(tmp_path: Path) 
         from_folder(tmp_path)
 
 
+def test_integer_codes_with_gaps_are_told_to_be_a_class_list(tmp_path: Path) -> None:
+    """Labels 0, 1 and 10 (codes, some retired) were refused as classes '2' to '9' 'with fewer than 2
+    samples', told to leave out 'its name in the class list' that no one had written."""
+    paths = _images(tmp_path, 12)
+    (tmp_path / "m.csv").write_text("path,label\n" + "".join(f"{p},{lab}\n" for p, lab in
+                                                             zip(paths, ["0", "1", "10"] * 4, strict=True)))
+    with pytest.raises(DataError, match=r"fewer than 2 samples: '2' \(0\), '3' \(0\).*'9' \(0\): integer labels are class positions .*from 0 to 10.*classes\.txt"):
+        from_manifest(tmp_path / "m.csv")
+    (tmp_path / "classes.txt").write_text("0\n1\n10\n")
+    assert from_manifest(tmp_path / "m.csv").classes == ("0", "1", "10")
+
+
 def test_class_folders_that_write_one_number_two_ways_are_two_classes_with_a_warning(tmp_path: Path) -> None:
     """Folders '1' and '01' (two exports merged) were two classes without a word, where the same
     labels in a manifest are refused: a folder has no class list to say they are meant."""

@@ -325,6 +325,14 @@ def parse_labels(
                 "the manifest (labeltrace scan --classes FILE, or classes=[...]): integer-typed labels are "
                 "positions in that list, text labels its names"
             )
+        unused = np.flatnonzero(np.bincount(nums, minlength=k_max + 1) == 0)
+        if unused.size:  # codes such as 0, 1, 10: refused below as classes 2..9 "with fewer than 2 samples"
+            raise DataError(
+                f"classes with fewer than 2 samples: {listing(f'{str(k)!r} (0)' for k in unused.tolist())}: integer "
+                f"labels are class positions 0..K-1, and these run from 0 to {k_max} with no label at those positions. "
+                "Codes that name classes? Give them as text and list them, one per line, in a classes.txt beside the "
+                "manifest (labeltrace scan --classes FILE, or classes=[...])"
+            )
         return np.array(nums, dtype=np.int64), tuple(str(k) for k in range(k_max + 1))
     names = tuple(sorted({str(v) for v in raw}))
     index = {c: k for k, c in enumerate(names)}

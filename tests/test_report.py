@@ -281,6 +281,25 @@ def test_contradicted_class_warning_is_shown_and_escaped(tmp_path: Path) -> None
     assert "<b>cat</b>" not in page
 
 
+def test_many_contradicted_classes_are_one_warning(tmp_path: Path) -> None:
+    """A weak model on 120 classes overruled 118: the report, the scan's output and the review page
+    each repeated the same paragraph 118 times above everything else."""
+    import json
+
+    from labeltrace.diagnostics import contradicted_texts
+
+    rd = make_run(tmp_path, n=30, k=3, seed=2)
+    meta = json.loads((rd / "run.json").read_text())
+    meta["contradicted_classes"] = [{"class": f"c{j}", "samples": 2 + j, "contradicted": 2 + j, "suggested": "dog"}
+                                    for j in range(118)]  # fmt: skip
+    (rd / "run.json").write_text(json.dumps(meta))
+    boxes = re.findall(r'<div class="quality warn">(.*?)</div>', write_report(rd).read_text(encoding="utf-8"))
+    assert len(boxes) == 1 and boxes[0].startswith("118 classes whose labels the models contradict")
+    assert "&#x27;c117&#x27; (119 of 119, most often suggesting &#x27;dog&#x27;), &#x27;c116&#x27;" in boxes[0]
+    assert "(and 108 more)" in boxes[0]
+    assert contradicted_texts(meta["contradicted_classes"][:3])[2].startswith("class 'c2': the models contradict")
+
+
 def _patch_meta(rd: Path, **changes: object) -> None:
     import json
 

@@ -20,8 +20,8 @@ import numpy as np
 from labeltrace._checks import listing
 from labeltrace.run_layout import OWN_TRAINING
 
-__all__ = ["MOST", "agreement", "contradicted_classes", "contradicted_text", "identical_text", "inflated_estimate",
-           "no_better_than_one_class", "overflagging", "small_classes", "warned_inflated"]
+__all__ = ["MOST", "agreement", "contradicted_classes", "contradicted_text", "contradicted_texts", "identical_text",
+           "inflated_estimate", "no_better_than_one_class", "overflagging", "small_classes", "warned_inflated"]
 
 #: a cut that flags more than this fraction of a dataset gets a warning (:func:`overflagging`)
 MOST = 0.5
@@ -92,6 +92,24 @@ def contradicted_text(row: dict[str, Any]) -> str:
             "mis-mapped class?) or the model does not recognise this class well (too few or too hard images); "
             "within the class the ranking cannot fully tell the two apart: review it with care, check the class "
             "mapping, or try a stronger model")
+
+
+#: more contradicted classes than this are named in one warning (:func:`contradicted_texts`)
+FEW_CLASSES = 3
+
+
+def contradicted_texts(rows: list[dict[str, Any]]) -> list[str]:
+    """The warnings for the rows of :func:`contradicted_classes`: one per class, or, for more than
+    :data:`FEW_CLASSES` of them (a weak model on a hundred classes overrules most), one warning
+    naming them, the classes with the most samples first."""
+    if len(rows) <= FEW_CLASSES:
+        return [contradicted_text(r) for r in rows]
+    named = listing(f"{r['class']!r} ({r['contradicted']:,} of {r['samples']:,}, most often suggesting "
+                    f"{r['suggested']!r})" for r in sorted(rows, key=lambda r: -r["samples"]))  # fmt: skip
+    return [f"{len(rows):,} classes whose labels the models contradict for most of their images: {named}. "
+            "Either many of these labels are wrong (a swapped or mis-mapped class?) or the model does not "
+            "recognise these classes well (too few or too hard images); within each class the ranking cannot "
+            "fully tell the two apart: review them with care, check the class mapping, or try a stronger model"]
 
 
 def agreement(suggested: np.ndarray, given: np.ndarray, classes: list[str]) -> tuple[float, float, str]:

@@ -30,7 +30,7 @@ from labeltrace.decide.evidence import Evidence, combined_score
 from labeltrace.decide.ranking import rank_of
 from labeltrace.diagnostics import (
     contradicted_classes,
-    contradicted_text,
+    contradicted_texts,
     identical_text,
     inflated_estimate,
     no_better_than_one_class,
@@ -128,8 +128,8 @@ def write_results(
     cols["normalized_margin"] = P.normalized_margin(post, given)
     noise_rate_est = float(P.estimate_noise_rate(post, given))
     doubted = contradicted_classes(post, given, classes)
-    for doubt in doubted:
-        print(f"warning: {contradicted_text(doubt)}", file=sys.stderr)
+    for text in contradicted_texts(doubted):
+        print(f"warning: {text}", file=sys.stderr)
     sugg = post.argmax(1)
     warned = [w for w in (overflagging(det.name, det.flagged, model=model),
                           no_better_than_one_class(sugg, given, classes),

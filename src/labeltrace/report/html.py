@@ -22,7 +22,7 @@ import numpy as np
 from labeltrace import rundir
 from labeltrace._checks import listing
 from labeltrace._io import atomic_write_bytes
-from labeltrace.diagnostics import contradicted_text
+from labeltrace.diagnostics import contradicted_texts
 from labeltrace.relabel.runstore import notices
 from labeltrace.report import plots, stats
 from labeltrace.report.content import (
@@ -165,8 +165,8 @@ def _summary_html(d: ReportData) -> str:
             f"<b>F1 {_share(m['f1'])}</b> ({m['tp']} of {int(d.noisy.sum())} mislabeled samples "
             f"found, {m['fp']} clean samples flagged).</div>"
         )
-    for row in meta.get("contradicted_classes") or []:  # absent in runs written before the check
-        out += f'<div class="quality warn">{_e(contradicted_text(row))}.</div>'
+    for text in contradicted_texts(meta.get("contradicted_classes") or []):  # absent in runs before the check
+        out += f'<div class="quality warn">{_e(text)}.</div>'
     for text in meta.get("warnings") or []:  # the scan's other warnings (a cut that accuses most samples, ...)
         out += f'<div class="quality warn">{_e(text)}.</div>'
     skipped = data.get("skipped") or []

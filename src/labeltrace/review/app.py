@@ -50,7 +50,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from labeltrace.diagnostics import contradicted_text
+from labeltrace.diagnostics import contradicted_texts
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.live import LiveConfig
 from labeltrace.relabel.reviewers import MAX_REVIEWER, name_key, spelling
@@ -195,7 +195,7 @@ def create_app(
         who = page_name(reviewer)
         # the scan's warnings about classes its models overrule (absent in runs from before them),
         # and its others (a cut that accuses most samples, ...): the model's view, hidden when blind
-        warned = [] if blind else [contradicted_text(r) for r in run.meta.get("contradicted_classes") or []] + list(
+        warned = [] if blind else contradicted_texts(run.meta.get("contradicted_classes") or []) + list(
             run.meta.get("warnings") or [])
         progress = state.progress(who)
         if blind is not None:  # every blind decision is named: the page marks the box as needed

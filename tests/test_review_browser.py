@@ -294,3 +294,18 @@ def test_an_image_changed_since_the_scan_says_why_on_the_page(tmp_path: Path, br
         expect(page.locator("#status")).to_contain_text(f"image of sample {first} not shown: its file changed "
                                                         "since the scan")  # fmt: skip
         page.close()
+
+
+def test_a_long_class_name_stays_inside_its_button(tmp_path: Path, browser: object) -> None:
+    """A 90-character class name without a space ran out of its button, over the next one and out of
+    the page (which then scrolled sideways): a click on the text it covered chose the other class."""
+    classes = ["x" * 90 + "_long_class_name", "über-großes Ding", "cat"]
+    rd = make_run(tmp_path, n=12, k=3, size=16, classes=classes, seed=3)
+    for base in serve(create_app(rd)):
+        page = browser.new_page(viewport={"width": 1200, "height": 900})  # type: ignore[attr-defined]
+        page.goto(f"{base}/?reviewer=bob")
+        expect(page.locator("#position")).to_have_text("1 / 12")
+        spill = page.evaluate("""() => [...document.querySelectorAll('.cls')].map((b) => b.scrollWidth - b.clientWidth)""")
+        assert spill == [0, 0, 0]
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.close()

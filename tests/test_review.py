@@ -723,3 +723,17 @@ def test_rendered_images_keep_the_most_recent_within_their_bytes() -> None:
     render("big", b"x" * 11)  # larger than all it may keep: served, not kept
     render("big", b"x" * 11)
     assert made[-2:] == ["big", "big"]
+
+
+def test_a_decision_while_torch_is_still_importing_in_another_thread_is_saved(
+        run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """`review --live --live-method head` imports torch in its refit thread; a decision posted
+    meanwhile found the half-initialised module in sys.modules and failed ('partially initialized
+    module 'torch' has no attribute 'Tensor'')."""
+    import types
+
+    c = client(run_dir)
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # what another thread's import leaves
+    r = c.post("/api/decision", json={"sample_id": 0, "decision": "cat", "reviewer": "ada"})
+    assert r.status_code == 200, r.text
+    assert db_rows(run_dir) == [(0, "label", "cat", "ada")]

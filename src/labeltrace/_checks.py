@@ -21,6 +21,7 @@ __all__ = [
     "describe_ids",
     "group_codes",
     "id_list",
+    "is_tensor",
     "listing",
     "reject_nan",
     "round_half_up",
@@ -99,10 +100,17 @@ def check_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return arr.astype(np.int64, copy=True)
 
 
+def is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor, without importing torch: not imported, or still importing in
+    another thread (a review server's head refit: its module has no ``Tensor`` yet), x cannot be one."""
+    tensor = getattr(sys.modules.get("torch"), "Tensor", None)
+    return isinstance(tensor, type) and isinstance(x, tensor)
+
+
 def to_numpy(x: Any, name: str) -> np.ndarray:
     """A numpy array of ``x`` (torch tensors copied to the host; bfloat16 widened exactly)."""
-    torch = sys.modules.get("torch")  # not imported: x cannot be a tensor (keeps the import light)
-    if torch is not None and isinstance(x, torch.Tensor):
+    if is_tensor(x):
+        torch = sys.modules["torch"]
         if x.device.type == "meta":
             raise ValueError(f"{name} is a tensor on the meta device, which holds no values")
         if x.is_complex():

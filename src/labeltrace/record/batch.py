@@ -23,13 +23,12 @@ near ±3.4e38, or float64 logits beyond it) and are saturated at ±``FLOAT32_MAX
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import describe_ids, id_list, to_numpy
+from labeltrace._checks import describe_ids, id_list, is_tensor, to_numpy
 
 __all__ = ["FIELDS", "FLOAT32_MAX", "as_index_array", "as_logits", "batch_quantities", "to_numpy"]
 
@@ -110,8 +109,7 @@ def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray) -> np.ndarr
 
 def _outputs_hint(x: Any) -> str:
     """For a model's whole output passed as logits (a tuple, a dict, an output object): what to pass."""
-    torch = sys.modules.get("torch")
-    if isinstance(x, np.ndarray) or (torch is not None and isinstance(x, torch.Tensor)):
+    if isinstance(x, np.ndarray) or is_tensor(x):
         return ""
     if isinstance(x, list | tuple) and not any(isinstance(v, Mapping) or getattr(v, "ndim", 0) >= 2 for v in x):
         return ""  # nested numbers

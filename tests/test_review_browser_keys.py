@@ -48,6 +48,7 @@ def test_digit_classes_are_chosen_by_their_own_digit(tmp_path: Path, browser: ob
 @pytest.mark.parametrize("classes", [
     [str(d) for d in range(11)],  # a manifest's integer labels 0..10 (grades, counts)
     sorted(str(d) for d in range(1, 13)),  # class folders 1..12, read in sorted order: 1, 10, 11, 12, 2, ...
+    [f"{d:03d}" for d in range(12)],  # codes 000..011: key 2 chose '001'
 ])
 def test_digit_named_classes_beyond_ten_keep_their_own_digit(tmp_path: Path, browser: object,
                                                              classes: list[str]) -> None:
@@ -58,11 +59,11 @@ def test_digit_named_classes_beyond_ten_keep_their_own_digit(tmp_path: Path, bro
         page = _page(browser, base, "?reviewer=ada")
         keys = dict(zip(page.locator(".cls span:not(.tag)").all_inner_texts(),
                         [b.get_attribute("aria-keyshortcuts") for b in page.locator(".cls").all()], strict=True))
-        assert {c: k for c, k in keys.items() if k} == {c: c for c in classes if len(c) == 1}
+        assert {c: k for c, k in keys.items() if k} == {c: str(int(c)) for c in classes if int(c) < 10}
         first = int(review_order(open_run(rd))[0])
         page.keyboard.press("2")
         page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
-        assert decision_rows(rd) == [(first, "label", "2", "ada")]
+        assert decision_rows(rd) == [(first, "label", classes[[int(c) for c in classes].index(2)], "ada")]
         assert page.locator("#keys").inner_text() == "a class's own digit"
 
 

@@ -131,15 +131,18 @@
   }
 
   // classes named by one character each (digits 0-9, letters) are chosen by that character: key
-  // "5" is class "5", not the fifth class ("4"); so is a class named by one digit among longer names
-  // (0..10, or folders 1, 10, 11, 12, 2, ...: by position key 2 chose "1" or "10"), the others then
-  // without a key; otherwise 1-9 and 0 choose the first ten
+  // "5" is class "5", not the fifth class ("4"); so is a class named by a number 0-9 among longer
+  // names (0..10, folders 1, 10, 11, 12, 2, ..., or 000..199: by position key 2 chose "1", "10" or
+  // "001"), a digit two names claim ("1", "01") by neither, the others without a key; otherwise 1-9
+  // and 0 choose the first ten
   function buildKeys() {
     const lower = classes.map((c) => c.toLowerCase());
     const own = classes.every((c) => [...c].length === 1 && c.trim() !== "") && new Set(lower).size === classes.length &&
       !lower.some((c) => c === "u" || c === "s");
-    const digits = !own && classes.some((c) => /^[0-9]$/.test(c));
-    keyOf = classes.map((c, j) => (own ? c : digits ? (/^[0-9]$/.test(c) ? c : "") :
+    const digitOf = classes.map((c) => { const m = /^0*([0-9])$/.exec(c); return m ? m[1] : ""; });
+    const digits = !own && digitOf.some((d) => d !== "");
+    const once = (d) => d !== "" && digitOf.filter((e) => e === d).length === 1;
+    keyOf = classes.map((c, j) => (own ? c : digits ? (once(digitOf[j]) ? digitOf[j] : "") :
       j < 9 ? String(j + 1) : j === 9 ? "0" : ""));
     keyIndex = new Map(keyOf.map((k, j) => [k.toLowerCase(), j]).filter(([k]) => k !== ""));
     $("keys").textContent = own ? "a class's own name" : digits ? "a class's own digit" :

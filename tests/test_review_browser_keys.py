@@ -205,3 +205,29 @@ def test_zoom_and_window_level_and_a_key_after_the_slider(tmp_path: Path, browse
         assert page.locator("#win").input_value() == "51"
         page.locator("#wl-reset").click()
         assert page.evaluate("() => document.getElementById('image').style.filter") == ""  # type: ignore[attr-defined]
+
+
+def test_a_class_among_many_is_found_by_typing_part_of_its_name(tmp_path: Path, browser: object) -> None:
+    """120 classes: keys for the first ten only, and a grid of buttons three screens long to scroll
+    through for the others. A box keeps the buttons whose names hold what is typed; Enter chooses
+    the one left; the next sample shows every button again."""
+    classes = [f"species_{j:03d}" for j in range(118)] + ["Ursus arctos", "Ursus maritimus"]
+    rd = make_run(tmp_path, n=N, k=len(classes), classes=classes, seed=5)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?reviewer=ada")
+        box = page.locator("#class-filter")
+        assert box.is_visible()
+        box.fill("ursus")
+        assert page.locator(".cls:visible span:not(.tag)").all_inner_texts() == ["Ursus arctos", "Ursus maritimus"]
+        box.press("Enter")  # two left: nothing chosen
+        assert decision_rows(rd) == []
+        box.fill("MARIT")
+        first = int(review_order(open_run(rd))[0])
+        box.press("Enter")
+        page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+        assert decision_rows(rd) == [(first, "label", "Ursus maritimus", "ada")]
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")
+        assert box.input_value() == "" and page.locator(".cls:visible").count() == len(classes)
+    small = make_run(tmp_path / "small", n=N, k=3, classes=["cat", "dog", "fox"], seed=5)
+    for base in serve(create_app(small)):
+        assert not _page(browser, base, "?reviewer=ada").locator("#class-filter").is_visible()

@@ -159,8 +159,23 @@
     ["unsure", "skip"].forEach((id) => (on ? $(id).setAttribute("aria-keyshortcuts", id[0]) : $(id).removeAttribute("aria-keyshortcuts")));
   }
 
+  // many classes: a box that keeps the buttons whose names hold what is typed (Enter chooses the
+  // one left); cleared for each new sample
+  const FILTER_FROM = 13;
+  function filterClasses() {
+    const q = $("class-filter").value.trim().normalize("NFC").toLowerCase();
+    const shown = [];
+    document.querySelectorAll(".cls").forEach((b) => {
+      const j = Number(b.dataset.index);
+      b.hidden = q !== "" && !classes[j].normalize("NFC").toLowerCase().includes(q);
+      if (!b.hidden) shown.push(j);
+    });
+    return shown;
+  }
+
   function buildButtons() {
     buildKeys();
+    $("class-filter").hidden = classes.length < FILTER_FROM;
     const box = $("classes");
     box.textContent = "";
     classes.forEach((c, j) => {
@@ -222,7 +237,10 @@
 
   function render() {
     if (!item) return;
-    if (item.id !== shownId) { shownId = item.id; setZoom(1); } // each sample starts whole in the frame
+    if (item.id !== shownId) { // each sample starts whole in the frame, with every class button
+      shownId = item.id; setZoom(1);
+      if ($("class-filter").value) { $("class-filter").value = ""; filterClasses(); }
+    }
     $("image").alt = `sample ${item.id}`;
     $("item-head").textContent = `Sample ${item.id}, ${item.position + 1} of ${item.total}` +
       (blind === "all" ? "" : `, given label ${iso(item.given_label)}`) +
@@ -507,6 +525,11 @@
     const typed = t && ((t.tagName === "INPUT" && !["range", "checkbox", "radio", "button"].includes(t.type)) ||
       t.tagName === "TEXTAREA");
     if (typed) {
+      if (t.id === "class-filter" && ev.key === "Enter" && !ev.repeat) {
+        const shown = filterClasses();
+        if (shown.length === 1) { ev.preventDefault(); t.blur(); decide("label", classes[shown[0]]); }
+        return;
+      }
       if (ev.key === "Escape" || ev.key === "Enter") t.blur();
       return;
     }
@@ -539,6 +562,7 @@
     }
   });
 
+  $("class-filter").addEventListener("input", filterClasses);
   onDecide($("unsure"), () => decide("unsure"));
   onDecide($("skip"), () => decide("skip"));
   $("back").addEventListener("click", () => { if (lastDecided) load(lastDecided.position); });

@@ -253,3 +253,18 @@ def test_json_min_passes_an_unknown_class_a_later_annotation_replaced(tmp_path: 
                              {"id": 109, "labeltrace_id": 3, "label": "autre", "updated_at": "2025-01-01T11:00:00Z"}]))
     with pytest.raises(ValueError, match=r"task 109 \(sample 3, .*unknown class 'autre'"):
         import_labelstudio(rd, f)
+
+
+def test_an_unknown_class_written_like_a_known_one_says_which(tmp_path: Path) -> None:
+    """'unknown class 'café'; classes are [... 'café' ...]': a decomposed é (a macOS copy of the
+    config) printed exactly like the class it missed, among all 120 names."""
+    import unicodedata
+
+    classes = [unicodedata.normalize("NFC", "café")] + [f"c{j:03d}" for j in range(119)]
+    rd = make_run(tmp_path, n=240, k=120, classes=classes, seed=2)
+    f = tmp_path / "min.json"
+    f.write_text(json.dumps([{"labeltrace_id": 0, "label": unicodedata.normalize("NFD", "café"), "id": 1,
+                              "updated_at": "2024-05-01T10:00:00Z"}]))  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown class '[^']*' \('cafe\\u0301': the class 'caf\\xe9' written "
+                                         r"another way\); classes are .*\(and 70 more\)"):  # fmt: skip
+        import_labelstudio(rd, f)

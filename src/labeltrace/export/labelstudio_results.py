@@ -6,6 +6,9 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
+from labeltrace._checks import listing
+from labeltrace.data.validate import name_key
+
 __all__ = ["LS_LABEL", "LS_REVIEW", "annotation_says", "decision_of", "iso", "min_decision"]
 
 LS_LABEL = "label"  # from_name of the class choice
@@ -22,6 +25,15 @@ def iso(ts: Any) -> str | None:
     if t.tzinfo is None:
         t = t.replace(tzinfo=_dt.UTC)
     return t.astimezone(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _unknown(label: Any, classes: set[str], where: str) -> ValueError:
+    """An unknown class named with the class it may be written for (another Unicode form, other
+    spaces: the two print alike) and the classes (50 of a long list)."""
+    twin = [c for c in sorted(classes) if isinstance(label, str) and name_key(c) == name_key(label)]
+    alike = f" ({ascii(label)}: the class {ascii(twin[0])} written another way)" if twin else ""
+    return ValueError(f"{where}: unknown class {label!r}{alike}; classes are "
+                      f"{listing(map(repr, sorted(classes)), 50)}")  # fmt: skip
 
 
 def decision_of(
@@ -42,7 +54,7 @@ def decision_of(
                 raise ValueError(f"{where}: expected one class choice, got {vals}")
             label = str(vals[0])
     if label is not None and label not in classes:
-        raise ValueError(f"{where}: unknown class {label!r}; classes are {sorted(classes)}")
+        raise _unknown(label, classes, where)
     if unsure:
         return "unsure", "unsure"
     return None if label is None else ("label", label)
@@ -68,7 +80,7 @@ def min_decision(task: dict[str, Any], classes: set[str], where: str) -> tuple[s
             raise ValueError(f"{where}: expected one class choice, got {v}")
         v = v[0]
     if v is not None and v not in classes:
-        raise ValueError(f"{where}: unknown class {v!r}; classes are {sorted(classes)}")
+        raise _unknown(v, classes, where)
     r = task.get(LS_REVIEW)
     if r == "unsure" or (
         isinstance(r, (list, dict))

@@ -259,3 +259,53 @@ def test_find_suspects_groups_keep_a_twin_out_of_the_neighbours() -> None:
     assert grouped.flagged.sum() > plain.flagged.sum()
     with pytest.raises(ValueError, match="groups has 3 entries for 120 samples"):
         find_suspects(dyn, features=x, groups=["a", "b", "c"])
+
+
+def _long_tail(noise: float, seed: int = 0) -> tuple[Recorder, np.ndarray, np.ndarray]:
+    """130 classes: two of 200 samples, the rest of 2 to 5; features that separate the true classes,
+    a recording that agrees with the given labels; (recorder, features, wrong-label mask)."""
+    rng = np.random.default_rng(seed)
+    k = 130
+    truth = np.repeat(np.arange(k), np.r_[[200, 200], rng.integers(2, 6, k - 2)])
+    wrong = rng.random(truth.size) < noise
+    y = truth.copy()
+    y[wrong] = (truth[wrong] + rng.integers(1, k, int(wrong.sum()))) % k
+    feats = np.eye(k)[truth] * 3 + rng.normal(size=(truth.size, k)) * 0.3
+    rec = Recorder(truth.size, k)
+    for t in range(3):  # a training that agrees with every given label, the wrong ones less surely
+        z = rng.normal(size=(truth.size, k))
+        z[np.arange(truth.size), y] += np.where(wrong, 3.0, 6.0) + t
+        rec.update(np.arange(truth.size), z, y)
+        rec.end_epoch()
+    return rec, feats, wrong
+
+
+def test_classes_smaller_than_knn_k_do_not_inflate_the_one_training_count() -> None:
+    """A sample of a class of 3 has 2 neighbours of its class among its 10: its kNN posterior called
+    every clean sample of such classes wrong, and find_suspects flagged 63 of a clean long-tailed
+    set (226 for 80 wrong labels). Each sample's count now reads as many neighbours as its class has."""
+    rec, feats, wrong = _long_tail(0.0)
+    det = find_suspects(rec.dynamics(), features=feats)
+    assert det.flagged.sum() == 0 and not wrong.any()
+    rec, feats, wrong = _long_tail(0.1, seed=1)
+    det = find_suspects(rec.dynamics(), features=feats)
+    assert det.rule.startswith("knn-count") and det.n_hat < 1.5 * wrong.sum()
+    assert (det.flagged & wrong).sum() >= 0.8 * wrong.sum()
+
+
+def test_class_shares_read_each_sample_s_reach_with_groups_and_a_zero_row() -> None:
+    """The neighbours a sample's class can fill (outside its group), and the set's shares for a
+    sample without a direction; a set whose classes all reach knn_k reads the plain shares."""
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(40, int), np.ones(40, int), np.full(3, 2)]
+    x = np.eye(3)[y] * 5 + rng.normal(size=(y.size, 3)) * 0.1
+    x[0] = 0.0
+    groups = [f"g{i}" for i in range(y.size - 2)] + ["twin", "twin"]  # the small class's last two: one patient
+    with pytest.warns(UserWarning, match="all zeros"):
+        ev = Evidence(y, 3, features=x, groups=groups)
+        shares = ev.knn_class_shares()
+    assert np.allclose(shares[0], np.bincount(y) / y.size)
+    assert np.allclose(shares[-3:, 2], 1.0)  # their own class's reach: 2, 1 and 1 neighbours
+    assert np.allclose(shares[1:80], ev.knn_shares()[1:80])
+    big = Evidence(y[:80], 2, features=x[:80] + 1)
+    assert big.knn_class_shares() is big.knn_shares()

@@ -148,7 +148,9 @@ def one_run_count(agreement: np.ndarray, knn_shares: np.ndarray | None, labels: 
     """The one-training count on a small set: (count, rule). :func:`contradicted_count` of the run,
     or, when larger, :func:`conservative_count` on ``knn_shares`` — the label shares of each
     sample's nearest neighbours in the features (the frozen backbone's, or the run's own
-    embedding), a held-out posterior that costs no training.
+    embedding), a held-out posterior that costs no training; the detector reads, for a sample of a
+    class smaller than its ``knn_k`` + 1, as many neighbours as the class has
+    (:meth:`~labeltrace.decide.evidence.Evidence.knn_class_shares`).
 
     Why: a head on frozen features memorises a few hundred to two thousand labels within its
     epochs, so it contradicts only a small part of the wrong labels in most epochs, while its

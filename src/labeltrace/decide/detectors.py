@@ -293,7 +293,7 @@ def _single(name: str, score: str, summary: str) -> Detector:
     def decide(ev: Evidence, s: np.ndarray) -> Decision:
         dyn = ev.single.dynamics
         if len(s) < C.LARGE:  # a small set is memorised: the contradicted count, or the kNN posterior's
-            shares = ev.knn_shares() if ev.has("features") else None
+            shares = ev.knn_class_shares() if ev.has("features") else None
             n_hat, rule = C.one_run_count(dyn.mean("correct"), shares, ev.labels)
         else:  # the GMM split, never more than 3.5 x the rate on the trajectory-averaged posterior
             post = dyn.mean_posterior()[:, : ev.num_classes]

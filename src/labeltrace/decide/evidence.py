@@ -133,6 +133,22 @@ class Evidence:
         pair = g * self.num_classes + y
         return sizes[y] - np.bincount(pair)[pair], k
 
+    def knn_class_shares(self) -> np.ndarray:
+        """:meth:`knn_shares`, each sample's over its nearest ``min(knn_k, reach)`` neighbours
+        (:meth:`knn_reach`: the others of its class, at least 1): a clean sample of a class of 3 has 2
+        neighbours of its class among 10, so over 10 its class's share is at most 0.2 and a count read
+        from the shares called every such sample wrong. Where every class reaches ``knn_k`` (no class
+        smaller than ``knn_k`` + 1), :meth:`knn_shares` itself, unchanged."""
+        shares = self.knn_shares()
+        reach, k = self.knn_reach()
+        take = np.clip(reach, 1, k)
+        if (take >= k).all():
+            return shares
+        if "knn_class_shares" not in self._values:
+            self._values["knn_class_shares"] = _first_shares(self.features, self.labels, self.num_classes, k,
+                                                             take, self.groups, shares)  # fmt: skip
+        return self._values["knn_class_shares"]
+
     def cost(self, needs: Sequence[str]) -> tuple[int, float]:
         """(model fits, wall seconds) of the evidence ``needs`` uses, each counted once."""
         n, sec = 0, 0.0
@@ -231,3 +247,21 @@ def _knn_shares(features: np.ndarray, labels: np.ndarray, num_classes: int, k: i
                   "kNN label shares are the whole set's; the others' neighbours are found without them",
                   UserWarning, stacklevel=3)  # fmt: skip
     return out, k
+
+
+def _first_shares(features: np.ndarray, labels: np.ndarray, num_classes: int, k: int, take: np.ndarray,
+                  groups: np.ndarray | None, shares: np.ndarray) -> np.ndarray:  # fmt: skip
+    """(N, K) label shares of each sample's ``take[i]`` nearest of its ``k`` neighbours (the search of
+    :func:`_knn_shares`); a sample with an all-zero feature row keeps its row of ``shares`` (the set's)."""
+    from labeltrace.score.knn import knn_indices
+
+    x = np.asarray(features)
+    keep = np.flatnonzero(np.count_nonzero(x, axis=1) > 0)
+    nb = keep[knn_indices(x[keep], k=k, groups=None if groups is None else groups[keep])]
+    first = np.arange(k)[None, :] < take[keep, None]
+    out = shares.copy()
+    counts = np.zeros((keep.size, num_classes))
+    rows = np.broadcast_to(np.arange(keep.size)[:, None], nb.shape)
+    np.add.at(counts, (rows[first], labels[nb][first]), 1.0)
+    out[keep] = counts / take[keep, None]
+    return out

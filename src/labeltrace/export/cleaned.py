@@ -329,11 +329,11 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
             report(f"warning: the review left no sample in class{'es' if len(empty) > 1 else ''} "
                    f"{', '.join(map(repr, empty))}; a manifest's integer labels are positions in the scan's class "
                    "list, so renumber them before scanning these labels again")  # fmt: skip
-    alone = np.flatnonzero(np.bincount(v.final, minlength=len(run.classes)) == 1)
-    if alone.size and report is not None and _rescannable(run, path):
+    alone = np.flatnonzero(np.isin(v.final, np.flatnonzero(np.bincount(v.final, minlength=len(run.classes)) == 1)))
+    if alone.size and report is not None and _rescannable(run, path):  # the one sample of each such class
         paths = run.column("path")
         report(f"warning: the review left one sample in class{'es' if alone.size > 1 else ''} "
-               + listing(f"{run.classes[k]!r} ({paths[int(np.flatnonzero(v.final == k)[0])]})" for k in alone.tolist())
+               + listing(f"{run.classes[int(v.final[i])]!r} ({paths[int(i)]})" for i in alone.tolist())
                + "; a scan refuses a class with fewer than 2 samples: add images to it, or relabel that sample "
                "too, before scanning these labels again")  # fmt: skip
     if (run.path / REVIEWS_DB).exists():

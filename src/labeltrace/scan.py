@@ -4,8 +4,7 @@ This is the product's main job (``labeltrace scan``), a short sequence of stage 
 protocols live in :mod:`labeltrace.train.protocol`, the detectors in
 :mod:`labeltrace.decide.detectors` (the table), the outputs in :mod:`labeltrace.scan_outputs`,
 the settings a configuration resolves to in :mod:`labeltrace.scan_settings`, the run directory in
-:mod:`labeltrace.rundir` (its file names in :mod:`labeltrace.run_layout`).
-"""
+:mod:`labeltrace.rundir` (its file names in :mod:`labeltrace.run_layout`)."""
 
 from __future__ import annotations
 

@@ -5,8 +5,6 @@ refuses bad ones and builds the :class:`ImageDataset`."""
 from __future__ import annotations
 
 import re
-import unicodedata
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -15,9 +13,10 @@ import numpy as np
 
 from labeltrace._checks import listing
 from labeltrace.data.base import ImageDataset, _duplicates
-from labeltrace.data.errors import DataError, DataWarning
+from labeltrace.data.errors import DataError
 from labeltrace.data.probing import mixed_depths, probe
 from labeltrace.data.sources import ImageSource, parallel_map
+from labeltrace.data.spellings import check_spellings, name_key, number_key
 
 __all__ = [
     "MISSING_VALUES",
@@ -39,9 +38,7 @@ OnBadImage = Literal["fail", "skip"]
 #: an integer label written the one canonical way (ASCII digits, no sign, no leading zero): "01", "+1",
 #: "-0" or "١" are class *names*, so that they are never silently merged with "1" or "0"
 _INT_RE = re.compile(r"^(0|-?[1-9][0-9]*)$", re.ASCII)
-#: any spelling of an integer (sign, leading zeros, non-ASCII digits, a decimal point and zeros as a
-#: float column writes it: "1.0"): two spellings of one number in a label column are refused
-_NUMBER_RE = re.compile(r"^[+-]?\d+(\.0*)?$")
+
 
 def _utf8(s: str) -> bool:
     try:
@@ -184,63 +181,6 @@ def _as_int(v: Any) -> int | None:
     return None
 
 
-def name_key(name: str, *, compat: bool = True) -> str:
-    """What a class name reads as, runs of white space as one space (a no-break space is one):
-    in Unicode's compatibility form (NFKC: NFC and NFD "café", a full-width "Ｔ" and "T", but
-    also "2" and "²", "ﬁ" and "fi") or, ``compat=False``, its canonical form (NFC: "café" alone).
-    Two names with one key are one class written two ways."""
-    return " ".join(unicodedata.normalize("NFKC" if compat else "NFC", name).split())
-
-
-def number_key(name: str) -> int | None:
-    """The integer a class name spells in any way ("1", "01", "+1", "١", "1.0"), else None."""
-    return int(name.split(".")[0]) if _NUMBER_RE.match(name) else None
-
-
-def _check_spellings(raw: Sequence[Any], row_name: Any) -> None:
-    """Labels that are one class written two ways are refused naming the rows: two spellings of one
-    integer ("1", "01", "+1", "١", "1.0") or of one name (:func:`name_key`: NFC vs NFD "café", a
-    no-break or a double space, a full-width letter, as a spreadsheet or an input method leaves them); read as two classes
-    or merged silently, either way some images would carry the wrong class. Names that differ only
-    in letter case ("benign", "Benign") can be two classes (EMNIST's letters): they are read as
-    such, with a warning naming the rows."""
-    texts = {v for v in raw if isinstance(v, str)}
-    groups: dict[Any, set[str]] = {}
-    for v in texts:
-        number = number_key(v)
-        key = ("int", number) if number is not None else ("name", name_key(v))
-        groups.setdefault(key, set()).add(v)
-    cases: dict[str, set[str]] = {}
-    for key, spelt in groups.items():
-        if key[0] == "name":
-            cases.setdefault(key[1].lower(), set()).update(spelt)
-    case_twins = [sorted(vs) for vs in cases.values() if len(vs) > 1]
-    numbers = {int(v) for v in raw if isinstance(v, (int, np.integer)) and not isinstance(v, bool)}
-    for i in numbers:  # a Parquet column mixing 1 and "01"
-        if ("int", i) in groups:
-            groups[("int", i)].add(str(i))
-    clash = {key: sorted(vs) for key, vs in groups.items() if len(vs) > 1}
-    first: dict[str, int] = {}
-    if clash or case_twins:
-        for k, v in enumerate(raw):
-            first.setdefault(str(v) if not isinstance(v, str) else v, k)
-    if case_twins and not clash:
-        warnings.warn("labels that differ only in letter case are read as different classes: "
-                      + listing(" / ".join(f"{v!r} ({row_name(first[v])})" for v in vs) for vs in case_twins)
-                      + "; if each pair is one class, write it one way (a classes.txt beside the manifest, "
-                      "labeltrace scan --classes FILE or classes=[...] listing them all says they are meant)",
-                      DataWarning, stacklevel=4)  # fmt: skip
-    if clash:
-        raise DataError(
-            "labels that write one class two ways (" + ("numbers with a sign, leading zeros, a decimal point or other digits"
-            if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms or with other spaces") + "): "
-            + listing(" / ".join(f"{ascii(v)} ({row_name(first[v])})" for v in sorted(vs, key=first.__getitem__))
-                      for vs in clash.values())
-            + "; write each class one way (or, if they are different classes, list every name in a classes.txt "
-            "beside the manifest, labeltrace scan --classes FILE, or classes=[...])"
-        )
-
-
 def _check_scalars(raw: Sequence[Any], row_name: Any) -> None:
     """One class name or integer per row: lists (multi-label), dicts and bytes are refused."""
     bad = [k for k, v in enumerate(raw) if isinstance(v, (list, tuple, dict, set, bytes, bytearray, np.ndarray))]
@@ -272,7 +212,7 @@ def parse_labels(
     _check_scalars(raw, row_name)
     named = classes is not None and set(raw) <= {str(c) for c in classes}
     if not named:  # a class list that names "01" and "1" both makes them two classes, as given
-        _check_spellings(raw, row_name)
+        check_spellings(raw, row_name)
     ints = [_as_int(v) for v in raw]
     all_int = all(v is not None for v in ints)
     nums = cast(list[int], ints)  # read only where all_int

@@ -231,3 +231,27 @@ def test_a_class_among_many_is_found_by_typing_part_of_its_name(tmp_path: Path, 
     small = make_run(tmp_path / "small", n=N, k=3, classes=["cat", "dog", "fox"], seed=5)
     for base in serve(create_app(small)):
         assert not _page(browser, base, "?reviewer=ada").locator("#class-filter").is_visible()
+
+
+def test_the_class_box_escape_and_an_input_methods_enter(tmp_path: Path, browser: object) -> None:
+    """Escape emptied the box (the browser's own action on a search box) but left the buttons it had
+    hidden hidden, on this sample and the next; an input method's Enter, which commits the text
+    composed (a class named in Chinese or Japanese), chose the one class left."""
+    classes = [f"species_{j:03d}" for j in range(118)] + ["Ursus arctos", "Ursus maritimus"]
+    rd = make_run(tmp_path, n=N, k=len(classes), classes=classes, seed=5)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?reviewer=ada")
+        box = page.locator("#class-filter")
+        box.fill("ursus")
+        assert page.locator(".cls:visible").count() == 2
+        box.press("Escape")
+        assert box.input_value() == "" and page.locator(".cls:visible").count() == len(classes)
+        box.fill("marit")
+        box.focus()
+        box.dispatch_event("keydown", {"key": "Enter", "isComposing": True, "keyCode": 229, "bubbles": True})
+        # a decision leaves the box at once (the page blurs it before posting)
+        assert page.evaluate("() => document.activeElement.id") == "class-filter"  # type: ignore[attr-defined]
+        first = int(review_order(open_run(rd))[0])
+        box.press("Enter")  # the Enter that is the reviewer's
+        page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+        assert decision_rows(rd) == [(first, "label", "Ursus maritimus", "ada")]

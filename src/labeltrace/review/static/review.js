@@ -239,7 +239,7 @@
     if (!item) return;
     if (item.id !== shownId) { // each sample starts whole in the frame, with every class button
       shownId = item.id; setZoom(1);
-      if ($("class-filter").value) { $("class-filter").value = ""; filterClasses(); }
+      $("class-filter").value = ""; filterClasses();
     }
     $("image").alt = `sample ${item.id}`;
     $("item-head").textContent = `Sample ${item.id}, ${item.position + 1} of ${item.total}` +
@@ -519,6 +519,7 @@
 
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.isComposing || ev.keyCode === 229) return; // an input method's keys: its Enter commits the text typed
     if (ev.repeat && !ev.key.startsWith("Arrow")) return; // a held key decides one sample, not a run of them
     // a text box takes its keys; a slider (window / level) does not: a class key still decides
     const t = ev.target;
@@ -530,6 +531,8 @@
         if (shown.length === 1) { ev.preventDefault(); t.blur(); decide("label", classes[shown[0]]); }
         return;
       }
+      // Escape empties a search box (Chromium's own action, without an input event): every button again
+      if (t.id === "class-filter" && ev.key === "Escape") { ev.preventDefault(); t.value = ""; filterClasses(); }
       if (ev.key === "Escape" || ev.key === "Enter") t.blur();
       return;
     }
@@ -563,6 +566,7 @@
   });
 
   $("class-filter").addEventListener("input", filterClasses);
+  $("class-filter").addEventListener("search", filterClasses); // its clear button, Escape
   onDecide($("unsure"), () => decide("unsure"));
   onDecide($("skip"), () => decide("skip"));
   $("back").addEventListener("click", () => { if (lastDecided) load(lastDecided.position); });

@@ -255,3 +255,26 @@ def test_the_class_box_escape_and_an_input_methods_enter(tmp_path: Path, browser
         box.press("Enter")  # the Enter that is the reviewer's
         page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
         assert decision_rows(rd) == [(first, "label", "Ursus maritimus", "ada")]
+
+
+def test_after_enter_chooses_a_class_the_next_letters_go_to_the_box(tmp_path: Path, browser: object) -> None:
+    """Enter chose the one class left and left the box: the next name typed for the next sample
+    ran as shortcuts — 'species_005' skipped two samples at its two s and chose the tenth class at 0."""
+    classes = [f"species_{j:03d}" for j in range(118)] + ["Ursus arctos", "Ursus maritimus"]
+    rd = make_run(tmp_path, n=N, k=len(classes), classes=classes, seed=5)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?reviewer=ada")
+        box = page.locator("#class-filter")
+        box.fill("marit")
+        first = int(review_order(open_run(rd))[0])
+        box.press("Enter")
+        page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")
+        page.keyboard.type("species_005")  # type: ignore[attr-defined]
+        assert box.input_value() == "species_005"
+        assert page.locator(".cls:visible span:not(.tag)").all_inner_texts() == ["species_005"]
+        assert decision_rows(rd) == [(first, "label", "Ursus maritimus", "ada")]
+        second = int(review_order(open_run(rd))[1])
+        box.press("Enter")
+        expect(page.locator("#position")).to_have_text(f"3 / {N}")
+        assert decision_rows(rd)[-1] == (second, "label", "species_005", "ada")

@@ -239,7 +239,9 @@
     if (!item) return;
     if (item.id !== shownId) { // each sample starts whole in the frame, with every class button
       shownId = item.id; setZoom(1);
-      $("class-filter").value = ""; filterClasses();
+      // the box is emptied unless the reviewer is typing in it for this sample (chosen by Enter)
+      if (document.activeElement !== $("class-filter")) $("class-filter").value = "";
+      filterClasses();
     }
     $("image").alt = `sample ${item.id}`;
     $("item-head").textContent = `Sample ${item.id}, ${item.position + 1} of ${item.total}` +
@@ -528,7 +530,9 @@
     if (typed) {
       if (t.id === "class-filter" && ev.key === "Enter" && !ev.repeat) {
         const shown = filterClasses();
-        if (shown.length === 1) { ev.preventDefault(); t.blur(); decide("label", classes[shown[0]]); }
+        // the box keeps the focus: the next letters typed are the next sample's name, not shortcuts
+        // ("species" would skip two samples, a digit choose a class)
+        if (shown.length === 1) { ev.preventDefault(); t.value = ""; filterClasses(); decide("label", classes[shown[0]]); }
         return;
       }
       // Escape empties a search box (Chromium's own action, without an input event): every button again

@@ -220,6 +220,6 @@ def export_run(
     formulas = formula_cells(table) if to == "csv" else 0
     if formulas:
         say(f"{formulas:,} text cell{'s' if formulas != 1 else ''} (a path, a label, a reviewer's name ...) "
-            "begin with =, +, -, @ or a tab, which a spreadsheet runs as a formula: written with a leading ' "
-            "in the CSV; --to parquet keeps every value as it is")
+            "begin with =, +, -, @, a tab or a carriage return, which a spreadsheet runs as a formula: written "
+            "with a leading ' in the CSV; --to parquet keeps every value as it is")
     return write_table(path, table)

@@ -68,3 +68,23 @@ def test_a_class_name_with_an_override_leaves_the_suggestion_after_the_given_lab
         return [g.left, s.left, g.top === s.top]; })""")
     assert sides and all(g < s for g, s, same_line in sides if same_line), sides
     assert any(same_line for *_, same_line in sides)
+
+
+def test_a_right_to_left_path_copied_from_the_report_or_the_page_is_the_path(tmp_path: Path,
+                                                                             browser: object) -> None:  # fmt: skip
+    """The isolation was by characters (U+2068 ... U+2069) written around the name: a Hebrew folder
+    name copied from a report card or the review page's caption took them into a shell, which then
+    found no such file. Now an element isolates it (``<bdi>``), and the text is the path."""
+    rd = make_run(tmp_path, n=30, k=3, classes=["כלב", "cat", "fox"], kind="folder", seed=5)
+    run = open_run(rd)
+    hebrew = {str(e) for e in run.column("external_id") if str(e).startswith("כלב/")}
+    page = browser.new_page(viewport={"width": 1600, "height": 900})  # type: ignore[attr-defined]
+    page.goto(write_report(rd, top=30, thumb_size=8).resolve().as_uri())
+    shown = set(page.locator(".sus .file").all_inner_texts())
+    assert hebrew & shown and not any(c in t for t in shown for c in "\u2068\u2069")
+    first = str(run.column("external_id")[int(review_order(run)[0])])
+    for base in serve(create_app(rd)):
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(f"{base}/?pos=0&reviewer=bob")
+        expect(page.locator("#caption")).to_contain_text(first)
+        assert page.locator("#caption bdi").inner_text() == first

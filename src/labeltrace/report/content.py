@@ -18,7 +18,7 @@ from labeltrace.report.images import display_image, load_rgb
 from labeltrace.report.summary import cut_text
 from labeltrace.rundir import Run
 
-__all__ = ["ReportData", "escape_html", "figures", "read_report_data", "score_reads", "suspects_heading", "thumbnail", "top_ids"]
+__all__ = ["ReportData", "escape_attr", "escape_html", "figures", "read_report_data", "score_reads", "suspects_heading", "thumbnail", "top_ids"]
 
 
 #: a character that reorders the text around it: a bidi control (U+202E turns the rest of a line
@@ -28,14 +28,19 @@ _BIDI = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff\u200e\u200f\u061c\u
 
 
 def escape_html(x: object) -> str:
-    """HTML-escape any value (class names, paths and config values come from users); one that
-    holds a bidi control or a right-to-left letter is isolated (U+2068 ... U+2069), so that it
-    reorders none of the text beside it (a given label holding U+202E showed the model's suggestion
-    before it, the arrow reversed)."""
-    text = str(x)
-    if _BIDI.search(text):
-        text = "\u2068" + text + "\u2069"
-    return html.escape(text, quote=True)
+    """HTML-escape any value for the page's text (class names, paths and config values come from
+    users); one that holds a bidi control or a right-to-left letter is isolated in a ``<bdi>``
+    element, so that it reorders none of the text beside it (a given label holding U+202E showed
+    the model's suggestion before it, the arrow reversed) and a path copied from the page is the
+    path (isolating characters, U+2068 ... U+2069, would have come along into a shell). In an
+    attribute, or in ``<title>``, where no element is read: :func:`escape_attr`."""
+    text = html.escape(str(x), quote=True)
+    return f"<bdi>{text}</bdi>" if _BIDI.search(text) else text
+
+
+def escape_attr(x: object) -> str:
+    """HTML-escape a value for an attribute or ``<title>`` (no ``<bdi>`` there: it would show as text)."""
+    return html.escape(str(x), quote=True)
 
 
 @dataclass

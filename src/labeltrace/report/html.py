@@ -27,6 +27,7 @@ from labeltrace.relabel.runstore import notices
 from labeltrace.report import plots, stats
 from labeltrace.report.content import (
     ReportData,
+    escape_attr,
     escape_html,
     figures,
     read_report_data,
@@ -57,7 +58,8 @@ MAX_TOP = 1000
 PNG_FIGURES = ("score_histogram", "signed_entropy_trajectories", "precision_recall", "top_suspects")
 
 
-_e = escape_html  # every value a user gave goes through it
+_e = escape_html  # every value a user gave goes through it (in text)
+_a = escape_attr  # (in an attribute)
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -184,7 +186,7 @@ def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None
     if img is not None:
         pic = f'<img alt="sample {i}" src="{png_data_uri(png_bytes(img))}">'
     else:
-        pic = f'<div class="missing" title="{_e(err)}">image unavailable</div>'
+        pic = f'<div class="missing" title="{_a(err)}">image unavailable</div>'
     if g != s:
         labels = f'<span class="given">{_e(g)}</span> → <span class="sugg">{_e(s)}</span>'
     else:
@@ -205,7 +207,7 @@ def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None
         f'<div class="sus {state}" data-id="{i}">{pic}'
         f'<div class="lab"><span class="rk">#{int(d.rank[i])}</span> '
         f'<span class="meta">id {i}</span>{badge}{review_badge(review, i, _e)}</div>'
-        f'<div class="lab meta file" title="{_e(path)}">{where}</div>'
+        f'<div class="lab meta file" title="{_a(path)}">{where}</div>'
         f'<div class="lab">{labels}</div>'
         f'<div class="meta">{_e(d.score_name)} {_num(d.score[i])}{sei} · '
         f"p {_share(d.suggested_prob[i], 2)}</div></div>"
@@ -257,7 +259,7 @@ def _classes_html(d: ReportData) -> str:
 
 def _figures_html(d: ReportData, figs: dict[str, tuple[str, bytes]]) -> str:
     parts = "".join(
-        f'<figure id="{name}"><img alt="{_e(name)}" src="{png_data_uri(png)}">'
+        f'<figure id="{name}"><img alt="{_a(name)}" src="{png_data_uri(png)}">'
         f"<figcaption>{_e(cap)}</figcaption></figure>"
         for name, (cap, png) in figs.items()
     )
@@ -297,7 +299,7 @@ def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], ids: np.ndarray,
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>{_e(title)}</title><style>{_css()}</style></head><body>"
+        f"<title>{_a(title)}</title><style>{_css()}</style></head><body>"
         f"<header><h1>{_e(title)}</h1>"
         f"<div class='sub'>{_e(d.run.path.resolve())} · generated {_e(now)}</div></header>"
         f"<main>{body}<footer>labeltrace {_e(__version__)}</footer></main></body></html>"

@@ -254,8 +254,10 @@
     }
     // blind: no rank or score (the model's view), and under --blind-all no external id (a folder
     // dataset's is class/file)
-    $("caption").textContent = [`id ${item.id}`, item.rank === null ? null : `rank ${item.rank}`,
-      blind ? null : `score ${fmt(item.score)}`, iso(item.external_id)].filter((x) => x !== null).join(" · ");
+    // the external id (a file to look up, copied from here) in a <bdi>: isolated without characters added to it
+    const ext = item.external_id === null ? null : Object.assign(document.createElement("bdi"), { textContent: item.external_id });
+    $("caption").replaceChildren(...[`id ${item.id}`, item.rank === null ? null : `rank ${item.rank}`,
+      blind ? null : `score ${fmt(item.score)}`, ext].filter((x) => x !== null).flatMap((x, j) => (j ? [" · ", x] : [x])));
     $("given").textContent = item.given_label;
     $("given").classList.toggle("differs", item.suggested_label !== null && item.given_label !== item.suggested_label);
     $("suggested").textContent = item.suggested_label;

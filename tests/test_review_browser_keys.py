@@ -67,6 +67,29 @@ def test_digit_named_classes_beyond_ten_keep_their_own_digit(tmp_path: Path, bro
         assert page.locator("#keys").inner_text() == "a class's own digit"
 
 
+@pytest.mark.parametrize(("classes", "expected"), [
+    (["0", "1", "2", "3", "4", "ungradable"], {"0": "0", "1": "1", "2": "2", "3": "3", "4": "4", "ungradable": "5"}),
+    (["1", "2", "3", "unknown"], {"1": "1", "2": "2", "3": "3", "unknown": "4"}),
+    (["1", "10", "11", "2", "other"], {"1": "1", "2": "2", "other": "3"}),
+])
+def test_a_name_beside_number_classes_takes_a_digit_left(tmp_path: Path, browser: object, classes: list[str],
+                                                         expected: dict[str, str]) -> None:  # fmt: skip
+    """Grades 0-4 and "ungradable": the numbers took their own digits and "ungradable" no key at all,
+    to be clicked on every sample of a campaign; it takes the first digit no number claims (a number
+    such as 10 none: typed as 1 then 0 it must not choose twice)."""
+    rd = make_run(tmp_path, n=N, k=len(classes), classes=classes, seed=3)
+    for base in serve(create_app(rd)):
+        page = _page(browser, base, "?reviewer=ada")
+        keys = dict(zip(page.locator(".cls span:not(.tag)").all_inner_texts(),
+                        [b.get_attribute("aria-keyshortcuts") for b in page.locator(".cls").all()], strict=True))
+        assert {c: k for c, k in keys.items() if k} == expected
+        first = int(review_order(open_run(rd))[0])
+        page.keyboard.press(expected[classes[-1]])
+        page.wait_for_selector(".status.saved", timeout=10000)  # type: ignore[attr-defined]
+        assert decision_rows(rd) == [(first, "label", classes[-1], "ada")]
+        assert page.locator("#keys").inner_text() == "a number's own digit, the others a digit left"
+
+
 def test_enter_after_a_click_does_not_decide_the_next_sample(tmp_path: Path, browser: object) -> None:
     """The clicked button kept the focus: Enter (or Space) clicked it again on the next sample."""
     rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=4)

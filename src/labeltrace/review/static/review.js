@@ -133,8 +133,8 @@
   // classes named by one character each (digits 0-9, letters) are chosen by that character: key
   // "5" is class "5", not the fifth class ("4"); so is a class named by a number 0-9 among longer
   // names (0..10, folders 1, 10, 11, 12, 2, ..., or 000..199: by position key 2 chose "1", "10" or
-  // "001"), a digit two names claim ("1", "01") by neither, the others without a key; otherwise 1-9
-  // and 0 choose the first ten
+  // "001"), a digit two names claim ("1", "01") by neither, other numbers without a key, other names
+  // a digit left; otherwise 1-9 and 0 choose the first ten
   function buildKeys() {
     const lower = classes.map((c) => c.toLowerCase());
     const own = classes.every((c) => [...c].length === 1 && c.trim() !== "") && new Set(lower).size === classes.length &&
@@ -144,9 +144,17 @@
     const once = (d) => d !== "" && digitOf.filter((e) => e === d).length === 1;
     keyOf = classes.map((c, j) => (own ? c : digits ? (once(digitOf[j]) ? digitOf[j] : "") :
       j < 9 ? String(j + 1) : j === 9 ? "0" : ""));
+    // beside number classes, a class named otherwise (grades 0-4 and "ungradable") takes a digit no
+    // number claims, in order: it had none; a number (10, 011) takes none (typed "10" must not choose twice)
+    const number = (c) => /^[0-9]+$/.test(c);
+    if (digits) {
+      const spare = [..."1234567890"].filter((d) => !keyOf.includes(d));
+      keyOf = keyOf.map((k, j) => (k || number(classes[j]) ? k : spare.shift() ?? ""));
+    }
+    const spared = digits && keyOf.some((k, j) => k !== "" && !number(classes[j]));
     keyIndex = new Map(keyOf.map((k, j) => [k.toLowerCase(), j]).filter(([k]) => k !== ""));
-    $("keys").textContent = own ? "a class's own name" : digits ? "a class's own digit" :
-      classes.length > 9 ? "1–9, 0" : `1–${classes.length}`;
+    $("keys").textContent = own ? "a class's own name" : digits ? (spared ? "a number's own digit, the others a digit left"
+      : "a class's own digit") : classes.length > 9 ? "1–9, 0" : `1–${classes.length}`;
   }
 
   // the buttons say which single keys decide, while those keys are on

@@ -9,12 +9,14 @@ One pure ASGI middleware, :class:`Guard`, runs before routing and before any bod
 2. **Host** — without a token only requests addressed to a loopback name are answered (403), so
    a page on another site cannot reach the local server through DNS rebinding.
 3. **Origin** — a state-changing request (POST, PUT, PATCH, DELETE) from a browser must come
-   from the page itself: ``Sec-Fetch-Site``, when sent, must be ``same-origin`` (or ``none``),
-   and ``Origin``, when sent, must name the scheme-less ``Host`` the request was addressed to;
-   otherwise 403, token or not. The same holds for every request to ``/api/`` (reading an item
-   marks it shown); the page itself may be opened from a link on another site. Clients that send
-   neither (curl, scripts) are not browsers and cannot be driven by another site. Behind a
-   reverse proxy, forward the ``Host`` header.
+   from the page itself: ``Sec-Fetch-Site``, when sent, must be ``same-origin`` (or ``none``);
+   from a browser that does not send it, ``Origin``, when sent, must name the ``Host`` the
+   request was addressed to, with its scheme; otherwise 403, token or not. The same holds for
+   every request to ``/api/`` (reading an item marks it shown); the page itself may be opened
+   from a link on another site. Clients that send neither (curl, scripts) are not browsers and
+   cannot be driven by another site. ``Sec-Fetch-Site`` is the browser's own word and survives a
+   reverse proxy, which may rewrite ``Host`` or drop its port and scheme (for older browsers,
+   forward ``Host`` with its port and ``X-Forwarded-Proto``).
 4. **Content type** — state-changing requests must be ``application/json`` (415), so no HTML
    form can submit one.
 5. **Body size** — at most :data:`MAX_BODY_BYTES`: a larger ``Content-Length`` is refused at
@@ -159,9 +161,15 @@ class Guard:
                 "this server answers only on localhost; start it with a token for remote access",
             )
         site, origin = headers.get("sec-fetch-site"), headers.get("origin")
-        foreign = (site is not None and site.strip().lower() not in ("same-origin", "none")) or (
-            origin is not None and not same_origin(origin, headers.get("host", ""), scope.get("scheme", "http"))
-        )
+        # the browser's own word on where a request comes from, when it gives one (every current
+        # browser): a reverse proxy rewrites Host (nginx's default: the upstream's address) or
+        # leaves out its port and scheme, so Origin compared with Host refused the page's own
+        # decisions behind one; Origin against Host only for a browser that sends no Sec-Fetch-Site
+        if site is not None:
+            foreign = site.strip().lower() not in ("same-origin", "none")
+        else:
+            foreign = origin is not None and not same_origin(origin, headers.get("host", ""),
+                                                             scope.get("scheme", "http"))  # fmt: skip
         changing = scope.get("method", "GET").upper() in STATE_CHANGING
         # even a GET of the API: showing an item pins it in the live queue and steers its
         # re-ranking (an <img> on any site could otherwise mark the whole queue seen)

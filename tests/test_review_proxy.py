@@ -1,0 +1,74 @@
+"""The review server deployed as a hospital's IT runs it: behind a reverse proxy that serves it
+under a path (``https://host/labeltrace/``), ends HTTPS and rewrites ``Host``, reached by several
+reviewers. The page called ``/api/...`` at the site's root (404 under a prefix), the Origin
+check refused every decision a proxy relayed, and a server without a token answered anyone the
+proxy relayed (its ``Host`` named the loopback server)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from proxy_support import PREFIX, UPSTREAM, behind_proxy
+from runfactory import make_run
+
+from labeltrace.review import create_app
+
+TOKEN = "a-long-enough-test-token"
+SITE = "https://hospital.example"
+PAGE = {"Origin": SITE, "Sec-Fetch-Site": "same-origin"}  # what a browser sends from the page itself
+
+
+@pytest.fixture()
+def run_dir(tmp_path: Path) -> Path:
+    return make_run(tmp_path, n=30, k=3, seed=5)  # classes airplane, bird, cat
+
+
+def stored(run_dir: Path) -> list[tuple]:
+    if not (run_dir / "reviews.db").exists():
+        return []
+    con = sqlite3.connect(run_dir / "reviews.db")
+    try:
+        return con.execute("SELECT sample_id, decision FROM decisions ORDER BY seq").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [
+        (UPSTREAM, SITE),  # nginx's default: Host is the upstream's address
+        (None, SITE),  # Host forwarded ($host), HTTPS ended at the proxy without X-Forwarded-Proto
+        (None, "https://hospital.example:8443"),  # $host drops the port the browser used
+    ],
+)
+def test_the_pages_own_decisions_pass_a_proxy_that_rewrites_host_or_scheme(
+    run_dir: Path, host: str | None, base: str
+) -> None:
+    """Origin (https://hospital.example) compared with the Host and scheme the app saw refused
+    every decision: "NOT saved ... cross-origin request refused"."""
+    proxied = behind_proxy(create_app(run_dir, token=TOKEN), host=host)
+    c = TestClient(proxied, base_url=base)
+    tok = {"X-Labeltrace-Token": TOKEN}
+    page = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
+    r = c.post(f"{PREFIX}/api/decision", json={"sample_id": 0, "decision": "cat"}, headers=tok | page)
+    assert r.status_code == 200, r.text
+    assert c.get(f"{PREFIX}/api/item/1", headers=tok | {"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    # another site, through the same proxy, still cannot
+    for extra in ({"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+                  {"Origin": "https://wiki.hospital.example", "Sec-Fetch-Site": "same-site"}):  # fmt: skip
+        r = c.post(f"{PREFIX}/api/decision", json={"sample_id": 1, "decision": "cat"}, headers=tok | extra)
+        assert r.status_code == 403 and "cross-origin" in r.json()["detail"], extra
+        assert c.get(f"{PREFIX}/api/item/2", headers=tok | extra).status_code == 403
+    assert stored(run_dir) == [(0, "cat")]
+
+
+def test_without_sec_fetch_site_the_origin_is_still_compared_with_host(run_dir: Path) -> None:
+    """An older browser sends Origin alone: it must name the Host, as before."""
+    c = TestClient(create_app(run_dir, token=TOKEN), base_url="http://192.0.2.10:8765")
+    tok = {"X-Labeltrace-Token": TOKEN}
+    body = {"sample_id": 0, "decision": "cat"}
+    assert c.post("/api/decision", json=body, headers=tok | {"Origin": "http://evil.example"}).status_code == 403
+    assert c.post("/api/decision", json=body, headers=tok | {"Origin": "http://192.0.2.10:8765"}).status_code == 200

@@ -6,6 +6,7 @@ proxy relayed (its ``Host`` named the loopback server)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from proxy_support import PREFIX, UPSTREAM, behind_proxy
 from runfactory import make_run
 
 from labeltrace.review import create_app
+from labeltrace.review.app import _page
 
 TOKEN = "a-long-enough-test-token"
 SITE = "https://hospital.example"
@@ -34,6 +36,17 @@ def stored(run_dir: Path) -> list[tuple]:
         return con.execute("SELECT sample_id, decision FROM decisions ORDER BY seq").fetchall()
     finally:
         con.close()
+
+
+def test_the_page_calls_the_api_beside_itself_not_at_the_site_root(run_dir: Path) -> None:
+    """fetch("/api/state") from https://host/labeltrace/ went to https://host/api/state: 404, and
+    the page said "could not start: HTTP 404"."""
+    assert not re.search(r"""["'`]/api/""", _page()), "an absolute /api/ URL in the review page"
+    c = TestClient(behind_proxy(create_app(run_dir, token=TOKEN)), base_url=SITE)
+    tok = {"X-Labeltrace-Token": TOKEN}
+    assert c.get(f"{PREFIX}/", headers=tok).status_code == 200
+    assert c.get(f"{PREFIX}/api/state", headers=tok | PAGE).json()["total"] == 30
+    assert c.get("/api/state", headers=tok | PAGE).status_code == 404  # the site's root is not the app
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,18 @@
   let statusAbout = null; // the sample an error message is about: marked as earlier once another one shows
   let lastDecided = null; // {position, id} of this page's latest saved decision: Backspace goes back to it
 
+  // the API lies beside the page: behind a reverse proxy that serves it under a path
+  // (https://host/labeltrace/) every request keeps that path; "/labeltrace" opened without its
+  // slash (a proxy that does not redirect) is the same folder
+  const HERE = location.pathname.endsWith("/") ? location.pathname : `${location.pathname}/`;
+  const at = (path) => HERE + path;
+
   async function api(path, opts = {}) {
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
     if (token) headers["X-Labeltrace-Token"] = token;
     let r;
     try {
-      r = await fetch(path, Object.assign({}, opts, { headers, cache: "no-store" }));
+      r = await fetch(at(path), Object.assign({}, opts, { headers, cache: "no-store" }));
     } catch (e) { // the browser's own words ("Failed to fetch") say nothing to a reviewer
       throw new Error("the review server cannot be reached (stopped, or the network is down); once it is back, " +
         "press the key again");
@@ -45,7 +51,7 @@
     if (thumb) q.push("thumb=true");
     if (full) q.push("full=true");
     if (token) q.push(`token=${encodeURIComponent(token)}`);
-    return `/api/image/${id}` + (q.length ? `?${q.join("&")}` : "");
+    return at(`api/image/${id}`) + (q.length ? `?${q.join("&")}` : "");
   };
   const who = () => $("reviewer").value.trim();
   // the name a decision of this page is stored under, spelled as the store spells names
@@ -415,7 +421,7 @@
 
   async function loadContext(id) {
     try {
-      const ctx = await api(`/api/context/${id}`);
+      const ctx = await api(`api/context/${id}`);
       if (!item || item.id !== id) return;
       sparkline(ctx.trajectory);
       renderNeighbours(ctx);
@@ -431,13 +437,13 @@
     want = p;
     const mine = ++loadSeq;
     try {
-      const it = await api(onPage(withWho(`/api/item/${p}`)));
+      const it = await api(onPage(withWho(`api/item/${p}`)));
       if (mine !== loadSeq) return true;
       item = it;
       if (!moving || it.id !== pendingId) pendingId = null;
       render();
       if (!blind) loadContext(it.id);
-      if (p + 1 < total) api(`/api/item/${p + 1}?peek=true`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
+      if (p + 1 < total) api(`api/item/${p + 1}?peek=true`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
       return true;
     } catch (e) {
       if (mine === loadSeq) {
@@ -476,7 +482,7 @@
     setStatus("saving…", "saving");
     let r;
     try {
-      r = await api("/api/decision", {
+      r = await api("api/decision", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({
@@ -597,7 +603,7 @@
   document.querySelectorAll("#find [data-what]").forEach((b) => b.addEventListener("click", async () => {
     const what = b.dataset.what;
     try {
-      const r = await api(onPage(`/api/find?what=${what}&after=${want}` + (who() ? `&reviewer=${encodeURIComponent(who())}` : "")));
+      const r = await api(onPage(`api/find?what=${what}&after=${want}` + (who() ? `&reviewer=${encodeURIComponent(who())}` : "")));
       if (r.position === null) { setStatus(`No sample in the queue is ${FOUND[what]}.`, ""); return; }
       if (await load(r.position)) {
         setStatus(`${r.count} sample${r.count === 1 ? " is" : "s are"} ${FOUND[what]}; this is the next.`, "");
@@ -645,7 +651,7 @@
     // another reviewer at this page: their progress, and the sample shown as they see it (their decision)
     if (!classes.length) return; // not started yet: init reads the name
     try {
-      showProgress(await api(withWho("/api/state")));
+      showProgress(await api(withWho("api/state")));
       if (item) await load(item.position);
     } catch (e) {
       setStatus(`could not read this reviewer's progress: ${e.message}`, "error");
@@ -658,7 +664,7 @@
       if (!name) { try { name = localStorage.getItem("labeltrace.reviewer"); } catch (e) { name = null; } }
       $("reviewer").value = name || "";
       try { $("shortcuts").checked = localStorage.getItem("labeltrace.shortcuts") !== "off"; } catch (e) { /* private mode */ }
-      const s = await api(withWho("/api/state"));
+      const s = await api(withWho("api/state"));
       classes = s.classes;
       $("run").textContent = s.run;
       document.title = `labeltrace review — ${s.run}`;

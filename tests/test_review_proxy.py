@@ -85,3 +85,24 @@ def test_without_sec_fetch_site_the_origin_is_still_compared_with_host(run_dir: 
     body = {"sample_id": 0, "decision": "cat"}
     assert c.post("/api/decision", json=body, headers=tok | {"Origin": "http://evil.example"}).status_code == 403
     assert c.post("/api/decision", json=body, headers=tok | {"Origin": "http://192.0.2.10:8765"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "relayed",
+    [{"X-Forwarded-For": "10.0.0.7"}, {"Forwarded": "for=10.0.0.7;proto=https"},
+     {"X-Forwarded-Host": "hospital.example"}, {"X-Real-IP": "10.0.0.7"}],  # fmt: skip
+)
+def test_a_server_without_a_token_refuses_what_a_proxy_relays(run_dir: Path, relayed: dict[str, str]) -> None:
+    """`labeltrace review RUN` (127.0.0.1, no token) behind nginx, whose Host is the upstream's
+    127.0.0.1:8765: the loopback check passed and anyone the proxy reached read the images and
+    decided samples."""
+    c = TestClient(behind_proxy(create_app(run_dir), forwarded=relayed), base_url=SITE)
+    for path in ("/", "/api/state", "/api/image/0"):
+        r = c.get(f"{PREFIX}{path}", headers={"Sec-Fetch-Site": "same-origin"})
+        assert r.status_code == 403 and "--token" in r.json()["detail"], (relayed, path)
+    r = c.post(f"{PREFIX}/api/decision", json={"sample_id": 0, "decision": "cat"}, headers=PAGE)
+    assert r.status_code == 403 and stored(run_dir) == []
+    # with a token, the proxy may relay; locally, without a proxy, no token is needed
+    tc = TestClient(behind_proxy(create_app(run_dir, token=TOKEN), forwarded=relayed), base_url=SITE)
+    assert tc.get(f"{PREFIX}/api/state", headers={"X-Labeltrace-Token": TOKEN}).status_code == 200
+    assert TestClient(create_app(run_dir), base_url="http://127.0.0.1:8765").get("/api/state").status_code == 200

@@ -7,7 +7,11 @@ One pure ASGI middleware, :class:`Guard`, runs before routing and before any bod
    :data:`MIN_TOKEN_LENGTH` printable ASCII characters without spaces (:func:`check_token`): an empty
    or short one (``--token "$UNSET_VAR"``) is refused when the app is built.
 2. **Host** — without a token only requests addressed to a loopback name are answered (403), so
-   a page on another site cannot reach the local server through DNS rebinding.
+   a page on another site cannot reach the local server through DNS rebinding; nor are requests
+   a reverse proxy says it relays for someone (``X-Forwarded-For``, ``Forwarded``,
+   ``X-Forwarded-Host``, ``X-Real-IP``), whose ``Host`` may name the loopback server itself: a
+   server behind a proxy needs a token. (A proxy that sends none of these cannot be told from
+   a local client.)
 3. **Origin** — a state-changing request (POST, PUT, PATCH, DELETE) from a browser must come
    from the page itself: ``Sec-Fetch-Site``, when sent, must be ``same-origin`` (or ``none``);
    from a browser that does not send it, ``Origin``, when sent, must name the ``Host`` the
@@ -52,6 +56,8 @@ MAX_BODY_BYTES = 64 * 1024
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+#: headers with which a reverse proxy says whom it relays a request for
+_RELAYED = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -159,6 +165,12 @@ class Guard:
             return (
                 403,
                 "this server answers only on localhost; start it with a token for remote access",
+            )
+        elif any(h in headers for h in _RELAYED):  # a proxy's Host may name the loopback server itself
+            return (
+                403,
+                "this server answers only on localhost, and this request was relayed by a proxy for "
+                "another machine; start it with a token (--token) to serve it through a proxy",
             )
         site, origin = headers.get("sec-fetch-site"), headers.get("origin")
         # the browser's own word on where a request comes from, when it gives one (every current

@@ -14,9 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 from proxy_support import PREFIX, UPSTREAM, behind_proxy
 from runfactory import make_run
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from labeltrace.review import create_app
 from labeltrace.review.app import _page
+from labeltrace.review.security import route_path
 
 TOKEN = "a-long-enough-test-token"
 SITE = "https://hospital.example"
@@ -106,3 +109,25 @@ def test_a_server_without_a_token_refuses_what_a_proxy_relays(run_dir: Path, rel
     tc = TestClient(behind_proxy(create_app(run_dir, token=TOKEN), forwarded=relayed), base_url=SITE)
     assert tc.get(f"{PREFIX}/api/state", headers={"X-Labeltrace-Token": TOKEN}).status_code == 200
     assert TestClient(create_app(run_dir), base_url="http://127.0.0.1:8765").get("/api/state").status_code == 200
+
+
+def test_an_app_mounted_under_a_prefix_keeps_its_api_checks(run_dir: Path) -> None:
+    """create_app() mounted in another Starlette app at /labeltrace: the Guard read the full path
+    (/labeltrace/api/item/3), not the app's own, and let another site read the API."""
+    outer = Starlette(routes=[Mount(PREFIX, app=create_app(run_dir))])
+    c = TestClient(outer, base_url="http://127.0.0.1:8765")
+    for site in ("cross-site", "same-site"):
+        r = c.get(f"{PREFIX}/api/item/3", headers={"Sec-Fetch-Site": site})
+        assert r.status_code == 403 and "cross-origin" in r.json()["detail"], site
+    assert c.get(f"{PREFIX}/api/item/3", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    assert c.get(f"{PREFIX}/", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # a link to the page
+
+
+@pytest.mark.parametrize(
+    ("path", "root", "inside"),
+    [("/labeltrace/api/x", "/labeltrace", "/api/x"), ("/labeltrace", "/labeltrace", "/"),
+     ("/labeltrace/api/x", "/labeltrace/", "/api/x"), ("/labeltraceX/api/x", "/labeltrace", "/labeltraceX/api/x"),
+     ("/api/x", "", "/api/x")],  # fmt: skip
+)
+def test_route_path_strips_only_the_root_path(path: str, root: str, inside: str) -> None:
+    assert route_path({"path": path, "root_path": root}) == inside

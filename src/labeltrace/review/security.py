@@ -128,6 +128,15 @@ def same_origin(origin: str, host: str, scheme: str) -> bool:
     return _netloc(o.scheme, o.netloc) == _netloc(o.scheme, host)
 
 
+def route_path(scope: Scope) -> str:
+    """The request's path inside the app: without the ``root_path`` it is mounted under (a
+    Starlette ``Mount``, ``uvicorn --root-path``), as routing sees it."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", "")).rstrip("/")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :] or "/"
+    return path
+
+
 async def _refuse(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [
@@ -183,9 +192,10 @@ class Guard:
             foreign = origin is not None and not same_origin(origin, headers.get("host", ""),
                                                              scope.get("scheme", "http"))  # fmt: skip
         changing = scope.get("method", "GET").upper() in STATE_CHANGING
+        api = route_path(scope).startswith("/api/")  # mounted under a prefix too
         # even a GET of the API: showing an item pins it in the live queue and steers its
         # re-ranking (an <img> on any site could otherwise mark the whole queue seen)
-        if foreign and (changing or str(scope.get("path", "")).startswith("/api/")):
+        if foreign and (changing or api):
             return 403, "cross-origin request refused: the review page alone may call the API"
         if changing:
             ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -194,7 +204,7 @@ class Guard:
         length = headers.get("content-length")
         if length is not None and (not length.strip().isdigit() or int(length) > self.max_body):
             return 413, f"request body larger than {self.max_body} bytes"
-        why = self.stale() if self.stale is not None and str(scope.get("path", "")).startswith("/api/") else None
+        why = self.stale() if self.stale is not None and api else None
         return (409, why) if why is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

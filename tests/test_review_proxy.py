@@ -7,13 +7,12 @@ proxy relayed (its ``Host`` named the loopback server)."""
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from proxy_support import PREFIX, UPSTREAM, behind_proxy
-from runfactory import make_run
+from runfactory import decision_rows, make_run
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -32,13 +31,8 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def stored(run_dir: Path) -> list[tuple]:
-    if not (run_dir / "reviews.db").exists():
-        return []
-    con = sqlite3.connect(run_dir / "reviews.db")
-    try:
-        return con.execute("SELECT sample_id, decision FROM decisions ORDER BY seq").fetchall()
-    finally:
-        con.close()
+    """(sample id, decision) of every stored decision, oldest first."""
+    return [(r[0], r[2]) for r in decision_rows(run_dir)] if (run_dir / "reviews.db").exists() else []
 
 
 def test_the_page_calls_the_api_beside_itself_not_at_the_site_root(run_dir: Path) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from labeltrace._checks import listing
 from labeltrace.run_layout import OWN_TRAINING
 
-__all__ = ["MOST", "agreement", "contradicted_classes", "contradicted_text", "contradicted_texts", "identical_text",
+__all__ = ["MOST", "agreement", "common_class", "contradicted_classes", "contradicted_text", "contradicted_texts", "identical_text",
            "inflated_estimate", "no_better_than_one_class", "overflagging", "small_classes", "warned_inflated"]
 
 #: a cut that flags more than this fraction of a dataset gets a warning (:func:`overflagging`)
@@ -117,8 +117,14 @@ def agreement(suggested: np.ndarray, given: np.ndarray, classes: list[str]) -> t
     argmax) is the given one, the share of the most common given class, and that class's name —
     what answering it for every sample would agree with."""
     g = np.asarray(given, dtype=np.int64)
-    counts = np.bincount(g, minlength=len(classes))
-    return float((np.asarray(suggested) == g).mean()), float(counts.max() / g.size), classes[int(counts.argmax())]
+    return float((np.asarray(suggested) == g).mean()), *common_class(g, classes)
+
+
+def common_class(labels: np.ndarray, classes: list[str]) -> tuple[float, str]:
+    """``(share, name)`` of the most common class in ``labels`` (ties: the lowest id): what answering
+    it for every sample would agree with."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+    return float(counts.max() / counts.sum()), classes[int(counts.argmax())]
 
 
 def no_better_than_one_class(suggested: np.ndarray, given: np.ndarray, classes: list[str]) -> str | None:
@@ -154,9 +160,10 @@ def warned_inflated(warnings: list[str] | None) -> bool:
     return any(isinstance(w, str) and w.startswith(_INFLATED) for w in warnings or [])
 
 
-def inflated_estimate(post: np.ndarray, given: np.ndarray, classes: list[str]) -> str | None:
+def inflated_estimate(post: np.ndarray, given: np.ndarray, classes: list[str], *,
+                      rate: float | None = None) -> str | None:  # fmt: skip
     """A warning when confident learning's noise-rate estimate on ``post`` (the run's
-    ``noise_rate_estimate``) counts more than twice — and 10 more than — the labels ``post``
+    ``noise_rate_estimate``, ``rate`` when the caller has it) counts more than twice — and 10 more than — the labels ``post``
     contradicts (argmax ≠ given), most of the excess labels ``post`` agrees with that pass the
     threshold of a class whose own labels get less than chance (1 / K) on average; else None.
 
@@ -174,7 +181,7 @@ def inflated_estimate(post: np.ndarray, given: np.ndarray, classes: list[str]) -
     p = np.asarray(post, dtype=np.float64)
     g = np.asarray(given, dtype=np.int64)
     n, k = p.shape
-    est = float(estimate_noise_rate(p, g)) * n
+    est = float(estimate_noise_rate(p, g) if rate is None else rate) * n
     pred = p.argmax(axis=1)
     contra = int((pred != g).sum())
     if est <= max(2 * contra, contra + 10):

@@ -133,7 +133,7 @@ def write_results(
     sugg = post.argmax(1)
     warned = [w for w in (overflagging(det.name, det.flagged, model=model),
                           no_better_than_one_class(sugg, given, classes),
-                          inflated_estimate(post, given, classes), small_classes(given, classes, folds))
+                          inflated_estimate(post, given, classes, rate=noise_rate_est), small_classes(given, classes, folds))
               if w is not None]  # fmt: skip
     unscored = np.isnan(det.score)
     if unscored.any():

@@ -31,6 +31,7 @@ import numpy as np
 from labeltrace._io import atomic_write_json, digest, read_json
 from labeltrace.data import ImageDataset
 from labeltrace.data.base import stratified_subset
+from labeltrace.diagnostics import common_class
 from labeltrace.models.feature_cache import features_dir
 
 __all__ = ["Probe", "RESOLUTION_MARGIN", "choose_model", "choose_resolution", "close_call", "heldout_accuracy",
@@ -94,13 +95,6 @@ def close_call(accuracy: dict[str, float], n: int) -> str | None:
         return None
     return (f"a close call: {b - a:.3f} apart, within the probe's noise (about ±{noise:.3f} on {n} samples); "
             "another subset could pick the other")
-
-
-def _majority(y: np.ndarray, classes: list[str]) -> tuple[float, str]:
-    """The accuracy of answering the most common of the probe's labels ``y`` for every sample, and
-    that class's name (ties: the lowest id)."""
-    counts = np.bincount(y, minlength=len(classes))
-    return float(counts.max() / y.size), classes[int(counts.argmax())]
 
 
 def no_better_than_majority(probe: dict[str, Any]) -> str | None:
@@ -181,7 +175,7 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
                                                seed=seed)  # fmt: skip
         model = max(acc, key=lambda m: acc[m])
         return Probe(model, acc, int(idx.size), f"higher {folds}-fold held-out accuracy on {idx.size} samples",
-                     *_majority(y, list(ds.classes)))
+                     *common_class(y, list(ds.classes)))
 
     parts = {"seed": seed, "subset": subset, "epochs": epochs, "folds": folds, "probe": PROBE_LOGREG,
              "versions": package_versions(), "pipeline": PIPELINE_VERSION, "v": 2}  # fmt: skip
@@ -208,7 +202,7 @@ def resolution_probe(features: Callable[[int, np.ndarray], np.ndarray], labels: 
     pick = RESOLUTIONS[1] if acc[hi] - acc[lo] >= margin - 1e-9 else RESOLUTIONS[0]  # k / n accuracies: no rounding miss
     return Probe(str(pick), acc, int(idx.size),
                  f"{hi} only when its {folds}-fold held-out accuracy on {idx.size} samples beats {lo} by >= {margin}",
-                 *_majority(y, classes if classes is not None else [str(c) for c in range(num_classes)]))
+                 *common_class(y, classes if classes is not None else [str(c) for c in range(num_classes)]))
 
 
 def choose_resolution(ds: ImageDataset, *, seed: int = 0, subset: int = 600, folds: int = 3,

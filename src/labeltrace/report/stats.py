@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import describe_ids
+from labeltrace._checks import describe_ids, listing
 from labeltrace.evaluate import metrics
 
 __all__ = [
@@ -132,8 +132,7 @@ def class_text(rows: list[ClassRow], limit: int = 6) -> str:
     text = "; ".join(parts[:limit]) + (f"; {len(parts) - limit} more classes with flagged samples"
                                        if len(parts) > limit else "")
     if none:
-        names = ", ".join(repr(r.name) for r in none[:limit]) + (f" and {len(none) - limit} more" if len(none) > limit
-                                                                 else "")
+        names = listing((repr(r.name) for r in none), limit)
         text += ("; " if text else "") + f"none flagged in {names} ({sum(r.samples for r in none):,} samples)"
     return f"flagged per given class: {text}"
 

@@ -180,3 +180,32 @@ def test_a_reviewers_two_tabs_each_keep_their_sample(tmp_path: Path, browser: An
         assert kept and second.evaluate("sessionStorage.getItem('labeltrace.page')") == kept
         assert first.evaluate("sessionStorage.getItem('labeltrace.page')") != kept
         ctx.close()
+
+
+def test_a_duplicated_tab_takes_an_id_of_its_own(tmp_path: Path, browser: Any) -> None:
+    """"Duplicate tab" (or a link the page opens) copies the tab's sessionStorage, and with it the
+    page id: two tabs held one sample between them and the second's next sample ended the first's
+    hold, so a colleague was sent to the sample still open in the first. A copy made while the first
+    tab is open takes a new id; a reload keeps its own."""
+    rd = _run(tmp_path, "dup")
+    for base in serve(create_app(rd, token=TOKEN)):
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        first = ctx.new_page()
+        first.goto(f"{base}/?token={TOKEN}&reviewer=Ada")
+        expect(first.locator("#position")).to_have_text(f"1 / {N}")
+        mine = first.evaluate("sessionStorage.getItem('labeltrace.page')")
+        with ctx.expect_page() as opened:
+            first.evaluate("window.open(location.href)")  # the opener's sessionStorage is copied
+        copy = opened.value
+        expect(copy.locator("#position")).to_have_text(f"1 / {N}")  # a resume passes no tab of her own
+        copy.keyboard.press("ArrowRight")
+        expect(copy.locator("#position")).to_have_text(f"2 / {N}")
+        bob = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        bob.goto(f"{base}/?token={TOKEN}&reviewer=Bob")
+        expect(bob.locator("#position")).to_have_text(f"3 / {N}")  # both of Ada's tabs still hold theirs
+        theirs = copy.evaluate("sessionStorage.getItem('labeltrace.page')")
+        assert mine and theirs and theirs != mine
+        first.reload()
+        expect(first.locator("#position")).to_have_text(f"1 / {N}")
+        assert first.evaluate("sessionStorage.getItem('labeltrace.page')") == mine  # a reload is the same page
+        ctx.close()

@@ -59,13 +59,22 @@
   const withWho = (path) => (who() ? `${path}?reviewer=${encodeURIComponent(who())}` : path);
   // this tab's id: the sample it shows is held for it, and its place steers a live re-ranking,
   // apart from the reviewer's other tabs; kept for the tab (sessionStorage), so a reload is the
-  // same page, not a new one whose old hold and place would linger
+  // same page, not a new one whose old hold and place would linger. "Duplicate tab" (or a link
+  // this page opens) copies sessionStorage, id and all, while this tab is still open: an "open"
+  // mark, set while the page shows and cleared when it goes (pagehide, which a reload fires first),
+  // tells such a copy (mark set: a new id) from a reload (mark cleared: the same id)
   const PAGE = (() => {
     const made = (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Math.random()).slice(2);
+    const OPEN = "labeltrace.page.open";
     try {
       const kept = sessionStorage.getItem("labeltrace.page");
-      if (kept) return kept;
-      sessionStorage.setItem("labeltrace.page", made);
+      const id = kept && sessionStorage.getItem(OPEN) !== "1" ? kept : made;
+      sessionStorage.setItem("labeltrace.page", id);
+      sessionStorage.setItem(OPEN, "1");
+      const mark = (on) => { try { if (on) sessionStorage.setItem(OPEN, "1"); else sessionStorage.removeItem(OPEN); } catch (e) { /* gone */ } };
+      addEventListener("pagehide", () => mark(false));
+      addEventListener("pageshow", (ev) => { if (ev.persisted) mark(true); }); // back from the back/forward cache
+      return id;
     } catch (e) { /* private mode: a page id per load */ }
     return made;
   })();

@@ -482,3 +482,19 @@ def test_preflight_says_when_the_budget_is_more_than_the_queue_uses() -> None:
     assert est.used is not None and 20 <= est.used < 1000
     assert est.message().startswith(f"the budget of 1000 reviews is more than the queue can use: every sample "
                                     f"settles after {est.used:.0f} reviews, which are expected to fix ")  # fmt: skip
+
+
+def test_a_closed_tab_no_longer_steers_the_re_ranking() -> None:
+    """A closed tab's place steered the dealing for ten minutes: the most suspect samples waited
+    behind a reviewer who had gone. Its page's leave ends that place at once; the others stay."""
+    lq, clock, before = _walk()
+    lq.show(2, "bo", "tab-b")
+    lq.show(10, "ada", "tab-a")
+    lq.show(5, "ada", "tab-a2")
+    lq.leave("bo", "tab-b")
+    lq.leave("ada", "tab-x")  # a page with no place: nothing to end
+    assert lq.places().tolist() == [5, 10]
+    lq.leave("ada", "tab-a2")
+    assert lq.places().tolist() == [10]
+    _decide(lq, before[10])
+    assert lq.order.tolist()[11:13] == [0, 1]  # all after ada: none after bo's old place

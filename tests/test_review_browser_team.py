@@ -209,3 +209,25 @@ def test_a_duplicated_tab_takes_an_id_of_its_own(tmp_path: Path, browser: Any) -
         expect(first.locator("#position")).to_have_text(f"1 / {N}")
         assert first.evaluate("sessionStorage.getItem('labeltrace.page')") == mine  # a reload is the same page
         ctx.close()
+
+
+def test_a_closed_tab_gives_its_sample_back(tmp_path: Path, browser: Any) -> None:
+    """A closed tab held its sample for two minutes (and its live place steered the re-ranking for
+    ten): a colleague opening the page then was sent past a sample nobody had open."""
+    rd = _run(tmp_path, "closed")
+    for base in serve(create_app(rd, token=TOKEN)):
+        ada = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        ada.goto(f"{base}/?token={TOKEN}&reviewer=Ada")
+        expect(ada.locator("#position")).to_have_text(f"1 / {N}")
+        bob = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        bob.goto(f"{base}/?token={TOKEN}&reviewer=Bob")
+        expect(bob.locator("#position")).to_have_text(f"2 / {N}")  # held while Ada's tab is open
+        ada.close()
+        deadline = time.monotonic() + 10
+        while _get(base, "/api/state?reviewer=Cy")["resume"] != 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the closing tab's request arrives on its own time
+        cy = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        cy.goto(f"{base}/?token={TOKEN}&reviewer=Cy")
+        expect(cy.locator("#position")).to_have_text(f"1 / {N}")
+        bob.reload()  # a reload leaves and comes back: Bob keeps his sample
+        expect(bob.locator("#position")).to_have_text(f"2 / {N}")

@@ -166,3 +166,27 @@ def test_a_tab_that_lost_its_id_resumes_at_its_own_sample(tmp_path: Path) -> Non
     nameless = TestClient(create_app(make_run(tmp_path / "b", n=20, k=3, seed=4)), base_url=LOCAL)
     nameless.get("/api/item/0?page=gone")
     assert nameless.get("/api/state?page=new").json()["resume"] == 0
+
+
+def test_a_closed_page_holds_nothing() -> None:
+    """A closed tab's sample stayed held for two minutes: the team's next samples passed it."""
+    held = Leases(seconds=120, clock=lambda: 0.0)
+    held.take(5, "ada", "tab-1")
+    held.take(6, "ada", "tab-2")
+    held.take(7, "bob", "tab-1")  # another reviewer's page of the same id is apart
+    held.leave("ada", "tab-1")
+    assert np.flatnonzero(held.held_by_others("cy", 8)).tolist() == [6, 7]
+    held.leave("ada", "tab-9")  # a page that holds nothing
+    assert np.flatnonzero(held.held_by_others("cy", 8)).tolist() == [6, 7]
+
+
+def test_the_page_says_it_left_and_its_sample_is_the_next_of_another(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=20, k=3, seed=5)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    c.get("/api/item/0?reviewer=ada&page=tab-a")
+    assert c.get("/api/state?reviewer=bob").json()["resume"] == 1  # held for ada
+    r = c.post("/api/leave", json={"page": "tab-a", "reviewer": "ada"})
+    assert r.status_code == 204
+    assert c.get("/api/state?reviewer=bob").json()["resume"] == 0
+    for bad in ({}, {"page": ""}, {"page": "x" * 65}, {"page": 3}, {"page": "tab", "sample_id": 1}):
+        assert c.post("/api/leave", json=bad).status_code == 422, bad

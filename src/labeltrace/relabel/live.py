@@ -15,7 +15,8 @@ it finishes stays valid. The samples a reviewer has been shown and the samples a
 (``pinned``) never move: a re-ranking reorders only the other samples, among the other positions,
 so the page's position numbers and the *previous* key keep their meaning. The other positions
 take the new ranking from where the reviewers are: each reviewer active in the last
-:data:`ACTIVE` seconds is at the position they were last shown, and the most suspect samples are
+:data:`ACTIVE` seconds (whose tab has not said it closed: :meth:`LiveQueue.leave`) is at the
+position they were last shown, and the most suspect samples are
 dealt in turn to the free positions right after each such place (the first to the first free
 position after each reviewer, then the second ...), so every reviewer's next samples are live
 picks; free positions behind every such reviewer (ones a jump, a link or a find passed over) get
@@ -239,6 +240,12 @@ class LiveQueue:
             for k in mine[: max(0, len(mine) - PAGES)]:  # a named viewer's oldest pages beyond PAGES
                 del self._places[k]
             return i
+
+    def leave(self, viewer: str | None, page: str) -> None:
+        """``page`` of ``viewer`` was closed: its place no longer steers a re-ranking (it had for
+        :data:`ACTIVE` seconds, the most suspect samples dealt behind a reviewer who had gone)."""
+        with self._lock:
+            self._places.pop((viewer, page), None)
 
     def places(self) -> np.ndarray:
         """The positions the reviewers active in the last :data:`ACTIVE` seconds were last shown,

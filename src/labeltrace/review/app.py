@@ -23,6 +23,8 @@ Routes (all need the token when one is set: header ``X-Labeltrace-Token`` or ``?
 ``POST /api/decision``      ``{"sample_id", "decision", "kind"?, "reviewer"?, "page"?}`` → committed row,
                             progress, and the next position for that reviewer (``reviewer`` is
                             required when the rule asks for more than one agreeing review)
+``POST /api/leave``         ``{"page", "reviewer"?}``: that tab was closed — its sample is no
+                            longer held and its place no longer steers a live re-ranking (204)
 ``GET  /api/history/{id}``  every decision ever stored for a sample, oldest first
 ==========================  =================================================================
 
@@ -66,7 +68,13 @@ from labeltrace.review.blind import (
     decision_source,
 )
 from labeltrace.review.rendered import MAX_BYTES, RenderedImages
-from labeltrace.review.requests import MAX_PAGE, DecisionIn, decision_problem, validation_detail
+from labeltrace.review.requests import (
+    MAX_PAGE,
+    DecisionIn,
+    LeaveIn,
+    decision_problem,
+    validation_detail,
+)
 from labeltrace.review.requests import who as who_of
 from labeltrace.review.security import (
     MAX_BODY_BYTES,
@@ -332,6 +340,13 @@ def create_app(
         if hidden is not None:
             decision["sample_id"] = sent
         return {"saved": True, "decision": decision, "next": nxt, **blind_progress(state.progress(name))}
+
+    @app.post("/api/leave", status_code=204, response_model=None)
+    def leave(body: LeaveIn) -> Response:
+        # the page's last word as its tab closes (a keepalive fetch on pagehide): its hold and its
+        # live place had outlived it by two and ten minutes
+        state.leave(page_name(body.reviewer), body.page)
+        return Response(status_code=204)
 
     @app.get("/api/history/{sample_id}", response_model=None)
     def get_history(sample_id: int) -> list[dict[str, Any]] | JSONResponse:

@@ -5,8 +5,9 @@ Without it every reviewer's "next" is the first sample not yet done, where the r
 ahead already sits: a team of five moved in lockstep and settled 106 samples with the 400
 decisions that settle 400 (the others' decisions fell on samples already settled, or turned them
 into ties; ``scripts/review_team_sim.py``). A sample shown to a named reviewer (or answered as
-their next) is held for :data:`SECONDS`, until they decide it or open another; another reviewer's
-next sample skips it while it still needs no more votes than the others holding it can give. A
+their next) is held for :data:`SECONDS`, until they decide it, open another or close the page
+(its tab says so: :meth:`Leases.leave`); another reviewer's next sample skips it while it still
+needs no more votes than the others holding it can give. A
 held sample a reviewer walked away from is passed by the others' next samples and comes back at a
 page's resume (where it starts, or reloads) once the hold lapses. Each page (browser tab, by the
 id it sends) holds its own sample: a reviewer's second tab does not end the first one's hold, and
@@ -51,8 +52,7 @@ class Leases:
         now = self._clock()
         key = (reviewer, page)
         with self._lock:
-            for s in [s for s, who in self._held.items() if key in who]:
-                self._drop(s, key.__eq__)
+            self._drop_page(key)
             if reviewer is not None:  # a named reviewer's oldest pages beyond PAGES (nameless pages are apart)
                 mine = sorted(((t, s, k) for s, who in self._held.items() for k, t in who.items() if k[0] == reviewer),
                               key=lambda h: h[0])  # fmt: skip
@@ -61,6 +61,12 @@ class Leases:
             self._taken += 1  # a later take sorts after an earlier one of the same clock reading
             self._held.setdefault(int(sample), {})[key] = (now + self.seconds, self._taken)
             self._expire(now)
+
+    def leave(self, reviewer: str | None, page: str) -> None:
+        """``page`` of ``reviewer`` was closed: the sample it showed is no longer held (it had been
+        for :attr:`seconds`, passed by the others' next samples)."""
+        with self._lock:
+            self._drop_page((reviewer, page))
 
     def release(self, sample: int, reviewer: str | None) -> None:
         """``reviewer`` decided ``sample``: no longer held for them (on any page of theirs)."""
@@ -106,6 +112,10 @@ class Leases:
                 if 0 <= s < n and any(r == reviewer and p != page for r, p in who):
                     out[s] = True
         return out
+
+    def _drop_page(self, key: tuple[str | None, str | None]) -> None:
+        for s in [s for s, who in self._held.items() if key in who]:
+            self._drop(s, key.__eq__)
 
     def _drop(self, sample: int, which: Callable[[tuple[str | None, str | None]], bool]) -> None:
         who = self._held.get(sample)

@@ -13,7 +13,7 @@ from labeltrace.relabel.decisions import KINDS
 from labeltrace.relabel.reviewers import spelling
 from labeltrace.review.state import ReviewState
 
-__all__ = ["MAX_PAGE", "DecisionIn", "decision_problem", "validation_detail", "who"]
+__all__ = ["MAX_PAGE", "DecisionIn", "LeaveIn", "decision_problem", "validation_detail", "who"]
 
 
 #: the longest page id a request may send (a page makes a UUID per tab: 36 characters)
@@ -31,6 +31,15 @@ class DecisionIn(BaseModel):
     kind: StrictStr | None = None
     reviewer: StrictStr | None = None
     page: Annotated[StrictStr, StringConstraints(max_length=MAX_PAGE)] | None = None  # the tab: its own hold
+
+
+class LeaveIn(BaseModel):
+    """Body of ``POST /api/leave``: the tab that was closed, and whose it was."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    page: Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_PAGE)]
+    reviewer: StrictStr | None = None
 
 
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}

@@ -227,6 +227,13 @@ class ReviewState:
         (read and marked in one step; :meth:`LiveQueue.show`)."""
         return self.live.show(pos, reviewer, page) if self.live is not None else int(self._static[pos])
 
+    def leave(self, reviewer: str | None, page: str) -> None:
+        """``reviewer``'s ``page`` (a tab's id) was closed: it neither holds its sample nor steers a
+        live re-ranking any longer."""
+        self.leases.leave(reviewer, page)
+        if self.live is not None:
+            self.live.leave(reviewer, page)
+
     def sync(self) -> None:
         """Pass the decisions to the live queue (a refresh starts when one is due)."""
         if self.live is None:

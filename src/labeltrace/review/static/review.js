@@ -705,5 +705,17 @@
       setStatus(`could not start: ${e.message}`, "error");
     }
   }
+  // a tab that goes (closed, reloaded, navigated away) says so: the sample it showed is no longer
+  // held from the others, and its place no longer steers where a live re-ranking deals the most
+  // suspect samples — they had outlived the tab by two and ten minutes. keepalive: the request
+  // outlives the page; a reload's new page takes its place again at once
+  addEventListener("pagehide", () => {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers["X-Labeltrace-Token"] = token;
+    const body = JSON.stringify(who() ? { page: PAGE, reviewer: who() } : { page: PAGE });
+    try { fetch(at("api/leave"), { method: "POST", headers, body, keepalive: true }).catch(() => {}); } catch (e) { /* gone */ }
+  });
+  // back from the back/forward cache: the sample shown is this tab's again
+  addEventListener("pageshow", (ev) => { if (ev.persisted && item) load(item.position); });
   init();
 })();

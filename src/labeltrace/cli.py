@@ -211,10 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--truth-column", help="manifest column with known true labels: report detection metrics "
                    "against them (benchmarks on real noise such as CIFAR-10N)")
     s.add_argument("--seed", type=int, default=0,
-                   help="seed of every random step of the scan: the model probe, folds, auxiliary sets, training, "
-                        "--noise "
-                        "(default 0); the flagging's own draws are fixed, so one recording always gives the same "
-                        "flags")
+                   help="seed of every random step of the scan: the model probe, folds, auxiliary sets, "
+                        "training, --noise (default 0); the flagging's own draws are fixed, so one recording "
+                        "always gives the same flags")
     s.add_argument("--batch-size", type=int, help="batch size (default depends on the model)")
     s.add_argument("--lr", type=float, help="learning rate (default depends on the model)")
     s.add_argument("--weight-decay", type=float, help="weight decay (default depends on the model)")

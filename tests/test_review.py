@@ -181,14 +181,16 @@ def test_class_named_like_an_action_needs_kind(tmp_path: Path) -> None:
 def test_token_required_when_set(run_dir: Path) -> None:
     app = create_app(run_dir, token="s3cret-token-0123")
     c = TestClient(app, base_url="http://192.0.2.10:8765")  # any host once a token is set
-    for path in ("/", "/api/state", "/api/item/0", "/api/image/0", "/api/history/0"):
+    for path in ("/api/state", "/api/item/0", "/api/image/0", "/api/history/0"):
         assert c.get(path).status_code == 401, path
+    # the page itself: static, no data of the run; it reads the token from the link's fragment
+    assert c.get("/").status_code == 200 and "<script>" in c.get("/").text
     assert c.get("/api/state", headers={"X-Labeltrace-Token": "wrong"}).status_code == 401
     assert c.post("/api/decision", json={"sample_id": 0, "decision": "cat"}).status_code == 401
     assert not (run_dir / "reviews.db").exists() or db_rows(run_dir) == []
     assert c.get("/api/state", headers={"X-Labeltrace-Token": "s3cret-token-0123"}).status_code == 200
-    assert c.get("/?token=s3cret-token-0123").status_code == 200
-    r = c.get("/api/image/0?token=s3cret-token-0123")
+    assert c.get("/?token=s3cret-token-0123").status_code == 200  # a link printed by an older version
+    r = c.get("/api/image/0", headers={"X-Labeltrace-Token": "s3cret-token-0123"})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     r = c.post(
         "/api/decision",
@@ -483,16 +485,16 @@ def test_serve_generates_a_token_off_loopback(
     serve(run_dir, host="0.0.0.0", port=0)  # 0: a free port, the one printed
     out = capsys.readouterr().out
     token = out.split("token: ")[1].split()[0]
-    assert len(token) >= 24 and f"?token={token}" in out
+    assert len(token) >= 24 and f"#token={token}" in out and "?token=" not in out
     port = seen["bound"][1]
-    assert seen["bound"][0] == "0.0.0.0" and port > 0 and f":{port}/?token=" in out
+    assert seen["bound"][0] == "0.0.0.0" and port > 0 and f":{port}/#token=" in out
     assert (seen["host"], seen["port"]) == ("0.0.0.0", port)
     c = TestClient(seen["app"], base_url=f"http://192.0.2.1:{port}")
     assert c.get("/api/state").status_code == 401
     assert c.get("/api/state", headers={"X-Labeltrace-Token": token}).status_code == 200
     serve(run_dir, port=0)  # loopback: no token
     out = capsys.readouterr().out
-    assert "?token=" not in out and f"open http://127.0.0.1:{seen['port']}/\n" in out
+    assert "token=" not in out and f"open http://127.0.0.1:{seen['port']}/\n" in out
     assert seen["bound"][0] == "127.0.0.1"
 
 

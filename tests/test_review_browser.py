@@ -138,10 +138,13 @@ def test_review_in_browser(run_dir: Path, server: str, browser: object) -> None:
     assert page.locator("#progress-text").inner_text().startswith(f"4 / {N} reviewed")
     assert not errors
 
-    # without the token nothing loads and nothing can be saved
+    # without the token nothing loads and nothing can be saved: the page alone (static, no data
+    # of the run), saying what to open
     bare = browser.new_page()  # type: ignore[attr-defined]
     r = bare.goto(f"{server}/")
-    assert r is not None and r.status == 401
+    assert r is not None and r.status == 200
+    expect(bare.locator("#status")).to_contain_text("needs its access token")
+    assert bare.locator(".cls").count() == 0 and bare.locator("#run").inner_text() == ""
     bare.close()
 
     if os.environ.get("LABELTRACE_SCREENSHOTS") == "1":  # the typical view: a decision just saved

@@ -67,7 +67,7 @@ def test_the_printed_url_opens_the_page_whatever_the_token_and_a_public_host_is_
     """A token with '+' printed raw in the URL came back as spaces (401); on 0.0.0.0 nothing said
     that the server was reachable from the network over plain HTTP."""
     import re
-    from urllib.parse import urlsplit
+    from urllib.parse import parse_qs, urlsplit
 
     from labeltrace.review import serve
 
@@ -77,12 +77,40 @@ def test_the_printed_url_opens_the_page_whatever_the_token_and_a_public_host_is_
     serve(run_dir, token=token, port=0)
     out = capsys.readouterr().out
     url = urlsplit(re.search(r"open (\S+)", out).group(1))
-    assert TestClient(apps[0], base_url=LOCAL).get(f"/?{url.query}").status_code == 200
+    # the token in the fragment (never sent by a browser), as the page decodes it
+    assert not url.query and parse_qs(url.fragment) == {"token": [token]}
+    c = TestClient(apps[0], base_url=LOCAL)
+    assert c.get(url.path).status_code == 200
+    assert c.get("/api/state", headers={"X-Labeltrace-Token": parse_qs(url.fragment)["token"][0]}).status_code == 200
     assert "warning" not in out
     serve(run_dir, host="0.0.0.0", token=token, port=0)
     out = capsys.readouterr().out
     assert "warning: the review server listens on 0.0.0.0" in out and "plain HTTP" in out
     assert "open http://0.0.0.0" not in out
+
+
+def test_the_token_is_refused_in_a_url_and_never_printed_in_one(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The token rode in URLs (the printed link's ?token=, the page's image URLs), whence every
+    reverse proxy's access log, the browser's history and a Referer kept it; the API took it there."""
+    from labeltrace.review import serve
+
+    c = TestClient(create_app(run_dir, token=TOKEN), base_url=REMOTE)
+    for path in ("/api/state", "/api/image/0", "/api/image/0?thumb=true", "/api/history/0"):
+        sep = "&" if "?" in path else "?"
+        r = c.get(f"{path}{sep}token={TOKEN}")
+        assert r.status_code == 401 and "header X-Labeltrace-Token" in r.json()["detail"], path
+        assert "?token= in a URL is not accepted" in r.json()["detail"] and TOKEN not in r.text
+        assert c.get(path, headers={"X-Labeltrace-Token": TOKEN}).status_code == 200, path
+    page = c.get("/")  # the page: no data of its own, the token read from the link's fragment
+    assert page.status_code == 200 and page.headers["referrer-policy"] == "no-referrer"
+    assert "blob:" in page.headers["content-security-policy"]  # its images, fetched with the header
+    assert c.post("/", json={}).status_code == 401  # the page alone, read
+    monkeypatch.setattr("labeltrace.review.server._run", lambda app, sock, **kw: sock.close())
+    serve(run_dir, token=TOKEN, port=0)
+    out = capsys.readouterr().out
+    assert f"/#token={TOKEN}" in out and "?token=" not in out and "never in a URL" in out
 
 
 def test_a_refused_token_names_the_scheme(run_dir: Path) -> None:

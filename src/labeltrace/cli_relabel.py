@@ -274,7 +274,9 @@ def add_relabel_commands(sub: Any) -> None:
     rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
     rv.add_argument("--port", type=port, default=8765, help="(default 8765; 0: a free one, printed)")
     rv.add_argument("--token", help="access token, at least 16 printable ASCII characters without spaces (an empty or shorter one is an error); "
-                    "generated and printed when binding beyond loopback without one")
+                    "generated and printed when binding beyond loopback without one. The printed URL carries it "
+                    "after '#', which a browser never sends; scripts send it as header X-Labeltrace-Token "
+                    "(never in a URL)")
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
     rv.add_argument("--agree", type=int, metavar="R",
                     help="agreeing reviews a sample needs, and more than any other label has (a tie waits for "

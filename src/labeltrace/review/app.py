@@ -1,6 +1,7 @@
 """The review web app: FastAPI JSON API + one plain HTML/JS page (no build step).
 
-Routes (all need the token when one is set: header ``X-Labeltrace-Token`` or ``?token=``):
+Routes (all but ``GET /`` need the token when one is set, in header ``X-Labeltrace-Token``; never
+in a URL: the page reads it from the printed link's fragment, ``/#token=...``, and sends the header):
 
 ==========================  =================================================================
 ``GET  /``                  the review page (HTML with its CSS and JS inlined)
@@ -129,9 +130,10 @@ def create_app(
         Default reviewer name for decisions that do not carry one (the page asks for a name and
         also accepts ``?reviewer=``).
     token : str, optional
-        When set, every request must carry it (header ``X-Labeltrace-Token`` or ``?token=``);
-        at least 16 printable ASCII characters without spaces (``ValueError`` otherwise: an empty
-        token never means "no token"). When not set, only requests addressed to a loopback host
+        When set, every request but the page's own (``GET /``) must carry it in header
+        ``X-Labeltrace-Token`` (``?token=`` is refused: URLs are logged); at least 16 printable
+        ASCII characters without spaces (``ValueError`` otherwise: an empty token never means
+        "no token"). When not set, only requests addressed to a loopback host
         name are answered.
     consensus : ConsensusRule, optional
         Agreeing reviews a sample needs; stored with the decisions (None keeps the stored rule,
@@ -192,7 +194,7 @@ def create_app(
         return HTMLResponse(
             _page(),
             headers={
-                "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
                 "style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'"
             },
         )

@@ -2,10 +2,16 @@
 
 One pure ASGI middleware, :class:`Guard`, runs before routing and before any body is parsed:
 
-1. **Token** — when the app has one, every request must carry it (header
-   ``X-Labeltrace-Token`` or ``?token=``), else 401. A token is at least
-   :data:`MIN_TOKEN_LENGTH` printable ASCII characters without spaces (:func:`check_token`): an empty
-   or short one (``--token "$UNSET_VAR"``) is refused when the app is built.
+1. **Token** — when the app has one, every request but ``GET /`` must carry it in header
+   ``X-Labeltrace-Token``, else 401; never in a URL, where a reverse proxy's access log, the
+   browser's history and a ``Referer`` would keep it (``?token=`` alone is refused, saying so).
+   ``GET /`` is the page itself: static, the same for every server, with no data of the run; it
+   reads the token from the fragment of the printed link (``/#token=...``, which a browser never
+   sends) or from ``?token=`` of a link printed by an older version, moves it out of the address
+   bar into the tab's ``sessionStorage``, and sends it as the header, its images too (fetched,
+   shown from object URLs). A token is at least :data:`MIN_TOKEN_LENGTH` printable ASCII
+   characters without spaces (:func:`check_token`): an empty or short one
+   (``--token "$UNSET_VAR"``) is refused when the app is built.
 2. **Host** — without a token only requests addressed to a loopback name are answered (403), so
    a page on another site cannot reach the local server through DNS rebinding; nor are requests
    a reverse proxy says it relays for someone (``X-Forwarded-For``, ``Forwarded``,
@@ -165,11 +171,15 @@ class Guard:
         headers: dict[str, str] = {}
         for k, v in scope.get("headers", []):  # the first value of each header counts
             headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
+        method, path = scope.get("method", "GET").upper(), route_path(scope)
         if self.token is not None:
-            qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            given = headers.get(TOKEN_HEADER.lower()) or (qs.get("token") or [""])[0]
-            if not secrets.compare_digest(given.encode(), self.token.encode()):
-                return 401, f"missing or wrong token (send header {TOKEN_HEADER} or ?token=)"
+            given = headers.get(TOKEN_HEADER.lower(), "")
+            page = method in ("GET", "HEAD") and path == "/"  # the page: it reads the token from the fragment
+            if not page and not secrets.compare_digest(given.encode(), self.token.encode()):
+                if not given and "token" in parse_qs(scope.get("query_string", b"").decode("latin-1")):
+                    return 401, (f"send the token as header {TOKEN_HEADER}: ?token= in a URL is not accepted "
+                                 "(proxies' access logs and browser history keep URLs)")  # fmt: skip
+                return 401, f"missing or wrong token (send header {TOKEN_HEADER})"
         elif not is_loopback(host_name(headers.get("host", ""))):
             return (
                 403,
@@ -191,8 +201,8 @@ class Guard:
         else:
             foreign = origin is not None and not same_origin(origin, headers.get("host", ""),
                                                              scope.get("scheme", "http"))  # fmt: skip
-        changing = scope.get("method", "GET").upper() in STATE_CHANGING
-        api = route_path(scope).startswith("/api/")  # mounted under a prefix too
+        changing = method in STATE_CHANGING
+        api = path.startswith("/api/")  # mounted under a prefix too
         # even a GET of the API: showing an item pins it in the live queue and steers its
         # re-ranking (an <img> on any site could otherwise mark the whole queue seen)
         if foreign and (changing or api):

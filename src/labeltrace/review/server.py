@@ -44,7 +44,8 @@ def serve(
     Binding to a non-loopback ``host`` requires a token: one is generated with
     :mod:`secrets` when none is given (``None``); a given token that is empty, shorter than 16
     characters or not printable ASCII without spaces is refused with ``ValueError``, whatever the
-    host. The URL to open (with the token) is printed once the port is taken; ``port`` 0 takes a
+    host. The URL to open (with the token in its fragment, ``#token=``, which the browser keeps
+    to itself) is printed once the port is taken; ``port`` 0 takes a
     free one. A port that cannot be taken (in use) is an ``OSError`` naming it, raised before
     anything is printed or stored (the consensus rule).
     """
@@ -62,7 +63,9 @@ def serve(
     port = int(sock.getsockname()[1])  # port 0: the free one the system chose
     name = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host  # every interface: this machine's name
     shown = f"[{name}]" if ":" in name else name
-    url = f"http://{shown}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
+    # the token in the fragment: a browser never sends it (no proxy's log, no Referer); the page
+    # reads it there, sends it as a header and takes it out of the address bar
+    url = f"http://{shown}:{port}/" + (f"#token={quote(token, safe='')}" if token else "")
     print(f"labeltrace review of {Path(run_dir).resolve()}\nopen {url}", flush=True)
     if not is_loopback(host):
         print(f"warning: the review server listens on {host or 'every interface'}, reachable from other "
@@ -83,7 +86,7 @@ def serve(
              + (" and the given label" if blind == "all" else "") + " are hidden" if blind else ""),
           flush=True)  # fmt: skip
     if token:
-        print(f"token: {token}  (send it as header {TOKEN_HEADER} or ?token=)", flush=True)
+        print(f"token: {token}  (scripts: send it as header {TOKEN_HEADER}, never in a URL)", flush=True)
     if blind is None:  # the page's context (features, neighbours) built while the reviewer opens the page,
         warm_context(st.context)  # not inside the first request (minutes at 100k images without an embedding)
     _run(app, sock, host=host, port=port, log_level=log_level)

@@ -1,7 +1,6 @@
 (() => {
   "use strict";
   const params = new URLSearchParams(location.search);
-  const token = params.get("token") || "";
   const $ = (id) => document.getElementById(id);
   let classes = [];
   let total = 0;
@@ -25,6 +24,33 @@
   const HERE = location.pathname.endsWith("/") ? location.pathname : `${location.pathname}/`;
   const at = (path) => HERE + path;
 
+  // the access token goes in a header, never in a URL the page requests (a proxy's access log,
+  // the browser's history, a Referer would keep it). The printed link carries it in the fragment
+  // (#token=..., which a browser never sends), a link printed before in ?token=: either is taken
+  // out of the address bar at once and kept for this tab's reloads (sessionStorage, one per
+  // folder: two review servers behind one proxy keep theirs apart)
+  const TOKEN_KEY = `labeltrace.token:${HERE}`;
+  const token = (() => {
+    const hash = new URLSearchParams(location.hash.replace(/^#/, ""));
+    const given = hash.get("token") || params.get("token") || "";
+    if (hash.has("token") || params.has("token")) {
+      hash.delete("token");
+      params.delete("token");
+      const q = params.toString(), h = hash.toString();
+      try {
+        history.replaceState(history.state, "", location.pathname + (q ? `?${q}` : "") + (h ? `#${h}` : ""));
+      } catch (e) { /* the address bar keeps it; no request carries it */ }
+    }
+    try {
+      if (given) sessionStorage.setItem(TOKEN_KEY, given);
+      return given || sessionStorage.getItem(TOKEN_KEY) || "";
+    } catch (e) { return given; } // private mode: the token of this load only
+  })();
+  const NO_TOKEN = "this review server needs its access token: open the link `labeltrace review` printed " +
+    "(it ends in #token=...)";
+  const BAD_TOKEN = "the review server refused this page's access token (restarted with another one?): open " +
+    "the link `labeltrace review` printed now";
+
   async function api(path, opts = {}) {
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
     if (token) headers["X-Labeltrace-Token"] = token;
@@ -37,6 +63,7 @@
     }
     let body = null;
     try { body = await r.json(); } catch (e) { body = null; }
+    if (r.status === 401) throw new Error(token ? BAD_TOKEN : NO_TOKEN);
     if (!r.ok) {
       const d = body && body.detail;
       const field = (x) => (Array.isArray(x.loc) && x.loc.length ? `${x.loc[x.loc.length - 1]}: ` : "");
@@ -46,13 +73,68 @@
     return body;
   }
 
-  const imageUrl = (id, thumb, full) => {
-    const q = [];
-    if (thumb) q.push("thumb=true");
-    if (full) q.push("full=true");
-    if (token) q.push(`token=${encodeURIComponent(token)}`);
-    return at(`api/image/${id}`) + (q.length ? `?${q.join("&")}` : "");
-  };
+  const imagePath = (id, thumb, full) => at(`api/image/${id}`) + (thumb ? "?thumb=true" : full ? "?full=true" : "");
+  // images: an <img src> cannot send the token's header, so each is fetched with it and shown
+  // from an object URL, revoked as soon as its <img> shows another one or leaves the page (a
+  // long session would otherwise keep every image it showed in memory)
+  async function imageBlob(path) {
+    let r;
+    try {
+      r = await fetch(path, { headers: token ? { "X-Labeltrace-Token": token } : {} });
+    } catch (e) {
+      throw new Error("the review server cannot be reached (stopped, or the network is down)");
+    }
+    if (r.status === 401) throw new Error(token ? BAD_TOKEN : NO_TOKEN);
+    if (!r.ok) {
+      let d = null;
+      try { d = (await r.json()).detail; } catch (e) { d = null; }
+      throw new Error(typeof d === "string" ? d : `HTTP ${r.status}`);
+    }
+    return r.blob();
+  }
+  const shownUrl = new WeakMap(); // <img> -> the object URL it shows
+  function setImage(im, blob) {
+    const old = shownUrl.get(im);
+    if (blob) {
+      const u = URL.createObjectURL(blob);
+      shownUrl.set(im, u);
+      im.src = u;
+    } else {
+      shownUrl.delete(im);
+      im.removeAttribute("src");
+    }
+    if (old) URL.revokeObjectURL(old);
+  }
+  const dropImages = (box) => box.querySelectorAll("img").forEach((im) => setImage(im, null));
+  let ahead = null; // {path, blob: a promise}: the next item's image, fetched while this one is decided
+  function prefetch(path) {
+    const blob = imageBlob(path);
+    blob.catch(() => {}); // said when it is shown, if ever
+    ahead = { path, blob };
+  }
+  // the main image: another sample's picture is never left under this one's caption meanwhile;
+  // a failure says why (the server's reason: changed since the scan, unreadable)
+  let imageSeq = 0;
+  async function showImage(id, full) {
+    const im = $("image"), path = imagePath(id, false, full);
+    if (im.dataset.src === path) return;
+    const mine = ++imageSeq;
+    if (im.dataset.id !== String(id)) setImage(im, null);
+    im.dataset.id = String(id);
+    im.dataset.src = path; // what it shows (or will): the API path, without any token
+    const blob = ahead && ahead.path === path ? ahead.blob : imageBlob(path);
+    if (ahead && ahead.path === path) ahead = null;
+    try {
+      const b = await blob;
+      if (mine === imageSeq) setImage(im, b);
+    } catch (e) {
+      if (mine !== imageSeq) return;
+      setImage(im, null);
+      delete im.dataset.src; // asked again on the next zoom
+      const why = e.message.includes(`sample ${id} `) ? e.message : `image of sample ${id}: ${e.message}`; // the server's names it
+      if (item && item.id === id) setStatus(`${why} — decide without it, or skip`, "error", item);
+    }
+  }
   const who = () => $("reviewer").value.trim();
   // the name a decision of this page is stored under, spelled as the store spells names
   const me = () => ((who() || defaultReviewer).split(/\s+/).filter(Boolean).join(" ") || "anonymous").normalize("NFC");
@@ -239,10 +321,7 @@
       ["tabindex", "role", "aria-label"].forEach((a) => f.removeAttribute(a));
     }
     im.style.width = im.style.height = z > 1 ? `${512 * z}px` : "";
-    if (item) {
-      const url = imageUrl(item.id, false, z > 1);
-      if (im.getAttribute("src") !== url) im.src = url;
-    }
+    if (item) showImage(item.id, z > 1);
     f.scrollLeft = (f.scrollWidth - f.clientWidth) / 2;
     f.scrollTop = (f.scrollHeight - f.clientHeight) / 2;
   }
@@ -405,6 +484,7 @@
 
   function renderNeighbours(ctx) {
     const box = $("neighbours");
+    dropImages(box);
     box.textContent = "";
     ctx.neighbours.forEach((grp) => {
       const row = document.createElement("div");
@@ -417,7 +497,10 @@
       thumbs.className = "thumbs";
       grp.ids.forEach((id) => {
         const im = document.createElement("img");
-        im.src = imageUrl(id, true);
+        // shown once fetched, unless another sample's context replaced it meanwhile
+        imageBlob(imagePath(id, true)).then((b) => { if (im.isConnected) setImage(im, b); }).catch(() => {
+          if (im.isConnected) im.alt = `${im.alt}: image unavailable`;
+        });
         im.alt = `sample ${id} (${iso(grp.label)})`;
         im.title = `sample ${id}`;
         im.dataset.id = String(id);
@@ -435,7 +518,11 @@
       sparkline(ctx.trajectory);
       renderNeighbours(ctx);
     } catch (e) {
-      if (item && item.id === id) { $("neighbours").textContent = `no context: ${e.message}`; sparkline(null); }
+      if (item && item.id === id) {
+        dropImages($("neighbours"));
+        $("neighbours").textContent = `no context: ${e.message}`;
+        sparkline(null);
+      }
     }
   }
 
@@ -452,7 +539,7 @@
       if (!moving || it.id !== pendingId) pendingId = null;
       render();
       if (!blind) loadContext(it.id);
-      if (p + 1 < total) api(`api/item/${p + 1}?peek=true`).then((n) => { new Image().src = imageUrl(n.id); }).catch(() => {});
+      if (p + 1 < total) api(`api/item/${p + 1}?peek=true`).then((n) => prefetch(imagePath(n.id))).catch(() => {});
       return true;
     } catch (e) {
       if (mine === loadSeq) {
@@ -628,14 +715,6 @@
   });
   $("wl-reset").addEventListener("click", () => {
     $("win").value = "255"; $("lev").value = "127.5"; applyWindow(); setZoom(1);
-  });
-  // an image the server refuses (changed since the scan, unreadable): the reason, not a broken icon alone
-  $("image").addEventListener("error", () => {
-    const about = item, src = $("image").getAttribute("src");
-    if (!src) return;
-    fetch(src, { cache: "no-store" }).then((r) => r.json()).then((j) => {
-      if (item === about && j && j.detail) setStatus(`${j.detail} — decide without it, or skip`, "error", about);
-    }).catch(() => {});
   });
   let drag = null; // a zoomed image is moved by dragging it
   $("frame").addEventListener("mousedown", (ev) => {

@@ -19,7 +19,8 @@ def review_table(run: Run) -> pa.Table:
     ``review_decision`` and ``review_status`` (as in the cleaned labels,
     :mod:`labeltrace.export.cleaned`), ``reviewer`` and ``reviewed_at`` — for a consensus the
     reviewers whose votes made it (comma-separated, first voter first) and the latest of those
-    votes, else the sample's latest decision — and ``final_label``."""
+    votes, else the sample's latest decision — and ``final_label`` (empty for a sample excluded as
+    of no class: ``review_status`` ``excluded``)."""
     order, queued = every_sample_in_review_order(run)
     v = run_verdicts(run)
     final, decision, status = v.final, v.decision_text(run.classes), v.status_text()
@@ -33,7 +34,8 @@ def review_table(run: Run) -> pa.Table:
         made: dict[int, list[tuple[str, str]]] = {}
         for d in store.views():  # each reviewer's latest row, by seq: first voter first
             i = d.sample_id
-            if d.kind == "label" and r.resolved[i] and d.decision == run.classes[r.label[i]]:
+            if (d.kind == "exclude" and r.excluded[i]) or (
+                    d.kind == "label" and r.resolved[i] and not r.excluded[i] and d.decision == run.classes[r.label[i]]):
                 made.setdefault(i, []).append((d.reviewer, d.decided_at))
         for i, votes in made.items():
             reviewer[i] = ", ".join(who for who, _ in votes)
@@ -50,6 +52,6 @@ def review_table(run: Run) -> pa.Table:
         .append_column("reviewed_at", pa.array(at[order].tolist(), pa.string()))
         .append_column(
             "final_label",
-            pa.array(np.asarray(run.classes, dtype=object)[final[order]].tolist(), pa.string()),
+            pa.array(np.asarray([*run.classes, None], dtype=object)[final[order]].tolist(), pa.string()),  # -1: None
         )
     )

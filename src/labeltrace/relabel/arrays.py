@@ -152,15 +152,19 @@ def decision_arrays(rows: Sequence[tuple[int, str, str]], num_samples: int, clas
 def vote_arrays(rows: Sequence[tuple[int, str, str]], num_samples: int, classes: Sequence[str],
                 kinds: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """``(vote_ids, vote_labels, latest_kind)`` from ``(sample_id, kind, decision)`` rows, one per
-    sample and reviewer (each reviewer's latest), oldest first: the label rows' samples and class
-    ids (one vote each), and (N,) the kind code of each sample's latest row (-1 without one)."""
+    sample and reviewer (each reviewer's latest), oldest first: the samples and votes of the label
+    rows (their class ids) and of the ``exclude`` rows (``len(classes)``: a vote for an extra
+    column, "no class"), one vote each, and (N,) the kind code of each sample's latest row (-1
+    without one)."""
     i, code, lab = _row_codes(rows, classes, kinds)
     latest = np.full(num_samples, -1, dtype=np.int8)
     if i.size:
         last = i.size - 1 - np.unique(i[::-1], return_index=True)[1]  # each sample's newest row
         latest[i[last]] = code[last]
-    is_label = code == list(kinds).index("label")
-    return i[is_label], lab[is_label], latest
+    is_exclude = code == list(kinds).index("exclude")
+    lab = np.where(is_exclude, len(classes), lab)
+    is_vote = (code == list(kinds).index("label")) | is_exclude
+    return i[is_vote], lab[is_vote], latest
 
 
 def _row_codes(rows: Sequence[tuple[int, str, str]], classes: Sequence[str],

@@ -1,8 +1,10 @@
 """When the votes on a sample settle its label: the one rule of the simulator and the review app.
 
 A sample's votes are counted per class (in the review app: each reviewer's latest decision is
-one vote when it is a label; *unsure* and *skip* are no vote, so a reviewer who answers one of them
-after a label withdraws that vote). The leading class settles the sample
+one vote when it is a label or an *exclude* — a vote for "no class", counted as one more column
+beside the classes, so excluding a sample needs the agreement a relabel needs, and a tie between
+exclude and a class is a dispute as any tie is; *unsure* and *skip* are no vote, so a reviewer who
+answers one of them after a vote withdraws it). The leading class settles the sample
 when it has
 
 * at least ``agree`` votes, and
@@ -74,12 +76,13 @@ class Resolution:
 
     Attributes
     ----------
-    label : (N,) int64 consensus class, -1 where none.
-    resolved : (N,) bool — the votes settle the sample.
+    label : (N,) int64 consensus class, -1 where none (unresolved, or excluded: never a class id).
+    resolved : (N,) bool — the votes settle the sample (to a class, or as excluded).
     disputed : (N,) bool — unresolved although two classes have reviewer votes.
     n_votes : (N,) int64 reviewer votes (the given label not included).
     top, second : (N,) vote counts (given label included when counted) of the leading class and
         of the runner-up.
+    excluded : (N,) bool — settled as "no class" (the exclude votes lead; ``label`` is -1 there).
     """
 
     label: np.ndarray
@@ -88,6 +91,7 @@ class Resolution:
     n_votes: np.ndarray
     top: np.ndarray
     second: np.ndarray
+    excluded: np.ndarray
 
     @property
     def unresolved(self) -> np.ndarray:
@@ -96,16 +100,18 @@ class Resolution:
 
 
 def resolve(
-    votes: np.ndarray, given: np.ndarray, rule: ConsensusRule = ConsensusRule()
+    votes: np.ndarray, given: np.ndarray, rule: ConsensusRule = ConsensusRule(), *, excluding: bool = False
 ) -> Resolution:
     """Resolve (N, K) reviewer vote counts against the (N,) given labels under ``rule``.
 
     A sample without reviewer votes is never resolved (not even to its given label with
     ``count_given``). Ties for the lead never settle; the consensus class is the unique leader.
+    ``excluding``: the last column counts the exclude votes ("no class"; the given labels lie in
+    the other columns): a sample it settles is ``excluded``, its ``label`` -1.
     """
     v = as_matrix(votes, "votes")
     n, k = v.shape
-    g = check_label_vector(given, n, k, "given")
+    g = check_label_vector(given, n, k - int(excluding), "given")
     counts = v.copy()
     if rule.count_given:
         counts[np.arange(n), g] += 1
@@ -114,6 +120,7 @@ def resolve(
     top, second = part[:, -1], part[:, -2]
     resolved = (n_votes > 0) & (top >= rule.agree) & (top > second)
     label = np.where(resolved, counts.argmax(axis=1), -1).astype(np.int64)
+    excluded = resolved & (label == k - 1) if excluding else np.zeros(n, dtype=bool)
     disputed = ~resolved & ((v > 0).sum(axis=1) >= 2)
-    return Resolution(label=label, resolved=resolved, disputed=disputed, n_votes=n_votes,
-                      top=top.astype(np.int64), second=second.astype(np.int64))  # fmt: skip
+    return Resolution(label=np.where(excluded, -1, label), resolved=resolved, disputed=disputed, n_votes=n_votes,
+                      top=top.astype(np.int64), second=second.astype(np.int64), excluded=excluded)  # fmt: skip

@@ -12,10 +12,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KINDS", "Decision", "check_decision", "now_iso"]
+__all__ = ["INFERRED", "KINDS", "Decision", "check_decision", "now_iso"]
 
-#: what a decision is: a class (``label``), or one of the review actions
-KINDS: tuple[str, ...] = ("label", "unsure", "skip")
+#: what a decision is: a class (``label``), or one of the review actions — ``exclude``: the image
+#: is of no class (a vote, as a label is, for "no class"). Appended last: the kind codes of the
+#: others (their position here) are what they were.
+KINDS: tuple[str, ...] = ("label", "unsure", "skip", "exclude")
+#: the actions a decision without a kind may name by their word (when no class has that name);
+#: ``exclude`` is never inferred from the word: a client that sent a class named ``exclude``
+#: without a kind before the kind existed still records that class
+INFERRED: tuple[str, ...] = ("unsure", "skip")
 
 
 def now_iso() -> str:
@@ -54,18 +60,19 @@ def check_decision(sample_id: Any, decision: Any, kind: Any = None, *, classes: 
     if not isinstance(decision, str):
         raise ValueError(f"sample {i}: decision must be a string, got {decision!r}")
     if kind is None:
-        if decision in ("unsure", "skip") and decision in class_set:
+        if decision in INFERRED and decision in class_set:
             raise ValueError(
                 f"sample {i}: decision {decision!r} is both a class name and a review action; "
                 "pass kind"
             )
-        kind = decision if decision in ("unsure", "skip") else "label"
+        kind = decision if decision in INFERRED else "label"
     if kind not in KINDS:
         raise ValueError(f"sample {i}: kind must be one of {KINDS}, got {kind!r}")
     if kind == "label":
         if decision not in class_set:
+            hint = " (to say the image is of no class, pass kind 'exclude')" if decision == "exclude" else ""
             raise ValueError(
-                f"sample {i}: unknown class {decision!r}; classes are {list(classes)}"
+                f"sample {i}: unknown class {decision!r}; classes are {list(classes)}{hint}"
             )
     elif decision != kind:
         raise ValueError(

@@ -7,19 +7,24 @@ latest row (highest ``seq``). Several processes and threads may write at once; e
 transaction that checks the reviewer's name against the names stored and then inserts (SQLite
 serialises them), so no write can lose another.
 
-Schema (``labeltrace.reviews/1``)::
+Schema (``labeltrace.reviews/2``)::
 
     decisions(seq INTEGER PRIMARY KEY AUTOINCREMENT, sample_id INTEGER, kind TEXT,
               decision TEXT, reviewer TEXT, decided_at TEXT, source TEXT)
     meta(key TEXT PRIMARY KEY, value TEXT)
 
-``kind`` is ``"label"`` (``decision`` = a class name), ``"unsure"`` or ``"skip"`` (``decision``
-repeats the kind); ``decided_at`` is ISO 8601 UTC; ``source`` is ``"app"``, ``"app-blind"`` / ``"app-blind-all"`` (a blind review, :mod:`labeltrace.review.blind`) or ``"labelstudio"``.
+``kind`` is ``"label"`` (``decision`` = a class name), ``"unsure"``, ``"skip"`` or ``"exclude"``
+(the image is of no class; ``decision`` repeats the kind); ``decided_at`` is ISO 8601 UTC; ``source`` is ``"app"``, ``"app-blind"`` / ``"app-blind-all"`` (a blind review, :mod:`labeltrace.review.blind`) or ``"labelstudio"``.
 
 Several reviewers: each reviewer's latest row on a sample is their current view; their latest
-*label* rows are the sample's votes (:meth:`ReviewStore.vote_counts`), which the consensus rule
+*label* and *exclude* rows are the sample's votes (:meth:`ReviewStore.vote_counts`), which the consensus rule
 stored in ``meta`` (key ``consensus``, :class:`~labeltrace.relabel.consensus.ConsensusRule`)
 resolves — see :mod:`labeltrace.relabel.verdicts`.
+
+A format-1 store (written before ``exclude`` existed, its ``CHECK`` refusing the kind) is upgraded
+in place by the first writer that opens it (:data:`~labeltrace.relabel.reviews_sql.UPGRADE`, in
+the transaction that reads its meta rows: two openers upgrade it once); a store that may only be
+read is read as it is.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from labeltrace.relabel.store_file import check_meta, connect, ids_digest, may_w
 
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
-Kind = Literal["label", "unsure", "skip"]
+Kind = Literal["label", "unsure", "skip", "exclude"]
 
 
 class ReviewStore:
@@ -107,7 +112,11 @@ class ReviewStore:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SQL.SCHEMA)
             con.execute("BEGIN IMMEDIATE")
-            rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            try:
+                rows = self._meta_upgraded(con, digest)
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
             if not rows:
                 con.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -121,6 +130,24 @@ class ReviewStore:
                 con.execute("INSERT INTO meta (key, value) VALUES ('samples', ?)", (digest,))
             con.execute("COMMIT")
         return rows
+
+    def _meta_upgraded(self, con: sqlite3.Connection, digest: str | None) -> dict[str, str]:
+        """In :meth:`_create`'s transaction: the meta rows, a format-1 store's (one about these
+        classes and samples, never another run's) upgraded to the current format first."""
+        rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        if rows.get("format") != SQL.READABLE[0]:
+            return rows
+        check_meta(self.path, rows, classes=self.classes, num_samples=self.num_samples, digest=digest)
+        counter = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'decisions'").fetchone()
+        for statement in SQL.UPGRADE:
+            con.execute(statement)
+        con.execute("DELETE FROM sqlite_sequence WHERE name IN ('decisions', 'decisions_v2')")
+        top = con.execute("SELECT MAX(seq) FROM decisions").fetchone()[0]
+        last = max([int(x) for x in (counter[0] if counter else None, top) if x is not None], default=None)
+        if last is not None:  # the next seq continues after every seq ever handed out
+            con.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('decisions', ?)", (last,))
+        con.execute("UPDATE meta SET value = ? WHERE key = 'format'", (SQL.FORMAT,))
+        return rows | {"format": SQL.FORMAT}
 
     # ------------------------------------------------------------------ connection
     def _writable(self) -> None:
@@ -153,8 +180,10 @@ class ReviewStore:
         them, else read once here).
 
         ``kind`` may be omitted when ``decision`` is unambiguous (a class name, or ``"unsure"`` /
-        ``"skip"`` when no class has that name); with kind ``"unsure"`` or ``"skip"`` the decision
-        must be that word (a class sent with them is refused, never dropped).
+        ``"skip"`` when no class has that name); ``"exclude"`` (the image is of no class) is only
+        ever sent as the kind (the word alone names a class of that name). With kind
+        ``"unsure"``, ``"skip"`` or ``"exclude"`` the decision must be that word (a class sent
+        with them is refused, never dropped).
 
         Raises
         ------
@@ -299,7 +328,7 @@ class ReviewStore:
     def current_arrays(self, reviewer: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(kind_code, label_id)`` per sample, shape (N,) each (of ``reviewer`` when given).
 
-        ``kind_code``: -1 no decision, 0 label, 1 unsure, 2 skip; ``label_id``: the decided
+        ``kind_code``: -1 no decision, 0 label, 1 unsure, 2 skip, 3 exclude; ``label_id``: the decided
         class id for ``label`` rows, else -1.
         """
         # (sample_id, kind, decision) rows, no Decision objects: every review request reads them
@@ -311,9 +340,10 @@ class ReviewStore:
         return self._latest(per_reviewer=True, sample_id=sample_id)
 
     def vote_arrays(self, samples: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(vote_ids, vote_labels, latest_kind)``: each reviewer's latest label decision as one
-        vote (sample, class id), and (N,) the kind code of each sample's latest row (-1 none, 0
-        label, 1 unsure, 2 skip) — one read of the table, no Decision objects; of ``samples`` alone
+        """``(vote_ids, vote_labels, latest_kind)``: each reviewer's latest label or exclude decision
+        as one vote (sample, class id — K for an exclude: :func:`~labeltrace.relabel.arrays.vote_arrays`),
+        and (N,) the kind code of each sample's latest row (-1 none, 0 label, 1 unsure, 2 skip, 3
+        exclude) — one read of the table, no Decision objects; of ``samples`` alone
         when given (a few hundred at most: one SQL parameter each)."""
         rows = self._latest(per_reviewer=True, samples=samples, cols="d.sample_id, d.kind, d.decision")
         return vote_arrays(rows, self.num_samples, self.classes, KINDS)
@@ -327,10 +357,12 @@ class ReviewStore:
                                [int(seq), *args]).fetchall()  # fmt: skip
 
     def vote_counts(self) -> np.ndarray:
-        """(N, K) int64: per sample and class, the reviewers whose latest row is that label."""
+        """(N, K) int64: per sample and class, the reviewers whose latest row is that label
+        (exclude votes, which name no class, are not counted here)."""
         votes = np.zeros((self.num_samples, len(self.classes)), dtype=np.int64)
         ids, labs, _ = self.vote_arrays()
-        np.add.at(votes, (ids, labs), 1)
+        is_class = labs < len(self.classes)
+        np.add.at(votes, (ids[is_class], labs[is_class]), 1)
         return votes
 
     def last_seq(self) -> int:

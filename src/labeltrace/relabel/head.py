@@ -339,17 +339,36 @@ class HeadRetrainer:
         self._memo: dict[bytes, HeadOutput] = {}
 
     def fit(self, labels: np.ndarray) -> HeadOutput:
-        """The :class:`HeadOutput` for ``labels`` (trained, or from the cache)."""
+        """The :class:`HeadOutput` for ``labels`` (trained, or from the cache). A label -1 (a
+        sample excluded as of no class) leaves the sample out of the training: its row of the
+        posterior is uniform, its SEI the others' mean (a settled sample: no ranking reads them)."""
         lab = np.ascontiguousarray(labels, dtype=np.int64)
         key = hashlib.sha1(lab.tobytes()).digest()
         if self.cache and key in self._memo:
             return self._memo[key]
-        out = train_head(self.features, lab, num_classes=self.num_classes, config=self.config)
+        out = (train_head(self.features, lab, num_classes=self.num_classes, config=self.config)
+               if not (lab == -1).any() else self._masked(lab))  # fmt: skip
         self.trainings += 1
         self.seconds += out.seconds
         if self.cache:
             self._memo[key] = out
         return out
+
+    def _masked(self, lab: np.ndarray) -> HeadOutput:
+        """:func:`train_head` on the samples labelled, spread back over all (see :meth:`fit`)."""
+        keep = np.flatnonzero(lab != -1)
+        if keep.size < 2:
+            raise ValueError("every sample but one is excluded: no head to train")
+        import torch
+
+        rows = torch.as_tensor(keep)
+        part = train_head([v[rows] for v in self.features], lab[keep], num_classes=self.num_classes,
+                          config=self.config)  # fmt: skip
+        post = np.full((lab.size, self.num_classes), 1.0 / self.num_classes)
+        post[keep] = part.posterior
+        sei = np.full(lab.size, float(np.mean(part.sei)))
+        sei[keep] = part.sei
+        return replace(part, posterior=post, sei=sei)
 
     def __call__(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.calls += 1

@@ -195,8 +195,10 @@ class LiveQueue:
              pinned: np.ndarray | None = None) -> bool:  # fmt: skip
         """Take in the decisions so far and start a refresh when one is due.
 
-        ``labels`` (N,) are the current labels (consensus where resolved, given elsewhere),
-        ``resolved`` (N,) the samples that have a consensus, ``reached`` a number of leading
+        ``labels`` (N,) are the current labels (consensus where resolved, given elsewhere; -1
+        where a consensus excluded the sample: it is settled with the label it had, and the
+        refresh is given -1 there, which leaves it out — :class:`LabelPropagation` and
+        :class:`HeadRetrainer` mask it), ``resolved`` (N,) the samples that have a consensus, ``reached`` a number of leading
         positions shown by other means than :meth:`show` (their samples keep their place; 0:
         none), ``pinned`` (N,) bool the samples with a decision (they keep their position wherever
         it is; default: the resolved ones). Returns whether a refresh started.
@@ -205,7 +207,9 @@ class LiveQueue:
             c = self.campaign
             res = np.asarray(resolved, dtype=bool)
             new = np.flatnonzero(res & ~c.settled)
-            c.settle_all(new, np.asarray(labels, dtype=np.int64)[new])  # one vote settles each (no initial vote)
+            labs = np.asarray(labels, dtype=np.int64)[new]
+            labs = np.where(labs < 0, c.labels[new], labs)  # excluded: settled, with the label it had
+            c.settle_all(new, labs)  # one vote settles each (no initial vote)
             self._labels = np.asarray(labels, dtype=np.int64).copy()
             self.pinned |= res if pinned is None else np.asarray(pinned, dtype=bool)
             self.shown[self._order[: max(int(reached), 0)]] = True

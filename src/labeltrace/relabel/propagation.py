@@ -78,7 +78,8 @@ class LabelPropagation:
         self.num_classes = k
         self.strength = float(strength)
         self.sei = None if sei is None else np.asarray(sei, dtype=np.float64).copy()
-        self._q0 = self._neighbour_labels(check_label_vector(labels, n, k, "labels"))
+        self._y0 = check_label_vector(labels, n, k, "labels")
+        self._q0 = self._neighbour_labels(self._y0)
         self.calls = 0
 
     def _neighbour_labels(self, labels: np.ndarray) -> np.ndarray:
@@ -86,9 +87,13 @@ class LabelPropagation:
         return label_shares(self.neighbours, labels, self.num_classes)
 
     def posterior_for(self, labels: np.ndarray) -> np.ndarray:
-        """(N, K) the propagated posterior for the current ``labels``."""
+        """(N, K) the propagated posterior for the current ``labels``; -1 (a sample excluded as of
+        no class) keeps the label it started with: it shifts no neighbour."""
         n = self.posterior.shape[0]
-        lab = check_label_vector(labels, n, self.num_classes, "labels")
+        lab = np.asarray(labels)
+        if lab.shape == (n,) and np.issubdtype(lab.dtype, np.integer) and (lab == -1).any():
+            lab = np.where(lab == -1, self._y0, lab)
+        lab = check_label_vector(lab, n, self.num_classes, "labels")
         shifted = self.posterior + self.strength * (self._neighbour_labels(lab) - self._q0)
         shifted = np.maximum(shifted, 0.0)
         total = shifted.sum(axis=1, keepdims=True)

@@ -106,8 +106,9 @@ def check_meta(path: Path, rows: dict[str, str], *, classes: list[str], num_samp
     samples (``digest`` None: the ids are not checked); empty ``rows`` (a new store) pass."""
     if not rows:
         return
-    if rows.get("format") != SQL.FORMAT:
-        raise ValueError(f"{path}: unsupported reviews format {rows.get('format')!r}")
+    if rows.get("format") not in SQL.READABLE:
+        raise ValueError(f"{path}: unsupported reviews format {rows.get('format')!r} (this labeltrace reads "
+                         f"{' and '.join(SQL.READABLE)}: a newer labeltrace wrote it?)")  # fmt: skip
     stored = json.loads(rows.get("classes", "[]"))
     if stored != classes or int(rows.get("num_samples", -1)) != num_samples:
         raise ValueError(f"{path} was written for {rows.get('num_samples')} samples and classes {stored}, but the "

@@ -1,11 +1,13 @@
 """What the review decisions amount to: consensus labels, open disputes, the final labels.
 
-Every reviewer's latest label decision on a sample is one vote; the store's
+Every reviewer's latest label or *exclude* decision on a sample is one vote (an exclude votes
+for "no class", one column beside the classes); the store's
 :class:`~labeltrace.relabel.consensus.ConsensusRule` resolves the votes
-(:func:`labeltrace.relabel.consensus.resolve`). A resolved sample takes its consensus label;
-every other sample keeps its given label — those with a decision but no consensus (votes that
-do not settle it, or only *unsure* / *skip*) are listed by :func:`unresolved_table` (the export
-writes them beside the cleaned labels).
+(:func:`labeltrace.relabel.consensus.resolve`). A resolved sample takes its consensus label, or
+is *excluded* (its final label -1: it has none; never a class id, so nothing indexes class names
+with it); every other sample keeps its given label — those with a decision but no consensus
+(votes that do not settle it, or only *unsure* / *skip*) are listed by :func:`unresolved_table`
+(the export writes them beside the cleaned labels).
 
 Only the samples with votes are resolved (the work grows with the decisions, not with N × K):
 a sample nobody voted on is never resolved, whatever the rule.
@@ -24,11 +26,13 @@ from labeltrace.relabel.decisions import KINDS, Decision, ReviewStore
 from labeltrace.relabel.runstore import open_store
 from labeltrace.rundir import Run
 
-__all__ = ["NO_CONSENSUS", "Verdicts", "final_labels", "run_verdicts", "unresolved_table", "updated",
+__all__ = ["EXCLUDE_VOTES", "NO_CONSENSUS", "Verdicts", "final_labels", "run_verdicts", "unresolved_table", "updated",
            "verdicts"]  # fmt: skip
 
 NO_CONSENSUS = "no consensus"
 """``review_decision`` of a sample whose votes do not settle it yet."""
+EXCLUDE_VOTES = "(exclude)"
+"""How :func:`unresolved_table` lists the exclude votes (brackets: no class name is taken for them)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,9 +44,10 @@ class Verdicts:
     rule : the consensus rule applied.
     given : given labels.
     num_classes : K.
-    resolution : the rule's verdict per sample (from each reviewer's latest label decision as
-        one vote).
-    latest_kind : kind code of each sample's latest row (-1 none, 0 label, 1 unsure, 2 skip).
+    resolution : the rule's verdict per sample (from each reviewer's latest label or exclude
+        decision as one vote).
+    latest_kind : kind code of each sample's latest row (-1 none, 0 label, 1 unsure, 2 skip, 3
+        exclude).
     """
 
     rule: ConsensusRule
@@ -53,9 +58,15 @@ class Verdicts:
 
     @property
     def final(self) -> np.ndarray:
-        """(N,) int64 labels: the consensus where resolved, the given label elsewhere."""
+        """(N,) int64 labels: the consensus where resolved, -1 where excluded (no class), the
+        given label elsewhere. Index class names with it only where ``~excluded``."""
         r = self.resolution
         return np.where(r.resolved, r.label, self.given).astype(np.int64)
+
+    @property
+    def excluded(self) -> np.ndarray:
+        """(N,) bool: settled as of no class (the exclude votes lead under the rule)."""
+        return self.resolution.excluded
 
     @property
     def without_consensus(self) -> np.ndarray:
@@ -65,31 +76,35 @@ class Verdicts:
 
     @property
     def changed(self) -> np.ndarray:
-        """(N,) bool: resolved to another label than the given one."""
-        return self.resolution.resolved & (self.resolution.label != self.given)
+        """(N,) bool: resolved to another class than the given one (an excluded sample is not
+        relabelled: :attr:`excluded`)."""
+        r = self.resolution
+        return r.resolved & ~r.excluded & (r.label != self.given)
 
     def decision_text(self, classes: list[str]) -> np.ndarray:
-        """(N,) object: the consensus class name, ``"no consensus"``, ``"unsure"``, ``"skip"``
-        (the latest row, when nobody voted a label) or ``""``."""
+        """(N,) object: the consensus class name, ``"exclude"`` (settled as of no class: its
+        :meth:`status_text` says ``"excluded"``), ``"no consensus"``, ``"unsure"``, ``"skip"``
+        (the latest row, when nobody voted) or ``""``."""
         k = len(classes)
-        names = np.asarray(list(classes) + ["", "unsure", "skip", NO_CONSENSUS], dtype=object)
+        names = np.asarray(list(classes) + ["", "unsure", "skip", NO_CONSENSUS, "exclude"], dtype=object)
         r = self.resolution
         code = self.latest_kind
         idx = np.where(code == KINDS.index("unsure"), k + 1,
                        np.where(code == KINDS.index("skip"), k + 2, k))  # fmt: skip
         idx = np.where(r.unresolved, k + 3, idx)
-        idx = np.where(r.resolved, r.label, idx)
+        idx = np.where(r.resolved, np.where(r.excluded, k + 4, r.label), idx)
         return names[idx]
 
     def status_text(self) -> np.ndarray:
         """(N,) object: what :meth:`decision_text` is — ``"consensus"`` (a class name, even one
-        named ``unsure`` or ``skip``), ``"no consensus"``, ``"unsure"``, ``"skip"`` (the actions)
-        or ``""`` (no decision)."""
-        names = np.asarray(["", "unsure", "skip", NO_CONSENSUS, "consensus"], dtype=object)
+        named ``unsure``, ``skip`` or ``exclude``), ``"excluded"`` (settled as of no class),
+        ``"no consensus"``, ``"unsure"``, ``"skip"`` (the actions) or ``""`` (no decision)."""
+        names = np.asarray(["", "unsure", "skip", NO_CONSENSUS, "consensus", "excluded"], dtype=object)
         code = self.latest_kind
         idx = np.where(code == KINDS.index("unsure"), 1, np.where(code == KINDS.index("skip"), 2, 0))
         idx = np.where(self.resolution.unresolved, 3, idx)
-        return names[np.where(self.resolution.resolved, 4, idx)]
+        r = self.resolution
+        return names[np.where(r.resolved, np.where(r.excluded, 5, 4), idx)]
 
 
 def verdicts(store: ReviewStore | None, given: np.ndarray, num_classes: int, *,
@@ -106,14 +121,14 @@ def verdicts(store: ReviewStore | None, given: np.ndarray, num_classes: int, *,
             [(d.sample_id, d.kind, d.decision) for d in views], store.num_samples, store.classes, KINDS))
         rule = store.rule()
     k = int(num_classes)
-    if s.size:
+    if s.size:  # K + 1 columns: the classes, and "no class" (the exclude votes)
         voted, inv = np.unique(s, return_inverse=True)
-        votes = np.zeros((voted.size, k), dtype=np.int64)
+        votes = np.zeros((voted.size, k + 1), dtype=np.int64)
         np.add.at(votes, (inv, labs), 1)
     else:
-        voted, votes = np.zeros(0, dtype=np.int64), np.zeros((0, k), dtype=np.int64)
+        voted, votes = np.zeros(0, dtype=np.int64), np.zeros((0, k + 1), dtype=np.int64)
     return Verdicts(rule=rule, given=g, num_classes=k,
-                    resolution=_scatter(resolve(votes, g[voted], rule), voted, g.size, rule),
+                    resolution=_scatter(resolve(votes, g[voted], rule, excluding=True), voted, g.size, rule),
                     latest_kind=kind)  # fmt: skip
 
 
@@ -124,9 +139,9 @@ def updated(v: Verdicts, store: ReviewStore, samples: np.ndarray) -> Verdicts:
     decisions: 1.2 s per decision at 100,000 of them)."""
     ids = np.unique(np.asarray(samples, dtype=np.int64))
     s, labs, kind = store.vote_arrays(ids.tolist())
-    votes = np.zeros((ids.size, v.num_classes), dtype=np.int64)
+    votes = np.zeros((ids.size, v.num_classes + 1), dtype=np.int64)
     np.add.at(votes, (np.searchsorted(ids, s), labs), 1)
-    part, r = resolve(votes, v.given[ids], v.rule), v.resolution
+    part, r = resolve(votes, v.given[ids], v.rule, excluding=True), v.resolution
 
     def patch(full: np.ndarray, x: np.ndarray) -> np.ndarray:
         out = full.copy()
@@ -149,7 +164,8 @@ def _scatter(part: Resolution, ids: np.ndarray, n: int, rule: ConsensusRule) -> 
 
     return Resolution(label=full(part.label, -1), resolved=full(part.resolved, False),
                       disputed=full(part.disputed, False), n_votes=full(part.n_votes, 0),
-                      top=full(part.top, int(rule.count_given)), second=full(part.second, 0))  # fmt: skip
+                      top=full(part.top, int(rule.count_given)), second=full(part.second, 0),
+                      excluded=full(part.excluded, False))  # fmt: skip
 
 
 def run_verdicts(run: Run, *, views: list[Decision] | None = None) -> Verdicts:
@@ -158,8 +174,8 @@ def run_verdicts(run: Run, *, views: list[Decision] | None = None) -> Verdicts:
 
 
 def final_labels(run: Run) -> tuple[np.ndarray, np.ndarray]:
-    """``(label_id, review_decision)``: labels after the consensus relabels, and the decision
-    text (:meth:`Verdicts.decision_text`)."""
+    """``(label_id, review_decision)``: labels after the consensus relabels (-1 where excluded),
+    and the decision text (:meth:`Verdicts.decision_text`)."""
     v = run_verdicts(run)
     return v.final, v.decision_text(run.classes)
 
@@ -178,7 +194,8 @@ def _needs(top: int, second: int, n_votes: int, rule: ConsensusRule) -> str:
 def unresolved_table(run: Run, v: Verdicts | None = None, *, views: list[Decision] | None = None) -> pa.Table:
     """One row per sample with a decision but no consensus: ``id, external_id, given_label,
     status`` (``no consensus`` — votes that do not settle it —, or ``unsure`` / ``skip`` when its
-    latest decision says so and no vote stands), ``votes`` (``"cat: ada, bob; dog: eve"``),
+    latest decision says so and no vote stands), ``votes`` (``"cat: ada, bob; dog: eve"``; the
+    exclude votes as :data:`EXCLUDE_VOTES`),
     ``n_votes`` and ``needs`` (what would settle it). Give ``v`` with the ``views`` it was resolved
     from (:func:`run_verdicts`), or neither: votes stored between two reads would make ``votes``
     contradict ``n_votes``."""
@@ -190,8 +207,9 @@ def unresolved_table(run: Run, v: Verdicts | None = None, *, views: list[Decisio
     ids = np.flatnonzero(v.without_consensus)
     by: dict[int, dict[str, list[str]]] = {}
     for d in (views if views is not None else store.views()) if store is not None and ids.size else []:
-        if d.kind == "label":
-            by.setdefault(d.sample_id, {}).setdefault(d.decision, []).append(d.reviewer)
+        if d.kind in ("label", "exclude"):
+            what = d.decision if d.kind == "label" else EXCLUDE_VOTES
+            by.setdefault(d.sample_id, {}).setdefault(what, []).append(d.reviewer)
     text = ["; ".join(f"{c}: {', '.join(who)}" for c, who in sorted(by.get(i, {}).items()))
             for i in ids.tolist()]  # fmt: skip
     needs = [_needs(t, s, n, v.rule) for t, s, n in zip(r.top[ids].tolist(), r.second[ids].tolist(),

@@ -10,11 +10,12 @@ queue`` would write) rather than the scan's rank, so a re-ranking moves samples 
 decisions changed what the model sees.
 
 Who has done what: a sample is **done for reviewer X** when its votes settle it (the consensus
-rule), when X's own latest decision on it is a label or *unsure*, or — under single-expert
+rule, to a class or as excluded), when X's own latest decision on it is a label, an *exclude* or
+*unsure*, or — under single-expert
 review (``agree == 1``) — when its latest decision, by anyone, is *unsure* and nobody voted a
 label. Without a reviewer name the page falls back to "anyone": done when settled or — when one
 vote settles a sample (``agree == 1`` without ``count_given``) — when the latest decision is a
-label or *unsure*; otherwise only a consensus makes a sample done for a page without a name (and such a page cannot decide: the
+label, an *exclude* or *unsure*; otherwise only a consensus makes a sample done for a page without a name (and such a page cannot decide: the
 app asks for a name, or every nameless vote would count as one "anonymous" reviewer). *Skip* never makes a sample done. Progress, the resume
 position and the next position after a decision all follow this.
 """
@@ -45,7 +46,7 @@ from labeltrace.rundir import QUEUE, Run
 
 __all__ = ["ReviewState"]
 
-_LABEL, _UNSURE, _SKIP = (KINDS.index(k) for k in ("label", "unsure", "skip"))
+_LABEL, _UNSURE, _SKIP, _EXCLUDE = (KINDS.index(k) for k in ("label", "unsure", "skip", "exclude"))
 #: samples decided since the last look up to which they alone are resolved again (one SQL parameter
 #: each); more (another process imported a file) and every decision is resolved again
 _INCREMENTAL = 500
@@ -214,12 +215,12 @@ class ReviewState:
         if reviewer is None:
             if not v.rule.one_vote_settles:
                 return r.resolved.copy()
-            return r.resolved | (v.latest_kind == _LABEL) | (v.latest_kind == _UNSURE)
-        mine = self.kinds_of(reviewer)
+            return r.resolved | np.isin(v.latest_kind, (_LABEL, _UNSURE, _EXCLUDE))
+        mine = np.isin(self.kinds_of(reviewer), (_LABEL, _UNSURE, _EXCLUDE))  # a vote, or unsure
         if self.own_only:
-            return (mine == _LABEL) | (mine == _UNSURE)
+            return mine
         closed = v.rule.one_vote_settles & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
-        return r.resolved | (mine == _LABEL) | (mine == _UNSURE) | closed
+        return r.resolved | mine | closed
 
     def show(self, pos: int, reviewer: str | None = None, page: str | None = None) -> int:
         """The sample at position ``pos``, shown to ``reviewer``: a live re-ranking keeps it where
@@ -241,7 +242,8 @@ class ReviewState:
         with self._sync_lock:  # two requests' verdicts reach the queue in the order they were read
             v = self.verdicts()
             # the decided samples keep their positions, wherever they are (one decision at the
-            # end of the queue moves nothing else), as do the samples shown (LiveQueue.show)
+            # end of the queue moves nothing else), as do the samples shown (LiveQueue.show);
+            # an excluded sample's label is -1: the refresh leaves it out (LiveQueue.sync)
             self.live.sync(v.final, v.resolution.resolved, pinned=v.latest_kind >= 0)
 
     def progress(self, reviewer: str | None) -> dict[str, Any]:
@@ -263,6 +265,7 @@ class ReviewState:
             "total": int(order.size),
             "reviewed": int(done.sum()),
             "changed": int(v.changed[order].sum()),
+            "excluded": int(v.excluded[order].sum()),
             "skipped": int((skipped & ~done).sum()),
             "resume": int(free[0]) if free.size else int(pending[0]) if pending.size else int(order.size),
             "resolved": int(r.resolved[order].sum()),
@@ -359,17 +362,18 @@ class ReviewState:
             "history": len(hist),
             "views": [{"reviewer": d.reviewer, "kind": d.kind, "decision": d.decision}
                       for d in views],  # fmt: skip
-            "consensus": {"status": status,
-                          "label": self.classes[r.label[i]] if r.resolved[i] else None,
+            "consensus": {"status": status, "excluded": bool(r.excluded[i]),  # settled as of no class: no label
+                          "label": self.classes[r.label[i]] if r.resolved[i] and not r.excluded[i] else None,
                           "votes": int(r.n_votes[i]), "text": v.rule.describe()},  # fmt: skip
         }
 
     def context_of(self, i: int) -> dict[str, Any]:
         """Neighbours (given and suggested class) and the trajectory of sample ``i``."""
         post = self.posterior()
-        labels = self.verdicts().final
+        v = self.verdicts()
+        labels = np.where(v.excluded, -1, v.final)  # an excluded sample is no class's example
         sugg = int(post[i].argmax()) if post is not None else int(self.suggested[i])
-        p = post if post is not None else np.eye(len(self.classes))[labels]
+        p = post if post is not None else np.eye(len(self.classes))[np.where(v.excluded, v.given, labels)]
         nb = self.context.neighbours(i, [int(self.given[i]), sugg], labels, p)
         return {
             "id": i,

@@ -23,14 +23,15 @@ in a URL: the page reads it from the printed link's fragment, ``/#token=...``, a
                             image at its own resolution, up to 2048 px, for zooming in)
 ``POST /api/decision``      ``{"sample_id", "decision", "kind"?, "reviewer"?, "page"?}`` → committed row,
                             progress, and the next position for that reviewer (``reviewer`` is
-                            required when the rule asks for more than one agreeing review)
+                            required when the rule asks for more than one agreeing review;
+                            ``"kind": "exclude", "decision": "exclude"``: the image is of no class)
 ``POST /api/leave``         ``{"page", "reviewer"?}``: that tab was closed — its sample is no
                             longer held and its place no longer steers a live re-ranking (204)
 ``GET  /api/history/{id}``  every decision ever stored for a sample, oldest first
 ==========================  =================================================================
 
 Several reviewers share one queue: each decision keeps its reviewer, each reviewer's latest label
-on a sample is one vote, and the consensus rule stored with the decisions settles the sample
+(or exclude) on a sample is one vote, and the consensus rule stored with the decisions settles the sample
 (:mod:`labeltrace.review.state`). With a live queue (``live=``) the order re-ranks in the
 background as decisions arrive (:mod:`labeltrace.relabel.live`).
 

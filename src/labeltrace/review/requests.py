@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, StringConstraints
 
 from labeltrace._checks import listing
-from labeltrace.relabel.decisions import KINDS
+from labeltrace.relabel.decision_checks import INFERRED, KINDS
 from labeltrace.relabel.reviewers import spelling
 from labeltrace.review.state import ReviewState
 
@@ -81,20 +81,19 @@ def decision_problem(
     i, kind, decision = body.sample_id if named is None else named, body.kind, body.decision
     if kind is not None and kind not in KINDS:
         return 400, f"sample {i}: kind must be one of {', '.join(KINDS)}"
-    actions = ("unsure", "skip")
-    if kind is None:
-        if decision in actions and decision in state.classes:
+    if kind is None:  # "exclude" is never inferred from the word: it names a class called so, as it did
+        if decision in INFERRED and decision in state.classes:
             return 400, (
                 f"sample {i}: {decision!r} is both a class and a review action; send kind "
                 f"'label' or {decision!r}"
             )
-        kind = decision if decision in actions else "label"
-    if kind in actions and decision != kind:
+        kind = decision if decision in INFERRED else "label"
+    if kind != "label" and decision != kind:
         return 400, f"sample {i}: a {kind!r} decision carries no class; send kind 'label' to record one"
     if kind == "label" and decision not in state.classes:
         return 400, (
             f"sample {i}: decision must be a class ({listing(state.classes, limit=50)}) or a "
-            f"review action ({', '.join(actions)})"
+            f"review action ({', '.join(INFERRED)}, or kind 'exclude' for an image of no class)"
         )
     problem = state.store.name_problem(reviewer, reveal=not blind)
     return None if problem is None else (400, f"sample {i}: {problem}")

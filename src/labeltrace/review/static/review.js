@@ -13,6 +13,7 @@
   let named = false; // one vote cannot settle a sample (agree above 1, or the given label counts): every decision needs a name
   let keyOf = []; // each class's key ("" for none): its own name when every name is one character, else 1-9, 0
   let keyIndex = new Map(); // key (lower case) -> class index
+  let excludeKey = "x"; // the key of "Exclude (not any class)": "" when a class has "x" as its own key
   let defaultReviewer = ""; // the server's --reviewer: the name of a page that gives none
   let blind = null; // "model" / "all": the server sends neither the model's view nor the others' votes (nor the given label)
   let statusAbout = null; // the sample an error message is about: marked as earlier once another one shows
@@ -187,10 +188,11 @@
   const iso = (s) => (typeof s === "string" && BIDI.test(s) ? `\u2068${s}\u2069` : s);
 
   // an action shows in parentheses, a class named like one with "class": never mistaken
+  const ACTION_TEXT = { skip: "skipped", exclude: "excluded: not any class" };
   function describe(d) {
     if (!d) return "";
-    if (d.kind !== "label") return `(${d.kind === "skip" ? "skipped" : d.kind})`;
-    return d.decision === "unsure" || d.decision === "skip" ? `class ${d.decision}` : iso(d.decision);
+    if (d.kind !== "label") return `(${ACTION_TEXT[d.kind] || d.kind})`;
+    return ["unsure", "skip", "exclude"].includes(d.decision) ? `class ${d.decision}` : iso(d.decision);
   }
 
   function showProgress(p) {
@@ -205,6 +207,7 @@
     let t = `${p.reviewed} / ${p.total} reviewed`;
     if (p.changed !== undefined) t += ` · ${p.changed} label${p.changed === 1 ? "" : "s"} changed`; // not when blind
     if (p.skipped) t += ` · ${p.skipped} skipped`;
+    if (p.excluded) t += ` · ${p.excluded} excluded`; // not when blind: an exclude is a vote
     if (p.rule && p.resolved !== undefined && (p.rule.agree > 1 || p.disputed || p.unresolved)) {
       t += ` · ${p.resolved} resolved · ${p.disputed} disputed (${p.rule.text})`;
     }
@@ -250,6 +253,11 @@
     }
     const spared = digits && keyOf.some((k, j) => k !== "" && !number(classes[j]));
     keyIndex = new Map(keyOf.map((k, j) => [k.toLowerCase(), j]).filter(([k]) => k !== ""));
+    // x excludes (the image is of no class) unless a class named "x" has its own key ("u" and "s"
+    // class names give up own keys altogether, as they always did)
+    excludeKey = own && keyIndex.has("x") ? "" : "x";
+    $("exclude").querySelector("kbd").hidden = !excludeKey;
+    $("exclude-key").hidden = !excludeKey;
     $("keys").textContent = own ? "a class's own name" : digits ? (spared ? "a number's own digit, the others a digit left"
       : "a class's own digit") : classes.length > 9 ? "1–9, 0" : `1–${classes.length}`;
   }
@@ -262,6 +270,7 @@
       if (on && k) b.setAttribute("aria-keyshortcuts", k); else b.removeAttribute("aria-keyshortcuts");
     });
     ["unsure", "skip"].forEach((id) => (on ? $(id).setAttribute("aria-keyshortcuts", id[0]) : $(id).removeAttribute("aria-keyshortcuts")));
+    if (on && excludeKey) $("exclude").setAttribute("aria-keyshortcuts", excludeKey); else $("exclude").removeAttribute("aria-keyshortcuts");
   }
 
   // many classes: a box that keeps the buttons whose names hold what is typed (Enter chooses the
@@ -379,6 +388,7 @@
     });
     press($("unsure"), own && cur.kind === "unsure");
     press($("skip"), own && cur.kind === "skip");
+    press($("exclude"), own && cur.kind === "exclude");
     $("current").textContent = cur
       ? `${own ? "Current decision" : `Latest decision, by ${iso(cur.reviewer)} (not yours)`}: ${describe(cur)} — ` +
         `${iso(cur.reviewer)}, ${cur.decided_at.replace("T", " ").slice(0, 19)} UTC` +
@@ -394,7 +404,7 @@
   function renderVotes() {
     const box = $("votes");
     box.textContent = "";
-    const labelled = item.views.filter((v) => v.kind === "label");
+    const labelled = item.views.filter((v) => v.kind === "label" || v.kind === "exclude"); // the votes
     if (blind || !item.views.length) return; // blind: only this page's own decision, shown above
     // a Map: a class named "constructor" or "__proto__" is a key like any other
     const by = new Map();
@@ -411,7 +421,7 @@
     const c = item.consensus;
     if (c.status === "resolved") {
       st.className = "resolved";
-      st.textContent = `— consensus: ${iso(c.label)}`;
+      st.textContent = c.excluded ? "— consensus: excluded (not any class)" : `— consensus: ${iso(c.label)}`;
     } else if (c.status === "disputed") {
       st.className = "disputed";
       st.textContent = `— reviewers disagree; no consensus yet (${c.text})`;
@@ -667,13 +677,15 @@
     }
     let j = keyIndex.get(ev.key.toLowerCase());
     const digit = /^(?:Digit|Numpad)(\d)$/.exec(ev.code || ""); // AZERTY: the digit row types & é " ...
-    if (j === undefined && digit && !/^[us]$/i.test(ev.key)) j = keyIndex.get(digit[1]);
+    if (j === undefined && digit && !/^[usx]$/i.test(ev.key)) j = keyIndex.get(digit[1]);
     if (j !== undefined) {
       ev.preventDefault(); decide("label", classes[j]);
     } else if (ev.key === "u" || ev.key === "U") {
       ev.preventDefault(); decide("unsure");
     } else if (ev.key === "s" || ev.key === "S") {
       ev.preventDefault(); decide("skip");
+    } else if (excludeKey && ev.key.toLowerCase() === excludeKey) {
+      ev.preventDefault(); decide("exclude");
     } else if (ev.key === "ArrowLeft") {
       ev.preventDefault(); load(want - 1);
     } else if (ev.key === "ArrowRight") {
@@ -685,6 +697,7 @@
   $("class-filter").addEventListener("search", filterClasses); // its clear button, Escape
   onDecide($("unsure"), () => decide("unsure"));
   onDecide($("skip"), () => decide("skip"));
+  onDecide($("exclude"), () => decide("exclude"));
   $("back").addEventListener("click", () => { if (lastDecided) load(lastDecided.position); });
   $("shortcuts").addEventListener("change", () => {
     shortcutKeys();

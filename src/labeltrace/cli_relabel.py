@@ -129,9 +129,10 @@ def _cmd_review(args: argparse.Namespace) -> int:
         run = open_run(args.run_dir)
         v = run_verdicts(run)
         decided, changed = int((v.status_text() != "").sum()), int(v.changed.sum())
+        excluded = int(v.excluded.sum())
         print(f"{decided:,} of {run.num_samples:,} samples have a decision (a skip too), {changed:,} "
-              f"label{'s' if changed != 1 else ''} changed"
-              + ("" if changed else f": {out} holds the given labels"))
+              f"label{'s' if changed != 1 else ''} changed" + (f", {excluded:,} excluded" if excluded else "")
+              + ("" if changed or excluded else f": {out} holds the given labels"))
         cmd = rescan_command(run, out)
         if cmd is not None and run.own_training:  # labeltrace.write_run's: the user's training is the rescan
             skipped = [str(s[0]) for s in run.meta["data"].get("skipped") or []]

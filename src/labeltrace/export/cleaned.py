@@ -14,8 +14,14 @@ Written in the format the dataset came in:
   ``id, label_id, label, review_decision, review_status`` (or that CSV alone when ``out`` ends in
   ``.csv``).
 
+A sample the review *excluded* as of no class (the ``exclude`` decision, settled by the rule of a
+relabel) is left out of a manifest's or a folder's cleaned labels; an array run keeps one entry
+per image, so row ``i`` stays image ``i``: label id ``-1``, no label name, ``review_status``
+``excluded``. Every excluded sample is listed in ``<out stem>.excluded.csv`` (written whenever the
+run has decisions: :mod:`labeltrace.export.excluded`), and the export says how many.
+
 ``review_decision`` is the consensus label (:mod:`labeltrace.relabel.verdicts`: every
-reviewer's latest label decision is one vote, resolved by the rule stored with the decisions),
+reviewer's latest label or exclude decision is one vote, resolved by the rule stored with the decisions),
 ``no consensus`` (votes that do not settle the sample yet), ``unsure`` / ``skip`` (the latest
 decision, when nobody voted a label) or empty; ``review_status`` says which of these it is
 (``consensus``, ``no consensus``, ``unsure``, ``skip`` or empty), so a class named ``unsure``
@@ -53,6 +59,7 @@ from labeltrace._io import (
     write_table,
 )
 from labeltrace.data.validate import is_missing, marker_set
+from labeltrace.export.excluded import excluded_path, excluded_table, excluded_text
 from labeltrace.relabel.decisions import Decision
 from labeltrace.relabel.runstore import open_store, set_aside_text
 from labeltrace.relabel.verdicts import Verdicts, run_verdicts, unresolved_table
@@ -99,8 +106,9 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
     matched = np.zeros(len(ext), dtype=bool)
 
     def check_all_matched() -> None:
-        """Refuse when a relabelled sample has no row left: its new label would be lost."""
-        lost = np.flatnonzero((final != given) & ~matched)
+        """Refuse when a relabelled sample has no row left: its new label would be lost (an excluded
+        one's row is left out anyway)."""
+        lost = np.flatnonzero((final != given) & (final >= 0) & ~matched)
         if lost.size:
             names = listing(f"{i} ({ext[i]})" for i in lost.tolist())
             raise ValueError(
@@ -132,18 +140,21 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
         paths = t.column(path_col).to_pylist()
         dec: list[str | None] = [None] * t.num_rows
         stat: list[str | None] = [None] * t.num_rows
+        kept = np.ones(t.num_rows, dtype=bool)
         for k in range(t.num_rows):
             i = sample_of.get(key(ids[k], paths[k]))
             if i is not None:
                 matched[i] = True
-            if i is not None and decision[i]:
+            if i is not None and final[i] < 0:  # excluded as of no class: its row is left out
+                kept[k] = False
+            elif i is not None and decision[i]:
                 labels[k] = relabel(k, labels[k], i)
                 dec[k], stat[k] = str(decision[i]), str(status[i])
         check_all_matched()
         col = pa.array(labels, type=t.schema.field(label_col).type)
         t = t.set_column(t.column_names.index(label_col), t.schema.field(label_col), col)
         t = t.append_column(DECISION_COLUMN, pa.array(dec, pa.string()))
-        t = t.append_column(STATUS_COLUMN, pa.array(stat, pa.string()))
+        t = t.append_column(STATUS_COLUMN, pa.array(stat, pa.string())).filter(pa.array(kept))
         return atomic_write(out, lambda fh: pq.write_table(t, fh))
 
     raw = src.read_bytes()
@@ -172,6 +183,8 @@ def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarra
         d = st = ""
         if i is not None:
             matched[i] = True
+        if i is not None and final[i] < 0:  # excluded as of no class: its row is left out
+            continue
         if i is not None and decision[i]:
             row[li] = str(relabel(k, row[li], i))
             d, st = str(decision[i]), str(status[i])
@@ -225,7 +238,7 @@ def missing_like_labels(run: Run, v: Verdicts | None = None) -> list[str]:
         return []
     final = (run_verdicts(run) if v is None else v).final
     markers = marker_set()
-    return [run.classes[j] for j in np.unique(final).tolist() if is_missing(run.classes[j], markers)]
+    return [run.classes[j] for j in np.unique(final[final >= 0]).tolist() if is_missing(run.classes[j], markers)]
 
 
 def classes_path(out: str | os.PathLike[str]) -> Path:
@@ -238,11 +251,11 @@ def _class_list(run: Run, final: np.ndarray) -> list[str] | None:
     """The classes a rescan of the cleaned labels reads, in the scan's id order: every class, or, when
     the review emptied some (a scan refuses a class without samples), those left — only where the
     labels are written as names (a folder run's); None where no list can be written (a manifest's
-    integer labels would shift, or a name a class file cannot hold)."""
+    integer labels would shift, or a name a class file cannot hold). ``final`` -1 (excluded): no class."""
     if not all("\n" not in c and c == c.strip() and c for c in run.classes):
         return None
     kept = np.zeros(len(run.classes), bool)
-    kept[np.unique(final)] = True
+    kept[final[final >= 0]] = True
     if kept.all():
         return list(run.classes)
     if run.meta["data"].get("kind") == "manifest":
@@ -316,7 +329,8 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
                f"{', '.join(map(repr, odd))}, which a manifest reader takes for a missing label "
                "(labeltrace.data.MISSING_VALUES): scan it with --no-missing-markers (in Python "
                "labeltrace.data.from_manifest(..., missing_values=())), or those rows are refused")  # fmt: skip
-    class_list = _class_list(run, v.final)
+    final = v.final[~v.excluded]  # the labels written: an excluded sample has none
+    class_list = _class_list(run, final)
     if _rescannable(run, path) and class_list is not None:
         # the class list in id order, so that the rescan reads the labels as this run did (numeric class
         # folders such as 1..5 or 3 / 5, and the same class ids)
@@ -324,12 +338,12 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
         atomic_write_bytes(classes_path(path), names)
     else:  # never leave an older export's list beside these labels
         atomic_remove(classes_path(path))
-        empty = sorted(set(run.classes) - {run.classes[j] for j in np.unique(v.final)})
+        empty = sorted(set(run.classes) - {run.classes[j] for j in np.unique(final)})
         if empty and report is not None and _rescannable(run, path):
             report(f"warning: the review left no sample in class{'es' if len(empty) > 1 else ''} "
                    f"{', '.join(map(repr, empty))}; a manifest's integer labels are positions in the scan's class "
                    "list, so renumber them before scanning these labels again")  # fmt: skip
-    alone = np.flatnonzero(np.isin(v.final, np.flatnonzero(np.bincount(v.final, minlength=len(run.classes)) == 1)))
+    alone = np.flatnonzero(~v.excluded & np.isin(v.final, np.flatnonzero(np.bincount(final, minlength=len(run.classes)) == 1)))
     if alone.size and report is not None and _rescannable(run, path):  # the one sample of each such class
         paths = run.column("path")
         report(f"warning: the review left one sample in class{'es' if alone.size > 1 else ''} "
@@ -337,6 +351,10 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
                + "; a scan refuses a class with fewer than 2 samples: add images to it, or relabel that sample "
                "too, before scanning these labels again")  # fmt: skip
     if (run.path / REVIEWS_DB).exists():
+        gone = write_table(excluded_path(path), excluded_table(run, v, views))  # for people: spreadsheet-safe
+        n_out = int(v.excluded.sum())
+        if n_out and report is not None:
+            report(excluded_text(n_out, path, gone, aligned=_arrays(run)))
         table = unresolved_table(run, v, views=views)
         listed = write_table(unresolved_path(path), table)  # a list for people: safe in a spreadsheet
         if report is not None:
@@ -349,12 +367,18 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
     return path
 
 
+def _arrays(run: Run) -> bool:
+    """Whether the cleaned labels are an array run's (a ``.npy`` and its CSV, a row per image)."""
+    kind = run.meta["data"].get("kind")
+    return not (kind == "manifest" and run.meta["data"].get("source")) and not (kind == "folder" or _image_files(run))
+
+
 def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
     final, decision, status = v.final, v.decision_text(run.classes), v.status_text()
     kind = run.meta["data"].get("kind")
     if kind == "manifest" and run.meta["data"].get("source"):
         return _manifest(run, outp, final, decision, status)
-    names = np.asarray(run.classes, dtype=object)[final]
+    names = np.asarray([*run.classes, None], dtype=object)[final]  # -1 (excluded): no name
     dec_col = pa.array(decision.tolist(), pa.string())
     stat_col = pa.array(status.tolist(), pa.string())
     if kind == "folder" or _image_files(run):
@@ -364,7 +388,7 @@ def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
         if "group" in run.samples.column_names:  # --group-by-folder: the rescan reads them as --group-column group
             cols["group"] = run.samples.column("group")
         t = pa.table({**cols, DECISION_COLUMN: dec_col, STATUS_COLUMN: stat_col})
-        return _csv_table(t, outp)
+        return _csv_table(t.filter(pa.array(~v.excluded)), outp)  # an excluded sample's row left out
     outp = outp or run.path / f"{rundir.CLEANED}.npy"
     _check_out(outp, (".npy", ".csv"), "an array dataset")
     t = pa.table(

@@ -225,3 +225,29 @@ def test_a_replaced_dataset_that_cannot_be_deleted_is_named_not_fatal(
     told: list[str] = []
     assert export_run(rd, "fiftyone", "ds", overwrite=True, warn=told.append) == "ds" and made["ds"] is not old
     assert len(told) == 1 and f"failed to delete the dataset it replaces (ConnectionError: lost the database), left as {old.name!r}" in told[0]
+
+
+def test_an_excluded_sample_is_tagged_without_a_final_label_and_update_follows_the_review(faked: Faked) -> None:
+    """final's label was run.classes[-1] (the last class) for a sample the review excluded."""
+    made, rd = faked
+    run = open_run(rd)
+    given = run.column("given_label_id").astype(int)
+    st = run_store(run)
+    st.add(2, "exclude", kind="exclude", reviewer="ada")
+    export_run(rd, "fiftyone", "ds")
+    ds = made["ds"]
+    by_id = {s["labeltrace_id"]: s for s in ds.samples}
+    assert by_id[2]["tags"] == ["excluded"] and "final" not in by_id[2]
+    assert by_id[2]["review_decision"] == "exclude" and by_id[2]["review_status"] == "excluded"
+    assert all(by_id[i]["final"] == {"label": run.classes[given[i]]} for i in by_id if i != 2)
+    for s in ds.samples:
+        s["tags"] = [*s.get("tags", []), "seen"]  # the team's work in FiftyOne
+    st.add(5, "exclude", kind="exclude", reviewer="ada")  # newly excluded
+    st.add(2, run.classes[given[2]], reviewer="ada")  # no longer: the given label confirmed
+    export_run(rd, "fiftyone", "ds", update=True)
+    assert by_id[5]["tags"] == ["seen", "excluded"] and by_id[5]["final"] is None
+    assert by_id[2]["tags"] == ["seen"] and by_id[2]["final"] == {"label": run.classes[given[2]]}
+    assert all(by_id[i]["tags"] == ["seen"] for i in by_id if i not in (2, 5))
+    ds.set_calls.clear()
+    export_run(rd, "fiftyone", "ds", update=True)
+    assert ds.set_calls == []  # nothing changed since

@@ -20,8 +20,10 @@ from labeltrace.rundir import FIFTYONE_IMAGES, Run
 
 __all__ = ["to_fiftyone"]
 
-#: the fields a review changes: what ``update=True`` refreshes
+#: the fields a review changes: what ``update=True`` refreshes (and the :data:`EXCLUDED_TAG`)
 REVIEW_FIELDS = ("review_decision", "review_status", "final")
+#: the sample tag of a sample the review excluded as of no class (its ``final`` is None: no label)
+EXCLUDED_TAG = "excluded"
 
 
 def _fiftyone() -> Any:
@@ -75,15 +77,16 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
     out and named in one ``warn`` message (see :func:`labeltrace.export.export_run`). Each sample
     holds the model's view (``given``, ``suggested``, ``score``, ``rank``, ``is_suspect``, ``sei``),
     its ``external_id``, the review so far (``review_decision`` / ``review_status`` of a decided
-    sample, as in the cleaned labels) and ``final``, its label after the review. A file a browser
+    sample, as in the cleaned labels) and ``final``, its label after the review — none for a sample
+    the review excluded as of no class, tagged :data:`EXCLUDED_TAG` instead. A file a browser
     does not show as it is (DICOM, TIFF, a 16-bit PNG) is written as a PNG under the run's
     ``fiftyone_images`` and linked there, as an in-memory run's images are.
 
     An existing dataset of that name — an earlier export of this run included: the tags and edits
     made in FiftyOne would be lost — is replaced only with ``overwrite`` (``ValueError``
     otherwise, checked before any image is written); ``update`` instead refreshes the review's
-    fields (``review_decision``, ``review_status``, ``final``'s label) of an earlier export of this
-    run in place, on the samples whose review changed, keeping the sample tags, saved views and
+    fields (``review_decision``, ``review_status``, ``final``'s label, the :data:`EXCLUDED_TAG`) of an
+    earlier export of this run in place, on the samples whose review changed, keeping the team's sample tags, saved views and
     evaluations (an evaluation of ``final`` describes the labels it was run on). A new dataset is
     built under a temporary name and takes its own only when complete: a failure leaves no
     half-built dataset, and a dataset it was to replace as it was."""
@@ -151,14 +154,15 @@ def _take_name(fo: Any, ds: Any, name: str, exists: bool, say: Callable[[str], N
                 f"{exc}), left as {old.name!r}: delete it in FiftyOne")  # fmt: skip
 
 
-def _review_values(run: Run) -> tuple[list[str | None], list[str | None], list[str]]:
-    """Per sample: the review's decision and status (None while undecided) and the ``final`` label."""
+def _review_values(run: Run) -> tuple[list[str | None], list[str | None], list[str | None]]:
+    """Per sample: the review's decision and status (None while undecided) and the ``final`` label
+    (None where the review excluded the sample as of no class)."""
     v = run_verdicts(run)  # the experts' review so far: the export carries it beside the model's view
     decision, status, classes = v.decision_text(run.classes), v.status_text(), run.classes
     undecided = [s == "" for s in status]
     return ([None if u else str(d) for d, u in zip(decision, undecided, strict=True)],
             [None if u else str(s) for s, u in zip(status, undecided, strict=True)],
-            [classes[k] for k in v.final])  # fmt: skip
+            [None if k < 0 else classes[k] for k in v.final.tolist()])  # fmt: skip
 
 
 def _samples(fo: Any, run: Run) -> tuple[list[Any], list[tuple[int, str]]]:
@@ -205,7 +209,10 @@ def _samples(fo: Any, run: Run) -> tuple[list[Any], list[tuple[int, str]]]:
             s["ground_truth"] = fo.Classification(label=classes[truth[i]])
         if status[i] is not None:  # decided: the review's decision and status, as in the cleaned labels
             s["review_decision"], s["review_status"] = decision[i], status[i]
-        s["final"] = fo.Classification(label=final[i])
+        if final[i] is not None:
+            s["final"] = fo.Classification(label=final[i])
+        else:  # excluded as of no class: no final label, a tag to filter it by
+            s["tags"] = [EXCLUDED_TAG]
         samples.append(s)
     return samples, problems
 
@@ -220,7 +227,7 @@ def _update(fo: Any, run: Run, name: str, *, exists: bool, mine: bool) -> str:
         raise ValueError(f"--update refreshes an earlier export of this run, and the FiftyOne dataset {name!r} is "
                          "not one; choose another name with --out, or replace it with --overwrite (its tags, "
                          "labels and views are lost)")  # fmt: skip
-    fields = ("labeltrace_id", "given.label", *REVIEW_FIELDS[:2], "final.label")
+    fields = ("labeltrace_id", "given.label", *REVIEW_FIELDS[:2], "final.label", "tags")
     with _said(f"{name!r} is as it was"):
         ds = fo.load_dataset(name)
         schema = ds.get_field_schema()
@@ -240,17 +247,34 @@ def _update(fo: Any, run: Run, name: str, *, exists: bool, mine: bool) -> str:
                          "edited in FiftyOne?); export it again with --overwrite (its tags, labels and views are "
                          "lost) or under another name with --out")  # fmt: skip
     decision, status, final = _review_values(run)
-    new: dict[str, list[str | None] | list[str]] = {"review_decision": decision, "review_status": status,
-                                                    "final.label": final}
+    new: dict[str, list[str | None]] = {"review_decision": decision, "review_status": status, "final.label": final}
+    tags = _tags(ids, ours, held["tags"], final)
     with _said(f"{name!r} may hold some of the new values: run the update again"):
         for field, per_sample in new.items():
             was = held[field] or [None] * len(ids)
             changed = {int(ids[k]): per_sample[int(ids[k])] for k in ours if was[k] != per_sample[int(ids[k])]}
-            if field == "final.label":  # a final the team cleared has no label to set: a new classification
-                cleared = {int(ids[k]) for k in ours if was[k] is None}
-                if cleared:
-                    ds.set_values("final", {i: fo.Classification(label=changed.pop(i)) for i in cleared},
+            if field == "final.label":  # a final the team cleared (or an excluded one's) has no label to set
+                made = {int(ids[k]) for k in ours if was[k] is None and int(ids[k]) in changed}
+                if made:  # a new classification
+                    ds.set_values("final", {i: fo.Classification(label=changed.pop(i)) for i in made},
                                   key_field="labeltrace_id")  # fmt: skip
+                gone = {i for i, lab in changed.items() if lab is None}
+                if gone:  # newly excluded: no final label at all
+                    ds.set_values("final", {i: None for i in gone}, key_field="labeltrace_id")
+                    changed = {i: lab for i, lab in changed.items() if i not in gone}
             if changed and (field.split(".")[0] in schema or any(v is not None for v in changed.values())):
                 ds.set_values(field, changed, key_field="labeltrace_id")  # FiftyOne types a new field by a value
+        if tags:
+            ds.set_values("tags", tags, key_field="labeltrace_id")
     return str(ds.name)
+
+
+def _tags(ids: list[Any], ours: list[int], held: list[Any] | None, final: list[str | None]) -> dict[int, list[str]]:
+    """The sample tags to set on an update: :data:`EXCLUDED_TAG` added where the review now excludes
+    the sample, taken off where it no longer does; the team's own tags kept."""
+    out: dict[int, list[str]] = {}
+    for k in ours:
+        i, had = int(ids[k]), list((held[k] if held is not None else None) or [])
+        if (EXCLUDED_TAG in had) != (final[i] is None):
+            out[i] = [t for t in had if t != EXCLUDED_TAG] + ([EXCLUDED_TAG] if final[i] is None else [])
+    return out

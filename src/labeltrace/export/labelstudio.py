@@ -45,6 +45,7 @@ def labelstudio_config(classes: list[str]) -> str:
         "  </Choices>\n"
         f'  <Choices name="{LS_REVIEW}" toName="{LS_IMAGE}" choice="single" showInline="true">\n'
         '    <Choice value="unsure"/>\n'
+        '    <Choice value="exclude" hint="the image is of no class (a wrong view, a blank scan)"/>\n'
         "  </Choices>\n"
         "</View>\n"
     )

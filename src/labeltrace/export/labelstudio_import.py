@@ -93,7 +93,9 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     Each task is matched by ``data.labeltrace_id`` (else ``external_id``). Of a task's
     annotations the latest submitted one (``updated_at`` / ``created_at``, then list order) counts —
     one marked ground truth before the others —: a class choice → relabel decision, ``review:
-    unsure`` → ``unsure`` (with a class ticked too: ``unsure``); a cancelled (skipped) annotation
+    unsure`` → ``unsure`` (with a class ticked too: ``unsure``), ``review: exclude`` → ``exclude``
+    (the image is of no class; with a class ticked too: ``exclude``; with ``unsure`` too:
+    ``unsure``, a doubt is no vote); a cancelled (skipped) annotation
     → ``skip``, only when no annotation of the task was submitted. A task whose counted annotation
     holds no choice is not imported, and ``warn`` names its sample; so are the tasks whose
     annotations disagree, those with a draft alone (never submitted: not imported), the samples
@@ -270,6 +272,7 @@ def _summary(run: Run, took: dict[int, tuple[str, str]], kept: int, n: int) -> s
             f"'{LS_REVIEWER}'): of the {len(took) + kept} sample{'s' if len(took) + kept != 1 else ''} this file "
             f"decides, {changed} label{'s' if changed != 1 else ''} changed, {len(labels) - changed} confirmed, "
             f"{kinds.count('unsure')} unsure, {kinds.count('skip')} skipped"
+            + (f", {kinds.count('exclude')} excluded as of no class" if 'exclude' in kinds else "")
             + (f", {kept} keep{'s' if kept == 1 else ''} a decision stored before" if kept else ""))
 
 

@@ -9,10 +9,14 @@ from typing import Any
 from labeltrace._checks import listing
 from labeltrace.data.validate import name_key
 
-__all__ = ["LS_LABEL", "LS_REVIEW", "annotation_says", "decision_of", "iso", "min_decision"]
+__all__ = ["LS_LABEL", "LS_REVIEW", "REVIEW_CHOICES", "annotation_says", "decision_of", "iso", "min_decision"]
 
 LS_LABEL = "label"  # from_name of the class choice
-LS_REVIEW = "review"  # from_name of the "unsure" choice
+LS_REVIEW = "review"  # from_name of the review control: its choices "unsure" and "exclude" (no class)
+
+
+#: the review control's choices, each a decision kind, in the order they win when both are ticked
+REVIEW_CHOICES = ("unsure", "exclude")
 
 
 def iso(ts: Any) -> str | None:
@@ -40,23 +44,32 @@ def decision_of(
     results: list[dict[str, Any]], classes: set[str], where: str
 ) -> tuple[str, str] | None:
     """(kind, decision) from an annotation's result list, or None when it holds no choice. A class
-    ticked together with ``unsure`` is an unsure decision (the annotator doubted the class)."""
+    ticked together with ``unsure`` is an unsure decision (the annotator doubted the class); the
+    review control's ``exclude`` (the image is of no class) is an exclude decision, a class ticked
+    with it too; ``unsure`` and ``exclude`` both (the control is single-choice: an edited export)
+    is unsure — a doubt is never taken for a vote."""
     label: str | None = None
-    unsure = False
+    said: set[str] = set()
     for r in results:
         if r.get("type") != "choices":
             continue
         vals = (r.get("value") or {}).get("choices") or []
         if r.get("from_name") == LS_REVIEW:
-            unsure |= "unsure" in vals
+            said |= set(vals) & set(REVIEW_CHOICES)
         elif r.get("from_name") == LS_LABEL or (vals and set(vals) <= classes):
             if len(vals) != 1:
                 raise ValueError(f"{where}: expected one class choice, got {vals}")
             label = str(vals[0])
     if label is not None and label not in classes:
         raise _unknown(label, classes, where)
-    if unsure:
-        return "unsure", "unsure"
+    return _review_says(said, label)
+
+
+def _review_says(said: set[str], label: str | None) -> tuple[str, str] | None:
+    """The decision of the review control's choices ``said`` beside the class ``label``."""
+    for action in REVIEW_CHOICES:  # unsure first: it wins over exclude
+        if action in said:
+            return action, action
     return None if label is None else ("label", label)
 
 
@@ -82,9 +95,6 @@ def min_decision(task: dict[str, Any], classes: set[str], where: str) -> tuple[s
     if v is not None and v not in classes:
         raise _unknown(v, classes, where)
     r = task.get(LS_REVIEW)
-    if r == "unsure" or (
-        isinstance(r, (list, dict))
-        and "unsure" in (r if isinstance(r, list) else r.get("choices", []))
-    ):
-        return "unsure", "unsure"  # with a class ticked too: the annotator doubted it
-    return None if v is None else ("label", str(v))
+    vals = [r] if isinstance(r, str) else r if isinstance(r, list) else r.get("choices", []) if isinstance(r, dict) else []
+    # unsure with a class ticked too: the annotator doubted it; exclude: no class (unsure wins over it)
+    return _review_says({x for x in vals if isinstance(x, str)}, None if v is None else str(v))

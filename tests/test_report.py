@@ -432,3 +432,20 @@ def test_a_report_after_review_says_what_the_experts_decided(tmp_path: Path) -> 
     assert f'class="badge reviewed consensus">reviewed: {other(0)}</span>' in page
     assert 'class="badge reviewed no-consensus">reviewed: no consensus</span>' in page
     assert 'class="badge reviewed unsure">reviewed: unsure</span>' in page
+
+
+def test_a_report_after_review_counts_the_excluded(tmp_path: Path) -> None:
+    from labeltrace.relabel.runstore import run_store
+
+    rd = make_run(tmp_path, n=30, k=3, classes=["cat", "dog", "fox"])
+    run = open_run(rd)
+    sus = np.flatnonzero(run.column("is_suspect").astype(bool))
+    assert sus.size >= 3
+    st = run_store(run)
+    st.add(int(sus[0]), "exclude", kind="exclude", reviewer="ada")
+    st.add(int(sus[1]), "exclude", kind="exclude", reviewer="ada")
+    st.add(int(sus[2]), "unsure", reviewer="ada")
+    page = write_report(rd, top=30).read_text(encoding="utf-8")
+    assert ("<b>3</b> samples decided" in page and "<b>0</b> labels changed by consensus · <b>2</b> excluded as "
+            "of no class (left out of the cleaned labels) · 2 settled · 0 disputed" in page)  # fmt: skip
+    assert page.count('class="badge reviewed excluded">reviewed: excluded</span>') == 2  # their suspect cards

@@ -51,9 +51,12 @@ def review_html(r: ReviewView, esc: Callable[[object], str]) -> str:
     parts = [f"<b>{decided:,}</b> sample{'s' if decided != 1 else ''} decided (latest "
              f"{esc(r.latest.replace('T', ' ')[:19])} UTC; {esc(r.rule)})",
              f"<b>{int(r.changed.sum()):,}</b> label{'s' if int(r.changed.sum()) != 1 else ''} changed by consensus",
-             f"{int((st == 'consensus').sum()):,} settled", f"{int(r.disputed.sum()):,} disputed",
+             f"{int(np.isin(st, ['consensus', 'excluded']).sum()):,} settled", f"{int(r.disputed.sum()):,} disputed",
              f"{int((st == 'no consensus').sum()) - int(r.disputed.sum()):,} short of votes",
              f"{int((st == 'unsure').sum()):,} unsure", f"{int((st == 'skip').sum()):,} skipped"]  # fmt: skip
+    excluded = int((st == "excluded").sum())  # settled as of no class: the cleaned labels leave them out
+    if excluded:
+        parts.insert(2, f"<b>{excluded:,}</b> excluded as of no class (left out of the cleaned labels)")
     return (
         "<section id='review'><h2>Review</h2><p>" + " · ".join(parts) + ".</p>"
         "<p class='note'>The flags, ranks and suggestions in this report are the run's (the model's view); "

@@ -30,16 +30,17 @@
     Submit unchanged confirms it (the project's settings switch to the suggestions).
 
   The config has a single-choice ``label`` control with one choice per class and a
-  ``review`` control with the choice ``unsure``; a skipped (cancelled) annotation reads back
-  as ``skip``.
+  ``review`` control with the choices ``unsure`` and ``exclude`` (the image is of no class); a
+  skipped (cancelled) annotation reads back as ``skip``.
 * ``"csv"`` / ``"parquet"`` — the samples table in queue order with ``queue_position`` (empty
   for the samples a queue file leaves out) and the
-  current review (``review_decision``, ``review_status`` — ``consensus``, ``no consensus``,
-  ``unsure`` or ``skip``, so a class named like an action is told apart —, ``reviewer`` and
-  ``reviewed_at`` — for a consensus the reviewers whose votes made it and their latest vote's
-  time —, ``final_label``).
+  current review (``review_decision``, ``review_status`` — ``consensus``, ``excluded``, ``no
+  consensus``, ``unsure`` or ``skip``, so a class named like an action is told apart —,
+  ``reviewer`` and ``reviewed_at`` — for a consensus the reviewers whose votes made it and their
+  latest vote's time —, ``final_label``, empty for a sample excluded as of no class).
 * ``"fiftyone"`` — a persistent FiftyOne dataset (optional extra; ``out`` is its name) with
-  fields ``given``, ``suggested``, ``final`` (the label after the review; classifications),
+  fields ``given``, ``suggested``, ``final`` (the label after the review; classifications; none
+  for a sample excluded as of no class, tagged ``excluded``),
   ``sei``, ``score``, ``rank``, ``is_suspect``, ``labeltrace_id``, ``external_id``,
   ``review_decision`` / ``review_status`` of a decided sample (and ``ground_truth`` when known);
   a file a browser does not show (DICOM, TIFF, 16-bit PNG) is linked as a PNG written under the

@@ -230,28 +230,33 @@ def small_classes(given: np.ndarray, classes: list[str], folds: int | None) -> s
 
 
 def identical_text(groups: list[list[int]], given: np.ndarray, classes: list[str], paths: list[str],
-                   sample_groups: Any = None) -> list[str]:  # fmt: skip
-    """The warnings about byte-identical image files (``groups`` of sample ids,
-    :func:`labeltrace.run_files.identical_files`): copies under different labels — at least one of
-    each is wrong, whatever the scores say, and the ranking may flag one copy only — and copies
+                   sample_groups: Any = None, *, held_out: bool = False) -> list[str]:  # fmt: skip
+    """The warnings about exact copies (``groups`` of sample ids whose decoded pixels are identical,
+    :func:`labeltrace.data.duplicates.group_members`): copies under different labels — at least one
+    of each is wrong, whatever the scores say, and the ranking may flag one copy only — and copies
     under one label, which back each other's label from fold to fold (a wrong label two copies
-    share is hard to find: the held-out model of one has trained on the other) unless they share
-    a group of ``sample_groups`` (the scan's ``--group-column``: one fold then)."""
+    share is hard to find: the model judging one has trained on the other) unless they share a
+    fold: a group of ``sample_groups`` (the scan's ``--group-column``), or any group when
+    ``held_out`` (the cross-fitted folds keep copies together)."""
     g = np.asarray(given, dtype=np.int64)
     split = [grp for grp in groups if len(set(g[grp].tolist())) > 1]
-    apart = (lambda grp: True) if sample_groups is None else (lambda grp: len({sample_groups[i] for i in grp}) > 1)
-    alike = [grp for grp in groups if len(set(g[grp].tolist())) == 1 and apart(grp)]
+    if held_out:
+        alike: list[list[int]] = []
+    else:
+        apart = (lambda grp: True) if sample_groups is None else (lambda grp: len({sample_groups[i] for i in grp}) > 1)
+        alike = [grp for grp in groups if len(set(g[grp].tolist())) == 1 and apart(grp)]
     out = []
     if split:
         n = sum(len(grp) for grp in split)
-        out.append(f"{n} image files are byte-identical copies filed under different labels: at least one label of "
-                   "each group is wrong, whatever the scores say (the ranking may flag one copy only): "
+        out.append(f"{n} images are exact copies (identical pixels) filed under different labels: at least one label "
+                   "of each group is wrong, whatever the scores say (the ranking may flag one copy only): "
                    + listing(" = ".join(f"{paths[i]} ({classes[g[i]]})" for i in grp) for grp in split))  # fmt: skip
     if alike:
         n = sum(len(grp) for grp in alike)
-        out.append(f"{n} image files are byte-identical copies of another under the same label ({len(alike)} "
-                   f"group{'s' if len(alike) > 1 else ''}): each copy backs its twin's label (the model judging one has trained on the "
-                   "other, held out or not), so a wrong label they share is hard "
-                   "to find; keep one copy of each: " + listing(" = ".join(paths[i] for i in grp) for grp in alike))  # fmt: skip
+        out.append(f"{n} images are exact copies (identical pixels) of another under the same label ({len(alike)} "
+                   f"group{'s' if len(alike) > 1 else ''}): each copy backs its twin's label (the model judging one "
+                   "has trained on the other, held out or not), so a wrong label they share is hard to find; keep one "
+                   "copy of each: "
+                   + listing(" = ".join(paths[i] for i in grp) for grp in alike))  # fmt: skip
     return out
 

@@ -69,6 +69,8 @@ from labeltrace.run_images import ImageStore
 from labeltrace.run_layout import (
     CLEANED,
     CV_PROBS,
+    DUPLICATES,
+    DUPLICATES_CSV,
     EXPORT_TABLE,
     FIFTYONE_IMAGES,
     FINGERPRINT,
@@ -101,8 +103,8 @@ from labeltrace.run_source import image_source, open_source, source_bits
 
 # the run directory's one import for its callers: the layout's names, the claim and the writers
 __all__ = [
-    "CLEANED", "CV_PROBS", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
-    "IMAGES_INDEX", "IMAGE_FILES", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
+    "CLEANED", "CV_PROBS", "DUPLICATES", "DUPLICATES_CSV", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT",
+    "IMAGES", "IMAGES_FLAT", "IMAGES_INDEX", "IMAGE_FILES", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
     "MOVED", "OWN_TRAINING", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "scan_mark",
     "atomic_write", "claim", "dynamics_path", "held_column", "held_command", "held_fingerprint", "held_ids", "held_meta", "image_source", "in_sample_path",
     "open_run", "record_command", "recording_dir", "release", "write_json", "write_table", "writing",

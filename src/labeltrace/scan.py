@@ -25,6 +25,7 @@ from labeltrace import rundir as rd
 from labeltrace._checks import listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
+from labeltrace.data.duplicates import dataset_duplicates
 from labeltrace.decide import count, detectors
 from labeltrace.decide.evidence import Evidence, posterior
 from labeltrace.evaluate import noise
@@ -254,7 +255,10 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     if stream and "cv_probs" in detectors.get(config.detector).needs:
         raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
                          "in memory: scan with --no-stream")  # fmt: skip
-    fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size)
+    t0 = time.perf_counter()
+    copies = _on_writer(d, lambda: dataset_duplicates(ds, workers=config.workers))  # exact copies share a fold
+    timings["duplicates"] = time.perf_counter() - t0
+    fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size, copies=copies)
     def fits(db: Path) -> bool:  # the review's decisions stay when they are about these images
         return bound_to(db, classes=list(ds.classes), ids=list(ds.ids), held_ids=rd.held_ids(out))
 
@@ -300,7 +304,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
                                   directory=rd.recording_dir(out).path, data={"fingerprint": digest(fp)},
                                   classes=list(ds.classes), keep_probs=config.suggest_last,
                                   embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
-                                  dist=d, groups=ds.groups)  # fmt: skip
+                                  dist=d, groups=ds.groups, copies=copies)  # fmt: skip
     except BaseException:  # Ctrl-C too: a folder stopped before recording anything is not this scan's
         if claimed == "new" and d.is_writer:  # (a bad setting, a model that does not load); a resume stays
             try:
@@ -320,7 +324,8 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
             with warnings.catch_warnings():  # scikit-learn's "least populated class": said in the scan's words
                 warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
                 probs = protocol.cross_validated_probs(spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes,
-                                                       seed=config.seed, folds=config.folds, groups=ds.groups)  # fmt: skip
+                                                       seed=config.seed, folds=config.folds, groups=ds.groups,
+                                                       copies=copies)  # fmt: skip
             rd.atomic_write(p, lambda fh: np.save(fh, probs, allow_pickle=False))
             return probs
     ev = _evidence(rec, inputs, given, ds.n_classes, config, cv, log, ds.groups)
@@ -333,6 +338,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         out, ds, config, model=model, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
         noise_info=noise_info, inputs=inputs, tcfg=tcfg, command=command, origin=origin, fingerprint=fp,
         timings=timings, t_start=t_start, probe=probe, resolution_probe=rprobe, distributed=d.describe(),
+        copies=copies,
     )  # fmt: skip
     d.barrier()
     return ScanResult(out, table, meta, det, timings)

@@ -25,6 +25,7 @@ from labeltrace import __version__
 from labeltrace import rundir as rd
 from labeltrace._checks import describe_ids
 from labeltrace.data import ImageDataset
+from labeltrace.data.duplicates import conflicting_groups, dataset_duplicates, group_members
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import Evidence, combined_score
 from labeltrace.decide.ranking import rank_of
@@ -74,7 +75,7 @@ def write_outputs(
     noise_info: dict[str, Any] | None, inputs: Inputs, tcfg: TrainConfig, command: list[str] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
     probe: dict[str, Any] | None = None, resolution_probe: dict[str, Any] | None = None,
-    distributed: dict[str, Any] | None = None,
+    distributed: dict[str, Any] | None = None, copies: np.ndarray | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write a scan's ``samples.parquet`` (+ csv), ``run.json`` and, for in-memory arrays that
     cannot be read again from a source, ``images.npy``; return the table and meta."""
@@ -93,7 +94,8 @@ def write_outputs(
                          noise_info=noise_info, origin=origin, fingerprint=fingerprint, timings=timings,
                          t_start=t_start, described=described, csv=config.csv, model=model,
                          folds=rec.num_trainings if rec is not None and rec.held_out else
-                         config.folds if _kfold(config) else None)  # the held-out folds  # fmt: skip
+                         config.folds if _kfold(config) else None,  # the held-out folds
+                         copies=copies)  # fmt: skip
 
 
 def _held_out_accuracy(rec: Recording | None, over_epochs: list[float]) -> dict[str, list[float]]:
@@ -109,6 +111,7 @@ def write_results(
     post: np.ndarray, given: np.ndarray, truth: np.ndarray, noise_info: dict[str, Any] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
     described: dict[str, Any], csv: bool, model: str | None, noted: Sequence[str] = (), folds: int | None = None,
+    copies: np.ndarray | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write ``samples.parquet`` (+ csv when ``csv``), ``run.json`` and, for in-memory arrays
     that cannot be read again from a source, ``images.npy``; return the table and meta — for a
@@ -118,7 +121,8 @@ def write_results(
     ``seed``, ``cost``, ...); ``model``: the model the warnings name (``run_layout.OWN_TRAINING``
     for your own training's);
     ``noted``: warnings already said (as Python warnings) that run.json keeps too, for the report;
-    ``folds``: how many held-out folds judged the samples (None: none)."""
+    ``folds``: how many held-out folds judged the samples (None: none); ``copies``: each sample's
+    group of exact copies (:func:`labeltrace.data.duplicates.dataset_duplicates`, found here when None)."""
     t0 = time.perf_counter()
     N, classes = len(ds), list(ds.classes)
     cols, results = side_by_side(ev, det)
@@ -140,7 +144,10 @@ def write_results(
         warned.append(f"{det.name} could not score {describe_ids(unscored)}; they rank first")
     identical = (identical_files(out / rd.IMAGE_FILES, [ds.root / s for s in ds.sources])
                  if ds.root is not None and (out / rd.IMAGE_FILES).is_file() else [])  # fmt: skip
-    warned += identical_text(identical, given, classes, [str(s) for s in ds.sources], ds.groups)
+    copies = dataset_duplicates(ds) if copies is None else np.asarray(copies, dtype=np.int64)
+    members = group_members(copies)
+    warned += identical_text([m.tolist() for m in members], given, classes, [str(s) for s in ds.sources], ds.groups,
+                             held_out=folds is not None)  # fmt: skip
     for w in warned:  # kept in run.json too: the report shows them
         print(f"warning: {w}", file=sys.stderr)
     table_cols: dict[str, Any] = {
@@ -150,6 +157,7 @@ def write_results(
         "suggested_prob": post[np.arange(N), sugg], "score": det.score, "is_suspect": det.flagged,
         "rank": rank_of(det.score),
         **({"group": list(ds.groups)} if ds.groups is not None else {}),
+        **({"duplicate_group": copies} if members else {}),  # only where the data holds copies
     }  # fmt: skip
     table_cols.update(cols)
     for name, v in table_cols.items():  # -0.0 + 0.0 = 0.0: a negated zero count (forgetting) is no "-0" in a CSV
@@ -188,6 +196,7 @@ def write_results(
     table = pa.table(table_cols)
     timings["score"] = time.perf_counter() - t0
     rd.write_table(out / rd.SAMPLES, table)
+    duplicates = write_duplicates(out, ds, copies, given)
     if csv:
         rd.write_table(out / rd.SAMPLES_CSV, table)
     else:  # an earlier scan's of this run (re-scored without --csv) would not be this table
@@ -220,12 +229,37 @@ def write_results(
         "counts": {"n": N, "flagged": int(det.flagged.sum()),
                    "auxiliary_per_run": [int(r.is_auxiliary.sum()) for r in rec.runs] if rec else []},
         "noise_rate_estimate": noise_rate_est, "contradicted_classes": doubted, "warnings": [*noted, *warned],
-        "identical_files": identical,
+        "identical_files": identical, "duplicates": duplicates,
         "noise": noise_info,
         "metrics": report,
     }  # fmt: skip
     rd.write_json(out / rd.RUN_JSON, meta)
     return table, meta
+
+
+def write_duplicates(out: Path, ds: ImageDataset, copies: np.ndarray, given: np.ndarray) -> dict[str, Any]:
+    """``duplicates.parquet`` and ``duplicates.csv`` (one row per copy: its group, whether the
+    group's labels differ, the sample's id, external id, path and given label), written when the
+    data holds copies and removed otherwise (an earlier scan's); returns run.json's ``duplicates``."""
+    members = group_members(copies)
+    differ = conflicting_groups(copies, given)
+    if not members:
+        for name in (rd.DUPLICATES, rd.DUPLICATES_CSV):
+            (out / name).unlink(missing_ok=True)
+        return {"images_in_groups": 0, "copies": 0, "groups": 0, "conflicting_groups": 0, "table": None}
+    ids = np.concatenate(members)
+    grp = copies[ids]
+    classes = list(ds.classes)
+    table = pa.table({
+        "duplicate_group": grp.astype(np.int64), "labels_differ": differ[grp], "group_size": np.bincount(grp)[grp],
+        "id": ids.astype(np.int64), "external_id": [ds.ids[i] for i in ids.tolist()],
+        "path": [ds.sources[i] for i in ids.tolist()], "given_label": [classes[given[i]] for i in ids.tolist()],
+        "given_label_id": given[ids].astype(np.int64),
+    })  # fmt: skip
+    rd.write_table(out / rd.DUPLICATES, table)
+    rd.write_table(out / rd.DUPLICATES_CSV, table)
+    return {"images_in_groups": int(ids.size), "copies": int(ids.size - len(members)), "groups": len(members),
+            "conflicting_groups": int(differ.sum()), "table": rd.DUPLICATES}  # fmt: skip
 
 
 def _timings(now: dict[str, float], earlier: dict[str, Any]) -> dict[str, float]:

@@ -292,8 +292,9 @@ def streams(config: ScanConfig, model: str, ds: ImageDataset) -> bool:
 
 
 def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: np.ndarray | None, *,
-                stream: bool = False, world_size: int = 1) -> dict[str, Any]:  # fmt: skip
-    """Everything that determines a scan's result: the data's identity and labels, the noise,
+                stream: bool = False, world_size: int = 1, copies: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
+    """Everything that determines a scan's result: the data's identity and labels (and its exact
+    copies, ``copies``, which the folds keep together: a key only where there are any), the noise,
     the inputs (streamed: normalisation statistics from a streaming pass), the network, the
     training (data-parallel: the world size), the protocol (early stop), the detector and the seed.
     Settings at their earlier behaviour add no key, so earlier run directories stay valid."""
@@ -318,4 +319,6 @@ def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: n
         "detector": config.detector, "seed": config.seed, "knn_k": config.knn_k,
         **({"world_size": world_size} if world_size > 1 else {}),
         **({"groups": digest(list(ds.groups))} if ds.groups is not None else {}),  # folds and neighbours read them
+        # the folds keep exact copies together (a scan before them, of data with copies, is another configuration)
+        **({"duplicates": digest(np.asarray(copies, np.int64))} if copies is not None and (copies >= 0).any() else {}),
     }  # fmt: skip

@@ -36,6 +36,7 @@ from labeltrace.report.content import (
     thumbnail,
     top_ids,
 )
+from labeltrace.report.duplicates import duplicates_html
 from labeltrace.report.images import png_bytes, png_data_uri
 from labeltrace.report.reviewed import (
     ReviewView,
@@ -294,6 +295,7 @@ def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], ids: np.ndarray,
         + aside_html(d.run, _e)
         + _figures_html(d, figs)
         + _classes_html(d)
+        + duplicates_html(d.run, _e, _a)
         + _suspects_html(d, ids, thumbs, review)
     )
     return (

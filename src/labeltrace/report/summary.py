@@ -67,6 +67,23 @@ def estimate_note(run: rundir.Run) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def duplicates_text(meta: dict) -> str:
+    """One line on the exact copies among the images (run.json ``duplicates``): how many images
+    are a copy of another, in how many groups, and how many groups carry different labels; ""
+    without copies (and for runs written before copies were looked for)."""
+    d = meta.get("duplicates") or {}
+    if not d.get("groups"):
+        return ""
+    g, c = int(d["groups"]), int(d.get("conflicting_groups") or 0)
+    folds = (meta.get("protocol") or {}).get("kind") in ("crossfit", "k-fold")
+    text = (f"exact copies: {int(d['copies']):,} images are a copy of another ({g:,} group{'s' if g > 1 else ''} of "
+            f"identical pixels, {int(d['images_in_groups']):,} images"
+            + ("; the folds keep each group in one fold" if folds else "") + "); ")
+    text += (f"{c:,} group{'s carry' if c > 1 else ' carries'} different labels — at least one label of each is wrong"
+             if c else "none carries different labels")
+    return text + f" ({rundir.DUPLICATES_CSV})"
+
+
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
     run = rundir.open_run(run_dir)
     m = run.meta
@@ -96,6 +113,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
                  + {"crossfit": " (held out)", "k-fold": " (held out)", "none": ""}.get(
                      run.trained, " (as it trained on them)" if own else " (models that trained on them)")
                  + f"; answering {common!r} for every sample would agree with {base:.1%}")
+    if dup := duplicates_text(m):
+        lines.append(dup)
     if flagged:
         lines.append(class_text(class_table(run.column("given_label_id").astype("int64"),
                                             run.column("suggested_label_id").astype("int64"),
@@ -131,7 +150,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
             name = name if len(name) <= 28 else "…" + name[-27:]
             lines.append(f"  {rank[i]:>5} {i:>7}  {name:<28} {printable(given[i]):>12} -> "
                          f"{printable(sugg[i]):<12} {prob[i]:5.2f} {score[i]:8.4f}")  # fmt: skip
-    files = [Path(run.path) / name for name in (rundir.SAMPLES, rundir.SAMPLES_CSV, rundir.RUN_JSON)]
+    files = [Path(run.path) / name for name in (rundir.SAMPLES, rundir.SAMPLES_CSV, rundir.DUPLICATES_CSV, rundir.RUN_JSON)]
     lines.append("files: " + "  ".join(str(f) for f in files if f.exists())
                  + f"  (the HTML report: labeltrace report {run.path})")
     return "\n".join(lines)

@@ -97,6 +97,7 @@ def crossval_probs(
     num_classes: int | None = None,
     estimator_factory: Callable[[], ProbaEstimator] | None = None,
     groups: Sequence[str] | None = None,
+    copies: np.ndarray | None = None,
 ) -> np.ndarray:
     """Out-of-fold predicted probabilities, float64 ``(N, K)``.
 
@@ -123,6 +124,8 @@ def crossval_probs(
         (e.g. ``lambda: sklearn.ensemble.RandomForestClassifier(random_state=0)``).
     groups : sequence of str, optional
         One key per sample (a patient, a study): a group's samples share a fold (:func:`fold_ids`).
+    copies : array_like, optional
+        ``(N,)`` exact-duplicate group per sample, ``-1`` alone: copies share a fold (:func:`fold_ids`).
 
     Returns
     -------
@@ -149,7 +152,7 @@ def crossval_probs(
             return LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs", random_state=legacy_seed(seed))
 
     x = x.astype(np.float64)
-    folds = fold_ids(y, n_folds=n_folds, seed=seed, groups=groups)
+    folds = fold_ids(y, n_folds=n_folds, seed=seed, groups=groups, copies=copies)
     out = np.zeros((y.size, k), dtype=np.float64)
     for f in range(n_folds):
         test = folds == f
@@ -230,14 +233,16 @@ def cross_validated_probs(
     C: float = 0.05,
     max_iter: int = 1000,
     groups: Sequence[str] | None = None,
+    copies: np.ndarray | None = None,
 ) -> np.ndarray:
     """(N, K) out-of-fold probabilities after training: ``folds`` fits of ``spec`` with ``train``
     (fold ``f`` seeded :func:`cv_seed`), or, with ``spec=None``, cleanlab's recipe — logistic
     regression (``C``, ``max_iter``) on standardised features. ``inputs`` in memory; one process
-    (rank 0 of a data-parallel scan computes it alone). ``groups``: a group in one fold."""
+    (rank 0 of a data-parallel scan computes it alone). ``groups``: a group in one fold; ``copies``:
+    exact copies in one fold."""
     if spec is None:
         return crossval_probs(inputs.numpy(), given, n_folds=folds, C=C, max_iter=max_iter, seed=seed,
-                              num_classes=num_classes, groups=groups)  # fmt: skip
+                              num_classes=num_classes, groups=groups, copies=copies)  # fmt: skip
     if train is None:
         raise ValueError("cross_validated_probs: a network needs its training settings")
 
@@ -249,4 +254,4 @@ def cross_validated_probs(
 
     flat = inputs.reshape(len(inputs), -1).numpy()
     return crossval_probs(flat, given, n_folds=folds, seed=seed, standardize=False, num_classes=num_classes,
-                          estimator_factory=factory, groups=groups)  # fmt: skip
+                          estimator_factory=factory, groups=groups, copies=copies)  # fmt: skip

@@ -5,7 +5,10 @@ that trained on it.
   each class spread evenly over them, seeded;
 * :func:`fold_ids`: the K-fold out-of-fold probabilities' folds (:mod:`labeltrace.train.crossval`),
   cleanlab's split (scikit-learn's ``StratifiedKFold``);
-* :func:`grouped_folds`: either with ``groups`` (a patient, a study): a group's samples in one fold.
+* :func:`grouped_folds`: either with ``groups`` (a patient, a study): a group's samples in one fold;
+* :func:`keep_together`: either with ``copies`` (exact duplicate images,
+  :mod:`labeltrace.data.duplicates`): each copy moved into the fold of its group's first sample,
+  every other sample left where it was.
 """
 
 from __future__ import annotations
@@ -20,45 +23,94 @@ from sklearn.model_selection import StratifiedKFold
 from labeltrace._checks import group_codes, listing
 from labeltrace.train.seeds import legacy_seed
 
-__all__ = ["fold_ids", "grouped_folds", "stratified_folds"]
+__all__ = ["fold_ids", "grouped_folds", "keep_together", "stratified_folds"]
 
 
-def stratified_folds(labels: np.ndarray, n_folds: int, *, seed: int, groups: Sequence[str] | None = None) -> np.ndarray:
+def stratified_folds(labels: np.ndarray, n_folds: int, *, seed: int, groups: Sequence[str] | None = None,
+                     copies: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """(N,) fold index per sample: each class spread evenly over the folds, seeded. With
     ``groups`` (one key per sample: a patient, a study) a group's samples share a fold, the
     classes spread as evenly as whole groups allow (scikit-learn's ``StratifiedGroupKFold``): a
-    held-out model then never trained on another image of the same patient."""
+    held-out model then never trained on another image of the same patient. With ``copies``
+    (``(N,)`` duplicate group per sample, ``-1`` alone: :func:`labeltrace.data.duplicates.dataset_duplicates`)
+    exact copies share a fold too (:func:`keep_together`)."""
     labels = np.asarray(labels)
     if n_folds < 2:
         raise ValueError(f"n_folds must be >= 2, got {n_folds}")
     if len(labels) < n_folds:
         raise ValueError(f"{len(labels)} samples cannot be split into {n_folds} folds")
     if groups is not None:
-        return grouped_folds(labels, n_folds, seed, groups)
+        return keep_together(grouped_folds(labels, n_folds, seed, groups), labels, n_folds, copies, groups)
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(len(labels)), labels))  # by class, random within class
     folds = np.empty(len(labels), dtype=np.int64)
     folds[order] = np.arange(len(labels)) % n_folds
-    return folds
+    return keep_together(folds, labels, n_folds, copies)
 
 
-def fold_ids(labels: Any, *, n_folds: int = 5, seed: int = 0, groups: Sequence[str] | None = None) -> np.ndarray:
+def keep_together(folds: np.ndarray, labels: np.ndarray, n_folds: int, copies: np.ndarray | None,
+                  groups: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
+    """``folds`` with every exact copy (``copies``: ``(N,)`` duplicate group, ``-1`` alone) moved,
+    with the whole ``groups`` group it belongs to, into the fold of the first sample of its
+    connected set — the union of both groupings: two patients one of whose images is a copy of the
+    other's share a fold. Every sample outside such a set keeps its fold, so data without copies
+    gets the folds it had (``folds`` itself is returned when ``copies`` holds none). Refused, as
+    :func:`grouped_folds` refuses, when the move leaves a fold empty or a class held out whole."""
+    c = None if copies is None else np.asarray(copies, dtype=np.int64).reshape(-1)
+    if c is None or not (c >= 0).any():
+        return folds
+    y = np.asarray(labels)
+    n = y.shape[0]
+    if c.shape[0] != n:
+        raise ValueError(f"copies has {c.shape[0]} entries for {n} samples")
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    # one node per sample, one per copy group and one per user group; a sample joins its groups' nodes
+    g_codes = group_codes(groups)[1] if groups is not None else np.full(n, -1, dtype=np.int64)
+    n_copy = int(c.max()) + 1
+    n_user = int(g_codes.max()) + 1 if n else 0
+    edges = [(np.flatnonzero(c >= 0), n + c[c >= 0]), (np.flatnonzero(g_codes >= 0), n + n_copy + g_codes[g_codes >= 0])]
+    src = np.concatenate([e[0] for e in edges])
+    dst = np.concatenate([e[1] for e in edges])
+    size = n + n_copy + max(n_user, 0)
+    graph = coo_matrix((np.ones(src.size, dtype=np.int8), (src, dst)), shape=(size, size))
+    _, comp = connected_components(graph, directed=False)
+    comp = comp[:n]
+    _, first = np.unique(comp, return_index=True)  # the first sample of each connected set
+    rank = np.unique(comp, return_inverse=True)[1].reshape(-1)
+    moved = folds[first[rank]].astype(np.int64)
+    sizes = np.bincount(moved, minlength=n_folds)
+    if (sizes == 0).any():
+        raise ValueError(f"with exact copies kept in one fold the folds hold {sizes.tolist()} samples: fewer folds")
+    classes = np.unique(y)
+    for f in range(n_folds):  # as grouped_folds: a class a fold holds out whole is never trained on there
+        missing = np.setdiff1d(classes, y[moved != f])
+        if missing.size:
+            raise ValueError(f"with exact copies kept in one fold, fold {f} holds out every image of class "
+                             f"{missing[0]}: its model would never see that class; fewer folds")  # fmt: skip
+    return moved
+
+
+def fold_ids(labels: Any, *, n_folds: int = 5, seed: int = 0, groups: Sequence[str] | None = None,
+             copies: np.ndarray | None = None) -> np.ndarray:
     """Fold index of each sample, ``(N,)`` int64, as used by
     :func:`~labeltrace.train.crossval.crossval_probs`.
 
     ``StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)`` (cleanlab's split; the seed
     taken modulo 2**32, :func:`~labeltrace.train.seeds.legacy_seed`).
     A class with fewer than ``n_folds`` samples is spread over fewer folds (scikit-learn warns).
-    With ``groups`` (one key per sample), :func:`grouped_folds`: a group's samples share a fold.
+    With ``groups`` (one key per sample), :func:`grouped_folds`: a group's samples share a fold;
+    with ``copies``, exact copies too (:func:`keep_together`).
     """
     y = np.asarray(labels)
     if groups is not None:
-        return grouped_folds(y, n_folds, legacy_seed(seed), groups)
+        return keep_together(grouped_folds(y, n_folds, legacy_seed(seed), groups), y, n_folds, copies, groups)
     folds = np.empty(y.shape[0], dtype=np.int64)
     skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=legacy_seed(seed))
     for f, (_, test) in enumerate(skf.split(np.zeros((y.shape[0], 1)), y)):
         folds[test] = f
-    return folds
+    return keep_together(folds, y, n_folds, copies)
 
 
 def grouped_folds(labels: np.ndarray, n_folds: int, seed: int, groups: Sequence[str]) -> np.ndarray:

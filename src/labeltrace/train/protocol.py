@@ -126,7 +126,8 @@ def auxiliary_masks(protocol: InSample, given: np.ndarray, num_classes: int, see
 
 def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, given: np.ndarray, seed: int,
                  data: Mapping[str, Any], keep_probs: int, embedding: bool,
-                 classes: list[str] | None, groups: Sequence[str] | None = None) -> dict[str, Any]:  # fmt: skip
+                 classes: list[str] | None, groups: Sequence[str] | None = None,
+                 copies: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
     proto = {k: (vars(v) if isinstance(v, EarlyStop) else v) for k, v in vars(protocol).items()
              if not (k == "early_stop" and v is None)}  # absent when off: earlier recordings stay valid
     return {
@@ -140,7 +141,14 @@ def _fingerprint(protocol: Protocol, spec: NetworkSpec, train: TrainConfig, give
         **({"classes": list(classes or [])} if spec.kind == "clip" else {}),
         # the folds keep a group together (absent without groups: earlier recordings stay valid)
         **({"groups": digest([str(g) for g in groups])} if groups is not None and isinstance(protocol, CrossFit) else {}),
+        # exact copies share a fold (absent without copies: earlier recordings stay valid)
+        **({"copies": digest(np.asarray(copies, np.int64))} if _has_copies(copies) and isinstance(protocol, CrossFit)
+           else {}),
     }  # fmt: skip
+
+
+def _has_copies(copies: np.ndarray | None) -> bool:
+    return copies is not None and bool((np.asarray(copies) >= 0).any())
 
 
 def record(
@@ -161,6 +169,7 @@ def record(
     log: Log | None = None,
     dist: Dist | None = None,
     groups: Sequence[str] | None = None,
+    copies: np.ndarray | None = None,
 ) -> Recording:
     """Record ``protocol`` into ``directory`` (or load it when it is already there).
 
@@ -172,11 +181,12 @@ def record(
     ``dist`` (default: :func:`labeltrace.train.distributed.current`): data-parallel when
     ``torch.distributed`` is initialised; rank 0 writes, every rank returns the recording.
     ``groups`` (one key per sample: a patient, a study): a cross-fit keeps each group in one fold
-    (:func:`stratified_folds`).
+    (:func:`stratified_folds`); ``copies`` (``(N,)`` exact-duplicate group per sample, ``-1`` alone:
+    :func:`labeltrace.data.duplicates.dataset_duplicates`): a cross-fit keeps copies in one fold too.
     """
     d = distributed.current() if dist is None else dist
     store = RecordingDir(directory)
-    fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs, embedding, classes, groups)
+    fp = _fingerprint(protocol, spec, train, given, seed, data or {}, keep_probs, embedding, classes, groups, copies)
     store.check(fp, added=("aux_draw", "classes"))  # recordings before them saved their draws and classes
     if store.finished:
         if log is not None:
@@ -186,7 +196,7 @@ def record(
                           "classes": classes, "keep_probs": keep_probs, "embedding": embedding,
                           "progress": progress, "log": log, "dist": d}
     if isinstance(protocol, CrossFit):
-        rec = _crossfit(protocol, spec, train, inputs, given, groups=groups, **kw)
+        rec = _crossfit(protocol, spec, train, inputs, given, groups=groups, copies=copies, **kw)
     else:
         rec = _in_sample(protocol, spec, train, inputs, given, **kw)
     if d.active:
@@ -243,7 +253,8 @@ def _in_sample(protocol: InSample, spec: NetworkSpec, train: TrainConfig, inputs
 def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs: Inputs, given: np.ndarray,
               *, num_classes: int, seed: int, store: RecordingDir, fingerprint: dict[str, Any],
               classes: list[str] | None, keep_probs: int, embedding: bool, progress: bool,
-              log: Log | None, dist: Dist, groups: Sequence[str] | None = None) -> Recording | None:  # fmt: skip
+              log: Log | None, dist: Dist, groups: Sequence[str] | None = None,
+              copies: np.ndarray | None = None) -> Recording | None:  # fmt: skip
     K, n = num_classes, len(given)
     base = crossfit_seed(seed)
     built: list[nn.Module] = []
@@ -262,7 +273,7 @@ def _crossfit(protocol: CrossFit, spec: NetworkSpec, train: TrainConfig, inputs:
                                     keep_probs=keep_probs, progress=progress, in_sample=in_sample,
                                     key=digest(fingerprint), log=log, recorder_dir=store.rows_dir("run0"),
                                     dist=dist, early_stop=protocol.early_stop,
-                                    epoch_seconds=epoch_seconds, groups=groups)  # fmt: skip
+                                    epoch_seconds=epoch_seconds, groups=groups, copies=copies)  # fmt: skip
     if not dist.is_writer:
         return None
     dyn = held.dynamics()
@@ -294,11 +305,12 @@ def crossfit_recorded(
     early_stop: EarlyStop | None = None,
     epoch_seconds: list[float] | None = None,
     groups: Sequence[str] | None = None,
+    copies: np.ndarray | None = None,
 ) -> tuple[Recorder, np.ndarray]:
     """Train ``n_folds`` models in lockstep and record every sample's held-out predictions.
 
     ``build_model(fold)`` builds fold ``fold``'s network (seed its initialisation inside);
-    ``config.seed`` seeds the folds (:func:`stratified_folds`, a group of ``groups`` in one fold) and, as ``seed * 1009 + k``, fold
+    ``config.seed`` seeds the folds (:func:`stratified_folds`, a group of ``groups`` in one fold, and so are the exact copies of ``copies``) and, as ``seed * 1009 + k``, fold
     ``k``'s batch order. ``in_sample``, when given, also records every training batch of every
     fold model: each sample's in-sample logits from the ``n_folds - 1`` models that train on it
     (averaged within the epoch), at no extra training cost. With ``checkpoint_dir`` every epoch
@@ -321,7 +333,7 @@ def crossfit_recorded(
     n = int(source.shape[0])
     labels = training_labels(labels, n, num_classes)
     device = resolve_device(config.device)
-    folds = stratified_folds(labels, n_folds, seed=config.seed, groups=groups)
+    folds = stratified_folds(labels, n_folds, seed=config.seed, groups=groups, copies=copies)
     models = [build_model(k).to(device) for k in range(n_folds)]
     opts = [make_optimizer(m, config) for m in models]
     train_ids = [torch.as_tensor(np.flatnonzero(folds != k)) for k in range(n_folds)]

@@ -1,0 +1,129 @@
+"""Exact duplicate images: samples whose decoded pixels are identical.
+
+A copy of an image under another label is a sure label error (at least one of the two labels is
+wrong, whatever a model says); a copy under the same label backs its twin's label in a
+cross-fitted protocol unless both sit in one fold (:func:`labeltrace.train.folds.keep_together`).
+
+"Exact" means the same source pixels, decoded, at the image's own size — not the pixels the
+network sees at its working resolution: a duplicate is then a property of the data, the same
+whichever model or resolution scans it, and two different images that only coincide once shrunk
+(two blank frames, two 512 px X-rays at 28 px) are never called copies of each other. Two files
+with the same pixels in other encodings (a PNG saved again, a DICOM under another header) are
+copies; a lossy re-encoding or a resized copy is not (near-duplicates are not looked for).
+
+Each image is reduced to a 16-byte BLAKE2b digest of its shape, dtype and bytes, and the digests are
+grouped with :func:`numpy.unique` on a void view: O(N) digests, one sort, no pairwise loop, and
+no image kept once hashed — an in-memory array is hashed row by row in place (never copied), files
+are decoded in chunks on the loader's threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+__all__ = ["conflicting_groups", "dataset_duplicates", "digest_image", "duplicate_groups", "find_duplicates",
+           "group_members"]  # fmt: skip
+
+DIGEST = 16
+"""Bytes of each image's digest."""
+
+
+def digest_image(img: np.ndarray) -> bytes:
+    """16 bytes of BLAKE2b over one image's shape, dtype and pixel bytes (C order)."""
+    a = np.asarray(img)
+    h = hashlib.blake2b(f"{a.shape}{a.dtype.str}".encode() + b"\0", digest_size=DIGEST)
+    h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
+    return h.digest()
+
+
+def _digests_of_rows(images: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """(N, 16) uint8 digests of ``images[rows[i]]`` (each row a view: the array is not copied)."""
+    idx = range(images.shape[0]) if rows is None else rows.tolist()
+    return np.frombuffer(b"".join(digest_image(images[r]) for r in idx), dtype=np.uint8).reshape(-1, DIGEST)
+
+
+def duplicate_groups(digests: np.ndarray) -> np.ndarray:
+    """``(N,)`` int64 group of each sample from ``(N, 16)`` digests: samples with equal digests
+    share a group ``0..G-1`` (numbered in the order of each group's first sample), a sample
+    without a copy is ``-1``."""
+    d = np.ascontiguousarray(digests, dtype=np.uint8)
+    n = d.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = d.view(f"V{d.shape[1]}").ravel()
+    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    shared = counts > 1
+    # number the shared keys by their first sample: a dataset's order, not the digests', names the groups
+    order = np.argsort(first[shared], kind="stable")
+    number = np.full(len(counts), -1, dtype=np.int64)
+    number[np.flatnonzero(shared)[order]] = np.arange(int(shared.sum()), dtype=np.int64)
+    return number[inverse]
+
+
+def find_duplicates(images: Any) -> np.ndarray:
+    """Groups of exact duplicates among ``images``, an ``(N, ...)`` array (``(N, H, W)``, ``(N, H,
+    W, C)``, torch tensors too): ``(N,)`` int64, the group id ``0..G-1`` each copy shares with the
+    others of its group (numbered by first appearance), ``-1`` for an image without a copy.
+
+    Two rows are copies when their values are identical (compared byte for byte, so ``0.0`` and
+    ``-0.0`` differ). The array is hashed row by row in place: no copy of it is made unless it
+    is not C-contiguous (then one row at a time).
+
+    >>> import numpy as np
+    >>> x = np.zeros((4, 2, 2), np.uint8); x[1] = 1; x[3] = 1
+    >>> find_duplicates(x).tolist()
+    [0, 1, 0, 1]
+    """
+    from labeltrace._checks import is_tensor
+
+    if is_tensor(images):
+        images = images.detach().cpu().numpy()
+    a = np.asarray(images)
+    if a.dtype == object:
+        raise TypeError("images must be one numeric array (N, H, W[, C]); got an object array (images of "
+                        "several sizes? hash each with labeltrace.data.duplicates.digest_image)")  # fmt: skip
+    if a.ndim < 2:
+        raise ValueError(f"images must be an array of shape (N, ...) with one image per row; got shape {a.shape}")
+    return duplicate_groups(_digests_of_rows(a))
+
+
+def dataset_duplicates(ds: Any, *, workers: int | None = None, chunk: int = 1024) -> np.ndarray:
+    """:func:`find_duplicates` for a :class:`~labeltrace.data.ImageDataset`: each sample's source
+    pixels as decoded (``ds.load``), at their own size; an in-memory array is hashed as stored
+    (rows mapped through the dataset's ``rows``, nothing copied), other sources are decoded
+    ``chunk`` at a time on ``workers`` threads and only their digests kept."""
+    from labeltrace.data.sources import ArraySource, parallel_map
+
+    src = ds.source
+    if isinstance(src, ArraySource):
+        return duplicate_groups(_digests_of_rows(src.images, src.rows))
+    parts = []
+    for a in range(0, len(ds), chunk):
+        parts += parallel_map(lambda i: digest_image(ds.load(i)), range(a, min(a + chunk, len(ds))), workers)
+    return duplicate_groups(np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(-1, DIGEST))
+
+
+def group_members(groups: np.ndarray) -> list[np.ndarray]:
+    """The sample ids of each group ``0..G-1`` of ``groups`` (:func:`duplicate_groups`), ascending."""
+    g = np.asarray(groups, dtype=np.int64)
+    ids = np.flatnonzero(g >= 0)
+    order = ids[np.argsort(g[ids], kind="stable")]
+    sizes = np.bincount(g[ids]) if ids.size else np.zeros(0, dtype=np.int64)
+    return np.split(order, np.cumsum(sizes)[:-1]) if sizes.size else []
+
+
+def conflicting_groups(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(G,)`` bool: whether group ``g``'s copies carry more than one label."""
+    g = np.asarray(groups, dtype=np.int64)
+    y = np.asarray(labels, dtype=np.int64)
+    n_groups = int(g.max()) + 1 if g.size and g.max() >= 0 else 0
+    inside = g >= 0
+    lo = np.full(n_groups, np.iinfo(np.int64).max)
+    hi = np.full(n_groups, np.iinfo(np.int64).min)
+    np.minimum.at(lo, g[inside], y[inside])
+    np.maximum.at(hi, g[inside], y[inside])
+    return lo != hi

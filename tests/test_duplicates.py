@@ -1,0 +1,229 @@
+"""Exact duplicate images: found in the decoded pixels, kept in one fold by the cross-fitted
+protocol and the K-fold probabilities (every other sample keeping its fold), and listed by the scan
+— a table, a column, run.json, one summary line, the report — with the groups whose copies carry
+different labels (at least one label of each is wrong). Before, an exact copy in another fold let
+the held-out model vouch for the label the two shared (PneumoniaMNIST's train split holds 17 pairs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from labeltrace import data, rundir
+from labeltrace.data.duplicates import (
+    conflicting_groups,
+    dataset_duplicates,
+    find_duplicates,
+    group_members,
+)
+from labeltrace.report.summary import duplicates_text, summary_text
+from labeltrace.scan import ScanConfig, scan
+from labeltrace.train.crossval import fold_ids
+from labeltrace.train.protocol import _fingerprint, stratified_folds
+
+
+def _distinct(n: int, seed: int = 0, side: int = 8) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
+    x[:, 0, 0] = np.arange(n) % 256  # never two alike by chance
+    x[:, 0, 1] = np.arange(n) // 256
+    return x
+
+
+def _with_copies(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes; sample 7 copied to 20 and 41 (a group of 3, labels 1, 0, 1), 3 copied to 30 (labels 1, 0);
+    the copies beyond ``n`` left out."""
+    x = _distinct(n, seed)
+    y = np.arange(n) % 2
+    for copy, of in ((20, 7), (41, 7), (30, 3)):
+        if copy < n:
+            x[copy] = x[of]
+    return x, y
+
+
+def test_exact_copies_are_found_across_classes() -> None:
+    x, y = _with_copies()
+    g = find_duplicates(x)
+    assert g[[3, 30]].tolist() == [0, 0] and g[[7, 20, 41]].tolist() == [1, 1, 1]  # numbered by first member
+    assert (g >= 0).sum() == 5 and (np.delete(g, [3, 7, 20, 30, 41]) == -1).all()
+    assert [m.tolist() for m in group_members(g)] == [[3, 30], [7, 20, 41]]
+    assert conflicting_groups(g, y).tolist() == [True, True]
+    same = y.copy()
+    same[[3, 30]] = 1
+    assert conflicting_groups(g, same).tolist() == [False, True]
+    assert find_duplicates(x.astype(np.float32) / 255).tolist() == g.tolist()  # any dtype
+    import torch
+
+    assert find_duplicates(torch.from_numpy(x)).tolist() == g.tolist()
+
+
+def test_distinct_images_have_no_copies() -> None:
+    from sklearn.datasets import load_digits
+
+    assert (find_duplicates(load_digits().images) == -1).all()  # measured: none among the 1,797 digits
+    assert (find_duplicates(_distinct(500)) == -1).all()
+    assert find_duplicates(np.zeros((0, 4, 4))).shape == (0,)
+
+
+def test_bad_input_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"one image per row; got shape \(5,\)"):
+        find_duplicates(np.arange(5))
+    with pytest.raises(TypeError, match="object array"):
+        find_duplicates(np.array([np.zeros((2, 2)), np.zeros((3, 3))], dtype=object))
+
+
+def _together(g: np.ndarray) -> np.ndarray:
+    """(N, N) bool: the same sample, or copies of one another."""
+    return ((g[:, None] == g[None, :]) & (g[:, None] >= 0)) | np.eye(g.size, dtype=bool)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=40), st.randoms(use_true_random=False))
+def test_permuting_the_samples_permutes_the_groups(which: list[int], rnd) -> None:
+    """Samples drawn from 6 distinct images: two are copies exactly when they were drawn from one,
+    whatever their order."""
+    base = _distinct(6, seed=3, side=4)
+    x = base[which]
+    g = find_duplicates(x)
+    w = np.array(which)
+    assert np.array_equal(_together(g), w[:, None] == w[None, :])
+    perm = np.array(rnd.sample(range(len(w)), len(w)))
+    gp = find_duplicates(x[perm])
+    assert np.array_equal(_together(gp), _together(g)[np.ix_(perm, perm)])
+    assert np.array_equal(gp >= 0, g[perm] >= 0)
+
+
+def test_files_are_compared_by_their_decoded_pixels(tmp_path: Path) -> None:
+    """A PNG saved again at another compression level has other bytes and the same pixels: a copy."""
+    x, y = _with_copies(44)
+    root = tmp_path / "d"
+    for i in range(len(y)):
+        (root / "ab"[y[i]]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[i]).save(root / "ab"[y[i]] / f"{i:03d}.png", compress_level=1 if i == 20 else 6)
+    assert (root / "a" / "020.png").read_bytes() != (root / "b" / "007.png").read_bytes()
+    ds = data.from_folder(root)
+    g = dataset_duplicates(ds, workers=2, chunk=5)
+    by_name = {s: int(c) for s, c in zip(ds.sources, g, strict=True)}
+    assert by_name["b/007.png"] == by_name["a/020.png"] == by_name["b/041.png"] >= 0
+    assert by_name["b/003.png"] == by_name["a/030.png"] >= 0 and by_name["b/005.png"] == -1
+    arrays = data.from_arrays(x, y)
+    assert dataset_duplicates(arrays).tolist() == find_duplicates(x).tolist()
+    sub = arrays.subset([30, 3, 5, 20, 7])  # an array dataset's rows: hashed in place, in the subset's order
+    assert dataset_duplicates(sub).tolist() == [0, 0, -1, 1, 1]
+
+
+def test_folds_keep_copies_together_and_leave_the_others_alone() -> None:
+    x, y = _with_copies(200, seed=1)
+    x[150] = x[7]
+    g = find_duplicates(x)
+    for fn in (lambda c: stratified_folds(y, 5, seed=4, copies=c), lambda c: fold_ids(y, n_folds=5, seed=4, copies=c)):
+        before, after = fn(None), fn(g)
+        for m in group_members(g):
+            assert np.unique(after[m]).size == 1 and after[m[0]] == before[m[0]]  # the first member's fold
+        alone = g < 0
+        assert np.array_equal(after[alone], before[alone])
+        assert np.array_equal(fn(np.full(len(y), -1)), before)  # no copies: the folds as they were
+
+
+def test_folds_without_copies_are_unchanged() -> None:
+    """Data without copies gets the very folds it had: stratified, K-fold and grouped."""
+    y = np.arange(97) % 3
+    none = find_duplicates(_distinct(97))
+    groups = [f"p{i // 3}" for i in range(97)]
+    for kw in ({}, {"groups": groups}):
+        assert stratified_folds(y, 5, seed=2, copies=none, **kw) is not None
+        assert np.array_equal(stratified_folds(y, 5, seed=2, copies=none, **kw), stratified_folds(y, 5, seed=2, **kw))
+        assert np.array_equal(fold_ids(y, n_folds=5, seed=2, copies=none, **kw), fold_ids(y, n_folds=5, seed=2, **kw))
+
+
+def test_copies_join_the_groups_of_a_user() -> None:
+    """Two patients one of whose images is a copy of the other's share a fold, all their images."""
+    y = np.arange(120) % 2
+    groups = [f"p{i // 4}" for i in range(120)]  # 30 patients of 4 images
+    copies = np.full(120, -1)
+    before = stratified_folds(y, 5, seed=0, groups=groups)
+    a, b = 1, next(i for i in range(4, 120) if before[i] != before[1])  # patients p0 and p(b // 4), other folds
+    copies[[a, b]] = 0
+    after = stratified_folds(y, 5, seed=0, groups=groups, copies=copies)
+    joined = [i for i in range(120) if groups[i] in (groups[a], groups[b])]
+    assert np.unique(after[joined]).size == 1 and after[a] == before[0]
+    rest = [i for i in range(120) if i not in joined]
+    assert np.array_equal(after[rest], before[rest])
+
+
+def test_copies_that_would_hold_out_a_class_are_refused() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
+    copies = np.array([0, 0, 0, -1, -1, -1, -1, -1, -1, -1])  # class 0 is one image three times
+    with pytest.raises(ValueError, match="holds out every image of class 0"):
+        stratified_folds(y, 2, seed=0, copies=copies)
+
+
+def test_the_recording_fingerprint_names_copies_only_where_there_are_some() -> None:
+    from labeltrace.train import TrainConfig
+    from labeltrace.train.protocol import CrossFit
+    from labeltrace.train.recipe import NetworkSpec
+
+    args = (CrossFit(5), NetworkSpec(), TrainConfig(), np.arange(10) % 2, 0, {}, 5, False, None, None)
+    assert "copies" not in _fingerprint(*args) and "copies" not in _fingerprint(*args, np.full(10, -1))
+    assert "copies" in _fingerprint(*args, np.array([0, 0] + [-1] * 8))
+
+
+def _tiny_scan(tmp_path: Path, x: np.ndarray, y: np.ndarray, name: str) -> Path:
+    out = tmp_path / name
+    scan(data.from_arrays(x, y), out, ScanConfig(epochs=2, folds=2, batch_size=16, seed=0), progress=False,
+         log=lambda s: None)  # fmt: skip
+    return out
+
+
+def test_a_scan_lists_the_copies_and_keeps_them_in_one_fold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    x, y = _with_copies(40)
+    out = _tiny_scan(tmp_path, x, y, "run")
+    run = rundir.open_run(out)
+    groups = run.column("duplicate_group")
+    assert groups[[3, 30]].tolist() == [0, 0] and groups[[7, 20]].tolist() == [1, 1]
+    folds = run.column("fold")
+    for m in group_members(groups):
+        assert np.unique(folds[m]).size == 1
+    assert run.meta["duplicates"] == {"images_in_groups": 4, "copies": 2, "groups": 2, "conflicting_groups": 2,
+                                      "table": "duplicates.parquet"}  # fmt: skip
+    assert "duplicates" in run.meta["fingerprint"]
+    t = pq.read_table(out / rundir.DUPLICATES).to_pydict()
+    assert t["id"] == [3, 30, 7, 20] and t["duplicate_group"] == [0, 0, 1, 1] and all(t["labels_differ"])
+    assert t["given_label"] == ["1", "0", "1", "0"] and t["path"] == ["array:3", "array:30", "array:7", "array:20"]
+    import pandas as pd
+
+    csv = pd.read_csv(out / rundir.DUPLICATES_CSV, dtype=str, keep_default_na=False)
+    assert csv["id"].tolist() == ["3", "30", "7", "20"]
+    text = summary_text(out)
+    line = [ln for ln in text.splitlines() if ln.startswith("exact copies:")]
+    assert line == ["exact copies: 2 images are a copy of another (2 groups of identical pixels, 4 images; the folds "
+                    "keep each group in one fold); 2 groups carry different labels — at least one label of each is "
+                    "wrong (duplicates.csv)"]  # fmt: skip
+    err = capsys.readouterr().err
+    assert "4 images are exact copies (identical pixels) filed under different labels" in err
+    assert "array:3 (1) = array:30 (0)" in err
+    from labeltrace.report import write_report
+
+    page = write_report(out).read_text()
+    start = page.index("<section id='duplicates'>")
+    section = page[start:page.index("</section>", start)]
+    assert "Exact copies under different labels (2 groups)" in section
+    assert [f'data-id="{i}"' in section for i in (3, 30, 7, 20, 5)] == [True] * 4 + [False]
+    assert section.count("<img ") == 4
+
+
+def test_a_scan_of_distinct_images_says_nothing_of_copies(tmp_path: Path) -> None:
+    x = _distinct(40)
+    y = np.arange(40) % 2
+    out = _tiny_scan(tmp_path, x, y, "run")
+    run = rundir.open_run(out)
+    assert "duplicate_group" not in run.samples.column_names and not (out / rundir.DUPLICATES).exists()
+    assert run.meta["duplicates"]["groups"] == 0 and "duplicates" not in run.meta["fingerprint"]
+    assert "exact copies" not in summary_text(out) and duplicates_text({}) == ""
+    assert "Exact copies" not in __import__("labeltrace.report", fromlist=["write_report"]).write_report(out).read_text()

@@ -781,3 +781,39 @@ def test_one_noise_written_two_ways_is_one_label_set() -> None:
     raw["datasets"][0]["labels"] = ["symmetric:0.2", "clean", "symmetric:0.20"]
     with pytest.raises(ValueError, match="labels 'symmetric:0.2' and 'symmetric:0.20' are the same label set"):
         parse_config(raw)
+
+
+def test_a_cell_keeps_exact_copies_in_one_fold_as_the_scan_does(quick, monkeypatch) -> None:
+    """The bench's cross-fitted recording and K-fold probabilities went through the scan's folds
+    without the copies; now they get the dataset's copies, and a cell with copies keys its cached
+    recordings and rows apart from the same cell scanned before (a cell without keeps its keys)."""
+    cfg, _, _ = quick
+    cell = expand(cfg)[0]
+    data = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
+    plain = CellRunner(cell, data, cfg, log=lambda s: None)
+    assert (data.copies() == -1).all() and plain._copies_key == {}  # digits: no copies, keys as before
+    copies = np.full(data.n, -1)
+    copies[[0, 5]] = 0
+    monkeypatch.setattr(data, "copies", lambda: copies)
+    runner = CellRunner(cell, data, cfg, log=lambda s: None)
+    assert runner.key != plain.key
+    seen = {}
+
+    def record(plan, *a, **kw):  # noqa: ANN202
+        seen[type(plan).__name__] = (kw.get("copies"), kw["directory"])
+        raise RuntimeError("stop")
+
+    def cv(*a, **kw):  # noqa: ANN202
+        seen["cv"] = kw.get("copies")
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(protocol, "record", record)
+    monkeypatch.setattr(protocol, "cross_validated_probs", cv)
+    got = []
+    for fetch in (runner.held_out, plain.held_out, runner.cv_probs):
+        with pytest.raises(RuntimeError, match="stop"):
+            fetch()
+        got.append(seen.pop("CrossFit", None) or seen.pop("cv"))
+    (with_copies, d_copies), (without, d_plain), cv_copies = got
+    assert with_copies is copies and (without == -1).all() and cv_copies is copies
+    assert d_copies != d_plain  # another cached recording

@@ -138,6 +138,9 @@ class CellRunner:
         self.x, self.input_fp = data.inputs(cell.model, self.resolution)
         self.truth = self.given != data.clean
         self.k = data.num_classes
+        self.copies = data.copies()  # exact copies share a fold, as in labeltrace scan
+        # a key part only where there are copies: the cached recordings of data without them stay valid
+        self._copies_key = {"copies": digest(self.copies)} if (self.copies >= 0).any() else {}
         self._recordings: dict[str, Recording] = {}
         self._cv: tuple[np.ndarray, float] | None = None
         # the rows' key: what the trainings read, and what the rows say — the truth they are scored
@@ -148,6 +151,7 @@ class CellRunner:
             "truth": digest(self.truth), "cell": [cell.dataset.name, cell.labels, cell.model.name],
             "model": cell.model.key(), "seed": cell.seed, "n_folds": cfg.n_folds, "knn_k": cfg.knn_k,
             "aux_fraction": cfg.aux_fraction, "labeltrace": __version__, "aux_draw": protocol.AUX_DRAW,
+            **self._copies_key,
         })  # fmt: skip
         self.result_dir = self.cache / "results" / self.key
         self.settings = settings_digest(cell, cfg)
@@ -164,12 +168,14 @@ class CellRunner:
             parts["embedding"] = "common"
         if isinstance(plan, protocol.InSample) and plan.runs > 1:  # the recording's fingerprint has it too
             parts["aux_draw"] = protocol.AUX_DRAW
+        if isinstance(plan, protocol.CrossFit):
+            parts |= self._copies_key
         d = self.cache / folder / digest(parts)
         if not RecordingDir(d).finished:
             self.log(f"  {what} ({m.name}, {m.epochs} epochs, N={len(self.given)})")
         return protocol.record(plan, m.network(), m.train_config(self.cfg.device), self.x, self.given,
                                num_classes=self.k, seed=self.cell.seed, directory=d, data={"inputs": self.input_fp},
-                               embedding=embedding, progress=self.progress)  # fmt: skip
+                               embedding=embedding, progress=self.progress, copies=self.copies)  # fmt: skip
 
     def in_sample(self) -> Recording:
         """Two in-sample runs with disjoint auxiliary sets, drawn and seeded as ``labeltrace scan``."""
@@ -198,7 +204,7 @@ class CellRunner:
             cv_key = {"cv": m.cv, "n_folds": self.cfg.n_folds, "seed": self.cell.seed}
             cv_key |= {"C": m.cv_C, "max_iter": m.cv_max_iter} if m.cv == "logreg" else {"model": m.key()}
             key = digest({"v": _CACHE_VERSION, "kind": "cv", "inputs": self.input_fp, "given": digest(self.given),
-                          **cv_key})  # fmt: skip
+                          **cv_key, **self._copies_key})  # fmt: skip
             p = self.cache / "cv" / f"{key}.npz"
             if not p.is_file():
                 self.log(f"  {self.cfg.n_folds}-fold cross-validated probabilities ({m.cv})")
@@ -207,7 +213,7 @@ class CellRunner:
                 probs = protocol.cross_validated_probs(
                     m.network() if same else None, m.train_config(self.cfg.device) if same else None, self.x,
                     self.given, num_classes=self.k, seed=self.cell.seed, folds=self.cfg.n_folds, C=m.cv_C,
-                    max_iter=m.cv_max_iter,
+                    max_iter=m.cv_max_iter, copies=self.copies,
                 )  # fmt: skip
                 sec = np.array(time.perf_counter() - t0)
                 atomic_write(p, lambda fh: np.savez(fh, probs=probs, seconds=sec))

@@ -133,6 +133,7 @@ class DatasetData:
     _inputs: dict[str, tuple[torch.Tensor, str]] = field(default_factory=dict)
     _given: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     _ds: Any = None
+    _copies: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -146,6 +147,15 @@ class DatasetData:
                 ds = ds.subset(self.subset_idx)
             self._ds = ds
         return self._ds
+
+    def copies(self) -> np.ndarray:
+        """``(N,)`` group of exact copies per sample, ``-1`` alone (:func:`labeltrace.data.duplicates.
+        dataset_duplicates` on the images, subset applied; cached beside the other inputs)."""
+        if "copies" not in self._copies:
+            from labeltrace.data.duplicates import dataset_duplicates
+
+            self._copies["copies"] = dataset_duplicates(self.dataset())
+        return self._copies["copies"]
 
     @property
     def base_resolution(self) -> int:

@@ -498,3 +498,11 @@ def test_a_closed_tab_no_longer_steers_the_re_ranking() -> None:
     assert lq.places().tolist() == [10]
     _decide(lq, before[10])
     assert lq.order.tolist()[11:13] == [0, 1]  # all after ada: none after bo's old place
+
+
+def test_an_older_request_answered_late_leaves_the_place_where_the_latest_put_it() -> None:
+    lq, _, before = _walk()
+    lq.show(10, "ada", "tab")
+    assert lq.show(3, "ada", "tab", steer=False) == before[3]  # still shown, and pinned
+    assert lq.places().tolist() == [10]
+    assert lq.shown[before[3]]

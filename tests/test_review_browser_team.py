@@ -231,3 +231,34 @@ def test_a_closed_tab_gives_its_sample_back(tmp_path: Path, browser: Any) -> Non
         expect(cy.locator("#position")).to_have_text(f"1 / {N}")
         bob.reload()  # a reload leaves and comes back: Bob keeps his sample
         expect(bob.locator("#position")).to_have_text(f"2 / {N}")
+
+
+def test_each_request_that_shows_a_sample_carries_the_tabs_next_number(tmp_path: Path, browser: Any) -> None:
+    """The server keeps a tab's hold where its latest request put it (quick arrow keys, answered out
+    of order, had left it on a sample passed over): the page numbers those requests, a reload's
+    after the last page's."""
+    import urllib.parse
+
+    rd = _run(tmp_path, "seq")
+    for base in serve(create_app(rd, token=TOKEN)):
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        sent: list[int] = []
+
+        def seen(r: Any) -> None:
+            url = urllib.parse.urlsplit(r.url)
+            if "/api/item/" in url.path and "peek=true" not in url.query:
+                sent.append(int(urllib.parse.parse_qs(url.query)["seq"][0]))
+            elif url.path.endswith("/api/decision"):
+                sent.append(int(json.loads(r.post_data)["seq"]))
+
+        page.on("request", seen)
+        page.goto(f"{base}/?token={TOKEN}&reviewer=Ada")
+        expect(page.locator("#position")).to_have_text(f"1 / {N}")
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+        expect(page.locator("#position")).to_have_text(f"4 / {N}")
+        page.keyboard.press("1")
+        expect(page.locator("#position")).to_have_text(f"5 / {N}")
+        page.reload()
+        expect(page.locator("#position")).to_have_text(f"1 / {N}")
+        assert len(sent) >= 7 and sent == sorted(sent) and len(set(sent)) == len(sent), sent

@@ -190,3 +190,39 @@ def test_the_page_says_it_left_and_its_sample_is_the_next_of_another(tmp_path: P
     assert c.get("/api/state?reviewer=bob").json()["resume"] == 0
     for bad in ({}, {"page": ""}, {"page": "x" * 65}, {"page": 3}, {"page": "tab", "sample_id": 1}):
         assert c.post("/api/leave", json=bad).status_code == 422, bad
+
+
+def test_a_pages_older_request_answered_late_moves_no_hold() -> None:
+    held = Leases(seconds=120, clock=lambda: 0.0)
+    assert held.latest("ada", "tab", 20) and held.latest("ada", "tab", 20)  # the same number again: a retry
+    assert not held.latest("ada", "tab", 10)
+    assert held.latest("ada", "tab-2", 10) and held.latest("bob", "tab", 10)  # numbers are each page's own
+    assert held.latest("ada", "tab", None) and held.latest("ada", None, 1)  # a request with no number
+
+
+def test_a_pages_numbers_are_forgotten_once_its_hold_would_lapse() -> None:
+    """A clock set back across a reload must not leave the page holding nothing for good."""
+    now = [0.0]
+    held = Leases(seconds=120, clock=lambda: now[0])
+    assert held.latest("ada", "tab", 5_000)
+    now[0] = 121.0
+    assert held.latest("ada", "tab", 10)
+
+
+def test_quick_arrow_keys_answered_out_of_order_keep_the_hold_on_the_sample_shown(tmp_path: Path) -> None:
+    """Two quick arrow keys sent two requests at once; answered out of order, the older one's hold
+    landed on the sample passed over, and the one the page showed was held for no one: a colleague
+    was sent to it."""
+    rd = make_run(tmp_path, n=20, k=3, seed=6)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    c.get("/api/item/2?reviewer=ada&page=tab-a&seq=20")  # the latest key press, answered first
+    c.get("/api/item/1?reviewer=ada&page=tab-a&seq=19")  # the one before it, answered late
+    assert c.get("/api/state?reviewer=bob").json()["resume"] == 0
+    c.get("/api/item/0?reviewer=bob&page=tab-b&seq=1")
+    assert c.get("/api/state?reviewer=cy").json()["resume"] == 1  # 0 bob's, 2 ada's: 1 is nobody's
+    nxt = c.post("/api/decision", json={"sample_id": c.get("/api/item/2?peek=true").json()["id"], "decision": "cat",
+                                        "reviewer": "ada", "page": "tab-a", "seq": 18}).json()["next"]  # fmt: skip
+    assert nxt == 3  # answered as ada's next, but a later request of her page stands: not held for her
+    c.get("/api/item/1?reviewer=cy&page=tab-c&seq=1")
+    assert c.get("/api/state?reviewer=dee").json()["resume"] == 3  # 2 settled by ada; 3 not held for her
+    assert c.get("/api/item/1?reviewer=ada&page=tab-a&seq=-1").status_code == 422

@@ -225,16 +225,20 @@ class LiveQueue:
             self._thread.start()
             return True
 
-    def show(self, pos: int, viewer: str | None = None, page: str | None = None) -> int:
+    def show(self, pos: int, viewer: str | None = None, page: str | None = None, *, steer: bool = True) -> int:
         """The sample at position ``pos``, now shown to ``viewer`` (a reviewer's name; None for a
         nameless page) on ``page`` (a browser tab's id; None when the page sends none): it keeps
         its position, and that page's place steers the next re-ranking (module docstring). One
         step under the lock, so a refresh cannot install a new order between the reading and the
-        marking (the reviewer would be shown a sample the new order had moved)."""
+        marking (the reviewer would be shown a sample the new order had moved). ``steer=False``: an
+        older request of the page answered late — the sample stays where it is, the page's place
+        where its latest request put it."""
         with self._lock:
             pos = int(pos)
             i = int(self._order[pos])
             self.shown[i] = True
+            if not steer:
+                return i
             now = self._clock()
             for who in [w for w, (t, _) in self._places.items() if now - t >= ACTIVE]:
                 del self._places[who]  # gone: no longer steers, and the map holds the active ones only

@@ -11,7 +11,9 @@ in a URL: the page reads it from the printed link's fragment, ``/#token=...``, a
 ``GET  /api/item/{pos}``    the queue item at position ``pos`` (0-based): its labels, the
                             model's top classes, the decision shown, every reviewer's view
                             (``?peek=true``: a look-ahead that does not count as shown;
-                            ``?reviewer=``, ``?page=`` a tab's id: whose hold and live place)
+                            ``?reviewer=``, ``?page=`` a tab's id: whose hold and live place;
+                            ``?seq=`` the tab's request number: an older one answered late
+                            moves neither)
 ``GET  /api/find``          ``?what=disputed|unsure|unresolved&after=POS``: the next queue
                             position after ``POS`` (wrapping around) with such a sample, and
                             how many there are (``{"position": null, "count": 0}`` for none;
@@ -21,7 +23,7 @@ in a URL: the page reads it from the printed link's fragment, ``/#token=...``, a
 ``GET  /api/image/{id}``    a sample's image as PNG (by sample id only, scaled for display;
                             ``?thumb=true``: small, for the neighbours; ``?full=true``: a large
                             image at its own resolution, up to 2048 px, for zooming in)
-``POST /api/decision``      ``{"sample_id", "decision", "kind"?, "reviewer"?, "page"?}`` → committed row,
+``POST /api/decision``      ``{"sample_id", "decision", "kind"?, "reviewer"?, "page"?, "seq"?}`` → committed row,
                             progress, and the next position for that reviewer (``reviewer`` is
                             required when the rule asks for more than one agreeing review;
                             ``"kind": "exclude", "decision": "exclude"``: the image is of no class)
@@ -223,16 +225,16 @@ def create_app(
 
     @app.get("/api/item/{pos}", response_model=None)
     def get_item(pos: int, reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None,
-                 peek: bool = False, page: Annotated[str | None, Query(max_length=MAX_PAGE)] = None
-                 ) -> dict[str, Any] | JSONResponse:  # fmt: skip
+                 peek: bool = False, page: Annotated[str | None, Query(max_length=MAX_PAGE)] = None,
+                 seq: Annotated[int | None, Query(ge=0)] = None) -> dict[str, Any] | JSONResponse:  # fmt: skip
         total = state.order().size
         if not 0 <= pos < total:
             return _err(404, f"queue position out of range [0, {total})")
         # shown to a reviewer (not a peek): a live re-ranking leaves it where it is
         me = page_name(reviewer)
         if blind is None:
-            return state.item(pos, me, shown=not peek, page=page)
-        it = state.item(pos, me, shown=not peek, page=page)
+            return state.item(pos, me, shown=not peek, page=page, seq=seq)
+        it = state.item(pos, me, shown=not peek, page=page, seq=seq)
         assert me is not None  # a blind page always speaks for one reviewer
         own = sum(d.reviewer == me for d in state.store.history(it["id"]))
         out = blind_item(it, blind, reviewer=me, own_history=own)
@@ -336,7 +338,7 @@ def create_app(
         nxt = state.next_position(pos, name, order, body.page) if pos >= 0 else None
         if nxt is not None and nxt < order.size:  # held for this page from now: a colleague deciding meanwhile
             # is sent elsewhere, before this page loads it; shown, so a live refresh keeps it at nxt
-            state.leases.take(state.show(nxt, name, body.page), name, body.page)
+            state.show(nxt, name, body.page, body.seq)
         if blind is None:
             return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
         decision = blind_decision(row.to_dict())

@@ -43,6 +43,7 @@ class Leases:
         # sample -> (reviewer, page) -> (until, the take's number)
         self._held: dict[int, dict[tuple[str | None, str | None], tuple[float, int]]] = {}
         self._taken = 0
+        self._numbers: dict[tuple[str | None, str], tuple[int, float]] = {}  # (reviewer, page) -> (latest seq, when)
         self._lock = threading.Lock()
 
     def take(self, sample: int, reviewer: str | None, page: str | None = None) -> None:
@@ -61,6 +62,24 @@ class Leases:
             self._taken += 1  # a later take sorts after an earlier one of the same clock reading
             self._held.setdefault(int(sample), {})[key] = (now + self.seconds, self._taken)
             self._expire(now)
+
+    def latest(self, reviewer: str | None, page: str | None, seq: int | None) -> bool:
+        """Whether ``page``'s request numbered ``seq`` is the latest it has sent (None: a request
+        that says no number — always). A reviewer's quick arrow keys send several requests at once,
+        which the server may answer out of order: an older one's hold would land on a sample the
+        page passed over. A page's numbers are remembered for :attr:`seconds`, as long as a hold
+        (a clock set back across a reload costs at most that long)."""
+        if seq is None or page is None:
+            return True
+        now = self._clock()
+        with self._lock:
+            for k in [k for k, (_, t) in self._numbers.items() if now - t >= self.seconds]:
+                del self._numbers[k]
+            last = self._numbers.get((reviewer, page))
+            if last is not None and seq < last[0]:
+                return False
+            self._numbers[(reviewer, page)] = (int(seq), now)
+            return True
 
     def leave(self, reviewer: str | None, page: str) -> None:
         """``page`` of ``reviewer`` was closed: the sample it showed is no longer held (it had been

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
 from labeltrace._checks import listing
 from labeltrace.relabel.decision_checks import INFERRED, KINDS
@@ -31,6 +31,7 @@ class DecisionIn(BaseModel):
     kind: StrictStr | None = None
     reviewer: StrictStr | None = None
     page: Annotated[StrictStr, StringConstraints(max_length=MAX_PAGE)] | None = None  # the tab: its own hold
+    seq: Annotated[StrictInt, Field(ge=0)] | None = None  # the page's request number: a later one's hold stands
 
 
 class LeaveIn(BaseModel):

@@ -110,6 +110,7 @@ class ReviewState:
         self._positions: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, dtype=np.int64))
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
+        self._show_lock = threading.Lock()
         self._posterior: np.ndarray | None = None
         self.leases = Leases()  # the samples each reviewer has open: a team's next samples differ
         self._verdicts: tuple[int, Verdicts] | None = None
@@ -222,11 +223,18 @@ class ReviewState:
         closed = v.rule.one_vote_settles & (r.n_votes == 0) & (v.latest_kind == _UNSURE)
         return r.resolved | mine | closed
 
-    def show(self, pos: int, reviewer: str | None = None, page: str | None = None) -> int:
-        """The sample at position ``pos``, shown to ``reviewer``: a live re-ranking keeps it where
-        it is and deals its most suspect samples to the positions after each active reviewer's
-        (read and marked in one step; :meth:`LiveQueue.show`)."""
-        return self.live.show(pos, reviewer, page) if self.live is not None else int(self._static[pos])
+    def show(self, pos: int, reviewer: str | None = None, page: str | None = None, seq: int | None = None) -> int:
+        """The sample at position ``pos``, shown to ``reviewer`` on ``page``: held for them, and a
+        live re-ranking keeps it where it is and deals its most suspect samples to the positions
+        after each active reviewer's (read and marked in one step; :meth:`LiveQueue.show`) — unless
+        the page's request numbered ``seq`` was overtaken by a later one of it (:meth:`Leases.latest`:
+        then the hold and the place stay where the later one put them)."""
+        with self._show_lock:  # the check and the hold in one step: two requests of a page interleaved
+            latest = self.leases.latest(reviewer, page, seq)
+            i = self.live.show(pos, reviewer, page, steer=latest) if self.live is not None else int(self._static[pos])
+            if latest:
+                self.leases.take(i, reviewer, page)
+            return i
 
     def leave(self, reviewer: str | None, page: str) -> None:
         """``reviewer``'s ``page`` (a tab's id) was closed: it neither holds its sample nor steers a
@@ -327,14 +335,13 @@ class ReviewState:
         return int(later[0] if later.size else pick[0]), int(hits.size)
 
     # ------------------------------------------------------------------ what the page shows
-    def item(self, pos: int, reviewer: str | None, *, shown: bool = False, page: str | None = None) -> dict[str, Any]:
+    def item(self, pos: int, reviewer: str | None, *, shown: bool = False, page: str | None = None,
+             seq: int | None = None) -> dict[str, Any]:  # fmt: skip
         """The queue item at ``pos``: labels, the decision shown, every reviewer's view.
-        ``shown``: it is shown to a reviewer (:meth:`show`) on ``page`` (a tab's id), not looked
-        ahead at."""
+        ``shown``: it is shown to a reviewer (:meth:`show`) on ``page`` (a tab's id; ``seq`` the
+        request's number), not looked ahead at."""
         order = self.order()
-        i = self.show(pos, reviewer, page) if shown else int(order[pos])
-        if shown:
-            self.leases.take(i, reviewer, page)
+        i = self.show(pos, reviewer, page, seq) if shown else int(order[pos])
         hist = self.store.history(i)
         me = None if reviewer is None else self.store.stored_spelling(reviewer)
         mine = [d for d in hist if me is None or d.reviewer == me]

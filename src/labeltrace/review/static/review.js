@@ -162,6 +162,11 @@
     return made;
   })();
   const onPage = (path) => `${path}${path.includes("?") ? "&" : "?"}page=${PAGE}`;
+  // the number of each request that shows this tab a sample: quick arrow keys send several at once,
+  // which the server may answer out of order, and it keeps the hold where the latest one put it.
+  // Counted from the clock (in microseconds), so a reload's numbers come after the last page's
+  let shownSeq = Date.now() * 1000;
+  const nextSeq = () => ++shownSeq;
   // a decision button gives up the focus when used (to the item's heading, where a screen reader
   // reads the next sample): Enter or Space would click it again on the next sample
   const leaveDecisionButton = () => {
@@ -543,7 +548,7 @@
     want = p;
     const mine = ++loadSeq;
     try {
-      const it = await api(onPage(withWho(`api/item/${p}`)));
+      const it = await api(`${onPage(withWho(`api/item/${p}`))}&seq=${nextSeq()}`);
       if (mine !== loadSeq) return true;
       item = it;
       if (!moving || it.id !== pendingId) pendingId = null;
@@ -597,6 +602,7 @@
           kind: kind,
           reviewer: who(),
           page: PAGE,
+          seq: nextSeq(),
         }),
       });
     } catch (e) {

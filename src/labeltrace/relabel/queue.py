@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from labeltrace import rundir
 from labeltrace._checks import describe_ids
-from labeltrace.diagnostics import agreement, warned_inflated
+from labeltrace.diagnostics import one_class_phrase, warned_inflated
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
 from labeltrace.relabel.consensus import ConsensusRule
@@ -324,12 +324,11 @@ def write_queue(
                          f"{estimate.sureness:.2f}): the simulated reviewers are drawn from its posterior and err as "
                          "often, where experts would not — the estimate then runs low on what the reviews fix and "
                          "high on what they break")  # fmt: skip
-        agree, base, common = agreement(q.posterior.probs.argmax(1), given, run.classes)
-        if agree <= base:
-            notes.append(f"the model agrees with {agree:.1%} of the given labels, no more than answering {common!r} "
-                         f"for every sample would ({base:.1%}): the estimate takes its posterior for the truth — "
-                         "right if many labels are wrong, far too high if the model learned little from the "
-                         "images (see the scan's warning)")  # fmt: skip
+        phrase = one_class_phrase(q.posterior.probs.argmax(1), given, run.classes, model="the model")
+        if phrase is not None:
+            notes.append(f"{phrase}: the estimate takes its posterior for the truth — right if many labels are "
+                         "wrong, far too high if the model learned little from the images (see the scan's "
+                         "warning)")  # fmt: skip
         decided = int((store.current_arrays()[0] >= 0).sum()) if store is not None else 0
         if decided:
             notes.append(f"{decided} sample{'s' if decided != 1 else ''} already have a decision: the estimate "

@@ -739,3 +739,24 @@ def test_a_decision_while_torch_is_still_importing_in_another_thread_is_saved(
     r = c.post("/api/decision", json={"sample_id": 0, "decision": "cat", "reviewer": "ada"})
     assert r.status_code == 200, r.text
     assert db_rows(run_dir) == [(0, "label", "cat", "ada")]
+
+
+def test_serve_prints_the_public_url_behind_a_proxy(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Behind a reverse proxy the printed link was the server's own address (127.0.0.1:8765), which
+    no reviewer can open; --public-url prints the one they can, with the token."""
+    from labeltrace.cli import main
+    from labeltrace.review import serve
+
+    monkeypatch.setattr("labeltrace.review.server._run", lambda app, sock, **kw: sock.close())
+    tok = "proxy-token-0123456789"
+    serve(run_dir, port=0, token=tok, public_url="https://hospital.example/labeltrace")
+    out = capsys.readouterr().out
+    assert f"open https://hospital.example/labeltrace/#token={tok}  (through the proxy; the server itself listens on http://127.0.0.1:" in out
+    for bad in ("hospital.example/labeltrace/", "ftp://h/x/", "https:///x", "https://h/x/?a=1", "https://h/x/#t"):
+        with pytest.raises(ValueError, match="--public-url"):
+            serve(run_dir, port=0, token=tok, public_url=bad)
+    assert capsys.readouterr().out == ""  # refused before anything is printed
+    assert main(["review", str(run_dir), "--port", "0", "--token", tok, "--public-url", "https://h.example:8443"]) == 0
+    assert f"open https://h.example:8443/#token={tok}  (through" in capsys.readouterr().out

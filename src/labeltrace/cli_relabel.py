@@ -147,7 +147,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
         return 0
     live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,
-                 consensus=rule, live=live, features=args.features, blind=args.blind)  # fmt: skip
+                 consensus=rule, live=live, features=args.features, blind=args.blind,
+                 public_url=args.public_url)  # fmt: skip
     return 0
 
 
@@ -278,6 +279,10 @@ def add_relabel_commands(sub: Any) -> None:
                     "generated and printed when binding beyond loopback without one. The printed URL carries it "
                     "after '#', which a browser never sends; scripts send it as header X-Labeltrace-Token "
                     "(never in a URL)")
+    rv.add_argument("--public-url", metavar="URL",
+                    help="the address reviewers open behind a reverse proxy (https://HOST/labeltrace/): the printed "
+                    "link is this one, with the token, instead of the server's own address, which only the proxy "
+                    "reaches")
     rv.add_argument("--reviewer", help="reviewer name recorded with each decision")
     rv.add_argument("--agree", type=int, metavar="R",
                     help="agreeing reviews a sample needs, and more than any other label has (a tie waits for "

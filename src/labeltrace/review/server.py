@@ -10,7 +10,7 @@ import socket
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from fastapi import FastAPI
 
@@ -38,6 +38,7 @@ def serve(
     live: LiveConfig | None = None,
     features: str | os.PathLike[str] | None = None,
     blind: BlindMode | None = None,
+    public_url: str | None = None,
 ) -> None:
     """Run the review app with uvicorn until interrupted.
 
@@ -47,9 +48,13 @@ def serve(
     host. The URL to open (with the token in its fragment, ``#token=``, which the browser keeps
     to itself) is printed once the port is taken; ``port`` 0 takes a
     free one. A port that cannot be taken (in use) is an ``OSError`` naming it, raised before
-    anything is printed or stored (the consensus rule).
+    anything is printed or stored (the consensus rule). ``public_url``: the address reviewers open
+    behind a reverse proxy (``https://host/labeltrace/``), printed with the token instead of the
+    server's own, which only the proxy reaches (an ``http(s)://`` URL without a query or fragment,
+    else ``ValueError``).
     """
     token = check_token(token)
+    public = None if public_url is None else check_public_url(public_url)
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
     # the port first: one in use is an error before any URL is printed, or the rule stored (--agree)
@@ -65,8 +70,10 @@ def serve(
     shown = f"[{name}]" if ":" in name else name
     # the token in the fragment: a browser never sends it (no proxy's log, no Referer); the page
     # reads it there, sends it as a header and takes it out of the address bar
-    url = f"http://{shown}:{port}/" + (f"#token={quote(token, safe='')}" if token else "")
-    print(f"labeltrace review of {Path(run_dir).resolve()}\nopen {url}", flush=True)
+    here = f"http://{shown}:{port}/"
+    url = (public or here) + (f"#token={quote(token, safe='')}" if token else "")
+    print(f"labeltrace review of {Path(run_dir).resolve()}\nopen {url}"
+          + (f"  (through the proxy; the server itself listens on {here})" if public else ""), flush=True)
     if not is_loopback(host):
         print(f"warning: the review server listens on {host or 'every interface'}, reachable from other "
               "machines over plain HTTP, where the token and the images can be read on the way; for "
@@ -90,6 +97,21 @@ def serve(
     if blind is None:  # the page's context (features, neighbours) built while the reviewer opens the page,
         warm_context(st.context)  # not inside the first request (minutes at 100k images without an embedding)
     _run(app, sock, host=host, port=port, log_level=log_level)
+
+
+def check_public_url(url: str) -> str:
+    """``url`` (``--public-url``) as the printed link's base, with a slash at the end of its path
+    (the page asks for ``api/...`` beside itself); not an ``http(s)://HOST/...`` address, or one with a
+    query or fragment of its own: ``ValueError``."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"--public-url must be an http:// or https:// address with a host, e.g. "
+                         f"https://example.org/labeltrace/, got {url!r}")  # fmt: skip
+    if parts.query or parts.fragment or url.strip().endswith(("?", "#")):
+        raise ValueError(f"--public-url takes no query or fragment (the token goes in the printed link's own "
+                         f"fragment), got {url!r}")  # fmt: skip
+    path = parts.path if parts.path.endswith("/") else f"{parts.path}/"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 def warm_context(context: Any) -> threading.Thread:

@@ -128,3 +128,22 @@ def test_an_old_query_token_link_still_opens_the_page_and_the_address_bar_loses_
         fresh.goto(f"{base}{PREFIX}/")
         expect(fresh.locator("#status")).to_contain_text("needs its access token")
         fresh.close()
+
+
+def test_the_printed_link_opened_in_a_tab_already_on_the_page_takes_its_token(tmp_path: Path, browser: object) -> None:
+    # the page said "open the link `labeltrace review` printed" (no token, or the server restarted
+    # with another one); the link differs from the address bar only in its fragment, so opening it
+    # in the same tab is a same-document navigation: no load, only a hashchange
+    rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=33)
+    for base in serve(create_app(rd, token=TOKEN)):
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(f"{base}/?reviewer=ada")
+        expect(page.locator("#status")).to_contain_text("needs its access token")
+        page.goto(f"{base}/?reviewer=ada#token={QUOTED}")  # pasted into the address bar
+        expect(page.locator("#position")).to_have_text(f"1 / {N}")
+        assert "token" not in page.url
+        _loaded(page, "#image")
+        page.keyboard.press("2")
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")
+        assert [r[2] for r in decision_rows(rd)] == ["dog"]
+        page.close()

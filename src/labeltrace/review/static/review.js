@@ -47,6 +47,12 @@
       return given || sessionStorage.getItem(TOKEN_KEY) || "";
     } catch (e) { return given; } // private mode: the token of this load only
   })();
+  // the printed link opened in a tab already on the page (told to open it: no token, or a server
+  // restarted with another one) differs from the address bar only in its fragment: the browser
+  // does not load the page again, it only fires hashchange. Load it again: the load reads it
+  addEventListener("hashchange", () => {
+    if (new URLSearchParams(location.hash.replace(/^#/, "")).has("token")) location.reload();
+  });
   const NO_TOKEN = "this review server needs its access token: open the link `labeltrace review` printed " +
     "(it ends in #token=...)";
   const BAD_TOKEN = "the review server refused this page's access token (restarted with another one?): open " +

@@ -157,11 +157,33 @@ def test_copies_join_the_groups_of_a_user() -> None:
     assert np.array_equal(after[rest], before[rest])
 
 
-def test_copies_that_would_hold_out_a_class_are_refused() -> None:
-    y = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
-    copies = np.array([0, 0, 0, -1, -1, -1, -1, -1, -1, -1])  # class 0 is one image three times
-    with pytest.raises(ValueError, match="holds out every image of class 0"):
-        stratified_folds(y, 2, seed=0, copies=copies)
+def test_copies_that_would_hold_out_a_class_stay_apart_and_are_named() -> None:
+    """A class that is one image three times: in one fold, its model would never see the class, and
+    no number of folds helps; it was refused, and the scan with it (of data it had scanned before).
+    Those copies stay where they were, with a warning; the other copies are kept together."""
+    y = np.array([0, 0, 0] + [1] * 20)
+    copies = np.full(23, -1)
+    copies[[0, 1, 2]] = 0  # class 0 is one image three times
+    copies[[3, 20]] = 1
+    for fn in (lambda c: stratified_folds(y, 2, seed=0, copies=c), lambda c: fold_ids(y, n_folds=2, seed=0, copies=c)):
+        before = fn(None)
+        with pytest.warns(UserWarning, match=r"1 set of exact copies left in different folds.*sample ids 0\+1\+2"):
+            after = fn(copies)
+        assert np.array_equal(after[[0, 1, 2]], before[[0, 1, 2]]) and np.unique(after[[0, 1, 2]]).size == 2
+        assert after[3] == after[20] == before[3]
+
+
+def test_a_class_smaller_than_the_folds_does_not_stop_copies_elsewhere() -> None:
+    """The K-fold probabilities take a class with fewer samples than folds (one: its fold holds it
+    out whole, as scikit-learn's split does); a pair of copies elsewhere had the split refused."""
+    y = np.array([0] * 10 + [1] * 10 + [2])
+    copies = np.full(21, -1)
+    copies[[0, 5]] = 0
+    with pytest.warns(UserWarning, match="least populated class"):  # scikit-learn's, about class 2
+        before, after = fold_ids(y, n_folds=3, seed=0), fold_ids(y, n_folds=3, seed=0, copies=copies)
+    assert after[0] == after[5] == before[0]
+    alone = copies < 0
+    assert np.array_equal(after[alone], before[alone])
 
 
 def test_the_recording_fingerprint_names_copies_only_where_there_are_some() -> None:
@@ -203,7 +225,8 @@ def test_a_scan_lists_the_copies_and_keeps_them_in_one_fold(tmp_path: Path, caps
     text = summary_text(out)
     line = [ln for ln in text.splitlines() if ln.startswith("exact copies:")]
     assert line == ["exact copies: 2 images are a copy of another (2 groups of identical pixels, 4 images; the folds "
-                    "keep each group in one fold); 2 groups carry different labels — at least one label of each is "
+                    "keep each group in one fold, unless that leaves a fold no image of a class to train on: the scan's "
+                    "warning names those); 2 groups carry different labels — at least one label of each is "
                     "wrong (duplicates.csv)"]  # fmt: skip
     err = capsys.readouterr().err
     assert "4 images are exact copies (identical pixels) filed under different labels" in err

@@ -78,7 +78,8 @@ def duplicates_text(meta: dict) -> str:
     folds = (meta.get("protocol") or {}).get("kind") in ("crossfit", "k-fold")
     text = (f"exact copies: {int(d['copies']):,} images are a copy of another ({g:,} group{'s' if g > 1 else ''} of "
             f"identical pixels, {int(d['images_in_groups']):,} images"
-            + ("; the folds keep each group in one fold" if folds else "") + "); ")
+            + ("; the folds keep each group in one fold, unless that leaves a fold no image of a class to train "
+               "on: the scan's warning names those" if folds else "") + "); ")
     text += (f"{c:,} group{'s carry' if c > 1 else ' carries'} different labels — at least one label of each is wrong"
              if c else "none carries different labels")
     return text + f" ({rundir.DUPLICATES_CSV})"

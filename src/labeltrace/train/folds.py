@@ -54,8 +54,11 @@ def keep_together(folds: np.ndarray, labels: np.ndarray, n_folds: int, copies: n
     with the whole ``groups`` group it belongs to, into the fold of the first sample of its
     connected set — the union of both groupings: two patients one of whose images is a copy of the
     other's share a fold. Every sample outside such a set keeps its fold, so data without copies
-    gets the folds it had (``folds`` itself is returned when ``copies`` holds none). Refused, as
-    :func:`grouped_folds` refuses, when the move leaves a fold empty or a class held out whole."""
+    gets the folds it had (``folds`` itself is returned when ``copies`` holds none). A set whose move
+    would empty a fold, or leave a fold with no image of a class to train on that it had before (a
+    class whose images are all copies of one image), stays where it was — its copies then back each
+    other's label, as they did before copies were looked for — and a ``UserWarning`` names it (a
+    class that is one image copied: no number of folds could keep it together)."""
     c = None if copies is None else np.asarray(copies, dtype=np.int64).reshape(-1)
     if c is None or not (c >= 0).any():
         return folds
@@ -79,17 +82,35 @@ def keep_together(folds: np.ndarray, labels: np.ndarray, n_folds: int, copies: n
     comp = comp[:n]
     _, first = np.unique(comp, return_index=True)  # the first sample of each connected set
     rank = np.unique(comp, return_inverse=True)[1].reshape(-1)
-    moved = folds[first[rank]].astype(np.int64)
-    sizes = np.bincount(moved, minlength=n_folds)
-    if (sizes == 0).any():
-        raise ValueError(f"with exact copies kept in one fold the folds hold {sizes.tolist()} samples: fewer folds")
-    classes = np.unique(y)
-    for f in range(n_folds):  # as grouped_folds: a class a fold holds out whole is never trained on there
-        missing = np.setdiff1d(classes, y[moved != f])
-        if missing.size:
-            raise ValueError(f"with exact copies kept in one fold, fold {f} holds out every image of class "
-                             f"{missing[0]}: its model would never see that class; fewer folds")  # fmt: skip
+    base = np.asarray(folds, dtype=np.int64)
+    target = base[first[rank]]
+    apart = np.zeros(first.size, dtype=bool)  # the sets left where they were
+    held_before = _held_out_whole(base, y, n_folds)
+    while True:
+        moved = np.where(apart[rank], base, target)
+        went = moved != base
+        bad = np.zeros(first.size, dtype=bool)
+        for empty in np.flatnonzero(np.bincount(moved, minlength=n_folds) == 0).tolist():
+            bad[rank[went & (base == empty)]] = True  # the sets that emptied fold f
+        for f, cls in _held_out_whole(moved, y, n_folds) - held_before:
+            bad[rank[went & (moved == f) & (y == cls)]] = True  # the sets that took class c's last images into f
+        if not bad.any():
+            break
+        apart |= bad
+    if apart.any():
+        sets = [np.flatnonzero(rank == r) for r in np.flatnonzero(apart)]
+        warnings.warn(f"{len(sets)} set{'s' if len(sets) > 1 else ''} of exact copies left in different folds (in "
+                      "one fold they would leave a fold empty, or without any image of a class to train on): each copy backs its twin's label; sample ids "
+                      + listing("+".join(str(i) for i in m.tolist()) for m in sets), UserWarning, stacklevel=2)
     return moved
+
+
+def _held_out_whole(folds: np.ndarray, labels: np.ndarray, n_folds: int) -> set[tuple[int, int]]:
+    """``(fold, class)`` pairs where the fold holds every image of the class (its model never sees it)."""
+    out = set()
+    for f in range(n_folds):
+        out |= {(f, int(c)) for c in np.setdiff1d(np.unique(labels), labels[folds != f]).tolist()}
+    return out
 
 
 def fold_ids(labels: Any, *, n_folds: int = 5, seed: int = 0, groups: Sequence[str] | None = None,

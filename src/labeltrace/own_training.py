@@ -81,7 +81,8 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
     (review decisions about the same samples and classes are kept); writing the same recording
     again rewrites the results.
     """
-    from labeltrace.scan import ScanResult, known_truth, known_truth_info
+    from labeltrace.scan import ScanResult
+    from labeltrace.scan_labels import known_truth, known_truth_info
     from labeltrace.scan_outputs import write_results
 
     t_start = time.perf_counter()

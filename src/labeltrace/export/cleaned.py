@@ -7,7 +7,8 @@ Written in the format the dataset came in:
   decided (written as a class name or a class id, whichever that row used) and two new columns
   ``review_decision, review_status`` (a manifest cleaned and reviewed before keeps that round's
   as ``review_decision_1, review_status_1``, the next round's as ``_2`` ...). A relabelled
-  sample whose row is gone (removed, or its path or id renamed) is refused, naming it;
+  sample whose row is gone (removed, or its path or id renamed) is refused, naming it
+  (:mod:`labeltrace.export.cleaned_manifest`);
 * **folder**: a CSV with columns ``path, label, review_decision, review_status`` (paths relative
   to the data root, labels as class names);
 * anything else (arrays): a ``.npy`` of int64 label ids plus a CSV beside it with
@@ -39,15 +40,12 @@ demo; ``labeltrace export RUN --to csv`` lists its decisions beside the given an
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from labeltrace import rundir
 from labeltrace._checks import listing
@@ -59,6 +57,12 @@ from labeltrace._io import (
     write_table,
 )
 from labeltrace.data.validate import is_missing, marker_set
+from labeltrace.export.cleaned_manifest import (
+    DECISION_COLUMN,
+    STATUS_COLUMN,
+    check_out,
+    manifest_labels,
+)
 from labeltrace.export.excluded import excluded_path, excluded_table, excluded_text
 from labeltrace.relabel.decisions import Decision
 from labeltrace.relabel.runstore import open_store, set_aside_text
@@ -68,144 +72,6 @@ from labeltrace.rundir import REVIEWS_DB, Run, atomic_write, open_run
 
 __all__ = ["DECISION_COLUMN", "STATUS_COLUMN", "classes_path", "export_labels", "missing_like_labels",
            "unresolved_path"]
-
-DECISION_COLUMN = "review_decision"
-STATUS_COLUMN = "review_status"
-_ADDED = (DECISION_COLUMN, STATUS_COLUMN)
-
-
-def _check_out(out: Path, allowed: tuple[str, ...], what: str) -> None:
-    if out.suffix.lower() not in allowed:
-        raise ValueError(
-            f"{out}: the cleaned labels of {what} are written as {' or '.join(allowed)}"
-        )
-
-
-def _manifest(run: Run, out: Path | None, final: np.ndarray, decision: np.ndarray,
-              status: np.ndarray) -> Path:  # fmt: skip
-    data = run.meta["data"]
-    src = Path(data["source"])
-    label_col = data.get("label_column", "label")
-    path_col = data.get("path_column", "path")
-    id_col = data.get("id_column")
-    suffix = src.suffix.lower()
-    out = out if out is not None else run.path / f"{rundir.CLEANED}{src.suffix}"
-    _check_out(out, (suffix,), f"a {suffix} manifest")
-    if out.resolve() == src.resolve():
-        raise ValueError(f"{out} is the original manifest; write the cleaned labels elsewhere")
-    if not src.is_file():
-        raise ValueError(f"the run's manifest {src} is missing")
-    ext = [str(v) for v in run.column("external_id")]
-    sample_of = {e: i for i, e in enumerate(ext)}
-    classes = run.classes
-    given = run.column("given_label_id").astype(np.int64)
-
-    def key(row_id: object, row_path: object) -> str:
-        return str(row_id).strip() if id_col else Path(str(row_path).strip()).as_posix()
-
-    matched = np.zeros(len(ext), dtype=bool)
-
-    def check_all_matched() -> None:
-        """Refuse when a relabelled sample has no row left: its new label would be lost (an excluded
-        one's row is left out anyway)."""
-        lost = np.flatnonzero((final != given) & (final >= 0) & ~matched)
-        if lost.size:
-            names = listing(f"{i} ({ext[i]})" for i in lost.tolist())
-            raise ValueError(
-                f"{src}: no row for the relabelled sample(s) {names}; the manifest changed since "
-                "the scan (rows removed, or paths / ids renamed), and their new labels would be lost"
-            )
-
-    def relabel(k: int, value: object, i: int) -> object:
-        """The new label of manifest row ``k`` (sample ``i``) in that row's own representation."""
-        v = value.strip() if isinstance(value, str) else value
-        if isinstance(v, str) and v == classes[given[i]]:
-            return classes[final[i]]
-        try:
-            as_id = int(v)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            as_id = None
-        if as_id is not None and as_id == given[i]:
-            return int(final[i]) if not isinstance(value, str) else str(int(final[i]))
-        raise ValueError(
-            f"{src}: row {k + 1} label {value!r} does not match sample {i}'s given label "
-            f"{classes[given[i]]!r} (id {given[i]}); the manifest changed since the scan"
-        )
-
-    if suffix in (".parquet", ".pq"):
-        t = pq.read_table(src)
-        t = t.rename_columns(_kept_rounds(t.column_names))
-        labels = t.column(label_col).to_pylist()
-        ids = t.column(id_col).to_pylist() if id_col else [None] * t.num_rows
-        paths = t.column(path_col).to_pylist()
-        dec: list[str | None] = [None] * t.num_rows
-        stat: list[str | None] = [None] * t.num_rows
-        kept = np.ones(t.num_rows, dtype=bool)
-        for k in range(t.num_rows):
-            i = sample_of.get(key(ids[k], paths[k]))
-            if i is not None:
-                matched[i] = True
-            if i is not None and final[i] < 0:  # excluded as of no class: its row is left out
-                kept[k] = False
-            elif i is not None and decision[i]:
-                labels[k] = relabel(k, labels[k], i)
-                dec[k], stat[k] = str(decision[i]), str(status[i])
-        check_all_matched()
-        col = pa.array(labels, type=t.schema.field(label_col).type)
-        t = t.set_column(t.column_names.index(label_col), t.schema.field(label_col), col)
-        t = t.append_column(DECISION_COLUMN, pa.array(dec, pa.string()))
-        t = t.append_column(STATUS_COLUMN, pa.array(stat, pa.string())).filter(pa.array(kept))
-        return atomic_write(out, lambda fh: pq.write_table(t, fh))
-
-    raw = src.read_bytes()
-    bom = raw.startswith(b"\xef\xbb\xbf")
-    text = raw.decode("utf-8-sig")
-    delim = "\t" if suffix == ".tsv" else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-    rows = list(reader)
-    if not rows:
-        raise ValueError(f"{src} is empty")
-    header = _kept_rounds(rows[0])
-    for c in (label_col, path_col) + ((id_col,) if id_col else ()):
-        if c not in header:
-            raise ValueError(f"{src}: missing column {c!r}; columns are {header}")
-    li, pi = header.index(label_col), header.index(path_col)
-    ii = header.index(id_col) if id_col else None
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf, delimiter=delim, lineterminator="\r\n" if "\r\n" in text else "\n")
-    w.writerow(header + list(_ADDED))
-    for k, row in enumerate(rows[1:]):
-        if not any(cell.strip() for cell in row):
-            w.writerow(row)
-            continue
-        row = row + [""] * (len(header) - len(row))
-        i = sample_of.get(key(row[ii] if ii is not None else None, row[pi]))
-        d = st = ""
-        if i is not None:
-            matched[i] = True
-        if i is not None and final[i] < 0:  # excluded as of no class: its row is left out
-            continue
-        if i is not None and decision[i]:
-            row[li] = str(relabel(k, row[li], i))
-            d, st = str(decision[i]), str(status[i])
-        w.writerow(row + [d, st])
-    check_all_matched()
-    payload = (b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode("utf-8")
-    return atomic_write_bytes(out, payload)
-
-
-def _kept_rounds(columns: list[str]) -> list[str]:
-    """The manifest's columns with an earlier review round's ``review_decision`` / ``review_status``
-    (a cleaned manifest scanned and reviewed again) renamed ``review_decision_1``, ``_2``, ... (the
-    first free number), so that the new round's columns are added and that round's kept."""
-    taken = [c for c in _ADDED if c in columns]
-    if not taken:
-        return columns
-    n = 1
-    while any(f"{c}_{n}" in columns for c in _ADDED):
-        n += 1
-    return [f"{c}_{n}" if c in _ADDED else c for c in columns]
-
 
 def _csv_table(table: pa.Table, out: Path) -> Path:
     import pyarrow.csv as pacsv
@@ -377,20 +243,20 @@ def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
     final, decision, status = v.final, v.decision_text(run.classes), v.status_text()
     kind = run.meta["data"].get("kind")
     if kind == "manifest" and run.meta["data"].get("source"):
-        return _manifest(run, outp, final, decision, status)
+        return manifest_labels(run, outp, final, decision, status)
     names = np.asarray([*run.classes, None], dtype=object)[final]  # -1 (excluded): no name
     dec_col = pa.array(decision.tolist(), pa.string())
     stat_col = pa.array(status.tolist(), pa.string())
     if kind == "folder" or _image_files(run):
         outp = outp or run.path / f"{rundir.CLEANED}.csv"
-        _check_out(outp, (".csv",), "a folder dataset")
+        check_out(outp, (".csv",), "a folder dataset")
         cols = {"path": run.samples.column("path"), "label": pa.array(names.tolist(), pa.string())}
         if "group" in run.samples.column_names:  # --group-by-folder: the rescan reads them as --group-column group
             cols["group"] = run.samples.column("group")
         t = pa.table({**cols, DECISION_COLUMN: dec_col, STATUS_COLUMN: stat_col})
         return _csv_table(t.filter(pa.array(~v.excluded)), outp)  # an excluded sample's row left out
     outp = outp or run.path / f"{rundir.CLEANED}.npy"
-    _check_out(outp, (".npy", ".csv"), "an array dataset")
+    check_out(outp, (".npy", ".csv"), "an array dataset")
     t = pa.table(
         {
             "id": pa.array(np.arange(run.num_samples, dtype=np.int64)),

@@ -250,3 +250,34 @@ def test_a_scan_of_distinct_images_says_nothing_of_copies(tmp_path: Path) -> Non
     assert run.meta["duplicates"]["groups"] == 0 and "duplicates" not in run.meta["fingerprint"]
     assert "exact copies" not in summary_text(out) and duplicates_text({}) == ""
     assert "Exact copies" not in __import__("labeltrace.report", fromlist=["write_report"]).write_report(out).read_text()
+
+
+def test_a_finished_scan_run_again_does_not_decode_every_image_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copies are looked for in every image's decoded pixels: an extra decoding pass (34 s on
+    CIFAR-10N's 50,000 JPEGs). A scan run again on its finished folder (the results recomputed,
+    nothing trained) redid it every time; the run's own copies are read back while its image files
+    are the ones it scanned (names, sizes, times), and looked for again once one changed."""
+    from labeltrace.data import duplicates as dup
+
+    x, y = _with_copies(40)
+    root = tmp_path / "data"
+    for i, (img, lab) in enumerate(zip(x, y, strict=True)):
+        (root / f"c{lab}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(root / f"c{lab}" / f"{i:03d}.png")
+    calls: list[int] = []
+    real = dup.digest_image
+    monkeypatch.setattr(dup, "digest_image", lambda img: calls.append(1) or real(img))
+    cfg = ScanConfig(epochs=2, folds=2, batch_size=16, seed=0)
+    out = tmp_path / "run"
+    scan(data.from_folder(root), out, cfg, progress=False, log=lambda s: None)
+    assert len(calls) == 40
+    first = rundir.open_run(out).column("duplicate_group").tolist()
+    scan(data.from_folder(root), out, cfg, progress=False, log=lambda s: None)
+    assert len(calls) == 40  # read back, not decoded again
+    assert rundir.open_run(out).column("duplicate_group").tolist() == first
+    img = Image.open(root / "c1" / "003.png")
+    img.putpixel((0, 0), (img.getpixel((0, 0)) + 1) % 256)
+    img.save(root / "c1" / "003.png")  # its copy 030 is a copy no more
+    with pytest.raises(rundir.RunDirConflict):  # another scan's data: looked for again first
+        scan(data.from_folder(root), out, cfg, progress=False, log=lambda s: None)
+    assert len(calls) == 80

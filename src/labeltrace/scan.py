@@ -157,7 +157,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
           log: Callable[[str], None], command: list[str] | None, origin: dict[str, Any] | None,
           true_labels: np.ndarray | None, force: bool) -> ScanResult:  # fmt: skip
     """:func:`scan` in a folder held for it; ``made``: the folder was made for it."""
-    from labeltrace.scan_outputs import write_outputs
+    from labeltrace.scan_outputs import held_copies, write_outputs
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -183,7 +183,11 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
                          "in memory: scan with --no-stream")  # fmt: skip
     t0 = time.perf_counter()
-    copies = _on_writer(d, lambda: dataset_duplicates(ds, workers=config.workers))  # exact copies share a fold
+    def copies_of() -> np.ndarray:  # exact copies share a fold; a finished scan of these files found them
+        held = held_copies(out, ds)
+        return dataset_duplicates(ds, workers=config.workers) if held is None else held
+
+    copies = _on_writer(d, copies_of)
     timings["duplicates"] = time.perf_counter() - t0
     fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size, copies=copies)
     def fits(db: Path) -> bool:  # the review's decisions stay when they are about these images

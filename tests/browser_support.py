@@ -62,3 +62,21 @@ def launch() -> Iterator[object]:
             pytest.skip(f"chromium does not start under playwright: {exc}")
         yield b
         b.close()
+
+
+def open_page(browser: Any, base: str, query: str = "", *, total: int, at: int = 1, **kw: Any) -> Any:
+    """A new page of ``browser`` on the review page at ``base`` (``query`` after its ``/``), once it
+    shows position ``at`` of ``total``; ``kw``: ``browser.new_page``'s (a viewport, a locale ...)."""
+    page = browser.new_page(**kw)
+    page.goto(f"{base}/{query}")
+    expect(page.locator("#position")).to_have_text(f"{at} / {total}")
+    return page
+
+
+def images_loaded(page: Any, selector: str, count: int = 1) -> None:
+    """Wait until ``count`` images matching ``selector`` are decoded (polled: the page's CSP forbids string eval)."""
+    js = f"() => [...document.querySelectorAll({selector!r})].filter((i) => i.complete && i.naturalWidth).length"
+    deadline = time.monotonic() + 15
+    while page.evaluate(js) < count:
+        assert time.monotonic() < deadline, f"{selector} did not load"
+        time.sleep(0.05)

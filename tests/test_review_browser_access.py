@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import decision_rows, expect, launch, serve
+from browser_support import decision_rows, expect, launch, open_page, serve
 from runfactory import make_run
 
 from labeltrace.relabel.order import review_order
@@ -25,10 +25,7 @@ def browser() -> Iterator[object]:
 
 
 def _page(browser: object, base: str, query: str = "?reviewer=ada", at: int = 1, **kw: object) -> object:
-    page = browser.new_page(**kw)  # type: ignore[attr-defined]
-    page.goto(f"{base}/{query}")
-    expect(page.locator("#position")).to_have_text(f"{at} / {N}")
-    return page
+    return open_page(browser, base, query, total=N, at=at, **kw)
 
 
 def _js(page: object, code: str) -> object:

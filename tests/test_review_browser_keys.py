@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import decision_rows, expect, launch, serve
+from browser_support import decision_rows, expect, launch, open_page, serve
 from runfactory import make_run
 
 from labeltrace.relabel.consensus import ConsensusRule
@@ -27,10 +27,7 @@ def browser() -> Iterator[object]:
 
 
 def _page(browser: object, base: str, query: str = "") -> object:
-    page = browser.new_page()  # type: ignore[attr-defined]
-    page.goto(f"{base}/{query}")
-    expect(page.locator("#position")).to_have_text(f"1 / {N}")
-    return page
+    return open_page(browser, base, query, total=N)
 
 
 def test_digit_classes_are_chosen_by_their_own_digit(tmp_path: Path, browser: object) -> None:

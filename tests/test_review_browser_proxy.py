@@ -4,12 +4,11 @@ site's root (404, "could not start"), and its decisions were refused as cross-or
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import decision_rows, expect, launch, serve
+from browser_support import decision_rows, expect, images_loaded, launch, serve
 from proxy_support import PREFIX, behind_proxy
 from runfactory import make_run
 
@@ -24,15 +23,6 @@ def browser() -> Iterator[object]:
     yield from launch()
 
 
-def _loaded(page: object, selector: str, count: int = 1) -> None:
-    """Wait until ``count`` images matching ``selector`` are decoded (polled: the page's CSP forbids string eval)."""
-    js = f"() => [...document.querySelectorAll({selector!r})].filter((i) => i.complete && i.naturalWidth).length"
-    deadline = time.monotonic() + 15
-    while page.evaluate(js) < count:  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, f"{selector} did not load"
-        time.sleep(0.05)
-
-
 def test_the_review_page_works_under_a_proxys_path_prefix(tmp_path: Path, browser: object) -> None:
     rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=21, embedding=True)
     for base in serve(behind_proxy(create_app(rd, token=TOKEN))):
@@ -41,11 +31,11 @@ def test_the_review_page_works_under_a_proxys_path_prefix(tmp_path: Path, browse
         page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         page.goto(f"{base}{PREFIX}/?token={TOKEN}&reviewer=ada")
         expect(page.locator("#position")).to_have_text(f"1 / {N}")
-        _loaded(page, "#image")
+        images_loaded(page, "#image")
         src = page.locator("#image").get_attribute("data-src") or ""  # fetched there, shown as a blob
         assert src.startswith(f"{PREFIX}/api/image/"), src
         expect(page.locator("#trajectory svg")).to_have_count(1)
-        _loaded(page, "#neighbours img", 2)
+        images_loaded(page, "#neighbours img", 2)
         page.keyboard.press("2")  # a key
         expect(page.locator("#position")).to_have_text(f"2 / {N}")
         page.locator(".cls", has_text="fox").click()  # a click

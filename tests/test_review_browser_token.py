@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import decision_rows, expect, launch, serve
+from browser_support import decision_rows, expect, images_loaded, launch, serve
 from proxy_support import PREFIX, behind_proxy
 from runfactory import make_run
 
@@ -33,15 +33,6 @@ COUNT_URLS = """(() => {
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     yield from launch()
-
-
-def _loaded(page: object, selector: str, count: int = 1) -> None:
-    """Wait until ``count`` images matching ``selector`` are decoded (polled: the page's CSP forbids string eval)."""
-    js = f"() => [...document.querySelectorAll({selector!r})].filter((i) => i.complete && i.naturalWidth).length"
-    deadline = time.monotonic() + 15
-    while page.evaluate(js) < count:  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, f"{selector} did not load"
-        time.sleep(0.05)
 
 
 def _leaks(log: list[str]) -> list[str]:
@@ -72,11 +63,11 @@ def test_a_review_through_a_proxy_never_puts_the_token_in_a_url(tmp_path: Path, 
         page.goto(f"{base}{PREFIX}/?reviewer=ada#token={QUOTED}")  # as `labeltrace review` prints it
         expect(page.locator("#position")).to_have_text(f"1 / {N}")
         assert page.url == f"{base}{PREFIX}/?reviewer=ada"  # out of the address bar (and history)
-        _loaded(page, "#image")
-        _loaded(page, "#neighbours img", 2)  # thumbnails
+        images_loaded(page, "#image")
+        images_loaded(page, "#neighbours img", 2)  # thumbnails
         page.locator("[data-zoom='4']").click()  # the full-resolution image
         expect(page.locator("#image")).to_have_attribute("data-src", re.compile(rf"^{PREFIX}/api/image/\d+\?full=true$"))
-        _loaded(page, "#image")
+        images_loaded(page, "#image")
         page.keyboard.press("2")
         expect(page.locator("#position")).to_have_text(f"2 / {N}")
         page.locator(".cls", has_text="fox").click()
@@ -87,12 +78,12 @@ def test_a_review_through_a_proxy_never_puts_the_token_in_a_url(tmp_path: Path, 
             page.keyboard.press("ArrowLeft")
             page.keyboard.press("ArrowRight")
         expect(page.locator("#position")).to_have_text(f"4 / {N}")
-        _loaded(page, "#image")
-        _loaded(page, "#neighbours img", 2)
+        images_loaded(page, "#image")
+        images_loaded(page, "#neighbours img", 2)
         _object_urls_all_shown(page)
         page.reload()  # the tab keeps its token
         expect(page.locator("#position")).to_have_text(f"4 / {N}")
-        _loaded(page, "#image")
+        images_loaded(page, "#image")
         page.keyboard.press("1")
         expect(page.locator("#position")).to_have_text(f"5 / {N}")
         assert [r[2] for r in decision_rows(rd) if r[1] == "label"] == ["dog", "fox", "cat"]
@@ -113,12 +104,12 @@ def test_an_old_query_token_link_still_opens_the_page_and_the_address_bar_loses_
         page.goto(f"{base}{PREFIX}/?token={QUOTED}&reviewer=ada&pos=2")  # printed by an older version
         expect(page.locator("#position")).to_have_text(f"3 / {N}")
         assert page.url == f"{base}{PREFIX}/?reviewer=ada&pos=2"
-        _loaded(page, "#image")
+        images_loaded(page, "#image")
         page.keyboard.press("2")
         expect(page.locator("#position")).to_have_text(f"4 / {N}")
         page.reload()
         expect(page.locator("#position")).to_have_text(f"3 / {N}")
-        _loaded(page, "#image")
+        images_loaded(page, "#image")
         # the link's own load carried it (its one request): none of the page's since
         assert _leaks(log) == [f"{PREFIX}/?token={QUOTED}&reviewer=ada&pos=2"], _leaks(log)
         assert [r[2] for r in decision_rows(rd)] == ["dog"]
@@ -142,7 +133,7 @@ def test_the_printed_link_opened_in_a_tab_already_on_the_page_takes_its_token(tm
         page.goto(f"{base}/?reviewer=ada#token={QUOTED}")  # pasted into the address bar
         expect(page.locator("#position")).to_have_text(f"1 / {N}")
         assert "token" not in page.url
-        _loaded(page, "#image")
+        images_loaded(page, "#image")
         page.keyboard.press("2")
         expect(page.locator("#position")).to_have_text(f"2 / {N}")
         assert [r[2] for r in decision_rows(rd)] == ["dog"]

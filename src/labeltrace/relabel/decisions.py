@@ -22,7 +22,7 @@ stored in ``meta`` (key ``consensus``, :class:`~labeltrace.relabel.consensus.Con
 resolves — see :mod:`labeltrace.relabel.verdicts`.
 
 A format-1 store (written before ``exclude`` existed, its ``CHECK`` refusing the kind) is upgraded
-in place by the first writer that opens it (:data:`~labeltrace.relabel.reviews_sql.UPGRADE`, in
+in place by the first writer that opens it (:func:`~labeltrace.relabel.store_file.upgraded_meta`, in
 the transaction that reads its meta rows: two openers upgrade it once); a store that may only be
 read is read as it is.
 """
@@ -50,7 +50,14 @@ from labeltrace.relabel.reviewers import (
     spelling,
     stored_spelling,
 )
-from labeltrace.relabel.store_file import check_meta, connect, ids_digest, may_write, still_bound
+from labeltrace.relabel.store_file import (
+    check_meta,
+    connect,
+    ids_digest,
+    may_write,
+    still_bound,
+    upgraded_meta,
+)
 
 __all__ = ["KINDS", "Decision", "ReviewStore", "now_iso"]
 
@@ -113,7 +120,8 @@ class ReviewStore:
             con.executescript(SQL.SCHEMA)
             con.execute("BEGIN IMMEDIATE")
             try:
-                rows = self._meta_upgraded(con, digest)
+                rows = upgraded_meta(con, self.path, classes=self.classes, num_samples=self.num_samples,
+                                     digest=digest)  # fmt: skip
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -130,24 +138,6 @@ class ReviewStore:
                 con.execute("INSERT INTO meta (key, value) VALUES ('samples', ?)", (digest,))
             con.execute("COMMIT")
         return rows
-
-    def _meta_upgraded(self, con: sqlite3.Connection, digest: str | None) -> dict[str, str]:
-        """In :meth:`_create`'s transaction: the meta rows, a format-1 store's (one about these
-        classes and samples, never another run's) upgraded to the current format first."""
-        rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        if rows.get("format") != SQL.READABLE[0]:
-            return rows
-        check_meta(self.path, rows, classes=self.classes, num_samples=self.num_samples, digest=digest)
-        counter = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'decisions'").fetchone()
-        for statement in SQL.UPGRADE:
-            con.execute(statement)
-        con.execute("DELETE FROM sqlite_sequence WHERE name IN ('decisions', 'decisions_v2')")
-        top = con.execute("SELECT MAX(seq) FROM decisions").fetchone()[0]
-        last = max([int(x) for x in (counter[0] if counter else None, top) if x is not None], default=None)
-        if last is not None:  # the next seq continues after every seq ever handed out
-            con.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('decisions', ?)", (last,))
-        con.execute("UPDATE meta SET value = ? WHERE key = 'format'", (SQL.FORMAT,))
-        return rows | {"format": SQL.FORMAT}
 
     # ------------------------------------------------------------------ connection
     def _writable(self) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from labeltrace.relabel import reviews_sql as SQL
 
 __all__ = ["StoreReplaced", "bound_to", "check_meta", "connect", "existing_connect", "ids_digest", "may_write",
-           "read_only_connect", "still_bound"]
+           "read_only_connect", "still_bound", "upgraded_meta"]
 
 
 class StoreReplaced(ValueError):
@@ -161,3 +161,26 @@ def bound_to(path: str | os.PathLike[str], *, classes: Sequence[str], ids: Seque
     if kept is None and held_ids is not None:  # an older store: the ids of the scan it was made with
         kept = ids_digest(held_ids)
     return kept == digest
+
+
+def upgraded_meta(con: sqlite3.Connection, path: Path, *, classes: list[str], num_samples: int,
+                  digest: str | None) -> dict[str, str]:  # fmt: skip
+    """In a writer's open transaction (``BEGIN IMMEDIATE``): the file's meta rows, a format-1 store's
+    (one about these ``classes`` and samples, never another run's: :func:`check_meta`) upgraded to
+    the current format first — the decisions table rebuilt with the format-2 ``CHECK``
+    (:data:`~labeltrace.relabel.reviews_sql.UPGRADE`), every row, ``seq`` and index kept, and the
+    ``AUTOINCREMENT`` counter continuing after every ``seq`` ever handed out."""
+    rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    if rows.get("format") != SQL.READABLE[0]:
+        return rows
+    check_meta(path, rows, classes=classes, num_samples=num_samples, digest=digest)
+    counter = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'decisions'").fetchone()
+    for statement in SQL.UPGRADE:
+        con.execute(statement)
+    con.execute("DELETE FROM sqlite_sequence WHERE name IN ('decisions', 'decisions_v2')")
+    top = con.execute("SELECT MAX(seq) FROM decisions").fetchone()[0]
+    last = max([int(x) for x in (counter[0] if counter else None, top) if x is not None], default=None)
+    if last is not None:  # the next seq continues after every seq ever handed out
+        con.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('decisions', ?)", (last,))
+    con.execute("UPDATE meta SET value = ? WHERE key = 'format'", (SQL.FORMAT,))
+    return rows | {"format": SQL.FORMAT}

@@ -226,3 +226,16 @@ def test_quick_arrow_keys_answered_out_of_order_keep_the_hold_on_the_sample_show
     c.get("/api/item/1?reviewer=cy&page=tab-c&seq=1")
     assert c.get("/api/state?reviewer=dee").json()["resume"] == 3  # 2 settled by ada; 3 not held for her
     assert c.get("/api/item/1?reviewer=ada&page=tab-a&seq=-1").status_code == 422
+
+
+def test_a_closing_pages_leave_that_arrives_after_its_reload_leaves_the_new_hold(tmp_path: Path) -> None:
+    """A reload keeps the tab's id: the closing page's leave, arriving after the new page had asked
+    for its sample, dropped the new page's hold."""
+    rd = make_run(tmp_path, n=20, k=3, seed=7)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    c.get("/api/item/0?reviewer=ada&page=tab&seq=100")  # the page before the reload
+    c.get("/api/item/0?reviewer=ada&page=tab&seq=5000")  # the reloaded page, answered first
+    assert c.post("/api/leave", json={"page": "tab", "reviewer": "ada", "seq": 101}).status_code == 204
+    assert c.get("/api/state?reviewer=bob").json()["resume"] == 1  # still held for ada
+    assert c.post("/api/leave", json={"page": "tab", "reviewer": "ada", "seq": 5001}).status_code == 204
+    assert c.get("/api/state?reviewer=bob").json()["resume"] == 0

@@ -27,7 +27,7 @@ in a URL: the page reads it from the printed link's fragment, ``/#token=...``, a
                             progress, and the next position for that reviewer (``reviewer`` is
                             required when the rule asks for more than one agreeing review;
                             ``"kind": "exclude", "decision": "exclude"``: the image is of no class)
-``POST /api/leave``         ``{"page", "reviewer"?}``: that tab was closed — its sample is no
+``POST /api/leave``         ``{"page", "reviewer"?, "seq"?}``: that tab was closed — its sample is no
                             longer held and its place no longer steers a live re-ranking (204)
 ``GET  /api/history/{id}``  every decision ever stored for a sample, oldest first
 ==========================  =================================================================
@@ -350,7 +350,7 @@ def create_app(
     def leave(body: LeaveIn) -> Response:
         # the page's last word as its tab closes (a keepalive fetch on pagehide): its hold and its
         # live place had outlived it by two and ten minutes
-        state.leave(page_name(body.reviewer), body.page)
+        state.leave(page_name(body.reviewer), body.page, body.seq)
         return Response(status_code=204)
 
     @app.get("/api/history/{sample_id}", response_model=None)

@@ -41,6 +41,7 @@ class LeaveIn(BaseModel):
 
     page: Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_PAGE)]
     reviewer: StrictStr | None = None
+    seq: Annotated[StrictInt, Field(ge=0)] | None = None  # the closing page's number: a reload's later one stands
 
 
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}

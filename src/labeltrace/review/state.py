@@ -236,12 +236,16 @@ class ReviewState:
                 self.leases.take(i, reviewer, page)
             return i
 
-    def leave(self, reviewer: str | None, page: str) -> None:
+    def leave(self, reviewer: str | None, page: str, seq: int | None = None) -> None:
         """``reviewer``'s ``page`` (a tab's id) was closed: it neither holds its sample nor steers a
-        live re-ranking any longer."""
-        self.leases.leave(reviewer, page)
-        if self.live is not None:
-            self.live.leave(reviewer, page)
+        live re-ranking any longer — unless a later request of that page id (``seq``, the closing
+        page's number) has come first: a reload's new page, whose hold stands."""
+        with self._show_lock:
+            if not self.leases.latest(reviewer, page, seq):
+                return
+            self.leases.leave(reviewer, page)
+            if self.live is not None:
+                self.live.leave(reviewer, page)
 
     def sync(self) -> None:
         """Pass the decisions to the live queue (a refresh starts when one is due)."""

@@ -816,7 +816,9 @@
   addEventListener("pagehide", () => {
     const headers = { "Content-Type": "application/json" };
     if (token) headers["X-Labeltrace-Token"] = token;
-    const body = JSON.stringify(who() ? { page: PAGE, reviewer: who() } : { page: PAGE });
+    // numbered: should it arrive after a reload's new page (the same id) has asked for its sample,
+    // that later request's hold stands
+    const body = JSON.stringify(Object.assign({ page: PAGE, seq: nextSeq() }, who() ? { reviewer: who() } : {}));
     try { fetch(at("api/leave"), { method: "POST", headers, body, keepalive: true }).catch(() => {}); } catch (e) { /* gone */ }
   });
   // back from the back/forward cache: the sample shown is this tab's again

@@ -281,3 +281,56 @@ def test_a_finished_scan_run_again_does_not_decode_every_image_again(tmp_path: P
     with pytest.raises(rundir.RunDirConflict):  # another scan's data: looked for again first
         scan(data.from_folder(root), out, cfg, progress=False, log=lambda s: None)
     assert len(calls) == 80
+
+
+def test_connected_sets_join_copies_and_a_users_groups() -> None:
+    from labeltrace.data.duplicates import connected_sets, neighbour_groups
+
+    copies = np.array([-1, 0, -1, 0, 1, -1, 1])
+    assert connected_sets(copies).tolist() == [0, 1, 2, 1, 3, 4, 3]
+    patients = ["a", "b", "c", "c", "d", "b", "e"]  # 3 is a copy of 1 and c's; 5 is b's, as 1 is
+    assert connected_sets(copies, patients).tolist() == [0, 1, 1, 1, 2, 1, 2]
+    assert neighbour_groups(None, np.full(7, -1)) is None and neighbour_groups(patients, None) is patients
+    assert neighbour_groups(None, copies) == ("0", "1", "2", "1", "3", "4", "3")
+
+
+def test_a_copy_no_longer_votes_for_its_twins_label_in_the_knn() -> None:
+    """A copy is its twin's nearest neighbour: the kNN vote counted it for the label the two share,
+    as a fold's model that trained on the twin had vouched for it before copies were kept together."""
+    from labeltrace.data.duplicates import neighbour_groups
+    from labeltrace.decide.evidence import Evidence
+
+    rng = np.random.default_rng(3)
+    centres = np.eye(2, 16) * 6
+    y = np.repeat([0, 1], 30)
+    x = centres[y] + rng.normal(size=(60, 16))
+    x[59] = x[58]  # 58 and 59 are one image, both of class 1, both labelled 0
+    given = y.copy()
+    given[[58, 59]] = 0
+    copies = np.full(60, -1)
+    copies[[58, 59]] = 0
+    before = Evidence(given, 2, features=x, knn_k=5).knn_shares()
+    after = Evidence(given, 2, features=x, knn_k=5, groups=neighbour_groups(None, copies)).knn_shares()
+    assert before[58, 0] == pytest.approx(0.2)  # its copy's vote
+    assert after[58, 0] == 0.0 and after[59, 0] == 0.0
+    np.testing.assert_array_equal(np.delete(after, [58, 59], 0), np.delete(before, [58, 59], 0))  # the others' as they were
+    assert Evidence(given, 2, features=x, knn_k=5, groups=neighbour_groups(None, np.full(60, -1))).groups is None
+
+
+def test_a_scan_with_features_leaves_copies_out_of_each_others_neighbours(tmp_path: Path) -> None:
+    from labeltrace.decide import evidence
+
+    x, y = _with_copies(40)
+    seen = {}
+    real = evidence.Evidence.__init__
+
+    def spy(self, *a, **kw):  # type: ignore[no-untyped-def]
+        seen["groups"] = kw.get("groups")
+        real(self, *a, **kw)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(evidence.Evidence, "__init__", spy):
+        _tiny_scan(tmp_path, x, y, "knn")
+    g = list(seen["groups"])
+    assert g[3] == g[30] and g[7] == g[20] and g[3] != g[7] and len(set(g)) == 40 - 2

@@ -25,6 +25,7 @@ from labeltrace import rundir as rd
 from labeltrace._checks import check_finite_float, listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
+from labeltrace.data.duplicates import dataset_duplicates, neighbour_groups
 from labeltrace.data.errors import DataWarning
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import posterior
@@ -105,7 +106,9 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
         warnings.simplefilter("always")
         if paths is None and (note := _order_note(ds)) is not None:
             warnings.warn(note, DataWarning, stacklevel=2)
-        ev = one_run_evidence(dyn, features=features, detector=detector, knn_k=knn_k, groups=ds.groups)
+        copies = dataset_duplicates(ds)  # a copy is its twin's nearest neighbour: the kNN leaves it out
+        ev = one_run_evidence(dyn, features=features, detector=detector, knn_k=knn_k,
+                              groups=neighbour_groups(ds.groups, copies))  # fmt: skip
         det = with_count(detectors.detect(detector, ev))
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -157,7 +160,7 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
             out, ds, rec=recording, ev=ev, det=det, post=post, given=given, truth=given if truth is None else truth,
             noise_info=None if truth is None else known_truth_info(given, truth),
             origin=origin, fingerprint=fp, timings=timings, t_start=t_start, described=described, csv=csv,
-            model=OWN_TRAINING, noted=noted,
+            model=OWN_TRAINING, noted=noted, copies=copies,
         )  # fmt: skip
     return ScanResult(out, table, meta, det, timings)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +25,7 @@ from labeltrace import rundir as rd
 from labeltrace._checks import listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
-from labeltrace.data.duplicates import dataset_duplicates
+from labeltrace.data.duplicates import dataset_duplicates, neighbour_groups
 from labeltrace.decide import count, detectors
 from labeltrace.decide.evidence import Evidence, posterior
 from labeltrace.models.features import FeatureBatches
@@ -90,7 +90,7 @@ def _frozen_features(inputs: Inputs, n: int, log: Callable[[str], None]) -> np.n
 
 def _evidence(rec: Recording | None, inputs: Inputs, given: np.ndarray, k: int, config: ScanConfig,
               cv: Callable[[], np.ndarray] | None, log: Callable[[str], None],
-              groups: tuple[str, ...] | None = None) -> Evidence:  # fmt: skip
+              groups: Sequence[str] | None = None) -> Evidence:  # fmt: skip
     frozen = _frozen_features(inputs, len(given), log)
     feats = frozen if frozen is not None else (rec.embedding if rec is not None else None)
     return Evidence(
@@ -259,7 +259,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
                                                        copies=copies)  # fmt: skip
             rd.atomic_write(p, lambda fh: np.save(fh, probs, allow_pickle=False))
             return probs
-    ev = _evidence(rec, inputs, given, ds.n_classes, config, cv, log, ds.groups)
+    ev = _evidence(rec, inputs, given, ds.n_classes, config, cv, log, neighbour_groups(ds.groups, copies))
     det = detectors.detect(config.detector, ev)  # the chosen detector first: its errors are the user's
     timings["train"] = time.perf_counter() - t0
 

@@ -38,6 +38,7 @@ from labeltrace import __version__
 from labeltrace._io import atomic_write, atomic_write_json, digest
 from labeltrace.bench.config import BenchConfig
 from labeltrace.bench.grid import Cell, DatasetData
+from labeltrace.data.duplicates import neighbour_groups
 from labeltrace.decide import auxiliary, cutoffs, detectors
 from labeltrace.decide.evidence import Evidence, combined_score
 from labeltrace.diagnostics import MOST
@@ -238,7 +239,7 @@ class CellRunner:
             self.given, self.k, in_sample=lambda: self.in_sample().runs, single=lambda: self.single().runs[0],
             held_out=lambda: self.held_out().runs[0],
             cv_probs=lambda: self.cv_probs()[0], features=self.x.numpy() if frozen else features,
-            knn_k=self.cfg.knn_k, features_frozen=frozen,
+            knn_k=self.cfg.knn_k, features_frozen=frozen, groups=neighbour_groups(None, self.copies),
             cost={"in_sample": lambda: (2, sum(self.in_sample().seconds)),
                   "single": lambda: (1, sum(self.single().seconds)),
                   "held_out": lambda: (self.cfg.n_folds, sum(self.held_out().seconds)),

@@ -20,12 +20,15 @@ are decoded in chunks on the loader's threads.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["conflicting_groups", "dataset_duplicates", "digest_image", "duplicate_groups", "find_duplicates",
-           "group_members"]  # fmt: skip
+from labeltrace._checks import group_codes
+
+__all__ = ["conflicting_groups", "connected_sets", "dataset_duplicates", "digest_image", "duplicate_groups",
+           "find_duplicates", "group_members", "neighbour_groups"]  # fmt: skip
 
 DIGEST = 16
 """Bytes of each image's digest."""
@@ -127,3 +130,37 @@ def conflicting_groups(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
     np.minimum.at(lo, g[inside], y[inside])
     np.maximum.at(hi, g[inside], y[inside])
     return lo != hi
+
+
+def connected_sets(copies: np.ndarray, groups: Sequence[str] | None = None) -> np.ndarray:
+    """``(N,)`` int64 set of each sample, ``0..S-1`` numbered by first appearance: samples linked by an
+    exact copy (``copies``, :func:`duplicate_groups`) or by a shared ``groups`` key (a patient) share a
+    set — the union of both groupings (two patients one of whose images is a copy of the other's are
+    one set); a sample linked to none is a set of its own."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    c = np.asarray(copies, dtype=np.int64).reshape(-1)
+    n = c.shape[0]
+    # one node per sample, one per copy group and one per user group; a sample joins its groups' nodes
+    g_codes = group_codes(groups)[1] if groups is not None else np.full(n, -1, dtype=np.int64)
+    n_copy = int(c.max()) + 1 if n and c.max() >= 0 else 0
+    n_user = int(g_codes.max()) + 1 if n and g_codes.max() >= 0 else 0
+    src = np.concatenate([np.flatnonzero(c >= 0), np.flatnonzero(g_codes >= 0)])
+    dst = np.concatenate([n + c[c >= 0], n + n_copy + g_codes[g_codes >= 0]])
+    size = n + n_copy + n_user
+    graph = coo_matrix((np.ones(src.size, dtype=np.int8), (src, dst)), shape=(size, size))
+    comp = connected_components(graph, directed=False)[1][:n]
+    _, first, rank = np.unique(comp, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first, kind="stable"), kind="stable")  # sets by their first sample
+    return order[rank.reshape(-1)].astype(np.int64)
+
+
+def neighbour_groups(groups: Sequence[str] | None, copies: np.ndarray | None) -> Sequence[str] | None:
+    """The groups a kNN vote leaves out of each sample's neighbours: ``groups`` (a patient's other
+    images) joined with its exact copies (:func:`connected_sets`) — a copy is its twin's nearest
+    neighbour and voted for its label, as a fold's model that trained on the twin would. ``groups``
+    itself where there are no copies (the neighbours, and every score read from them, unchanged)."""
+    if copies is None or not (np.asarray(copies) >= 0).any():
+        return groups
+    return tuple(str(s) for s in connected_sets(np.asarray(copies), groups).tolist())

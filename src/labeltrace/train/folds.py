@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from labeltrace._checks import group_codes, listing
+from labeltrace.data.duplicates import connected_sets
 from labeltrace.train.seeds import legacy_seed
 
 __all__ = ["fold_ids", "grouped_folds", "keep_together", "stratified_folds"]
@@ -66,20 +67,7 @@ def keep_together(folds: np.ndarray, labels: np.ndarray, n_folds: int, copies: n
     n = y.shape[0]
     if c.shape[0] != n:
         raise ValueError(f"copies has {c.shape[0]} entries for {n} samples")
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    # one node per sample, one per copy group and one per user group; a sample joins its groups' nodes
-    g_codes = group_codes(groups)[1] if groups is not None else np.full(n, -1, dtype=np.int64)
-    n_copy = int(c.max()) + 1
-    n_user = int(g_codes.max()) + 1 if n else 0
-    edges = [(np.flatnonzero(c >= 0), n + c[c >= 0]), (np.flatnonzero(g_codes >= 0), n + n_copy + g_codes[g_codes >= 0])]
-    src = np.concatenate([e[0] for e in edges])
-    dst = np.concatenate([e[1] for e in edges])
-    size = n + n_copy + max(n_user, 0)
-    graph = coo_matrix((np.ones(src.size, dtype=np.int8), (src, dst)), shape=(size, size))
-    _, comp = connected_components(graph, directed=False)
-    comp = comp[:n]
+    comp = connected_sets(c, groups)
     _, first = np.unique(comp, return_index=True)  # the first sample of each connected set
     rank = np.unique(comp, return_inverse=True)[1].reshape(-1)
     base = np.asarray(folds, dtype=np.int64)

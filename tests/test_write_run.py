@@ -317,7 +317,8 @@ def test_groups_keep_a_twin_from_vouching_for_its_wrong_label(tmp_path: Path) ->
 
     images, given, true = _data()
     twins = np.repeat(np.arange(N), 2)  # each image twice (two views of one patient), same label
-    imgs2, given2 = images[twins], given[twins]
+    imgs2, given2 = images[twins].copy(), given[twins]
+    imgs2[1::2, 0, 0] ^= 1  # the second view differs by a pixel: not an exact copy
     rec = _train(imgs2, given2, epochs=4)
     feats = imgs2.reshape(2 * N, -1).astype(np.float32) + 1.0
     plain = _dataset(imgs2, given2)
@@ -330,6 +331,14 @@ def test_groups_keep_a_twin_from_vouching_for_its_wrong_label(tmp_path: Path) ->
     # the twin, its nearest neighbour with the same wrong label, no longer votes for it
     assert vote_grouped[wrong].mean() < vote_plain[wrong].mean() - 0.05
     assert b.table.column("group").to_pylist()[:2] == ["p0", "p0"] and "group" not in a.table.column_names
+    # exact copies need no groups: the kNN leaves a copy out of its twin's neighbours by itself
+    copies = imgs2.copy()
+    copies[1::2] = copies[::2]
+    c = write_run(_dataset(copies, given2), rec, tmp_path / "copies",
+                  features=copies.reshape(2 * N, -1).astype(np.float32) + 1.0, log=lambda s: None)  # fmt: skip
+    vote_copies = c.table.column("knn_vote").to_numpy()
+    assert vote_copies[wrong].mean() < vote_plain[wrong].mean() - 0.05
+    assert c.table.column("duplicate_group").to_pylist()[:4] == [0, 0, 1, 1]
 
 
 def test_a_run_that_did_not_finish_says_to_write_it_again(tmp_path: Path) -> None:

@@ -1,0 +1,210 @@
+"""Near-duplicate images: likely copies of one photo or scan — re-encoded, resized, shifted by a
+pixel, brighter or darker — that :mod:`labeltrace.data.duplicates` (identical pixels) misses.
+
+Signature: each image to grayscale (BT.601 luma), shrunk to ``SIZE`` x ``SIZE`` by exact area
+averaging (two small matrix products per image, so a whole array shrinks in one vectorised step
+at any size), then standardised to mean 0 and unit norm. Two images are near-copies when the
+cosine of their signatures — the Pearson correlation of their thumbnails — is at least
+``threshold``. Standardising makes the match blind to brightness and contrast; the area average
+makes it blind to compression noise and to a shift of a fraction of a thumbnail cell.
+
+A thumbnail whose pixel standard deviation (in [0, 1] units) is below ``MIN_STD`` is *low
+information* — a blank, a flat grey, a nearly black frame: its standardised signature is mostly
+noise and it is never matched (identical blanks are still exact copies).
+
+Pairs are found by blocks of ``chunk`` rows against all later rows (one ``chunk x N`` product at a
+time, never an ``N x N`` matrix); pairs become groups by connected components, with exact copies
+(when given) joined too. The threshold and floor were chosen by eye on dev data
+(``benchmarks/results/dev-near-duplicates.md``): a near-copy is a likely copy, not a sure one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MIN_STD", "SIZE", "THRESHOLD", "dataset_signatures", "find_near_duplicates", "near_groups",
+           "near_pairs", "signatures"]  # fmt: skip
+
+SIZE = 16
+"""Side of the grayscale thumbnail a signature is made of."""
+THRESHOLD = 0.98
+"""Correlation of two thumbnails from which they are near-copies (dev-near-duplicates.md)."""
+MIN_STD = 0.03
+"""Thumbnail standard deviation (pixel values in [0, 1]) under which an image is never matched."""
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+
+
+def _area(n: int, s: int) -> np.ndarray:
+    """``(s, n)`` exact area-averaging weights from ``n`` pixels to ``s`` cells (rows sum to 1)."""
+    edges = np.arange(s + 1, dtype=np.float64) * (n / s)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    px = np.arange(n, dtype=np.float64)[None, :]
+    overlap = np.clip(np.minimum(hi, px + 1) - np.maximum(lo, px), 0.0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def _gray(x: np.ndarray) -> np.ndarray:
+    """``(N, H, W)`` float64 gray of ``(N, H, W)`` or ``(N, H, W, C)``, ``C`` in {1, 3}."""
+    if x.ndim == 3:
+        return x.astype(np.float64)
+    if x.shape[-1] == 1:
+        return x[..., 0].astype(np.float64)
+    if x.shape[-1] == 3:
+        return x.astype(np.float64) @ _LUMA
+    raise ValueError(f"images must have 1 or 3 channels; got shape {x.shape}")
+
+
+def signatures(
+    images: np.ndarray, size: int = SIZE, min_std: float = MIN_STD
+) -> tuple[np.ndarray, np.ndarray]:
+    """Signatures of a batch of same-sized images, ``(N, H, W)`` or ``(N, H, W, C)`` floats in
+    [0, 1]: ``(N, size*size)`` float32 rows of unit norm (zero for a flat image) and ``(N,)`` bool,
+    whether each may be matched — its thumbnail's standard deviation is at least ``min_std`` and
+    the image is at least ``size`` pixels on each side (an image smaller than its thumbnail, such
+    as an 8 x 8 digit, has too few pixels to tell a copy from a lookalike: dev-near-duplicates.md)."""
+    g = _gray(np.asarray(images))
+    small = np.einsum(
+        "sh,nhw,tw->nst", _area(g.shape[1], size), g, _area(g.shape[2], size), optimize=True
+    )
+    flat = small.reshape(len(small), -1)
+    flat = flat - flat.mean(axis=1, keepdims=True)
+    std = np.sqrt((flat**2).mean(axis=1))
+    norm = np.linalg.norm(flat, axis=1, keepdims=True)
+    sig = np.divide(flat, norm, out=np.zeros_like(flat), where=norm > 0)
+    return sig.astype(np.float32), (std >= min_std) & (min(g.shape[1:3]) >= size)
+
+
+def _to_float(x: np.ndarray, start: int) -> np.ndarray:
+    """A chunk of images (its first sample ``start``) scaled to [0, 1] as the dataset loader
+    does: ``uint8`` / 255, ``uint16`` / 65535, ``bool`` to {0, 1}, floats as they are."""
+    if x.dtype == np.uint8:
+        return x / np.float32(255)
+    if x.dtype == np.uint16:
+        return x / np.float32(65535)
+    if x.dtype == np.bool_ or x.dtype.kind in "iu":
+        bad = (
+            np.flatnonzero(((x < 0) | (x > 1)).reshape(len(x), -1).any(axis=1))
+            if x.dtype.kind in "iu"
+            else []
+        )
+        if len(bad):
+            raise ValueError(f"sample {start + int(bad[0])}: integer pixels outside 0..1 in a {x.dtype} array; "
+                             "pass uint8 (0..255), uint16 or floats in [0, 1]")  # fmt: skip
+        return x.astype(np.float32)
+    if x.dtype.kind != "f":
+        raise TypeError(f"images must be uint8, uint16, bool or float; got {x.dtype}")
+    flat = x.reshape(len(x), -1)
+    bad = np.flatnonzero(~(np.isfinite(flat) & (flat >= 0) & (flat <= 1)).all(axis=1))
+    if len(bad):
+        raise ValueError(f"sample {start + int(bad[0])}: float pixels must be finite and in [0, 1] "
+                         f"(range seen {np.nanmin(flat[bad[0]]):g}..{np.nanmax(flat[bad[0]]):g}; 0..255 stored "
+                         "as float: divide by 255)")  # fmt: skip
+    return x
+
+
+def _batch_signatures(images: np.ndarray, rows: np.ndarray | None, size: int, min_std: float,
+                      chunk: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """:func:`signatures` of an in-memory array (uint8, uint16 or floats in [0, 1]) by chunks of rows."""
+    idx = np.arange(len(images)) if rows is None else np.asarray(rows, dtype=np.int64)
+    parts = [
+        signatures(_to_float(images[idx[a : a + chunk]], a), size, min_std)
+        for a in range(0, len(idx), chunk)
+    ]
+    if not parts:
+        return np.zeros((0, size * size), np.float32), np.zeros(0, bool)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def near_pairs(sig: np.ndarray, informative: np.ndarray, threshold: float = THRESHOLD, *,
+               chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Every pair ``i < j`` of informative rows whose signatures' cosine is at least ``threshold``:
+    ``(i, j, cosine)`` arrays, sorted by ``i`` then ``j``. ``chunk`` rows are compared with all later
+    rows at a time (memory ``chunk x N``)."""
+    keep = np.flatnonzero(np.asarray(informative, dtype=bool))
+    s = np.ascontiguousarray(sig[keep], dtype=np.float32)
+    out_i, out_j, out_c = [], [], []
+    for a in range(0, len(s), chunk):
+        block = s[a : a + chunk] @ s[a:].T  # later rows only: each pair once
+        r, c = np.nonzero(block >= threshold)
+        up = c > r  # c indexes s[a:], r the block: j = a + c, i = a + r
+        r, c = r[up], c[up]
+        out_i.append(keep[a + r])
+        out_j.append(keep[a + c])
+        out_c.append(block[r, c])
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    i, j, cos = (
+        np.concatenate(out_i),
+        np.concatenate(out_j),
+        np.concatenate(out_c).astype(np.float32),
+    )
+    order = np.lexsort((j, i))
+    return i[order].astype(np.int64), j[order].astype(np.int64), cos[order]
+
+
+def near_groups(
+    n: int, i: np.ndarray, j: np.ndarray, exact: np.ndarray | None = None
+) -> np.ndarray:
+    """``(n,)`` int64 group of each sample from near pairs ``(i, j)``: the connected components
+    that hold at least one pair that is not an exact copy (``exact``: ``(n,)`` exact-copy group,
+    ``-1`` alone — those copies join the component too), numbered ``0..G-1`` by first sample;
+    ``-1`` for a sample in no such component."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    ex = np.full(n, -1, np.int64) if exact is None else np.asarray(exact, dtype=np.int64)
+    near = (ex[i] < 0) | (ex[i] != ex[j])  # a pair of exact copies is no near-copy
+    in_ex = np.flatnonzero(ex >= 0)
+    first = np.full(int(ex.max()) + 1 if in_ex.size else 0, n, np.int64)
+    np.minimum.at(first, ex[in_ex], in_ex)
+    a = np.concatenate([i, in_ex])
+    b = np.concatenate([j, first[ex[in_ex]]])
+    _, comp = connected_components(
+        coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False
+    )
+    has_near = np.zeros(comp.max() + 1 if n else 0, bool)
+    has_near[comp[i[near]]] = True
+    firsts = np.full(len(has_near), n, np.int64)
+    np.minimum.at(firsts, comp, np.arange(n))
+    chosen = np.flatnonzero(has_near)
+    number = np.full(len(has_near), -1, np.int64)
+    number[chosen[np.argsort(firsts[chosen], kind="stable")]] = np.arange(len(chosen))
+    return number[comp] if n else np.zeros(0, np.int64)
+
+
+def find_near_duplicates(images: Any, *, threshold: float = THRESHOLD, min_std: float = MIN_STD,
+                         size: int = SIZE, chunk: int = 1024) -> np.ndarray:  # fmt: skip
+    """Groups of near-duplicates (and the exact copies among them) in an ``(N, H, W[, C])`` array of
+    images (uint8, uint16 or floats in [0, 1]): ``(N,)`` int64, see :func:`near_groups`."""
+    from labeltrace.data.duplicates import find_duplicates
+
+    a = np.asarray(images)
+    sig, ok = _batch_signatures(a, None, size, min_std, chunk)
+    i, j, _ = near_pairs(sig, ok, threshold, chunk=chunk)
+    return near_groups(len(a), i, j, find_duplicates(a))
+
+
+def dataset_signatures(ds: Any, *, size: int = SIZE, min_std: float = MIN_STD, workers: int | None = None,
+                       chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """:func:`signatures` of every sample of an :class:`~labeltrace.data.ImageDataset` (source
+    pixels as decoded, each at its own size): an in-memory array by chunks of rows, files
+    ``chunk`` at a time on ``workers`` threads, only the signatures kept."""
+    from labeltrace.data.sources import ArraySource, parallel_map
+
+    src = ds.source
+    if isinstance(src, ArraySource):
+        return _batch_signatures(src.images, src.rows, size, min_std, chunk)
+    sig = np.zeros((len(ds), size * size), np.float32)
+    ok = np.zeros(len(ds), bool)
+    for a in range(0, len(ds), chunk):
+        got = parallel_map(
+            lambda i: signatures(ds.load(i)[None], size, min_std),
+            range(a, min(a + chunk, len(ds))),
+            workers,
+        )
+        for k, (s, m) in enumerate(got):
+            sig[a + k], ok[a + k] = s[0], m[0]
+    return sig, ok

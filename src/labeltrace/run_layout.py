@@ -9,7 +9,7 @@ from pathlib import Path
 from labeltrace.record.recording import RecordingDir
 
 __all__ = [
-    "CLEANED", "CV_PROBS", "DUPLICATES", "DUPLICATES_CSV", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
+    "CLEANED", "CV_PROBS", "DUPLICATES", "DUPLICATES_CSV", "NEAR_DUPLICATES", "NEAR_DUPLICATES_CSV", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT", "IMAGES", "IMAGES_FLAT",
     "IMAGES_INDEX", "IMAGE_FILES", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "OWNED", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
     "MOVED", "OWN_TRAINING", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SCAN_COMMAND", "SAMPLES_CSV", "SAMPLE_COLUMNS", "dynamics_path",
     "in_sample_path", "recording_dir",
@@ -32,6 +32,9 @@ SAMPLES_CSV = "samples.csv"
 #: the groups of exact duplicate images (labeltrace.data.duplicates), written when the data holds any
 DUPLICATES = "duplicates.parquet"
 DUPLICATES_CSV = "duplicates.csv"
+#: the groups of likely copies (labeltrace.data.near_duplicates: re-encoded, resized, edited), written when there are any
+NEAR_DUPLICATES = "near_duplicates.parquet"
+NEAR_DUPLICATES_CSV = "near_duplicates.csv"
 IMAGES = "images.npy"
 #: in-memory images of several sizes: all pixels one after another, and (offset, h, w, c) per image
 IMAGES_FLAT = "images_flat.npy"
@@ -91,7 +94,8 @@ def in_sample_path(run_dir: str | os.PathLike[str], run_index: int) -> Path:
 
 #: what a scan writes into its run directory, and the exports' caches of it (``--force`` removes
 #: these, and only these)
-OWNED = (FINGERPRINT, SCAN_COMMAND, MOVED, RUN_JSON, SAMPLES, SAMPLES_CSV, DUPLICATES, DUPLICATES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, IMAGE_FILES, CV_PROBS, QUEUE,
+OWNED = (FINGERPRINT, SCAN_COMMAND, MOVED, RUN_JSON, SAMPLES, SAMPLES_CSV, DUPLICATES, DUPLICATES_CSV, NEAR_DUPLICATES,
+         NEAR_DUPLICATES_CSV, IMAGES, IMAGES_FLAT, IMAGES_INDEX, IMAGE_FILES, CV_PROBS, QUEUE,
          REVIEW_CONTEXT, RECORDING,
          FIFTYONE_IMAGES, REPORT_HTML, REPORT_PNG, LABELSTUDIO_TASKS, LABELSTUDIO_CONFIG, f"{EXPORT_TABLE}.csv",
          f"{EXPORT_TABLE}.parquet")  # no generic name such as "checkpoints": --force never removes a user's folder

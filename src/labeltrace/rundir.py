@@ -82,6 +82,8 @@ from labeltrace.run_layout import (
     LABELSTUDIO_CONFIG,
     LABELSTUDIO_TASKS,
     MOVED,
+    NEAR_DUPLICATES,
+    NEAR_DUPLICATES_CSV,
     OWN_TRAINING,
     QUEUE,
     RECORDING,
@@ -103,7 +105,7 @@ from labeltrace.run_source import image_source, open_source, source_bits
 
 # the run directory's one import for its callers: the layout's names, the claim and the writers
 __all__ = [
-    "CLEANED", "CV_PROBS", "DUPLICATES", "DUPLICATES_CSV", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT",
+    "CLEANED", "CV_PROBS", "DUPLICATES", "DUPLICATES_CSV", "NEAR_DUPLICATES", "NEAR_DUPLICATES_CSV", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT",
     "IMAGES", "IMAGES_FLAT", "IMAGES_INDEX", "IMAGE_FILES", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
     "MOVED", "OWN_TRAINING", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "scan_mark",
     "atomic_write", "claim", "dynamics_path", "held_column", "held_command", "held_fingerprint", "held_ids", "held_meta", "image_source", "in_sample_path",

@@ -26,6 +26,7 @@ from labeltrace import rundir as rd
 from labeltrace._checks import describe_ids
 from labeltrace.data import ImageDataset
 from labeltrace.data.duplicates import conflicting_groups, dataset_duplicates, group_members
+from labeltrace.data.near_duplicates import THRESHOLD, dataset_near_duplicates
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import Evidence, combined_score
 from labeltrace.decide.ranking import rank_of
@@ -197,6 +198,9 @@ def write_results(
     timings["score"] = time.perf_counter() - t0
     rd.write_table(out / rd.SAMPLES, table)
     duplicates = write_duplicates(out, ds, copies, given)
+    t_near = time.perf_counter()
+    near_duplicates = write_near_duplicates(out, ds, *dataset_near_duplicates(ds, copies), copies, given)
+    timings["near_duplicates"] = time.perf_counter() - t_near
     if csv:
         rd.write_table(out / rd.SAMPLES_CSV, table)
     else:  # an earlier scan's of this run (re-scored without --csv) would not be this table
@@ -229,7 +233,7 @@ def write_results(
         "counts": {"n": N, "flagged": int(det.flagged.sum()),
                    "auxiliary_per_run": [int(r.is_auxiliary.sum()) for r in rec.runs] if rec else []},
         "noise_rate_estimate": noise_rate_est, "contradicted_classes": doubted, "warnings": [*noted, *warned],
-        "identical_files": identical, "duplicates": duplicates,
+        "identical_files": identical, "duplicates": duplicates, "near_duplicates": near_duplicates,
         "noise": noise_info,
         "metrics": report,
     }  # fmt: skip
@@ -281,6 +285,36 @@ def write_duplicates(out: Path, ds: ImageDataset, copies: np.ndarray, given: np.
     rd.write_table(out / rd.DUPLICATES_CSV, table)
     return {"images_in_groups": int(ids.size), "copies": int(ids.size - len(members)), "groups": len(members),
             "conflicting_groups": int(differ.sum()), "table": rd.DUPLICATES}  # fmt: skip
+
+
+def write_near_duplicates(out: Path, ds: ImageDataset, near: np.ndarray, closest: np.ndarray, copies: np.ndarray,
+                          given: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """``near_duplicates.parquet`` and ``.csv`` (one row per member of a group of likely copies,
+    :func:`labeltrace.data.near_duplicates.dataset_near_duplicates`: its group, whether the
+    group's labels differ, its closest cosine within the group, its exact-copy group, the sample's
+    id, external id, path and given label), removed when there are none; returns run.json's
+    ``near_duplicates``. A table of its own: readers of ``duplicates.parquet`` (sure copies) are
+    never handed a likely one."""
+    members = group_members(near)
+    differ = conflicting_groups(near, given)
+    if not members:
+        for name in (rd.NEAR_DUPLICATES, rd.NEAR_DUPLICATES_CSV):
+            (out / name).unlink(missing_ok=True)
+        return {"images_in_groups": 0, "groups": 0, "conflicting_groups": 0, "threshold": THRESHOLD, "table": None}
+    ids = np.concatenate(members)
+    grp = near[ids]
+    classes = list(ds.classes)
+    table = pa.table({
+        "near_group": grp.astype(np.int64), "labels_differ": differ[grp], "group_size": np.bincount(grp)[grp],
+        "closest": closest[ids].astype(np.float64), "duplicate_group": copies[ids].astype(np.int64),
+        "id": ids.astype(np.int64), "external_id": [ds.ids[i] for i in ids.tolist()],
+        "path": [ds.sources[i] for i in ids.tolist()], "given_label": [classes[given[i]] for i in ids.tolist()],
+        "given_label_id": given[ids].astype(np.int64),
+    })  # fmt: skip
+    rd.write_table(out / rd.NEAR_DUPLICATES, table)
+    rd.write_table(out / rd.NEAR_DUPLICATES_CSV, table)
+    return {"images_in_groups": int(ids.size), "groups": len(members), "conflicting_groups": int(differ.sum()),
+            "threshold": THRESHOLD, "table": rd.NEAR_DUPLICATES}  # fmt: skip
 
 
 def _timings(now: dict[str, float], earlier: dict[str, Any]) -> dict[str, float]:

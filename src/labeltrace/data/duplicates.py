@@ -9,7 +9,8 @@ network sees at its working resolution: a duplicate is then a property of the da
 whichever model or resolution scans it, and two different images that only coincide once shrunk
 (two blank frames, two 512 px X-rays at 28 px) are never called copies of each other. Two files
 with the same pixels in other encodings (a PNG saved again, a DICOM under another header) are
-copies; a lossy re-encoding or a resized copy is not (near-duplicates are not looked for).
+copies; a lossy re-encoding or a resized copy is not (:mod:`labeltrace.data.near_duplicates`
+lists those as likely copies).
 
 Each image is reduced to a 16-byte BLAKE2b digest of its shape, dtype and bytes, and the digests are
 grouped with :func:`numpy.unique` on a void view: O(N) digests, one sort, no pairwise loop, and
@@ -67,7 +68,7 @@ def duplicate_groups(digests: np.ndarray) -> np.ndarray:
     return number[inverse]
 
 
-def find_duplicates(images: Any) -> np.ndarray:
+def find_duplicates(images: Any, *, near: bool = False) -> np.ndarray:
     """Groups of exact duplicates among ``images``, an ``(N, ...)`` array (``(N, H, W)``, ``(N, H,
     W, C)``, torch tensors too): ``(N,)`` int64, the group id ``0..G-1`` each copy shares with the
     others of its group (numbered by first appearance), ``-1`` for an image without a copy.
@@ -76,6 +77,12 @@ def find_duplicates(images: Any) -> np.ndarray:
     ``-0.0`` differ). The array is hashed row by row in place: no copy of it is made unless it
     is not C-contiguous (then one row at a time).
 
+    ``near=True``: groups of *near*-copies instead — likely copies re-encoded, resized or made
+    brighter or darker (:mod:`labeltrace.data.near_duplicates`: ``(N, H, W[, C])`` images,
+    uint8, uint16 or floats in [0, 1], each side at least 16 px; the exact copies of a member join
+    its group); a group holds at least one pair that is not an exact copy. A likely copy, not a
+    sure one.
+
     >>> import numpy as np
     >>> x = np.zeros((4, 2, 2), np.uint8); x[1] = 1; x[3] = 1
     >>> find_duplicates(x).tolist()
@@ -83,6 +90,8 @@ def find_duplicates(images: Any) -> np.ndarray:
     """
     from labeltrace._checks import is_tensor
 
+    if not isinstance(near, (bool, np.bool_)):
+        raise TypeError(f"near must be True or False; got {near!r}")
     if is_tensor(images):
         images = images.detach().cpu().numpy()
     a = np.asarray(images)
@@ -91,6 +100,12 @@ def find_duplicates(images: Any) -> np.ndarray:
                         "several sizes? hash each with labeltrace.data.duplicates.digest_image)")  # fmt: skip
     if a.ndim < 2:
         raise ValueError(f"images must be an array of shape (N, ...) with one image per row; got shape {a.shape}")
+    if near:
+        if a.ndim not in (3, 4) or (a.ndim == 4 and a.shape[3] not in (1, 3)):
+            raise ValueError(f"near=True needs images shaped (N, H, W) or (N, H, W, C), C in {{1, 3}}; got {a.shape}")
+        from labeltrace.data.near_duplicates import find_near_duplicates
+
+        return find_near_duplicates(a)
     return duplicate_groups(_digests_of_rows(a))
 
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MIN_STD", "SIZE", "THRESHOLD", "dataset_signatures", "find_near_duplicates", "near_groups",
-           "near_pairs", "signatures"]  # fmt: skip
+__all__ = ["MIN_STD", "SIZE", "THRESHOLD", "closest_in_group", "dataset_near_duplicates", "dataset_signatures",
+           "find_near_duplicates", "near_groups", "near_pairs", "signatures"]  # fmt: skip
 
 SIZE = 16
 """Side of the grayscale thumbnail a signature is made of."""
@@ -33,6 +33,8 @@ THRESHOLD = 0.98
 """Correlation of two thumbnails from which they are near-copies (dev-near-duplicates.md)."""
 MIN_STD = 0.03
 """Thumbnail standard deviation (pixel values in [0, 1]) under which an image is never matched."""
+BLOCK = 1 << 23
+"""Cosines one block of :func:`near_pairs` holds at most."""
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
 
 
@@ -83,15 +85,7 @@ def _to_float(x: np.ndarray, start: int) -> np.ndarray:
         return x / np.float32(255)
     if x.dtype == np.uint16:
         return x / np.float32(65535)
-    if x.dtype == np.bool_ or x.dtype.kind in "iu":
-        bad = (
-            np.flatnonzero(((x < 0) | (x > 1)).reshape(len(x), -1).any(axis=1))
-            if x.dtype.kind in "iu"
-            else []
-        )
-        if len(bad):
-            raise ValueError(f"sample {start + int(bad[0])}: integer pixels outside 0..1 in a {x.dtype} array; "
-                             "pass uint8 (0..255), uint16 or floats in [0, 1]")  # fmt: skip
+    if x.dtype == np.bool_:
         return x.astype(np.float32)
     if x.dtype.kind != "f":
         raise TypeError(f"images must be uint8, uint16, bool or float; got {x.dtype}")
@@ -120,10 +114,12 @@ def _batch_signatures(images: np.ndarray, rows: np.ndarray | None, size: int, mi
 def near_pairs(sig: np.ndarray, informative: np.ndarray, threshold: float = THRESHOLD, *,
                chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Every pair ``i < j`` of informative rows whose signatures' cosine is at least ``threshold``:
-    ``(i, j, cosine)`` arrays, sorted by ``i`` then ``j``. ``chunk`` rows are compared with all later
-    rows at a time (memory ``chunk x N``)."""
+    ``(i, j, cosine)`` arrays, sorted by ``i`` then ``j``. At most ``chunk`` rows are compared with
+    all later rows at a time, fewer where ``N`` is large (a block holds at most ``BLOCK`` cosines:
+    32 MB, whatever ``N``)."""
     keep = np.flatnonzero(np.asarray(informative, dtype=bool))
     s = np.ascontiguousarray(sig[keep], dtype=np.float32)
+    chunk = max(1, min(int(chunk), BLOCK // max(len(s), 1)))
     out_i, out_j, out_c = [], [], []
     for a in range(0, len(s), chunk):
         block = s[a : a + chunk] @ s[a:].T  # later rows only: each pair once
@@ -208,3 +204,26 @@ def dataset_signatures(ds: Any, *, size: int = SIZE, min_std: float = MIN_STD, w
         for k, (s, m) in enumerate(got):
             sig[a + k], ok[a + k] = s[0], m[0]
     return sig, ok
+
+
+def closest_in_group(n: int, i: np.ndarray, j: np.ndarray, cos: np.ndarray, groups: np.ndarray,
+                     exact: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """``(n,)`` float32: each grouped sample's highest cosine with another member of its group
+    (1 for an exact copy), NaN outside the groups."""
+    best = np.full(n, -np.inf, np.float64)
+    np.maximum.at(best, i, cos)
+    np.maximum.at(best, j, cos)
+    if exact is not None:
+        best[np.asarray(exact) >= 0] = 1.0  # an exact group has two members or more
+    return np.where(np.asarray(groups) >= 0, np.minimum(best, 1.0), np.nan).astype(np.float32)
+
+
+def dataset_near_duplicates(ds: Any, exact: np.ndarray | None = None, *, threshold: float = THRESHOLD,
+                            workers: int | None = None, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Near-copy groups of an :class:`~labeltrace.data.ImageDataset` (:func:`near_groups`, with
+    ``exact``, its exact-copy groups, joined in) and each grouped sample's closest cosine
+    (:func:`closest_in_group`)."""
+    sig, ok = dataset_signatures(ds, workers=workers, chunk=chunk)
+    i, j, cos = near_pairs(sig, ok, threshold, chunk=chunk)
+    groups = near_groups(len(sig), i, j, exact)
+    return groups, closest_in_group(len(sig), i, j, cos, groups, exact)

@@ -85,6 +85,21 @@ def duplicates_text(meta: dict) -> str:
     return text + f" ({rundir.DUPLICATES_CSV})"
 
 
+def near_duplicates_text(meta: dict) -> str:
+    """One line on the likely copies (run.json ``near_duplicates``): how many images in how many
+    groups, and how many groups carry different labels; "" without any (and for older runs)."""
+    d = meta.get("near_duplicates") or {}
+    if not d.get("groups"):
+        return ""
+    g, c = int(d["groups"]), int(d.get("conflicting_groups") or 0)
+    text = (f"near-copies: {int(d['images_in_groups']):,} images in {g:,} group{'s' if g > 1 else ''} of likely "
+            f"copies (re-encoded, resized or brighter / darker: thumbnails correlated at {float(d['threshold']):g} "
+            "or more; not kept in one fold); ")
+    text += (f"{c:,} group{'s carry' if c > 1 else ' carries'} different labels — check them: if the images are one, "
+             "a label is wrong" if c else "none carries different labels")
+    return text + f" ({rundir.NEAR_DUPLICATES_CSV})"
+
+
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
     run = rundir.open_run(run_dir)
     m = run.meta
@@ -116,6 +131,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
                  + f"; answering {common!r} for every sample would agree with {base:.1%}")
     if dup := duplicates_text(m):
         lines.append(dup)
+    if near := near_duplicates_text(m):
+        lines.append(near)
     if flagged:
         lines.append(class_text(class_table(run.column("given_label_id").astype("int64"),
                                             run.column("suggested_label_id").astype("int64"),
@@ -151,7 +168,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
             name = name if len(name) <= 28 else "…" + name[-27:]
             lines.append(f"  {rank[i]:>5} {i:>7}  {name:<28} {printable(given[i]):>12} -> "
                          f"{printable(sugg[i]):<12} {prob[i]:5.2f} {score[i]:8.4f}")  # fmt: skip
-    files = [Path(run.path) / name for name in (rundir.SAMPLES, rundir.SAMPLES_CSV, rundir.DUPLICATES_CSV, rundir.RUN_JSON)]
+    names = (rundir.SAMPLES, rundir.SAMPLES_CSV, rundir.DUPLICATES_CSV, rundir.NEAR_DUPLICATES_CSV, rundir.RUN_JSON)
+    files = [Path(run.path) / name for name in names]
     lines.append("files: " + "  ".join(str(f) for f in files if f.exists())
                  + f"  (the HTML report: labeltrace report {run.path})")
     return "\n".join(lines)

@@ -222,3 +222,19 @@ def test_models_hardly_better_than_one_class_are_warned_of_too() -> None:
     assert "(62.5%; within two standard errors on 624 samples, ±3.9%)" in words
     clear = np.r_[np.zeros(30, int), np.ones(204, int), np.ones(390, int)]  # 420 of 624: 67.3 %, beyond 66.4 %
     assert no_better_than_one_class(clear, given, classes) is None
+
+
+def test_models_that_agree_with_every_label_are_not_hardly_better_than_one_class() -> None:
+    """On 5 samples (3 of one class) two standard errors are ±43.8 %, and on 300 with 3 of the other
+    class ±1.1 % over 99 %: models agreeing with every label were said to agree 'hardly more' than
+    answering the common class, though they contradict none."""
+    from labeltrace.diagnostics import no_better_than_one_class, one_class_phrase
+
+    classes = ["a", "b"]
+    for given in (np.array([0, 0, 0, 1, 1]), np.array([0] * 297 + [1] * 3)):
+        assert one_class_phrase(given, given, classes) is None
+        assert no_better_than_one_class(given, given, classes) is None
+    given = np.array([0, 0, 0, 1, 1])
+    words = one_class_phrase(np.array([0, 0, 0, 1, 0]), given, classes)  # 4 of 5: within ±43.8 % still
+    assert words is not None and "hardly more than answering 'a'" in words
+    assert one_class_phrase(np.zeros(5, int), given, classes) is not None  # the common class itself: no more

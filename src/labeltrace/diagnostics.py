@@ -134,11 +134,13 @@ def one_class_phrase(suggested: np.ndarray, given: np.ndarray, classes: list[str
     every sample would (B%...)" when the agreement (:func:`agreement`) is at most the most common
     class's share ``b`` plus two standard errors of that share on these N samples
     (``2·sqrt(b(1 − b)/N)``), else None — what :func:`no_better_than_one_class` and the queue's
-    budget estimate say."""
+    budget estimate say. Models that agree with every label (and so contradict none) are never
+    "hardly more": on a small or lopsided set the margin reaches 100 % (5 samples, 3 of one class:
+    ±43.8 %)."""
     agree, base, common = agreement(suggested, given, classes)
     n = int(np.asarray(given).size)
     noise = 2 * float(np.sqrt(base * (1 - base) / max(n, 1)))
-    if agree > base + noise:
+    if agree > base + noise or agree > base and agree >= 1.0:  # agreeing with every label is never "hardly more"
         return None
     than = (f"no more than answering {common!r} for every sample would ({base:.1%})" if agree <= base else
             f"hardly more than answering {common!r} for every sample would ({base:.1%}; within two standard "

@@ -760,3 +760,19 @@ def test_serve_prints_the_public_url_behind_a_proxy(
     assert capsys.readouterr().out == ""  # refused before anything is printed
     assert main(["review", str(run_dir), "--port", "0", "--token", tok, "--public-url", "https://h.example:8443"]) == 0
     assert f"open https://h.example:8443/#token={tok}  (through" in capsys.readouterr().out
+
+
+def test_the_public_url_is_a_link_a_reviewer_can_open() -> None:
+    """--public-url took a port that is no number ('https://h:abc/', 'https://h:99999/') and an address
+    without a host ('https://:8443/') and printed them as the link; a path with a space printed a
+    link that ends at the space in a terminal; a broken IPv6 address said only 'Invalid IPv6 URL'."""
+    from labeltrace.review.server import check_public_url
+
+    for bad in ("https://h.example:abc/", "https://h.example:99999/", "https://h.example:0/", "https://:8443/",
+                "https://[::1/x/", "https://my host/x/"):
+        with pytest.raises(ValueError, match="--public-url must be an http:// or https:// address"):
+            check_public_url(bad)
+    assert check_public_url("https://h.example/label trace") == "https://h.example/label%20trace/"
+    assert check_public_url("https://h.example/a%20b/é") == "https://h.example/a%20b/%C3%A9/"  # %XX kept
+    assert check_public_url("https://[2001:db8::1]:8443/lt") == "https://[2001:db8::1]:8443/lt/"
+    assert check_public_url(" http://h.example ") == "http://h.example/"

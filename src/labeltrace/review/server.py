@@ -101,16 +101,25 @@ def serve(
 
 def check_public_url(url: str) -> str:
     """``url`` (``--public-url``) as the printed link's base, with a slash at the end of its path
-    (the page asks for ``api/...`` beside itself); not an ``http(s)://HOST/...`` address, or one with a
-    query or fragment of its own: ``ValueError``."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"--public-url must be an http:// or https:// address with a host, e.g. "
-                         f"https://example.org/labeltrace/, got {url!r}")  # fmt: skip
+    (the page asks for ``api/...`` beside itself) and the characters a link cannot hold (a space, a
+    non-ASCII letter) percent-encoded, ``%XX`` kept; not an ``http(s)://HOST[:PORT]/...`` address (no
+    host, a port that is not a number in 1..65535, a broken IPv6 ``[...]``), or one with a query or
+    fragment of its own: ``ValueError``."""
+    bad = "--public-url must be an http:// or https:// address with a host, e.g. https://example.org/labeltrace/"
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port  # a port that is not a number in 0..65535 raises here
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", ...
+        raise ValueError(f"{bad}: {exc}, got {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in parts.netloc):
+        raise ValueError(f"{bad}, got {url!r}")
+    if port == 0:
+        raise ValueError(f"{bad}: its port must be a number in 1..65535, got {url!r}")
     if parts.query or parts.fragment or url.strip().endswith(("?", "#")):
         raise ValueError(f"--public-url takes no query or fragment (the token goes in the printed link's own "
                          f"fragment), got {url!r}")  # fmt: skip
-    path = parts.path if parts.path.endswith("/") else f"{parts.path}/"
+    path = quote(parts.path, safe="/%:@!$&'()*+,;=~")  # a space would end the link in a terminal
+    path = path if path.endswith("/") else f"{path}/"
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 

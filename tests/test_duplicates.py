@@ -334,3 +334,13 @@ def test_a_scan_with_features_leaves_copies_out_of_each_others_neighbours(tmp_pa
         _tiny_scan(tmp_path, x, y, "knn")
     g = list(seen["groups"])
     assert g[3] == g[30] and g[7] == g[20] and g[3] != g[7] and len(set(g)) == 40 - 2
+
+
+def test_copies_with_all_zero_features_say_so() -> None:
+    """Every feature row all zeros (a blank image's embedding), with groups: numpy's 'zero-size array
+    to reduction operation maximum' instead of the kNN's own words."""
+    from labeltrace.decide.evidence import Evidence
+
+    ev = Evidence(np.arange(12) % 2, 2, features=np.zeros((12, 4)), knn_k=3, groups=[str(i // 2) for i in range(12)])
+    with pytest.raises(ValueError, match="features are all zeros for sample ids"):
+        ev.knn_shares()

@@ -224,7 +224,7 @@ def _knn_shares(features: np.ndarray, labels: np.ndarray, num_classes: int, k: i
 
     x = np.asarray(features)
     zero = np.flatnonzero(np.count_nonzero(x, axis=1) == 0) if x.ndim == 2 else np.empty(0, np.int64)
-    if groups is not None:
+    if groups is not None and zero.size < len(labels):  # every row all zeros: said below, in the kNN's words
         keep_g = groups if zero.size == 0 else np.delete(groups, zero)
         largest = int(np.unique(keep_g, return_counts=True)[1].max())
         if len(keep_g) - largest < k:

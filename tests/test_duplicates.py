@@ -6,6 +6,7 @@ the held-out model vouch for the label the two shared (PneumoniaMNIST's train sp
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -334,6 +335,37 @@ def test_a_scan_with_features_leaves_copies_out_of_each_others_neighbours(tmp_pa
         _tiny_scan(tmp_path, x, y, "knn")
     g = list(seen["groups"])
     assert g[3] == g[30] and g[7] == g[20] and g[3] != g[7] and len(set(g)) == 40 - 2
+
+
+def test_copies_too_many_to_leave_out_stay_neighbours_and_are_named() -> None:
+    """25 copies of one blank frame among 30 images left 5 neighbours outside their set: every
+    sample's kNN vote was cut from 10 to 5; every image one copy left none, and the kNN stopped
+    ('every sample is in one group'). Such copies stay one another's neighbours, with a warning."""
+    from labeltrace.data.duplicates import neighbour_groups
+    from labeltrace.decide.evidence import Evidence
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(30, 8))
+    x[:25] = x[0]
+    y = np.arange(30) % 2
+    copies = np.r_[np.zeros(25, int), np.full(5, -1)]
+    with pytest.warns(UserWarning, match=r"25 exact copies \(sample ids \[0, 1, .*stay one another's neighbours"):
+        assert neighbour_groups(None, copies, 10) is None
+    with pytest.warns(UserWarning, match="exact copies"):
+        ev = Evidence(y, 2, features=x, knn_k=10, groups=neighbour_groups(None, copies, 10))
+    assert ev.knn_shares().shape == (30, 2) and ev.knn_reach()[1] == 10
+    with pytest.warns(UserWarning, match="exact copies"):  # every image one: as before the copies were left out
+        assert neighbour_groups(None, np.zeros(12, int), 10) is None
+    # a set that leaves k neighbours is left out as ever, a crowded one kept, a user's groups kept
+    copies = np.r_[np.zeros(21, int), np.full(7, -1), np.ones(2, int)]  # 21 copies (9 outside them), a pair
+    with pytest.warns(UserWarning, match="21 exact copies"):
+        g = neighbour_groups([str(i // 2) for i in range(30)], copies, 9)
+    assert g is not None and g[28] == g[29] and len({g[i] for i in range(21)}) == 11  # the users' pairs only
+    assert neighbour_groups(None, copies, 8) is not None and len(set(neighbour_groups(None, copies, 8))) == 1 + 7 + 1
+    patient = ["p"] * 25 + [str(i) for i in range(5)]  # a user's group crowds the kNN by itself: its copies say nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert neighbour_groups(patient, np.r_[0, 0, np.full(28, -1)], 10) == tuple(["0"] * 25 + ["1", "2", "3", "4", "5"])
 
 
 def test_copies_with_all_zero_features_say_so() -> None:

@@ -108,7 +108,7 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
             warnings.warn(note, DataWarning, stacklevel=2)
         copies = dataset_duplicates(ds)  # a copy is its twin's nearest neighbour: the kNN leaves it out
         ev = one_run_evidence(dyn, features=features, detector=detector, knn_k=knn_k,
-                              groups=neighbour_groups(ds.groups, copies))  # fmt: skip
+                              groups=neighbour_groups(ds.groups, copies, knn_k))  # fmt: skip
         det = with_count(detectors.detect(detector, ev))
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -259,7 +259,8 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
                                                        copies=copies)  # fmt: skip
             rd.atomic_write(p, lambda fh: np.save(fh, probs, allow_pickle=False))
             return probs
-    ev = _evidence(rec, inputs, given, ds.n_classes, config, cv, log, neighbour_groups(ds.groups, copies))
+    near = neighbour_groups(ds.groups, copies, config.knn_k)  # a sample's copies are no neighbours of it
+    ev = _evidence(rec, inputs, given, ds.n_classes, config, cv, log, near)
     det = detectors.detect(config.detector, ev)  # the chosen detector first: its errors are the user's
     timings["train"] = time.perf_counter() - t0
 

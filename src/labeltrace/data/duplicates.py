@@ -21,12 +21,13 @@ are decoded in chunks on the loader's threads.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import group_codes
+from labeltrace._checks import describe_ids, group_codes
 
 __all__ = ["conflicting_groups", "connected_sets", "dataset_duplicates", "digest_image", "duplicate_groups",
            "find_duplicates", "group_members", "neighbour_groups"]  # fmt: skip
@@ -171,11 +172,35 @@ def connected_sets(copies: np.ndarray, groups: Sequence[str] | None = None) -> n
     return order[rank.reshape(-1)].astype(np.int64)
 
 
-def neighbour_groups(groups: Sequence[str] | None, copies: np.ndarray | None) -> Sequence[str] | None:
+def neighbour_groups(groups: Sequence[str] | None, copies: np.ndarray | None, k: int | None = None
+                     ) -> Sequence[str] | None:  # fmt: skip
     """The groups a kNN vote leaves out of each sample's neighbours: ``groups`` (a patient's other
     images) joined with its exact copies (:func:`connected_sets`) — a copy is its twin's nearest
     neighbour and voted for its label, as a fold's model that trained on the twin would. ``groups``
-    itself where there are no copies (the neighbours, and every score read from them, unchanged)."""
+    itself where there are no copies (the neighbours, and every score read from them, unchanged).
+
+    ``k`` (the kNN's neighbours): copies whose set would leave fewer than ``k`` samples outside it
+    (25 copies of one blank frame among 30 images; every image one) stay one another's neighbours,
+    with a warning naming them — left out, they cut every sample's vote to what the set leaves (5 of
+    10), or left no neighbour at all and stopped the scan; the other copies are left out as ever."""
     if copies is None or not (np.asarray(copies) >= 0).any():
         return groups
-    return tuple(str(s) for s in connected_sets(np.asarray(copies), groups).tolist())
+    c = np.asarray(copies, dtype=np.int64).reshape(-1)
+    sets = connected_sets(c, groups)
+    if k is not None:
+        room = c.size - int(k)  # the largest set that leaves k samples outside it
+        sizes = np.bincount(sets)
+        mine = connected_sets(np.full(c.size, -1), groups)  # a user's groups alone
+        own = np.bincount(mine)[mine]
+        crowded = (sizes[sets] > room) & (own <= room) & (c >= 0)  # crowded by copies, not by a user's group
+        if crowded.any():
+            big = int(sizes[sets][crowded].max())
+            warnings.warn(f"{int(crowded.sum()):,} exact copies ({describe_ids(crowded)}) are too many to leave "
+                          f"out of one another's kNN neighbours: their set of {big:,} of {c.size:,} samples would "
+                          f"leave fewer than the {int(k)} neighbours outside it, so they stay one another's "
+                          "neighbours (and vote for the labels they share)", UserWarning, stacklevel=2)  # fmt: skip
+            c = np.where(crowded, -1, c)
+            if not (c >= 0).any():
+                return groups
+            sets = connected_sets(c, groups)
+    return tuple(str(s) for s in sets.tolist())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -262,29 +262,44 @@ def held_copies(out: Path, ds: ImageDataset) -> np.ndarray | None:
     return np.asarray([int(v) for v in col], dtype=np.int64)
 
 
+def _write_groups(out: Path, names: tuple[str, str], ds: ImageDataset, groups: np.ndarray, given: np.ndarray,
+                  column: str, extra: Callable[[np.ndarray], dict[str, np.ndarray]]
+                  ) -> tuple[np.ndarray, int, int] | None:  # fmt: skip
+    """``names`` (a Parquet table and its CSV), one row per member of each group of ``groups``
+    (:func:`~labeltrace.data.duplicates.group_members`): its group (``column``), whether the group's
+    labels differ, the group's size, the ``extra`` columns of those sample ids, then the sample's id,
+    external id, path and given label; removed when there are no groups (an earlier scan's).
+    Returns (the member ids, the groups, the groups whose labels differ), or None for none."""
+    members = group_members(groups)
+    if not members:
+        for name in names:
+            (out / name).unlink(missing_ok=True)
+        return None
+    differ = conflicting_groups(groups, given)
+    ids = np.concatenate(members)
+    grp = groups[ids]
+    classes = list(ds.classes)
+    table = pa.table({
+        column: grp.astype(np.int64), "labels_differ": differ[grp], "group_size": np.bincount(grp)[grp],
+        **extra(ids), "id": ids.astype(np.int64), "external_id": [ds.ids[i] for i in ids.tolist()],
+        "path": [ds.sources[i] for i in ids.tolist()], "given_label": [classes[given[i]] for i in ids.tolist()],
+        "given_label_id": given[ids].astype(np.int64),
+    })  # fmt: skip
+    for name in names:
+        rd.write_table(out / name, table)
+    return ids, len(members), int(differ.sum())
+
+
 def write_duplicates(out: Path, ds: ImageDataset, copies: np.ndarray, given: np.ndarray) -> dict[str, Any]:
     """``duplicates.parquet`` and ``duplicates.csv`` (one row per copy: its group, whether the
     group's labels differ, the sample's id, external id, path and given label), written when the
     data holds copies and removed otherwise (an earlier scan's); returns run.json's ``duplicates``."""
-    members = group_members(copies)
-    differ = conflicting_groups(copies, given)
-    if not members:
-        for name in (rd.DUPLICATES, rd.DUPLICATES_CSV):
-            (out / name).unlink(missing_ok=True)
+    done = _write_groups(out, (rd.DUPLICATES, rd.DUPLICATES_CSV), ds, copies, given, "duplicate_group", lambda ids: {})
+    if done is None:
         return {"images_in_groups": 0, "copies": 0, "groups": 0, "conflicting_groups": 0, "table": None}
-    ids = np.concatenate(members)
-    grp = copies[ids]
-    classes = list(ds.classes)
-    table = pa.table({
-        "duplicate_group": grp.astype(np.int64), "labels_differ": differ[grp], "group_size": np.bincount(grp)[grp],
-        "id": ids.astype(np.int64), "external_id": [ds.ids[i] for i in ids.tolist()],
-        "path": [ds.sources[i] for i in ids.tolist()], "given_label": [classes[given[i]] for i in ids.tolist()],
-        "given_label_id": given[ids].astype(np.int64),
-    })  # fmt: skip
-    rd.write_table(out / rd.DUPLICATES, table)
-    rd.write_table(out / rd.DUPLICATES_CSV, table)
-    return {"images_in_groups": int(ids.size), "copies": int(ids.size - len(members)), "groups": len(members),
-            "conflicting_groups": int(differ.sum()), "table": rd.DUPLICATES}  # fmt: skip
+    ids, groups, differ = done
+    return {"images_in_groups": int(ids.size), "copies": int(ids.size - groups), "groups": groups,
+            "conflicting_groups": differ, "table": rd.DUPLICATES}  # fmt: skip
 
 
 def write_near_duplicates(out: Path, ds: ImageDataset, near: np.ndarray, closest: np.ndarray, copies: np.ndarray,
@@ -295,25 +310,13 @@ def write_near_duplicates(out: Path, ds: ImageDataset, near: np.ndarray, closest
     id, external id, path and given label), removed when there are none; returns run.json's
     ``near_duplicates``. A table of its own: readers of ``duplicates.parquet`` (sure copies) are
     never handed a likely one."""
-    members = group_members(near)
-    differ = conflicting_groups(near, given)
-    if not members:
-        for name in (rd.NEAR_DUPLICATES, rd.NEAR_DUPLICATES_CSV):
-            (out / name).unlink(missing_ok=True)
+    done = _write_groups(out, (rd.NEAR_DUPLICATES, rd.NEAR_DUPLICATES_CSV), ds, near, given, "near_group",
+                         lambda ids: {"closest": closest[ids].astype(np.float64),
+                                      "duplicate_group": copies[ids].astype(np.int64)})  # fmt: skip
+    if done is None:
         return {"images_in_groups": 0, "groups": 0, "conflicting_groups": 0, "threshold": THRESHOLD, "table": None}
-    ids = np.concatenate(members)
-    grp = near[ids]
-    classes = list(ds.classes)
-    table = pa.table({
-        "near_group": grp.astype(np.int64), "labels_differ": differ[grp], "group_size": np.bincount(grp)[grp],
-        "closest": closest[ids].astype(np.float64), "duplicate_group": copies[ids].astype(np.int64),
-        "id": ids.astype(np.int64), "external_id": [ds.ids[i] for i in ids.tolist()],
-        "path": [ds.sources[i] for i in ids.tolist()], "given_label": [classes[given[i]] for i in ids.tolist()],
-        "given_label_id": given[ids].astype(np.int64),
-    })  # fmt: skip
-    rd.write_table(out / rd.NEAR_DUPLICATES, table)
-    rd.write_table(out / rd.NEAR_DUPLICATES_CSV, table)
-    return {"images_in_groups": int(ids.size), "groups": len(members), "conflicting_groups": int(differ.sum()),
+    ids, groups, differ = done
+    return {"images_in_groups": int(ids.size), "groups": groups, "conflicting_groups": differ,
             "threshold": THRESHOLD, "table": rd.NEAR_DUPLICATES}  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from labeltrace import rundir
 from labeltrace.report.content import thumbnail
 from labeltrace.report.images import png_bytes, png_data_uri
+from labeltrace.report.reviewed import ReviewView, review_badge
 from labeltrace.rundir import Run
 
 __all__ = ["MAX_GROUPS", "duplicates_html"]
@@ -20,7 +21,8 @@ MAX_GROUPS = 24
 """Conflicting groups drawn at most per section (the tables list every one)."""
 
 
-def _section(run: Run, esc: Callable[[object], str], attr: Callable[[object], str], size: int, *, near: bool) -> str:
+def _section(run: Run, esc: Callable[[object], str], attr: Callable[[object], str], size: int, *, near: bool,
+             review: ReviewView | None) -> str:  # fmt: skip
     path = run.path / (rundir.NEAR_DUPLICATES if near else rundir.DUPLICATES)
     if not path.is_file():
         return ""
@@ -42,9 +44,12 @@ def _section(run: Run, esc: Callable[[object], str], attr: Callable[[object], st
             pic = (f'<img alt="sample {i}" src="{png_data_uri(png_bytes(img))}">' if img is not None else
                    f'<div class="missing" title="{attr(err)}">image unavailable</div>')  # fmt: skip
             sim = f" · r {close[i]:.3f}" if near else ""
-            cards.append(f'<div class="sus" data-id="{i}">{pic}<div class="lab"><span class="meta">id {i}{sim}</span></div>'
+            # the given label plain: struck through (the suspects' "given" style) it read as the wrong one,
+            # every copy's at once; the review's decision beside it, as on the suspects' cards
+            cards.append(f'<div class="sus" data-id="{i}">{pic}<div class="lab"><span class="meta">id {i}{sim}</span>'
+                         f'{review_badge(review, i, esc)}</div>'
                          f'<div class="lab meta file" title="{attr(where[i])}">{esc(where[i])}</div>'
-                         f'<div class="lab"><span class="given">{esc(label[i])}</span></div></div>')  # fmt: skip
+                         f'<div class="lab"><span class="meta">given</span> <b>{esc(label[i])}</b></div></div>')  # fmt: skip
         rows.append(f"<h3>{'near-copy group' if near else 'group'} {g}</h3><div class='grid'>{''.join(cards)}</div>")
     more = len(groups) - MAX_GROUPS
     n = f"{len(groups)} group{'s' if len(groups) > 1 else ''}"
@@ -63,8 +68,11 @@ def _section(run: Run, esc: Callable[[object], str], attr: Callable[[object], st
             + "</p>" + "".join(rows) + "</section>")  # fmt: skip
 
 
-def duplicates_html(run: Run, esc: Callable[[object], str], attr: Callable[[object], str], *, size: int = 96) -> str:
+def duplicates_html(run: Run, esc: Callable[[object], str], attr: Callable[[object], str], *, size: int = 96,
+                    review: ReviewView | None = None) -> str:  # fmt: skip
     """The sections (``esc``, ``attr``: the page's escapes of text and of attributes): exact copies
-    under different labels, then likely copies under different labels; "" for a run with neither
+    under different labels, then likely copies under different labels, each image with its given
+    label and the review's decision (``review``, when a review has begun); "" for a run with neither
     (or one that predates the tables)."""
-    return _section(run, esc, attr, size, near=False) + _section(run, esc, attr, size, near=True)
+    return (_section(run, esc, attr, size, near=False, review=review)
+            + _section(run, esc, attr, size, near=True, review=review))  # fmt: skip

@@ -295,7 +295,7 @@ def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], ids: np.ndarray,
         + aside_html(d.run, _e)
         + _figures_html(d, figs)
         + _classes_html(d)
-        + duplicates_html(d.run, _e, _a)
+        + duplicates_html(d.run, _e, _a, review=review)
         + _suspects_html(d, ids, thumbs, review)
     )
     return (

@@ -81,3 +81,28 @@ def test_the_tasks_carry_an_excluded_samples_review(tmp_path: Path) -> None:
     tasks = {t["data"]["labeltrace_id"]: t for t in json.loads((tmp_path / "tasks.json").read_text())}
     assert tasks[3]["data"]["review_decision"] == "exclude" and tasks[3]["data"]["review_status"] == "excluded"
     assert "reviewed: exclude (excluded)" in tasks[3]["data"]["info"]
+
+
+def test_an_import_under_agree_2_says_which_of_its_votes_settle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from labeltrace.relabel.consensus import ConsensusRule
+
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    given = [str(g) for g in run.column("given_label")]
+    other = [next(c for c in run.classes if c != g) for g in given]
+    store = run_store(run)
+    store.set_rule(ConsensusRule(agree=2))  # review --agree 2
+    store.add(0, other[0], reviewer="ada")  # the page's vote, which the file's joins
+    f = _full(tmp_path / "ls.json",
+              (0, _ann(label=other[0])),  # settles with ada's: a changed label
+              (1, _ann(label=other[1])),  # one vote: waits
+              (2, _ann(review=["exclude"])))  # one vote: waits  # fmt: skip
+    assert main(["export", str(rd), "--from-labelstudio", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "2 labels changed, 0 confirmed, 0 unsure, 0 skipped, 1 excluded as of no class" in out  # the file's votes
+    assert ("each is one reviewer's vote under the review's rule (2 agreeing reviews, more than any other label): "
+            "1 of the 3 samples voted on is settled now (1 label changed, 0 excluded), 2 wait for more votes, "
+            "keeping their given labels meanwhile") in out  # fmt: skip
+    rd1 = make_run(tmp_path / "one", n=12, k=3, seed=1)  # one vote settles: the counts are the changes
+    assert main(["export", str(rd1), "--from-labelstudio", str(f)]) == 0
+    assert "reviewer's vote" not in capsys.readouterr().out

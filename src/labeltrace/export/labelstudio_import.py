@@ -15,7 +15,7 @@ from labeltrace._checks import samples_named
 from labeltrace._io import iter_json_items
 from labeltrace.export.labelstudio_results import annotation_says, decision_of, iso, min_decision
 from labeltrace.relabel.runstore import run_store
-from labeltrace.relabel.verdicts import run_verdicts
+from labeltrace.relabel.verdicts import Verdicts, run_verdicts
 from labeltrace.run_claim import sharing
 from labeltrace.rundir import Run, open_run
 
@@ -203,7 +203,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             "against the review's): "
             "they keep their given labels until another vote settles them (review page: Next disputed)")
     if info is not None:
-        info(_summary(run, {i: said[i] for i in said if i not in kept}, len(kept), n))
+        info(_summary(run, {i: said[i] for i in said if i not in kept}, len(kept), n, verdicts))
     return n
 
 
@@ -259,9 +259,11 @@ def _newer(store: Any, rows: list[dict[str, Any]], say: Callable[[str], None], e
     return [r for r in rows if id(r) not in left_out], {r["sample_id"] for r in older}
 
 
-def _summary(run: Run, took: dict[int, tuple[str, str]], kept: int, n: int) -> str:
+def _summary(run: Run, took: dict[int, tuple[str, str]], kept: int, n: int, v: Verdicts) -> str:
     """What an import decided: the samples whose decision is now the file's (``took``), by kind,
-    and how many keep a decision stored before (``kept``)."""
+    and how many keep a decision stored before (``kept``); under a rule where one vote does not
+    settle a sample (``v``, the verdicts after the import: ``review --agree 2``), what the file's
+    votes settled — "3 labels changed" read as three changed labels where two were."""
     if not n:
         return f"imported nothing new into {run.path / 'reviews.db'} (reviewer '{LS_REVIEWER}')"
     given, classes = run.column("given_label_id"), run.classes
@@ -273,7 +275,25 @@ def _summary(run: Run, took: dict[int, tuple[str, str]], kept: int, n: int) -> s
             f"decides, {changed} label{'s' if changed != 1 else ''} changed, {len(labels) - changed} confirmed, "
             f"{kinds.count('unsure')} unsure, {kinds.count('skip')} skipped"
             + (f", {kinds.count('exclude')} excluded as of no class" if 'exclude' in kinds else "")
-            + (f", {kept} keep{'s' if kept == 1 else ''} a decision stored before" if kept else ""))
+            + (f", {kept} keep{'s' if kept == 1 else ''} a decision stored before" if kept else "")
+            + _settled(v, [i for i, (kind, _) in took.items() if kind in ("label", "exclude")]))
+
+
+def _settled(v: Verdicts, voted: list[int]) -> str:
+    """The summary's clause on the samples the file voted on (``voted``) when one vote does not
+    settle a sample: how many are settled now, and how many wait for more votes ("" otherwise)."""
+    if v.rule.one_vote_settles or not voted:
+        return ""
+    ids = np.asarray(voted, dtype=np.int64)
+    done = v.resolution.resolved[ids]
+    changed, excluded, waiting = int(v.changed[ids].sum()), int(v.excluded[ids].sum()), int((~done).sum())
+    settled = int(done.sum())
+    one = waiting == 1
+    return (f"; each is one reviewer's vote under the review's rule ({v.rule.describe()}): {settled} of the "
+            f"{ids.size} sample{'s' if ids.size != 1 else ''} voted on {'is' if settled == 1 else 'are'} settled now "
+            f"({changed} label{'s' if changed != 1 else ''} changed, {excluded} excluded), {waiting} "
+            f"wait{'s' if one else ''} for more votes, keeping {'its' if one else 'their'} given "
+            f"label{'' if one else 's'} meanwhile (review page: Next without consensus)")
 
 
 def _not_newer(row: dict[str, Any], stored: Any) -> bool:

@@ -268,3 +268,15 @@ def test_an_unknown_class_written_like_a_known_one_says_which(tmp_path: Path) ->
     with pytest.raises(ValueError, match=r"unknown class '[^']*' \('cafe\\u0301': the class 'caf\\xe9' written "
                                          r"another way\); classes are .*\(and 70 more\)"):  # fmt: skip
         import_labelstudio(rd, f)
+
+
+def test_the_cli_names_the_labeling_config_to_paste(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the tasks alone give a project no 'unsure' / 'exclude' choice: the export said only "wrote tasks.json"
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    out = tmp_path / "tasks.json"
+    assert main(["export", str(rd), "--to", "labelstudio", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"wrote {out}"
+    config = tmp_path / "tasks.config.xml"
+    assert config.is_file() and '<Choice value="exclude"' in config.read_text()
+    assert printed[1].startswith(f"the labeling config: {config} — paste it into the Label Studio project")

@@ -122,6 +122,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
                             only_suspects=args.only_suspects, overwrite=args.overwrite, update=args.update, max_side=max_side,
                             warn=lambda msg: print(f"warning: {msg}", file=sys.stderr), info=said.append)  # fmt: skip
     print(f"{'updated' if args.update else 'wrote'} {out}")
+    if args.to == "labelstudio":  # without it, a project has no 'unsure' / 'exclude' choice to submit
+        config = Path(out).with_name(Path(out).stem + ".config.xml")
+        print(f"the labeling config: {config} — paste it into the Label Studio project (Settings › Labeling "
+              "Interface › Code) before importing the tasks: its class choices and its review choices "
+              "('unsure', 'exclude') are what --from-labelstudio reads back")  # fmt: skip
     for line in said:  # the local-files setup Label Studio needs
         print(line)
     return 0

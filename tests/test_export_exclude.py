@@ -108,3 +108,29 @@ def test_the_rescan_command_reads_the_result_and_a_class_an_exclude_leaves_alone
     kept = np.flatnonzero(~np.isin(np.arange(12), [0 if 0 not in rare else 1, *rare]))
     assert ds.classes == ("a", "b") and len(ds) == kept.size
     assert ds.labels.tolist() == run.column("given_label_id")[kept].tolist()
+
+
+def test_a_rescan_says_the_excluded_files_are_the_reviews_not_unlisted(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    # the printed rescan command warned "2 image files ... are not in the --labels manifest": the
+    # review's own excluded images, as if something were missing from the labels
+    import shutil
+
+    from labeltrace.cli import _load_dataset, build_parser
+
+    rd = make_run(tmp_path, n=12, k=3, seed=2, kind="folder")
+    run = open_run(rd)
+    paths = [str(p) for p in run.column("path")]
+    _exclude(rd, 2, 7)
+    out = export_labels(rd, tmp_path / "clean.csv")
+    root = run.data_root
+    stray = Path(paths[0]).with_name("stray.png").as_posix()  # a file no review listed: warned of as before
+    shutil.copy(root / paths[0], root / stray)
+    capsys.readouterr()
+    _load_dataset(build_parser().parse_args(["scan", str(root), "--labels", str(out), "--classes",
+                                             str(out.with_name("clean.classes.txt")), "--out", str(tmp_path / "r2")]))  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"warning: 1 image files under {root} are not in the --labels manifest and are not scanned: {stray}" in err
+    assert (f"2 image files under {root} that the --labels manifest leaves out are excluded by the review as of "
+            f"no class ({excluded_path(out)}): not scanned") in err  # fmt: skip
+    assert paths[2] not in err.split("warning:")[1]

@@ -11,10 +11,34 @@ from typing import Any
 __all__: list[str] = []
 
 
-def _unlisted_images(root: Path, ds: Any, out: str | None) -> None:
+def _excluded_beside(manifest: Path) -> tuple[Path, set[str]] | None:
+    """The paths ``review --export`` listed beside the cleaned labels ``manifest`` as excluded (of no
+    class: left out of those labels on purpose), and that list; None when there is none."""
+    import csv
+    import re
+
+    from labeltrace._spreadsheet import FORMULA_START
+    from labeltrace.export.excluded import excluded_path
+
+    listed = excluded_path(manifest)
+    if not listed.is_file():
+        return None
+    try:
+        with listed.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeError, csv.Error):
+        return None
+    # a cell a spreadsheet would run was written with a leading ' (labeltrace._spreadsheet)
+    paths = {p[1:] if p.startswith("'") and re.match(FORMULA_START, p[1:]) else p
+             for p in (r.get("path") or "" for r in rows) if p}  # fmt: skip
+    return listed, paths
+
+
+def _unlisted_images(root: Path, ds: Any, out: str | None, manifest: Path) -> None:
     """A warning naming the image files under DATA that the ``--labels`` manifest does not list: they
     are not scanned (a manifest may label a subset on purpose, but never silently). Listed files
-    skipped as unreadable are not named again."""
+    skipped as unreadable are not named again, and the files a review excluded as of no class (the
+    ``<manifest>.excluded.csv`` beside cleaned labels) are said to be those, not warned of."""
     import os
 
     from labeltrace._checks import listing
@@ -33,6 +57,14 @@ def _unlisted_images(root: Path, ds: Any, out: str | None) -> None:
         dirs[:] = [d for d in dirs if Path(top, d) != skip]
         found += [os.path.join(top, f) for f in names if Path(f).suffix.lower() in exts]
     left = sorted(Path(f).relative_to(base).as_posix() for f in found if f not in listed)
+    excluded = _excluded_beside(manifest) if left else None
+    if excluded is not None:
+        gone = [p for p in left if p in excluded[1]]
+        left = [p for p in left if p not in excluded[1]]
+        if gone:
+            print(f"{len(gone)} image file{'s' if len(gone) != 1 else ''} under {root} that the --labels manifest "
+                  f"leaves out {'are' if len(gone) != 1 else 'is'} excluded by the review as of no class "
+                  f"({excluded[0]}): not scanned", file=sys.stderr)  # fmt: skip
     if left:
         print(f"warning: {len(left)} image files under {root} are not in the --labels manifest and are not scanned: "
               f"{listing(left)}", file=sys.stderr)
@@ -85,7 +117,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
         root = Path(args.data) if args.data else None
         ds = data.from_manifest(man, root=root, **man_cols, **read_as_is, **named, **common)
         if root is not None and root.is_dir():
-            _unlisted_images(root, ds, getattr(args, "out", None))
+            _unlisted_images(root, ds, getattr(args, "out", None), man)
         return ds, {"kind": "manifest", "source": str(man.resolve()), **used(man), **limits}
     if not args.data:
         raise ValueError("give DATA (a folder, manifest or .npz), --labels FILE, or --example digits")

@@ -134,3 +134,34 @@ def test_a_rescan_says_the_excluded_files_are_the_reviews_not_unlisted(tmp_path:
     assert (f"2 image files under {root} that the --labels manifest leaves out are excluded by the review as of "
             f"no class ({excluded_path(out)}): not scanned") in err  # fmt: skip
     assert paths[2] not in err.split("warning:")[1]
+
+
+def test_the_export_names_copies_whose_cleaned_labels_still_differ(tmp_path: Path) -> None:
+    # exact copies under different labels ("at least one label of each is wrong") went into the
+    # cleaned labels as they were, without a word, unless the review had reached them
+    import pyarrow as pa
+
+    from labeltrace.rundir import write_table
+
+    rd = make_run(tmp_path, n=12, k=3, seed=2, kind="folder")
+    run = open_run(rd)
+    given = run.column("given_label_id")
+    a, b = 0, next(i for i in range(1, 12) if given[i] != given[0])
+    c, d = next((i, j) for i in range(1, 12) for j in range(i + 1, 12)
+                if given[i] != given[j] and {i, j}.isdisjoint({a, b}))  # fmt: skip
+    groups = np.full(12, -1, dtype=np.int64)
+    groups[[a, b]], groups[[c, d]] = 0, 1
+    write_table(rd / "samples.parquet", run.samples.append_column("duplicate_group", pa.array(groups)))
+    paths = [str(p) for p in run.column("path")]
+    names = run.classes
+    run_store(open_run(rd)).add(a, names[int(given[b])], reviewer="ada")  # group 0 now agrees
+    msgs: list[str] = []
+    out = export_labels(rd, tmp_path / "clean.csv", report=msgs.append)
+    told = [m for m in msgs if "exact copies" in m]
+    assert told == [f"warning: 1 group of exact copies (identical pixels) still carries different labels in {out}: "
+                    "at least one label of each is wrong; decide the copies on the review page: "
+                    f"{paths[c]} ({names[int(given[c])]}) = {paths[d]} ({names[int(given[d])]})"]  # fmt: skip
+    _exclude(rd, c)  # an image of no class: no label to differ
+    msgs.clear()
+    export_labels(rd, tmp_path / "clean.csv", report=msgs.append)
+    assert not [m for m in msgs if "exact copies" in m]

@@ -56,6 +56,7 @@ from labeltrace._io import (
     atomic_write_bytes,
     write_table,
 )
+from labeltrace.data.duplicates import group_members
 from labeltrace.data.validate import is_missing, marker_set
 from labeltrace.export.cleaned_manifest import (
     DECISION_COLUMN,
@@ -216,6 +217,12 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
                + listing(f"{run.classes[int(v.final[i])]!r} ({paths[int(i)]})" for i in alone.tolist())
                + "; a scan refuses a class with fewer than 2 samples: add images to it, or relabel that sample "
                "too, before scanning these labels again")  # fmt: skip
+    split = copies_apart(run, v)
+    if split and report is not None:
+        report(f"warning: {len(split)} group{'s' if len(split) != 1 else ''} of exact copies (identical pixels) "
+               f"still carr{'ies' if len(split) == 1 else 'y'} different labels in {path}: at least one label of each "
+               "is wrong; decide the copies on the review page: "
+               + listing(" = ".join(f"{paths} ({lab})" for paths, lab in grp) for grp in split))  # fmt: skip
     if (run.path / REVIEWS_DB).exists():
         gone = write_table(excluded_path(path), excluded_table(run, v, views))  # for people: spreadsheet-safe
         n_out = int(v.excluded.sum())
@@ -231,6 +238,18 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
                    + (f" ({only} of them only marked unsure or skipped)" if only else "")
                    + f"; listed in {listed}")  # fmt: skip
     return path
+
+
+def copies_apart(run: Run, v: Verdicts) -> list[list[tuple[str, str]]]:
+    """The groups of exact copies (the scan's ``duplicate_group``) whose cleaned labels still differ,
+    each as ``(path, label)`` of its copies; an excluded copy has no label and is left out."""
+    if "duplicate_group" not in run.samples.column_names:
+        return []
+    final = v.final
+    g = np.where(v.excluded, -1, run.column("duplicate_group").astype(np.int64))
+    paths = run.column("path") if "path" in run.samples.column_names else run.column("external_id")
+    return [[(str(paths[i]), run.classes[int(final[i])]) for i in m.tolist()]
+            for m in group_members(g) if np.unique(final[m]).size > 1]  # fmt: skip
 
 
 def _arrays(run: Run) -> bool:

@@ -25,7 +25,7 @@ from labeltrace import __version__
 from labeltrace import rundir as rd
 from labeltrace._checks import describe_ids
 from labeltrace.data import ImageDataset
-from labeltrace.data.duplicates import conflicting_groups, dataset_duplicates, group_members
+from labeltrace.data.duplicates import conflicting_groups, group_members
 from labeltrace.data.near_duplicates import THRESHOLD, dataset_near_duplicates
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import Evidence, combined_score
@@ -76,7 +76,7 @@ def write_outputs(
     noise_info: dict[str, Any] | None, inputs: Inputs, tcfg: TrainConfig, command: list[str] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
     probe: dict[str, Any] | None = None, resolution_probe: dict[str, Any] | None = None,
-    distributed: dict[str, Any] | None = None, copies: np.ndarray | None = None,
+    distributed: dict[str, Any] | None = None, copies: np.ndarray,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write a scan's ``samples.parquet`` (+ csv), ``run.json`` and, for in-memory arrays that
     cannot be read again from a source, ``images.npy``; return the table and meta."""
@@ -112,7 +112,7 @@ def write_results(
     post: np.ndarray, given: np.ndarray, truth: np.ndarray, noise_info: dict[str, Any] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
     described: dict[str, Any], csv: bool, model: str | None, noted: Sequence[str] = (), folds: int | None = None,
-    copies: np.ndarray | None = None,
+    copies: np.ndarray,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write ``samples.parquet`` (+ csv when ``csv``), ``run.json`` and, for in-memory arrays
     that cannot be read again from a source, ``images.npy``; return the table and meta — for a
@@ -123,7 +123,8 @@ def write_results(
     for your own training's);
     ``noted``: warnings already said (as Python warnings) that run.json keeps too, for the report;
     ``folds``: how many held-out folds judged the samples (None: none); ``copies``: each sample's
-    group of exact copies (:func:`labeltrace.data.duplicates.dataset_duplicates`, found here when None)."""
+    group of exact copies (:func:`labeltrace.data.duplicates.dataset_duplicates`: both callers find them
+    before scoring, the kNN reading them)."""
     t0 = time.perf_counter()
     N, classes = len(ds), list(ds.classes)
     cols, results = side_by_side(ev, det)
@@ -145,7 +146,7 @@ def write_results(
         warned.append(f"{det.name} could not score {describe_ids(unscored)}; they rank first")
     identical = (identical_files(out / rd.IMAGE_FILES, [ds.root / s for s in ds.sources])
                  if ds.root is not None and (out / rd.IMAGE_FILES).is_file() else [])  # fmt: skip
-    copies = dataset_duplicates(ds) if copies is None else np.asarray(copies, dtype=np.int64)
+    copies = np.asarray(copies, dtype=np.int64)
     members = group_members(copies)
     warned += identical_text([m.tolist() for m in members], given, classes, [str(s) for s in ds.sources], ds.groups,
                              held_out=folds is not None)  # fmt: skip

@@ -67,9 +67,8 @@ def keep_together(folds: np.ndarray, labels: np.ndarray, n_folds: int, copies: n
     n = y.shape[0]
     if c.shape[0] != n:
         raise ValueError(f"copies has {c.shape[0]} entries for {n} samples")
-    comp = connected_sets(c, groups)
-    _, first = np.unique(comp, return_index=True)  # the first sample of each connected set
-    rank = np.unique(comp, return_inverse=True)[1].reshape(-1)
+    rank = connected_sets(c, groups)  # each sample's set, 0..S-1
+    _, first = np.unique(rank, return_index=True)  # the first sample of each set
     base = np.asarray(folds, dtype=np.int64)
     target = base[first[rank]]
     apart = np.zeros(first.size, dtype=bool)  # the sets left where they were

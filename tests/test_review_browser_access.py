@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import decision_rows, expect, launch, open_page, serve
+from browser_support import decision_rows, expect, images_loaded, launch, open_page, serve
 from runfactory import make_run
 
 from labeltrace.relabel.order import review_order
@@ -66,14 +66,41 @@ def test_a_focused_slider_and_a_zoomed_image_keep_their_arrow_keys(tmp_path: Pat
         page.locator("[data-zoom='4']").click()
         assert page.locator("[data-zoom='4']").get_attribute("aria-pressed") == "true"
         page.locator("#frame").focus()
+        assert _js(page, "() => document.activeElement.id") == "frame"
         before = _js(page, "() => document.getElementById('frame').scrollLeft")
         page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(200)  # type: ignore[attr-defined]
-        assert _js(page, "() => document.getElementById('frame').scrollLeft") > before  # type: ignore[operator]
+        # the browser's keyboard scroll is animated: on a loaded machine it ends well after 200 ms
+        page.wait_for_function(  # type: ignore[attr-defined]
+            "b => document.getElementById('frame').scrollLeft > b", arg=before, timeout=10000)
         expect(page.locator("#position")).to_have_text(f"4 / {N}")
         page.keyboard.press("Escape")
         page.keyboard.press("ArrowRight")
         expect(page.locator("#position")).to_have_text(f"5 / {N}")
+
+
+def test_a_zoom_chosen_before_the_image_arrives_shows_its_middle(tmp_path: Path, browser: object) -> None:
+    """4x pressed while the image was still on its way: the image, laid out as its alt text until
+    then, came in at the top-left corner instead of centred as a zoom shows it (the scroll was set
+    before there was anything to scroll)."""
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=14)
+    for base in serve(create_app(rd)):
+        page = browser.new_page()  # type: ignore[attr-defined]
+        held: list[object] = []
+        page.route("**/api/image/**", lambda route: held.append(route))  # type: ignore[attr-defined]
+        page.goto(f"{base}/?reviewer=ada")
+        expect(page.locator("#position")).to_have_text(f"1 / {N}")
+        page.locator("[data-zoom='4']").click()
+        expect(page.locator("[data-zoom='4']")).to_have_attribute("aria-pressed", "true")
+        assert held  # the image was asked for and is still held back
+        for route in held:
+            route.continue_()  # type: ignore[attr-defined]
+        page.unroute("**/api/image/**")  # type: ignore[attr-defined]
+        images_loaded(page, "#image")
+        page.wait_for_timeout(100)  # type: ignore[attr-defined]
+        left, width, seen = _js(page, "() => { const f = document.getElementById('frame');"  # type: ignore[misc]
+                                " return [f.scrollLeft, f.scrollWidth, f.clientWidth]; }")
+        assert width > seen
+        assert abs(left - (width - seen) / 2) <= 1
 
 
 def test_a_decision_not_saved_names_its_sample_and_stays_said_after_moving(tmp_path: Path, browser: object) -> None:

@@ -342,9 +342,21 @@
     }
     im.style.width = im.style.height = z > 1 ? `${512 * z}px` : "";
     if (item) showImage(item.id, z > 1);
+    centre();
+    // an image not yet arrived is laid out as its alt text, which the zoom does not size: it is
+    // centred when it comes (else a zoom chosen early showed its top-left corner)
+    centreOnLoad = z > 1 && f.scrollWidth <= f.clientWidth;
+  }
+  let centreOnLoad = false;
+  function centre() {
+    const f = $("frame");
     f.scrollLeft = (f.scrollWidth - f.clientWidth) / 2;
     f.scrollTop = (f.scrollHeight - f.clientHeight) / 2;
   }
+  $("image").addEventListener("load", () => {
+    if (centreOnLoad && zoom > 1) centre();
+    centreOnLoad = false;
+  });
   function applyWindow() {
     const w = Number($("win").value), l = Number($("lev").value);
     document.querySelectorAll("#wl feFuncR, #wl feFuncG, #wl feFuncB").forEach((fn) => {

@@ -817,3 +817,20 @@ def test_a_cell_keeps_exact_copies_in_one_fold_as_the_scan_does(quick, monkeypat
     (with_copies, d_copies), (without, d_plain), cv_copies = got
     assert with_copies is copies and (without == -1).all() and cv_copies is copies
     assert d_copies != d_plain  # another cached recording
+
+
+def test_code_digest_covers_the_copies_neighbour_groups(monkeypatch) -> None:
+    """The kNN votes of a row leave a sample's exact copies out of its neighbours
+    (data/duplicates.py); a change there changed the rows without changing the digest, so a
+    resumed benchmark reused rows of the old rule in silence."""
+    from pathlib import Path
+
+    before = cells.code_digest.__wrapped__()
+    read = Path.read_text
+
+    def edited(self: Path, *a: object, **kw: object) -> str:
+        text = read(self, *a, **kw)  # type: ignore[arg-type]
+        return text + "\n# edited" if self.as_posix().endswith("labeltrace/data/duplicates.py") else text
+
+    monkeypatch.setattr(Path, "read_text", edited)
+    assert cells.code_digest.__wrapped__() != before

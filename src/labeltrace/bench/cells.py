@@ -64,15 +64,18 @@ CURVE_COLUMNS: tuple[str, ...] = (
 _CACHE_VERSION = 2  # 2: recordings written by labeltrace.train.protocol (RecordingDir)
 #: the packages a cached row's numbers come from, besides the recordings (keyed on their own)
 _ROW_CODE = ("decide", "score", "evaluate")
+#: single modules outside those packages that rows read (which neighbours a kNN vote may use)
+_ROW_MODULES = ("data/duplicates.py",)
 
 
 @functools.cache
 def code_digest() -> str:
     """A digest of the source that turns recordings into rows (the detector table, the scores, the
-    metrics and this module). A cached row keeps the digest it was computed with, so a resumed or
+    metrics, the exact copies' kNN neighbour groups and this module). A cached row keeps the digest it was computed with, so a resumed or
     repeated benchmark can say which of its rows older code computed (``--recompute-scores``)."""
     root = Path(__file__).resolve().parents[1]
-    files = sorted(f for pkg in _ROW_CODE for f in (root / pkg).rglob("*.py")) + [Path(__file__).resolve()]
+    files = sorted(f for pkg in _ROW_CODE for f in (root / pkg).rglob("*.py"))
+    files += [root / m for m in _ROW_MODULES] + [Path(__file__).resolve()]
     return digest([[f.relative_to(root).as_posix(), f.read_text(encoding="utf-8")] for f in files])
 
 

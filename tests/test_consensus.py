@@ -198,3 +198,26 @@ def _given(rd: Path, i: int) -> str:
     from labeltrace.rundir import open_run
 
     return str(open_run(rd).column("given_label")[i])
+
+
+def test_an_export_with_nothing_unresolved_names_no_unresolved_list(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """Every decided sample settled: the export still said '0 samples without a consensus ... listed
+    in X.unresolved.csv', sending the curator to an empty file; now it names that list only when
+    something is in it (the file itself stays, the header alone, as the excluded list does)."""
+    from labeltrace.cli import main
+
+    rd = make_run(tmp_path, n=12, k=3, seed=4)
+    st = _store(rd)
+    st.add(0, _given(rd, 0), reviewer="ada")  # one vote settles: a consensus
+    out = tmp_path / "clean.csv"
+    assert main(["review", str(rd), "--export", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "without a consensus" not in text and "unresolved" not in text
+    assert csv_rows(unresolved_path(out)) == []  # the header alone: an older list is never left beside
+    st.add(1, "unsure", reviewer="ada")
+    assert main(["review", str(rd), "--export", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"1 sample without a consensus (1 agreeing review, more than any other label) keep their given label " \
+           f"(1 of them only marked unsure or skipped); listed in {unresolved_path(out)}" in text
+    assert [r["id"] for r in csv_rows(unresolved_path(out))] == ["1"]

@@ -30,7 +30,8 @@ or ``skip`` is never taken for the action. Every sample without a consensus keep
 original label. The samples with a decision but without a consensus — votes that do not settle
 them, or only *unsure* / *skip* — are listed in ``<out stem>.unresolved.csv`` (``id,
 external_id, given_label, status, votes, n_votes, needs``), written beside the labels whenever
-the run has decisions.
+the run has decisions (the header alone when every decided sample has a consensus: the export then
+names no such list).
 
 A run scanned with ``--noise`` is refused, whatever the dataset's format: its given labels are
 the injected ones, not the dataset's, so no cleaned label file of the dataset can be written from
@@ -230,7 +231,7 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
             report(excluded_text(n_out, path, gone, aligned=_arrays(run)))
         table = unresolved_table(run, v, views=views)
         listed = write_table(unresolved_path(path), table)  # a list for people: safe in a spreadsheet
-        if report is not None:
+        if report is not None and table.num_rows:  # none: the header alone, as the excluded list, unnamed
             n, rule = table.num_rows, v.rule.describe()
             status = table.column("status").to_pylist()
             only = sum(st in ("unsure", "skip") for st in status)

@@ -18,6 +18,10 @@ in a URL: the page reads it from the printed link's fragment, ``/#token=...``, a
                             position after ``POS`` (wrapping around) with such a sample, and
                             how many there are (``{"position": null, "count": 0}`` for none;
                             ``?reviewer=``, ``?page=``: passing the samples others hold)
+``GET  /api/jump``          ``?to=TEXT``: the queue position of a position (``pos 12``), a sample
+                            id (``412``, ``id 412``) or an external id / file name, exact
+                            (:mod:`labeltrace.review.jump`; holds nothing: the page then shows it
+                            as any move) — ``{"position", "id", "problem"}``
 ``GET  /api/context/{id}``  a sample's nearest examples of its given and suggested class, and
                             its per-epoch trajectory (computed once, cached in the run)
 ``GET  /api/image/{id}``    a sample's image as PNG (by sample id only, scaled for display;
@@ -71,6 +75,7 @@ from labeltrace.review.blind import (
     check_mode,
     decision_source,
 )
+from labeltrace.review.jump import MAX_JUMP, Names, locate
 from labeltrace.review.rendered import MAX_BYTES, RenderedImages
 from labeltrace.review.requests import (
     MAX_PAGE,
@@ -252,6 +257,13 @@ def create_app(
             return _err(403, "blind review: the other reviewers' decisions are not shown")
         pos, count = state.find(after, what, page_name(reviewer), page)
         return {"position": pos, "count": count}
+
+    names = Names(run)
+
+    @app.get("/api/jump")
+    def jump(to: Annotated[str, Query(max_length=MAX_JUMP)]) -> dict[str, Any]:
+        # a look-up only: the page then asks for the item, which shows and holds it as any move does
+        return locate(state, to, names, hidden)
 
     @app.get("/api/context/{sample_id}", response_model=None)
     def get_context(sample_id: int) -> dict[str, Any] | JSONResponse:

@@ -45,7 +45,7 @@ class LeaveIn(BaseModel):
 
 
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}
-_FIELDS = set(DecisionIn.model_fields) | {"pos", "sample_id"}
+_FIELDS = set(DecisionIn.model_fields) | {"pos", "sample_id", "to"}
 
 
 def validation_detail(errors: Any) -> list[dict[str, Any]]:

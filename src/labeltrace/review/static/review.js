@@ -674,6 +674,7 @@
     const typed = t && ((t.tagName === "INPUT" && !["range", "checkbox", "radio", "button"].includes(t.type)) ||
       t.tagName === "TEXTAREA");
     if (typed) {
+      if (t.id === "jump" && ev.key === "Enter") { ev.preventDefault(); if (!ev.repeat) goTo(); return; }
       if (t.id === "class-filter" && ev.key === "Enter" && !ev.repeat) {
         const shown = filterClasses();
         // the box keeps the focus: the next letters typed are the next sample's name, not shortcuts
@@ -730,6 +731,28 @@
   $("prev").addEventListener("click", () => load(want - 1));
   $("next").addEventListener("click", () => load(want + 1));
   $("resume").addEventListener("click", () => load(Number($("resume").dataset.pos || 0)));
+  // "go to" a queue position (pos 12), a sample id or a file name, matched exactly: shown, and held,
+  // as by any move. Answered with a position; should a live re-ranking move the sample before it is
+  // asked for, the look-up runs once more. The box leaves the focus once there: keys decide again
+  async function goTo() {
+    const box = $("jump"), typed = box.value.trim();
+    if (!typed) return;
+    try {
+      const find = () => api(`api/jump?to=${encodeURIComponent(typed)}`);
+      // shown, and no other move asked for since (a failed load said why)
+      const show = async (r) => r.position !== null && (await load(r.position)) && want === r.position && !!item;
+      let r = await find();
+      if ((await show(r)) && item.id !== r.id) r = await find();
+      if (r.position === null) { setStatus(`Go to “${iso(typed)}”: ${r.problem}.`, "error"); return; }
+      if (want !== r.position || !item || (item.id !== r.id && !(await show(r)))) return;
+      box.value = "";
+      box.blur();
+      setStatus(`Went to “${iso(typed)}”: sample ${item.id}, position ${item.position + 1}.`, "");
+    } catch (e) {
+      setStatus(`could not go to “${iso(typed)}”: ${e.message}`, "error");
+    }
+  }
+  $("jump-go").addEventListener("click", goTo);
   // the next disputed / unsure / unresolved sample after the one shown (wrapping around): for the
   // reviewer who settles what the others left open
   const FOUND = { disputed: "disputed", unsure: "unsure", unresolved: "decided without a consensus" };

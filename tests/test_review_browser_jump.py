@@ -1,0 +1,63 @@
+"""A curator's journey on the review page (a review of the page in a browser): told "look at
+sample 412" or "chest/IM-0031.png", shown a sample with an exact copy under another label, opening
+the page before typing a name — each case the page could not serve."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_support import decision_rows, expect, launch, open_page, serve
+from runfactory import make_run
+
+from labeltrace.relabel.order import review_order
+from labeltrace.review import create_app
+from labeltrace.rundir import open_run
+
+N = 30
+CLASSES = ["cat", "dog", "fox"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    yield from launch()
+
+
+def test_the_go_to_box_shows_the_sample_named_and_its_keys_decide_nothing(tmp_path: Path, browser: object) -> None:
+    """The page only stepped through the queue. Now a position, a sample id or a file name typed in
+    the "go to" box shows that sample; letters typed there never decide, and what matches nothing
+    is said with what was typed, the box keeping the focus to mend it."""
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=21)
+    run = open_run(rd)
+    order = review_order(run)
+    for base in serve(create_app(rd)):
+        page = open_page(browser, base, "?reviewer=ada", total=N)
+        box = page.locator("#jump")
+        box.focus()
+        page.keyboard.type("x1us2 ")  # type: ignore[attr-defined]
+        page.keyboard.press("ArrowRight")  # type: ignore[attr-defined]
+        assert decision_rows(rd) == [] and page.locator("#position").inner_text() == f"1 / {N}"
+        box.fill(str(int(order[9])))
+        page.keyboard.press("Enter")  # type: ignore[attr-defined]
+        expect(page.locator("#position")).to_have_text(f"10 / {N}")
+        expect(page.locator("#status")).to_have_text(
+            f"Went to “{int(order[9])}”: sample {int(order[9])}, position 10.")
+        assert box.input_value() == "" and page.evaluate("() => document.activeElement.id") != "jump"  # type: ignore[attr-defined]
+        page.keyboard.press("2")  # type: ignore[attr-defined]  # the keys decide the sample gone to
+        expect(page.locator("#position")).to_have_text(f"11 / {N}")
+        assert decision_rows(rd) == [(int(order[9]), "label", "dog", "ada")]
+        name = str(run.column("external_id")[int(order[20])]).split("/")[-1]
+        box.fill(name)
+        page.locator("#jump-go").click()
+        expect(page.locator("#position")).to_have_text(f"21 / {N}")
+        box.fill("pos 3")
+        page.keyboard.press("Enter")  # type: ignore[attr-defined]
+        expect(page.locator("#position")).to_have_text(f"3 / {N}")
+        box.fill("chest/IM-0031.png")
+        page.keyboard.press("Enter")  # type: ignore[attr-defined]
+        expect(page.locator("#status")).to_contain_text("Go to “chest/IM-0031.png”: no sample has that position")
+        assert page.evaluate("() => document.activeElement.id") == "jump"  # type: ignore[attr-defined]
+        page.keyboard.press("1")  # type: ignore[attr-defined]  # typed into the box, not a decision
+        assert len(decision_rows(rd)) == 1 and page.locator("#position").inner_text() == f"3 / {N}"
+        page.close()  # type: ignore[attr-defined]

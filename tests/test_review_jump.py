@@ -1,0 +1,116 @@
+"""The review page's "go to" (``GET /api/jump``): an expert told "look at sample 412" or
+"chest/IM-0031.png" could only step through the queue to find it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+from runfactory import make_run
+
+from labeltrace.relabel.order import review_order
+from labeltrace.review import create_app
+from labeltrace.rundir import open_run, write_table
+
+LOCAL = "http://127.0.0.1"
+N = 20
+
+
+@pytest.fixture()
+def rd(tmp_path: Path) -> Path:
+    return make_run(tmp_path, n=N, k=3, seed=7)
+
+
+def _jump(c: TestClient, to: str) -> dict:
+    r = c.get("/api/jump", params={"to": to})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_a_position_an_id_an_external_id_and_a_file_name_lead_to_their_sample(rd: Path) -> None:
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    run = open_run(rd)
+    order = review_order(run)
+    pos_of = {int(i): p for p, i in enumerate(order.tolist())}
+    i = int(order[7])
+    ext = str(run.column("external_id")[i])
+    assert _jump(c, "pos 8") == {"position": 7, "id": i, "problem": None}  # the page's "8 / 20"
+    assert _jump(c, " Position 8 ")["position"] == 7
+    for to in (str(i), f"id {i}", f"sample {i}", f"#{i}", ext, ext.split("/")[-1]):
+        assert _jump(c, to) == {"position": pos_of[i], "id": i, "problem": None}, to
+    assert c.get(f"/api/item/{_jump(c, ext)['position']}").json()["external_id"] == ext
+
+
+def test_what_matches_nothing_says_why_without_repeating_it(rd: Path) -> None:
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    for to, why in (("nope/<b>x</b>.png", "no sample has that position, id, external id or file name"),
+                    ("pos 0", "positions run from 1 to 20"), ("pos 21", "positions run from 1 to 20"),
+                    (str(N), "no sample has that id (ids run from 0 to 19"), ("", "type a queue position")):  # fmt: skip
+        r = _jump(c, to)
+        assert r["position"] is None and why in r["problem"], (to, r)
+        assert "<b>" not in r["problem"]
+    assert c.get("/api/jump", params={"to": "x" * 3000}).status_code == 422  # a bounded look-up
+
+
+def test_a_file_name_two_samples_share_asks_for_the_whole_id(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=12, k=3, seed=2)
+    run = open_run(rd)
+    ext = [str(x) for x in run.column("external_id")]
+    ext[3], ext[8] = "a/same.png", "b/same.png"
+    t = run.samples
+    write_table(rd / "samples.parquet", t.set_column(t.column_names.index("external_id"), "external_id", pa.array(ext)))
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    r = _jump(c, "same.png")
+    assert r["position"] is None and r["problem"] == ("2 samples are named so: type a whole external id "
+                                                      "(a/same.png, b/same.png) or a sample id")  # fmt: skip
+    assert _jump(c, "b/same.png")["id"] == 8
+
+
+def test_a_sample_the_queue_file_leaves_out_is_named_as_such(rd: Path) -> None:
+    write_table(rd / "queue.parquet", pa.table({"id": np.array([5, 2, 9], dtype=np.int64),
+                                                "priority": [0.9, 0.5, 0.1], "rank": np.array([1, 2, 3])}))  # fmt: skip
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    assert _jump(c, "9")["position"] == 2
+    r = _jump(c, "id 4")
+    assert r["position"] is None and r["problem"] == "sample 4 is not in this review's queue (3 of the run's 20 samples)"
+    ext = str(open_run(rd).column("external_id")[4])
+    assert _jump(c, ext)["problem"] == f"sample 4 ({ext}) is not in this review's queue"
+
+
+def test_a_jump_holds_nothing_until_the_page_shows_it(rd: Path) -> None:
+    """The look-up is not a move: the sample is held (a colleague's next passes it) once the page
+    asks for the item, as after any move."""
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    first = c.get("/api/item/0?peek=true").json()["id"]
+    r = _jump(c, "pos 2")
+    assert c.post("/api/decision", json={"sample_id": first, "decision": "cat", "reviewer": "bob"}).json()["next"] == 1
+    c.get(f"/api/item/{r['position']}?reviewer=ada&page=A&seq=1")  # ada's page shows it: held for her
+    assert c.post("/api/decision", json={"sample_id": first, "decision": "cat", "reviewer": "cy"}).json()["next"] == 2
+
+
+def test_blind_all_looks_up_the_ids_the_page_sees_and_no_file_name(rd: Path) -> None:
+    """Under --blind-all the page sees permuted ids and no external id: a jump by the real id, or
+    by a folder's class/file name, would tell the class of the image shown (cat/x.png matched,
+    dog/x.png not). A shown id leads to its sample; a name is refused, whether it exists or not."""
+    c = TestClient(create_app(rd, blind="all"), base_url=LOCAL)
+    it = c.get("/api/item/6?reviewer=ada").json()
+    assert it["external_id"] is None
+    r = _jump(c, str(it["id"]))
+    assert r == {"position": 6, "id": it["id"], "problem": None}
+    assert c.get(f"/api/item/{r['position']}?reviewer=ada").json()["id"] == it["id"]
+    real = int(review_order(open_run(rd))[6])
+    ext = str(open_run(rd).column("external_id")[real])
+    for to in (ext, ext.split("/")[-1], "nope.png"):
+        r = _jump(c, to)
+        assert r["position"] is None and "looks up no file name" in r["problem"], to
+    assert _jump(c, "pos 7")["id"] == it["id"]
+
+
+def test_blind_model_jumps_by_file_name(rd: Path) -> None:
+    """--blind shows the given label and the file name: a jump by it tells nothing more."""
+    c = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
+    i = int(review_order(open_run(rd))[4])
+    assert _jump(c, str(open_run(rd).column("external_id")[i])) == {"position": 4, "id": i, "problem": None}

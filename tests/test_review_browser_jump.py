@@ -7,13 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from browser_support import decision_rows, expect, launch, open_page, serve
 from runfactory import make_run
 
 from labeltrace.relabel.order import review_order
 from labeltrace.review import create_app
-from labeltrace.rundir import open_run
+from labeltrace.rundir import open_run, write_table
 
 N = 30
 CLASSES = ["cat", "dog", "fox"]
@@ -60,4 +62,31 @@ def test_the_go_to_box_shows_the_sample_named_and_its_keys_decide_nothing(tmp_pa
         assert page.evaluate("() => document.activeElement.id") == "jump"  # type: ignore[attr-defined]
         page.keyboard.press("1")  # type: ignore[attr-defined]  # typed into the box, not a decision
         assert len(decision_rows(rd)) == 1 and page.locator("#position").inner_text() == f"3 / {N}"
+        page.close()  # type: ignore[attr-defined]
+
+
+def test_an_exact_copy_under_another_label_is_said_on_the_item(tmp_path: Path, browser: object) -> None:
+    """The scan's exact copies under different labels showed in the report, not on the page where
+    the sample is decided; now the item names them (a link to each) with their labels."""
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=22)
+    run = open_run(rd)
+    order = review_order(run)
+    given = run.column("given_label")
+    a = int(order[0])
+    b = next(int(i) for i in order[5:] if given[i] != given[a])
+    g = np.full(N, -1, dtype=np.int64)
+    g[[a, b]] = 0
+    write_table(rd / "samples.parquet", run.samples.append_column("duplicate_group", pa.array(g)))
+    for base in serve(create_app(rd)):
+        page = open_page(browser, base, "?reviewer=ada", total=N)
+        box = page.locator("#copies")
+        expect(box).to_have_text("⚠ Exact copy of this image (the same pixels) under another label — at least one "
+                                 f"label is wrong: sample {b} (given {given[b]})")  # fmt: skip
+        box.get_by_role("button", name=f"sample {b}").click()
+        pos = int(np.flatnonzero(order == b)[0]) + 1
+        expect(page.locator("#position")).to_have_text(f"{pos} / {N}")
+        expect(box).to_contain_text(f"sample {a} (given {given[a]})")
+        page.keyboard.press("ArrowRight")  # type: ignore[attr-defined]
+        expect(page.locator("#position")).to_have_text(f"{pos + 1} / {N}")
+        expect(box).to_be_hidden()
         page.close()  # type: ignore[attr-defined]

@@ -9,7 +9,8 @@ in a URL: the page reads it from the printed link's fragment, ``/#token=...``, a
                             live re-ranking status, the scan's warnings about classes its models
                             overrule (``?reviewer=`` counts for that reviewer)
 ``GET  /api/item/{pos}``    the queue item at position ``pos`` (0-based): its labels, the
-                            model's top classes, the decision shown, every reviewer's view
+                            model's top classes, the decision shown, every reviewer's view,
+                            its exact copies (:mod:`labeltrace.review.copies`)
                             (``?peek=true``: a look-ahead that does not count as shown;
                             ``?reviewer=``, ``?page=`` a tab's id: whose hold and live place;
                             ``?seq=`` the tab's request number: an older one answered late
@@ -75,6 +76,7 @@ from labeltrace.review.blind import (
     check_mode,
     decision_source,
 )
+from labeltrace.review.copies import Copies
 from labeltrace.review.jump import MAX_JUMP, Names, locate
 from labeltrace.review.rendered import MAX_BYTES, RenderedImages
 from labeltrace.review.requests import (
@@ -237,9 +239,10 @@ def create_app(
             return _err(404, f"queue position out of range [0, {total})")
         # shown to a reviewer (not a peek): a live re-ranking leaves it where it is
         me = page_name(reviewer)
-        if blind is None:
-            return state.item(pos, me, shown=not peek, page=page, seq=seq)
         it = state.item(pos, me, shown=not peek, page=page, seq=seq)
+        it["copies"] = copies.of(it["id"], state.verdicts())  # exact copies: a blind page drops what it hides
+        if blind is None:
+            return it
         assert me is not None  # a blind page always speaks for one reviewer
         own = sum(d.reviewer == me for d in state.store.history(it["id"]))
         out = blind_item(it, blind, reviewer=me, own_history=own)
@@ -259,6 +262,7 @@ def create_app(
         return {"position": pos, "count": count}
 
     names = Names(run)
+    copies = Copies(run)
 
     @app.get("/api/jump")
     def jump(to: Annotated[str, Query(max_length=MAX_JUMP)]) -> dict[str, Any]:

@@ -12,8 +12,8 @@ opinion. ``labeltrace review --blind`` serves the page without them:
     page moves on by this reviewer's own decisions alone (a sample the others settled is still
     shown).
 ``all``
-    hides the given label too — and what would tell it: the sample's external id (a folder
-    dataset's is ``<class>/<file>``) and its id (a folder dataset numbers its samples class folder
+    hides the given label too — and what would tell it: its exact copies' given labels, the
+    sample's external id (a folder dataset's is ``<class>/<file>``) and its id (a folder dataset numbers its samples class folder
     by class folder: the page sees a permutation of the ids drawn for each server,
     :class:`HiddenIds`): the reviewer names the class from the image alone.
 
@@ -63,8 +63,11 @@ def blind_item(item: dict[str, Any], mode: BlindMode, *, reviewer: str, own_hist
     out = dict(item)
     out.update(suggested_label=None, suggested_prob=None, top=[], score=None, rank=None,
                decision=blind_decision(item["decision"]))  # fmt: skip
-    if mode == "all":
-        out.update(given_label=None, external_id=None)
+    copies = item.get("copies")
+    if copies is not None:  # their given labels, not the labels the others' votes gave them
+        out["copies"] = {**copies, "samples": [{**c, "label": None} for c in copies["samples"]]}
+    if mode == "all":  # the copies' given labels, and their ids (a folder's are numbered class by class)
+        out.update(given_label=None, external_id=None, copies=None)
     own = [v for v in item["views"] if v["reviewer"] == reviewer]
     out["views"] = own
     # the number of entries kept, and the consensus, would tell of the other reviewers' votes

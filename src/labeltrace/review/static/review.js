@@ -421,7 +421,26 @@
     $("prev").disabled = item.position <= 0;
     $("next").disabled = item.position >= item.total - 1;
     renderVotes();
+    renderCopies();
     renderTop();
+  }
+
+  // its exact copies (the same pixels; not under --blind-all): under another label, one label is wrong
+  function renderCopies() {
+    const box = $("copies"), c = item.copies, many = c && c.count > 1;
+    box.hidden = !c;
+    box.replaceChildren();
+    if (!c) return;
+    box.classList.toggle("differ", c.differ);
+    box.append(c.differ ? `⚠ Exact cop${many ? "ies" : "y"} of this image (the same pixels) under another label — ` +
+      "at least one label is wrong: " : `Exact cop${many ? "ies" : "y"} of this image (the same pixels, the same given label): `);
+    c.samples.forEach((s, j) => {
+      const b = Object.assign(document.createElement("button"), { className: "link", textContent: `sample ${s.id}` });
+      b.addEventListener("click", () => goTo(`id ${s.id}`));
+      const now = blind || s.label === s.given_label ? "" : s.label === null ? ", now excluded" : `, now ${iso(s.label)}`;
+      box.append(...(j ? [", "] : []), b, ` (given ${iso(s.given_label)}${now})`);
+    });
+    if (c.count > c.samples.length) box.append(` and ${c.count - c.samples.length} more`);
   }
 
   function renderVotes() {
@@ -734,8 +753,8 @@
   // "go to" a queue position (pos 12), a sample id or a file name, matched exactly: shown, and held,
   // as by any move. Answered with a position; should a live re-ranking move the sample before it is
   // asked for, the look-up runs once more. The box leaves the focus once there: keys decide again
-  async function goTo() {
-    const box = $("jump"), typed = box.value.trim();
+  async function goTo(text) { // text: a copy's link; else the box's
+    const box = $("jump"), typed = (typeof text === "string" ? text : box.value).trim();
     if (!typed) return;
     try {
       const find = () => api(`api/jump?to=${encodeURIComponent(typed)}`);
@@ -745,14 +764,13 @@
       if ((await show(r)) && item.id !== r.id) r = await find();
       if (r.position === null) { setStatus(`Go to “${iso(typed)}”: ${r.problem}.`, "error"); return; }
       if (want !== r.position || !item || (item.id !== r.id && !(await show(r)))) return;
-      box.value = "";
-      box.blur();
+      if (typeof text !== "string") { box.value = ""; box.blur(); }
       setStatus(`Went to “${iso(typed)}”: sample ${item.id}, position ${item.position + 1}.`, "");
     } catch (e) {
       setStatus(`could not go to “${iso(typed)}”: ${e.message}`, "error");
     }
   }
-  $("jump-go").addEventListener("click", goTo);
+  $("jump-go").addEventListener("click", () => goTo());
   // the next disputed / unsure / unresolved sample after the one shown (wrapping around): for the
   // reviewer who settles what the others left open
   const FOUND = { disputed: "disputed", unsure: "unsure", unresolved: "decided without a consensus" };

@@ -13,7 +13,9 @@ import pytest
 from browser_support import decision_rows, expect, launch, open_page, serve
 from runfactory import make_run
 
+from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.order import review_order
+from labeltrace.relabel.runstore import run_store
 from labeltrace.review import create_app
 from labeltrace.rundir import open_run, write_table
 
@@ -89,4 +91,40 @@ def test_an_exact_copy_under_another_label_is_said_on_the_item(tmp_path: Path, b
         page.keyboard.press("ArrowRight")  # type: ignore[attr-defined]
         expect(page.locator("#position")).to_have_text(f"{pos + 1} / {N}")
         expect(box).to_be_hidden()
+        page.close()  # type: ignore[attr-defined]
+
+
+def test_a_name_typed_after_the_page_opened_resumes_that_reviewers_own_place(tmp_path: Path, browser: object) -> None:
+    """A page opened before its reviewer typed a name resumed at the nameless place (the first
+    sample without a consensus) and stayed there once the name was typed — on samples ada had
+    already voted on, which she then had to step past. A page that has not moved from where it
+    opened now goes to the named reviewer's own place (and gives up its nameless hold); one the
+    reviewer moved stays where they took it."""
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=23)
+    order = review_order(open_run(rd))
+    st = run_store(open_run(rd))
+    for p in range(3):  # one vote of the two each needs: not settled, but done for ada
+        st.add(int(order[p]), "cat", reviewer="ada")
+    app = create_app(rd, consensus=ConsensusRule(agree=2))
+    leases = app.state.review.leases
+    for base in serve(app):
+        page = open_page(browser, base, "", total=N)
+        assert leases.held_by_others(None, N, "another-page")[order[0]] == 1  # held for the nameless pages
+        page.fill("#reviewer", "ada")
+        page.keyboard.press("Enter")  # type: ignore[attr-defined]
+        expect(page.locator("#position")).to_have_text(f"4 / {N}")
+        expect(page.locator("#current")).to_have_text("No decision yet.")
+        for _ in range(100):  # its nameless hold is given up (a request the page sends on its own)
+            if leases.held_by_others(None, N, "another-page")[order[0]] == 0:
+                break
+            page.wait_for_timeout(50)  # type: ignore[attr-defined]
+        assert leases.held_by_others(None, N, "another-page")[order[0]] == 0
+        page.close()  # type: ignore[attr-defined]
+        page = open_page(browser, base, "", total=N)
+        page.keyboard.press("ArrowRight")  # type: ignore[attr-defined]
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")
+        page.fill("#reviewer", "ada")
+        page.keyboard.press("Enter")  # type: ignore[attr-defined]
+        expect(page.locator("#current")).to_contain_text("Current decision: cat")  # her vote, where she went
+        assert page.locator("#position").inner_text() == f"2 / {N}"
         page.close()  # type: ignore[attr-defined]

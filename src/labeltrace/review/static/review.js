@@ -18,6 +18,8 @@
   let blind = null; // "model" / "all": the server sends neither the model's view nor the others' votes (nor the given label)
   let statusAbout = null; // the sample an error message is about: marked as earlier once another one shows
   let lastDecided = null; // {position, id} of this page's latest saved decision: Backspace goes back to it
+  let resumedAt = null; // the position the page opened at by the resume (no ?pos=): a name typed there resumes theirs
+  let heldAs = null; // the name the sample shown is held under (the box's when it was asked for)
 
   // the API lies beside the page: behind a reverse proxy that serves it under a path
   // (https://host/labeltrace/) every request keeps that path; "/labeltrace" opened without its
@@ -583,11 +585,12 @@
   async function load(p, moving = false) {
     if (p < 0 || p >= total) return false;
     want = p;
-    const mine = ++loadSeq;
+    const mine = ++loadSeq, as = who();
     try {
       const it = await api(`${onPage(withWho(`api/item/${p}`))}&seq=${nextSeq()}`);
       if (mine !== loadSeq) return true;
       item = it;
+      heldAs = as;
       if (!moving || it.id !== pendingId) pendingId = null;
       render();
       if (!blind) loadContext(it.id);
@@ -814,11 +817,15 @@
   });
   $("reviewer").addEventListener("change", async () => {
     try { localStorage.setItem("labeltrace.reviewer", $("reviewer").value.trim()); } catch (e) { /* private mode */ }
-    // another reviewer at this page: their progress, and the sample shown as they see it (their decision)
+    // another reviewer at this page: their progress, and the sample shown as they see it (their decision);
+    // a page still where it opened (no move, no decision since) goes to this reviewer's own place
     if (!classes.length) return; // not started yet: init reads the name
     try {
-      showProgress(await api(withWho("api/state")));
-      if (item) await load(item.position);
+      const s = await api(withWho("api/state")), before = heldAs;
+      showProgress(s);
+      const fresh = item && item.position === resumedAt && !lastDecided;
+      if (item && await load(fresh ? Math.min(s.resume, total - 1) : item.position) && fresh) resumedAt = want;
+      if (heldAs !== before) leave(before, false); // the hold under the name it had, which no one has open now
     } catch (e) {
       setStatus(`could not read this reviewer's progress: ${e.message}`, "error");
     }
@@ -857,7 +864,8 @@
       showProgress(s);
       if (total === 0) { setStatus("The review queue is empty.", ""); return; }
       const start = params.has("pos") ? Number(params.get("pos")) : Math.min(s.resume, total - 1);
-      await load(Number.isInteger(start) && start >= 0 && start < total ? start : 0);
+      const pos = Number.isInteger(start) && start >= 0 && start < total ? start : 0;
+      if ((await load(pos)) && !params.has("pos")) resumedAt = pos;
     } catch (e) {
       setStatus(`could not start: ${e.message}`, "error");
     }
@@ -866,14 +874,15 @@
   // held from the others, and its place no longer steers where a live re-ranking deals the most
   // suspect samples — they had outlived the tab by two and ten minutes. keepalive: the request
   // outlives the page; a reload's new page takes its place again at once
-  addEventListener("pagehide", () => {
+  function leave(name, keepalive) {
     const headers = { "Content-Type": "application/json" };
     if (token) headers["X-Labeltrace-Token"] = token;
     // numbered: should it arrive after a reload's new page (the same id) has asked for its sample,
     // that later request's hold stands
-    const body = JSON.stringify(Object.assign({ page: PAGE, seq: nextSeq() }, who() ? { reviewer: who() } : {}));
-    try { fetch(at("api/leave"), { method: "POST", headers, body, keepalive: true }).catch(() => {}); } catch (e) { /* gone */ }
-  });
+    const body = JSON.stringify(Object.assign({ page: PAGE, seq: nextSeq() }, name ? { reviewer: name } : {}));
+    try { fetch(at("api/leave"), { method: "POST", headers, body, keepalive }).catch(() => {}); } catch (e) { /* gone */ }
+  }
+  addEventListener("pagehide", () => leave(heldAs === null ? who() : heldAs, true));
   // back from the back/forward cache: the sample shown is this tab's again
   addEventListener("pageshow", (ev) => { if (ev.persisted && item) load(item.position); });
   init();

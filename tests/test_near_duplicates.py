@@ -212,3 +212,41 @@ def test_files_and_array_rows_give_the_groups_of_the_array(tmp_path: Path) -> No
     assert np.isnan(closest[g < 0]).all() and (closest[g >= 0] >= 0.98).all()
     sub = data.from_arrays(x, y).subset([12, 5, 2, 0, 10])
     assert dataset_near_duplicates(sub)[0].tolist() == [0, -1, 0, 1, 1]
+
+
+def test_one_decoding_pass_gives_the_exact_and_the_near_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Image files were decoded twice — once to hash them (exact copies), once more for their
+    thumbnails (near-copies): each is decoded once now, for both, with the groups of the two searches."""
+    from labeltrace.data import sources
+    from labeltrace.data.duplicates import dataset_duplicates
+    from labeltrace.data.near_duplicates import dataset_copies, dataset_near_duplicates
+
+    x = _edited(24)
+    x[20], x[21] = x[0], x[7]  # exact copies: 20 of 0 (which has near-copies), 21 of 7 (which has none)
+    y = np.arange(24) % 2
+    root = tmp_path / "d"
+    for i in range(len(y)):
+        (root / "ab"[y[i]]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[i]).save(root / "ab"[y[i]] / f"{i:03d}.png")
+    Image.fromarray(x[1]).save(root / "b" / "099.jpg", quality=70)  # a re-encode of 1 as a file
+    ds = data.from_folder(root)
+    exact = dataset_duplicates(ds, workers=2, chunk=5)
+    near, closest = dataset_near_duplicates(ds, exact, workers=2, chunk=5)
+    decoded: list[Path] = []
+    real = sources.decode_image
+    monkeypatch.setattr(sources, "decode_image", lambda p, **kw: decoded.append(p) or real(p, **kw))
+    got = dataset_copies(ds, workers=2, chunk=5)
+    assert sorted(decoded) == sorted(ds.source.paths)  # each file once
+    assert np.array_equal(got.exact, exact) and np.array_equal(got.near, near)
+    assert np.array_equal(got.closest, closest, equal_nan=True)
+    name = {s: i for i, s in enumerate(ds.sources)}
+    e, g = got.exact, got.near
+    assert e[name["a/000.png"]] == e[name["a/020.png"]] >= 0 and e[name["b/007.png"]] == e[name["b/021.png"]] >= 0
+    assert (e >= 0).sum() == 4
+    assert g[name["a/000.png"]] == g[name["a/010.png"]] == g[name["a/020.png"]] >= 0
+    assert g[name["b/001.png"]] == g[name["b/011.png"]] == g[name["b/099.jpg"]] >= 0
+    assert g[name["a/002.png"]] == g[name["a/012.png"]] >= 0 and g[name["b/007.png"]] == -1
+    arrays = data.from_arrays(x, y)  # an array: read in place, the groups of the array searches
+    both = dataset_copies(arrays, chunk=7)
+    assert np.array_equal(both.exact, find_duplicates(x)) and np.array_equal(both.near, find_near_duplicates(x))
+    assert len(decoded) == len(ds)

@@ -25,8 +25,9 @@ from labeltrace import rundir as rd
 from labeltrace._checks import check_finite_float, listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
-from labeltrace.data.duplicates import dataset_duplicates, neighbour_groups
+from labeltrace.data.duplicates import neighbour_groups
 from labeltrace.data.errors import DataWarning
+from labeltrace.data.near_duplicates import dataset_copies
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import posterior
 from labeltrace.decide.own_run import one_run_evidence, with_count
@@ -106,9 +107,9 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
         warnings.simplefilter("always")
         if paths is None and (note := _order_note(ds)) is not None:
             warnings.warn(note, DataWarning, stacklevel=2)
-        copies = dataset_duplicates(ds)  # a copy is its twin's nearest neighbour: the kNN leaves it out
+        copies = dataset_copies(ds)  # a copy is its twin's nearest neighbour: the kNN leaves it out
         ev = one_run_evidence(dyn, features=features, detector=detector, knn_k=knn_k,
-                              groups=neighbour_groups(ds.groups, copies, knn_k))  # fmt: skip
+                              groups=neighbour_groups(ds.groups, copies.exact, knn_k))  # fmt: skip
         det = with_count(detectors.detect(detector, ev))
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -25,7 +25,8 @@ from labeltrace import rundir as rd
 from labeltrace._checks import listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
-from labeltrace.data.duplicates import dataset_duplicates, neighbour_groups
+from labeltrace.data.duplicates import neighbour_groups
+from labeltrace.data.near_duplicates import Copies, dataset_copies, dataset_near_duplicates
 from labeltrace.decide import count, detectors
 from labeltrace.decide.evidence import Evidence, posterior
 from labeltrace.models.features import FeatureBatches
@@ -183,13 +184,15 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
                          "in memory: scan with --no-stream")  # fmt: skip
     t0 = time.perf_counter()
-    def copies_of() -> np.ndarray:  # exact copies share a fold; a finished scan of these files found them
-        held = held_copies(out, ds)
-        return dataset_duplicates(ds, workers=config.workers) if held is None else held
+    def copies_of() -> Copies:  # exact copies share a fold; a finished scan of these files found them
+        held = held_copies(out, ds)  # else one pass over the pixels finds the exact copies and the near ones
+        if held is None:
+            return dataset_copies(ds, workers=config.workers)
+        return Copies(held, *dataset_near_duplicates(ds, held, workers=config.workers))
 
     copies = _on_writer(d, copies_of)
     timings["duplicates"] = time.perf_counter() - t0
-    fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size, copies=copies)
+    fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size, copies=copies.exact)
     def fits(db: Path) -> bool:  # the review's decisions stay when they are about these images
         return bound_to(db, classes=list(ds.classes), ids=list(ds.ids), held_ids=rd.held_ids(out))
 
@@ -235,7 +238,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
                                   directory=rd.recording_dir(out).path, data={"fingerprint": digest(fp)},
                                   classes=list(ds.classes), keep_probs=config.suggest_last,
                                   embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
-                                  dist=d, groups=ds.groups, copies=copies)  # fmt: skip
+                                  dist=d, groups=ds.groups, copies=copies.exact)  # fmt: skip
     except BaseException:  # Ctrl-C too: a folder stopped before recording anything is not this scan's
         if claimed == "new" and d.is_writer:  # (a bad setting, a model that does not load); a resume stays
             try:
@@ -256,10 +259,10 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
                 warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
                 probs = protocol.cross_validated_probs(spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes,
                                                        seed=config.seed, folds=config.folds, groups=ds.groups,
-                                                       copies=copies)  # fmt: skip
+                                                       copies=copies.exact)  # fmt: skip
             rd.atomic_write(p, lambda fh: np.save(fh, probs, allow_pickle=False))
             return probs
-    near = neighbour_groups(ds.groups, copies, config.knn_k)  # a sample's copies are no neighbours of it
+    near = neighbour_groups(ds.groups, copies.exact, config.knn_k)  # a sample's copies are no neighbours of it
     ev = _evidence(rec, inputs, given, ds.n_classes, config, cv, log, near)
     det = detectors.detect(config.detector, ev)  # the chosen detector first: its errors are the user's
     timings["train"] = time.perf_counter() - t0

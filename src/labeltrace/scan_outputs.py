@@ -26,7 +26,7 @@ from labeltrace import rundir as rd
 from labeltrace._checks import describe_ids
 from labeltrace.data import ImageDataset
 from labeltrace.data.duplicates import conflicting_groups, group_members
-from labeltrace.data.near_duplicates import THRESHOLD, dataset_near_duplicates
+from labeltrace.data.near_duplicates import THRESHOLD, Copies
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import Evidence, combined_score
 from labeltrace.decide.ranking import rank_of
@@ -76,7 +76,7 @@ def write_outputs(
     noise_info: dict[str, Any] | None, inputs: Inputs, tcfg: TrainConfig, command: list[str] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
     probe: dict[str, Any] | None = None, resolution_probe: dict[str, Any] | None = None,
-    distributed: dict[str, Any] | None = None, copies: np.ndarray,
+    distributed: dict[str, Any] | None = None, copies: Copies,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write a scan's ``samples.parquet`` (+ csv), ``run.json`` and, for in-memory arrays that
     cannot be read again from a source, ``images.npy``; return the table and meta."""
@@ -112,7 +112,7 @@ def write_results(
     post: np.ndarray, given: np.ndarray, truth: np.ndarray, noise_info: dict[str, Any] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
     described: dict[str, Any], csv: bool, model: str | None, noted: Sequence[str] = (), folds: int | None = None,
-    copies: np.ndarray,
+    copies: Copies,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write ``samples.parquet`` (+ csv when ``csv``), ``run.json`` and, for in-memory arrays
     that cannot be read again from a source, ``images.npy``; return the table and meta — for a
@@ -123,8 +123,8 @@ def write_results(
     for your own training's);
     ``noted``: warnings already said (as Python warnings) that run.json keeps too, for the report;
     ``folds``: how many held-out folds judged the samples (None: none); ``copies``: each sample's
-    group of exact copies (:func:`labeltrace.data.duplicates.dataset_duplicates`: both callers find them
-    before scoring, the kNN reading them)."""
+    group of exact copies and of near-copies (:func:`labeltrace.data.near_duplicates.dataset_copies`:
+    both callers find them in one pass before scoring, the kNN reading the exact ones)."""
     t0 = time.perf_counter()
     N, classes = len(ds), list(ds.classes)
     cols, results = side_by_side(ev, det)
@@ -146,8 +146,8 @@ def write_results(
         warned.append(f"{det.name} could not score {describe_ids(unscored)}; they rank first")
     identical = (identical_files(out / rd.IMAGE_FILES, [ds.root / s for s in ds.sources])
                  if ds.root is not None and (out / rd.IMAGE_FILES).is_file() else [])  # fmt: skip
-    copies = np.asarray(copies, dtype=np.int64)
-    members = group_members(copies)
+    exact = np.asarray(copies.exact, dtype=np.int64)
+    members = group_members(exact)
     warned += identical_text([m.tolist() for m in members], given, classes, [str(s) for s in ds.sources], ds.groups,
                              held_out=folds is not None)  # fmt: skip
     for w in warned:  # kept in run.json too: the report shows them
@@ -159,7 +159,7 @@ def write_results(
         "suggested_prob": post[np.arange(N), sugg], "score": det.score, "is_suspect": det.flagged,
         "rank": rank_of(det.score),
         **({"group": list(ds.groups)} if ds.groups is not None else {}),
-        **({"duplicate_group": copies} if members else {}),  # only where the data holds copies
+        **({"duplicate_group": exact} if members else {}),  # only where the data holds copies
     }  # fmt: skip
     table_cols.update(cols)
     for name, v in table_cols.items():  # -0.0 + 0.0 = 0.0: a negated zero count (forgetting) is no "-0" in a CSV
@@ -198,10 +198,8 @@ def write_results(
     table = pa.table(table_cols)
     timings["score"] = time.perf_counter() - t0
     rd.write_table(out / rd.SAMPLES, table)
-    duplicates = write_duplicates(out, ds, copies, given)
-    t_near = time.perf_counter()
-    near_duplicates = write_near_duplicates(out, ds, *dataset_near_duplicates(ds, copies), copies, given)
-    timings["near_duplicates"] = time.perf_counter() - t_near
+    duplicates = write_duplicates(out, ds, exact, given)
+    near_duplicates = write_near_duplicates(out, ds, copies.near, copies.closest, exact, given)
     if csv:
         rd.write_table(out / rd.SAMPLES_CSV, table)
     else:  # an earlier scan's of this run (re-scored without --csv) would not be this table

@@ -20,12 +20,13 @@ time, never an ``N x N`` matrix); pairs become groups by connected components, w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MIN_STD", "SIZE", "THRESHOLD", "closest_in_group", "dataset_near_duplicates", "dataset_signatures",
-           "find_near_duplicates", "near_groups", "near_pairs", "signatures"]  # fmt: skip
+__all__ = ["MIN_STD", "SIZE", "THRESHOLD", "Copies", "closest_in_group", "dataset_copies", "dataset_near_duplicates",
+           "dataset_signatures", "find_near_duplicates", "near_groups", "near_pairs", "signatures"]  # fmt: skip
 
 SIZE = 16
 """Side of the grayscale thumbnail a signature is made of."""
@@ -183,27 +184,40 @@ def find_near_duplicates(images: Any, *, threshold: float = THRESHOLD, min_std: 
     return near_groups(len(a), i, j, find_duplicates(a))
 
 
+def _decoded_pass(ds: Any, size: int, min_std: float, workers: int | None, chunk: int, digests: bool
+                  ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:  # fmt: skip
+    """Each sample of a dataset of files decoded once (``ds.load``), ``chunk`` at a time on ``workers``
+    threads, and only its signature (:func:`signatures`) kept — with its exact-copy digest
+    (:func:`labeltrace.data.duplicates.digest_image`, of the same decoded pixels) when ``digests``:
+    ``(N, 16)`` uint8 digests or None, ``(N, size*size)`` signatures, ``(N,)`` informative."""
+    from labeltrace.data import duplicates as dup
+    from labeltrace.data.sources import parallel_map
+
+    def one(i: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+        img = ds.load(i)
+        return (dup.digest_image(img) if digests else b""), *signatures(img[None], size, min_std)
+
+    n = len(ds)
+    dig, sig, ok = bytearray(), np.zeros((n, size * size), np.float32), np.zeros(n, bool)
+    for a in range(0, n, chunk):
+        got = parallel_map(one, range(a, min(a + chunk, n)), workers)
+        dig += b"".join(g[0] for g in got)
+        sig[a : a + len(got)] = np.concatenate([g[1] for g in got])
+        ok[a : a + len(got)] = np.concatenate([g[2] for g in got])
+    return (np.frombuffer(bytes(dig), np.uint8).reshape(n, dup.DIGEST) if digests else None), sig, ok
+
+
 def dataset_signatures(ds: Any, *, size: int = SIZE, min_std: float = MIN_STD, workers: int | None = None,
                        chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """:func:`signatures` of every sample of an :class:`~labeltrace.data.ImageDataset` (source
     pixels as decoded, each at its own size): an in-memory array by chunks of rows, files
     ``chunk`` at a time on ``workers`` threads, only the signatures kept."""
-    from labeltrace.data.sources import ArraySource, parallel_map
+    from labeltrace.data.sources import ArraySource
 
     src = ds.source
     if isinstance(src, ArraySource):
         return _batch_signatures(src.images, src.rows, size, min_std, chunk)
-    sig = np.zeros((len(ds), size * size), np.float32)
-    ok = np.zeros(len(ds), bool)
-    for a in range(0, len(ds), chunk):
-        got = parallel_map(
-            lambda i: signatures(ds.load(i)[None], size, min_std),
-            range(a, min(a + chunk, len(ds))),
-            workers,
-        )
-        for k, (s, m) in enumerate(got):
-            sig[a + k], ok[a + k] = s[0], m[0]
-    return sig, ok
+    return _decoded_pass(ds, size, min_std, workers, chunk, digests=False)[1:]
 
 
 def closest_in_group(n: int, i: np.ndarray, j: np.ndarray, cos: np.ndarray, groups: np.ndarray,
@@ -218,12 +232,50 @@ def closest_in_group(n: int, i: np.ndarray, j: np.ndarray, cos: np.ndarray, grou
     return np.where(np.asarray(groups) >= 0, np.minimum(best, 1.0), np.nan).astype(np.float32)
 
 
+def _near_of(sig: np.ndarray, ok: np.ndarray, exact: np.ndarray | None, threshold: float, chunk: int
+             ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Near-copy groups (:func:`near_groups`, ``exact`` joined) and closest cosines of signatures."""
+    i, j, cos = near_pairs(sig, ok, threshold, chunk=chunk)
+    groups = near_groups(len(sig), i, j, exact)
+    return groups, closest_in_group(len(sig), i, j, cos, groups, exact)
+
+
 def dataset_near_duplicates(ds: Any, exact: np.ndarray | None = None, *, threshold: float = THRESHOLD,
                             workers: int | None = None, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Near-copy groups of an :class:`~labeltrace.data.ImageDataset` (:func:`near_groups`, with
     ``exact``, its exact-copy groups, joined in) and each grouped sample's closest cosine
-    (:func:`closest_in_group`)."""
+    (:func:`closest_in_group`). :func:`dataset_copies` finds the exact copies in the same pass."""
     sig, ok = dataset_signatures(ds, workers=workers, chunk=chunk)
-    i, j, cos = near_pairs(sig, ok, threshold, chunk=chunk)
-    groups = near_groups(len(sig), i, j, exact)
-    return groups, closest_in_group(len(sig), i, j, cos, groups, exact)
+    return _near_of(sig, ok, exact, threshold, chunk)
+
+
+@dataclass(frozen=True, eq=False)
+class Copies:
+    """A dataset's copies: ``exact``, each sample's group of exact copies (``-1`` alone:
+    :func:`labeltrace.data.duplicates.duplicate_groups`), the folds and the kNN read them; ``near``,
+    its group of likely copies (:func:`near_groups`, exact copies joined) and ``closest``, its
+    highest cosine within that group (:func:`closest_in_group`), listed only."""
+
+    exact: np.ndarray
+    near: np.ndarray
+    closest: np.ndarray
+
+
+def dataset_copies(ds: Any, *, threshold: float = THRESHOLD, workers: int | None = None,
+                   chunk: int = 1024) -> Copies:  # fmt: skip
+    """The exact copies and the near-copies of an :class:`~labeltrace.data.ImageDataset` in one
+    pass over its pixels: each file is decoded once (``chunk`` at a time on ``workers`` threads)
+    and gives both its digest and its signature — the groups of
+    :func:`~labeltrace.data.duplicates.dataset_duplicates` and :func:`dataset_near_duplicates`
+    (an in-memory array is hashed in place and signed by chunks of rows, as there)."""
+    from labeltrace.data.duplicates import dataset_duplicates, duplicate_groups
+    from labeltrace.data.sources import ArraySource
+
+    if isinstance(ds.source, ArraySource):  # nothing to decode: each search reads the array in place
+        exact = dataset_duplicates(ds, chunk=chunk)
+        sig, ok = dataset_signatures(ds, chunk=chunk)
+    else:
+        digests, sig, ok = _decoded_pass(ds, SIZE, MIN_STD, workers, chunk, digests=True)
+        assert digests is not None
+        exact = duplicate_groups(digests)
+    return Copies(exact, *_near_of(sig, ok, exact, threshold, chunk))

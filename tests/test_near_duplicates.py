@@ -6,6 +6,7 @@ without moving folds (a likely copy is not a sure one). Threshold: dev-near-dupl
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -250,3 +251,50 @@ def test_one_decoding_pass_gives_the_exact_and_the_near_copies(tmp_path: Path, m
     both = dataset_copies(arrays, chunk=7)
     assert np.array_equal(both.exact, find_duplicates(x)) and np.array_equal(both.near, find_near_duplicates(x))
     assert len(decoded) == len(ds)
+
+
+def test_a_finished_scan_run_again_reads_its_near_copies_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan run again on its finished folder read its exact copies back but decoded every image
+    again for the near-copies: both come back now while the image files are the ones it scanned
+    (names, sizes, times), and are looked for again when a file changed, the table is gone or the
+    threshold differs."""
+    from labeltrace.data import near_duplicates as nd
+    from labeltrace.scan_outputs import held_copies
+
+    x = _edited(32)
+    x[20] = x[0]  # an exact copy in a near group
+    y = np.arange(32) % 2
+    root = tmp_path / "data"
+    for i in range(len(y)):
+        (root / f"c{y[i]}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[i]).save(root / f"c{y[i]}" / f"{i:03d}.png")
+    cfg = ScanConfig(model="small-cnn", epochs=1, folds=2, batch_size=16, seed=0)
+    out = tmp_path / "run"
+    scan(data.from_folder(root), out, cfg, progress=False, log=lambda s: None)
+    first = pq.read_table(out / rundir.NEAR_DUPLICATES)
+    assert first.num_rows == 7 and rundir.open_run(out).meta["near_duplicates"]["groups"] == 3
+
+    def refused(*a: object, **k: object) -> None:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(nd, "signatures", refused)
+    monkeypatch.setattr("labeltrace.scan.dataset_copies", refused)
+    scan(data.from_folder(root), out, cfg, progress=False, log=lambda s: None)
+    assert pq.read_table(out / rundir.NEAR_DUPLICATES).equals(first)
+    assert rundir.open_run(out).meta["near_duplicates"]["groups"] == 3
+    ds = data.from_folder(root)
+    held = held_copies(out, ds)
+    assert held is not None and (held.near >= 0).sum() == 7
+    meta = rundir.held_meta(out)
+    (out / rundir.RUN_JSON).write_text(json.dumps(meta | {"near_duplicates": meta["near_duplicates"] | {"threshold": 0.97}}))
+    assert held_copies(out, ds) is None  # found at another threshold
+    (out / rundir.RUN_JSON).write_text(json.dumps(meta))
+    (out / rundir.NEAR_DUPLICATES).unlink()
+    assert held_copies(out, ds) is None  # its table is gone
+    monkeypatch.undo()
+    scan(ds, out, cfg, progress=False, log=lambda s: None)  # looked for again, and written again
+    assert pq.read_table(out / rundir.NEAR_DUPLICATES).equals(first)
+    img = Image.open(root / "c1" / "011.png")
+    img.putpixel((0, 0), (img.getpixel((0, 0)) + 1) % 256)
+    img.save(root / "c1" / "011.png")
+    assert held_copies(out, data.from_folder(root)) is None  # a file changed: looked for again

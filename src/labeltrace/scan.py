@@ -26,7 +26,7 @@ from labeltrace._checks import listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
 from labeltrace.data.duplicates import neighbour_groups
-from labeltrace.data.near_duplicates import Copies, dataset_copies, dataset_near_duplicates
+from labeltrace.data.near_duplicates import Copies, dataset_copies
 from labeltrace.decide import count, detectors
 from labeltrace.decide.evidence import Evidence, posterior
 from labeltrace.models.features import FeatureBatches
@@ -186,9 +186,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     t0 = time.perf_counter()
     def copies_of() -> Copies:  # exact copies share a fold; a finished scan of these files found them
         held = held_copies(out, ds)  # else one pass over the pixels finds the exact copies and the near ones
-        if held is None:
-            return dataset_copies(ds, workers=config.workers)
-        return Copies(held, *dataset_near_duplicates(ds, held, workers=config.workers))
+        return dataset_copies(ds, workers=config.workers) if held is None else held
 
     copies = _on_writer(d, copies_of)
     timings["duplicates"] = time.perf_counter() - t0

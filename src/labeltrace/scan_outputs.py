@@ -240,25 +240,55 @@ def write_results(
     return table, meta
 
 
-def held_copies(out: Path, ds: ImageDataset) -> np.ndarray | None:
-    """The exact copies the finished scan in ``out`` found (its samples table's ``duplicate_group``;
-    none when its run.json counts no groups) when it scanned these very image files — the same
+def held_copies(out: Path, ds: ImageDataset) -> Copies | None:
+    """The copies the finished scan in ``out`` found when it scanned these very image files — the same
     names, sizes and modification times and sample ids (its fingerprint's data identity) — else None:
-    looking for them again decodes every image (in-memory arrays, hashed in place, are not read back)."""
+    looking for them again decodes every image (in-memory arrays, read in place, are not read back).
+    Its exact copies are its samples table's ``duplicate_group``, its near-copies its
+    ``near_duplicates`` table (none when its run.json counts no groups); None too when either is
+    missing or does not match the counts of its run.json, or the near-copies were found at another
+    threshold."""
     from labeltrace.models.inputs import data_identity
 
     held = rd.held_fingerprint(out)
     if ds.root is None or not held or held.get("data") != data_identity(ds):
         return None
-    counts = rd.held_meta(out).get("duplicates")
-    if not isinstance(counts, dict):  # no finished scan, or one from before copies were looked for
+    meta = rd.held_meta(out)
+    counts, near_counts = meta.get("duplicates"), meta.get("near_duplicates")
+    if not isinstance(counts, dict) or not isinstance(near_counts, dict):  # no finished scan, or an older one
         return None
+    n = len(ds)
+    exact = np.full(n, -1, dtype=np.int64)
+    if counts.get("groups"):
+        col = rd.held_column(out, "duplicate_group")
+        if col is None or len(col) != n:
+            return None
+        exact = np.asarray([int(v) for v in col], dtype=np.int64)
+    near = _held_near(out, n, near_counts, exact)
+    return None if near is None else Copies(exact, *near)
+
+
+def _held_near(out: Path, n: int, counts: dict[str, Any], exact: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The near-copy groups and closest cosines of the finished scan in ``out`` (its
+    ``near_duplicates`` table, run.json's ``counts`` of it), or None where they cannot be trusted."""
+    if counts.get("threshold") != THRESHOLD:
+        return None
+    near, closest = np.full(n, -1, dtype=np.int64), np.full(n, np.nan, dtype=np.float32)
     if not counts.get("groups"):
-        return np.full(len(ds), -1, dtype=np.int64)
-    col = rd.held_column(out, "duplicate_group")
-    if col is None or len(col) != len(ds):
+        return near, closest
+    try:
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(out / rd.NEAR_DUPLICATES, columns=["id", "near_group", "closest", "duplicate_group"])
+        ids, grp, cos, dup = (t.column(k).to_numpy() for k in ("id", "near_group", "closest", "duplicate_group"))
+    except Exception:  # noqa: BLE001 - missing, damaged or of another layout: looked for again
         return None
-    return np.asarray([int(v) for v in col], dtype=np.int64)
+    if (ids.size != counts.get("images_in_groups") or ids.size != np.unique(ids).size or ids.size == 0
+            or ids.min() < 0 or ids.max() >= n or not np.array_equal(dup, exact[ids])
+            or np.unique(grp).size != counts.get("groups") or grp.min() < 0):  # fmt: skip
+        return None
+    near[ids], closest[ids] = grp, cos.astype(np.float32)
+    return near, closest
 
 
 def _write_groups(out: Path, names: tuple[str, str], ds: ImageDataset, groups: np.ndarray, given: np.ndarray,

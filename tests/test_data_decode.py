@@ -161,6 +161,36 @@ def test_array_to_float_dtypes() -> None:
         array_to_float(np.array([[0, 3]], np.int64))
 
 
+def test_an_image_and_a_batch_are_scaled_by_one_rule() -> None:
+    """The loader's scaling of one image (array_to_float) and the near-copy search's of a batch were
+    twins that had drifted: the search kept float64 pixels the loader makes float32, refused another
+    dtype with another error, and the loader accepted a float64 pixel just over 1 (rounded to 1.0
+    in float32 before its check) that the search and from_arrays refuse. One batch scaler now."""
+    from labeltrace import find_duplicates
+    from labeltrace.data.decode import batch_to_float
+    from labeltrace.data.near_duplicates import find_near_duplicates
+
+    rng = np.random.default_rng(3)
+    for x in (rng.integers(0, 256, (4, 3, 5), dtype=np.uint8), rng.integers(0, 65536, (4, 3, 5), dtype=np.uint16),
+              rng.random((4, 3, 5)) > 0.5, rng.random((4, 3, 5)), rng.random((4, 3, 5, 3), dtype=np.float32)):
+        got = batch_to_float(x)
+        assert got.dtype == np.float32
+        for k in range(4):
+            np.testing.assert_array_equal(got[k].reshape(array_to_float(x[k]).shape), array_to_float(x[k]))
+    over = np.full((2, 2), 1 + 1e-9)
+    with pytest.raises(DataError, match=r"float image must be finite and in \[0, 1\] \(finite values seen 1\.\.1\)"):
+        array_to_float(over)
+    bad = rng.random((5, 4, 4)) * 255
+    bad[:3] /= 255
+    with pytest.raises(DataError, match=r"sample 13: float pixels .*seen .*0\.\.2.*divide by 255"):
+        batch_to_float(bad, first=10)
+    bad[3] = np.nan
+    with pytest.raises(DataError, match=r"sample 3: float pixels .*\(finite values seen nan\.\.nan, and some not finite"):
+        find_near_duplicates(bad)
+    with pytest.raises(DataError, match="unsupported image dtype int32"):
+        find_duplicates(np.zeros((3, 16, 16), np.int32), near=True)
+
+
 def test_convert_channels() -> None:
     rgb = np.array([[[1.0, 0.5, 0.25]]], dtype=np.float32)
     gray = convert_channels(rgb, 1)

@@ -117,6 +117,14 @@ def test_bad_input_is_refused_by_name() -> None:
 def test_groups_are_numbered_by_first_sample() -> None:
     assert near_groups(6, np.array([3, 0]), np.array([5, 1])).tolist() == [0, 0, -1, 1, -1, 1]
     assert near_groups(0, np.zeros(0, np.int64), np.zeros(0, np.int64)).tolist() == []
+    # exact copies join a near group (3 of 1), alone they are none (2 and 4); sets numbered as connected_sets does
+    i, j = np.array([5, 0]), np.array([6, 1])
+    assert near_groups(7, i, j, np.array([-1, 0, 1, 0, 1, -1, -1])).tolist() == [0, 0, -1, 0, -1, 1, 1]
+    assert near_groups(7, np.array([2]), np.array([4]), np.array([-1, -1, 0, -1, 0, -1, -1])).max() == -1
+    from labeltrace.data.duplicates import connected_sets, linked_sets
+
+    copies = np.array([-1, 0, -1, 0, 1, -1, 1])
+    assert linked_sets(7, np.array([1, 4]), np.array([3, 6])).tolist() == connected_sets(copies).tolist()
 
 
 @settings(max_examples=25, deadline=None)

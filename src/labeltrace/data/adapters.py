@@ -28,6 +28,7 @@ from labeltrace.data.decode import (
     DICOM_SUFFIXES,
     IMAGE_SUFFIXES,
     pixel_limit,
+    rows_out_of_range,
 )
 from labeltrace.data.errors import DataError, DataWarning
 from labeltrace.data.hf import (  # re-exported: the Hugging Face adapter's own module
@@ -280,9 +281,9 @@ def from_arrays(
     if len(images) != len(lab):
         raise DataError(f"{len(images)} images but {len(lab)} labels")
     if images.dtype.kind == "f":
-        flat = images.reshape(len(images), -1)
-        bad = np.flatnonzero(~np.all(np.isfinite(flat) & (flat >= 0) & (flat <= 1), axis=1))
+        bad = rows_out_of_range(images)
         if bad.size:
+            flat = images.reshape(len(images), -1)
             finite = flat[np.isfinite(flat)]
             seen = f" (values run from {finite.min():g} to {finite.max():g})" if finite.size else ""
             hint = ("; 0..255 stored as float? Pass images / 255, or images.astype(np.uint8)"

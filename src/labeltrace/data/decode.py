@@ -62,6 +62,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_PIXELS",
     "array_to_float",
+    "batch_to_float",
     "check_pixels",
     "convert_channels",
     "decode_image",
@@ -71,6 +72,7 @@ __all__ = [
     "pil_to_array",
     "pixel_limit",
     "resize_image",
+    "rows_out_of_range",
     "stored_bits",
     "to_uint8",
     "to_uint8_thumbnail",
@@ -303,11 +305,50 @@ def stored_bits(path: str | Path | BinaryIO) -> int:
         return 8
 
 
+def rows_out_of_range(x: np.ndarray) -> np.ndarray:
+    """The rows (first axis) of a float array ``(N, ...)`` holding a value that is not finite or lies
+    outside [0, 1], ascending."""
+    flat = np.asarray(x).reshape(len(x), -1)
+    return np.flatnonzero(~np.all(np.isfinite(flat) & (flat >= 0) & (flat <= 1), axis=1))
+
+
+def batch_to_float(x: np.ndarray, first: int | None = None) -> np.ndarray:
+    """Scale a batch of in-memory images ``(N, ...)`` to float32 in [0, 1], as the dataset loader
+    scales each (:func:`array_to_float`): ``uint8`` divided by 255, ``uint16`` by 65535, ``bool`` to
+    {0, 1}; floats must already be finite and inside [0, 1].
+
+    Raises
+    ------
+    DataError
+        For other dtypes, or floats out of range: the first such image is named ``sample first + row``
+        (``first``: the batch's first sample; None for an image of its own).
+    """
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255)
+    if x.dtype == np.uint16:
+        return x.astype(np.float32) / np.float32(65535)
+    if x.dtype == np.bool_:
+        return x.astype(np.float32)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"unsupported image dtype {x.dtype}; use uint8, uint16, bool or float in [0, 1]")
+    bad = rows_out_of_range(x)
+    if bad.size:
+        row = np.asarray(x[int(bad[0])], dtype=np.float64)
+        seen = row[np.isfinite(row)]
+        lo, hi = (seen.min(), seen.max()) if seen.size else (np.nan, np.nan)
+        hint = "; 0..255 stored as float? divide by 255" if lo >= 0 and 1.5 < hi <= 255 else ""
+        where = "float image" if first is None else f"sample {first + int(bad[0])}: float pixels"
+        raise DataError(f"{where} must be finite and in [0, 1] (finite values seen {lo:g}..{hi:g}"
+                        f"{', and some not finite' if seen.size < row.size else ''}{hint})")  # fmt: skip
+    return x.astype(np.float32)
+
+
 def array_to_float(a: np.ndarray) -> np.ndarray:
     """Scale one in-memory image to float32 in [0, 1], shaped ``(H, W, C)``.
 
     ``uint8`` is divided by 255, ``uint16`` by 65535, ``bool`` maps to {0, 1}; floats must
-    already be finite and inside [0, 1]. ``(H, W)`` gains a channel axis.
+    already be finite and inside [0, 1] (:func:`batch_to_float`). ``(H, W)`` gains a channel axis.
 
     Raises
     ------
@@ -319,17 +360,4 @@ def array_to_float(a: np.ndarray) -> np.ndarray:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 3):
         raise DataError(f"image must be (H, W), (H, W, 1) or (H, W, 3); got shape {a.shape}")
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / 65535.0
-    if a.dtype == np.bool_:
-        return a.astype(np.float32)
-    if np.issubdtype(a.dtype, np.floating):
-        f = a.astype(np.float32)
-        if not np.all(np.isfinite(f)) or (f.size and (f.min() < 0.0 or f.max() > 1.0)):
-            raise DataError("float image with values outside [0, 1] or not finite")
-        return f
-    raise DataError(
-        f"unsupported image dtype {a.dtype}; use uint8, uint16, bool or float in [0, 1]"
-    )
+    return batch_to_float(a[None])[0]

@@ -30,7 +30,7 @@ import numpy as np
 from labeltrace._checks import describe_ids, group_codes
 
 __all__ = ["conflicting_groups", "connected_sets", "dataset_duplicates", "digest_image", "duplicate_groups",
-           "find_duplicates", "group_members", "neighbour_groups"]  # fmt: skip
+           "find_duplicates", "group_members", "linked_sets", "neighbour_groups"]  # fmt: skip
 
 DIGEST = 16
 """Bytes of each image's digest."""
@@ -148,14 +148,30 @@ def conflicting_groups(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return lo != hi
 
 
+def linked_sets(n: int, a: np.ndarray, b: np.ndarray, nodes: int | None = None) -> np.ndarray:
+    """``(n,)`` int64 set of each sample ``0..n-1``, ``0..S-1`` numbered by first sample: the connected
+    components of the undirected graph of ``nodes`` nodes (``n`` unless more: the nodes from ``n`` up
+    link samples, and are no samples) with an edge ``a[k] - b[k]`` each; a sample linked to none is a
+    set of its own."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    size = n if nodes is None else int(nodes)
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(size, size))
+    comp = connected_components(graph, directed=False)[1][:n]
+    _, first, rank = np.unique(comp, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first, kind="stable"), kind="stable")  # sets by their first sample
+    return order[rank.reshape(-1)].astype(np.int64)
+
+
 def connected_sets(copies: np.ndarray, groups: Sequence[str] | None = None) -> np.ndarray:
     """``(N,)`` int64 set of each sample, ``0..S-1`` numbered by first appearance: samples linked by an
     exact copy (``copies``, :func:`duplicate_groups`) or by a shared ``groups`` key (a patient) share a
     set — the union of both groupings (two patients one of whose images is a copy of the other's are
     one set); a sample linked to none is a set of its own."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     c = np.asarray(copies, dtype=np.int64).reshape(-1)
     n = c.shape[0]
     # one node per sample, one per copy group and one per user group; a sample joins its groups' nodes
@@ -164,12 +180,7 @@ def connected_sets(copies: np.ndarray, groups: Sequence[str] | None = None) -> n
     n_user = int(g_codes.max()) + 1 if n and g_codes.max() >= 0 else 0
     src = np.concatenate([np.flatnonzero(c >= 0), np.flatnonzero(g_codes >= 0)])
     dst = np.concatenate([n + c[c >= 0], n + n_copy + g_codes[g_codes >= 0]])
-    size = n + n_copy + n_user
-    graph = coo_matrix((np.ones(src.size, dtype=np.int8), (src, dst)), shape=(size, size))
-    comp = connected_components(graph, directed=False)[1][:n]
-    _, first, rank = np.unique(comp, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first, kind="stable"), kind="stable")  # sets by their first sample
-    return order[rank.reshape(-1)].astype(np.int64)
+    return linked_sets(n, src, dst, n + n_copy + n_user)
 
 
 def neighbour_groups(groups: Sequence[str] | None, copies: np.ndarray | None, k: int | None = None

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from labeltrace.data.decode import batch_to_float
+
 __all__ = ["MIN_STD", "SIZE", "THRESHOLD", "Copies", "closest_in_group", "dataset_copies", "dataset_near_duplicates",
            "dataset_signatures", "find_near_duplicates", "near_groups", "near_pairs", "signatures"]  # fmt: skip
 
@@ -79,32 +81,13 @@ def signatures(
     return sig.astype(np.float32), (std >= min_std) & (min(g.shape[1:3]) >= size)
 
 
-def _to_float(x: np.ndarray, start: int) -> np.ndarray:
-    """A chunk of images (its first sample ``start``) scaled to [0, 1] as the dataset loader
-    does: ``uint8`` / 255, ``uint16`` / 65535, ``bool`` to {0, 1}, floats as they are."""
-    if x.dtype == np.uint8:
-        return x / np.float32(255)
-    if x.dtype == np.uint16:
-        return x / np.float32(65535)
-    if x.dtype == np.bool_:
-        return x.astype(np.float32)
-    if x.dtype.kind != "f":
-        raise TypeError(f"images must be uint8, uint16, bool or float; got {x.dtype}")
-    flat = x.reshape(len(x), -1)
-    bad = np.flatnonzero(~(np.isfinite(flat) & (flat >= 0) & (flat <= 1)).all(axis=1))
-    if len(bad):
-        raise ValueError(f"sample {start + int(bad[0])}: float pixels must be finite and in [0, 1] "
-                         f"(range seen {np.nanmin(flat[bad[0]]):g}..{np.nanmax(flat[bad[0]]):g}; 0..255 stored "
-                         "as float: divide by 255)")  # fmt: skip
-    return x
-
-
 def _batch_signatures(images: np.ndarray, rows: np.ndarray | None, size: int, min_std: float,
                       chunk: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """:func:`signatures` of an in-memory array (uint8, uint16 or floats in [0, 1]) by chunks of rows."""
+    """:func:`signatures` of an in-memory array (uint8, uint16, bool or floats in [0, 1]) by chunks of
+    rows, each scaled as the dataset loader scales it (:func:`labeltrace.data.decode.batch_to_float`)."""
     idx = np.arange(len(images)) if rows is None else np.asarray(rows, dtype=np.int64)
     parts = [
-        signatures(_to_float(images[idx[a : a + chunk]], a), size, min_std)
+        signatures(batch_to_float(images[idx[a : a + chunk]], a), size, min_std)
         for a in range(0, len(idx), chunk)
     ]
     if not parts:
@@ -148,28 +131,19 @@ def near_groups(
     that hold at least one pair that is not an exact copy (``exact``: ``(n,)`` exact-copy group,
     ``-1`` alone — those copies join the component too), numbered ``0..G-1`` by first sample;
     ``-1`` for a sample in no such component."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    from labeltrace.data.duplicates import linked_sets
 
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     ex = np.full(n, -1, np.int64) if exact is None else np.asarray(exact, dtype=np.int64)
     near = (ex[i] < 0) | (ex[i] != ex[j])  # a pair of exact copies is no near-copy
-    in_ex = np.flatnonzero(ex >= 0)
-    first = np.full(int(ex.max()) + 1 if in_ex.size else 0, n, np.int64)
-    np.minimum.at(first, ex[in_ex], in_ex)
-    a = np.concatenate([i, in_ex])
-    b = np.concatenate([j, first[ex[in_ex]]])
-    _, comp = connected_components(
-        coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False
-    )
-    has_near = np.zeros(comp.max() + 1 if n else 0, bool)
+    in_ex = np.flatnonzero(ex >= 0)  # an exact copy joins its group's node (n + its group)
+    n_ex = int(ex.max()) + 1 if in_ex.size else 0
+    comp = linked_sets(n, np.concatenate([i, in_ex]), np.concatenate([j, n + ex[in_ex]]), n + n_ex)
+    has_near = np.zeros(int(comp.max()) + 1 if n else 0, bool)
     has_near[comp[i[near]]] = True
-    firsts = np.full(len(has_near), n, np.int64)
-    np.minimum.at(firsts, comp, np.arange(n))
-    chosen = np.flatnonzero(has_near)
-    number = np.full(len(has_near), -1, np.int64)
-    number[chosen[np.argsort(firsts[chosen], kind="stable")]] = np.arange(len(chosen))
-    return number[comp] if n else np.zeros(0, np.int64)
+    number = np.full(len(has_near), -1, np.int64)  # the sets with a near pair, in their order (by first sample)
+    number[has_near] = np.arange(int(has_near.sum()))
+    return number[comp]
 
 
 def find_near_duplicates(images: Any, *, threshold: float = THRESHOLD, min_std: float = MIN_STD,

@@ -21,6 +21,7 @@ time, never an ``N x N`` matrix); pairs become groups by connected components, w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -41,13 +42,17 @@ BLOCK = 1 << 23
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
 
 
+@lru_cache(maxsize=64)
 def _area(n: int, s: int) -> np.ndarray:
-    """``(s, n)`` exact area-averaging weights from ``n`` pixels to ``s`` cells (rows sum to 1)."""
+    """``(s, n)`` exact area-averaging weights from ``n`` pixels to ``s`` cells (rows sum to 1;
+    read-only: one per size, shared by every image of that size)."""
     edges = np.arange(s + 1, dtype=np.float64) * (n / s)
     lo, hi = edges[:-1, None], edges[1:, None]
     px = np.arange(n, dtype=np.float64)[None, :]
     overlap = np.clip(np.minimum(hi, px + 1) - np.maximum(lo, px), 0.0, None)
-    return overlap / overlap.sum(axis=1, keepdims=True)
+    w = overlap / overlap.sum(axis=1, keepdims=True)
+    w.setflags(write=False)
+    return w
 
 
 def _gray(x: np.ndarray) -> np.ndarray:
@@ -70,9 +75,7 @@ def signatures(
     the image is at least ``size`` pixels on each side (an image smaller than its thumbnail, such
     as an 8 x 8 digit, has too few pixels to tell a copy from a lookalike: dev-near-duplicates.md)."""
     g = _gray(np.asarray(images))
-    small = np.einsum(
-        "sh,nhw,tw->nst", _area(g.shape[1], size), g, _area(g.shape[2], size), optimize=True
-    )
+    small = _area(g.shape[1], size) @ g @ _area(g.shape[2], size).T  # (s, H) @ (N, H, W) @ (W, s): two BLAS products
     flat = small.reshape(len(small), -1)
     flat = flat - flat.mean(axis=1, keepdims=True)
     std = np.sqrt((flat**2).mean(axis=1))

@@ -266,6 +266,27 @@ def _folder(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return root, true
 
 
+def test_the_run_written_again_reads_its_copies_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_run decoded every image file for the copies each time; writing the same recording
+    again (another detector, --force) reads back the copies the run found while its files are unchanged."""
+    root, _ = _folder(tmp_path)
+    shutil.copy(root / "a" / next(iter(sorted(p.name for p in (root / "a").iterdir()))), root / "b" / "copy.png")
+    ds = from_folder(root)
+    imgs = np.stack([ds.load(i)[..., 0] for i in range(len(ds))])
+    rec = _train((imgs * 255).astype(np.uint8), ds.labels, epochs=4)
+    out = tmp_path / "run"
+    write_run(ds, rec, out, log=lambda s: None)
+    first = open_run(out).column("duplicate_group").tolist()
+    assert sorted(first).count(0) == 2
+
+    def refused(*a: object, **k: object) -> None:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr("labeltrace.own_training.dataset_copies", refused)
+    write_run(from_folder(root), rec, out, detector="single_sei", force=True, log=lambda s: None)
+    assert open_run(out).column("duplicate_group").tolist() == first
+
+
 def test_cli_scan_recording(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root, _ = _folder(tmp_path)
     ds = from_folder(root)  # the training reads the images in labeltrace's order: sample i is id i

@@ -85,7 +85,7 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
     """
     from labeltrace.scan import ScanResult
     from labeltrace.scan_labels import known_truth, known_truth_info
-    from labeltrace.scan_outputs import write_results
+    from labeltrace.scan_outputs import held_copies, write_results
 
     t_start = time.perf_counter()
     if not isinstance(ds, ImageDataset):
@@ -107,7 +107,9 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
         warnings.simplefilter("always")
         if paths is None and (note := _order_note(ds)) is not None:
             warnings.warn(note, DataWarning, stacklevel=2)
-        copies = dataset_copies(ds)  # a copy is its twin's nearest neighbour: the kNN leaves it out
+        # a copy is its twin's nearest neighbour: the kNN leaves it out (read back from this run of these files)
+        held = held_copies(out, ds)
+        copies = dataset_copies(ds) if held is None else held
         ev = one_run_evidence(dyn, features=features, detector=detector, knn_k=knn_k,
                               groups=neighbour_groups(ds.groups, copies.exact, knn_k))  # fmt: skip
         det = with_count(detectors.detect(detector, ev))

@@ -9,7 +9,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +80,12 @@ def images_loaded(page: Any, selector: str, count: int = 1) -> None:
     while page.evaluate(js) < count:
         assert time.monotonic() < deadline, f"{selector} did not load"
         time.sleep(0.05)
+
+
+def until(page: Any, done: Callable[[], bool], what: str) -> None:
+    """Wait until ``done()`` (a state kept by the test, such as the requests a route held back),
+    letting Playwright deliver its events meanwhile; fails, saying ``what``, after 15 s."""
+    deadline = time.monotonic() + 15
+    while not done():
+        assert time.monotonic() < deadline, what
+        page.wait_for_timeout(50)

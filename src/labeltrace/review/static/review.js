@@ -208,7 +208,9 @@
     return ["unsure", "skip", "exclude"].includes(d.decision) ? `class ${d.decision}` : iso(d.decision);
   }
 
+  let progressSeq = 0; // progress shown so far: an answer asked for before the latest one shown is older
   function showProgress(p) {
+    progressSeq += 1;
     total = p.total;
     if (p.rule) {
       named = Boolean(p.rule.names);
@@ -820,11 +822,18 @@
     // another reviewer at this page: their progress, and the sample shown as they see it (their decision);
     // a page still where it opened (no move, no decision since) goes to this reviewer's own place
     if (!classes.length) return; // not started yet: init reads the name
+    // a decision saved, or a move made, while this answer comes shows its own progress and sample
+    // (asked for with this name): this older answer would put back the count from before it and
+    // the sample just decided
+    const shown = progressSeq, loads = loadSeq;
     try {
-      const s = await api(withWho("api/state")), before = heldAs;
-      showProgress(s);
-      const fresh = item && item.position === resumedAt && !lastDecided;
-      if (item && await load(fresh ? Math.min(s.resume, total - 1) : item.position) && fresh) resumedAt = want;
+      const before = heldAs; // the name the sample shown is held under now (a move meanwhile may change it)
+      const s = await api(withWho("api/state"));
+      if (shown === progressSeq) showProgress(s);
+      if (item && loads === loadSeq) {
+        const fresh = item.position === resumedAt && !lastDecided;
+        if (await load(fresh ? Math.min(s.resume, total - 1) : item.position) && fresh) resumedAt = want;
+      }
       if (heldAs !== before) leave(before, false); // the hold under the name it had, which no one has open now
     } catch (e) {
       setStatus(`could not read this reviewer's progress: ${e.message}`, "error");

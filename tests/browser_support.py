@@ -82,6 +82,17 @@ def images_loaded(page: Any, selector: str, count: int = 1) -> None:
         time.sleep(0.05)
 
 
+def settled(page: Any, js: str, ok: Callable[[Any], bool], what: str, arg: Any = None) -> Any:
+    """``page.evaluate(js, arg)`` polled until ``ok`` holds of it (the page's own time, not a fixed
+    wait: a loaded machine takes longer); its value then. Fails, saying ``what`` and the value last
+    seen, after 15 s."""
+    deadline = time.monotonic() + 15
+    while not ok(value := page.evaluate(js, arg)):
+        assert time.monotonic() < deadline, f"{what}: {value!r}"
+        time.sleep(0.05)
+    return value
+
+
 def until(page: Any, done: Callable[[], bool], what: str) -> None:
     """Wait until ``done()`` (a state kept by the test, such as the requests a route held back),
     letting Playwright deliver its events meanwhile; fails, saying ``what``, after 15 s."""

@@ -6,9 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from browser_support import decision_rows, expect, images_loaded, launch, open_page, serve
+from browser_support import (
+    decision_rows,
+    expect,
+    images_loaded,
+    launch,
+    open_page,
+    serve,
+    settled,
+    until,
+)
 from runfactory import make_run
 
 from labeltrace.relabel.order import review_order
@@ -85,22 +95,24 @@ def test_a_zoom_chosen_before_the_image_arrives_shows_its_middle(tmp_path: Path,
     rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=14)
     for base in serve(create_app(rd)):
         page = browser.new_page()  # type: ignore[attr-defined]
-        held: list[object] = []
+        held: list[Any] = []
         page.route("**/api/image/**", lambda route: held.append(route))  # type: ignore[attr-defined]
         page.goto(f"{base}/?reviewer=ada")
         expect(page.locator("#position")).to_have_text(f"1 / {N}")
         page.locator("[data-zoom='4']").click()
         expect(page.locator("[data-zoom='4']")).to_have_attribute("aria-pressed", "true")
-        assert held  # the image was asked for and is still held back
+        # the zoomed image was asked for and is held back (the route's event reaches the test on its own time)
+        until(page, lambda: any("full=true" in r.request.url for r in held), "the zoomed image was not asked for")
         for route in held:
-            route.continue_()  # type: ignore[attr-defined]
-        page.unroute("**/api/image/**")  # type: ignore[attr-defined]
+            route.continue_()
+        page.unroute("**/api/image/**")  # type: ignore[attr-defined]  # any not yet seen here goes on
         images_loaded(page, "#image")
-        page.wait_for_timeout(100)  # type: ignore[attr-defined]
-        left, width, seen = _js(page, "() => { const f = document.getElementById('frame');"  # type: ignore[misc]
-                                " return [f.scrollLeft, f.scrollWidth, f.clientWidth]; }")
-        assert width > seen
-        assert abs(left - (width - seen) / 2) <= 1
+        # centred by the image's load event, which comes after the image reads as loaded
+        left, width, seen = settled(page, "() => { const f = document.getElementById('frame');"
+                                    " return [f.scrollLeft, f.scrollWidth, f.clientWidth]; }",
+                                    lambda v: v[1] > v[2] and abs(v[0] - (v[1] - v[2]) / 2) <= 1,
+                                    "the zoomed image is not centred [scrollLeft, scrollWidth, clientWidth]")
+        assert width > seen and abs(left - (width - seen) / 2) <= 1
 
 
 def test_a_decision_not_saved_names_its_sample_and_stays_said_after_moving(tmp_path: Path, browser: object) -> None:

@@ -128,3 +128,31 @@ def test_a_name_typed_after_the_page_opened_resumes_that_reviewers_own_place(tmp
         expect(page.locator("#current")).to_contain_text("Current decision: cat")  # her vote, where she went
         assert page.locator("#position").inner_text() == f"2 / {N}"
         page.close()  # type: ignore[attr-defined]
+
+
+def test_a_go_to_whose_sample_moved_before_it_was_fetched_goes_where_it_is_now(tmp_path: Path, browser: object) -> None:
+    """A live re-ranking between the look-up and the item's fetch moves the sample: the page found
+    another sample at the position answered and looked it up again — then, told the new position,
+    stayed on the wrong sample without a word (it only went on when the position had not changed)."""
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=24)
+    order = review_order(open_run(rd))
+    target = int(order[12])
+    for base in serve(create_app(rd)):
+        page = open_page(browser, base, "?reviewer=ada", total=N)
+        answers: list[str] = []
+
+        def stale_first(route: object) -> None:  # the first answer: where the sample was before a re-ranking
+            answers.append("stale")
+            if len(answers) == 1:
+                route.fulfill(json={"position": 5, "id": target, "problem": None})  # type: ignore[attr-defined]
+            else:
+                route.continue_()  # type: ignore[attr-defined]
+
+        page.route("**/api/jump?**", stale_first)  # type: ignore[attr-defined]
+        page.locator("#jump").fill(f"id {target}")
+        page.keyboard.press("Enter")  # type: ignore[attr-defined]
+        expect(page.locator("#status")).to_have_text(f"Went to “id {target}”: sample {target}, position 13.")
+        expect(page.locator("#position")).to_have_text(f"13 / {N}")
+        assert len(answers) == 2
+        page.close()  # type: ignore[attr-defined]
+

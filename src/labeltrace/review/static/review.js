@@ -765,10 +765,17 @@
       const find = () => api(`api/jump?to=${encodeURIComponent(typed)}`);
       // shown, and no other move asked for since (a failed load said why)
       const show = async (r) => r.position !== null && (await load(r.position)) && want === r.position && !!item;
+      const missed = (r) => {
+        if (r.position === null) setStatus(`Go to “${iso(typed)}”: ${r.problem}.`, "error");
+        return r.position === null;
+      };
       let r = await find();
-      if ((await show(r)) && item.id !== r.id) r = await find();
-      if (r.position === null) { setStatus(`Go to “${iso(typed)}”: ${r.problem}.`, "error"); return; }
-      if (want !== r.position || !item || (item.id !== r.id && !(await show(r)))) return;
+      if (missed(r) || !(await show(r))) return;
+      if (item.id !== r.id) { // moved before it was asked for: looked up again, unless another move came since
+        const at = want;
+        r = await find();
+        if (want !== at || missed(r) || (item.id !== r.id && !(await show(r)))) return;
+      }
       if (typeof text !== "string") { box.value = ""; box.blur(); }
       setStatus(`Went to “${iso(typed)}”: sample ${item.id}, position ${item.position + 1}.`, "");
     } catch (e) {

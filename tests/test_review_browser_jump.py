@@ -156,3 +156,31 @@ def test_a_go_to_whose_sample_moved_before_it_was_fetched_goes_where_it_is_now(t
         assert len(answers) == 2
         page.close()  # type: ignore[attr-defined]
 
+
+def test_clearing_a_name_the_server_gives_keeps_the_pages_hold(tmp_path: Path, browser: object) -> None:
+    """A server started with --reviewer speaks for a nameless page under that name: clearing the box
+    filled with it changes the page's name but not whose hold it is. The page gave up "the hold
+    under the earlier name" after taking the new one — the same hold, so the sample shown was no
+    longer held and a colleague's next landed on it."""
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=25)
+    order = review_order(open_run(rd))
+    app = create_app(rd, reviewer="bob")
+    leases = app.state.review.leases
+    for base in serve(app):
+        page = open_page(browser, base, "", total=N)
+        assert page.locator("#reviewer").input_value() == "bob"
+        assert leases.held_by_others("cy", N)[order[0]] == 1
+        seen = page.evaluate("() => performance.getEntriesByType('resource').length")  # type: ignore[attr-defined]
+        page.fill("#reviewer", "")
+        page.keyboard.press("Enter")  # type: ignore[attr-defined]
+        page.locator("#reviewer").blur()  # the change event
+        for _ in range(100):  # the item asked for again, and whatever the page sends after it
+            done = page.evaluate(  # type: ignore[attr-defined]
+                f"() => performance.getEntriesByType('resource').slice({seen}).filter((e) => e.name.includes('/api/item/')).length")
+            if done:
+                break
+            page.wait_for_timeout(50)  # type: ignore[attr-defined]
+        page.wait_for_timeout(500)  # type: ignore[attr-defined]  # a leave, if one is sent, has arrived
+        assert page.locator("#position").inner_text() == f"1 / {N}"
+        assert leases.held_by_others("cy", N)[order[0]] == 1  # still bob's: the page shows it
+        page.close()  # type: ignore[attr-defined]

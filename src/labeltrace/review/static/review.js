@@ -835,13 +835,16 @@
     const shown = progressSeq, loads = loadSeq;
     try {
       const before = heldAs; // the name the sample shown is held under now (a move meanwhile may change it)
+      // the leave numbered before any item asked for from here on: where both names are one to the
+      // server (the box cleared of the server's --reviewer, spaces, an accent's other form), the later hold stands
+      const leaveSeq = nextSeq();
       const s = await api(withWho("api/state"));
       if (shown === progressSeq) showProgress(s);
       if (item && loads === loadSeq) {
         const fresh = item.position === resumedAt && !lastDecided;
         if (await load(fresh ? Math.min(s.resume, total - 1) : item.position) && fresh) resumedAt = want;
       }
-      if (heldAs !== before) leave(before, false); // the hold under the name it had, which no one has open now
+      if (heldAs !== before) leave(before, false, leaveSeq); // the hold under the name it had, which no one has open now
     } catch (e) {
       setStatus(`could not read this reviewer's progress: ${e.message}`, "error");
     }
@@ -890,12 +893,12 @@
   // held from the others, and its place no longer steers where a live re-ranking deals the most
   // suspect samples — they had outlived the tab by two and ten minutes. keepalive: the request
   // outlives the page; a reload's new page takes its place again at once
-  function leave(name, keepalive) {
+  function leave(name, keepalive, seq = nextSeq()) {
     const headers = { "Content-Type": "application/json" };
     if (token) headers["X-Labeltrace-Token"] = token;
     // numbered: should it arrive after a reload's new page (the same id) has asked for its sample,
     // that later request's hold stands
-    const body = JSON.stringify(Object.assign({ page: PAGE, seq: nextSeq() }, name ? { reviewer: name } : {}));
+    const body = JSON.stringify(Object.assign({ page: PAGE, seq }, name ? { reviewer: name } : {}));
     try { fetch(at("api/leave"), { method: "POST", headers, body, keepalive }).catch(() => {}); } catch (e) { /* gone */ }
   }
   addEventListener("pagehide", () => leave(heldAs === null ? who() : heldAs, true));

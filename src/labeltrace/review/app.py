@@ -76,7 +76,7 @@ from labeltrace.review.blind import (
     check_mode,
     decision_source,
 )
-from labeltrace.review.copies import Copies
+from labeltrace.review.copies import ItemCopies
 from labeltrace.review.jump import MAX_JUMP, Names, locate
 from labeltrace.review.rendered import MAX_BYTES, RenderedImages
 from labeltrace.review.requests import (
@@ -262,7 +262,7 @@ def create_app(
         return {"position": pos, "count": count}
 
     names = Names(run)
-    copies = Copies(run)
+    copies = ItemCopies(run)
 
     @app.get("/api/jump")
     def jump(to: Annotated[str, Query(max_length=MAX_JUMP)]) -> dict[str, Any]:

@@ -20,14 +20,15 @@ import numpy as np
 from labeltrace.relabel.verdicts import Verdicts
 from labeltrace.rundir import Run
 
-__all__ = ["SHOWN", "Copies"]
+__all__ = ["SHOWN", "ItemCopies"]
 
 #: the copies an item lists at most (a group of blank scans may hold hundreds); it counts them all
 SHOWN = 12
 
 
-class Copies:
-    """The exact-copy groups of a run (module docstring)."""
+class ItemCopies:
+    """The exact-copy groups of a run, as an item lists them (module docstring; the scan's own
+    :class:`labeltrace.data.near_duplicates.Copies` holds the groups it finds)."""
 
     def __init__(self, run: Run) -> None:
         cols = run.samples.column_names

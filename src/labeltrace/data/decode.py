@@ -312,6 +312,12 @@ def rows_out_of_range(x: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~np.all(np.isfinite(flat) & (flat >= 0) & (flat <= 1), axis=1))
 
 
+def _shown(v: float) -> str:
+    """``v`` in short (``:g``), unless that would round a value outside [0, 1] into it (1 + 1e-9 is no "1")."""
+    short = f"{v:g}"
+    return short if (0 <= float(short) <= 1) == (0 <= v <= 1) else repr(v)
+
+
 def batch_to_float(x: np.ndarray, first: int | None = None) -> np.ndarray:
     """Scale a batch of in-memory images ``(N, ...)`` to float32 in [0, 1], as the dataset loader
     scales each (:func:`array_to_float`): ``uint8`` divided by 255, ``uint16`` by 65535, ``bool`` to
@@ -336,11 +342,12 @@ def batch_to_float(x: np.ndarray, first: int | None = None) -> np.ndarray:
     if bad.size:
         row = np.asarray(x[int(bad[0])], dtype=np.float64)
         seen = row[np.isfinite(row)]
-        lo, hi = (seen.min(), seen.max()) if seen.size else (np.nan, np.nan)
+        lo, hi = (float(seen.min()), float(seen.max())) if seen.size else (np.nan, np.nan)
         hint = "; 0..255 stored as float? divide by 255" if lo >= 0 and 1.5 < hi <= 255 else ""
         where = "float image" if first is None else f"sample {first + int(bad[0])}: float pixels"
-        raise DataError(f"{where} must be finite and in [0, 1] (finite values seen {lo:g}..{hi:g}"
-                        f"{', and some not finite' if seen.size < row.size else ''}{hint})")  # fmt: skip
+        found = (f"finite values seen {_shown(lo)}..{_shown(hi)}{', and some not finite' if seen.size < row.size else ''}"
+                 if seen.size else "no finite value")  # fmt: skip
+        raise DataError(f"{where} must be finite and in [0, 1] ({found}{hint})")
     return x.astype(np.float32)
 
 

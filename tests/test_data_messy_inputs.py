@@ -443,3 +443,14 @@ def test_8_and_16_bit_files_mixed_are_named(tmp_path: Path) -> None:
     Image.fromarray(np.full((6, 6), 200, np.uint8)).save(tmp_path / "d" / "b" / "eight.png")
     with pytest.warns(UserWarning, match=r"6 of 8 images"):  # the dim ones named, not the full-range one
         from_folder(tmp_path / "d")
+
+
+def test_a_float_array_a_hair_over_one_is_said_as_it_is() -> None:
+    """Pixels of 1 + 1e-9 (float64 arithmetic) were refused as 'values run from 1 to 1; 0..255 stored as
+    float? Pass images / 255' — a range inside [0, 1] and a cure for another problem."""
+    from labeltrace.data import from_arrays
+
+    x = np.full((3, 8, 8), 0.5)
+    x[1, 0, 0] = 1 + 1e-9
+    with pytest.raises(DataError, match=r"not so for samples 1 \(values run from 0\.5 to 1\.000000001\)$"):
+        from_arrays(x, np.array([0, 1, 0]))

@@ -28,6 +28,7 @@ from labeltrace.data.decode import (
     DICOM_SUFFIXES,
     IMAGE_SUFFIXES,
     pixel_limit,
+    pixel_text,
     rows_out_of_range,
 )
 from labeltrace.data.errors import DataError, DataWarning
@@ -285,9 +286,9 @@ def from_arrays(
         if bad.size:
             flat = images.reshape(len(images), -1)
             finite = flat[np.isfinite(flat)]
-            seen = f" (values run from {finite.min():g} to {finite.max():g})" if finite.size else ""
-            hint = ("; 0..255 stored as float? Pass images / 255, or images.astype(np.uint8)"
-                    if finite.size and finite.max() > 1 and finite.min() >= 0 and finite.max() <= 255 else "")
+            seen = f" (values run from {pixel_text(finite.min())} to {pixel_text(finite.max())})" if finite.size else ""
+            hint = ("; 0..255 stored as float? Pass images / 255, or images.astype(np.uint8)"  # not a rounding error's 1 + 1e-9
+                    if finite.size and finite.max() > 1.5 and finite.min() >= 0 and finite.max() <= 255 else "")
             raise DataError(
                 f"float images must lie in [0, 1]; not so for samples {listing(bad.tolist())}{seen}{hint}"
             )

@@ -71,6 +71,7 @@ __all__ = [
     "open_image",
     "pil_to_array",
     "pixel_limit",
+    "pixel_text",
     "resize_image",
     "rows_out_of_range",
     "stored_bits",
@@ -312,10 +313,10 @@ def rows_out_of_range(x: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~np.all(np.isfinite(flat) & (flat >= 0) & (flat <= 1), axis=1))
 
 
-def _shown(v: float) -> str:
+def pixel_text(v: float) -> str:
     """``v`` in short (``:g``), unless that would round a value outside [0, 1] into it (1 + 1e-9 is no "1")."""
     short = f"{v:g}"
-    return short if (0 <= float(short) <= 1) == (0 <= v <= 1) else repr(v)
+    return short if (0 <= float(short) <= 1) == (0 <= v <= 1) else repr(float(v))
 
 
 def batch_to_float(x: np.ndarray, first: int | None = None) -> np.ndarray:
@@ -345,7 +346,7 @@ def batch_to_float(x: np.ndarray, first: int | None = None) -> np.ndarray:
         lo, hi = (float(seen.min()), float(seen.max())) if seen.size else (np.nan, np.nan)
         hint = "; 0..255 stored as float? divide by 255" if lo >= 0 and 1.5 < hi <= 255 else ""
         where = "float image" if first is None else f"sample {first + int(bad[0])}: float pixels"
-        found = (f"finite values seen {_shown(lo)}..{_shown(hi)}{', and some not finite' if seen.size < row.size else ''}"
+        found = (f"finite values seen {pixel_text(lo)}..{pixel_text(hi)}{', and some not finite' if seen.size < row.size else ''}"
                  if seen.size else "no finite value")  # fmt: skip
         raise DataError(f"{where} must be finite and in [0, 1] ({found}{hint})")
     return x.astype(np.float32)

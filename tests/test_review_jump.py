@@ -114,3 +114,18 @@ def test_blind_model_jumps_by_file_name(rd: Path) -> None:
     c = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
     i = int(review_order(open_run(rd))[4])
     assert _jump(c, str(open_run(rd).column("external_id")[i])) == {"position": 4, "id": i, "problem": None}
+
+
+def test_a_name_typed_in_the_other_unicode_form_is_found(rd: Path) -> None:
+    """A folder read on macOS names its files in decomposed form (e + U+0301); the reviewer types the
+    composed é of a keyboard: the two look the same, and the name was said to match nothing."""
+    import unicodedata
+
+    run = open_run(rd)
+    ext = [str(x) for x in run.column("external_id")]
+    ext[6] = unicodedata.normalize("NFD", "cat/café-6.png")
+    t = run.samples
+    write_table(rd / "samples.parquet", t.set_column(t.column_names.index("external_id"), "external_id", pa.array(ext)))
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    for to in ("cat/café-6.png", "café-6.png", unicodedata.normalize("NFD", "café-6.png")):
+        assert _jump(c, to)["id"] == 6, to

@@ -6,7 +6,7 @@ What may be typed (surrounding spaces aside, otherwise matched exactly):
 * ``pos 12`` / ``position 12`` — the queue position the page shows as ``12 / N`` (1-based);
 * ``id 412`` / ``sample 412`` / ``#412`` — a sample id, as the page names samples;
 * an external id (``chest/IM-0031.png``), a path, or a file name alone (``IM-0031.png``) when one
-  sample has it;
+  sample has it (an accent composed or not: ``é`` or ``e`` + U+0301);
 * a bare number — an external id or file name so spelled first (a manifest's ids may be numbers),
   else a sample id.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -56,13 +57,17 @@ class Names:
         with self._lock:
             if self._cols is None:
                 t = self.run.samples
-                named = [pc.cast(t.column(c), pa.string()) for c in ("external_id", "path") if c in t.column_names]
+                # composed: a folder read on macOS names its files decomposed (e + U+0301), a keyboard types é
+                named = [pc.utf8_normalize(pc.cast(t.column(c), pa.string()), form="NFC")
+                         for c in ("external_id", "path") if c in t.column_names]  # fmt: skip
                 self._cols = named + [pc.replace_substring_regex(c, pattern=r"^.*[\\/]", replacement="")
                                       for c in named]  # fmt: skip
             return self._cols
 
     def find(self, text: str) -> list[int]:
-        """The samples whose external id, else path, else file name is ``text`` exactly."""
+        """The samples whose external id, else path, else file name is ``text`` exactly (both in
+        Unicode's composed form: the accents typed and those on disk may be spelled apart)."""
+        text = unicodedata.normalize("NFC", text)
         for col in self._columns():
             hit = np.flatnonzero(pc.fill_null(pc.equal(col, text), False).to_numpy(zero_copy_only=False))
             if hit.size:

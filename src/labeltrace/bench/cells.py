@@ -65,7 +65,7 @@ _CACHE_VERSION = 2  # 2: recordings written by labeltrace.train.protocol (Record
 #: the packages a cached row's numbers come from, besides the recordings (keyed on their own)
 _ROW_CODE = ("decide", "score", "evaluate")
 #: single modules outside those packages that rows read (which neighbours a kNN vote may use)
-_ROW_MODULES = ("data/duplicates.py",)
+_ROW_MODULES = ("data/duplicates.py", "_checks.py")  # _checks.group_codes: the groups neighbour_groups joins
 
 
 @functools.cache

@@ -238,3 +238,31 @@ def test_models_that_agree_with_every_label_are_not_hardly_better_than_one_class
     words = one_class_phrase(np.array([0, 0, 0, 1, 0]), given, classes)  # 4 of 5: within ±43.8 % still
     assert words is not None and "hardly more than answering 'a'" in words
     assert one_class_phrase(np.zeros(5, int), given, classes) is not None  # the common class itself: no more
+
+
+def _scanned_twice(tmp_path: Path, flags: list[str]) -> tuple[Path, dict, dict]:
+    """A small scan with ``flags`` and the same scan again (re-scored): its run dir, both run.json."""
+    data, out = _npz(tmp_path / "d.npz"), tmp_path / "R"
+    cmd = ["scan", str(data), "--out", str(out), "--model", "small-cnn", "--seed", "3", "--batch-size", "8",
+           "--epochs", "2", "--quiet", *flags]  # fmt: skip
+    assert main(cmd) == 0
+    meta = json.loads((out / "run.json").read_text())
+    assert main(cmd) == 0  # nothing trained
+    return out, meta, json.loads((out / "run.json").read_text())
+
+
+@pytest.mark.parametrize(("flags", "trainings"), [
+    (["--detector", "crossfit", "--folds", "2"], 2), (["--detector", "sei", "--runs", "1"], 1),
+    (["--detector", "single"], 1), (["--detector", "cl", "--folds", "2"], 2),
+])  # fmt: skip
+def test_run_json_cost_is_the_wall_time_of_the_trainings(tmp_path: Path, flags: list[str], trainings: int) -> None:
+    """cost.seconds summed the epochs of a recorded scan but was the whole training stage of a cl scan
+    (the fits, then every detector's detection), and a cl scan re-scored put the re-score's time there."""
+    out, meta, again = _scanned_twice(tmp_path, flags)
+    cost, t = meta["cost"], meta["timings"]
+    assert cost["trainings"] == trainings and 0 < cost["seconds"] < t["train"] <= t["total"]
+    if (out / "dynamics" / "recording.json").is_file():  # the recorded epochs' times, summed
+        recorded = json.loads((out / "dynamics" / "recording.json").read_text())["seconds"]
+        assert cost["seconds"] == pytest.approx(sum(recorded))
+    assert again["cost"] == cost and again["timings"]["train"] == t["train"]  # re-scored: what the training took
+

@@ -75,7 +75,8 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
     e.g. your network's penultimate embedding, are kept as the run's embedding: the queue and
     the review page's live re-ranking read them); ``ds.groups`` as its ``groups``.
     ``true_labels``: known clean labels, one class id per sample, for the detection metrics.
-    ``seconds``: what the training took (run.json's cost), when you know. ``origin``,
+    ``seconds``: the wall seconds your training took (run.json's ``cost.seconds``: for a scan the time
+    of its trainings alone), when you know (null otherwise). ``origin``,
     ``command``: as :func:`labeltrace.scan.scan`'s; ``csv``: also write ``samples.csv``.
 
     Everything is checked before ``out`` is touched. ``out`` is claimed as a scan's: a directory

@@ -248,16 +248,19 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         d.barrier()
         return _read_back(out, timings)
     cv = None
+    cv_seconds: dict[str, float] = {}  # the K fits' wall seconds, when this call made them (run.json's cost)
     if "cv_probs" in detectors.get(config.detector).needs:
         def cv() -> np.ndarray:  # noqa: E306 - cached in the run directory
             p = out / rd.CV_PROBS
             if p.is_file():
                 return np.load(p, allow_pickle=False)
+            t_cv = time.perf_counter()
             with warnings.catch_warnings():  # scikit-learn's "least populated class": said in the scan's words
                 warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
                 probs = protocol.cross_validated_probs(spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes,
                                                        seed=config.seed, folds=config.folds, groups=ds.groups,
                                                        copies=copies.exact)  # fmt: skip
+            cv_seconds["seconds"] = time.perf_counter() - t_cv
             rd.atomic_write(p, lambda fh: np.save(fh, probs, allow_pickle=False))
             return probs
     near = neighbour_groups(ds.groups, copies.exact, config.knn_k)  # a sample's copies are no neighbours of it
@@ -271,7 +274,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         out, ds, config, model=model, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
         noise_info=noise_info, inputs=inputs, tcfg=tcfg, command=command, origin=origin, fingerprint=fp,
         timings=timings, t_start=t_start, probe=probe, resolution_probe=rprobe, distributed=d.describe(),
-        copies=copies,
+        copies=copies, cv_seconds=cv_seconds.get("seconds"),
     )  # fmt: skip
     d.barrier()
     return ScanResult(out, table, meta, det, timings)

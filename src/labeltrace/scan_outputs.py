@@ -76,10 +76,12 @@ def write_outputs(
     noise_info: dict[str, Any] | None, inputs: Inputs, tcfg: TrainConfig, command: list[str] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
     probe: dict[str, Any] | None = None, resolution_probe: dict[str, Any] | None = None,
-    distributed: dict[str, Any] | None = None, copies: Copies,
+    distributed: dict[str, Any] | None = None, copies: Copies, cv_seconds: float | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write a scan's ``samples.parquet`` (+ csv), ``run.json`` and, for in-memory arrays that
-    cannot be read again from a source, ``images.npy``; return the table and meta."""
+    cannot be read again from a source, ``images.npy``; return the table and meta.
+    ``cv_seconds``: the wall seconds of the K-fold fits behind the cross-validated probabilities,
+    when this call made them (None: read back from the run directory, or not needed)."""
     accuracy = list(rec.accuracy) if rec is not None else []
     held = rec is not None and rec.held_out
     described: dict[str, Any] = {
@@ -88,8 +90,7 @@ def write_outputs(
         "train": asdict(tcfg) | (_held_out_accuracy(rec, accuracy) if held else {"final_train_accuracy": accuracy}),
         "inputs": inputs.description, "protocol": _protocol(rec, config, tcfg), "seed": config.seed,
         "distributed": distributed or {"world_size": 1, "backend": None},
-        "cost": {"trainings": rec.num_trainings if rec else (config.folds if _kfold(config) else 0),
-                 "seconds": float(sum(rec.seconds)) if rec else (timings.get("train", 0.0) if _kfold(config) else 0.0)},
+        "cost": _cost(out, rec, config, cv_seconds),
     }  # fmt: skip
     return write_results(out, ds, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
                          noise_info=noise_info, origin=origin, fingerprint=fingerprint, timings=timings,
@@ -97,6 +98,26 @@ def write_outputs(
                          folds=rec.num_trainings if rec is not None and rec.held_out else
                          config.folds if _kfold(config) else None,  # the held-out folds
                          copies=copies)  # fmt: skip
+
+
+def _cost(out: Path, rec: Recording | None, config: ScanConfig, cv_seconds: float | None) -> dict[str, Any]:
+    """run.json's ``cost``: the ``trainings`` the detector's evidence took and their ``seconds`` —
+    the wall time of the trainings alone, summed over them: every epoch of every recorded run or
+    cross-fitted fold (a resumed scan's earlier epochs included), the K fits (and out-of-fold
+    predictions) behind the cross-validated probabilities; not the time to read the data, extract
+    features or score (``timings`` has those, ``timings.total`` the whole scan). A re-scored scan keeps
+    what its training took; null where that is unknown (cross-validated probabilities of an
+    earlier scan whose run.json did not say)."""
+    if rec is not None:
+        return {"trainings": rec.num_trainings, "seconds": float(sum(rec.seconds))}
+    if not _kfold(config):  # the kNN vote on frozen features trains nothing
+        return {"trainings": 0, "seconds": 0.0}
+    if cv_seconds is None:  # the probabilities were read back: the scan that computed them said what they took
+        earlier = rd.held_meta(out)
+        kept = (earlier.get("cost") or {}).get("seconds")
+        same = (earlier.get("protocol") or {}).get("kind") == "k-fold" and isinstance(kept, (int, float))
+        cv_seconds = float(kept) if same else None
+    return {"trainings": config.folds, "seconds": cv_seconds}
 
 
 def _held_out_accuracy(rec: Recording | None, over_epochs: list[float]) -> dict[str, list[float]]:

@@ -266,3 +266,17 @@ def test_run_json_cost_is_the_wall_time_of_the_trainings(tmp_path: Path, flags: 
         assert cost["seconds"] == pytest.approx(sum(recorded))
     assert again["cost"] == cost and again["timings"]["train"] == t["train"]  # re-scored: what the training took
 
+
+@pytest.mark.parametrize(("flags", "runs", "folds"), [
+    (["--detector", "crossfit", "--folds", "2"], None, 2), (["--detector", "sei", "--runs", "1"], 1, None),
+    (["--detector", "single"], 1, None),  # one run, whatever --runs (2 by default) says
+    (["--detector", "cl", "--folds", "2"], None, 2),
+])  # fmt: skip
+def test_run_json_config_says_the_runs_and_folds_the_detector_used(tmp_path: Path, flags: list[str],
+                                                                   runs: int | None, folds: int | None) -> None:  # fmt: skip
+    """config.runs said 2 on scans that recorded one in-sample run (single) or none (crossfit, cl),
+    config.folds 5 on in-sample scans, which train no fold; the top-level runs said otherwise."""
+    _, meta, again = _scanned_twice(tmp_path, flags)
+    assert (meta["config"]["runs"], meta["config"]["folds"]) == (runs, folds)
+    assert again["config"] == meta["config"]
+    assert meta["runs"] == (runs or (1 if "crossfit" in flags else 0))

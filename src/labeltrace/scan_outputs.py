@@ -85,7 +85,7 @@ def write_outputs(
     accuracy = list(rec.accuracy) if rec is not None else []
     held = rec is not None and rec.held_out
     described: dict[str, Any] = {
-        "command": command, "config": asdict(config), "model": model, "model_probe": probe,
+        "command": command, "config": _config_used(config, rec), "model": model, "model_probe": probe,
         "resolution_probe": resolution_probe,
         "train": asdict(tcfg) | (_held_out_accuracy(rec, accuracy) if held else {"final_train_accuracy": accuracy}),
         "inputs": inputs.description, "protocol": _protocol(rec, config, tcfg), "seed": config.seed,
@@ -98,6 +98,17 @@ def write_outputs(
                          folds=rec.num_trainings if rec is not None and rec.held_out else
                          config.folds if _kfold(config) else None,  # the held-out folds
                          copies=copies)  # fmt: skip
+
+
+def _config_used(config: ScanConfig, rec: Recording | None) -> dict[str, Any]:
+    """run.json's ``config``: the settings, with ``runs`` and ``folds`` saying what the detector
+    used — ``runs`` the in-sample runs recorded (1 for the one-run detectors, whatever ``--runs``
+    said), ``folds`` the cross-fitted or cross-validated folds — and null where it used none (a
+    cross-fitted or confident-learning scan records no in-sample run, an in-sample one no fold)."""
+    used = asdict(config)
+    used["runs"] = len(rec.runs) if rec is not None and not rec.held_out else None
+    used["folds"] = rec.num_trainings if rec is not None and rec.held_out else config.folds if _kfold(config) else None
+    return used
 
 
 def _cost(out: Path, rec: Recording | None, config: ScanConfig, cv_seconds: float | None) -> dict[str, Any]:

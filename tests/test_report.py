@@ -427,11 +427,39 @@ def test_a_report_after_review_says_what_the_experts_decided(tmp_path: Path) -> 
     st.add(2, ["cat", "dog", "fox"][given[2]], reviewer="bob")  # disputed
     st.add(3, "unsure", reviewer="ada")
     page = write_report(rd, top=30).read_text(encoding="utf-8")
-    assert ("<b>4</b> samples decided" in page and "<b>1</b> label changed by consensus" in page
+    assert ("<b>4</b> of 30 samples reviewed" in page and "<b>1</b> label changed by consensus" in page
             and "2 settled · 1 disputed · 0 short of votes · 1 unsure · 0 skipped" in page)  # fmt: skip
     assert f'class="badge reviewed consensus">reviewed: {other(0)}</span>' in page
     assert 'class="badge reviewed no-consensus">reviewed: no consensus</span>' in page
     assert 'class="badge reviewed unsure">reviewed: unsure</span>' in page
+
+
+@pytest.mark.parametrize("agree", [1, 2])
+def test_the_reports_reviewed_count_is_the_review_pages(tmp_path: Path, agree: int) -> None:
+    """The report's "4 samples decided" counted a skip (and votes short of the rule) while the review
+    page beside it read "3 / 30 reviewed · 1 skipped": one review, two counts of it."""
+    from fastapi.testclient import TestClient
+
+    from labeltrace.relabel.consensus import ConsensusRule
+    from labeltrace.relabel.runstore import run_store
+    from labeltrace.review import create_app
+
+    rd = make_run(tmp_path, n=30, k=3, classes=["cat", "dog", "fox"])
+    run = open_run(rd)
+    given = [int(g) for g in run.column("given_label_id")]
+    name = lambda i, shift=0: ["cat", "dog", "fox"][(given[i] + shift) % 3]  # noqa: E731
+    st = run_store(run)
+    st.set_rule(ConsensusRule(agree=agree))
+    st.add(0, name(0, 1), reviewer="ada")
+    st.add(0, name(0, 1), reviewer="bob")  # settled under either rule: changed
+    st.add(1, name(1), reviewer="ada")  # one vote: settles under agree=1, short of votes under agree=2
+    st.add(2, "skip", kind="skip", reviewer="ada")
+    st.add(3, "unsure", reviewer="ada")
+    state = TestClient(create_app(rd), base_url="http://127.0.0.1").get("/api/state").json()
+    assert (state["reviewed"], state["skipped"]) == ((3, 1) if agree == 1 else (1, 1))
+    page = write_report(rd, top=30).read_text(encoding="utf-8")
+    assert f"<b>{state['reviewed']}</b> of 30 samples reviewed" in page
+    assert f"<b>{state['changed']}</b> label changed by consensus" in page and f"{state['skipped']} skipped." in page
 
 
 def test_a_report_after_review_counts_the_excluded(tmp_path: Path) -> None:
@@ -446,6 +474,6 @@ def test_a_report_after_review_counts_the_excluded(tmp_path: Path) -> None:
     st.add(int(sus[1]), "exclude", kind="exclude", reviewer="ada")
     st.add(int(sus[2]), "unsure", reviewer="ada")
     page = write_report(rd, top=30).read_text(encoding="utf-8")
-    assert ("<b>3</b> samples decided" in page and "<b>0</b> labels changed by consensus · <b>2</b> excluded as "
+    assert ("<b>3</b> of 30 samples reviewed" in page and "<b>0</b> labels changed by consensus · <b>2</b> excluded as "
             "of no class (left out of the cleaned labels) · 2 settled · 0 disputed" in page)  # fmt: skip
     assert page.count('class="badge reviewed excluded">reviewed: excluded</span>') == 2  # their suspect cards

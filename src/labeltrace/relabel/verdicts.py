@@ -75,6 +75,22 @@ class Verdicts:
         return (self.latest_kind >= 0) & ~self.resolution.resolved
 
     @property
+    def reviewed(self) -> np.ndarray:
+        """(N,) bool: reviewed, as the review page without a reviewer's name counts them (its
+        "5 / 120 reviewed", and the report's count): settled by the votes (to a class or as
+        excluded) or — when one vote settles a sample — its latest decision a label, an exclude or
+        *unsure*. A *skip* never makes a sample reviewed, nor votes short of the rule's."""
+        r = self.resolution
+        if not self.rule.one_vote_settles:
+            return r.resolved.copy()
+        return r.resolved | np.isin(self.latest_kind, [KINDS.index(k) for k in ("label", "unsure", "exclude")])
+
+    @property
+    def skipped(self) -> np.ndarray:
+        """(N,) bool: not :attr:`reviewed` and skipped by the latest decision (the page's "1 skipped")."""
+        return (self.latest_kind == KINDS.index("skip")) & ~self.reviewed
+
+    @property
     def changed(self) -> np.ndarray:
         """(N,) bool: resolved to another class than the given one (an excluded sample is not
         relabelled: :attr:`excluded`)."""

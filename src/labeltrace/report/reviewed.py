@@ -20,7 +20,9 @@ __all__ = ["ReviewView", "aside_html", "review_badge", "review_html", "review_vi
 class ReviewView:
     """Per sample: the review's decision and status (as in the cleaned labels,
     :meth:`~labeltrace.relabel.verdicts.Verdicts.status_text`), whether the consensus changed the
-    label, whether the votes disagree; the consensus rule and the latest decision's time."""
+    label, whether the votes disagree, whether it is reviewed and skipped as the review page counts
+    them (:attr:`~labeltrace.relabel.verdicts.Verdicts.reviewed`, ``skipped``); the consensus rule
+    and the latest decision's time."""
 
     decision: np.ndarray
     status: np.ndarray
@@ -28,6 +30,8 @@ class ReviewView:
     disputed: np.ndarray
     rule: str
     latest: str
+    reviewed: np.ndarray
+    skipped: np.ndarray
 
 
 def review_view(run: Run) -> ReviewView | None:
@@ -41,25 +45,28 @@ def review_view(run: Run) -> ReviewView | None:
     v = verdicts(store, run.column("given_label_id"), len(run.classes))  # the store opened above, not again
     latest = max(d.decided_at for d in current.values())
     return ReviewView(v.decision_text(run.classes), v.status_text(), v.changed, v.resolution.disputed.copy(),
-                      v.rule.describe(), latest)  # fmt: skip
+                      v.rule.describe(), latest, v.reviewed, v.skipped)  # fmt: skip
 
 
 def review_html(r: ReviewView, esc: Callable[[object], str]) -> str:
-    """The report's Review section."""
+    """The report's Review section: its first count is the review page's ("5 / 120 reviewed ·
+    4 labels changed · 1 skipped"), over every sample; a skip is no review."""
     st = r.status
-    decided = int((st != "").sum())
-    parts = [f"<b>{decided:,}</b> sample{'s' if decided != 1 else ''} decided (latest "
+    reviewed, n = int(r.reviewed.sum()), st.size
+    parts = [f"<b>{reviewed:,}</b> of {n:,} sample{'s' if n != 1 else ''} reviewed (latest decision "
              f"{esc(r.latest.replace('T', ' ')[:19])} UTC; {esc(r.rule)})",
              f"<b>{int(r.changed.sum()):,}</b> label{'s' if int(r.changed.sum()) != 1 else ''} changed by consensus",
              f"{int(np.isin(st, ['consensus', 'excluded']).sum()):,} settled", f"{int(r.disputed.sum()):,} disputed",
              f"{int((st == 'no consensus').sum()) - int(r.disputed.sum()):,} short of votes",
-             f"{int((st == 'unsure').sum()):,} unsure", f"{int((st == 'skip').sum()):,} skipped"]  # fmt: skip
+             f"{int((st == 'unsure').sum()):,} unsure", f"{int(r.skipped.sum()):,} skipped"]  # fmt: skip
     excluded = int((st == "excluded").sum())  # settled as of no class: the cleaned labels leave them out
     if excluded:
         parts.insert(2, f"<b>{excluded:,}</b> excluded as of no class (left out of the cleaned labels)")
     return (
         "<section id='review'><h2>Review</h2><p>" + " · ".join(parts) + ".</p>"
-        "<p class='note'>The flags, ranks and suggestions in this report are the run's (the model's view); "
+        "<p class='note'>Reviewed, as the review page counts: settled by the votes under the rule or, where one "
+        "vote settles a sample, given a label, excluded or marked unsure; a skipped sample is still to review. "
+        "The flags, ranks and suggestions in this report are the run's (the model's view); "
         "a suspect an expert decided carries the review's decision. The cleaned labels: "
         "<code>labeltrace review RUN_DIR --export FILE</code>.</p></section>"
     )

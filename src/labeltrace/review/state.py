@@ -214,9 +214,7 @@ class ReviewState:
         """(N,) bool: samples done for ``reviewer`` (module docstring)."""
         r = v.resolution
         if reviewer is None:
-            if not v.rule.one_vote_settles:
-                return r.resolved.copy()
-            return r.resolved | np.isin(v.latest_kind, (_LABEL, _UNSURE, _EXCLUDE))
+            return v.reviewed
         mine = np.isin(self.kinds_of(reviewer), (_LABEL, _UNSURE, _EXCLUDE))  # a vote, or unsure
         if self.own_only:
             return mine

@@ -280,3 +280,26 @@ def test_run_json_config_says_the_runs_and_folds_the_detector_used(tmp_path: Pat
     assert (meta["config"]["runs"], meta["config"]["folds"]) == (runs, folds)
     assert again["config"] == meta["config"]
     assert meta["runs"] == (runs or (1 if "crossfit" in flags else 0))
+
+
+def test_a_run_json_written_before_still_reports(scanned: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """A run.json of an older scan (config.runs 2 and folds 5 on a one-run scan, cost.seconds of the
+    training stage, held_out_accuracy a mean over epochs, no accuracy beside it) and a review with
+    a skip: the summary and the report read it as before, the review counted as the page counts it."""
+    from labeltrace.relabel.runstore import run_store
+
+    out = tmp_path / "R"
+    shutil.copytree(scanned[1], out)
+    meta = json.loads((out / "run.json").read_text())
+    meta["config"] |= {"runs": 2, "folds": 5}
+    meta["cost"] = {"trainings": 1, "seconds": meta["timings"]["train"]}
+    meta["train"] = {k: v for k, v in meta["train"].items() if k != "final_train_accuracy"} | {"held_out_accuracy": [0.5]}
+    (out / "run.json").write_text(json.dumps(meta))
+    run = open_run(out)
+    given = [int(g) for g in run.column("given_label_id")]
+    st = run_store(run)
+    st.add(0, run.classes[given[0]], reviewer="ada")
+    st.add(1, "skip", kind="skip", reviewer="ada")
+    assert summary_text(out).startswith("labeltrace scan — 60 samples, 3 classes, model small-cnn, 2 epochs x 1 run")
+    page = write_report(out, out / "r.html", top=3).read_text(encoding="utf-8")
+    assert "<b>1</b> of 60 samples reviewed" in page and "1 skipped." in page and "2 epochs × 1 run" in page

@@ -64,8 +64,9 @@ def review_html(r: ReviewView, esc: Callable[[object], str]) -> str:
         parts.insert(2, f"<b>{excluded:,}</b> excluded as of no class (left out of the cleaned labels)")
     return (
         "<section id='review'><h2>Review</h2><p>" + " · ".join(parts) + ".</p>"
-        "<p class='note'>Reviewed, as the review page counts: settled by the votes under the rule or, where one "
-        "vote settles a sample, given a label, excluded or marked unsure; a skipped sample is still to review. "
+        "<p class='note'>Reviewed, as the review page counts without a reviewer's name: settled by the votes under "
+        "the rule or, where one vote settles a sample, given a label, excluded or marked unsure; a skipped sample is "
+        "still to review (a named reviewer's page counts that reviewer's own decisions too). "
         "The flags, ranks and suggestions in this report are the run's (the model's view); "
         "a suspect an expert decided carries the review's decision. The cleaned labels: "
         "<code>labeltrace review RUN_DIR --export FILE</code>.</p></section>"

@@ -280,6 +280,9 @@ def test_run_json_config_says_the_runs_and_folds_the_detector_used(tmp_path: Pat
     assert (meta["config"]["runs"], meta["config"]["folds"]) == (runs, folds)
     assert again["config"] == meta["config"]
     assert meta["runs"] == (runs or (1 if "crossfit" in flags else 0))
+    accuracy = {k for k in meta["train"] if "accuracy" in k}  # a cl scan's said final_train_accuracy: [] of 5 fits
+    assert accuracy == ({"held_out_accuracy", "held_out_accuracy_over_epochs"} if "crossfit" in flags else
+                        set() if "cl" in flags else {"final_train_accuracy"})  # fmt: skip
 
 
 def test_a_run_json_written_before_still_reports(scanned: tuple[Path, Path, str], tmp_path: Path) -> None:

@@ -87,7 +87,8 @@ def write_outputs(
     described: dict[str, Any] = {
         "command": command, "config": _config_used(config, rec), "model": model, "model_probe": probe,
         "resolution_probe": resolution_probe,
-        "train": asdict(tcfg) | (_held_out_accuracy(rec, accuracy) if held else {"final_train_accuracy": accuracy}),
+        "train": asdict(tcfg) | ({} if rec is None else _held_out_accuracy(rec, accuracy) if held
+                                 else {"final_train_accuracy": accuracy}),  # cl's K fits record no accuracy
         "inputs": inputs.description, "protocol": _protocol(rec, config, tcfg), "seed": config.seed,
         "distributed": distributed or {"world_size": 1, "backend": None},
         "cost": _cost(out, rec, config, cv_seconds),

@@ -12,7 +12,6 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +43,7 @@ from labeltrace.models.inputs import Inputs
 from labeltrace.record.recording import Recording
 from labeltrace.run_files import identical_files
 from labeltrace.run_images import write_images
+from labeltrace.scan_account import config_used, cost, k_fold, protocol_used, trained
 from labeltrace.score import probs as P
 from labeltrace.train import TrainConfig
 
@@ -82,62 +82,19 @@ def write_outputs(
     cannot be read again from a source, ``images.npy``; return the table and meta.
     ``cv_seconds``: the wall seconds of the K-fold fits behind the cross-validated probabilities,
     when this call made them (None: read back from the run directory, or not needed)."""
-    accuracy = list(rec.accuracy) if rec is not None else []
-    held = rec is not None and rec.held_out
     described: dict[str, Any] = {
-        "command": command, "config": _config_used(config, rec), "model": model, "model_probe": probe,
-        "resolution_probe": resolution_probe,
-        "train": asdict(tcfg) | ({} if rec is None else _held_out_accuracy(rec, accuracy) if held
-                                 else {"final_train_accuracy": accuracy}),  # cl's K fits record no accuracy
-        "inputs": inputs.description, "protocol": _protocol(rec, config, tcfg), "seed": config.seed,
+        "command": command, "config": config_used(config, rec), "model": model, "model_probe": probe,
+        "resolution_probe": resolution_probe, "train": trained(rec, tcfg),
+        "inputs": inputs.description, "protocol": protocol_used(rec, config, tcfg), "seed": config.seed,
         "distributed": distributed or {"world_size": 1, "backend": None},
-        "cost": _cost(out, rec, config, cv_seconds),
+        "cost": cost(out, rec, config, cv_seconds),
     }  # fmt: skip
     return write_results(out, ds, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
                          noise_info=noise_info, origin=origin, fingerprint=fingerprint, timings=timings,
                          t_start=t_start, described=described, csv=config.csv, model=model,
                          folds=rec.num_trainings if rec is not None and rec.held_out else
-                         config.folds if _kfold(config) else None,  # the held-out folds
+                         config.folds if k_fold(config) else None,  # the held-out folds
                          copies=copies)  # fmt: skip
-
-
-def _config_used(config: ScanConfig, rec: Recording | None) -> dict[str, Any]:
-    """run.json's ``config``: the settings, with ``runs`` and ``folds`` saying what the detector
-    used — ``runs`` the in-sample runs recorded (1 for the one-run detectors, whatever ``--runs``
-    said), ``folds`` the cross-fitted or cross-validated folds — and null where it used none (a
-    cross-fitted or confident-learning scan records no in-sample run, an in-sample one no fold)."""
-    used = asdict(config)
-    used["runs"] = len(rec.runs) if rec is not None and not rec.held_out else None
-    used["folds"] = rec.num_trainings if rec is not None and rec.held_out else config.folds if _kfold(config) else None
-    return used
-
-
-def _cost(out: Path, rec: Recording | None, config: ScanConfig, cv_seconds: float | None) -> dict[str, Any]:
-    """run.json's ``cost``: the ``trainings`` the detector's evidence took and their ``seconds`` —
-    the wall time of the trainings alone, summed over them: every epoch of every recorded run or
-    cross-fitted fold (a resumed scan's earlier epochs included), the K fits (and out-of-fold
-    predictions) behind the cross-validated probabilities; not the time to read the data, extract
-    features or score (``timings`` has those, ``timings.total`` the whole scan). A re-scored scan keeps
-    what its training took; null where that is unknown (cross-validated probabilities of an
-    earlier scan whose run.json did not say)."""
-    if rec is not None:
-        return {"trainings": rec.num_trainings, "seconds": float(sum(rec.seconds))}
-    if not _kfold(config):  # the kNN vote on frozen features trains nothing
-        return {"trainings": 0, "seconds": 0.0}
-    if cv_seconds is None:  # the probabilities were read back: the scan that computed them said what they took
-        earlier = rd.held_meta(out)
-        kept = (earlier.get("cost") or {}).get("seconds")
-        same = (earlier.get("protocol") or {}).get("kind") == "k-fold" and isinstance(kept, (int, float))
-        cv_seconds = float(kept) if same else None
-    return {"trainings": config.folds, "seconds": cv_seconds}
-
-
-def _held_out_accuracy(rec: Recording | None, over_epochs: list[float]) -> dict[str, list[float]]:
-    """A cross-fitted run's held-out accuracy at its last epoch — what an in-sample run's
-    ``final_train_accuracy`` is to its training — and, beside it, its mean over every epoch (the
-    recording's own number, which the first, poor epochs pull down)."""
-    last = [float(np.nanmean(r.dynamics.at("correct", -1))) for r in rec.runs] if rec is not None else []
-    return {"held_out_accuracy": last, "held_out_accuracy_over_epochs": over_epochs}
 
 
 def write_results(
@@ -392,34 +349,3 @@ def _timings(now: dict[str, float], earlier: dict[str, Any]) -> dict[str, float]
     train_now = now.get("train", 0.0)
     return now | {"train": kept, "train_now": train_now, "total_now": now["total"],
                   "total": kept + now["total"] - train_now}  # fmt: skip
-
-
-def _kfold(config: ScanConfig) -> bool:
-    """The detector reads K-fold cross-validated probabilities (and nothing recorded)."""
-    return "cv_probs" in detectors.get(config.detector).needs
-
-
-def _protocol(rec: Recording | None, config: ScanConfig, tcfg: TrainConfig) -> dict[str, Any]:
-    if rec is None:  # confident learning alone trains K models; the kNN vote on frozen features none
-        return {"kind": "k-fold", "dynamics": "none", "folds": config.folds, "epochs_planned": tcfg.epochs} \
-            if _kfold(config) else {"kind": "none", "dynamics": "none"}  # fmt: skip
-    epochs = {"epochs_planned": tcfg.epochs, "epochs_trained": rec.runs[0].dynamics.num_epochs}
-    if rec.held_out:
-        return {"kind": "crossfit", "folds": rec.num_trainings, "dynamics": "held-out", **epochs,
-                "early_stop": _early_stop(rec, config, tcfg)}  # fmt: skip
-    # (--early-stop with an in-sample detector is refused by the settings check)
-    return {"kind": "in-sample", "runs": len(rec.runs), "dynamics": "in-sample", **epochs, "early_stop": {"enabled": False}}
-
-
-def _early_stop(rec: Recording, config: ScanConfig, tcfg: TrainConfig) -> dict[str, Any]:
-    """Whether the rule was on and stopped the training, and the top set's change at epochs
-    2..T measured at the final count (recomputed from the recording)."""
-    from labeltrace.train.early_stop import EarlyStop, ranking_changes
-
-    run = rec.runs[0]
-    changes = ranking_changes(run.dynamics, run.in_sample, run.dynamics.labels)
-    out: dict[str, Any] = {"enabled": bool(config.early_stop),
-                           "top_set_change_at_final_count": [round(c, 5) for c in changes]}  # fmt: skip
-    if config.early_stop:
-        out |= EarlyStop().describe() | {"stopped_early": run.dynamics.num_epochs < tcfg.epochs}
-    return out

@@ -197,7 +197,7 @@ def test_report_and_exports_of_a_write_protected_run(tmp_path: Path) -> None:
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(tmp_path / "shared")], check=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "<b>1</b> sample decided" in (out / "r.html").read_text(encoding="utf-8")
+    assert "<b>1</b> of 12 samples reviewed" in (out / "r.html").read_text(encoding="utf-8")
     assert "dog" in (out / "x.csv").read_text(encoding="utf-8")
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
 import torch
+
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture
@@ -35,3 +40,21 @@ def _seeded_torch() -> None:
     its own is the same in every run and in any test order (pytest-randomly reseeds ``random`` and
     numpy's global state, not torch's)."""
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _process_state_kept() -> Iterator[None]:
+    """Every test leaves the process as it found it: the environment variables and torch's
+    deterministic-algorithms switch. Lightning's Trainer sets the switch (``deterministic=True``)
+    and ``CUBLAS_WORKSPACE_CONFIG``, and its forking strategies ``MASTER_PORT``, and leaves them set:
+    every later test file ran with them (torch.empty NaN-filled, ops without a deterministic kernel
+    refused), an earlier one without, so a result could depend on the order the files ran in."""
+    env = dict(os.environ)
+    det = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    for k in set(os.environ) - set(env) - {"PYTEST_CURRENT_TEST"}:
+        del os.environ[k]
+    for k, v in env.items():
+        if k != "PYTEST_CURRENT_TEST" and os.environ.get(k) != v:
+            os.environ[k] = v
+    torch.use_deterministic_algorithms(det[0], warn_only=det[1])

@@ -58,6 +58,14 @@ def _pairs(g: np.ndarray) -> set[tuple[int, int]]:
     return {(int(i), int(j)) for i in range(len(g)) for j in range(i + 1, len(g)) if g[i] >= 0 and g[i] == g[j]}
 
 
+
+def _class_folders(root: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    """``x`` as PNGs in class folders ``a`` / ``b`` (by ``y``), named by index."""
+    for i in range(len(y)):
+        (root / "ab"[y[i]]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[i]).save(root / "ab"[y[i]] / f"{i:03d}.png")
+    return root
+
 def test_edited_copies_are_found_and_distinct_or_blank_images_are_not() -> None:
     x = _edited()
     g = find_duplicates(x, near=True)
@@ -221,10 +229,7 @@ def test_files_and_array_rows_give_the_groups_of_the_array(tmp_path: Path) -> No
 
     x = _edited(24)
     y = np.arange(24) % 2
-    root = tmp_path / "d"
-    for i in range(len(y)):
-        (root / "ab"[y[i]]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(x[i]).save(root / "ab"[y[i]] / f"{i:03d}.png")
+    root = _class_folders(tmp_path / "d", x, y)
     Image.fromarray(x[0]).save(root / "b" / "099.jpg", quality=70)  # a re-encode of 0 as a file
     ds = data.from_folder(root)
     g, closest = dataset_near_duplicates(ds, workers=2, chunk=5)
@@ -246,10 +251,7 @@ def test_one_decoding_pass_gives_the_exact_and_the_near_copies(tmp_path: Path, m
     x = _edited(24)
     x[20], x[21] = x[0], x[7]  # exact copies: 20 of 0 (which has near-copies), 21 of 7 (which has none)
     y = np.arange(24) % 2
-    root = tmp_path / "d"
-    for i in range(len(y)):
-        (root / "ab"[y[i]]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(x[i]).save(root / "ab"[y[i]] / f"{i:03d}.png")
+    root = _class_folders(tmp_path / "d", x, y)
     Image.fromarray(x[1]).save(root / "b" / "099.jpg", quality=70)  # a re-encode of 1 as a file
     ds = data.from_folder(root)
     exact = dataset_duplicates(ds, workers=2, chunk=5)

@@ -26,19 +26,16 @@ if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
     pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def serve(app: Any) -> Iterator[str]:
     """Run ``app`` under uvicorn on a free loopback port; yields its base URL, then stops it."""
     import uvicorn
 
-    port = free_port()
+    # the socket bound here and handed over: a free port looked up and bound later could be taken between
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
+    th = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     th.start()
     deadline = time.monotonic() + 20
     while not srv.started:
@@ -48,6 +45,7 @@ def serve(app: Any) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     th.join(timeout=10)
+    sock.close()
 
 
 def launch() -> Iterator[object]:

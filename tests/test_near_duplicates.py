@@ -21,6 +21,7 @@ from labeltrace.data.near_duplicates import (
     find_near_duplicates,
     near_groups,
     near_pairs,
+    search_settings,
     signatures,
 )
 from labeltrace.report.summary import near_duplicates_text, summary_text
@@ -181,7 +182,8 @@ def test_a_scan_lists_near_copies_apart_and_leaves_the_folds_alone(tmp_path: Pat
     out = _scan(tmp_path, x, y)
     run = rundir.open_run(out)
     assert run.meta["near_duplicates"] == {"images_in_groups": 6, "groups": 3, "conflicting_groups": 1,
-                                           "threshold": 0.98, "table": "near_duplicates.parquet"}  # fmt: skip
+                                           "threshold": 0.98, "thumbnail": 16, "min_std": 0.03,
+                                           "table": "near_duplicates.parquet"}  # fmt: skip
     assert run.meta["duplicates"]["groups"] == 0 and "duplicates" not in run.meta["fingerprint"]
     assert "duplicate_group" not in run.samples.column_names and not (out / rundir.DUPLICATES).exists()
     t = pq.read_table(out / rundir.NEAR_DUPLICATES).to_pydict()
@@ -217,7 +219,7 @@ def test_older_runs_and_runs_without_near_copies_say_nothing(tmp_path: Path) -> 
         (out / name).write_bytes(b"stale")
     none = np.full(32, -1, np.int64)
     meta = write_near_duplicates(out, data.from_arrays(x, np.arange(32) % 2), none, np.full(32, np.nan), none,
-                                 np.arange(32) % 2)  # fmt: skip
+                                 np.arange(32) % 2, settings=search_settings())  # fmt: skip
     assert meta["groups"] == 0 and not (out / rundir.NEAR_DUPLICATES).exists()
     assert not (out / rundir.NEAR_DUPLICATES_CSV).exists()
 
@@ -280,7 +282,7 @@ def test_a_finished_scan_run_again_reads_its_near_copies_back(tmp_path: Path, mo
     """A scan run again on its finished folder read its exact copies back but decoded every image
     again for the near-copies: both come back now while the image files are the ones it scanned
     (names, sizes, times), and are looked for again when a file changed, the table is gone or the
-    threshold differs."""
+    threshold, the thumbnail side or the floor differs (or run.json, an older scan's, does not say them)."""
     from labeltrace.data import near_duplicates as nd
     from labeltrace.scan_outputs import held_copies
 
@@ -309,9 +311,17 @@ def test_a_finished_scan_run_again_reads_its_near_copies_back(tmp_path: Path, mo
     held = held_copies(out, ds)
     assert held is not None and (held.near >= 0).sum() == 7
     meta = rundir.held_meta(out)
-    (out / rundir.RUN_JSON).write_text(json.dumps(meta | {"near_duplicates": meta["near_duplicates"] | {"threshold": 0.97}}))
-    assert held_copies(out, ds) is None  # found at another threshold
+    assert held.settings == search_settings() == {"threshold": 0.98, "thumbnail": 16, "min_std": 0.03}
+    for other in ({"threshold": 0.97}, {"thumbnail": 8}, {"min_std": 0.05}):  # found with another setting
+        (out / rundir.RUN_JSON).write_text(json.dumps(meta | {"near_duplicates": meta["near_duplicates"] | other}))
+        assert held_copies(out, ds) is None, other
+    for key in ("thumbnail", "min_std"):  # an older scan's run.json, the threshold alone: its settings unknown
+        older = {k: v for k, v in meta["near_duplicates"].items() if k != key}
+        (out / rundir.RUN_JSON).write_text(json.dumps(meta | {"near_duplicates": older}))
+        assert held_copies(out, ds) is None, key
     (out / rundir.RUN_JSON).write_text(json.dumps(meta))
+    assert held_copies(out, ds, search_settings(threshold=0.97)) is None  # asked for other settings
+    assert held_copies(out, ds, search_settings()) is not None
     (out / rundir.NEAR_DUPLICATES).unlink()
     assert held_copies(out, ds) is None  # its table is gone
     monkeypatch.undo()
@@ -321,3 +331,21 @@ def test_a_finished_scan_run_again_reads_its_near_copies_back(tmp_path: Path, mo
     img.putpixel((0, 0), (img.getpixel((0, 0)) + 1) % 256)
     img.save(root / "c1" / "011.png")
     assert held_copies(out, data.from_folder(root)) is None  # a file changed: looked for again
+
+
+def test_the_copies_say_the_settings_they_were_found_with(tmp_path: Path) -> None:
+    """dataset_copies(threshold=...) searched at that threshold but run.json's near_duplicates said
+    0.98 (the module's constant) whatever was used: the copies carry their settings now, and what
+    is written records them."""
+    from labeltrace.data.near_duplicates import dataset_copies
+    from labeltrace.scan_outputs import write_near_duplicates
+
+    x = _edited(24)
+    y = np.arange(24) % 2
+    ds = data.from_arrays(x, y)
+    got = dataset_copies(ds, threshold=0.999, min_std=0.05, chunk=7)
+    assert got.settings == {"threshold": 0.999, "thumbnail": 16, "min_std": 0.05}
+    assert np.array_equal(got.near, find_near_duplicates(x, threshold=0.999, min_std=0.05))
+    assert dataset_copies(ds).settings == search_settings()
+    meta = write_near_duplicates(tmp_path, ds, got.near, got.closest, got.exact, y, settings=got.settings)
+    assert {k: meta[k] for k in ("threshold", "thumbnail", "min_std")} == got.settings

@@ -25,7 +25,7 @@ from labeltrace import rundir as rd
 from labeltrace._checks import describe_ids
 from labeltrace.data import ImageDataset
 from labeltrace.data.duplicates import conflicting_groups, group_members
-from labeltrace.data.near_duplicates import THRESHOLD, Copies
+from labeltrace.data.near_duplicates import Copies, search_settings
 from labeltrace.decide import detectors
 from labeltrace.decide.evidence import Evidence, combined_score
 from labeltrace.decide.ranking import rank_of
@@ -189,7 +189,8 @@ def write_results(
     timings["score"] = time.perf_counter() - t0
     rd.write_table(out / rd.SAMPLES, table)
     duplicates = write_duplicates(out, ds, exact, given)
-    near_duplicates = write_near_duplicates(out, ds, copies.near, copies.closest, exact, given)
+    near_duplicates = write_near_duplicates(out, ds, copies.near, copies.closest, exact, given,
+                                            settings=copies.settings)
     if csv:
         rd.write_table(out / rd.SAMPLES_CSV, table)
     else:  # an earlier scan's of this run (re-scored without --csv) would not be this table
@@ -230,14 +231,15 @@ def write_results(
     return table, meta
 
 
-def held_copies(out: Path, ds: ImageDataset) -> Copies | None:
+def held_copies(out: Path, ds: ImageDataset, settings: dict[str, float] | None = None) -> Copies | None:
     """The copies the finished scan in ``out`` found when it scanned these very image files — the same
     names, sizes and modification times and sample ids (its fingerprint's data identity) — else None:
     looking for them again decodes every image (in-memory arrays, read in place, are not read back).
     Its exact copies are its samples table's ``duplicate_group``, its near-copies its
     ``near_duplicates`` table (none when its run.json counts no groups); None too when either is
-    missing or does not match the counts of its run.json, or the near-copies were found at another
-    threshold."""
+    missing or does not match the counts of its run.json, or the near-copies were found with other
+    ``settings`` than these (:func:`~labeltrace.data.near_duplicates.search_settings`, the defaults
+    unless given: threshold, thumbnail side, floor) — or by an older scan that did not record them all."""
     from labeltrace.models.inputs import data_identity
 
     held = rd.held_fingerprint(out)
@@ -254,14 +256,17 @@ def held_copies(out: Path, ds: ImageDataset) -> Copies | None:
         if col is None or len(col) != n:
             return None
         exact = np.asarray([int(v) for v in col], dtype=np.int64)
-    near = _held_near(out, n, near_counts, exact)
-    return None if near is None else Copies(exact, *near)
+    wanted = search_settings() if settings is None else dict(settings)
+    near = _held_near(out, n, near_counts, exact, wanted)
+    return None if near is None else Copies(exact, *near, settings=wanted)
 
 
-def _held_near(out: Path, n: int, counts: dict[str, Any], exact: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _held_near(out: Path, n: int, counts: dict[str, Any], exact: np.ndarray, settings: dict[str, float]
+               ) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
     """The near-copy groups and closest cosines of the finished scan in ``out`` (its
-    ``near_duplicates`` table, run.json's ``counts`` of it), or None where they cannot be trusted."""
-    if counts.get("threshold") != THRESHOLD:
+    ``near_duplicates`` table, run.json's ``counts`` of it), or None where they cannot be trusted:
+    found with other ``settings``, or with settings run.json does not record (an older scan's)."""
+    if any(k not in counts or counts[k] != v for k, v in settings.items()):
         return None
     near, closest = np.full(n, -1, dtype=np.int64), np.full(n, np.nan, dtype=np.float32)
     if not counts.get("groups"):
@@ -322,21 +327,22 @@ def write_duplicates(out: Path, ds: ImageDataset, copies: np.ndarray, given: np.
 
 
 def write_near_duplicates(out: Path, ds: ImageDataset, near: np.ndarray, closest: np.ndarray, copies: np.ndarray,
-                          given: np.ndarray) -> dict[str, Any]:  # fmt: skip
+                          given: np.ndarray, *, settings: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     """``near_duplicates.parquet`` and ``.csv`` (one row per member of a group of likely copies,
     :func:`labeltrace.data.near_duplicates.dataset_near_duplicates`: its group, whether the
     group's labels differ, its closest cosine within the group, its exact-copy group, the sample's
     id, external id, path and given label), removed when there are none; returns run.json's
-    ``near_duplicates``. A table of its own: readers of ``duplicates.parquet`` (sure copies) are
+    ``near_duplicates``, with the ``settings`` the groups were found with
+    (:func:`labeltrace.data.near_duplicates.search_settings`). A table of its own: readers of ``duplicates.parquet`` (sure copies) are
     never handed a likely one."""
     done = _write_groups(out, (rd.NEAR_DUPLICATES, rd.NEAR_DUPLICATES_CSV), ds, near, given, "near_group",
                          lambda ids: {"closest": closest[ids].astype(np.float64),
                                       "duplicate_group": copies[ids].astype(np.int64)})  # fmt: skip
     if done is None:
-        return {"images_in_groups": 0, "groups": 0, "conflicting_groups": 0, "threshold": THRESHOLD, "table": None}
+        return {"images_in_groups": 0, "groups": 0, "conflicting_groups": 0, **settings, "table": None}
     ids, groups, differ = done
     return {"images_in_groups": int(ids.size), "groups": groups, "conflicting_groups": differ,
-            "threshold": THRESHOLD, "table": rd.NEAR_DUPLICATES}  # fmt: skip
+            **settings, "table": rd.NEAR_DUPLICATES}  # fmt: skip
 
 
 def _timings(now: dict[str, float], earlier: dict[str, Any]) -> dict[str, float]:

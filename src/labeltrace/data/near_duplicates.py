@@ -20,7 +20,7 @@ time, never an ``N x N`` matrix); pairs become groups by connected components, w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -29,7 +29,7 @@ import numpy as np
 from labeltrace.data.decode import batch_to_float
 
 __all__ = ["MIN_STD", "SIZE", "THRESHOLD", "Copies", "closest_in_group", "dataset_copies", "dataset_near_duplicates",
-           "dataset_signatures", "find_near_duplicates", "near_groups", "near_pairs", "signatures"]  # fmt: skip
+           "dataset_signatures", "find_near_duplicates", "near_groups", "near_pairs", "search_settings", "signatures"]  # fmt: skip
 
 SIZE = 16
 """Side of the grayscale thumbnail a signature is made of."""
@@ -40,6 +40,13 @@ MIN_STD = 0.03
 BLOCK = 1 << 23
 """Cosines one block of :func:`near_pairs` holds at most."""
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+
+
+def search_settings(threshold: float = THRESHOLD, size: int = SIZE, min_std: float = MIN_STD) -> dict[str, float]:
+    """Every setting that decides the near-copy groups, as run.json's ``near_duplicates`` records them:
+    the ``threshold``, the ``thumbnail`` side (:data:`SIZE`, also the smallest side ever matched) and
+    the ``min_std`` floor (:data:`MIN_STD`). Groups found under other settings are other groups."""
+    return {"threshold": float(threshold), "thumbnail": int(size), "min_std": float(min_std)}
 
 
 @lru_cache(maxsize=64)
@@ -231,28 +238,31 @@ class Copies:
     """A dataset's copies: ``exact``, each sample's group of exact copies (``-1`` alone:
     :func:`labeltrace.data.duplicates.duplicate_groups`), the folds and the kNN read them; ``near``,
     its group of likely copies (:func:`near_groups`, exact copies joined) and ``closest``, its
-    highest cosine within that group (:func:`closest_in_group`), listed only."""
+    highest cosine within that group (:func:`closest_in_group`), listed only; ``settings``, the
+    near-copy search's (:func:`search_settings`) that found them."""
 
     exact: np.ndarray
     near: np.ndarray
     closest: np.ndarray
+    settings: dict[str, float] = field(default_factory=search_settings)
 
 
-def dataset_copies(ds: Any, *, threshold: float = THRESHOLD, workers: int | None = None,
-                   chunk: int = 1024) -> Copies:  # fmt: skip
+def dataset_copies(ds: Any, *, threshold: float = THRESHOLD, size: int = SIZE, min_std: float = MIN_STD,
+                   workers: int | None = None, chunk: int = 1024) -> Copies:  # fmt: skip
     """The exact copies and the near-copies of an :class:`~labeltrace.data.ImageDataset` in one
     pass over its pixels: each file is decoded once (``chunk`` at a time on ``workers`` threads)
     and gives both its digest and its signature — the groups of
     :func:`~labeltrace.data.duplicates.dataset_duplicates` and :func:`dataset_near_duplicates`
-    (an in-memory array is hashed in place and signed by chunks of rows, as there)."""
+    (an in-memory array is hashed in place and signed by chunks of rows, as there), with the
+    settings they were found with (:func:`search_settings`: the table and run.json record them)."""
     from labeltrace.data.duplicates import dataset_duplicates, duplicate_groups
     from labeltrace.data.sources import ArraySource
 
     if isinstance(ds.source, ArraySource):  # nothing to decode: each search reads the array in place
         exact = dataset_duplicates(ds, chunk=chunk)
-        sig, ok = dataset_signatures(ds, chunk=chunk)
+        sig, ok = dataset_signatures(ds, size=size, min_std=min_std, chunk=chunk)
     else:
-        digests, sig, ok = _decoded_pass(ds, SIZE, MIN_STD, workers, chunk, digests=True)
+        digests, sig, ok = _decoded_pass(ds, size, min_std, workers, chunk, digests=True)
         assert digests is not None
         exact = duplicate_groups(digests)
-    return Copies(exact, *_near_of(sig, ok, exact, threshold, chunk))
+    return Copies(exact, *_near_of(sig, ok, exact, threshold, chunk), settings=search_settings(threshold, size, min_std))

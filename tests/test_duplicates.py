@@ -119,6 +119,46 @@ def test_files_are_compared_by_their_decoded_pixels(tmp_path: Path) -> None:
     assert dataset_duplicates(sub).tolist() == [0, 0, -1, 1, 1]
 
 
+def test_a_file_that_cannot_be_decoded_is_named_by_both_searches(tmp_path: Path) -> None:
+    """The exact-copy search and the one pass for exact and near copies decode files with one
+    chunked helper (labeltrace.data.copy_parts.decoded_chunks): a file broken after the dataset was
+    listed stops either with the loader's error naming it, from a thread in any chunk."""
+    from labeltrace.data.near_duplicates import dataset_copies, dataset_signatures
+
+    x, y = _with_copies(24)
+    root = tmp_path / "d"
+    for i in range(len(y)):
+        (root / "ab"[y[i]]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[i]).save(root / "ab"[y[i]] / f"{i:03d}.png")
+    ds = data.from_folder(root)
+    (root / "b" / "017.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    for search in (dataset_duplicates, dataset_copies, dataset_signatures):
+        with pytest.raises(data.DataError, match=r"b[/\\]017\.png: not an image file"):
+            search(ds, workers=2, chunk=5)
+
+
+def test_neither_copy_search_imports_the_others_module_back() -> None:
+    """near_duplicates imported duplicates (lazily, in four functions) while find_duplicates(near=True)
+    imported near_duplicates: a cycle. Both build on labeltrace.data.copy_parts now; only
+    duplicates imports near_duplicates (for near=True), and copy_parts neither."""
+    import ast
+
+    from labeltrace.data import copy_parts, near_duplicates
+
+    def imported(module: object) -> set[str]:
+        tree = ast.parse(Path(str(getattr(module, "__file__", ""))).read_text())
+        names: set[str] = set()
+        for node in ast.walk(tree):  # at the top and inside functions alike
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+        return names
+
+    assert "labeltrace.data.duplicates" not in imported(near_duplicates)
+    assert not {"labeltrace.data.duplicates", "labeltrace.data.near_duplicates"} & imported(copy_parts)
+
+
 def test_folds_keep_copies_together_and_leave_the_others_alone() -> None:
     x, y = _with_copies(200, seed=1)
     x[150] = x[7]
@@ -258,16 +298,16 @@ def test_a_finished_scan_run_again_does_not_decode_every_image_again(tmp_path: P
     CIFAR-10N's 50,000 JPEGs). A scan run again on its finished folder (the results recomputed,
     nothing trained) redid it every time; the run's own copies are read back while its image files
     are the ones it scanned (names, sizes, times), and looked for again once one changed."""
-    from labeltrace.data import duplicates as dup
+    from labeltrace import scan as scan_module
 
     x, y = _with_copies(40)
     root = tmp_path / "data"
     for i, (img, lab) in enumerate(zip(x, y, strict=True)):
         (root / f"c{lab}").mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(root / f"c{lab}" / f"{i:03d}.png")
-    calls: list[int] = []
-    real = dup.digest_image
-    monkeypatch.setattr(dup, "digest_image", lambda img: calls.append(1) or real(img))
+    calls: list[int] = []  # one per image the copy search decodes
+    real = scan_module.dataset_copies
+    monkeypatch.setattr(scan_module, "dataset_copies", lambda ds, **kw: calls.extend([1] * len(ds)) or real(ds, **kw))
     cfg = ScanConfig(epochs=2, folds=2, batch_size=16, seed=0)
     out = tmp_path / "run"
     scan(data.from_folder(root), out, cfg, progress=False, log=lambda s: None)

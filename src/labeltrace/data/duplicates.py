@@ -20,7 +20,6 @@ are decoded in chunks on the loader's threads.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -28,46 +27,20 @@ from typing import Any
 import numpy as np
 
 from labeltrace._checks import describe_ids, group_codes
+from labeltrace.data.copy_parts import (
+    DIGEST,
+    decoded_chunks,
+    digest_image,
+    duplicate_groups,
+    linked_sets,
+    row_digests,
+)
+from labeltrace.data.near_duplicates import find_near_duplicates
 
-__all__ = ["conflicting_groups", "connected_sets", "dataset_duplicates", "digest_image", "duplicate_groups",
+__all__ = ["DIGEST", "conflicting_groups", "connected_sets", "dataset_duplicates", "digest_image", "duplicate_groups",
            "find_duplicates", "group_members", "linked_sets", "neighbour_groups"]  # fmt: skip
-
-DIGEST = 16
-"""Bytes of each image's digest."""
-
-
-def digest_image(img: np.ndarray) -> bytes:
-    """16 bytes of BLAKE2b over one image's shape, dtype and pixel bytes (C order)."""
-    a = np.asarray(img)
-    h = hashlib.blake2b(f"{a.shape}{a.dtype.str}".encode() + b"\0", digest_size=DIGEST)
-    h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
-    return h.digest()
-
-
-def _digests_of_rows(images: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """(N, 16) uint8 digests of ``images[rows[i]]`` (each row a view: the array is not copied)."""
-    idx = range(images.shape[0]) if rows is None else rows.tolist()
-    return np.frombuffer(b"".join(digest_image(images[r]) for r in idx), dtype=np.uint8).reshape(-1, DIGEST)
-
-
-def duplicate_groups(digests: np.ndarray) -> np.ndarray:
-    """``(N,)`` int64 group of each sample from ``(N, 16)`` digests: samples with equal digests
-    share a group ``0..G-1`` (numbered in the order of each group's first sample), a sample
-    without a copy is ``-1``."""
-    d = np.ascontiguousarray(digests, dtype=np.uint8)
-    n = d.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    keys = d.view(f"V{d.shape[1]}").ravel()
-    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    shared = counts > 1
-    # number the shared keys by their first sample: a dataset's order, not the digests', names the groups
-    order = np.argsort(first[shared], kind="stable")
-    number = np.full(len(counts), -1, dtype=np.int64)
-    number[np.flatnonzero(shared)[order]] = np.arange(int(shared.sum()), dtype=np.int64)
-    return number[inverse]
-
+# DIGEST, digest_image, duplicate_groups and linked_sets live in labeltrace.data.copy_parts (the
+# near-copy search builds on them too), and are this module's public names as before
 
 def find_duplicates(images: Any, *, near: bool = False) -> np.ndarray:
     """Groups of exact duplicates among ``images``, an ``(N, ...)`` array (``(N, H, W)``, ``(N, H,
@@ -104,10 +77,8 @@ def find_duplicates(images: Any, *, near: bool = False) -> np.ndarray:
     if near:
         if a.ndim not in (3, 4) or (a.ndim == 4 and a.shape[3] not in (1, 3)):
             raise ValueError(f"near=True needs images shaped (N, H, W) or (N, H, W, C), C in {{1, 3}}; got {a.shape}")
-        from labeltrace.data.near_duplicates import find_near_duplicates
-
         return find_near_duplicates(a)
-    return duplicate_groups(_digests_of_rows(a))
+    return duplicate_groups(row_digests(a))
 
 
 def dataset_duplicates(ds: Any, *, workers: int | None = None, chunk: int = 1024) -> np.ndarray:
@@ -115,15 +86,13 @@ def dataset_duplicates(ds: Any, *, workers: int | None = None, chunk: int = 1024
     pixels as decoded (``ds.load``), at their own size; an in-memory array is hashed as stored
     (rows mapped through the dataset's ``rows``, nothing copied), other sources are decoded
     ``chunk`` at a time on ``workers`` threads and only their digests kept."""
-    from labeltrace.data.sources import ArraySource, parallel_map
+    from labeltrace.data.sources import ArraySource
 
     src = ds.source
     if isinstance(src, ArraySource):
-        return duplicate_groups(_digests_of_rows(src.images, src.rows))
-    parts = []
-    for a in range(0, len(ds), chunk):
-        parts += parallel_map(lambda i: digest_image(ds.load(i)), range(a, min(a + chunk, len(ds))), workers)
-    return duplicate_groups(np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(-1, DIGEST))
+        return duplicate_groups(row_digests(src.images, src.rows))
+    parts = b"".join(d for _, got in decoded_chunks(ds, digest_image, workers=workers, chunk=chunk) for d in got)
+    return duplicate_groups(np.frombuffer(parts, dtype=np.uint8).reshape(-1, DIGEST))
 
 
 def group_members(groups: np.ndarray) -> list[np.ndarray]:
@@ -146,25 +115,6 @@ def conflicting_groups(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
     np.minimum.at(lo, g[inside], y[inside])
     np.maximum.at(hi, g[inside], y[inside])
     return lo != hi
-
-
-def linked_sets(n: int, a: np.ndarray, b: np.ndarray, nodes: int | None = None) -> np.ndarray:
-    """``(n,)`` int64 set of each sample ``0..n-1``, ``0..S-1`` numbered by first sample: the connected
-    components of the undirected graph of ``nodes`` nodes (``n`` unless more: the nodes from ``n`` up
-    link samples, and are no samples) with an edge ``a[k] - b[k]`` each; a sample linked to none is a
-    set of its own."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    size = n if nodes is None else int(nodes)
-    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(size, size))
-    comp = connected_components(graph, directed=False)[1][:n]
-    _, first, rank = np.unique(comp, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first, kind="stable"), kind="stable")  # sets by their first sample
-    return order[rank.reshape(-1)].astype(np.int64)
 
 
 def connected_sets(copies: np.ndarray, groups: Sequence[str] | None = None) -> np.ndarray:

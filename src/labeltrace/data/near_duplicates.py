@@ -26,6 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from labeltrace.data.copy_parts import (
+    DIGEST,
+    decoded_chunks,
+    digest_image,
+    duplicate_groups,
+    linked_sets,
+    row_digests,
+)
 from labeltrace.data.decode import batch_to_float
 
 __all__ = ["MIN_STD", "SIZE", "THRESHOLD", "Copies", "closest_in_group", "dataset_copies", "dataset_near_duplicates",
@@ -141,8 +149,6 @@ def near_groups(
     that hold at least one pair that is not an exact copy (``exact``: ``(n,)`` exact-copy group,
     ``-1`` alone — those copies join the component too), numbered ``0..G-1`` by first sample;
     ``-1`` for a sample in no such component."""
-    from labeltrace.data.duplicates import linked_sets
-
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     ex = np.full(n, -1, np.int64) if exact is None else np.asarray(exact, dtype=np.int64)
     near = (ex[i] < 0) | (ex[i] != ex[j])  # a pair of exact copies is no near-copy
@@ -159,36 +165,32 @@ def near_groups(
 def find_near_duplicates(images: Any, *, threshold: float = THRESHOLD, min_std: float = MIN_STD,
                          size: int = SIZE, chunk: int = 1024) -> np.ndarray:  # fmt: skip
     """Groups of near-duplicates (and the exact copies among them) in an ``(N, H, W[, C])`` array of
-    images (uint8, uint16 or floats in [0, 1]): ``(N,)`` int64, see :func:`near_groups`."""
-    from labeltrace.data.duplicates import find_duplicates
-
+    images (uint8, uint16 or floats in [0, 1]): ``(N,)`` int64, see :func:`near_groups` (the exact
+    copies, :func:`labeltrace.data.duplicates.find_duplicates`, joined)."""
     a = np.asarray(images)
     sig, ok = _batch_signatures(a, None, size, min_std, chunk)
     i, j, _ = near_pairs(sig, ok, threshold, chunk=chunk)
-    return near_groups(len(a), i, j, find_duplicates(a))
+    return near_groups(len(a), i, j, duplicate_groups(row_digests(a)))
 
 
 def _decoded_pass(ds: Any, size: int, min_std: float, workers: int | None, chunk: int, digests: bool
                   ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:  # fmt: skip
-    """Each sample of a dataset of files decoded once (``ds.load``), ``chunk`` at a time on ``workers``
-    threads, and only its signature (:func:`signatures`) kept — with its exact-copy digest
-    (:func:`labeltrace.data.duplicates.digest_image`, of the same decoded pixels) when ``digests``:
-    ``(N, 16)`` uint8 digests or None, ``(N, size*size)`` signatures, ``(N,)`` informative."""
-    from labeltrace.data import duplicates as dup
-    from labeltrace.data.sources import parallel_map
+    """Each sample of a dataset of files decoded once (:func:`~labeltrace.data.copy_parts.decoded_chunks`,
+    ``chunk`` at a time on ``workers`` threads), and only its signature (:func:`signatures`) kept —
+    with its exact-copy digest (:func:`~labeltrace.data.copy_parts.digest_image`, of the same decoded
+    pixels) when ``digests``: ``(N, 16)`` uint8 digests or None, ``(N, size*size)`` signatures, ``(N,)``
+    informative."""
 
-    def one(i: int) -> tuple[bytes, np.ndarray, np.ndarray]:
-        img = ds.load(i)
-        return (dup.digest_image(img) if digests else b""), *signatures(img[None], size, min_std)
+    def one(img: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray]:
+        return (digest_image(img) if digests else b""), *signatures(img[None], size, min_std)
 
     n = len(ds)
     dig, sig, ok = bytearray(), np.zeros((n, size * size), np.float32), np.zeros(n, bool)
-    for a in range(0, n, chunk):
-        got = parallel_map(one, range(a, min(a + chunk, n)), workers)
+    for a, got in decoded_chunks(ds, one, workers=workers, chunk=chunk):
         dig += b"".join(g[0] for g in got)
         sig[a : a + len(got)] = np.concatenate([g[1] for g in got])
         ok[a : a + len(got)] = np.concatenate([g[2] for g in got])
-    return (np.frombuffer(bytes(dig), np.uint8).reshape(n, dup.DIGEST) if digests else None), sig, ok
+    return (np.frombuffer(bytes(dig), np.uint8).reshape(n, DIGEST) if digests else None), sig, ok
 
 
 def dataset_signatures(ds: Any, *, size: int = SIZE, min_std: float = MIN_STD, workers: int | None = None,
@@ -236,7 +238,7 @@ def dataset_near_duplicates(ds: Any, exact: np.ndarray | None = None, *, thresho
 @dataclass(frozen=True, eq=False)
 class Copies:
     """A dataset's copies: ``exact``, each sample's group of exact copies (``-1`` alone:
-    :func:`labeltrace.data.duplicates.duplicate_groups`), the folds and the kNN read them; ``near``,
+    :func:`labeltrace.data.copy_parts.duplicate_groups`), the folds and the kNN read them; ``near``,
     its group of likely copies (:func:`near_groups`, exact copies joined) and ``closest``, its
     highest cosine within that group (:func:`closest_in_group`), listed only; ``settings``, the
     near-copy search's (:func:`search_settings`) that found them."""
@@ -255,11 +257,11 @@ def dataset_copies(ds: Any, *, threshold: float = THRESHOLD, size: int = SIZE, m
     :func:`~labeltrace.data.duplicates.dataset_duplicates` and :func:`dataset_near_duplicates`
     (an in-memory array is hashed in place and signed by chunks of rows, as there), with the
     settings they were found with (:func:`search_settings`: the table and run.json record them)."""
-    from labeltrace.data.duplicates import dataset_duplicates, duplicate_groups
     from labeltrace.data.sources import ArraySource
 
-    if isinstance(ds.source, ArraySource):  # nothing to decode: each search reads the array in place
-        exact = dataset_duplicates(ds, chunk=chunk)
+    src = ds.source
+    if isinstance(src, ArraySource):  # nothing to decode: each search reads the array in place
+        exact = duplicate_groups(row_digests(src.images, src.rows))  # dataset_duplicates' array branch
         sig, ok = dataset_signatures(ds, size=size, min_std=min_std, chunk=chunk)
     else:
         digests, sig, ok = _decoded_pass(ds, size, min_std, workers, chunk, digests=True)

@@ -298,7 +298,10 @@ def test_a_finished_scan_run_again_does_not_decode_every_image_again(tmp_path: P
     CIFAR-10N's 50,000 JPEGs). A scan run again on its finished folder (the results recomputed,
     nothing trained) redid it every time; the run's own copies are read back while its image files
     are the ones it scanned (names, sizes, times), and looked for again once one changed."""
+    import pyarrow as pa
+
     from labeltrace import scan as scan_module
+    from labeltrace.scan_outputs import held_copies
 
     x, y = _with_copies(40)
     root = tmp_path / "data"
@@ -316,6 +319,14 @@ def test_a_finished_scan_run_again_does_not_decode_every_image_again(tmp_path: P
     scan(data.from_folder(root), out, cfg, progress=False, log=lambda s: None)
     assert len(calls) == 40  # read back, not decoded again
     assert rundir.open_run(out).column("duplicate_group").tolist() == first
+    table = pq.read_table(out / rundir.SAMPLES)  # a missing value in its groups: looked for again, not a crash
+    gone = pa.array([None, *first[1:]], pa.int64())
+    rundir.write_table(out / rundir.SAMPLES, table.set_column(table.column_names.index("duplicate_group"),
+                                                              "duplicate_group", gone))  # fmt: skip
+    assert held_copies(out, data.from_folder(root)) is None
+    rundir.write_table(out / rundir.SAMPLES, table)
+    held = held_copies(out, data.from_folder(root))
+    assert held is not None and held.exact.tolist() == first
     img = Image.open(root / "c1" / "003.png")
     img.putpixel((0, 0), (img.getpixel((0, 0)) + 1) % 256)
     img.save(root / "c1" / "003.png")  # its copy 030 is a copy no more
@@ -416,3 +427,31 @@ def test_copies_with_all_zero_features_say_so() -> None:
     ev = Evidence(np.arange(12) % 2, 2, features=np.zeros((12, 4)), knn_k=3, groups=[str(i // 2) for i in range(12)])
     with pytest.raises(ValueError, match="features are all zeros for sample ids"):
         ev.knn_shares()
+
+
+def test_the_held_copies_are_read_back_as_one_array(tmp_path: Path) -> None:
+    """held_copies turned the samples table's duplicate_group into integers through text, one sample
+    at a time, and a missing value ("None") stopped the scan with a ValueError: the column is read as
+    one int64 array now — the same groups — and one with a missing value, of another length or not of
+    integers is not trusted (the copies are looked for again)."""
+    import pyarrow as pa
+
+    from labeltrace.scan_outputs import _held_exact
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    groups = np.where(rng.random(n) < 0.1, rng.integers(0, 300, n), -1)
+    for kind in (pa.int64(), pa.int32(), pa.int16()):
+        rundir.write_table(tmp_path / rundir.SAMPLES, pa.table({"id": np.arange(n), "duplicate_group": pa.array(groups, kind)}))
+        got = _held_exact(tmp_path, n)
+        assert got is not None and got.dtype == np.int64
+        assert np.array_equal(got, [int(v) for v in rundir.held_column(tmp_path, "duplicate_group") or []])
+        assert np.array_equal(got, groups)
+    assert _held_exact(tmp_path, n + 1) is None  # another scan's samples
+    missing = pa.array([None if i % 997 == 5 else int(g) for i, g in enumerate(groups)], pa.int64())
+    rundir.write_table(tmp_path / rundir.SAMPLES, pa.table({"duplicate_group": missing}))
+    assert missing.null_count == 6 and _held_exact(tmp_path, n) is None
+    rundir.write_table(tmp_path / rundir.SAMPLES, pa.table({"duplicate_group": groups.astype(np.float64)}))
+    assert _held_exact(tmp_path, n) is None
+    (tmp_path / rundir.SAMPLES).unlink()
+    assert _held_exact(tmp_path, n) is None

@@ -250,15 +250,27 @@ def held_copies(out: Path, ds: ImageDataset, settings: dict[str, float] | None =
     if not isinstance(counts, dict) or not isinstance(near_counts, dict):  # no finished scan, or an older one
         return None
     n = len(ds)
-    exact = np.full(n, -1, dtype=np.int64)
-    if counts.get("groups"):
-        col = rd.held_column(out, "duplicate_group")
-        if col is None or len(col) != n:
-            return None
-        exact = np.asarray([int(v) for v in col], dtype=np.int64)
+    exact = _held_exact(out, n) if counts.get("groups") else np.full(n, -1, dtype=np.int64)
+    if exact is None:
+        return None
     wanted = search_settings() if settings is None else dict(settings)
     near = _held_near(out, n, near_counts, exact, wanted)
     return None if near is None else Copies(exact, *near, settings=wanted)
+
+
+def _held_exact(out: Path, n: int) -> np.ndarray | None:
+    """The ``duplicate_group`` column of the samples table in ``out``, read as one int64 array (not
+    as text, one sample at a time), or None where it cannot be trusted: missing or unreadable, not
+    ``n`` rows, not integers, or with a missing value."""
+    try:
+        import pyarrow.parquet as pq
+
+        col = pq.read_table(out / rd.SAMPLES, columns=["duplicate_group"]).column(0)
+    except Exception:  # noqa: BLE001 - missing, damaged or of another layout: looked for again
+        return None
+    if len(col) != n or col.null_count or not pa.types.is_integer(col.type):
+        return None
+    return np.asarray(col.to_numpy(), dtype=np.int64)
 
 
 def _held_near(out: Path, n: int, counts: dict[str, Any], exact: np.ndarray, settings: dict[str, float]

@@ -184,3 +184,67 @@ def test_clearing_a_name_the_server_gives_keeps_the_pages_hold(tmp_path: Path, b
         assert page.locator("#position").inner_text() == f"1 / {N}"
         assert leases.held_by_others("cy", N)[order[0]] == 1  # still bob's: the page shows it
         page.close()  # type: ignore[attr-defined]
+
+
+def test_the_g_key_puts_the_focus_in_the_go_to_box(tmp_path: Path, browser: object) -> None:
+    """The "go to" box could be reached with the mouse or by tabbing only: g puts the focus there now
+    (the help lists it; the g is not typed into the box, and decides nothing), Enter goes, and the keys
+    decide again; with single-key shortcuts off g does nothing."""
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=26)
+    order = review_order(open_run(rd))
+    for base in serve(create_app(rd)):
+        page = open_page(browser, base, "?reviewer=ada", total=N)
+        expect(page.locator("#jump-key")).to_be_visible()
+        expect(page.locator(".help")).to_contain_text("g go to")
+        assert page.locator("#jump").get_attribute("aria-keyshortcuts") == "g"
+        page.keyboard.press("g")  # type: ignore[attr-defined]
+        assert page.evaluate("() => document.activeElement.id") == "jump"  # type: ignore[attr-defined]
+        assert page.locator("#jump").input_value() == "" and decision_rows(rd) == []
+        page.keyboard.type(f"id {int(order[6])}")  # type: ignore[attr-defined]
+        page.keyboard.press("Enter")  # type: ignore[attr-defined]
+        expect(page.locator("#position")).to_have_text(f"7 / {N}")
+        page.keyboard.press("2")  # type: ignore[attr-defined]  # the box left: keys decide again
+        expect(page.locator("#position")).to_have_text(f"8 / {N}")
+        assert decision_rows(rd) == [(int(order[6]), "label", "dog", "ada")]
+        page.keyboard.press("G")  # type: ignore[attr-defined]
+        assert page.evaluate("() => document.activeElement.id") == "jump"  # type: ignore[attr-defined]
+        page.keyboard.press("Escape")  # type: ignore[attr-defined]
+        assert page.evaluate("() => document.activeElement.id") != "jump"  # type: ignore[attr-defined]
+        page.locator("#shortcuts").uncheck()
+        page.keyboard.press("g")  # type: ignore[attr-defined]
+        assert page.evaluate("() => document.activeElement.id") != "jump"  # type: ignore[attr-defined]
+        assert page.locator("#jump").get_attribute("aria-keyshortcuts") is None
+        page.close()  # type: ignore[attr-defined]
+
+
+def test_a_class_whose_own_key_is_g_keeps_it(tmp_path: Path, browser: object) -> None:
+    rd = make_run(tmp_path, n=N, k=2, classes=["f", "g"], seed=27)
+    for base in serve(create_app(rd)):
+        page = open_page(browser, base, "?reviewer=ada", total=N)
+        assert not page.locator("#jump-key").is_visible()
+        assert page.locator("#jump").get_attribute("aria-keyshortcuts") is None
+        page.keyboard.press("g")  # type: ignore[attr-defined]
+        expect(page.locator("#position")).to_have_text(f"2 / {N}")
+        assert decision_rows(rd) == [(int(review_order(open_run(rd))[0]), "label", "g", "ada")]
+        page.close()  # type: ignore[attr-defined]
+
+
+def test_a_bare_number_read_as_a_sample_id_says_so(tmp_path: Path, browser: object) -> None:
+    """A number a sample outside the queue is named by led nowhere; it goes to that sample id now, and
+    the status says how the number was read."""
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=28)
+    run = open_run(rd)
+    ext = [str(x) for x in run.column("external_id")]
+    ext[4] = "9"
+    t = run.samples
+    write_table(rd / "samples.parquet", t.set_column(t.column_names.index("external_id"), "external_id", pa.array(ext)))
+    write_table(rd / "queue.parquet", pa.table({"id": np.array([5, 2, 9], dtype=np.int64), "priority": [0.9, 0.5, 0.1],
+                                                "rank": np.array([1, 2, 3])}))  # fmt: skip
+    for base in serve(create_app(rd)):
+        page = open_page(browser, base, "?reviewer=ada", total=3)
+        page.locator("#jump").fill("9")
+        page.keyboard.press("Enter")  # type: ignore[attr-defined]
+        expect(page.locator("#position")).to_have_text("3 / 3")
+        expect(page.locator("#status")).to_have_text("Went to “9”: sample 9, position 3 (as a sample id: sample 4 "
+                                                     "(9), so named, is not in this review's queue).")  # fmt: skip
+        page.close()  # type: ignore[attr-defined]

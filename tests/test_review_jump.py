@@ -37,10 +37,10 @@ def test_a_position_an_id_an_external_id_and_a_file_name_lead_to_their_sample(rd
     pos_of = {int(i): p for p, i in enumerate(order.tolist())}
     i = int(order[7])
     ext = str(run.column("external_id")[i])
-    assert _jump(c, "pos 8") == {"position": 7, "id": i, "problem": None}  # the page's "8 / 20"
+    assert _jump(c, "pos 8") == {"position": 7, "id": i, "problem": None, "note": None}  # the page's "8 / 20"
     assert _jump(c, " Position 8 ")["position"] == 7
     for to in (str(i), f"id {i}", f"sample {i}", f"#{i}", ext, ext.split("/")[-1]):
-        assert _jump(c, to) == {"position": pos_of[i], "id": i, "problem": None}, to
+        assert _jump(c, to) == {"position": pos_of[i], "id": i, "problem": None, "note": None}, to
     assert c.get(f"/api/item/{_jump(c, ext)['position']}").json()["external_id"] == ext
 
 
@@ -99,7 +99,7 @@ def test_blind_all_looks_up_the_ids_the_page_sees_and_no_file_name(rd: Path) -> 
     it = c.get("/api/item/6?reviewer=ada").json()
     assert it["external_id"] is None
     r = _jump(c, str(it["id"]))
-    assert r == {"position": 6, "id": it["id"], "problem": None}
+    assert r == {"position": 6, "id": it["id"], "problem": None, "note": None}
     assert c.get(f"/api/item/{r['position']}?reviewer=ada").json()["id"] == it["id"]
     real = int(review_order(open_run(rd))[6])
     ext = str(open_run(rd).column("external_id")[real])
@@ -113,7 +113,8 @@ def test_blind_model_jumps_by_file_name(rd: Path) -> None:
     """--blind shows the given label and the file name: a jump by it tells nothing more."""
     c = TestClient(create_app(rd, blind="model"), base_url=LOCAL)
     i = int(review_order(open_run(rd))[4])
-    assert _jump(c, str(open_run(rd).column("external_id")[i])) == {"position": 4, "id": i, "problem": None}
+    assert _jump(c, str(open_run(rd).column("external_id")[i])) == {"position": 4, "id": i, "problem": None,
+                                                                     "note": None}  # fmt: skip
 
 
 def test_a_name_typed_in_the_other_unicode_form_is_found(rd: Path) -> None:
@@ -129,3 +130,53 @@ def test_a_name_typed_in_the_other_unicode_form_is_found(rd: Path) -> None:
     c = TestClient(create_app(rd), base_url=LOCAL)
     for to in ("cat/café-6.png", "café-6.png", unicodedata.normalize("NFD", "café-6.png")):
         assert _jump(c, to)["id"] == 6, to
+
+
+def _named(rd: Path, names: dict[int, str]) -> None:
+    """Give samples external ids (a manifest's ids may be numbers)."""
+    run = open_run(rd)
+    ext = [str(x) for x in run.column("external_id")]
+    for i, name in names.items():
+        ext[i] = name
+    t = run.samples
+    write_table(rd / "samples.parquet", t.set_column(t.column_names.index("external_id"), "external_id", pa.array(ext)))
+
+
+def _queue(rd: Path, ids: list[int]) -> None:
+    write_table(rd / "queue.parquet", pa.table({"id": np.array(ids, dtype=np.int64),
+                                                "priority": np.linspace(1, 0, len(ids)),
+                                                "rank": np.arange(1, len(ids) + 1)}))  # fmt: skip
+
+
+def test_a_bare_number_whose_named_sample_is_left_out_goes_to_that_sample_id(rd: Path) -> None:
+    """A bare number was read as an external id first, and when the sample so named was outside the
+    queue the answer stopped there ("sample 4 (9) is not in this review's queue"), though sample 9
+    was queued; it falls back to the sample id now, and says which reading it used."""
+    _named(rd, {4: "9", 6: "25"})
+    _queue(rd, [5, 2, 9, 12])
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    assert _jump(c, "9") == {"position": 2, "id": 9, "problem": None,
+                             "note": "as a sample id: sample 4 (9), so named, is not in this review's queue"}  # fmt: skip
+    assert _jump(c, "id 9")["note"] is None and _jump(c, "id 9")["position"] == 2  # no name looked up
+    r = _jump(c, "25")  # named so, left out, and no sample has id 25: the name's answer
+    assert r["position"] is None and r["problem"] == "sample 6 (25) is not in this review's queue"
+    assert _jump(c, "12") == {"position": 3, "id": 12, "problem": None, "note": None}  # named by none: an id
+    _queue(rd, [5, 2, 12])
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    r = _jump(c, "9")
+    assert r["position"] is None and r["problem"] == ("neither sample 4 (9), so named, nor sample 9 is in this "
+                                                      "review's queue")  # fmt: skip
+
+
+def test_a_bare_number_read_as_a_name_says_the_id_is_another_sample(rd: Path) -> None:
+    """Both readings apply — sample 4 is named 9 and sample 9 exists: the name wins (as before), and
+    the answer says so and how to reach sample 9; a name that is its own sample's id needs no note."""
+    _named(rd, {4: "9", 7: "7"})
+    _queue(rd, [9, 4, 7])
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    assert _jump(c, "9") == {"position": 1, "id": 4, "problem": None,
+                             "note": "by external id or file name; sample id 9 is another sample: type id 9 for it"}  # fmt: skip
+    assert _jump(c, "id 9")["id"] == 9 and _jump(c, "7") == {"position": 2, "id": 7, "problem": None, "note": None}
+    blind = TestClient(create_app(rd, blind="all"), base_url=LOCAL)  # no name looked up: the shown id alone
+    shown = blind.get("/api/item/1?reviewer=ada").json()["id"]
+    assert _jump(blind, str(shown)) == {"position": 1, "id": shown, "problem": None, "note": None}

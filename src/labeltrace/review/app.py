@@ -22,7 +22,7 @@ in a URL: the page reads it from the printed link's fragment, ``/#token=...``, a
 ``GET  /api/jump``          ``?to=TEXT``: the queue position of a position (``pos 12``), a sample
                             id (``412``, ``id 412``) or an external id / file name, exact
                             (:mod:`labeltrace.review.jump`; holds nothing: the page then shows it
-                            as any move) — ``{"position", "id", "problem"}``
+                            as any move) — ``{"position", "id", "problem", "note"}``
 ``GET  /api/context/{id}``  a sample's nearest examples of its given and suggested class, and
                             its per-epoch trajectory (computed once, cached in the run)
 ``GET  /api/image/{id}``    a sample's image as PNG (by sample id only, scaled for display;

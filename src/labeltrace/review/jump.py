@@ -8,7 +8,9 @@ What may be typed (surrounding spaces aside, otherwise matched exactly):
 * an external id (``chest/IM-0031.png``), a path, or a file name alone (``IM-0031.png``) when one
   sample has it (an accent composed or not: ``é`` or ``e`` + U+0301);
 * a bare number — an external id or file name so spelled first (a manifest's ids may be numbers),
-  else a sample id.
+  else a sample id: when no sample so named is in the queue (the queue file left it out) or none
+  is so named. Where both readings could apply — a sample is so named and the number is another
+  sample's id — the answer's ``note`` says which was used (and how to ask for the other).
 
 The answer is the position only (:func:`locate`): the page then asks for that item as for any move,
 which shows it to the reviewer and holds it for them (:mod:`labeltrace.review.leases`) — the look-up
@@ -76,19 +78,20 @@ class Names:
 
 
 def locate(state: ReviewState, text: str, names: Names, hidden: HiddenIds | None = None) -> dict[str, Any]:
-    """Where ``text`` (module docstring) leads: ``{"position", "id", "problem"}`` — the queue
+    """Where ``text`` (module docstring) leads: ``{"position", "id", "problem", "note"}`` — the queue
     position and the sample's id as the page knows it (``hidden``: a ``--blind-all`` page's), or
-    None for both and why, in words that do not repeat ``text``."""
+    None for both and why, in words that do not repeat ``text``; ``note``, which reading of a bare
+    number was used where it could be read both as a name and as another sample's id (else None)."""
     text = text.strip()
     order = state.order()  # one snapshot: a live refresh may swap the order meanwhile
     total, n = int(order.size), state.run.num_samples
 
-    def at(pos: int) -> dict[str, Any]:
+    def at(pos: int, note: str | None = None) -> dict[str, Any]:
         i = int(order[pos])
-        return {"position": pos, "id": hidden.shown(i) if hidden is not None else i, "problem": None}
+        return {"position": pos, "id": hidden.shown(i) if hidden is not None else i, "problem": None, "note": note}
 
     def no(problem: str) -> dict[str, Any]:
-        return {"position": None, "id": None, "problem": problem}
+        return {"position": None, "id": None, "problem": problem, "note": None}
 
     def by_id(j: int) -> dict[str, Any]:
         if not 0 <= j < n:
@@ -107,19 +110,30 @@ def locate(state: ReviewState, text: str, names: Names, hidden: HiddenIds | None
     m = _ID.fullmatch(text)
     if m:
         return by_id(int(m.group(1)))
+    number = int(text) if text.isdecimal() and text.isascii() else None  # a bare number: a name, else an id
     if hidden is None:
         found = names.find(text)
-        queued = [i for i in found if state.positions(order)[i] >= 0]
+        positions = state.positions(order)
+        queued = [i for i in found if positions[i] >= 0]
         if len(queued) == 1:
-            return at(int(state.positions(order)[queued[0]]))
+            j = queued[0]
+            both = number is not None and 0 <= number < n and number != j  # the id names another sample
+            return at(int(positions[j]), f"by external id or file name; sample id {number} is another sample: "
+                                         f"type id {number} for it" if both else None)  # fmt: skip
         ext = state.run.samples.column("external_id")
         if len(queued) > 1:
             return no(f"{len(queued)} samples are named so: type a whole external id "
                       f"({listing((ext[i] for i in queued), limit=_SHOWN)}) or a sample id")  # fmt: skip
         if found:
-            return no(f"sample {found[0]} ({ext[found[0]]}) is not in this review's queue")
-    if text.isdecimal() and text.isascii():
-        return by_id(int(text))
+            unqueued = f"sample {found[0]} ({ext[found[0]]})"
+            if number is None or not 0 <= number < n or number == found[0]:
+                return no(f"{unqueued} is not in this review's queue")
+            r = by_id(number)  # the sample so named is left out: the number read as a sample id
+            if r["position"] is None:
+                return no(f"neither {unqueued}, so named, nor sample {number} is in this review's queue")
+            return r | {"note": f"as a sample id: {unqueued}, so named, is not in this review's queue"}
+    if number is not None:
+        return by_id(number)
     if hidden is not None:
         return no("a blind review hiding the given label looks up no file name (a folder's names tell the "
                   "class): type a queue position (pos 12) or the id the page shows")  # fmt: skip

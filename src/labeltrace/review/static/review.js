@@ -14,6 +14,7 @@
   let keyOf = []; // each class's key ("" for none): its own name when every name is one character, else 1-9, 0
   let keyIndex = new Map(); // key (lower case) -> class index
   let excludeKey = "x"; // the key of "Exclude (not any class)": "" when a class has "x" as its own key
+  let jumpKey = "g"; // the key that focuses the "go to" box: "" when a class has "g" as its own key
   let defaultReviewer = ""; // the server's --reviewer: the name of a page that gives none
   let blind = null; // "model" / "all": the server sends neither the model's view nor the others' votes (nor the given label)
   let statusAbout = null; // the sample an error message is about: marked as earlier once another one shows
@@ -273,6 +274,9 @@
     excludeKey = own && keyIndex.has("x") ? "" : "x";
     $("exclude").querySelector("kbd").hidden = !excludeKey;
     $("exclude-key").hidden = !excludeKey;
+    // g puts the focus in the "go to" box, unless a class named "g" has its own key
+    jumpKey = keyIndex.has("g") ? "" : "g";
+    $("jump-key").hidden = !jumpKey;
     $("keys").textContent = own ? "a class's own name" : digits ? (spared ? "a number's own digit, the others a digit left"
       : "a class's own digit") : classes.length > 9 ? "1–9, 0" : `1–${classes.length}`;
   }
@@ -286,6 +290,7 @@
     });
     ["unsure", "skip"].forEach((id) => (on ? $(id).setAttribute("aria-keyshortcuts", id[0]) : $(id).removeAttribute("aria-keyshortcuts")));
     if (on && excludeKey) $("exclude").setAttribute("aria-keyshortcuts", excludeKey); else $("exclude").removeAttribute("aria-keyshortcuts");
+    if (on && jumpKey) $("jump").setAttribute("aria-keyshortcuts", jumpKey); else $("jump").removeAttribute("aria-keyshortcuts");
   }
 
   // many classes: a box that keeps the buttons whose names hold what is typed (Enter chooses the
@@ -735,6 +740,8 @@
       ev.preventDefault(); decide("skip");
     } else if (excludeKey && ev.key.toLowerCase() === excludeKey) {
       ev.preventDefault(); decide("exclude");
+    } else if (jumpKey && ev.key.toLowerCase() === jumpKey) { // prevented: the g is not typed into the box
+      ev.preventDefault(); $("jump").focus(); $("jump").select();
     } else if (ev.key === "ArrowLeft") {
       ev.preventDefault(); load(want - 1);
     } else if (ev.key === "ArrowRight") {
@@ -777,7 +784,10 @@
         if (want !== at || missed(r) || (item.id !== r.id && !(await show(r)))) return;
       }
       if (typeof text !== "string") { box.value = ""; box.blur(); }
-      setStatus(`Went to “${iso(typed)}”: sample ${item.id}, position ${item.position + 1}.`, "");
+      // a bare number read as a name though it is another sample's id, or as an id since the sample so named
+      // is out of the queue: the answer says which reading it used
+      setStatus(`Went to “${iso(typed)}”: sample ${item.id}, position ${item.position + 1}` +
+        (r.note ? ` (${r.note}).` : "."), "");
     } catch (e) {
       setStatus(`could not go to “${iso(typed)}”: ${e.message}`, "error");
     }

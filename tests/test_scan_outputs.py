@@ -141,6 +141,20 @@ def test_a_crossfit_runs_held_out_accuracy_is_its_last_epochs(tmp_path: Path) ->
     train = json.loads((out / "run.json").read_text())["train"]
     assert train["held_out_accuracy"] == [pytest.approx(correct[2][seen[2]].mean())]
     assert train["held_out_accuracy_over_epochs"] == [pytest.approx(np.mean([correct[t][seen[t]].mean() for t in range(3)]))]
+    # the summary said "the models agree with X% (held out)", X the suggested labels' agreement (the held-out
+    # probabilities averaged over every epoch), beside run.json's held_out_accuracy of the last epoch: it
+    # says which X is, and gives run.json's number too
+    run = open_run(out)
+    agree = float((run.column("suggested_label_id") == run.column("given_label_id")).mean())
+    text = summary_text(out)
+    assert (f"the models agree with {agree:.1%} of the given labels (held out: the suggested labels, from their "
+            f"probabilities averaged over every epoch; the last epoch's predictions alone "
+            f"{train['held_out_accuracy'][0]:.1%}, run.json's held_out_accuracy); answering") in text  # fmt: skip
+    meta = json.loads((out / "run.json").read_text())  # an older run.json: held_out_accuracy a mean over epochs
+    meta["train"] = {k: v for k, v in meta["train"].items() if k != "held_out_accuracy_over_epochs"}
+    (out / "run.json").write_text(json.dumps(meta))
+    assert (f"the models agree with {agree:.1%} of the given labels (held out: the suggested labels, from their "
+            "probabilities averaged over every epoch); answering") in summary_text(out)  # fmt: skip
 
 
 def test_a_noise_rate_a_rare_class_inflates_is_warned_of() -> None:

@@ -100,6 +100,24 @@ def near_duplicates_text(meta: dict) -> str:
     return text + f" ({rundir.NEAR_DUPLICATES_CSV})"
 
 
+def _held_out_words(meta: dict) -> str:
+    """What a cross-fitted scan's agreement is — its suggested labels, the held-out probabilities
+    averaged over every epoch — and, where run.json has it, its ``held_out_accuracy``: the last
+    epoch's alone, another number (an older run.json's held_out_accuracy, without
+    ``held_out_accuracy_over_epochs`` beside it, was a mean over epochs: not named)."""
+    words = "the suggested labels, from their probabilities averaged over every epoch"
+    train = meta.get("train") or {}
+    last = train.get("held_out_accuracy")
+    if "held_out_accuracy_over_epochs" not in train or not isinstance(last, list) or not last:
+        return words
+    try:
+        acc = math.fsum(float(a) for a in last) / len(last)
+    except (TypeError, ValueError):
+        return words
+    runs = f", mean of {len(last)} runs" if len(last) > 1 else ""
+    return words + f"; the last epoch's predictions alone {acc:.1%}, run.json's held_out_accuracy{runs}"
+
+
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
     run = rundir.open_run(run_dir)
     m = run.meta
@@ -126,7 +144,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     lines.append({"none": "the kNN vote (leave-one-out) agrees"}.get(run.trained, "your model agrees" if own else
                                                                      "the models agree")
                  + f" with {agree:.1%} of the given labels"
-                 + {"crossfit": " (held out)", "k-fold": " (held out)", "none": ""}.get(
+                 + {"crossfit": f" (held out: {_held_out_words(m)})", "k-fold": " (held out)", "none": ""}.get(
                      run.trained, " (as it trained on them)" if own else " (models that trained on them)")
                  + f"; answering {common!r} for every sample would agree with {base:.1%}")
     if dup := duplicates_text(m):

@@ -11,6 +11,11 @@ cross-fitting folds, native 28 px) against a cheaper configuration:
 * ``--study size-confusion``: 14 px against 28 px on the PneumoniaMNIST cells with confusion noise
   0.3 and 0.4 (val and the 1,882 other training images), where most *normal* labels are wrong —
   added after the first two studies, to see whether 14 px holds where the test cells are hardest.
+* ``--study precision``: the trainings' forward passes in bfloat16 under autocast (``--precision
+  bfloat16``) against float32, on the cells of ``--study folds`` (digits included) — the speed is
+  the CPU's (AMX tiles here); F1 and AUROC are the question. Its training seconds are measured
+  with the other work on the machine at the time: ``scripts/cnn_step_time.py`` times the step
+  alone.
 * ``--study width``: the CNN's base width 8 instead of 16 (the convolutions' arithmetic scales with
   the width squared) on the cells of ``--study size``, at the images' own 28 px, against the
   default rerun in the same session (times are comparable only within a session).
@@ -27,6 +32,7 @@ cross-fitting folds, native 28 px) against a cheaper configuration:
         --pneumonia /work/shared/data/medmnist/pneumoniamnist_modified.npz > benchmarks/results/dev-cnn-size-confusion.md
     python scripts/cnn_folds_dev.py --study photos --out /work/cache/cnn_folds > benchmarks/results/dev-cnn-photos.md
     python scripts/cnn_folds_dev.py --study width ... > benchmarks/results/dev-cnn-width.md
+    python scripts/cnn_folds_dev.py --study precision ... > benchmarks/results/dev-cnn-precision.md
 
 Dev cells (``benchmarks/SPLIT.md``): digits with symmetric / confusion noise 0.2 and 0.4;
 PneumoniaMNIST and BreastMNIST ``val`` with symmetric / confusion 0.2; and PneumoniaMNIST's other
@@ -64,12 +70,16 @@ STUDIES = {
     "photos": {BASE: ["--folds", "5"], "16 px": ["--image-size", "16"]},
     # its own baseline, rerun in the same session: the machine's speed varies between sessions
     "width": {"width 16 (default), rerun": ["--width", "16"], "width 8": ["--width", "8"]},
+    "precision": {"float32 (default), rerun": ["--precision", "float32"], "bfloat16": ["--precision", "bfloat16"]},
 }
 TITLES = {"folds": "Fewer cross-fitting folds for the from-scratch CNN, on the dev cells",
           "size": "Smaller images for the from-scratch CNN, on the dev cells",
           "size-confusion": "Smaller images for the from-scratch CNN under heavy confusion noise, on the dev cells",
           "photos": "Smaller images for the from-scratch CNN on natural photos, on a dev cell",
-          "width": "A narrower from-scratch CNN (width 8 instead of 16) at the images' own side, on the dev cells"}
+          "width": "A narrower from-scratch CNN (width 8 instead of 16) at the images' own side, on the dev cells",
+          "precision": "The from-scratch CNN trained with bfloat16 forward passes, on the dev cells"}
+#: when a study's training seconds were not measured alone on the machine
+WHEN = {"precision": "with other work running (not a speed measurement: scripts/cnn_step_time.py is)"}
 NOISES = ("symmetric:0.2", "symmetric:0.4", "confusion:0.2", "confusion:0.4")
 SEEDS = (0, 1, 2)
 
@@ -115,7 +125,7 @@ def cells(a: argparse.Namespace, out: Path) -> list[tuple[str, list[str], str]]:
         return [(name, data, n) for name, data in (("pneumoniamnist-val", [a.pneumonia, "--split", "val"]),
                                                    ("pneumoniamnist-train-rest", [rest]))
                 for n in ("confusion:0.3", "confusion:0.4")]  # fmt: skip
-    c = [("digits", ["--example", "digits"], n) for n in NOISES] if a.study == "folds" else []
+    c = [("digits", ["--example", "digits"], n) for n in NOISES] if a.study in ("folds", "precision") else []
     for name, npz in (("pneumoniamnist-val", a.pneumonia), ("breastmnist-val", a.breast)):
         if npz:
             c += [(name, [npz, "--split", "val"], n) for n in ("symmetric:0.2", "confusion:0.2")]
@@ -143,7 +153,8 @@ def main() -> None:
         a.study, "--pneumonia .../pneumoniamnist_modified.npz --breast .../breastmnist.npz")
     print(f"`python scripts/cnn_folds_dev.py --study {a.study} --out /work/cache/cnn_folds{' ' if data else ''}{data}` "
           "(3 seeds; `labeltrace scan --model small-cnn`, the default "
-          f"detector; training seconds on the 2-core machine, alone; Δ = paired over seeds against {against}, "
+          f"detector; training seconds on the 2-core machine, {WHEN.get(a.study, 'alone')}; Δ = paired over seeds "
+          f"against {against}, "
           "95 % t-interval over all cells' seeds in the **all** rows)\n")  # fmt: skip
     print("| config | cell | noise | F1 | AUROC | flagged | train s | ΔF1 | ΔAUROC |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -5,10 +5,10 @@ machines of different speed can be compared.
     python scripts/cnn_step_time.py > benchmarks/results/cnn-step-time.md
 
 The CNN at its default width for 28 px images (16), one batch of 128 random 28 x 28 grayscale
-images, SGD with momentum: 5 warm-up steps, then the mean of 60. Three settings, each in its own
-process (run it alone on the machine): two torch threads (what the scan uses on 2 cores), one
-thread, and two one-thread processes side by side (what training the folds in two processes
-would get), the three in turn, :data:`REPEATS` times: a single reading of the two-thread step
+images, SGD with momentum: 5 warm-up steps, then the mean of 60. Four settings, each in its own
+process (run it alone on the machine): two torch threads (what the scan uses on 2 cores), the same
+with the forward pass in bfloat16 (``--precision bfloat16``), one thread, and two one-thread
+processes side by side (what training the folds in two processes would get), the four in turn, :data:`REPEATS` times: a single reading of the two-thread step
 varies by a quarter within a session. Prints a markdown table of medians and ranges.
 """
 
@@ -23,12 +23,14 @@ import torch
 from torch import nn
 
 from labeltrace.models.small_cnn import SmallResNet
+from labeltrace.train.precision import autocast, native_bfloat16, widened
 
 STEPS, WARMUP, BATCH, REPEATS = 60, 5, 128, 5
 
 
-def step_ms(threads: int) -> float:
-    """Mean milliseconds per training step with ``threads`` torch threads."""
+def step_ms(threads: int, precision: str = "float32") -> float:
+    """Mean milliseconds per training step with ``threads`` torch threads, the forward pass in
+    ``precision`` (as ``labeltrace.train.loop.run_epoch`` runs it)."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     m = SmallResNet(1, 2, width=16)
@@ -36,7 +38,9 @@ def step_ms(threads: int) -> float:
     x, y = torch.randn(BATCH, 1, 28, 28), torch.randint(0, 2, (BATCH,))
 
     def step() -> None:
-        loss = nn.functional.cross_entropy(m(x), y)
+        with autocast(precision, torch.device("cpu")):
+            logits = widened(m(x), precision)
+        loss = nn.functional.cross_entropy(logits, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -49,17 +53,19 @@ def step_ms(threads: int) -> float:
     return (time.perf_counter() - t) / STEPS * 1000
 
 
-def _child(threads: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, "--child", str(threads)], stdout=subprocess.PIPE, text=True)
+def _child(threads: int, precision: str = "float32") -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "--child", str(threads), precision], stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        print(f"{step_ms(int(sys.argv[2])):.1f}")
+    if len(sys.argv) >= 3 and sys.argv[1] == "--child":
+        print(f"{step_ms(int(sys.argv[2]), *sys.argv[3:4]):.1f}")
         return
-    two, one, pair = [], [], []  # ms per step; steps per second of the two processes together
+    two, one, pair, bf16 = [], [], [], []  # ms per step; steps per second of the two processes together
     for _ in range(REPEATS):
         two.append(float(_child(2).communicate()[0]))
+        bf16.append(float(_child(2, "bfloat16").communicate()[0]))
         one.append(float(_child(1).communicate()[0]))
         procs = [_child(1), _child(1)]
         pair.append(sum(1000 / float(p.communicate()[0]) for p in procs))
@@ -75,9 +81,14 @@ def main() -> None:
     print("| setting | ms per step | steps per second, all processes |")
     print("|---|---|---|")
     print(f"| 1 process, 2 threads | {cell(two, '.1f')} | {cell([1000 / t for t in two], '.1f')} |")
+    print(f"| 1 process, 2 threads, bfloat16 forward passes (`--precision bfloat16`) | {cell(bf16, '.1f')} | "
+          f"{cell([1000 / t for t in bf16], '.1f')} |")
     print(f"| 1 process, 1 thread | {cell(one, '.1f')} | {cell([1000 / t for t in one], '.1f')} |")
     print(f"| 2 processes side by side, 1 thread each | | {cell(pair, '.1f')} |")
     print(f"\nTwo one-thread processes against one two-thread process, the same round: {cell(gain, '.2f')} x the steps.")
+    speed = [t / b for t, b in zip(two, bf16, strict=True)]
+    print(f"\nbfloat16 against float32 forward passes, two threads, the same round: {cell(speed, '.2f')} x the steps "
+          f"(this CPU runs bfloat16 natively, AMX tiles: {native_bfloat16(torch.device('cpu'))}).")
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ from labeltrace.evaluate import noise
 from labeltrace.models.inputs import data_identity, should_stream
 from labeltrace.train import TrainConfig, check_device, protocol, resolve_device
 from labeltrace.train.checkpoint import config_key
+from labeltrace.train.precision import PRECISIONS, resolve_precision
 from labeltrace.train.recipe import NetworkSpec
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class ScanConfig:
     noise: str | None = None  # e.g. "symmetric:0.2"
     seed: int = 0
     device: str = "auto"
+    precision: str = "float32"  # the training's forward passes: float32 | bfloat16 | auto (train.precision)
     cache_dir: str | None = None
     csv: bool = False
     knn_k: int = 10
@@ -190,6 +192,7 @@ def train_config(model: str, config: ScanConfig) -> TrainConfig:
         momentum=config.momentum, weight_decay=d["weight_decay"] if config.weight_decay is None else config.weight_decay,
         schedule=config.schedule,  # type: ignore[arg-type]
         augment=d["augment"] if config.augment is None else config.augment, seed=config.seed, device=config.device,
+        precision=resolve_precision(config.precision, resolve_device(config.device)),
     )  # fmt: skip
 
 
@@ -211,7 +214,7 @@ _WHOLE = ("epochs", "runs", "folds", "batch_size", "image_size", "width", "hidde
           "knn_k", "workers")
 _REAL = ("lr", "momentum", "weight_decay", "aux_fraction")
 _FLAGS = ("augment", "finetune", "csv", "early_stop", "stream")
-_TEXT = ("model", "schedule", "head", "detector", "device")
+_TEXT = ("model", "schedule", "head", "detector", "device", "precision")
 
 
 def _check_types(config: ScanConfig) -> None:
@@ -281,6 +284,8 @@ def check(config: ScanConfig, model: str | None, n: int | None) -> None:
         raise ValueError(f"--finetune applies to effnet-lite0, not {model}")
     if config.noise:
         noise.parse_spec(config.noise)
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     check_device(config.device)
 
 

@@ -90,6 +90,7 @@ class ModelSpec:
     cv_C: float = 0.05
     cv_max_iter: int = 1000
     resolution: int = 64  # effnet-lite0 (fine-tuned) input resolution
+    precision: str = "float32"  # the trainings' forward passes: float32 | bfloat16 (train.precision)
 
     @property
     def on_features(self) -> bool:
@@ -101,6 +102,8 @@ class ModelSpec:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "name"}
         if self.kind != "effnet-lite0":  # the field came later: the other kinds' cache keys stay as they were
             d.pop("resolution")
+        if self.precision == "float32":  # so did this one
+            d.pop("precision")
         if self.kind == "small-cnn" and self.width is None:  # the default width the network is built with
             from labeltrace.train.recipe import SMALL_CNN_WIDTH
 
@@ -121,7 +124,7 @@ class ModelSpec:
 
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                            weight_decay=self.weight_decay, schedule=self.schedule,  # type: ignore[arg-type]
-                           augment=self.augment, device=device)  # fmt: skip
+                           augment=self.augment, device=device, precision=self.precision)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,8 @@ def _parse_model(name: str, d: Mapping[str, Any]) -> ModelSpec:
         raise _err(where, f"cv must be one of {CV_KINDS}, got {spec.cv!r}")
     if spec.schedule not in ("cosine", "step", "constant"):
         raise _err(where, f"schedule must be cosine, step or constant, got {spec.schedule!r}")
+    if spec.precision not in ("float32", "bfloat16"):  # a benchmark names what it measures: no "auto"
+        raise _err(where, f"precision must be float32 or bfloat16, got {spec.precision!r}")
     if spec.lr <= 0 or spec.cv_C <= 0:
         raise _err(where, "lr and cv_C must be > 0")
     if spec.cv == "logreg" and not spec.on_features:  # cleanlab's recipe fits features, not images

@@ -41,12 +41,15 @@ IDENTITY_ROWS = 32
 
 def config_key(**parts: Any) -> str:
     """A stable JSON key of the settings that determine a training (dataclasses expanded; a
-    ``device`` field is left out: the same training may resume on another device)."""
+    ``device`` field is left out: the same training may resume on another device; a ``precision``
+    of float32 too, so that keys written before the field existed still match)."""
 
     def plain(v: Any) -> Any:
         if is_dataclass(v) and not isinstance(v, type):
             d = asdict(v)
             d.pop("device", None)
+            if d.get("precision") == "float32":  # the field came later: float32 trainings keep their keys
+                d.pop("precision")
             return d
         return v
 

@@ -217,7 +217,8 @@ class NetworkEstimator:
 
         assert self.net is not None, "fit first"
         xt = self._x(x)
-        logits = predict_logits(self.net, xt, torch.arange(len(xt)), device=next(self.net.parameters()).device)
+        logits = predict_logits(self.net, xt, torch.arange(len(xt)), device=next(self.net.parameters()).device,
+                                precision=self.train.precision)  # fmt: skip
         return torch.softmax(logits.float(), 1).cpu().numpy().astype(np.float64)
 
 

@@ -34,6 +34,7 @@ from labeltrace.train import distributed
 from labeltrace.train.batches import BatchSource, as_source
 from labeltrace.train.checkpoint import Checkpoint, config_key, training_identity
 from labeltrace.train.distributed import Dist
+from labeltrace.train.precision import Precision, autocast, widened
 from labeltrace.train.seeds import augment_seed, epoch_generator
 
 __all__ = [
@@ -66,6 +67,7 @@ class TrainConfig:
     augment: bool = False  # random crop (pad 1/8) + horizontal flip, images only
     seed: int = 0
     device: str = "auto"
+    precision: Precision = "float32"  # bfloat16: forward passes under autocast (train.precision)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -76,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.schedule not in ("cosine", "step", "constant"):
             raise ValueError(f"schedule must be cosine, step or constant, got {self.schedule!r}")
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be float32 or bfloat16, got {self.precision!r}")
 
 
 @dataclass
@@ -198,7 +202,8 @@ def run_epoch(
             x = augment_batch(x, aug)
         x = x.to(device, non_blocking=True)
         y = labels.index_select(0, ids).to(device, non_blocking=True)
-        logits = model_logits(model(x))
+        with autocast(config.precision, device):
+            logits = widened(model_logits(model(x)), config.precision)
         loss = nn.functional.cross_entropy(logits, y)
         if not bool(torch.isfinite(loss)) or not bool(torch.isfinite(logits.detach()).all()):  # (-inf logits
             _diverged(epoch, opt, f"loss {float(loss)}, logits not finite")  # beside the label's: a loss of 0)
@@ -268,14 +273,16 @@ def eval_batch_size(device: torch.device) -> int:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, inputs: torch.Tensor | BatchSource, ids: torch.Tensor, *,
-                   device: torch.device, batch_size: int | None = None) -> torch.Tensor:  # fmt: skip
-    """Eval-mode logits of ``inputs[ids]`` (on the training device) in batches of ``batch_size``
-    (default :func:`eval_batch_size`); a data-parallel wrapper's module predicts alone (no
-    communication)."""
+                   device: torch.device, batch_size: int | None = None,
+                   precision: Precision = "float32") -> torch.Tensor:  # fmt: skip
+    """Eval-mode logits of ``inputs[ids]`` (on the training device) in batches of
+    ``batch_size`` (default :func:`eval_batch_size`), the forward passes in ``precision``; a
+    data-parallel wrapper's module predicts alone (no communication)."""
     net = cast(nn.Module, model.module) if _is_ddp(model) else model
     net.eval()
     batch = eval_batch_size(device) if batch_size is None else batch_size
-    out = [model_logits(net(x.to(device))) for _, x in as_source(inputs).batches(ids, batch)]
+    with autocast(precision, device):
+        out = [widened(model_logits(net(x.to(device))), precision) for _, x in as_source(inputs).batches(ids, batch)]
     return torch.cat(out) if out else torch.zeros(0)
 
 

@@ -380,7 +380,8 @@ def crossfit_recorded(
             mine, real = d.shard(held_ids[k])
             ids = mine[real]
             d.sync_buffers(models[k])  # every rank predicts its shard with the model rank 0 checkpoints
-            logits = check_finite(predict_logits(models[k], source, ids, device=device), epoch, opts[k])
+            logits = check_finite(predict_logits(models[k], source, ids, device=device, precision=config.precision),
+                                  epoch, opts[k])  # fmt: skip
             if len(ids):  # a held-out fold smaller than the number of processes leaves some shards empty
                 rec.update(ids, logits, y_all.index_select(0, ids))
         for r in recorders.values():

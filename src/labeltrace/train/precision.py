@@ -1,0 +1,61 @@
+"""The arithmetic a training runs its forward passes in: float32, or bfloat16 under autocast.
+
+Under ``bfloat16`` the convolutions and matrix products of the forward pass (and so of its
+gradients) run in bfloat16 through :func:`torch.autocast`; weights, optimiser state, the loss and
+every recorded logit stay float32 (logits are widened before the loss and the recorder see them).
+On a CPU with AMX tiles (Intel Sapphire Rapids and later) that is about twice the training speed
+of the small CNN (``scripts/cnn_step_time.py``); on a CPU without native bfloat16 arithmetic it
+is emulated and slower, which is why ``auto`` takes it only where :func:`native_bfloat16` holds.
+The numbers differ from a float32 training's in their last bits, as any two trainings on different
+hardware do, and the ranking with them: ``benchmarks/RESULTS.md`` §5 has what that changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+import torch
+
+__all__ = ["PRECISIONS", "Precision", "autocast", "native_bfloat16", "resolve_precision", "widened"]
+
+Precision = Literal["float32", "bfloat16"]
+#: what a training accepts; ``auto`` is resolved by :func:`resolve_precision` before training
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 products natively: a CPU with AMX tiles (oneDNN's bfloat16
+    kernels), or a CUDA device that supports bfloat16 (Ampere and later)."""
+    if device.type == "cpu":
+        probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return bool(probe()) if callable(probe) else False
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> Precision:
+    """``precision`` as a training runs it: ``auto`` is ``bfloat16`` where :func:`native_bfloat16`
+    holds on ``device`` and ``float32`` elsewhere; the others stand as given."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    return "bfloat16" if precision == "bfloat16" else "float32"
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """The context a forward pass runs in: :func:`torch.autocast` to bfloat16 on ``device`` for
+    ``bfloat16``, nothing for ``float32``."""
+    if precision == "bfloat16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision != "float32":
+        raise ValueError(f"a training runs in float32 or bfloat16, got {precision!r} (resolve 'auto' first)")
+    return contextlib.nullcontext()
+
+
+def widened(logits: torch.Tensor, precision: str) -> torch.Tensor:
+    """``logits`` of a forward pass run in ``precision``: under ``bfloat16`` widened to float32 (the
+    loss and the recorder read float32); under ``float32`` as the model returned them."""
+    return logits.float() if precision == "bfloat16" and logits.dtype == torch.bfloat16 else logits

@@ -320,3 +320,31 @@ def test_a_run_json_written_before_still_reports(scanned: tuple[Path, Path, str]
     assert summary_text(out).startswith("labeltrace scan — 60 samples, 3 classes, model small-cnn, 2 epochs x 1 run")
     page = write_report(out, out / "r.html", top=3).read_text(encoding="utf-8")
     assert "<b>1</b> of 60 samples reviewed" in page and "1 skipped." in page and "2 epochs × 1 run" in page
+
+
+def test_run_json_timings_hold_the_model_and_resolution_probes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--model auto`` / ``--resolution auto`` probe before anything else (on frozen features: extracted
+    at 96 and 224 px, 200 of a 204 s BreastMNIST scan) and no timing held that time: run.json's stages
+    summed to 7 s of its 204 s ``total``. A clock the probe moves by 100 s shows where it went."""
+    import time as real_time
+    from types import SimpleNamespace
+
+    from labeltrace import scan as scan_module
+
+    offset = [0.0]
+    clock = SimpleNamespace(perf_counter=lambda: real_time.perf_counter() + offset[0], strftime=real_time.strftime)
+    monkeypatch.setattr(scan_module, "time", clock)
+    monkeypatch.setattr(scan_outputs, "time", clock)
+    picked = scan_module.resolve_model
+
+    def slow_probe(config, ds):  # noqa: ANN001, ANN202 - the probe as it is, 100 s later
+        offset[0] += 100.0
+        return picked(config, ds)
+
+    monkeypatch.setattr(scan_module, "resolve_model", slow_probe)
+    data, out = _npz(tmp_path / "d.npz"), tmp_path / "R"
+    assert main(["scan", str(data), "--out", str(out), *BASE]) == 0
+    t = json.loads((out / "run.json").read_text())["timings"]
+    assert t["probe"] >= 100.0 and t["total"] >= 100.0
+    stages = ("probe", "duplicates", "prepare_inputs", "train", "score")
+    assert sum(t[s] for s in stages) <= t["total"]

@@ -166,7 +166,9 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     check(config, None if config.model == "auto" else config.model, len(ds))  # before any probe
     asked = config  # before the auto settings resolve
     # rank 0 probes and every rank takes its picks: ranks never train on different settings
+    t0 = time.perf_counter()
     model, probe, resolution, rprobe = _on_writer(d, lambda: _resolve(config, ds, out, force))
+    timings["probe"] = time.perf_counter() - t0  # --model / --resolution auto: on frozen features, most of a scan
     config = replace(config, resolution=resolution)
     for flag, choice, pr in (("--model", model, probe), ("--resolution", f"{resolution} px", rprobe)):
         if pr is not None:

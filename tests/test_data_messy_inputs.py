@@ -117,7 +117,7 @@ def test_folder_warns_about_what_it_does_not_read(tmp_path: Path) -> None:
     (tmp_path / "d" / "dog" / "IM000001").write_bytes(b"DICM")  # an extension-less DICOM
     (tmp_path / "d" / "dog" / "notes.txt").write_text("seen by Dr A")  # a document: no warning
     _png(tmp_path / "d" / "cat" / "@eaDir" / "0.png" / "SYNOPHOTO_THUMB_M.png")  # NAS thumbnails: skipped
-    with pytest.warns(UserWarning, match=r"2 files in the class folders .* not read .*: cat/2\.jfif, dog/IM000001; pass"):
+    with pytest.warns(UserWarning, match=r"2 files in the class folders .* not read .*: cat/2\.jfif, dog/IM000001; to read them"):
         ds = from_folder(tmp_path / "d")
     assert len(ds) == 4
 
@@ -454,3 +454,23 @@ def test_a_float_array_a_hair_over_one_is_said_as_it_is() -> None:
     x[1, 0, 0] = 1 + 1e-9
     with pytest.raises(DataError, match=r"not so for samples 1 \(values run from 0\.5 to 1\.000000001\)$"):
         from_arrays(x, np.array([0, 1, 0]))
+
+
+def test_the_unread_files_warning_says_how_labeltrace_scan_reads_them(tmp_path: Path) -> None:
+    """The warning said only "pass extensions=[...] to read them": a from_folder argument that
+    `labeltrace scan` has no flag for, so a CLI user was told a way in they could not take; a
+    manifest (--labels) lists any file, and reads a JPEG under another extension."""
+    from PIL import Image
+
+    from labeltrace.data import from_manifest
+
+    for c in ("cat", "dog"):
+        for k in range(2):
+            _png(tmp_path / "d" / c / f"{k}.png", k)
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "d" / "cat" / "2.jfif", format="JPEG")
+    with pytest.warns(UserWarning, match=r"cat/2\.jfif; .*labeltrace scan .*--labels") as said:
+        from_folder(tmp_path / "d")
+    assert "extensions=[...]" in str(said[0].message)  # the Python way in stays named
+    rows = [f"{c}/{k}.{'jfif' if k == 2 else 'png'},{c}" for c in ("cat", "dog") for k in range(3 if c == "cat" else 2)]
+    (tmp_path / "d" / "m.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    assert from_manifest(tmp_path / "d" / "m.csv").load(2).shape == (8, 8, 3)  # the manifest's way reads it

@@ -188,8 +188,9 @@ def from_folder(
     if other:
         warnings.warn(
             f"{len(other)} files in the class folders of {root} are not read (their extension is not one of "
-            f"{listing(sorted(exts), 30)}): {listing(sorted(other))}; pass extensions=[...] to read them "
-            "(an extension-less DICOM file can be listed in a manifest)", DataWarning, stacklevel=2,
+            f"{listing(sorted(exts), 30)}): {listing(sorted(other))}; to read them, list them in a manifest "
+            "(labeltrace scan DATA --labels MANIFEST.csv; an extension-less DICOM file too), or in Python pass "
+            "from_folder(..., extensions=[...])", DataWarning, stacklevel=2,
         )
     if linked:
         warnings.warn(

@@ -289,3 +289,17 @@ def test_the_rescan_command_trains_the_model_the_scan_ran(tmp_path: Path) -> Non
     assert (args.model, args.resolution, args.epochs, args.lr, args.augment, args.seed) == (
         "effnet-lite0", 96, 7, 0.01, False, 3)
     assert not args.csv and args.device == "auto" and args.detector is None  # outputs and machine: not kept; the default detector (crossfit): not passed
+
+
+def test_an_array_run_s_npy_export_names_the_csv_it_writes_beside_it(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """`review --export clean.npy` of an array run wrote clean.csv beside the ids too (replacing a
+    clean.csv there) and said only "wrote clean.npy"."""
+    from labeltrace.cli import main
+
+    rd = make_run(tmp_path, n=12, k=2, seed=3, with_files=False)
+    out = tmp_path / "clean.npy"
+    assert main(["review", str(rd), "--export", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert (tmp_path / "clean.csv").is_file() and f"wrote {out} and {tmp_path / 'clean.csv'}" in said
+    assert np.load(out).tolist() == open_run(rd).column("given_label_id").tolist()

@@ -120,7 +120,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
             raise ValueError("--blind / --blind-all set what a review session shows; --export serves no page")
         out = export_labels(args.run_dir, args.export,
                             report=lambda m: print(m, file=sys.stderr if m.startswith("warning:") else sys.stdout))
-        print(f"wrote {out}")
+        beside = out.with_suffix(".csv") if out.suffix.lower() == ".npy" else None  # an array run's ids and names
+        print(f"wrote {out}" + (f" and {beside} (ids, label names, review columns)" if beside else ""))
         from labeltrace._checks import listing
         from labeltrace.export.rescan import rescan_command
         from labeltrace.relabel.verdicts import run_verdicts

@@ -473,3 +473,18 @@ def test_a_recorder_saved_mid_epoch_says_so_when_loaded(tmp_path) -> None:
         back = Recorder.load(tmp_path / "mid.npz")
     back.clear_pending()
     assert not back.epoch_in_progress
+
+
+def test_a_lightning_callbacks_checkpoint_entry_given_as_a_recorder_state_says_where_the_state_is() -> None:
+    """The README names a Lightning checkpoint's recorder `ckpt["callbacks"]["RecorderCallback"]`:
+    that entry is the callback's ({"recorder": ..., "pending_epoch": ...}), and
+    Recorder.from_state_dict(entry) said only "not a labeltrace recorder state: 'meta'"."""
+    rec = Recorder(4, 2)
+    rec.update(np.arange(4), np.zeros((4, 2)), np.arange(4) % 2)
+    rec.end_epoch()
+    entry = {"recorder": rec.state_dict(tensors=True), "pending_epoch": -1}
+    with pytest.raises(ValueError, match=r"a RecorderCallback's checkpoint entry.*\[\"recorder\"\]"):
+        Recorder.from_state_dict(entry)
+    assert Recorder.from_state_dict(entry["recorder"]).num_epochs == 1
+    with pytest.raises(ValueError, match=r"not a labeltrace recorder state: no 'meta' entry \(it holds 'weights'\)"):
+        Recorder.from_state_dict({"weights": np.zeros(2)})

@@ -41,6 +41,14 @@ _MAP_BYTES = 1 << 20  # stored entries at least this large are memory-mapped by 
 
 
 def read_meta(state: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(state, dict) and "meta" not in state:
+        if isinstance(state.get("recorder"), dict):  # a Lightning checkpoint's ckpt["callbacks"]["RecorderCallback"]
+            raise ValueError("this is a RecorderCallback's checkpoint entry ({'recorder': ..., 'pending_epoch': ...}), "
+                             'not a recorder state: the recorder\'s state is its ["recorder"] '
+                             '(Recorder.from_state_dict(entry["recorder"]); labeltrace.write_run reads the entry whole)')
+        held = ", ".join(repr(str(k)) for k in list(state)[:8]) or "nothing"
+        raise ValueError(f"not a labeltrace recorder state: no 'meta' entry (it holds {held}); pass what "
+                         "rec.state_dict() returned")
     try:
         meta = json.loads(str(np.asarray(state["meta"])))
     except (KeyError, ValueError, TypeError) as e:

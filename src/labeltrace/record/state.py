@@ -46,9 +46,9 @@ def read_meta(state: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("this is a RecorderCallback's checkpoint entry ({'recorder': ..., 'pending_epoch': ...}), "
                              'not a recorder state: the recorder\'s state is its ["recorder"] '
                              '(Recorder.from_state_dict(entry["recorder"]); labeltrace.write_run reads the entry whole)')
-        held = ", ".join(repr(str(k)) for k in list(state)[:8]) or "nothing"
-        raise ValueError(f"not a labeltrace recorder state: no 'meta' entry (it holds {held}); pass what "
-                         "rec.state_dict() returned")
+        keys = [repr(str(k)) for k in state]
+        held = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "") if keys else "nothing"
+        raise ValueError(f"not a labeltrace recorder state: no 'meta' entry (it holds {held})")
     try:
         meta = json.loads(str(np.asarray(state["meta"])))
     except (KeyError, ValueError, TypeError) as e:

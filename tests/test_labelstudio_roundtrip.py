@@ -280,3 +280,13 @@ def test_the_cli_names_the_labeling_config_to_paste(tmp_path: Path, capsys: pyte
     config = tmp_path / "tasks.config.xml"
     assert config.is_file() and '<Choice value="exclude"' in config.read_text()
     assert printed[1].startswith(f"the labeling config: {config} — paste it into the Label Studio project")
+
+
+def test_a_labelstudio_export_named_like_another_file_type_is_refused(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`export --to labelstudio --out x.csv` wrote the tasks' JSON into x.csv (and x.config.xml beside),
+    where --to csv --out x.parquet is refused."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    assert main(["export", str(rd), "--to", "labelstudio", "--out", str(tmp_path / "x.csv")]) == 2
+    assert f"{tmp_path / 'x.csv'}: a labelstudio export must end in .json" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.config.xml").exists()

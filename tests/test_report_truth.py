@@ -64,6 +64,17 @@ def test_a_folder_as_out_gets_the_page(tmp_path: Path) -> None:
     assert (tmp_path / "pages" / rundir.REPORT_HTML).is_file()
 
 
+def test_an_html_report_named_like_another_file_type_is_refused(tmp_path: Path, capsys) -> None:
+    """`report RUN --out x.png` (the default --format html) wrote the HTML page into x.png, a file
+    no image viewer opens, without a word; `export --to csv --out x.parquet` is refused."""
+    rd = make_run(tmp_path, n=30, k=3)
+    for name in ("x.png", "pages"):  # a figure's name; a folder that does not exist
+        assert main(["report", str(rd), "--out", str(tmp_path / name)]) == 2
+        assert f"{tmp_path / name}: an HTML report is written to a .html file" in capsys.readouterr().err
+        assert not (tmp_path / name).exists()
+    assert main(["report", str(rd), "--out", str(tmp_path / "r.HTM")]) == 0  # .htm too, either case
+
+
 def test_grid_captions_fit_their_column(tmp_path: Path, monkeypatch) -> None:
     assert plots.fit("short") == "short"
     assert plots.fit("a" * 30) == "a" * 15 + "…" and len(plots.fit("a" * 30)) == 16

@@ -183,6 +183,8 @@ def export_run(
         return to_fiftyone(run, None if out is None else str(out), warn=warn, overwrite=overwrite, update=update)
     if to == "labelstudio":
         path = Path(out) if out is not None else run.path / rundir.LABELSTUDIO_TASKS
+        if path.suffix.lower() != ".json":  # Label Studio imports the tasks as JSON
+            raise ValueError(f"{path}: a labelstudio export must end in .json")
         n_tasks = int(run.column("is_suspect").sum()) if only_suspects else run.num_samples
         if images == "data-uri" and n_tasks > LARGE_DATA_URI:
             say(f"{n_tasks:,} tasks each embed their image as a data URI (a PNG re-encoded per task: 2,000 photos "

@@ -357,6 +357,9 @@ def write_report(
     """
     if format not in ("html", "png"):
         raise ValueError(f"format must be 'html' or 'png', got {format!r}")
+    if format == "html" and out is not None and not Path(out).is_dir() and Path(out).suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"{out}: an HTML report is written to a .html file (or into an existing folder); --format png "
+                         "(format='png') writes the figures as PNG files, into a folder")  # fmt: skip
     if not 0 <= int(top) <= MAX_TOP:
         raise ValueError(f"top must lie in [0, {MAX_TOP}], got {top}: the report draws each of them (50,000 took 4 "
                          "minutes, 3.4 GB and a page of 121 MB); the samples table (samples.csv, or labeltrace export "

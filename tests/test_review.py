@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -391,30 +393,34 @@ def test_export_labels_arrays(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- kill -9
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(run_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    code = f"from labeltrace.review import serve; serve({str(run_dir)!r}, port={port})"
+def _start(run_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A review server of ``run_dir`` in a subprocess, on the port it took itself (``port=0``, the
+    one it prints): a free port looked up here and bound there a moment later could be taken between
+    by another process (a parallel test, a CI neighbour), which the requests below would then reach."""
+    code = f"from labeltrace.review import serve; serve({str(run_dir)!r}, port=0)"
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    log = run_dir.parent / f"server-{port}.log"
-    with open(log, "wb") as fh:  # the child keeps its own copy of the descriptor
+    fd, name = tempfile.mkstemp(prefix="server-", suffix=".log", dir=run_dir.parent)
+    log = Path(name)
+    with os.fdopen(fd, "wb") as fh:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=fh, stderr=fh)
     deadline = time.monotonic() + 60  # a loaded 2-core CI machine imports torch slowly
+    port = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"server exited: {log.read_text(errors='replace')}")
+        if port is None:  # printed once the port is bound, before uvicorn serves it
+            found = re.search(r"^open http://127\.0\.0\.1:(\d+)/$", log.read_text(errors="replace"), re.M)
+            port = int(found[1]) if found else None
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=1) as r:
-                if r.status == 200:
-                    return proc
+            if port is not None:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=1) as r:
+                    if r.status == 200:
+                        return proc, port
         except (urllib.error.URLError, ConnectionError, OSError):
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     proc.kill()
-    raise AssertionError("server did not start")
+    raise AssertionError(f"server did not start: {log.read_text(errors='replace')}")
 
 
 def _post(port: int, body: dict) -> dict:
@@ -430,8 +436,7 @@ def _post(port: int, body: dict) -> dict:
 
 
 def test_kill_9_keeps_every_acknowledged_decision(run_dir: Path) -> None:
-    port = _free_port()
-    proc = _start(run_dir, port)
+    proc, port = _start(run_dir)
     acked = []
     try:
         for j in range(12):
@@ -452,7 +457,7 @@ def test_kill_9_keeps_every_acknowledged_decision(run_dir: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    proc = _start(run_dir, port)  # restart on the same run: every acknowledged decision is there
+    proc, port = _start(run_dir)  # restart on the same run: every acknowledged decision is there
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=5) as r:
             state = json.loads(r.read())

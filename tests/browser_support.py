@@ -62,10 +62,15 @@ def launch() -> Iterator[object]:
         b.close()
 
 
-def open_page(browser: Any, base: str, query: str = "", *, total: int, at: int = 1, **kw: Any) -> Any:
+def open_page(browser: Any, base: str, query: str = "", *, total: int, at: int = 1,
+              routes: dict[str, Callable[[Any], None]] | None = None, **kw: Any) -> Any:
     """A new page of ``browser`` on the review page at ``base`` (``query`` after its ``/``), once it
-    shows position ``at`` of ``total``; ``kw``: ``browser.new_page``'s (a viewport, a locale ...)."""
+    shows position ``at`` of ``total``; ``routes``: URL pattern -> handler, routed before the page
+    loads (a route added to a page already open turns interception on while its requests are in
+    flight); ``kw``: ``browser.new_page``'s (a viewport, a locale ...)."""
     page = browser.new_page(**kw)
+    for pattern, handler in (routes or {}).items():
+        page.route(pattern, handler)
     page.goto(f"{base}/{query}")
     expect(page.locator("#position")).to_have_text(f"{at} / {total}")
     return page

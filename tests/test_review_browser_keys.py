@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from browser_support import decision_rows, expect, launch, open_page, serve
+from browser_support import decision_rows, expect, launch, open_page, serve, until
 from runfactory import make_run
 
 from labeltrace.relabel.consensus import ConsensusRule
@@ -139,14 +140,26 @@ def test_a_server_out_of_reach_is_said_in_words_and_arrows_move_from_the_item_sh
     """'could not load item: Failed to fetch', and after it the arrows counted from the item that
     failed: once the server was back, the next arrow skipped an item."""
     rd = make_run(tmp_path, n=N, k=3, classes=["cat", "dog", "fox"], seed=7)
+    refused: list[str] = []  # the item requests refused while the server is out of reach
+    out = [False]
+
+    def item(route: Any) -> None:  # routed from the page's first request on, refused once the server is "gone"
+        if out[0]:
+            refused.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
     for base in serve(create_app(rd)):
-        page = _page(browser, base, "?reviewer=ada")
-        page.route("**/api/item/**", lambda route: route.abort())  # type: ignore[attr-defined]
-        page.keyboard.press("ArrowRight")
+        page = open_page(browser, base, "?reviewer=ada", total=N, routes={"**/api/item/**": item})
+        out[0] = True
+        page.keyboard.press("ArrowRight")  # type: ignore[attr-defined]
+        until(page, lambda: any("/api/item/1?" in u and "peek=" not in u for u in refused),
+              "ArrowRight asked for no item")
         expect(page.locator("#status")).to_contain_text("could not load item: the review server cannot be reached")
         expect(page.locator("#position")).to_have_text(f"1 / {N}")
-        page.unroute("**/api/item/**")  # type: ignore[attr-defined]
-        page.keyboard.press("ArrowRight")
+        out[0] = False
+        page.keyboard.press("ArrowRight")  # type: ignore[attr-defined]
         expect(page.locator("#position")).to_have_text(f"2 / {N}")
 
 

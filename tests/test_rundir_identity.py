@@ -567,3 +567,39 @@ def test_force_keeps_an_older_decisions_file_about_the_same_images(tmp_path: Pat
     rundir.claim(rd, {"another": "setting"}, force=True, reviews_fit=fits, log=logs.append)
     assert (rd / "reviews.db").is_file() and not list(rd.glob("reviews.db.replaced-*"))
     assert any("kept the review decisions" in s for s in logs)
+
+
+@pytest.mark.parametrize(("detector", "unused", "other"), [
+    ("crossfit", ["--runs", "1"], ["--runs", "2"]),
+    ("sei", ["--folds", "3"], []),
+])  # fmt: skip
+def test_a_setting_the_detector_does_not_use_does_not_block_the_same_scan_again(
+        tmp_path: Path, capsys, detector: str, unused: list[str], other: list[str]) -> None:  # fmt: skip
+    """``scan --runs 1`` under crossfit (which records no in-sample run: run.json's ``config.runs``
+    is null) kept ``runs`` in the folder's fingerprint, so the same scan without it was refused:
+    'differs in: protocol.runs (1, now 2)'; the same for ``--folds`` under sei. An unused setting
+    now holds its default there: the scan is the finished one, re-scored."""
+    data = _npz(tmp_path / "d.npz")
+    out = tmp_path / "R"
+    flags = ["--model", "small-cnn", "--seed", "3", "--batch-size", "8", "--epochs", "1", "--detector", detector]
+    assert main(["scan", str(data), "--out", str(out), *flags, *unused, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["scan", str(data), "--out", str(out), *flags, *other]) == 0
+    assert "already holds this finished scan: results recomputed" in capsys.readouterr().err
+
+
+def test_the_default_protocol_fingerprint_is_the_one_earlier_run_directories_hold() -> None:
+    """Settings at their defaults keep the fingerprint's protocol keys (earlier folders stay valid)."""
+    from labeltrace.scan_settings import fingerprint
+
+    ds = from_arrays(*_arrays())
+    for detector in ("crossfit", "sei", "cl", "knn_vote", "single"):
+        fp = fingerprint(ds, ScanConfig(model="small-cnn", resolution=96, detector=detector), "small-cnn", None)
+        assert {k: fp["protocol"][k] for k in ("runs", "folds", "aux_fraction", "suggest_last")} == {
+            "runs": 2, "folds": 5, "aux_fraction": None, "suggest_last": 5}, detector
+    used = ScanConfig(model="small-cnn", resolution=96, detector="sei", runs=1, suggest_last=3)
+    assert fingerprint(ds, used, "small-cnn", None)["protocol"]["runs"] == 1  # a setting used stays
+    assert fingerprint(ds, used, "small-cnn", None)["protocol"]["suggest_last"] == 3
+    unused = ScanConfig(model="small-cnn", resolution=96, runs=1, aux_fraction=0.2, suggest_last=3)  # crossfit
+    assert fingerprint(ds, unused, "small-cnn", None) == fingerprint(ds, ScanConfig(model="small-cnn", resolution=96),
+                                                                     "small-cnn", None)  # fmt: skip

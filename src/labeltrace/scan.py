@@ -52,6 +52,7 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     recording_protocol,
     resolve_model,
     resolve_resolution,
+    settings_used,
     streams,
     train_config,
 )
@@ -236,7 +237,8 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         if plan is not None:
             rec = protocol.record(plan, spec, tcfg, inputs.source, given, num_classes=ds.n_classes, seed=config.seed,
                                   directory=rd.recording_dir(out).path, data={"fingerprint": digest(fp)},
-                                  classes=list(ds.classes), keep_probs=config.suggest_last,
+                                  classes=list(ds.classes),  # the softmax epochs an in-sample posterior reads
+                                  keep_probs=settings_used(config, frozen_features=inputs.frozen_features).suggest_last,
                                   embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
                                   dist=d, groups=ds.groups, copies=copies.exact)  # fmt: skip
     except BaseException:  # Ctrl-C too: a folder stopped before recording anything is not this scan's

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FINETUNE_DEFAULTS", "MODEL_DEFAULTS", "ScanConfig", "check", "fingerprint", "network_spec", "recording_protocol",
     "noise_feature_source", "noise_resolution", "on_frozen_features", "parse_noise", "probe_dataset", "resolve_model",
-    "resolve_resolution", "streams", "train_config",
+    "resolve_resolution", "settings_used", "streams", "train_config",
 ]  # fmt: skip
 
 
@@ -210,6 +210,23 @@ def recording_protocol(detector: str, config: ScanConfig, *, frozen_features: bo
     return None
 
 
+def settings_used(config: ScanConfig, *, frozen_features: bool) -> ScanConfig:
+    """``config`` with each protocol setting the detector does not read back at its default:
+    ``runs`` (in-sample runs; the one-training detectors always train once), ``aux_fraction``
+    (two in-sample runs alone draw auxiliary sets), ``folds`` (a cross-fitted recording or K-fold
+    probabilities) and ``suggest_last`` (the in-sample posterior behind suggested labels; also the
+    softmax epochs the recording keeps). What identifies a scan's result: ``--runs 1`` under
+    crossfit trains the same folds as ``--runs 2``."""
+    from labeltrace.scan_account import k_fold
+
+    plan = recording_protocol(config.detector, config, frozen_features=frozen_features)
+    in_sample = isinstance(plan, protocol.InSample)
+    used = {"runs": in_sample and "single" not in detectors.get(config.detector).needs,
+            "aux_fraction": in_sample and plan.runs > 1,  # type: ignore[union-attr]
+            "folds": isinstance(plan, protocol.CrossFit) or k_fold(config), "suggest_last": in_sample}  # fmt: skip
+    return replace(config, **{k: getattr(ScanConfig, k) for k, on in used.items() if not on})
+
+
 _WHOLE = ("epochs", "runs", "folds", "batch_size", "image_size", "width", "hidden", "resolution", "suggest_last", "seed",
           "knn_k", "workers")
 _REAL = ("lr", "momentum", "weight_decay", "aux_fraction")
@@ -302,7 +319,8 @@ def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: n
     copies, ``copies``, which the folds keep together: a key only where there are any), the noise,
     the inputs (streamed: normalisation statistics from a streaming pass), the network, the
     training (data-parallel: the world size), the protocol (early stop), the detector and the seed.
-    Settings at their earlier behaviour add no key, so earlier run directories stay valid."""
+    Settings at their earlier behaviour add no key, so earlier run directories stay valid; a
+    protocol setting the detector does not use holds its default (:func:`settings_used`)."""
     if config.resolution is None:
         raise ValueError("fingerprint: resolve the resolution first (resolve_resolution)")
     spec, tcfg = network_spec(model, config), train_config(model, config)
@@ -311,14 +329,15 @@ def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: n
     frozen = on_frozen_features(model, config)
     common = not frozen and isinstance(recording_protocol(config.detector, config, frozen_features=frozen),
                                        protocol.CrossFit)  # fmt: skip
+    used = settings_used(config, frozen_features=frozen)  # an unused setting at its default: the same result
     return {
         "data": data_identity(ds), "classes": list(ds.classes), "labels": digest(ds.labels.astype(np.int64)),
         "truth": None if true_labels is None else digest(np.asarray(true_labels, np.int64)),
         "noise": config.noise, "model": model, "network": asdict(spec), "train": config_key(train=tcfg),
         "inputs": {"image_size": config.image_size, "resolution": config.resolution, "finetune": config.finetune,
                    **({"stream": True} if stream else {})},
-        "protocol": {"runs": config.runs, "folds": config.folds, "aux_fraction": config.aux_fraction,
-                     "suggest_last": config.suggest_last,
+        "protocol": {"runs": used.runs, "folds": used.folds, "aux_fraction": used.aux_fraction,
+                     "suggest_last": used.suggest_last,
                      **({"early_stop": asdict(protocol.EarlyStop())} if config.early_stop else {}),
                      **({"embedding": "common"} if common else {})},
         "detector": config.detector, "seed": config.seed, "knn_k": config.knn_k,

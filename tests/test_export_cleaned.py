@@ -303,3 +303,42 @@ def test_an_array_run_s_npy_export_names_the_csv_it_writes_beside_it(tmp_path: P
     said = capsys.readouterr().out
     assert (tmp_path / "clean.csv").is_file() and f"wrote {out} and {tmp_path / 'clean.csv'}" in said
     assert np.load(out).tolist() == open_run(rd).column("given_label_id").tolist()
+
+
+def test_the_rescan_command_keeps_the_scan_s_truth_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A manifest scanned with --truth-column keeps that column in its cleaned copy, but the printed
+    rescan command left the flag out: round 2 lost its detection metrics."""
+    import shlex
+
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from labeltrace.cli import main
+    from labeltrace.export.rescan import rescan_command
+
+    d = load_digits()
+    rows = ["path,label,clean"]
+    for i in range(60):
+        Image.fromarray((d.images[i] / 16 * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{(d.target[i] + (i % 7 == 0)) % 10},{d.target[i]}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    flags = ["--detector", "sei", "--runs", "1", "--epochs", "1", "--model", "small-cnn", "--quiet"]
+    assert main(["scan", str(tmp_path / "m.csv"), "--truth-column", "clean", "--out", str(tmp_path / "r"), *flags]) == 0
+    assert open_run(tmp_path / "r").meta["data"]["truth_column"] == "clean"
+    capsys.readouterr()
+    assert main(["review", str(tmp_path / "r"), "--export", str(tmp_path / "clean.csv")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("to scan with the cleaned labels: "))
+    argv = shlex.split(line.removeprefix("to scan with the cleaned labels: ").replace("NEW_RUN_DIR", str(tmp_path / "r2")))
+    assert argv[argv.index("--truth-column") + 1] == "clean"
+    assert main(argv[1:]) == 0
+    assert open_run(tmp_path / "r2").meta["metrics"] is not None  # round 2 measured against the known labels
+    # a run written before run.json kept the column: its command says it
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    del meta["data"]["truth_column"]
+    for spelled in (["--truth-column", "clean"], ["--truth-column=clean"], ["--truth", "clean"]):
+        meta["command"] = ["labeltrace", "scan", str(tmp_path / "m.csv"), *spelled, "--out", "r"]
+        (tmp_path / "r" / "run.json").write_text(json.dumps(meta))
+        assert "--truth-column clean" in (rescan_command(open_run(tmp_path / "r"), tmp_path / "clean.csv") or ""), spelled
+    meta["command"] = ["labeltrace", "scan", str(tmp_path / "m.csv"), "--out", "r"]
+    (tmp_path / "r" / "run.json").write_text(json.dumps(meta))
+    assert "--truth-column" not in (rescan_command(open_run(tmp_path / "r"), tmp_path / "clean.csv") or "")

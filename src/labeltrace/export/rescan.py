@@ -15,7 +15,7 @@ __all__ = ["rescan_command"]
 def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     """The ``labeltrace scan`` command that scans the images again with the cleaned labels ``out``
     (written by :func:`~labeltrace.export.cleaned.export_labels`): their paths are the scan's, relative to the data root; a
-    manifest's own column names, the class list written beside ``out``, ``--no-missing-markers``
+    manifest's own column names, its ``--truth-column``, the class list written beside ``out``, ``--no-missing-markers``
     (for a class named ``none``) and ``--on-bad-image skip`` (when the scan skipped images) are
     passed on, and so are the model the scan ran and its settings (:func:`_scan_flags`). A run
     written from your own training (:func:`labeltrace.write_run`) is checked again by training
@@ -37,6 +37,8 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
                                    ("--id-column", "id_column", "id"), ("--group-column", "group_column", None)):  # fmt: skip
             if data.get(key) not in (None, default):
                 cmd += [flag, str(data[key])]
+    if (truth := _truth_column(run)) is not None:  # the column stays in the cleaned manifest: the metrics too
+        cmd += ["--truth-column", truth]
     if classes_path(out).is_file():  # export_labels writes it, or removes an older one
         cmd += ["--classes", str(classes_path(out))]
     root = data_root.resolve()
@@ -50,6 +52,27 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     if data.get("missing_markers") is False or missing_like_labels(run):
         cmd += ["--no-missing-markers"]  # a class or id named 'none': read them as they are
     return " ".join(c if c in _PLACEHOLDERS else shlex.quote(c) for c in cmd)
+
+
+def _truth_column(run: Run) -> str | None:
+    """The manifest column of known true labels the scan read (``--truth-column``): run.json's
+    ``data.truth_column``, or, for a run written before it was kept there, its command's flag (as
+    argparse reads it: ``--truth-column COL``, ``--truth-column=COL`` or a prefix of the flag)."""
+    data = run.meta.get("data") or {}
+    if data.get("kind") != "manifest":
+        return None
+    if isinstance(data.get("truth_column"), str):
+        return str(data["truth_column"])
+    argv = run.meta.get("command")
+    if not isinstance(argv, list):
+        return None
+    for i, a in enumerate(argv):
+        name, eq, value = str(a).partition("=")
+        if len(name) > 3 and "--truth-column".startswith(name):  # "--t" alone is ambiguous: argparse refuses it
+            if eq:
+                return value
+            return str(argv[i + 1]) if i + 1 < len(argv) else None
+    return None
 
 
 #: the words of a rescan command the user fills in

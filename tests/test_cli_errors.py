@@ -128,7 +128,7 @@ def test_images_left_out_are_named_under_quiet(tmp_path: Path, monkeypatch: pyte
     argv = ["scan", str(tmp_path / "d"), "--out", str(tmp_path / "run"), "--on-bad-image", "skip", "--quiet"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "warning: skipped 1 unreadable images" in err and "a/bad.png: empty file (0 bytes; an interrupted copy?)" in err
+    assert "warning: skipped 1 unreadable image " in err and "a/bad.png: empty file (0 bytes; an interrupted copy?)" in err
 
 
 def test_a_decisions_file_that_cannot_be_written_is_one_line_and_a_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

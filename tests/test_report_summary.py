@@ -105,3 +105,36 @@ def test_terminal_summary_says_which_classes_the_flagged_samples_are(tmp_path: P
                     "agrees with all 2); none flagged in 'b' (10 samples)")
     _flag(rd, given, suggested, [False] * 30)  # nothing flagged: no such line
     assert "flagged per given class" not in summary_text(rd, top=3)
+
+
+def test_counts_of_one_are_singular_and_a_scan_without_folds_says_nothing_of_folds(tmp_path: Path) -> None:
+    """A one-epoch scan said "1 epochs x 2 runs" (the terminal) and "1 epochs × 2 runs" (the
+    report's card), one copy "1 images are a copy of another", and the near-copies of an in-sample
+    scan, which has no folds, were "not kept in one fold"."""
+    from labeltrace.report.summary import duplicates_text, near_duplicates_text
+
+    rd = make_run(tmp_path, n=30, k=3, epochs=1)
+    _patch(rd, **BASE | {"train": {"epochs": 1}})
+    assert ", 1 epoch x 2 runs" in summary_text(rd, top=3)
+    assert _card(write_report(rd, top=3).read_text(encoding="utf-8"), "Model").startswith("1 epoch ×")
+    dup = {"copies": 1, "groups": 1, "images_in_groups": 2, "conflicting_groups": 0}
+    assert "exact copies: 1 image is a copy of another (1 group of" in duplicates_text({"duplicates": dup})
+    near = {"groups": 1, "images_in_groups": 2, "conflicting_groups": 0, "threshold": 0.98}
+    in_sample = near_duplicates_text({"near_duplicates": near, "protocol": {"kind": "in-sample"}})
+    assert "1 group of likely copies" in in_sample and "fold" not in in_sample
+    assert "or more; not kept in one fold)" in near_duplicates_text({"near_duplicates": near,
+                                                                       "protocol": {"kind": "crossfit"}})  # fmt: skip
+
+
+def test_messages_count_one_in_the_singular() -> None:
+    import numpy as np
+    import pytest
+
+    from labeltrace._checks import counted
+    from labeltrace.decide.auxiliary import combine_two_runs
+
+    assert (counted(1, "epoch"), counted(1797, "image"), counted(0, "class", "classes")) == (
+        "1 epoch", "1,797 images", "0 classes")
+    with pytest.raises(ValueError, match=r"^1 sample is auxiliary in both runs \(no score with the given label\): "
+                                         r"sample ids \[0\]"):  # fmt: skip
+        combine_two_runs(np.zeros(3), np.zeros(3), np.array([True, False, False]), np.array([True, False, False]))

@@ -18,6 +18,7 @@ __all__ = [
     "check_mask",
     "check_num_classes",
     "check_scores",
+    "counted",
     "describe_ids",
     "group_codes",
     "id_list",
@@ -38,6 +39,12 @@ def listing(items: Iterable[object], limit: int = 10) -> str:
     texts = [str(x) for x in items]
     more = f" (and {len(texts) - limit} more)" if len(texts) > limit else ""
     return ", ".join(texts[:limit]) + more
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 epoch"`` / ``"1,797 images"``: a count and its noun, singular for one (``plural``: the
+    noun's plural when not ``noun + "s"``)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def id_list(ids: Any, limit: int = 10) -> str:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from labeltrace._checks import counted
+
 __all__: list[str] = []
 
 
@@ -145,7 +147,8 @@ def _say_skipped(ds: Any, also: str = "") -> None:
     are): how many, the first ten with why; ``also``: what the caller adds."""
     if not ds.skipped:
         return
-    print(f"warning: skipped {len(ds.skipped)} unreadable images (--on-bad-image skip; all listed in run.json)"
+    print(f"warning: skipped {counted(len(ds.skipped), 'unreadable image')} (--on-bad-image skip; all listed in "
+          "run.json)"
           f"{also}:", file=sys.stderr)  # fmt: skip
     for src, why in ds.skipped[:10]:
         print(f"  {src}: {why}", file=sys.stderr)

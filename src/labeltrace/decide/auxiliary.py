@@ -25,9 +25,9 @@ from labeltrace._checks import check_labels as _check_labels
 from labeltrace._checks import check_mask as _check_mask
 from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import check_scores as _check_scores
+from labeltrace._checks import counted, round_half_up
 from labeltrace._checks import describe_ids as _describe_ids
 from labeltrace._checks import reject_nan as _reject_nan
-from labeltrace._checks import round_half_up
 
 __all__ = [
     "assign_auxiliary",
@@ -252,8 +252,8 @@ def combine_two_runs(
     both = aux_a & aux_b
     if both.any():
         raise ValueError(
-            f"{int(both.sum())} samples are auxiliary in both runs and have no score with their "
-            f"own label: {_describe_ids(both)}"
+            f"{counted(int(both.sum()), 'sample')} {'is' if both.sum() == 1 else 'are'} auxiliary in both runs (no "
+            f"score with the given label): {_describe_ids(both)}"
         )
     out = 0.5 * (a + b)
     out[aux_a] = b[aux_a]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import check_int, describe_ids, id_list
+from labeltrace._checks import check_int, counted, describe_ids, id_list
 from labeltrace.decide import detectors
 from labeltrace.decide.count import LARGE
 from labeltrace.decide.evidence import Evidence
@@ -95,12 +95,12 @@ def _check_recorded(dynamics: Dynamics, *, per_class: bool) -> None:
     seen = dynamics.n_seen  # a copy each read
     unseen = np.flatnonzero(seen == 0)  # labels are set by update(), before end_epoch()
     if unseen.size:
-        raise ValueError(f"{unseen.size} samples were never recorded in a finished epoch "
+        raise ValueError(f"{counted(unseen.size, 'sample')} {'was' if unseen.size == 1 else 'were'} never recorded in a finished epoch "
                          f"({describe_ids(unseen)}): record every sample at least once (rec.update with its "
                          "id) and close each epoch with rec.end_epoch() before flagging")  # fmt: skip
     few = np.flatnonzero(2 * seen < seen.max())
     if few.size:
-        warnings.warn(f"{few.size} of {n} samples were recorded in fewer than half as many epochs as the most "
+        warnings.warn(f"{few.size} of {n} samples {'was' if few.size == 1 else 'were'} recorded in fewer than half as many epochs as the most "
                       f"recorded ones ({int(seen[few].min())} of up to {int(seen.max())}): "
                       f"{describe_ids(few)}. Each score averages the epochs a sample was seen in, so a sample seen "
                       "only early keeps its early, high loss and is flagged more often: record every sample in "

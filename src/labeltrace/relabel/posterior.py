@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from labeltrace import rundir
+from labeltrace._checks import counted
 
 __all__ = ["LAST_EPOCHS", "QueuePosterior", "Window", "queue_posterior", "run_posterior", "run_sei"]
 
@@ -52,7 +53,7 @@ class QueuePosterior:
     def describe(self) -> str:
         """``"held-out (cross-fitted), mean over every epoch"`` — for messages."""
         view = "held-out (cross-fitted)" if self.held_out else "in-sample"
-        span = "mean over every epoch" if self.window == "mean" else f"last {self.epochs} epochs"
+        span = "mean over every epoch" if self.window == "mean" else f"last {counted(self.epochs or 0, 'epoch')}"
         return f"{view}, {span}"
 
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labeltrace import rundir
-from labeltrace._checks import describe_ids
+from labeltrace._checks import counted, describe_ids
 from labeltrace.diagnostics import one_class_phrase, warned_inflated
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
@@ -252,7 +252,7 @@ def queue_table(
     })  # fmt: skip
     notes = []
     if qp.epochs is not None and qp.epochs < LAST_EPOCHS:
-        notes.append(f"the run kept the softmax of {qp.epochs} epochs only; posterior over those")
+        notes.append(f"the run kept the softmax of {counted(qp.epochs, 'epoch')} only; posterior over those")
     meta = {"method": rule.name, "gamma": gamma, "seed": seed, "posterior": qp.window,
             "last": qp.epochs, "held_out": qp.held_out}  # fmt: skip
     settled, why = settled_before(run)

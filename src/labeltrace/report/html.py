@@ -131,7 +131,7 @@ def _summary_html(d: ReportData) -> str:
         _card(
             "Model",
             _describe(meta.get("model") or cfg.get("model")),
-            d.run.recordings if d.run.trained == "none" else f"{_describe(epochs)} epochs{stop} × {d.run.recordings}",
+            d.run.recordings if d.run.trained == "none" else f"{_describe(epochs)} epoch{'' if epochs == 1 else 's'}{stop} × {d.run.recordings}",
         ),
         _card(
             "Noise-rate estimate",

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from labeltrace import rundir
+from labeltrace._checks import counted
 from labeltrace.diagnostics import agreement
 from labeltrace.report.stats import class_table, class_text, share_text
 
@@ -76,7 +77,9 @@ def duplicates_text(meta: dict) -> str:
         return ""
     g, c = int(d["groups"]), int(d.get("conflicting_groups") or 0)
     folds = (meta.get("protocol") or {}).get("kind") in ("crossfit", "k-fold")
-    text = (f"exact copies: {int(d['copies']):,} images are a copy of another ({g:,} group{'s' if g > 1 else ''} of "
+    copies = int(d["copies"])
+    text = (f"exact copies: {counted(copies, 'image')} {'is' if copies == 1 else 'are'} a copy of another "
+            f"({counted(g, 'group')} of "
             f"identical pixels, {int(d['images_in_groups']):,} images"
             + ("; the folds keep each group in one fold, unless that leaves a fold no image of a class to train "
                "on: the scan's warning names those" if folds else "") + "); ")
@@ -92,9 +95,10 @@ def near_duplicates_text(meta: dict) -> str:
     if not d.get("groups"):
         return ""
     g, c = int(d["groups"]), int(d.get("conflicting_groups") or 0)
-    text = (f"near-copies: {int(d['images_in_groups']):,} images in {g:,} group{'s' if g > 1 else ''} of likely "
+    folds = (meta.get("protocol") or {}).get("kind") in ("crossfit", "k-fold")  # a scan without folds: no word on them
+    text = (f"near-copies: {int(d['images_in_groups']):,} images in {counted(g, 'group')} of likely "
             f"copies (re-encoded, resized or brighter / darker: thumbnails correlated at {float(d['threshold']):g} "
-            "or more; not kept in one fold); ")
+            f"or more{'; not kept in one fold' if folds else ''}); ")
     text += (f"{c:,} group{'s carry' if c > 1 else ' carries'} different labels — check them: if the images are one, "
              "a label is wrong" if c else "none carries different labels")
     return text + f" ({rundir.NEAR_DUPLICATES_CSV})"
@@ -127,7 +131,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
     proto = m.get("protocol") or {}
     trained = proto.get("epochs_trained", m["train"]["epochs"])
     epochs = f"{trained} of {m['train']['epochs']} epochs (early stop)" if trained < m["train"]["epochs"] \
-        else f"{m['train']['epochs']} epochs"  # fmt: skip
+        else counted(m["train"]["epochs"], "epoch")  # fmt: skip
     world = (m.get("distributed") or {}).get("world_size", 1)
     own = run.own_training
     lines = [

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from fastapi import FastAPI
 
+from labeltrace._checks import counted
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.earlier import settled_before
 from labeltrace.relabel.live import LiveConfig
@@ -83,8 +84,9 @@ def serve(
         print(f"warning: {text}", flush=True)
     settled = settled_before(st.run)[0]
     if settled is not None and settled.any() and not (st.run.path / QUEUE).exists():
-        print(f"note: {int(settled.sum())} samples were settled by an earlier review round (the manifest's "
-              f"review_status); this page serves the scan's order, `labeltrace queue {run_dir} --out FILE` "
+        k = int(settled.sum())
+        print(f"note: {counted(k, 'sample')} {'was' if k == 1 else 'were'} settled by an earlier review round (the "
+              f"manifest's review_status); this page serves the scan's order, `labeltrace queue {run_dir} --out FILE` "
               "queues them after the others", flush=True)  # fmt: skip
     print(f"consensus: {st.rule.describe()}"
           + (f"; live re-ranking by {live.method} every {live.every} settled samples ({st.method})"

@@ -134,7 +134,7 @@ def test_an_epoch_closed_without_updates_is_warned_of() -> None:
     rec = Recorder(num_samples=2, num_classes=2)
     rec.update([0, 1], np.zeros((2, 2)), [0, 1])
     rec.end_epoch()
-    with pytest.warns(UserWarning, match="epoch 1 closes with no update"):
+    with pytest.warns(UserWarning, match="epoch 2 closes with no update"):
         rec.end_epoch()
     assert rec.num_epochs == 2  # still an epoch: the training's count of epochs is kept
 

@@ -103,3 +103,29 @@ def test_features_with_fewer_than_two_nonzero_rows_are_refused_by_name() -> None
     ev = Evidence(np.array([0, 1, 1]), 2, features=np.array([[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]]), knn_k=1)
     with pytest.raises(ValueError, match=r"all zeros for .*1.*2"):
         ev.knn_shares()
+
+
+def test_the_middle_epoch_rule_names_the_epoch_counted_from_one() -> None:
+    """se_mid's rule said "auxiliary-mean (epoch 2)" for the third of five epochs: an index where
+    every other message counts epochs from 1."""
+    from labeltrace.record import Recorder
+    from labeltrace.record.recording import RecordedRun
+
+    rng = np.random.default_rng(1)
+    n, k = 60, 3
+    y = rng.integers(0, k, n)
+    runs = []
+    for part in (slice(0, 12), slice(12, 24)):  # two runs, disjoint auxiliary sets
+        aux = np.zeros(n, bool)
+        aux[part] = True
+        trained = np.where(aux, k, y)  # the auxiliary samples carry the extra class
+        rec = Recorder(num_samples=n, num_classes=k + 1)
+        for _ in range(5):
+            z = rng.normal(size=(n, k + 1))
+            z[np.arange(n), trained] += 2.0
+            rec.update(np.arange(n), z, trained)
+            rec.end_epoch()
+        runs.append(RecordedRun(rec.dynamics(), aux, k))
+    ev = Evidence(y, k, in_sample=runs)
+    assert detectors.detect("se_mid", ev).rule == "auxiliary-mean (epoch 3)"
+    assert detectors.detect("se_last", ev).rule == "auxiliary-mean"

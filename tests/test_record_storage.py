@@ -181,11 +181,11 @@ def test_rewritten_epochs_are_refused(tmp_path):
     old = rec.save(tmp_path / "old.npz")
     feed([rec], zs[3:5], labels)
     new = rec.save(tmp_path / "new.npz")
-    # resuming from the older checkpoint rewrites epoch 3 with other logits ...
+    # resuming from the older checkpoint rewrites epoch 4 (counted from 1) with other logits ...
     stale = Recorder.load(old)
     feed([stale], [zs[5]], labels)
     # ... so the newer checkpoint no longer matches its files
-    with pytest.raises(ValueError, match=r"epochs \[3\] were rewritten"):
+    with pytest.raises(ValueError, match=r"epochs \[4\] were rewritten"):
         Recorder.load(new)
     # a new recording in the same directory replaces the store
     feed([Recorder(8, 3, directory=tmp_path / "dyn")], [zs[0]], labels)
@@ -223,7 +223,7 @@ def test_damaged_rows_are_refused_naming_the_epoch(tmp_path, name):
     row = len(data) // 4  # 4 epochs of capacity: the third epoch's row starts at half the file
     data[2 * row + 3] ^= 0x5A
     f.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"dyn are damaged: epochs \[2\] no longer hold"):
+    with pytest.raises(ValueError, match=r"dyn are damaged: epochs \[3\] no longer hold"):
         Recorder.load(ck)
 
 

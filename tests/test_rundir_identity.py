@@ -223,7 +223,7 @@ def test_a_resumed_scan_says_from_which_epoch(tmp_path: Path, monkeypatch) -> No
     ends: list[int] = []
 
     def dies_after_two_epochs(self):  # noqa: ANN001
-        if len(ends) == 3:  # epochs 0 and 1 finished and checkpointed; killed in epoch 2 (before it ends)
+        if len(ends) == 3:  # three end_epoch calls passed and checkpointed; killed as the fourth epoch ends
             raise Killed
         ends.append(1)
         real_end(self)
@@ -234,7 +234,7 @@ def test_a_resumed_scan_says_from_which_epoch(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setattr(Recorder, "end_epoch", real_end)
     logs: list[str] = []
     resumed = scan(ds, tmp_path / "R", cfg, progress=False, log=logs.append)
-    assert any("resuming from epoch" in s for s in logs), logs
+    assert any("resuming after epoch 3 of 4" in s for s in logs), logs  # three epochs done, counted from 1
     fresh = scan(ds, tmp_path / "F", cfg, progress=False, log=lambda s: None)
     np.testing.assert_allclose(resumed.detection.score, fresh.detection.score, rtol=1e-5, atol=1e-6)
 

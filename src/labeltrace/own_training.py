@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labeltrace import rundir as rd
-from labeltrace._checks import check_finite_float, listing
+from labeltrace._checks import check_finite_float, counted, listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
 from labeltrace.data.duplicates import neighbour_groups
@@ -207,8 +207,9 @@ def read_recorder(recorder: Any) -> Recorder:
         raise ValueError("the recorder kept no softmax (Recorder(keep_probs=0)), which the suggested labels, the "
                          "queue and the review page read: record with keep_probs >= 1 (the default 5)")
     if rec.epoch_in_progress:
-        warnings.warn(f"the recorder holds updates of an epoch not closed (epoch {rec.num_epochs}); the run holds "
-                      f"the {rec.num_epochs} closed epochs only (rec.end_epoch() closes it)", DataWarning,
+        warnings.warn(f"the recorder holds updates of an epoch not closed (epoch {rec.num_epochs + 1}); the run "
+                      f"holds the {counted(rec.num_epochs, 'closed epoch')} before it only (rec.end_epoch() closes "
+                      "it)", DataWarning,
                       stacklevel=3)  # fmt: skip
         rec = Recorder.from_state_dict(rec.state_dict()) if rec is obj else rec
         rec.clear_pending()

@@ -259,7 +259,7 @@ def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -
         if any(r.has_auxiliary for r in runs):
             pooled = auxiliary_scores(score, runs, **window(ev))
             cut = auxiliary.auxiliary_cutoff(pooled, np.ones(pooled.size, bool), rule=aux_rule)  # type: ignore[arg-type]
-            note = f" (epoch {window(ev)['epoch']})" if "epoch" in kw and name != "se_last" else ""
+            note = f" (epoch {window(ev)['epoch'] + 1})" if "epoch" in kw and name != "se_last" else ""  # from 1
             return by_cutoff(s, cut, f"auxiliary-{aux_rule}{note}")
         cut, rule = cutoffs.unsupervised_cutoff(s)
         if score in SIGNED and cut > 0.0:  # a signed entropy >= 0 agrees with its label: never flagged

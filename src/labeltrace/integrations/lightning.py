@@ -166,11 +166,11 @@ class RecorderCallback(pl.Callback):
         held, n = int(pending.ids.size), self.recorder.num_samples
         if pending.counts.size and int(pending.counts.max()) > 1:  # a sample twice in one epoch: drawn again
             warnings.warn(f"RecorderCallback: Lightning epoch {self._pending_epoch}, resumed mid-way, ran to its end "
-                          f"but the recorder's epoch {self.recorder.num_epochs} holds {held:,} of {n:,} samples: the "
-                          "loader drew the rest of that epoch afresh (a DataLoader Lightning cannot resume starts its "
-                          "order again, shuffled or not), so some samples were trained twice in it (averaged) and the "
-                          "others' scores average one epoch fewer. Resume from a checkpoint taken between epochs "
-                          "where that matters",
+                          f"but the recorder's epoch {self.recorder.num_epochs + 1} (Lightning counts from 0) holds "
+                          f"{held:,} of {n:,} samples: the loader drew the rest of that epoch afresh (a DataLoader "
+                          "Lightning cannot resume starts its order again, shuffled or not), so some samples were "
+                          "trained twice in it (averaged) and the others' scores average one epoch fewer. Resume from "
+                          "a checkpoint taken between epochs where that matters",
                           UserWarning, stacklevel=3)  # fmt: skip
 
     def _close_if_moved_on(self, trainer: pl.Trainer) -> None:
@@ -187,9 +187,10 @@ class RecorderCallback(pl.Callback):
             return
         held, n = int(self.recorder.pending().ids.size), self.recorder.num_samples
         warnings.warn(f"RecorderCallback: Lightning epoch {self._pending_epoch} stopped mid-way and {why}: the "
-                      f"recorder's epoch {self.recorder.num_epochs} closes with {held:,} of {n:,} samples, so the "
-                      "others' scores average one epoch fewer. Resume from a checkpoint taken between epochs, or "
-                      "record that epoch again in a new Recorder, where that matters", UserWarning, stacklevel=3)  # fmt: skip
+                      f"recorder's epoch {self.recorder.num_epochs + 1} (Lightning counts from 0) closes with "
+                      f"{held:,} of {n:,} samples, so the others' scores average one epoch fewer. Resume from a "
+                      "checkpoint taken between epochs, or record that epoch again in a new Recorder, where that "
+                      "matters", UserWarning, stacklevel=3)  # fmt: skip
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not isinstance(self.recorder, Recorder):  # a DistributedRecorder: checkpoints between epochs only

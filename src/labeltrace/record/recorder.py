@@ -194,7 +194,7 @@ class Recorder:
         cnt = self._cnt
         seen = cnt > 0
         if not seen.any():  # kept (an epoch of the training's count), but every score of it is NaN
-            warnings.warn(f"epoch {self.num_epochs} closes with no update: end_epoch() called twice, or before "
+            warnings.warn(f"epoch {self.num_epochs + 1} closes with no update: end_epoch() called twice, or before "
                           "any update() of the epoch? Its values are missing for every sample",
                           UserWarning, stacklevel=2)  # fmt: skip
         vals = np.zeros((_NF, self.num_samples), dtype=np.float64)

@@ -284,7 +284,7 @@ class FileStore:
         if diff.size:
             raise ValueError(
                 f"the dynamics files in {self.directory} no longer hold the epochs this state recorded: "
-                f"epochs {id_list(diff)} were rewritten since (by a later recording, or by a resume "
+                f"epochs {id_list(diff + 1)} were rewritten since (by a later recording, or by a resume "
                 "from an older checkpoint); resume from the latest checkpoint of that directory"
             )
 
@@ -304,7 +304,7 @@ class FileStore:
         bad = np.flatnonzero(got != np.asarray(expected, dtype=np.int64))
         if bad.size:
             raise ValueError(
-                f"the dynamics files in {self.directory} are damaged: epochs {id_list(bad)} no longer hold the "
+                f"the dynamics files in {self.directory} are damaged: epochs {id_list(bad + 1)} no longer hold the "
                 "values recorded (their CRC-32 differs); record them again (labeltrace scan --force)"
             )
 

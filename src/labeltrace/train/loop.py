@@ -366,7 +366,7 @@ def train_recorded(
                           writer=d.is_writer, identity=training_identity(source, labels, content=not key))  # fmt: skip
         start = ckpt.load([model], [opt], {"recorder": rec}, device=device)
         if start and log is not None:
-            log(f"{desc}: resuming from epoch {start} of {config.epochs} ({ckpt.dir})")
+            log(f"{desc}: resuming after epoch {start} of {config.epochs} ({ckpt.dir})")
     net = d.wrap(model, device)
     result = TrainResult(recorder=rec, model=model, resumed_from=start)
     if ckpt is not None and start:  # the finished epochs' times and accuracy, kept by the checkpoint

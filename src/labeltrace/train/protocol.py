@@ -348,7 +348,7 @@ def crossfit_recorded(
                           writer=d.is_writer, identity=training_identity(source, labels, folds=folds, content=not key))
         start = ckpt.load(models, opts, recorders, device=device)
         if start and log is not None:
-            log(f"{desc}: resuming from epoch {start} of {config.epochs} ({ckpt.dir})")
+            log(f"{desc}: resuming after epoch {start} of {config.epochs} ({ckpt.dir})")
     seconds = [float(s) for s in ckpt.extra.get("epoch_seconds", [])] if ckpt is not None and start else []
     lost = start - len(seconds)  # > 0: a checkpoint written before it kept them (estimated at the end)
     nets = [d.wrap(m, device) for m in models]

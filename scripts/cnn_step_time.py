@@ -14,6 +14,7 @@ varies by a quarter within a session. Prints a markdown table of medians and ran
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -62,6 +63,7 @@ def main() -> None:
     if len(sys.argv) >= 3 and sys.argv[1] == "--child":
         print(f"{step_ms(int(sys.argv[2]), *sys.argv[3:4]):.1f}")
         return
+    load = os.getloadavg()[0]
     two, one, pair, bf16 = [], [], [], []  # ms per step; steps per second of the two processes together
     for _ in range(REPEATS):
         two.append(float(_child(2).communicate()[0]))
@@ -77,7 +79,8 @@ def main() -> None:
     print("# One training step of the default small CNN on this machine\n")
     print("`python scripts/cnn_step_time.py > benchmarks/results/cnn-step-time.md` (width 16, 128 images of "
           f"28 x 28, SGD; mean of {STEPS} steps after {WARMUP}; each setting {REPEATS} times in turn, median "
-          "(range); alone on the 2-core machine)\n")
+          f"(range); the 2-core machine's load average over one minute {load:.1f} at the start and "
+          f"{os.getloadavg()[0]:.1f} at the end: above 2, other work shared the cores)\n")
     print("| setting | ms per step | steps per second, all processes |")
     print("|---|---|---|")
     print(f"| 1 process, 2 threads | {cell(two, '.1f')} | {cell([1000 / t for t in two], '.1f')} |")

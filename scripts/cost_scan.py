@@ -10,6 +10,13 @@ it alone on the machine: the times are the point). A configuration whose run dir
 log already exist is read back, not rerun (delete ``WORK/M`` to measure again). Prints one
 markdown row per configuration: the model used (and the probe's accuracies for ``auto``), wall
 seconds, peak RSS, the default detector's flagged count, precision, recall, F1 and AUROC.
+
+``--precision``: instead, the small CNN with float32 and with bfloat16 forward passes
+(``--precision bfloat16``), the two in turn, ``--repeats`` times each (default 2) — one pair is
+not a measurement on a machine whose speed varies within a session:
+
+    python scripts/cost_scan.py --precision --data .../pneumoniamnist_modified.npz \
+        --work /work/cache/cost-precision > benchmarks/results/cost-scan-precision.md
 """
 
 from __future__ import annotations
@@ -25,14 +32,15 @@ from pathlib import Path
 MODELS = ("auto", "effnet-lite0", "small-cnn")
 
 
-def measure(data: str, work: Path, model: str) -> dict:
-    out, log = work / model, work / f"{model}.time.log"
+def measure(data: str, work: Path, model: str, extra: tuple[str, ...] = (), tag: str = "") -> dict:
+    name = f"{model}{tag}"
+    out, log = work / name, work / f"{name}.time.log"
     if not ((out / "run.json").is_file() and log.is_file()):
         shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(work / f"features-{model}", ignore_errors=True)
+        shutil.rmtree(work / f"features-{name}", ignore_errors=True)
         cmd = ["/usr/bin/time", "-v", "-o", str(log), sys.executable, "-m", "labeltrace.cli", "scan", data,
                "--model", model, "--noise", "symmetric:0.2", "--out", str(out), "--cache-dir",
-               str(work / f"features-{model}"), "--quiet"]  # fmt: skip
+               str(work / f"features-{name}"), "--quiet", *extra]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     text = log.read_text()
     h, m, s = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", text).groups()
@@ -45,9 +53,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--precision", action="store_true", help="float32 against bfloat16 forward passes, small CNN")
+    ap.add_argument("--repeats", type=int, default=2)
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
+    if a.precision:
+        return precision_rows(a.data, work, a.repeats)
     print("# The default scan's cost on PneumoniaMNIST train (3,882 28 × 28 grayscale images)\n")
     print("`python scripts/cost_scan.py --data .../pneumoniamnist_modified.npz --work /work/cache/cost "
           "> benchmarks/results/cost-scan.md` (20 % symmetric noise, empty feature cache, alone on the 2-core machine)\n")
@@ -64,6 +76,26 @@ def main() -> None:
         print(f"| {model} | {used} | {r['wall']:.0f} | {r['rss_mib']:.0f} | {meta['counts']['flagged']} "
               f"| {meta['noise']['n_flipped']} | {met['precision']:.3f} | {met['recall']:.3f} | {met['f1']:.3f} "
               f"| {met['auroc']:.3f} |")
+
+
+def precision_rows(data: str, work: Path, repeats: int) -> None:
+    print("# The default scan's training in float32 and in bfloat16 (3,882 28 × 28 grayscale images)\n")
+    print(f"`python scripts/cost_scan.py --precision --data .../pneumoniamnist_modified.npz --work "
+          f"/work/cache/cost-precision --repeats {repeats} > benchmarks/results/cost-scan-precision.md` (`--model "
+          "small-cnn`, 20 % symmetric noise; the two precisions in turn, each scan of a fresh run directory)\n")
+    print("| --precision | round | wall s | train s | peak RSS MiB | flagged | true | precision | recall | F1 | AUROC |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    walls: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+    for i in range(repeats):
+        for p in walls:
+            r = measure(data, work, "small-cnn", ("--precision", p), f"-{p}-{i}")
+            meta, met = r["meta"], r["meta"]["metrics"]
+            walls[p].append(r["wall"])
+            print(f"| {meta['train']['precision']} | {i + 1} | {r['wall']:.0f} | {meta['timings']['train']:.0f} "
+                  f"| {r['rss_mib']:.0f} | {meta['counts']['flagged']} | {meta['noise']['n_flipped']} "
+                  f"| {met['precision']:.3f} | {met['recall']:.3f} | {met['f1']:.3f} | {met['auroc']:.3f} |")
+    ratios = [f / b for f, b in zip(walls["float32"], walls["bfloat16"], strict=True)]
+    print(f"\nfloat32 wall time / bfloat16 wall time, round by round: {', '.join(f'{x:.2f}' for x in ratios)}")
 
 
 if __name__ == "__main__":

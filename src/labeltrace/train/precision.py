@@ -3,11 +3,11 @@
 Under ``bfloat16`` the convolutions and matrix products of the forward pass (and so of its
 gradients) run in bfloat16 through :func:`torch.autocast`; weights, optimiser state, the loss and
 every recorded logit stay float32 (logits are widened before the loss and the recorder see them).
-On a CPU with AMX tiles (Intel Sapphire Rapids and later) that is about twice the training speed
-of the small CNN (``scripts/cnn_step_time.py``); on a CPU without native bfloat16 arithmetic it
-is emulated and slower, which is why ``auto`` takes it only where :func:`native_bfloat16` holds.
-The numbers differ from a float32 training's in their last bits, as any two trainings on different
-hardware do, and the ranking with them: ``benchmarks/RESULTS.md`` §5 has what that changes.
+On a CPU with AMX tiles (Intel Sapphire Rapids and later) one training step of the small CNN is
+1.7 × faster (``scripts/cnn_step_time.py``); on a CPU without native bfloat16 arithmetic it is
+emulated and slower, which is why ``auto`` takes it only where :func:`native_bfloat16` holds. The
+trainings differ from float32 ones beyond their last bits, and the rankings with them: on the dev
+cells F1 and AUROC tie (``benchmarks/results/dev-cnn-precision.md``, docs/scale.md).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from labeltrace.run_layout import (
     SCAN_COMMAND,
 )
 
-__all__ = ["RunDirConflict", "claim", "held_command", "held_column", "held_fingerprint", "held_ids", "held_meta", "record_command",
+__all__ = ["RunDirConflict", "claim", "held_array", "held_command", "held_column", "held_fingerprint", "held_ids", "held_meta", "record_command",
            "release",
            "scan_running", "sharing", "using", "writing"]
 
@@ -92,16 +92,23 @@ def held_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def held_column(run_dir: str | os.PathLike[str], column: str) -> list[str] | None:
-    """A column of the samples table of the finished scan ``run_dir`` holds, as text, or None
-    (none, or unreadable)."""
+def held_array(run_dir: str | os.PathLike[str], column: str) -> Any | None:
+    """A column of the samples table of the finished scan ``run_dir`` holds, as its pyarrow
+    ``ChunkedArray`` (typed, nulls kept), or None (none, or unreadable)."""
     p = Path(run_dir) / SAMPLES
     try:
         import pyarrow.parquet as pq
 
-        return [str(v) for v in pq.read_table(p, columns=[column]).column(0).to_pylist()]
+        return pq.read_table(p, columns=[column]).column(0)
     except Exception:  # noqa: BLE001 - missing, damaged or of another layout: unknown
         return None
+
+
+def held_column(run_dir: str | os.PathLike[str], column: str) -> list[str] | None:
+    """A column of the samples table of the finished scan ``run_dir`` holds, as text, or None
+    (none, or unreadable): :func:`held_array`'s values."""
+    col = held_array(run_dir, column)
+    return None if col is None else [str(v) for v in col.to_pylist()]
 
 
 def held_ids(run_dir: str | os.PathLike[str]) -> list[str] | None:

@@ -54,6 +54,7 @@ from labeltrace.record.recording import Recording
 from labeltrace.run_claim import (
     RunDirConflict,
     claim,
+    held_array,
     held_column,
     held_command,
     held_fingerprint,
@@ -108,7 +109,7 @@ __all__ = [
     "CLEANED", "CV_PROBS", "DUPLICATES", "DUPLICATES_CSV", "NEAR_DUPLICATES", "NEAR_DUPLICATES_CSV", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT",
     "IMAGES", "IMAGES_FLAT", "IMAGES_INDEX", "IMAGE_FILES", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
     "MOVED", "OWN_TRAINING", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "scan_mark",
-    "atomic_write", "claim", "dynamics_path", "held_column", "held_command", "held_fingerprint", "held_ids", "held_meta", "image_source", "in_sample_path",
+    "atomic_write", "claim", "dynamics_path", "held_array", "held_column", "held_command", "held_fingerprint", "held_ids", "held_meta", "image_source", "in_sample_path",
     "open_run", "record_command", "recording_dir", "release", "write_json", "write_table", "writing",
 ]  # fmt: skip
 

@@ -262,13 +262,8 @@ def _held_exact(out: Path, n: int) -> np.ndarray | None:
     """The ``duplicate_group`` column of the samples table in ``out``, read as one int64 array (not
     as text, one sample at a time), or None where it cannot be trusted: missing or unreadable, not
     ``n`` rows, not integers, or with a missing value."""
-    try:
-        import pyarrow.parquet as pq
-
-        col = pq.read_table(out / rd.SAMPLES, columns=["duplicate_group"]).column(0)
-    except Exception:  # noqa: BLE001 - missing, damaged or of another layout: looked for again
-        return None
-    if len(col) != n or col.null_count or not pa.types.is_integer(col.type):
+    col = rd.held_array(out, "duplicate_group")  # missing, damaged or of another layout: looked for again
+    if col is None or len(col) != n or col.null_count or not pa.types.is_integer(col.type):
         return None
     return np.asarray(col.to_numpy(), dtype=np.int64)
 

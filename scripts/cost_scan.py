@@ -8,7 +8,8 @@ Each configuration runs ``/usr/bin/time -v labeltrace scan DATA --noise symmetri
 --out WORK/M --cache-dir WORK/features-M`` with an empty feature cache, one after the other (run
 it alone on the machine: the times are the point). A configuration whose run directory and time
 log already exist is read back, not rerun (delete ``WORK/M`` to measure again). Prints one
-markdown row per configuration: the model used (and the probe's accuracies for ``auto``), wall
+markdown row per configuration: the model used (and the probe's accuracies for ``auto``), the
+precision it trained in (``--precision auto``: bfloat16 for the CNN on a CPU with AMX), wall
 seconds, peak RSS, the default detector's flagged count, precision, recall, F1 and AUROC.
 
 ``--precision``: instead, the small CNN with float32 and with bfloat16 forward passes
@@ -63,9 +64,9 @@ def main() -> None:
     print("# The default scan's cost on PneumoniaMNIST train (3,882 28 × 28 grayscale images)\n")
     print("`python scripts/cost_scan.py --data .../pneumoniamnist_modified.npz --work /work/cache/cost "
           "> benchmarks/results/cost-scan.md` (20 % symmetric noise, empty feature cache, alone on the 2-core machine)\n")
-    print("| --model | model used (probe: small-cnn / effnet-lite0 held-out accuracy) | wall s | peak RSS MiB "
-          "| flagged | true | precision | recall | F1 | AUROC |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| --model | model used (probe: small-cnn / effnet-lite0 held-out accuracy) | trained in | wall s "
+          "| peak RSS MiB | flagged | true | precision | recall | F1 | AUROC |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for model in MODELS:
         r = measure(a.data, work, model)
         meta, met = r["meta"], r["meta"]["metrics"]
@@ -73,7 +74,8 @@ def main() -> None:
         acc = probe.get("accuracy") or {}
         used = meta["model"] + (f" ({acc.get('small-cnn', float('nan')):.3f} / {acc.get('effnet-lite0', float('nan')):.3f})"
                                 if acc else "")  # fmt: skip
-        print(f"| {model} | {used} | {r['wall']:.0f} | {r['rss_mib']:.0f} | {meta['counts']['flagged']} "
+        print(f"| {model} | {used} | {meta['train'].get('precision', 'float32')} | {r['wall']:.0f} "
+              f"| {r['rss_mib']:.0f} | {meta['counts']['flagged']} "
               f"| {meta['noise']['n_flipped']} | {met['precision']:.3f} | {met['recall']:.3f} | {met['f1']:.3f} "
               f"| {met['auroc']:.3f} |")
 

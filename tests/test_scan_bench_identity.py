@@ -19,6 +19,7 @@ from labeltrace.cli import main
 from labeltrace.data import from_npz
 from labeltrace.decide import detectors
 from labeltrace.scan import ScanConfig, scan
+from labeltrace.scan_settings import training_precision
 
 SEED = 4
 EPOCHS = 3
@@ -35,17 +36,18 @@ def npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _bench_config(npz: Path, cache: Path, names: list[str]):  # noqa: ANN202
+def _bench_config(npz: Path, cache: Path, names: list[str], precision: str = "float32"):  # noqa: ANN202
     return parse_config({
         "name": "identity", "seeds": [SEED], "detectors": names, "cache_dir": str(cache), "sei_curve": False,
-        "models": {"cnn": {"kind": "small-cnn", "epochs": EPOCHS}},
+        "models": {"cnn": {"kind": "small-cnn", "epochs": EPOCHS, "precision": precision}},
         "datasets": [{"name": "d", "source": "npz", "path": str(npz), "labels": ["symmetric:0.2"], "models": ["cnn"]}],
     })  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["crossfit", "crossfit_knn", "sei", "knn_vote", "cl", "single"])
 def test_a_bench_cell_and_scan_give_identical_scores(npz: Path, tmp_path: Path, name: str) -> None:
-    cfg = _bench_config(npz, tmp_path / "cache", [name])
+    # the precision the scan's default (auto) trains in on this machine for this detector; a benchmark names it
+    cfg = _bench_config(npz, tmp_path / "cache", [name], training_precision("small-cnn", ScanConfig(detector=name)))
     res = run_bench(cfg, out_dir=tmp_path / "out", log=lambda s: None, plots=False)
     assert not res.failures
     cell = expand(cfg)[0]

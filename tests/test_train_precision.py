@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -137,3 +138,61 @@ def test_the_cli_takes_the_flag_and_run_json_says_what_ran(tmp_path):
     assert meta["train"]["precision"] == "bfloat16" and meta["config"]["precision"] == "bfloat16"
     bad = subprocess.run([*cmd[:-3], "--precision", "fp16", "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert bad.returncode != 0 and "--precision" in bad.stderr and "fp16" in bad.stderr
+
+
+def test_auto_is_the_default_and_takes_bfloat16_for_the_small_cnns_cross_fitted_detectors_alone(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert ScanConfig().precision == "auto"
+    assert train_config("small-cnn", ScanConfig(device="cpu")).precision == "bfloat16"
+    assert train_config("small-cnn", ScanConfig(device="cpu", detector="crossfit_knn")).precision == "bfloat16"
+    # measured to tie for the cross-fitted detectors alone: in-sample runs and one plain run stay float32 ...
+    for detector in ("sei", "aum", "knn_vote", "single", "cl"):
+        assert train_config("small-cnn", ScanConfig(device="cpu", detector=detector)).precision == "float32"
+    assert train_config("small-cnn", ScanConfig(device="cpu", detector="sei", precision="bfloat16")).precision \
+        == "bfloat16"
+    # ... and on the small CNN only: the frozen-feature head and the fine-tuned network stay float32 ...
+    assert train_config("effnet-lite0", ScanConfig(device="cpu", resolution=96)).precision == "float32"
+    assert train_config("effnet-lite0", ScanConfig(device="cpu", resolution=96, finetune=True)).precision == "float32"
+    assert train_config("clip", ScanConfig(device="cpu")).precision == "float32"
+    # ... unless bfloat16 is asked for by name
+    assert train_config("effnet-lite0", ScanConfig(device="cpu", resolution=96, precision="bfloat16")).precision \
+        == "bfloat16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert train_config("small-cnn", ScanConfig(device="cpu")).precision == "float32"
+
+
+def test_the_cli_default_is_auto():
+    from labeltrace.cli import build_parser
+    from labeltrace.cli_own import TRAINING_FLAGS
+
+    args = build_parser().parse_args(["scan", "--example", "digits", "--out", "run"])
+    assert args.precision == "auto" == TRAINING_FLAGS["precision"] == ScanConfig().precision
+
+
+def test_a_run_directory_keeps_the_precision_its_scan_began_in(monkeypatch, tmp_path):
+    """A scan written in float32 (the default before ``auto``) is resumed and read back as it began,
+    not refused as another configuration; ``force`` chooses again, and a named precision is a setting."""
+    from sklearn.datasets import load_digits
+
+    from labeltrace.data import from_arrays
+    from labeltrace.rundir import RunDirConflict
+    from labeltrace.scan import scan
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    d = load_digits()
+    ds = from_arrays((d.images[:80] / 16).astype(np.float32), d.target[:80] % 2)
+    out, logged = tmp_path / "run", []
+    cfg = ScanConfig(model="small-cnn", epochs=1, folds=2, batch_size=32, seed=0, device="cpu")
+    scan(ds, out, replace(cfg, precision="float32"), progress=False, log=lambda s: None)
+    res = scan(ds, out, cfg, progress=False, log=logged.append)  # auto, on a CPU with native bfloat16
+    assert res.meta["train"]["precision"] == res.meta["config"]["precision"] == "float32"  # as the model: what ran
+    assert any("--precision auto: float32 (kept from the scan already in the run directory" in s for s in logged)
+    assert any("already holds this finished scan" in s for s in logged)
+    with pytest.raises(RunDirConflict, match="precision"):
+        scan(ds, out, replace(cfg, precision="bfloat16"), progress=False, log=lambda s: None)
+    logged.clear()
+    res = scan(ds, out, cfg, progress=False, log=logged.append, force=True)
+    assert res.meta["train"]["precision"] == "bfloat16"
+    assert any("--precision auto: bfloat16 (small-cnn on a device that runs bfloat16 natively)" in s for s in logged)
+    fresh = scan(ds, tmp_path / "other", cfg, progress=False, log=lambda s: None)
+    assert fresh.meta["train"]["precision"] == "bfloat16"

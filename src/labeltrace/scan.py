@@ -9,6 +9,7 @@ the settings a configuration resolves to in :mod:`labeltrace.scan_settings`, the
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -55,6 +56,7 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     settings_used,
     streams,
     train_config,
+    training_precision,
 )
 from labeltrace.train import distributed, protocol, resolve_device
 from labeltrace.train.seeds import seed_torch
@@ -170,7 +172,10 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     t0 = time.perf_counter()
     model, probe, resolution, rprobe = _on_writer(d, lambda: _resolve(config, ds, out, force))
     timings["probe"] = time.perf_counter() - t0  # --model / --resolution auto: on frozen features, most of a scan
-    config = replace(config, resolution=resolution)
+    precision, why = _on_writer(d, lambda: _precision(config, model, out, force))
+    config = replace(config, resolution=resolution, precision=precision)
+    if why is not None:
+        log(f"--precision auto: {precision} ({why})")
     for flag, choice, pr in (("--model", model, probe), ("--resolution", f"{resolution} px", rprobe)):
         if pr is not None:
             log(f"{flag} auto: {choice} ({pr['reason']}: {', '.join(f'{m} {a:.3f}' for m, a in pr['accuracy'].items())})"
@@ -300,6 +305,25 @@ def _resolve(config: ScanConfig, ds: ImageDataset, out: Path, force: bool) -> tu
         return model, probe, r, {"model": str(r), "accuracy": {}, "n": 0,
                                  "reason": "kept from the scan already in the run directory (--force probes again)"}
     return (model, probe, *resolve_resolution(config, model, ds))
+
+
+def _precision(config: ScanConfig, model: str, out: Path, force: bool) -> tuple[str, str | None]:
+    """``--precision`` as this scan trains in, and why where ``auto`` took bfloat16 or kept a
+    precision. Under ``auto`` a run directory that already holds a scan of this model keeps its
+    precision (unless ``force``): a scan begun in float32, the default before ``auto``, resumes and
+    is read back as it began, and one begun on a machine with native bfloat16 stays bfloat16."""
+    if config.precision != "auto":
+        return config.precision, None
+    held = None if force else rd.held_fingerprint(out)
+    if held is not None and held.get("model") == model:
+        try:
+            kept = json.loads(held["train"])["train"].get("precision", "float32")  # no key: float32 (config_key)
+        except (KeyError, TypeError, ValueError, AttributeError):  # damaged: the claim says so
+            kept = None
+        if kept in ("float32", "bfloat16"):
+            return kept, "kept from the scan already in the run directory (--force chooses again)"
+    chosen = training_precision(model, config)
+    return chosen, f"{model} on a device that runs bfloat16 natively" if chosen == "bfloat16" else None
 
 
 def _changed_images(out: Path, ds: ImageDataset, fp: dict[str, Any]) -> list[str]:

@@ -93,7 +93,8 @@ def _own_flags(run: Run) -> list[str]:
 
 
 #: the scan settings (with a ``labeltrace scan`` flag) a rescan keeps: the model's and the
-#: detector's; not the outputs' (csv), the machine's (device, workers, stream, cache), nor --noise
+#: detector's; not the outputs' (csv), the machine's (device, workers, stream, cache; precision,
+#: which ``auto`` picks by the device — the two precisions tie on the measured cells), nor --noise
 #: (refused for a cleaned export)
 _KEPT = ("epochs", "runs", "folds", "batch_size", "lr", "weight_decay", "schedule", "augment", "image_size", "width",
          "head", "hidden", "finetune", "detector", "seed", "clip_model", "clip_template", "aux_prompt", "early_stop")

@@ -6,8 +6,10 @@ every recorded logit stay float32 (logits are widened before the loss and the re
 On a CPU with AMX tiles (Intel Sapphire Rapids and later) one training step of the small CNN is
 1.7 × faster (``scripts/cnn_step_time.py``); on a CPU without native bfloat16 arithmetic it is
 emulated and slower, which is why ``auto`` takes it only where :func:`native_bfloat16` holds. The
-trainings differ from float32 ones beyond their last bits, and the rankings with them: on the dev
-cells F1 and AUROC tie (``benchmarks/results/dev-cnn-precision.md``, docs/scale.md).
+trainings differ from float32 ones beyond their last bits, and the rankings with them: F1 and AUROC
+tie on the dev cells (``benchmarks/results/dev-cnn-precision.md``) and on the CNN's test cells
+(``test-cnn-precision.md``; docs/scale.md). ``labeltrace scan``'s default, ``auto``, takes bfloat16 for
+the small CNN's cross-fitted detectors alone (:func:`labeltrace.scan_settings.training_precision`).
 """
 
 from __future__ import annotations

@@ -14,13 +14,11 @@ the commit of this report: the 28 px rows were rerun since (the common embedding
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
-from committed import results_at  # scripts/, run as a script
+from committed import pooled_lines, results_at  # scripts/, run as a script
 
 from labeltrace.bench.paired import before_after, tagged_rows
-from labeltrace.evaluate.metrics import interval_text, t_interval
+from labeltrace.evaluate.metrics import interval_text
 
 ROWS = "d69a9e8"  # the commit this report was written from
 DETECTORS = ("crossfit", "crossfit_knn", "crossfit_cl", "sei", "aum", "single", "single_sei", "knn_vote",
@@ -38,17 +36,7 @@ def main() -> None:
           "(`configs/test-cnn14.toml`) against `results/test-breastmnist.csv`, the small CNN's rows; change = "
           "14 px − 28 px, paired over seeds [95 % t-interval]. A report on a candidate chosen on the dev "
           "cells (`dev-cnn-image-size.md`); not adopted.\n")  # fmt: skip
-    print("| detector | pairs | ΔF1 | ΔAUROC |")
-    print("|---|---|---|---|")
-    for det in DETECTORS:
-        d = defaultdict(list)
-        for (name, labels, seed), r in by.items():
-            other = by.get((name.replace("@14", "@28"), labels, seed))
-            if name == f"{det}@14" and other is not None:
-                for m in ("f1", "auroc"):
-                    d[m].append(float(r[m]) - float(other[m]))
-        print(f"| {det} | {len(d['f1'])} | " + " | ".join(interval_text(*t_interval(np.array(d[m])), "+.3f")
-                                                        for m in ("f1", "auroc")) + " |")  # fmt: skip
+    print("\n".join(pooled_lines(rows, DETECTORS, after="14", before="28")))
     means = before_after(rows, ["f1", "auroc"], ["crossfit"], after="14", before="28")
     print("\n| labels | crossfit F1 28 px | ΔF1 | ΔAUROC | wall s 28 px | wall s 14 px |")
     print("|---|---|---|---|---|---|")

@@ -24,14 +24,13 @@ direction that keeps float32 where bfloat16 lost (the dev study had measured cro
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from committed import ROOT, results_at  # scripts/, run as a script
+from committed import ROOT, pooled_lines, results_at  # scripts/, run as a script
 
 from labeltrace.bench.paired import bar_lines, before_after, tagged_rows
-from labeltrace.evaluate.metrics import interval_text, t_interval
+from labeltrace.evaluate.metrics import interval_text
 
 ROWS = "b94cfb8"  # the commit the float32 rows are read from
 FLOAT32 = ("test-breastmnist.csv", "test-pneumoniamnist-cnn.csv", "test-pneumoniamnist-cnn-low.csv")
@@ -61,18 +60,7 @@ def main() -> None:
           f"committed at {ROWS} (`test-breastmnist.csv`, `test-pneumoniamnist-cnn.csv`, "
           "`test-pneumoniamnist-cnn-low.csv`); change = bfloat16 − float32, paired over seeds [95 % t-interval]. "
           "The setting was chosen on the dev cells (`dev-cnn-precision.md`); these cells only check it.\n")  # fmt: skip
-    print("| detector | pairs | ΔF1 | ΔAUROC |")
-    print("|---|---|---|---|")
-    for det in DETECTORS:
-        d = defaultdict(list)
-        for (ds, labels, name, seed), r in by.items():
-            other = by.get((ds, labels, f"{det}@f32", seed))
-            if name == f"{det}@bf16" and other is not None:
-                for m in ("f1", "auroc"):
-                    d[m].append(float(r[m]) - float(other[m]))
-        if d["f1"]:
-            print(f"| {det} | {len(d['f1'])} | " + " | ".join(interval_text(*t_interval(np.array(d[m])), "+.3f")
-                                                            for m in ("f1", "auroc")) + " |")  # fmt: skip
+    print("\n".join(pooled_lines(rows, DETECTORS, after="bf16", before="f32")))
     means = before_after(rows, ["f1", "auroc"], ["crossfit"], after="bf16", before="f32")
     print("\nThe default (crossfit), per cell; seconds = its mean training + scoring time per seed (the two "
           "sides ran in different sessions, under different loads: not a speed measurement, "

@@ -121,8 +121,8 @@ def test_a_decision_not_saved_names_its_sample_and_stays_said_after_moving(tmp_p
     rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=13)
     first = int(review_order(open_run(rd))[0])
     for base in serve(create_app(rd)):
-        page = _page(browser, base)
-        page.route("**/api/decision", lambda route: route.abort())  # type: ignore[attr-defined]
+        # routed from the page's first request: a route added to an open page turns interception on mid-flight
+        page = _page(browser, base, routes={"**/api/decision": lambda route: route.abort()})
         page.keyboard.press("2")
         expect(page.locator("#status")).to_contain_text(
             f"NOT saved (sample {first} (position 1)): the review server cannot be reached")

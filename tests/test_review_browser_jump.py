@@ -138,7 +138,6 @@ def test_a_go_to_whose_sample_moved_before_it_was_fetched_goes_where_it_is_now(t
     order = review_order(open_run(rd))
     target = int(order[12])
     for base in serve(create_app(rd)):
-        page = open_page(browser, base, "?reviewer=ada", total=N)
         answers: list[str] = []
 
         def stale_first(route: object) -> None:  # the first answer: where the sample was before a re-ranking
@@ -148,7 +147,8 @@ def test_a_go_to_whose_sample_moved_before_it_was_fetched_goes_where_it_is_now(t
             else:
                 route.continue_()  # type: ignore[attr-defined]
 
-        page.route("**/api/jump?**", stale_first)  # type: ignore[attr-defined]
+        # routed from the page's first request (no go-to request comes before the box is used)
+        page = open_page(browser, base, "?reviewer=ada", total=N, routes={"**/api/jump?**": stale_first})
         page.locator("#jump").fill(f"id {target}")
         page.keyboard.press("Enter")  # type: ignore[attr-defined]
         expect(page.locator("#status")).to_have_text(f"Went to “id {target}”: sample {target}, position 13.")

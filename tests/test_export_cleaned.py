@@ -342,3 +342,36 @@ def test_the_rescan_command_keeps_the_scan_s_truth_column(tmp_path: Path, capsys
     meta["command"] = ["labeltrace", "scan", str(tmp_path / "m.csv"), "--out", "r"]
     (tmp_path / "r" / "run.json").write_text(json.dumps(meta))
     assert "--truth-column" not in (rescan_command(open_run(tmp_path / "r"), tmp_path / "clean.csv") or "")
+
+
+@pytest.mark.parametrize(("amx", "ran", "flag"), [
+    (True, "float32", "--precision float32"),  # named float32 (or scanned before auto) on a CPU with AMX
+    (True, None, "--precision float32"),  # a run.json from before the field: float32
+    (True, "bfloat16", None),  # auto would take it again
+    (False, "float32", None),  # auto gives float32 here too
+    (False, "bfloat16", "--precision bfloat16"),  # scanned on a CPU with AMX, exported on one without
+])
+def test_the_rescan_command_trains_in_the_precision_the_scan_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  amx: bool, ran: str | None, flag: str | None) -> None:  # fmt: skip
+    """A scan named --precision float32 on a CPU with AMX: the printed rescan, left at auto, trained
+    in bfloat16, and the two rounds' counts compared two trainings."""
+    import shlex
+
+    import torch
+
+    from labeltrace.cli import build_parser
+    from labeltrace.export.rescan import rescan_command
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rd = make_run(tmp_path, n=12, k=3, seed=12, kind="manifest")
+    meta = json.loads((rd / "run.json").read_text())
+    meta["model"] = "small-cnn"
+    meta["config"].update(model="small-cnn", detector="crossfit")
+    meta["train"] = {} if ran is None else {"precision": ran}
+    (rd / "run.json").write_text(json.dumps(meta))
+    cmd = rescan_command(open_run(rd), tmp_path / "clean.csv")
+    assert cmd is not None
+    assert (flag in cmd) if flag else "--precision" not in cmd
+    args = build_parser().parse_args(shlex.split(cmd.replace("NEW_RUN_DIR", str(tmp_path / "r2")))[1:])
+    assert args.precision == (flag.split()[1] if flag else "auto")

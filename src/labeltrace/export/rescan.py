@@ -17,7 +17,8 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     (written by :func:`~labeltrace.export.cleaned.export_labels`): their paths are the scan's, relative to the data root; a
     manifest's own column names, its ``--truth-column``, the class list written beside ``out``, ``--no-missing-markers``
     (for a class named ``none``) and ``--on-bad-image skip`` (when the scan skipped images) are
-    passed on, and so are the model the scan ran and its settings (:func:`_scan_flags`). A run
+    passed on, and so are the model the scan ran, its settings and, where ``auto`` would differ, its
+    precision (:func:`_scan_flags`). A run
     written from your own training (:func:`labeltrace.write_run`) is checked again by training
     again: its command reads the new recording (``--recording NEW_RECORDER.npz``, and
     ``--features NEW_FEATURES.npy`` when it had features) instead. None for an array run."""
@@ -93,9 +94,9 @@ def _own_flags(run: Run) -> list[str]:
 
 
 #: the scan settings (with a ``labeltrace scan`` flag) a rescan keeps: the model's and the
-#: detector's; not the outputs' (csv), the machine's (device, workers, stream, cache; precision,
-#: which ``auto`` picks by the device — the two precisions tie on the measured cells), nor --noise
-#: (refused for a cleaned export)
+#: detector's; not the outputs' (csv), the machine's (device, workers, stream, cache), nor --noise
+#: (refused for a cleaned export). The precision is passed where ``auto`` would train otherwise
+#: (:func:`_precision_flag`)
 _KEPT = ("epochs", "runs", "folds", "batch_size", "lr", "weight_decay", "schedule", "augment", "image_size", "width",
          "head", "hidden", "finetune", "detector", "seed", "clip_model", "clip_template", "aux_prompt", "early_stop")
 
@@ -119,4 +120,22 @@ def _scan_flags(run: Run) -> list[str]:
             continue
         flag = "--" + key.replace("_", "-")
         out += ([flag] if v else [f"--no-{flag[2:]}"]) if isinstance(v, bool) else [flag, str(v)]
-    return out
+    return out + _precision_flag(run, str(model) if model else None)
+
+
+def _precision_flag(run: Run, model: str | None) -> list[str]:
+    """``--precision P`` when the scan trained in ``P`` (run.json's ``train.precision``; float32
+    before the field) and ``--precision auto`` would train the rescan otherwise on this machine — a
+    scan named ``--precision float32`` on a CPU with native bfloat16, or one from before ``auto`` was
+    the default; nothing where ``auto`` gives the same."""
+    from labeltrace.scan_settings import ScanConfig, training_precision
+
+    ran = (run.meta.get("train") or {}).get("precision", "float32")
+    detector = (run.meta.get("config") or {}).get("detector", ScanConfig.detector)
+    if model is None or ran not in ("float32", "bfloat16"):
+        return []
+    try:  # as the rescan's own --precision auto (and --device auto) would pick here
+        auto = training_precision(model, ScanConfig(detector=str(detector)))
+    except ValueError:  # a detector not registered here: name the precision
+        auto = None
+    return [] if auto == ran else ["--precision", str(ran)]

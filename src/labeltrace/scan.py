@@ -59,6 +59,7 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     training_precision,
 )
 from labeltrace.train import distributed, protocol, resolve_device
+from labeltrace.train.precision import TRAINED
 from labeltrace.train.seeds import seed_torch
 
 __all__ = [
@@ -320,7 +321,7 @@ def _precision(config: ScanConfig, model: str, out: Path, force: bool) -> tuple[
             kept = json.loads(held["train"])["train"].get("precision", "float32")  # no key: float32 (config_key)
         except (KeyError, TypeError, ValueError, AttributeError):  # damaged: the claim says so
             kept = None
-        if kept in ("float32", "bfloat16"):
+        if kept in TRAINED:
             return kept, "kept from the scan already in the run directory (--force chooses again)"
     chosen = training_precision(model, config)
     return chosen, f"{model} on a device that runs bfloat16 natively" if chosen == "bfloat16" else None

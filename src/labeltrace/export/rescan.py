@@ -129,10 +129,11 @@ def _precision_flag(run: Run, model: str | None) -> list[str]:
     scan named ``--precision float32`` on a CPU with native bfloat16, or one from before ``auto`` was
     the default; nothing where ``auto`` gives the same."""
     from labeltrace.scan_settings import ScanConfig, training_precision
+    from labeltrace.train.precision import TRAINED
 
     ran = (run.meta.get("train") or {}).get("precision", "float32")
     detector = (run.meta.get("config") or {}).get("detector", ScanConfig.detector)
-    if model is None or ran not in ("float32", "bfloat16"):
+    if model is None or ran not in TRAINED:
         return []
     try:  # as the rescan's own --precision auto (and --device auto) would pick here
         auto = training_precision(model, ScanConfig(detector=str(detector)))

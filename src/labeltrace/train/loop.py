@@ -34,7 +34,7 @@ from labeltrace.train import distributed
 from labeltrace.train.batches import BatchSource, as_source
 from labeltrace.train.checkpoint import Checkpoint, config_key, training_identity
 from labeltrace.train.distributed import Dist
-from labeltrace.train.precision import Precision, autocast, widened
+from labeltrace.train.precision import TRAINED, Precision, autocast, widened
 from labeltrace.train.seeds import augment_seed, epoch_generator
 
 __all__ = [
@@ -78,7 +78,7 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.schedule not in ("cosine", "step", "constant"):
             raise ValueError(f"schedule must be cosine, step or constant, got {self.schedule!r}")
-        if self.precision not in ("float32", "bfloat16"):
+        if self.precision not in TRAINED:
             raise ValueError(f"precision must be float32 or bfloat16, got {self.precision!r}")
 
 

@@ -15,15 +15,17 @@ the small CNN's cross-fitted detectors alone (:func:`labeltrace.scan_settings.tr
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
-__all__ = ["PRECISIONS", "Precision", "autocast", "native_bfloat16", "resolve_precision", "widened"]
+__all__ = ["PRECISIONS", "TRAINED", "Precision", "autocast", "native_bfloat16", "resolve_precision", "widened"]
 
 Precision = Literal["float32", "bfloat16"]
-#: what a training accepts; ``auto`` is resolved by :func:`resolve_precision` before training
-PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+#: what a training runs in (a :class:`~labeltrace.train.TrainConfig`, a benchmark's model, a recorded scan)
+TRAINED: tuple[str, ...] = get_args(Precision)
+#: what a scan accepts; ``auto`` is resolved by :func:`resolve_precision` before training
+PRECISIONS: tuple[str, ...] = ("auto", *TRAINED)
 
 
 def native_bfloat16(device: torch.device) -> bool:

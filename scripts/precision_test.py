@@ -30,6 +30,7 @@ import numpy as np
 from committed import ROOT, pooled_lines, results_at  # scripts/, run as a script
 
 from labeltrace.bench.paired import bar_lines, before_after, tagged_rows
+from labeltrace.decide import detectors
 from labeltrace.evaluate.metrics import interval_text
 
 ROWS = "b94cfb8"  # the commit the float32 rows are read from
@@ -80,8 +81,9 @@ def main() -> None:
         print(f"| {ds} | {labels} | {p['f1']['n']} | {f1:.3f} | "
               + " | ".join(interval_text(p[m]["mean"], p[m]["lo"], p[m]["hi"], "+.3f") for m in ("f1", "auroc"))
               + f" | {wall['f32']:.1f} | {wall['bf16']:.1f} |")  # fmt: skip
-    def shipped(det: str, tag: str) -> bool:  # --precision auto: bfloat16 for the cross-fitted detectors alone
-        return tag == ("bf16" if det.startswith("crossfit") else "f32")
+
+    def shipped(det: str, tag: str) -> bool:  # as scan_settings.training_precision: bfloat16 where held out
+        return tag == ("bf16" if "held_out" in detectors.get(det).needs else "f32")
 
     sides = {"float32 (committed)": lambda det, tag: tag == "f32", "bfloat16": lambda det, tag: tag == "bf16",
              "as `--precision auto` runs them on this CPU (the crossfit family in bfloat16, the other "
@@ -98,7 +100,8 @@ def main() -> None:
               "float32 rows of the same cell and seed: the part of the changes above that is not the precision "
               "(later code, e.g. PneumoniaMNIST's folds keeping exact copies together since its rows were "
               "written, and run-to-run variation).\n")  # fmt: skip
-        print("| dataset | labels | seed | crossfit ΔF1 | crossfit ΔAUROC | mean ΔF1 over the detectors | largest ΔF1 in size |")
+        print("| dataset | labels | seed | crossfit ΔF1 | crossfit ΔAUROC | mean ΔF1 over the detectors "
+              "| largest ΔF1 in size |")
         print("|---|---|---|---|---|---|---|")
         for ds, labels, seed in dict.fromkeys((r["dataset"], r["labels"], r["seed"]) for r in again):
             pairs = [(r, by[(ds, labels, f"{r['detector']}@f32", seed)]) for r in again
@@ -110,6 +113,7 @@ def main() -> None:
             cf = next((a, b) for a, b in pairs if a["detector"] == "crossfit")
             print(f"| {ds} | {labels} | {seed} | {float(cf[0]['f1']) - float(cf[1]['f1']):+.4f} | "
                   f"{float(cf[0]['auroc']) - float(cf[1]['auroc']):+.4f} | {df1.mean():+.4f} | {np.abs(df1).max():.4f} |")
+
 
 if __name__ == "__main__":
     main()

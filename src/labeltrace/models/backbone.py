@@ -28,6 +28,7 @@ from labeltrace.models.feature_cache import (
     package_versions,
     write_sidecar,
 )
+from labeltrace.train.precision import autocast
 
 __all__ = [
     "FEATURE_DIM",
@@ -174,6 +175,7 @@ def extract_features(
     device: str | torch.device = "cpu",
     normalize: tuple[Sequence[float], Sequence[float]] | None = (IMAGENET_MEAN, IMAGENET_STD),
     progress: bool = True,
+    precision: str = "float32",
 ) -> np.ndarray:
     """Global-average-pooled EfficientNet-Lite0 features of a stack of images.
 
@@ -202,6 +204,11 @@ def extract_features(
         Per-channel normalisation applied after resizing; None leaves values in [0, 1].
     progress : bool, default True
         Show a tqdm progress bar.
+    precision : {"float32", "bfloat16"}, default "float32"
+        The arithmetic of the backbone's forward passes: ``bfloat16`` runs them under
+        :func:`torch.autocast` (resizing, normalisation and the spatial mean stay float32; the
+        features come back float32). About 2 x faster on a CPU with AMX tiles at 224 px; the
+        features differ from float32 ones by a few per cent (``scripts/extract_precision_dev.py``).
 
     Returns
     -------
@@ -219,6 +226,7 @@ def extract_features(
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     dev = torch.device(device)
+    forward_in = autocast(precision, dev)  # refuses anything but float32 / bfloat16, before any work
     if model is None:
         model = load_efficientnet_lite0(pretrained=True)
     model = model.to(dev).eval()
@@ -264,8 +272,9 @@ def extract_features(
                     )
                 if mean_t is not None and std_t is not None:
                     x = (x - mean_t) / std_t
-                fmap = extract(x)
-                out.append(fmap.mean(dim=(2, 3)).to("cpu", torch.float32).numpy())
+                with forward_in:
+                    fmap = extract(x)
+                out.append(fmap.float().mean(dim=(2, 3)).to("cpu", torch.float32).numpy())
             offset += whole.shape[0]
     if not out:
         return np.zeros((0, FEATURE_DIM), dtype=np.float32)

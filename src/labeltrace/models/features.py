@@ -34,6 +34,7 @@ from labeltrace.models import backbone
 from labeltrace.models.feature_cache import features_dir
 from labeltrace.models.inputs import Inputs, pixels_fingerprint, standardize
 from labeltrace.train.batches import TensorBatches
+from labeltrace.train.precision import TRAINED
 
 __all__ = ["BATCH", "CHUNK", "FeatureBatches", "entry_lock", "extract_chunked", "frozen_features"]
 
@@ -216,13 +217,13 @@ def _image_batches(ds: ImageDataset, workers: int | None,
 
 
 def _extract(ds: ImageDataset, path: Path, key: dict[str, Any], *, resolution: int, device: str, progress: bool,
-             workers: int | None, size: int | None) -> None:  # fmt: skip
+             workers: int | None, size: int | None, precision: str) -> None:  # fmt: skip
     model = backbone.load_efficientnet_lite0(pretrained=True)
     images = _image_batches(ds, workers, size)
 
     def rows(a: int, b: int) -> np.ndarray:
         return backbone.extract_features(images(a, b), model=model, resolution=resolution, device=device,
-                                         progress=False)  # fmt: skip
+                                         progress=False, precision=precision)  # fmt: skip
 
     extract_chunked(path, len(ds), backbone.FEATURE_DIM, rows, progress=progress)
     backbone.write_sidecar(path, key, (len(ds), backbone.FEATURE_DIM), np.dtype(np.float32))
@@ -239,15 +240,21 @@ def _readable(path: Path, shape: tuple[int, int]) -> bool:
 
 def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | Path | None = None,
                     device: str = "cpu", progress: bool = False, stream: bool = False,
-                    workers: int | None = None) -> Inputs:  # fmt: skip
+                    workers: int | None = None, precision: str = "float32") -> Inputs:  # fmt: skip
     """The effnet-lite0 inputs of ``ds``: cached features (extracted on a miss), standardised, in
-    memory or streamed from the cache entry."""
+    memory or streamed from the cache entry. ``precision``: the backbone's forward passes
+    (:func:`labeltrace.models.backbone.extract_features`); ``bfloat16`` features are an entry of
+    their own (the key says so), float32 ones keep the key they always had."""
     cache = features_dir(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     key = {"data": pixels_fingerprint(ds), "n": len(ds), "model": "efficientnet-lite0", "resolution": resolution}
     size, decoded = _decode_size(ds, resolution)
     if decoded is not None:  # before, images without one known size were decoded at 32 px
         key["decoded"] = decoded
+    if precision not in TRAINED:
+        raise ValueError(f"the backbone runs in {' or '.join(TRAINED)}, got {precision!r} (resolve 'auto' first)")
+    if precision != "float32":
+        key["precision"] = precision
     path = backbone.cache_entry(key, cache)
     shape = (len(ds), backbone.FEATURE_DIM)
     if not _readable(path, shape):
@@ -258,7 +265,7 @@ def frozen_features(ds: ImageDataset, *, resolution: int = 96, cache_dir: str | 
                                   stacklevel=2)  # fmt: skip
                     path.unlink()
                 _extract(ds, path, key, resolution=resolution, device=device, progress=progress, workers=workers,
-                         size=size)  # fmt: skip
+                         size=size, precision=precision)  # fmt: skip
     desc = {"kind": "features", "dim": backbone.FEATURE_DIM, "resolution": resolution, "cache_dir": str(cache),
             "cache_key": key}  # run.json keeps it: the review page finds the same entry again
     if stream:

@@ -162,6 +162,7 @@ def prepare_inputs(
     progress: bool = False,
     stream: bool = False,
     workers: int | None = None,
+    precision: str = "float32",
 ) -> Inputs:
     """The inputs of ``model`` (small-cnn | effnet-lite0 | clip) for ``ds``.
 
@@ -170,7 +171,8 @@ def prepare_inputs(
     resolution; ``cache_dir``: the feature cache (default ``~/.cache/labeltrace/features``);
     ``stream``: decode images batch by batch in ``workers`` DataLoader processes instead of
     holding them in one tensor (normalisation statistics from a streaming pass), and read frozen
-    features from their cache file batch by batch.
+    features from their cache file batch by batch; ``precision``: the arithmetic of the frozen
+    backbone's forward passes (``float32`` or ``bfloat16``, its own cache entry).
     """
     size = _image_size(ds, model, image_size, finetune)
     if model in ("small-cnn", "clip") or (model == "effnet-lite0" and finetune):
@@ -190,5 +192,5 @@ def prepare_inputs(
         from labeltrace.models.features import frozen_features
 
         return frozen_features(ds, resolution=resolution, cache_dir=cache_dir, device=device, progress=progress,
-                               stream=stream, workers=workers)  # fmt: skip
+                               stream=stream, workers=workers, precision=precision)  # fmt: skip
     raise ValueError(f"model {model!r} is not supported; choose small-cnn, effnet-lite0 or clip")

@@ -55,7 +55,7 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     if precision == "bfloat16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     if precision != "float32":
-        raise ValueError(f"a training runs in float32 or bfloat16, got {precision!r} (resolve 'auto' first)")
+        raise ValueError(f"a forward pass runs in float32 or bfloat16, got {precision!r} (resolve 'auto' first)")
     return contextlib.nullcontext()
 
 

@@ -1,0 +1,149 @@
+"""The frozen backbone's forward passes in bfloat16 against float32, on the frozen-feature dev cells.
+
+    python scripts/extract_precision_dev.py --cache /work/cache/bench > benchmarks/results/dev-extract-precision.md
+
+Each dev cell with the head on frozen EfficientNet-Lite0 features is run twice on the same noisy
+labels, folds and seeds (the confusion noise drawn once, from the float32 features, as the bench
+draws it): once on the float32 features (``labeltrace.models.inputs.prepare_inputs``, the default),
+once on features extracted under ``torch.autocast`` to bfloat16 (``precision="bfloat16"``, their own
+cache entry); the resolution is the float32 arm's in both. Every detector that reads the features
+is scored: the default ``crossfit`` (cross-fitted head), the cleanlab recipe (logistic regression on
+the features), ``single`` (one plain run) and the kNN vote. The extraction's seconds are measured
+once per dataset and resolution, alone on the machine (no other process running), the cache empty.
+
+Decision rule, written before the runs: ``auto`` may take bfloat16 for the backbone (on a device
+with native bfloat16) only once a test gate agrees; this study makes it a candidate if, over the
+noisy dev cells' seeds, ``crossfit``'s paired ΔF1 has a 95 % t-interval whose lower end is at or
+above −0.005, its ΔAUROC's at or above −0.003, no cell's mean ΔF1 is below −0.02, the clean cells
+are flagged at most 5 % more often, and extraction at 224 px is at least 1.5 × faster. Dev cells
+only (benchmarks/SPLIT.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from labeltrace.bench.cells import CellRunner
+from labeltrace.bench.config import load_config
+from labeltrace.bench.grid import expand, load_dataset
+from labeltrace.evaluate.metrics import interval_text, t_interval
+from labeltrace.models.backbone import fingerprint_array
+from labeltrace.models.inputs import prepare_inputs
+
+DEV = Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "dev.toml"
+DATASETS = ("pneumoniamnist-val", "breastmnist-val", "pneumoniamnist-train-rest", "cifar10n-dev-2k",
+            "pneumoniamnist-val-224", "breastmnist-val-224", "cifar10n-dev-2k-224")  # fmt: skip
+DETECTORS = ("crossfit", "cleanlab", "single", "knn_vote")
+ARMS = ("float32", "bfloat16")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cache", required=True, help="the bench cache (features and trainings are kept there)")
+    ap.add_argument("--only", default=",".join(DATASETS))
+    args = ap.parse_args()
+    cfg = load_config(str(DEV))
+    assert cfg.name == "dev", "dev cells only (benchmarks/SPLIT.md)"
+    cfg = replace(cfg, cache_dir=args.cache)
+    only = tuple(args.only.split(","))
+    data, feats, seconds = {}, {}, {}
+    rows: dict[tuple[str, str, str, str], list[dict[str, float]]] = defaultdict(list)
+    for cell in expand(cfg):
+        name = cell.dataset.name
+        if name not in only or not cell.model.on_features:
+            continue
+        if name not in data:
+            data[name] = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
+        d = data[name]
+        r = cell.dataset.resolution
+        assert r is not None, f"{name}: a fixed resolution (the study pairs the two arms at one)"
+        for arm in ARMS:  # before any runner: the float32 entry is the one the bench's runner then reads
+            key = (name, r, arm)
+            if key not in feats:
+                t0 = time.perf_counter()
+                x = prepare_inputs(d.dataset(), "effnet-lite0", resolution=r, precision=arm,
+                                   cache_dir=cfg.cache_path / "features").tensor  # fmt: skip
+                seconds[key] = (time.perf_counter() - t0, len(x))
+                feats[key] = (x, fingerprint_array(x.numpy()))
+        runner = CellRunner(cell, d, cfg, log=lambda s: None)
+        assert runner.resolution == r and runner.input_fp == feats[(name, r, "float32")][1], name
+        for arm in ARMS:
+            run = runner if arm == "float32" else CellRunner(cell, d, cfg, log=lambda s: None)
+            run.x, run.input_fp = feats[(name, r, arm)]  # the bench's own float32 features, or bfloat16 ones
+            ev = run.evidence()
+            for det in DETECTORS:
+                row = run.row(det, ev)
+                rows[(name, cell.labels, det, arm)].append(
+                    {"f1": row["f1"], "auroc": row["auroc"], "flagged": row["n_flagged"], "noisy": row["n_noisy"],
+                     "seed": cell.seed, "r": r})  # fmt: skip
+    report(rows, seconds, only)
+
+
+def report(rows: dict, seconds: dict, only: tuple[str, ...]) -> None:
+    print("# The frozen backbone in bfloat16 against float32 (frozen-feature dev cells)\n")
+    print("`python scripts/extract_precision_dev.py --cache /work/cache/bench > "
+          "benchmarks/results/dev-extract-precision.md` (3 seeds; the same noisy labels, folds and resolution in "
+          "both arms; Δ = bfloat16 − float32, paired over seeds; the decision rule is in the script's docstring)\n")  # fmt: skip
+    print("## Extraction (seconds, alone on the 2-core machine, cache empty)\n")
+    print("| dataset | px | images | float32 s | bfloat16 s | speed-up |")
+    print("|---|---|---|---|---|---|")
+    speedup: dict[int, list[float]] = defaultdict(list)
+    for (name, r, arm), (s, n) in sorted(seconds.items()):
+        if arm == "float32" and (name, r, "bfloat16") in seconds:
+            b = seconds[(name, r, "bfloat16")][0]
+            speedup[r].append(s / b)
+            print(f"| {name} | {r} | {n} | {s:.1f} | {b:.1f} | {s / b:.2f} × |")
+    print("\n## Detection\n")
+    print("| dataset | labels | detector | F1 float32 | F1 bfloat16 | ΔF1 | AUROC float32 | AUROC bfloat16 | ΔAUROC "
+          "| flagged float32 | flagged bfloat16 |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    pooled: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    worst: dict[str, float] = {}
+    for (name, lab, det, arm), a in sorted(rows.items()):
+        if arm != "float32":
+            continue
+        b = rows[(name, lab, det, "bfloat16")]
+        assert [x["seed"] for x in a] == [x["seed"] for x in b]
+        noisy = a[0]["noisy"] > 0
+        fa, fb = (np.array([x["f1"] for x in v]) for v in (a, b))
+        ua, ub = (np.array([x["auroc"] for x in v]) for v in (a, b))
+        na, nb = (np.array([x["flagged"] for x in v], float) for v in (a, b))
+        if noisy:
+            pooled[det]["f1"] += list(fb - fa)
+            pooled[det]["auroc"] += list(ub - ua)
+            worst[det] = min(worst.get(det, 0.0), float((fb - fa).mean()))
+            cells = f"{fa.mean():.3f} | {fb.mean():.3f} | {(fb - fa).mean():+.4f} | {ua.mean():.3f} | {ub.mean():.3f} | {(ub - ua).mean():+.4f}"
+        else:
+            pooled[det]["clean_a"] += list(na)
+            pooled[det]["clean_b"] += list(nb)
+            cells = "| | | | |"
+        print(f"| {name} | {lab} | {det} | {cells} | {na.mean():.1f} | {nb.mean():.1f} |")
+    print("\n## Pooled over the noisy cells' seeds (95 % t-interval) and the clean cells' flags\n")
+    print("| detector | ΔF1 | worst cell ΔF1 | ΔAUROC | flagged on clean cells, float32 → bfloat16 |")
+    print("|---|---|---|---|---|")
+    for det in DETECTORS:
+        p = pooled[det]
+        f, u = (t_interval(np.array(p[k])) for k in ("f1", "auroc"))
+        ca, cb = np.mean(p["clean_a"]) if p["clean_a"] else float("nan"), np.mean(p["clean_b"]) if p["clean_b"] else float("nan")
+        print(f"| {det} | {interval_text(*f, '+.4f')} | {worst[det]:+.4f} | {interval_text(*u, '+.4f')} | "
+              f"{ca:.1f} → {cb:.1f} |")  # fmt: skip
+    print(f"\n{len(pooled['crossfit']['f1'])} noisy cell-seeds, {len(pooled['crossfit']['clean_a'])} clean; "
+          f"datasets: {', '.join(only)}.\n")  # fmt: skip
+    p = pooled["crossfit"]
+    f, u = t_interval(np.array(p["f1"])), t_interval(np.array(p["auroc"]))
+    clean = np.mean(p["clean_b"]) <= 1.05 * np.mean(p["clean_a"]) if p["clean_a"] else True
+    fast = min(speedup.get(224, [0.0])) >= 1.5
+    checks = {"ΔF1 lower end ≥ −0.005": f[1] >= -0.005, "ΔAUROC lower end ≥ −0.003": u[1] >= -0.003,
+              "no cell's mean ΔF1 below −0.02": worst["crossfit"] >= -0.02,
+              "clean cells flagged at most 5 % more": bool(clean), "224 px at least 1.5 × faster": fast}  # fmt: skip
+    print("**The rule (crossfit):** " + "; ".join(f"{k}: {'yes' if v else 'no'}" for k, v in checks.items())
+          + f" — **{'a candidate for auto (a test gate decides)' if all(checks.values()) else 'not a candidate'}**.")
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,12 @@ from labeltrace.data import ImageDataset
 from labeltrace.evaluate import noise
 from labeltrace.models.inputs import Inputs, prepare_inputs
 from labeltrace.record.batch import as_index_array
-from labeltrace.scan_settings import ScanConfig, noise_feature_source, noise_resolution
+from labeltrace.scan_settings import (
+    ScanConfig,
+    features_precision,
+    noise_feature_source,
+    noise_resolution,
+)
 
 __all__ = ["check_truth", "known_truth", "known_truth_info", "labels_trained_on", "noise_source"]
 
@@ -86,7 +91,8 @@ def noise_source(ds: ImageDataset, inputs: Inputs, model: str, config: ScanConfi
     for every model on images (the small CNN at any ``--image-size``, fine-tuning, CLIP) the images
     as the small CNN sees them at its default side (the bench's ``noise_features = "pixels"``)."""
     if inputs.frozen_features and not config.finetune:
-        if noise_resolution(asked) != config.resolution:
+        # the noise reads float32 features (bfloat16 ones would draw other flips than the bench's)
+        if noise_resolution(asked) != config.resolution or features_precision(model, config) != "float32":
             return noise_feature_source(asked, ds)
         return lambda: _noise_features(inputs)
     if model == "small-cnn" and config.image_size is None:  # the inputs are those images

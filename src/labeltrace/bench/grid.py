@@ -163,21 +163,21 @@ class DatasetData:
         labels a user has do not depend on the resolution the scan then picks)."""
         return self.spec.resolution or 96
 
-    def features(self, resolution: int | None = None) -> tuple[torch.Tensor, str]:
+    def features(self, resolution: int | None = None, precision: str = "float32") -> tuple[torch.Tensor, str]:
         """Standardised frozen EfficientNet-Lite0 features ``(N, 1280)`` at ``resolution`` px
-        (default :attr:`base_resolution`) and their fingerprint.
+        (default :attr:`base_resolution`), extracted in ``precision``, and their fingerprint.
 
-        From ``spec.features`` (a precomputed ``.npy`` in dataset order; ``{resolution}`` in the
-        path stands for the px, a path without it holds the base resolution) when that file exists,
-        else computed through :func:`labeltrace.models.inputs.prepare_inputs` (feature cache under
-        ``cache_dir/features``).
+        From ``spec.features`` (a precomputed float32 ``.npy`` in dataset order; ``{resolution}`` in
+        the path stands for the px, a path without it holds the base resolution) when that file
+        exists and ``precision`` is float32, else computed through
+        :func:`labeltrace.models.inputs.prepare_inputs` (feature cache under ``cache_dir/features``).
         """
         r = resolution or self.base_resolution
-        key = f"features:{r}"
+        key = f"features:{r}" + ("" if precision == "float32" else f":{precision}")
         if key not in self._inputs:
             from labeltrace.models.backbone import fingerprint_array
 
-            pre = self.spec.features
+            pre = self.spec.features if precision == "float32" else None
             if pre is not None and "{resolution}" in pre:
                 pre = pre.replace("{resolution}", str(r))
             elif r != self.base_resolution:
@@ -193,8 +193,9 @@ class DatasetData:
                 x = torch.from_numpy(standardize(f.astype(np.float32)))
             else:
                 why = f" ({path} is not a file)" if path is not None else ""
-                self.log(f"{self.spec.name}: computing EfficientNet-Lite0 features at {r} px ({self.n} images){why}")
-                x = prepare_inputs(self.dataset(), "effnet-lite0", resolution=r,
+                self.log(f"{self.spec.name}: computing EfficientNet-Lite0 features at {r} px"
+                         f"{'' if precision == 'float32' else ' in ' + precision} ({self.n} images){why}")
+                x = prepare_inputs(self.dataset(), "effnet-lite0", resolution=r, precision=precision,
                                    cache_dir=self.cache_dir / "features", progress=self.progress).tensor  # fmt: skip
             self._inputs[key] = (x, fingerprint_array(x.numpy()))
         return self._inputs[key]
@@ -237,7 +238,9 @@ class DatasetData:
                 x = prepare_inputs(self.dataset(), "effnet-lite0", finetune=True).tensor
                 self._inputs[key] = (x, fingerprint_array(x.numpy()))
             return self._inputs[key]
-        return self.features(resolution) if model.on_features else self.images(model.image_size)
+        if model.on_features:  # the noise and the resolution probe read float32 features, as labeltrace scan's
+            return self.features(resolution, model.features_precision)
+        return self.images(model.image_size)
 
     def given_labels(self, labels: str, seed: int) -> np.ndarray:
         """The labels trained on: a CIFAR-10N set, the clean labels, or injected noise.

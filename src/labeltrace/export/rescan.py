@@ -127,8 +127,9 @@ def _precision_flag(run: Run, model: str | None) -> list[str]:
     """``--precision P`` when the scan trained in ``P`` (run.json's ``train.precision``; float32
     before the field) and ``--precision auto`` would train the rescan otherwise on this machine — a
     scan named ``--precision float32`` on a CPU with native bfloat16, or one from before ``auto`` was
-    the default; nothing where ``auto`` gives the same."""
-    from labeltrace.scan_settings import ScanConfig, training_precision
+    the default; nothing where ``auto`` gives the same. Likewise ``--features-precision P`` for frozen
+    features extracted in ``P`` (run.json's ``config.features_precision``; float32 before the field)."""
+    from labeltrace.scan_settings import ScanConfig, features_precision, training_precision
     from labeltrace.train.precision import TRAINED
 
     ran = (run.meta.get("train") or {}).get("precision", "float32")
@@ -139,4 +140,9 @@ def _precision_flag(run: Run, model: str | None) -> list[str]:
         auto = training_precision(model, ScanConfig(detector=str(detector)))
     except ValueError:  # a detector not registered here: name the precision
         auto = None
-    return [] if auto == ran else ["--precision", str(ran)]
+    flags = [] if auto == ran else ["--precision", str(ran)]
+    if model == "effnet-lite0" and not (run.meta.get("config") or {}).get("finetune"):  # its features' precision too
+        extracted = (run.meta.get("config") or {}).get("features_precision", "float32")  # float32 before the field
+        if extracted in TRAINED and features_precision(model, ScanConfig()) != extracted:
+            flags += ["--features-precision", str(extracted)]
+    return flags

@@ -3,6 +3,9 @@ per-step time the default scan's cost rests on, measured beside ``cost_scan.py``
 machines of different speed can be compared.
 
     python scripts/cnn_step_time.py > benchmarks/results/cnn-step-time.md
+    python scripts/cnn_step_time.py cnn-step-time-avx512bf16.md > benchmarks/results/cnn-step-time-avx512bf16.md
+
+(the optional argument: the file name the header's command names — one file per kind of CPU measured)
 
 The CNN at its default width for 28 px images (16), one batch of 128 random 28 x 28 grayscale
 images, SGD with momentum: 5 warm-up steps, then the mean of 60. Four settings, each in its own
@@ -63,6 +66,7 @@ def main() -> None:
     if len(sys.argv) >= 3 and sys.argv[1] == "--child":
         print(f"{step_ms(int(sys.argv[2]), *sys.argv[3:4]):.1f}")
         return
+    name = sys.argv[1] if len(sys.argv) > 1 else "cnn-step-time.md"
     load = os.getloadavg()[0]
     two, one, pair, bf16 = [], [], [], []  # ms per step; steps per second of the two processes together
     for _ in range(REPEATS):
@@ -77,7 +81,8 @@ def main() -> None:
         return f"{np.median(v):{fmt}} ({min(v):{fmt}}–{max(v):{fmt}})"
 
     print("# One training step of the default small CNN on this machine\n")
-    print("`python scripts/cnn_step_time.py > benchmarks/results/cnn-step-time.md` (width 16, 128 images of "
+    arg = "" if name == "cnn-step-time.md" else f" {name}"
+    print(f"`python scripts/cnn_step_time.py{arg} > benchmarks/results/{name}` (width 16, 128 images of "
           f"28 x 28, SGD; mean of {STEPS} steps after {WARMUP}; each setting {REPEATS} times in turn, median "
           f"(range); the 2-core machine's load average over one minute {load:.1f} at the start and "
           f"{os.getloadavg()[0]:.1f} at the end: above 2, other work shared the cores)\n")
@@ -91,7 +96,8 @@ def main() -> None:
     print(f"\nTwo one-thread processes against one two-thread process, the same round: {cell(gain, '.2f')} x the steps.")
     speed = [t / b for t, b in zip(two, bf16, strict=True)]
     print(f"\nbfloat16 against float32 forward passes, two threads, the same round: {cell(speed, '.2f')} x the steps "
-          f"(this CPU runs bfloat16 natively, AMX tiles: {native_bfloat16(torch.device('cpu'))}).")
+          f"(this CPU runs bfloat16 natively: {native_bfloat16(torch.device('cpu'))}; AMX tiles: "
+          f"{torch.cpu._is_amx_tile_supported()}, AVX512-BF16: {torch.cpu._is_avx512_bf16_supported()}).")
 
 if __name__ == "__main__":
     main()

@@ -3,13 +3,16 @@ and F1 of ``labeltrace scan`` with ``--model auto`` and with each model forced, 
 
     python scripts/cost_scan.py --data /work/shared/data/medmnist/pneumoniamnist_modified.npz \\
         --work /work/cache/cost > benchmarks/results/cost-scan.md
+    python scripts/cost_scan.py --data .../pneumoniamnist_modified.npz --work /work/cache/cost-avx512bf16 \
+        --name cost-scan-avx512bf16.md > benchmarks/results/cost-scan-avx512bf16.md   # another kind of CPU
 
 Each configuration runs ``/usr/bin/time -v labeltrace scan DATA --noise symmetric:0.2 --model M
 --out WORK/M --cache-dir WORK/features-M`` with an empty feature cache, one after the other (run
 it alone on the machine: the times are the point). A configuration whose run directory and time
 log already exist is read back, not rerun (delete ``WORK/M`` to measure again). Prints one
 markdown row per configuration: the model used (and the probe's accuracies for ``auto``), the
-precision it trained in (``--precision auto``: bfloat16 for the CNN on a CPU with AMX), wall
+precision it trained in (``--precision auto``: bfloat16 for the CNN on a CPU with native bfloat16;
+a head on frozen features also the precision they were extracted in, ``--features-precision``), wall
 seconds, peak RSS, the default detector's flagged count, precision, recall, F1 and AUROC.
 
 ``--precision``: instead, the small CNN with float32 and with bfloat16 forward passes
@@ -56,14 +59,16 @@ def main() -> None:
     ap.add_argument("--work", required=True)
     ap.add_argument("--precision", action="store_true", help="float32 against bfloat16 forward passes, small CNN")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--name", default="cost-scan.md", help="the results file the header's command names")
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     if a.precision:
         return precision_rows(a.data, work, a.repeats)
     print("# The default scan's cost on PneumoniaMNIST train (3,882 28 × 28 grayscale images)\n")
-    print("`python scripts/cost_scan.py --data .../pneumoniamnist_modified.npz --work /work/cache/cost "
-          "> benchmarks/results/cost-scan.md` (20 % symmetric noise, empty feature cache, alone on the 2-core machine)\n")
+    name = "" if a.name == "cost-scan.md" else f" --name {a.name}"
+    print(f"`python scripts/cost_scan.py --data .../pneumoniamnist_modified.npz --work {a.work}{name} "
+          f"> benchmarks/results/{a.name}` (20 % symmetric noise, empty feature cache, alone on the 2-core machine)\n")
     print("| --model | model used (probe: small-cnn / effnet-lite0 held-out accuracy) | trained in | wall s "
           "| peak RSS MiB | flagged | true | precision | recall | F1 | AUROC |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -74,7 +79,10 @@ def main() -> None:
         acc = probe.get("accuracy") or {}
         used = meta["model"] + (f" ({acc.get('small-cnn', float('nan')):.3f} / {acc.get('effnet-lite0', float('nan')):.3f})"
                                 if acc else "")  # fmt: skip
-        print(f"| {model} | {used} | {meta['train'].get('precision', 'float32')} | {r['wall']:.0f} "
+        ran = meta["train"].get("precision", "float32")
+        if meta["model"] == "effnet-lite0" and not meta["config"].get("finetune"):  # and the frozen features in
+            ran += f" (features {meta['config'].get('features_precision', 'float32')})"
+        print(f"| {model} | {used} | {ran} | {r['wall']:.0f} "
               f"| {r['rss_mib']:.0f} | {meta['counts']['flagged']} "
               f"| {meta['noise']['n_flipped']} | {met['precision']:.3f} | {met['recall']:.3f} | {met['f1']:.3f} "
               f"| {met['auroc']:.3f} |")

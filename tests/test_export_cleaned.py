@@ -361,8 +361,10 @@ def test_the_rescan_command_trains_in_the_precision_the_scan_did(tmp_path: Path,
 
     from labeltrace.cli import build_parser
     from labeltrace.export.rescan import rescan_command
+    from labeltrace.train.precision import CPU_BFLOAT16
 
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    for probe in CPU_BFLOAT16:  # AMX tiles, AVX512-BF16
+        monkeypatch.setattr(torch.cpu, probe, lambda: amx)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     rd = make_run(tmp_path, n=12, k=3, seed=12, kind="manifest")
     meta = json.loads((rd / "run.json").read_text())

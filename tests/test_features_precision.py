@@ -21,6 +21,7 @@ from labeltrace.scan_settings import (
     fingerprint,
     train_config,
 )
+from labeltrace.train.precision import CPU_BFLOAT16
 
 torch.set_num_threads(1)
 
@@ -76,7 +77,8 @@ def test_each_precision_has_its_own_cache_entry_and_float32_keeps_its_key(tmp_pa
 def test_auto_takes_bfloat16_for_frozen_features_where_the_device_runs_it_natively(monkeypatch) -> None:
     import labeltrace.scan_settings as settings
 
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    for probe in CPU_BFLOAT16:  # AMX tiles, AVX512-BF16
+        monkeypatch.setattr(torch.cpu, probe, lambda: True)
     cfg = ScanConfig(device="cpu", resolution=96)
     assert ScanConfig().features_precision == "auto"
     assert features_precision("effnet-lite0", cfg) == "bfloat16"
@@ -86,14 +88,16 @@ def test_auto_takes_bfloat16_for_frozen_features_where_the_device_runs_it_native
     assert features_precision("effnet-lite0", replace(cfg, features_precision="float32")) == "float32"
     monkeypatch.setattr(settings, "AUTO_FEATURES_BFLOAT16", False)
     assert features_precision("effnet-lite0", cfg) == "float32"
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    for probe in CPU_BFLOAT16:  # AMX tiles, AVX512-BF16
+        monkeypatch.setattr(torch.cpu, probe, lambda: False)
     assert features_precision("effnet-lite0", replace(cfg, features_precision="bfloat16")) == "bfloat16"  # by name
 
 
 def test_the_fingerprint_names_bfloat16_features_and_float32_ones_as_before(monkeypatch) -> None:
     from labeltrace.data import from_arrays
 
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    for probe in CPU_BFLOAT16:  # AMX tiles, AVX512-BF16
+        monkeypatch.setattr(torch.cpu, probe, lambda: False)
     ds = from_arrays(_images(8)[:, 0].astype(np.float32) / 255, np.arange(8) % 2)
     cfg = ScanConfig(device="cpu", resolution=96)
     f32 = fingerprint(ds, replace(cfg, features_precision="float32"), "effnet-lite0", None)
@@ -142,7 +146,8 @@ def test_a_scan_extracts_in_the_precision_it_names_draws_its_noise_from_float32_
     from labeltrace.rundir import RunDirConflict
     from labeltrace.scan import scan
 
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    for probe in CPU_BFLOAT16:  # AMX tiles, AVX512-BF16
+        monkeypatch.setattr(torch.cpu, probe, lambda: False)
     ds = from_npz(_digits_npz(tmp_path))
     cfg = ScanConfig(model="effnet-lite0", resolution=32, epochs=2, folds=2, noise="confusion:0.3", seed=1,
                      device="cpu", cache_dir=str(tmp_path / "cache"))  # fmt: skip
@@ -184,7 +189,8 @@ def test_the_rescan_command_extracts_in_the_precision_the_scan_did(tmp_path, mon
     from labeltrace.export.rescan import rescan_command
     from labeltrace.rundir import open_run
 
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
+    for probe in CPU_BFLOAT16:  # AMX tiles, AVX512-BF16
+        monkeypatch.setattr(torch.cpu, probe, lambda: native)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     rd = make_run(tmp_path, n=12, k=3, seed=12, kind="manifest")
     meta = json.loads((rd / "run.json").read_text())

@@ -4,8 +4,9 @@ Under ``bfloat16`` the convolutions and matrix products of the forward pass (and
 gradients) run in bfloat16 through :func:`torch.autocast`; weights, optimiser state, the loss and
 every recorded logit stay float32 (logits are widened before the loss and the recorder see them).
 On a CPU with AMX tiles (Intel Sapphire Rapids and later) one training step of the small CNN is
-1.7 × faster (``scripts/cnn_step_time.py``); on a CPU without native bfloat16 arithmetic it is
-emulated and slower, which is why ``auto`` takes it only where :func:`native_bfloat16` holds. The
+1.7 × faster (``scripts/cnn_step_time.py``), on one with AVX512-BF16 (an AMD EPYC) 1.4 × faster;
+on a CPU without native bfloat16 arithmetic it is emulated and slower, which is why ``auto`` takes
+it only where :func:`native_bfloat16` holds. The
 trainings differ from float32 ones beyond their last bits, and the rankings with them: F1 and AUROC
 tie on the dev cells (``benchmarks/results/dev-cnn-precision.md``) and on the CNN's test cells
 (``test-cnn-precision.md``; docs/scale.md). ``labeltrace scan``'s default, ``auto``, takes bfloat16 for
@@ -19,7 +20,7 @@ from typing import Literal, get_args
 
 import torch
 
-__all__ = ["PRECISIONS", "TRAINED", "Precision", "autocast", "native_bfloat16", "resolve_precision", "widened"]
+__all__ = ["CPU_BFLOAT16", "PRECISIONS", "TRAINED", "Precision", "autocast", "native_bfloat16", "resolve_precision", "widened"]
 
 Precision = Literal["float32", "bfloat16"]
 #: what a training runs in (a :class:`~labeltrace.train.TrainConfig`, a benchmark's model, a recorded scan)
@@ -28,12 +29,18 @@ TRAINED: tuple[str, ...] = get_args(Precision)
 PRECISIONS: tuple[str, ...] = ("auto", *TRAINED)
 
 
+#: the CPU instruction sets that run bfloat16 products natively (torch.cpu's probes): Intel's AMX
+#: tiles (Sapphire Rapids and later) and AVX512-BF16 (Intel Cooper Lake, AMD Zen 4 and later)
+CPU_BFLOAT16 = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+
+
 def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` runs bfloat16 products natively: a CPU with AMX tiles (oneDNN's bfloat16
-    kernels), or a CUDA device that supports bfloat16 (Ampere and later)."""
+    """Whether ``device`` runs bfloat16 products natively: a CPU with AMX tiles or AVX512-BF16
+    (oneDNN's bfloat16 kernels; :data:`CPU_BFLOAT16`), or a CUDA device that supports bfloat16
+    (Ampere and later)."""
     if device.type == "cpu":
-        probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return bool(probe()) if callable(probe) else False
+        probes = (getattr(torch.cpu, name, None) for name in CPU_BFLOAT16)
+        return any(bool(probe()) for probe in probes if callable(probe))
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     return False

@@ -221,8 +221,9 @@ def training_precision(model: str, config: ScanConfig) -> Precision:
 #: whether ``--features-precision auto`` extracts the frozen EfficientNet-Lite0 features in bfloat16
 #: where the device runs it natively (the head they train still trains as ``--precision`` says):
 #: a candidate on the frozen-feature dev cells (results/dev-extract-precision.md: crossfit ΔF1 +0.0005
-#: [−0.0045, +0.0055], ΔAUROC −0.0004 [−0.0017, +0.0010], extraction at 224 px 1.6–2.8 × faster on
-#: this CPU), then gated on the frozen-feature test cells (results/test-extract-precision.md)
+#: [−0.0045, +0.0055], ΔAUROC −0.0004 [−0.0017, +0.0010], extraction at 224 px 1.6–2.8 × faster on an
+#: AMD EPYC with AVX512-BF16), then gated on 17 frozen-feature test cells before it became the default
+#: (results/test-extract-precision.md: ΔF1 +0.0013 [−0.0009, +0.0035], ΔAUROC +0.0008 [−0.0001, +0.0018])
 AUTO_FEATURES_BFLOAT16 = True
 
 

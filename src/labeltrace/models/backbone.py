@@ -207,8 +207,9 @@ def extract_features(
     precision : {"float32", "bfloat16"}, default "float32"
         The arithmetic of the backbone's forward passes: ``bfloat16`` runs them under
         :func:`torch.autocast` (resizing, normalisation and the spatial mean stay float32; the
-        features come back float32). About 2 x faster on a CPU with AMX tiles at 224 px; the
-        features differ from float32 ones by a few per cent (``scripts/extract_precision_dev.py``).
+        features come back float32). 1.6-2.8 x faster at 224 px on a CPU with AVX512-BF16; the
+        features differ from float32 ones by a few per cent, and the detectors on them tie
+        (``benchmarks/results/dev-extract-precision.md``, ``test-extract-precision.md``).
 
     Returns
     -------

@@ -12,7 +12,7 @@ it alone on the machine: the times are the point). A configuration whose run dir
 log already exist is read back, not rerun (delete ``WORK/M`` to measure again). Prints one
 markdown row per configuration: the model used (and the probe's accuracies for ``auto``), the
 precision it trained in (``--precision auto``: bfloat16 for the CNN on a CPU with native bfloat16;
-a head on frozen features also the precision they were extracted in, ``--features-precision``), wall
+a head on frozen features also the precision they were extracted in, ``--backbone-precision``), wall
 seconds, peak RSS, the default detector's flagged count, precision, recall, F1 and AUROC.
 
 ``--precision``: instead, the small CNN with float32 and with bfloat16 forward passes
@@ -81,7 +81,7 @@ def main() -> None:
                                 if acc else "")  # fmt: skip
         ran = meta["train"].get("precision", "float32")
         if meta["model"] == "effnet-lite0" and not meta["config"].get("finetune"):  # and the frozen features in
-            ran += f" (features {meta['config'].get('features_precision', 'float32')})"
+            ran += f" (features {meta['config'].get('backbone_precision', 'float32')})"
         print(f"| {model} | {used} | {ran} | {r['wall']:.0f} "
               f"| {r['rss_mib']:.0f} | {meta['counts']['flagged']} "
               f"| {meta['noise']['n_flipped']} | {met['precision']:.3f} | {met['recall']:.3f} | {met['f1']:.3f} "

@@ -373,7 +373,8 @@ def test_scan_with_frozen_features_mixes_the_knn_shares_into_crossfit(tmp_path) 
     h, i = run.dynamics.mean_posterior(), run.in_sample.mean_posterior()
     h, i = h / h.sum(1, keepdims=True), i / i.sum(1, keepdims=True)
     y = res.table.column("given_label_id").to_numpy()
-    x = prepare_inputs(ds, "effnet-lite0", resolution=96, cache_dir=tmp_path / "c").features
+    x = prepare_inputs(ds, "effnet-lite0", resolution=96, cache_dir=tmp_path / "c",  # in the scan's precision
+                       precision=res.meta["config"]["backbone_precision"]).features  # (auto: bfloat16 where native)
     idx = NearestNeighbors(n_neighbors=11, metric="cosine").fit(x).kneighbors(x)[1]
     nb = np.array([[j for j in row if j != r][:10] for r, row in enumerate(idx)])
     shares = np.stack([(y[nb] == c).mean(1) for c in range(10)], axis=1)

@@ -45,7 +45,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
         image_size=args.image_size, width=args.width, head=args.head, hidden=args.hidden, finetune=args.finetune, resolution=args.resolution, detector=args.detector or "crossfit",
         noise=args.noise, seed=args.seed, device=args.device, precision=args.precision,
-        features_precision=args.features_precision, cache_dir=args.cache_dir, csv=args.csv,
+        backbone_precision=args.backbone_precision, cache_dir=args.cache_dir, csv=args.csv,
         clip_model=args.clip_model, clip_template=args.clip_template, aux_prompt=args.aux_prompt,
         **({} if args.early_stop is None else {"early_stop": args.early_stop}), stream=args.stream,
         workers=args.workers,
@@ -252,12 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(crossfit, the default, and its variants) where the device runs it natively, float32 "
                         "otherwise; a run directory keeps the precision its scan began in (run.json's "
                         "train.precision says what was used; docs/scale.md)")
-    s.add_argument("--features-precision", default="auto", choices=["auto", "float32", "bfloat16"],
+    s.add_argument("--backbone-precision", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="the frozen backbone's forward passes (effnet-lite0's feature extraction): float32, or "
                         "bfloat16 under autocast — 2.8x faster at 224 px on a CPU with AVX512-BF16; auto (default): "
                         "bfloat16 where the device runs it natively, float32 otherwise (the head still trains as "
                         "--precision says; the features of each precision are cached apart; a run directory keeps "
-                        "the precision its scan extracted in; run.json's config.features_precision)")
+                        "the precision its scan extracted in; run.json's config.backbone_precision)")
     s.add_argument("--on-bad-image", default="fail", choices=["fail", "skip"], help="(default fail)")
     s.add_argument("--allow-root", action="append", default=[], metavar="DIR",
                    help="also read image files inside DIR (repeatable): files that symlinks, '..' or absolute "

@@ -17,7 +17,7 @@ TRAINING_FLAGS = {
     "schedule": "cosine", "augment": None, "image_size": None, "width": None, "head": "mlp", "hidden": None,
     "finetune": False, "resolution": None, "noise": None, "seed": 0, "early_stop": None, "stream": None,
     "workers": None, "device": "auto", "precision": "auto",
-    "features_precision": "auto", "cache_dir": None, "clip_model": None, "clip_template": "a photo of a {}",
+    "backbone_precision": "auto", "cache_dir": None, "clip_model": None, "clip_template": "a photo of a {}",
     "aux_prompt": "a photo of something else",
 }  # fmt: skip
 #: the training flags with a --no- form (argparse.BooleanOptionalAction)

@@ -45,8 +45,8 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     FINETUNE_DEFAULTS,
     MODEL_DEFAULTS,
     ScanConfig,
+    backbone_precision,
     check,
-    features_precision,
     fingerprint,
     network_spec,
     on_frozen_features,
@@ -175,10 +175,10 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     model, probe, resolution, rprobe = _on_writer(d, lambda: _resolve(config, ds, out, force))
     timings["probe"] = time.perf_counter() - t0  # --model / --resolution auto: on frozen features, most of a scan
     precision, why = _on_writer(d, lambda: _precision(config, model, out, force))
-    fprecision, fwhy = _on_writer(d, lambda: _features_precision(replace(config, resolution=resolution), model, out,
+    bprecision, bwhy = _on_writer(d, lambda: _backbone_precision(replace(config, resolution=resolution), model, out,
                                                                  force))  # fmt: skip
-    config = replace(config, resolution=resolution, precision=precision, features_precision=fprecision)
-    for flag, p, w in (("--precision", precision, why), ("--features-precision", fprecision, fwhy)):
+    config = replace(config, resolution=resolution, precision=precision, backbone_precision=bprecision)
+    for flag, p, w in (("--precision", precision, why), ("--backbone-precision", bprecision, bwhy)):
         if w is not None:
             log(f"{flag} auto: {p} ({w})")
     for flag, choice, pr in (("--model", model, probe), ("--resolution", f"{resolution} px", rprobe)):
@@ -237,7 +237,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
                                     finetune=config.finetune, cache_dir=config.cache_dir,
                                     device=str(resolve_device(config.device)), progress=progress and d.is_writer,
                                     stream=stream, workers=config.workers,
-                                    precision=features_precision(model, config))  # fmt: skip
+                                    precision=backbone_precision(model, config))  # fmt: skip
         noise_features = noise_source(ds, inputs, model, config, asked, stream)
         given, truth, noise_info = labels_trained_on(ds, config, noise_features, true_labels, log)
         timings["prepare_inputs"] = time.perf_counter() - t0
@@ -332,18 +332,18 @@ def _precision(config: ScanConfig, model: str, out: Path, force: bool) -> tuple[
     return chosen, f"{model} on a device that runs bfloat16 natively" if chosen == "bfloat16" else None
 
 
-def _features_precision(config: ScanConfig, model: str, out: Path, force: bool) -> tuple[str, str | None]:
-    """``--features-precision`` as this scan extracts in, and why where ``auto`` took bfloat16 or kept
+def _backbone_precision(config: ScanConfig, model: str, out: Path, force: bool) -> tuple[str, str | None]:
+    """``--backbone-precision`` as this scan extracts in, and why where ``auto`` took bfloat16 or kept
     a precision: as :func:`_precision`, a run directory holding a scan of this model on frozen features
     keeps the precision its features were extracted in (float32 before the setting) unless ``force``."""
-    if config.features_precision != "auto" or not on_frozen_features(model, config):
-        return features_precision(model, config), None
+    if config.backbone_precision != "auto" or not on_frozen_features(model, config):
+        return backbone_precision(model, config), None
     held = None if force else rd.held_fingerprint(out)
     if held is not None and held.get("model") == model and isinstance(held.get("inputs"), dict):
         kept = held["inputs"].get("precision", "float32")
         if kept in TRAINED:
             return kept, "kept from the scan already in the run directory (--force chooses again)"
-    chosen = features_precision(model, config)
+    chosen = backbone_precision(model, config)
     return chosen, "the frozen backbone on a device that runs bfloat16 natively" if chosen == "bfloat16" else None
 
 

@@ -17,7 +17,7 @@ from labeltrace.models.inputs import Inputs, prepare_inputs
 from labeltrace.record.batch import as_index_array
 from labeltrace.scan_settings import (
     ScanConfig,
-    features_precision,
+    backbone_precision,
     noise_feature_source,
     noise_resolution,
 )
@@ -92,7 +92,7 @@ def noise_source(ds: ImageDataset, inputs: Inputs, model: str, config: ScanConfi
     as the small CNN sees them at its default side (the bench's ``noise_features = "pixels"``)."""
     if inputs.frozen_features and not config.finetune:
         # the noise reads float32 features (bfloat16 ones would draw other flips than the bench's)
-        if noise_resolution(asked) != config.resolution or features_precision(model, config) != "float32":
+        if noise_resolution(asked) != config.resolution or backbone_precision(model, config) != "float32":
             return noise_feature_source(asked, ds)
         return lambda: _noise_features(inputs)
     if model == "small-cnn" and config.image_size is None:  # the inputs are those images

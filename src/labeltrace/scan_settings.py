@@ -31,7 +31,7 @@ __all__ = [
     "AUTO_BFLOAT16", "FINETUNE_DEFAULTS", "MODEL_DEFAULTS", "ScanConfig", "check", "fingerprint", "network_spec",
     "recording_protocol", "noise_feature_source", "noise_resolution", "on_frozen_features", "parse_noise",
     "probe_dataset", "resolve_model", "resolve_resolution", "settings_used", "streams", "train_config",
-    "training_precision", "AUTO_FEATURES_BFLOAT16", "features_precision",
+    "training_precision", "AUTO_BACKBONE_BFLOAT16", "backbone_precision",
 ]  # fmt: skip
 
 
@@ -78,7 +78,7 @@ class ScanConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # the training's forward passes: float32 | bfloat16 | auto (training_precision)
-    features_precision: str = "auto"  # the frozen backbone's: float32 | bfloat16 | auto (features_precision)
+    backbone_precision: str = "auto"  # the frozen backbone's: float32 | bfloat16 | auto (backbone_precision)
     cache_dir: str | None = None
     csv: bool = False
     knn_k: int = 10
@@ -218,23 +218,23 @@ def training_precision(model: str, config: ScanConfig) -> Precision:
     return resolve_precision(config.precision, resolve_device(config.device))
 
 
-#: whether ``--features-precision auto`` extracts the frozen EfficientNet-Lite0 features in bfloat16
+#: whether ``--backbone-precision auto`` extracts the frozen EfficientNet-Lite0 features in bfloat16
 #: where the device runs it natively (the head they train still trains as ``--precision`` says):
 #: a candidate on the frozen-feature dev cells (results/dev-extract-precision.md: crossfit ΔF1 +0.0005
 #: [−0.0045, +0.0055], ΔAUROC −0.0004 [−0.0017, +0.0010], extraction at 224 px 1.6–2.8 × faster on an
 #: AMD EPYC with AVX512-BF16), then gated on 17 frozen-feature test cells before it became the default
 #: (results/test-extract-precision.md: ΔF1 +0.0013 [−0.0009, +0.0035], ΔAUROC +0.0008 [−0.0001, +0.0018])
-AUTO_FEATURES_BFLOAT16 = True
+AUTO_BACKBONE_BFLOAT16 = True
 
 
-def features_precision(model: str, config: ScanConfig) -> Precision:
+def backbone_precision(model: str, config: ScanConfig) -> Precision:
     """The precision the frozen backbone's forward passes run in for ``model``: ``float32`` where
     ``model`` reads no frozen EfficientNet features (a network on the images, fine-tuning); else as
-    ``config.features_precision`` asks, ``auto`` bfloat16 on a device with native bfloat16 while
-    :data:`AUTO_FEATURES_BFLOAT16` holds, float32 otherwise."""
-    if not on_frozen_features(model, config) or (config.features_precision == "auto" and not AUTO_FEATURES_BFLOAT16):
+    ``config.backbone_precision`` asks, ``auto`` bfloat16 on a device with native bfloat16 while
+    :data:`AUTO_BACKBONE_BFLOAT16` holds, float32 otherwise."""
+    if not on_frozen_features(model, config) or (config.backbone_precision == "auto" and not AUTO_BACKBONE_BFLOAT16):
         return "float32"
-    return resolve_precision(config.features_precision, resolve_device(config.device))
+    return resolve_precision(config.backbone_precision, resolve_device(config.device))
 
 
 def recording_protocol(detector: str, config: ScanConfig, *, frozen_features: bool) -> protocol.Protocol | None:
@@ -342,7 +342,7 @@ def check(config: ScanConfig, model: str | None, n: int | None) -> None:
         raise ValueError(f"--finetune applies to effnet-lite0, not {model}")
     if config.noise:
         noise.parse_spec(config.noise)
-    for flag, asked in (("--precision", config.precision), ("--features-precision", config.features_precision)):
+    for flag, asked in (("--precision", config.precision), ("--backbone-precision", config.backbone_precision)):
         if asked not in PRECISIONS:
             raise ValueError(f"{flag} must be one of {', '.join(PRECISIONS)}, got {asked!r}")
     check_device(config.device)
@@ -379,7 +379,7 @@ def fingerprint(ds: ImageDataset, config: ScanConfig, model: str, true_labels: n
         "inputs": {"image_size": config.image_size, "resolution": config.resolution, "finetune": config.finetune,
                    **({"stream": True} if stream else {}),
                    # features extracted in bfloat16 are other inputs (float32, as before the setting: no key)
-                   **({"precision": "bfloat16"} if features_precision(model, config) == "bfloat16" else {})},
+                   **({"precision": "bfloat16"} if backbone_precision(model, config) == "bfloat16" else {})},
         "protocol": {"runs": used.runs, "folds": used.folds, "aux_fraction": used.aux_fraction,
                      "suggest_last": used.suggest_last,
                      **({"early_stop": asdict(protocol.EarlyStop())} if config.early_stop else {}),

@@ -91,7 +91,7 @@ class ModelSpec:
     cv_max_iter: int = 1000
     resolution: int = 64  # effnet-lite0 (fine-tuned) input resolution
     precision: str = "float32"  # the trainings' forward passes: float32 | bfloat16 (train.precision)
-    features_precision: str = "float32"  # a head's frozen features, extracted in float32 | bfloat16
+    backbone_precision: str = "float32"  # a head's frozen features, extracted in float32 | bfloat16
 
     @property
     def on_features(self) -> bool:
@@ -105,7 +105,7 @@ class ModelSpec:
             d.pop("resolution")
         if self.precision == "float32":  # so did this one
             d.pop("precision")
-        d.pop("features_precision")  # the features' own fingerprint is in every key that reads them
+        d.pop("backbone_precision")  # the features' own fingerprint is in every key that reads them
         if self.kind == "small-cnn" and self.width is None:  # the default width the network is built with
             from labeltrace.train.recipe import SMALL_CNN_WIDTH
 
@@ -218,11 +218,11 @@ def _parse_model(name: str, d: Mapping[str, Any]) -> ModelSpec:
         raise _err(where, f"cv must be one of {CV_KINDS}, got {spec.cv!r}")
     if spec.schedule not in ("cosine", "step", "constant"):
         raise _err(where, f"schedule must be cosine, step or constant, got {spec.schedule!r}")
-    for k in ("precision", "features_precision"):  # a benchmark names what it measures: no "auto"
+    for k in ("precision", "backbone_precision"):  # a benchmark names what it measures: no "auto"
         if getattr(spec, k) not in ("float32", "bfloat16"):
             raise _err(where, f"{k} must be float32 or bfloat16, got {getattr(spec, k)!r}")
-    if "features_precision" in d and not spec.on_features:
-        raise _err(where, f"'features_precision' is the frozen features' extraction; a {spec.kind!r} model "
+    if "backbone_precision" in d and not spec.on_features:
+        raise _err(where, f"'backbone_precision' is the frozen features' extraction; a {spec.kind!r} model "
                           "trains on images: leave it out (its forward passes: 'precision')")
     if spec.lr <= 0 or spec.cv_C <= 0:
         raise _err(where, "lr and cv_C must be > 0")

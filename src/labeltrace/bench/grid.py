@@ -239,7 +239,7 @@ class DatasetData:
                 self._inputs[key] = (x, fingerprint_array(x.numpy()))
             return self._inputs[key]
         if model.on_features:  # the noise and the resolution probe read float32 features, as labeltrace scan's
-            return self.features(resolution, model.features_precision)
+            return self.features(resolution, model.backbone_precision)
         return self.images(model.image_size)
 
     def given_labels(self, labels: str, seed: int) -> np.ndarray:

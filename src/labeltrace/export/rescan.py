@@ -127,9 +127,9 @@ def _precision_flag(run: Run, model: str | None) -> list[str]:
     """``--precision P`` when the scan trained in ``P`` (run.json's ``train.precision``; float32
     before the field) and ``--precision auto`` would train the rescan otherwise on this machine — a
     scan named ``--precision float32`` on a CPU with native bfloat16, or one from before ``auto`` was
-    the default; nothing where ``auto`` gives the same. Likewise ``--features-precision P`` for frozen
-    features extracted in ``P`` (run.json's ``config.features_precision``; float32 before the field)."""
-    from labeltrace.scan_settings import ScanConfig, features_precision, training_precision
+    the default; nothing where ``auto`` gives the same. Likewise ``--backbone-precision P`` for frozen
+    features extracted in ``P`` (run.json's ``config.backbone_precision``; float32 before the field)."""
+    from labeltrace.scan_settings import ScanConfig, backbone_precision, training_precision
     from labeltrace.train.precision import TRAINED
 
     ran = (run.meta.get("train") or {}).get("precision", "float32")
@@ -142,7 +142,7 @@ def _precision_flag(run: Run, model: str | None) -> list[str]:
         auto = None
     flags = [] if auto == ran else ["--precision", str(ran)]
     if model == "effnet-lite0" and not (run.meta.get("config") or {}).get("finetune"):  # its features' precision too
-        extracted = (run.meta.get("config") or {}).get("features_precision", "float32")  # float32 before the field
-        if extracted in TRAINED and features_precision(model, ScanConfig()) != extracted:
-            flags += ["--features-precision", str(extracted)]
+        extracted = (run.meta.get("config") or {}).get("backbone_precision", "float32")  # float32 before the field
+        if extracted in TRAINED and backbone_precision(model, ScanConfig()) != extracted:
+            flags += ["--backbone-precision", str(extracted)]
     return flags

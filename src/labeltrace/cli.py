@@ -246,9 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")
     s.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="the training's forward passes: float32, or bfloat16 under autocast — 1.7x faster for the "
-                        "small CNN on a CPU with AMX (Intel Sapphire Rapids and later), 1.4x with AVX512-BF16, slower where "
-                        "bfloat16 is "
-                        "emulated; auto (default): bfloat16 for the small CNN under a cross-fitted detector "
+                        "small CNN on a CPU with AMX (Intel Sapphire Rapids and later), 1.4x with AVX512-BF16, "
+                        "slower where bfloat16 is emulated; auto (default): bfloat16 for the small CNN under a cross-fitted detector "
                         "(crossfit, the default, and its variants) where the device runs it natively, float32 "
                         "otherwise; a run directory keeps the precision its scan began in (run.json's "
                         "train.precision says what was used; docs/scale.md)")

@@ -9,7 +9,6 @@ the settings a configuration resolves to in :mod:`labeltrace.scan_settings`, the
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
@@ -41,6 +40,7 @@ from labeltrace.scan_labels import (  # the labels a scan trains on
     labels_trained_on,
     noise_source,
 )
+from labeltrace.scan_precision import extracting_in, training_in
 from labeltrace.scan_settings import (  # re-exported: the scan's settings live there
     FINETUNE_DEFAULTS,
     MODEL_DEFAULTS,
@@ -57,10 +57,8 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     settings_used,
     streams,
     train_config,
-    training_precision,
 )
 from labeltrace.train import distributed, protocol, resolve_device
-from labeltrace.train.precision import TRAINED
 from labeltrace.train.seeds import seed_torch
 
 __all__ = [
@@ -174,9 +172,8 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     t0 = time.perf_counter()
     model, probe, resolution, rprobe = _on_writer(d, lambda: _resolve(config, ds, out, force))
     timings["probe"] = time.perf_counter() - t0  # --model / --resolution auto: on frozen features, most of a scan
-    precision, why = _on_writer(d, lambda: _precision(config, model, out, force))
-    bprecision, bwhy = _on_writer(d, lambda: _backbone_precision(replace(config, resolution=resolution), model, out,
-                                                                 force))  # fmt: skip
+    precision, why = _on_writer(d, lambda: training_in(config, model, out, force))
+    bprecision, bwhy = _on_writer(d, lambda: extracting_in(config, model, out, force))
     config = replace(config, resolution=resolution, precision=precision, backbone_precision=bprecision)
     for flag, p, w in (("--precision", precision, why), ("--backbone-precision", bprecision, bwhy)):
         if w is not None:
@@ -311,40 +308,6 @@ def _resolve(config: ScanConfig, ds: ImageDataset, out: Path, force: bool) -> tu
         return model, probe, r, {"model": str(r), "accuracy": {}, "n": 0,
                                  "reason": "kept from the scan already in the run directory (--force probes again)"}
     return (model, probe, *resolve_resolution(config, model, ds))
-
-
-def _precision(config: ScanConfig, model: str, out: Path, force: bool) -> tuple[str, str | None]:
-    """``--precision`` as this scan trains in, and why where ``auto`` took bfloat16 or kept a
-    precision. Under ``auto`` a run directory that already holds a scan of this model keeps its
-    precision (unless ``force``): a scan begun in float32, the default before ``auto``, resumes and
-    is read back as it began, and one begun on a machine with native bfloat16 stays bfloat16."""
-    if config.precision != "auto":
-        return config.precision, None
-    held = None if force else rd.held_fingerprint(out)
-    if held is not None and held.get("model") == model:
-        try:
-            kept = json.loads(held["train"])["train"].get("precision", "float32")  # no key: float32 (config_key)
-        except (KeyError, TypeError, ValueError, AttributeError):  # damaged: the claim says so
-            kept = None
-        if kept in TRAINED:
-            return kept, "kept from the scan already in the run directory (--force chooses again)"
-    chosen = training_precision(model, config)
-    return chosen, f"{model} on a device that runs bfloat16 natively" if chosen == "bfloat16" else None
-
-
-def _backbone_precision(config: ScanConfig, model: str, out: Path, force: bool) -> tuple[str, str | None]:
-    """``--backbone-precision`` as this scan extracts in, and why where ``auto`` took bfloat16 or kept
-    a precision: as :func:`_precision`, a run directory holding a scan of this model on frozen features
-    keeps the precision its features were extracted in (float32 before the setting) unless ``force``."""
-    if config.backbone_precision != "auto" or not on_frozen_features(model, config):
-        return backbone_precision(model, config), None
-    held = None if force else rd.held_fingerprint(out)
-    if held is not None and held.get("model") == model and isinstance(held.get("inputs"), dict):
-        kept = held["inputs"].get("precision", "float32")
-        if kept in TRAINED:
-            return kept, "kept from the scan already in the run directory (--force chooses again)"
-    chosen = backbone_precision(model, config)
-    return chosen, "the frozen backbone on a device that runs bfloat16 natively" if chosen == "bfloat16" else None
 
 
 def _changed_images(out: Path, ds: ImageDataset, fp: dict[str, Any]) -> list[str]:

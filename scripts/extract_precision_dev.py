@@ -45,13 +45,18 @@ DETECTORS = ("crossfit", "cleanlab", "single", "knn_vote")
 ARMS = ("float32", "bfloat16")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse(doc: str, datasets: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """``--cache`` and ``--only`` (default ``datasets``) of a study's command line."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--cache", required=True, help="the bench cache (features and trainings are kept there)")
-    ap.add_argument("--only", default=",".join(DATASETS))
+    ap.add_argument("--only", default=",".join(datasets))
     args = ap.parse_args()
-    only = tuple(args.only.split(","))
-    rows, seconds = paired_rows(DEV, "dev", args.cache, only, timing=True)
+    return args.cache, tuple(args.only.split(","))
+
+
+def main() -> None:
+    cache, only = parse(__doc__, DATASETS)
+    rows, seconds = paired_rows(DEV, "dev", cache, only, timing=True)
     print("# The frozen backbone in bfloat16 against float32 (frozen-feature dev cells)\n")
     print("`python scripts/extract_precision_dev.py --cache /work/cache/bench > "
           "benchmarks/results/dev-extract-precision.md` (3 seeds; the same noisy labels, folds and resolution in "

@@ -14,24 +14,19 @@ from these rows.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from extract_precision_dev import paired_rows, report
+from extract_precision_dev import paired_rows, parse, report
 
 TEST = Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "test.toml"
 DATASETS = ("breastmnist", "pneumoniamnist", "cifar10h")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cache", required=True, help="the bench cache (features and trainings are kept there)")
-    ap.add_argument("--only", default=",".join(DATASETS))
-    args = ap.parse_args()
-    only = tuple(args.only.split(","))
-    rows, _ = paired_rows(TEST, "test", args.cache, only, timing=False)
+    cache, only = parse(__doc__, DATASETS)
+    rows, _ = paired_rows(TEST, "test", cache, only, timing=False)
     print("# The test gate: the frozen backbone in bfloat16 against float32 (frozen-feature test cells)\n")
-    print(f"`python scripts/extract_precision_test.py --cache /work/cache/bench-test --only {args.only} > "
+    print(f"`python scripts/extract_precision_test.py --cache /work/cache/bench-test --only {','.join(only)} > "
           "benchmarks/results/test-extract-precision.md` (5 seeds; the same noisy labels, folds and resolution in both "
           "arms; Δ = bfloat16 − float32, paired over seeds; the gate is in the script's docstring, the dev study "
           "and its timings in `dev-extract-precision.md`)\n")  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -342,3 +342,25 @@ def rare_posterior(p_rare_of_rare: np.ndarray, seed: int = 0) -> tuple[np.ndarra
     rng = np.random.default_rng(seed)
     p1 = np.r_[rng.beta(0.5, 60, 740), p_rare_of_rare]
     return np.stack([1 - p1, p1], axis=1), np.r_[np.zeros(740, int), np.ones(p_rare_of_rare.size, int)]
+
+
+def rescan_on(tmp_path: Path, monkeypatch: Any, *, native: bool, edit: Callable[[dict[str, Any]], None]) -> tuple[str, Any]:
+    """The rescan command printed for a made-up run whose run.json ``edit`` rewrites, on a CPU with
+    (``native``) or without native bfloat16 and no CUDA, and its arguments as the CLI parses them."""
+    import json
+    import shlex
+
+    from labeltrace.cli import build_parser
+    from labeltrace.export.rescan import rescan_command
+    from labeltrace.train.precision import CPU_BFLOAT16
+
+    for probe in CPU_BFLOAT16:  # AMX tiles, AVX512-BF16
+        monkeypatch.setattr(torch.cpu, probe, lambda: native)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rd = make_run(tmp_path, n=12, k=3, seed=12, kind="manifest")
+    meta = json.loads((rd / "run.json").read_text())
+    edit(meta)
+    (rd / "run.json").write_text(json.dumps(meta))
+    cmd = rescan_command(rundir.open_run(rd), tmp_path / "clean.csv")
+    assert cmd is not None
+    return cmd, build_parser().parse_args(shlex.split(cmd.replace("NEW_RUN_DIR", str(tmp_path / "r2")))[1:])

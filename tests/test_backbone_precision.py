@@ -181,28 +181,16 @@ def test_a_scan_extracts_in_the_precision_it_names_draws_its_noise_from_float32_
 ])
 def test_the_rescan_command_extracts_in_the_precision_the_scan_did(tmp_path, monkeypatch, native, extracted,
                                                                     flag) -> None:  # fmt: skip
-    import shlex
+    from runfactory import rescan_on
 
-    from runfactory import make_run
+    def edit(meta: dict) -> None:
+        meta["model"] = "effnet-lite0"
+        meta["config"].update(model="effnet-lite0", detector="crossfit", resolution=96, finetune=False)
+        meta["config"].pop("backbone_precision", None)
+        if extracted is not None:
+            meta["config"]["backbone_precision"] = extracted
+        meta["train"] = {"precision": "float32"}
 
-    from labeltrace.cli import build_parser
-    from labeltrace.export.rescan import rescan_command
-    from labeltrace.rundir import open_run
-
-    for probe in CPU_BFLOAT16:  # AMX tiles, AVX512-BF16
-        monkeypatch.setattr(torch.cpu, probe, lambda: native)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    rd = make_run(tmp_path, n=12, k=3, seed=12, kind="manifest")
-    meta = json.loads((rd / "run.json").read_text())
-    meta["model"] = "effnet-lite0"
-    meta["config"].update(model="effnet-lite0", detector="crossfit", resolution=96, finetune=False)
-    meta["config"].pop("backbone_precision", None)
-    if extracted is not None:
-        meta["config"]["backbone_precision"] = extracted
-    meta["train"] = {"precision": "float32"}
-    (rd / "run.json").write_text(json.dumps(meta))
-    cmd = rescan_command(open_run(rd), tmp_path / "clean.csv")
-    assert cmd is not None
+    cmd, args = rescan_on(tmp_path, monkeypatch, native=native, edit=edit)
     assert (flag in cmd) if flag else "--backbone-precision" not in cmd
-    args = build_parser().parse_args(shlex.split(cmd.replace("NEW_RUN_DIR", str(tmp_path / "r2")))[1:])
     assert args.backbone_precision == (flag.split()[1] if flag else "auto")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from runfactory import csv_rows, make_run
+from runfactory import csv_rows, make_run, rescan_on
 
 from labeltrace.export import export_run
 from labeltrace.export.cleaned import export_labels
@@ -355,25 +355,12 @@ def test_the_rescan_command_trains_in_the_precision_the_scan_did(tmp_path: Path,
                                                                   amx: bool, ran: str | None, flag: str | None) -> None:  # fmt: skip
     """A scan named --precision float32 on a CPU with AMX: the printed rescan, left at auto, trained
     in bfloat16, and the two rounds' counts compared two trainings."""
-    import shlex
 
-    import torch
+    def edit(meta: dict) -> None:
+        meta["model"] = "small-cnn"
+        meta["config"].update(model="small-cnn", detector="crossfit")
+        meta["train"] = {} if ran is None else {"precision": ran}
 
-    from labeltrace.cli import build_parser
-    from labeltrace.export.rescan import rescan_command
-    from labeltrace.train.precision import CPU_BFLOAT16
-
-    for probe in CPU_BFLOAT16:  # AMX tiles, AVX512-BF16
-        monkeypatch.setattr(torch.cpu, probe, lambda: amx)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    rd = make_run(tmp_path, n=12, k=3, seed=12, kind="manifest")
-    meta = json.loads((rd / "run.json").read_text())
-    meta["model"] = "small-cnn"
-    meta["config"].update(model="small-cnn", detector="crossfit")
-    meta["train"] = {} if ran is None else {"precision": ran}
-    (rd / "run.json").write_text(json.dumps(meta))
-    cmd = rescan_command(open_run(rd), tmp_path / "clean.csv")
-    assert cmd is not None
+    cmd, args = rescan_on(tmp_path, monkeypatch, native=amx, edit=edit)
     assert (flag in cmd) if flag else "--precision" not in cmd
-    args = build_parser().parse_args(shlex.split(cmd.replace("NEW_RUN_DIR", str(tmp_path / "r2")))[1:])
     assert args.precision == (flag.split()[1] if flag else "auto")

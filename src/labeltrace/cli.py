@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "train.precision says what was used; docs/scale.md)")
     s.add_argument("--backbone-precision", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="the frozen backbone's forward passes (effnet-lite0's feature extraction): float32, or "
-                        "bfloat16 under autocast — 2.8x faster at 224 px on a CPU with AVX512-BF16; auto (default): "
+                        "bfloat16 under autocast — 2-3x faster at 224 px on a CPU with AVX512-BF16; auto (default): "
                         "bfloat16 where the device runs it natively, float32 otherwise (the head still trains as "
                         "--precision says; the features of each precision are cached apart; a run directory keeps "
                         "the precision its scan extracted in; run.json's config.backbone_precision)")

@@ -344,15 +344,15 @@ def test_the_rescan_command_keeps_the_scan_s_truth_column(tmp_path: Path, capsys
     assert "--truth-column" not in (rescan_command(open_run(tmp_path / "r"), tmp_path / "clean.csv") or "")
 
 
-@pytest.mark.parametrize(("amx", "ran", "flag"), [
-    (True, "float32", "--precision float32"),  # named float32 (or scanned before auto) on a CPU with AMX
+@pytest.mark.parametrize(("native", "ran", "flag"), [
+    (True, "float32", "--precision float32"),  # named float32 (or scanned before auto) on a CPU with native bfloat16
     (True, None, "--precision float32"),  # a run.json from before the field: float32
     (True, "bfloat16", None),  # auto would take it again
     (False, "float32", None),  # auto gives float32 here too
-    (False, "bfloat16", "--precision bfloat16"),  # scanned on a CPU with AMX, exported on one without
+    (False, "bfloat16", "--precision bfloat16"),  # scanned on a CPU with native bfloat16, exported on one without
 ])
 def test_the_rescan_command_trains_in_the_precision_the_scan_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                  amx: bool, ran: str | None, flag: str | None) -> None:  # fmt: skip
+                                                                  native: bool, ran: str | None, flag: str | None) -> None:  # fmt: skip
     """A scan named --precision float32 on a CPU with AMX: the printed rescan, left at auto, trained
     in bfloat16, and the two rounds' counts compared two trainings."""
 
@@ -361,6 +361,6 @@ def test_the_rescan_command_trains_in_the_precision_the_scan_did(tmp_path: Path,
         meta["config"].update(model="small-cnn", detector="crossfit")
         meta["train"] = {} if ran is None else {"precision": ran}
 
-    cmd, args = rescan_on(tmp_path, monkeypatch, native=amx, edit=edit)
+    cmd, args = rescan_on(tmp_path, monkeypatch, native=native, edit=edit)
     assert (flag in cmd) if flag else "--precision" not in cmd
     assert args.precision == (flag.split()[1] if flag else "auto")

@@ -45,7 +45,6 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     FINETUNE_DEFAULTS,
     MODEL_DEFAULTS,
     ScanConfig,
-    backbone_precision,
     check,
     fingerprint,
     network_spec,
@@ -234,7 +233,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
                                     finetune=config.finetune, cache_dir=config.cache_dir,
                                     device=str(resolve_device(config.device)), progress=progress and d.is_writer,
                                     stream=stream, workers=config.workers,
-                                    precision=backbone_precision(model, config))  # fmt: skip
+                                    precision=config.backbone_precision)  # fmt: skip
         noise_features = noise_source(ds, inputs, model, config, asked, stream)
         given, truth, noise_info = labels_trained_on(ds, config, noise_features, true_labels, log)
         timings["prepare_inputs"] = time.perf_counter() - t0

@@ -133,7 +133,8 @@ def _precision_flag(run: Run, model: str | None) -> list[str]:
     from labeltrace.train.precision import TRAINED
 
     ran = (run.meta.get("train") or {}).get("precision", "float32")
-    detector = (run.meta.get("config") or {}).get("detector", ScanConfig.detector)
+    config = run.meta.get("config") or {}
+    detector = config.get("detector", ScanConfig.detector)
     if model is None or ran not in TRAINED:
         return []
     try:  # as the rescan's own --precision auto (and --device auto) would pick here
@@ -141,8 +142,8 @@ def _precision_flag(run: Run, model: str | None) -> list[str]:
     except ValueError:  # a detector not registered here: name the precision
         auto = None
     flags = [] if auto == ran else ["--precision", str(ran)]
-    if model == "effnet-lite0" and not (run.meta.get("config") or {}).get("finetune"):  # its features' precision too
-        extracted = (run.meta.get("config") or {}).get("backbone_precision", "float32")  # float32 before the field
+    if model == "effnet-lite0" and not config.get("finetune"):  # its features' precision too
+        extracted = config.get("backbone_precision", "float32")  # float32 before the field
         if extracted in TRAINED and backbone_precision(model, ScanConfig()) != extracted:
             flags += ["--backbone-precision", str(extracted)]
     return flags

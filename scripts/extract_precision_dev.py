@@ -35,7 +35,6 @@ from labeltrace.bench.cells import CellRunner
 from labeltrace.bench.config import load_config
 from labeltrace.bench.grid import expand, load_dataset
 from labeltrace.evaluate.metrics import interval_text, t_interval
-from labeltrace.models.backbone import fingerprint_array
 from labeltrace.models.inputs import prepare_inputs
 
 DEV = Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "dev.toml"
@@ -67,12 +66,13 @@ def main() -> None:
 def paired_rows(config: Path, split: str, cache: str, only: tuple[str, ...], *,
                 timing: bool) -> tuple[dict[tuple[str, str, str, str], list[dict[str, float]]], dict]:  # fmt: skip
     """Every frozen-feature cell of ``config`` (called ``split``; of the datasets ``only``) scored on
-    float32 and on bfloat16 features, and (``timing``) each dataset's extraction seconds per arm.
-    The resolution is the float32 arm's (a fixed one, or ``auto``'s probe on the float32 features)."""
+    float32 and on bfloat16 features (the bench's ``backbone_precision``), and (``timing``) each
+    dataset's extraction seconds per arm. The resolution is the same in both: a fixed one, or
+    ``auto``'s probe, which reads float32 features."""
     cfg = load_config(str(config))
     assert cfg.name == split, f"{split} cells only (benchmarks/SPLIT.md), not {cfg.name!r}"
     cfg = replace(cfg, cache_dir=cache)
-    data, feats, seconds = {}, {}, {}
+    data, seconds = {}, {}
     rows: dict[tuple[str, str, str, str], list[dict[str, float]]] = defaultdict(list)
     for cell in expand(cfg):
         name = cell.dataset.name
@@ -84,24 +84,16 @@ def paired_rows(config: Path, split: str, cache: str, only: tuple[str, ...], *,
         fixed = cell.dataset.resolution
         if timing and fixed is not None and (name, fixed, "float32") not in seconds:
             seconds |= timed(d.dataset(), name, fixed)  # before the bench's runner extracts anything
-        runner = CellRunner(cell, d, cfg, log=lambda s: None)  # float32 features (auto: its probe on them)
-        r = int(runner.resolution or d.base_resolution)
-        for arm in ARMS:
-            key = (name, r, arm)
-            if key not in feats:
-                x = prepare_inputs(d.dataset(), "effnet-lite0", resolution=r, precision=arm,
-                                   cache_dir=cfg.cache_path / "features").tensor  # fmt: skip
-                feats[key] = (x, fingerprint_array(x.numpy()))
-        assert runner.input_fp == feats[(name, r, "float32")][1], f"{name}: the bench's features are not float32's"
-        for arm in ARMS:
-            run = runner if arm == "float32" else CellRunner(cell, d, cfg, log=lambda s: None)
-            run.x, run.input_fp = feats[(name, r, arm)]  # the bench's own float32 features, or bfloat16 ones
+        for arm in ARMS:  # the bench's head on features extracted in the arm's precision (its backbone_precision);
+            # the resolution is auto's probe on the float32 features in both, as labeltrace scan's
+            model = replace(cell.model, backbone_precision=arm)
+            run = CellRunner(replace(cell, model=model), d, cfg, log=lambda s: None)
             ev = run.evidence()
             for det in DETECTORS:
                 row = run.row(det, ev)
                 rows[(name, cell.labels, det, arm)].append(
                     {"f1": row["f1"], "auroc": row["auroc"], "flagged": row["n_flagged"], "noisy": row["n_noisy"],
-                     "seed": cell.seed, "r": r})  # fmt: skip
+                     "seed": cell.seed, "r": int(run.resolution or d.base_resolution)})  # fmt: skip
     return rows, seconds
 
 

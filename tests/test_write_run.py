@@ -476,14 +476,44 @@ def test_cli_a_skipped_image_takes_no_id_and_few_samples_leave_features_out(
     assert "--on-bad-image skip" in said and "--features" not in said.split("then: ")[1]
 
 
+def _named(argv: list[str]) -> set[str]:
+    """The training settings ``labeltrace scan`` refuses beside --recording for this command line."""
+    from labeltrace.cli import build_parser
+    from labeltrace.cli_own import TRAINING_FLAGS
+
+    return set(vars(build_parser(training_given=True).parse_args(argv))) & set(TRAINING_FLAGS)
+
+
 def test_cli_data_flags_beside_recording_are_not_taken_for_training_flags() -> None:
+    """Every other option of scan, by its full name, names no training setting: a full name is
+    itself even where it begins another option's name (--features and --features-precision were)."""
     import argparse
 
+    from labeltrace.cli import build_parser
     from labeltrace.cli_own import TRAINING_FLAGS, _check_flags
 
-    args = argparse.Namespace(**TRAINING_FLAGS, recording="r.npz", features=None, detector=None,
-                              argv=["labeltrace", "scan", "d.csv", "--no-m", "--recording", "r.npz"])  # fmt: skip
-    assert _check_flags(args) == "single"  # --no-m is --no-missing-markers, no --no-model
+    base = ["scan", "d.csv", "--out", "RUN", "--recording", "r.npz"]
+    scan = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["scan"]
+    others = [a for a in scan._actions if a.option_strings and a.dest not in {*TRAINING_FLAGS, "help", "recording"}]
+    assert len(others) > 10
+    for a in others:
+        value = [] if a.nargs == 0 else [str(a.choices[0]) if a.choices else "1"]
+        for opt in a.option_strings:
+            assert _named([*base, opt, *value]) == set(), opt
+    assert _named([*base, "--no-m"]) == set()  # --no-missing-markers: no --no-model
+    args = argparse.Namespace(**TRAINING_FLAGS, recording="r.npz", features=None, detector=None, training_named=[])
+    assert _check_flags(args) == "single"
+
+
+def test_cli_training_flags_beside_recording_are_refused_by_argparse_reading(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    base = ["scan", "d.csv", "--out", "RUN", "--recording", "r.npz"]
+    assert _named([*base, "--see", "0"]) == {"seed"}  # an abbreviation, at the default value too
+    assert _named([*base, "--no-aug"]) == {"augment"}
+    assert _named([*base, "--backbone-p", "float32", "--epochs=3"]) == {"backbone_precision", "epochs"}
+    assert main([*base, "--see", "0", "--precision", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed, --precision set a training labeltrace would run" in err
 
 
 def test_the_training_flags_scan_recording_refuses_are_the_scan_parsers_at_their_defaults() -> None:

@@ -19,7 +19,7 @@ from labeltrace.cli_data import (  # cli._load_dataset: patched by tests
     _say_skipped,
     _truth_labels,
 )
-from labeltrace.cli_own import _check_flags, scan_recording
+from labeltrace.cli_own import TRAINING_FLAGS, _check_flags, scan_recording
 from labeltrace.cli_relabel import add_relabel_commands, non_negative
 from labeltrace.run_layout import REVIEWS_DB
 
@@ -154,7 +154,10 @@ def _resolution(s: str) -> int | None:
     return v
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, training_given: bool = False) -> argparse.ArgumentParser:
+    """The command line. ``training_given``: scan's training settings default to nothing (argparse's
+    ``SUPPRESS``), so a parse holds just those the command line named — resolved as argparse resolves
+    them (an option's full name is itself; a unique prefix of one, its abbreviation)."""
     from labeltrace import __version__
     from labeltrace.decide import detectors as table
     from labeltrace.score.trajectory import available
@@ -289,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "decisions stay when this scan has the same samples and classes — they are about the "
                         "images — and are set aside as reviews.db.replaced-<time> otherwise; never deleted)")
     s.set_defaults(func=_cmd_scan)
+    for a in s._actions if training_given else ():  # not set_defaults: it would store SUPPRESS as a value
+        if a.dest in TRAINING_FLAGS:
+            a.default = argparse.SUPPRESS
 
     sc = sub.add_parser("score", help="recompute a score from a run's saved dynamics (no training)")
     sc.add_argument("run_dir")
@@ -375,6 +381,9 @@ def _output_closed() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
+    if args.command == "scan":  # the training settings named, at their defaults too: refused beside --recording
+        named = vars(build_parser(training_given=True).parse_args(argv))
+        args.training_named = sorted(set(named) & set(TRAINING_FLAGS))
     if argv is None and Path(sys.argv[0]).name == "__main__.py":  # python -m labeltrace: a command to paste
         args.argv = [sys.executable, "-m", "labeltrace", *sys.argv[1:]]
     with warnings.catch_warnings():

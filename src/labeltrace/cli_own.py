@@ -20,8 +20,6 @@ TRAINING_FLAGS = {
     "backbone_precision": "auto", "cache_dir": None, "clip_model": None, "clip_template": "a photo of a {}",
     "aux_prompt": "a photo of something else",
 }  # fmt: skip
-#: the training flags with a --no- form (argparse.BooleanOptionalAction)
-_ON_OFF = ("augment", "early_stop", "stream")
 
 
 def _check_flags(args: argparse.Namespace) -> str:
@@ -34,12 +32,9 @@ def _check_flags(args: argparse.Namespace) -> str:
             raise ValueError("--features gives the embedding of your own training's network: it goes with "
                              "--recording (labeltrace scan trains its own networks and reads their embeddings)")
         return ""
-    # the options named (argparse takes a unique prefix of one too: --see for --seed)
-    words = {w.split("=")[0] for w in getattr(args, "argv", None) or [] if w.startswith("--") and len(w) > 2}
-    flags = {k: f"--{k.replace('_', '-')}" for k in TRAINING_FLAGS}
-    named = {k: (flag, f"--no-{flag[2:]}") if k in _ON_OFF else (flag,) for k, flag in flags.items()}
-    given = [flags[k] for k in flags  # set to another value, or named (at its default too)
-             if getattr(args, k) != TRAINING_FLAGS[k] or any(f.startswith(w) for w in words for f in named[k])]
+    named = set(getattr(args, "training_named", ()))  # main's: the options the command line named, as argparse read it
+    given = [f"--{k.replace('_', '-')}" for k in TRAINING_FLAGS  # named (at its default too), or set to another value
+             if k in named or getattr(args, k) != TRAINING_FLAGS[k]]
     if given:
         raise ValueError(f"--recording reads a training you ran: {', '.join(given)} set a training labeltrace would "
                          "run, and none runs (leave them out)")  # fmt: skip

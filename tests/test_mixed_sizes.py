@@ -80,14 +80,19 @@ def test_frozen_features_of_mixed_sizes_reach_the_backbone_at_its_resolution(
     assert backbone_spy and all(s[-2:] == (resolution, resolution) for s in backbone_spy)  # not 32 px thumbnails
 
 
-def test_review_features_of_a_mixed_size_folder_are_the_scans_frozen_features(tmp_path: Path, monkeypatch) -> None:
-    """The review page finds the scan's feature-cache entry again (run.json keeps its key), also
-    for images of several sizes, whose key says how they were decoded."""
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_review_features_of_a_mixed_size_folder_are_the_scans_frozen_features(
+        tmp_path: Path, monkeypatch, precision: str) -> None:  # fmt: skip
+    """The review page finds the scan's feature-cache entry again (run.json keeps its key, the
+    precision of bfloat16 features included), also for images of several sizes, whose key says how
+    they were decoded."""
     from labeltrace.relabel.features import run_features
 
-    class _Backbone(torch.nn.Module):
+    proj = torch.randn(3, backbone.FEATURE_DIM, generator=torch.Generator().manual_seed(0))
+
+    class _Backbone(torch.nn.Module):  # a matrix product: under autocast, in bfloat16
         def extract_features(self, x: torch.Tensor) -> torch.Tensor:
-            return x.mean(dim=(2, 3), keepdim=True).repeat(1, 427, 1, 1)[:, : backbone.FEATURE_DIM]
+            return (x.mean(dim=(2, 3)) @ proj)[:, :, None, None]
 
     monkeypatch.setattr(backbone, "load_efficientnet_lite0", lambda pretrained=True: _Backbone())
     rng = np.random.default_rng(0)
@@ -98,10 +103,19 @@ def test_review_features_of_a_mixed_size_folder_are_the_scans_frozen_features(tm
     ds = from_folder(tmp_path / "d", workers=1)
     assert ds.image_shape is None and ds.shapes is not None
     cfg = ScanConfig(model="effnet-lite0", resolution=96, epochs=1, folds=2, detector="crossfit_cl",
-                     cache_dir=str(tmp_path / "cache"))  # fmt: skip
+                     cache_dir=str(tmp_path / "cache"), backbone_precision=precision)  # fmt: skip
     scan(ds, tmp_path / "run", cfg, progress=False, log=lambda s: None)
-    feats = run_features(open_run(tmp_path / "run"))
+    run = open_run(tmp_path / "run")
+    assert run.meta["inputs"]["cache_key"].get("precision", "float32") == precision
+    feats = run_features(run)
     assert feats.source == "the scan's frozen EfficientNet-Lite0 features"
+    kept = features.frozen_features(ds, resolution=96, cache_dir=tmp_path / "cache", workers=0,
+                                    precision=precision).features  # the scan's entry (standardised)
+    other = features.frozen_features(ds, resolution=96, cache_dir=tmp_path / "other", workers=0,
+                                     precision="bfloat16" if precision == "float32" else "float32").features  # fmt: skip
+    assert kept is not None and other is not None
+    assert np.abs(kept - other).max() > 1e-2  # the two precisions' features differ: the entry found is this one's
+    np.testing.assert_allclose(feats.values, kept, atol=1e-3)
 
 
 def test_grayscale_and_rgb_of_one_size_train_at_their_own_size(tmp_path: Path) -> None:

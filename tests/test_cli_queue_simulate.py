@@ -77,7 +77,7 @@ def test_queue_order_and_files(run_dir: Path, tmp_path: Path, method: str) -> No
         np.testing.assert_allclose(q["priority"], rank01 - pen, atol=1e-9)
     names = np.array(run.classes)
     np.testing.assert_array_equal(q["suggested_label"], names[p.argmax(1)])
-    np.testing.assert_allclose(q["suggested_confidence"], p.max(1), atol=1e-9)
+    np.testing.assert_allclose(q["suggested_prob"], p.max(1), atol=1e-9)
     # the review app serves the same order
     side = pq.read_table(run_dir / "queue.parquet")
     assert {"id", "priority", "rank"} <= set(side.column_names)
@@ -93,7 +93,7 @@ def test_queue_parquet_and_last_window(
     # make_run keeps the softmax of 3 epochs: --posterior last uses those 3 and says so
     assert "3 epochs" in capsys.readouterr().err
     p = _posterior(run_dir, 3)[q["id"]]
-    np.testing.assert_allclose(q["suggested_confidence"], p.max(1), atol=1e-9)
+    np.testing.assert_allclose(q["suggested_prob"], p.max(1), atol=1e-9)
     assert main(["queue", str(run_dir), "--method", "joint", "--out", str(tmp_path / "q.txt")]) == 2
 
 

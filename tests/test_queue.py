@@ -221,7 +221,7 @@ def test_build_queue_order_and_columns() -> None:
     assert q["rank"].tolist() == [1, 2, 3, 4, 5]
     np.testing.assert_array_equal(q["priority"], pr[[1, 3, 2, 0, 4]])
     assert q["suggested_label"].tolist() == [1, 0, 1, 0, 0]
-    np.testing.assert_allclose(q["suggested_confidence"], [0.9, 0.8, 0.7, 0.6, 0.5])
+    np.testing.assert_allclose(q["suggested_prob"], [0.9, 0.8, 0.7, 0.6, 0.5])
     assert q["suggested_class"].tolist() == ["dog", "cat", "dog", "cat", "cat"]
     assert q["label"].tolist() == [0, 1, 1, 0, 0]
     assert q["label_class"].tolist() == ["cat", "dog", "dog", "cat", "cat"]

@@ -70,7 +70,7 @@ def _cmd_queue(args: argparse.Namespace) -> int:
     for row in q.table.slice(0, args.top).to_pylist():
         ext, given, sugg = (printable(row[c]) for c in ("external_id", "given_label", "suggested_label"))
         print(f"{row['rank']:>6}  id {row['id']:>7}  {ext:<30}  {given} -> "
-              f"{sugg} ({row['suggested_confidence']:.2f})  priority {row['priority']: .4f}")  # fmt: skip
+              f"{sugg} ({row['suggested_prob']:.2f})  priority {row['priority']: .4f}")  # fmt: skip
     return 0
 
 

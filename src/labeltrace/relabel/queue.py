@@ -124,7 +124,7 @@ def build_queue(
     -------
     dict of equal-length arrays (``pyarrow.table(q)`` turns it into a Table): ``id`` (int64),
     ``priority`` (float64), ``rank`` (int64, 1 = first), ``suggested_label`` (int64),
-    ``suggested_confidence`` (float64, ``max p``), plus the optional columns above.
+    ``suggested_prob`` (float64, ``max p``), plus the optional columns above.
     """
     pr = check_vector(priorities, "priorities")
     n = pr.shape[0]
@@ -139,7 +139,7 @@ def build_queue(
         "priority": pr[order],
         "rank": np.arange(1, order.size + 1, dtype=np.int64),
         "suggested_label": sugg,
-        "suggested_confidence": p[order, sugg] if order.size else np.zeros(0),
+        "suggested_prob": p[order, sugg] if order.size else np.zeros(0),
     }
     names = None
     if classes is not None:
@@ -171,7 +171,7 @@ class Queue:
     Attributes
     ----------
     table : one row per sample in queue order: ``id, external_id, path, given_label,
-        given_label_id, suggested_label, suggested_label_id, suggested_confidence, priority,
+        given_label_id, suggested_label, suggested_label_id, suggested_prob, priority,
         rank``.
     method : the priority rule.
     posterior : the posterior it ranks by.
@@ -246,7 +246,7 @@ def queue_table(
         "given_label_id": q["label"],
         "suggested_label": q["suggested_class"].astype(str),
         "suggested_label_id": q["suggested_label"],
-        "suggested_confidence": q["suggested_confidence"],
+        "suggested_prob": q["suggested_prob"],
         "priority": q["priority"],
         "rank": q["rank"],
     })  # fmt: skip

@@ -105,7 +105,9 @@ def test_cli_records_the_id_column_it_used(tmp_path: Path) -> None:
                                       "--truth-column", "clean"])  # fmt: skip
     ds, origin = _load_dataset(args)
     assert origin["id_column"] == "id" and ds.ids == tuple(f"x{k}" for k in range(6))
-    assert _truth_labels(args, ds, origin).tolist() == [0, 1, 0, 0, 0, 1]
+    truth, kept = _truth_labels(args, ds, origin)
+    assert truth.tolist() == [0, 1, 0, 0, 0, 1]
+    assert kept == {**origin, "truth_column": "clean"} and "truth_column" not in origin  # run.json's, a copy
 
 
 # --------------------------------------------------------------------------- one class
@@ -342,7 +344,7 @@ def test_truth_column_rows_match_paths_written_with_a_dot(tmp_path: Path) -> Non
                                       "--truth-column", "clean"])  # fmt: skip
     ds, origin = _load_dataset(args)
     assert ds.ids == tuple(paths)
-    assert _truth_labels(args, ds, origin).tolist() == [0, 1, 0, 0, 0, 1]
+    assert _truth_labels(args, ds, origin)[0].tolist() == [0, 1, 0, 0, 0, 1]
 
 
 def test_manifests_that_cannot_be_read_as_written_are_named(tmp_path: Path) -> None:

@@ -57,9 +57,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     if d.is_writer:
         _say_skipped(ds)
     log(f"{len(ds)} samples, {ds.n_classes} classes → {args.out}")
-    truth = _truth_labels(args, ds, origin) if args.truth_column else None
-    if args.truth_column:  # run.json's data says it: the rescan command an export prints passes it on
-        origin = {**origin, "truth_column": args.truth_column}
+    truth, origin = _truth_labels(args, ds, origin)
     t0 = time.perf_counter()
     res = scan(ds, args.out, cfg, progress=not args.quiet, log=log, command=args.argv, origin=origin,
                true_labels=truth, force=args.force)  # fmt: skip

@@ -163,9 +163,14 @@ def _check_truth_column(args: argparse.Namespace) -> None:
 
 
 def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, ANN202
-    """Known true labels from a manifest column (names or ids), aligned with the dataset's samples
-    (``origin`` a manifest's: :func:`_cmd_scan` refuses --truth-column for other DATA before reading it)."""
+    """``--truth-column``'s known true labels (names or ids), aligned with the dataset's samples, and
+    the origin run.json keeps, which names the column (the rescan command an export prints passes it
+    on); ``(None, origin)`` without the flag. ``origin`` is a manifest's: :func:`_check_truth_column`
+    refuses --truth-column for other DATA before it is read."""
     from labeltrace.data.manifest import truth_column
 
-    return truth_column(Path(origin["source"]), args.truth_column, ds,
-                        id_column=origin.get("id_column"), path_column=origin["path_column"])  # fmt: skip
+    if not args.truth_column:
+        return None, origin
+    truth = truth_column(Path(origin["source"]), args.truth_column, ds,
+                         id_column=origin.get("id_column"), path_column=origin["path_column"])  # fmt: skip
+    return truth, {**origin, "truth_column": args.truth_column}

@@ -63,9 +63,7 @@ def scan_recording(args: argparse.Namespace, detector: str) -> int:
     ds, origin = _load_dataset(args)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     _say_skipped(ds, "; the recording must number the samples without them")
-    truth = _truth_labels(args, ds, origin) if args.truth_column else None
-    if args.truth_column:  # run.json's data says it: the rescan command an export prints passes it on
-        origin = {**origin, "truth_column": args.truth_column}
+    truth, origin = _truth_labels(args, ds, origin)
     features = None
     if args.features is not None:
         check_features_file(args.features, len(ds), rows=f"one row per sample of DATA ({len(ds)}), in its order")

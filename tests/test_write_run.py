@@ -410,9 +410,9 @@ def test_paths_put_the_dataset_in_the_trainings_order(tmp_path: Path) -> None:
     np.testing.assert_allclose(open_run(tmp_path / "run").dynamics(0).at("loss", -1), -z, rtol=1e-5)
     rel = write_run(ds, rec, tmp_path / "rel", paths=[files[i].relative_to(root) for i in order], log=lambda s: None)
     assert rel.table.column("path").to_pylist() == run.column("path").to_pylist()  # relative to the data root
-    with pytest.raises(ValueError, match="1 of the 150 paths are not images of the dataset"):
+    with pytest.raises(ValueError, match="1 of the 150 paths is not an image of the dataset"):
         write_run(ds, rec, tmp_path / "x", paths=[*files[:-1], tmp_path / "other.png"], log=lambda s: None)
-    with pytest.raises(ValueError, match="paths names 1 files more than once"):
+    with pytest.raises(ValueError, match="paths names 1 file more than once"):
         write_run(ds, rec, tmp_path / "x", paths=[*files[:-1], files[0]], log=lambda s: None)
     with pytest.raises(ValueError, match="paths names 149 of the dataset's 150 images"):
         write_run(ds, rec, tmp_path / "x", paths=files[:-1], log=lambda s: None)

@@ -289,7 +289,8 @@ def _in_order(ds: ImageDataset, paths: Sequence[Any]) -> ImageDataset:
     asked = [found(p) for p in paths]
     missing = [str(p) for p in asked if p not in where]
     if missing:
-        raise ValueError(f"{len(missing)} of the {len(asked)} paths are not images of the dataset "
+        raise ValueError(f"{len(missing)} of the {len(asked)} paths "
+                         f"{'is not an image' if len(missing) == 1 else 'are not images'} of the dataset "
                          f"({len(ds)} files under {ds.root}; relative paths read against it, else the working "
                          f"directory): {listing(missing)} — from_folder leaves out hidden files and folders "
                          "(.name), which torchvision's ImageFolder reads: a manifest lists exactly your training's "
@@ -297,7 +298,8 @@ def _in_order(ds: ImageDataset, paths: Sequence[Any]) -> ImageDataset:
     idx = np.array([where[p] for p in asked], dtype=np.int64)
     twice = np.flatnonzero(np.bincount(idx, minlength=len(ds)) > 1)
     if twice.size:
-        raise ValueError(f"paths names {twice.size} files more than once: {listing(ds.sources[i] for i in twice)}")
+        raise ValueError(f"paths names {counted(twice.size, 'file')} more than once: "
+                         f"{listing(ds.sources[i] for i in twice)}")
     if idx.size != len(ds):
         left = np.setdiff1d(np.arange(len(ds)), idx)
         raise ValueError(f"paths names {idx.size} of the dataset's {len(ds)} images; not: "

@@ -471,7 +471,7 @@ def test_local_files_a_browser_cannot_show_are_embedded_and_named(tmp_path: Path
     shown = _decode(tasks[i]["data"]["image"])
     assert shown.max() > 200  # display-scaled, not nearly black
     assert all(t["data"]["image"].startswith("/data/local-files/") for j, t in tasks.items() if j != i)
-    assert len(said) == 1 and "1 of 20 images are files a browser does not show" in said[0]
+    assert len(said) == 1 and "1 of 20 images is a file a browser does not show" in said[0]
     assert f"sample {i} ({run.column('path')[i]})" in said[0]
     for name, data in (("a.dcm", b"\0" * 200), ("a.tif", b"II*\0"), ("a.JPG", b"\xff\xd8")):
         (tmp_path / name).write_bytes(data)

@@ -42,7 +42,7 @@ def test_a_large_image_is_embedded_shrunk_to_max_side_and_counted(tmp_path: Path
     tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t.json", warn=told.append))
     assert _size(tasks[3]["data"]["image"]) == (1024, 614)  # the longer side at 1024, the aspect kept
     assert _size(tasks[4]["data"]["image"])[0] < 1024  # a small one: enlarged as before, not to 1024
-    assert any("1 of 12 images are larger than 1024 px" in t and "--max-side 0" in t for t in told)
+    assert any("1 of 12 images is larger than 1024 px" in t and "--max-side 0" in t for t in told)
     whole = _tasks(export_run(rd, "labelstudio", tmp_path / "w.json", max_side=None, warn=told.append))
     assert _size(whole[3]["data"]["image"]) == (1500, 900)
     small = _tasks(export_run(rd, "labelstudio", tmp_path / "s.json", max_side=300, warn=told.append))
@@ -58,7 +58,7 @@ def test_the_cli_max_side_and_where_it_does_not_apply(tmp_path: Path, capsys: py
     assert _size(_tasks(tmp_path / "t.json")[3]["data"]["image"]) == (1500, 900)
     assert main(["export", str(rd), "--to", "labelstudio", "--out", str(tmp_path / "u.json"), "--max-side", "500"]) == 0
     assert _size(_tasks(tmp_path / "u.json")[3]["data"]["image"]) == (500, 300)
-    assert "1 of 12 images are larger than 500 px" in capsys.readouterr().err
+    assert "1 of 12 images is larger than 500 px" in capsys.readouterr().err
     for extra in (["--to", "csv"], ["--to", "labelstudio", "--images", "local-files"]):
         assert main(["export", str(rd), *extra, "--max-side", "500"]) != 0
         assert "--max-side sets the size of the images a Label Studio export embeds" in capsys.readouterr().err

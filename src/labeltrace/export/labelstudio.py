@@ -191,14 +191,14 @@ def report_problems(
     ``max_side`` (``shrunk``); ``ValueError`` when every image failed (nothing worth writing)."""
     say = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=4))
     if shrunk:
-        say(f"{len(shrunk)} of {total} images are larger than {max_side} px: embedded shrunk to {max_side} px on "
-            "their longer side (--max-side 0 embeds them whole, a file several times their size; --images "
-            "local-files links the files themselves)")  # fmt: skip
+        say(f"{len(shrunk)} of {total} images {'is' if len(shrunk) == 1 else 'are'} larger than {max_side} px: "
+            f"embedded shrunk to {max_side} px on their longer side (--max-side 0 embeds them whole, a file several "
+            "times their size; --images local-files links the files themselves)")  # fmt: skip
     if embedded:
         paths = run.column("path") if run is not None else None
-        say(f"{len(embedded)} of {total} images are files a browser does not show as they are (DICOM, TIFF, a "
-            "16-bit PNG: a blank or nearly black task): embedded as PNG data URIs instead, display-scaled to "
-            "about 256 px (the file grows with each; --only-suspects keeps it small): "
+        say(f"{len(embedded)} of {total} images {'is a file' if len(embedded) == 1 else 'are files'} a browser does "
+            "not show as they are (DICOM, TIFF, a 16-bit PNG: a blank or nearly black task): embedded as PNG data URIs "
+            "instead, display-scaled to about 256 px (the file grows with each; --only-suspects keeps it small): "
             + listing(f"sample {i}" + (f" ({paths[i]})" if paths is not None else "") for i in embedded))  # fmt: skip
     if not problems:
         return

@@ -105,7 +105,8 @@ def check_document_root(run: Run, order: np.ndarray, root: Path) -> Path | None:
     if outside:
         common = Path(*_common_parts([f.parent for f in files]))
         raise ValueError(
-            f"{len(outside)} of {len(files)} images lie outside the Label Studio document root {root} (Label "
+            f"{len(outside)} of {len(files)} images {'lies' if len(outside) == 1 else 'lie'} outside the Label Studio "
+            f"document root {root} (Label "
             f"Studio would serve none of those): {listing(f'sample {i} ({f})' for i, f in outside)}; pass "
             f"--document-root {common.parent} (document_root= in Python), the folder above the one that holds "
             "them all, and start Label Studio with it"

@@ -120,9 +120,12 @@ def _cmd_review(args: argparse.Namespace) -> int:
             raise ValueError("--blind / --blind-all set what a review session shows; --export serves no page")
         out = export_labels(args.run_dir, args.export,
                             report=lambda m: print(m, file=sys.stderr if m.startswith("warning:") else sys.stdout))
-        beside = out.with_suffix(".csv") if out.suffix.lower() == ".npy" else None  # an array run's ids and names
+        beside = out.with_suffix(".csv") if out.suffix.lower() in (".npy", ".npz") else None  # an array run's ids, names
         print(f"wrote {out}" + (f" and {beside} (ids, label names, review columns)" if beside else ""))
+        import shlex
+
         from labeltrace._checks import listing
+        from labeltrace.export.cleaned_npz import npz_source
         from labeltrace.export.rescan import rescan_command
         from labeltrace.relabel.verdicts import run_verdicts
         from labeltrace.rundir import open_run
@@ -139,12 +142,17 @@ def _cmd_review(args: argparse.Namespace) -> int:
             skipped = [str(s[0]) for s in run.meta["data"].get("skipped") or []]
             rows = (f"the rows of {out} in order, as sample ids 0, 1, ... — leaving out the {len(skipped)} unreadable "
                     f"files the scan skipped, which take no id ({listing(skipped)})" if skipped else
+                    f"each image i of {out}'s split as sample id i" if out.suffix.lower() == ".npz" else
                     f"each row i of {out} as sample id i")  # fmt: skip
             print(f"to check the cleaned labels: train on them as before, recording {rows}; save the recorder "
                   f"(rec.save) and, where the command reads them, your network's features of those samples, then: "
                   f"{cmd}")
         elif cmd is not None:
             print(f"to scan with the cleaned labels: {cmd}")
+        elif out.suffix.lower() != ".npz" and npz_source(run) is not None:  # the file a scan reads: an .npz
+            print(f"to scan with the cleaned labels: labeltrace review {shlex.quote(str(args.run_dir))} --export "
+                  f"{shlex.quote(str(out.with_suffix('.npz')))} writes the scanned .npz again with them, and the "
+                  "command to scan it")  # fmt: skip
         return 0
     live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,

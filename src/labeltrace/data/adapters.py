@@ -317,7 +317,9 @@ def from_npz(
     """Dataset from a MedMNIST-style ``.npz`` with ``{split}_images`` and ``{split}_labels``.
 
     Images ``(N, H, W)`` or ``(N, H, W, C)``, labels ``(N,)`` or ``(N, 1)``. Ids are
-    ``"<split>:<i>"``; otherwise as :func:`from_arrays`.
+    ``"<split>:<i>"``, or the texts of an ``{split}_ids`` array where the file has one (the cleaned
+    ``.npz`` ``labeltrace review --export`` writes keeps each image's id of the first scan so);
+    otherwise as :func:`from_arrays`.
     """
     path = Path(path).expanduser()
     need = [f"{split}_images", f"{split}_labels"]
@@ -334,7 +336,7 @@ def from_npz(
             if missing:
                 raise DataError(f"{path}: missing keys {missing}; keys are {keys}")
             arrays = []
-            for key in need:
+            for key in need + ([f"{split}_ids"] if f"{split}_ids" in keys else []):
                 try:
                     arrays.append(z[key])
                 except ValueError:  # an object array: reading it would unpickle code
@@ -345,8 +347,8 @@ def from_npz(
             raise
         raise DataError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc}; a truncated "
                         "download?)") from None
-    images, labels = arrays
-    ids = [f"{split}:{i}" for i in range(len(images))]
+    images, labels = arrays[:2]
+    ids = [f"{split}:{i}" for i in range(len(images))] if len(arrays) == 2 else np.asarray(arrays[2]).tolist()
     try:
         return from_arrays(images, labels, classes=classes, ids=ids)
     except DataError as exc:  # the arrays' problem, said of the file and its keys

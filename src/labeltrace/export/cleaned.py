@@ -13,12 +13,14 @@ Written in the format the dataset came in:
   to the data root, labels as class names);
 * anything else (arrays): a ``.npy`` of int64 label ids plus a CSV beside it with
   ``id, label_id, label, review_decision, review_status`` (or that CSV alone when ``out`` ends in
-  ``.csv``).
+  ``.csv``); for a run scanned from an ``.npz``, ``out`` ending in ``.npz`` writes that file again
+  with the cleaned labels, the file the next scan reads (:mod:`labeltrace.export.cleaned_npz`), and
+  the same CSV beside it.
 
 A sample the review *excluded* as of no class (the ``exclude`` decision, settled by the rule of a
-relabel) is left out of a manifest's or a folder's cleaned labels; an array run keeps one entry
-per image, so row ``i`` stays image ``i``: label id ``-1``, no label name, ``review_status``
-``excluded``. Every excluded sample is listed in ``<out stem>.excluded.csv`` (written whenever the
+relabel) is left out of a manifest's, a folder's or a cleaned ``.npz``'s labels; an array run's
+``.npy`` (and CSV) keeps one entry per image, so row ``i`` stays image ``i``: label id ``-1``, no
+label name, ``review_status`` ``excluded``. Every excluded sample is listed in ``<out stem>.excluded.csv`` (written whenever the
 run has decisions: :mod:`labeltrace.export.excluded`), and the export says how many.
 
 ``review_decision`` is the consensus label (:mod:`labeltrace.relabel.verdicts`: every
@@ -65,6 +67,7 @@ from labeltrace.export.cleaned_manifest import (
     check_out,
     manifest_labels,
 )
+from labeltrace.export.cleaned_npz import npz_source, write_cleaned_npz
 from labeltrace.export.excluded import excluded_path, excluded_table, excluded_text
 from labeltrace.relabel.decisions import Decision
 from labeltrace.relabel.runstore import open_store, set_aside_text
@@ -137,7 +140,10 @@ def _image_files(run: Run) -> bool:
 
 
 def _rescannable(run: Run, out: Path) -> bool:
-    """Whether the cleaned labels ``out`` are a table of image paths a scan can read again."""
+    """Whether the cleaned labels ``out`` are a file a scan can read again: a table of image paths,
+    or the scanned ``.npz`` with the cleaned labels (:mod:`labeltrace.export.cleaned_npz`)."""
+    if out.suffix.lower() == ".npz":
+        return npz_source(run) is not None
     return _image_files(run) and out.suffix.lower() in (".csv", ".tsv", ".parquet")
 
 
@@ -276,7 +282,7 @@ def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
         t = pa.table({**cols, DECISION_COLUMN: dec_col, STATUS_COLUMN: stat_col})
         return _csv_table(t.filter(pa.array(~v.excluded)), outp)  # an excluded sample's row left out
     outp = outp or run.path / f"{rundir.CLEANED}.npy"
-    check_out(outp, (".npy", ".csv"), "an array dataset")
+    check_out(outp, (".npy", ".npz", ".csv"), "an array dataset")
     t = pa.table(
         {
             "id": pa.array(np.arange(run.num_samples, dtype=np.int64)),
@@ -288,6 +294,10 @@ def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
     )
     if outp.suffix.lower() == ".csv":
         return _csv_table(t, outp)
+    if outp.suffix.lower() == ".npz":  # the scanned .npz again: images and cleaned labels, for the next scan
+        written = write_cleaned_npz(run, outp, final, _class_list(run, final[final >= 0]))
+        _csv_table(t, outp.with_suffix(".csv"))
+        return written
     _csv_table(t, outp.with_suffix(".csv"))
     arr = final.astype(np.int64)
     return atomic_save_array(outp, arr)

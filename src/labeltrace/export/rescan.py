@@ -21,10 +21,14 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     precision (:func:`_scan_flags`). A run
     written from your own training (:func:`labeltrace.write_run`) is checked again by training
     again: its command reads the new recording (``--recording NEW_RECORDER.npz``, and
-    ``--features NEW_FEATURES.npy`` when it had features) instead. None for an array run."""
+    ``--features NEW_FEATURES.npy`` when it had features) instead. A run scanned from an ``.npz``
+    and exported as one (:mod:`labeltrace.export.cleaned_npz`) scans that file, its split and class
+    list. None for an array run's ``.npy`` or CSV."""
     import shlex
 
     out = Path(out)
+    if out.suffix.lower() == ".npz":  # the scanned .npz again, with the cleaned labels
+        return _npz_command(run, out) if _rescannable(run, out) else None
     data_root = run.data_root
     if data_root is None or not _rescannable(run, out):
         return None
@@ -52,6 +56,20 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
         cmd += ["--on-bad-image", "skip"]
     if data.get("missing_markers") is False or missing_like_labels(run):
         cmd += ["--no-missing-markers"]  # a class or id named 'none': read them as they are
+    return " ".join(c if c in _PLACEHOLDERS else shlex.quote(c) for c in cmd)
+
+
+def _npz_command(run: Run, out: Path) -> str:
+    """The rescan of a cleaned ``.npz``: that file, the split the scan read, the class list beside."""
+    import shlex
+
+    from labeltrace.export.cleaned_npz import npz_source
+
+    split = str((npz_source(run) or {}).get("split", "train"))
+    cmd = ["labeltrace", "scan", str(out), *(["--split", split] if split != "train" else [])]
+    if classes_path(out).is_file():
+        cmd += ["--classes", str(classes_path(out))]
+    cmd += ["--out", "NEW_RUN_DIR", *(_own_flags(run) if run.own_training else _scan_flags(run))]
     return " ".join(c if c in _PLACEHOLDERS else shlex.quote(c) for c in cmd)
 
 

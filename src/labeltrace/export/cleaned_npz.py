@@ -1,0 +1,61 @@
+"""The cleaned labels of a run scanned from a MedMNIST-style ``.npz``, written as an ``.npz`` again:
+the file ``labeltrace scan`` reads for the next round (``labeltrace review RUN --export clean.npz``).
+
+Every array of the scanned file is copied; the scanned split's ``{split}_images`` and
+``{split}_labels`` keep the images the review did not exclude (in their order) and take the
+cleaned labels, as integer positions in the class list written beside (``<stem>.classes.txt``,
+:func:`labeltrace.export.cleaned.classes_path`; a class the review emptied is left out of it and
+the positions after it shift) — or as class names where no class list can be written. A
+``{split}_ids`` array keeps each image's id of the first scan (``"train:17"``), so the next run's
+``external_id`` still names the image of the original file. Any other ``{split}_*`` array with one
+row per image loses the excluded images' rows too; the rest is copied as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from labeltrace._io import atomic_write
+from labeltrace.rundir import Run
+
+__all__ = ["npz_source", "write_cleaned_npz"]
+
+
+def npz_source(run: Run) -> dict | None:
+    """The ``.npz`` the run read its images from (run.json ``data.image_source``, with a
+    ``labeltrace relocate`` applied), or None for a run that read none."""
+    src = run.meta["data"].get("image_source") or {}
+    return src if src.get("kind") == "npz" else None
+
+
+def write_cleaned_npz(run: Run, out: Path, final: np.ndarray, class_list: list[str] | None) -> Path:
+    """Write the cleaned ``.npz`` of ``run`` at ``out`` (module doc). ``final``: each sample's label
+    id in ``run.classes``, -1 for an excluded one; ``class_list``: the classes written beside, or None."""
+    from labeltrace.run_source import open_source
+
+    src = npz_source(run)
+    if src is None:
+        raise ValueError(f"{out}: an .npz of cleaned labels is written for a run scanned from an .npz (labeltrace "
+                         "scan FILE.npz); this run's images came another way: export them as .npy or .csv")  # fmt: skip
+    # the scanned pixels, checked as the report reads them: a file changed since the scan is refused
+    open_source(run.path, src, run.num_samples, (run.meta.get("fingerprint") or {}).get("data"))
+    split, n = str(src["split"]), run.num_samples
+    with np.load(src["path"], allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    keep = np.flatnonzero(final >= 0)
+    names = np.asarray(run.classes, dtype=str)[final[keep]]
+    if class_list is not None:
+        position = {c: j for j, c in enumerate(class_list)}
+        labels: np.ndarray = np.array([position[c] for c in names.tolist()], dtype=np.int64)
+    else:
+        labels = names
+    if arrays[f"{split}_labels"].ndim == 2:  # MedMNIST's (N, 1): kept so
+        labels = labels.reshape(-1, 1)
+    for key, a in arrays.items():  # the split's per-image arrays: the kept rows
+        if key.startswith(f"{split}_") and a.ndim and a.shape[0] == n:
+            arrays[key] = a[keep]
+    arrays[f"{split}_labels"] = labels
+    arrays[f"{split}_ids"] = np.asarray(run.column("external_id"), dtype=str)[keep]
+    return atomic_write(out, lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]

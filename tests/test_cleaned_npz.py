@@ -12,6 +12,7 @@ from runfactory import make_run
 
 from labeltrace.cli import build_parser, main
 from labeltrace.cli_data import _load_dataset
+from labeltrace.relabel.earlier import settled_before
 from labeltrace.relabel.runstore import run_store
 from labeltrace.rundir import open_run
 
@@ -55,7 +56,7 @@ def test_an_npz_run_exports_the_npz_the_next_scan_reads(tmp_path: Path, capsys: 
 
     kept = [i for i in range(N) if i != 5]
     with np.load(out) as z:
-        assert sorted(z.files) == sorted([*src, "train_ids"])
+        assert sorted(z.files) == sorted([*src, "train_ids", "train_review_decision", "train_review_status"])
         np.testing.assert_array_equal(z["train_images"], src["train_images"][kept])
         np.testing.assert_array_equal(z["train_site"], src["train_site"][kept])
         expect = src["train_labels"][kept].astype(np.int64)
@@ -75,6 +76,15 @@ def test_an_npz_run_exports_the_npz_the_next_scan_reads(tmp_path: Path, capsys: 
                  *FLAGS]) == 0  # fmt: skip
     r2 = open_run(tmp_path / "r2")
     assert r2.column("external_id").tolist()[:6] == ["train:0", "train:1", "train:2", "train:3", "train:4", "train:6"]
+    settled, note = settled_before(r2)  # round 2's queue: what round 1 settled comes last
+    assert settled is not None and np.flatnonzero(settled).tolist() == [0, 2, 3] and note is None
+
+    run_store(r2).add(1, "0", reviewer="bob")  # round 2, exported: round 1's review arrays renamed _1
+    assert main(["review", str(tmp_path / "r2"), "--export", str(tmp_path / "clean2.npz")]) == 0
+    with np.load(tmp_path / "clean2.npz") as z:
+        assert z["train_review_status"][:4].tolist() == ["", "consensus", "", ""]
+        assert z["train_review_status_1"][:4].tolist() == ["consensus", "", "consensus", "consensus"]
+        assert z["train_review_decision_1"][0] == "1" and z["train_ids"][4] == "train:4"
 
 
 def test_a_split_s_npy_export_is_told_of_the_npz_whose_command_names_the_split(

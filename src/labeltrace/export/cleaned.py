@@ -295,7 +295,8 @@ def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
     if outp.suffix.lower() == ".csv":
         return _csv_table(t, outp)
     if outp.suffix.lower() == ".npz":  # the scanned .npz again: images and cleaned labels, for the next scan
-        written = write_cleaned_npz(run, outp, final, _class_list(run, final[final >= 0]))
+        written = write_cleaned_npz(run, outp, final, _class_list(run, final[final >= 0]), decision=decision,
+                                    status=status)
         _csv_table(t, outp.with_suffix(".csv"))
         return written
     _csv_table(t, outp.with_suffix(".csv"))

@@ -24,7 +24,6 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
     ``--features NEW_FEATURES.npy`` when it had features) instead. A run scanned from an ``.npz``
     and exported as one (:mod:`labeltrace.export.cleaned_npz`) scans that file, its split and class
     list. None for an array run's ``.npy`` or CSV."""
-    import shlex
 
     out = Path(out)
     if out.suffix.lower() == ".npz":  # the scanned .npz again, with the cleaned labels
@@ -56,13 +55,11 @@ def rescan_command(run: Run, out: str | os.PathLike[str]) -> str | None:
         cmd += ["--on-bad-image", "skip"]
     if data.get("missing_markers") is False or missing_like_labels(run):
         cmd += ["--no-missing-markers"]  # a class or id named 'none': read them as they are
-    return " ".join(c if c in _PLACEHOLDERS else shlex.quote(c) for c in cmd)
+    return _joined(cmd)
 
 
 def _npz_command(run: Run, out: Path) -> str:
     """The rescan of a cleaned ``.npz``: that file, the split the scan read, the class list beside."""
-    import shlex
-
     from labeltrace.export.cleaned_npz import npz_source
 
     split = str((npz_source(run) or {}).get("split", "train"))
@@ -70,7 +67,7 @@ def _npz_command(run: Run, out: Path) -> str:
     if classes_path(out).is_file():
         cmd += ["--classes", str(classes_path(out))]
     cmd += ["--out", "NEW_RUN_DIR", *(_own_flags(run) if run.own_training else _scan_flags(run))]
-    return " ".join(c if c in _PLACEHOLDERS else shlex.quote(c) for c in cmd)
+    return _joined(cmd)
 
 
 def _truth_column(run: Run) -> str | None:
@@ -96,6 +93,13 @@ def _truth_column(run: Run) -> str | None:
 
 #: the words of a rescan command the user fills in
 _PLACEHOLDERS = ("NEW_RUN_DIR", "NEW_RECORDER.npz", "NEW_FEATURES.npy")
+
+
+def _joined(cmd: list[str]) -> str:
+    """The command as a shell reads it: every word quoted but the placeholders."""
+    import shlex
+
+    return " ".join(c if c in _PLACEHOLDERS else shlex.quote(c) for c in cmd)
 
 
 def _own_flags(run: Run) -> list[str]:

@@ -12,6 +12,7 @@ from runfactory import make_run
 
 from labeltrace.cli import build_parser, main
 from labeltrace.cli_data import _load_dataset
+from labeltrace.export.cleaned import export_labels
 from labeltrace.relabel.earlier import settled_before
 from labeltrace.relabel.runstore import run_store
 from labeltrace.rundir import open_run
@@ -43,6 +44,9 @@ def test_an_npz_run_exports_the_npz_the_next_scan_reads(tmp_path: Path, capsys: 
     st.add(5, "exclude", kind="exclude", reviewer="ada")  # of no class: left out
     st.add(2, "0", reviewer="ada")  # class 2 emptied: left out of the class list
     st.add(3, "1", reviewer="ada")
+    with pytest.raises(ValueError, match="is the original .npz; write the cleaned labels elsewhere"):
+        export_labels(tmp_path / "r1", tmp_path / "data.npz")
+    np.testing.assert_array_equal(np.load(tmp_path / "data.npz")["train_labels"], src["train_labels"])
     capsys.readouterr()
     out = tmp_path / "clean.npz"
     assert main(["review", str(tmp_path / "r1"), "--export", str(out)]) == 0
@@ -109,8 +113,6 @@ def test_a_split_s_npy_export_is_told_of_the_npz_whose_command_names_the_split(
 
 
 def test_an_npz_export_of_a_run_not_scanned_from_an_npz_is_refused(tmp_path: Path) -> None:
-    from labeltrace.export.cleaned import export_labels
-
     rd = make_run(tmp_path, n=12, k=2, seed=3, with_files=False)
     with pytest.raises(ValueError, match=r"an \.npz of cleaned labels is written for a run scanned from an \.npz"):
         export_labels(rd, tmp_path / "clean.npz")

@@ -46,6 +46,8 @@ def write_cleaned_npz(run: Run, out: Path, final: np.ndarray, class_list: list[s
     if src is None:
         raise ValueError(f"{out}: an .npz of cleaned labels is written for a run scanned from an .npz (labeltrace "
                          "scan FILE.npz); this run's images came another way: export them as .npy or .csv")  # fmt: skip
+    if out.resolve() == Path(src["path"]).resolve():
+        raise ValueError(f"{out} is the original .npz; write the cleaned labels elsewhere")
     # the scanned pixels, checked as the report reads them: a file changed since the scan is refused
     open_source(run.path, src, run.num_samples, (run.meta.get("fingerprint") or {}).get("data"))
     split, n = str(src["split"]), run.num_samples

@@ -226,7 +226,7 @@ def queue_table(
     :func:`queue_posterior`; ``sei`` from the samples table when the rule needs it; ``seed``
     seeds ``random``, ``gamma`` is the ambiguity threshold of ``joint`` / ``sei_joint``. With
     ``settled_last``, the samples an earlier review round settled
-    (:func:`~labeltrace.relabel.earlier.settled_before`: a cleaned manifest scanned again) come
+    (:func:`~labeltrace.relabel.earlier.settled_before`: a cleaned manifest or .npz scanned again) come
     after all others, each group in priority order (column ``settled_before``).
     """
     rule = prio.get(method)

@@ -44,18 +44,25 @@ DETECTORS = ("crossfit", "cleanlab", "single", "knn_vote")
 ARMS = ("float32", "bfloat16")
 
 
-def parse(doc: str, datasets: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """``--cache`` and ``--only`` (default ``datasets``) of a study's command line."""
+def parse(doc: str, datasets: tuple[str, ...]) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """``--cache``, ``--only`` (default ``datasets``) and ``--detectors`` (default every one the study
+    scores; the rule reads ``crossfit`` alone) of a study's command line."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--cache", required=True, help="the bench cache (features and trainings are kept there)")
     ap.add_argument("--only", default=",".join(datasets))
+    ap.add_argument("--detectors", default=",".join(DETECTORS),
+                    help="the detectors scored (default all; crossfit, whose rows the rule reads, always)")
     args = ap.parse_args()
-    return args.cache, tuple(args.only.split(","))
+    dets = tuple(d for d in DETECTORS if d == "crossfit" or d in args.detectors.split(","))
+    unknown = set(args.detectors.split(",")) - set(DETECTORS)
+    if unknown:
+        ap.error(f"--detectors: {', '.join(sorted(unknown))} not among {', '.join(DETECTORS)}")
+    return args.cache, tuple(args.only.split(",")), dets
 
 
 def main() -> None:
-    cache, only = parse(__doc__, DATASETS)
-    rows, seconds = paired_rows(DEV, "dev", cache, only, timing=True)
+    cache, only, dets = parse(__doc__, DATASETS)
+    rows, seconds = paired_rows(DEV, "dev", cache, only, timing=True, detectors=dets)
     print("# The frozen backbone in bfloat16 against float32 (frozen-feature dev cells)\n")
     print("`python scripts/extract_precision_dev.py --cache /work/cache/bench > "
           "benchmarks/results/dev-extract-precision.md` (3 seeds; the same noisy labels, folds and resolution in "
@@ -63,10 +70,10 @@ def main() -> None:
     report(rows, seconds, only)
 
 
-def paired_rows(config: Path, split: str, cache: str, only: tuple[str, ...], *,
-                timing: bool) -> tuple[dict[tuple[str, str, str, str], list[dict[str, float]]], dict]:  # fmt: skip
-    """Every frozen-feature cell of ``config`` (called ``split``; of the datasets ``only``) scored on
-    float32 and on bfloat16 features (the bench's ``backbone_precision``), and (``timing``) each
+def paired_rows(config: Path, split: str, cache: str, only: tuple[str, ...], *, timing: bool,
+                detectors: tuple[str, ...] = DETECTORS) -> tuple[dict[tuple[str, str, str, str], list[dict[str, float]]], dict]:  # fmt: skip
+    """Every frozen-feature cell of ``config`` (called ``split``; of the datasets ``only``) scored by
+    ``detectors`` on float32 and on bfloat16 features (the bench's ``backbone_precision``), and (``timing``) each
     dataset's extraction seconds per arm. The resolution is the same in both: a fixed one, or
     ``auto``'s probe, which reads float32 features."""
     cfg = load_config(str(config))
@@ -89,7 +96,7 @@ def paired_rows(config: Path, split: str, cache: str, only: tuple[str, ...], *,
             model = replace(cell.model, backbone_precision=arm)
             run = CellRunner(replace(cell, model=model), d, cfg, log=lambda s: None)
             ev = run.evidence()
-            for det in DETECTORS:
+            for det in detectors:
                 row = run.row(det, ev)
                 rows[(name, cell.labels, det, arm)].append(
                     {"f1": row["f1"], "auroc": row["auroc"], "flagged": row["n_flagged"], "noisy": row["n_noisy"],
@@ -161,7 +168,7 @@ def detection(rows: dict, only: tuple[str, ...], speedup: dict[int, list[float]]
     print("\n## Pooled over the noisy cells' seeds (95 % t-interval) and the clean cells' flags\n")
     print("| detector | ΔF1 | worst cell ΔF1 | ΔAUROC | flagged on clean cells, float32 → bfloat16 |")
     print("|---|---|---|---|---|")
-    for det in DETECTORS:
+    for det in (d for d in DETECTORS if d in pooled):
         p = pooled[det]
         f, u = (t_interval(np.array(p[k])) for k in ("f1", "auroc"))
         ca, cb = np.mean(p["clean_a"]) if p["clean_a"] else float("nan"), np.mean(p["clean_b"]) if p["clean_b"] else float("nan")

@@ -129,3 +129,15 @@ def test_an_npz_s_ids_array_names_its_images_and_duplicates_are_refused(tmp_path
     np.savez(tmp_path / "b.npz", train_images=imgs, train_labels=labels, train_ids=np.array(["a", "b", "a", "d"]))
     with pytest.raises(DataError, match=r"b\.npz \(train_images, train_labels\): duplicate ids: 'a'"):
         from_npz(tmp_path / "b.npz")
+
+
+def test_an_npz_labelled_by_name_is_cleaned_by_name(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    names = np.array(["benign", "malignant"])[np.arange(N) % 2]
+    np.savez(tmp_path / "d.npz", train_images=rng.integers(0, 255, (N, 12, 12), dtype=np.uint8), train_labels=names)
+    assert main(["scan", str(tmp_path / "d.npz"), "--out", str(tmp_path / "r"), *FLAGS]) == 0
+    run_store(open_run(tmp_path / "r")).add(0, "malignant", reviewer="ada")
+    export_labels(tmp_path / "r", tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz") as z:
+        assert z["train_labels"][:3].tolist() == ["malignant", "malignant", "benign"]
+    assert (tmp_path / "c.classes.txt").read_text() == "benign\nmalignant\n"

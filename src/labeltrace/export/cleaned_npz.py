@@ -3,9 +3,10 @@ the file ``labeltrace scan`` reads for the next round (``labeltrace review RUN -
 
 Every array of the scanned file is copied; the scanned split's ``{split}_images`` and
 ``{split}_labels`` keep the images the review did not exclude (in their order) and take the
-cleaned labels, as integer positions in the class list written beside (``<stem>.classes.txt``,
+cleaned labels: integer positions in the class list written beside (``<stem>.classes.txt``,
 :func:`labeltrace.export.cleaned.classes_path`; a class the review emptied is left out of it and
-the positions after it shift) — or as class names where no class list can be written. A
+the positions after it shift), or class names where the file gave names or no class list can be
+written. A
 ``{split}_ids`` array keeps each image's id of the first scan (``"train:17"``), so the next run's
 ``external_id`` still names the image of the original file, and ``{split}_review_decision`` /
 ``{split}_review_status`` hold the review's columns of a cleaned manifest (an earlier round's
@@ -56,7 +57,7 @@ def write_cleaned_npz(run: Run, out: Path, final: np.ndarray, class_list: list[s
         arrays = {k: z[k] for k in z.files}
     keep = np.flatnonzero(final >= 0)
     names = np.asarray(run.classes, dtype=str)[final[keep]]
-    if class_list is not None:
+    if class_list is not None and arrays[pre + "labels"].dtype.kind not in "US":  # ids, as the file gave them
         position = {c: j for j, c in enumerate(class_list)}
         labels: np.ndarray = np.array([position[c] for c in names.tolist()], dtype=np.int64)
     else:

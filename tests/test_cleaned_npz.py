@@ -52,6 +52,7 @@ def test_an_npz_run_exports_the_npz_the_next_scan_reads(tmp_path: Path, capsys: 
     assert main(["review", str(tmp_path / "r1"), "--export", str(out)]) == 0
     said = capsys.readouterr().out
     assert f"wrote {out} and {tmp_path / 'clean.csv'}" in said
+    assert f"1 sample excluded as of no class: left out of {out}; listed in" in said  # not kept as -1
     cmd = next(ln for ln in said.splitlines() if ln.startswith("to scan with the cleaned labels: "))
     words = shlex.split(cmd.split(": ", 1)[1])
     assert words[:3] == ["labeltrace", "scan", str(out)] and "--split" not in words

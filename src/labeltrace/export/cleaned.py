@@ -234,7 +234,7 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
         gone = write_table(excluded_path(path), excluded_table(run, v, views))  # for people: spreadsheet-safe
         n_out = int(v.excluded.sum())
         if n_out and report is not None:
-            report(excluded_text(n_out, path, gone, aligned=_arrays(run)))
+            report(excluded_text(n_out, path, gone, aligned=_arrays(run) and path.suffix.lower() != ".npz"))
         table = unresolved_table(run, v, views=views)
         listed = write_table(unresolved_path(path), table)  # a list for people: safe in a spreadsheet
         if report is not None and table.num_rows:  # none: the header alone, as the excluded list, unnamed

@@ -506,7 +506,7 @@ def test_cli_data_flags_beside_recording_are_not_taken_for_training_flags() -> N
 
 
 def test_cli_training_flags_beside_recording_are_refused_by_argparse_reading(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     base = ["scan", "d.csv", "--out", "RUN", "--recording", "r.npz"]
     assert _named([*base, "--see", "0"]) == {"seed"}  # an abbreviation, at the default value too
     assert _named([*base, "--no-aug"]) == {"augment"}
@@ -514,6 +514,11 @@ def test_cli_training_flags_beside_recording_are_refused_by_argparse_reading(
     assert main([*base, "--see", "0", "--precision", "auto"]) == 2
     err = capsys.readouterr().err
     assert "--seed, --precision set a training labeltrace would run" in err
+    import sys  # the command line itself (main() without argv: `labeltrace scan ...`)
+
+    monkeypatch.setattr(sys, "argv", ["labeltrace", *base, "--no-aug"])
+    assert main() == 2
+    assert "--augment set a training labeltrace would run" in capsys.readouterr().err
 
 
 def test_the_training_flags_scan_recording_refuses_are_the_scan_parsers_at_their_defaults() -> None:

@@ -20,8 +20,9 @@ Written in the format the dataset came in:
 A sample the review *excluded* as of no class (the ``exclude`` decision, settled by the rule of a
 relabel) is left out of a manifest's, a folder's or a cleaned ``.npz``'s labels; an array run's
 ``.npy`` (and CSV) keeps one entry per image, so row ``i`` stays image ``i``: label id ``-1``, no
-label name, ``review_status`` ``excluded``. Every excluded sample is listed in ``<out stem>.excluded.csv`` (written whenever the
-run has decisions: :mod:`labeltrace.export.excluded`), and the export says how many.
+label name, ``review_status`` ``excluded``. Every excluded sample is listed in
+``<out stem>.excluded.csv`` (written whenever the run has decisions:
+:mod:`labeltrace.export.excluded`), and the export says how many.
 
 ``review_decision`` is the consensus label (:mod:`labeltrace.relabel.verdicts`: every
 reviewer's latest label or exclude decision is one vote, resolved by the rule stored with the decisions),

@@ -379,7 +379,8 @@ def _output_closed() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
-    if args.command == "scan":  # the training settings named, at their defaults too: refused beside --recording
+    # beside --recording, the training settings named (at their defaults too), which it refuses
+    if args.command == "scan" and args.recording is not None:
         named = vars(build_parser(training_given=True).parse_args(argv))
         args.training_named = sorted(set(named) & set(TRAINING_FLAGS))
     if argv is None and Path(sys.argv[0]).name == "__main__.py":  # python -m labeltrace: a command to paste

@@ -298,8 +298,7 @@ def _export(run: Run, outp: Path | None, v: Verdicts) -> Path:
     if outp.suffix.lower() == ".npz":  # the scanned .npz again: images and cleaned labels, for the next scan
         written = write_cleaned_npz(run, outp, final, _class_list(run, final[final >= 0]), decision=decision,
                                     status=status)
-        _csv_table(t, outp.with_suffix(".csv"))
-        return written
-    _csv_table(t, outp.with_suffix(".csv"))
-    arr = final.astype(np.int64)
-    return atomic_save_array(outp, arr)
+    else:
+        written = atomic_save_array(outp, final.astype(np.int64))
+    _csv_table(t, outp.with_suffix(".csv"))  # beside either: ids, names, review columns
+    return written

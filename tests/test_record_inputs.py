@@ -137,6 +137,28 @@ def test_float16_ids_that_cannot_tell_samples_apart_are_refused():
     small.update(torch.tensor([2047.0, 3.0]).half(), torch.zeros(2, 3), torch.tensor([1.0, 2.0]).half())
 
 
+def test_bfloat16_ids_and_labels_past_256_are_refused():
+    """bfloat16 holds 256 but not 257: widened to float32 before the check, ids 257, 259 recorded as
+    256, 260 and labels of 1,000 classes misread, silently (an audit's finding)."""
+    rec = Recorder(300, 3, keep_probs=0)
+    with pytest.raises(ValueError, match=r"ids must be integers, got dtype bfloat16, which cannot tell apart every "
+                                         r"value below 300 \(its integers are exact only up to 256\)"):
+        rec.update(torch.arange(256, 260).to(torch.bfloat16), torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
+    wide = Recorder(4, 1000, keep_probs=0)
+    with pytest.raises(ValueError, match=r"labels must be integers, got dtype bfloat16, .* below 1000"):
+        wide.update(torch.arange(4), torch.zeros(4, 1000), torch.arange(300, 304).to(torch.bfloat16))
+    small = Recorder(256, 256)  # every id and label below 256 is a bfloat16: read exactly
+    small.update(torch.tensor([255.0, 3.0]).to(torch.bfloat16), torch.zeros(2, 256),
+                 torch.tensor([255.0, 2.0]).to(torch.bfloat16))
+    small.end_epoch()
+    assert small.dynamics().n_seen[[3, 255]].tolist() == [1, 1]
+    from labeltrace.train.loop import training_labels  # the trainer's reading of the labels alike
+
+    with pytest.raises(ValueError, match=r"dtype bfloat16, .* below 1000 .*exact only up to 256"):
+        training_labels(torch.arange(300, 304).to(torch.bfloat16), 4, 1000)
+    assert training_labels(torch.tensor([255.0, 2.0]).to(torch.bfloat16), 2, 256).tolist() == [255, 2]
+
+
 def test_fractional_labels_name_their_samples():
     rec = Recorder(8, 3)
     with pytest.raises(ValueError, match=r"fractional values at sample ids \[6\] \(labels \[1\.5\]\)"):

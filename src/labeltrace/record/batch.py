@@ -43,16 +43,19 @@ def as_index_array(x: Any, name: str, upper: int, ids: np.ndarray | None = None)
     ``ids`` (the batch's sample ids, once known) names the offending samples in the error of an
     out-of-range *label*; without it the offending values themselves are listed.
     """
+    # a bfloat16 tensor is widened to float32 by to_numpy; its own 7-bit mantissa bounds what it held
+    bf16 = is_tensor(x) and str(x.dtype) == "torch.bfloat16"
     a = to_numpy(x, name)
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
     kind = a.dtype.kind
     if kind not in "iuf":
         raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
-    if kind == "f" and upper > 2 ** (np.finfo(a.dtype).nmant + 1):
+    exact = 2 ** ((7 if bf16 else np.finfo(a.dtype).nmant) + 1) if kind == "f" else 0
+    if kind == "f" and upper > exact:
         raise ValueError(
-            f"{name} must be integers, got dtype {a.dtype}, which cannot tell apart every value below {upper} "
-            f"(its integers are exact only up to {2 ** (np.finfo(a.dtype).nmant + 1)}); pass integer {name}"
+            f"{name} must be integers, got dtype {'bfloat16' if bf16 else a.dtype}, which cannot tell apart every "
+            f"value below {upper} (its integers are exact only up to {exact}); pass integer {name}"
         )
     if a.size == 0:
         return np.zeros(0, dtype=np.int64)

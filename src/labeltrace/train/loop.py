@@ -100,7 +100,9 @@ def training_labels(labels: Any, n: int, num_classes: int) -> np.ndarray:
     if shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {shape}")
     a = to_numpy(labels, "labels")
-    return as_index_array(a.astype(np.int64) if a.dtype == np.bool_ else a, "labels", num_classes, ids=np.arange(n))
+    # the labels themselves, not ``a``: a bfloat16 tensor's range of exact integers is its own
+    return as_index_array(a.astype(np.int64) if a.dtype == np.bool_ else labels, "labels", num_classes,
+                          ids=np.arange(n))
 
 
 def resolve_device(device: str) -> torch.device:

@@ -4,6 +4,7 @@ remove_unused_columns, the recorded logits are those of the batch's samples, che
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -142,6 +143,32 @@ def test_a_model_returning_a_tuple_is_recorded(tmp_path, extra):
     t.args.num_train_epochs = 2
     t.train()
     assert_records_the_trace(rec, model, 2)
+
+
+class Bare(Tiny):
+    """A plain module: its forward returns the logits tensor, the loss is the Trainer's."""
+
+    def forward(self, x, labels=None):
+        return super().forward(x, torch.zeros(len(x), dtype=torch.long))["logits"]
+
+
+def bare_ce(outputs, labels, num_items_in_batch=None):
+    return torch.nn.functional.cross_entropy(outputs, labels)
+
+
+def test_a_model_returning_its_logits_tensor_is_recorded_beside_a_compute_loss_func(tmp_path):
+    """The Trainer takes the labels out for a compute_loss_func, so a bare tensor is the logits: it
+    was refused as 'needs the model to return its logits' (an audit's finding); without one the
+    Trainer would read the tensor's first row as the loss, and the refusal says what is accepted."""
+    rec, model = Recorder(N, K), Bare()
+    t = trainer(tmp_path, rec, model)
+    t.compute_loss_func = bare_ce
+    t.args.num_train_epochs = 2
+    t.train()
+    assert_records_the_trace(rec, model, 2)
+    t2 = trainer(tmp_path / "plain", Recorder(N, K), Bare())
+    with pytest.raises(ValueError, match=r"outputs\['logits'\], \(loss, logits, \.\.\.\).*; got Tensor"):
+        t2.train()
 
 
 class TupleOutLabel(TupleOut):
@@ -312,3 +339,20 @@ def test_torchrun_refuses_checkpoints_mid_epoch(tmp_path, as_if_two_ranks):
     t.args.save_strategy = transformers.trainer_utils.SaveStrategy.STEPS  # changed after construction
     with pytest.raises(ValueError, match="save_strategy='steps'"):
         t.train()
+
+
+def test_a_training_stopped_mid_epoch_says_what_its_last_epoch_holds(tmp_path):
+    """max_steps ending inside an epoch closed the recorder's epoch with part of the samples, silently
+    (the Lightning callback said it; an audit's finding): now a warning with the count, and a
+    training ending at an epoch's end says nothing."""
+    rec = Recorder(N, K)
+    t = trainer(tmp_path, rec, Tiny(), max_steps=5)  # 4 steps an epoch (batches of 6 of 20)
+    with pytest.warns(UserWarning, match=r"stopped mid-epoch \(Trainer epoch 1\.25.* recorder's epoch 2 closes with "
+                                         r"6 of 20 samples"):
+        t.train()
+    assert rec.num_epochs == 2 and sorted(np.bincount(rec.dynamics().n_seen)) == [0, 6, 14]
+    whole = Recorder(N, K)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer(tmp_path / "whole", whole, Tiny(), max_steps=8).train()  # two whole epochs
+    assert whole.num_epochs == 2

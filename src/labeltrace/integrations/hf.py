@@ -40,12 +40,14 @@ a sample that two ranks trained on.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from labeltrace._checks import is_tensor
 from labeltrace.record import Recorder
 from labeltrace.record.batch import as_index_array, to_numpy
 
@@ -86,7 +88,21 @@ class _EpochAndSave(TrainerCallback):
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step != self._closed_at:
+            if state.epoch is not None and not float(state.epoch).is_integer():  # max_steps, should_training_stop
+                self._warn_partial(float(state.epoch))
             self._close(state)
+
+    def _warn_partial(self, epoch: float) -> None:
+        """Say how many samples the epoch the Trainer stopped in holds, as it closes (a plain
+        Recorder's; a DistributedRecorder holds only this rank's part of it)."""
+        rec = self.trainer.recorder
+        if not isinstance(rec, Recorder):
+            return
+        held, n = int(rec.pending().ids.size), rec.num_samples
+        warnings.warn(f"RecordingTrainer: the training stopped mid-epoch (Trainer epoch {epoch:.2f}: max_steps or "
+                      f"should_training_stop), so the recorder's epoch {rec.num_epochs + 1} closes with {held:,} of "
+                      f"{n:,} samples and the others' scores average one epoch fewer. Stop at an epoch's end "
+                      "(num_train_epochs rather than max_steps) where that matters", UserWarning, stacklevel=2)  # fmt: skip
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
@@ -187,8 +203,12 @@ class RecordingTrainer(Trainer):
             logits = outputs["logits"]
         elif isinstance(outputs, tuple | list) and len(outputs) > (0 if popped else 1):
             logits = outputs[0 if popped else 1]
+        elif popped and is_tensor(outputs):  # a plain nn.Module's forward: the tensor is the logits
+            logits = outputs
         else:
-            raise ValueError("RecordingTrainer needs the model to return its logits (outputs['logits'])")
+            raise ValueError("RecordingTrainer needs the model to return its logits: outputs['logits'], (loss, "
+                             "logits, ...), or with label smoothing or a compute_loss_func (logits, ...) or the "
+                             f"logits tensor itself; got {type(outputs).__name__}")
         if self.args.world_size > 1:  # each sample's first update of the epoch on this rank (not the padding)
             ids, logits, labels = self._first_updates(ids, logits, labels)
         self.recorder.update(ids, logits, labels)

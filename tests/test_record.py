@@ -468,7 +468,7 @@ def test_a_recorder_saved_mid_epoch_says_so_when_loaded(tmp_path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not Recorder.load(tmp_path / "between.npz").epoch_in_progress
-    with pytest.warns(UserWarning, match=r"mid\.npz was saved mid-epoch, with 5 samples' updates of epoch 1 pending.*"
+    with pytest.warns(UserWarning, match=r"mid\.npz was saved mid-epoch, with 5 samples' updates of epoch 2 \(counted from 1\) pending.*"
                                          r"rec\.clear_pending\(\)"):  # fmt: skip
         back = Recorder.load(tmp_path / "mid.npz")
     back.clear_pending()

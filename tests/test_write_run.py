@@ -446,6 +446,27 @@ def test_recording_json_stays_json_with_unknowns(tmp_path: Path) -> None:
     assert np.isnan(run.recording().accuracy[0]) and any("recorded no sample" in w for w in run.meta["warnings"])
 
 
+@pytest.mark.parametrize("mode", ["full", "streaming"])
+def test_an_empty_epoch_inside_the_recording_is_noted(tmp_path: Path, mode: str) -> None:
+    """An epoch closed twice in the middle of a recording was noted only when it was the last (an
+    audit's finding): the run said 3 epochs with no word of the empty one. Full mode names it;
+    streaming mode keeps no epoch's samples and names none, as before."""
+    images, given, _ = _data()
+    rec = _train(images, given, epochs=1, recorder=Recorder(N, K, mode=mode))
+    with pytest.warns(UserWarning, match="^epoch 2 closes with no update"):
+        rec.end_epoch()
+    _train(images, given, epochs=1, recorder=rec)
+    write_run(_dataset(images, given), rec, tmp_path / "run", log=lambda s: None)
+    run = open_run(tmp_path / "run")
+    noted = [w for w in run.meta["warnings"] if "recorded no sample" in w]
+    if mode == "full":
+        assert noted == ["1 of the 3 recorded epochs (counted from 1: [2]) recorded no sample (end_epoch() called "
+                         "twice?): each sample's scores average the epochs it was seen in"]
+    else:
+        assert noted == []
+    assert np.isfinite(run.recording().accuracy).all()  # the last epoch has its samples: the accuracy is known
+
+
 def test_cli_a_skipped_image_takes_no_id_and_few_samples_leave_features_out(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     images, given, _ = _data()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labeltrace import rundir as rd
-from labeltrace._checks import check_finite_float, counted, listing
+from labeltrace._checks import check_finite_float, counted, id_list, listing
 from labeltrace._io import digest
 from labeltrace.data import ImageDataset
 from labeltrace.data.duplicates import neighbour_groups
@@ -120,9 +120,11 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
     run = RecordedRun(dyn, np.zeros(len(ds), bool), ds.n_classes)
     post = posterior([run], last=min(SUGGEST_LAST, dyn.kept_epochs))
     acc = _final_accuracy(dyn)
-    if not np.isfinite(acc):
-        noted.append(f"the last of the {dyn.num_epochs} epochs recorded no sample (end_epoch() called twice?): the "
-                     "scores average it as an epoch no sample was seen in; the final training accuracy is unknown")
+    if (empty := _empty_epochs(dyn)).size:
+        last = empty[-1] == dyn.num_epochs - 1
+        noted.append(f"{empty.size} of the {dyn.num_epochs} recorded epochs (counted from 1: {id_list(empty + 1)}) "
+                     "recorded no sample (end_epoch() called twice?): each sample's scores average the epochs it "
+                     "was seen in" + ("; the final training accuracy is unknown" if last else ""))
     given = ds.labels.copy()
     embedding = None if not ev.has("features") else np.asarray(ev.features, dtype=np.float32)
     fp = {"own_training": _recording_key(dyn), "data": data_identity(ds), "classes": list(ds.classes),
@@ -338,6 +340,14 @@ def _recording_key(dyn: Dynamics) -> str:
     return digest({"epochs": dyn.num_epochs, "labels": digest(np.asarray(dyn.labels, np.int64)),
                    "n_seen": digest(np.asarray(dyn.n_seen, np.int64)),
                    "loss": digest(np.asarray(dyn.mean("loss"), np.float64))})  # fmt: skip
+
+
+def _empty_epochs(dyn: Dynamics) -> np.ndarray:
+    """The epochs (from 0) in which no sample was recorded; in streaming mode, which keeps no epoch's
+    samples, the last one alone can be told (its accuracy is NaN)."""
+    if dyn.streaming:
+        return np.array([dyn.num_epochs - 1] if dyn.num_epochs and not np.isfinite(_final_accuracy(dyn)) else [], int)
+    return np.flatnonzero(~dyn.seen().any(axis=1))
 
 
 def _final_accuracy(dyn: Dynamics) -> float:

@@ -381,7 +381,7 @@ class Recorder:
         _state.restore(rec, state, base=path.parent, owned=True)  # embedded rows: used, not copied
         if rec.epoch_in_progress:
             warnings.warn(f"{path} was saved mid-epoch, with {int(np.count_nonzero(rec._cnt)):,} samples' updates of epoch "
-                          f"{rec.num_epochs} pending: they are averaged with this epoch's next ones. A loop that "
+                          f"{rec.num_epochs + 1} (counted from 1) pending: they are averaged with this epoch's next ones. A loop that "
                           "restarts the epoch (from a model checkpoint taken at its start) records them twice: call "
                           "rec.clear_pending() first", UserWarning, stacklevel=2)  # fmt: skip
         return rec

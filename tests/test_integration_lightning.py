@@ -141,6 +141,18 @@ def test_missing_logits_is_a_clear_error(tmp_path):
         trainer.fit(LossOnly(), loader())
 
 
+def test_a_getter_that_finds_nothing_says_what_this_output_takes():
+    """A dict is read by key, a tuple by position: logits=0 on a training_step's dict was told to
+    pass 'a key, a position or a function' (an audit's finding)."""
+    from labeltrace.integrations.lightning import _get
+
+    with pytest.raises(ValueError, match=r"under 0 in \['loss', 'out'\]; pass logits= a key or a function$"):
+        _get({"loss": 1, "out": 2}, 0, "logits in training_step's output")
+    with pytest.raises(ValueError, match=r"under 'ids' in a tuple; pass ids= a position or a function$"):
+        _get((1, 2), "ids", "ids of the batch")
+    assert _get((1, 2), 1, "ids of the batch") == 2 and _get({"out": 2}, lambda o: o["out"], "logits") == 2
+
+
 class EpochLogged(Tiny):
     """Logs (Lightning epoch, ids, logits) of every training_step; skips the batches in ``skip``."""
 

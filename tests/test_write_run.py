@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -240,6 +242,15 @@ def test_the_recorder_as_the_integrations_hold_it(tmp_path: Path) -> None:
     torch.save({"recorder": rec.state_dict(tensors=True)}, tmp_path / "ckpt.pt")
     with pytest.raises(ValueError, match=r"is not a recorder file rec.save\(path\) wrote .*torch.load\(path\)\['callbacks'\]"):
         write_run(ds, tmp_path / "ckpt.pt", tmp_path / "c", log=lambda s: None)
+    # a Lightning checkpoint given to the CLI: the message's shell command makes the file scan reads
+    torch.save({"callbacks": {"RecorderCallback": {"recorder": rec.state_dict(tensors=True), "pending_epoch": -1}}},
+               tmp_path / "last.ckpt")
+    with pytest.raises(ValueError, match=r"from the shell: python -c") as err:
+        write_run(ds, tmp_path / "last.ckpt", tmp_path / "c", log=lambda s: None)
+    code = str(err.value).split('python -c "')[1].rsplit('"', 1)[0]
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    write_run(ds, tmp_path / "recorder.npz", tmp_path / "d", log=lambda s: None)
+    np.testing.assert_array_equal(open_run(tmp_path / "d").column("score"), open_run(tmp_path / "a").column("score"))
     with pytest.raises(ValueError, match="no such recorder file"):
         write_run(ds, tmp_path / "nope.npz", tmp_path / "c", log=lambda s: None)
     with pytest.raises(ValueError, match="seconds must be a finite number >= 0"):

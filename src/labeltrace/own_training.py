@@ -233,7 +233,9 @@ def _load(p: Path) -> Recorder:
         raise ValueError(f"{p} is not a recorder file rec.save(path) wrote ({exc}); a recorder kept in a torch "
                          "checkpoint (rec.state_dict(tensors=True)): pass write_run torch.load(path)[key] — a Lightning "
                          "checkpoint's: torch.load(path)['callbacks'][<the callback's name, e.g. 'RecorderCallback'>]"
-                         " — or save it with rec.save('recorder.npz') first") from None
+                         " — or save it with rec.save('recorder.npz') first; from the shell: python -c \"import torch; "
+                         "from labeltrace import Recorder; Recorder.from_state_dict(torch.load('last.ckpt')['callbacks']"
+                         "['RecorderCallback']['recorder']).save('recorder.npz')\"") from None
 
 
 def _seconds(seconds: Any) -> float | None:

@@ -69,10 +69,10 @@ def _get(obj: Any, key: Getter, what: str) -> Any:
         return obj[key]
     except (KeyError, IndexError, TypeError):
         keys = list(obj.keys()) if isinstance(obj, Mapping) else f"a {type(obj).__name__}"
-        raise ValueError(
-            f"RecorderCallback could not find {what} under {key!r} in {keys}; pass {what.split()[0]}= "
-            "a key, a position or a function"
-        ) from None
+        how = ("a key or a function" if isinstance(obj, Mapping) else "a position or a function"
+               if isinstance(obj, tuple | list) else "a key, a position or a function")
+        raise ValueError(f"RecorderCallback could not find {what} under {key!r} in {keys}; pass "
+                         f"{what.split()[0]}= {how}") from None
 
 
 class RecorderCallback(pl.Callback):

@@ -231,3 +231,32 @@ def test_a_blind_page_needs_a_name_of_its_own_and_says_so(tmp_path: Path) -> Non
         r = c.post("/api/decision", json={"sample_id": first, "decision": "dog", "reviewer": name})
         assert r.status_code == 400 and "a reviewer name of your own" in r.json()["detail"]
     assert run_store(open_run(rd)).history() == []
+
+
+def test_a_page_opened_on_another_run_or_mode_saves_nothing_after_a_restart(tmp_path: Path) -> None:
+    """The page sends the view it was opened on (X-Labeltrace-View, from /api/state): a server
+    restarted in another blind mode, or on another run, where the same id may be another image,
+    refused nothing — the decision landed on that other image (an audit's finding). A restart on
+    the same run in the same mode keeps the view, and a request without the header is not checked."""
+    rd = make_run(tmp_path / "a", n=12, k=3, classes=CLASSES, seed=2)
+    other = make_run(tmp_path / "b", n=12, k=3, classes=CLASSES, seed=3)
+    views = {}
+    for name, app in [("open", create_app(rd)), ("again", create_app(rd)), ("blind", create_app(rd, blind="all")),
+                      ("blind again", create_app(rd, blind="all")), ("other", create_app(other))]:
+        views[name] = (TestClient(app, base_url=LOCAL), app)
+    view = {k: c.get("/api/state").json()["view"] for k, (c, _) in views.items()}
+    assert view["open"] == view["again"] and view["blind"] == view["blind again"]
+    assert len({view["open"], view["blind"], view["other"]}) == 3
+    page = {"X-Labeltrace-View": view["open"]}  # a page opened on the first server, not blind
+    for k in ("blind", "other"):
+        c = views[k][0]
+        r = c.post("/api/decision", json={"sample_id": 5, "decision": "dog", "reviewer": "zoe"}, headers=page)
+        assert r.status_code == 409 and "opened on another review" in r.json()["detail"]
+        assert c.get("/api/item/0?reviewer=zoe", headers=page).status_code == 409
+    assert _sources(rd) == [] and _sources(other) == []
+    c = views["again"][0]
+    assert c.post("/api/decision", json={"sample_id": 5, "decision": "dog", "reviewer": "zoe"},
+                  headers=page).status_code == 200
+    assert views["other"][0].post("/api/decision", json={"sample_id": 5, "decision": "dog", "reviewer": "zoe"}
+                                  ).status_code == 200  # a script sends no view
+    assert _sources(rd) == [(5, "dog", "zoe", "app")] and _sources(other) == [(5, "dog", "zoe", "app")]

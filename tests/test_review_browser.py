@@ -312,3 +312,25 @@ def test_a_long_class_name_stays_inside_its_button(tmp_path: Path, browser: obje
         assert spill == [0, 0, 0]
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         page.close()
+
+
+def test_a_page_left_open_across_a_restart_in_another_mode_saves_nothing(tmp_path: Path, browser: object) -> None:
+    """The page opened on a review, then the server restarted on the same port with --blind-all,
+    where each id is another image: the key pressed saved the decision on that other image (an
+    audit's finding). The page sends the view it was opened on; the new server refuses it, and the
+    page says to reload. (The restart is the page's API requests sent to a second server.)"""
+    rd = make_run(tmp_path, n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=8)
+    for first in serve(create_app(rd, token=TOKEN)):
+        for second in serve(create_app(rd, token=TOKEN, blind="all")):
+            page = _opened(browser, first)
+
+            def restarted(route: object) -> None:  # the browser's origin is the first server's, as after a restart
+                req = route.request  # type: ignore[attr-defined]
+                headers = {k: v for k, v in req.all_headers().items() if k.lower() != "origin"}
+                route.fulfill(response=route.fetch(url=req.url.replace(first, second), headers=headers))  # type: ignore[attr-defined]
+
+            page.route("**/api/**", restarted)
+            page.keyboard.press("1")
+            expect(page.locator("#status")).to_have_text(re.compile(r"NOT saved.*opened on another review.*reload"))
+            assert decision_rows(rd) == []  # (every other browser test saves with the view sent)
+            page.close()

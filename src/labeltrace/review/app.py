@@ -61,6 +61,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from labeltrace._io import digest
 from labeltrace.diagnostics import contradicted_texts
 from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.live import LiveConfig
@@ -172,7 +173,10 @@ def create_app(
     app.state.review = state
 
     mark = scan_mark(run.path)  # the scan served: another one in the folder stops every answer
-    app.add_middleware(Guard, token=token, max_body=MAX_BODY_BYTES,
+    # what a page opened here shows: a restart on the same scan in the same mode keeps it (the ids
+    # mean the same images), another run or mode does not (security.Guard's 6.)
+    view = digest([str(run.path.resolve()), mark, blind])
+    app.add_middleware(Guard, token=token, max_body=MAX_BODY_BYTES, view=view,
                        stale=lambda: None if scan_mark(run.path) == mark else RESCANNED)
     state.own_only = blind is not None
     if state.store.read_only:
@@ -226,6 +230,7 @@ def create_app(
             "reviewer": state.reviewer,
             "token_required": token is not None,
             "blind": blind,
+            "view": view,
             "warnings": warned,
             **(blind_progress(progress) if blind else progress),
         }

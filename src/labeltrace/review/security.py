@@ -32,6 +32,11 @@ One pure ASGI middleware, :class:`Guard`, runs before routing and before any bod
 5. **Body size** — at most :data:`MAX_BODY_BYTES`: a larger ``Content-Length`` is refused at
    once and a body without one is read only up to the limit (413); the app then receives the
    buffered body.
+6. **View** — the page sends, in header ``X-Labeltrace-View``, the view it was opened on (which
+   run, which scan of it, which blind mode: ``GET /api/state``'s ``view``); an API request whose
+   view is not the server's is refused (409), so a page left open while the server was restarted
+   on another run or in another mode, where the same sample id is another image, saves nothing
+   and is told to reload. A request without the header (a script) is not checked.
 
 Refusals are short JSON ``{"detail": ...}`` messages that never repeat what the client sent.
 Every response gets ``Cache-Control: no-store`` (unless set), ``X-Content-Type-Options:
@@ -50,13 +55,19 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = [
     "MAX_BODY_BYTES",
     "MIN_TOKEN_LENGTH",
+    "OTHER_VIEW",
     "TOKEN_HEADER",
+    "VIEW_HEADER",
     "Guard",
     "check_token",
     "is_loopback",
 ]
 
 TOKEN_HEADER = "X-Labeltrace-Token"
+VIEW_HEADER = "X-Labeltrace-View"
+#: the 409 of a page opened on another view (a restart on another run, or in another blind mode)
+OTHER_VIEW = ("this page was opened on another review: the server was restarted since, on another run or in another "
+              "blind mode, where a sample id may be another image; nothing was saved: reload the page")
 MIN_TOKEN_LENGTH = 16
 MAX_BODY_BYTES = 64 * 1024
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -161,11 +172,12 @@ class Guard:
     """ASGI middleware applying the checks of the module docstring to every HTTP request."""
 
     def __init__(self, app: ASGIApp, *, token: str | None, max_body: int = MAX_BODY_BYTES,
-                 stale: Callable[[], str | None] | None = None) -> None:  # fmt: skip
+                 stale: Callable[[], str | None] | None = None, view: str | None = None) -> None:  # fmt: skip
         self.app = app
         self.token = check_token(token)
         self.max_body = int(max_body)
         self.stale = stale  # why the API may no longer answer (the run was scanned again), or None
+        self.view = view  # what the page must have been opened on, when it says (VIEW_HEADER)
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         headers: dict[str, str] = {}
@@ -214,6 +226,9 @@ class Guard:
         length = headers.get("content-length")
         if length is not None and (not length.strip().isdigit() or int(length) > self.max_body):
             return 413, f"request body larger than {self.max_body} bytes"
+        opened_on = headers.get(VIEW_HEADER.lower())
+        if api and self.view is not None and opened_on is not None and opened_on != self.view:
+            return 409, OTHER_VIEW
         why = self.stale() if self.stale is not None and api else None
         return (409, why) if why is not None else None
 

@@ -16,6 +16,7 @@
   let excludeKey = "x"; // the key of "Exclude (not any class)": "" when a class has "x" as its own key
   let jumpKey = "g"; // the key that focuses the "go to" box: "" when a class has "g" as its own key
   let defaultReviewer = ""; // the server's --reviewer: the name of a page that gives none
+  let view = null; // what the page was opened on (run, scan, blind mode): sent with every request after the first
   let blind = null; // "model" / "all": the server sends neither the model's view nor the others' votes (nor the given label)
   let statusAbout = null; // the sample an error message is about: marked as earlier once another one shows
   let lastDecided = null; // {position, id} of this page's latest saved decision: Backspace goes back to it
@@ -64,6 +65,7 @@
   async function api(path, opts = {}) {
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
     if (token) headers["X-Labeltrace-Token"] = token;
+    if (view) headers["X-Labeltrace-View"] = view; // a server restarted on another run or mode refuses it
     let r;
     try {
       r = await fetch(at(path), Object.assign({}, opts, { headers, cache: "no-store" }));
@@ -90,7 +92,8 @@
   async function imageBlob(path) {
     let r;
     try {
-      r = await fetch(path, { headers: token ? { "X-Labeltrace-Token": token } : {} });
+      r = await fetch(path, { headers: Object.assign(token ? { "X-Labeltrace-Token": token } : {},
+        view ? { "X-Labeltrace-View": view } : {}) });
     } catch (e) {
       throw new Error("the review server cannot be reached (stopped, or the network is down)");
     }
@@ -872,6 +875,7 @@
       document.title = `labeltrace review — ${s.run}`;
       defaultReviewer = s.reviewer || "";
       blind = s.blind || null;
+      view = s.view || null;
       if (blind) {
         $("find").hidden = true; // it would point at the others' votes
         $("context").hidden = true;
@@ -906,6 +910,7 @@
   function leave(name, keepalive, seq = nextSeq()) {
     const headers = { "Content-Type": "application/json" };
     if (token) headers["X-Labeltrace-Token"] = token;
+    if (view) headers["X-Labeltrace-View"] = view;
     // numbered: should it arrive after a reload's new page (the same id) has asked for its sample,
     // that later request's hold stands
     const body = JSON.stringify(Object.assign({ page: PAGE, seq }, name ? { reviewer: name } : {}));

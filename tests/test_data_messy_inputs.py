@@ -3,6 +3,7 @@ right or refused with a message that names the rows or files."""
 
 from __future__ import annotations
 
+import io
 import unicodedata
 import warnings
 from pathlib import Path
@@ -337,6 +338,12 @@ def test_a_split_missing_a_class_is_still_named_and_other_warnings_keep_their_fo
     show = _warning_printer(lambda *a: seen.append(a[1]))
     show("divide by zero", RuntimeWarning, "/x/labeltrace/score/probs.py", 2)
     assert seen == [RuntimeWarning]  # a library's warning goes to the default printer, whatever the path
+    import labeltrace.review.state as ours
+
+    out = io.StringIO()
+    show("the consensus rule ... changes", UserWarning, ours.__file__, 2, out)  # raised in labeltrace: its form
+    show("a torch warning", UserWarning, "/x/site-packages/torch/nn/modules/module.py", 2, out)
+    assert out.getvalue() == "warning: the consensus rule ... changes\n" and seen[-1] is UserWarning
 
 
 def test_hf_integer_scalars_without_class_label_names_are_integers() -> None:

@@ -211,14 +211,24 @@ def build_parser(*, training_given: bool = False) -> argparse.ArgumentParser:
 
 
 def _warning_printer(default: Any) -> Any:
-    """A ``warnings.showwarning`` that prints labeltrace's own warnings (:class:`DataWarning`) as the
-    CLI prints its others, ``warning: ...`` (not Python's format with a source line), and hands every
-    other warning to ``default``."""
+    """A ``warnings.showwarning`` that prints labeltrace's own warnings — :class:`DataWarning`, and a
+    plain ``UserWarning`` raised in labeltrace's code (a consensus rule changed, copies left in
+    different folds) — as the CLI prints its others, ``warning: ...`` (not Python's format with a
+    source line), and hands every other warning to ``default`` (a library's, or numpy's
+    ``RuntimeWarning`` wherever it arose)."""
     from labeltrace.data.errors import DataWarning
+
+    package = Path(__file__).resolve().parent
+
+    def ours(filename: str) -> bool:
+        try:
+            return Path(filename).resolve().is_relative_to(package)
+        except (OSError, ValueError):
+            return False
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: Any = None, line: str | None = None) -> None:  # fmt: skip
-        if issubclass(category, DataWarning):
+        if issubclass(category, DataWarning) or (category is UserWarning and ours(filename)):
             print(f"warning: {message}", file=sys.stderr if file is None else file)
         else:
             default(message, category, filename, lineno, file, line)

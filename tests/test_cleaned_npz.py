@@ -130,6 +130,18 @@ def test_an_npz_s_ids_array_names_its_images_and_duplicates_are_refused(tmp_path
     np.savez(tmp_path / "b.npz", train_images=imgs, train_labels=labels, train_ids=np.array(["a", "b", "a", "d"]))
     with pytest.raises(DataError, match=r"b\.npz \(train_images, train_labels\): duplicate ids: 'a'"):
         from_npz(tmp_path / "b.npz")
+    # bytes ids and MedMNIST's (N, 1) shape: read as the text and the number they are (they were the
+    # ids "b'a'" and "[3]", silently; an audit's finding); other shapes and bytes not UTF-8 refused
+    np.savez(tmp_path / "c.npz", train_images=imgs, train_labels=labels, train_ids=np.array([b"a", b"b", b"c", b"\xc3\xa9"]))
+    assert from_npz(tmp_path / "c.npz").ids == ("a", "b", "c", "é")
+    np.savez(tmp_path / "d.npz", train_images=imgs, train_labels=labels, train_ids=np.arange(3, 7)[:, None])
+    assert from_npz(tmp_path / "d.npz").ids == ("3", "4", "5", "6")
+    np.savez(tmp_path / "e.npz", train_images=imgs, train_labels=labels, train_ids=np.arange(8).reshape(4, 2))
+    with pytest.raises(DataError, match=r"e\.npz: 'train_ids' must hold one id per image, shape \(N,\) or \(N, 1\), got \(4, 2\)"):
+        from_npz(tmp_path / "e.npz")
+    np.savez(tmp_path / "f.npz", train_images=imgs, train_labels=labels, train_ids=np.array([b"a", b"\xff", b"c", b"d"]))
+    with pytest.raises(DataError, match=r"f\.npz: 'train_ids' holds bytes that are not UTF-8 text at rows 1;"):
+        from_npz(tmp_path / "f.npz")
 
 
 def test_an_npz_labelled_by_name_is_cleaned_by_name(tmp_path: Path) -> None:

@@ -348,8 +348,34 @@ def from_npz(
         raise DataError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc}; a truncated "
                         "download?)") from None
     images, labels = arrays[:2]
-    ids = [f"{split}:{i}" for i in range(len(images))] if len(arrays) == 2 else np.asarray(arrays[2]).tolist()
+    ids = [f"{split}:{i}" for i in range(len(images))] if len(arrays) == 2 else _npz_ids(arrays[2], path, f"{split}_ids")
     try:
         return from_arrays(images, labels, classes=classes, ids=ids)
     except DataError as exc:  # the arrays' problem, said of the file and its keys
         raise DataError(f"{path} ({need[0]}, {need[1]}): {exc}") from None
+
+
+def _npz_ids(a: np.ndarray, path: Path, key: str) -> list[Any]:
+    """An .npz's ids as a list: one per image (``(N,)``, or MedMNIST's ``(N, 1)``), bytes read as
+    UTF-8 text — a ``b'img3'`` or ``[3]`` id, silently, otherwise."""
+    a = np.asarray(a)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim != 1:
+        raise DataError(f"{path}: {key!r} must hold one id per image, shape (N,) or (N, 1), got {a.shape}")
+    if a.dtype.kind == "S":
+        try:
+            return [v.decode("utf-8") for v in a.tolist()]
+        except UnicodeDecodeError:
+            bad = [k for k, v in enumerate(a.tolist()) if not _utf8(v)]
+            raise DataError(f"{path}: {key!r} holds bytes that are not UTF-8 text at rows {listing(bad)}; save the "
+                            "ids as str (np.array(ids, dtype=str)) or integers") from None
+    return a.tolist()
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

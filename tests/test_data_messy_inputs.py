@@ -192,6 +192,18 @@ def test_cli_reads_a_class_named_none_on_request(tmp_path: Path) -> None:
     ds, origin = _load([str(tmp_path / "m.csv"), "--no-missing-markers"])
     assert ds.classes == ("cat", "none")
     assert origin["missing_markers"] is False  # run.json records it: the export's rescan command repeats it
+    # the truth column is read as the label column is (it was refused: 'has no value in 2 rows')
+    from labeltrace.cli_data import _truth_labels
+
+    (tmp_path / "t.csv").write_text("path,label,truth\n" + "".join(
+        f"{s},{'none' if k < 2 else 'cat'},{'none' if k % 2 else 'cat'}\n" for k, s in enumerate(p)))
+    args = build_parser().parse_args(["scan", str(tmp_path / "t.csv"), "--out", "r", "--truth-column", "truth",
+                                      "--no-missing-markers"])  # fmt: skip
+    ds, origin = _load_dataset(args)
+    assert _truth_labels(args, ds, origin)[0].tolist() == [0, 1, 0, 1]  # classes ('cat', 'none')
+    args.no_missing_markers = False
+    with pytest.raises(DataError, match=r"missing 'label'"):
+        _load_dataset(args)
 
 
 def test_a_symlinked_manifest_reads_paths_from_its_own_folder(tmp_path: Path) -> None:

@@ -211,7 +211,7 @@ def test_cli_manifest_with_truth_column_and_single_run(tmp_path, capsys):
     assert rc == 2 and "m2.csv: --truth-column 'clean'" in err and "row 5 (4.png) 'zzz'" in err
     (tmp_path / "m2.csv").write_text("\n".join(rows[:5] + [rows[5].rsplit(",", 1)[0] + ",N/A"] + rows[6:]) + "\n")
     assert main(["scan", str(tmp_path / "m2.csv"), "--truth-column", "clean", "--out", str(tmp_path / "r2"), "--quiet"]) == 2
-    assert "--truth-column 'clean' has no value in 1 rows (empty, NaN, N/A, ...): row 5 (4.png)" in capsys.readouterr().err
+    assert "--truth-column 'clean' has no value in 1 row (empty, NaN, N/A, ...; --no-missing-markers reads N/A, None, ... as class names): row 5 (4.png)" in capsys.readouterr().err
     assert main(["scan", str(tmp_path / "m.csv"), "--truth-column", "clen", "--out", str(tmp_path / "r3"), "--quiet"]) == 2
     assert re.search(r"--truth-column 'clen' is not a column of .*m\.csv; its columns are", capsys.readouterr().err)
     # --split reads a .npz's split; on a manifest it had been ignored without a word (the whole set scanned)

@@ -171,6 +171,7 @@ def _truth_labels(args: argparse.Namespace, ds, origin: dict):  # noqa: ANN001, 
 
     if not args.truth_column:
         return None, origin
-    truth = truth_column(Path(origin["source"]), args.truth_column, ds,
-                         id_column=origin.get("id_column"), path_column=origin["path_column"])  # fmt: skip
+    as_is = {"missing_values": ()} if origin.get("missing_markers") is False else {}  # --no-missing-markers
+    truth = truth_column(Path(origin["source"]), args.truth_column, ds, id_column=origin.get("id_column"),
+                         path_column=origin["path_column"], **as_is)  # fmt: skip
     return truth, {**origin, "truth_column": args.truth_column}

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from labeltrace._checks import id_list, listing
+from labeltrace._checks import counted, id_list, listing
 from labeltrace.data.base import ImageDataset, _duplicates
 from labeltrace.data.decode import pixel_limit
 from labeltrace.data.errors import DataError
@@ -306,19 +306,21 @@ def from_manifest(
 
 
 def truth_column(path: Path, column: str, ds: ImageDataset, *, id_column: str | None,
-                 path_column: str) -> np.ndarray:  # fmt: skip
+                 path_column: str, missing_values: Collection[str] = MISSING_VALUES) -> np.ndarray:  # fmt: skip
     """(N,) int64 known true labels of ``ds``'s samples from the manifest ``path``'s ``column``
-    (class names or ids, as the label column is read), matched by ``id_column`` (else the path)."""
+    (class names or ids, as the label column is read: ``missing_values`` as :func:`from_manifest`'s),
+    matched by ``id_column`` (else the path)."""
     names = manifest_columns(path)
     if column not in names:
         raise DataError(f"--truth-column {column!r} is not a column of {path}; its columns are {names}")
     key = id_column or path_column
     table = read_columns(path, list(dict.fromkeys([key, column])))
     where = [str(v).strip() for v in table[key]]
-    markers = marker_set()
+    markers = marker_set(missing_values)
     miss = [k for k, v in enumerate(table[column]) if is_missing(v, markers)]
     if miss:  # as the label column reads them; a sample with no known truth cannot be scored against it
-        raise DataError(f"{path}: --truth-column {column!r} has no value in {len(miss)} rows (empty, NaN, N/A, ...): "
+        what = "empty, NaN, N/A, ...; --no-missing-markers reads N/A, None, ... as class names" if markers else "empty"
+        raise DataError(f"{path}: --truth-column {column!r} has no value in {counted(len(miss), 'row')} ({what}): "
                         + listing(f"row {k + 1} ({where[k]})" for k in miss)
                         + "; every sample needs its known true label: fill them, or leave --truth-column out")
     try:

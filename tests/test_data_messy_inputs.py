@@ -493,3 +493,22 @@ def test_the_unread_files_warning_says_how_labeltrace_scan_reads_them(tmp_path: 
     rows = [f"{c}/{k}.{'jfif' if k == 2 else 'png'},{c}" for c in ("cat", "dog") for k in range(3 if c == "cat" else 2)]
     (tmp_path / "d" / "m.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
     assert from_manifest(tmp_path / "d" / "m.csv").load(2).shape == (8, 8, 3)  # the manifest's way reads it
+
+
+def test_a_label_that_is_a_listed_class_in_another_unicode_form_says_so(tmp_path: Path) -> None:
+    """The manifest's NFD 'café' against the classes file's NFC one read 'unknown labels ... café',
+    both sides looking the same (an audit's finding); an empty or missing classes file said
+    'classes are )' or Python's [Errno 2]."""
+    p = _images(tmp_path, 4)
+    nfd, nfc = unicodedata.normalize("NFD", "café"), unicodedata.normalize("NFC", "café")
+    (tmp_path / "m.csv").write_text("path,label\n" + "".join(f"{s},{nfd if k % 2 else 'dog'}\n"
+                                                             for k, s in enumerate(p)), encoding="utf-8")  # fmt: skip
+    (tmp_path / "c.txt").write_text(f"{nfc}\ndog\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"unknown labels .*; 'cafe\\u0301' is the class 'caf\\xe9' written another way "
+                                         r"\(another Unicode form"):
+        _load([str(tmp_path / "m.csv"), "--classes", str(tmp_path / "c.txt")])
+    (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"empty\.txt: no class names in the classes file"):
+        _load([str(tmp_path / "m.csv"), "--classes", str(tmp_path / "empty.txt")])
+    with pytest.raises(DataError, match=r"nofile\.txt: no such classes file; give a text file"):
+        _load([str(tmp_path / "m.csv"), "--classes", str(tmp_path / "nofile.txt")])

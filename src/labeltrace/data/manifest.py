@@ -39,6 +39,9 @@ MANIFEST_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
 def read_classes_file(path: Path) -> tuple[str, ...]:
     """The class names of a classes file, one per line in id order (blank lines ignored)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such classes file" + (" (a folder)" if path.is_dir() else "")
+                        + "; give a text file with one class name per line in id order")
     lines = [ln.strip() for ln in _text(path, lambda: path.read_text(encoding="utf-8-sig")).splitlines()]
     at: dict[str, list[int]] = {}
     for k, ln in enumerate(lines):
@@ -48,6 +51,8 @@ def read_classes_file(path: Path) -> tuple[str, ...]:
     if dup:
         raise DataError(f"{path}: class names listed more than once: "
                         + listing(f"{name!r} (lines {listing(ks)})" for name, ks in dup.items()) + "; list each class once")
+    if not at:
+        raise DataError(f"{path}: no class names in the classes file; list one per line, in id order")
     return tuple(ln for ln in lines if ln)
 
 

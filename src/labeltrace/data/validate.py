@@ -234,9 +234,15 @@ def parse_labels(
         else:
             bad = [k for k, v in enumerate(raw) if not (isinstance(v, str) and v in index)]
         if bad:
+            keys = {name_key(c): c for c in classes}  # a label that is a class written another way: said so
+            twins = {raw[k]: keys[name_key(raw[k])] for k in bad
+                     if isinstance(raw[k], str) and name_key(raw[k]) in keys}  # fmt: skip
             raise DataError(
                 f"unknown labels (classes are {listing(repr(c) for c in classes)}): "
                 + listing(f"{row_name(k)} {raw[k]!r}" for k in bad)
+                + ("; " + listing(f"{ascii(v)} is the class {ascii(c)} written another way (another Unicode form, "
+                                  "other spaces or a full-width letter)" for v, c in twins.items())
+                   + ": write each class as the class list does" if twins else "")
             )
         return np.array(nums, dtype=np.int64), classes
     if all_int:

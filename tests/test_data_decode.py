@@ -326,3 +326,18 @@ def test_a_file_that_is_no_image_says_what_it_is(tmp_path: Path) -> None:
         decode_image(tmp_path / "empty.png")
     with pytest.raises(DataError, match=r"notes\.png: not an image file Pillow knows, nor DICOM"):
         decode_image(tmp_path / "notes.png")
+
+
+def test_big_endian_arrays_are_read_as_their_values() -> None:
+    """A '>u2' array (saved on a big-endian machine, or by a tool that writes one) was refused as
+    'unsupported image dtype >u2; use uint8, uint16, ...' (an audit's finding)."""
+    from labeltrace.data import from_arrays
+
+    native = (np.arange(4 * 4 * 4, dtype=np.uint16).reshape(4, 4, 4) * 1000).astype(np.uint16)
+    for dt in (">u2", ">f4"):
+        arr = native / 65535 if dt == ">f4" else native
+        ds = from_arrays(arr.astype(dt), [0, 1, 0, 1])
+        want = from_arrays(arr.astype(dt.replace(">", "<")), [0, 1, 0, 1])
+        for i in range(4):
+            np.testing.assert_array_equal(ds.load(i), want.load(i))
+        assert ds.load(3).max() > 0.9  # the values, not their bytes swapped

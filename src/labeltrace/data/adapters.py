@@ -263,10 +263,13 @@ def from_arrays(
     """Dataset from in-memory images ``(N, H, W[, C])`` and labels ``(N,)`` or ``(N, 1)``.
 
     Images are ``uint8`` (scaled by 1/255), ``uint16`` (1/65535), ``bool`` or float in [0, 1];
-    they are not copied. Labels are integer ids or class names (see :func:`parse_labels`).
+    they are not copied (but for a byte order other than the machine's, ``'>u2'``: read as the same
+    values in its own). Labels are integer ids or class names (see :func:`parse_labels`).
     Sources are ``"array:<i>"``; ids default to ``"<i>"``.
     """
     images = np.asarray(images)
+    if not images.dtype.isnative:  # big-endian uint16 was refused as 'unsupported image dtype >u2; use uint16'
+        images = images.astype(images.dtype.newbyteorder("="))
     lab = np.asarray(labels)
     if lab.ndim == 2 and lab.shape[1] == 1:
         lab = lab[:, 0]

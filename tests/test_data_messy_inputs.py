@@ -512,3 +512,18 @@ def test_a_label_that_is_a_listed_class_in_another_unicode_form_says_so(tmp_path
         _load([str(tmp_path / "m.csv"), "--classes", str(tmp_path / "empty.txt")])
     with pytest.raises(DataError, match=r"nofile\.txt: no such classes file; give a text file"):
         _load([str(tmp_path / "m.csv"), "--classes", str(tmp_path / "nofile.txt")])
+
+
+def test_a_manifests_column_flags_beside_a_folder_or_an_npz_are_refused(tmp_path: Path) -> None:
+    """--label-column on a folder, --id-column on an .npz were ignored, silently (an audit's finding),
+    where --group-column, --truth-column and --classes are refused."""
+    _png(tmp_path / "d" / "a" / "0.png", 1)
+    _png(tmp_path / "d" / "b" / "0.png", 2)
+    np.savez(tmp_path / "x.npz", train_images=np.zeros((4, 8, 8), np.uint8), train_labels=np.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match=r"^--label-column names a manifest's column; DATA here is not a manifest"):
+        _load([str(tmp_path / "d"), "--label-column", "y"])
+    with pytest.raises(ValueError, match=r"^--path-column and --id-column name a manifest's column"):
+        _load([str(tmp_path / "x.npz"), "--id-column", "k", "--path-column", "file"])
+    with pytest.raises(ValueError, match=r"^--id-column names"):
+        _load(["--example", "digits", "--id-column", "k"])
+    assert len(_load([str(tmp_path / "x.npz"), "--label-column", "label"])[0]) == 4  # the default, named: no harm

@@ -78,6 +78,13 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     from labeltrace.data.manifest import MANIFEST_SUFFIXES
 
     man_cols = {"path_column": args.path_column, "label_column": args.label_column, "id_column": args.id_column}
+    columns = [flag for flag, given, default in (("--path-column", args.path_column, "path"),
+                                                 ("--label-column", args.label_column, "label"),
+                                                 ("--id-column", args.id_column, None)) if given != default]
+    if columns and (args.example or not (args.labels or Path(args.data or "").suffix.lower() in MANIFEST_SUFFIXES)):
+        raise ValueError(f"{' and '.join(columns)} {'names' if len(columns) == 1 else 'name'} a manifest's column; DATA "
+                         "here is not a manifest (a folder's labels are its class folders, an .npz's its "
+                         "<split>_labels and <split>_ids arrays)")  # fmt: skip
     if getattr(args, "group_column", None):
         man_cols["group_column"] = args.group_column
         if args.example or not (args.labels or Path(args.data or "").suffix.lower() in MANIFEST_SUFFIXES):

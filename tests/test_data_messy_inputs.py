@@ -527,3 +527,16 @@ def test_a_manifests_column_flags_beside_a_folder_or_an_npz_are_refused(tmp_path
     with pytest.raises(ValueError, match=r"^--id-column names"):
         _load(["--example", "digits", "--id-column", "k"])
     assert len(_load([str(tmp_path / "x.npz"), "--label-column", "label"])[0]) == 4  # the default, named: no harm
+
+
+def test_a_manifest_at_the_root_of_class_folders_is_said_not_read(tmp_path: Path) -> None:
+    """A labels.csv relabelling the images, saved at the root of a folder of two classes, was
+    ignored without a word (an audit's finding; with fewer than two class folders it is refused)."""
+    for c in ("cat", "dog"):
+        for k in range(2):
+            _png(tmp_path / c / f"{k}.png", 40 * k + len(c))
+    (tmp_path / "labels.csv").write_text("path,label\n" + "".join(f"cat/{k}.png,dog\n" for k in range(2)))
+    with pytest.warns(DataWarning, match=r"the labels are the class folders'; labels\.csv beside them is not read .*"
+                                         r"labeltrace scan .*labels\.csv\) or as --labels"):
+        ds = from_folder(tmp_path)
+    assert ds.labels.tolist() == [0, 0, 1, 1]

@@ -165,6 +165,10 @@ def from_folder(
                         f"lists, give the file as DATA (labeltrace scan {root / tables[0]})")  # fmt: skip
     if not class_dirs:
         raise DataError(f"{root}: no class sub-folders found")
+    if tables:  # a cleaned manifest saved into the folder, scanned as a folder: its labels were dropped, silently
+        warnings.warn(f"{root}: the labels are the class folders'; {listing(tables)} beside them {'is' if len(tables) == 1 else 'are'} "
+                      f"not read — to scan the labels a manifest lists, give it as DATA (labeltrace scan "
+                      f"{root / tables[0]}) or as --labels", DataWarning, stacklevel=2)  # fmt: skip
     files: list[Path] = []
     labels: list[int] = []
     other: list[str] = []  # files of another extension: not read, but counted in a warning

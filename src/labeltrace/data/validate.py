@@ -111,7 +111,14 @@ def finalize(
         allowed_roots=allowed_roots,
         groups=None if groups is None else tuple(str(groups[i]) for i in idx.tolist()),
     )
-    check_class_counts(ds)
+    try:
+        check_class_counts(ds)
+    except DataError as exc:  # a class the skipping emptied: the files skipped, and why, are the cause
+        if not skipped:
+            raise
+        raise DataError(f"{exc}; --on-bad-image skip left out {len(skipped)} unreadable "
+                        f"image{'s' if len(skipped) != 1 else ''}: "
+                        + listing(f"{src} ({why})" for src, why in skipped)) from None
     return ds
 
 

@@ -58,11 +58,13 @@ def test_a_repeated_header_name_is_refused(tmp_path: Path) -> None:
     (["1", "1.0", "2", "2"], None, r"decimal point.*'1' \(row 1\) / '1.0' \(row 2\)"),  # a float export appended
     (["01", "02"], ["1", "2", "3"], r"unknown labels.*row 1 '01'"),  # was read as positions 1, 2: '2', '3'
     ([unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café"), "dog", "dog"], None,
-     r"the same name in two Unicode forms or with other spaces.*'caf\\xe9' \(row 1\) / 'cafe\\u0301' \(row 2\)"),
+     r"the same name in two Unicode forms, with other spaces or an invisible character.*'caf\\xe9' \(row 1\) / 'cafe\\u0301' \(row 2\)"),
     # a no-break space (a spreadsheet's), two spaces, a full-width letter (an input method's): extra classes, silently
     (["normal tissue", "normal\u00a0tissue", "tumor", "tumor"], None, r"'normal tissue' \(row 1\) / 'normal\\xa0tissue'"),
     (["normal tissue", "normal  tissue", "tumor", "tumor"], None, "write one class two ways"),
     (["Tumor", "\uff34umor", "a", "a"], None, r"'Tumor' \(row 1\) / '\\uff34umor' \(row 2\)"),
+    # a zero-width space (a copy from a web page): a class of its own, silently (an audit's finding)
+    (["cat", "cat\u200b", "dog", "dog"], None, r"invisible character\): 'cat' \(row 1\) / 'cat\\u200b' \(row 2\)"),
     ([[0], [1], [0, 1], [1]], None, r"multi-label.*row 3 \[0, 1\]"),
     ([b"a", b"a", b"b", b"b"], None, r"row 1 b'a'"),
 ])
@@ -540,3 +542,15 @@ def test_a_manifest_at_the_root_of_class_folders_is_said_not_read(tmp_path: Path
                                          r"labeltrace scan .*labels\.csv\) or as --labels"):
         ds = from_folder(tmp_path)
     assert ds.labels.tolist() == [0, 0, 1, 1]
+
+
+def test_a_label_with_an_invisible_character_and_no_twin_is_warned_of() -> None:
+    from labeltrace.data.validate import parse_labels
+
+    with pytest.warns(DataWarning, match=r"labels with an invisible character are read as written: 'dog\\xad' \(row 3\)"):
+        _, classes = parse_labels(["cat", "cat", "dog\u00ad", "dog\u00ad"], None, row_name=lambda k: f"row {k + 1}")
+    assert classes == ("cat", "dog\u00ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # joiners spell words in some scripts: not warned of
+        parse_labels(["\u0645\u06cc\u200c\u0631\u0648\u062f", "x", "x", "\u0645\u06cc\u200c\u0631\u0648\u062f"], None,
+                     row_name=str)

@@ -1,5 +1,5 @@
 """Class names written two ways: one integer in two spellings ("1", "01", "+1", "١", "1.0"), one
-name in two Unicode forms or with other spaces (refused), or in two letter cases (warned).
+name in two Unicode forms, with other spaces or an invisible character (refused; one alone warned), or in two letter cases (warned).
 :func:`labeltrace.data.validate.parse_labels` checks a manifest's labels with them, the folder
 reader its class folders."""
 
@@ -16,19 +16,33 @@ import numpy as np
 from labeltrace._checks import listing
 from labeltrace.data.errors import DataError, DataWarning
 
-__all__ = ["check_spellings", "name_key", "number_key"]
+__all__ = ["check_spellings", "invisible", "name_key", "number_key"]
 
 #: any spelling of an integer (sign, leading zeros, non-ASCII digits, a decimal point and zeros as a
 #: float column writes it: "1.0"): two spellings of one number in a label column are refused
 _NUMBER_RE = re.compile(r"^[+-]?\d+(\.0*)?$")
 
 
+#: zero-width joiners: some scripts spell words with them (kept, as in reviewer names)
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def invisible(name: str) -> str | None:
+    """The first invisible character of ``name`` — a control character or a format one (a zero-width
+    space U+200B, a soft hyphen, a byte-order mark, a direction mark; not the joiners U+200C/U+200D)
+    — or None."""
+    return next((c for c in name if c not in _JOINERS and unicodedata.category(c) in ("Cc", "Cf")), None)
+
+
 def name_key(name: str, *, compat: bool = True) -> str:
-    """What a class name reads as, runs of white space as one space (a no-break space is one):
-    in Unicode's compatibility form (NFKC: NFC and NFD "café", a full-width "Ｔ" and "T", but
-    also "2" and "²", "ﬁ" and "fi") or, ``compat=False``, its canonical form (NFC: "café" alone).
-    Two names with one key are one class written two ways."""
-    return " ".join(unicodedata.normalize("NFKC" if compat else "NFC", name).split())
+    """What a class name reads as, runs of white space as one space (a no-break space is one) and
+    invisible characters (:func:`invisible`: "cat\\u200b" is "cat") left out: in Unicode's
+    compatibility form (NFKC: NFC and NFD "café", a full-width "Ｔ" and "T", but also "2" and "²",
+    "ﬁ" and "fi") or, ``compat=False``, its canonical form (NFC: "café" alone). Two names with one
+    key are one class written two ways."""
+    seen = "".join(c for c in name if c in _JOINERS or unicodedata.category(c) not in ("Cc", "Cf")) \
+        if invisible(name) is not None else name
+    return " ".join(unicodedata.normalize("NFKC" if compat else "NFC", seen).split())
 
 
 def number_key(name: str) -> int | None:
@@ -63,6 +77,13 @@ def check_spellings(raw: Sequence[Any], row_name: Any) -> None:
     if clash or case_twins:
         for k, v in enumerate(raw):
             first.setdefault(str(v) if not isinstance(v, str) else v, k)
+    hidden = sorted({v for v in texts if invisible(v) is not None} - {v for vs in clash.values() for v in vs})
+    if hidden:  # alone, a class of its own that looks like another name: said (a twin is refused below)
+        for v in hidden:
+            first.setdefault(v, next(k for k, x in enumerate(raw) if x == v))
+        warnings.warn("labels with an invisible character are read as written: "
+                      + listing(f"{ascii(v)} ({row_name(first[v])})" for v in hidden)
+                      + "; if that is not meant, retype them", DataWarning, stacklevel=4)  # fmt: skip
     if case_twins and not clash:
         warnings.warn("labels that differ only in letter case are read as different classes: "
                       + listing(" / ".join(f"{v!r} ({row_name(first[v])})" for v in vs) for vs in case_twins)
@@ -72,7 +93,7 @@ def check_spellings(raw: Sequence[Any], row_name: Any) -> None:
     if clash:
         raise DataError(
             "labels that write one class two ways (" + ("numbers with a sign, leading zeros, a decimal point or other digits"
-            if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms or with other spaces") + "): "
+            if any(key[0] == "int" for key in clash) else "the same name in two Unicode forms, with other spaces or an invisible character") + "): "
             + listing(" / ".join(f"{ascii(v)} ({row_name(first[v])})" for v in sorted(vs, key=first.__getitem__))
                       for vs in clash.values())
             + "; write each class one way (or, if they are different classes, list every name in a classes.txt "

@@ -478,3 +478,23 @@ def test_local_files_a_browser_cannot_show_are_embedded_and_named(tmp_path: Path
         assert _shown_as_is(tmp_path / name) == (name == "a.JPG")
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "eight.png")
     assert _shown_as_is(tmp_path / "eight.png")
+
+
+def test_export_options_that_would_be_ignored_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--from-labelstudio with --to ran the import and wrote no CSV; --overwrite on a file export and
+    --images / --document-root on a CSV were accepted and ignored (an audit's finding)."""
+    from labeltrace.cli import main
+
+    rd = make_run(tmp_path, n=12, k=3, classes=["a", "b", "c"], seed=1)
+    (tmp_path / "ls.json").write_text("[]")
+    assert main(["export", str(rd), "--from-labelstudio", str(tmp_path / "ls.json"), "--to", "csv"]) == 2
+    assert "--from-labelstudio reads the relabels back into the run and writes no export; leave out --to" in \
+        capsys.readouterr().err
+    for extra, said in ((["--to", "csv", "--overwrite"], "--overwrite replaces an existing FiftyOne dataset"),
+                        (["--to", "parquet", "--images", "local-files"], "a parquet export names its images by path"),
+                        (["--to", "csv", "--document-root", str(tmp_path)], "a csv export names its images by path"),
+                        (["--to", "labelstudio", "--document-root", str(tmp_path)], "a data-URI export embeds them")):
+        assert main(["export", str(rd), *extra]) == 2, extra
+        assert said in capsys.readouterr().err
+    assert not (rd / "export.csv").exists() and not (rd / "export.parquet").exists()
+    assert main(["export", str(rd), "--to", "csv"]) == 0 and (rd / "export.csv").is_file()

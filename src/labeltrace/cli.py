@@ -110,6 +110,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from labeltrace import export
 
     if args.from_labelstudio:
+        given = [flag for flag, v in (("--to", args.to), ("--out", args.out), ("--only-suspects", args.only_suspects),
+                                      ("--overwrite", args.overwrite), ("--update", args.update),
+                                      ("--max-side", args.max_side), ("--document-root", args.document_root),
+                                      ("--images", args.images != "data-uri")) if v not in (None, False)]
+        if given:  # an import writes no export: these would be ignored
+            raise ValueError(f"--from-labelstudio reads the relabels back into the run and writes no export; leave "
+                             f"out {' '.join(given)} (export in a command of its own)")
         export.import_labelstudio(args.run_dir, args.from_labelstudio, info=print,
                                   warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
         return 0

@@ -94,8 +94,9 @@ def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int], *,
     s.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"], help="(default cosine)")
     s.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random crop + flip (default off)")
-    s.add_argument("--image-size", type=int, help="input side of a network on the images (small-cnn: default native if "
-                   "<= 64, else 64; clip and --finetune: default native, 224 when the sizes differ)")
+    s.add_argument("--image-size", type=int, help="input side of a network on the images (small-cnn: default the images' own "
+                   "size when all share one <= 64 px, else 64; clip and --finetune: default the images' own size "
+                   "when all share one, else 224)")
     s.add_argument("--width", type=int, help="small-cnn base width (channels of the first stage; default 16 for images <= 32 px, else 32)")
     s.add_argument("--resolution", type=_resolution, default=None, metavar="auto|PX",
                    help="effnet-lite0 feature resolution in px, or auto (default): 224 when its frozen features "

@@ -65,7 +65,7 @@ class ScanConfig:
     weight_decay: float | None = None  # None: the model's default
     schedule: str = "cosine"
     augment: bool | None = None
-    image_size: int | None = None  # small-cnn input side (default: native if <= 64, else 64)
+    image_size: int | None = None  # small-cnn input side (default: native if all share one size <= 64, else 64)
     width: int | None = None  # small-cnn base width (default: 16 for images <= 32 px, else 32)
     head: str = "mlp"  # effnet-lite0: linear | mlp
     hidden: int | None = None  # effnet-lite0 mlp head width (None: the model's default)

@@ -174,6 +174,14 @@ def export_run(
     if update and (to != "fiftyone" or overwrite):
         raise ValueError("--update refreshes an earlier FiftyOne export's review fields (--to fiftyone, without "
                          "--overwrite)")
+    if overwrite and to != "fiftyone":  # a file export replaces its file: nothing else to overwrite
+        raise ValueError("--overwrite replaces an existing FiftyOne dataset (--to fiftyone); a file export "
+                         "replaces its file anyway")
+    if (images != "data-uri" or document_root is not None) and (to != "labelstudio" or images != "local-files"):
+        raise ValueError("--images local-files and --document-root say how a Label Studio export points at the "
+                         "images (--to labelstudio --images local-files [--document-root DIR]); "
+                         + ("a data-URI export embeds them" if to == "labelstudio" else f"a {to} export names its "
+                            "images by path"))  # fmt: skip
     if to == "fiftyone":
         if only_suspects:
             raise ValueError("--only-suspects does not apply to a FiftyOne export (every sample goes, with its "

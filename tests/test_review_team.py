@@ -470,3 +470,23 @@ def test_names_that_show_alike_are_one_name_whatever_their_form(tmp_path: Path) 
         store.add(1, "cat", reviewer="Jose\u034f\u0301")  # a grapheme joiner between e and its accent
     with pytest.raises(ValueError, match="shows nothing"):
         store.add(1, "cat", reviewer="\u3164")  # a Hangul filler alone
+
+
+def test_a_queue_written_again_while_the_server_runs_stops_its_answers(tmp_path: Path) -> None:
+    """`labeltrace queue` rerun during a review rewrote queue.parquet: the server went on dealing the
+    old order while the exports read the new one (an audit's finding). Now it refuses, as after a
+    rescan; a server started after the new queue deals it."""
+    from labeltrace.cli import main
+    from labeltrace.relabel.order import review_order
+
+    rd = make_run(tmp_path, n=12, k=3, classes=["cat", "dog", "fox"], seed=1)
+    assert main(["queue", str(rd), "--method", "random", "--seed", "0", "--out", str(tmp_path / "q.csv")]) == 0
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    first = c.get("/api/item/0").json()["id"]
+    assert c.post("/api/decision", json={"sample_id": first, "decision": "dog"}).status_code == 200
+    assert main(["queue", str(rd), "--method", "random", "--seed", "1", "--out", str(tmp_path / "q.csv")]) == 0
+    for r in (c.get("/api/item/1"), c.post("/api/decision", json={"sample_id": 3, "decision": "fox"})):
+        assert r.status_code == 409 and "queue was written again" in r.json()["detail"]
+    assert [d.sample_id for d in run_store(open_run(rd)).history()] == [first]
+    again = TestClient(create_app(rd), base_url=LOCAL)
+    assert again.get("/api/item/1").json()["id"] == int(review_order(open_run(rd))[1])

@@ -108,7 +108,7 @@ from labeltrace.run_source import image_source, open_source, source_bits
 __all__ = [
     "CLEANED", "CV_PROBS", "DUPLICATES", "DUPLICATES_CSV", "NEAR_DUPLICATES", "NEAR_DUPLICATES_CSV", "EXPORT_TABLE", "FIFTYONE_IMAGES", "FINGERPRINT", "FORMAT",
     "IMAGES", "IMAGES_FLAT", "IMAGES_INDEX", "IMAGE_FILES", "LABELSTUDIO_CONFIG", "LABELSTUDIO_TASKS", "QUEUE", "RECORDING", "REPORT_HTML", "REPORT_PNG",
-    "MOVED", "OWN_TRAINING", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "scan_mark",
+    "MOVED", "OWN_TRAINING", "REVIEWS_DB", "REVIEW_CONTEXT", "RUN_JSON", "SAMPLES", "SAMPLES_CSV", "SCAN_COMMAND", "SAMPLE_COLUMNS", "Run", "RunDirConflict", "file_mark", "scan_mark",
     "atomic_write", "claim", "dynamics_path", "held_array", "held_column", "held_command", "held_fingerprint", "held_ids", "held_meta", "image_source", "in_sample_path",
     "open_run", "record_command", "recording_dir", "release", "write_json", "write_table", "writing",
 ]  # fmt: skip
@@ -373,11 +373,17 @@ def open_run(path: str | os.PathLike[str]) -> Run:
 
 
 def scan_mark(run_dir: str | os.PathLike[str]) -> tuple[int, int, int] | None:
-    """Which scan ``run_dir`` holds now: its ``run.json``'s inode, modification time and size, or
-    None when there is none. A scan writes ``run.json`` last and anew (an atomic replace), so any
-    later scan into the folder (``--force``, or the same one run again) changes the mark."""
+    """Which scan ``run_dir`` holds now: its ``run.json``'s :func:`file_mark`. A scan writes
+    ``run.json`` last and anew (an atomic replace), so any later scan into the folder (``--force``,
+    or the same one run again) changes the mark."""
+    return file_mark(Path(run_dir) / RUN_JSON)
+
+
+def file_mark(path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
+    """Which file ``path`` is now: its inode, modification time and size, or None when there is
+    none (a file replaced or rewritten since has another mark)."""
     try:
-        st = (Path(run_dir) / RUN_JSON).stat()
+        st = Path(path).stat()
     except OSError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)

@@ -97,7 +97,7 @@ from labeltrace.review.security import (
 )
 from labeltrace.review.state import ReviewState
 from labeltrace.run_files import ImageChanged
-from labeltrace.rundir import open_run, scan_mark
+from labeltrace.rundir import QUEUE, file_mark, open_run, scan_mark
 
 __all__ = ["TOKEN_HEADER", "create_app", "is_loopback"]
 
@@ -106,6 +106,9 @@ THUMB_SIZE = 96
 FULL_SIZE = 2048  # ?full=true: the image at its own resolution, its longer side at most this
 RESCANNED = ("the run was scanned again since this review started: nothing was saved; restart `labeltrace review` "
              "and reload the page")
+REQUEUED = ("the review queue was written again (labeltrace queue) since this review started, and this server "
+            "still deals the old one: nothing was saved; restart `labeltrace review` to review in the new order, "
+            "and reload the page")
 
 
 def _err(status: int, detail: str) -> JSONResponse:
@@ -173,11 +176,16 @@ def create_app(
     app.state.review = state
 
     mark = scan_mark(run.path)  # the scan served: another one in the folder stops every answer
+    queued = file_mark(run.path / QUEUE)  # the queue dealt: another one too (the exports read the new one)
+
+    def stale() -> str | None:
+        return RESCANNED if scan_mark(run.path) != mark else REQUEUED if file_mark(run.path / QUEUE) != queued else None
+
     # what a page opened here shows: a restart on the same scan in the same mode keeps it (the ids
     # mean the same images), another run or mode does not (security.Guard's 6.)
     view = digest([str(run.path.resolve()), mark, blind])
     app.add_middleware(Guard, token=token, max_body=MAX_BODY_BYTES, view=view,
-                       stale=lambda: None if scan_mark(run.path) == mark else RESCANNED)
+                       stale=stale)
     state.own_only = blind is not None
     if state.store.read_only:
         raise ValueError(f"{state.store.path} can only be read here (a write-protected file or folder): the review "

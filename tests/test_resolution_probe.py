@@ -14,7 +14,8 @@ from sklearn.datasets import load_digits
 from labeltrace import rundir
 from labeltrace.bench.config import parse_config
 from labeltrace.bench.grid import load_dataset
-from labeltrace.cli import _resolution, build_parser
+from labeltrace.cli import build_parser
+from labeltrace.cli_scan import _resolution
 from labeltrace.data import from_arrays
 from labeltrace.models import probe as probe_mod
 from labeltrace.models.inputs import standardize

@@ -49,6 +49,37 @@ def test_matches_brute_force(
     )
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(4, 40),
+    d=st.integers(1, 3),
+    k=st.integers(1, 12),
+    n_groups=st.integers(2, 5),
+    seed=st.integers(0, 10_000),
+    batch_size=st.sampled_from([1, 4, 4096]),
+    metric=st.sampled_from(["cosine", "euclidean"]),
+)
+def test_with_groups_matches_brute_force_ties_included(
+    n: int, d: int, k: int, n_groups: int, seed: int, batch_size: int, metric: str
+) -> None:
+    """Small integer features (many exact ties) and unequal groups: a sample of a small group took
+    only k + (N - largest group - k) candidates, and float32 rounding chose among equally near ones
+    (an audit's finding: [9, 0, 4, 5, 10] for [9, 0, 4, 5, 6])."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, size=(n, d)).astype(np.float64)
+    if metric == "cosine":
+        x[(x == 0).all(axis=1)] = 1.0  # a zero vector has no direction
+    g = rng.integers(0, n_groups, size=n)
+    outside = n - int(np.bincount(g).max())
+    if outside < 1:
+        return
+    k = min(k, outside)
+    want = brute_force(x, n - 1, metric)
+    same = g[want] == g[:, None]  # the brute force's order, the row's own group left out
+    want = np.array([row[~s][:k] for row, s in zip(want, same, strict=True)])
+    np.testing.assert_array_equal(knn_indices(x, k=k, metric=metric, groups=g, batch_size=batch_size), want)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     n=st.integers(3, 80),

@@ -182,7 +182,8 @@ def _candidates(x32: np.ndarray, euclidean: bool, c: int, batch_size: int,
             merged = np.concatenate([best, key], axis=1)
             merged.partition(merged.shape[1] - c, axis=1)
             best = merged[:, merged.shape[1] - c :]
-        out[rows] = _LOW32 - (best & _LOW32)
+        # -1 where a row had fewer eligible samples than c (a large group's rows, with groups)
+        out[rows] = np.where(best == _SENTINEL, -1, _LOW32 - (best & _LOW32))
     return out
 
 
@@ -224,17 +225,21 @@ def knn_indices(
     if n < 2:
         raise ValueError(f"need at least 2 samples for neighbours, got {n}")
     codes = None
-    outside = n - 1
+    outside = most = n - 1  # the fewest and the most samples a row may take as neighbours
     if groups is not None:
         g, codes = group_codes(groups)
         if g.shape != (n,):
             raise ValueError(f"groups must have shape ({n},), got {g.shape}")
-        outside = n - int(np.bincount(codes).max())
+        sizes = np.bincount(codes)
+        outside, most = n - int(sizes.max()), n - int(sizes.min())
         if outside < 1:
             raise ValueError("every sample is in one group: no neighbour outside it")
     k = check_int("k", k, 1, outside, hint="" if groups is None else " (N minus the largest group)")
     batch_size = check_int("batch_size", batch_size, 1)
-    c = min(outside, k + _EXTRA_CANDIDATES)
+    # every row's k + 16 best candidates, as far as it has them: a cap at the largest group's
+    # count left a smaller group's rows without the spare candidates the exact re-rank reads, so
+    # float32 rounding chose among equally near samples (an audit's finding)
+    c = min(most, k + _EXTRA_CANDIDATES)
     cand = _candidates(x32, norm is None, c, batch_size, codes)
     del x32
 
@@ -242,9 +247,12 @@ def knn_indices(
     step = max(1, _RERANK_BUDGET // (c * x.shape[1]))
     for a in range(0, n, step):
         rows = slice(a, min(a + step, n))
-        sim = _exact_similarity(x, norm, rows, cand[rows])
-        order = np.lexsort((cand[rows], -sim), axis=-1)[:, :k]
-        out[rows] = np.take_along_axis(cand[rows], order, axis=1)
+        got = cand[rows]
+        none = got < 0  # no candidate there: last in the order (each row has k real ones, k <= outside)
+        sim = _exact_similarity(x, norm, rows, np.where(none, 0, got))
+        sim[none] = -np.inf
+        order = np.lexsort((np.where(none, n, got), -sim), axis=-1)[:, :k]
+        out[rows] = np.take_along_axis(got, order, axis=1)
     return out
 
 

@@ -424,6 +424,9 @@ def test_an_epoch_window_selecting_no_epoch_is_refused():
         scores.compute("sei", d, epochs=slice(10, 20))
     with pytest.raises(ValueError, match="epoch window 2:2 selects none"):
         d.std("margin", epochs=slice(2, 2))
+    for bad in (slice(0, 1.5), slice(0, 3, 0)):  # range()'s TypeError / ValueError, in its words
+        with pytest.raises(ValueError, match=r"the epoch window must be a slice of whole numbers with a non-zero step"):
+            scores.compute("sei", d, epochs=bad)
     np.testing.assert_array_equal(scores.compute("sei", d, epochs=slice(-2, None)), scores.compute("sei", d, epochs=slice(2, 4)))
 
 

@@ -158,6 +158,17 @@ def test_auxiliary_cutoff_validation() -> None:
         )
     with pytest.raises(ValueError, match=r"q must be in \[0, 100\]"):
         th.auxiliary_cutoff(s, np.array([True, False, False]), rule="percentile", q=120)
+    # an audit's findings: +inf auxiliary scores made the cut inf (every finite sample flagged); True
+    # read as the number 1, a string as its number
+    with pytest.raises(ValueError, match=r"auxiliary scores must be finite; 1 are infinite at sample ids \[2\]"):
+        th.auxiliary_cutoff(np.array([-1.0, 0.0, np.inf]), np.array([True, False, True]))
+    with pytest.raises(ValueError, match=r"q must be a float, got True"):
+        th.auxiliary_cutoff(np.array([1.0, 2.0]), np.array([True, True]), rule="percentile", q=True)
+    with pytest.raises(ValueError, match=r"rate must be a float, got True"):
+        th.top_fraction(np.array([1.0, 2.0]), True)
+    with pytest.raises(ValueError, match=r"cutoff must be a float, got '1'"):
+        th.flag(np.array([1.0, 2.0]), "1")  # type: ignore[arg-type]
+    assert th.flag(np.array([1.0, 2.0]), np.float32(1.5)).tolist() == [True, False]
 
 
 def test_combine_two_runs_hand_checked() -> None:

@@ -186,7 +186,9 @@ def check_probability_rows(p: np.ndarray, name: str) -> None:
 
 
 def check_finite_float(x: float, name: str) -> float:
-    """``float(x)``, refusing what is not a number or not finite."""
+    """``float(x)``, refusing what is not a number (a bool or a string included) or not finite."""
+    if isinstance(x, bool | np.bool_ | str | bytes):  # float(True) is 1.0, float("1") 1.0: not meant as numbers
+        raise ValueError(f"{name} must be a float, got {x!r}")
     try:
         v = float(x)
     except (TypeError, ValueError):

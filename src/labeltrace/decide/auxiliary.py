@@ -214,6 +214,9 @@ def auxiliary_cutoff(
     if vals.size == 0:
         raise ValueError("is_auxiliary selects no samples; the cutoff needs auxiliary scores")
     _reject_nan(np.where(aux, s, 0.0), "auxiliary scores")  # ids in the whole set
+    inf = aux & np.isinf(s)
+    if inf.any():  # +inf made the cutoff inf, which flagged every finite sample
+        raise ValueError(f"auxiliary scores must be finite; {int(inf.sum())} are infinite at {_describe_ids(inf)}")
     if rule == "mean":
         return float(vals.mean())
     if rule == "percentile":

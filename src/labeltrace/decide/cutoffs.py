@@ -212,6 +212,8 @@ def flag(scores: np.ndarray, cutoff: float) -> np.ndarray:
     """
     s = _check_scores(scores)
     _reject_nan(s, "scores")
+    if isinstance(cutoff, bool | np.bool_ | str | bytes):
+        raise ValueError(f"cutoff must be a float, got {cutoff!r}")
     try:
         c = float(cutoff)
     except (TypeError, ValueError):

@@ -127,7 +127,11 @@ class Dynamics:
         if not isinstance(epochs, slice):
             raise ValueError(f"epochs must be a slice or None, got {type(epochs).__name__}")  # noqa: TRY004
         T = self.num_epochs
-        if not range(T)[epochs]:  # every score would be NaN, as if no sample had been seen
+        try:
+            picked = range(T)[epochs]
+        except (TypeError, ValueError):  # slice(0, 1.5), a zero step: range's own TypeError / ValueError
+            raise ValueError(f"the epoch window must be a slice of whole numbers with a non-zero step, got {epochs!r}") from None
+        if not picked:  # every score would be NaN, as if no sample had been seen
             text = ":".join("" if v is None else str(v) for v in (epochs.start, epochs.stop, epochs.step)[: 2 + (epochs.step is not None)])
             have = f"none of the {T} recorded epochs (0..{T - 1})" if T else "no epoch: none is recorded yet"
             raise ValueError(f"the epoch window {text} selects {have}")

@@ -115,3 +115,19 @@ def test_warned_rows_are_listed_and_kept(tmp_path: Path, capsys: pytest.CaptureF
     assert [c.strip() for c in line.split("|")][4] == "5"  # all five seeds counted
     assert "look like a collapsed model, kept in every table above: 1" in out
     assert "crossfit | seed 4: warning: flags every sample labelled class 1 (83)" in out
+
+
+def test_results_md_s_command_rebuilds_the_committed_summary(tmp_path: Path) -> None:
+    """RESULTS.md's one command behind its tables, run as written (bash), gives the committed
+    test-summary.md byte for byte: the glob `test-*.csv` it named stopped running once the
+    precision reruns' CSVs joined results/ (the same cells twice; an audit's finding)."""
+    import re
+    import subprocess
+
+    root = SCRIPT.parents[1]
+    text = (root / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    cmd = re.search(r"^(python benchmarks/summarize\.py .*) > benchmarks/results/test-summary\.md$", text, re.M)
+    assert cmd is not None
+    out = subprocess.run(["bash", "-c", cmd.group(1).replace("python ", f"{__import__('sys').executable} ", 1)],
+                         cwd=root, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert out == (root / "benchmarks" / "results" / "test-summary.md").read_text(encoding="utf-8")

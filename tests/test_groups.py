@@ -146,7 +146,7 @@ def test_folds_that_cannot_hold_whole_groups_are_refused_by_name() -> None:
     empty and the k-fold probabilities failed with scikit-learn's 'Found array with 0 sample(s)'."""
     y = np.array([0] * 60 + [1] * 60 + [2] * 6)
     g = [f"a{i % 20}" for i in range(60)] + [f"b{i % 20}" for i in range(60)] + ["X"] * 6
-    with pytest.raises(ValueError, match=r"class 2's images all lie in the groups X, which fold \d holds out"):
+    with pytest.raises(ValueError, match=r"the images of class 2 all lie in the group X, which fold \d holds out"):
         grouped_folds(y, 5, 0, g)
     sizes, cls = [132, 19, 28, 9, 5], [1, 0, 1, 1, 2]
     y = np.concatenate([[c] * s for c, s in zip(cls, sizes, strict=True)])
@@ -181,3 +181,20 @@ def test_a_group_column_that_is_the_label_or_path_is_refused(tmp_path: Path) -> 
     for col, what in (("label", "label"), ("path", "path")):
         with pytest.raises(DataError, match=f"--group-column '{col}' is the {what} column"):
             data.from_manifest(m, group_column=col)
+
+
+def test_a_scan_refusing_a_class_one_fold_holds_out_names_the_class(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """The refusal said "class 1's images" (its label id) and offered "fewer folds" at 2 folds, the
+    fewest (an audit's finding): the scan names the class."""
+    m = _manifest(tmp_path / "d", n_patients=8)
+    text = m.read_text().splitlines()
+    rows = [text[0]] + [",".join([*r.split(",")[:2], "P1" if r.split(",")[1] == "b" else r.split(",")[2]])
+                        for r in text[1:]]  # every 'b' image one patient's
+    m.write_text("\n".join(rows) + "\n")
+    for det in ("crossfit", "cl"):
+        rc = main(["scan", str(m), "--model", "small-cnn", "--epochs", "1", "--folds", "2", "--quiet", "--detector",
+                   det, "--group-column", "patient", "--out", str(tmp_path / det)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert rc == 2 and "the images of class 'b' all lie in the group P1, which fold" in err, err
+        assert "would never see class 'b'" in err and "fewer folds" not in err

@@ -58,6 +58,7 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     train_config,
 )
 from labeltrace.train import distributed, protocol, resolve_device
+from labeltrace.train.folds import ClassHeldOut
 from labeltrace.train.seeds import seed_torch
 
 __all__ = [
@@ -248,12 +249,14 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
                                   keep_probs=settings_used(config, frozen_features=inputs.frozen_features).suggest_last,
                                   embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
                                   dist=d, groups=ds.groups, copies=copies.exact)  # fmt: skip
-    except BaseException:  # Ctrl-C too: a folder stopped before recording anything is not this scan's
+    except BaseException as stopped:  # Ctrl-C too: a folder stopped before recording anything is not this scan's
         if claimed == "new" and d.is_writer:  # (a bad setting, a model that does not load); a resume stays
             try:
                 rd.release(out, remove_dir=made)
             except OSError as exc:  # never in place of the error that stopped the scan
                 log(f"could not release {out}: {exc}")
+        if isinstance(stopped, ClassHeldOut):  # the folds know label ids; the user, class names
+            raise ValueError(stopped.named(list(ds.classes))) from None
         raise
     if not d.is_writer:  # rank 0 scores and writes the run directory; the others read it back
         d.barrier()
@@ -268,9 +271,12 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
             t_cv = time.perf_counter()
             with warnings.catch_warnings():  # scikit-learn's "least populated class": said in the scan's words
                 warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-                probs = protocol.cross_validated_probs(spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes,
-                                                       seed=config.seed, folds=config.folds, groups=ds.groups,
-                                                       copies=copies.exact)  # fmt: skip
+                try:
+                    probs = protocol.cross_validated_probs(spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes,
+                                                           seed=config.seed, folds=config.folds, groups=ds.groups,
+                                                           copies=copies.exact)  # fmt: skip
+                except ClassHeldOut as exc:  # named as the class-by-name refusal above
+                    raise ValueError(exc.named(list(ds.classes))) from None
             cv_seconds["seconds"] = time.perf_counter() - t_cv
             rd.atomic_write(p, lambda fh: np.save(fh, probs, allow_pickle=False))
             return probs

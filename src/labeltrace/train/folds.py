@@ -24,7 +24,7 @@ from labeltrace._checks import group_codes, listing
 from labeltrace.data.duplicates import connected_sets
 from labeltrace.train.seeds import legacy_seed
 
-__all__ = ["fold_ids", "grouped_folds", "keep_together", "stratified_folds"]
+__all__ = ["ClassHeldOut", "fold_ids", "grouped_folds", "keep_together", "stratified_folds"]
 
 
 def stratified_folds(labels: np.ndarray, n_folds: int, *, seed: int, groups: Sequence[str] | None = None,
@@ -150,9 +150,22 @@ def grouped_folds(labels: np.ndarray, n_folds: int, seed: int, groups: Sequence[
     for f in range(n_folds):  # a class every image of which a fold holds out is never trained on there
         missing = np.setdiff1d(classes, y[folds != f])
         if missing.size:
-            c = missing[0]
-            held = np.unique(keys[y == c])
-            raise ValueError(f"class {c}'s images all lie in the groups {listing(held)}, which fold {f} holds out: "
-                             f"its model would never see class {c}, and call all of them wrong; fewer folds, finer "
-                             "groups, or more groups in that class")  # fmt: skip
+            raise ClassHeldOut(int(missing[0]), fold=f, n_folds=n_folds,
+                               groups=[str(k) for k in np.unique(keys[y == missing[0]])])
     return folds
+
+
+class ClassHeldOut(ValueError):
+    """A class every image of which lies in groups one fold holds out: that fold's model would never
+    see it. ``str()`` names the class by its label id; :meth:`named` by its name (the scan's)."""
+
+    def __init__(self, label: int, *, fold: int, n_folds: int, groups: list[str]) -> None:
+        self.label, self.fold, self.n_folds, self.groups = label, fold, n_folds, groups
+        super().__init__(self.named())
+
+    def named(self, classes: Sequence[str] | None = None) -> str:
+        c = f"class {classes[self.label]!r}" if classes is not None else f"class {self.label}"
+        fewer = "fewer folds, " if self.n_folds > 2 else ""  # 2 is the fewest
+        return (f"the images of {c} all lie in the group{'s' if len(self.groups) > 1 else ''} {listing(self.groups)}, "
+                f"which fold {self.fold} holds out: its model would never see {c}, and call all of them wrong; "
+                f"{fewer}finer groups, or more groups in that class")

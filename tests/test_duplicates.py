@@ -455,3 +455,20 @@ def test_the_held_copies_are_read_back_as_one_array(tmp_path: Path) -> None:
     assert _held_exact(tmp_path, n) is None
     (tmp_path / rundir.SAMPLES).unlink()
     assert _held_exact(tmp_path, n) is None
+
+
+def test_copies_the_folds_leave_apart_are_named_by_file_in_run_json(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """The folds' warning named positions, came out in Python's form, and run.json did not keep it,
+    while the summary said 'the scan's warning names those' (an audit's finding): the outputs say
+    it, naming the files, and the report keeps it."""
+    x = _distinct(40)
+    y = np.arange(40) % 2
+    x[[36, 37, 38, 39]] = x[36]  # class 2: one image four times; in one fold, a fold never trains on it
+    y[[36, 37, 38, 39]] = 2
+    out = _tiny_scan(tmp_path, x, y, "run")
+    said = [w for w in rundir.open_run(out).meta["warnings"] if "left in different folds" in w]
+    assert len(said) == 1 and "4 images are exact copies (identical pixels) of another under the same label (1 " \
+        "group, left in different folds" in said[0] and "array:36 = array:37 = array:38 = array:39" in said[0]
+    err = capsys.readouterr().err
+    assert said[0] in err and "sample ids 36+37+38+39" not in err

@@ -254,18 +254,22 @@ def small_classes(given: np.ndarray, classes: list[str], folds: int | None) -> s
 
 
 def identical_text(groups: list[list[int]], given: np.ndarray, classes: list[str], paths: list[str],
-                   sample_groups: Any = None, *, held_out: bool = False) -> list[str]:  # fmt: skip
+                   sample_groups: Any = None, *, held_out: bool = False,
+                   folds: np.ndarray | None = None) -> list[str]:  # fmt: skip
     """The warnings about exact copies (``groups`` of sample ids whose decoded pixels are identical,
     :func:`labeltrace.data.duplicates.group_members`): copies under different labels — at least one
     of each is wrong, whatever the scores say, and the ranking may flag one copy only — and copies
     under one label, which back each other's label from fold to fold (a wrong label two copies
     share is hard to find: the model judging one has trained on the other) unless they share a
     fold: a group of ``sample_groups`` (the scan's ``--group-column``), or any group when
-    ``held_out`` (the cross-fitted folds keep copies together)."""
+    ``held_out`` (the cross-fitted folds keep copies together) — but those ``folds`` (each sample's,
+    when known) left in different folds, where one fold would have lacked a class to train on."""
     g = np.asarray(given, dtype=np.int64)
     split = [grp for grp in groups if len(set(g[grp].tolist())) > 1]
     if held_out:
-        alike: list[list[int]] = []
+        f = None if folds is None else np.asarray(folds)
+        alike: list[list[int]] = [] if f is None else [
+            grp for grp in groups if len(set(g[grp].tolist())) == 1 and len(set(f[grp].tolist())) > 1]
     else:
         apart = (lambda grp: True) if sample_groups is None else (lambda grp: len({sample_groups[i] for i in grp}) > 1)
         alike = [grp for grp in groups if len(set(g[grp].tolist())) == 1 and apart(grp)]
@@ -278,7 +282,8 @@ def identical_text(groups: list[list[int]], given: np.ndarray, classes: list[str
     if alike:
         n = sum(len(grp) for grp in alike)
         out.append(f"{n} images are exact copies (identical pixels) of another under the same label ({len(alike)} "
-                   f"group{'s' if len(alike) > 1 else ''}): each copy backs its twin's label (the model judging one "
+                   f"group{'s' if len(alike) > 1 else ''}{', left in different folds: in one fold they would leave a fold without any image of a class to train on' if held_out else ''}"
+                   "): each copy backs its twin's label (the model judging one "
                    "has trained on the other, held out or not), so a wrong label they share is hard to find; keep one "
                    "copy of each: "
                    + listing(" = ".join(paths[i] for i in grp) for grp in alike))  # fmt: skip

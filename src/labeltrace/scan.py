@@ -243,12 +243,14 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         plan = recording_protocol(config.detector, config, frozen_features=inputs.frozen_features)
         rec = None
         if plan is not None:
-            rec = protocol.record(plan, spec, tcfg, inputs.source, given, num_classes=ds.n_classes, seed=config.seed,
-                                  directory=rd.recording_dir(out).path, data={"fingerprint": digest(fp)},
-                                  classes=list(ds.classes),  # the softmax epochs an in-sample posterior reads
-                                  keep_probs=settings_used(config, frozen_features=inputs.frozen_features).suggest_last,
-                                  embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
-                                  dist=d, groups=ds.groups, copies=copies.exact)  # fmt: skip
+            with warnings.catch_warnings():  # copies the folds split: said by the outputs, naming the files
+                warnings.filterwarnings("ignore", message=r"\d+ sets? of exact copies left in different folds")
+                rec = protocol.record(plan, spec, tcfg, inputs.source, given, num_classes=ds.n_classes, seed=config.seed,
+                                      directory=rd.recording_dir(out).path, data={"fingerprint": digest(fp)},
+                                      classes=list(ds.classes),  # the softmax epochs an in-sample posterior reads
+                                      keep_probs=settings_used(config, frozen_features=inputs.frozen_features).suggest_last,
+                                      embedding=not inputs.frozen_features, progress=progress and d.is_writer, log=log,
+                                      dist=d, groups=ds.groups, copies=copies.exact)  # fmt: skip
     except BaseException as stopped:  # Ctrl-C too: a folder stopped before recording anything is not this scan's
         if claimed == "new" and d.is_writer:  # (a bad setting, a model that does not load); a resume stays
             try:

@@ -139,7 +139,8 @@ def write_results(
     exact = np.asarray(copies.exact, dtype=np.int64)
     members = group_members(exact)
     warned += identical_text([m.tolist() for m in members], given, classes, [str(s) for s in ds.sources], ds.groups,
-                             held_out=folds is not None)  # fmt: skip
+                             held_out=folds is not None,
+                             folds=rec.folds if rec is not None and rec.held_out else None)  # fmt: skip
     for w in warned:  # kept in run.json too: the report shows them
         print(f"warning: {w}", file=sys.stderr)
     table_cols: dict[str, Any] = {

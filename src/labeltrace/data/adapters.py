@@ -371,18 +371,14 @@ def _npz_ids(a: np.ndarray, path: Path, key: str) -> list[Any]:
     if a.ndim != 1:
         raise DataError(f"{path}: {key!r} must hold one id per image, shape (N,) or (N, 1), got {a.shape}")
     if a.dtype.kind == "S":
-        try:
-            return [v.decode("utf-8") for v in a.tolist()]
-        except UnicodeDecodeError:
-            bad = [k for k, v in enumerate(a.tolist()) if not _utf8(v)]
+        texts, bad = [], []
+        for k, v in enumerate(a.tolist()):
+            try:
+                texts.append(v.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad.append(k)
+        if bad:
             raise DataError(f"{path}: {key!r} holds bytes that are not UTF-8 text at rows {listing(bad)}; save the "
-                            "ids as str (np.array(ids, dtype=str)) or integers") from None
+                            "ids as str (np.array(ids, dtype=str)) or integers")
+        return texts
     return a.tolist()
-
-
-def _utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True

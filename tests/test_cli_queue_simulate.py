@@ -243,3 +243,39 @@ def test_simulate_runs_the_seeds_it_is_given(tmp_path: Path, capsys: pytest.Capt
         with pytest.raises(SystemExit):
             main([*args, "--seeds", bad, "--out", str(tmp_path / "c")])
         assert "--seeds" in capsys.readouterr().err
+
+
+def test_options_that_would_be_ignored_or_misreported_are_refused(run_dir: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """An audit's findings: simulate --active-method propagation without --active-every ran a static
+    model and recorded 'head'; --active-every with model-free selectors printed 'retrain every M';
+    --gamma 2 passed unless a method read it; --hidden went with a linear head; an existing file as
+    report/simulate --out gave '[Errno 17] File exists'; a folder or '.CSV' as queue --out read
+    'unsupported table format'; score named its Python parameters instead of its flags."""
+    votes_path, _ = _votes_csv(tmp_path / "labels.csv")
+    sim = ["simulate", "--votes", str(votes_path), "--selectors", "random,oracle", "--seeds", "2", "--quiet"]
+    refusals = [
+        ([*sim, "--out", str(tmp_path / "a"), "--active-method", "propagation"], "give --active-every"),
+        ([*sim, "--out", str(tmp_path / "b"), "--head", "linear", "--hidden", "7"], "a linear head has none"),
+        ([*sim, "--out", str(tmp_path / "c"), "--gamma", "5"], "expected a number in [0, 1], got 5"),
+        (["queue", str(run_dir), "--out", str(tmp_path / "q.csv"), "--gamma", "2"], "expected a number in [0, 1]"),
+        (["queue", str(run_dir), "--out", str(tmp_path)], "is a folder: give the table's file name"),
+        (["score", str(run_dir), "--method", "ei", "--epoch", "1"], "--method ei takes no --epoch (it takes: --window)"),
+        (["score", str(run_dir), "--method", "se_at", "--window", "0:2"], "takes no --window (it takes: --epoch)"),
+        (["score", str(run_dir), "--method", "forgetting", "--window=0:1"], "takes no --window (it takes: neither)"),
+    ]
+    (tmp_path / "afile").write_text("")
+    refusals += [([*sim, "--out", str(tmp_path / "afile")], "is a file: the simulation writes a folder"),
+                 (["report", str(run_dir), "--format", "png", "--out", str(tmp_path / "afile")], "is a file")]
+    for argv, said in refusals:
+        if "--gamma" in argv:  # argparse's own refusal
+            with pytest.raises(SystemExit):
+                main(argv)
+        else:
+            assert main(argv) == 2, argv
+        assert said in capsys.readouterr().err, argv
+    assert main([*sim, "--out", str(tmp_path / "d"), "--active-every", "10"]) == 0
+    assert "--active-every 10 unused (no selector here reads a model)" in capsys.readouterr().out
+    assert main(["queue", str(run_dir), "--out", str(tmp_path / "q.CSV")]) == 0 and (tmp_path / "q.CSV").is_file()
+    main(["score", str(run_dir), "--method", "sei", "--window=-2:"])  # as --help says: read as a window
+    assert "expected one argument" not in capsys.readouterr().err

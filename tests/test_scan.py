@@ -510,7 +510,7 @@ def test_score_options_a_method_does_not_take_are_an_error(tmp_path, capsys):
                  "--model", "small-cnn", "--quiet"]) == 0  # fmt: skip
     capsys.readouterr()
     assert main(["score", str(out), "--method", "sei", "--epoch", "0"]) == 2
-    assert "score 'sei' takes no 'epoch' (it takes: epochs)" in capsys.readouterr().err
+    assert "--method sei takes no --epoch (it takes: --window)" in capsys.readouterr().err
     assert main(["score", str(out), "--method", "se_at", "--epoch", "0"]) == 0
 
 

@@ -375,9 +375,11 @@ def write_table(path: str | os.PathLike[str], table: pa.Table) -> Path:
     from labeltrace._spreadsheet import spreadsheet_safe
 
     path = Path(path)
-    if path.suffix == ".parquet":
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: give the table's file name (.parquet or .csv)")
+    if path.suffix.lower() == ".parquet":
         return atomic_write(path, lambda fh: pq.write_table(table, fh))
-    if path.suffix == ".csv":
+    if path.suffix.lower() == ".csv":
         safe = spreadsheet_safe(table)
         return atomic_write(path, lambda fh: pacsv.write_csv(safe, fh))
     raise ValueError(f"unsupported table format {path.suffix!r} (use .parquet or .csv)")

@@ -71,6 +71,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from labeltrace import rundir
     from labeltrace.decide.ranking import score_table
     from labeltrace.report.summary import printable
+    from labeltrace.score import trajectory
 
     run = rundir.open_run(args.run_dir)
     kw: dict = {}
@@ -86,6 +87,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if not range(t)[w]:
             raise ValueError(f"--window {args.window} selects none of the {t} recorded epochs (0..{t - 1})")
         kw["epochs"] = w
+    takes = trajectory.parameters(args.method)  # None: any
+    flag_of = {"epoch": "--epoch", "epochs": "--window"}
+    extra = [] if takes is None else [flag_of[k] for k in kw if k not in takes]
+    if extra:  # in the command line's words, not the function's
+        raise ValueError(f"--method {args.method} takes no {' or '.join(extra)} (it takes: "
+                         f"{', '.join(flag_of.get(k, k) for k in takes or []) or 'neither'})")
     table = score_table(run, args.method, held_out=args.held_out, **kw)
     if args.out:
         rundir.write_table(Path(args.out), table)
@@ -167,7 +174,7 @@ def build_parser(*, training_given: bool = False) -> argparse.ArgumentParser:
     sc.add_argument("run_dir")
     sc.add_argument("--method", required=True, choices=available())
     sc.add_argument("--epoch", type=int, help="epoch for se_at (negative counts from the end)")
-    sc.add_argument("--window", help="epochs to integrate, python slice 'a:b'")
+    sc.add_argument("--window", help="epochs to integrate, python slice 'a:b' (one starting with '-': --window=-2:)")
     sc.add_argument("--held-out", action="store_true",
                     help="cross-fitted runs: score the held-out dynamics instead of the in-sample ones")
     sc.add_argument("--out", help="write the ranked table (.parquet or .csv)")

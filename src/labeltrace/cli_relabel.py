@@ -29,6 +29,18 @@ def seed_list(text: str) -> int | list[int]:
     return seeds
 
 
+def unit_interval(text: str) -> float:
+    """argparse type: a number in [0, 1] (``--gamma``, checked whatever the method: a method that
+    does not read it would leave a wrong value unnoticed)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return v
+
+
 def non_negative(text: str) -> int:
     """argparse type: a whole number >= 0 (``--top``)."""
     try:
@@ -79,7 +91,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from labeltrace.relabel.io import format_summary
     from labeltrace.relabel.simulation import simulate_files
 
-    head = HeadConfig(model=args.head, hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
+    if args.hidden is not None and args.head == "linear":
+        raise ValueError("--hidden is the width of the mlp head's hidden layer; a linear head has none")
+    if args.active_method != "head" and args.active_every is None:
+        raise ValueError(f"--active-method {args.active_method} says how --active-every M refreshes the ranking "
+                         "every M relabels; give --active-every (without it the model is static)")
+    width = {} if args.hidden is None else {"hidden": args.hidden}  # HeadConfig's own default otherwise
+    head = HeadConfig(model=args.head, **width, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, posterior=args.posterior, folds=args.folds, ensemble=args.ensemble,
                       prune=args.prune)  # fmt: skip
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
@@ -212,7 +230,7 @@ def add_relabel_commands(sub: Any) -> None:
     qu.add_argument("--method", default=DEFAULT_METHOD, choices=queue_methods(),
                     help=f"relabel priority (default {DEFAULT_METHOD}; benchmarks/RESULTS.md says which wins where)")
     qu.add_argument("--out", required=True, help="queue file to write (.csv or .parquet)")
-    qu.add_argument("--gamma", type=float, default=0.3, help="ambiguity threshold of joint / sei_joint (default 0.3)")
+    qu.add_argument("--gamma", type=unit_interval, default=0.3, help="ambiguity threshold of joint / sei_joint (default 0.3)")
     qu.add_argument("--posterior", default="auto", choices=["auto", "last", "mean"],
                     help="auto (default): a cross-fitted run's held-out posterior averaged over every epoch, an "
                     "in-sample run's mean softmax over the last 5 epochs; last / mean: that window on the run's "
@@ -252,12 +270,12 @@ def add_relabel_commands(sub: Any) -> None:
     si.add_argument("--out", required=True, help="output folder (curves.csv, summary.csv, seeds.csv, simulation.json, campaign.png)")
     si.add_argument("--epochs", type=int, default=20, help="head epochs (default 20)")
     si.add_argument("--head", default="mlp", choices=["mlp", "linear"])
-    si.add_argument("--hidden", type=int, default=256, help="head width (default 256)")
+    si.add_argument("--hidden", type=int, help="mlp head width (default 256)")
     si.add_argument("--batch-size", type=int, default=256, help="(default 256)")
     si.add_argument("--lr", type=float, default=0.01, help="head learning rate (default 0.01)")
     si.add_argument("--posterior", default="mean", choices=["mean", "last"],
                     help="trajectory-mean softmax (default) or mean over the last 5 epochs")  # fmt: skip
-    si.add_argument("--gamma", type=float, default=0.3, help="ambiguity threshold of joint / sei_joint (default 0.3)")
+    si.add_argument("--gamma", type=unit_interval, default=0.3, help="ambiguity threshold of joint / sei_joint (default 0.3)")
     si.add_argument("--folds", type=int, default=1,
                     help="1: one head trained on every sample (in-sample posterior, default); F >= 2: F cross-fitted "
                     "heads, every posterior from the head that held the sample out (as labeltrace scan's crossfit)")

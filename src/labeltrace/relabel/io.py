@@ -321,7 +321,8 @@ def format_summary(sim: SimulationResult) -> str:
         + (" (each cell: the mean [its 95 % t-interval over the seeds]), " if len(sim.seeds) > 1 else ", ")
         + f"target noise {100 * sim.noise_rate:.3g}% "
         f"(realised {min(sim.n_noisy)}–{max(sim.n_noisy)} noisy), budget {sim.budget} relabels"
-        + (f", {_ACTIVE[sim.active_method]} every {sim.active_every}" if sim.active_every
+        + ((f", {_ACTIVE[sim.active_method]} every {sim.active_every}" if any(sim.updates) else
+            f", --active-every {sim.active_every} unused (no selector here reads a model)") if sim.active_every
            else ", static model")
         + (f", {sim.head.folds}-fold cross-fitted head" if sim.head and sim.head.folds > 1 else "")
         + (f", {sim.head.ensemble} heads averaged" if sim.head and sim.head.ensemble > 1 else "")
@@ -350,6 +351,8 @@ def write_simulation(
     """Write ``curves.csv``, ``summary.csv``, ``seeds.csv``, ``campaign.png`` and
     ``simulation.json`` to ``out_dir``; return their paths by kind."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file: the simulation writes a folder (curves.csv, summary.csv, ...); give a folder")
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "curves": write_curves_csv(sim.results, out / "curves.csv", every=every),

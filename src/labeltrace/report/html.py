@@ -299,6 +299,8 @@ def write_report(
             page = _html(d, figs, ids, thumbs).encode("utf-8")
             return atomic_write_bytes(path, page)
         folder = Path(out) if out is not None else run.path / rundir.REPORT_PNG
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder} is a file: --format png writes a folder of figures; give a folder")
         folder.mkdir(parents=True, exist_ok=True)
         pngs = {name: png for name, (_, png) in figs.items()}
         if ids.size:

@@ -42,7 +42,7 @@ import numpy as np
 
 from labeltrace.record import Dynamics
 
-__all__ = ["available", "compute", "describe", "from_probs", "register"]
+__all__ = ["available", "compute", "describe", "from_probs", "parameters", "register"]
 
 ScoreFn = Callable[..., np.ndarray]
 _REGISTRY: dict[str, ScoreFn] = {}
@@ -80,6 +80,15 @@ def _get(name: str) -> ScoreFn:
         raise ValueError(f"unknown score {name!r}; available: {', '.join(available())}") from None
 
 
+def parameters(name: str) -> list[str] | None:
+    """The keyword options the registered score ``name`` takes (``epochs``, ``epoch``, ...), or None
+    for one that takes any (``**kw``)."""
+    params = inspect.signature(_get(name)).parameters
+    if any(v.kind == v.VAR_KEYWORD for v in params.values()):
+        return None
+    return [p for p, v in params.items() if p != "dyn" and v.kind != v.VAR_POSITIONAL]
+
+
 def compute(name: str, dyn: Dynamics, **kw: Any) -> np.ndarray:
     """Compute the registered score ``name`` from ``dyn``: an ``(N,)`` float64 array, lower = more suspect."""
     if not isinstance(dyn, Dynamics):
@@ -87,13 +96,11 @@ def compute(name: str, dyn: Dynamics, **kw: Any) -> np.ndarray:
     if dyn.num_epochs == 0:
         raise ValueError("the dynamics hold no finished epoch (call Recorder.end_epoch())")
     fn = _get(name)
-    params = inspect.signature(fn).parameters
-    takes = [p for p, v in params.items() if p != "dyn" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
-    any_keyword = any(v.kind == v.VAR_KEYWORD for v in params.values())
-    extra = [] if any_keyword else [k for k in kw if k not in takes]
+    takes = parameters(name)
+    extra = [] if takes is None else [k for k in kw if k not in takes]
     if extra:  # e.g. labeltrace score --method sei --epoch 0: sei integrates a window, se_at reads one epoch
         raise ValueError(f"score {name!r} takes no {', '.join(repr(k) for k in extra)} "
-                         f"(it takes: {', '.join(takes) or 'no options'})")
+                         f"(it takes: {', '.join(takes or []) or 'no options'})")
     out = np.asarray(fn(dyn, **kw), dtype=np.float64)
     if out.shape != (dyn.num_samples,):
         raise ValueError(f"score {name!r} returned shape {out.shape}; a score gives one value per "

@@ -34,8 +34,13 @@ def test_an_unfinished_scan_is_not_called_a_foreign_folder(tmp_path: Path, capsy
     out = tmp_path / "R"
     rundir.claim(out, {"a": 1})  # a scan stopped before its end: its fingerprint alone
     assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
     assert "holds a scan that has not finished (run.json is written at its end): run the scan's command " \
-        "again to resume it" in capsys.readouterr().err
+        "again to resume it" in err
+    # it offered '--force to start over', which resumes a scan of the same configuration (an audit's finding)
+    assert "(with --force too: it replaces a scan of another configuration, and resumes this one's), or scan " \
+        "into another --out to start over" in err
+    assert rundir.claim(out, {"a": 1}, force=True) == "resume"  # what the message now says --force does
     assert main(["report", str(tmp_path)]) == 2
     assert "is not a labeltrace run directory (run.json missing)" in capsys.readouterr().err
 

@@ -152,7 +152,8 @@ def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int], *,
     s.add_argument("--top", type=non_negative, default=10, help="suspects shown in the summary (default 10)")
     s.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
     s.add_argument("--force", action="store_true",
-                   help="replace a run directory that holds a scan of another configuration (its review "
+                   help="replace a run directory that holds a scan of another configuration (an unfinished scan "
+                        "of this configuration is resumed, --force or not; its review "
                         "decisions stay when this scan has the same samples and classes — they are about the "
                         "images — and are set aside as reviews.db.replaced-<time> otherwise; never deleted)")
     s.set_defaults(func=func)

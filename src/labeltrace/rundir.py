@@ -361,7 +361,9 @@ def open_run(path: str | os.PathLike[str]) -> Run:
                                  "again (" + (f"`{cmd}`" if cmd else "write_run with the same recording") + ")")
             raise ValueError(f"{path} holds a scan that has not finished ({RUN_JSON} is written at its end): run "
                              + (f"its command again, `{cmd}`," if cmd else "the scan's command again")
-                             + " to resume it from its last finished epoch, or scan with --force to start over")  # fmt: skip
+                             + " to resume it from its last finished epoch (with --force too: it replaces a scan of "
+                             "another configuration, and resumes this one's), or scan into another --out to start "
+                             "over")  # fmt: skip
         raise ValueError(f"{path} is not a labeltrace run directory ({RUN_JSON} missing)")
     meta = read_json(meta_p, "; scan again into the folder to write it anew")
     if meta.get("format") != FORMAT:

@@ -603,3 +603,39 @@ def test_the_default_protocol_fingerprint_is_the_one_earlier_run_directories_hol
     unused = ScanConfig(model="small-cnn", resolution=96, runs=1, aux_fraction=0.2, suggest_last=3)  # crossfit
     assert fingerprint(ds, unused, "small-cnn", None) == fingerprint(ds, ScanConfig(model="small-cnn", resolution=96),
                                                                      "small-cnn", None)  # fmt: skip
+
+
+def test_a_forked_child_does_not_keep_a_scans_hold_on_its_folder(tmp_path: Path) -> None:
+    """A streaming scan's decoding workers are forked while the scan holds its folder: a killed
+    scan's orphaned workers kept the flock for seconds, and the same command run at once was refused
+    as 'another labeltrace command is using it now' (an audit's finding)."""
+    import fcntl
+    import multiprocessing
+    import os
+
+    from labeltrace.run_claim import writing
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    ctx = multiprocessing.get_context("fork")
+    started = ctx.Event()
+    with writing(folder):
+        child = ctx.Process(target=_started_then_asleep, args=(started,))
+        child.start()
+        assert started.wait(30)  # past its fork: what it inherited is settled
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while the child held it
+        finally:
+            os.close(fd)
+    finally:
+        child.terminate()
+        child.join()
+
+
+def _started_then_asleep(started: object) -> None:
+    import time
+
+    started.set()  # type: ignore[attr-defined]
+    time.sleep(30)

@@ -243,18 +243,35 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
         if held and made and path.is_dir() and not any(path.iterdir()):  # before the lock goes
             with contextlib.suppress(OSError):  # never in place of the scan's own error
                 path.rmdir()
-        if fd is not None:
-            os.close(fd)
+        _unlock(fd)
 
 
 #: folders this process holds for a scan (:func:`writing`): what it writes there needs no other hold
 _HELD: set[Path] = set()
 
 
+#: the descriptors of the folders this process has locked (:func:`_lock`): a forked child closes them
+_LOCK_FDS: set[int] = set()
+
+
+def _close_locks_in_child() -> None:
+    """In a process just forked (a streaming scan's decoding workers): its copies of the parent's
+    lock descriptors closed, so the lock goes with the parent (a killed scan's orphaned workers held
+    it for seconds, and the same command run at once was refused as 'another command is using it')."""
+    for fd in list(_LOCK_FDS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _LOCK_FDS.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_close_locks_in_child)
+
+
 def _lock(path: Path, *, exclusive: bool) -> int | None:
     """The folder opened and ``flock``-ed, without waiting: its descriptor, or None where nothing
     can be locked (Windows, a folder we may not read, a network file system without locks);
-    ``BlockingIOError`` when another process holds it the other way."""
+    ``BlockingIOError`` when another process holds it the other way. Close it with :func:`_unlock`."""
     try:
         import fcntl
 
@@ -268,7 +285,15 @@ def _lock(path: Path, *, exclusive: bool) -> int | None:
         raise
     except OSError:  # e.g. ENOLCK on a network file system: unlocked
         pass
+    _LOCK_FDS.add(fd)
     return fd
+
+
+def _unlock(fd: int | None) -> None:
+    """Close a descriptor of :func:`_lock` (which releases its lock)."""
+    if fd is not None:
+        _LOCK_FDS.discard(fd)
+        os.close(fd)
 
 
 @contextmanager
@@ -288,8 +313,7 @@ def using(run_dir: str | os.PathLike[str]) -> Iterator[None]:
     try:
         yield
     finally:
-        if fd is not None:
-            os.close(fd)
+        _unlock(fd)
 
 
 def sharing(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -311,8 +335,7 @@ def scan_running(run_dir: str | os.PathLike[str]) -> str | None:
         fd = _lock(path, exclusive=False)
     except BlockingIOError:
         return _holder(path)
-    if fd is not None:
-        os.close(fd)
+    _unlock(fd)
     return None
 
 

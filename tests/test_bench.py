@@ -834,3 +834,38 @@ def test_code_digest_covers_the_copies_neighbour_groups(monkeypatch) -> None:
 
     monkeypatch.setattr(Path, "read_text", edited)
     assert cells.code_digest.__wrapped__() != before
+
+
+def test_two_benches_on_one_cache_take_turns_at_an_entry(quick, tmp_path: Path, monkeypatch) -> None:
+    """Two benches started side by side on one cache wrote one recording's files at once and left it
+    damaged for good, each later run failing the cell with exit code 0 (an audit's finding): a
+    recording and the K-fold probabilities are made under the entry's lock, the second waiting."""
+    import threading
+    import time
+
+    cfg, _, _ = quick
+    cfg = replace(cfg, cache_dir=str(tmp_path / "cache"))
+    cell = expand(cfg)[0]
+    data = load_dataset(cell.dataset, cfg.cache_path, log=lambda s: None)
+    inside, most, lock = [0], [0], threading.Lock()
+
+    def making(*a: object, **kw: object) -> np.ndarray:
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.3)
+        with lock:
+            inside[0] -= 1
+        return np.full((1, 1), 0.5)  # what the caller keeps of it is not looked at here
+
+    monkeypatch.setattr(protocol, "record", making)
+    monkeypatch.setattr(protocol, "cross_validated_probs", lambda *a, **kw: making())
+    runners = [CellRunner(cell, data, cfg, log=lambda s: None) for _ in range(2)]
+    for make in (lambda r: r._record(protocol.CrossFit(3), "crossfit", "cross-fit"), lambda r: r.cv_probs()):
+        most[0] = 0
+        threads = [threading.Thread(target=make, args=(r,)) for r in runners]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert most[0] == 1  # one at a time (two at once without the lock)

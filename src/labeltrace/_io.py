@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["atomic_batch", "atomic_remove", "atomic_save_array", "atomic_write", "atomic_write_bytes", "atomic_write_json", "differing_keys", "digest", "iter_json_items", "json_default", "read_json", "reading",
+__all__ = ["atomic_batch", "atomic_remove", "atomic_save_array", "atomic_write", "atomic_write_bytes", "atomic_write_json", "differing_keys", "digest", "entry_lock", "iter_json_items", "json_default", "read_json", "reading",
            "temporaries", "write_json", "write_json_array", "write_table"]
 
 
@@ -383,3 +383,28 @@ def write_table(path: str | os.PathLike[str], table: pa.Table) -> Path:
         safe = spreadsheet_safe(table)
         return atomic_write(path, lambda fh: pacsv.write_csv(safe, fh))
     raise ValueError(f"unsupported table format {path.suffix!r} (use .parquet or .csv)")
+
+
+@contextmanager
+def entry_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<path without its suffix>.lock`` beside the cache entry ``path``
+    (a feature file, a bench recording or its probabilities): two processes making the same entry
+    take turns, the second finding the first's finished one. Where ``fcntl`` is missing (not POSIX)
+    or the file system refuses locks, no lock is held (a second maker then only repeats the work,
+    where the entry's writer accepts one finished by another, as the feature extraction does)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None  # type: ignore[assignment]
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # e.g. ENOLCK on a network file system: go on unlocked
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

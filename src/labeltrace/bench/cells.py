@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from labeltrace import __version__
-from labeltrace._io import atomic_write, atomic_write_json, digest
+from labeltrace._io import atomic_write, atomic_write_json, digest, entry_lock
 from labeltrace.bench.config import BenchConfig
 from labeltrace.bench.grid import Cell, DatasetData
 from labeltrace.data.duplicates import neighbour_groups
@@ -175,11 +175,16 @@ class CellRunner:
         if isinstance(plan, protocol.CrossFit):
             parts |= self._copies_key
         d = self.cache / folder / digest(parts)
-        if not RecordingDir(d).finished:
-            self.log(f"  {what} ({m.name}, {m.epochs} epochs, N={len(self.given)})")
-        return protocol.record(plan, m.network(), m.train_config(self.cfg.device), self.x, self.given,
-                               num_classes=self.k, seed=self.cell.seed, directory=d, data={"inputs": self.input_fp},
-                               embedding=embedding, progress=self.progress, copies=self.copies)  # fmt: skip
+        d.parent.mkdir(parents=True, exist_ok=True)
+        # two benches on one cache take turns at an entry (the second finds it finished): side by side
+        # they wrote one recording's files at once and left it damaged for good (an audit's finding)
+        with entry_lock(d):
+            if not RecordingDir(d).finished:
+                self.log(f"  {what} ({m.name}, {m.epochs} epochs, N={len(self.given)})")
+            return protocol.record(plan, m.network(), m.train_config(self.cfg.device), self.x, self.given,
+                                   num_classes=self.k, seed=self.cell.seed, directory=d,
+                                   data={"inputs": self.input_fp}, embedding=embedding, progress=self.progress,
+                                   copies=self.copies)  # fmt: skip
 
     def in_sample(self) -> Recording:
         """Two in-sample runs with disjoint auxiliary sets, drawn and seeded as ``labeltrace scan``."""
@@ -210,17 +215,19 @@ class CellRunner:
             key = digest({"v": _CACHE_VERSION, "kind": "cv", "inputs": self.input_fp, "given": digest(self.given),
                           **cv_key, **self._copies_key})  # fmt: skip
             p = self.cache / "cv" / f"{key}.npz"
-            if not p.is_file():
-                self.log(f"  {self.cfg.n_folds}-fold cross-validated probabilities ({m.cv})")
-                t0 = time.perf_counter()
-                same = m.cv == "same"
-                probs = protocol.cross_validated_probs(
-                    m.network() if same else None, m.train_config(self.cfg.device) if same else None, self.x,
-                    self.given, num_classes=self.k, seed=self.cell.seed, folds=self.cfg.n_folds, C=m.cv_C,
-                    max_iter=m.cv_max_iter, copies=self.copies,
-                )  # fmt: skip
-                sec = np.array(time.perf_counter() - t0)
-                atomic_write(p, lambda fh: np.savez(fh, probs=probs, seconds=sec))
+            p.parent.mkdir(parents=True, exist_ok=True)
+            with entry_lock(p):  # one bench fits them, another waits and reads them
+                if not p.is_file():
+                    self.log(f"  {self.cfg.n_folds}-fold cross-validated probabilities ({m.cv})")
+                    t0 = time.perf_counter()
+                    same = m.cv == "same"
+                    probs = protocol.cross_validated_probs(
+                        m.network() if same else None, m.train_config(self.cfg.device) if same else None, self.x,
+                        self.given, num_classes=self.k, seed=self.cell.seed, folds=self.cfg.n_folds, C=m.cv_C,
+                        max_iter=m.cv_max_iter, copies=self.copies,
+                    )  # fmt: skip
+                    sec = np.array(time.perf_counter() - t0)
+                    atomic_write(p, lambda fh: np.savez(fh, probs=probs, seconds=sec))
             with np.load(p, allow_pickle=False) as z:
                 self._cv = (z["probs"], float(z["seconds"]))
         return self._cv

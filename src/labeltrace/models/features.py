@@ -20,14 +20,13 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from labeltrace._io import atomic_write_json
+from labeltrace._io import atomic_write_json, entry_lock
 from labeltrace.data import ImageDataset
 from labeltrace.data.stream import ImageStream
 from labeltrace.models import backbone
@@ -36,7 +35,7 @@ from labeltrace.models.inputs import Inputs, pixels_fingerprint, standardize
 from labeltrace.train.batches import TensorBatches
 from labeltrace.train.precision import TRAINED
 
-__all__ = ["BATCH", "CHUNK", "FeatureBatches", "entry_lock", "extract_chunked", "frozen_features"]
+__all__ = ["BATCH", "CHUNK", "FeatureBatches", "extract_chunked", "frozen_features"]
 
 BATCH = 256  # images per backbone forward pass
 CHUNK = 16 * BATCH  # rows per resumable chunk
@@ -82,30 +81,6 @@ def extract_chunked(path: Path, n: int, dim: int, rows: Callable[[int, int], np.
             raise
     state.unlink(missing_ok=True)
     return path
-
-
-@contextmanager
-def entry_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``features-<key>.lock`` beside the cache entry ``path``: two processes
-    extracting the same features take turns, the second finding the first's finished entry. Where
-    ``fcntl`` is missing (not POSIX) or the file system refuses locks, no lock is held (a second
-    extraction then only repeats the work: :func:`extract_chunked` accepts an entry finished by another)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        fcntl = None  # type: ignore[assignment]
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # e.g. ENOLCK on a network file system: go on unlocked
-            pass
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 class FeatureBatches:

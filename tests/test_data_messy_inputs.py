@@ -62,6 +62,7 @@ def test_a_repeated_header_name_is_refused(tmp_path: Path) -> None:
     # a no-break space (a spreadsheet's), two spaces, a full-width letter (an input method's): extra classes, silently
     (["normal tissue", "normal\u00a0tissue", "tumor", "tumor"], None, r"'normal tissue' \(row 1\) / 'normal\\xa0tissue'"),
     (["normal tissue", "normal  tissue", "tumor", "tumor"], None, "write one class two ways"),
+    (["normal tissue", "normal\ttissue", "tumor", "tumor"], None, "write one class two ways"),  # a tab: a space
     (["Tumor", "\uff34umor", "a", "a"], None, r"'Tumor' \(row 1\) / '\\uff34umor' \(row 2\)"),
     # a zero-width space (a copy from a web page): a class of its own, silently (an audit's finding)
     (["cat", "cat\u200b", "dog", "dog"], None, r"invisible character\): 'cat' \(row 1\) / 'cat\\u200b' \(row 2\)"),

@@ -31,7 +31,13 @@ def invisible(name: str) -> str | None:
     """The first invisible character of ``name`` — a control character or a format one (a zero-width
     space U+200B, a soft hyphen, a byte-order mark, a direction mark; not the joiners U+200C/U+200D)
     — or None."""
-    return next((c for c in name if c not in _JOINERS and unicodedata.category(c) in ("Cc", "Cf")), None)
+    return next((c for c in name if _hidden(c)), None)
+
+
+def _hidden(c: str) -> bool:
+    """A control or format character that is not white space (a tab is a space to :func:`name_key`)
+    nor a joiner."""
+    return c not in _JOINERS and unicodedata.category(c) in ("Cc", "Cf") and not c.isspace()
 
 
 def name_key(name: str, *, compat: bool = True) -> str:
@@ -40,8 +46,7 @@ def name_key(name: str, *, compat: bool = True) -> str:
     compatibility form (NFKC: NFC and NFD "café", a full-width "Ｔ" and "T", but also "2" and "²",
     "ﬁ" and "fi") or, ``compat=False``, its canonical form (NFC: "café" alone). Two names with one
     key are one class written two ways."""
-    seen = "".join(c for c in name if c in _JOINERS or unicodedata.category(c) not in ("Cc", "Cf")) \
-        if invisible(name) is not None else name
+    seen = "".join(c for c in name if not _hidden(c)) if invisible(name) is not None else name
     return " ".join(unicodedata.normalize("NFKC" if compat else "NFC", seen).split())
 
 

@@ -66,8 +66,9 @@ __all__ = [
 TOKEN_HEADER = "X-Labeltrace-Token"
 VIEW_HEADER = "X-Labeltrace-View"
 #: the 409 of a page opened on another view (a restart on another run, or in another blind mode)
-OTHER_VIEW = ("this page was opened on another review: the server was restarted since, on another run or in another "
-              "blind mode, where a sample id may be another image; nothing was saved: reload the page")
+OTHER_VIEW = ("this page was opened on another review: the server was restarted since, on another run, another scan "
+              "of it or in another blind mode, where a sample id may be another image; nothing was saved: reload the "
+              "page")
 MIN_TOKEN_LENGTH = 16
 MAX_BODY_BYTES = 64 * 1024
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})

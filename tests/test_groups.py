@@ -198,3 +198,21 @@ def test_a_scan_refusing_a_class_one_fold_holds_out_names_the_class(tmp_path: Pa
         err = capsys.readouterr().err
         assert rc == 2 and "the images of class 'b' all lie in the group P1, which fold" in err, err
         assert "would never see class 'b'" in err and "fewer folds" not in err
+
+
+def test_patients_in_every_class_are_not_taken_for_splits_under_group_by_folder(tmp_path: Path) -> None:
+    """DATA/<class>/<patient>/<image> with each patient in every class, as --group-by-folder
+    declares it, warned that the class folders 'look like splits' (a docs audit's finding); without
+    the flag the same layout still warns (the folders could be splits)."""
+    import warnings
+
+    rng = np.random.default_rng(2)
+    for c in ("a", "b"):
+        for p in ("p0", "p1", "p2"):
+            (tmp_path / c / p).mkdir(parents=True)
+            Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(tmp_path / c / p / "0.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert data.from_folder(tmp_path, group_by_folder=True).groups is not None
+    with pytest.warns(UserWarning, match="look like splits, not classes: each holds sub-folders of the same names"):
+        data.from_folder(tmp_path)

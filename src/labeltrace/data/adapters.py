@@ -205,8 +205,9 @@ def from_folder(
     # splits, not classes: every class folder holds sub-folders of the same names (train/{cat,dog},
     # test/{cat,dog}); patients' folders (normal/p1, pneumonia/p2) differ, even with one patient in both
     shared = set.intersection(*subdirs) if len(subdirs) > 1 and all(subdirs) else set()
-    if len(shared) < 2 or any(len(shared) < len(x) / 2 for x in subdirs):
+    if len(shared) < 2 or any(len(shared) < len(x) / 2 for x in subdirs) or group_by_folder:
         shared = set()  # at least two shared names, at least half of every folder's: not one patient in both
+        # (group_by_folder: the sub-folders are declared patients, who may have images in every class)
     split_named = bool({d.name.lower() for d in class_dirs} & _SPLIT_NAMES)
     if shared or split_named:
         warnings.warn(

@@ -14,6 +14,8 @@ the commit of this report: the 28 px rows were rerun since (the common embedding
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from committed import pooled_lines, results_at  # scripts/, run as a script
 
@@ -50,4 +52,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):  # no options: the docstring says what it reads
+        print(__doc__)
+    else:
+        main()

@@ -66,6 +66,9 @@ def main() -> None:
     if len(sys.argv) >= 3 and sys.argv[1] == "--child":
         print(f"{step_ms(int(sys.argv[2]), *sys.argv[3:4]):.1f}")
         return
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):  # it was taken for the file name and measured
+        print(__doc__)
+        return
     name = sys.argv[1] if len(sys.argv) > 1 else "cnn-step-time.md"
     load = os.getloadavg()[0]
     two, one, pair, bf16 = [], [], [], []  # ms per step; steps per second of the two processes together

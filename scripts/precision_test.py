@@ -24,6 +24,7 @@ direction that keeps float32 where bfloat16 lost (the dev study had measured cro
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -116,4 +117,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):  # no options: the docstring says what it reads
+        print(__doc__)
+    else:
+        main()

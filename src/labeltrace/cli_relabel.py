@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,38 +30,29 @@ def seed_list(text: str) -> int | list[int]:
     return seeds
 
 
-def unit_interval(text: str) -> float:
-    """argparse type: a number in [0, 1] (``--gamma``, checked whatever the method: a method that
-    does not read it would leave a wrong value unnoticed)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return v
+def _checked(convert: Callable[[str], Any], within: Callable[[Any], bool], expected: str,
+             refused: str | None = None) -> Callable[[str], Any]:
+    """An argparse type: ``convert(text)`` if it converts and lies ``within``, else an error saying
+    what was ``expected`` (``refused``: what to say of a value out of range)."""
+
+    def parse(text: str) -> Any:
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+        if not within(v):
+            raise argparse.ArgumentTypeError(f"{refused or expected}, got {text.strip()}")
+        return v
+
+    return parse
 
 
-def non_negative(text: str) -> int:
-    """argparse type: a whole number >= 0 (``--top``)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {v}")
-    return v
-
-
-def port(text: str) -> int:
-    """argparse type: a TCP port, 0-65535 (0: a free one)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"a port lies in 0-65535 (0: a free one), got {v}")
-    return v
+#: ``--gamma``: checked whatever the method (a method that does not read it left a wrong value unnoticed)
+unit_interval = _checked(float, lambda v: 0.0 <= v <= 1.0, "expected a number in [0, 1]")
+#: ``--top``
+non_negative = _checked(int, lambda v: v >= 0, "expected a whole number >= 0")
+#: a TCP port (0: a free one)
+port = _checked(int, lambda v: 0 <= v <= 65535, "expected a port number", "a port lies in 0-65535 (0: a free one)")
 
 
 def _cmd_queue(args: argparse.Namespace) -> int:

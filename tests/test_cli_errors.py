@@ -107,7 +107,10 @@ def test_a_bad_setting_is_refused_before_the_data_is_read(tmp_path: Path, monkey
 
     monkeypatch.setattr("labeltrace.cli._load_dataset", read)
     for flags, words in ((["--lr", "0"], "--lr must be a finite number > 0, got 0.0"), (["--folds", "1"], "--folds must be >= 2"),
-                         (["--model", "small-cnn", "--finetune"], "--finetune applies to effnet-lite0, not small-cnn"),
+                         (["--model", "small-cnn", "--finetune"], "--finetune applies to effnet-lite0: give --model effnet-lite0, not small-cnn"),
+                         (["--finetune"], "--finetune applies to effnet-lite0: give --model effnet-lite0 (--model auto "
+                                          "chooses"),  # before auto's probe, which might pick the CNN
+                         (["--model", "effnet-lite0", "--resolution", "7000"], "--resolution 7000 makes 49,000,000-pixel inputs"),
                          (["--detector", "sei", "--early-stop"], "--early-stop stops a cross-fitted recording"),
                          (["--truth-column", "t"], "error: --truth-column needs a manifest")):  # a folder: rc 1 after reading it
         assert main(["scan", str(tmp_path / "images"), "--out", str(tmp_path / "run"), *flags]) == 2

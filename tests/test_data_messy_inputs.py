@@ -555,3 +555,24 @@ def test_a_label_with_an_invisible_character_and_no_twin_is_warned_of() -> None:
         warnings.simplefilter("error")  # joiners spell words in some scripts: not warned of
         parse_labels(["\u0645\u06cc\u200c\u0631\u0648\u062f", "x", "x", "\u0645\u06cc\u200c\u0631\u0648\u062f"], None,
                      row_name=str)
+
+
+def test_hf_images_of_a_torch_formatted_dataset_and_unformatted_arrays() -> None:
+    """ds.with_format('torch') hands an Image feature over as a (C, H, W) tensor, refused as
+    'unsupported image value of type Tensor'; an Array3D column read without a format as nested
+    lists, refused the same way, naming nothing to do (a models audit's finding)."""
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    ims = [Image.fromarray(rng.integers(0, 255, (8, 9, 3), dtype=np.uint8)) for _ in range(6)]
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"])})
+    ds = datasets.Dataset.from_dict({"image": ims, "label": [0, 1, 2, 0, 1, 2]}, features=feats)
+    plain, torch_formatted = from_hf(ds), from_hf(ds.with_format("torch"))
+    for i in range(6):
+        np.testing.assert_array_equal(torch_formatted.load(i), plain.load(i))
+    arrays = datasets.Dataset.from_dict(
+        {"image": [np.asarray(im) for im in ims], "label": [0, 1, 2, 0, 1, 2]},
+        features=datasets.Features({"image": datasets.Array3D((8, 9, 3), "uint8"), "label": feats["label"]}))
+    with pytest.raises(DataError, match=r"nested lists .* pixel type is lost: hand the images over as uint8"):
+        from_hf(arrays)

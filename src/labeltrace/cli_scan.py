@@ -95,14 +95,16 @@ def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int], *,
     s.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random crop + flip (default off)")
     s.add_argument("--image-size", type=int, help="input side of a network on the images (small-cnn: default the images' own "
-                   "size when all share one <= 64 px, else 64; clip and --finetune: default the images' own size "
-                   "when all share one, else 224)")
+                   "size when all share one <= 64 px, else 64; clip: default the images' own size when all share "
+                   "one, else 224; --finetune: the side the images are held at, default as clip's — the network "
+                   "itself sees them at --resolution)")
     s.add_argument("--width", type=int, help="small-cnn base width (channels of the first stage; default 16 for images <= 32 px, else 32)")
     s.add_argument("--resolution", type=_resolution, default=None, metavar="auto|PX",
                    help="effnet-lite0 feature resolution in px, or auto (default): 224 when its frozen features "
                    "predict held-out labels better than 96 px's by >= 0.03 in a quick 3-fold probe on up to 600 "
                    "samples, else 96 (224 costs about 7x the extraction; on small sets of natural photos it flags "
-                   "fewer hard-but-clean images: benchmarks/RESULTS.md)")
+                   "fewer hard-but-clean images: benchmarks/RESULTS.md); with --finetune, the fine-tuned network's "
+                   "input side, default 96")
     s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features)")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="decode the images batch by batch in worker processes instead of holding them in memory "

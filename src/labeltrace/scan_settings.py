@@ -318,9 +318,10 @@ def check(config: ScanConfig, model: str | None, n: int | None) -> None:
         raise ValueError(f"--lr must be a finite number > 0, got {config.lr}")
     if config.weight_decay is not None and not 0 <= config.weight_decay < math.inf:
         raise ValueError(f"--weight-decay must be a finite number >= 0, got {config.weight_decay}")
-    if config.image_size is not None and config.image_size**2 > decode.MAX_PIXELS:  # the decoders' pixel limit
-        raise ValueError(f"--image-size {config.image_size} makes {config.image_size**2:,}-pixel inputs, over the "
-                         f"limit of {decode.MAX_PIXELS:,} pixels per image")  # fmt: skip
+    for flag, side in (("--image-size", config.image_size), ("--resolution", config.resolution)):
+        if side is not None and side**2 > decode.MAX_PIXELS:  # the decoders' pixel limit
+            raise ValueError(f"{flag} {side} makes {side**2:,}-pixel inputs, over the limit of "
+                             f"{decode.MAX_PIXELS:,} pixels per image")  # fmt: skip
     if config.workers is not None and config.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {config.workers}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
@@ -338,8 +339,10 @@ def check(config: ScanConfig, model: str | None, n: int | None) -> None:
     if config.early_stop and "held_out" not in needs:  # it would be ignored, and still bind the folder's fingerprint
         raise ValueError(f"--early-stop stops a cross-fitted recording (a detector with held-out dynamics, such as "
                          f"crossfit); --detector {config.detector} does not record one: leave --early-stop out")
-    if config.finetune and model is not None and model != "effnet-lite0":
-        raise ValueError(f"--finetune applies to effnet-lite0, not {model}")
+    if config.finetune and model != "effnet-lite0":  # auto too: before its probe, which might pick another
+        raise ValueError("--finetune applies to effnet-lite0: give --model effnet-lite0"
+                         + (f", not {model}" if model is not None and model != "auto" else
+                            " (--model auto chooses between frozen features and a CNN from scratch)"))
     if config.noise:
         noise.parse_spec(config.noise)
     for flag, asked in (("--precision", config.precision), ("--backbone-precision", config.backbone_precision)):

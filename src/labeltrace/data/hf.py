@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from labeltrace._checks import listing
+from labeltrace._checks import is_tensor, listing, to_numpy
 from labeltrace.data.base import ImageDataset
 from labeltrace.data.decode import (
     array_to_float,
@@ -41,6 +41,15 @@ def _hf_value_to_array(v: Any, max_pixels: int | None = None) -> np.ndarray:
         return pil_to_array(v) if again is None else decode_image(again, max_pixels=max_pixels)
     if isinstance(v, np.ndarray):
         return array_to_float(v)
+    if is_tensor(v):  # ds.with_format("torch"): an Image feature as a (C, H, W) tensor, its dtype kept
+        a = to_numpy(v, "image")
+        if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+            a = a.transpose(1, 2, 0)  # channels last, as every other image here
+        return array_to_float(a)
+    if isinstance(v, list | tuple):  # an Array3D column unformatted: nested lists, their dtype lost
+        raise DataError("the image is nested lists (an Array2D / Array3D column read without a format), whose pixel "
+                        "type is lost: hand the images over as uint8 or uint16 arrays (ds.with_format('numpy'), the "
+                        "column cast to one of them)")
     if isinstance(v, dict):
         if v.get("bytes"):
             try:

@@ -399,6 +399,7 @@ def entry_lock(path: Path) -> Iterator[None]:
     if fcntl is None:  # pragma: no cover
         yield
         return
+    path.parent.mkdir(parents=True, exist_ok=True)  # the entry's folder, made before its first entry
     fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:

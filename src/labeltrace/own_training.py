@@ -120,7 +120,7 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
     run = RecordedRun(dyn, np.zeros(len(ds), bool), ds.n_classes)
     post = posterior([run], last=min(SUGGEST_LAST, dyn.kept_epochs))
     acc = _final_accuracy(dyn)
-    if (empty := _empty_epochs(dyn)).size:
+    if (empty := _empty_epochs(dyn, acc)).size:
         last = empty[-1] == dyn.num_epochs - 1
         noted.append(f"{empty.size} of the {dyn.num_epochs} recorded epochs (counted from 1: {id_list(empty + 1)}) "
                      "recorded no sample (end_epoch() called twice?): each sample's scores average the epochs it "
@@ -344,11 +344,11 @@ def _recording_key(dyn: Dynamics) -> str:
                    "loss": digest(np.asarray(dyn.mean("loss"), np.float64))})  # fmt: skip
 
 
-def _empty_epochs(dyn: Dynamics) -> np.ndarray:
+def _empty_epochs(dyn: Dynamics, final_accuracy: float) -> np.ndarray:
     """The epochs (from 0) in which no sample was recorded; in streaming mode, which keeps no epoch's
-    samples, the last one alone can be told (its accuracy is NaN)."""
+    samples, the last one alone can be told (its ``final_accuracy``, :func:`_final_accuracy`, is NaN)."""
     if dyn.streaming:
-        return np.array([dyn.num_epochs - 1] if dyn.num_epochs and not np.isfinite(_final_accuracy(dyn)) else [], int)
+        return np.array([dyn.num_epochs - 1] if dyn.num_epochs and not np.isfinite(final_accuracy) else [], int)
     return np.flatnonzero(~dyn.seen().any(axis=1))
 
 

@@ -175,7 +175,6 @@ class CellRunner:
         if isinstance(plan, protocol.CrossFit):
             parts |= self._copies_key
         d = self.cache / folder / digest(parts)
-        d.parent.mkdir(parents=True, exist_ok=True)
         # two benches on one cache take turns at an entry (the second finds it finished): side by side
         # they wrote one recording's files at once and left it damaged for good (an audit's finding)
         with entry_lock(d):
@@ -215,7 +214,6 @@ class CellRunner:
             key = digest({"v": _CACHE_VERSION, "kind": "cv", "inputs": self.input_fp, "given": digest(self.given),
                           **cv_key, **self._copies_key})  # fmt: skip
             p = self.cache / "cv" / f"{key}.npz"
-            p.parent.mkdir(parents=True, exist_ok=True)
             with entry_lock(p):  # one bench fits them, another waits and reads them
                 if not p.is_file():
                     self.log(f"  {self.cfg.n_folds}-fold cross-validated probabilities ({m.cv})")

@@ -46,7 +46,7 @@ def name_key(name: str, *, compat: bool = True) -> str:
     compatibility form (NFKC: NFC and NFD "café", a full-width "Ｔ" and "T", but also "2" and "²",
     "ﬁ" and "fi") or, ``compat=False``, its canonical form (NFC: "café" alone). Two names with one
     key are one class written two ways."""
-    seen = "".join(c for c in name if not _hidden(c)) if invisible(name) is not None else name
+    seen = "".join(c for c in name if not _hidden(c))
     return " ".join(unicodedata.normalize("NFKC" if compat else "NFC", seen).split())
 
 
@@ -78,14 +78,12 @@ def check_spellings(raw: Sequence[Any], row_name: Any) -> None:
         if ("int", i) in groups:
             groups[("int", i)].add(str(i))
     clash = {key: sorted(vs) for key, vs in groups.items() if len(vs) > 1}
+    hidden = sorted({v for v in texts if invisible(v) is not None} - {v for vs in clash.values() for v in vs})
     first: dict[str, int] = {}
-    if clash or case_twins:
+    if clash or case_twins or hidden:
         for k, v in enumerate(raw):
             first.setdefault(str(v) if not isinstance(v, str) else v, k)
-    hidden = sorted({v for v in texts if invisible(v) is not None} - {v for vs in clash.values() for v in vs})
     if hidden:  # alone, a class of its own that looks like another name: said (a twin is refused below)
-        for v in hidden:
-            first.setdefault(v, next(k for k, x in enumerate(raw) if x == v))
         warnings.warn("labels with an invisible character are read as written: "
                       + listing(f"{ascii(v)} ({row_name(first[v])})" for v in hidden)
                       + "; if that is not meant, retype them", DataWarning, stacklevel=4)  # fmt: skip

@@ -9,6 +9,7 @@ the settings a configuration resolves to in :mod:`labeltrace.scan_settings`, the
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -57,6 +58,7 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     streams,
     train_config,
 )
+from labeltrace.scan_unread import same_result, unread_message, unread_settings
 from labeltrace.train import distributed, protocol, resolve_device
 from labeltrace.train.folds import ClassHeldOut
 from labeltrace.train.seeds import seed_torch
@@ -188,7 +190,9 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
                     f"other, {flag} {choice} keeps this one")  # fmt: skip
             if (weak := no_better_than_majority(pr)) is not None:
                 log(f"  {weak}; the scan's warnings say whether its models did")
-    check(config, model, len(ds))
+    check(asked, model, len(ds))  # what was asked, of the model chosen
+    if unread := unread_settings(asked, model):  # --model auto (a named model refuses them)
+        log(f"--model auto: {model} does not read {unread_message(asked, model, unread)}: not used")
     stream = streams(config, model, ds)
     if stream and "cv_probs" in detectors.get(config.detector).needs:
         raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
@@ -201,6 +205,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     copies = _on_writer(d, copies_of)
     timings["duplicates"] = time.perf_counter() - t0
     fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size, copies=copies.exact)
+    fp = _on_writer(d, lambda: _held_if_same(out, fp, log))
     def fits(db: Path) -> bool:  # the review's decisions stay when they are about these images
         return bound_to(db, classes=list(ds.classes), ids=list(ds.ids), held_ids=rd.held_ids(out))
 
@@ -315,6 +320,20 @@ def _resolve(config: ScanConfig, ds: ImageDataset, out: Path, force: bool) -> tu
         return model, probe, r, {"model": str(r), "accuracy": {}, "n": 0,
                                  "reason": "kept from the scan already in the run directory (--force probes again)"}
     return (model, probe, *resolve_resolution(config, model, ds))
+
+
+def _held_if_same(out: Path, fp: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    """The fingerprint of the scan ``out`` holds where it differs from ``fp`` only in settings the
+    model does not read (:func:`~labeltrace.scan_unread.same_result`): that scan's, resumed under its
+    own fingerprint (its recording is filed under it); else ``fp``."""
+    try:
+        held = rd.held_fingerprint(out)
+    except (OSError, ValueError):  # damaged: the claim says so
+        return fp
+    if held is None or not same_result(held, fp) or held == json.loads(json.dumps(fp, sort_keys=True, default=str)):
+        return fp
+    log(f"{out} holds this scan with settings its model does not read: resumed as that scan")
+    return held
 
 
 def _changed_images(out: Path, ds: ImageDataset, fp: dict[str, Any]) -> list[str]:

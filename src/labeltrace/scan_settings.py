@@ -19,6 +19,7 @@ from labeltrace.data import ImageDataset, decode
 from labeltrace.decide import detectors
 from labeltrace.evaluate import noise
 from labeltrace.models.inputs import data_identity, should_stream
+from labeltrace.scan_unread import unread_message, unread_settings
 from labeltrace.train import TrainConfig, check_device, protocol, resolve_device
 from labeltrace.train.checkpoint import config_key
 from labeltrace.train.precision import PRECISIONS, Precision, resolve_precision
@@ -345,6 +346,10 @@ def check(config: ScanConfig, model: str | None, n: int | None) -> None:
                             " (--model auto chooses between frozen features and a CNN from scratch)"))
     if config.noise:
         noise.parse_spec(config.noise)
+    if model is not None and config.model != "auto" and (unread := unread_settings(config, model)):
+        raise ValueError(f"--model {model} does not read {unread_message(config, model, unread)}: leave "
+                         f"{'it' if len(unread) == 1 else 'them'} out (a run folder scanned with "
+                         f"{'it' if len(unread) == 1 else 'them'} resumes without)")
     for flag, asked in (("--precision", config.precision), ("--backbone-precision", config.backbone_precision)):
         if asked not in PRECISIONS:
             raise ValueError(f"{flag} must be one of {', '.join(PRECISIONS)}, got {asked!r}")

@@ -126,19 +126,25 @@ _KEPT = ("epochs", "runs", "folds", "batch_size", "lr", "weight_decay", "schedul
 def _scan_flags(run: Run) -> list[str]:
     """The flags that make the rescan train what the first scan trained: the model it ran (not
     ``auto``: a probe on the cleaned labels can pick the other one, and the counts of the two rounds
-    then compare two models), the feature resolution it used, and every setting it was given."""
+    then compare two models), the feature resolution it used, and every setting it was given that
+    the model reads."""
     from dataclasses import asdict
 
     from labeltrace.scan_settings import ScanConfig
+    from labeltrace.scan_unread import unread_settings
 
     config, default = run.meta.get("config") or {}, asdict(ScanConfig())
     model = run.meta.get("model")
     out = ["--model", str(model)] if model else []
     if model == "effnet-lite0" and not config.get("finetune") and isinstance(config.get("resolution"), int):
         out += ["--resolution", str(config["resolution"])]
-    for key in _KEPT:
-        v = config.get(key, default[key])
-        if v is None or v == default[key]:
+    kept = {key: config.get(key, default[key]) for key in _KEPT}
+    try:  # settings the model does not read: a rescan naming its model refuses them
+        unread = set(unread_settings(ScanConfig(**kept), str(model))) if model else set()
+    except (TypeError, ValueError):  # a setting of another form: passed as it was
+        unread = set()
+    for key, v in kept.items():
+        if v is None or v == default[key] or key in unread:
             continue
         flag = "--" + key.replace("_", "-")
         out += ([flag] if v else [f"--no-{flag[2:]}"]) if isinstance(v, bool) else [flag, str(v)]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import round_half_up
+from labeltrace._checks import check_int, describe_ids, round_half_up
 from labeltrace.decide import auxiliary, cutoffs
 from labeltrace.decide import count as C
 from labeltrace.decide.evidence import (
@@ -35,6 +35,7 @@ from labeltrace.decide.evidence import (
     auxiliary_scores,
     combined_score,
     posterior,
+    trajectory_runs,
 )
 from labeltrace.decide.flagging import Decision, by_count, by_cutoff, top_k
 from labeltrace.score import probs as P
@@ -86,10 +87,15 @@ class Detector:
     def run(self, ev: Evidence) -> Detection:
         s = np.asarray(self.score(ev), dtype=np.float64)
         if s.shape != ev.labels.shape:
-            raise AssertionError(f"detector {self.name!r} returned a score of shape {s.shape}")
+            raise ValueError(f"detector {self.name!r}: its score has shape {s.shape}, expected {ev.labels.shape}")
         d = Decision(*self.decide(ev, s))
-        n_hat = None if d.n_hat is None else int(d.n_hat)
-        return Detection(self.name, s, np.asarray(d.flagged, dtype=bool), float(d.cutoff), d.rule, n_hat)
+        flagged = np.asarray(d.flagged)
+        if flagged.dtype != np.bool_ or flagged.shape != ev.labels.shape:  # an index array read as a mask
+            raise ValueError(f"detector {self.name!r}: its decide must return a boolean mask of shape "
+                             f"{ev.labels.shape}, got dtype {flagged.dtype} and shape {flagged.shape}")
+        n_hat = None if d.n_hat is None else check_int(f"detector {self.name!r}: its count n_hat", d.n_hat, 0,
+                                                        len(s))  # fmt: skip
+        return Detection(self.name, s, flagged, float(d.cutoff), d.rule, n_hat)
 
 
 _TABLE: dict[str, Detector] = {}
@@ -238,13 +244,15 @@ register(Detector(
 
 
 # ----------------------------------------------------------------------------- in-sample trajectories
-#: the scores that are signed entropies: >= 0 where the prediction agrees with the given label (on
-#: average over the epochs, or at one epoch). Without auxiliary samples the mixture split of such a
-#: score can fall between the easy clean samples (near 0) and the hard clean ones (near +log K), and
-#: flag the easy majority: the label-free cut is capped at 0. The auxiliary-mean cut is the paper's rule
-#: as published and is not capped: once the network has learned the auxiliary samples their mean is
-#: positive, and it then flags confident samples that agree with their label too (benchmarks/RESULTS.md §4)
-SIGNED = frozenset({"sei", "se_at"})
+#: the scores >= 0 where the prediction agrees with the given label (on average over the epochs, or
+#: at one epoch): the signed entropies and the area under the margin. Without auxiliary samples the
+#: mixture split of such a score can fall inside the samples the network agrees with (between the
+#: easy clean ones near 0 and the hard clean ones near +log K for SEI; among the learned margins for
+#: AUM, where a clean, learned set had 143 of 300 flagged) and flag the majority: the label-free cut is
+#: capped at 0. The auxiliary cuts are the papers' rules as published and are not capped: once the
+#: network has learned the auxiliary samples their mean is positive, and SEI's then flags confident
+#: samples that agree with their label too (benchmarks/RESULTS.md §4)
+SIGNED = frozenset({"sei", "se_at", "aum"})
 
 
 def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -> Detector:
@@ -252,7 +260,7 @@ def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -
         return {k: (v(ev) if callable(v) else v) for k, v in kw.items()}
 
     def s_fn(ev: Evidence) -> np.ndarray:
-        return combined_score(score, ev.in_sample, **window(ev))
+        return combined_score(score, trajectory_runs(ev), **window(ev))
 
     def decide(ev: Evidence, s: np.ndarray) -> Decision:
         runs = ev.in_sample
@@ -262,7 +270,7 @@ def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -
             note = f" (epoch {window(ev)['epoch'] + 1})" if "epoch" in kw and name != "se_last" else ""  # from 1
             return by_cutoff(s, cut, f"auxiliary-{aux_rule}{note}")
         cut, rule = cutoffs.unsupervised_cutoff(s)
-        if score in SIGNED and cut > 0.0:  # a signed entropy >= 0 agrees with its label: never flagged
+        if score in SIGNED and cut > 0.0:  # a score >= 0 agrees with its label: never flagged
             cut, rule = 0.0, f"{rule}, capped at 0"
         return by_cutoff(s, cut, rule)
 
@@ -316,16 +324,20 @@ def _loss_decide(ev: Evidence, s: np.ndarray) -> Decision:
     return by_cutoff(s, *cutoffs.unsupervised_cutoff(s))
 
 
-register(Detector("loss", ("in_sample",), lambda ev: combined_score("loss", ev.in_sample), _loss_decide,
+register(Detector("loss", ("in_sample",), lambda ev: combined_score("loss", trajectory_runs(ev)), _loss_decide,
                   "negated mean cross-entropy, cut by a two-component GMM"))  # fmt: skip
 
 
 def _forgetting_decide(ev: Evidence, s: np.ndarray) -> Decision:
-    rate = float(P.estimate_noise_rate(posterior(ev.in_sample), ev.labels))
+    post = posterior(ev.in_sample)
+    unseen = np.isnan(post).any(axis=1)
+    if unseen.any():  # the noise-rate estimate read it as "probs has NaN/inf", probs no one passed
+        raise ValueError(f"forgetting: {describe_ids(unseen)} have no prediction recorded in any epoch")
+    rate = float(P.estimate_noise_rate(post, ev.labels))
     return top_k(s, rate, f"top-k at estimated rate {rate:.3f}")
 
 
-register(Detector("forgetting", ("in_sample",), lambda ev: combined_score("forgetting", ev.in_sample),
+register(Detector("forgetting", ("in_sample",), lambda ev: combined_score("forgetting", trajectory_runs(ev)),
                   _forgetting_decide,
                   "negated forgetting-event count, top-k at the confident-joint noise-rate estimate"))  # fmt: skip
 

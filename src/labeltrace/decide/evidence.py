@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import check_int, describe_ids, group_codes
+from labeltrace._checks import check_int, check_num_classes, describe_ids, group_codes
 from labeltrace.decide import auxiliary
 from labeltrace.record.batch import as_index_array
 from labeltrace.record.recording import RecordedRun
@@ -59,7 +59,7 @@ class Evidence:
         features_frozen: bool = False,
         groups: Sequence[str] | None = None,
     ) -> None:
-        self.num_classes = int(num_classes)
+        self.num_classes = check_num_classes(num_classes)  # 3.9 is no class count (it read 3)
         # class ids in 0..K-1: 1.7 would be class 1, and -1 would read the posterior's last column
         self.labels = as_index_array(labels, "labels", self.num_classes)
         self.knn_k = check_int("knn_k", knn_k, 1, hint=" (the neighbours of each sample)")
@@ -105,7 +105,12 @@ class Evidence:
 
     @property
     def features(self) -> np.ndarray:
-        return self.get("features")
+        x = self.get("features")
+        rows = np.shape(x)[0] if np.ndim(x) >= 1 else None
+        if rows != len(self.labels):
+            raise ValueError(f"features have {'no rows' if rows is None else f'{rows} rows'} for the "
+                             f"{len(self.labels)} samples of labels: one row per sample")  # fmt: skip
+        return x
 
     def knn_shares(self) -> np.ndarray:
         """(N, K) label shares of each sample's ``knn_k`` nearest neighbours in ``features``
@@ -157,6 +162,18 @@ class Evidence:
             c = c() if callable(c) else c
             n, sec = n + int(c[0]), sec + float(c[1])
         return n, sec
+
+
+def trajectory_runs(ev: Evidence) -> Sequence[RecordedRun]:
+    """The in-sample runs a trajectory detector scores: refused, naming them, where one run alone
+    leaves its auxiliary samples unscored (their NaN scores cannot be flagged or kept)."""
+    runs = ev.in_sample
+    if len(runs) == 1 and runs[0].has_auxiliary:
+        aux = np.asarray(runs[0].is_auxiliary, dtype=bool)
+        raise ValueError(f"one in-sample run with auxiliary samples scores none of them ({describe_ids(aux)}): "
+                         "record two runs with disjoint auxiliary sets (protocol.InSample(2)), or one run "
+                         "without auxiliary samples")  # fmt: skip
+    return runs
 
 
 def combined_score(name: str, runs: Sequence[RecordedRun], **kw: Any) -> np.ndarray:
@@ -223,6 +240,9 @@ def _knn_shares(features: np.ndarray, labels: np.ndarray, num_classes: int, k: i
     from labeltrace.score.knn import knn_probs
 
     x = np.asarray(features)
+    if k > len(labels) - 1:  # named as the setting it is (the kNN itself says "k")
+        raise ValueError(f"knn_k = {k}: each sample's {k} nearest neighbours need more than {k} samples, got "
+                         f"{len(labels)}; pass a smaller knn_k")  # fmt: skip
     zero = np.flatnonzero(np.count_nonzero(x, axis=1) == 0) if x.ndim == 2 else np.empty(0, np.int64)
     if groups is not None and zero.size < len(labels):  # every row all zeros: said below, in the kNN's words
         keep_g = groups if zero.size == 0 else np.delete(groups, zero)

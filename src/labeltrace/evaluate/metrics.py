@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import check_int, to_numpy
+from labeltrace._checks import check_int, real_numbers, to_numpy
 from labeltrace._checks import describe_ids as _describe_ids
 
 __all__ = ["detection_report", "expected_hits", "flag_top_k", "interval_text", "report_at_true_rate", "t_interval"]
@@ -43,8 +43,8 @@ def _as_scores(scores: np.ndarray, n: int, nan_policy: NanPolicy) -> tuple[np.nd
         raise ValueError(f"scores must be 1-D, got shape {s.shape}")
     if s.shape[0] != n:
         raise ValueError(f"scores has {s.shape[0]} entries, expected {n}")
-    if not np.issubdtype(s.dtype, np.number) or s.dtype == bool:
-        raise ValueError(f"scores must be numeric, got dtype {s.dtype}")
+    if not real_numbers(s.dtype, booleans=False):
+        raise ValueError(f"scores must be real numbers, got dtype {s.dtype}")
     s = s.astype(np.float64, copy=False)
     nan = np.isnan(s)
     if nan.any() and nan_policy == "raise":

@@ -23,7 +23,7 @@ from scipy import stats
 from labeltrace._checks import check_labels as _check_labels
 from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import describe_ids as _describe_ids
-from labeltrace._checks import id_list, round_half_up
+from labeltrace._checks import id_list, real_numbers, round_half_up
 
 __all__ = [
     "NoisyLabels",
@@ -347,8 +347,8 @@ def instance_dependent(
         raise ValueError(f"features must be 2-D (N, D), got shape {x.shape}")
     if x.shape[0] != y.size:
         raise ValueError(f"features has {x.shape[0]} rows but labels has {y.size} entries")
-    if not np.issubdtype(x.dtype, np.number) or x.dtype == bool:
-        raise ValueError(f"features must be numeric, got dtype {x.dtype}")
+    if not real_numbers(x.dtype, booleans=False):
+        raise ValueError(f"features must be real numbers, got dtype {x.dtype}")
     x = x.astype(np.float64, copy=False)
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():

@@ -54,7 +54,7 @@ def check_posterior(posterior: Any, *, n: int | None = None, k: int | None = Non
     """An (N, K) probability matrix, no entry above 1 (+1e-6), rows summing to 1 (within 1e-3), as
     float64."""
     p = as_matrix(posterior, "posterior", n=n, k=k)
-    check_probability_rows(p, "posterior")
+    check_probability_rows(p, "posterior", given=posterior)
     return p
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labeltrace._checks import real_numbers
 from labeltrace.relabel.head import standardize
 from labeltrace.rundir import Run, recording_dir
 
@@ -64,7 +65,7 @@ def check_features_file(path: str | os.PathLike[str], n: int, *, rows: str | Non
         raise ValueError(f"features file {p} cannot be read as a .npy array: {exc}") from exc
     if x.ndim != 2 or x.shape[0] != n or x.shape[1] < 1:
         raise ValueError(f"features file {p} has shape {x.shape}; expected ({n}, D): {rows}, D >= 1 features")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.issubdtype(x.dtype, np.complexfloating):
+    if not real_numbers(x.dtype):
         raise ValueError(f"features file {p} holds {x.dtype} values; expected real numbers")
     return tuple(x.shape)
 

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import check_int, group_codes, id_list
+from labeltrace._checks import check_int, group_codes, id_list, real_numbers
 from labeltrace.record.batch import to_numpy
 
 __all__ = ["knn_indices", "knn_probs", "knn_vote", "label_shares"]
@@ -46,6 +46,7 @@ _LOW32 = np.int64(0xFFFFFFFF)
 _SENTINEL = np.iinfo(np.int64).min
 _COSINE_DECIMALS = 12  # exact-stage cosine similarities equal to 12 decimals are ties
 _COSINE_SAFE = 2.0**500  # a row whose largest |x| lies outside [2**-500, 2**500] is rescaled for cosine
+_EUCLID_SAFE = (2.0**-40, 2.0**40)  # euclidean: features whose largest |x - mean| lies outside are rescaled
 
 
 def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -53,7 +54,9 @@ def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None,
 
     ``values`` are the input as float32/float64 (other dtypes cast to float64), not copied —
     except for cosine when a row's largest value lies outside ``[2**-500, 2**500]`` (only float64
-    can): then a float64 copy with such rows scaled by a power of two. The float32 search matrix
+    can): then a float64 copy with such rows scaled by a power of two; and for euclidean when the
+    largest ``|x - mean|`` lies outside ``[2**-40, 2**40]`` (squared distances would underflow or
+    overflow float32): a float64 copy of all of it scaled by one power of two. The float32 search matrix
     holds unit rows (cosine) or centred rows (euclidean, for float32 accuracy; distances are
     unchanged). It is built in chunks, never as a float64 copy.
     """
@@ -63,8 +66,8 @@ def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None,
     if x.ndim != 2:
         raise ValueError(f"features must be 2-D (N, D), got shape {x.shape}")
     if x.dtype not in (np.float32, np.float64):
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise ValueError(f"features must be numeric, got dtype {x.dtype}")
+        if not real_numbers(x.dtype):
+            raise ValueError(f"features must be real numbers, got dtype {x.dtype}")
         x = x.astype(np.float64)
     n, d = x.shape
     if d == 0:
@@ -99,6 +102,14 @@ def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None,
             x32[a : a + step] = x[a : a + step].astype(np.float64) / norm[a : a + step, None]
         return x, norm, x32
     mean = x.mean(axis=0, dtype=np.float64)
+    spread = 0.0
+    for a in range(0, n, step):
+        spread = max(spread, float(np.abs(x[a : a + step] - mean).max()))
+    if spread > 0 and not _EUCLID_SAFE[0] <= spread <= _EUCLID_SAFE[1]:  # squared distances would underflow
+        # (every neighbour chosen by index) or overflow float32: all of x scaled by one power of two
+        # (exact, so the order of distances is unchanged), a float64 copy: the caller's array is kept
+        e = -int(np.frexp(spread)[1])
+        x, mean = np.ldexp(x.astype(np.float64), e), np.ldexp(mean, e)
     for a in range(0, n, step):
         x32[a : a + step] = x[a : a + step] - mean
     sq = np.einsum("nd,nd->n", x32, x32)

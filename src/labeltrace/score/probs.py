@@ -32,6 +32,7 @@ Scores have shape ``(N,)``, lower = more likely mislabeled.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -153,4 +154,8 @@ def from_probs(name: str, probs: Any, labels: Any, **kw: Any) -> np.ndarray:
         raise ValueError(
             f"unknown probability score {name!r}; available: {', '.join(available_from_probs())}"
         ) from None
+    takes = list(inspect.signature(fn).parameters)[2:]  # after probs and labels
+    if extra := [k for k in kw if k not in takes]:
+        raise ValueError(f"probability score {name!r} takes no {', '.join(repr(k) for k in extra)} "
+                         f"(it takes: {', '.join(takes) or 'no options'})")
     return fn(probs, labels, **kw)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltrace._checks import check_probability_rows, id_list
+from labeltrace._checks import check_probability_rows, id_list, real_numbers
 from labeltrace.record.batch import to_numpy
 
 __all__ = ["validate_probs"]
@@ -39,8 +39,8 @@ def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     """
     p = to_numpy(probs, "probs")  # a torch tensor too (bfloat16, one that requires grad)
     if p.dtype not in (np.float32, np.float64):
-        if not (np.issubdtype(p.dtype, np.number) or p.dtype == np.bool_):
-            raise ValueError(f"probs must be numeric, got dtype {p.dtype}")
+        if not real_numbers(p.dtype):
+            raise ValueError(f"probs must be real numbers, got dtype {p.dtype}")
         p = p.astype(np.float64)
     if p.ndim != 2:
         swapped = " (the order is probs, labels: the reverse of cleanlab's)" if p.ndim == 1 else ""
@@ -58,7 +58,7 @@ def validate_probs(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"probs has negative entries in sample ids {id_list(np.flatnonzero(bad))}"
         )
-    check_probability_rows(p, "probs")
+    check_probability_rows(p, "probs", given=probs)
 
     y = to_numpy(labels, "labels")
     if y.ndim != 1:

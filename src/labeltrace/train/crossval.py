@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from labeltrace._checks import check_int, check_num_classes, id_list
+from labeltrace._checks import check_int, check_num_classes, id_list, real_numbers
 from labeltrace.train.folds import fold_ids, grouped_folds
 from labeltrace.train.seeds import cv_seed, legacy_seed, seed_torch
 
@@ -50,8 +50,8 @@ def _validate(
     x = np.asarray(features)
     if x.ndim != 2:
         raise ValueError(f"features must be 2-D (N, D), got shape {x.shape}")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise ValueError(f"features must be numeric, got dtype {x.dtype}")
+    if not real_numbers(x.dtype):
+        raise ValueError(f"features must be real numbers, got dtype {x.dtype}")
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         raise ValueError(

@@ -13,13 +13,14 @@ information* — a blank, a flat grey, a nearly black frame: its standardised si
 noise and it is never matched (identical blanks are still exact copies).
 
 Pairs are found by blocks of ``chunk`` rows against all later rows (one ``chunk x N`` product at a
-time, never an ``N x N`` matrix); pairs become groups by connected components, with exact copies
-(when given) joined too. The threshold and floor were chosen by eye on dev data
+time, never an ``N x N`` matrix; the time grows with ``N**2``: about 4 minutes for 100,000 images on
+two cores); pairs become groups by connected components, with exact copies (when given) joined too. The threshold and floor were chosen by eye on dev data
 (``benchmarks/results/dev-near-duplicates.md``): a near-copy is a likely copy, not a sure one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -47,6 +48,8 @@ MIN_STD = 0.03
 """Thumbnail standard deviation (pixel values in [0, 1]) under which an image is never matched."""
 BLOCK = 1 << 23
 """Cosines one block of :func:`near_pairs` holds at most."""
+FOLD_PAIRS = 1 << 22
+"""Pairs the scan's search holds before it folds them into links of their groups (``_near_of``)."""
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
 
 
@@ -113,33 +116,33 @@ def _batch_signatures(images: np.ndarray, rows: np.ndarray | None, size: int, mi
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def near_pairs(sig: np.ndarray, informative: np.ndarray, threshold: float = THRESHOLD, *,
-               chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Every pair ``i < j`` of informative rows whose signatures' cosine is at least ``threshold``:
-    ``(i, j, cosine)`` arrays, sorted by ``i`` then ``j``. At most ``chunk`` rows are compared with
-    all later rows at a time, fewer where ``N`` is large (a block holds at most ``BLOCK`` cosines:
-    32 MB, whatever ``N``)."""
+def _pair_blocks(sig: np.ndarray, informative: np.ndarray, threshold: float, chunk: int
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+    """The pairs of :func:`near_pairs` block by block: ``(i, j, cosine)`` of each block of rows."""
     keep = np.flatnonzero(np.asarray(informative, dtype=bool))
     s = np.ascontiguousarray(sig[keep], dtype=np.float32)
     chunk = max(1, min(int(chunk), BLOCK // max(len(s), 1)))
-    out_i, out_j, out_c = [], [], []
     for a in range(0, len(s), chunk):
         block = s[a : a + chunk] @ s[a:].T  # later rows only: each pair once
         r, c = np.nonzero(block >= threshold)
         up = c > r  # c indexes s[a:], r the block: j = a + c, i = a + r
         r, c = r[up], c[up]
-        out_i.append(keep[a + r])
-        out_j.append(keep[a + c])
-        out_c.append(block[r, c])
-    if not out_i:
+        yield keep[a + r].astype(np.int64), keep[a + c].astype(np.int64), block[r, c].astype(np.float32)
+
+
+def near_pairs(sig: np.ndarray, informative: np.ndarray, threshold: float = THRESHOLD, *,
+               chunk: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Every pair ``i < j`` of informative rows whose signatures' cosine is at least ``threshold``:
+    ``(i, j, cosine)`` arrays, sorted by ``i`` then ``j``. At most ``chunk`` rows are compared with
+    all later rows at a time, fewer where ``N`` is large (a block holds at most ``BLOCK`` cosines:
+    32 MB, whatever ``N``). Every pair is held: ``m`` look-alike images make ``m**2 / 2`` of them
+    (the scan's search, :func:`dataset_copies`, folds them into groups as it goes)."""
+    parts = list(_pair_blocks(sig, informative, threshold, chunk))
+    if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    i, j, cos = (
-        np.concatenate(out_i),
-        np.concatenate(out_j),
-        np.concatenate(out_c).astype(np.float32),
-    )
+    i, j, cos = (np.concatenate([p[k] for p in parts]) for k in range(3))
     order = np.lexsort((j, i))
-    return i[order].astype(np.int64), j[order].astype(np.int64), cos[order]
+    return i[order], j[order], cos[order]
 
 
 def near_groups(
@@ -150,16 +153,37 @@ def near_groups(
     ``-1`` alone — those copies join the component too), numbered ``0..G-1`` by first sample;
     ``-1`` for a sample in no such component."""
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
-    ex = np.full(n, -1, np.int64) if exact is None else np.asarray(exact, dtype=np.int64)
+    ex = _exact(n, exact)
     near = (ex[i] < 0) | (ex[i] != ex[j])  # a pair of exact copies is no near-copy
+    touched = np.zeros(n, bool)
+    touched[i[near]] = touched[j[near]] = True
+    return _groups(n, i, j, ex, touched)
+
+
+def _exact(n: int, exact: np.ndarray | None) -> np.ndarray:
+    return np.full(n, -1, np.int64) if exact is None else np.asarray(exact, dtype=np.int64)
+
+
+def _groups(n: int, i: np.ndarray, j: np.ndarray, ex: np.ndarray, touched: np.ndarray) -> np.ndarray:
+    """:func:`near_groups` of links ``(i, j)`` whose components are those of the pairs, where
+    ``touched`` marks the samples at an end of a pair that is not an exact copy."""
     in_ex = np.flatnonzero(ex >= 0)  # an exact copy joins its group's node (n + its group)
     n_ex = int(ex.max()) + 1 if in_ex.size else 0
     comp = linked_sets(n, np.concatenate([i, in_ex]), np.concatenate([j, n + ex[in_ex]]), n + n_ex)
     has_near = np.zeros(int(comp.max()) + 1 if n else 0, bool)
-    has_near[comp[i[near]]] = True
+    has_near[comp[touched]] = True
     number = np.full(len(has_near), -1, np.int64)  # the sets with a near pair, in their order (by first sample)
     number[has_near] = np.arange(int(has_near.sum()))
     return number[comp]
+
+
+def _forest(n: int, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Links with the components of the pairs ``(i, j)``: each sample of a component of two or more
+    linked to the component's first sample (at most ``n`` links, however many pairs)."""
+    comp = linked_sets(n, i, j)
+    _, first, counts = np.unique(comp, return_index=True, return_counts=True)
+    linked = (counts[comp] > 1) & (first[comp] != np.arange(n))
+    return np.flatnonzero(linked).astype(np.int64), first[comp[linked]].astype(np.int64)
 
 
 def find_near_duplicates(images: Any, *, threshold: float = THRESHOLD, min_std: float = MIN_STD,
@@ -169,8 +193,7 @@ def find_near_duplicates(images: Any, *, threshold: float = THRESHOLD, min_std: 
     copies, :func:`labeltrace.data.duplicates.find_duplicates`, joined)."""
     a = np.asarray(images)
     sig, ok = _batch_signatures(a, None, size, min_std, chunk)
-    i, j, _ = near_pairs(sig, ok, threshold, chunk=chunk)
-    return near_groups(len(a), i, j, duplicate_groups(row_digests(a)))
+    return _near_of(sig, ok, duplicate_groups(row_digests(a)), threshold, chunk)[0]
 
 
 def _decoded_pass(ds: Any, size: int, min_std: float, workers: int | None, chunk: int, digests: bool
@@ -220,10 +243,33 @@ def closest_in_group(n: int, i: np.ndarray, j: np.ndarray, cos: np.ndarray, grou
 
 def _near_of(sig: np.ndarray, ok: np.ndarray, exact: np.ndarray | None, threshold: float, chunk: int
              ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Near-copy groups (:func:`near_groups`, ``exact`` joined) and closest cosines of signatures."""
-    i, j, cos = near_pairs(sig, ok, threshold, chunk=chunk)
-    groups = near_groups(len(sig), i, j, exact)
-    return groups, closest_in_group(len(sig), i, j, cos, groups, exact)
+    """Near-copy groups (:func:`near_groups`, ``exact`` joined) and closest cosines
+    (:func:`closest_in_group`) of signatures, without holding every pair: each sample's best cosine
+    and whether it ends a pair that is no exact copy are kept as the blocks come, and once more than
+    :data:`FOLD_PAIRS` pairs are held they are folded into links of their components (8,000
+    look-alike images held 32 M pairs, 2.2 GB)."""
+    n = len(sig)
+    ex = _exact(n, exact)
+    best, touched = np.full(n, -np.inf, np.float64), np.zeros(n, bool)
+    held_i: list[np.ndarray] = []
+    held_j: list[np.ndarray] = []
+    count = 0
+    for i, j, cos in _pair_blocks(sig, ok, threshold, chunk):
+        np.maximum.at(best, i, cos)
+        np.maximum.at(best, j, cos)
+        near = (ex[i] < 0) | (ex[i] != ex[j])  # a pair of exact copies is no near-copy
+        touched[i[near]] = touched[j[near]] = True
+        held_i.append(i)
+        held_j.append(j)
+        count += i.size
+        if count > FOLD_PAIRS:
+            a, b = _forest(n, np.concatenate(held_i), np.concatenate(held_j))
+            held_i, held_j, count = [a], [b], a.size
+    i = np.concatenate(held_i) if held_i else np.zeros(0, np.int64)
+    j = np.concatenate(held_j) if held_j else np.zeros(0, np.int64)
+    groups = _groups(n, i, j, ex, touched)
+    best[ex >= 0] = 1.0  # an exact group has two members or more
+    return groups, np.where(groups >= 0, np.minimum(best, 1.0), np.nan).astype(np.float32)
 
 
 def dataset_near_duplicates(ds: Any, exact: np.ndarray | None = None, *, threshold: float = THRESHOLD,

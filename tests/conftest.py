@@ -37,8 +37,9 @@ def backbone_spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
 @pytest.fixture(autouse=True)
 def _seeded_torch() -> None:
     """Every test starts from one torch seed: a network built or a tensor drawn without a seed of
-    its own is the same in every run and in any test order (pytest-randomly reseeds ``random`` and
-    numpy's global state, not torch's)."""
+    its own is the same in every run and in any test order — once per test function, not per
+    hypothesis example (a property test draws its tensors from a generator seeded by the example),
+    nor for a module-scoped fixture built before it (such a fixture seeds itself)."""
     torch.manual_seed(0)
 
 

@@ -71,6 +71,22 @@ def _shape_mask(j: int, size: int) -> np.ndarray:
     return (r <= 0.65) & (r >= 0.38)
 
 
+def recorded_posterior(run_dir: Path, last: int | None = None) -> np.ndarray:
+    """The in-sample posterior of a :func:`make_run` run computed here from the logits it recorded,
+    not by labeltrace: each run's softmax averaged over its last ``last`` epochs (all when None),
+    the auxiliary column dropped and the rows renormalised, averaged over the runs in which the
+    sample kept its label (the first run's where it kept it in none: the draws may overlap)."""
+    kept = np.load(run_dir.parent / f".{run_dir.name}.recorded.npz")
+    z, aux = kept["logits"], kept["auxiliary"]
+    k = z.shape[-1] - 1
+    z = z[:, -last:] if last else z
+    e = np.exp(z - z.max(-1, keepdims=True))
+    p = (e / e.sum(-1, keepdims=True)).mean(1)[..., :k]  # (runs, n, k)
+    p = p / p.sum(-1, keepdims=True)
+    w = (~aux).astype(float)[..., None]
+    return np.where(w.sum(0) > 0, (p * w).sum(0) / np.maximum(w.sum(0), 1), p[0])
+
+
 def csv_rows(path: str | Path) -> list[dict[str, str]]:
     """The rows of a CSV file as dicts (header = keys)."""
     with open(path, newline="", encoding="utf-8") as fh:
@@ -198,6 +214,7 @@ def make_run(
     posts = []
     recorders, runs = [], []
     aux = np.zeros((2, n), dtype=bool)
+    logits = np.zeros((2, epochs, n, k + 1))  # what was recorded, kept beside for tests' own arithmetic
     for r in range(2):
         aux[r, rng.choice(n, size=max(1, n // 15), replace=False)] = True
         labels = np.where(aux[r], k, given)
@@ -207,6 +224,7 @@ def make_run(
             learn = 4.0 * np.clip(t[e] / hardness, 0, 1)
             z[np.arange(n), true] += learn  # the image's real class is learned first ...
             z[np.arange(n), labels] += memorise * max(t[e] - 0.5, 0.0)  # ... the given label late
+            logits[r, e] = z
             for ids in np.array_split(rng.permutation(n), 3):
                 rec.update(ids, z[ids], labels[ids])
             rec.end_epoch()
@@ -216,6 +234,7 @@ def make_run(
         sei[r] = dyn.mean("signed_entropy")
         aum[r] = dyn.mean("margin")
         posts.append(dyn.posterior()[:, :k])
+    np.savez(tmp_path / f".{name}.recorded.npz", logits=logits, auxiliary=aux)  # see recorded_posterior
     emb = None
     if embedding:
         directions = rng.normal(0.0, 1.0, size=(k, 8))

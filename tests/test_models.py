@@ -64,6 +64,7 @@ def test_small_resnet_shapes(size: int, channels: int) -> None:
 @settings(max_examples=25, deadline=None)
 @given(h=st.integers(1, 70), w=st.integers(1, 70))
 def test_small_resnet_never_collapses(h: int, w: int) -> None:
+    torch.manual_seed(h * 71 + w)  # the drawn example decides the network and the input: replayable
     net = SmallResNet(1, 3, width=4).eval()
     x = torch.rand(2, 1, h, w)
     hw = _final_map_hw(net, x)

@@ -30,3 +30,22 @@ def test_an_uncached_hub_name_says_so_and_that_nothing_was_downloaded() -> None:
     with pytest.raises(FileNotFoundError, match=r"'labeltrace-tests/no-such-clip' is neither a local directory nor "
                                                 r"in the local Hugging Face cache.*no download was attempted"):  # fmt: skip
         load_clip("labeltrace-tests/no-such-clip")
+
+
+def test_a_folder_without_tokenizer_files_says_so(tmp_path: Path) -> None:
+    """transformers 5 loads an empty tokenizer where the files are missing: every prompt then failed
+    as "contains no EOS token"."""
+    import torch
+    import transformers
+
+    cfg = transformers.CLIPConfig(
+        text_config=dict(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=64),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=8, num_channels=3),
+        projection_dim=16,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.CLIPModel(cfg).save_pretrained(tmp_path)  # weights and config, no tokenizer
+    with pytest.raises(FileNotFoundError, match="holds no vocabulary.*tokenizer files are missing"):
+        load_clip(tmp_path)

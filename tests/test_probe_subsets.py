@@ -97,3 +97,18 @@ def test_a_probe_no_candidate_of_which_beats_the_common_class_says_so(tmp_path: 
     ds = from_arrays(np.zeros((6, 4, 4), np.uint8), np.array([0, 1] * 3))  # kept in the probe cache, and read back
     _cached(ds, tmp_path, {"what": "test"}, lambda: p)
     assert _cached(ds, tmp_path, {"what": "test"}, lambda: None) == p
+
+
+def test_a_tied_model_probe_says_equal_not_higher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  backbone_spy: list) -> None:  # fmt: skip
+    """The reason read "higher held-out accuracy" where both candidates scored the same."""
+    import labeltrace.models.probe as probe_mod
+    from labeltrace.train import protocol
+
+    y = np.arange(60) % 3
+    monkeypatch.setattr(protocol, "cross_validated_probs", lambda *a, **k: np.eye(3)[y])  # both right everywhere
+    monkeypatch.setattr(probe_mod, "heldout_accuracy", lambda *a, **k: 1.0)
+    ds = from_arrays(np.random.default_rng(0).integers(0, 256, (60, 8, 8), dtype=np.uint8), y)
+    p = choose_model(ds, subset=60, cache_dir=tmp_path)
+    assert p.model == "small-cnn" and p.accuracy == {"small-cnn": 1.0, "effnet-lite0": 1.0}
+    assert p.reason.startswith("equal 3-fold held-out accuracy on 60 samples: the small CNN")

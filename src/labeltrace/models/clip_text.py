@@ -215,4 +215,12 @@ def load_clip(
                 f"cannot load a CLIP tokenizer from {src!r} (local_files_only={local_files_only}): "
                 f"{exc}"
             ) from exc
+    tok = processor if _is_hf_tokenizer(processor) else getattr(processor, "tokenizer", None)
+    if tok is not None and len(tok) <= len(set(getattr(tok, "all_special_tokens", []))):
+        # transformers 5 loads an empty tokenizer where the files are missing: every prompt then
+        # failed as "contains no EOS token"
+        raise FileNotFoundError(
+            f"the CLIP tokenizer loaded from {src!r} holds no vocabulary, only its {len(tok)} special tokens: "
+            "its tokenizer files are missing (tokenizer.json, or vocab.json and merges.txt); save the "
+            "processor or tokenizer beside the weights (processor.save_pretrained(folder))")
     return model, processor

@@ -173,8 +173,10 @@ def choose_model(ds: ImageDataset, *, seed: int = 0, subset: int = 600, epochs: 
         feats = prepare_inputs(sub, "effnet-lite0", cache_dir=cache, device=device)
         acc["effnet-lite0"] = heldout_accuracy(feats.tensor.numpy(), y, num_classes=ds.n_classes, folds=folds,
                                                seed=seed)  # fmt: skip
-        model = max(acc, key=lambda m: acc[m])
-        return Probe(model, acc, int(idx.size), f"higher {folds}-fold held-out accuracy on {idx.size} samples",
+        model = max(acc, key=lambda m: acc[m])  # a tie: the small CNN, first
+        how = "equal" if acc["small-cnn"] == acc["effnet-lite0"] else "higher"
+        return Probe(model, acc, int(idx.size), f"{how} {folds}-fold held-out accuracy on {idx.size} samples"
+                     + (": the small CNN, trained on the images, kept" if how == "equal" else ""),
                      *common_class(y, list(ds.classes)))
 
     parts = {"seed": seed, "subset": subset, "epochs": epochs, "folds": folds, "probe": PROBE_LOGREG,

@@ -472,3 +472,21 @@ def test_copies_the_folds_leave_apart_are_named_by_file_in_run_json(tmp_path: Pa
         "group, left in different folds" in said[0] and "array:36 = array:37 = array:38 = array:39" in said[0]
     err = capsys.readouterr().err
     assert said[0] in err and "sample ids 36+37+38+39" not in err
+
+
+@pytest.mark.parametrize("detector", ["cl", "crossfit_cl"])
+def test_copies_the_k_folds_leave_apart_are_named_by_file_in_run_json(tmp_path: Path, detector: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """A cl scan's K-fold probabilities left the copies apart with the folds' own warning (positions,
+    Python's form) and nothing in run.json; the cross-fitted recording's were said by file."""
+    x = _distinct(40)
+    y = np.arange(40) % 2
+    x[[36, 37, 38, 39]] = x[36]
+    y[[36, 37, 38, 39]] = 2
+    out = tmp_path / "run"
+    scan(data.from_arrays(x, y), out, ScanConfig(model="small-cnn", epochs=2, folds=2, batch_size=16, seed=0,
+                                                 detector=detector), progress=False, log=lambda s: None)  # fmt: skip
+    said = [w for w in rundir.open_run(out).meta["warnings"] if "left in different folds" in w]
+    assert len(said) == 1 and "array:36 = array:37 = array:38 = array:39" in said[0]
+    err = capsys.readouterr().err
+    assert said[0] in err and "sample ids 36+37+38+39" not in err

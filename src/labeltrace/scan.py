@@ -278,6 +278,8 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
             t_cv = time.perf_counter()
             with warnings.catch_warnings():  # scikit-learn's "least populated class": said in the scan's words
                 warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                # copies the folds leave apart: said by the outputs, naming the files (scan_outputs._k_folds)
+                warnings.filterwarnings("ignore", message=r"\d+ sets? of exact copies left in different folds")
                 try:
                     probs = protocol.cross_validated_probs(spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes,
                                                            seed=config.seed, folds=config.folds, groups=ds.groups,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,7 +95,18 @@ def write_outputs(
                          t_start=t_start, described=described, csv=config.csv, model=model,
                          folds=rec.num_trainings if rec is not None and rec.held_out else
                          config.folds if k_fold(config) else None,  # the held-out folds
-                         copies=copies)  # fmt: skip
+                         fold_of=_k_folds(ds, config, given, copies) if k_fold(config) and not
+                         (rec is not None and rec.held_out) else None, copies=copies)  # fmt: skip
+
+
+def _k_folds(ds: ImageDataset, config: ScanConfig, given: np.ndarray, copies: Copies) -> np.ndarray:
+    """Each sample's fold of the K-fold probabilities (:func:`labeltrace.train.crossval.fold_ids`
+    as they drew them), their own warning of copies left apart silenced: the outputs say it by file."""
+    from labeltrace.train.crossval import fold_ids
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\d+ sets? of exact copies left in different folds")
+        return fold_ids(given, n_folds=config.folds, seed=config.seed, groups=ds.groups, copies=copies.exact)
 
 
 def write_results(
@@ -102,7 +114,7 @@ def write_results(
     post: np.ndarray, given: np.ndarray, truth: np.ndarray, noise_info: dict[str, Any] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
     described: dict[str, Any], csv: bool, model: str | None, noted: Sequence[str] = (), folds: int | None = None,
-    copies: Copies,
+    copies: Copies, fold_of: np.ndarray | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write ``samples.parquet`` (+ csv when ``csv``), ``run.json`` and, for in-memory arrays
     that cannot be read again from a source, ``images.npy``; return the table and meta — for a
@@ -112,7 +124,8 @@ def write_results(
     ``seed``, ``cost``, ...); ``model``: the model the warnings name (``run_layout.OWN_TRAINING``
     for your own training's);
     ``noted``: warnings already said (as Python warnings) that run.json keeps too, for the report;
-    ``folds``: how many held-out folds judged the samples (None: none); ``copies``: each sample's
+    ``folds``: how many held-out folds judged the samples (None: none), ``fold_of`` each sample's (a
+    cross-fitted recording's are its own; the K-fold probabilities' passed here); ``copies``: each sample's
     group of exact copies and of near-copies (:func:`labeltrace.data.near_duplicates.dataset_copies`:
     both callers find them in one pass before scoring, the kNN reading the exact ones)."""
     t0 = time.perf_counter()
@@ -140,7 +153,7 @@ def write_results(
     members = group_members(exact)
     warned += identical_text([m.tolist() for m in members], given, classes, [str(s) for s in ds.sources], ds.groups,
                              held_out=folds is not None,
-                             folds=rec.folds if rec is not None and rec.held_out else None)  # fmt: skip
+                             folds=rec.folds if rec is not None and rec.held_out else fold_of)  # fmt: skip
     for w in warned:  # kept in run.json too: the report shows them
         print(f"warning: {w}", file=sys.stderr)
     table_cols: dict[str, Any] = {

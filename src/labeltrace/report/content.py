@@ -114,8 +114,10 @@ def read_report_data(run: Run) -> ReportData:
     return ReportData(
         run=run,
         classes=run.classes,
-        external_id=run.column("external_id").astype(str),
-        path=run.column("path").astype(str),
+        # kept as Python strings: a fixed-width copy is as wide as the longest (one 508-character path
+        # made a million ids 1.9 GB), and the report reads a few dozen of them
+        external_id=run.column("external_id"),
+        path=run.column("path"),
         given=run.column("given_label_id").astype(np.int64),
         suggested=run.column("suggested_label_id").astype(np.int64),
         suggested_prob=run.column("suggested_prob").astype(np.float64),

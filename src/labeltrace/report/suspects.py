@@ -61,7 +61,7 @@ def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None
     if d.sei is not None and d.score_name.lower() != "sei":
         sei = f" · SEI {_num(d.sei[i])}"
     state = "flagged" if d.flagged[i] else "unflagged"
-    ext, path = d.external_id[i], d.path[i]
+    ext, path = str(d.external_id[i]), str(d.path[i])
     where = _e(ext) if path == ext else f"{_e(ext)} · {_e(path)}"  # the file to look up (a manifest's id and its file)
     return (
         f'<div class="sus {state}" data-id="{i}">{pic}'

@@ -54,7 +54,8 @@ def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int], *,
     s.add_argument("--clip-template", default="a photo of a {}", help="clip: class prompt template")
     s.add_argument("--aux-prompt", default="a photo of something else",
                    help="clip: prompt of the auxiliary class, e.g. 'a dermoscopic image showing other lesions'")
-    s.add_argument("--head", default="mlp", choices=["mlp", "linear"], help="head on frozen effnet features")
+    s.add_argument("--head", default="mlp", choices=["mlp", "linear"],
+                   help="effnet-lite0's head (on frozen features, or with --finetune)")
     s.add_argument("--hidden", type=int, help="effnet-lite0 mlp head width (default 256)")
     s.add_argument("--finetune", action="store_true",
                    help="effnet-lite0: train the whole network on the images (lr 1e-3; meant for a GPU) "

@@ -10,7 +10,7 @@ import os
 import secrets
 import shutil
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["atomic_batch", "atomic_remove", "atomic_save_array", "atomic_write", "atomic_write_bytes", "atomic_write_json", "differing_keys", "digest", "entry_lock", "iter_json_items", "json_default", "read_json", "reading",
+__all__ = ["atomic_batch", "atomic_remove", "atomic_save_array", "atomic_write", "atomic_write_bytes", "atomic_write_json", "digest", "entry_lock", "iter_json_items", "json_default", "read_json", "reading",
            "temporaries", "write_json", "write_json_array", "write_table"]
 
 
@@ -242,52 +242,6 @@ def iter_json_items(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> It
                 break
         if skip_space():
             raise fail("extra data after the array")
-
-
-def differing_keys(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """The keys, sorted, whose values differ between two settings mappings (compared as canonical
-    JSON, so ``1`` and ``1.0`` differ as the fingerprints they are stored in do); a key in one only
-    differs."""
-    return [k for k in sorted(set(a) | set(b))
-            if json.dumps(a.get(k), sort_keys=True, default=str) != json.dumps(b.get(k), sort_keys=True, default=str)]
-
-
-def differences(a: Mapping[str, Any], b: Mapping[str, Any], *, limit: int = 6) -> list[str]:
-    """The settings that differ between two fingerprints, named down to their leaves where the
-    values are mappings (or JSON text of one): ``"train.epochs (4, now 3)"`` rather than
-    ``"train"``; values shortened to 40 characters, at most ``limit`` entries (then "..."). A
-    data or labels digest reads ``"data"``: its value says nothing to a reader."""
-    def parsed(v: Any) -> Any:
-        if isinstance(v, str) and v.startswith("{"):
-            try:
-                return json.loads(v)
-            except ValueError:
-                return v
-        return v
-
-    def short(v: Any) -> str:
-        t = "absent" if v is _ABSENT else json.dumps(v, sort_keys=True, default=str)
-        return t if len(t) <= 40 else t[:37] + "..."
-
-    out: list[str] = []
-
-    def walk(x: Any, y: Any, name: str) -> None:
-        x, y = parsed(x), parsed(y)
-        if isinstance(x, Mapping) and isinstance(y, Mapping):
-            for k in differing_keys(x, y):
-                # "train" holding {"train": {...}} reads as train.epochs, not train.train.epochs
-                sub = name if name.rsplit(".", 1)[-1] == str(k) else f"{name}.{k}" if name else str(k)
-                walk(x.get(k, _ABSENT), y.get(k, _ABSENT), sub)
-        elif name in ("data", "labels", "truth"):  # digests
-            out.append(name)
-        else:
-            out.append(f"{name} ({short(x)}, now {short(y)})")
-
-    walk(a, b, "")
-    return out if len(out) <= limit else [*out[:limit], f"... {len(out) - limit} more"]
-
-
-_ABSENT = object()
 
 
 def json_default(o: Any) -> Any:

@@ -12,7 +12,8 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
-from labeltrace._io import atomic_write_json, differences, read_json, temporaries
+from labeltrace._diffs import differences
+from labeltrace._io import atomic_write_json, read_json, temporaries
 from labeltrace.run_layout import (
     CLEANED,
     CV_PROBS,

@@ -33,10 +33,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labeltrace._diffs import differing_keys
 from labeltrace._io import (
     atomic_save_array,
     atomic_write_json,
-    differing_keys,
     read_json,
     reading,
 )

@@ -103,3 +103,20 @@ def test_the_queue_and_score_printouts_keep_each_sample_on_its_row(tmp_path: Pat
         assert len(rows) == 24 and not any("\u202e" in ln for ln in rows), rows
     assert main(["queue", str(rd), "--out", str(tmp_path / "q.parquet"), "--top", "24"]) == 0
     assert "new\\nline" in capsys.readouterr().out
+
+
+def test_the_reports_attributes_hold_no_markup_and_its_page_runs_nothing(tmp_path: Path) -> None:
+    """A true label holding U+202E went into a title attribute as '<bdi>...</bdi>', shown as text in
+    the tooltip; a report mailed around had no Content-Security-Policy (an audit's findings)."""
+    import re
+
+    from labeltrace.report import write_report
+
+    rd = make_run(tmp_path, n=24, k=3, classes=["\u202eevil", "\u2069\u202edog", "plain"], seed=4, noise=0.3)
+    page = write_report(rd, top=24, thumb_size=8).read_text(encoding="utf-8")
+    titles = re.findall(r'title="([^"]*)"', page)
+    assert any("true label: " in t for t in titles) and not any("<bdi>" in t or "&lt;bdi" in t for t in titles)
+    assert not any(c in page for c in "\u202e\u2069")  # each control shown by its code point
+    assert "⟨U+202E⟩evil" in page and "⟨U+2069⟩⟨U+202E⟩dog" in page
+    assert ("<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
+            "style-src 'unsafe-inline'\">") in page and "<script" not in page

@@ -335,3 +335,20 @@ def test_a_page_left_open_across_a_restart_in_another_mode_saves_nothing(tmp_pat
             assert decision_rows(rd) == []  # (every other browser test saves with the view sent)
             page.unroute_all(behavior="wait")  # a request still being passed on finishes before the page goes
             page.close()
+
+
+def test_the_pages_image_urls_name_the_view_it_was_opened_on(tmp_path: Path, browser: object) -> None:
+    """The browser kept each image an hour under /api/image/<id>: after a restart on another run,
+    scan or blind mode, where the id names another image, it showed the old one with the new run's
+    labels (an audit's finding, in Chromium). The URL names the view now."""
+    rd = make_run(tmp_path, n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=8)
+    for base in serve(create_app(rd, token=TOKEN)):
+        asked: list[str] = []
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.on("request", lambda r: asked.append(r.url) if "/api/image/" in r.url else None)
+        page.goto(f"{base}/?token={TOKEN}&reviewer=alice")
+        expect(page.locator("#position")).to_have_text("1 / 12")
+        page.wait_for_function("() => { const i = document.getElementById('image'); return i.complete && i.naturalWidth; }")
+        view = page.request.get(f"{base}/api/state", headers={"X-Labeltrace-Token": TOKEN}).json()["view"]
+        assert view and asked and all(f"view={view}" in u for u in asked), (view, asked)
+        page.close()

@@ -275,3 +275,52 @@ def test_decision_fields_have_strict_types(run_dir: Path, body: dict) -> None:
     assert stored(run_dir) == []
     assert c.post("/api/decision", json={"sample_id": 3, "decision": "cat"}).status_code == 200
     assert stored(run_dir) == [(3, "cat")]
+
+
+def test_a_content_length_of_other_digits_is_refused_not_a_server_error() -> None:
+    """'²'.isdigit() is true and int('²') raised: a 500 from another ASGI server (uvicorn's h11
+    refuses the header first)."""
+    from labeltrace.review.security import Guard
+
+    async def app(scope, receive, send):  # noqa: ANN001, ANN202 - never reached
+        raise AssertionError("passed the guard")
+
+    scope = {"type": "http", "method": "POST", "path": "/api/decision", "scheme": "http",
+             "headers": [(b"host", b"127.0.0.1:8765"), (b"content-type", b"application/json"),
+                         (b"content-length", "²".encode("latin-1"))]}  # fmt: skip
+    assert Guard(app, token=None)._refusal(scope)[0] == 413
+
+
+def test_images_render_a_few_at_a_time_and_each_once() -> None:
+    """A 6000 x 6000 image took ~720 MB to render, and nothing bounded how many rendered at once
+    (four requests: 3.1 GB); two requests for one image both rendered it."""
+    import threading
+    import time
+
+    from labeltrace.review.rendered import RENDERERS, RenderedImages
+
+    cache, lock = RenderedImages(), threading.Lock()
+    now, most, calls = [0], [0], []
+
+    def render(key: int):  # noqa: ANN202
+        def go() -> bytes:
+            with lock:
+                now[0] += 1
+                most[0] = max(most[0], now[0])
+                calls.append(key)
+            time.sleep(0.05)  # long enough for the others to arrive (no time is asserted)
+            with lock:
+                now[0] -= 1
+            return bytes([key])
+        return go
+
+    keys = [0, 1, 2, 3, 4, 5, 0, 0]
+    got: dict[int, list[bytes]] = {}
+    threads = [threading.Thread(target=lambda i=i, k=k: got.setdefault(i, []).append(cache.get(k, render(k))))
+               for i, k in enumerate(keys)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] <= RENDERERS == 2
+    assert sorted(calls) == [0, 1, 2, 3, 4, 5] and [got[i][0] for i in range(8)] == [bytes([k]) for k in keys]

@@ -18,7 +18,8 @@ from labeltrace.report.images import display_image, load_rgb
 from labeltrace.report.summary import cut_text
 from labeltrace.rundir import Run
 
-__all__ = ["ReportData", "escape_attr", "escape_html", "figures", "read_report_data", "score_reads", "suspects_heading", "thumbnail", "top_ids"]
+__all__ = ["ReportData", "escape_attr", "escape_html", "figures", "read_report_data", "score_reads", "suspects_heading", "thumbnail", "top_ids",
+           "visible_controls"]
 
 
 #: a character that reorders the text around it: a bidi control (U+202E turns the rest of a line
@@ -34,13 +35,24 @@ def escape_html(x: object) -> str:
     the model's suggestion before it, the arrow reversed) and a path copied from the page is the
     path (isolating characters, U+2068 ... U+2069, would have come along into a shell). In an
     attribute, or in ``<title>``, where no element is read: :func:`escape_attr`."""
-    text = html.escape(str(x), quote=True)
+    text = html.escape(visible_controls(str(x)), quote=True)
     return f"<bdi>{text}</bdi>" if _BIDI.search(text) else text
 
 
 def escape_attr(x: object) -> str:
     """HTML-escape a value for an attribute or ``<title>`` (no ``<bdi>`` there: it would show as text)."""
-    return html.escape(str(x), quote=True)
+    return html.escape(visible_controls(str(x)), quote=True)
+
+
+#: the explicit bidi controls: embeddings, overrides and isolates
+_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def visible_controls(text: str) -> str:
+    """``text`` with each explicit bidi control shown by its code point (``⟨U+202E⟩``): a name's own
+    U+2069 closed the ``<bdi>`` isolation, and a U+202E after it turned the rest of the line around
+    (an audit's finding). Right-to-left letters stay as they are."""
+    return _CONTROLS.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text)
 
 
 @dataclass

@@ -214,6 +214,9 @@ def _html(d: ReportData, figs: dict[str, tuple[str, bytes]], ids: np.ndarray,
     )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        # a file mailed around: nothing but its own styles and embedded images (no script, no request)
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'\">"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
         f"<title>{_a(title)}</title><style>{_css()}</style></head><body>"
         f"<header><h1>{_e(title)}</h1>"

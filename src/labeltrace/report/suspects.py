@@ -53,7 +53,7 @@ def _suspect_card(d: ReportData, i: int, img: np.ndarray | None, err: str | None
         labels = f'<span class="same">{_e(g)}</span> <span class="meta">(model agrees)</span>'
     badge = ""
     if d.noisy is not None and d.noisy[i]:
-        truth = _e(d.true_label[i]) if d.true_label is not None else "?"
+        truth = _a(d.true_label[i]) if d.true_label is not None else "?"  # an attribute: no <bdi> element
         badge = f'<span class="badge noisy" title="true label: {truth}">mislabeled</span>'
     elif d.noisy is not None:
         badge = '<span class="badge clean">clean</span>'

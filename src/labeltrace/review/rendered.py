@@ -9,11 +9,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
 
 __all__ = ["MAX_BYTES", "RenderedImages"]
 
 #: the PNG bytes kept (about 400 display images of 512 px, or 6,000 thumbnails)
 MAX_BYTES = 64 * 2**20
+#: images rendered at once (each decoded whole, as float32)
+RENDERERS = 2
 
 
 class RenderedImages:
@@ -25,14 +28,36 @@ class RenderedImages:
         self._kept: OrderedDict[Hashable, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        self._rendering = threading.BoundedSemaphore(RENDERERS)
+        self._busy: dict[Hashable, list[Any]] = {}  # key -> [its lock, the requests waiting on it]
 
     def get(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+        """The bytes of ``key``: kept, else rendered — one render per key at a time (a second request
+        for it waits for the first), at most :data:`RENDERERS` renders at once (a 6000 x 6000 image
+        takes ~720 MB to render; four at once took 3.1 GB)."""
         with self._lock:
             data = self._kept.get(key)
             if data is not None:
                 self._kept.move_to_end(key)
                 return data
-        data = render()  # outside the lock: two requests for one image may both render it, once
+            busy = self._busy.setdefault(key, [threading.Lock(), 0])
+            busy[1] += 1
+        try:
+            with busy[0]:
+                with self._lock:  # rendered while this one waited
+                    data = self._kept.get(key)
+                if data is None:
+                    with self._rendering:
+                        data = render()  # outside the lock: the cache serves others meanwhile
+                    self._keep(key, data)
+        finally:
+            with self._lock:
+                busy[1] -= 1
+                if busy[1] == 0:
+                    del self._busy[key]
+        return data
+
+    def _keep(self, key: Hashable, data: bytes) -> None:
         with self._lock:
             if key not in self._kept and len(data) <= self.max_bytes:
                 self._kept[key] = data
@@ -40,4 +65,3 @@ class RenderedImages:
                 while self._size > self.max_bytes:
                     _, old = self._kept.popitem(last=False)
                     self._size -= len(old)
-        return data

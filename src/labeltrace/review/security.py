@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -225,7 +226,8 @@ class Guard:
             if ctype != "application/json":
                 return 415, "send the request body as application/json"
         length = headers.get("content-length")
-        if length is not None and (not length.strip().isdigit() or int(length) > self.max_body):
+        # ASCII digits only: "²".isdigit() is true, and int("²") raised (a 500)
+        if length is not None and (re.fullmatch(r"[0-9]+", length.strip()) is None or int(length) > self.max_body):
             return 413, f"request body larger than {self.max_body} bytes"
         opened_on = headers.get(VIEW_HEADER.lower())
         if api and self.view is not None and opened_on is not None and opened_on != self.view:

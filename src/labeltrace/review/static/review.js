@@ -85,7 +85,10 @@
     return body;
   }
 
-  const imagePath = (id, thumb, full) => at(`api/image/${id}`) + (thumb ? "?thumb=true" : full ? "?full=true" : "");
+  // the view in the URL: the browser keeps an image an hour, and after a restart on another run, scan or
+  // blind mode the same id names another image (the old one was shown, with the new run's labels)
+  const imagePath = (id, thumb, full) => at(`api/image/${id}`) +
+    `?${thumb ? "thumb=true&" : full ? "full=true&" : ""}view=${encodeURIComponent(view || "")}`;
   // images: an <img src> cannot send the token's header, so each is fetched with it and shown
   // from an object URL, revoked as soon as its <img> shows another one or leaves the page (a
   // long session would otherwise keep every image it showed in memory)
@@ -202,7 +205,11 @@
   // a name that holds a bidi control or a right-to-left letter, isolated (U+2068 ... U+2069) in a
   // line of text: a class name with U+202E showed the reviewer's name and the date after it backwards
   const BIDI = /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069\u{10800}-\u{10fff}\u{1e800}-\u{1efff}]/u;
-  const iso = (s) => (typeof s === "string" && BIDI.test(s) ? `\u2068${s}\u2069` : s);
+  // the explicit controls (embeddings, overrides, isolates) shown by their code points: a name's own
+  // U+2069 closed the isolation around it, and a U+202E after it turned the rest of the line around
+  const CONTROLS = /[\u202a-\u202e\u2066-\u2069]/gu;
+  const visible = (s) => s.replace(CONTROLS, (c) => `⟨U+${c.codePointAt(0).toString(16).toUpperCase()}⟩`);
+  const iso = (s) => (typeof s === "string" && BIDI.test(s) ? `\u2068${visible(s)}\u2069` : s);
 
   // an action shows in parentheses, a class named like one with "class": never mistaken
   const ACTION_TEXT = { skip: "skipped", exclude: "excluded: not any class" };
@@ -401,7 +408,7 @@
     // blind: no rank or score (the model's view), and under --blind-all no external id (a folder
     // dataset's is class/file)
     // the external id (a file to look up, copied from here) in a <bdi>: isolated without characters added to it
-    const ext = item.external_id === null ? null : Object.assign(document.createElement("bdi"), { textContent: item.external_id });
+    const ext = item.external_id === null ? null : Object.assign(document.createElement("bdi"), { textContent: visible(item.external_id) });
     $("caption").replaceChildren(...[`id ${item.id}`, item.rank === null ? null : `rank ${item.rank}`,
       blind ? null : `score ${fmt(item.score)}`, ext].filter((x) => x !== null).flatMap((x, j) => (j ? [" · ", x] : [x])));
     $("given").textContent = item.given_label;

@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -408,12 +409,16 @@ def _start(run_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"server exited: {log.read_text(errors='replace')}")
-        if port is None:  # printed once the port is bound, before uvicorn serves it
-            found = re.search(r"^open http://127\.0\.0\.1:(\d+)/$", log.read_text(errors="replace"), re.M)
+        if port is None:  # printed once the port is bound, before uvicorn serves it (a token on loopback too)
+            found = re.search(r"^open http://127\.0\.0\.1:(\d+)/#token=(\S+)$", log.read_text(errors="replace"), re.M)
             port = int(found[1]) if found else None
+            if found:
+                _TOKENS[port] = urllib.parse.unquote(found[2])
         try:
             if port is not None:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=1) as r:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/state",
+                                             headers={"X-Labeltrace-Token": _TOKENS[port]})  # fmt: skip
+                with urllib.request.urlopen(req, timeout=1) as r:
                     if r.status == 200:
                         return proc, port
         except (urllib.error.URLError, ConnectionError, OSError):
@@ -423,11 +428,18 @@ def _start(run_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
     raise AssertionError(f"server did not start: {log.read_text(errors='replace')}")
 
 
+_TOKENS: dict[int, str] = {}  # each started server's port: the token it printed
+
+
+def _get(port: int, path: str) -> urllib.request.Request:
+    return urllib.request.Request(f"http://127.0.0.1:{port}/{path}", headers={"X-Labeltrace-Token": _TOKENS[port]})
+
+
 def _post(port: int, body: dict) -> dict:
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/decision",
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "X-Labeltrace-Token": _TOKENS[port]},
         method="POST",
     )
     with urllib.request.urlopen(req, timeout=10) as r:
@@ -459,13 +471,11 @@ def test_kill_9_keeps_every_acknowledged_decision(run_dir: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
     proc, port = _start(run_dir)  # restart on the same run: every acknowledged decision is there
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=5) as r:
+        with urllib.request.urlopen(_get(port, "api/state"), timeout=5) as r:
             state = json.loads(r.read())
         assert state["reviewed"] == 12
         for d in acked:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{port}/api/history/{d['sample_id']}", timeout=5
-            ) as r:
+            with urllib.request.urlopen(_get(port, f"api/history/{d['sample_id']}"), timeout=5) as r:
                 assert json.loads(r.read()) == [d]
     finally:
         proc.kill()
@@ -497,10 +507,14 @@ def test_serve_generates_a_token_off_loopback(
     c = TestClient(seen["app"], base_url=f"http://192.0.2.1:{port}")
     assert c.get("/api/state").status_code == 401
     assert c.get("/api/state", headers={"X-Labeltrace-Token": token}).status_code == 200
-    serve(run_dir, port=0)  # loopback: no token
+    serve(run_dir, port=0)  # loopback: a token too (every user of a shared machine reaches 127.0.0.1)
     out = capsys.readouterr().out
-    assert "token=" not in out and f"open http://127.0.0.1:{seen['port']}/\n" in out
+    local = out.split("#token=")[1].split()[0]
+    assert len(local) >= 24 and local != token and f"open http://127.0.0.1:{seen['port']}/#token={local}\n" in out
     assert seen["bound"][0] == "127.0.0.1"
+    c = TestClient(seen["app"], base_url=f"http://127.0.0.1:{seen['port']}")
+    assert c.get("/api/state").status_code == 401
+    assert c.get("/api/state", headers={"X-Labeltrace-Token": local}).status_code == 200
 
 
 def test_a_port_in_use_is_an_error_before_any_url(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

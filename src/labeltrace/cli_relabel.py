@@ -5,6 +5,7 @@ arguments and handlers; :mod:`labeltrace.cli` registers them). Every handler del
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -294,10 +295,12 @@ def add_relabel_commands(sub: Any) -> None:
     rv.add_argument("run_dir")
     rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
     rv.add_argument("--port", type=port, default=8765, help="(default 8765; 0: a free one, printed)")
-    rv.add_argument("--token", help="access token, at least 16 printable ASCII characters without spaces (an empty or shorter one is an error); "
-                    "generated and printed when binding beyond loopback without one. The printed URL carries it "
-                    "after '#', which a browser never sends; scripts send it as header X-Labeltrace-Token "
-                    "(never in a URL)")
+    rv.add_argument("--token", default=os.environ.get("LABELTRACE_TOKEN") or None,
+                    help="access token, at least 16 printable ASCII characters without spaces (an empty or shorter "
+                    "one is an error); default: the LABELTRACE_TOKEN environment variable (other users of the "
+                    "machine see a --token in `ps`), else one generated and printed, on loopback too. The printed "
+                    "URL carries it after '#', which a browser never sends; scripts send it as header "
+                    "X-Labeltrace-Token (never in a URL)")
     rv.add_argument("--public-url", metavar="URL",
                     help="the address reviewers open behind a reverse proxy (https://HOST/labeltrace/): the printed "
                     "link is this one, with the token, instead of the server's own address, which only the proxy "

@@ -8,8 +8,9 @@ One pure ASGI middleware, :class:`Guard`, runs before routing and before any bod
    ``GET /`` is the page itself: static, the same for every server, with no data of the run; it
    reads the token from the fragment of the printed link (``/#token=...``, which a browser never
    sends) or from ``?token=`` of a link printed by an older version, moves it out of the address
-   bar into the tab's ``sessionStorage``, and sends it as the header, its images too (fetched,
-   shown from object URLs). A token is at least :data:`MIN_TOKEN_LENGTH` printable ASCII
+   bar into the tab's ``sessionStorage`` (the browser's history keeps the link it was opened with,
+   fragment and all: the token lasts as long as the server), and sends it as the header, its images
+   too (fetched, shown from object URLs). A token is at least :data:`MIN_TOKEN_LENGTH` printable ASCII
    characters without spaces (:func:`check_token`): an empty or short one
    (``--token "$UNSET_VAR"``) is refused when the app is built.
 2. **Host** — without a token only requests addressed to a loopback name are answered (403), so

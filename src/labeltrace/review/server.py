@@ -43,8 +43,9 @@ def serve(
 ) -> None:
     """Run the review app with uvicorn until interrupted.
 
-    Binding to a non-loopback ``host`` requires a token: one is generated with
-    :mod:`secrets` when none is given (``None``); a given token that is empty, shorter than 16
+    Every server has a token, on loopback too (another user of a shared machine reaches
+    ``127.0.0.1``): one is generated with :mod:`secrets` when none is given (``None``); a given
+    token that is empty, shorter than 16
     characters or not printable ASCII without spaces is refused with ``ValueError``, whatever the
     host. The URL to open (with the token in its fragment, ``#token=``, which the browser keeps
     to itself) is printed once the port is taken; ``port`` 0 takes a
@@ -56,7 +57,7 @@ def serve(
     """
     token = check_token(token)
     public = None if public_url is None else check_public_url(public_url)
-    if token is None and not is_loopback(host):
+    if token is None:  # loopback too: every user of a shared server reaches 127.0.0.1
         token = secrets.token_urlsafe(24)
     # the port first: one in use is an error before any URL is printed, or the rule stored (--agree)
     sock = listen(host, port)

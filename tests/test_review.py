@@ -795,3 +795,14 @@ def test_the_public_url_is_a_link_a_reviewer_can_open() -> None:
     assert check_public_url("https://h.example/a%20b/é") == "https://h.example/a%20b/%C3%A9/"  # %XX kept
     assert check_public_url("https://[2001:db8::1]:8443/lt") == "https://[2001:db8::1]:8443/lt/"
     assert check_public_url(" http://h.example ") == "http://h.example/"
+
+
+def test_the_token_can_come_from_the_environment_not_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --token is in every user's `ps`; LABELTRACE_TOKEN is not."""
+    from labeltrace.cli import build_parser
+
+    monkeypatch.setenv("LABELTRACE_TOKEN", "t" * 20)
+    assert build_parser().parse_args(["review", "R"]).token == "t" * 20
+    assert build_parser().parse_args(["review", "R", "--token", "u" * 20]).token == "u" * 20
+    monkeypatch.delenv("LABELTRACE_TOKEN")
+    assert build_parser().parse_args(["review", "R"]).token is None

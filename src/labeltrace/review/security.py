@@ -101,8 +101,8 @@ def check_token(token: str | None) -> str | None:
         )
         raise ValueError(
             f"the review token must be at least {MIN_TOKEN_LENGTH} characters, printable ASCII "
-            f"without spaces; got {len(token)} characters{hint}. Leave --token out to have a "
-            "random one generated and printed"
+            f"without spaces; got {len(token)} characters{hint}. Leave --token out (and LABELTRACE_TOKEN "
+            "unset) to have a random one generated and printed"
         )
     return token
 

@@ -104,7 +104,8 @@ def _k_folds(ds: ImageDataset, config: ScanConfig, given: np.ndarray, copies: Co
     as they drew them), their own warning of copies left apart silenced: the outputs say it by file."""
     from labeltrace.train.crossval import fold_ids
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # scikit-learn's "least populated class": said in the scan's words
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         warnings.filterwarnings("ignore", message=r"\d+ sets? of exact copies left in different folds")
         return fold_ids(given, n_folds=config.folds, seed=config.seed, groups=ds.groups, copies=copies.exact)
 

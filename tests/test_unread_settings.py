@@ -18,7 +18,7 @@ from labeltrace.cli import main
 from labeltrace.data import from_arrays
 from labeltrace.scan import ScanConfig, scan
 from labeltrace.scan_settings import fingerprint
-from labeltrace.scan_unread import same_result, unread_settings
+from labeltrace.scan_unread import held_unread, unread_settings
 from labeltrace.train import protocol
 
 torch.set_num_threads(1)
@@ -73,39 +73,50 @@ def _fp(ds, model: str, **kw) -> dict:
     return fingerprint(ds, ScanConfig(model=model, **kw), model, None)
 
 
-def test_fingerprints_that_differ_only_in_unread_settings_describe_the_same_result() -> None:
+def test_the_unread_settings_a_fingerprint_holds_are_read_back_from_it() -> None:
     ds = _ds()
-    assert same_result(_fp(ds, "small-cnn", resolution=224), _fp(ds, "small-cnn"))
-    assert same_result(_fp(ds, "effnet-lite0", image_size=32, augment=True), _fp(ds, "effnet-lite0"))
-    assert same_result(_fp(ds, "effnet-lite0", head="linear", hidden=64), _fp(ds, "effnet-lite0", head="linear"))
-    # settings the model reads keep two scans apart
-    assert not same_result(_fp(ds, "small-cnn", width=8), _fp(ds, "small-cnn"))
-    assert not same_result(_fp(ds, "small-cnn", augment=True), _fp(ds, "small-cnn"))
-    assert not same_result(_fp(ds, "effnet-lite0", resolution=224), _fp(ds, "effnet-lite0"))
-    assert not same_result(_fp(ds, "effnet-lite0", hidden=64), _fp(ds, "effnet-lite0"))
-    assert not same_result(_fp(ds, "small-cnn", resolution=224, noise="confusion:0.2"),
-                           _fp(ds, "small-cnn", noise="confusion:0.2"))  # fmt: skip
-    assert not same_result(_fp(ds, "small-cnn", seed=1), _fp(ds, "small-cnn"))
+    linear = ScanConfig(model="effnet-lite0", head="linear", resolution=96)
+    assert held_unread(_fp(ds, "small-cnn", resolution=224), ScanConfig(), "small-cnn") == {"resolution": 224}
+    assert held_unread(_fp(ds, "effnet-lite0", image_size=32, augment=True), ScanConfig(), "effnet-lite0") == {
+        "image_size": 32, "augment": True}
+    assert held_unread(_fp(ds, "effnet-lite0", head="linear", hidden=64), linear, "effnet-lite0") == {
+        "image_size": None, "augment": False, "hidden": 64}
+    # what the model reads is not taken back: it keeps two scans apart
+    assert held_unread(_fp(ds, "effnet-lite0", resolution=224), ScanConfig(), "effnet-lite0") == {
+        "image_size": None, "augment": False}
+    assert held_unread(_fp(ds, "small-cnn", resolution=224, noise="confusion:0.2"),
+                       ScanConfig(noise="confusion:0.2"), "small-cnn") == {}  # the noise's features read it
+    assert held_unread(_fp(ds, "small-cnn", resolution=224), ScanConfig(), "effnet-lite0") == {}  # another model
 
 
-def test_a_folder_scanned_with_an_unread_setting_resumes_without_it(tmp_path: Path, monkeypatch) -> None:
-    """As an earlier version scanned it: ``--model small-cnn --resolution 128`` accepted."""
+def _no_training(*a, **k):
+    raise AssertionError("a finished recording was retrained")
+
+
+@pytest.mark.parametrize(("model", "old", "now"), [
+    ("small-cnn", {"resolution": 128}, {}),
+    ("effnet-lite0", {"head": "linear", "hidden": 64, "resolution": 96}, {"head": "linear", "resolution": 96}),
+    ("effnet-lite0", {"augment": True, "image_size": 32, "resolution": 96}, {"resolution": 96}),
+])  # fmt: skip
+def test_a_folder_scanned_with_an_unread_setting_resumes_without_it(tmp_path: Path, monkeypatch, backbone_spy,
+                                                                    model: str, old: dict, now: dict) -> None:  # fmt: skip
+    """As an earlier version scanned it (the setting accepted, and built into the network, the
+    training and both fingerprints): the same scan without it is that scan, not retrained. The
+    scan fingerprint alone taken back left the recording's (--hidden, --augment) refused."""
     ds, out = _ds(), tmp_path / "R"
+    base = {"epochs": 1, "batch_size": 16, "detector": "sei", "runs": 1}
     with monkeypatch.context() as m:
         m.setattr(scan_settings, "unread_settings", lambda config, model: [])
-        first = scan(ds, out, ScanConfig(model="small-cnn", resolution=128, epochs=1, batch_size=16, detector="sei",
-                                         runs=1), progress=False, log=lambda s: None)  # fmt: skip
+        import labeltrace.scan as scan_module
+
+        m.setattr(scan_module, "unread_settings", lambda config, model: [])
+        first = scan(ds, out, ScanConfig(model=model, **old, **base), progress=False, log=lambda s: None)
     held = json.loads((out / "fingerprint.json").read_text())
-    assert held["inputs"]["resolution"] == 128
-
-    def no_training(*a, **k):
-        raise AssertionError("a finished recording was retrained")
-
-    monkeypatch.setattr(protocol, "train_recorded", no_training)
+    monkeypatch.setattr(protocol, "train_recorded", _no_training)
     logs: list[str] = []
-    again = scan(ds, out, ScanConfig(model="small-cnn", epochs=1, batch_size=16, detector="sei", runs=1),
-                 progress=False, log=logs.append)  # fmt: skip
-    assert any("settings its model does not read: resumed as that scan" in s for s in logs)
+    again = scan(ds, out, ScanConfig(model=model, **now, **base), progress=False, log=logs.append)
+    said = [s for s in logs if "holds this scan made with" in s]
+    assert len(said) == 1 and f"which {model} does not read: resumed with" in said[0]
     assert any("already holds this finished scan" in s for s in logs)
     np.testing.assert_array_equal(first.detection.score, again.detection.score)
     assert json.loads((out / "fingerprint.json").read_text()) == held  # its recording is filed under it
@@ -137,6 +148,21 @@ def test_auto_says_its_pick_leaves_a_setting_unused(tmp_path: Path, monkeypatch)
     logs.clear()
     scan(_ds(), tmp_path / "R", ScanConfig(model="auto", epochs=1, batch_size=16, detector="sei", runs=1),
          progress=False, log=logs.append)  # fmt: skip
+    assert any("already holds this finished scan" in s for s in logs)  # built without them: the same scan
+    assert not any("does not read" in s for s in logs)
+
+
+def test_auto_builds_nothing_from_a_setting_its_pick_does_not_read(tmp_path: Path, monkeypatch, backbone_spy) -> None:
+    """Said "not used", --augment on frozen features still went into the training config, and the
+    same scan without it was refused (the recording's fingerprint: 'differs in: train')."""
+    import labeltrace.scan as scan_module
+
+    monkeypatch.setattr(scan_module, "resolve_model", lambda config, ds: ("effnet-lite0", None))
+    base = {"model": "auto", "resolution": 96, "epochs": 1, "batch_size": 16, "detector": "sei", "runs": 1}
+    first = scan(_ds(), tmp_path / "R", ScanConfig(augment=True, head="linear", hidden=64, **base), progress=False,
+                 log=lambda s: None)  # fmt: skip
+    assert first.meta["config"]["augment"] in (None, False) and first.meta["config"]["hidden"] is None
+    monkeypatch.setattr(protocol, "train_recorded", _no_training)
+    logs: list[str] = []
+    scan(_ds(), tmp_path / "R", ScanConfig(head="linear", **base), progress=False, log=logs.append)
     assert any("already holds this finished scan" in s for s in logs)
-    assert any("settings its model does not read: resumed as that scan" in s for s in logs)
-    assert not any(s.startswith("--model auto: small-cnn does not read") for s in logs)

@@ -293,7 +293,8 @@ def add_relabel_commands(sub: Any) -> None:
                         "reviewers may share it (--agree), and the order may re-rank itself as decisions arrive "
                         "(--live).")
     rv.add_argument("run_dir")
-    rv.add_argument("--host", default="127.0.0.1", help="bind address; anything but loopback requires a token")
+    rv.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; for other machines, "
+                    "behind an HTTPS proxy or an SSH tunnel: the server speaks plain HTTP)")
     rv.add_argument("--port", type=port, default=8765, help="(default 8765; 0: a free one, printed)")
     rv.add_argument("--token", default=os.environ.get("LABELTRACE_TOKEN") or None,
                     help="access token, at least 16 printable ASCII characters without spaces (an empty or shorter "

@@ -58,7 +58,7 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
     streams,
     train_config,
 )
-from labeltrace.scan_unread import same_result, unread_message, unread_settings
+from labeltrace.scan_unread import held_unread, unread_message, unread_settings, without_unread
 from labeltrace.train import distributed, protocol, resolve_device
 from labeltrace.train.folds import ClassHeldOut
 from labeltrace.train.seeds import seed_torch
@@ -191,8 +191,9 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
             if (weak := no_better_than_majority(pr)) is not None:
                 log(f"  {weak}; the scan's warnings say whether its models did")
     check(asked, model, len(ds))  # what was asked, of the model chosen
-    if unread := unread_settings(asked, model):  # --model auto (a named model refuses them)
+    if unread := unread_settings(asked, model):  # --model auto (a named model refuses them): built without
         log(f"--model auto: {model} does not read {unread_message(asked, model, unread)}: not used")
+        config = without_unread(config, unread)
     stream = streams(config, model, ds)
     if stream and "cv_probs" in detectors.get(config.detector).needs:
         raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "
@@ -205,7 +206,9 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     copies = _on_writer(d, copies_of)
     timings["duplicates"] = time.perf_counter() - t0
     fp = fingerprint(ds, config, model, true_labels, stream=stream, world_size=d.world_size, copies=copies.exact)
-    fp = _on_writer(d, lambda: _held_if_same(out, fp, log))
+    if not force:  # a folder scanned with settings its model does not read: resumed with them
+        config, fp = _on_writer(d, lambda: _as_held(out, ds, config, model, fp, true_labels, stream=stream,
+                                                    world_size=d.world_size, copies=copies.exact, log=log))  # fmt: skip
     def fits(db: Path) -> bool:  # the review's decisions stay when they are about these images
         return bound_to(db, classes=list(ds.classes), ids=list(ds.ids), held_ids=rd.held_ids(out))
 
@@ -324,18 +327,26 @@ def _resolve(config: ScanConfig, ds: ImageDataset, out: Path, force: bool) -> tu
     return (model, probe, *resolve_resolution(config, model, ds))
 
 
-def _held_if_same(out: Path, fp: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
-    """The fingerprint of the scan ``out`` holds where it differs from ``fp`` only in settings the
-    model does not read (:func:`~labeltrace.scan_unread.same_result`): that scan's, resumed under its
-    own fingerprint (its recording is filed under it); else ``fp``."""
-    try:
-        held = rd.held_fingerprint(out)
-    except (OSError, ValueError):  # damaged: the claim says so
-        return fp
-    if held is None or not same_result(held, fp) or held == json.loads(json.dumps(fp, sort_keys=True, default=str)):
-        return fp
-    log(f"{out} holds this scan with settings its model does not read: resumed as that scan")
-    return held
+def _as_held(out: Path, ds: ImageDataset, config: ScanConfig, model: str, fp: dict[str, Any],
+             true_labels: np.ndarray | None, *, log: Callable[[str], None], **kw: Any
+             ) -> tuple[ScanConfig, dict[str, Any]]:  # fmt: skip
+    """``(config, fp)``, or, where the scan ``out`` holds is this one but for settings its model does
+    not read (scanned before they were refused or left out), ``config`` with their values back from
+    that scan's fingerprint (:func:`~labeltrace.scan_unread.held_unread`) and the fingerprint that
+    makes: the network, training and recording it was filed under."""
+    held = rd.held_fingerprint(out)
+    if held is None or json.loads(json.dumps(fp, sort_keys=True, default=str)) == held:
+        return config, fp
+    back = held_unread(held, config, model)
+    alt = replace(config, **back)
+    if not back or alt == config:
+        return config, fp
+    alt_fp = fingerprint(ds, alt, model, true_labels, **kw)
+    if json.loads(json.dumps(alt_fp, sort_keys=True, default=str)) != held:
+        return config, fp  # another scan: the claim says what differs
+    said = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in back.items() if getattr(config, k) != v)
+    log(f"{out} holds this scan made with {said}, which {model} does not read: resumed with {'it' if ',' not in said else 'them'}")
+    return alt, alt_fp
 
 
 def _changed_images(out: Path, ds: ImageDataset, fp: dict[str, Any]) -> list[str]:

@@ -1,18 +1,20 @@
 """The scan settings a model does not read.
 
 ``--resolution`` with the small CNN, ``--image-size`` with frozen features, ``--width`` with
-EfficientNet: accepted, such a setting changed nothing but the run folder's fingerprint, so the
-same scan without it was refused as "another configuration". :func:`unread_settings` names them:
-a scan that names its model refuses them (:func:`labeltrace.scan_settings.check`), one under
-``--model auto`` says the probe's pick leaves them unused. :func:`same_result` compares two
-fingerprints without them, so a run folder scanned with one resumes without it (and the other
-way round) — keeping its own fingerprint, which its recording is filed under.
+EfficientNet: accepted, such a setting changed nothing but the run folder's fingerprint (and, for
+``--hidden`` under a linear head or ``--augment`` on features, the recording's), so the same scan
+without it was refused as "another configuration". :func:`unread_settings` names them: a scan that
+names its model refuses them (:func:`labeltrace.scan_settings.check`); one under ``--model auto``
+says the probe's pick leaves them unused and builds everything without them
+(:func:`without_unread`). A run folder scanned with one before resumes without it: the scan takes
+their values back from the folder's fingerprint (:func:`held_unread`), and so builds the very
+network, training and fingerprint that folder's recording was filed under.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 from labeltrace.evaluate import noise
@@ -20,7 +22,7 @@ from labeltrace.evaluate import noise
 if TYPE_CHECKING:
     from labeltrace.scan_settings import ScanConfig
 
-__all__ = ["FEATURE_NOISE", "same_result", "unread_message", "unread_settings"]
+__all__ = ["FEATURE_NOISE", "held_unread", "unread_message", "unread_settings", "without_unread"]
 
 #: the ``--noise`` kinds drawn along frozen EfficientNet features at ``--resolution``
 #: (:func:`labeltrace.scan_settings.noise_resolution`): with them every model reads the resolution
@@ -69,33 +71,46 @@ def unread_message(config: ScanConfig, model: str, names: list[str]) -> str:
     return "; ".join(f"{flag(n)} ({_WHAT[n]})" for n in names)
 
 
-def _read_part(fp: dict[str, Any]) -> dict[str, Any]:
-    """``fp`` (a scan's fingerprint, as JSON) without the settings its model did not read."""
-    out = dict(fp)
-    model, inputs, network = fp.get("model"), dict(fp.get("inputs") or {}), dict(fp.get("network") or {})
-    frozen = model == "effnet-lite0" and not inputs.get("finetune")
+def without_unread(config: ScanConfig, names: list[str]) -> ScanConfig:
+    """``config`` with the settings ``names`` (:func:`unread_settings`) at their defaults, the
+    resolution at the 96 px a model that reads none resolves to: what the network, the training and
+    the fingerprint are built from, so that such a setting binds nothing."""
+    back: dict[str, Any] = {n: 96 if n == "resolution" else _default(n) for n in names}
+    return replace(config, **back)
+
+
+def held_unread(held: dict[str, Any], config: ScanConfig, model: str) -> dict[str, Any]:
+    """The settings ``model`` does not read as the scan whose fingerprint is ``held`` recorded them
+    (a scan from before they were refused or left out: its network, training and recording were
+    built with them), for the fields where they could differ: the resolution (but with effnet-lite0
+    or noise that follows features), the image side and augmentation on frozen features, the MLP
+    width of a linear head. Empty where ``held`` is of another model or of another form."""
+    if held.get("model") != model:
+        return {}
+    inputs, network = held.get("inputs") or {}, held.get("network") or {}
+    frozen = model == "effnet-lite0" and not config.finetune
+    out: dict[str, Any] = {}
     try:
-        follows = _follows_features(fp.get("noise"))
-    except ValueError:  # a noise spec no longer understood: compared whole
-        follows = True
-    if model != "effnet-lite0" and not follows:
-        inputs.pop("resolution", None)
+        follows = _follows_features(config.noise)
+    except ValueError:
+        return {}
+    if model != "effnet-lite0" and not follows and isinstance(inputs.get("resolution"), int):
+        out["resolution"] = inputs["resolution"]
     if frozen:
-        inputs.pop("image_size", None)
+        if inputs.get("image_size") is None or isinstance(inputs.get("image_size"), int):
+            out["image_size"] = inputs.get("image_size")
         try:
-            train = json.loads(fp["train"])
-            train.get("train", {}).pop("augment", None)
-            out["train"] = json.dumps(train, sort_keys=True)
-        except (KeyError, TypeError, ValueError, AttributeError):  # compared as it is
-            pass
-    if network.get("kind") == "linear" or network.get("head") == "linear" or network.get("kind") in ("small-cnn", "clip"):
-        network.pop("hidden", None)
-    out["inputs"], out["network"] = inputs, network
+            augment = json.loads(held["train"])["train"]["augment"]
+        except (KeyError, TypeError, ValueError):
+            augment = None
+        if isinstance(augment, bool):
+            out["augment"] = augment
+    if model == "effnet-lite0" and config.head == "linear" and isinstance(network.get("hidden"), int):
+        out["hidden"] = network["hidden"]
     return out
 
 
-def same_result(held: dict[str, Any], fingerprint: dict[str, Any]) -> bool:
-    """Whether two scan fingerprints differ at most in settings their model did not read (and so
-    describe the same result): the same model, the rest equal."""
-    a, b = (json.loads(json.dumps(fp, sort_keys=True, default=str)) for fp in (held, fingerprint))
-    return bool(a.get("model") == b.get("model") and _read_part(a) == _read_part(b))
+def _default(name: str) -> Any:
+    from labeltrace.scan_settings import ScanConfig
+
+    return next(f.default for f in fields(ScanConfig) if f.name == name)

@@ -253,7 +253,7 @@ def _near_of(sig: np.ndarray, ok: np.ndarray, exact: np.ndarray | None, threshol
     best, touched = np.full(n, -np.inf, np.float64), np.zeros(n, bool)
     held_i: list[np.ndarray] = []
     held_j: list[np.ndarray] = []
-    count = 0
+    count, fold_at = 0, FOLD_PAIRS
     for i, j, cos in _pair_blocks(sig, ok, threshold, chunk):
         np.maximum.at(best, i, cos)
         np.maximum.at(best, j, cos)
@@ -262,9 +262,10 @@ def _near_of(sig: np.ndarray, ok: np.ndarray, exact: np.ndarray | None, threshol
         held_i.append(i)
         held_j.append(j)
         count += i.size
-        if count > FOLD_PAIRS:
+        if count > fold_at:
             a, b = _forest(n, np.concatenate(held_i), np.concatenate(held_j))
             held_i, held_j, count = [a], [b], a.size
+            fold_at = max(FOLD_PAIRS, 2 * a.size)  # millions of grouped samples: not folded again every block
     i = np.concatenate(held_i) if held_i else np.zeros(0, np.int64)
     j = np.concatenate(held_j) if held_j else np.zeros(0, np.int64)
     groups = _groups(n, i, j, ex, touched)

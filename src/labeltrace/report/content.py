@@ -33,8 +33,10 @@ def escape_html(x: object) -> str:
     users); one that holds a bidi control or a right-to-left letter is isolated in a ``<bdi>``
     element, so that it reorders none of the text beside it (a given label holding U+202E showed
     the model's suggestion before it, the arrow reversed) and a path copied from the page is the
-    path (isolating characters, U+2068 ... U+2069, would have come along into a shell). In an
-    attribute, or in ``<title>``, where no element is read: :func:`escape_attr`."""
+    path (isolating characters, U+2068 ... U+2069, would have come along into a shell) — but for the
+    explicit bidi controls in it, shown by their code points (:func:`visible_controls`: the page then
+    shows what is there, and copies that). In an attribute, or in ``<title>``, where no element is
+    read: :func:`escape_attr`."""
     text = html.escape(visible_controls(str(x)), quote=True)
     return f"<bdi>{text}</bdi>" if _BIDI.search(text) else text
 

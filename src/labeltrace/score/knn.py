@@ -101,6 +101,11 @@ def _prepare(features: Any, metric: str) -> tuple[np.ndarray, np.ndarray | None,
         for a in range(0, n, step):
             x32[a : a + step] = x[a : a + step].astype(np.float64) / norm[a : a + step, None]
         return x, norm, x32
+    big = 0.0
+    for a in range(0, n, step):
+        big = max(big, float(np.abs(x[a : a + step]).max()))
+    if big > _EUCLID_SAFE[1] ** 8:  # the mean's sum could overflow float64 itself: scaled before it
+        x = np.ldexp(x.astype(np.float64), -int(np.frexp(big)[1]))
     mean = x.mean(axis=0, dtype=np.float64)
     spread = 0.0
     for a in range(0, n, step):

@@ -233,3 +233,30 @@ def test_copies_that_share_a_group_are_not_said_to_back_each_other() -> None:
     assert len(both) == 2 and "c (y) = e (x)" in both[0] and "a = b" in both[1]
     grouped = identical_text([[0, 1], [2, 4]], given, ["x", "y"], paths, ["p1", "p1", "p2", "p3", "p4"])
     assert len(grouped) == 1 and "different labels" in grouped[0]  # one patient's copies share a fold
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["review", "RUN", "--export", ""], "--export"),  # served the review instead of exporting
+    (["scan", "DATA", "--out", ""], "--out"),  # wrote the run into the current folder
+    (["scan", "DATA", "--out", "R", "--labels", ""], "--labels"),  # scanned the folder's own labels
+    (["scan", "DATA", "--out", "R", "--allow-root", ""], "--allow-root"),  # allowed the current folder
+    (["scan", "", "--out", "R"], "DATA"),
+])  # fmt: skip
+def test_an_empty_value_is_refused_not_read_as_left_out(tmp_path: Path, capsys, args: list[str], named: str) -> None:
+    """`"$UNSET_VAR"` in a script: an empty value was read as the option left out, or as '.'."""
+    args = [str(tmp_path / a) if a in ("RUN", "DATA", "R") else a for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {named} is empty: give it a value") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_where_a_folder_goes_is_named_as_such(tmp_path: Path, capsys) -> None:
+    """'[Errno 17] File exists: afile.txt' for `scan --out afile.txt`, `report --out afile.txt/x.html`."""
+    rd = make_run(tmp_path, n=12, k=3, seed=2)
+    (tmp_path / "afile.txt").write_text("hi")
+    for args in (["report", str(rd), "--out", str(tmp_path / "afile.txt" / "x.html")],
+                 ["queue", str(rd), "--out", str(tmp_path / "afile.txt" / "q.csv")]):  # fmt: skip
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: {tmp_path / 'afile.txt'} is a file, where a folder is needed (to hold what this command writes)\n"

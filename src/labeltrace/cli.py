@@ -262,8 +262,31 @@ def _output_closed() -> bool:
         return False
 
 
+#: options whose own check says more of an empty value than "must not be empty"
+_OWN_EMPTY_CHECK = frozenset({"token"})
+
+
+def _empty_given(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The first option (or argument) of the command given an empty value, which was read as not
+    given (`review RUN --export ""` served the review instead of exporting) or as the current
+    folder (`scan DATA --out ""`), or None."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    sub = subs[0].choices.get(args.command) if subs else None
+    for action in [] if sub is None else sub._actions:
+        v = getattr(args, action.dest, None)
+        empty = v == "" or (isinstance(v, list) and "" in v)
+        if empty and action.default != "" and action.dest not in _OWN_EMPTY_CHECK:
+            return action.option_strings[-1] if action.option_strings else action.dest.upper()
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (empty := _empty_given(parser, args)) is not None:  # "$UNSET_VAR" in a script, most often
+        print(f"error: {empty} is empty: give it a value" + (", or leave it out" if empty.startswith("-") else ""),
+              file=sys.stderr)  # fmt: skip
+        return 2
     args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
     # beside --recording, the training settings named (at their defaults too), which it refuses
     if args.command == "scan" and args.recording is not None:
@@ -280,6 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 141  # what a shell reports for a command a closed pipe stopped (128 + SIGPIPE)
             print(f"error: {e}", file=sys.stderr)  # another pipe (a worker's, a FIFO): an error like any
+            return 2
+        except (FileExistsError, NotADirectoryError) as e:  # "[Errno 17] File exists: 'x'" of a file where a folder goes
+            given = [] if e.filename is None else [Path(e.filename), *Path(e.filename).parents]
+            file = next((str(f) for f in given if f.is_file()), None)
+            print(f"error: {file} is a file, where a folder is needed (to hold what this command writes)"
+                  if file is not None else f"error: {e}", file=sys.stderr)  # fmt: skip
             return 2
         except (ValueError, OSError, ImportError) as e:  # DataError, a missing path or an optional extra: a message
             print(f"error: {e}", file=sys.stderr)

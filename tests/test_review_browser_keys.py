@@ -221,7 +221,7 @@ def test_zoom_and_window_level_and_a_key_after_the_slider(tmp_path: Path, browse
     for base in serve(create_app(rd)):
         page = _page(browser, base, "?reviewer=ada")
         page.locator("[data-zoom='4']").click()
-        expect(page.locator("#image")).to_have_attribute("data-src", re.compile(r"full=true$"))  # fetched, shown as a blob
+        expect(page.locator("#image")).to_have_attribute("data-src", re.compile(r"full=true&view=[0-9a-f]+$"))  # fetched, shown as a blob
         assert page.evaluate("() => document.getElementById('image').style.width") == "2048px"  # type: ignore[attr-defined]
         page.locator("#win").fill("51")  # window 51 around level 127.5: grey 102-153 spread over 0-255
         funcs = page.evaluate(  # type: ignore[attr-defined]

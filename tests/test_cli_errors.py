@@ -260,3 +260,15 @@ def test_a_file_where_a_folder_goes_is_named_as_such(tmp_path: Path, capsys) -> 
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err == f"error: {tmp_path / 'afile.txt'} is a file, where a folder is needed (to hold what this command writes)\n"
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '{"format": "labeltrace.run/1"}'])
+@pytest.mark.parametrize("command", [["report"], ["queue"], ["score", "--method", "sei"], ["export", "--to", "csv"]])
+def test_a_run_json_of_another_shape_is_named_damaged(tmp_path: Path, capsys, text: str, command: list[str]) -> None:
+    """Valid JSON of another shape: AttributeError ('list' object has no attribute 'get') or
+    KeyError 'data' tracebacks, and `score` went on (an audit's finding)."""
+    rd = make_run(tmp_path, n=12, k=3, seed=2)
+    (rd / "run.json").write_text(text)
+    out = ["--out", str(tmp_path / "o.csv")] if command[0] in ("queue", "export") else []
+    assert main([command[0], str(rd), *command[1:], *out]) == 2
+    assert "run.json is damaged: not a run's description" in capsys.readouterr().err

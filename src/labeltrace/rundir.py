@@ -366,6 +366,12 @@ def open_run(path: str | os.PathLike[str]) -> Run:
                              "over")  # fmt: skip
         raise ValueError(f"{path} is not a labeltrace run directory ({RUN_JSON} missing)")
     meta = read_json(meta_p, "; scan again into the folder to write it anew")
+    if not isinstance(meta, dict) or (meta.get("format") == FORMAT and not (
+            isinstance(meta.get("data"), dict) and isinstance(meta["data"].get("classes"), list)
+            and isinstance(meta.get("detector"), dict))):  # fmt: skip
+        # JSON of another shape ('[]', null, a run.json cut down by hand): AttributeError, KeyError 'data'
+        raise ValueError(f"{meta_p} is damaged: not a run's description (an object with its data, classes and "
+                         "detector); scan again into the folder to write it anew")  # fmt: skip
     if meta.get("format") != FORMAT:
         raise ValueError(f"{meta_p}: unsupported run format {meta.get('format')!r} (expected {FORMAT!r})")
     sp = path / SAMPLES

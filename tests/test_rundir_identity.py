@@ -173,11 +173,10 @@ def test_force_keeps_the_review_decisions_aside(tmp_path: Path) -> None:
     assert rundir.claim(out, {"a": 1}) == "new"
     assert rundir.claim(out, {"a": 1}) == "resume"
     (out / "reviews.db").write_bytes(b"decisions")
-    logs: list[str] = []
-    assert rundir.claim(out, {"a": 2}, force=True, log=logs.append) == "new"
+    with pytest.warns(UserWarning, match="kept the earlier scan's review decisions aside as reviews.db.replaced-"):
+        assert rundir.claim(out, {"a": 2}, force=True) == "new"  # a warning: said under --quiet too
     aside = list(out.glob("reviews.db.replaced-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == b"decisions" and not (out / "reviews.db").exists()
-    assert any("aside" in s for s in logs)
 
 
 def test_a_new_scan_takes_back_set_aside_decisions_about_its_samples(tmp_path: Path) -> None:
@@ -254,14 +253,14 @@ def test_force_removes_the_earlier_scans_report_and_exports_and_keeps_its_cleane
     (out / "labels_cleaned.csv").write_text("path,label\n")
     (out / "labels_cleaned.unresolved.csv").write_text("id\n")
     (out / "my_report.html").write_text("mine")  # not a default name: the user's
-    logs: list[str] = []
-    assert rundir.claim(out, {"a": 2}, force=True, log=logs.append) == "new"
+    with pytest.warns(UserWarning, match="kept the earlier scan's cleaned labels aside") as said:
+        assert rundir.claim(out, {"a": 2}, force=True) == "new"
     left = sorted(p.name for p in out.iterdir())
     assert rundir.REPORT_HTML not in left and rundir.REPORT_PNG not in left and "export.csv" not in left
     assert rundir.LABELSTUDIO_TASKS not in left and (out / "my_report.html").read_text() == "mine"
     assert [n for n in left if n.startswith("labels_cleaned.csv.replaced-")]
     assert [n for n in left if n.startswith("labels_cleaned.unresolved.csv.replaced-")]
-    assert any("cleaned labels" in s for s in logs)
+    assert len(said) == 2  # the cleaned labels and their unresolved list
 
 
 def test_a_second_scan_into_a_folder_being_written_is_refused_at_once(tmp_path: Path) -> None:

@@ -543,7 +543,8 @@ def test_force_keeps_the_review_decisions_of_the_same_samples_and_sets_aside_oth
     assert [(d.sample_id, d.decision) for d in run_store(rundir.open_run(out)).history()] == [(3, "7")]
     # 299 of the samples: the decisions are about other samples, set aside
     fewer = from_arrays(x[1:], y[1:], classes=[str(i) for i in range(10)])
-    scan(fewer, out, cfg, progress=False, log=logged.append, force=True)
+    with pytest.warns(UserWarning, match="kept the earlier scan's review decisions aside as reviews.db.replaced-") as said:
+        scan(fewer, out, cfg, progress=False, log=logged.append, force=True)  # a warning: said under --quiet too
     aside = sorted(p.name for p in out.glob("reviews.db.replaced-*") if not p.name.endswith(("-wal", "-shm")))
     assert len(aside) == 1 and not (out / "reviews.db").exists()
     con = sqlite3.connect(out / aside[0])  # the decision set aside with its write-ahead log, not lost
@@ -551,4 +552,4 @@ def test_force_keeps_the_review_decisions_of_the_same_samples_and_sets_aside_oth
         assert con.execute("SELECT sample_id, decision FROM decisions").fetchall() == [(3, "7")]
     finally:
         con.close()
-    assert any(f"kept the earlier scan's review decisions aside as {aside[0]}" in m for m in logged)
+    assert any(f"kept the earlier scan's review decisions aside as {aside[0]}" in str(w.message) for w in said)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from glob import escape as glob_escape
@@ -178,9 +179,9 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
             for side in ("-wal", "-shm"):  # SQLite's write-ahead log: committed decisions may sit there
                 if kept.with_name(kept.name + side).is_file():
                     kept.with_name(kept.name + side).rename(aside.with_name(aside.name + side))
-            if log is not None:
-                log(f"kept the earlier scan's {'review decisions' if kept.name == REVIEWS_DB else 'cleaned labels'} "
-                    f"aside as {aside.name}")
+            # a warning, not a log line: said under --quiet too (the user's work moved)
+            warnings.warn(f"kept the earlier scan's {'review decisions' if kept.name == REVIEWS_DB else 'cleaned labels'} "
+                          f"aside as {aside.name} in {path}", UserWarning, stacklevel=2)  # fmt: skip
     if log is not None:
         log(f"--force: replaced {why} in {path}")
     _take_back_decisions(path, reviews_fit, log)

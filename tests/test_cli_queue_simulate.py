@@ -274,3 +274,15 @@ def test_options_that_would_be_ignored_or_misreported_are_refused(run_dir: Path,
     assert main(["queue", str(run_dir), "--out", str(tmp_path / "q.CSV")]) == 0 and (tmp_path / "q.CSV").is_file()
     main(["score", str(run_dir), "--method", "sei", "--window=-2:"])  # as --help says: read as a window
     assert "expected one argument" not in capsys.readouterr().err
+
+
+def test_queue_seed_and_simulate_votes_are_refused_by_name(run_dir: Path, tmp_path: Path, capsys) -> None:
+    """`queue --seed -1 --method random` said numpy's 'expected non-negative integer'; a votes .npy
+    of pickled objects said numpy's message naming no file (a CLI audit's findings)."""
+    with pytest.raises(SystemExit):
+        main(["queue", str(run_dir), "--out", str(tmp_path / "q.csv"), "--seed", "-1", "--method", "random"])
+    assert "argument --seed: expected a whole number >= 0, got -1" in capsys.readouterr().err
+    bad = tmp_path / "votes.npy"
+    np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert main(["simulate", "--votes", str(bad), "--selectors", "random", "--out", str(tmp_path / "s")]) == 2
+    assert f"error: votes file {bad} cannot be read as a .npy array of counts" in capsys.readouterr().err

@@ -234,7 +234,7 @@ def add_relabel_commands(sub: Any) -> None:
                     "samples under single-expert review, fewer when the consensus rule stored with the decisions asks "
                     "several reviews of a sample; "
                     "simulated with the model's posterior standing in for the reviewers")
-    qu.add_argument("--seed", type=int, default=0,
+    qu.add_argument("--seed", type=non_negative, default=0,
                     help="seed of --method random and of the --budget estimate's simulated reviews (default 0)")
     qu.add_argument("--requeue-settled", action="store_true",
                     help="keep the samples an earlier review round settled in priority order (default: after all "

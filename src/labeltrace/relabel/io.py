@@ -60,7 +60,10 @@ def load_votes(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
         raise ValueError(f"votes file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:  # pickled objects, a truncated file: numpy's words named no file
+            raise ValueError(f"votes file {path} cannot be read as a .npy array of counts: {exc}") from None
         if arr.ndim != 2:
             raise ValueError(f"{path}: expected an (N, K) vote array, got shape {arr.shape}")
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):

@@ -581,8 +581,8 @@ def test_a_setting_the_detector_does_not_use_does_not_block_the_same_scan_again(
     data = _npz(tmp_path / "d.npz")
     out = tmp_path / "R"
     flags = ["--model", "small-cnn", "--seed", "3", "--batch-size", "8", "--epochs", "1", "--detector", detector]
-    assert main(["scan", str(data), "--out", str(out), *flags, *unused, "--quiet"]) == 0
-    capsys.readouterr()
+    assert main(["scan", str(data), "--out", str(out), *flags, *unused]) == 0
+    assert f"--detector {detector} does not read {' '.join(unused)}: not used" in capsys.readouterr().err  # said
     assert main(["scan", str(data), "--out", str(out), *flags, *other]) == 0
     assert "already holds this finished scan: results recomputed" in capsys.readouterr().err
 

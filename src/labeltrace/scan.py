@@ -194,6 +194,10 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
     if unread := unread_settings(asked, model):  # --model auto (a named model refuses them): built without
         log(f"--model auto: {model} does not read {unread_message(asked, model, unread)}: not used")
         config = without_unread(config, unread)
+    used = settings_used(config, frozen_features=on_frozen_features(model, config))  # the detector's protocol
+    if off := [f"--{k.replace('_', '-')} {getattr(config, k)}" for k in ("runs", "folds", "aux_fraction", "suggest_last")
+               if getattr(used, k) != getattr(config, k)]:  # fmt: skip
+        log(f"--detector {config.detector} does not read {', '.join(off)}: not used")
     stream = streams(config, model, ds)
     if stream and "cv_probs" in detectors.get(config.detector).needs:
         raise ValueError(f"--detector {config.detector} needs cross-validated probabilities, computed on the inputs "

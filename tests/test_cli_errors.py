@@ -272,3 +272,17 @@ def test_a_run_json_of_another_shape_is_named_damaged(tmp_path: Path, capsys, te
     out = ["--out", str(tmp_path / "o.csv")] if command[0] in ("queue", "export") else []
     assert main([command[0], str(rd), *command[1:], *out]) == 2
     assert "run.json is damaged: not a run's description" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--max-pixels", "5"], ["--on-bad-image", "skip"], ["--allow-root", "/tmp"],
+                                   ["--no-missing-markers"]])  # fmt: skip
+def test_image_file_settings_beside_arrays_are_refused(tmp_path: Path, capsys, flags: list[str]) -> None:
+    """Accepted and never read beside an .npz or --example: a 5-pixel limit let 256-pixel arrays through."""
+    npz = tmp_path / "m.npz"
+    np.savez(npz, train_images=np.zeros((20, 16, 16), np.uint8), train_labels=np.arange(20) % 2)
+    for data in ([str(npz)], ["--example", "digits"]):
+        assert main(["scan", *data, "--out", str(tmp_path / "R"), *flags]) == 2
+        err = capsys.readouterr().err
+        assert f"{' '.join(flags[:1]) if flags[0] != '--on-bad-image' else '--on-bad-image skip'} applies to image " \
+               "files and label text; DATA here is an array" in err
+    assert not (tmp_path / "R").exists()

@@ -107,6 +107,16 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     if getattr(args, "split", None) is not None and (args.labels or Path(args.data or "").suffix.lower() != ".npz"):
         raise ValueError("--split picks a split of a .npz file; DATA here is a folder, a manifest or "
                          "an example, read whole (give the split's own folder or manifest instead)")  # fmt: skip
+    if args.example or (not args.labels and Path(args.data or "").suffix.lower() == ".npz"):  # arrays: no files
+        files_only = [flag for flag, on in (
+            ("--max-pixels", getattr(args, "max_pixels", None) is not None),
+            ("--on-bad-image skip", getattr(args, "on_bad_image", "fail") == "skip"),
+            ("--allow-root", bool(getattr(args, "allow_root", None))),
+            ("--no-missing-markers", bool(getattr(args, "no_missing_markers", False)))) if on]  # fmt: skip
+        if files_only:  # accepted and never read (a 5-pixel limit let 256-pixel arrays through)
+            raise ValueError(f"{', '.join(files_only)} {'applies' if len(files_only) == 1 else 'apply'} to image files "
+                             f"and label text; DATA here is an array ({'--example' if args.example else 'an .npz file'}) "
+                             f"read as it is: leave {'it' if len(files_only) == 1 else 'them'} out")  # fmt: skip
     if args.example:
         if args.data or args.labels:
             raise ValueError("give either DATA/--labels or --example, not both")

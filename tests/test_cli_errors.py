@@ -286,3 +286,18 @@ def test_image_file_settings_beside_arrays_are_refused(tmp_path: Path, capsys, f
         assert f"{' '.join(flags[:1]) if flags[0] != '--on-bad-image' else '--on-bad-image skip'} applies to image " \
                "files and label text; DATA here is an array" in err
     assert not (tmp_path / "R").exists()
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--export", "EXPORT", "--live", "--port", "1"], "--port, --live set the review server; --export serves no page"),
+    (["--export", "EXPORT", "--features", "f.npy"], "--features sets the review server; --export serves no page"),
+    (["--live-every", "3"], "--live-every / --live-method set the live re-ranking: give --live too"),
+])  # fmt: skip
+def test_review_options_the_command_does_not_read_are_refused(tmp_path: Path, capsys, flags: list[str],
+                                                              said: str) -> None:  # fmt: skip
+    """`review RUN --export FILE --live --port 1 --features x.npy` exported (the rest ignored);
+    `--live-every` without `--live` served without re-ranking (a CLI audit's findings)."""
+    rd = make_run(tmp_path, n=12, k=3, seed=2)
+    flags = [str(tmp_path / "o.csv") if f == "EXPORT" else f for f in flags]
+    assert main(["review", str(rd), *flags]) == 2
+    assert said in capsys.readouterr().err and not (tmp_path / "o.csv").exists()

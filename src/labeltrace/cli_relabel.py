@@ -129,6 +129,15 @@ def _cmd_review(args: argparse.Namespace) -> int:
                              "rule stored with the decisions")
         if args.blind is not None:
             raise ValueError("--blind / --blind-all set what a review session shows; --export serves no page")
+        served = [flag for flag, on in (("--host", args.host != "127.0.0.1"), ("--port", args.port != 8765),
+                                        ("--public-url", args.public_url is not None),
+                                        ("--reviewer", args.reviewer is not None), ("--live", args.live),
+                                        ("--live-every", args.live_every != 20),
+                                        ("--live-method", args.live_method != "propagation"),
+                                        ("--features", args.features is not None)) if on]  # fmt: skip
+        if served:  # accepted and never read
+            raise ValueError(f"{', '.join(served)} {'sets' if len(served) == 1 else 'set'} the review server; "
+                             "--export serves no page: leave " + ("it" if len(served) == 1 else "them") + " out")
         out = export_labels(args.run_dir, args.export,
                             report=lambda m: print(m, file=sys.stderr if m.startswith("warning:") else sys.stdout))
         beside = out.with_suffix(".csv") if out.suffix.lower() in (".npy", ".npz") else None  # an array run's ids, names
@@ -165,6 +174,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
                   f"{shlex.quote(str(out.with_suffix('.npz')))} writes the scanned .npz again with them, and the "
                   "command to scan it")  # fmt: skip
         return 0
+    if not args.live and (args.live_every != 20 or args.live_method != "propagation"):  # read by --live alone
+        raise ValueError("--live-every / --live-method set the live re-ranking: give --live too, or leave them out")
     live = LiveConfig(method=args.live_method, every=args.live_every) if args.live else None
     review.serve(args.run_dir, host=args.host, port=args.port, token=args.token, reviewer=args.reviewer,
                  consensus=rule, live=live, features=args.features, blind=args.blind,

@@ -60,7 +60,7 @@ from labeltrace.scan_settings import (  # re-exported: the scan's settings live 
 )
 from labeltrace.scan_unread import held_unread, unread_message, unread_settings, without_unread
 from labeltrace.train import distributed, protocol, resolve_device
-from labeltrace.train.folds import ClassHeldOut
+from labeltrace.train.folds import ClassHeldOut, said_elsewhere
 from labeltrace.train.seeds import seed_torch
 
 __all__ = [
@@ -283,10 +283,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
             if p.is_file():
                 return np.load(p, allow_pickle=False)
             t_cv = time.perf_counter()
-            with warnings.catch_warnings():  # scikit-learn's "least populated class": said in the scan's words
-                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-                # copies the folds leave apart: said by the outputs, naming the files (scan_outputs._k_folds)
-                warnings.filterwarnings("ignore", message=r"\d+ sets? of exact copies left in different folds")
+            with said_elsewhere():  # small classes, and the copies the folds leave apart (scan_outputs._k_folds)
                 try:
                     probs = protocol.cross_validated_probs(spec, tcfg, inputs.tensor, given, num_classes=ds.n_classes,
                                                            seed=config.seed, folds=config.folds, groups=ds.groups,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import platform
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,11 +101,9 @@ def write_outputs(
 def _k_folds(ds: ImageDataset, config: ScanConfig, given: np.ndarray, copies: Copies) -> np.ndarray:
     """Each sample's fold of the K-fold probabilities (:func:`labeltrace.train.crossval.fold_ids`
     as they drew them), their own warning of copies left apart silenced: the outputs say it by file."""
-    from labeltrace.train.crossval import fold_ids
+    from labeltrace.train.folds import fold_ids, said_elsewhere
 
-    with warnings.catch_warnings():  # scikit-learn's "least populated class": said in the scan's words
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        warnings.filterwarnings("ignore", message=r"\d+ sets? of exact copies left in different folds")
+    with said_elsewhere():
         return fold_ids(given, n_folds=config.folds, seed=config.seed, groups=ds.groups, copies=copies.exact)
 
 

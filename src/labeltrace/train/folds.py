@@ -14,7 +14,8 @@ that trained on it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from labeltrace._checks import group_codes, listing
 from labeltrace.data.duplicates import connected_sets
 from labeltrace.train.seeds import legacy_seed
 
-__all__ = ["ClassHeldOut", "fold_ids", "grouped_folds", "keep_together", "stratified_folds"]
+__all__ = ["ClassHeldOut", "fold_ids", "grouped_folds", "keep_together", "said_elsewhere", "stratified_folds"]
 
 
 def stratified_folds(labels: np.ndarray, n_folds: int, *, seed: int, groups: Sequence[str] | None = None,
@@ -90,6 +91,17 @@ def keep_together(folds: np.ndarray, labels: np.ndarray, n_folds: int, copies: n
                       "one fold they would leave a fold empty, or without any image of a class to train on): each copy backs its twin's label; sample ids "
                       + listing("+".join(str(i) for i in m.tolist()) for m in sets), UserWarning, stacklevel=2)
     return moved
+
+
+@contextmanager
+def said_elsewhere() -> Iterator[None]:
+    """The folds' own warnings silenced, for a caller that says both in its own words (a scan:
+    its small-classes warning, and the copies by file in its outputs): scikit-learn's "The least
+    populated class ..." and :func:`keep_together`'s exact copies left in different folds."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r"\d+ sets? of exact copies left in different folds")
+        yield
 
 
 def _held_out_whole(folds: np.ndarray, labels: np.ndarray, n_folds: int) -> set[tuple[int, int]]:

@@ -75,7 +75,8 @@ def without_unread(config: ScanConfig, names: list[str]) -> ScanConfig:
     """``config`` with the settings ``names`` (:func:`unread_settings`) at their defaults, the
     resolution at the 96 px a model that reads none resolves to: what the network, the training and
     the fingerprint are built from, so that such a setting binds nothing."""
-    back: dict[str, Any] = {n: 96 if n == "resolution" else _default(n) for n in names}
+    back: dict[str, Any] = {f.name: 96 if f.name == "resolution" else f.default
+                            for f in fields(config) if f.name in names}  # fmt: skip
     return replace(config, **back)
 
 
@@ -109,8 +110,3 @@ def held_unread(held: dict[str, Any], config: ScanConfig, model: str) -> dict[st
         out["hidden"] = network["hidden"]
     return out
 
-
-def _default(name: str) -> Any:
-    from labeltrace.scan_settings import ScanConfig
-
-    return next(f.default for f in fields(ScanConfig) if f.name == name)

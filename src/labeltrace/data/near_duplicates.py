@@ -236,6 +236,11 @@ def closest_in_group(n: int, i: np.ndarray, j: np.ndarray, cos: np.ndarray, grou
     best = np.full(n, -np.inf, np.float64)
     np.maximum.at(best, i, cos)
     np.maximum.at(best, j, cos)
+    return _closest(best, groups, exact)
+
+
+def _closest(best: np.ndarray, groups: np.ndarray, exact: np.ndarray | None) -> np.ndarray:
+    """:func:`closest_in_group` of each sample's ``best`` cosine in a pair (changed in place)."""
     if exact is not None:
         best[np.asarray(exact) >= 0] = 1.0  # an exact group has two members or more
     return np.where(np.asarray(groups) >= 0, np.minimum(best, 1.0), np.nan).astype(np.float32)
@@ -269,8 +274,7 @@ def _near_of(sig: np.ndarray, ok: np.ndarray, exact: np.ndarray | None, threshol
     i = np.concatenate(held_i) if held_i else np.zeros(0, np.int64)
     j = np.concatenate(held_j) if held_j else np.zeros(0, np.int64)
     groups = _groups(n, i, j, ex, touched)
-    best[ex >= 0] = 1.0  # an exact group has two members or more
-    return groups, np.where(groups >= 0, np.minimum(best, 1.0), np.nan).astype(np.float32)
+    return groups, _closest(best, groups, ex)
 
 
 def dataset_near_duplicates(ds: Any, exact: np.ndarray | None = None, *, threshold: float = THRESHOLD,

@@ -139,10 +139,8 @@ def _scan_flags(run: Run) -> list[str]:
     if model == "effnet-lite0" and not config.get("finetune") and isinstance(config.get("resolution"), int):
         out += ["--resolution", str(config["resolution"])]
     kept = {key: config.get(key, default[key]) for key in _KEPT}
-    try:  # settings the model does not read: a rescan naming its model refuses them
-        unread = set(unread_settings(ScanConfig(**kept), str(model))) if model else set()
-    except (TypeError, ValueError):  # a setting of another form: passed as it was
-        unread = set()
+    # settings the model does not read: a rescan naming its model refuses them
+    unread = set(unread_settings(ScanConfig(**kept), str(model))) if model else set()
     for key, v in kept.items():
         if v is None or v == default[key] or key in unread:
             continue

@@ -269,11 +269,37 @@ def test_options_that_would_be_ignored_or_misreported_are_refused(run_dir: Path,
         else:
             assert main(argv) == 2, argv
         assert said in capsys.readouterr().err, argv
-    assert main([*sim, "--out", str(tmp_path / "d"), "--active-every", "10"]) == 0
-    assert "--active-every 10 unused (no selector here reads a model)" in capsys.readouterr().out
     assert main(["queue", str(run_dir), "--out", str(tmp_path / "q.CSV")]) == 0 and (tmp_path / "q.CSV").is_file()
     main(["score", str(run_dir), "--method", "sei", "--window=-2:"])  # as --help says: read as a window
     assert "expected one argument" not in capsys.readouterr().err
+
+
+def test_settings_no_rule_reads_are_refused_where_named(run_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`queue --method cross_entropy --gamma 0.5` and `simulate --selectors random,oracle --epochs 5`
+    ran with the setting unread and not a word of it; named at its default too (a script that sets
+    it believes it counts). Where a rule reads it, it passes."""
+    votes_path, _ = _votes_csv(tmp_path / "labels.csv")
+    sim = ["simulate", "--votes", str(votes_path), "--selectors", "random,oracle", "--seeds", "2", "--quiet"]
+    queue = ["queue", str(run_dir), "--out", str(tmp_path / "q.csv")]
+    refusals = [
+        ([*queue, "--gamma", "0.3"], "--method cross_entropy does not read it (leave it out)"),
+        ([*queue, "--method", "sei", "--gam", "0.5"], "--method sei does not read it"),
+        ([*queue, "--seed", "3"], "--method cross_entropy without --budget reads none (leave it out)"),
+        ([*sim, "--out", str(tmp_path / "a"), "--gamma", "0.5"], "none of the selectors random, oracle reads it"),
+        ([*sim, "--out", str(tmp_path / "b"), "--active-every", "10"], "--active-every set or feed the model"),
+        ([*sim, "--out", str(tmp_path / "c"), "--epochs", "20", "--prune", "--features", "f.npy"],
+         "--features, --epochs, --prune set or feed the model behind the selectors that read one; none of the "
+         "selectors random, oracle reads a model"),
+    ]
+    for argv, said in refusals:
+        assert main(argv) == 2, argv
+        assert said in capsys.readouterr().err, argv
+    assert not (tmp_path / "q.csv").exists() and not (tmp_path / "a").exists()
+    for argv in ([*queue, "--method", "joint", "--gamma", "0.5"], [*queue, "--method", "random", "--seed", "3"],
+                 [*queue, "--seed", "3", "--budget", "5"], [*sim, "--out", str(tmp_path / "d"), "--seeds", "1"]):
+        assert main(argv) == 0, argv
+    capsys.readouterr()
 
 
 def test_queue_seed_and_simulate_votes_are_refused_by_name(run_dir: Path, tmp_path: Path, capsys) -> None:

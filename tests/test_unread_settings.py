@@ -32,6 +32,10 @@ torch.set_num_threads(1)
     ("effnet-lite0", ["--width", "8"], ["--width 8"]),
     ("effnet-lite0", ["--head", "linear", "--hidden", "64"], ["--hidden 64"]),
     ("clip", ["--clip-model", "d", "--resolution", "224"], ["--resolution 224"]),
+    ("small-cnn", ["--backbone-precision", "bfloat16", "--cache-dir", "c"],
+     ["--backbone-precision 'bfloat16'", "--cache-dir 'c'"]),
+    ("effnet-lite0", ["--finetune", "--backbone-precision", "float32", "--cache-dir", "c"],
+     ["--backbone-precision 'float32'", "--cache-dir 'c'"]),
 ])  # fmt: skip
 def test_a_named_model_refuses_a_setting_it_does_not_read(tmp_path: Path, capsys, model: str, flags: list[str],
                                                           named: list[str]) -> None:  # fmt: skip
@@ -51,6 +55,9 @@ def test_a_named_model_refuses_a_setting_it_does_not_read(tmp_path: Path, capsys
     ("effnet-lite0", ScanConfig(resolution=224, head="mlp", hidden=64)),
     ("effnet-lite0", ScanConfig(finetune=True, image_size=64, augment=True, head="linear", resolution=128)),
     ("clip", ScanConfig(clip_model="d", clip_template="an x-ray of {}", aux_prompt="other", image_size=64)),
+    ("effnet-lite0", ScanConfig(backbone_precision="bfloat16", cache_dir="c")),  # frozen features
+    ("small-cnn", ScanConfig(cache_dir="c", noise="confusion:0.1")),  # the features the noise follows
+    ("small-cnn", ScanConfig(model="auto", cache_dir="c")),  # auto's probe reads features
 ])  # fmt: skip
 def test_settings_the_model_reads_are_not_called_unread(model: str, config: ScanConfig) -> None:
     assert unread_settings(config, model) == []

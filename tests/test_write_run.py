@@ -510,10 +510,10 @@ def test_cli_a_skipped_image_takes_no_id_and_few_samples_leave_features_out(
 
 def _named(argv: list[str]) -> set[str]:
     """The training settings ``labeltrace scan`` refuses beside --recording for this command line."""
-    from labeltrace.cli import build_parser
+    from labeltrace.cli import named_options
     from labeltrace.cli_own import TRAINING_FLAGS
 
-    return set(vars(build_parser(training_given=True).parse_args(argv))) & set(TRAINING_FLAGS)
+    return set(named_options(argv)) & set(TRAINING_FLAGS)
 
 
 def test_cli_data_flags_beside_recording_are_not_taken_for_training_flags() -> None:
@@ -533,7 +533,7 @@ def test_cli_data_flags_beside_recording_are_not_taken_for_training_flags() -> N
         for opt in a.option_strings:
             assert _named([*base, opt, *value]) == set(), opt
     assert _named([*base, "--no-m"]) == set()  # --no-missing-markers: no --no-model
-    args = argparse.Namespace(**TRAINING_FLAGS, recording="r.npz", features=None, detector=None, training_named=[])
+    args = argparse.Namespace(**TRAINING_FLAGS, recording="r.npz", features=None, detector=None, named=frozenset())
     assert _check_flags(args) == "single"
 
 

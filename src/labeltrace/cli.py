@@ -19,7 +19,7 @@ from labeltrace.cli_data import (  # cli._load_dataset: patched by tests
     _say_skipped,
     _truth_labels,
 )
-from labeltrace.cli_own import TRAINING_FLAGS, _check_flags, scan_recording
+from labeltrace.cli_own import _check_flags, scan_recording
 from labeltrace.cli_relabel import add_relabel_commands, non_negative
 from labeltrace.cli_scan import add_scan_parser
 from labeltrace.run_layout import REVIEWS_DB
@@ -154,10 +154,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
-def build_parser(*, training_given: bool = False) -> argparse.ArgumentParser:
-    """The command line. ``training_given``: scan's training settings default to nothing (argparse's
-    ``SUPPRESS``), so a parse holds just those the command line named — resolved as argparse resolves
-    them (an option's full name is itself; a unique prefix of one, its abbreviation)."""
+def build_parser(*, named_only: bool = False) -> argparse.ArgumentParser:
+    """The command line. ``named_only``: every option defaults to nothing (argparse's ``SUPPRESS``)
+    and no command sets its own defaults, so a parse holds just what the command line named —
+    resolved as argparse resolves it (an option's full name is itself; a unique prefix of one, its
+    abbreviation); :func:`named_options`."""
     from labeltrace import __version__
     from labeltrace.score.trajectory import available
 
@@ -168,7 +169,7 @@ def build_parser(*, training_given: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"labeltrace {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    add_scan_parser(sub, _cmd_scan, training_given=training_given)
+    add_scan_parser(sub, _cmd_scan)
 
     sc = sub.add_parser("score", help="recompute a score from a run's saved dynamics (no training)")
     sc.add_argument("run_dir")
@@ -221,7 +222,26 @@ def build_parser(*, training_given: bool = False) -> argparse.ArgumentParser:
                         "(cached, resumable); write <out>/<name>.csv, .md and plots.")  # fmt: skip
     _bench_arguments(be)
     be.set_defaults(func=_cmd_bench)
+    if named_only:
+        _suppress_defaults(p)
     return p
+
+
+def _suppress_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option of ``parser`` and its subcommands defaults to nothing (not ``set_defaults``: it
+    would store SUPPRESS as a value), and the commands' own defaults (their ``func``) are dropped."""
+    parser._defaults.clear()
+    for a in parser._actions:
+        a.default = argparse.SUPPRESS
+        if isinstance(a, argparse._SubParsersAction):
+            for child in dict.fromkeys(a.choices.values()):  # a command's aliases share its parser
+                _suppress_defaults(child)
+
+
+def named_options(argv: Sequence[str] | None = None) -> frozenset[str]:
+    """The destinations (``gamma``, ``hidden``) the command line ``argv`` named, at their defaults
+    too: what a command refuses where it does not read it, while its defaults pass unnoticed."""
+    return frozenset(vars(build_parser(named_only=True).parse_args(argv))) - {"command"}
 
 
 def _warning_printer(default: Any) -> Any:
@@ -288,10 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
-    # beside --recording, the training settings named (at their defaults too), which it refuses
-    if args.command == "scan" and args.recording is not None:
-        named = vars(build_parser(training_given=True).parse_args(argv))
-        args.training_named = sorted(set(named) & set(TRAINING_FLAGS))
+    args.named = named_options(argv)  # scan --recording refuses training settings, queue an unread --gamma
     if argv is None and Path(sys.argv[0]).name == "__main__.py":  # python -m labeltrace: a command to paste
         args.argv = [sys.executable, "-m", "labeltrace", *sys.argv[1:]]
     with warnings.catch_warnings():

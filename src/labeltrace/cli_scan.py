@@ -7,7 +7,6 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from labeltrace.cli_own import TRAINING_FLAGS
 from labeltrace.cli_relabel import non_negative
 
 __all__ = ["add_scan_parser"]
@@ -26,10 +25,8 @@ def _resolution(s: str) -> int | None:
     return v
 
 
-def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int], *,
-                    training_given: bool = False) -> argparse.ArgumentParser:
-    """Add ``scan`` to the subcommands ``sub`` (running ``func``). ``training_given``: see
-    :func:`labeltrace.cli.build_parser`."""
+def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """Add ``scan`` to the subcommands ``sub`` (running ``func``)."""
     from labeltrace.decide import detectors as table
 
     detectors = table.available()
@@ -160,7 +157,4 @@ def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int], *,
                         "decisions stay when this scan has the same samples and classes — they are about the "
                         "images — and are set aside as reviews.db.replaced-<time> otherwise; never deleted)")
     s.set_defaults(func=func)
-    for a in s._actions if training_given else ():  # not set_defaults: it would store SUPPRESS as a value
-        if a.dest in TRAINING_FLAGS:
-            a.default = argparse.SUPPRESS
     return s

@@ -37,6 +37,8 @@ _WHAT = {
     "hidden": "the width of effnet-lite0's MLP head; --head linear has none",
     "augment": "random crops and flips of images; frozen features are no images",
     "clip_model": "read by --model clip alone", "clip_template": "read by --model clip alone", "aux_prompt": "read by --model clip alone",
+    "backbone_precision": "the precision of effnet-lite0's frozen-feature extraction",
+    "cache_dir": "where effnet-lite0's frozen features are cached, and those --noise confusion/instance follow",
 }  # fmt: skip
 
 
@@ -49,14 +51,18 @@ def unread_settings(config: ScanConfig, model: str) -> list[str]:
     read, in field order: ``width`` but with small-cnn; ``image_size`` and ``augment`` with frozen
     features (effnet-lite0 without ``finetune``); ``resolution`` but with effnet-lite0 or noise that
     follows features; ``head`` but with effnet-lite0, ``hidden`` there only with an MLP head; the
-    CLIP settings but with clip."""
+    CLIP settings but with clip; ``backbone_precision`` but with frozen features; ``cache_dir`` but
+    with frozen features or noise that follows them, where no probe chose the model (``--model auto``
+    reads features in its probe)."""
     frozen = model == "effnet-lite0" and not config.finetune
     effnet, clip = model == "effnet-lite0", model == "clip"
+    follows = _follows_features(config.noise)
     unread = {
         "width": model != "small-cnn", "image_size": frozen, "augment": frozen and bool(config.augment),
-        "resolution": not effnet and not _follows_features(config.noise), "head": not effnet,
+        "resolution": not effnet and not follows, "head": not effnet,
         "hidden": not effnet or config.head == "linear",
         "clip_model": not clip, "clip_template": not clip, "aux_prompt": not clip,
+        "backbone_precision": not frozen, "cache_dir": not frozen and not follows and config.model != "auto",
     }  # fmt: skip
     return [f.name for f in fields(config) if unread.get(f.name) and getattr(config, f.name) != f.default]
 

@@ -191,12 +191,15 @@ class Priority:
     needs : inputs that must be given, checked in this order (a missing one raises
         ``ValueError: priority 'joint' needs posterior=``).
     uses : inputs passed when available but not required (custom rules get the posterior).
+    settings : the settings the rule reads, of ``gamma`` and ``seed`` (a command refuses one named
+        for rules that read none).
     """
 
     name: str
     compute: Callable[[Mapping[str, Any]], np.ndarray]
     needs: tuple[Input, ...] = ()
     uses: tuple[Input, ...] = ()
+    settings: tuple[Literal["gamma", "seed"], ...] = ()
 
     @property
     def inputs(self) -> frozenset[str]:
@@ -252,14 +255,16 @@ _REGISTRY: dict[str, Priority] = {
             "joint",
             lambda i: joint(i["posterior"], i["label_counts"], gamma=i["gamma"]),
             needs=("posterior", "label_counts"),
+            settings=("gamma",),
         ),
         Priority("sei", lambda i: sei(i["sei"]), needs=("sei",)),
         Priority(
             "sei_joint",
             lambda i: sei_joint(i["sei"], i["posterior"], gamma=i["gamma"]),
             needs=("sei", "posterior"),
+            settings=("gamma",),
         ),
-        Priority("random", _random_rule),
+        Priority("random", _random_rule, settings=("seed",)),
         Priority(
             "oracle",
             lambda i: oracle(i["label_counts"], i["true_dist"]),

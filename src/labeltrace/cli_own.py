@@ -32,7 +32,7 @@ def _check_flags(args: argparse.Namespace) -> str:
             raise ValueError("--features gives the embedding of your own training's network: it goes with "
                              "--recording (labeltrace scan trains its own networks and reads their embeddings)")
         return ""
-    named = getattr(args, "named", frozenset())  # main's: the options the command line named, as argparse read it
+    named: frozenset[str] = getattr(args, "named", frozenset())  # main's: what the command line named
     given = [f"--{k.replace('_', '-')}" for k in TRAINING_FLAGS  # named (at its default too), or set to another value
              if k in named or getattr(args, k) != TRAINING_FLAGS[k]]
     if given:

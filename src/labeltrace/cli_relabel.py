@@ -70,7 +70,7 @@ def _unread_settings(args: argparse.Namespace, rules: list[str]) -> None:
     (``queue --method cross_entropy --gamma 0.5`` ran without one word that gamma went unused)."""
     from labeltrace.relabel import priority as prio
 
-    named = getattr(args, "named", frozenset())  # main's: what the command line named
+    named: frozenset[str] = getattr(args, "named", frozenset())  # main's: what the command line named
     if any(r not in prio.available() for r in rules):  # an unknown name: the command's own error
         return
     known = [prio.get(r) for r in rules]

@@ -44,6 +44,12 @@ class RunDirConflict(ValueError):
     """The run directory holds a scan of another configuration."""
 
 
+def as_stored(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """``fingerprint`` as its file holds it (JSON, keys sorted, paths and other values as strings):
+    what a fingerprint read back from a folder is compared with."""
+    return json.loads(json.dumps(fingerprint, sort_keys=True, default=str))  # type: ignore[no-any-return]
+
+
 def held_fingerprint(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The fingerprint of the scan ``run_dir`` holds, or None (no directory, no scan)."""
     p = Path(run_dir) / FINGERPRINT
@@ -142,7 +148,7 @@ def claim(run_dir: str | os.PathLike[str], fingerprint: dict[str, Any], *, force
     path.mkdir(parents=True, exist_ok=True)
     _remove_temporaries(path, _SCAN_WRITES)  # a killed scan's; not those of a queue or review writing now
     fp_path = path / FINGERPRINT
-    fp = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+    fp = as_stored(fingerprint)
     held = [name for name in OWNED if (path / name).exists()]
     if fp_path.is_file():
         try:

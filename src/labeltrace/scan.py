@@ -9,7 +9,6 @@ the settings a configuration resolves to in :mod:`labeltrace.scan_settings`, the
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
@@ -336,14 +335,14 @@ def _as_held(out: Path, ds: ImageDataset, config: ScanConfig, model: str, fp: di
     that scan's fingerprint (:func:`~labeltrace.scan_unread.held_unread`) and the fingerprint that
     makes: the network, training and recording it was filed under."""
     held = rd.held_fingerprint(out)
-    if held is None or json.loads(json.dumps(fp, sort_keys=True, default=str)) == held:
+    if held is None or rd.as_stored(fp) == held:
         return config, fp
     back = held_unread(held, config, model)
     alt = replace(config, **back)
     if not back or alt == config:
         return config, fp
     alt_fp = fingerprint(ds, alt, model, true_labels, **kw)
-    if json.loads(json.dumps(alt_fp, sort_keys=True, default=str)) != held:
+    if rd.as_stored(alt_fp) != held:
         return config, fp  # another scan: the claim says what differs
     said = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in back.items() if getattr(config, k) != v)
     log(f"{out} holds this scan made with {said}, which {model} does not read: resumed with {'it' if ',' not in said else 'them'}")

@@ -251,6 +251,23 @@ def test_an_empty_value_is_refused_not_read_as_left_out(tmp_path: Path, capsys, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("args", "named"), [
+    (["scan", "--example", "digits", "--out", "R\udcff"], "--out"),  # trained, then failed writing its tables
+    (["scan", "DATA\udce9", "--out", "R"], "DATA"),
+    (["scan", "DATA", "--out", "R", "--allow-root", "ok", "--allow-root", "x\udcff"], "--allow-root"),
+    (["queue", "RUN", "--out", "q\udcff.csv"], "--out"),
+])  # fmt: skip
+def test_a_value_that_is_not_utf8_is_refused_before_anything_runs(tmp_path: Path, capsys, args: list[str],
+                                                                  named: str) -> None:  # fmt: skip
+    """A name in another encoding, as Python reads it from the command line (a lone surrogate):
+    `scan --out $'R\\xff'` trained for minutes, then pyarrow's 'surrogates not allowed'."""
+    args = [str(tmp_path / a) if a.startswith(("RUN", "DATA", "R")) else a for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {named} ") and "is not UTF-8 text" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_file_where_a_folder_goes_is_named_as_such(tmp_path: Path, capsys) -> None:
     """'[Errno 17] File exists: afile.txt' for `scan --out afile.txt`, `report --out afile.txt/x.html`."""
     rd = make_run(tmp_path, n=12, k=3, seed=2)

@@ -286,26 +286,38 @@ def _output_closed() -> bool:
 _OWN_EMPTY_CHECK = frozenset({"token"})
 
 
-def _empty_given(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
-    """The first option (or argument) of the command given an empty value, which was read as not
-    given (`review RUN --export ""` served the review instead of exporting) or as the current
-    folder (`scan DATA --out ""`), or None."""
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a byte of another encoding, as Python read it (surrogateescape)
+        return False
+    return True
+
+
+def _unusable_given(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """What is wrong with the first option (or argument) of the command given an unusable value, or
+    None: an empty one, which was read as not given (`review RUN --export ""` served the review
+    instead of exporting) or as the current folder (`scan DATA --out ""`); one that is not UTF-8
+    text (`--out $'r\\xff'` trained, then failed writing its tables: they and run.json hold UTF-8)."""
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     sub = subs[0].choices.get(args.command) if subs else None
     for action in [] if sub is None else sub._actions:
         v = getattr(args, action.dest, None)
-        empty = v == "" or (isinstance(v, list) and "" in v)
-        if empty and action.default != "" and action.dest not in _OWN_EMPTY_CHECK:
-            return action.option_strings[-1] if action.option_strings else action.dest.upper()
+        values = v if isinstance(v, list) else [v]
+        name = action.option_strings[-1] if action.option_strings else action.dest.upper()
+        if "" in values and action.default != "" and action.dest not in _OWN_EMPTY_CHECK:
+            return f"{name} is empty: give it a value" + (", or leave it out" if name.startswith("-") else "")
+        if bad := next((x for x in values if isinstance(x, str) and not _utf8(x)), None):
+            return (f"{name} {bad!r} is not UTF-8 text (a name in another encoding?): labeltrace's tables "
+                    "and files hold UTF-8 text alone; give it in UTF-8")  # fmt: skip
     return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (empty := _empty_given(parser, args)) is not None:  # "$UNSET_VAR" in a script, most often
-        print(f"error: {empty} is empty: give it a value" + (", or leave it out" if empty.startswith("-") else ""),
-              file=sys.stderr)  # fmt: skip
+    if (wrong := _unusable_given(parser, args)) is not None:  # "$UNSET_VAR" in a script, most often
+        print(f"error: {wrong}", file=sys.stderr)
         return 2
     args.argv = list(sys.argv) if argv is None else ["labeltrace", *argv]  # what run.json records
     args.named = named_options(argv)  # scan --recording refuses training settings, queue an unread --gamma

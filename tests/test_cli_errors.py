@@ -268,6 +268,15 @@ def test_a_value_that_is_not_utf8_is_refused_before_anything_runs(tmp_path: Path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_scan_api_refuses_a_run_directory_that_is_not_utf8(tmp_path: Path) -> None:
+    from labeltrace import rundir
+
+    with pytest.raises(ValueError, match="is not UTF-8 text"):
+        with rundir.writing(tmp_path / "R\udcff"):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_file_where_a_folder_goes_is_named_as_such(tmp_path: Path, capsys) -> None:
     """'[Errno 17] File exists: afile.txt' for `scan --out afile.txt`, `report --out afile.txt/x.html`."""
     rd = make_run(tmp_path, n=12, k=3, seed=2)

@@ -228,8 +228,15 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
     stays, even empty). The folder is made and locked (``flock`` on the folder itself, released
     when the scan ends or its process dies): a second scan into it meanwhile is refused with
     :class:`RunDirConflict`. Where the file system refuses locks, none is held. A folder made here
-    and still empty at the end is removed."""
+    and still empty at the end is removed. A path that is not UTF-8 text is refused first: the
+    run's tables could not be written (pyarrow takes UTF-8 paths alone).
+    """
     path = Path(run_dir)
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"the run directory {str(path)!r} is not UTF-8 text (a name in another encoding?): its "
+                         "tables are written with pyarrow, which takes UTF-8 paths alone; give it in UTF-8") from None
     made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     fd: int | None = None

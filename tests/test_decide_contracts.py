@@ -34,10 +34,12 @@ def _one_run(wrong: int = 0, *, n: int = 300, k: int = 4, aux: np.ndarray | None
     return Evidence(y, k, in_sample=[RecordedRun(rec.dynamics(), aux, k)])
 
 
-def test_aum_without_auxiliary_samples_accuses_none_of_a_clean_learned_set() -> None:
-    """The mixture split fell among the learned margins: 143 of 300 clean samples flagged."""
-    d = D.detect("aum", _one_run())
-    assert not d.flagged.any() and d.rule.endswith("capped at 0")
+@pytest.mark.parametrize("name", ["aum", "sei", "ei", "confidence", "se_last"])
+def test_a_trajectory_detector_without_auxiliary_samples_accuses_none_of_a_clean_learned_set(name: str) -> None:
+    """The mixture split fell among the learned samples: AUM's flagged 143 of 300 clean samples; on
+    clean digits with one run (the small CNN) SEI's, capped at 0, 587 of 1,797, the confidence's 285."""
+    d = D.detect(name, _one_run())
+    assert not d.flagged.any() and d.rule == "no auxiliary samples: contradicted-count 0"
 
 
 def test_aum_without_auxiliary_samples_still_flags_the_labels_never_predicted() -> None:

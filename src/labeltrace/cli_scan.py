@@ -77,7 +77,7 @@ def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int]) -> argp
                         "count change by < 1%% in each of 3 epochs (default off: docs/scale.md)")
     s.add_argument("--runs", type=int, default=2, choices=[1, 2],
                    help="in-sample detectors: 2 runs with disjoint auxiliary sets (default); 1: one run, no "
-                        "auxiliary class (the auxiliary cuts become a two-component GMM, capped at 0 for signed entropies)")
+                        "auxiliary class (those detectors then flag as many as the one-training mode, single, counts)")
     s.add_argument("--noise", help="inject synthetic noise first and report detection metrics: "
                    "symmetric:0.2 | pair:0.2 | confusion:0.3 | instance:0.2")
     s.add_argument("--truth-column", help="manifest column with known true labels: report detection metrics "

@@ -126,6 +126,25 @@ def test_folder_warns_about_what_it_does_not_read(tmp_path: Path) -> None:
     assert len(ds) == 4
 
 
+def test_hidden_images_in_class_folders_are_named_not_skipped_silently(tmp_path: Path) -> None:
+    """A valid `.hidden.png` in a class folder was left out without a word (an audit's finding);
+    macOS's `._x.png` resource forks and `.DS_Store` hold no image and stay unsaid."""
+    import warnings
+
+    for c in ("cat", "dog"):
+        for k in range(2):
+            _png(tmp_path / "d" / c / f"{k}.png", k)
+    (tmp_path / "d" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble
+    (tmp_path / "d" / "dog" / ".DS_Store").write_bytes(b"\x00")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(from_folder(tmp_path / "d")) == 4
+    _png(tmp_path / "d" / "dog" / ".hidden.png", 1)
+    with pytest.warns(DataWarning, match=r"1 hidden files in the class folders of .* are not read \(their names "
+                                         r"begin with '\.'\): dog/\.hidden\.png; to read them, rename them"):
+        assert len(from_folder(tmp_path / "d")) == 4
+
+
 def test_a_folder_of_splits_is_named(tmp_path: Path) -> None:
     for split in ("train", "test"):
         for c in ("cat", "dog"):

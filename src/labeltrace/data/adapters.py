@@ -74,12 +74,16 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- folder
-def visible_walk(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+def visible_walk(root: Path, hidden: list[str] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk(root)`` without hidden files and folders (``.name``) and the folders no class holds
     images in (:data:`_SKIPPED_DIRS`): ``(dirpath, dirnames, filenames)``; prune ``dirnames`` in place
-    to skip more."""
+    to skip more. ``hidden``: gets the path of every hidden file left out (but macOS's ``._``
+    resource forks and ``.DS_Store``, which hold no image)."""
     for top, dirs, names in os.walk(root):
         dirs[:] = [x for x in dirs if not x.startswith(".") and x not in _SKIPPED_DIRS]
+        if hidden is not None:
+            hidden += [os.path.join(top, f) for f in names if f.startswith(".") and not f.startswith("._")
+                       and f != ".DS_Store"]  # fmt: skip
         yield top, dirs, [f for f in names if not f.startswith(".")]
 
 
@@ -172,11 +176,12 @@ def from_folder(
     files: list[Path] = []
     labels: list[int] = []
     other: list[str] = []  # files of another extension: not read, but counted in a warning
+    hidden: list[str] = []  # hidden files (.name): not read, named in a warning when they have an image's extension
     linked: list[str] = []  # symlinked folders below a class folder: not followed, named in a warning
     subdirs: list[set[str]] = []
     for k, d in enumerate(class_dirs):
         in_class: list[Path] = []
-        for top, dirs, seen in visible_walk(d):  # a broken symlink is listed, so it is reported as missing
+        for top, dirs, seen in visible_walk(d, hidden):  # a broken symlink is listed, so it is reported as missing
             if Path(top) == d:
                 subdirs.append(set(dirs))
             linked += [(Path(top) / x).relative_to(root).as_posix() for x in dirs if os.path.islink(Path(top) / x)]
@@ -195,6 +200,12 @@ def from_folder(
             f"{listing(sorted(exts), 30)}): {listing(sorted(other))}; to read them, list them in a manifest "
             "(labeltrace scan DATA --labels MANIFEST.csv; an extension-less DICOM file too), or in Python pass "
             "from_folder(..., extensions=[...])", DataWarning, stacklevel=2,
+        )
+    if hidden := sorted(Path(h).relative_to(root).as_posix() for h in hidden if Path(h).suffix.lower() in exts):
+        warnings.warn(
+            f"{len(hidden)} hidden files in the class folders of {root} are not read (their names begin with "
+            f"'.'): {listing(hidden)}; to read them, rename them, or list them in a manifest (labeltrace scan "
+            "DATA --labels MANIFEST.csv)", DataWarning, stacklevel=2,
         )
     if linked:
         warnings.warn(

@@ -288,7 +288,7 @@ def test_the_rescan_command_trains_the_model_the_scan_ran(tmp_path: Path) -> Non
     args = build_parser().parse_args(shlex.split(cmd.replace("NEW_RUN_DIR", str(tmp_path / "r2")))[1:])
     assert (args.model, args.resolution, args.epochs, args.lr, args.augment, args.seed) == (
         "effnet-lite0", 96, 7, 0.01, False, 3)
-    assert not args.csv and args.device == "auto" and args.detector is None  # outputs and machine: not kept; the default detector (crossfit): not passed
+    assert args.csv and args.device == "auto" and args.detector is None  # its tables kept, the machine not; the default detector (crossfit): not passed
 
 
 def test_an_array_run_s_npy_export_names_the_csv_it_writes_beside_it(tmp_path: Path,

@@ -120,7 +120,8 @@ def _own_flags(run: Run) -> list[str]:
 #: (refused for a cleaned export). The precision is passed where ``auto`` would train otherwise
 #: (:func:`_precision_flag`)
 _KEPT = ("epochs", "runs", "folds", "batch_size", "lr", "weight_decay", "schedule", "augment", "image_size", "width",
-         "head", "hidden", "finetune", "detector", "seed", "clip_model", "clip_template", "aux_prompt", "early_stop")
+         "head", "hidden", "finetune", "detector", "seed", "clip_model", "clip_template", "aux_prompt", "early_stop",
+         "csv")  # the tables the first scan wrote (a new-user audit: round 2 had no samples.csv); not the machine's
 
 
 def _scan_flags(run: Run) -> list[str]:

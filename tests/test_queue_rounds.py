@@ -64,6 +64,34 @@ def test_samples_settled_in_an_earlier_round_are_queued_last(tmp_path: Path) -> 
     assert out.meta["settled_before"] == {"count": 3, "last": True}
 
 
+def test_the_scan_summary_says_how_many_suspects_an_earlier_round_settled(tmp_path: Path) -> None:
+    """Round 2 flagged 45, 37 of them confirmed in round 1, and the summary said nothing of it (a
+    new-user audit's finding): only the queue put them last."""
+    import pyarrow.parquet as pq
+
+    from labeltrace.report.summary import settled_text, summary_text
+
+    rd, confirmed, changed = _round_two(tmp_path)
+    table = pq.read_table(rd / "samples.parquet")
+    suspect = np.zeros(table.num_rows, dtype=bool)
+    suspect[[confirmed[0], confirmed[1], changed]] = True  # two settled ones and the changed one flagged
+    table = table.set_column(table.column_names.index("is_suspect"), "is_suspect", pa.array(suspect))
+    pq.write_table(table, rd / "samples.parquet")
+    meta = json.loads((rd / "run.json").read_text())
+    meta.update(train={"epochs": 3}, counts={"flagged": 3}, model="small-cnn")  # the summary's fields of a scan
+    (rd / "run.json").write_text(json.dumps(meta))
+    said = "2 of the 3 flagged were settled by an earlier review round on the label they have now"
+    assert settled_text(open_run(rd)).startswith(said) and said in summary_text(rd)
+    from labeltrace.report import write_report
+
+    assert said in write_report(rd, tmp_path / "r.html").read_text()  # the report's Flagged card
+    suspect[:] = False
+    suspect[changed] = True
+    pq.write_table(table.set_column(table.column_names.index("is_suspect"), "is_suspect", pa.array(suspect)),
+                   rd / "samples.parquet")
+    assert settled_text(open_run(rd)) == ""
+
+
 def test_a_run_without_an_earlier_round_or_its_manifest(tmp_path: Path) -> None:
     rd = make_run(tmp_path, n=12, k=3, seed=6, kind="manifest")
     assert earlier.settled_before(open_run(rd)) == (None, None)  # no review columns

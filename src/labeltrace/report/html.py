@@ -37,7 +37,7 @@ from labeltrace.report.content import (
 from labeltrace.report.duplicates import duplicates_html
 from labeltrace.report.images import png_data_uri
 from labeltrace.report.reviewed import aside_html, review_html, review_view
-from labeltrace.report.summary import cut_text, estimate_note
+from labeltrace.report.summary import cut_text, estimate_note, settled_text
 from labeltrace.report.suspects import suspects_html, unavailable_text
 from labeltrace.run_claim import sharing
 from labeltrace.run_moved import missing_root_text
@@ -126,6 +126,7 @@ def _summary_html(d: ReportData) -> str:
         ),
         _card(
             "Flagged", f"{nflag:,}", f"{_pct(nflag / d.n if d.n else float('nan'))} of the samples"
+            + (f" · {said}" if (said := settled_text(d.run)) else "")
         ),
     ]
     out = f'<section><h2>Summary</h2><div class="cards">{"".join(cards)}</div>'

@@ -122,6 +122,21 @@ def _held_out_words(meta: dict) -> str:
     return words + f"; the last epoch's predictions alone {acc:.1%}, run.json's held_out_accuracy{runs}"
 
 
+def settled_text(run: rundir.Run) -> str:
+    """How many of the flagged samples an earlier review round settled on the label they have now
+    (:func:`~labeltrace.relabel.earlier.settled_before`: a cleaned manifest or .npz scanned again), or
+    "": a second round's suspects are mostly hard images the experts already confirmed."""
+    from labeltrace.relabel.earlier import settled_before
+
+    settled, _ = settled_before(run)
+    flagged = run.column("is_suspect").astype(bool)
+    both = 0 if settled is None else int((settled & flagged).sum())
+    if not both:
+        return ""
+    return (f"{both:,} of the {int(flagged.sum()):,} flagged were settled by an earlier review round on the label they "
+            "have now (the scanned labels' review_status): labeltrace queue puts them after the others")
+
+
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
     run = rundir.open_run(run_dir)
     m = run.meta
@@ -159,6 +174,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         lines.append(class_text(class_table(run.column("given_label_id").astype("int64"),
                                             run.column("suggested_label_id").astype("int64"),
                                             run.column("is_suspect").astype(bool), run.classes)))
+        if said := settled_text(run):
+            lines.append(said)
     met = m.get("metrics")
     if met:
         lines.append(

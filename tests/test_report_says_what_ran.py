@@ -47,3 +47,15 @@ def test_the_crossfit_variants_suspects_note_describes_crossfits_score(tmp_path:
     meta["detector"]["name"] = "crossfit_clcount"  # crossfit's score, confident learning's count
     (cf / "run.json").write_text(json.dumps(meta))
     assert "also reads the in-sample trajectory" in Path(write_report(cf, tmp_path / "cf.html")).read_text()
+
+
+def test_a_rescored_scan_s_summary_names_the_training_its_results_come_from() -> None:
+    """A finished scan run again printed '20 epochs x 5 folds, 1.0 s' after a 212.6 s training (a
+    new-user audit's finding): its results are that training's."""
+    from labeltrace.report.summary import _rescored
+
+    said = _rescored({"timings": {"train": 212.6, "train_now": 0.1}})
+    assert said == " (re-scored from its saved recording, which trained in 212.6 s)"
+    assert _rescored({"timings": {"train": 212.6}}) == ""  # a scan that trained now
+    assert _rescored({"timings": {"train": 212.6, "train_now": 200.0}}) == ""  # trained again (no recording kept)
+    assert _rescored({}) == ""

@@ -271,7 +271,7 @@ def test_csv_and_parquet(tmp_path: Path) -> None:
     import_labelstudio(rd, f)
     t = pq.read_table(export_run(rd, "parquet"))
     assert t.num_rows == 24 and t.column("id").to_pylist()[:3] == [2, 5, 9]  # the queue first, then the rest
-    assert t.column("queue_position").to_pylist() == [0, 1, 2] + [None] * 21
+    assert t.column("queue_position").to_pylist() == [1, 2, 3] + [None] * 21  # the queue file's rank
     assert t.column("review_decision").to_pylist()[:3] == ["bird", None, None]
     assert t.column("reviewer").to_pylist()[0] == "labelstudio"
     given = open_run(rd).column("given_label")
@@ -389,7 +389,7 @@ def test_a_table_export_lists_every_sample_when_the_queue_holds_a_subset(tmp_pat
     rank = run.column("rank")
     rest = sorted(set(range(10)) - {1, 2, 3}, key=lambda i: (rank[i], i))
     assert [int(r["id"]) for r in rows] == [3, 1, 2, *rest]
-    assert [r["queue_position"] for r in rows] == ["0", "1", "2"] + [""] * 7
+    assert [r["queue_position"] for r in rows] == ["1", "2", "3"] + [""] * 7
     (seven,) = [r for r in rows if r["id"] == "7"]
     assert (seven["review_decision"], seven["final_label"]) == (relabel, relabel)
 

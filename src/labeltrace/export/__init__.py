@@ -32,7 +32,8 @@
   The config has a single-choice ``label`` control with one choice per class and a
   ``review`` control with the choices ``unsure`` and ``exclude`` (the image is of no class); a
   skipped (cancelled) annotation reads back as ``skip``.
-* ``"csv"`` / ``"parquet"`` — the samples table in queue order with ``queue_position`` (empty
+* ``"csv"`` / ``"parquet"`` — the samples table in queue order with ``queue_position`` (the queue
+  file's ``rank``: 1 for its first sample; empty
   for the samples a queue file leaves out) and the
   current review (``review_decision``, ``review_status`` — ``consensus``, ``excluded``, ``no
   consensus``, ``unsure`` or ``skip``, so a class named like an action is told apart —,

@@ -15,7 +15,7 @@ __all__ = ["review_table"]
 
 def review_table(run: Run) -> pa.Table:
     """Every sample in queue order (those a queue file leaves out last, ``queue_position`` empty),
-    with the queue position and the current review:
+    with the queue position (1 for the first, as the queue file's ``rank``) and the current review:
     ``review_decision`` and ``review_status`` (as in the cleaned labels,
     :mod:`labeltrace.export.cleaned`), ``reviewer`` and ``reviewed_at`` — for a consensus the
     reviewers whose votes made it (comma-separated, first voter first) and the latest of those
@@ -44,7 +44,7 @@ def review_table(run: Run) -> pa.Table:
     dec = np.where(decision == "", None, decision)  # type: ignore[call-overload]
     stat = np.where(status == "", None, status)  # type: ignore[call-overload]
     return (
-        t.append_column("queue_position", pa.array(np.arange(order.size, dtype=np.int64),
+        t.append_column("queue_position", pa.array(np.arange(1, order.size + 1, dtype=np.int64),
                                                    mask=np.arange(order.size) >= queued))
         .append_column("review_decision", pa.array(dec[order].tolist(), pa.string()))
         .append_column("review_status", pa.array(stat[order].tolist(), pa.string()))

@@ -74,6 +74,7 @@ def _unread_settings(args: argparse.Namespace, rules: list[str]) -> None:
     if any(r not in prio.available() for r in rules):  # an unknown name: the command's own error
         return
     known = [prio.get(r) for r in rules]
+
     def which(what: str) -> str:
         return (f"--method {rules[0]} does not read {what}" if args.command == "queue"
                 else f"none of the selectors {', '.join(rules)} reads {what}")  # fmt: skip
@@ -89,8 +90,8 @@ def _unread_settings(args: argparse.Namespace, rules: list[str]) -> None:
         return
     unread = [n for n in MODEL_SETTINGS if n in named]
     if unread and not prio.needing_model(rules):
-        raise ValueError(f"{_flags(unread)} set or feed the model behind the selectors that read one; {which('a model')} "
-                         "(leave them out)")  # fmt: skip
+        raise ValueError(f"{_flags(unread)} set or feed the model behind the selectors that read one; "
+                         f"{which('a model')} (leave them out)")  # fmt: skip
 
 
 def _cmd_queue(args: argparse.Namespace) -> int:
@@ -121,6 +122,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from labeltrace.relabel.head import HeadConfig
     from labeltrace.relabel.io import format_summary
     from labeltrace.relabel.simulation import parse_selectors, simulate_files
+
     if args.hidden is not None and args.head == "linear":
         raise ValueError("--hidden is the width of the mlp head's hidden layer; a linear head has none")
     if args.active_method != "head" and args.active_every is None:

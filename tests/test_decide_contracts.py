@@ -34,7 +34,7 @@ def _one_run(wrong: int = 0, *, n: int = 300, k: int = 4, aux: np.ndarray | None
     return Evidence(y, k, in_sample=[RecordedRun(rec.dynamics(), aux, k)])
 
 
-@pytest.mark.parametrize("name", ["aum", "sei", "ei", "confidence", "se_last"])
+@pytest.mark.parametrize("name", ["aum", "sei", "ei", "confidence", "se_last", "loss"])
 def test_a_trajectory_detector_without_auxiliary_samples_accuses_none_of_a_clean_learned_set(name: str) -> None:
     """The mixture split fell among the learned samples: AUM's flagged 143 of 300 clean samples; on
     clean digits with one run (the small CNN) SEI's, capped at 0, 587 of 1,797, the confidence's 285."""

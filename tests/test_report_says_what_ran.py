@@ -16,8 +16,10 @@ from labeltrace.report import write_report
 
 def test_an_in_sample_detectors_summary_says_its_cut_without_auxiliary_samples() -> None:
     """run.json said "cut at the auxiliary samples' mean" of a `--runs 1` scan cut by a GMM."""
-    for name in ("sei", "aum", "confidence"):
-        assert get(name).summary.endswith("without auxiliary samples (one run): the one-training mode's count")
+    for name in ("sei", "aum", "confidence", "loss"):
+        assert get(name).summary.endswith("without auxiliary samples: as many as the default counts on a "
+                                          "cross-fitted run's held-out posterior, else (one run) as the "
+                                          "one-training mode counts")
 
 
 def test_identical_copies_are_explained_without_folds() -> None:

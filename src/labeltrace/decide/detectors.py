@@ -247,8 +247,9 @@ register(Detector(
 # ----------------------------------------------------------------------------- in-sample trajectories
 # The auxiliary cuts are the papers' rules as published: once the network has learned the auxiliary
 # samples their mean is positive, and SEI's then flags confident samples that agree with their label
-# too (benchmarks/RESULTS.md §4). Without auxiliary samples (one run, a cross-fitted scan's
-# side-by-side rows) the trajectory detectors flag the one-training mode's count (_one_run_count).
+# too (benchmarks/RESULTS.md §4). Without auxiliary samples (one run, a cross-fitted scan's side by side):
+WITHOUT_AUXILIARY = ("without auxiliary samples: as many as the default counts on a cross-fitted run's held-out "
+                     "posterior, else (one run) as the one-training mode counts")
 
 
 def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -> Detector:
@@ -265,11 +266,21 @@ def _trajectory(name: str, score: str, aux_rule: str, summary: str, **kw: Any) -
             cut = auxiliary.auxiliary_cutoff(pooled, np.ones(pooled.size, bool), rule=aux_rule)  # type: ignore[arg-type]
             note = f" (epoch {window(ev)['epoch'] + 1})" if "epoch" in kw and name != "se_last" else ""  # from 1
             return by_cutoff(s, cut, f"auxiliary-{aux_rule}{note}")
-        n_hat, rule = _one_run_count(ev, runs, s)
-        return by_count(s, n_hat, f"no auxiliary samples: {rule}-count")
+        return _without_auxiliary(ev, s)
 
-    return Detector(name, ("in_sample",), s_fn, decide, f"{summary}; without auxiliary samples (one run): "
-                    "the one-training mode's count")
+    return Detector(name, ("in_sample",), s_fn, decide, f"{summary}; {WITHOUT_AUXILIARY}")
+
+
+def _without_auxiliary(ev: Evidence, s: np.ndarray) -> Decision:
+    """:data:`WITHOUT_AUXILIARY`: the lowest scores ``s``, as many as :func:`_crossfit_decide` counts,
+    else as :func:`_one_run_count` does. A mixture split of the score alone flagged 358 of 1,797 clean
+    digits for SEI (capped at 0); the in-sample fold models memorise (on the same digits with 359
+    wrong they contradicted 246 in most epochs), the held-out count reads labels they did not learn."""
+    if ev.has("held_out"):
+        held, ins = _crossfit_posteriors(ev)
+        return by_count(s, C.conservative_count(held, ins, ev.labels), "no auxiliary samples: held-out count")
+    n_hat, rule = _one_run_count(ev, ev.in_sample, s)
+    return by_count(s, n_hat, f"no auxiliary samples: {rule}-count")
 
 
 def _one_run_count(ev: Evidence, runs: Sequence[RecordedRun], s: np.ndarray) -> tuple[int, str]:
@@ -277,10 +288,7 @@ def _one_run_count(ev: Evidence, runs: Sequence[RecordedRun], s: np.ndarray) -> 
     rule's name: on a small set the samples the runs contradicted in most epochs or, when larger, the
     held-out count on the features' kNN label shares (:func:`~labeltrace.decide.count.one_run_count`);
     on a large set the two-component mixture's count on ``s``, at most 3.5 x the confident-joint rate
-    of the trajectory-averaged posterior. Chosen on the dev cells for ``single`` (the loss); the
-    mixture split of a trajectory score alone fell among the samples the network agrees with: on a
-    clean, learned set (digits, the small CNN, one run) SEI's, capped at 0, flagged 587 of 1,797,
-    the entropy integral's 323, the confidence's 285."""
+    of the trajectory-averaged posterior. Chosen on the dev cells for ``single`` (the loss)."""
     if len(s) < C.LARGE:  # a small set is memorised: the contradicted count, or the kNN posterior's
         agreement = np.mean([r.dynamics.mean("correct") for r in runs], axis=0)
         shares = ev.knn_class_shares() if ev.has("features") else None
@@ -328,14 +336,12 @@ for _score, _what in (("aum", "area under the margin"), ("sei", "SEI"), ("confid
 
 def _loss_decide(ev: Evidence, s: np.ndarray) -> Decision:
     if not any(r.has_auxiliary for r in ev.in_sample):  # as every trajectory detector: a GMM split of one
-        n_hat, rule = _one_run_count(ev, ev.in_sample, s)  # run's losses flagged 192 of 1,797 clean digits
-        return by_count(s, n_hat, f"no auxiliary samples: {rule}-count")
+        return _without_auxiliary(ev, s)  # run's losses flagged 192 of 1,797 clean digits
     return by_cutoff(s, *cutoffs.unsupervised_cutoff(s))
 
 
 register(Detector("loss", ("in_sample",), lambda ev: combined_score("loss", trajectory_runs(ev)), _loss_decide,
-                  "negated mean cross-entropy, cut by a two-component GMM; without auxiliary samples (one run): "
-                  "the one-training mode's count"))  # fmt: skip
+                  f"negated mean cross-entropy, cut by a two-component GMM; {WITHOUT_AUXILIARY}"))  # fmt: skip
 
 
 def _forgetting_decide(ev: Evidence, s: np.ndarray) -> Decision:

@@ -279,6 +279,22 @@ def _folder(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return root, true
 
 
+def test_a_folder_with_files_imagefolder_does_not_read_names_them(tmp_path: Path) -> None:
+    """A training through torchvision's ImageFolder skips .gif files the folder reader takes: 'the
+    recorder holds 150 samples, the dataset 152' named neither the files nor paths= (an audit's finding)."""
+    from PIL import Image
+
+    root, _ = _folder(tmp_path)
+    images, given, _ = _data()
+    rec = _train(images, given, epochs=2)
+    for c in "ab":
+        Image.fromarray(images[0]).save(root / c / f"zz_{c}.gif")
+    with pytest.raises(ValueError, match=r"the recorder holds 150 samples, the dataset 152: .*; 2 files of the "
+                                         r"dataset have an extension torchvision's ImageFolder does not read "
+                                         r"\(a/zz_a\.gif, b/zz_b\.gif\): .*paths="):
+        write_run(from_folder(root), rec, tmp_path / "run", log=lambda s: None)
+
+
 def test_the_run_written_again_reads_its_copies_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """write_run decoded every image file for the copies each time; writing the same recording
     again (another detector, --force) reads back the copies the run found while its files are unchanged."""

@@ -77,7 +77,11 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
     ``true_labels``: known clean labels, one class id per sample, for the detection metrics.
     ``seconds``: the wall seconds your training took (run.json's ``cost.seconds``: for a scan the time
     of its trainings alone), when you know (null otherwise). ``origin``,
-    ``command``: as :func:`labeltrace.scan.scan`'s; ``csv``: also write ``samples.csv``.
+    ``command``: as :func:`labeltrace.scan.scan`'s; ``csv``: also write ``samples.csv``. ``log``: where
+    the progress lines go (default ``print``; ``lambda s: None`` silences them). What the data and the
+    recording deserve a word about (a class the model contradicts, samples seen in few epochs) is
+    said as Python warnings, which ``log`` does not take: filter them with :mod:`warnings`; run.json's
+    ``warnings`` keeps them.
 
     Everything is checked before ``out`` is touched. ``out`` is claimed as a scan's: a directory
     holding another run is refused (:class:`labeltrace.rundir.RunDirConflict`) unless ``force``
@@ -312,13 +316,25 @@ def _in_order(ds: ImageDataset, paths: Sequence[Any]) -> ImageDataset:
     return ds.subset(idx)
 
 
+#: the extensions torchvision's ImageFolder reads (``torchvision.datasets.folder.IMG_EXTENSIONS``); the
+#: folder reader takes more (.gif, DICOM), so a training through ImageFolder can hold fewer samples
+IMAGEFOLDER_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
+
+
 def _check_same_samples(ds: ImageDataset, dyn: Dynamics) -> None:
     """The recording is of ``ds``: as many samples, as many classes, the same label for each
     sample it recorded (a sample never recorded is refused by the count's own check)."""
     n, k = len(ds), ds.n_classes
     if dyn.num_samples != n:
+        beyond = [str(f) for f in ds.sources if Path(f).suffix.lower() not in IMAGEFOLDER_SUFFIXES] \
+            if ds.kind == "files" and dyn.num_samples < n else []  # fmt: skip
+        hint = (f"; {counted(len(beyond), 'file')} of the dataset {'has' if len(beyond) == 1 else 'have'} an extension "
+                f"torchvision's ImageFolder does not read ({listing(beyond)}): if your training read the folder "
+                "with it, give write_run paths= (paths=[p for p, _ in folder.samples]) or scan a manifest of its "
+                "files" if beyond else "")  # fmt: skip
         raise ValueError(f"the recorder holds {dyn.num_samples:,} samples, the dataset {n:,}: record with "
-                         "Recorder(num_samples=len(dataset)), each sample under its position in the dataset")  # fmt: skip
+                         "Recorder(num_samples=len(dataset)), each sample under its position in the dataset"
+                         + hint)  # fmt: skip
     if dyn.num_classes != k:
         extra = (" (one more: a model with an auxiliary class; write_run reads plain trainings)"
                  if dyn.num_classes == k + 1 else "")

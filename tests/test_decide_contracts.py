@@ -142,3 +142,24 @@ def test_a_count_of_zero_flags_none(name: str) -> None:
     run = clean.in_sample[0]
     d = D.detect(name, Evidence(clean.labels, 4, single=run))
     assert d.n_hat == 0 and not d.flagged.any()
+
+
+@pytest.mark.parametrize("name", ["aum", "se_last", "sei"])
+def test_a_signed_score_without_auxiliary_samples_never_flags_an_agreeing_sample_on_a_large_set(name: str) -> None:
+    """On a set of 5,000 or more the one-run count is a mixture split of the score: AUM's and
+    se_last's flagged 661 and 1,049 samples with scores >= 0 (the network agrees with their label) of
+    6,000 with 600 wrong and 30 % hard (a review's finding); capped at the scores < 0."""
+    n, k, wrong = 6000, 10, 600
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % k
+    pred = y.copy()
+    pred[:wrong] = (y[:wrong] + 1) % k
+    margin = np.where(rng.random(n) < 0.7, 8.0, rng.uniform(0.3, 2.5, n))  # 30 % hard but clean
+    rec = Recorder(n, k)
+    for e in range(10):
+        z = rng.normal(0, 0.5, (n, k))
+        z[np.arange(n), pred] += margin * (e + 1) / 10
+        rec.update(np.arange(n), z, y)
+        rec.end_epoch()
+    d = D.detect(name, Evidence(y, k, in_sample=[RecordedRun(rec.dynamics(), np.zeros(n, bool), k)]))
+    assert d.flagged.sum() > 0 and not (d.flagged & (d.score >= 0)).any()

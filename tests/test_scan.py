@@ -246,10 +246,13 @@ def test_default_scan_is_cross_fitted_and_held_out(tmp_path, capsys):
     assert run.column("is_suspect").sum() == int(run.meta["detector"]["rule"].split()[-1])
     assert run.meta["detector"]["n_hat"] == int(run.meta["detector"]["rule"].split()[-1])
     assert run.meta["detectors"]["crossfit"]["n_hat"] == run.meta["detector"]["n_hat"]
-    for name in ("sei", "aum", "confidence", "loss"):  # side-by-side rows without auxiliary samples: the default's
-        row = run.meta["detectors"][name]  # held-out count (their own score's mixture split flagged 358 of 1,797
-        assert row["rule"] == f"no auxiliary samples: held-out count {row['n_hat']}"  # clean digits for SEI)
-        assert row["n_hat"] == run.meta["detector"]["n_hat"] == row["flagged"]
+    n_hat = run.meta["detector"]["n_hat"]  # side-by-side rows without auxiliary samples: the default's held-out
+    for name in ("sei", "aum", "se_last", "confidence", "loss"):  # count (their own score's mixture split
+        row, below = run.meta["detectors"][name], int((run.column(name) < 0).sum())  # flagged 358 of 1,797
+        signed = name in ("sei", "aum", "se_last")  # clean digits for SEI), a score >= 0 never flagged
+        assert row["n_hat"] == row["flagged"] == (min(n_hat, below) if signed else n_hat), name
+        assert row["rule"] == "no auxiliary samples: held-out count " + (
+            f"capped at the scores < 0: {below}" if signed and below < n_hat else str(n_hat))
     assert run.meta["metrics"]["auroc"] > 0.7
     assert "crossfit" in run.meta["noise"]["per_detector"]
     # the score command reads held-out runs too

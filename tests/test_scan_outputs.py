@@ -86,6 +86,22 @@ def test_a_rescore_without_csv_removes_the_old_csv_and_keeps_honest_timings(scan
     assert abs(t["total"] - (t["train"] + t["total_now"] - t["train_now"])) < 1e-9
 
 
+def test_a_finished_scan_that_trains_again_writes_its_own_timings(scanned: tuple[Path, Path, str],
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    """A finished scan whose recording is gone trains again: run.json kept the first training's time
+    and creation as if re-scored, and the summary would have called it re-scored (a review's finding)."""
+    data, first_dir, _ = scanned
+    out = tmp_path / "R"
+    shutil.copytree(first_dir, out)
+    first = open_run(out).meta
+    shutil.rmtree(out / "dynamics")  # the saved recording
+    assert main(["scan", str(data), "--out", str(out), *BASE]) == 0  # trained again
+    again = json.loads((out / "run.json").read_text())
+    assert "train_now" not in again["timings"] and "rescored" not in again
+    assert again["timings"]["train"] != first["timings"]["train"]
+    assert "re-scored" not in summary_text(out).splitlines()[0]
+
+
 def test_models_no_better_than_one_class_are_warned_of() -> None:
     """BreastMNIST val (78 expert-labelled images): the held-out models agreed with 70.6 % of the
     labels, less than answering 'benign' for all (73.1 %), yet the scan flagged 15 % and said nothing

@@ -228,11 +228,11 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         if unread:
             log(f"warning: {len(unread)} image files could not be read to stamp them, and will not be shown: "
                 f"{listing(unread)}")  # fmt: skip
+    rescored = claimed == "finished" and (rd.recording_dir(out).finished or not {"held_out", "single", "in_sample"}
+                                          & set(detectors.get(config.detector).needs))  # fmt: skip
     if claimed == "finished":
         log(f"{out} already holds this finished scan: results recomputed from its saved recording, nothing retrained"
-            if rd.recording_dir(out).finished or not {"held_out", "single", "in_sample"} & set(
-                detectors.get(config.detector).needs) else
-            f"{out} already holds this finished scan, but not its recording: training again")  # fmt: skip
+            if rescored else f"{out} already holds this finished scan, but not its recording: training again")
     spec, tcfg = network_spec(model, config), train_config(model, config)
     seed_torch(config.seed)
 
@@ -303,7 +303,7 @@ def _scan(ds: ImageDataset, out: Path, config: ScanConfig, d: distributed.Dist, 
         out, ds, config, model=model, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
         noise_info=noise_info, inputs=inputs, tcfg=tcfg, command=command, origin=origin, fingerprint=fp,
         timings=timings, t_start=t_start, probe=probe, resolution_probe=rprobe, distributed=d.describe(),
-        copies=copies, cv_seconds=cv_seconds.get("seconds"),
+        copies=copies, cv_seconds=cv_seconds.get("seconds"), rescored=rescored,
     )  # fmt: skip
     d.barrier()
     return ScanResult(out, table, meta, det, timings)

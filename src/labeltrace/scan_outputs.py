@@ -77,11 +77,14 @@ def write_outputs(
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
     probe: dict[str, Any] | None = None, resolution_probe: dict[str, Any] | None = None,
     distributed: dict[str, Any] | None = None, copies: Copies, cv_seconds: float | None = None,
+    rescored: bool = False,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write a scan's ``samples.parquet`` (+ csv), ``run.json`` and, for in-memory arrays that
     cannot be read again from a source, ``images.npy``; return the table and meta.
     ``cv_seconds``: the wall seconds of the K-fold fits behind the cross-validated probabilities,
-    when this call made them (None: read back from the run directory, or not needed)."""
+    when this call made them (None: read back from the run directory, or not needed). ``rescored``:
+    a finished scan scored again from its saved recording (it trained nothing now: run.json keeps
+    when and how long it trained); a finished scan that trained again writes its own times."""
     described: dict[str, Any] = {
         "command": command, "config": config_used(config, rec), "model": model, "model_probe": probe,
         "resolution_probe": resolution_probe, "train": trained(rec, tcfg),
@@ -91,7 +94,7 @@ def write_outputs(
     }  # fmt: skip
     return write_results(out, ds, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
                          noise_info=noise_info, origin=origin, fingerprint=fingerprint, timings=timings,
-                         t_start=t_start, described=described, csv=config.csv, model=model,
+                         t_start=t_start, described=described, csv=config.csv, model=model, rescored=rescored,
                          folds=rec.num_trainings if rec is not None and rec.held_out else
                          config.folds if k_fold(config) else None,  # the held-out folds
                          fold_of=_k_folds(ds, config, given, copies) if k_fold(config) and not
@@ -112,7 +115,7 @@ def write_results(
     post: np.ndarray, given: np.ndarray, truth: np.ndarray, noise_info: dict[str, Any] | None,
     origin: dict[str, Any] | None, fingerprint: dict[str, Any], timings: dict[str, float], t_start: float,
     described: dict[str, Any], csv: bool, model: str | None, noted: Sequence[str] = (), folds: int | None = None,
-    copies: Copies, fold_of: np.ndarray | None = None,
+    copies: Copies, fold_of: np.ndarray | None = None, rescored: bool = True,
 ) -> tuple[pa.Table, dict[str, Any]]:  # fmt: skip
     """Write ``samples.parquet`` (+ csv when ``csv``), ``run.json`` and, for in-memory arrays
     that cannot be read again from a source, ``images.npy``; return the table and meta — for a
@@ -125,7 +128,8 @@ def write_results(
     ``folds``: how many held-out folds judged the samples (None: none), ``fold_of`` each sample's (a
     cross-fitted recording's are its own; the K-fold probabilities' passed here); ``copies``: each sample's
     group of exact copies and of near-copies (:func:`labeltrace.data.near_duplicates.dataset_copies`:
-    both callers find them in one pass before scoring, the kNN reading the exact ones)."""
+    both callers find them in one pass before scoring, the kNN reading the exact ones); ``rescored``: what
+    ``out`` holds of an earlier writing of these results is kept (its creation, its training's time)."""
     t0 = time.perf_counter()
     N, classes = len(ds), list(ds.classes)
     cols, results = side_by_side(ev, det)
@@ -211,7 +215,8 @@ def write_results(
     if ds.root is None and source is None:  # arrays handed over in memory: keep their pixels to show them
         write_images(ds, out / rd.IMAGES, out / rd.IMAGES_FLAT, out / rd.IMAGES_INDEX)
     timings["total"] = time.perf_counter() - t_start
-    earlier = rd.held_meta(out)  # a finished scan re-scored: it trained nothing now, keep when and how long it did
+    # a finished scan re-scored (your own training's, always): it trained nothing now, keep when and how long it did
+    earlier = rd.held_meta(out) if rescored else {}
     det_row = detectors.get(det.name)
     meta: dict[str, Any] = {
         "format": rd.FORMAT, "labeltrace_version": __version__,

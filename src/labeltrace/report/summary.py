@@ -139,11 +139,11 @@ def settled_text(run: rundir.Run) -> str:
 
 def _rescored(meta: dict) -> str:
     """A finished scan re-scored from its saved recording (run.json's ``timings.train_now`` beside
-    the training it kept): the time of the training its results come from, or "" (the call's own
-    seconds, 1.0 s for a 212.6 s training, read as the scan's cost)."""
+    the training it kept, which only a re-scored scan writes): the time of the training its results
+    come from, or "" (the call's own seconds, 1.0 s for a 212.6 s training, read as the scan's cost)."""
     t = meta.get("timings") or {}
     kept, now = t.get("train"), t.get("train_now")
-    if not isinstance(kept, (int, float)) or not isinstance(now, (int, float)) or now >= 0.5 * kept:
+    if not isinstance(kept, (int, float)) or not isinstance(now, (int, float)):
         return ""
     return f" (re-scored from its saved recording, which trained in {kept:.1f} s)"
 
@@ -165,7 +165,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         + ("" if own else f"model {m['model']}, ")
         + (run.recordings if run.trained == "none" else f"{epochs} x {run.recordings}")
         + (f", {world} processes" if world > 1 else "")
-        + (f", {'written in ' if own else ''}{elapsed:.1f} s" if elapsed is not None else "") + _rescored(m),
+        + (f", {'written in ' if own else ''}{elapsed:.1f} s" if elapsed is not None else "") + ("" if own else _rescored(m)),
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}" + cut_text(run, det.get("cutoff"))
         + f" ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%} ({estimate_note(run)})",

@@ -293,6 +293,14 @@ def test_a_folder_with_files_imagefolder_does_not_read_names_them(tmp_path: Path
                                          r"dataset have an extension torchvision's ImageFolder does not read "
                                          r"\(a/zz_a\.gif, b/zz_b\.gif\): .*paths="):
         write_run(from_folder(root), rec, tmp_path / "run", log=lambda s: None)
+    for c in "ab":
+        (root / c / f"zz_{c}.gif").unlink()
+    Image.fromarray(images[0]).save(root / "a" / ".hidden.png")  # ImageFolder reads it, from_folder does not
+    more = _train(np.concatenate([images, images[:1]]), np.concatenate([given, given[:1]]), epochs=2)
+    with pytest.warns(UserWarning, match="hidden files"), \
+            pytest.raises(ValueError, match=r"holds 151 samples, the dataset 150: .*; the folder reader leaves out "
+                                            r"hidden files \(\.name\), which torchvision's ImageFolder reads"):
+        write_run(from_folder(root), more, tmp_path / "run", log=lambda s: None)
 
 
 def test_the_run_written_again_reads_its_copies_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

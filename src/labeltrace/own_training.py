@@ -326,12 +326,15 @@ def _check_same_samples(ds: ImageDataset, dyn: Dynamics) -> None:
     sample it recorded (a sample never recorded is refused by the count's own check)."""
     n, k = len(ds), ds.n_classes
     if dyn.num_samples != n:
-        beyond = [str(f) for f in ds.sources if Path(f).suffix.lower() not in IMAGEFOLDER_SUFFIXES] \
-            if ds.kind == "files" and dyn.num_samples < n else []  # fmt: skip
+        files = ds.kind == "files"
+        beyond = [str(f) for f in ds.sources if Path(f).suffix.lower() not in IMAGEFOLDER_SUFFIXES] if files else []
+        how = ("if your training read the folder with it, give write_run paths= (paths=[p for p, _ in "
+               "folder.samples]) or scan a manifest of its files")
         hint = (f"; {counted(len(beyond), 'file')} of the dataset {'has' if len(beyond) == 1 else 'have'} an extension "
-                f"torchvision's ImageFolder does not read ({listing(beyond)}): if your training read the folder "
-                "with it, give write_run paths= (paths=[p for p, _ in folder.samples]) or scan a manifest of its "
-                "files" if beyond else "")  # fmt: skip
+                f"torchvision's ImageFolder does not read ({listing(beyond)}): {how}"
+                if beyond and len(beyond) == n - dyn.num_samples else
+                f"; the folder reader leaves out hidden files (.name), which torchvision's ImageFolder reads: {how}"
+                if files and dyn.num_samples > n else "")  # fmt: skip
         raise ValueError(f"the recorder holds {dyn.num_samples:,} samples, the dataset {n:,}: record with "
                          "Recorder(num_samples=len(dataset)), each sample under its position in the dataset"
                          + hint)  # fmt: skip

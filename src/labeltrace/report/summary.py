@@ -165,7 +165,8 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         + ("" if own else f"model {m['model']}, ")
         + (run.recordings if run.trained == "none" else f"{epochs} x {run.recordings}")
         + (f", {world} processes" if world > 1 else "")
-        + (f", {'written in ' if own else ''}{elapsed:.1f} s" if elapsed is not None else "") + ("" if own else _rescored(m)),
+        + (f", {'written in ' if own else ''}{elapsed:.1f} s" if elapsed is not None else "")
+        + ("" if own else _rescored(m)),
         f"flagged {flagged:,} suspects ({flagged / n:.1%}) by {det['name']}" + cut_text(run, det.get("cutoff"))
         + f" ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%} ({estimate_note(run)})",

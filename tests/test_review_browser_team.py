@@ -110,7 +110,7 @@ def test_two_reviewers_reach_consensus(tmp_path: Path, browser: Any) -> None:
         for p in range(3):
             ada.keyboard.press(str(other[p] + 1))
             expect(ada.locator("#position")).to_have_text(f"{p + 2} / {N}")
-        expect(ada.locator("#progress-text")).to_contain_text("0 resolved")
+        expect(ada.locator("#progress-text")).to_contain_text("0 resolved · 0 disputed · 3 waiting for votes (")
 
         bob = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         bob.goto(f"{base}/?token={TOKEN}&reviewer=Bob")
@@ -124,7 +124,7 @@ def test_two_reviewers_reach_consensus(tmp_path: Path, browser: Any) -> None:
         bob.keyboard.press("ArrowLeft")
         expect(bob.locator("#position")).to_have_text(f"2 / {N}")
         expect(bob.locator("#votes")).to_contain_text("reviewers disagree")
-        expect(bob.locator("#progress-text")).to_contain_text("1 resolved · 1 disputed")
+        expect(bob.locator("#progress-text")).to_contain_text("1 resolved · 1 disputed · 1 waiting for votes (")
         bob.keyboard.press("ArrowLeft")
         expect(bob.locator("#votes")).to_contain_text(f"consensus: {classes[other[0]]}")
 

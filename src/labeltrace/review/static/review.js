@@ -235,7 +235,10 @@
     if (p.skipped) t += ` · ${p.skipped} skipped`;
     if (p.excluded) t += ` · ${p.excluded} excluded`; // not when blind: an exclude is a vote
     if (p.rule && p.resolved !== undefined && (p.rule.agree > 1 || p.disputed || p.unresolved)) {
-      t += ` · ${p.resolved} resolved · ${p.disputed} disputed (${p.rule.text})`;
+      // label votes short of the rule that no one disputes: they wait for another reviewer
+      const waiting = p.unresolved !== undefined ? p.unresolved - p.disputed : 0;
+      t += ` · ${p.resolved} resolved · ${p.disputed} disputed` +
+        (waiting > 0 ? ` · ${waiting} waiting for votes` : "") + ` (${p.rule.text})`;
     }
     $("progress-text").textContent = t;
     const live = $("live");

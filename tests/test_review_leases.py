@@ -239,3 +239,19 @@ def test_a_closing_pages_leave_that_arrives_after_its_reload_leaves_the_new_hold
     assert c.get("/api/state?reviewer=bob").json()["resume"] == 1  # still held for ada
     assert c.post("/api/leave", json={"page": "tab", "reviewer": "ada", "seq": 5001}).status_code == 204
     assert c.get("/api/state?reviewer=bob").json()["resume"] == 0
+
+
+def test_a_decision_at_the_end_of_the_queue_moves_on_to_the_first_open_sample_before_it(tmp_path: Path) -> None:
+    """Deciding the last position left the page there, 'saved' alone, with earlier samples still
+    open (a functional audit's finding); the next is the first one this reviewer has not decided."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    ids = [c.get(f"/api/item/{p}?peek=true").json()["id"] for p in range(12)]
+    for p in (0, 1, 3, 11):  # 2 and 4-10 open
+        r = c.post("/api/decision", json={"sample_id": ids[p], "decision": "cat", "reviewer": "ada"}).json()
+    assert r["next"] == 2
+    r = c.post("/api/decision", json={"sample_id": ids[11], "decision": "bird", "reviewer": "ada"}).json()
+    assert r["next"] == 2  # decided again: still the first open one
+    for p in (2, *range(4, 11)):
+        r = c.post("/api/decision", json={"sample_id": ids[p], "decision": "cat", "reviewer": "ada"}).json()
+    assert r["next"] == 11  # every other one done: after + 1, the page's end of the queue

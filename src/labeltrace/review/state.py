@@ -294,14 +294,19 @@ class ReviewState:
         """The first position after ``after`` in ``order`` (default :meth:`order`) not done for
         ``reviewer`` — and not open on other reviewers' pages that give it the votes it needs
         (:mod:`labeltrace.review.leases`), nor on this reviewer's other tabs than ``page``, when
-        there is such a one — (``after + 1`` when every later one is done)."""
+        there is such a one —, wrapping around to the start when every later one is done (a decision
+        at the end of the queue left the page there, the earlier open samples unsaid); ``after + 1``
+        when every other one is done."""
         v = self.verdicts()
         order = self.order() if order is None else order
-        todo = ~self.done(v, reviewer)[order][after + 1 :]
-        later = np.flatnonzero(todo & self._free(v, reviewer, order, page)[after + 1 :])
-        if not later.size:
-            later = np.flatnonzero(todo)
-        return int(after + 1 + later[0]) if later.size else after + 1
+        todo = ~self.done(v, reviewer)[order]
+        todo[after] = False  # the sample just decided is not its own next (an unsure keeps it open)
+        turn = np.roll(np.arange(order.size), -(after + 1))  # the positions after ``after``, then the start
+        todo, free = todo[turn], self._free(v, reviewer, order, page)[turn]
+        pick = np.flatnonzero(todo & free)
+        if not pick.size:
+            pick = np.flatnonzero(todo)
+        return int(turn[pick[0]]) if pick.size else after + 1
 
     def _free(self, v: Verdicts, reviewer: str | None, order: np.ndarray, page: str | None = None) -> np.ndarray:
         """(len(order),) bool: :meth:`Leases.free` for the votes each sample still needs."""

@@ -157,6 +157,29 @@ def test_a_go_to_whose_sample_moved_before_it_was_fetched_goes_where_it_is_now(t
         page.close()  # type: ignore[attr-defined]
 
 
+def test_a_key_pressed_while_a_go_to_loads_is_said_not_saved(tmp_path: Path, browser: object) -> None:
+    """`g`, `pos 4`, Enter and a class key at once: the key went into the box, which the page then
+    cleared, and the status said only "Went to ..." (a functional audit's finding)."""
+    rd = make_run(tmp_path, n=N, k=3, classes=CLASSES, seed=26)
+    for base in serve(create_app(rd)):
+        held: list[object] = []
+        page = open_page(browser, base, "?reviewer=ada", total=N,
+                         routes={"**/api/jump?**": lambda route: held.append(route)})  # answered once the key is in
+        page.locator("#jump").fill("pos 4")
+        page.keyboard.press("Enter")  # type: ignore[attr-defined]
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(20)  # type: ignore[attr-defined]
+        page.keyboard.press("2")  # type: ignore[attr-defined]  # the look-up still out: typed into the box
+        held[0].continue_()  # type: ignore[attr-defined]
+        expect(page.locator("#position")).to_have_text(f"4 / {N}")
+        expect(page.locator("#status")).to_contain_text("A key pressed while it loaded went into the Go to box and "
+                                                        "was NOT saved: press it again.")
+        assert decision_rows(rd) == []
+        page.close()  # type: ignore[attr-defined]
+
+
 def test_clearing_a_name_the_server_gives_keeps_the_pages_hold(tmp_path: Path, browser: object) -> None:
     """A server started with --reviewer speaks for a nameless page under that name: clearing the box
     filled with it changes the page's name but not whose hold it is. The page gave up "the hold

@@ -796,11 +796,14 @@
         r = await find();
         if (want !== at || missed(r) || (item.id !== r.id && !(await show(r)))) return;
       }
+      // a key pressed while the sample loaded went into the box, not to the page: said, not dropped unsaid
+      const typedMeanwhile = typeof text !== "string" && box.value.trim() !== typed;
       if (typeof text !== "string") { box.value = ""; box.blur(); }
       // a bare number read as a name though it is another sample's id, or as an id since the sample so named
       // is out of the queue: the answer says which reading it used
       setStatus(`Went to “${iso(typed)}”: sample ${item.id}, position ${item.position + 1}` +
-        (r.note ? ` (${r.note}).` : "."), "");
+        (r.note ? ` (${r.note}).` : ".") + (typedMeanwhile ? " A key pressed while it loaded went into the " +
+        "Go to box and was NOT saved: press it again." : ""), typedMeanwhile ? "error" : "");
     } catch (e) {
       setStatus(`could not go to “${iso(typed)}”: ${e.message}`, "error");
     }

@@ -68,15 +68,34 @@ _ROW_CODE = ("decide", "score", "evaluate")
 _ROW_MODULES = ("data/duplicates.py", "_checks.py")  # _checks.group_codes: the groups neighbour_groups joins
 
 
+#: the installed packages whose code turns recordings into rows: the cleanlab recipe's row is cleanlab's
+_ROW_PACKAGES = ("cleanlab", "scikit-learn", "numpy")
+
+
+def _versions(packages: tuple[str, ...]) -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in packages:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 @functools.cache
 def code_digest() -> str:
     """A digest of the source that turns recordings into rows (the detector table, the scores, the
-    metrics, the exact copies' kNN neighbour groups and this module). A cached row keeps the digest it was computed with, so a resumed or
+    metrics, the exact copies' kNN neighbour groups and this module) and of the versions of the
+    packages they call (:data:`_ROW_PACKAGES`: a cached cleanlab row under another cleanlab was served
+    without a word). A cached row keeps the digest it was computed with, so a resumed or
     repeated benchmark can say which of its rows older code computed (``--recompute-scores``)."""
     root = Path(__file__).resolve().parents[1]
     files = sorted(f for pkg in _ROW_CODE for f in (root / pkg).rglob("*.py"))
     files += [root / m for m in _ROW_MODULES] + [Path(__file__).resolve()]
-    return digest([[f.relative_to(root).as_posix(), f.read_text(encoding="utf-8")] for f in files])
+    return digest([[f.relative_to(root).as_posix(), f.read_text(encoding="utf-8")] for f in files]
+                  + [_versions(_ROW_PACKAGES)])
 
 
 _FAILED = "failed:"  # how the note of a detector's row that failed begins, before the reason
@@ -365,7 +384,8 @@ def run_cell(
         rows.append(row)
     if older:
         log(f"  note: {len(older)} cached rows ({', '.join(older)}) were computed by other code than this "
-            "labeltrace's detectors and metrics; --recompute-scores computes them again")  # fmt: skip
+            f"labeltrace's detectors and metrics, or under other versions of {', '.join(_ROW_PACKAGES)}; "
+            "--recompute-scores computes them again")  # fmt: skip
     curve: list[dict[str, Any]] = []
     if cfg.sei_curve and "sei" in names:  # its in-sample runs are trained for SEI, not for the others
         p = runner.result_dir / "sei_curve.json"

@@ -884,3 +884,22 @@ def test_two_benches_on_one_cache_take_turns_at_an_entry(quick, tmp_path: Path, 
         for t in threads:
             t.join()
         assert most[0] == 1  # one at a time (two at once without the lock)
+
+
+@pytest.mark.parametrize(("model", "named"), [
+    ({"kind": "small-cnn", "cv_C": 1.0}, "'cv_C'"),  # cv = 'same': K trainings of the CNN, no regression
+    ({"kind": "small-cnn", "hidden": 64}, "'hidden'"),
+    ({"kind": "mlp", "width": 8, "image_size": 16}, "'width', 'image_size'"),
+    ({"kind": "linear", "hidden": 64, "cv": "logreg", "cv_C": 0.1}, "'hidden'"),
+])  # fmt: skip
+def test_a_model_setting_its_kind_does_not_read_is_refused(model: dict, named: str) -> None:
+    """Accepted, such a setting retrained every cell with identical numbers, and the summary then
+    refused to pool the rows with the earlier ones (a bench audit's finding)."""
+    raw = {"models": {"m": model},
+           "datasets": [{"name": "d", "source": "digits", "models": ["m"], "labels": ["symmetric:0.2"]}]}
+    with pytest.raises(ValueError, match=f"{named}: not read by a "):
+        parse_config(raw)
+    for k in [k for k in model if k not in ("kind", "cv")]:  # read where the kind reads it
+        ok = {"kind": {"width": "small-cnn", "image_size": "small-cnn", "hidden": "mlp"}.get(k, "mlp"),
+              **({"cv": "logreg"} if k.startswith("cv_") else {}), k: model[k]}
+        parse_config({**raw, "models": {"m": ok}})

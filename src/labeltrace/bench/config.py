@@ -229,6 +229,12 @@ def _parse_model(name: str, d: Mapping[str, Any]) -> ModelSpec:
     if spec.cv == "logreg" and not spec.on_features:  # cleanlab's recipe fits features, not images
         raise _err(where, f"cv = 'logreg' fits a logistic regression on frozen features; a {spec.kind!r} model "
                           "trains on images: use cv = 'same' (or kind 'mlp' / 'linear')")
+    reads = {"width": spec.kind == "small-cnn", "image_size": spec.kind == "small-cnn", "hidden": spec.kind == "mlp",
+             "cv_C": spec.cv == "logreg", "cv_max_iter": spec.cv == "logreg"}  # fmt: skip
+    if unread := [k for k, read in reads.items() if k in d and not read]:  # accepted, they retrained every
+        raise _err(where, f"{', '.join(map(repr, unread))}: not read by a {spec.kind!r} model with cv = "  # cell
+                          f"{spec.cv!r} (width and image_size: the small CNN's; hidden: the mlp head's; cv_C and "
+                          "cv_max_iter: cv = 'logreg''s): leave them out")  # fmt: skip
     if "resolution" in d and spec.kind != "effnet-lite0":  # a head's features take the dataset's resolution
         raise _err(where, f"'resolution' is the fine-tuned effnet-lite0's input size; a {spec.kind!r} model "
                           "reads the dataset's features: set 'resolution' in its [[datasets]] table")

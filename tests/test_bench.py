@@ -903,3 +903,11 @@ def test_a_model_setting_its_kind_does_not_read_is_refused(model: dict, named: s
         ok = {"kind": {"width": "small-cnn", "image_size": "small-cnn", "hidden": "mlp"}.get(k, "mlp"),
               **({"cv": "logreg"} if k.startswith("cv_") else {}), k: model[k]}
         parse_config({**raw, "models": {"m": ok}})
+
+
+def test_an_unknown_detector_in_the_config_is_named_with_its_key() -> None:
+    """The one config error that named neither its table nor its key (a bench audit's finding)."""
+    raw = {"detectors": ["aum", "aumm"], "models": {"m": {"kind": "small-cnn"}},
+           "datasets": [{"name": "d", "source": "digits", "models": ["m"], "labels": ["symmetric:0.2"]}]}
+    with pytest.raises(ValueError, match=r"^bench config \(top level\): detectors: unknown detector 'aumm'; available"):
+        parse_config(raw)

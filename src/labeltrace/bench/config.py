@@ -323,6 +323,10 @@ def parse_config(raw: Mapping[str, Any]) -> BenchConfig:
         raise _err("[[datasets]]", f"dataset names must be unique, got {names}")
     seeds = seed_list(raw.get("seeds", [0]), "(top level)")
     detectors = _str_list(raw, "detectors", "(top level)") if "detectors" in raw else ("*",)
+    try:  # named where the config says it (the other config errors name their table and key)
+        resolve_detectors(detectors)
+    except ValueError as e:
+        raise _err("(top level)", f"detectors: {e}") from None
     kw: dict[str, Any] = {}
     for k, typ in (("name", str), ("cache_dir", str), ("device", str), ("n_folds", int),
                    ("knn_k", int), ("sei_curve", bool), ("threads", int)):  # fmt: skip

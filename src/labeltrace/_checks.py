@@ -28,6 +28,7 @@ __all__ = [
     "round_half_up",
     "samples_named",
     "to_numpy",
+    "utf8_text",
 ]
 
 from collections.abc import Iterable
@@ -229,3 +230,12 @@ def group_codes(groups: Any) -> tuple[np.ndarray, np.ndarray]:
     _, codes = np.unique(keys, return_inverse=True)
     return keys, codes.reshape(keys.shape)
 
+
+def utf8_text(text: str) -> bool:
+    """Whether ``text`` is UTF-8 text: a name in another encoding, as Python reads it from the command
+    line or the file system (a lone surrogate), is not (the tables, written with pyarrow, hold UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

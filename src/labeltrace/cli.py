@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from labeltrace._checks import utf8_text
 from labeltrace.cli_data import (  # cli._load_dataset: patched by tests
     _check_truth_column,
     _load_dataset,
@@ -286,14 +287,6 @@ def _output_closed() -> bool:
 _OWN_EMPTY_CHECK = frozenset({"token"})
 
 
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a byte of another encoding, as Python read it (surrogateescape)
-        return False
-    return True
-
-
 def _unusable_given(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
     """What is wrong with the first option (or argument) of the command given an unusable value, or
     None: an empty one, which was read as not given (`review RUN --export ""` served the review
@@ -307,7 +300,7 @@ def _unusable_given(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         name = action.option_strings[-1] if action.option_strings else action.dest.upper()
         if "" in values and action.default != "" and action.dest not in _OWN_EMPTY_CHECK:
             return f"{name} is empty: give it a value" + (", or leave it out" if name.startswith("-") else "")
-        if bad := next((x for x in values if isinstance(x, str) and not _utf8(x)), None):
+        if bad := next((x for x in values if isinstance(x, str) and not utf8_text(x)), None):
             return (f"{name} {bad!r} is not UTF-8 text (a name in another encoding?): labeltrace's tables "
                     "and files hold UTF-8 text alone; give it in UTF-8")  # fmt: skip
     return None

@@ -13,6 +13,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
+from labeltrace._checks import utf8_text
 from labeltrace._diffs import differences
 from labeltrace._io import atomic_write_json, read_json, temporaries
 from labeltrace.run_layout import (
@@ -232,11 +233,9 @@ def writing(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
     run's tables could not be written (pyarrow takes UTF-8 paths alone).
     """
     path = Path(run_dir)
-    try:
-        os.fsencode(path).decode("utf-8")
-    except UnicodeDecodeError:
+    if not utf8_text(str(path)):
         raise ValueError(f"the run directory {str(path)!r} is not UTF-8 text (a name in another encoding?): its "
-                         "tables are written with pyarrow, which takes UTF-8 paths alone; give it in UTF-8") from None
+                         "tables are written with pyarrow, which takes UTF-8 paths alone; give it in UTF-8")
     made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     fd: int | None = None

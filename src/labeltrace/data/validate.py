@@ -11,7 +11,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from labeltrace._checks import listing
+from labeltrace._checks import listing, utf8_text
 from labeltrace.data.base import ImageDataset, _duplicates
 from labeltrace.data.errors import DataError
 from labeltrace.data.probing import mixed_depths, probe
@@ -40,14 +40,6 @@ OnBadImage = Literal["fail", "skip"]
 _INT_RE = re.compile(r"^(0|-?[1-9][0-9]*)$", re.ASCII)
 
 
-def _utf8(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def finalize(
     *, classes: Sequence[str], labels: np.ndarray, sources: Sequence[str], ids: Sequence[str],
     source: ImageSource, root: Path | None, on_bad_image: str, verify: bool,
@@ -62,7 +54,7 @@ def finalize(
         raise DataError(f"the dataset is empty{where}")
     if len(ids) != n or len(sources) != n:
         raise DataError(f"{len(ids)} ids and {len(sources)} images for {n} labels{where}")
-    unwritable = [k for k, v in enumerate(ids) if not _utf8(str(v))]
+    unwritable = [k for k, v in enumerate(ids) if not utf8_text(str(v))]
     if unwritable:  # a file name that is not UTF-8: the run's tables could not hold its id
         raise DataError(
             f"ids that are not valid UTF-8 text{where} (a file or folder name in another encoding?): "

@@ -296,3 +296,23 @@ def test_each_request_that_shows_a_sample_carries_the_tabs_next_number(tmp_path:
         page.reload()
         expect(page.locator("#position")).to_have_text(f"1 / {N}")
         assert len(sent) >= 7 and sent == sorted(sent) and len(set(sent)) == len(sent), sent
+
+
+def test_a_colleagues_votes_reach_the_progress_line(tmp_path: Path, browser: Any) -> None:
+    """The progress line changed only with the page's own decisions: a reviewer whose colleague
+    settled samples read the count from when they last decided."""
+    rd = _run(tmp_path, "progress")
+    for base in serve(create_app(rd, token=TOKEN)):
+        ada = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        ada.clock.install()
+        ada.goto(f"{base}/?token={TOKEN}&reviewer=Ada")
+        expect(ada.locator("#position")).to_have_text(f"1 / {N}")
+        expect(ada.locator("#progress-text")).to_contain_text(f"0 / {N} reviewed")
+        bob = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        bob.goto(f"{base}/?token={TOKEN}&reviewer=Bob")
+        expect(bob.locator("#position")).to_have_text(f"2 / {N}")
+        bob.keyboard.press("1")
+        expect(bob.locator("#progress-text")).to_contain_text(f"1 / {N} reviewed")
+        ada.clock.fast_forward(16_000)
+        expect(ada.locator("#progress-text")).to_contain_text(f"1 / {N} reviewed")
+        expect(ada.locator("#position")).to_have_text(f"1 / {N}")  # the sample shown stays

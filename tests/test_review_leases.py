@@ -255,3 +255,29 @@ def test_a_decision_at_the_end_of_the_queue_moves_on_to_the_first_open_sample_be
     for p in (2, *range(4, 11)):
         r = c.post("/api/decision", json={"sample_id": ids[p], "decision": "cat", "reviewer": "ada"}).json()
     assert r["next"] == 11  # every other one done: after + 1, the page's end of the queue
+
+
+def test_two_pages_opening_at_once_are_sent_to_different_samples(tmp_path: Path) -> None:
+    """Both pages read the resume (/api/state) before either asked for its item: both were shown
+    and held the same sample. The item asked for as a resume is found as it is held."""
+    rd = make_run(tmp_path, n=20, k=3, seed=5)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    read = [c.get(f"/api/state?reviewer={who}").json()["resume"] for who in ("ada", "bob")]
+    assert read == [0, 0]
+    got = [c.get(f"/api/item/{pos}?reviewer={who}&page=p-{who}&seq=1&resume=true").json()
+           for pos, who in zip(read, ("ada", "bob"), strict=True)]  # fmt: skip
+    assert [it["position"] for it in got] == [0, 1]
+    assert got[0]["id"] != got[1]["id"]
+    assert got[1]["id"] == c.get("/api/item/1?peek=true").json()["id"]
+    # a position asked for by name (an arrow key, ?pos=) is shown as asked, held or not
+    assert c.get("/api/item/0?reviewer=cy&page=p-cy&seq=1").json()["position"] == 0
+
+
+def test_a_resume_of_a_finished_queue_shows_the_last_sample(tmp_path: Path) -> None:
+    rd = make_run(tmp_path, n=3, k=3, seed=6)
+    c = TestClient(create_app(rd), base_url=LOCAL)
+    for pos in range(3):
+        it = c.get(f"/api/item/{pos}?peek=true").json()
+        c.post("/api/decision", json={"sample_id": it["id"], "decision": it["given_label"], "reviewer": "ada"})
+    assert c.get("/api/state?reviewer=ada").json()["resume"] == 3
+    assert c.get("/api/item/0?reviewer=ada&resume=true").json()["position"] == 2

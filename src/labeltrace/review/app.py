@@ -14,7 +14,8 @@ in a URL: the page reads it from the printed link's fragment, ``/#token=...``, a
                             (``?peek=true``: a look-ahead that does not count as shown;
                             ``?reviewer=``, ``?page=`` a tab's id: whose hold and live place;
                             ``?seq=`` the tab's request number: an older one answered late
-                            moves neither)
+                            moves neither; ``?resume=true``: the position this reviewer resumes
+                            at instead of ``pos``, found as it is held — a page opening there)
 ``GET  /api/find``          ``?what=disputed|unsure|unresolved&after=POS``: the next queue
                             position after ``POS`` (wrapping around) with such a sample, and
                             how many there are (``{"position": null, "count": 0}`` for none;
@@ -246,13 +247,16 @@ def create_app(
     @app.get("/api/item/{pos}", response_model=None)
     def get_item(pos: int, reviewer: Annotated[str | None, Query(max_length=MAX_REVIEWER)] = None,
                  peek: bool = False, page: Annotated[str | None, Query(max_length=MAX_PAGE)] = None,
-                 seq: Annotated[int | None, Query(ge=0)] = None) -> dict[str, Any] | JSONResponse:  # fmt: skip
+                 seq: Annotated[int | None, Query(ge=0)] = None, resume: bool = False
+                 ) -> dict[str, Any] | JSONResponse:  # fmt: skip
         total = state.order().size
         if not 0 <= pos < total:
             return _err(404, f"queue position out of range [0, {total})")
         # shown to a reviewer (not a peek): a live re-ranking leaves it where it is
         me = page_name(reviewer)
-        it = state.item(pos, me, shown=not peek, page=page, seq=seq)
+        # resume: the page opens where this reviewer resumes, found as it is held (not at pos, read
+        # from /api/state before: two reviewers opening at once were sent to one sample)
+        it = state.item(pos, me, shown=not peek, page=page, seq=seq, resume=resume)
         it["copies"] = copies.of(it["id"], state.verdicts())  # exact copies: a blind page drops what it hides
         if blind is None:
             return it
@@ -364,10 +368,9 @@ def create_app(
         state.leases.release(row.sample_id, name)  # decided: no longer held open for this reviewer
         order = state.order()  # one snapshot: a live refresh may swap the order in the background
         pos = int(state.positions(order)[row.sample_id])
-        nxt = state.next_position(pos, name, order, body.page) if pos >= 0 else None
-        if nxt is not None and nxt < order.size:  # held for this page from now: a colleague deciding meanwhile
-            # is sent elsewhere, before this page loads it; shown, so a live refresh keeps it at nxt
-            state.show(nxt, name, body.page, body.seq)
+        # held for this page from now (found and held in one step): a colleague deciding meanwhile is
+        # sent elsewhere, before this page loads it; shown, so a live refresh keeps it at nxt
+        nxt = state.show_next(pos, name, order, body.page, body.seq) if pos >= 0 else None
         if blind is None:
             return {"saved": True, "decision": row.to_dict(), "next": nxt, **state.progress(name)}
         decision = blind_decision(row.to_dict())

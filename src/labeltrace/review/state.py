@@ -228,11 +228,39 @@ class ReviewState:
         the page's request numbered ``seq`` was overtaken by a later one of it (:meth:`Leases.latest`:
         then the hold and the place stay where the later one put them)."""
         with self._show_lock:  # the check and the hold in one step: two requests of a page interleaved
-            latest = self.leases.latest(reviewer, page, seq)
-            i = self.live.show(pos, reviewer, page, steer=latest) if self.live is not None else int(self._static[pos])
-            if latest:
-                self.leases.take(i, reviewer, page)
-            return i
+            return self._show(pos, reviewer, page, seq)
+
+    def show_resume(self, reviewer: str | None, page: str | None = None, seq: int | None = None
+                    ) -> tuple[int, int]:  # fmt: skip
+        """The position a page opens at (:meth:`progress`'s ``resume``, the last one when every one is
+        done) and its sample, found and shown (:meth:`show`) in one step: two reviewers opening the
+        page at once were both sent to the first free sample, read before either had it open."""
+        with self._show_lock:
+            order = self.order()
+            pos = min(self._resume(self.verdicts(), reviewer, order), max(order.size - 1, 0))
+            return pos, self._show(pos, reviewer, page, seq, order)
+
+    def show_next(self, after: int, reviewer: str | None, order: np.ndarray, page: str | None = None,
+                  seq: int | None = None) -> int:  # fmt: skip
+        """:meth:`next_position` after ``after`` in ``order``, shown to ``reviewer`` when it lies in the
+        queue (in one step, as :meth:`show_resume`: two reviewers deciding at once were sent to one
+        sample)."""
+        with self._show_lock:
+            nxt = self.next_position(after, reviewer, order, page)
+            if nxt < order.size:  # held for this page from now: a colleague deciding meanwhile is sent
+                self._show(nxt, reviewer, page, seq, order)  # elsewhere; a live refresh keeps it at nxt
+            return nxt
+
+    def _show(self, pos: int, reviewer: str | None, page: str | None, seq: int | None,
+              order: np.ndarray | None = None) -> int:  # fmt: skip
+        latest = self.leases.latest(reviewer, page, seq)
+        if self.live is not None:
+            i = self.live.show(pos, reviewer, page, steer=latest)
+        else:
+            i = int((self._static if order is None else order)[pos])
+        if latest:
+            self.leases.take(i, reviewer, page)
+        return i
 
     def leave(self, reviewer: str | None, page: str, seq: int | None = None) -> None:
         """``reviewer``'s ``page`` (a tab's id) was closed: it neither holds its sample nor steers a
@@ -269,15 +297,13 @@ class ReviewState:
         else:
             skipped = self.kinds_of(reviewer)[order] == _SKIP
         r = v.resolution
-        pending = np.flatnonzero(~done)
-        free = pending[self._free(v, reviewer, order)[pending]]  # not open on another reviewer's page
         return {
             "total": int(order.size),
             "reviewed": int(done.sum()),
             "changed": int(v.changed[order].sum()),
             "excluded": int(v.excluded[order].sum()),
             "skipped": int((skipped & ~done).sum()),
-            "resume": int(free[0]) if free.size else int(pending[0]) if pending.size else int(order.size),
+            "resume": self._resume(v, reviewer, order),
             "resolved": int(r.resolved[order].sum()),
             "disputed": int(r.disputed[order].sum()),
             "unresolved": int(r.unresolved[order].sum()),  # label votes that do not settle it yet
@@ -288,6 +314,13 @@ class ReviewState:
                      "names": not v.rule.one_vote_settles, "text": v.rule.describe()},  # fmt: skip
             "live": self.live.status() if self.live is not None else None,
         }
+
+    def _resume(self, v: Verdicts, reviewer: str | None, order: np.ndarray) -> int:
+        """:meth:`progress`'s ``resume``: the first position not done for ``reviewer`` nor open on
+        another reviewer's page, else the first not done, else ``order.size``."""
+        pending = np.flatnonzero(~self.done(v, reviewer)[order])
+        free = pending[self._free(v, reviewer, order)[pending]]  # not open on another reviewer's page
+        return int(free[0]) if free.size else int(pending[0]) if pending.size else int(order.size)
 
     def next_position(self, after: int, reviewer: str | None, order: np.ndarray | None = None,
                       page: str | None = None) -> int:  # fmt: skip
@@ -343,12 +376,16 @@ class ReviewState:
 
     # ------------------------------------------------------------------ what the page shows
     def item(self, pos: int, reviewer: str | None, *, shown: bool = False, page: str | None = None,
-             seq: int | None = None) -> dict[str, Any]:  # fmt: skip
+             seq: int | None = None, resume: bool = False) -> dict[str, Any]:  # fmt: skip
         """The queue item at ``pos``: labels, the decision shown, every reviewer's view.
         ``shown``: it is shown to a reviewer (:meth:`show`) on ``page`` (a tab's id; ``seq`` the
-        request's number), not looked ahead at."""
+        request's number), not looked ahead at. ``resume`` (with ``shown``): the page opens at its
+        resume, found when shown (:meth:`show_resume`), not at ``pos``."""
         order = self.order()
-        i = self.show(pos, reviewer, page, seq) if shown else int(order[pos])
+        if shown and resume:
+            pos, i = self.show_resume(reviewer, page, seq)
+        else:
+            i = self.show(pos, reviewer, page, seq) if shown else int(order[pos])
         hist = self.store.history(i)
         me = None if reviewer is None else self.store.stored_spelling(reviewer)
         mine = [d for d in hist if me is None or d.reviewer == me]

@@ -601,14 +601,17 @@
   }
 
   // true when the item at p is shown (or a later navigation superseded it), false when it failed;
-  // `moving`: the page moving on after a save (any other item shown ends the refusal of keys)
-  async function load(p, moving = false) {
+  // `moving`: the page moving on after a save (any other item shown ends the refusal of keys);
+  // `resume`: the page opens at this reviewer's resume, which the server finds as it holds it (p is
+  // where it read that to be: a colleague opening at the same moment is sent to another sample)
+  async function load(p, moving = false, resume = false) {
     if (p < 0 || p >= total) return false;
     want = p;
     const mine = ++loadSeq, as = who();
     try {
-      const it = await api(`${onPage(withWho(`api/item/${p}`))}&seq=${nextSeq()}`);
+      const it = await api(`${onPage(withWho(`api/item/${p}`))}&seq=${nextSeq()}${resume ? "&resume=true" : ""}`);
       if (mine !== loadSeq) return true;
+      if (resume) want = resumedAt = it.position;
       item = it;
       heldAs = as;
       if (!moving || it.id !== pendingId) pendingId = null;
@@ -868,7 +871,7 @@
       if (shown === progressSeq) showProgress(s);
       if (item && loads === loadSeq) {
         const fresh = item.position === resumedAt && !lastDecided;
-        if (await load(fresh ? Math.min(s.resume, total - 1) : item.position) && fresh) resumedAt = want;
+        await load(fresh ? Math.min(s.resume, total - 1) : item.position, false, fresh);
       }
       if (heldAs !== before) leave(before, false, leaveSeq); // the hold under the name it had, which no one has open now
     } catch (e) {
@@ -911,7 +914,7 @@
       if (total === 0) { setStatus("The review queue is empty.", ""); return; }
       const start = params.has("pos") ? Number(params.get("pos")) : Math.min(s.resume, total - 1);
       const pos = Number.isInteger(start) && start >= 0 && start < total ? start : 0;
-      if ((await load(pos)) && !params.has("pos")) resumedAt = pos;
+      await load(pos, false, !params.has("pos"));
     } catch (e) {
       setStatus(`could not start: ${e.message}`, "error");
     }
@@ -932,5 +935,17 @@
   addEventListener("pagehide", () => leave(heldAs === null ? who() : heldAs, true));
   // back from the back/forward cache: the sample shown is this tab's again
   addEventListener("pageshow", (ev) => { if (ev.persisted && item) load(item.position); });
+  // the colleagues' votes reach this page's progress line (and its "done" note) without a decision of
+  // its own: read again every REFRESH_MS while the tab is seen; an answer overtaken by a newer one
+  // shown meanwhile (a decision's) is dropped, as the name box's is
+  const REFRESH_MS = 15000;
+  setInterval(async () => {
+    if (!classes.length || document.visibilityState !== "visible") return;
+    const shown = progressSeq;
+    try {
+      const s = await api(withWho("api/state"));
+      if (shown === progressSeq) showProgress(s);
+    } catch (e) { /* the next decision or refresh says what is wrong */ }
+  }, REFRESH_MS);
   init();
 })();

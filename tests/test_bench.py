@@ -911,3 +911,33 @@ def test_an_unknown_detector_in_the_config_is_named_with_its_key() -> None:
            "datasets": [{"name": "d", "source": "digits", "models": ["m"], "labels": ["symmetric:0.2"]}]}
     with pytest.raises(ValueError, match=r"^bench config \(top level\): detectors: unknown detector 'aumm'; available"):
         parse_config(raw)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (dict(source="npz", split="tset"), r"mine: .*d.npz: missing keys \['tset_images'"),
+    (dict(classes=(0, 1, 12)), r"mine: .*classes \[12\] do not exist"),
+    (dict(exclude=5000), r"mine: exclude = 5000 leaves nothing"),
+    (dict(subset=6), r"mine: subset = 6 keeps no sample of 4 of its 10 classes"),
+])  # fmt: skip
+def test_a_datasets_problem_is_said_before_any_cell_trains(tmp_path: Path, monkeypatch, change: dict,
+                                                           message: str) -> None:  # fmt: skip
+    """Found when the dataset's turn came: every cell of it failed, after the others had trained."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    npz = tmp_path / "d.npz"
+    np.savez(npz, train_images=d.images.astype(np.uint8), train_labels=d.target)
+    cfg = replace(load_config(QUICK), cache_dir=str(tmp_path / "cache"))
+    first = cfg.datasets[0]
+    mine = replace(first, name="mine", **({"path": str(npz)} if change.get("source") == "npz" else {}), **change)
+    monkeypatch.setattr(cells, "run_cell", lambda *a, **k: pytest.fail("trained before refusing"))
+    with pytest.raises(ValueError, match=r"before any training: " + message):
+        run_bench(replace(cfg, datasets=(first, mine)), out_dir=tmp_path / "o", log=lambda s: None)
+
+
+def test_fewer_samples_than_folds_is_said_before_any_cell_trains(tmp_path: Path, monkeypatch) -> None:
+    cfg = replace(load_config(QUICK), cache_dir=str(tmp_path / "cache"), n_folds=5)
+    d = replace(cfg.datasets[0], classes=(0, 1), subset=4)
+    monkeypatch.setattr(cells, "run_cell", lambda *a, **k: pytest.fail("trained before refusing"))
+    with pytest.raises(ValueError, match=r"digits: 4 samples, fewer than n_folds = 5"):
+        run_bench(replace(cfg, datasets=(d,)), out_dir=tmp_path / "o", log=lambda s: None)

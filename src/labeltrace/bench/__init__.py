@@ -30,10 +30,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from labeltrace._io import atomic_write_bytes
 from labeltrace.bench._toml import check_name, seed_list
 from labeltrace.bench.config import (
     BenchConfig,
+    DatasetSpec,
     apply_quick,
     load_config,
     parse_config,
@@ -114,6 +117,7 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
                if d.source != "digits" and not Path(d.path or "").expanduser().exists()]  # fmt: skip
     if unfound:  # said before any training, not when the dataset's turn comes
         raise ValueError(f"dataset files not found: {'; '.join(unfound)}")
+    _check_datasets(cfg, lambda d: load_dataset(d, cfg.cache_path, progress=progress, log=log))
     partial = out / f"{cfg.name}.csv.partial"  # the rows so far; NAME.csv and NAME.md stay the last whole run's
     log(f"bench {cfg.name}: {len(cells)} cells x {len(detectors)} detectors ({', '.join(detectors)}); "
         f"cache {cfg.cache_path}")  # fmt: skip
@@ -174,6 +178,30 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
     log("")
     log("wrote " + ", ".join(str(p) for p in files.values() if p.exists()))
     return BenchResult(rows, curve, files, failures)
+
+
+def _check_datasets(cfg: BenchConfig, load: Callable[[DatasetSpec], Any]) -> None:
+    """Every dataset's labels read, and what its cells need of them checked, before any training:
+    a wrong ``split``, ``classes`` beyond the source's, an ``exclude`` that leaves nothing, fewer
+    samples than ``n_folds`` or a ``subset`` smaller than the classes (a class without a sample)
+    failed each of that dataset's cells when its turn came, hours into a grid (``ValueError``
+    listing every dataset's problem)."""
+    problems: list[str] = []
+    for d in cfg.datasets:
+        try:
+            data = load(d)
+        except (ValueError, OSError) as e:
+            problems.append(f"{d.name}: {str(e).removeprefix(f'dataset {d.name!r}: ')}")
+            continue
+        n, k = int(data.clean.size), int(data.num_classes)
+        if n < cfg.n_folds:
+            problems.append(f"{d.name}: {n} samples, fewer than n_folds = {cfg.n_folds}")
+        if (absent := k - np.unique(data.clean).size) > 0:
+            why = f"subset = {d.subset} keeps" if d.subset else "it has"
+            problems.append(f"{d.name}: {why} no sample of {absent} of its {k} classes")
+        del data
+    if problems:
+        raise ValueError("datasets that cannot run, said before any training: " + "; ".join(problems))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

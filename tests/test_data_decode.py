@@ -341,3 +341,21 @@ def test_big_endian_arrays_are_read_as_their_values() -> None:
         for i in range(4):
             np.testing.assert_array_equal(ds.load(i), want.load(i))
         assert ds.load(3).max() > 0.9  # the values, not their bytes swapped
+
+
+def test_a_float_tiff_out_of_range_is_refused_with_the_values_it_holds(tmp_path: Path) -> None:
+    """Every out-of-range float TIFF (0..255 as float, Hounsfield units, 1 + a hair) was refused
+    with one sentence that named no value; an in-memory float image names its range and a hint."""
+    from labeltrace.data.errors import DataError
+
+    cases = {"gray255": (np.linspace(0, 255, 64), r"values seen 0\.\.255; 0\.\.255 stored as float\? divide by 255"),
+             "hounsfield": (np.linspace(-1000, 400, 64), r"values seen -1000\.\.400\)"),
+             "ok": (np.linspace(0, 1, 64), None)}  # fmt: skip
+    for name, (values, message) in cases.items():
+        path = tmp_path / f"{name}.tif"
+        Image.fromarray(values.reshape(8, 8).astype(np.float32), mode="F").save(path)
+        if message is None:
+            assert decode_image(path).max() == pytest.approx(1.0)
+            continue
+        with pytest.raises(DataError, match=rf"{name}\.tif: float image must be finite and in \[0, 1\] \(finite {message}"):
+            decode_image(path)

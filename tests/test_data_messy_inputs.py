@@ -471,7 +471,7 @@ def test_8_and_16_bit_files_mixed_are_named(tmp_path: Path) -> None:
             pix = rng.integers(0, 256, (6, 6))
             Image.fromarray(pix.astype(np.uint8)).save(tmp_path / "d" / c / f"{k}.png")
             Image.fromarray((pix * 16).astype(np.uint16)).save(tmp_path / "d" / c / f"{k}_12bit.png")
-    with pytest.warns(UserWarning, match=r"6 of 12 images .*are 16-bit files whose brightest pixel is at most 12.5% "
+    with pytest.warns(UserWarning, match=r"6 of 12 images .*are 16-bit files whose brightest pixel is at most 50% "
                                          r"of their range \(6%, median.*a/0_12bit.png"):  # fmt: skip
         from_folder(tmp_path / "d")
     for f in (tmp_path / "d").rglob("*.png"):
@@ -483,6 +483,40 @@ def test_8_and_16_bit_files_mixed_are_named(tmp_path: Path) -> None:
     Image.fromarray(np.full((6, 6), 60000, np.uint16)).save(tmp_path / "d" / "a" / "full.png")
     Image.fromarray(np.full((6, 6), 200, np.uint8)).save(tmp_path / "d" / "b" / "eight.png")
     with pytest.warns(UserWarning, match=r"6 of 8 images"):  # the dim ones named, not the full-range one
+        from_folder(tmp_path / "d")
+
+
+def _png16_rgb(path: Path, a: np.ndarray) -> None:
+    """A 16-bit-per-channel RGB PNG (Pillow writes none)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    h, w, _ = a.shape
+    raw = b"".join(b"\x00" + a[y].astype(">u2").tobytes() for y in range(h))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["14-bit gray", "12-bit colour"])
+def test_dim_16_bit_files_beside_8_bit_ones_are_named_at_14_bits_and_in_colour(tmp_path: Path, kind: str) -> None:
+    """14-bit data in 16-bit files (a fourth as bright as the 8-bit files beside them) was not
+    warned of, nor 16-bit colour PNGs, which Pillow reads as 8-bit RGB (their high byte: 12-bit data
+    came as values 0..15 of 255) and the depth check took for 8-bit files."""
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for k in range(3):
+            pix = rng.integers(0, 256, (6, 6, 3))
+            Image.fromarray(pix.astype(np.uint8)).save(tmp_path / "d" / c / f"{k}.png")
+            if kind == "14-bit gray":
+                Image.fromarray((pix[..., 0] * 64).astype(np.uint16)).save(tmp_path / "d" / c / f"{k}_deep.png")
+            else:
+                _png16_rgb(tmp_path / "d" / c / f"{k}_deep.png", (pix * 16).astype(np.uint16))
+    with pytest.warns(UserWarning, match=r"6 of 12 images .*are 16-bit files whose brightest pixel is at most 50% "
+                                         r"of their range \((2[45]|6)%, median.*a/0_deep.png"):  # fmt: skip
         from_folder(tmp_path / "d")
 
 

@@ -51,6 +51,16 @@ def tree(tmp_path: Path) -> dict[str, Path]:
 
 
 # --------------------------------------------------------------------------- adapters
+def test_a_broken_symlink_leading_out_of_the_root_is_said_to_be_missing(tree: dict[str, Path]) -> None:
+    """It was refused as a file outside the data root, to be read with --allow-root: which reads no
+    file that is not there."""
+    data = tree["data"]
+    (data / "cat" / "gone.png").symlink_to(tree["tmp"] / "nowhere" / "gone.png")
+    with pytest.raises(DataError, match=r"file not found: cat/gone.png -> .*nowhere/gone.png \(a broken symlink") as e:
+        from_folder(data)
+    assert "allow" not in str(e.value)
+
+
 def test_symlinked_file_leading_out_of_the_root_is_refused(tree: dict[str, Path]) -> None:
     data, other = tree["data"], tree["other"]
     (data / "cat" / "ext.png").symlink_to(other / "ext.png")

@@ -364,3 +364,30 @@ def test_run_json_timings_hold_the_model_and_resolution_probes(tmp_path: Path, m
     assert t["probe"] >= 100.0 and t["total"] >= 100.0
     stages = ("probe", "duplicates", "prepare_inputs", "train", "score")
     assert sum(t[s] for s in stages) <= t["total"]
+
+
+def test_what_reading_the_images_warned_of_is_kept_in_run_json_and_shown_by_the_report(tmp_path: Path) -> None:
+    """The data's warnings (16-bit files beside 8-bit ones, files not read, ...) were printed once
+    and lost: run.json kept only the scoring's, and the report said nothing of them."""
+    from PIL import Image
+
+    d = load_digits()
+    for k in range(30):
+        folder = tmp_path / "imgs" / f"c{d.target[k] % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pix = d.images[k] / 16
+        if k % 3:
+            Image.fromarray((pix * 255).astype(np.uint8)).save(folder / f"{k}.png")
+        else:  # 12-bit values in a 16-bit file
+            Image.fromarray((pix * 4095).astype(np.uint16)).save(folder / f"{k}_deep.png")
+    (tmp_path / "imgs" / "c0" / "scan.tif.bak").write_text("a backup")
+    out = tmp_path / "R"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["scan", str(tmp_path / "imgs"), "--out", str(out), *BASE]) == 0
+    kept = open_run(out).meta["warnings"]
+    said = [w for w in kept if "are 16-bit files whose brightest pixel" in w]
+    assert len(said) == 1 and f"warning: {said[0]}" in err.getvalue()
+    assert any("are not read" in w and "c0/scan.tif.bak" in w for w in kept)
+    page = write_report(out, out / "r.html", top=3).read_text(encoding="utf-8")
+    assert "are 16-bit files whose brightest pixel is at most 50% of their range" in page

@@ -120,7 +120,7 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
         det = with_count(detectors.detect(detector, ev))
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    noted = [str(w.message) for w in caught if issubclass(w.category, UserWarning | RuntimeWarning)]
+    noted = [*ds.notes, *(str(w.message) for w in caught if issubclass(w.category, UserWarning | RuntimeWarning))]
     run = RecordedRun(dyn, np.zeros(len(ds), bool), ds.n_classes)
     post = posterior([run], last=min(SUGGEST_LAST, dyn.kept_epochs))
     acc = _final_accuracy(dyn)

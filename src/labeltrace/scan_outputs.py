@@ -95,6 +95,7 @@ def write_outputs(
     return write_results(out, ds, rec=rec, ev=ev, det=det, post=post, given=given, truth=truth,
                          noise_info=noise_info, origin=origin, fingerprint=fingerprint, timings=timings,
                          t_start=t_start, described=described, csv=config.csv, model=model, rescored=rescored,
+                         noted=ds.notes,  # what reading the images warned of: the console's lines were lost
                          folds=rec.num_trainings if rec is not None and rec.held_out else
                          config.folds if k_fold(config) else None,  # the held-out folds
                          fold_of=_k_folds(ds, config, given, copies) if k_fold(config) and not

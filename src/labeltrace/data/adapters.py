@@ -31,7 +31,7 @@ from labeltrace.data.decode import (
     pixel_text,
     rows_out_of_range,
 )
-from labeltrace.data.errors import DataError, DataWarning
+from labeltrace.data.errors import DataError, DataWarning, keeps_warnings
 from labeltrace.data.hf import (  # re-exported: the Hugging Face adapter's own module
     HFSource,
     from_hf,
@@ -96,6 +96,7 @@ _DOCUMENTS = frozenset({".txt", ".md", ".csv", ".tsv", ".json", ".xml", ".yaml",
 #: folder names that are splits, not classes
 _SPLIT_NAMES = frozenset({"train", "training", "val", "valid", "validation", "test", "testing"})
 
+@keeps_warnings
 def from_folder(
     root: str | Path, *, on_bad_image: OnBadImage = "fail",
     extensions: Sequence[str] = IMAGE_SUFFIXES + DICOM_SUFFIXES, verify: bool = True,
@@ -272,6 +273,7 @@ def from_folder(
 
 
 # --------------------------------------------------------------------------- arrays / npz
+@keeps_warnings
 def from_arrays(
     images: np.ndarray, labels: Sequence[Any] | np.ndarray, *, classes: Sequence[str] | None = None,
     ids: Sequence[str] | None = None,
@@ -330,6 +332,7 @@ def from_arrays(
     )
 
 
+@keeps_warnings
 def from_npz(
     path: str | Path, *, split: str = "train", classes: Sequence[str] | None = None,
 ) -> ImageDataset:

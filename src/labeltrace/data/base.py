@@ -75,6 +75,10 @@ class ImageDataset:
         share one are alike), or None when every sample stands alone. The cross-fitted folds keep
         a group together, and the kNN evidence finds a sample's neighbours outside its group, so
         that another image of the same patient cannot vouch for a wrong label they share.
+    notes : tuple of str
+        The :class:`~labeltrace.data.DataWarning` texts said while the dataset was read (16-bit
+        files beside 8-bit ones, files not read, ...): a scan keeps them in ``run.json`` and its
+        report.
     """
 
     classes: tuple[str, ...]
@@ -87,6 +91,7 @@ class ImageDataset:
     shapes: np.ndarray | None = field(default=None)
     allowed_roots: tuple[Path, ...] = ()
     groups: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         classes = tuple(str(c) for c in self.classes)
@@ -128,6 +133,7 @@ class ImageDataset:
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "sources", tuple(str(s) for s in self.sources))
+        object.__setattr__(self, "notes", tuple(str(t) for t in self.notes))
         object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "skipped", tuple((str(a), str(b)) for a, b in self.skipped))
         object.__setattr__(self, "shapes", shapes)
@@ -370,7 +376,7 @@ class ImageDataset:
         if labels.shape != self.labels.shape:
             raise DataError(f"labels must have shape {self.labels.shape}; got {labels.shape}")
         return ImageDataset(self.classes, labels, self.sources, self.ids, self.source,
-                            self.root, self.skipped, self.shapes, self.allowed_roots, self.groups)
+                            self.root, self.skipped, self.shapes, self.allowed_roots, self.groups, self.notes)
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> ImageDataset:
         """Samples ``idx`` as a new dataset (renumbered 0..len(idx)-1, external ids kept)."""
@@ -381,5 +387,5 @@ class ImageDataset:
             self.classes, self.labels[idx], tuple(self.sources[i] for i in idx),
             tuple(self.ids[i] for i in idx), self.source.take(idx), self.root, self.skipped,
             None if self.shapes is None else self.shapes[idx], self.allowed_roots,
-            None if self.groups is None else tuple(self.groups[i] for i in idx),
+            None if self.groups is None else tuple(self.groups[i] for i in idx), self.notes,
         )

@@ -13,7 +13,9 @@ Every decoded image is an ``(H, W, C)`` float32 array with ``C`` in ``{1, 3}`` a
   ``tRNS``): **composited on black**, i.e.
   colour is multiplied by alpha; the alpha channel is then dropped.
 - ``P`` and every other colour mode (``RGB``, ``CMYK``, ``YCbCr``, ...): converted to RGB.
-  Pillow reads 16-bit-per-channel RGB PNGs as 8-bit RGB; that precision loss is Pillow's.
+  Pillow reads 16-bit-per-channel RGB PNGs as 8-bit RGB (the high byte of each value); that
+  precision loss is Pillow's. Such files count as 16-bit in the depth check of a folder
+  (:mod:`labeltrace.data.probing`): dim ones beside 8-bit files are named.
 - Multi-frame files (GIF, TIFF stacks, multi-frame DICOM) use their first frame.
 - The EXIF orientation tag is applied (the image is shown the way viewers show it).
 - DICOM (``.dcm``/``.dicom`` or the ``DICM`` magic), through the optional ``pydicom``:
@@ -211,11 +213,8 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
                 "0..65535; convert it to unsigned 8 or 16 bit first"
             )
         return (a.astype(np.float32) / 65535.0)[..., None]
-    if mode == "F":
-        a = np.asarray(img, dtype=np.float32)
-        if not np.all(np.isfinite(a)) or (a.size and (a.min() < 0.0 or a.max() > 1.0)):
-            raise DataError("float image with values outside [0, 1] or not finite")
-        return a[..., None].copy()
+    if mode == "F":  # refused as an in-memory float image is: with the values seen, and a hint
+        return batch_to_float(np.asarray(img, dtype=np.float32)[None])[0][..., None].copy()
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         mode = img.mode
@@ -301,6 +300,10 @@ def stored_bits(path: str | Path | BinaryIO) -> int:
     min-max scales already, and for an unreadable header."""
     try:
         with Image.open(path) as img:
+            args = img.tile[0].args if img.tile else None
+            packed = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else None
+            if isinstance(packed, str) and ";16" in packed:  # 16-bit colour (RGB;16B): Pillow keeps the high
+                return 16  # byte, so its values are divided by 65535 too, in effect (12-bit data: 16 levels)
             return mode_bits(img.mode)
     except Exception:  # noqa: BLE001 - DICOM, or a file decode_image reports on
         return 8

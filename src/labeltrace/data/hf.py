@@ -24,7 +24,7 @@ from labeltrace.data.decode import (
     pixel_limit,
     stored_bits,
 )
-from labeltrace.data.errors import DataError
+from labeltrace.data.errors import DataError, keeps_warnings
 from labeltrace.data.validate import OnBadImage, finalize, id_texts, parse_labels
 
 __all__ = ["HFSource", "from_hf"]
@@ -142,6 +142,7 @@ def _integer_values(values: list[Any]) -> np.ndarray | None:
     return arr.astype(np.int64) if arr.ndim == 1 and arr.dtype.kind in "iu" else None
 
 
+@keeps_warnings
 def from_hf(
     dataset: Any, *, image_column: str = "image", label_column: str = "label",
     id_column: str | None = None, classes: Sequence[str] | None = None,

@@ -13,7 +13,7 @@ import numpy as np
 from labeltrace._checks import counted, id_list, listing
 from labeltrace.data.base import ImageDataset, _duplicates
 from labeltrace.data.decode import pixel_limit
-from labeltrace.data.errors import DataError
+from labeltrace.data.errors import DataError, keeps_warnings
 from labeltrace.data.sources import FileSource
 from labeltrace.data.validate import (
     MISSING_VALUES,
@@ -197,6 +197,7 @@ def read_columns(path: Path, columns: list[str]) -> dict[str, list[Any]]:
     raise DataError(f"{path}: manifest must be .csv, .tsv or .parquet")
 
 
+@keeps_warnings
 def from_manifest(
     path: str | Path, *, path_column: str = "path", label_column: str = "label",
     id_column: str | None = None, classes: Sequence[str] | None = None,

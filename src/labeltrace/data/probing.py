@@ -16,8 +16,9 @@ __all__ = ["mixed_depths", "probe"]
 
 
 #: a 16-bit file whose brightest pixel is at most this share of the range holds, say, 12-bit data
-#: (at most 6 %): beside 8-bit files it reaches the model far darker than they do
-DIM = 1 / 8
+#: (at most 6 %) or 14-bit data (at most 25 %): beside 8-bit files it reaches the model far darker
+#: than they do (a fourth as bright was not warned of at 1/8)
+DIM = 1 / 2
 
 
 def probe(source: ImageSource, i: int) -> tuple[tuple[int, int, int], int, float] | str:
@@ -54,7 +55,8 @@ def mixed_depths(probed: Sequence[tuple[tuple[int, int, int], int, float] | str]
     peak = float(np.median([m for _, m in sixteen]))
     warnings.warn(
         f"{len(sixteen)} of {len(ok)} images{where} are 16-bit files whose brightest pixel is at most "
-        f"{DIM:.1%} of their range ({peak:.0%}, median: 12-bit data in a 16-bit file reads at most 6 %), the others "
+        f"{DIM:.0%} of their range ({peak:.0%}, median: 12-bit data in a 16-bit file reads at most 6 %, 14-bit "
+        "25 %), the others "
         "8-bit or brighter (two scanners or exports?): 16-bit values are divided by 65535 and 8-bit ones by 255, "
         "so one picture reaches the model at another brightness by its file type: convert them to one depth, "
         f"scaled alike, before the scan. 16-bit: {listing(sources[k] for k, _ in sixteen)}", DataWarning,

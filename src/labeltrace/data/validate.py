@@ -136,6 +136,9 @@ def inside_roots(
     """
     resolved = tuple(Path(f).resolve() for f in files)
     outside = [k for k, f in enumerate(resolved) if not any(f.is_relative_to(r) for r in roots)]
+    if gone := [k for k in outside if not resolved[k].exists()]:  # a broken link: no --allow-root reads it
+        raise DataError(f"file not found: {listing(f'{sources[k]} -> {resolved[k]}' for k in gone)} (a broken "
+                        "symlink, or a path to a file since moved)")  # fmt: skip
     if outside:
         n = len(outside)
         also = f" or the allowed roots {listing(roots[1:])}" if len(roots) > 1 else ""

@@ -941,3 +941,23 @@ def test_fewer_samples_than_folds_is_said_before_any_cell_trains(tmp_path: Path,
     monkeypatch.setattr(cells, "run_cell", lambda *a, **k: pytest.fail("trained before refusing"))
     with pytest.raises(ValueError, match=r"digits: 4 samples, fewer than n_folds = 5"):
         run_bench(replace(cfg, datasets=(d,)), out_dir=tmp_path / "o", log=lambda s: None)
+
+
+def test_a_plot_not_drawn_this_run_is_not_left_beside_its_tables(quick, monkeypatch) -> None:
+    """An earlier run's PNGs stayed beside the new tables (a run with --no-plots, or one whose grid
+    has a single noise rate, showed the other run's curves), and the F1-vs-rate plot was skipped
+    without a word."""
+    cfg, _, tmp = quick
+    out = tmp / "stale"
+    out.mkdir()
+    for name in ("quick_f1_vs_rate.png", "quick_sei_epochs.png"):
+        (out / name).write_bytes(b"an earlier run's plot")
+    for name in ("train_recorded", "crossfit_recorded"):  # from the fixture's cache
+        monkeypatch.setattr(protocol, name, lambda *a, **k: pytest.fail("trained again"))
+    said: list[str] = []
+    run_bench(cfg, out_dir=out, log=said.append)
+    assert not (out / "quick_f1_vs_rate.png").exists()  # one rate per kind: not drawn, and not left
+    assert (out / "quick_sei_epochs.png").read_bytes() != b"an earlier run's plot"
+    assert any(s.startswith("no quick_f1_vs_rate.png: ") and "more than one rate" in s for s in said)
+    run_bench(cfg, out_dir=out, log=lambda s: None, plots=False)
+    assert not (out / "quick_sei_epochs.png").exists()

@@ -69,6 +69,7 @@ from labeltrace.relabel.live import LiveConfig
 from labeltrace.relabel.reviewers import MAX_REVIEWER, name_key, spelling
 from labeltrace.relabel.store_file import StoreReplaced
 from labeltrace.report.images import display_image, load_rgb, png_bytes
+from labeltrace.review import view as view_of
 from labeltrace.review.blind import (
     BlindMode,
     HiddenIds,
@@ -256,7 +257,7 @@ def create_app(
         me = page_name(reviewer)
         # resume: the page opens where this reviewer resumes, found as it is held (not at pos, read
         # from /api/state before: two reviewers opening at once were sent to one sample)
-        it = state.item(pos, me, shown=not peek, page=page, seq=seq, resume=resume)
+        it = view_of.item(state, pos, me, shown=not peek, page=page, seq=seq, resume=resume)
         it["copies"] = copies.of(it["id"], state.verdicts())  # exact copies: a blind page drops what it hides
         if blind is None:
             return it
@@ -293,7 +294,7 @@ def create_app(
         if not 0 <= sample_id < run.num_samples:
             return _err(404, f"unknown sample id: ids lie in [0, {run.num_samples})")
         try:
-            return state.context_of(sample_id)
+            return view_of.context_of(state, sample_id)
         except StoreReplaced:  # a ValueError too: answered 409 by its handler
             raise
         except (ValueError, OSError):

@@ -39,7 +39,7 @@ from labeltrace.relabel.posterior import queue_posterior
 from labeltrace.relabel.queue import DEFAULT_METHOD, queue_meta
 from labeltrace.relabel.runstore import run_store
 from labeltrace.relabel.verdicts import Verdicts, updated, verdicts
-from labeltrace.review.context import ReviewContext, top_classes
+from labeltrace.review.context import ReviewContext
 from labeltrace.review.leases import Leases
 from labeltrace.review.live_queue import live_queue
 from labeltrace.rundir import QUEUE, Run
@@ -52,10 +52,6 @@ _LABEL, _UNSURE, _SKIP, _EXCLUDE = (KINDS.index(k) for k in ("label", "unsure", 
 _INCREMENTAL = 500
 #: reviewers whose latest kinds are kept between requests (the most recently asked)
 _KINDS_KEPT = 32
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
 
 
 class ReviewState:
@@ -373,64 +369,3 @@ class ReviewState:
             pick = np.flatnonzero(hit)
         later = pick[pick > after]
         return int(later[0] if later.size else pick[0]), int(hits.size)
-
-    # ------------------------------------------------------------------ what the page shows
-    def item(self, pos: int, reviewer: str | None, *, shown: bool = False, page: str | None = None,
-             seq: int | None = None, resume: bool = False) -> dict[str, Any]:  # fmt: skip
-        """The queue item at ``pos``: labels, the decision shown, every reviewer's view.
-        ``shown``: it is shown to a reviewer (:meth:`show`) on ``page`` (a tab's id; ``seq`` the
-        request's number), not looked ahead at. ``resume`` (with ``shown``): the page opens at its
-        resume, found when shown (:meth:`show_resume`), not at ``pos``."""
-        order = self.order()
-        if shown and resume:
-            pos, i = self.show_resume(reviewer, page, seq)
-        else:
-            i = self.show(pos, reviewer, page, seq) if shown else int(order[pos])
-        hist = self.store.history(i)
-        me = None if reviewer is None else self.store.stored_spelling(reviewer)
-        mine = [d for d in hist if me is None or d.reviewer == me]
-        cur = mine[-1].to_dict() if mine else None
-        views = self.store.views(i)
-        v = self.verdicts()
-        r = v.resolution
-        post = self.posterior()
-        sugg = int(post[i].argmax()) if post is not None else int(self.suggested[i])
-        status = "resolved" if r.resolved[i] else "disputed" if r.disputed[i] else (
-            "awaiting" if r.n_votes[i] else "open")  # fmt: skip
-        return {
-            "position": pos,
-            "total": int(order.size),
-            "id": i,
-            "external_id": str(self.run.samples.column("external_id")[i].as_py()),
-            "given_label": self.classes[self.given[i]],
-            "suggested_label": self.classes[sugg],
-            "suggested_prob": _finite(post[i, sugg]) if post is not None
-            else _finite(self.suggested_prob[i]),
-            "top": top_classes(post[i], self.classes) if post is not None else [],
-            "score": _finite(self.score[i]),
-            "rank": int(self.rank[i]),
-            "decision": cur,
-            "history": len(hist),
-            "views": [{"reviewer": d.reviewer, "kind": d.kind, "decision": d.decision}
-                      for d in views],  # fmt: skip
-            "consensus": {"status": status, "excluded": bool(r.excluded[i]),  # settled as of no class: no label
-                          "label": self.classes[r.label[i]] if r.resolved[i] and not r.excluded[i] else None,
-                          "votes": int(r.n_votes[i]), "text": v.rule.describe()},  # fmt: skip
-        }
-
-    def context_of(self, i: int) -> dict[str, Any]:
-        """Neighbours (given and suggested class) and the trajectory of sample ``i``."""
-        post = self.posterior()
-        v = self.verdicts()
-        labels = np.where(v.excluded, -1, v.final)  # an excluded sample is no class's example
-        sugg = int(post[i].argmax()) if post is not None else int(self.suggested[i])
-        p = post if post is not None else np.eye(len(self.classes))[np.where(v.excluded, v.given, labels)]
-        nb = self.context.neighbours(i, [int(self.given[i]), sugg], labels, p)
-        return {
-            "id": i,
-            "neighbours": [{"label": self.classes[c], "role": role, "ids": nb[c]}
-                           for c, role in ((int(self.given[i]), "given"), (sugg, "suggested"))
-                           if c in nb and (role == "given" or c != self.given[i])],  # fmt: skip
-            "trajectory": self.context.trajectory(i),
-            "features": self.context.source,
-        }

@@ -47,10 +47,10 @@ def test_labelstudio_tasks(run_dir: Path, tmp_path: Path) -> None:
     i = t0["data"]["labeltrace_id"]
     assert t0["data"]["given_label"] == run.column("given_label")[i]
     assert t0["data"]["rank"] == 1
-    # the given label last: Label Studio pre-selects the last prediction's model version on a
-    # project's first import, and a Submit unchanged took the model's suggestion (Label Studio 1.23.2)
+    # the current (here the given) label last: Label Studio pre-selects the last prediction's model
+    # version on a project's first import, and a Submit unchanged took the model's suggestion (Label Studio 1.23.2)
     sugg_pred, given_pred = t0["predictions"]
-    assert given_pred["model_version"] == "given-label"
+    assert given_pred["model_version"] == "current-label"
     assert given_pred["result"] == [
         {
             "from_name": "label",

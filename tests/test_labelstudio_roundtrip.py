@@ -17,6 +17,7 @@ from runfactory import link_into_store, make_run
 from labeltrace.cli import main
 from labeltrace.export import export_run, import_labelstudio
 from labeltrace.relabel.runstore import run_store
+from labeltrace.relabel.verdicts import final_labels
 from labeltrace.rundir import open_run, write_table
 
 
@@ -290,3 +291,64 @@ def test_a_labelstudio_export_named_like_another_file_type_is_refused(tmp_path: 
     assert main(["export", str(rd), "--to", "labelstudio", "--out", str(tmp_path / "x.csv")]) == 2
     assert f"{tmp_path / 'x.csv'}: a labelstudio export must end in .json" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.config.xml").exists()
+
+
+def _submitted_unchanged(tasks: list[dict], at: str) -> list[tuple[int, list[dict]]]:
+    """Each task submitted with its pre-ticked (last) prediction, as an annotator clicking through does."""
+    return [(t["data"]["labeltrace_id"], [{"completed_by": 1, "updated_at": at, "created_at": at,
+                                           "was_cancelled": False, "ground_truth": False,
+                                           "result": t["predictions"][-1]["result"]}]) for t in tasks]  # fmt: skip
+
+
+def test_a_second_round_opens_with_the_reviewed_label_ticked(tmp_path: Path) -> None:
+    """Tasks exported after a round of relabels still opened with the given label ticked: a second
+    round clicked through took back every relabel, and the import said '0 labels changed, N confirmed'."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    classes, given = run.classes, run.column("given_label_id").astype(int)
+    moved = {sid: classes[(given[sid] + 1) % 3] for sid in (0, 3, 5)}
+    import_labelstudio(rd, _full(tmp_path / "r1.json", *[(sid, [_ann(c, "2025-01-01T10:00:00Z")])
+                                                         for sid, c in moved.items()]), warn=lambda m: None)  # fmt: skip
+    tasks = _tasks(export_run(rd, "labelstudio", tmp_path / "t2.json"))
+    ticked = {t["data"]["labeltrace_id"]: t["predictions"][-1]["result"][0]["value"]["choices"][0] for t in tasks}
+    assert all(ticked[sid] == c for sid, c in moved.items())
+    assert all(ticked[sid] == classes[given[sid]] for sid in ticked if sid not in moved)
+    said: list[str] = []
+    told: list[str] = []
+    import_labelstudio(rd, _full(tmp_path / "r2.json", *_submitted_unchanged(tasks, "2025-01-02T10:00:00Z")),
+                       warn=told.append, info=said.append)  # fmt: skip
+    assert "of the 12 samples this file decides, 3 labels changed, 9 confirmed" in said[0]
+    assert not told
+    labels, _ = final_labels(open_run(rd))
+    assert all(labels[sid] == classes.index(c) for sid, c in moved.items())
+
+
+def test_an_import_that_takes_back_a_relabel_says_so(tmp_path: Path) -> None:
+    """Tasks of the first export (the given label ticked), submitted unchanged after a round of relabels."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    classes, given = run.classes, run.column("given_label_id").astype(int)
+    first = _tasks(export_run(rd, "labelstudio", tmp_path / "t1.json"))
+    import_labelstudio(rd, _full(tmp_path / "r1.json", (4, [_ann(classes[(given[4] + 1) % 3], "2025-01-01T10:00:00Z")])),
+                       warn=lambda m: None)  # fmt: skip
+    told: list[str] = []
+    said: list[str] = []
+    import_labelstudio(rd, _full(tmp_path / "r2.json", *_submitted_unchanged(first, "2025-01-02T10:00:00Z")),
+                       warn=told.append, info=said.append)  # fmt: skip
+    assert len(told) == 1 and "the import takes back the relabels stored for sample 4" in told[0]
+    assert "0 labels changed, 12 confirmed" in said[0]
+
+
+def test_a_label_studio_vote_against_the_review_pages_is_not_counted_as_a_change(tmp_path: Path) -> None:
+    """'1 label changed' beside the warning that the sample is disputed and keeps its given label."""
+    rd = make_run(tmp_path, n=12, k=3, seed=1)
+    run = open_run(rd)
+    classes, given = run.classes, run.column("given_label_id").astype(int)
+    run_store(run).add(7, classes[(given[7] + 1) % 3], reviewer="alice")
+    said: list[str] = []
+    told: list[str] = []
+    import_labelstudio(rd, _full(tmp_path / "r.json", (7, [_ann(classes[(given[7] + 2) % 3], "2030-01-01T10:00:00Z")])),
+                       warn=told.append, info=said.append)  # fmt: skip
+    assert any("leaves sample 7 disputed" in t for t in told)
+    assert "of the 1 sample this file decides, 0 labels changed, 0 confirmed, 1 disputed (the review's decisions " \
+           "differ), 0 unsure, 0 skipped" in said[0]  # fmt: skip

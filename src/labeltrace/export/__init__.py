@@ -24,10 +24,12 @@
     sample ``review_decision`` and ``review_status`` (as in the table export below), and ``info``
     (a one-line summary shown as the task's header);
   - two ``predictions`` (Label Studio's pre-annotations): the suggested label with its posterior
-    probability as ``score`` (``model_version="labeltrace"``), then the given label
-    (``model_version="given-label"``) — last, because Label Studio pre-selects the last one's
-    model version on a project's first import: a task opens with its given label ticked, and a
-    Submit unchanged confirms it (the project's settings switch to the suggestions).
+    probability as ``score`` (``model_version="labeltrace"``), then the label as it stands —
+    the given one, or the review's consensus where it settled another (``exclude`` where it
+    excluded the image) — (``model_version="current-label"``), last, because Label Studio
+    pre-selects the last one's model version on a project's first import: a task opens with its
+    current label ticked, and a Submit unchanged confirms it (the project's settings switch to the
+    suggestions).
 
   The config has a single-choice ``label`` control with one choice per class and a
   ``review`` control with the choices ``unsure`` and ``exclude`` (the image is of no class); a

@@ -51,6 +51,14 @@ def labelstudio_config(classes: list[str]) -> str:
     )
 
 
+#: the pre-annotation a task opens with: its label as it stands (the given one, or the review's consensus)
+CURRENT_LABEL = "current-label"
+
+
+def _review_choice(what: str) -> list[dict[str, Any]]:
+    return [{"from_name": LS_REVIEW, "to_name": LS_IMAGE, "type": "choices", "value": {"choices": [what]}}]
+
+
 def _choice(label: str) -> list[dict[str, Any]]:
     return [
         {
@@ -140,6 +148,7 @@ def iter_labelstudio_tasks(
     ext = run.column("external_id")
     v = run_verdicts(run)  # the experts' review so far, beside the model's view
     decision, status = v.decision_text(classes), v.status_text()
+    now = v.final  # the label as it stands: the consensus where settled (-1: excluded), else the given one
     for i in order.tolist():
         review = ({"review_decision": str(decision[i]), "review_status": str(status[i])} if status[i] else {})
         try:
@@ -165,16 +174,18 @@ def iter_labelstudio_tasks(
                     f"(p {prob[i]:.2f}) · rank {int(rank[i])} · score {score[i]:.3g}"
                     + (f" · reviewed: {review['review_decision']} ({review['review_status']})" if review else ""),
                 },
-                # the given label last: Label Studio pre-selects the last prediction's model version
-                # on a project's first import, and Submit unchanged must keep the label, not take the
-                # model's suggestion
+                # the current label last: Label Studio pre-selects the last prediction's model version
+                # on a project's first import, and Submit unchanged must keep the label as it stands —
+                # a relabel the review settled too (ticking the given one, a second round's click-through
+                # took back every relabel of the first), not take the model's suggestion
                 "predictions": [
                     {
                         "model_version": "labeltrace",
                         "score": float(prob[i]) if np.isfinite(prob[i]) else 0.0,
                         "result": _choice(classes[sugg[i]]),
                     },
-                    {"model_version": "given-label", "result": _choice(classes[given[i]])},
+                    {"model_version": CURRENT_LABEL,
+                     "result": _choice(classes[now[i]]) if now[i] >= 0 else _review_choice("exclude")},
                 ],
             }
         )

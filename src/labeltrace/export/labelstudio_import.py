@@ -183,7 +183,8 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     say = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=3))
     _tell(say, export_json, empty=empty, several=several, drafts=drafts, minimal=minimal)
     store = run_store(run)
-    before = run_verdicts(run).resolution.disputed.copy()
+    was = run_verdicts(run)
+    before = was.resolution.disputed.copy()
     said = {r["sample_id"]: (r["kind"], r["decision"]) for r in rows}  # the file's decision of each sample
     rows, named = _newer(store, rows, say, export_json, truth)
     n = store.add_many(rows, source=LS_REVIEWER)
@@ -197,6 +198,11 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
         say(f"{export_json}: the Label Studio decision stored for {samples_named(other)} is not this file's: a "
             "newer annotation imported before stays current (an export in the other format, or an older one?)")
     verdicts = run_verdicts(run)
+    if (back := np.flatnonzero(was.changed & ~verdicts.changed & ~verdicts.resolution.disputed)).size:
+        say(f"{export_json}: the import takes back the relabels stored for {samples_named(back.tolist())}, which "
+            "now keep their given labels (this file's annotations settle them so): if the annotators submitted "
+            "tasks exported before those relabels, pre-ticked with the given label, export the tasks again — "
+            "they open with the current label ticked — and import their annotations once more")  # fmt: skip
     disputed = np.flatnonzero(verdicts.resolution.disputed & ~before)
     if disputed.size:  # the import disagrees with the review page's decisions there
         say(f"{export_json}: the import leaves {samples_named(disputed.tolist())} disputed (Label Studio's label "
@@ -268,12 +274,20 @@ def _summary(run: Run, took: dict[int, tuple[str, str]], kept: int, n: int, v: V
         return f"imported nothing new into {run.path / 'reviews.db'} (reviewer '{LS_REVIEWER}')"
     given, classes = run.column("given_label_id"), run.classes
     labels = [i for i, (kind, _) in took.items() if kind == "label"]
-    changed = sum(took[i][1] != classes[int(given[i])] for i in labels)
     kinds = [kind for kind, _ in took.values()]
+    if v.rule.one_vote_settles:  # what the labels are now: a vote against the review page's is disputed, not a change
+        ids = np.asarray(labels, dtype=np.int64)
+        settled = v.resolution.resolved[ids] & ~v.excluded[ids]
+        changed, confirmed = int((settled & v.changed[ids]).sum()), int((settled & ~v.changed[ids]).sum())
+        open_ = len(labels) - changed - confirmed
+    else:  # each a vote of several: what the file says (the settled clause says what they settled)
+        changed = sum(took[i][1] != classes[int(given[i])] for i in labels)
+        confirmed, open_ = len(labels) - changed, 0
     return (f"imported {n} annotation{'s' if n != 1 else ''} into {run.path / 'reviews.db'} (reviewer "
             f"'{LS_REVIEWER}'): of the {len(took) + kept} sample{'s' if len(took) + kept != 1 else ''} this file "
-            f"decides, {changed} label{'s' if changed != 1 else ''} changed, {len(labels) - changed} confirmed, "
-            f"{kinds.count('unsure')} unsure, {kinds.count('skip')} skipped"
+            f"decides, {changed} label{'s' if changed != 1 else ''} changed, {confirmed} confirmed, "
+            + (f"{open_} disputed (the review's decisions differ), " if open_ else "")
+            + f"{kinds.count('unsure')} unsure, {kinds.count('skip')} skipped"
             + (f", {kinds.count('exclude')} excluded as of no class" if 'exclude' in kinds else "")
             + (f", {kept} keep{'s' if kept == 1 else ''} a decision stored before" if kept else "")
             + _settled(v, [i for i, (kind, _) in took.items() if kind in ("label", "exclude")]))

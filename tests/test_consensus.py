@@ -36,6 +36,20 @@ def test_rule_by_hand() -> None:
         ConsensusRule(agree=0)
 
 
+def test_rule_refuses_what_is_not_a_flag_or_a_count() -> None:
+    # "false" is a non-empty string, truthy: it was stored as count_given and counted the given label
+    for bad in ("false", "no", 0, 1, None):
+        with pytest.raises(ValueError, match="count_given must be True or False"):
+            ConsensusRule(count_given=bad)  # type: ignore[arg-type]
+    for bad_agree in (True, 1.5, "2"):
+        with pytest.raises(ValueError, match="agree must be an integer"):
+            ConsensusRule(agree=bad_agree)  # type: ignore[arg-type]
+    # numpy's scalars are read as Python's: the rule is stored as JSON with the run's decisions
+    rule = ConsensusRule(agree=np.int64(2), count_given=np.bool_(True))  # type: ignore[arg-type]
+    assert rule == ConsensusRule(agree=2, count_given=True)
+    assert type(rule.agree) is int and type(rule.count_given) is bool
+
+
 def test_campaign_agree_asks_for_agreeing_votes() -> None:
     # single expert without the initial vote: agree=2 needs two equal votes
     c = Campaign(np.array([0, 0]), num_classes=3, budget=None, priority="random",

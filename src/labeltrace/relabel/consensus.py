@@ -38,7 +38,7 @@ class ConsensusRule:
     Attributes
     ----------
     agree : votes the leading class needs (>= 1), besides a strict majority over the second.
-    count_given : the sample's given label counts as one vote.
+    count_given : the sample's given label counts as one vote (True or False).
     """
 
     agree: int = 1
@@ -49,6 +49,10 @@ class ConsensusRule:
             raise ValueError(f"agree must be an integer number of votes, got {self.agree!r}")
         if self.agree < 1:
             raise ValueError(f"agree must be >= 1 vote, got {self.agree}")
+        if not isinstance(self.count_given, bool | np.bool_):  # "false" is truthy: never read as a flag
+            raise ValueError(f"count_given must be True or False, got {self.count_given!r}")
+        object.__setattr__(self, "agree", int(self.agree))  # stored as JSON with the run's decisions
+        object.__setattr__(self, "count_given", bool(self.count_given))
 
     @property
     def one_vote_settles(self) -> bool:

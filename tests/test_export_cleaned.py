@@ -364,3 +364,24 @@ def test_the_rescan_command_trains_in_the_precision_the_scan_did(tmp_path: Path,
     cmd, args = rescan_on(tmp_path, monkeypatch, native=native, edit=edit)
     assert (flag in cmd) if flag else "--precision" not in cmd
     assert args.precision == (flag.split()[1] if flag else "auto")
+
+
+def test_without_report_the_export_s_warnings_are_python_warnings_at_the_caller_s_line(tmp_path: Path) -> None:
+    """``export_labels(run_dir)``'s default report dropped every message (a class left with one sample,
+    decisions a scan set aside ...): they are UserWarnings now, as export_run's, pointing at this file."""
+    rd = make_run(tmp_path, n=12, k=3, seed=10, classes=["a", "b", "rare"])
+    run = open_run(rd)
+    rare = np.flatnonzero(run.column("given_label_id") == 2).tolist()
+    for i in rare[1:]:
+        run_store(run).add(int(i), "a", reviewer="ada")
+    (rd / "reviews.db.replaced-20240101").write_bytes(b"")  # decisions a scan with --force set aside
+    with pytest.warns(UserWarning) as told:
+        export_labels(rd, tmp_path / "clean.csv")
+    texts = [str(w.message) for w in told]
+    assert any(t.startswith("the review left one sample in class 'rare'") for t in texts), texts
+    assert any("reviews.db.replaced-20240101" in t for t in texts), texts
+    assert not [t for t in texts if t.startswith("warning:")]
+    assert {w.filename for w in told} == {__file__}  # not a line inside labeltrace
+    with pytest.warns(UserWarning, match="reviews.db.replaced-20240101") as said:  # export_run: the same helper
+        export_run(rd, "csv", tmp_path / "t.csv")
+    assert {w.filename for w in said} == {__file__}

@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -75,6 +74,7 @@ from labeltrace import rundir
 from labeltrace._checks import listing
 from labeltrace._io import atomic_write_bytes, write_json_array
 from labeltrace._spreadsheet import formula_cells
+from labeltrace._warn import warn_caller
 from labeltrace.export.labelstudio import (
     MAX_SIDE,
     ImageMode,
@@ -170,7 +170,7 @@ def export_run(
     if to not in TARGETS:
         raise ValueError(f"unknown export target {to!r}; choose one of {TARGETS}")
     run = open_run(run_dir)
-    say = warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3))  # the caller's line
+    say = warn or warn_caller  # at the caller's line
     # decisions a scan with --force set aside (in none of these exports); an images folder not there
     for text in notices(run):
         say(text)

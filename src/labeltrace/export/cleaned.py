@@ -60,6 +60,7 @@ from labeltrace._io import (
     atomic_write_bytes,
     write_table,
 )
+from labeltrace._warn import warn_caller
 from labeltrace.data.duplicates import group_members
 from labeltrace.data.validate import is_missing, marker_set
 from labeltrace.export.cleaned_manifest import (
@@ -171,10 +172,12 @@ def export_labels(
         Output file (default ``RUN_DIR/labels_cleaned.<ext>``, ``<ext>`` as described in the
         module docstring). The original manifest is never overwritten.
     report : callable, optional
-        Told how many samples have no consensus yet and where they are listed, and (lines
-        starting ``warning:``) which written class names a manifest reader takes for missing
-        values (:func:`missing_like_labels`) and which decision files a scan with ``--force`` set
-        aside (:func:`~labeltrace.relabel.runstore.set_aside_text`).
+        Told how many samples have no consensus yet, how many were excluded, and where they are
+        listed, and (lines starting ``warning:``) which written class names a manifest reader takes
+        for missing values (:func:`missing_like_labels`), which classes the review left with no
+        sample or one, which exact copies still carry different labels, and which decision files a
+        scan with ``--force`` set aside (:func:`~labeltrace.relabel.runstore.set_aside_text`);
+        default :func:`warnings.warn`, each message a ``UserWarning`` (without its ``warning:``).
 
     Raises
     ------
@@ -184,22 +187,23 @@ def export_labels(
     """
     run = open_run(run_dir)
     _refuse_injected_noise(run)
+    say = report or (lambda m: warn_caller(m.removeprefix("warning: ")))  # at the caller's line
     aside = set_aside_text(run)
-    if aside is not None and report is not None:
-        report(f"warning: {aside}")
+    if aside is not None:
+        say(f"warning: {aside}")
     store = open_store(run)
     views = store.views() if store is not None else []  # one read: the labels and the unresolved list agree
     v = run_verdicts(run, views=views)
     with atomic_batch():  # the label file and its companions, renamed together: one export's, never a mix
-        return _write_all(run, out, v, views, report)
+        return _write_all(run, out, v, views, say)
 
 
 def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views: list[Decision],
-               report: Callable[[str], None] | None) -> Path:  # fmt: skip
+               report: Callable[[str], None]) -> Path:  # fmt: skip
     """The label file of :func:`export_labels` and its companions (class list, unresolved samples)."""
     path = _export(run, Path(out) if out is not None else None, v)
     odd = missing_like_labels(run, v)
-    if odd and report is not None:
+    if odd:
         report(f"warning: {path} writes the class name{'s' if len(odd) > 1 else ''} "
                f"{', '.join(map(repr, odd))}, which a manifest reader takes for a missing label "
                "(labeltrace.data.MISSING_VALUES): scan it with --no-missing-markers (in Python "
@@ -214,19 +218,19 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
     else:  # never leave an older export's list beside these labels
         atomic_remove(classes_path(path))
         empty = sorted(set(run.classes) - {run.classes[j] for j in np.unique(final)})
-        if empty and report is not None and _rescannable(run, path):
+        if empty and _rescannable(run, path):
             report(f"warning: the review left no sample in class{'es' if len(empty) > 1 else ''} "
                    f"{', '.join(map(repr, empty))}; a manifest's integer labels are positions in the scan's class "
                    "list, so renumber them before scanning these labels again")  # fmt: skip
     alone = np.flatnonzero(~v.excluded & np.isin(v.final, np.flatnonzero(np.bincount(final, minlength=len(run.classes)) == 1)))
-    if alone.size and report is not None and _rescannable(run, path):  # the one sample of each such class
+    if alone.size and _rescannable(run, path):  # the one sample of each such class
         paths = run.column("path")
         report(f"warning: the review left one sample in class{'es' if alone.size > 1 else ''} "
                + listing(f"{run.classes[int(v.final[i])]!r} ({paths[int(i)]})" for i in alone.tolist())
                + "; a scan refuses a class with fewer than 2 samples: add images to it, or relabel that sample "
                "too, before scanning these labels again")  # fmt: skip
     split = copies_apart(run, v)
-    if split and report is not None:
+    if split:
         report(f"warning: {len(split)} group{'s' if len(split) != 1 else ''} of exact copies (identical pixels) "
                f"still carr{'ies' if len(split) == 1 else 'y'} different labels in {path}: at least one label of each "
                "is wrong; decide the copies on the review page: "
@@ -234,11 +238,11 @@ def _write_all(run: Run, out: str | os.PathLike[str] | None, v: Verdicts, views:
     if (run.path / REVIEWS_DB).exists():
         gone = write_table(excluded_path(path), excluded_table(run, v, views))  # for people: spreadsheet-safe
         n_out = int(v.excluded.sum())
-        if n_out and report is not None:
+        if n_out:
             report(excluded_text(n_out, path, gone, aligned=_arrays(run) and path.suffix.lower() != ".npz"))
         table = unresolved_table(run, v, views=views)
         listed = write_table(unresolved_path(path), table)  # a list for people: safe in a spreadsheet
-        if report is not None and table.num_rows:  # none: the header alone, as the excluded list, unnamed
+        if table.num_rows:  # none: the header alone, as the excluded list, unnamed
             n, rule = table.num_rows, v.rule.describe()
             status = table.column("status").to_pylist()
             only = sum(st in ("unsure", "skip") for st in status)

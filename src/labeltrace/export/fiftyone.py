@@ -4,7 +4,6 @@ refreshed in place."""
 from __future__ import annotations
 
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from labeltrace._io import atomic_write_bytes
+from labeltrace._warn import warn_caller
 from labeltrace.export.labelstudio import report_problems
 from labeltrace.relabel.order import every_sample_in_review_order
 from labeltrace.relabel.verdicts import run_verdicts
@@ -122,7 +122,7 @@ def to_fiftyone(run: Run, name: str | None, *, warn: Callable[[str], None] | Non
             with suppress(Exception):  # the failure's own message says more
                 ds.delete()
         raise
-    _take_name(fo, ds, name, exists, warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=4)))
+    _take_name(fo, ds, name, exists, warn or warn_caller)
     return name
 
 

@@ -5,7 +5,6 @@ results back)."""
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from labeltrace._checks import listing
+from labeltrace._warn import warn_caller
 from labeltrace.export.labelstudio_images import (
     MAX_SIDE,
     ImageMode,
@@ -200,7 +200,7 @@ def report_problems(
     image (``left_out``: left out of the export), which local files went in as data URIs
     (``embedded``, named by their paths in ``run``) and how many images were shrunk to
     ``max_side`` (``shrunk``); ``ValueError`` when every image failed (nothing worth writing)."""
-    say = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=4))
+    say = warn or warn_caller
     if shrunk:
         say(f"{len(shrunk)} of {total} images {'is' if len(shrunk) == 1 else 'are'} larger than {max_side} px: "
             f"embedded shrunk to {max_side} px on their longer side (--max-side 0 embeds them whole, a file several "

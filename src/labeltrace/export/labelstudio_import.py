@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from labeltrace._checks import samples_named
 from labeltrace._io import iter_json_items
+from labeltrace._warn import warn_caller
 from labeltrace.export.labelstudio_results import annotation_says, decision_of, iso, min_decision
 from labeltrace.relabel.runstore import run_store
 from labeltrace.relabel.verdicts import Verdicts, run_verdicts
@@ -180,7 +180,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     for k, r in enumerate(rows):
         first.setdefault(r["sample_id"], k)
     rows.sort(key=lambda r: (first[r["sample_id"]], r["decided_at"] or ""))
-    say = warn if warn is not None else (lambda m: warnings.warn(m, UserWarning, stacklevel=3))
+    say = warn or warn_caller
     _tell(say, export_json, empty=empty, several=several, drafts=drafts, minimal=minimal)
     store = run_store(run)
     was = run_verdicts(run)

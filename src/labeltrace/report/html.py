@@ -22,6 +22,7 @@ import numpy as np
 from labeltrace import rundir
 from labeltrace._checks import listing
 from labeltrace._io import atomic_write_bytes
+from labeltrace._warn import warn_caller
 from labeltrace.diagnostics import contradicted_texts
 from labeltrace.relabel.runstore import notices
 from labeltrace.report import plots, stats
@@ -283,7 +284,7 @@ def write_report(
                          "minutes, 3.4 GB and a page of 121 MB); the samples table (samples.csv, or labeltrace export "
                          "RUN_DIR --to csv) lists every sample, the review page shows them one by one")  # fmt: skip
     run = open_run(run_dir)
-    say = warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3))
+    say = warn or warn_caller
     for text in notices(run):
         say(text)
     d = read_report_data(run)

@@ -174,3 +174,31 @@ def test_a_budget_past_the_flagged_samples_says_when_the_scan_called_its_estimat
     q = write_queue(rd, tmp_path / "q2.csv", method="cross_entropy", budget=59, repeats=5)
     assert (f"(it estimates 3 wrong labels in all, against the {q.estimate.wrong:,} the model calls wrong; the scan "
             "warned that a class the model barely recognises inflates that estimate)") in (q.estimate_note or "")
+
+
+def test_write_queue_refuses_settings_its_method_does_not_read(tmp_path: Path) -> None:
+    """`write_queue(method="cross_entropy", gamma=0.9)` was accepted and recorded in the queue file though
+    unread; gamma=5 or NaN too (the CLI refuses them outside [0, 1]); a seed without random or a budget,
+    repeats without a budget, likewise; method="oracle" said it "needs true_dist=", a parameter
+    write_queue has not. Each is refused before a file is written, as `labeltrace queue` refuses it."""
+    rd = make_run(tmp_path, n=30, k=3, seed=8)
+    out = tmp_path / "q.csv"
+    refusals = [
+        ({"gamma": 0.9}, "gamma is the ambiguity threshold of joint and sei_joint; method='cross_entropy' does "
+                         "not read it (leave it out)"),
+        ({"method": "joint", "gamma": 5}, "gamma must be a number in [0, 1]"),
+        ({"method": "joint", "gamma": float("nan")}, "gamma must be a number in [0, 1]"),
+        ({"seed": 3}, "method='cross_entropy' without budget reads none (leave it out)"),
+        ({"repeats": 20}, "repeats is the number of simulated campaigns of the budget estimate"),
+        ({"method": "oracle"}, "method must be one of cross_entropy, joint, random, sei, sei_joint; oracle needs "
+                               "the true labels"),
+        ({"method": "random", "seed": -1}, "seed must be an int >= 0, got -1"),
+        ({"method": "random", "seed": 1.5}, "seed must be an int >= 0, got 1.5"),
+    ]
+    for kw, said in refusals:
+        with pytest.raises(ValueError) as e:
+            write_queue(rd, out, **kw)
+        assert said in str(e.value), kw
+    assert not out.exists() and not (rd / "queue.parquet").exists()
+    for kw in ({"method": "joint", "gamma": 0.9}, {"method": "random", "seed": 3}, {"seed": 3, "budget": 5, "repeats": 20}):
+        assert write_queue(rd, out, **kw).meta["seed"] == kw.get("seed", 0)

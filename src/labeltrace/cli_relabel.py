@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,37 +61,17 @@ MODEL_SETTINGS = ("features", "epochs", "head", "hidden", "batch_size", "lr", "p
                   "prune", "active_every", "active_method")
 
 
-def _flags(names: Iterable[str]) -> str:
-    return ", ".join(f"--{n.replace('_', '-')}" for n in names)
-
-
 def _unread_settings(args: argparse.Namespace, rules: list[str]) -> None:
     """Refuse a setting the command line named (at its default too) that none of ``rules`` reads
-    (``queue --method cross_entropy --gamma 0.5`` ran without one word that gamma went unused)."""
-    from labeltrace.relabel import priority as prio
+    (``queue --method cross_entropy --gamma 0.5`` ran without one word that gamma went unused):
+    :func:`labeltrace.relabel.unread.refuse_unread`, the check the Python functions run."""
+    from labeltrace.relabel.unread import refuse_unread
 
     named: frozenset[str] = getattr(args, "named", frozenset())  # main's: what the command line named
-    if any(r not in prio.available() for r in rules):  # an unknown name: the command's own error
-        return
-    known = [prio.get(r) for r in rules]
-
-    def which(what: str) -> str:
-        return (f"--method {rules[0]} does not read {what}" if args.command == "queue"
-                else f"none of the selectors {', '.join(rules)} reads {what}")  # fmt: skip
-
-    if "gamma" in named and not any("gamma" in r.settings for r in known):
-        readers = [r for r in prio.available() if "gamma" in prio.get(r).settings]
-        raise ValueError(f"--gamma is the ambiguity threshold of {' and '.join(readers)}; {which('it')} "
-                         "(leave it out)")  # fmt: skip
-    if args.command == "queue":
-        if "seed" in named and "seed" not in known[0].settings and args.budget is None:
-            raise ValueError(f"--seed seeds --method random and the --budget estimate's simulated reviews; "
-                             f"--method {args.method} without --budget reads none (leave it out)")  # fmt: skip
-        return
-    unread = [n for n in MODEL_SETTINGS if n in named]
-    if unread and not prio.needing_model(rules):
-        raise ValueError(f"{_flags(unread)} set or feed the model behind the selectors that read one; "
-                         f"{which('a model')} (leave them out)")  # fmt: skip
+    queue = args.command == "queue"
+    refuse_unread(rules, cli=True, gamma="gamma" in named, seed=queue and "seed" in named,
+                  model=[] if queue else [n for n in MODEL_SETTINGS if n in named],
+                  budget=(args.budget is not None) if queue else None)  # fmt: skip
 
 
 def _cmd_queue(args: argparse.Namespace) -> int:
@@ -122,12 +102,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from labeltrace.relabel.head import HeadConfig
     from labeltrace.relabel.io import format_summary
     from labeltrace.relabel.simulation import parse_selectors, simulate_files
+    from labeltrace.relabel.unread import check_active
 
     if args.hidden is not None and args.head == "linear":
         raise ValueError("--hidden is the width of the mlp head's hidden layer; a linear head has none")
-    if args.active_method != "head" and args.active_every is None:
-        raise ValueError(f"--active-method {args.active_method} says how --active-every M refreshes the ranking "
-                         "every M relabels; give --active-every (without it the model is static)")
+    check_active(args.active_method, args.active_every, cli=True)
     _unread_settings(args, parse_selectors(args.selectors))
     width = {} if args.hidden is None else {"hidden": args.hidden}  # HeadConfig's own default otherwise
     head = HeadConfig(model=args.head, **width, epochs=args.epochs, batch_size=args.batch_size,

@@ -32,7 +32,10 @@ from labeltrace.relabel.consensus import ConsensusRule
 from labeltrace.relabel.priority import Priority, PriorityFn
 from labeltrace.relabel.result import count_curves
 
-__all__ = ["Estimate", "preflight"]
+__all__ = ["REPEATS", "Estimate", "preflight"]
+
+#: the simulated campaigns of an estimate unless asked otherwise
+REPEATS = 200
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def preflight(
     sei: np.ndarray | None = None,
     gamma: float = 0.3,
     rule: ConsensusRule = ConsensusRule(),
-    repeats: int = 200,
+    repeats: int = REPEATS,
     seed: int = 0,
 ) -> Estimate:
     """Estimate what ``budget`` reviews of the queue ordered by ``priority`` fix (module doc).

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import describe_ids, listing
+from labeltrace._checks import check_finite_float, describe_ids, listing
 from labeltrace.relabel.arrays import (
     EPS,
     as_matrix,
@@ -55,6 +55,7 @@ from labeltrace.relabel.arrays import (
 )
 
 __all__ = [
+    "DEFAULT_GAMMA",
     "DEFAULT_SELECTORS",
     "EPS",
     "MODEL_INPUTS",
@@ -63,6 +64,7 @@ __all__ = [
     "PriorityFn",
     "ambiguity_penalty",
     "available",
+    "check_gamma",
     "cross_entropy",
     "custom",
     "get",
@@ -97,12 +99,26 @@ _KEYWORD: dict[str, str] = {
 # --------------------------------------------------------------------------- the rules
 
 
-def ambiguity_penalty(posterior: np.ndarray, *, gamma: float = 0.3) -> np.ndarray:
+#: the ambiguity threshold γ of ``joint`` and ``sei_joint`` unless given (Bernhardt et al.'s)
+DEFAULT_GAMMA = 0.3
+
+
+def check_gamma(gamma: float) -> float:
+    """``gamma`` as a float in ``[0, 1]`` (the entropies it is compared with are normalised): a value
+    outside, NaN, a bool or a string is refused, whichever rule it is for."""
+    try:
+        g = check_finite_float(gamma, "gamma")
+    except ValueError:
+        g = float("nan")
+    if not 0.0 <= g <= 1.0:
+        raise ValueError(f"gamma must be a number in [0, 1] (entropies are normalised), got {gamma!r}")
+    return g
+
+
+def ambiguity_penalty(posterior: np.ndarray, *, gamma: float = DEFAULT_GAMMA) -> np.ndarray:
     """``max(H(p) / log K − γ, 0)``: (N,) penalty for posteriors more uncertain than ``γ``."""
     p = check_posterior(posterior)
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must lie in [0, 1] (entropies are normalised), got {gamma}")
-    return np.maximum(normalized_entropy(p) - gamma, 0.0)
+    return np.maximum(normalized_entropy(p) - check_gamma(gamma), 0.0)
 
 
 def cross_entropy(posterior: np.ndarray, label_counts: np.ndarray) -> np.ndarray:
@@ -192,7 +208,7 @@ class Priority:
         ``ValueError: priority 'joint' needs posterior=``).
     uses : inputs passed when available but not required (custom rules get the posterior).
     settings : the settings the rule reads, of ``gamma`` and ``seed`` (a command refuses one named
-        for rules that read none).
+        for rules that read none, a function one set off its default: :mod:`labeltrace.relabel.unread`).
     """
 
     name: str

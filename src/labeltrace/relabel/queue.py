@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labeltrace import rundir
-from labeltrace._checks import counted, describe_ids
+from labeltrace._checks import check_int, counted, describe_ids
 from labeltrace.diagnostics import one_class_phrase, warned_inflated
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.arrays import check_posterior, check_vector
@@ -41,8 +41,9 @@ from labeltrace.relabel.posterior import (  # re-exported: this module's public 
     run_posterior,
     run_sei,
 )
-from labeltrace.relabel.preflight import Estimate, preflight
+from labeltrace.relabel.preflight import REPEATS, Estimate, preflight
 from labeltrace.relabel.runstore import open_store
+from labeltrace.relabel.unread import refuse_unread
 from labeltrace.run_claim import sharing
 
 __all__ = [
@@ -211,11 +212,22 @@ def queue_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return json.loads(md[META_KEY]) if META_KEY in md else None
 
 
+def _settings(method: str, gamma: float, seed: int) -> tuple[prio.Priority, float, int]:
+    """The rule ``method`` (one of :func:`queue_methods`), ``gamma`` in [0, 1] and ``seed`` >= 0, or
+    ``ValueError`` naming the parameter (``oracle`` needs true labels: the simulator's alone)."""
+    offered = queue_methods()
+    if not isinstance(method, str) or method not in offered:
+        why = (f"; {method} needs the true labels, which a scan run has not (the simulator's upper bound)"
+               if isinstance(method, str) and method in prio.available() else "")  # fmt: skip
+        raise ValueError(f"method must be one of {', '.join(offered)}{why}, got {method!r}")
+    return prio.get(method), prio.check_gamma(gamma), check_int("seed", seed, 0)
+
+
 def queue_table(
     run: rundir.Run,
     *,
     method: str = DEFAULT_METHOD,
-    gamma: float = 0.3,
+    gamma: float = prio.DEFAULT_GAMMA,
     seed: int = 0,
     posterior: Window = "auto",
     settled_last: bool = True,
@@ -229,7 +241,7 @@ def queue_table(
     (:func:`~labeltrace.relabel.earlier.settled_before`: a cleaned manifest or .npz scanned again) come
     after all others, each group in priority order (column ``settled_before``).
     """
-    rule = prio.get(method)
+    rule, gamma, seed = _settings(method, gamma, seed)
     qp = queue_posterior(run, posterior)
     post = qp.probs
     given = run.column("given_label_id").astype(np.int64)
@@ -280,11 +292,11 @@ def write_queue(
     out: str | os.PathLike[str],
     *,
     method: str = DEFAULT_METHOD,
-    gamma: float = 0.3,
+    gamma: float = prio.DEFAULT_GAMMA,
     seed: int = 0,
     posterior: Window = "auto",
     budget: int | None = None,
-    repeats: int = 200,
+    repeats: int = REPEATS,
     settled_last: bool = True,
 ) -> Queue:
     """Write the queue of the run in ``run_dir`` to ``out`` (``.csv`` or ``.parquet``) and its
@@ -294,13 +306,21 @@ def write_queue(
     (:func:`labeltrace.relabel.preflight.preflight`, ``repeats`` simulated campaigns) under the
     consensus rule stored with the run's decisions (``review --agree / --count-given``; single-
     expert review when none is stored). ``settled_last``: as in :func:`queue_table`.
+
+    A setting the rule does not read, given a value other than its default, is refused
+    (:func:`labeltrace.relabel.unread.refuse_unread`, as ``labeltrace queue`` refuses it named):
+    ``gamma`` but for ``joint`` / ``sei_joint``, ``seed`` but for ``random`` or with a ``budget``,
+    ``repeats`` without a ``budget``.
     """
+    chosen, gamma, seed = _settings(method, gamma, seed)
+    refuse_unread([chosen.name], cli=False, gamma=gamma != prio.DEFAULT_GAMMA, seed=seed != 0,
+                  repeats=repeats != REPEATS, budget=budget is not None)  # fmt: skip
     run = rundir.open_run(run_dir)
     q = queue_table(run, method=method, gamma=gamma, seed=seed, posterior=posterior, settled_last=settled_last)
     estimate, warn, rule = None, None, None
     if budget is not None:
         given = run.column("given_label_id").astype(np.int64)
-        sei = run_sei(run) if "sei" in prio.get(method).inputs else None
+        sei = run_sei(run) if "sei" in chosen.inputs else None
         store = open_store(run)
         rule = store.rule() if store is not None else ConsensusRule()
         estimate = preflight(q.posterior.probs, given, budget=budget, priority=method, sei=sei,

@@ -354,6 +354,44 @@ def test_run_simulation_with_a_model_in_the_loop() -> None:
     assert live.retrainings == [1 + u for u in live.updates]
 
 
+def test_run_simulation_checks_every_setting_before_the_first_seed_trains() -> None:
+    """`seeds=[0, -1]` trained seed 0, then failed with numpy's error; `seeds=[1.7]` ran seed 1,
+    `seeds=True` seed 0; head=, active_every, active_method, gamma and model= were accepted (and
+    recorded) with model-free selectors; active_method="bogus" without active_every, and features of
+    another length, passed where no selector read them. Each is refused before anything trains."""
+    votes, feats, _ = _data()
+    calls: list[int] = []
+
+    def model(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(seed)
+        return np.full((N, K), 1 / K), np.zeros(N)
+
+    free: dict[str, Any] = {"selectors": ["random", "oracle"], "seeds": [0], "noise_rate": 0.2}
+    refusals: list[tuple[dict[str, Any], str]] = [
+        ({"selectors": ["cross_entropy"], "seeds": [0, -1], "model": model},
+         "seeds must be distinct whole numbers >= 0 (a non-empty list), got [0, -1]"),
+        ({**free, "seeds": [1.7]}, "seeds must be distinct whole numbers >= 0"),
+        ({**free, "seeds": True}, "seeds must be distinct whole numbers >= 0 (a non-empty list), got True"),
+        ({**free, "seeds": [2, 2]}, "seeds must be distinct"),
+        ({**free, "head": FAST}, "head set or feed the model behind the selectors that read one; none of the "
+                                 "selectors random, oracle reads a model (leave it out)"),
+        ({**free, "active_every": 10, "active_method": "propagation"}, "active_every, active_method set or feed"),
+        ({**free, "model": model}, "model set or feed the model"),
+        ({**free, "features": feats}, "features set or feed the model"),
+        ({**free, "features": feats[:5]}, f"features have 5 rows but the votes have {N} images"),
+        ({**free, "active_method": "bogus"}, "active_method='bogus' says how active_every M refreshes the ranking"),
+        ({**free, "gamma": 0.5}, "gamma is the ambiguity threshold of joint and sei_joint; none of the selectors "
+                                 "random, oracle reads it"),
+        ({**free, "selectors": ["joint"], "model": model, "gamma": 5}, "gamma must be a number in [0, 1]"),
+        ({"selectors": ["cross_entropy"], "seeds": [0], "model": model, "head": FAST}, "model replaces features"),
+    ]
+    for kw, said in refusals:
+        with pytest.raises(ValueError) as e:
+            experiment.run_simulation(votes, **kw)
+        assert said in str(e.value), kw
+    assert calls == []  # nothing trained
+
+
 def test_run_simulation_model_errors() -> None:
     votes, feats, _ = _data()
     ok = (np.full((N, K), 1 / K), np.zeros(N))

@@ -312,3 +312,25 @@ def test_queue_seed_and_simulate_votes_are_refused_by_name(run_dir: Path, tmp_pa
     np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     assert main(["simulate", "--votes", str(bad), "--selectors", "random", "--out", str(tmp_path / "s")]) == 2
     assert f"error: votes file {bad} cannot be read as a .npy array of counts" in capsys.readouterr().err
+
+
+def test_simulate_files_refuses_what_no_selector_reads_before_writing(tmp_path: Path) -> None:
+    """simulate_files(seeds=True) ran seed 0; a head= or active_every with model-free selectors ran
+    and was recorded in simulation.json; seeds [0, -1] failed with numpy's error after seed 0 ran."""
+    from labeltrace.relabel.head import HeadConfig
+    from labeltrace.relabel.simulation import simulate_files
+
+    votes_path, _ = _votes_csv(tmp_path / "labels.csv")
+    out = tmp_path / "sim"
+    free = {"selectors": "random,oracle", "seeds": 2}
+    for kw, said in (({**free, "seeds": True}, "seeds must be an int >= 1, got True"),
+                     ({**free, "seeds": [0, -1]}, "seeds must be distinct whole numbers >= 0"),
+                     ({**free, "head": HeadConfig(epochs=3)}, "head set or feed the model"),
+                     ({**free, "active_every": 10}, "active_every set or feed the model"),
+                     ({**free, "gamma": 0.5}, "none of the selectors random, oracle reads it")):
+        with pytest.raises(ValueError) as e:
+            simulate_files(votes_path, out, **kw)
+        assert said in str(e.value), kw
+    assert not out.exists()
+    sim, _ = simulate_files(votes_path, out, **free)
+    assert sim.seeds == [0, 1]

@@ -18,6 +18,7 @@ __all__ = [
     "check_mask",
     "check_num_classes",
     "check_scores",
+    "check_seeds",
     "counted",
     "describe_ids",
     "group_codes",
@@ -84,6 +85,22 @@ def check_int(name: str, value: Any, low: int, high: int | None = None, *, hint:
     if value < low or (high is not None and value > high):
         raise ValueError(f"{name} must be an int >= {low}{upper}, got {value}{hint}")
     return int(value)
+
+
+def check_seeds(seeds: Any, name: str = "seeds") -> list[int]:
+    """``seeds`` as a list of distinct ints >= 0, each read as :func:`check_int` reads it (not a bool,
+    not 1.7: refused, not truncated), or ``ValueError`` naming ``name`` — before any seed is used
+    (a bad one last in the list failed only after the others had run)."""
+    items = None if isinstance(seeds, str | bytes) or not isinstance(seeds, Iterable) else list(seeds)
+    ok, ints = bool(items), []
+    try:
+        ints = [check_int(name, s, 0) for s in items or ()]
+    except ValueError:
+        ok = False
+    if not ok or len(set(ints)) != len(ints):
+        raise ValueError(f"{name} must be distinct whole numbers >= 0 (a non-empty list), got "
+                         f"{seeds if items is None else items!r}")  # fmt: skip
+    return ints
 
 
 def real_numbers(dtype: Any, *, booleans: bool = True) -> bool:

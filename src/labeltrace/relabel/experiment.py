@@ -29,6 +29,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from labeltrace._checks import check_seeds
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.annotator import Annotator, FunctionAnnotator, SimulatedAnnotator
 from labeltrace.relabel.arrays import check_label_vector, check_posterior, check_vector
@@ -39,6 +40,7 @@ from labeltrace.relabel.priority import DEFAULT_SELECTORS
 from labeltrace.relabel.propagation import neighbour_graph
 from labeltrace.relabel.result import DEFAULT_FRACTIONS, CampaignResult, campaign_result
 from labeltrace.relabel.stats import SimulationResult, aggregate, normalized_gain, ratio_to_random
+from labeltrace.relabel.unread import check_active, refuse_unread
 from labeltrace.relabel.votes import (
     InitialLabels,
     ambiguous_mask,
@@ -164,8 +166,7 @@ def compare_selectors(
     )
     if not named:
         raise ValueError("no selectors given")
-    if not seeds:
-        raise ValueError("no seeds given")
+    seeds = check_seeds(seeds)
     out: dict[str, list[CampaignResult]] = {}
     for disp, sel in named.items():
         active = update_posterior is not None and prio.resolve(sel).needs_model
@@ -231,7 +232,7 @@ def run_simulation(
     head: HeadConfig = DEFAULT_HEAD,
     active_every: int | None = None,
     active_method: str = "head",
-    gamma: float = 0.3,
+    gamma: float = prio.DEFAULT_GAMMA,
     log: Callable[[str], None] | None = None,
     model: ModelFn | None = None,
 ) -> SimulationResult:
@@ -265,6 +266,13 @@ def run_simulation(
         (posterior (N, K), sei (N,))`` trained on ``labels`` (e.g. a fine-tuned network,
         cross-fitted); with ``active_every`` it is called again on the current labels at every
         refresh (``active_method="head"``).
+
+    Everything is checked before the first seed trains: the seeds (distinct whole numbers >= 0),
+    ``gamma`` (in [0, 1]), ``features`` against the votes' N, and the settings no selector reads,
+    refused as ``labeltrace simulate`` refuses them (:mod:`labeltrace.relabel.unread`): ``gamma``
+    off its default without ``joint`` / ``sei_joint``; ``features``, ``model``, ``head``,
+    ``active_every`` or ``active_method`` given with selectors that read no model;
+    ``active_method`` without ``active_every``; ``head`` or ``features`` beside ``model``.
     """
     dist = vote_distribution(votes)
     n, k = dist.shape
@@ -276,26 +284,30 @@ def run_simulation(
         raise ValueError(f"unknown selectors {unknown}; available: {', '.join(prio.available())}")
     if len(set(sel)) != len(sel):
         raise ValueError(f"selectors repeat: {sel}")
-    seeds = [int(s) for s in seeds]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
+    seeds = check_seeds(seeds)  # all of them before the first trains
+    gamma = prio.check_gamma(gamma)
+    check_active(active_method, active_every, cli=False)
     needs_model = prio.needing_model(sel)
-    x: list[np.ndarray] | None = None
-    if model is not None and (features is not None or active_method != "head"):
+    if model is not None and (features is not None or head != DEFAULT_HEAD or active_method != "head"):
         raise ValueError("model replaces features and the head: give one or the other "
                          "(a model refreshes by refitting: active_method='head')")  # fmt: skip
-    if needs_model and model is None:
-        if features is None:
-            raise ValueError(
-                f"selectors {needs_model} need a model posterior/SEI: give features "
-                "(an (N, D) array) or keep only random and oracle"
-            )
+    x: list[np.ndarray] | None = None
+    if features is not None:  # checked whether or not a selector reads them
         views = [features] if isinstance(features, np.ndarray) else list(features)
         x = [standardize(f) for f in views]
         for i, v in enumerate(x):
             if v.shape[0] != n:
                 name = "features" if len(x) == 1 else f"feature view {i}"
                 raise ValueError(f"{name} have {v.shape[0]} rows but the votes have {n} images")
+    given = [name for name, on in (("features", features is not None), ("model", model is not None),
+                                   ("head", head != DEFAULT_HEAD), ("active_every", active_every is not None),
+                                   ("active_method", active_method != "head")) if on]  # fmt: skip
+    refuse_unread(sel, cli=False, gamma=gamma != prio.DEFAULT_GAMMA, model=given)
+    if needs_model and model is None and features is None:
+        raise ValueError(
+            f"selectors {needs_model} need a model posterior/SEI: give features "
+            "(an (N, D) array) or keep only random and oracle"
+        )
     budget = _simulation_budget(n, noise_rate, budget_factor, budget)
     live = None
     if active_every is not None:

@@ -8,6 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from labeltrace._checks import check_int, check_seeds
 from labeltrace.relabel import io as rio
 from labeltrace.relabel import priority as prio
 from labeltrace.relabel.experiment import (
@@ -40,7 +43,7 @@ def simulate_files(
     head: HeadConfig = DEFAULT_HEAD,
     active_every: int | None = None,
     active_method: str = "head",
-    gamma: float = 0.3,
+    gamma: float = prio.DEFAULT_GAMMA,
     curve_every: int = 1,
     title: str | None = None,
     log: Callable[[str], None] | None = None,
@@ -54,7 +57,8 @@ def simulate_files(
     the same images (e.g. one backbone at several resolutions) whose heads' posteriors are
     averaged. Everything is checked before anything is trained or written: bad
     files, selectors that need a model without ``features`` (the message names them), features
-    whose rows do not match the votes.
+    whose rows do not match the votes, the seeds, and the settings no selector reads (as in
+    :func:`~labeltrace.relabel.experiment.run_simulation`).
 
     Returns
     -------
@@ -76,7 +80,8 @@ def simulate_files(
         views = features.split(",") if isinstance(features, str) else [features]
         feats = [rio.load_features(f.strip() if isinstance(f, str) else f, n=vote_counts.shape[0])
                  for f in views]  # fmt: skip
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    seed_list = (list(range(check_int("seeds", seeds, 1))) if isinstance(seeds, int | np.integer | bool)
+                 else check_seeds(seeds))  # fmt: skip
     sim = run_simulation(vote_counts, features=feats, selectors=names, seeds=seed_list,
                          noise_rate=noise_rate, budget_factor=budget_factor, budget=budget,
                          head=head, active_every=active_every, active_method=active_method,

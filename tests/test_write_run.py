@@ -179,6 +179,20 @@ def test_the_folder_is_claimed_as_a_scans(tmp_path: Path) -> None:
     assert c.get("/api/history/7").json()[0]["decision"] == "b"
 
 
+def test_knn_k_without_features_is_not_read_and_does_not_block_the_same_run(tmp_path: Path) -> None:
+    """`write_run(ds, rec, out, knn_k=5)` without features: knn_k was never read but entered the run's
+    fingerprint, so the same run written again without it was refused as another configuration. As
+    a scan's setting its detector does not read, it is said not used and the run holds the default."""
+    images, given, _ = _data()
+    ds, out = _dataset(images, given), tmp_path / "run"
+    rec = _train(images, given, epochs=3)
+    said: list[str] = []
+    write_run(ds, rec, out, knn_k=5, log=said.append)
+    write_run(ds, rec, out, log=lambda s: None)  # the same run: rewritten, not refused
+    assert any(s.startswith("knn_k 5: not used without features") for s in said), said
+    assert json.loads((out / "run.json").read_text())["config"]["knn_k"] == 10
+
+
 def test_no_softmax_kept_is_refused_before_the_folder_is_touched(tmp_path: Path) -> None:
     images, given, _ = _data()
     rec = _train(images, given, epochs=3, recorder=Recorder(N, K, keep_probs=0))

@@ -73,7 +73,9 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
     per-epoch files too): the recorder is not changed and ``out`` stands alone.
     ``features``, ``detector``, ``knn_k``: as :func:`labeltrace.find_suspects` (the features,
     e.g. your network's penultimate embedding, are kept as the run's embedding: the queue and
-    the review page's live re-ranking read them); ``ds.groups`` as its ``groups``.
+    the review page's live re-ranking read them; without them ``knn_k`` is not read, said in
+    ``log``, and the run records its default, so the same run written without it is this one);
+    ``ds.groups`` as its ``groups``.
     ``true_labels``: known clean labels, one class id per sample, for the detection metrics.
     ``seconds``: the wall seconds your training took (run.json's ``cost.seconds``: for a scan the time
     of its trainings alone), when you know (null otherwise). ``origin``,
@@ -116,10 +118,13 @@ def write_run(ds: ImageDataset, recorder: Any, out: str | os.PathLike[str], *, f
         held = held_copies(out, ds)
         copies = dataset_copies(ds) if held is None else held
         ev = one_run_evidence(dyn, features=features, detector=detector, knn_k=knn_k,
-                              groups=neighbour_groups(ds.groups, copies.exact, knn_k))  # fmt: skip
+                              groups=neighbour_groups(ds.groups, copies.exact, None if features is None else knn_k))
         det = with_count(detectors.detect(detector, ev))
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if features is None and knn_k != ScanConfig.knn_k:  # as a scan's setting its detector does not read
+        log(f"knn_k {knn_k}: not used without features (it counts each sample's neighbours in them)")
+        knn_k = ScanConfig.knn_k  # the fingerprint holds the default: the same run without it is this one
     noted = [*ds.notes, *(str(w.message) for w in caught if issubclass(w.category, UserWarning | RuntimeWarning))]
     run = RecordedRun(dyn, np.zeros(len(ds), bool), ds.n_classes)
     post = posterior([run], last=min(SUGGEST_LAST, dyn.kept_epochs))

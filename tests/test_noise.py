@@ -344,3 +344,20 @@ def test_noise_past_the_point_where_a_class_keeps_its_own_label_is_warned_of(spe
     if warned:
         assert said[0].startswith(f"--noise {spec}: in 10 of 10 classes more images carry one wrong label than "
                                   "their own (class 0: ")
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "3"])
+def test_a_seed_that_is_no_whole_number_from_0_is_refused_by_name(seed: object) -> None:
+    """`symmetric(y, .2, 3, seed=-1)` said numpy's 'expected non-negative integer', seed=1.5 raised
+    SeedSequence's TypeError: a ValueError names the parameter (one helper, _checks.seeded)."""
+    from labeltrace.relabel.priority import random as random_priority
+
+    y = np.array([0, 1, 2, 1, 0, 2])
+    for draw in (lambda: noise.symmetric(y, 0.2, 3, seed=seed),  # type: ignore[arg-type]
+                 lambda: noise.pair(y, 0.2, 3, seed=seed),  # type: ignore[arg-type]
+                 lambda: noise.from_transition(y, np.full((3, 3), 1 / 3), seed=seed),  # type: ignore[arg-type]
+                 lambda: random_priority(6, seed=seed)):  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"seed must be an int >= 0, got"):
+            draw()
+    gen = np.random.default_rng(4)  # a generator is used as it is
+    assert noise.symmetric(y, 0.5, 3, seed=gen).rate == 0.5

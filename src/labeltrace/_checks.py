@@ -28,6 +28,7 @@ __all__ = [
     "reject_nan",
     "round_half_up",
     "samples_named",
+    "seeded",
     "to_numpy",
     "utf8_text",
 ]
@@ -85,6 +86,15 @@ def check_int(name: str, value: Any, low: int, high: int | None = None, *, hint:
     if value < low or (high is not None and value > high):
         raise ValueError(f"{name} must be an int >= {low}{upper}, got {value}{hint}")
     return int(value)
+
+
+def seeded(seed: Any, name: str = "seed") -> np.random.Generator:
+    """``np.random.default_rng(seed)`` for a seed as :func:`check_int` reads it, an int >= 0 (-1 or 1.5
+    refused naming ``name``, not numpy's "expected non-negative integer" or SeedSequence's
+    TypeError); a ``np.random.Generator`` is used as it is."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(check_int(name, seed, 0))
 
 
 def check_seeds(seeds: Any, name: str = "seeds") -> list[int]:

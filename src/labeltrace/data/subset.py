@@ -8,6 +8,8 @@ import operator
 
 import numpy as np
 
+from labeltrace._checks import seeded
+
 __all__ = ["stratified_subset"]
 
 
@@ -65,7 +67,7 @@ def stratified_subset(labels: np.ndarray, size: int, *, seed: int = 0) -> np.nda
         idx, _ = train_test_split(np.arange(labels.size), train_size=size, stratify=labels,
                                   random_state=legacy_seed(seed))  # fmt: skip
         return np.sort(idx)
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     take = _shares(counts, size, rng)
     members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
     picked = [rng.choice(m, size=int(t), replace=False) for m, t in zip(members, take, strict=True) if t]

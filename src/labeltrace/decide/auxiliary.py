@@ -25,7 +25,7 @@ from labeltrace._checks import check_labels as _check_labels
 from labeltrace._checks import check_mask as _check_mask
 from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import check_scores as _check_scores
-from labeltrace._checks import counted, round_half_up
+from labeltrace._checks import counted, round_half_up, seeded
 from labeltrace._checks import describe_ids as _describe_ids
 from labeltrace._checks import reject_nan as _reject_nan
 
@@ -121,7 +121,7 @@ def assign_auxiliary(
     ideal = m * counts / n if n else np.zeros(k)
     quota = _allocate(ideal, cap, m)
 
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     key = rng.random(n)
     key[excl] = 2.0  # sorts after every eligible sample of its class
     order = np.lexsort((key, y))

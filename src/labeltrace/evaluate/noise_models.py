@@ -23,7 +23,7 @@ from scipy import stats
 from labeltrace._checks import check_labels as _check_labels
 from labeltrace._checks import check_num_classes as _check_num_classes
 from labeltrace._checks import describe_ids as _describe_ids
-from labeltrace._checks import id_list, real_numbers, round_half_up
+from labeltrace._checks import id_list, real_numbers, round_half_up, seeded
 
 __all__ = [
     "NoisyLabels",
@@ -113,7 +113,7 @@ def symmetric(labels: np.ndarray, rate: float, num_classes: int, *, seed: Seed) 
     num_classes : int
         Number of classes K >= 2.
     seed : int or np.random.Generator
-        Seed for ``np.random.default_rng``.
+        Seed for ``np.random.default_rng`` (an int >= 0), or a generator.
 
     Returns
     -------
@@ -122,7 +122,7 @@ def symmetric(labels: np.ndarray, rate: float, num_classes: int, *, seed: Seed) 
     k = _check_num_classes(num_classes)
     y = _check_labels(labels, k)
     r = _check_rate(rate)
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     n_flip = _n_flips(r, y.size)
     idx = rng.choice(y.size, size=n_flip, replace=False)
     offset = rng.integers(1, k, size=n_flip)
@@ -143,7 +143,7 @@ def pair(labels: np.ndarray, rate: float, num_classes: int, *, seed: Seed) -> No
     num_classes : int
         Number of classes K >= 2.
     seed : int or np.random.Generator
-        Seed for ``np.random.default_rng``.
+        Seed for ``np.random.default_rng`` (an int >= 0), or a generator.
 
     Returns
     -------
@@ -152,7 +152,7 @@ def pair(labels: np.ndarray, rate: float, num_classes: int, *, seed: Seed) -> No
     k = _check_num_classes(num_classes)
     y = _check_labels(labels, k)
     r = _check_rate(rate)
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     idx = rng.choice(y.size, size=_n_flips(r, y.size), replace=False)
     noisy = y.copy()
     noisy[idx] = (y[idx] + 1) % k
@@ -187,7 +187,7 @@ def from_transition(labels: np.ndarray, T: np.ndarray, *, seed: Seed) -> NoisyLa
     T : np.ndarray
         (K, K) row-stochastic matrix: non-negative, finite, each row summing to 1 within 1e-6.
     seed : int or np.random.Generator
-        Seed for ``np.random.default_rng``.
+        Seed for ``np.random.default_rng`` (an int >= 0), or a generator.
 
     Returns
     -------
@@ -204,7 +204,7 @@ def from_transition(labels: np.ndarray, T: np.ndarray, *, seed: Seed) -> NoisyLa
         )
     k = t.shape[0]
     y = _check_labels(labels, k)
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     u = 1.0 - rng.random(y.size)  # in (0, 1]
     cdf = np.cumsum(t, axis=1)
     noisy = np.empty_like(y)
@@ -248,7 +248,7 @@ def confusion_calibrated(
     confusion_matrix : np.ndarray
         (K, K) non-negative counts or rates, ``[true, predicted]``.
     seed : int or np.random.Generator
-        Seed for ``np.random.default_rng``.
+        Seed for ``np.random.default_rng`` (an int >= 0), or a generator.
     weight_classes : bool, default True
         Weight the choice of flipped samples by the per-class error rate ``o_c`` (step 2).
 
@@ -260,7 +260,7 @@ def confusion_calibrated(
     k = cm.shape[0]
     y = _check_labels(labels, k)
     r = _check_rate(rate)
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
 
     row_sums = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, row_sums, out=np.zeros_like(cm), where=row_sums > 0)
@@ -331,7 +331,7 @@ def instance_dependent(
     num_classes : int
         Number of classes K >= 2.
     seed : int or np.random.Generator
-        Seed for ``np.random.default_rng``.
+        Seed for ``np.random.default_rng`` (an int >= 0), or a generator.
     std : float, default 0.1
         Standard deviation of the (pre-truncation) flip-rate normal.
 
@@ -356,7 +356,7 @@ def instance_dependent(
     if not (np.isfinite(std) and std > 0):
         raise ValueError(f"std must be a positive finite float, got {std!r}")
 
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     n, d = x.shape
     if r == 0.0:
         q = np.zeros(n)

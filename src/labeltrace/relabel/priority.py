@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from labeltrace._checks import check_finite_float, describe_ids, listing
+from labeltrace._checks import check_finite_float, describe_ids, listing, seeded
 from labeltrace.relabel.arrays import (
     EPS,
     as_matrix,
@@ -167,7 +167,7 @@ def random(n: int, *, seed: int = 0) -> np.ndarray:
     """(n,) seeded uniform priorities in ``[0, 1)``: a random review order."""
     if int(n) != n or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n}")
-    return np.random.default_rng(seed).random(int(n))
+    return seeded(seed).random(int(n))
 
 
 def oracle(label_counts: np.ndarray, true_dist: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from labeltrace._checks import group_codes, listing
+from labeltrace._checks import group_codes, listing, seeded
 from labeltrace.data.duplicates import connected_sets
 from labeltrace.train.seeds import legacy_seed
 
@@ -43,7 +43,7 @@ def stratified_folds(labels: np.ndarray, n_folds: int, *, seed: int, groups: Seq
         raise ValueError(f"{len(labels)} samples cannot be split into {n_folds} folds")
     if groups is not None:
         return keep_together(grouped_folds(labels, n_folds, seed, groups), labels, n_folds, copies, groups)
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     order = np.lexsort((rng.random(len(labels)), labels))  # by class, random within class
     folds = np.empty(len(labels), dtype=np.int64)
     folds[order] = np.arange(len(labels)) % n_folds

@@ -361,3 +361,19 @@ def test_a_seed_that_is_no_whole_number_from_0_is_refused_by_name(seed: object) 
             draw()
     gen = np.random.default_rng(4)  # a generator is used as it is
     assert noise.symmetric(y, 0.5, 3, seed=gen).rate == 0.5
+
+
+def test_inject_checks_the_labels_before_the_confusion_model_trains(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`inject("confusion:0.2", y + 5, 3, F, seed=0)` raised an IndexError once the 3-fold regression had
+    trained; the labels outside [0, K) are now named first, and nothing trains."""
+    import labeltrace.train.crossval as crossval
+
+    trained: list[int] = []
+    monkeypatch.setattr(crossval, "crossval_probs", lambda *a, **k: trained.append(1))
+    y = np.repeat(np.arange(3), 10)
+    feats = np.random.default_rng(0).normal(size=(30, 4))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\); 30 do not: sample ids \[0, 1, 2"):
+        noise.inject("confusion:0.2", y + 5, 3, feats, seed=0)
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        noise.inject("confusion:0.2", y, 3, feats, seed=-1)
+    assert trained == []

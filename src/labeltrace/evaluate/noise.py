@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from labeltrace._checks import check_int, check_labels, check_num_classes
 from labeltrace.evaluate.noise_models import (
     NoisyLabels,
     confusion_calibrated,
@@ -68,8 +69,11 @@ def flat_features(x: np.ndarray, size: int = 16) -> np.ndarray:
 def inject(spec: str, labels: np.ndarray, num_classes: int, features: np.ndarray, *, seed: int) -> NoisyLabels:
     """Noise of ``spec`` (:func:`parse_spec`) on ``labels``. ``instance`` noise follows the
     ``features``; ``confusion`` noise follows the confusion matrix of 3-fold logistic regression
-    on them (trained on the clean labels), so flips go where a model confuses classes."""
+    on them (trained on the clean labels), so flips go where a model confuses classes. The labels,
+    the classes and the seed are checked before that regression trains."""
     kind, rate = parse_spec(spec)
+    labels = check_labels(labels, check_num_classes(num_classes))  # names the samples outside [0, K)
+    check_int("seed", seed, 0)
     if kind == "symmetric":
         noisy = symmetric(labels, rate, num_classes, seed=seed)
     elif kind == "pair":

@@ -538,6 +538,16 @@ def test_a_float_array_a_hair_over_one_is_said_as_it_is() -> None:
         from_arrays(x, np.array([0, 1, 0]))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8, np.uint16, np.bool_])
+def test_no_images_say_the_dataset_is_empty_whatever_their_dtype(dtype: Any) -> None:
+    """from_arrays(np.zeros((0, 8, 8)), ...) said numpy's 'cannot reshape array of size 0' for float
+    images (their range check), where uint8 said 'the dataset is empty'."""
+    from labeltrace.data import from_arrays
+
+    with pytest.raises(DataError, match=r"^the dataset is empty$"):
+        from_arrays(np.zeros((0, 8, 8), dtype), np.zeros(0, int))
+
+
 def test_the_unread_files_warning_says_how_labeltrace_scan_reads_them(tmp_path: Path) -> None:
     """The warning said only "pass extensions=[...] to read them": a from_folder argument that
     `labeltrace scan` has no flag for, so a CLI user was told a way in they could not take; a

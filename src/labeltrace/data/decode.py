@@ -311,8 +311,9 @@ def stored_bits(path: str | Path | BinaryIO) -> int:
 
 def rows_out_of_range(x: np.ndarray) -> np.ndarray:
     """The rows (first axis) of a float array ``(N, ...)`` holding a value that is not finite or lies
-    outside [0, 1], ascending."""
-    flat = np.asarray(x).reshape(len(x), -1)
+    outside [0, 1], ascending (none of no rows: reshape's -1 cannot be read from 0 values)."""
+    a = np.asarray(x)
+    flat = a.reshape(len(a), int(np.prod(a.shape[1:])))
     return np.flatnonzero(~np.all(np.isfinite(flat) & (flat >= 0) & (flat <= 1), axis=1))
 
 

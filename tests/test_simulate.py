@@ -363,6 +363,22 @@ def test_temperature_for_rate_hits_target() -> None:
         vm.temperature_for_rate(votes, 1.5)
 
 
+def test_a_rate_below_what_tied_votes_give_is_refused_before_any_seed_trains() -> None:
+    """Images whose votes tie for the most draw another class half the time even at the lowest
+    temperature: a target below that was met with the lowest temperature, silently noisier (asked
+    2 %, realised 3.2-4.5 % on 2-vote CIFAR-10H), and the budget was sized to the 2 %."""
+    votes = np.tile([3, 1, 0], (200, 1))
+    votes[:20] = [1, 1, 0]  # 20 ties: about 10 wrong labels at any temperature, 5 %
+    for seed in (None, 0):
+        with pytest.raises(ValueError, match=r"target_rate 0.01 is not reachable: .*20 of 200 images have a tie for "
+                                             r"the most votes.*ask for a rate of at least 0.0"):  # fmt: skip
+            vm.temperature_for_rate(votes, 0.01, seed=seed)
+    tau = vm.temperature_for_rate(votes, 0.2, seed=0)
+    assert vm.sample_initial_labels(votes, temperature=tau, seed=0).noise_rate >= 0.2
+    with pytest.raises(ValueError, match="not reachable"):
+        experiment.run_simulation(votes, noise_rate=0.01, seeds=[0, 1], selectors=["random"])
+
+
 def test_ambiguous_mask_threshold() -> None:
     votes = np.array([[10, 0, 0], [5, 5, 0], [18, 1, 1]])
     h = [

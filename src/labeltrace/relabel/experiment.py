@@ -326,9 +326,10 @@ def run_simulation(
     trainings: list[int] = []
     n_updates: list[int] = []
     update_sec: list[float] = []
-    for s in seeds:
+    taus = {s: temperature_for_rate(votes, noise_rate, seed=s) for s in seeds}  # an unreachable rate: before any
+    for s in seeds:  # training, not at the seed whose draw first misses it
         t0 = time.perf_counter()
-        tau = temperature_for_rate(votes, noise_rate, seed=s)
+        tau = taus[s]
         init = sample_initial_labels(votes, temperature=tau, seed=s)
         noisy = init.labels != truth
         temps.append(float(tau))

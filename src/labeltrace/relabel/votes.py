@@ -173,7 +173,8 @@ def temperature_for_rate(
     least ``target_rate``.
 
     Raises ``ValueError`` when the target lies outside the rates reachable within ``bounds``
-    (e.g. images whose annotators all agree can never be noisy).
+    (e.g. images whose annotators all agree can never be noisy; images whose votes tie for the most
+    are noisy about half the time even at the lowest temperature).
     """
     dist = vote_distribution(votes)
     if not 0.0 <= target_rate < 1.0:
@@ -195,6 +196,16 @@ def temperature_for_rate(
 
         rel_tol = 1e-9
     r_lo, r_hi = rate(lo), rate(hi)
+    step = 0.5 / dist.shape[0] if seed is not None else 1e-9  # a realised rate moves in steps of 1/N
+    if target_rate < r_lo - step:  # was: the lowest temperature, silently noisier than asked
+        tied = int(np.sum(np.sum(dist >= dist.max(axis=1, keepdims=True) - 1e-12, axis=1) > 1))
+        raise ValueError(
+            f"target_rate {target_rate} is not reachable: the noise rate ranges over [{r_lo:.6f}, {r_hi:.6f}] "
+            f"for temperatures in {bounds}"
+            + (f" — {tied} of {dist.shape[0]} images have a tie for the most votes, whose drawn label is another "
+               "class than their truth (the first of them) even at the lowest temperature" if tied else "")
+            + f"; ask for a rate of at least {r_lo:.4f}"
+        )  # fmt: skip
     if target_rate <= r_lo:
         return lo
     if target_rate > r_hi:

@@ -60,6 +60,21 @@ def test_load_votes_cifar10h_layout(tmp_path: Path) -> None:
     assert votes.dtype == np.float64
 
 
+def test_a_total_column_or_shuffled_ids_are_refused(tmp_path: Path) -> None:
+    """A votes_total column was read as a class every image belonged to (oracle accuracy 82 %, the
+    noise 21.9 % for 15 %, unsaid), and rows shuffled under an 'id' column ran against the features
+    in another order."""
+    total = _write(tmp_path / "t.csv", "index,votes_cat,votes_dog,votes_total\n0,48,2,50\n1,0,51,51\n2,20,30,50\n")
+    with pytest.raises(ValueError, match=r"t.csv: the vote column total hold each row's sum of the other vote "
+                                         r"columns: a total"):  # fmt: skip
+        rio.load_votes(total)
+    shuffled = _write(tmp_path / "s.csv", "id,votes_cat,votes_dog\n2,48,2\n0,0,51\n1,20,30\n")
+    with pytest.raises(ValueError, match=r"s.csv: its id column holds the ids 0..2 out of row order \(rows \[0, 1, 2\]\)"):
+        rio.load_votes(shuffled)
+    other_ids = _write(tmp_path / "o.csv", "id,votes_cat,votes_dog\n12,48,2\n7,0,51\n31,20,30\n")
+    assert rio.load_votes(other_ids)[1] == ["cat", "dog"]  # ids of their own: not sample ids
+
+
 def test_load_votes_npy_and_errors(tmp_path: Path) -> None:
     arr = np.array([[3, 1], [0, 4]])
     np.save(tmp_path / "v.npy", arr)

@@ -125,6 +125,15 @@ def load_votes(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
                     f"{path}: the index column must read 0..{len(rows) - 1} in row order; "
                     f"it does not at rows {id_list(off)}"
                 )
+        for name in ("id", "sample_id"):  # the ids 0..N-1 out of order: rows shuffled against the features
+            ids = [row[header.index(name)].strip() for row in rows] if name in header else []
+            if ids and all(t.isdigit() for t in ids):
+                got = np.array([int(t) for t in ids])
+                off = np.flatnonzero(got != np.arange(len(rows)))
+                if off.size and np.array_equal(np.sort(got), np.arange(len(rows))):
+                    raise ValueError(f"{path}: its {name} column holds the ids 0..{len(rows) - 1} out of row order "
+                                     f"(rows {id_list(off)}): rows are sample ids, aligned with the features by "
+                                     "position — sort the file by it first")  # fmt: skip
     else:
         raise ValueError(f"{path}: unsupported votes file (use .csv with votes_* columns or .npy)")
     if votes.shape[1] < 2:
@@ -135,6 +144,11 @@ def load_votes(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
     empty = np.flatnonzero(votes.sum(axis=1) <= 0)
     if empty.size:
         raise ValueError(f"{path}: images without any vote at {describe_ids(empty)}")
+    rest = votes.sum(axis=1, keepdims=True) - votes  # each column against the sum of the others
+    if total := [classes[c] for c in np.flatnonzero(np.all(np.isclose(votes, rest), axis=0))]:
+        raise ValueError(f"{path}: the vote column{'s' if len(total) > 1 else ''} {listing(total)} hold each row's sum "
+                         "of the other vote columns: a total, not a class's votes (every image would be of that "
+                         "class); rename or drop it (every votes_* column is a class)")  # fmt: skip
     return votes, classes
 
 

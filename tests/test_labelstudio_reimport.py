@@ -175,3 +175,27 @@ def test_json_min_entries_that_disagree_are_told(tmp_path: Path) -> None:
     assert import_labelstudio(rd, f, warn=told.append) == 3
     told = [t for t in told if "JSON-MIN" not in t]
     assert len(told) == 1 and "the annotations of sample 4 disagree" in told[0]
+
+
+def test_a_task_names_its_sample_through_a_decomposed_name_or_a_float_id() -> None:
+    """A file name that went through macOS (NFD accents) was refused as naming no sample, in a
+    message whose two names print alike; a labeltrace_id read back as 397.0 (pandas) named none."""
+    import unicodedata
+    from types import SimpleNamespace
+
+    from labeltrace.export.labelstudio_import import _external_ids, _sample_of
+
+    ids = ["imgs/ñandú é 1.jpg", "imgs/plain.jpg", "imgs/b.jpg"]
+    by_ext = _external_ids(ids)
+    run = SimpleNamespace(num_samples=3)
+    nfd = unicodedata.normalize("NFD", ids[0])
+    assert nfd != ids[0]
+    assert _sample_of(run, {"external_id": nfd}, "t", by_ext, ids) == 0  # type: ignore[arg-type]
+    assert _sample_of(run, {"labeltrace_id": 0, "external_id": nfd}, "t", by_ext, ids) == 0  # type: ignore[arg-type]
+    assert _sample_of(run, {"labeltrace_id": 2.0, "external_id": "imgs/b.jpg"}, "t", by_ext, ids) == 2  # type: ignore[arg-type]
+    assert _sample_of(run, {"labeltrace_id": "1.0"}, "t", by_ext, ids) == 1  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no sample matches"):
+        _sample_of(run, {"labeltrace_id": 1.5}, "t", by_ext, ids)  # type: ignore[arg-type]
+    twins = [unicodedata.normalize("NFC", "é.jpg"), unicodedata.normalize("NFD", "é.jpg")]  # two files on Linux
+    both = _external_ids(twins)
+    assert [_sample_of(run, {"external_id": e}, "t", both, twins) for e in twins] == [0, 1]  # type: ignore[arg-type]

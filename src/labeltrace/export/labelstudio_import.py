@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,28 +41,49 @@ def _tasks(export_json: str | os.PathLike[str]) -> Iterator[Any]:
         raise ValueError(f"{export_json}: cannot read a Label Studio export: {exc}") from exc
 
 
+def _external_ids(ext_ids: list[str]) -> dict[str, int]:
+    """Each sample's external id → its id, and also its NFC form where no other id shares that form:
+    a name that went through macOS (decomposed accents, NFD) still finds its sample."""
+    by_ext = {e: i for i, e in enumerate(ext_ids)}
+    forms = Counter(unicodedata.normalize("NFC", e) for e in ext_ids)
+    for i, e in enumerate(ext_ids):
+        if forms[nfc := unicodedata.normalize("NFC", e)] == 1:
+            by_ext.setdefault(nfc, i)
+    return by_ext
+
+
+def _lookup(by_ext: dict[str, int], ext: Any) -> int | None:
+    text = str(ext)
+    return by_ext[text] if text in by_ext else by_ext.get(unicodedata.normalize("NFC", text))
+
+
 def _sample_of(run: Run, data: dict[str, Any], where: str, by_ext: dict[str, int], ext_ids: list[str]) -> int:
     """The run's sample a task names (``labeltrace_id``, else ``external_id``); ``ValueError`` when
     it names none, or two that disagree."""
     sid = data.get("labeltrace_id")
     if sid is None and data.get("external_id") is not None:
-        sid = by_ext.get(str(data["external_id"]))
+        sid = _lookup(by_ext, data["external_id"])
     if isinstance(sid, str) and sid.strip().lstrip("-").isdigit():
+        sid = int(sid)
+    if isinstance(sid, str) and re.fullmatch(r"\s*-?\d+\.0*\s*", sid):  # "397.0": a spreadsheet's or pandas' float
+        sid = int(float(sid))
+    if isinstance(sid, float) and sid.is_integer():
         sid = int(sid)
     if not isinstance(sid, int) or isinstance(sid, bool) or not 0 <= sid < run.num_samples:
         raise ValueError(f"{where}: no sample matches (labeltrace_id {data.get('labeltrace_id')!r}, "
                          f"external_id {data.get('external_id')!r})")  # fmt: skip
     ext = data.get("external_id")
-    if ext is not None and str(ext) not in by_ext:
+    at = None if ext is None else _lookup(by_ext, ext)
+    if ext is not None and at is None:
         raise ValueError(
             f"{where}: names external_id {str(ext)!r}, which no sample of this run has (labeltrace_id {sid} "
             f"is {ext_ids[sid]!r}): an image renamed or replaced since the export, or a task file of "
             "another run?"
         )
-    if ext is not None and by_ext.get(str(ext), sid) != sid:
+    if at is not None and at != sid:
         raise ValueError(
             f"{where}: labeltrace_id {sid} is this run's sample {ext_ids[sid]!r}, but the task names "
-            f"external_id {str(ext)!r} (sample {by_ext[str(ext)]}): a task file of another run?"
+            f"external_id {str(ext)!r} (sample {at}): a task file of another run?"
         )
     return sid
 
@@ -123,7 +147,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     run = open_run(run_dir)
     classes = set(run.classes)
     ext_ids = [str(e) for e in run.column("external_id")]
-    by_ext = {e: i for i, e in enumerate(ext_ids)}
+    by_ext = _external_ids(ext_ids)
     rows: list[dict[str, Any]] = []
     empty: list[int] = []  # samples whose counted annotation holds no choice
     several: list[int] = []  # samples whose annotations disagree: only the latest is imported

@@ -199,3 +199,22 @@ def test_a_task_names_its_sample_through_a_decomposed_name_or_a_float_id() -> No
     twins = [unicodedata.normalize("NFC", "é.jpg"), unicodedata.normalize("NFD", "é.jpg")]  # two files on Linux
     both = _external_ids(twins)
     assert [_sample_of(run, {"external_id": e}, "t", both, twins) for e in twins] == [0, 1]  # type: ignore[arg-type]
+
+
+def test_an_annotation_of_two_classes_or_of_another_control_is_refused_by_name() -> None:
+    """Two class results in one annotation: the last was taken, unsaid; a class ticked under a
+    renamed control was read as an empty submission; 'Cat' had no word of 'cat'."""
+    from labeltrace.export.labelstudio_results import decision_of
+
+    def choice(name: str, *values: str) -> dict:
+        return {"type": "choices", "from_name": name, "to_name": "image", "value": {"choices": list(values)}}
+
+    classes = {"cat", "dog"}
+    assert decision_of([choice("label", "dog"), choice("label", "dog")], classes, "t") == ("label", "dog")
+    with pytest.raises(ValueError, match=r"t: one annotation ticks two classes, 'cat' and 'dog'"):
+        decision_of([choice("label", "cat"), choice("label", "dog")], classes, "t")
+    with pytest.raises(ValueError, match=r"t: a choice 'Cat' under the control 'choice', which the labeling config "
+                                         r"labeltrace wrote does not have .* \(the class 'cat' in another case\?\)"):  # fmt: skip
+        decision_of([choice("choice", "Cat")], classes, "t")
+    with pytest.raises(ValueError, match=r"unknown class 'Dog' \(the class 'dog' in another case\?\)"):
+        decision_of([choice("label", "Dog")], classes, "t")

@@ -31,12 +31,18 @@ def iso(ts: Any) -> str | None:
     return t.astimezone(_dt.UTC).isoformat(timespec="milliseconds")
 
 
+def _alike(label: Any, classes: set[str]) -> str:
+    """`` (the class it may be written for)``: another Unicode form or spaces, or another case; "" for none."""
+    twin = [c for c in sorted(classes) if isinstance(label, str) and name_key(c) == name_key(label)]
+    cased = [c for c in sorted(classes) if isinstance(label, str) and c.casefold() == label.casefold()]
+    return (f" ({ascii(label)}: the class {ascii(twin[0])} written another way)" if twin else
+            f" (the class {cased[0]!r} in another case?)" if cased else "")  # fmt: skip
+
+
 def _unknown(label: Any, classes: set[str], where: str) -> ValueError:
     """An unknown class named with the class it may be written for (another Unicode form, other
     spaces: the two print alike) and the classes (50 of a long list)."""
-    twin = [c for c in sorted(classes) if isinstance(label, str) and name_key(c) == name_key(label)]
-    alike = f" ({ascii(label)}: the class {ascii(twin[0])} written another way)" if twin else ""
-    return ValueError(f"{where}: unknown class {label!r}{alike}; classes are "
+    return ValueError(f"{where}: unknown class {label!r}{_alike(label, classes)}; classes are "
                       f"{listing(map(repr, sorted(classes)), 50)}")  # fmt: skip
 
 
@@ -59,7 +65,16 @@ def decision_of(
         elif r.get("from_name") == LS_LABEL or (vals and set(vals) <= classes):
             if len(vals) != 1:
                 raise ValueError(f"{where}: expected one class choice, got {vals}")
+            if label is not None and str(vals[0]) != label:  # the last one was taken, unsaid
+                raise ValueError(f"{where}: one annotation ticks two classes, {label!r} and {str(vals[0])!r}: "
+                                 "decide the sample on the review page")  # fmt: skip
             label = str(vals[0])
+        elif vals:  # a control the config labeltrace wrote has not: its choice was read as no answer
+            raise ValueError(f"{where}: a choice {listing(map(repr, vals))} under the control "
+                             f"{r.get('from_name')!r}, which the labeling config labeltrace wrote does not have "
+                             f"(its controls: {LS_LABEL!r}, the classes; {LS_REVIEW!r}, "
+                             f"{' or '.join(REVIEW_CHOICES)}): a project whose config was edited?"
+                             + (_alike(str(vals[0]), classes) if len(vals) == 1 else ""))  # fmt: skip
     if label is not None and label not in classes:
         raise _unknown(label, classes, where)
     return _review_says(said, label)

@@ -344,6 +344,11 @@ def test_noise_past_the_point_where_a_class_keeps_its_own_label_is_warned_of(spe
     if warned:
         assert said[0].startswith(f"--noise {spec}: in 10 of 10 classes more images carry one wrong label than "
                                   "their own (class 0: ")
+        with warnings.catch_warnings(record=True) as caught:  # a scan's classes: by their names
+            warnings.simplefilter("always")
+            inject(spec, y, 10, np.zeros((1000, 2)), seed=0, classes=[f"c{k}" for k in range(10)])
+        named = str(caught[0].message)
+        assert "(class 'c0': " in named and " labelled 'c" in named
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, True, "3"])

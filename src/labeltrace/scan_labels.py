@@ -37,7 +37,7 @@ def labels_trained_on(ds: ImageDataset, config: ScanConfig, noise_features: Call
     if config.noise:
         feats = noise_features() if noise.parse_spec(config.noise)[0] in ("instance", "confusion") \
             else np.zeros((len(given), 0), np.float32)  # fmt: skip
-        nl = noise.inject(config.noise, given, ds.n_classes, feats, seed=config.seed)
+        nl = noise.inject(config.noise, given, ds.n_classes, feats, seed=config.seed, classes=ds.classes)
         counts = np.bincount(nl.labels, minlength=ds.n_classes)
         if (counts < 2).any():  # refused before any training: the scores need every class twice
             few = [f"{ds.classes[c]!r} ({counts[c]})" for c in np.flatnonzero(counts < 2)]

@@ -11,6 +11,8 @@ of counts), and are re-exported here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from labeltrace._checks import check_int, check_labels, check_num_classes
@@ -66,11 +68,13 @@ def flat_features(x: np.ndarray, size: int = 16) -> np.ndarray:
     return t.reshape(len(t), -1).numpy()
 
 
-def inject(spec: str, labels: np.ndarray, num_classes: int, features: np.ndarray, *, seed: int) -> NoisyLabels:
+def inject(spec: str, labels: np.ndarray, num_classes: int, features: np.ndarray, *, seed: int,
+           classes: Sequence[str] | None = None) -> NoisyLabels:  # fmt: skip
     """Noise of ``spec`` (:func:`parse_spec`) on ``labels``. ``instance`` noise follows the
     ``features``; ``confusion`` noise follows the confusion matrix of 3-fold logistic regression
     on them (trained on the clean labels), so flips go where a model confuses classes. The labels,
-    the classes and the seed are checked before that regression trains."""
+    the classes and the seed are checked before that regression trains. ``classes``: the class
+    names, for the warning of classes whose labels the noise swaps (their ids otherwise)."""
     kind, rate = parse_spec(spec)
     labels = check_labels(labels, check_num_classes(num_classes))  # names the samples outside [0, K)
     check_int("seed", seed, 0)
@@ -88,11 +92,12 @@ def inject(spec: str, labels: np.ndarray, num_classes: int, features: np.ndarray
         np.add.at(cm, (labels, p.argmax(1)), 1.0)
         noisy = confusion_calibrated(labels, rate, cm, seed=seed)
     if kind in ("confusion", "instance") or rate >= (0.5 if kind == "pair" else (num_classes - 1) / num_classes):
-        _warn_if_swapped(spec, labels, noisy.labels, num_classes)  # symmetric and pair: past their own bound only
+        _warn_if_swapped(spec, labels, noisy.labels, num_classes, classes)  # symmetric and pair: past their bound only
     return noisy
 
 
-def _warn_if_swapped(spec: str, clean: np.ndarray, given: np.ndarray, num_classes: int) -> None:
+def _warn_if_swapped(spec: str, clean: np.ndarray, given: np.ndarray, num_classes: int,
+                     classes: Sequence[str] | None = None) -> None:  # fmt: skip
     """Warn where a class's images carry another label at least as often as their own (the noise is
     not diagonally dominant there): such a class's labels are swapped rather than noisy, and no
     detector can tell them from the right ones (symmetric:0.95 of 10 classes, pair:0.6 were accepted
@@ -110,7 +115,8 @@ def _warn_if_swapped(spec: str, clean: np.ndarray, given: np.ndarray, num_classe
     if bad.size:
         import warnings
 
-        shown = [f"class {k}: {m[k, rival[k]]} labelled {rival[k]}, {m[k, k]} kept" for k in bad]
+        name = (lambda k: repr(str(classes[k]))) if classes is not None else str  # noqa: E731
+        shown = [f"class {name(k)}: {m[k, rival[k]]} labelled {name(rival[k])}, {m[k, k]} kept" for k in bad]
         warnings.warn(f"--noise {spec}: in {len(bad)} of {num_classes} classes more images carry one wrong label "
                       f"than their own ({listing(shown, 5)}): there the given labels are swapped rather than "
                       "noisy, and no detector can tell the wrong ones apart (a lower rate keeps each class's own "

@@ -217,10 +217,11 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
     import threading
 
     from labeltrace.relabel.decisions import ReviewStore
+    from labeltrace.review import view
     from labeltrace.review.state import ReviewState
 
     rd = make_run(tmp_path, n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=4)
-    slow_add, slow_item = ReviewStore.add, ReviewState.item
+    slow_add, slow_item = ReviewStore.add, view.item
     saving, showing = threading.Event(), threading.Event()  # held until the test has pressed its key
 
     def add(self: ReviewStore, *a: object, **kw: object) -> object:
@@ -243,12 +244,12 @@ def test_a_key_pressed_while_a_decision_saves_is_reported_not_saved(
         page.close()
     monkeypatch.setattr(ReviewStore, "add", slow_add)
 
-    def item(self: ReviewState, pos: int, reviewer: object, *, shown: bool = False, **kw: object) -> object:
+    def item(state: ReviewState, pos: int, reviewer: object, *, shown: bool = False, **kw: object) -> object:
         if shown and pos > 0:
             showing.wait(30)  # the next item is slow to come
-        return slow_item(self, pos, reviewer, shown=shown, **kw)
+        return slow_item(state, pos, reviewer, shown=shown, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ReviewState, "item", item)
+    monkeypatch.setattr(view, "item", item)
     rd2 = make_run(tmp_path / "two", n=12, k=3, size=16, style="shapes", classes=list(SHAPES[:3]), seed=5)
     for base in serve(create_app(rd2, token=TOKEN)):
         page = _opened(browser, base)

@@ -477,8 +477,8 @@ def test_8_and_16_bit_files_mixed_are_named(tmp_path: Path) -> None:
     for f in (tmp_path / "d").rglob("*.png"):
         if "12bit" not in f.name:
             f.unlink()
-    with pytest.warns(UserWarning, match=r"every image .* is a 16-bit file whose brightest pixel is at most 50% .*"
-                                         r"\(6%, median.*a pretrained backbone"):  # fmt: skip
+    with pytest.warns(UserWarning, match=r"every image .* is a 16-bit file, as dim as 12-bit data \(the brightest "
+                                         r"pixel at 6% of the range, median\).*a pretrained backbone"):  # fmt: skip
         assert len(from_folder(tmp_path / "d")) == 6  # all 16-bit: one scale, but near black for a backbone
     for f in (tmp_path / "d").rglob("*.png"):  # 14-bit data alone: read alike, unsaid
         Image.fromarray(np.asarray(Image.open(f)) * 4).save(f)
@@ -525,6 +525,22 @@ def test_dim_16_bit_files_beside_8_bit_ones_are_named_at_14_bits_and_in_colour(t
     with pytest.warns(UserWarning, match=r"6 of 12 images .*are 16-bit files whose brightest pixel is at most 50% "
                                          r"of their range \((2[45]|6)%, median.*a/0_deep.png"):  # fmt: skip
         from_folder(tmp_path / "d")
+
+
+def test_16_bit_files_alone_some_dim_some_bright_are_no_mixed_depths(tmp_path: Path) -> None:
+    """Once a dim 16-bit file counted as a sign of 12-bit data, the bright 16-bit files of the same
+    set were taken for 8-bit ones (their depth not read) and the set was warned of as two exports."""
+    rng = np.random.default_rng(2)
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for k in range(6):
+            top = 0.4 if k % 2 else 0.95
+            pix = (rng.random((6, 6)) * top * 65535).astype(np.uint16)
+            pix[0, 0] = int(top * 65535)
+            Image.fromarray(pix).save(tmp_path / "d" / c / f"{k}.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(from_folder(tmp_path / "d")) == 12
 
 
 def test_a_float_array_a_hair_over_one_is_said_as_it_is() -> None:

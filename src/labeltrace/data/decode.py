@@ -302,8 +302,9 @@ def stored_bits(path: str | Path | BinaryIO) -> int:
         with Image.open(path) as img:
             args = img.tile[0].args if img.tile else None
             packed = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else None
-            if isinstance(packed, str) and ";16" in packed:  # 16-bit colour (RGB;16B): Pillow keeps the high
-                return 16  # byte, so its values are divided by 65535 too, in effect (12-bit data: 16 levels)
+            if img.format in ("PNG", "TIFF") and isinstance(packed, str) and packed.endswith((";16B", ";16L", ";16N")):
+                # 16-bit colour (RGB;16B): Pillow keeps the high byte, so its values are divided by 65535
+                return 16  # too, in effect (12-bit data: 16 levels); a 16-bit BMP (RGB565) is 8-bit-like
             return mode_bits(img.mode)
     except Exception:  # noqa: BLE001 - DICOM, or a file decode_image reports on
         return 8

@@ -4,7 +4,8 @@ and the bits its file stores — so that a set mixing 8-bit and 16-bit files is 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,8 @@ __all__ = ["mixed_depths", "probe"]
 #: (at most 6 %) or 14-bit data (at most 25 %): beside 8-bit files it reaches the model far darker
 #: than they do (a fourth as bright was not warned of at 1/8)
 DIM = 1 / 2
+#: the file types that may store 16 bits per sample (PNG, TIFF, PGM / PPM): the others' headers are not read
+DEEP = (".png", ".tif", ".tiff", ".pgm", ".ppm")
 
 
 def probe(source: ImageSource, i: int) -> tuple[tuple[int, int, int], int, float] | str:
@@ -34,7 +37,7 @@ def probe(source: ImageSource, i: int) -> tuple[tuple[int, int, int], int, float
         return msg.removeprefix(f"{p}: ") if p is not None else msg
     peak = float(img.max()) if img.size else 0.0
     p = source.path(i)
-    if peak > DIM or p is None or p.suffix.lower() in (".jpg", ".jpeg", ".dcm", ".dicom"):  # arrays, JPEG, DICOM: 8
+    if peak > DIM or p is None or p.suffix.lower() not in DEEP:  # arrays, JPEG, DICOM, ...: 8
         return img.shape, 8, peak  # type: ignore[return-value]
     from labeltrace.data.decode import stored_bits
 
@@ -42,7 +45,7 @@ def probe(source: ImageSource, i: int) -> tuple[tuple[int, int, int], int, float
 
 
 def mixed_depths(probed: Sequence[tuple[tuple[int, int, int], int, float] | str], sources: Sequence[str],
-                 where: str) -> None:  # fmt: skip
+                 where: str, path: Callable[[int], Path | None] = lambda i: None) -> None:  # fmt: skip
     """Warn when dim 16-bit image files (:data:`DIM`) sit beside other files: 16-bit values are
     divided by 65535, 8-bit ones by 255, so 12-bit X-ray data in a 16-bit file reaches the model at a
     sixteenth of the brightness of the same picture saved in 8 bits (a review's set of two kinds of
@@ -53,12 +56,20 @@ def mixed_depths(probed: Sequence[tuple[tuple[int, int, int], int, float] | str]
     sixteen = [(k, r[2]) for k, r in ok if r[1] == 16]
     if not sixteen:
         return
+    if len(sixteen) < len(ok):  # the bright files' depth, read now (probe read the dim ones' alone):
+        from labeltrace.data.decode import stored_bits
+
+        # 16-bit files of a normal range are no 8-bit others
+        bright = [(k, r[2]) for k, r in ok if r[1] != 16 and (f := path(k)) is not None and f.suffix.lower() in DEEP
+                  and stored_bits(f) == 16]  # fmt: skip
+        if len(sixteen) + len(bright) == len(ok):  # every file 16-bit: one scale for all
+            sixteen += bright
     peak = float(np.median([m for _, m in sixteen]))
     if len(sixteen) == len(ok):  # one scale for every image: the small CNN standardises its inputs, a
         if peak <= DIM / 4:  # pretrained backbone does not (12-bit X-rays: F1 0.83 -> 0.72, an audit's digits)
             warnings.warn(
-                f"every image{where} is a 16-bit file whose brightest pixel is at most {DIM:.0%} of its range "
-                f"({peak:.0%}, median: 12-bit data in a 16-bit file?): they are read divided by 65535, alike — "
+                f"every image{where} is a 16-bit file, as dim as 12-bit data (the brightest pixel at {peak:.0%} "
+                "of the range, median): they are read divided by 65535, alike — "
                 "the small CNN standardises them, but a pretrained backbone (effnet-lite*, which --model auto "
                 "picks for images over 64 px) sees them near black: scale them to the full 16-bit range (12-bit "
                 "data: x 16) before such a scan", DataWarning, stacklevel=3)  # fmt: skip

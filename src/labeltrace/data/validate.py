@@ -73,7 +73,7 @@ def finalize(
         reasons = [r if isinstance(r, str) else None for r in probed]
         shapes = np.array([(0, 0, 0) if isinstance(r, str) else r[0] for r in probed],
                           dtype=np.int64).reshape(n, 3)
-        mixed_depths(probed, sources, where)
+        mixed_depths(probed, sources, where, source.path)
     elif shapes is None:
         reasons = [
             None if (p := source.path(i)) is None or p.is_file() else "file not found"

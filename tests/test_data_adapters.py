@@ -596,3 +596,27 @@ def test_from_hf_turns_a_non_square_tiff_at_orientation_5_to_8(tmp_path: Path, o
                                     features=datasets.Features({"image": datasets.Image(),
                                                                 "label": datasets.Value("int64")}))  # fmt: skip
     np.testing.assert_array_equal(np.rint(from_hf(hf).load(0)[..., 0] * 255), shown)
+
+
+def test_a_reading_warning_is_said_at_the_callers_line_and_noted_again_on_a_second_read(tmp_path: Path) -> None:
+    """Kept on the dataset (notes), the warning was said again from inside labeltrace: a filter on
+    the caller's module no longer applied, and its line was the wrapper's."""
+    import warnings
+
+    from labeltrace.data.errors import DataWarning
+
+    _gray(tmp_path / "a" / "1.png", 0)
+    _gray(tmp_path / "a" / "2.png", 0)
+    _gray(tmp_path / "b" / "1.png", 9)
+    _gray(tmp_path / "b" / "2.png", 9)
+    (tmp_path / "b" / "scan.tif.bak").write_text("a backup")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        first, again = from_folder(tmp_path), from_folder(tmp_path)
+    said = [w for w in caught if issubclass(w.category, DataWarning)]
+    assert said and all(w.filename == __file__ for w in said)
+    assert first.notes == again.notes and "scan.tif.bak" in first.notes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # the caller's filter still decides
+        with pytest.raises(DataWarning, match="are not read"):
+            from_folder(tmp_path)

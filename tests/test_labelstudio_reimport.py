@@ -199,6 +199,9 @@ def test_a_task_names_its_sample_through_a_decomposed_name_or_a_float_id() -> No
     twins = [unicodedata.normalize("NFC", "é.jpg"), unicodedata.normalize("NFD", "é.jpg")]  # two files on Linux
     both = _external_ids(twins)
     assert [_sample_of(run, {"external_id": e}, "t", both, twins) for e in twins] == [0, 1]  # type: ignore[arg-type]
+    third = ["x_\u1ec7.png", "x_e\u0323\u0302.png"]  # one name, composed and decomposed: two files
+    with pytest.raises(ValueError, match="no sample matches"):  # a third spelling fits both: neither is taken
+        _sample_of(run, {"external_id": "x_\u1eb9\u0302.png"}, "t", _external_ids(third), third)  # type: ignore[arg-type]
 
 
 def test_an_annotation_of_two_classes_or_of_another_control_is_refused_by_name() -> None:

@@ -29,18 +29,28 @@ class DataWarning(UserWarning):
 
 def keeps_warnings(adapter: Callable[P, T]) -> Callable[P, T]:
     """An adapter whose dataset keeps, in its ``notes``, the :class:`DataWarning` texts said while
-    it was read (each still said as it comes): a scan writes them into ``run.json`` and the report,
-    where the console's lines were lost (16-bit files beside 8-bit ones, files not read, ...)."""
+    it was read (each still said): a scan writes them into ``run.json`` and the report, where the
+    console's lines were lost (16-bit files beside 8-bit ones, files not read, ...).
+
+    The caller's warning filters decide as before ("error" stops the adapter at the warning,
+    "ignore" keeps it out of the notes too); a data warning is said again at the caller's line (as
+    the adapters' own ``stacklevel`` placed it), any other where it arose."""
 
     @functools.wraps(adapter)
     def read(*args: P.args, **kwargs: P.kwargs) -> T:
+        caught: list[warnings.WarningMessage] = []
         try:
             with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", DataWarning)  # each one, though said before: each dataset's own
+                # appended after the caller's filters, which still decide; adding one resets the
+                # warnings' once-per-line registries, so a folder read again is noted again
+                warnings.filterwarnings("default", category=DataWarning, append=True)
                 ds = adapter(*args, **kwargs)
-        finally:  # said on, as the caller's filters have them (a refused dataset's too)
+        finally:
             for w in caught:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+                if issubclass(w.category, DataWarning):
+                    warnings.warn(w.message, stacklevel=2)  # the caller's line, module and registry
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         said: list[str] = list(getattr(ds, "notes", ()))  # an adapter calling another: its notes first
         said += dict.fromkeys(str(w.message) for w in caught
                               if issubclass(w.category, DataWarning) and str(w.message) not in said)  # fmt: skip

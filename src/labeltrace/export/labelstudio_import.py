@@ -42,19 +42,20 @@ def _tasks(export_json: str | os.PathLike[str]) -> Iterator[Any]:
 
 
 def _external_ids(ext_ids: list[str]) -> dict[str, int]:
-    """Each sample's external id → its id, and also its NFC form where no other id shares that form:
-    a name that went through macOS (decomposed accents, NFD) still finds its sample."""
+    """Each sample's external id → its id, and each NFC form no two ids share → that id, under the
+    key ``"\0" + form``: a name that went through macOS (decomposed accents, NFD) still finds its
+    sample, and one whose form several ids share finds none."""
     by_ext = {e: i for i, e in enumerate(ext_ids)}
     forms = Counter(unicodedata.normalize("NFC", e) for e in ext_ids)
     for i, e in enumerate(ext_ids):
         if forms[nfc := unicodedata.normalize("NFC", e)] == 1:
-            by_ext.setdefault(nfc, i)
+            by_ext["\0" + nfc] = i
     return by_ext
 
 
 def _lookup(by_ext: dict[str, int], ext: Any) -> int | None:
     text = str(ext)
-    return by_ext[text] if text in by_ext else by_ext.get(unicodedata.normalize("NFC", text))
+    return by_ext[text] if text in by_ext else by_ext.get("\0" + unicodedata.normalize("NFC", text))
 
 
 def _sample_of(run: Run, data: dict[str, Any], where: str, by_ext: dict[str, int], ext_ids: list[str]) -> int:

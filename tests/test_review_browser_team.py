@@ -316,3 +316,26 @@ def test_a_colleagues_votes_reach_the_progress_line(tmp_path: Path, browser: Any
         ada.clock.fast_forward(16_000)
         expect(ada.locator("#progress-text")).to_contain_text(f"1 / {N} reviewed")
         expect(ada.locator("#position")).to_have_text(f"1 / {N}")  # the sample shown stays
+
+
+def test_go_to_first_undecided_passes_a_sample_a_colleague_opened_since(tmp_path: Path, browser: Any) -> None:
+    """The button went to the position read with the page's progress, which a colleague may have
+    opened since: two reviewers on one sample."""
+    rd = _run(tmp_path, "button")
+    for base in serve(create_app(rd, token=TOKEN)):
+        pages = {}
+        for who in ("Ada", "Bob"):
+            pages[who] = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            pages[who].goto(f"{base}/?token={TOKEN}&reviewer={who}")
+        expect(pages["Bob"].locator("#position")).to_have_text(f"2 / {N}")
+        pages["Bob"].keyboard.press("ArrowRight")  # sample 1 free again; Bob's page read its resume as 1
+        expect(pages["Bob"].locator("#position")).to_have_text(f"3 / {N}")
+        cy = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        cy.goto(f"{base}/?token={TOKEN}&reviewer=Cy")
+        expect(cy.locator("#position")).to_have_text(f"2 / {N}")
+        shown = lambda r: "/api/item/" in r.url and "peek" not in r.url  # noqa: E731
+        with pages["Bob"].expect_response(shown):
+            pages["Bob"].locator("#resume").click()
+        pages["Bob"].evaluate("() => new Promise((done) => setTimeout(done, 50))")  # the answer shown
+        expect(pages["Bob"].locator("#position")).to_have_text(f"3 / {N}")  # his own, not Cy's
+        expect(cy.locator("#position")).to_have_text(f"2 / {N}")

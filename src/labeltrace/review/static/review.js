@@ -617,7 +617,8 @@
       if (!moving || it.id !== pendingId) pendingId = null;
       render();
       if (!blind) loadContext(it.id);
-      if (p + 1 < total) api(`api/item/${p + 1}?peek=true`).then((n) => prefetch(imagePath(n.id))).catch(() => {});
+      const ahead = it.position + 1; // a resume shows another position than p
+      if (ahead < total) api(`api/item/${ahead}?peek=true`).then((n) => prefetch(imagePath(n.id))).catch(() => {});
       return true;
     } catch (e) {
       if (mine === loadSeq) {
@@ -777,7 +778,8 @@
   });
   $("prev").addEventListener("click", () => load(want - 1));
   $("next").addEventListener("click", () => load(want + 1));
-  $("resume").addEventListener("click", () => load(Number($("resume").dataset.pos || 0)));
+  // found and held as it is asked for (resume): the position read with the progress may be a colleague's since
+  $("resume").addEventListener("click", () => load(Number($("resume").dataset.pos || 0), false, true));
   // "go to" a queue position (pos 12), a sample id or a file name, matched exactly: shown, and held,
   // as by any move. Answered with a position; should a live re-ranking move the sample before it is
   // asked for, the look-up runs once more. The box leaves the focus once there: keys decide again

@@ -961,3 +961,18 @@ def test_a_plot_not_drawn_this_run_is_not_left_beside_its_tables(quick, monkeypa
     assert any(s.startswith("no quick_f1_vs_rate.png: ") and "more than one rate" in s for s in said)
     run_bench(cfg, out_dir=out, log=lambda s: None, plots=False)
     assert not (out / "quick_sei_epochs.png").exists()
+
+
+def test_the_first_dataset_checked_is_not_read_again_for_its_cells(quick, monkeypatch) -> None:
+    """The pre-flight read every dataset, and the first cell read its dataset again: an npz read
+    twice, its notes said twice."""
+    from labeltrace.bench import grid
+
+    cfg, _, tmp = quick
+    reads: list[str] = []
+    real = grid.load_dataset
+    monkeypatch.setattr(grid, "load_dataset", lambda spec, *a, **k: reads.append(spec.name) or real(spec, *a, **k))
+    for name in ("train_recorded", "crossfit_recorded"):  # from the fixture's cache
+        monkeypatch.setattr(protocol, name, lambda *a, **k: pytest.fail("trained again"))
+    run_bench(cfg, out_dir=tmp / "once", log=lambda s: None, plots=False)
+    assert reads == [d.name for d in cfg.datasets]

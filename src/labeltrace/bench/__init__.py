@@ -24,6 +24,7 @@ import importlib.util
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -117,14 +118,15 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
                if d.source != "digits" and not Path(d.path or "").expanduser().exists()]  # fmt: skip
     if unfound:  # said before any training, not when the dataset's turn comes
         raise ValueError(f"dataset files not found: {'; '.join(unfound)}")
-    _check_datasets(cfg, lambda d: load_dataset(d, cfg.cache_path, progress=progress, log=log))
+    first = cells[0].dataset.name  # loaded once: the first cell's, kept; the others read again in their turn
+    loaded = _check_datasets(cfg, lambda d, quiet: load_dataset(d, cfg.cache_path, progress=progress and not quiet,
+                                                                log=(lambda s: None) if quiet else log), keep=first)
     partial = out / f"{cfg.name}.csv.partial"  # the rows so far; NAME.csv and NAME.md stay the last whole run's
     log(f"bench {cfg.name}: {len(cells)} cells x {len(detectors)} detectors ({', '.join(detectors)}); "
         f"cache {cfg.cache_path}")  # fmt: skip
     rows: list[dict[str, Any]] = []
     curve: list[dict[str, Any]] = []
     failures: list[str] = []
-    loaded: dict[str, Any] = {}
     for i, cell in enumerate(cells, 1):
         t0 = time.perf_counter()
         log(f"[{i}/{len(cells)}] {cell}")
@@ -181,16 +183,21 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
     return BenchResult(rows, curve, files, failures)
 
 
-def _check_datasets(cfg: BenchConfig, load: Callable[[DatasetSpec], Any]) -> None:
+def _check_datasets(cfg: BenchConfig, load: Callable[[DatasetSpec, bool], Any], *, keep: str) -> dict[str, Any]:
     """Every dataset's labels read, and what its cells need of them checked, before any training:
     a wrong ``split``, ``classes`` beyond the source's, an ``exclude`` that leaves nothing, fewer
     samples than ``n_folds`` or a ``subset`` smaller than the classes (a class without a sample)
     failed each of that dataset's cells when its turn came, hours into a grid (``ValueError``
-    listing every dataset's problem)."""
+    listing every dataset's problem). ``load(spec, quiet)``: the dataset ``keep`` (the first cell's,
+    returned loaded) as its cells read it, the others quietly (their notes said in their turn)."""
     problems: list[str] = []
+    kept: dict[str, Any] = {}
     for d in cfg.datasets:
         try:
-            data = load(d)
+            with warnings.catch_warnings():
+                if d.name != keep:  # said when its turn comes
+                    warnings.simplefilter("ignore")
+                data = load(d, d.name != keep)
         except (ValueError, OSError) as e:
             problems.append(f"{d.name}: {str(e).removeprefix(f'dataset {d.name!r}: ')}")
             continue
@@ -200,9 +207,12 @@ def _check_datasets(cfg: BenchConfig, load: Callable[[DatasetSpec], Any]) -> Non
         if (absent := k - np.unique(data.clean).size) > 0:
             why = f"subset = {d.subset} keeps" if d.subset else "it has"
             problems.append(f"{d.name}: {why} no sample of {absent} of its {k} classes")
+        if d.name == keep:
+            kept[d.name] = data
         del data
     if problems:
         raise ValueError("datasets that cannot run, said before any training: " + "; ".join(problems))
+    return kept
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

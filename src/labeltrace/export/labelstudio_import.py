@@ -223,7 +223,8 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
         say(f"{export_json}: the Label Studio decision stored for {samples_named(other)} is not this file's: a "
             "newer annotation imported before stays current (an export in the other format, or an older one?)")
     verdicts = run_verdicts(run)
-    if (back := np.flatnonzero(was.changed & ~verdicts.changed & ~verdicts.resolution.disputed)).size:
+    back = np.flatnonzero(was.changed & verdicts.resolution.resolved & ~verdicts.changed & ~verdicts.excluded)
+    if back.size:
         say(f"{export_json}: the import takes back the relabels stored for {samples_named(back.tolist())}, which "
             "now keep their given labels (this file's annotations settle them so): if the annotators submitted "
             "tasks exported before those relabels, pre-ticked with the given label, export the tasks again — "
@@ -304,7 +305,7 @@ def _summary(run: Run, took: dict[int, tuple[str, str]], kept: int, n: int, v: V
         ids = np.asarray(labels, dtype=np.int64)
         settled = v.resolution.resolved[ids] & ~v.excluded[ids]
         changed, confirmed = int((settled & v.changed[ids]).sum()), int((settled & ~v.changed[ids]).sum())
-        open_ = len(labels) - changed - confirmed
+        open_ = int((~v.resolution.resolved[ids]).sum())  # a label vote against another reviewer's
     else:  # each a vote of several: what the file says (the settled clause says what they settled)
         changed = sum(took[i][1] != classes[int(given[i])] for i in labels)
         confirmed, open_ = len(labels) - changed, 0

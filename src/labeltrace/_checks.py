@@ -230,6 +230,15 @@ def check_probability_rows(p: np.ndarray, name: str, *, given: Any = None) -> No
                          f"{describe_ids(bad)} do not")
 
 
+def finite_or_none(v: Any) -> float | None:
+    """``float(v)`` when it is a finite number, else None (JSON has no NaN; a CSV cell may be text)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
+
+
 def check_finite_float(x: float, name: str) -> float:
     """``float(x)``, refusing what is not a number (a bool or a string included) or not finite."""
     if isinstance(x, bool | np.bool_ | str | bytes):  # float(True) is 1.0, float("1") 1.0: not meant as numbers

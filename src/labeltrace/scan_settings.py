@@ -120,12 +120,10 @@ def probe_dataset(config: ScanConfig, ds: ImageDataset,
     if not config.noise:
         return ds, ""
     kind = noise.parse_spec(config.noise)[0]
-    if kind in ("symmetric", "pair"):  # needs no features: the very labels injected later
-        nl = noise.inject(config.noise, ds.labels, ds.n_classes, np.zeros((len(ds), 0), np.float32), seed=config.seed,
-                          classes=ds.classes)
-        return ds.with_labels(nl.labels), ""
-    if noise_features is not None:
-        nl = noise.inject(config.noise, ds.labels, ds.n_classes, noise_features(), seed=config.seed, classes=ds.classes)
+    if kind in ("symmetric", "pair") or noise_features is not None:  # symmetric, pair: the very labels injected later
+        feats = np.zeros((len(ds), 0), np.float32) if noise_features is None or kind in ("symmetric", "pair") \
+            else noise_features()  # fmt: skip
+        nl = noise.inject(config.noise, ds.labels, ds.n_classes, feats, seed=config.seed, classes=ds.classes)
         return ds.with_labels(nl.labels), ""
     return ds, f"; labels before the {kind} noise"
 

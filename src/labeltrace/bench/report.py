@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from labeltrace._checks import finite_or_none
 from labeltrace._io import atomic_write_bytes
 from labeltrace.bench.cells import CSV_COLUMNS, CURVE_COLUMNS, failure, warning
 
@@ -75,14 +76,6 @@ def machine_info() -> dict[str, str]:
     return info
 
 
-def _finite(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def summarize(rows: Sequence[dict[str, Any]], metric: str) -> tuple[list[CellKey], list[str], dict]:
     """Mean and std over seeds of ``metric`` per (cell, detector).
 
@@ -99,7 +92,7 @@ def summarize(rows: Sequence[dict[str, Any]], metric: str) -> tuple[list[CellKey
             cells.append(c)
         if r["detector"] not in dets:
             dets.append(str(r["detector"]))
-        f = _finite(r.get(metric))
+        f = finite_or_none(r.get(metric))
         if f is not None:
             vals[(c, str(r["detector"]))].append(f)
     # the sample standard deviation (ddof 1) over the seeds; one seed shows no spread
@@ -113,7 +106,7 @@ def _fmt(m: float, s: float, n: int) -> str:
 
 def _flags(r: dict[str, Any]) -> float:
     """A row's number flagged (NaN for a failed detector's -1)."""
-    n = _finite(r.get("n_flagged"))
+    n = finite_or_none(r.get("n_flagged"))
     return n if n is not None and n >= 0 else float("nan")
 
 
@@ -148,7 +141,7 @@ def _metric_table(rows: Sequence[dict[str, Any]], metric: str, *, bold: bool = T
 def _cost_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     acc: dict[tuple[str, str, str], list[tuple[float, float]]] = defaultdict(list)
     for r in rows:
-        w, n = _finite(r.get("wall_seconds")), _finite(r.get("n_trainings"))
+        w, n = finite_or_none(r.get("wall_seconds")), finite_or_none(r.get("n_trainings"))
         if w is not None and n is not None and n >= 0:
             acc[(str(r["dataset"]), str(r["model"]), str(r["detector"]))].append((w, n))
     lines = ["| dataset | model | detector | trainings | wall seconds (mean per cell) |", "|---|---|---|---|---|"]
@@ -240,7 +233,7 @@ def markdown_report(
         *_metric_table(rows, "recall", bold=False),
         "",
     ]
-    clean = [r for r in rows if _finite(r.get("n_noisy")) == 0]
+    clean = [r for r in rows if finite_or_none(r.get("n_noisy")) == 0]
     if clean:  # no error to find: precision, recall and F1 say nothing there; the false accusations do
         out += ["## Flagged on cells without label errors (every flag a false accusation; fewer is better)", "",
                 *_metric_table([r | {"n_flagged": _flags(r)} for r in clean], "n_flagged", bold=False), ""]
@@ -308,7 +301,7 @@ def plot_f1_vs_rate(rows: Sequence[dict[str, Any]], path: Path, *, metric: str =
         lambda: defaultdict(lambda: defaultdict(list))
     )
     for r in rows:
-        rate, v = _finite(r.get("rate")), _finite(r.get(metric))
+        rate, v = finite_or_none(r.get("rate")), finite_or_none(r.get(metric))
         if rate is None or v is None:
             continue
         groups[(str(r["dataset"]), str(r["noise"]), str(r["model"]))][str(r["detector"])][rate].append(v)
@@ -354,7 +347,7 @@ def plot_sei_epochs(curve: Sequence[dict[str, Any]], path: Path) -> bool:
         lambda: defaultdict(lambda: defaultdict(list))
     )
     for r in curve:
-        f1, at = _finite(r.get("f1")), _finite(r.get("f1_at_true_rate"))
+        f1, at = finite_or_none(r.get("f1")), finite_or_none(r.get("f1_at_true_rate"))
         by[str(r["dataset"])][f"{r['labels']} {r['model']}"][int(r["epochs"])].append(
             (f1 if f1 is not None else np.nan, at if at is not None else np.nan)
         )

@@ -55,14 +55,10 @@ def labelstudio_config(classes: list[str]) -> str:
 CURRENT_LABEL = "current-label"
 
 
-def _review_choice(what: str) -> list[dict[str, Any]]:
-    return [{"from_name": LS_REVIEW, "to_name": LS_IMAGE, "type": "choices", "value": {"choices": [what]}}]
-
-
-def _choice(label: str) -> list[dict[str, Any]]:
+def _choice(label: str, control: str = LS_LABEL) -> list[dict[str, Any]]:
     return [
         {
-            "from_name": LS_LABEL,
+            "from_name": control,
             "to_name": LS_IMAGE,
             "type": "choices",
             "value": {"choices": [label]},
@@ -185,7 +181,7 @@ def iter_labelstudio_tasks(
                         "result": _choice(classes[sugg[i]]),
                     },
                     {"model_version": CURRENT_LABEL,
-                     "result": _choice(classes[now[i]]) if now[i] >= 0 else _review_choice("exclude")},
+                     "result": _choice(classes[now[i]]) if now[i] >= 0 else _choice("exclude", LS_REVIEW)},
                 ],
             }
         )

@@ -8,14 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from labeltrace._checks import finite_or_none
 from labeltrace.review.context import top_classes
 from labeltrace.review.state import ReviewState
 
 __all__ = ["context_of", "item"]
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
 
 
 def item(state: ReviewState, pos: int, reviewer: str | None, *, shown: bool = False, page: str | None = None,
@@ -47,10 +44,10 @@ def item(state: ReviewState, pos: int, reviewer: str | None, *, shown: bool = Fa
         "external_id": str(state.run.samples.column("external_id")[i].as_py()),
         "given_label": state.classes[state.given[i]],
         "suggested_label": state.classes[sugg],
-        "suggested_prob": _finite(post[i, sugg]) if post is not None
-        else _finite(state.suggested_prob[i]),
+        "suggested_prob": finite_or_none(post[i, sugg]) if post is not None
+        else finite_or_none(state.suggested_prob[i]),
         "top": top_classes(post[i], state.classes) if post is not None else [],
-        "score": _finite(state.score[i]),
+        "score": finite_or_none(state.score[i]),
         "rank": int(state.rank[i]),
         "decision": cur,
         "history": len(hist),

@@ -662,3 +662,17 @@ def test_hf_images_of_a_torch_formatted_dataset_and_unformatted_arrays() -> None
         features=datasets.Features({"image": datasets.Array3D((8, 9, 3), "uint8"), "label": feats["label"]}))
     with pytest.raises(DataError, match=r"nested lists .* pixel type is lost: hand the images over as uint8"):
         from_hf(arrays)
+
+
+def test_a_tiff_stack_is_named_as_read_at_its_first_frame(tmp_path: Path) -> None:
+    """A volume saved as a TIFF stack was scanned as its first slice, unsaid."""
+    rng = np.random.default_rng(3)
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(rng.integers(0, 256, (6, 6)).astype(np.uint8)).save(tmp_path / "d" / c / f"{k}.tif")
+    slices = [Image.fromarray(rng.integers(0, 256, (6, 6)).astype(np.uint8)) for _ in range(4)]
+    slices[0].save(tmp_path / "d" / "a" / "vol.tif", save_all=True, append_images=slices[1:])
+    with pytest.warns(UserWarning, match=r"1 of 7 images .* are TIFF files of several frames .*: a/vol.tif \(4 frames\)"):
+        ds = from_folder(tmp_path / "d")
+    assert any("a/vol.tif (4 frames)" in n for n in ds.notes)

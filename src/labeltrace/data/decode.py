@@ -16,7 +16,8 @@ Every decoded image is an ``(H, W, C)`` float32 array with ``C`` in ``{1, 3}`` a
   Pillow reads 16-bit-per-channel RGB PNGs as 8-bit RGB (the high byte of each value); that
   precision loss is Pillow's. Such files count as 16-bit in the depth check of a folder
   (:mod:`labeltrace.data.probing`): dim ones beside 8-bit files are named.
-- Multi-frame files (GIF, TIFF stacks, multi-frame DICOM) use their first frame.
+- Multi-frame files (GIF, TIFF stacks, multi-frame DICOM) use their first frame (a folder's or
+  manifest's TIFF stacks are named in a warning: :func:`labeltrace.data.probing.stacks`).
 - The EXIF orientation tag is applied (the image is shown the way viewers show it).
 - DICOM (``.dcm``/``.dicom`` or the ``DICM`` magic), through the optional ``pydicom``:
   ``RescaleSlope`` / ``RescaleIntercept`` are applied, ``MONOCHROME1`` is inverted so that

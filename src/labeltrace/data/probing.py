@@ -13,7 +13,7 @@ from labeltrace._checks import listing
 from labeltrace.data.errors import DataError, DataWarning
 from labeltrace.data.sources import ImageSource
 
-__all__ = ["mixed_depths", "probe"]
+__all__ = ["mixed_depths", "probe", "stacks"]
 
 
 #: a 16-bit file whose brightest pixel is at most this share of the range holds, say, 12-bit data
@@ -24,11 +24,15 @@ DIM = 1 / 2
 DEEP = (".png", ".tif", ".tiff", ".pgm", ".ppm")
 
 
-def probe(source: ImageSource, i: int) -> tuple[tuple[int, int, int], int, float] | str:
+Probed = tuple[tuple[int, int, int], int, float, int] | str
+
+
+def probe(source: ImageSource, i: int) -> Probed:
     """Decode image ``i`` fully: its shape, the bits per sample its file stores — read (from the
     header, :func:`~labeltrace.data.decode.stored_bits`) only for an image whose brightest pixel is
-    at most :data:`DIM` of the range, else 8 — and its largest value as decoded (in [0, 1]), or the
-    reason it cannot be read. (Reading every header cost 27 % of the validation pass.)"""
+    at most :data:`DIM` of the range, else 8 —, its largest value as decoded (in [0, 1]) and, for a
+    TIFF, its number of frames (1 otherwise); or the reason it cannot be read. (Reading every header
+    cost 27 % of the validation pass.)"""
     try:
         img = source.load(i)
     except DataError as exc:
@@ -37,14 +41,38 @@ def probe(source: ImageSource, i: int) -> tuple[tuple[int, int, int], int, float
         return msg.removeprefix(f"{p}: ") if p is not None else msg
     peak = float(img.max()) if img.size else 0.0
     p = source.path(i)
+    frames = _frames(p) if p is not None and p.suffix.lower() in (".tif", ".tiff") else 1
     if peak > DIM or p is None or p.suffix.lower() not in DEEP:  # arrays, JPEG, DICOM, ...: 8
-        return img.shape, 8, peak  # type: ignore[return-value]
+        return img.shape, 8, peak, frames  # type: ignore[return-value]
     from labeltrace.data.decode import stored_bits
 
-    return img.shape, stored_bits(p), peak  # type: ignore[return-value]
+    return img.shape, stored_bits(p), peak, frames  # type: ignore[return-value]
 
 
-def mixed_depths(probed: Sequence[tuple[tuple[int, int, int], int, float] | str], sources: Sequence[str],
+def _frames(path: Path) -> int:
+    """The frames (pages) of a TIFF, from its headers; 1 when they cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return int(getattr(img, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - decoded already: the count is only for the warning
+        return 1
+
+
+def stacks(probed: Sequence[Probed], sources: Sequence[str], where: str) -> None:
+    """Warn of TIFF stacks: each is read at its first frame (a volume's first slice, a series' first
+    image), which nothing else said."""
+    many = [(k, r[3]) for k, r in enumerate(probed) if not isinstance(r, str) and r[3] > 1]
+    if many:
+        warnings.warn(f"{len(many)} of {len(probed)} images{where} are TIFF files of several frames (stacks: a "
+                      "volume's slices, a series), each read at its first frame alone: "
+                      + listing(f"{sources[k]} ({n} frames)" for k, n in many)
+                      + "; save the frame meant for each sample as its own image to scan it", DataWarning,
+                      stacklevel=3)  # fmt: skip
+
+
+def mixed_depths(probed: Sequence[Probed], sources: Sequence[str],
                  where: str, path: Callable[[int], Path | None] = lambda i: None) -> None:  # fmt: skip
     """Warn when dim 16-bit image files (:data:`DIM`) sit beside other files: 16-bit values are
     divided by 65535, 8-bit ones by 255, so 12-bit X-ray data in a 16-bit file reaches the model at a

@@ -14,7 +14,7 @@ import numpy as np
 from labeltrace._checks import listing, utf8_text
 from labeltrace.data.base import ImageDataset, _duplicates
 from labeltrace.data.errors import DataError
-from labeltrace.data.probing import mixed_depths, probe
+from labeltrace.data.probing import mixed_depths, probe, stacks
 from labeltrace.data.sources import ImageSource, parallel_map
 from labeltrace.data.spellings import check_spellings, name_key, number_key
 
@@ -74,6 +74,7 @@ def finalize(
         shapes = np.array([(0, 0, 0) if isinstance(r, str) else r[0] for r in probed],
                           dtype=np.int64).reshape(n, 3)
         mixed_depths(probed, sources, where, source.path)
+        stacks(probed, sources, where)
     elif shapes is None:
         reasons = [
             None if (p := source.path(i)) is None or p.is_file() else "file not found"

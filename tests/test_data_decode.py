@@ -359,3 +359,11 @@ def test_a_float_tiff_out_of_range_is_refused_with_the_values_it_holds(tmp_path:
             continue
         with pytest.raises(DataError, match=rf"{name}\.tif: float image must be finite and in \[0, 1\] \(finite {message}"):
             decode_image(path)
+
+
+def test_an_image_named_dcm_that_is_no_dicom_is_read_as_what_it_is(tmp_path: Path) -> None:
+    """A PNG saved under a .dcm name went to the DICOM reader by its extension alone, which refused
+    it (pydicom's InvalidDicomError)."""
+    Image.fromarray(np.full((4, 4), 128, np.uint8)).save(tmp_path / "x.png")
+    (tmp_path / "x.dcm").write_bytes((tmp_path / "x.png").read_bytes())
+    assert decode_image(tmp_path / "x.dcm").max() == pytest.approx(128 / 255)

@@ -247,6 +247,15 @@ def _decode_dicom(path: Path, max_pixels: int) -> np.ndarray:
     return dicom_to_array(ds)
 
 
+def _pillow_knows(path: Path) -> bool:
+    """Whether Pillow identifies the file's format (its header alone)."""
+    try:
+        with Image.open(path):
+            return True
+    except Exception:  # noqa: BLE001 - anything Pillow cannot open is for the DICOM reader
+        return False
+
+
 def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
     """Decode one image file to an ``(H, W, C)`` float32 array in [0, 1].
 
@@ -268,8 +277,8 @@ def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarr
     path = Path(path)
     max_pixels = pixel_limit(max_pixels)
     try:
-        if path.suffix.lower() in DICOM_SUFFIXES:
-            return _decode_dicom(path, max_pixels)
+        if path.suffix.lower() in DICOM_SUFFIXES and (has_dicom_magic(path) or not _pillow_knows(path)):
+            return _decode_dicom(path, max_pixels)  # a .dcm that Pillow reads (a PNG so named) is its format's
         try:
             with open_image(path, max_pixels) as img:
                 return pil_to_array(load_pixels(img))

@@ -142,7 +142,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
         raise ValueError("give DATA (a folder, manifest or .npz), --labels FILE, or --example digits")
     p = Path(args.data)
     if not p.exists():
-        raise ValueError(f"{p} does not exist (DATA: a folder, a .csv/.parquet manifest or a .npz file)")
+        raise ValueError(f"{p} does not exist (DATA: a folder, a .csv/.tsv/.parquet manifest or a .npz file)")
     if p.is_dir():
         out = Path(args.out).resolve() if getattr(args, "out", None) else None
         if out is not None and (out == p.resolve() or p.resolve() in out.parents):
@@ -156,7 +156,7 @@ def _load_dataset(args: argparse.Namespace):  # noqa: ANN202 - (ImageDataset, or
     if p.suffix.lower() == ".npz":
         split = args.split or "train"
         return data.from_npz(p, split=split, **named), {"kind": "npz", "source": str(p.resolve()), "split": split}
-    raise ValueError(f"cannot read {p}: expected a folder, a .csv/.parquet manifest or a .npz file")
+    raise ValueError(f"cannot read {p}: expected a folder, a .csv/.tsv/.parquet manifest or a .npz file")
 
 
 def _say_skipped(ds: Any, also: str = "") -> None:

@@ -366,7 +366,7 @@ def add_relabel_commands(sub: Any) -> None:
                        "alone (source app-blind-all)")
     rv.add_argument("--export", metavar="FILE",
                     help="write the cleaned label file instead of serving (labels by consensus; the samples "
-                    "without one listed beside it in FILE's stem + .unresolved.csv, the class list in "
-                    ".classes.txt); a run scanned with --noise is refused: labeltrace export RUN_DIR --to csv lists "
+                    "without one listed beside it in FILE's stem + .unresolved.csv, and, where a scan can read "
+                    "them again, the class list in .classes.txt); a run scanned with --noise is refused: labeltrace export RUN_DIR --to csv lists "
                     "its decisions")
     rv.set_defaults(func=_cmd_review)

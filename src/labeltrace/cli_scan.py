@@ -39,7 +39,7 @@ def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int]) -> argp
         "Under torchrun --nproc_per_node N every training runs data-parallel (gloo on CPU, NCCL on GPU) and rank 0 "
         "writes the run directory.",
     )
-    s.add_argument("data", nargs="?", help="image folder (one sub-folder per class), manifest .csv/.parquet, or .npz")
+    s.add_argument("data", nargs="?", help="image folder (one sub-folder per class), manifest .csv/.tsv/.parquet, or .npz")
     s.add_argument("--labels", help="manifest (path,label[,id]); paths relative to DATA if given, else to the manifest")
     s.add_argument("--example", choices=["digits"], help="built-in dataset that needs no download")
     s.add_argument("--out", required=True, help="run directory to write")
@@ -103,13 +103,15 @@ def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int]) -> argp
                    "samples, else 96 (224 costs about 7x the extraction; on small sets of natural photos it flags "
                    "fewer hard-but-clean images: benchmarks/RESULTS.md); with --finetune, the fine-tuned network's "
                    "input side, default 96")
-    s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features)")
+    s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features); read only with frozen "
+                   "effnet-lite0 features or the model probe")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="decode the images batch by batch in worker processes instead of holding them in memory "
                         "(frozen features: read from their cache file batch by batch); default: stream when the "
                         "in-memory inputs would exceed 2 GiB")
     s.add_argument("--workers", type=int, metavar="N",
-                   help="decoding processes when streaming (default: CPUs - 1, at most 8; 0: in the main process)")
+                   help="decoding processes when streaming (default: CPUs - 1, at most 8; 0: in the main process); "
+                        "also the threads of the exact-copy pass (default there: CPUs, at most 8)")
     s.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")
     s.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="the training's forward passes: float32, or bfloat16 under autocast — 1.7x faster for the "
@@ -119,7 +121,8 @@ def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int]) -> argp
                         "otherwise; a run directory keeps the precision its scan began in (run.json's "
                         "train.precision says what was used; docs/scale.md)")
     s.add_argument("--backbone-precision", default="auto", choices=["auto", "float32", "bfloat16"],
-                   help="the frozen backbone's forward passes (effnet-lite0's feature extraction): float32, or "
+                   help="the frozen backbone's forward passes (effnet-lite0's feature extraction; read only with "
+                        "frozen features): float32, or "
                         "bfloat16 under autocast — 2-3x faster at 224 px on a CPU with AVX512-BF16; auto (default): "
                         "bfloat16 where the device runs it natively, float32 otherwise (the head still trains as "
                         "--precision says; the features of each precision are cached apart; a run directory keeps "

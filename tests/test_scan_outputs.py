@@ -119,6 +119,30 @@ def test_models_no_better_than_one_class_are_warned_of() -> None:
     assert no_better_than_one_class(better, given, classes) is None
 
 
+def test_a_tenth_or_more_flagged_is_read_with_a_caution() -> None:
+    """A fifth of 2,000 nearly clean CIFAR-10 test photos (0.75 % wrong) was flagged with no word
+    that the count follows how often a weak model contradicts the labels (an audit of clean data)."""
+    from labeltrace.diagnostics import many_accused
+
+    given = np.zeros(100, int)
+    suggested = np.r_[np.ones(30, int), np.zeros(70, int)]
+    words = many_accused("crossfit", np.arange(100) < 20, suggested, given)
+    assert words is not None and words.startswith("crossfit flags 20 of 100 samples (20%), the models contradicting "
+                                                  "30% of the given labels: without clean labels")  # fmt: skip
+    assert "look at a random handful of the flagged images" in words
+    assert many_accused("crossfit", np.arange(100) < 9, suggested, given) is None  # under a tenth
+    assert many_accused("crossfit", np.arange(100) < 60, suggested, given) is None  # most: overflagging's
+
+
+def test_the_report_says_how_often_the_models_agree_with_the_labels(scanned: tuple[Path, Path, str]) -> None:
+    """The summary's one measure of how much the models learned was missing from the report."""
+    run = open_run(scanned[1])
+    agree = float((run.column("suggested_label_id") == run.column("given_label_id")).mean())
+    page = write_report(scanned[1], scanned[1] / "agree.html", top=3).read_text(encoding="utf-8")
+    assert (f'<div class="quality" id="agreement">The models agree with {agree:.1%} of the given labels (models that '
+            "trained on them); answering &#x27;0&#x27; for every sample would agree with 33.3%.</div>") in page
+
+
 def test_the_summary_says_how_often_the_models_agree_with_the_labels(scanned: tuple[Path, Path, str]) -> None:
     run = open_run(scanned[1])
     agree = float((run.column("suggested_label_id") == run.column("given_label_id")).mean())

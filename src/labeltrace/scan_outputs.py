@@ -34,6 +34,7 @@ from labeltrace.diagnostics import (
     contradicted_texts,
     identical_text,
     inflated_estimate,
+    many_accused,
     no_better_than_one_class,
     overflagging,
     small_classes,
@@ -143,7 +144,7 @@ def write_results(
     for text in contradicted_texts(doubted):
         print(f"warning: {text}", file=sys.stderr)
     sugg = post.argmax(1)
-    warned = [w for w in (overflagging(det.name, det.flagged, model=model),
+    warned = [w for w in (overflagging(det.name, det.flagged, model=model), many_accused(det.name, det.flagged, sugg, given),
                           no_better_than_one_class(sugg, given, classes),
                           inflated_estimate(post, given, classes, rate=noise_rate_est), small_classes(given, classes, folds))
               if w is not None]  # fmt: skip

@@ -38,7 +38,7 @@ from labeltrace.report.content import (
 from labeltrace.report.duplicates import duplicates_html
 from labeltrace.report.images import png_data_uri
 from labeltrace.report.reviewed import aside_html, review_html, review_view
-from labeltrace.report.summary import cut_text, estimate_note, settled_text
+from labeltrace.report.summary import agreement_text, cut_text, estimate_note, settled_text
 from labeltrace.report.suspects import suspects_html, unavailable_text
 from labeltrace.run_claim import sharing
 from labeltrace.run_moved import missing_root_text
@@ -131,6 +131,8 @@ def _summary_html(d: ReportData) -> str:
         ),
     ]
     out = f'<section><h2>Summary</h2><div class="cards">{"".join(cards)}</div>'
+    agreed = agreement_text(d.run)  # how much the models learned: the flags' strength
+    out += f'<div class="quality" id="agreement">{_e(agreed[:1].upper() + agreed[1:])}.</div>'
     if injected:
         flipped = noise.get("n_flipped")
         changed = f"{flipped:,} of {d.n:,} labels changed" if isinstance(flipped, int) else "labels changed"

@@ -148,6 +148,20 @@ def _rescored(meta: dict) -> str:
     return f" (re-scored from its saved recording, which trained in {kept:.1f} s)"
 
 
+def agreement_text(run: rundir.Run) -> str:
+    """How often the model(s) behind the suggestions agree with the given labels, beside what
+    answering the most common class for every sample would: the one measure of how much they
+    learned, for the summary and the report."""
+    m, own = run.meta, run.own_training
+    agree, base, common = agreement(run.column("suggested_label_id"), run.column("given_label_id"), run.classes)
+    return ({"none": "the kNN vote (leave-one-out) agrees"}.get(run.trained, "your model agrees" if own else
+                                                              "the models agree")
+            + f" with {agree:.1%} of the given labels"
+            + {"crossfit": f" (held out: {_held_out_words(m)})", "k-fold": " (held out)", "none": ""}.get(
+                run.trained, " (as it trained on them)" if own else " (models that trained on them)")
+            + f"; answering {common!r} for every sample would agree with {base:.1%}")
+
+
 def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = None) -> str:
     run = rundir.open_run(run_dir)
     m = run.meta
@@ -171,13 +185,7 @@ def summary_text(run_dir: str | Path, *, top: int = 10, elapsed: float | None = 
         + f" ({det['rule']}); "
         f"estimated noise rate {m['noise_rate_estimate']:.1%} ({estimate_note(run)})",
     ]
-    agree, base, common = agreement(run.column("suggested_label_id"), run.column("given_label_id"), run.classes)
-    lines.append({"none": "the kNN vote (leave-one-out) agrees"}.get(run.trained, "your model agrees" if own else
-                                                                     "the models agree")
-                 + f" with {agree:.1%} of the given labels"
-                 + {"crossfit": f" (held out: {_held_out_words(m)})", "k-fold": " (held out)", "none": ""}.get(
-                     run.trained, " (as it trained on them)" if own else " (models that trained on them)")
-                 + f"; answering {common!r} for every sample would agree with {base:.1%}")
+    lines.append(agreement_text(run))
     if dup := duplicates_text(m):
         lines.append(dup)
     if near := near_duplicates_text(m):

@@ -676,3 +676,9 @@ def test_a_tiff_stack_is_named_as_read_at_its_first_frame(tmp_path: Path) -> Non
     with pytest.warns(UserWarning, match=r"1 of 7 images .* are TIFF files of several frames .*: a/vol.tif \(4 frames\)"):
         ds = from_folder(tmp_path / "d")
     assert any("a/vol.tif (4 frames)" in n for n in ds.notes)
+    (tmp_path / "d" / "a" / "vol.tif").unlink()  # a page and its reduced copy (a thumbnail): no stack
+    page = Image.fromarray(rng.integers(0, 256, (6, 6)).astype(np.uint8))
+    page.save(tmp_path / "d" / "a" / "thumb.tif", save_all=True, append_images=[page.resize((3, 3))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(from_folder(tmp_path / "d")) == 7

@@ -104,7 +104,7 @@ def add_scan_parser(sub: Any, func: Callable[[argparse.Namespace], int]) -> argp
                    "fewer hard-but-clean images: benchmarks/RESULTS.md); with --finetune, the fine-tuned network's "
                    "input side, default 96")
     s.add_argument("--cache-dir", help="feature cache (default ~/.cache/labeltrace/features); read only with frozen "
-                   "effnet-lite0 features or the model probe")
+                   "effnet-lite0 features, the model probe, or --noise confusion|instance's features")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="decode the images batch by batch in worker processes instead of holding them in memory "
                         "(frozen features: read from their cache file batch by batch); default: stream when the "

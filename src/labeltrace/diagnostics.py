@@ -58,7 +58,8 @@ def overflagging(name: str, flagged: np.ndarray, *, model: str | None = None) ->
             f"dataset says more about the rule than the labels; read the ranking (score, rank) instead, {other}")
 
 
-def many_accused(name: str, flagged: np.ndarray, suggested: np.ndarray, given: np.ndarray) -> str | None:
+def many_accused(name: str, flagged: np.ndarray, suggested: np.ndarray, given: np.ndarray, *,
+                 model: str | None = None) -> str | None:  # fmt: skip
     """A caution when detector ``name`` flags at least :data:`MANY` of the samples (and no more than
     :data:`MOST`, which :func:`overflagging` says), else None.
 
@@ -66,18 +67,23 @@ def many_accused(name: str, flagged: np.ndarray, suggested: np.ndarray, given: n
     ones, and on a nearly clean set of hard images a weak model contradicts many that are right: a
     fifth of 2,000 CIFAR-10 test photos (0.75 % wrong by their human votes) was flagged at 96 px (an
     audit of clean data). On a noisy set the same count is right. The two look alike to the scan, so
-    the caution names both and what tells them apart: a look at a random handful of the flagged."""
+    the caution names both and what tells them apart: a look at a random handful of the flagged.
+    Where the true labels are known (``--noise``, ``--truth-column``) the caller leaves it out: the
+    precision says it. ``model``: as :func:`overflagging`'s (your own training's words)."""
     f = np.asarray(flagged, dtype=bool)
     k, n = int(f.sum()), int(f.size)
     if n == 0 or k < MANY * n or k > MOST * n:
         return None
     contra = float((np.asarray(suggested) != np.asarray(given)).mean())
-    return (f"{name} flags {k:,} of {n:,} samples ({k / n:.0%}), the models contradicting {contra:.0%} of the given "
-            "labels: without clean labels a count of wrong labels follows how often the models contradict the "
-            "labels, so either about that many are wrong, or many flagged images are hard but rightly labelled, "
-            "which a weak model doubts (a nearly clean set of hard photos had a fifth flagged) — look at a random "
-            "handful of the flagged images before acting on the count, and where most of them are right, read "
-            "the ranking (score, rank) rather than the count, or scan with a stronger model")
+    own = model == OWN_TRAINING
+    who = "your model" if own else "the models"
+    stronger = "scan the images with labeltrace scan" if own else "scan with a stronger model"
+    return (f"{name} flags {k:,} of {n:,} samples ({k / n:.0%}), {who} contradicting {contra:.0%} of the given "
+            f"labels: without clean labels a count of wrong labels follows how often {who} contradict"
+            f"{'s' if own else ''} the labels, so either about that many are wrong, or many flagged images are hard "
+            "but rightly labelled, which a weak model doubts (a nearly clean set of hard photos had a fifth "
+            "flagged) — look at a random handful of the flagged images before acting on the count, and where "
+            f"most of them are right, read the ranking (score, rank) rather than the count, or {stronger}")
 
 
 def contradicted_classes(post: np.ndarray, given: np.ndarray, classes: list[str]) -> list[dict[str, Any]]:

@@ -144,7 +144,8 @@ def write_results(
     for text in contradicted_texts(doubted):
         print(f"warning: {text}", file=sys.stderr)
     sugg = post.argmax(1)
-    warned = [w for w in (overflagging(det.name, det.flagged, model=model), many_accused(det.name, det.flagged, sugg, given),
+    warned = [w for w in (overflagging(det.name, det.flagged, model=model),
+                          None if noise_info is not None else many_accused(det.name, det.flagged, sugg, given, model=model),
                           no_better_than_one_class(sugg, given, classes),
                           inflated_estimate(post, given, classes, rate=noise_rate_est), small_classes(given, classes, folds))
               if w is not None]  # fmt: skip

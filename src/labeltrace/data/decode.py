@@ -182,6 +182,16 @@ def _tiff_as_stored_then_turned(img: Image.Image) -> Image.Image:
     return img.transpose(_TURNS[orientation])
 
 
+_DECODED = threading.local()  # what the last pil_to_array of this thread saw beside the pixels
+
+
+def last_frames() -> int:
+    """The frames of the last image :func:`pil_to_array` decoded on this thread (a stack's, when its
+    second frame has the first one's size; 1 otherwise): the validation pass reads it after each
+    decode instead of opening the file again."""
+    return int(getattr(_DECODED, "frames", 1))
+
+
 def load_pixels(img: Image.Image) -> Image.Image:
     """``img`` with its pixels loaded (decoding errors raise here): a TIFF at orientation 5-8 read
     as stored and turned (:func:`_tiff_as_stored_then_turned`), any other image as Pillow loads it."""
@@ -198,8 +208,14 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     DataError
         For integer or float images whose values cannot be mapped to [0, 1] without guessing.
     """
-    if getattr(img, "n_frames", 1) > 1:
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:  # a stack when its second frame is of the first one's size (a thumbnail page is not)
         img.seek(0)
+        first = img.size
+        img.seek(1)
+        frames = frames if img.size == first else 1
+        img.seek(0)
+    _DECODED.frames = frames
     img = _tiff_as_stored_then_turned(img)
     if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation
         img = ImageOps.exif_transpose(img)
@@ -247,13 +263,16 @@ def _decode_dicom(path: Path, max_pixels: int) -> np.ndarray:
     return dicom_to_array(ds)
 
 
-def _pillow_knows(path: Path) -> bool:
-    """Whether Pillow identifies the file's format (its header alone)."""
+def _pillow_knows(path: Path, max_pixels: int) -> bool:
+    """Whether Pillow identifies the file's format (its header alone; an image over the pixel limit
+    is Pillow's too, refused by the decoding that follows)."""
     try:
-        with Image.open(path):
+        with open_image(path, max_pixels):
             return True
-    except Exception:  # noqa: BLE001 - anything Pillow cannot open is for the DICOM reader
+    except UnidentifiedImageError:
         return False
+    except DataError:  # over the pixel limit: a format Pillow knows
+        return True
 
 
 def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
@@ -277,7 +296,7 @@ def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarr
     path = Path(path)
     max_pixels = pixel_limit(max_pixels)
     try:
-        if path.suffix.lower() in DICOM_SUFFIXES and (has_dicom_magic(path) or not _pillow_knows(path)):
+        if path.suffix.lower() in DICOM_SUFFIXES and (has_dicom_magic(path) or not _pillow_knows(path, max_pixels)):
             return _decode_dicom(path, max_pixels)  # a .dcm that Pillow reads (a PNG so named) is its format's
         try:
             with open_image(path, max_pixels) as img:

@@ -41,7 +41,9 @@ def probe(source: ImageSource, i: int) -> Probed:
         return msg.removeprefix(f"{p}: ") if p is not None else msg
     peak = float(img.max()) if img.size else 0.0
     p = source.path(i)
-    frames = _frames(p) if p is not None and p.suffix.lower() in (".tif", ".tiff") else 1
+    from labeltrace.data.decode import last_frames  # what decoding this image on this thread saw
+
+    frames = last_frames() if p is not None and p.suffix.lower() in (".tif", ".tiff") else 1
     if peak > DIM or p is None or p.suffix.lower() not in DEEP:  # arrays, JPEG, DICOM, ...: 8
         return img.shape, 8, peak, frames  # type: ignore[return-value]
     from labeltrace.data.decode import stored_bits
@@ -49,23 +51,13 @@ def probe(source: ImageSource, i: int) -> Probed:
     return img.shape, stored_bits(p), peak, frames  # type: ignore[return-value]
 
 
-def _frames(path: Path) -> int:
-    """The frames (pages) of a TIFF, from its headers; 1 when they cannot be read."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            return int(getattr(img, "n_frames", 1))
-    except Exception:  # noqa: BLE001 - decoded already: the count is only for the warning
-        return 1
-
-
 def stacks(probed: Sequence[Probed], sources: Sequence[str], where: str) -> None:
     """Warn of TIFF stacks: each is read at its first frame (a volume's first slice, a series' first
     image), which nothing else said."""
     many = [(k, r[3]) for k, r in enumerate(probed) if not isinstance(r, str) and r[3] > 1]
     if many:
-        warnings.warn(f"{len(many)} of {len(probed)} images{where} are TIFF files of several frames (stacks: a "
+        read = sum(not isinstance(r, str) for r in probed)
+        warnings.warn(f"{len(many)} of {read} images{where} are TIFF files of several frames (stacks: a "
                       "volume's slices, a series), each read at its first frame alone: "
                       + listing(f"{sources[k]} ({n} frames)" for k, n in many)
                       + "; save the frame meant for each sample as its own image to scan it", DataWarning,
@@ -87,11 +79,10 @@ def mixed_depths(probed: Sequence[Probed], sources: Sequence[str],
     if len(sixteen) < len(ok):  # the bright files' depth, read now (probe read the dim ones' alone):
         from labeltrace.data.decode import stored_bits
 
-        # 16-bit files of a normal range are no 8-bit others
-        bright = [(k, r[2]) for k, r in ok if r[1] != 16 and (f := path(k)) is not None and f.suffix.lower() in DEEP
-                  and stored_bits(f) == 16]  # fmt: skip
-        if len(sixteen) + len(bright) == len(ok):  # every file 16-bit: one scale for all
-            sixteen += bright
+        # 16-bit files of a normal range are no 8-bit others; the first 8-bit one ends the reading
+        bright = [(k, r[2]) for k, r in ok if r[1] != 16]
+        if all((f := path(k)) is not None and f.suffix.lower() in DEEP and stored_bits(f) == 16 for k, _ in bright):
+            sixteen += bright  # every file 16-bit: one scale for all
     peak = float(np.median([m for _, m in sixteen]))
     if len(sixteen) == len(ok):  # one scale for every image: the small CNN standardises its inputs, a
         if peak <= DIM / 4:  # pretrained backbone does not (12-bit X-rays: F1 0.83 -> 0.72, an audit's digits)

@@ -202,7 +202,7 @@ def temperature_for_rate(
         raise ValueError(
             f"target_rate {target_rate} is not reachable: the noise rate ranges over [{r_lo:.6f}, {r_hi:.6f}] "
             f"for temperatures in {bounds}"
-            + (f" — {tied} of {dist.shape[0]} images have a tie for the most votes: about half of them draw "
+            + (f" — {tied} of {dist.shape[0]} images have a tie for the most votes: half or more of them draw "
                "another class than their truth (the first of the tied ones) even at the lowest temperature"
                if tied else "")
             + f"; ask for a rate of at least {r_lo:.4f}"

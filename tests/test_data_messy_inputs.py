@@ -543,6 +543,24 @@ def test_16_bit_files_alone_some_dim_some_bright_are_no_mixed_depths(tmp_path: P
         assert len(from_folder(tmp_path / "d")) == 12
 
 
+def test_images_with_see_through_pixels_are_named(tmp_path: Path) -> None:
+    """An X-ray saved with its white as the transparent colour read its brightest pixels black, and
+    an RGBA image's see-through pixels dark, unsaid (composited on black, as documented)."""
+    rng = np.random.default_rng(4)
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(rng.integers(0, 255, (6, 6)).astype(np.uint8)).save(tmp_path / "d" / c / f"{k}.png")
+    xray = rng.integers(0, 256, (6, 6)).astype(np.uint8)
+    xray[0, 0] = 255
+    Image.fromarray(xray).save(tmp_path / "d" / "a" / "keyed.png", transparency=255)
+    opaque = np.dstack([rng.integers(0, 256, (6, 6, 3)), np.full((6, 6), 255)]).astype(np.uint8)
+    Image.fromarray(opaque, mode="RGBA").save(tmp_path / "d" / "b" / "opaque.png")  # alpha, all opaque: fine
+    with pytest.warns(UserWarning, match=r"1 of 8 images .* have pixels less than opaque .*: a/keyed.png$"):
+        ds = from_folder(tmp_path / "d")
+    assert any("a/keyed.png" in n for n in ds.notes)
+
+
 def test_a_float_array_a_hair_over_one_is_said_as_it_is() -> None:
     """Pixels of 1 + 1e-9 (float64 arithmetic) were refused as 'values run from 1 to 1; 0..255 stored as
     float? Pass images / 255' — a range inside [0, 1] and a cure for another problem."""

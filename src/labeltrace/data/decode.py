@@ -11,7 +11,8 @@ Every decoded image is an ``(H, W, C)`` float32 array with ``C`` in ``{1, 3}`` a
 - ``F`` (32-bit float): accepted when all values are finite and inside [0, 1].
 - ``LA``, ``RGBA``, ``PA``, and palette, ``L`` or ``RGB`` images with a transparent colour (PNG
   ``tRNS``): **composited on black**, i.e.
-  colour is multiplied by alpha; the alpha channel is then dropped.
+  colour is multiplied by alpha; the alpha channel is then dropped (a folder's or manifest's files
+  with pixels less than opaque are named in a warning: :func:`labeltrace.data.probing.see_through`).
 - ``P`` and every other colour mode (``RGB``, ``CMYK``, ``YCbCr``, ...): converted to RGB.
   Pillow reads 16-bit-per-channel RGB PNGs as 8-bit RGB (the high byte of each value); that
   precision loss is Pillow's. Such files count as 16-bit in the depth check of a folder
@@ -52,6 +53,12 @@ from labeltrace.data.dicom import (
     read_dicom,
 )
 from labeltrace.data.errors import DataError, MissingDependencyError
+from labeltrace.data.scaling import (  # re-exported: in-memory arrays' scaling, in its own module
+    array_to_float,
+    batch_to_float,
+    pixel_text,
+    rows_out_of_range,
+)
 from labeltrace.data.transforms import (  # re-exported: this module's public names before the split
     convert_channels,
     resize_image,
@@ -192,6 +199,12 @@ def last_frames() -> int:
     return int(getattr(_DECODED, "frames", 1))
 
 
+def last_see_through() -> bool:
+    """Whether the last image :func:`pil_to_array` decoded on this thread had pixels less than
+    opaque (an alpha channel, or a transparent colour), which it composited on black."""
+    return bool(getattr(_DECODED, "see_through", False))
+
+
 def load_pixels(img: Image.Image) -> Image.Image:
     """``img`` with its pixels loaded (decoding errors raise here): a TIFF at orientation 5-8 read
     as stored and turned (:func:`_tiff_as_stored_then_turned`), any other image as Pillow loads it."""
@@ -215,7 +228,7 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
         img.seek(1)
         frames = frames if img.size == first else 1
         img.seek(0)
-    _DECODED.frames = frames
+    _DECODED.frames, _DECODED.see_through = frames, False
     img = _tiff_as_stored_then_turned(img)
     if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation
         img = ImageOps.exif_transpose(img)
@@ -244,12 +257,14 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     if mode in ("LA", "La"):
         img = img.convert("LA")
         a = np.asarray(img, dtype=np.float32) / 255.0
+        _DECODED.see_through = bool((a[..., 1] < 1).any())
         return (a[..., :1] * a[..., 1:2]).astype(np.float32)
     if mode == "L":
         return (np.asarray(img, dtype=np.float32) / 255.0)[..., None]
     if mode in ("RGBA", "RGBa"):
         img = img.convert("RGBA")
         a = np.asarray(img, dtype=np.float32) / 255.0
+        _DECODED.see_through = bool((a[..., 3] < 1).any())
         return (a[..., :3] * a[..., 3:4]).astype(np.float32)
     if mode != "RGB":
         img = img.convert("RGB")
@@ -337,69 +352,3 @@ def stored_bits(path: str | Path | BinaryIO) -> int:
             return mode_bits(img.mode)
     except Exception:  # noqa: BLE001 - DICOM, or a file decode_image reports on
         return 8
-
-
-def rows_out_of_range(x: np.ndarray) -> np.ndarray:
-    """The rows (first axis) of a float array ``(N, ...)`` holding a value that is not finite or lies
-    outside [0, 1], ascending (none of no rows: reshape's -1 cannot be read from 0 values)."""
-    a = np.asarray(x)
-    flat = a.reshape(len(a), int(np.prod(a.shape[1:])))
-    return np.flatnonzero(~np.all(np.isfinite(flat) & (flat >= 0) & (flat <= 1), axis=1))
-
-
-def pixel_text(v: float) -> str:
-    """``v`` in short (``:g``), unless that would round a value outside [0, 1] into it (1 + 1e-9 is no "1")."""
-    short = f"{v:g}"
-    return short if (0 <= float(short) <= 1) == (0 <= v <= 1) else repr(float(v))
-
-
-def batch_to_float(x: np.ndarray, first: int | None = None) -> np.ndarray:
-    """Scale a batch of in-memory images ``(N, ...)`` to float32 in [0, 1], as the dataset loader
-    scales each (:func:`array_to_float`): ``uint8`` divided by 255, ``uint16`` by 65535, ``bool`` to
-    {0, 1}; floats must already be finite and inside [0, 1].
-
-    Raises
-    ------
-    DataError
-        For other dtypes, or floats out of range: the first such image is named ``sample first + row``
-        (``first``: the batch's first sample; None for an image of its own).
-    """
-    x = np.asarray(x)
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255)
-    if x.dtype == np.uint16:
-        return x.astype(np.float32) / np.float32(65535)
-    if x.dtype == np.bool_:
-        return x.astype(np.float32)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise DataError(f"unsupported image dtype {x.dtype}; use uint8, uint16, bool or float in [0, 1]")
-    bad = rows_out_of_range(x)
-    if bad.size:
-        row = np.asarray(x[int(bad[0])], dtype=np.float64)
-        seen = row[np.isfinite(row)]
-        lo, hi = (float(seen.min()), float(seen.max())) if seen.size else (np.nan, np.nan)
-        hint = "; 0..255 stored as float? divide by 255" if lo >= 0 and 1.5 < hi <= 255 else ""
-        where = "float image" if first is None else f"sample {first + int(bad[0])}: float pixels"
-        found = (f"finite values seen {pixel_text(lo)}..{pixel_text(hi)}{', and some not finite' if seen.size < row.size else ''}"
-                 if seen.size else "no finite value")  # fmt: skip
-        raise DataError(f"{where} must be finite and in [0, 1] ({found}{hint})")
-    return x.astype(np.float32)
-
-
-def array_to_float(a: np.ndarray) -> np.ndarray:
-    """Scale one in-memory image to float32 in [0, 1], shaped ``(H, W, C)``.
-
-    ``uint8`` is divided by 255, ``uint16`` by 65535, ``bool`` maps to {0, 1}; floats must
-    already be finite and inside [0, 1] (:func:`batch_to_float`). ``(H, W)`` gains a channel axis.
-
-    Raises
-    ------
-    DataError
-        For other dtypes, out-of-range floats, or channel counts other than 1 or 3.
-    """
-    a = np.asarray(a)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3):
-        raise DataError(f"image must be (H, W), (H, W, 1) or (H, W, 3); got shape {a.shape}")
-    return batch_to_float(a[None])[0]

@@ -13,7 +13,7 @@ from labeltrace._checks import listing
 from labeltrace.data.errors import DataError, DataWarning
 from labeltrace.data.sources import ImageSource
 
-__all__ = ["mixed_depths", "probe", "stacks"]
+__all__ = ["mixed_depths", "probe", "see_through", "stacks"]
 
 
 #: a 16-bit file whose brightest pixel is at most this share of the range holds, say, 12-bit data
@@ -24,7 +24,7 @@ DIM = 1 / 2
 DEEP = (".png", ".tif", ".tiff", ".pgm", ".ppm")
 
 
-Probed = tuple[tuple[int, int, int], int, float, int] | str
+Probed = tuple[tuple[int, int, int], int, float, int, bool] | str
 
 
 def probe(source: ImageSource, i: int) -> Probed:
@@ -41,14 +41,31 @@ def probe(source: ImageSource, i: int) -> Probed:
         return msg.removeprefix(f"{p}: ") if p is not None else msg
     peak = float(img.max()) if img.size else 0.0
     p = source.path(i)
-    from labeltrace.data.decode import last_frames  # what decoding this image on this thread saw
+    from labeltrace.data.decode import (  # what decoding it on this thread saw
+        last_frames,
+        last_see_through,
+    )
 
     frames = last_frames() if p is not None and p.suffix.lower() in (".tif", ".tiff") else 1
+    clear = p is not None and last_see_through()
     if peak > DIM or p is None or p.suffix.lower() not in DEEP:  # arrays, JPEG, DICOM, ...: 8
-        return img.shape, 8, peak, frames  # type: ignore[return-value]
+        return img.shape, 8, peak, frames, clear  # type: ignore[return-value]
     from labeltrace.data.decode import stored_bits
 
-    return img.shape, stored_bits(p), peak, frames  # type: ignore[return-value]
+    return img.shape, stored_bits(p), peak, frames, clear  # type: ignore[return-value]
+
+
+def see_through(probed: Sequence[Probed], sources: Sequence[str], where: str) -> None:
+    """Warn of image files with pixels less than opaque (an alpha channel, a PNG's transparent
+    colour): composited on black as documented, their see-through pixels reach the model dark — an
+    X-ray saved with its white as the transparent colour read its brightest pixels black, unsaid."""
+    clear = [k for k, r in enumerate(probed) if not isinstance(r, str) and r[4]]
+    if clear:
+        read = sum(not isinstance(r, str) for r in probed)
+        warnings.warn(f"{len(clear)} of {read} images{where} have pixels less than opaque (an alpha channel or a "
+                      "transparent colour), composited on black: they reach the model dark there — save them "
+                      f"without transparency if that is not meant: {listing(sources[k] for k in clear)}",
+                      DataWarning, stacklevel=3)  # fmt: skip
 
 
 def stacks(probed: Sequence[Probed], sources: Sequence[str], where: str) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from labeltrace._checks import listing, utf8_text
 from labeltrace.data.base import ImageDataset, _duplicates
 from labeltrace.data.errors import DataError
-from labeltrace.data.probing import mixed_depths, probe, stacks
+from labeltrace.data.probing import mixed_depths, probe, see_through, stacks
 from labeltrace.data.sources import ImageSource, parallel_map
 from labeltrace.data.spellings import check_spellings, name_key, number_key
 
@@ -75,6 +75,7 @@ def finalize(
                           dtype=np.int64).reshape(n, 3)
         mixed_depths(probed, sources, where, source.path)
         stacks(probed, sources, where)
+        see_through(probed, sources, where)
     elif shapes is None:
         reasons = [
             None if (p := source.path(i)) is None or p.is_file() else "file not found"

@@ -976,3 +976,22 @@ def test_the_first_dataset_checked_is_not_read_again_for_its_cells(quick, monkey
         monkeypatch.setattr(protocol, name, lambda *a, **k: pytest.fail("trained again"))
     run_bench(cfg, out_dir=tmp / "once", log=lambda s: None, plots=False)
     assert reads == [d.name for d in cfg.datasets]
+
+
+def test_a_training_cached_under_another_torch_is_not_served(quick, monkeypatch) -> None:
+    """A recording's key did not name the torch that trained it: a cache filled under one torch was
+    served under another, unsaid. The trainings cached under the tested torch keep their keys."""
+    import torch
+
+    from labeltrace.bench.keys import torch_key
+
+    cfg, _, tmp = quick
+    monkeypatch.setattr(torch, "__version__", "2.13.0+cpu")
+    assert torch_key() == {}
+    for name in ("train_recorded", "crossfit_recorded"):  # the fixture's cache serves the tested torch
+        monkeypatch.setattr(protocol, name, lambda *a, **k: pytest.fail("trained again"))
+    run_bench(cfg, out_dir=tmp / "same-torch", log=lambda s: None, plots=False)
+    monkeypatch.setattr(torch, "__version__", "2.14.1")
+    assert torch_key() == {"torch": "2.14.1"}
+    with pytest.raises(BaseException, match="trained again"):
+        run_bench(cfg, out_dir=tmp / "other-torch", log=lambda s: None, plots=False)

@@ -25,11 +25,9 @@ Feature extraction, shared by every method, is not counted.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +36,7 @@ from labeltrace import __version__
 from labeltrace._io import atomic_write, atomic_write_json, digest, entry_lock
 from labeltrace.bench.config import BenchConfig
 from labeltrace.bench.grid import Cell, DatasetData
+from labeltrace.bench.keys import _ROW_PACKAGES, code_digest, torch_key
 from labeltrace.data.duplicates import neighbour_groups
 from labeltrace.decide import auxiliary, cutoffs, detectors
 from labeltrace.decide.evidence import Evidence, combined_score
@@ -62,42 +61,6 @@ CURVE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 _CACHE_VERSION = 2  # 2: recordings written by labeltrace.train.protocol (RecordingDir)
-#: the packages a cached row's numbers come from, besides the recordings (keyed on their own)
-_ROW_CODE = ("decide", "score", "evaluate")
-#: single modules outside those packages that rows read (which neighbours a kNN vote may use)
-_ROW_MODULES = ("data/duplicates.py", "_checks.py")  # _checks.group_codes: the groups neighbour_groups joins
-
-
-#: the installed packages whose code turns recordings into rows: the cleanlab recipe's row is cleanlab's
-_ROW_PACKAGES = ("cleanlab", "scikit-learn", "numpy")
-
-
-def _versions(packages: tuple[str, ...]) -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for name in packages:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-@functools.cache
-def code_digest() -> str:
-    """A digest of the source that turns recordings into rows (the detector table, the scores, the
-    metrics, the exact copies' kNN neighbour groups and this module) and of the versions of the
-    packages they call (:data:`_ROW_PACKAGES`: a cached cleanlab row under another cleanlab was served
-    without a word). A cached row keeps the digest it was computed with, so a resumed or
-    repeated benchmark can say which of its rows older code computed (``--recompute-scores``)."""
-    root = Path(__file__).resolve().parents[1]
-    files = sorted(f for pkg in _ROW_CODE for f in (root / pkg).rglob("*.py"))
-    files += [root / m for m in _ROW_MODULES] + [Path(__file__).resolve()]
-    return digest([[f.relative_to(root).as_posix(), f.read_text(encoding="utf-8")] for f in files]
-                  + [_versions(_ROW_PACKAGES)])
-
-
 _FAILED = "failed:"  # how the note of a detector's row that failed begins, before the reason
 
 
@@ -174,7 +137,7 @@ class CellRunner:
             "truth": digest(self.truth), "cell": [cell.dataset.name, cell.labels, cell.model.name],
             "model": cell.model.key(), "seed": cell.seed, "n_folds": cfg.n_folds, "knn_k": cfg.knn_k,
             "aux_fraction": cfg.aux_fraction, "labeltrace": __version__, "aux_draw": protocol.AUX_DRAW,
-            **self._copies_key,
+            **self._copies_key, **torch_key(),  # the rows read the recordings, which the torch made
         })  # fmt: skip
         self.result_dir = self.cache / "results" / self.key
         self.settings = settings_digest(cell, cfg)
@@ -186,7 +149,7 @@ class CellRunner:
         # keeps it: the in-sample runs' first network's, the cross-fitted fold models' common one
         embedding = not m.on_features
         parts = {"v": _CACHE_VERSION, "plan": [type(plan).__name__, vars(plan)], "inputs": self.input_fp,
-                 "given": digest(self.given), "model": m.key(), "seed": self.cell.seed}  # fmt: skip
+                 "given": digest(self.given), "model": m.key(), "seed": self.cell.seed, **torch_key()}  # fmt: skip
         if embedding and isinstance(plan, protocol.CrossFit):  # without it, then the first fold's: other keys
             parts["embedding"] = "common"
         if isinstance(plan, protocol.InSample) and plan.runs > 1:  # the recording's fingerprint has it too
@@ -231,7 +194,7 @@ class CellRunner:
             cv_key = {"cv": m.cv, "n_folds": self.cfg.n_folds, "seed": self.cell.seed}
             cv_key |= {"C": m.cv_C, "max_iter": m.cv_max_iter} if m.cv == "logreg" else {"model": m.key()}
             key = digest({"v": _CACHE_VERSION, "kind": "cv", "inputs": self.input_fp, "given": digest(self.given),
-                          **cv_key, **self._copies_key})  # fmt: skip
+                          **cv_key, **self._copies_key, **(torch_key() if m.cv == "same" else {})})  # fmt: skip
             p = self.cache / "cv" / f"{key}.npz"
             with entry_lock(p):  # one bench fits them, another waits and reads them
                 if not p.is_file():

@@ -367,3 +367,18 @@ def test_an_image_named_dcm_that_is_no_dicom_is_read_as_what_it_is(tmp_path: Pat
     Image.fromarray(np.full((4, 4), 128, np.uint8)).save(tmp_path / "x.png")
     (tmp_path / "x.dcm").write_bytes((tmp_path / "x.png").read_bytes())
     assert decode_image(tmp_path / "x.dcm").max() == pytest.approx(128 / 255)
+
+
+@needs_pydicom
+def test_what_decoding_saw_is_the_last_images_not_the_one_before(tmp_path: Path) -> None:
+    """The validation pass reads a decode's frames and see-through pixels from the thread: a DICOM
+    decoded after an RGBA PNG with transparent pixels was said to have them too."""
+    from labeltrace.data.decode import last_see_through
+
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "clear.png")
+    decode_image(tmp_path / "clear.png")
+    assert last_see_through()
+    decode_image(_write_dicom(tmp_path / "a.dcm", np.arange(4, dtype=np.uint16).reshape(2, 2), slope=1.0,
+                              intercept=0.0, photometric="MONOCHROME2"))  # fmt: skip
+    assert not last_see_through()

@@ -193,15 +193,16 @@ _DECODED = threading.local()  # what the last pil_to_array of this thread saw be
 
 
 def last_frames() -> int:
-    """The frames of the last image :func:`pil_to_array` decoded on this thread (a stack's, when its
-    second frame has the first one's size; 1 otherwise): the validation pass reads it after each
-    decode instead of opening the file again."""
+    """The frames of the last image :func:`decode_image` (or :func:`pil_to_array`) decoded on this
+    thread (a stack's, when its second frame has the first one's size; 1 otherwise): the validation
+    pass reads it after each decode instead of opening the file again."""
     return int(getattr(_DECODED, "frames", 1))
 
 
 def last_see_through() -> bool:
-    """Whether the last image :func:`pil_to_array` decoded on this thread had pixels less than
-    opaque (an alpha channel, or a transparent colour), which it composited on black."""
+    """Whether the last image :func:`decode_image` (or :func:`pil_to_array`) decoded on this thread
+    had pixels less than opaque (an alpha channel, or a transparent colour), which it composited on
+    black."""
     return bool(getattr(_DECODED, "see_through", False))
 
 
@@ -278,18 +279,6 @@ def _decode_dicom(path: Path, max_pixels: int) -> np.ndarray:
     return dicom_to_array(ds)
 
 
-def _pillow_knows(path: Path, max_pixels: int) -> bool:
-    """Whether Pillow identifies the file's format (its header alone; an image over the pixel limit
-    is Pillow's too, refused by the decoding that follows)."""
-    try:
-        with open_image(path, max_pixels):
-            return True
-    except UnidentifiedImageError:
-        return False
-    except DataError:  # over the pixel limit: a format Pillow knows
-        return True
-
-
 def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
     """Decode one image file to an ``(H, W, C)`` float32 array in [0, 1].
 
@@ -310,14 +299,16 @@ def decode_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarr
     """
     path = Path(path)
     max_pixels = pixel_limit(max_pixels)
+    dicom_name = path.suffix.lower() in DICOM_SUFFIXES
+    _DECODED.frames, _DECODED.see_through = 1, False  # a DICOM's: not the last Pillow image's
     try:
-        if path.suffix.lower() in DICOM_SUFFIXES and (has_dicom_magic(path) or not _pillow_knows(path, max_pixels)):
-            return _decode_dicom(path, max_pixels)  # a .dcm that Pillow reads (a PNG so named) is its format's
-        try:
+        if dicom_name and has_dicom_magic(path):
+            return _decode_dicom(path, max_pixels)
+        try:  # a .dcm without the preamble that Pillow reads (a PNG so named) is its format's
             with open_image(path, max_pixels) as img:
                 return pil_to_array(load_pixels(img))
         except UnidentifiedImageError:
-            if has_dicom_magic(path):
+            if dicom_name or has_dicom_magic(path):  # a .dcm without the preamble: by its name
                 return _decode_dicom(path, max_pixels)
             if path.stat().st_size == 0:
                 raise DataError("empty file (0 bytes; an interrupted copy?)") from None

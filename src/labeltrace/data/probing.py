@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from labeltrace._checks import listing
 from labeltrace.data.errors import DataError, DataWarning
 from labeltrace.data.sources import ImageSource
 
-__all__ = ["mixed_depths", "probe", "see_through", "stacks"]
+__all__ = ["Probed", "Seen", "mixed_depths", "probe", "see_through", "stacks"]
 
 
 #: a 16-bit file whose brightest pixel is at most this share of the range holds, say, 12-bit data
@@ -24,7 +25,17 @@ DIM = 1 / 2
 DEEP = (".png", ".tif", ".tiff", ".pgm", ".ppm")
 
 
-Probed = tuple[tuple[int, int, int], int, float, int, bool] | str
+class Seen(NamedTuple):
+    """What :func:`probe` saw of a readable image."""
+
+    shape: tuple[int, int, int]
+    bits: int  # bits per sample its file stores (8 unless its header was read: see probe)
+    peak: float  # its largest value as decoded, in [0, 1]
+    frames: int  # a TIFF's frames (1 otherwise)
+    see_through: bool  # pixels less than opaque, composited on black
+
+
+Probed = Seen | str
 
 
 def probe(source: ImageSource, i: int) -> Probed:
@@ -49,34 +60,38 @@ def probe(source: ImageSource, i: int) -> Probed:
     frames = last_frames() if p is not None and p.suffix.lower() in (".tif", ".tiff") else 1
     clear = p is not None and last_see_through()
     if peak > DIM or p is None or p.suffix.lower() not in DEEP:  # arrays, JPEG, DICOM, ...: 8
-        return img.shape, 8, peak, frames, clear  # type: ignore[return-value]
+        return Seen(img.shape, 8, peak, frames, clear)  # type: ignore[arg-type]
     from labeltrace.data.decode import stored_bits
 
-    return img.shape, stored_bits(p), peak, frames, clear  # type: ignore[return-value]
+    return Seen(img.shape, stored_bits(p), peak, frames, clear)  # type: ignore[arg-type]
+
+
+def _read_where(probed: Sequence[Probed], pick: Callable[[Seen], bool]) -> tuple[list[tuple[int, Seen]], int]:
+    """The images read, ``(index, what was seen)``, that ``pick`` holds of, and how many were read."""
+    read = [(k, r) for k, r in enumerate(probed) if isinstance(r, Seen)]
+    return [(k, r) for k, r in read if pick(r)], len(read)
 
 
 def see_through(probed: Sequence[Probed], sources: Sequence[str], where: str) -> None:
     """Warn of image files with pixels less than opaque (an alpha channel, a PNG's transparent
     colour): composited on black as documented, their see-through pixels reach the model dark — an
     X-ray saved with its white as the transparent colour read its brightest pixels black, unsaid."""
-    clear = [k for k, r in enumerate(probed) if not isinstance(r, str) and r[4]]
+    clear, read = _read_where(probed, lambda r: r.see_through)
     if clear:
-        read = sum(not isinstance(r, str) for r in probed)
         warnings.warn(f"{len(clear)} of {read} images{where} have pixels less than opaque (an alpha channel or a "
                       "transparent colour), composited on black: they reach the model dark there — save them "
-                      f"without transparency if that is not meant: {listing(sources[k] for k in clear)}",
+                      f"without transparency if that is not meant: {listing(sources[k] for k, _ in clear)}",
                       DataWarning, stacklevel=3)  # fmt: skip
 
 
 def stacks(probed: Sequence[Probed], sources: Sequence[str], where: str) -> None:
     """Warn of TIFF stacks: each is read at its first frame (a volume's first slice, a series' first
     image), which nothing else said."""
-    many = [(k, r[3]) for k, r in enumerate(probed) if not isinstance(r, str) and r[3] > 1]
+    many, read = _read_where(probed, lambda r: r.frames > 1)
     if many:
-        read = sum(not isinstance(r, str) for r in probed)
         warnings.warn(f"{len(many)} of {read} images{where} are TIFF files of several frames (stacks: a "
                       "volume's slices, a series), each read at its first frame alone: "
-                      + listing(f"{sources[k]} ({n} frames)" for k, n in many)
+                      + listing(f"{sources[k]} ({r.frames} frames)" for k, r in many)
                       + "; save the frame meant for each sample as its own image to scan it", DataWarning,
                       stacklevel=3)  # fmt: skip
 
@@ -89,15 +104,15 @@ def mixed_depths(probed: Sequence[Probed], sources: Sequence[str],
     file: the model answered the common class for every image, and flagged every 16-bit image of
     the other). A set of dim 16-bit files alone is read alike: warned of only when it is as dim as
     12-bit data (a pretrained backbone sees it near black)."""
-    ok = [(k, r) for k, r in enumerate(probed) if not isinstance(r, str)]
-    sixteen = [(k, r[2]) for k, r in ok if r[1] == 16]
+    ok = [(k, r) for k, r in enumerate(probed) if isinstance(r, Seen)]
+    sixteen = [(k, r.peak) for k, r in ok if r.bits == 16]
     if not sixteen:
         return
     if len(sixteen) < len(ok):  # the bright files' depth, read now (probe read the dim ones' alone):
         from labeltrace.data.decode import stored_bits
 
         # 16-bit files of a normal range are no 8-bit others; the first 8-bit one ends the reading
-        bright = [(k, r[2]) for k, r in ok if r[1] != 16]
+        bright = [(k, r.peak) for k, r in ok if r.bits != 16]
         if all((f := path(k)) is not None and f.suffix.lower() in DEEP and stored_bits(f) == 16 for k, _ in bright):
             sixteen += bright  # every file 16-bit: one scale for all
     peak = float(np.median([m for _, m in sixteen]))

@@ -71,7 +71,7 @@ def finalize(
     if shapes is None and verify:
         probed = parallel_map(lambda i: probe(source, i), range(n), workers)
         reasons = [r if isinstance(r, str) else None for r in probed]
-        shapes = np.array([(0, 0, 0) if isinstance(r, str) else r[0] for r in probed],
+        shapes = np.array([(0, 0, 0) if isinstance(r, str) else r.shape for r in probed],
                           dtype=np.int64).reshape(n, 3)
         mixed_depths(probed, sources, where, source.path)
         stacks(probed, sources, where)

@@ -159,14 +159,16 @@ def _run_cells(cfg: BenchConfig, detectors: list[str], *, out_dir: str | Path, r
     else:  # an earlier run's curve is not this run's
         files["sei_epochs_csv"].unlink(missing_ok=True)
     plot_names: list[str] = []
-    drawn = {"f1_vs_rate_png": out / f"{cfg.name}_f1_vs_rate.png", "sei_epochs_png": out / f"{cfg.name}_sei_epochs.png"}
-    for key, p in drawn.items():
-        if plots and (report.plot_f1_vs_rate(rows, p) if key == "f1_vs_rate_png" else report.plot_sei_epochs(curve, p)):
-            files[key] = p
+    draw: dict[str, Callable[[Path], bool]] = {"f1_vs_rate": lambda p: report.plot_f1_vs_rate(rows, p),
+                                                "sei_epochs": lambda p: report.plot_sei_epochs(curve, p)}  # fmt: skip
+    for stem, drawn in draw.items():
+        p = out / f"{cfg.name}_{stem}.png"
+        if plots and drawn(p):
+            files[f"{stem}_png"] = p
             plot_names.append(p.name)
         else:  # an earlier run's plot beside this run's tables would show the other run's numbers
             p.unlink(missing_ok=True)
-            if plots and key == "f1_vs_rate_png":
+            if plots and stem == "f1_vs_rate":
                 log(f"no {p.name}: it draws a detector's F1 against the noise rate, and no dataset, kind of noise "
                     "and model of this run has more than one rate")  # fmt: skip
     md = report.markdown_report(rows, name=cfg.name, command=command, seeds=cfg.seeds,

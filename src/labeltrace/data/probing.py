@@ -52,17 +52,16 @@ def probe(source: ImageSource, i: int) -> Probed:
         return msg.removeprefix(f"{p}: ") if p is not None else msg
     peak = float(img.max()) if img.size else 0.0
     p = source.path(i)
-    from labeltrace.data.decode import (  # what decoding it on this thread saw
+    from labeltrace.data.decode import (  # what decoding it here saw
         last_frames,
         last_see_through,
+        stored_bits,
     )
 
     frames = last_frames() if p is not None and p.suffix.lower() in (".tif", ".tiff") else 1
     clear = p is not None and last_see_through()
     if peak > DIM or p is None or p.suffix.lower() not in DEEP:  # arrays, JPEG, DICOM, ...: 8
         return Seen(img.shape, 8, peak, frames, clear)  # type: ignore[arg-type]
-    from labeltrace.data.decode import stored_bits
-
     return Seen(img.shape, stored_bits(p), peak, frames, clear)  # type: ignore[arg-type]
 
 

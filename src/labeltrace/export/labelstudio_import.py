@@ -64,10 +64,8 @@ def _sample_of(run: Run, data: dict[str, Any], where: str, by_ext: dict[str, int
     sid = data.get("labeltrace_id")
     if sid is None and data.get("external_id") is not None:
         sid = _lookup(by_ext, data["external_id"])
-    if isinstance(sid, str) and sid.strip().lstrip("-").isdigit():
-        sid = int(sid)
-    if isinstance(sid, str) and re.fullmatch(r"\s*-?\d+\.0*\s*", sid):  # "397.0": a spreadsheet's or pandas' float
-        sid = int(float(sid))
+    if isinstance(sid, str) and re.fullmatch(r"\s*-?\d+(\.0*)?\s*", sid):  # "397", or a spreadsheet's "397.0"
+        sid = int(sid.split(".")[0])
     if isinstance(sid, float) and sid.is_integer():
         sid = int(sid)
     if not isinstance(sid, int) or isinstance(sid, bool) or not 0 <= sid < run.num_samples:

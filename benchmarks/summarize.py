@@ -1,6 +1,6 @@
 """The summary tables of benchmarks/RESULTS.md, from the committed per-seed CSVs — one command:
 
-    python benchmarks/summarize.py benchmarks/results/test-{breastmnist,cifar10h,cifar10n,pneumoniamnist-cnn-low,pneumoniamnist-cnn,pneumoniamnist}.csv > benchmarks/results/test-summary.md
+    python benchmarks/summarize.py benchmarks/results/test-{breastmnist,cifar10h,cifar10h-2k,cifar10n,pneumoniamnist-cnn-low,pneumoniamnist-cnn,pneumoniamnist}.csv > benchmarks/results/test-summary.md
 
 For every cell (dataset, labels, model): the default detector (``crossfit``) against the cleanlab
 recipe and against the best detector of the cell (F1 of each one's own rule, means over seeds,

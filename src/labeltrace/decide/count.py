@@ -108,7 +108,11 @@ def conservative_count(held: np.ndarray, in_sample: np.ndarray | None, labels: n
       (54 cells: 0.648, ``r`` 0.645, arithmetic mean 0.650, ``n`` 0.602). The large-set rule
       counts those cells right (344–360; 150–160 on the clean one) but collapses where a head
       memorises a small set (BreastMNIST val: 0–2 for 16; 54 cells: 0.527), and no label-free
-      switch between the two was found. A stronger model is the lever there: with 224 px
+      switch between the two was found. Switching on the model (a head on frozen features of more
+      than two classes: ``scripts/memorised_count_dev.py``) counted the noisy photos better on dev
+      and on test, but failed its test gate on the near-clean photos (``cifar10h-2k``: 76 flagged
+      instead of 293, 1 of 16 wrong labels found instead of 7; ``benchmarks/results/
+      test-small-head-count.md``). A stronger model is the lever there: with 224 px
       features (what ``--resolution auto`` picks for such photos) the same cells flag 297 of the
       2,000 original labels instead of 436 (``benchmarks/results/dev-resolution.md``).
     * On a large set, the smallest of ``n``, ``r`` and :data:`IN_SAMPLE_FACTOR` (2.5) × the count

@@ -24,6 +24,7 @@ from runfactory import csv_rows, make_run
 from labeltrace.data.errors import MissingDependencyError
 from labeltrace.export import export_run, import_labelstudio, labelstudio_config
 from labeltrace.export.cleaned import export_labels
+from labeltrace.relabel.runstore import run_store
 from labeltrace.rundir import open_run, write_table
 
 
@@ -328,17 +329,31 @@ def test_import_labelstudio_min_takes_the_latest_annotation_not_the_last_listed(
     assert labels[0]["label"] == "bird"
 
 
-def test_import_labelstudio_refuses_a_task_whose_two_ids_disagree(tmp_path: Path) -> None:
-    """labeltrace_id 1 with sample 2's external_id: a task file of another run over the same data
-    would put its decisions on the wrong samples; refused, naming both."""
+def test_import_labelstudio_matches_a_rescan_s_tasks_by_their_external_id(tmp_path: Path) -> None:
+    """A task file exported from an earlier scan of the same images, which a rescan numbers
+    otherwise (images added or removed): each task names its image by external_id, and its
+    labeltrace_id another scan's sample. It was refused as "a task file of another run?" — the
+    decisions of a finished Label Studio round could not be read into the rescan; now each lands on
+    the image its task showed, and the import says how many tasks it matched so."""
     rd = make_run(tmp_path, n=24, k=3)
-    ext = open_run(rd).column("external_id")
+    run = open_run(rd)
+    ext, classes = run.column("external_id"), run.classes
     f = tmp_path / "min.json"
-    f.write_text(json.dumps([{"image": "x", "labeltrace_id": 1, "external_id": str(ext[2]), "label": "cat"}]))
-    with pytest.raises(ValueError, match=rf"labeltrace_id 1 is this run's sample '{ext[1]}'.*\(sample 2\)"):
-        import_labelstudio(rd, f)
-    f.write_text(json.dumps([{"image": "x", "labeltrace_id": 1, "external_id": str(ext[1]), "label": "cat"}]))
-    assert import_labelstudio(rd, f) == 1
+    earlier = {1: 2, 2: 1, 7: 7}  # the earlier scan's numbers → this run's samples (7 numbered alike)
+    f.write_text(json.dumps([{"image": "x", "labeltrace_id": old, "external_id": str(ext[now]),
+                              "label": classes[now % 3], "id": old + 1} for old, now in earlier.items()]))  # fmt: skip
+    told: list[str] = []
+    assert import_labelstudio(rd, f, warn=told.append) == 3
+    cur = run_store(open_run(rd)).current()
+    assert {i: cur[i].decision for i in cur} == {1: classes[1], 2: classes[2], 7: classes[1]}
+    said = [t for t in told if "matched by external_id" in t]
+    assert len(said) == 1 and "2 tasks" in said[0] and "samples 1, 2" in said[0]
+    # a task without an external_id is still numbered by labeltrace_id
+    f.write_text(json.dumps([{"image": "x", "labeltrace_id": 5, "label": classes[0], "id": 9}]))
+    told.clear()
+    assert import_labelstudio(rd, f, warn=told.append) == 1
+    assert run_store(open_run(rd)).current()[5].decision == classes[0]
+    assert not [t for t in told if "matched by external_id" in t]
 
 
 def test_only_suspects_applies_to_tables_and_is_refused_for_fiftyone(tmp_path: Path) -> None:

@@ -190,17 +190,17 @@ def test_a_task_names_its_sample_through_a_decomposed_name_or_a_float_id() -> No
     run = SimpleNamespace(num_samples=3)
     nfd = unicodedata.normalize("NFD", ids[0])
     assert nfd != ids[0]
-    assert _sample_of(run, {"external_id": nfd}, "t", by_ext, ids) == 0  # type: ignore[arg-type]
-    assert _sample_of(run, {"labeltrace_id": 0, "external_id": nfd}, "t", by_ext, ids) == 0  # type: ignore[arg-type]
-    assert _sample_of(run, {"labeltrace_id": 2.0, "external_id": "imgs/b.jpg"}, "t", by_ext, ids) == 2  # type: ignore[arg-type]
-    assert _sample_of(run, {"labeltrace_id": "1.0"}, "t", by_ext, ids) == 1  # type: ignore[arg-type]
+    assert _sample_of(run, {"external_id": nfd}, "t", by_ext, ids)[0] == 0  # type: ignore[arg-type]
+    assert _sample_of(run, {"labeltrace_id": 0, "external_id": nfd}, "t", by_ext, ids)[0] == 0  # type: ignore[arg-type]
+    assert _sample_of(run, {"labeltrace_id": 2.0, "external_id": "imgs/b.jpg"}, "t", by_ext, ids)[0] == 2  # type: ignore[arg-type]
+    assert _sample_of(run, {"labeltrace_id": "1.0"}, "t", by_ext, ids)[0] == 1  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no sample matches"):
         _sample_of(run, {"labeltrace_id": 1.5}, "t", by_ext, ids)  # type: ignore[arg-type]
     twins = [unicodedata.normalize("NFC", "é.jpg"), unicodedata.normalize("NFD", "é.jpg")]  # two files on Linux
     both = _external_ids(twins)
-    assert [_sample_of(run, {"external_id": e}, "t", both, twins) for e in twins] == [0, 1]  # type: ignore[arg-type]
+    assert [_sample_of(run, {"external_id": e}, "t", both, twins)[0] for e in twins] == [0, 1]  # type: ignore[arg-type]
     third = ["x_\u1ec7.png", "x_e\u0323\u0302.png"]  # one name, composed and decomposed: two files
-    with pytest.raises(ValueError, match="no sample matches"):  # a third spelling fits both: neither is taken
+    with pytest.raises(ValueError, match="which no sample of this run has"):  # a third spelling fits both: neither is taken
         _sample_of(run, {"external_id": "x_\u1eb9\u0302.png"}, "t", _external_ids(third), third)  # type: ignore[arg-type]
 
 

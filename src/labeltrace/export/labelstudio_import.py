@@ -58,33 +58,43 @@ def _lookup(by_ext: dict[str, int], ext: Any) -> int | None:
     return by_ext[text] if text in by_ext else by_ext.get("\0" + unicodedata.normalize("NFC", text))
 
 
-def _sample_of(run: Run, data: dict[str, Any], where: str, by_ext: dict[str, int], ext_ids: list[str]) -> int:
-    """The run's sample a task names (``labeltrace_id``, else ``external_id``); ``ValueError`` when
-    it names none, or two that disagree."""
-    sid = data.get("labeltrace_id")
-    if sid is None and data.get("external_id") is not None:
-        sid = _lookup(by_ext, data["external_id"])
-    if isinstance(sid, str) and re.fullmatch(r"\s*-?\d+(\.0*)?\s*", sid):  # "397", or a spreadsheet's "397.0"
-        sid = int(sid.split(".")[0])
-    if isinstance(sid, float) and sid.is_integer():
-        sid = int(sid)
-    if not isinstance(sid, int) or isinstance(sid, bool) or not 0 <= sid < run.num_samples:
+def _labeltrace_id(value: Any) -> int | None:
+    """A task's ``labeltrace_id`` as an int: ``397``, ``397.0``, ``"397"`` or a spreadsheet's
+    ``"397.0"``; None for anything else (absent, a bool, other text)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.0*)?\s*", value):
+        value = int(value.split(".")[0])
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _sample_of(run: Run, data: dict[str, Any], where: str, by_ext: dict[str, int],
+               ext_ids: list[str]) -> tuple[int, bool]:  # fmt: skip
+    """The run's sample a task names and whether its ``labeltrace_id`` numbers another one.
+
+    The ``external_id`` (the image's name under the root) names the sample where the task has one:
+    a task file exported from an earlier scan of the same images (a rescan with images added or
+    removed numbers them anew) lands on the images it showed, and ``labeltrace_id`` then numbers
+    another scan's sample (the second value, True). Without an external id, ``labeltrace_id``
+    names it. ``ValueError`` when an external id no sample of this run has (an image renamed or
+    removed since the export), or neither id, names one."""
+    sid = _labeltrace_id(data.get("labeltrace_id"))
+    valid = sid is not None and 0 <= sid < run.num_samples
+    ext = data.get("external_id")
+    if ext is not None:
+        at = _lookup(by_ext, ext)
+        if at is None:
+            was = f" is {ext_ids[sid]!r}" if valid else " names no sample of this run either"  # type: ignore[index]
+            raise ValueError(
+                f"{where}: names external_id {str(ext)!r}, which no sample of this run has (labeltrace_id "
+                f"{data.get('labeltrace_id')!r}{was}): an image renamed or removed since the export, or a task "
+                "file of a scan of other images?"
+            )  # fmt: skip
+        return at, data.get("labeltrace_id") is not None and sid != at
+    if not valid:
         raise ValueError(f"{where}: no sample matches (labeltrace_id {data.get('labeltrace_id')!r}, "
                          f"external_id {data.get('external_id')!r})")  # fmt: skip
-    ext = data.get("external_id")
-    at = None if ext is None else _lookup(by_ext, ext)
-    if ext is not None and at is None:
-        raise ValueError(
-            f"{where}: names external_id {str(ext)!r}, which no sample of this run has (labeltrace_id {sid} "
-            f"is {ext_ids[sid]!r}): an image renamed or replaced since the export, or a task file of "
-            "another run?"
-        )
-    if at is not None and at != sid:
-        raise ValueError(
-            f"{where}: labeltrace_id {sid} is this run's sample {ext_ids[sid]!r}, but the task names "
-            f"external_id {str(ext)!r} (sample {at}): a task file of another run?"
-        )
-    return sid
+    return sid, False  # type: ignore[return-value]
 
 
 def _when(entry: dict[str, Any]) -> str | None:
@@ -113,7 +123,10 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
                        info: Callable[[str], None] | None = None) -> int:  # fmt: skip
     """Read a Label Studio export (JSON or JSON-MIN) into ``reviews.db``; returns rows written.
 
-    Each task is matched by ``data.labeltrace_id`` (else ``external_id``). Of a task's
+    Each task is matched by its ``external_id`` (the image's name: a task file exported from an
+    earlier scan of the same images, numbered otherwise, lands on the images it showed, and
+    ``warn`` says how many tasks its ``labeltrace_id`` numbered otherwise), else by
+    ``data.labeltrace_id``. Of a task's
     annotations the latest submitted one (``updated_at`` / ``created_at``, then list order) counts —
     one marked ground truth before the others —: a class choice → relabel decision, ``review:
     unsure`` → ``unsure`` (with a class ticked too: ``unsure``), ``review: exclude`` → ``exclude``
@@ -153,6 +166,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     drafts: list[int] = []  # samples with a draft and no submitted annotation
     truth: set[int] = set()  # samples whose counted annotation is ground truth
     minimal = 0  # JSON-MIN entries (skips are not in such a file)
+    renumbered: list[int] = []  # samples whose task's labeltrace_id numbers another scan's sample
     latest_min: dict[int, tuple[str, int]] = {}  # a JSON-MIN sample's latest readable entry: (time, task index)
     unreadable: list[tuple[int, tuple[str, int], ValueError]] = []  # refused only when its sample's latest
     for t_idx, task in enumerate(_tasks(export_json)):
@@ -161,7 +175,9 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             raise ValueError(f"{export_json}: task {tid}: not a JSON object")
         full = "data" in task or "annotations" in task or "completions" in task
         data = task.get("data", {}) if full else task
-        sid = _sample_of(run, data, f"{export_json}: task {tid}", by_ext, ext_ids)
+        sid, other = _sample_of(run, data, f"{export_json}: task {tid}", by_ext, ext_ids)
+        if other:
+            renumbered.append(sid)
         where = f"{export_json}: task {tid} (sample {sid}, external_id {ext_ids[sid]!r})"
         if full:
             anns = [a for a in (task.get("annotations") or task.get("completions") or []) if isinstance(a, dict)]
@@ -205,6 +221,11 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     rows.sort(key=lambda r: (first[r["sample_id"]], r["decided_at"] or ""))
     say = warn or warn_caller
     _tell(say, export_json, empty=empty, several=several, drafts=drafts, minimal=minimal)
+    if renumbered:
+        say(f"{export_json}: {len(set(renumbered))} task{'s' if len(set(renumbered)) != 1 else ''} matched by "
+            f"external_id, not by labeltrace_id, which numbers another scan's samples there (a task file "
+            f"exported from an earlier scan of these images): imported onto {samples_named(renumbered)}, the "
+            "images the tasks name")  # fmt: skip
     store = run_store(run)
     was = run_verdicts(run)
     before = was.resolution.disputed.copy()

@@ -382,3 +382,22 @@ def test_inject_checks_the_labels_before_the_confusion_model_trains(monkeypatch:
     with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
         noise.inject("confusion:0.2", y, 3, feats, seed=-1)
     assert trained == []
+
+
+def test_the_swapped_labels_warning_points_at_the_caller_s_line_through_the_scan_s_labels() -> None:
+    """Raised through the scan's label step (scan_labels.labels_trained_on → inject), the fixed
+    stacklevel pointed at a line of labeltrace: a warnings filter on the user's module missed it."""
+    import warnings
+
+    from labeltrace.data.adapters import from_arrays
+    from labeltrace.data.errors import DataWarning
+    from labeltrace.scan_labels import labels_trained_on
+    from labeltrace.scan_settings import ScanConfig
+
+    ds = from_arrays(np.zeros((100, 4, 4), np.uint8), np.repeat(np.arange(10), 10))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels_trained_on(ds, ScanConfig(noise="symmetric:0.95", seed=0), lambda: np.zeros((100, 2)), None,
+                          lambda s: None)  # fmt: skip
+    said = [w for w in caught if issubclass(w.category, DataWarning)]
+    assert len(said) == 1 and said[0].filename == __file__

@@ -113,11 +113,11 @@ def _warn_if_swapped(spec: str, clean: np.ndarray, given: np.ndarray, num_classe
     rival = other.argmax(axis=1)
     bad = np.flatnonzero((m.sum(axis=1) > 0) & (other.max(axis=1) > np.diag(m)))
     if bad.size:
-        import warnings
+        from labeltrace._warn import warn_caller
 
         name = (lambda k: repr(str(classes[k]))) if classes is not None else str  # noqa: E731
         shown = [f"class {name(k)}: {m[k, rival[k]]} labelled {name(rival[k])}, {m[k, k]} kept" for k in bad]
-        warnings.warn(f"--noise {spec}: in {len(bad)} of {num_classes} classes more images carry one wrong label "
+        warn_caller(f"--noise {spec}: in {len(bad)} of {num_classes} classes more images carry one wrong label "
                       f"than their own ({listing(shown, 5)}): there the given labels are swapped rather than "
                       "noisy, and no detector can tell the wrong ones apart (a lower rate keeps each class's own "
-                      "label the most common)", DataWarning, stacklevel=3)  # fmt: skip
+                      "label the most common)", DataWarning)  # fmt: skip

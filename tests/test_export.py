@@ -329,12 +329,24 @@ def test_import_labelstudio_min_takes_the_latest_annotation_not_the_last_listed(
     assert labels[0]["label"] == "bird"
 
 
-def test_import_labelstudio_matches_a_rescan_s_tasks_by_their_external_id(tmp_path: Path) -> None:
-    """A task file exported from an earlier scan of the same images, which a rescan numbers
-    otherwise (images added or removed): each task names its image by external_id, and its
-    labeltrace_id another scan's sample. It was refused as "a task file of another run?" — the
-    decisions of a finished Label Studio round could not be read into the rescan; now each lands on
-    the image its task showed, and the import says how many tasks it matched so."""
+def test_import_labelstudio_refuses_a_task_whose_two_ids_disagree(tmp_path: Path) -> None:
+    """labeltrace_id 1 with sample 2's external_id: a task file of another scan would put its
+    decisions on the wrong samples; refused, naming both, and saying how a rescan's file imports."""
+    rd = make_run(tmp_path, n=24, k=3)
+    ext = open_run(rd).column("external_id")
+    f = tmp_path / "min.json"
+    f.write_text(json.dumps([{"image": "x", "labeltrace_id": 1, "external_id": str(ext[2]), "label": "cat"}]))
+    with pytest.raises(ValueError, match=rf"labeltrace_id 1 is this run's sample '{ext[1]}'.*\(sample 2\).*--by external_id"):
+        import_labelstudio(rd, f)
+    f.write_text(json.dumps([{"image": "x", "labeltrace_id": 1, "external_id": str(ext[1]), "label": "cat"}]))
+    assert import_labelstudio(rd, f) == 1
+
+
+def test_import_labelstudio_by_external_id_reads_a_rescan_s_tasks_onto_their_images(tmp_path: Path) -> None:
+    """A task file exported from an earlier scan of the same images, which a rescan numbers otherwise
+    (images added or removed): it was refused, and a finished Label Studio round could not be read into
+    the rescan. ``by="external_id"`` matches each task by the image's name; the samples whose task
+    numbered another are named."""
     rd = make_run(tmp_path, n=24, k=3)
     run = open_run(rd)
     ext, classes = run.column("external_id"), run.classes
@@ -343,17 +355,17 @@ def test_import_labelstudio_matches_a_rescan_s_tasks_by_their_external_id(tmp_pa
     f.write_text(json.dumps([{"image": "x", "labeltrace_id": old, "external_id": str(ext[now]),
                               "label": classes[now % 3], "id": old + 1} for old, now in earlier.items()]))  # fmt: skip
     told: list[str] = []
-    assert import_labelstudio(rd, f, warn=told.append) == 3
+    assert import_labelstudio(rd, f, info=told.append, by="external_id") == 3
     cur = run_store(open_run(rd)).current()
     assert {i: cur[i].decision for i in cur} == {1: classes[1], 2: classes[2], 7: classes[1]}
     said = [t for t in told if "matched by external_id" in t]
-    assert len(said) == 1 and "2 tasks" in said[0] and "samples 1, 2" in said[0]
-    # a task without an external_id is still numbered by labeltrace_id
+    assert len(said) == 1 and "2 samples whose task numbered another" in said[0] and "samples 1, 2" in said[0]
+    # by external_id, a task without one names no image; an unknown `by` is refused
     f.write_text(json.dumps([{"image": "x", "labeltrace_id": 5, "label": classes[0], "id": 9}]))
-    told.clear()
-    assert import_labelstudio(rd, f, warn=told.append) == 1
-    assert run_store(open_run(rd)).current()[5].decision == classes[0]
-    assert not [t for t in told if "matched by external_id" in t]
+    with pytest.raises(ValueError, match="task 9: has no external_id"):
+        import_labelstudio(rd, f, by="external_id")
+    with pytest.raises(ValueError, match="by must be one of labeltrace_id, external_id"):
+        import_labelstudio(rd, f, by="path")
 
 
 def test_only_suspects_applies_to_tables_and_is_refused_for_fiftyone(tmp_path: Path) -> None:
@@ -495,6 +507,21 @@ def test_local_files_a_browser_cannot_show_are_embedded_and_named(tmp_path: Path
     assert _shown_as_is(tmp_path / "eight.png")
 
 
+def test_the_cli_reads_a_rescan_s_label_studio_file_with_by_external_id(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from labeltrace.cli import main
+
+    rd = make_run(tmp_path, n=12, k=3, classes=["a", "b", "c"], seed=1)
+    ext = open_run(rd).column("external_id")
+    f = tmp_path / "ls.json"
+    f.write_text(json.dumps([{"image": "x", "labeltrace_id": 3, "external_id": str(ext[4]), "label": "b", "id": 1}]))
+    assert main(["export", str(rd), "--from-labelstudio", str(f)]) == 2
+    assert "--by external_id" in capsys.readouterr().err
+    assert main(["export", str(rd), "--from-labelstudio", str(f), "--by", "external_id"]) == 0
+    assert "1 sample whose task numbered another" in capsys.readouterr().out
+    assert run_store(open_run(rd)).current()[4].decision == "b"
+
+
 def test_export_options_that_would_be_ignored_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--from-labelstudio with --to ran the import and wrote no CSV; --overwrite on a file export and
     --images / --document-root on a CSV were accepted and ignored (an audit's finding)."""
@@ -508,7 +535,8 @@ def test_export_options_that_would_be_ignored_are_refused(tmp_path: Path, capsys
     for extra, said in ((["--to", "csv", "--overwrite"], "--overwrite replaces an existing FiftyOne dataset"),
                         (["--to", "parquet", "--images", "local-files"], "a parquet export names its images by path"),
                         (["--to", "csv", "--document-root", str(tmp_path)], "a csv export names its images by path"),
-                        (["--to", "labelstudio", "--document-root", str(tmp_path)], "a data-URI export embeds them")):
+                        (["--to", "labelstudio", "--document-root", str(tmp_path)], "a data-URI export embeds them"),
+                        (["--to", "labelstudio", "--by", "external_id"], "--by says how --from-labelstudio matches")):
         assert main(["export", str(rd), *extra]) == 2, extra
         assert said in capsys.readouterr().err
     assert not (rd / "export.csv").exists() and not (rd / "export.parquet").exists()

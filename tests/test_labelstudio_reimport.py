@@ -200,7 +200,7 @@ def test_a_task_names_its_sample_through_a_decomposed_name_or_a_float_id() -> No
     both = _external_ids(twins)
     assert [_sample_of(run, {"external_id": e}, "t", both, twins)[0] for e in twins] == [0, 1]  # type: ignore[arg-type]
     third = ["x_\u1ec7.png", "x_e\u0323\u0302.png"]  # one name, composed and decomposed: two files
-    with pytest.raises(ValueError, match="which no sample of this run has"):  # a third spelling fits both: neither is taken
+    with pytest.raises(ValueError, match="the name of 2 samples of this run once its accents"):  # fits both: neither taken
         _sample_of(run, {"external_id": "x_\u1eb9\u0302.png"}, "t", _external_ids(third), third)  # type: ignore[arg-type]
 
 

@@ -125,9 +125,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if given:  # an import writes no export: these would be ignored
             raise ValueError(f"--from-labelstudio reads the relabels back into the run and writes no export; leave "
                              f"out {' '.join(given)} (export in a command of its own)")
-        export.import_labelstudio(args.run_dir, args.from_labelstudio, info=print,
+        export.import_labelstudio(args.run_dir, args.from_labelstudio, info=print, by=args.by,
                                   warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
         return 0
+    if args.by != "labeltrace_id":
+        raise ValueError("--by says how --from-labelstudio matches a Label Studio export's tasks to samples; "
+                         "an export writes its own ids")
     if not args.to:
         raise ValueError("give --to labelstudio|fiftyone|csv|parquet or --from-labelstudio EXPORT.json")
     if args.max_side is not None and (args.to != "labelstudio" or args.images != "data-uri"):
@@ -214,6 +217,10 @@ def build_parser(*, named_only: bool = False) -> argparse.ArgumentParser:
                     help="fiftyone: refresh the review fields (review_decision, review_status, final) of an earlier "
                     "export of this run in place, keeping its tags, views and evaluations")
     ex.add_argument("--from-labelstudio", metavar="EXPORT_JSON", help="read relabels back from a Label Studio export")
+    ex.add_argument("--by", choices=("labeltrace_id", "external_id"), default="labeltrace_id",
+                    help="with --from-labelstudio: match each task to a sample by its labeltrace_id (default; it "
+                    "must agree with the task's external_id) or by its external_id alone — a task file exported "
+                    "from an earlier scan of the same images, which this scan numbers otherwise")
     ex.set_defaults(func=_cmd_export)
 
     from labeltrace.bench import add_arguments as _bench_arguments

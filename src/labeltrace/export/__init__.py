@@ -19,7 +19,8 @@
     itself, so images with no common folder strictly below the root are refused; ``info`` gets
     :func:`~labeltrace.export.labelstudio_images.local_files_setup`'s text with both filled
     in). A data-URI image larger than ``max_side`` (1024 px) is embedded shrunk to it;
-  - ``data.labeltrace_id`` (the sample id, used to read results back), ``external_id``,
+  - ``data.labeltrace_id`` (the sample id, used to read results back; ``--by external_id`` reads them
+    back by ``external_id`` instead, into a rescan of the same images), ``external_id``,
     ``given_label``, ``suggested_label``, ``score``, ``rank``, ``is_suspect``, for a decided
     sample ``review_decision`` and ``review_status`` (as in the table export below), and ``info``
     (a one-line summary shown as the task's header);

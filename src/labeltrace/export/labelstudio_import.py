@@ -44,12 +44,16 @@ def _tasks(export_json: str | os.PathLike[str]) -> Iterator[Any]:
 def _external_ids(ext_ids: list[str]) -> dict[str, int]:
     """Each sample's external id → its id, and each NFC form no two ids share → that id, under the
     key ``"\0" + form``: a name that went through macOS (decomposed accents, NFD) still finds its
-    sample, and one whose form several ids share finds none."""
+    sample, and one whose form several ids share finds none (that form → how many share it, under
+    ``"\1" + form``, for the message)."""
     by_ext = {e: i for i, e in enumerate(ext_ids)}
     forms = Counter(unicodedata.normalize("NFC", e) for e in ext_ids)
     for i, e in enumerate(ext_ids):
-        if forms[nfc := unicodedata.normalize("NFC", e)] == 1:
+        nfc = unicodedata.normalize("NFC", e)
+        if forms[nfc] == 1:
             by_ext["\0" + nfc] = i
+        else:
+            by_ext["\1" + nfc] = forms[nfc]
     return by_ext
 
 
@@ -68,33 +72,59 @@ def _labeltrace_id(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _sample_of(run: Run, data: dict[str, Any], where: str, by_ext: dict[str, int],
-               ext_ids: list[str]) -> tuple[int, bool]:  # fmt: skip
-    """The run's sample a task names and whether its ``labeltrace_id`` numbers another one.
+#: how a task names its sample: ``labeltrace_id`` (the default: the run's sample id, checked against the
+#: task's ``external_id``) or ``external_id`` (the image's name, for a task file of an earlier scan)
+MATCH_BY = ("labeltrace_id", "external_id")
+_RESCAN_HINT = ("if the file was exported from an earlier scan of these images, which this scan numbers otherwise "
+                "(images added or removed), import it with --by external_id (Python: by='external_id')")
 
-    The ``external_id`` (the image's name under the root) names the sample where the task has one:
-    a task file exported from an earlier scan of the same images (a rescan with images added or
-    removed numbers them anew) lands on the images it showed, and ``labeltrace_id`` then numbers
-    another scan's sample (the second value, True). Without an external id, ``labeltrace_id``
-    names it. ``ValueError`` when an external id no sample of this run has (an image renamed or
-    removed since the export), or neither id, names one."""
-    sid = _labeltrace_id(data.get("labeltrace_id"))
+
+def _sample_of(run: Run, data: dict[str, Any], where: str, by_ext: dict[str, int], ext_ids: list[str],
+               by: str = "labeltrace_id") -> tuple[int, bool]:  # fmt: skip
+    """The run's sample a task names, and whether its ``labeltrace_id`` numbers another sample.
+
+    ``by="labeltrace_id"``: the ``labeltrace_id`` (else, without one, the ``external_id``), which
+    must agree with the task's ``external_id`` where it has one. ``by="external_id"``: the
+    ``external_id`` alone — a task file exported from an earlier scan of the same images, which a
+    rescan numbers otherwise; the second value says its ``labeltrace_id`` named another sample.
+    ``ValueError`` naming the task when it names no sample, or two that disagree."""
+    raw = data.get("labeltrace_id")
+    sid = _labeltrace_id(raw)
     valid = sid is not None and 0 <= sid < run.num_samples
     ext = data.get("external_id")
-    if ext is not None:
-        at = _lookup(by_ext, ext)
+    at = None if ext is None else _lookup(by_ext, ext)
+    if ext is not None and at is None:
+        twins = _ambiguous(by_ext, ext)
+        named = (f"labeltrace_id {raw!r} is {ext_ids[sid]!r}" if valid  # type: ignore[index]
+                 else f"labeltrace_id {raw!r}")  # fmt: skip
+        raise ValueError(
+            f"{where}: names external_id {str(ext)!r}, "
+            + (f"which is {twins} of this run once its accents are normalised (NFC): rename one of them"
+               if twins else f"which no sample of this run has ({named}): an image renamed or removed since the "
+               "export, or a task file of other images?")  # fmt: skip
+        )
+    if by == "external_id":
         if at is None:
-            was = f" is {ext_ids[sid]!r}" if valid else " names no sample of this run either"  # type: ignore[index]
-            raise ValueError(
-                f"{where}: names external_id {str(ext)!r}, which no sample of this run has (labeltrace_id "
-                f"{data.get('labeltrace_id')!r}{was}): an image renamed or removed since the export, or a task "
-                "file of a scan of other images?"
-            )  # fmt: skip
-        return at, data.get("labeltrace_id") is not None and sid != at
+            raise ValueError(f"{where}: has no external_id, which --by external_id matches tasks by "
+                             f"(labeltrace_id {raw!r})")  # fmt: skip
+        return at, sid is not None and sid != at
+    if sid is None and raw is None and at is not None:  # no labeltrace_id: the external id names it
+        return at, False
     if not valid:
-        raise ValueError(f"{where}: no sample matches (labeltrace_id {data.get('labeltrace_id')!r}, "
-                         f"external_id {data.get('external_id')!r})")  # fmt: skip
+        raise ValueError(f"{where}: no sample matches (labeltrace_id {raw!r}, external_id {ext!r})")
+    if at is not None and at != sid:
+        raise ValueError(
+            f"{where}: labeltrace_id {sid} is this run's sample {ext_ids[sid]!r}, but the task names "  # type: ignore[index]
+            f"external_id {str(ext)!r} (sample {at}): a task file of another scan? {_RESCAN_HINT}"
+        )
     return sid, False  # type: ignore[return-value]
+
+
+def _ambiguous(by_ext: dict[str, int], ext: Any) -> str:
+    """``"the name of 2 samples"`` when ``ext``'s NFC form is shared by several of the run's ids (so it
+    names none of them), else ``""``."""
+    n = by_ext.get("\1" + unicodedata.normalize("NFC", str(ext)))
+    return f"the name of {n} samples" if n else ""
 
 
 def _when(entry: dict[str, Any]) -> str | None:
@@ -120,13 +150,16 @@ def _task_decision(anns: list[dict[str, Any]], classes: set[str],
 @sharing
 def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.PathLike[str], *,
                        warn: Callable[[str], None] | None = None,
-                       info: Callable[[str], None] | None = None) -> int:  # fmt: skip
+                       info: Callable[[str], None] | None = None, by: str = "labeltrace_id") -> int:  # fmt: skip
     """Read a Label Studio export (JSON or JSON-MIN) into ``reviews.db``; returns rows written.
 
-    Each task is matched by its ``external_id`` (the image's name: a task file exported from an
-    earlier scan of the same images, numbered otherwise, lands on the images it showed, and
-    ``warn`` says how many tasks its ``labeltrace_id`` numbered otherwise), else by
-    ``data.labeltrace_id``. Of a task's
+    Each task is matched by ``data.labeltrace_id`` (else ``external_id``), which must agree with its
+    ``external_id``. ``by="external_id"`` matches by the ``external_id`` alone: a task file exported
+    from an earlier scan of the same images, which a rescan numbers otherwise (images added or
+    removed), lands on the images it showed (``info`` names the samples whose task numbered
+    another). The external id is the image's path under the root for folders and manifests, and a
+    cleaned ``.npz``'s ``{split}_ids``; for in-memory arrays without ids it is the position, which
+    names other images in another set. Of a task's
     annotations the latest submitted one (``updated_at`` / ``created_at``, then list order) counts —
     one marked ground truth before the others —: a class choice → relabel decision, ``review:
     unsure`` → ``unsure`` (with a class ticked too: ``unsure``), ``review: exclude`` → ``exclude``
@@ -156,6 +189,8 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
         counts (naming the task and its sample; in an annotation a later one replaced, it counts as
         a disagreement, JSON or JSON-MIN alike).
     """
+    if by not in MATCH_BY:
+        raise ValueError(f"by must be one of {', '.join(MATCH_BY)}, got {by!r}")
     run = open_run(run_dir)
     classes = set(run.classes)
     ext_ids = [str(e) for e in run.column("external_id")]
@@ -175,7 +210,7 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             raise ValueError(f"{export_json}: task {tid}: not a JSON object")
         full = "data" in task or "annotations" in task or "completions" in task
         data = task.get("data", {}) if full else task
-        sid, other = _sample_of(run, data, f"{export_json}: task {tid}", by_ext, ext_ids)
+        sid, other = _sample_of(run, data, f"{export_json}: task {tid}", by_ext, ext_ids, by)
         if other:
             renumbered.append(sid)
         where = f"{export_json}: task {tid} (sample {sid}, external_id {ext_ids[sid]!r})"
@@ -221,16 +256,14 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
     rows.sort(key=lambda r: (first[r["sample_id"]], r["decided_at"] or ""))
     say = warn or warn_caller
     _tell(say, export_json, empty=empty, several=several, drafts=drafts, minimal=minimal)
-    if renumbered:
-        say(f"{export_json}: {len(set(renumbered))} task{'s' if len(set(renumbered)) != 1 else ''} matched by "
-            f"external_id, not by labeltrace_id, which numbers another scan's samples there (a task file "
-            f"exported from an earlier scan of these images): imported onto {samples_named(renumbered)}, the "
-            "images the tasks name")  # fmt: skip
     store = run_store(run)
     was = run_verdicts(run)
     before = was.resolution.disputed.copy()
     said = {r["sample_id"]: (r["kind"], r["decision"]) for r in rows}  # the file's decision of each sample
     rows, named = _newer(store, rows, say, export_json, truth)
+    if info is not None and (moved := sorted({r["sample_id"] for r in rows} & set(renumbered))):
+        info(f"{export_json}: matched by external_id, {len(moved)} sample{'s' if len(moved) != 1 else ''} whose "
+             f"task numbered another (the earlier scan's labeltrace_id): {samples_named(moved)}")  # fmt: skip
     n = store.add_many(rows, source=LS_REVIEWER)
     current = {i: (d.kind, d.decision) for i, d in store.current(reviewer=LS_REVIEWER).items() if i in said}
     kept = [i for i, dec in said.items() if current.get(i) != dec]  # a decision stored before stays current

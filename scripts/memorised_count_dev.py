@@ -64,6 +64,8 @@ def _records(path: Path) -> list[dict]:
 
 
 def dump(a: argparse.Namespace, path: Path) -> None:
+    if path.suffix == ".gz":  # appended to as text, a compressed dump would be damaged
+        raise SystemExit(f"--dump {path}: write a plain .jsonl (gzip it for the commit), not the .gz itself")
     done = set()
     if path.is_file():
         done = {(d["cell"], d["seed"]) for d in _records(path)}

@@ -118,6 +118,6 @@ def _warn_if_swapped(spec: str, clean: np.ndarray, given: np.ndarray, num_classe
         name = (lambda k: repr(str(classes[k]))) if classes is not None else str  # noqa: E731
         shown = [f"class {name(k)}: {m[k, rival[k]]} labelled {name(rival[k])}, {m[k, k]} kept" for k in bad]
         warn_caller(f"--noise {spec}: in {len(bad)} of {num_classes} classes more images carry one wrong label "
-                      f"than their own ({listing(shown, 5)}): there the given labels are swapped rather than "
-                      "noisy, and no detector can tell the wrong ones apart (a lower rate keeps each class's own "
-                      "label the most common)", DataWarning)  # fmt: skip
+                    f"than their own ({listing(shown, 5)}): there the given labels are swapped rather than "
+                    "noisy, and no detector can tell the wrong ones apart (a lower rate keeps each class's own "
+                    "label the most common)", DataWarning)  # fmt: skip

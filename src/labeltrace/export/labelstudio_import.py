@@ -210,8 +210,8 @@ def import_labelstudio(run_dir: str | os.PathLike[str], export_json: str | os.Pa
             raise ValueError(f"{export_json}: task {tid}: not a JSON object")
         full = "data" in task or "annotations" in task or "completions" in task
         data = task.get("data", {}) if full else task
-        sid, other = _sample_of(run, data, f"{export_json}: task {tid}", by_ext, ext_ids, by)
-        if other:
+        sid, numbered_otherwise = _sample_of(run, data, f"{export_json}: task {tid}", by_ext, ext_ids, by)
+        if numbered_otherwise:
             renumbered.append(sid)
         where = f"{export_json}: task {tid} (sample {sid}, external_id {ext_ids[sid]!r})"
         if full:

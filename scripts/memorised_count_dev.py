@@ -112,11 +112,12 @@ def _head(d: dict) -> bool:
 
 def report(path: Path) -> None:
     recs = _records(path)
-    print(HEAD)
+    md = path.name.removesuffix(".gz").removesuffix(".jsonl") + ".md"
+    print(HEAD.replace("dev-memorised-count.jsonl.gz", path.name).replace("dev-memorised-count.md", md))
     print("| cell | seed | N | true | kept | " + " | ".join(RULES) + " |")
     print("|---|---|---|---|---|" + "---|" * len(RULES))
     f1s: dict[str, list[float]] = {k: [] for k in RULES}
-    clean: dict[str, list[float]] = {k: [] for k in RULES}
+    clean: dict[str, list[float]] = {k: [] for k in RULES}  # the share each rule flags of a clean cell
     for d in recs:
         cells = []
         for name, rule in RULES.items():
@@ -131,14 +132,15 @@ def report(path: Path) -> None:
     half = 1.96 * diffs.std(ddof=1) / np.sqrt(len(diffs))
     clean_was = [d["g"] / d["N"] for d in changed if not d["true"]]
     clean_now = [rule(d) / d["N"] for d in changed if not d["true"]]
+    clean_text = (f"{len(clean_now)} clean, {100 * np.mean(clean_was):.1f} % flagged → "
+                  f"{100 * np.mean(clean_now):.1f} %" if clean_now else "no clean cell")  # fmt: skip
     print(f"\nThe cells the chosen rule (head, K>2) changes: {len(diffs)} noisy, F1 {diffs.mean():+.4f} "
           f"[{diffs.mean() - half:+.4f}, {diffs.mean() + half:+.4f}] (paired, 95 % normal interval over cells and "
-          f"seeds), smallest {diffs.min():+.4f}; {len(clean_now)} clean, {100 * np.mean(clean_was):.1f} % flagged "
-          f"→ {100 * np.mean(clean_now):.1f} %.")
+          f"seeds), smallest {diffs.min():+.4f}; {clean_text}.")
     print("\n| rule | mean F1, noisy cells | mean share flagged, clean cells |\n|---|---|---|")
     for name in RULES:
-        print(f"| {name} | {np.mean(f1s[name]):.4f} (n={len(f1s[name])}) | "
-              f"{100 * np.mean(clean[name]):.2f} % (n={len(clean[name])}) |")  # fmt: skip
+        shown = f"{100 * np.mean(clean[name]):.2f} % (n={len(clean[name])})" if clean[name] else "–"
+        print(f"| {name} | {np.mean(f1s[name]):.4f} (n={len(f1s[name])}) | {shown} |")
 
 
 if __name__ == "__main__":

@@ -356,3 +356,33 @@ def test_a_training_stopped_mid_epoch_says_what_its_last_epoch_holds(tmp_path):
         warnings.simplefilter("error")
         trainer(tmp_path / "whole", whole, Tiny(), max_steps=8).train()  # two whole epochs
     assert whole.num_epochs == 2
+
+
+class Overflowing(Tiny):
+    """The second training forward's logits hold an Inf in one row (a half-precision overflow)."""
+
+    def forward(self, x, labels=None):
+        out = super().forward(x, labels)
+        if self.training and len(self.trace) == 2:
+            z = out["logits"].detach().clone()
+            z[0, 0] = float("inf")
+            out = {**out, "logits": z}
+        return out
+
+
+def test_a_row_of_inf_logits_is_left_out_with_a_warning_not_the_end_of_the_training(tmp_path):
+    """One Inf logit raised inside compute_loss and ended trainer.train(); by default the row is left
+    out of the epoch with a warning, and nonfinite="raise" keeps the old stop."""
+    rec = Recorder(N, K)
+    with pytest.warns(UserWarning, match=r"NaN or Inf logits for sample ids \[\d+\]: left out of epoch 1"):
+        trainer(tmp_path, rec, model=Overflowing(), save_steps=1000).train()
+    assert rec.num_epochs == 4 and rec.nonfinite_skipped == 1 and sorted(set(rec.dynamics().n_seen)) == [3, 4]
+    args = transformers.TrainingArguments(output_dir=str(tmp_path / "b"), num_train_epochs=1, per_device_train_batch_size=6,
+                                          save_strategy="no", logging_strategy="no", report_to="none",
+                                          disable_tqdm=True, use_cpu=True)  # fmt: skip
+    with pytest.raises(ValueError, match="nonfinite must be 'skip' or 'raise'"):
+        RecordingTrainer(model=Tiny(), args=args, train_dataset=dataset()[0], recorder=Recorder(N, K), nonfinite="drop")
+    rt = RecordingTrainer(model=Overflowing(), args=args, train_dataset=dataset()[0], recorder=Recorder(N, K),
+                          nonfinite="raise")  # fmt: skip
+    with pytest.raises(ValueError, match=r"NaN or Inf logits"):
+        rt.train()

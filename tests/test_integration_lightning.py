@@ -345,3 +345,35 @@ def test_a_resumed_epoch_whose_loader_leaves_samples_out_but_repeats_none_says_n
         warnings.simplefilter("always")
         cb._close(finished=True)
     assert not seen and cb.recorder.num_epochs == 1
+
+
+class Overflowing(Tiny):
+    """One training step's logits hold an Inf in one row (a half-precision overflow); the loss is finite."""
+
+    def training_step(self, batch, batch_idx):
+        out = super().training_step(batch, batch_idx)
+        if self.current_epoch == 1 and batch_idx == 0:
+            z = out["logits"].detach().clone()
+            z[0, 0] = float("inf")
+            out = {**out, "logits": z}
+        return out
+
+
+def test_a_row_of_inf_logits_is_left_out_with_a_warning_not_the_end_of_the_training(tmp_path):
+    """One Inf logit (a float16 overflow) raised inside the callback and ended trainer.fit; by default
+    the row is left out of the epoch, and the warning names its sample; nonfinite="raise" stops."""
+    cb = RecorderCallback(N, K)
+    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path, callbacks=[cb])  # fmt: skip
+    with pytest.warns(UserWarning, match=r"NaN or Inf logits for sample ids \[0\]: left out of epoch 2"):
+        trainer.fit(Overflowing(), loader())
+    dyn = cb.recorder.dynamics()
+    assert dyn.num_epochs == 3 and cb.recorder.nonfinite_skipped == 1
+    assert dyn.n_seen.tolist() == [2] + [3] * (N - 1)  # sample 0 misses epoch 2 alone
+    with pytest.raises(ValueError, match="nonfinite must be 'skip' or 'raise'"):
+        RecorderCallback(N, K, nonfinite="ignore")
+    cb = RecorderCallback(N, K, nonfinite="raise")
+    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path / "b", callbacks=[cb])  # fmt: skip
+    with pytest.raises(ValueError, match=r"NaN or Inf logits for sample ids \[0\]"):
+        trainer.fit(Overflowing(), loader())

@@ -130,9 +130,9 @@ class DistributedRecorder:
         if self.rank != 0:
             raise RuntimeError(f"{what} lives on rank 0 only (this is rank {self.rank})")
 
-    def update(self, ids: Any, logits: Any, labels: Any) -> None:
+    def update(self, ids: Any, logits: Any, labels: Any, *, nonfinite: str = "raise") -> None:
         """Record one batch of this rank's shard (see :meth:`Recorder.update`); no communication."""
-        self._rec.update(ids, logits, labels)
+        self._rec.update(ids, logits, labels, nonfinite=nonfinite)
 
     def end_epoch(self) -> None:
         """Collective: gather every rank's updates of this epoch, close the epoch on rank 0.

@@ -122,6 +122,10 @@ class RecordingTrainer(Trainer):
         The training dataset's column of sample ids in ``[0, num_samples)``.
     label_column:
         The batch key holding the labels trained on (the default collator names it ``labels``).
+    nonfinite:
+        ``"skip"`` (default): a batch row of NaN or infinite logits (a half-precision overflow) is
+        left out of the recording with a warning, and the training goes on; ``"raise"``: it stops
+        the training (:meth:`~labeltrace.record.Recorder.update`).
     *args, **kwargs:
         Everything else goes to ``transformers.Trainer``.
 
@@ -133,8 +137,11 @@ class RecordingTrainer(Trainer):
     """
 
     def __init__(self, *args: Any, recorder: Any, id_column: str = "sample_id", label_column: str = "labels",
-                 **kwargs: Any) -> None:  # fmt: skip
+                 nonfinite: str = "skip", **kwargs: Any) -> None:  # fmt: skip
+        if nonfinite not in ("skip", "raise"):
+            raise ValueError(f"nonfinite must be 'skip' or 'raise', got {nonfinite!r}")
         super().__init__(*args, **kwargs)
+        self.nonfinite = nonfinite
         self.recorder = recorder
         self.id_column = id_column
         self.label_column = label_column
@@ -211,7 +218,7 @@ class RecordingTrainer(Trainer):
                              f"logits tensor itself; got {type(outputs).__name__}")
         if self.args.world_size > 1:  # each sample's first update of the epoch on this rank (not the padding)
             ids, logits, labels = self._first_updates(ids, logits, labels)
-        self.recorder.update(ids, logits, labels)
+        self.recorder.update(ids, logits, labels, nonfinite=self.nonfinite)
         return (loss, outputs) if return_outputs else loss
 
     def _first_updates(self, ids: Any, logits: Any, labels: Any) -> tuple[Any, Any, Any]:

@@ -93,6 +93,10 @@ class RecorderCallback(pl.Callback):
         state is stored under its name. Keep it when resuming.
     dedupe:
         Under DDP, as for :class:`~labeltrace.integrations.ddp.DistributedRecorder`.
+    nonfinite:
+        ``"skip"`` (default): a batch row of NaN or infinite logits (a half-precision overflow) is
+        left out of the recording with a warning, and the training goes on; ``"raise"``: it stops
+        the training (:meth:`~labeltrace.record.Recorder.update`).
     """
 
     def __init__(
@@ -109,9 +113,13 @@ class RecorderCallback(pl.Callback):
         max_epochs: int | None = None,
         name: str | None = None,
         dedupe: bool = True,
+        nonfinite: str = "skip",
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"name must be a non-empty string, got {name!r}")
+        if nonfinite not in ("skip", "raise"):
+            raise ValueError(f"nonfinite must be 'skip' or 'raise', got {nonfinite!r}")
+        self._nonfinite = nonfinite
         self._name = name
         self._dedupe = bool(dedupe)
         self._settings: dict[str, Any] = {"mode": mode, "keep_probs": keep_probs, "directory": directory,
@@ -214,7 +222,7 @@ class RecorderCallback(pl.Callback):
                 raise ValueError("RecorderCallback needs training_step to return a dict with the batch's logits")
             z = _get(outputs, self._logits, "logits in training_step's output")
             ids, labels = _get(batch, self._ids, "ids of the batch"), _get(batch, self._labels, "labels of the batch")
-            self.recorder.update(ids, z, labels)
+            self.recorder.update(ids, z, labels, nonfinite=self._nonfinite)
         self._pending_epoch = trainer.current_epoch  # also when skipped: every rank closes alike
         if _epoch_batches_done(trainer):
             self._close(finished=True)  # before validation and before this epoch's checkpoints

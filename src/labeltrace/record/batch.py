@@ -47,7 +47,9 @@ def as_index_array(x: Any, name: str, upper: int, ids: np.ndarray | None = None)
     bf16 = is_tensor(x) and str(x.dtype) == "torch.bfloat16"
     a = to_numpy(x, name)
     if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+        hot = (f": one-hot or soft labels over the {upper} classes? pass the class ids, labels.argmax(1)"
+               if name == "labels" and a.ndim == 2 and a.shape[1] == upper else "")  # fmt: skip
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}{hot}")
     kind = a.dtype.kind
     if kind not in "iuf":
         raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
@@ -78,8 +80,9 @@ def as_index_array(x: Any, name: str, upper: int, ids: np.ndarray | None = None)
     return a.astype(np.int64)
 
 
-def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray) -> np.ndarray:
-    """(B, K) float64 logits, finite after conversion; ``ids`` name the bad rows in errors."""
+def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray, *, finite: bool = True) -> np.ndarray:
+    """(B, K) float64 logits, finite after conversion (``finite=False``: rows of NaN or Inf pass,
+    for the caller to leave out); ``ids`` name the bad rows in errors."""
     try:
         a = to_numpy(x, "logits")
     except ValueError as e:
@@ -104,9 +107,9 @@ def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray) -> np.ndarr
     elif kind not in "iuf":
         raise ValueError(f"logits must be numbers, got dtype {a.dtype}")
     z = a.astype(np.float64)
-    finite = np.isfinite(z).all(axis=1)
-    if not finite.all():
-        raise ValueError(f"NaN or Inf logits for {describe_ids(ids[~finite])}")
+    ok = np.isfinite(z).all(axis=1)
+    if finite and not ok.all():
+        raise ValueError(f"NaN or Inf logits for {describe_ids(ids[~ok])}")
     return z
 
 

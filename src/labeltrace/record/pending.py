@@ -39,7 +39,9 @@ def check_labels(known_labels: np.ndarray, ids: np.ndarray, labels: np.ndarray) 
     if changed.any():
         raise ValueError(
             "the given label of a sample changed during recording for sample ids "
-            f"{id_list(ids[changed])}; start a new Recorder when labels change"
+            f"{id_list(ids[changed])}; start a new Recorder when labels change — or the ids are not the samples' "
+            "indices in the dataset (a batch's positions, arange(b * batch_size, ...), under a shuffling loader "
+            "name other samples every epoch): pass each sample's own index with its batch"
         )
     order = np.argsort(ids, kind="stable")
     si, sl = ids[order], labels[order]

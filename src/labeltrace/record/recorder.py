@@ -51,6 +51,7 @@ import numpy as np
 
 from labeltrace._checks import check_int, describe_ids
 from labeltrace._io import reading
+from labeltrace._warn import warn_caller
 from labeltrace.record import state as _state
 from labeltrace.record.batch import FIELDS, FLOAT32_MAX, as_index_array, as_logits, batch_quantities
 from labeltrace.record.dynamics import Dynamics
@@ -149,24 +150,50 @@ class Recorder:
         self._psum = _frozen(np.zeros((N, K) if self.keep_probs else (0, 0)))
         self._row_tokens = np.zeros(0, dtype=np.int64)  # file store: token of each epoch row
         self._check_shards = not local  # once, at the first update (see the class docstring)
+        self._probs_checks = 3  # the first updates look for probabilities passed as logits (a warning, once)
+        #: rows of non-finite logits left out by ``update(..., nonfinite="skip")`` (this process, not saved)
+        self.nonfinite_skipped = 0
 
     # ------------------------------------------------------------------ recording
-    def update(self, ids: Any, logits: Any, labels: Any) -> None:
+    def update(self, ids: Any, logits: Any, labels: Any, *, nonfinite: str = "raise") -> None:
         """Record one batch: ``ids`` (B,), ``logits`` (B, K), ``labels`` (B,) — torch (any device,
         any real dtype), numpy or lists.
 
         Nothing is kept on the autograd graph; B × K numbers come to the host, where the
         quantities are computed in float64. Input that cannot be recorded exactly raises
-        ``ValueError`` (see :mod:`labeltrace.record.batch`).
+        ``ValueError`` (see :mod:`labeltrace.record.batch`). A row of NaN or infinite logits
+        raises too, or with ``nonfinite="skip"`` (the Lightning and Hugging Face callbacks' default:
+        a half-precision overflow must not end the training) is left out of the epoch, with a
+        warning naming its samples (counted in :attr:`nonfinite_skipped`). Logits that are
+        probabilities already (every row in [0, 1], summing to 1: a model ending in softmax) are
+        warned of once: their softmax is squashed towards uniform, so the recorded probabilities are
+        too low (log-probabilities are fine).
         """
+        if nonfinite not in ("raise", "skip"):
+            raise ValueError(f"nonfinite must be 'raise' or 'skip', got {nonfinite!r}")
         ids_np = as_index_array(ids, "ids", self.num_samples)
         B = ids_np.shape[0]
-        z = as_logits(logits, B, self.num_classes, ids_np)
+        z = as_logits(logits, B, self.num_classes, ids_np, finite=nonfinite == "raise")
         lab_np = as_index_array(labels, "labels", self.num_classes, ids=ids_np)
         if lab_np.shape[0] != B:
             raise ValueError(f"labels has {lab_np.shape[0]} entries but ids has {B}")
+        if nonfinite == "skip" and not (ok := np.isfinite(z).all(axis=1)).all():
+            self.nonfinite_skipped += int((~ok).sum())
+            warn_caller(f"NaN or Inf logits for {describe_ids(ids_np[~ok])}: left out of epoch {self.num_epochs + 1} "
+                        f"(counted from 1; {self.nonfinite_skipped:,} rows left out so far)")  # fmt: skip
+            ids_np, z, lab_np = ids_np[ok], z[ok], lab_np[ok]
+            B = ids_np.shape[0]
         if B == 0:
             return
+        if self._probs_checks:
+            self._probs_checks -= 1
+            if (z.min() >= 0 and z.max() <= 1 and np.allclose(z.sum(axis=1), 1, atol=1e-4)
+                    and not ((z == 0) | (z == 1)).all()):  # one-hot rows: test data's, not a softmax's  # fmt: skip
+                self._probs_checks = 0
+                warn_caller("the logits of this batch are probabilities (every row in [0, 1], summing to 1): a model "
+                            "ending in softmax? Their softmax is squashed towards uniform, so every recorded probability "
+                            "is too low (the ranking suffers less); pass the scores before the softmax, or "
+                            "log-probabilities (log_softmax)")  # fmt: skip
         if self._check_shards:
             self._check_shards = False
             warn_if_sharded()
@@ -332,7 +359,10 @@ class Recorder:
         either of its forms (numpy arrays, or ``tensors=True``'s).
 
         A state that points to files adopts them (``base`` resolves a relative directory); an
-        embedded state loads its arrays into memory, or into this recorder's ``directory``.
+        embedded state loads its arrays into memory, or into this recorder's ``directory``. A state
+        saved mid-epoch keeps that epoch's updates pending (:attr:`epoch_in_progress`; the
+        integrations resume into it): a loop that restarts the epoch calls :meth:`clear_pending`
+        first (:meth:`from_state_dict` and :meth:`load` warn of it).
         """
         _state.restore(self, _state.as_arrays(state), base=None if base is None else Path(base))
 
@@ -357,6 +387,7 @@ class Recorder:
         rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
                   local=local)  # fmt: skip
         rec.load_state_dict(state, base=base)
+        rec._warn_if_mid_epoch("the state")
         return rec
 
     @classmethod
@@ -379,10 +410,14 @@ class Recorder:
         rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
                   local=local)  # fmt: skip
         _state.restore(rec, state, base=path.parent, owned=True)  # embedded rows: used, not copied
-        if rec.epoch_in_progress:
-            warnings.warn(f"{path} was saved mid-epoch, with {int(np.count_nonzero(rec._cnt)):,} samples' updates of epoch "
-                          f"{rec.num_epochs + 1} (counted from 1) pending: they are averaged with this epoch's next ones. A loop that "
-                          "restarts the epoch (from a model checkpoint taken at its start) records them twice: call "
-                          "rec.clear_pending() first", UserWarning, stacklevel=2)  # fmt: skip
+        rec._warn_if_mid_epoch(str(path))
         return rec
+
+    def _warn_if_mid_epoch(self, what: str) -> None:
+        """The warning of a state restored mid-epoch (:meth:`load`, :meth:`load_state_dict`)."""
+        if self.epoch_in_progress:
+            warn_caller(f"{what} was saved mid-epoch, with {int(np.count_nonzero(self._cnt)):,} samples' updates of "
+                        f"epoch {self.num_epochs + 1} (counted from 1) pending: they are averaged with this epoch's next "
+                        "ones. A loop that restarts the epoch (from a model checkpoint taken at its start) records "
+                        "them twice: call rec.clear_pending() first")  # fmt: skip
 

@@ -84,3 +84,23 @@ def test_a_mid_epoch_state_from_a_torch_checkpoint_is_warned_of() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Recorder.from_state_dict(rec.state_dict(tensors=True))  # between epochs: nothing to say
+
+
+def test_a_torch_checkpoint_state_reads_its_files_after_their_folder_moved(tmp_path) -> None:
+    """state_dict() keeps the dynamics folder's absolute path; after the project moved, the state could
+    not be read back (base= did not help) and the error offered no way out."""
+    import shutil
+
+    ids, z, y = _batch(5)
+    rec = Recorder(N, K, directory=tmp_path / "old" / "dyn")
+    for _ in range(2):
+        rec.update(ids, z, y)
+        rec.end_epoch()
+    state = rec.state_dict(tensors=True)
+    want = rec.dynamics().epochs("p_given").copy()
+    shutil.move(tmp_path / "old", tmp_path / "new")
+    with pytest.raises(ValueError, match=r"old/dyn, which is not a folder \(moved since.*pass directory="):
+        Recorder.from_state_dict(state)
+    back = Recorder.from_state_dict(state, directory=tmp_path / "new" / "dyn")
+    np.testing.assert_array_equal(back.dynamics().epochs("p_given"), want)
+    assert back.directory == tmp_path / "new" / "dyn"

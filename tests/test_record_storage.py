@@ -203,7 +203,10 @@ def test_truncated_or_missing_files_are_refused(tmp_path):
         fh.truncate(8 * 4)
     with pytest.raises(ValueError, match=r"loss\.f32 is missing or truncated"):
         Recorder.load(ck)
-    shutil.rmtree(tmp_path / "dyn")
+    shutil.rmtree(tmp_path / "dyn")  # the folder gone: named, with the way to point at it elsewhere
+    with pytest.raises(ValueError, match=r"dyn, which is not a folder .*pass directory="):
+        Recorder.load(ck)
+    (tmp_path / "dyn").mkdir()  # a folder without the store
     with pytest.raises(ValueError, match="no readable dynamics store"):
         Recorder.load(ck)
 

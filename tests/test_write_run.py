@@ -130,7 +130,8 @@ def test_a_dataset_in_another_order_is_refused_by_sample(tmp_path: Path) -> None
     four = Recorder(N, K + 1)
     four.update(np.arange(N), np.zeros((N, K + 1)), given)
     four.end_epoch()
-    with pytest.raises(ValueError, match="4 classes \\(one more: a model with an auxiliary class"):
+    with pytest.raises(ValueError, match="4 classes \\(one more: a model with an auxiliary class.*or a class the "
+                                         "dataset's labels never name.*give it all 4, in the logits' order"):
         write_run(_dataset(images, given), four, tmp_path / "run", log=lambda s: None)
     with pytest.raises(TypeError, match="recorder must be a labeltrace Recorder"):
         write_run(_dataset(images, given), rec.dynamics(), tmp_path / "run", log=lambda s: None)

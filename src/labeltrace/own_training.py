@@ -344,11 +344,14 @@ def _check_same_samples(ds: ImageDataset, dyn: Dynamics) -> None:
                          "Recorder(num_samples=len(dataset)), each sample under its position in the dataset"
                          + hint)  # fmt: skip
     if dyn.num_classes != k:
-        extra = (" (one more: a model with an auxiliary class; write_run reads plain trainings)"
-                 if dyn.num_classes == k + 1 else "")
+        extra = (" (one more: a model with an auxiliary class, which write_run does not read; or a class the "
+                 "dataset's labels never name)" if dyn.num_classes == k + 1 else "")
+        fewer = (f"; a dataset that lists only the classes its labels name has fewer than the model: give it "
+                 f"all {dyn.num_classes}, in the logits' order (from_arrays(..., classes=[...]), a manifest's "
+                 "class list)" if dyn.num_classes > k else "")  # fmt: skip
         raise ValueError(f"the recorder holds {dyn.num_classes} classes{extra}, the dataset {k} "
                          f"({listing(ds.classes)}): record with Recorder(num_classes=len(dataset.classes)), the "
-                         "logits in the dataset's class order")  # fmt: skip
+                         f"logits in the dataset's class order{fewer}")  # fmt: skip
     rec_labels = np.asarray(dyn.labels)
     bad = np.flatnonzero((rec_labels >= 0) & (rec_labels != ds.labels))
     if bad.size:

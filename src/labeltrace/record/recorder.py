@@ -354,17 +354,21 @@ class Recorder:
 
         return {k: str(v) if k == "meta" else torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
-    def load_state_dict(self, state: dict[str, Any], *, base: str | os.PathLike[str] | None = None) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, base: str | os.PathLike[str] | None = None,
+                        directory: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
         """Restore from :meth:`state_dict` (shapes and settings must match this recorder), in
         either of its forms (numpy arrays, or ``tensors=True``'s).
 
         A state that points to files adopts them (``base`` resolves a relative directory); an
-        embedded state loads its arrays into memory, or into this recorder's ``directory``. A state
+        embedded state loads its arrays into memory, or into this recorder's ``directory``;
+        ``directory=`` names the files' folder where the state names another (a torch checkpoint
+        keeps the absolute path of a folder moved since). A state
         saved mid-epoch keeps that epoch's updates pending (:attr:`epoch_in_progress`; the
         integrations resume into it): a loop that restarts the epoch calls :meth:`clear_pending`
         first (:meth:`from_state_dict` and :meth:`load` warn of it).
         """
-        _state.restore(self, _state.as_arrays(state), base=None if base is None else Path(base))
+        _state.restore(self, _state.as_arrays(state), base=None if base is None else Path(base),
+                       files_at=None if directory is None else Path(directory))
 
     def save(self, path: str | os.PathLike[str], *, embed: bool | None = None) -> Path:
         """Write the state to ``path`` (``.npz``, no pickle) atomically; returns the path.
@@ -379,19 +383,21 @@ class Recorder:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], *, base: str | os.PathLike[str] | None = None,
-                        local: bool = False) -> Recorder:  # fmt: skip
+                        local: bool = False, directory: str | os.PathLike[str] | None = None) -> Recorder:  # fmt: skip
         """A recorder rebuilt from :meth:`state_dict` (settings taken from the state; ``local``
-        as the constructor's, which the state does not keep)."""
+        as the constructor's, which the state does not keep; ``base`` and ``directory`` as
+        :meth:`load_state_dict`'s)."""
         state = _state.as_arrays(state)
         meta = _state.read_meta(state)
         rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
                   local=local)  # fmt: skip
-        rec.load_state_dict(state, base=base)
+        rec.load_state_dict(state, base=base, directory=directory)
         rec._warn_if_mid_epoch("the state")
         return rec
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, local: bool = False, mmap: bool = False) -> Recorder:
+    def load(cls, path: str | os.PathLike[str], *, local: bool = False, mmap: bool = False,
+             directory: str | os.PathLike[str] | None = None) -> Recorder:  # fmt: skip
         """Load a recorder written by :meth:`save` (``allow_pickle=False``), by the path given to
         it or the one it returned; ``local`` as the constructor's (the file does not keep it).
 
@@ -399,7 +405,8 @@ class Recorder:
         file, read-only memory maps read as they are used (for reading a finished recording: a run
         directory's ``score``, ``queue``, report and review server; N × K × kept epochs of float32
         otherwise held in memory). The file must then not be rewritten in place while in use
-        (:meth:`save` replaces it, which leaves the maps on the old file).
+        (:meth:`save` replaces it, which leaves the maps on the old file). ``directory``: the
+        dynamics files' folder, where it is no longer where the file says (relative to the file).
         """
         path = Path(path)
         if not path.exists() and _state.npz_path(path).exists():
@@ -409,7 +416,8 @@ class Recorder:
         meta = _state.read_meta(state)
         rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
                   local=local)  # fmt: skip
-        _state.restore(rec, state, base=path.parent, owned=True)  # embedded rows: used, not copied
+        _state.restore(rec, state, base=path.parent, owned=True,  # embedded rows: used, not copied
+                       files_at=None if directory is None else Path(directory))
         rec._warn_if_mid_epoch(str(path))
         return rec
 

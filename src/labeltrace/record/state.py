@@ -198,9 +198,11 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def restore(rec: Recorder, state: dict[str, Any], *, base: Path | None, owned: bool = False) -> None:
+def restore(rec: Recorder, state: dict[str, Any], *, base: Path | None, owned: bool = False,
+            files_at: Path | None = None) -> None:  # fmt: skip
     """Load ``state`` into ``rec`` (see :meth:`Recorder.load_state_dict`); ``owned``: the state's
-    arrays are nobody else's, so embedded rows are used as they are (no copy)."""
+    arrays are nobody else's, so embedded rows are used as they are (no copy); ``files_at``: the
+    dynamics files' folder, instead of the one the state names (moved since)."""
     meta = read_meta(state)
     mine = (rec.num_samples, rec.num_classes, rec.mode, rec.keep_probs)
     theirs = (meta["num_samples"], meta["num_classes"], meta["mode"], meta["keep_probs"])
@@ -260,9 +262,14 @@ def restore(rec: Recorder, state: dict[str, Any], *, base: Path | None, owned: b
                 store._values[f][:T] = rows[f]
             store._seen[:T] = seen_rows
     elif rec.mode == "full" and storage["kind"] == "files":
-        directory = Path(storage["directory"])
-        if not directory.is_absolute() and base is not None:
+        directory = Path(storage["directory"]) if files_at is None else files_at
+        if not directory.is_absolute() and base is not None and files_at is None:
             directory = base / directory
+        if T and not directory.is_dir():
+            raise ValueError(f"the recorder state's dynamics files are in {directory}, which is not a folder "
+                             + ("" if files_at is not None else "(moved since the state was taken?)")
+                             + ": pass directory= the folder that holds them now "
+                             "(Recorder.from_state_dict(state, directory=...), Recorder.load(path, directory=...))")  # fmt: skip
         if storage.get("store_id") is not None:
             tokens = _array(state, "row_tokens", (T,), np.int64)
             store = FileStore.open(directory, FIELDS, N, storage["store_id"], T)

@@ -15,7 +15,18 @@ problem — never another exception type, never a silently altered value:
   (exact for every accepted dtype except integers beyond 2**53) and must be finite *after* that
   conversion.
 
-The recorded quantities are computed in float64 from the row-max-shifted logits, so any finite
+The recorded quantities, per sample and epoch, from the softmax p of the logits:
+
+* ``entropy``        Shannon entropy H(p) in nats;
+* ``signed_entropy`` +H(p) if the given label's logit is >= every other (margin >= 0, as the SEI
+                     paper's code: an exact tie agrees), else −H(p);
+* ``correct``        1.0 if the given label's logit is >= every other (argmax, an exact tie counted as
+                     agreement, as for the sign above) else 0.0;
+* ``margin``         given-label logit minus the largest other logit (AUM's margin);
+* ``p_given``        softmax probability of the given label;
+* ``loss``           cross-entropy −log p_given.
+
+They are computed in float64 from the row-max-shifted logits, so any finite
 logits give finite values: entropy, p_given and correct are exact to float64 rounding;
 ``margin`` and ``loss`` can exceed the float32 range of the stored per-epoch arrays (logits
 near ±3.4e38, or float64 logits beyond it) and are saturated at ±``FLOAT32_MAX``.
@@ -111,6 +122,21 @@ def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray, *, finite: 
     if finite and not ok.all():
         raise ValueError(f"NaN or Inf logits for {describe_ids(ids[~ok])}")
     return z
+
+
+#: the warning of :func:`looks_like_probabilities` (once per recorder)
+PROBABILITIES_AS_LOGITS = (
+    "the logits of this batch are probabilities (every row in [0, 1], summing to 1): a model ending in softmax? "
+    "Their softmax is squashed towards uniform, so every recorded probability is too low (the ranking suffers "
+    "less); pass the scores before the softmax, or log-probabilities (log_softmax)"
+)
+
+
+def looks_like_probabilities(z: np.ndarray) -> bool:
+    """Whether the (B, K) logits ``z`` are probabilities: every row in [0, 1] and summing to 1, not
+    all one-hot (a softmax is never exactly 0 and 1 everywhere; test data's one-hot logits are)."""
+    return bool(z.size and z.min() >= 0 and z.max() <= 1 and np.allclose(z.sum(axis=1), 1, atol=1e-4)
+                and not ((z == 0) | (z == 1)).all())  # fmt: skip
 
 
 def _outputs_hint(x: Any) -> str:

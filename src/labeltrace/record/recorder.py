@@ -11,20 +11,9 @@ already computes and the labels it trains on; nothing else in the loop changes::
         rec.end_epoch()
     dyn = rec.dynamics()
 
-Per sample and epoch it keeps, from the softmax of the logits (computed in float64 from the
-row-max-shifted logits, so any finite logits give finite values):
-
-* ``entropy``        Shannon entropy H(p) in nats;
-* ``signed_entropy`` +H(p) if the given label's logit is >= every other (margin >= 0, as the SEI
-                     paper's code: an exact tie agrees), else −H(p);
-* ``correct``        1.0 if the given label's logit is >= every other (argmax, an exact tie counted as
-                     agreement, as for the sign above) else 0.0;
-* ``margin``         given-label logit minus the largest other logit (AUM's margin);
-* ``p_given``        softmax probability of the given label;
-* ``loss``           cross-entropy −log p_given.
-
-Values are stored as float32; ``margin`` and ``loss`` beyond the float32 range (logits near
-±3.4e38, or float64 logits beyond it) are saturated at ±3.4028235e38.
+Per sample and epoch it keeps, from the softmax of the logits, the quantities of
+:mod:`labeltrace.record.batch` (entropy, signed entropy, correct, margin, p_given, loss), stored as
+float32.
 
 A sample seen more than once in an epoch gets the mean of its updates (so ``correct`` can be
 fractional); a sample not seen in an epoch is *missing* for that epoch and excluded from every
@@ -52,6 +41,7 @@ import numpy as np
 from labeltrace._checks import check_int, describe_ids
 from labeltrace._io import reading
 from labeltrace._warn import warn_caller
+from labeltrace.record import batch as _batch
 from labeltrace.record import state as _state
 from labeltrace.record.batch import FIELDS, FLOAT32_MAX, as_index_array, as_logits, batch_quantities
 from labeltrace.record.dynamics import Dynamics
@@ -185,15 +175,11 @@ class Recorder:
             B = ids_np.shape[0]
         if B == 0:
             return
-        if self._probs_checks:
+        if self._probs_checks:  # the first few updates: probabilities passed as logits, said once
             self._probs_checks -= 1
-            if (z.min() >= 0 and z.max() <= 1 and np.allclose(z.sum(axis=1), 1, atol=1e-4)
-                    and not ((z == 0) | (z == 1)).all()):  # one-hot rows: test data's, not a softmax's  # fmt: skip
+            if _batch.looks_like_probabilities(z):
                 self._probs_checks = 0
-                warn_caller("the logits of this batch are probabilities (every row in [0, 1], summing to 1): a model "
-                            "ending in softmax? Their softmax is squashed towards uniform, so every recorded probability "
-                            "is too low (the ranking suffers less); pass the scores before the softmax, or "
-                            "log-probabilities (log_softmax)")  # fmt: skip
+                warn_caller(_batch.PROBABILITIES_AS_LOGITS)
         if self._check_shards:
             self._check_shards = False
             warn_if_sharded()
@@ -392,7 +378,7 @@ class Recorder:
         rec = cls(meta["num_samples"], meta["num_classes"], mode=meta["mode"], keep_probs=meta["keep_probs"],
                   local=local)  # fmt: skip
         rec.load_state_dict(state, base=base, directory=directory)
-        rec._warn_if_mid_epoch("the state")
+        _state.warn_if_mid_epoch(rec, "the state")
         return rec
 
     @classmethod
@@ -418,14 +404,6 @@ class Recorder:
                   local=local)  # fmt: skip
         _state.restore(rec, state, base=path.parent, owned=True,  # embedded rows: used, not copied
                        files_at=None if directory is None else Path(directory))
-        rec._warn_if_mid_epoch(str(path))
+        _state.warn_if_mid_epoch(rec, str(path))
         return rec
-
-    def _warn_if_mid_epoch(self, what: str) -> None:
-        """The warning of a state restored mid-epoch (:meth:`load`, :meth:`load_state_dict`)."""
-        if self.epoch_in_progress:
-            warn_caller(f"{what} was saved mid-epoch, with {int(np.count_nonzero(self._cnt)):,} samples' updates of "
-                        f"epoch {self.num_epochs + 1} (counted from 1) pending: they are averaged with this epoch's next "
-                        "ones. A loop that restarts the epoch (from a model checkpoint taken at its start) records "
-                        "them twice: call rec.clear_pending() first")  # fmt: skip
 

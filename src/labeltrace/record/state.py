@@ -308,3 +308,14 @@ def as_arrays(state: dict[str, Any]) -> dict[str, Any]:
             v = v.detach().cpu().numpy()
         out[k] = v
     return out
+
+
+def warn_if_mid_epoch(rec: Recorder, what: str) -> None:
+    """The warning of a state restored mid-epoch (:meth:`Recorder.load`, :meth:`Recorder.from_state_dict`)."""
+    if rec.epoch_in_progress:
+        from labeltrace._warn import warn_caller
+
+        warn_caller(f"{what} was saved mid-epoch, with {int(np.count_nonzero(rec._cnt)):,} samples' updates of "
+                    f"epoch {rec.num_epochs + 1} (counted from 1) pending: they are averaged with this epoch's next "
+                    "ones. A loop that restarts the epoch (from a model checkpoint taken at its start) records "
+                    "them twice: call rec.clear_pending() first")  # fmt: skip

@@ -386,3 +386,30 @@ def test_a_row_of_inf_logits_is_left_out_with_a_warning_not_the_end_of_the_train
                           nonfinite="raise")  # fmt: skip
     with pytest.raises(ValueError, match=r"NaN or Inf logits"):
         rt.train()
+
+
+class SoftTargets(Tiny):
+    """Trains on one-hot float labels (cross_entropy takes class probabilities too)."""
+
+    def forward(self, x, labels=None):
+        logits = self.net(x)
+        return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
+def test_a_one_hot_label_column_is_recorded_as_class_ids_through_record_labels(tmp_path):
+    """A one-hot labels column was refused at the first step ('labels must be 1-D'), with no way to
+    tell the trainer what to record (Lightning's callback takes a function)."""
+    ds, _, y = dataset()
+    hot = ds.map(lambda r: {"labels": np.eye(K, dtype=np.float32)[int(r["labels"])].tolist()})
+    hot = hot.with_format("torch", columns=["x", "labels", "sample_id"], output_all_columns=True)
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), num_train_epochs=2, per_device_train_batch_size=6,
+                                          save_strategy="no", logging_strategy="no", report_to="none",
+                                          disable_tqdm=True, use_cpu=True, seed=0)  # fmt: skip
+    with pytest.raises(ValueError, match=r"one-hot or soft labels .*argmax"):
+        RecordingTrainer(model=SoftTargets(), args=args, train_dataset=hot, recorder=Recorder(N, K)).train()
+    rec = Recorder(N, K)
+    RecordingTrainer(model=SoftTargets(), args=args, train_dataset=hot, recorder=rec,
+                     record_labels=lambda t: t.argmax(-1)).train()  # fmt: skip
+    assert rec.num_epochs == 2 and rec.labels.tolist() == y.tolist()
+    with pytest.raises(ValueError, match="record_labels must be a function"):
+        RecordingTrainer(model=Tiny(), args=args, train_dataset=hot, recorder=Recorder(N, K), record_labels="argmax")

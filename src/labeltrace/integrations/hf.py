@@ -41,6 +41,7 @@ a sample that two ranks trained on.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,9 @@ class RecordingTrainer(Trainer):
         The training dataset's column of sample ids in ``[0, num_samples)``.
     label_column:
         The batch key holding the labels trained on (the default collator names it ``labels``).
+    record_labels:
+        What the recorder gets of that column, when it is not the class ids: one-hot or soft
+        labels, ``record_labels=lambda y: y.argmax(-1)`` (the model still trains on the column).
     nonfinite:
         ``"skip"`` (default): a batch row of NaN or infinite logits (a half-precision overflow) is
         left out of the recording with a warning, and the training goes on; ``"raise"``: it stops
@@ -137,9 +141,13 @@ class RecordingTrainer(Trainer):
     """
 
     def __init__(self, *args: Any, recorder: Any, id_column: str = "sample_id", label_column: str = "labels",
-                 nonfinite: str = "skip", **kwargs: Any) -> None:  # fmt: skip
+                 record_labels: Callable[[Any], Any] | None = None, nonfinite: str = "skip",
+                 **kwargs: Any) -> None:  # fmt: skip
         if nonfinite not in ("skip", "raise"):
             raise ValueError(f"nonfinite must be 'skip' or 'raise', got {nonfinite!r}")
+        if record_labels is not None and not callable(record_labels):
+            raise ValueError(f"record_labels must be a function of the label column, got {record_labels!r}")
+        self.record_labels = record_labels
         super().__init__(*args, **kwargs)
         self.nonfinite = nonfinite
         self.recorder = recorder
@@ -202,6 +210,7 @@ class RecordingTrainer(Trainer):
         if self.label_column not in inputs:
             raise ValueError(f"the training batch has no {self.label_column!r} (labels) column; pass label_column=")
         labels = inputs[self.label_column]
+        recorded = labels if self.record_labels is None else self.record_labels(labels)
         # the Trainer takes "labels" out of the inputs under label smoothing or a compute_loss_func:
         # the model then returns (logits, ...), not (loss, logits, ...)
         popped = (self.label_smoother is not None or self.compute_loss_func is not None) and "labels" in inputs
@@ -217,8 +226,8 @@ class RecordingTrainer(Trainer):
                              "logits, ...), or with label smoothing or a compute_loss_func (logits, ...) or the "
                              f"logits tensor itself; got {type(outputs).__name__}")
         if self.args.world_size > 1:  # each sample's first update of the epoch on this rank (not the padding)
-            ids, logits, labels = self._first_updates(ids, logits, labels)
-        self.recorder.update(ids, logits, labels, nonfinite=self.nonfinite)
+            ids, logits, recorded = self._first_updates(ids, logits, recorded)
+        self.recorder.update(ids, logits, recorded, nonfinite=self.nonfinite)
         return (loss, outputs) if return_outputs else loss
 
     def _first_updates(self, ids: Any, logits: Any, labels: Any) -> tuple[Any, Any, Any]:

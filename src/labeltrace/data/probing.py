@@ -103,7 +103,7 @@ def mixed_depths(probed: Sequence[Probed], sources: Sequence[str],
     file: the model answered the common class for every image, and flagged every 16-bit image of
     the other). A set of dim 16-bit files alone is read alike: warned of only when it is as dim as
     12-bit data (a pretrained backbone sees it near black)."""
-    ok = [(k, r) for k, r in enumerate(probed) if isinstance(r, Seen)]
+    ok, _ = _read_where(probed, lambda r: True)
     sixteen = [(k, r.peak) for k, r in ok if r.bits == 16]
     if not sixteen:
         return

@@ -108,7 +108,7 @@ def _sample_of(run: Run, data: dict[str, Any], where: str, by_ext: dict[str, int
             raise ValueError(f"{where}: has no external_id, which --by external_id matches tasks by "
                              f"(labeltrace_id {raw!r})")  # fmt: skip
         return at, sid is not None and sid != at
-    if sid is None and raw is None and at is not None:  # no labeltrace_id: the external id names it
+    if raw is None and at is not None:  # no labeltrace_id: the external id names it
         return at, False
     if not valid:
         raise ValueError(f"{where}: no sample matches (labeltrace_id {raw!r}, external_id {ext!r})")

@@ -118,8 +118,7 @@ def as_logits(x: Any, batch: int, num_classes: int, ids: np.ndarray, *, finite: 
     elif kind not in "iuf":
         raise ValueError(f"logits must be numbers, got dtype {a.dtype}")
     z = a.astype(np.float64)
-    ok = np.isfinite(z).all(axis=1)
-    if finite and not ok.all():
+    if finite and not (ok := np.isfinite(z).all(axis=1)).all():
         raise ValueError(f"NaN or Inf logits for {describe_ids(ids[~ok])}")
     return z
 

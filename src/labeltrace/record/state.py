@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from labeltrace._io import atomic_write
+from labeltrace._warn import warn_caller
 from labeltrace.record.batch import FIELDS
 from labeltrace.record.storage import FileStore, MemoryStore
 
@@ -313,8 +314,6 @@ def as_arrays(state: dict[str, Any]) -> dict[str, Any]:
 def warn_if_mid_epoch(rec: Recorder, what: str) -> None:
     """The warning of a state restored mid-epoch (:meth:`Recorder.load`, :meth:`Recorder.from_state_dict`)."""
     if rec.epoch_in_progress:
-        from labeltrace._warn import warn_caller
-
         warn_caller(f"{what} was saved mid-epoch, with {int(np.count_nonzero(rec._cnt)):,} samples' updates of "
                     f"epoch {rec.num_epochs + 1} (counted from 1) pending: they are averaged with this epoch's next "
                     "ones. A loop that restarts the epoch (from a model checkpoint taken at its start) records "

@@ -44,7 +44,7 @@ from labeltrace.relabel.arrays import (
     unpack_update,
 )
 from labeltrace.relabel.consensus import settles
-from labeltrace.relabel.priority import Priority, PriorityFn, resolve
+from labeltrace.relabel.priority import DEFAULT_GAMMA, Priority, PriorityFn, resolve
 from labeltrace.relabel.steps import CampaignLog, Step
 
 __all__ = ["Campaign", "CampaignLog", "Step", "UpdateFn"]
@@ -103,7 +103,7 @@ class Campaign:
         posterior: np.ndarray | None = None,
         sei: np.ndarray | None = None,
         true_dist: np.ndarray | None = None,
-        gamma: float = 0.3,
+        gamma: float = DEFAULT_GAMMA,
         seed: int = 0,
         annotator: Annotator | None = None,
         update_posterior: UpdateFn | None = None,

@@ -29,7 +29,7 @@ from labeltrace.relabel.annotator import SimulatedAnnotator
 from labeltrace.relabel.arrays import check_label_vector, check_posterior
 from labeltrace.relabel.campaign import Campaign
 from labeltrace.relabel.consensus import ConsensusRule
-from labeltrace.relabel.priority import Priority, PriorityFn
+from labeltrace.relabel.priority import DEFAULT_GAMMA, Priority, PriorityFn
 from labeltrace.relabel.result import count_curves
 
 __all__ = ["REPEATS", "Estimate", "preflight"]
@@ -108,7 +108,7 @@ def preflight(
     budget: int,
     priority: str | Priority | PriorityFn = "cross_entropy",
     sei: np.ndarray | None = None,
-    gamma: float = 0.3,
+    gamma: float = DEFAULT_GAMMA,
     rule: ConsensusRule = ConsensusRule(),
     repeats: int = REPEATS,
     seed: int = 0,

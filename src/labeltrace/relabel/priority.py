@@ -135,7 +135,7 @@ def cross_entropy(posterior: np.ndarray, label_counts: np.ndarray) -> np.ndarray
     return -(q * logp).sum(axis=1) / np.log(p.shape[1])
 
 
-def joint(posterior: np.ndarray, label_counts: np.ndarray, *, gamma: float = 0.3) -> np.ndarray:
+def joint(posterior: np.ndarray, label_counts: np.ndarray, *, gamma: float = DEFAULT_GAMMA) -> np.ndarray:
     """Bernhardt et al.'s priority ``CE(q̄, p)/log K − max(H(p)/log K − γ, 0)``: (N,)."""
     return cross_entropy(posterior, label_counts) - ambiguity_penalty(posterior, gamma=gamma)
 
@@ -145,7 +145,7 @@ def sei(sei: np.ndarray) -> np.ndarray:
     return -check_vector(sei, "sei")
 
 
-def sei_joint(sei: np.ndarray, posterior: np.ndarray, *, gamma: float = 0.3) -> np.ndarray:
+def sei_joint(sei: np.ndarray, posterior: np.ndarray, *, gamma: float = DEFAULT_GAMMA) -> np.ndarray:
     """``rank01(−SEI) − max(H(p)/log K − γ, 0)``: SEI combined with the ambiguity penalty, (N,).
 
     ``rank01`` turns ``−SEI`` into average ranks rescaled to ``[0, 1]`` (1 = lowest SEI; a single
@@ -234,7 +234,7 @@ class Priority:
         label_counts: np.ndarray | None = None,
         sei: np.ndarray | None = None,
         true_dist: np.ndarray | None = None,
-        gamma: float = 0.3,
+        gamma: float = DEFAULT_GAMMA,
         seed: int = 0,
     ) -> np.ndarray:
         """(N,) float64 priorities, higher = relabel first."""
@@ -350,7 +350,7 @@ def priority(
     label_counts: np.ndarray | None = None,
     sei: np.ndarray | None = None,
     true_dist: np.ndarray | None = None,
-    gamma: float = 0.3,
+    gamma: float = DEFAULT_GAMMA,
     seed: int = 0,
 ) -> np.ndarray:
     """Compute the relabel priority ``name`` (see :func:`available`): (N,) float64, higher first.

@@ -102,7 +102,8 @@ def load_votes(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
                     f"it does not at rows {id_list(off)}"
                 )
         for name in ("id", "sample_id"):  # the ids 0..N-1 out of order: rows shuffled against the features
-            ids = [row[header.index(name)].strip() for row in rows] if name in header else []
+            at = header.index(name) if name in header else -1
+            ids = [row[at].strip() for row in rows] if at >= 0 else []
             if ids and all(t.isdigit() for t in ids):
                 got = np.array([int(t) for t in ids])
                 off = np.flatnonzero(got != np.arange(len(rows)))
